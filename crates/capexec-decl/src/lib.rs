@@ -1,0 +1,36 @@
+//! The capexec declaration format.
+//!
+//! Data flow: a `.svc` file (plus drop-ins) is read and type-checked by
+//! [`source`] into a [`raw::RawUnit`]; [`validate`] turns that into a
+//! [`spec::ServiceSpec`] with every default resolved. Errors name the file, line,
+//! column and key path ([`error::DeclError`]).
+
+pub mod error;
+pub mod raw;
+pub mod source;
+pub mod spec;
+pub mod syscall_table;
+pub mod syscalls;
+pub mod validate;
+
+pub use error::{DeclError, DeclErrors};
+pub use spec::ServiceSpec;
+pub use validate::Context;
+
+use std::path::PathBuf;
+
+/// Finds (by path or name), reads, merges and validates one unit.
+pub fn load_unit(arg: &str, search: &[PathBuf], ctx: &Context) -> Result<ServiceSpec, DeclErrors> {
+    let path = source::resolve(arg, search)?;
+    let loaded = source::load(&path)?;
+    let mut ctx = ctx.clone();
+    ctx.unit_dir = Some(absolute_dir(&path));
+    let sources = loaded.files.iter().map(|f| f.path.clone()).collect();
+    validate::validate(&loaded.name, &loaded.raw, sources, &ctx)
+        .map_err(|errs| DeclErrors(errs.0.into_iter().map(|e| loaded.locate(e)).collect()))
+}
+
+fn absolute_dir(path: &std::path::Path) -> PathBuf {
+    let abs = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+    abs.parent().map(|p| p.to_path_buf()).unwrap_or_else(|| PathBuf::from("/"))
+}

@@ -1,0 +1,230 @@
+//! The validated declaration: typed, every default resolved, every path absolute
+//! and normalised. Everything downstream (planning, launching, `capexec check`)
+//! works from this and never looks at TOML again.
+
+use serde::Serialize;
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ServiceSpec {
+    pub name: String,
+    pub description: String,
+    /// The unit file followed by its drop-ins, in merge order.
+    pub sources: Vec<PathBuf>,
+    pub exec: ExecSpec,
+    pub filesystem: FsSpec,
+    pub namespaces: NsSpec,
+    /// In fd order: the first is fd 3.
+    pub preopen: Vec<Preopen>,
+    pub landlock: LandlockSpec,
+    pub seccomp: SeccompSpec,
+    /// Capabilities kept after exec (effective, permitted, inheritable, ambient). Empty by default.
+    pub capabilities: Vec<String>,
+    pub rlimits: BTreeMap<String, Rlimit>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ExecSpec {
+    pub argv: Vec<String>,
+    pub user: Identity,
+    pub environment: BTreeMap<String, String>,
+    /// Variables copied from capexec's own environment when set there.
+    pub pass_environment: Vec<String>,
+    pub working_directory: PathBuf,
+}
+
+/// Who the service runs as, seen from the host.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Identity {
+    pub uid: u32,
+    pub gid: u32,
+    /// The passwd name, when there is one (dynamic ids have none).
+    pub user_name: Option<String>,
+    pub how: IdentitySource,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum IdentitySource {
+    /// `user = "name"` or a number in the declaration.
+    Declared,
+    /// A per-unit uid from the dynamic range, derived from the unit name.
+    Dynamic,
+    /// Rootless: the uid that started capexec.
+    Caller,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct FsSpec {
+    /// Whether the system directories (/usr, /etc, ...) are in the view.
+    pub system: bool,
+    /// Sorted so that parents come before children; later entries are mounted on top.
+    pub mounts: Vec<Mount>,
+    pub private_tmp: bool,
+    pub dev: DevMode,
+    pub proc: ProcMode,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Mount {
+    pub path: PathBuf,
+    pub kind: MountKind,
+    /// Declared with a leading `-`: skipped when the path does not exist.
+    pub optional: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum MountKind {
+    /// Bind-mounted read-only, not executable.
+    ReadOnly,
+    /// Bind-mounted read-only and executable.
+    Executable,
+    /// Bind-mounted writable, not executable.
+    ReadWrite,
+    /// A fresh private tmpfs, writable, not executable.
+    Tmpfs,
+    /// Covered by an empty, unreadable file or directory.
+    Inaccessible,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum DevMode {
+    /// tmpfs with null, zero, full, random, urandom, tty, shm, pts-less.
+    Minimal,
+    /// No /dev at all.
+    None,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ProcMode {
+    /// Only the service's own processes: no /proc/sys, kcore, sysrq-trigger, ... (`subset=pid`).
+    PidOnly,
+    /// All of /proc for the service's pid namespace, with /proc/sys read-only and
+    /// the dangerous files (kcore, sysrq-trigger, kmsg, ...) masked.
+    Full,
+    None,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct NsSpec {
+    pub user: bool,
+    pub mount: bool,
+    pub pid: bool,
+    pub net: NetMode,
+    pub ipc: bool,
+    pub uts: bool,
+    pub cgroup: bool,
+    pub hostname: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum NetMode {
+    /// An own network namespace with only a loopback interface.
+    None,
+    Host,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Preopen {
+    /// Reported in LISTEN_FDNAMES.
+    pub name: String,
+    pub kind: PreopenKind,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case", tag = "type")]
+pub enum PreopenKind {
+    Listen {
+        address: ListenAddr,
+        backlog: u32,
+        /// Also announce the fd in this variable as `fd;fd;` (nginx reads `NGINX`).
+        env: Option<String>,
+        /// Permissions of a Unix socket file.
+        socket_mode: Option<u32>,
+    },
+    File {
+        path: PathBuf,
+        mode: FileMode,
+        create: bool,
+    },
+    Directory {
+        path: PathBuf,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case", tag = "family", content = "address")]
+pub enum ListenAddr {
+    Tcp(SocketAddr),
+    Udp(SocketAddr),
+    Unix(PathBuf),
+}
+
+impl std::fmt::Display for ListenAddr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ListenAddr::Tcp(a) => write!(f, "tcp:{a}"),
+            ListenAddr::Udp(a) => write!(f, "udp:{a}"),
+            ListenAddr::Unix(p) => write!(f, "unix:{}", p.display()),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum FileMode {
+    Read,
+    Write,
+    ReadWrite,
+    Append,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LandlockSpec {
+    pub mode: Enforcement,
+    /// TCP ports the service may bind. Empty: none (Landlock handles TCP bind).
+    pub bind_tcp: BTreeSet<u16>,
+    /// TCP ports the service may connect to. Empty: none.
+    pub connect_tcp: BTreeSet<u16>,
+    pub scope_abstract_unix: bool,
+    pub scope_signals: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Enforcement {
+    /// Refuse to start when the kernel cannot enforce every rule.
+    Required,
+    /// Enforce what the kernel can, and say what was left out.
+    BestEffort,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SeccompSpec {
+    /// What the declaration listed (groups and names), for display.
+    pub declared: Vec<String>,
+    /// Every allowed syscall after expanding groups and removing `deny`.
+    pub allowed: BTreeSet<String>,
+    pub action: DenyAction,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case", tag = "action", content = "errno")]
+pub enum DenyAction {
+    Errno(i32),
+    Kill,
+    Log,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Rlimit {
+    /// `None` is RLIM_INFINITY.
+    pub soft: Option<u64>,
+    pub hard: Option<u64>,
+}

@@ -1,0 +1,632 @@
+//! Raw declaration → `ServiceSpec`: resolves every default, checks every value,
+//! and collects all problems (each with its key path) instead of stopping at the first.
+
+use crate::error::{DeclError, DeclErrors};
+use crate::raw::{LimitValue, NameOrId, RawRlimit, RawUnit};
+use crate::spec::*;
+use crate::syscalls;
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::SocketAddr;
+use std::path::{Component, Path, PathBuf};
+
+/// Facts about the caller that change defaults and what is allowed.
+#[derive(Debug, Clone)]
+pub struct Context {
+    /// capexec itself runs without root: only the caller's own uid can be used.
+    pub rootless: bool,
+    pub uid: u32,
+    pub gid: u32,
+    /// Directory of the declaration file, substituted for `${UNIT_DIR}`.
+    pub unit_dir: Option<PathBuf>,
+}
+
+impl Context {
+    pub fn current() -> Context {
+        let uid = nix::unistd::geteuid().as_raw();
+        Context { rootless: uid != 0, uid, gid: nix::unistd::getegid().as_raw(), unit_dir: None }
+    }
+}
+
+/// The system directories put into the view when `filesystem.system = true`.
+/// A leading `-` marks paths that may be missing on some distributions.
+pub const SYSTEM_EXECUTABLE: &[&str] = &["/usr", "-/bin", "-/sbin", "-/lib", "-/lib64", "-/lib32", "-/libx32"];
+pub const SYSTEM_READ_ONLY: &[&str] = &["/etc"];
+/// Masked even inside the read-only /etc: password hashes.
+pub const SYSTEM_INACCESSIBLE: &[&str] = &["-/etc/shadow", "-/etc/gshadow", "-/etc/shadow-", "-/etc/gshadow-"];
+
+/// systemd's range for DynamicUser=, so that ids never clash with regular users.
+pub const DYNAMIC_UID_MIN: u32 = 61184;
+pub const DYNAMIC_UID_MAX: u32 = 65519;
+
+pub const RLIMIT_NAMES: &[&str] = &[
+    "as", "core", "cpu", "data", "fsize", "locks", "memlock", "msgqueue", "nice", "nofile", "nproc",
+    "rss", "rtprio", "rttime", "sigpending", "stack",
+];
+
+pub const CAPABILITIES: &[&str] = &[
+    "CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_DAC_READ_SEARCH", "CAP_FOWNER", "CAP_FSETID", "CAP_KILL",
+    "CAP_SETGID", "CAP_SETUID", "CAP_SETPCAP", "CAP_LINUX_IMMUTABLE", "CAP_NET_BIND_SERVICE",
+    "CAP_NET_BROADCAST", "CAP_NET_ADMIN", "CAP_NET_RAW", "CAP_IPC_LOCK", "CAP_IPC_OWNER",
+    "CAP_SYS_MODULE", "CAP_SYS_RAWIO", "CAP_SYS_CHROOT", "CAP_SYS_PTRACE", "CAP_SYS_PACCT",
+    "CAP_SYS_ADMIN", "CAP_SYS_BOOT", "CAP_SYS_NICE", "CAP_SYS_RESOURCE", "CAP_SYS_TIME",
+    "CAP_SYS_TTY_CONFIG", "CAP_MKNOD", "CAP_LEASE", "CAP_AUDIT_WRITE", "CAP_AUDIT_CONTROL",
+    "CAP_SETFCAP", "CAP_MAC_OVERRIDE", "CAP_MAC_ADMIN", "CAP_SYSLOG", "CAP_WAKE_ALARM",
+    "CAP_BLOCK_SUSPEND", "CAP_AUDIT_READ", "CAP_PERFMON", "CAP_BPF", "CAP_CHECKPOINT_RESTORE",
+];
+
+pub const ERRNO_NAMES: &[(&str, i32)] = &[
+    ("EPERM", libc::EPERM),
+    ("EACCES", libc::EACCES),
+    ("ENOSYS", libc::ENOSYS),
+    ("EINVAL", libc::EINVAL),
+    ("EOPNOTSUPP", libc::EOPNOTSUPP),
+    ("ENOTSUP", libc::ENOTSUP),
+    ("EAFNOSUPPORT", libc::EAFNOSUPPORT),
+];
+
+struct V<'a> {
+    ctx: &'a Context,
+    errors: Vec<DeclError>,
+}
+
+impl V<'_> {
+    fn err(&mut self, key: impl Into<String>, msg: impl Into<String>) {
+        self.errors.push(DeclError::at_key(key, msg));
+    }
+    fn err_help(&mut self, key: impl Into<String>, msg: impl Into<String>, help: impl Into<String>) {
+        self.errors.push(DeclError::at_key(key, msg).help(help));
+    }
+
+    fn expand(&self, s: &str) -> String {
+        match &self.ctx.unit_dir {
+            Some(d) => s.replace("${UNIT_DIR}", &d.display().to_string()),
+            None => s.to_owned(),
+        }
+    }
+
+    /// An absolute, normalised path: no `..`, no `.`, no doubled or trailing slashes.
+    fn path(&mut self, key: &str, raw: &str) -> Option<PathBuf> {
+        let s = self.expand(raw);
+        if s.contains('\0') {
+            self.err(key, "path contains a NUL byte");
+            return None;
+        }
+        if !s.starts_with('/') {
+            self.err_help(key, format!("path `{s}` is not absolute"), "write the full path, starting with /");
+            return None;
+        }
+        if s.len() >= libc::PATH_MAX as usize {
+            self.err(key, format!("path is {} bytes long; the limit is {}", s.len(), libc::PATH_MAX - 1));
+            return None;
+        }
+        let mut out = PathBuf::from("/");
+        for c in Path::new(&s).components() {
+            match c {
+                Component::RootDir | Component::CurDir => {}
+                Component::Normal(p) => out.push(p),
+                Component::ParentDir => {
+                    self.err_help(key, format!("path `{s}` contains `..`"), "write the path it stands for");
+                    return None;
+                }
+                Component::Prefix(_) => unreachable!("no prefixes on Unix"),
+            }
+        }
+        Some(out)
+    }
+
+    fn name_id(&mut self, key: &str, v: &NameOrId, user: bool) -> Option<(u32, Option<String>, Option<u32>)> {
+        match v {
+            NameOrId::Id(id) => {
+                let (name, primary) = if user {
+                    match nix::unistd::User::from_uid((*id).into()) {
+                        Ok(Some(u)) => (Some(u.name), Some(u.gid.as_raw())),
+                        _ => (None, None),
+                    }
+                } else {
+                    (nix::unistd::Group::from_gid((*id).into()).ok().flatten().map(|g| g.name), None)
+                };
+                Some((*id, name, primary))
+            }
+            NameOrId::Name(n) if user => match nix::unistd::User::from_name(n) {
+                Ok(Some(u)) => Some((u.uid.as_raw(), Some(u.name), Some(u.gid.as_raw()))),
+                _ => {
+                    self.err_help(key, format!("no user named `{n}` on this system"),
+                        "create the user, give a numeric uid, or use \"dynamic\" for a per-unit uid");
+                    None
+                }
+            },
+            NameOrId::Name(n) => match nix::unistd::Group::from_name(n) {
+                Ok(Some(g)) => Some((g.gid.as_raw(), Some(g.name), None)),
+                _ => {
+                    self.err_help(key, format!("no group named `{n}` on this system"), "create the group or give a numeric gid");
+                    None
+                }
+            },
+        }
+    }
+}
+
+/// Validates a raw unit. `sources` are the files it came from (empty for `capexec run`).
+pub fn validate(name: &str, raw: &RawUnit, sources: Vec<PathBuf>, ctx: &Context) -> Result<ServiceSpec, DeclErrors> {
+    let mut v = V { ctx, errors: Vec::new() };
+    let exec = raw.exec.clone().unwrap_or_default();
+    let fs = raw.filesystem.clone().unwrap_or_default();
+    let ns = raw.namespaces.clone().unwrap_or_default();
+
+    // --- exec ---
+    let argv: Vec<String> = exec.argv.unwrap_or_default().iter().map(|a| v.expand(a)).collect();
+    if argv.is_empty() {
+        v.err_help("exec.argv", "missing: the command to run", "add e.g. argv = [\"/usr/sbin/nginx\", \"-g\", \"daemon off;\"]");
+    } else if !argv[0].starts_with('/') {
+        v.err_help("exec.argv[0]", format!("`{}` is not an absolute path", argv[0]), format!("give the program's full path, e.g. /usr/bin/{}", argv[0]));
+    }
+    for (i, a) in argv.iter().enumerate() {
+        if a.contains('\0') {
+            v.err(format!("exec.argv[{i}]"), "argument contains a NUL byte");
+        }
+    }
+    let user = identity(&mut v, name, exec.user.as_ref(), exec.group.as_ref(), &ns);
+    let mut environment = BTreeMap::new();
+    for (k, val) in exec.environment.unwrap_or_default() {
+        if !valid_env_name(&k) {
+            v.err(format!("exec.environment.{k}"), "invalid variable name: use letters, digits and _, not starting with a digit");
+        } else if val.contains('\0') {
+            v.err(format!("exec.environment.{k}"), "value contains a NUL byte");
+        } else {
+            environment.insert(k, v.expand(&val));
+        }
+    }
+    let pass_environment = exec.pass_environment.unwrap_or_default();
+    for (i, k) in pass_environment.iter().enumerate() {
+        if !valid_env_name(k) {
+            v.err(format!("exec.pass_environment[{i}]"), format!("invalid variable name `{k}`"));
+        }
+    }
+    let working_directory = match &exec.working_directory {
+        Some(w) => v.path("exec.working_directory", w).unwrap_or_else(|| PathBuf::from("/")),
+        None => PathBuf::from("/"),
+    };
+
+    // --- filesystem ---
+    let system = fs.system.unwrap_or(true);
+    let mut mounts: BTreeMap<PathBuf, (MountKind, bool, Option<String>)> = BTreeMap::new();
+    if system {
+        for (list, kind) in [(SYSTEM_EXECUTABLE, MountKind::Executable), (SYSTEM_READ_ONLY, MountKind::ReadOnly), (SYSTEM_INACCESSIBLE, MountKind::Inaccessible)] {
+            for p in list {
+                let (opt, p) = p.strip_prefix('-').map_or((false, *p), |s| (true, s));
+                mounts.insert(PathBuf::from(p), (kind, opt, None));
+            }
+        }
+    }
+    let lists = [
+        ("read_only", &fs.read_only, MountKind::ReadOnly),
+        ("executable", &fs.executable, MountKind::Executable),
+        ("read_write", &fs.read_write, MountKind::ReadWrite),
+        ("tmpfs", &fs.tmpfs, MountKind::Tmpfs),
+        ("inaccessible", &fs.inaccessible, MountKind::Inaccessible),
+    ];
+    for (field, list, kind) in lists {
+        for (i, raw_p) in list.iter().flatten().enumerate() {
+            let key = format!("filesystem.{field}[{i}]");
+            let (optional, raw_p) = raw_p.strip_prefix('-').map_or((false, raw_p.as_str()), |s| (true, s));
+            let Some(p) = v.path(&key, raw_p) else { continue };
+            if p == Path::new("/") {
+                v.err_help(&key, "`/` cannot be mounted into the view", "list the directories the service needs instead");
+                continue;
+            }
+            if ["/proc", "/dev"].iter().any(|r| p == Path::new(r)) {
+                v.err_help(&key, format!("{} is managed by capexec", p.display()), format!("use filesystem.{}", &p.to_str().unwrap_or("")[1..]));
+                continue;
+            }
+            if optional && kind == MountKind::Tmpfs {
+                v.err(&key, "a tmpfs is always created; the `-` prefix does not apply");
+            }
+            match mounts.get(&p) {
+                Some((_, _, Some(prev))) => {
+                    v.err_help(&key, format!("{} is already listed in {prev}", p.display()), "list each path once");
+                }
+                _ => {
+                    mounts.insert(p, (kind, optional, Some(key.clone())));
+                }
+            }
+        }
+    }
+    let private_tmp = fs.private_tmp.unwrap_or(true);
+    if private_tmp {
+        if let Some((_, _, Some(key))) = mounts.get(Path::new("/tmp")) {
+            v.err_help(key.clone(), "/tmp is private already (filesystem.private_tmp = true)", "set private_tmp = false to list /tmp yourself");
+        } else {
+            mounts.insert(PathBuf::from("/tmp"), (MountKind::Tmpfs, false, None));
+        }
+    }
+    let mounts: Vec<Mount> = mounts.into_iter().map(|(path, (kind, optional, _))| Mount { path, kind, optional }).collect();
+    let dev = match fs.dev.as_deref().unwrap_or("minimal") {
+        "minimal" => DevMode::Minimal,
+        "none" => DevMode::None,
+        other => {
+            v.err_help("filesystem.dev", format!("unknown value `{other}`"), "allowed: \"minimal\" (default), \"none\"");
+            DevMode::Minimal
+        }
+    };
+    let proc = match fs.proc.as_deref().unwrap_or("pid-only") {
+        "pid-only" => ProcMode::PidOnly,
+        "full" => ProcMode::Full,
+        "none" => ProcMode::None,
+        other => {
+            v.err_help("filesystem.proc", format!("unknown value `{other}`"), "allowed: \"pid-only\" (default), \"full\", \"none\"");
+            ProcMode::PidOnly
+        }
+    };
+
+    // --- namespaces ---
+    let net = match ns.net.as_deref().unwrap_or("none") {
+        "none" => NetMode::None,
+        "host" => NetMode::Host,
+        other => {
+            v.err_help("namespaces.net", format!("unknown value `{other}`"), "allowed: \"none\" (own namespace with loopback only, default), \"host\"");
+            NetMode::None
+        }
+    };
+    let user_ns = ns.user.unwrap_or(true);
+    if !user_ns && ctx.rootless {
+        v.err_help("namespaces.user", "rootless capexec needs a user namespace", "remove `user = false` or run capexec as root");
+    }
+    let mount_ns = ns.mount.unwrap_or(true);
+    if !mount_ns {
+        v.err_help("namespaces.mount", "the mount namespace cannot be turned off: the filesystem view is built in it", "remove `mount = false`");
+    }
+    let uts = ns.uts.unwrap_or(true);
+    let hostname = match &ns.hostname {
+        Some(h) if !uts => {
+            v.err_help("namespaces.hostname", "a hostname needs its own UTS namespace", "remove `uts = false` or the hostname");
+            h.clone()
+        }
+        Some(h) if !valid_hostname(h) => {
+            v.err_help("namespaces.hostname", format!("invalid hostname `{h}`"), "use 1-64 letters, digits, - and .");
+            h.clone()
+        }
+        Some(h) => h.clone(),
+        None => name.chars().filter(|c| c.is_ascii_alphanumeric() || *c == '-').take(64).collect(),
+    };
+    let pid_ns = ns.pid.unwrap_or(true);
+    if !pid_ns && proc == ProcMode::PidOnly {
+        // Without a pid namespace a fresh /proc would show the host's processes.
+        v.err_help("namespaces.pid", "a /proc without a pid namespace would show every host process", "keep pid = true, or set filesystem.proc = \"none\"");
+    }
+    let namespaces = NsSpec {
+        user: user_ns,
+        mount: true,
+        pid: pid_ns,
+        net,
+        ipc: ns.ipc.unwrap_or(true),
+        uts,
+        cgroup: ns.cgroup.unwrap_or(true),
+        hostname: if hostname.is_empty() { "capexec".into() } else { hostname },
+    };
+
+    // --- preopen ---
+    let preopen = preopens(&mut v, raw);
+
+    // --- landlock ---
+    let ll = raw.landlock.clone().unwrap_or_default();
+    let landlock = LandlockSpec {
+        mode: match ll.mode.as_deref().unwrap_or("required") {
+            "required" => Enforcement::Required,
+            "best-effort" => Enforcement::BestEffort,
+            other => {
+                v.err_help("landlock.mode", format!("unknown value `{other}`"), "allowed: \"required\" (default), \"best-effort\"");
+                Enforcement::Required
+            }
+        },
+        bind_tcp: ll.bind_tcp.unwrap_or_default().into_iter().collect(),
+        connect_tcp: ll.connect_tcp.unwrap_or_default().into_iter().collect(),
+        scope_abstract_unix: ll.scope_abstract_unix.unwrap_or(true),
+        scope_signals: ll.scope_signals.unwrap_or(true),
+    };
+
+    // --- seccomp ---
+    let seccomp = seccomp(&mut v, raw);
+
+    // --- capabilities ---
+    let mut capabilities = Vec::new();
+    for (i, c) in raw.capabilities.as_ref().and_then(|c| c.keep.clone()).unwrap_or_default().iter().enumerate() {
+        let up = c.to_ascii_uppercase();
+        let full = if up.starts_with("CAP_") { up } else { format!("CAP_{up}") };
+        if CAPABILITIES.contains(&full.as_str()) {
+            if !capabilities.contains(&full) {
+                capabilities.push(full);
+            }
+        } else {
+            v.err_help(format!("capabilities.keep[{i}]"), format!("unknown capability `{c}`"), "use a name from capabilities(7), e.g. CAP_NET_BIND_SERVICE");
+        }
+    }
+
+    // --- rlimits ---
+    let mut rlimits = BTreeMap::new();
+    for (k, r) in raw.rlimits.clone().unwrap_or_default() {
+        let key = format!("rlimits.{k}");
+        if !RLIMIT_NAMES.contains(&k.as_str()) {
+            v.err_help(&key, format!("unknown resource limit `{k}`"), format!("allowed: {}", RLIMIT_NAMES.join(", ")));
+            continue;
+        }
+        let lim = |l: LimitValue| match l {
+            LimitValue::Value(n) => Some(n),
+            LimitValue::Infinity => None,
+        };
+        let (soft, hard) = match r {
+            RawRlimit::Both(l) => (lim(l), lim(l)),
+            RawRlimit::Split { soft, hard } => (lim(soft), lim(hard)),
+        };
+        let soft_gt_hard = match (soft, hard) {
+            (None, Some(_)) => true,
+            (Some(s), Some(h)) => s > h,
+            _ => false,
+        };
+        if soft_gt_hard {
+            v.err(&key, "the soft limit is above the hard limit");
+        }
+        rlimits.insert(k, Rlimit { soft, hard });
+    }
+
+    if !v.errors.is_empty() {
+        return Err(DeclErrors(v.errors));
+    }
+    Ok(ServiceSpec {
+        name: name.to_owned(),
+        description: raw.description.clone().unwrap_or_default(),
+        sources,
+        exec: ExecSpec { argv, user: user.expect("no errors means the identity resolved"), environment, pass_environment, working_directory },
+        filesystem: FsSpec { system, mounts, private_tmp, dev, proc },
+        namespaces,
+        preopen,
+        landlock,
+        seccomp,
+        capabilities,
+        rlimits,
+    })
+}
+
+fn identity(v: &mut V, unit: &str, user: Option<&NameOrId>, group: Option<&NameOrId>, ns: &crate::raw::RawNamespaces) -> Option<Identity> {
+    let ctx = v.ctx.clone();
+    let dynamic = matches!(user, None) || matches!(user, Some(NameOrId::Name(n)) if n == "dynamic");
+    if ctx.rootless {
+        // Only the caller's own uid is mapped into a rootless user namespace.
+        if !dynamic {
+            if let Some((uid, _, _)) = v.name_id("exec.user", user?, true) {
+                if uid != ctx.uid {
+                    v.err_help("exec.user", format!("rootless capexec can only run the service as your own uid {}, not {uid}", ctx.uid),
+                        "remove `exec.user` (or set it to \"dynamic\") or run capexec as root");
+                    return None;
+                }
+            }
+        }
+        if let Some(g) = group {
+            if let Some((gid, _, _)) = v.name_id("exec.group", g, false) {
+                if gid != ctx.gid {
+                    v.err_help("exec.group", format!("rootless capexec can only use your own gid {}, not {gid}", ctx.gid), "remove `exec.group` or run capexec as root");
+                    return None;
+                }
+            }
+        }
+        let name = nix::unistd::User::from_uid(ctx.uid.into()).ok().flatten().map(|u| u.name);
+        return Some(Identity { uid: ctx.uid, gid: ctx.gid, user_name: name, how: IdentitySource::Caller });
+    }
+    let (uid, user_name, primary, how) = if dynamic {
+        let uid = dynamic_uid(unit);
+        (uid, None, Some(uid), IdentitySource::Dynamic)
+    } else {
+        let (uid, name, primary) = v.name_id("exec.user", user?, true)?;
+        (uid, name, primary, IdentitySource::Declared)
+    };
+    let gid = match group {
+        Some(g) => v.name_id("exec.group", g, false)?.0,
+        None => match primary {
+            Some(g) => g,
+            None => {
+                v.err_help("exec.user", format!("uid {uid} has no passwd entry, so it has no primary group"), "set exec.group too");
+                return None;
+            }
+        },
+    };
+    let _ = ns;
+    Some(Identity { uid, gid, user_name, how })
+}
+
+/// A stable uid for a unit in systemd's dynamic range, skipping ids that
+/// /etc/passwd or /etc/group already use.
+pub fn dynamic_uid(unit: &str) -> u32 {
+    let span = DYNAMIC_UID_MAX - DYNAMIC_UID_MIN + 1;
+    // FNV-1a: stable across builds and platforms, unlike std's hasher.
+    let mut h: u32 = 0x811c_9dc5;
+    for b in unit.bytes() {
+        h = (h ^ u32::from(b)).wrapping_mul(0x0100_0193);
+    }
+    for i in 0..span {
+        let uid = DYNAMIC_UID_MIN + (h.wrapping_add(i) % span);
+        let taken = nix::unistd::User::from_uid(uid.into()).ok().flatten().is_some()
+            || nix::unistd::Group::from_gid(uid.into()).ok().flatten().is_some();
+        if !taken {
+            return uid;
+        }
+    }
+    DYNAMIC_UID_MIN + h % span
+}
+
+fn preopens(v: &mut V, raw: &RawUnit) -> Vec<Preopen> {
+    let mut out = Vec::new();
+    let Some(p) = &raw.preopen else { return out };
+    for (i, l) in p.listen.iter().flatten().enumerate() {
+        let key = format!("preopen.listen[{i}]");
+        let Some(a) = &l.address else {
+            v.err_help(format!("{key}.address"), "missing", "e.g. address = \"tcp:127.0.0.1:8080\", \"udp:[::1]:53\" or \"unix:/run/app.sock\"");
+            continue;
+        };
+        let Some(address) = listen_addr(v, &format!("{key}.address"), a) else { continue };
+        if let Some(e) = &l.env {
+            if !valid_env_name(e) {
+                v.err(format!("{key}.env"), format!("invalid variable name `{e}`"));
+            }
+        }
+        let socket_mode = match (&l.socket_mode, &address) {
+            (None, _) => None,
+            (Some(m), ListenAddr::Unix(_)) => match u32::from_str_radix(m, 8) {
+                Ok(n) if n <= 0o777 => Some(n),
+                _ => {
+                    v.err_help(format!("{key}.socket_mode"), format!("invalid mode `{m}`"), "an octal string such as \"0660\"");
+                    None
+                }
+            },
+            (Some(_), _) => {
+                v.err(format!("{key}.socket_mode"), "socket_mode applies to unix sockets only");
+                None
+            }
+        };
+        let name = preopen_name(v, &format!("{key}.name"), l.name.as_deref(), &format!("listen{i}"));
+        out.push(Preopen { name, kind: PreopenKind::Listen { address, backlog: l.backlog.unwrap_or(511), env: l.env.clone(), socket_mode } });
+    }
+    for (i, f) in p.file.iter().flatten().enumerate() {
+        let key = format!("preopen.file[{i}]");
+        let Some(path) = f.path.as_ref().and_then(|p| v.path(&format!("{key}.path"), p)) else {
+            if f.path.is_none() {
+                v.err(format!("{key}.path"), "missing: the file to open");
+            }
+            continue;
+        };
+        let mode = match f.mode.as_deref().unwrap_or("read") {
+            "read" => FileMode::Read,
+            "write" => FileMode::Write,
+            "read-write" => FileMode::ReadWrite,
+            "append" => FileMode::Append,
+            other => {
+                v.err_help(format!("{key}.mode"), format!("unknown mode `{other}`"), "allowed: \"read\" (default), \"write\", \"read-write\", \"append\"");
+                continue;
+            }
+        };
+        let create = f.create.unwrap_or(false);
+        if create && mode == FileMode::Read {
+            v.err_help(format!("{key}.create"), "a file opened for reading only cannot be created", "use mode = \"write\", \"read-write\" or \"append\"");
+        }
+        let name = preopen_name(v, &format!("{key}.name"), f.name.as_deref(), &format!("file{i}"));
+        out.push(Preopen { name, kind: PreopenKind::File { path, mode, create } });
+    }
+    for (i, d) in p.directory.iter().flatten().enumerate() {
+        let key = format!("preopen.directory[{i}]");
+        let Some(path) = d.path.as_ref().and_then(|p| v.path(&format!("{key}.path"), p)) else {
+            if d.path.is_none() {
+                v.err(format!("{key}.path"), "missing: the directory to open");
+            }
+            continue;
+        };
+        let name = preopen_name(v, &format!("{key}.name"), d.name.as_deref(), &format!("dir{i}"));
+        out.push(Preopen { name, kind: PreopenKind::Directory { path } });
+    }
+    let mut seen = BTreeSet::new();
+    for p in &out {
+        if !seen.insert(p.name.clone()) {
+            v.err_help("preopen", format!("two preopened resources are named `{}`", p.name), "give each a distinct `name`");
+        }
+    }
+    out
+}
+
+fn preopen_name(v: &mut V, key: &str, name: Option<&str>, default: &str) -> String {
+    match name {
+        None => default.to_owned(),
+        Some(n) if !n.is_empty() && n.len() <= 255 && n.chars().all(|c| c.is_ascii_graphic() && c != ':') => n.to_owned(),
+        Some(n) => {
+            v.err_help(key, format!("invalid name `{n}`"), "1-255 printable ASCII characters without `:` (LISTEN_FDNAMES separates names with it)");
+            default.to_owned()
+        }
+    }
+}
+
+fn listen_addr(v: &mut V, key: &str, a: &str) -> Option<ListenAddr> {
+    let help = "write tcp:HOST:PORT, udp:HOST:PORT (IPv6 as [::1]:PORT) or unix:/ABSOLUTE/PATH";
+    let (family, rest) = match a.split_once(':') {
+        Some(x) => x,
+        None => {
+            v.err_help(key, format!("`{a}` has no family prefix"), help);
+            return None;
+        }
+    };
+    match family {
+        "tcp" | "udp" => match rest.parse::<SocketAddr>() {
+            Ok(sa) if family == "tcp" => Some(ListenAddr::Tcp(sa)),
+            Ok(sa) => Some(ListenAddr::Udp(sa)),
+            Err(_) => {
+                v.err_help(key, format!("`{rest}` is not an IP address with a port"), help);
+                None
+            }
+        },
+        "unix" => v.path(key, rest).map(ListenAddr::Unix),
+        other => {
+            v.err_help(key, format!("unknown socket family `{other}`"), help);
+            None
+        }
+    }
+}
+
+fn seccomp(v: &mut V, raw: &RawUnit) -> SeccompSpec {
+    let sc = raw.seccomp.clone().unwrap_or_default();
+    let declared = sc.allow.clone().unwrap_or_else(|| vec!["@system-service".to_owned()]);
+    let mut allowed = BTreeSet::new();
+    // @default is always allowed: without it nothing can even exec.
+    syscalls::expand(syscalls::group("@default").expect("@default exists"), &mut allowed);
+    for (field, list, add) in [("allow", &declared, true), ("deny", &sc.deny.clone().unwrap_or_default(), false)] {
+        for (i, name) in list.iter().enumerate() {
+            let key = format!("seccomp.{field}[{i}]");
+            let mut set = BTreeSet::new();
+            if let Some(g) = syscalls::group(name) {
+                syscalls::expand(g, &mut set);
+            } else if syscalls::number(name).is_some() {
+                set.insert(name.clone());
+            } else {
+                let hint = match syscalls::suggest(name) {
+                    Some(s) => format!("did you mean `{s}`? groups and names are listed in docs/declaration.md"),
+                    None => "see docs/declaration.md for the groups; single names are x86_64 syscall names".to_owned(),
+                };
+                v.err_help(&key, format!("unknown syscall or group `{name}`"), hint);
+                continue;
+            }
+            if add {
+                allowed.extend(set);
+            } else {
+                for s in set {
+                    allowed.remove(&s);
+                }
+            }
+        }
+    }
+    let errno = match sc.errno.as_deref() {
+        None => libc::EPERM,
+        Some(e) => match ERRNO_NAMES.iter().find(|(n, _)| *n == e) {
+            Some((_, n)) => *n,
+            None => {
+                let names: Vec<&str> = ERRNO_NAMES.iter().map(|(n, _)| *n).collect();
+                v.err_help("seccomp.errno", format!("unknown errno `{e}`"), format!("allowed: {}", names.join(", ")));
+                libc::EPERM
+            }
+        },
+    };
+    let action = match sc.action.as_deref().unwrap_or("errno") {
+        "errno" => DenyAction::Errno(errno),
+        "kill" => DenyAction::Kill,
+        "log" => DenyAction::Log,
+        other => {
+            v.err_help("seccomp.action", format!("unknown action `{other}`"), "allowed: \"errno\" (default), \"kill\", \"log\"");
+            DenyAction::Errno(errno)
+        }
+    };
+    if sc.errno.is_some() && !matches!(action, DenyAction::Errno(_)) {
+        v.err("seccomp.errno", "errno applies only with action = \"errno\"");
+    }
+    SeccompSpec { declared, allowed, action }
+}
+
+fn valid_env_name(k: &str) -> bool {
+    !k.is_empty() && !k.starts_with(|c: char| c.is_ascii_digit()) && k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+fn valid_hostname(h: &str) -> bool {
+    !h.is_empty() && h.len() <= 64 && h.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.')
+}

@@ -1,0 +1,247 @@
+//! What runs after clone(), inside the new namespaces. The setup order follows
+//! docs/architecture.md; each step says why it sits where it does.
+//!
+//! The process created by clone() becomes the namespace's init ("C"): it builds
+//! the sandbox, forks the service ("S"), and then only reaps and forwards signals.
+//! S places the fds, installs the seccomp filter and execs. Every error before
+//! exec is written to the error pipe as `step\0detail` and the process exits.
+
+use crate::error::ChildError;
+use crate::plan::SetupPlan;
+use crate::{creds, landlock_rules, mounts, sys};
+use capexec_decl::spec::PreopenKind;
+use std::os::fd::RawFd;
+
+/// Signals forwarded from `capexec exec` to the service.
+pub const FORWARDED: &[libc::c_int] = &[libc::SIGTERM, libc::SIGINT, libc::SIGHUP, libc::SIGUSR1, libc::SIGUSR2, libc::SIGQUIT];
+
+pub struct ChildArgs<'a> {
+    pub plan: &'a SetupPlan,
+    /// Preopened fds in the order of `plan.preopens` (their numbers in the parent).
+    pub fds: &'a [RawFd],
+    /// Read end: the parent writes one byte once the id maps are written, and
+    /// keeps the write end open until the service has exec'd (liveness).
+    pub sync_rd: RawFd,
+    pub err_wr: RawFd,
+    pub cap_last_cap: u32,
+}
+
+fn report(fd: RawFd, e: &ChildError) {
+    let msg = format!("{}\0{}", e.step, e.detail);
+    // SAFETY: writing a valid buffer to our own pipe fd; a short write only
+    // shortens the message.
+    unsafe { libc::write(fd, msg.as_ptr().cast(), msg.len()) };
+}
+
+fn exit(code: i32) -> ! {
+    // SAFETY: _exit ends the process without running atexit handlers or
+    // destructors, which belong to the parent's copy of this address space.
+    unsafe { libc::_exit(code) }
+}
+
+pub fn run(a: &ChildArgs) -> ! {
+    if let Err(e) = setup(a) {
+        report(a.err_wr, &e);
+        exit(126);
+    }
+    // SAFETY: this process is single-threaded (created by clone from a
+    // single-threaded parent), so fork is safe and the child may allocate.
+    match unsafe { libc::fork() } {
+        -1 => {
+            report(a.err_wr, &ChildError::io("fork service", "fork", std::io::Error::last_os_error()));
+            exit(126)
+        }
+        0 => service(a),
+        pid => init(a, pid),
+    }
+}
+
+fn setup(a: &ChildArgs) -> Result<(), ChildError> {
+    let plan = a.plan;
+    // Wait until the parent has written our uid/gid maps: before that we have no
+    // ids in the user namespace.
+    let mut b = [0u8; 1];
+    // SAFETY: reading one byte into a valid buffer from our pipe fd.
+    if unsafe { libc::read(a.sync_rd, b.as_mut_ptr().cast(), 1) } != 1 {
+        exit(125); // the parent is gone: nobody to report to
+    }
+    // Ids first, keeping capabilities, so mounts are created as the service's uid.
+    creds::switch_ids(plan.uid, plan.gid, !plan.deny_setgroups)?;
+    // PDEATHSIG after the id switch (a credential change clears it), then check the
+    // parent did not die before it was set: its end of the sync pipe would be closed.
+    sys::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong).map_err(|e| ChildError::io("parent death signal", "prctl", e))?;
+    let mut pfd = libc::pollfd { fd: a.sync_rd, events: 0, revents: 0 };
+    // SAFETY: one valid pollfd, zero timeout.
+    if unsafe { libc::poll(&mut pfd, 1, 0) } == 1 && pfd.revents & libc::POLLHUP != 0 {
+        exit(125);
+    }
+    if !plan.pid_ns {
+        // Without a pid namespace, orphans of the service are at least reaped here.
+        sys::prctl(libc::PR_SET_CHILD_SUBREAPER, 1).map_err(|e| ChildError::io("subreaper", "prctl", e))?;
+    }
+    mounts::build(&plan.mounts, &plan.workdir)?;
+    if plan.loopback {
+        sys::loopback_up().map_err(|e| ChildError::io("network", "bring up loopback", e))?;
+    }
+    if let Some(h) = &plan.hostname {
+        nix::unistd::sethostname(h.to_str().unwrap_or("capexec")).map_err(|e| ChildError::io("hostname", "sethostname", e))?;
+    }
+    for (res, soft, hard) in &plan.rlimits {
+        let lim = libc::rlimit { rlim_cur: *soft, rlim_max: *hard };
+        // SAFETY: valid rlimit struct for a known resource.
+        if unsafe { libc::setrlimit(*res, &lim) } != 0 {
+            return Err(ChildError::io("rlimits", format!("setrlimit resource {res} to {soft}/{hard}"), std::io::Error::last_os_error()));
+        }
+    }
+    creds::drop_privileges(&plan.keep_caps, a.cap_last_cap)?;
+    // no_new_privs before Landlock (which requires it without CAP_SYS_ADMIN) and
+    // always: no setuid or file-capability binary can give anything back.
+    sys::prctl(libc::PR_SET_NO_NEW_PRIVS, 1).map_err(|e| ChildError::io("no_new_privs", "prctl", e))?;
+    let dirs: Vec<RawFd> = plan
+        .preopens
+        .iter()
+        .zip(a.fds)
+        .filter(|(p, _)| matches!(p.kind, PreopenKind::Directory { .. }))
+        .map(|(_, fd)| *fd)
+        .collect();
+    // Applied here, in init, so the service and init share one Landlock domain:
+    // the service can then signal nothing outside it (not capexec, not the host).
+    landlock_rules::apply(&plan.landlock, &dirs)?;
+    Ok(())
+}
+
+/// The service process: fds, session, signals, seccomp, exec.
+fn service(a: &ChildArgs) -> ! {
+    let plan = a.plan;
+    let fail = |e: ChildError| -> ! {
+        report(a.err_wr, &e);
+        exit(127)
+    };
+    // Move every preopened fd above the target range first, so placing them at
+    // 3, 4, ... cannot overwrite one that is still to be moved.
+    let n = a.fds.len() as i32;
+    let mut high = Vec::with_capacity(a.fds.len());
+    for fd in a.fds {
+        // SAFETY: F_DUPFD_CLOEXEC on a valid fd returns a new fd we own.
+        let h = unsafe { libc::fcntl(*fd, libc::F_DUPFD_CLOEXEC, 3 + n) };
+        if h < 0 {
+            fail(ChildError::io("file descriptors", "duplicate a preopened fd", std::io::Error::last_os_error()));
+        }
+        high.push(h);
+    }
+    let mut err_wr = a.err_wr;
+    if err_wr < 3 + n {
+        // SAFETY: as above; keeps the error pipe out of the target range.
+        err_wr = unsafe { libc::fcntl(err_wr, libc::F_DUPFD_CLOEXEC, 3 + n) };
+    }
+    for (i, h) in high.iter().enumerate() {
+        // SAFETY: dup2 onto a number in our own fd table; clears CLOEXEC on the copy.
+        if unsafe { libc::dup2(*h, 3 + i as i32) } < 0 {
+            let e = ChildError::io("file descriptors", format!("place preopened fd at {}", 3 + i), std::io::Error::last_os_error());
+            report(err_wr, &e);
+            exit(127);
+        }
+    }
+    // Everything else (inherited from whoever started capexec, capexec's own pipes)
+    // is closed by exec; the error pipe stays usable until then.
+    if let Err(e) = sys::cloexec_from(3 + n as u32) {
+        report(err_wr, &ChildError::io("file descriptors", "close_range", e));
+        exit(127);
+    }
+    // A new session: no controlling terminal, so TIOCSTI cannot push input into
+    // the terminal capexec was started from.
+    // SAFETY: setsid has no arguments; we are not a process group leader.
+    unsafe { libc::setsid() };
+    // Default dispositions and an empty mask: capexec blocked the forwarded
+    // signals, and Rust ignores SIGPIPE; the service expects neither.
+    for sig in 1..libc::SIGRTMAX() {
+        if sig != libc::SIGKILL && sig != libc::SIGSTOP {
+            // SAFETY: resetting a disposition to SIG_DFL installs no handler code.
+            unsafe { libc::signal(sig, libc::SIG_DFL) };
+        }
+    }
+    // SAFETY: an empty, initialised sigset.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigprocmask(libc::SIG_SETMASK, &set, std::ptr::null_mut());
+    }
+    if !plan.pid_ns {
+        let _ = sys::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong);
+    }
+    let mut env = plan.env.clone();
+    if let Some(i) = plan.listen_pid_slot {
+        env[i] = std::ffi::CString::new(format!("LISTEN_PID={}", std::process::id())).expect("no NUL");
+    }
+    let argv: Vec<*const libc::c_char> = plan.argv.iter().map(|a| a.as_ptr()).chain(std::iter::once(std::ptr::null())).collect();
+    let envp: Vec<*const libc::c_char> = env.iter().map(|a| a.as_ptr()).chain(std::iter::once(std::ptr::null())).collect();
+    // Last before exec: the filter does not have to allow any of the setup above.
+    if let Err(e) = seccompiler::apply_filter(&plan.seccomp) {
+        report(err_wr, &ChildError::io("seccomp", "install the filter", e));
+        exit(127);
+    }
+    // SAFETY: argv/envp are NULL-terminated arrays of pointers into CStrings that
+    // live until execve returns (they are dropped only on the error path after).
+    let e = unsafe { sys::execve(&plan.program, &argv, &envp) };
+    let hint = match e.raw_os_error() {
+        Some(libc::ENOENT) => " (is it inside the filesystem view? add its directory to filesystem.executable)",
+        Some(libc::EACCES) => " (executables must be under filesystem.executable or /usr; read_write and tmpfs paths are never executable)",
+        _ => "",
+    };
+    report(err_wr, &ChildError::new("exec", format!("execve {}: {e}{hint}", plan.program.to_string_lossy())));
+    exit(127)
+}
+
+/// Init of the namespace: reaps every child, forwards signals to the service,
+/// and exits with the service's status (128+N when killed by signal N). Its
+/// exit takes every remaining process of the pid namespace with it.
+fn init(a: &ChildArgs, service: libc::pid_t) -> ! {
+    // Nothing of the setup is needed any more, and the service must not be able to
+    // read this process's memory through /proc.
+    let _ = sys::close_from(0);
+    let _ = sys::prctl(libc::PR_SET_DUMPABLE, 0);
+    let _ = a.err_wr;
+    if seccompiler::apply_filter(&a.plan.init_seccomp).is_err() {
+        exit(126);
+    }
+    // SAFETY: building a sigset of valid signal numbers.
+    let set = unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, libc::SIGCHLD);
+        for s in FORWARDED {
+            libc::sigaddset(&mut set, *s);
+        }
+        set
+    };
+    loop {
+        // SAFETY: `set` is valid; a NULL info pointer is allowed.
+        let sig = unsafe { libc::sigwaitinfo(&set, std::ptr::null_mut()) };
+        if sig == libc::SIGCHLD {
+            loop {
+                let mut status = 0;
+                // SAFETY: valid status pointer; WNOHANG never blocks.
+                let pid = unsafe { libc::waitpid(-1, &mut status, libc::WNOHANG) };
+                if pid <= 0 {
+                    break;
+                }
+                if pid == service {
+                    exit(exit_code(status));
+                }
+            }
+        } else if sig > 0 {
+            // SAFETY: signalling our own child.
+            unsafe { libc::kill(service, sig) };
+        }
+    }
+}
+
+pub fn exit_code(status: libc::c_int) -> i32 {
+    if libc::WIFEXITED(status) {
+        libc::WEXITSTATUS(status)
+    } else if libc::WIFSIGNALED(status) {
+        128 + libc::WTERMSIG(status)
+    } else {
+        1
+    }
+}

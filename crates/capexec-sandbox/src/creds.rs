@@ -1,0 +1,66 @@
+//! Identity and capabilities of the service.
+//!
+//! Two phases. `switch_ids` runs first, before any mount: with
+//! SECBIT_NO_SETUID_FIXUP the switch to the service's uid keeps the capabilities,
+//! so the mount setup runs with the service's uid as fsuid (inside a user
+//! namespace that maps only that uid, creating a mount point as an unmapped uid
+//! would fail with EOVERFLOW) while still holding CAP_SYS_ADMIN.
+//! `drop_privileges` runs after the view is built: it empties the bounding set
+//! (every cap up to cap_last_cap, not a fixed list), sets the kept capabilities
+//! (default none) in all sets including ambient, and locks the securebits so
+//! that nothing can regain privileges by becoming uid 0 or by exec.
+
+use crate::error::ChildError;
+use crate::sys::{self, *};
+use caps::{CapSet, Capability, CapsHashSet};
+use nix::unistd::{Gid, Uid};
+
+const STEP: &str = "credentials";
+
+pub fn switch_ids(uid: u32, gid: u32, may_setgroups: bool) -> Result<(), ChildError> {
+    sys::prctl(libc::PR_SET_SECUREBITS, SECBIT_NO_SETUID_FIXUP).map_err(|e| ChildError::io(STEP, "set securebits NO_SETUID_FIXUP", e))?;
+    if may_setgroups {
+        nix::unistd::setgroups(&[]).map_err(|e| ChildError::io(STEP, "clear supplementary groups", e))?;
+    }
+    let g = Gid::from_raw(gid);
+    nix::unistd::setresgid(g, g, g).map_err(|e| ChildError::io(STEP, format!("setresgid {gid}"), e))?;
+    let u = Uid::from_raw(uid);
+    nix::unistd::setresuid(u, u, u).map_err(|e| ChildError::io(STEP, format!("setresuid {uid}"), e))?;
+    Ok(())
+}
+
+pub fn drop_privileges(keep: &[Capability], cap_last_cap: u32) -> Result<(), ChildError> {
+    let keep_set: CapsHashSet = keep.iter().copied().collect();
+    for cap in 0..=cap_last_cap {
+        if keep.iter().any(|k| k.index() as u32 == cap) {
+            continue;
+        }
+        match sys::prctl(libc::PR_CAPBSET_DROP, cap.into()) {
+            Ok(_) => {}
+            // Not a capability this kernel knows: nothing to drop.
+            Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {}
+            Err(e) => return Err(ChildError::io(STEP, format!("drop capability {cap} from the bounding set"), e)),
+        }
+    }
+    let mut with_setpcap = keep_set.clone();
+    with_setpcap.insert(Capability::CAP_SETPCAP);
+    let set = |which: CapSet, s: &CapsHashSet| caps::set(None, which, s).map_err(|e| ChildError::io(STEP, format!("set {which:?} capabilities"), e));
+    set(CapSet::Inheritable, &keep_set)?;
+    set(CapSet::Effective, &with_setpcap)?;
+    set(CapSet::Permitted, &with_setpcap)?;
+    caps::clear(None, CapSet::Ambient).map_err(|e| ChildError::io(STEP, "clear ambient capabilities", e))?;
+    for c in keep {
+        caps::raise(None, CapSet::Ambient, *c).map_err(|e| ChildError::io(STEP, format!("raise ambient {c}"), e))?;
+    }
+    let locked = SECBIT_NOROOT
+        | SECBIT_NOROOT_LOCKED
+        | SECBIT_NO_SETUID_FIXUP
+        | SECBIT_NO_SETUID_FIXUP_LOCKED
+        | SECBIT_KEEP_CAPS_LOCKED
+        | SECBIT_NO_CAP_AMBIENT_RAISE
+        | SECBIT_NO_CAP_AMBIENT_RAISE_LOCKED;
+    sys::prctl(libc::PR_SET_SECUREBITS, locked).map_err(|e| ChildError::io(STEP, "lock securebits", e))?;
+    set(CapSet::Effective, &keep_set)?;
+    set(CapSet::Permitted, &keep_set)?;
+    Ok(())
+}

@@ -1,0 +1,137 @@
+//! What this kernel supports, for `capexec doctor` and for refusing to start
+//! when a required mechanism is missing.
+
+use serde::Serialize;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct KernelSupport {
+    pub kernel: String,
+    /// 0 when Landlock is unavailable.
+    pub landlock_abi: i64,
+    pub seccomp_filter: bool,
+    pub seccomp_user_notif: bool,
+    pub seccomp_actions: Vec<String>,
+    pub user_namespaces: bool,
+    pub max_user_namespaces: Option<u64>,
+    pub cgroup_v2: Option<CgroupMount>,
+    pub cgroup_v1: Vec<CgroupMount>,
+    pub lsms: Vec<String>,
+    pub bpf_lsm: bool,
+    pub pidfd: bool,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct CgroupMount {
+    pub path: String,
+    pub controllers: Vec<String>,
+}
+
+fn read(p: &str) -> Option<String> {
+    std::fs::read_to_string(p).ok().map(|s| s.trim().to_owned())
+}
+
+fn lsm_name(id: u64) -> String {
+    // include/uapi/linux/lsm.h
+    match id {
+        100 => "capability",
+        101 => "selinux",
+        102 => "smack",
+        103 => "tomoyo",
+        104 => "apparmor",
+        105 => "yama",
+        106 => "loadpin",
+        107 => "safesetid",
+        108 => "lockdown",
+        109 => "bpf",
+        110 => "landlock",
+        111 => "ima",
+        112 => "evm",
+        113 => "ipe",
+        _ => return format!("lsm-{id}"),
+    }
+    .to_owned()
+}
+
+/// Probes by asking the kernel, not by reading version numbers.
+pub fn probe() -> KernelSupport {
+    let actions: Vec<String> = read("/proc/sys/kernel/seccomp/actions_avail").map(|s| s.split_whitespace().map(str::to_owned).collect()).unwrap_or_default();
+    let max_userns = read("/proc/sys/user/max_user_namespaces").and_then(|s| s.parse().ok());
+    let mut lsms: Vec<String> = match crate::sys::lsm_list_modules() {
+        Ok(ids) => ids.into_iter().map(lsm_name).collect(),
+        Err(_) => read("/sys/kernel/security/lsm").map(|s| s.split(',').map(str::to_owned).collect()).unwrap_or_default(),
+    };
+    lsms.dedup();
+    let (v2, v1) = cgroups();
+    KernelSupport {
+        kernel: nix::sys::utsname::uname().map(|u| u.release().to_string_lossy().into_owned()).unwrap_or_default(),
+        landlock_abi: crate::sys::landlock_abi(),
+        seccomp_filter: actions.iter().any(|a| a == "errno"),
+        seccomp_user_notif: actions.iter().any(|a| a == "user_notif"),
+        seccomp_actions: actions,
+        user_namespaces: max_userns.is_some_and(|n| n > 0) && userns_works(),
+        max_user_namespaces: max_userns,
+        cgroup_v2: v2,
+        cgroup_v1: v1,
+        bpf_lsm: lsms.iter().any(|l| l == "bpf"),
+        lsms,
+        pidfd: pidfd_works(),
+    }
+}
+
+fn userns_works() -> bool {
+    // Try it for real in a throwaway child: sysctls alone do not tell (Debian's
+    // kernel.unprivileged_userns_clone, AppArmor restrictions, ...).
+    // SAFETY: the child only calls unshare and _exit; the parent waits for it.
+    unsafe {
+        let pid = libc::fork();
+        if pid == 0 {
+            let ok = libc::unshare(libc::CLONE_NEWUSER) == 0;
+            libc::_exit(if ok { 0 } else { 1 });
+        }
+        if pid < 0 {
+            return false;
+        }
+        let mut st = 0;
+        libc::waitpid(pid, &mut st, 0);
+        libc::WIFEXITED(st) && libc::WEXITSTATUS(st) == 0
+    }
+}
+
+fn pidfd_works() -> bool {
+    // SAFETY: pidfd_open on our own pid returns a new fd that we close at once.
+    unsafe {
+        let fd = libc::syscall(libc::SYS_pidfd_open, libc::getpid(), 0);
+        if fd >= 0 {
+            libc::close(fd as i32);
+        }
+        fd >= 0
+    }
+}
+
+/// cgroup mounts from /proc/self/mountinfo: the v2 one (with its controllers)
+/// and every v1 hierarchy (with the controllers in its mount options).
+pub fn cgroups() -> (Option<CgroupMount>, Vec<CgroupMount>) {
+    let mut v2 = None;
+    let mut v1 = Vec::new();
+    for line in read("/proc/self/mountinfo").unwrap_or_default().lines() {
+        let Some((pre, post)) = line.split_once(" - ") else { continue };
+        let mountpoint = pre.split_whitespace().nth(4).unwrap_or("").to_owned();
+        let mut post = post.split_whitespace();
+        let fstype = post.next().unwrap_or("");
+        let _source = post.next();
+        let opts = post.next().unwrap_or("");
+        match fstype {
+            "cgroup2" => {
+                let controllers = read(&format!("{mountpoint}/cgroup.controllers")).map(|s| s.split_whitespace().map(str::to_owned).collect()).unwrap_or_default();
+                v2 = Some(CgroupMount { path: mountpoint, controllers });
+            }
+            "cgroup" => {
+                let known = ["cpu", "cpuacct", "cpuset", "memory", "devices", "freezer", "net_cls", "blkio", "perf_event", "net_prio", "hugetlb", "pids", "rdma", "misc"];
+                let controllers = opts.split(',').filter(|o| known.contains(o) || o.starts_with("name=")).map(str::to_owned).collect();
+                v1.push(CgroupMount { path: mountpoint, controllers });
+            }
+            _ => {}
+        }
+    }
+    (v2, v1)
+}

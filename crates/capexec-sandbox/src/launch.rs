@@ -1,0 +1,138 @@
+//! The parent's side of a launch: open preopened resources, clone into new
+//! namespaces, write the id maps, wait for the service to exec (or for a setup
+//! error), and — for `capexec exec` — forward signals and return its status.
+
+use crate::child::{self, ChildArgs, FORWARDED};
+use crate::error::LaunchError;
+use crate::plan::SetupPlan;
+use crate::{resources, sys};
+use std::io::{Read, Write};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+
+pub struct Spawned {
+    /// The namespace init's pid, as the host sees it.
+    pub pid: libc::pid_t,
+}
+
+fn pipe() -> Result<(OwnedFd, OwnedFd), LaunchError> {
+    nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| LaunchError::io("create", "pipe", e.into()))
+}
+
+fn blocked_set() -> libc::sigset_t {
+    // SAFETY: building a sigset of valid signal numbers on an initialised value.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, libc::SIGCHLD);
+        for s in FORWARDED {
+            libc::sigaddset(&mut set, *s);
+        }
+        set
+    }
+}
+
+/// Makes sure 0, 1 and 2 are open, so that a preopened fd can never land on
+/// them and be mistaken for stdin/stdout/stderr by the service.
+fn ensure_stdio() {
+    for fd in 0..3 {
+        // SAFETY: F_GETFD only queries the fd table.
+        if unsafe { libc::fcntl(fd, libc::F_GETFD) } < 0 {
+            // SAFETY: opening /dev/null; the returned fd is the lowest free one,
+            // which fills exactly the hole at `fd`.
+            unsafe { libc::open(c"/dev/null".as_ptr(), libc::O_RDWR) };
+        }
+    }
+}
+
+fn cap_last_cap() -> u32 {
+    std::fs::read_to_string("/proc/sys/kernel/cap_last_cap").ok().and_then(|s| s.trim().parse().ok()).unwrap_or(40)
+}
+
+/// Starts the service described by `plan`. Blocks SIGCHLD and the forwarded
+/// signals in the calling process (they are consumed by [`wait_foreground`]).
+///
+/// The calling process must be single-threaded (see `sys::clone_fork`).
+pub fn spawn(plan: &SetupPlan) -> Result<Spawned, LaunchError> {
+    ensure_stdio();
+    let fds = resources::open_all(&plan.preopens, (plan.uid, plan.gid))?;
+    let raw_fds: Vec<RawFd> = fds.iter().map(|f| f.as_raw_fd()).collect();
+    let (sync_rd, sync_wr) = pipe()?;
+    let (err_rd, err_wr) = pipe()?;
+    let last_cap = cap_last_cap();
+    let set = blocked_set();
+    // SAFETY: valid sigset; blocking (not handling) needs no handler code.
+    unsafe { libc::sigprocmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()) };
+
+    // SAFETY: capexec's launching paths are single-threaded (`capexec exec` and
+    // `capexec run` never start threads before this point).
+    let pid = unsafe { sys::clone_fork(plan.clone_flags) }
+        .map_err(|e| LaunchError::io("clone into new namespaces", &plan.name, e))?;
+    if pid == 0 {
+        drop(sync_wr);
+        drop(err_rd);
+        let args = ChildArgs { plan, fds: &raw_fds, sync_rd: sync_rd.as_raw_fd(), err_wr: err_wr.as_raw_fd(), cap_last_cap: last_cap };
+        child::run(&args);
+    }
+    drop(sync_rd);
+    drop(err_wr);
+    let abort = |e: LaunchError| {
+        // SAFETY: killing and reaping our own child.
+        unsafe {
+            libc::kill(pid, libc::SIGKILL);
+            libc::waitpid(pid, std::ptr::null_mut(), 0);
+        }
+        e
+    };
+    if plan.user_ns {
+        let write = |file: &str, data: &str| {
+            let path = format!("/proc/{pid}/{file}");
+            std::fs::write(&path, data).map_err(|e| LaunchError::io("write", path, e))
+        };
+        if plan.deny_setgroups {
+            write("setgroups", "deny").map_err(abort)?;
+        }
+        write("uid_map", &plan.uid_map).map_err(abort)?;
+        write("gid_map", &plan.gid_map).map_err(abort)?;
+    }
+    let mut sync_wr = std::fs::File::from(sync_wr);
+    sync_wr.write_all(&[1]).map_err(|e| abort(LaunchError::io("signal", "the sandbox child", e)))?;
+
+    // EOF: the service exec'd (its end is close-on-exec) and init closed its copy.
+    let mut msg = Vec::new();
+    let mut err_rd = std::fs::File::from(err_rd);
+    let _ = err_rd.read_to_end(&mut msg);
+    drop(sync_wr);
+    drop(fds);
+    if !msg.is_empty() {
+        let text = String::from_utf8_lossy(&msg);
+        let (step, detail) = text.split_once('\0').unwrap_or(("setup", &text));
+        // SAFETY: reaping our own child, which is exiting after the report.
+        unsafe { libc::waitpid(pid, std::ptr::null_mut(), 0) };
+        return Err(LaunchError::Child { step: step.to_owned(), detail: detail.to_owned() });
+    }
+    Ok(Spawned { pid })
+}
+
+/// Waits for the spawned service, forwarding SIGTERM, SIGINT, SIGHUP, SIGUSR1,
+/// SIGUSR2 and SIGQUIT to it. Returns its exit status (128+N if killed by N).
+pub fn wait_foreground(s: &Spawned) -> i32 {
+    let set = blocked_set();
+    loop {
+        // SAFETY: valid sigset, NULL info allowed.
+        let sig = unsafe { libc::sigwaitinfo(&set, std::ptr::null_mut()) };
+        if sig == libc::SIGCHLD || sig < 0 {
+            let mut status = 0;
+            // SAFETY: valid status pointer; WNOHANG never blocks.
+            let r = unsafe { libc::waitpid(s.pid, &mut status, libc::WNOHANG) };
+            if r == s.pid {
+                return child::exit_code(status);
+            }
+            if r < 0 {
+                return 1;
+            }
+        } else {
+            // SAFETY: forwarding a signal to our own child (the namespace init).
+            unsafe { libc::kill(s.pid, sig) };
+        }
+    }
+}

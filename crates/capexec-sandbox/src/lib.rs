@@ -1,0 +1,23 @@
+//! From a validated `ServiceSpec` to a running, confined process.
+//!
+//! [`plan::plan`] turns the spec into a [`plan::SetupPlan`] (pure); [`launch::spawn`]
+//! opens the preopened resources ([`resources`]), clones into new namespaces and
+//! runs the plan in the child ([`child`]): filesystem view ([`mounts`]), ids and
+//! capabilities ([`creds`]), Landlock ([`landlock_rules`]), seccomp ([`seccomp`]),
+//! exec. [`doctor`] reports what the kernel supports. Raw syscalls live in [`sys`].
+
+pub mod child;
+pub mod creds;
+pub mod doctor;
+pub mod error;
+pub mod landlock_rules;
+pub mod launch;
+pub mod mounts;
+pub mod plan;
+pub mod resources;
+pub mod seccomp;
+pub mod sys;
+
+pub use error::LaunchError;
+pub use launch::{spawn, wait_foreground, Spawned};
+pub use plan::{plan, SetupPlan};

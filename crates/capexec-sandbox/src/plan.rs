@@ -1,0 +1,284 @@
+//! ServiceSpec → SetupPlan: everything the child will do, decided up front in the
+//! parent. Pure (no syscalls that change anything), so it is unit-tested without
+//! root, and the child only executes it — which also keeps allocation-heavy work
+//! (seccomp compilation, string building) out of the child.
+
+use crate::error::LaunchError;
+use crate::seccomp;
+use capexec_decl::spec::*;
+use seccompiler::BpfProgram;
+use std::ffi::CString;
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, Clone)]
+pub struct SetupPlan {
+    pub name: String,
+    /// CLONE_NEW* flags for the child.
+    pub clone_flags: libc::c_int,
+    pub user_ns: bool,
+    pub pid_ns: bool,
+    /// Bring up loopback in the service's own network namespace.
+    pub loopback: bool,
+    /// Written by the parent into /proc/<child>/{uid_map,gid_map}.
+    pub uid_map: String,
+    pub gid_map: String,
+    /// Rootless: setgroups must be denied before an unprivileged gid_map write.
+    pub deny_setgroups: bool,
+    pub uid: u32,
+    pub gid: u32,
+    pub mounts: Vec<MountStep>,
+    pub workdir: CString,
+    pub hostname: Option<CString>,
+    pub rlimits: Vec<(libc::__rlimit_resource_t, u64, u64)>,
+    pub keep_caps: Vec<caps::Capability>,
+    pub landlock: LandlockPlan,
+    pub seccomp: BpfProgram,
+    pub init_seccomp: BpfProgram,
+    pub program: CString,
+    pub argv: Vec<CString>,
+    /// Complete environment; `LISTEN_PID=` (if present) is completed by the service
+    /// process itself, since only it knows its pid inside the new pid namespace.
+    pub env: Vec<CString>,
+    pub listen_pid_slot: Option<usize>,
+    pub preopens: Vec<Preopen>,
+}
+
+/// One mount operation, in the order the child performs them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MountStep {
+    /// A minimal /dev: tmpfs with a few device nodes bound from the host.
+    Dev,
+    Proc(ProcMode),
+    /// Bind the host path at the same place. `attrs` are MOUNT_ATTR_* to set.
+    Bind { path: PathBuf, attrs: u64, optional: bool },
+    Tmpfs { path: PathBuf, mode: u32 },
+    /// Cover with an empty, mode-000, read-only file or directory.
+    Mask { path: PathBuf, optional: bool },
+}
+
+#[derive(Debug, Clone)]
+pub struct LandlockPlan {
+    pub required: bool,
+    pub paths: Vec<(PathBuf, FsAccess)>,
+    pub bind_tcp: Vec<u16>,
+    pub connect_tcp: Vec<u16>,
+    pub scope_abstract_unix: bool,
+    pub scope_signals: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FsAccess {
+    /// List directories only (the view's root).
+    ListDir,
+    ReadOnly,
+    Execute,
+    ReadWrite,
+    /// Device nodes: read, write and device ioctls, nothing created.
+    Device,
+    /// /proc: read, and write to files that allow it (e.g. /proc/self/oom_score_adj).
+    Proc,
+}
+
+/// Device nodes in a minimal /dev, bound from the host's /dev.
+pub const DEV_NODES: &[&str] = &["null", "zero", "full", "random", "urandom", "tty"];
+
+/// Files and directories of a full /proc that are masked (as Docker and systemd do).
+pub const PROC_MASKED: &[&str] = &[
+    "/proc/kcore", "/proc/kmsg", "/proc/sysrq-trigger", "/proc/keys", "/proc/timer_list",
+    "/proc/latency_stats", "/proc/sched_debug", "/proc/acpi", "/proc/scsi", "/proc/kallsyms",
+];
+
+pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+fn cstring(what: &str, s: &str) -> Result<CString, LaunchError> {
+    CString::new(s).map_err(|_| LaunchError::Plan(format!("{what} contains a NUL byte")))
+}
+
+/// `host_env` is capexec's own environment, consulted only for `pass_environment`.
+pub fn plan(spec: &ServiceSpec, rootless: bool, host_env: &[(String, String)]) -> Result<SetupPlan, LaunchError> {
+    let ns = &spec.namespaces;
+    let mut flags = libc::CLONE_NEWNS;
+    for (on, f) in [
+        (ns.user, libc::CLONE_NEWUSER),
+        (ns.pid, libc::CLONE_NEWPID),
+        (ns.net == NetMode::None, libc::CLONE_NEWNET),
+        (ns.ipc, libc::CLONE_NEWIPC),
+        (ns.uts, libc::CLONE_NEWUTS),
+        (ns.cgroup, libc::CLONE_NEWCGROUP),
+    ] {
+        if on {
+            flags |= f;
+        }
+    }
+    let id = &spec.exec.user;
+
+    // Mounts: /dev and /proc first (a fresh proc must be mounted while the host's
+    // /proc is still attached, see mounts.rs), then the view sorted by path so a
+    // parent is always mounted before anything inside it.
+    let mut mounts = Vec::new();
+    if spec.filesystem.dev == DevMode::Minimal {
+        mounts.push(MountStep::Dev);
+    }
+    if spec.filesystem.proc != ProcMode::None {
+        mounts.push(MountStep::Proc(spec.filesystem.proc));
+    }
+    let mut view: Vec<&Mount> = spec.filesystem.mounts.iter().collect();
+    view.sort_by(|a, b| a.path.cmp(&b.path));
+    let mut ll_paths = vec![(PathBuf::from("/"), FsAccess::ListDir)];
+    for m in view {
+        let nosuid_nodev = crate::sys::MOUNT_ATTR_NOSUID | crate::sys::MOUNT_ATTR_NODEV;
+        let (step, access) = match m.kind {
+            MountKind::ReadOnly => (
+                MountStep::Bind { path: m.path.clone(), attrs: nosuid_nodev | crate::sys::MOUNT_ATTR_RDONLY | crate::sys::MOUNT_ATTR_NOEXEC, optional: m.optional },
+                Some(FsAccess::ReadOnly),
+            ),
+            MountKind::Executable => (
+                MountStep::Bind { path: m.path.clone(), attrs: nosuid_nodev | crate::sys::MOUNT_ATTR_RDONLY, optional: m.optional },
+                Some(FsAccess::Execute),
+            ),
+            MountKind::ReadWrite => (
+                MountStep::Bind { path: m.path.clone(), attrs: nosuid_nodev | crate::sys::MOUNT_ATTR_NOEXEC, optional: m.optional },
+                Some(FsAccess::ReadWrite),
+            ),
+            MountKind::Tmpfs => {
+                let mode = if m.path == Path::new("/tmp") { 0o1777 } else { 0o755 };
+                (MountStep::Tmpfs { path: m.path.clone(), mode }, Some(FsAccess::ReadWrite))
+            }
+            MountKind::Inaccessible => (MountStep::Mask { path: m.path.clone(), optional: m.optional }, None),
+        };
+        mounts.push(step);
+        if let Some(a) = access {
+            ll_paths.push((m.path.clone(), a));
+        }
+    }
+    if spec.filesystem.dev == DevMode::Minimal {
+        ll_paths.push((PathBuf::from("/dev"), FsAccess::Device));
+    }
+    if spec.filesystem.proc != ProcMode::None {
+        ll_paths.push((PathBuf::from("/proc"), FsAccess::Proc));
+    }
+
+    let rlimits = spec
+        .rlimits
+        .iter()
+        .map(|(name, r)| {
+            let inf = libc::RLIM_INFINITY;
+            (rlimit_resource(name), r.soft.unwrap_or(inf), r.hard.unwrap_or(inf))
+        })
+        .collect();
+
+    let keep_caps = spec
+        .capabilities
+        .iter()
+        .map(|c| c.parse::<caps::Capability>().map_err(|_| LaunchError::Plan(format!("capability {c} unknown to this build"))))
+        .collect::<Result<_, _>>()?;
+
+    // Environment: a clean one, never capexec's own (it may hold secrets).
+    let mut env: Vec<(String, String)> = vec![("PATH".into(), DEFAULT_PATH.into())];
+    match &id.user_name {
+        Some(n) => {
+            env.push(("USER".into(), n.clone()));
+            env.push(("LOGNAME".into(), n.clone()));
+        }
+        None => {}
+    }
+    env.push(("HOME".into(), "/".into()));
+    for k in &spec.exec.pass_environment {
+        if let Some((_, v)) = host_env.iter().find(|(hk, _)| hk == k) {
+            env.push((k.clone(), v.clone()));
+        }
+    }
+    for (k, v) in &spec.exec.environment {
+        env.push((k.clone(), v.clone()));
+    }
+    let mut listen_pid_slot = None;
+    if !spec.preopen.is_empty() {
+        env.push(("LISTEN_FDS".into(), spec.preopen.len().to_string()));
+        let names: Vec<&str> = spec.preopen.iter().map(|p| p.name.as_str()).collect();
+        env.push(("LISTEN_FDNAMES".into(), names.join(":")));
+        // Per-socket variables, e.g. NGINX="3;4;".
+        let mut extra: Vec<(String, String)> = Vec::new();
+        for (i, p) in spec.preopen.iter().enumerate() {
+            if let PreopenKind::Listen { env: Some(var), .. } = &p.kind {
+                let fd = format!("{};", 3 + i);
+                match extra.iter_mut().find(|(k, _)| k == var) {
+                    Some((_, v)) => v.push_str(&fd),
+                    None => extra.push((var.clone(), fd)),
+                }
+            }
+        }
+        env.extend(extra);
+        env.push(("LISTEN_PID".into(), String::new()));
+    }
+    // Later entries win, as in a shell: keep the last value of each name.
+    let mut dedup: Vec<(String, String)> = Vec::new();
+    for (k, v) in env {
+        dedup.retain(|(dk, _)| *dk != k);
+        dedup.push((k, v));
+    }
+    let mut env_c = Vec::new();
+    for (i, (k, v)) in dedup.iter().enumerate() {
+        if k == "LISTEN_PID" {
+            listen_pid_slot = Some(i);
+        }
+        env_c.push(cstring("environment", &format!("{k}={v}"))?);
+    }
+
+    let argv = spec.exec.argv.iter().map(|a| cstring("exec.argv", a)).collect::<Result<Vec<_>, _>>()?;
+    let program = argv.first().cloned().ok_or_else(|| LaunchError::Plan("exec.argv is empty".into()))?;
+
+    Ok(SetupPlan {
+        name: spec.name.clone(),
+        clone_flags: flags,
+        user_ns: ns.user,
+        pid_ns: ns.pid,
+        loopback: ns.net == NetMode::None,
+        uid_map: format!("{0} {0} 1\n", id.uid),
+        gid_map: format!("{0} {0} 1\n", id.gid),
+        deny_setgroups: rootless,
+        uid: id.uid,
+        gid: id.gid,
+        mounts,
+        workdir: cstring("working directory", &spec.exec.working_directory.to_string_lossy())?,
+        hostname: if ns.uts { Some(cstring("hostname", &ns.hostname)?) } else { None },
+        rlimits,
+        keep_caps,
+        landlock: LandlockPlan {
+            required: spec.landlock.mode == Enforcement::Required,
+            paths: ll_paths,
+            bind_tcp: spec.landlock.bind_tcp.iter().copied().collect(),
+            connect_tcp: spec.landlock.connect_tcp.iter().copied().collect(),
+            scope_abstract_unix: spec.landlock.scope_abstract_unix,
+            scope_signals: spec.landlock.scope_signals,
+        },
+        seccomp: seccomp::service_filter(&spec.seccomp)?,
+        init_seccomp: seccomp::init_filter()?,
+        program,
+        argv,
+        env: env_c,
+        listen_pid_slot,
+        preopens: spec.preopen.clone(),
+    })
+}
+
+fn rlimit_resource(name: &str) -> libc::__rlimit_resource_t {
+    match name {
+        "as" => libc::RLIMIT_AS,
+        "core" => libc::RLIMIT_CORE,
+        "cpu" => libc::RLIMIT_CPU,
+        "data" => libc::RLIMIT_DATA,
+        "fsize" => libc::RLIMIT_FSIZE,
+        "locks" => libc::RLIMIT_LOCKS,
+        "memlock" => libc::RLIMIT_MEMLOCK,
+        "msgqueue" => libc::RLIMIT_MSGQUEUE,
+        "nice" => libc::RLIMIT_NICE,
+        "nofile" => libc::RLIMIT_NOFILE,
+        "nproc" => libc::RLIMIT_NPROC,
+        "rss" => libc::RLIMIT_RSS,
+        "rtprio" => libc::RLIMIT_RTPRIO,
+        "rttime" => libc::RLIMIT_RTTIME,
+        "sigpending" => libc::RLIMIT_SIGPENDING,
+        "stack" => libc::RLIMIT_STACK,
+        other => unreachable!("validation admits only known rlimits, got {other}"),
+    }
+}

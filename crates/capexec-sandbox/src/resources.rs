@@ -1,0 +1,101 @@
+//! Preopened resources: opened by capexec in the host's namespaces, before any
+//! confinement, and handed to the service as fds 3, 4, ... (systemd's LISTEN_FDS
+//! protocol). The service never needs the right to open or bind them itself.
+
+use crate::error::LaunchError;
+use capexec_decl::spec::{FileMode, ListenAddr, Preopen, PreopenKind};
+use nix::sys::socket::{self, sockopt, AddressFamily, SockFlag, SockType, SockaddrStorage, UnixAddr};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::unix::fs::{FileTypeExt, OpenOptionsExt, PermissionsExt};
+
+/// Opens every preopen in order. `owner` is chowned onto files and Unix socket
+/// paths that capexec creates, so the service owns what was made for it.
+pub fn open_all(preopens: &[Preopen], owner: (u32, u32)) -> Result<Vec<OwnedFd>, LaunchError> {
+    preopens.iter().map(|p| open_one(p, owner)).collect()
+}
+
+fn open_one(p: &Preopen, owner: (u32, u32)) -> Result<OwnedFd, LaunchError> {
+    match &p.kind {
+        PreopenKind::Listen { address, backlog, socket_mode, .. } => listen(address, *backlog, *socket_mode, owner),
+        PreopenKind::File { path, mode, create } => {
+            let mut o = std::fs::OpenOptions::new();
+            match mode {
+                FileMode::Read => o.read(true),
+                FileMode::Write => o.write(true),
+                FileMode::ReadWrite => o.read(true).write(true),
+                FileMode::Append => o.append(true),
+            };
+            o.create(*create).mode(0o640).custom_flags(libc::O_NOCTTY);
+            let existed = path.exists();
+            let f = o.open(path).map_err(|e| LaunchError::io("open preopened file", path.display(), e))?;
+            if *create && !existed {
+                chown(f.as_fd(), owner, &path.display().to_string())?;
+            }
+            Ok(f.into())
+        }
+        PreopenKind::Directory { path } => {
+            let f = std::fs::OpenOptions::new()
+                .read(true)
+                .custom_flags(libc::O_DIRECTORY | libc::O_NOCTTY)
+                .open(path)
+                .map_err(|e| LaunchError::io("open preopened directory", path.display(), e))?;
+            Ok(f.into())
+        }
+    }
+}
+
+fn chown(fd: std::os::fd::BorrowedFd, owner: (u32, u32), what: &str) -> Result<(), LaunchError> {
+    if nix::unistd::geteuid().is_root() {
+        nix::unistd::fchown(fd.as_raw_fd(), Some(owner.0.into()), Some(owner.1.into()))
+            .map_err(|e| LaunchError::io("chown", what, e.into()))?;
+    }
+    Ok(())
+}
+
+fn listen(addr: &ListenAddr, backlog: u32, mode: Option<u32>, owner: (u32, u32)) -> Result<OwnedFd, LaunchError> {
+    let what = addr.to_string();
+    let e = |op: &'static str| {
+        let what = what.clone();
+        move |err: nix::Error| LaunchError::io(op, what, err.into())
+    };
+    let cloexec = SockFlag::SOCK_CLOEXEC;
+    match addr {
+        ListenAddr::Tcp(sa) | ListenAddr::Udp(sa) => {
+            let fam = if sa.is_ipv4() { AddressFamily::Inet } else { AddressFamily::Inet6 };
+            let ty = if matches!(addr, ListenAddr::Tcp(_)) { SockType::Stream } else { SockType::Datagram };
+            let fd = socket::socket(fam, ty, cloexec, None).map_err(e("create socket for"))?;
+            socket::setsockopt(&fd, sockopt::ReuseAddr, &true).map_err(e("set SO_REUSEADDR on"))?;
+            if sa.is_ipv6() {
+                // [::]:80 means IPv6 only, so that 0.0.0.0:80 can be declared beside it.
+                socket::setsockopt(&fd, sockopt::Ipv6V6Only, &true).map_err(e("set IPV6_V6ONLY on"))?;
+            }
+            socket::bind(fd.as_raw_fd(), &SockaddrStorage::from(*sa)).map_err(e("bind"))?;
+            if ty == SockType::Stream {
+                socket::listen(&fd, socket::Backlog::new(backlog.min(i32::MAX as u32) as i32).unwrap_or(socket::Backlog::MAXCONN)).map_err(e("listen on"))?;
+            }
+            Ok(fd)
+        }
+        ListenAddr::Unix(path) => {
+            // A stale socket file from an earlier run would make bind fail; replace
+            // it, but never remove anything that is not a socket.
+            if let Ok(m) = path.symlink_metadata() {
+                if m.file_type().is_socket() {
+                    let _ = std::fs::remove_file(path);
+                }
+            }
+            let fd = socket::socket(AddressFamily::Unix, SockType::Stream, cloexec, None).map_err(e("create socket for"))?;
+            let ua = UnixAddr::new(path.as_path()).map_err(e("socket path"))?;
+            socket::bind(fd.as_raw_fd(), &ua).map_err(e("bind"))?;
+            if let Some(m) = mode {
+                std::fs::set_permissions(path, std::fs::Permissions::from_mode(m))
+                    .map_err(|err| LaunchError::io("chmod", path.display(), err))?;
+            }
+            if nix::unistd::geteuid().is_root() {
+                nix::unistd::chown(path.as_path(), Some(owner.0.into()), Some(owner.1.into()))
+                    .map_err(|err| LaunchError::io("chown", path.display(), err.into()))?;
+            }
+            socket::listen(&fd, socket::Backlog::new(backlog.min(i32::MAX as u32) as i32).unwrap_or(socket::Backlog::MAXCONN)).map_err(e("listen on"))?;
+            Ok(fd)
+        }
+    }
+}

@@ -1,0 +1,168 @@
+//! Thin wrappers over the system calls that nix does not cover (or covers in a
+//! way that allocates). This is the one place for most of the crate's `unsafe`.
+
+use std::ffi::CStr;
+use std::io;
+
+fn check(rc: libc::c_long) -> io::Result<libc::c_long> {
+    if rc < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(rc)
+    }
+}
+
+/// `clone(2)` used like `fork(2)` but with namespace flags, so that the child is
+/// created directly inside new namespaces (and is pid 1 of a new pid namespace).
+/// Returns 0 in the child and the child's pid in the parent.
+///
+/// # Safety
+/// The caller must be single-threaded: the child gets a copy of the address space
+/// with only the calling thread, exactly as with fork(2), and then runs arbitrary
+/// (allocating) setup code. capexec calls this only from processes that have not
+/// started any thread.
+pub unsafe fn clone_fork(flags: libc::c_int) -> io::Result<libc::pid_t> {
+    // SAFETY: raw clone with a NULL stack behaves like fork (copy-on-write stack);
+    // no pointer arguments are passed. The single-thread precondition is the caller's.
+    let rc = unsafe {
+        libc::syscall(libc::SYS_clone, (flags | libc::SIGCHLD) as libc::c_ulong, 0usize, 0usize, 0usize, 0usize)
+    };
+    check(rc).map(|pid| pid as libc::pid_t)
+}
+
+pub const MOUNT_ATTR_RDONLY: u64 = 0x1;
+pub const MOUNT_ATTR_NOSUID: u64 = 0x2;
+pub const MOUNT_ATTR_NODEV: u64 = 0x4;
+pub const MOUNT_ATTR_NOEXEC: u64 = 0x8;
+
+#[repr(C)]
+struct MountAttr {
+    attr_set: u64,
+    attr_clr: u64,
+    propagation: u64,
+    userns_fd: u64,
+}
+
+/// `mount_setattr(2)`: sets attributes on a mount (and, if `recursive`, on every
+/// mount below it) without having to repeat the flags the kernel locked — which
+/// a classic `MS_REMOUNT` inside a user namespace would have to.
+pub fn mount_setattr(path: &CStr, recursive: bool, set: u64) -> io::Result<()> {
+    let attr = MountAttr { attr_set: set, attr_clr: 0, propagation: 0, userns_fd: 0 };
+    let flags = if recursive { libc::AT_RECURSIVE } else { 0 };
+    // SAFETY: `path` is a valid NUL-terminated string and `attr` a valid struct of
+    // the size passed; the kernel only reads both during the call.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_mount_setattr,
+            libc::AT_FDCWD,
+            path.as_ptr(),
+            flags as libc::c_uint,
+            &attr as *const MountAttr,
+            std::mem::size_of::<MountAttr>(),
+        )
+    };
+    check(rc).map(drop)
+}
+
+/// `close_range(first, ~0, CLOSE_RANGE_CLOEXEC)`: marks every fd from `first` up
+/// close-on-exec, so exec drops them while a setup error can still be reported.
+pub fn cloexec_from(first: u32) -> io::Result<()> {
+    // SAFETY: plain integer arguments; affects only this process's fd table.
+    let rc = unsafe { libc::syscall(libc::SYS_close_range, first, u32::MAX, libc::CLOSE_RANGE_CLOEXEC) };
+    check(rc).map(drop)
+}
+
+/// Closes every fd from `first` up.
+pub fn close_from(first: u32) -> io::Result<()> {
+    // SAFETY: plain integer arguments; the caller owns no fd objects above `first`
+    // that it will use again (only called right before a process's final loop).
+    let rc = unsafe { libc::syscall(libc::SYS_close_range, first, u32::MAX, 0u32) };
+    check(rc).map(drop)
+}
+
+pub const SECBIT_NOROOT: libc::c_ulong = 1 << 0;
+pub const SECBIT_NOROOT_LOCKED: libc::c_ulong = 1 << 1;
+pub const SECBIT_NO_SETUID_FIXUP: libc::c_ulong = 1 << 2;
+pub const SECBIT_NO_SETUID_FIXUP_LOCKED: libc::c_ulong = 1 << 3;
+pub const SECBIT_KEEP_CAPS: libc::c_ulong = 1 << 4;
+pub const SECBIT_KEEP_CAPS_LOCKED: libc::c_ulong = 1 << 5;
+pub const SECBIT_NO_CAP_AMBIENT_RAISE: libc::c_ulong = 1 << 6;
+pub const SECBIT_NO_CAP_AMBIENT_RAISE_LOCKED: libc::c_ulong = 1 << 7;
+
+/// `prctl(option, arg2, 0, 0, 0)` for the integer-only options used here.
+pub fn prctl(option: libc::c_int, arg2: libc::c_ulong) -> io::Result<libc::c_int> {
+    // SAFETY: only called with options whose second argument is an integer
+    // (PR_SET_SECUREBITS, PR_CAPBSET_DROP, PR_SET_PDEATHSIG, PR_SET_NO_NEW_PRIVS,
+    // PR_SET_DUMPABLE, PR_SET_CHILD_SUBREAPER, PR_GET_SECUREBITS); no pointers.
+    let rc = unsafe { libc::prctl(option, arg2, 0 as libc::c_ulong, 0 as libc::c_ulong, 0 as libc::c_ulong) };
+    if rc < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(rc)
+    }
+}
+
+/// Brings the loopback interface up in the current network namespace.
+pub fn loopback_up() -> io::Result<()> {
+    // SAFETY: socket() takes integer arguments and returns a new fd we own.
+    let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: ifreq is plain old data; all-zero is a valid value.
+    let mut ifr: libc::ifreq = unsafe { std::mem::zeroed() };
+    for (d, s) in ifr.ifr_name.iter_mut().zip(b"lo\0") {
+        *d = *s as libc::c_char;
+    }
+    // SAFETY: `fd` is a valid socket and `ifr` a valid ifreq that the kernel reads
+    // and (for SIOCGIFFLAGS) writes; both live across the calls.
+    let res = unsafe {
+        if libc::ioctl(fd, libc::SIOCGIFFLAGS, &mut ifr) < 0 {
+            Err(io::Error::last_os_error())
+        } else {
+            ifr.ifr_ifru.ifru_flags |= (libc::IFF_UP | libc::IFF_RUNNING) as libc::c_short;
+            if libc::ioctl(fd, libc::SIOCSIFFLAGS, &ifr) < 0 {
+                Err(io::Error::last_os_error())
+            } else {
+                Ok(())
+            }
+        }
+    };
+    // SAFETY: closing the fd opened above, used by nothing else.
+    unsafe { libc::close(fd) };
+    res
+}
+
+/// `execve(2)` with prepared, NUL-terminated pointer arrays. Returns only on error.
+///
+/// # Safety
+/// `argv` and `envp` must be NULL-terminated arrays of pointers to valid
+/// NUL-terminated strings that outlive the call.
+pub unsafe fn execve(path: &CStr, argv: &[*const libc::c_char], envp: &[*const libc::c_char]) -> io::Error {
+    // SAFETY: guaranteed by the caller's contract above.
+    unsafe { libc::execve(path.as_ptr(), argv.as_ptr(), envp.as_ptr()) };
+    io::Error::last_os_error()
+}
+
+/// The Landlock ABI version the kernel offers (0 when Landlock is unavailable).
+pub fn landlock_abi() -> i64 {
+    const LANDLOCK_CREATE_RULESET_VERSION: libc::c_uint = 1;
+    // SAFETY: with the VERSION flag the kernel ignores the (NULL, 0) attr arguments
+    // and returns the ABI number; nothing is created.
+    let rc = unsafe {
+        libc::syscall(libc::SYS_landlock_create_ruleset, std::ptr::null::<u8>(), 0usize, LANDLOCK_CREATE_RULESET_VERSION)
+    };
+    rc.max(0)
+}
+
+/// `lsm_list_modules(2)` (Linux 6.8+): the ids of the active LSMs.
+pub fn lsm_list_modules() -> io::Result<Vec<u64>> {
+    const SYS_LSM_LIST_MODULES: libc::c_long = 461;
+    let mut ids = [0u64; 32];
+    let mut size: u32 = std::mem::size_of_val(&ids) as u32;
+    // SAFETY: `ids` has `size` bytes of writable memory and `size` is a valid u32
+    // the kernel updates; both outlive the call.
+    let rc = unsafe { libc::syscall(SYS_LSM_LIST_MODULES, ids.as_mut_ptr(), &mut size as *mut u32, 0u32) };
+    let n = check(rc)? as usize;
+    Ok(ids[..n.min(ids.len())].to_vec())
+}

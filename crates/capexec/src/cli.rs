@@ -1,0 +1,148 @@
+//! The command line, defined once: parsing, `--help`, and (later) man pages and
+//! completions are all generated from these definitions.
+
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "capexec",
+    version,
+    about = "Run unmodified Linux services least-privileged, from declarations",
+    long_about = "capexec runs a program in its own namespaces with a minimal filesystem view, \
+preopened resources, Landlock, a seccomp allowlist and no capabilities. What a service may \
+use is written in a declaration file (NAME.svc, TOML; see docs/declaration.md).",
+    after_help = "Examples:\n  \
+capexec run -- /usr/bin/id                  strictly confined, ad hoc\n  \
+capexec run --rw . --net host -- make       open up what a job needs\n  \
+capexec check units/nginx.svc               validate and show the resolved declaration\n  \
+capexec exec nginx                          run /etc/capexec/units/nginx.svc in the foreground\n  \
+capexec doctor                              what this kernel supports\n\n\
+Exit status: the service's own status (128+N when killed by signal N); 125 when capexec \
+could not set the sandbox up, 127 when the program could not be executed.\n\
+Set CAPEXEC_LOG=debug for a trace of each setup step."
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Validate declarations and print them with every default resolved
+    #[command(after_help = "A bare NAME is looked up as NAME.svc in /etc/capexec/units, /run/capexec/units, \
+/usr/lib/capexec/units (first match wins); anything containing a `/` is a path. Drop-ins in \
+NAME.svc.d/*.toml are merged in lexical order. Exits non-zero if any declaration has an error.")]
+    Check(CheckArgs),
+    /// Run a declared service in the foreground (what systemd's ExecStart= calls)
+    #[command(after_help = "capexec stays in the foreground as the service's parent: it forwards SIGTERM, SIGINT, \
+SIGHUP, SIGUSR1, SIGUSR2 and SIGQUIT, exits with the service's status, and when it ends or is \
+killed, every process of the service ends too.\n\nExample unit line:\n  ExecStart=/usr/bin/capexec exec nginx")]
+    Exec(ExecArgs),
+    /// Run a program confined without a declaration file (strict by default)
+    #[command(after_help = "With no options the program sees read-only system directories (/usr, /etc, ...), \
+no home directories, a private /tmp, no network (own namespace, loopback only), no host processes \
+or IPC, no capabilities, and the @system-service syscall allowlist. Options open things up.\n\n\
+Examples:\n  capexec run -- ./downloaded-binary\n  capexec run --rw \"$PWD\" -- make -j2\n  \
+capexec run --net host --connect-tcp 443 -- curl https://example.org\n  \
+capexec run --preopen-listen tcp:127.0.0.1:8080 -- ./server   (fd 3, LISTEN_FDS=1)")]
+    Run(RunArgs),
+    /// Show what this kernel supports (Landlock ABI, seccomp, user namespaces, cgroups, LSMs)
+    Doctor(DoctorArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct SearchArgs {
+    /// Look up bare names in DIR instead of the default search path (repeatable)
+    #[arg(long = "unit-path", value_name = "DIR", global = true)]
+    pub unit_path: Vec<PathBuf>,
+}
+
+#[derive(Args, Debug)]
+pub struct CheckArgs {
+    /// Declaration files or names
+    #[arg(required = true, value_name = "FILE|NAME")]
+    pub units: Vec<String>,
+    /// Print JSON (one object: {"units": [...], "errors": [...]})
+    #[arg(long)]
+    pub json: bool,
+    /// Print only errors
+    #[arg(long, short)]
+    pub quiet: bool,
+    #[command(flatten)]
+    pub search: SearchArgs,
+}
+
+#[derive(Args, Debug)]
+pub struct ExecArgs {
+    /// Declaration file or name
+    #[arg(value_name = "FILE|NAME")]
+    pub unit: String,
+    #[command(flatten)]
+    pub search: SearchArgs,
+}
+
+#[derive(Args, Debug)]
+pub struct RunArgs {
+    /// Start from this declaration, then apply the options below on top
+    #[arg(long, value_name = "FILE")]
+    pub unit: Option<PathBuf>,
+    /// Make PATH visible read-only (repeatable)
+    #[arg(long = "ro", value_name = "PATH")]
+    pub ro: Vec<String>,
+    /// Make PATH visible read-write, not executable (repeatable)
+    #[arg(long = "rw", value_name = "PATH")]
+    pub rw: Vec<String>,
+    /// Make PATH visible read-only and executable (repeatable)
+    #[arg(long = "exec-path", value_name = "PATH")]
+    pub exec_path: Vec<String>,
+    /// Mount a fresh, empty tmpfs at PATH (repeatable)
+    #[arg(long = "tmpfs", value_name = "PATH")]
+    pub tmpfs: Vec<String>,
+    /// Network: `none` (own namespace, loopback only; default) or `host`
+    #[arg(long, value_name = "none|host")]
+    pub net: Option<String>,
+    /// Allow TCP bind to PORT (Landlock; repeatable)
+    #[arg(long = "bind-tcp", value_name = "PORT")]
+    pub bind_tcp: Vec<u16>,
+    /// Allow TCP connect to PORT (Landlock; repeatable)
+    #[arg(long = "connect-tcp", value_name = "PORT")]
+    pub connect_tcp: Vec<u16>,
+    /// Also allow a syscall or a group such as @mount (repeatable)
+    #[arg(long = "allow-syscall", value_name = "NAME|@GROUP")]
+    pub allow_syscall: Vec<String>,
+    /// Keep a capability, e.g. CAP_NET_BIND_SERVICE (repeatable)
+    #[arg(long = "cap", value_name = "CAP")]
+    pub cap: Vec<String>,
+    /// Open a listening socket before confinement and pass it as fd 3, 4, ... (repeatable)
+    #[arg(long = "preopen-listen", value_name = "tcp:ADDR:PORT|udp:ADDR:PORT|unix:PATH")]
+    pub preopen_listen: Vec<String>,
+    /// Set an environment variable (repeatable)
+    #[arg(long = "env", value_name = "NAME=VALUE")]
+    pub env: Vec<String>,
+    /// Copy a variable from capexec's environment (repeatable; TERM, LANG, LC_*, TZ are passed by default)
+    #[arg(long = "pass-env", value_name = "NAME")]
+    pub pass_env: Vec<String>,
+    /// Run as USER (root only; default: a dynamic unprivileged uid, or your own uid when rootless)
+    #[arg(long, value_name = "USER")]
+    pub user: Option<String>,
+    /// Working directory (default: the current one if it is in the view, else /)
+    #[arg(long, value_name = "DIR")]
+    pub cwd: Option<String>,
+    /// Landlock enforcement: `required` (default) or `best-effort`
+    #[arg(long, value_name = "MODE")]
+    pub landlock: Option<String>,
+    /// Print the resolved declaration instead of running
+    #[arg(long)]
+    pub dry_run: bool,
+    /// The program and its arguments
+    #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true, value_name = "PROG [ARGS]...")]
+    pub command: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct DoctorArgs {
+    /// Print JSON
+    #[arg(long)]
+    pub json: bool,
+}

@@ -1,0 +1,43 @@
+//! `capexec exec`: the foreground wrapper.
+
+use crate::cli::ExecArgs;
+use capexec_decl::{Context, ServiceSpec};
+
+pub fn run(args: &ExecArgs) -> i32 {
+    let search = super::search_path(&args.search.unit_path);
+    let spec = match capexec_decl::load_unit(&args.unit, &search, &Context::current()) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("{e}");
+            return super::EXIT_SETUP;
+        }
+    };
+    launch_foreground(&spec)
+}
+
+/// Plans, spawns and waits; shared by `exec` and `run`.
+pub fn launch_foreground(spec: &ServiceSpec) -> i32 {
+    let rootless = !nix::unistd::geteuid().is_root();
+    let host_env: Vec<(String, String)> = std::env::vars().collect();
+    let plan = match capexec_sandbox::plan(spec, rootless, &host_env) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("capexec: {}: {e}", spec.name);
+            return super::EXIT_SETUP;
+        }
+    };
+    tracing::debug!(unit = %spec.name, flags = plan.clone_flags, mounts = plan.mounts.len(), "launching");
+    match capexec_sandbox::spawn(&plan) {
+        Ok(s) => capexec_sandbox::wait_foreground(&s),
+        Err(e) => {
+            eprintln!("capexec: {}: {e}", spec.name);
+            if let capexec_sandbox::LaunchError::Io { op: "clone into new namespaces", .. } = e {
+                eprintln!("  help: the kernel refused new namespaces; `capexec doctor` shows whether user namespaces are available");
+            }
+            match e {
+                capexec_sandbox::LaunchError::Child { step, .. } if step == "exec" => super::EXIT_NOEXEC,
+                _ => super::EXIT_SETUP,
+            }
+        }
+    }
+}

@@ -1,0 +1,19 @@
+pub mod check;
+pub mod doctor;
+pub mod exec;
+pub mod run;
+
+/// capexec's own failures (declaration errors, sandbox setup) exit with this,
+/// so they are told apart from the service's own statuses.
+pub const EXIT_SETUP: i32 = 125;
+pub const EXIT_NOEXEC: i32 = 127;
+
+pub fn search_path(extra: &[std::path::PathBuf]) -> Vec<std::path::PathBuf> {
+    if !extra.is_empty() {
+        return extra.to_vec();
+    }
+    if let Ok(p) = std::env::var("CAPEXEC_UNIT_PATH") {
+        return p.split(':').filter(|s| !s.is_empty()).map(Into::into).collect();
+    }
+    capexec_decl::source::default_search_path()
+}

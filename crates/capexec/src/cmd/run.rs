@@ -1,0 +1,140 @@
+//! `capexec run`: ad-hoc confinement. The options become a raw declaration that
+//! goes through the same validation as a file, so `run` and `exec` cannot drift.
+
+use crate::cli::RunArgs;
+use capexec_decl::raw::*;
+use capexec_decl::spec::MountKind;
+use capexec_decl::Context;
+use std::path::{Path, PathBuf};
+
+/// Passed from the caller's environment by default: terminal and locale only.
+const DEFAULT_PASS_ENV: &[&str] = &["TERM", "COLORTERM", "NO_COLOR", "LANG", "LANGUAGE", "LC_ALL", "LC_CTYPE", "LC_MESSAGES", "TZ"];
+
+pub fn run(args: &RunArgs) -> i32 {
+    match build(args) {
+        Ok(spec) if args.dry_run => {
+            println!("{}", toml::to_string(&spec).unwrap_or_else(|e| format!("# {e}")));
+            0
+        }
+        Ok(spec) => super::exec::launch_foreground(&spec),
+        Err(msg) => {
+            eprintln!("{msg}");
+            super::EXIT_SETUP
+        }
+    }
+}
+
+/// Makes a relative path absolute against the current directory, without
+/// resolving symlinks (the view shows the path as the user wrote it).
+fn absolute(p: &str) -> String {
+    if p.starts_with('/') {
+        return p.to_owned();
+    }
+    std::path::absolute(p).map(|a| a.display().to_string()).unwrap_or_else(|_| p.to_owned())
+}
+
+fn find_program(prog: &str) -> Result<PathBuf, String> {
+    if prog.contains('/') {
+        let p = PathBuf::from(absolute(prog));
+        return if p.is_file() { Ok(p) } else { Err(format!("capexec run: {}: no such file", p.display())) };
+    }
+    let path = std::env::var("PATH").unwrap_or_else(|_| capexec_sandbox::plan::DEFAULT_PATH.into());
+    for dir in path.split(':').filter(|d| d.starts_with('/')) {
+        let p = Path::new(dir).join(prog);
+        if p.is_file() {
+            return Ok(p);
+        }
+    }
+    Err(format!("capexec run: `{prog}` not found in PATH; give its path"))
+}
+
+fn push(list: &mut Option<Vec<String>>, items: impl IntoIterator<Item = String>) {
+    list.get_or_insert_with(Vec::new).extend(items);
+}
+
+pub fn build(args: &RunArgs) -> Result<capexec_decl::ServiceSpec, String> {
+    let mut ctx = Context::current();
+    let (name, mut raw, sources) = match &args.unit {
+        Some(u) => {
+            let loaded = capexec_decl::source::load(u).map_err(|e| e.to_string())?;
+            ctx.unit_dir = std::path::absolute(u).ok().and_then(|p| p.parent().map(Path::to_path_buf));
+            let sources = loaded.files.iter().map(|f| f.path.clone()).collect();
+            (loaded.name, loaded.raw, sources)
+        }
+        None => ("run".to_owned(), RawUnit::default(), Vec::new()),
+    };
+    let prog = find_program(&args.command[0])?;
+    let mut argv = vec![prog.display().to_string()];
+    argv.extend(args.command[1..].iter().cloned());
+
+    let exec = raw.exec.get_or_insert_with(Default::default);
+    exec.argv = Some(argv);
+    if let Some(u) = &args.user {
+        exec.user = Some(match u.parse::<u32>() {
+            Ok(id) => NameOrId::Id(id),
+            Err(_) => NameOrId::Name(u.clone()),
+        });
+    }
+    if args.unit.is_none() {
+        push(&mut exec.pass_environment, DEFAULT_PASS_ENV.iter().map(|s| (*s).to_owned()));
+    }
+    push(&mut exec.pass_environment, args.pass_env.iter().cloned());
+    for kv in &args.env {
+        let (k, v) = kv.split_once('=').ok_or_else(|| format!("capexec run: --env {kv}: expected NAME=VALUE"))?;
+        exec.environment.get_or_insert_with(Default::default).insert(k.to_owned(), v.to_owned());
+    }
+    if let Some(c) = &args.cwd {
+        exec.working_directory = Some(absolute(c));
+    }
+
+    let fs = raw.filesystem.get_or_insert_with(Default::default);
+    push(&mut fs.read_only, args.ro.iter().map(|p| absolute(p)));
+    push(&mut fs.read_write, args.rw.iter().map(|p| absolute(p)));
+    push(&mut fs.executable, args.exec_path.iter().map(|p| absolute(p)));
+    push(&mut fs.tmpfs, args.tmpfs.iter().map(|p| absolute(p)));
+
+    if let Some(n) = &args.net {
+        raw.namespaces.get_or_insert_with(Default::default).net = Some(n.clone());
+    }
+    let ll = raw.landlock.get_or_insert_with(Default::default);
+    if let Some(m) = &args.landlock {
+        ll.mode = Some(m.clone());
+    }
+    ll.bind_tcp.get_or_insert_with(Vec::new).extend(&args.bind_tcp);
+    ll.connect_tcp.get_or_insert_with(Vec::new).extend(&args.connect_tcp);
+    if !args.allow_syscall.is_empty() {
+        let sc = raw.seccomp.get_or_insert_with(Default::default);
+        let allow = sc.allow.get_or_insert_with(|| vec!["@system-service".to_owned()]);
+        allow.extend(args.allow_syscall.iter().cloned());
+    }
+    if !args.cap.is_empty() {
+        push(&mut raw.capabilities.get_or_insert_with(Default::default).keep, args.cap.iter().cloned());
+    }
+    if !args.preopen_listen.is_empty() {
+        let pre = raw.preopen.get_or_insert_with(Default::default);
+        for a in &args.preopen_listen {
+            pre.listen.get_or_insert_with(Vec::new).push(RawListen { address: Some(a.clone()), ..Default::default() });
+        }
+    }
+
+    let mut spec = capexec_decl::validate::validate(&name, &raw, sources, &ctx).map_err(|e| format!("capexec run: {e}"))?;
+
+    // The program itself must be in the view and executable; add just that file
+    // when no listed path covers it (e.g. ./downloaded-binary in a home directory).
+    let covered = spec.filesystem.mounts.iter().any(|m| m.kind == MountKind::Executable && prog.starts_with(&m.path));
+    if !covered {
+        spec.filesystem.mounts.push(capexec_decl::spec::Mount { path: prog.clone(), kind: MountKind::Executable, optional: false });
+    }
+    // Stay in the current directory when the view shows it; otherwise start at /.
+    if args.cwd.is_none() && args.unit.is_none() {
+        if let Ok(cwd) = std::env::current_dir() {
+            let visible = spec.filesystem.mounts.iter().any(|m| {
+                cwd.starts_with(&m.path) && matches!(m.kind, MountKind::ReadOnly | MountKind::ReadWrite | MountKind::Executable)
+            });
+            if visible {
+                spec.exec.working_directory = cwd;
+            }
+        }
+    }
+    Ok(spec)
+}
