@@ -153,6 +153,8 @@ pub fn plan(spec: &ServiceSpec, rootless: bool, host_env: &[(String, String)]) -
     }
     if spec.filesystem.dev == DevMode::Minimal {
         ll_paths.push((PathBuf::from("/dev"), FsAccess::Device));
+        // POSIX shared memory and semaphores (shm_open, sem_open) live here.
+        ll_paths.push((PathBuf::from("/dev/shm"), FsAccess::ReadWrite));
     }
     if spec.filesystem.proc != ProcMode::None {
         ll_paths.push((PathBuf::from("/proc"), FsAccess::Proc));
