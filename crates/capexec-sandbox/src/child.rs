@@ -106,7 +106,9 @@ fn setup(a: &ChildArgs) -> Result<(), ChildError> {
         .collect();
     // Applied here, in init, so the service and init share one Landlock domain:
     // the service can then signal nothing outside it (not capexec, not the host).
-    landlock_rules::apply(&plan.landlock, &dirs)?;
+    if let Some(note) = landlock_rules::apply(&plan.landlock, &dirs)? {
+        eprintln!("capexec: {}: warning: {note} (landlock.mode = \"best-effort\")", plan.name);
+    }
     Ok(())
 }
 
@@ -198,12 +200,14 @@ fn service(a: &ChildArgs) -> ! {
 fn init(a: &ChildArgs, service: libc::pid_t) -> ! {
     // Nothing of the setup is needed any more, and the service must not be able to
     // read this process's memory through /proc.
-    let _ = sys::close_from(0);
     let _ = sys::prctl(libc::PR_SET_DUMPABLE, 0);
-    let _ = a.err_wr;
-    if seccompiler::apply_filter(&a.plan.init_seccomp).is_err() {
+    if let Err(e) = seccompiler::apply_filter(&a.plan.init_seccomp) {
+        report(a.err_wr, &ChildError::io("seccomp", "install the init filter", e));
+        // SAFETY: killing our own child, which must not run unsupervised.
+        unsafe { libc::kill(service, libc::SIGKILL) };
         exit(126);
     }
+    let _ = sys::close_from(0);
     // SAFETY: building a sigset of valid signal numbers.
     let set = unsafe {
         let mut set: libc::sigset_t = std::mem::zeroed();

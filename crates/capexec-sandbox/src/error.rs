@@ -13,6 +13,9 @@ pub enum LaunchError {
     Seccomp(String),
     #[error("{0}")]
     Plan(String),
+    /// A mechanism the declaration requires is not available on this kernel.
+    #[error("{what}\n  help: {help}")]
+    Unsupported { what: String, help: String },
 }
 
 impl LaunchError {

@@ -19,6 +19,8 @@ const STEP: &str = "landlock";
 /// The ABI whose features capexec uses: filesystem incl. truncate and device
 /// ioctls (v5), TCP (v4), scopes (v6).
 const TARGET: ABI = ABI::V6;
+/// `TARGET` as the number the kernel reports.
+pub const REQUIRED_ABI: i64 = 6;
 
 fn rights(a: FsAccess) -> BitFlags<AccessFs> {
     let all = AccessFs::from_all(TARGET);

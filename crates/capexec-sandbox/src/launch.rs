@@ -48,11 +48,41 @@ fn cap_last_cap() -> u32 {
     std::fs::read_to_string("/proc/sys/kernel/cap_last_cap").ok().and_then(|s| s.trim().parse().ok()).unwrap_or(40)
 }
 
+/// Refuses to start, with a message that says what to do, when the kernel lacks
+/// a mechanism the plan requires. Checked before anything is created, and
+/// checked again by the child where it is applied.
+pub fn preflight(plan: &SetupPlan) -> Result<(), LaunchError> {
+    if let Err(e) = sys::seccomp_available() {
+        return Err(LaunchError::Unsupported {
+            what: format!("{}: seccomp filters are not available here ({e})", plan.name),
+            help: "capexec always confines services with a seccomp allowlist; use a kernel built with CONFIG_SECCOMP_FILTER, \
+                   and do not run capexec under a filter that denies seccomp(2)"
+                .into(),
+        });
+    }
+    let abi = sys::landlock_abi();
+    if plan.landlock.required && abi < crate::landlock_rules::REQUIRED_ABI {
+        return Err(LaunchError::Unsupported {
+            what: format!(
+                "{}: the declaration requires Landlock (landlock.mode = \"required\") but this kernel offers Landlock ABI {abi}{}; capexec needs ABI {} (filesystem, TCP and scope rules)",
+                plan.name,
+                if abi == 0 { " (none)" } else { "" },
+                crate::landlock_rules::REQUIRED_ABI
+            ),
+            help: "run on Linux 6.12 or newer with Landlock enabled (lsm=...,landlock), or set landlock.mode = \"best-effort\" \
+                   (capexec run: --landlock best-effort) to run with what this kernel enforces; `capexec doctor` shows what it supports"
+                .into(),
+        });
+    }
+    Ok(())
+}
+
 /// Starts the service described by `plan`. Blocks SIGCHLD and the forwarded
 /// signals in the calling process (they are consumed by [`wait_foreground`]).
 ///
 /// The calling process must be single-threaded (see `sys::clone_fork`).
 pub fn spawn(plan: &SetupPlan) -> Result<Spawned, LaunchError> {
+    preflight(plan)?;
     ensure_stdio();
     let fds = resources::open_all(&plan.preopens, (plan.uid, plan.gid))?;
     let raw_fds: Vec<RawFd> = fds.iter().map(|f| f.as_raw_fd()).collect();

@@ -125,7 +125,10 @@ pub fn service_filter(spec: &SeccompSpec) -> Result<BpfProgram, LaunchError> {
 /// The namespace init only waits, forwards signals and exits; anything else kills it.
 pub fn init_filter() -> Result<BpfProgram, LaunchError> {
     let mut rules: BTreeMap<i64, Vec<SeccompRule>> = BTreeMap::new();
-    for name in ["rt_sigtimedwait", "rt_sigprocmask", "rt_sigreturn", "wait4", "waitid", "kill", "exit", "exit_group", "restart_syscall"] {
+    for name in [
+        "rt_sigtimedwait", "rt_sigprocmask", "rt_sigreturn", "wait4", "waitid", "kill", "exit", "exit_group", "restart_syscall",
+        "close_range",
+    ] {
         rules.insert(capexec_decl::syscalls::number(name).expect("known syscall"), vec![]);
     }
     let filter = SeccompFilter::new(rules, SeccompAction::KillProcess, SeccompAction::Allow, TargetArch::x86_64)

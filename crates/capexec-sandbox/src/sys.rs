@@ -166,3 +166,13 @@ pub fn lsm_list_modules() -> io::Result<Vec<u64>> {
     let n = check(rc)? as usize;
     Ok(ids[..n.min(ids.len())].to_vec())
 }
+
+/// Whether seccomp filters can be installed: asks the kernel whether it knows
+/// SECCOMP_RET_ERRNO (fails with ENOSYS/EINVAL where seccomp is missing or blocked).
+pub fn seccomp_available() -> io::Result<()> {
+    const SECCOMP_GET_ACTION_AVAIL: libc::c_uint = 2;
+    let action: u32 = 0x0005_0000; // SECCOMP_RET_ERRNO
+    // SAFETY: the kernel reads one u32 from a valid pointer during the call.
+    let rc = unsafe { libc::syscall(libc::SYS_seccomp, SECCOMP_GET_ACTION_AVAIL, 0u32, &action as *const u32) };
+    check(rc).map(drop)
+}

@@ -1,0 +1,491 @@
+//! Attempts the attacks of ESCAPE-CASES.md from inside a sandbox and reports each
+//! attempt as `BLOCKED <case>: <how>` or `ESCAPED <case>: <what happened>`.
+//! Exit status: 0 when every attempt was blocked, 1 otherwise, 2 on usage errors.
+//! A few subcommands (make-shm, rm-shm, with-seccomp-deny) are helpers the tests
+//! run on the host.
+
+use std::ffi::CString;
+use std::io::Error;
+
+struct Report {
+    escaped: usize,
+}
+
+impl Report {
+    /// `rc` is a syscall's return value (negative = failed, errno in `err`).
+    /// Blocked when it failed with one of `expected`.
+    fn expect_fail(&mut self, case: &str, rc: i64, err: Error, expected: &[i32]) {
+        if rc >= 0 {
+            println!("ESCAPED {case}: succeeded (returned {rc})");
+            self.escaped += 1;
+        } else if expected.contains(&err.raw_os_error().unwrap_or(0)) {
+            println!("BLOCKED {case}: {err}");
+        } else {
+            println!("ESCAPED {case}: failed, but with an unexpected error: {err} (expected one of {expected:?})");
+            self.escaped += 1;
+        }
+    }
+    fn check(&mut self, case: &str, ok: bool, detail: impl std::fmt::Display) {
+        if ok {
+            println!("BLOCKED {case}: {detail}");
+        } else {
+            println!("ESCAPED {case}: {detail}");
+            self.escaped += 1;
+        }
+    }
+}
+
+fn c(s: &str) -> CString {
+    CString::new(s).unwrap()
+}
+
+/// Runs a raw syscall and returns (rc, errno).
+macro_rules! sys {
+    ($($arg:expr),* $(,)?) => {{
+        // SAFETY: the probe deliberately issues raw syscalls with harmless or
+        // invalid arguments to see whether the sandbox lets them through.
+        let rc = unsafe { libc::syscall($($arg as libc::c_long),*) } as i64;
+        (rc, Error::last_os_error())
+    }};
+}
+
+fn open(path: &str, flags: i32) -> (i64, Error) {
+    let p = c(path);
+    // SAFETY: valid C string; the fd (if any) is leaked on purpose, the probe exits soon.
+    let rc = unsafe { libc::open(p.as_ptr(), flags | libc::O_CLOEXEC, 0o644) } as i64;
+    (rc, Error::last_os_error())
+}
+
+const EPERM: i32 = libc::EPERM;
+const EACCES: i32 = libc::EACCES;
+const ENOENT: i32 = libc::ENOENT;
+const EROFS: i32 = libc::EROFS;
+const ENOSYS: i32 = libc::ENOSYS;
+
+fn fs(r: &mut Report) {
+    let (rc, e) = open("/etc/shadow", libc::O_RDONLY);
+    r.expect_fail("1 read /etc/shadow", rc, e, &[EACCES, ENOENT]);
+    for p in ["/root", "/home", "/var/lib/redis", "/var/lib/capexec-test"] {
+        let (rc, e) = open(p, libc::O_RDONLY | libc::O_DIRECTORY);
+        r.expect_fail(&format!("1 open {p}"), rc, e, &[ENOENT, EACCES]);
+    }
+    for p in ["/usr/capexec-escape", "/etc/capexec-escape", "/var/capexec-escape", "/capexec-escape", "/usr/bin/capexec-escape"] {
+        let (rc, e) = open(p, libc::O_WRONLY | libc::O_CREAT);
+        r.expect_fail(&format!("2 create {p}"), rc, e, &[EROFS, EACCES, ENOENT]);
+    }
+    let (rc, e) = open("/etc/hostname", libc::O_WRONLY);
+    r.expect_fail("2 write /etc/hostname", rc, e, &[EROFS, EACCES]);
+    for d in ["/dev/vda", "/dev/sda", "/dev/mem", "/dev/kmem", "/dev/kmsg", "/dev/port", "/dev/console"] {
+        let (rc, e) = open(d, libc::O_RDONLY);
+        r.expect_fail(&format!("4 open {d}"), rc, e, &[ENOENT]);
+    }
+    let (rc, e) = open("/dev/shm/../x", libc::O_WRONLY | libc::O_CREAT);
+    r.expect_fail("4 create a file in /dev", rc, e, &[EROFS, EACCES]);
+    let (rc, e) = open("/proc/sys/kernel/hostname", libc::O_WRONLY);
+    r.expect_fail("5 write /proc/sys/kernel/hostname", rc, e, &[ENOENT, EROFS, EACCES]);
+    let (rc, e) = open("/proc/sys/kernel/core_pattern", libc::O_WRONLY);
+    r.expect_fail("5 write /proc/sys/kernel/core_pattern", rc, e, &[ENOENT, EROFS, EACCES]);
+    let (rc, e) = open("/proc/sysrq-trigger", libc::O_WRONLY);
+    r.expect_fail("5 write /proc/sysrq-trigger", rc, e, &[ENOENT, EACCES, EROFS]);
+    let (rc, e) = open("/proc/kcore", libc::O_RDONLY);
+    r.expect_fail("5 read /proc/kcore", rc, e, &[ENOENT, EACCES]);
+    for p in ["/sys/fs/cgroup/cgroup.procs", "/sys/fs/cgroup/unified/cgroup.procs", "/sys/fs/cgroup/memory/cgroup.procs"] {
+        let (rc, e) = open(p, libc::O_WRONLY);
+        r.expect_fail(&format!("6 write {p}"), rc, e, &[ENOENT, EACCES, EROFS]);
+    }
+    let _ = std::fs::create_dir("/tmp/cg");
+    let (src, dst, ty, data) = (c("cgroup"), c("/tmp/cg"), c("cgroup"), c("memory"));
+    let (rc, e) = sys!(libc::SYS_mount, src.as_ptr(), dst.as_ptr(), ty.as_ptr(), 0, data.as_ptr());
+    r.expect_fail("6 mount cgroup v1 (release_agent)", rc, e, &[EPERM]);
+}
+
+fn status_field(name: &str) -> String {
+    let s = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    s.lines().find_map(|l| l.strip_prefix(&format!("{name}:")).map(|v| v.trim().to_owned())).unwrap_or_default()
+}
+
+fn identity(r: &mut Report) {
+    // SAFETY: plain getters.
+    let (uid, euid) = unsafe { (libc::getuid(), libc::geteuid()) };
+    r.check("3 not host uid 0", uid != 0 && euid != 0, format!("uid={uid} euid={euid}"));
+    for f in ["CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb"] {
+        let v = status_field(f);
+        r.check(&format!("11 {f} empty"), v.chars().all(|c| c == '0') && !v.is_empty(), format!("{f}={v}"));
+    }
+    r.check("11 no_new_privs set", status_field("NoNewPrivs") == "1", format!("NoNewPrivs={}", status_field("NoNewPrivs")));
+    r.check("18 seccomp filter active", status_field("Seccomp") == "2", format!("Seccomp={}", status_field("Seccomp")));
+    // SAFETY: integer-only prctl.
+    let bits = unsafe { libc::prctl(libc::PR_GET_SECUREBITS, 0, 0, 0, 0) };
+    r.check("11 securebits locked", bits == 0xef, format!("securebits={bits:#x} (want 0xef)"));
+    // SAFETY: integer-only prctl.
+    let rc = unsafe { libc::prctl(libc::PR_SET_SECUREBITS, 0, 0, 0, 0) } as i64;
+    r.expect_fail("11 unlock securebits", rc, Error::last_os_error(), &[EPERM]);
+    let (rc, e) = sys!(libc::SYS_setuid, 0);
+    r.expect_fail("3 setuid(0)", rc, e, &[EPERM, libc::EINVAL]);
+}
+
+fn privileged(r: &mut Report) {
+    let (rc, e) = sys!(libc::SYS_unshare, libc::CLONE_NEWUSER);
+    r.expect_fail("7 unshare(CLONE_NEWUSER)", rc, e, &[EPERM]);
+    let (rc, e) = sys!(libc::SYS_unshare, libc::CLONE_NEWNS);
+    r.expect_fail("7 unshare(CLONE_NEWNS)", rc, e, &[EPERM]);
+    let (rc, e) = sys!(libc::SYS_clone, libc::CLONE_NEWUSER | libc::SIGCHLD, 0, 0, 0, 0);
+    if rc == 0 {
+        // SAFETY: in the (escaped) child: leave at once.
+        unsafe { libc::_exit(0) };
+    }
+    r.expect_fail("7 clone(CLONE_NEWUSER)", rc, e, &[EPERM]);
+    let (rc, e) = sys!(libc::SYS_sethostname, c("evil").as_ptr(), 4);
+    r.expect_fail("7 sethostname", rc, e, &[EPERM]);
+    let (t, d) = (c("tmpfs"), c("/tmp"));
+    let (rc, e) = sys!(libc::SYS_mount, t.as_ptr(), d.as_ptr(), t.as_ptr(), 0, 0);
+    r.expect_fail("8 mount tmpfs", rc, e, &[EPERM]);
+    let (rc, e) = sys!(libc::SYS_umount2, d.as_ptr(), libc::MNT_DETACH);
+    r.expect_fail("8 umount2", rc, e, &[EPERM]);
+    let (rc, e) = sys!(libc::SYS_fsopen, t.as_ptr(), 0);
+    r.expect_fail("8 fsopen", rc, e, &[EPERM]);
+    let (rc, e) = sys!(libc::SYS_fsmount, -1, 0, 0);
+    r.expect_fail("8 fsmount", rc, e, &[EPERM]);
+    let (rc, e) = sys!(libc::SYS_open_tree, libc::AT_FDCWD, d.as_ptr(), 1 /* OPEN_TREE_CLONE */);
+    r.expect_fail("8 open_tree", rc, e, &[EPERM]);
+    let (rc, e) = sys!(libc::SYS_move_mount, -1, d.as_ptr(), libc::AT_FDCWD, d.as_ptr(), 0);
+    r.expect_fail("8 move_mount", rc, e, &[EPERM]);
+    let (rc, e) = sys!(libc::SYS_mount_setattr, libc::AT_FDCWD, d.as_ptr(), 0, 0, 0);
+    r.expect_fail("8 mount_setattr", rc, e, &[EPERM]);
+    let (rc, e) = open("/proc/1/ns/mnt", libc::O_RDONLY);
+    r.expect_fail("9 open /proc/1/ns/mnt", rc, e, &[EACCES, ENOENT]);
+    let (rc, e) = sys!(libc::SYS_setns, 0, 0);
+    r.expect_fail("9 setns", rc, e, &[EPERM]);
+    let (rc, e) = sys!(libc::SYS_chroot, d.as_ptr());
+    r.expect_fail("10 chroot", rc, e, &[EPERM]);
+    let (rc, e) = sys!(libc::SYS_pivot_root, d.as_ptr(), d.as_ptr());
+    r.expect_fail("10 pivot_root", rc, e, &[EPERM]);
+    let n = c("/tmp/capexec-null");
+    let (rc, e) = sys!(libc::SYS_mknodat, libc::AT_FDCWD, n.as_ptr(), libc::S_IFCHR | 0o666, libc::makedev(1, 3));
+    r.expect_fail("10 mknod char device", rc, e, &[EPERM]);
+    let (rc, e) = sys!(libc::SYS_mknodat, libc::AT_FDCWD, n.as_ptr(), libc::S_IFBLK | 0o666, libc::makedev(254, 0));
+    r.expect_fail("10 mknod block device", rc, e, &[EPERM]);
+    let ts = libc::timespec { tv_sec: 1, tv_nsec: 0 };
+    let (rc, e) = sys!(libc::SYS_clock_settime, libc::CLOCK_REALTIME, &ts as *const _);
+    r.expect_fail("10 clock_settime", rc, e, &[EPERM]);
+    let (rc, e) = sys!(libc::SYS_settimeofday, 0, 0);
+    r.expect_fail("10 settimeofday", rc, e, &[EPERM]);
+    // LINUX_REBOOT_CMD_CAD_OFF: harmless even if it got through.
+    let (rc, e) = sys!(libc::SYS_reboot, 0xfee1deadu32, 672274793, 0, 0);
+    r.expect_fail("10 reboot", rc, e, &[EPERM]);
+    let (rc, e) = sys!(libc::SYS_swapon, n.as_ptr(), 0);
+    r.expect_fail("10 swapon", rc, e, &[EPERM]);
+    let (rc, e) = sys!(libc::SYS_swapoff, n.as_ptr());
+    r.expect_fail("10 swapoff", rc, e, &[EPERM]);
+    let empty = c("");
+    let (rc, e) = sys!(libc::SYS_init_module, 0, 0, empty.as_ptr());
+    r.expect_fail("10 init_module", rc, e, &[EPERM]);
+    let (rc, e) = sys!(libc::SYS_finit_module, -1, empty.as_ptr(), 0);
+    r.expect_fail("10 finit_module", rc, e, &[EPERM]);
+    let (rc, e) = sys!(libc::SYS_kexec_load, 0, 0, 0, 0);
+    r.expect_fail("10 kexec_load", rc, e, &[EPERM]);
+    let (rc, e) = sys!(libc::SYS_kexec_file_load, -1, -1, 0, 0, 0);
+    r.expect_fail("10 kexec_file_load", rc, e, &[EPERM]);
+    let (rc, e) = sys!(libc::SYS_keyctl, 0 /* KEYCTL_GET_KEYRING_ID */, -3, 0);
+    r.expect_fail("13 keyctl", rc, e, &[EPERM]);
+    let (ty, desc) = (c("user"), c("capexec"));
+    let (rc, e) = sys!(libc::SYS_add_key, ty.as_ptr(), desc.as_ptr(), 0, 0, -3);
+    r.expect_fail("13 add_key", rc, e, &[EPERM]);
+    let attr = [0u8; 128];
+    let (rc, e) = sys!(libc::SYS_bpf, 0 /* BPF_MAP_CREATE */, attr.as_ptr(), attr.len());
+    r.expect_fail("13 bpf", rc, e, &[EPERM]);
+    let (rc, e) = sys!(libc::SYS_perf_event_open, attr.as_ptr(), 0, -1, -1, 0);
+    r.expect_fail("13 perf_event_open", rc, e, &[EPERM]);
+    let (rc, e) = sys!(libc::SYS_userfaultfd, 0);
+    r.expect_fail("13 userfaultfd", rc, e, &[EPERM]);
+    let (rc, e) = sys!(libc::SYS_open_by_handle_at, libc::AT_FDCWD, attr.as_ptr(), 0);
+    r.expect_fail("13 open_by_handle_at (shocker)", rc, e, &[EPERM]);
+    let (rc, e) = sys!(libc::SYS_personality, 0x0400000 /* READ_IMPLIES_EXEC */);
+    r.expect_fail("13 personality(READ_IMPLIES_EXEC)", rc, e, &[EPERM]);
+    let (rc, _) = sys!(libc::SYS_personality, 0xffffffffu32);
+    r.check("13 personality query still works", rc >= 0, format!("personality(0xffffffff) = {rc}"));
+}
+
+fn int80_getpid() {
+    // SAFETY: issues the i386 getpid syscall through the 32-bit entry point; the
+    // filter must kill the process before the kernel runs it.
+    unsafe { std::arch::asm!("int 0x80", inlateout("eax") 20u32 => _, options(nostack)) };
+}
+
+fn seccomp_integrity(r: &mut Report) {
+    let (rc, e) = sys!(0x4000_0000i64 | libc::SYS_getpid);
+    r.expect_fail("14 x32 getpid", rc, e, &[ENOSYS, EPERM]);
+    let (rc, e) = sys!(0x4000_0000i64 | libc::SYS_mount, 0, 0, 0, 0, 0);
+    r.expect_fail("14 x32 mount", rc, e, &[ENOSYS, EPERM]);
+    // SAFETY: fork in a single-threaded probe; the child only runs int 0x80 and exits.
+    let pid = unsafe { libc::fork() };
+    if pid == 0 {
+        int80_getpid();
+        // SAFETY: leaving the child.
+        unsafe { libc::_exit(0) };
+    }
+    let mut st = 0;
+    // SAFETY: reaping our own child.
+    unsafe { libc::waitpid(pid, &mut st, 0) };
+    r.check("15 i386 syscall via int 0x80 kills", libc::WIFSIGNALED(st) && libc::WTERMSIG(st) == libc::SIGSYS, format!("child status {st:#x}"));
+    let params = [0u8; 120];
+    let (rc, e) = sys!(libc::SYS_io_uring_setup, 1, params.as_ptr());
+    r.expect_fail("16 io_uring_setup", rc, e, &[EPERM]);
+    let (rc, e) = sys!(libc::SYS_io_uring_enter, 0, 0, 0, 0, 0, 0);
+    r.expect_fail("16 io_uring_enter", rc, e, &[EPERM]);
+    let (rc, e) = sys!(libc::SYS_io_uring_register, 0, 0, 0, 0);
+    r.expect_fail("16 io_uring_register", rc, e, &[EPERM]);
+    let args = [0u64; 11];
+    let (rc, e) = sys!(libc::SYS_clone3, args.as_ptr(), 88);
+    if rc == 0 {
+        // SAFETY: in the (escaped) child: leave at once.
+        unsafe { libc::_exit(0) };
+    }
+    r.expect_fail("17 clone3 gives ENOSYS", rc, e, &[ENOSYS]);
+    let (rc, e) = sys!(1000);
+    r.expect_fail("18 unknown syscall 1000", rc, e, &[ENOSYS, EPERM]);
+    let t = std::thread::spawn(|| {
+        let (rc, e) = sys!(libc::SYS_unshare, libc::CLONE_NEWNS);
+        (rc, e.raw_os_error())
+    });
+    let (rc, errno) = t.join().unwrap();
+    r.check("18 filter covers threads", rc < 0 && errno == Some(EPERM), format!("unshare in a thread: rc={rc} errno={errno:?}"));
+    // SAFETY: fork in a single-threaded process (the thread above has ended).
+    let pid = unsafe { libc::fork() };
+    if pid == 0 {
+        let (rc, e) = sys!(libc::SYS_unshare, libc::CLONE_NEWNS);
+        // SAFETY: leaving the child with a status that encodes the result.
+        unsafe { libc::_exit(if rc < 0 && e.raw_os_error() == Some(EPERM) { 0 } else { 1 }) };
+    }
+    // SAFETY: reaping our own child.
+    unsafe { libc::waitpid(pid, &mut st, 0) };
+    r.check("18 filter survives fork", libc::WIFEXITED(st) && libc::WEXITSTATUS(st) == 0, format!("child status {st:#x}"));
+    let (rc, e) = sys!(libc::SYS_ptrace, libc::PTRACE_TRACEME, 0, 0, 0);
+    r.expect_fail("19 ptrace(TRACEME)", rc, e, &[EPERM]);
+    let (rc, e) = sys!(libc::SYS_ptrace, libc::PTRACE_ATTACH, 1, 0, 0);
+    r.expect_fail("19 ptrace(ATTACH, 1)", rc, e, &[EPERM]);
+    let (rc, e) = sys!(libc::SYS_process_vm_writev, 1, 0, 0, 0, 0, 0);
+    r.expect_fail("19 process_vm_writev", rc, e, &[EPERM]);
+    let (rc, e) = sys!(libc::SYS_process_vm_readv, 1, 0, 0, 0, 0, 0);
+    r.expect_fail("19 process_vm_readv", rc, e, &[EPERM]);
+    let ch = b'x';
+    let (rc, e) = sys!(libc::SYS_ioctl, 0, libc::TIOCSTI, &ch as *const u8);
+    r.expect_fail("20 TIOCSTI", rc, e, &[EPERM]);
+    let (rc, e) = sys!(libc::SYS_ioctl, 0, (1u64 << 32) | libc::TIOCSTI as u64, &ch as *const u8);
+    r.expect_fail("20 TIOCSTI with junk in the upper 32 bits", rc, e, &[EPERM]);
+    let (rc, e) = sys!(libc::SYS_ioctl, 0, libc::TIOCLINUX, &ch as *const u8);
+    r.expect_fail("20 TIOCLINUX", rc, e, &[EPERM]);
+    let (rc, e) = open("/dev/tty", libc::O_RDWR);
+    r.expect_fail("20 no controlling terminal", rc, e, &[libc::ENXIO, ENOENT]);
+    let (rc, e) = sys!(libc::SYS_seccomp, 0 /* SECCOMP_SET_MODE_STRICT */, 0, 0);
+    r.expect_fail("39 seccomp() itself", rc, e, &[EPERM]);
+}
+
+fn processes(r: &mut Report, host_pid: i32) {
+    let (rc, e) = sys!(libc::SYS_kill, host_pid, 0);
+    r.expect_fail("21 kill(host process, 0)", rc, e, &[libc::ESRCH, EPERM]);
+    let (rc, e) = open(&format!("/proc/{host_pid}/status"), libc::O_RDONLY);
+    r.expect_fail("21 host process in /proc", rc, e, &[ENOENT]);
+    let (rc, e) = sys!(libc::SYS_ptrace, libc::PTRACE_ATTACH, 1, 0, 0);
+    r.expect_fail("22 ptrace the namespace init", rc, e, &[EPERM]);
+    // SIGKILL from inside the namespace to its init is dropped by the kernel; if
+    // it were not, this probe would die with it and report nothing.
+    // SAFETY: signalling pid 1 of our own pid namespace.
+    unsafe { libc::kill(1, libc::SIGKILL) };
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    let (rc, _) = sys!(libc::SYS_kill, 1, 0);
+    r.check("22 init survives SIGKILL from the service", rc == 0, "pid 1 still there");
+    for f in ["/proc/1/root/etc/shadow", "/proc/1/mem", "/proc/1/environ"] {
+        let (rc, e) = open(f, libc::O_RDONLY);
+        r.expect_fail(&format!("28 open {f}"), rc, e, &[EACCES, ENOENT, EPERM]);
+    }
+    for f in ["/proc/1/root", "/proc/1/exe", "/proc/1/cwd"] {
+        let p = c(f);
+        let mut buf = [0u8; 256];
+        // SAFETY: valid path and buffer.
+        let rc = unsafe { libc::readlink(p.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) } as i64;
+        r.expect_fail(&format!("28 readlink {f}"), rc, Error::last_os_error(), &[EACCES, ENOENT, EPERM]);
+    }
+    let (rc, e) = open("/proc/1/fd", libc::O_RDONLY | libc::O_DIRECTORY);
+    r.expect_fail("28 list /proc/1/fd", rc, e, &[EACCES, ENOENT, EPERM]);
+}
+
+fn fds(r: &mut Report, expected: &str) {
+    let mut open_fds: Vec<i32> = std::fs::read_dir("/proc/self/fd")
+        .map(|d| d.filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok()).collect())
+        .unwrap_or_default();
+    open_fds.sort();
+    // The directory listing itself holds one fd while it runs; drop the highest
+    // if it is no longer open.
+    open_fds.retain(|fd| {
+        // SAFETY: F_GETFD only queries.
+        unsafe { libc::fcntl(*fd, libc::F_GETFD) >= 0 }
+    });
+    let got = open_fds.iter().map(|f| f.to_string()).collect::<Vec<_>>().join(",");
+    r.check("23 only declared fds are open", got == expected, format!("open fds {got}, expected {expected}"));
+}
+
+fn connect_tcp(port: u16) -> (i64, Error) {
+    // SAFETY: socket/connect with a valid sockaddr_in.
+    unsafe {
+        let fd = libc::socket(libc::AF_INET, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0);
+        if fd < 0 {
+            return (-1, Error::last_os_error());
+        }
+        let mut sa: libc::sockaddr_in = std::mem::zeroed();
+        sa.sin_family = libc::AF_INET as u16;
+        sa.sin_port = port.to_be();
+        sa.sin_addr.s_addr = u32::from_be_bytes([127, 0, 0, 1]).to_be();
+        let rc = libc::connect(fd, (&sa as *const libc::sockaddr_in).cast(), std::mem::size_of_val(&sa) as u32) as i64;
+        (rc, Error::last_os_error())
+    }
+}
+
+fn bind_tcp(port: u16) -> (i64, Error) {
+    // SAFETY: socket/bind with a valid sockaddr_in.
+    unsafe {
+        let fd = libc::socket(libc::AF_INET, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0);
+        let mut sa: libc::sockaddr_in = std::mem::zeroed();
+        sa.sin_family = libc::AF_INET as u16;
+        sa.sin_port = port.to_be();
+        sa.sin_addr.s_addr = u32::from_be_bytes([127, 0, 0, 1]).to_be();
+        let rc = libc::bind(fd, (&sa as *const libc::sockaddr_in).cast(), std::mem::size_of_val(&sa) as u32) as i64;
+        (rc, Error::last_os_error())
+    }
+}
+
+fn connect_unix(path: &[u8]) -> (i64, Error) {
+    // SAFETY: socket/connect with a valid sockaddr_un of the given length.
+    unsafe {
+        let fd = libc::socket(libc::AF_UNIX, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0);
+        let mut sa: libc::sockaddr_un = std::mem::zeroed();
+        sa.sun_family = libc::AF_UNIX as u16;
+        for (d, s) in sa.sun_path.iter_mut().zip(path) {
+            *d = *s as libc::c_char;
+        }
+        let len = (std::mem::size_of::<libc::sa_family_t>() + path.len()) as u32;
+        let rc = libc::connect(fd, (&sa as *const libc::sockaddr_un).cast(), len) as i64;
+        (rc, Error::last_os_error())
+    }
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let mut r = Report { escaped: 0 };
+    let arg = |i: usize| args.get(i).cloned().unwrap_or_default();
+    match arg(1).as_str() {
+        "fs" => fs(&mut r),
+        "identity" => identity(&mut r),
+        "privileged" => privileged(&mut r),
+        "seccomp" => seccomp_integrity(&mut r),
+        "processes" => processes(&mut r, arg(2).parse().unwrap_or(1)),
+        "fds" => fds(&mut r, &arg(2)),
+        "reopen" => {
+            let mut b = [0u8; 1];
+            // SAFETY: reading into a valid buffer from fd 3.
+            let n = unsafe { libc::read(3, b.as_mut_ptr().cast(), 1) };
+            r.check("24 preopened fd 3 is readable", n == 1, format!("read returned {n}"));
+            for (how, fl) in [("O_WRONLY", libc::O_WRONLY), ("O_RDWR", libc::O_RDWR), ("O_WRONLY|O_TRUNC", libc::O_WRONLY | libc::O_TRUNC)] {
+                let (rc, e) = open("/proc/self/fd/3", fl);
+                r.expect_fail(&format!("24 reopen read-only fd 3 via /proc/self/fd as {how}"), rc, e, &[EACCES, EPERM]);
+            }
+        }
+        "preopen-dir-write" => {
+            let name = c("capexec-escape-file");
+            // SAFETY: openat on the preopened directory fd 3.
+            let rc = unsafe { libc::openat(3, name.as_ptr(), libc::O_CREAT | libc::O_WRONLY | libc::O_CLOEXEC, 0o644) } as i64;
+            r.expect_fail("2 create a file through a preopened read-only directory (Landlock)", rc, Error::last_os_error(), &[EACCES]);
+            let dot = c("readme");
+            // SAFETY: as above.
+            let rc = unsafe { libc::openat(3, dot.as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC) };
+            r.check("2 reading through it still works", rc >= 0, format!("openat readme = {rc}"));
+        }
+        "net-none" => {
+            let (rc, e) = connect_tcp(arg(2).parse().unwrap_or(1));
+            r.expect_fail("25 connect to a host loopback TCP port", rc, e, &[libc::ECONNREFUSED, EACCES, libc::ENETUNREACH]);
+            let (rc, e) = connect_unix(arg(3).as_bytes());
+            r.expect_fail("25 connect to a host path unix socket", rc, e, &[ENOENT, EACCES, libc::ECONNREFUSED]);
+            let mut abs = vec![0u8];
+            abs.extend(arg(4).as_bytes());
+            let (rc, e) = connect_unix(&abs);
+            r.expect_fail("25 connect to a host abstract unix socket", rc, e, &[libc::ECONNREFUSED, EPERM]);
+        }
+        "net-host" => {
+            let (rc, e) = connect_tcp(arg(2).parse().unwrap_or(1));
+            r.expect_fail("25 connect to an undeclared host TCP port (Landlock)", rc, e, &[EACCES]);
+            let mut abs = vec![0u8];
+            abs.extend(arg(3).as_bytes());
+            let (rc, e) = connect_unix(&abs);
+            r.expect_fail("25 connect to a host abstract unix socket (Landlock scope)", rc, e, &[EPERM]);
+            let (rc, e) = bind_tcp(arg(4).parse().unwrap_or(1));
+            r.expect_fail("25 bind an undeclared TCP port (Landlock)", rc, e, &[EACCES]);
+        }
+        "sockets" => {
+            let (rc, e) = sys!(libc::SYS_socket, libc::AF_PACKET, libc::SOCK_RAW, 0x0300);
+            r.expect_fail("26 AF_PACKET socket", rc, e, &[EPERM]);
+            let (rc, e) = sys!(libc::SYS_socket, libc::AF_INET, libc::SOCK_RAW, libc::IPPROTO_ICMP);
+            r.expect_fail("26 raw IPv4 socket", rc, e, &[EPERM]);
+            let (rc, e) = sys!(libc::SYS_socket, libc::AF_INET6, libc::SOCK_RAW, libc::IPPROTO_RAW);
+            r.expect_fail("26 raw IPv6 socket", rc, e, &[EPERM]);
+            let (rc, e) = sys!(libc::SYS_socket, libc::AF_VSOCK, libc::SOCK_STREAM, 0);
+            r.expect_fail("26 AF_VSOCK socket", rc, e, &[EPERM]);
+        }
+        "sysv" => {
+            let key: i32 = arg(2).parse().unwrap_or(0);
+            let (rc, e) = sys!(libc::SYS_shmget, key, 0, 0);
+            r.expect_fail("27 host SysV shared memory", rc, e, &[ENOENT]);
+        }
+        "signal-host" => {
+            let (rc, e) = sys!(libc::SYS_kill, arg(2).parse::<i32>().unwrap_or(1), 0);
+            r.expect_fail("21 signal a host process (Landlock scope)", rc, e, &[EPERM, libc::ESRCH]);
+        }
+        // Host-side helpers.
+        "make-shm" => {
+            // SAFETY: creates a SysV segment for the sysv case to look for.
+            let id = unsafe { libc::shmget(arg(2).parse().unwrap_or(0), 4096, libc::IPC_CREAT | 0o666) };
+            println!("{id}");
+            std::process::exit(if id >= 0 { 0 } else { 2 });
+        }
+        "rm-shm" => {
+            // SAFETY: removes the segment created by make-shm.
+            unsafe { libc::shmctl(arg(2).parse().unwrap_or(-1), libc::IPC_RMID, std::ptr::null_mut()) };
+            return;
+        }
+        "with-seccomp-deny" => with_seccomp_deny(&args[2..]),
+        other => {
+            eprintln!("escape-probe: unknown case `{other}`");
+            std::process::exit(2);
+        }
+    }
+    std::process::exit(if r.escaped == 0 { 0 } else { 1 });
+}
+
+/// `with-seccomp-deny NAME... -- CMD ARGS`: runs CMD with the named syscalls
+/// answering ENOSYS, as on a kernel that lacks them.
+fn with_seccomp_deny(args: &[String]) -> ! {
+    let split = args.iter().position(|a| a == "--").expect("usage: with-seccomp-deny NAME... -- CMD");
+    let mut rules = std::collections::BTreeMap::new();
+    for name in &args[..split] {
+        let nr = match name.as_str() {
+            "landlock_create_ruleset" => libc::SYS_landlock_create_ruleset,
+            "landlock_add_rule" => libc::SYS_landlock_add_rule,
+            "landlock_restrict_self" => libc::SYS_landlock_restrict_self,
+            "seccomp" => libc::SYS_seccomp,
+            other => panic!("with-seccomp-deny: unsupported syscall {other}"),
+        };
+        rules.insert(nr, vec![]);
+    }
+    let filter = seccompiler::SeccompFilter::new(
+        rules,
+        seccompiler::SeccompAction::Allow,
+        seccompiler::SeccompAction::Errno(ENOSYS as u32),
+        seccompiler::TargetArch::x86_64,
+    )
+    .unwrap();
+    let prog: seccompiler::BpfProgram = filter.try_into().unwrap();
+    seccompiler::apply_filter(&prog).unwrap();
+    use std::os::unix::process::CommandExt;
+    let err = std::process::Command::new(&args[split + 1]).args(&args[split + 2..]).exec();
+    eprintln!("with-seccomp-deny: exec {}: {err}", args[split + 1]);
+    std::process::exit(2);
+}

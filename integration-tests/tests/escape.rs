@@ -1,0 +1,264 @@
+//! ESCAPE-CASES.md sections 1-4 (and 44): each attack is tried from inside
+//! `capexec run` with default options, as root and as the unprivileged test
+//! user. The escape probe reports every attempt; any `ESCAPED` line fails.
+
+use capexec_integration_tests::*;
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::process::CommandExt;
+use std::time::Duration;
+
+const T: Duration = Duration::from_secs(60);
+
+fn run_probe(who: As, run_args: &[&str], case: &[&str]) -> String {
+    let mut c = command(who);
+    c.arg("run").args(run_args).arg("--").arg(probe()).args(case);
+    let o = output(c, T);
+    let out = text(&o);
+    assert!(!out.contains("ESCAPED"), "an attack got through ({who:?}, {case:?}):\n{out}");
+    assert!(out.contains("BLOCKED"), "the probe reported nothing ({who:?}, {case:?}):\n{out}");
+    assert!(o.status.success(), "probe failed ({who:?}, {case:?}):\n{out}");
+    out
+}
+
+fn write_unit(name: &str, body: &str) -> std::path::PathBuf {
+    let dir = shared_dir().join("escape-units");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let p = dir.join(format!("{name}.svc"));
+    std::fs::write(&p, body).unwrap();
+    std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o644)).unwrap();
+    p
+}
+
+macro_rules! both {
+    ($name:ident, $body:expr) => {
+        mod $name {
+            use super::*;
+            #[test]
+            fn as_root() {
+                ($body)(As::Root);
+            }
+            #[test]
+            fn as_user() {
+                ($body)(As::User);
+            }
+        }
+    };
+}
+
+// 1, 2, 4, 5, 6: filesystem view, read-only system, devices, /proc, cgroups.
+both!(filesystem, |who| {
+    run_probe(who, &[], &["fs"]);
+});
+
+// 5 again with the full /proc: /proc/sys read-only, kcore and sysrq-trigger masked.
+both!(filesystem_full_proc, |who| {
+    let u = write_unit("fullproc", "[filesystem]\nproc = \"full\"\n");
+    run_probe(who, &["--unit", u.to_str().unwrap()], &["fs"]);
+});
+
+// 3, 11: identity, capabilities, securebits, no_new_privs.
+both!(identity_and_capabilities, |who| {
+    run_probe(who, &[], &["identity"]);
+});
+
+// 7, 8, 9, 10, 13: namespaces, mounts, setns, and the privileged syscalls.
+both!(privileged_syscalls, |who| {
+    run_probe(who, &[], &["privileged"]);
+});
+
+// 14-20: filter integrity (x32, i386, io_uring, clone3, unknown numbers, threads,
+// fork, ptrace, process_vm_*, TIOCSTI/TIOCLINUX with and without upper bits).
+both!(seccomp_integrity, |who| {
+    run_probe(who, &[], &["seccomp"]);
+});
+
+// 21, 22, 28: host processes, the namespace init, /proc/1/{root,mem,exe,fd}.
+both!(processes, |who| {
+    let me = std::process::id().to_string();
+    run_probe(who, &[], &["processes", &me]);
+});
+
+// 12: a setuid-root binary gains nothing (nosuid mounts and no_new_privs).
+both!(setuid_binary_gains_nothing, |who| {
+    let dst = shared_dir().join(format!("id-setuid-{who:?}"));
+    std::fs::copy("/usr/bin/id", &dst).unwrap();
+    nix::unistd::chown(&dst, Some(0.into()), Some(0.into())).unwrap();
+    std::fs::set_permissions(&dst, std::fs::Permissions::from_mode(0o4755)).unwrap();
+    let mut c = command(who);
+    c.args(["run", "--"]).arg(&dst).arg("-u");
+    let o = output(c, T);
+    let euid = String::from_utf8_lossy(&o.stdout).trim().to_owned();
+    assert!(o.status.success(), "{}", text(&o));
+    assert_ne!(euid, "0", "a setuid-root binary ran with euid 0 inside the sandbox");
+});
+
+// 23: only declared fds survive, even when capexec is started with extra ones.
+fn with_extra_fds(mut c: std::process::Command) -> std::process::Command {
+    let f = std::fs::File::open("/etc/hostname").unwrap();
+    let raw = std::os::fd::IntoRawFd::into_raw_fd(f);
+    // SAFETY: in the forked child before exec: duplicate an fd we own onto 7 and 9
+    // without CLOEXEC, as a careless parent process would leave them.
+    unsafe {
+        c.pre_exec(move || {
+            libc::dup2(raw, 7);
+            libc::dup2(raw, 9);
+            Ok(())
+        });
+    }
+    c
+}
+
+both!(inherited_fds, |who| {
+    let mut c = with_extra_fds(command(who));
+    c.args(["run", "--"]).arg(probe()).args(["fds", "0,1,2"]);
+    let o = output(c, T);
+    assert!(o.status.success() && !text(&o).contains("ESCAPED"), "{}", text(&o));
+});
+
+both!(inherited_fds_with_preopen, |who| {
+    let mut c = with_extra_fds(command(who));
+    c.args(["run", "--preopen-listen", "tcp:127.0.0.1:0", "--"]).arg(probe()).args(["fds", "0,1,2,3"]);
+    let o = output(c, T);
+    assert!(o.status.success() && !text(&o).contains("ESCAPED"), "{}", text(&o));
+});
+
+// 24: a read-only preopened fd cannot be reopened for writing via /proc/self/fd.
+both!(reopen_readonly_fd, |who| {
+    let f = shared_dir().join(format!("ro-file-{who:?}"));
+    std::fs::write(&f, "data").unwrap();
+    std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o666)).unwrap();
+    let u = write_unit(&format!("reopen-{who:?}"), &format!("[[preopen.file]]\npath = \"{}\"\nmode = \"read\"\n", f.display()));
+    run_probe(who, &["--unit", u.to_str().unwrap()], &["reopen"]);
+    assert_eq!(std::fs::read_to_string(&f).unwrap(), "data");
+});
+
+// 2 (Landlock on its own): a preopened directory is outside the mount view, so
+// only Landlock stands between the service and writing into it.
+both!(landlock_blocks_writes_through_preopened_dir, |who| {
+    let d = shared_dir().join(format!("pre-dir-{who:?}"));
+    std::fs::create_dir_all(&d).unwrap();
+    std::fs::write(d.join("readme"), "hello").unwrap();
+    std::fs::set_permissions(&d, std::fs::Permissions::from_mode(0o777)).unwrap();
+    std::fs::set_permissions(d.join("readme"), std::fs::Permissions::from_mode(0o644)).unwrap();
+    let u = write_unit(&format!("predir-{who:?}"), &format!("[[preopen.directory]]\npath = \"{}\"\n", d.display()));
+    run_probe(who, &["--unit", u.to_str().unwrap()], &["preopen-dir-write"]);
+    assert!(!d.join("capexec-escape-file").exists());
+});
+
+fn host_listeners(tag: &str) -> (std::net::TcpListener, std::os::unix::net::UnixListener, std::os::unix::net::UnixListener, String, String) {
+    use std::os::linux::net::SocketAddrExt;
+    let tcp = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let path = shared_dir().join(format!("host-{tag}.sock"));
+    let _ = std::fs::remove_file(&path);
+    let unix = std::os::unix::net::UnixListener::bind(&path).unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let name = format!("capexec-it-{}-{tag}", std::process::id());
+    let addr = std::os::unix::net::SocketAddr::from_abstract_name(name.as_bytes()).unwrap();
+    let abs = std::os::unix::net::UnixListener::bind_addr(&addr).unwrap();
+    (tcp, unix, abs, path.display().to_string(), name)
+}
+
+// 25 with net = none: nothing on the host is reachable.
+both!(network_none, |who: As| {
+    let (tcp, _u, _a, path, name) = host_listeners(&format!("none-{who:?}"));
+    let port = tcp.local_addr().unwrap().port().to_string();
+    run_probe(who, &[], &["net-none", &port, &path, &name]);
+});
+
+// 25 with net = host: abstract sockets still scoped, TCP only on declared ports.
+both!(network_host, |who: As| {
+    let (tcp, _u, _a, _path, name) = host_listeners(&format!("host-{who:?}"));
+    let port = tcp.local_addr().unwrap().port().to_string();
+    run_probe(who, &["--net", "host", "--bind-tcp", "45001"], &["net-host", &port, &name, "45002"]);
+});
+
+// 26: AF_PACKET and raw sockets.
+both!(packet_and_raw_sockets, |who| {
+    run_probe(who, &[], &["sockets"]);
+    run_probe(who, &["--net", "host"], &["sockets"]);
+});
+
+// 27: host SysV IPC is invisible.
+both!(sysv_ipc, |who: As| {
+    let key = (std::process::id() as i32) * 10 + if who == As::Root { 1 } else { 2 };
+    let made = output(
+        {
+            let mut c = std::process::Command::new(probe());
+            c.args(["make-shm", &key.to_string()]);
+            c
+        },
+        T,
+    );
+    assert!(made.status.success(), "{}", text(&made));
+    let id = String::from_utf8_lossy(&made.stdout).trim().to_owned();
+    let out = std::panic::catch_unwind(|| run_probe(who, &[], &["sysv", &key.to_string()]));
+    let _ = std::process::Command::new(probe()).args(["rm-shm", &id]).status();
+    out.unwrap();
+});
+
+// 21 via Landlock alone: without a pid namespace the host's processes exist in
+// the service's view of pids, and the signal scope must still refuse.
+both!(signal_scope_without_pid_namespace, |who: As| {
+    let mut sleeper = {
+        let mut c = std::process::Command::new("/bin/sleep");
+        c.arg("30");
+        if who == As::User {
+            let (uid, gid) = test_user();
+            c.uid(uid).gid(gid);
+        }
+        c.spawn().unwrap()
+    };
+    let u = write_unit(&format!("nopid-{who:?}"), "[namespaces]\npid = false\n[filesystem]\nproc = \"none\"\n");
+    let res = std::panic::catch_unwind(|| run_probe(who, &["--unit", u.to_str().unwrap()], &["signal-host", &sleeper.id().to_string()]));
+    let _ = sleeper.kill();
+    let _ = sleeper.wait();
+    res.unwrap();
+});
+
+// 44: a required mechanism the kernel lacks stops the start with a clear message.
+// The kernel here has Landlock, so its absence is simulated the way a container
+// without it looks: the Landlock syscalls answer ENOSYS.
+both!(missing_landlock_refuses_to_start, |who| {
+    require_root();
+    // capexec runs through the probe's seccomp helper.
+    let cmd = {
+        let mut x = std::process::Command::new(probe());
+        if who == As::User {
+            let (uid, gid) = test_user();
+            x.uid(uid).gid(gid).current_dir("/");
+        }
+        x.args(["with-seccomp-deny", "landlock_create_ruleset", "landlock_add_rule", "landlock_restrict_self", "--"]);
+        x.arg(capexec()).args(["run", "--", "/bin/true"]);
+        x
+    };
+    let o = output(cmd, T);
+    assert_eq!(o.status.code(), Some(125), "{}", text(&o));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("Landlock") && err.contains("required"), "unclear message:\n{err}");
+
+    // best-effort starts, and says what it could not enforce.
+    let mut x = std::process::Command::new(probe());
+    if who == As::User {
+        let (uid, gid) = test_user();
+        x.uid(uid).gid(gid).current_dir("/");
+    }
+    x.args(["with-seccomp-deny", "landlock_create_ruleset", "landlock_add_rule", "landlock_restrict_self", "--"]);
+    x.arg(capexec()).args(["run", "--landlock", "best-effort", "--", "/bin/true"]);
+    let o = output(x, T);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("Landlock"), "no warning:\n{}", text(&o));
+});
+
+both!(missing_seccomp_refuses_to_start, |who| {
+    let mut x = std::process::Command::new(probe());
+    if who == As::User {
+        let (uid, gid) = test_user();
+        x.uid(uid).gid(gid).current_dir("/");
+    }
+    x.args(["with-seccomp-deny", "seccomp", "--"]);
+    x.arg(capexec()).args(["run", "--", "/bin/true"]);
+    let o = output(x, T);
+    assert_eq!(o.status.code(), Some(125), "{}", text(&o));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("seccomp"), "{}", text(&o));
+});
