@@ -195,6 +195,34 @@ pub fn pids_matching(needle: &str) -> Vec<i32> {
     out
 }
 
+/// Host pids whose argv[0] is `program` (also after a rewritten process title
+/// such as redis's "/usr/bin/redis-server 127.0.0.1:6379").
+pub fn pids_of_program(program: &str) -> Vec<i32> {
+    pids_matching(program)
+        .into_iter()
+        .filter(|pid| {
+            std::fs::read(format!("/proc/{pid}/cmdline"))
+                .map(|c| {
+                    let first = c.split(|b| *b == 0).next().unwrap_or_default();
+                    first == program.as_bytes() || first.starts_with(format!("{program} ").as_bytes())
+                })
+                .unwrap_or(false)
+        })
+        .collect()
+}
+
+/// Host pids whose whole command line is exactly `cmdline` (arguments joined by spaces).
+pub fn pids_exact(cmdline: &str) -> Vec<i32> {
+    pids_matching(cmdline)
+        .into_iter()
+        .filter(|pid| {
+            std::fs::read(format!("/proc/{pid}/cmdline"))
+                .map(|c| String::from_utf8_lossy(&c).trim_end_matches('\0').replace('\0', " ") == cmdline)
+                .unwrap_or(false)
+        })
+        .collect()
+}
+
 /// A minimal HTTP/1.0 GET over loopback; returns the whole response.
 pub fn http_get(port: u16, path: &str) -> std::io::Result<String> {
     use std::io::{Read, Write};

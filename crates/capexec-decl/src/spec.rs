@@ -23,6 +23,9 @@ pub struct ServiceSpec {
     /// Capabilities kept after exec (effective, permitted, inheritable, ambient). Empty by default.
     pub capabilities: Vec<String>,
     pub rlimits: BTreeMap<String, Rlimit>,
+    /// Things the user should know that are not errors (shown by check, exec, run).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]

@@ -67,6 +67,7 @@ pub const ERRNO_NAMES: &[(&str, i32)] = &[
 struct V<'a> {
     ctx: &'a Context,
     errors: Vec<DeclError>,
+    warnings: Vec<String>,
 }
 
 impl V<'_> {
@@ -148,7 +149,7 @@ impl V<'_> {
 
 /// Validates a raw unit. `sources` are the files it came from (empty for `capexec run`).
 pub fn validate(name: &str, raw: &RawUnit, sources: Vec<PathBuf>, ctx: &Context) -> Result<ServiceSpec, DeclErrors> {
-    let mut v = V { ctx, errors: Vec::new() };
+    let mut v = V { ctx, errors: Vec::new(), warnings: Vec::new() };
     let exec = raw.exec.clone().unwrap_or_default();
     let fs = raw.filesystem.clone().unwrap_or_default();
     let ns = raw.namespaces.clone().unwrap_or_default();
@@ -165,7 +166,7 @@ pub fn validate(name: &str, raw: &RawUnit, sources: Vec<PathBuf>, ctx: &Context)
             v.err(format!("exec.argv[{i}]"), "argument contains a NUL byte");
         }
     }
-    let user = identity(&mut v, name, exec.user.as_ref(), exec.group.as_ref(), &ns);
+    let user = identity(&mut v, name, exec.user.as_ref(), exec.group.as_ref());
     let mut environment = BTreeMap::new();
     for (k, val) in exec.environment.unwrap_or_default() {
         if !valid_env_name(&k) {
@@ -383,30 +384,35 @@ pub fn validate(name: &str, raw: &RawUnit, sources: Vec<PathBuf>, ctx: &Context)
         seccomp,
         capabilities,
         rlimits,
+        warnings: v.warnings,
     })
 }
 
-fn identity(v: &mut V, unit: &str, user: Option<&NameOrId>, group: Option<&NameOrId>, ns: &crate::raw::RawNamespaces) -> Option<Identity> {
+fn identity(v: &mut V, unit: &str, user: Option<&NameOrId>, group: Option<&NameOrId>) -> Option<Identity> {
     let ctx = v.ctx.clone();
     let dynamic = matches!(user, None) || matches!(user, Some(NameOrId::Name(n)) if n == "dynamic");
     if ctx.rootless {
-        // Only the caller's own uid is mapped into a rootless user namespace.
+        // Only the caller's own uid (and gid) can be mapped into a rootless user
+        // namespace. A declared system user is honoured when capexec runs as root;
+        // rootless, the service runs as the caller instead, and says so.
         if !dynamic {
-            if let Some((uid, _, _)) = v.name_id("exec.user", user?, true) {
-                if uid != ctx.uid {
-                    v.err_help("exec.user", format!("rootless capexec can only run the service as your own uid {}, not {uid}", ctx.uid),
-                        "remove `exec.user` (or set it to \"dynamic\") or run capexec as root");
-                    return None;
-                }
+            let declared = match user? {
+                NameOrId::Name(n) => n.clone(),
+                NameOrId::Id(i) => i.to_string(),
+            };
+            let same = match user? {
+                NameOrId::Id(i) => *i == ctx.uid,
+                NameOrId::Name(n) => nix::unistd::User::from_name(n).ok().flatten().is_some_and(|u| u.uid.as_raw() == ctx.uid),
+            };
+            if !same {
+                v.warnings.push(format!(
+                    "exec.user = \"{declared}\" is used only when capexec runs as root; running rootless as your own uid {}",
+                    ctx.uid
+                ));
             }
         }
-        if let Some(g) = group {
-            if let Some((gid, _, _)) = v.name_id("exec.group", g, false) {
-                if gid != ctx.gid {
-                    v.err_help("exec.group", format!("rootless capexec can only use your own gid {}, not {gid}", ctx.gid), "remove `exec.group` or run capexec as root");
-                    return None;
-                }
-            }
+        if user.is_none() && group.is_some() {
+            v.warnings.push(format!("exec.group is used only when capexec runs as root; running rootless with your own gid {}", ctx.gid));
         }
         let name = nix::unistd::User::from_uid(ctx.uid.into()).ok().flatten().map(|u| u.name);
         return Some(Identity { uid: ctx.uid, gid: ctx.gid, user_name: name, how: IdentitySource::Caller });
@@ -428,7 +434,6 @@ fn identity(v: &mut V, unit: &str, user: Option<&NameOrId>, group: Option<&NameO
             }
         },
     };
-    let _ = ns;
     Some(Identity { uid, gid, user_name, how })
 }
 

@@ -34,6 +34,9 @@ pub fn run(args: &CheckArgs) -> i32 {
             }
             let from: Vec<String> = s.sources.iter().map(|p| p.display().to_string()).collect();
             println!("# {}: OK ({})", s.name, from.join(", "));
+            for w in &s.warnings {
+                println!("# warning: {w}");
+            }
             match toml::to_string(s) {
                 Ok(t) => println!("{t}"),
                 Err(e) => println!("# (cannot render as TOML: {e})\n{s:#?}"),

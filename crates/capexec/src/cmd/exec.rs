@@ -17,6 +17,9 @@ pub fn run(args: &ExecArgs) -> i32 {
 
 /// Plans, spawns and waits; shared by `exec` and `run`.
 pub fn launch_foreground(spec: &ServiceSpec) -> i32 {
+    for w in &spec.warnings {
+        eprintln!("capexec: {}: warning: {w}", spec.name);
+    }
     let rootless = !nix::unistd::geteuid().is_root();
     let host_env: Vec<(String, String)> = std::env::vars().collect();
     let plan = match capexec_sandbox::plan(spec, rootless, &host_env) {

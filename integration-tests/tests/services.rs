@@ -1,0 +1,277 @@
+//! Real Debian services (nginx, redis, memcached) under `capexec exec`, reached
+//! over loopback, as root and rootless; and the foreground wrapper's contract:
+//! exit statuses, signal forwarding, LISTEN_FDS, nothing left behind.
+
+use capexec_integration_tests::*;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+const T: Duration = Duration::from_secs(60);
+/// The shipped units use fixed ports; tests that start them take turns.
+static PORTS: Mutex<()> = Mutex::new(());
+
+fn lock() -> std::sync::MutexGuard<'static, ()> {
+    PORTS.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn status_of(pid: i32, field: &str) -> String {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix(&format!("{field}:")).map(|v| v.trim().to_owned()))
+        .unwrap_or_default()
+}
+
+fn netns(pid: i32) -> String {
+    std::fs::read_link(format!("/proc/{pid}/ns/net")).map(|p| p.display().to_string()).unwrap_or_default()
+}
+
+fn wait_gone(needle: &str, timeout: Duration) -> Vec<i32> {
+    wait_gone_by(|| pids_matching(needle), timeout)
+}
+
+fn wait_gone_by(find: impl Fn() -> Vec<i32>, timeout: Duration) -> Vec<i32> {
+    let start = Instant::now();
+    loop {
+        let left = find();
+        if left.is_empty() || start.elapsed() > timeout {
+            return left;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn nginx(who: As) {
+    let _g = lock();
+    let unit = unit("nginx.svc");
+    let svc = Service::start(who, &["exec", unit.to_str().unwrap()]);
+    assert!(wait_port(8080, Duration::from_secs(10)), "nginx did not come up on 127.0.0.1:8080");
+    let resp = http_get(8080, "/").unwrap();
+    assert!(resp.starts_with("HTTP/1.1 200"), "unexpected response:\n{resp}");
+    assert!(resp.contains("nginx"), "not Debian's nginx page:\n{resp}");
+    assert!(http_get(8080, "/does-not-exist").unwrap().starts_with("HTTP/1.1 404"));
+
+    let masters = pids_matching("nginx: master");
+    assert_eq!(masters.len(), 1, "one nginx master expected, found {masters:?}");
+    let m = masters[0];
+    let uid = status_of(m, "Uid");
+    let want = if who == As::Root { "33".to_owned() } else { test_user().0.to_string() };
+    assert!(uid.split_whitespace().all(|u| u == want), "nginx runs as uid {uid}, expected {want}");
+    assert_ne!(netns(m), netns(std::process::id() as i32), "nginx shares the host's network namespace");
+    assert_eq!(status_of(m, "CapEff"), "0000000000000000");
+    assert_eq!(status_of(m, "NoNewPrivs"), "1");
+    assert_eq!(status_of(m, "Seccomp"), "2");
+
+    let out = svc.stop();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(wait_gone("nginx: ", Duration::from_secs(5)).is_empty(), "nginx processes left behind");
+}
+
+#[test]
+fn nginx_as_root() {
+    require_root();
+    nginx(As::Root);
+}
+
+#[test]
+fn nginx_rootless() {
+    require_root();
+    nginx(As::User);
+}
+
+#[test]
+fn redis_as_root() {
+    require_root();
+    let _g = lock();
+    let svc = Service::start(As::Root, &["exec", unit("redis.svc").to_str().unwrap()]);
+    assert!(wait_port(6379, Duration::from_secs(10)), "redis did not come up");
+    assert_eq!(tcp_roundtrip(6379, b"PING\r\n", "\r\n").unwrap(), "+PONG\r\n");
+    let r = tcp_roundtrip(6379, b"SET capexec works\r\nGET capexec\r\n", "works\r\n").unwrap();
+    assert!(r.contains("+OK") && r.contains("works"), "{r}");
+    let pid = pids_of_program("/usr/bin/redis-server")[0];
+    let redis_uid = nix::unistd::User::from_name("redis").unwrap().unwrap().uid.as_raw().to_string();
+    assert_eq!(status_of(pid, "Uid").split_whitespace().next().unwrap(), redis_uid);
+    // Landlock: redis may bind 6379 only, and connect nowhere.
+    let r = tcp_roundtrip(6379, b"REPLICAOF 127.0.0.1 11211\r\n", "\r\n").unwrap();
+    assert!(r.starts_with("+OK"), "{r}");
+    std::thread::sleep(Duration::from_millis(300));
+    let info = tcp_roundtrip(6379, b"INFO replication\r\n", "master_link_status").unwrap_or_default();
+    assert!(info.contains("master_link_status:down"), "redis connected out despite Landlock:\n{info}");
+    let _ = tcp_roundtrip(6379, b"REPLICAOF NO ONE\r\n", "\r\n");
+    let out = svc.stop();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(wait_gone_by(|| pids_of_program("/usr/bin/redis-server"), Duration::from_secs(5)).is_empty());
+}
+
+#[test]
+fn memcached_as_root() {
+    require_root();
+    let _g = lock();
+    let svc = Service::start(As::Root, &["exec", unit("memcached.svc").to_str().unwrap()]);
+    assert!(wait_port(11211, Duration::from_secs(10)), "memcached did not come up");
+    let r = tcp_roundtrip(11211, b"set k 0 0 7\r\ncapexec\r\nget k\r\n", "END\r\n").unwrap();
+    assert!(r.contains("STORED") && r.contains("VALUE k 0 7\r\ncapexec"), "{r}");
+    let pid = pids_of_program("/usr/bin/memcached")[0];
+    let mc_uid = nix::unistd::User::from_name("memcache").unwrap().unwrap().uid.as_raw().to_string();
+    assert_eq!(status_of(pid, "Uid").split_whitespace().next().unwrap(), mc_uid);
+    let out = svc.stop();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(wait_gone_by(|| pids_of_program("/usr/bin/memcached"), Duration::from_secs(5)).is_empty());
+}
+
+/// Rootless: the test user cannot enter /var/lib/redis, so it runs redis ad hoc
+/// with its own port and a private /tmp as its directory.
+#[test]
+fn redis_rootless() {
+    require_root();
+    let svc = Service::start(
+        As::User,
+        &["run", "--net", "host", "--bind-tcp", "16379", "--", "/usr/bin/redis-server", "--port", "16379", "--bind", "127.0.0.1", "--dir", "/tmp", "--save", ""],
+    );
+    assert!(wait_port(16379, Duration::from_secs(10)), "rootless redis did not come up");
+    assert_eq!(tcp_roundtrip(16379, b"PING\r\n", "\r\n").unwrap(), "+PONG\r\n");
+    let out = svc.stop();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+}
+
+#[test]
+fn memcached_rootless() {
+    require_root();
+    let svc = Service::start(As::User, &["run", "--net", "host", "--bind-tcp", "21211", "--", "/usr/bin/memcached", "-p", "21211", "-U", "0", "-l", "127.0.0.1"]);
+    assert!(wait_port(21211, Duration::from_secs(10)), "rootless memcached did not come up");
+    let r = tcp_roundtrip(21211, b"version\r\n", "\r\n").unwrap();
+    assert!(r.starts_with("VERSION"), "{r}");
+    let out = svc.stop();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+}
+
+fn run_sh(who: As, script: &str) -> std::process::Output {
+    let mut c = command(who);
+    c.args(["run", "--", "/bin/sh", "-c", script]);
+    output(c, T)
+}
+
+fn exit_statuses(who: As) {
+    assert_eq!(run_sh(who, "exit 7").status.code(), Some(7));
+    assert_eq!(run_sh(who, "exit 0").status.code(), Some(0));
+    // Killed by SIGUSR1 (10): 128 + 10.
+    assert_eq!(run_sh(who, "kill -USR1 $$").status.code(), Some(138));
+    let o = {
+        let mut c = command(who);
+        c.args(["run", "--", "/nonexistent-program"]);
+        output(c, T)
+    };
+    assert_eq!(o.status.code(), Some(125), "{}", text(&o));
+}
+
+#[test]
+fn exit_statuses_as_root() {
+    exit_statuses(As::Root);
+}
+
+#[test]
+fn exit_statuses_rootless() {
+    exit_statuses(As::User);
+}
+
+fn forwards_signals(who: As) {
+    for (sig, name, code) in [
+        (nix::sys::signal::SIGTERM, "TERM", 41),
+        (nix::sys::signal::SIGINT, "INT", 42),
+        (nix::sys::signal::SIGHUP, "HUP", 43),
+        (nix::sys::signal::SIGUSR1, "USR1", 44),
+        (nix::sys::signal::SIGUSR2, "USR2", 45),
+        (nix::sys::signal::SIGQUIT, "QUIT", 46),
+    ] {
+        let script = format!("trap 'exit {code}' {name}; echo ready; while :; do sleep 0.05; done");
+        let mut c = command(who);
+        c.args(["run", "--", "/bin/sh", "-c", &script]).stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped());
+        let mut child = c.spawn().unwrap();
+        let mut line = String::new();
+        std::io::BufRead::read_line(&mut std::io::BufReader::new(child.stdout.as_mut().unwrap()), &mut line).unwrap();
+        assert_eq!(line.trim(), "ready");
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), sig).unwrap();
+        let start = Instant::now();
+        let status = loop {
+            if let Some(s) = child.try_wait().unwrap() {
+                break s;
+            }
+            assert!(start.elapsed() < Duration::from_secs(10), "SIG{name} was not forwarded");
+            std::thread::sleep(Duration::from_millis(10));
+        };
+        assert_eq!(status.code(), Some(code), "SIG{name}");
+    }
+}
+
+#[test]
+fn forwards_signals_as_root() {
+    forwards_signals(As::Root);
+}
+
+#[test]
+fn forwards_signals_rootless() {
+    forwards_signals(As::User);
+}
+
+fn nothing_left_behind(who: As, tag: &str) {
+    // The service forks away and double-forks; killing capexec with SIGKILL must
+    // still take every one of them down (PDEATHSIG on the namespace init, whose
+    // death ends the pid namespace).
+    let marker = format!("98{}{}", std::process::id() % 1000, tag);
+    let script = format!("sleep {marker} & (sleep {marker} &) & setsid sleep {marker} & wait");
+    let sleep = format!("sleep {marker}");
+    let mut svc = Service::start(who, &["run", "--", "/bin/sh", "-c", &script]);
+    let start = Instant::now();
+    while pids_exact(&sleep).len() < 3 && start.elapsed() < Duration::from_secs(10) {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert_eq!(pids_exact(&sleep).len(), 3, "the three sleeps did not start");
+    svc.child.kill().unwrap();
+    svc.child.wait().unwrap();
+    let left = wait_gone_by(|| pids_exact(&sleep), Duration::from_secs(5));
+    assert!(left.is_empty(), "processes survived SIGKILL of capexec: {left:?}");
+
+    // And when the main process exits normally, its leftover children go too.
+    let marker2 = format!("{marker}1");
+    // Its stdout is not inherited, so waiting for capexec does not wait for it.
+    let o = run_sh(who, &format!("sleep {marker2} >/dev/null 2>&1 & exit 3"));
+    assert_eq!(o.status.code(), Some(3));
+    let left = wait_gone_by(|| pids_exact(&format!("sleep {marker2}")), Duration::from_secs(5));
+    assert!(left.is_empty(), "a leftover child survived the service's exit: {left:?}");
+}
+
+#[test]
+fn nothing_left_behind_as_root() {
+    nothing_left_behind(As::Root, "1");
+}
+
+#[test]
+fn nothing_left_behind_rootless() {
+    nothing_left_behind(As::User, "2");
+}
+
+fn listen_fds(who: As) {
+    let sock = format!("/tmp/capexec-it-lfd-{who:?}.sock");
+    let mut c = command(who);
+    c.args(["run", "--preopen-listen", "tcp:127.0.0.1:0", "--preopen-listen", &format!("unix:{sock}"), "--"])
+        .args(["/bin/sh", "-c", "echo $LISTEN_FDS $LISTEN_PID $$ $LISTEN_FDNAMES; test -S /proc/self/fd/3 || ls -l /proc/self/fd/3"]);
+    let _ = std::fs::remove_file(&sock);
+    let o = output(c, T);
+    let out = String::from_utf8_lossy(&o.stdout);
+    let f: Vec<&str> = out.split_whitespace().collect();
+    assert!(o.status.success(), "{}", text(&o));
+    assert_eq!(f[0], "2", "LISTEN_FDS");
+    assert_eq!(f[1], f[2], "LISTEN_PID must be the service's own pid");
+    assert_eq!(f[3], "listen0:listen1", "LISTEN_FDNAMES");
+    let _ = std::fs::remove_file(&sock);
+}
+
+#[test]
+fn listen_fds_as_root() {
+    listen_fds(As::Root);
+}
+
+#[test]
+fn listen_fds_rootless() {
+    listen_fds(As::User);
+}
