@@ -24,13 +24,16 @@ pub fn load_unit(arg: &str, search: &[PathBuf], ctx: &Context) -> Result<Service
     let path = source::resolve(arg, search)?;
     let loaded = source::load(&path)?;
     let mut ctx = ctx.clone();
-    ctx.unit_dir = Some(absolute_dir(&path));
+    ctx.unit_dir = Some(unit_dir(&path));
     let sources = loaded.files.iter().map(|f| f.path.clone()).collect();
     validate::validate(&loaded.name, &loaded.raw, sources, &ctx)
         .map_err(|errs| DeclErrors(errs.0.into_iter().map(|e| loaded.locate(e)).collect()))
 }
 
-fn absolute_dir(path: &std::path::Path) -> PathBuf {
+/// The directory holding a declaration, as `${UNIT_DIR}` expands: canonical, so
+/// `units/../units/x.svc` gives a path without `..` that can go into the view.
+pub fn unit_dir(path: &std::path::Path) -> PathBuf {
     let abs = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
-    abs.parent().map(|p| p.to_path_buf()).unwrap_or_else(|| PathBuf::from("/"))
+    let dir = abs.parent().map(|p| p.to_path_buf()).unwrap_or_else(|| PathBuf::from("/"));
+    std::fs::canonicalize(&dir).unwrap_or(dir)
 }

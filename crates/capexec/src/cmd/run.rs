@@ -57,7 +57,7 @@ pub fn build(args: &RunArgs) -> Result<capexec_decl::ServiceSpec, String> {
     let (name, mut raw, sources) = match &args.unit {
         Some(u) => {
             let loaded = capexec_decl::source::load(u).map_err(|e| e.to_string())?;
-            ctx.unit_dir = std::path::absolute(u).ok().and_then(|p| p.parent().map(Path::to_path_buf));
+            ctx.unit_dir = Some(capexec_decl::unit_dir(u));
             let sources = loaded.files.iter().map(|f| f.path.clone()).collect();
             (loaded.name, loaded.raw, sources)
         }

@@ -1,0 +1,392 @@
+//! Every class of declaration error is reported with file, line, column and key
+//! path and a hint; nothing panics (ESCAPE-CASES 41).
+
+use capexec_decl::spec::*;
+use capexec_decl::{load_unit, Context, DeclError};
+use std::path::{Path, PathBuf};
+
+fn ctx_root() -> Context {
+    Context { rootless: false, uid: 0, gid: 0, unit_dir: None }
+}
+
+fn ctx_user() -> Context {
+    Context { rootless: true, uid: 4242, gid: 4242, unit_dir: None }
+}
+
+struct Dir(PathBuf);
+impl Drop for Dir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn tmpdir(tag: &str) -> Dir {
+    let d = std::env::temp_dir().join(format!("capexec-decl-test-{}-{tag}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    Dir(d)
+}
+
+fn write(dir: &Path, name: &str, body: impl AsRef<[u8]>) -> PathBuf {
+    let p = dir.join(name);
+    if let Some(parent) = p.parent() {
+        std::fs::create_dir_all(parent).unwrap();
+    }
+    std::fs::write(&p, body).unwrap();
+    p
+}
+
+/// Loads `body` as t.svc and returns its errors (panics if it validates).
+fn errors(body: &str) -> Vec<DeclError> {
+    let d = tmpdir(&format!("{:x}", body.len() * 31 + body.bytes().map(usize::from).sum::<usize>()));
+    let p = write(&d.0, "t.svc", body);
+    match load_unit(p.to_str().unwrap(), &[], &ctx_root()) {
+        Ok(s) => panic!("expected an error for:\n{body}\ngot {s:#?}"),
+        Err(e) => e.0,
+    }
+}
+
+fn one(body: &str) -> DeclError {
+    let e = errors(body);
+    assert_eq!(e.len(), 1, "expected one error, got {e:#?}");
+    e.into_iter().next().unwrap()
+}
+
+fn ok(body: &str) -> ServiceSpec {
+    let d = tmpdir(&format!("ok{}", body.len()));
+    let p = write(&d.0, "t.svc", body);
+    load_unit(p.to_str().unwrap(), &[], &ctx_root()).unwrap_or_else(|e| panic!("{e}"))
+}
+
+const ARGV: &str = "[exec]\nargv = [\"/bin/true\"]\n";
+
+#[test]
+fn toml_syntax_error_has_line_and_column() {
+    let e = one("[exec]\nargv = \"/bin/true\n[filesystem]\n");
+    assert!(e.file.as_ref().unwrap().ends_with("t.svc"));
+    assert_eq!(e.line, Some(2));
+    assert!(e.column.is_some());
+}
+
+#[test]
+fn unknown_top_level_key() {
+    let e = one(&format!("{ARGV}colour = \"blue\"\n"));
+    assert_eq!(e.line, Some(3));
+    assert!(e.message.contains("unknown field `colour`"), "{e}");
+    assert!(e.message.contains("expected one of"), "must say what is allowed: {e}");
+    assert!(e.help.is_some());
+}
+
+#[test]
+fn unknown_nested_key_names_the_path() {
+    let e = one("[exec]\nargv = [\"/bin/true\"]\n[filesystem]\nread_olny = [\"/x\"]\n");
+    assert_eq!(e.key.as_deref(), Some("filesystem.read_olny"), "{e}");
+    assert_eq!(e.line, Some(4));
+    assert!(e.message.contains("read_olny") && e.message.contains("read_only"), "{e}");
+}
+
+#[test]
+fn wrong_type() {
+    let e = one("[exec]\nargv = \"/bin/true\"\n");
+    assert_eq!(e.key.as_deref(), Some("exec.argv"));
+    assert_eq!(e.line, Some(2));
+    assert!(e.message.contains("invalid type"), "{e}");
+}
+
+#[test]
+fn wrong_type_inside_array_of_tables() {
+    let e = one(&format!("{ARGV}[[preopen.listen]]\naddress = \"tcp:127.0.0.1:80\"\nbacklog = \"many\"\n"));
+    assert_eq!(e.key.as_deref(), Some("preopen.listen[0].backlog"), "{e}");
+    assert_eq!(e.line, Some(5));
+}
+
+#[test]
+fn relative_program_is_located() {
+    let e = one("description = \"x\"\n[exec]\nargv = [\"true\"]\n");
+    assert_eq!(e.key.as_deref(), Some("exec.argv[0]"));
+    assert_eq!((e.line, e.column), (Some(3), Some(9)));
+    assert!(e.help.unwrap().contains("/usr/bin/true"));
+}
+
+#[test]
+fn missing_argv() {
+    let e = one("description = \"nothing to run\"\n");
+    assert_eq!(e.key.as_deref(), Some("exec.argv"));
+    assert!(e.help.is_some());
+}
+
+#[test]
+fn invalid_paths() {
+    for (p, what) in [("etc/x", "not absolute"), ("/etc/../root", "`..`"), ("/", "cannot be mounted"), ("/proc", "managed by capexec")] {
+        let e = one(&format!("{ARGV}[filesystem]\nread_only = [\"{p}\"]\n"));
+        assert_eq!(e.key.as_deref(), Some("filesystem.read_only[0]"));
+        assert_eq!(e.line, Some(4), "{e}");
+        assert!(e.message.contains(what), "{p}: {e}");
+    }
+    let e = one(&format!("{ARGV}[filesystem]\nread_only = [\"/a\\u0000b\"]\n"));
+    assert!(e.message.contains("NUL"), "{e}");
+}
+
+#[test]
+fn path_listed_twice() {
+    let e = one(&format!("{ARGV}[filesystem]\nread_only = [\"/srv\"]\nread_write = [\"/srv\"]\n"));
+    assert_eq!(e.key.as_deref(), Some("filesystem.read_write[0]"));
+    assert!(e.message.contains("already listed in filesystem.read_only[0]"), "{e}");
+}
+
+#[test]
+fn unknown_enum_values_list_the_allowed_ones() {
+    for (section, key, val) in [("namespaces", "net", "bridge"), ("filesystem", "dev", "full"), ("filesystem", "proc", "all"), ("landlock", "mode", "off"), ("seccomp", "action", "trap")] {
+        let e = one(&format!("{ARGV}[{section}]\n{key} = \"{val}\"\n"));
+        assert_eq!(e.key.as_deref(), Some(format!("{section}.{key}").as_str()));
+        assert!(e.help.as_deref().unwrap_or("").contains("allowed"), "{e}");
+        assert_eq!(e.line, Some(4));
+    }
+}
+
+#[test]
+fn unknown_syscall_suggests() {
+    let e = one(&format!("{ARGV}[seccomp]\nallow = [\"@system-service\", \"opnat\"]\n"));
+    assert_eq!(e.key.as_deref(), Some("seccomp.allow[1]"));
+    assert!(e.help.unwrap().contains("openat"));
+    let e = one(&format!("{ARGV}[seccomp]\nallow = [\"@network-oi\"]\n"));
+    assert!(e.help.unwrap().contains("@network-io"));
+}
+
+#[test]
+fn errno_only_with_errno_action() {
+    let e = one(&format!("{ARGV}[seccomp]\naction = \"kill\"\nerrno = \"EPERM\"\n"));
+    assert_eq!(e.key.as_deref(), Some("seccomp.errno"));
+    let e = one(&format!("{ARGV}[seccomp]\nerrno = \"EWHATEVER\"\n"));
+    assert!(e.help.unwrap().contains("ENOSYS"));
+}
+
+#[test]
+fn capabilities_and_rlimits() {
+    let e = one(&format!("{ARGV}[capabilities]\nkeep = [\"CAP_FLY\"]\n"));
+    assert_eq!(e.key.as_deref(), Some("capabilities.keep[0]"));
+    let e = one(&format!("{ARGV}[rlimits]\nfiles = 10\n"));
+    assert_eq!(e.key.as_deref(), Some("rlimits.files"));
+    assert!(e.help.unwrap().contains("nofile"));
+    let e = one(&format!("{ARGV}[rlimits]\nnofile = {{ soft = 100, hard = 10 }}\n"));
+    assert!(e.message.contains("above the hard"));
+    let e = one(&format!("{ARGV}[rlimits]\nnofile = -1\n"));
+    assert!(e.message.contains("negative"), "{e}");
+    let e = one(&format!("{ARGV}[rlimits]\nnofile = \"lots\"\n"));
+    assert!(e.message.contains("infinity"), "{e}");
+}
+
+#[test]
+fn preopen_errors() {
+    let e = one(&format!("{ARGV}[[preopen.listen]]\naddress = \"127.0.0.1:80\"\n"));
+    assert_eq!(e.key.as_deref(), Some("preopen.listen[0].address"));
+    let e = one(&format!("{ARGV}[[preopen.listen]]\naddress = \"tcp:localhost:80\"\n"));
+    assert!(e.message.contains("not an IP address"), "{e}");
+    let e = one(&format!("{ARGV}[[preopen.listen]]\naddress = \"sctp:1.2.3.4:80\"\n"));
+    assert!(e.message.contains("unknown socket family"), "{e}");
+    let e = one(&format!("{ARGV}[[preopen.listen]]\naddress = \"tcp:127.0.0.1:80\"\nname = \"a\"\n[[preopen.listen]]\naddress = \"tcp:127.0.0.1:81\"\nname = \"a\"\n"));
+    assert!(e.message.contains("named `a`"), "{e}");
+    let e = one(&format!("{ARGV}[[preopen.listen]]\naddress = \"tcp:127.0.0.1:80\"\nname = \"a:b\"\n"));
+    assert_eq!(e.key.as_deref(), Some("preopen.listen[0].name"));
+    let e = one(&format!("{ARGV}[[preopen.file]]\npath = \"/var/log/x\"\ncreate = true\n"));
+    assert_eq!(e.key.as_deref(), Some("preopen.file[0].create"));
+    let e = one(&format!("{ARGV}[[preopen.file]]\nmode = \"read\"\n"));
+    assert_eq!(e.key.as_deref(), Some("preopen.file[0].path"));
+    let e = one(&format!("{ARGV}[[preopen.listen]]\naddress = \"tcp:127.0.0.1:80\"\nsocket_mode = \"0600\"\n"));
+    assert!(e.message.contains("unix sockets only"), "{e}");
+}
+
+#[test]
+fn namespace_rules() {
+    let e = one(&format!("{ARGV}[namespaces]\nmount = false\n"));
+    assert_eq!(e.key.as_deref(), Some("namespaces.mount"));
+    let e = one(&format!("{ARGV}[namespaces]\npid = false\n"));
+    assert_eq!(e.key.as_deref(), Some("namespaces.pid"));
+    let e = one(&format!("{ARGV}[namespaces]\nuts = false\nhostname = \"x\"\n"));
+    assert_eq!(e.key.as_deref(), Some("namespaces.hostname"));
+    let e = one(&format!("{ARGV}[namespaces]\nhostname = \"bad name!\"\n"));
+    assert!(e.message.contains("invalid hostname"));
+}
+
+#[test]
+fn unknown_user() {
+    let e = one("[exec]\nargv = [\"/bin/true\"]\nuser = \"no-such-user-capexec\"\n");
+    assert_eq!(e.key.as_deref(), Some("exec.user"));
+    assert!(e.help.unwrap().contains("dynamic"));
+    let e = one("[exec]\nargv = [\"/bin/true\"]\nuser = -5\n");
+    assert!(e.message.contains("out of range"), "{e}");
+}
+
+#[test]
+fn many_errors_are_all_reported() {
+    let e = errors("[exec]\nargv = [\"rel\"]\n[namespaces]\nnet = \"x\"\n[seccomp]\nallow = [\"nope\"]\n");
+    assert_eq!(e.len(), 3, "{e:#?}");
+}
+
+#[test]
+fn non_utf8_is_located() {
+    let d = tmpdir("utf8");
+    let p = write(&d.0, "t.svc", b"[exec]\nargv = [\"/bin/\xff\"]\n");
+    let e = load_unit(p.to_str().unwrap(), &[], &ctx_root()).unwrap_err().0.remove(0);
+    assert!(e.message.contains("UTF-8"));
+    assert_eq!(e.line, Some(2));
+}
+
+#[test]
+fn ten_megabyte_file_is_refused_before_parsing() {
+    let d = tmpdir("big");
+    let body = format!("{ARGV}# {}\n", "x".repeat(10 << 20));
+    let p = write(&d.0, "t.svc", body);
+    let e = load_unit(p.to_str().unwrap(), &[], &ctx_root()).unwrap_err().0.remove(0);
+    assert!(e.message.contains("limited to"), "{e}");
+}
+
+#[test]
+fn file_names_and_missing_files() {
+    let d = tmpdir("names");
+    let p = write(&d.0, "t.toml", ARGV);
+    let e = load_unit(p.to_str().unwrap(), &[], &ctx_root()).unwrap_err().0.remove(0);
+    assert!(e.message.contains("must end in `.svc`"));
+    let e = load_unit(d.0.join("missing.svc").to_str().unwrap(), &[], &ctx_root()).unwrap_err().0.remove(0);
+    assert!(e.message.contains("cannot read"), "{e}");
+    let e = load_unit("nothere", &[d.0.clone()], &ctx_root()).unwrap_err().0.remove(0);
+    assert!(e.message.contains("no declaration named `nothere.svc`"), "{e}");
+    let dir_named_svc = d.0.join("dir.svc");
+    std::fs::create_dir_all(&dir_named_svc).unwrap();
+    let e = load_unit(dir_named_svc.to_str().unwrap(), &[], &ctx_root()).unwrap_err().0.remove(0);
+    assert!(e.message.contains("not a regular file"), "{e}");
+}
+
+#[test]
+fn search_path_first_match_wins() {
+    let d = tmpdir("search");
+    let a = d.0.join("etc");
+    let b = d.0.join("usr");
+    write(&a, "web.svc", "description = \"from etc\"\n[exec]\nargv = [\"/bin/true\"]\n");
+    write(&b, "web.svc", "description = \"from usr\"\n[exec]\nargv = [\"/bin/true\"]\n");
+    write(&b, "only.svc", "description = \"only usr\"\n[exec]\nargv = [\"/bin/true\"]\n");
+    let search = vec![a.clone(), b.clone()];
+    assert_eq!(load_unit("web", &search, &ctx_root()).unwrap().description, "from etc");
+    assert_eq!(load_unit("web.svc", &search, &ctx_root()).unwrap().description, "from etc");
+    assert_eq!(load_unit("only", &search, &ctx_root()).unwrap().description, "only usr");
+}
+
+#[test]
+fn drop_ins_merge_in_lexical_order_and_errors_name_the_drop_in() {
+    let d = tmpdir("dropins");
+    let p = write(&d.0, "web.svc", "description = \"base\"\n[exec]\nargv = [\"/bin/true\"]\n[filesystem]\nread_only = [\"/srv\"]\n[landlock]\nbind_tcp = [80]\n");
+    write(&d.0, "web.svc.d/20-late.toml", "description = \"late\"\n");
+    write(&d.0, "web.svc.d/10-early.toml", "description = \"early\"\n[filesystem]\nread_write = [\"/var/lib/web\"]\n");
+    write(&d.0, "web.svc.d/ignored.conf", "this is not toml at all [[[");
+    let s = load_unit(p.to_str().unwrap(), &[], &ctx_root()).unwrap();
+    assert_eq!(s.description, "late");
+    assert_eq!(s.sources.len(), 3);
+    let paths: Vec<_> = s.filesystem.mounts.iter().map(|m| (m.path.display().to_string(), m.kind)).collect();
+    assert!(paths.contains(&("/srv".into(), MountKind::ReadOnly)), "tables merge: {paths:?}");
+    assert!(paths.contains(&("/var/lib/web".into(), MountKind::ReadWrite)), "{paths:?}");
+
+    write(&d.0, "web.svc.d/30-bad.toml", "[landlock]\nbind_tcp = [\"http\"]\n");
+    let e = load_unit(p.to_str().unwrap(), &[], &ctx_root()).unwrap_err().0.remove(0);
+    assert!(e.file.as_ref().unwrap().ends_with("30-bad.toml"), "{e}");
+    assert_eq!(e.line, Some(2));
+
+    // A semantic error from a drop-in points at the drop-in that set the value.
+    write(&d.0, "web.svc.d/30-bad.toml", "[namespaces]\nnet = \"bridge\"\n");
+    let e = load_unit(p.to_str().unwrap(), &[], &ctx_root()).unwrap_err().0.remove(0);
+    assert!(e.file.as_ref().unwrap().ends_with("30-bad.toml"), "{e}");
+    assert_eq!(e.line, Some(2));
+}
+
+#[test]
+fn defaults_are_strict() {
+    let s = ok(ARGV);
+    assert_eq!(s.namespaces.net, NetMode::None);
+    assert!(s.namespaces.user && s.namespaces.pid && s.namespaces.ipc && s.namespaces.uts && s.namespaces.cgroup);
+    assert_eq!(s.exec.user.how, IdentitySource::Dynamic);
+    assert!((61184..=65519).contains(&s.exec.user.uid));
+    assert!(s.capabilities.is_empty());
+    assert_eq!(s.landlock.mode, Enforcement::Required);
+    assert!(s.landlock.bind_tcp.is_empty() && s.landlock.connect_tcp.is_empty());
+    assert!(s.landlock.scope_abstract_unix && s.landlock.scope_signals);
+    assert_eq!(s.seccomp.action, DenyAction::Errno(libc::EPERM));
+    assert!(s.seccomp.allowed.contains("read") && !s.seccomp.allowed.contains("io_uring_setup"));
+    assert_eq!(s.filesystem.proc, ProcMode::PidOnly);
+    assert_eq!(s.filesystem.dev, DevMode::Minimal);
+    let kind = |p: &str| s.filesystem.mounts.iter().find(|m| m.path == Path::new(p)).map(|m| m.kind);
+    assert_eq!(kind("/usr"), Some(MountKind::Executable));
+    assert_eq!(kind("/etc"), Some(MountKind::ReadOnly));
+    assert_eq!(kind("/tmp"), Some(MountKind::Tmpfs));
+    assert_eq!(kind("/etc/shadow"), Some(MountKind::Inaccessible));
+    assert_eq!(kind("/home"), None);
+}
+
+#[test]
+fn unit_dir_is_expanded() {
+    let s = ok("[exec]\nargv = [\"/bin/cat\", \"${UNIT_DIR}/x.conf\"]\n[filesystem]\nread_only = [\"${UNIT_DIR}\"]\n");
+    let dir = s.sources[0].parent().unwrap().to_path_buf();
+    assert_eq!(s.exec.argv[1], format!("{}/x.conf", dir.display()));
+    assert!(s.filesystem.mounts.iter().any(|m| m.path == dir));
+}
+
+#[test]
+fn rootless_runs_as_the_caller_and_says_so() {
+    let d = tmpdir("rootless");
+    let p = write(&d.0, "t.svc", "[exec]\nargv = [\"/bin/true\"]\nuser = \"root\"\n");
+    let s = load_unit(p.to_str().unwrap(), &[], &ctx_user()).unwrap();
+    assert_eq!((s.exec.user.uid, s.exec.user.how), (4242, IdentitySource::Caller));
+    assert!(s.warnings[0].contains("only when capexec runs as root"));
+    let p = write(&d.0, "u.svc", "[exec]\nargv = [\"/bin/true\"]\n[namespaces]\nuser = false\n");
+    let e = load_unit(p.to_str().unwrap(), &[], &ctx_user()).unwrap_err().0.remove(0);
+    assert_eq!(e.key.as_deref(), Some("namespaces.user"));
+}
+
+#[test]
+fn root_is_only_used_when_declared() {
+    let s = ok("[exec]\nargv = [\"/bin/true\"]\nuser = \"root\"\n");
+    assert_eq!((s.exec.user.uid, s.exec.user.how), (0, IdentitySource::Declared));
+    assert_ne!(ok(ARGV).exec.user.uid, 0);
+}
+
+/// Deterministic mutations of every shipped unit: whatever the bytes, loading
+/// returns a value or errors, never panics.
+#[test]
+fn mutated_units_never_panic() {
+    let units = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../units");
+    let mut seeds: Vec<Vec<u8>> = Vec::new();
+    for e in std::fs::read_dir(&units).unwrap().flatten() {
+        if e.path().extension().is_some_and(|x| x == "svc") {
+            seeds.push(std::fs::read(e.path()).unwrap());
+        }
+    }
+    assert!(seeds.len() >= 4);
+    let d = tmpdir("mutate");
+    let p = d.0.join("m.svc");
+    let mut rng: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut next = || {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        rng
+    };
+    let tokens: &[&[u8]] = &[b"[", b"]", b"\"", b"=", b"\n", b"[[", b"{", b"}", b"-1", b"99999999999999999999", b"\\u0000", b"@", b"..", b"/", b"true", b"\xff", b"'''", b"#"];
+    for i in 0..1500 {
+        let mut buf = seeds[i % seeds.len()].clone();
+        for _ in 0..(1 + next() % 4) {
+            let pos = (next() as usize) % (buf.len() + 1);
+            match next() % 3 {
+                0 => {
+                    let t = tokens[(next() as usize) % tokens.len()];
+                    buf.splice(pos..pos, t.iter().copied());
+                }
+                1 if pos < buf.len() => {
+                    buf.remove(pos);
+                }
+                _ if pos < buf.len() => buf[pos] = next() as u8,
+                _ => {}
+            }
+        }
+        std::fs::write(&p, &buf).unwrap();
+        let _ = load_unit(p.to_str().unwrap(), &[], &ctx_root());
+        let _ = load_unit(p.to_str().unwrap(), &[], &ctx_user());
+    }
+}

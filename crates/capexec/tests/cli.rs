@@ -1,0 +1,132 @@
+//! The command line as a user meets it: check, doctor, run --dry-run, help.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn capexec(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_capexec")).args(args).output().unwrap()
+}
+
+fn units() -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../units")
+}
+
+fn out(o: &Output) -> String {
+    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
+}
+
+#[test]
+fn check_accepts_every_shipped_unit() {
+    let mut args = vec!["check".to_owned()];
+    for e in std::fs::read_dir(units()).unwrap().flatten() {
+        if e.path().extension().is_some_and(|x| x == "svc") {
+            args.push(e.path().display().to_string());
+        }
+    }
+    let a: Vec<&str> = args.iter().map(String::as_str).collect();
+    let o = capexec(&a);
+    assert!(o.status.success(), "{}", out(&o));
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(text.contains("# nginx: OK"), "{text}");
+    assert!(text.contains("argv = [\"/usr/sbin/nginx\""), "prints the resolved declaration: {text}");
+}
+
+#[test]
+fn check_json_is_machine_readable() {
+    let u = units().join("nginx.svc");
+    let o = capexec(&["check", "--json", u.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", out(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let unit = &v["units"][0];
+    assert_eq!(unit["name"], "nginx");
+    assert_eq!(unit["namespaces"]["net"], "none");
+    assert_eq!(unit["preopen"][0]["kind"]["type"], "listen");
+    assert_eq!(v["errors"].as_array().unwrap().len(), 0);
+}
+
+#[test]
+fn check_reports_errors_with_location_and_fails() {
+    let d = std::env::temp_dir().join(format!("capexec-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&d).unwrap();
+    let bad = d.join("bad.svc");
+    std::fs::write(&bad, "[exec]\nargv = [\"/bin/true\"]\n[namespaces]\nnet = \"bridge\"\n").unwrap();
+    let o = capexec(&["check", bad.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains(&format!("{}:4:7: `namespaces.net`: unknown value `bridge`", bad.display())), "{err}");
+    assert!(err.contains("help: allowed"), "{err}");
+
+    let o = capexec(&["check", "--json", bad.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["errors"][0]["line"], 4);
+    assert_eq!(v["errors"][0]["key"], "namespaces.net");
+
+    // Duplicate unit names in one check.
+    let o = capexec(&["check", units().join("demo.svc").to_str().unwrap(), units().join("demo.svc").to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("given twice"));
+    std::fs::remove_dir_all(&d).unwrap();
+}
+
+#[test]
+fn check_looks_up_names_in_the_unit_path() {
+    let u = units();
+    let o = capexec(&["check", "-q", "--unit-path", u.to_str().unwrap(), "demo", "nginx.svc"]);
+    assert!(o.status.success(), "{}", out(&o));
+    let o = Command::new(env!("CARGO_BIN_EXE_capexec")).args(["check", "nope"]).env("CAPEXEC_UNIT_PATH", u.to_str().unwrap()).output().unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("no declaration named `nope.svc`"), "{}", out(&o));
+}
+
+#[test]
+fn doctor_reports_this_kernel() {
+    let o = capexec(&["doctor", "--json"]);
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    // The machines this project runs on (and CI) have all of these; a kernel
+    // without them must make doctor say so, which is what this checks too.
+    assert!(v["landlock_abi"].as_i64().unwrap() >= 6, "{v}");
+    assert_eq!(v["seccomp_user_notif"], true);
+    assert_eq!(v["user_namespaces"], true);
+    assert_eq!(v["defaults_supported"], true);
+    assert!(o.status.success());
+    let o = capexec(&["doctor"]);
+    assert!(String::from_utf8_lossy(&o.stdout).contains("Landlock"));
+}
+
+#[test]
+fn run_dry_run_shows_strict_defaults() {
+    let o = capexec(&["run", "--dry-run", "--", "true"]);
+    assert!(o.status.success(), "{}", out(&o));
+    let t = String::from_utf8_lossy(&o.stdout);
+    assert!(t.contains("argv = [\"/usr/bin/true\"]") || t.contains("argv = [\"/bin/true\"]"), "{t}");
+    assert!(t.contains("net = \"none\""), "{t}");
+    assert!(t.contains("capabilities = []"), "{t}");
+    let o = capexec(&["run", "--dry-run", "--net", "host", "--rw", "/srv", "--allow-syscall", "@mount", "--", "true"]);
+    let t = String::from_utf8_lossy(&o.stdout);
+    assert!(t.contains("net = \"host\"") && t.contains("\"/srv\"") && t.contains("\"pivot_root\""), "{t}");
+}
+
+#[test]
+fn run_rejects_bad_options_clearly() {
+    let o = capexec(&["run", "--net", "bridge", "--", "true"]);
+    assert_eq!(o.status.code(), Some(125));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("namespaces.net"), "{}", out(&o));
+    let o = capexec(&["run", "--", "no-such-program-capexec"]);
+    assert_eq!(o.status.code(), Some(125));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("not found in PATH"));
+    let o = capexec(&["run", "--env", "NOEQUALS", "--", "true"]);
+    assert_eq!(o.status.code(), Some(125));
+}
+
+#[test]
+fn help_teaches() {
+    let o = capexec(&["--help"]);
+    let t = String::from_utf8_lossy(&o.stdout);
+    for w in ["check", "exec", "run", "doctor", "Examples", "Exit status"] {
+        assert!(t.contains(w), "--help lacks {w}:\n{t}");
+    }
+    let o = capexec(&["run", "--help"]);
+    let t = String::from_utf8_lossy(&o.stdout);
+    assert!(t.contains("--preopen-listen") && t.contains("strict"), "{t}");
+}

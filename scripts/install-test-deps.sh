@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Installs what capexec's test suite needs on a fresh Debian machine: the real
+# services the integration tests run (nginx-light, redis-server, memcached) and
+# the unprivileged user the rootless tests run as. Idempotent; run as root.
+set -euo pipefail
+
+if [ "$(id -u)" -ne 0 ]; then
+    echo "install-test-deps: run as root (it installs Debian packages and creates a user)" >&2
+    exit 1
+fi
+
+packages=(nginx-light redis-server memcached)
+missing=()
+for p in "${packages[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+    # Keep the packages' init scripts from starting the services on install:
+    # the tests start them under capexec on the same ports.
+    created_policy=0
+    if [ ! -e /usr/sbin/policy-rc.d ]; then
+        printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d
+        chmod 755 /usr/sbin/policy-rc.d
+        created_policy=1
+    fi
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends "${missing[@]}"
+    if [ "$created_policy" -eq 1 ]; then rm -f /usr/sbin/policy-rc.d; fi
+fi
+
+if ! id capexec-test >/dev/null 2>&1; then
+    useradd --system --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin capexec-test
+fi
+
+# The service tests use the shipped units' fixed ports; say so plainly if
+# something else holds them instead of failing later with a confusing error.
+for port in 8080 6379 11211; do
+    if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+        echo "install-test-deps: warning: something already listens on 127.0.0.1:$port; stop it before running the tests" >&2
+    fi
+done
+echo "install-test-deps: ready (packages: ${packages[*]}; user: capexec-test)"
