@@ -6,6 +6,7 @@
 //! column and key path ([`error::DeclError`]).
 
 pub mod error;
+pub mod ids;
 pub mod raw;
 pub mod source;
 pub mod spec;

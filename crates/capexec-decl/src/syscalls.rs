@@ -293,6 +293,20 @@ mod tests {
         }
     }
 
+    /// docs/declaration.md lists every group with its members; keep them equal.
+    #[test]
+    fn documented_groups_match() {
+        let doc = include_str!("../../../docs/declaration.md");
+        for g in GROUPS {
+            let row = doc
+                .lines()
+                .find(|l| l.starts_with(&format!("| `{}` |", g.name)))
+                .unwrap_or_else(|| panic!("docs/declaration.md has no row for {}", g.name));
+            let members = row.trim_end_matches(" |").rsplit(" | ").next().unwrap();
+            assert_eq!(members, g.members.join(", "), "docs/declaration.md row for {} is out of date", g.name);
+        }
+    }
+
     #[test]
     fn suggestions() {
         assert_eq!(suggest("opnat"), Some("openat"));

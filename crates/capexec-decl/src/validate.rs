@@ -414,7 +414,7 @@ fn identity(v: &mut V, unit: &str, user: Option<&NameOrId>, group: Option<&NameO
         if user.is_none() && group.is_some() {
             v.warnings.push(format!("exec.group is used only when capexec runs as root; running rootless with your own gid {}", ctx.gid));
         }
-        let name = nix::unistd::User::from_uid(ctx.uid.into()).ok().flatten().map(|u| u.name);
+        let name = crate::ids::user_name(ctx.uid);
         return Some(Identity { uid: ctx.uid, gid: ctx.gid, user_name: name, how: IdentitySource::Caller });
     }
     let (uid, user_name, primary, how) = if dynamic {
@@ -438,7 +438,7 @@ fn identity(v: &mut V, unit: &str, user: Option<&NameOrId>, group: Option<&NameO
 }
 
 /// A stable uid for a unit in systemd's dynamic range, skipping ids that
-/// /etc/passwd or /etc/group already use.
+/// /etc/passwd or /etc/group already use (the local files, not NSS: see ids.rs).
 pub fn dynamic_uid(unit: &str) -> u32 {
     let span = DYNAMIC_UID_MAX - DYNAMIC_UID_MIN + 1;
     // FNV-1a: stable across builds and platforms, unlike std's hasher.
@@ -448,9 +448,7 @@ pub fn dynamic_uid(unit: &str) -> u32 {
     }
     for i in 0..span {
         let uid = DYNAMIC_UID_MIN + (h.wrapping_add(i) % span);
-        let taken = nix::unistd::User::from_uid(uid.into()).ok().flatten().is_some()
-            || nix::unistd::Group::from_gid(uid.into()).ok().flatten().is_some();
-        if !taken {
+        if !crate::ids::id_in_local_files(uid) {
             return uid;
         }
     }

@@ -8,8 +8,13 @@ use clap::Parser;
 fn main() {
     // Logs go to stderr so stdout stays the service's (or `--json`'s). No threads
     // are started here: `exec` and `run` fork, which needs a single-threaded process.
-    let filter = tracing_subscriber::EnvFilter::try_from_env("CAPEXEC_LOG").unwrap_or_else(|_| "warn".into());
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).init();
+    // The filter is parsed only when asked for: it costs more than the rest of
+    // startup, and every `capexec run` pays for startup.
+    let fmt = tracing_subscriber::fmt().with_writer(std::io::stderr).with_target(false);
+    match std::env::var("CAPEXEC_LOG") {
+        Ok(f) => fmt.with_env_filter(tracing_subscriber::EnvFilter::new(f)).init(),
+        Err(_) => fmt.with_max_level(tracing::Level::WARN).init(),
+    }
     let cli = cli::Cli::parse();
     let code = match &cli.command {
         cli::Command::Check(a) => cmd::check::run(a),
