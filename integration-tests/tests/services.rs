@@ -7,7 +7,8 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 const T: Duration = Duration::from_secs(60);
-/// The shipped units use fixed ports; tests that start them take turns.
+/// The shipped units use fixed ports, and tests find service processes by
+/// program name: tests that start a service take turns.
 static PORTS: Mutex<()> = Mutex::new(());
 
 fn lock() -> std::sync::MutexGuard<'static, ()> {
@@ -51,7 +52,14 @@ fn nginx(who: As) {
     assert!(resp.contains("nginx"), "not Debian's nginx page:\n{resp}");
     assert!(http_get(8080, "/does-not-exist").unwrap().starts_with("HTTP/1.1 404"));
 
-    let masters = pids_matching("nginx: master");
+    // A worker that has just been forked still carries the master's title for a
+    // moment: wait for the titles to settle.
+    let start = Instant::now();
+    let mut masters = pids_matching("nginx: master");
+    while masters.len() != 1 && start.elapsed() < Duration::from_secs(5) {
+        std::thread::sleep(Duration::from_millis(20));
+        masters = pids_matching("nginx: master");
+    }
     assert_eq!(masters.len(), 1, "one nginx master expected, found {masters:?}");
     let m = masters[0];
     let uid = status_of(m, "Uid");
@@ -124,6 +132,7 @@ fn memcached_as_root() {
 #[test]
 fn redis_rootless() {
     require_root();
+    let _g = lock();
     let svc = Service::start(
         As::User,
         &["run", "--net", "host", "--bind-tcp", "16379", "--", "/usr/bin/redis-server", "--port", "16379", "--bind", "127.0.0.1", "--dir", "/tmp", "--save", ""],
@@ -137,6 +146,7 @@ fn redis_rootless() {
 #[test]
 fn memcached_rootless() {
     require_root();
+    let _g = lock();
     let svc = Service::start(As::User, &["run", "--net", "host", "--bind-tcp", "21211", "--", "/usr/bin/memcached", "-p", "21211", "-U", "0", "-l", "127.0.0.1"]);
     assert!(wait_port(21211, Duration::from_secs(10)), "rootless memcached did not come up");
     let r = tcp_roundtrip(21211, b"version\r\n", "\r\n").unwrap();
