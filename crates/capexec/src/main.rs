@@ -1,7 +1,8 @@
 //! capexec: one binary, one subcommand per job. Each subcommand lives in `cmd/`.
 
-mod cli;
 mod cmd;
+
+use capexec::cli;
 
 use clap::Parser;
 

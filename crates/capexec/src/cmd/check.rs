@@ -1,6 +1,6 @@
 //! `capexec check`: validate declarations, print them resolved.
 
-use crate::cli::CheckArgs;
+use capexec::cli::CheckArgs;
 use capexec_decl::{Context, DeclError};
 
 pub fn run(args: &CheckArgs) -> i32 {

@@ -1,6 +1,6 @@
 //! `capexec doctor`: what this kernel supports.
 
-use crate::cli::DoctorArgs;
+use capexec::cli::DoctorArgs;
 
 pub fn run(args: &DoctorArgs) -> i32 {
     let k = capexec_sandbox::doctor::probe();

@@ -1,6 +1,6 @@
 //! `capexec exec`: the foreground wrapper.
 
-use crate::cli::ExecArgs;
+use capexec::cli::ExecArgs;
 use capexec_decl::{Context, ServiceSpec};
 
 pub fn run(args: &ExecArgs) -> i32 {

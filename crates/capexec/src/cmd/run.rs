@@ -1,7 +1,7 @@
 //! `capexec run`: ad-hoc confinement. The options become a raw declaration that
 //! goes through the same validation as a file, so `run` and `exec` cannot drift.
 
-use crate::cli::RunArgs;
+use capexec::cli::RunArgs;
 use capexec_decl::raw::*;
 use capexec_decl::spec::MountKind;
 use capexec_decl::Context;
