@@ -285,3 +285,87 @@ fn listen_fds_as_root() {
 fn listen_fds_rootless() {
     listen_fds(As::User);
 }
+
+fn preopened_files_and_udp(who: As) {
+    // A file opened for appending (created for the service), a UDP socket, and
+    // the fd numbers and names the service sees.
+    let dir = shared_dir().join(format!("pre-{who:?}"));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(0o777)).unwrap();
+    let log = dir.join("out.log");
+    let _ = std::fs::remove_file(&log);
+    let unit = dir.join("pre.svc");
+    std::fs::write(
+        &unit,
+        format!(
+            "[[preopen.listen]]\naddress = \"udp:127.0.0.1:0\"\nname = \"dns\"\n[[preopen.file]]\npath = \"{}\"\nmode = \"append\"\ncreate = true\nname = \"log\"\n",
+            log.display()
+        ),
+    )
+    .unwrap();
+    let mut c = command(who);
+    c.args(["run", "--unit", unit.to_str().unwrap(), "--", "/bin/sh", "-c"])
+        .arg("echo $LISTEN_FDS $LISTEN_FDNAMES; echo hello >&4; test -S /proc/self/fd/3 && echo socket3");
+    let o = output(c, T);
+    assert!(o.status.success(), "{}", text(&o));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(out.contains("2 dns:log") && out.contains("socket3"), "{out}");
+    assert_eq!(std::fs::read_to_string(&log).unwrap(), "hello\n");
+    // Created for the service: owned by the user it ran as (root: its dynamic uid).
+    let owner = std::os::unix::fs::MetadataExt::uid(&std::fs::metadata(&log).unwrap());
+    assert_ne!(owner, 0, "the created file must belong to the service, not root");
+}
+
+#[test]
+fn preopened_files_and_udp_as_root() {
+    preopened_files_and_udp(As::Root);
+}
+
+#[test]
+fn preopened_files_and_udp_rootless() {
+    preopened_files_and_udp(As::User);
+}
+
+fn options_open_things_up(who: As) {
+    // --cap keeps exactly that capability.
+    let mut c = command(who);
+    c.args(["run", "--cap", "net_bind_service", "--", "/bin/sh", "-c", "grep -E '^Cap(Eff|Prm|Bnd|Amb)' /proc/self/status"]);
+    let o = output(c, T);
+    let out = String::from_utf8_lossy(&o.stdout);
+    for set in ["CapEff", "CapPrm", "CapBnd", "CapAmb"] {
+        assert!(out.contains(&format!("{set}:\t0000000000000400")), "{set} should hold only CAP_NET_BIND_SERVICE:\n{out}");
+    }
+    // --allow-syscall opens a syscall the default list denies.
+    let mut c = command(who);
+    c.args(["run", "--allow-syscall", "@io-uring", "--"]).arg(probe()).arg("io-uring-allowed");
+    let o = output(c, T);
+    assert!(o.status.success() && text(&o).contains("BLOCKED"), "{}", text(&o));
+    // --ro and --rw: the one is readable only, the other writable.
+    let dir = shared_dir().join(format!("rw-{who:?}"));
+    let ro = shared_dir().join(format!("ro-{who:?}"));
+    for d in [&dir, &ro] {
+        std::fs::create_dir_all(d).unwrap();
+        std::fs::set_permissions(d, std::os::unix::fs::PermissionsExt::from_mode(0o777)).unwrap();
+    }
+    std::fs::write(ro.join("f"), "ro").unwrap();
+    let mut c = command(who);
+    c.args(["run", "--rw", dir.to_str().unwrap(), "--ro", ro.to_str().unwrap(), "--", "/bin/sh", "-c"]).arg(format!(
+        "echo w > {d}/new && cat {r}/f && ! echo x 2>/dev/null > {r}/g",
+        d = dir.display(),
+        r = ro.display()
+    ));
+    let o = output(c, T);
+    assert!(o.status.success(), "{}", text(&o));
+    assert_eq!(std::fs::read_to_string(dir.join("new")).unwrap(), "w\n");
+    assert!(!ro.join("g").exists());
+}
+
+#[test]
+fn options_open_things_up_as_root() {
+    options_open_things_up(As::Root);
+}
+
+#[test]
+fn options_open_things_up_rootless() {
+    options_open_things_up(As::User);
+}

@@ -439,6 +439,12 @@ fn main() {
             let (rc, e) = sys!(libc::SYS_kill, arg(2).parse::<i32>().unwrap_or(1), 0);
             r.expect_fail("21 signal a host process (Landlock scope)", rc, e, &[EPERM, libc::ESRCH]);
         }
+        // Positive controls: what an option opened up really is open.
+        "io-uring-allowed" => {
+            let params = [0u8; 120];
+            let (rc, e) = sys!(libc::SYS_io_uring_setup, 1, params.as_ptr());
+            r.check("--allow-syscall @io-uring lets io_uring_setup through", rc >= 0, format!("rc={rc} {e}"));
+        }
         // Host-side helpers.
         "make-shm" => {
             // SAFETY: creates a SysV segment for the sysv case to look for.
