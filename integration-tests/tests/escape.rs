@@ -216,49 +216,38 @@ both!(signal_scope_without_pid_namespace, |who: As| {
     res.unwrap();
 });
 
+/// Runs `capexec ARGS` under the probe's seccomp helper, with the named
+/// syscalls answering ENOSYS, as on a kernel (or in a container) without them.
+fn capexec_without(who: As, syscalls: &[&str], args: &[&str]) -> std::process::Output {
+    require_root();
+    let mut x = std::process::Command::new(probe());
+    if who == As::User {
+        let (uid, gid) = test_user();
+        x.uid(uid).gid(gid).current_dir("/");
+    }
+    x.arg("with-seccomp-deny").args(syscalls).arg("--").arg(capexec()).args(args);
+    output(x, T)
+}
+
+const LANDLOCK_SYSCALLS: &[&str] = &["landlock_create_ruleset", "landlock_add_rule", "landlock_restrict_self"];
+
 // 44: a required mechanism the kernel lacks stops the start with a clear message.
 // The kernel here has Landlock, so its absence is simulated the way a container
 // without it looks: the Landlock syscalls answer ENOSYS.
 both!(missing_landlock_refuses_to_start, |who| {
-    require_root();
-    // capexec runs through the probe's seccomp helper.
-    let cmd = {
-        let mut x = std::process::Command::new(probe());
-        if who == As::User {
-            let (uid, gid) = test_user();
-            x.uid(uid).gid(gid).current_dir("/");
-        }
-        x.args(["with-seccomp-deny", "landlock_create_ruleset", "landlock_add_rule", "landlock_restrict_self", "--"]);
-        x.arg(capexec()).args(["run", "--", "/bin/true"]);
-        x
-    };
-    let o = output(cmd, T);
+    let o = capexec_without(who, LANDLOCK_SYSCALLS, &["run", "--", "/bin/true"]);
     assert_eq!(o.status.code(), Some(125), "{}", text(&o));
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains("Landlock") && err.contains("required"), "unclear message:\n{err}");
 
     // best-effort starts, and says what it could not enforce.
-    let mut x = std::process::Command::new(probe());
-    if who == As::User {
-        let (uid, gid) = test_user();
-        x.uid(uid).gid(gid).current_dir("/");
-    }
-    x.args(["with-seccomp-deny", "landlock_create_ruleset", "landlock_add_rule", "landlock_restrict_self", "--"]);
-    x.arg(capexec()).args(["run", "--landlock", "best-effort", "--", "/bin/true"]);
-    let o = output(x, T);
+    let o = capexec_without(who, LANDLOCK_SYSCALLS, &["run", "--landlock", "best-effort", "--", "/bin/true"]);
     assert!(o.status.success(), "{}", text(&o));
     assert!(String::from_utf8_lossy(&o.stderr).contains("Landlock"), "no warning:\n{}", text(&o));
 });
 
 both!(missing_seccomp_refuses_to_start, |who| {
-    let mut x = std::process::Command::new(probe());
-    if who == As::User {
-        let (uid, gid) = test_user();
-        x.uid(uid).gid(gid).current_dir("/");
-    }
-    x.args(["with-seccomp-deny", "seccomp", "--"]);
-    x.arg(capexec()).args(["run", "--", "/bin/true"]);
-    let o = output(x, T);
+    let o = capexec_without(who, &["seccomp"], &["run", "--", "/bin/true"]);
     assert_eq!(o.status.code(), Some(125), "{}", text(&o));
     assert!(String::from_utf8_lossy(&o.stderr).contains("seccomp"), "{}", text(&o));
 });
