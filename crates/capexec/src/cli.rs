@@ -69,6 +69,9 @@ pub struct CheckArgs {
     /// Print only errors
     #[arg(long, short)]
     pub quiet: bool,
+    /// Print the whole resolved declaration (TOML) instead of a summary
+    #[arg(long)]
+    pub full: bool,
     #[command(flatten)]
     pub search: SearchArgs,
 }

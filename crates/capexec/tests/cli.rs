@@ -28,7 +28,10 @@ fn check_accepts_every_shipped_unit() {
     assert!(o.status.success(), "{}", out(&o));
     let text = String::from_utf8_lossy(&o.stdout);
     assert!(text.contains("# nginx: OK"), "{text}");
-    assert!(text.contains("argv = [\"/usr/sbin/nginx\""), "prints the resolved declaration: {text}");
+    assert!(text.contains("runs       /usr/sbin/nginx"), "summarises the declaration: {text}");
+    assert!(text.contains("fd 3       http = tcp:127.0.0.1:8080 (also $NGINX)"), "{text}");
+    let o = capexec(&["check", "--full", units().join("nginx.svc").to_str().unwrap()]);
+    assert!(String::from_utf8_lossy(&o.stdout).contains("argv = [\"/usr/sbin/nginx\""), "--full prints the resolved declaration");
 }
 
 #[test]

@@ -37,9 +37,13 @@ pub fn run(args: &CheckArgs) -> i32 {
             for w in &s.warnings {
                 println!("# warning: {w}");
             }
-            match toml::to_string(s) {
-                Ok(t) => println!("{t}"),
-                Err(e) => println!("# (cannot render as TOML: {e})\n{s:#?}"),
+            if args.full {
+                match toml::to_string(s) {
+                    Ok(t) => println!("{t}"),
+                    Err(e) => println!("# (cannot render as TOML: {e})\n{s:#?}"),
+                }
+            } else {
+                print!("{}", summary(s));
             }
         }
         for e in &errors {
@@ -51,4 +55,89 @@ pub fn run(args: &CheckArgs) -> i32 {
     } else {
         1
     }
+}
+
+/// What an administrator wants to know first: who runs what, what it can see,
+/// reach and call. `--full` prints everything.
+fn summary(s: &capexec_decl::ServiceSpec) -> String {
+    use capexec_decl::spec::*;
+    use std::fmt::Write;
+    let mut o = String::new();
+    let id = &s.exec.user;
+    let who = match (&id.user_name, id.how) {
+        (_, IdentitySource::Dynamic) => format!("dynamic uid {} (gid {})", id.uid, id.gid),
+        (Some(n), _) => format!("{n} (uid {}, gid {})", id.uid, id.gid),
+        (None, _) => format!("uid {}, gid {}", id.uid, id.gid),
+    };
+    let _ = writeln!(o, "  runs       {}", shell_words(&s.exec.argv));
+    let _ = writeln!(o, "  as         {who}{}", if id.how == IdentitySource::Caller { " (rootless: the caller)" } else { "" });
+    let list = |kind: MountKind| -> String {
+        let v: Vec<String> = s.filesystem.mounts.iter().filter(|m| m.kind == kind).map(|m| m.path.display().to_string()).collect();
+        if v.is_empty() { "-".into() } else { v.join(" ") }
+    };
+    let _ = writeln!(o, "  executable {}", list(MountKind::Executable));
+    let _ = writeln!(o, "  read-only  {}", list(MountKind::ReadOnly));
+    let _ = writeln!(o, "  writable   {} | tmpfs: {}", list(MountKind::ReadWrite), list(MountKind::Tmpfs));
+    let _ = writeln!(o, "  hidden     {}", list(MountKind::Inaccessible));
+    let _ = writeln!(o, "  proc, dev  {}, {}", name(&s.filesystem.proc), name(&s.filesystem.dev));
+    let ns = &s.namespaces;
+    let net = match ns.net {
+        NetMode::None => "none (own namespace, loopback only)",
+        NetMode::Host => "host",
+    };
+    let ports = |p: &std::collections::BTreeSet<u16>| if p.is_empty() { "none".to_owned() } else { p.iter().map(u16::to_string).collect::<Vec<_>>().join(",") };
+    let _ = writeln!(o, "  network    {net}; TCP bind: {}; TCP connect: {}", ports(&s.landlock.bind_tcp), ports(&s.landlock.connect_tcp));
+    for (i, p) in s.preopen.iter().enumerate() {
+        let what = match &p.kind {
+            PreopenKind::Listen { address, env, .. } => format!("{address}{}", env.as_ref().map(|e| format!(" (also ${e})")).unwrap_or_default()),
+            PreopenKind::File { path, mode, .. } => format!("file {} ({mode:?})", path.display()),
+            PreopenKind::Directory { path } => format!("directory {} (read-only)", path.display()),
+        };
+        let _ = writeln!(o, "  fd {:<7} {} = {what}", 3 + i, p.name);
+    }
+    let mut off = Vec::new();
+    for (on, n) in [(ns.user, "user"), (ns.pid, "pid"), (ns.ipc, "ipc"), (ns.uts, "uts"), (ns.cgroup, "cgroup")] {
+        if !on {
+            off.push(n);
+        }
+    }
+    let _ = writeln!(o, "  namespaces own mount, {}{}", if ns.net == NetMode::None { "net, " } else { "" }, ["user", "pid", "ipc", "uts", "cgroup"].iter().filter(|n| !off.contains(n)).copied().collect::<Vec<_>>().join(", "));
+    let _ = writeln!(
+        o,
+        "  landlock   {}; abstract unix sockets {}; signals {}",
+        name(&s.landlock.mode),
+        if s.landlock.scope_abstract_unix { "scoped" } else { "open" },
+        if s.landlock.scope_signals { "scoped" } else { "open" }
+    );
+    let action = match s.seccomp.action {
+        DenyAction::Errno(e) => {
+            let n = capexec_decl::validate::ERRNO_NAMES.iter().find(|(_, v)| *v == e).map_or_else(|| e.to_string(), |(n, _)| (*n).to_owned());
+            format!("fail with {n}")
+        }
+        DenyAction::Kill => "kill".into(),
+        DenyAction::Log => "log only".into(),
+    };
+    let _ = writeln!(o, "  seccomp    {} ({} syscalls); others: {action}", s.seccomp.declared.join(" "), s.seccomp.allowed.len());
+    let caps = if s.capabilities.is_empty() { "none".to_owned() } else { s.capabilities.join(" ") };
+    let _ = writeln!(o, "  caps       {caps}");
+    o.push('\n');
+    o
+}
+
+/// The name a value has in a declaration (its serde name), e.g. "pid-only".
+fn name<T: serde::Serialize>(v: &T) -> String {
+    serde_json::to_value(v).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default()
+}
+
+/// The command line as a shell would show it; a multi-line argument (an inline
+/// script) shows its first line only, `--full` has the rest.
+fn shell_words(argv: &[String]) -> String {
+    argv.iter()
+        .map(|a| match a.split_once('\n') {
+            Some((first, _)) => format!("{first} …"),
+            None => a.clone(),
+        })
+        .map(|a| if a.is_empty() || a.contains(|c: char| c.is_whitespace() || "'\"$;&|<>".contains(c)) { format!("'{}'", a.replace('\'', "'\\''")) } else { a.clone() })
+        .collect::<Vec<_>>()
+        .join(" ")
 }
