@@ -363,6 +363,11 @@ fn options_open_things_up(who: As) {
 #[test]
 fn options_open_things_up_as_root() {
     options_open_things_up(As::Root);
+    // --user (root only) and --env.
+    let mut c = command(As::Root);
+    c.args(["run", "--user", "nobody", "--env", "GREETING=hello world", "--", "/bin/sh", "-c", "echo $(id -u) $GREETING"]);
+    let o = output(c, T);
+    assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), "65534 hello world", "{}", text(&o));
 }
 
 #[test]
