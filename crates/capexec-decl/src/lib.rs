@@ -5,6 +5,10 @@
 //! [`spec::ServiceSpec`] with every default resolved. Errors name the file, line,
 //! column and key path ([`error::DeclError`]).
 
+// A DeclError carries file, line, column, key and help text; it is returned
+// once per failed load, never in a loop, so its size does not matter.
+#![allow(clippy::result_large_err)]
+
 pub mod error;
 pub mod ids;
 pub mod raw;

@@ -390,7 +390,7 @@ pub fn validate(name: &str, raw: &RawUnit, sources: Vec<PathBuf>, ctx: &Context)
 
 fn identity(v: &mut V, unit: &str, user: Option<&NameOrId>, group: Option<&NameOrId>) -> Option<Identity> {
     let ctx = v.ctx.clone();
-    let dynamic = matches!(user, None) || matches!(user, Some(NameOrId::Name(n)) if n == "dynamic");
+    let dynamic = user.is_none() || matches!(user, Some(NameOrId::Name(n)) if n == "dynamic");
     if ctx.rootless {
         // Only the caller's own uid (and gid) can be mapped into a rootless user
         // namespace. A declared system user is honoured when capexec runs as root;

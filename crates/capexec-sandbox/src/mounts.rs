@@ -58,6 +58,7 @@ fn touch(path: &Path) -> Result<(), ChildError> {
     std::fs::OpenOptions::new()
         .write(true)
         .create(true)
+        .truncate(false)
         .mode(0o600)
         .open(path)
         .map(drop)
@@ -166,10 +167,10 @@ fn mask(path: &Path, is_dir: bool, mask_file: &mut bool) -> Result<(), ChildErro
             std::fs::OpenOptions::new()
                 .write(true)
                 .create_new(true)
-                .mode(0)
+                .mode(0o000)
                 .open(MASK_FILE)
                 .map_err(|e| err(format!("create {MASK_FILE}"), e))?;
-            std::fs::set_permissions(MASK_FILE, std::fs::Permissions::from_mode(0))
+            std::fs::set_permissions(MASK_FILE, std::fs::Permissions::from_mode(0o000))
                 .map_err(|e| err(format!("chmod {MASK_FILE}"), e))?;
             *mask_file = true;
         }

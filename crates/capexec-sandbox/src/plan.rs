@@ -177,12 +177,9 @@ pub fn plan(spec: &ServiceSpec, rootless: bool, host_env: &[(String, String)]) -
 
     // Environment: a clean one, never capexec's own (it may hold secrets).
     let mut env: Vec<(String, String)> = vec![("PATH".into(), DEFAULT_PATH.into())];
-    match &id.user_name {
-        Some(n) => {
-            env.push(("USER".into(), n.clone()));
-            env.push(("LOGNAME".into(), n.clone()));
-        }
-        None => {}
+    if let Some(n) = &id.user_name {
+        env.push(("USER".into(), n.clone()));
+        env.push(("LOGNAME".into(), n.clone()));
     }
     env.push(("HOME".into(), "/".into()));
     for k in &spec.exec.pass_environment {

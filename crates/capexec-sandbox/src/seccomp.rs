@@ -2,11 +2,12 @@
 //! the tiny filter of the namespace's init process.
 //!
 //! The service filter starts with a prologue that
-//!   1. kills the process for any architecture other than x86_64 (i386 via
-//!      `int 0x80`, a 32-bit binary),
-//!   2. rejects x32 syscall numbers (bit 30 set) with ENOSYS, and
-//!   3. answers clone3 with ENOSYS: its flags sit in memory, where a filter cannot
-//!      look, so libc falls back to clone(), whose flags the allowlist checks;
+//! 1. kills the process for any architecture other than x86_64 (i386 via
+//!    `int 0x80`, a 32-bit binary),
+//! 2. rejects x32 syscall numbers (bit 30 set) with ENOSYS, and
+//! 3. answers clone3 with ENOSYS: its flags sit in memory, where a filter cannot
+//!    look, so libc falls back to clone(), whose flags the allowlist checks;
+//!
 //! then decides by a binary search over syscall numbers (see `service_filter` for
 //! why it is generated here rather than by seccompiler). A few allowed syscalls
 //! carry argument rules (see `argument_block`). The tests run the generated
@@ -326,11 +327,11 @@ mod tests {
             assert_eq!(x(libc::SYS_socket, a(f as u64)), EPERM);
         }
         let ioctl = |req: u64| x(libc::SYS_ioctl, [0, req, 0, 0, 0, 0]);
-        assert_eq!(ioctl(libc::TIOCSTI as u64), EPERM);
-        assert_eq!(ioctl((1 << 32) | libc::TIOCSTI as u64), EPERM, "upper bits must not help");
-        assert_eq!(ioctl(libc::TIOCLINUX as u64), EPERM);
-        assert_eq!(ioctl(libc::TCGETS as u64), SECCOMP_RET_ALLOW);
-        assert_eq!(ioctl(libc::FIONREAD as u64), SECCOMP_RET_ALLOW);
+        assert_eq!(ioctl(libc::TIOCSTI), EPERM);
+        assert_eq!(ioctl((1 << 32) | libc::TIOCSTI), EPERM, "upper bits must not help");
+        assert_eq!(ioctl(libc::TIOCLINUX), EPERM);
+        assert_eq!(ioctl(libc::TCGETS), SECCOMP_RET_ALLOW);
+        assert_eq!(ioctl(libc::FIONREAD), SECCOMP_RET_ALLOW);
         assert_eq!(x(libc::SYS_personality, a(0)), SECCOMP_RET_ALLOW);
         assert_eq!(x(libc::SYS_personality, a(0xffff_ffff)), SECCOMP_RET_ALLOW);
         assert_eq!(x(libc::SYS_personality, a(0x0400000)), EPERM);

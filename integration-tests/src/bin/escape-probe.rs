@@ -271,7 +271,7 @@ fn seccomp_integrity(r: &mut Report) {
     let ch = b'x';
     let (rc, e) = sys!(libc::SYS_ioctl, 0, libc::TIOCSTI, &ch as *const u8);
     r.expect_fail("20 TIOCSTI", rc, e, &[EPERM]);
-    let (rc, e) = sys!(libc::SYS_ioctl, 0, (1u64 << 32) | libc::TIOCSTI as u64, &ch as *const u8);
+    let (rc, e) = sys!(libc::SYS_ioctl, 0, (1u64 << 32) | libc::TIOCSTI, &ch as *const u8);
     r.expect_fail("20 TIOCSTI with junk in the upper 32 bits", rc, e, &[EPERM]);
     let (rc, e) = sys!(libc::SYS_ioctl, 0, libc::TIOCLINUX, &ch as *const u8);
     r.expect_fail("20 TIOCLINUX", rc, e, &[EPERM]);
