@@ -19,6 +19,126 @@ pub struct RawUnit {
     pub seccomp: Option<RawSeccomp>,
     pub capabilities: Option<RawCapabilities>,
     pub rlimits: Option<BTreeMap<String, RawRlimit>>,
+    pub service: Option<RawService>,
+    pub limits: Option<RawLimits>,
+}
+
+/// How the supervisor runs the service (`capexec daemon`); `capexec exec` and
+/// `capexec run` leave restarting and readiness to whoever started them.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawService {
+    #[serde(rename = "type")]
+    pub kind: Option<String>,
+    pub restart: Option<String>,
+    pub restart_delay: Option<Duration>,
+    pub restart_delay_max: Option<Duration>,
+    pub start_limit_burst: Option<u32>,
+    pub start_limit_interval: Option<Duration>,
+    pub stop_signal: Option<String>,
+    pub stop_timeout: Option<Duration>,
+    pub ready_timeout: Option<Duration>,
+    pub watchdog: Option<Duration>,
+}
+
+/// Resource limits enforced through the service's cgroup.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawLimits {
+    pub memory_max: Option<ByteSize>,
+    pub tasks_max: Option<u64>,
+    pub cpu_weight: Option<u64>,
+}
+
+/// A duration: an integer number of seconds, or a string such as "250ms",
+/// "10s", "5min", "1h" (units may be combined: "1min 30s").
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Duration(pub std::time::Duration);
+
+impl<'de> Deserialize<'de> for Duration {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl serde::de::Visitor<'_> for V {
+            type Value = Duration;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a duration: seconds as an integer, or a string like \"250ms\", \"10s\", \"5min\", \"1h\"")
+            }
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<Duration, E> {
+                u64::try_from(v)
+                    .map(|s| Duration(std::time::Duration::from_secs(s)))
+                    .map_err(|_| E::custom(format!("duration {v} is negative")))
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Duration, E> {
+                parse_duration(v).map(Duration).map_err(E::custom)
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+pub fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
+    let bad = || format!("invalid duration \"{s}\": use e.g. \"250ms\", \"10s\", \"5min\", \"1h\" (units: ms, s, min, h)");
+    let mut total = std::time::Duration::ZERO;
+    let mut rest = s.trim();
+    if rest.is_empty() {
+        return Err(bad());
+    }
+    while !rest.is_empty() {
+        let digits = rest.find(|c: char| !c.is_ascii_digit()).unwrap_or(rest.len());
+        if digits == 0 {
+            return Err(bad());
+        }
+        let n: u64 = rest[..digits].parse().map_err(|_| bad())?;
+        rest = rest[digits..].trim_start();
+        let unit_len = rest.find(|c: char| !c.is_ascii_alphabetic()).unwrap_or(rest.len());
+        let unit = &rest[..unit_len];
+        let part = match unit {
+            "ms" => std::time::Duration::from_millis(n),
+            "s" | "" => std::time::Duration::from_secs(n),
+            "min" => std::time::Duration::from_secs(n.checked_mul(60).ok_or_else(bad)?),
+            "h" => std::time::Duration::from_secs(n.checked_mul(3600).ok_or_else(bad)?),
+            _ => return Err(bad()),
+        };
+        total = total.checked_add(part).ok_or_else(bad)?;
+        rest = rest[unit_len..].trim_start();
+    }
+    Ok(total)
+}
+
+/// A size in bytes: an integer, or a string with a binary suffix K, M, G, T
+/// ("512M" = 512 MiB), or "infinity".
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ByteSize(pub Option<u64>);
+
+impl<'de> Deserialize<'de> for ByteSize {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl serde::de::Visitor<'_> for V {
+            type Value = ByteSize;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a size: bytes as an integer, or a string like \"512M\", \"2G\", \"infinity\"")
+            }
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<ByteSize, E> {
+                u64::try_from(v).map(|b| ByteSize(Some(b))).map_err(|_| E::custom(format!("size {v} is negative")))
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<ByteSize, E> {
+                if v == "infinity" {
+                    return Ok(ByteSize(None));
+                }
+                let bad = || E::custom(format!("invalid size \"{v}\": use bytes, or a number with K, M, G or T (binary units), or \"infinity\""));
+                let (num, mult) = match v.trim().char_indices().last() {
+                    Some((i, 'K')) => (&v[..i], 1u64 << 10),
+                    Some((i, 'M')) => (&v[..i], 1 << 20),
+                    Some((i, 'G')) => (&v[..i], 1 << 30),
+                    Some((i, 'T')) => (&v[..i], 1 << 40),
+                    _ => (v, 1),
+                };
+                let n: u64 = num.trim().parse().map_err(|_| bad())?;
+                n.checked_mul(mult).map(|b| ByteSize(Some(b))).ok_or_else(bad)
+            }
+        }
+        d.deserialize_any(V)
+    }
 }
 
 #[derive(Debug, Default, Clone, Deserialize)]

@@ -23,6 +23,10 @@ pub struct ServiceSpec {
     /// Capabilities kept after exec (effective, permitted, inheritable, ambient). Empty by default.
     pub capabilities: Vec<String>,
     pub rlimits: BTreeMap<String, Rlimit>,
+    /// How `capexec daemon` supervises the service.
+    pub service: Supervision,
+    /// Resource limits enforced through the service's cgroup (by the daemon).
+    pub limits: Limits,
     /// Things the user should know that are not errors (shown by check, exec, run).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub warnings: Vec<String>,
@@ -230,4 +234,82 @@ pub struct Rlimit {
     /// `None` is RLIM_INFINITY.
     pub soft: Option<u64>,
     pub hard: Option<u64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Supervision {
+    #[serde(rename = "type")]
+    pub kind: ServiceType,
+    pub restart: RestartPolicy,
+    /// First delay before a restart; doubled after each failed start, up to `restart_delay_max`.
+    #[serde(serialize_with = "ser_duration")]
+    pub restart_delay: std::time::Duration,
+    #[serde(serialize_with = "ser_duration")]
+    pub restart_delay_max: std::time::Duration,
+    /// More than this many starts within `start_limit_interval` → failed until started by hand.
+    pub start_limit_burst: u32,
+    #[serde(serialize_with = "ser_duration")]
+    pub start_limit_interval: std::time::Duration,
+    /// Signal number sent first on stop.
+    pub stop_signal: i32,
+    #[serde(serialize_with = "ser_duration")]
+    pub stop_timeout: std::time::Duration,
+    /// `type = "notify"`: how long to wait for READY=1.
+    #[serde(serialize_with = "ser_duration")]
+    pub ready_timeout: std::time::Duration,
+    /// Restart when the service does not send WATCHDOG=1 this often (WATCHDOG_USEC).
+    #[serde(serialize_with = "ser_opt_duration")]
+    pub watchdog: Option<std::time::Duration>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ServiceType {
+    /// Running as soon as it is started.
+    Simple,
+    /// Running once the program has been executed (setup succeeded).
+    Exec,
+    /// Running when the service sends READY=1 on its NOTIFY_SOCKET.
+    Notify,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RestartPolicy {
+    No,
+    OnFailure,
+    Always,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+pub struct Limits {
+    /// Bytes; `None` = no limit.
+    pub memory_max: Option<u64>,
+    pub tasks_max: Option<u64>,
+    /// 1..=10000, cgroup v2 semantics (100 = default share).
+    pub cpu_weight: Option<u64>,
+}
+
+pub fn format_duration(d: std::time::Duration) -> String {
+    let ms = d.as_millis();
+    if ms % 3_600_000 == 0 && ms > 0 {
+        format!("{}h", ms / 3_600_000)
+    } else if ms % 60_000 == 0 && ms > 0 {
+        format!("{}min", ms / 60_000)
+    } else if ms % 1000 == 0 {
+        format!("{}s", ms / 1000)
+    } else {
+        format!("{ms}ms")
+    }
+}
+
+fn ser_duration<S: serde::Serializer>(d: &std::time::Duration, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&format_duration(*d))
+}
+
+fn ser_opt_duration<S: serde::Serializer>(d: &Option<std::time::Duration>, s: S) -> Result<S::Ok, S::Error> {
+    match d {
+        Some(d) => s.serialize_str(&format_duration(*d)),
+        None => s.serialize_str("off"),
+    }
 }

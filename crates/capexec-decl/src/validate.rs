@@ -369,6 +369,9 @@ pub fn validate(name: &str, raw: &RawUnit, sources: Vec<PathBuf>, ctx: &Context)
         rlimits.insert(k, Rlimit { soft, hard });
     }
 
+    let service = supervision(&mut v, raw);
+    let limits = limits(&mut v, raw);
+
     if !v.errors.is_empty() {
         return Err(DeclErrors(v.errors));
     }
@@ -384,6 +387,8 @@ pub fn validate(name: &str, raw: &RawUnit, sources: Vec<PathBuf>, ctx: &Context)
         seccomp,
         capabilities,
         rlimits,
+        service,
+        limits,
         warnings: v.warnings,
     })
 }
@@ -632,4 +637,97 @@ fn valid_env_name(k: &str) -> bool {
 
 fn valid_hostname(h: &str) -> bool {
     !h.is_empty() && h.len() <= 64 && h.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.')
+}
+
+/// Signals a service may be stopped with, by name (with or without SIG).
+pub const STOP_SIGNALS: &[(&str, i32)] = &[
+    ("SIGTERM", libc::SIGTERM),
+    ("SIGINT", libc::SIGINT),
+    ("SIGQUIT", libc::SIGQUIT),
+    ("SIGHUP", libc::SIGHUP),
+    ("SIGUSR1", libc::SIGUSR1),
+    ("SIGUSR2", libc::SIGUSR2),
+    ("SIGWINCH", libc::SIGWINCH),
+    ("SIGKILL", libc::SIGKILL),
+];
+
+fn supervision(v: &mut V, raw: &RawUnit) -> Supervision {
+    let s = raw.service.clone().unwrap_or_default();
+    let d = |x: Option<crate::raw::Duration>, default_ms: u64| x.map_or(std::time::Duration::from_millis(default_ms), |d| d.0);
+    let kind = match s.kind.as_deref().unwrap_or("simple") {
+        "simple" => ServiceType::Simple,
+        "exec" => ServiceType::Exec,
+        "notify" => ServiceType::Notify,
+        other => {
+            v.err_help("service.type", format!("unknown value `{other}`"), "allowed: \"simple\" (default), \"exec\", \"notify\"");
+            ServiceType::Simple
+        }
+    };
+    let restart = match s.restart.as_deref().unwrap_or("on-failure") {
+        "no" => RestartPolicy::No,
+        "on-failure" => RestartPolicy::OnFailure,
+        "always" => RestartPolicy::Always,
+        other => {
+            v.err_help("service.restart", format!("unknown value `{other}`"), "allowed: \"no\", \"on-failure\" (default), \"always\"");
+            RestartPolicy::OnFailure
+        }
+    };
+    let restart_delay = d(s.restart_delay, 100);
+    let restart_delay_max = d(s.restart_delay_max, 30_000);
+    if restart_delay > restart_delay_max {
+        v.err("service.restart_delay", "is longer than service.restart_delay_max");
+    }
+    let start_limit_burst = s.start_limit_burst.unwrap_or(5);
+    if start_limit_burst == 0 {
+        v.err_help("service.start_limit_burst", "must be at least 1", "the number of starts allowed within start_limit_interval");
+    }
+    let start_limit_interval = d(s.start_limit_interval, 10_000);
+    let stop_signal = match &s.stop_signal {
+        None => libc::SIGTERM,
+        Some(name) => {
+            let up = name.to_ascii_uppercase();
+            let full = if up.starts_with("SIG") { up } else { format!("SIG{up}") };
+            match STOP_SIGNALS.iter().find(|(n, _)| *n == full) {
+                Some((_, n)) => *n,
+                None => {
+                    let names: Vec<&str> = STOP_SIGNALS.iter().map(|(n, _)| *n).collect();
+                    v.err_help("service.stop_signal", format!("unknown or unsuitable signal `{name}`"), format!("allowed: {}", names.join(", ")));
+                    libc::SIGTERM
+                }
+            }
+        }
+    };
+    let watchdog = s.watchdog.map(|w| w.0);
+    if watchdog == Some(std::time::Duration::ZERO) {
+        v.err_help("service.watchdog", "must be longer than 0", "leave it out to turn the watchdog off");
+    }
+    Supervision {
+        kind,
+        restart,
+        restart_delay,
+        restart_delay_max,
+        start_limit_burst,
+        start_limit_interval,
+        stop_signal,
+        stop_timeout: d(s.stop_timeout, 10_000),
+        ready_timeout: d(s.ready_timeout, 30_000),
+        watchdog,
+    }
+}
+
+fn limits(v: &mut V, raw: &RawUnit) -> Limits {
+    let l = raw.limits.clone().unwrap_or_default();
+    let memory_max = l.memory_max.and_then(|b| b.0);
+    if memory_max.is_some_and(|m| m < 1 << 20) {
+        v.err_help("limits.memory_max", "is below 1M", "a service needs at least a few MiB; write e.g. \"64M\"");
+    }
+    if l.tasks_max == Some(0) {
+        v.err("limits.tasks_max", "must be at least 1");
+    }
+    if let Some(w) = l.cpu_weight {
+        if !(1..=10000).contains(&w) {
+            v.err_help("limits.cpu_weight", format!("{w} is out of range"), "1..10000; 100 is the default share");
+        }
+    }
+    Limits { memory_max, tasks_max: l.tasks_max, cpu_weight: l.cpu_weight }
 }

@@ -390,3 +390,60 @@ fn mutated_units_never_panic() {
         let _ = load_unit(p.to_str().unwrap(), &[], &ctx_user());
     }
 }
+
+#[test]
+fn supervision_defaults_and_values() {
+    let s = ok(ARGV);
+    assert_eq!(s.service.kind, ServiceType::Simple);
+    assert_eq!(s.service.restart, RestartPolicy::OnFailure);
+    assert_eq!(s.service.restart_delay, std::time::Duration::from_millis(100));
+    assert_eq!(s.service.restart_delay_max, std::time::Duration::from_secs(30));
+    assert_eq!((s.service.start_limit_burst, s.service.start_limit_interval), (5, std::time::Duration::from_secs(10)));
+    assert_eq!(s.service.stop_signal, libc::SIGTERM);
+    assert_eq!(s.service.stop_timeout, std::time::Duration::from_secs(10));
+    assert_eq!(s.service.watchdog, None);
+    assert_eq!(s.limits, Limits::default());
+
+    let s = ok(&format!(
+        "{ARGV}[service]\ntype = \"notify\"\nrestart = \"always\"\nrestart_delay = \"250ms\"\nrestart_delay_max = \"1min 30s\"\n\
+         start_limit_burst = 3\nstart_limit_interval = 60\nstop_signal = \"quit\"\nstop_timeout = \"2s\"\nwatchdog = \"5s\"\n\
+         [limits]\nmemory_max = \"256M\"\ntasks_max = 64\ncpu_weight = 50\n"
+    ));
+    assert_eq!(s.service.kind, ServiceType::Notify);
+    assert_eq!(s.service.restart, RestartPolicy::Always);
+    assert_eq!(s.service.restart_delay, std::time::Duration::from_millis(250));
+    assert_eq!(s.service.restart_delay_max, std::time::Duration::from_secs(90));
+    assert_eq!(s.service.start_limit_interval, std::time::Duration::from_secs(60));
+    assert_eq!(s.service.stop_signal, libc::SIGQUIT);
+    assert_eq!(s.service.watchdog, Some(std::time::Duration::from_secs(5)));
+    assert_eq!(s.limits, Limits { memory_max: Some(256 << 20), tasks_max: Some(64), cpu_weight: Some(50) });
+    assert_eq!(ok(&format!("{ARGV}[limits]\nmemory_max = \"infinity\"\n")).limits.memory_max, None);
+}
+
+#[test]
+fn supervision_errors() {
+    for (body, key) in [
+        ("[service]\ntype = \"forking\"\n", "service.type"),
+        ("[service]\nrestart = \"sometimes\"\n", "service.restart"),
+        ("[service]\nrestart_delay = \"5s\"\nrestart_delay_max = \"1s\"\n", "service.restart_delay"),
+        ("[service]\nstart_limit_burst = 0\n", "service.start_limit_burst"),
+        ("[service]\nstop_signal = \"SIGSTOP\"\n", "service.stop_signal"),
+        ("[service]\nwatchdog = \"0s\"\n", "service.watchdog"),
+        ("[limits]\nmemory_max = \"12K\"\n", "limits.memory_max"),
+        ("[limits]\ntasks_max = 0\n", "limits.tasks_max"),
+        ("[limits]\ncpu_weight = 20000\n", "limits.cpu_weight"),
+    ] {
+        let e = one(&format!("{ARGV}{body}"));
+        assert_eq!(e.key.as_deref(), Some(key), "{body}: {e}");
+        assert!(e.line.is_some(), "{body}: not located: {e}");
+    }
+    // Type errors in durations and sizes name the key and say what is allowed.
+    let e = one(&format!("{ARGV}[service]\nstop_timeout = \"soon\"\n"));
+    assert_eq!(e.key.as_deref(), Some("service.stop_timeout"));
+    assert!(e.message.contains("250ms"), "{e}");
+    let e = one(&format!("{ARGV}[limits]\nmemory_max = \"lots\"\n"));
+    assert_eq!(e.key.as_deref(), Some("limits.memory_max"));
+    assert!(e.message.contains("512M") || e.message.contains("K, M, G"), "{e}");
+    let e = one(&format!("{ARGV}[service]\nstop_timeout = -3\n"));
+    assert!(e.message.contains("negative"), "{e}");
+}

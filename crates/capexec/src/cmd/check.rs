@@ -120,6 +120,19 @@ fn summary(s: &capexec_decl::ServiceSpec) -> String {
     let _ = writeln!(o, "  seccomp    {} ({} syscalls); others: {action}", s.seccomp.declared.join(" "), s.seccomp.allowed.len());
     let caps = if s.capabilities.is_empty() { "none".to_owned() } else { s.capabilities.join(" ") };
     let _ = writeln!(o, "  caps       {caps}");
+    let sv = &s.service;
+    let signal = capexec_decl::validate::STOP_SIGNALS.iter().find(|(_, n)| *n == sv.stop_signal).map_or("?", |(n, _)| n);
+    let _ = writeln!(
+        o,
+        "  daemon     type {}, restart {} ({}..{}, at most {} starts in {}), stop {signal} then kill after {}",
+        name(&sv.kind),
+        name(&sv.restart),
+        format_duration(sv.restart_delay),
+        format_duration(sv.restart_delay_max),
+        sv.start_limit_burst,
+        format_duration(sv.start_limit_interval),
+        format_duration(sv.stop_timeout)
+    );
     o.push('\n');
     o
 }
