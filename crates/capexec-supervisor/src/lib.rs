@@ -3,4 +3,5 @@
 //! without processes or clocks. The daemon (event loop, launcher, cgroups, logs,
 //! control socket) builds on it.
 
+pub mod cgroup;
 pub mod state;

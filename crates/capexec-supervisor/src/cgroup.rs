@@ -1,0 +1,273 @@
+//! A cgroup per service, on cgroup v2, v1 or both (hybrid), as found in
+//! /proc/self/mountinfo.
+//!
+//! Tracking and killing use cgroup v2 when it is mounted (`cgroup.kill` works even
+//! where v2 has no controllers, as on hybrid machines); otherwise a v1 hierarchy
+//! (freezer preferred) with freeze, SIGKILL every member, thaw. Each limit goes to
+//! the hierarchy that has its controller: v2 if enabled there, else the v1
+//! hierarchy of that controller. A limit with no controller anywhere is an error,
+//! never silently ignored.
+
+use capexec_decl::spec::Limits;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, thiserror::Error)]
+pub enum CgroupError {
+    #[error("{op} {path}: {source}")]
+    Io { op: &'static str, path: PathBuf, source: std::io::Error },
+    #[error("{limit} cannot be enforced: neither cgroup v2 nor a cgroup v1 hierarchy offers the `{controller}` controller on this machine")]
+    NoController { limit: &'static str, controller: &'static str },
+    #[error("no cgroup hierarchy is mounted (looked in /proc/self/mountinfo for cgroup2 and cgroup)")]
+    NoHierarchy,
+}
+
+fn io<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> CgroupError + 'a {
+    move |source| CgroupError::Io { op, path: path.to_path_buf(), source }
+}
+
+/// The mounted hierarchies.
+#[derive(Debug, Clone, Default)]
+pub struct Hierarchy {
+    /// cgroup v2 mount point and the controllers it offers.
+    pub v2: Option<(PathBuf, Vec<String>)>,
+    /// cgroup v1 controller → mount point.
+    pub v1: BTreeMap<String, PathBuf>,
+}
+
+impl Hierarchy {
+    pub fn detect() -> Result<Hierarchy, CgroupError> {
+        let text = std::fs::read_to_string("/proc/self/mountinfo").map_err(io("read", Path::new("/proc/self/mountinfo")))?;
+        let h = Self::parse(&text, |p| std::fs::read_to_string(p.join("cgroup.controllers")).unwrap_or_default());
+        if h.v2.is_none() && h.v1.is_empty() {
+            return Err(CgroupError::NoHierarchy);
+        }
+        Ok(h)
+    }
+
+    /// Parses mountinfo; `controllers` reads a v2 mount's cgroup.controllers.
+    pub fn parse(mountinfo: &str, controllers: impl Fn(&Path) -> String) -> Hierarchy {
+        let mut h = Hierarchy::default();
+        for line in mountinfo.lines() {
+            let Some((pre, post)) = line.split_once(" - ") else { continue };
+            let mount_point = PathBuf::from(pre.split_whitespace().nth(4).unwrap_or_default());
+            let mut post = post.split_whitespace();
+            let (fstype, _source, opts) = (post.next().unwrap_or(""), post.next(), post.next().unwrap_or(""));
+            match fstype {
+                "cgroup2" if h.v2.is_none() => {
+                    let c = controllers(&mount_point).split_whitespace().map(str::to_owned).collect();
+                    h.v2 = Some((mount_point, c));
+                }
+                "cgroup" => {
+                    for o in opts.split(',') {
+                        if ["memory", "pids", "cpu", "freezer"].contains(&o) {
+                            h.v1.entry(o.to_owned()).or_insert_with(|| mount_point.clone());
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+        h
+    }
+
+    fn v2_has(&self, controller: &str) -> bool {
+        self.v2.as_ref().is_some_and(|(_, c)| c.iter().any(|x| x == controller))
+    }
+
+    /// Creates (or reuses) `<hierarchy>/<parent>/<name>` everywhere it is needed
+    /// and applies `limits`.
+    pub fn create(&self, parent: &str, name: &str, limits: &Limits) -> Result<ServiceCgroup, CgroupError> {
+        let rel = Path::new(parent).join(name);
+        let mut cg = ServiceCgroup { v2: None, v1: BTreeMap::new() };
+        if let Some((root, _)) = &self.v2 {
+            let p = root.join(&rel);
+            std::fs::create_dir_all(&p).map_err(io("create cgroup", &p))?;
+            cg.v2 = Some(p);
+        }
+        let mut v1 = |controller: &str| -> Result<PathBuf, CgroupError> {
+            let root = &self.v1[controller];
+            let p = root.join(&rel);
+            std::fs::create_dir_all(&p).map_err(io("create cgroup", &p))?;
+            cg.v1.insert(controller.to_owned(), p.clone());
+            Ok(p)
+        };
+        // Tracking without v2: a v1 hierarchy holds the processes.
+        if cg.v2.is_none() {
+            let c = ["freezer", "pids", "memory", "cpu"].into_iter().find(|c| self.v1.contains_key(*c)).ok_or(CgroupError::NoHierarchy)?;
+            v1(c)?;
+        }
+        let v2_dir = cg.v2.clone();
+        for (limit, controller, value) in [
+            ("limits.memory_max", "memory", limits.memory_max.map(|m| m.to_string())),
+            ("limits.tasks_max", "pids", limits.tasks_max.map(|t| t.to_string())),
+            ("limits.cpu_weight", "cpu", limits.cpu_weight.map(|w| w.to_string())),
+        ] {
+            let Some(value) = value else { continue };
+            if self.v2_has(controller) {
+                let dir = v2_dir.as_ref().expect("v2 has controllers only when mounted");
+                enable_v2_controller(dir, controller)?;
+                let file = match controller {
+                    "memory" => "memory.max",
+                    "pids" => "pids.max",
+                    _ => "cpu.weight",
+                };
+                write(&dir.join(file), &value)?;
+            } else if self.v1.contains_key(controller) {
+                let dir = v1(controller)?;
+                match controller {
+                    "memory" => write(&dir.join("memory.limit_in_bytes"), &value)?,
+                    "pids" => write(&dir.join("pids.max"), &value)?,
+                    // v2 weight 100 is v1's default 1024 shares.
+                    _ => write(&dir.join("cpu.shares"), &(value.parse::<u64>().unwrap_or(100) * 1024 / 100).max(2).to_string())?,
+                }
+            } else {
+                return Err(CgroupError::NoController { limit, controller });
+            }
+        }
+        Ok(cg)
+    }
+}
+
+fn enable_v2_controller(dir: &Path, controller: &str) -> Result<(), CgroupError> {
+    // Each ancestor below the mount must delegate the controller to its children.
+    let mut chain: Vec<&Path> = dir.ancestors().skip(1).collect();
+    chain.reverse();
+    for a in chain {
+        let f = a.join("cgroup.subtree_control");
+        if f.exists() {
+            let _ = std::fs::write(&f, format!("+{controller}"));
+        }
+    }
+    Ok(())
+}
+
+fn write(path: &Path, value: &str) -> Result<(), CgroupError> {
+    std::fs::write(path, value).map_err(io("write", path))
+}
+
+/// A service's cgroup(s): the v2 one (tracking, killing, v2 limits) and the v1
+/// ones its limits (or tracking without v2) needed.
+#[derive(Debug, Clone)]
+pub struct ServiceCgroup {
+    pub v2: Option<PathBuf>,
+    pub v1: BTreeMap<String, PathBuf>,
+}
+
+impl ServiceCgroup {
+    fn all(&self) -> impl Iterator<Item = &PathBuf> {
+        self.v2.iter().chain(self.v1.values())
+    }
+
+    /// Where membership is read from.
+    fn tracking(&self) -> &Path {
+        self.v2.as_deref().or_else(|| self.v1.values().next().map(PathBuf::as_path)).expect("a cgroup has at least one directory")
+    }
+
+    /// Moves a process (and so its future children) into every directory.
+    pub fn add(&self, pid: i32) -> Result<(), CgroupError> {
+        for dir in self.all() {
+            write(&dir.join("cgroup.procs"), &pid.to_string())?;
+        }
+        Ok(())
+    }
+
+    pub fn pids(&self) -> Result<Vec<i32>, CgroupError> {
+        let f = self.tracking().join("cgroup.procs");
+        let text = std::fs::read_to_string(&f).map_err(io("read", &f))?;
+        Ok(text.lines().filter_map(|l| l.trim().parse().ok()).collect())
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.pids().map(|p| p.is_empty()).unwrap_or(true)
+    }
+
+    /// SIGKILL to every process, including ones that double-forked away: the
+    /// kernel kills the whole cgroup atomically on v2 (`cgroup.kill`); on v1 the
+    /// cgroup is frozen first (when there is a freezer) so nothing can fork while
+    /// its members are killed.
+    pub fn kill_all(&self) -> Result<(), CgroupError> {
+        if let Some(v2) = &self.v2 {
+            let f = v2.join("cgroup.kill");
+            if f.exists() {
+                return write(&f, "1");
+            }
+        }
+        let freezer = self.v1.get("freezer");
+        if let Some(fz) = freezer {
+            write(&fz.join("freezer.state"), "FROZEN")?;
+        }
+        for _ in 0..100 {
+            let pids = self.pids()?;
+            if pids.is_empty() {
+                break;
+            }
+            for p in pids {
+                // SAFETY: sending SIGKILL to a pid read from our own cgroup.
+                unsafe { libc::kill(p, libc::SIGKILL) };
+            }
+            if freezer.is_none() {
+                std::thread::sleep(std::time::Duration::from_millis(1));
+            }
+        }
+        if let Some(fz) = freezer {
+            write(&fz.join("freezer.state"), "THAWED")?;
+        }
+        Ok(())
+    }
+
+    /// Memory in use, in bytes (v2 memory.current or v1 memory.usage_in_bytes).
+    pub fn memory_current(&self) -> Option<u64> {
+        let read = |p: PathBuf| std::fs::read_to_string(p).ok()?.trim().parse().ok();
+        self.v2.as_ref().and_then(|d| read(d.join("memory.current"))).or_else(|| self.v1.get("memory").and_then(|d| read(d.join("memory.usage_in_bytes"))))
+    }
+
+    /// Removes the directories; they must be empty (kill_all first, then wait).
+    pub fn remove(&self) -> Result<(), CgroupError> {
+        for dir in self.all() {
+            match std::fs::remove_dir(dir) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(CgroupError::Io { op: "remove cgroup", path: dir.clone(), source: e }),
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const HYBRID: &str = "31 23 0:28 / /sys/fs/cgroup rw,relatime - tmpfs tmpfs rw,mode=755
+32 31 0:29 / /sys/fs/cgroup/cpu rw,relatime - cgroup cgroup rw,cpu
+35 31 0:32 / /sys/fs/cgroup/memory rw,relatime - cgroup cgroup rw,memory
+37 31 0:34 / /sys/fs/cgroup/freezer rw,relatime - cgroup cgroup rw,freezer
+39 31 0:36 / /sys/fs/cgroup/pids rw,relatime - cgroup cgroup rw,pids
+40 31 0:37 / /sys/fs/cgroup/systemd rw,relatime - cgroup cgroup rw,name=systemd
+41 31 0:38 / /sys/fs/cgroup/unified rw,relatime - cgroup2 cgroup2 rw
+";
+
+    #[test]
+    fn parses_a_hybrid_machine() {
+        let h = Hierarchy::parse(HYBRID, |_| "hugetlb".into());
+        assert_eq!(h.v2, Some((PathBuf::from("/sys/fs/cgroup/unified"), vec!["hugetlb".into()])));
+        assert_eq!(h.v1.keys().collect::<Vec<_>>(), ["cpu", "freezer", "memory", "pids"]);
+        assert!(!h.v2_has("memory"));
+    }
+
+    #[test]
+    fn parses_pure_v2() {
+        let h = Hierarchy::parse("25 1 0:22 / /sys/fs/cgroup rw - cgroup2 cgroup2 rw,nsdelegate\n", |_| "cpu memory pids".into());
+        assert!(h.v2_has("memory") && h.v2_has("pids") && h.v1.is_empty());
+    }
+
+    #[test]
+    fn a_limit_without_controller_is_an_error() {
+        let h = Hierarchy { v2: None, v1: BTreeMap::from([("freezer".to_owned(), std::env::temp_dir())]) };
+        let dir = format!("capexec-cg-test-{}", std::process::id());
+        let e = h.create(&dir, "svc", &Limits { memory_max: Some(1 << 30), tasks_max: None, cpu_weight: None }).unwrap_err();
+        assert!(e.to_string().contains("limits.memory_max cannot be enforced"), "{e}");
+        let _ = std::fs::remove_dir_all(std::env::temp_dir().join(dir));
+    }
+}
