@@ -78,6 +78,24 @@ impl V<'_> {
         self.errors.push(DeclError::at_key(key, msg).help(help));
     }
 
+    /// One of a fixed set of values, the first being the default. An unknown
+    /// value is an error that lists what is allowed; the default stands in for it
+    /// so validation can go on and report the other problems too.
+    fn choice<T: Copy>(&mut self, key: &str, value: Option<&str>, options: &[(&str, T)]) -> T {
+        let default = options[0].1;
+        let Some(value) = value else { return default };
+        if let Some((_, t)) = options.iter().find(|(name, _)| *name == value) {
+            return *t;
+        }
+        let allowed: Vec<String> = options
+            .iter()
+            .enumerate()
+            .map(|(i, (name, _))| if i == 0 { format!("\"{name}\" (default)") } else { format!("\"{name}\"") })
+            .collect();
+        self.err_help(key, format!("unknown value `{value}`"), format!("allowed: {}", allowed.join(", ")));
+        default
+    }
+
     fn expand(&self, s: &str) -> String {
         match &self.ctx.unit_dir {
             Some(d) => s.replace("${UNIT_DIR}", &d.display().to_string()),
@@ -241,33 +259,12 @@ pub fn validate(name: &str, raw: &RawUnit, sources: Vec<PathBuf>, ctx: &Context)
         }
     }
     let mounts: Vec<Mount> = mounts.into_iter().map(|(path, (kind, optional, _))| Mount { path, kind, optional }).collect();
-    let dev = match fs.dev.as_deref().unwrap_or("minimal") {
-        "minimal" => DevMode::Minimal,
-        "none" => DevMode::None,
-        other => {
-            v.err_help("filesystem.dev", format!("unknown value `{other}`"), "allowed: \"minimal\" (default), \"none\"");
-            DevMode::Minimal
-        }
-    };
-    let proc = match fs.proc.as_deref().unwrap_or("pid-only") {
-        "pid-only" => ProcMode::PidOnly,
-        "full" => ProcMode::Full,
-        "none" => ProcMode::None,
-        other => {
-            v.err_help("filesystem.proc", format!("unknown value `{other}`"), "allowed: \"pid-only\" (default), \"full\", \"none\"");
-            ProcMode::PidOnly
-        }
-    };
+    let dev = v.choice("filesystem.dev", fs.dev.as_deref(), &[("minimal", DevMode::Minimal), ("none", DevMode::None)]);
+    let proc = v.choice("filesystem.proc", fs.proc.as_deref(), &[("pid-only", ProcMode::PidOnly), ("full", ProcMode::Full), ("none", ProcMode::None)]);
 
     // --- namespaces ---
-    let net = match ns.net.as_deref().unwrap_or("none") {
-        "none" => NetMode::None,
-        "host" => NetMode::Host,
-        other => {
-            v.err_help("namespaces.net", format!("unknown value `{other}`"), "allowed: \"none\" (own namespace with loopback only, default), \"host\"");
-            NetMode::None
-        }
-    };
+    // "none": an own network namespace with only loopback.
+    let net = v.choice("namespaces.net", ns.net.as_deref(), &[("none", NetMode::None), ("host", NetMode::Host)]);
     let user_ns = ns.user.unwrap_or(true);
     if !user_ns && ctx.rootless {
         v.err_help("namespaces.user", "rootless capexec needs a user namespace", "remove `user = false` or run capexec as root");
@@ -311,14 +308,7 @@ pub fn validate(name: &str, raw: &RawUnit, sources: Vec<PathBuf>, ctx: &Context)
     // --- landlock ---
     let ll = raw.landlock.clone().unwrap_or_default();
     let landlock = LandlockSpec {
-        mode: match ll.mode.as_deref().unwrap_or("required") {
-            "required" => Enforcement::Required,
-            "best-effort" => Enforcement::BestEffort,
-            other => {
-                v.err_help("landlock.mode", format!("unknown value `{other}`"), "allowed: \"required\" (default), \"best-effort\"");
-                Enforcement::Required
-            }
-        },
+        mode: v.choice("landlock.mode", ll.mode.as_deref(), &[("required", Enforcement::Required), ("best-effort", Enforcement::BestEffort)]),
         bind_tcp: ll.bind_tcp.unwrap_or_default().into_iter().collect(),
         connect_tcp: ll.connect_tcp.unwrap_or_default().into_iter().collect(),
         scope_abstract_unix: ll.scope_abstract_unix.unwrap_or(true),
@@ -616,15 +606,7 @@ fn seccomp(v: &mut V, raw: &RawUnit) -> SeccompSpec {
             }
         },
     };
-    let action = match sc.action.as_deref().unwrap_or("errno") {
-        "errno" => DenyAction::Errno(errno),
-        "kill" => DenyAction::Kill,
-        "log" => DenyAction::Log,
-        other => {
-            v.err_help("seccomp.action", format!("unknown action `{other}`"), "allowed: \"errno\" (default), \"kill\", \"log\"");
-            DenyAction::Errno(errno)
-        }
-    };
+    let action = v.choice("seccomp.action", sc.action.as_deref(), &[("errno", DenyAction::Errno(errno)), ("kill", DenyAction::Kill), ("log", DenyAction::Log)]);
     if sc.errno.is_some() && !matches!(action, DenyAction::Errno(_)) {
         v.err("seccomp.errno", "errno applies only with action = \"errno\"");
     }
@@ -654,24 +636,12 @@ pub const STOP_SIGNALS: &[(&str, i32)] = &[
 fn supervision(v: &mut V, raw: &RawUnit) -> Supervision {
     let s = raw.service.clone().unwrap_or_default();
     let d = |x: Option<crate::raw::Duration>, default_ms: u64| x.map_or(std::time::Duration::from_millis(default_ms), |d| d.0);
-    let kind = match s.kind.as_deref().unwrap_or("simple") {
-        "simple" => ServiceType::Simple,
-        "exec" => ServiceType::Exec,
-        "notify" => ServiceType::Notify,
-        other => {
-            v.err_help("service.type", format!("unknown value `{other}`"), "allowed: \"simple\" (default), \"exec\", \"notify\"");
-            ServiceType::Simple
-        }
-    };
-    let restart = match s.restart.as_deref().unwrap_or("on-failure") {
-        "no" => RestartPolicy::No,
-        "on-failure" => RestartPolicy::OnFailure,
-        "always" => RestartPolicy::Always,
-        other => {
-            v.err_help("service.restart", format!("unknown value `{other}`"), "allowed: \"no\", \"on-failure\" (default), \"always\"");
-            RestartPolicy::OnFailure
-        }
-    };
+    let kind = v.choice("service.type", s.kind.as_deref(), &[("simple", ServiceType::Simple), ("exec", ServiceType::Exec), ("notify", ServiceType::Notify)]);
+    let restart = v.choice(
+        "service.restart",
+        s.restart.as_deref(),
+        &[("on-failure", RestartPolicy::OnFailure), ("no", RestartPolicy::No), ("always", RestartPolicy::Always)],
+    );
     let restart_delay = d(s.restart_delay, 100);
     let restart_delay_max = d(s.restart_delay_max, 30_000);
     if restart_delay > restart_delay_max {
