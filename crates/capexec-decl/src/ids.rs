@@ -30,3 +30,13 @@ pub fn user_name(uid: u32) -> Option<String> {
     }
     nix::unistd::User::from_uid(uid.into()).ok().flatten().map(|u| u.name)
 }
+
+/// The gid of a group: /etc/group first, then NSS.
+pub fn group_by_name(name: &str) -> Option<u32> {
+    for f in field_lines("/etc/group") {
+        if f.first().map(String::as_str) == Some(name) {
+            return f.get(2).and_then(|s| s.parse().ok());
+        }
+    }
+    nix::unistd::Group::from_name(name).ok().flatten().map(|g| g.gid.as_raw())
+}

@@ -31,8 +31,7 @@ pub fn load_unit(arg: &str, search: &[PathBuf], ctx: &Context) -> Result<Service
     let mut ctx = ctx.clone();
     ctx.unit_dir = Some(unit_dir(&path));
     let sources = loaded.files.iter().map(|f| f.path.clone()).collect();
-    validate::validate(&loaded.name, &loaded.raw, sources, &ctx)
-        .map_err(|errs| DeclErrors(errs.0.into_iter().map(|e| loaded.locate(e)).collect()))
+    validate::validate(&loaded.name, &loaded.raw, sources, &ctx).map_err(|errs| DeclErrors(errs.0.into_iter().map(|e| loaded.locate(e)).collect()))
 }
 
 /// The directory holding a declaration, as `${UNIT_DIR}` expands: canonical, so

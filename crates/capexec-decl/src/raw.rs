@@ -39,6 +39,7 @@ pub struct RawService {
     pub stop_timeout: Option<Duration>,
     pub ready_timeout: Option<Duration>,
     pub watchdog: Option<Duration>,
+    pub autostart: Option<bool>,
 }
 
 /// Resource limits enforced through the service's cgroup.
@@ -64,9 +65,7 @@ impl<'de> Deserialize<'de> for Duration {
                 f.write_str("a duration: seconds as an integer, or a string like \"250ms\", \"10s\", \"5min\", \"1h\"")
             }
             fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<Duration, E> {
-                u64::try_from(v)
-                    .map(|s| Duration(std::time::Duration::from_secs(s)))
-                    .map_err(|_| E::custom(format!("duration {v} is negative")))
+                u64::try_from(v).map(|s| Duration(std::time::Duration::from_secs(s))).map_err(|_| E::custom(format!("duration {v} is negative")))
             }
             fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Duration, E> {
                 parse_duration(v).map(Duration).map_err(E::custom)
@@ -289,9 +288,7 @@ impl<'de> Deserialize<'de> for LimitValue {
                 f.write_str("a non-negative integer or \"infinity\"")
             }
             fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<LimitValue, E> {
-                u64::try_from(v)
-                    .map(LimitValue::Value)
-                    .map_err(|_| E::custom(format!("limit {v} is negative; use an integer >= 0 or \"infinity\"")))
+                u64::try_from(v).map(LimitValue::Value).map_err(|_| E::custom(format!("limit {v} is negative; use an integer >= 0 or \"infinity\"")))
             }
             fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<LimitValue, E> {
                 if v == "infinity" {

@@ -88,14 +88,10 @@ pub fn default_search_path() -> Vec<PathBuf> {
 pub fn unit_name(path: &Path) -> Result<String, DeclError> {
     let file = path.file_name().and_then(|f| f.to_str()).unwrap_or("");
     let name = file.strip_suffix(".svc").ok_or_else(|| {
-        DeclError::new("a declaration file name must end in `.svc`")
-            .in_file(path)
-            .help("rename it, e.g. to nginx.svc; the name before .svc is the unit's name")
+        DeclError::new("a declaration file name must end in `.svc`").in_file(path).help("rename it, e.g. to nginx.svc; the name before .svc is the unit's name")
     })?;
     if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.@".contains(c)) {
-        return Err(DeclError::new(format!("invalid unit name `{name}`"))
-            .in_file(path)
-            .help("use letters, digits and - _ . @ only"));
+        return Err(DeclError::new(format!("invalid unit name `{name}`")).in_file(path).help("use letters, digits and - _ . @ only"));
     }
     Ok(name.to_owned())
 }
@@ -105,13 +101,9 @@ pub fn load(path: &Path) -> Result<LoadedSource, DeclErrors> {
     let mut paths = vec![path.to_path_buf()];
     let dropin_dir = PathBuf::from(format!("{}.d", path.display()));
     if dropin_dir.is_dir() {
-        let rd = std::fs::read_dir(&dropin_dir).map_err(|e| {
-            DeclError::new(format!("cannot read drop-in directory: {e}")).in_file(&dropin_dir)
-        })?;
-        let mut dropins: Vec<PathBuf> = rd
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| p.extension().is_some_and(|x| x == "toml") && p.is_file())
-            .collect();
+        let rd = std::fs::read_dir(&dropin_dir).map_err(|e| DeclError::new(format!("cannot read drop-in directory: {e}")).in_file(&dropin_dir))?;
+        let mut dropins: Vec<PathBuf> =
+            rd.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.extension().is_some_and(|x| x == "toml") && p.is_file()).collect();
         dropins.sort();
         paths.extend(dropins);
     }
@@ -132,8 +124,7 @@ pub fn load(path: &Path) -> Result<LoadedSource, DeclErrors> {
     }
     // Each file passed the schema alone, and merging only combines tables, so the
     // merged table passes too; an error here is still reported, never a panic.
-    let raw = RawUnit::deserialize(merged)
-        .map_err(|e| DeclError::new(format!("merging drop-ins: {e}")).in_file(path))?;
+    let raw = RawUnit::deserialize(merged).map_err(|e| DeclError::new(format!("merging drop-ins: {e}")).in_file(path))?;
     Ok(LoadedSource { name, files, raw })
 }
 
@@ -146,14 +137,9 @@ fn read_one(path: &Path) -> Result<(SourceFile, toml::Table), DeclError> {
         return Err(DeclError::new("not a regular file").in_file(path));
     }
     if meta.len() > MAX_FILE_BYTES {
-        return Err(DeclError::new(format!(
-            "file is {} bytes; declarations are limited to {MAX_FILE_BYTES} bytes",
-            meta.len()
-        ))
-        .in_file(path));
+        return Err(DeclError::new(format!("file is {} bytes; declarations are limited to {MAX_FILE_BYTES} bytes", meta.len())).in_file(path));
     }
-    let bytes = std::fs::read(path)
-        .map_err(|e| DeclError::new(format!("cannot read declaration: {e}")).in_file(path))?;
+    let bytes = std::fs::read(path).map_err(|e| DeclError::new(format!("cannot read declaration: {e}")).in_file(path))?;
     let text = String::from_utf8(bytes).map_err(|e| {
         let (l, c) = line_col(&String::from_utf8_lossy(e.as_bytes()), e.utf8_error().valid_up_to());
         DeclError { line: Some(l), column: Some(c), ..DeclError::new("file is not valid UTF-8").in_file(path) }
@@ -254,7 +240,9 @@ enum Node<'a> {
 }
 
 fn descend(node: Node, segs: &[Seg], span: Option<Range<usize>>) -> Option<Range<usize>> {
-    let Some((first, rest)) = segs.split_first() else { return span };
+    let Some((first, rest)) = segs.split_first() else {
+        return span;
+    };
     let next = match first {
         Seg::Key(k) => {
             let table: &dyn toml_edit::TableLike = match node {

@@ -2,12 +2,12 @@
 //! and normalised. Everything downstream (planning, launching, `capexec check`)
 //! works from this and never looks at TOML again.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ServiceSpec {
     pub name: String,
     pub description: String,
@@ -28,11 +28,11 @@ pub struct ServiceSpec {
     /// Resource limits enforced through the service's cgroup (by the daemon).
     pub limits: Limits,
     /// Things the user should know that are not errors (shown by check, exec, run).
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub warnings: Vec<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ExecSpec {
     pub argv: Vec<String>,
     pub user: Identity,
@@ -43,7 +43,7 @@ pub struct ExecSpec {
 }
 
 /// Who the service runs as, seen from the host.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Identity {
     pub uid: u32,
     pub gid: u32,
@@ -52,7 +52,7 @@ pub struct Identity {
     pub how: IdentitySource,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum IdentitySource {
     /// `user = "name"` or a number in the declaration.
@@ -63,7 +63,7 @@ pub enum IdentitySource {
     Caller,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct FsSpec {
     /// Whether the system directories (/usr, /etc, ...) are in the view.
     pub system: bool,
@@ -74,7 +74,7 @@ pub struct FsSpec {
     pub proc: ProcMode,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Mount {
     pub path: PathBuf,
     pub kind: MountKind,
@@ -82,7 +82,7 @@ pub struct Mount {
     pub optional: bool,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum MountKind {
     /// Bind-mounted read-only, not executable.
@@ -97,7 +97,7 @@ pub enum MountKind {
     Inaccessible,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum DevMode {
     /// tmpfs with null, zero, full, random, urandom, tty, shm, pts-less.
@@ -106,7 +106,7 @@ pub enum DevMode {
     None,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum ProcMode {
     /// Only the service's own processes: no /proc/sys, kcore, sysrq-trigger, ... (`subset=pid`).
@@ -117,7 +117,7 @@ pub enum ProcMode {
     None,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NsSpec {
     pub user: bool,
     pub mount: bool,
@@ -129,7 +129,7 @@ pub struct NsSpec {
     pub hostname: String,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum NetMode {
     /// An own network namespace with only a loopback interface.
@@ -137,14 +137,14 @@ pub enum NetMode {
     Host,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Preopen {
     /// Reported in LISTEN_FDNAMES.
     pub name: String,
     pub kind: PreopenKind,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case", tag = "type")]
 pub enum PreopenKind {
     Listen {
@@ -165,7 +165,7 @@ pub enum PreopenKind {
     },
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case", tag = "family", content = "address")]
 pub enum ListenAddr {
     Tcp(SocketAddr),
@@ -183,7 +183,7 @@ impl std::fmt::Display for ListenAddr {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum FileMode {
     Read,
@@ -192,7 +192,7 @@ pub enum FileMode {
     Append,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LandlockSpec {
     pub mode: Enforcement,
     /// TCP ports the service may bind. Empty: none (Landlock handles TCP bind).
@@ -203,7 +203,7 @@ pub struct LandlockSpec {
     pub scope_signals: bool,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Enforcement {
     /// Refuse to start when the kernel cannot enforce every rule.
@@ -212,7 +212,7 @@ pub enum Enforcement {
     BestEffort,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SeccompSpec {
     /// What the declaration listed (groups and names), for display.
     pub declared: Vec<String>,
@@ -221,7 +221,7 @@ pub struct SeccompSpec {
     pub action: DenyAction,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case", tag = "action", content = "errno")]
 pub enum DenyAction {
     Errno(i32),
@@ -229,40 +229,43 @@ pub enum DenyAction {
     Log,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Rlimit {
     /// `None` is RLIM_INFINITY.
     pub soft: Option<u64>,
     pub hard: Option<u64>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Supervision {
     #[serde(rename = "type")]
     pub kind: ServiceType,
     pub restart: RestartPolicy,
     /// First delay before a restart; doubled after each failed start, up to `restart_delay_max`.
-    #[serde(serialize_with = "ser_duration")]
+    #[serde(serialize_with = "ser_duration", deserialize_with = "de_duration")]
     pub restart_delay: std::time::Duration,
-    #[serde(serialize_with = "ser_duration")]
+    #[serde(serialize_with = "ser_duration", deserialize_with = "de_duration")]
     pub restart_delay_max: std::time::Duration,
     /// More than this many starts within `start_limit_interval` → failed until started by hand.
     pub start_limit_burst: u32,
-    #[serde(serialize_with = "ser_duration")]
+    #[serde(serialize_with = "ser_duration", deserialize_with = "de_duration")]
     pub start_limit_interval: std::time::Duration,
     /// Signal number sent first on stop.
     pub stop_signal: i32,
-    #[serde(serialize_with = "ser_duration")]
+    #[serde(serialize_with = "ser_duration", deserialize_with = "de_duration")]
     pub stop_timeout: std::time::Duration,
     /// `type = "notify"`: how long to wait for READY=1.
-    #[serde(serialize_with = "ser_duration")]
+    #[serde(serialize_with = "ser_duration", deserialize_with = "de_duration")]
     pub ready_timeout: std::time::Duration,
+    /// Started when the daemon starts (unless `capexec disable` overrides it).
+    #[serde(default)]
+    pub autostart: bool,
     /// Restart when the service does not send WATCHDOG=1 this often (WATCHDOG_USEC).
-    #[serde(serialize_with = "ser_opt_duration")]
+    #[serde(serialize_with = "ser_opt_duration", deserialize_with = "de_opt_duration")]
     pub watchdog: Option<std::time::Duration>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum ServiceType {
     /// Running as soon as it is started.
@@ -273,7 +276,7 @@ pub enum ServiceType {
     Notify,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum RestartPolicy {
     No,
@@ -281,7 +284,7 @@ pub enum RestartPolicy {
     Always,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct Limits {
     /// Bytes; `None` = no limit.
     pub memory_max: Option<u64>,
@@ -312,4 +315,32 @@ fn ser_opt_duration<S: serde::Serializer>(d: &Option<std::time::Duration>, s: S)
         Some(d) => s.serialize_str(&format_duration(*d)),
         None => s.serialize_str("off"),
     }
+}
+
+/// Parses what [`format_duration`] writes ("250ms", "10s", "5min", "1h").
+pub fn parse_formatted_duration(s: &str) -> Option<std::time::Duration> {
+    let split = s.find(|c: char| !c.is_ascii_digit())?;
+    let (n, unit) = s.split_at(split);
+    let n: u64 = n.parse().ok()?;
+    let ms = match unit {
+        "ms" => 1,
+        "s" => 1000,
+        "min" => 60_000,
+        "h" => 3_600_000,
+        _ => return None,
+    };
+    Some(std::time::Duration::from_millis(n.checked_mul(ms)?))
+}
+
+fn de_duration<'de, D: serde::Deserializer<'de>>(d: D) -> Result<std::time::Duration, D::Error> {
+    let s = String::deserialize(d)?;
+    parse_formatted_duration(&s).ok_or_else(|| serde::de::Error::custom(format!("bad duration `{s}`")))
+}
+
+fn de_opt_duration<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<std::time::Duration>, D::Error> {
+    let s = String::deserialize(d)?;
+    if s == "off" {
+        return Ok(None);
+    }
+    parse_formatted_duration(&s).map(Some).ok_or_else(|| serde::de::Error::custom(format!("bad duration `{s}`")))
 }

@@ -38,20 +38,51 @@ pub const SYSTEM_INACCESSIBLE: &[&str] = &["-/etc/shadow", "-/etc/gshadow", "-/e
 pub const DYNAMIC_UID_MIN: u32 = 61184;
 pub const DYNAMIC_UID_MAX: u32 = 65519;
 
-pub const RLIMIT_NAMES: &[&str] = &[
-    "as", "core", "cpu", "data", "fsize", "locks", "memlock", "msgqueue", "nice", "nofile", "nproc",
-    "rss", "rtprio", "rttime", "sigpending", "stack",
-];
+pub const RLIMIT_NAMES: &[&str] =
+    &["as", "core", "cpu", "data", "fsize", "locks", "memlock", "msgqueue", "nice", "nofile", "nproc", "rss", "rtprio", "rttime", "sigpending", "stack"];
 
 pub const CAPABILITIES: &[&str] = &[
-    "CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_DAC_READ_SEARCH", "CAP_FOWNER", "CAP_FSETID", "CAP_KILL",
-    "CAP_SETGID", "CAP_SETUID", "CAP_SETPCAP", "CAP_LINUX_IMMUTABLE", "CAP_NET_BIND_SERVICE",
-    "CAP_NET_BROADCAST", "CAP_NET_ADMIN", "CAP_NET_RAW", "CAP_IPC_LOCK", "CAP_IPC_OWNER",
-    "CAP_SYS_MODULE", "CAP_SYS_RAWIO", "CAP_SYS_CHROOT", "CAP_SYS_PTRACE", "CAP_SYS_PACCT",
-    "CAP_SYS_ADMIN", "CAP_SYS_BOOT", "CAP_SYS_NICE", "CAP_SYS_RESOURCE", "CAP_SYS_TIME",
-    "CAP_SYS_TTY_CONFIG", "CAP_MKNOD", "CAP_LEASE", "CAP_AUDIT_WRITE", "CAP_AUDIT_CONTROL",
-    "CAP_SETFCAP", "CAP_MAC_OVERRIDE", "CAP_MAC_ADMIN", "CAP_SYSLOG", "CAP_WAKE_ALARM",
-    "CAP_BLOCK_SUSPEND", "CAP_AUDIT_READ", "CAP_PERFMON", "CAP_BPF", "CAP_CHECKPOINT_RESTORE",
+    "CAP_CHOWN",
+    "CAP_DAC_OVERRIDE",
+    "CAP_DAC_READ_SEARCH",
+    "CAP_FOWNER",
+    "CAP_FSETID",
+    "CAP_KILL",
+    "CAP_SETGID",
+    "CAP_SETUID",
+    "CAP_SETPCAP",
+    "CAP_LINUX_IMMUTABLE",
+    "CAP_NET_BIND_SERVICE",
+    "CAP_NET_BROADCAST",
+    "CAP_NET_ADMIN",
+    "CAP_NET_RAW",
+    "CAP_IPC_LOCK",
+    "CAP_IPC_OWNER",
+    "CAP_SYS_MODULE",
+    "CAP_SYS_RAWIO",
+    "CAP_SYS_CHROOT",
+    "CAP_SYS_PTRACE",
+    "CAP_SYS_PACCT",
+    "CAP_SYS_ADMIN",
+    "CAP_SYS_BOOT",
+    "CAP_SYS_NICE",
+    "CAP_SYS_RESOURCE",
+    "CAP_SYS_TIME",
+    "CAP_SYS_TTY_CONFIG",
+    "CAP_MKNOD",
+    "CAP_LEASE",
+    "CAP_AUDIT_WRITE",
+    "CAP_AUDIT_CONTROL",
+    "CAP_SETFCAP",
+    "CAP_MAC_OVERRIDE",
+    "CAP_MAC_ADMIN",
+    "CAP_SYSLOG",
+    "CAP_WAKE_ALARM",
+    "CAP_BLOCK_SUSPEND",
+    "CAP_AUDIT_READ",
+    "CAP_PERFMON",
+    "CAP_BPF",
+    "CAP_CHECKPOINT_RESTORE",
 ];
 
 pub const ERRNO_NAMES: &[(&str, i32)] = &[
@@ -87,11 +118,8 @@ impl V<'_> {
         if let Some((_, t)) = options.iter().find(|(name, _)| *name == value) {
             return *t;
         }
-        let allowed: Vec<String> = options
-            .iter()
-            .enumerate()
-            .map(|(i, (name, _))| if i == 0 { format!("\"{name}\" (default)") } else { format!("\"{name}\"") })
-            .collect();
+        let allowed: Vec<String> =
+            options.iter().enumerate().map(|(i, (name, _))| if i == 0 { format!("\"{name}\" (default)") } else { format!("\"{name}\"") }).collect();
         self.err_help(key, format!("unknown value `{value}`"), format!("allowed: {}", allowed.join(", ")));
         default
     }
@@ -149,8 +177,11 @@ impl V<'_> {
             NameOrId::Name(n) if user => match nix::unistd::User::from_name(n) {
                 Ok(Some(u)) => Some((u.uid.as_raw(), Some(u.name), Some(u.gid.as_raw()))),
                 _ => {
-                    self.err_help(key, format!("no user named `{n}` on this system"),
-                        "create the user, give a numeric uid, or use \"dynamic\" for a per-unit uid");
+                    self.err_help(
+                        key,
+                        format!("no user named `{n}` on this system"),
+                        "create the user, give a numeric uid, or use \"dynamic\" for a per-unit uid",
+                    );
                     None
                 }
             },
@@ -210,7 +241,9 @@ pub fn validate(name: &str, raw: &RawUnit, sources: Vec<PathBuf>, ctx: &Context)
     let system = fs.system.unwrap_or(true);
     let mut mounts: BTreeMap<PathBuf, (MountKind, bool, Option<String>)> = BTreeMap::new();
     if system {
-        for (list, kind) in [(SYSTEM_EXECUTABLE, MountKind::Executable), (SYSTEM_READ_ONLY, MountKind::ReadOnly), (SYSTEM_INACCESSIBLE, MountKind::Inaccessible)] {
+        for (list, kind) in
+            [(SYSTEM_EXECUTABLE, MountKind::Executable), (SYSTEM_READ_ONLY, MountKind::ReadOnly), (SYSTEM_INACCESSIBLE, MountKind::Inaccessible)]
+        {
             for p in list {
                 let (opt, p) = p.strip_prefix('-').map_or((false, *p), |s| (true, s));
                 mounts.insert(PathBuf::from(p), (kind, opt, None));
@@ -228,7 +261,9 @@ pub fn validate(name: &str, raw: &RawUnit, sources: Vec<PathBuf>, ctx: &Context)
         for (i, raw_p) in list.iter().flatten().enumerate() {
             let key = format!("filesystem.{field}[{i}]");
             let (optional, raw_p) = raw_p.strip_prefix('-').map_or((false, raw_p.as_str()), |s| (true, s));
-            let Some(p) = v.path(&key, raw_p) else { continue };
+            let Some(p) = v.path(&key, raw_p) else {
+                continue;
+            };
             if p == Path::new("/") {
                 v.err_help(&key, "`/` cannot be mounted into the view", "list the directories the service needs instead");
                 continue;
@@ -361,6 +396,12 @@ pub fn validate(name: &str, raw: &RawUnit, sources: Vec<PathBuf>, ctx: &Context)
 
     let service = supervision(&mut v, raw);
     let limits = limits(&mut v, raw);
+    let mut seccomp = seccomp;
+    if service.kind == ServiceType::Notify {
+        // sd_notify(3) opens a datagram socket and sends to NOTIFY_SOCKET: a notify
+        // service that could not do that could never become ready.
+        seccomp.allowed.extend(NOTIFY_SYSCALLS.iter().map(|s| s.to_string()));
+    }
 
     if !v.errors.is_empty() {
         return Err(DeclErrors(v.errors));
@@ -400,10 +441,7 @@ fn identity(v: &mut V, unit: &str, user: Option<&NameOrId>, group: Option<&NameO
                 NameOrId::Name(n) => nix::unistd::User::from_name(n).ok().flatten().is_some_and(|u| u.uid.as_raw() == ctx.uid),
             };
             if !same {
-                v.warnings.push(format!(
-                    "exec.user = \"{declared}\" is used only when capexec runs as root; running rootless as your own uid {}",
-                    ctx.uid
-                ));
+                v.warnings.push(format!("exec.user = \"{declared}\" is used only when capexec runs as root; running rootless as your own uid {}", ctx.uid));
             }
         }
         if user.is_none() && group.is_some() {
@@ -459,7 +497,9 @@ fn preopens(v: &mut V, raw: &RawUnit) -> Vec<Preopen> {
             v.err_help(format!("{key}.address"), "missing", "e.g. address = \"tcp:127.0.0.1:8080\", \"udp:[::1]:53\" or \"unix:/run/app.sock\"");
             continue;
         };
-        let Some(address) = listen_addr(v, &format!("{key}.address"), a) else { continue };
+        let Some(address) = listen_addr(v, &format!("{key}.address"), a) else {
+            continue;
+        };
         if let Some(e) = &l.env {
             if !valid_env_name(e) {
                 v.err(format!("{key}.env"), format!("invalid variable name `{e}`"));
@@ -633,6 +673,9 @@ pub const STOP_SIGNALS: &[(&str, i32)] = &[
     ("SIGKILL", libc::SIGKILL),
 ];
 
+/// Added to the allowlist of `type = "notify"` services (see docs/declaration.md).
+pub const NOTIFY_SYSCALLS: &[&str] = &["socket", "connect", "sendmsg", "sendto"];
+
 fn supervision(v: &mut V, raw: &RawUnit) -> Supervision {
     let s = raw.service.clone().unwrap_or_default();
     let d = |x: Option<crate::raw::Duration>, default_ms: u64| x.map_or(std::time::Duration::from_millis(default_ms), |d| d.0);
@@ -681,6 +724,7 @@ fn supervision(v: &mut V, raw: &RawUnit) -> Supervision {
         stop_signal,
         stop_timeout: d(s.stop_timeout, 10_000),
         ready_timeout: d(s.ready_timeout, 30_000),
+        autostart: s.autostart.unwrap_or(false),
         watchdog,
     }
 }

@@ -136,7 +136,13 @@ fn path_listed_twice() {
 
 #[test]
 fn unknown_enum_values_list_the_allowed_ones() {
-    for (section, key, val) in [("namespaces", "net", "bridge"), ("filesystem", "dev", "full"), ("filesystem", "proc", "all"), ("landlock", "mode", "off"), ("seccomp", "action", "trap")] {
+    for (section, key, val) in [
+        ("namespaces", "net", "bridge"),
+        ("filesystem", "dev", "full"),
+        ("filesystem", "proc", "all"),
+        ("landlock", "mode", "off"),
+        ("seccomp", "action", "trap"),
+    ] {
         let e = one(&format!("{ARGV}[{section}]\n{key} = \"{val}\"\n"));
         assert_eq!(e.key.as_deref(), Some(format!("{section}.{key}").as_str()));
         assert!(e.help.as_deref().unwrap_or("").contains("allowed"), "{e}");
@@ -184,7 +190,9 @@ fn preopen_errors() {
     assert!(e.message.contains("not an IP address"), "{e}");
     let e = one(&format!("{ARGV}[[preopen.listen]]\naddress = \"sctp:1.2.3.4:80\"\n"));
     assert!(e.message.contains("unknown socket family"), "{e}");
-    let e = one(&format!("{ARGV}[[preopen.listen]]\naddress = \"tcp:127.0.0.1:80\"\nname = \"a\"\n[[preopen.listen]]\naddress = \"tcp:127.0.0.1:81\"\nname = \"a\"\n"));
+    let e = one(&format!(
+        "{ARGV}[[preopen.listen]]\naddress = \"tcp:127.0.0.1:80\"\nname = \"a\"\n[[preopen.listen]]\naddress = \"tcp:127.0.0.1:81\"\nname = \"a\"\n"
+    ));
     assert!(e.message.contains("named `a`"), "{e}");
     let e = one(&format!("{ARGV}[[preopen.listen]]\naddress = \"tcp:127.0.0.1:80\"\nname = \"a:b\"\n"));
     assert_eq!(e.key.as_deref(), Some("preopen.listen[0].name"));
@@ -249,7 +257,7 @@ fn file_names_and_missing_files() {
     assert!(e.message.contains("must end in `.svc`"));
     let e = load_unit(d.0.join("missing.svc").to_str().unwrap(), &[], &ctx_root()).unwrap_err().0.remove(0);
     assert!(e.message.contains("cannot read"), "{e}");
-    let e = load_unit("nothere", &[d.0.clone()], &ctx_root()).unwrap_err().0.remove(0);
+    let e = load_unit("nothere", std::slice::from_ref(&d.0), &ctx_root()).unwrap_err().0.remove(0);
     assert!(e.message.contains("no declaration named `nothere.svc`"), "{e}");
     let dir_named_svc = d.0.join("dir.svc");
     std::fs::create_dir_all(&dir_named_svc).unwrap();
@@ -274,7 +282,8 @@ fn search_path_first_match_wins() {
 #[test]
 fn drop_ins_merge_in_lexical_order_and_errors_name_the_drop_in() {
     let d = tmpdir("dropins");
-    let p = write(&d.0, "web.svc", "description = \"base\"\n[exec]\nargv = [\"/bin/true\"]\n[filesystem]\nread_only = [\"/srv\"]\n[landlock]\nbind_tcp = [80]\n");
+    let p =
+        write(&d.0, "web.svc", "description = \"base\"\n[exec]\nargv = [\"/bin/true\"]\n[filesystem]\nread_only = [\"/srv\"]\n[landlock]\nbind_tcp = [80]\n");
     write(&d.0, "web.svc.d/20-late.toml", "description = \"late\"\n");
     write(&d.0, "web.svc.d/10-early.toml", "description = \"early\"\n[filesystem]\nread_write = [\"/var/lib/web\"]\n");
     write(&d.0, "web.svc.d/ignored.conf", "this is not toml at all [[[");
@@ -368,7 +377,8 @@ fn mutated_units_never_panic() {
         rng ^= rng << 17;
         rng
     };
-    let tokens: &[&[u8]] = &[b"[", b"]", b"\"", b"=", b"\n", b"[[", b"{", b"}", b"-1", b"99999999999999999999", b"\\u0000", b"@", b"..", b"/", b"true", b"\xff", b"'''", b"#"];
+    let tokens: &[&[u8]] =
+        &[b"[", b"]", b"\"", b"=", b"\n", b"[[", b"{", b"}", b"-1", b"99999999999999999999", b"\\u0000", b"@", b"..", b"/", b"true", b"\xff", b"'''", b"#"];
     for i in 0..1500 {
         let mut buf = seeds[i % seeds.len()].clone();
         for _ in 0..(1 + next() % 4) {

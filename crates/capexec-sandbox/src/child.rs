@@ -24,6 +24,8 @@ pub struct ChildArgs<'a> {
     pub sync_rd: RawFd,
     pub err_wr: RawFd,
     pub cap_last_cap: u32,
+    /// Descriptors to place at 0, 1, 2 (the daemon's log pipes).
+    pub stdio: Option<[RawFd; 3]>,
 }
 
 fn report(fd: RawFd, e: &ChildError) {
@@ -40,6 +42,18 @@ fn exit(code: i32) -> ! {
 }
 
 pub fn run(a: &ChildArgs) -> ! {
+    if let Some(stdio) = a.stdio {
+        // First, so that even setup warnings land in the service's log. The
+        // sources are >= 3 (the parent keeps 0-2 open), so no copy overwrites
+        // a source still to be copied.
+        for (target, fd) in stdio.iter().enumerate() {
+            // SAFETY: dup2 between fds of our own table.
+            if unsafe { libc::dup2(*fd, target as i32) } < 0 {
+                report(a.err_wr, &ChildError::io("standard streams", format!("dup2 onto fd {target}"), std::io::Error::last_os_error()));
+                exit(126);
+            }
+        }
+    }
     if let Err(e) = setup(a) {
         report(a.err_wr, &e);
         exit(126);
@@ -97,13 +111,7 @@ fn setup(a: &ChildArgs) -> Result<(), ChildError> {
     // no_new_privs before Landlock (which requires it without CAP_SYS_ADMIN) and
     // always: no setuid or file-capability binary can give anything back.
     sys::prctl(libc::PR_SET_NO_NEW_PRIVS, 1).map_err(|e| ChildError::io("no_new_privs", "prctl", e))?;
-    let dirs: Vec<RawFd> = plan
-        .preopens
-        .iter()
-        .zip(a.fds)
-        .filter(|(p, _)| matches!(p.kind, PreopenKind::Directory { .. }))
-        .map(|(_, fd)| *fd)
-        .collect();
+    let dirs: Vec<RawFd> = plan.preopens.iter().zip(a.fds).filter(|(p, _)| matches!(p.kind, PreopenKind::Directory { .. })).map(|(_, fd)| *fd).collect();
     // Applied here, in init, so the service and init share one Landlock domain:
     // the service can then signal nothing outside it (not capexec, not the host).
     if let Some(note) = landlock_rules::apply(&plan.landlock, &dirs)? {

@@ -114,7 +114,9 @@ pub fn cgroups() -> (Option<CgroupMount>, Vec<CgroupMount>) {
     let mut v2 = None;
     let mut v1 = Vec::new();
     for line in read("/proc/self/mountinfo").unwrap_or_default().lines() {
-        let Some((pre, post)) = line.split_once(" - ") else { continue };
+        let Some((pre, post)) = line.split_once(" - ") else {
+            continue;
+        };
         let mountpoint = pre.split_whitespace().nth(4).unwrap_or("").to_owned();
         let mut post = post.split_whitespace();
         let fstype = post.next().unwrap_or("");
@@ -122,11 +124,27 @@ pub fn cgroups() -> (Option<CgroupMount>, Vec<CgroupMount>) {
         let opts = post.next().unwrap_or("");
         match fstype {
             "cgroup2" => {
-                let controllers = read(&format!("{mountpoint}/cgroup.controllers")).map(|s| s.split_whitespace().map(str::to_owned).collect()).unwrap_or_default();
+                let controllers =
+                    read(&format!("{mountpoint}/cgroup.controllers")).map(|s| s.split_whitespace().map(str::to_owned).collect()).unwrap_or_default();
                 v2 = Some(CgroupMount { path: mountpoint, controllers });
             }
             "cgroup" => {
-                let known = ["cpu", "cpuacct", "cpuset", "memory", "devices", "freezer", "net_cls", "blkio", "perf_event", "net_prio", "hugetlb", "pids", "rdma", "misc"];
+                let known = [
+                    "cpu",
+                    "cpuacct",
+                    "cpuset",
+                    "memory",
+                    "devices",
+                    "freezer",
+                    "net_cls",
+                    "blkio",
+                    "perf_event",
+                    "net_prio",
+                    "hugetlb",
+                    "pids",
+                    "rdma",
+                    "misc",
+                ];
                 let controllers = opts.split(',').filter(|o| known.contains(o) || o.starts_with("name=")).map(str::to_owned).collect();
                 v1.push(CgroupMount { path: mountpoint, controllers });
             }

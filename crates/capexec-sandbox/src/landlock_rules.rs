@@ -8,9 +8,7 @@
 use crate::error::ChildError;
 use crate::plan::{FsAccess, LandlockPlan};
 use landlock::{
-    Access,
-    AccessFs, AccessNet, BitFlags, CompatLevel, Compatible, NetPort, PathBeneath, Ruleset, RulesetAttr,
-    RulesetCreatedAttr, RulesetStatus, Scope, ABI,
+    Access, AccessFs, AccessNet, BitFlags, CompatLevel, Compatible, NetPort, PathBeneath, Ruleset, RulesetAttr, RulesetCreatedAttr, RulesetStatus, Scope, ABI,
 };
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::path::Path;
@@ -86,23 +84,20 @@ pub fn apply(plan: &LandlockPlan, preopened_dirs: &[RawFd]) -> Result<Option<Str
         if r.is_empty() {
             continue;
         }
-        created = created
-            .add_rule(PathBeneath::new(fd, r))
-            .map_err(|x| ChildError::io(STEP, format!("rule for {}", path.display()), x))?;
+        created = created.add_rule(PathBeneath::new(fd, r)).map_err(|x| ChildError::io(STEP, format!("rule for {}", path.display()), x))?;
     }
     for raw in preopened_dirs {
         // SAFETY: the fd is a preopened directory that stays open in this process;
         // borrowing it for the duration of add_rule does not take ownership.
         let fd = unsafe { std::os::fd::BorrowedFd::borrow_raw(*raw) };
-        created = created
-            .add_rule(PathBeneath::new(fd, rights(FsAccess::ReadOnly)))
-            .map_err(|x| ChildError::io(STEP, "rule for a preopened directory", x))?;
+        created = created.add_rule(PathBeneath::new(fd, rights(FsAccess::ReadOnly))).map_err(|x| ChildError::io(STEP, "rule for a preopened directory", x))?;
     }
     for port in &plan.bind_tcp {
         created = created.add_rule(NetPort::new(*port, AccessNet::BindTcp)).map_err(|x| ChildError::io(STEP, format!("bind rule for TCP port {port}"), x))?;
     }
     for port in &plan.connect_tcp {
-        created = created.add_rule(NetPort::new(*port, AccessNet::ConnectTcp)).map_err(|x| ChildError::io(STEP, format!("connect rule for TCP port {port}"), x))?;
+        created =
+            created.add_rule(NetPort::new(*port, AccessNet::ConnectTcp)).map_err(|x| ChildError::io(STEP, format!("connect rule for TCP port {port}"), x))?;
     }
     let status = created.restrict_self().map_err(|x| e("restrict_self", x))?;
     match status.ruleset {

@@ -72,14 +72,12 @@ fn bind(src: &Path, dst: &Path) -> Result<(), ChildError> {
 
 fn tmpfs(dst: &Path, flags: MsFlags, mode: u32) -> Result<(), ChildError> {
     let data = format!("mode={mode:o}");
-    mount(Some("tmpfs"), dst, Some("tmpfs"), flags, Some(data.as_str()))
-        .map_err(|e| err(format!("mount tmpfs on {}", dst.display()), e))
+    mount(Some("tmpfs"), dst, Some("tmpfs"), flags, Some(data.as_str())).map_err(|e| err(format!("mount tmpfs on {}", dst.display()), e))
 }
 
 pub fn build(steps: &[MountStep], workdir: &std::ffi::CStr) -> Result<(), ChildError> {
     let nosuid_nodev_noexec = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
-    mount(None::<&str>, "/", None::<&str>, MsFlags::MS_SLAVE | MsFlags::MS_REC, None::<&str>)
-        .map_err(|e| err("make / a slave mount", e))?;
+    mount(None::<&str>, "/", None::<&str>, MsFlags::MS_SLAVE | MsFlags::MS_REC, None::<&str>).map_err(|e| err("make / a slave mount", e))?;
     tmpfs(Path::new("/tmp"), MsFlags::MS_NOSUID | MsFlags::MS_NODEV, 0o755)?;
     mkdir_p(Path::new("/tmp/oldroot"))?;
     nix::unistd::pivot_root("/tmp", "/tmp/oldroot").map_err(|e| err("pivot_root into the new root", e))?;
@@ -164,14 +162,8 @@ fn mask(path: &Path, is_dir: bool, mask_file: &mut bool) -> Result<(), ChildErro
         tmpfs(path, MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC, 0)
     } else {
         if !*mask_file {
-            std::fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .mode(0o000)
-                .open(MASK_FILE)
-                .map_err(|e| err(format!("create {MASK_FILE}"), e))?;
-            std::fs::set_permissions(MASK_FILE, std::fs::Permissions::from_mode(0o000))
-                .map_err(|e| err(format!("chmod {MASK_FILE}"), e))?;
+            std::fs::OpenOptions::new().write(true).create_new(true).mode(0o000).open(MASK_FILE).map_err(|e| err(format!("create {MASK_FILE}"), e))?;
+            std::fs::set_permissions(MASK_FILE, std::fs::Permissions::from_mode(0o000)).map_err(|e| err(format!("chmod {MASK_FILE}"), e))?;
             *mask_file = true;
         }
         bind(Path::new(MASK_FILE), path)?;

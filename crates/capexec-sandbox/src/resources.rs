@@ -46,8 +46,7 @@ fn open_one(p: &Preopen, owner: (u32, u32)) -> Result<OwnedFd, LaunchError> {
 
 fn chown(fd: std::os::fd::BorrowedFd, owner: (u32, u32), what: &str) -> Result<(), LaunchError> {
     if nix::unistd::geteuid().is_root() {
-        nix::unistd::fchown(fd.as_raw_fd(), Some(owner.0.into()), Some(owner.1.into()))
-            .map_err(|e| LaunchError::io("chown", what, e.into()))?;
+        nix::unistd::fchown(fd.as_raw_fd(), Some(owner.0.into()), Some(owner.1.into())).map_err(|e| LaunchError::io("chown", what, e.into()))?;
     }
     Ok(())
 }
@@ -87,8 +86,7 @@ fn listen(addr: &ListenAddr, backlog: u32, mode: Option<u32>, owner: (u32, u32))
             let ua = UnixAddr::new(path.as_path()).map_err(e("socket path"))?;
             socket::bind(fd.as_raw_fd(), &ua).map_err(e("bind"))?;
             if let Some(m) = mode {
-                std::fs::set_permissions(path, std::fs::Permissions::from_mode(m))
-                    .map_err(|err| LaunchError::io("chmod", path.display(), err))?;
+                std::fs::set_permissions(path, std::fs::Permissions::from_mode(m)).map_err(|err| LaunchError::io("chmod", path.display(), err))?;
             }
             if nix::unistd::geteuid().is_root() {
                 nix::unistd::chown(path.as_path(), Some(owner.0.into()), Some(owner.1.into()))

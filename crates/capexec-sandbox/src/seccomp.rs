@@ -53,13 +53,9 @@ fn prologue() -> Vec<sock_filter> {
 /// Namespace flags refused in clone()'s flags. All sit in the low 32 bits.
 /// (CLONE_NEWTIME is not here: clone() reads that bit as part of the exit signal;
 /// only clone3 and unshare take it, and neither is allowed.)
-const NS_FLAGS: u32 = (libc::CLONE_NEWNS
-    | libc::CLONE_NEWUTS
-    | libc::CLONE_NEWIPC
-    | libc::CLONE_NEWUSER
-    | libc::CLONE_NEWPID
-    | libc::CLONE_NEWNET
-    | libc::CLONE_NEWCGROUP) as u32;
+const NS_FLAGS: u32 =
+    (libc::CLONE_NEWNS | libc::CLONE_NEWUTS | libc::CLONE_NEWIPC | libc::CLONE_NEWUSER | libc::CLONE_NEWPID | libc::CLONE_NEWNET | libc::CLONE_NEWCGROUP)
+        as u32;
 
 const BPF_JSET_K: u16 = (libc::BPF_JMP | libc::BPF_JSET | libc::BPF_K) as u16;
 const BPF_JGT_K: u16 = (libc::BPF_JMP | libc::BPF_JGT | libc::BPF_K) as u16;
@@ -133,13 +129,9 @@ fn seg_lo(s: &Seg) -> u32 {
 fn tree(segs: &[Seg], deny: u32) -> Vec<sock_filter> {
     if let [seg] = segs {
         return match seg {
-            Seg::Allow(lo, hi) => vec![
-                jump(BPF_JGE_K, *lo, 1, 0),
-                stmt(BPF_RET_K, deny),
-                jump(BPF_JGT_K, *hi, 0, 1),
-                stmt(BPF_RET_K, deny),
-                stmt(BPF_RET_K, SECCOMP_RET_ALLOW),
-            ],
+            Seg::Allow(lo, hi) => {
+                vec![jump(BPF_JGE_K, *lo, 1, 0), stmt(BPF_RET_K, deny), jump(BPF_JGT_K, *hi, 0, 1), stmt(BPF_RET_K, deny), stmt(BPF_RET_K, SECCOMP_RET_ALLOW)]
+            }
             Seg::Rule(nr, block) => {
                 let mut v = vec![jump(BPF_JEQ_K, *nr, 1, 0), stmt(BPF_RET_K, deny)];
                 v.extend(block.iter().cloned());
@@ -179,8 +171,7 @@ pub fn service_filter(spec: &SeccompSpec) -> Result<BpfProgram, LaunchError> {
     };
     let mut nrs: Vec<(u32, Option<Vec<sock_filter>>)> = Vec::new();
     for name in &spec.allowed {
-        let nr = capexec_decl::syscalls::number(name)
-            .ok_or_else(|| LaunchError::Seccomp(format!("unknown syscall `{name}`")))? as u32;
+        let nr = capexec_decl::syscalls::number(name).ok_or_else(|| LaunchError::Seccomp(format!("unknown syscall `{name}`")))? as u32;
         if nr == SYS_CLONE3 {
             continue; // answered by the prologue
         }
@@ -210,14 +201,11 @@ pub fn service_filter(spec: &SeccompSpec) -> Result<BpfProgram, LaunchError> {
 /// The namespace init only waits, forwards signals and exits; anything else kills it.
 pub fn init_filter() -> Result<BpfProgram, LaunchError> {
     let mut rules: BTreeMap<i64, Vec<SeccompRule>> = BTreeMap::new();
-    for name in [
-        "rt_sigtimedwait", "rt_sigprocmask", "rt_sigreturn", "wait4", "waitid", "kill", "exit", "exit_group", "restart_syscall",
-        "close_range",
-    ] {
+    for name in ["rt_sigtimedwait", "rt_sigprocmask", "rt_sigreturn", "wait4", "waitid", "kill", "exit", "exit_group", "restart_syscall", "close_range"] {
         rules.insert(capexec_decl::syscalls::number(name).expect("known syscall"), vec![]);
     }
-    let filter = SeccompFilter::new(rules, SeccompAction::KillProcess, SeccompAction::Allow, TargetArch::x86_64)
-        .map_err(|e| LaunchError::Seccomp(e.to_string()))?;
+    let filter =
+        SeccompFilter::new(rules, SeccompAction::KillProcess, SeccompAction::Allow, TargetArch::x86_64).map_err(|e| LaunchError::Seccomp(e.to_string()))?;
     let body: BpfProgram = filter.try_into().map_err(|e: seccompiler::BackendError| LaunchError::Seccomp(e.to_string()))?;
     let mut prog = prologue();
     prog.extend(body);
@@ -317,7 +305,8 @@ mod tests {
         let x = |nr: i64, args: [u64; 6]| run(&prog, AUDIT_ARCH_X86_64, nr as u32, args);
         let a = |v: u64| [v, 0, 0, 0, 0, 0];
         assert_eq!(x(libc::SYS_clone, a(libc::SIGCHLD as u64 | libc::CLONE_VM as u64)), SECCOMP_RET_ALLOW);
-        for f in [libc::CLONE_NEWUSER, libc::CLONE_NEWNS, libc::CLONE_NEWNET, libc::CLONE_NEWPID, libc::CLONE_NEWIPC, libc::CLONE_NEWUTS, libc::CLONE_NEWCGROUP] {
+        for f in [libc::CLONE_NEWUSER, libc::CLONE_NEWNS, libc::CLONE_NEWNET, libc::CLONE_NEWPID, libc::CLONE_NEWIPC, libc::CLONE_NEWUTS, libc::CLONE_NEWCGROUP]
+        {
             assert_eq!(x(libc::SYS_clone, a(f as u64 | libc::SIGCHLD as u64)), EPERM, "clone flag {f:#x}");
         }
         for f in [libc::AF_UNIX, libc::AF_INET, libc::AF_INET6, libc::AF_NETLINK] {
@@ -335,7 +324,14 @@ mod tests {
         assert_eq!(x(libc::SYS_personality, a(0)), SECCOMP_RET_ALLOW);
         assert_eq!(x(libc::SYS_personality, a(0xffff_ffff)), SECCOMP_RET_ALLOW);
         assert_eq!(x(libc::SYS_personality, a(0x0400000)), EPERM);
-        for (t, want) in [(libc::S_IFREG, SECCOMP_RET_ALLOW), (libc::S_IFIFO, SECCOMP_RET_ALLOW), (libc::S_IFSOCK, SECCOMP_RET_ALLOW), (0, SECCOMP_RET_ALLOW), (libc::S_IFCHR, EPERM), (libc::S_IFBLK, EPERM)] {
+        for (t, want) in [
+            (libc::S_IFREG, SECCOMP_RET_ALLOW),
+            (libc::S_IFIFO, SECCOMP_RET_ALLOW),
+            (libc::S_IFSOCK, SECCOMP_RET_ALLOW),
+            (0, SECCOMP_RET_ALLOW),
+            (libc::S_IFCHR, EPERM),
+            (libc::S_IFBLK, EPERM),
+        ] {
             assert_eq!(x(libc::SYS_mknodat, [0, 0, (t | 0o644) as u64, 0, 0, 0]), want, "mknodat {t:o}");
             assert_eq!(x(libc::SYS_mknod, [0, (t | 0o644) as u64, 0, 0, 0, 0]), want, "mknod {t:o}");
         }

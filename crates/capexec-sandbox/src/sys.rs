@@ -24,9 +24,7 @@ fn check(rc: libc::c_long) -> io::Result<libc::c_long> {
 pub unsafe fn clone_fork(flags: libc::c_int) -> io::Result<libc::pid_t> {
     // SAFETY: raw clone with a NULL stack behaves like fork (copy-on-write stack);
     // no pointer arguments are passed. The single-thread precondition is the caller's.
-    let rc = unsafe {
-        libc::syscall(libc::SYS_clone, (flags | libc::SIGCHLD) as libc::c_ulong, 0usize, 0usize, 0usize, 0usize)
-    };
+    let rc = unsafe { libc::syscall(libc::SYS_clone, (flags | libc::SIGCHLD) as libc::c_ulong, 0usize, 0usize, 0usize, 0usize) };
     check(rc).map(|pid| pid as libc::pid_t)
 }
 
@@ -149,9 +147,7 @@ pub fn landlock_abi() -> i64 {
     const LANDLOCK_CREATE_RULESET_VERSION: libc::c_uint = 1;
     // SAFETY: with the VERSION flag the kernel ignores the (NULL, 0) attr arguments
     // and returns the ABI number; nothing is created.
-    let rc = unsafe {
-        libc::syscall(libc::SYS_landlock_create_ruleset, std::ptr::null::<u8>(), 0usize, LANDLOCK_CREATE_RULESET_VERSION)
-    };
+    let rc = unsafe { libc::syscall(libc::SYS_landlock_create_ruleset, std::ptr::null::<u8>(), 0usize, LANDLOCK_CREATE_RULESET_VERSION) };
     rc.max(0)
 }
 
@@ -172,7 +168,7 @@ pub fn lsm_list_modules() -> io::Result<Vec<u64>> {
 pub fn seccomp_available() -> io::Result<()> {
     const SECCOMP_GET_ACTION_AVAIL: libc::c_uint = 2;
     let action: u32 = 0x0005_0000; // SECCOMP_RET_ERRNO
-    // SAFETY: the kernel reads one u32 from a valid pointer during the call.
+                                   // SAFETY: the kernel reads one u32 from a valid pointer during the call.
     let rc = unsafe { libc::syscall(libc::SYS_seccomp, SECCOMP_GET_ACTION_AVAIL, 0u32, &action as *const u32) };
     check(rc).map(drop)
 }
