@@ -12,6 +12,27 @@ use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 pub struct Spawned {
     /// The namespace init's pid, as the host sees it.
     pub pid: libc::pid_t,
+    /// The service's own process (init's child), as the host sees it: where
+    /// the daemon sends the stop signal. `None` if it already ended.
+    pub main_pid: Option<libc::pid_t>,
+}
+
+/// How the daemon's launcher differs from `capexec exec`.
+#[derive(Default)]
+pub struct SpawnOptions<'a> {
+    /// stdin, stdout and stderr for the service (and for init's setup messages).
+    /// `None`: inherit capexec's own.
+    pub stdio: Option<[RawFd; 3]>,
+    /// `cgroup.procs` files the namespace init is written into before it runs
+    /// any setup, so every process of the service is born inside its cgroups.
+    pub cgroup_procs: &'a [std::path::PathBuf],
+}
+
+/// The first child of `pid` (the service, for a namespace init), from
+/// /proc/PID/task/PID/children.
+fn first_child(pid: libc::pid_t) -> Option<libc::pid_t> {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).ok()?;
+    s.split_whitespace().next()?.parse().ok()
 }
 
 fn pipe() -> Result<(OwnedFd, OwnedFd), LaunchError> {
@@ -82,6 +103,11 @@ pub fn preflight(plan: &SetupPlan) -> Result<(), LaunchError> {
 ///
 /// The calling process must be single-threaded (see `sys::clone_fork`).
 pub fn spawn(plan: &SetupPlan) -> Result<Spawned, LaunchError> {
+    spawn_with(plan, &SpawnOptions::default())
+}
+
+/// [`spawn`] with the daemon's options: the service's stdio and its cgroups.
+pub fn spawn_with(plan: &SetupPlan, opts: &SpawnOptions) -> Result<Spawned, LaunchError> {
     preflight(plan)?;
     ensure_stdio();
     let fds = resources::open_all(&plan.preopens, (plan.uid, plan.gid))?;
@@ -95,12 +121,11 @@ pub fn spawn(plan: &SetupPlan) -> Result<Spawned, LaunchError> {
 
     // SAFETY: capexec's launching paths are single-threaded (`capexec exec` and
     // `capexec run` never start threads before this point).
-    let pid = unsafe { sys::clone_fork(plan.clone_flags) }
-        .map_err(|e| LaunchError::io("clone into new namespaces", &plan.name, e))?;
+    let pid = unsafe { sys::clone_fork(plan.clone_flags) }.map_err(|e| LaunchError::io("clone into new namespaces", &plan.name, e))?;
     if pid == 0 {
         drop(sync_wr);
         drop(err_rd);
-        let args = ChildArgs { plan, fds: &raw_fds, sync_rd: sync_rd.as_raw_fd(), err_wr: err_wr.as_raw_fd(), cap_last_cap: last_cap };
+        let args = ChildArgs { plan, fds: &raw_fds, sync_rd: sync_rd.as_raw_fd(), err_wr: err_wr.as_raw_fd(), cap_last_cap: last_cap, stdio: opts.stdio };
         child::run(&args);
     }
     drop(sync_rd);
@@ -124,6 +149,11 @@ pub fn spawn(plan: &SetupPlan) -> Result<Spawned, LaunchError> {
         write("uid_map", &plan.uid_map).map_err(abort)?;
         write("gid_map", &plan.gid_map).map_err(abort)?;
     }
+    // Into the cgroups before the child runs anything: nothing it forks can be
+    // born outside them.
+    for procs in opts.cgroup_procs {
+        std::fs::write(procs, pid.to_string()).map_err(|e| abort(LaunchError::io("move the service into its cgroup", procs.display(), e)))?;
+    }
     let mut sync_wr = std::fs::File::from(sync_wr);
     sync_wr.write_all(&[1]).map_err(|e| abort(LaunchError::io("signal", "the sandbox child", e)))?;
 
@@ -140,7 +170,7 @@ pub fn spawn(plan: &SetupPlan) -> Result<Spawned, LaunchError> {
         unsafe { libc::waitpid(pid, std::ptr::null_mut(), 0) };
         return Err(LaunchError::Child { step: step.to_owned(), detail: detail.to_owned() });
     }
-    Ok(Spawned { pid })
+    Ok(Spawned { pid, main_pid: first_child(pid) })
 }
 
 /// Waits for the spawned service, forwarding SIGTERM, SIGINT, SIGHUP, SIGUSR1,

@@ -19,5 +19,5 @@ pub mod seccomp;
 pub mod sys;
 
 pub use error::LaunchError;
-pub use launch::{spawn, wait_foreground, Spawned};
+pub use launch::{spawn, spawn_with, wait_foreground, SpawnOptions, Spawned};
 pub use plan::{plan, SetupPlan};

@@ -50,10 +50,20 @@ pub enum MountStep {
     Dev,
     Proc(ProcMode),
     /// Bind the host path at the same place. `attrs` are MOUNT_ATTR_* to set.
-    Bind { path: PathBuf, attrs: u64, optional: bool },
-    Tmpfs { path: PathBuf, mode: u32 },
+    Bind {
+        path: PathBuf,
+        attrs: u64,
+        optional: bool,
+    },
+    Tmpfs {
+        path: PathBuf,
+        mode: u32,
+    },
     /// Cover with an empty, mode-000, read-only file or directory.
-    Mask { path: PathBuf, optional: bool },
+    Mask {
+        path: PathBuf,
+        optional: bool,
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -84,8 +94,16 @@ pub const DEV_NODES: &[&str] = &["null", "zero", "full", "random", "urandom", "t
 
 /// Files and directories of a full /proc that are masked (as Docker and systemd do).
 pub const PROC_MASKED: &[&str] = &[
-    "/proc/kcore", "/proc/kmsg", "/proc/sysrq-trigger", "/proc/keys", "/proc/timer_list",
-    "/proc/latency_stats", "/proc/sched_debug", "/proc/acpi", "/proc/scsi", "/proc/kallsyms",
+    "/proc/kcore",
+    "/proc/kmsg",
+    "/proc/sysrq-trigger",
+    "/proc/keys",
+    "/proc/timer_list",
+    "/proc/latency_stats",
+    "/proc/sched_debug",
+    "/proc/acpi",
+    "/proc/scsi",
+    "/proc/kallsyms",
 ];
 
 pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
@@ -129,17 +147,19 @@ pub fn plan(spec: &ServiceSpec, rootless: bool, host_env: &[(String, String)]) -
         let nosuid_nodev = crate::sys::MOUNT_ATTR_NOSUID | crate::sys::MOUNT_ATTR_NODEV;
         let (step, access) = match m.kind {
             MountKind::ReadOnly => (
-                MountStep::Bind { path: m.path.clone(), attrs: nosuid_nodev | crate::sys::MOUNT_ATTR_RDONLY | crate::sys::MOUNT_ATTR_NOEXEC, optional: m.optional },
+                MountStep::Bind {
+                    path: m.path.clone(),
+                    attrs: nosuid_nodev | crate::sys::MOUNT_ATTR_RDONLY | crate::sys::MOUNT_ATTR_NOEXEC,
+                    optional: m.optional,
+                },
                 Some(FsAccess::ReadOnly),
             ),
-            MountKind::Executable => (
-                MountStep::Bind { path: m.path.clone(), attrs: nosuid_nodev | crate::sys::MOUNT_ATTR_RDONLY, optional: m.optional },
-                Some(FsAccess::Execute),
-            ),
-            MountKind::ReadWrite => (
-                MountStep::Bind { path: m.path.clone(), attrs: nosuid_nodev | crate::sys::MOUNT_ATTR_NOEXEC, optional: m.optional },
-                Some(FsAccess::ReadWrite),
-            ),
+            MountKind::Executable => {
+                (MountStep::Bind { path: m.path.clone(), attrs: nosuid_nodev | crate::sys::MOUNT_ATTR_RDONLY, optional: m.optional }, Some(FsAccess::Execute))
+            }
+            MountKind::ReadWrite => {
+                (MountStep::Bind { path: m.path.clone(), attrs: nosuid_nodev | crate::sys::MOUNT_ATTR_NOEXEC, optional: m.optional }, Some(FsAccess::ReadWrite))
+            }
             MountKind::Tmpfs => {
                 let mode = if m.path == Path::new("/tmp") { 0o1777 } else { 0o755 };
                 (MountStep::Tmpfs { path: m.path.clone(), mode }, Some(FsAccess::ReadWrite))
@@ -258,6 +278,26 @@ pub fn plan(spec: &ServiceSpec, rootless: bool, host_env: &[(String, String)]) -
         listen_pid_slot,
         preopens: spec.preopen.clone(),
     })
+}
+
+impl SetupPlan {
+    /// Gives the service a `NOTIFY_SOCKET` (and `WATCHDOG_USEC`): `dir`, which
+    /// holds the daemon's datagram socket `notify` and nothing else, is bound
+    /// read-only at the same path. A directory rather than the socket itself, so
+    /// the daemon can re-create the socket without touching the service's mounts.
+    pub fn attach_notify_socket(&mut self, dir: &Path, watchdog: Option<std::time::Duration>) -> Result<(), LaunchError> {
+        let attrs = crate::sys::MOUNT_ATTR_NOSUID | crate::sys::MOUNT_ATTR_NODEV | crate::sys::MOUNT_ATTR_RDONLY | crate::sys::MOUNT_ATTR_NOEXEC;
+        // Appended after the sorted view: its parents (if the view has them) are
+        // mounted first, and nothing mounted later can cover it.
+        self.mounts.push(MountStep::Bind { path: dir.to_path_buf(), attrs, optional: false });
+        self.landlock.paths.push((dir.to_path_buf(), FsAccess::ReadOnly));
+        let sock = dir.join("notify");
+        self.env.push(cstring("NOTIFY_SOCKET", &format!("NOTIFY_SOCKET={}", sock.display()))?);
+        if let Some(w) = watchdog {
+            self.env.push(cstring("WATCHDOG_USEC", &format!("WATCHDOG_USEC={}", w.as_micros()))?);
+        }
+        Ok(())
+    }
 }
 
 fn rlimit_resource(name: &str) -> libc::__rlimit_resource_t {
