@@ -49,7 +49,9 @@ impl Hierarchy {
     pub fn parse(mountinfo: &str, controllers: impl Fn(&Path) -> String) -> Hierarchy {
         let mut h = Hierarchy::default();
         for line in mountinfo.lines() {
-            let Some((pre, post)) = line.split_once(" - ") else { continue };
+            let Some((pre, post)) = line.split_once(" - ") else {
+                continue;
+            };
             let mount_point = PathBuf::from(pre.split_whitespace().nth(4).unwrap_or_default());
             let mut post = post.split_whitespace();
             let (fstype, _source, opts) = (post.next().unwrap_or(""), post.next(), post.next().unwrap_or(""));
@@ -125,6 +127,10 @@ impl Hierarchy {
                 return Err(CgroupError::NoController { limit, controller });
             }
         }
+        // Memory accounting for `capexec status`, limit or not.
+        if !self.v2_has("memory") && self.v1.contains_key("memory") && limits.memory_max.is_none() {
+            v1("memory")?;
+        }
         Ok(cg)
     }
 }
@@ -165,6 +171,11 @@ impl ServiceCgroup {
     }
 
     /// Moves a process (and so its future children) into every directory.
+    /// Every `cgroup.procs` file a new member must be written into.
+    pub fn procs_files(&self) -> Vec<PathBuf> {
+        self.all().map(|d| d.join("cgroup.procs")).collect()
+    }
+
     pub fn add(&self, pid: i32) -> Result<(), CgroupError> {
         for dir in self.all() {
             write(&dir.join("cgroup.procs"), &pid.to_string())?;

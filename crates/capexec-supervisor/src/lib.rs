@@ -1,7 +1,19 @@
-//! The supervisor behind `capexec daemon`. So far: the per-service state machine
-//! ([`state`]), pure and driven by events, so that every transition is tested
-//! without processes or clocks. The daemon (event loop, launcher, cgroups, logs,
-//! control socket) builds on it.
+//! The capexec daemon: supervises many confined services.
+//!
+//! [`daemon`] is the event loop; per service it drives a [`state::Machine`]
+//! and carries out its actions: launching through the [`launcher`] process
+//! (forked before the runtime, single-threaded), tracking and killing through a
+//! [`cgroup`], capturing output ([`logs`]), reading sd_notify messages
+//! ([`notify`]). [`control`] and [`protocol`] are the control socket, shared
+//! with the CLI; [`paths`] says where a system or user daemon keeps things.
 
 pub mod cgroup;
+pub mod control;
+pub mod daemon;
+pub mod fdpass;
+pub mod launcher;
+pub mod logs;
+pub mod notify;
+pub mod paths;
+pub mod protocol;
 pub mod state;

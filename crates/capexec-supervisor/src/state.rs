@@ -45,7 +45,9 @@ pub enum Event {
     ReadyTimeout,
     WatchdogTimeout,
     /// The main process ended; `success` is exit status 0.
-    MainExited { success: bool },
+    MainExited {
+        success: bool,
+    },
     StopTimeout,
     /// No process of the service is left (cgroup empty).
     AllGone,
@@ -107,7 +109,16 @@ pub struct Machine {
 
 impl Machine {
     pub fn new(policy: Supervision) -> Machine {
-        Machine { state: State::Stopped, policy, starts: VecDeque::new(), consecutive_failures: 0, stop_requested: false, outcome: None, running_since: None, restarts: 0 }
+        Machine {
+            state: State::Stopped,
+            policy,
+            starts: VecDeque::new(),
+            consecutive_failures: 0,
+            stop_requested: false,
+            outcome: None,
+            running_since: None,
+            restarts: 0,
+        }
     }
 
     /// The delay before the next restart: restart_delay doubled per consecutive
@@ -213,9 +224,7 @@ impl Machine {
             (S::Starting, E::SpawnFailed) => self.end(Outcome::SpawnFailed, false),
             (S::Starting, E::ReadyTimeout) => self.end(Outcome::ReadyTimeout, true),
             (S::Running, E::WatchdogTimeout) => self.end(Outcome::WatchdogTimeout, true),
-            (S::Starting | S::Running, E::MainExited { success }) => {
-                self.end(if success { Outcome::Success } else { Outcome::ExitFailure }, false)
-            }
+            (S::Starting | S::Running, E::MainExited { success }) => self.end(if success { Outcome::Success } else { Outcome::ExitFailure }, false),
             (S::Starting | S::Running, E::StopRequested) => {
                 self.stop_requested = true;
                 self.end(Outcome::Success, true)
@@ -232,8 +241,11 @@ impl Machine {
             (S::Stopping, E::StopTimeout) => (S::Stopping, vec![Action::KillAll]),
             (S::Stopping, E::AllGone) => self.settle(now),
             (S::WaitingToRestart, E::RestartTimer) => {
-                self.restarts += 1;
-                self.launch(now)
+                let next = self.launch(now);
+                if next.0 == S::Starting {
+                    self.restarts += 1;
+                }
+                next
             }
             (S::WaitingToRestart, E::StopRequested) => {
                 self.stop_requested = true;
@@ -265,6 +277,7 @@ mod tests {
             stop_timeout: Duration::from_secs(5),
             ready_timeout: Duration::from_secs(2),
             watchdog: None,
+            autostart: false,
         }
     }
 

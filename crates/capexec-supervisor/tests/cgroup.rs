@@ -110,7 +110,10 @@ fn kill_all_gets_double_forked_and_setsid_processes() {
     assert!(wait_for(|| cg.is_empty()), "left: {:?}", cg.pids());
     let _ = sh.wait();
     for p in members {
-        assert!(!std::path::Path::new(&format!("/proc/{p}")).exists() || std::fs::read_to_string(format!("/proc/{p}/stat")).unwrap_or_default().contains(") Z"), "pid {p} survived");
+        assert!(
+            !std::path::Path::new(&format!("/proc/{p}")).exists() || std::fs::read_to_string(format!("/proc/{p}/stat")).unwrap_or_default().contains(") Z"),
+            "pid {p} survived"
+        );
     }
     cg.remove().unwrap();
 }

@@ -46,9 +46,133 @@ or IPC, no capabilities, and the @system-service syscall allowlist. Options open
 Examples:\n  capexec run -- ./downloaded-binary\n  capexec run --rw \"$PWD\" -- make -j2\n  \
 capexec run --net host --connect-tcp 443 -- curl https://example.org\n  \
 capexec run --preopen-listen tcp:127.0.0.1:8080 -- ./server   (fd 3, LISTEN_FDS=1)")]
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Show what this kernel supports (Landlock ABI, seccomp, user namespaces, cgroups, LSMs)
     Doctor(DoctorArgs),
+    /// Run the supervisor: keeps declared services running, answers `capexec start|stop|status|...`
+    #[command(
+        after_help = "System mode (as root): control socket /run/capexec/control.sock, state in /var/lib/capexec, logs in /var/log/capexec (or the journal when one runs), declarations from /etc/capexec/units, /run/capexec/units, /usr/lib/capexec/units. Root and members of the `capexec` group may control it.
+
+User mode (--user, or any non-root user): socket in $XDG_RUNTIME_DIR/capexec/, state and logs in ~/.local/state/capexec, declarations from ~/.config/capexec/units. Only the user may control it.
+
+Services with `autostart = true` (or `capexec enable`d) start with the daemon. SIGHUP re-reads the declarations (like `capexec reload`); SIGTERM or SIGINT stop every service within its stop_timeout, then the daemon exits. If the daemon is killed, every service dies with it.
+
+Examples:
+  capexec daemon                      system daemon, in the foreground
+  capexec daemon --user               your own services
+  ExecStart=/usr/bin/capexec daemon   in capexecd.service (Type=notify)"
+    )]
+    Daemon(DaemonArgs),
+    /// Start services (by name from the search path, or by path) and wait until they run
+    #[command(after_help = "Examples:
+  capexec start nginx
+  capexec start ./units/redis.svc
+
+Waits until each service is running (type = notify: has sent READY=1), has exited, or has failed; exits non-zero if one failed, and says why.")]
+    Start(UnitsArgs),
+    /// Stop services: the declared stop signal, then after stop_timeout every process is killed
+    Stop(UnitsArgs),
+    /// Stop, then start services
+    Restart(UnitsArgs),
+    /// Re-read every declaration: unchanged services keep running, changed ones restart, removed ones stop
+    Reload(ClientArgs),
+    /// Show state, main pid, uptime, restarts, last exit, memory, tasks, STATUS= and last log lines
+    Status(StatusArgs),
+    /// List every loaded service, one line each
+    List(ClientArgs),
+    /// Show a service's output (stdout and stderr, with timestamps)
+    Logs(LogsArgs),
+    /// Start services when the daemon starts (overrides the declaration's autostart)
+    Enable(EnableArgs),
+    /// Do not start services when the daemon starts
+    Disable(EnableArgs),
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct ClientArgs {
+    /// Talk to your user daemon ($XDG_RUNTIME_DIR/capexec/control.sock)
+    #[arg(long)]
+    pub user: bool,
+    /// The daemon's control socket (default: the system daemon's for root; for other users
+    /// their user daemon's if it runs, else the system daemon's). Also CAPEXEC_SOCKET.
+    #[arg(long, value_name = "PATH")]
+    pub socket: Option<PathBuf>,
+    /// Print the daemon's answer as JSON
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct UnitsArgs {
+    /// Unit names (NAME or NAME.svc) or paths to declaration files
+    #[arg(required = true, value_name = "UNIT")]
+    pub units: Vec<String>,
+    #[command(flatten)]
+    pub client: ClientArgs,
+}
+
+#[derive(Args, Debug)]
+pub struct StatusArgs {
+    /// Units to show (default: every loaded one)
+    #[arg(value_name = "UNIT")]
+    pub units: Vec<String>,
+    /// Log lines to show per unit
+    #[arg(long, short = 'n', default_value_t = 10, value_name = "N")]
+    pub lines: usize,
+    #[command(flatten)]
+    pub client: ClientArgs,
+}
+
+#[derive(Args, Debug)]
+pub struct LogsArgs {
+    #[arg(value_name = "UNIT")]
+    pub unit: String,
+    /// Show the last N lines
+    #[arg(long, short = 'n', default_value_t = 50, value_name = "N")]
+    pub lines: usize,
+    /// Keep printing new lines as they come (until interrupted)
+    #[arg(long, short)]
+    pub follow: bool,
+    #[command(flatten)]
+    pub client: ClientArgs,
+}
+
+#[derive(Args, Debug)]
+pub struct EnableArgs {
+    #[arg(required = true, value_name = "UNIT")]
+    pub units: Vec<String>,
+    /// Also start (enable) or stop (disable) them now
+    #[arg(long)]
+    pub now: bool,
+    #[command(flatten)]
+    pub client: ClientArgs,
+}
+
+#[derive(Args, Debug)]
+pub struct DaemonArgs {
+    /// User mode: the caller's own daemon (the default for non-root users)
+    #[arg(long)]
+    pub user: bool,
+    /// Directory for the control socket, lock and notify sockets
+    #[arg(long, value_name = "DIR")]
+    pub runtime_dir: Option<PathBuf>,
+    /// Directory for persistent state (enable/disable)
+    #[arg(long, value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
+    /// Directory for log files
+    #[arg(long, value_name = "DIR")]
+    pub log_dir: Option<PathBuf>,
+    /// Write log files even where a journal runs
+    #[arg(long)]
+    pub log_files: bool,
+    /// Rotate a service's log file when it exceeds this many bytes
+    #[arg(long, value_name = "BYTES", default_value_t = 8 * 1024 * 1024)]
+    pub log_max_size: u64,
+    /// Name of the cgroup that holds one cgroup per service (system mode)
+    #[arg(long, value_name = "NAME", default_value = "capexec")]
+    pub cgroup: String,
+    #[command(flatten)]
+    pub search: SearchArgs,
 }
 
 #[derive(Args, Debug)]

@@ -11,7 +11,7 @@ fn main() {
     // are started here: `exec` and `run` fork, which needs a single-threaded process.
     // The filter is parsed only when asked for: it costs more than the rest of
     // startup, and every `capexec run` pays for startup.
-    let fmt = tracing_subscriber::fmt().with_writer(std::io::stderr).with_target(false);
+    let fmt = tracing_subscriber::fmt().with_writer(std::io::stderr).with_target(false).with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
     match std::env::var("CAPEXEC_LOG") {
         Ok(f) => fmt.with_env_filter(tracing_subscriber::EnvFilter::new(f)).init(),
         Err(_) => fmt.with_max_level(tracing::Level::WARN).init(),
@@ -22,6 +22,16 @@ fn main() {
         cli::Command::Exec(a) => cmd::exec::run(a),
         cli::Command::Run(a) => cmd::run::run(a),
         cli::Command::Doctor(a) => cmd::doctor::run(a),
+        cli::Command::Daemon(a) => cmd::daemon::run(a),
+        cli::Command::Start(a) => cmd::ctl::start(a),
+        cli::Command::Stop(a) => cmd::ctl::stop(a),
+        cli::Command::Restart(a) => cmd::ctl::restart(a),
+        cli::Command::Reload(a) => cmd::ctl::reload(a),
+        cli::Command::Status(a) => cmd::ctl::status(a),
+        cli::Command::List(a) => cmd::ctl::list(a),
+        cli::Command::Logs(a) => cmd::ctl::logs(a),
+        cli::Command::Enable(a) => cmd::ctl::enable(a, true),
+        cli::Command::Disable(a) => cmd::ctl::enable(a, false),
     };
     std::process::exit(code);
 }

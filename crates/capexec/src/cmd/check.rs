@@ -73,7 +73,11 @@ fn summary(s: &capexec_decl::ServiceSpec) -> String {
     let _ = writeln!(o, "  as         {who}{}", if id.how == IdentitySource::Caller { " (rootless: the caller)" } else { "" });
     let list = |kind: MountKind| -> String {
         let v: Vec<String> = s.filesystem.mounts.iter().filter(|m| m.kind == kind).map(|m| m.path.display().to_string()).collect();
-        if v.is_empty() { "-".into() } else { v.join(" ") }
+        if v.is_empty() {
+            "-".into()
+        } else {
+            v.join(" ")
+        }
     };
     let _ = writeln!(o, "  executable {}", list(MountKind::Executable));
     let _ = writeln!(o, "  read-only  {}", list(MountKind::ReadOnly));
@@ -85,7 +89,13 @@ fn summary(s: &capexec_decl::ServiceSpec) -> String {
         NetMode::None => "none (own namespace, loopback only)",
         NetMode::Host => "host",
     };
-    let ports = |p: &std::collections::BTreeSet<u16>| if p.is_empty() { "none".to_owned() } else { p.iter().map(u16::to_string).collect::<Vec<_>>().join(",") };
+    let ports = |p: &std::collections::BTreeSet<u16>| {
+        if p.is_empty() {
+            "none".to_owned()
+        } else {
+            p.iter().map(u16::to_string).collect::<Vec<_>>().join(",")
+        }
+    };
     let _ = writeln!(o, "  network    {net}; TCP bind: {}; TCP connect: {}", ports(&s.landlock.bind_tcp), ports(&s.landlock.connect_tcp));
     for (i, p) in s.preopen.iter().enumerate() {
         let what = match &p.kind {
@@ -101,7 +111,12 @@ fn summary(s: &capexec_decl::ServiceSpec) -> String {
             off.push(n);
         }
     }
-    let _ = writeln!(o, "  namespaces own mount, {}{}", if ns.net == NetMode::None { "net, " } else { "" }, ["user", "pid", "ipc", "uts", "cgroup"].iter().filter(|n| !off.contains(n)).copied().collect::<Vec<_>>().join(", "));
+    let _ = writeln!(
+        o,
+        "  namespaces own mount, {}{}",
+        if ns.net == NetMode::None { "net, " } else { "" },
+        ["user", "pid", "ipc", "uts", "cgroup"].iter().filter(|n| !off.contains(n)).copied().collect::<Vec<_>>().join(", ")
+    );
     let _ = writeln!(
         o,
         "  landlock   {}; abstract unix sockets {}; signals {}",
@@ -150,7 +165,13 @@ fn shell_words(argv: &[String]) -> String {
             Some((first, _)) => format!("{first} …"),
             None => a.clone(),
         })
-        .map(|a| if a.is_empty() || a.contains(|c: char| c.is_whitespace() || "'\"$;&|<>".contains(c)) { format!("'{}'", a.replace('\'', "'\\''")) } else { a.clone() })
+        .map(|a| {
+            if a.is_empty() || a.contains(|c: char| c.is_whitespace() || "'\"$;&|<>".contains(c)) {
+                format!("'{}'", a.replace('\'', "'\\''"))
+            } else {
+                a.clone()
+            }
+        })
         .collect::<Vec<_>>()
         .join(" ")
 }

@@ -22,11 +22,7 @@ pub fn run(args: &DoctorArgs) -> i32 {
     );
     println!("seccomp filter              {} actions: {}", mark(k.seccomp_filter), k.seccomp_actions.join(" "));
     println!("seccomp user notification   {}", mark(k.seccomp_user_notif));
-    println!(
-        "user namespaces             {} (max_user_namespaces = {})",
-        mark(k.user_namespaces),
-        k.max_user_namespaces.map_or("?".into(), |n| n.to_string())
-    );
+    println!("user namespaces             {} (max_user_namespaces = {})", mark(k.user_namespaces), k.max_user_namespaces.map_or("?".into(), |n| n.to_string()));
     match &k.cgroup_v2 {
         Some(c) => println!(
             "cgroup v2                   yes at {} controllers: {}",

@@ -1,4 +1,6 @@
 pub mod check;
+pub mod ctl;
+pub mod daemon;
 pub mod doctor;
 pub mod exec;
 pub mod run;

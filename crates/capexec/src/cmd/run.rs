@@ -128,9 +128,11 @@ pub fn build(args: &RunArgs) -> Result<capexec_decl::ServiceSpec, String> {
     // Stay in the current directory when the view shows it; otherwise start at /.
     if args.cwd.is_none() && args.unit.is_none() {
         if let Ok(cwd) = std::env::current_dir() {
-            let visible = spec.filesystem.mounts.iter().any(|m| {
-                cwd.starts_with(&m.path) && matches!(m.kind, MountKind::ReadOnly | MountKind::ReadWrite | MountKind::Executable)
-            });
+            let visible = spec
+                .filesystem
+                .mounts
+                .iter()
+                .any(|m| cwd.starts_with(&m.path) && matches!(m.kind, MountKind::ReadOnly | MountKind::ReadWrite | MountKind::Executable));
             if visible {
                 spec.exec.working_directory = cwd;
             }

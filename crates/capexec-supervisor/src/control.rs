@@ -1,0 +1,180 @@
+//! The control socket: who may connect (SO_PEERCRED), reading one bounded
+//! request, and the client side used by the CLI.
+
+use crate::paths::Mode;
+use crate::protocol::{Envelope, Request, Response, MAX_REQUEST, VERSION};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::path::Path;
+use tokio::io::{AsyncBufReadExt, AsyncReadExt};
+
+/// Who may use the daemon: root and the `capexec` group (system mode), or the
+/// daemon's own user (user mode).
+#[derive(Debug, Clone)]
+pub struct Access {
+    pub mode: Mode,
+    pub owner_uid: u32,
+    /// gid of the `capexec` group, when the group exists.
+    pub group: Option<u32>,
+}
+
+pub const GROUP: &str = "capexec";
+
+impl Access {
+    pub fn new(mode: Mode) -> Access {
+        let group = capexec_decl::ids::group_by_name(GROUP);
+        Access { mode, owner_uid: nix::unistd::geteuid().as_raw(), group }
+    }
+
+    /// Ok, or the refusal with what to do about it.
+    pub fn check(&self, uid: u32, gid: u32, pid: Option<i32>) -> Result<(), String> {
+        if uid == 0 || uid == self.owner_uid {
+            return Ok(());
+        }
+        match self.mode {
+            Mode::User => Err(format!("uid {uid} may not control this user daemon: only its owner (uid {}) may", self.owner_uid)),
+            Mode::System => {
+                let Some(g) = self.group else {
+                    return Err(format!(
+                        "uid {uid} may not control the system daemon: only root and members of the `{GROUP}` group may, and that group does not exist (create it with `groupadd --system {GROUP}`)"
+                    ));
+                };
+                if gid == g || pid.is_some_and(|p| supplementary_groups(p).contains(&g)) {
+                    return Ok(());
+                }
+                Err(format!("uid {uid} may not control the system daemon: only root and members of the `{GROUP}` group may (`usermod -aG {GROUP} USER`, then log in again)"))
+            }
+        }
+    }
+}
+
+/// The `Groups:` line of /proc/PID/status.
+fn supplementary_groups(pid: i32) -> Vec<u32> {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    s.lines().find_map(|l| l.strip_prefix("Groups:")).map(|g| g.split_whitespace().filter_map(|x| x.parse().ok()).collect()).unwrap_or_default()
+}
+
+/// Reads one request line of at most MAX_REQUEST bytes. Errors are the reply
+/// to send.
+pub async fn read_request<R: tokio::io::AsyncRead + Unpin>(r: R) -> Result<Request, Response> {
+    let mut line = Vec::new();
+    let mut limited = tokio::io::BufReader::new(r.take(MAX_REQUEST as u64 + 1));
+    limited.read_until(b'\n', &mut line).await.map_err(|e| Response::err(format!("reading the request: {e}"), None))?;
+    if line.len() > MAX_REQUEST {
+        return Err(Response::err(format!("request too large: the limit is {MAX_REQUEST} bytes"), None));
+    }
+    if line.last() != Some(&b'\n') {
+        return Err(Response::err("incomplete request: expected one line of JSON ending in a newline", Some("see docs/control-protocol.md".into())));
+    }
+    parse_request(&line)
+}
+
+pub fn parse_request(line: &[u8]) -> Result<Request, Response> {
+    let v: serde_json::Value = serde_json::from_slice(line)
+        .map_err(|e| Response::err(format!("malformed request: {e}"), Some("send one line of JSON, see docs/control-protocol.md".into())))?;
+    match v.get("v").and_then(|x| x.as_u64()) {
+        Some(x) if x == u64::from(VERSION) => {}
+        Some(x) => {
+            return Err(Response::err(
+                format!("protocol version {x} is not supported: this daemon speaks version {VERSION}"),
+                Some("use the capexec binary that matches the daemon".into()),
+            ))
+        }
+        None => return Err(Response::err("malformed request: no protocol version (\"v\")", Some("see docs/control-protocol.md".into()))),
+    }
+    // The request without its version, parsed on its own: serde cannot refuse
+    // unknown fields through a flattened struct.
+    let mut v = v;
+    if let Some(o) = v.as_object_mut() {
+        o.remove("v");
+    }
+    serde_json::from_value(v).map_err(|e| Response::err(format!("malformed request: {e}"), Some("see docs/control-protocol.md".into())))
+}
+
+/// CLI side: why talking to the daemon failed, with the fix.
+#[derive(Debug)]
+pub struct ClientError {
+    pub message: String,
+    pub hint: Option<String>,
+}
+
+impl std::fmt::Display for ClientError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.message)?;
+        if let Some(h) = &self.hint {
+            write!(f, "\n  help: {h}")?;
+        }
+        Ok(())
+    }
+}
+
+pub struct Client {
+    reader: BufReader<std::os::unix::net::UnixStream>,
+}
+
+impl Client {
+    pub fn connect(socket: &Path) -> Result<Client, ClientError> {
+        let s = std::os::unix::net::UnixStream::connect(socket).map_err(|e| {
+            let (message, hint) = match e.kind() {
+                std::io::ErrorKind::NotFound | std::io::ErrorKind::ConnectionRefused => (
+                    format!("no capexec daemon is running (nothing listens on {})", socket.display()),
+                    if socket.starts_with(crate::paths::SYSTEM_RUNTIME) {
+                        "start it with `capexec daemon` as root (or `systemctl start capexecd`); for your own services run `capexec daemon --user` and use `capexec --user ...`"
+                    } else {
+                        "start your user daemon with `capexec daemon --user`, or pass --socket to reach another one"
+                    },
+                ),
+                std::io::ErrorKind::PermissionDenied => (
+                    format!("permission denied connecting to {}", socket.display()),
+                    "only root and members of the `capexec` group may control the system daemon; use `capexec --user` for your own daemon",
+                ),
+                _ => (format!("cannot connect to the capexec daemon at {}: {e}", socket.display()), "check that the daemon is running: `capexec status`"),
+            };
+            ClientError { message, hint: Some(hint.into()) }
+        })?;
+        Ok(Client { reader: BufReader::new(s) })
+    }
+
+    pub fn send(&mut self, req: &Request) -> Result<(), ClientError> {
+        let mut line = serde_json::to_string(&Envelope { v: VERSION, req: req.clone() }).expect("requests serialise");
+        line.push('\n');
+        self.reader.get_mut().write_all(line.as_bytes()).map_err(|e| ClientError { message: format!("sending the request to the daemon: {e}"), hint: None })
+    }
+
+    /// Next reply line; `None` at end of stream.
+    pub fn next_reply(&mut self) -> Result<Option<Response>, ClientError> {
+        let mut line = String::new();
+        let n = self.reader.read_line(&mut line).map_err(|e| ClientError { message: format!("reading the daemon's reply: {e}"), hint: None })?;
+        if n == 0 {
+            return Ok(None);
+        }
+        serde_json::from_str(&line).map(Some).map_err(|e| ClientError {
+            message: format!("the daemon's reply is not valid: {e}"),
+            hint: Some("use the capexec binary that matches the daemon".into()),
+        })
+    }
+
+    pub fn call(socket: &Path, req: &Request) -> Result<Response, ClientError> {
+        let mut c = Client::connect(socket)?;
+        // A refused client is answered (and hung up on) before its request is
+        // read; the answer is still there to read.
+        let sent = c.send(req);
+        match c.next_reply() {
+            Ok(Some(r)) => Ok(r),
+            Ok(None) => {
+                sent?;
+                Err(ClientError { message: "the daemon closed the connection without a reply".into(), hint: Some("see the daemon's log".into()) })
+            }
+            Err(e) => {
+                sent?;
+                Err(e)
+            }
+        }
+    }
+}
+
+/// Reads everything left (tests of malformed input use it).
+pub fn read_all(mut s: std::os::unix::net::UnixStream) -> String {
+    let mut out = String::new();
+    let _ = s.read_to_string(&mut out);
+    out
+}

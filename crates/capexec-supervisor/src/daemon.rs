@@ -1,0 +1,1231 @@
+//! `capexec daemon`: the event loop.
+//!
+//! Everything that happens — a control request, a launcher report, a timer, a
+//! notify message, a signal — becomes an [`Ev`] on one channel, handled by
+//! [`Daemon`] on a single-threaded tokio runtime. Per service, the event is
+//! fed to its state machine ([`crate::state`]) and the actions it returns are
+//! carried out here: launching (through the launcher process), signalling,
+//! killing the cgroup, arming timers.
+
+use crate::cgroup::{Hierarchy, ServiceCgroup};
+use crate::control::{self, Access};
+use crate::launcher::{self, LaunchRequest, LauncherEvent};
+use crate::logs::{self, LogSink, Stream, Target};
+use crate::paths::{Mode, Paths};
+use crate::protocol::{LastExit, Request, Response, ServiceStatus};
+use crate::state::{Action, Event, Machine, Outcome, State, Timer};
+use crate::{fdpass, notify};
+use capexec_decl::{Context, ServiceSpec};
+use serde_json::json;
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::io::unix::AsyncFd;
+use tokio::io::AsyncWriteExt;
+use tokio::sync::{broadcast, mpsc, oneshot};
+
+pub struct Config {
+    pub paths: Paths,
+    pub unit_path: Vec<PathBuf>,
+    /// Name of the cgroup under which each service gets its own; `None`: no
+    /// cgroups (user mode).
+    pub cgroup_parent: Option<String>,
+    pub log_max_size: u64,
+    /// Force log files even where a journal runs.
+    pub log_files: bool,
+}
+
+/// What a control request gets back.
+enum Reply {
+    Now(Response),
+    /// Answer later, once the listed units have settled.
+    Wait(WaitFor),
+    Follow(Response, broadcast::Receiver<Arc<str>>),
+}
+
+struct WaitFor {
+    units: Vec<String>,
+    /// Done when every unit is in one of these states (and has no pending step).
+    until: &'static [State],
+    /// Report a unit ending in `failed` as an error.
+    expect_running: bool,
+}
+
+struct Waiter {
+    what: WaitFor,
+    tx: oneshot::Sender<Reply>,
+}
+
+enum Ev {
+    Control(Request, oneshot::Sender<Reply>),
+    Launcher(LauncherEvent, Vec<OwnedFd>),
+    LauncherGone,
+    Timer { unit: String, timer: Timer, gen: u64 },
+    Notify { unit: String, run: u64, msg: String },
+    PollGone { unit: String },
+    Shutdown,
+    Reload,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Origin {
+    /// Found by name in the unit search path.
+    Search,
+    /// Started by path (`capexec start ./x.svc`).
+    Path(PathBuf),
+}
+
+/// A step that waits until the service has stopped.
+#[derive(Debug)]
+enum Pending {
+    None,
+    Restart,
+    Remove,
+    Replace(Box<ServiceSpec>),
+}
+
+struct Run {
+    init_pid: i32,
+    init_fd: Option<OwnedFd>,
+    main_pid: Option<i32>,
+    main_fd: Option<OwnedFd>,
+    started: Instant,
+}
+
+struct Service {
+    name: String,
+    origin: Origin,
+    spec: ServiceSpec,
+    machine: Machine,
+    /// Launch request id while the launcher works on it.
+    launching: Option<u64>,
+    run: Option<Run>,
+    /// Incremented per launch; notify messages of an older run are ignored.
+    run_id: u64,
+    timer_gen: [u64; 4],
+    cgroup: Option<ServiceCgroup>,
+    log: Arc<LogSink>,
+    notify: Option<tokio::task::AbortHandle>,
+    status_text: Option<String>,
+    last_exit: Option<(Option<i32>, Outcome, Instant)>,
+    error: Option<String>,
+    pending: Pending,
+    gone_polls: u32,
+}
+
+fn timer_index(t: Timer) -> usize {
+    match t {
+        Timer::Ready => 0,
+        Timer::Watchdog => 1,
+        Timer::Stop => 2,
+        Timer::Restart => 3,
+    }
+}
+
+fn state_name(s: State) -> &'static str {
+    match s {
+        State::Stopped => "stopped",
+        State::Starting => "starting",
+        State::Running => "running",
+        State::Stopping => "stopping",
+        State::Exited => "exited",
+        State::Failed => "failed",
+        State::WaitingToRestart => "waiting-to-restart",
+    }
+}
+
+fn outcome_name(o: Outcome) -> &'static str {
+    match o {
+        Outcome::Success => "success",
+        Outcome::ExitFailure => "exit-failure",
+        Outcome::SpawnFailed => "spawn-failed",
+        Outcome::ReadyTimeout => "ready-timeout",
+        Outcome::WatchdogTimeout => "watchdog-timeout",
+        Outcome::StartLimit => "start-limit",
+    }
+}
+
+const SETTLED: &[State] = &[State::Stopped, State::Exited, State::Failed];
+const STARTED: &[State] = &[State::Running, State::Stopped, State::Exited, State::Failed, State::WaitingToRestart];
+
+/// Encoded launch requests with their fds, on their way to the launcher.
+type LaunchQueue = mpsc::UnboundedSender<(Vec<u8>, Vec<OwnedFd>)>;
+
+fn pidfd_signal(fd: &OwnedFd, sig: i32) -> bool {
+    // SAFETY: pidfd_send_signal on a pidfd we own, with no siginfo.
+    unsafe { libc::syscall(libc::SYS_pidfd_send_signal, fd.as_raw_fd(), sig, std::ptr::null::<libc::siginfo_t>(), 0) == 0 }
+}
+
+struct Daemon {
+    cfg: Config,
+    ctx: Context,
+    services: BTreeMap<String, Service>,
+    /// Declarations in the search path that do not validate: name → error.
+    broken: BTreeMap<String, String>,
+    enabled: BTreeMap<String, bool>,
+    cgroups: Option<Hierarchy>,
+    log_target: Target,
+    tx: mpsc::UnboundedSender<Ev>,
+    launch_tx: LaunchQueue,
+    next_launch: u64,
+    /// Launch id → unit.
+    launches: BTreeMap<u64, String>,
+    queue: VecDeque<(String, Event)>,
+    waiters: Vec<Waiter>,
+    shutting_down: bool,
+    rootless: bool,
+}
+
+/// Runs the daemon until SIGTERM/SIGINT (after stopping every service) or a
+/// fatal error. Call from a single-threaded process: the launcher is forked here.
+pub fn run(cfg: Config) -> Result<(), String> {
+    prepare_dirs(&cfg.paths)?;
+    let lock = take_lock(&cfg.paths)?;
+    // More services mean more pipes and sockets than the usual soft limit of 1024.
+    raise_nofile();
+    let launcher = launcher::fork_launcher().map_err(|e| format!("fork the launcher: {e}"))?;
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| format!("create the event loop: {e}"))?;
+    let r = rt.block_on(main(cfg, launcher));
+    drop(lock);
+    r
+}
+
+fn prepare_dirs(p: &Paths) -> Result<(), String> {
+    use std::os::unix::fs::PermissionsExt;
+    let runtime_mode = if p.mode == Mode::User { 0o700 } else { 0o755 };
+    for (dir, mode) in [(&p.runtime, runtime_mode), (&p.state, 0o755), (&p.logs, 0o750)] {
+        std::fs::create_dir_all(dir).map_err(|e| format!("create {}: {e}", dir.display()))?;
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(mode)).map_err(|e| format!("set permissions of {}: {e}", dir.display()))?;
+    }
+    let notify = p.runtime.join("notify");
+    std::fs::create_dir_all(&notify).map_err(|e| format!("create {}: {e}", notify.display()))?;
+    Ok(())
+}
+
+fn take_lock(p: &Paths) -> Result<std::fs::File, String> {
+    let path = p.lock();
+    let f = std::fs::OpenOptions::new().create(true).truncate(false).read(true).write(true).open(&path).map_err(|e| format!("open {}: {e}", path.display()))?;
+    // SAFETY: flock on an fd we own.
+    if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+        let pid = std::fs::read_to_string(&path).unwrap_or_default();
+        return Err(format!(
+            "another capexec daemon is already running with {} (pid {})\n  help: use `capexec status` to talk to it, or stop it first",
+            p.runtime.display(),
+            pid.trim()
+        ));
+    }
+    let _ = f.set_len(0);
+    let _ = std::fs::write(&path, format!("{}\n", std::process::id()));
+    Ok(f)
+}
+
+fn raise_nofile() {
+    let mut r = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: getrlimit/setrlimit with a valid struct.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut r) == 0 && r.rlim_cur < r.rlim_max {
+            r.rlim_cur = r.rlim_max;
+            libc::setrlimit(libc::RLIMIT_NOFILE, &r);
+        }
+    }
+}
+
+async fn main(cfg: Config, launcher: launcher::Launcher) -> Result<(), String> {
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let launch_tx = start_launcher_io(launcher, tx.clone())?;
+    let listener = bind_control(&cfg.paths)?;
+    let access = Access::new(cfg.paths.mode);
+    tokio::spawn(accept_loop(listener, access, tx.clone()));
+    for (kind, ev) in
+        [(tokio::signal::unix::SignalKind::terminate(), 0), (tokio::signal::unix::SignalKind::interrupt(), 0), (tokio::signal::unix::SignalKind::hangup(), 1)]
+    {
+        let mut s = tokio::signal::unix::signal(kind).map_err(|e| format!("install signal handler: {e}"))?;
+        let tx = tx.clone();
+        tokio::spawn(async move {
+            while s.recv().await.is_some() {
+                let _ = tx.send(if ev == 0 { Ev::Shutdown } else { Ev::Reload });
+            }
+        });
+    }
+    let cgroups = match (&cfg.cgroup_parent, Hierarchy::detect()) {
+        (Some(_), Ok(h)) => Some(h),
+        (Some(_), Err(e)) => {
+            tracing::warn!("no cgroups: {e}; services are tracked through their pid namespace only and declared limits cannot be enforced");
+            None
+        }
+        (None, _) => None,
+    };
+    let log_target = if cfg.log_files {
+        Target::Files { dir: cfg.paths.logs.clone(), max_size: cfg.log_max_size, keep: 3 }
+    } else {
+        Target::detect(&cfg.paths.logs, cfg.log_max_size)
+    };
+    let rootless = !nix::unistd::geteuid().is_root();
+    let enabled = std::fs::read(cfg.paths.enabled_file()).ok().and_then(|b| serde_json::from_slice(&b).ok()).unwrap_or_default();
+    let mut d = Daemon {
+        ctx: Context::current(),
+        cfg,
+        services: BTreeMap::new(),
+        broken: BTreeMap::new(),
+        enabled,
+        cgroups,
+        log_target,
+        tx: tx.clone(),
+        launch_tx,
+        next_launch: 1,
+        launches: BTreeMap::new(),
+        queue: VecDeque::new(),
+        waiters: Vec::new(),
+        shutting_down: false,
+        rootless,
+    };
+    tracing::info!(mode = ?d.cfg.paths.mode, socket = %d.cfg.paths.socket().display(), logs = %d.log_target.describe(), "capexec daemon ready");
+    let initial = d.reload();
+    if let Some(errors) = initial.get("errors").and_then(|e| e.as_object()) {
+        for (unit, e) in errors {
+            tracing::warn!("{unit}: not loaded: {}", e.as_str().unwrap_or_default());
+        }
+    }
+    let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Ready]);
+    let mut deadline: Option<tokio::time::Instant> = None;
+    loop {
+        let ev = match deadline {
+            Some(d) => match tokio::time::timeout_at(d, rx.recv()).await {
+                Ok(ev) => ev,
+                Err(_) => {
+                    tracing::error!("services did not stop in time; killing the rest");
+                    break;
+                }
+            },
+            None => rx.recv().await,
+        };
+        let Some(ev) = ev else { break };
+        if let Ev::Shutdown = ev {
+            if !d.shutting_down {
+                let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Stopping]);
+                let longest = d.services.values().map(|s| s.spec.service.stop_timeout).max().unwrap_or_default();
+                deadline = Some(tokio::time::Instant::now() + longest + Duration::from_secs(5));
+            }
+        }
+        if !d.handle(ev) {
+            break;
+        }
+        if d.shutting_down && d.services.values().all(|s| SETTLED.contains(&s.machine.state) && s.launching.is_none()) {
+            break;
+        }
+    }
+    for s in d.services.values() {
+        if let Some(c) = &s.cgroup {
+            let _ = c.kill_all();
+            let _ = c.remove();
+        }
+    }
+    let _ = std::fs::remove_file(d.cfg.paths.socket());
+    tracing::info!("capexec daemon stopped");
+    Ok(())
+}
+
+fn bind_control(p: &Paths) -> Result<tokio::net::UnixListener, String> {
+    use std::os::unix::fs::PermissionsExt;
+    let sock = p.socket();
+    // The lock is ours, so a socket file left here is from a daemon that died.
+    let _ = std::fs::remove_file(&sock);
+    let l = tokio::net::UnixListener::bind(&sock).map_err(|e| format!("listen on {}: {e}", sock.display()))?;
+    // System mode: anyone may connect, and SO_PEERCRED decides (so a refused user
+    // gets a reply that says why). User mode: the directory is 0700 anyway.
+    let mode = if p.mode == Mode::System { 0o666 } else { 0o600 };
+    std::fs::set_permissions(&sock, std::fs::Permissions::from_mode(mode)).map_err(|e| format!("set permissions of {}: {e}", sock.display()))?;
+    Ok(l)
+}
+
+/// Writer and reader tasks for the launcher's socket. Writes go through a
+/// queue so that the event loop never waits on a full socket (the launcher
+/// may be busy writing its own reports, which only the reader drains).
+fn start_launcher_io(l: launcher::Launcher, tx: mpsc::UnboundedSender<Ev>) -> Result<LaunchQueue, String> {
+    nix::fcntl::fcntl(l.sock.as_raw_fd(), nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK)).map_err(|e| format!("launcher socket: {e}"))?;
+    // SAFETY: the AsyncFd owns the OwnedFd, which stays open (and the same
+    // descriptor) until the AsyncFd drops it after deregistering.
+    let fd = Arc::new(unsafe { AsyncFd::register(l.sock) }.map_err(|e| format!("launcher socket: {e}"))?);
+    let (ltx, mut lrx) = mpsc::unbounded_channel::<(Vec<u8>, Vec<OwnedFd>)>();
+    let wfd = fd.clone();
+    tokio::spawn(async move {
+        while let Some((data, fds)) = lrx.recv().await {
+            loop {
+                let Ok(mut guard) = wfd.writable().await else {
+                    return;
+                };
+                match fdpass::send(wfd.get_ref().as_raw_fd(), &data, &fdpass::raw(&fds)) {
+                    Ok(()) => break,
+                    Err(nix::errno::Errno::EAGAIN) => guard.clear_ready(),
+                    Err(e) => {
+                        tracing::error!("sending to the launcher: {e}");
+                        return;
+                    }
+                }
+            }
+        }
+    });
+    tokio::spawn(async move {
+        let mut buf = Vec::new();
+        loop {
+            let Ok(mut guard) = fd.readable().await else {
+                break;
+            };
+            match fdpass::recv(fd.get_ref().as_raw_fd(), &mut buf) {
+                Ok(Some((n, fds))) => match serde_json::from_slice::<LauncherEvent>(&buf[..n]) {
+                    Ok(ev) => {
+                        let _ = tx.send(Ev::Launcher(ev, fds));
+                    }
+                    Err(e) => tracing::error!("malformed report from the launcher: {e}"),
+                },
+                Ok(None) => break,
+                Err(nix::errno::Errno::EAGAIN) => guard.clear_ready(),
+                Err(e) => {
+                    tracing::error!("receiving from the launcher: {e}");
+                    break;
+                }
+            }
+        }
+        let _ = tx.send(Ev::LauncherGone);
+    });
+    Ok(ltx)
+}
+
+async fn accept_loop(l: tokio::net::UnixListener, access: Access, tx: mpsc::UnboundedSender<Ev>) {
+    // Bounds the work a flood of connections can cause; each one is tiny.
+    let slots = Arc::new(tokio::sync::Semaphore::new(256));
+    loop {
+        let Ok((stream, _)) = l.accept().await else {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            continue;
+        };
+        let Ok(permit) = slots.clone().try_acquire_owned() else {
+            let mut s = stream;
+            let _ = s.write_all(Response::err("too many connections to the daemon; try again", None).to_line().as_bytes()).await;
+            continue;
+        };
+        let access = access.clone();
+        let tx = tx.clone();
+        tokio::spawn(async move {
+            serve(stream, access, tx).await;
+            drop(permit);
+        });
+    }
+}
+
+async fn serve(stream: tokio::net::UnixStream, access: Access, tx: mpsc::UnboundedSender<Ev>) {
+    let (r, mut w) = stream.into_split();
+    let cred = r.as_ref().peer_cred();
+    let refusal = match &cred {
+        Ok(c) => access.check(c.uid(), c.gid(), c.pid()).err(),
+        Err(e) => Some(format!("cannot identify the peer (SO_PEERCRED): {e}")),
+    };
+    if let Some(msg) = refusal {
+        tracing::warn!("refused a control connection: {msg}");
+        let _ = w.write_all(Response::err(format!("permission denied: {msg}"), None).to_line().as_bytes()).await;
+        return;
+    }
+    let req = match tokio::time::timeout(Duration::from_secs(10), control::read_request(r)).await {
+        Ok(Ok(req)) => req,
+        Ok(Err(resp)) => {
+            let _ = w.write_all(resp.to_line().as_bytes()).await;
+            return;
+        }
+        Err(_) => {
+            let _ = w.write_all(Response::err("no request within 10 s", None).to_line().as_bytes()).await;
+            return;
+        }
+    };
+    let (rtx, rrx) = oneshot::channel();
+    if tx.send(Ev::Control(req, rtx)).is_err() {
+        return;
+    }
+    match rrx.await {
+        Ok(Reply::Now(resp)) => {
+            let _ = w.write_all(resp.to_line().as_bytes()).await;
+        }
+        Ok(Reply::Wait(_)) => {
+            let _ = w.write_all(Response::err("internal: the daemon answered too early", None).to_line().as_bytes()).await;
+        }
+        Ok(Reply::Follow(first, mut lines)) => {
+            if w.write_all(first.to_line().as_bytes()).await.is_err() {
+                return;
+            }
+            loop {
+                let line = match lines.recv().await {
+                    Ok(l) => json!({"line": &*l}),
+                    Err(broadcast::error::RecvError::Lagged(n)) => {
+                        json!({"line": format!("capexec: {n} lines skipped (the reader was too slow)")})
+                    }
+                    Err(broadcast::error::RecvError::Closed) => break,
+                };
+                let resp = Response::ok(line);
+                if w.write_all(resp.to_line().as_bytes()).await.is_err() {
+                    break;
+                }
+            }
+        }
+        Err(_) => {
+            let _ = w.write_all(Response::err("the daemon is shutting down", None).to_line().as_bytes()).await;
+        }
+    }
+}
+
+impl Daemon {
+    /// false: stop the loop.
+    fn handle(&mut self, ev: Ev) -> bool {
+        match ev {
+            Ev::Control(req, reply) => match self.control(req) {
+                Reply::Wait(what) => self.waiters.push(Waiter { what, tx: reply }),
+                r => {
+                    let _ = reply.send(r);
+                }
+            },
+            Ev::Launcher(ev, fds) => self.launcher_event(ev, fds),
+            Ev::LauncherGone => {
+                tracing::error!("the launcher process ended unexpectedly; every service ended with it (pid namespaces) — stopping the daemon");
+                return false;
+            }
+            Ev::Timer { unit, timer, gen } => {
+                if let Some(s) = self.services.get(&unit) {
+                    if s.timer_gen[timer_index(timer)] == gen {
+                        let ev = match timer {
+                            Timer::Ready => Event::ReadyTimeout,
+                            Timer::Watchdog => Event::WatchdogTimeout,
+                            Timer::Stop => Event::StopTimeout,
+                            Timer::Restart => Event::RestartTimer,
+                        };
+                        if timer == Timer::Watchdog {
+                            s.log.note("watchdog timeout: no WATCHDOG=1 in time, restarting");
+                        }
+                        self.queue.push_back((unit, ev));
+                    }
+                }
+            }
+            Ev::Notify { unit, run, msg } => self.notify(&unit, run, &msg),
+            Ev::PollGone { unit } => self.check_gone(&unit),
+            Ev::Shutdown => {
+                if !self.shutting_down {
+                    tracing::info!("stopping every service");
+                    self.shutting_down = true;
+                    let names: Vec<String> = self.services.keys().cloned().collect();
+                    for n in names {
+                        if let Some(s) = self.services.get_mut(&n) {
+                            s.pending = Pending::None;
+                        }
+                        self.queue.push_back((n, Event::StopRequested));
+                    }
+                }
+            }
+            Ev::Reload => {
+                let r = self.reload();
+                tracing::info!("reloaded declarations: {r}");
+            }
+        }
+        self.process();
+        true
+    }
+
+    /// Feeds queued events to their machines and carries out the actions.
+    fn process(&mut self) {
+        while let Some((name, ev)) = self.queue.pop_front() {
+            let Some(s) = self.services.get_mut(&name) else {
+                continue;
+            };
+            let before = s.machine.state;
+            let actions = s.machine.handle(ev, Instant::now());
+            let after = s.machine.state;
+            if before != after {
+                tracing::debug!(unit = %name, ?ev, from = state_name(before), to = state_name(after), "transition");
+            }
+            for a in actions {
+                self.act(&name, a);
+            }
+            if before != after && SETTLED.contains(&after) {
+                self.settled(&name);
+            }
+        }
+        self.wake_waiters();
+    }
+
+    fn act(&mut self, name: &str, a: Action) {
+        match a {
+            Action::Launch => self.launch(name),
+            Action::SendStopSignal => {
+                let s = &self.services[name];
+                let sig = s.spec.service.stop_signal;
+                if let Some(run) = &s.run {
+                    let sent = run.main_fd.as_ref().is_some_and(|fd| pidfd_signal(fd, sig));
+                    if !sent {
+                        // No main process (it ended, or was never seen): the init
+                        // forwards the usual stop signals to whatever is left.
+                        if let Some(fd) = &run.init_fd {
+                            pidfd_signal(fd, sig);
+                        }
+                    }
+                }
+            }
+            Action::KillAll => {
+                let s = &self.services[name];
+                if let Some(c) = &s.cgroup {
+                    if let Err(e) = c.kill_all() {
+                        tracing::warn!(unit = name, "cgroup kill: {e}");
+                    }
+                }
+                if let Some(fd) = s.run.as_ref().and_then(|r| r.init_fd.as_ref()) {
+                    pidfd_signal(fd, libc::SIGKILL);
+                }
+                self.check_gone(name);
+            }
+            Action::ArmTimer(t, d) => self.arm(name, t, d),
+            Action::CancelTimer(t) => {
+                if let Some(s) = self.services.get_mut(name) {
+                    s.timer_gen[timer_index(t)] += 1;
+                }
+            }
+        }
+    }
+
+    fn arm(&mut self, name: &str, t: Timer, d: Duration) {
+        let Some(s) = self.services.get_mut(name) else {
+            return;
+        };
+        s.timer_gen[timer_index(t)] += 1;
+        let gen = s.timer_gen[timer_index(t)];
+        let tx = self.tx.clone();
+        let unit = name.to_owned();
+        tokio::spawn(async move {
+            tokio::time::sleep(d).await;
+            let _ = tx.send(Ev::Timer { unit, timer: t, gen });
+        });
+    }
+
+    /// Feeds AllGone once nothing of the service is left; polls the cgroup
+    /// while processes are still dying.
+    fn check_gone(&mut self, name: &str) {
+        let Some(s) = self.services.get_mut(name) else {
+            return;
+        };
+        if s.machine.state != State::Stopping || s.launching.is_some() || s.run.is_some() {
+            return;
+        }
+        let empty = s.cgroup.as_ref().is_none_or(|c| c.is_empty());
+        if empty || s.gone_polls > 500 {
+            if !empty {
+                tracing::error!(unit = name, "processes remain in the cgroup after 10 s of killing; giving up on them");
+            }
+            s.gone_polls = 0;
+            self.queue.push_back((name.to_owned(), Event::AllGone));
+        } else {
+            s.gone_polls += 1;
+            if let Some(c) = &s.cgroup {
+                let _ = c.kill_all();
+            }
+            let tx = self.tx.clone();
+            let unit = name.to_owned();
+            tokio::spawn(async move {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                let _ = tx.send(Ev::PollGone { unit });
+            });
+        }
+    }
+
+    /// The service reached stopped, exited or failed: release what the run
+    /// held and carry out a step that waited for it.
+    fn settled(&mut self, name: &str) {
+        let Some(s) = self.services.get_mut(name) else {
+            return;
+        };
+        if let Some(n) = s.notify.take() {
+            n.abort();
+        }
+        let _ = std::fs::remove_dir_all(self.cfg.paths.notify_dir(name));
+        if let Some(c) = s.cgroup.take() {
+            let _ = c.remove();
+        }
+        let state = s.machine.state;
+        let outcome = s.machine.outcome.map(outcome_name).unwrap_or("success");
+        s.log.note(&format!("{} ({outcome})", state_name(state)));
+        if self.shutting_down {
+            return;
+        }
+        match std::mem::replace(&mut s.pending, Pending::None) {
+            Pending::None => {}
+            Pending::Restart => self.queue.push_back((name.to_owned(), Event::StartRequested)),
+            Pending::Remove => {
+                self.services.remove(name);
+            }
+            Pending::Replace(spec) => {
+                s.machine = Machine::new(spec.service.clone());
+                s.spec = *spec;
+                self.queue.push_back((name.to_owned(), Event::StartRequested));
+            }
+        }
+    }
+
+    fn launch(&mut self, name: &str) {
+        match self.prepare_launch(name) {
+            Ok(()) => {}
+            Err(e) => {
+                let s = self.services.get_mut(name).expect("launching a known service");
+                s.log.note(&format!("cannot start: {e}"));
+                s.error = Some(e);
+                self.queue.push_back((name.to_owned(), Event::SpawnFailed));
+            }
+        }
+    }
+
+    /// What makes a launch impossible with this daemon, whatever the run:
+    /// refused at `capexec start` rather than retried by the restart policy.
+    fn launch_blocker(&self, s: &Service) -> Result<(), String> {
+        let limits = &s.spec.limits;
+        let has_limits = limits.memory_max.is_some() || limits.tasks_max.is_some() || limits.cpu_weight.is_some();
+        let cgroups = self.cgroups.is_some() && self.cfg.cgroup_parent.is_some();
+        if has_limits && !cgroups {
+            return Err("the declaration sets [limits], which are enforced through a cgroup, and this daemon has none (user mode, or no cgroup hierarchy); remove [limits] or run the service under the system daemon".into());
+        }
+        if !cgroups && !s.spec.namespaces.pid {
+            return Err("without a cgroup the daemon tracks a service's processes through its pid namespace; set namespaces.pid = true".into());
+        }
+        Ok(())
+    }
+
+    fn prepare_launch(&mut self, name: &str) -> Result<(), String> {
+        self.launch_blocker(&self.services[name])?;
+        let s = self.services.get_mut(name).expect("launching a known service");
+        s.error = None;
+        s.status_text = None;
+        s.run_id += 1;
+        // A cgroup per service: limits, accounting and killing every process.
+        let limits = &s.spec.limits;
+        s.cgroup = match (&self.cgroups, &self.cfg.cgroup_parent) {
+            (Some(h), Some(parent)) => {
+                let c = h.create(parent, name, limits).map_err(|e| format!("cgroup: {e}"))?;
+                if !c.is_empty() {
+                    // Left over from a daemon that died: not ours to keep.
+                    let _ = c.kill_all();
+                }
+                Some(c)
+            }
+            _ => None,
+        };
+        let notify_dir = if s.spec.service.kind == capexec_decl::spec::ServiceType::Notify || s.spec.service.watchdog.is_some() {
+            let dir = self.cfg.paths.notify_dir(name);
+            let user = &s.spec.exec.user;
+            let task = notify::listen(&dir, (user.uid, user.gid), name, s.run_id, self.tx.clone(), |unit, run, msg| Ev::Notify { unit, run, msg })?;
+            s.notify = Some(task);
+            Some(dir)
+        } else {
+            None
+        };
+        let (out_r, out_w) = pipe()?;
+        let (err_r, err_w) = pipe()?;
+        let null = std::fs::File::open("/dev/null").map_err(|e| format!("open /dev/null: {e}"))?;
+        tokio::spawn(logs::read_pipe(s.log.clone(), out_r, Stream::Stdout));
+        tokio::spawn(logs::read_pipe(s.log.clone(), err_r, Stream::Stderr));
+        let id = self.next_launch;
+        self.next_launch += 1;
+        let req = LaunchRequest {
+            id,
+            spec: s.spec.clone(),
+            rootless: self.rootless,
+            cgroup_procs: s.cgroup.as_ref().map(|c| c.procs_files()).unwrap_or_default(),
+            cgroup_kill: s.cgroup.as_ref().and_then(|c| c.v2.clone()),
+            notify_dir,
+        };
+        let data = serde_json::to_vec(&req).map_err(|e| format!("internal: encode launch request: {e}"))?;
+        if data.len() > fdpass::MAX_MESSAGE {
+            return Err(format!("the declaration is too large to launch ({} bytes as JSON, limit {})", data.len(), fdpass::MAX_MESSAGE));
+        }
+        s.launching = Some(id);
+        self.launches.insert(id, name.to_owned());
+        let _ = self.launch_tx.send((data, vec![OwnedFd::from(null), out_w, err_w]));
+        Ok(())
+    }
+
+    fn launcher_event(&mut self, ev: LauncherEvent, fds: Vec<OwnedFd>) {
+        match ev {
+            LauncherEvent::Launched { id, init_pid, main_pid } => {
+                let Some(name) = self.launches.remove(&id) else {
+                    return;
+                };
+                let Some(s) = self.services.get_mut(&name) else {
+                    return;
+                };
+                s.launching = None;
+                let mut fds = fds.into_iter();
+                s.run = Some(Run { init_pid, init_fd: fds.next(), main_pid, main_fd: fds.next(), started: Instant::now() });
+                s.log.note(&format!("started (main pid {})", main_pid.map_or("-".into(), |p| p.to_string())));
+                // Running already: a notify service's READY=1 can overtake the
+                // launcher's report.
+                if matches!(s.machine.state, State::Starting | State::Running) {
+                    self.queue.push_back((name, Event::Spawned));
+                } else {
+                    // A stop arrived while the launcher was at work.
+                    self.act(&name, Action::KillAll);
+                }
+            }
+            LauncherEvent::Failed { id, error } => {
+                let Some(name) = self.launches.remove(&id) else {
+                    return;
+                };
+                let Some(s) = self.services.get_mut(&name) else {
+                    return;
+                };
+                s.launching = None;
+                s.log.note(&format!("cannot start: {error}"));
+                s.error = Some(error);
+                s.last_exit = Some((None, Outcome::SpawnFailed, Instant::now()));
+                if s.machine.state == State::Starting {
+                    self.queue.push_back((name, Event::SpawnFailed));
+                } else {
+                    self.check_gone(&name);
+                }
+            }
+            LauncherEvent::Exited { init_pid, code } => {
+                let Some(name) = self.services.iter().find(|(_, s)| s.run.as_ref().is_some_and(|r| r.init_pid == init_pid)).map(|(n, _)| n.clone()) else {
+                    return;
+                };
+                let s = self.services.get_mut(&name).expect("found above");
+                s.run = None;
+                let outcome = if code == 0 { Outcome::Success } else { Outcome::ExitFailure };
+                s.last_exit = Some((Some(code), s.machine.outcome.unwrap_or(outcome), Instant::now()));
+                s.log.note(&format!("main process ended with status {code}"));
+                self.queue.push_back((name.clone(), Event::MainExited { success: code == 0 }));
+                // After the state machine has seen the exit, check what is left.
+                self.process();
+                if let Some(s) = self.services.get_mut(&name) {
+                    if let Some((_, o, _)) = &mut s.last_exit {
+                        if let Some(mo) = s.machine.outcome {
+                            *o = mo;
+                        }
+                    }
+                }
+                self.check_gone(&name);
+            }
+        }
+    }
+
+    fn notify(&mut self, name: &str, run: u64, msg: &str) {
+        let Some(s) = self.services.get_mut(name) else { return };
+        if s.run_id != run {
+            return; // from a run that has ended
+        }
+        let mut ping = false;
+        for line in msg.lines() {
+            match line.split_once('=') {
+                Some(("READY", "1")) => self.queue.push_back((name.to_owned(), Event::Ready)),
+                Some(("STATUS", v)) => s.status_text = Some(v.chars().take(512).collect()),
+                Some(("WATCHDOG", "1")) => ping = true,
+                Some(("WATCHDOG", "trigger")) => self.queue.push_back((name.to_owned(), Event::WatchdogTimeout)),
+                _ => {}
+            }
+        }
+        // A ping re-arms the watchdog (the machine armed it on becoming running).
+        if let (true, State::Running, Some(w)) = (ping, s.machine.state, s.spec.service.watchdog) {
+            self.arm(name, Timer::Watchdog, w);
+        }
+    }
+
+    fn wake_waiters(&mut self) {
+        let mut i = 0;
+        while i < self.waiters.len() {
+            let w = &self.waiters[i].what;
+            let done = w.units.iter().all(|u| match self.services.get(u) {
+                None => true,
+                Some(s) => w.until.contains(&s.machine.state) && matches!(s.pending, Pending::None) && s.launching.is_none(),
+            });
+            if done {
+                let Waiter { what: w, tx } = self.waiters.swap_remove(i);
+                let statuses: Vec<ServiceStatus> = w.units.iter().filter_map(|u| self.services.get(u)).map(|s| self.status_of(s)).collect();
+                // Failed, or waiting to retry a run that could not even start.
+                let failed: Vec<&ServiceStatus> = statuses
+                    .iter()
+                    .filter(|s| w.expect_running && (s.state == "failed" || (s.state == "waiting-to-restart" && s.result.as_deref() == Some("spawn-failed"))))
+                    .collect();
+                let resp = if failed.is_empty() {
+                    Response::ok(json!(statuses))
+                } else {
+                    let names: Vec<String> = failed.iter().map(|s| format!("{}: {}", s.name, s.error.clone().unwrap_or_else(|| "failed".into()))).collect();
+                    let mut r = Response::err(
+                        format!("failed to start: {}", names.join("; ")),
+                        Some(format!("see `capexec status {}` and `capexec logs {}`", failed[0].name, failed[0].name)),
+                    );
+                    r.result = json!(statuses);
+                    r
+                };
+                let _ = tx.send(Reply::Now(resp));
+            } else {
+                i += 1;
+            }
+        }
+    }
+
+    fn control(&mut self, req: Request) -> Reply {
+        match req {
+            Request::Ping {} => Reply::Now(Response::ok(
+                json!({"pid": std::process::id(), "mode": self.cfg.paths.mode, "socket": self.cfg.paths.socket(), "logs": self.log_target.describe()}),
+            )),
+            Request::Start { units } => self.start_like(units, false),
+            Request::Restart { units } => self.start_like(units, true),
+            Request::Stop { units } => {
+                let names = match self.resolve_all(&units, false) {
+                    Ok(n) => n,
+                    Err(r) => return Reply::Now(r),
+                };
+                for n in &names {
+                    self.services.get_mut(n).expect("resolved").pending = Pending::None;
+                    self.queue.push_back((n.clone(), Event::StopRequested));
+                }
+                self.process();
+                Reply::Wait(WaitFor { units: names, until: SETTLED, expect_running: false })
+            }
+            Request::Reload {} => Reply::Now(Response::ok(self.reload())),
+            Request::Status { units } => {
+                let names = if units.is_empty() {
+                    self.services.keys().cloned().collect()
+                } else {
+                    match self.resolve_all(&units, false) {
+                        Ok(n) => n,
+                        Err(r) => return Reply::Now(r),
+                    }
+                };
+                let v: Vec<ServiceStatus> = names.iter().map(|n| self.status_of(&self.services[n])).collect();
+                Reply::Now(Response::ok(json!(v)))
+            }
+            Request::List {} => {
+                let mut v: Vec<serde_json::Value> = self
+                    .services
+                    .values()
+                    .map(|s| {
+                        json!({
+                            "name": s.name, "state": state_name(s.machine.state), "main_pid": s.run.as_ref().and_then(|r| r.main_pid),
+                            "uptime_secs": s.run.as_ref().map(|r| r.started.elapsed().as_secs()), "restarts": s.machine.restarts,
+                            "enabled": self.is_enabled(s), "description": s.spec.description,
+                        })
+                    })
+                    .collect();
+                for (n, e) in &self.broken {
+                    if !self.services.contains_key(n) {
+                        v.push(json!({"name": n, "state": "bad-declaration", "error": e, "enabled": false, "restarts": 0, "description": ""}));
+                    }
+                }
+                Reply::Now(Response::ok(json!(v)))
+            }
+            Request::Logs { unit, lines, follow } => {
+                let names = match self.resolve_all(std::slice::from_ref(&unit), false) {
+                    Ok(n) => n,
+                    Err(r) => return Reply::Now(r),
+                };
+                let s = &self.services[&names[0]];
+                let tail = match s.log.file() {
+                    Some(f) => match logs::read_tail(&f, lines.min(100_000)) {
+                        Ok(t) => t,
+                        Err(e) => return Reply::Now(Response::err(format!("read {}: {e}", f.display()), None)),
+                    },
+                    None => {
+                        let mut t = s.log.tail();
+                        let skip = t.len().saturating_sub(lines);
+                        t.drain(..skip);
+                        t
+                    }
+                };
+                let first = Response::ok(json!({"unit": s.name, "file": s.log.file(), "lines": tail}));
+                if follow {
+                    Reply::Follow(first, s.log.subscribe())
+                } else {
+                    Reply::Now(first)
+                }
+            }
+            Request::Enable { units, now } => self.set_enabled(units, true, now),
+            Request::Disable { units, now } => self.set_enabled(units, false, now),
+        }
+    }
+
+    fn start_like(&mut self, units: Vec<String>, restart: bool) -> Reply {
+        let names = match self.resolve_all(&units, true) {
+            Ok(n) => n,
+            Err(r) => return Reply::Now(r),
+        };
+        if self.shutting_down {
+            return Reply::Now(Response::err("the daemon is shutting down", None));
+        }
+        for n in &names {
+            if let Err(e) = self.launch_blocker(&self.services[n]) {
+                return Reply::Now(Response::err(format!("{n} cannot be started here: {e}"), None));
+            }
+        }
+        for n in &names {
+            let s = self.services.get_mut(n).expect("resolved");
+            match s.machine.state {
+                State::Stopping => s.pending = Pending::Restart,
+                State::Starting | State::Running if restart => {
+                    s.pending = Pending::Restart;
+                    self.queue.push_back((n.clone(), Event::StopRequested));
+                }
+                State::WaitingToRestart if restart => {
+                    s.pending = Pending::Restart;
+                    self.queue.push_back((n.clone(), Event::StopRequested));
+                }
+                _ => self.queue.push_back((n.clone(), Event::StartRequested)),
+            }
+        }
+        self.process();
+        Reply::Wait(WaitFor { units: names, until: STARTED, expect_running: true })
+    }
+
+    fn set_enabled(&mut self, units: Vec<String>, on: bool, now: bool) -> Reply {
+        let names = match self.resolve_all(&units, true) {
+            Ok(n) => n,
+            Err(r) => return Reply::Now(r),
+        };
+        for n in &names {
+            if let Origin::Path(p) = &self.services[n].origin {
+                return Reply::Now(Response::err(
+                    format!("{n} was started from {}, outside the unit search path: the daemon would not find it when it starts", p.display()),
+                    Some(format!("copy it into {} first", self.cfg.unit_path.first().map(|p| p.display().to_string()).unwrap_or_default())),
+                ));
+            }
+            self.enabled.insert(n.clone(), on);
+        }
+        let file = self.cfg.paths.enabled_file();
+        let tmp = file.with_extension("json.tmp");
+        let data = serde_json::to_vec_pretty(&self.enabled).expect("a map of bools serialises");
+        if let Err(e) = std::fs::write(&tmp, data).and_then(|_| std::fs::rename(&tmp, &file)) {
+            return Reply::Now(Response::err(format!("write {}: {e}", file.display()), None));
+        }
+        if now {
+            let units: Vec<String> = names.clone();
+            return if on { self.start_like(units, false) } else { self.control(Request::Stop { units }) };
+        }
+        Reply::Now(Response::ok(json!(names.iter().map(|n| json!({"name": n, "enabled": on})).collect::<Vec<_>>())))
+    }
+
+    fn is_enabled(&self, s: &Service) -> bool {
+        self.enabled.get(&s.name).copied().unwrap_or(s.spec.service.autostart)
+    }
+
+    fn load(&self, arg: &str) -> Result<ServiceSpec, String> {
+        capexec_decl::load_unit(arg, &self.cfg.unit_path, &self.ctx).map_err(|e| e.to_string())
+    }
+
+    /// A unit argument → a known service name. A path (anything with a `/`)
+    /// is loaded from there; a name not yet known is looked up in the search
+    /// path (when `load` is set).
+    fn resolve_all(&mut self, units: &[String], load: bool) -> Result<Vec<String>, Response> {
+        if units.is_empty() {
+            return Err(Response::err("no unit given", Some("name one or more units, e.g. `nginx` or `./nginx.svc`".into())));
+        }
+        let mut out = Vec::new();
+        for u in units {
+            let by_path = u.contains('/');
+            let name = if by_path {
+                capexec_decl::source::unit_name(Path::new(u)).map_err(|e| Response::err(e.to_string(), None))?
+            } else {
+                u.strip_suffix(".svc").unwrap_or(u).to_owned()
+            };
+            let known = self.services.get(&name).map(|s| s.origin.clone());
+            match known {
+                Some(origin) => {
+                    if by_path {
+                        let p = std::fs::canonicalize(u).unwrap_or_else(|_| PathBuf::from(u));
+                        let same = match &origin {
+                            Origin::Path(q) => *q == p,
+                            Origin::Search => self.services[&name].spec.sources.first().is_some_and(|s| std::fs::canonicalize(s).ok().as_ref() == Some(&p)),
+                        };
+                        if !same {
+                            return Err(Response::err(
+                                format!(
+                                    "a unit named {name} is already loaded from {}",
+                                    self.services[&name].spec.sources.first().map(|s| s.display().to_string()).unwrap_or_default()
+                                ),
+                                Some("unit names are unique in a daemon: rename the file, or stop and use the loaded one".into()),
+                            ));
+                        }
+                    }
+                }
+                None if !load => {
+                    return Err(Response::err(
+                        format!("unknown unit {u}: the daemon has not loaded it"),
+                        Some("`capexec list` shows the loaded units; `capexec start` loads one by name or path".into()),
+                    ));
+                }
+                None => {
+                    let spec = self.load(u).map_err(|e| Response::err(e, Some("fix the declaration; `capexec check` shows every error".into())))?;
+                    let origin = if by_path { Origin::Path(std::fs::canonicalize(u).unwrap_or_else(|_| PathBuf::from(u))) } else { Origin::Search };
+                    self.add(spec, origin);
+                }
+            }
+            out.push(name);
+        }
+        Ok(out)
+    }
+
+    fn add(&mut self, spec: ServiceSpec, origin: Origin) {
+        let name = spec.name.clone();
+        for w in &spec.warnings {
+            tracing::warn!(unit = %name, "{w}");
+        }
+        self.broken.remove(&name);
+        let log = LogSink::new(&name, self.log_target.clone());
+        self.services.insert(
+            name.clone(),
+            Service {
+                name,
+                origin,
+                machine: Machine::new(spec.service.clone()),
+                spec,
+                launching: None,
+                run: None,
+                run_id: 0,
+                timer_gen: [0; 4],
+                cgroup: None,
+                log,
+                notify: None,
+                status_text: None,
+                last_exit: None,
+                error: None,
+                pending: Pending::None,
+                gone_polls: 0,
+            },
+        );
+    }
+
+    /// Every `*.svc` in the search path: name → path (the first directory wins).
+    fn scan(&self) -> BTreeMap<String, PathBuf> {
+        let mut found = BTreeMap::new();
+        for dir in &self.cfg.unit_path {
+            let Ok(rd) = std::fs::read_dir(dir) else {
+                continue;
+            };
+            let mut entries: Vec<PathBuf> =
+                rd.filter_map(|e| e.ok()).map(|e| e.path()).filter(|p| p.extension().is_some_and(|x| x == "svc") && p.is_file()).collect();
+            entries.sort();
+            for p in entries {
+                if let Some(stem) = p.file_stem().and_then(|s| s.to_str()) {
+                    found.entry(stem.to_owned()).or_insert(p);
+                }
+            }
+        }
+        found
+    }
+
+    /// Re-reads every declaration (documented in docs/state-machine.md):
+    /// unchanged services are left alone; changed ones are restarted if they
+    /// run (or just updated if not); removed ones are stopped and forgotten;
+    /// new ones are added and started if enabled. A declaration that no longer
+    /// validates leaves the running service untouched and reports the error.
+    fn reload(&mut self) -> serde_json::Value {
+        let found = self.scan();
+        let mut report: BTreeMap<&str, Vec<String>> = BTreeMap::new();
+        let mut errors = BTreeMap::new();
+        let mut to_start = Vec::new();
+        self.broken.clear();
+        let known: Vec<(String, Origin)> = self.services.iter().map(|(n, s)| (n.clone(), s.origin.clone())).collect();
+        let mut seen = BTreeSet::new();
+        for (name, origin) in known {
+            seen.insert(name.clone());
+            let source = match &origin {
+                Origin::Search => found.get(&name).map(|p| p.display().to_string()),
+                Origin::Path(p) => p.exists().then(|| p.display().to_string()),
+            };
+            let Some(source) = source else {
+                report.entry("removed").or_default().push(name.clone());
+                let s = self.services.get_mut(&name).expect("known");
+                if SETTLED.contains(&s.machine.state) && s.launching.is_none() {
+                    self.services.remove(&name);
+                } else {
+                    s.pending = Pending::Remove;
+                    self.queue.push_back((name, Event::StopRequested));
+                }
+                continue;
+            };
+            let new = match self.load(&source) {
+                Ok(n) => n,
+                Err(e) => {
+                    self.services.get_mut(&name).expect("known").error =
+                        Some(format!("reload: the declaration has errors, still using the previous one:\n{e}"));
+                    errors.insert(name.clone(), e);
+                    continue;
+                }
+            };
+            let s = self.services.get_mut(&name).expect("known");
+            if new == s.spec {
+                report.entry("unchanged").or_default().push(name);
+                continue;
+            }
+            let active = !SETTLED.contains(&s.machine.state) || s.launching.is_some();
+            if active {
+                report.entry("restarted").or_default().push(name.clone());
+                s.pending = Pending::Replace(Box::new(new));
+                self.queue.push_back((name, Event::StopRequested));
+            } else {
+                report.entry("updated").or_default().push(name.clone());
+                s.machine = Machine::new(new.service.clone());
+                s.spec = new;
+                s.error = None;
+            }
+        }
+        for (name, path) in &found {
+            if seen.contains(name) {
+                continue;
+            }
+            match self.load(&path.display().to_string()) {
+                Ok(spec) => {
+                    report.entry("added").or_default().push(name.clone());
+                    self.add(spec, Origin::Search);
+                    if self.is_enabled(&self.services[name]) {
+                        to_start.push(name.clone());
+                    }
+                }
+                Err(e) => {
+                    self.broken.insert(name.clone(), e.clone());
+                    errors.insert(name.clone(), e);
+                }
+            }
+        }
+        for n in &to_start {
+            self.queue.push_back((n.clone(), Event::StartRequested));
+        }
+        if !to_start.is_empty() {
+            report.insert("started", to_start);
+        }
+        self.process();
+        let mut v = json!(report);
+        if !errors.is_empty() {
+            v["errors"] = json!(errors);
+        }
+        v
+    }
+
+    fn status_of(&self, s: &Service) -> ServiceStatus {
+        let pids = s.cgroup.as_ref().and_then(|c| c.pids().ok());
+        ServiceStatus {
+            name: s.name.clone(),
+            description: s.spec.description.clone(),
+            state: state_name(s.machine.state).into(),
+            result: s.machine.outcome.map(|o| outcome_name(o).into()),
+            sources: s.spec.sources.iter().map(|p| p.display().to_string()).collect(),
+            enabled: self.is_enabled(s),
+            main_pid: s.run.as_ref().and_then(|r| r.main_pid),
+            init_pid: s.run.as_ref().map(|r| r.init_pid),
+            uptime_secs: s.run.as_ref().map(|r| r.started.elapsed().as_secs()),
+            restarts: s.machine.restarts,
+            last_exit: s.last_exit.map(|(code, o, at)| LastExit { code, outcome: outcome_name(o).into(), ago_secs: at.elapsed().as_secs() }),
+            memory_bytes: s.cgroup.as_ref().and_then(|c| c.memory_current()),
+            tasks: pids.map(|p| p.len() as u64),
+            status_text: s.status_text.clone(),
+            log_lines_dropped: s.log.dropped.load(std::sync::atomic::Ordering::Relaxed),
+            log_tail: s.log.tail(),
+            cgroup: s.cgroup.as_ref().and_then(|c| c.v2.clone().or_else(|| c.v1.values().next().cloned())).map(|p| p.display().to_string()),
+            error: s.error.clone(),
+            warnings: s.spec.warnings.clone(),
+        }
+    }
+}
+
+fn pipe() -> Result<(OwnedFd, OwnedFd), String> {
+    nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| format!("create a log pipe: {e}"))
+}

@@ -1,0 +1,229 @@
+//! The launcher: a small single-threaded process, forked by `capexec daemon`
+//! before the tokio runtime starts, that turns launch requests into confined
+//! services.
+//!
+//! Why a separate process: creating a sandbox forks, and after fork() in a
+//! multi-threaded process only async-signal-safe calls are allowed — while
+//! nearly all sandbox setup allocates. The launcher never has a second thread,
+//! so `capexec_sandbox::spawn_with` is as safe here as in `capexec exec`.
+//!
+//! It is the parent of every service's namespace init, so it reaps them and
+//! reports each exit. When the daemon dies (its end of the socket closes), the
+//! launcher kills every service and exits; if the launcher itself is killed,
+//! each init dies by PR_SET_PDEATHSIG and takes its pid namespace with it.
+
+use crate::fdpass;
+use capexec_decl::ServiceSpec;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::path::PathBuf;
+
+/// Daemon → launcher. Carries three fds: the service's stdin, stdout, stderr.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct LaunchRequest {
+    pub id: u64,
+    pub spec: ServiceSpec,
+    pub rootless: bool,
+    /// cgroup.procs files to write the init's pid into before it runs.
+    pub cgroup_procs: Vec<PathBuf>,
+    /// v2 cgroup directory, killed through cgroup.kill if the daemon dies.
+    pub cgroup_kill: Option<PathBuf>,
+    /// Directory holding the daemon's notify socket, bound into the view.
+    pub notify_dir: Option<PathBuf>,
+}
+
+/// Launcher → daemon.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(tag = "event", rename_all = "kebab-case")]
+pub enum LauncherEvent {
+    /// The program was executed. Carries pidfds: the init's, then the main
+    /// process's (when it is still there).
+    Launched {
+        id: u64,
+        init_pid: i32,
+        main_pid: Option<i32>,
+    },
+    Failed {
+        id: u64,
+        error: String,
+    },
+    /// A namespace init ended (and with it, its pid namespace).
+    Exited {
+        init_pid: i32,
+        code: i32,
+    },
+}
+
+pub struct Launcher {
+    pub pid: i32,
+    /// The daemon's end of the seqpacket socket.
+    pub sock: OwnedFd,
+}
+
+/// Forks the launcher. Must be called while the process is single-threaded.
+pub fn fork_launcher() -> std::io::Result<Launcher> {
+    let (daemon_end, launcher_end) = fdpass::socketpair()?;
+    // SAFETY: the caller is single-threaded (the daemon calls this before it
+    // creates the tokio runtime), so the child may run arbitrary code.
+    match unsafe { libc::fork() } {
+        -1 => Err(std::io::Error::last_os_error()),
+        0 => {
+            drop(daemon_end);
+            run(launcher_end)
+        }
+        pid => {
+            drop(launcher_end);
+            Ok(Launcher { pid, sock: daemon_end })
+        }
+    }
+}
+
+struct Child {
+    cgroup_kill: Option<PathBuf>,
+}
+
+fn pidfd_open(pid: i32) -> Option<OwnedFd> {
+    // SAFETY: pidfd_open takes a pid and flags and returns a new fd or -1.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+    if fd < 0 {
+        return None;
+    }
+    // SAFETY: a fresh descriptor from the kernel, owned by nobody else.
+    Some(unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd as RawFd) })
+}
+
+fn send(sock: RawFd, ev: &LauncherEvent, fds: &[RawFd]) {
+    let data = serde_json::to_vec(ev).expect("events serialise");
+    // A failure means the daemon is gone; the next recv sees EOF and cleans up.
+    let _ = fdpass::send(sock, &data, fds);
+}
+
+fn run(sock: OwnedFd) -> ! {
+    // SAFETY: PR_SET_NAME reads a NUL-terminated string of at most 16 bytes; the
+    // literal is 15 with its NUL and lives for the whole program.
+    unsafe { libc::prctl(libc::PR_SET_NAME, c"capexec-launch".as_ptr()) };
+    // SIGCHLD arrives through a signalfd. The terminal's SIGINT (and SIGTERM,
+    // SIGHUP sent to the process group) are for the daemon, which then stops the
+    // services in order: the launcher must outlive that.
+    // SAFETY: building and installing a signal mask of valid signal numbers.
+    let chld = unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        for s in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP, libc::SIGQUIT, libc::SIGUSR1, libc::SIGUSR2] {
+            libc::sigaddset(&mut set, s);
+        }
+        libc::sigaddset(&mut set, libc::SIGCHLD);
+        libc::sigprocmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+        let mut only_chld: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut only_chld);
+        libc::sigaddset(&mut only_chld, libc::SIGCHLD);
+        only_chld
+    };
+    // SAFETY: signalfd with a valid mask; -1 creates a new descriptor.
+    let sigfd = unsafe { libc::signalfd(-1, &chld, libc::SFD_CLOEXEC | libc::SFD_NONBLOCK) };
+    if sigfd < 0 {
+        eprintln!("capexec-launch: signalfd: {}", std::io::Error::last_os_error());
+        // SAFETY: ending the launcher; the daemon sees EOF and reports it.
+        unsafe { libc::_exit(1) };
+    }
+    let host_env: Vec<(String, String)> = std::env::vars().collect();
+    let mut children: BTreeMap<i32, Child> = BTreeMap::new();
+    let mut buf = Vec::new();
+    loop {
+        let mut pfd = [libc::pollfd { fd: sock.as_raw_fd(), events: libc::POLLIN, revents: 0 }, libc::pollfd { fd: sigfd, events: libc::POLLIN, revents: 0 }];
+        // SAFETY: two valid pollfds, no timeout.
+        let r = unsafe { libc::poll(pfd.as_mut_ptr(), 2, -1) };
+        if r < 0 {
+            continue; // EINTR
+        }
+        if pfd[1].revents != 0 {
+            let mut info = [0u8; 128];
+            // SAFETY: draining signalfd records into a buffer of their size.
+            while unsafe { libc::read(sigfd, info.as_mut_ptr().cast(), info.len()) } > 0 {}
+            reap(sock.as_raw_fd(), &mut children);
+        }
+        if pfd[0].revents != 0 {
+            match fdpass::recv(sock.as_raw_fd(), &mut buf) {
+                Ok(Some((n, fds))) => {
+                    let req: Result<LaunchRequest, _> = serde_json::from_slice(&buf[..n]);
+                    match req {
+                        Ok(req) => launch(sock.as_raw_fd(), req, fds, &host_env, &mut children),
+                        Err(e) => {
+                            eprintln!("capexec-launch: malformed request from the daemon: {e}")
+                        }
+                    }
+                }
+                Ok(None) => shutdown(children),
+                Err(nix::errno::Errno::EINTR | nix::errno::Errno::EAGAIN) => {}
+                Err(e) => {
+                    eprintln!("capexec-launch: receive: {e}");
+                    shutdown(children)
+                }
+            }
+            reap(sock.as_raw_fd(), &mut children);
+        }
+    }
+}
+
+fn launch(sock: RawFd, req: LaunchRequest, fds: Vec<OwnedFd>, host_env: &[(String, String)], children: &mut BTreeMap<i32, Child>) {
+    let fail = |error: String| send(sock, &LauncherEvent::Failed { id: req.id, error }, &[]);
+    if fds.len() != 3 {
+        return fail(format!("internal: launch request carried {} descriptors instead of 3", fds.len()));
+    }
+    let mut plan = match capexec_sandbox::plan(&req.spec, req.rootless, host_env) {
+        Ok(p) => p,
+        Err(e) => return fail(e.to_string()),
+    };
+    if let Some(dir) = &req.notify_dir {
+        if let Err(e) = plan.attach_notify_socket(dir, req.spec.service.watchdog) {
+            return fail(e.to_string());
+        }
+    }
+    let stdio = [fds[0].as_raw_fd(), fds[1].as_raw_fd(), fds[2].as_raw_fd()];
+    let opts = capexec_sandbox::SpawnOptions { stdio: Some(stdio), cgroup_procs: &req.cgroup_procs };
+    match capexec_sandbox::spawn_with(&plan, &opts) {
+        Ok(s) => {
+            children.insert(s.pid, Child { cgroup_kill: req.cgroup_kill.clone() });
+            // The init cannot have been reaped yet (only this loop reaps), so its
+            // pidfd is certain to refer to it.
+            let mut pidfds: Vec<OwnedFd> = pidfd_open(s.pid).into_iter().collect();
+            let main = s.main_pid.and_then(|m| pidfd_open(m).map(|fd| (m, fd)));
+            let main_pid = main.as_ref().map(|(m, _)| *m);
+            pidfds.extend(main.map(|(_, fd)| fd));
+            send(sock, &LauncherEvent::Launched { id: req.id, init_pid: s.pid, main_pid }, &fdpass::raw(&pidfds));
+        }
+        Err(e) => fail(e.to_string()),
+    }
+}
+
+fn reap(sock: RawFd, children: &mut BTreeMap<i32, Child>) {
+    loop {
+        let mut status = 0;
+        // SAFETY: valid status pointer; WNOHANG never blocks.
+        let pid = unsafe { libc::waitpid(-1, &mut status, libc::WNOHANG) };
+        if pid <= 0 {
+            return;
+        }
+        if children.remove(&pid).is_some() {
+            send(sock, &LauncherEvent::Exited { init_pid: pid, code: capexec_sandbox::child::exit_code(status) }, &[]);
+        }
+    }
+}
+
+/// The daemon is gone: nothing may keep running unsupervised.
+fn shutdown(children: BTreeMap<i32, Child>) -> ! {
+    for (pid, c) in &children {
+        if let Some(dir) = &c.cgroup_kill {
+            let _ = std::fs::write(dir.join("cgroup.kill"), "1");
+        }
+        // SAFETY: killing our own child (a namespace init); its pid namespace goes with it.
+        unsafe { libc::kill(*pid, libc::SIGKILL) };
+    }
+    for pid in children.keys() {
+        // SAFETY: reaping our own child.
+        unsafe { libc::waitpid(*pid, std::ptr::null_mut(), 0) };
+    }
+    // SAFETY: ending the launcher without running the daemon's (copied) destructors.
+    unsafe { libc::_exit(0) }
+}

@@ -1,0 +1,346 @@
+//! Each service's stdout and stderr: read from pipes by the daemon, written as
+//! lines to the journal (when one runs) or to size-rotated files, and kept in a
+//! short in-memory tail for `capexec status`.
+//!
+//! The daemon never stops reading a service's pipes, so a service is never
+//! blocked for longer than one write of the daemon's. A line that cannot be
+//! written (disk full, journal busy) is dropped and counted; the count shows in
+//! `capexec status` and the next line that is written says how many were lost.
+
+use std::collections::VecDeque;
+use std::io::Write;
+use std::os::fd::OwnedFd;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use tokio::io::AsyncReadExt;
+use tokio::sync::broadcast;
+
+/// Lines longer than this are split (as journald does with LineMax).
+pub const MAX_LINE: usize = 16 * 1024;
+/// Lines kept in memory per service for `capexec status`.
+pub const TAIL: usize = 10;
+pub const JOURNAL_SOCKET: &str = "/run/systemd/journal/socket";
+
+#[derive(Debug, Clone)]
+pub enum Target {
+    /// `<dir>/<unit>.log`, renamed to `.1`, `.2`, ... when it exceeds `max_size`.
+    Files { dir: PathBuf, max_size: u64, keep: u32 },
+    /// systemd-journald's native protocol, with CAPEXEC_UNIT= and SYSLOG_IDENTIFIER=.
+    Journal { socket: PathBuf },
+}
+
+impl Target {
+    /// The journal when its socket exists (or `CAPEXEC_JOURNAL_SOCKET` names
+    /// one), otherwise files in `dir`.
+    pub fn detect(dir: &Path, max_size: u64) -> Target {
+        let socket = std::env::var_os("CAPEXEC_JOURNAL_SOCKET").map(PathBuf::from).unwrap_or_else(|| JOURNAL_SOCKET.into());
+        if socket.exists() {
+            Target::Journal { socket }
+        } else {
+            Target::Files { dir: dir.to_path_buf(), max_size, keep: 3 }
+        }
+    }
+
+    pub fn describe(&self) -> String {
+        match self {
+            Target::Files { dir, max_size, keep } => format!("files in {} (rotated at {} bytes, {} kept)", dir.display(), max_size, keep),
+            Target::Journal { socket } => format!("the journal ({})", socket.display()),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+pub enum Stream {
+    Stdout,
+    Stderr,
+}
+
+struct Inner {
+    tail: VecDeque<String>,
+    file: Option<std::fs::File>,
+    size: u64,
+    journal: Option<std::os::unix::net::UnixDatagram>,
+    /// Dropped since the last line that was written.
+    unreported: u64,
+}
+
+/// One service's log: shared by its pipe readers and the daemon.
+pub struct LogSink {
+    unit: String,
+    target: Target,
+    pub dropped: AtomicU64,
+    inner: Mutex<Inner>,
+    /// `capexec logs -f` subscribers; created on the first one (a channel
+    /// preallocates its slots, which a thousand idle services should not pay for).
+    follow: Mutex<Option<broadcast::Sender<Arc<str>>>>,
+}
+
+impl LogSink {
+    pub fn new(unit: &str, target: Target) -> Arc<LogSink> {
+        Arc::new(LogSink {
+            unit: unit.to_owned(),
+            target,
+            dropped: AtomicU64::new(0),
+            inner: Mutex::new(Inner { tail: VecDeque::new(), file: None, size: 0, journal: None, unreported: 0 }),
+            follow: Mutex::new(None),
+        })
+    }
+
+    pub fn subscribe(&self) -> broadcast::Receiver<Arc<str>> {
+        let mut f = self.follow.lock().expect("log lock");
+        f.get_or_insert_with(|| broadcast::channel(1024).0).subscribe()
+    }
+
+    pub fn tail(&self) -> Vec<String> {
+        self.inner.lock().expect("log lock").tail.iter().cloned().collect()
+    }
+
+    pub fn file(&self) -> Option<PathBuf> {
+        match &self.target {
+            Target::Files { dir, .. } => Some(dir.join(format!("{}.log", self.unit))),
+            Target::Journal { .. } => None,
+        }
+    }
+
+    /// A line from capexec itself about the service (started, exited, ...).
+    pub fn note(&self, text: &str) {
+        self.write_lines(&[(Stream::Stderr, format!("capexec: {text}"))], "capexec");
+    }
+
+    fn write_lines(&self, lines: &[(Stream, String)], origin: &str) {
+        let mut inner = self.inner.lock().expect("log lock");
+        let now = rfc3339_now();
+        let mut out = String::new();
+        let mut formatted = Vec::with_capacity(lines.len());
+        if inner.unreported > 0 {
+            let n = inner.unreported;
+            formatted.push((Stream::Stderr, format!("{now} capexec: {n} log lines of this service were dropped (could not be written)")));
+        }
+        for (stream, text) in lines {
+            let tag = match (origin, stream) {
+                ("capexec", _) => "",
+                (_, Stream::Stdout) => "",
+                (_, Stream::Stderr) => "err: ",
+            };
+            formatted.push((*stream, format!("{now} {tag}{text}")));
+        }
+        let written = match &self.target {
+            Target::Files { dir, max_size, keep } => {
+                for (_, l) in &formatted {
+                    out.push_str(l);
+                    out.push('\n');
+                }
+                self.write_file(&mut inner, dir, *max_size, *keep, out.as_bytes())
+            }
+            Target::Journal { socket } => self.write_journal(&mut inner, socket, &formatted, lines.len()),
+        };
+        match written {
+            Ok(()) => inner.unreported = 0,
+            Err(lost) => {
+                inner.unreported += lost;
+                self.dropped.fetch_add(lost, Ordering::Relaxed);
+            }
+        }
+        let follow = self.follow.lock().expect("log lock").clone().filter(|f| f.receiver_count() > 0);
+        for (_, l) in formatted {
+            if let Some(f) = &follow {
+                let _ = f.send(Arc::from(l.as_str()));
+            }
+            if inner.tail.len() == TAIL {
+                inner.tail.pop_front();
+            }
+            inner.tail.push_back(l);
+        }
+    }
+
+    /// Err(n): n lines could not be written.
+    fn write_file(&self, inner: &mut Inner, dir: &Path, max_size: u64, keep: u32, data: &[u8]) -> Result<(), u64> {
+        let lines = data.iter().filter(|b| **b == b'\n').count() as u64;
+        let path = dir.join(format!("{}.log", self.unit));
+        if inner.file.is_some() && inner.size + data.len() as u64 > max_size {
+            inner.file = None;
+            for i in (1..keep).rev() {
+                let _ = std::fs::rename(rotated(&path, i), rotated(&path, i + 1));
+            }
+            let _ = std::fs::rename(&path, rotated(&path, 1));
+        }
+        if inner.file.is_none() {
+            let f = std::fs::OpenOptions::new().create(true).append(true).open(&path).map_err(|_| lines)?;
+            inner.size = f.metadata().map(|m| m.len()).unwrap_or(0);
+            inner.file = Some(f);
+        }
+        let f = inner.file.as_mut().expect("opened above");
+        match f.write_all(data) {
+            Ok(()) => {
+                inner.size += data.len() as u64;
+                Ok(())
+            }
+            Err(_) => {
+                inner.file = None;
+                Err(lines)
+            }
+        }
+    }
+
+    fn write_journal(&self, inner: &mut Inner, socket: &Path, lines: &[(Stream, String)], _n: usize) -> Result<(), u64> {
+        if inner.journal.is_none() {
+            let s = std::os::unix::net::UnixDatagram::unbound().map_err(|_| lines.len() as u64)?;
+            let _ = s.set_nonblocking(true);
+            inner.journal = Some(s);
+        }
+        let sock = inner.journal.as_ref().expect("created above");
+        let mut lost = 0;
+        for (stream, line) in lines {
+            // The timestamp is the journal's own; send only the text.
+            let text = line.split_once(' ').map_or(line.as_str(), |(_, t)| t);
+            let prio = match stream {
+                Stream::Stdout => 6,
+                Stream::Stderr => 3,
+            };
+            let msg = format!("MESSAGE={text}\nPRIORITY={prio}\nSYSLOG_IDENTIFIER={0}\nCAPEXEC_UNIT={0}\n", self.unit);
+            if sock.send_to(msg.as_bytes(), socket).is_err() {
+                lost += 1;
+            }
+        }
+        if lost > 0 {
+            Err(lost)
+        } else {
+            Ok(())
+        }
+    }
+}
+
+pub fn rotated(path: &Path, i: u32) -> PathBuf {
+    let mut s = path.as_os_str().to_owned();
+    s.push(format!(".{i}"));
+    PathBuf::from(s)
+}
+
+/// Reads one of the service's pipes until EOF (every process holding the
+/// write end has exited).
+pub async fn read_pipe(sink: Arc<LogSink>, fd: OwnedFd, stream: Stream) {
+    let mut rx = match tokio::net::unix::pipe::Receiver::from_owned_fd(fd) {
+        Ok(r) => r,
+        Err(e) => {
+            sink.note(&format!("cannot read the service's output: {e}"));
+            return;
+        }
+    };
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut partial: Vec<u8> = Vec::new();
+    loop {
+        let n = match rx.read(&mut buf).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => n,
+        };
+        let mut lines = Vec::new();
+        for chunk in buf[..n].split_inclusive(|b| *b == b'\n') {
+            partial.extend_from_slice(chunk);
+            if partial.last() == Some(&b'\n') {
+                partial.pop();
+                lines.push((stream, String::from_utf8_lossy(&partial).into_owned()));
+                partial.clear();
+            } else if partial.len() >= MAX_LINE {
+                lines.push((stream, String::from_utf8_lossy(&partial).into_owned()));
+                partial.clear();
+            }
+        }
+        if !lines.is_empty() {
+            sink.write_lines(&lines, "service");
+        }
+    }
+    if !partial.is_empty() {
+        sink.write_lines(&[(stream, String::from_utf8_lossy(&partial).into_owned())], "service");
+    }
+}
+
+/// The last `n` lines of a service's log files (current and rotated).
+pub fn read_tail(file: &Path, n: usize) -> std::io::Result<Vec<String>> {
+    let mut lines: VecDeque<String> = VecDeque::new();
+    let mut i = 1;
+    let mut chain = vec![file.to_path_buf()];
+    while lines.len() < n && i <= 9 {
+        let r = rotated(file, i);
+        if !r.exists() {
+            break;
+        }
+        chain.push(r);
+        i += 1;
+    }
+    for (k, p) in chain.iter().enumerate().rev() {
+        let text = match std::fs::read(p) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && k == 0 => Vec::new(),
+            Err(e) => return Err(e),
+        };
+        for l in String::from_utf8_lossy(&text).lines() {
+            if lines.len() == n.max(1) {
+                lines.pop_front();
+            }
+            lines.push_back(l.to_owned());
+        }
+    }
+    if n == 0 {
+        lines.clear();
+    }
+    Ok(lines.into())
+}
+
+/// UTC now as `2026-11-22T10:11:12.345Z`.
+pub fn rfc3339_now() -> String {
+    let d = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    rfc3339(d.as_secs() as i64, d.subsec_millis())
+}
+
+pub fn rfc3339(secs: i64, millis: u32) -> String {
+    let days = secs.div_euclid(86_400);
+    let rem = secs.rem_euclid(86_400);
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!("{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{millis:03}Z", rem / 3600, rem / 60 % 60, rem % 60)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timestamps() {
+        assert_eq!(rfc3339(0, 0), "1970-01-01T00:00:00.000Z");
+        assert_eq!(rfc3339(951_782_400, 5), "2000-02-29T00:00:00.005Z");
+        assert_eq!(rfc3339(1_795_350_896, 123), "2026-11-22T12:34:56.123Z");
+    }
+
+    #[test]
+    fn rotation_and_tail() {
+        let dir = std::env::temp_dir().join(format!("capexec-logs-test-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let sink = LogSink::new("u", Target::Files { dir: dir.clone(), max_size: 4096, keep: 2 });
+        for i in 0..500 {
+            sink.write_lines(&[(Stream::Stdout, format!("line {i}"))], "service");
+        }
+        let file = dir.join("u.log");
+        assert!(std::fs::metadata(&file).unwrap().len() <= 4096);
+        assert!(rotated(&file, 1).exists() && rotated(&file, 2).exists() && !rotated(&file, 3).exists());
+        let t = read_tail(&file, 3).unwrap();
+        assert_eq!(t.len(), 3);
+        assert!(t[2].ends_with(" line 499") && t[0].ends_with(" line 497"), "{t:?}");
+        // More lines than the current file holds come from the rotated one.
+        let t = read_tail(&file, 150).unwrap();
+        assert_eq!(t.len(), 150);
+        assert!(t[0].ends_with(" line 350"), "{:?}", &t[0]);
+        assert_eq!(sink.tail().len(), TAIL);
+        assert_eq!(sink.dropped.load(Ordering::Relaxed), 0);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
