@@ -35,7 +35,7 @@ pub fn shared_dir() -> &'static Path {
     })
 }
 
-fn copy_tree(src: &Path, dst: &Path) {
+pub fn copy_tree(src: &Path, dst: &Path) {
     std::fs::create_dir_all(dst).unwrap();
     std::fs::set_permissions(dst, std::fs::Permissions::from_mode(0o755)).unwrap();
     for e in std::fs::read_dir(src).unwrap() {
@@ -74,9 +74,10 @@ pub enum As {
 }
 
 pub fn test_user() -> (u32, u32) {
-    let u = nix::unistd::User::from_name(TEST_USER).ok().flatten().unwrap_or_else(|| {
-        panic!("the unprivileged test user `{TEST_USER}` does not exist: create it with `useradd --system {TEST_USER}` (.ci/run does)")
-    });
+    let u = nix::unistd::User::from_name(TEST_USER)
+        .ok()
+        .flatten()
+        .unwrap_or_else(|| panic!("the unprivileged test user `{TEST_USER}` does not exist: create it with `useradd --system {TEST_USER}` (.ci/run does)"));
     (u.uid.as_raw(), u.gid.as_raw())
 }
 
@@ -109,11 +110,7 @@ pub fn output(mut c: Command, timeout: Duration) -> Output {
         if start.elapsed() > timeout {
             let _ = child.kill();
             let out = child.wait_with_output().unwrap();
-            panic!(
-                "timed out after {timeout:?}: {desc}\nstdout: {}\nstderr: {}",
-                String::from_utf8_lossy(&out.stdout),
-                String::from_utf8_lossy(&out.stderr)
-            );
+            panic!("timed out after {timeout:?}: {desc}\nstdout: {}\nstderr: {}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
         }
         std::thread::sleep(Duration::from_millis(5));
     }
@@ -180,12 +177,26 @@ pub fn wait_port(port: u16, timeout: Duration) -> bool {
     false
 }
 
+/// Polls `find` until it returns nothing or `timeout` passes; returns what is left.
+pub fn wait_gone_by(find: impl Fn() -> Vec<i32>, timeout: Duration) -> Vec<i32> {
+    let start = Instant::now();
+    loop {
+        let left = find();
+        if left.is_empty() || start.elapsed() > timeout {
+            return left;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 /// Host pids whose command line contains `needle` (exact argv[0] match is too
 /// strict for nginx, which rewrites its title).
 pub fn pids_matching(needle: &str) -> Vec<i32> {
     let mut out = Vec::new();
     for e in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else { continue };
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
         if let Ok(cmd) = std::fs::read(format!("/proc/{pid}/cmdline")) {
             if String::from_utf8_lossy(&cmd).replace('\0', " ").contains(needle) {
                 out.push(pid);
@@ -250,4 +261,175 @@ pub fn tcp_roundtrip(port: u16, req: &[u8], until: &str) -> std::io::Result<Stri
         buf.extend_from_slice(&chunk[..n]);
     }
     Ok(String::from_utf8_lossy(&buf).into_owned())
+}
+
+/// A `capexec daemon` with its own directories (socket, state, logs, units)
+/// under a fresh directory, and its own cgroup parent. Stopped on drop
+/// (SIGTERM, then SIGKILL).
+pub struct Daemon {
+    pub child: Option<Child>,
+    pub dir: PathBuf,
+    pub who: As,
+    pub cgroup: String,
+}
+
+impl Daemon {
+    /// A daemon directory with an empty `units/`; call [`Daemon::start`] after
+    /// writing units.
+    pub fn prepare(who: As, tag: &str) -> Daemon {
+        static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let dir = shared_dir().join(format!("daemon-{tag}-{n}"));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join("units")).unwrap();
+        if who == As::User {
+            let (uid, gid) = test_user();
+            for d in [dir.clone(), dir.join("units")] {
+                std::os::unix::fs::chown(&d, Some(uid), Some(gid)).unwrap();
+            }
+        }
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+        Daemon { child: None, dir, who, cgroup: format!("capexec-it-{}-{n}", std::process::id()) }
+    }
+
+    pub fn units(&self) -> PathBuf {
+        self.dir.join("units")
+    }
+
+    pub fn socket(&self) -> PathBuf {
+        self.dir.join("run/control.sock")
+    }
+
+    pub fn write_unit(&self, name: &str, text: &str) {
+        let p = self.units().join(format!("{name}.svc"));
+        std::fs::write(&p, text).unwrap();
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o644)).unwrap();
+    }
+
+    pub fn start(&mut self) {
+        let mut c = command(self.who);
+        c.arg("daemon")
+            .arg("--runtime-dir")
+            .arg(self.dir.join("run"))
+            .arg("--state-dir")
+            .arg(self.dir.join("state"))
+            .arg("--log-dir")
+            .arg(self.dir.join("logs"))
+            .arg("--log-files")
+            .arg("--unit-path")
+            .arg(self.units())
+            .arg("--cgroup")
+            .arg(&self.cgroup)
+            .env("CAPEXEC_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(self.dir.join("daemon.log")).unwrap());
+        if self.who == As::User {
+            c.arg("--user");
+            c.env("XDG_RUNTIME_DIR", &self.dir).env("HOME", &self.dir);
+        }
+        let _ = std::fs::remove_file(self.socket());
+        self.child = Some(c.spawn().expect("spawn capexec daemon"));
+        let start = Instant::now();
+        while !self.socket().exists() {
+            if let Some(st) = self.child.as_mut().unwrap().try_wait().unwrap() {
+                panic!("capexec daemon exited with {st}:\n{}", self.log());
+            }
+            assert!(start.elapsed() < Duration::from_secs(10), "the daemon did not create its socket:\n{}", self.log());
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    pub fn pid(&self) -> i32 {
+        self.child.as_ref().expect("started").id() as i32
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("daemon.log")).unwrap_or_default()
+    }
+
+    /// Runs `capexec ARGS --socket ...` as the daemon's user.
+    pub fn ctl(&self, args: &[&str]) -> Output {
+        let mut c = command(self.who);
+        c.args(args).arg("--socket").arg(self.socket());
+        output(c, Duration::from_secs(60))
+    }
+
+    /// `capexec status UNIT --json`, the unit's object.
+    pub fn status(&self, unit: &str) -> serde_json::Value {
+        let o = self.ctl(&["status", unit, "--json"]);
+        assert!(o.status.success(), "status {unit}: {}", text(&o));
+        let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        v["result"][0].clone()
+    }
+
+    /// Polls the unit's status until `pred` holds.
+    pub fn wait_for(&self, unit: &str, timeout: Duration, what: &str, pred: impl Fn(&serde_json::Value) -> bool) -> serde_json::Value {
+        let start = Instant::now();
+        loop {
+            let s = self.status(unit);
+            if pred(&s) {
+                return s;
+            }
+            assert!(start.elapsed() < timeout, "{unit}: waited {timeout:?} for {what}; status now: {s:#}\ndaemon log:\n{}", self.log());
+            std::thread::sleep(Duration::from_millis(25));
+        }
+    }
+
+    pub fn wait_state(&self, unit: &str, state: &str, timeout: Duration) -> serde_json::Value {
+        self.wait_for(unit, timeout, &format!("state {state}"), |s| s["state"] == state)
+    }
+
+    /// SIGTERM and wait for the daemon to exit; returns its exit status.
+    pub fn terminate(&mut self, timeout: Duration) -> std::process::ExitStatus {
+        let mut child = self.child.take().expect("started");
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), nix::sys::signal::SIGTERM).ok();
+        let start = Instant::now();
+        loop {
+            if let Some(st) = child.try_wait().unwrap() {
+                return st;
+            }
+            if start.elapsed() > timeout {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("the daemon did not exit within {timeout:?} of SIGTERM:\n{}", self.log());
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    pub fn kill9(&mut self) {
+        let mut child = self.child.take().expect("started");
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), nix::sys::signal::SIGTERM).ok();
+            let deadline = Instant::now() + Duration::from_secs(20);
+            while child.try_wait().ok().flatten().is_none() && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        // The service cgroups are removed by the daemon; the parents are ours.
+        for root in ["/sys/fs/cgroup/unified", "/sys/fs/cgroup", "/sys/fs/cgroup/memory", "/sys/fs/cgroup/pids", "/sys/fs/cgroup/cpu", "/sys/fs/cgroup/freezer"]
+        {
+            let p = Path::new(root).join(&self.cgroup);
+            if p.is_dir() {
+                if let Ok(rd) = std::fs::read_dir(&p) {
+                    for e in rd.flatten() {
+                        if e.path().is_dir() {
+                            let _ = std::fs::remove_dir(e.path());
+                        }
+                    }
+                }
+                let _ = std::fs::remove_dir(&p);
+            }
+        }
+    }
 }

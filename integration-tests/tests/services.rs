@@ -31,17 +31,6 @@ fn wait_gone(needle: &str, timeout: Duration) -> Vec<i32> {
     wait_gone_by(|| pids_matching(needle), timeout)
 }
 
-fn wait_gone_by(find: impl Fn() -> Vec<i32>, timeout: Duration) -> Vec<i32> {
-    let start = Instant::now();
-    loop {
-        let left = find();
-        if left.is_empty() || start.elapsed() > timeout {
-            return left;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
 fn nginx(who: As) {
     let _g = lock();
     let unit = unit("nginx.svc");
@@ -135,7 +124,23 @@ fn redis_rootless() {
     let _g = lock();
     let svc = Service::start(
         As::User,
-        &["run", "--net", "host", "--bind-tcp", "16379", "--", "/usr/bin/redis-server", "--port", "16379", "--bind", "127.0.0.1", "--dir", "/tmp", "--save", ""],
+        &[
+            "run",
+            "--net",
+            "host",
+            "--bind-tcp",
+            "16379",
+            "--",
+            "/usr/bin/redis-server",
+            "--port",
+            "16379",
+            "--bind",
+            "127.0.0.1",
+            "--dir",
+            "/tmp",
+            "--save",
+            "",
+        ],
     );
     assert!(wait_port(16379, Duration::from_secs(10)), "rootless redis did not come up");
     assert_eq!(tcp_roundtrip(16379, b"PING\r\n", "\r\n").unwrap(), "+PONG\r\n");
@@ -147,7 +152,8 @@ fn redis_rootless() {
 fn memcached_rootless() {
     require_root();
     let _g = lock();
-    let svc = Service::start(As::User, &["run", "--net", "host", "--bind-tcp", "21211", "--", "/usr/bin/memcached", "-p", "21211", "-U", "0", "-l", "127.0.0.1"]);
+    let svc =
+        Service::start(As::User, &["run", "--net", "host", "--bind-tcp", "21211", "--", "/usr/bin/memcached", "-p", "21211", "-U", "0", "-l", "127.0.0.1"]);
     assert!(wait_port(21211, Duration::from_secs(10)), "rootless memcached did not come up");
     let r = tcp_roundtrip(21211, b"version\r\n", "\r\n").unwrap();
     assert!(r.starts_with("VERSION"), "{r}");
@@ -263,8 +269,11 @@ fn nothing_left_behind_rootless() {
 fn listen_fds(who: As) {
     let sock = format!("/tmp/capexec-it-lfd-{who:?}.sock");
     let mut c = command(who);
-    c.args(["run", "--preopen-listen", "tcp:127.0.0.1:0", "--preopen-listen", &format!("unix:{sock}"), "--"])
-        .args(["/bin/sh", "-c", "echo $LISTEN_FDS $LISTEN_PID $$ $LISTEN_FDNAMES; test -S /proc/self/fd/3 || ls -l /proc/self/fd/3"]);
+    c.args(["run", "--preopen-listen", "tcp:127.0.0.1:0", "--preopen-listen", &format!("unix:{sock}"), "--"]).args([
+        "/bin/sh",
+        "-c",
+        "echo $LISTEN_FDS $LISTEN_PID $$ $LISTEN_FDNAMES; test -S /proc/self/fd/3 || ls -l /proc/self/fd/3",
+    ]);
     let _ = std::fs::remove_file(&sock);
     let o = output(c, T);
     let out = String::from_utf8_lossy(&o.stdout);

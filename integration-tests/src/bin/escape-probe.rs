@@ -311,9 +311,8 @@ fn processes(r: &mut Report, host_pid: i32) {
 }
 
 fn fds(r: &mut Report, expected: &str) {
-    let mut open_fds: Vec<i32> = std::fs::read_dir("/proc/self/fd")
-        .map(|d| d.filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok()).collect())
-        .unwrap_or_default();
+    let mut open_fds: Vec<i32> =
+        std::fs::read_dir("/proc/self/fd").map(|d| d.filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok()).collect()).unwrap_or_default();
     open_fds.sort();
     // The directory listing itself holds one fd while it runs; drop the highest
     // if it is no longer open.
@@ -458,6 +457,10 @@ fn main() {
             return;
         }
         "with-seccomp-deny" => with_seccomp_deny(&args[2..]),
+        // A notify-type service: `sd-notify MESSAGE [PINGS]` sends MESSAGE ("\n"
+        // separates fields) to $NOTIFY_SOCKET, then WATCHDOG=1 PINGS times at
+        // WATCHDOG_USEC/4, then sleeps without pinging.
+        "sd-notify" => sd_notify(&arg(2).replace("\\n", "\n"), arg(3).parse().unwrap_or(0)),
         other => {
             eprintln!("escape-probe: unknown case `{other}`");
             std::process::exit(2);
@@ -494,4 +497,22 @@ fn with_seccomp_deny(args: &[String]) -> ! {
     let err = std::process::Command::new(&args[split + 1]).args(&args[split + 2..]).exec();
     eprintln!("with-seccomp-deny: exec {}: {err}", args[split + 1]);
     std::process::exit(2);
+}
+
+fn sd_notify(msg: &str, pings: u32) -> ! {
+    let path = std::env::var("NOTIFY_SOCKET").expect("NOTIFY_SOCKET is set for notify services");
+    let sock = std::os::unix::net::UnixDatagram::unbound().expect("socket");
+    sock.send_to(msg.as_bytes(), &path).unwrap_or_else(|e| panic!("send to {path}: {e}"));
+    println!("sent {msg:?} to {path}");
+    let usec: u64 = std::env::var("WATCHDOG_USEC").ok().and_then(|v| v.parse().ok()).unwrap_or(0);
+    for _ in 0..pings {
+        std::thread::sleep(std::time::Duration::from_micros(usec / 4));
+        sock.send_to(b"WATCHDOG=1", &path).expect("watchdog ping");
+    }
+    if pings > 0 {
+        println!("stopped pinging after {pings}");
+    }
+    loop {
+        std::thread::sleep(std::time::Duration::from_secs(3600));
+    }
 }

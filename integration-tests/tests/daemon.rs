@@ -1,0 +1,459 @@
+//! `capexec daemon` and the commands that control it, against real services:
+//! several at once, restart after kill -9, crash loops, stopping what ignores
+//! SIGTERM and double-forks, killing the daemon, reload, readiness and
+//! watchdog, logs, limits, access control, malformed requests, user mode.
+//! ESCAPE-CASES.md section 7 (40, 42, 43).
+
+use capexec_integration_tests::*;
+use std::io::{Read, Write};
+use std::time::{Duration, Instant};
+
+const T: Duration = Duration::from_secs(20);
+
+fn ok(o: &std::process::Output) -> String {
+    assert!(o.status.success(), "{}", text(o));
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// A unit running `sh -c SCRIPT` with `extra` TOML appended.
+fn sh_unit(script: &str, extra: &str) -> String {
+    format!("[exec]\nargv = [\"/bin/sh\", \"-c\", '''{script}''']\n{extra}\n")
+}
+
+/// A service that ignores SIGTERM and leaves a double-forked, setsid'd child
+/// that ignores it too. `marker` is the sleep argument to find them by.
+fn stubborn(marker: u32, extra: &str) -> String {
+    sh_unit(
+        &format!("trap '' TERM; ( trap '' TERM; setsid sh -c 'trap \"\" TERM; exec sleep {marker}' & ) ; exec sh -c 'trap \"\" TERM; sleep {marker}; true'"),
+        extra,
+    )
+}
+
+fn pid_of(s: &serde_json::Value) -> i32 {
+    s["main_pid"].as_i64().expect("a main pid") as i32
+}
+
+#[test]
+fn supervises_nginx_redis_and_memcached_at_once() {
+    let mut d = Daemon::prepare(As::Root, "three");
+    copy_tree(&shared_dir().join("units"), &d.units());
+    d.start();
+    let out = ok(&d.ctl(&["start", "nginx", "redis", "memcached"]));
+    assert!(out.contains("nginx: started") && out.contains("redis: started") && out.contains("memcached: started"), "{out}");
+    assert!(wait_port(8080, T) && wait_port(6379, T) && wait_port(11211, T), "not all three listen:\n{}", d.log());
+    assert!(http_get(8080, "/").unwrap().starts_with("HTTP/1.1 200"), "nginx answers");
+    assert!(tcp_roundtrip(6379, b"PING\r\n", "\r\n").unwrap().contains("+PONG"), "redis answers");
+    assert!(tcp_roundtrip(11211, b"version\r\n", "\r\n").unwrap().starts_with("VERSION"), "memcached answers");
+    for u in ["nginx", "redis", "memcached"] {
+        let s = d.status(u);
+        assert_eq!(s["state"], "running", "{s:#}");
+        assert!(s["tasks"].as_u64().unwrap() >= 1, "{u}: task count from its cgroup: {s:#}");
+        assert!(s["memory_bytes"].as_u64().unwrap() > 0, "{u}: memory from its cgroup: {s:#}");
+        // Confined as under `capexec exec`: no capabilities, seccomp filter.
+        let st = std::fs::read_to_string(format!("/proc/{}/status", pid_of(&s))).unwrap();
+        assert!(st.contains("CapEff:\t0000000000000000") && st.contains("Seccomp:\t2"), "{u}:\n{st}");
+    }
+    // Human status has what an administrator looks for.
+    let human = ok(&d.ctl(&["status", "redis"]));
+    for want in ["state: running", "main pid:", "tasks", "memory", "restarts: 0", "cgroup:"] {
+        assert!(human.contains(want), "`capexec status redis` lacks {want:?}:\n{human}");
+    }
+    let list = ok(&d.ctl(&["list"]));
+    assert!(list.lines().filter(|l| l.contains(" running ")).count() == 3, "{list}");
+    d.terminate(T);
+    assert!(pids_of_program("/usr/bin/redis-server").is_empty() && pids_of_program("/usr/bin/memcached").is_empty());
+    assert!(!wait_port(8080, Duration::from_millis(200)), "nginx still listens after the daemon stopped");
+}
+
+#[test]
+fn kill_9_of_the_main_process_restarts_it_after_the_backoff() {
+    let mut d = Daemon::prepare(As::Root, "kill9");
+    d.write_unit("sleeper", &sh_unit("exec sleep 100101", "[service]\nrestart = \"always\"\nrestart_delay = \"700ms\""));
+    d.start();
+    ok(&d.ctl(&["start", "sleeper"]));
+    let first = pid_of(&d.wait_state("sleeper", "running", T));
+    let killed = Instant::now();
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(first), nix::sys::signal::SIGKILL).unwrap();
+    d.wait_state("sleeper", "waiting-to-restart", T);
+    let s = d.wait_for("sleeper", T, "a new main process", |s| s["state"] == "running" && s["main_pid"].as_i64().is_some_and(|p| p as i32 != first));
+    assert!(killed.elapsed() >= Duration::from_millis(650), "restarted after {:?}, before the 700ms backoff", killed.elapsed());
+    assert_eq!(s["restarts"], 1, "{s:#}");
+    assert_eq!(s["last_exit"]["code"], 137, "killed by SIGKILL = 128+9: {s:#}");
+    assert_eq!(pids_exact("sleep 100101").len(), 1, "exactly one instance runs");
+}
+
+#[test]
+fn a_crash_loop_ends_in_failed_at_the_start_limit() {
+    let mut d = Daemon::prepare(As::Root, "crash");
+    d.write_unit(
+        "crasher",
+        &sh_unit("echo crashing; exit 3", "[service]\nrestart = \"always\"\nrestart_delay = \"20ms\"\nstart_limit_burst = 4\nstart_limit_interval = \"30s\""),
+    );
+    d.start();
+    let _ = d.ctl(&["start", "crasher"]);
+    let s = d.wait_state("crasher", "failed", T);
+    assert_eq!(s["result"], "start-limit", "{s:#}");
+    assert_eq!(s["restarts"], 3, "4 starts allowed = the first and 3 restarts: {s:#}");
+    assert_eq!(s["last_exit"]["code"], 3, "{s:#}");
+    let human = ok(&d.ctl(&["status", "crasher"]));
+    assert!(human.contains("state: failed (start-limit)") && human.contains("crashing"), "{human}");
+    // Failed stays failed (no more restarts) until started by hand.
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(d.status("crasher")["restarts"], 3);
+    let o = d.ctl(&["start", "crasher"]);
+    assert!(o.status.success() || String::from_utf8_lossy(&o.stderr).contains("failed to start"), "{}", text(&o));
+    // A manual start resets the start limit: another 4 starts, then failed again.
+    d.wait_for("crasher", T, "a fresh round after the manual start", |s| s["restarts"].as_u64() == Some(6) && s["state"] == "failed");
+}
+
+#[test]
+fn stop_kills_a_service_that_ignores_sigterm_and_double_forks() {
+    // With a pid namespace (the default) and without one, where only the
+    // cgroup knows the escaped grandchild (ESCAPE 43).
+    for (marker, extra) in [(100201, ""), (100202, "[namespaces]\npid = false\n[filesystem]\nproc = \"none\"")] {
+        let mut d = Daemon::prepare(As::Root, "stubborn");
+        d.write_unit("stubborn", &stubborn(marker, &format!("[service]\nstop_timeout = \"1s\"\n{extra}")));
+        d.start();
+        ok(&d.ctl(&["start", "stubborn"]));
+        let sleeps = || pids_exact(&format!("sleep {marker}"));
+        let start = Instant::now();
+        while sleeps().len() < 2 {
+            assert!(start.elapsed() < T, "the double-forked child did not appear");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let t = Instant::now();
+        let out = ok(&d.ctl(&["stop", "stubborn"]));
+        let took = t.elapsed();
+        assert!(out.contains("stubborn: stopped"), "{out}");
+        assert!(took >= Duration::from_millis(900), "stop returned after {took:?}: SIGTERM is ignored, so the 1 s timeout must pass");
+        assert!(took < Duration::from_secs(5), "stop took {took:?}");
+        assert_eq!(sleeps(), Vec::<i32>::new(), "processes survived `capexec stop` ({extra})");
+        assert_eq!(d.status("stubborn")["state"], "stopped");
+        d.terminate(T);
+    }
+}
+
+#[test]
+fn sigkill_of_the_daemon_leaves_no_service_process() {
+    let mut d = Daemon::prepare(As::Root, "sigkill");
+    d.write_unit("a", &stubborn(100301, "[service]\nautostart = true"));
+    d.write_unit("b", &stubborn(100302, "[service]\nautostart = true\n[namespaces]\npid = false\n[filesystem]\nproc = \"none\""));
+    d.write_unit("c", &sh_unit("exec sleep 100303", "[service]\nautostart = true"));
+    d.start();
+    for u in ["a", "b", "c"] {
+        d.wait_state(u, "running", T);
+    }
+    let ours = || [100301, 100302, 100303].iter().flat_map(|m| pids_exact(&format!("sleep {m}"))).collect::<Vec<_>>();
+    let start = Instant::now();
+    while ours().len() < 5 {
+        assert!(start.elapsed() < T, "not every process appeared: {:?}", ours());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let dpid = d.pid();
+    let launcher: Vec<i32> =
+        std::fs::read_to_string(format!("/proc/{dpid}/task/{dpid}/children")).unwrap().split_whitespace().map(|p| p.parse().unwrap()).collect();
+    assert_eq!(launcher.len(), 1, "the daemon's one child is its launcher");
+    d.kill9();
+    assert_eq!(wait_gone_by(ours, Duration::from_secs(5)), Vec::<i32>::new(), "service processes outlived the daemon (ESCAPE 42)");
+    let alive = |p: i32| std::fs::read_to_string(format!("/proc/{p}/stat")).is_ok_and(|s| !s.contains(") Z "));
+    assert!(wait_gone_by(|| launcher.iter().copied().filter(|p| alive(*p)).collect(), Duration::from_secs(5)).is_empty(), "the launcher outlived the daemon");
+}
+
+#[test]
+fn sigterm_stops_every_service_gracefully_then_the_daemon_exits() {
+    let mut d = Daemon::prepare(As::Root, "sigterm");
+    d.write_unit("polite", &sh_unit("trap 'echo got SIGTERM; exit 0' TERM; echo up; while :; do sleep 0.05; done", "[service]\nautostart = true"));
+    d.start();
+    d.wait_state("polite", "running", T);
+    std::thread::sleep(Duration::from_millis(100));
+    let t = Instant::now();
+    let st = d.terminate(T);
+    assert!(st.success(), "daemon exit status {st}:\n{}", d.log());
+    assert!(t.elapsed() < Duration::from_secs(3), "stopping took {:?}", t.elapsed());
+    let log = std::fs::read_to_string(d.dir.join("logs/polite.log")).unwrap();
+    assert!(log.contains("got SIGTERM"), "the service was not stopped with its stop signal:\n{log}");
+    assert!(log.contains("main process ended with status 0"), "{log}");
+}
+
+#[test]
+fn reload_keeps_unchanged_restarts_changed_stops_removed_and_adds_new() {
+    let mut d = Daemon::prepare(As::Root, "reload");
+    let auto = "[service]\nautostart = true";
+    d.write_unit("same", &sh_unit("exec sleep 100401", auto));
+    d.write_unit("changed", &sh_unit("exec sleep 100402", auto));
+    d.write_unit("removed", &sh_unit("exec sleep 100403", auto));
+    d.start();
+    let pids: Vec<i32> = ["same", "changed", "removed"].iter().map(|u| pid_of(&d.wait_state(u, "running", T))).collect();
+    d.write_unit("changed", &sh_unit("exec sleep 100412", auto));
+    std::fs::remove_file(d.units().join("removed.svc")).unwrap();
+    d.write_unit("added", &sh_unit("exec sleep 100404", auto));
+    d.write_unit("broken", "[exec]\nargv = 3\n");
+    let o = d.ctl(&["reload", "--json"]);
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("{e}: {}", text(&o)));
+    let r = &v["result"];
+    assert_eq!(r["unchanged"], serde_json::json!(["same"]), "{v:#}");
+    assert_eq!(r["restarted"], serde_json::json!(["changed"]), "{v:#}");
+    assert_eq!(r["removed"], serde_json::json!(["removed"]), "{v:#}");
+    assert_eq!(r["added"], serde_json::json!(["added"]), "{v:#}");
+    assert_eq!(r["started"], serde_json::json!(["added"]), "{v:#}");
+    assert!(r["errors"]["broken"].as_str().unwrap().contains("broken.svc:2"), "errors name file and line: {v:#}");
+    assert_eq!(pid_of(&d.status("same")), pids[0], "an unchanged service keeps running");
+    d.wait_for("changed", T, "the new declaration running", |s| s["state"] == "running" && s["main_pid"].as_i64() != Some(pids[1] as i64));
+    assert!(pids_exact("sleep 100402").is_empty() && pids_exact("sleep 100412").len() == 1, "changed runs the new argv");
+    assert!(wait_gone_by(|| pids_exact("sleep 100403"), T).is_empty(), "a removed service is stopped");
+    let list = ok(&d.ctl(&["list"]));
+    assert!(!list.contains("removed ") && list.contains("bad-declaration"), "{list}");
+    d.wait_state("added", "running", T);
+    // A declaration that stops validating leaves the running service alone.
+    d.write_unit("same", "[exec]\nargv = []\nnope = 1\n");
+    let o = d.ctl(&["reload"]);
+    assert!(!o.status.success() && String::from_utf8_lossy(&o.stderr).contains("same"), "{}", text(&o));
+    let s = d.status("same");
+    assert_eq!(pid_of(&s), pids[0], "still the old run");
+    assert!(s["error"].as_str().unwrap().contains("still using the previous one"), "{s:#}");
+    // SIGHUP does the same as `capexec reload`.
+    d.write_unit("same", &sh_unit("exec sleep 100411", auto));
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(d.pid()), nix::sys::signal::SIGHUP).unwrap();
+    d.wait_for("same", T, "restart after SIGHUP", |s| s["state"] == "running" && s["main_pid"].as_i64() != Some(pids[0] as i64));
+}
+
+#[test]
+fn notify_readiness_status_and_watchdog() {
+    let mut d = Daemon::prepare(As::Root, "notify");
+    let probe = probe();
+    let dir = shared_dir().display().to_string();
+    d.write_unit(
+        "ready",
+        &format!(
+            "[exec]\nargv = [\"{}\", \"sd-notify\", \"STATUS=warming up\\\\nREADY=1\\\\nSTATUS=serving 42 clients\"]\n[filesystem]\nexecutable = [\"{dir}\"]\n[service]\ntype = \"notify\"\n",
+            probe.display()
+        ),
+    );
+    d.write_unit(
+        "never-ready",
+        &format!("[exec]\nargv = [\"{}\", \"sd-notify\", \"STATUS=stuck\"]\n[filesystem]\nexecutable = [\"{dir}\"]\n[service]\ntype = \"notify\"\nready_timeout = \"500ms\"\nrestart = \"no\"\n", probe.display()),
+    );
+    d.write_unit(
+        "dog",
+        &format!(
+            "[exec]\nargv = [\"{}\", \"sd-notify\", \"READY=1\", \"4\"]\n[filesystem]\nexecutable = [\"{dir}\"]\n[service]\ntype = \"notify\"\nwatchdog = \"400ms\"\nrestart = \"always\"\nrestart_delay = \"100ms\"\n",
+            probe.display()
+        ),
+    );
+    d.start();
+    let out = ok(&d.ctl(&["start", "ready"]));
+    assert!(out.contains("ready: started (running"), "start waits for READY=1: {out}");
+    let s = d.status("ready");
+    assert_eq!(s["status_text"], "serving 42 clients", "{s:#}");
+    assert!(ok(&d.ctl(&["status", "ready"])).contains("status: \"serving 42 clients\""));
+
+    let t = Instant::now();
+    let o = d.ctl(&["start", "never-ready"]);
+    assert!(!o.status.success(), "a service that never sends READY=1 failed to start: {}", text(&o));
+    assert!(t.elapsed() >= Duration::from_millis(450), "{:?}", t.elapsed());
+    assert_eq!(d.status("never-ready")["result"], "ready-timeout");
+
+    ok(&d.ctl(&["start", "dog"]));
+    let s = d.wait_for("dog", T, "a watchdog restart", |s| s["restarts"].as_u64() >= Some(1));
+    // 4 pings at 100 ms, then silence: restarted about 0.8 s in, not before.
+    assert!(s["restarts"].as_u64() >= Some(1), "{s:#}");
+    let log = std::fs::read_to_string(d.dir.join("logs/dog.log")).unwrap();
+    assert!(log.contains("stopped pinging after 4") && log.contains("watchdog timeout"), "{log}");
+}
+
+#[test]
+fn logs_are_captured_rotated_followed_and_never_lost_silently() {
+    let mut d = Daemon::prepare(As::Root, "logs");
+    // 200000 lines as fast as sh can write them, then a line a second.
+    d.write_unit(
+        "chatty",
+        &sh_unit("i=0; while [ $i -lt 200000 ]; do echo \"line $i\"; i=$((i+1)); done; echo done >&2; while :; do echo tick; sleep 0.2; done", ""),
+    );
+    d.start();
+    ok(&d.ctl(&["start", "chatty"]));
+    let file = d.dir.join("logs/chatty.log");
+    let start = Instant::now();
+    let count = || -> (usize, bool) {
+        let mut n = 0;
+        let mut done = false;
+        for f in [logs_rotated(&file, 3), logs_rotated(&file, 2), logs_rotated(&file, 1), file.clone()] {
+            let t = std::fs::read_to_string(&f).unwrap_or_default();
+            n += t.lines().filter(|l| l.contains(" line ")).count();
+            done |= t.contains("err: done");
+        }
+        (n, done)
+    };
+    while !count().1 {
+        assert!(start.elapsed() < Duration::from_secs(60), "the flood did not finish");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let s = d.status("chatty");
+    let dropped = s["log_lines_dropped"].as_u64().unwrap() as usize;
+    assert_eq!(count().0 + dropped, 200_000, "every line is either in the log or counted as dropped");
+    let o = ok(&d.ctl(&["logs", "chatty", "-n", "3"]));
+    assert_eq!(o.lines().count(), 3, "{o}");
+    // -f delivers new lines as they come.
+    let mut c = command(As::Root);
+    c.args(["logs", "-f", "-n", "0", "chatty", "--socket"]).arg(d.socket()).stdout(std::process::Stdio::piped());
+    let mut child = c.spawn().unwrap();
+    let mut buf = [0u8; 256];
+    let n = child.stdout.as_mut().unwrap().read(&mut buf).unwrap();
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(String::from_utf8_lossy(&buf[..n]).contains("tick"), "followed: {:?}", String::from_utf8_lossy(&buf[..n]));
+}
+
+fn logs_rotated(p: &std::path::Path, i: u32) -> std::path::PathBuf {
+    std::path::PathBuf::from(format!("{}.{i}", p.display()))
+}
+
+#[test]
+fn declared_limits_are_enforced_through_the_cgroup() {
+    let mut d = Daemon::prepare(As::Root, "limits");
+    d.write_unit(
+        "bounded",
+        &sh_unit(
+            "sh -c 'for i in 1 2 3 4 5 6 7 8; do sleep 100501 & done'; echo forked; exec sleep 100599",
+            "[service]\nrestart = \"no\"\n[limits]\ntasks_max = 4\nmemory_max = \"64M\"\ncpu_weight = 50",
+        ),
+    );
+    d.start();
+    ok(&d.ctl(&["start", "bounded"]));
+    let s = d.wait_for("bounded", T, "the fork attempts", |s| s["log_tail"].as_array().unwrap().iter().any(|l| l.as_str().unwrap().contains("forked")));
+    assert!(pids_exact("sleep 100501").len() <= 3, "tasks_max = 4 admits the shell and 3 sleeps, found {}", pids_exact("sleep 100501").len());
+    let log = std::fs::read_to_string(d.dir.join("logs/bounded.log")).unwrap();
+    assert!(log.contains("Cannot fork"), "fork failures are reported:\n{log}");
+    assert!(s["tasks"].as_u64().unwrap() <= 4, "{s:#}");
+    // Each limit landed in whichever hierarchy has its controller here.
+    let h = capexec_supervisor_paths();
+    for (file, want) in h {
+        let f = std::path::Path::new(file).join(&d.cgroup).join("bounded").join(want.0);
+        if f.exists() {
+            assert_eq!(std::fs::read_to_string(&f).unwrap().trim(), want.1, "{}", f.display());
+        }
+    }
+}
+
+/// cgroup files and values for the limits above, on v2 or v1.
+fn capexec_supervisor_paths() -> Vec<(&'static str, (&'static str, &'static str))> {
+    vec![
+        ("/sys/fs/cgroup/memory", ("memory.limit_in_bytes", "67108864")),
+        ("/sys/fs/cgroup/pids", ("pids.max", "4")),
+        ("/sys/fs/cgroup/cpu", ("cpu.shares", "512")),
+        ("/sys/fs/cgroup", ("memory.max", "67108864")),
+        ("/sys/fs/cgroup", ("cpu.weight", "50")),
+    ]
+}
+
+#[test]
+fn enable_and_disable_decide_what_starts_with_the_daemon() {
+    let mut d = Daemon::prepare(As::Root, "enable");
+    d.write_unit("x", &sh_unit("exec sleep 100601", ""));
+    d.write_unit("y", &sh_unit("exec sleep 100602", "[service]\nautostart = true"));
+    d.start();
+    assert_eq!(d.status("x")["state"], "stopped");
+    d.wait_state("y", "running", T);
+    assert!(ok(&d.ctl(&["enable", "x"])).contains("x: enabled"));
+    let o = ok(&d.ctl(&["disable", "y", "--now"]));
+    assert!(o.contains("y: disabled, stopped"), "{o}");
+    d.terminate(T);
+    d.start();
+    d.wait_state("x", "running", T);
+    assert_eq!(d.status("y")["state"], "stopped", "disabled overrides autostart");
+    assert_eq!(d.status("y")["enabled"], false);
+}
+
+#[test]
+fn control_socket_refuses_unauthorised_users() {
+    let mut d = Daemon::prepare(As::Root, "authz");
+    d.write_unit("x", &sh_unit("exec sleep 100701", ""));
+    d.start();
+    let mut c = command(As::User);
+    c.args(["stop", "x", "--socket"]).arg(d.socket());
+    let o = output(c, T);
+    assert!(!o.status.success(), "{}", text(&o));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("permission denied") && err.contains("capexec"), "the refusal says who may: {err}");
+    // Root still may.
+    ok(&d.ctl(&["list"]));
+    assert!(d.log().contains("refused a control connection"), "refusals are logged:\n{}", d.log());
+}
+
+fn raw_request(sock: &std::path::Path, data: &[u8]) -> String {
+    let mut s = std::os::unix::net::UnixStream::connect(sock).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(15))).unwrap();
+    let _ = s.write_all(data);
+    let _ = s.shutdown(std::net::Shutdown::Write);
+    let mut out = String::new();
+    let _ = s.read_to_string(&mut out);
+    out
+}
+
+#[test]
+fn malformed_and_oversized_requests_get_errors_not_crashes() {
+    let mut d = Daemon::prepare(As::Root, "malformed");
+    d.start();
+    let sock = d.socket();
+    let huge = format!("{{\"v\":1,\"op\":\"status\",\"units\":[\"{}\"]}}\n", "a".repeat(2 << 20));
+    let cases: Vec<(&str, Vec<u8>, &str)> = vec![
+        ("garbage", b"hello\n".to_vec(), "malformed request"),
+        ("no version", b"{\"op\":\"list\"}\n".to_vec(), "no protocol version"),
+        ("wrong version", b"{\"v\":99,\"op\":\"list\"}\n".to_vec(), "version 99"),
+        ("unknown op", b"{\"v\":1,\"op\":\"format-disk\"}\n".to_vec(), "unknown variant"),
+        ("unknown field", b"{\"v\":1,\"op\":\"list\",\"x\":1}\n".to_vec(), "unknown field"),
+        ("wrong type", b"{\"v\":1,\"op\":\"start\",\"units\":\"nginx\"}\n".to_vec(), "invalid type"),
+        ("not UTF-8", b"{\"v\":1,\"op\":\"\xff\xfe\"}\n".to_vec(), "malformed request"),
+        ("no newline", b"{\"v\":1,\"op\":\"list\"}".to_vec(), "incomplete request"),
+        ("empty", Vec::new(), "incomplete request"),
+        ("oversized", huge.into_bytes(), "request too large"),
+        ("deep nesting", format!("{}\n", "[".repeat(60_000)).into_bytes(), "malformed request"),
+        ("empty units", b"{\"v\":1,\"op\":\"start\",\"units\":[]}\n".to_vec(), "no unit given"),
+        ("unknown unit", b"{\"v\":1,\"op\":\"stop\",\"units\":[\"../../etc/passwd\"]}\n".to_vec(), "error"),
+    ];
+    for (what, data, want) in cases {
+        let out = raw_request(&sock, &data);
+        assert!(out.contains("\"ok\":false") && out.contains(want), "{what}: {out:?}");
+    }
+    // A client that connects and says nothing does not block others.
+    let _idle: Vec<_> = (0..50).map(|_| std::os::unix::net::UnixStream::connect(&sock).unwrap()).collect();
+    let o = ok(&d.ctl(&["list"]));
+    assert!(o.contains("0 units"), "{o}");
+    assert!(d.child.as_mut().unwrap().try_wait().unwrap().is_none(), "the daemon is still running");
+}
+
+#[test]
+fn no_daemon_gives_a_message_with_the_fix() {
+    let mut c = command(As::Root);
+    c.args(["status", "--socket", "/tmp/capexec-it-nonexistent/control.sock"]);
+    let o = output(c, T);
+    assert_eq!(o.status.code(), Some(4), "{}", text(&o));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("no capexec daemon is running") && err.contains("help: start"), "{err}");
+}
+
+#[test]
+fn user_mode_daemon_as_an_unprivileged_user() {
+    let mut d = Daemon::prepare(As::User, "user");
+    d.write_unit("mine", &sh_unit("echo \"uid $(id -u)\"; exec sleep 100801", "[service]\nautostart = true"));
+    d.write_unit("limited", &sh_unit("exec sleep 100802", "[limits]\ntasks_max = 10"));
+    d.start();
+    let s = d.wait_state("mine", "running", T);
+    let (uid, _) = test_user();
+    let st = std::fs::read_to_string(format!("/proc/{}/status", pid_of(&s))).unwrap();
+    assert!(st.lines().any(|l| l.starts_with("Uid:") && l.contains(&uid.to_string())), "runs as the user:\n{st}");
+    let mode = std::fs::metadata(d.socket()).unwrap();
+    assert_eq!(std::os::unix::fs::MetadataExt::uid(&mode), uid, "the socket is the user's");
+    // Limits need a cgroup, which a user daemon does not have: a clear error.
+    let o = d.ctl(&["start", "limited"]);
+    assert!(!o.status.success() && String::from_utf8_lossy(&o.stderr).contains("[limits]"), "{}", text(&o));
+    ok(&d.ctl(&["stop", "mine"]));
+    assert!(pids_exact("sleep 100801").is_empty());
+    ok(&d.ctl(&["start", "mine"]));
+    d.wait_state("mine", "running", T);
+    // Another user (root is always admitted, so use the socket's mode): the
+    // directory is private to the user.
+    let rt = std::fs::metadata(d.dir.join("run")).unwrap();
+    assert_eq!(std::os::unix::fs::PermissionsExt::mode(&rt.permissions()) & 0o777, 0o700);
+    d.kill9();
+    assert!(wait_gone_by(|| pids_exact("sleep 100801"), Duration::from_secs(5)).is_empty(), "killing a user daemon leaves nothing");
+}
