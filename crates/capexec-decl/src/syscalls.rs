@@ -420,14 +420,20 @@ pub fn group(name: &str) -> Option<&'static Group> {
 
 /// Expands a group into syscall names, recursively. Unknown names inside a group
 /// are a bug in the table (caught by a unit test), not a user error.
-pub fn expand(group: &Group, out: &mut std::collections::BTreeSet<String>) {
+pub fn expand(group: &Group, out: &mut std::collections::BTreeSet<&'static str>) {
     for m in group.members {
         if let Some(sub) = m.strip_prefix('@').and_then(|_| self::group(m)) {
             expand(sub, out);
         } else {
-            out.insert((*m).to_owned());
+            out.insert(m);
         }
     }
+}
+
+/// The table's own copy of a syscall name. Specs hold these instead of owned
+/// strings: a daemon keeps a thousand specs of some 300 names each.
+pub fn static_name(name: &str) -> Option<&'static str> {
+    SYSCALLS.iter().find(|(n, _)| *n == name).map(|(n, _)| *n)
 }
 
 /// Closest known names, for "did you mean" hints.

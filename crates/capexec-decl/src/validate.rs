@@ -400,7 +400,7 @@ pub fn validate(name: &str, raw: &RawUnit, sources: Vec<PathBuf>, ctx: &Context)
     if service.kind == ServiceType::Notify {
         // sd_notify(3) opens a datagram socket and sends to NOTIFY_SOCKET: a notify
         // service that could not do that could never become ready.
-        seccomp.allowed.extend(NOTIFY_SYSCALLS.iter().map(|s| s.to_string()));
+        seccomp.allowed.extend(NOTIFY_SYSCALLS);
     }
 
     if !v.errors.is_empty() {
@@ -616,8 +616,8 @@ fn seccomp(v: &mut V, raw: &RawUnit) -> SeccompSpec {
             let mut set = BTreeSet::new();
             if let Some(g) = syscalls::group(name) {
                 syscalls::expand(g, &mut set);
-            } else if syscalls::number(name).is_some() {
-                set.insert(name.clone());
+            } else if let Some(n) = syscalls::static_name(name) {
+                set.insert(n);
             } else {
                 let hint = match syscalls::suggest(name) {
                     Some(s) => format!("did you mean `{s}`? groups and names are listed in docs/declaration.md"),
@@ -630,7 +630,7 @@ fn seccomp(v: &mut V, raw: &RawUnit) -> SeccompSpec {
                 allowed.extend(set);
             } else {
                 for s in set {
-                    allowed.remove(&s);
+                    allowed.remove(s);
                 }
             }
         }

@@ -457,3 +457,22 @@ fn supervision_errors() {
     let e = one(&format!("{ARGV}[service]\nstop_timeout = -3\n"));
     assert!(e.message.contains("negative"), "{e}");
 }
+
+/// The daemon hands specs to its launcher as JSON: every shipped unit must
+/// come back identical.
+#[test]
+fn specs_round_trip_through_json() {
+    let units = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../units");
+    let mut n = 0;
+    for e in std::fs::read_dir(&units).unwrap() {
+        let p = e.unwrap().path();
+        if p.extension().is_some_and(|x| x == "svc") {
+            let spec = load_unit(p.to_str().unwrap(), &[], &ctx_root()).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+            let json = serde_json::to_string(&spec).unwrap();
+            let back: capexec_decl::ServiceSpec = serde_json::from_str(&json).unwrap_or_else(|e| panic!("{}: {e}\n{json}", p.display()));
+            assert_eq!(back, spec, "{}", p.display());
+            n += 1;
+        }
+    }
+    assert!(n >= 4, "found {n} units");
+}

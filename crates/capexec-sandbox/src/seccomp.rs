@@ -262,8 +262,8 @@ mod tests {
         }
     }
 
-    fn spec(allowed: &[&str]) -> SeccompSpec {
-        SeccompSpec { declared: vec![], allowed: allowed.iter().map(|s| s.to_string()).collect(), action: DenyAction::Errno(libc::EPERM) }
+    fn spec(allowed: &[&'static str]) -> SeccompSpec {
+        SeccompSpec { declared: vec![], allowed: allowed.iter().copied().collect(), action: DenyAction::Errno(libc::EPERM) }
     }
 
     const EPERM: u32 = SECCOMP_RET_ERRNO | libc::EPERM as u32;

@@ -13,7 +13,6 @@ use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use tokio::io::AsyncReadExt;
 use tokio::sync::broadcast;
 
 /// Lines longer than this are split (as journald does with LineMax).
@@ -219,40 +218,62 @@ pub fn rotated(path: &Path, i: u32) -> PathBuf {
 
 /// Reads one of the service's pipes until EOF (every process holding the
 /// write end has exited).
+///
+/// The read buffer is shared by every reader of the (single-threaded) event
+/// loop instead of living in each task: a thousand services would otherwise
+/// hold 2000 idle 64 KiB buffers.
 pub async fn read_pipe(sink: Arc<LogSink>, fd: OwnedFd, stream: Stream) {
-    let mut rx = match tokio::net::unix::pipe::Receiver::from_owned_fd(fd) {
+    thread_local! {
+        static BUF: std::cell::RefCell<Vec<u8>> = std::cell::RefCell::new(vec![0u8; 64 * 1024]);
+    }
+    let rx = match tokio::net::unix::pipe::Receiver::from_owned_fd(fd) {
         Ok(r) => r,
         Err(e) => {
             sink.note(&format!("cannot read the service's output: {e}"));
             return;
         }
     };
-    let mut buf = vec![0u8; 64 * 1024];
     let mut partial: Vec<u8> = Vec::new();
     loop {
-        let n = match rx.read(&mut buf).await {
-            Ok(0) | Err(_) => break,
-            Ok(n) => n,
-        };
-        let mut lines = Vec::new();
-        for chunk in buf[..n].split_inclusive(|b| *b == b'\n') {
-            partial.extend_from_slice(chunk);
-            if partial.last() == Some(&b'\n') {
-                partial.pop();
-                lines.push((stream, String::from_utf8_lossy(&partial).into_owned()));
-                partial.clear();
-            } else if partial.len() >= MAX_LINE {
-                lines.push((stream, String::from_utf8_lossy(&partial).into_owned()));
-                partial.clear();
-            }
+        if rx.readable().await.is_err() {
+            break;
         }
-        if !lines.is_empty() {
-            sink.write_lines(&lines, "service");
+        let lines = BUF.with_borrow_mut(|buf| match rx.try_read(buf) {
+            Ok(0) => None,
+            Ok(n) => Some(split_lines(&buf[..n], &mut partial, stream)),
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => Some(Vec::new()),
+            Err(_) => None,
+        });
+        match lines {
+            None => break,
+            Some(lines) if !lines.is_empty() => sink.write_lines(&lines, "service"),
+            Some(_) => {}
         }
     }
     if !partial.is_empty() {
         sink.write_lines(&[(stream, String::from_utf8_lossy(&partial).into_owned())], "service");
     }
+}
+
+/// Complete lines of `data` (after what `partial` held), splitting lines
+/// longer than MAX_LINE; an unfinished line stays in `partial`.
+fn split_lines(data: &[u8], partial: &mut Vec<u8>, stream: Stream) -> Vec<(Stream, String)> {
+    let mut lines = Vec::new();
+    for chunk in data.split_inclusive(|b| *b == b'\n') {
+        partial.extend_from_slice(chunk);
+        if partial.last() == Some(&b'\n') {
+            partial.pop();
+            lines.push((stream, String::from_utf8_lossy(partial).into_owned()));
+            partial.clear();
+        } else if partial.len() >= MAX_LINE {
+            lines.push((stream, String::from_utf8_lossy(partial).into_owned()));
+            partial.clear();
+        }
+    }
+    if partial.capacity() > MAX_LINE * 2 && partial.is_empty() {
+        *partial = Vec::new();
+    }
+    lines
 }
 
 /// The last `n` lines of a service's log files (current and rotated).
