@@ -307,15 +307,21 @@ impl Daemon {
     }
 
     pub fn start(&mut self) {
+        self.start_with(&["--log-files"], &[]);
+    }
+
+    /// Starts the daemon with extra arguments and environment.
+    pub fn start_with(&mut self, args: &[&str], env: &[(&str, &str)]) {
         let mut c = command(self.who);
+        c.envs(env.iter().copied());
         c.arg("daemon")
+            .args(args)
             .arg("--runtime-dir")
             .arg(self.dir.join("run"))
             .arg("--state-dir")
             .arg(self.dir.join("state"))
             .arg("--log-dir")
             .arg(self.dir.join("logs"))
-            .arg("--log-files")
             .arg("--unit-path")
             .arg(self.units())
             .arg("--cgroup")

@@ -457,3 +457,29 @@ fn user_mode_daemon_as_an_unprivileged_user() {
     d.kill9();
     assert!(wait_gone_by(|| pids_exact("sleep 100801"), Duration::from_secs(5)).is_empty(), "killing a user daemon leaves nothing");
 }
+
+#[test]
+fn logs_go_to_the_journal_when_one_runs() {
+    // A stand-in for journald's socket (CAPEXEC_JOURNAL_SOCKET moves it).
+    let mut d = Daemon::prepare(As::Root, "journal");
+    let sock_path = d.dir.join("journal.sock");
+    let journal = std::os::unix::net::UnixDatagram::bind(&sock_path).unwrap();
+    journal.set_read_timeout(Some(T)).unwrap();
+    d.write_unit("talker", &sh_unit("echo to-stdout; echo to-stderr >&2; exec sleep 100901", ""));
+    d.start_with(&[], &[("CAPEXEC_JOURNAL_SOCKET", sock_path.to_str().unwrap())]);
+    ok(&d.ctl(&["start", "talker"]));
+    let mut seen = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !(seen.iter().any(|m: &String| m.contains("MESSAGE=to-stdout")) && seen.iter().any(|m| m.contains("MESSAGE=err: to-stderr"))) {
+        let n = journal.recv(&mut buf).unwrap_or_else(|e| panic!("no journal entry ({e}); got {seen:?}"));
+        seen.push(String::from_utf8_lossy(&buf[..n]).into_owned());
+    }
+    let out = seen.iter().find(|m| m.contains("MESSAGE=to-stdout")).unwrap();
+    assert!(out.contains("PRIORITY=6\n") && out.contains("CAPEXEC_UNIT=talker\n") && out.contains("SYSLOG_IDENTIFIER=talker\n"), "{out}");
+    let err = seen.iter().find(|m| m.contains("to-stderr")).unwrap();
+    assert!(err.contains("PRIORITY=3\n"), "{err}");
+    assert!(!d.dir.join("logs/talker.log").exists(), "no log file when the journal takes the lines");
+    let o = d.ctl(&["logs", "talker"]);
+    assert!(String::from_utf8_lossy(&o.stdout).contains("to-stdout"), "{}", text(&o));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("journalctl CAPEXEC_UNIT=talker"), "{}", text(&o));
+}

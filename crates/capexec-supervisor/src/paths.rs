@@ -46,15 +46,22 @@ impl Paths {
     }
 
     /// User mode: $XDG_RUNTIME_DIR/capexec, $XDG_STATE_HOME/capexec (default
-    /// ~/.local/state/capexec) with logs in its `logs/`.
-    pub fn user() -> Result<Paths, String> {
-        let runtime = user_runtime_dir()
-            .ok_or("user mode needs $XDG_RUNTIME_DIR (or /run/user/UID) for its control socket; set XDG_RUNTIME_DIR to a private directory you own, or pass --runtime-dir")?
-            .join("capexec");
-        let state = env_path("XDG_STATE_HOME")
-            .or_else(|| home().map(|h| h.join(".local/state")))
-            .ok_or("user mode needs $XDG_STATE_HOME or $HOME for its state; set one, or pass --state-dir")?
-            .join("capexec");
+    /// ~/.local/state/capexec) with logs in its `logs/`. `runtime` and `state`
+    /// replace the defaults (and need no environment).
+    pub fn user(runtime: Option<PathBuf>, state: Option<PathBuf>) -> Result<Paths, String> {
+        let runtime = match runtime {
+            Some(r) => r,
+            None => user_runtime_dir()
+                .ok_or("user mode needs $XDG_RUNTIME_DIR (or /run/user/UID) for its control socket; set XDG_RUNTIME_DIR to a private directory you own, or pass --runtime-dir")?
+                .join("capexec"),
+        };
+        let state = match state {
+            Some(s) => s,
+            None => env_path("XDG_STATE_HOME")
+                .or_else(|| home().map(|h| h.join(".local/state")))
+                .ok_or("user mode needs $XDG_STATE_HOME or $HOME for its state; set one, or pass --state-dir")?
+                .join("capexec"),
+        };
         let logs = state.join("logs");
         Ok(Paths { mode: Mode::User, runtime, state, logs })
     }

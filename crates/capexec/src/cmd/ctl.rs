@@ -304,6 +304,12 @@ pub fn logs(a: &LogsArgs) -> i32 {
     if a.client.json {
         println!("{}", serde_json::to_string(&first.result).expect("serialisable"));
     } else {
+        if first.result["file"].is_null() {
+            eprintln!(
+                "capexec: {0} logs to the journal; these are the last lines the daemon keeps, `journalctl CAPEXEC_UNIT={0}` has them all",
+                first.result["unit"].as_str().unwrap_or("?")
+            );
+        }
         for l in first.result["lines"].as_array().into_iter().flatten() {
             println!("{}", l.as_str().unwrap_or(""));
         }

@@ -9,7 +9,7 @@ pub fn run(args: &DaemonArgs) -> i32 {
     let root = nix::unistd::geteuid().is_root();
     let user_mode = args.user || !root;
     let mut p = if user_mode {
-        match Paths::user() {
+        match Paths::user(args.runtime_dir.clone(), args.state_dir.clone()) {
             Ok(p) => p,
             Err(e) => {
                 eprintln!("capexec daemon: {e}");
@@ -17,17 +17,15 @@ pub fn run(args: &DaemonArgs) -> i32 {
             }
         }
     } else {
-        Paths::system()
-    };
-    if let Some(d) = &args.runtime_dir {
-        p.runtime = d.clone();
-    }
-    if let Some(d) = &args.state_dir {
-        p.state = d.clone();
-        if args.log_dir.is_none() && user_mode {
-            p.logs = d.join("logs");
+        let mut p = Paths::system();
+        if let Some(d) = &args.runtime_dir {
+            p.runtime = d.clone();
         }
-    }
+        if let Some(d) = &args.state_dir {
+            p.state = d.clone();
+        }
+        p
+    };
     if let Some(d) = &args.log_dir {
         p.logs = d.clone();
     }
