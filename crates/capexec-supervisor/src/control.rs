@@ -55,7 +55,7 @@ fn supplementary_groups(pid: i32) -> Vec<u32> {
 
 /// Reads one request line of at most MAX_REQUEST bytes. Errors are the reply
 /// to send.
-pub async fn read_request<R: tokio::io::AsyncRead + Unpin>(r: R) -> Result<Request, Response> {
+pub async fn read_request<R: tokio::io::AsyncRead + Unpin>(r: &mut R) -> Result<Request, Response> {
     let mut line = Vec::new();
     let mut limited = tokio::io::BufReader::new(r.take(MAX_REQUEST as u64 + 1));
     limited.read_until(b'\n', &mut line).await.map_err(|e| Response::err(format!("reading the request: {e}"), None))?;

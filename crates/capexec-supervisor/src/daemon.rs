@@ -416,7 +416,7 @@ async fn accept_loop(l: tokio::net::UnixListener, access: Access, tx: mpsc::Unbo
 }
 
 async fn serve(stream: tokio::net::UnixStream, access: Access, tx: mpsc::UnboundedSender<Ev>) {
-    let (r, mut w) = stream.into_split();
+    let (mut r, mut w) = stream.into_split();
     let cred = r.as_ref().peer_cred();
     let refusal = match &cred {
         Ok(c) => access.check(c.uid(), c.gid(), c.pid()).err(),
@@ -427,7 +427,7 @@ async fn serve(stream: tokio::net::UnixStream, access: Access, tx: mpsc::Unbound
         let _ = w.write_all(Response::err(format!("permission denied: {msg}"), None).to_line().as_bytes()).await;
         return;
     }
-    let req = match tokio::time::timeout(Duration::from_secs(10), control::read_request(r)).await {
+    let req = match tokio::time::timeout(Duration::from_secs(10), control::read_request(&mut r)).await {
         Ok(Ok(req)) => req,
         Ok(Err(resp)) => {
             let _ = w.write_all(resp.to_line().as_bytes()).await;
@@ -453,8 +453,15 @@ async fn serve(stream: tokio::net::UnixStream, access: Access, tx: mpsc::Unbound
             if w.write_all(first.to_line().as_bytes()).await.is_err() {
                 return;
             }
+            let mut probe = [0u8; 1];
             loop {
-                let line = match lines.recv().await {
+                // Also watch the client: one that hangs up (EOF) or sends anything
+                // ends the follow, even while the service is silent.
+                let next = tokio::select! {
+                    l = lines.recv() => l,
+                    _ = tokio::io::AsyncReadExt::read(&mut r, &mut probe) => break,
+                };
+                let line = match next {
                     Ok(l) => json!({"line": &*l}),
                     Err(broadcast::error::RecvError::Lagged(n)) => {
                         json!({"line": format!("capexec: {n} lines skipped (the reader was too slow)")})
