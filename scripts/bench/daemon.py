@@ -97,6 +97,12 @@ def main():
             d.wait()
     left = subprocess.run(["pgrep", "-x", "-f", "/bin/sleep infinity"], capture_output=True, text=True).stdout.split()
     shutil.rmtree(work, ignore_errors=True)
+    # The daemon removes each service's cgroup; the parent named by --cgroup is ours.
+    for h in Path("/sys/fs/cgroup").glob("**/" + cgroup):
+        for sub in h.iterdir():
+            if sub.is_dir():
+                sub.rmdir()
+        h.rmdir()
     mib = lambda k: k / 1024
     ok = lambda v, lim: "met" if v <= lim else "NOT met"
     uname = os.uname()
