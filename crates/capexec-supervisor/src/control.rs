@@ -3,7 +3,7 @@
 
 use crate::paths::Mode;
 use crate::protocol::{Envelope, Request, Response, MAX_REQUEST, VERSION};
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt};
 
@@ -170,11 +170,4 @@ impl Client {
             }
         }
     }
-}
-
-/// Reads everything left (tests of malformed input use it).
-pub fn read_all(mut s: std::os::unix::net::UnixStream) -> String {
-    let mut out = String::new();
-    let _ = s.read_to_string(&mut out);
-    out
 }

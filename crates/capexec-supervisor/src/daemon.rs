@@ -673,14 +673,23 @@ impl Daemon {
     }
 
     fn launch(&mut self, name: &str) {
-        match self.prepare_launch(name) {
-            Ok(()) => {}
-            Err(e) => {
-                let s = self.services.get_mut(name).expect("launching a known service");
-                s.log.note(&format!("cannot start: {e}"));
-                s.error = Some(e);
-                self.queue.push_back((name.to_owned(), Event::SpawnFailed));
-            }
+        if let Err(e) = self.prepare_launch(name) {
+            self.spawn_failed(name, e);
+        }
+    }
+
+    /// The run could not start, here or in the launcher: record why, then let
+    /// the machine decide (a stop that came meanwhile only needs the cleanup).
+    fn spawn_failed(&mut self, name: &str, error: String) {
+        let Some(s) = self.services.get_mut(name) else { return };
+        s.launching = None;
+        s.log.note(&format!("cannot start: {error}"));
+        s.error = Some(error);
+        s.last_exit = Some((None, Outcome::SpawnFailed, Instant::now()));
+        if s.machine.state == State::Starting {
+            self.queue.push_back((name.to_owned(), Event::SpawnFailed));
+        } else {
+            self.check_gone(name);
         }
     }
 
@@ -775,20 +784,8 @@ impl Daemon {
                 }
             }
             LauncherEvent::Failed { id, error } => {
-                let Some(name) = self.launches.remove(&id) else {
-                    return;
-                };
-                let Some(s) = self.services.get_mut(&name) else {
-                    return;
-                };
-                s.launching = None;
-                s.log.note(&format!("cannot start: {error}"));
-                s.error = Some(error);
-                s.last_exit = Some((None, Outcome::SpawnFailed, Instant::now()));
-                if s.machine.state == State::Starting {
-                    self.queue.push_back((name, Event::SpawnFailed));
-                } else {
-                    self.check_gone(&name);
+                if let Some(name) = self.launches.remove(&id) {
+                    self.spawn_failed(&name, error);
                 }
             }
             LauncherEvent::Exited { init_pid, code } => {
@@ -797,18 +794,15 @@ impl Daemon {
                 };
                 let s = self.services.get_mut(&name).expect("found above");
                 s.run = None;
-                let outcome = if code == 0 { Outcome::Success } else { Outcome::ExitFailure };
-                s.last_exit = Some((Some(code), s.machine.outcome.unwrap_or(outcome), Instant::now()));
+                // The outcome the machine had (a stop it asked for, a timeout) wins
+                // over the bare status; a restart queued by `process` clears it.
+                let before = s.machine.outcome;
                 s.log.note(&format!("main process ended with status {code}"));
                 self.queue.push_back((name.clone(), Event::MainExited { success: code == 0 }));
-                // After the state machine has seen the exit, check what is left.
                 self.process();
                 if let Some(s) = self.services.get_mut(&name) {
-                    if let Some((_, o, _)) = &mut s.last_exit {
-                        if let Some(mo) = s.machine.outcome {
-                            *o = mo;
-                        }
-                    }
+                    let by_status = if code == 0 { Outcome::Success } else { Outcome::ExitFailure };
+                    s.last_exit = Some((Some(code), s.machine.outcome.or(before).unwrap_or(by_status), Instant::now()));
                 }
                 self.check_gone(&name);
             }

@@ -104,10 +104,12 @@ impl LogSink {
 
     /// A line from capexec itself about the service (started, exited, ...).
     pub fn note(&self, text: &str) {
-        self.write_lines(&[(Stream::Stderr, format!("capexec: {text}"))], "capexec");
+        self.write_lines(&[(Stream::Stderr, format!("capexec: {text}"))], false);
     }
 
-    fn write_lines(&self, lines: &[(Stream, String)], origin: &str) {
+    /// `from_service`: the service's own output (stderr lines get an `err: `
+    /// tag); otherwise a note of capexec's, already marked as such.
+    fn write_lines(&self, lines: &[(Stream, String)], from_service: bool) {
         let mut inner = self.inner.lock().expect("log lock");
         let now = rfc3339_now();
         let mut out = String::new();
@@ -117,11 +119,7 @@ impl LogSink {
             formatted.push((Stream::Stderr, format!("{now} capexec: {n} log lines of this service were dropped (could not be written)")));
         }
         for (stream, text) in lines {
-            let tag = match (origin, stream) {
-                ("capexec", _) => "",
-                (_, Stream::Stdout) => "",
-                (_, Stream::Stderr) => "err: ",
-            };
+            let tag = if from_service && matches!(stream, Stream::Stderr) { "err: " } else { "" };
             formatted.push((*stream, format!("{now} {tag}{text}")));
         }
         let written = match &self.target {
@@ -132,7 +130,7 @@ impl LogSink {
                 }
                 self.write_file(&mut inner, dir, *max_size, *keep, out.as_bytes())
             }
-            Target::Journal { socket } => self.write_journal(&mut inner, socket, &formatted, lines.len()),
+            Target::Journal { socket } => self.write_journal(&mut inner, socket, &formatted),
         };
         match written {
             Ok(()) => inner.unreported = 0,
@@ -182,7 +180,7 @@ impl LogSink {
         }
     }
 
-    fn write_journal(&self, inner: &mut Inner, socket: &Path, lines: &[(Stream, String)], _n: usize) -> Result<(), u64> {
+    fn write_journal(&self, inner: &mut Inner, socket: &Path, lines: &[(Stream, String)]) -> Result<(), u64> {
         if inner.journal.is_none() {
             let s = std::os::unix::net::UnixDatagram::unbound().map_err(|_| lines.len() as u64)?;
             let _ = s.set_nonblocking(true);
@@ -246,12 +244,12 @@ pub async fn read_pipe(sink: Arc<LogSink>, fd: OwnedFd, stream: Stream) {
         });
         match lines {
             None => break,
-            Some(lines) if !lines.is_empty() => sink.write_lines(&lines, "service"),
+            Some(lines) if !lines.is_empty() => sink.write_lines(&lines, true),
             Some(_) => {}
         }
     }
     if !partial.is_empty() {
-        sink.write_lines(&[(stream, String::from_utf8_lossy(&partial).into_owned())], "service");
+        sink.write_lines(&[(stream, String::from_utf8_lossy(&partial).into_owned())], true);
     }
 }
 
@@ -278,32 +276,31 @@ fn split_lines(data: &[u8], partial: &mut Vec<u8>, stream: Stream) -> Vec<(Strea
 
 /// The last `n` lines of a service's log files (current and rotated).
 pub fn read_tail(file: &Path, n: usize) -> std::io::Result<Vec<String>> {
-    let mut lines: VecDeque<String> = VecDeque::new();
-    let mut i = 1;
+    let mut lines: VecDeque<String> = VecDeque::with_capacity(n.min(4096));
+    if n == 0 {
+        return Ok(Vec::new());
+    }
+    // Newest first: the current file, then .1, .2, ... until n lines are found.
     let mut chain = vec![file.to_path_buf()];
-    while lines.len() < n && i <= 9 {
+    for i in 1..=9 {
         let r = rotated(file, i);
         if !r.exists() {
             break;
         }
         chain.push(r);
-        i += 1;
     }
-    for (k, p) in chain.iter().enumerate().rev() {
+    for p in &chain {
         let text = match std::fs::read(p) {
             Ok(t) => t,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound && k == 0 => Vec::new(),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && p == file => Vec::new(),
             Err(e) => return Err(e),
         };
-        for l in String::from_utf8_lossy(&text).lines() {
-            if lines.len() == n.max(1) {
-                lines.pop_front();
+        for l in String::from_utf8_lossy(&text).lines().rev() {
+            if lines.len() == n {
+                return Ok(lines.into());
             }
-            lines.push_back(l.to_owned());
+            lines.push_front(l.to_owned());
         }
-    }
-    if n == 0 {
-        lines.clear();
     }
     Ok(lines.into())
 }
@@ -348,7 +345,7 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let sink = LogSink::new("u", Target::Files { dir: dir.clone(), max_size: 4096, keep: 2 });
         for i in 0..500 {
-            sink.write_lines(&[(Stream::Stdout, format!("line {i}"))], "service");
+            sink.write_lines(&[(Stream::Stdout, format!("line {i}"))], true);
         }
         let file = dir.join("u.log");
         assert!(std::fs::metadata(&file).unwrap().len() <= 4096);
