@@ -21,6 +21,7 @@ pub struct RawUnit {
     pub rlimits: Option<BTreeMap<String, RawRlimit>>,
     pub service: Option<RawService>,
     pub limits: Option<RawLimits>,
+    pub broker: Option<RawBroker>,
 }
 
 /// How the supervisor runs the service (`capexec daemon`); `capexec exec` and
@@ -40,6 +41,40 @@ pub struct RawService {
     pub ready_timeout: Option<Duration>,
     pub watchdog: Option<Duration>,
     pub autostart: Option<bool>,
+}
+
+/// What the service may ask its broker for after it started (`[broker]`).
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawBroker {
+    pub fs: Option<Vec<RawFsGrant>>,
+    pub net: Option<RawNetGrants>,
+    pub dns: Option<RawDnsGrant>,
+    pub pwd: Option<Vec<String>>,
+    pub grp: Option<Vec<String>>,
+    pub syslog: Option<bool>,
+    pub sysctl: Option<Vec<String>>,
+}
+
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawFsGrant {
+    pub path: Option<String>,
+    pub rights: Option<Vec<String>>,
+}
+
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawNetGrants {
+    pub connect: Option<Vec<String>>,
+    pub bind: Option<Vec<String>>,
+}
+
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawDnsGrant {
+    pub names: Option<Vec<String>>,
+    pub families: Option<Vec<String>>,
 }
 
 /// Resource limits enforced through the service's cgroup.

@@ -27,6 +27,9 @@ pub struct ServiceSpec {
     pub service: Supervision,
     /// Resource limits enforced through the service's cgroup (by the daemon).
     pub limits: Limits,
+    /// What the service may ask its broker for later (`[broker]`); empty: no broker.
+    #[serde(default)]
+    pub broker: crate::grants::BrokerSpec,
     /// Things the user should know that are not errors (shown by check, exec, run).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub warnings: Vec<String>,

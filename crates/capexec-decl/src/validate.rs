@@ -396,7 +396,13 @@ pub fn validate(name: &str, raw: &RawUnit, sources: Vec<PathBuf>, ctx: &Context)
 
     let service = supervision(&mut v, raw);
     let limits = limits(&mut v, raw);
+    let broker = broker(&mut v, raw, net);
     let mut seccomp = seccomp;
+    if !broker.connect.is_empty() || !broker.bind.is_empty() {
+        // The transparent broker answers these in place of the kernel; a
+        // syscall the allowlist denies never reaches it (the denial wins).
+        seccomp.allowed.extend(BROKER_NET_SYSCALLS);
+    }
     if service.kind == ServiceType::Notify {
         // sd_notify(3) opens a datagram socket and sends to NOTIFY_SOCKET: a notify
         // service that could not do that could never become ready.
@@ -420,6 +426,7 @@ pub fn validate(name: &str, raw: &RawUnit, sources: Vec<PathBuf>, ctx: &Context)
         rlimits,
         service,
         limits,
+        broker,
         warnings: v.warnings,
     })
 }
@@ -744,4 +751,107 @@ fn limits(v: &mut V, raw: &RawUnit) -> Limits {
         }
     }
     Limits { memory_max, tasks_max: l.tasks_max, cpu_weight: l.cpu_weight }
+}
+
+/// Syscalls a service with network grants needs to reach the broker through.
+pub const BROKER_NET_SYSCALLS: &[&str] = &["socket", "bind", "connect", "listen", "getsockname", "getsockopt", "setsockopt"];
+
+fn broker(v: &mut V, raw: &RawUnit, net: NetMode) -> crate::grants::BrokerSpec {
+    use crate::grants::*;
+    let b = raw.broker.clone().unwrap_or_default();
+    let mut out = BrokerSpec { syslog: b.syslog.unwrap_or(false), ..Default::default() };
+    for (i, g) in b.fs.clone().unwrap_or_default().iter().enumerate() {
+        let key = format!("broker.fs[{i}]");
+        let Some(raw_path) = &g.path else {
+            v.err_help(format!("{key}.path"), "missing", "add e.g. path = \"/srv/data/**\"");
+            continue;
+        };
+        let Some(path) = v.path(&format!("{key}.path"), raw_path) else { continue };
+        let pattern = path.to_string_lossy().into_owned();
+        if pattern.split('/').any(|c| c.contains("**") && c != "**") {
+            v.err_help(format!("{key}.path"), format!("`**` must be a whole path component in `{pattern}`"), "write e.g. /srv/**/*.log");
+            continue;
+        }
+        let base: PathBuf = path.components().take_while(|c| !has_wildcard(&c.as_os_str().to_string_lossy())).collect();
+        // A pattern without wildcards names one file: pin its directory.
+        let base = if base == path { path.parent().map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("/")) } else { base };
+        let mut rights = FsRights::default();
+        let names = g.rights.clone().unwrap_or_default();
+        if names.is_empty() {
+            v.err_help(format!("{key}.rights"), "missing or empty", "list what the service may do: rights = [\"read\"] (allowed: read, write, create, append)");
+        }
+        for (j, r) in names.iter().enumerate() {
+            match r.as_str() {
+                "read" => rights.read = true,
+                "write" => rights.write = true,
+                "create" => rights.create = true,
+                "append" => rights.append = true,
+                other => v.err_help(format!("{key}.rights[{j}]"), format!("unknown right `{other}`"), "allowed: read, write, create, append"),
+            }
+        }
+        if rights.create && !rights.write && !rights.append {
+            v.err_help(format!("{key}.rights"), "`create` needs `write` or `append`", "a file is created to be written: add \"write\" or \"append\"");
+        }
+        out.fs.push(FsGrant { pattern, base, rights });
+    }
+    let net_grants = b.net.clone().unwrap_or_default();
+    for (field, list) in [("connect", &net_grants.connect), ("bind", &net_grants.bind)] {
+        for (i, s) in list.clone().unwrap_or_default().iter().enumerate() {
+            match NetGrant::parse(s) {
+                Ok(g) if field == "connect" => out.connect.push(g),
+                Ok(g) => out.bind.push(g),
+                Err(e) => v.err(format!("broker.net.{field}[{i}]"), e),
+            }
+        }
+    }
+    if net == NetMode::Host && (!out.connect.is_empty() || !out.bind.is_empty()) {
+        v.err_help(
+            "broker.net",
+            "network grants need namespaces.net = \"none\": with the host's network the service binds and connects by itself",
+            "set namespaces.net = \"none\" so the broker makes the host sockets, or drop [broker.net] and use landlock.bind_tcp / connect_tcp",
+        );
+    }
+    let dns = b.dns.clone().unwrap_or_default();
+    for (i, n) in dns.names.clone().unwrap_or_default().iter().enumerate() {
+        let name = n.trim_end_matches('.').to_ascii_lowercase();
+        let bare = name.strip_prefix("*.").unwrap_or(&name);
+        let ok = !bare.is_empty()
+            && bare.len() <= 253
+            && bare.split('.').all(|l| !l.is_empty() && l.len() <= 63 && l.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_'));
+        if ok {
+            out.dns.names.push(name);
+        } else {
+            v.err_help(
+                format!("broker.dns.names[{i}]"),
+                format!("`{n}` is not a host name"),
+                "write a name such as \"db.example.com\", or \"*.example.com\" for every name below it",
+            );
+        }
+    }
+    let families = dns.families.clone().unwrap_or_else(|| vec!["inet".into(), "inet6".into()]);
+    for (i, f) in families.iter().enumerate() {
+        match f.as_str() {
+            "inet" => out.dns.inet = true,
+            "inet6" => out.dns.inet6 = true,
+            other => v.err_help(format!("broker.dns.families[{i}]"), format!("unknown family `{other}`"), "allowed: inet, inet6"),
+        }
+    }
+    for (field, list, out_list) in [("pwd", &b.pwd, &mut out.pwd), ("grp", &b.grp, &mut out.grp)] {
+        for (i, n) in list.clone().unwrap_or_default().iter().enumerate() {
+            if n.is_empty() || n.len() > 32 || !n.bytes().all(|c| c.is_ascii_alphanumeric() || b"_-.$".contains(&c)) {
+                v.err_help(format!("broker.{field}[{i}]"), format!("`{n}` is not a user or group name"), "use the name as /etc/passwd or /etc/group spells it");
+            } else {
+                out_list.push(n.clone());
+            }
+        }
+    }
+    for (i, k) in b.sysctl.clone().unwrap_or_default().iter().enumerate() {
+        let ok = !k.is_empty() && k.split(['.', '/']).all(|c| !c.is_empty() && c.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-'));
+        if ok {
+            out.sysctl.push(k.replace('/', "."));
+        } else {
+            v.err_help(format!("broker.sysctl[{i}]"), format!("`{k}` is not a sysctl key"), "write it as sysctl(8) does, e.g. \"net.core.somaxconn\"");
+        }
+    }
+    out
 }

@@ -476,3 +476,39 @@ fn specs_round_trip_through_json() {
     }
     assert!(n >= 4, "found {n} units");
 }
+
+#[test]
+fn broker_grants_and_their_errors() {
+    let s = ok(&format!(
+        "{ARGV}[[broker.fs]]\npath = \"/srv/www/**\"\nrights = [\"read\"]\n[[broker.fs]]\npath = \"/etc/app.conf\"\nrights = [\"read\"]\n\
+         [broker.net]\nbind = [\"tcp:127.0.0.1:6379\", \"[::]:8000-8009\"]\nconnect = [\"10.0.0.0/8:*\"]\n\
+         [broker.dns]\nnames = [\"DB.example.com.\", \"*.svc.local\"]\n"
+    ));
+    assert_eq!(s.broker.fs[0].base, std::path::PathBuf::from("/srv/www"));
+    assert!(s.broker.fs[0].whole_tree());
+    assert_eq!(s.broker.fs[1].base, std::path::PathBuf::from("/etc"), "a plain file pins its directory");
+    assert!(!s.broker.fs[1].whole_tree());
+    assert_eq!(s.broker.bind.len(), 2);
+    assert_eq!(s.broker.dns.names, ["db.example.com", "*.svc.local"]);
+    assert!(s.seccomp.allowed.contains("bind") && s.seccomp.allowed.contains("connect"), "brokered syscalls join the allowlist");
+    let e = one(&format!("{ARGV}[[broker.fs]]\npath = \"/srv/**\"\nrights = [\"execute\"]\n"));
+    assert_eq!(e.key.as_deref(), Some("broker.fs[0].rights[0]"));
+    assert!(e.help.as_deref().unwrap_or_default().contains("read, write, create, append"));
+    let e = one(&format!("{ARGV}[[broker.fs]]\npath = \"srv/x\"\nrights = [\"read\"]\n"));
+    assert_eq!(e.key.as_deref(), Some("broker.fs[0].path"));
+    let e = one(&format!("{ARGV}[[broker.fs]]\npath = \"/srv/a**b\"\nrights = [\"read\"]\n"));
+    assert!(e.message.contains("whole path component"));
+    let e = one(&format!("{ARGV}[[broker.fs]]\npath = \"/srv/x\"\nrights = [\"create\"]\n"));
+    assert!(e.message.contains("`create` needs `write` or `append`"));
+    let e = one(&format!("{ARGV}[broker.net]\nconnect = [\"localhost:80\"]\n"));
+    assert_eq!(e.key.as_deref(), Some("broker.net.connect[0]"));
+    assert!(e.message.contains("names are not allowed here"));
+    let e = one(&format!("{ARGV}[namespaces]\nnet = \"host\"\n[broker.net]\nbind = [\"0.0.0.0:80\"]\n"));
+    assert_eq!(e.key.as_deref(), Some("broker.net"));
+    let e = one(&format!("{ARGV}[broker.dns]\nnames = [\"bad name\"]\n"));
+    assert_eq!(e.key.as_deref(), Some("broker.dns.names[0]"));
+    let e = one(&format!("{ARGV}[broker]\nsysctl = [\"net..x\"]\n"));
+    assert_eq!(e.key.as_deref(), Some("broker.sysctl[0]"));
+    let e = one(&format!("{ARGV}[broker]\nunknown = 1\n"));
+    assert!(e.message.contains("unknown"), "{e:?}");
+}

@@ -1,0 +1,347 @@
+//! Broker grants (`[broker]`): what a running service may ask for beyond its
+//! static view, and the pure checks the broker makes against them.
+//!
+//! The checks live here, next to the types, so that `capexec check`, the broker
+//! and the tests all read one definition. Nothing here touches the system.
+
+use serde::{Deserialize, Serialize};
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BrokerSpec {
+    /// Files the service may open later, outside its static view.
+    pub fs: Vec<FsGrant>,
+    /// Addresses the service may connect to (through sockets the broker creates
+    /// in the host's network namespace).
+    pub connect: Vec<NetGrant>,
+    /// Addresses the service may bind (in the host's network namespace).
+    pub bind: Vec<NetGrant>,
+    pub dns: DnsGrant,
+    /// User names getpwnam/getpwuid may return.
+    pub pwd: Vec<String>,
+    /// Group names getgrnam/getgrgid may return.
+    pub grp: Vec<String>,
+    /// The service may send log lines to the host's syslog or journal.
+    pub syslog: bool,
+    /// sysctl keys (dotted, e.g. `net.core.somaxconn`) the service may read.
+    pub sysctl: Vec<String>,
+}
+
+impl BrokerSpec {
+    /// True when the declaration grants nothing: no broker is started.
+    pub fn is_empty(&self) -> bool {
+        self.fs.is_empty()
+            && self.connect.is_empty()
+            && self.bind.is_empty()
+            && self.dns.names.is_empty()
+            && self.pwd.is_empty()
+            && self.grp.is_empty()
+            && !self.syslog
+            && self.sysctl.is_empty()
+    }
+
+    /// The first fs grant whose pattern matches `path` (absolute, normalised).
+    pub fn fs_grant(&self, path: &str) -> Option<&FsGrant> {
+        self.fs.iter().find(|g| g.matches(path))
+    }
+
+    pub fn connect_grant(&self, proto: Proto, addr: SocketAddr) -> Option<&NetGrant> {
+        self.connect.iter().find(|g| g.matches(proto, addr))
+    }
+
+    pub fn bind_grant(&self, proto: Proto, addr: SocketAddr) -> Option<&NetGrant> {
+        self.bind.iter().find(|g| g.matches(proto, addr))
+    }
+
+    /// Every TCP port a bind grant names (for the broker's own Landlock rules).
+    pub fn tcp_ports(grants: &[NetGrant]) -> Vec<u16> {
+        let mut out = Vec::new();
+        for g in grants.iter().filter(|g| g.proto != Some(Proto::Udp)) {
+            // A port range becomes every port in it; ranges in grants are small.
+            out.extend(g.ports.0..=g.ports.1);
+        }
+        out.sort_unstable();
+        out.dedup();
+        out
+    }
+}
+
+/// `{ path = "/srv/www/**", rights = ["read"] }`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FsGrant {
+    /// Absolute, normalised; may contain `*` and `?` within a component and `**`
+    /// as a whole component (any number of components).
+    pub pattern: String,
+    /// The longest leading directory of `pattern` without a wildcard: the
+    /// broker pins it (opens it before the service starts) and opens every
+    /// granted file beneath it.
+    pub base: PathBuf,
+    pub rights: FsRights,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FsRights {
+    pub read: bool,
+    pub write: bool,
+    pub create: bool,
+    pub append: bool,
+}
+
+impl std::fmt::Display for FsRights {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let names: Vec<&str> = [(self.read, "read"), (self.write, "write"), (self.create, "create"), (self.append, "append")]
+            .iter()
+            .filter(|(on, _)| *on)
+            .map(|(_, n)| *n)
+            .collect();
+        f.write_str(&names.join(","))
+    }
+}
+
+impl FsGrant {
+    pub fn matches(&self, path: &str) -> bool {
+        let pat: Vec<&str> = self.pattern.split('/').filter(|c| !c.is_empty()).collect();
+        let comps: Vec<&str> = path.split('/').filter(|c| !c.is_empty()).collect();
+        path.starts_with('/') && glob_components(&pat, &comps)
+    }
+
+    /// Whether the pattern matches every file beneath `base` (`/dir/**`): then a
+    /// symlink that stays beneath `base` may be followed, since its target is
+    /// granted too. Otherwise the broker refuses symlinks altogether, because the
+    /// pattern was checked on the name and not on the target.
+    pub fn whole_tree(&self) -> bool {
+        self.pattern == format!("{}/**", self.base.display()).replace("//", "/")
+    }
+}
+
+/// `**` matches zero or more components; other components match one, with `*`
+/// (any run of characters) and `?` (one character).
+fn glob_components(pat: &[&str], comps: &[&str]) -> bool {
+    match pat.split_first() {
+        None => comps.is_empty(),
+        Some((&"**", rest)) => (0..=comps.len()).any(|skip| glob_components(rest, &comps[skip..])),
+        Some((p, rest)) => match comps.split_first() {
+            Some((c, crest)) => glob_one(p.as_bytes(), c.as_bytes()) && glob_components(rest, crest),
+            None => false,
+        },
+    }
+}
+
+fn glob_one(p: &[u8], s: &[u8]) -> bool {
+    match (p.first(), s.first()) {
+        (None, None) => true,
+        (Some(b'*'), _) => glob_one(&p[1..], s) || (!s.is_empty() && glob_one(p, &s[1..])),
+        (Some(b'?'), Some(_)) => glob_one(&p[1..], &s[1..]),
+        (Some(a), Some(b)) if a == b => glob_one(&p[1..], &s[1..]),
+        _ => false,
+    }
+}
+
+pub fn has_wildcard(s: &str) -> bool {
+    s.contains(['*', '?'])
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Proto {
+    Tcp,
+    Udp,
+}
+
+/// `[tcp:|udp:]ADDR[/PREFIX]:PORT[-PORT]`; ADDR is IPv4 or `[IPv6]`, PORT may be `*`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NetGrant {
+    /// `None`: TCP and UDP.
+    pub proto: Option<Proto>,
+    pub addr: IpAddr,
+    pub prefix: u8,
+    pub ports: (u16, u16),
+}
+
+impl std::fmt::Display for NetGrant {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.proto {
+            Some(Proto::Tcp) => f.write_str("tcp:")?,
+            Some(Proto::Udp) => f.write_str("udp:")?,
+            None => {}
+        }
+        let full = if self.addr.is_ipv4() { 32 } else { 128 };
+        match self.addr {
+            IpAddr::V4(a) => write!(f, "{a}")?,
+            IpAddr::V6(a) => write!(f, "[{a}]")?,
+        }
+        if self.prefix != full {
+            write!(f, "/{}", self.prefix)?;
+        }
+        match self.ports {
+            (0, 65535) => f.write_str(":*"),
+            (a, b) if a == b => write!(f, ":{a}"),
+            (a, b) => write!(f, ":{a}-{b}"),
+        }
+    }
+}
+
+/// An IPv4-mapped IPv6 address (`::ffff:a.b.c.d`) is the IPv4 address it maps:
+/// grants are checked on what the kernel will actually reach.
+pub fn canonical(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => ip,
+        },
+        v4 => v4,
+    }
+}
+
+impl NetGrant {
+    pub fn parse(s: &str) -> Result<NetGrant, String> {
+        let help = "write [tcp:|udp:]ADDRESS[/PREFIX]:PORT, e.g. \"tcp:127.0.0.1:6379\", \"10.0.0.0/8:443\", \"[::1]:53\", \"0.0.0.0:8000-8009\"";
+        let (proto, rest) = match s.split_once(':') {
+            Some(("tcp", r)) => (Some(Proto::Tcp), r),
+            Some(("udp", r)) => (Some(Proto::Udp), r),
+            _ => (None, s),
+        };
+        let (host, port_s) = rest.rsplit_once(':').ok_or_else(|| format!("`{s}` has no port; {help}"))?;
+        let (addr, prefix) = match host.split_once('/') {
+            Some((a, p)) => (a, Some(p)),
+            None => (host, None),
+        };
+        let addr: IpAddr = if let Some(v6) = addr.strip_prefix('[').and_then(|a| a.strip_suffix(']')) {
+            v6.parse().map_err(|_| format!("`{v6}` is not an IPv6 address; {help}"))?
+        } else if addr.contains(':') {
+            return Err(format!("write IPv6 addresses in brackets: `[{addr}]`; {help}"));
+        } else {
+            addr.parse().map_err(|_| format!("`{addr}` is not an IP address (names are not allowed here: grant them under [broker.dns]); {help}"))?
+        };
+        let addr = canonical(addr);
+        let full = if addr.is_ipv4() { 32 } else { 128 };
+        let prefix = match prefix {
+            None => full,
+            Some(p) => match p.parse::<u8>() {
+                Ok(n) if n <= full => n,
+                _ => return Err(format!("prefix `/{p}` is not a number from 0 to {full}")),
+            },
+        };
+        let port = |p: &str| p.parse::<u16>().map_err(|_| format!("port `{p}` is not a number from 0 to 65535"));
+        let ports = if port_s == "*" {
+            (0, 65535)
+        } else {
+            match port_s.split_once('-') {
+                Some((a, b)) => {
+                    let (a, b) = (port(a)?, port(b)?);
+                    if a > b {
+                        return Err(format!("port range `{a}-{b}` is empty"));
+                    }
+                    (a, b)
+                }
+                None => {
+                    let p = port(port_s)?;
+                    (p, p)
+                }
+            }
+        };
+        Ok(NetGrant { proto, addr, prefix, ports })
+    }
+
+    pub fn matches(&self, proto: Proto, addr: SocketAddr) -> bool {
+        if self.proto.is_some_and(|p| p != proto) {
+            return false;
+        }
+        let port = addr.port();
+        if port < self.ports.0 || port > self.ports.1 {
+            return false;
+        }
+        in_prefix(self.addr, self.prefix, canonical(addr.ip()))
+    }
+}
+
+fn in_prefix(net: IpAddr, prefix: u8, ip: IpAddr) -> bool {
+    match (net, ip) {
+        (IpAddr::V4(n), IpAddr::V4(i)) => {
+            let mask = if prefix == 0 { 0 } else { u32::MAX << (32 - prefix as u32) };
+            u32::from(n) & mask == u32::from(i) & mask
+        }
+        (IpAddr::V6(n), IpAddr::V6(i)) => {
+            let mask = if prefix == 0 { 0 } else { u128::MAX << (128 - prefix as u32) };
+            u128::from(n) & mask == u128::from(i) & mask
+        }
+        _ => false,
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DnsGrant {
+    /// Lower-case names without a trailing dot; `*.example.com` grants every
+    /// name below example.com (not example.com itself).
+    pub names: Vec<String>,
+    pub inet: bool,
+    pub inet6: bool,
+}
+
+impl DnsGrant {
+    /// The grant that covers `name`, if any (case-insensitive, trailing dot ignored).
+    pub fn grant_for(&self, name: &str) -> Option<&str> {
+        let name = name.trim_end_matches('.').to_ascii_lowercase();
+        self.names
+            .iter()
+            .find(|g| match g.strip_prefix("*.") {
+                Some(suffix) => name.len() > suffix.len() + 1 && name.ends_with(suffix) && name.as_bytes()[name.len() - suffix.len() - 1] == b'.',
+                None => **g == name,
+            })
+            .map(|s| s.as_str())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fs(p: &str) -> FsGrant {
+        FsGrant { pattern: p.into(), base: PathBuf::from("/"), rights: FsRights::default() }
+    }
+
+    #[test]
+    fn globs() {
+        assert!(fs("/srv/**").matches("/srv/a/b/c"));
+        assert!(fs("/srv/**").matches("/srv"));
+        assert!(fs("/srv/*.log").matches("/srv/x.log"));
+        assert!(!fs("/srv/*.log").matches("/srv/a/x.log"));
+        assert!(fs("/srv/**/*.log").matches("/srv/a/b/x.log"));
+        assert!(fs("/srv/?.txt").matches("/srv/a.txt"));
+        assert!(!fs("/srv/?.txt").matches("/srv/ab.txt"));
+        assert!(fs("/etc/app.conf").matches("/etc/app.conf"));
+        assert!(!fs("/etc/app.conf").matches("/etc/app.conf2"));
+        assert!(!fs("/etc/app.conf").matches("etc/app.conf"));
+    }
+
+    #[test]
+    fn net_grants_parse_and_match() {
+        let g = NetGrant::parse("tcp:127.0.0.1:6379").unwrap();
+        assert!(g.matches(Proto::Tcp, "127.0.0.1:6379".parse().unwrap()));
+        assert!(g.matches(Proto::Tcp, "[::ffff:127.0.0.1]:6379".parse().unwrap()), "v4-mapped is the v4 address");
+        assert!(!g.matches(Proto::Udp, "127.0.0.1:6379".parse().unwrap()));
+        assert!(!g.matches(Proto::Tcp, "127.0.0.2:6379".parse().unwrap()));
+        let g = NetGrant::parse("10.0.0.0/8:*").unwrap();
+        assert!(g.matches(Proto::Udp, "10.200.1.1:53".parse().unwrap()));
+        assert!(!g.matches(Proto::Udp, "169.254.169.254:80".parse().unwrap()));
+        let g = NetGrant::parse("[::]:8000-8009").unwrap();
+        assert!(g.matches(Proto::Tcp, "[::]:8005".parse().unwrap()));
+        assert!(!g.matches(Proto::Tcp, "0.0.0.0:8005".parse().unwrap()));
+        assert_eq!(g.to_string(), "[::]:8000-8009");
+        assert_eq!(NetGrant::parse("[::ffff:1.2.3.4]:1").unwrap().to_string(), "1.2.3.4:1");
+        for bad in ["127.0.0.1", "localhost:80", "::1:80", "1.2.3.4/33:1", "1.2.3.4:70000", "1.2.3.4:9-1", "sctp:1.2.3.4:1"] {
+            assert!(NetGrant::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn dns_names() {
+        let d = DnsGrant { names: vec!["example.com".into(), "*.svc.local".into()], inet: true, inet6: true };
+        assert!(d.grant_for("Example.COM.").is_some());
+        assert!(d.grant_for("a.svc.local").is_some());
+        assert!(d.grant_for("svc.local").is_none());
+        assert!(d.grant_for("evilsvc.local").is_none());
+        assert!(d.grant_for("www.example.com").is_none());
+    }
+}
