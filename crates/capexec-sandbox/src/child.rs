@@ -10,7 +10,7 @@ use crate::error::ChildError;
 use crate::plan::SetupPlan;
 use crate::{creds, landlock_rules, mounts, sys};
 use capexec_decl::spec::PreopenKind;
-use std::os::fd::RawFd;
+use std::os::fd::{AsRawFd, RawFd};
 
 /// Signals forwarded from `capexec exec` to the service.
 pub const FORWARDED: &[libc::c_int] = &[libc::SIGTERM, libc::SIGINT, libc::SIGHUP, libc::SIGUSR1, libc::SIGUSR2, libc::SIGQUIT];
@@ -26,6 +26,8 @@ pub struct ChildArgs<'a> {
     pub cap_last_cap: u32,
     /// Descriptors to place at 0, 1, 2 (the daemon's log pipes).
     pub stdio: Option<[RawFd; 3]>,
+    /// Where the service sends its seccomp notify listener (when the plan has one).
+    pub notify_tx: Option<RawFd>,
 }
 
 fn report(fd: RawFd, e: &ChildError) {
@@ -144,6 +146,11 @@ fn service(a: &ChildArgs) -> ! {
         // SAFETY: as above; keeps the error pipe out of the target range.
         err_wr = unsafe { libc::fcntl(err_wr, libc::F_DUPFD_CLOEXEC, 3 + n) };
     }
+    let mut notify_tx = a.notify_tx;
+    if let Some(fd) = notify_tx.filter(|fd| *fd < 3 + n) {
+        // SAFETY: as above; keeps the listener socket out of the target range.
+        notify_tx = Some(unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 3 + n) });
+    }
     for (i, h) in high.iter().enumerate() {
         // SAFETY: dup2 onto a number in our own fd table; clears CLOEXEC on the copy.
         if unsafe { libc::dup2(*h, 3 + i as i32) } < 0 {
@@ -185,6 +192,16 @@ fn service(a: &ChildArgs) -> ! {
     }
     let argv: Vec<*const libc::c_char> = plan.argv.iter().map(|a| a.as_ptr()).chain(std::iter::once(std::ptr::null())).collect();
     let envp: Vec<*const libc::c_char> = env.iter().map(|a| a.as_ptr()).chain(std::iter::once(std::ptr::null())).collect();
+    // The broker's filter first: the allowlist after it need not allow seccomp()
+    // or sendmsg. Until the parent serves the listener, a brokered syscall would
+    // wait — and none is made before exec.
+    if let (Some(prog), Some(tx)) = (&plan.notify_seccomp, notify_tx) {
+        let sent = sys::seccomp_notify_listener(prog).and_then(|l| sys::send_fd(tx, l.as_raw_fd()));
+        if let Err(e) = sent {
+            report(err_wr, &ChildError::io("seccomp", "install the broker's notify filter and pass its listener", e));
+            exit(127);
+        }
+    }
     // Last before exec: the filter does not have to allow any of the setup above.
     if let Err(e) = seccompiler::apply_filter(&plan.seccomp) {
         report(err_wr, &ChildError::io("seccomp", "install the filter", e));

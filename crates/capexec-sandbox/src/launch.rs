@@ -15,6 +15,10 @@ pub struct Spawned {
     /// The service's own process (init's child), as the host sees it: where
     /// the daemon sends the stop signal. `None` if it already ended.
     pub main_pid: Option<libc::pid_t>,
+    /// The seccomp user-notification listener of the service's brokered
+    /// syscalls (when the plan has a notify filter): whoever holds it must
+    /// answer them — see the capexec-broker crate.
+    pub listener: Option<OwnedFd>,
 }
 
 /// How the daemon's launcher differs from `capexec exec`.
@@ -114,6 +118,19 @@ pub fn spawn_with(plan: &SetupPlan, opts: &SpawnOptions) -> Result<Spawned, Laun
     let raw_fds: Vec<RawFd> = fds.iter().map(|f| f.as_raw_fd()).collect();
     let (sync_rd, sync_wr) = pipe()?;
     let (err_rd, err_wr) = pipe()?;
+    // The service sends its notify listener back over this pair before it execs.
+    let notify_pair = match plan.notify_seccomp {
+        Some(_) => Some(
+            nix::sys::socket::socketpair(
+                nix::sys::socket::AddressFamily::Unix,
+                nix::sys::socket::SockType::SeqPacket,
+                None,
+                nix::sys::socket::SockFlag::SOCK_CLOEXEC,
+            )
+            .map_err(|e| LaunchError::io("create", "the broker's listener socket pair", e.into()))?,
+        ),
+        None => None,
+    };
     let last_cap = cap_last_cap();
     let set = blocked_set();
     // SAFETY: valid sigset; blocking (not handling) needs no handler code.
@@ -125,7 +142,15 @@ pub fn spawn_with(plan: &SetupPlan, opts: &SpawnOptions) -> Result<Spawned, Laun
     if pid == 0 {
         drop(sync_wr);
         drop(err_rd);
-        let args = ChildArgs { plan, fds: &raw_fds, sync_rd: sync_rd.as_raw_fd(), err_wr: err_wr.as_raw_fd(), cap_last_cap: last_cap, stdio: opts.stdio };
+        let args = ChildArgs {
+            plan,
+            fds: &raw_fds,
+            sync_rd: sync_rd.as_raw_fd(),
+            err_wr: err_wr.as_raw_fd(),
+            cap_last_cap: last_cap,
+            stdio: opts.stdio,
+            notify_tx: notify_pair.as_ref().map(|(_, tx)| tx.as_raw_fd()),
+        };
         child::run(&args);
     }
     drop(sync_rd);
@@ -170,7 +195,15 @@ pub fn spawn_with(plan: &SetupPlan, opts: &SpawnOptions) -> Result<Spawned, Laun
         unsafe { libc::waitpid(pid, std::ptr::null_mut(), 0) };
         return Err(LaunchError::Child { step: step.to_owned(), detail: detail.to_owned() });
     }
-    Ok(Spawned { pid, main_pid: first_child(pid) })
+    // The service sent the listener before exec, so it is waiting in the pair.
+    let listener = match notify_pair {
+        Some((rx, tx)) => {
+            drop(tx);
+            Some(sys::recv_fd(rx.as_raw_fd()).map_err(|e| abort(LaunchError::io("receive", "the service's seccomp listener", e)))?)
+        }
+        None => None,
+    };
+    Ok(Spawned { pid, main_pid: first_child(pid), listener })
 }
 
 /// Waits for the spawned service, forwarding SIGTERM, SIGINT, SIGHUP, SIGUSR1,

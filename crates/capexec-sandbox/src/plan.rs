@@ -34,6 +34,9 @@ pub struct SetupPlan {
     pub landlock: LandlockPlan,
     pub seccomp: BpfProgram,
     pub init_seccomp: BpfProgram,
+    /// The user-notification filter for the transparent broker, installed under
+    /// the allowlist; `None` when the declaration grants nothing brokered.
+    pub notify_seccomp: Option<BpfProgram>,
     pub program: CString,
     pub argv: Vec<CString>,
     /// Complete environment; `LISTEN_PID=` (if present) is completed by the service
@@ -272,6 +275,7 @@ pub fn plan(spec: &ServiceSpec, rootless: bool, host_env: &[(String, String)]) -
         },
         seccomp: seccomp::service_filter(&spec.seccomp)?,
         init_seccomp: seccomp::init_filter()?,
+        notify_seccomp: Some(seccomp::brokered_syscalls(&spec.broker)).filter(|n| !n.is_empty()).map(|n| seccomp::notify_filter(&n)),
         program,
         argv,
         env: env_c,

@@ -153,6 +153,36 @@ fn libc_ja(off: u32) -> sock_filter {
     stmt(BPF_JA, off)
 }
 
+/// The syscalls the transparent broker answers for a service with `[broker]`
+/// grants: the open family for fs grants, bind and connect for net grants.
+pub fn brokered_syscalls(spec: &capexec_decl::grants::BrokerSpec) -> Vec<u32> {
+    let mut nrs = Vec::new();
+    if !spec.fs.is_empty() {
+        nrs.extend([libc::SYS_open, libc::SYS_openat, libc::SYS_creat, libc::SYS_openat2].map(|n| n as u32));
+    }
+    if !spec.connect.is_empty() || !spec.bind.is_empty() {
+        nrs.extend([libc::SYS_bind, libc::SYS_connect].map(|n| n as u32));
+    }
+    nrs
+}
+
+/// The small second filter that hands `nrs` to the broker (SECCOMP_RET_USER_NOTIF)
+/// and allows everything else, leaving the decision to the allowlist installed
+/// next to it: across stacked filters the kernel takes the most restrictive
+/// answer, so a syscall the allowlist denies never reaches the broker.
+/// seccompiler has no user-notification action, hence hand-written BPF.
+pub fn notify_filter(nrs: &[u32]) -> Vec<sock_filter> {
+    let mut prog = prologue();
+    let n = nrs.len();
+    for (i, nr) in nrs.iter().enumerate() {
+        // On a match jump to the USER_NOTIF return after the remaining tests.
+        prog.push(jump(BPF_JEQ_K, *nr, (n - i) as u8, 0));
+    }
+    prog.push(stmt(BPF_RET_K, SECCOMP_RET_ALLOW));
+    prog.push(stmt(BPF_RET_K, libc::SECCOMP_RET_USER_NOTIF));
+    prog
+}
+
 /// The service's filter: the prologue, then a binary search over the allowed
 /// syscall numbers (contiguous numbers merged into ranges), with argument blocks
 /// for the syscalls that have rules.

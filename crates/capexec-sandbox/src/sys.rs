@@ -3,6 +3,7 @@
 
 use std::ffi::CStr;
 use std::io;
+use std::os::fd::{FromRawFd, RawFd};
 
 fn check(rc: libc::c_long) -> io::Result<libc::c_long> {
     if rc < 0 {
@@ -171,4 +172,44 @@ pub fn seccomp_available() -> io::Result<()> {
                                    // SAFETY: the kernel reads one u32 from a valid pointer during the call.
     let rc = unsafe { libc::syscall(libc::SYS_seccomp, SECCOMP_GET_ACTION_AVAIL, 0u32, &action as *const u32) };
     check(rc).map(drop)
+}
+
+/// Installs `prog` as a seccomp filter of the calling thread and returns the
+/// user-notification listener (SECCOMP_FILTER_FLAG_NEW_LISTENER). Requires
+/// no_new_privs. The listener is close-on-exec.
+pub fn seccomp_notify_listener(prog: &[seccompiler::sock_filter]) -> io::Result<std::os::fd::OwnedFd> {
+    let fprog = libc::sock_fprog { len: prog.len() as u16, filter: prog.as_ptr() as *mut libc::sock_filter };
+    // SAFETY: the kernel copies `fprog` and the instructions it points to during
+    // the call; both outlive it. seccompiler's sock_filter has libc's layout.
+    let rc =
+        unsafe { libc::syscall(libc::SYS_seccomp, libc::SECCOMP_SET_MODE_FILTER, libc::SECCOMP_FILTER_FLAG_NEW_LISTENER, &fprog as *const libc::sock_fprog) };
+    let fd = check(rc)? as RawFd;
+    // SAFETY: the kernel just returned this new fd, owned by nobody else.
+    Ok(unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) })
+}
+
+/// Sends one fd over a Unix socket (SCM_RIGHTS) with a one-byte payload.
+pub fn send_fd(sock: RawFd, fd: RawFd) -> io::Result<()> {
+    use nix::sys::socket::{sendmsg, ControlMessage, MsgFlags};
+    let fds = [fd];
+    let iov = [io::IoSlice::new(b"L")];
+    sendmsg::<()>(sock, &iov, &[ControlMessage::ScmRights(&fds)], MsgFlags::empty(), None).map(drop).map_err(io::Error::from)
+}
+
+/// Receives one fd sent by [`send_fd`], without blocking.
+pub fn recv_fd(sock: RawFd) -> io::Result<std::os::fd::OwnedFd> {
+    use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags};
+    let mut buf = [0u8; 1];
+    let mut iov = [io::IoSliceMut::new(&mut buf)];
+    let mut space = nix::cmsg_space!([RawFd; 1]);
+    let msg = recvmsg::<()>(sock, &mut iov, Some(&mut space), MsgFlags::MSG_DONTWAIT | MsgFlags::MSG_CMSG_CLOEXEC).map_err(io::Error::from)?;
+    for c in msg.cmsgs().map_err(io::Error::from)? {
+        if let ControlMessageOwned::ScmRights(fds) = c {
+            if let Some(fd) = fds.first() {
+                // SAFETY: SCM_RIGHTS just installed this fd in our table; we own it.
+                return Ok(unsafe { std::os::fd::OwnedFd::from_raw_fd(*fd) });
+            }
+        }
+    }
+    Err(io::Error::new(io::ErrorKind::InvalidData, "no descriptor in the message"))
 }
