@@ -439,3 +439,17 @@ impl Drop for Daemon {
         }
     }
 }
+
+/// Runs the escape probe's `case` under `capexec run RUN_ARGS` as `who` and
+/// fails the test on any `ESCAPED` line, on a probe that reported nothing, or
+/// on a non-zero exit. Returns the probe's output (stdout and stderr).
+pub fn run_probe(who: As, run_args: &[&str], case: &[&str]) -> String {
+    let mut c = command(who);
+    c.arg("run").args(run_args).arg("--").arg(probe()).args(case);
+    let o = output(c, Duration::from_secs(120));
+    let out = text(&o);
+    assert!(!out.contains("ESCAPED"), "an attack got through ({who:?}, {case:?}):\n{out}");
+    assert!(out.contains("BLOCKED"), "the probe reported nothing ({who:?}, {case:?}):\n{out}");
+    assert!(o.status.success(), "probe failed ({who:?}, {case:?}):\n{out}");
+    out
+}

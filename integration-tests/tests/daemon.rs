@@ -483,3 +483,35 @@ fn logs_go_to_the_journal_when_one_runs() {
     assert!(String::from_utf8_lossy(&o.stdout).contains("to-stdout"), "{}", text(&o));
     assert!(String::from_utf8_lossy(&o.stderr).contains("journalctl CAPEXEC_UNIT=talker"), "{}", text(&o));
 }
+
+// Issue 4 under the daemon: the broker is a process of its own per service
+// (forked by the launcher); its refusals land in the service's log, so a start
+// that fails for want of a grant says which grant to add.
+#[test]
+fn brokered_services_and_their_refusals_under_the_daemon() {
+    let mut d = Daemon::prepare(As::Root, "broker");
+    d.write_unit(
+        "mc-granted",
+        "[exec]\nargv = [\"/usr/bin/memcached\", \"-p\", \"21311\", \"-U\", \"0\", \"-l\", \"127.0.0.1\"]\nuser = \"memcache\"\n\
+         [namespaces]\nnet = \"none\"\n[broker.net]\nbind = [\"tcp:127.0.0.1:21311\"]\n",
+    );
+    d.write_unit(
+        "mc-refused",
+        "[exec]\nargv = [\"/usr/bin/memcached\", \"-p\", \"21312\", \"-U\", \"0\", \"-l\", \"127.0.0.1\"]\nuser = \"memcache\"\n\
+         [namespaces]\nnet = \"none\"\n[service]\nrestart = \"no\"\n[broker.net]\nbind = [\"tcp:127.0.0.1:21311\"]\n",
+    );
+    d.start();
+    ok(&d.ctl(&["start", "mc-granted"]));
+    assert!(wait_port(21311, T), "brokered memcached does not listen:\n{}", d.log());
+    assert!(tcp_roundtrip(21311, b"version\r\n", "\r\n").unwrap().starts_with("VERSION"));
+    let s = d.status("mc-granted");
+    let pid = pid_of(&s);
+    assert_ne!(std::fs::read_link(format!("/proc/{pid}/ns/net")).unwrap(), std::fs::read_link("/proc/self/ns/net").unwrap());
+    let o = d.ctl(&["start", "mc-refused"]);
+    let out = text(&o);
+    assert!(!o.status.success() || d.status("mc-refused")["state"] != "running", "mc-refused runs without its port:\n{out}");
+    let logs = text(&d.ctl(&["logs", "mc-refused"]));
+    assert!(logs.contains("broker refused bind(fd") && logs.contains("add \"tcp:127.0.0.1:21312\" to broker.net.bind"), "logs:\n{logs}\nstart:\n{out}");
+    d.terminate(T);
+    assert!(pids_of_program("/usr/bin/memcached").is_empty());
+}

@@ -9,17 +9,6 @@ use std::time::Duration;
 
 const T: Duration = Duration::from_secs(60);
 
-fn run_probe(who: As, run_args: &[&str], case: &[&str]) -> String {
-    let mut c = command(who);
-    c.arg("run").args(run_args).arg("--").arg(probe()).args(case);
-    let o = output(c, T);
-    let out = text(&o);
-    assert!(!out.contains("ESCAPED"), "an attack got through ({who:?}, {case:?}):\n{out}");
-    assert!(out.contains("BLOCKED"), "the probe reported nothing ({who:?}, {case:?}):\n{out}");
-    assert!(o.status.success(), "probe failed ({who:?}, {case:?}):\n{out}");
-    out
-}
-
 fn write_unit(name: &str, body: &str) -> std::path::PathBuf {
     let dir = shared_dir().join("escape-units");
     std::fs::create_dir_all(&dir).unwrap();

@@ -3,6 +3,7 @@
 //! exit statuses, signal forwarding, LISTEN_FDS, nothing left behind.
 
 use capexec_integration_tests::*;
+use std::os::unix::fs::PermissionsExt;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -88,7 +89,10 @@ fn redis_as_root() {
     let pid = pids_of_program("/usr/bin/redis-server")[0];
     let redis_uid = nix::unistd::User::from_name("redis").unwrap().unwrap().uid.as_raw().to_string();
     assert_eq!(status_of(pid, "Uid").split_whitespace().next().unwrap(), redis_uid);
-    // Landlock: redis may bind 6379 only, and connect nowhere.
+    // net = "none": redis has its own network namespace, and still listens on
+    // the host's 6379 through the socket its broker made and put in place.
+    assert_ne!(std::fs::read_link(format!("/proc/{pid}/ns/net")).unwrap(), std::fs::read_link("/proc/self/ns/net").unwrap());
+    // It can connect nowhere: a replica link to the host's loopback fails.
     let r = tcp_roundtrip(6379, b"REPLICAOF 127.0.0.1 11211\r\n", "\r\n").unwrap();
     assert!(r.starts_with("+OK"), "{r}");
     std::thread::sleep(Duration::from_millis(300));
@@ -111,6 +115,7 @@ fn memcached_as_root() {
     let pid = pids_of_program("/usr/bin/memcached")[0];
     let mc_uid = nix::unistd::User::from_name("memcache").unwrap().unwrap().uid.as_raw().to_string();
     assert_eq!(status_of(pid, "Uid").split_whitespace().next().unwrap(), mc_uid);
+    assert_ne!(std::fs::read_link(format!("/proc/{pid}/ns/net")).unwrap(), std::fs::read_link("/proc/self/ns/net").unwrap());
     let out = svc.stop();
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     assert!(wait_gone_by(|| pids_of_program("/usr/bin/memcached"), Duration::from_secs(5)).is_empty());
@@ -152,8 +157,20 @@ fn redis_rootless() {
 fn memcached_rootless() {
     require_root();
     let _g = lock();
-    let svc =
-        Service::start(As::User, &["run", "--net", "host", "--bind-tcp", "21211", "--", "/usr/bin/memcached", "-p", "21211", "-U", "0", "-l", "127.0.0.1"]);
+    // Through the transparent broker, rootless: no network of its own, the
+    // listening socket made in the host's namespace by the test user's broker.
+    let dir = shared_dir().join("units-rootless");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let u = dir.join("memcached-rootless.svc");
+    std::fs::write(
+        &u,
+        "[exec]\nargv = [\"/usr/bin/memcached\", \"-p\", \"21211\", \"-U\", \"0\", \"-l\", \"127.0.0.1\"]\n\
+         [namespaces]\nnet = \"none\"\n[broker.net]\nbind = [\"tcp:127.0.0.1:21211\"]\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(&u, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let svc = Service::start(As::User, &["exec", u.to_str().unwrap()]);
     assert!(wait_port(21211, Duration::from_secs(10)), "rootless memcached did not come up");
     let r = tcp_roundtrip(21211, b"version\r\n", "\r\n").unwrap();
     assert!(r.starts_with("VERSION"), "{r}");

@@ -180,10 +180,25 @@ fn launch(sock: RawFd, req: LaunchRequest, fds: Vec<OwnedFd>, host_env: &[(Strin
             return fail(e.to_string());
         }
     }
+    // Opened before the service exists, so a missing granted directory fails the start.
+    let broker = match req.spec.broker.is_empty() {
+        true => None,
+        false => match capexec_broker::Broker::prepare(&req.spec.name, &req.spec.broker) {
+            Ok(b) => Some(b),
+            Err(e) => return fail(e),
+        },
+    };
     let stdio = [fds[0].as_raw_fd(), fds[1].as_raw_fd(), fds[2].as_raw_fd()];
     let opts = capexec_sandbox::SpawnOptions { stdio: Some(stdio), cgroup_procs: &req.cgroup_procs };
     match capexec_sandbox::spawn_with(&plan, &opts) {
-        Ok(s) => {
+        Ok(mut s) => {
+            if let (Some(b), Some(listener)) = (broker, s.listener.take()) {
+                if let Err(e) = fork_broker(b, listener, fds[2].as_raw_fd(), plan.uid, plan.gid) {
+                    // SAFETY: killing our own child, which must not run unbrokered.
+                    unsafe { libc::kill(s.pid, libc::SIGKILL) };
+                    return fail(format!("start the broker: {e}"));
+                }
+            }
             children.insert(s.pid, Child { cgroup_kill: req.cgroup_kill.clone() });
             // The init cannot have been reaped yet (only this loop reaps), so its
             // pidfd is certain to refer to it.
@@ -194,6 +209,52 @@ fn launch(sock: RawFd, req: LaunchRequest, fds: Vec<OwnedFd>, host_env: &[(Strin
             send(sock, &LauncherEvent::Launched { id: req.id, init_pid: s.pid, main_pid }, &fdpass::raw(&pidfds));
         }
         Err(e) => fail(e.to_string()),
+    }
+}
+
+/// The service's broker: its own process, forked from this single-threaded
+/// launcher, holding only the listener, the grants' directories and the
+/// service's stderr (where refusals are logged, so `capexec logs` shows them).
+/// It ends when the service's last process does (the listener hangs up), or
+/// with the launcher (PDEATHSIG). This loop reaps it like any other child.
+fn fork_broker(b: capexec_broker::Broker, listener: OwnedFd, stderr: RawFd, uid: u32, gid: u32) -> std::io::Result<()> {
+    // SAFETY: the launcher is single-threaded, so the child may allocate.
+    match unsafe { libc::fork() } {
+        -1 => Err(std::io::Error::last_os_error()),
+        0 => {
+            // SAFETY: prctl and dup2 with valid arguments on our own process and fds.
+            unsafe {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong);
+                libc::dup2(stderr, 2);
+            }
+            let mut keep = b.fds();
+            keep.extend([0, 1, 2, listener.as_raw_fd()]);
+            let open: Vec<RawFd> =
+                std::fs::read_dir("/proc/self/fd").map(|d| d.flatten().filter_map(|e| e.file_name().to_str()?.parse().ok()).collect()).unwrap_or_default();
+            for fd in open.into_iter().filter(|fd| !keep.contains(fd)) {
+                // SAFETY: closing an fd inherited from the launcher that the broker must not hold.
+                unsafe { libc::close(fd) };
+            }
+            // SAFETY: unblocking signals inherited as blocked from the launcher; no handlers run.
+            unsafe {
+                let mut set: libc::sigset_t = std::mem::zeroed();
+                libc::sigemptyset(&mut set);
+                libc::sigprocmask(libc::SIG_SETMASK, &set, std::ptr::null_mut());
+            }
+            let code = match b.confine(uid, gid) {
+                Ok(()) => {
+                    capexec_broker::transparent::serve(std::sync::Arc::new(b), std::sync::Arc::new(capexec_broker::remote::Listener::new(listener)));
+                    0
+                }
+                Err(e) => {
+                    eprintln!("capexec: {e}");
+                    1
+                }
+            };
+            // SAFETY: ending the broker without running the launcher's destructors.
+            unsafe { libc::_exit(code) }
+        }
+        _ => Ok(()),
     }
 }
 

@@ -457,6 +457,12 @@ fn main() {
             return;
         }
         "with-seccomp-deny" => with_seccomp_deny(&args[2..]),
+        "broker-fs" => broker_fs(&mut r, &arg(2)),
+        "broker-race" => broker_race(&mut r, &arg(2), &arg(3), arg(4).parse().unwrap_or(10000)),
+        "broker-net" => {
+            let p = |i: usize| arg(i).parse().unwrap_or(1);
+            broker_net(&mut r, p(2), p(3), p(4), p(5))
+        }
         // A notify-type service: `sd-notify MESSAGE [PINGS]` sends MESSAGE ("\n"
         // separates fields) to $NOTIFY_SOCKET, then WATCHDOG=1 PINGS times at
         // WATCHDOG_USEC/4, then sleeps without pinging.
@@ -514,5 +520,216 @@ fn sd_notify(msg: &str, pings: u32) -> ! {
     }
     loop {
         std::thread::sleep(std::time::Duration::from_secs(3600));
+    }
+}
+
+// ---- ESCAPE-CASES.md sections 5 and 6 through the transparent broker ----
+
+fn read_fd(fd: i64) -> String {
+    let mut b = [0u8; 64];
+    // SAFETY: reading into a valid buffer from an fd the probe owns.
+    let n = unsafe { libc::read(fd as i32, b.as_mut_ptr().cast(), b.len()) };
+    // SAFETY: closing an fd the probe owns.
+    unsafe { libc::close(fd as i32) };
+    String::from_utf8_lossy(&b[..n.max(0) as usize]).into_owned()
+}
+
+/// `broker-fs DIR`: the unit grants DIR/data/** read and DIR/out/*.log
+/// append+create. DIR/secret exists on the host and is granted nothing;
+/// DIR/data/link-out is a symlink to ../secret.
+fn broker_fs(r: &mut Report, dir: &str) {
+    let readme = format!("{dir}/data/readme");
+    let (fd, e) = open(&readme, libc::O_RDONLY);
+    r.check("29 control: a granted file opens through the broker", fd >= 0 && read_fd(fd) == "granted", format!("open = {fd} {e}"));
+    let (rc, e) = open(&format!("{dir}/secret"), libc::O_RDONLY);
+    r.expect_fail("29 a file next to the grant", rc, e, &[ENOENT, EACCES]);
+    let (rc, e) = open(&format!("{dir}/data/../secret"), libc::O_RDONLY);
+    r.expect_fail("29 `..` out of the granted tree", rc, e, &[ENOENT, EACCES]);
+    let (rc, e) = open(&format!("{dir}/data/link-out"), libc::O_RDONLY);
+    r.expect_fail("29 a symlink out of the granted tree (RESOLVE_BENEATH)", rc, e, &[libc::EXDEV, libc::ELOOP, EACCES]);
+    let (rc, e) = open(&format!("{dir}/data"), libc::O_RDONLY);
+    r.expect_fail("32 the granted directory itself (no directory fds)", rc, e, &[EACCES]);
+    let (rc, e) = open(&format!("{dir}/data/"), libc::O_RDONLY | libc::O_DIRECTORY);
+    r.expect_fail("32 O_DIRECTORY on the granted tree", rc, e, &[libc::EINVAL]);
+    let (rc, e) = open(&format!("{dir}/data/readme/"), libc::O_RDONLY);
+    r.expect_fail("29 trailing `/` on a file", rc, e, &[libc::ENOTDIR, EACCES]);
+    let long = format!("{dir}/data/{}", "a/".repeat(2100));
+    let (rc, e) = open(&long, libc::O_RDONLY);
+    r.expect_fail("29 a path longer than PATH_MAX", rc, e, &[libc::ENAMETOOLONG]);
+    let (rc, e) = open("/proc/self/fd/0", libc::O_RDONLY);
+    // Not a grant: the kernel opens it with the service's own rights (its own
+    // stdin), so success is fine; what must not happen is the broker acting.
+    let _ = (rc, e);
+    for (name, flags, errs) in [
+        ("O_WRONLY", libc::O_WRONLY, &[EACCES][..]),
+        ("O_RDWR", libc::O_RDWR, &[EACCES]),
+        ("O_RDONLY|O_TRUNC", libc::O_RDONLY | libc::O_TRUNC, &[EACCES]),
+        ("O_CREAT without a create grant", libc::O_RDONLY | libc::O_CREAT, &[EACCES]),
+        ("O_PATH", libc::O_PATH, &[libc::EINVAL]),
+        ("O_TMPFILE", libc::O_TMPFILE | libc::O_RDWR, &[libc::EINVAL]),
+        ("unknown bit 0x40000000", libc::O_RDONLY | 0x4000_0000, &[libc::EINVAL]),
+        ("access mode 3", 3, &[libc::EINVAL]),
+    ] {
+        let (rc, e) = open(&readme, flags);
+        r.expect_fail(&format!("31 {name} on a read-only grant"), rc, e, errs);
+    }
+    let log = format!("{dir}/out/probe.log");
+    let (fd, e) = open(&log, libc::O_WRONLY | libc::O_APPEND | libc::O_CREAT);
+    r.check("31 control: append+create grant creates and appends", fd >= 0, format!("open = {fd} {e}"));
+    if fd >= 0 {
+        // SAFETY: writing a valid buffer to the fd just opened, then closing it.
+        unsafe {
+            libc::write(fd as i32, b"line\n".as_ptr().cast(), 5);
+            libc::close(fd as i32);
+        }
+    }
+    let (rc, e) = open(&log, libc::O_WRONLY | libc::O_TRUNC);
+    r.expect_fail("31 O_TRUNC on an append grant", rc, e, &[EACCES]);
+    let (rc, e) = open(&log, libc::O_RDONLY);
+    r.expect_fail("31 reading an append-only grant", rc, e, &[EACCES]);
+    let (rc, e) = open(&format!("{dir}/out/probe.txt"), libc::O_WRONLY | libc::O_APPEND | libc::O_CREAT);
+    r.expect_fail("31 a name the pattern *.log does not match", rc, e, &[ENOENT, EACCES]);
+    // 39: a filter of the service's own answering first. The kernel takes the
+    // most restrictive verdict (ERRNO beats USER_NOTIF), so the broker is never asked.
+    own_filter_errno(libc::SYS_openat as u32, libc::EXDEV);
+    let (rc, e) = open(&readme, libc::O_RDONLY);
+    r.expect_fail("39 the service's own ERRNO filter wins over the broker", rc, e, &[libc::EXDEV]);
+}
+
+fn own_filter_errno(nr: u32, errno: i32) {
+    let prog = [
+        libc::sock_filter { code: (libc::BPF_LD | libc::BPF_W | libc::BPF_ABS) as u16, jt: 0, jf: 0, k: 0 },
+        libc::sock_filter { code: (libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K) as u16, jt: 0, jf: 1, k: nr },
+        libc::sock_filter { code: libc::BPF_RET as u16, jt: 0, jf: 0, k: 0x0005_0000 | errno as u32 },
+        libc::sock_filter { code: libc::BPF_RET as u16, jt: 0, jf: 0, k: 0x7fff_0000 },
+    ];
+    let fprog = libc::sock_fprog { len: prog.len() as u16, filter: prog.as_ptr() as *mut _ };
+    // SAFETY: installing a valid filter; no_new_privs is set by the sandbox.
+    let rc = unsafe { libc::prctl(libc::PR_SET_SECCOMP, libc::SECCOMP_MODE_FILTER, &fprog as *const libc::sock_fprog) };
+    assert_eq!(rc, 0, "install own filter: {}", Error::last_os_error());
+}
+
+/// `broker-race PATH EXPECTED N`: opens PATH N times while a sibling thread
+/// rewrites the path buffer between PATH and DIR/secret (36); the host may also
+/// swap PATH with a symlink to a secret (30). Every open that succeeds must read
+/// EXPECTED: the broker acts only on its own copy and never lets a check on
+/// one name open another.
+fn broker_race(r: &mut Report, path: &str, expected: &str, n: usize) {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let dir = path.rsplit_once("/data/").map(|(d, _)| d.to_owned()).unwrap_or_default();
+    let other = format!("{dir}/secret");
+    let len = path.len().max(other.len()) + 1;
+    let mut a = vec![0u8; len];
+    a[..path.len()].copy_from_slice(path.as_bytes());
+    let mut b = vec![0u8; len];
+    b[..other.len()].copy_from_slice(other.as_bytes());
+    let buf: &'static mut [u8] = Box::leak(vec![0u8; len].into_boxed_slice());
+    buf.copy_from_slice(&a);
+    let addr = buf.as_mut_ptr() as usize;
+    let stop: &'static AtomicBool = Box::leak(Box::new(AtomicBool::new(false)));
+    let flipper = std::thread::spawn(move || {
+        let mut flip = false;
+        while !stop.load(Ordering::Relaxed) {
+            let src = if flip { &b } else { &a };
+            // SAFETY: racing writes into the leaked buffer are the point of the
+            // test; the bytes are plain data and the buffer outlives the thread.
+            unsafe { std::ptr::copy_nonoverlapping(src.as_ptr(), addr as *mut u8, len) };
+            flip = !flip;
+            // Two cores are shared with the broker and the host's swapper.
+            std::thread::yield_now();
+        }
+    });
+    let (mut ok, mut wrong) = (0, 0);
+    for _ in 0..n {
+        // SAFETY: the buffer is NUL-terminated in both versions.
+        let fd = unsafe { libc::open(addr as *const libc::c_char, libc::O_RDONLY | libc::O_CLOEXEC) };
+        if fd >= 0 {
+            if read_fd(fd as i64) == expected {
+                ok += 1;
+            } else {
+                wrong += 1;
+            }
+        }
+    }
+    stop.store(true, Ordering::Relaxed);
+    flipper.join().unwrap();
+    r.check(
+        "30/36 racing the path never opens anything but the granted file",
+        wrong == 0 && ok > 0,
+        format!("{ok} granted opens, {wrong} of something else, of {n}"),
+    );
+}
+
+/// `broker-net GRANTED_BIND UNGRANTED_BIND HOST_PORT UNGRANTED_PORT`: the unit
+/// (net = "none") grants bind on 127.0.0.1:GRANTED_BIND and connect to
+/// 127.0.0.1:HOST_PORT, where the host listens and answers "hello".
+fn broker_net(r: &mut Report, granted_bind: u16, ungranted_bind: u16, host_port: u16, ungranted_port: u16) {
+    let (rc, e) = bind_tcp(granted_bind);
+    r.check("35 control: a granted bind succeeds", rc == 0, format!("bind = {rc} {e}"));
+    let (rc, e) = bind_tcp(ungranted_bind);
+    r.expect_fail("35 bind a port the grants do not name", rc, e, &[EACCES]);
+    let (fd, e) = connect_v4([127, 0, 0, 1], host_port);
+    r.check("35 control: a granted connect reaches the host", fd >= 0 && read_fd(fd) == "hello", format!("connect = {fd} {e}"));
+    let (fd, e) = connect_v6_mapped([127, 0, 0, 1], host_port);
+    r.check("35 ::ffff:127.0.0.1 is checked as 127.0.0.1 (granted)", fd >= 0 && read_fd(fd) == "hello", format!("connect = {fd} {e}"));
+    let (rc, e) = connect_v4([127, 0, 0, 1], ungranted_port);
+    r.expect_fail("35 connect to a host port the grants do not name", rc, e, &[EACCES, libc::ECONNREFUSED]);
+    let (rc, e) = connect_v6_mapped([127, 0, 0, 1], ungranted_port);
+    r.expect_fail("35 ::ffff:127.0.0.1 on an ungranted port", rc, e, &[EACCES, libc::ECONNREFUSED]);
+    let (rc, e) = connect_v4([169, 254, 169, 254], 80);
+    r.expect_fail("35 the metadata address 169.254.169.254", rc, e, &[EACCES]);
+    let (rc, e) = connect_v6_mapped([169, 254, 169, 254], 80);
+    r.expect_fail("35 ::ffff:169.254.169.254", rc, e, &[EACCES]);
+    // Malformed arguments: the broker answers as the kernel would.
+    // SAFETY: raw socket/bind/connect calls with deliberately bad arguments.
+    unsafe {
+        let s = libc::socket(libc::AF_INET, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0);
+        let junk = [0u8; 300];
+        let rc = libc::bind(s, junk.as_ptr().cast(), 300) as i64;
+        r.expect_fail("33 an oversized address", rc, Error::last_os_error(), &[libc::EINVAL]);
+        let rc = libc::bind(s, junk.as_ptr().cast(), 1) as i64;
+        r.expect_fail("33 a truncated address", rc, Error::last_os_error(), &[libc::EINVAL]);
+        let rc = libc::connect(s, 8 as *const libc::sockaddr, 16) as i64;
+        r.expect_fail("33 an unmapped address pointer", rc, Error::last_os_error(), &[libc::EFAULT]);
+        let mut sa: libc::sockaddr_in = std::mem::zeroed();
+        sa.sin_family = libc::AF_INET as u16;
+        sa.sin_port = granted_bind.to_be();
+        sa.sin_addr.s_addr = u32::from_be_bytes([127, 0, 0, 1]).to_be();
+        let rc = libc::bind(9999, (&sa as *const libc::sockaddr_in).cast(), 16) as i64;
+        r.expect_fail("33 bind on a closed fd", rc, Error::last_os_error(), &[libc::EBADF]);
+        let rc = libc::bind(0, (&sa as *const libc::sockaddr_in).cast(), 16) as i64;
+        r.expect_fail("33 bind on a non-socket", rc, Error::last_os_error(), &[libc::ENOTSOCK]);
+        let rc = libc::bind(libc::socket(libc::AF_UNIX, libc::SOCK_STREAM, 0), (&sa as *const libc::sockaddr_in).cast(), 16) as i64;
+        r.expect_fail("33 an IPv4 address on a Unix socket", rc, Error::last_os_error(), &[libc::EINVAL]);
+    }
+}
+
+fn connect_v4(ip: [u8; 4], port: u16) -> (i64, Error) {
+    // SAFETY: socket/connect with a valid sockaddr_in.
+    unsafe {
+        let fd = libc::socket(libc::AF_INET, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0);
+        let mut sa: libc::sockaddr_in = std::mem::zeroed();
+        sa.sin_family = libc::AF_INET as u16;
+        sa.sin_port = port.to_be();
+        sa.sin_addr.s_addr = u32::from_be_bytes(ip).to_be();
+        let rc = libc::connect(fd, (&sa as *const libc::sockaddr_in).cast(), 16);
+        (if rc == 0 { fd as i64 } else { -1 }, Error::last_os_error())
+    }
+}
+
+fn connect_v6_mapped(ip: [u8; 4], port: u16) -> (i64, Error) {
+    // SAFETY: socket/connect with a valid sockaddr_in6.
+    unsafe {
+        let fd = libc::socket(libc::AF_INET6, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0);
+        let mut sa: libc::sockaddr_in6 = std::mem::zeroed();
+        sa.sin6_family = libc::AF_INET6 as u16;
+        sa.sin6_port = port.to_be();
+        let mut o = [0u8; 16];
+        o[10] = 0xff;
+        o[11] = 0xff;
+        o[12..].copy_from_slice(&ip);
+        sa.sin6_addr.s6_addr = o;
+        let rc = libc::connect(fd, (&sa as *const libc::sockaddr_in6).cast(), std::mem::size_of_val(&sa) as u32);
+        (if rc == 0 { fd as i64 } else { -1 }, Error::last_os_error())
     }
 }

@@ -135,6 +135,20 @@ fn summary(s: &capexec_decl::ServiceSpec) -> String {
     let _ = writeln!(o, "  seccomp    {} ({} syscalls); others: {action}", s.seccomp.declared.join(" "), s.seccomp.allowed.len());
     let caps = if s.capabilities.is_empty() { "none".to_owned() } else { s.capabilities.join(" ") };
     let _ = writeln!(o, "  caps       {caps}");
+    let b = &s.broker;
+    if !b.is_empty() {
+        let mut grants: Vec<String> = b.fs.iter().map(|g| format!("open {} ({})", g.pattern, g.rights)).collect();
+        grants.extend(b.bind.iter().map(|g| format!("bind {g}")));
+        grants.extend(b.connect.iter().map(|g| format!("connect {g}")));
+        grants.extend(b.dns.names.iter().map(|n| format!("resolve {n}")));
+        grants.extend(b.pwd.iter().map(|n| format!("user {n}")));
+        grants.extend(b.grp.iter().map(|n| format!("group {n}")));
+        grants.extend(b.sysctl.iter().map(|n| format!("sysctl {n}")));
+        if b.syslog {
+            grants.push("syslog".into());
+        }
+        let _ = writeln!(o, "  broker     {}", grants.join("; "));
+    }
     let sv = &s.service;
     let signal = capexec_decl::validate::STOP_SIGNALS.iter().find(|(_, n)| *n == sv.stop_signal).map_or("?", |(n, _)| n);
     let _ = writeln!(

@@ -30,8 +30,31 @@ pub fn launch_foreground(spec: &ServiceSpec) -> i32 {
         }
     };
     tracing::debug!(unit = %spec.name, flags = plan.clone_flags, mounts = plan.mounts.len(), "launching");
+    // Under `capexec exec` this process is the service's broker: it opens what
+    // the grants need now, while it still can, and serves once the service runs.
+    let broker = match spec.broker.is_empty() {
+        true => None,
+        false => match capexec_broker::Broker::prepare(&spec.name, &spec.broker) {
+            Ok(b) => Some(b),
+            Err(e) => {
+                eprintln!("capexec: {}: {e}", spec.name);
+                return super::EXIT_SETUP;
+            }
+        },
+    };
     match capexec_sandbox::spawn(&plan) {
-        Ok(s) => capexec_sandbox::wait_foreground(&s),
+        Ok(mut s) => {
+            if let (Some(b), Some(listener)) = (broker, s.listener.take()) {
+                if let Err(e) = b.confine(plan.uid, plan.gid) {
+                    eprintln!("capexec: {}: {e}", spec.name);
+                    // SAFETY: killing our own child, which must not run unbrokered.
+                    unsafe { libc::kill(s.pid, libc::SIGKILL) };
+                }
+                // The thread ends with the service; the process ends right after.
+                drop(b.serve_in_thread(listener));
+            }
+            capexec_sandbox::wait_foreground(&s)
+        }
         Err(e) => {
             eprintln!("capexec: {}: {e}", spec.name);
             if let capexec_sandbox::LaunchError::Io { op: "clone into new namespaces", .. } = e {

@@ -1,0 +1,156 @@
+//! The per-service broker, in the manner of FreeBSD's Casper: a process that
+//! holds only what the declaration's `[broker]` grants need and performs, on the
+//! service's behalf, the requests those grants allow.
+//!
+//! [`Broker::prepare`] opens what the grants need (a pinned directory per file
+//! grant) before the service exists; [`Broker::confine`] then takes away what
+//! the broker itself does not need; [`transparent`] answers the syscalls the
+//! service's seccomp notify filter hands over ([`remote`] reads the service's
+//! memory and fds, [`open`] and [`net`] do the granted calls).
+
+pub mod net;
+pub mod open;
+pub mod remote;
+pub mod transparent;
+
+use capexec_decl::grants::BrokerSpec;
+use std::os::fd::{FromRawFd, OwnedFd};
+use std::sync::Arc;
+
+pub struct Broker {
+    pub unit: String,
+    pub spec: BrokerSpec,
+    /// One pinned directory per `spec.fs` grant, in the same order.
+    bases: Vec<OwnedFd>,
+    /// Inode of the host's network namespace: sockets in any other belong to
+    /// the service's own namespace.
+    host_netns: u64,
+    /// Refusal log rate limit: (start of the current second, lines in it, suppressed).
+    log_budget: std::sync::Mutex<(std::time::Instant, u32, u64)>,
+}
+
+/// Refusal lines per second before the rest are counted instead of written:
+/// a service looping on a refused call must not flood the log.
+const REFUSALS_PER_SECOND: u32 = 20;
+
+impl Broker {
+    /// Opens the grants' directories. Run before the service is started, so
+    /// that a missing directory stops the start with a clear message.
+    pub fn prepare(unit: &str, spec: &BrokerSpec) -> Result<Broker, String> {
+        let mut bases = Vec::new();
+        for g in &spec.fs {
+            let c = std::ffi::CString::new(g.base.as_os_str().as_encoded_bytes()).map_err(|_| format!("grant `{}`: path has a NUL byte", g.pattern))?;
+            // SAFETY: opening a NUL-terminated path; the result is checked.
+            let fd = unsafe { libc::open(c.as_ptr(), libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC) };
+            if fd < 0 {
+                let e = std::io::Error::last_os_error();
+                return Err(format!(
+                    "broker: open the directory {} of grant `{}`: {e}; create it, or fix broker.fs in the declaration",
+                    g.base.display(),
+                    g.pattern
+                ));
+            }
+            // SAFETY: a new fd that nobody else owns.
+            bases.push(unsafe { OwnedFd::from_raw_fd(fd) });
+        }
+        let ns = std::fs::File::open("/proc/self/ns/net").map_err(|e| format!("broker: open /proc/self/ns/net: {e}"))?;
+        let host_netns = net::inode(&OwnedFd::from(ns)).map_err(|e| format!("broker: stat the host network namespace: {e}"))?;
+        Ok(Broker { unit: unit.to_owned(), spec: spec.clone(), bases, host_netns, log_budget: std::sync::Mutex::new((std::time::Instant::now(), 0, 0)) })
+    }
+
+    /// The descriptors the broker holds (pinned directories), so that a forked
+    /// broker can close everything else.
+    pub fn fds(&self) -> Vec<std::os::fd::RawFd> {
+        use std::os::fd::AsRawFd;
+        self.bases.iter().map(|f| f.as_raw_fd()).collect()
+    }
+
+    /// Logs a refusal: the unit, the call with its argument, why, and what in
+    /// the declaration would allow it — the trail an administrator follows.
+    pub fn refused(&self, call: &str, why: &str, fix: &str) {
+        let mut budget = self.log_budget.lock().unwrap_or_else(|e| e.into_inner());
+        let (start, lines, suppressed) = &mut *budget;
+        if start.elapsed() >= std::time::Duration::from_secs(1) {
+            if *suppressed > 0 {
+                eprintln!("capexec: {}: broker: {suppressed} more refusals in the last second were not logged", self.unit);
+            }
+            *start = std::time::Instant::now();
+            *lines = 0;
+            *suppressed = 0;
+        }
+        if *lines < REFUSALS_PER_SECOND {
+            *lines += 1;
+            eprintln!("capexec: {}: broker refused {call}: {why}; to allow it, {fix}", self.unit);
+        } else {
+            *suppressed += 1;
+        }
+    }
+
+    /// Takes away what the broker does not need once the service runs.
+    ///
+    /// As root: the real and filesystem ids become the service's (files the
+    /// broker creates belong to the service, permission checks are the
+    /// service's, and signals to the service are allowed as its own user);
+    /// the effective uid stays 0 only because the kernel grants the creator of
+    /// the service's user namespace — uid 0 — access to it (reading its memory
+    /// and fds); every capability is dropped, except CAP_NET_BIND_SERVICE when
+    /// a bind grant names a port below 1024. no_new_privs in all cases.
+    pub fn confine(&self, uid: u32, gid: u32) -> Result<(), String> {
+        let io = |what: &str| format!("broker: {what}: {}", std::io::Error::last_os_error());
+        // SAFETY: plain prctl/id syscalls with integer arguments; results checked.
+        unsafe {
+            if libc::geteuid() == 0 {
+                if libc::setgroups(0, std::ptr::null()) != 0 {
+                    return Err(io("clear supplementary groups"));
+                }
+                if libc::setresgid(gid, gid, gid) != 0 {
+                    return Err(io("set group ids"));
+                }
+                if libc::setresuid(uid, 0, 0) != 0 {
+                    return Err(io("set user ids"));
+                }
+                libc::setfsuid(uid);
+                let low_port = self.spec.bind.iter().any(|g| g.ports.0 < 1024);
+                let last = std::fs::read_to_string("/proc/sys/kernel/cap_last_cap").ok().and_then(|s| s.trim().parse().ok()).unwrap_or(40);
+                for cap in 0..=last {
+                    if !(low_port && cap == CAP_NET_BIND_SERVICE as i32) {
+                        libc::prctl(libc::PR_CAPBSET_DROP, cap as libc::c_ulong, 0, 0, 0);
+                    }
+                }
+                let keep: u32 = if low_port { 1 << CAP_NET_BIND_SERVICE } else { 0 };
+                let mut hdr = CapHeader { version: 0x2008_0522, pid: 0 };
+                let data = [CapData { effective: keep, permitted: keep, inheritable: 0 }, CapData { effective: 0, permitted: 0, inheritable: 0 }];
+                if libc::syscall(libc::SYS_capset, &mut hdr as *mut CapHeader, data.as_ptr()) != 0 {
+                    return Err(io("drop capabilities"));
+                }
+            }
+            if libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 {
+                return Err(io("set no_new_privs"));
+            }
+        }
+        Ok(())
+    }
+
+    /// Serves the service's notify listener on a thread of its own (NOTIF_RECV
+    /// blocks, and the caller has a service to wait for).
+    pub fn serve_in_thread(self, listener: OwnedFd) -> std::thread::JoinHandle<()> {
+        let b = Arc::new(self);
+        let l = Arc::new(remote::Listener::new(listener));
+        std::thread::Builder::new().name("broker".into()).spawn(move || transparent::serve(b, l)).expect("spawn the broker thread")
+    }
+}
+
+const CAP_NET_BIND_SERVICE: u32 = 10;
+
+#[repr(C)]
+struct CapHeader {
+    version: u32,
+    pid: i32,
+}
+
+#[repr(C)]
+struct CapData {
+    effective: u32,
+    permitted: u32,
+    inheritable: u32,
+}

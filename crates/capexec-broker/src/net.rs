@@ -1,0 +1,221 @@
+//! Network grants: a service in its own, empty network namespace (net = "none")
+//! binds and connects in the host's. The broker makes a socket like the
+//! service's (family, type, protocol, the options that matter) in the host's
+//! namespace, binds or connects it with its own copy of the address, and puts
+//! it in place of the service's socket (SECCOMP_IOCTL_NOTIF_ADDFD with SETFD).
+
+use std::io;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+
+/// Parses a sockaddr copied from the service. `Ok(None)`: not an IP family.
+pub fn parse_sockaddr(b: &[u8]) -> Result<Option<SocketAddr>, i32> {
+    if b.len() < 2 {
+        return Err(libc::EINVAL);
+    }
+    let family = u16::from_ne_bytes([b[0], b[1]]) as i32;
+    match family {
+        libc::AF_INET => {
+            if b.len() < std::mem::size_of::<libc::sockaddr_in>() {
+                return Err(libc::EINVAL);
+            }
+            let port = u16::from_be_bytes([b[2], b[3]]);
+            let ip = Ipv4Addr::new(b[4], b[5], b[6], b[7]);
+            Ok(Some(SocketAddr::new(IpAddr::V4(ip), port)))
+        }
+        libc::AF_INET6 => {
+            if b.len() < std::mem::size_of::<libc::sockaddr_in6>() {
+                return Err(libc::EINVAL);
+            }
+            let port = u16::from_be_bytes([b[2], b[3]]);
+            let mut o = [0u8; 16];
+            o.copy_from_slice(&b[8..24]);
+            Ok(Some(SocketAddr::new(IpAddr::V6(Ipv6Addr::from(o)), port)))
+        }
+        _ => Ok(None),
+    }
+}
+
+fn sockaddr(a: SocketAddr, family: i32) -> (libc::sockaddr_storage, libc::socklen_t) {
+    // SAFETY: sockaddr_storage is plain data; all-zero is a valid value.
+    let mut ss: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
+    let len = match (a, family) {
+        (SocketAddr::V4(v4), libc::AF_INET) => {
+            // SAFETY: sockaddr_storage is large and aligned enough for any sockaddr.
+            let sin = unsafe { &mut *(&mut ss as *mut _ as *mut libc::sockaddr_in) };
+            sin.sin_family = libc::AF_INET as u16;
+            sin.sin_port = v4.port().to_be();
+            sin.sin_addr.s_addr = u32::from(*v4.ip()).to_be();
+            std::mem::size_of::<libc::sockaddr_in>()
+        }
+        (a, _) => {
+            // An AF_INET6 socket reaches IPv4 through a v4-mapped address.
+            let ip = match a.ip() {
+                IpAddr::V4(v4) => v4.to_ipv6_mapped(),
+                IpAddr::V6(v6) => v6,
+            };
+            // SAFETY: as above.
+            let sin6 = unsafe { &mut *(&mut ss as *mut _ as *mut libc::sockaddr_in6) };
+            sin6.sin6_family = libc::AF_INET6 as u16;
+            sin6.sin6_port = a.port().to_be();
+            sin6.sin6_addr.s6_addr = ip.octets();
+            std::mem::size_of::<libc::sockaddr_in6>()
+        }
+    };
+    (ss, len as libc::socklen_t)
+}
+
+fn getsockopt_int(fd: RawFd, level: i32, opt: i32) -> io::Result<i32> {
+    let mut v: i32 = 0;
+    let mut len = std::mem::size_of::<i32>() as libc::socklen_t;
+    // SAFETY: the kernel writes at most `len` bytes into `v`.
+    let rc = unsafe { libc::getsockopt(fd, level, opt, (&mut v as *mut i32).cast(), &mut len) };
+    if rc < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(v)
+    }
+}
+
+fn setsockopt_int(fd: RawFd, level: i32, opt: i32, v: i32) -> io::Result<()> {
+    // SAFETY: the kernel reads one int at a valid pointer.
+    let rc = unsafe { libc::setsockopt(fd, level, opt, (&v as *const i32).cast(), std::mem::size_of::<i32>() as libc::socklen_t) };
+    if rc < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(())
+    }
+}
+
+/// The service's socket as far as the broker needs it.
+#[derive(Debug, Clone, Copy)]
+pub struct SockInfo {
+    pub family: i32,
+    pub kind: i32,
+    pub protocol: i32,
+    pub nonblocking: bool,
+    /// The network namespace the socket lives in (inode of its nsfs file).
+    pub netns: u64,
+}
+
+const SIOCGSKNS: libc::c_ulong = 0x894C;
+
+pub fn sock_info(fd: &OwnedFd) -> io::Result<SockInfo> {
+    let raw = fd.as_raw_fd();
+    let family = getsockopt_int(raw, libc::SOL_SOCKET, libc::SO_DOMAIN)?;
+    let kind = getsockopt_int(raw, libc::SOL_SOCKET, libc::SO_TYPE)?;
+    let protocol = getsockopt_int(raw, libc::SOL_SOCKET, libc::SO_PROTOCOL)?;
+    // SAFETY: F_GETFL only reads the file's status flags.
+    let fl = unsafe { libc::fcntl(raw, libc::F_GETFL) };
+    // SAFETY: SIOCGSKNS takes no argument and returns a new nsfs fd or -1.
+    let ns = unsafe { libc::ioctl(raw, SIOCGSKNS as _) };
+    let netns = if ns >= 0 {
+        // SAFETY: the kernel just returned this fd; we own it.
+        let ns = unsafe { OwnedFd::from_raw_fd(ns) };
+        inode(&ns)?
+    } else {
+        0
+    };
+    Ok(SockInfo { family, kind, protocol, nonblocking: fl >= 0 && fl & libc::O_NONBLOCK != 0, netns })
+}
+
+pub fn inode(fd: &OwnedFd) -> io::Result<u64> {
+    // SAFETY: plain data; fstat fills it.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: fstat writes one struct stat at a valid pointer for an fd we own.
+    if unsafe { libc::fstat(fd.as_raw_fd(), &mut st) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(st.st_ino)
+}
+
+/// The options copied from the service's socket to the host one: those that
+/// change how bind and connect behave. Buffer sizes are not (reading them
+/// back gives the doubled value the kernel keeps).
+const COPIED: &[(i32, i32)] = &[
+    (libc::SOL_SOCKET, libc::SO_REUSEADDR),
+    (libc::SOL_SOCKET, libc::SO_REUSEPORT),
+    (libc::SOL_SOCKET, libc::SO_KEEPALIVE),
+    (libc::SOL_SOCKET, libc::SO_BROADCAST),
+    (libc::IPPROTO_IP, libc::IP_FREEBIND),
+];
+
+/// A socket like `svc` (already checked to be AF_INET/AF_INET6, stream or
+/// datagram), made in the broker's — the host's — network namespace.
+pub fn host_socket(svc: &OwnedFd, info: &SockInfo) -> io::Result<OwnedFd> {
+    let flags = libc::SOCK_CLOEXEC | if info.nonblocking { libc::SOCK_NONBLOCK } else { 0 };
+    // SAFETY: socket takes integers and returns a new fd or -1.
+    let raw = unsafe { libc::socket(info.family, info.kind | flags, info.protocol) };
+    if raw < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: a new fd that nobody else owns.
+    let host = unsafe { OwnedFd::from_raw_fd(raw) };
+    let mut opts: Vec<(i32, i32)> = COPIED.to_vec();
+    if info.family == libc::AF_INET6 {
+        opts.push((libc::IPPROTO_IPV6, libc::IPV6_V6ONLY));
+    }
+    if info.kind == libc::SOCK_STREAM {
+        opts.push((libc::IPPROTO_TCP, libc::TCP_NODELAY));
+    }
+    for (level, opt) in opts {
+        if let Ok(v) = getsockopt_int(svc.as_raw_fd(), level, opt) {
+            setsockopt_int(host.as_raw_fd(), level, opt, v)?;
+        }
+    }
+    Ok(host)
+}
+
+pub fn bind(fd: &OwnedFd, addr: SocketAddr, family: i32) -> io::Result<()> {
+    let (ss, len) = sockaddr(addr, family);
+    // SAFETY: the kernel reads `len` bytes of a valid sockaddr.
+    let rc = unsafe { libc::bind(fd.as_raw_fd(), (&ss as *const libc::sockaddr_storage).cast(), len) };
+    if rc < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(())
+    }
+}
+
+/// Connects; on a non-blocking socket this may return EINPROGRESS, which the
+/// service then sees exactly as if it had called connect itself.
+pub fn connect(fd: &OwnedFd, addr: SocketAddr, family: i32) -> io::Result<()> {
+    let (ss, len) = sockaddr(addr, family);
+    loop {
+        // SAFETY: the kernel reads `len` bytes of a valid sockaddr.
+        let rc = unsafe { libc::connect(fd.as_raw_fd(), (&ss as *const libc::sockaddr_storage).cast(), len) };
+        if rc == 0 {
+            return Ok(());
+        }
+        let e = io::Error::last_os_error();
+        if e.raw_os_error() != Some(libc::EINTR) {
+            return Err(e);
+        }
+    }
+}
+
+/// Whether the service's fd `fd` is close-on-exec, from /proc/TID/fdinfo.
+pub fn fd_cloexec(tid: u32, fd: i32) -> bool {
+    let Ok(s) = std::fs::read_to_string(format!("/proc/{tid}/fdinfo/{fd}")) else { return true };
+    s.lines().find_map(|l| l.strip_prefix("flags:")).and_then(|v| i64::from_str_radix(v.trim(), 8).ok()).is_none_or(|f| f & libc::O_CLOEXEC as i64 != 0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sockaddrs() {
+        let (ss, len) = sockaddr("127.0.0.1:6379".parse().unwrap(), libc::AF_INET);
+        // SAFETY: reading the bytes of a plain-data struct we own.
+        let b = unsafe { std::slice::from_raw_parts(&ss as *const _ as *const u8, len as usize) };
+        assert_eq!(parse_sockaddr(b), Ok(Some("127.0.0.1:6379".parse().unwrap())));
+        let (ss, len) = sockaddr("127.0.0.1:1".parse().unwrap(), libc::AF_INET6);
+        // SAFETY: as above.
+        let b = unsafe { std::slice::from_raw_parts(&ss as *const _ as *const u8, len as usize) };
+        assert_eq!(parse_sockaddr(b), Ok(Some("[::ffff:127.0.0.1]:1".parse().unwrap())));
+        assert_eq!(parse_sockaddr(&[1]), Err(libc::EINVAL));
+        assert_eq!(parse_sockaddr(&(libc::AF_INET as u16).to_ne_bytes()), Err(libc::EINVAL));
+        assert_eq!(parse_sockaddr(&(libc::AF_UNIX as u16).to_ne_bytes()), Ok(None));
+    }
+}

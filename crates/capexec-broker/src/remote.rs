@@ -1,0 +1,189 @@
+//! The seccomp listener and the service's memory and fds, as the broker sees
+//! them. Every read of the service's memory returns a private copy; callers
+//! check [`Listener::id_valid`] after reading and before acting, so that a
+//! notification whose thread died (and whose pid may already be reused) is
+//! never answered with data from, or effects on, another process.
+
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+
+/// One brokered syscall, copied out of the kernel's `seccomp_notif`.
+#[derive(Debug, Clone, Copy)]
+pub struct Notif {
+    pub id: u64,
+    /// The calling thread, as the broker's pid namespace sees it.
+    pub tid: u32,
+    pub nr: i64,
+    pub args: [u64; 6],
+}
+
+pub struct Listener(OwnedFd);
+
+fn cvt(rc: libc::c_long) -> io::Result<libc::c_long> {
+    if rc < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(rc)
+    }
+}
+
+impl Listener {
+    pub fn new(fd: OwnedFd) -> Listener {
+        Listener(fd)
+    }
+
+    /// Waits for the next notification. `Ok(None)`: every process that could
+    /// raise one has exited (the filter has no users left).
+    pub fn recv(&self) -> io::Result<Option<Notif>> {
+        loop {
+            // NOTIF_RECV blocks even on a non-blocking fd and does not wake up when
+            // the last filter user dies; poll first, which reports that as POLLHUP.
+            let mut pfd = libc::pollfd { fd: self.0.as_raw_fd(), events: libc::POLLIN, revents: 0 };
+            // SAFETY: one valid pollfd for the duration of the call.
+            let n = unsafe { libc::poll(&mut pfd, 1, -1) };
+            if n < 0 {
+                let e = io::Error::last_os_error();
+                if e.kind() == io::ErrorKind::Interrupted {
+                    continue;
+                }
+                return Err(e);
+            }
+            if pfd.revents & libc::POLLIN == 0 && pfd.revents & (libc::POLLHUP | libc::POLLERR) != 0 {
+                return Ok(None);
+            }
+            // SAFETY: seccomp_notif is plain data; the kernel requires it zeroed.
+            let mut n: libc::seccomp_notif = unsafe { std::mem::zeroed() };
+            // SAFETY: RECV fills exactly one seccomp_notif at a valid pointer.
+            let rc = unsafe { libc::ioctl(self.0.as_raw_fd(), libc::SECCOMP_IOCTL_NOTIF_RECV, &mut n) };
+            if rc < 0 {
+                let e = io::Error::last_os_error();
+                // ENOENT: the caller was interrupted or died between poll and RECV.
+                if matches!(e.raw_os_error(), Some(libc::ENOENT) | Some(libc::EINTR)) {
+                    continue;
+                }
+                return Err(e);
+            }
+            return Ok(Some(Notif { id: n.id, tid: n.pid, nr: n.data.nr as i64, args: n.data.args }));
+        }
+    }
+
+    /// Whether notification `id` is still pending: its thread has not died or
+    /// been interrupted, so the pid in it still names that thread.
+    pub fn id_valid(&self, id: u64) -> bool {
+        // SAFETY: the kernel reads one u64 at a valid pointer.
+        unsafe { libc::ioctl(self.0.as_raw_fd(), libc::SECCOMP_IOCTL_NOTIF_ID_VALID, &id) == 0 }
+    }
+
+    fn send(&self, id: u64, val: i64, error: i32, flags: u32) -> io::Result<()> {
+        let resp = libc::seccomp_notif_resp { id, val, error, flags };
+        // SAFETY: the kernel reads one seccomp_notif_resp at a valid pointer.
+        let rc = unsafe { libc::ioctl(self.0.as_raw_fd(), libc::SECCOMP_IOCTL_NOTIF_SEND, &resp) };
+        cvt(rc as libc::c_long).map(drop)
+    }
+
+    /// The syscall returns `val` in the service.
+    pub fn reply(&self, id: u64, val: i64) -> io::Result<()> {
+        self.send(id, val, 0, 0)
+    }
+
+    /// The syscall fails with `errno` in the service.
+    pub fn fail(&self, id: u64, errno: i32) -> io::Result<()> {
+        self.send(id, 0, -errno, 0)
+    }
+
+    /// The kernel runs the syscall as the service made it, with the service's own
+    /// rights. Never a grant: used only where the call is not brokered at all
+    /// (a path or socket the service reaches through its own view and network
+    /// namespace), so whatever the service changes in its memory afterwards is
+    /// checked by the kernel against the service's own confinement.
+    pub fn pass_through(&self, id: u64) -> io::Result<()> {
+        self.send(id, 0, 0, libc::SECCOMP_USER_NOTIF_FLAG_CONTINUE as u32)
+    }
+
+    /// Installs `fd` in the service as the syscall's result (ADDFD with SEND:
+    /// installing and answering are one atomic step). Returns the fd number.
+    pub fn send_fd(&self, id: u64, fd: RawFd, cloexec: bool) -> io::Result<i32> {
+        let a = libc::seccomp_notif_addfd {
+            id,
+            flags: libc::SECCOMP_ADDFD_FLAG_SEND as u32,
+            srcfd: fd as u32,
+            newfd: 0,
+            newfd_flags: if cloexec { libc::O_CLOEXEC as u32 } else { 0 },
+        };
+        // SAFETY: the kernel reads one seccomp_notif_addfd at a valid pointer.
+        let rc = unsafe { libc::ioctl(self.0.as_raw_fd(), libc::SECCOMP_IOCTL_NOTIF_ADDFD, &a) };
+        cvt(rc as libc::c_long).map(|n| n as i32)
+    }
+
+    /// Replaces the service's fd `target` with `fd` (ADDFD with SETFD, like dup2
+    /// into the service's table). The syscall still waits for a reply.
+    pub fn replace_fd(&self, id: u64, fd: RawFd, target: i32, cloexec: bool) -> io::Result<()> {
+        let a = libc::seccomp_notif_addfd {
+            id,
+            flags: libc::SECCOMP_ADDFD_FLAG_SETFD as u32,
+            srcfd: fd as u32,
+            newfd: target as u32,
+            newfd_flags: if cloexec { libc::O_CLOEXEC as u32 } else { 0 },
+        };
+        // SAFETY: as in `send_fd`.
+        let rc = unsafe { libc::ioctl(self.0.as_raw_fd(), libc::SECCOMP_IOCTL_NOTIF_ADDFD, &a) };
+        cvt(rc as libc::c_long).map(drop)
+    }
+}
+
+/// Copies up to `buf.len()` bytes at `addr` in `tid`'s address space. Returns
+/// how many bytes were readable (a read stops at the first unmapped page).
+pub fn read_mem(tid: u32, addr: u64, buf: &mut [u8]) -> io::Result<usize> {
+    if buf.is_empty() {
+        return Ok(0);
+    }
+    let local = libc::iovec { iov_base: buf.as_mut_ptr().cast(), iov_len: buf.len() };
+    let remote = libc::iovec { iov_base: addr as *mut libc::c_void, iov_len: buf.len() };
+    // SAFETY: `local` describes our own writable buffer; `remote` is only read
+    // by the kernel in the target, which checks it (EFAULT on a bad address).
+    let n = unsafe { libc::process_vm_readv(tid as libc::pid_t, &local, 1, &remote, 1, 0) };
+    cvt(n as libc::c_long).map(|n| n as usize)
+}
+
+/// Copies a NUL-terminated string of at most `max` bytes (NUL included) from
+/// the service. Reads page by page, so a string that ends just before an
+/// unmapped page is still read. Errors: EFAULT (unreadable), ENAMETOOLONG.
+pub fn read_cstr(tid: u32, addr: u64, max: usize) -> Result<Vec<u8>, i32> {
+    const PAGE: u64 = 4096;
+    let mut out = Vec::with_capacity(256);
+    let mut at = addr;
+    while out.len() < max {
+        let chunk = ((PAGE - at % PAGE) as usize).min(max - out.len());
+        let start = out.len();
+        out.resize(start + chunk, 0);
+        let n = read_mem(tid, at, &mut out[start..]).map_err(|e| e.raw_os_error().unwrap_or(libc::EFAULT))?;
+        out.truncate(start + n);
+        if let Some(nul) = out[start..].iter().position(|b| *b == 0) {
+            out.truncate(start + nul);
+            return Ok(out);
+        }
+        if n < chunk {
+            return Err(libc::EFAULT);
+        }
+        at += chunk as u64;
+    }
+    Err(libc::ENAMETOOLONG)
+}
+
+/// A pidfd for one thread (PIDFD_THREAD): the notification names a thread, not
+/// necessarily a thread-group leader.
+pub fn pidfd_open(tid: u32) -> io::Result<OwnedFd> {
+    const PIDFD_THREAD: libc::c_uint = libc::O_EXCL as libc::c_uint;
+    // SAFETY: pidfd_open takes two integers and returns a new fd or -1.
+    let rc = unsafe { libc::syscall(libc::SYS_pidfd_open, tid as libc::pid_t, PIDFD_THREAD) };
+    // SAFETY: on success the kernel returned a new fd that nobody else owns.
+    cvt(rc).map(|fd| unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
+}
+
+/// A duplicate of the service's fd `target` (same open file description).
+pub fn pidfd_getfd(pidfd: &OwnedFd, target: i32) -> io::Result<OwnedFd> {
+    // SAFETY: pidfd_getfd takes integers and returns a new fd or -1.
+    let rc = unsafe { libc::syscall(libc::SYS_pidfd_getfd, pidfd.as_raw_fd(), target, 0u32) };
+    // SAFETY: on success the kernel returned a new fd (close-on-exec) that we own.
+    cvt(rc).map(|fd| unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
+}

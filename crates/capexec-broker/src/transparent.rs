@@ -1,0 +1,307 @@
+//! The transparent broker: answers the syscalls the service's notify filter
+//! hands over (open family, bind, connect) for an unmodified program.
+//!
+//! The rules (docs/broker.md): copy every argument out of the service before
+//! looking at it; check ID_VALID after every read and before every effect;
+//! perform a granted call itself, from its own copies, and inject the result;
+//! let the kernel run (CONTINUE) only calls that are not brokered at all — paths
+//! and sockets the service reaches with its own view, Landlock and network
+//! namespace — so that nothing the service changes afterwards gains it anything.
+
+use crate::net;
+use crate::open::{check_flags, clean_absolute, open_granted};
+use crate::remote::{self, Listener, Notif};
+use crate::Broker;
+use capexec_decl::grants::Proto;
+use std::net::SocketAddr;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::sync::Arc;
+
+/// What to tell the kernel about one notification.
+enum Answer {
+    /// Not brokered: the kernel runs it with the service's own rights.
+    Pass,
+    Fail(i32),
+    Value(i64),
+    /// Already answered (ADDFD with SEND, or by a helper thread).
+    Done,
+    /// The calling thread died or was interrupted: nothing to answer.
+    Gone,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum NetOp {
+    Bind,
+    Connect,
+}
+
+impl NetOp {
+    fn name(self) -> &'static str {
+        match self {
+            NetOp::Bind => "bind",
+            NetOp::Connect => "connect",
+        }
+    }
+}
+
+/// Serves notifications until every process of the service has exited.
+pub fn serve(broker: Arc<Broker>, listener: Arc<Listener>) {
+    loop {
+        let n = match listener.recv() {
+            Ok(Some(n)) => n,
+            Ok(None) => return,
+            Err(e) => {
+                eprintln!("capexec: {}: broker: cannot receive from the seccomp listener: {e}; brokered calls now fail with ENOSYS", broker.unit);
+                return;
+            }
+        };
+        let answer = handle(&broker, &listener, n);
+        // ENOENT here means the thread went away meanwhile: nothing is left to answer.
+        let _ = match answer {
+            Answer::Pass => listener.pass_through(n.id),
+            Answer::Fail(e) => listener.fail(n.id, e),
+            Answer::Value(v) => listener.reply(n.id, v),
+            Answer::Done | Answer::Gone => Ok(()),
+        };
+    }
+}
+
+fn handle(b: &Arc<Broker>, l: &Arc<Listener>, n: Notif) -> Answer {
+    let a = n.args;
+    match n.nr {
+        libc::SYS_openat => open(b, l, n, a[1], a[2] as i32, a[3] as u32, "openat"),
+        libc::SYS_open => open(b, l, n, a[0], a[1] as i32, a[2] as u32, "open"),
+        libc::SYS_creat => open(b, l, n, a[0], libc::O_CREAT | libc::O_WRONLY | libc::O_TRUNC, a[1] as u32, "creat"),
+        libc::SYS_openat2 => openat2(b, l, n),
+        libc::SYS_bind => net_call(b, l, n, NetOp::Bind),
+        libc::SYS_connect => net_call(b, l, n, NetOp::Connect),
+        _ => Answer::Fail(libc::ENOSYS),
+    }
+}
+
+fn flag_names(flags: i32) -> String {
+    let acc = match flags & libc::O_ACCMODE {
+        libc::O_RDONLY => "O_RDONLY",
+        libc::O_WRONLY => "O_WRONLY",
+        libc::O_RDWR => "O_RDWR",
+        _ => "O_ACCMODE",
+    };
+    let mut s = acc.to_owned();
+    for (bit, name) in [(libc::O_CREAT, "O_CREAT"), (libc::O_TRUNC, "O_TRUNC"), (libc::O_APPEND, "O_APPEND"), (libc::O_EXCL, "O_EXCL")] {
+        if flags & bit != 0 {
+            s.push('|');
+            s.push_str(name);
+        }
+    }
+    let rest = flags & !(libc::O_ACCMODE | libc::O_CREAT | libc::O_TRUNC | libc::O_APPEND | libc::O_EXCL | libc::O_CLOEXEC);
+    if rest != 0 {
+        s.push_str(&format!("|{rest:#o}"));
+    }
+    s
+}
+
+fn umask_of(tid: u32) -> u32 {
+    std::fs::read_to_string(format!("/proc/{tid}/status"))
+        .ok()
+        .and_then(|s| s.lines().find_map(|l| l.strip_prefix("Umask:")).and_then(|v| u32::from_str_radix(v.trim(), 8).ok()))
+        .unwrap_or(0o022)
+}
+
+fn open(b: &Broker, l: &Listener, n: Notif, path_ptr: u64, flags: i32, mode: u32, call: &str) -> Answer {
+    let path = match remote::read_cstr(n.tid, path_ptr, libc::PATH_MAX as usize) {
+        Ok(p) => p,
+        Err(e) => return Answer::Fail(e),
+    };
+    if !l.id_valid(n.id) {
+        return Answer::Gone;
+    }
+    // Relative paths start from a directory in the view (the broker never hands
+    // out directories), so only an absolute path can name a granted file outside it.
+    let Some(clean) = clean_absolute(&path) else { return Answer::Pass };
+    let Some((i, grant)) = b.spec.fs.iter().enumerate().find(|(_, g)| g.matches(&clean)) else { return Answer::Pass };
+    if let Err(r) = check_flags(flags, grant.rights) {
+        b.refused(
+            &format!("{call}(\"{clean}\", {})", flag_names(flags)),
+            &format!("{} (grant `{}` allows {})", r.why, grant.pattern, grant.rights),
+            "widen that grant's rights in [[broker.fs]]",
+        );
+        return Answer::Fail(r.errno);
+    }
+    let mode = if flags & libc::O_CREAT != 0 { mode & 0o7777 & !umask_of(n.tid) } else { 0 };
+    if !l.id_valid(n.id) {
+        return Answer::Gone;
+    }
+    // A trailing `/` asks for a directory; keep it so the kernel answers ENOTDIR.
+    let dir_slash = path.len() > 1 && path.ends_with(b"/");
+    match open_granted(&b.bases[i], grant, &clean, dir_slash, flags, mode) {
+        Ok(fd) => match l.send_fd(n.id, fd.as_raw_fd(), flags & libc::O_CLOEXEC != 0) {
+            Ok(_) => Answer::Done,
+            Err(_) => Answer::Gone,
+        },
+        Err(e) => {
+            let errno = e.raw_os_error().unwrap_or(libc::EIO);
+            if matches!(errno, libc::EXDEV | libc::ELOOP | libc::EISDIR) {
+                let (why, fix) = match errno {
+                    libc::EISDIR => ("it is not a regular file (the broker hands out regular files only)".to_owned(), "open a file inside it instead"),
+                    _ => (
+                        format!("it resolves through a symlink or magic link that leaves grant `{}`", grant.pattern),
+                        "grant the file the link points to, or a whole tree with `dir/**`",
+                    ),
+                };
+                b.refused(&format!("{call}(\"{clean}\", {})", flag_names(flags)), &why, fix);
+                return Answer::Fail(if errno == libc::EISDIR { libc::EACCES } else { errno });
+            }
+            Answer::Fail(errno)
+        }
+    }
+}
+
+fn openat2(b: &Broker, l: &Listener, n: Notif) -> Answer {
+    let size = n.args[3] as usize;
+    let want = 24;
+    if size < want {
+        return Answer::Fail(libc::EINVAL);
+    }
+    if size > want {
+        // A newer struct with fields this broker does not know.
+        return Answer::Fail(libc::E2BIG);
+    }
+    let mut raw = [0u8; 24];
+    match remote::read_mem(n.tid, n.args[2], &mut raw) {
+        Ok(24) => {}
+        _ => return Answer::Fail(libc::EFAULT),
+    }
+    let word = |i: usize| u64::from_ne_bytes(raw[i * 8..i * 8 + 8].try_into().expect("8 bytes"));
+    let (flags, mode, resolve) = (word(0), word(1), word(2));
+    if flags > u32::MAX as u64 || mode > 0o7777 || resolve & !0x3f != 0 {
+        return Answer::Fail(libc::EINVAL);
+    }
+    // RESOLVE_* only ever narrow a lookup, and the broker's own lookup is narrower.
+    open(b, l, n, n.args[1], flags as i32, mode as u32, "openat2")
+}
+
+fn net_call(b: &Arc<Broker>, l: &Arc<Listener>, n: Notif, op: NetOp) -> Answer {
+    let fd = n.args[0] as i32;
+    let len = n.args[2] as usize;
+    if len > std::mem::size_of::<libc::sockaddr_storage>() {
+        return Answer::Fail(libc::EINVAL);
+    }
+    let mut buf = vec![0u8; len];
+    match remote::read_mem(n.tid, n.args[1], &mut buf) {
+        Ok(got) if got == len => {}
+        _ => return Answer::Fail(libc::EFAULT),
+    }
+    if !l.id_valid(n.id) {
+        return Answer::Gone;
+    }
+    let addr = match net::parse_sockaddr(&buf) {
+        Ok(Some(a)) => a,
+        // A Unix (or other non-IP) address: resolved in the service's own view
+        // and network namespace by the kernel, under the service's Landlock.
+        Ok(None) => return Answer::Pass,
+        Err(e) => return Answer::Fail(e),
+    };
+    let Ok(pidfd) = remote::pidfd_open(n.tid) else { return Answer::Gone };
+    if !l.id_valid(n.id) {
+        return Answer::Gone;
+    }
+    let svc = match remote::pidfd_getfd(&pidfd, fd) {
+        Ok(s) => s,
+        Err(e) => return Answer::Fail(e.raw_os_error().unwrap_or(libc::EBADF)),
+    };
+    let info = match net::sock_info(&svc) {
+        Ok(i) => i,
+        Err(e) => return Answer::Fail(e.raw_os_error().unwrap_or(libc::ENOTSOCK)),
+    };
+    if info.family != libc::AF_INET && info.family != libc::AF_INET6 {
+        // An IP address on a non-IP socket: the kernel would refuse it too.
+        return Answer::Fail(libc::EINVAL);
+    }
+    let proto = match info.kind {
+        libc::SOCK_STREAM => Proto::Tcp,
+        libc::SOCK_DGRAM => Proto::Udp,
+        _ => {
+            b.refused(&format!("{}(fd {fd}, {addr})", op.name()), "only TCP and UDP sockets are brokered", "use a stream or datagram socket");
+            return Answer::Fail(libc::EACCES);
+        }
+    };
+    let grant = match op {
+        NetOp::Bind => b.spec.bind_grant(proto, addr),
+        NetOp::Connect => b.spec.connect_grant(proto, addr),
+    };
+    let own_ns = info.netns != b.host_netns;
+    let Some(_) = grant else {
+        if op == NetOp::Connect && own_ns && capexec_decl::grants::canonical(addr.ip()).is_loopback() {
+            // The service's own loopback, in its own namespace: nothing of the
+            // host is reachable there. Done on its socket with the broker's copy.
+            // (A bind there is refused instead: a service that listens where no
+            // client can reach it is a declaration to fix, so it is logged.)
+            return finish(do_op(&svc, addr, info.family, op));
+        }
+        let p = if proto == Proto::Tcp { "tcp" } else { "udp" };
+        let shown = match addr {
+            SocketAddr::V4(_) => format!("{p}:{addr}"),
+            SocketAddr::V6(a) => format!("{p}:[{}]:{}", a.ip(), a.port()),
+        };
+        b.refused(
+            &format!("{}(fd {fd}, {shown})", op.name()),
+            &format!("no [broker.net] {} grant covers it", op.name()),
+            &format!("add \"{shown}\" to broker.net.{}", op.name()),
+        );
+        return Answer::Fail(libc::EACCES);
+    };
+    if !own_ns {
+        // Already a host socket from an earlier brokered call (a UDP socket that
+        // is bound and then connected, say): act on it directly.
+        return finish(do_op(&svc, addr, info.family, op));
+    }
+    let host = match net::host_socket(&svc, &info) {
+        Ok(h) => h,
+        Err(e) => return Answer::Fail(e.raw_os_error().unwrap_or(libc::EIO)),
+    };
+    let cloexec = net::fd_cloexec(n.tid, fd);
+    if op == NetOp::Connect && !info.nonblocking {
+        // A blocking connect can take minutes; the service's thread waits anyway,
+        // but the broker must keep answering its other threads.
+        let (l, host_fd) = (Arc::clone(l), host);
+        std::thread::spawn(move || {
+            let r = net::connect(&host_fd, addr, info.family);
+            install_and_answer(&l, n, host_fd, fd, cloexec, r);
+        });
+        return Answer::Done;
+    }
+    let r = do_op(&host, addr, info.family, op);
+    install_and_answer(l, n, host, fd, cloexec, r);
+    Answer::Done
+}
+
+fn do_op(fd: &OwnedFd, addr: SocketAddr, family: i32, op: NetOp) -> std::io::Result<()> {
+    match op {
+        NetOp::Bind => net::bind(fd, addr, family),
+        NetOp::Connect => net::connect(fd, addr, family),
+    }
+}
+
+fn finish(r: std::io::Result<()>) -> Answer {
+    match r {
+        Ok(()) => Answer::Value(0),
+        Err(e) => Answer::Fail(e.raw_os_error().unwrap_or(libc::EIO)),
+    }
+}
+
+/// Puts the host socket in place of the service's fd and answers. A connect in
+/// progress (EINPROGRESS) is installed too: the service polls it as its own.
+fn install_and_answer(l: &Listener, n: Notif, host: OwnedFd, target: i32, cloexec: bool, r: std::io::Result<()>) {
+    let errno = r.err().map(|e| e.raw_os_error().unwrap_or(libc::EIO));
+    if errno.is_some_and(|e| e != libc::EINPROGRESS) {
+        let _ = l.fail(n.id, errno.unwrap_or(libc::EIO));
+        return;
+    }
+    if !l.id_valid(n.id) || l.replace_fd(n.id, host.as_raw_fd(), target, cloexec).is_err() {
+        return;
+    }
+    let _ = match errno {
+        Some(e) => l.fail(n.id, e),
+        None => l.reply(n.id, 0),
+    };
+}

@@ -1,0 +1,177 @@
+//! The transparent broker (issue 4): `[broker]` grants served for unmodified
+//! programs through seccomp user notification, as root and rootless, and the
+//! attacks of ESCAPE-CASES.md sections 5 and 6 tried from inside.
+
+use capexec_integration_tests::*;
+use std::io::Write;
+use std::os::unix::fs::PermissionsExt;
+use std::time::Duration;
+
+const T: Duration = Duration::from_secs(120);
+
+fn set_mode(p: &std::path::Path, mode: u32) {
+    std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode)).unwrap();
+}
+
+/// A granted tree outside the service's view (its /tmp is private, so nothing
+/// under the host's /tmp is visible to it except through the broker).
+fn grant_tree(tag: &str) -> std::path::PathBuf {
+    let d = shared_dir().join(format!("broker-{tag}"));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(d.join("data/sub")).unwrap();
+    std::fs::create_dir_all(d.join("out")).unwrap();
+    std::fs::write(d.join("data/readme"), "granted").unwrap();
+    std::fs::write(d.join("data/f"), "granted").unwrap();
+    std::fs::write(d.join("secret"), "SECRET").unwrap();
+    std::os::unix::fs::symlink("../secret", d.join("data/link-out")).unwrap();
+    for p in [d.clone(), d.join("data"), d.join("data/sub")] {
+        set_mode(&p, 0o755);
+    }
+    set_mode(&d.join("out"), 0o777);
+    set_mode(&d.join("data/readme"), 0o644);
+    set_mode(&d.join("data/f"), 0o644);
+    // Readable by everyone: only the sandbox may keep the service from it.
+    set_mode(&d.join("secret"), 0o644);
+    d
+}
+
+fn unit(tag: &str, body: &str) -> std::path::PathBuf {
+    let dir = shared_dir().join("broker-units");
+    std::fs::create_dir_all(&dir).unwrap();
+    set_mode(&dir, 0o755);
+    let p = dir.join(format!("{tag}.svc"));
+    std::fs::write(&p, body).unwrap();
+    set_mode(&p, 0o644);
+    p
+}
+
+fn probe_under(who: As, unit: &std::path::Path, case: &[&str]) -> String {
+    run_probe(who, &["--unit", unit.to_str().unwrap()], case)
+}
+
+fn fs_unit(tag: &str, d: &std::path::Path) -> std::path::PathBuf {
+    unit(
+        tag,
+        &format!(
+            "[[broker.fs]]\npath = \"{0}/data/**\"\nrights = [\"read\"]\n\n[[broker.fs]]\npath = \"{0}/out/*.log\"\nrights = [\"append\", \"create\"]\n\n\
+             [seccomp]\nallow = [\"@system-service\", \"seccomp\"]\n",
+            d.display()
+        ),
+    )
+}
+
+macro_rules! both {
+    ($name:ident, $body:expr) => {
+        mod $name {
+            use super::*;
+            #[test]
+            fn as_root() {
+                require_root();
+                ($body)(As::Root);
+            }
+            #[test]
+            fn as_user() {
+                require_root();
+                ($body)(As::User);
+            }
+        }
+    };
+}
+
+// 29, 31, 32, 39 and the fs grants themselves: a granted file outside the view
+// opens, everything around it does not, and every refusal is logged.
+both!(file_grants, |who: As| {
+    let d = grant_tree(&format!("fs-{who:?}"));
+    let u = fs_unit(&format!("fs-{who:?}"), &d);
+    let out = probe_under(who, &u, &["broker-fs", d.to_str().unwrap()]);
+    assert_eq!(std::fs::read_to_string(d.join("out/probe.log")).unwrap(), "line\n", "the append grant wrote nothing");
+    // The audit trail: unit, call, argument, and what would allow it.
+    assert!(out.contains(&format!("broker refused openat(\"{}/data/readme\", O_WRONLY)", d.display())), "no refusal logged:\n{out}");
+    assert!(out.contains("widen that grant's rights in [[broker.fs]]"), "{out}");
+    assert!(out.contains("link-out") && out.contains("leaves grant"), "symlink refusal not logged:\n{out}");
+});
+
+// 30 and 36: the host swaps the granted file with a symlink to a secret
+// (renameat2 RENAME_EXCHANGE) while a thread in the service rewrites the path
+// buffer between the granted name and the secret's; no open ever yields the secret.
+both!(symlink_and_pointer_races, |who: As| {
+    let d = grant_tree(&format!("race-{who:?}"));
+    std::os::unix::fs::symlink("../secret", d.join("data/evil")).unwrap();
+    let u = fs_unit(&format!("race-{who:?}"), &d);
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let swapper = {
+        let stop = stop.clone();
+        let (a, b) =
+            (std::ffi::CString::new(d.join("data/f").to_str().unwrap()).unwrap(), std::ffi::CString::new(d.join("data/evil").to_str().unwrap()).unwrap());
+        std::thread::spawn(move || {
+            let mut n = 0u64;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                // SAFETY: renameat2 with two valid paths; RENAME_EXCHANGE swaps them atomically.
+                unsafe { libc::syscall(libc::SYS_renameat2, libc::AT_FDCWD, a.as_ptr(), libc::AT_FDCWD, b.as_ptr(), libc::RENAME_EXCHANGE) };
+                n += 1;
+                std::thread::yield_now();
+            }
+            n
+        })
+    };
+    let path = d.join("data/f");
+    let out = std::panic::catch_unwind(|| probe_under(who, &u, &["broker-race", path.to_str().unwrap(), "granted", "3000"]));
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let swaps = swapper.join().unwrap();
+    let out = out.unwrap();
+    assert!(swaps > 100, "the host swapped only {swaps} times");
+    eprintln!("{out}");
+});
+
+// 35 and the net grants: in net = "none", a granted bind and connect happen in
+// the host's namespace; everything else is refused and logged.
+both!(network_grants, |who: As| {
+    let server = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let host_port = server.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for mut s in server.incoming().flatten() {
+            let _ = s.write_all(b"hello");
+        }
+    });
+    let free = || std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let (granted_bind, ungranted_bind, ungranted_port) = (free(), free(), free());
+    let u = unit(
+        &format!("net-{who:?}"),
+        &format!("[namespaces]\nnet = \"none\"\n\n[broker.net]\nbind = [\"tcp:127.0.0.1:{granted_bind}\"]\nconnect = [\"tcp:127.0.0.1:{host_port}\"]\n"),
+    );
+    let out =
+        probe_under(who, &u, &["broker-net", &granted_bind.to_string(), &ungranted_bind.to_string(), &host_port.to_string(), &ungranted_port.to_string()]);
+    assert!(out.contains("broker refused bind(fd ") && out.contains(&format!("add \"tcp:127.0.0.1:{ungranted_bind}\" to broker.net.bind")), "{out}");
+    assert!(out.contains("add \"tcp:169.254.169.254:80\" to broker.net.connect"), "{out}");
+});
+
+// A real service refused: memcached asked to listen where no grant allows stops
+// with the broker's refusal in its output, naming the grant to add.
+#[test]
+fn refused_bind_is_logged_with_the_fix() {
+    require_root();
+    let u = unit(
+        "mc-refused",
+        "[exec]\nargv = [\"/usr/bin/memcached\", \"-p\", \"21299\", \"-U\", \"0\", \"-l\", \"127.0.0.1\"]\nuser = \"memcache\"\n\
+         [namespaces]\nnet = \"none\"\n[broker.net]\nbind = [\"tcp:127.0.0.1:21298\"]\n",
+    );
+    let mut c = command(As::Root);
+    c.arg("exec").arg(&u);
+    let o = output(c, T);
+    let out = text(&o);
+    assert!(!o.status.success(), "memcached ran without its port:\n{out}");
+    assert!(out.contains("capexec: mc-refused: broker refused bind(fd") && out.contains("add \"tcp:127.0.0.1:21299\" to broker.net.bind"), "{out}");
+}
+
+// A missing granted directory stops the start before anything runs.
+#[test]
+fn missing_grant_directory_is_a_clear_error() {
+    require_root();
+    let u = unit("missing-dir", "[[broker.fs]]\npath = \"/nonexistent/capexec/**\"\nrights = [\"read\"]\n");
+    let mut c = command(As::Root);
+    c.arg("run").arg("--unit").arg(&u).arg("--").arg("/bin/true");
+    let o = output(c, T);
+    let out = text(&o);
+    assert!(!o.status.success());
+    assert!(out.contains("open the directory /nonexistent/capexec of grant `/nonexistent/capexec/**`"), "{out}");
+}
