@@ -97,9 +97,9 @@ impl Broker {
     /// a bind grant names a port below 1024. no_new_privs in all cases.
     pub fn confine(&self, uid: u32, gid: u32) -> Result<(), String> {
         let io = |what: &str| format!("broker: {what}: {}", std::io::Error::last_os_error());
-        // SAFETY: plain prctl/id syscalls with integer arguments; results checked.
+        // SAFETY: id syscalls with integer arguments (setgroups with none); results checked.
         unsafe {
-            if libc::geteuid() == 0 {
+            if euid_is_root() {
                 if libc::setgroups(0, std::ptr::null()) != 0 {
                     return Err(io("clear supplementary groups"));
                 }
@@ -110,23 +110,34 @@ impl Broker {
                     return Err(io("set user ids"));
                 }
                 libc::setfsuid(uid);
-                let low_port = self.spec.bind.iter().any(|g| g.ports.0 < 1024);
-                let last = std::fs::read_to_string("/proc/sys/kernel/cap_last_cap").ok().and_then(|s| s.trim().parse().ok()).unwrap_or(40);
-                for cap in 0..=last {
-                    if !(low_port && cap == CAP_NET_BIND_SERVICE as i32) {
-                        libc::prctl(libc::PR_CAPBSET_DROP, cap as libc::c_ulong, 0, 0, 0);
-                    }
-                }
-                let keep: u32 = if low_port { 1 << CAP_NET_BIND_SERVICE } else { 0 };
-                let mut hdr = CapHeader { version: 0x2008_0522, pid: 0 };
-                let data = [CapData { effective: keep, permitted: keep, inheritable: 0 }, CapData { effective: 0, permitted: 0, inheritable: 0 }];
-                if libc::syscall(libc::SYS_capset, &mut hdr as *mut CapHeader, data.as_ptr()) != 0 {
-                    return Err(io("drop capabilities"));
-                }
             }
+        }
+        if euid_is_root() {
+            self.drop_capabilities()?;
+        }
+        // SAFETY: prctl with integer arguments; the result is checked.
+        unsafe {
             if libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 {
                 return Err(io("set no_new_privs"));
             }
+        }
+        Ok(())
+    }
+
+    /// Every capability goes (bounding, permitted, effective, inheritable),
+    /// except CAP_NET_BIND_SERVICE when a bind grant names a port below 1024.
+    fn drop_capabilities(&self) -> Result<(), String> {
+        use caps::{CapSet, Capability, CapsHashSet};
+        let low_port = self.spec.bind.iter().any(|g| g.ports.0 < 1024);
+        let keep: CapsHashSet = if low_port { [Capability::CAP_NET_BIND_SERVICE].into_iter().collect() } else { CapsHashSet::new() };
+        for c in caps::all().difference(&keep) {
+            // A capability this kernel does not know is not in the set anyway.
+            let _ = caps::drop(None, CapSet::Bounding, *c);
+        }
+        let none = CapsHashSet::new();
+        // Effective before permitted: effective must stay a subset of permitted.
+        for (set, value) in [(CapSet::Inheritable, &none), (CapSet::Effective, &keep), (CapSet::Permitted, &keep)] {
+            caps::set(None, set, value).map_err(|e| format!("broker: set {set:?} capabilities: {e}"))?;
         }
         Ok(())
     }
@@ -140,17 +151,7 @@ impl Broker {
     }
 }
 
-const CAP_NET_BIND_SERVICE: u32 = 10;
-
-#[repr(C)]
-struct CapHeader {
-    version: u32,
-    pid: i32,
-}
-
-#[repr(C)]
-struct CapData {
-    effective: u32,
-    permitted: u32,
-    inheritable: u32,
+fn euid_is_root() -> bool {
+    // SAFETY: geteuid has no arguments and cannot fail.
+    unsafe { libc::geteuid() == 0 }
 }

@@ -127,10 +127,16 @@ fn open(b: &Broker, l: &Listener, n: Notif, path_ptr: u64, flags: i32, mode: u32
         );
         return Answer::Fail(r.errno);
     }
-    let mode = if flags & libc::O_CREAT != 0 { mode & 0o7777 & !umask_of(n.tid) } else { 0 };
-    if !l.id_valid(n.id) {
-        return Answer::Gone;
-    }
+    let mode = if flags & libc::O_CREAT != 0 {
+        let umask = umask_of(n.tid);
+        // /proc/TID was read: the thread must still be the one that asked.
+        if !l.id_valid(n.id) {
+            return Answer::Gone;
+        }
+        mode & 0o7777 & !umask
+    } else {
+        0
+    };
     // A trailing `/` asks for a directory; keep it so the kernel answers ENOTDIR.
     let dir_slash = path.len() > 1 && path.ends_with(b"/");
     match open_granted(&b.bases[i], grant, &clean, dir_slash, flags, mode) {

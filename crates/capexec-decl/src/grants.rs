@@ -53,18 +53,6 @@ impl BrokerSpec {
     pub fn bind_grant(&self, proto: Proto, addr: SocketAddr) -> Option<&NetGrant> {
         self.bind.iter().find(|g| g.matches(proto, addr))
     }
-
-    /// Every TCP port a bind grant names (for the broker's own Landlock rules).
-    pub fn tcp_ports(grants: &[NetGrant]) -> Vec<u16> {
-        let mut out = Vec::new();
-        for g in grants.iter().filter(|g| g.proto != Some(Proto::Udp)) {
-            // A port range becomes every port in it; ranges in grants are small.
-            out.extend(g.ports.0..=g.ports.1);
-        }
-        out.sort_unstable();
-        out.dedup();
-        out
-    }
 }
 
 /// `{ path = "/srv/www/**", rights = ["read"] }`.

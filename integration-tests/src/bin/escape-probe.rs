@@ -325,19 +325,7 @@ fn fds(r: &mut Report, expected: &str) {
 }
 
 fn connect_tcp(port: u16) -> (i64, Error) {
-    // SAFETY: socket/connect with a valid sockaddr_in.
-    unsafe {
-        let fd = libc::socket(libc::AF_INET, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0);
-        if fd < 0 {
-            return (-1, Error::last_os_error());
-        }
-        let mut sa: libc::sockaddr_in = std::mem::zeroed();
-        sa.sin_family = libc::AF_INET as u16;
-        sa.sin_port = port.to_be();
-        sa.sin_addr.s_addr = u32::from_be_bytes([127, 0, 0, 1]).to_be();
-        let rc = libc::connect(fd, (&sa as *const libc::sockaddr_in).cast(), std::mem::size_of_val(&sa) as u32) as i64;
-        (rc, Error::last_os_error())
-    }
+    connect_v4([127, 0, 0, 1], port)
 }
 
 fn bind_tcp(port: u16) -> (i64, Error) {

@@ -45,13 +45,15 @@ pub fn launch_foreground(spec: &ServiceSpec) -> i32 {
     match capexec_sandbox::spawn(&plan) {
         Ok(mut s) => {
             if let (Some(b), Some(listener)) = (broker, s.listener.take()) {
-                if let Err(e) = b.confine(plan.uid, plan.gid) {
-                    eprintln!("capexec: {}: {e}", spec.name);
-                    // SAFETY: killing our own child, which must not run unbrokered.
-                    unsafe { libc::kill(s.pid, libc::SIGKILL) };
+                match b.confine(plan.uid, plan.gid) {
+                    // The thread ends with the service; the process ends right after.
+                    Ok(()) => drop(b.serve_in_thread(listener)),
+                    Err(e) => {
+                        eprintln!("capexec: {}: {e}", spec.name);
+                        // SAFETY: killing our own child, which must not run with an unconfined broker.
+                        unsafe { libc::kill(s.pid, libc::SIGKILL) };
+                    }
                 }
-                // The thread ends with the service; the process ends right after.
-                drop(b.serve_in_thread(listener));
             }
             capexec_sandbox::wait_foreground(&s)
         }
