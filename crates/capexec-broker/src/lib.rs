@@ -4,10 +4,22 @@
 //!
 //! [`Broker::prepare`] opens what the grants need (a pinned directory per file
 //! grant) before the service exists; [`Broker::confine`] then takes away what
-//! the broker itself does not need; [`transparent`] answers the syscalls the
-//! service's seccomp notify filter hands over ([`remote`] reads the service's
-//! memory and fds, [`open`] and [`net`] do the granted calls).
+//! the broker itself does not need; [`Broker::start`] serves the service's
+//! three channels, each on a thread of its own:
+//!
+//! - [`transparent`]: the syscalls the service's seccomp notify filter hands
+//!   over ([`remote`] reads the service's memory and fds, [`open`] and [`net`]
+//!   do the granted calls);
+//! - [`explicit`]: requests sent with capexec-client over the inherited
+//!   SOCK_SEQPACKET connection;
+//! - [`dns`]: the stub resolver on the service's own loopback.
+//!
+//! [`lookup`] does the host-side lookups (names, users, groups, sysctl,
+//! syslog) for granted requests.
 
+pub mod dns;
+pub mod explicit;
+pub mod lookup;
 pub mod net;
 pub mod open;
 pub mod remote;
@@ -15,7 +27,47 @@ pub mod transparent;
 
 use capexec_decl::grants::BrokerSpec;
 use std::os::fd::{FromRawFd, OwnedFd};
+use std::path::PathBuf;
 use std::sync::Arc;
+
+/// The service's ends the broker serves (from capexec_sandbox's `Spawned`).
+#[derive(Default)]
+pub struct Channels {
+    /// The seccomp user-notification listener (transparent brokering).
+    pub listener: Option<OwnedFd>,
+    /// The broker's end of the explicit SOCK_SEQPACKET connection.
+    pub explicit: Option<OwnedFd>,
+    /// The stub resolver's UDP socket, bound to 127.0.0.1:53 in the service's
+    /// network namespace.
+    pub dns: Option<OwnedFd>,
+}
+
+impl Channels {
+    pub fn fds(&self) -> Vec<std::os::fd::RawFd> {
+        use std::os::fd::AsRawFd;
+        [&self.listener, &self.explicit, &self.dns].into_iter().flatten().map(|f| f.as_raw_fd()).collect()
+    }
+}
+
+/// Files capexec writes into the service's view for its grants: what makes
+/// unmodified programs' lookups go through the broker (resolv.conf naming the
+/// stub resolver) or see only granted entries (passwd, group).
+pub fn view_files(spec: &BrokerSpec, own_network: bool) -> Vec<(PathBuf, String)> {
+    let mut files = Vec::new();
+    if own_network && !spec.dns.names.is_empty() {
+        files.push(("/etc/resolv.conf".into(), "# written by capexec: name lookups go to the service's broker\nnameserver 127.0.0.1\n".to_owned()));
+        // Only the service's own loopback; every other name goes to the broker,
+        // which answers granted names from the host's resolver.
+        files.push(("/etc/hosts".into(), "127.0.0.1 localhost\n::1 localhost ip6-localhost ip6-loopback\n".to_owned()));
+    }
+    if !spec.pwd.is_empty() {
+        files.push(("/etc/passwd".into(), lookup::passwd_file(&spec.pwd)));
+    }
+    if !spec.grp.is_empty() {
+        files.push(("/etc/group".into(), lookup::group_file(&spec.grp)));
+    }
+    files
+}
 
 pub struct Broker {
     pub unit: String,
@@ -142,12 +194,26 @@ impl Broker {
         Ok(())
     }
 
-    /// Serves the service's notify listener on a thread of its own (NOTIF_RECV
-    /// blocks, and the caller has a service to wait for).
-    pub fn serve_in_thread(self, listener: OwnedFd) -> std::thread::JoinHandle<()> {
+    /// Serves each channel on a thread of its own (each blocks in its own
+    /// receive call). `init` is the service's namespace init, as the broker
+    /// sees it: explicit requests are accepted only from its processes.
+    pub fn start(self, ch: Channels, init: i32) -> std::io::Result<Vec<std::thread::JoinHandle<()>>> {
         let b = Arc::new(self);
-        let l = Arc::new(remote::Listener::new(listener));
-        std::thread::Builder::new().name("broker".into()).spawn(move || transparent::serve(b, l)).expect("spawn the broker thread")
+        let mut threads = Vec::new();
+        if let Some(l) = ch.listener {
+            let (b, l) = (Arc::clone(&b), Arc::new(remote::Listener::new(l)));
+            threads.push(std::thread::Builder::new().name("broker-notify".into()).spawn(move || transparent::serve(b, l))?);
+        }
+        if let Some(sock) = ch.explicit {
+            let peers = explicit::Peers::of_service(init);
+            let b = Arc::clone(&b);
+            threads.push(std::thread::Builder::new().name("broker-explicit".into()).spawn(move || explicit::serve(&b, sock, &peers))?);
+        }
+        if let Some(sock) = ch.dns {
+            let b = Arc::clone(&b);
+            threads.push(std::thread::Builder::new().name("broker-dns".into()).spawn(move || dns::serve(&b, sock))?);
+        }
+        Ok(threads)
     }
 }
 

@@ -100,7 +100,8 @@ fn flag_names(flags: i32) -> String {
     s
 }
 
-fn umask_of(tid: u32) -> u32 {
+/// The umask of a thread of the service, from /proc/TID/status.
+pub(crate) fn umask_of(tid: u32) -> u32 {
     std::fs::read_to_string(format!("/proc/{tid}/status"))
         .ok()
         .and_then(|s| s.lines().find_map(|l| l.strip_prefix("Umask:")).and_then(|v| u32::from_str_radix(v.trim(), 8).ok()))

@@ -403,6 +403,14 @@ pub fn validate(name: &str, raw: &RawUnit, sources: Vec<PathBuf>, ctx: &Context)
         // syscall the allowlist denies never reaches it (the denial wins).
         seccomp.allowed.extend(BROKER_NET_SYSCALLS);
     }
+    if !broker.is_empty() {
+        // The explicit connection to the broker (capexec-client).
+        seccomp.allowed.extend(BROKER_CLIENT_SYSCALLS);
+    }
+    if !broker.dns.names.is_empty() {
+        // The C library's resolver talking to the stub on 127.0.0.1:53.
+        seccomp.allowed.extend(BROKER_DNS_SYSCALLS);
+    }
     if service.kind == ServiceType::Notify {
         // sd_notify(3) opens a datagram socket and sends to NOTIFY_SOCKET: a notify
         // service that could not do that could never become ready.
@@ -754,6 +762,10 @@ fn limits(v: &mut V, raw: &RawUnit) -> Limits {
 }
 
 /// Syscalls a service with network grants needs to reach the broker through.
+pub const BROKER_CLIENT_SYSCALLS: &[&str] = &["sendto", "sendmsg", "recvfrom", "recvmsg"];
+
+pub const BROKER_DNS_SYSCALLS: &[&str] = &["socket", "connect", "sendto", "sendmmsg", "recvfrom", "recvmsg", "poll", "ppoll", "getsockname", "setsockopt"];
+
 pub const BROKER_NET_SYSCALLS: &[&str] = &["socket", "bind", "connect", "listen", "getsockname", "getsockopt", "setsockopt"];
 
 fn broker(v: &mut V, raw: &RawUnit, net: NetMode) -> crate::grants::BrokerSpec {

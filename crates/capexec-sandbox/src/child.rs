@@ -26,7 +26,8 @@ pub struct ChildArgs<'a> {
     pub cap_last_cap: u32,
     /// Descriptors to place at 0, 1, 2 (the daemon's log pipes).
     pub stdio: Option<[RawFd; 3]>,
-    /// Where the service sends its seccomp notify listener (when the plan has one).
+    /// Where init sends the resolver socket and the service its seccomp notify
+    /// listener (when the plan has either).
     pub notify_tx: Option<RawFd>,
 }
 
@@ -98,6 +99,12 @@ fn setup(a: &ChildArgs) -> Result<(), ChildError> {
     mounts::build(&plan.mounts, &plan.workdir)?;
     if plan.loopback {
         sys::loopback_up().map_err(|e| ChildError::io("network", "bring up loopback", e))?;
+    }
+    if plan.dns_stub {
+        // Before the capabilities go (port 53); the broker answers on it.
+        let tx = a.notify_tx.ok_or_else(|| ChildError::new("network", "no channel to the broker for the resolver socket"))?;
+        let sent = sys::dns_stub_socket().and_then(|s| sys::send_fd(tx, s.as_raw_fd()));
+        sent.map_err(|e| ChildError::io("network", "bind the broker's resolver on 127.0.0.1:53 and pass it on", e))?;
     }
     if let Some(h) = &plan.hostname {
         nix::unistd::sethostname(h.to_str().unwrap_or("capexec")).map_err(|e| ChildError::io("hostname", "sethostname", e))?;

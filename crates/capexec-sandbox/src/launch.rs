@@ -19,6 +19,12 @@ pub struct Spawned {
     /// syscalls (when the plan has a notify filter): whoever holds it must
     /// answer them — see the capexec-broker crate.
     pub listener: Option<OwnedFd>,
+    /// The broker's end of the service's explicit connection (when the plan
+    /// has a broker channel), with SO_PASSCRED set.
+    pub broker_channel: Option<OwnedFd>,
+    /// The stub resolver's socket, bound by init on 127.0.0.1:53 in the
+    /// service's network namespace (when the plan has `dns_stub`).
+    pub dns: Option<OwnedFd>,
 }
 
 /// How the daemon's launcher differs from `capexec exec`.
@@ -41,6 +47,11 @@ fn first_child(pid: libc::pid_t) -> Option<libc::pid_t> {
 
 fn pipe() -> Result<(OwnedFd, OwnedFd), LaunchError> {
     nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| LaunchError::io("create", "pipe", e.into()))
+}
+
+fn seqpacket_pair(what: &str) -> Result<(OwnedFd, OwnedFd), LaunchError> {
+    use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
+    socketpair(AddressFamily::Unix, SockType::SeqPacket, None, SockFlag::SOCK_CLOEXEC).map_err(|e| LaunchError::io("create", what, e.into()))
 }
 
 fn blocked_set() -> libc::sigset_t {
@@ -115,21 +126,27 @@ pub fn spawn_with(plan: &SetupPlan, opts: &SpawnOptions) -> Result<Spawned, Laun
     preflight(plan)?;
     ensure_stdio();
     let fds = resources::open_all(&plan.preopens, (plan.uid, plan.gid))?;
-    let raw_fds: Vec<RawFd> = fds.iter().map(|f| f.as_raw_fd()).collect();
+    let mut raw_fds: Vec<RawFd> = fds.iter().map(|f| f.as_raw_fd()).collect();
     let (sync_rd, sync_wr) = pipe()?;
     let (err_rd, err_wr) = pipe()?;
-    // The service sends its notify listener back over this pair before it execs.
-    let notify_pair = match plan.notify_seccomp {
-        Some(_) => Some(
-            nix::sys::socket::socketpair(
-                nix::sys::socket::AddressFamily::Unix,
-                nix::sys::socket::SockType::SeqPacket,
-                None,
-                nix::sys::socket::SockFlag::SOCK_CLOEXEC,
-            )
-            .map_err(|e| LaunchError::io("create", "the broker's listener socket pair", e.into()))?,
-        ),
-        None => None,
+    // Init sends the stub resolver's socket, and the service its notify
+    // listener, back over this pair before it execs.
+    let notify_pair = match plan.notify_seccomp.is_some() || plan.dns_stub {
+        true => Some(seqpacket_pair("the broker's listener socket pair")?),
+        false => None,
+    };
+    // The explicit connection: the service's end goes right after the
+    // preopened fds. SO_PASSCRED before anything can be sent, so that every
+    // request carries its sender's credentials.
+    let channel = match plan.broker_channel {
+        true => {
+            let (broker_end, service_end) = seqpacket_pair("the broker's connection")?;
+            nix::sys::socket::setsockopt(&broker_end, nix::sys::socket::sockopt::PassCred, &true)
+                .map_err(|e| LaunchError::io("set SO_PASSCRED on", "the broker's connection", e.into()))?;
+            raw_fds.push(service_end.as_raw_fd());
+            Some((broker_end, service_end))
+        }
+        false => None,
     };
     let last_cap = cap_last_cap();
     let set = blocked_set();
@@ -188,6 +205,7 @@ pub fn spawn_with(plan: &SetupPlan, opts: &SpawnOptions) -> Result<Spawned, Laun
     let _ = err_rd.read_to_end(&mut msg);
     drop(sync_wr);
     drop(fds);
+    let broker_channel = channel.map(|(broker_end, _service_end)| broker_end);
     if !msg.is_empty() {
         let text = String::from_utf8_lossy(&msg);
         let (step, detail) = text.split_once('\0').unwrap_or(("setup", &text));
@@ -195,15 +213,19 @@ pub fn spawn_with(plan: &SetupPlan, opts: &SpawnOptions) -> Result<Spawned, Laun
         unsafe { libc::waitpid(pid, std::ptr::null_mut(), 0) };
         return Err(LaunchError::Child { step: step.to_owned(), detail: detail.to_owned() });
     }
-    // The service sent the listener before exec, so it is waiting in the pair.
-    let listener = match notify_pair {
-        Some((rx, tx)) => {
-            drop(tx);
-            Some(sys::recv_fd(rx.as_raw_fd()).map_err(|e| abort(LaunchError::io("receive", "the service's seccomp listener", e)))?)
+    // Init sent the resolver's socket during setup and the service its
+    // listener before exec, in that order: both wait in the pair.
+    let (mut dns, mut listener) = (None, None);
+    if let Some((rx, tx)) = notify_pair {
+        drop(tx);
+        if plan.dns_stub {
+            dns = Some(sys::recv_fd(rx.as_raw_fd()).map_err(|e| abort(LaunchError::io("receive", "the service's resolver socket", e)))?);
         }
-        None => None,
-    };
-    Ok(Spawned { pid, main_pid: first_child(pid), listener })
+        if plan.notify_seccomp.is_some() {
+            listener = Some(sys::recv_fd(rx.as_raw_fd()).map_err(|e| abort(LaunchError::io("receive", "the service's seccomp listener", e)))?);
+        }
+    }
+    Ok(Spawned { pid, main_pid: first_child(pid), listener, broker_channel, dns })
 }
 
 /// Waits for the spawned service, forwarding SIGTERM, SIGINT, SIGHUP, SIGUSR1,

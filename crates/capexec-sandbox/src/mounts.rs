@@ -124,6 +124,7 @@ pub fn build(steps: &[MountStep], workdir: &std::ffi::CStr) -> Result<(), ChildE
                 mkdir_p(path)?;
                 tmpfs(path, nosuid_nodev_noexec, *mode)?;
             }
+            MountStep::File { path, contents } => file(path, contents)?,
             MountStep::Mask { path, optional } => {
                 let meta = match host(path).symlink_metadata() {
                     Ok(m) => m,
@@ -155,6 +156,24 @@ pub fn build(steps: &[MountStep], workdir: &std::ffi::CStr) -> Result<(), ChildE
         )
     })?;
     Ok(())
+}
+
+/// Covers `path` with a read-only file holding `contents`: written on the new
+/// root's tmpfs, bound over the target, then unlinked so only the bind remains.
+fn file(path: &Path, contents: &[u8]) -> Result<(), ChildError> {
+    const SRC: &str = "/.capexec-generated";
+    if path.symlink_metadata().is_ok_and(|m| m.file_type().is_symlink()) {
+        return Err(ChildError::new(
+            STEP,
+            format!("{} is a symlink in the view; capexec cannot put its generated file there (bind the link's target directory instead)", path.display()),
+        ));
+    }
+    std::fs::write(SRC, contents).map_err(|e| err(format!("write the generated {}", path.display()), e))?;
+    std::fs::set_permissions(SRC, std::fs::Permissions::from_mode(0o444)).map_err(|e| err(format!("chmod {SRC}"), e))?;
+    touch(path)?;
+    bind(Path::new(SRC), path)?;
+    setattr(path, false, MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC)?;
+    std::fs::remove_file(SRC).map_err(|e| err(format!("remove {SRC}"), e))
 }
 
 fn mask(path: &Path, is_dir: bool, mask_file: &mut bool) -> Result<(), ChildError> {

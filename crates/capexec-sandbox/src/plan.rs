@@ -37,6 +37,12 @@ pub struct SetupPlan {
     /// The user-notification filter for the transparent broker, installed under
     /// the allowlist; `None` when the declaration grants nothing brokered.
     pub notify_seccomp: Option<BpfProgram>,
+    /// The service inherits an explicit connection to its broker, placed right
+    /// after the preopened fds and named by `CAPEXEC_BROKER_FD`.
+    pub broker_channel: bool,
+    /// Init binds a UDP socket on 127.0.0.1:53 in the service's network
+    /// namespace and hands it to the broker (the stub resolver).
+    pub dns_stub: bool,
     pub program: CString,
     pub argv: Vec<CString>,
     /// Complete environment; `LISTEN_PID=` (if present) is completed by the service
@@ -66,6 +72,12 @@ pub enum MountStep {
     Mask {
         path: PathBuf,
         optional: bool,
+    },
+    /// A read-only file with these contents, written by capexec (resolv.conf
+    /// naming the broker's stub resolver, a passwd with granted users only).
+    File {
+        path: PathBuf,
+        contents: Vec<u8>,
     },
 }
 
@@ -110,6 +122,10 @@ pub const PROC_MASKED: &[&str] = &[
 ];
 
 pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// The variable naming the service's broker connection (capexec-client's
+/// `wire::ENV_FD` reads it).
+pub const BROKER_FD_ENV: &str = "CAPEXEC_BROKER_FD";
 
 fn cstring(what: &str, s: &str) -> Result<CString, LaunchError> {
     CString::new(s).map_err(|_| LaunchError::Plan(format!("{what} contains a NUL byte")))
@@ -232,6 +248,11 @@ pub fn plan(spec: &ServiceSpec, rootless: bool, host_env: &[(String, String)]) -
         env.extend(extra);
         env.push(("LISTEN_PID".into(), String::new()));
     }
+    let broker_channel = !spec.broker.is_empty();
+    if broker_channel {
+        // Right after the preopened fds (which start at 3).
+        env.push((BROKER_FD_ENV.into(), (3 + spec.preopen.len()).to_string()));
+    }
     // Later entries win, as in a shell: keep the last value of each name.
     let mut dedup: Vec<(String, String)> = Vec::new();
     for (k, v) in env {
@@ -276,6 +297,8 @@ pub fn plan(spec: &ServiceSpec, rootless: bool, host_env: &[(String, String)]) -
         seccomp: seccomp::service_filter(&spec.seccomp)?,
         init_seccomp: seccomp::init_filter()?,
         notify_seccomp: Some(seccomp::brokered_syscalls(&spec.broker)).filter(|n| !n.is_empty()).map(|n| seccomp::notify_filter(&n)),
+        broker_channel,
+        dns_stub: ns.net == NetMode::None && !spec.broker.dns.names.is_empty(),
         program,
         argv,
         env: env_c,
@@ -285,6 +308,17 @@ pub fn plan(spec: &ServiceSpec, rootless: bool, host_env: &[(String, String)]) -
 }
 
 impl SetupPlan {
+    /// Puts generated read-only files into the view (after everything else is
+    /// mounted, so nothing covers them), readable under Landlock.
+    pub fn attach_files(&mut self, files: Vec<(PathBuf, String)>) {
+        for (path, contents) in files {
+            if !self.landlock.paths.iter().any(|(p, a)| path.starts_with(p) && *a != FsAccess::ListDir) {
+                self.landlock.paths.push((path.clone(), FsAccess::ReadOnly));
+            }
+            self.mounts.push(MountStep::File { path, contents: contents.into_bytes() });
+        }
+    }
+
     /// Gives the service a `NOTIFY_SOCKET` (and `WATCHDOG_USEC`): `dir`, which
     /// holds the daemon's datagram socket `notify` and nothing else, is bound
     /// read-only at the same path. A directory rather than the socket itself, so

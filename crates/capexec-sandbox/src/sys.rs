@@ -132,6 +132,31 @@ pub fn loopback_up() -> io::Result<()> {
     res
 }
 
+/// A UDP socket bound to 127.0.0.1:53 in the current network namespace: the
+/// broker's stub resolver answers on it. Port 53 needs CAP_NET_BIND_SERVICE in
+/// the namespace's user namespace, which init still has at this point.
+pub fn dns_stub_socket() -> io::Result<std::os::fd::OwnedFd> {
+    use std::os::fd::FromRawFd;
+    // SAFETY: socket() takes integer arguments and returns a new fd or -1.
+    let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: a new fd that nobody else owns.
+    let sock = unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) };
+    let addr = libc::sockaddr_in {
+        sin_family: libc::AF_INET as libc::sa_family_t,
+        sin_port: 53u16.to_be(),
+        sin_addr: libc::in_addr { s_addr: u32::from(std::net::Ipv4Addr::LOCALHOST).to_be() },
+        sin_zero: [0; 8],
+    };
+    // SAFETY: the kernel reads one sockaddr_in of the given size.
+    if unsafe { libc::bind(fd, (&addr as *const libc::sockaddr_in).cast(), std::mem::size_of::<libc::sockaddr_in>() as u32) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(sock)
+}
+
 /// `execve(2)` with prepared, NUL-terminated pointer arrays. Returns only on error.
 ///
 /// # Safety

@@ -188,12 +188,14 @@ fn launch(sock: RawFd, req: LaunchRequest, fds: Vec<OwnedFd>, host_env: &[(Strin
             Err(e) => return fail(e),
         },
     };
+    plan.attach_files(capexec_broker::view_files(&req.spec.broker, plan.loopback));
     let stdio = [fds[0].as_raw_fd(), fds[1].as_raw_fd(), fds[2].as_raw_fd()];
     let opts = capexec_sandbox::SpawnOptions { stdio: Some(stdio), cgroup_procs: &req.cgroup_procs };
     match capexec_sandbox::spawn_with(&plan, &opts) {
         Ok(mut s) => {
-            if let (Some(b), Some(listener)) = (broker, s.listener.take()) {
-                if let Err(e) = fork_broker(b, listener, fds[2].as_raw_fd(), plan.uid, plan.gid) {
+            if let Some(b) = broker {
+                let ch = capexec_broker::Channels { listener: s.listener.take(), explicit: s.broker_channel.take(), dns: s.dns.take() };
+                if let Err(e) = fork_broker(b, ch, s.pid, fds[2].as_raw_fd(), plan.uid, plan.gid) {
                     // SAFETY: killing our own child, which must not run unbrokered.
                     unsafe { libc::kill(s.pid, libc::SIGKILL) };
                     return fail(format!("start the broker: {e}"));
@@ -213,11 +215,13 @@ fn launch(sock: RawFd, req: LaunchRequest, fds: Vec<OwnedFd>, host_env: &[(Strin
 }
 
 /// The service's broker: its own process, forked from this single-threaded
-/// launcher, holding only the listener, the grants' directories and the
-/// service's stderr (where refusals are logged, so `capexec logs` shows them).
-/// It ends when the service's last process does (the listener hangs up), or
-/// with the launcher (PDEATHSIG). This loop reaps it like any other child.
-fn fork_broker(b: capexec_broker::Broker, listener: OwnedFd, stderr: RawFd, uid: u32, gid: u32) -> std::io::Result<()> {
+/// launcher, holding only its channels to the service, the grants' directories
+/// and the service's stderr (where refusals are logged, so `capexec logs`
+/// shows them). It ends when the service's init does (a pidfd taken here,
+/// before the launcher can reap it), or with the launcher (PDEATHSIG). This
+/// loop reaps it like any other child.
+fn fork_broker(b: capexec_broker::Broker, ch: capexec_broker::Channels, init: i32, stderr: RawFd, uid: u32, gid: u32) -> std::io::Result<()> {
+    let init_fd = pidfd_open(init).ok_or_else(std::io::Error::last_os_error)?;
     // SAFETY: the launcher is single-threaded, so the child may allocate.
     match unsafe { libc::fork() } {
         -1 => Err(std::io::Error::last_os_error()),
@@ -228,7 +232,8 @@ fn fork_broker(b: capexec_broker::Broker, listener: OwnedFd, stderr: RawFd, uid:
                 libc::dup2(stderr, 2);
             }
             let mut keep = b.fds();
-            keep.extend([0, 1, 2, listener.as_raw_fd()]);
+            keep.extend(ch.fds());
+            keep.extend([0, 1, 2, init_fd.as_raw_fd()]);
             let open: Vec<RawFd> =
                 std::fs::read_dir("/proc/self/fd").map(|d| d.flatten().filter_map(|e| e.file_name().to_str()?.parse().ok()).collect()).unwrap_or_default();
             for fd in open.into_iter().filter(|fd| !keep.contains(fd)) {
@@ -241,9 +246,13 @@ fn fork_broker(b: capexec_broker::Broker, listener: OwnedFd, stderr: RawFd, uid:
                 libc::sigemptyset(&mut set);
                 libc::sigprocmask(libc::SIG_SETMASK, &set, std::ptr::null_mut());
             }
-            let code = match b.confine(uid, gid) {
-                Ok(()) => {
-                    capexec_broker::transparent::serve(std::sync::Arc::new(b), std::sync::Arc::new(capexec_broker::remote::Listener::new(listener)));
+            let started = b.confine(uid, gid).and_then(|()| b.start(ch, init).map_err(|e| format!("broker: start its threads: {e}")));
+            let code = match started {
+                Ok(_threads) => {
+                    // The threads block in their receive calls; the service's end is the broker's.
+                    let mut pfd = libc::pollfd { fd: init_fd.as_raw_fd(), events: libc::POLLIN, revents: 0 };
+                    // SAFETY: one valid pollfd; a pidfd becomes readable when the process exits.
+                    while unsafe { libc::poll(&mut pfd, 1, -1) } < 0 {}
                     0
                 }
                 Err(e) => {

@@ -22,7 +22,7 @@ pub fn launch_foreground(spec: &ServiceSpec) -> i32 {
     }
     let rootless = !nix::unistd::geteuid().is_root();
     let host_env: Vec<(String, String)> = std::env::vars().collect();
-    let plan = match capexec_sandbox::plan(spec, rootless, &host_env) {
+    let mut plan = match capexec_sandbox::plan(spec, rootless, &host_env) {
         Ok(p) => p,
         Err(e) => {
             eprintln!("capexec: {}: {e}", spec.name);
@@ -42,17 +42,17 @@ pub fn launch_foreground(spec: &ServiceSpec) -> i32 {
             }
         },
     };
+    plan.attach_files(capexec_broker::view_files(&spec.broker, plan.loopback));
     match capexec_sandbox::spawn(&plan) {
         Ok(mut s) => {
-            if let (Some(b), Some(listener)) = (broker, s.listener.take()) {
-                match b.confine(plan.uid, plan.gid) {
-                    // The thread ends with the service; the process ends right after.
-                    Ok(()) => drop(b.serve_in_thread(listener)),
-                    Err(e) => {
-                        eprintln!("capexec: {}: {e}", spec.name);
-                        // SAFETY: killing our own child, which must not run with an unconfined broker.
-                        unsafe { libc::kill(s.pid, libc::SIGKILL) };
-                    }
+            if let Some(b) = broker {
+                let ch = capexec_broker::Channels { listener: s.listener.take(), explicit: s.broker_channel.take(), dns: s.dns.take() };
+                // Threads end with the service; the process ends right after.
+                if let Err(e) = b.confine(plan.uid, plan.gid).and_then(|()| b.start(ch, s.pid).map(drop).map_err(|e| format!("broker: start its threads: {e}")))
+                {
+                    eprintln!("capexec: {}: {e}", spec.name);
+                    // SAFETY: killing our own child, which must not run with an unconfined or absent broker.
+                    unsafe { libc::kill(s.pid, libc::SIGKILL) };
                 }
             }
             capexec_sandbox::wait_foreground(&s)

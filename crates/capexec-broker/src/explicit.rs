@@ -1,0 +1,329 @@
+//! The explicit protocol's server: requests a service makes through
+//! capexec-client (or libcapexec_client.so) on the SOCK_SEQPACKET connection
+//! it inherited. Wire format: capexec_client::wire and docs/broker-protocol.md.
+//!
+//! Every frame is checked before it is decoded: who sent it (SCM_CREDENTIALS,
+//! which the kernel fills in, must name a process of this service), that it
+//! carries no descriptors (any that came along are closed) and was not cut
+//! (MSG_TRUNC, MSG_CTRUNC). A bad frame gets an error reply and the broker
+//! goes on serving; replies never block it (a service that does not read its
+//! replies loses them).
+
+use crate::lookup;
+use crate::open::{check_flags, clean_absolute, open_granted};
+use crate::Broker;
+use capexec_client::wire::{self, Family, Proto, Request, MAX_FRAME};
+use std::net::SocketAddr;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+
+/// Who may use the connection: processes in the service's pid namespace or,
+/// when it shares the host's, descendants of its init.
+pub struct Peers {
+    init: i32,
+    pidns: Option<std::path::PathBuf>,
+}
+
+impl Peers {
+    /// `init`: the pid (in the broker's namespace) of the service's namespace init.
+    pub fn of_service(init: i32) -> Peers {
+        let ns = std::fs::read_link(format!("/proc/{init}/ns/pid")).ok();
+        let own = std::fs::read_link("/proc/self/ns/pid").ok();
+        Peers { init, pidns: ns.filter(|n| Some(n) != own.as_ref()) }
+    }
+
+    fn admits(&self, pid: i32) -> bool {
+        if pid <= 0 {
+            // 0: the sender is in a pid namespace the broker cannot see.
+            return false;
+        }
+        match &self.pidns {
+            Some(ns) => std::fs::read_link(format!("/proc/{pid}/ns/pid")).is_ok_and(|n| &n == ns),
+            None => {
+                let mut p = pid;
+                for _ in 0..64 {
+                    if p == self.init {
+                        return true;
+                    }
+                    p = match parent(p) {
+                        Some(pp) if pp > 1 => pp,
+                        _ => return false,
+                    };
+                }
+                false
+            }
+        }
+    }
+}
+
+fn parent(pid: i32) -> Option<i32> {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name may contain spaces and parentheses: fields follow the last `)`.
+    s.rsplit_once(')')?.1.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// One received frame and what came with it.
+struct Frame {
+    data: Vec<u8>,
+    pid: i32,
+    fds: usize,
+    truncated: bool,
+    ctrunc: bool,
+}
+
+/// Control space for one ucred and a few descriptors: more fds than fit are
+/// dropped by the kernel and flagged with MSG_CTRUNC (they are never installed).
+const CMSG_SPACE: usize = 256;
+
+fn recv_frame(fd: RawFd) -> std::io::Result<Option<Frame>> {
+    let mut data = vec![0u8; MAX_FRAME];
+    let mut cmsg = [0u64; CMSG_SPACE / 8];
+    loop {
+        let mut iov = libc::iovec { iov_base: data.as_mut_ptr().cast(), iov_len: data.len() };
+        // SAFETY: msghdr is plain data; zeroed is a valid empty header.
+        let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+        msg.msg_iov = &mut iov;
+        msg.msg_iovlen = 1;
+        msg.msg_control = cmsg.as_mut_ptr().cast();
+        msg.msg_controllen = CMSG_SPACE;
+        // SAFETY: recvmsg writes into the buffers msg points to, all valid and sized.
+        let n = unsafe { libc::recvmsg(fd, &mut msg, libc::MSG_CMSG_CLOEXEC) };
+        if n < 0 {
+            let e = std::io::Error::last_os_error();
+            if e.kind() == std::io::ErrorKind::Interrupted {
+                continue;
+            }
+            return Err(e);
+        }
+        // Closed here, whatever the frame turns out to be: no fd the service
+        // sends ever stays in the broker.
+        let fds = capexec_client::take_fds(&msg).len();
+        if n == 0 && fds == 0 {
+            return Ok(None);
+        }
+        let mut pid = 0;
+        // SAFETY: walking the control buffer the kernel filled, bounded by msg_controllen.
+        unsafe {
+            let mut c = libc::CMSG_FIRSTHDR(&msg);
+            while !c.is_null() {
+                if (*c).cmsg_level == libc::SOL_SOCKET && (*c).cmsg_type == libc::SCM_CREDENTIALS {
+                    pid = (libc::CMSG_DATA(c) as *const libc::ucred).read_unaligned().pid;
+                }
+                c = libc::CMSG_NXTHDR(&msg, c);
+            }
+        }
+        data.truncate(n as usize);
+        return Ok(Some(Frame { data, pid, fds, truncated: msg.msg_flags & libc::MSG_TRUNC != 0, ctrunc: msg.msg_flags & libc::MSG_CTRUNC != 0 }));
+    }
+}
+
+/// Sends a reply without ever blocking the broker.
+fn send_reply(sock: RawFd, frame: &[u8], fd: Option<&OwnedFd>) {
+    let mut iov = libc::iovec { iov_base: frame.as_ptr() as *mut libc::c_void, iov_len: frame.len() };
+    let mut cmsg = [0u64; 4];
+    // SAFETY: msghdr is plain data; zeroed is a valid empty header.
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_iov = &mut iov;
+    msg.msg_iovlen = 1;
+    if let Some(fd) = fd {
+        // SAFETY: building one SCM_RIGHTS header in a buffer large enough for it
+        // (CMSG_SPACE of one int is 24 bytes, the buffer 32).
+        unsafe {
+            msg.msg_control = cmsg.as_mut_ptr().cast();
+            msg.msg_controllen = libc::CMSG_SPACE(std::mem::size_of::<RawFd>() as u32) as usize;
+            let c = libc::CMSG_FIRSTHDR(&msg);
+            (*c).cmsg_level = libc::SOL_SOCKET;
+            (*c).cmsg_type = libc::SCM_RIGHTS;
+            (*c).cmsg_len = libc::CMSG_LEN(std::mem::size_of::<RawFd>() as u32) as usize;
+            (libc::CMSG_DATA(c) as *mut RawFd).write_unaligned(fd.as_raw_fd());
+        }
+    }
+    // SAFETY: msg points at valid buffers for the call. A reply that cannot be
+    // sent now (full buffer, closed peer) is dropped; the fd is closed by the caller.
+    unsafe { libc::sendmsg(sock, &msg, libc::MSG_NOSIGNAL | libc::MSG_DONTWAIT) };
+}
+
+/// Serves the connection until the service closes its end.
+pub fn serve(b: &Broker, sock: OwnedFd, peers: &Peers) {
+    loop {
+        let f = match recv_frame(sock.as_raw_fd()) {
+            Ok(Some(f)) => f,
+            Ok(None) => return,
+            Err(e) => {
+                eprintln!("capexec: {}: broker: cannot receive requests: {e}; explicit requests now fail", b.unit);
+                return;
+            }
+        };
+        let (op, id) = match f.data.len() {
+            n if n >= wire::REQUEST_HEADER => (f.data[1], u32::from_le_bytes([f.data[4], f.data[5], f.data[6], f.data[7]])),
+            _ => (0, 0),
+        };
+        let bad = if f.fds > 0 || f.ctrunc {
+            Some((libc::EPROTO, "it carried descriptors (requests never do; they were closed)"))
+        } else if f.truncated {
+            Some((libc::EMSGSIZE, "it is longer than the protocol's 4096 bytes"))
+        } else if !peers.admits(f.pid) {
+            Some((libc::EPERM, "it came from a process outside the service"))
+        } else {
+            None
+        };
+        if let Some((errno, why)) = bad {
+            b.refused(&format!("a request (pid {}, {} bytes)", f.pid, f.data.len()), why, "send requests with capexec-client from the service itself");
+            send_reply(sock.as_raw_fd(), &wire::encode_reply(op, id, errno, &[]), None);
+            continue;
+        }
+        let (op, id, req) = Request::decode(&f.data);
+        let (errno, body, fd) = match req {
+            Ok(r) => match handle(b, f.pid, r) {
+                Ok((body, fd)) => (0, body, fd),
+                Err(e) => (e, Vec::new(), None),
+            },
+            Err(e) => (e, Vec::new(), None),
+        };
+        send_reply(sock.as_raw_fd(), &wire::encode_reply(op, id, errno, &body), fd.as_ref());
+    }
+}
+
+type Reply = Result<(Vec<u8>, Option<OwnedFd>), i32>;
+
+fn shown(b: &[u8]) -> String {
+    String::from_utf8_lossy(&b[..b.len().min(256)]).escape_debug().to_string()
+}
+
+fn handle(b: &Broker, pid: i32, r: Request) -> Reply {
+    match r {
+        Request::Open { path, flags, mode } => open(b, pid, &path, flags as i32, mode),
+        Request::Connect { proto, addr } => net(b, proto, addr, false),
+        Request::Bind { proto, addr } => net(b, proto, addr, true),
+        Request::GetAddrInfo { name, family } => {
+            let name = String::from_utf8(name).map_err(|_| libc::EINVAL)?;
+            if !lookup::valid_host_name(&name) {
+                return Err(libc::EINVAL);
+            }
+            let dns = &b.spec.dns;
+            if dns.grant_for(&name).is_none() {
+                b.refused(&format!("getaddrinfo(\"{name}\")"), "no [broker.dns] grant covers it", &format!("add \"{name}\" to broker.dns.names"));
+                return Err(libc::ENOENT);
+            }
+            let af = match (family, dns.inet, dns.inet6) {
+                (Family::Any, true, true) => libc::AF_UNSPEC,
+                (Family::Any, true, false) | (Family::Inet, true, _) => libc::AF_INET,
+                (Family::Any, false, true) | (Family::Inet6, _, true) => libc::AF_INET6,
+                _ => {
+                    b.refused(
+                        &format!("getaddrinfo(\"{name}\", {family:?})"),
+                        "broker.dns.families does not grant that family",
+                        "add it to broker.dns.families",
+                    );
+                    return Err(libc::EAFNOSUPPORT);
+                }
+            };
+            let addrs = lookup::host_addrs(&name, af)?;
+            Ok((wire::encode_addrs(&addrs), None))
+        }
+        Request::GetPwNam { name } => {
+            let n = String::from_utf8_lossy(&name).into_owned();
+            if !b.spec.pwd.contains(&n) {
+                b.refused(&format!("getpwnam(\"{}\")", shown(&name)), "broker.pwd does not grant it", &format!("add \"{n}\" to broker.pwd"));
+                return Err(libc::ENOENT);
+            }
+            Ok((lookup::passwd(&n)?.encode(), None))
+        }
+        Request::GetGrNam { name } => {
+            let n = String::from_utf8_lossy(&name).into_owned();
+            if !b.spec.grp.contains(&n) {
+                b.refused(&format!("getgrnam(\"{}\")", shown(&name)), "broker.grp does not grant it", &format!("add \"{n}\" to broker.grp"));
+                return Err(libc::ENOENT);
+            }
+            Ok((lookup::group(&n)?.encode(), None))
+        }
+        Request::Syslog { level, message } => {
+            if !b.spec.syslog {
+                b.refused("syslog", "broker.syslog is not set", "set broker.syslog = true");
+                return Err(libc::EACCES);
+            }
+            let line = lookup::syslog_line(&b.unit, pid, level, &message);
+            if lookup::syslog_send(&line).is_err() {
+                // No syslog daemon here: the line still reaches the service's log.
+                eprintln!("capexec: {}: syslog: {}", b.unit, line);
+            }
+            Ok((Vec::new(), None))
+        }
+        Request::Sysctl { key } => {
+            let k = String::from_utf8_lossy(&key).into_owned();
+            if !b.spec.sysctl.contains(&k) {
+                b.refused(&format!("sysctl read \"{}\"", shown(&key)), "broker.sysctl does not grant it", &format!("add \"{k}\" to broker.sysctl"));
+                return Err(libc::EACCES);
+            }
+            Ok((lookup::sysctl(&k)?, None))
+        }
+    }
+}
+
+fn open(b: &Broker, pid: i32, path: &[u8], flags: i32, mode: u32) -> Reply {
+    let call = format!("open(\"{}\")", shown(path));
+    let Some(clean) = clean_absolute(path) else {
+        b.refused(&call, "the broker opens absolute paths without `..` only", "pass the absolute path");
+        return Err(libc::EACCES);
+    };
+    let Some((i, grant)) = b.spec.fs.iter().enumerate().find(|(_, g)| g.matches(&clean)) else {
+        b.refused(&call, "no [[broker.fs]] grant covers it", &format!("add a [[broker.fs]] grant with path = \"{clean}\""));
+        return Err(libc::EACCES);
+    };
+    if let Err(r) = check_flags(flags, grant.rights) {
+        b.refused(&call, &format!("{} (grant `{}` allows {})", r.why, grant.pattern, grant.rights), "widen that grant's rights in [[broker.fs]]");
+        return Err(r.errno);
+    }
+    let mode = if flags & libc::O_CREAT != 0 { mode & 0o7777 & !crate::transparent::umask_of(pid as u32) } else { 0 };
+    let dir_slash = path.len() > 1 && path.ends_with(b"/");
+    match open_granted(&b.bases[i], grant, &clean, dir_slash, flags, mode) {
+        Ok(fd) => Ok((Vec::new(), Some(fd))),
+        Err(e) => {
+            let errno = e.raw_os_error().unwrap_or(libc::EIO);
+            if matches!(errno, libc::EXDEV | libc::ELOOP | libc::EISDIR) {
+                b.refused(&call, "it is not a regular file inside the grant (symlink, magic link or directory)", "grant the file itself");
+                return Err(if errno == libc::EISDIR { libc::EACCES } else { errno });
+            }
+            Err(errno)
+        }
+    }
+}
+
+fn net(b: &Broker, proto: Proto, addr: SocketAddr, bind: bool) -> Reply {
+    let addr = SocketAddr::new(capexec_decl::grants::canonical(addr.ip()), addr.port());
+    let dproto = match proto {
+        Proto::Tcp => capexec_decl::grants::Proto::Tcp,
+        Proto::Udp => capexec_decl::grants::Proto::Udp,
+    };
+    let (grant, what) = if bind { (b.spec.bind_grant(dproto, addr), "bind") } else { (b.spec.connect_grant(dproto, addr), "connect") };
+    if grant.is_none() {
+        let p = if proto == Proto::Tcp { "tcp" } else { "udp" };
+        let s = match addr {
+            SocketAddr::V4(_) => format!("{p}:{addr}"),
+            SocketAddr::V6(a) => format!("{p}:[{}]:{}", a.ip(), a.port()),
+        };
+        b.refused(&format!("{what}({s})"), &format!("no [broker.net] {what} grant covers it"), &format!("add \"{s}\" to broker.net.{what}"));
+        return Err(libc::EACCES);
+    }
+    let family = if addr.is_ipv4() { libc::AF_INET } else { libc::AF_INET6 };
+    let kind = if proto == Proto::Tcp { libc::SOCK_STREAM } else { libc::SOCK_DGRAM };
+    // SAFETY: socket takes integers and returns a new fd or -1.
+    let raw = unsafe { libc::socket(family, kind | libc::SOCK_CLOEXEC, 0) };
+    if raw < 0 {
+        return Err(std::io::Error::last_os_error().raw_os_error().unwrap_or(libc::EIO));
+    }
+    // SAFETY: a new fd that nobody else owns.
+    let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+    let r = if bind {
+        if proto == Proto::Tcp {
+            // What servers set before bind: a restart must not wait out TIME_WAIT.
+            let one: libc::c_int = 1;
+            // SAFETY: setsockopt reads one c_int.
+            unsafe { libc::setsockopt(raw, libc::SOL_SOCKET, libc::SO_REUSEADDR, (&one as *const libc::c_int).cast(), 4) };
+        }
+        crate::net::bind(&fd, addr, family)
+    } else {
+        crate::net::connect(&fd, addr, family)
+    };
+    r.map_err(|e| e.raw_os_error().unwrap_or(libc::EIO))?;
+    Ok((Vec::new(), Some(fd)))
+}
