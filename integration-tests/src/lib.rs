@@ -24,7 +24,7 @@ pub fn shared_dir() -> &'static Path {
         // Test executables live in target/<profile>/deps; the binaries one level up.
         let exe = std::env::current_exe().unwrap();
         let bin_dir = exe.parent().and_then(Path::parent).unwrap().to_path_buf();
-        for b in ["capexec", "escape-probe"] {
+        for b in ["capexec", "escape-probe", "client-probe", "libcapexec_client.so"] {
             let src = bin_dir.join(b);
             assert!(src.exists(), "{} is missing: build the workspace first (`cargo test --workspace` does)", src.display());
             std::fs::copy(&src, dir.join(b)).unwrap();
@@ -452,4 +452,62 @@ pub fn run_probe(who: As, run_args: &[&str], case: &[&str]) -> String {
     assert!(out.contains("BLOCKED"), "the probe reported nothing ({who:?}, {case:?}):\n{out}");
     assert!(o.status.success(), "probe failed ({who:?}, {case:?}):\n{out}");
     out
+}
+
+pub fn set_mode(p: &std::path::Path, mode: u32) {
+    std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode)).unwrap();
+}
+
+/// A granted tree outside the service's view (its /tmp is private, so nothing
+/// under the host's /tmp is visible to it except through the broker).
+pub fn grant_tree(tag: &str) -> std::path::PathBuf {
+    let d = shared_dir().join(format!("broker-{tag}"));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(d.join("data/sub")).unwrap();
+    std::fs::create_dir_all(d.join("out")).unwrap();
+    std::fs::write(d.join("data/readme"), "granted").unwrap();
+    std::fs::write(d.join("data/f"), "granted").unwrap();
+    std::fs::write(d.join("secret"), "SECRET").unwrap();
+    std::os::unix::fs::symlink("../secret", d.join("data/link-out")).unwrap();
+    for p in [d.clone(), d.join("data"), d.join("data/sub")] {
+        set_mode(&p, 0o755);
+    }
+    set_mode(&d.join("out"), 0o777);
+    set_mode(&d.join("data/readme"), 0o644);
+    set_mode(&d.join("data/f"), 0o644);
+    // Readable by everyone: only the sandbox may keep the service from it.
+    set_mode(&d.join("secret"), 0o644);
+    d
+}
+
+pub fn test_unit(tag: &str, body: &str) -> std::path::PathBuf {
+    let dir = shared_dir().join("broker-units");
+    std::fs::create_dir_all(&dir).unwrap();
+    set_mode(&dir, 0o755);
+    let p = dir.join(format!("{tag}.svc"));
+    std::fs::write(&p, body).unwrap();
+    set_mode(&p, 0o644);
+    p
+}
+
+/// Defines a test module NAME with `as_root` and `as_user` tests running the
+/// closure with [`As::Root`] and [`As::User`].
+#[macro_export]
+macro_rules! both {
+    ($name:ident, $body:expr) => {
+        mod $name {
+            use super::*;
+            use $crate::{require_root, As};
+            #[test]
+            fn as_root() {
+                require_root();
+                ($body)(As::Root);
+            }
+            #[test]
+            fn as_user() {
+                require_root();
+                ($body)(As::User);
+            }
+        }
+    };
 }

@@ -4,53 +4,16 @@
 
 use capexec_integration_tests::*;
 use std::io::Write;
-use std::os::unix::fs::PermissionsExt;
 use std::time::Duration;
 
 const T: Duration = Duration::from_secs(120);
-
-fn set_mode(p: &std::path::Path, mode: u32) {
-    std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode)).unwrap();
-}
-
-/// A granted tree outside the service's view (its /tmp is private, so nothing
-/// under the host's /tmp is visible to it except through the broker).
-fn grant_tree(tag: &str) -> std::path::PathBuf {
-    let d = shared_dir().join(format!("broker-{tag}"));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(d.join("data/sub")).unwrap();
-    std::fs::create_dir_all(d.join("out")).unwrap();
-    std::fs::write(d.join("data/readme"), "granted").unwrap();
-    std::fs::write(d.join("data/f"), "granted").unwrap();
-    std::fs::write(d.join("secret"), "SECRET").unwrap();
-    std::os::unix::fs::symlink("../secret", d.join("data/link-out")).unwrap();
-    for p in [d.clone(), d.join("data"), d.join("data/sub")] {
-        set_mode(&p, 0o755);
-    }
-    set_mode(&d.join("out"), 0o777);
-    set_mode(&d.join("data/readme"), 0o644);
-    set_mode(&d.join("data/f"), 0o644);
-    // Readable by everyone: only the sandbox may keep the service from it.
-    set_mode(&d.join("secret"), 0o644);
-    d
-}
-
-fn unit(tag: &str, body: &str) -> std::path::PathBuf {
-    let dir = shared_dir().join("broker-units");
-    std::fs::create_dir_all(&dir).unwrap();
-    set_mode(&dir, 0o755);
-    let p = dir.join(format!("{tag}.svc"));
-    std::fs::write(&p, body).unwrap();
-    set_mode(&p, 0o644);
-    p
-}
 
 fn probe_under(who: As, unit: &std::path::Path, case: &[&str]) -> String {
     run_probe(who, &["--unit", unit.to_str().unwrap()], case)
 }
 
 fn fs_unit(tag: &str, d: &std::path::Path) -> std::path::PathBuf {
-    unit(
+    test_unit(
         tag,
         &format!(
             "[[broker.fs]]\npath = \"{0}/data/**\"\nrights = [\"read\"]\n\n[[broker.fs]]\npath = \"{0}/out/*.log\"\nrights = [\"append\", \"create\"]\n\n\
@@ -58,24 +21,6 @@ fn fs_unit(tag: &str, d: &std::path::Path) -> std::path::PathBuf {
             d.display()
         ),
     )
-}
-
-macro_rules! both {
-    ($name:ident, $body:expr) => {
-        mod $name {
-            use super::*;
-            #[test]
-            fn as_root() {
-                require_root();
-                ($body)(As::Root);
-            }
-            #[test]
-            fn as_user() {
-                require_root();
-                ($body)(As::User);
-            }
-        }
-    };
 }
 
 // 29, 31, 32, 39 and the fs grants themselves: a granted file outside the view
@@ -135,7 +80,7 @@ both!(network_grants, |who: As| {
     });
     let free = || std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let (granted_bind, ungranted_bind, ungranted_port) = (free(), free(), free());
-    let u = unit(
+    let u = test_unit(
         &format!("net-{who:?}"),
         &format!("[namespaces]\nnet = \"none\"\n\n[broker.net]\nbind = [\"tcp:127.0.0.1:{granted_bind}\"]\nconnect = [\"tcp:127.0.0.1:{host_port}\"]\n"),
     );
@@ -150,7 +95,7 @@ both!(network_grants, |who: As| {
 #[test]
 fn refused_bind_is_logged_with_the_fix() {
     require_root();
-    let u = unit(
+    let u = test_unit(
         "mc-refused",
         "[exec]\nargv = [\"/usr/bin/memcached\", \"-p\", \"21299\", \"-U\", \"0\", \"-l\", \"127.0.0.1\"]\nuser = \"memcache\"\n\
          [namespaces]\nnet = \"none\"\n[broker.net]\nbind = [\"tcp:127.0.0.1:21298\"]\n",
@@ -167,7 +112,7 @@ fn refused_bind_is_logged_with_the_fix() {
 #[test]
 fn missing_grant_directory_is_a_clear_error() {
     require_root();
-    let u = unit("missing-dir", "[[broker.fs]]\npath = \"/nonexistent/capexec/**\"\nrights = [\"read\"]\n");
+    let u = test_unit("missing-dir", "[[broker.fs]]\npath = \"/nonexistent/capexec/**\"\nrights = [\"read\"]\n");
     let mut c = command(As::Root);
     c.arg("run").arg("--unit").arg(&u).arg("--").arg("/bin/true");
     let o = output(c, T);
