@@ -9,7 +9,9 @@ if [ "$(id -u)" -ne 0 ]; then
     exit 1
 fi
 
-packages=(nginx-light redis-server memcached)
+# gcc: client::c_programs_use_the_c_library builds a C program against
+# libcapexec_client.so; util-linux gives unshare and setpriv to the DNS tests.
+packages=(nginx-light redis-server memcached gcc libc6-dev util-linux)
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

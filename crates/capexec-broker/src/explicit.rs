@@ -21,21 +21,49 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 pub struct Peers {
     init: i32,
     pidns: Option<std::path::PathBuf>,
+    /// Senders already admitted, each with a pidfd that tells whether that very
+    /// process still lives: checking /proc on every request costs more than the
+    /// rest of the request, and a pid cannot be reused while its pidfd says alive.
+    admitted: Vec<(i32, OwnedFd)>,
 }
+
+/// Admitted senders remembered at once (a service rarely has more requesting processes).
+const ADMITTED_MAX: usize = 64;
 
 impl Peers {
     /// `init`: the pid (in the broker's namespace) of the service's namespace init.
     pub fn of_service(init: i32) -> Peers {
         let ns = std::fs::read_link(format!("/proc/{init}/ns/pid")).ok();
         let own = std::fs::read_link("/proc/self/ns/pid").ok();
-        Peers { init, pidns: ns.filter(|n| Some(n) != own.as_ref()) }
+        Peers { init, pidns: ns.filter(|n| Some(n) != own.as_ref()), admitted: Vec::new() }
     }
 
-    fn admits(&self, pid: i32) -> bool {
+    fn admits(&mut self, pid: i32) -> bool {
         if pid <= 0 {
             // 0: the sender is in a pid namespace the broker cannot see.
             return false;
         }
+        if let Some(i) = self.admitted.iter().position(|(p, _)| *p == pid) {
+            if alive(&self.admitted[i].1) {
+                return true;
+            }
+            self.admitted.swap_remove(i);
+        }
+        if !self.belongs(pid) {
+            return false;
+        }
+        // Checked again after the pidfd is taken: if the pid changed hands in
+        // between, the pidfd names the new process, and that one is checked.
+        if let Some(fd) = pidfd(pid).filter(|_| self.belongs(pid)) {
+            if self.admitted.len() >= ADMITTED_MAX {
+                self.admitted.remove(0);
+            }
+            self.admitted.push((pid, fd));
+        }
+        true
+    }
+
+    fn belongs(&self, pid: i32) -> bool {
         match &self.pidns {
             Some(ns) => std::fs::read_link(format!("/proc/{pid}/ns/pid")).is_ok_and(|n| &n == ns),
             None => {
@@ -53,6 +81,20 @@ impl Peers {
             }
         }
     }
+}
+
+fn pidfd(pid: i32) -> Option<OwnedFd> {
+    // SAFETY: pidfd_open takes a pid and flags and returns a new fd or -1.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+    // SAFETY: a new fd that nobody else owns.
+    (fd >= 0).then(|| unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
+}
+
+/// A pidfd polls readable once its process has exited.
+fn alive(fd: &OwnedFd) -> bool {
+    let mut pfd = libc::pollfd { fd: fd.as_raw_fd(), events: libc::POLLIN, revents: 0 };
+    // SAFETY: one valid pollfd, no wait.
+    unsafe { libc::poll(&mut pfd, 1, 0) == 0 }
 }
 
 fn parent(pid: i32) -> Option<i32> {
@@ -143,7 +185,7 @@ fn send_reply(sock: RawFd, frame: &[u8], fd: Option<&OwnedFd>) {
 }
 
 /// Serves the connection until the service closes its end.
-pub fn serve(b: &Broker, sock: OwnedFd, peers: &Peers) {
+pub fn serve(b: &Broker, sock: OwnedFd, mut peers: Peers) {
     loop {
         let f = match recv_frame(sock.as_raw_fd()) {
             Ok(Some(f)) => f,

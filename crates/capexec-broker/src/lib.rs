@@ -207,7 +207,7 @@ impl Broker {
         if let Some(sock) = ch.explicit {
             let peers = explicit::Peers::of_service(init);
             let b = Arc::clone(&b);
-            threads.push(std::thread::Builder::new().name("broker-explicit".into()).spawn(move || explicit::serve(&b, sock, &peers))?);
+            threads.push(std::thread::Builder::new().name("broker-explicit".into()).spawn(move || explicit::serve(&b, sock, peers))?);
         }
         if let Some(sock) = ch.dns {
             let b = Arc::clone(&b);
