@@ -321,9 +321,9 @@ fn open(b: &Broker, pid: i32, path: &[u8], flags: i32, mode: u32) -> Reply {
         Ok(fd) => Ok((Vec::new(), Some(fd))),
         Err(e) => {
             let errno = e.raw_os_error().unwrap_or(libc::EIO);
-            if matches!(errno, libc::EXDEV | libc::ELOOP | libc::EISDIR) {
-                b.refused(&call, "it is not a regular file inside the grant (symlink, magic link or directory)", "grant the file itself");
-                return Err(if errno == libc::EISDIR { libc::EACCES } else { errno });
+            if let Some((why, fix, errno)) = crate::open::refusal(errno, grant) {
+                b.refused(&call, &why, fix);
+                return Err(errno);
             }
             Err(errno)
         }
@@ -338,11 +338,7 @@ fn net(b: &Broker, proto: Proto, addr: SocketAddr, bind: bool) -> Reply {
     };
     let (grant, what) = if bind { (b.spec.bind_grant(dproto, addr), "bind") } else { (b.spec.connect_grant(dproto, addr), "connect") };
     if grant.is_none() {
-        let p = if proto == Proto::Tcp { "tcp" } else { "udp" };
-        let s = match addr {
-            SocketAddr::V4(_) => format!("{p}:{addr}"),
-            SocketAddr::V6(a) => format!("{p}:[{}]:{}", a.ip(), a.port()),
-        };
+        let s = capexec_decl::grants::NetGrant::exact(dproto, addr);
         b.refused(&format!("{what}({s})"), &format!("no [broker.net] {what} grant covers it"), &format!("add \"{s}\" to broker.net.{what}"));
         return Err(libc::EACCES);
     }

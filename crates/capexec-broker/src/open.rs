@@ -147,6 +147,21 @@ pub fn open_granted(base: &OwnedFd, grant: &FsGrant, path: &str, dir_slash: bool
     Ok(fd)
 }
 
+/// When a granted open failed because of what the path turned out to be (a
+/// link leaving the grant, a directory) rather than an ordinary error: why,
+/// what to change, and the errno for the service. `None`: pass the errno on.
+pub fn refusal(errno: i32, grant: &FsGrant) -> Option<(String, &'static str, i32)> {
+    match errno {
+        libc::EISDIR => Some(("it is not a regular file (the broker hands out regular files only)".to_owned(), "open a file inside it instead", libc::EACCES)),
+        libc::EXDEV | libc::ELOOP => Some((
+            format!("it resolves through a symlink or magic link that leaves grant `{}`", grant.pattern),
+            "grant the file the link points to, or a whole tree with `dir/**`",
+            errno,
+        )),
+        _ => None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -147,18 +147,13 @@ fn open(b: &Broker, l: &Listener, n: Notif, path_ptr: u64, flags: i32, mode: u32
         },
         Err(e) => {
             let errno = e.raw_os_error().unwrap_or(libc::EIO);
-            if matches!(errno, libc::EXDEV | libc::ELOOP | libc::EISDIR) {
-                let (why, fix) = match errno {
-                    libc::EISDIR => ("it is not a regular file (the broker hands out regular files only)".to_owned(), "open a file inside it instead"),
-                    _ => (
-                        format!("it resolves through a symlink or magic link that leaves grant `{}`", grant.pattern),
-                        "grant the file the link points to, or a whole tree with `dir/**`",
-                    ),
-                };
-                b.refused(&format!("{call}(\"{clean}\", {})", flag_names(flags)), &why, fix);
-                return Answer::Fail(if errno == libc::EISDIR { libc::EACCES } else { errno });
+            match crate::open::refusal(errno, grant) {
+                Some((why, fix, errno)) => {
+                    b.refused(&format!("{call}(\"{clean}\", {})", flag_names(flags)), &why, fix);
+                    Answer::Fail(errno)
+                }
+                None => Answer::Fail(errno),
             }
-            Answer::Fail(errno)
         }
     }
 }
@@ -245,11 +240,7 @@ fn net_call(b: &Arc<Broker>, l: &Arc<Listener>, n: Notif, op: NetOp) -> Answer {
             // client can reach it is a declaration to fix, so it is logged.)
             return finish(do_op(&svc, addr, info.family, op));
         }
-        let p = if proto == Proto::Tcp { "tcp" } else { "udp" };
-        let shown = match addr {
-            SocketAddr::V4(_) => format!("{p}:{addr}"),
-            SocketAddr::V6(a) => format!("{p}:[{}]:{}", a.ip(), a.port()),
-        };
+        let shown = capexec_decl::grants::NetGrant::exact(proto, addr);
         b.refused(
             &format!("{}(fd {fd}, {shown})", op.name()),
             &format!("no [broker.net] {} grant covers it", op.name()),

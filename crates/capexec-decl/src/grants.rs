@@ -147,6 +147,15 @@ pub struct NetGrant {
     pub ports: (u16, u16),
 }
 
+impl NetGrant {
+    /// The narrowest grant that covers `addr` (made canonical) over `proto`:
+    /// what a refusal suggests adding, in the syntax the declaration takes.
+    pub fn exact(proto: Proto, addr: SocketAddr) -> NetGrant {
+        let ip = canonical(addr.ip());
+        NetGrant { proto: Some(proto), addr: ip, prefix: if ip.is_ipv4() { 32 } else { 128 }, ports: (addr.port(), addr.port()) }
+    }
+}
+
 impl std::fmt::Display for NetGrant {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self.proto {
@@ -321,6 +330,12 @@ mod tests {
         for bad in ["127.0.0.1", "localhost:80", "::1:80", "1.2.3.4/33:1", "1.2.3.4:70000", "1.2.3.4:9-1", "sctp:1.2.3.4:1"] {
             assert!(NetGrant::parse(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn exact_grants_print_as_declared() {
+        assert_eq!(NetGrant::exact(Proto::Tcp, "[::ffff:127.0.0.1]:80".parse().unwrap()).to_string(), "tcp:127.0.0.1:80");
+        assert_eq!(NetGrant::exact(Proto::Udp, "[::1]:53".parse().unwrap()).to_string(), "udp:[::1]:53");
     }
 
     #[test]
