@@ -511,3 +511,62 @@ macro_rules! both {
         }
     };
 }
+
+/// Checks, from /proc, that `pid` is a confined broker: no_new_privs, exactly
+/// one seccomp filter (the broker's allowlist), no capabilities (and, as
+/// root, an empty bounding set), real and filesystem uids of `service_uid`. Returns
+/// what is wrong, with the status file.
+pub fn broker_confinement(pid: i32, service_uid: Option<u32>) -> Result<(), String> {
+    let st = std::fs::read_to_string(format!("/proc/{pid}/status")).map_err(|e| format!("read /proc/{pid}/status: {e}"))?;
+    let field = |k: &str| st.lines().find_map(|l| l.strip_prefix(k)).map(str::trim).unwrap_or("?");
+    let mut wrong = Vec::new();
+    for (k, want) in [("NoNewPrivs:", "1"), ("Seccomp:", "2"), ("Seccomp_filters:", "1")] {
+        if field(k) != want {
+            wrong.push(format!("{k} {} (want {want})", field(k)));
+        }
+    }
+    // Only root can empty the bounding set; for anyone else it is moot, as
+    // no_new_privs stops every way of gaining a capability from it.
+    let euid_root = field("Uid:").split_whitespace().nth(1) == Some("0");
+    for k in ["CapInh:", "CapPrm:", "CapEff:", "CapBnd:", "CapAmb:"] {
+        if (k != "CapBnd:" || euid_root) && field(k) != "0000000000000000" {
+            wrong.push(format!("{k} {}", field(k)));
+        }
+    }
+    if let Some(uid) = service_uid {
+        let ids: Vec<&str> = field("Uid:").split_whitespace().collect();
+        if ids.len() != 4 || ids[0] != uid.to_string() || ids[3] != uid.to_string() {
+            wrong.push(format!("Uid: {ids:?} (want real and filesystem uid {uid})"));
+        }
+    }
+    match wrong.is_empty() {
+        true => Ok(()),
+        false => Err(format!("broker {pid} is not confined: {}\n{st}", wrong.join(", "))),
+    }
+}
+
+/// `root` and every process below it, through all threads' children.
+pub fn process_tree(root: i32) -> Vec<i32> {
+    let (mut all, mut todo) = (Vec::new(), vec![root]);
+    while let Some(p) = todo.pop() {
+        all.push(p);
+        for t in std::fs::read_dir(format!("/proc/{p}/task")).into_iter().flatten().flatten() {
+            let kids = std::fs::read_to_string(t.path().join("children")).unwrap_or_default();
+            todo.extend(kids.split_whitespace().filter_map(|k| k.parse::<i32>().ok()));
+        }
+    }
+    all
+}
+
+/// Processes under `root` (inclusive) with a thread named `broker-*`: the
+/// brokers of the services started under it.
+pub fn brokers_under(root: i32) -> Vec<i32> {
+    let is_broker = |p: &i32| {
+        std::fs::read_dir(format!("/proc/{p}/task"))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .any(|t| std::fs::read_to_string(t.path().join("comm")).is_ok_and(|c| c.starts_with("broker-")))
+    };
+    process_tree(root).into_iter().filter(is_broker).collect()
+}

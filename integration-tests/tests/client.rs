@@ -124,6 +124,9 @@ both!(malformed_frames, |who: As| {
     let mut seen = String::new();
     wait_line(&mut out, "BEFORE", &mut seen);
     let before = fds_of(child.id());
+    // The broker under attack is itself confined (issue 4, item 2).
+    let uid = std::fs::metadata(format!("/proc/{}", descendant(child.id(), "client-probe").unwrap())).map(|m| std::os::unix::fs::MetadataExt::uid(&m)).unwrap();
+    broker_confinement(child.id() as i32, Some(uid)).unwrap();
     child.stdin.as_mut().unwrap().write_all(b"go\n").unwrap();
     wait_line(&mut out, "AFTER", &mut seen);
     let after = fds_of(child.id());
@@ -135,21 +138,12 @@ both!(malformed_frames, |who: As| {
 
 /// The host pid of the process under `root` whose program name contains `needle`.
 fn descendant(root: u32, needle: &str) -> Option<i32> {
-    let mut todo = vec![root as i32];
-    while let Some(p) = todo.pop() {
-        // argv[0] only: the namespace init is a copy of capexec, whose
-        // arguments name the probe too.
+    // argv[0] only: the namespace init is a copy of capexec, whose
+    // arguments name the probe too.
+    process_tree(root as i32).into_iter().skip(1).find(|p| {
         let cmd = std::fs::read(format!("/proc/{p}/cmdline")).unwrap_or_default();
-        let argv0 = cmd.split(|c| *c == 0).next().unwrap_or_default();
-        if p != root as i32 && String::from_utf8_lossy(argv0).contains(needle) {
-            return Some(p);
-        }
-        for t in std::fs::read_dir(format!("/proc/{p}/task")).into_iter().flatten().flatten() {
-            let kids = std::fs::read_to_string(t.path().join("children")).unwrap_or_default();
-            todo.extend(kids.split_whitespace().filter_map(|k| k.parse::<i32>().ok()));
-        }
-    }
-    None
+        String::from_utf8_lossy(cmd.split(|c| *c == 0).next().unwrap_or_default()).contains(needle)
+    })
 }
 
 // 34: a process outside the service (this test, as root) takes the service's

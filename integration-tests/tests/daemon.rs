@@ -484,29 +484,48 @@ fn logs_go_to_the_journal_when_one_runs() {
     assert!(String::from_utf8_lossy(&o.stderr).contains("journalctl CAPEXEC_UNIT=talker"), "{}", text(&o));
 }
 
-// Issue 4 under the daemon: the broker is a process of its own per service
-// (forked by the launcher); its refusals land in the service's log, so a start
-// that fails for want of a grant says which grant to add.
-#[test]
-fn brokered_services_and_their_refusals_under_the_daemon() {
-    let mut d = Daemon::prepare(As::Root, "broker");
-    d.write_unit(
-        "mc-granted",
-        "[exec]\nargv = [\"/usr/bin/memcached\", \"-p\", \"21311\", \"-U\", \"0\", \"-l\", \"127.0.0.1\"]\nuser = \"memcache\"\n\
-         [namespaces]\nnet = \"none\"\n[broker.net]\nbind = [\"tcp:127.0.0.1:21311\"]\n",
-    );
-    d.write_unit(
-        "mc-refused",
-        "[exec]\nargv = [\"/usr/bin/memcached\", \"-p\", \"21312\", \"-U\", \"0\", \"-l\", \"127.0.0.1\"]\nuser = \"memcache\"\n\
-         [namespaces]\nnet = \"none\"\n[service]\nrestart = \"no\"\n[broker.net]\nbind = [\"tcp:127.0.0.1:21311\"]\n",
-    );
+// Issue 4 under the daemon, root and rootless: the broker is a process of its
+// own per service (forked by the launcher), confined itself; its refusals land
+// in the service's log, so a start that fails for want of a grant says which
+// grant to add.
+both!(brokered_services_and_their_refusals_under_the_daemon, |who: As| {
+    let mut d = Daemon::prepare(who, &format!("broker-{who:?}"));
+    // Ports and user per mode: both modes run at once.
+    let (port, refused, user) = match who {
+        As::Root => (21311, 21312, "user = \"memcache\"\n"),
+        As::User => (21321, 21322, ""),
+    };
+    let memcached = |p: u16, extra: &str| {
+        format!(
+            "[exec]\nargv = [\"/usr/bin/memcached\", \"-p\", \"{p}\", \"-U\", \"0\", \"-l\", \"127.0.0.1\"]\n{user}\
+             [namespaces]\nnet = \"none\"\n{extra}[broker.net]\nbind = [\"tcp:127.0.0.1:{port}\"]\n"
+        )
+    };
+    d.write_unit("mc-granted", &memcached(port, ""));
+    d.write_unit("mc-refused", &memcached(refused, "[service]\nrestart = \"no\"\n"));
     d.start();
     ok(&d.ctl(&["start", "mc-granted"]));
-    assert!(wait_port(21311, T), "brokered memcached does not listen:\n{}", d.log());
-    assert!(tcp_roundtrip(21311, b"version\r\n", "\r\n").unwrap().starts_with("VERSION"));
+    assert!(wait_port(port, T), "brokered memcached does not listen:\n{}", d.log());
+    assert!(tcp_roundtrip(port, b"version\r\n", "\r\n").unwrap().starts_with("VERSION"));
     let s = d.status("mc-granted");
     let pid = pid_of(&s);
     assert_ne!(std::fs::read_link(format!("/proc/{pid}/ns/net")).unwrap(), std::fs::read_link("/proc/self/ns/net").unwrap());
+    // The broker: its own process under the daemon, confined, with the
+    // service's uid (as root, the service's dynamic uid: memcached's own).
+    let service_uid = std::os::unix::fs::MetadataExt::uid(&std::fs::metadata(format!("/proc/{pid}")).unwrap());
+    let brokers = brokers_under(d.pid());
+    assert_eq!(brokers.len(), 1, "one broker for the one brokered service: {brokers:?}");
+    broker_confinement(brokers[0], Some(service_uid)).unwrap();
+    // The broker dies: the launcher stops the service (it cannot work as
+    // declared without it) and the restart policy brings both back.
+    // SAFETY: killing the broker this test's daemon started.
+    unsafe { libc::kill(brokers[0], libc::SIGKILL) };
+    let s2 = d.wait_for("mc-granted", T, "a restart after the broker's death", |s| s["state"] == "running" && pid_of(s) != pid);
+    assert!(wait_port(port, T) && tcp_roundtrip(port, b"version\r\n", "\r\n").unwrap().starts_with("VERSION"), "after restart: {s2}");
+    let logs = text(&d.ctl(&["logs", "mc-granted"]));
+    assert!(logs.contains("the service's broker ended (status 137); stopping the service"), "logs:\n{logs}");
+    let brokers2 = brokers_under(d.pid());
+    assert!(brokers2.len() == 1 && brokers2[0] != brokers[0], "a new broker: {brokers2:?}");
     let o = d.ctl(&["start", "mc-refused"]);
     let out = text(&o);
     // type = simple is running as soon as it is started; it ends when its bind is refused.
@@ -514,8 +533,9 @@ fn brokered_services_and_their_refusals_under_the_daemon() {
         d.wait_for("mc-refused", T, "mc-refused to end without its port", |s| s["state"] != "running");
     }
     let logs = text(&d.ctl(&["logs", "mc-refused"]));
-    assert!(logs.contains("broker refused bind(fd") && logs.contains("add \"tcp:127.0.0.1:21312\" to broker.net.bind"), "logs:\n{logs}\nstart:\n{out}");
+    let fix = format!("add \"tcp:127.0.0.1:{refused}\" to broker.net.bind");
+    assert!(logs.contains("broker refused bind(fd") && logs.contains(&fix), "logs:\n{logs}\nstart:\n{out}");
     d.terminate(T);
     // Only this test's memcacheds: other tests run theirs in parallel.
-    assert!(pids_matching("/usr/bin/memcached -p 2131").is_empty());
-}
+    assert!(pids_matching(&format!("/usr/bin/memcached -p {port}")).is_empty());
+});

@@ -146,8 +146,11 @@ impl Broker {
     /// the effective uid stays 0 only because the kernel grants the creator of
     /// the service's user namespace — uid 0 — access to it (reading its memory
     /// and fds); every capability is dropped, except CAP_NET_BIND_SERVICE when
-    /// a bind grant names a port below 1024. no_new_privs in all cases.
-    pub fn confine(&self, uid: u32, gid: u32) -> Result<(), String> {
+    /// a bind grant names a port below 1024. no_new_privs and the broker's
+    /// seccomp allowlist (`capexec_sandbox::seccomp::broker_filter`) in all
+    /// cases; `foreground` is the service's init when this process is also the
+    /// wrapper that forwards signals to it and waits for it (`capexec exec`).
+    pub fn confine(&self, uid: u32, gid: u32, foreground: Option<i32>) -> Result<(), String> {
         let io = |what: &str| format!("broker: {what}: {}", std::io::Error::last_os_error());
         // SAFETY: id syscalls with integer arguments (setgroups with none); results checked.
         unsafe {
@@ -173,6 +176,10 @@ impl Broker {
                 return Err(io("set no_new_privs"));
             }
         }
+        // Before any broker thread exists: the threads inherit the filter.
+        let prog = capexec_sandbox::seccomp::broker_filter(std::process::id(), foreground.map(|p| p as u32))
+            .map_err(|e| format!("broker: build its seccomp filter: {e}"))?;
+        seccompiler::apply_filter(&prog).map_err(|e| format!("broker: install its seccomp filter: {e}"))?;
         Ok(())
     }
 

@@ -40,3 +40,9 @@ impl ChildError {
         ChildError { step, detail: format!("{what}: {e}") }
     }
 }
+
+impl From<ChildError> for LaunchError {
+    fn from(e: ChildError) -> Self {
+        LaunchError::Child { step: e.step.to_owned(), detail: e.detail }
+    }
+}

@@ -107,3 +107,226 @@ pub fn apply(plan: &LandlockPlan, preopened_dirs: &[RawFd]) -> Result<Option<Str
         other => Err(ChildError::new(STEP, format!("Landlock is {other:?} on this kernel but the declaration requires it (landlock.mode = \"required\"); `capexec doctor` shows what the kernel supports"))),
     }
 }
+
+/// Ranges wider than this are not turned into one Landlock rule per port: the
+/// access type is then left unhandled by the broker's layer (the grant check
+/// in the broker still applies).
+const MAX_PORTS_PER_RANGE: u32 = 1024;
+
+/// The ports a layer allows for one access type, or `None` to leave the type
+/// unhandled.
+fn port_set(base: &[u16], grants: &[capexec_decl::grants::NetGrant]) -> Option<std::collections::BTreeSet<u16>> {
+    use capexec_decl::grants::Proto;
+    let mut ports: std::collections::BTreeSet<u16> = base.iter().copied().collect();
+    for g in grants.iter().filter(|g| g.proto != Some(Proto::Udp)) {
+        let (lo, hi) = g.ports;
+        if u32::from(hi) - u32::from(lo) + 1 > MAX_PORTS_PER_RANGE {
+            return None;
+        }
+        ports.extend(lo..=hi);
+    }
+    Some(ports)
+}
+
+/// The Landlock layer shared by a service and its broker, applied to the
+/// calling process before the service is cloned (`capexec exec`'s wrapper, or
+/// the daemon's broker process): the broker keeps exactly this domain, the
+/// service's own ruleset nests inside it.
+///
+/// Why only TCP ports and scopes: Landlock lets a confined process reach
+/// (ptrace-class: process_vm_readv, pidfd_getfd, /proc/PID/fdinfo) only
+/// processes in its own domain or a nested one, so the broker's domain must
+/// be an ancestor of the service's, i.e. the service lives under it too. A
+/// filesystem rule set here could not name the service's view (its root and
+/// /proc are mounted later, in the child), so filesystem access stays with the
+/// broker's ids, its seccomp filter and the service's own layer.
+///
+/// The rules never restrict the service more than its own layer does: the
+/// scopes are the service's, and the ports are the service's plus those the
+/// broker needs — bind and connect grants, preopened TCP listeners (bound by
+/// this process), and 53 for the host resolver's TCP fallback when names are
+/// granted. Connect is left unhandled when users or groups are granted (an
+/// NSS module may reach a directory server on any port) and either type when
+/// a grant spans more than [`MAX_PORTS_PER_RANGE`] ports.
+pub fn apply_broker_layer(plan: &crate::plan::SetupPlan, broker: &capexec_decl::grants::BrokerSpec) -> Result<Option<String>, crate::LaunchError> {
+    let mut preopened = Vec::new();
+    for p in &plan.preopens {
+        if let capexec_decl::spec::PreopenKind::Listen { address: capexec_decl::spec::ListenAddr::Tcp(a), .. } = &p.kind {
+            preopened.push(a.port());
+        }
+    }
+    broker_layer(&plan.landlock, &preopened, broker).map_err(Into::into)
+}
+
+fn broker_layer(ll: &LandlockPlan, preopened_tcp: &[u16], broker: &capexec_decl::grants::BrokerSpec) -> Result<Option<String>, ChildError> {
+    const STEP: &str = "the broker's landlock layer";
+    let e = |what: &str, e: landlock::RulesetError| ChildError::io(STEP, what, e);
+    let compat = if ll.required { CompatLevel::HardRequirement } else { CompatLevel::BestEffort };
+    let bind = port_set(&[&ll.bind_tcp[..], preopened_tcp].concat(), &broker.bind);
+    let mut connect = port_set(&ll.connect_tcp, &broker.connect);
+    if let Some(c) = connect.as_mut().filter(|_| !broker.dns.names.is_empty()) {
+        c.insert(53);
+    }
+    if !broker.pwd.is_empty() || !broker.grp.is_empty() {
+        connect = None;
+    }
+    let mut handled: BitFlags<AccessNet> = BitFlags::empty();
+    if bind.is_some() {
+        handled |= AccessNet::BindTcp;
+    }
+    if connect.is_some() {
+        handled |= AccessNet::ConnectTcp;
+    }
+    let mut scopes: BitFlags<Scope> = BitFlags::empty();
+    if ll.scope_abstract_unix {
+        scopes |= Scope::AbstractUnixSocket;
+    }
+    if ll.scope_signals {
+        scopes |= Scope::Signal;
+    }
+    if handled.is_empty() && scopes.is_empty() {
+        return Ok(None);
+    }
+    let mut ruleset = Ruleset::default().set_compatibility(compat);
+    if !handled.is_empty() {
+        ruleset = ruleset.handle_access(handled).map_err(|x| e("handle TCP access", x))?;
+    }
+    if !scopes.is_empty() {
+        ruleset = ruleset.scope(scopes).map_err(|x| e("scope abstract unix sockets and signals", x))?;
+    }
+    let mut created = ruleset.create().map_err(|x| e("create ruleset", x))?;
+    for (ports, access) in [(bind, AccessNet::BindTcp), (connect, AccessNet::ConnectTcp)] {
+        for port in ports.into_iter().flatten() {
+            created = created.add_rule(NetPort::new(port, access)).map_err(|x| ChildError::io(STEP, format!("{access:?} rule for TCP port {port}"), x))?;
+        }
+    }
+    let status = created.restrict_self().map_err(|x| e("restrict_self", x))?;
+    match status.ruleset {
+        RulesetStatus::FullyEnforced => Ok(None),
+        RulesetStatus::PartiallyEnforced if !ll.required => Ok(Some("the broker's Landlock layer is only partially enforced on this kernel".into())),
+        RulesetStatus::NotEnforced if !ll.required => Ok(Some("Landlock is not available on this kernel: the broker's layer is not enforced".into())),
+        other => Err(ChildError::new(STEP, format!("the broker's Landlock layer is {other:?} on this kernel but the declaration requires Landlock"))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use capexec_decl::grants::{BrokerSpec, NetGrant};
+    use std::process::{Command, Stdio};
+
+    /// The test re-executes itself in these roles (env CAPEXEC_LL_ROLE), so
+    /// that Landlock domains are created in fresh single-threaded processes.
+    const ROLE: &str = "CAPEXEC_LL_ROLE";
+    const TEST: &str = "landlock_rules::tests::the_broker_layer_nests_the_service_and_limits_the_broker";
+
+    fn me(role: &str) -> Command {
+        let mut c = Command::new(std::env::current_exe().unwrap());
+        c.args(["--exact", TEST, "--nocapture", "--test-threads=1"]).env(ROLE, role);
+        c
+    }
+
+    fn plan(required: bool) -> LandlockPlan {
+        LandlockPlan { required, paths: vec![], bind_tcp: vec![], connect_tcp: vec![], scope_abstract_unix: true, scope_signals: true }
+    }
+
+    /// A process with a Landlock domain of its own (a service), waiting on stdin.
+    fn service_role() {
+        apply(&plan(true), &[]).unwrap();
+        println!("READY {}", std::process::id());
+        let _ = std::io::stdin().read_line(&mut String::new());
+    }
+
+    fn errno_of(rc: isize) -> i32 {
+        if rc >= 0 {
+            0
+        } else {
+            std::io::Error::last_os_error().raw_os_error().unwrap()
+        }
+    }
+
+    /// 0 if this process may read `pid`'s memory (the read itself fails with
+    /// EFAULT on the bogus address), else the errno.
+    fn may_read(pid: i32) -> i32 {
+        let mut b = [0u8; 8];
+        let local = libc::iovec { iov_base: b.as_mut_ptr().cast(), iov_len: 8 };
+        let remote = libc::iovec { iov_base: 8 as *mut libc::c_void, iov_len: 8 };
+        // SAFETY: one local iovec over a live buffer; the remote address is only read by the kernel.
+        let e = errno_of(unsafe { libc::process_vm_readv(pid, &local, 1, &remote, 1, 0) });
+        if e == libc::EFAULT {
+            0
+        } else {
+            e
+        }
+    }
+
+    /// Starts a service role; returns it with its pid. Its stdout stays with
+    /// it (read to the end by [`end_service`]).
+    fn spawn_service(c: &mut Command) -> (std::process::Child, i32) {
+        let mut child = c.stdin(Stdio::piped()).stdout(Stdio::piped()).spawn().unwrap();
+        let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
+        let mut line = String::new();
+        // The harness prints "test NAME ... " before the test's own output.
+        while !line.contains("READY ") {
+            line.clear();
+            assert!(std::io::BufRead::read_line(&mut out, &mut line).unwrap() > 0, "the service role ended early");
+        }
+        let pid = line[line.find("READY ").unwrap() + 6..].trim().parse().unwrap();
+        child.stdout = Some(out.into_inner());
+        (child, pid)
+    }
+
+    fn end_service(mut c: std::process::Child) {
+        drop(c.stdin.take());
+        let _ = std::io::Read::read_to_end(&mut c.stdout.take().unwrap(), &mut Vec::new());
+        c.wait().unwrap();
+    }
+
+    fn bind_errno(port: u16) -> i32 {
+        match std::net::TcpListener::bind(("127.0.0.1", port)) {
+            Ok(_) => 0,
+            Err(e) => e.raw_os_error().unwrap_or(-1),
+        }
+    }
+
+    /// The broker role: applies the layer with one granted bind port, then
+    /// checks what it may do.
+    fn broker_role(sibling: i32, granted: u16, other: u16) {
+        let mut spec = BrokerSpec::default();
+        spec.bind.push(NetGrant::parse(&format!("tcp:127.0.0.1:{granted}")).unwrap());
+        assert_eq!(broker_layer(&plan(true), &[], &spec).unwrap(), None);
+        assert_eq!(bind_errno(granted), 0, "the granted port");
+        assert_eq!(bind_errno(other), libc::EACCES, "a port no grant names");
+        // SAFETY: signal 0 only checks permission.
+        let e = errno_of(unsafe { libc::kill(sibling, 0) } as isize);
+        assert_eq!(e, libc::EPERM, "signals scoped to the broker's domain");
+        // A service created under the layer nests in it: reachable.
+        let (nested, pid) = spawn_service(&mut me("service"));
+        assert_eq!(may_read(pid), 0, "the broker reaches a service created under its layer");
+        end_service(nested);
+        // A service with a domain of its own, created elsewhere, is not.
+        assert_eq!(may_read(sibling), libc::EPERM, "a sibling domain is out of reach");
+        println!("BROKER OK");
+    }
+
+    // The design the broker's confinement rests on, on this kernel: Landlock
+    // lets a confined process reach only processes in its own domain or a
+    // nested one; the broker's layer limits its TCP ports and signals.
+    #[test]
+    fn the_broker_layer_nests_the_service_and_limits_the_broker() {
+        match std::env::var(ROLE).as_deref() {
+            Ok("service") => return service_role(),
+            Ok(r) if r.starts_with("broker ") => {
+                let v: Vec<i32> = r[7..].split(' ').map(|x| x.parse().unwrap()).collect();
+                return broker_role(v[0], v[1] as u16, v[2] as u16);
+            }
+            _ => {}
+        }
+        let (sibling, sib) = spawn_service(&mut me("service"));
+        let free = || std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let o = me(&format!("broker {sib} {} {}", free(), free())).output().unwrap();
+        let out = String::from_utf8_lossy(&o.stdout);
+        end_service(sibling);
+        assert!(o.status.success() && out.contains("BROKER OK"), "{out}\n{}", String::from_utf8_lossy(&o.stderr));
+    }
+}

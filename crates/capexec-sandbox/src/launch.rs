@@ -12,6 +12,8 @@ use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 pub struct Spawned {
     /// The namespace init's pid, as the host sees it.
     pub pid: libc::pid_t,
+    /// A pidfd of the namespace init, taken at clone time.
+    pub pidfd: OwnedFd,
     /// The service's own process (init's child), as the host sees it: where
     /// the daemon sends the stop signal. `None` if it already ended.
     pub main_pid: Option<libc::pid_t>,
@@ -36,6 +38,10 @@ pub struct SpawnOptions<'a> {
     /// `cgroup.procs` files the namespace init is written into before it runs
     /// any setup, so every process of the service is born inside its cgroups.
     pub cgroup_procs: &'a [std::path::PathBuf],
+    /// Clone the service as a sibling of the caller (CLONE_PARENT): the
+    /// daemon's broker process creates the service for the launcher, which
+    /// reaps it. The caller then cannot wait for it.
+    pub clone_parent: bool,
 }
 
 /// The first child of `pid` (the service, for a namespace init), from
@@ -153,10 +159,12 @@ pub fn spawn_with(plan: &SetupPlan, opts: &SpawnOptions) -> Result<Spawned, Laun
     // SAFETY: valid sigset; blocking (not handling) needs no handler code.
     unsafe { libc::sigprocmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()) };
 
-    // SAFETY: capexec's launching paths are single-threaded (`capexec exec` and
-    // `capexec run` never start threads before this point).
-    let pid = unsafe { sys::clone_fork(plan.clone_flags) }.map_err(|e| LaunchError::io("clone into new namespaces", &plan.name, e))?;
-    if pid == 0 {
+    let flags = plan.clone_flags | if opts.clone_parent { libc::CLONE_PARENT } else { 0 };
+    // SAFETY: capexec's launching paths are single-threaded (`capexec exec`,
+    // `capexec run` and the daemon's launcher and broker processes never start
+    // threads before this point).
+    let (pid, pidfd) = unsafe { sys::clone_fork(flags) }.map_err(|e| LaunchError::io("clone into new namespaces", &plan.name, e))?;
+    let Some(pidfd) = pidfd else {
         drop(sync_wr);
         drop(err_rd);
         let args = ChildArgs {
@@ -169,11 +177,12 @@ pub fn spawn_with(plan: &SetupPlan, opts: &SpawnOptions) -> Result<Spawned, Laun
             notify_tx: notify_pair.as_ref().map(|(_, tx)| tx.as_raw_fd()),
         };
         child::run(&args);
-    }
+    };
     drop(sync_rd);
     drop(err_wr);
     let abort = |e: LaunchError| {
-        // SAFETY: killing and reaping our own child.
+        // SAFETY: killing and reaping our own child (with clone_parent, the
+        // caller's parent reaps it and waitpid fails harmlessly).
         unsafe {
             libc::kill(pid, libc::SIGKILL);
             libc::waitpid(pid, std::ptr::null_mut(), 0);
@@ -225,7 +234,7 @@ pub fn spawn_with(plan: &SetupPlan, opts: &SpawnOptions) -> Result<Spawned, Laun
             listener = Some(sys::recv_fd(rx.as_raw_fd()).map_err(|e| abort(LaunchError::io("receive", "the service's seccomp listener", e)))?);
         }
     }
-    Ok(Spawned { pid, main_pid: first_child(pid), listener, broker_channel, dns })
+    Ok(Spawned { pid, pidfd, main_pid: first_child(pid), listener, broker_channel, dns })
 }
 
 /// Waits for the spawned service, forwarding SIGTERM, SIGINT, SIGHUP, SIGUSR1,

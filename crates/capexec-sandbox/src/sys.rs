@@ -3,7 +3,7 @@
 
 use std::ffi::CStr;
 use std::io;
-use std::os::fd::{FromRawFd, RawFd};
+use std::os::fd::{FromRawFd, OwnedFd, RawFd};
 
 fn check(rc: libc::c_long) -> io::Result<libc::c_long> {
     if rc < 0 {
@@ -15,18 +15,26 @@ fn check(rc: libc::c_long) -> io::Result<libc::c_long> {
 
 /// `clone(2)` used like `fork(2)` but with namespace flags, so that the child is
 /// created directly inside new namespaces (and is pid 1 of a new pid namespace).
-/// Returns 0 in the child and the child's pid in the parent.
+/// Returns `(0, None)` in the child and the child's pid and a pidfd of it
+/// (CLONE_PIDFD: no window in which the pid could be reaped and reused) in the
+/// parent. With CLONE_PARENT in `flags` the child is a sibling of the caller.
 ///
 /// # Safety
 /// The caller must be single-threaded: the child gets a copy of the address space
 /// with only the calling thread, exactly as with fork(2), and then runs arbitrary
 /// (allocating) setup code. capexec calls this only from processes that have not
 /// started any thread.
-pub unsafe fn clone_fork(flags: libc::c_int) -> io::Result<libc::pid_t> {
+pub unsafe fn clone_fork(flags: libc::c_int) -> io::Result<(libc::pid_t, Option<OwnedFd>)> {
+    let mut pidfd: libc::c_int = -1;
     // SAFETY: raw clone with a NULL stack behaves like fork (copy-on-write stack);
-    // no pointer arguments are passed. The single-thread precondition is the caller's.
-    let rc = unsafe { libc::syscall(libc::SYS_clone, (flags | libc::SIGCHLD) as libc::c_ulong, 0usize, 0usize, 0usize, 0usize) };
-    check(rc).map(|pid| pid as libc::pid_t)
+    // the only pointer is parent_tid, where CLONE_PIDFD stores the pidfd: a live
+    // local. The single-thread precondition is the caller's.
+    let rc = unsafe {
+        libc::syscall(libc::SYS_clone, (flags | libc::CLONE_PIDFD | libc::SIGCHLD) as libc::c_ulong, 0usize, &mut pidfd as *mut libc::c_int, 0usize, 0usize)
+    };
+    let pid = check(rc)? as libc::pid_t;
+    // SAFETY: in the parent, the kernel stored a new pidfd that nobody else owns.
+    Ok((pid, (pid != 0).then(|| unsafe { OwnedFd::from_raw_fd(pidfd) })))
 }
 
 pub const MOUNT_ATTR_RDONLY: u64 = 0x1;

@@ -81,6 +81,17 @@ pub fn fork_launcher() -> std::io::Result<Launcher> {
 
 struct Child {
     cgroup_kill: Option<PathBuf>,
+    unit: String,
+    /// The service's stderr, for the launcher's own messages about it.
+    stderr: Option<OwnedFd>,
+}
+
+/// What the launcher is the parent of: services' namespace inits, and the
+/// brokers of brokered services (broker pid → its service's init).
+#[derive(Default)]
+struct Children {
+    services: BTreeMap<i32, Child>,
+    brokers: BTreeMap<i32, i32>,
 }
 
 fn pidfd_open(pid: i32) -> Option<OwnedFd> {
@@ -128,7 +139,7 @@ fn run(sock: OwnedFd) -> ! {
         unsafe { libc::_exit(1) };
     }
     let host_env: Vec<(String, String)> = std::env::vars().collect();
-    let mut children: BTreeMap<i32, Child> = BTreeMap::new();
+    let mut children = Children::default();
     let mut buf = Vec::new();
     loop {
         let mut pfd = [libc::pollfd { fd: sock.as_raw_fd(), events: libc::POLLIN, revents: 0 }, libc::pollfd { fd: sigfd, events: libc::POLLIN, revents: 0 }];
@@ -166,7 +177,7 @@ fn run(sock: OwnedFd) -> ! {
     }
 }
 
-fn launch(sock: RawFd, req: LaunchRequest, fds: Vec<OwnedFd>, host_env: &[(String, String)], children: &mut BTreeMap<i32, Child>) {
+fn launch(sock: RawFd, req: LaunchRequest, fds: Vec<OwnedFd>, host_env: &[(String, String)], children: &mut Children) {
     let fail = |error: String| send(sock, &LauncherEvent::Failed { id: req.id, error }, &[]);
     if fds.len() != 3 {
         return fail(format!("internal: launch request carried {} descriptors instead of 3", fds.len()));
@@ -190,84 +201,165 @@ fn launch(sock: RawFd, req: LaunchRequest, fds: Vec<OwnedFd>, host_env: &[(Strin
     };
     plan.attach_files(capexec_broker::view_files(&req.spec.broker, plan.loopback));
     let stdio = [fds[0].as_raw_fd(), fds[1].as_raw_fd(), fds[2].as_raw_fd()];
-    let opts = capexec_sandbox::SpawnOptions { stdio: Some(stdio), cgroup_procs: &req.cgroup_procs };
-    match capexec_sandbox::spawn_with(&plan, &opts) {
-        Ok(mut s) => {
-            if let Some(b) = broker {
-                let ch = capexec_broker::Channels { listener: s.listener.take(), explicit: s.broker_channel.take(), dns: s.dns.take() };
-                if let Err(e) = fork_broker(b, ch, s.pid, fds[2].as_raw_fd(), plan.uid, plan.gid) {
-                    // SAFETY: killing our own child, which must not run unbrokered.
-                    unsafe { libc::kill(s.pid, libc::SIGKILL) };
-                    return fail(format!("start the broker: {e}"));
-                }
-            }
-            children.insert(s.pid, Child { cgroup_kill: req.cgroup_kill.clone() });
-            // The init cannot have been reaped yet (only this loop reaps), so its
-            // pidfd is certain to refer to it.
-            let mut pidfds: Vec<OwnedFd> = pidfd_open(s.pid).into_iter().collect();
+    let mut opts = capexec_sandbox::SpawnOptions { stdio: Some(stdio), cgroup_procs: &req.cgroup_procs, clone_parent: false };
+    let started = match broker {
+        None => capexec_sandbox::spawn_with(&plan, &opts).map_err(|e| e.to_string()).map(|s| {
             let main = s.main_pid.and_then(|m| pidfd_open(m).map(|fd| (m, fd)));
-            let main_pid = main.as_ref().map(|(m, _)| *m);
-            pidfds.extend(main.map(|(_, fd)| fd));
-            send(sock, &LauncherEvent::Launched { id: req.id, init_pid: s.pid, main_pid }, &fdpass::raw(&pidfds));
+            Started { init_pid: s.pid, init_pidfd: s.pidfd, main, broker: None }
+        }),
+        Some(b) => {
+            opts.clone_parent = true;
+            spawn_brokered(&plan, &opts, b, &req.spec.broker)
         }
-        Err(e) => fail(e.to_string()),
+    };
+    match started {
+        Ok(st) => {
+            let stderr = fds[2].try_clone().ok();
+            children.services.insert(st.init_pid, Child { cgroup_kill: req.cgroup_kill.clone(), unit: req.spec.name.clone(), stderr });
+            if let Some(b) = st.broker {
+                children.brokers.insert(b, st.init_pid);
+            }
+            let main_pid = st.main.as_ref().map(|(m, _)| *m);
+            let mut pidfds = vec![st.init_pidfd];
+            pidfds.extend(st.main.map(|(_, fd)| fd));
+            send(sock, &LauncherEvent::Launched { id: req.id, init_pid: st.init_pid, main_pid }, &fdpass::raw(&pidfds));
+        }
+        Err(e) => fail(e),
     }
 }
 
-/// The service's broker: its own process, forked from this single-threaded
-/// launcher, holding only its channels to the service, the grants' directories
+/// A started service, as the launcher tracks it.
+struct Started {
+    init_pid: i32,
+    init_pidfd: OwnedFd,
+    /// The service's own process and a pidfd of it, if it is still there.
+    main: Option<(i32, OwnedFd)>,
+    /// The broker process, for brokered services.
+    broker: Option<i32>,
+}
+
+/// What the broker process reports once it has cloned the service; carries
+/// the init's pidfd, then the main process's.
+#[derive(Serialize, Deserialize)]
+struct BrokerReport {
+    result: Result<(i32, Option<i32>), String>,
+}
+
+/// A brokered service: its broker is a process of its own, forked from this
+/// single-threaded launcher. It applies the Landlock layer it shares with the
+/// service (`apply_broker_layer`: the broker may reach only processes in its
+/// own domain or nested ones, so the service must be created under it), then
+/// clones the service as the launcher's child (CLONE_PARENT: the launcher
+/// reaps it and reports its exit as for any service) and reports its pids.
+/// It then holds only its channels to the service, the grants' directories
 /// and the service's stderr (where refusals are logged, so `capexec logs`
-/// shows them). It ends when the service's init does (a pidfd taken here,
-/// before the launcher can reap it), or with the launcher (PDEATHSIG). This
-/// loop reaps it like any other child.
-fn fork_broker(b: capexec_broker::Broker, ch: capexec_broker::Channels, init: i32, stderr: RawFd, uid: u32, gid: u32) -> std::io::Result<()> {
-    let init_fd = pidfd_open(init).ok_or_else(std::io::Error::last_os_error)?;
+/// shows them), confines itself and serves until the service's init ends, or
+/// the launcher does (PDEATHSIG). If the broker ends otherwise, `reap` stops
+/// the service: without its broker it cannot work as declared.
+fn spawn_brokered(
+    plan: &capexec_sandbox::SetupPlan,
+    opts: &capexec_sandbox::SpawnOptions,
+    b: capexec_broker::Broker,
+    spec: &capexec_decl::grants::BrokerSpec,
+) -> Result<Started, String> {
+    let (ours, theirs) = fdpass::socketpair().map_err(|e| format!("create the broker's report socket: {e}"))?;
+    let stderr = opts.stdio.map_or(2, |s| s[2]);
     // SAFETY: the launcher is single-threaded, so the child may allocate.
-    match unsafe { libc::fork() } {
-        -1 => Err(std::io::Error::last_os_error()),
+    let broker = match unsafe { libc::fork() } {
+        -1 => return Err(format!("fork the broker: {}", std::io::Error::last_os_error())),
         0 => {
+            drop(ours);
             // SAFETY: prctl and dup2 with valid arguments on our own process and fds.
             unsafe {
                 libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong);
                 libc::dup2(stderr, 2);
             }
-            let mut keep = b.fds();
-            keep.extend(ch.fds());
-            keep.extend([0, 1, 2, init_fd.as_raw_fd()]);
-            let open: Vec<RawFd> =
-                std::fs::read_dir("/proc/self/fd").map(|d| d.flatten().filter_map(|e| e.file_name().to_str()?.parse().ok()).collect()).unwrap_or_default();
-            for fd in open.into_iter().filter(|fd| !keep.contains(fd)) {
-                // SAFETY: closing an fd inherited from the launcher that the broker must not hold.
-                unsafe { libc::close(fd) };
-            }
-            // SAFETY: unblocking signals inherited as blocked from the launcher; no handlers run.
-            unsafe {
-                let mut set: libc::sigset_t = std::mem::zeroed();
-                libc::sigemptyset(&mut set);
-                libc::sigprocmask(libc::SIG_SETMASK, &set, std::ptr::null_mut());
-            }
-            let started = b.confine(uid, gid).and_then(|()| b.start(ch, init).map_err(|e| format!("broker: start its threads: {e}")));
-            let code = match started {
-                Ok(_threads) => {
-                    // The threads block in their receive calls; the service's end is the broker's.
-                    let mut pfd = libc::pollfd { fd: init_fd.as_raw_fd(), events: libc::POLLIN, revents: 0 };
-                    // SAFETY: one valid pollfd; a pidfd becomes readable when the process exits.
-                    while unsafe { libc::poll(&mut pfd, 1, -1) } < 0 {}
-                    0
-                }
-                Err(e) => {
-                    eprintln!("capexec: {e}");
-                    1
-                }
-            };
-            // SAFETY: ending the broker without running the launcher's destructors.
-            unsafe { libc::_exit(code) }
+            broker_main(plan, opts, b, spec, theirs)
         }
-        _ => Ok(()),
+        pid => pid,
+    };
+    drop(theirs);
+    let mut buf = Vec::new();
+    let (n, mut fds) = match fdpass::recv(ours.as_raw_fd(), &mut buf) {
+        Ok(Some(got)) => got,
+        Ok(None) => return Err("the broker process ended before it started the service".into()),
+        Err(e) => return Err(format!("receive the broker's report: {e}")),
+    };
+    let report: BrokerReport = serde_json::from_slice(&buf[..n]).map_err(|e| format!("internal: the broker's report: {e}"))?;
+    let (init_pid, main_pid) = report.result?;
+    if fds.is_empty() {
+        return Err("internal: the broker's report carried no pidfd".into());
     }
+    let init_pidfd = fds.remove(0);
+    Ok(Started { init_pid, init_pidfd, main: main_pid.zip(fds.pop()), broker: Some(broker) })
 }
 
-fn reap(sock: RawFd, children: &mut BTreeMap<i32, Child>) {
+/// The broker process: see [`spawn_brokered`]. Never returns.
+fn broker_main(
+    plan: &capexec_sandbox::SetupPlan,
+    opts: &capexec_sandbox::SpawnOptions,
+    b: capexec_broker::Broker,
+    spec: &capexec_decl::grants::BrokerSpec,
+    report: OwnedFd,
+) -> ! {
+    let say = |r: &BrokerReport, fds: &[RawFd]| {
+        let _ = fdpass::send(report.as_raw_fd(), &serde_json::to_vec(r).expect("reports serialise"), fds);
+    };
+    let spawned = capexec_sandbox::landlock_rules::apply_broker_layer(plan, spec).map_err(|e| e.to_string()).and_then(|note| {
+        if let Some(n) = note {
+            eprintln!("capexec: {}: warning: {n}", plan.name);
+        }
+        capexec_sandbox::spawn_with(plan, opts).map_err(|e| e.to_string())
+    });
+    let mut s = match spawned {
+        Ok(s) => s,
+        Err(e) => {
+            say(&BrokerReport { result: Err(e) }, &[]);
+            // SAFETY: ending the broker without running the launcher's destructors.
+            unsafe { libc::_exit(1) }
+        }
+    };
+    let main = s.main_pid.and_then(|m| pidfd_open(m).map(|fd| (m, fd)));
+    let mut sent = vec![s.pidfd.as_raw_fd()];
+    sent.extend(main.as_ref().map(|(_, fd)| fd.as_raw_fd()));
+    say(&BrokerReport { result: Ok((s.pid, main.as_ref().map(|(m, _)| *m))) }, &sent);
+    drop(main);
+    let ch = capexec_broker::Channels { listener: s.listener.take(), explicit: s.broker_channel.take(), dns: s.dns.take() };
+    let mut keep = b.fds();
+    keep.extend(ch.fds());
+    keep.extend([0, 1, 2, s.pidfd.as_raw_fd()]);
+    let open: Vec<RawFd> =
+        std::fs::read_dir("/proc/self/fd").map(|d| d.flatten().filter_map(|e| e.file_name().to_str()?.parse().ok()).collect()).unwrap_or_default();
+    for fd in open.into_iter().filter(|fd| !keep.contains(fd)) {
+        // SAFETY: closing an fd inherited from the launcher (or the report
+        // socket) that the broker must not hold.
+        unsafe { libc::close(fd) };
+    }
+    // SAFETY: unblocking signals inherited as blocked from the launcher; no handlers run.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigprocmask(libc::SIG_SETMASK, &set, std::ptr::null_mut());
+    }
+    let started = b.confine(plan.uid, plan.gid, None).and_then(|()| b.start(ch, s.pid).map_err(|e| format!("broker: start its threads: {e}")));
+    let code = match started {
+        Ok(_threads) => {
+            // The threads block in their receive calls; the service's end is the broker's.
+            let mut pfd = libc::pollfd { fd: s.pidfd.as_raw_fd(), events: libc::POLLIN, revents: 0 };
+            // SAFETY: one valid pollfd; a pidfd becomes readable when the process exits.
+            while unsafe { libc::poll(&mut pfd, 1, -1) } < 0 {}
+            0
+        }
+        Err(e) => {
+            eprintln!("capexec: {e}");
+            1
+        }
+    };
+    // SAFETY: ending the broker without running the launcher's destructors.
+    unsafe { libc::_exit(code) }
+}
+
+fn reap(sock: RawFd, children: &mut Children) {
     loop {
         let mut status = 0;
         // SAFETY: valid status pointer; WNOHANG never blocks.
@@ -275,22 +367,41 @@ fn reap(sock: RawFd, children: &mut BTreeMap<i32, Child>) {
         if pid <= 0 {
             return;
         }
-        if children.remove(&pid).is_some() {
-            send(sock, &LauncherEvent::Exited { init_pid: pid, code: capexec_sandbox::child::exit_code(status) }, &[]);
+        let code = capexec_sandbox::child::exit_code(status);
+        if children.services.remove(&pid).is_some() {
+            children.brokers.retain(|_, init| *init != pid);
+            send(sock, &LauncherEvent::Exited { init_pid: pid, code }, &[]);
+        } else if let Some(init) = children.brokers.remove(&pid) {
+            // A broker ends with 0 only after its service's init did.
+            if code == 0 {
+                continue;
+            }
+            if let Some(c) = children.services.get(&init) {
+                let msg = format!("capexec: {}: the service's broker ended (status {code}); stopping the service, which cannot work without it\n", c.unit);
+                match &c.stderr {
+                    // SAFETY: writing a buffer to an fd this process owns.
+                    Some(fd) => unsafe {
+                        libc::write(fd.as_raw_fd(), msg.as_ptr().cast(), msg.len());
+                    },
+                    None => eprint!("{msg}"),
+                }
+                // SAFETY: killing our own child (the namespace init); its exit is reported as usual.
+                unsafe { libc::kill(init, libc::SIGKILL) };
+            }
         }
     }
 }
 
 /// The daemon is gone: nothing may keep running unsupervised.
-fn shutdown(children: BTreeMap<i32, Child>) -> ! {
-    for (pid, c) in &children {
+fn shutdown(children: Children) -> ! {
+    for (pid, c) in &children.services {
         if let Some(dir) = &c.cgroup_kill {
             let _ = std::fs::write(dir.join("cgroup.kill"), "1");
         }
         // SAFETY: killing our own child (a namespace init); its pid namespace goes with it.
         unsafe { libc::kill(*pid, libc::SIGKILL) };
     }
-    for pid in children.keys() {
+    for pid in children.services.keys() {
         // SAFETY: reaping our own child.
         unsafe { libc::waitpid(*pid, std::ptr::null_mut(), 0) };
     }

@@ -43,12 +43,27 @@ pub fn launch_foreground(spec: &ServiceSpec) -> i32 {
         },
     };
     plan.attach_files(capexec_broker::view_files(&spec.broker, plan.loopback));
+    // The layer this process (the broker) shares with the service: created
+    // before the service, so that the service's own domain nests in it and
+    // the broker can still reach it (see `apply_broker_layer`).
+    if broker.is_some() {
+        match capexec_sandbox::landlock_rules::apply_broker_layer(&plan, &spec.broker) {
+            Ok(Some(note)) => eprintln!("capexec: {}: warning: {note}", spec.name),
+            Ok(None) => {}
+            Err(e) => {
+                eprintln!("capexec: {}: {e}", spec.name);
+                return super::EXIT_SETUP;
+            }
+        }
+    }
     match capexec_sandbox::spawn(&plan) {
         Ok(mut s) => {
             if let Some(b) = broker {
                 let ch = capexec_broker::Channels { listener: s.listener.take(), explicit: s.broker_channel.take(), dns: s.dns.take() };
                 // Threads end with the service; the process ends right after.
-                if let Err(e) = b.confine(plan.uid, plan.gid).and_then(|()| b.start(ch, s.pid).map(drop).map_err(|e| format!("broker: start its threads: {e}")))
+                if let Err(e) = b
+                    .confine(plan.uid, plan.gid, Some(s.pid))
+                    .and_then(|()| b.start(ch, s.pid).map(drop).map_err(|e| format!("broker: start its threads: {e}")))
                 {
                     eprintln!("capexec: {}: {e}", spec.name);
                     // SAFETY: killing our own child, which must not run with an unconfined or absent broker.
