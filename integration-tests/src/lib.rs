@@ -570,3 +570,127 @@ pub fn brokers_under(root: i32) -> Vec<i32> {
     };
     process_tree(root).into_iter().filter(is_broker).collect()
 }
+
+/// `capexec run --unit U -- PROGRAM ARGS` as `who` with stdin and stdout
+/// piped, for probe cases that wait for the test between steps (the test
+/// looks at the broker — the capexec process — between them).
+pub fn interactive_under(who: As, u: &Path, program: &Path, args: &[&str]) -> (std::process::Child, std::io::BufReader<std::process::ChildStdout>) {
+    use std::process::Stdio;
+    let mut c = command(who);
+    c.arg("run").arg("--unit").arg(u).arg("--").arg(program).args(args);
+    c.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    let mut child = c.spawn().unwrap();
+    let out = std::io::BufReader::new(child.stdout.take().unwrap());
+    (child, out)
+}
+
+/// Reads the probe's lines (into `seen`) up to one equal to `want`.
+pub fn wait_line(out: &mut std::io::BufReader<std::process::ChildStdout>, want: &str, seen: &mut String) {
+    loop {
+        let mut l = String::new();
+        assert!(std::io::BufRead::read_line(out, &mut l).unwrap() > 0, "the probe ended before `{want}`:\n{seen}");
+        seen.push_str(&l);
+        if l.trim() == want {
+            return;
+        }
+    }
+}
+
+/// The process's open fds, listed with their targets (for the failure message).
+pub fn fds_of(pid: u32) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .unwrap()
+        .flatten()
+        .map(|e| format!("{} -> {}", e.file_name().to_string_lossy(), std::fs::read_link(e.path()).map(|l| l.display().to_string()).unwrap_or_default()))
+        .collect();
+    v.sort();
+    v
+}
+
+/// Reads the rest of an [`interactive_under`] probe and fails the test on any
+/// `ESCAPED`, on no `BLOCKED` or on a non-zero exit. Returns all its output.
+pub fn finish(child: std::process::Child, mut out: std::io::BufReader<std::process::ChildStdout>, mut seen: String) -> String {
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut out, &mut rest).unwrap();
+    seen.push_str(&rest);
+    let o = child.wait_with_output().unwrap();
+    let all = format!("{seen}\nstderr:\n{}", String::from_utf8_lossy(&o.stderr));
+    assert!(!all.contains("ESCAPED") && all.contains("BLOCKED") && o.status.success(), "{all}");
+    all
+}
+
+/// The host pid of the process under `root` whose program name (argv[0];
+/// the namespace init is a copy of capexec whose arguments name the probe
+/// too) contains `needle`.
+pub fn descendant(root: u32, needle: &str) -> Option<i32> {
+    process_tree(root as i32).into_iter().skip(1).find(|p| {
+        let cmd = std::fs::read(format!("/proc/{p}/cmdline")).unwrap_or_default();
+        String::from_utf8_lossy(cmd.split(|c| *c == 0).next().unwrap_or_default()).contains(needle)
+    })
+}
+
+/// Sets kernel.pid_max in the pid namespace of `pid` (namespaced since Linux
+/// 6.14), so that a test can make pids wrap quickly there. Done without exec:
+/// after joining the service's user namespace this process has every
+/// capability in it, which an exec'd helper (nsenter) would lose, as no uid
+/// 0 is mapped there.
+pub fn set_pid_max_in(pid: i32, value: u32) -> Result<(), String> {
+    use std::os::fd::AsRawFd;
+    let user = std::fs::File::open(format!("/proc/{pid}/ns/user")).map_err(|e| format!("open its user namespace: {e}"))?;
+    let pidns = std::fs::File::open(format!("/proc/{pid}/ns/pid")).map_err(|e| format!("open its pid namespace: {e}"))?;
+    let val = value.to_string();
+    // Everything the child touches is prepared here: after fork in this
+    // multi-threaded test it makes raw syscalls only.
+    // SAFETY: the child calls only async-signal-safe functions and _exits.
+    let child = unsafe { libc::fork() };
+    if child == 0 {
+        // SAFETY: raw syscalls on fds and buffers prepared before the fork.
+        unsafe {
+            if libc::setns(user.as_raw_fd(), libc::CLONE_NEWUSER) != 0 {
+                libc::_exit(10);
+            }
+            if libc::setns(pidns.as_raw_fd(), libc::CLONE_NEWPID) != 0 {
+                libc::_exit(11);
+            }
+            // The pid namespace applies to children: the write happens in one.
+            let g = libc::fork();
+            if g == 0 {
+                let fd = libc::open(c"/proc/sys/kernel/pid_max".as_ptr(), libc::O_WRONLY);
+                if fd < 0 {
+                    libc::_exit(12);
+                }
+                libc::_exit(if libc::write(fd, val.as_ptr().cast(), val.len()) == val.len() as isize { 0 } else { 13 });
+            }
+            let mut st = 0;
+            libc::waitpid(g, &mut st, 0);
+            libc::_exit(if libc::WIFEXITED(st) { libc::WEXITSTATUS(st) } else { 14 });
+        }
+    }
+    let mut st = 0;
+    // SAFETY: reaping our own child.
+    unsafe { libc::waitpid(child, &mut st, 0) };
+    match libc::WIFEXITED(st).then(|| libc::WEXITSTATUS(st)) {
+        Some(0) => Ok(()),
+        Some(c) => Err(format!("the helper failed at step {c} (10 join the user namespace, 11 the pid namespace, 12 open pid_max, 13 write it)")),
+        None => Err("the helper was killed".into()),
+    }
+}
+
+/// Takes an [`interactive_under`] probe through its `BEFORE` and `AFTER`
+/// handshakes and fails the test if the broker (the capexec process) holds
+/// other fds after than before; `at_before` runs at BEFORE with the broker's
+/// pid. Returns the probe's output (see [`finish`]).
+pub fn broker_fds_unchanged(mut child: std::process::Child, mut out: std::io::BufReader<std::process::ChildStdout>, at_before: impl FnOnce(u32)) -> String {
+    use std::io::Write;
+    let mut seen = String::new();
+    wait_line(&mut out, "BEFORE", &mut seen);
+    at_before(child.id());
+    let before = fds_of(child.id());
+    child.stdin.as_mut().unwrap().write_all(b"go\n").unwrap();
+    wait_line(&mut out, "AFTER", &mut seen);
+    let after = fds_of(child.id());
+    child.stdin.as_mut().unwrap().write_all(b"go\n").unwrap();
+    let all = finish(child, out, seen);
+    assert_eq!(before, after, "the broker's fds changed:\n{all}");
+    all
+}

@@ -68,6 +68,36 @@ both!(symlink_and_pointer_races, |who: As| {
     eprintln!("{out}");
 });
 
+// 37: SIGALRM every 20 µs interrupts brokered opens, with and without
+// SA_RESTART: each open gives the granted file (or EINTR without
+// SA_RESTART), restarted syscalls are served again, and neither the probe
+// nor the broker (the capexec process) ends with a descriptor more.
+both!(signals_interrupting_brokered_calls, |who: As| {
+    let d = grant_tree(&format!("sig-{who:?}"));
+    let u = fs_unit(&format!("sig-{who:?}"), &d);
+    let path = d.join("data/f");
+    let (child, out) = interactive_under(who, &u, &probe(), &["broker-signals", path.to_str().unwrap(), "granted", "2000"]);
+    eprintln!("{}", broker_fds_unchanged(child, out, |_| {}));
+});
+
+// 38: targets killed while the broker may hold their request, and their pids
+// reused at once (pid_max lowered to 400 in the service's pid namespace from
+// outside): nothing is injected into the process that got the
+// pid, the broker never acts on that process's memory (its path would be
+// refused and logged), and the broker keeps serving with the same fds.
+both!(pid_reuse_after_killed_targets, |who: As| {
+    let d = grant_tree(&format!("reuse-{who:?}"));
+    let u = fs_unit(&format!("reuse-{who:?}"), &d);
+    let (path, decoy) = (d.join("data/f"), d.join("data/link-out"));
+    let (child, out) = interactive_under(who, &u, &probe(), &["broker-pid-reuse", path.to_str().unwrap(), decoy.to_str().unwrap(), "40"]);
+    let all = broker_fds_unchanged(child, out, |broker| {
+        let service = descendant(broker, "escape-probe").expect("the probe runs");
+        set_pid_max_in(service, 400).unwrap_or_else(|e| panic!("lower pid_max in the service's pid namespace: {e}"));
+    });
+    assert!(!all.contains("link-out"), "the broker acted on a recycled pid's memory:\n{all}");
+    eprintln!("{all}");
+});
+
 // 35 and the net grants: in net = "none", a granted bind and connect happen in
 // the host's namespace; everything else is refused and logged.
 both!(network_grants, |who: As| {

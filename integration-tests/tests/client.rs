@@ -4,9 +4,9 @@
 //! programs through the stub resolver and the generated passwd and group.
 
 use capexec_integration_tests::*;
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufReader, Write};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
-use std::process::{Child, Stdio};
+use std::process::Child;
 use std::time::Duration;
 
 const T: Duration = Duration::from_secs(120);
@@ -71,47 +71,8 @@ both!(client_grants, |who: As| {
     }
 });
 
-/// `capexec run --unit U -- client-probe CASE` with stdin and stdout piped,
-/// for cases that wait for the test between steps.
 fn interactive(who: As, u: &std::path::Path, case: &str) -> (Child, BufReader<std::process::ChildStdout>) {
-    let mut c = command(who);
-    c.arg("run").arg("--unit").arg(u).arg("--").arg(client_probe()).arg(case);
-    c.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
-    let mut child = c.spawn().unwrap();
-    let out = BufReader::new(child.stdout.take().unwrap());
-    (child, out)
-}
-
-fn wait_line(out: &mut BufReader<std::process::ChildStdout>, want: &str, seen: &mut String) {
-    loop {
-        let mut l = String::new();
-        assert!(out.read_line(&mut l).unwrap() > 0, "the probe ended before `{want}`:\n{seen}");
-        seen.push_str(&l);
-        if l.trim() == want {
-            return;
-        }
-    }
-}
-
-/// The process's open fds, listed with their targets (for the failure message).
-fn fds_of(pid: u32) -> Vec<String> {
-    let mut v: Vec<String> = std::fs::read_dir(format!("/proc/{pid}/fd"))
-        .unwrap()
-        .flatten()
-        .map(|e| format!("{} -> {}", e.file_name().to_string_lossy(), std::fs::read_link(e.path()).map(|l| l.display().to_string()).unwrap_or_default()))
-        .collect();
-    v.sort();
-    v
-}
-
-fn finish(child: Child, mut out: BufReader<std::process::ChildStdout>, mut seen: String) -> String {
-    let mut rest = String::new();
-    std::io::Read::read_to_string(&mut out, &mut rest).unwrap();
-    seen.push_str(&rest);
-    let o = child.wait_with_output().unwrap();
-    let all = format!("{seen}\nstderr:\n{}", String::from_utf8_lossy(&o.stderr));
-    assert!(!all.contains("ESCAPED") && all.contains("BLOCKED") && o.status.success(), "{all}");
-    all
+    interactive_under(who, u, &client_probe(), &[case])
 }
 
 // 33: truncated, oversized, wrong-version and unknown frames, stray and
@@ -120,31 +81,15 @@ fn finish(child: Child, mut out: BufReader<std::process::ChildStdout>, mut seen:
 // process under `capexec run`) holds exactly as many fds after as before.
 both!(malformed_frames, |who: As| {
     let u = test_unit(&format!("frames-{who:?}"), "[broker]\nsysctl = [\"kernel.ostype\"]\n");
-    let (mut child, mut out) = interactive(who, &u, "frames");
-    let mut seen = String::new();
-    wait_line(&mut out, "BEFORE", &mut seen);
-    let before = fds_of(child.id());
-    // The broker under attack is itself confined (issue 4, item 2).
-    let uid = std::fs::metadata(format!("/proc/{}", descendant(child.id(), "client-probe").unwrap())).map(|m| std::os::unix::fs::MetadataExt::uid(&m)).unwrap();
-    broker_confinement(child.id() as i32, Some(uid)).unwrap();
-    child.stdin.as_mut().unwrap().write_all(b"go\n").unwrap();
-    wait_line(&mut out, "AFTER", &mut seen);
-    let after = fds_of(child.id());
-    child.stdin.as_mut().unwrap().write_all(b"go\n").unwrap();
-    let all = finish(child, out, seen);
-    assert_eq!(before, after, "the broker's fds changed across the attack:\n{all}");
+    let (child, out) = interactive(who, &u, "frames");
+    let all = broker_fds_unchanged(child, out, |broker| {
+        // The broker under attack is itself confined (issue 4, item 2).
+        let probe = descendant(broker, "client-probe").unwrap();
+        let uid = std::os::unix::fs::MetadataExt::uid(&std::fs::metadata(format!("/proc/{probe}")).unwrap());
+        broker_confinement(broker as i32, Some(uid)).unwrap();
+    });
     assert!(all.contains("it carried descriptors"), "{all}");
 });
-
-/// The host pid of the process under `root` whose program name contains `needle`.
-fn descendant(root: u32, needle: &str) -> Option<i32> {
-    // argv[0] only: the namespace init is a copy of capexec, whose
-    // arguments name the probe too.
-    process_tree(root as i32).into_iter().skip(1).find(|p| {
-        let cmd = std::fs::read(format!("/proc/{p}/cmdline")).unwrap_or_default();
-        String::from_utf8_lossy(cmd.split(|c| *c == 0).next().unwrap_or_default()).contains(needle)
-    })
-}
 
 // 34: a process outside the service (this test, as root) takes the service's
 // end of its broker connection (pidfd_getfd) and sends a request on it: the

@@ -447,6 +447,8 @@ fn main() {
         "with-seccomp-deny" => with_seccomp_deny(&args[2..]),
         "broker-fs" => broker_fs(&mut r, &arg(2)),
         "broker-race" => broker_race(&mut r, &arg(2), &arg(3), arg(4).parse().unwrap_or(10000)),
+        "broker-signals" => broker_signals(&mut r, &arg(2), &arg(3), arg(4).parse().unwrap_or(2000)),
+        "broker-pid-reuse" => broker_pid_reuse(&mut r, &arg(2), &arg(3), arg(4).parse().unwrap_or(40)),
         "broker-net" => {
             let p = |i: usize| arg(i).parse().unwrap_or(1);
             broker_net(&mut r, p(2), p(3), p(4), p(5))
@@ -646,6 +648,162 @@ fn broker_race(r: &mut Report, path: &str, expected: &str, n: usize) {
         wrong == 0 && ok > 0,
         format!("{ok} granted opens, {wrong} of something else, of {n}"),
     );
+}
+
+/// The number of descriptors the probe has open.
+fn fd_count() -> usize {
+    std::fs::read_dir("/proc/self/fd").map(|d| d.count()).unwrap_or(0)
+}
+
+/// Prints `what` and waits for a line on stdin: the test looks at the broker
+/// in between.
+fn handshake(what: &str) {
+    println!("{what}");
+    let _ = std::io::stdin().read_line(&mut String::new());
+}
+
+static SIGNALS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+extern "C" fn count_signal(_: libc::c_int) {
+    SIGNALS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// `broker-signals PATH EXPECTED N` (37): opens the granted PATH N times while
+/// an interval timer sends SIGALRM every 20 µs — first to an SA_RESTART
+/// handler, then to one without. Every open must give the granted file, or
+/// EINTR where there is no SA_RESTART; the probe's fd count is the same after.
+/// BEFORE and AFTER handshakes let the test compare the broker's fds.
+fn broker_signals(r: &mut Report, path: &str, expected: &str, n: usize) {
+    let cpath = c(path);
+    handshake("BEFORE");
+    for (flags, how) in [(libc::SA_RESTART, "with"), (0, "without")] {
+        // Counted with no timer running: listing /proc/self/fd opens it too.
+        let before = fd_count();
+        // SAFETY: installing a handler that only bumps an atomic counter, and
+        // arming a process timer; both take valid structures.
+        unsafe {
+            let mut sa: libc::sigaction = std::mem::zeroed();
+            sa.sa_sigaction = count_signal as *const () as usize;
+            sa.sa_flags = flags;
+            libc::sigaction(libc::SIGALRM, &sa, std::ptr::null_mut());
+            let t = libc::itimerval { it_interval: libc::timeval { tv_sec: 0, tv_usec: 20 }, it_value: libc::timeval { tv_sec: 0, tv_usec: 20 } };
+            libc::setitimer(libc::ITIMER_REAL, &t, std::ptr::null_mut());
+        }
+        SIGNALS.store(0, std::sync::atomic::Ordering::Relaxed);
+        let (mut ok, mut wrong, mut eintr, mut other) = (0, 0, 0, Vec::new());
+        for _ in 0..n {
+            // SAFETY: a NUL-terminated path.
+            let fd = unsafe { libc::open(cpath.as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC) };
+            if fd >= 0 {
+                if read_fd(fd as i64) == expected {
+                    ok += 1;
+                } else {
+                    wrong += 1;
+                }
+            } else {
+                match Error::last_os_error().raw_os_error() {
+                    Some(libc::EINTR) => eintr += 1,
+                    e => other.push(e),
+                }
+            }
+        }
+        // SAFETY: disarming the timer (a zeroed itimerval).
+        unsafe { libc::setitimer(libc::ITIMER_REAL, &std::mem::zeroed(), std::ptr::null_mut()) };
+        let signals = SIGNALS.load(std::sync::atomic::Ordering::Relaxed);
+        let after = fd_count();
+        let fine = wrong == 0 && other.is_empty() && ok > 0 && before == after && signals > 100 && if flags != 0 { eintr == 0 } else { eintr > 0 };
+        r.check(
+            &format!("37 brokered opens interrupted by signals {how} SA_RESTART"),
+            fine,
+            format!("{ok} opened, {eintr} EINTR, {wrong} wrong file, errors {other:?}, {signals} signals, fds {before} -> {after}"),
+        );
+    }
+    handshake("AFTER");
+}
+
+/// `broker-pid-reuse PATH DECOY N` (38): N times, a child loops opening the
+/// granted PATH and is SIGKILLed at a varying moment — often while the broker
+/// holds its request — then the probe forks until a child gets the dead one's
+/// pid (the test lowered pid_max in the service's pid namespace, so pids wrap
+/// every 100). That recycler holds DECOY (a path the broker would refuse and
+/// log) where the killed child held PATH, and checks that no descriptor
+/// appears in it. The broker must never act on a recycled pid's memory (no
+/// refusal of DECOY in the log) nor inject anything (no new fds).
+fn broker_pid_reuse(r: &mut Report, path: &str, decoy: &str, n: usize) {
+    let len = path.len().max(decoy.len()) + 1;
+    let buf: &'static mut [u8] = Box::leak(vec![0u8; len].into_boxed_slice());
+    buf[..path.len()].copy_from_slice(path.as_bytes());
+    let addr = buf.as_mut_ptr() as usize;
+    let decoy = decoy.as_bytes().to_vec();
+    handshake("BEFORE");
+    let (mut reused, mut injected, mut kills) = (0, 0, 0);
+    for i in 0..n {
+        // SAFETY: the probe is single-threaded; the child only loops on open/close.
+        let child = unsafe { libc::fork() };
+        if child == 0 {
+            loop {
+                // SAFETY: a NUL-terminated path in the leaked buffer.
+                let fd = unsafe { libc::open(addr as *const libc::c_char, libc::O_RDONLY | libc::O_CLOEXEC) };
+                if fd >= 0 {
+                    // SAFETY: closing the fd just opened.
+                    unsafe { libc::close(fd) };
+                }
+            }
+        }
+        let mut x = 0u64;
+        for k in 0..(i as u64 % 16) * 20_000 {
+            x = std::hint::black_box(x.wrapping_add(k));
+        }
+        // SAFETY: killing and reaping our own child, which frees its pid.
+        unsafe {
+            libc::kill(child, libc::SIGKILL);
+            libc::waitpid(child, std::ptr::null_mut(), 0);
+        }
+        kills += 1;
+        // Fork until a recycler gets the dead child's pid (at most twice
+        // around the lowered pid_max); the others leave at once.
+        for _ in 0..250 {
+            // SAFETY: single-threaded; the recycler writes its own copy of the buffer and exits.
+            let p = unsafe { libc::fork() };
+            if p == 0 {
+                // SAFETY: getpid has no arguments.
+                if unsafe { libc::getpid() } != child {
+                    // SAFETY: leaving the forked child without running the parent's destructors.
+                    unsafe { libc::_exit(0) };
+                }
+                let before = fd_count();
+                // SAFETY: the leaked buffer is `len` bytes; DECOY plus NUL fits.
+                unsafe {
+                    std::ptr::write_bytes(addr as *mut u8, 0, len);
+                    std::ptr::copy_nonoverlapping(decoy.as_ptr(), addr as *mut u8, decoy.len());
+                }
+                std::thread::sleep(std::time::Duration::from_millis(2));
+                // SAFETY: as above.
+                unsafe { libc::_exit(if fd_count() == before { 0 } else { 1 }) };
+            }
+            if p < 0 {
+                break;
+            }
+            let mut st = 0;
+            // SAFETY: reaping our own child.
+            unsafe { libc::waitpid(p, &mut st, 0) };
+            injected += usize::from(!(libc::WIFEXITED(st) && libc::WEXITSTATUS(st) == 0));
+            if p == child {
+                reused += 1;
+                break;
+            }
+        }
+    }
+    let (fd, _) = open(path, libc::O_RDONLY);
+    let still = fd >= 0 && !read_fd(fd).is_empty();
+    r.check(
+        "38 killed targets and recycled pids: nothing injected, the broker still serves",
+        injected == 0 && reused > 0 && still,
+        format!(
+            "{kills} targets killed, {reused} of their pids reused by a recycler, {injected} recyclers gained a descriptor, granted open afterwards: {still}"
+        ),
+    );
+    handshake("AFTER");
 }
 
 /// `broker-net GRANTED_BIND UNGRANTED_BIND HOST_PORT UNGRANTED_PORT`: the unit
