@@ -8,7 +8,8 @@
 //! so `capexec_sandbox::spawn_with` is as safe here as in `capexec exec`.
 //!
 //! It is the parent of every service's namespace init, so it reaps them and
-//! reports each exit. When the daemon dies (its end of the socket closes), the
+//! reports each exit — also of brokered services, whose init is cloned by
+//! their broker process with CLONE_PARENT (see `spawn_brokered`). When the daemon dies (its end of the socket closes), the
 //! launcher kills every service and exits; if the launcher itself is killed,
 //! each init dies by PR_SET_PDEATHSIG and takes its pid namespace with it.
 
