@@ -688,9 +688,18 @@ pub fn broker_fds_unchanged(mut child: std::process::Child, mut out: std::io::Bu
     let before = fds_of(child.id());
     child.stdin.as_mut().unwrap().write_all(b"go\n").unwrap();
     wait_line(&mut out, "AFTER", &mut seen);
-    let after = fds_of(child.id());
+    // The broker drops its copy of a descriptor just after the ioctl that
+    // installs it in the service and wakes it — possibly onto the broker's
+    // own CPU, ahead of the broker. So the service's AFTER can be seen while
+    // the broker still holds the last one for a moment; a leak stays.
+    let deadline = std::time::Instant::now() + Duration::from_secs(2);
+    let mut after = fds_of(child.id());
+    while after != before && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+        after = fds_of(child.id());
+    }
     child.stdin.as_mut().unwrap().write_all(b"go\n").unwrap();
     let all = finish(child, out, seen);
-    assert_eq!(before, after, "the broker's fds changed:\n{all}");
+    assert_eq!(before, after, "the broker's fds changed (and stayed so for 2 s):\n{all}");
     all
 }
