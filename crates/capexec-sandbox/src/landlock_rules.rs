@@ -52,13 +52,7 @@ fn is_dir(fd: &OwnedFd) -> bool {
 pub fn apply(plan: &LandlockPlan, preopened_dirs: &[RawFd]) -> Result<Option<String>, ChildError> {
     let e = |what: &str, e: landlock::RulesetError| ChildError::io(STEP, what, e);
     let compat = if plan.required { CompatLevel::HardRequirement } else { CompatLevel::BestEffort };
-    let mut scopes: BitFlags<Scope> = BitFlags::empty();
-    if plan.scope_abstract_unix {
-        scopes |= Scope::AbstractUnixSocket;
-    }
-    if plan.scope_signals {
-        scopes |= Scope::Signal;
-    }
+    let scopes = scopes_of(plan);
     let mut ruleset = Ruleset::default()
         .set_compatibility(compat)
         .handle_access(AccessFs::from_all(TARGET))
@@ -100,11 +94,29 @@ pub fn apply(plan: &LandlockPlan, preopened_dirs: &[RawFd]) -> Result<Option<Str
             created.add_rule(NetPort::new(*port, AccessNet::ConnectTcp)).map_err(|x| ChildError::io(STEP, format!("connect rule for TCP port {port}"), x))?;
     }
     let status = created.restrict_self().map_err(|x| e("restrict_self", x))?;
-    match status.ruleset {
+    outcome(status.ruleset, plan.required, STEP, "Landlock")
+}
+
+/// The scopes the declaration asks for.
+fn scopes_of(plan: &LandlockPlan) -> BitFlags<Scope> {
+    let mut scopes: BitFlags<Scope> = BitFlags::empty();
+    if plan.scope_abstract_unix {
+        scopes |= Scope::AbstractUnixSocket;
+    }
+    if plan.scope_signals {
+        scopes |= Scope::Signal;
+    }
+    scopes
+}
+
+/// What enforcing `layer` came to: nothing to say, a note (best-effort), or
+/// an error when the declaration requires Landlock.
+fn outcome(status: RulesetStatus, required: bool, step: &'static str, layer: &str) -> Result<Option<String>, ChildError> {
+    match status {
         RulesetStatus::FullyEnforced => Ok(None),
-        RulesetStatus::PartiallyEnforced if !plan.required => Ok(Some("Landlock only partially enforced on this kernel".into())),
-        RulesetStatus::NotEnforced if !plan.required => Ok(Some("Landlock is not available on this kernel: not enforced".into())),
-        other => Err(ChildError::new(STEP, format!("Landlock is {other:?} on this kernel but the declaration requires it (landlock.mode = \"required\"); `capexec doctor` shows what the kernel supports"))),
+        RulesetStatus::PartiallyEnforced if !required => Ok(Some(format!("{layer} only partially enforced on this kernel"))),
+        RulesetStatus::NotEnforced if !required => Ok(Some(format!("Landlock is not available on this kernel: {layer} not enforced"))),
+        other => Err(ChildError::new(step, format!("{layer} is {other:?} on this kernel but the declaration requires it (landlock.mode = \"required\"); `capexec doctor` shows what the kernel supports"))),
     }
 }
 
@@ -177,13 +189,7 @@ fn broker_layer(ll: &LandlockPlan, preopened_tcp: &[u16], broker: &capexec_decl:
     if connect.is_some() {
         handled |= AccessNet::ConnectTcp;
     }
-    let mut scopes: BitFlags<Scope> = BitFlags::empty();
-    if ll.scope_abstract_unix {
-        scopes |= Scope::AbstractUnixSocket;
-    }
-    if ll.scope_signals {
-        scopes |= Scope::Signal;
-    }
+    let scopes = scopes_of(ll);
     if handled.is_empty() && scopes.is_empty() {
         return Ok(None);
     }
@@ -201,12 +207,7 @@ fn broker_layer(ll: &LandlockPlan, preopened_tcp: &[u16], broker: &capexec_decl:
         }
     }
     let status = created.restrict_self().map_err(|x| e("restrict_self", x))?;
-    match status.ruleset {
-        RulesetStatus::FullyEnforced => Ok(None),
-        RulesetStatus::PartiallyEnforced if !ll.required => Ok(Some("the broker's Landlock layer is only partially enforced on this kernel".into())),
-        RulesetStatus::NotEnforced if !ll.required => Ok(Some("Landlock is not available on this kernel: the broker's layer is not enforced".into())),
-        other => Err(ChildError::new(STEP, format!("the broker's Landlock layer is {other:?} on this kernel but the declaration requires Landlock"))),
-    }
+    outcome(status.ruleset, ll.required, STEP, "the broker's Landlock layer")
 }
 
 #[cfg(test)]

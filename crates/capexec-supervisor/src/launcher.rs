@@ -83,7 +83,8 @@ pub fn fork_launcher() -> std::io::Result<Launcher> {
 struct Child {
     cgroup_kill: Option<PathBuf>,
     unit: String,
-    /// The service's stderr, for the launcher's own messages about it.
+    /// The service's stderr, for the launcher's own messages about it
+    /// (kept for brokered services only).
     stderr: Option<OwnedFd>,
 }
 
@@ -215,7 +216,9 @@ fn launch(sock: RawFd, req: LaunchRequest, fds: Vec<OwnedFd>, host_env: &[(Strin
     };
     match started {
         Ok(st) => {
-            let stderr = fds[2].try_clone().ok();
+            // Only a brokered service can be stopped by the launcher itself (its
+            // broker died), the one case it writes to the service's log.
+            let stderr = st.broker.and_then(|_| fds[2].try_clone().ok());
             children.services.insert(st.init_pid, Child { cgroup_kill: req.cgroup_kill.clone(), unit: req.spec.name.clone(), stderr });
             if let Some(b) = st.broker {
                 children.brokers.insert(b, st.init_pid);
