@@ -116,46 +116,38 @@ struct Frame {
 /// dropped by the kernel and flagged with MSG_CTRUNC (they are never installed).
 const CMSG_SPACE: usize = 256;
 
-fn recv_frame(fd: RawFd) -> std::io::Result<Option<Frame>> {
+/// `spin`: busy-wait that long for the next request before sleeping (see
+/// [`capexec_client::SPIN`]): a service that sends one request often sends the next soon.
+fn recv_frame(fd: RawFd, spin: Option<std::time::Duration>) -> std::io::Result<Option<Frame>> {
     let mut data = vec![0u8; MAX_FRAME];
     let mut cmsg = [0u64; CMSG_SPACE / 8];
-    loop {
-        let mut iov = libc::iovec { iov_base: data.as_mut_ptr().cast(), iov_len: data.len() };
-        // SAFETY: msghdr is plain data; zeroed is a valid empty header.
-        let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
-        msg.msg_iov = &mut iov;
-        msg.msg_iovlen = 1;
-        msg.msg_control = cmsg.as_mut_ptr().cast();
-        msg.msg_controllen = CMSG_SPACE;
-        // SAFETY: recvmsg writes into the buffers msg points to, all valid and sized.
-        let n = unsafe { libc::recvmsg(fd, &mut msg, libc::MSG_CMSG_CLOEXEC) };
-        if n < 0 {
-            let e = std::io::Error::last_os_error();
-            if e.kind() == std::io::ErrorKind::Interrupted {
-                continue;
-            }
-            return Err(e);
-        }
-        // Closed here, whatever the frame turns out to be: no fd the service
-        // sends ever stays in the broker.
-        let fds = capexec_client::take_fds(&msg).len();
-        if n == 0 && fds == 0 {
-            return Ok(None);
-        }
-        let mut pid = 0;
-        // SAFETY: walking the control buffer the kernel filled, bounded by msg_controllen.
-        unsafe {
-            let mut c = libc::CMSG_FIRSTHDR(&msg);
-            while !c.is_null() {
-                if (*c).cmsg_level == libc::SOL_SOCKET && (*c).cmsg_type == libc::SCM_CREDENTIALS {
-                    pid = (libc::CMSG_DATA(c) as *const libc::ucred).read_unaligned().pid;
-                }
-                c = libc::CMSG_NXTHDR(&msg, c);
-            }
-        }
-        data.truncate(n as usize);
-        return Ok(Some(Frame { data, pid, fds, truncated: msg.msg_flags & libc::MSG_TRUNC != 0, ctrunc: msg.msg_flags & libc::MSG_CTRUNC != 0 }));
+    let mut iov = libc::iovec { iov_base: data.as_mut_ptr().cast(), iov_len: data.len() };
+    // SAFETY: msghdr is plain data; zeroed is a valid empty header.
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_iov = &mut iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = cmsg.as_mut_ptr().cast();
+    msg.msg_controllen = CMSG_SPACE;
+    let n = capexec_client::recvmsg_spinning(fd, &mut msg, libc::MSG_CMSG_CLOEXEC, spin)?;
+    // Closed here, whatever the frame turns out to be: no fd the service
+    // sends ever stays in the broker.
+    let fds = capexec_client::take_fds(&msg).len();
+    if n == 0 && fds == 0 {
+        return Ok(None);
     }
+    let mut pid = 0;
+    // SAFETY: walking the control buffer the kernel filled, bounded by msg_controllen.
+    unsafe {
+        let mut c = libc::CMSG_FIRSTHDR(&msg);
+        while !c.is_null() {
+            if (*c).cmsg_level == libc::SOL_SOCKET && (*c).cmsg_type == libc::SCM_CREDENTIALS {
+                pid = (libc::CMSG_DATA(c) as *const libc::ucred).read_unaligned().pid;
+            }
+            c = libc::CMSG_NXTHDR(&msg, c);
+        }
+    }
+    data.truncate(n);
+    Ok(Some(Frame { data, pid, fds, truncated: msg.msg_flags & libc::MSG_TRUNC != 0, ctrunc: msg.msg_flags & libc::MSG_CTRUNC != 0 }))
 }
 
 /// Sends a reply without ever blocking the broker.
@@ -186,8 +178,9 @@ fn send_reply(sock: RawFd, frame: &[u8], fd: Option<&OwnedFd>) {
 
 /// Serves the connection until the service closes its end.
 pub fn serve(b: &Broker, sock: OwnedFd, mut peers: Peers) {
+    let spin = capexec_client::spinning_helps().then_some(capexec_client::SPIN);
     loop {
-        let f = match recv_frame(sock.as_raw_fd()) {
+        let f = match recv_frame(sock.as_raw_fd(), spin) {
             Ok(Some(f)) => f,
             Ok(None) => return,
             Err(e) => {
@@ -302,17 +295,18 @@ fn handle(b: &Broker, pid: i32, r: Request) -> Reply {
 }
 
 fn open(b: &Broker, pid: i32, path: &[u8], flags: i32, mode: u32) -> Reply {
-    let call = format!("open(\"{}\")", shown(path));
+    // Only a refusal needs the call written out.
+    let call = || format!("open(\"{}\")", shown(path));
     let Some(clean) = clean_absolute(path) else {
-        b.refused(&call, "the broker opens absolute paths without `..` only", "pass the absolute path");
+        b.refused(&call(), "the broker opens absolute paths without `..` only", "pass the absolute path");
         return Err(libc::EACCES);
     };
     let Some((i, grant)) = b.spec.fs.iter().enumerate().find(|(_, g)| g.matches(&clean)) else {
-        b.refused(&call, "no [[broker.fs]] grant covers it", &format!("add a [[broker.fs]] grant with path = \"{clean}\""));
+        b.refused(&call(), "no [[broker.fs]] grant covers it", &format!("add a [[broker.fs]] grant with path = \"{clean}\""));
         return Err(libc::EACCES);
     };
     if let Err(r) = check_flags(flags, grant.rights) {
-        b.refused(&call, &format!("{} (grant `{}` allows {})", r.why, grant.pattern, grant.rights), "widen that grant's rights in [[broker.fs]]");
+        b.refused(&call(), &format!("{} (grant `{}` allows {})", r.why, grant.pattern, grant.rights), "widen that grant's rights in [[broker.fs]]");
         return Err(r.errno);
     }
     let mode = if flags & libc::O_CREAT != 0 { mode & 0o7777 & !crate::transparent::umask_of(pid as u32) } else { 0 };
@@ -322,7 +316,7 @@ fn open(b: &Broker, pid: i32, path: &[u8], flags: i32, mode: u32) -> Reply {
         Err(e) => {
             let errno = e.raw_os_error().unwrap_or(libc::EIO);
             if let Some((why, fix, errno)) = crate::open::refusal(errno, grant) {
-                b.refused(&call, &why, fix);
+                b.refused(&call(), &why, fix);
                 return Err(errno);
             }
             Err(errno)
