@@ -503,7 +503,33 @@ both!(brokered_services_and_their_refusals_under_the_daemon, |who: As| {
     };
     d.write_unit("mc-granted", &memcached(port, ""));
     d.write_unit("mc-refused", &memcached(refused, "[service]\nrestart = \"no\"\n"));
+    // The explicit protocol under the daemon: the launcher hands the service its
+    // end of the broker connection (CAPEXEC_BROKER_FD) and the broker answers.
+    let tree = grant_tree(&format!("daemon-explicit-{who:?}"));
+    let probe = shared_dir().join("client-probe");
+    d.write_unit(
+        "explicit",
+        &format!(
+            "[exec]\nargv = [\"{}\", \"basic\", \"{1}\"]\n\n[service]\nrestart = \"no\"\n\n\
+             [filesystem]\nexecutable = [\"{2}\"]\n\n\
+             [[broker.fs]]\npath = \"{1}/data/**\"\nrights = [\"read\"]\n\n[broker]\nsysctl = [\"kernel.ostype\"]\n",
+            probe.display(),
+            tree.display(),
+            shared_dir().display()
+        ),
+    );
     d.start();
+    ok(&d.ctl(&["start", "explicit"]));
+    let s = d.wait_for("explicit", T, "the explicit-protocol probe to finish", |s| s["state"] != "running");
+    let logs = text(&d.ctl(&["logs", "explicit"]));
+    assert!(
+        s["last_exit"]["code"] == 0
+            && logs.contains("BLOCKED client open of a granted file")
+            && logs.contains("BLOCKED client sysctl")
+            && !logs.contains("ESCAPED"),
+        "status {s}\nlogs:\n{logs}"
+    );
+    assert!(logs.contains(&format!("add a [[broker.fs]] grant with path = \"{}/secret\"", tree.display())), "the refusal is logged:\n{logs}");
     ok(&d.ctl(&["start", "mc-granted"]));
     assert!(wait_port(port, T), "brokered memcached does not listen:\n{}", d.log());
     assert!(tcp_roundtrip(port, b"version\r\n", "\r\n").unwrap().starts_with("VERSION"));

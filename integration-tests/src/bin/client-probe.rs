@@ -1,6 +1,7 @@
 //! Runs inside a capexec sandbox and uses the broker's explicit protocol:
 //! through capexec-client for every grant type (`grants`), and with raw,
-//! malformed frames (`frames`, ESCAPE-CASES 33). Prints `BLOCKED case` for
+//! malformed frames (`frames`, ESCAPE-CASES 33), and as a daemon-started
+//! service (`basic`). Prints `BLOCKED case` for
 //! every expectation met and `ESCAPED case` for every one that is not.
 
 use capexec_client::wire::{self, Family, Proto, Request};
@@ -119,6 +120,17 @@ fn grants(p: &mut Probe, a: &[String]) {
     p.refused("client sysctl with a path in it", b.sysctl("../../../etc/shadow"), libc::EACCES);
 }
 
+/// `basic DIR`: the explicit protocol wired up by whoever started the service
+/// (the daemon's launcher): a granted open, a refused one, a sysctl read.
+fn basic(p: &mut Probe, dir: &str) {
+    let b = Broker::from_env().expect("CAPEXEC_BROKER_FD names the broker connection");
+    let f = b.open(&format!("{dir}/data/readme"), libc::O_RDONLY, 0).map(read_all);
+    p.expect("client open of a granted file", f.as_deref().is_ok_and(|s| s == "granted"), f.map_err(|e| e.to_string()));
+    p.refused("29 client open outside every grant", b.open(&format!("{dir}/secret"), libc::O_RDONLY, 0), libc::EACCES);
+    let v = b.sysctl("kernel.ostype");
+    p.expect("client sysctl of a granted key", v.as_deref().is_ok_and(|v| v == b"Linux\n"), v.map_err(|e| e.to_string()));
+}
+
 fn send_raw(fd: RawFd, frame: &[u8], fds: &[RawFd]) -> isize {
     let mut iov = libc::iovec { iov_base: frame.as_ptr() as *mut libc::c_void, iov_len: frame.len() };
     let mut cmsg = vec![0u64; 256];
@@ -220,6 +232,7 @@ fn main() {
     let mut p = Probe { escaped: 0 };
     match args.get(1).map(String::as_str) {
         Some("grants") => grants(&mut p, &args[2..]),
+        Some("basic") => basic(&mut p, &args[2]),
         Some("frames") => frames(&mut p),
         Some("foreign") => foreign(&mut p),
         other => {
