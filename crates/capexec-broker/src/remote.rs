@@ -30,10 +30,10 @@ fn cvt(rc: libc::c_long) -> io::Result<libc::c_long> {
 impl Listener {
     pub fn new(fd: OwnedFd) -> Listener {
         // SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP (Linux 6.6): the kernel wakes the
-        // broker on the service's CPU, and the service on the broker's, instead
-        // of sending a cross-CPU wakeup each way. On this VM that is the
-        // difference between ~110 and ~20 µs per brokered call (see
-        // docs/performance.md). Older kernels refuse the flag; it only costs time.
+        // broker on the service's CPU, and the service on the broker's after
+        // NOTIF_SEND, instead of a cross-CPU wakeup each way. (NOTIF_ADDFD still
+        // wakes the plain way, which is most of a brokered open's cost on a VM:
+        // docs/performance.md.) Older kernels refuse the flag; it only costs time.
         const SYNC_WAKE_UP: libc::c_ulong = 1;
         // SAFETY: SET_FLAGS takes the flags by value (not a pointer), on our listener.
         unsafe { libc::ioctl(fd.as_raw_fd(), libc::SECCOMP_IOCTL_NOTIF_SET_FLAGS, SYNC_WAKE_UP) };
