@@ -414,6 +414,11 @@ pub fn number(name: &str) -> Option<i64> {
     SYSCALLS.iter().find(|(n, _)| *n == name).map(|(_, nr)| *nr)
 }
 
+/// The x86_64 name of a syscall number, if the number is known.
+pub fn name_of(nr: i64) -> Option<&'static str> {
+    SYSCALLS.iter().find(|(_, n)| *n == nr).map(|(name, _)| *name)
+}
+
 pub fn group(name: &str) -> Option<&'static Group> {
     GROUPS.iter().find(|g| g.name == name)
 }

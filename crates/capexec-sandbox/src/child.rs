@@ -123,6 +123,10 @@ fn setup(a: &ChildArgs) -> Result<(), ChildError> {
     let dirs: Vec<RawFd> = plan.preopens.iter().zip(a.fds).filter(|(p, _)| matches!(p.kind, PreopenKind::Directory { .. })).map(|(_, fd)| *fd).collect();
     // Applied here, in init, so the service and init share one Landlock domain:
     // the service can then signal nothing outside it (not capexec, not the host).
+    // A learning run denies nothing (its filter records instead).
+    if plan.learn.is_some() {
+        return Ok(());
+    }
     if let Some(note) = landlock_rules::apply(&plan.landlock, &dirs)? {
         eprintln!("capexec: {}: warning: {note} (landlock.mode = \"best-effort\")", plan.name);
     }
@@ -199,6 +203,36 @@ fn service(a: &ChildArgs) -> ! {
     }
     let argv: Vec<*const libc::c_char> = plan.argv.iter().map(|a| a.as_ptr()).chain(std::iter::once(std::ptr::null())).collect();
     let envp: Vec<*const libc::c_char> = env.iter().map(|a| a.as_ptr()).chain(std::iter::once(std::ptr::null())).collect();
+    if let Some(prog) = &plan.learn {
+        // From here on every syscall of this process waits for the recorder,
+        // which takes the listener out of this fd table itself (pidfd_getfd):
+        // sending it would be a syscall that waits for the recorder. The
+        // listener is close-on-exec, so the program never holds it.
+        match sys::seccomp_notify_listener(prog) {
+            Ok(l) => std::mem::forget(l),
+            Err(e) => {
+                report(err_wr, &ChildError::io("seccomp", "install the learning filter", e));
+                exit(127);
+            }
+        }
+    } else {
+        install_filters(plan, notify_tx, err_wr);
+    }
+    // SAFETY: argv/envp are NULL-terminated arrays of pointers into CStrings that
+    // live until execve returns (they are dropped only on the error path after).
+    let e = unsafe { sys::execve(&plan.program, &argv, &envp) };
+    let hint = match e.raw_os_error() {
+        Some(libc::ENOENT) => " (is it inside the filesystem view? add its directory to filesystem.executable)",
+        Some(libc::EACCES) => " (executables must be under filesystem.executable or /usr; read_write and tmpfs paths are never executable)",
+        _ => "",
+    };
+    report(err_wr, &ChildError::new("exec", format!("execve {}: {e}{hint}", plan.program.to_string_lossy())));
+    exit(127)
+}
+
+/// The broker's notify filter (if any) and the allowlist, the service's last
+/// steps before exec.
+fn install_filters(plan: &SetupPlan, notify_tx: Option<RawFd>, err_wr: RawFd) {
     // The broker's filter first: the allowlist after it need not allow seccomp()
     // or sendmsg. Until the parent serves the listener, a brokered syscall would
     // wait — and none is made before exec.
@@ -214,16 +248,6 @@ fn service(a: &ChildArgs) -> ! {
         report(err_wr, &ChildError::io("seccomp", "install the filter", e));
         exit(127);
     }
-    // SAFETY: argv/envp are NULL-terminated arrays of pointers into CStrings that
-    // live until execve returns (they are dropped only on the error path after).
-    let e = unsafe { sys::execve(&plan.program, &argv, &envp) };
-    let hint = match e.raw_os_error() {
-        Some(libc::ENOENT) => " (is it inside the filesystem view? add its directory to filesystem.executable)",
-        Some(libc::EACCES) => " (executables must be under filesystem.executable or /usr; read_write and tmpfs paths are never executable)",
-        _ => "",
-    };
-    report(err_wr, &ChildError::new("exec", format!("execve {}: {e}{hint}", plan.program.to_string_lossy())));
-    exit(127)
 }
 
 /// Init of the namespace: reaps every child, forwards signals to the service,

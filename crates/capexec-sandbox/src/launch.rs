@@ -42,6 +42,10 @@ pub struct SpawnOptions<'a> {
     /// daemon's broker process creates the service for the launcher, which
     /// reaps it. The caller then cannot wait for it.
     pub clone_parent: bool,
+    /// For a learning plan: receives the service's seccomp listener before
+    /// the service execs, and must answer its notifications from then on (on
+    /// another thread: the exec itself is the first one).
+    pub learner: Option<&'a dyn Fn(OwnedFd)>,
 }
 
 /// The first child of `pid` (the service, for a namespace init), from
@@ -208,6 +212,15 @@ pub fn spawn_with(plan: &SetupPlan, opts: &SpawnOptions) -> Result<Spawned, Laun
     let mut sync_wr = std::fs::File::from(sync_wr);
     sync_wr.write_all(&[1]).map_err(|e| abort(LaunchError::io("signal", "the sandbox child", e)))?;
 
+    if plan.learn.is_some() {
+        let listener = take_learning_listener(pid, err_rd.as_raw_fd()).map_err(abort)?;
+        match (listener, opts.learner) {
+            (Some(l), Some(learner)) => learner(l),
+            (Some(_), None) => return Err(abort(LaunchError::Plan("a learning plan needs a learner to answer its syscalls".into()))),
+            // The child reported an error before it installed the filter: read below.
+            (None, _) => {}
+        }
+    }
     // EOF: the service exec'd (its end is close-on-exec) and init closed its copy.
     let mut msg = Vec::new();
     let mut err_rd = std::fs::File::from(err_rd);
@@ -235,6 +248,38 @@ pub fn spawn_with(plan: &SetupPlan, opts: &SpawnOptions) -> Result<Spawned, Laun
         }
     }
     Ok(Spawned { pid, pidfd, main_pid: first_child(pid), listener, broker_channel, dns })
+}
+
+/// Takes the learning filter's listener out of the service's fd table. The
+/// service cannot send it: after installing the filter, each of its syscalls
+/// waits for whoever holds the listener. `None`: the child reported a setup
+/// error (readable on `err_rd`) before it got that far.
+fn take_learning_listener(init: libc::pid_t, err_rd: RawFd) -> Result<Option<OwnedFd>, LaunchError> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let mut pfd = libc::pollfd { fd: err_rd, events: libc::POLLIN, revents: 0 };
+        // SAFETY: one valid pollfd; a 1 ms wait between looks at /proc.
+        if unsafe { libc::poll(&mut pfd, 1, 1) } > 0 {
+            return Ok(None);
+        }
+        if let Some(service) = first_child(init) {
+            if let Some(fd) = seccomp_listener_of(service) {
+                return sys::pidfd_getfd_of(service, fd).map(Some).map_err(|e| LaunchError::io("take the learning listener from", format!("pid {service}"), e));
+            }
+        }
+        if std::time::Instant::now() > deadline {
+            return Err(LaunchError::io("wait for", "the learning filter", std::io::Error::from(std::io::ErrorKind::TimedOut)));
+        }
+    }
+}
+
+/// The number of the seccomp listener in `pid`'s fd table, if it has one.
+fn seccomp_listener_of(pid: libc::pid_t) -> Option<RawFd> {
+    let dir = std::fs::read_dir(format!("/proc/{pid}/fd")).ok()?;
+    dir.flatten().find_map(|e| {
+        let target = std::fs::read_link(e.path()).ok()?;
+        (target.as_os_str() == "anon_inode:seccomp notify").then(|| e.file_name().to_str()?.parse().ok())?
+    })
 }
 
 /// Waits for the spawned service, forwarding SIGTERM, SIGINT, SIGHUP, SIGUSR1,

@@ -43,6 +43,10 @@ pub struct SetupPlan {
     /// Init binds a UDP socket on 127.0.0.1:53 in the service's network
     /// namespace and hands it to the broker (the stub resolver).
     pub dns_stub: bool,
+    /// A learning run (`capexec learn`): the service installs this filter,
+    /// which hands every syscall to the recorder, instead of the allowlist and
+    /// the broker's filter; Landlock is not applied.
+    pub learn: Option<BpfProgram>,
     pub program: CString,
     pub argv: Vec<CString>,
     /// Complete environment; `LISTEN_PID=` (if present) is completed by the service
@@ -299,6 +303,7 @@ pub fn plan(spec: &ServiceSpec, rootless: bool, host_env: &[(String, String)]) -
         notify_seccomp: Some(seccomp::brokered_syscalls(&spec.broker)).filter(|n| !n.is_empty()).map(|n| seccomp::notify_filter(&n)),
         broker_channel,
         dns_stub: ns.net == NetMode::None && !spec.broker.dns.names.is_empty(),
+        learn: None,
         program,
         argv,
         env: env_c,
@@ -307,7 +312,43 @@ pub fn plan(spec: &ServiceSpec, rootless: bool, host_env: &[(String, String)]) -
     })
 }
 
+/// Top-level host entries a learning run does not bind: they get their own
+/// mounts (/dev, /proc) or are nobody's business (/lost+found, /oldroot).
+const LEARN_SKIP: &[&str] = &["dev", "proc", "lost+found", "oldroot"];
+
 impl SetupPlan {
+    /// Turns the plan into a learning run's (`capexec learn`): the same
+    /// namespaces, ids, environment and preopened resources, but nothing is
+    /// denied, so that the recorder sees what the program does rather than
+    /// what the declaration lets it do. The view is the host's (every top-level
+    /// directory bound at its place, writable where the host allows it, with the
+    /// declared /dev and /proc); no Landlock, no broker; the seccomp
+    /// filter hands every syscall to the recorder.
+    pub fn into_learning(mut self) -> SetupPlan {
+        let mut mounts: Vec<MountStep> = self.mounts.iter().filter(|m| matches!(m, MountStep::Dev | MountStep::Proc(_))).cloned().collect();
+        let mut top: Vec<PathBuf> = std::fs::read_dir("/").map(|d| d.flatten().map(|e| e.path()).collect()).unwrap_or_default();
+        top.retain(|p| p.file_name().and_then(|n| n.to_str()).is_some_and(|n| !LEARN_SKIP.contains(&n)));
+        top.sort();
+        mounts.extend(top.into_iter().map(|path| MountStep::Bind { path, attrs: 0, optional: true }));
+        self.mounts = mounts;
+        self.landlock = LandlockPlan {
+            required: false,
+            paths: Vec::new(),
+            bind_tcp: Vec::new(),
+            connect_tcp: Vec::new(),
+            scope_abstract_unix: false,
+            scope_signals: false,
+        };
+        self.notify_seccomp = None;
+        self.dns_stub = false;
+        if self.broker_channel {
+            self.broker_channel = false;
+            self.env.retain(|e| !e.to_bytes().starts_with(BROKER_FD_ENV.as_bytes()));
+        }
+        self.learn = Some(seccomp::learn_filter());
+        self
+    }
+
     /// Puts generated read-only files into the view (after everything else is
     /// mounted, so nothing covers them), readable under Landlock.
     pub fn attach_files(&mut self, files: Vec<(PathBuf, String)>) {

@@ -186,6 +186,17 @@ pub fn notify_filter(nrs: &[u32]) -> Vec<sock_filter> {
     prog
 }
 
+/// The learning filter (`capexec learn`): every native syscall goes to the
+/// recorder, which lets it run (CONTINUE: learning enforces nothing). Other
+/// architectures, x32 numbers and clone3 are answered as the enforced filter
+/// answers them, so the program takes the paths it will take when confined
+/// (glibc falls back from clone3 to clone).
+pub fn learn_filter() -> Vec<sock_filter> {
+    let mut prog = prologue();
+    prog.push(stmt(BPF_RET_K, libc::SECCOMP_RET_USER_NOTIF));
+    prog
+}
+
 /// The service's filter: the prologue, then a binary search over the allowed
 /// syscall numbers (contiguous numbers merged into ranges), with argument blocks
 /// for the syscalls that have rules.

@@ -221,6 +221,18 @@ pub fn seccomp_notify_listener(prog: &[seccompiler::sock_filter]) -> io::Result<
     Ok(unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) })
 }
 
+/// A copy of fd `target` of process `pid` (pidfd_getfd; needs ptrace access).
+pub fn pidfd_getfd_of(pid: libc::pid_t, target: RawFd) -> io::Result<std::os::fd::OwnedFd> {
+    // SAFETY: pidfd_open takes two integers and returns a new fd or -1.
+    let pidfd = check(unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) })? as RawFd;
+    // SAFETY: the kernel returned this fd just now; nobody else owns it.
+    let pidfd = unsafe { std::os::fd::OwnedFd::from_raw_fd(pidfd) };
+    // SAFETY: pidfd_getfd takes integers and returns a new (close-on-exec) fd or -1.
+    let fd = check(unsafe { libc::syscall(libc::SYS_pidfd_getfd, std::os::fd::AsRawFd::as_raw_fd(&pidfd), target, 0) })? as RawFd;
+    // SAFETY: as above.
+    Ok(unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) })
+}
+
 /// Sends one fd over a Unix socket (SCM_RIGHTS) with a one-byte payload.
 pub fn send_fd(sock: RawFd, fd: RawFd) -> io::Result<()> {
     use nix::sys::socket::{sendmsg, ControlMessage, MsgFlags};

@@ -86,6 +86,44 @@ Waits until each service is running (type = notify: has sent READY=1), has exite
     Enable(EnableArgs),
     /// Do not start services when the daemon starts
     Disable(EnableArgs),
+    /// Run a program with nothing denied, record what it does, and write a declaration for it
+    #[command(after_help = "The program runs in its own user, pid, IPC and UTS namespaces with the host's filesystem and \
+network visible and nothing denied; every syscall it, its threads and its children make (and every \
+program they execute) is recorded through seccomp user notification. The declaration written at the \
+end allows what the run used and nothing else, each entry with a comment saying what needed it: \
+review it, and exercise the program well (its tests, a load generator) while learning, since code \
+paths the run did not reach will be denied later.
+
+Examples:
+  capexec learn --out app.svc -- ./app --config app.conf
+  capexec learn --save run1.json --out app.svc -- ./app --selftest
+  capexec learn --merge run1.json --out app.svc -- ./app --serve-once")]
+    Learn(LearnArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct LearnArgs {
+    /// Start from this declaration: its user, environment, namespaces and preopened sockets
+    #[arg(long, value_name = "FILE")]
+    pub unit: Option<PathBuf>,
+    /// Write the mined declaration here (default: standard output)
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+    /// Also save what was recorded, as JSON, to merge into later runs with --merge
+    #[arg(long, value_name = "FILE")]
+    pub save: Option<PathBuf>,
+    /// Add what earlier runs saved with --save (repeatable)
+    #[arg(long, value_name = "FILE")]
+    pub merge: Vec<PathBuf>,
+    /// Run as USER (root only; default: a dynamic unprivileged uid, or your own uid when rootless)
+    #[arg(long, value_name = "USER")]
+    pub user: Option<String>,
+    /// Set an environment variable (repeatable)
+    #[arg(long = "env", value_name = "NAME=VALUE")]
+    pub env: Vec<String>,
+    /// The program and its arguments
+    #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true, value_name = "PROG [ARGS]...")]
+    pub command: Vec<String>,
 }
 
 #[derive(Args, Debug, Clone)]

@@ -32,6 +32,7 @@ fn main() {
         cli::Command::Logs(a) => cmd::ctl::logs(a),
         cli::Command::Enable(a) => cmd::ctl::enable(a, true),
         cli::Command::Disable(a) => cmd::ctl::enable(a, false),
+        cli::Command::Learn(a) => cmd::learn::run(a),
     };
     std::process::exit(code);
 }

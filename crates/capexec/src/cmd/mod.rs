@@ -3,6 +3,7 @@ pub mod ctl;
 pub mod daemon;
 pub mod doctor;
 pub mod exec;
+pub mod learn;
 pub mod run;
 
 /// capexec's own failures (declaration errors, sandbox setup) exit with this,

@@ -1,0 +1,10 @@
+//! `capexec learn`: run a program under a sandbox that denies nothing and
+//! records what it does (record), keep the observations (observe), and turn
+//! them into a declaration with a comment on every entry (mine).
+//! docs/learning.md explains the choices.
+
+pub mod mine;
+pub mod observe;
+pub mod record;
+
+pub use observe::{Access, Observations};

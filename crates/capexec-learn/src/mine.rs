@@ -1,0 +1,263 @@
+//! Observations → a declaration (TOML text), every entry with a comment that
+//! says what in the run needed it.
+//!
+//! How paths become a view: what the default view already gives (`system =
+//! true`: /usr, /bin, /lib*, /etc read-only and executable; a private /tmp; a
+//! minimal /dev; the service's own /proc) is left out; under /tmp only files
+//! the run read but did not create need the host's. A file that was read
+//! puts its directory in `read_only`; a file that was written, created or
+//! removed puts its directory in `read_write`; a program executed outside the
+//! system directories puts its directory in `executable`. Paths that did not
+//! exist when mining (probes that failed) are dropped unless the run created
+//! them. Directories already covered by a listed parent are folded into it.
+
+use crate::observe::{Access, Observations};
+use capexec_decl::syscalls::{self, GROUPS};
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt::Write;
+use std::path::Path;
+
+/// Given by the default view; reading or executing below these needs no entry.
+const SYSTEM: &[&str] = &["/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/etc"];
+/// Given by their own mounts in every view.
+const OWN_MOUNTS: &[&str] = &["/proc", "/dev", "/sys"];
+
+fn under(p: &str, dirs: &[&str]) -> bool {
+    dirs.iter().any(|d| p == *d || p.strip_prefix(d).is_some_and(|r| r.starts_with('/')))
+}
+
+fn quote(s: &str) -> String {
+    toml_string(s)
+}
+
+fn toml_string(s: &str) -> String {
+    let mut o = String::from("\"");
+    for c in s.chars() {
+        match c {
+            '"' => o.push_str("\\\""),
+            '\\' => o.push_str("\\\\"),
+            c if c.is_control() => {
+                let _ = write!(o, "\\u{:04x}", c as u32);
+            }
+            c => o.push(c),
+        }
+    }
+    o.push('"');
+    o
+}
+
+/// Comments name at most this many example paths per entry.
+const EXAMPLES: usize = 3;
+
+fn examples(paths: &BTreeSet<String>) -> String {
+    let mut s: Vec<&str> = paths.iter().map(String::as_str).take(EXAMPLES).collect();
+    let more = paths.len().saturating_sub(EXAMPLES);
+    let extra = if more > 0 { format!(" and {more} more") } else { String::new() };
+    s.sort();
+    format!("{}{extra}", s.join(", "))
+}
+
+fn parent(p: &str) -> String {
+    Path::new(p).parent().map(|d| d.display().to_string()).unwrap_or_else(|| "/".into())
+}
+
+/// Keeps the shallowest directories: an entry inside another is folded into it.
+fn fold(dirs: BTreeMap<String, BTreeSet<String>>) -> BTreeMap<String, BTreeSet<String>> {
+    let mut out: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for (d, why) in dirs {
+        match out.iter_mut().find(|(k, _)| d == **k || d.strip_prefix(k.as_str()).is_some_and(|r| r.starts_with('/'))) {
+            Some((_, w)) => w.extend(why),
+            None => {
+                out.insert(d, why);
+            }
+        }
+    }
+    out
+}
+
+/// The view the observations need, as (read_only, read_write, executable)
+/// directory → the paths that needed it.
+pub type View = [BTreeMap<String, BTreeSet<String>>; 3];
+
+pub fn view(obs: &Observations, exists: impl Fn(&str) -> bool) -> View {
+    let (mut ro, mut rw, mut ex): (BTreeMap<String, BTreeSet<String>>, BTreeMap<_, _>, BTreeMap<_, _>) = Default::default();
+    for (p, acc) in &obs.paths {
+        if under(p, OWN_MOUNTS) || p == "/" {
+            continue;
+        }
+        let changes = acc.iter().any(|a| matches!(a, Access::Write | Access::Create | Access::Remove));
+        let created = acc.iter().any(|a| matches!(a, Access::Create));
+        // The private /tmp is writable: only files that were there before need the host's.
+        if under(p, &["/tmp"]) && (changes || p == "/tmp") {
+            continue;
+        }
+        if !exists(p) && !created {
+            continue;
+        }
+        if changes {
+            rw.entry(parent(p)).or_insert_with(BTreeSet::new).insert(p.clone());
+        } else if acc.contains(&Access::Exec) {
+            if !under(p, SYSTEM) {
+                ex.entry(parent(p)).or_insert_with(BTreeSet::new).insert(p.clone());
+            }
+        } else if !under(p, SYSTEM) {
+            // A directory that was listed or stat'ed is itself the entry.
+            let dir = if Path::new(p).is_dir() { p.clone() } else { parent(p) };
+            ro.entry(dir).or_insert_with(BTreeSet::new).insert(p.clone());
+        }
+    }
+    let rw = fold(rw);
+    let ex = fold(ex);
+    // Read access inside a writable or executable directory needs nothing more.
+    let covered = |d: &str| rw.keys().chain(ex.keys()).any(|k| d == k || d.strip_prefix(k.as_str()).is_some_and(|r| r.starts_with('/')));
+    let ro = fold(ro.into_iter().filter(|(d, _)| !covered(d)).collect());
+    [ro, rw, ex]
+}
+
+/// The allowlist: a group wherever every one of its members was seen, single
+/// syscalls otherwise; `@default` is always allowed and not repeated.
+pub fn allowlist(obs: &Observations) -> Vec<(String, String)> {
+    let seen: BTreeSet<&str> = obs.syscalls.keys().map(String::as_str).collect();
+    let mut default = BTreeSet::new();
+    if let Some(g) = syscalls::group("@default") {
+        syscalls::expand(g, &mut default);
+    }
+    let mut left: BTreeSet<&str> = seen.iter().copied().filter(|s| !default.contains(s)).collect();
+    let mut out = Vec::new();
+    for g in GROUPS.iter().filter(|g| g.name != "@default" && g.name != "@system-service") {
+        let mut members = BTreeSet::new();
+        syscalls::expand(g, &mut members);
+        members.retain(|m| !default.contains(m));
+        if !members.is_empty() && members.iter().all(|m| seen.contains(m)) {
+            let calls: u64 = members.iter().map(|m| obs.syscalls.get(*m).copied().unwrap_or(0)).sum();
+            out.push((g.name.to_owned(), format!("every member used ({calls} calls)")));
+            left.retain(|s| !members.contains(s));
+        }
+    }
+    for s in left {
+        let n = obs.syscalls[s];
+        out.push((s.to_owned(), format!("{n} call{}", if n == 1 { "" } else { "s" })));
+    }
+    out
+}
+
+/// What the run is described as in the header.
+pub struct Origin<'a> {
+    pub argv: &'a [String],
+    pub date: String,
+}
+
+/// The declaration, as TOML text with comments.
+pub fn declaration(obs: &Observations, origin: &Origin, exists: impl Fn(&str) -> bool) -> String {
+    let mut o = String::new();
+    let _ = writeln!(o, "# Mined by `capexec learn` on {} from a run of:", origin.date);
+    let _ = writeln!(o, "#   {}", origin.argv.join(" "));
+    o.push_str(
+        "# Each entry says what in the run needed it. Code paths the run did not reach are not\n\
+         # here: review the file, and run `capexec learn --check` with another workload.\n\n",
+    );
+    o.push_str("[exec]\nargv = [");
+    o.push_str(&origin.argv.iter().map(|a| quote(a)).collect::<Vec<_>>().join(", "));
+    o.push_str("]\n");
+
+    let [ro, rw, ex] = view(obs, exists);
+    let section = |o: &mut String, key: &str, what: &str, dirs: &BTreeMap<String, BTreeSet<String>>| {
+        if dirs.is_empty() {
+            return;
+        }
+        let _ = writeln!(o, "{key} = [");
+        for (d, why) in dirs {
+            let _ = writeln!(o, "    {}, # {what}: {}", quote(d), examples(why));
+        }
+        o.push_str("]\n");
+    };
+    o.push_str("\n[filesystem]\n");
+    section(&mut o, "read_only", "read", &ro);
+    section(&mut o, "read_write", "written, created or removed", &rw);
+    section(&mut o, "executable", "executed", &ex);
+
+    let inet = |a: &&String| a.starts_with("tcp:") || a.starts_with("udp:");
+    let binds: Vec<&String> = obs.binds.iter().filter(inet).collect();
+    let connects: Vec<&String> = obs.connects.iter().filter(inet).collect();
+    o.push_str("\n[namespaces]\n# The service's own network namespace; the broker binds and connects for it in the host's.\nnet = \"none\"\n");
+    if !binds.is_empty() || !connects.is_empty() {
+        o.push_str("\n[broker.net]\n");
+        if !binds.is_empty() {
+            let _ = writeln!(o, "bind = [{}] # bound during the run", binds.iter().map(|a| quote(a)).collect::<Vec<_>>().join(", "));
+        }
+        if !connects.is_empty() {
+            let _ = writeln!(o, "connect = [{}] # connected to during the run", connects.iter().map(|a| quote(a)).collect::<Vec<_>>().join(", "));
+        }
+    }
+    let unix: Vec<&String> = obs.binds.iter().chain(&obs.connects).filter(|a| a.starts_with("unix:")).collect();
+    for u in unix {
+        let _ = writeln!(o, "# Unix socket used during the run: {u} (put its directory in the view if it is outside it)");
+    }
+
+    o.push_str("\n[seccomp]\nallow = [\n");
+    for (name, why) in allowlist(obs) {
+        let _ = writeln!(o, "    {}, # {why}", quote(&name));
+    }
+    o.push_str("]\n");
+    if !obs.unknown.is_empty() {
+        let _ = writeln!(o, "# Syscall numbers this capexec does not know (not allowed): {:?}", obs.unknown);
+    }
+    o
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn obs(paths: &[(&str, &[Access])], calls: &[&str]) -> Observations {
+        let mut o = Observations::default();
+        for (p, a) in paths {
+            o.paths.insert((*p).into(), a.iter().copied().collect());
+        }
+        for c in calls {
+            o.syscalls.insert((*c).into(), 2);
+        }
+        o
+    }
+
+    #[test]
+    fn paths_become_directories_outside_the_default_view() {
+        let o = obs(
+            &[
+                ("/etc/hosts", &[Access::Read]),
+                ("/srv/app/a.conf", &[Access::Read]),
+                ("/srv/app/sub/b.conf", &[Access::Read]),
+                ("/var/log/app/x.log", &[Access::Create]),
+                ("/opt/tool/bin/helper", &[Access::Exec]),
+                ("/usr/bin/cat", &[Access::Exec]),
+                ("/proc/self/status", &[Access::Read]),
+                ("/srv/missing", &[Access::Read]),
+            ],
+            &[],
+        );
+        let [ro, rw, ex] = view(&o, |p| p != "/srv/missing");
+        assert_eq!(ro.keys().collect::<Vec<_>>(), ["/srv/app"]);
+        assert_eq!(rw.keys().collect::<Vec<_>>(), ["/var/log/app"]);
+        assert_eq!(ex.keys().collect::<Vec<_>>(), ["/opt/tool/bin"]);
+    }
+
+    #[test]
+    fn whole_groups_are_named_and_default_members_left_out() {
+        let timer = ["alarm", "getitimer", "setitimer", "timer_create", "timer_delete", "timer_getoverrun", "timer_gettime", "timer_settime"];
+        let mut calls: Vec<&str> = timer.to_vec();
+        calls.extend(["timerfd_create", "timerfd_gettime", "timerfd_settime", "read", "brk"]);
+        let names: Vec<String> = allowlist(&obs(&[], &calls)).into_iter().map(|(n, _)| n).collect();
+        assert!(names.contains(&"@timer".to_owned()), "{names:?}");
+        assert!(names.contains(&"read".to_owned()) && !names.contains(&"brk".to_owned()) && !names.contains(&"alarm".to_owned()), "{names:?}");
+    }
+
+    #[test]
+    fn the_declaration_is_valid_toml_with_comments() {
+        let mut o = obs(&[("/srv/app/a.conf", &[Access::Read])], &["read", "openat"]);
+        o.binds.insert("tcp:127.0.0.1:8080".into());
+        let text = declaration(&o, &Origin { argv: &["/usr/bin/app".into(), "-c".into()], date: "today".into() }, |_| true);
+        let v: toml::Value = toml::from_str(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
+        assert_eq!(v["broker"]["net"]["bind"][0].as_str(), Some("tcp:127.0.0.1:8080"));
+        assert!(text.contains("\"/srv/app\", # read: /srv/app/a.conf"), "{text}");
+    }
+}

@@ -1,0 +1,53 @@
+//! What a learning run saw, as the recorder wrote it down. Serialisable, so
+//! that several runs can be saved and merged before mining.
+
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, BTreeSet};
+
+/// How a path was used.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Access {
+    /// Opened for reading, or looked at (stat, access, readlink).
+    Read,
+    /// Opened for writing, truncated, its mode or times changed.
+    Write,
+    /// Created (O_CREAT, mkdir, mknod, symlink, the target of rename or link).
+    Create,
+    /// Removed (unlink, rmdir, the source of rename).
+    Remove,
+    /// Executed.
+    Exec,
+}
+
+#[derive(Debug, Default, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Observations {
+    /// Syscall name → number of calls.
+    pub syscalls: BTreeMap<String, u64>,
+    /// Absolute path (as the program named it) → how it was used.
+    pub paths: BTreeMap<String, BTreeSet<Access>>,
+    /// Socket kinds created, e.g. `inet/stream`.
+    pub sockets: BTreeSet<String>,
+    /// Addresses bound, e.g. `tcp:127.0.0.1:6379`.
+    pub binds: BTreeSet<String>,
+    /// Addresses connected to.
+    pub connects: BTreeSet<String>,
+    /// Syscall numbers this build has no name for.
+    pub unknown: BTreeSet<i64>,
+}
+
+impl Observations {
+    /// Adds another run's observations to these.
+    pub fn merge(&mut self, other: Observations) {
+        for (k, v) in other.syscalls {
+            *self.syscalls.entry(k).or_default() += v;
+        }
+        for (k, v) in other.paths {
+            self.paths.entry(k).or_default().extend(v);
+        }
+        self.sockets.extend(other.sockets);
+        self.binds.extend(other.binds);
+        self.connects.extend(other.connects);
+        self.unknown.extend(other.unknown);
+    }
+}
