@@ -189,9 +189,4 @@ pub fn pidfd_open(tid: u32) -> io::Result<OwnedFd> {
 }
 
 /// A duplicate of the service's fd `target` (same open file description).
-pub fn pidfd_getfd(pidfd: &OwnedFd, target: i32) -> io::Result<OwnedFd> {
-    // SAFETY: pidfd_getfd takes integers and returns a new fd or -1.
-    let rc = unsafe { libc::syscall(libc::SYS_pidfd_getfd, pidfd.as_raw_fd(), target, 0u32) };
-    // SAFETY: on success the kernel returned a new fd (close-on-exec) that we own.
-    cvt(rc).map(|fd| unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
-}
+pub use capexec_sandbox::sys::pidfd_getfd;

@@ -26,34 +26,19 @@ fn under(p: &str, dirs: &[&str]) -> bool {
     dirs.iter().any(|d| p == *d || p.strip_prefix(d).is_some_and(|r| r.starts_with('/')))
 }
 
+/// A TOML basic string, quoted and escaped by the toml crate.
 fn quote(s: &str) -> String {
-    toml_string(s)
-}
-
-fn toml_string(s: &str) -> String {
-    let mut o = String::from("\"");
-    for c in s.chars() {
-        match c {
-            '"' => o.push_str("\\\""),
-            '\\' => o.push_str("\\\\"),
-            c if c.is_control() => {
-                let _ = write!(o, "\\u{:04x}", c as u32);
-            }
-            c => o.push(c),
-        }
-    }
-    o.push('"');
-    o
+    toml::Value::from(s).to_string()
 }
 
 /// Comments name at most this many example paths per entry.
 const EXAMPLES: usize = 3;
 
 fn examples(paths: &BTreeSet<String>) -> String {
-    let mut s: Vec<&str> = paths.iter().map(String::as_str).take(EXAMPLES).collect();
+    // A BTreeSet: already in order.
+    let s: Vec<&str> = paths.iter().map(String::as_str).take(EXAMPLES).collect();
     let more = paths.len().saturating_sub(EXAMPLES);
     let extra = if more > 0 { format!(" and {more} more") } else { String::new() };
-    s.sort();
     format!("{}{extra}", s.join(", "))
 }
 

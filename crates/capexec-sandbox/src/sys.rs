@@ -227,9 +227,15 @@ pub fn pidfd_getfd_of(pid: libc::pid_t, target: RawFd) -> io::Result<std::os::fd
     let pidfd = check(unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) })? as RawFd;
     // SAFETY: the kernel returned this fd just now; nobody else owns it.
     let pidfd = unsafe { std::os::fd::OwnedFd::from_raw_fd(pidfd) };
-    // SAFETY: pidfd_getfd takes integers and returns a new (close-on-exec) fd or -1.
-    let fd = check(unsafe { libc::syscall(libc::SYS_pidfd_getfd, std::os::fd::AsRawFd::as_raw_fd(&pidfd), target, 0) })? as RawFd;
-    // SAFETY: as above.
+    pidfd_getfd(&pidfd, target)
+}
+
+/// A duplicate of fd `target` of the process `pidfd` names (same open file
+/// description, close-on-exec).
+pub fn pidfd_getfd(pidfd: &std::os::fd::OwnedFd, target: RawFd) -> io::Result<std::os::fd::OwnedFd> {
+    // SAFETY: pidfd_getfd takes integers and returns a new fd or -1.
+    let fd = check(unsafe { libc::syscall(libc::SYS_pidfd_getfd, std::os::fd::AsRawFd::as_raw_fd(pidfd), target, 0) })? as RawFd;
+    // SAFETY: on success the kernel returned a new fd that nobody else owns.
     Ok(unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) })
 }
 

@@ -81,7 +81,7 @@ fn learn(a: &LearnArgs) -> Result<i32, String> {
         let json = serde_json::to_string_pretty(&obs).map_err(|e| format!("encode observations: {e}"))?;
         std::fs::write(f, json + "\n").map_err(|e| format!("write {}: {e}", f.display()))?;
     }
-    let origin = mine::Origin { argv: &spec.exec.argv, date: today() };
+    let origin = mine::Origin { argv: &spec.exec.argv, date: capexec_supervisor::logs::rfc3339_now()[..10].to_owned() };
     let text = mine::declaration(&obs, &origin, |p| std::path::Path::new(p).symlink_metadata().is_ok());
     match &a.out {
         Some(f) => {
@@ -91,20 +91,4 @@ fn learn(a: &LearnArgs) -> Result<i32, String> {
         None => print!("{text}"),
     }
     Ok(0)
-}
-
-/// Today's date (UTC) as YYYY-MM-DD, from the days since 1970 (Howard
-/// Hinnant's civil-from-days).
-fn today() -> String {
-    let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
-    let z = (secs / 86_400) as i64 + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!("{y:04}-{m:02}-{d:02}")
 }
