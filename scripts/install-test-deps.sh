@@ -11,7 +11,10 @@ fi
 
 # gcc: client::c_programs_use_the_c_library builds a C program against
 # libcapexec_client.so; util-linux gives unshare and setpriv to the DNS tests.
-packages=(nginx-light redis-server memcached gcc libc6-dev util-linux)
+# The learn tests drive the services with real clients: wrk and curl (nginx),
+# redis-benchmark and redis-cli (redis-tools, pulled in by redis-server),
+# memcslap and memccat (libmemcached-tools).
+packages=(nginx-light redis-server memcached gcc libc6-dev util-linux wrk curl libmemcached-tools)
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

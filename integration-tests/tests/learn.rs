@@ -61,3 +61,139 @@ both!(learning_follows_threads_forks_and_execs, |who: As| {
     let o = output(c, T);
     assert!(o.status.success(), "capexec check on the mined declaration:\n{}\n{decl}", text(&o));
 });
+
+/// What a service test mines with, checks with, and asks the enforced service.
+struct Case {
+    name: &'static str,
+    unit: &'static str,
+    port: u16,
+    /// The mining workload: a load generator (and the monitoring probe a
+    /// deployment runs; docs/learning.md shows what leaving it out costs).
+    mine: &'static str,
+    /// A different client with different requests, run under --check.
+    check: &'static str,
+}
+
+/// Mines a declaration for a Debian service with one workload, then judges a
+/// second, different workload against it (--check: nothing would be refused,
+/// so ≥ 99% of its distinct syscalls pass) and finally runs the service under
+/// the mined declaration, enforced, for `enforced` to ask it real questions.
+fn mine_check_enforce(c: &Case, enforced: impl FnOnce()) {
+    require_root();
+    let dir = shared_dir().join(format!("learn-{}", c.name));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let out = dir.join(format!("{}-mined.svc", c.name));
+    let mut cmd = command(As::Root);
+    cmd.arg("learn").arg(unit(c.unit)).arg("--workload").arg(c.mine).arg("--out").arg(&out);
+    let o = output(cmd, T);
+    assert!(o.status.success(), "mining {}:\n{}", c.name, text(&o));
+    let decl = std::fs::read_to_string(&out).unwrap();
+    // Calls the service never makes are not allowed.
+    for s in ["mount", "umount2", "ptrace", "bpf", "init_module", "finit_module", "kexec_load", "setns", "unshare", "pivot_root", "chroot", "reboot", "swapon"]
+    {
+        assert!(!decl.contains(&format!("\"{s}\"")), "{s} was never called but is allowed:\n{decl}");
+    }
+    assert!(!decl.contains("\"@"), "no whole group was used, none should be named:\n{decl}");
+    let mut cmd = command(As::Root);
+    cmd.arg("check").arg(&out);
+    let o = output(cmd, T);
+    assert!(o.status.success(), "capexec check on the mined declaration:\n{}\n{decl}", text(&o));
+
+    // The second workload under --check: nothing the mined unit would refuse.
+    let mut cmd = command(As::Root);
+    cmd.arg("learn").arg("--check").arg(&out).arg("--workload").arg(c.check).arg("--json");
+    let o = output(cmd, T);
+    // With --json the service and the workload write to stderr: stdout is the report.
+    let report: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("{e}: {}", text(&o)));
+    let distinct = report["distinct_syscalls"].as_u64().unwrap();
+    let refused = report["syscalls"].as_array().unwrap().len() as u64;
+    assert!(distinct > 20, "the check run recorded the service: {report:#}");
+    assert!((distinct - refused) * 100 >= distinct * 99, "{refused} of {distinct} syscalls refused: {report:#}\n{decl}");
+    for cat in ["syscalls", "files", "network"] {
+        assert_eq!(report[cat], serde_json::json!([]), "{cat} the mined unit would refuse: {report:#}\n{decl}");
+    }
+    assert!(o.status.success(), "{}", text(&o));
+
+    // Enforced: the mined unit runs the real service, which answers.
+    let svc = Service::start(As::Root, &["exec", out.to_str().unwrap()]);
+    assert!(wait_port(c.port, Duration::from_secs(20)), "{} under the mined declaration did not listen", c.name);
+    enforced();
+    let o = svc.stop();
+    assert_eq!(o.status.code(), Some(0), "{} under the mined declaration:\n{}\n{decl}", c.name, text(&o));
+}
+
+fn sh(script: &str) -> String {
+    let o = std::process::Command::new("/bin/sh").arg("-c").arg(script).output().unwrap();
+    assert!(o.status.success(), "{script}:\n{}", text(&o));
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+#[test]
+fn nginx_mined_with_wrk_serves_curl() {
+    let c = Case {
+        name: "nginx",
+        unit: "nginx.svc",
+        port: 8080,
+        mine: "wrk -t2 -c8 -d2s http://127.0.0.1:8080/",
+        check: "curl -sf http://127.0.0.1:8080/ -o /dev/null && curl -sfI http://127.0.0.1:8080/ >/dev/null && \
+                curl -s -o /dev/null http://127.0.0.1:8080/nope && curl -sf -r 0-9 http://127.0.0.1:8080/ >/dev/null && \
+                curl -sf http://127.0.0.1:8080/ http://127.0.0.1:8080/index.nginx-debian.html -o /dev/null -o /dev/null",
+    };
+    mine_check_enforce(&c, || {
+        let page = std::fs::read_to_string("/var/www/html/index.nginx-debian.html").unwrap();
+        assert_eq!(sh("curl -sf http://127.0.0.1:8080/index.nginx-debian.html"), page);
+        assert_eq!(sh("curl -s -o /dev/null -w '%{http_code}' http://127.0.0.1:8080/nope"), "404");
+        assert_eq!(sh("curl -sf -r 0-14 http://127.0.0.1:8080/"), page[..15]);
+        assert!(sh("curl -sfI http://127.0.0.1:8080/").starts_with("HTTP/1.1 200"));
+    });
+}
+
+#[test]
+fn redis_mined_with_redis_benchmark_serves_redis_cli() {
+    let c = Case {
+        name: "redis",
+        unit: "redis.svc",
+        port: 6379,
+        mine: "redis-benchmark -q -n 1000 -c 4 >/dev/null && redis-cli INFO >/dev/null",
+        check: "redis-cli HSET h f1 a f2 b && redis-cli HGETALL h && redis-cli SADD s x y && redis-cli SMEMBERS s && \
+                redis-cli SET t 1 EX 100 && redis-cli TTL t && redis-cli DBSIZE && redis-cli SAVE && redis-cli INFO memory >/dev/null && \
+                redis-cli DEL h s t",
+    };
+    mine_check_enforce(&c, || {
+        assert_eq!(sh("redis-cli HSET learn:h f1 a f2 b"), "2\n");
+        assert_eq!(sh("redis-cli HGETALL learn:h"), "f1\na\nf2\nb\n");
+        assert_eq!(sh("redis-cli SADD learn:s x y z"), "3\n");
+        assert_eq!(sh("redis-cli SCARD learn:s"), "3\n");
+        assert_eq!(sh("redis-cli SAVE"), "OK\n");
+        assert!(sh("redis-cli INFO server").contains("redis_version:"));
+        assert_eq!(sh("redis-cli DEL learn:h learn:s"), "2\n");
+    });
+}
+
+#[test]
+fn memcached_mined_with_memcslap_serves_memccat() {
+    let s = "--servers=127.0.0.1:11211";
+    let c = Case {
+        name: "memcached",
+        unit: "memcached.svc",
+        port: 11211,
+        mine: "memcslap --servers=127.0.0.1:11211 --concurrency=4 --execute-number=2000 >/dev/null && \
+               memcslap --servers=127.0.0.1:11211 --concurrency=2 --execute-number=1000 --test=get >/dev/null && \
+               memcstat --servers=127.0.0.1:11211 >/dev/null",
+        check: "cd /etc && memcping --servers=127.0.0.1:11211 && memccp --servers=127.0.0.1:11211 hostname && \
+                memccat --servers=127.0.0.1:11211 hostname >/dev/null && memcexist --servers=127.0.0.1:11211 hostname && \
+                memctouch --servers=127.0.0.1:11211 --expire=100 hostname && memcrm --servers=127.0.0.1:11211 hostname && \
+                memcstat --servers=127.0.0.1:11211 >/dev/null && memcflush --servers=127.0.0.1:11211",
+    };
+    mine_check_enforce(&c, || {
+        let want = std::fs::read_to_string("/etc/hostname").unwrap();
+        sh(&format!("cd /etc && memccp {s} hostname"));
+        // memccat ends each value with a newline of its own.
+        assert_eq!(sh(&format!("memccat {s} hostname")), format!("{want}\n"));
+        sh(&format!("memcexist {s} hostname"));
+        assert!(sh(&format!("memcstat {s}")).contains("curr_items"));
+        sh(&format!("memcrm {s} hostname"));
+        assert!(std::process::Command::new("memcexist").arg(s).arg("hostname").status().unwrap().code() != Some(0), "removed");
+    });
+}

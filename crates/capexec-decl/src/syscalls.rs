@@ -419,6 +419,11 @@ pub fn name_of(nr: i64) -> Option<&'static str> {
     SYSCALLS.iter().find(|(_, n)| *n == nr).map(|(name, _)| *name)
 }
 
+/// Every syscall name this build knows, in table order.
+pub fn all_names() -> impl Iterator<Item = &'static str> {
+    SYSCALLS.iter().map(|(n, _)| *n)
+}
+
 pub fn group(name: &str) -> Option<&'static Group> {
     GROUPS.iter().find(|g| g.name == name)
 }

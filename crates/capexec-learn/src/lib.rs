@@ -3,6 +3,8 @@
 //! them into a declaration with a comment on every entry (mine).
 //! docs/learning.md explains the choices.
 
+pub mod compare;
+pub mod merge;
 pub mod mine;
 pub mod observe;
 pub mod record;

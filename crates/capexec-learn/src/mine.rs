@@ -19,8 +19,9 @@ use std::path::Path;
 
 /// Given by the default view; reading or executing below these needs no entry.
 const SYSTEM: &[&str] = &["/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/etc"];
-/// Given by their own mounts in every view.
-const OWN_MOUNTS: &[&str] = &["/proc", "/dev", "/sys"];
+/// Given by their own mounts in every view. (/sys is not: a program that
+/// reads it, glibc's CPU count for one, gets the directory it read.)
+const OWN_MOUNTS: &[&str] = &["/proc", "/dev"];
 
 fn under(p: &str, dirs: &[&str]) -> bool {
     dirs.iter().any(|d| p == *d || p.strip_prefix(d).is_some_and(|r| r.starts_with('/')))
@@ -64,7 +65,10 @@ fn fold(dirs: BTreeMap<String, BTreeSet<String>>) -> BTreeMap<String, BTreeSet<S
 /// directory → the paths that needed it.
 pub type View = [BTreeMap<String, BTreeSet<String>>; 3];
 
-pub fn view(obs: &Observations, exists: impl Fn(&str) -> bool) -> View {
+/// `private`: directories the service gets as its own empty tmpfs (the
+/// unit's `tmpfs` entries); like the private /tmp, only files that were there
+/// before the run need the host's.
+pub fn view(obs: &Observations, private: &[String], exists: impl Fn(&str) -> bool) -> View {
     let (mut ro, mut rw, mut ex): (BTreeMap<String, BTreeSet<String>>, BTreeMap<_, _>, BTreeMap<_, _>) = Default::default();
     for (p, acc) in &obs.paths {
         if under(p, OWN_MOUNTS) || p == "/" {
@@ -73,7 +77,8 @@ pub fn view(obs: &Observations, exists: impl Fn(&str) -> bool) -> View {
         let changes = acc.iter().any(|a| matches!(a, Access::Write | Access::Create | Access::Remove));
         let created = acc.iter().any(|a| matches!(a, Access::Create));
         // The private /tmp is writable: only files that were there before need the host's.
-        if under(p, &["/tmp"]) && (changes || p == "/tmp") {
+        let own = private.iter().map(String::as_str).chain(["/tmp"]).find(|d| under(p, &[d]));
+        if own.is_some_and(|d| changes || p == d) {
             continue;
         }
         if !exists(p) && !created {
@@ -119,17 +124,96 @@ pub fn allowlist(obs: &Observations) -> Vec<(String, String)> {
             left.retain(|s| !members.contains(s));
         }
     }
+    // Variants of an operation the run used: they do nothing the used one
+    // cannot (the same read on an fd it already has, with another calling
+    // convention), and which one a program picks depends on data sizes and
+    // code paths a short run may not reach (Redis answers with writev only
+    // when a reply spans several buffers).
+    let mut variants: BTreeMap<&str, String> = BTreeMap::new();
+    for family in VARIANTS {
+        if let Some(used) = family.iter().find(|m| seen.contains(*m)) {
+            for m in family.iter().filter(|m| !seen.contains(*m) && !default.contains(*m)) {
+                variants.insert(m, format!("variant of {used}, which the run used"));
+            }
+        }
+    }
     for s in left {
         let n = obs.syscalls[s];
         out.push((s.to_owned(), format!("{n} call{}", if n == 1 { "" } else { "s" })));
     }
+    out.extend(variants.into_iter().map(|(k, v)| (k.to_owned(), v)));
     out
 }
+
+/// Syscalls that are one operation under several calling conventions.
+const VARIANTS: &[&[&str]] = &[
+    &["read", "readv", "pread64", "preadv", "preadv2"],
+    &["write", "writev", "pwrite64", "pwritev", "pwritev2"],
+    &["sendto", "sendmsg", "sendmmsg"],
+    &["recvfrom", "recvmsg", "recvmmsg"],
+    &["stat", "fstat", "lstat", "newfstatat", "statx"],
+    &["epoll_wait", "epoll_pwait", "epoll_pwait2"],
+    &["epoll_create", "epoll_create1"],
+    &["poll", "ppoll"],
+    &["select", "pselect6"],
+    &["accept", "accept4"],
+    &["dup", "dup2", "dup3"],
+    &["pipe", "pipe2"],
+    &["eventfd", "eventfd2"],
+    &["open", "openat"],
+    &["wait4", "waitid"],
+    &["getdents", "getdents64"],
+    &["fsync", "fdatasync"],
+    &["nanosleep", "clock_nanosleep"],
+];
 
 /// What the run is described as in the header.
 pub struct Origin<'a> {
     pub argv: &'a [String],
     pub date: String,
+    /// The unit's own tmpfs directories (see `view`).
+    pub private: Vec<String>,
+}
+
+/// Syscalls that succeed only with a capability when they change something.
+/// The learning run had none (it runs as the declared user with every
+/// capability dropped), so each of these either failed or did not need it.
+const CAPABILITY_CALLS: &[(&str, &str)] = &[
+    ("setuid", "CAP_SETUID"),
+    ("setreuid", "CAP_SETUID"),
+    ("setresuid", "CAP_SETUID"),
+    ("setfsuid", "CAP_SETUID"),
+    ("setgid", "CAP_SETGID"),
+    ("setregid", "CAP_SETGID"),
+    ("setresgid", "CAP_SETGID"),
+    ("setfsgid", "CAP_SETGID"),
+    ("setgroups", "CAP_SETGID"),
+    ("chown", "CAP_CHOWN"),
+    ("fchown", "CAP_CHOWN"),
+    ("lchown", "CAP_CHOWN"),
+    ("fchownat", "CAP_CHOWN"),
+    ("chroot", "CAP_SYS_CHROOT"),
+    ("capset", "CAP_SETPCAP"),
+    ("setrlimit", "CAP_SYS_RESOURCE"),
+    ("mlockall", "CAP_IPC_LOCK"),
+    ("sched_setscheduler", "CAP_SYS_NICE"),
+];
+
+/// The capabilities the run's calls point at: capability → the calls.
+pub fn capabilities(obs: &Observations) -> BTreeMap<&'static str, Vec<String>> {
+    let mut out: BTreeMap<&'static str, Vec<String>> = BTreeMap::new();
+    for (call, cap) in CAPABILITY_CALLS {
+        if let Some(n) = obs.syscalls.get(*call) {
+            out.entry(cap).or_default().push(format!("{call} ({n})"));
+        }
+    }
+    if obs.binds.iter().filter_map(|a| a.rsplit(':').next()?.parse::<u16>().ok()).any(|p| p > 0 && p < 1024) {
+        out.entry("CAP_NET_BIND_SERVICE").or_default().push("bind below port 1024 (not needed: the broker binds granted ports)".into());
+    }
+    if obs.sockets.iter().any(|s| s.ends_with("/raw") && !s.starts_with("netlink") && !s.starts_with("unix")) {
+        out.entry("CAP_NET_RAW").or_default().push("raw socket".into());
+    }
+    out
 }
 
 /// The declaration, as TOML text with comments.
@@ -145,7 +229,7 @@ pub fn declaration(obs: &Observations, origin: &Origin, exists: impl Fn(&str) ->
     o.push_str(&origin.argv.iter().map(|a| quote(a)).collect::<Vec<_>>().join(", "));
     o.push_str("]\n");
 
-    let [ro, rw, ex] = view(obs, exists);
+    let [ro, rw, ex] = view(obs, &origin.private, exists);
     let section = |o: &mut String, key: &str, what: &str, dirs: &BTreeMap<String, BTreeSet<String>>| {
         if dirs.is_empty() {
             return;
@@ -179,11 +263,28 @@ pub fn declaration(obs: &Observations, origin: &Origin, exists: impl Fn(&str) ->
         let _ = writeln!(o, "# Unix socket used during the run: {u} (put its directory in the view if it is outside it)");
     }
 
+    let caps = capabilities(obs);
+    if !caps.is_empty() {
+        o.push_str("\n# Calls that need a capability when they change something. The run had none, so each\n# either failed or did not need it; keep one only if the service fails without it.\n");
+        for (cap, calls) in &caps {
+            let _ = writeln!(o, "# {cap}: {}", calls.join(", "));
+        }
+        let _ = writeln!(o, "# [capabilities]\n# keep = [{}]", caps.keys().map(|c| quote(c)).collect::<Vec<_>>().join(", "));
+    }
+
     o.push_str("\n[seccomp]\nallow = [\n");
     for (name, why) in allowlist(obs) {
         let _ = writeln!(o, "    {}, # {why}", quote(&name));
     }
     o.push_str("]\n");
+    if !obs.denied.is_empty() {
+        let list: Vec<String> = obs.denied.iter().map(|(k, v)| format!("{k} ({v})")).collect();
+        let _ = writeln!(
+            o,
+            "# Refused by capexec's argument rules whatever a declaration allows (new namespaces, device nodes,\n# packet sockets, TIOCSTI, ...): {}",
+            list.join(", ")
+        );
+    }
     if !obs.unknown.is_empty() {
         let _ = writeln!(o, "# Syscall numbers this capexec does not know (not allowed): {:?}", obs.unknown);
     }
@@ -220,7 +321,7 @@ mod tests {
             ],
             &[],
         );
-        let [ro, rw, ex] = view(&o, |p| p != "/srv/missing");
+        let [ro, rw, ex] = view(&o, &[], |p| p != "/srv/missing");
         assert_eq!(ro.keys().collect::<Vec<_>>(), ["/srv/app"]);
         assert_eq!(rw.keys().collect::<Vec<_>>(), ["/var/log/app"]);
         assert_eq!(ex.keys().collect::<Vec<_>>(), ["/opt/tool/bin"]);
@@ -237,10 +338,20 @@ mod tests {
     }
 
     #[test]
+    fn variants_of_a_used_call_are_allowed_and_say_so() {
+        let list = allowlist(&obs(&[], &["write", "accept4", "mount"]));
+        let why = |n: &str| list.iter().find(|(k, _)| k == n).map(|(_, w)| w.clone());
+        assert_eq!(why("writev").as_deref(), Some("variant of write, which the run used"));
+        assert_eq!(why("accept").as_deref(), Some("variant of accept4, which the run used"));
+        // Only the used call's family: nothing from elsewhere.
+        assert!(why("readv").is_none() && why("umount2").is_none());
+    }
+
+    #[test]
     fn the_declaration_is_valid_toml_with_comments() {
         let mut o = obs(&[("/srv/app/a.conf", &[Access::Read])], &["read", "openat"]);
         o.binds.insert("tcp:127.0.0.1:8080".into());
-        let text = declaration(&o, &Origin { argv: &["/usr/bin/app".into(), "-c".into()], date: "today".into() }, |_| true);
+        let text = declaration(&o, &Origin { argv: &["/usr/bin/app".into(), "-c".into()], date: "today".into(), private: vec![] }, |_| true);
         let v: toml::Value = toml::from_str(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
         assert_eq!(v["broker"]["net"]["bind"][0].as_str(), Some("tcp:127.0.0.1:8080"));
         assert!(text.contains("\"/srv/app\", # read: /srv/app/a.conf"), "{text}");

@@ -34,6 +34,11 @@ pub struct Observations {
     pub connects: BTreeSet<String>,
     /// Syscall numbers this build has no name for.
     pub unknown: BTreeSet<i64>,
+    /// Syscall name → calls the judging filter refused: capexec's argument
+    /// rules when mining (clone with CLONE_NEW*, socket(AF_PACKET), ...),
+    /// the unit's whole filter under `--check`.
+    #[serde(default)]
+    pub denied: BTreeMap<String, u64>,
 }
 
 impl Observations {
@@ -49,5 +54,8 @@ impl Observations {
         self.binds.extend(other.binds);
         self.connects.extend(other.connects);
         self.unknown.extend(other.unknown);
+        for (k, v) in other.denied {
+            *self.denied.entry(k).or_default() += v;
+        }
     }
 }

@@ -7,15 +7,23 @@
 
 use crate::observe::{Access, Observations};
 use capexec_broker::remote::{self, Listener, Notif};
+use capexec_sandbox::seccomp::{self, sock_filter};
 use std::os::fd::{AsRawFd, OwnedFd};
 
 const AT_FDCWD: i64 = -100;
 
-/// Records until every process of the run has exited.
-pub fn record(listener: OwnedFd) -> Observations {
+/// Records until every process of the run has exited. Each call is also run
+/// through `judge` (a seccomp program built by capexec-sandbox, run by its
+/// interpreter on the call's real arguments) and counted in `denied` when the
+/// filter would have refused it.
+pub fn record(listener: OwnedFd, judge: &[sock_filter]) -> Observations {
     let l = Listener::new(listener);
     let mut obs = Observations::default();
     while let Ok(Some(n)) = l.recv() {
+        if !seccomp::allows(judge, n.nr, n.args) {
+            let name = capexec_decl::syscalls::name_of(n.nr).map(str::to_owned).unwrap_or_else(|| format!("#{}", n.nr));
+            *obs.denied.entry(name).or_default() += 1;
+        }
         note(&l, &n, &mut obs);
         // ENOENT: the thread went away meanwhile; nothing to answer.
         let _ = l.pass_through(n.id);

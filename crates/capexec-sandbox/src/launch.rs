@@ -64,7 +64,9 @@ fn seqpacket_pair(what: &str) -> Result<(OwnedFd, OwnedFd), LaunchError> {
     socketpair(AddressFamily::Unix, SockType::SeqPacket, None, SockFlag::SOCK_CLOEXEC).map_err(|e| LaunchError::io("create", what, e.into()))
 }
 
-fn blocked_set() -> libc::sigset_t {
+/// The signals spawn() blocks in the calling thread (SIGCHLD and the forwarded
+/// ones): a caller that waits for the service waits for these.
+pub fn blocked_set() -> libc::sigset_t {
     // SAFETY: building a sigset of valid signal numbers on an initialised value.
     unsafe {
         let mut set: libc::sigset_t = std::mem::zeroed();

@@ -322,7 +322,7 @@ impl SetupPlan {
     /// denied, so that the recorder sees what the program does rather than
     /// what the declaration lets it do. The view is the host's (every top-level
     /// directory bound at its place, writable where the host allows it, with the
-    /// declared /dev and /proc); no Landlock, no broker; the seccomp
+    /// declared /dev, /proc and tmpfs directories); no Landlock, no broker; the seccomp
     /// filter hands every syscall to the recorder.
     pub fn into_learning(mut self) -> SetupPlan {
         let mut mounts: Vec<MountStep> = self.mounts.iter().filter(|m| matches!(m, MountStep::Dev | MountStep::Proc(_))).cloned().collect();
@@ -330,6 +330,10 @@ impl SetupPlan {
         top.retain(|p| p.file_name().and_then(|n| n.to_str()).is_some_and(|n| !LEARN_SKIP.contains(&n)));
         top.sort();
         mounts.extend(top.into_iter().map(|path| MountStep::Bind { path, attrs: 0, optional: true }));
+        // The declared tmpfs directories stay the service's own (a pid file
+        // directory that does not exist on the host, say), mounted on top; not
+        // the private /tmp, whose host files the recorder must see being read.
+        mounts.extend(self.mounts.iter().filter(|m| matches!(m, MountStep::Tmpfs { path, .. } if path != Path::new("/tmp"))).cloned());
         self.mounts = mounts;
         self.landlock = LandlockPlan {
             required: false,

@@ -15,7 +15,8 @@
 
 use crate::error::LaunchError;
 use capexec_decl::spec::{DenyAction, SeccompSpec};
-use seccompiler::{sock_filter, BpfProgram, SeccompAction, SeccompFilter, SeccompRule, TargetArch};
+pub use seccompiler::sock_filter;
+use seccompiler::{BpfProgram, SeccompAction, SeccompFilter, SeccompRule, TargetArch};
 use std::collections::BTreeMap;
 
 const AUDIT_ARCH_X86_64: u32 = 0xc000_003e;
@@ -221,6 +222,14 @@ pub fn service_filter(spec: &SeccompSpec) -> Result<BpfProgram, LaunchError> {
     allowlist(nrs, deny)
 }
 
+/// Every syscall capexec knows allowed, its argument rules still applied:
+/// what `capexec learn` judges a run with, so that the mined declaration can
+/// name the calls no declaration can allow.
+pub fn rules_filter() -> Result<BpfProgram, LaunchError> {
+    let all = capexec_decl::syscalls::all_names().collect();
+    service_filter(&SeccompSpec { declared: Vec::new(), allowed: all, action: DenyAction::Errno(libc::EPERM) })
+}
+
 /// The prologue, then a binary search over the allowed numbers (contiguous
 /// numbers merged into ranges), with the argument blocks given.
 fn allowlist(mut nrs: Vec<(u32, Option<Vec<sock_filter>>)>, deny: u32) -> Result<BpfProgram, LaunchError> {
@@ -398,55 +407,69 @@ pub fn init_filter() -> Result<BpfProgram, LaunchError> {
     Ok(prog)
 }
 
+/// Runs a filter built here on one syscall, as the kernel would: a classic-BPF
+/// interpreter for the instructions these filters use (absolute word loads,
+/// AND, the conditional jumps, JA, RET). Returns the filter's SECCOMP_RET_*
+/// value. `capexec learn --check` runs the unit's own filter on every call of
+/// the run, so its report says what the kernel would have refused, argument
+/// rules included; the tests check the generated programs with it.
+pub fn run(prog: &[sock_filter], arch: u32, nr: u32, args: [u64; 6]) -> u32 {
+    let mut data = [0u8; 64];
+    data[0..4].copy_from_slice(&nr.to_le_bytes());
+    data[4..8].copy_from_slice(&arch.to_le_bytes());
+    for (i, a) in args.iter().enumerate() {
+        data[16 + 8 * i..24 + 8 * i].copy_from_slice(&a.to_le_bytes());
+    }
+    let (mut pc, mut acc) = (0usize, 0u32);
+    // Programs built here only jump forwards and end in RET; falling off the
+    // end or an unknown instruction would be a bug in this file: kill, as the
+    // kernel's verifier would have refused the program.
+    while let Some(i) = prog.get(pc) {
+        match (i.code & 0x07) as u32 {
+            libc::BPF_LD => {
+                let k = i.k as usize;
+                match data.get(k..k + 4) {
+                    Some(w) => acc = u32::from_le_bytes([w[0], w[1], w[2], w[3]]),
+                    None => return SECCOMP_RET_KILL_PROCESS,
+                }
+                pc += 1;
+            }
+            libc::BPF_ALU if i.code == BPF_AND_K => {
+                acc &= i.k;
+                pc += 1;
+            }
+            libc::BPF_RET => return i.k,
+            libc::BPF_JMP => {
+                let op = (i.code & 0xf0) as u32;
+                if op == libc::BPF_JA {
+                    pc += 1 + i.k as usize;
+                    continue;
+                }
+                let t = match op {
+                    libc::BPF_JEQ => acc == i.k,
+                    libc::BPF_JGE => acc >= i.k,
+                    libc::BPF_JGT => acc > i.k,
+                    libc::BPF_JSET => acc & i.k != 0,
+                    _ => return SECCOMP_RET_KILL_PROCESS,
+                };
+                pc += 1 + if t { i.jt as usize } else { i.jf as usize };
+            }
+            _ => return SECCOMP_RET_KILL_PROCESS,
+        }
+    }
+    SECCOMP_RET_KILL_PROCESS
+}
+
+/// What the service's allowlist filter would answer for a native (x86_64)
+/// syscall: `true` when it lets the call run.
+pub fn allows(prog: &[sock_filter], nr: i64, args: [u64; 6]) -> bool {
+    run(prog, AUDIT_ARCH_X86_64, nr as u32, args) == SECCOMP_RET_ALLOW
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::collections::BTreeSet;
-
-    /// A classic-BPF interpreter for the instructions these filters use, so the
-    /// generated program can be checked against the spec for every input.
-    fn run(prog: &[sock_filter], arch: u32, nr: u32, args: [u64; 6]) -> u32 {
-        let mut data = [0u8; 64];
-        data[0..4].copy_from_slice(&nr.to_le_bytes());
-        data[4..8].copy_from_slice(&arch.to_le_bytes());
-        for (i, a) in args.iter().enumerate() {
-            data[16 + 8 * i..24 + 8 * i].copy_from_slice(&a.to_le_bytes());
-        }
-        let (mut pc, mut acc) = (0usize, 0u32);
-        loop {
-            let i = &prog[pc];
-            let cls = i.code & 0x07;
-            match cls as u32 {
-                libc::BPF_LD => {
-                    let k = i.k as usize;
-                    acc = u32::from_le_bytes(data[k..k + 4].try_into().unwrap());
-                    pc += 1;
-                }
-                libc::BPF_ALU => {
-                    assert_eq!(i.code, BPF_AND_K);
-                    acc &= i.k;
-                    pc += 1;
-                }
-                libc::BPF_RET => return i.k,
-                libc::BPF_JMP => {
-                    let op = (i.code & 0xf0) as u32;
-                    if op == libc::BPF_JA {
-                        pc += 1 + i.k as usize;
-                        continue;
-                    }
-                    let t = match op {
-                        libc::BPF_JEQ => acc == i.k,
-                        libc::BPF_JGE => acc >= i.k,
-                        libc::BPF_JGT => acc > i.k,
-                        libc::BPF_JSET => acc & i.k != 0,
-                        _ => panic!("unexpected jump {:#x}", i.code),
-                    };
-                    pc += 1 + if t { i.jt as usize } else { i.jf as usize };
-                }
-                _ => panic!("unexpected instruction {:#x}", i.code),
-            }
-        }
-    }
 
     fn spec(allowed: &[&'static str]) -> SeccompSpec {
         SeccompSpec { declared: vec![], allowed: allowed.iter().copied().collect(), action: DenyAction::Errno(libc::EPERM) }

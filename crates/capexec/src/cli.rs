@@ -86,7 +86,7 @@ Waits until each service is running (type = notify: has sent READY=1), has exite
     Enable(EnableArgs),
     /// Do not start services when the daemon starts
     Disable(EnableArgs),
-    /// Run a program with nothing denied, record what it does, and write a declaration for it
+    /// Run a program or a unit with nothing denied, record what it does, and write a declaration for it
     #[command(after_help = "The program runs in its own user, pid, IPC and UTS namespaces with the host's filesystem and \
 network visible and nothing denied; every syscall it, its threads and its children make (and every \
 program they execute) is recorded through seccomp user notification. The declaration written at the \
@@ -94,18 +94,47 @@ end allows what the run used and nothing else, each entry with a comment saying 
 review it, and exercise the program well (its tests, a load generator) while learning, since code \
 paths the run did not reach will be denied later.
 
+With a UNIT and --workload, the unit's service runs (its own program, user, environment and private \
+directories) until the workload command, run on the host by /bin/sh once the service accepts \
+connections on its listening addresses, exits; the service is then stopped with its stop signal. \
+The declaration keeps the unit's other settings, and a report of how the run differs from the unit \
+is printed on standard output (without --out, the declaration follows on standard error).
+
+With --check, nothing is mined: the run is judged against UNIT instead. Every syscall goes through \
+the unit's own seccomp filter (argument rules included), and every file and network access through \
+its view and grants; the report lists, per category, what the unit would have refused, and the exit \
+status is 1 if anything would have been.
+
 Examples:
   capexec learn --out app.svc -- ./app --config app.conf
   capexec learn --save run1.json --out app.svc -- ./app --selftest
-  capexec learn --merge run1.json --out app.svc -- ./app --serve-once")]
+  capexec learn --merge run1.json --out app.svc -- ./app --serve-once
+  capexec learn redis.svc --workload 'redis-benchmark -q -n 10000' --out redis-mined.svc
+  capexec learn --check redis-mined.svc --workload 'redis-cli set k v && redis-cli get k'")]
     Learn(LearnArgs),
 }
 
 #[derive(Args, Debug)]
 pub struct LearnArgs {
-    /// Start from this declaration: its user, environment, namespaces and preopened sockets
-    #[arg(long, value_name = "FILE")]
+    /// The unit to run (its own program); with --check, the unit to judge the run against
+    #[arg(value_name = "UNIT")]
+    pub target: Option<PathBuf>,
+    /// Start from this declaration (its user, environment, private directories and preopened sockets), running PROG
+    #[arg(long, value_name = "FILE", conflicts_with = "target")]
     pub unit: Option<PathBuf>,
+    /// Run this shell command on the host once the service listens; its exit ends the run
+    #[arg(long, value_name = "COMMAND")]
+    pub workload: Option<String>,
+    /// Judge the run against UNIT and report what it would have refused, instead of mining
+    #[arg(long, requires = "target")]
+    pub check: bool,
+    /// Wait until ADDR (tcp:HOST:PORT) accepts connections before starting the workload
+    /// (repeatable; default: the unit's listening addresses and broker bind grants)
+    #[arg(long, value_name = "ADDR", requires = "workload")]
+    pub wait_for: Vec<String>,
+    /// Give up when the service does not listen within this many seconds
+    #[arg(long, value_name = "SECONDS", default_value_t = 30)]
+    pub ready_timeout: u64,
     /// Write the mined declaration here (default: standard output)
     #[arg(long, value_name = "FILE")]
     pub out: Option<PathBuf>,
@@ -115,14 +144,17 @@ pub struct LearnArgs {
     /// Add what earlier runs saved with --save (repeatable)
     #[arg(long, value_name = "FILE")]
     pub merge: Vec<PathBuf>,
-    /// Run as USER (root only; default: a dynamic unprivileged uid, or your own uid when rootless)
+    /// Run as USER (root only; default: the unit's user, else a dynamic unprivileged uid, or your own uid when rootless)
     #[arg(long, value_name = "USER")]
     pub user: Option<String>,
     /// Set an environment variable (repeatable)
     #[arg(long = "env", value_name = "NAME=VALUE")]
     pub env: Vec<String>,
-    /// The program and its arguments
-    #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true, value_name = "PROG [ARGS]...")]
+    /// Print the --check report (or the difference from the unit) as JSON
+    #[arg(long)]
+    pub json: bool,
+    /// The program and its arguments (after --)
+    #[arg(last = true, allow_hyphen_values = true, value_name = "PROG [ARGS]...")]
     pub command: Vec<String>,
 }
 

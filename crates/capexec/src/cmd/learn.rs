@@ -1,11 +1,20 @@
 //! `capexec learn`: the program runs under a learning plan (the host's view,
 //! nothing denied, every syscall handed to the recorder); what the recorder
-//! saw becomes a declaration (capexec-learn's `mine`).
+//! saw becomes a declaration (capexec-learn's `mine`, laid over the unit by
+//! `merge`), or, with `--check`, is judged against a unit (`compare`).
+//! With `--workload`, a command on the host drives the service and its exit
+//! ends the run (`drive`).
 
 use capexec::cli::{LearnArgs, RunArgs};
-use capexec_learn::{mine, Observations};
+use capexec_decl::ServiceSpec;
+use capexec_learn::{compare, merge, mine, Observations};
+use capexec_sandbox::Spawned;
 use std::cell::RefCell;
+use std::net::{SocketAddr, TcpStream};
+use std::os::unix::process::CommandExt;
+use std::path::Path;
 use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 pub fn run(args: &LearnArgs) -> i32 {
     match learn(args) {
@@ -21,7 +30,7 @@ pub fn run(args: &LearnArgs) -> i32 {
 /// and namespaces of the learning run are those the program will run with.
 fn run_args(a: &LearnArgs) -> RunArgs {
     RunArgs {
-        unit: a.unit.clone(),
+        unit: a.target.clone().or_else(|| a.unit.clone()),
         ro: Vec::new(),
         rw: Vec::new(),
         exec_path: Vec::new(),
@@ -42,7 +51,31 @@ fn run_args(a: &LearnArgs) -> RunArgs {
     }
 }
 
+/// How the recorded run ended.
+struct Ended {
+    /// The program's exit status (or the service's, when it ended before the workload).
+    status: i32,
+    /// The workload's exit status, when there was one.
+    workload: Option<i32>,
+    interrupted: bool,
+}
+
 fn learn(a: &LearnArgs) -> Result<i32, String> {
+    match (&a.target, a.command.is_empty()) {
+        (None, true) if a.unit.is_none() => return Err("nothing to run: give a UNIT (with --workload), or a program after `--`".into()),
+        (None, true) => {
+            return Err("--unit needs a program after `--`; to run the unit's own program, give it as UNIT: `capexec learn UNIT --workload CMD`".into())
+        }
+        (Some(_), false) => return Err("give a UNIT or a program after `--`, not both (use --unit FILE -- PROG to start PROG from a unit)".into()),
+        _ => {}
+    }
+    if let Some(t) = &a.target {
+        use std::os::unix::fs::PermissionsExt;
+        let program = std::fs::metadata(t).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0);
+        if program && t.extension().is_none_or(|e| e != "svc") {
+            return Err(format!("{} looks like a program, not a unit: put a program after `--` (capexec learn -- {} ...)", t.display(), t.display()));
+        }
+    }
     // Earlier runs first: a bad file is found before the program runs.
     let mut obs = Observations::default();
     for f in &a.merge {
@@ -51,44 +84,260 @@ fn learn(a: &LearnArgs) -> Result<i32, String> {
         obs.merge(saved);
     }
     let spec = super::run::build(&run_args(a))?;
+    // What the run is judged by: the unit's own filter under --check;
+    // otherwise only the argument rules no declaration can lift.
+    let judge = match a.check {
+        true => capexec_sandbox::seccomp::service_filter(&spec.seccomp),
+        false => capexec_sandbox::seccomp::rules_filter(),
+    }
+    .map_err(|e| format!("{}: {e}", spec.name))?;
+    let ready = ready_addresses(a, &spec)?;
+
     let rootless = !nix::unistd::geteuid().is_root();
     let host_env: Vec<(String, String)> = std::env::vars().collect();
     // Network: the host's, so that binds and connects reach something and the
     // recorder sees where they go; the mined declaration gives them back
     // through broker grants.
-    let mut spec = spec;
-    spec.namespaces.net = capexec_decl::spec::NetMode::Host;
-    let plan = capexec_sandbox::plan(&spec, rootless, &host_env).map_err(|e| format!("{}: {e}", spec.name))?.into_learning();
+    let mut learning = spec.clone();
+    learning.namespaces.net = capexec_decl::spec::NetMode::Host;
+    let plan = capexec_sandbox::plan(&learning, rootless, &host_env).map_err(|e| format!("{}: {e}", spec.name))?.into_learning();
     let recorder: RefCell<Option<JoinHandle<Observations>>> = RefCell::new(None);
     let start = |listener| {
-        *recorder.borrow_mut() = Some(std::thread::spawn(move || capexec_learn::record::record(listener)));
+        let judge = judge.clone();
+        *recorder.borrow_mut() = Some(std::thread::spawn(move || capexec_learn::record::record(listener, &judge)));
     };
-    let opts = capexec_sandbox::SpawnOptions { learner: Some(&start), ..Default::default() };
+    // With --json, standard output is the report's alone: the service and
+    // the workload write to standard error.
+    let stdio = a.json.then_some([0, 2, 2]);
+    let opts = capexec_sandbox::SpawnOptions { learner: Some(&start), stdio, ..Default::default() };
+    let began = Instant::now();
     let spawned = capexec_sandbox::spawn_with(&plan, &opts).map_err(|e| format!("{}: {e}", spec.name))?;
-    let status = capexec_sandbox::wait_foreground(&spawned);
+    let ended = match &a.workload {
+        None => Ended { status: capexec_sandbox::wait_foreground(&spawned), workload: None, interrupted: false },
+        Some(cmd) => drive(&spawned, &spec, cmd, &ready, Duration::from_secs(a.ready_timeout), a.json)?,
+    };
     drop(spawned);
     let run = recorder.into_inner().ok_or("the recorder never started")?.join().map_err(|_| "the recorder failed")?;
     let calls: u64 = run.syscalls.values().sum();
+    let what = if a.workload.is_some() { "the service" } else { "the program" };
     eprintln!(
-        "capexec learn: the program exited with status {status}; recorded {calls} syscalls ({} distinct), {} paths, {} binds, {} connects",
+        "capexec learn: {what} exited with status {}{}; recorded in {:.1} s: {calls} syscalls ({} distinct), {} paths, {} binds, {} connects",
+        ended.status,
+        ended.workload.map(|w| format!(", the workload with status {w}")).unwrap_or_default(),
+        began.elapsed().as_secs_f64(),
         run.syscalls.len(),
         run.paths.len(),
         run.binds.len(),
         run.connects.len()
     );
+    if ended.interrupted {
+        eprintln!("capexec learn: interrupted: what was recorded until then is used");
+    }
     obs.merge(run);
     if let Some(f) = &a.save {
         let json = serde_json::to_string_pretty(&obs).map_err(|e| format!("encode observations: {e}"))?;
         std::fs::write(f, json + "\n").map_err(|e| format!("write {}: {e}", f.display()))?;
     }
-    let origin = mine::Origin { argv: &spec.exec.argv, date: capexec_supervisor::logs::rfc3339_now()[..10].to_owned() };
-    let text = mine::declaration(&obs, &origin, |p| std::path::Path::new(p).symlink_metadata().is_ok());
+    let exists = |p: &str| Path::new(p).symlink_metadata().is_ok();
+    // A failed workload did not exercise what it meant to: say so in the status.
+    let workload_failed = ended.workload.is_some_and(|w| w != 0);
+    if workload_failed {
+        eprintln!("capexec learn: warning: the workload failed (status {}); the run may not have exercised the service", ended.workload.unwrap_or(0));
+    }
+
+    if a.check {
+        let report = compare::compare(&obs, &spec, exists);
+        print_report(&report, &spec.name, a.json)?;
+        return Ok(if report.denials() > 0 || workload_failed { 1 } else { 0 });
+    }
+
+    let private: Vec<String> =
+        spec.filesystem.mounts.iter().filter(|m| m.kind == capexec_decl::spec::MountKind::Tmpfs).map(|m| m.path.display().to_string()).collect();
+    let origin = mine::Origin { argv: &spec.exec.argv, date: capexec_supervisor::logs::rfc3339_now()[..10].to_owned(), private };
+    let mut text = mine::declaration(&obs, &origin, exists);
+    let unit = a.target.as_ref().or(a.unit.as_ref());
+    if let Some(u) = unit {
+        let unit_text = std::fs::read_to_string(u).map_err(|e| format!("read {}: {e}", u.display()))?;
+        let dir = capexec_decl::unit_dir(u);
+        text = merge::onto_unit(&text, &unit_text, &dir.display().to_string()).map_err(|e| format!("{}: {e}", u.display()))?;
+        // How the unit as declared fares against this run.
+        print_report(&compare::compare(&obs, &spec, exists), &spec.name, a.json)?;
+    }
     match &a.out {
         Some(f) => {
             std::fs::write(f, &text).map_err(|e| format!("write {}: {e}", f.display()))?;
             eprintln!("capexec learn: wrote {} (check it with `capexec check {}`)", f.display(), f.display());
         }
+        None if unit.is_some() => {
+            eprintln!("capexec learn: no --out given: the mined declaration follows on standard error");
+            eprint!("{text}");
+        }
         None => print!("{text}"),
     }
-    Ok(0)
+    Ok(if workload_failed { 1 } else { 0 })
+}
+
+/// Where the service listens, to wait for before starting the workload:
+/// --wait-for, else the unit's TCP preopens and exact TCP bind grants.
+fn ready_addresses(a: &LearnArgs, spec: &ServiceSpec) -> Result<Vec<SocketAddr>, String> {
+    if !a.wait_for.is_empty() {
+        return a
+            .wait_for
+            .iter()
+            .map(|w| {
+                let s = w.strip_prefix("tcp:").unwrap_or(w);
+                s.parse::<SocketAddr>().map_err(|e| format!("--wait-for {w}: {e} (expected tcp:HOST:PORT, e.g. tcp:127.0.0.1:8080 or tcp:[::1]:6379)"))
+            })
+            .collect();
+    }
+    let mut out = Vec::new();
+    for p in &spec.preopen {
+        if let capexec_decl::spec::PreopenKind::Listen { address: capexec_decl::spec::ListenAddr::Tcp(addr), .. } = &p.kind {
+            out.push(*addr);
+        }
+    }
+    for g in &spec.broker.bind {
+        let exact = g.ports.0 == g.ports.1 && g.ports.0 != 0 && g.prefix == if g.addr.is_ipv4() { 32 } else { 128 };
+        if exact && g.proto != Some(capexec_decl::grants::Proto::Udp) && !g.addr.is_unspecified() {
+            out.push(SocketAddr::new(g.addr, g.ports.0));
+        }
+    }
+    Ok(out)
+}
+
+/// The service's status if it has ended (reaping it), without blocking.
+fn service_ended(s: &Spawned) -> Option<i32> {
+    let mut status = 0;
+    // SAFETY: waitpid on our own child with a valid status pointer; WNOHANG never blocks.
+    let r = unsafe { libc::waitpid(s.pid, &mut status, libc::WNOHANG) };
+    match r {
+        r if r == s.pid => Some(capexec_sandbox::child::exit_code(status)),
+        r if r < 0 => Some(1),
+        _ => None,
+    }
+}
+
+/// Sleeps up to `d`, returning a signal spawn() blocked that arrived meanwhile
+/// (SIGCHLD or one a user sends to end the run).
+fn pause(d: Duration) -> Option<i32> {
+    let set = capexec_sandbox::launch::blocked_set();
+    let ts = libc::timespec { tv_sec: d.as_secs() as libc::time_t, tv_nsec: d.subsec_nanos() as libc::c_long };
+    // SAFETY: a valid sigset and timespec; a NULL siginfo is allowed.
+    let sig = unsafe { libc::sigtimedwait(&set, std::ptr::null_mut(), &ts) };
+    (sig > 0 && sig != libc::SIGCHLD).then_some(sig)
+}
+
+/// Waits for the service to listen, runs the workload, and stops the service
+/// when the workload exits.
+fn drive(s: &Spawned, spec: &ServiceSpec, cmd: &str, ready: &[SocketAddr], timeout: Duration, quiet_stdout: bool) -> Result<Ended, String> {
+    let deadline = Instant::now() + timeout;
+    let mut waiting: Vec<SocketAddr> = ready.to_vec();
+    while !waiting.is_empty() {
+        waiting.retain(|a| TcpStream::connect_timeout(a, Duration::from_millis(200)).is_err());
+        if let Some(st) = service_ended(s) {
+            return Err(format!("{}: the service exited with status {st} before it listened; nothing was recorded worth mining", spec.name));
+        }
+        if waiting.is_empty() {
+            break;
+        }
+        if Instant::now() > deadline {
+            stop(s, spec);
+            let list: Vec<String> = waiting.iter().map(|a| format!("tcp:{a}")).collect();
+            return Err(format!(
+                "{}: not listening on {} after {} s; raise --ready-timeout, or name the address with --wait-for",
+                spec.name,
+                list.join(", "),
+                timeout.as_secs()
+            ));
+        }
+        if let Some(sig) = pause(Duration::from_millis(20)) {
+            stop(s, spec);
+            return Err(format!("{}: interrupted by signal {sig} while waiting for the service to listen", spec.name));
+        }
+    }
+    // Its own process group, so that ending it ends whatever it started.
+    let mut workload = std::process::Command::new("/bin/sh");
+    workload.arg("-c").arg(cmd).process_group(0);
+    if quiet_stdout {
+        workload.stdout(std::io::stderr());
+    }
+    let mut child = workload.spawn().map_err(|e| format!("start the workload with /bin/sh -c: {e}"))?;
+    let pgid = child.id() as libc::pid_t;
+    let mut interrupted = false;
+    loop {
+        match child.try_wait() {
+            Ok(Some(st)) => {
+                let workload = st.code().unwrap_or_else(|| 128 + std::os::unix::process::ExitStatusExt::signal(&st).unwrap_or(0));
+                let status = stop(s, spec);
+                return Ok(Ended { status, workload: Some(workload), interrupted });
+            }
+            Ok(None) => {}
+            Err(e) => return Err(format!("wait for the workload: {e}")),
+        }
+        if let Some(st) = service_ended(s) {
+            // SAFETY: signalling the workload's own process group, which we created.
+            unsafe { libc::kill(-pgid, libc::SIGTERM) };
+            let _ = child.wait();
+            return Err(format!("{}: the service exited with status {st} while the workload ran", spec.name));
+        }
+        if let Some(_sig) = pause(Duration::from_millis(20)) {
+            // The user ends the run: end the workload; the service follows.
+            interrupted = true;
+            // SAFETY: as above, our own process group.
+            unsafe { libc::kill(-pgid, libc::SIGTERM) };
+        }
+    }
+}
+
+/// Stops the service as the daemon would (its stop signal, then SIGKILL after
+/// its stop timeout) and returns its exit status.
+fn stop(s: &Spawned, spec: &ServiceSpec) -> i32 {
+    let target = s.main_pid.unwrap_or(s.pid);
+    // SAFETY: signalling the service we spawned (its main process, or its init).
+    unsafe { libc::kill(target, spec.service.stop_signal) };
+    let deadline = Instant::now() + spec.service.stop_timeout;
+    while Instant::now() < deadline {
+        if let Some(st) = service_ended(s) {
+            return st;
+        }
+        pause(Duration::from_millis(20));
+    }
+    // SAFETY: the namespace init is our child; killing it ends its pid namespace.
+    unsafe { libc::kill(s.pid, libc::SIGKILL) };
+    let mut status = 0;
+    // SAFETY: blocking wait for our own child.
+    unsafe { libc::waitpid(s.pid, &mut status, 0) };
+    capexec_sandbox::child::exit_code(status)
+}
+
+fn print_report(r: &compare::Report, name: &str, json: bool) -> Result<(), String> {
+    if json {
+        println!("{}", serde_json::to_string_pretty(r).map_err(|e| format!("encode the report: {e}"))?);
+        return Ok(());
+    }
+    println!(
+        "{name}: {} distinct syscalls ({} calls); {:.1}% of them allowed; {} would have been refused",
+        r.distinct_syscalls,
+        r.calls,
+        100.0 * r.syscall_coverage(),
+        r.denials()
+    );
+    for (cat, list) in [("syscalls", &r.syscalls), ("files", &r.files), ("network", &r.network)] {
+        println!("  {cat}: {}", if list.is_empty() { "nothing refused".to_owned() } else { format!("{} refused", list.len()) });
+        for d in list {
+            println!("    {} ({}): {}", d.what, d.how, d.why);
+        }
+    }
+    if !r.unused.is_empty() {
+        println!("  declared but not used in this run (candidates for removal, if the run was thorough):");
+        let mut by_key: std::collections::BTreeMap<&str, Vec<&str>> = std::collections::BTreeMap::new();
+        for u in &r.unused {
+            let (k, v) = u.split_once(' ').unwrap_or((u, ""));
+            by_key.entry(k).or_default().push(v);
+        }
+        for (k, v) in by_key {
+            println!("    {k}: {}", v.join(", "));
+        }
+    }
+    Ok(())
 }

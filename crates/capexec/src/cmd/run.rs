@@ -63,12 +63,13 @@ pub fn build(args: &RunArgs) -> Result<capexec_decl::ServiceSpec, String> {
         }
         None => ("run".to_owned(), RawUnit::default(), Vec::new()),
     };
-    let prog = find_program(&args.command[0])?;
-    let mut argv = vec![prog.display().to_string()];
-    argv.extend(args.command[1..].iter().cloned());
-
     let exec = raw.exec.get_or_insert_with(Default::default);
-    exec.argv = Some(argv);
+    // No command: the unit's own program (`capexec learn UNIT`).
+    if let Some((first, rest)) = args.command.split_first() {
+        let mut argv = vec![find_program(first)?.display().to_string()];
+        argv.extend(rest.iter().cloned());
+        exec.argv = Some(argv);
+    }
     if let Some(u) = &args.user {
         exec.user = Some(match u.parse::<u32>() {
             Ok(id) => NameOrId::Id(id),
@@ -118,6 +119,7 @@ pub fn build(args: &RunArgs) -> Result<capexec_decl::ServiceSpec, String> {
     }
 
     let mut spec = capexec_decl::validate::validate(&name, &raw, sources, &ctx).map_err(|e| format!("capexec run: {e}"))?;
+    let prog = PathBuf::from(&spec.exec.argv[0]);
 
     // The program itself must be in the view and executable; add just that file
     // when no listed path covers it (e.g. ./downloaded-binary in a home directory).

@@ -1,0 +1,307 @@
+//! Observations against a validated declaration: what the declaration would
+//! have refused (per category), and what it grants that the run never used.
+//! `capexec learn --check` prints this as its coverage report; `capexec learn
+//! --unit` prints it as the difference between the unit and the run.
+//!
+//! Syscalls are judged exactly: the recorder ran the unit's own seccomp
+//! program on every call's real arguments (`Observations::denied`). Files and
+//! network are judged here, against the view and the grants the declaration
+//! describes, because the learning run had the host's view and network: the
+//! rules below are those capexec-sandbox applies when it builds the view.
+
+use crate::observe::{Access, Observations};
+use capexec_decl::spec::{DevMode, FsSpec, MountKind, NetMode, ProcMode};
+use capexec_decl::ServiceSpec;
+use serde::Serialize;
+use std::collections::BTreeSet;
+use std::net::SocketAddr;
+
+/// One thing the declaration would have refused.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Denial {
+    /// The syscall, path or address.
+    pub what: String,
+    /// How it was used: a syscall's call count, a path's accesses, `bind` or `connect`.
+    pub how: String,
+    /// Why the declaration refuses it.
+    pub why: String,
+}
+
+#[derive(Debug, Default, Clone, Serialize)]
+pub struct Report {
+    /// Distinct syscalls the run made, and how many calls in all.
+    pub distinct_syscalls: usize,
+    pub calls: u64,
+    pub syscalls: Vec<Denial>,
+    pub files: Vec<Denial>,
+    pub network: Vec<Denial>,
+    /// Declared entries nothing in the run used (allowlist entries beyond
+    /// @default, view directories, broker grants): candidates for removal.
+    pub unused: Vec<String>,
+}
+
+impl Report {
+    pub fn denials(&self) -> usize {
+        self.syscalls.len() + self.files.len() + self.network.len()
+    }
+
+    /// Share of the run's distinct syscalls the filter allowed every time.
+    pub fn syscall_coverage(&self) -> f64 {
+        if self.distinct_syscalls == 0 {
+            return 1.0;
+        }
+        1.0 - self.syscalls.len() as f64 / self.distinct_syscalls as f64
+    }
+}
+
+fn under(p: &str, dir: &str) -> bool {
+    dir == "/" || p == dir || p.strip_prefix(dir).is_some_and(|r| r.starts_with('/'))
+}
+
+fn accesses(a: &BTreeSet<Access>) -> String {
+    a.iter().map(|x| format!("{x:?}").to_lowercase()).collect::<Vec<_>>().join("+")
+}
+
+/// Whether the view lets `path` be used as `acc`; `Err` says why not.
+/// `created`: the run itself created it (so it need not pre-exist);
+/// `existed`: it exists on the host (a file a fresh tmpfs would not have).
+pub fn fs_verdict(fs: &FsSpec, path: &str, acc: Access, created: bool, existed: bool) -> Result<(), String> {
+    if under(path, "/proc") {
+        return match fs.proc {
+            ProcMode::None => Err("the view has no /proc".into()),
+            _ => Ok(()),
+        };
+    }
+    if under(path, "/dev") {
+        let name = path.strip_prefix("/dev/").unwrap_or("");
+        let given = path == "/dev"
+            || capexec_sandbox::plan::DEV_NODES.contains(&name)
+            || ["shm", "fd", "stdin", "stdout", "stderr", "pts"].iter().any(|d| under(name, d));
+        return match (fs.dev, given) {
+            (DevMode::Minimal, true) => Ok(()),
+            (DevMode::Minimal, false) => Err("not in the minimal /dev".into()),
+            (DevMode::None, _) => Err("the view has no /dev".into()),
+        };
+    }
+    let changes = matches!(acc, Access::Write | Access::Create | Access::Remove);
+    // The last mount that covers the path wins: mounts are sorted parents
+    // first, later ones mounted on top.
+    let mount = fs.mounts.iter().rfind(|m| under(path, &m.path.to_string_lossy()));
+    let private_tmp = fs.private_tmp && under(path, "/tmp");
+    let kind = match (mount, private_tmp) {
+        // /tmp is a tmpfs of its own unless something is mounted below it.
+        (Some(m), true) if !under(&m.path.to_string_lossy(), "/tmp") => MountKind::Tmpfs,
+        (None, true) => MountKind::Tmpfs,
+        (Some(m), _) => m.kind,
+        (None, false) => {
+            // Directories on the way to a mount exist (empty) in the view.
+            let ancestor = path == "/" || fs.mounts.iter().any(|m| under(&m.path.to_string_lossy(), path));
+            return match (ancestor, acc) {
+                (true, Access::Read) => Ok(()),
+                _ => Err("not in the view".into()),
+            };
+        }
+    };
+    match (kind, acc) {
+        (MountKind::Inaccessible, _) => Err("masked (inaccessible) in the view".into()),
+        (MountKind::Tmpfs, Access::Exec) => Err("on a tmpfs, which is not executable".into()),
+        (MountKind::Tmpfs, Access::Read) if existed && !created && mount.is_none_or(|m| m.path.to_string_lossy() != path) => {
+            Err("exists on the host, but the service's private tmpfs here starts empty".into())
+        }
+        (MountKind::Tmpfs, _) | (MountKind::ReadWrite, Access::Read | Access::Write | Access::Create | Access::Remove) => Ok(()),
+        (MountKind::ReadWrite | MountKind::ReadOnly, Access::Exec) => Err("in a directory that is not executable".into()),
+        (MountKind::ReadOnly | MountKind::Executable, _) if changes => Err("read-only in the view".into()),
+        (MountKind::ReadOnly | MountKind::Executable, _) => Ok(()),
+    }
+}
+
+/// Parses `tcp:ADDR:PORT` / `udp:[ADDR]:PORT` as the recorder writes them.
+fn inet(a: &str) -> Option<(capexec_decl::grants::Proto, SocketAddr)> {
+    let (proto, rest) = a.split_once(':')?;
+    let proto = match proto {
+        "tcp" => capexec_decl::grants::Proto::Tcp,
+        "udp" => capexec_decl::grants::Proto::Udp,
+        _ => return None,
+    };
+    Some((proto, rest.parse().ok()?))
+}
+
+pub fn compare(obs: &Observations, spec: &ServiceSpec, exists: impl Fn(&str) -> bool) -> Report {
+    let mut r = Report { distinct_syscalls: obs.syscalls.len(), calls: obs.syscalls.values().sum(), ..Default::default() };
+    for (name, n) in &obs.denied {
+        let why =
+            if spec.seccomp.allowed.contains(name.as_str()) { "allowed by name, refused by capexec's argument rule for it" } else { "not in the allowlist" };
+        r.syscalls.push(Denial { what: name.clone(), how: format!("{n} of {} calls", obs.syscalls.get(name).copied().unwrap_or(*n)), why: why.into() });
+    }
+
+    for (path, acc) in &obs.paths {
+        let created = acc.contains(&Access::Create);
+        let existed = exists(path);
+        // A probe for something that is not there fails the same way in the view.
+        if !existed && !created {
+            continue;
+        }
+        let refused: Vec<String> = acc.iter().filter_map(|a| fs_verdict(&spec.filesystem, path, *a, created, existed).err()).collect();
+        if let Some(why) = refused.first() {
+            r.files.push(Denial { what: path.clone(), how: accesses(acc), why: why.clone() });
+        }
+    }
+
+    let bound: BTreeSet<SocketAddr> = obs.binds.iter().filter_map(|a| inet(a)).map(|(_, a)| a).collect();
+    for (how, set) in [("bind", &obs.binds), ("connect", &obs.connects)] {
+        for a in set {
+            if let Some(p) = a.strip_prefix("unix:") {
+                if p.starts_with('@') {
+                    continue; // abstract: no path to judge
+                }
+                let acc = if how == "bind" { Access::Create } else { Access::Write };
+                if let Err(why) = fs_verdict(&spec.filesystem, p, acc, how == "bind", exists(p)) {
+                    r.network.push(Denial { what: a.clone(), how: how.into(), why: format!("its path is {why}") });
+                }
+                continue;
+            }
+            let Some((proto, addr)) = inet(a) else { continue };
+            let why = match spec.namespaces.net {
+                NetMode::Host => {
+                    let ports = if how == "bind" { &spec.landlock.bind_tcp } else { &spec.landlock.connect_tcp };
+                    (proto == capexec_decl::grants::Proto::Tcp && !ports.contains(&addr.port()))
+                        .then(|| format!("Landlock allows no TCP {how} to port {}", addr.port()))
+                }
+                _ => {
+                    let granted = if how == "bind" { spec.broker.bind_grant(proto, addr).is_some() } else { spec.broker.connect_grant(proto, addr).is_some() };
+                    // The service's own loopback: it may talk to itself.
+                    let internal = addr.ip().is_loopback() && (how == "bind" && addr.port() == 0 || how == "connect" && bound.contains(&addr));
+                    (!granted && !internal).then(|| format!("no broker {how} grant: it would {how} in the service's own network namespace"))
+                }
+            };
+            if let Some(why) = why {
+                r.network.push(Denial { what: a.clone(), how: how.into(), why });
+            }
+        }
+    }
+    r.unused = unused(obs, spec);
+    r
+}
+
+fn unused(obs: &Observations, spec: &ServiceSpec) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut default = BTreeSet::new();
+    if let Some(g) = capexec_decl::syscalls::group("@default") {
+        capexec_decl::syscalls::expand(g, &mut default);
+    }
+    for entry in &spec.seccomp.declared {
+        let mut members = BTreeSet::new();
+        match capexec_decl::syscalls::group(entry) {
+            Some(g) => capexec_decl::syscalls::expand(g, &mut members),
+            None => {
+                if let Some(n) = capexec_decl::syscalls::static_name(entry) {
+                    members.insert(n);
+                }
+            }
+        }
+        members.retain(|m| !default.contains(m));
+        if !members.is_empty() && !members.iter().any(|m| obs.syscalls.contains_key(*m)) {
+            out.push(format!("seccomp.allow {entry}"));
+        }
+    }
+    let system: Vec<&str> = capexec_decl::validate::SYSTEM_EXECUTABLE
+        .iter()
+        .chain(capexec_decl::validate::SYSTEM_READ_ONLY)
+        .chain(capexec_decl::validate::SYSTEM_INACCESSIBLE)
+        .map(|s| s.trim_start_matches('-'))
+        .collect();
+    for m in &spec.filesystem.mounts {
+        let p = m.path.to_string_lossy();
+        // The system directories and the private /tmp are defaults, not declared entries.
+        let default_tmp = spec.filesystem.private_tmp && p == "/tmp";
+        if m.kind == MountKind::Inaccessible || system.contains(&p.as_ref()) || default_tmp {
+            continue;
+        }
+        if !obs.paths.keys().any(|q| under(q, &p)) {
+            let key = match m.kind {
+                MountKind::ReadOnly => "read_only",
+                MountKind::ReadWrite => "read_write",
+                MountKind::Executable => "executable",
+                _ => "tmpfs",
+            };
+            out.push(format!("filesystem.{key} {p}"));
+        }
+    }
+    for (how, grants, seen) in [("bind", &spec.broker.bind, &obs.binds), ("connect", &spec.broker.connect, &obs.connects)] {
+        for g in grants {
+            if !seen.iter().filter_map(|a| inet(a)).any(|(p, a)| g.matches(p, a)) {
+                out.push(format!("broker.net.{how} {g}"));
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use capexec_decl::spec::Mount;
+
+    fn fs(mounts: &[(&str, MountKind)]) -> FsSpec {
+        FsSpec {
+            system: true,
+            mounts: mounts.iter().map(|(p, k)| Mount { path: p.into(), kind: *k, optional: false }).collect(),
+            private_tmp: true,
+            dev: DevMode::Minimal,
+            proc: ProcMode::PidOnly,
+        }
+    }
+
+    #[test]
+    fn the_view_is_judged_as_the_sandbox_builds_it() {
+        let f = fs(&[
+            ("/usr", MountKind::Executable),
+            ("/etc", MountKind::ReadOnly),
+            ("/etc/shadow", MountKind::Inaccessible),
+            ("/var/lib/app", MountKind::ReadWrite),
+        ]);
+        let ok = |p: &str, a: Access| fs_verdict(&f, p, a, false, true).is_ok();
+        assert!(ok("/usr/bin/cat", Access::Exec) && ok("/etc/hosts", Access::Read));
+        assert!(!ok("/etc/hosts", Access::Write) && !ok("/etc/shadow", Access::Read));
+        assert!(ok("/var/lib/app/db", Access::Write) && !ok("/var/lib/app/run.sh", Access::Exec));
+        // Directories on the way to a mount can be looked at, nothing else.
+        assert!(ok("/var", Access::Read) && !ok("/var/log/x", Access::Read) && !ok("/srv/x", Access::Read));
+        assert!(ok("/dev/urandom", Access::Read) && !ok("/dev/sda", Access::Read));
+        // The private /tmp: what the run made is fine, the host's files are not there.
+        assert!(fs_verdict(&f, "/tmp/x", Access::Read, true, true).is_ok());
+        assert!(fs_verdict(&f, "/tmp/host-file", Access::Read, false, true).is_err());
+    }
+
+    fn spec(body: &str) -> ServiceSpec {
+        let dir = std::env::temp_dir().join(format!("capexec-compare-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let f = dir.join("t.svc");
+        std::fs::write(&f, body).unwrap();
+        let ctx = capexec_decl::Context { rootless: false, uid: 0, gid: 0, unit_dir: None };
+        let s = capexec_decl::load_unit(f.to_str().unwrap(), &[], &ctx).unwrap_or_else(|e| panic!("{e}"));
+        let _ = std::fs::remove_dir_all(&dir);
+        s
+    }
+
+    #[test]
+    fn network_is_judged_by_grants_and_unused_entries_are_named() {
+        let s = spec(
+            "[exec]\nargv = [\"/usr/bin/true\"]\nuser = 1000\n[namespaces]\nnet = \"none\"\n\
+             [broker.net]\nbind = [\"tcp:127.0.0.1:6379\", \"tcp:[::1]:6379\"]\n[seccomp]\nallow = [\"@timer\", \"getrusage\"]\n",
+        );
+        let mut o = Observations::default();
+        o.binds.insert("tcp:127.0.0.1:6379".into());
+        o.binds.insert("tcp:127.0.0.1:7000".into());
+        o.connects.insert("tcp:10.0.0.1:80".into());
+        o.syscalls.insert("getrusage".into(), 1);
+        o.syscalls.insert("socket".into(), 1);
+        o.denied.insert("socket".into(), 1);
+        let r = compare(&o, &s, |_| true);
+        let what: Vec<&str> = r.network.iter().map(|d| d.what.as_str()).collect();
+        assert_eq!(what, ["tcp:127.0.0.1:7000", "tcp:10.0.0.1:80"], "{r:#?}");
+        assert_eq!(r.syscalls.len(), 1);
+        assert!(r.syscall_coverage() < 1.0);
+        assert!(r.unused.contains(&"seccomp.allow @timer".to_owned()) && !r.unused.iter().any(|u| u.contains("getrusage")), "{r:#?}");
+        assert!(r.unused.contains(&"broker.net.bind tcp:[::1]:6379".to_owned()), "{r:#?}");
+    }
+}

@@ -1,0 +1,140 @@
+//! The mined declaration laid over the unit the run started from (`capexec
+//! learn --unit`/`capexec learn UNIT`): what mining decides (the view's
+//! read_only/read_write/executable, the network mode and broker net grants,
+//! the allowlist, the program) comes from the run; everything else (user,
+//! environment, tmpfs, preopened sockets, limits, supervision, the unit's
+//! comments) stays as the unit has it. Edited with toml_edit so comments on
+//! both sides survive.
+
+use toml_edit::{DocumentMut, Item, Table, Value};
+
+/// (table, key) pairs whose value mining decides.
+const MINED: &[(&str, &str)] = &[
+    ("exec", "argv"),
+    ("filesystem", "read_only"),
+    ("filesystem", "read_write"),
+    ("filesystem", "executable"),
+    ("namespaces", "net"),
+    ("broker", "net"),
+    ("seccomp", "allow"),
+    ("seccomp", "deny"),
+];
+
+/// `unit_dir` replaces `${UNIT_DIR}` in the unit's strings: the result is
+/// usually written somewhere else, where the variable would name another
+/// directory.
+pub fn onto_unit(mined: &str, unit: &str, unit_dir: &str) -> Result<String, String> {
+    let mined: DocumentMut = mined.parse().map_err(|e| format!("the mined declaration does not parse (a bug in capexec learn): {e}"))?;
+    let mut out: DocumentMut = unit.parse().map_err(|e| format!("the unit does not parse: {e}"))?;
+    substitute(out.as_table_mut(), unit_dir);
+    // The mined header (its comment lines) names the run; it goes first, and
+    // the unit's own header comment follows it.
+    let header: String = mined.to_string().lines().take_while(|l| l.starts_with('#') || l.is_empty()).map(|l| format!("{l}\n")).collect();
+    for (name, item) in mined.iter() {
+        let Some(mined_table) = item.as_table() else {
+            out.insert(name, item.clone());
+            continue;
+        };
+        // The mined table (with its comments), plus every key of the unit's
+        // that mining does not decide.
+        let mut t = mined_table.clone();
+        // Comments before a table header: the unit's, then mining's (without
+        // the header, which the first mined table carries).
+        let mined_prefix = t.decor().prefix().and_then(|p| p.as_str()).unwrap_or_default().to_owned();
+        let mined_prefix = mined_prefix.strip_prefix(header.as_str()).unwrap_or(&mined_prefix).to_owned();
+        let unit_prefix = out.get(name).and_then(Item::as_table).and_then(|u| u.decor().prefix()?.as_str().map(str::to_owned)).unwrap_or_default();
+        t.decor_mut().set_prefix(format!("{unit_prefix}{mined_prefix}"));
+        if let Some(unit_table) = out.get(name).and_then(Item::as_table) {
+            for (k, v) in unit_table.iter() {
+                if !MINED.contains(&(name, k)) && !t.contains_key(k) {
+                    t.insert(k, v.clone());
+                }
+            }
+        }
+        out.insert(name, Item::Table(t));
+    }
+    // Table headers are printed in the order of their positions; the two
+    // documents numbered theirs independently.
+    let mut n = 0;
+    renumber(out.as_table_mut(), &mut n);
+    out.set_trailing(mined.trailing().as_str().unwrap_or_default());
+    // Each side's blank lines around the joins add up; one is enough.
+    let mut text = format!("{header}{out}");
+    while text.contains("\n\n\n") {
+        text = text.replace("\n\n\n", "\n\n");
+    }
+    Ok(text)
+}
+
+fn renumber(t: &mut Table, n: &mut usize) {
+    for (_, item) in t.iter_mut() {
+        match item {
+            Item::Table(sub) => {
+                sub.set_position(*n);
+                *n += 1;
+                renumber(sub, n);
+            }
+            Item::ArrayOfTables(a) => {
+                for sub in a.iter_mut() {
+                    sub.set_position(*n);
+                    *n += 1;
+                    renumber(sub, n);
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+fn substitute(t: &mut Table, dir: &str) {
+    for (_, item) in t.iter_mut() {
+        substitute_item(item, dir);
+    }
+}
+
+fn substitute_item(item: &mut Item, dir: &str) {
+    match item {
+        Item::Table(t) => substitute(t, dir),
+        Item::ArrayOfTables(a) => a.iter_mut().for_each(|t| substitute(t, dir)),
+        Item::Value(v) => substitute_value(v, dir),
+        Item::None => {}
+    }
+}
+
+fn substitute_value(v: &mut Value, dir: &str) {
+    match v {
+        Value::String(s) if s.value().contains("${UNIT_DIR}") => {
+            let decor = s.decor().clone();
+            let mut new = Value::from(s.value().replace("${UNIT_DIR}", dir));
+            *new.decor_mut() = decor;
+            *v = new;
+        }
+        Value::Array(a) => a.iter_mut().for_each(|x| substitute_value(x, dir)),
+        Value::InlineTable(t) => t.iter_mut().for_each(|(_, x)| substitute_value(x, dir)),
+        _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mined_keys_replace_the_units_and_the_rest_stays() {
+        let unit = "# the unit's own comment\ndescription = \"web\"\n\n[exec]\nargv = [\"${UNIT_DIR}/bin/web\"]\nuser = \"www-data\"\n\n\
+                    [filesystem]\nread_only = [\"/old\"]\ntmpfs = [\"/run/web\"]\n\n[[preopen.listen]]\naddress = \"tcp:127.0.0.1:80\"\n";
+        let mined = "# Mined by capexec learn\n\n[exec]\nargv = [\"/u/bin/web\"]\n\n[filesystem]\nread_only = [\n    \"/srv\", # read: /srv/x\n]\n\n\
+                     [seccomp]\nallow = [\n    \"epoll_wait\", # 3 calls\n]\n";
+        let out = onto_unit(mined, unit, "/u").unwrap();
+        let v: toml::Value = toml::from_str(&out).unwrap_or_else(|e| panic!("{e}\n{out}"));
+        assert_eq!(v["exec"]["argv"][0].as_str(), Some("/u/bin/web"));
+        assert_eq!(v["exec"]["user"].as_str(), Some("www-data"));
+        assert_eq!(v["filesystem"]["read_only"][0].as_str(), Some("/srv"));
+        assert_eq!(v["filesystem"]["tmpfs"][0].as_str(), Some("/run/web"));
+        assert_eq!(v["preopen"]["listen"][0]["address"].as_str(), Some("tcp:127.0.0.1:80"));
+        assert_eq!(v["seccomp"]["allow"][0].as_str(), Some("epoll_wait"));
+        assert!(out.starts_with("# Mined by capexec learn"), "{out}");
+        assert!(out.contains("# read: /srv/x") && out.contains("# the unit's own comment"), "{out}");
+        assert_eq!(out.matches("# Mined by").count(), 1, "{out}");
+    }
+}
