@@ -157,7 +157,7 @@ fn redis_mined_with_redis_benchmark_serves_redis_cli() {
         port: 6379,
         mine: "redis-benchmark -q -n 1000 -c 4 >/dev/null && redis-cli INFO >/dev/null",
         check: "redis-cli HSET h f1 a f2 b && redis-cli HGETALL h && redis-cli SADD s x y && redis-cli SMEMBERS s && \
-                redis-cli SET t 1 EX 100 && redis-cli TTL t && redis-cli DBSIZE && redis-cli SAVE && redis-cli INFO memory >/dev/null && \
+                redis-cli SET t 1 EX 100 && redis-cli TTL t && redis-cli DBSIZE && redis-cli SAVE && redis-cli INFO >/dev/null && \
                 redis-cli DEL h s t",
     };
     mine_check_enforce(&c, || {
