@@ -118,6 +118,10 @@ fn mine_check_enforce(c: &Case, enforced: impl FnOnce()) {
     // Enforced: the mined unit runs the real service, which answers.
     let svc = Service::start(As::Root, &["exec", out.to_str().unwrap()]);
     assert!(wait_port(c.port, Duration::from_secs(20)), "{} under the mined declaration did not listen", c.name);
+    // The second workload again, now enforced: every request in its `&&`
+    // chain must succeed.
+    let o = std::process::Command::new("/bin/sh").arg("-c").arg(c.check).output().unwrap();
+    assert!(o.status.success(), "the second workload under the enforced mined declaration:\n{}\n{decl}", text(&o));
     enforced();
     let o = svc.stop();
     assert_eq!(o.status.code(), Some(0), "{} under the mined declaration:\n{}\n{decl}", c.name, text(&o));

@@ -128,8 +128,8 @@ pub struct LearnArgs {
     /// Judge the run against UNIT and report what it would have refused, instead of mining
     #[arg(long, requires = "target")]
     pub check: bool,
-    /// Wait until ADDR (tcp:HOST:PORT) accepts connections before starting the workload
-    /// (repeatable; default: the unit's listening addresses and broker bind grants)
+    /// Start the workload once ADDR (tcp:HOST:PORT) accepts connections (repeatable; one answering
+    /// is enough; default: the unit's TCP preopens and exact broker bind grants)
     #[arg(long, value_name = "ADDR", requires = "workload")]
     pub wait_for: Vec<String>,
     /// Give up when the service does not listen within this many seconds

@@ -133,3 +133,28 @@ fn help_teaches() {
     let t = String::from_utf8_lossy(&o.stdout);
     assert!(t.contains("--preopen-listen") && t.contains("strict"), "{t}");
 }
+
+#[test]
+fn learn_says_what_to_give_it() {
+    // Nothing to run, a program given where a unit goes, both at once, a
+    // bad --wait-for: each a clear error before anything runs.
+    let o = capexec(&["learn"]);
+    assert_eq!(o.status.code(), Some(125));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("give a UNIT"), "{}", out(&o));
+    let o = capexec(&["learn", "/bin/true"]);
+    assert_eq!(o.status.code(), Some(125));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("put a program after `--`"), "{}", out(&o));
+    let unit = units().join("redis.svc");
+    let o = capexec(&["learn", unit.to_str().unwrap(), "--", "/bin/true"]);
+    assert_eq!(o.status.code(), Some(125));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("not both"), "{}", out(&o));
+    let o = capexec(&["learn", unit.to_str().unwrap(), "--workload", "true", "--wait-for", "localhost"]);
+    assert_eq!(o.status.code(), Some(125));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("expected tcp:HOST:PORT"), "{}", out(&o));
+    // --check needs the unit to judge against.
+    let o = capexec(&["learn", "--check", "--", "/bin/true"]);
+    assert_eq!(o.status.code(), Some(2), "{}", out(&o));
+    let o = capexec(&["learn", "--help"]);
+    let t = String::from_utf8_lossy(&o.stdout);
+    assert!(t.contains("--workload") && t.contains("--check") && t.contains("Examples"), "{t}");
+}
