@@ -13,8 +13,9 @@ fi
 # libcapexec_client.so; util-linux gives unshare and setpriv to the DNS tests.
 # The learn tests drive the services with real clients: wrk and curl (nginx),
 # redis-benchmark and redis-cli (redis-tools, pulled in by redis-server),
-# memcslap and memccat (libmemcached-tools).
-packages=(nginx-light redis-server memcached gcc libc6-dev util-linux wrk curl libmemcached-tools)
+# memcslap and memccat (libmemcached-tools). systemd: systemd-analyze verify
+# checks the shipped .service files (PID 1 need not be systemd).
+packages=(nginx-light redis-server memcached gcc libc6-dev util-linux wrk curl libmemcached-tools systemd)
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
