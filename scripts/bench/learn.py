@@ -8,7 +8,7 @@ enforced peer, in the same session), then judge a second, different workload
 against the mined declaration with `capexec learn --check --json`. A row per
 service, plus rows mined without the monitoring probe (INFO, stats) to show
 what a workload that misses a code path costs. Writes the table into
-docs/learning.md (between the bench:learn markers).
+docs/learning.md and docs/performance.md (between the bench:learn markers).
 
 Run as root after `cargo build --release -p capexec` (or pass --capexec).
 Usage: scripts/bench/learn.py [--rounds N] [--no-write] [--capexec PATH]
@@ -118,7 +118,8 @@ def main():
     text = "\n".join(body) + "\n"
     print(text)
     if not a.no_write:
-        write_section(ROOT / "docs/learning.md", "learn", text)
+        for doc in ("docs/learning.md", "docs/performance.md"):
+            write_section(ROOT / doc, "learn", text)
 
 
 if __name__ == "__main__":

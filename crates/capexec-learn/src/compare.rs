@@ -10,6 +10,7 @@
 //! rules below are those capexec-sandbox applies when it builds the view.
 
 use crate::observe::{Access, Observations};
+use crate::within as under;
 use capexec_decl::spec::{DevMode, FsSpec, MountKind, NetMode, ProcMode};
 use capexec_decl::ServiceSpec;
 use serde::Serialize;
@@ -54,10 +55,6 @@ impl Report {
     }
 }
 
-fn under(p: &str, dir: &str) -> bool {
-    dir == "/" || p == dir || p.strip_prefix(dir).is_some_and(|r| r.starts_with('/'))
-}
-
 fn accesses(a: &BTreeSet<Access>) -> String {
     a.iter().map(|x| format!("{x:?}").to_lowercase()).collect::<Vec<_>>().join("+")
 }
@@ -85,27 +82,21 @@ pub fn fs_verdict(fs: &FsSpec, path: &str, acc: Access, created: bool, existed: 
     }
     let changes = matches!(acc, Access::Write | Access::Create | Access::Remove);
     // The last mount that covers the path wins: mounts are sorted parents
-    // first, later ones mounted on top.
-    let mount = fs.mounts.iter().rfind(|m| under(path, &m.path.to_string_lossy()));
-    let private_tmp = fs.private_tmp && under(path, "/tmp");
-    let kind = match (mount, private_tmp) {
-        // /tmp is a tmpfs of its own unless something is mounted below it.
-        (Some(m), true) if !under(&m.path.to_string_lossy(), "/tmp") => MountKind::Tmpfs,
-        (None, true) => MountKind::Tmpfs,
-        (Some(m), _) => m.kind,
-        (None, false) => {
-            // Directories on the way to a mount exist (empty) in the view.
-            let ancestor = path == "/" || fs.mounts.iter().any(|m| under(&m.path.to_string_lossy(), path));
-            return match (ancestor, acc) {
-                (true, Access::Read) => Ok(()),
-                _ => Err("not in the view".into()),
-            };
-        }
+    // first, later ones mounted on top. (The private /tmp is one of them: a
+    // tmpfs the validator adds.)
+    let Some(mount) = fs.mounts.iter().rfind(|m| under(path, &m.path.to_string_lossy())) else {
+        // Directories on the way to a mount exist (empty) in the view.
+        let ancestor = path == "/" || fs.mounts.iter().any(|m| under(&m.path.to_string_lossy(), path));
+        return match (ancestor, acc) {
+            (true, Access::Read) => Ok(()),
+            _ => Err("not in the view".into()),
+        };
     };
+    let kind = mount.kind;
     match (kind, acc) {
         (MountKind::Inaccessible, _) => Err("masked (inaccessible) in the view".into()),
         (MountKind::Tmpfs, Access::Exec) => Err("on a tmpfs, which is not executable".into()),
-        (MountKind::Tmpfs, Access::Read) if existed && !created && mount.is_none_or(|m| m.path.to_string_lossy() != path) => {
+        (MountKind::Tmpfs, Access::Read) if existed && !created && mount.path.to_string_lossy() != path => {
             Err("exists on the host, but the service's private tmpfs here starts empty".into())
         }
         (MountKind::Tmpfs, _) | (MountKind::ReadWrite, Access::Read | Access::Write | Access::Create | Access::Remove) => Ok(()),
@@ -258,6 +249,8 @@ mod tests {
             ("/usr", MountKind::Executable),
             ("/etc", MountKind::ReadOnly),
             ("/etc/shadow", MountKind::Inaccessible),
+            // The validator adds the private /tmp as a tmpfs mount.
+            ("/tmp", MountKind::Tmpfs),
             ("/var/lib/app", MountKind::ReadWrite),
         ]);
         let ok = |p: &str, a: Access| fs_verdict(&f, p, a, false, true).is_ok();

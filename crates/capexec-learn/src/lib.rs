@@ -10,3 +10,8 @@ pub mod observe;
 pub mod record;
 
 pub use observe::{Access, Observations};
+
+/// Whether `path` is `dir` or below it (`/` holds everything).
+pub(crate) fn within(path: &str, dir: &str) -> bool {
+    dir == "/" || path == dir || path.strip_prefix(dir).is_some_and(|r| r.starts_with('/'))
+}

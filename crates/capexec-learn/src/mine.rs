@@ -17,14 +17,18 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write;
 use std::path::Path;
 
-/// Given by the default view; reading or executing below these needs no entry.
-const SYSTEM: &[&str] = &["/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/etc"];
+/// Given by the default view (`system = true`); reading or executing below
+/// these needs no entry.
+fn system_dirs() -> Vec<&'static str> {
+    use capexec_decl::validate::{SYSTEM_EXECUTABLE, SYSTEM_READ_ONLY};
+    SYSTEM_EXECUTABLE.iter().chain(SYSTEM_READ_ONLY).map(|d| d.trim_start_matches('-')).collect()
+}
 /// Given by their own mounts in every view. (/sys is not: a program that
 /// reads it, glibc's CPU count for one, gets the directory it read.)
 const OWN_MOUNTS: &[&str] = &["/proc", "/dev"];
 
 fn under(p: &str, dirs: &[&str]) -> bool {
-    dirs.iter().any(|d| p == *d || p.strip_prefix(d).is_some_and(|r| r.starts_with('/')))
+    dirs.iter().any(|d| crate::within(p, d))
 }
 
 /// A TOML basic string, quoted and escaped by the toml crate.
@@ -69,6 +73,7 @@ pub type View = [BTreeMap<String, BTreeSet<String>>; 3];
 /// unit's `tmpfs` entries); like the private /tmp, only files that were there
 /// before the run need the host's.
 pub fn view(obs: &Observations, private: &[String], exists: impl Fn(&str) -> bool) -> View {
+    let system = system_dirs();
     let (mut ro, mut rw, mut ex): (BTreeMap<String, BTreeSet<String>>, BTreeMap<_, _>, BTreeMap<_, _>) = Default::default();
     for (p, acc) in &obs.paths {
         if under(p, OWN_MOUNTS) || p == "/" {
@@ -77,7 +82,7 @@ pub fn view(obs: &Observations, private: &[String], exists: impl Fn(&str) -> boo
         let changes = acc.iter().any(|a| matches!(a, Access::Write | Access::Create | Access::Remove));
         let created = acc.iter().any(|a| matches!(a, Access::Create));
         // The private /tmp is writable: only files that were there before need the host's.
-        let own = private.iter().map(String::as_str).chain(["/tmp"]).find(|d| under(p, &[d]));
+        let own = private.iter().map(String::as_str).chain(["/tmp"]).find(|d| crate::within(p, d));
         if own.is_some_and(|d| changes || p == d) {
             continue;
         }
@@ -87,10 +92,10 @@ pub fn view(obs: &Observations, private: &[String], exists: impl Fn(&str) -> boo
         if changes {
             rw.entry(parent(p)).or_insert_with(BTreeSet::new).insert(p.clone());
         } else if acc.contains(&Access::Exec) {
-            if !under(p, SYSTEM) {
+            if !under(p, &system) {
                 ex.entry(parent(p)).or_insert_with(BTreeSet::new).insert(p.clone());
             }
-        } else if !under(p, SYSTEM) {
+        } else if !under(p, &system) {
             // A directory that was listed or stat'ed is itself the entry.
             let dir = if Path::new(p).is_dir() { p.clone() } else { parent(p) };
             ro.entry(dir).or_insert_with(BTreeSet::new).insert(p.clone());

@@ -20,25 +20,24 @@ pub fn record(listener: OwnedFd, judge: &[sock_filter]) -> Observations {
     let l = Listener::new(listener);
     let mut obs = Observations::default();
     while let Ok(Some(n)) = l.recv() {
+        let name = capexec_decl::syscalls::name_of(n.nr);
         if !seccomp::allows(judge, n.nr, n.args) {
-            let name = capexec_decl::syscalls::name_of(n.nr).map(str::to_owned).unwrap_or_else(|| format!("#{}", n.nr));
-            *obs.denied.entry(name).or_default() += 1;
+            let key = name.map(str::to_owned).unwrap_or_else(|| format!("#{}", n.nr));
+            *obs.denied.entry(key).or_default() += 1;
         }
-        note(&l, &n, &mut obs);
+        match name {
+            Some(name) => note(&l, &n, name, &mut obs),
+            None => {
+                obs.unknown.insert(n.nr);
+            }
+        }
         // ENOENT: the thread went away meanwhile; nothing to answer.
         let _ = l.pass_through(n.id);
     }
     obs
 }
 
-fn note(l: &Listener, n: &Notif, obs: &mut Observations) {
-    let name = match capexec_decl::syscalls::name_of(n.nr) {
-        Some(name) => name,
-        None => {
-            obs.unknown.insert(n.nr);
-            return;
-        }
-    };
+fn note(l: &Listener, n: &Notif, name: &str, obs: &mut Observations) {
     *obs.syscalls.entry(name.to_owned()).or_default() += 1;
     let a = n.args;
     let (dirfd, path, access) = match name {
