@@ -31,8 +31,10 @@ impl Context {
 /// A leading `-` marks paths that may be missing on some distributions.
 pub const SYSTEM_EXECUTABLE: &[&str] = &["/usr", "-/bin", "-/sbin", "-/lib", "-/lib64", "-/lib32", "-/libx32"];
 pub const SYSTEM_READ_ONLY: &[&str] = &["/etc"];
-/// Masked even inside the read-only /etc: password hashes.
-pub const SYSTEM_INACCESSIBLE: &[&str] = &["-/etc/shadow", "-/etc/gshadow", "-/etc/shadow-", "-/etc/gshadow-"];
+/// Masked even inside the read-only system directories: password hashes, and
+/// the kernel modules (as systemd's ProtectKernelModules= does: a service has
+/// no business reading them, and `capexec analyze` counts it).
+pub const SYSTEM_INACCESSIBLE: &[&str] = &["-/etc/shadow", "-/etc/gshadow", "-/etc/shadow-", "-/etc/gshadow-", "-/usr/lib/modules", "-/lib/modules"];
 
 /// systemd's range for DynamicUser=, so that ids never clash with regular users.
 pub const DYNAMIC_UID_MIN: u32 = 61184;
@@ -393,6 +395,10 @@ pub fn validate(name: &str, raw: &RawUnit, sources: Vec<PathBuf>, ctx: &Context)
         }
         rlimits.insert(k, Rlimit { soft, hard });
     }
+    // No realtime scheduling unless declared (systemd's RestrictRealtime=):
+    // without CAP_SYS_NICE, an RLIMIT_RTPRIO of 0 refuses SCHED_FIFO/RR, and
+    // lowering a limit needs no privilege.
+    rlimits.entry("rtprio".to_owned()).or_insert(Rlimit { soft: Some(0), hard: Some(0) });
 
     let service = supervision(&mut v, raw);
     let limits = limits(&mut v, raw);

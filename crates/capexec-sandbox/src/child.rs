@@ -11,13 +11,16 @@ use crate::plan::SetupPlan;
 use crate::{creds, landlock_rules, mounts, sys};
 use capexec_decl::spec::PreopenKind;
 use std::os::fd::{AsRawFd, RawFd};
+use std::path::Path;
 
 /// Signals forwarded from `capexec exec` to the service.
 pub const FORWARDED: &[libc::c_int] = &[libc::SIGTERM, libc::SIGINT, libc::SIGHUP, libc::SIGUSR1, libc::SIGUSR2, libc::SIGQUIT];
 
 pub struct ChildArgs<'a> {
     pub plan: &'a SetupPlan,
-    /// Preopened fds in the order of `plan.preopens` (their numbers in the parent).
+    /// The fds to place at 3, 4, ... (their numbers in the parent): the
+    /// inherited ones (`plan.inherited` of them), then the preopened ones in
+    /// the order of `plan.preopens`, then the broker connection.
     pub fds: &'a [RawFd],
     /// Read end: the parent writes one byte once the id maps are written, and
     /// keeps the write end open until the service has exec'd (liveness).
@@ -106,6 +109,11 @@ fn setup(a: &ChildArgs) -> Result<(), ChildError> {
         let sent = sys::dns_stub_socket().and_then(|s| sys::send_fd(tx, s.as_raw_fd()));
         sent.map_err(|e| ChildError::io("network", "bind the broker's resolver on 127.0.0.1:53 and pass it on", e))?;
     }
+    if plan.notify_relay {
+        let tx = a.notify_tx.ok_or_else(|| ChildError::new("notify", "no channel to capexec for the notify socket"))?;
+        let sock = mounts::notify_socket(Path::new(crate::plan::NOTIFY_RELAY_DIR))?;
+        sys::send_fd(tx, sock.as_raw_fd()).map_err(|e| ChildError::io("notify", "pass the notify socket to capexec", e))?;
+    }
     if let Some(h) = &plan.hostname {
         nix::unistd::sethostname(h.to_str().unwrap_or("capexec")).map_err(|e| ChildError::io("hostname", "sethostname", e))?;
     }
@@ -120,7 +128,8 @@ fn setup(a: &ChildArgs) -> Result<(), ChildError> {
     // no_new_privs before Landlock (which requires it without CAP_SYS_ADMIN) and
     // always: no setuid or file-capability binary can give anything back.
     sys::prctl(libc::PR_SET_NO_NEW_PRIVS, 1).map_err(|e| ChildError::io("no_new_privs", "prctl", e))?;
-    let dirs: Vec<RawFd> = plan.preopens.iter().zip(a.fds).filter(|(p, _)| matches!(p.kind, PreopenKind::Directory { .. })).map(|(_, fd)| *fd).collect();
+    let dirs: Vec<RawFd> =
+        plan.preopens.iter().zip(&a.fds[plan.inherited..]).filter(|(p, _)| matches!(p.kind, PreopenKind::Directory { .. })).map(|(_, fd)| *fd).collect();
     // Applied here, in init, so the service and init share one Landlock domain:
     // the service can then signal nothing outside it (not capexec, not the host).
     // A learning run denies nothing (its filter records instead).

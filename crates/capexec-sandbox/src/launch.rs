@@ -27,6 +27,9 @@ pub struct Spawned {
     /// The stub resolver's socket, bound by init on 127.0.0.1:53 in the
     /// service's network namespace (when the plan has `dns_stub`).
     pub dns: Option<OwnedFd>,
+    /// The receiving end of the service's NOTIFY_SOCKET (when the plan has
+    /// `notify_relay`).
+    pub notify: Option<OwnedFd>,
 }
 
 /// How the daemon's launcher differs from `capexec exec`.
@@ -46,6 +49,9 @@ pub struct SpawnOptions<'a> {
     /// the service execs, and must answer its notifications from then on (on
     /// another thread: the exec itself is the first one).
     pub learner: Option<&'a dyn Fn(OwnedFd)>,
+    /// Descriptors the service gets first, at 3, 4, ... (systemd's socket
+    /// activation); as many as `plan.inherited`.
+    pub inherited: &'a [RawFd],
 }
 
 /// The first child of `pid` (the service, for a namespace init), from
@@ -136,14 +142,17 @@ pub fn spawn(plan: &SetupPlan) -> Result<Spawned, LaunchError> {
 /// [`spawn`] with the daemon's options: the service's stdio and its cgroups.
 pub fn spawn_with(plan: &SetupPlan, opts: &SpawnOptions) -> Result<Spawned, LaunchError> {
     preflight(plan)?;
+    if opts.inherited.len() != plan.inherited {
+        return Err(LaunchError::Plan(format!("the plan counts {} inherited fds but {} were given", plan.inherited, opts.inherited.len())));
+    }
     ensure_stdio();
     let fds = resources::open_all(&plan.preopens, (plan.uid, plan.gid))?;
-    let mut raw_fds: Vec<RawFd> = fds.iter().map(|f| f.as_raw_fd()).collect();
+    let mut raw_fds: Vec<RawFd> = opts.inherited.iter().copied().chain(fds.iter().map(|f| f.as_raw_fd())).collect();
     let (sync_rd, sync_wr) = pipe()?;
     let (err_rd, err_wr) = pipe()?;
-    // Init sends the stub resolver's socket, and the service its notify
-    // listener, back over this pair before it execs.
-    let notify_pair = match plan.notify_seccomp.is_some() || plan.dns_stub {
+    // Init sends the stub resolver's socket and the notify socket, and the
+    // service its seccomp listener, back over this pair before it execs.
+    let notify_pair = match plan.notify_seccomp.is_some() || plan.dns_stub || plan.notify_relay {
         true => Some(seqpacket_pair("the broker's listener socket pair")?),
         false => None,
     };
@@ -237,19 +246,22 @@ pub fn spawn_with(plan: &SetupPlan, opts: &SpawnOptions) -> Result<Spawned, Laun
         unsafe { libc::waitpid(pid, std::ptr::null_mut(), 0) };
         return Err(LaunchError::Child { step: step.to_owned(), detail: detail.to_owned() });
     }
-    // Init sent the resolver's socket during setup and the service its
-    // listener before exec, in that order: both wait in the pair.
-    let (mut dns, mut listener) = (None, None);
+    // Init sent the resolver's socket and the notify socket during setup and
+    // the service its listener before exec, in that order: all wait in the pair.
+    let (mut dns, mut notify, mut listener) = (None, None, None);
     if let Some((rx, tx)) = notify_pair {
         drop(tx);
         if plan.dns_stub {
             dns = Some(sys::recv_fd(rx.as_raw_fd()).map_err(|e| abort(LaunchError::io("receive", "the service's resolver socket", e)))?);
         }
+        if plan.notify_relay {
+            notify = Some(sys::recv_fd(rx.as_raw_fd()).map_err(|e| abort(LaunchError::io("receive", "the service's notify socket", e)))?);
+        }
         if plan.notify_seccomp.is_some() {
             listener = Some(sys::recv_fd(rx.as_raw_fd()).map_err(|e| abort(LaunchError::io("receive", "the service's seccomp listener", e)))?);
         }
     }
-    Ok(Spawned { pid, pidfd, main_pid: first_child(pid), listener, broker_channel, dns })
+    Ok(Spawned { pid, pidfd, main_pid: first_child(pid), listener, broker_channel, dns, notify })
 }
 
 /// Takes the learning filter's listener out of the service's fd table. The

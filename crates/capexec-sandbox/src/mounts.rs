@@ -125,6 +125,11 @@ pub fn build(steps: &[MountStep], workdir: &std::ffi::CStr) -> Result<(), ChildE
                 tmpfs(path, nosuid_nodev_noexec, *mode)?;
             }
             MountStep::File { path, contents } => file(path, contents)?,
+            MountStep::Secrets { path, files } => secrets(path, files)?,
+            MountStep::NotifyDir { path } => {
+                mkdir_p(path)?;
+                tmpfs(path, nosuid_nodev_noexec, 0o755)?;
+            }
             MountStep::Mask { path, optional } => {
                 let meta = match host(path).symlink_metadata() {
                     Ok(m) => m,
@@ -156,6 +161,36 @@ pub fn build(steps: &[MountStep], workdir: &std::ffi::CStr) -> Result<(), ChildE
         )
     })?;
     Ok(())
+}
+
+/// A tmpfs at `dir` with `files`, mode 0400 in a 0500 directory, owned by
+/// the service's user (this process already has its ids), then read-only.
+fn secrets(dir: &Path, files: &[(String, Vec<u8>)]) -> Result<(), ChildError> {
+    mkdir_p(dir)?;
+    tmpfs(dir, MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC, 0o700)?;
+    for (name, contents) in files {
+        let path = dir.join(name);
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o400)
+            .open(&path)
+            .and_then(|mut f| std::io::Write::write_all(&mut f, contents))
+            .map_err(|e| err(format!("write credential {}", path.display()), e))?;
+    }
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o500)).map_err(|e| err(format!("chmod {}", dir.display()), e))?;
+    setattr(dir, false, MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC)
+}
+
+/// Binds the service's notify socket in `dir` (its `NotifyDir` tmpfs),
+/// writable by the service's user only, then makes `dir` read-only: the
+/// service can send to the socket but not replace it. Returns the receiving end.
+pub fn notify_socket(dir: &Path) -> Result<std::os::fd::OwnedFd, ChildError> {
+    let path = dir.join("notify");
+    let sock = std::os::unix::net::UnixDatagram::bind(&path).map_err(|e| err(format!("bind the notify socket {}", path.display()), e))?;
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).map_err(|e| err(format!("chmod {}", path.display()), e))?;
+    setattr(dir, false, MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC)?;
+    Ok(sock.into())
 }
 
 /// Covers `path` with a read-only file holding `contents`: written on the new

@@ -53,7 +53,14 @@ pub struct SetupPlan {
     /// process itself, since only it knows its pid inside the new pid namespace.
     pub env: Vec<CString>,
     pub listen_pid_slot: Option<usize>,
+    /// Sockets handed to `capexec exec` by systemd's socket activation: the
+    /// service gets them first, at 3, 4, ..., before the preopened fds.
+    pub inherited: usize,
     pub preopens: Vec<Preopen>,
+    /// The service gets a `NOTIFY_SOCKET` inside its own view
+    /// ([`NOTIFY_RELAY_DIR`]), whose other end init hands to the caller
+    /// (`Spawned::notify`): `capexec exec` relays it to systemd's.
+    pub notify_relay: bool,
 }
 
 /// One mount operation, in the order the child performs them.
@@ -71,6 +78,17 @@ pub enum MountStep {
     Tmpfs {
         path: PathBuf,
         mode: u32,
+    },
+    /// A read-only tmpfs at `path` holding these files, readable by the
+    /// service's user only (systemd's credentials).
+    Secrets {
+        path: PathBuf,
+        files: Vec<(String, Vec<u8>)>,
+    },
+    /// A tmpfs at `path`, where init binds the notify relay's socket before
+    /// making it read-only.
+    NotifyDir {
+        path: PathBuf,
     },
     /// Cover with an empty, mode-000, read-only file or directory.
     Mask {
@@ -131,12 +149,29 @@ pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bi
 /// `wire::ENV_FD` reads it).
 pub const BROKER_FD_ENV: &str = "CAPEXEC_BROKER_FD";
 
+/// Where the relayed notify socket lives in the view: at the view's root, on
+/// capexec's own tmpfs, so that no bind of a host directory can carry it (or
+/// its mount point) onto the host.
+pub const NOTIFY_RELAY_DIR: &str = "/.capexec";
+
+/// systemd's size limit for one credential; bigger files are refused rather
+/// than silently cut.
+const CREDENTIAL_MAX: u64 = 1 << 20;
+
 fn cstring(what: &str, s: &str) -> Result<CString, LaunchError> {
     CString::new(s).map_err(|_| LaunchError::Plan(format!("{what} contains a NUL byte")))
 }
 
 /// `host_env` is capexec's own environment, consulted only for `pass_environment`.
 pub fn plan(spec: &ServiceSpec, rootless: bool, host_env: &[(String, String)]) -> Result<SetupPlan, LaunchError> {
+    plan_inheriting(spec, rootless, host_env, &[])
+}
+
+/// [`plan`] for a service that also gets sockets from systemd's socket
+/// activation, named `inherited` (LISTEN_FDNAMES): they come first, so
+/// LISTEN_FDS, LISTEN_FDNAMES, the per-socket variables and
+/// `CAPEXEC_BROKER_FD` count them.
+pub fn plan_inheriting(spec: &ServiceSpec, rootless: bool, host_env: &[(String, String)], inherited: &[String]) -> Result<SetupPlan, LaunchError> {
     let ns = &spec.namespaces;
     let mut flags = libc::CLONE_NEWNS;
     for (on, f) in [
@@ -234,15 +269,16 @@ pub fn plan(spec: &ServiceSpec, rootless: bool, host_env: &[(String, String)]) -
         env.push((k.clone(), v.clone()));
     }
     let mut listen_pid_slot = None;
-    if !spec.preopen.is_empty() {
-        env.push(("LISTEN_FDS".into(), spec.preopen.len().to_string()));
-        let names: Vec<&str> = spec.preopen.iter().map(|p| p.name.as_str()).collect();
+    let first = 3 + inherited.len();
+    if !spec.preopen.is_empty() || !inherited.is_empty() {
+        env.push(("LISTEN_FDS".into(), (inherited.len() + spec.preopen.len()).to_string()));
+        let names: Vec<&str> = inherited.iter().map(String::as_str).chain(spec.preopen.iter().map(|p| p.name.as_str())).collect();
         env.push(("LISTEN_FDNAMES".into(), names.join(":")));
         // Per-socket variables, e.g. NGINX="3;4;".
         let mut extra: Vec<(String, String)> = Vec::new();
         for (i, p) in spec.preopen.iter().enumerate() {
             if let PreopenKind::Listen { env: Some(var), .. } = &p.kind {
-                let fd = format!("{};", 3 + i);
+                let fd = format!("{};", first + i);
                 match extra.iter_mut().find(|(k, _)| k == var) {
                     Some((_, v)) => v.push_str(&fd),
                     None => extra.push((var.clone(), fd)),
@@ -254,8 +290,8 @@ pub fn plan(spec: &ServiceSpec, rootless: bool, host_env: &[(String, String)]) -
     }
     let broker_channel = !spec.broker.is_empty();
     if broker_channel {
-        // Right after the preopened fds (which start at 3).
-        env.push((BROKER_FD_ENV.into(), (3 + spec.preopen.len()).to_string()));
+        // Right after the inherited and preopened fds (which start at 3).
+        env.push((BROKER_FD_ENV.into(), (first + spec.preopen.len()).to_string()));
     }
     // Later entries win, as in a shell: keep the last value of each name.
     let mut dedup: Vec<(String, String)> = Vec::new();
@@ -308,7 +344,9 @@ pub fn plan(spec: &ServiceSpec, rootless: bool, host_env: &[(String, String)]) -
         argv,
         env: env_c,
         listen_pid_slot,
+        inherited: inherited.len(),
         preopens: spec.preopen.clone(),
+        notify_relay: false,
     })
 }
 
@@ -345,6 +383,7 @@ impl SetupPlan {
         };
         self.notify_seccomp = None;
         self.dns_stub = false;
+        self.notify_relay = false;
         if self.broker_channel {
             self.broker_channel = false;
             self.env.retain(|e| !e.to_bytes().starts_with(BROKER_FD_ENV.as_bytes()));
@@ -379,6 +418,59 @@ impl SetupPlan {
         if let Some(w) = watchdog {
             self.env.push(cstring("WATCHDOG_USEC", &format!("WATCHDOG_USEC={}", w.as_micros()))?);
         }
+        Ok(())
+    }
+
+    /// Gives the service a `NOTIFY_SOCKET` of its own, `NOTIFY_RELAY_DIR/notify`:
+    /// init binds it in the service's view and hands the other end to the
+    /// caller, so nothing is created on the host and only the service can
+    /// reach it. `WATCHDOG_USEC` is passed on as given.
+    pub fn relay_notify(&mut self, watchdog_usec: Option<u64>) -> Result<(), LaunchError> {
+        let dir = PathBuf::from(NOTIFY_RELAY_DIR);
+        self.mounts.push(MountStep::NotifyDir { path: dir.clone() });
+        self.landlock.paths.push((dir.clone(), FsAccess::ReadOnly));
+        self.set_env("NOTIFY_SOCKET", &dir.join("notify").display().to_string())?;
+        if let Some(w) = watchdog_usec {
+            self.set_env("WATCHDOG_USEC", &w.to_string())?;
+        }
+        self.notify_relay = true;
+        Ok(())
+    }
+
+    /// Shows the files of `dir` (systemd's `$CREDENTIALS_DIRECTORY`) to the
+    /// service at the same path, read-only and readable by its user only.
+    /// They are copied now, while capexec can read them: systemd makes them
+    /// readable by the unit's user, which is capexec's (root), not the service's.
+    pub fn attach_credentials(&mut self, dir: &Path) -> Result<(), LaunchError> {
+        let io = |op: &'static str, p: &Path, e: std::io::Error| LaunchError::io(op, format!("credential {}", p.display()), e);
+        let mut files = Vec::new();
+        for entry in std::fs::read_dir(dir).map_err(|e| io("list", dir, e))? {
+            let entry = entry.map_err(|e| io("list", dir, e))?;
+            let path = entry.path();
+            let meta = std::fs::metadata(&path).map_err(|e| io("stat", &path, e))?;
+            if !meta.is_file() {
+                continue;
+            }
+            if meta.len() > CREDENTIAL_MAX {
+                return Err(LaunchError::Plan(format!("credential {} is larger than systemd's 1 MiB limit", path.display())));
+            }
+            let name = entry.file_name().into_string().map_err(|_| LaunchError::Plan(format!("credential {}: name is not UTF-8", path.display())))?;
+            files.push((name, std::fs::read(&path).map_err(|e| io("read", &path, e))?));
+        }
+        files.sort();
+        self.mounts.push(MountStep::Secrets { path: dir.to_path_buf(), files });
+        self.landlock.paths.push((dir.to_path_buf(), FsAccess::ReadOnly));
+        self.set_env("CREDENTIALS_DIRECTORY", &dir.display().to_string())
+    }
+
+    /// Sets one variable of the service's environment, replacing a value the
+    /// declaration may have given it (capexec's wins: it describes what
+    /// capexec set up).
+    fn set_env(&mut self, key: &str, value: &str) -> Result<(), LaunchError> {
+        let prefix = format!("{key}=");
+        self.env.retain(|e| !e.to_bytes().starts_with(prefix.as_bytes()));
+        self.env.push(cstring(key, &format!("{key}={value}"))?);
+        self.listen_pid_slot = self.env.iter().position(|e| e.to_bytes().starts_with(b"LISTEN_PID="));
         Ok(())
     }
 }

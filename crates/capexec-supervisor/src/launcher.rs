@@ -203,7 +203,7 @@ fn launch(sock: RawFd, req: LaunchRequest, fds: Vec<OwnedFd>, host_env: &[(Strin
     };
     plan.attach_files(capexec_broker::view_files(&req.spec.broker, plan.loopback));
     let stdio = [fds[0].as_raw_fd(), fds[1].as_raw_fd(), fds[2].as_raw_fd()];
-    let mut opts = capexec_sandbox::SpawnOptions { stdio: Some(stdio), cgroup_procs: &req.cgroup_procs, clone_parent: false, learner: None };
+    let mut opts = capexec_sandbox::SpawnOptions { stdio: Some(stdio), cgroup_procs: &req.cgroup_procs, clone_parent: false, learner: None, inherited: &[] };
     let started = match broker {
         None => capexec_sandbox::spawn_with(&plan, &opts).map_err(|e| e.to_string()).map(|s| {
             let main = s.main_pid.and_then(|m| pidfd_open(m).map(|fd| (m, fd)));

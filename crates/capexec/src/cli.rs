@@ -37,7 +37,11 @@ NAME.svc.d/*.toml are merged in lexical order. Exits non-zero if any declaration
     /// Run a declared service in the foreground (what systemd's ExecStart= calls)
     #[command(after_help = "capexec stays in the foreground as the service's parent: it forwards SIGTERM, SIGINT, \
 SIGHUP, SIGUSR1, SIGUSR2 and SIGQUIT, exits with the service's status, and when it ends or is \
-killed, every process of the service ends too.\n\nExample unit line:\n  ExecStart=/usr/bin/capexec exec nginx")]
+killed, every process of the service ends too.\n\nUnder systemd: sockets from socket activation \
+(LISTEN_FDS for this process) become the service's fds 3, 4, ..., before the declared preopens; the \
+service's sd_notify messages are relayed to NOTIFY_SOCKET with MAINPID set to capexec (which says \
+READY=1 itself for declarations that are not type = \"notify\"); WATCHDOG_USEC is passed on; \
+$CREDENTIALS_DIRECTORY is visible read-only at the same path.\n\nExample unit lines:\n  Type=notify\n  ExecStart=/usr/bin/capexec exec nginx")]
     Exec(ExecArgs),
     /// Run a program confined without a declaration file (strict by default)
     #[command(after_help = "With no options the program sees read-only system directories (/usr, /etc, ...), \
@@ -112,6 +116,20 @@ Examples:
   capexec learn redis.svc --workload 'redis-benchmark -q -n 10000' --out redis-mined.svc
   capexec learn --check redis-mined.svc --workload 'redis-cli set k v && redis-cli get k'")]
     Learn(LearnArgs),
+    /// Score declarations from 0 (confined) to 10 (exposed) with systemd-analyze security's checks
+    #[command(after_help = "Each of the 81 checks of `systemd-analyze security` (systemd 252) is answered from \
+what capexec enforces for the declaration, with systemd's weights and arithmetic, so the score can be put \
+next to a systemd unit's. Where capexec implements a restriction with another mechanism (its own root \
+view instead of ProtectSystem=, namespaces, Landlock, seccomp argument rules, the broker), the table \
+says which. docs/analyze.md lists every mapping.
+
+Levels, as systemd names them: 0.0 PERFECT, <1.0 SAFE, <5.0 OK, <7.5 MEDIUM, <9.0 EXPOSED, <10.0 UNSAFE.
+
+Examples:
+  capexec analyze nginx
+  capexec analyze --threshold 1 /usr/lib/capexec/units/*.svc     (for a package's CI)
+  capexec analyze --json redis | jq '.units[0].exposure'")]
+    Analyze(AnalyzeArgs),
 }
 
 #[derive(Args, Debug)]
@@ -266,6 +284,24 @@ pub struct CheckArgs {
     /// Print the whole resolved declaration (TOML) instead of a summary
     #[arg(long)]
     pub full: bool,
+    #[command(flatten)]
+    pub search: SearchArgs,
+}
+
+#[derive(Args, Debug)]
+pub struct AnalyzeArgs {
+    /// Declaration files or names
+    #[arg(required = true, value_name = "FILE|NAME")]
+    pub units: Vec<String>,
+    /// Print JSON: {"units": [{"name", "exposure", "level", "checks": [...]}], "errors": [...]}
+    #[arg(long)]
+    pub json: bool,
+    /// Exit with status 1 when a unit's exposure is above N (0.0 to 10.0)
+    #[arg(long, value_name = "N")]
+    pub threshold: Option<f64>,
+    /// Print only each unit's overall score, one line per unit
+    #[arg(long, short)]
+    pub short: bool,
     #[command(flatten)]
     pub search: SearchArgs,
 }

@@ -2,3 +2,4 @@
 //! that generate the manual pages from it.
 
 pub mod cli;
+pub mod exposure;

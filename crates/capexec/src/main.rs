@@ -33,6 +33,7 @@ fn main() {
         cli::Command::Enable(a) => cmd::ctl::enable(a, true),
         cli::Command::Disable(a) => cmd::ctl::enable(a, false),
         cli::Command::Learn(a) => cmd::learn::run(a),
+        cli::Command::Analyze(a) => cmd::analyze::run(a),
     };
     std::process::exit(code);
 }

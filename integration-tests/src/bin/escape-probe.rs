@@ -456,6 +456,7 @@ fn main() {
         // A notify-type service: `sd-notify MESSAGE [PINGS]` sends MESSAGE ("\n"
         // separates fields) to $NOTIFY_SOCKET, then WATCHDOG=1 PINGS times at
         // WATCHDOG_USEC/4, then sleeps without pinging.
+        "systemd" => systemd_side(),
         "sd-notify" => sd_notify(&arg(2).replace("\\n", "\n"), arg(3).parse().unwrap_or(0)),
         other => {
             eprintln!("escape-probe: unknown case `{other}`");
@@ -511,6 +512,55 @@ fn sd_notify(msg: &str, pings: u32) -> ! {
     loop {
         std::thread::sleep(std::time::Duration::from_secs(3600));
     }
+}
+
+/// `systemd`: what a service started by systemd through `capexec exec` sees.
+/// Prints its environment, tries to write into its credentials directory,
+/// says READY=1 (with a MAINPID of its own) and the rest of the protocol, then
+/// accepts one connection on each LISTEN_FDS socket and answers with the fd's
+/// number and name. Exits 7, for the test to find as capexec's status.
+fn systemd_side() -> ! {
+    let env = |k: &str| std::env::var(k).unwrap_or_default();
+    let n: i32 = env("LISTEN_FDS").parse().unwrap_or(0);
+    let me = std::process::id().to_string();
+    println!("LISTEN_FDS={n} LISTEN_FDNAMES={} LISTEN_PID-is-mine={}", env("LISTEN_FDNAMES"), env("LISTEN_PID") == me);
+    println!("WATCHDOG_USEC={} CAPEXEC_BROKER_FD={}", env("WATCHDOG_USEC"), env("CAPEXEC_BROKER_FD"));
+    let creds = env("CREDENTIALS_DIRECTORY");
+    println!("credential token={:?}", std::fs::read_to_string(format!("{creds}/token")).unwrap_or_else(|e| format!("unreadable: {e}")));
+    match std::fs::write(format!("{creds}/planted"), "x") {
+        Ok(()) => println!("ESCAPED credentials: wrote into {creds}"),
+        Err(e) => println!("BLOCKED credentials write: {e}"),
+    }
+    match std::fs::write(format!("{creds}/token"), "x") {
+        Ok(()) => println!("ESCAPED credentials: overwrote {creds}/token"),
+        Err(e) => println!("BLOCKED credentials overwrite: {e}"),
+    }
+    let path = env("NOTIFY_SOCKET");
+    let sock = std::os::unix::net::UnixDatagram::unbound().expect("socket");
+    for msg in ["STATUS=probing\nMAINPID=1\nREADY=1", "WATCHDOG=1", "RELOADING=1\nMONOTONIC_USEC=1", "READY=1\nSTATUS=reloaded", "FDSTORE=1"] {
+        match sock.send_to(msg.as_bytes(), &path) {
+            Ok(_) => println!("notified {msg:?}"),
+            Err(e) => println!("notify {path}: {e}"),
+        }
+    }
+    let names: Vec<String> = env("LISTEN_FDNAMES").split(':').map(str::to_owned).collect();
+    for (i, fd) in (3..3 + n).enumerate() {
+        // SAFETY: accept on an fd number LISTEN_FDS says is a listening socket; no address wanted.
+        let c = unsafe { libc::accept4(fd, std::ptr::null_mut(), std::ptr::null_mut(), libc::SOCK_CLOEXEC) };
+        if c < 0 {
+            println!("accept on fd {fd}: {}", Error::last_os_error());
+            continue;
+        }
+        let line = format!("fd {fd} name {}\n", names.get(i).map(String::as_str).unwrap_or("?"));
+        // SAFETY: writing a valid buffer to the connection we own, then closing it.
+        unsafe {
+            libc::write(c, line.as_ptr().cast(), line.len());
+            libc::close(c);
+        }
+        print!("served {line}");
+    }
+    let _ = sock.send_to(b"STOPPING=1", &path);
+    std::process::exit(7)
 }
 
 // ---- ESCAPE-CASES.md sections 5 and 6 through the transparent broker ----

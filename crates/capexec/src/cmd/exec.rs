@@ -1,6 +1,8 @@
 //! `capexec exec`: the foreground wrapper.
 
+use super::systemd::{Handoff, Relay};
 use capexec::cli::ExecArgs;
+use capexec_decl::spec::ServiceType;
 use capexec_decl::{Context, ServiceSpec};
 
 pub fn run(args: &ExecArgs) -> i32 {
@@ -12,17 +14,37 @@ pub fn run(args: &ExecArgs) -> i32 {
             return super::EXIT_SETUP;
         }
     };
-    launch_foreground(&spec)
+    let host_env: Vec<(String, String)> = std::env::vars().collect();
+    let handoff = match Handoff::from_env(&host_env) {
+        Ok(h) => h,
+        Err(e) => {
+            eprintln!("capexec: {}: from systemd: {e}", spec.name);
+            return super::EXIT_SETUP;
+        }
+    };
+    launch_foreground(&spec, handoff)
 }
 
-/// Plans, spawns and waits; shared by `exec` and `run`.
-pub fn launch_foreground(spec: &ServiceSpec) -> i32 {
+/// Plans, spawns and waits; shared by `exec` and `run`. `handoff` is what
+/// systemd gave `capexec exec` for the service (nothing for `run`).
+pub fn launch_foreground(spec: &ServiceSpec, handoff: Handoff) -> i32 {
     for w in &spec.warnings {
         eprintln!("capexec: {}: warning: {w}", spec.name);
     }
     let rootless = !nix::unistd::geteuid().is_root();
-    let host_env: Vec<(String, String)> = std::env::vars().collect();
-    let mut plan = match capexec_sandbox::plan(spec, rootless, &host_env) {
+    let host_env: Vec<(String, String)> = std::env::vars().filter(|(k, _)| !super::systemd::CONSUMED.contains(&k.as_str())).collect();
+    let planned = capexec_sandbox::plan::plan_inheriting(spec, rootless, &host_env, &handoff.names).and_then(|mut p| {
+        // Only a service that speaks sd_notify gets a socket to speak on (as
+        // NotifyAccess= would say: the others cannot alter the unit's state).
+        if handoff.notify.is_some() && spec.service.kind == ServiceType::Notify {
+            p.relay_notify(handoff.watchdog_usec)?;
+        }
+        if let Some(dir) = &handoff.credentials {
+            p.attach_credentials(dir)?;
+        }
+        Ok(p)
+    });
+    let mut plan = match planned {
         Ok(p) => p,
         Err(e) => {
             eprintln!("capexec: {}: {e}", spec.name);
@@ -56,7 +78,11 @@ pub fn launch_foreground(spec: &ServiceSpec) -> i32 {
             }
         }
     }
-    match capexec_sandbox::spawn(&plan) {
+    let inherited = handoff.raw_fds();
+    let spawned = capexec_sandbox::spawn_with(&plan, &capexec_sandbox::SpawnOptions { inherited: &inherited, ..Default::default() });
+    // The service has its copies; capexec keeps none of systemd's sockets.
+    drop(handoff.fds);
+    match spawned {
         Ok(mut s) => {
             if let Some(b) = broker {
                 let ch = capexec_broker::Channels { listener: s.listener.take(), explicit: s.broker_channel.take(), dns: s.dns.take() };
@@ -70,7 +96,28 @@ pub fn launch_foreground(spec: &ServiceSpec) -> i32 {
                     unsafe { libc::kill(s.pid, libc::SIGKILL) };
                 }
             }
-            capexec_sandbox::wait_foreground(&s)
+            // A service that does not speak sd_notify is ready once it runs
+            // (spawn returns after its exec), so capexec@.service can be
+            // Type=notify for every declaration and systemd learns of setup
+            // failures instead of calling them started.
+            let relay = match (s.notify.take(), handoff.notify) {
+                (Some(from), Some(to)) => Some(Relay::new(from, to)),
+                (None, Some(to)) => {
+                    super::systemd::announce_ready(&to);
+                    None
+                }
+                _ => None,
+            };
+            if let Some(Err(e)) = relay.as_ref().map(Relay::start) {
+                eprintln!("capexec: {}: start relaying notifications to systemd: {e}", spec.name);
+                // SAFETY: killing our own child: systemd would wait for a READY=1 that cannot arrive.
+                unsafe { libc::kill(s.pid, libc::SIGKILL) };
+            }
+            let status = capexec_sandbox::wait_foreground(&s);
+            if let Some(r) = relay {
+                r.drain();
+            }
+            status
         }
         Err(e) => {
             eprintln!("capexec: {}: {e}", spec.name);

@@ -1,3 +1,4 @@
+pub mod analyze;
 pub mod check;
 pub mod ctl;
 pub mod daemon;
@@ -5,6 +6,7 @@ pub mod doctor;
 pub mod exec;
 pub mod learn;
 pub mod run;
+pub mod systemd;
 
 /// capexec's own failures (declaration errors, sandbox setup) exit with this,
 /// so they are told apart from the service's own statuses.

@@ -16,7 +16,7 @@ pub fn run(args: &RunArgs) -> i32 {
             println!("{}", toml::to_string(&spec).unwrap_or_else(|e| format!("# {e}")));
             0
         }
-        Ok(spec) => super::exec::launch_foreground(&spec),
+        Ok(spec) => super::exec::launch_foreground(&spec, Default::default()),
         Err(msg) => {
             eprintln!("{msg}");
             super::EXIT_SETUP

@@ -1,0 +1,208 @@
+//! `capexec exec` under systemd: what systemd hands an ExecStart= process is
+//! handed on to the confined service, translated where the service's view
+//! differs from capexec's.
+//!
+//! - Socket activation: the sockets systemd passed (LISTEN_FDS, LISTEN_FDNAMES,
+//!   for this process's LISTEN_PID) become the service's first fds, 3, 4, ...,
+//!   before the declared preopens; the service's LISTEN_PID is its own pid.
+//! - NOTIFY_SOCKET: a `type = "notify"` service gets a socket of its own in its view and
+//!   capexec relays what it says (READY=1, STATUS=, RELOADING=1, STOPPING=1,
+//!   WATCHDOG=1, ...) to systemd's socket. capexec is the process systemd
+//!   started and the one that exits with the service, so it is the main pid:
+//!   a MAINPID= from the service (a pid in its own namespace) is replaced by
+//!   capexec's. Other services get no socket; capexec says READY=1 for them.
+//! - WATCHDOG_USEC (for this process's WATCHDOG_PID) is passed on.
+//! - CREDENTIALS_DIRECTORY is shown to the service read-only at the same path.
+
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::net::UnixDatagram;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+/// The first fd of socket activation (SD_LISTEN_FDS_START).
+const LISTEN_FDS_START: RawFd = 3;
+
+/// What systemd gave this process, to be given on to the service.
+#[derive(Default)]
+pub struct Handoff {
+    /// Socket-activated fds, in systemd's order.
+    pub fds: Vec<OwnedFd>,
+    /// Their names (LISTEN_FDNAMES, or "unknown" as sd_listen_fds_with_names says).
+    pub names: Vec<String>,
+    /// Connected to systemd's NOTIFY_SOCKET.
+    pub notify: Option<UnixDatagram>,
+    pub watchdog_usec: Option<u64>,
+    pub credentials: Option<PathBuf>,
+}
+
+/// Variables that are ours: the service gets its own values or none.
+pub const CONSUMED: &[&str] = &["LISTEN_FDS", "LISTEN_PID", "LISTEN_FDNAMES", "NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID", "CREDENTIALS_DIRECTORY"];
+
+fn var(env: &[(String, String)], key: &str) -> Option<String> {
+    env.iter().find(|(k, _)| k == key).map(|(_, v)| v.clone())
+}
+
+/// Whether a `*_PID` variable addresses this process (absent counts as yes for
+/// the watchdog, as in sd_watchdog_enabled; socket activation requires it).
+fn for_me(pid: Option<String>) -> bool {
+    pid.and_then(|p| p.parse::<u32>().ok()) == Some(std::process::id())
+}
+
+impl Handoff {
+    /// Reads what systemd passed, from `env` (this process's environment).
+    /// Takes ownership of the socket-activated fds, so the caller must not
+    /// have opened anything else at 3 and above yet.
+    pub fn from_env(env: &[(String, String)]) -> Result<Handoff, String> {
+        let mut h = Handoff::default();
+        if let (Some(n), true) = (var(env, "LISTEN_FDS"), for_me(var(env, "LISTEN_PID"))) {
+            let n: RawFd = n.parse().ok().filter(|n| (0..=4096).contains(n)).ok_or_else(|| format!("LISTEN_FDS={n} is not a count of fds"))?;
+            let names: Vec<String> = var(env, "LISTEN_FDNAMES").map(|v| v.split(':').map(str::to_owned).collect()).unwrap_or_default();
+            for fd in LISTEN_FDS_START..LISTEN_FDS_START + n {
+                // SAFETY: F_GETFD only queries the fd table.
+                if unsafe { libc::fcntl(fd, libc::F_GETFD) } < 0 {
+                    return Err(format!("LISTEN_FDS={n} but fd {fd} is not open (was capexec started by systemd's socket activation?)"));
+                }
+                // SAFETY: systemd passed fds 3..3+n to this process for it to
+                // own (sd_listen_fds); nothing else here has taken them.
+                h.fds.push(unsafe { OwnedFd::from_raw_fd(fd) });
+                // Close-on-exec here: they reach the service only where the
+                // launcher places them.
+                // SAFETY: setting a flag on an fd we now own.
+                unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) };
+            }
+            h.names = match names.len() == n as usize {
+                true => names,
+                false => vec!["unknown".to_owned(); n as usize],
+            };
+        }
+        if let Some(path) = var(env, "NOTIFY_SOCKET") {
+            h.notify = Some(connect(&path).map_err(|e| format!("connect to systemd's NOTIFY_SOCKET {path}: {e}"))?);
+            let pid = var(env, "WATCHDOG_PID");
+            if pid.is_none() || for_me(pid) {
+                h.watchdog_usec = var(env, "WATCHDOG_USEC").and_then(|v| v.parse().ok()).filter(|u| *u > 0);
+            }
+        }
+        if let Some(dir) = var(env, "CREDENTIALS_DIRECTORY").filter(|d| !d.is_empty()) {
+            h.credentials = Some(PathBuf::from(dir));
+        }
+        Ok(h)
+    }
+
+    pub fn raw_fds(&self) -> Vec<RawFd> {
+        self.fds.iter().map(|f| f.as_raw_fd()).collect()
+    }
+}
+
+/// A datagram socket connected to a NOTIFY_SOCKET address: a path, or an
+/// abstract name written with a leading `@`.
+fn connect(path: &str) -> std::io::Result<UnixDatagram> {
+    let sock = UnixDatagram::unbound()?;
+    match path.strip_prefix('@') {
+        Some(name) => {
+            use std::os::linux::net::SocketAddrExt;
+            sock.connect_addr(&std::os::unix::net::SocketAddr::from_abstract_name(name)?)?
+        }
+        None => sock.connect(path)?,
+    }
+    Ok(sock)
+}
+
+/// Tells systemd the service is ready, on its behalf.
+pub fn announce_ready(to: &UnixDatagram) {
+    if let Err(e) = to.send(format!("READY=1\nMAINPID={}", std::process::id()).as_bytes()) {
+        tracing::warn!("tell systemd's NOTIFY_SOCKET the service is ready: {e}");
+    }
+}
+
+/// sd_notify messages are short; systemd itself reads at most a page or so.
+const MAX_MESSAGE: usize = 4096;
+
+/// The assignments relayed to systemd. Others (FDSTORE=1, which would need the
+/// fds, MAINPID=, which names a pid systemd cannot see, and anything unknown)
+/// are dropped.
+const RELAYED: &[&str] =
+    &["READY", "RELOADING", "STOPPING", "STATUS", "ERRNO", "BUSERROR", "WATCHDOG", "WATCHDOG_USEC", "EXTEND_TIMEOUT_USEC", "MONOTONIC_USEC", "NOTIFYACCESS"];
+
+/// Rewrites one message from the service for systemd: the known assignments,
+/// and `MAINPID=<capexec>` with READY=1 (and where the service named one).
+/// `None` when nothing is left to say.
+pub fn translate(msg: &str, main_pid: u32) -> Option<String> {
+    let mut out: Vec<&str> = Vec::new();
+    let mut mainpid = false;
+    for line in msg.split('\n').filter(|l| !l.is_empty()) {
+        let Some((key, _)) = line.split_once('=') else { continue };
+        if key == "MAINPID" || (key == "READY" && line == "READY=1") {
+            mainpid = true;
+        }
+        if RELAYED.contains(&key) {
+            out.push(line);
+        }
+    }
+    let pid = format!("MAINPID={main_pid}");
+    if mainpid {
+        out.push(&pid);
+    }
+    (!out.is_empty() && out.iter().any(|l| !l.starts_with("MAINPID="))).then(|| out.join("\n"))
+}
+
+/// Relays the service's notify socket to systemd's, from a thread of its own
+/// and, once the service has ended, from [`Relay::drain`].
+pub struct Relay {
+    from: Arc<OwnedFd>,
+    to: Arc<UnixDatagram>,
+}
+
+impl Relay {
+    pub fn new(from: OwnedFd, to: UnixDatagram) -> Relay {
+        Relay { from: Arc::new(from), to: Arc::new(to) }
+    }
+
+    /// Relays until the process ends. Started after the broker (if any) has
+    /// confined this process, so the thread runs under its seccomp filter too.
+    pub fn start(&self) -> std::io::Result<()> {
+        let (from, to) = (self.from.clone(), self.to.clone());
+        std::thread::Builder::new().name("notify-relay".into()).spawn(move || while relay_one(from.as_fd(), &to, 0) {}).map(drop)
+    }
+
+    /// Relays what the service sent before it ended (STOPPING=1, say) and the
+    /// thread has not picked up yet.
+    pub fn drain(&self) {
+        while relay_one(self.from.as_fd(), &self.to, libc::MSG_DONTWAIT) {}
+    }
+}
+
+/// Receives one message and relays it. `false` when there is nothing more to
+/// receive (with MSG_DONTWAIT) or the socket failed.
+fn relay_one(from: BorrowedFd, to: &UnixDatagram, flags: libc::c_int) -> bool {
+    let mut buf = [0u8; MAX_MESSAGE];
+    // SAFETY: receiving into a valid buffer of its length; descriptors a
+    // message might carry are not accepted (no control buffer).
+    let n = unsafe { libc::recv(from.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), flags) };
+    if n < 0 {
+        return std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted;
+    }
+    let msg = String::from_utf8_lossy(&buf[..n as usize]);
+    if let Some(out) = translate(&msg, std::process::id()) {
+        if let Err(e) = to.send(out.as_bytes()) {
+            tracing::warn!("relay to systemd's NOTIFY_SOCKET: {e}");
+        }
+    }
+    true
+}
+
+#[cfg(test)]
+mod tests {
+    use super::translate;
+
+    #[test]
+    fn translation_keeps_the_protocol_and_names_capexec_as_main_pid() {
+        assert_eq!(translate("READY=1\nSTATUS=serving", 42).as_deref(), Some("READY=1\nSTATUS=serving\nMAINPID=42"));
+        assert_eq!(translate("MAINPID=1\nREADY=1", 42).as_deref(), Some("READY=1\nMAINPID=42"));
+        assert_eq!(translate("WATCHDOG=1", 42).as_deref(), Some("WATCHDOG=1"));
+        assert_eq!(translate("RELOADING=1\nMONOTONIC_USEC=5", 42).as_deref(), Some("RELOADING=1\nMONOTONIC_USEC=5"));
+        assert_eq!(translate("FDSTORE=1\nFDNAME=x", 42), None, "fd store needs the fds, which are not relayed");
+        assert_eq!(translate("MAINPID=7", 42), None, "a bare MAINPID says nothing new");
+        assert_eq!(translate("garbage without equals", 42), None);
+        assert_eq!(translate("READY=0", 42).as_deref(), Some("READY=0"));
+    }
+}
