@@ -14,8 +14,10 @@ fi
 # The learn tests drive the services with real clients: wrk and curl (nginx),
 # redis-benchmark and redis-cli (redis-tools, pulled in by redis-server),
 # memcslap and memccat (libmemcached-tools). systemd: systemd-analyze verify
-# checks the shipped .service files (PID 1 need not be systemd).
-packages=(nginx-light redis-server memcached gcc libc6-dev util-linux wrk curl libmemcached-tools systemd)
+# checks the shipped .service files and `systemd-analyze security` is what
+# `capexec analyze` is compared with (PID 1 need not be systemd). unbound and
+# dnsmasq: the shipped DNS units run them; dig (bind9-dnsutils) queries them.
+packages=(nginx-light redis-server memcached gcc libc6-dev util-linux wrk curl libmemcached-tools systemd unbound dnsmasq bind9-dnsutils)
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -400,3 +400,42 @@ fn options_open_things_up_as_root() {
 fn options_open_things_up_rootless() {
     options_open_things_up(As::User);
 }
+
+/// `dig` against a local DNS server: the answer section only, or the error.
+fn dig(port: u16, tcp: bool, name: &str) -> String {
+    let mut c = std::process::Command::new("dig");
+    c.args(["+short", "+time=2", "+tries=3", "-p", &port.to_string(), "@127.0.0.1", name]);
+    if tcp {
+        c.arg("+tcp");
+    }
+    let o = output(c, Duration::from_secs(30));
+    String::from_utf8_lossy(&o.stdout).trim().to_owned()
+}
+
+/// The shipped DNS units (unbound, dnsmasq) answer over UDP and TCP through
+/// sockets their broker made, from a network namespace of their own, as the
+/// package's user when started by root.
+fn dns_unit(who: As, unit_name: &str, program: &str, port: u16, want: &str, user: &str) {
+    let _g = lock();
+    let svc = Service::start(who, &["exec", unit(unit_name).to_str().unwrap()]);
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let mut got = String::new();
+    while Instant::now() < deadline && got != want {
+        got = dig(port, false, "www.capexec.test");
+    }
+    assert_eq!(got, want, "{unit_name} did not answer over UDP");
+    assert_eq!(dig(port, true, "www.capexec.test"), want, "{unit_name} did not answer over TCP");
+    let pid = pids_of_program(program)[0];
+    let uid = match who {
+        As::Root => nix::unistd::User::from_name(user).unwrap().unwrap().uid.as_raw(),
+        As::User => test_user().0,
+    };
+    assert_eq!(status_of(pid, "Uid").split_whitespace().next().unwrap(), uid.to_string());
+    assert_ne!(netns(pid), netns(std::process::id() as i32), "{unit_name} shares the host's network namespace");
+    let out = svc.stop();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(wait_gone_by(|| pids_of_program(program), Duration::from_secs(5)).is_empty());
+}
+
+both!(unbound_unit, |who| dns_unit(who, "unbound.svc", "/usr/sbin/unbound", 8053, "192.0.2.53", "unbound"));
+both!(dnsmasq_unit, |who| dns_unit(who, "dnsmasq.svc", "/usr/sbin/dnsmasq", 8054, "192.0.2.54", "dnsmasq"));

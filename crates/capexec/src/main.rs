@@ -17,6 +17,14 @@ fn main() {
         Err(_) => fmt.with_max_level(tracing::Level::WARN).init(),
     }
     let cli = cli::Cli::parse();
+    // Report commands end quietly when their reader goes away (`capexec
+    // analyze ... | head`), as other command-line tools do, instead of
+    // panicking on the write. Not the others: the daemon and the brokers write
+    // to sockets whose peers may close, which must not kill them.
+    if matches!(cli.command, cli::Command::Check(_) | cli::Command::Analyze(_) | cli::Command::Doctor(_)) {
+        // SAFETY: restoring the default disposition installs no handler code.
+        unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
+    }
     let code = match &cli.command {
         cli::Command::Check(a) => cmd::check::run(a),
         cli::Command::Exec(a) => cmd::exec::run(a),
