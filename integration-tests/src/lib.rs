@@ -703,3 +703,15 @@ pub fn broker_fds_unchanged(mut child: std::process::Child, mut out: std::io::Bu
     assert_eq!(before, after, "the broker's fds changed (and stayed so for 2 s):\n{all}");
     all
 }
+
+/// `dig` against a DNS server on 127.0.0.1:`port`: the answer section only
+/// (empty on no answer).
+pub fn dig(port: u16, tcp: bool, name: &str) -> String {
+    let mut c = Command::new("dig");
+    c.args(["+short", "+time=2", "+tries=3", "-p", &port.to_string(), "@127.0.0.1", name]);
+    if tcp {
+        c.arg("+tcp");
+    }
+    let o = output(c, Duration::from_secs(30));
+    String::from_utf8_lossy(&o.stdout).trim().to_owned()
+}

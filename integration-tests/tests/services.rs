@@ -401,17 +401,6 @@ fn options_open_things_up_rootless() {
     options_open_things_up(As::User);
 }
 
-/// `dig` against a local DNS server: the answer section only, or the error.
-fn dig(port: u16, tcp: bool, name: &str) -> String {
-    let mut c = std::process::Command::new("dig");
-    c.args(["+short", "+time=2", "+tries=3", "-p", &port.to_string(), "@127.0.0.1", name]);
-    if tcp {
-        c.arg("+tcp");
-    }
-    let o = output(c, Duration::from_secs(30));
-    String::from_utf8_lossy(&o.stdout).trim().to_owned()
-}
-
 /// The shipped DNS units (unbound, dnsmasq) answer over UDP and TCP through
 /// sockets their broker made, from a network namespace of their own, as the
 /// package's user when started by root.

@@ -42,7 +42,9 @@ fn the_checks_weights_and_ranges_are_systemds() {
     let _ = std::fs::remove_dir_all(&dir);
     let mut theirs: Vec<(String, String, u64, u64)> = json
         .iter()
-        .map(|c| (c["name"].as_str().unwrap().to_owned(), c["json_field"].as_str().unwrap().to_owned(), c["weight"].as_u64().unwrap(), c["range"].as_u64().unwrap()))
+        .map(|c| {
+            (c["name"].as_str().unwrap().to_owned(), c["json_field"].as_str().unwrap().to_owned(), c["weight"].as_u64().unwrap(), c["range"].as_u64().unwrap())
+        })
         .collect();
     let mut ours: Vec<(String, String, u64, u64)> = CHECKS.iter().map(|c| (c.name.to_owned(), c.json_field.to_owned(), c.weight, c.range)).collect();
     theirs.sort();
@@ -92,7 +94,8 @@ fn capexec_analyze(args: &[&str]) -> std::process::Output {
 
 #[test]
 fn every_shipped_unit_scores_at_most_1_and_beats_debians_best() {
-    let units: Vec<String> = ["nginx", "redis", "memcached", "unbound", "dnsmasq"].iter().map(|u| repo().join(format!("units/{u}.svc")).display().to_string()).collect();
+    let units: Vec<String> =
+        ["nginx", "redis", "memcached", "unbound", "dnsmasq"].iter().map(|u| repo().join(format!("units/{u}.svc")).display().to_string()).collect();
     let mut args = vec!["--json", "--threshold", "1"];
     args.extend(units.iter().map(String::as_str));
     let o = capexec_analyze(&args);
@@ -130,8 +133,16 @@ fn the_threshold_fails_an_exposed_unit_and_says_which() {
     let e = out["units"][0]["exposure"].as_f64().unwrap();
     assert!(e > 3.0, "root, host network, CAP_SYS_ADMIN, writable /home and @mount score only {e}");
     assert_eq!(out["above_threshold"][0], format!("wide ({e:.1})"));
-    let bad: Vec<&str> = out["units"][0]["checks"].as_array().unwrap().iter().filter(|c| c["badness"].as_u64().unwrap_or(0) > 0).map(|c| c["name"].as_str().unwrap()).collect();
-    for want in ["User=/DynamicUser=", "PrivateNetwork=", "CapabilityBoundingSet=~CAP_SYS_ADMIN", "ProtectHome=", "SystemCallFilter=~@mount", "RestrictNamespaces=~user"] {
+    let bad: Vec<&str> =
+        out["units"][0]["checks"].as_array().unwrap().iter().filter(|c| c["badness"].as_u64().unwrap_or(0) > 0).map(|c| c["name"].as_str().unwrap()).collect();
+    for want in [
+        "User=/DynamicUser=",
+        "PrivateNetwork=",
+        "CapabilityBoundingSet=~CAP_SYS_ADMIN",
+        "ProtectHome=",
+        "SystemCallFilter=~@mount",
+        "RestrictNamespaces=~user",
+    ] {
         assert!(bad.contains(&want), "{want} not counted: {bad:?}");
     }
     // Text mode says the same on stderr.

@@ -1,5 +1,6 @@
-//! The manual pages in docs/man/ are generated from the clap definition; this
-//! test fails when they are out of date. Regenerate with:
+//! The manual pages in docs/man/ and the shell completions in
+//! packaging/completions/ are generated from the clap definition; these tests
+//! fail when they are out of date. Regenerate with:
 //!   CAPEXEC_UPDATE_MAN=1 cargo test -p capexec --test man
 
 use clap::CommandFactory;
@@ -35,5 +36,26 @@ fn man_pages_are_up_to_date() {
         }
         let current = std::fs::read(&path).unwrap_or_default();
         assert!(current == text, "docs/man/{file} is out of date: run `CAPEXEC_UPDATE_MAN=1 cargo test -p capexec --test man`");
+    }
+}
+
+#[test]
+fn shell_completions_are_up_to_date() {
+    use clap_complete::Shell;
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../packaging/completions");
+    let update = std::env::var_os("CAPEXEC_UPDATE_MAN").is_some();
+    if update {
+        std::fs::create_dir_all(&dir).unwrap();
+    }
+    for (shell, file) in [(Shell::Bash, "capexec.bash"), (Shell::Zsh, "_capexec"), (Shell::Fish, "capexec.fish")] {
+        let mut text = Vec::new();
+        clap_complete::generate(shell, &mut capexec::cli::Cli::command(), "capexec", &mut text);
+        let path = dir.join(file);
+        if update {
+            std::fs::write(&path, &text).unwrap();
+            continue;
+        }
+        let current = std::fs::read(&path).unwrap_or_default();
+        assert!(current == text, "packaging/completions/{file} is out of date: run `CAPEXEC_UPDATE_MAN=1 cargo test -p capexec --test man`");
     }
 }
