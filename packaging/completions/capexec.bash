@@ -40,6 +40,9 @@ _capexec() {
             capexec,help)
                 cmd="capexec__subcmd__help"
                 ;;
+            capexec,import)
+                cmd="capexec__subcmd__import"
+                ;;
             capexec,learn)
                 cmd="capexec__subcmd__learn"
                 ;;
@@ -91,6 +94,9 @@ _capexec() {
             capexec__subcmd__help,help)
                 cmd="capexec__subcmd__help__subcmd__help"
                 ;;
+            capexec__subcmd__help,import)
+                cmd="capexec__subcmd__help__subcmd__import"
+                ;;
             capexec__subcmd__help,learn)
                 cmd="capexec__subcmd__help__subcmd__learn"
                 ;;
@@ -125,7 +131,7 @@ _capexec() {
 
     case "${cmd}" in
         capexec)
-            opts="-h -V --help --version check exec run doctor daemon start stop restart reload status list logs enable disable learn analyze help"
+            opts="-h -V --help --version check exec run doctor daemon start stop restart reload status list logs enable disable learn analyze import help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -285,7 +291,7 @@ _capexec() {
             return 0
             ;;
         capexec__subcmd__help)
-            opts="check exec run doctor daemon start stop restart reload status list logs enable disable learn analyze help"
+            opts="check exec run doctor daemon start stop restart reload status list logs enable disable learn analyze import help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -397,6 +403,20 @@ _capexec() {
             return 0
             ;;
         capexec__subcmd__help__subcmd__help)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        capexec__subcmd__help__subcmd__import)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -529,6 +549,28 @@ _capexec() {
                 return 0
             fi
             case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        capexec__subcmd__import)
+            opts="-o -h --out --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --out)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -o)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;

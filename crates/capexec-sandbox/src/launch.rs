@@ -215,6 +215,28 @@ pub fn spawn_with(plan: &SetupPlan, opts: &SpawnOptions) -> Result<Spawned, Laun
         write("uid_map", &plan.uid_map).map_err(abort)?;
         write("gid_map", &plan.gid_map).map_err(abort)?;
     }
+    // Limits above capexec's own hard limit need CAP_SYS_RESOURCE in the
+    // initial user namespace, which the child (in a user namespace of its
+    // own) never has: as root, set them on the child from here. The child's
+    // own setrlimit of the same values then succeeds. Rootless, the child can
+    // only lower limits, and says so if asked for more.
+    if nix::unistd::geteuid().is_root() {
+        for (res, soft, hard) in &plan.rlimits {
+            let lim = libc::rlimit { rlim_cur: *soft, rlim_max: *hard };
+            // SAFETY: prlimit on our own child with a valid rlimit struct; the old value is not wanted.
+            if unsafe { libc::prlimit(pid, *res, &lim, std::ptr::null_mut()) } != 0 {
+                let e = std::io::Error::last_os_error();
+                let mut now = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+                // SAFETY: reading our own limit into a valid struct.
+                unsafe { libc::getrlimit(*res, &mut now) };
+                let what = format!(
+                    "resource {res} to {soft}/{hard} (capexec's own hard limit is {}; raising it needs CAP_SYS_RESOURCE: lower the declared limit or start capexec with a higher one)",
+                    now.rlim_max
+                );
+                return Err(abort(LaunchError::io("set the service's rlimit", what, e)));
+            }
+        }
+    }
     // Into the cgroups before the child runs anything: nothing it forks can be
     // born outside them.
     for procs in opts.cgroup_procs {

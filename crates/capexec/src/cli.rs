@@ -130,6 +130,19 @@ Examples:
   capexec analyze --threshold 1 /usr/lib/capexec/units/*.svc     (for a package's CI)
   capexec analyze --json redis | jq '.units[0].exposure'")]
     Analyze(AnalyzeArgs),
+    /// Convert a systemd service unit into a declaration, with a note on everything not carried over
+    #[command(after_help = "Carries over ExecStart (with $VARS from Environment= and readable EnvironmentFile=s), \
+User, Group, Environment, WorkingDirectory, Type, Restart and its timings, ReadOnlyPaths, ReadWritePaths, \
+InaccessiblePaths, ExecPaths, State/Cache/Logs/RuntimeDirectory, PrivateNetwork, AmbientCapabilities, \
+SystemCallFilter, Limit*, MemoryMax, TasksMax and CPUWeight. Hardening directives that capexec applies to \
+every service anyway (ProtectSystem, PrivateTmp, NoNewPrivileges, ...) are listed as covered; the rest as not \
+mapped, each with the reason. The result is a starting point: check it, then run it under \
+`capexec learn --check` with a workload.
+
+Examples:
+  capexec import /lib/systemd/system/redis-server.service --out redis.svc
+  capexec import nginx.service | less")]
+    Import(ImportArgs),
 }
 
 #[derive(Args, Debug)]
@@ -304,6 +317,16 @@ pub struct AnalyzeArgs {
     pub short: bool,
     #[command(flatten)]
     pub search: SearchArgs,
+}
+
+#[derive(Args, Debug)]
+pub struct ImportArgs {
+    /// The systemd unit file (.service)
+    #[arg(value_name = "FILE.service")]
+    pub unit: std::path::PathBuf,
+    /// Write the declaration here instead of standard output (refuses to overwrite)
+    #[arg(long, short, value_name = "FILE.svc")]
+    pub out: Option<std::path::PathBuf>,
 }
 
 #[derive(Args, Debug)]

@@ -21,7 +21,7 @@ fn main() {
     // analyze ... | head`), as other command-line tools do, instead of
     // panicking on the write. Not the others: the daemon and the brokers write
     // to sockets whose peers may close, which must not kill them.
-    if matches!(cli.command, cli::Command::Check(_) | cli::Command::Analyze(_) | cli::Command::Doctor(_)) {
+    if matches!(cli.command, cli::Command::Check(_) | cli::Command::Analyze(_) | cli::Command::Doctor(_) | cli::Command::Import(_)) {
         // SAFETY: restoring the default disposition installs no handler code.
         unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
     }
@@ -42,6 +42,7 @@ fn main() {
         cli::Command::Disable(a) => cmd::ctl::enable(a, false),
         cli::Command::Learn(a) => cmd::learn::run(a),
         cli::Command::Analyze(a) => cmd::analyze::run(a),
+        cli::Command::Import(a) => cmd::import::run(a),
     };
     std::process::exit(code);
 }

@@ -4,6 +4,7 @@ pub mod ctl;
 pub mod daemon;
 pub mod doctor;
 pub mod exec;
+pub mod import;
 pub mod learn;
 pub mod run;
 pub mod systemd;

@@ -1,0 +1,36 @@
+//! `capexec import`: a systemd unit file in, a declaration out (see capexec::import).
+
+use capexec::cli::ImportArgs;
+
+pub fn run(args: &ImportArgs) -> i32 {
+    let source = args.unit.display().to_string();
+    let text = match std::fs::read_to_string(&args.unit) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("capexec import: read {source}: {e}");
+            return 1;
+        }
+    };
+    let decl = match capexec::import::convert(&source, &text) {
+        Ok(d) => d,
+        Err(e) => {
+            eprintln!("capexec import: {e}");
+            return 1;
+        }
+    };
+    match &args.out {
+        None => print!("{decl}"),
+        Some(out) => {
+            let written =
+                std::fs::OpenOptions::new().write(true).create_new(true).open(out).and_then(|mut f| std::io::Write::write_all(&mut f, decl.as_bytes()));
+            if let Err(e) = written {
+                let hint = if e.kind() == std::io::ErrorKind::AlreadyExists { " (remove it first: import does not overwrite)" } else { "" };
+                eprintln!("capexec import: write {}: {e}{hint}", out.display());
+                return 1;
+            }
+            let notes = decl.lines().filter(|l| l.starts_with("#   ")).count();
+            eprintln!("capexec import: wrote {} ({notes} notes at the end); next: capexec check {}", out.display(), out.display());
+        }
+    }
+    0
+}

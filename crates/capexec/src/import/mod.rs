@@ -1,0 +1,583 @@
+//! `capexec import`: a systemd service unit → a capexec declaration (TOML
+//! text), with a comment on everything that was not carried over and why.
+//!
+//! What maps: ExecStart (with $VAR from Environment= and readable
+//! EnvironmentFile=s), User, Group, Environment, WorkingDirectory, Type,
+//! Restart and its timings, the path directives (ReadOnlyPaths, ReadWritePaths,
+//! InaccessiblePaths, ExecPaths, State/Cache/Logs/RuntimeDirectory),
+//! PrivateNetwork, AmbientCapabilities, SystemCallFilter and its errno,
+//! Limit*, MemoryMax, TasksMax, CPUWeight. Many hardening directives need no
+//! counterpart because capexec always does at least as much; they are listed
+//! as such. The rest is listed as not mapped, with the reason.
+
+pub mod unit_file;
+
+use crate::exposure::systemd_set;
+use std::collections::BTreeMap;
+use std::fmt::Write;
+use unit_file::Entry;
+
+/// Directives whose protection capexec applies to every service, whatever
+/// the value: what it does instead.
+const ALWAYS: &[(&str, &str)] = &[
+    ("NoNewPrivileges", "no_new_privs is always set"),
+    ("PrivateTmp", "/tmp is always a private tmpfs"),
+    ("PrivateDevices", "/dev is always minimal (null, zero, full, random, urandom, tty)"),
+    ("DevicePolicy", "/dev is always minimal"),
+    ("ProtectSystem", "the view is read-only except the declared writable paths (like strict)"),
+    ("ProtectHome", "home directories are not in the view unless declared"),
+    ("ProtectKernelTunables", "/proc/sys is read-only and /sys is not in the view"),
+    ("ProtectKernelModules", "no module syscalls, /usr/lib/modules masked"),
+    ("ProtectKernelLogs", "no syslog(), /proc/kmsg masked, no /dev/kmsg"),
+    ("ProtectControlGroups", "the cgroup file system is not in the view"),
+    ("ProtectClock", "no clock-setting syscalls, no CAP_SYS_TIME"),
+    ("ProtectHostname", "own UTS namespace"),
+    ("ProtectProc", "own pid namespace and /proc"),
+    ("ProcSubset", "proc = \"pid-only\" is the default"),
+    ("PrivateUsers", "own user namespace mapping only the service's ids"),
+    ("PrivateMounts", "own mount namespace"),
+    ("PrivateIPC", "own IPC namespace"),
+    ("RemoveIPC", "own IPC namespace"),
+    ("RestrictNamespaces", "clone() with namespace flags, unshare and setns are refused"),
+    ("LockPersonality", "personality() may only query or set plain Linux"),
+    ("RestrictRealtime", "RLIMIT_RTPRIO is 0 by default and no CAP_SYS_NICE"),
+    ("SystemCallArchitectures", "only native syscalls"),
+    ("KeyringMode", "keyring syscalls are not in the default allowlist"),
+    ("CapabilityBoundingSet", "every capability not kept is dropped, bounding set included"),
+    ("RootDirectory", "the service always runs in a root of its own (the view)"),
+    ("RestrictFileSystems", "the view holds only declared paths"),
+    ("TemporaryFileSystem", "the view holds only declared paths"),
+    ("ReadWriteDirectories", ""), // handled as ReadWritePaths; listed so it is never "unknown"
+];
+
+/// Directives capexec does not carry over, with why.
+const NOT_MAPPED: &[(&str, &str)] = &[
+    ("ExecStartPre", "capexec runs one program; run this step before starting the service"),
+    ("ExecStartPost", "capexec runs one program"),
+    ("ExecStop", "capexec stops the service with its stop signal (service.stop_signal)"),
+    ("ExecStopPost", "capexec runs one program"),
+    ("ExecReload", "`capexec reload` re-reads declarations; send the service its reload signal with `kill -HUP` if it has one"),
+    ("ExecCondition", "capexec runs one program"),
+    ("PIDFile", "capexec supervises the process it started; nothing reads a pid file"),
+    ("KillMode", "capexec always stops the whole service (its pid namespace)"),
+    ("UMask", "capexec keeps the umask it was started with"),
+    ("MemoryDenyWriteExecute", "not implemented by capexec yet"),
+    ("RestrictSUIDSGID", "not implemented by capexec yet (writable paths are nosuid inside the view)"),
+    ("RestrictAddressFamilies", "capexec always limits socket() to AF_UNIX, AF_INET, AF_INET6 and AF_NETLINK; narrower lists are not expressible"),
+    ("IPAddressDeny", "no IP filter; use namespaces.net = \"none\" with preopened sockets or [broker.net] grants"),
+    ("IPAddressAllow", "no IP filter; use [broker.net] grants"),
+    ("RuntimeDirectoryMode", "a tmpfs of the service's own (0755)"),
+    ("StateDirectoryMode", "the directory is used as it is on the host"),
+    ("LogsDirectoryMode", "the directory is used as it is on the host"),
+    ("CacheDirectoryMode", "the directory is used as it is on the host"),
+    ("ConfigurationDirectoryMode", "the directory is used as it is on the host"),
+    ("NoExecPaths", "only the system directories and declared executable paths are executable"),
+    ("Nice", "no scheduling settings"),
+    ("OOMScoreAdjust", "no OOM score settings"),
+    ("IOSchedulingClass", "no I/O scheduling settings"),
+    ("IOSchedulingPriority", "no I/O scheduling settings"),
+    ("CPUSchedulingPolicy", "no scheduling settings"),
+    ("StandardOutput", "the daemon logs stdout and stderr (`capexec logs`); `capexec exec` passes them through"),
+    ("StandardError", "the daemon logs stdout and stderr"),
+    ("SyslogIdentifier", "logs are named after the unit"),
+    ("Slice", "the daemon puts each service in a cgroup of its own"),
+    ("Delegate", "no cgroup delegation"),
+    ("TimeoutStartSec", "see service.ready_timeout (notify services)"),
+    ("NotifyAccess", "only type = \"notify\" services get a notification socket"),
+    ("DynamicUser", "a unit without `user` gets a dynamic uid in capexec"),
+    ("SupplementaryGroups", "capexec clears supplementary groups"),
+];
+
+const RLIMITS: &[(&str, &str)] = &[
+    ("LimitAS", "as"),
+    ("LimitCORE", "core"),
+    ("LimitCPU", "cpu"),
+    ("LimitDATA", "data"),
+    ("LimitFSIZE", "fsize"),
+    ("LimitLOCKS", "locks"),
+    ("LimitMEMLOCK", "memlock"),
+    ("LimitMSGQUEUE", "msgqueue"),
+    ("LimitNICE", "nice"),
+    ("LimitNOFILE", "nofile"),
+    ("LimitNPROC", "nproc"),
+    ("LimitRSS", "rss"),
+    ("LimitRTPRIO", "rtprio"),
+    ("LimitRTTIME", "rttime"),
+    ("LimitSIGPENDING", "sigpending"),
+    ("LimitSTACK", "stack"),
+];
+
+/// A TOML string literal.
+fn q(s: &str) -> String {
+    toml::Value::String(s.to_owned()).to_string()
+}
+
+fn list(items: &[String]) -> String {
+    format!("[{}]", items.iter().map(|s| q(s)).collect::<Vec<_>>().join(", "))
+}
+
+fn yes(v: &str) -> bool {
+    matches!(v, "1" | "yes" | "true" | "on")
+}
+
+#[derive(Default)]
+struct Out {
+    description: Option<String>,
+    argv: Vec<String>,
+    user: Option<String>,
+    group: Option<String>,
+    env: BTreeMap<String, String>,
+    workdir: Option<String>,
+    fs: BTreeMap<&'static str, Vec<String>>,
+    net_none: bool,
+    keep: Vec<String>,
+    allow: Vec<String>,
+    deny: Vec<String>,
+    errno: Option<String>,
+    action: Option<String>,
+    rlimits: BTreeMap<&'static str, String>,
+    service: Vec<(&'static str, String)>,
+    limits: Vec<(&'static str, String)>,
+    /// Directives capexec covers anyway: (assignment, what it does).
+    covered: Vec<(String, String)>,
+    /// Not carried over: (assignment, why).
+    skipped: Vec<(String, String)>,
+}
+
+impl Out {
+    fn skip(&mut self, e: &Entry, why: impl Into<String>) {
+        self.skipped.push((format!("{}={}", e.key, e.value), why.into()));
+    }
+    fn path(&mut self, kind: &'static str, p: &str, e: &Entry) {
+        let (optional, rest) = match p.strip_prefix('-') {
+            Some(r) => ("-", r),
+            None => ("", p),
+        };
+        let rest = rest.trim_start_matches('+');
+        if !rest.starts_with('/') {
+            self.skip(e, format!("{p} is not an absolute path"));
+            return;
+        }
+        // /var/run is a symlink to /run: name the real directory.
+        let rest = match rest.strip_prefix("/var/run/") {
+            Some(r) => format!("/run/{r}"),
+            None => rest.to_owned(),
+        };
+        let item = format!("{optional}{rest}");
+        let v = self.fs.entry(kind).or_default();
+        if !v.contains(&item) {
+            v.push(item);
+        }
+    }
+}
+
+/// Variables an ExecStart may name: Environment= and the EnvironmentFile=s
+/// that can be read here.
+fn environment(entries: &[Entry], out: &mut Out) -> BTreeMap<String, String> {
+    let mut vars = BTreeMap::new();
+    for e in entries.iter().filter(|e| e.section == "Service") {
+        match e.key.as_str() {
+            "Environment" => {
+                for w in unit_file::words(&e.value).unwrap_or_default() {
+                    if let Some((k, v)) = w.split_once('=') {
+                        vars.insert(k.to_owned(), v.to_owned());
+                        out.env.insert(k.to_owned(), v.to_owned());
+                    }
+                }
+            }
+            "EnvironmentFile" => {
+                let path = e.value.trim_start_matches('-');
+                match std::fs::read_to_string(path) {
+                    Ok(text) => {
+                        for line in text.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#') && !l.starts_with(';')) {
+                            if let Some((k, v)) = line.split_once('=') {
+                                let v = unit_file::words(v).ok().map(|w| w.join(" ")).unwrap_or_default();
+                                vars.insert(k.trim().to_owned(), v.clone());
+                                out.env.insert(k.trim().to_owned(), v);
+                            }
+                        }
+                        out.covered.push((
+                            format!("EnvironmentFile={}", e.value),
+                            format!("read now; its variables are in [exec.environment] (re-import when {path} changes)"),
+                        ));
+                    }
+                    Err(err) if e.value.starts_with('-') => {
+                        out.covered.push((format!("EnvironmentFile={}", e.value), format!("optional and not readable here ({err}): nothing taken from it")))
+                    }
+                    Err(err) => out.skip(e, format!("cannot read {path}: {err}")),
+                }
+            }
+            _ => {}
+        }
+    }
+    vars
+}
+
+/// ExecStart's argv, with the prefixes removed and $VAR / ${VAR} expanded.
+fn exec_start(e: &Entry, vars: &BTreeMap<String, String>, out: &mut Out) -> Vec<String> {
+    let mut value = e.value.as_str();
+    while let Some(r) = value.strip_prefix(['-', '@', '+', '!', ':']) {
+        if value.starts_with('+') || value.starts_with('!') {
+            out.skip(e, "the `+`/`!` prefix (run with full privileges) has no counterpart: the service is always confined");
+        }
+        value = r;
+    }
+    let words = match unit_file::words(value) {
+        Ok(w) => w,
+        Err(err) => {
+            out.skip(e, err);
+            return Vec::new();
+        }
+    };
+    let mut argv = Vec::new();
+    for w in words {
+        // A word that is exactly $VAR splits into words; ${VAR} inside a word does not.
+        if let Some(name) = w.strip_prefix('$').filter(|n| !n.starts_with('{') && n.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')) {
+            match vars.get(name) {
+                Some(v) => argv.extend(v.split_whitespace().map(str::to_owned)),
+                None => out.skip(e, format!("${name} is not set by Environment= or a readable EnvironmentFile=: left out of argv")),
+            }
+            continue;
+        }
+        let mut word = w.clone();
+        while let Some(start) = word.find("${") {
+            let Some(len) = word[start..].find('}') else { break };
+            let name = word[start + 2..start + len].to_owned();
+            let val = vars.get(&name).cloned().unwrap_or_else(|| {
+                out.skip(e, format!("${{{name}}} is not set: replaced by nothing"));
+                String::new()
+            });
+            word.replace_range(start..start + len + 1, &val);
+        }
+        if word.contains('%') {
+            out.skip(e, format!("`{word}` has a unit specifier (%...), which capexec does not expand: edit it"));
+        }
+        argv.push(word);
+    }
+    argv
+}
+
+/// SystemCallFilter= lines → allow and deny lists capexec knows.
+fn syscall_filter(e: &Entry, out: &mut Out, first: &mut Option<bool>) {
+    let (deny, rest) = match e.value.trim().strip_prefix('~') {
+        Some(r) => (true, r),
+        None => (false, e.value.trim()),
+    };
+    if rest.is_empty() && !deny {
+        out.allow.clear();
+        out.deny.clear();
+        return;
+    }
+    first.get_or_insert(!deny);
+    for item in rest.split_whitespace() {
+        // `name:errno` sets a per-call errno, which capexec does not have.
+        let name = item.split(':').next().unwrap_or(item);
+        let mut known: Vec<String> = Vec::new();
+        if name.starts_with('@') {
+            if capexec_decl::syscalls::group(name).is_some() {
+                known.push(name.to_owned());
+            } else {
+                let members = systemd_set(name);
+                if members.is_empty() {
+                    out.skip(e, format!("{name}: a syscall set capexec does not know"));
+                    continue;
+                }
+                known.extend(members.iter().filter(|m| capexec_decl::syscalls::number(m).is_some()).map(|m| (*m).to_owned()));
+            }
+        } else if capexec_decl::syscalls::number(name).is_some() {
+            known.push(name.to_owned());
+        } else {
+            out.skip(e, format!("{name}: not a syscall of this architecture"));
+            continue;
+        }
+        let into = if deny { &mut out.deny } else { &mut out.allow };
+        for k in known {
+            if !into.contains(&k) {
+                into.push(k);
+            }
+        }
+    }
+}
+
+pub fn convert(source: &str, text: &str) -> Result<String, String> {
+    let entries = unit_file::parse(text)?;
+    let mut out = Out::default();
+    let vars = environment(&entries, &mut out);
+    let mut filter_mode: Option<bool> = None;
+    let mut exec_starts = 0;
+    for e in &entries {
+        if e.section == "Unit" && e.key == "Description" {
+            out.description = Some(e.value.clone());
+            continue;
+        }
+        if e.section == "Install" {
+            out.skip(e, "[Install]: capexec's daemon starts services with `autostart = true` or `capexec enable NAME`");
+            continue;
+        }
+        if e.section != "Service" {
+            continue;
+        }
+        let v = e.value.as_str();
+        match e.key.as_str() {
+            "ExecStart" if v.is_empty() => out.argv.clear(),
+            "ExecStart" => {
+                exec_starts += 1;
+                if exec_starts > 1 {
+                    out.skip(e, "a second ExecStart (Type=oneshot): capexec runs one program");
+                } else {
+                    out.argv = exec_start(e, &vars, &mut out);
+                }
+            }
+            "Environment" | "EnvironmentFile" => {}
+            "User" => out.user = Some(v.to_owned()),
+            "Group" => out.group = Some(v.to_owned()),
+            "WorkingDirectory" => match v.trim_start_matches('-') {
+                "~" => out.skip(e, "~ (the user's home) is not in the view"),
+                d => out.workdir = Some(d.to_owned()),
+            },
+            "ReadWritePaths" | "ReadWriteDirectories" => {
+                for p in v.split_whitespace() {
+                    out.path("read_write", p, e);
+                }
+            }
+            "ReadOnlyPaths" | "ReadOnlyDirectories" => {
+                for p in v.split_whitespace() {
+                    out.path("read_only", p, e);
+                }
+            }
+            "InaccessiblePaths" | "InaccessibleDirectories" => {
+                for p in v.split_whitespace() {
+                    out.path("inaccessible", p, e);
+                }
+            }
+            "ExecPaths" => {
+                for p in v.split_whitespace() {
+                    out.path("executable", p, e);
+                }
+            }
+            "StateDirectory" | "CacheDirectory" | "LogsDirectory" | "ConfigurationDirectory" | "RuntimeDirectory" => {
+                let (base, kind) = match e.key.as_str() {
+                    "StateDirectory" => ("/var/lib", "read_write"),
+                    "CacheDirectory" => ("/var/cache", "read_write"),
+                    "LogsDirectory" => ("/var/log", "read_write"),
+                    "ConfigurationDirectory" => ("/etc", "read_only"),
+                    _ => ("/run", "tmpfs"),
+                };
+                for d in v.split_whitespace() {
+                    let d = d.split(':').next().unwrap_or(d);
+                    out.path(kind, &format!("{base}/{d}"), e);
+                }
+                if e.key == "RuntimeDirectory" {
+                    out.covered.push((format!("{}={v}", e.key), "a private tmpfs: other programs cannot see it; if they use a socket there, declare it read_write and create it on the host".into()));
+                } else if e.key != "ConfigurationDirectory" {
+                    out.covered.push((format!("{}={v}", e.key), format!("writable; capexec does not create it: it must exist under {base} (the package creates it)")));
+                }
+            }
+            "PrivateNetwork" => out.net_none = yes(v),
+            "AmbientCapabilities" => {
+                for c in v.split_whitespace().filter(|c| !c.starts_with('~')) {
+                    let c = c.to_ascii_uppercase();
+                    if !out.keep.contains(&c) {
+                        out.keep.push(c);
+                    }
+                }
+            }
+            "SystemCallFilter" => syscall_filter(e, &mut out, &mut filter_mode),
+            "SystemCallErrorNumber" => match v {
+                "kill" | "log" => out.action = Some(v.to_owned()),
+                errno => out.errno = Some(errno.to_owned()),
+            },
+            "Type" => match v {
+                "simple" | "exec" | "notify" => out.service.push(("type", v.into())),
+                "notify-reload" => {
+                    out.service.push(("type", "notify".into()));
+                    out.skip(e, "reloading by signal: type = \"notify\"; send the reload signal yourself");
+                }
+                "forking" => out.skip(
+                    e,
+                    "capexec supervises a program that stays in the foreground: give the program its foreground option in argv (nginx: -g 'daemon off;', most daemons: -f, -d or --foreground)",
+                ),
+                "oneshot" => out.skip(e, "capexec runs long-lived services; a oneshot task can run under `capexec run`"),
+                other => out.skip(e, format!("Type={other} has no counterpart; running as type \"simple\"")),
+            },
+            "Restart" => match v {
+                "no" | "on-failure" | "always" => out.service.push(("restart", v.into())),
+                other => {
+                    out.service.push(("restart", "on-failure".into()));
+                    out.skip(e, format!("Restart={other}: capexec has no, on-failure and always; on-failure chosen"));
+                }
+            },
+            "RestartSec" | "TimeoutStopSec" | "WatchdogSec" => {
+                let key = match e.key.as_str() {
+                    "RestartSec" => "restart_delay",
+                    "TimeoutStopSec" => "stop_timeout",
+                    _ => "watchdog",
+                };
+                match capexec_decl::raw::parse_duration(v) {
+                    Ok(d) if d.is_zero() && key != "restart_delay" => out.skip(e, "0 means \"no limit\" to systemd; capexec's default applies"),
+                    Ok(d) => out.service.push((key, capexec_decl::spec::format_duration(d))),
+                    Err(err) => out.skip(e, err),
+                }
+            }
+            "KillSignal" => out.service.push(("stop_signal", v.into())),
+            "MemoryMax" | "MemoryLimit" => out.limits.push(("memory_max", v.into())),
+            "TasksMax" if v.ends_with('%') => out.skip(e, "a percentage of the system's limit; give a number"),
+            "TasksMax" => out.limits.push(("tasks_max", v.into())),
+            "CPUWeight" => out.limits.push(("cpu_weight", v.into())),
+            key if key.starts_with("Limit") => match RLIMITS.iter().find(|(k, _)| *k == key) {
+                Some((_, name)) => {
+                    out.rlimits.insert(name, v.to_owned());
+                }
+                None => out.skip(e, "an rlimit capexec does not know"),
+            },
+            key => match (ALWAYS.iter().find(|(k, _)| *k == key), NOT_MAPPED.iter().find(|(k, _)| *k == key)) {
+                (Some((_, what)), _) if !what.is_empty() => out.covered.push((format!("{key}={v}"), (*what).to_owned())),
+                (Some(_), _) => {}
+                (None, Some((_, why))) => out.skip(e, *why),
+                (None, None) => out.skip(e, "not mapped: capexec has no counterpart for this directive"),
+            },
+        }
+    }
+    if out.argv.is_empty() {
+        return Err(format!("{source}: no usable ExecStart= in [Service]; nothing to run"));
+    }
+    if filter_mode == Some(false) || (filter_mode.is_none() && !out.deny.is_empty()) {
+        // A deny list in systemd allows everything else; capexec starts from
+        // the default allowlist and removes the denied calls.
+        out.skipped.push((
+            "SystemCallFilter=~...".into(),
+            "systemd's deny list allowed every other syscall; capexec allows @system-service less the denied calls".into(),
+        ));
+        out.allow = vec!["@system-service".into()];
+    }
+    Ok(render(source, out))
+}
+
+fn render(source: &str, o: Out) -> String {
+    let mut s = String::new();
+    let _ = writeln!(s, "# Imported from {source} by `capexec import`.");
+    let _ = writeln!(s, "# Review the notes at the end, then: capexec check FILE; capexec learn --check FILE --workload '...'");
+    if let Some(d) = &o.description {
+        let _ = writeln!(s, "description = {}", q(d));
+    }
+    let _ = writeln!(s, "\n[exec]\nargv = {}", list(&o.argv));
+    match &o.user {
+        Some(u) => {
+            let _ = writeln!(s, "user = {}", q(u));
+        }
+        None => {
+            let _ = writeln!(s, "# systemd ran it as root (no User=). capexec runs it as root without any capability;");
+            let _ = writeln!(s, "# if the program drops to a user of its own, name that user here instead.");
+            let _ = writeln!(s, "user = \"root\"");
+        }
+    }
+    if let Some(g) = &o.group {
+        let _ = writeln!(s, "group = {}", q(g));
+    }
+    if let Some(w) = &o.workdir {
+        let _ = writeln!(s, "working_directory = {}", q(w));
+    }
+    if !o.env.is_empty() {
+        let _ = writeln!(s, "\n[exec.environment]");
+        for (k, v) in &o.env {
+            let _ = writeln!(s, "{} = {}", q(k), q(v));
+        }
+    }
+    let mut fs = o.fs.clone();
+    // A RuntimeDirectory= is the service's own tmpfs; a path directive naming
+    // the same directory (often through /var/run) would bind the host's over it.
+    let tmpfs: Vec<String> = fs.get("tmpfs").cloned().unwrap_or_default();
+    for kind in ["read_only", "read_write"] {
+        if let Some(v) = fs.get_mut(kind) {
+            v.retain(|p| !tmpfs.iter().any(|t| t == p.trim_start_matches('-')));
+        }
+    }
+    fs.retain(|_, v| !v.is_empty());
+    if let Some(w) = &o.workdir {
+        let covered = fs.values().flatten().any(|p| w.starts_with(p.trim_start_matches('-'))) || w.starts_with("/usr") || w.starts_with("/etc") || w == "/";
+        if !covered {
+            fs.entry("read_only").or_default().push(w.clone());
+        }
+    }
+    if !fs.is_empty() {
+        let _ = writeln!(s, "\n[filesystem]");
+        for (k, v) in &fs {
+            let _ = writeln!(s, "{k} = {}", list(v));
+        }
+    }
+    let _ = writeln!(s, "\n[namespaces]");
+    if o.net_none {
+        let _ = writeln!(s, "net = \"none\"");
+    } else {
+        let _ = writeln!(s, "# systemd gave it the host's network (no PrivateNetwork=). Landlock still refuses every TCP");
+        let _ = writeln!(s, "# bind and connect until allowed: declare what it listens on ([[preopen.listen]], or");
+        let _ = writeln!(s, "# [broker.net] bind with net = \"none\", or landlock.bind_tcp) and where it connects.");
+        let _ = writeln!(s, "net = \"host\"");
+    }
+    if !o.keep.is_empty() {
+        let _ = writeln!(s, "\n[capabilities]\nkeep = {}", list(&o.keep));
+    }
+    if !o.allow.is_empty() || !o.deny.is_empty() || o.errno.is_some() || o.action.is_some() {
+        let _ = writeln!(s, "\n[seccomp]");
+        if !o.allow.is_empty() {
+            let _ = writeln!(s, "allow = {}", list(&o.allow));
+        }
+        if !o.deny.is_empty() {
+            let _ = writeln!(s, "deny = {}", list(&o.deny));
+        }
+        if let Some(a) = &o.action {
+            let _ = writeln!(s, "action = {}", q(a));
+        }
+        if let Some(e) = &o.errno {
+            let _ = writeln!(s, "errno = {}", q(e));
+        }
+    }
+    if !o.rlimits.is_empty() {
+        let _ = writeln!(s, "\n[rlimits]");
+        for (k, v) in &o.rlimits {
+            let value = match v.split_once(':') {
+                Some((soft, hard)) => format!("{{ soft = {}, hard = {} }}", limit(soft), limit(hard)),
+                None => limit(v),
+            };
+            let _ = writeln!(s, "{k} = {value}");
+        }
+    }
+    if !o.service.is_empty() {
+        let _ = writeln!(s, "\n[service]");
+        for (k, v) in &o.service {
+            let _ = writeln!(s, "{k} = {}", q(v));
+        }
+    }
+    if !o.limits.is_empty() {
+        let _ = writeln!(s, "\n[limits]");
+        for (k, v) in &o.limits {
+            let value = match v.parse::<u64>() {
+                Ok(n) => n.to_string(),
+                Err(_) => q(v),
+            };
+            let _ = writeln!(s, "{k} = {value}");
+        }
+    }
+    if !o.covered.is_empty() {
+        let _ = writeln!(s, "\n# Covered by capexec without a setting:");
+        for (a, what) in &o.covered {
+            let _ = writeln!(s, "#   {a}: {what}");
+        }
+    }
+    if !o.skipped.is_empty() {
+        let _ = writeln!(s, "\n# Not mapped:");
+        for (a, why) in &o.skipped {
+            let _ = writeln!(s, "#   {a}: {why}");
+        }
+    }
+    s
+}
+
+/// An rlimit value as capexec writes it: a number or "infinity".
+fn limit(v: &str) -> String {
+    match v.trim() {
+        "infinity" => q("infinity"),
+        n if n.parse::<u64>().is_ok() => n.to_owned(),
+        other => q(other),
+    }
+}

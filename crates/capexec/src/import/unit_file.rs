@@ -1,0 +1,112 @@
+//! Reading a systemd unit file: sections, `Key=value` assignments in order
+//! (a key may repeat; an empty assignment resets a list), `#`/`;` comments,
+//! backslash line continuations; and the command-line and environment
+//! quoting of systemd.exec(5).
+
+/// One assignment, with the line it starts on (for messages).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    pub section: String,
+    pub key: String,
+    pub value: String,
+    pub line: usize,
+}
+
+pub fn parse(text: &str) -> Result<Vec<Entry>, String> {
+    let mut out = Vec::new();
+    let mut section = String::new();
+    let mut lines = text.lines().enumerate();
+    while let Some((i, raw)) = lines.next() {
+        let mut line = raw.trim().to_owned();
+        if line.is_empty() || line.starts_with('#') || line.starts_with(';') {
+            continue;
+        }
+        if let Some(name) = line.strip_prefix('[') {
+            section = name.strip_suffix(']').ok_or_else(|| format!("line {}: unterminated section header `{line}`", i + 1))?.to_owned();
+            continue;
+        }
+        while line.ends_with('\\') {
+            line.pop();
+            line.push(' ');
+            match lines.next() {
+                // Comment lines inside a continuation are skipped, as systemd does.
+                Some((_, next)) if next.trim_start().starts_with('#') || next.trim_start().starts_with(';') => line.push('\\'),
+                Some((_, next)) => line.push_str(next.trim()),
+                None => break,
+            }
+        }
+        let (key, value) = line.split_once('=').ok_or_else(|| format!("line {}: expected Key=value, found `{line}`", i + 1))?;
+        out.push(Entry { section: section.clone(), key: key.trim().to_owned(), value: value.trim().to_owned(), line: i + 1 });
+    }
+    Ok(out)
+}
+
+/// Splits a command line or a list value into words: whitespace separates,
+/// double and single quotes group, backslash escapes (systemd.syntax(7)).
+pub fn words(s: &str) -> Result<Vec<String>, String> {
+    let mut out = Vec::new();
+    let mut cur = String::new();
+    let mut in_word = false;
+    let mut chars = s.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            c if c.is_whitespace() => {
+                if in_word {
+                    out.push(std::mem::take(&mut cur));
+                    in_word = false;
+                }
+            }
+            '"' | '\'' => {
+                in_word = true;
+                loop {
+                    match chars.next() {
+                        Some(q) if q == c => break,
+                        Some('\\') if c == '"' => cur.push(escaped(chars.next())?),
+                        Some(x) => cur.push(x),
+                        None => return Err(format!("unterminated quote in `{s}`")),
+                    }
+                }
+            }
+            '\\' => {
+                in_word = true;
+                cur.push(escaped(chars.next())?);
+            }
+            c => {
+                in_word = true;
+                cur.push(c);
+            }
+        }
+    }
+    if in_word {
+        out.push(cur);
+    }
+    Ok(out)
+}
+
+fn escaped(c: Option<char>) -> Result<char, String> {
+    Ok(match c.ok_or("a trailing backslash")? {
+        'n' => '\n',
+        't' => '\t',
+        other => other,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sections_repeats_continuations_and_quotes() {
+        let e = parse("# c\n[Service]\nExecStart=/bin/x -g 'daemon off;' \\\n  --flag\nReadWritePaths=-/a\nReadWritePaths=/b\n; c\n[Install]\nWantedBy=m\n")
+            .unwrap();
+        assert_eq!(e.len(), 4);
+        assert_eq!((e[0].section.as_str(), e[0].key.as_str(), e[0].value.as_str()), ("Service", "ExecStart", "/bin/x -g 'daemon off;'  --flag"));
+        assert_eq!(words(&e[0].value).unwrap(), ["/bin/x", "-g", "daemon off;", "--flag"]);
+        assert_eq!(e[2].value, "/b");
+        assert_eq!(e[3].section, "Install");
+        assert_eq!(words("A=1 \"B=two words\" C=x\\ y").unwrap(), ["A=1", "B=two words", "C=x y"]);
+        assert!(words("\"open").is_err());
+        assert!(parse("[Service\n").is_err());
+        assert!(parse("[Service]\nno equals\n").is_err());
+    }
+}
