@@ -240,3 +240,29 @@ both!(missing_seccomp_refuses_to_start, |who| {
     assert_eq!(o.status.code(), Some(125), "{}", text(&o));
     assert!(String::from_utf8_lossy(&o.stderr).contains("seccomp"), "{}", text(&o));
 });
+
+// `exec.memory_deny_write_execute = true` (systemd's MemoryDenyWriteExecute=):
+// no mapping may be writable and executable, and written memory cannot be
+// made executable, in the service and everything it starts. Without the
+// setting, the same probe gets both: the control that shows it can fail.
+both!(writable_executable_memory, |who: As| {
+    let probe = probe();
+    let body = |mdwe: bool| {
+        format!(
+            "[exec]\nargv = [\"{}\", \"wx-memory\"]\nmemory_deny_write_execute = {mdwe}\n[filesystem]\nexecutable = [\"{}\"]\n",
+            probe.display(),
+            shared_dir().display()
+        )
+    };
+    let tag = format!("mdwe-{who:?}");
+    let mut c = command(who);
+    c.arg("exec").arg(test_unit(&tag, &body(true)));
+    let o = output(c, Duration::from_secs(60));
+    let out = text(&o);
+    assert!(o.status.success() && out.matches("BLOCKED").count() == 2 && !out.contains("ESCAPED"), "{out}");
+    let mut c = command(who);
+    c.arg("exec").arg(test_unit(&format!("{tag}-off"), &body(false)));
+    let o = output(c, Duration::from_secs(60));
+    let out = text(&o);
+    assert_eq!(out.matches("ESCAPED").count(), 2, "without the setting W^X memory works (the control):\n{out}");
+});

@@ -184,6 +184,7 @@ pub struct RawExec {
     pub environment: Option<BTreeMap<String, String>>,
     pub pass_environment: Option<Vec<String>>,
     pub working_directory: Option<String>,
+    pub memory_deny_write_execute: Option<bool>,
 }
 
 /// A user or group given as a name (`"www-data"`, `"dynamic"`) or a number (`33`).

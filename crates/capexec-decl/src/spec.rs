@@ -43,6 +43,10 @@ pub struct ExecSpec {
     /// Variables copied from capexec's own environment when set there.
     pub pass_environment: Vec<String>,
     pub working_directory: PathBuf,
+    /// No memory that is both writable and executable, ever (PR_SET_MDWE):
+    /// systemd's MemoryDenyWriteExecute=. Off by default: JITs need it.
+    #[serde(default)]
+    pub memory_deny_write_execute: bool,
 }
 
 /// Who the service runs as, seen from the host.

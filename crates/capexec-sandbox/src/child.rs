@@ -13,6 +13,11 @@ use capexec_decl::spec::PreopenKind;
 use std::os::fd::{AsRawFd, RawFd};
 use std::path::Path;
 
+/// prctl(PR_SET_MDWE, PR_MDWE_REFUSE_EXEC_GAIN): refuse any mapping that is or
+/// becomes writable and executable (linux/prctl.h; not in the libc crate yet).
+const PR_SET_MDWE: libc::c_int = 65;
+const PR_MDWE_REFUSE_EXEC_GAIN: libc::c_ulong = 1;
+
 /// Signals forwarded from `capexec exec` to the service.
 pub const FORWARDED: &[libc::c_int] = &[libc::SIGTERM, libc::SIGINT, libc::SIGHUP, libc::SIGUSR1, libc::SIGUSR2, libc::SIGQUIT];
 
@@ -212,6 +217,15 @@ fn service(a: &ChildArgs) -> ! {
     }
     let argv: Vec<*const libc::c_char> = plan.argv.iter().map(|a| a.as_ptr()).chain(std::iter::once(std::ptr::null())).collect();
     let envp: Vec<*const libc::c_char> = env.iter().map(|a| a.as_ptr()).chain(std::iter::once(std::ptr::null())).collect();
+    // Before the filters (they need not allow prctl). Inherited by every child
+    // and kept across execve.
+    if plan.mdwe {
+        if let Err(e) = sys::prctl(PR_SET_MDWE, PR_MDWE_REFUSE_EXEC_GAIN) {
+            let hint = if e.raw_os_error() == Some(libc::EINVAL) { " (PR_SET_MDWE needs Linux 6.3 or newer)" } else { "" };
+            report(err_wr, &ChildError::io("memory_deny_write_execute", format!("prctl PR_SET_MDWE{hint}"), e));
+            exit(127);
+        }
+    }
     if let Some(prog) = &plan.learn {
         // From here on every syscall of this process waits for the recorder,
         // which takes the listener out of this fd table itself (pidfd_getfd):

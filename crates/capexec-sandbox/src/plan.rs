@@ -61,6 +61,8 @@ pub struct SetupPlan {
     /// ([`NOTIFY_RELAY_DIR`]), whose other end init hands to the caller
     /// (`Spawned::notify`): `capexec exec` relays it to systemd's.
     pub notify_relay: bool,
+    /// PR_SET_MDWE before exec: no writable and executable memory.
+    pub mdwe: bool,
 }
 
 /// One mount operation, in the order the child performs them.
@@ -347,6 +349,7 @@ pub fn plan_inheriting(spec: &ServiceSpec, rootless: bool, host_env: &[(String, 
         inherited: inherited.len(),
         preopens: spec.preopen.clone(),
         notify_relay: false,
+        mdwe: spec.exec.memory_deny_write_execute,
     })
 }
 

@@ -100,7 +100,8 @@ pub const SECBIT_NO_CAP_AMBIENT_RAISE_LOCKED: libc::c_ulong = 1 << 7;
 pub fn prctl(option: libc::c_int, arg2: libc::c_ulong) -> io::Result<libc::c_int> {
     // SAFETY: only called with options whose second argument is an integer
     // (PR_SET_SECUREBITS, PR_CAPBSET_DROP, PR_SET_PDEATHSIG, PR_SET_NO_NEW_PRIVS,
-    // PR_SET_DUMPABLE, PR_SET_CHILD_SUBREAPER, PR_GET_SECUREBITS); no pointers.
+    // PR_SET_DUMPABLE, PR_SET_CHILD_SUBREAPER, PR_GET_SECUREBITS, PR_SET_MDWE); no
+    // pointers, and the unused arguments are 0 as PR_SET_MDWE requires.
     let rc = unsafe { libc::prctl(option, arg2, 0 as libc::c_ulong, 0 as libc::c_ulong, 0 as libc::c_ulong) };
     if rc < 0 {
         Err(io::Error::last_os_error())

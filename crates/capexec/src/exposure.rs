@@ -477,7 +477,12 @@ fn answer(spec: &ServiceSpec, ch: &Check) -> Answer {
             true => (Some(0), "personality() may only query or set plain Linux".into(), Some("seccomp argument rule")),
             false => (Some(0), "personality() is not allowed".into(), Some("seccomp allowlist")),
         },
-        "MemoryDenyWriteExecute=" => (Some(1), "Service may create writable executable memory mappings".into(), None),
+        "MemoryDenyWriteExecute=" => yes_no(
+            !spec.exec.memory_deny_write_execute,
+            "Service cannot create writable executable memory mappings",
+            "Service may create writable executable memory mappings (exec.memory_deny_write_execute)",
+            Some("PR_SET_MDWE: the kernel refuses the mapping, inherited by every process of the service"),
+        ),
         "NoNewPrivileges=" => (Some(0), "Service processes cannot acquire new privileges".into(), Some("always set")),
         "NotifyAccess=" => match spec.service.kind {
             capexec_decl::spec::ServiceType::Notify => (Some(1), "Every process of the service may send notifications".into(), None),

@@ -54,7 +54,7 @@ fn debians_units_import_into_valid_declarations() {
         "\"@resources\"",
         "\"setuid\"",
         "#   ProtectSystem=strict: ",
-        "#   MemoryDenyWriteExecute=true: not implemented",
+        "memory_deny_write_execute = true",
         "#   UMask=007: ",
         "#   RestrictAddressFamilies=AF_INET AF_INET6 AF_UNIX: ",
     ] {

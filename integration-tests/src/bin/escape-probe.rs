@@ -457,6 +457,7 @@ fn main() {
         // separates fields) to $NOTIFY_SOCKET, then WATCHDOG=1 PINGS times at
         // WATCHDOG_USEC/4, then sleeps without pinging.
         "systemd" => systemd_side(),
+        "wx-memory" => wx_memory(&mut r),
         "sd-notify" => sd_notify(&arg(2).replace("\\n", "\n"), arg(3).parse().unwrap_or(0)),
         other => {
             eprintln!("escape-probe: unknown case `{other}`");
@@ -511,6 +512,23 @@ fn sd_notify(msg: &str, pings: u32) -> ! {
     }
     loop {
         std::thread::sleep(std::time::Duration::from_secs(3600));
+    }
+}
+
+/// `wx-memory`: memory that is writable and executable at once, or made
+/// executable after being written, as injected code needs (refused under
+/// `memory_deny_write_execute`, i.e. PR_SET_MDWE).
+fn wx_memory(r: &mut Report) {
+    let page = 4096;
+    // SAFETY: anonymous mappings of our own; the pointer is only passed back to the kernel.
+    unsafe {
+        let p = libc::mmap(std::ptr::null_mut(), page, libc::PROT_READ | libc::PROT_WRITE | libc::PROT_EXEC, libc::MAP_PRIVATE | libc::MAP_ANONYMOUS, -1, 0);
+        let rc = if p == libc::MAP_FAILED { -1 } else { 0 };
+        r.expect_fail("mmap PROT_WRITE|PROT_EXEC", rc, Error::last_os_error(), &[libc::EACCES]);
+        let q = libc::mmap(std::ptr::null_mut(), page, libc::PROT_READ | libc::PROT_WRITE, libc::MAP_PRIVATE | libc::MAP_ANONYMOUS, -1, 0);
+        assert_ne!(q, libc::MAP_FAILED, "a plain writable mapping must work");
+        let rc = libc::mprotect(q, page, libc::PROT_READ | libc::PROT_EXEC);
+        r.expect_fail("mprotect written memory to PROT_EXEC", rc as i64, Error::last_os_error(), &[libc::EACCES]);
     }
 }
 

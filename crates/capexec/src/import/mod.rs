@@ -5,7 +5,7 @@
 //! EnvironmentFile=s), User, Group, Environment, WorkingDirectory, Type,
 //! Restart and its timings, the path directives (ReadOnlyPaths, ReadWritePaths,
 //! InaccessiblePaths, ExecPaths, State/Cache/Logs/RuntimeDirectory),
-//! PrivateNetwork, AmbientCapabilities, SystemCallFilter and its errno,
+//! PrivateNetwork, MemoryDenyWriteExecute, AmbientCapabilities, SystemCallFilter and its errno,
 //! Limit*, MemoryMax, TasksMax, CPUWeight. Many hardening directives need no
 //! counterpart because capexec always does at least as much; they are listed
 //! as such. The rest is listed as not mapped, with the reason.
@@ -61,7 +61,6 @@ const NOT_MAPPED: &[(&str, &str)] = &[
     ("PIDFile", "capexec supervises the process it started; nothing reads a pid file"),
     ("KillMode", "capexec always stops the whole service (its pid namespace)"),
     ("UMask", "capexec keeps the umask it was started with"),
-    ("MemoryDenyWriteExecute", "not implemented by capexec yet"),
     ("RestrictSUIDSGID", "not implemented by capexec yet (writable paths are nosuid inside the view)"),
     ("RestrictAddressFamilies", "capexec always limits socket() to AF_UNIX, AF_INET, AF_INET6 and AF_NETLINK; narrower lists are not expressible"),
     ("IPAddressDeny", "no IP filter; use namespaces.net = \"none\" with preopened sockets or [broker.net] grants"),
@@ -128,6 +127,7 @@ struct Out {
     group: Option<String>,
     env: BTreeMap<String, String>,
     workdir: Option<String>,
+    mdwe: bool,
     fs: BTreeMap<&'static str, Vec<String>>,
     net_none: bool,
     keep: Vec<String>,
@@ -374,6 +374,7 @@ pub fn convert(source: &str, text: &str) -> Result<String, String> {
                 }
             }
             "PrivateNetwork" => out.net_none = yes(v),
+            "MemoryDenyWriteExecute" => out.mdwe = yes(v),
             "AmbientCapabilities" => {
                 for c in v.split_whitespace().filter(|c| !c.starts_with('~')) {
                     let c = c.to_ascii_uppercase();
@@ -476,6 +477,9 @@ fn render(source: &str, o: Out) -> String {
     }
     if let Some(w) = &o.workdir {
         let _ = writeln!(s, "working_directory = {}", q(w));
+    }
+    if o.mdwe {
+        let _ = writeln!(s, "memory_deny_write_execute = true");
     }
     if !o.env.is_empty() {
         let _ = writeln!(s, "\n[exec.environment]");
