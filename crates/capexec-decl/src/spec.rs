@@ -81,6 +81,15 @@ pub struct FsSpec {
     pub proc: ProcMode,
 }
 
+impl FsSpec {
+    /// The mount the service sees `path` through: the last one at or above
+    /// it, since mounts are sorted parents first and later ones are mounted
+    /// on top. `None`: outside every mount.
+    pub fn covering(&self, path: &std::path::Path) -> Option<&Mount> {
+        self.mounts.iter().rfind(|m| path.starts_with(&m.path))
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Mount {
     pub path: PathBuf,

@@ -84,7 +84,7 @@ pub fn fs_verdict(fs: &FsSpec, path: &str, acc: Access, created: bool, existed: 
     // The last mount that covers the path wins: mounts are sorted parents
     // first, later ones mounted on top. (The private /tmp is one of them: a
     // tmpfs the validator adds.)
-    let Some(mount) = fs.mounts.iter().rfind(|m| under(path, &m.path.to_string_lossy())) else {
+    let Some(mount) = fs.covering(std::path::Path::new(path)) else {
         // Directories on the way to a mount exist (empty) in the view.
         let ancestor = path == "/" || fs.mounts.iter().any(|m| under(&m.path.to_string_lossy(), path));
         return match (ancestor, acc) {

@@ -416,10 +416,9 @@ impl SetupPlan {
         // mounted first, and nothing mounted later can cover it.
         self.mounts.push(MountStep::Bind { path: dir.to_path_buf(), attrs, optional: false });
         self.landlock.paths.push((dir.to_path_buf(), FsAccess::ReadOnly));
-        let sock = dir.join("notify");
-        self.env.push(cstring("NOTIFY_SOCKET", &format!("NOTIFY_SOCKET={}", sock.display()))?);
+        self.set_env("NOTIFY_SOCKET", &dir.join("notify").display().to_string())?;
         if let Some(w) = watchdog {
-            self.env.push(cstring("WATCHDOG_USEC", &format!("WATCHDOG_USEC={}", w.as_micros()))?);
+            self.set_env("WATCHDOG_USEC", &w.as_micros().to_string())?;
         }
         Ok(())
     }

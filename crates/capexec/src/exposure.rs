@@ -296,10 +296,10 @@ fn yes_no(bad: bool, good: &str, bad_text: &str, credit: Option<&'static str>) -
     }
 }
 
-/// What the declaration shows of `path`: its kind, from the deepest mount
-/// at or above it; `None` when it is outside the view.
+/// What the declaration shows of `path`: the kind of the mount it is seen
+/// through; `None` when it is outside the view.
 fn visible(spec: &ServiceSpec, path: &Path) -> Option<MountKind> {
-    spec.filesystem.mounts.iter().filter(|m| path.starts_with(&m.path)).max_by_key(|m| m.path.components().count()).map(|m| m.kind)
+    spec.filesystem.covering(path).map(|m| m.kind)
 }
 
 /// Whether anything at or below `path` is visible with one of `kinds`.
