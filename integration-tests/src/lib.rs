@@ -31,8 +31,34 @@ pub fn shared_dir() -> &'static Path {
             std::fs::set_permissions(dir.join(b), std::fs::Permissions::from_mode(0o755)).unwrap();
         }
         copy_tree(&repo_root().join("units"), &dir.join("units"));
+        own_nginx_docroot(&dir);
         dir
     })
+}
+
+/// The page the tests' nginx serves at `/` (and [`NGINX_OTHER_PAGE`] at
+/// `/other.html`).
+pub const NGINX_PAGE: &str = "<!DOCTYPE html>\n<title>capexec test</title>\n<p>served by nginx under capexec</p>\n";
+pub const NGINX_OTHER_PAGE: &str = "<p>another page</p>\n";
+
+/// The tests' copy of the shipped nginx unit serves a document root the tests
+/// own instead of /var/www/html, whose index depends on which other packages
+/// are installed (apache2 puts an index.html there, which nginx then prefers).
+/// Everything else about the unit is as shipped.
+fn own_nginx_docroot(dir: &Path) {
+    let www = dir.join("www");
+    std::fs::create_dir_all(&www).unwrap();
+    std::fs::set_permissions(&www, std::fs::Permissions::from_mode(0o755)).unwrap();
+    for (name, text) in [("index.html", NGINX_PAGE), ("other.html", NGINX_OTHER_PAGE)] {
+        std::fs::write(www.join(name), text).unwrap();
+        std::fs::set_permissions(www.join(name), std::fs::Permissions::from_mode(0o644)).unwrap();
+    }
+    for f in ["units/nginx.svc", "units/nginx/nginx.conf"] {
+        let p = dir.join(f);
+        let text = std::fs::read_to_string(&p).unwrap();
+        assert!(text.contains("/var/www/html"), "{} no longer serves /var/www/html: update own_nginx_docroot", p.display());
+        std::fs::write(&p, text.replace("/var/www/html", www.to_str().unwrap())).unwrap();
+    }
 }
 
 pub fn copy_tree(src: &Path, dst: &Path) {

@@ -39,33 +39,54 @@ both!(file_grants, |who: As| {
 // 30 and 36: the host swaps the granted file with a symlink to a secret
 // (renameat2 RENAME_EXCHANGE) while a thread in the service rewrites the path
 // buffer between the granted name and the secret's; no open ever yields the secret.
+// The probe keeps opening until the host has swapped SWAPS times while it
+// raced, so the race is exercised however busy the machine is.
 both!(symlink_and_pointer_races, |who: As| {
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+    const SWAPS: u64 = 2000;
     let d = grant_tree(&format!("race-{who:?}"));
     std::os::unix::fs::symlink("../secret", d.join("data/evil")).unwrap();
     let u = fs_unit(&format!("race-{who:?}"), &d);
-    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let stop = std::sync::Arc::new(AtomicBool::new(false));
+    let swaps = std::sync::Arc::new(AtomicU64::new(0));
     let swapper = {
-        let stop = stop.clone();
+        let (stop, swaps) = (stop.clone(), swaps.clone());
         let (a, b) =
             (std::ffi::CString::new(d.join("data/f").to_str().unwrap()).unwrap(), std::ffi::CString::new(d.join("data/evil").to_str().unwrap()).unwrap());
         std::thread::spawn(move || {
-            let mut n = 0u64;
-            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+            while !stop.load(Ordering::Relaxed) {
                 // SAFETY: renameat2 with two valid paths; RENAME_EXCHANGE swaps them atomically.
                 unsafe { libc::syscall(libc::SYS_renameat2, libc::AT_FDCWD, a.as_ptr(), libc::AT_FDCWD, b.as_ptr(), libc::RENAME_EXCHANGE) };
-                n += 1;
+                swaps.fetch_add(1, Ordering::Relaxed);
                 std::thread::yield_now();
             }
-            n
         })
     };
+    // Stops the swapper however this test ends, so a failure does not leave it spinning.
+    struct Stop(std::sync::Arc<AtomicBool>);
+    impl Drop for Stop {
+        fn drop(&mut self) {
+            self.0.store(true, Ordering::Relaxed);
+        }
+    }
+    let _stop = Stop(stop);
     let path = d.join("data/f");
-    let out = std::panic::catch_unwind(|| probe_under(who, &u, &["broker-race", path.to_str().unwrap(), "granted", "3000"]));
-    stop.store(true, std::sync::atomic::Ordering::Relaxed);
-    let swaps = swapper.join().unwrap();
-    let out = out.unwrap();
-    assert!(swaps > 100, "the host swapped only {swaps} times");
-    eprintln!("{out}");
+    let (mut child, mut out) = interactive_under(who, &u, &probe(), &["broker-race", path.to_str().unwrap(), "granted", "3000"]);
+    let mut seen = String::new();
+    wait_line(&mut out, "RACING", &mut seen);
+    let from = swaps.load(Ordering::Relaxed);
+    // Only a hang reaches this bound: thousands of swaps take well under a
+    // second on an idle machine and a few seconds on a loaded one.
+    let deadline = std::time::Instant::now() + Duration::from_secs(300);
+    while swaps.load(Ordering::Relaxed) - from < SWAPS {
+        assert!(std::time::Instant::now() < deadline, "the host swapped only {} times in 300 s", swaps.load(Ordering::Relaxed) - from);
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    child.stdin.as_mut().unwrap().write_all(b"enough\n").unwrap();
+    let all = finish(child, out, seen);
+    drop(_stop);
+    swapper.join().unwrap();
+    eprintln!("{all}");
 });
 
 // 37: SIGALRM every 20 µs interrupts brokered opens, with and without

@@ -165,7 +165,13 @@ fn sigterm_stops_every_service_gracefully_then_the_daemon_exits() {
     d.write_unit("polite", &sh_unit("trap 'echo got SIGTERM; exit 0' TERM; echo up; while :; do sleep 0.05; done", "[service]\nautostart = true"));
     d.start();
     d.wait_state("polite", "running", T);
-    std::thread::sleep(Duration::from_millis(100));
+    // "running" means exec'd, not that sh has set its trap yet: wait for "up".
+    let log = d.dir.join("logs/polite.log");
+    let start = Instant::now();
+    while !std::fs::read_to_string(&log).unwrap_or_default().contains("up") {
+        assert!(start.elapsed() < T, "the service never said up");
+        std::thread::sleep(Duration::from_millis(10));
+    }
     let t = Instant::now();
     let st = d.terminate(T);
     assert!(st.success(), "daemon exit status {st}:\n{}", d.log());
@@ -379,8 +385,11 @@ fn control_socket_refuses_unauthorised_users() {
     assert!(d.log().contains("refused a control connection"), "refusals are logged:\n{}", d.log());
 }
 
-fn raw_request(sock: &std::path::Path, data: &[u8]) -> String {
-    let mut s = std::os::unix::net::UnixStream::connect(sock).unwrap();
+fn raw_request(d: &mut Daemon, data: &[u8]) -> String {
+    let mut s = std::os::unix::net::UnixStream::connect(d.socket()).unwrap_or_else(|e| {
+        let status = d.child.as_mut().unwrap().try_wait().unwrap();
+        panic!("connect to {}: {e}; the daemon's exit status: {status:?}; its log:\n{}", d.socket().display(), d.log())
+    });
     s.set_read_timeout(Some(Duration::from_secs(15))).unwrap();
     let _ = s.write_all(data);
     let _ = s.shutdown(std::net::Shutdown::Write);
@@ -393,7 +402,6 @@ fn raw_request(sock: &std::path::Path, data: &[u8]) -> String {
 fn malformed_and_oversized_requests_get_errors_not_crashes() {
     let mut d = Daemon::prepare(As::Root, "malformed");
     d.start();
-    let sock = d.socket();
     let huge = format!("{{\"v\":1,\"op\":\"status\",\"units\":[\"{}\"]}}\n", "a".repeat(2 << 20));
     let cases: Vec<(&str, Vec<u8>, &str)> = vec![
         ("garbage", b"hello\n".to_vec(), "malformed request"),
@@ -411,11 +419,11 @@ fn malformed_and_oversized_requests_get_errors_not_crashes() {
         ("unknown unit", b"{\"v\":1,\"op\":\"stop\",\"units\":[\"../../etc/passwd\"]}\n".to_vec(), "error"),
     ];
     for (what, data, want) in cases {
-        let out = raw_request(&sock, &data);
-        assert!(out.contains("\"ok\":false") && out.contains(want), "{what}: {out:?}");
+        let out = raw_request(&mut d, &data);
+        assert!(out.contains("\"ok\":false") && out.contains(want), "{what}: {out:?}\n{}", d.log());
     }
     // A client that connects and says nothing does not block others.
-    let _idle: Vec<_> = (0..50).map(|_| std::os::unix::net::UnixStream::connect(&sock).unwrap()).collect();
+    let _idle: Vec<_> = (0..50).map(|_| std::os::unix::net::UnixStream::connect(d.socket()).unwrap()).collect();
     let o = ok(&d.ctl(&["list"]));
     assert!(o.contains("0 units"), "{o}");
     assert!(d.child.as_mut().unwrap().try_wait().unwrap().is_none(), "the daemon is still running");

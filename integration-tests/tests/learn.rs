@@ -142,13 +142,14 @@ fn nginx_mined_with_wrk_serves_curl() {
         mine: "wrk -t2 -c8 -d2s http://127.0.0.1:8080/",
         check: "curl -sf http://127.0.0.1:8080/ -o /dev/null && curl -sfI http://127.0.0.1:8080/ >/dev/null && \
                 curl -s -o /dev/null http://127.0.0.1:8080/nope && curl -sf -r 0-9 http://127.0.0.1:8080/ >/dev/null && \
-                curl -sf http://127.0.0.1:8080/ http://127.0.0.1:8080/index.nginx-debian.html -o /dev/null -o /dev/null",
+                curl -sf http://127.0.0.1:8080/ http://127.0.0.1:8080/other.html -o /dev/null -o /dev/null",
     };
+    // The unit serves the tests' own document root (see own_nginx_docroot).
     mine_check_enforce(&c, || {
-        let page = std::fs::read_to_string("/var/www/html/index.nginx-debian.html").unwrap();
-        assert_eq!(sh("curl -sf http://127.0.0.1:8080/index.nginx-debian.html"), page);
+        assert_eq!(sh("curl -sf http://127.0.0.1:8080/"), NGINX_PAGE);
+        assert_eq!(sh("curl -sf http://127.0.0.1:8080/other.html"), NGINX_OTHER_PAGE);
         assert_eq!(sh("curl -s -o /dev/null -w '%{http_code}' http://127.0.0.1:8080/nope"), "404");
-        assert_eq!(sh("curl -sf -r 0-14 http://127.0.0.1:8080/"), page[..15]);
+        assert_eq!(sh("curl -sf -r 0-14 http://127.0.0.1:8080/"), NGINX_PAGE[..15]);
         assert!(sh("curl -sfI http://127.0.0.1:8080/").starts_with("HTTP/1.1 200"));
     });
 }

@@ -39,7 +39,7 @@ fn nginx(who: As) {
     assert!(wait_port(8080, Duration::from_secs(10)), "nginx did not come up on 127.0.0.1:8080");
     let resp = http_get(8080, "/").unwrap();
     assert!(resp.starts_with("HTTP/1.1 200"), "unexpected response:\n{resp}");
-    assert!(resp.contains("nginx"), "not Debian's nginx page:\n{resp}");
+    assert!(resp.ends_with(NGINX_PAGE), "not the tests' page (see own_nginx_docroot):\n{resp}");
     assert!(http_get(8080, "/does-not-exist").unwrap().starts_with("HTTP/1.1 404"));
 
     // A worker that has just been forked still carries the master's title for a

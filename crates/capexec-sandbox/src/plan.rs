@@ -7,6 +7,7 @@ use crate::error::LaunchError;
 use crate::seccomp;
 use capexec_decl::spec::*;
 use seccompiler::BpfProgram;
+use std::collections::BTreeSet;
 use std::ffi::CString;
 use std::path::{Path, PathBuf};
 
@@ -357,6 +358,51 @@ pub fn plan_inheriting(spec: &ServiceSpec, rootless: bool, host_env: &[(String, 
 /// mounts (/dev, /proc) or are nobody's business (/lost+found, /oldroot).
 const LEARN_SKIP: &[&str] = &["dev", "proc", "lost+found", "oldroot"];
 
+/// The host directories a learning view must rebuild instead of binding: the
+/// deepest existing ancestor of each mount point that is missing on the host.
+/// A mount point cannot be created inside a bound host directory (the service's
+/// user namespace may not write there, and as real root it would change the
+/// host), so such a directory becomes a tmpfs holding binds of its entries,
+/// where the missing mount point can be made.
+fn shadow_dirs<'a>(root: &Path, points: impl Iterator<Item = &'a Path>) -> BTreeSet<PathBuf> {
+    let on_host = |p: &Path| root.join(p.strip_prefix("/").unwrap_or(p));
+    let mut shadows = BTreeSet::new();
+    for point in points {
+        if on_host(point).symlink_metadata().is_ok() {
+            continue;
+        }
+        // The view's root is capexec's own tmpfs already.
+        if let Some(a) = point.ancestors().skip(1).find(|a| on_host(a).is_dir()).filter(|a| *a != Path::new("/")) {
+            shadows.insert(a.to_path_buf());
+        }
+    }
+    shadows
+}
+
+/// Binds every entry of the host directory `dir` (seen under `root`) at its
+/// place, except that a directory on the way to a shadow becomes a tmpfs
+/// whose entries are bound in turn.
+fn learning_view(root: &Path, shadows: &BTreeSet<PathBuf>, out: &mut Vec<MountStep>) {
+    fn walk(root: &Path, dir: &Path, shadows: &BTreeSet<PathBuf>, out: &mut Vec<MountStep>) {
+        let host = root.join(dir.strip_prefix("/").unwrap_or(dir));
+        let mut entries: Vec<PathBuf> = std::fs::read_dir(host).map(|d| d.flatten().map(|e| dir.join(e.file_name())).collect()).unwrap_or_default();
+        if dir == Path::new("/") {
+            entries.retain(|p| p.file_name().and_then(|n| n.to_str()).is_some_and(|n| !LEARN_SKIP.contains(&n)));
+        }
+        entries.sort();
+        for path in entries {
+            let is_dir = root.join(path.strip_prefix("/").unwrap_or(&path)).symlink_metadata().is_ok_and(|m| m.is_dir());
+            if is_dir && shadows.iter().any(|s| s.starts_with(&path)) {
+                out.push(MountStep::Tmpfs { path: path.clone(), mode: 0o755 });
+                walk(root, &path, shadows, out);
+            } else {
+                out.push(MountStep::Bind { path, attrs: 0, optional: true });
+            }
+        }
+    }
+    walk(root, Path::new("/"), shadows, out);
+}
+
 impl SetupPlan {
     /// Turns the plan into a learning run's (`capexec learn`): the same
     /// namespaces, ids, environment and preopened resources, but nothing is
@@ -367,14 +413,13 @@ impl SetupPlan {
     /// filter hands every syscall to the recorder.
     pub fn into_learning(mut self) -> SetupPlan {
         let mut mounts: Vec<MountStep> = self.mounts.iter().filter(|m| matches!(m, MountStep::Dev | MountStep::Proc(_))).cloned().collect();
-        let mut top: Vec<PathBuf> = std::fs::read_dir("/").map(|d| d.flatten().map(|e| e.path()).collect()).unwrap_or_default();
-        top.retain(|p| p.file_name().and_then(|n| n.to_str()).is_some_and(|n| !LEARN_SKIP.contains(&n)));
-        top.sort();
-        mounts.extend(top.into_iter().map(|path| MountStep::Bind { path, attrs: 0, optional: true }));
         // The declared tmpfs directories stay the service's own (a pid file
         // directory that does not exist on the host, say), mounted on top; not
         // the private /tmp, whose host files the recorder must see being read.
-        mounts.extend(self.mounts.iter().filter(|m| matches!(m, MountStep::Tmpfs { path, .. } if path != Path::new("/tmp"))).cloned());
+        let tmpfs: Vec<MountStep> = self.mounts.iter().filter(|m| matches!(m, MountStep::Tmpfs { path, .. } if path != Path::new("/tmp"))).cloned().collect();
+        let points = tmpfs.iter().filter_map(|m| if let MountStep::Tmpfs { path, .. } = m { Some(path.as_path()) } else { None });
+        learning_view(Path::new("/"), &shadow_dirs(Path::new("/"), points), &mut mounts);
+        mounts.extend(tmpfs);
         self.mounts = mounts;
         self.landlock = LandlockPlan {
             required: false,
@@ -496,5 +541,50 @@ fn rlimit_resource(name: &str) -> libc::__rlimit_resource_t {
         "sigpending" => libc::RLIMIT_SIGPENDING,
         "stack" => libc::RLIMIT_STACK,
         other => unreachable!("validation admits only known rlimits, got {other}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A fake host root: /run holds a directory and a file, /usr a directory.
+    fn host() -> PathBuf {
+        let root = std::env::temp_dir().join(format!("capexec-plan-test-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        for d in ["run/lock", "usr/lib", "var/lib/dpkg"] {
+            std::fs::create_dir_all(root.join(d)).unwrap();
+        }
+        std::fs::write(root.join("run/utmp"), "").unwrap();
+        root
+    }
+
+    fn binds(steps: &[MountStep]) -> Vec<String> {
+        steps
+            .iter()
+            .map(|s| match s {
+                MountStep::Bind { path, .. } => format!("bind {}", path.display()),
+                MountStep::Tmpfs { path, .. } => format!("tmpfs {}", path.display()),
+                other => format!("{other:?}"),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn learning_view_rebuilds_only_the_parents_of_missing_mount_points() {
+        let root = host();
+        let points = [Path::new("/run/nginx"), Path::new("/var/lib/nginx/body"), Path::new("/usr/lib"), Path::new("/srv/new")];
+        let shadows = shadow_dirs(&root, points.into_iter());
+        // /usr/lib exists (mounted on in place); /srv is missing at the top,
+        // where the view's own root tmpfs takes the mount point.
+        assert_eq!(shadows, BTreeSet::from([PathBuf::from("/run"), PathBuf::from("/var/lib")]));
+        let mut out = Vec::new();
+        learning_view(&root, &shadows, &mut out);
+        assert_eq!(
+            binds(&out),
+            ["tmpfs /run", "bind /run/lock", "bind /run/utmp", "bind /usr", "tmpfs /var", "tmpfs /var/lib", "bind /var/lib/dpkg"],
+            "every host entry is still in the view, and nothing is created in a host directory"
+        );
+        std::fs::remove_dir_all(root).unwrap();
     }
 }

@@ -235,9 +235,8 @@ fn raise_nofile() {
 async fn main(cfg: Config, launcher: launcher::Launcher) -> Result<(), String> {
     let (tx, mut rx) = mpsc::unbounded_channel();
     let launch_tx = start_launcher_io(launcher, tx.clone())?;
-    let listener = bind_control(&cfg.paths)?;
-    let access = Access::new(cfg.paths.mode);
-    tokio::spawn(accept_loop(listener, access, tx.clone()));
+    // Signal handlers before the control socket: whoever sees the socket may
+    // send SIGHUP (reload) or SIGTERM, which must not meet the default action.
     for (kind, ev) in
         [(tokio::signal::unix::SignalKind::terminate(), 0), (tokio::signal::unix::SignalKind::interrupt(), 0), (tokio::signal::unix::SignalKind::hangup(), 1)]
     {
@@ -249,6 +248,8 @@ async fn main(cfg: Config, launcher: launcher::Launcher) -> Result<(), String> {
             }
         });
     }
+    let listener = bind_control(&cfg.paths)?;
+    tokio::spawn(accept_loop(listener, Access::new(cfg.paths.mode), tx.clone()));
     let cgroups = match (&cfg.cgroup_parent, Hierarchy::detect()) {
         (Some(_), Ok(h)) => Some(h),
         (Some(_), Err(e)) => {
@@ -330,13 +331,21 @@ async fn main(cfg: Config, launcher: launcher::Launcher) -> Result<(), String> {
 fn bind_control(p: &Paths) -> Result<tokio::net::UnixListener, String> {
     use std::os::unix::fs::PermissionsExt;
     let sock = p.socket();
-    // The lock is ours, so a socket file left here is from a daemon that died.
+    // The socket is bound and made listening under a temporary name and then
+    // renamed into place, so that its path appears only once it accepts
+    // connections with its final mode: a client (or `capexec daemon & capexec
+    // start`) that sees the path never meets the window between bind() and
+    // listen(), where a connect fails with ECONNREFUSED.
+    let tmp = sock.with_file_name(format!(".control.sock.{}", std::process::id()));
+    // The lock is ours, so socket files left here are from a daemon that died.
     let _ = std::fs::remove_file(&sock);
-    let l = tokio::net::UnixListener::bind(&sock).map_err(|e| format!("listen on {}: {e}", sock.display()))?;
+    let _ = std::fs::remove_file(&tmp);
+    let l = tokio::net::UnixListener::bind(&tmp).map_err(|e| format!("listen on {}: {e}", tmp.display()))?;
     // System mode: anyone may connect, and SO_PEERCRED decides (so a refused user
     // gets a reply that says why). User mode: the directory is 0700 anyway.
     let mode = if p.mode == Mode::System { 0o666 } else { 0o600 };
-    std::fs::set_permissions(&sock, std::fs::Permissions::from_mode(mode)).map_err(|e| format!("set permissions of {}: {e}", sock.display()))?;
+    std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(mode)).map_err(|e| format!("set permissions of {}: {e}", tmp.display()))?;
+    std::fs::rename(&tmp, &sock).map_err(|e| format!("rename {} to {}: {e}", tmp.display(), sock.display()))?;
     Ok(l)
 }
 

@@ -86,11 +86,23 @@ fn limits_go_to_the_controllers_that_exist() {
 #[test]
 fn tasks_max_is_enforced() {
     let (cg, _c) = setup("tasks", Limits { memory_max: None, tasks_max: Some(3), cpu_weight: None });
-    let mut sh = held_shell("for i in 1 2 3 4 5 6 7 8; do sleep 30 & done; wait");
+    // dash gives up at the first fork the limit refuses ("Cannot fork") and
+    // exits; if the limit did not hold it would start all 8 and wait. Either
+    // way the test waits for an outcome, not for a time.
+    let mut sh = Command::new("/bin/sh")
+        .args(["-c", "read go; for i in 1 2 3 4 5 6 7 8; do sleep 30 2>/dev/null & done; echo all-started >&2; wait"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
     cg.add(sh.id() as i32).unwrap();
     release(&mut sh);
-    std::thread::sleep(Duration::from_millis(300));
+    let mut err = String::new();
+    std::io::Read::read_to_string(sh.stderr.as_mut().unwrap(), &mut err).unwrap();
+    let st = sh.wait().unwrap();
     let n = cg.pids().unwrap().len();
+    assert!(!st.success() && err.contains("fork") && !err.contains("all-started"), "the 4th fork was not refused ({st}): {err}");
     assert!(n <= 3, "{n} processes in a cgroup limited to 3 tasks");
     cg.kill_all().unwrap();
     assert!(wait_for(|| cg.is_empty()));

@@ -667,11 +667,14 @@ fn own_filter_errno(nr: u32, errno: i32) {
     assert_eq!(rc, 0, "install own filter: {}", Error::last_os_error());
 }
 
-/// `broker-race PATH EXPECTED N`: opens PATH N times while a sibling thread
-/// rewrites the path buffer between PATH and DIR/secret (36); the host may also
-/// swap PATH with a symlink to a secret (30). Every open that succeeds must read
-/// EXPECTED: the broker acts only on its own copy and never lets a check on
-/// one name open another.
+/// `broker-race PATH EXPECTED N`: opens PATH over and over while a sibling
+/// thread rewrites the path buffer between PATH and DIR/secret (36); the host
+/// swaps PATH with a symlink to a secret (30). Every open that succeeds must
+/// read EXPECTED: the broker acts only on its own copy and never lets a check
+/// on one name open another. It prints RACING once the opens are under way and
+/// stops after at least N opens *and* a line on stdin: the host says when it
+/// has swapped enough, so how much racing happens does not depend on how the
+/// scheduler shares the CPUs between the probe and the host's swapper.
 fn broker_race(r: &mut Report, path: &str, expected: &str, n: usize) {
     use std::sync::atomic::{AtomicBool, Ordering};
     let dir = path.rsplit_once("/data/").map(|(d, _)| d.to_owned()).unwrap_or_default();
@@ -697,8 +700,14 @@ fn broker_race(r: &mut Report, path: &str, expected: &str, n: usize) {
             std::thread::yield_now();
         }
     });
-    let (mut ok, mut wrong) = (0, 0);
-    for _ in 0..n {
+    let told: &'static AtomicBool = Box::leak(Box::new(AtomicBool::new(false)));
+    std::thread::spawn(move || {
+        let _ = std::io::stdin().read_line(&mut String::new());
+        told.store(true, Ordering::Relaxed);
+    });
+    let (mut ok, mut wrong, mut tries) = (0, 0, 0usize);
+    while tries < n || !told.load(Ordering::Relaxed) {
+        tries += 1;
         // SAFETY: the buffer is NUL-terminated in both versions.
         let fd = unsafe { libc::open(addr as *const libc::c_char, libc::O_RDONLY | libc::O_CLOEXEC) };
         if fd >= 0 {
@@ -708,13 +717,16 @@ fn broker_race(r: &mut Report, path: &str, expected: &str, n: usize) {
                 wrong += 1;
             }
         }
+        if tries == 1 {
+            println!("RACING");
+        }
     }
     stop.store(true, Ordering::Relaxed);
     flipper.join().unwrap();
     r.check(
         "30/36 racing the path never opens anything but the granted file",
         wrong == 0 && ok > 0,
-        format!("{ok} granted opens, {wrong} of something else, of {n}"),
+        format!("{ok} granted opens, {wrong} of something else, of {tries}"),
     );
 }
 
