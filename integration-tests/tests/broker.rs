@@ -58,7 +58,10 @@ both!(symlink_and_pointer_races, |who: As| {
                 // SAFETY: renameat2 with two valid paths; RENAME_EXCHANGE swaps them atomically.
                 unsafe { libc::syscall(libc::SYS_renameat2, libc::AT_FDCWD, a.as_ptr(), libc::AT_FDCWD, b.as_ptr(), libc::RENAME_EXCHANGE) };
                 swaps.fetch_add(1, Ordering::Relaxed);
-                std::thread::yield_now();
+                // No sched_yield here: under EEVDF each yield pushes the
+                // thread's deadline a slice further without using its time,
+                // and a yield loop beside CPU hogs starves (seen: 2 ticks of
+                // CPU in a minute while runnable).
             }
         })
     };
