@@ -62,6 +62,8 @@ both!(client_grants, |who: As| {
     let out = text(&o);
     assert!(!out.contains("ESCAPED") && out.contains("BLOCKED") && o.status.success(), "{out}");
     assert_eq!(std::fs::read_to_string(d.join("out/client.log")).unwrap(), "appended\n");
+    let mode = std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(d.join("out/setid.log")).unwrap().permissions());
+    assert_eq!(mode & 0o6000, 0, "the broker created a file with setuid/setgid bits: {mode:o}");
     let mut buf = [0u8; 4096];
     let n = log.recv(&mut buf).expect("a syslog line arrives");
     let line = String::from_utf8_lossy(&buf[..n]);

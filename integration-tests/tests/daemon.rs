@@ -573,3 +573,44 @@ both!(brokered_services_and_their_refusals_under_the_daemon, |who: As| {
     // Only this test's memcacheds: other tests run theirs in parallel.
     assert!(pids_matching(&format!("/usr/bin/memcached -p {port}")).is_empty());
 });
+
+// 50: a service's bytes reach an administrator's terminal only escaped.
+// Its log lines and its STATUS= text carry escape sequences that would set
+// the window title, clear the screen and move the cursor (and a bidi
+// override): `capexec status` and `capexec logs` print them as `\x1b...`,
+// the log file keeps the raw bytes.
+#[test]
+fn service_text_reaches_the_terminal_escaped() {
+    let mut d = Daemon::prepare(As::Root, "terminal");
+    let probe = probe();
+    let dir = shared_dir().display().to_string();
+    d.write_unit("painter", &sh_unit(r"printf '\033]0;owned\007\033[2J\033[1Ahello \342\200\256gnp.exe\n'; exec sleep 100951", ""));
+    d.write_unit(
+        "titler",
+        &format!(
+            "[exec]\nargv = [\"{}\", \"sd-notify\", \"READY=1\\\\nSTATUS=\\u001b]0;owned\\u0007\\u001b[2Jserving\"]\n[filesystem]\nexecutable = [\"{dir}\"]\n[service]\ntype = \"notify\"\n",
+            probe.display()
+        ),
+    );
+    d.start();
+    ok(&d.ctl(&["start", "painter", "titler"]));
+    let raw = d.dir.join("logs/painter.log");
+    let start = Instant::now();
+    while !std::fs::read_to_string(&raw).unwrap_or_default().contains("hello") {
+        assert!(start.elapsed() < T, "painter said nothing");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert!(std::fs::read_to_string(&raw).unwrap().contains("\x1b]0;owned\x07\x1b[2J"), "the log file keeps the raw bytes");
+    let harmless = |what: &str, out: &str| {
+        assert!(!out.contains('\x1b') && !out.contains('\x07') && !out.contains('\u{202e}'), "{what} printed a control character raw: {out:?}");
+    };
+    let logs = ok(&d.ctl(&["logs", "painter"]));
+    harmless("logs", &logs);
+    assert!(logs.contains(r"\x1b]0;owned\x07\x1b[2J\x1b[1Ahello \u{202e}gnp.exe"), "{logs}");
+    let status = ok(&d.ctl(&["status", "titler", "painter"]));
+    harmless("status", &status);
+    assert!(status.contains(r#"status: "\x1b]0;owned\x07\x1b[2Jserving""#), "{status}");
+    let json = ok(&d.ctl(&["status", "--json", "titler"]));
+    harmless("status --json", &json);
+    assert!(json.contains(r"\u001b]0;owned"), "JSON carries the text, escaped by its own rules: {json}");
+}

@@ -162,6 +162,35 @@ both!(network_host, |who: As| {
     run_probe(who, &["--net", "host", "--bind-tcp", "45001"], &["net-host", &port, &name, "45002"]);
 });
 
+/// A host TCP listener on loopback that answers every connection with
+/// `secret`: the witness of the network escape tests.
+pub fn secret_listener(secret: &'static str) -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for mut s in l.incoming().flatten() {
+            let _ = std::io::Write::write_all(&mut s, secret.as_bytes());
+        }
+    });
+    port
+}
+
+// 45: under net = host, the paths to a TCP port that Landlock's connect rule
+// does not see (MPTCP, other IP protocols, TCP Fast Open in sendto, sendmsg
+// and sendmmsg, TCP_FASTOPEN_CONNECT) reach no ungranted port: the host
+// listener's secret never shows up in what the probe read.
+both!(network_host_paths_beside_connect, |who: As| {
+    const SECRET: &str = "SECRET-45-host-listener";
+    let port = secret_listener(SECRET);
+    let out = run_probe(who, &["--net", "host", "--connect-tcp", "45003"], &["net-paths", &port.to_string()]);
+    assert!(!out.contains(SECRET), "the host listener's secret was read:\n{out}");
+});
+
+// 48: no setuid or setgid bits by chmod or at creation (RestrictSUIDSGID=).
+both!(no_setuid_or_setgid_files, |who| {
+    run_probe(who, &[], &["setid"]);
+});
+
 // 26: AF_PACKET and raw sockets.
 both!(packet_and_raw_sockets, |who| {
     run_probe(who, &[], &["sockets"]);

@@ -124,7 +124,12 @@ pub fn open_granted(base: &OwnedFd, grant: &FsGrant, path: &str, dir_slash: bool
     if !grant.whole_tree() {
         resolve |= RESOLVE_NO_SYMLINKS;
     }
-    let how = OpenHow { flags: (flags | libc::O_CLOEXEC | libc::O_NOCTTY) as u64, mode: if flags & libc::O_CREAT != 0 { mode as u64 } else { 0 }, resolve };
+    // A file the broker creates never carries setuid or setgid bits, whatever
+    // mode the service asked for (as its own chmod and creat are refused
+    // them by the seccomp allowlist): such a file would be a way into the
+    // service's uid for whoever runs it later.
+    let mode = if flags & libc::O_CREAT != 0 { u64::from(mode & !(libc::S_ISUID | libc::S_ISGID)) } else { 0 };
+    let how = OpenHow { flags: (flags | libc::O_CLOEXEC | libc::O_NOCTTY) as u64, mode, resolve };
     // SAFETY: openat2 reads the NUL-terminated path and the open_how of the given
     // size during the call; both outlive it.
     let rc = unsafe { libc::syscall(libc::SYS_openat2, base.as_raw_fd(), c.as_ptr(), &how as *const OpenHow, std::mem::size_of::<OpenHow>()) };

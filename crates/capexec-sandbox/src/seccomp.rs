@@ -88,6 +88,55 @@ fn any_of(arg: u32, mask: Option<u32>, values: &[u32], on_match: u32, otherwise:
     b
 }
 
+/// Returns `on_set` if argument `arg` has any bit of `bits`, else ALLOW.
+fn none_of_bits(arg: u32, bits: u32, on_set: u32) -> Vec<sock_filter> {
+    vec![stmt(BPF_LD_W_ABS, arg_lo(arg)), jump(BPF_JSET_K, bits, 0, 1), stmt(BPF_RET_K, on_set), stmt(BPF_RET_K, SECCOMP_RET_ALLOW)]
+}
+
+/// setuid and setgid bits (systemd's RestrictSUIDSGID=): a service that could
+/// make a file setuid to its own uid leaves a way into that uid for whoever
+/// runs the file later.
+const SUID_SGID: u32 = libc::S_ISUID | libc::S_ISGID;
+
+/// The IP protocols a socket may be created with: 0 (the type's default),
+/// TCP and UDP. Landlock's TCP rules check TCP sockets only, so MPTCP (which
+/// falls back to plain TCP on the wire), SCTP and the rest would reach ports
+/// no rule covers.
+const IP_PROTOCOLS: [u32; 3] = [0, libc::IPPROTO_TCP as u32, libc::IPPROTO_UDP as u32];
+
+/// socket(): Unix and netlink sockets of any kind; IPv4 and IPv6 sockets
+/// only with a protocol from IP_PROTOCOLS; every other family refused
+/// (AF_PACKET, AF_VSOCK, ...). A refused protocol gets `bad_protocol`
+/// (EPROTONOSUPPORT, what a kernel without it says, so that programs that
+/// try MPTCP first fall back to TCP).
+fn socket_block(deny: u32, bad_protocol: u32) -> Vec<sock_filter> {
+    let (unix, netlink, inet, inet6) = (libc::AF_UNIX as u32, libc::AF_NETLINK as u32, libc::AF_INET as u32, libc::AF_INET6 as u32);
+    vec![
+        /* 0 */ stmt(BPF_LD_W_ABS, arg_lo(0)),
+        /* 1 */ jump(BPF_JEQ_K, unix, 9, 0), // -> 11 allow
+        /* 2 */ jump(BPF_JEQ_K, netlink, 8, 0), // -> 11 allow
+        /* 3 */ jump(BPF_JEQ_K, inet, 1, 0), // -> 5 protocol
+        /* 4 */ jump(BPF_JEQ_K, inet6, 0, 5), // else -> 10 deny
+        /* 5 */ stmt(BPF_LD_W_ABS, arg_lo(2)),
+        /* 6 */ jump(BPF_JEQ_K, IP_PROTOCOLS[0], 4, 0), // -> 11 allow
+        /* 7 */ jump(BPF_JEQ_K, IP_PROTOCOLS[1], 3, 0),
+        /* 8 */ jump(BPF_JEQ_K, IP_PROTOCOLS[2], 2, 0),
+        /* 9 */ stmt(BPF_RET_K, bad_protocol),
+        /* 10 */ stmt(BPF_RET_K, deny),
+        /* 11 */ stmt(BPF_RET_K, SECCOMP_RET_ALLOW),
+    ]
+}
+
+/// The answer for a refusal that should look like a feature the kernel lacks:
+/// `errno` where the declaration refuses with an errno, else its own action.
+fn refusal(deny: u32, errno: i32) -> u32 {
+    if deny & 0xffff_0000 == SECCOMP_RET_ERRNO {
+        SECCOMP_RET_ERRNO | errno as u32
+    } else {
+        deny
+    }
+}
+
 /// The argument rules: a syscall listed here is allowed only when its rule
 /// passes. Each block is self-contained and ends in RET.
 fn argument_block(name: &str, deny: u32) -> Option<Vec<sock_filter>> {
@@ -95,21 +144,65 @@ fn argument_block(name: &str, deny: u32) -> Option<Vec<sock_filter>> {
     Some(match name {
         // No new namespaces from inside: clone without any CLONE_NEW* flag.
         "clone" => vec![stmt(BPF_LD_W_ABS, arg_lo(0)), jump(BPF_JSET_K, NS_FLAGS, 0, 1), stmt(BPF_RET_K, deny), stmt(BPF_RET_K, allow)],
-        // Only the socket families services use; no AF_PACKET, AF_VSOCK, ...
-        "socket" => any_of(0, None, &[libc::AF_UNIX as u32, libc::AF_INET as u32, libc::AF_INET6 as u32, libc::AF_NETLINK as u32], allow, deny),
+        "socket" => socket_block(deny, refusal(deny, libc::EPROTONOSUPPORT)),
+        // A TCP Fast Open send connects inside sendto/sendmsg, where neither
+        // Landlock's connect rule nor a connect-time check sees it. Refused
+        // as a kernel with Fast Open disabled would (EOPNOTSUPP); a program
+        // then connects the ordinary way, which the rules check.
+        "sendto" | "sendmmsg" => none_of_bits(3, libc::MSG_FASTOPEN as u32, refusal(deny, libc::EOPNOTSUPP)),
+        "sendmsg" => none_of_bits(2, libc::MSG_FASTOPEN as u32, refusal(deny, libc::EOPNOTSUPP)),
+        // TCP_FASTOPEN_CONNECT defers the connect to the first write: refused
+        // with the other Fast Open client path.
+        "setsockopt" => vec![
+            stmt(BPF_LD_W_ABS, arg_lo(1)),
+            jump(BPF_JEQ_K, libc::IPPROTO_TCP as u32, 0, 3),
+            stmt(BPF_LD_W_ABS, arg_lo(2)),
+            jump(BPF_JEQ_K, libc::TCP_FASTOPEN_CONNECT as u32, 0, 1),
+            stmt(BPF_RET_K, refusal(deny, libc::ENOPROTOOPT)),
+            stmt(BPF_RET_K, allow),
+        ],
+        // No setuid or setgid bits, by chmod or at creation.
+        "chmod" | "fchmod" | "creat" | "mkdir" => none_of_bits(1, SUID_SGID, deny),
+        "fchmodat" | "fchmodat2" | "mkdirat" => none_of_bits(2, SUID_SGID, deny),
+        "open" => creating_with(1, 2, deny),
+        "openat" => creating_with(2, 3, deny),
+        // openat2 keeps its flags and mode in memory, where no filter can
+        // look: answered ENOSYS, as on a kernel before 5.6, so that programs
+        // fall back to openat, whose mode the rule above checks (systemd's
+        // RestrictSUIDSGID= does the same).
+        "openat2" => vec![stmt(BPF_RET_K, refusal(deny, libc::ENOSYS))],
         // No TIOCSTI/TIOCLINUX, compared on the low 32 bits as the kernel does
         // (CVE-2019-10063: junk in the upper half must not slip through).
         "ioctl" => any_of(1, None, &[libc::TIOCSTI as u32, libc::TIOCLINUX as u32], deny, allow),
         // Query the personality or set plain Linux; no READ_IMPLIES_EXEC.
         "personality" => any_of(0, None, &[0, 0xffff_ffff], allow, deny),
-        // Regular files, FIFOs and sockets only: never device nodes.
+        // Regular files, FIFOs and sockets only: never device nodes, and
+        // without setuid or setgid bits.
         "mknod" | "mknodat" => {
             let arg = if name == "mknod" { 1 } else { 2 };
             let types = [0, libc::S_IFREG, libc::S_IFIFO, libc::S_IFSOCK];
-            any_of(arg, Some(libc::S_IFMT), &types, allow, deny)
+            let mut b = vec![stmt(BPF_LD_W_ABS, arg_lo(arg)), jump(BPF_JSET_K, SUID_SGID, 0, 1), stmt(BPF_RET_K, deny)];
+            b.extend(any_of(arg, Some(libc::S_IFMT), &types, allow, deny));
+            b
         }
         _ => return None,
     })
+}
+
+/// open/openat: a mode with setuid or setgid bits is refused when the call can
+/// create a file (O_CREAT or O_TMPFILE); without those flags the kernel
+/// ignores the mode.
+fn creating_with(flags_arg: u32, mode_arg: u32, deny: u32) -> Vec<sock_filter> {
+    // O_TMPFILE includes O_DIRECTORY; its own bit is __O_TMPFILE.
+    let creating = (libc::O_CREAT | (libc::O_TMPFILE & !libc::O_DIRECTORY)) as u32;
+    vec![
+        stmt(BPF_LD_W_ABS, arg_lo(flags_arg)),
+        jump(BPF_JSET_K, creating, 0, 3),
+        stmt(BPF_LD_W_ABS, arg_lo(mode_arg)),
+        jump(BPF_JSET_K, SUID_SGID, 0, 1),
+        stmt(BPF_RET_K, deny),
+        stmt(BPF_RET_K, SECCOMP_RET_ALLOW),
+    ]
 }
 
 /// What the tree decides for a run of syscall numbers.
@@ -485,7 +578,7 @@ mod tests {
         let s = SeccompSpec { declared: vec![], allowed: set.clone(), action: DenyAction::Errno(libc::EPERM) };
         let prog = service_filter(&s).unwrap();
         let nr_of = |n: &str| capexec_decl::syscalls::number(n).unwrap() as u32;
-        let ruled: BTreeSet<u32> = ["clone", "socket", "ioctl", "personality", "mknod", "mknodat"].iter().map(|n| nr_of(n)).collect();
+        let ruled: BTreeSet<u32> = RULED.iter().map(|n| nr_of(n)).collect();
         let allowed: BTreeSet<u32> = set.iter().map(|n| nr_of(n)).collect();
         for nr in 0..1100u32 {
             if ruled.contains(&nr) || nr == SYS_CLONE3 {
@@ -495,7 +588,9 @@ mod tests {
             assert_eq!(run(&prog, AUDIT_ARCH_X86_64, nr, [0; 6]), want, "syscall {nr}");
         }
         // Far shorter than a chain, and short paths.
-        assert!(prog.len() < 400, "filter has {} instructions", prog.len());
+        // (about 19 argument blocks of 4-12 instructions each split the ranges
+        // and sit at the leaves; a search path stays 2·log2(segments) long).
+        assert!(prog.len() < 600, "filter has {} instructions", prog.len());
     }
 
     #[test]
@@ -506,6 +601,104 @@ mod tests {
         assert_eq!(run(&prog, AUDIT_ARCH_X86_64, SYS_CLONE3, [0; 6]), ENOSYS_RET);
         assert_eq!(run(&prog, AUDIT_ARCH_X86_64, 39, [0; 6]), SECCOMP_RET_ALLOW);
         assert_eq!(run(&prog, AUDIT_ARCH_X86_64, 1, [0; 6]), EPERM);
+    }
+
+    /// Every syscall with an argument rule.
+    const RULED: &[&str] = &[
+        "clone",
+        "socket",
+        "ioctl",
+        "personality",
+        "mknod",
+        "mknodat",
+        "sendto",
+        "sendmsg",
+        "sendmmsg",
+        "setsockopt",
+        "chmod",
+        "fchmod",
+        "fchmodat",
+        "fchmodat2",
+        "creat",
+        "mkdir",
+        "mkdirat",
+        "open",
+        "openat",
+        "openat2",
+    ];
+
+    #[test]
+    fn every_ruled_syscall_has_its_block() {
+        for n in RULED {
+            assert!(argument_block(n, EPERM).is_some(), "{n}");
+        }
+        assert!(argument_block("read", EPERM).is_none());
+    }
+
+    #[test]
+    fn network_paths_landlock_does_not_see() {
+        let prog = service_filter(&spec(RULED)).unwrap();
+        let x = |nr: i64, args: [u64; 6]| run(&prog, AUDIT_ARCH_X86_64, nr as u32, args);
+        let (inet, inet6, unix) = (libc::AF_INET as u64, libc::AF_INET6 as u64, libc::AF_UNIX as u64);
+        let proto_unsupported = SECCOMP_RET_ERRNO | libc::EPROTONOSUPPORT as u32;
+        for fam in [inet, inet6] {
+            for (ty, proto) in [(libc::SOCK_STREAM, 0), (libc::SOCK_STREAM, libc::IPPROTO_TCP), (libc::SOCK_DGRAM, 0), (libc::SOCK_DGRAM, libc::IPPROTO_UDP)] {
+                assert_eq!(x(libc::SYS_socket, [fam, ty as u64, proto as u64, 0, 0, 0]), SECCOMP_RET_ALLOW, "{fam} {ty} {proto}");
+            }
+            for proto in [libc::IPPROTO_MPTCP, libc::IPPROTO_SCTP, libc::IPPROTO_UDPLITE, libc::IPPROTO_ICMP, libc::IPPROTO_ICMPV6, libc::IPPROTO_RAW] {
+                assert_eq!(x(libc::SYS_socket, [fam, libc::SOCK_STREAM as u64, proto as u64, 0, 0, 0]), proto_unsupported, "protocol {proto}");
+            }
+            // Junk in the upper half of the protocol does not help: the kernel reads an int.
+            assert_eq!(x(libc::SYS_socket, [fam, 1, (1 << 32) | libc::IPPROTO_MPTCP as u64, 0, 0, 0]), proto_unsupported);
+        }
+        assert_eq!(x(libc::SYS_socket, [unix, libc::SOCK_STREAM as u64, 0, 0, 0, 0]), SECCOMP_RET_ALLOW);
+        assert_eq!(x(libc::SYS_socket, [libc::AF_NETLINK as u64, libc::SOCK_RAW as u64, 9, 0, 0, 0]), SECCOMP_RET_ALLOW);
+        let fastopen = libc::MSG_FASTOPEN as u64;
+        let eopnotsupp = SECCOMP_RET_ERRNO | libc::EOPNOTSUPP as u32;
+        assert_eq!(x(libc::SYS_sendto, [3, 0, 1, libc::MSG_NOSIGNAL as u64, 0, 0]), SECCOMP_RET_ALLOW);
+        assert_eq!(x(libc::SYS_sendto, [3, 0, 1, fastopen | libc::MSG_NOSIGNAL as u64, 0, 0]), eopnotsupp);
+        assert_eq!(x(libc::SYS_sendmsg, [3, 0, 0, 0, 0, 0]), SECCOMP_RET_ALLOW);
+        assert_eq!(x(libc::SYS_sendmsg, [3, 0, fastopen, 0, 0, 0]), eopnotsupp);
+        assert_eq!(x(libc::SYS_sendmmsg, [3, 0, 1, fastopen, 0, 0]), eopnotsupp);
+        let sso = |level: i32, opt: i32| x(libc::SYS_setsockopt, [3, level as u64, opt as u64, 0, 0, 0]);
+        assert_eq!(sso(libc::IPPROTO_TCP, libc::TCP_FASTOPEN_CONNECT), SECCOMP_RET_ERRNO | libc::ENOPROTOOPT as u32);
+        assert_eq!(sso(libc::IPPROTO_TCP, libc::TCP_NODELAY), SECCOMP_RET_ALLOW);
+        assert_eq!(sso(libc::IPPROTO_TCP, libc::TCP_FASTOPEN), SECCOMP_RET_ALLOW, "server-side Fast Open reaches nobody");
+        assert_eq!(sso(libc::SOL_SOCKET, libc::TCP_FASTOPEN_CONNECT), SECCOMP_RET_ALLOW, "option 30 of another level");
+        // Under a killing declaration these are kills too.
+        let mut k = spec(RULED);
+        k.action = DenyAction::Kill;
+        let prog = service_filter(&k).unwrap();
+        assert_eq!(run(&prog, AUDIT_ARCH_X86_64, libc::SYS_sendto as u32, [3, 0, 1, fastopen, 0, 0]), SECCOMP_RET_KILL_PROCESS);
+    }
+
+    #[test]
+    fn no_setuid_or_setgid_bits() {
+        let prog = service_filter(&spec(RULED)).unwrap();
+        let x = |nr: i64, args: [u64; 6]| run(&prog, AUDIT_ARCH_X86_64, nr as u32, args);
+        for bits in [0o4755u64, 0o2755, 0o6755, 0o4000] {
+            assert_eq!(x(libc::SYS_chmod, [0, bits, 0, 0, 0, 0]), EPERM, "chmod {bits:o}");
+            assert_eq!(x(libc::SYS_fchmod, [3, bits, 0, 0, 0, 0]), EPERM);
+            assert_eq!(x(libc::SYS_fchmodat, [3, 0, bits, 0, 0, 0]), EPERM);
+            assert_eq!(x(libc::SYS_fchmodat2, [3, 0, bits, 0, 0, 0]), EPERM);
+            assert_eq!(x(libc::SYS_mkdir, [0, bits, 0, 0, 0, 0]), EPERM);
+            assert_eq!(x(libc::SYS_mkdirat, [3, 0, bits, 0, 0, 0]), EPERM);
+            assert_eq!(x(libc::SYS_creat, [0, bits, 0, 0, 0, 0]), EPERM);
+            assert_eq!(x(libc::SYS_mknodat, [3, 0, libc::S_IFREG as u64 | bits, 0, 0, 0]), EPERM);
+            let creat = libc::O_CREAT as u64 | libc::O_WRONLY as u64;
+            assert_eq!(x(libc::SYS_open, [0, creat, bits, 0, 0, 0]), EPERM);
+            assert_eq!(x(libc::SYS_openat, [3, 0, creat, bits, 0, 0]), EPERM);
+            assert_eq!(x(libc::SYS_openat, [3, 0, libc::O_TMPFILE as u64 | libc::O_RDWR as u64, bits, 0, 0]), EPERM);
+            assert_eq!(x(libc::SYS_openat2, [3, 0, 0, 24, 0, 0]), SECCOMP_RET_ERRNO | libc::ENOSYS as u32, "openat2's mode is out of sight");
+            // Without O_CREAT the kernel ignores the mode: whatever is there is fine.
+            assert_eq!(x(libc::SYS_openat, [3, 0, libc::O_RDONLY as u64, bits, 0, 0]), SECCOMP_RET_ALLOW);
+        }
+        for ok in [0o755u64, 0o1777, 0o644, 0] {
+            assert_eq!(x(libc::SYS_chmod, [0, ok, 0, 0, 0, 0]), SECCOMP_RET_ALLOW, "chmod {ok:o}");
+            assert_eq!(x(libc::SYS_fchmodat, [3, 0, ok, 0, 0, 0]), SECCOMP_RET_ALLOW);
+            assert_eq!(x(libc::SYS_openat, [3, 0, libc::O_CREAT as u64 | libc::O_WRONLY as u64, ok, 0, 0]), SECCOMP_RET_ALLOW);
+            assert_eq!(x(libc::SYS_mkdirat, [3, 0, ok, 0, 0, 0]), SECCOMP_RET_ALLOW);
+        }
     }
 
     #[test]

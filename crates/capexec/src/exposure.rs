@@ -498,7 +498,11 @@ fn answer(spec: &ServiceSpec, ch: &Check) -> Answer {
                 (true, false) => (Some(1), "Service may acquire realtime scheduling".into(), None),
             }
         }
-        "RestrictSUIDSGID=" => (Some(1), "Service may create SUID/SGID files in its writable paths".into(), None),
+        "RestrictSUIDSGID=" => (
+            Some(0),
+            "Service cannot create SUID/SGID files".into(),
+            Some("seccomp: no S_ISUID/S_ISGID in chmod, fchmod*, mkdir*, mknod*, creat, open*(O_CREAT); openat2 ENOSYS; the broker strips them"),
+        ),
         "RestrictAddressFamilies=~AF_(INET|INET6)" => {
             yes_no(socket, "Service cannot allocate Internet sockets", "Service may allocate Internet sockets", Some("socket() not allowed"))
         }

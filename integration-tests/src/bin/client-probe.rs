@@ -67,6 +67,12 @@ fn grants(p: &mut Probe, a: &[String]) {
         }
         Err(e) => p.expect("client create+append on an append grant", false, e),
     }
+    // 48: a file the broker creates never gets setuid or setgid bits, whatever
+    // mode is asked for (the test checks the file's mode on the host).
+    match b.open(&format!("{dir}/out/setid.log"), libc::O_WRONLY | libc::O_APPEND | libc::O_CREAT, 0o6755) {
+        Ok(_) => p.expect("48 client create with mode 06755 (the host checks the bits)", true, "created"),
+        Err(e) => p.expect("48 client create with mode 06755", false, e),
+    }
 
     let lo = |port: u16| -> SocketAddr { SocketAddr::from(([127, 0, 0, 1], port)) };
     match b.connect(Proto::Tcp, lo(port(1))) {

@@ -324,6 +324,127 @@ fn fds(r: &mut Report, expected: &str) {
     r.check("23 only declared fds are open", got == expected, format!("open fds {got}, expected {expected}"));
 }
 
+/// 48: no setuid or setgid bit on any file, by any call (systemd's
+/// RestrictSUIDSGID=), in the service's writable /tmp.
+fn setid(r: &mut Report) {
+    let f = c("/tmp/setid-probe");
+    let (fd, e) = sys!(libc::SYS_openat, libc::AT_FDCWD, f.as_ptr(), libc::O_WRONLY | libc::O_CREAT | libc::O_CLOEXEC, 0o755);
+    r.check("48 control: a plain file is created in /tmp", fd >= 0, e);
+    let (rc, e) = sys!(libc::SYS_chmod, f.as_ptr(), 0o700);
+    r.check("48 control: chmod 0700 works", rc == 0, e);
+    let tmp = c("/tmp");
+    for (name, bits) in [("setuid", 0o4755), ("setgid", 0o2755)] {
+        let (rc, e) = sys!(libc::SYS_chmod, f.as_ptr(), bits);
+        r.expect_fail(&format!("48 chmod {name}"), rc, e, &[EPERM]);
+        let (rc, e) = sys!(libc::SYS_fchmod, fd, bits);
+        r.expect_fail(&format!("48 fchmod {name}"), rc, e, &[EPERM]);
+        let (rc, e) = sys!(libc::SYS_fchmodat, libc::AT_FDCWD, f.as_ptr(), bits);
+        r.expect_fail(&format!("48 fchmodat {name}"), rc, e, &[EPERM]);
+        let (rc, e) = sys!(libc::SYS_fchmodat2, libc::AT_FDCWD, f.as_ptr(), bits, 0);
+        r.expect_fail(&format!("48 fchmodat2 {name}"), rc, e, &[EPERM]);
+        let g = c(&format!("/tmp/setid-new-{name}"));
+        let (rc, e) = sys!(libc::SYS_openat, libc::AT_FDCWD, g.as_ptr(), libc::O_WRONLY | libc::O_CREAT | libc::O_CLOEXEC, bits);
+        r.expect_fail(&format!("48 openat(O_CREAT) {name}"), rc, e, &[EPERM]);
+        let (rc, e) = sys!(libc::SYS_creat, g.as_ptr(), bits);
+        r.expect_fail(&format!("48 creat {name}"), rc, e, &[EPERM]);
+        let (rc, e) = sys!(libc::SYS_mknodat, libc::AT_FDCWD, g.as_ptr(), libc::S_IFREG | bits, 0);
+        r.expect_fail(&format!("48 mknodat {name}"), rc, e, &[EPERM]);
+        let d = c(&format!("/tmp/setid-dir-{name}"));
+        let (rc, e) = sys!(libc::SYS_mkdirat, libc::AT_FDCWD, d.as_ptr(), bits);
+        r.expect_fail(&format!("48 mkdirat {name}"), rc, e, &[EPERM]);
+        let (rc, e) = sys!(libc::SYS_openat, libc::AT_FDCWD, tmp.as_ptr(), libc::O_TMPFILE | libc::O_RDWR, bits);
+        r.expect_fail(&format!("48 openat(O_TMPFILE) {name}"), rc, e, &[EPERM]);
+    }
+    let mode = std::fs::metadata("/tmp/setid-probe").map(|m| std::os::unix::fs::PermissionsExt::mode(&m.permissions())).unwrap_or(0);
+    r.check("48 the file has no setuid or setgid bit", mode & 0o6000 == 0, format!("mode {mode:o}"));
+}
+
+/// What a connected socket `fd` reads within a second (the witness: the
+/// host listener's secret if the attack reached it).
+fn read_witness(fd: i32) -> String {
+    let tv = libc::timeval { tv_sec: 1, tv_usec: 0 };
+    let mut buf = [0u8; 64];
+    // SAFETY: fd is the probe's socket; buf and tv are valid for the calls.
+    let n = unsafe {
+        libc::setsockopt(fd, libc::SOL_SOCKET, libc::SO_RCVTIMEO, (&tv as *const libc::timeval).cast(), std::mem::size_of_val(&tv) as u32);
+        libc::read(fd, buf.as_mut_ptr().cast(), buf.len())
+    };
+    String::from_utf8_lossy(&buf[..n.max(0) as usize]).into_owned()
+}
+
+fn v4(port: u16) -> libc::sockaddr_in {
+    // SAFETY: sockaddr_in is plain data; all-zero is valid.
+    let mut sa: libc::sockaddr_in = unsafe { std::mem::zeroed() };
+    sa.sin_family = libc::AF_INET as u16;
+    sa.sin_port = port.to_be();
+    sa.sin_addr.s_addr = u32::from_be_bytes([127, 0, 0, 1]).to_be();
+    sa
+}
+
+/// 45: every way to a TCP port besides connect() on a TCP socket. Each
+/// attempt that the sandbox lets through also reads from the socket and
+/// prints what came back, so the test sees the host's secret if it leaked.
+fn net_paths(r: &mut Report, port: u16) {
+    let sa = v4(port);
+    let (sa_ptr, sa_len) = ((&sa as *const libc::sockaddr_in).cast::<libc::sockaddr>(), std::mem::size_of_val(&sa) as u32);
+    let after = |what: &str, fd: i32, rc: i64| {
+        if rc >= 0 {
+            println!("{what}: read {:?}", read_witness(fd));
+        }
+    };
+    // MPTCP: a stream socket that falls back to plain TCP with a peer that
+    // does not speak it; Landlock's TCP rules do not cover it.
+    for fam in [libc::AF_INET, libc::AF_INET6] {
+        let (fd, e) = sys!(libc::SYS_socket, fam, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, libc::IPPROTO_MPTCP);
+        r.expect_fail(&format!("45 create an MPTCP socket (family {fam})"), fd, e, &[libc::EPROTONOSUPPORT]);
+        if fd >= 0 && fam == libc::AF_INET {
+            let (rc, _) = sys!(libc::SYS_connect, fd, sa_ptr, sa_len);
+            after("45 MPTCP connect", fd as i32, rc);
+        }
+    }
+    // Other IP protocols: SCTP (a stream of its own), UDP-Lite.
+    for (ty, proto) in [(libc::SOCK_STREAM, libc::IPPROTO_SCTP), (libc::SOCK_SEQPACKET, libc::IPPROTO_SCTP), (libc::SOCK_DGRAM, libc::IPPROTO_UDPLITE)] {
+        let (fd, e) = sys!(libc::SYS_socket, libc::AF_INET, ty | libc::SOCK_CLOEXEC, proto);
+        r.expect_fail(&format!("45 create an IP socket of protocol {proto}"), fd, e, &[libc::EPROTONOSUPPORT]);
+    }
+    // TCP Fast Open: the connect happens inside sendto / sendmsg / sendmmsg.
+    let tcp = || sys!(libc::SYS_socket, libc::AF_INET, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0).0;
+    let fd = tcp();
+    let (rc, e) = sys!(libc::SYS_sendto, fd, b"x".as_ptr(), 1, libc::MSG_FASTOPEN, sa_ptr, sa_len);
+    r.expect_fail("45 sendto(MSG_FASTOPEN) to an ungranted port", rc, e, &[libc::EOPNOTSUPP]);
+    after("45 sendto(MSG_FASTOPEN)", fd as i32, rc);
+    let fd = tcp();
+    let mut iov = libc::iovec { iov_base: b"x".as_ptr() as *mut libc::c_void, iov_len: 1 };
+    // SAFETY: msghdr is plain data; all-zero is valid.
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_name = sa_ptr as *mut libc::c_void;
+    msg.msg_namelen = sa_len;
+    msg.msg_iov = &mut iov;
+    msg.msg_iovlen = 1;
+    let (rc, e) = sys!(libc::SYS_sendmsg, fd, &msg as *const libc::msghdr, libc::MSG_FASTOPEN);
+    r.expect_fail("45 sendmsg(MSG_FASTOPEN) to an ungranted port", rc, e, &[libc::EOPNOTSUPP]);
+    after("45 sendmsg(MSG_FASTOPEN)", fd as i32, rc);
+    let fd = tcp();
+    let mut mm = libc::mmsghdr { msg_hdr: msg, msg_len: 0 };
+    let (rc, e) = sys!(libc::SYS_sendmmsg, fd, &mut mm as *mut libc::mmsghdr, 1, libc::MSG_FASTOPEN);
+    r.expect_fail("45 sendmmsg(MSG_FASTOPEN) to an ungranted port", rc, e, &[libc::EOPNOTSUPP]);
+    after("45 sendmmsg(MSG_FASTOPEN)", fd as i32, rc);
+    // TCP_FASTOPEN_CONNECT: connect() returns at once and the real connect
+    // happens at the first write.
+    let fd = tcp();
+    let one: libc::c_int = 1;
+    let (rc, e) = sys!(libc::SYS_setsockopt, fd, libc::IPPROTO_TCP, libc::TCP_FASTOPEN_CONNECT, &one as *const libc::c_int, 4);
+    r.expect_fail("45 setsockopt(TCP_FASTOPEN_CONNECT)", rc, e, &[libc::ENOPROTOOPT]);
+    if rc >= 0 {
+        let (rc, _) = sys!(libc::SYS_connect, fd, sa_ptr, sa_len);
+        let (w, _) = sys!(libc::SYS_write, fd, b"x".as_ptr(), 1);
+        after("45 TCP_FASTOPEN_CONNECT connect and write", fd as i32, rc.min(w));
+    }
+    // The ordinary path, for comparison: Landlock refuses it.
+    let (rc, e) = connect_tcp(port);
+    r.expect_fail("45 plain connect to the same port (Landlock)", rc, e, &[EACCES]);
+}
+
 fn connect_tcp(port: u16) -> (i64, Error) {
     connect_v4([127, 0, 0, 1], port)
 }
@@ -407,6 +528,11 @@ fn main() {
             let (rc, e) = bind_tcp(arg(4).parse().unwrap_or(1));
             r.expect_fail("25 bind an undeclared TCP port (Landlock)", rc, e, &[EACCES]);
         }
+        // 45: `net-paths PORT`, under net = host with no grant for PORT,
+        // where a host listener answers every connection with a secret: the
+        // paths to a TCP port that Landlock's connect rule does not see.
+        "net-paths" => net_paths(&mut r, arg(2).parse().unwrap_or(1)),
+        "setid" => setid(&mut r),
         "sockets" => {
             let (rc, e) = sys!(libc::SYS_socket, libc::AF_PACKET, libc::SOCK_RAW, 0x0300);
             r.expect_fail("26 AF_PACKET socket", rc, e, &[EPERM]);
@@ -643,6 +769,11 @@ fn broker_fs(r: &mut Report, dir: &str) {
     }
     let (rc, e) = open(&log, libc::O_WRONLY | libc::O_TRUNC);
     r.expect_fail("31 O_TRUNC on an append grant", rc, e, &[EACCES]);
+    // 48: creating with setuid/setgid bits is refused before the broker is asked.
+    let setid = c(&format!("{dir}/out/setid.log"));
+    // SAFETY: a valid C string; the fd (if any) is leaked, the probe exits soon.
+    let rc = unsafe { libc::open(setid.as_ptr(), libc::O_WRONLY | libc::O_APPEND | libc::O_CREAT | libc::O_CLOEXEC, 0o6755) } as i64;
+    r.expect_fail("48 brokered create with mode 06755", rc, Error::last_os_error(), &[EPERM]);
     let (rc, e) = open(&log, libc::O_RDONLY);
     r.expect_fail("31 reading an append-only grant", rc, e, &[EACCES]);
     let (rc, e) = open(&format!("{dir}/out/probe.txt"), libc::O_WRONLY | libc::O_APPEND | libc::O_CREAT);

@@ -3,6 +3,7 @@
 //! socket and prints the answer for people, or as JSON with `--json`.
 
 use capexec::cli::{ClientArgs, EnableArgs, LogsArgs, StatusArgs, UnitsArgs};
+use capexec::terminal::{safe, safe_lines};
 use capexec_supervisor::control::{Client, ClientError};
 use capexec_supervisor::paths;
 use capexec_supervisor::protocol::{Request, Response, ServiceStatus};
@@ -46,9 +47,9 @@ fn report_client(e: ClientError) -> i32 {
 
 /// Prints an error reply; returns the exit code.
 fn fail(r: &Response) -> i32 {
-    eprintln!("capexec: {}", r.error.as_deref().unwrap_or("the daemon reported an error"));
+    eprintln!("capexec: {}", safe_lines(r.error.as_deref().unwrap_or("the daemon reported an error")));
     if let Some(h) = &r.hint {
-        eprintln!("  help: {h}");
+        eprintln!("  help: {}", safe(h));
     }
     EXIT_FAIL
 }
@@ -96,7 +97,7 @@ fn units_cmd(c: &ClientArgs, req: Request, verb: &str) -> i32 {
     let statuses: Vec<ServiceStatus> = serde_json::from_value(r.result.clone()).unwrap_or_default();
     for s in &statuses {
         let pid = s.main_pid.map(|p| format!(", main pid {p}")).unwrap_or_default();
-        println!("{}: {} ({}{pid})", s.name, verb_for(verb, &s.state), s.state);
+        println!("{}: {} ({}{pid})", safe(&s.name), verb_for(verb, &s.state), s.state);
         if s.state == "failed" {
             print_tail(s, 5);
         }
@@ -118,7 +119,7 @@ fn verb_for<'a>(verb: &'a str, state: &str) -> &'a str {
 fn print_tail(s: &ServiceStatus, n: usize) {
     let skip = s.log_tail.len().saturating_sub(n);
     for l in &s.log_tail[skip..] {
-        println!("    {l}");
+        println!("    {}", safe(l));
     }
 }
 
@@ -137,7 +138,7 @@ pub fn reload(c: &ClientArgs) -> i32 {
         }
         if let Some(errs) = m.get("errors").and_then(|v| v.as_object()) {
             for (unit, e) in errs {
-                eprintln!("capexec: {unit}: declaration not loaded:\n{}", e.as_str().unwrap_or_default());
+                eprintln!("capexec: {}: declaration not loaded:\n{}", safe(unit), safe_lines(e.as_str().unwrap_or_default()));
                 code = EXIT_FAIL;
             }
         }
@@ -169,8 +170,8 @@ fn print_status(s: &ServiceStatus, lines: usize) {
         "failed" => "×",
         _ => "○",
     };
-    let desc = if s.description.is_empty() { String::new() } else { format!(" — {}", s.description) };
-    println!("{mark} {}{desc}", s.name);
+    let desc = if s.description.is_empty() { String::new() } else { format!(" — {}", safe(&s.description)) };
+    println!("{mark} {}{desc}", safe(&s.name));
     let up = s.uptime_secs.map(|u| format!(" for {}", human_secs(u))).unwrap_or_default();
     let why = match (s.state.as_str(), s.result.as_deref()) {
         ("failed" | "waiting-to-restart" | "exited", Some(r)) => format!(" ({r})"),
@@ -184,7 +185,7 @@ fn print_status(s: &ServiceStatus, lines: usize) {
         println!("    main pid: {p}{}", s.init_pid.map(|i| format!(" (namespace init {i})")).unwrap_or_default());
     }
     if let Some(t) = &s.status_text {
-        println!("      status: \"{t}\"");
+        println!("      status: \"{}\"", safe(t));
     }
     let mut usage = Vec::new();
     if let Some(t) = s.tasks {
@@ -205,10 +206,10 @@ fn print_status(s: &ServiceStatus, lines: usize) {
         println!("   log lines dropped: {}", s.log_lines_dropped);
     }
     if let Some(e) = &s.error {
-        println!("       error: {e}");
+        println!("       error: {}", safe_lines(e));
     }
     for w in &s.warnings {
-        println!("     warning: {w}");
+        println!("     warning: {}", safe(w));
     }
     if let Some(c) = &s.cgroup {
         println!("      cgroup: {c}");
@@ -269,10 +270,10 @@ pub fn list(c: &ClientArgs) -> i32 {
             up,
             v["restarts"].as_u64().unwrap_or(0),
             if v["enabled"].as_bool().unwrap_or(false) { "yes" } else { "no" },
-            v["description"].as_str().unwrap_or(""),
+            safe(v["description"].as_str().unwrap_or("")),
         );
         if let Some(e) = v["error"].as_str() {
-            println!("{:width$}  {}", "", e.lines().next().unwrap_or(""));
+            println!("{:width$}  {}", "", safe(e.lines().next().unwrap_or("")));
         }
     }
     println!("\n{} units", rows.len());
@@ -311,7 +312,7 @@ pub fn logs(a: &LogsArgs) -> i32 {
             );
         }
         for l in first.result["lines"].as_array().into_iter().flatten() {
-            println!("{}", l.as_str().unwrap_or(""));
+            println!("{}", safe(l.as_str().unwrap_or("")));
         }
     }
     if a.follow {
@@ -320,7 +321,7 @@ pub fn logs(a: &LogsArgs) -> i32 {
             match client.next_reply() {
                 Ok(Some(r)) => {
                     let line = r.result["line"].as_str().unwrap_or("");
-                    let out = if a.client.json { serde_json::to_string(&r.result).expect("serialisable") } else { line.to_owned() };
+                    let out = if a.client.json { serde_json::to_string(&r.result).expect("serialisable") } else { safe(line).into_owned() };
                     if writeln!(std::io::stdout(), "{out}").and_then(|_| std::io::stdout().flush()).is_err() {
                         return 0;
                     }
