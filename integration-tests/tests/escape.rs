@@ -122,8 +122,8 @@ both!(reopen_readonly_fd, |who| {
     assert_eq!(std::fs::read_to_string(&f).unwrap(), "data");
 });
 
-// 2 (Landlock on its own): a preopened directory is outside the mount view, so
-// only Landlock stands between the service and writing into it.
+// 2: writing through a preopened directory: it is read-only in the view (a
+// read-only detached copy) and for Landlock.
 both!(landlock_blocks_writes_through_preopened_dir, |who| {
     let d = shared_dir().join(format!("pre-dir-{who:?}"));
     std::fs::create_dir_all(&d).unwrap();
@@ -133,6 +133,38 @@ both!(landlock_blocks_writes_through_preopened_dir, |who| {
     let u = write_unit(&format!("predir-{who:?}"), &format!("[[preopen.directory]]\npath = \"{}\"\n", d.display()));
     run_probe(who, &["--unit", u.to_str().unwrap()], &["preopen-dir-write"]);
     assert!(!d.join("capexec-escape-file").exists());
+});
+
+// 47: a preopened directory gives exactly its subtree as the view shows it:
+// `..` (also through /proc/self/fd, O_PATH and fchdir) leads nowhere, a mask
+// declared inside it holds through the fd, and a read-only path nested in a
+// preopened read-write one stays read-only (runc's CVE-2024-21626 pattern).
+both!(preopened_directory_is_its_subtree, |who: As| {
+    const SECRET: &str = "SECRET-47-beside-the-preopen";
+    let d = shared_dir().join(format!("pre-escape-{who:?}"));
+    let _ = std::fs::remove_dir_all(&d);
+    for sub in ["data/sub", "data/hidden", "out/conf"] {
+        std::fs::create_dir_all(d.join(sub)).unwrap();
+    }
+    for (f, text) in [("secret", SECRET), ("data/readme", "granted"), ("data/hidden/file", SECRET), ("out/conf/settings", "keep")] {
+        std::fs::write(d.join(f), text).unwrap();
+        set_mode(&d.join(f), 0o666);
+    }
+    for sub in ["", "data", "data/sub", "data/hidden", "out", "out/conf"] {
+        set_mode(&d.join(sub), 0o777);
+    }
+    let u = write_unit(
+        &format!("pre-escape-{who:?}"),
+        &format!(
+            "[filesystem]\nread_write = [\"{0}/out\"]\nread_only = [\"{0}/out/conf\"]\ninaccessible = [\"{0}/data/hidden\"]\n\n\
+             [[preopen.directory]]\npath = \"{0}/data\"\n\n[[preopen.directory]]\npath = \"{0}/out\"\n",
+            d.display()
+        ),
+    );
+    let out = run_probe(who, &["--unit", u.to_str().unwrap()], &["preopen-escape"]);
+    assert!(!out.contains("SECRET"), "a secret was read through a preopened directory:\n{out}");
+    assert_eq!(std::fs::read_to_string(d.join("out/conf/settings")).unwrap(), "keep");
+    assert!(!d.join("out/conf/new").exists());
 });
 
 fn host_listeners(tag: &str) -> (std::net::TcpListener, std::os::unix::net::UnixListener, std::os::unix::net::UnixListener, String, String) {

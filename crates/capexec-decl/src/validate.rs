@@ -423,6 +423,21 @@ pub fn validate(name: &str, raw: &RawUnit, sources: Vec<PathBuf>, ctx: &Context)
         seccomp.allowed.extend(NOTIFY_SYSCALLS);
     }
 
+    // A preopened directory is what the view shows at its path (see
+    // capexec-sandbox's plan): one the view masks would be an empty mask.
+    let filesystem = FsSpec { system, mounts, private_tmp, dev, proc };
+    for (i, p) in preopen.iter().filter(|p| matches!(p.kind, PreopenKind::Directory { .. })).enumerate() {
+        if let PreopenKind::Directory { path } = &p.kind {
+            if filesystem.covering(path).is_some_and(|m| m.kind == MountKind::Inaccessible) {
+                v.err_help(
+                    format!("preopen.directory[{i}].path"),
+                    format!("{} is inaccessible in [filesystem]", path.display()),
+                    "a preopened directory gives what the view shows there: take it out of `inaccessible`, or drop the preopen",
+                );
+            }
+        }
+    }
+
     if !v.errors.is_empty() {
         return Err(DeclErrors(v.errors));
     }
@@ -438,7 +453,7 @@ pub fn validate(name: &str, raw: &RawUnit, sources: Vec<PathBuf>, ctx: &Context)
             working_directory,
             memory_deny_write_execute: exec.memory_deny_write_execute.unwrap_or(false),
         },
-        filesystem: FsSpec { system, mounts, private_tmp, dev, proc },
+        filesystem,
         namespaces,
         preopen,
         landlock,

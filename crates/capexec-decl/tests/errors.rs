@@ -512,3 +512,12 @@ fn broker_grants_and_their_errors() {
     let e = one(&format!("{ARGV}[broker]\nunknown = 1\n"));
     assert!(e.message.contains("unknown"), "{e:?}");
 }
+
+#[test]
+fn a_preopened_directory_the_view_masks_is_an_error() {
+    let e = one("[exec]\nargv = [\"/bin/true\"]\n[filesystem]\ninaccessible = [\"/srv\"]\n[[preopen.directory]]\npath = \"/srv/data\"\n");
+    assert_eq!(e.key.as_deref(), Some("preopen.directory[0].path"), "{e}");
+    assert!(e.to_string().contains("inaccessible") && e.to_string().contains("drop the preopen"), "{e}");
+    // Beside a mask, or under a writable path, it is fine.
+    ok("[exec]\nargv = [\"/bin/true\"]\n[filesystem]\ninaccessible = [\"/srv/other\"]\nread_write = [\"/srv/data\"]\n[[preopen.directory]]\npath = \"/srv/data\"\n");
+}

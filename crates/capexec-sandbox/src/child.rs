@@ -105,6 +105,7 @@ fn setup(a: &ChildArgs) -> Result<(), ChildError> {
         sys::prctl(libc::PR_SET_CHILD_SUBREAPER, 1).map_err(|e| ChildError::io("subreaper", "prctl", e))?;
     }
     mounts::build(&plan.mounts, &plan.workdir)?;
+    detach_preopened_dirs(a)?;
     if plan.loopback {
         sys::loopback_up().map_err(|e| ChildError::io("network", "bring up loopback", e))?;
     }
@@ -143,6 +144,26 @@ fn setup(a: &ChildArgs) -> Result<(), ChildError> {
     }
     if let Some(note) = landlock_rules::apply(&plan.landlock, &dirs)? {
         eprintln!("capexec: {}: warning: {note} (landlock.mode = \"best-effort\")", plan.name);
+    }
+    Ok(())
+}
+
+/// Replaces each preopened directory (opened by capexec in the host's mount
+/// tree, where `..` leads anywhere) with a detached copy of the same
+/// directory as the view shows it (the plan puts every preopened directory
+/// into the view): its `..` leads nowhere, and the declaration's masks and
+/// read-only binds inside it come along. Same fd number, so the Landlock rule
+/// and the placement at 3, 4, ... use the copy.
+fn detach_preopened_dirs(a: &ChildArgs) -> Result<(), ChildError> {
+    for (p, fd) in a.plan.preopens.iter().zip(&a.fds[a.plan.inherited..]) {
+        let PreopenKind::Directory { path } = &p.kind else { continue };
+        let c = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).expect("paths were checked for NUL during validation");
+        let copy = sys::detached_dir(&c).map_err(|e| ChildError::io("preopened directories", format!("detached copy of {}", path.display()), e))?;
+        // SAFETY: dup3 onto a number in our own fd table (the host-tree fd,
+        // which it closes); the copy's own number is closed when `copy` drops.
+        if unsafe { libc::dup3(copy.as_raw_fd(), *fd, libc::O_CLOEXEC) } < 0 {
+            return Err(ChildError::io("preopened directories", format!("replace the fd of {}", path.display()), std::io::Error::last_os_error()));
+        }
     }
     Ok(())
 }

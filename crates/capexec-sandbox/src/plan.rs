@@ -201,7 +201,25 @@ pub fn plan_inheriting(spec: &ServiceSpec, rootless: bool, host_env: &[(String, 
     if spec.filesystem.proc != ProcMode::None {
         mounts.push(MountStep::Proc(spec.filesystem.proc));
     }
-    let mut view: Vec<&Mount> = spec.filesystem.mounts.iter().collect();
+    // A preopened directory is also in the view (read-only where nothing
+    // declared covers it): the service gets a detached copy of it as the view
+    // shows it, masks and nested mounts included (child.rs,
+    // detach_preopened_dirs). Its rights are the same either way: Landlock
+    // grants the directory read-only, by fd or by path.
+    let preopened: Vec<Mount> = spec
+        .preopen
+        .iter()
+        .filter_map(|p| match &p.kind {
+            // Not where a host bind shows it already: outside every mount, or
+            // under a tmpfs (such as the private /tmp). Validation refused
+            // preopened directories the view masks.
+            PreopenKind::Directory { path } if spec.filesystem.covering(path).is_none_or(|m| m.kind == MountKind::Tmpfs) => {
+                Some(Mount { path: path.clone(), kind: MountKind::ReadOnly, optional: false })
+            }
+            _ => None,
+        })
+        .collect();
+    let mut view: Vec<&Mount> = spec.filesystem.mounts.iter().chain(&preopened).collect();
     view.sort_by(|a, b| a.path.cmp(&b.path));
     let mut ll_paths = vec![(PathBuf::from("/"), FsAccess::ListDir)];
     for m in view {
@@ -568,6 +586,42 @@ mod tests {
                 other => format!("{other:?}"),
             })
             .collect()
+    }
+
+    fn spec_of(body: &str) -> ServiceSpec {
+        let dir = std::env::temp_dir().join(format!("capexec-plan-spec-{}-{}", std::process::id(), body.len()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let p = dir.join("t.svc");
+        std::fs::write(&p, body).unwrap();
+        let ctx = capexec_decl::Context { rootless: false, uid: 0, gid: 0, unit_dir: None };
+        let spec = capexec_decl::load_unit(p.to_str().unwrap(), &[], &ctx).unwrap_or_else(|e| panic!("{e}"));
+        std::fs::remove_dir_all(dir).unwrap();
+        spec
+    }
+
+    fn bind_of<'a>(p: &'a SetupPlan, path: &str) -> Option<(usize, &'a MountStep)> {
+        p.mounts.iter().enumerate().find(|(_, m)| matches!(m, MountStep::Bind { path: b, .. } if b == Path::new(path)))
+    }
+
+    #[test]
+    fn preopened_directories_are_in_the_view_as_the_declaration_shows_them() {
+        let spec = spec_of(
+            "[exec]\nargv = [\"/bin/true\"]\n[filesystem]\nread_write = [\"/srv/out\"]\nread_only = [\"/srv/out/conf\"]\n\
+             [[preopen.directory]]\npath = \"/srv/data\"\n[[preopen.directory]]\npath = \"/srv/out\"\n[[preopen.directory]]\npath = \"/tmp/x\"\n",
+        );
+        let p = plan(&spec, false, &[]).unwrap();
+        // Outside every mount: bound read-only at its own path.
+        let (_, data) = bind_of(&p, "/srv/data").expect("/srv/data is in the view");
+        let MountStep::Bind { attrs, .. } = data else { unreachable!() };
+        assert_ne!(attrs & crate::sys::MOUNT_ATTR_RDONLY, 0, "read-only");
+        // Under the private /tmp: bound on top of it.
+        let tmp = p.mounts.iter().position(|m| matches!(m, MountStep::Tmpfs { path, .. } if path == Path::new("/tmp"))).unwrap();
+        let (x, _) = bind_of(&p, "/tmp/x").expect("/tmp/x is in the view");
+        assert!(x > tmp, "mounted after the tmpfs that would cover it");
+        // Already covered by a declared path: nothing added, the nested
+        // read-only path stays after it.
+        assert_eq!(p.mounts.iter().filter(|m| matches!(m, MountStep::Bind { path, .. } if path.starts_with("/srv/out"))).count(), 2);
+        assert!(bind_of(&p, "/srv/out").unwrap().0 < bind_of(&p, "/srv/out/conf").unwrap().0);
     }
 
     #[test]

@@ -3,7 +3,7 @@
 
 use std::ffi::CStr;
 use std::io;
-use std::os::fd::{FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 
 fn check(rc: libc::c_long) -> io::Result<libc::c_long> {
     if rc < 0 {
@@ -69,6 +69,28 @@ pub fn mount_setattr(path: &CStr, recursive: bool, set: u64) -> io::Result<()> {
         )
     };
     check(rc).map(drop)
+}
+
+/// A directory fd for `path` that is the root of a detached copy of the
+/// mount tree at `path` (open_tree with OPEN_TREE_CLONE | AT_RECURSIVE, then
+/// reopened as an ordinary directory, since an O_PATH fd cannot be read).
+/// `..` at the root of a detached mount stays there, and so does
+/// `/proc/self/fd/N/..`: the fd reaches exactly the subtree, with every mount
+/// inside it (masks, read-only binds) carried along.
+pub fn detached_dir(path: &CStr) -> io::Result<OwnedFd> {
+    const OPEN_TREE_CLONE: libc::c_uint = 1;
+    let flags = OPEN_TREE_CLONE | libc::O_CLOEXEC as libc::c_uint | libc::AT_RECURSIVE as libc::c_uint;
+    // SAFETY: `path` is a valid NUL-terminated string the kernel reads during the call.
+    let tree = check(unsafe { libc::syscall(libc::SYS_open_tree, libc::AT_FDCWD, path.as_ptr(), flags) })?;
+    // SAFETY: open_tree returned a new fd that nobody else owns.
+    let tree = unsafe { OwnedFd::from_raw_fd(tree as RawFd) };
+    // SAFETY: "." is a valid string; the result is a new fd we own. Closing
+    // `tree` afterwards dissolves the copy's place in its anonymous namespace
+    // but keeps it, connected and with its submounts, for as long as the
+    // reopened fd refers to it.
+    let dir = check(unsafe { libc::openat(tree.as_raw_fd(), c".".as_ptr(), libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC) } as libc::c_long)?;
+    // SAFETY: openat returned a new fd that nobody else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(dir as RawFd) })
 }
 
 /// `close_range(first, ~0, CLOSE_RANGE_CLOEXEC)`: marks every fd from `first` up
