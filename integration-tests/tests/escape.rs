@@ -223,6 +223,22 @@ both!(no_setuid_or_setgid_files, |who| {
     run_probe(who, &[], &["setid"]);
 });
 
+// 51: a fork bomb meets the service's own task limit (RLIMIT_NPROC in its user
+// namespace), the default one and one set with --tasks, not the host's.
+both!(fork_bomb_meets_the_task_limit, |who: As| {
+    run_probe(who, &[], &["fork-bomb", "4096"]);
+    run_probe(who, &["--tasks", "40"], &["fork-bomb", "40", "fork"]);
+});
+
+// 49: under memory_deny_write_execute nothing written at run time runs: no
+// memfd (whose contents could be mapped or executed from a mount without
+// noexec), no executable SysV attach, no mprotect to executable.
+both!(memory_deny_write_execute_closes_memfd_and_shm, |who: As| {
+    let u = write_unit(&format!("mdwe-{who:?}"), "[exec]\nmemory_deny_write_execute = true\n");
+    let out = run_probe(who, &["--unit", u.to_str().unwrap()], &["memfd-exec"]);
+    assert!(!out.contains("memfd mapped executable: yes"), "{out}");
+});
+
 // 26: AF_PACKET and raw sockets.
 both!(packet_and_raw_sockets, |who| {
     run_probe(who, &[], &["sockets"]);

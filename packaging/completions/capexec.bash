@@ -709,7 +709,7 @@ _capexec() {
             return 0
             ;;
         capexec__subcmd__run)
-            opts="-h --unit --ro --rw --exec-path --tmpfs --net --bind-tcp --connect-tcp --allow-syscall --cap --preopen-listen --env --pass-env --user --cwd --landlock --dry-run --help"
+            opts="-h --unit --ro --rw --exec-path --tmpfs --net --bind-tcp --tasks --connect-tcp --allow-syscall --cap --preopen-listen --env --pass-env --user --cwd --landlock --dry-run --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -740,6 +740,10 @@ _capexec() {
                     return 0
                     ;;
                 --bind-tcp)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --tasks)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -399,6 +399,13 @@ pub fn validate(name: &str, raw: &RawUnit, sources: Vec<PathBuf>, ctx: &Context)
     // without CAP_SYS_NICE, an RLIMIT_RTPRIO of 0 refuses SCHED_FIFO/RR, and
     // lowering a limit needs no privilege.
     rlimits.entry("rtprio".to_owned()).or_insert(Rlimit { soft: Some(0), hard: Some(0) });
+    // A task limit for every service, so that a fork bomb meets its own limit
+    // and not the host's. RLIMIT_NPROC is counted per user namespace and uid
+    // (Linux 5.14+): in the service's own user namespace it counts the
+    // service's tasks only. `[limits] tasks_max` (a cgroup) sets it too.
+    let tasks_max = raw.limits.as_ref().and_then(|l| l.tasks_max);
+    let nproc = tasks_max.unwrap_or(DEFAULT_TASKS);
+    rlimits.entry("nproc".to_owned()).or_insert(Rlimit { soft: Some(nproc), hard: Some(nproc) });
 
     let service = supervision(&mut v, raw);
     let limits = limits(&mut v, raw);
@@ -416,6 +423,18 @@ pub fn validate(name: &str, raw: &RawUnit, sources: Vec<PathBuf>, ctx: &Context)
     if !broker.dns.names.is_empty() {
         // The C library's resolver talking to the stub on 127.0.0.1:53.
         seccomp.allowed.extend(BROKER_DNS_SYSCALLS);
+    }
+    if exec.memory_deny_write_execute == Some(true) {
+        // A memfd is written at run time and then mapped or executed from a
+        // mount without noexec: code the kernel's MDWE never sees being made.
+        if seccomp.declared.iter().any(|d| d == "memfd_create") {
+            v.err_help(
+                "seccomp.allow",
+                "memfd_create is allowed by name, but exec.memory_deny_write_execute = true refuses it",
+                "a memfd's contents can be mapped executable after they are written; drop one of the two",
+            );
+        }
+        seccomp.allowed.remove("memfd_create");
     }
     if service.kind == ServiceType::Notify {
         // sd_notify(3) opens a datagram socket and sends to NOTIFY_SOCKET: a notify
@@ -646,6 +665,10 @@ fn listen_addr(v: &mut V, key: &str, a: &str) -> Option<ListenAddr> {
         }
     }
 }
+
+/// The task limit (RLIMIT_NPROC) of a declaration that sets none: systemd's
+/// default TasksMax= on a 32768-pid system is 4915; threads count as tasks.
+pub const DEFAULT_TASKS: u64 = 4096;
 
 fn seccomp(v: &mut V, raw: &RawUnit) -> SeccompSpec {
     let sc = raw.seccomp.clone().unwrap_or_default();

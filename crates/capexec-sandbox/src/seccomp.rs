@@ -98,6 +98,9 @@ fn none_of_bits(arg: u32, bits: u32, on_set: u32) -> Vec<sock_filter> {
 /// runs the file later.
 const SUID_SGID: u32 = libc::S_ISUID | libc::S_ISGID;
 
+/// shmat's flag for an executable attach (linux/shm.h; not in the libc crate for glibc).
+const SHM_EXEC: u32 = 0o100000;
+
 /// The IP protocols a socket may be created with: 0 (the type's default),
 /// TCP and UDP. Landlock's TCP rules check TCP sockets only, so MPTCP (which
 /// falls back to plain TCP on the wire), SCTP and the rest would reach ports
@@ -171,6 +174,11 @@ fn argument_block(name: &str, deny: u32) -> Option<Vec<sock_filter>> {
         // fall back to openat, whose mode the rule above checks (systemd's
         // RestrictSUIDSGID= does the same).
         "openat2" => vec![stmt(BPF_RET_K, refusal(deny, libc::ENOSYS))],
+        // An executable attach of a SysV segment whose contents another
+        // attach wrote: code made at run time that memory_deny_write_execute
+        // would not see. Refused everywhere: without MDWE an anonymous
+        // mapping gives the same, so nothing needs SHM_EXEC.
+        "shmat" => none_of_bits(2, SHM_EXEC, deny),
         // No TIOCSTI/TIOCLINUX, compared on the low 32 bits as the kernel does
         // (CVE-2019-10063: junk in the upper half must not slip through).
         "ioctl" => any_of(1, None, &[libc::TIOCSTI as u32, libc::TIOCLINUX as u32], deny, allow),
@@ -625,6 +633,7 @@ mod tests {
         "open",
         "openat",
         "openat2",
+        "shmat",
     ];
 
     #[test]
@@ -670,6 +679,16 @@ mod tests {
         k.action = DenyAction::Kill;
         let prog = service_filter(&k).unwrap();
         assert_eq!(run(&prog, AUDIT_ARCH_X86_64, libc::SYS_sendto as u32, [3, 0, 1, fastopen, 0, 0]), SECCOMP_RET_KILL_PROCESS);
+    }
+
+    #[test]
+    fn no_executable_sysv_attach() {
+        let prog = service_filter(&spec(RULED)).unwrap();
+        let shmat = |flags: i32| run(&prog, AUDIT_ARCH_X86_64, libc::SYS_shmat as u32, [3, 0, flags as u64, 0, 0, 0]);
+        assert_eq!(shmat(0), SECCOMP_RET_ALLOW);
+        assert_eq!(shmat(libc::SHM_RDONLY), SECCOMP_RET_ALLOW);
+        assert_eq!(shmat(SHM_EXEC as i32), EPERM);
+        assert_eq!(shmat(SHM_EXEC as i32 | libc::SHM_RDONLY), EPERM);
     }
 
     #[test]

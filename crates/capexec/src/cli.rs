@@ -361,6 +361,9 @@ pub struct RunArgs {
     /// Allow TCP bind to PORT (Landlock; repeatable)
     #[arg(long = "bind-tcp", value_name = "PORT")]
     pub bind_tcp: Vec<u16>,
+    /// At most N tasks, threads included (RLIMIT_NPROC in the service's own user namespace; default 4096)
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub tasks: Option<u64>,
     /// Allow TCP connect to PORT (Landlock; repeatable)
     #[arg(long = "connect-tcp", value_name = "PORT")]
     pub connect_tcp: Vec<u16>,

@@ -509,6 +509,8 @@ fn main() {
             r.check("2 reading through it still works", rc >= 0, format!("openat readme = {rc}"));
         }
         "preopen-escape" => preopen_escape(&mut r),
+        "fork-bomb" => fork_bomb(&mut r, arg(2).parse().unwrap_or(4096), arg(3) == "fork"),
+        "memfd-exec" => memfd_exec(&mut r),
         "net-none" => {
             let (rc, e) = connect_tcp(arg(2).parse().unwrap_or(1));
             r.expect_fail("25 connect to a host loopback TCP port", rc, e, &[libc::ECONNREFUSED, EACCES, libc::ENETUNREACH]);
@@ -718,6 +720,83 @@ fn read_fd(fd: i64) -> String {
     unsafe { libc::close(fd as i32) };
     String::from_utf8_lossy(&b[..n.max(0) as usize]).into_owned()
 }
+
+/// 51: `fork-bomb LIMIT [fork]`: the task limit is LIMIT; with `fork`, forks
+/// children that wait until a fork fails: the limit must stop it with EAGAIN
+/// below LIMIT children.
+fn fork_bomb(r: &mut Report, limit: u64, fork: bool) {
+    let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: getrlimit into a valid struct.
+    unsafe { libc::getrlimit(libc::RLIMIT_NPROC, &mut lim) };
+    r.check("51 a task limit is set", lim.rlim_cur == limit, format!("RLIMIT_NPROC {}/{}", lim.rlim_cur, lim.rlim_max));
+    if !fork {
+        return;
+    }
+    let mut children = Vec::new();
+    let err = loop {
+        // SAFETY: the child only pauses until it is killed.
+        match unsafe { libc::fork() } {
+            -1 => break Error::last_os_error(),
+            0 => loop {
+                // SAFETY: pause has no arguments.
+                unsafe { libc::pause() };
+            },
+            pid => children.push(pid),
+        }
+        if children.len() as u64 > limit + 10 {
+            break Error::from_raw_os_error(0);
+        }
+    };
+    let made = children.len();
+    for pid in children {
+        // SAFETY: killing and reaping the probe's own children.
+        unsafe {
+            libc::kill(pid, libc::SIGKILL);
+            libc::waitpid(pid, std::ptr::null_mut(), 0);
+        }
+    }
+    r.check(
+        "51 a fork bomb stops at the service's own task limit",
+        err.raw_os_error() == Some(libc::EAGAIN) && (made as u64) < limit,
+        format!("{made} children, then {err}"),
+    );
+}
+
+/// 49: `memfd-exec` under memory_deny_write_execute: code written at run time
+/// is never executed, whether through a memfd (mapped or executed) or a SysV
+/// segment attached executable.
+fn memfd_exec(r: &mut Report) {
+    let name = c("probe");
+    let (fd, e) = sys!(libc::SYS_memfd_create, name.as_ptr(), libc::MFD_CLOEXEC);
+    r.expect_fail("49 memfd_create under memory_deny_write_execute", fd, e, &[EPERM]);
+    if fd >= 0 {
+        // What an attacker would do next: write code, map it executable.
+        let code = [0xc3u8; 16]; // ret
+                                 // SAFETY: writing a valid buffer, then mapping the probe's own memfd.
+        let p = unsafe {
+            libc::write(fd as i32, code.as_ptr().cast(), code.len());
+            libc::mmap(std::ptr::null_mut(), 4096, libc::PROT_READ | libc::PROT_EXEC, libc::MAP_SHARED, fd as i32, 0)
+        };
+        println!("49 memfd mapped executable: {}", if p == libc::MAP_FAILED { "no" } else { "yes" });
+    }
+    // SAFETY: plain integer arguments; the segment is private to the probe.
+    let id = unsafe { libc::shmget(libc::IPC_PRIVATE, 4096, libc::IPC_CREAT | 0o700) };
+    // Read and execute only, beside a writable attach: nothing MDWE refuses.
+    let (rc, e) = sys!(libc::SYS_shmat, id, 0, SHM_EXEC_FLAG | libc::SHM_RDONLY);
+    r.expect_fail("49 shmat(SHM_EXEC) of a segment written at run time", rc, e, &[EPERM]);
+    // SAFETY: removing the probe's own segment.
+    unsafe { libc::shmctl(id, libc::IPC_RMID, std::ptr::null_mut()) };
+    // The kernel's MDWE itself: an anonymous mapping made executable after a write.
+    // SAFETY: mapping and mprotecting the probe's own anonymous memory.
+    let (rc, e) = unsafe {
+        let p = libc::mmap(std::ptr::null_mut(), 4096, libc::PROT_READ | libc::PROT_WRITE, libc::MAP_PRIVATE | libc::MAP_ANONYMOUS, -1, 0);
+        (libc::mprotect(p, 4096, libc::PROT_READ | libc::PROT_EXEC) as i64, Error::last_os_error())
+    };
+    r.expect_fail("49 mprotect(PROT_EXEC) of written memory (PR_SET_MDWE)", rc, e, &[libc::EACCES]);
+}
+
+/// shmat's SHM_EXEC (linux/shm.h).
+const SHM_EXEC_FLAG: i32 = 0o100000;
 
 /// 47: `preopen-escape`, with fd 3 a preopened DIR/data (DIR/data/hidden
 /// declared inaccessible, DIR/secret beside data holding SECRET) and fd 4 a

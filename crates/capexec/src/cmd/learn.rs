@@ -37,6 +37,7 @@ fn run_args(a: &LearnArgs) -> RunArgs {
         tmpfs: Vec::new(),
         net: None,
         bind_tcp: Vec::new(),
+        tasks: None,
         connect_tcp: Vec::new(),
         allow_syscall: Vec::new(),
         cap: Vec::new(),

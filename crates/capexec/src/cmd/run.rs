@@ -103,6 +103,10 @@ pub fn build(args: &RunArgs) -> Result<capexec_decl::ServiceSpec, String> {
     }
     ll.bind_tcp.get_or_insert_with(Vec::new).extend(&args.bind_tcp);
     ll.connect_tcp.get_or_insert_with(Vec::new).extend(&args.connect_tcp);
+    if let Some(n) = args.tasks {
+        let r = raw.rlimits.get_or_insert_with(Default::default);
+        r.insert("nproc".to_owned(), capexec_decl::raw::RawRlimit::Both(capexec_decl::raw::LimitValue::Value(n)));
+    }
     if !args.allow_syscall.is_empty() {
         let sc = raw.seccomp.get_or_insert_with(Default::default);
         let allow = sc.allow.get_or_insert_with(|| vec!["@system-service".to_owned()]);
