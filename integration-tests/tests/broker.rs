@@ -174,3 +174,39 @@ fn missing_grant_directory_is_a_clear_error() {
     assert!(!o.status.success());
     assert!(out.contains("open the directory /nonexistent/capexec of grant `/nonexistent/capexec/**`"), "{out}");
 }
+
+// 51: nothing the service does stalls its broker: a FIFO under a tree grant
+// is refused without waiting for a writer, an open into a full fd table is
+// answered EMFILE, and 80 connects that hang (the granted listener never
+// accepts and its queue is full) take a fixed pool and queue, not a thread
+// each: the rest get EAGAIN, and the broker's thread count stays small.
+both!(the_broker_is_never_stalled, |who: As| {
+    let d = grant_tree(&format!("stall-{who:?}"));
+    let fifo = std::ffi::CString::new(d.join("data/fifo").to_str().unwrap()).unwrap();
+    // SAFETY: mkfifo with a valid path.
+    assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o666) }, 0);
+    // A listener that never accepts, its accept queue filled by the test, so
+    // that further SYNs are dropped and connects hang (a backlog of 0 holds one).
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    // SAFETY: listen on the listener's own fd with a backlog of 0.
+    unsafe { libc::listen(std::os::fd::AsRawFd::as_raw_fd(&l), 0) };
+    let _fill: Vec<_> = (0..1).map(|_| std::net::TcpStream::connect(("127.0.0.1", port)).unwrap()).collect();
+    let u = test_unit(
+        &format!("stall-{who:?}"),
+        &format!(
+            "[namespaces]\nnet = \"none\"\n\n[[broker.fs]]\npath = \"{0}/data/**\"\nrights = [\"read\"]\n\n[broker.net]\nconnect = [\"tcp:127.0.0.1:{port}\"]\n",
+            d.display()
+        ),
+    );
+    let (mut child, mut out) = interactive_under(who, &u, &probe(), &["broker-stall", d.to_str().unwrap(), &port.to_string()]);
+    let mut seen = String::new();
+    wait_line(&mut out, "STALLING", &mut seen);
+    // The broker is the capexec process: its threads, with 80 connects hanging.
+    let threads = std::fs::read_dir(format!("/proc/{}/task", child.id())).unwrap().count();
+    child.stdin.as_mut().unwrap().write_all(b"done\n").unwrap();
+    let all = finish(child, out, seen);
+    assert!(threads <= 12, "the broker runs {threads} threads with 80 connects hanging:\n{all}");
+    eprintln!("{threads} threads\n{all}");
+    drop(l);
+});

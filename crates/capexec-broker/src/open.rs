@@ -129,24 +129,48 @@ pub fn open_granted(base: &OwnedFd, grant: &FsGrant, path: &str, dir_slash: bool
     // them by the seccomp allowlist): such a file would be a way into the
     // service's uid for whoever runs it later.
     let mode = if flags & libc::O_CREAT != 0 { u64::from(mode & !(libc::S_ISUID | libc::S_ISGID)) } else { 0 };
-    let how = OpenHow { flags: (flags | libc::O_CLOEXEC | libc::O_NOCTTY) as u64, mode, resolve };
+    // Only regular files are handed out: a directory fd would let the service
+    // open anything beneath it with openat(), and a device or FIFO is not what
+    // a file grant means. Opening one is not harmless either (a FIFO's open
+    // waits for the other end and would stall the broker's only notification
+    // thread; a device's open can act), so the path is looked at with O_PATH
+    // first, which opens nothing. The real open adds O_NONBLOCK, so that a
+    // FIFO swapped in between still cannot make it wait, and is checked again.
+    let lookup = OpenHow { flags: (libc::O_PATH | libc::O_CLOEXEC) as u64, mode: 0, resolve };
+    regular(openat2(base, &c, &lookup)?)?;
+    let how = OpenHow { flags: (flags | libc::O_CLOEXEC | libc::O_NOCTTY | libc::O_NONBLOCK) as u64, mode, resolve };
+    let fd = regular(openat2(base, &c, &how)?)?;
+    if flags & libc::O_NONBLOCK == 0 {
+        // SAFETY: F_GETFL/F_SETFL on an fd we own.
+        let rc = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_SETFL, libc::fcntl(fd.as_raw_fd(), libc::F_GETFL) & !libc::O_NONBLOCK) };
+        if rc < 0 {
+            return Err(io::Error::last_os_error());
+        }
+    }
+    Ok(fd)
+}
+
+fn openat2(base: &OwnedFd, path: &CString, how: &OpenHow) -> io::Result<OwnedFd> {
     // SAFETY: openat2 reads the NUL-terminated path and the open_how of the given
     // size during the call; both outlive it.
-    let rc = unsafe { libc::syscall(libc::SYS_openat2, base.as_raw_fd(), c.as_ptr(), &how as *const OpenHow, std::mem::size_of::<OpenHow>()) };
+    let rc = unsafe { libc::syscall(libc::SYS_openat2, base.as_raw_fd(), path.as_ptr(), how as *const OpenHow, std::mem::size_of::<OpenHow>()) };
     if rc < 0 {
         return Err(io::Error::last_os_error());
     }
     // SAFETY: openat2 returned a new fd that nobody else owns.
-    let fd = unsafe { OwnedFd::from_raw_fd(rc as RawFd) };
-    // SAFETY: fstat writes one struct stat at a valid pointer.
+    Ok(unsafe { OwnedFd::from_raw_fd(rc as RawFd) })
+}
+
+/// `fd` if it is a regular file, else EISDIR (see [`refusal`]).
+fn regular(fd: OwnedFd) -> io::Result<OwnedFd> {
+    // SAFETY: fstat writes one struct stat at a valid pointer, on an fd we own
+    // (O_PATH fds included).
     let mut st: libc::stat = unsafe { std::mem::zeroed() };
-    // SAFETY: as above, on an fd we own.
+    // SAFETY: as above.
     if unsafe { libc::fstat(fd.as_raw_fd(), &mut st) } != 0 {
         return Err(io::Error::last_os_error());
     }
     if st.st_mode & libc::S_IFMT != libc::S_IFREG {
-        // A directory fd would let the service open anything beneath it with
-        // openat(); a device or FIFO is not what a file grant means.
         return Err(io::Error::from_raw_os_error(libc::EISDIR));
     }
     Ok(fd)

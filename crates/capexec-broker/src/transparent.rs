@@ -44,8 +44,66 @@ impl NetOp {
     }
 }
 
+/// Blocking connects run off the notification thread, on at most this many
+/// worker threads...
+const CONNECT_WORKERS: usize = 4;
+/// ...fed from a queue this long. A service that starts more slow connects
+/// at once than both hold gets EAGAIN for the rest (as for a kernel out of
+/// local ports), not a broker thread each.
+const CONNECT_QUEUE: usize = 64;
+
+/// A blocking connect the broker makes for the service: on `host`, to `addr`,
+/// then installed as the service's fd `target`.
+struct ConnectJob {
+    n: Notif,
+    host: OwnedFd,
+    addr: SocketAddr,
+    family: i32,
+    target: i32,
+    cloexec: bool,
+}
+
+/// The fixed pool that performs blocking connects.
+struct Connector {
+    tx: std::sync::mpsc::SyncSender<ConnectJob>,
+}
+
+impl Connector {
+    fn start(listener: &Arc<Listener>) -> Connector {
+        let (tx, rx) = std::sync::mpsc::sync_channel::<ConnectJob>(CONNECT_QUEUE);
+        let rx = Arc::new(std::sync::Mutex::new(rx));
+        for i in 0..CONNECT_WORKERS {
+            let (rx, l) = (Arc::clone(&rx), Arc::clone(listener));
+            // Without a worker, queued connects fail below when the queue fills.
+            let _ = std::thread::Builder::new().name(format!("broker-connect-{i}")).spawn(move || loop {
+                let job = match rx.lock() {
+                    Ok(rx) => rx.recv(),
+                    Err(_) => return,
+                };
+                let Ok(j) = job else { return };
+                let r = net::connect(&j.host, j.addr, j.family);
+                install_and_answer(&l, j.n, j.host, j.target, j.cloexec, r);
+            });
+        }
+        Connector { tx }
+    }
+
+    /// Queues the connect, or answers EAGAIN when the queue is full.
+    fn submit(&self, l: &Listener, job: ConnectJob) -> Answer {
+        let id = job.n.id;
+        match self.tx.try_send(job) {
+            Ok(()) => Answer::Done,
+            Err(_) => {
+                let _ = l.fail(id, libc::EAGAIN);
+                Answer::Done
+            }
+        }
+    }
+}
+
 /// Serves notifications until every process of the service has exited.
 pub fn serve(broker: Arc<Broker>, listener: Arc<Listener>) {
+    let connector = Connector::start(&listener);
     loop {
         let n = match listener.recv() {
             Ok(Some(n)) => n,
@@ -55,7 +113,7 @@ pub fn serve(broker: Arc<Broker>, listener: Arc<Listener>) {
                 return;
             }
         };
-        let answer = handle(&broker, &listener, n);
+        let answer = handle(&broker, &listener, &connector, n);
         // ENOENT here means the thread went away meanwhile: nothing is left to answer.
         let _ = match answer {
             Answer::Pass => listener.pass_through(n.id),
@@ -66,15 +124,15 @@ pub fn serve(broker: Arc<Broker>, listener: Arc<Listener>) {
     }
 }
 
-fn handle(b: &Arc<Broker>, l: &Arc<Listener>, n: Notif) -> Answer {
+fn handle(b: &Arc<Broker>, l: &Arc<Listener>, c: &Connector, n: Notif) -> Answer {
     let a = n.args;
     match n.nr {
         libc::SYS_openat => open(b, l, n, a[1], a[2] as i32, a[3] as u32, "openat"),
         libc::SYS_open => open(b, l, n, a[0], a[1] as i32, a[2] as u32, "open"),
         libc::SYS_creat => open(b, l, n, a[0], libc::O_CREAT | libc::O_WRONLY | libc::O_TRUNC, a[1] as u32, "creat"),
         libc::SYS_openat2 => openat2(b, l, n),
-        libc::SYS_bind => net_call(b, l, n, NetOp::Bind),
-        libc::SYS_connect => net_call(b, l, n, NetOp::Connect),
+        libc::SYS_bind => net_call(b, l, c, n, NetOp::Bind),
+        libc::SYS_connect => net_call(b, l, c, n, NetOp::Connect),
         _ => Answer::Fail(libc::ENOSYS),
     }
 }
@@ -143,7 +201,7 @@ fn open(b: &Broker, l: &Listener, n: Notif, path_ptr: u64, flags: i32, mode: u32
     match open_granted(&b.bases[i], grant, &clean, dir_slash, flags, mode) {
         Ok(fd) => match l.send_fd(n.id, fd.as_raw_fd(), flags & libc::O_CLOEXEC != 0) {
             Ok(_) => Answer::Done,
-            Err(_) => Answer::Gone,
+            Err(e) => install_failed(e),
         },
         Err(e) => {
             let errno = e.raw_os_error().unwrap_or(libc::EIO);
@@ -182,7 +240,7 @@ fn openat2(b: &Broker, l: &Listener, n: Notif) -> Answer {
     open(b, l, n, n.args[1], flags as i32, mode as u32, "openat2")
 }
 
-fn net_call(b: &Arc<Broker>, l: &Arc<Listener>, n: Notif, op: NetOp) -> Answer {
+fn net_call(b: &Arc<Broker>, l: &Arc<Listener>, c: &Connector, n: Notif, op: NetOp) -> Answer {
     let fd = n.args[0] as i32;
     let len = n.args[2] as usize;
     if len > std::mem::size_of::<libc::sockaddr_storage>() {
@@ -261,16 +319,22 @@ fn net_call(b: &Arc<Broker>, l: &Arc<Listener>, n: Notif, op: NetOp) -> Answer {
     if op == NetOp::Connect && !info.nonblocking {
         // A blocking connect can take minutes; the service's thread waits anyway,
         // but the broker must keep answering its other threads.
-        let (l, host_fd) = (Arc::clone(l), host);
-        std::thread::spawn(move || {
-            let r = net::connect(&host_fd, addr, info.family);
-            install_and_answer(&l, n, host_fd, fd, cloexec, r);
-        });
-        return Answer::Done;
+        return c.submit(l, ConnectJob { n, host, addr, family: info.family, target: fd, cloexec });
     }
     let r = do_op(&host, addr, info.family, op);
     install_and_answer(l, n, host, fd, cloexec, r);
     Answer::Done
+}
+
+/// ADDFD failed. ENOENT: the calling thread died or was interrupted, and
+/// there is nothing left to answer. Anything else (EMFILE: the service's fd
+/// table is full; EBADF) leaves the syscall waiting for an answer, which is
+/// that error: a brokered call is always answered.
+fn install_failed(e: std::io::Error) -> Answer {
+    match e.raw_os_error() {
+        Some(libc::ENOENT) | None => Answer::Gone,
+        Some(errno) => Answer::Fail(errno),
+    }
 }
 
 fn do_op(fd: &OwnedFd, addr: SocketAddr, family: i32, op: NetOp) -> std::io::Result<()> {
@@ -295,7 +359,10 @@ fn install_and_answer(l: &Listener, n: Notif, host: OwnedFd, target: i32, cloexe
         let _ = l.fail(n.id, errno.unwrap_or(libc::EIO));
         return;
     }
-    if !l.id_valid(n.id) || l.replace_fd(n.id, host.as_raw_fd(), target, cloexec).is_err() {
+    if let Err(e) = l.replace_fd(n.id, host.as_raw_fd(), target, cloexec) {
+        if let Answer::Fail(errno) = install_failed(e) {
+            let _ = l.fail(n.id, errno);
+        }
         return;
     }
     let _ = match errno {

@@ -509,6 +509,7 @@ fn main() {
             r.check("2 reading through it still works", rc >= 0, format!("openat readme = {rc}"));
         }
         "preopen-escape" => preopen_escape(&mut r),
+        "broker-stall" => broker_stall(&mut r, &arg(2), arg(3).parse().unwrap_or(1)),
         "fork-bomb" => fork_bomb(&mut r, arg(2).parse().unwrap_or(4096), arg(3) == "fork"),
         "memfd-exec" => memfd_exec(&mut r),
         "net-none" => {
@@ -719,6 +720,62 @@ fn read_fd(fd: i64) -> String {
     // SAFETY: closing an fd the probe owns.
     unsafe { libc::close(fd as i32) };
     String::from_utf8_lossy(&b[..n.max(0) as usize]).into_owned()
+}
+
+/// 51: `broker-stall DIR PORT`: what could stall the transparent broker, each
+/// followed by an open that must still be answered. DIR/data/** is granted
+/// read (DIR/data/fifo is a FIFO nobody writes to); PORT is a granted host
+/// port whose listener never accepts and has a full queue, so a connect to it
+/// blocks for minutes. Prints STALLING once its connects are under way and
+/// waits for a line on stdin (the host counts the broker's threads meanwhile).
+fn broker_stall(r: &mut Report, dir: &str, port: u16) {
+    // Whatever happens, the probe does not wait forever.
+    // SAFETY: alarm has no memory effects; SIGALRM's default action ends the probe.
+    unsafe { libc::alarm(60) };
+    let readme = format!("{dir}/data/readme");
+    let answered = |r: &mut Report, after: &str| {
+        let (fd, e) = open(&readme, libc::O_RDONLY);
+        r.check(&format!("51 the broker still answers after {after}"), fd >= 0 && read_fd(fd) == "granted", format!("open = {fd} {e}"));
+    };
+    let (rc, e) = open(&format!("{dir}/data/fifo"), libc::O_RDONLY);
+    r.expect_fail("51 a FIFO under a tree grant is refused, without waiting for a writer", rc, e, &[EACCES]);
+    answered(r, "the FIFO");
+    // A full fd table: the broker's ADDFD fails with EMFILE, and the call must
+    // still be answered (with EMFILE) rather than left waiting.
+    let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: getrlimit/setrlimit with valid structs; lowering the soft limit needs no privilege.
+    unsafe {
+        libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim);
+        let none = libc::rlimit { rlim_cur: 0, rlim_max: lim.rlim_max };
+        libc::setrlimit(libc::RLIMIT_NOFILE, &none);
+    }
+    let (rc, e) = open(&readme, libc::O_RDONLY);
+    // SAFETY: restoring the soft limit saved above.
+    unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &lim) };
+    r.expect_fail("51 a brokered open into a full fd table is answered EMFILE", rc, e, &[libc::EMFILE]);
+    answered(r, "EMFILE");
+    // 80 blocking connects that hang: a fixed pool takes some, a bounded queue
+    // holds some, the rest get EAGAIN; none costs a thread of its own.
+    const N: usize = 80;
+    let eagain = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    for _ in 0..N {
+        let eagain = eagain.clone();
+        std::thread::spawn(move || {
+            let (_, e) = connect_tcp(port);
+            if e.raw_os_error() == Some(libc::EAGAIN) {
+                eagain.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
+        });
+    }
+    // The connects not taken are answered at once; wait for those answers.
+    let start = std::time::Instant::now();
+    while eagain.load(std::sync::atomic::Ordering::Relaxed) == 0 && start.elapsed() < std::time::Duration::from_secs(30) {
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    let refused = eagain.load(std::sync::atomic::Ordering::Relaxed);
+    r.check("51 connects beyond the broker's budget get EAGAIN", refused > 0 && refused < N, format!("{refused} of {N} got EAGAIN"));
+    answered(r, "80 hanging connects");
+    handshake("STALLING");
 }
 
 /// 51: `fork-bomb LIMIT [fork]`: the task limit is LIMIT; with `fork`, forks
