@@ -741,3 +741,16 @@ pub fn dig(port: u16, tcp: bool, name: &str) -> String {
     let o = output(c, Duration::from_secs(30));
     String::from_utf8_lossy(&o.stdout).trim().to_owned()
 }
+
+/// A host TCP listener on loopback that answers every connection with
+/// `secret`: the witness of the network escape tests.
+pub fn secret_listener(secret: &'static str) -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for mut s in l.incoming().flatten() {
+            let _ = std::io::Write::write_all(&mut s, secret.as_bytes());
+        }
+    });
+    port
+}

@@ -210,3 +210,29 @@ both!(the_broker_is_never_stalled, |who: As| {
     eprintln!("{threads} threads\n{all}");
     drop(l);
 });
+
+// 46: the host's sockets a net = "none" service holds (a brokered connection,
+// a preopened listener) cannot be disconnected and aimed elsewhere: Fast Open
+// is refused by the seccomp rule, a connect by the broker (no grant) or by
+// Landlock. The witness is a host listener that answers with a secret.
+both!(host_sockets_cannot_be_aimed_elsewhere, |who: As| {
+    const SECRET: &str = "SECRET-46-host-listener";
+    let secret = secret_listener(SECRET);
+    let server = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let granted = server.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for mut s in server.incoming().flatten() {
+            let _ = s.write_all(b"hello");
+        }
+    });
+    let listen = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let u = test_unit(
+        &format!("reuse-{who:?}"),
+        &format!(
+            "[namespaces]\nnet = \"none\"\n\n[[preopen.listen]]\naddress = \"tcp:127.0.0.1:{listen}\"\n\n[broker.net]\nconnect = [\"tcp:127.0.0.1:{granted}\"]\n"
+        ),
+    );
+    let out = probe_under(who, &u, &["host-socket-reuse", &granted.to_string(), &secret.to_string()]);
+    assert!(!out.contains(SECRET), "the host listener's secret was read:\n{out}");
+    eprintln!("{out}");
+});

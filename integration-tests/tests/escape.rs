@@ -194,19 +194,6 @@ both!(network_host, |who: As| {
     run_probe(who, &["--net", "host", "--bind-tcp", "45001"], &["net-host", &port, &name, "45002"]);
 });
 
-/// A host TCP listener on loopback that answers every connection with
-/// `secret`: the witness of the network escape tests.
-pub fn secret_listener(secret: &'static str) -> u16 {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = l.local_addr().unwrap().port();
-    std::thread::spawn(move || {
-        for mut s in l.incoming().flatten() {
-            let _ = std::io::Write::write_all(&mut s, secret.as_bytes());
-        }
-    });
-    port
-}
-
 // 45: under net = host, the paths to a TCP port that Landlock's connect rule
 // does not see (MPTCP, other IP protocols, TCP Fast Open in sendto, sendmsg
 // and sendmmsg, TCP_FASTOPEN_CONNECT) reach no ungranted port: the host

@@ -509,6 +509,7 @@ fn main() {
             r.check("2 reading through it still works", rc >= 0, format!("openat readme = {rc}"));
         }
         "preopen-escape" => preopen_escape(&mut r),
+        "host-socket-reuse" => host_socket_reuse(&mut r, arg(2).parse().unwrap_or(1), arg(3).parse().unwrap_or(1)),
         "broker-stall" => broker_stall(&mut r, &arg(2), arg(3).parse().unwrap_or(1)),
         "fork-bomb" => fork_bomb(&mut r, arg(2).parse().unwrap_or(4096), arg(3) == "fork"),
         "memfd-exec" => memfd_exec(&mut r),
@@ -720,6 +721,35 @@ fn read_fd(fd: i64) -> String {
     // SAFETY: closing an fd the probe owns.
     unsafe { libc::close(fd as i32) };
     String::from_utf8_lossy(&b[..n.max(0) as usize]).into_owned()
+}
+
+/// 46: `host-socket-reuse GRANTED SECRET`, in net = none with a grant to
+/// connect to the host's GRANTED port and fd 3 a preopened TCP listener: the
+/// host sockets the service holds are disconnected (connect with AF_UNSPEC)
+/// and aimed at the host's SECRET port, by connect and by Fast Open. Whatever
+/// a call that got through reads is printed, so the test sees the secret.
+fn host_socket_reuse(r: &mut Report, granted: u16, secret: u16) {
+    let sa = v4(secret);
+    let (sa_ptr, sa_len) = ((&sa as *const libc::sockaddr_in).cast::<libc::sockaddr>(), std::mem::size_of_val(&sa) as u32);
+    // SAFETY: sockaddr is plain data; AF_UNSPEC with zeroes disconnects.
+    let mut unspec: libc::sockaddr = unsafe { std::mem::zeroed() };
+    unspec.sa_family = libc::AF_UNSPEC as u16;
+    let (fd, e) = connect_v4([127, 0, 0, 1], granted);
+    r.check("46 control: a granted connect reaches the host", fd >= 0, e);
+    for (what, fd) in [("a brokered connection", fd as i32), ("the preopened listener", 3)] {
+        let (rc, _) = sys!(libc::SYS_connect, fd, &unspec as *const libc::sockaddr, std::mem::size_of_val(&unspec));
+        println!("46 disconnect {what}: {rc}");
+        let (rc, e) = sys!(libc::SYS_sendto, fd, b"x".as_ptr(), 1, libc::MSG_FASTOPEN, sa_ptr, sa_len);
+        r.expect_fail(&format!("46 Fast Open from {what} to the host's secret port"), rc, e, &[libc::EOPNOTSUPP]);
+        if rc >= 0 {
+            println!("46 {what}: read {:?}", read_witness(fd));
+        }
+        let (rc, e) = sys!(libc::SYS_connect, fd, sa_ptr, sa_len);
+        r.expect_fail(&format!("46 connect {what} to the host's secret port"), rc, e, &[EACCES]);
+        if rc >= 0 {
+            println!("46 {what}: read {:?}", read_witness(fd));
+        }
+    }
 }
 
 /// 51: `broker-stall DIR PORT`: what could stall the transparent broker, each
