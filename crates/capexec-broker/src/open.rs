@@ -137,7 +137,13 @@ pub fn open_granted(base: &OwnedFd, grant: &FsGrant, path: &str, dir_slash: bool
     // first, which opens nothing. The real open adds O_NONBLOCK, so that a
     // FIFO swapped in between still cannot make it wait, and is checked again.
     let lookup = OpenHow { flags: (libc::O_PATH | libc::O_CLOEXEC) as u64, mode: 0, resolve };
-    regular(openat2(base, &c, &lookup)?)?;
+    match openat2(base, &c, &lookup) {
+        Ok(fd) => drop(regular(fd)?),
+        // Nothing there yet: O_CREAT makes a regular file (and whatever appears
+        // meanwhile is still checked below).
+        Err(e) if e.raw_os_error() == Some(libc::ENOENT) && flags & libc::O_CREAT != 0 => {}
+        Err(e) => return Err(e),
+    }
     let how = OpenHow { flags: (flags | libc::O_CLOEXEC | libc::O_NOCTTY | libc::O_NONBLOCK) as u64, mode, resolve };
     let fd = regular(openat2(base, &c, &how)?)?;
     if flags & libc::O_NONBLOCK == 0 {
