@@ -457,6 +457,21 @@ pub fn validate(name: &str, raw: &RawUnit, sources: Vec<PathBuf>, ctx: &Context)
         }
     }
 
+    // Paths to the network that nothing closes yet (docs/security.md, "Still
+    // open"): said where a declaration is affected, not left for the user to find.
+    let udp_grant = broker.bind.iter().chain(&broker.connect).any(|g| g.proto != Some(crate::grants::Proto::Tcp));
+    let udp_preopen = preopen.iter().any(|p| matches!(&p.kind, PreopenKind::Listen { address: ListenAddr::Udp(_), .. }));
+    if net == NetMode::None && (udp_grant || udp_preopen) {
+        v.warnings.push(
+            "the host UDP sockets this service gets (preopened, or made by its broker) can send to any address: nothing limits UDP on the host's side yet (see docs/security.md)".into(),
+        );
+    }
+    if net == NetMode::Host {
+        v.warnings.push(
+            "under net = \"host\", listen() on a socket that was never bound opens a random port on every address, which no bind rule sees yet (see docs/security.md)".into(),
+        );
+    }
+
     if !v.errors.is_empty() {
         return Err(DeclErrors(v.errors));
     }

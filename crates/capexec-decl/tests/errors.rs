@@ -521,3 +521,13 @@ fn a_preopened_directory_the_view_masks_is_an_error() {
     // Beside a mask, or under a writable path, it is fine.
     ok("[exec]\nargv = [\"/bin/true\"]\n[filesystem]\ninaccessible = [\"/srv/other\"]\nread_write = [\"/srv/data\"]\n[[preopen.directory]]\npath = \"/srv/data\"\n");
 }
+
+#[test]
+fn network_paths_still_open_are_said() {
+    let udp = ok("[exec]\nargv = [\"/bin/true\"]\n[namespaces]\nnet = \"none\"\n[broker.net]\nbind = [\"udp:127.0.0.1:53\"]\n");
+    assert!(udp.warnings.iter().any(|w| w.contains("UDP") && w.contains("docs/security.md")), "{:?}", udp.warnings);
+    let host = ok("[exec]\nargv = [\"/bin/true\"]\n[namespaces]\nnet = \"host\"\n");
+    assert!(host.warnings.iter().any(|w| w.contains("listen()")), "{:?}", host.warnings);
+    let tcp = ok("[exec]\nargv = [\"/bin/true\"]\n[namespaces]\nnet = \"none\"\n[broker.net]\nbind = [\"tcp:127.0.0.1:80\"]\n");
+    assert!(tcp.warnings.is_empty(), "{:?}", tcp.warnings);
+}
