@@ -231,7 +231,8 @@ fn decode_body(op: Op, b: &[u8]) -> Result<Request, i32> {
             if level > 7 {
                 return Err(libc::EINVAL);
             }
-            Request::Syslog { level, message: message.to_vec() }
+            // No NUL, as in every text field (and as `encode` refuses to write).
+            Request::Syslog { level, message: no_nul(message)? }
         }
         Op::Sysctl => Request::Sysctl { key: no_nul(b)? },
     })
@@ -418,6 +419,9 @@ mod tests {
         let mut f = Request::Open { path: b"/a".to_vec(), flags: 0, mode: 0 }.encode(1).unwrap();
         f.extend_from_slice(b"\0/etc/shadow");
         assert_eq!(Request::decode(&f).2, Err(libc::EINVAL));
+        // A syslog message with a NUL inside (found by fuzz/explicit_frame: it
+        // decoded, but no client could have encoded it).
+        assert_eq!(Request::decode(&[1, 7, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 16, b'/', b'r']).2, Err(libc::EINVAL));
         // An address of the wrong length, an unknown protocol.
         assert_eq!(Request::decode(&[1, 2, 0, 0, 0, 0, 0, 0, 6, 0, 80, 0, 127, 0, 0]).2, Err(libc::EPROTO));
         assert_eq!(Request::decode(&[1, 2, 0, 0, 0, 0, 0, 0, 1, 0, 80, 0, 127, 0, 0, 1]).2, Err(libc::EPROTONOSUPPORT));
