@@ -17,7 +17,9 @@ fi
 # checks the shipped .service files and `systemd-analyze security` is what
 # `capexec analyze` is compared with (PID 1 need not be systemd). unbound and
 # dnsmasq: the shipped DNS units run them; dig (bind9-dnsutils) queries them.
-packages=(nginx-light redis-server memcached gcc libc6-dev util-linux wrk curl libmemcached-tools systemd unbound dnsmasq bind9-dnsutils)
+# bpftool: the doctor test compares capexec's reading of the kernel's BTF with it.
+# stress-ng: scripts/stress-suite.sh runs the suite with both cores busy.
+packages=(nginx-light redis-server memcached gcc libc6-dev util-linux wrk curl libmemcached-tools systemd unbound dnsmasq bind9-dnsutils bpftool stress-ng)
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

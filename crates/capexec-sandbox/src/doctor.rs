@@ -16,7 +16,13 @@ pub struct KernelSupport {
     pub cgroup_v2: Option<CgroupMount>,
     pub cgroup_v1: Vec<CgroupMount>,
     pub lsms: Vec<String>,
+    /// `bpf` is in the LSM list.
     pub bpf_lsm: bool,
+    /// Whether an LSM-type BPF program loads (listed is not loadable).
+    pub bpf_lsm_programs: crate::sys::BpfProbe,
+    /// Whether a cgroup sock_addr BPF program loads and attaches to a cgroup
+    /// v2 directory (only root can tell).
+    pub cgroup_bpf: Option<crate::sys::BpfProbe>,
     pub pidfd: bool,
 }
 
@@ -62,6 +68,10 @@ pub fn probe() -> KernelSupport {
     };
     lsms.dedup();
     let (v2, v1) = cgroups();
+    let cgroup_bpf = match (&v2, nix::unistd::geteuid().is_root()) {
+        (Some(c), true) => Some(crate::sys::probe_cgroup_bpf(std::path::Path::new(&c.path))),
+        _ => None,
+    };
     KernelSupport {
         kernel: nix::sys::utsname::uname().map(|u| u.release().to_string_lossy().into_owned()).unwrap_or_default(),
         landlock_abi: crate::sys::landlock_abi(),
@@ -73,6 +83,8 @@ pub fn probe() -> KernelSupport {
         cgroup_v2: v2,
         cgroup_v1: v1,
         bpf_lsm: lsms.iter().any(|l| l == "bpf"),
+        bpf_lsm_programs: crate::sys::probe_bpf_lsm(),
+        cgroup_bpf,
         lsms,
         pidfd: pidfd_works(),
     }

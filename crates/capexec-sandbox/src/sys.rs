@@ -287,3 +287,143 @@ pub fn recv_fd(sock: RawFd) -> io::Result<std::os::fd::OwnedFd> {
     }
     Err(io::Error::new(io::ErrorKind::InvalidData, "no descriptor in the message"))
 }
+
+/// What loading (and attaching) a BPF program of one kind did on this kernel.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case", tag = "result", content = "error")]
+pub enum BpfProbe {
+    Works,
+    /// The kernel refused: the errno's text.
+    Refused(String),
+}
+
+impl BpfProbe {
+    fn from(r: io::Result<()>) -> BpfProbe {
+        match r {
+            Ok(()) => BpfProbe::Works,
+            Err(e) => BpfProbe::Refused(e.to_string()),
+        }
+    }
+}
+
+const BPF_PROG_LOAD: libc::c_long = 5;
+const BPF_PROG_ATTACH: libc::c_long = 8;
+const BPF_PROG_TYPE_CGROUP_SOCK_ADDR: u32 = 18;
+const BPF_PROG_TYPE_LSM: u32 = 29;
+const BPF_CGROUP_INET4_CONNECT: u32 = 10;
+const BPF_LSM_MAC: u32 = 27;
+
+/// `r0 = ret; exit`: the smallest program of any type.
+fn returning(ret: i32) -> [u64; 2] {
+    // BPF_ALU64 | BPF_MOV | BPF_K into r0, then BPF_JMP | BPF_EXIT.
+    let mov = 0xb7u64 | (ret as u32 as u64) << 32;
+    [mov, 0x95]
+}
+
+/// BPF_PROG_LOAD of a two-instruction program: its fd. `attr` fields are at
+/// their offsets in `union bpf_attr` (linux/bpf.h).
+fn prog_load(prog_type: u32, attach_type: u32, attach_btf_id: u32, ret: i32) -> io::Result<OwnedFd> {
+    let insns = returning(ret);
+    let license = c"GPL";
+    let mut attr = [0u8; 128];
+    attr[0..4].copy_from_slice(&prog_type.to_ne_bytes());
+    attr[4..8].copy_from_slice(&(insns.len() as u32).to_ne_bytes());
+    attr[8..16].copy_from_slice(&(insns.as_ptr() as u64).to_ne_bytes());
+    attr[16..24].copy_from_slice(&(license.as_ptr() as u64).to_ne_bytes());
+    attr[68..72].copy_from_slice(&attach_type.to_ne_bytes());
+    attr[108..112].copy_from_slice(&attach_btf_id.to_ne_bytes());
+    // SAFETY: `attr` is a bpf_attr of the size passed; the instructions and the
+    // license it points to outlive the call, which only reads them.
+    let fd = check(unsafe { libc::syscall(libc::SYS_bpf, BPF_PROG_LOAD, attr.as_ptr(), attr.len()) })?;
+    // SAFETY: a new fd that nobody else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
+}
+
+/// Whether a cgroup sock_addr program (what capexec's network layer uses)
+/// loads, and attaches to an empty cgroup made for the probe under `cgroup2`
+/// (removing the cgroup detaches it). Needs root.
+pub fn probe_cgroup_bpf(cgroup2: &std::path::Path) -> BpfProbe {
+    BpfProbe::from((|| {
+        let prog = prog_load(BPF_PROG_TYPE_CGROUP_SOCK_ADDR, BPF_CGROUP_INET4_CONNECT, 0, 1)?;
+        let dir = cgroup2.join(format!("capexec-doctor-{}", std::process::id()));
+        std::fs::create_dir(&dir)?;
+        let attached = (|| {
+            let cg = std::fs::File::open(&dir)?;
+            let mut attr = [0u8; 32];
+            attr[0..4].copy_from_slice(&(cg.as_raw_fd() as u32).to_ne_bytes());
+            attr[4..8].copy_from_slice(&(prog.as_raw_fd() as u32).to_ne_bytes());
+            attr[8..12].copy_from_slice(&BPF_CGROUP_INET4_CONNECT.to_ne_bytes());
+            // SAFETY: a bpf_attr of the size passed, read during the call.
+            check(unsafe { libc::syscall(libc::SYS_bpf, BPF_PROG_ATTACH, attr.as_ptr(), attr.len()) }).map(drop)
+        })();
+        let _ = std::fs::remove_dir(&dir);
+        attached
+    })())
+}
+
+/// Whether an LSM-type BPF program loads: one attached (BPF_LSM_MAC) to the
+/// `bpf_lsm_file_open` hook, found in the kernel's BTF. A kernel can list
+/// the BPF LSM and still refuse these (as the machines here do, with EPERM).
+pub fn probe_bpf_lsm() -> BpfProbe {
+    BpfProbe::from((|| {
+        let btf = std::fs::read("/sys/kernel/btf/vmlinux")?;
+        let id = btf_func_id(&btf, "bpf_lsm_file_open").ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "no bpf_lsm_file_open in the kernel's BTF"))?;
+        prog_load(BPF_PROG_TYPE_LSM, BPF_LSM_MAC, id, 0).map(drop)
+    })())
+}
+
+/// The type id of the function `name` in raw BTF (linux/btf.h): a header,
+/// then types numbered from 1, each a 12-byte `btf_type` and data whose size
+/// depends on its kind.
+fn btf_func_id(btf: &[u8], name: &str) -> Option<u32> {
+    let u32_at = |at: usize| btf.get(at..at + 4).map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]));
+    if btf.get(0..2)? != [0x9f, 0xeb] {
+        return None;
+    }
+    let hdr_len = u32_at(4)? as usize;
+    let (type_off, type_len, str_off) = (u32_at(8)? as usize, u32_at(12)? as usize, u32_at(16)? as usize);
+    let (types, strings) = (hdr_len + type_off, hdr_len + str_off);
+    let (mut at, mut id) = (types, 1u32);
+    while at + 12 <= types + type_len {
+        let (name_off, info) = (u32_at(at)? as usize, u32_at(at + 4)?);
+        let (kind, vlen) = ((info >> 24) & 0x1f, (info & 0xffff) as usize);
+        const FUNC: u32 = 12;
+        if kind == FUNC {
+            let s = btf.get(strings + name_off..)?;
+            let end = s.iter().position(|c| *c == 0)?;
+            if &s[..end] == name.as_bytes() {
+                return Some(id);
+            }
+        }
+        let extra = match kind {
+            1 | 14 | 17 => 4,     // INT, VAR, DECL_TAG
+            3 => 12,              // ARRAY
+            4 | 5 => 12 * vlen,   // STRUCT, UNION
+            6 | 13 => 8 * vlen,   // ENUM, FUNC_PROTO
+            15 | 19 => 12 * vlen, // DATASEC, ENUM64
+            _ => 0,
+        };
+        at += 12 + extra;
+        id += 1;
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn btf_func_id_finds_the_lsm_hook() {
+        let btf = std::fs::read("/sys/kernel/btf/vmlinux").expect("this kernel has BTF");
+        let id = super::btf_func_id(&btf, "bpf_lsm_file_open").expect("found");
+        // bpftool (scripts/install-test-deps.sh installs it) reads the same BTF.
+        let dump = std::process::Command::new("bpftool").args(["btf", "dump", "file", "/sys/kernel/btf/vmlinux"]).output().expect("bpftool runs");
+        let want = String::from_utf8_lossy(&dump.stdout)
+            .lines()
+            .find(|l| l.contains("FUNC 'bpf_lsm_file_open'"))
+            .and_then(|l| l.strip_prefix('[')?.split(']').next()?.parse::<u32>().ok())
+            .expect("bpftool lists the hook");
+        assert_eq!(id, want);
+        assert_eq!(super::btf_func_id(&btf, "no_such_function_anywhere"), None);
+        assert_eq!(super::btf_func_id(b"junk", "bpf_lsm_file_open"), None);
+    }
+}

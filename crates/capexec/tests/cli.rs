@@ -92,9 +92,16 @@ fn doctor_reports_this_kernel() {
     assert_eq!(v["seccomp_user_notif"], true);
     assert_eq!(v["user_namespaces"], true);
     assert_eq!(v["defaults_supported"], true);
+    // BPF is probed by loading, not read off a list: this kernel lists the BPF
+    // LSM but refuses its programs, and loads and attaches cgroup programs.
+    assert_eq!(v["bpf_lsm"], true, "{v}");
+    assert_eq!(v["bpf_lsm_programs"]["result"], "refused", "{v}");
+    assert!(v["bpf_lsm_programs"]["error"].as_str().unwrap().contains("os error 1"), "EPERM: {v}");
+    assert_eq!(v["cgroup_bpf"]["result"], "works", "as root: {v}");
     assert!(o.status.success());
     let o = capexec(&["doctor"]);
-    assert!(String::from_utf8_lossy(&o.stdout).contains("Landlock"));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(out.contains("Landlock") && out.contains("programs: NO") && out.contains("cgroup BPF (sock_addr)      yes"), "{out}");
 }
 
 #[test]

@@ -36,7 +36,15 @@ pub fn run(args: &DoctorArgs) -> i32 {
     }
     println!("pidfd                       {}", mark(k.pidfd));
     println!("LSMs                        {}", k.lsms.join(","));
-    println!("BPF LSM                     {}", mark(k.bpf_lsm));
+    let probed = |p: &capexec_sandbox::sys::BpfProbe| match p {
+        capexec_sandbox::sys::BpfProbe::Works => "yes (a program loaded)".to_owned(),
+        capexec_sandbox::sys::BpfProbe::Refused(e) => format!("NO  (loading one: {e})"),
+    };
+    println!("BPF LSM                     {} in the LSM list; programs: {}", if k.bpf_lsm { "listed" } else { "not" }, probed(&k.bpf_lsm_programs));
+    match &k.cgroup_bpf {
+        Some(p) => println!("cgroup BPF (sock_addr)      {}", probed(p).replace("(a program loaded)", "(loaded and attached to a cgroup)")),
+        None => println!("cgroup BPF (sock_addr)      ? (probed as root, with cgroup v2)"),
+    }
     if essential_ok {
         println!("\nEverything capexec's default declarations need is supported.");
         0
