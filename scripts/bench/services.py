@@ -5,6 +5,10 @@ page (driven by wrk over loopback); redis answers SET/GET (redis-benchmark).
 Reports median throughput and the ratio, and writes docs/performance.md.
 
 Run as root. Usage: scripts/bench/services.py [--rounds N] [--seconds S] [--no-write]
+                                              [--baseline OTHER_CAPEXEC] [--only nginx|redis]
+--baseline adds a third side, the same unit under another capexec build (an
+earlier commit's), in the same alternating rounds: a change's own cost,
+separated from the round-to-round noise of the unconfined side.
 """
 import argparse, os, re, signal, socket, statistics, subprocess, sys, time
 from pathlib import Path
@@ -74,6 +78,8 @@ def main():
     ap.add_argument("--seconds", type=int, default=8)
     ap.add_argument("--capexec", default=str(ROOT / "target/release/capexec"))
     ap.add_argument("--no-write", action="store_true")
+    ap.add_argument("--baseline", help="another capexec binary to compare with, in the same rounds")
+    ap.add_argument("--only", choices=["nginx", "redis"])
     a = ap.parse_args()
     if os.geteuid() != 0:
         sys.exit("services bench: run as root (the units run nginx as www-data and redis as redis)")
@@ -86,11 +92,16 @@ def main():
     redis_confined = [a.capexec, "exec", str(ROOT / "units/redis.svc")]
     redis_bare = ["runuser", "-u", "redis", "--", "/usr/bin/redis-server"] + redis_args
 
+    workloads = [
+        ("nginx", "nginx static page (wrk, 1 thread, 32 connections)", {"capexec": nginx_confined, "unconfined": nginx_bare}, 8080, lambda: wrk(a.seconds), "requests/s"),
+        ("redis", "redis SET+GET (redis-benchmark, 50 clients)", {"capexec": redis_confined, "unconfined": redis_bare}, 6379, lambda: redis_bench(200000), "requests/s"),
+    ]
     results = {}
-    for name, cases, port, measure, unit in [
-        ("nginx static page (wrk, 1 thread, 32 connections)", {"capexec": nginx_confined, "unconfined": nginx_bare}, 8080, lambda: wrk(a.seconds), "requests/s"),
-        ("redis SET+GET (redis-benchmark, 50 clients)", {"capexec": redis_confined, "unconfined": redis_bare}, 6379, lambda: redis_bench(200000), "requests/s"),
-    ]:
+    for key, name, cases, port, measure, unit in workloads:
+        if a.only and key != a.only:
+            continue
+        if a.baseline:
+            cases["baseline"] = [a.baseline] + cases["capexec"][1:]
         samples = {k: [] for k in cases}
         for r in range(a.rounds):
             order = list(cases) if r % 2 == 0 else list(reversed(list(cases)))
@@ -101,11 +112,18 @@ def main():
                 finally:
                     stop(p, port)
         results[name] = (unit, {k: statistics.median(v) for k, v in samples.items()}, samples)
-        print(name, {k: round(statistics.median(v)) for k, v in samples.items()}, file=sys.stderr)
+        print(name, {k: round(statistics.median(v)) for k, v in samples.items()}, {k: [round(x) for x in v] for k, v in samples.items()}, file=sys.stderr)
 
-    rows = ["| workload | capexec (median) | unconfined (median) | ratio |", "|---|---|---|---|"]
+    if a.baseline:
+        rows = ["| workload | capexec (median) | baseline capexec (median) | unconfined (median) | ratio | baseline's ratio | capexec / baseline |", "|---|---|---|---|---|---|---|"]
+    else:
+        rows = ["| workload | capexec (median) | unconfined (median) | ratio |", "|---|---|---|---|"]
     for name, (unit, med, _) in results.items():
-        rows.append(f"| {name} | {med['capexec']:.0f} {unit} | {med['unconfined']:.0f} {unit} | **{med['capexec'] / med['unconfined']:.3f}** |")
+        if a.baseline:
+            rows.append(f"| {name} | {med['capexec']:.0f} {unit} | {med['baseline']:.0f} {unit} | {med['unconfined']:.0f} {unit} | **{med['capexec'] / med['unconfined']:.3f}** | "
+                        f"{med['baseline'] / med['unconfined']:.3f} | {med['capexec'] / med['baseline']:.3f} |")
+        else:
+            rows.append(f"| {name} | {med['capexec']:.0f} {unit} | {med['unconfined']:.0f} {unit} | **{med['capexec'] / med['unconfined']:.3f}** |")
     table = "\n".join(rows) + (
         f"\n\n{a.rounds} alternating rounds per side ({a.seconds} s of wrk, 200000 redis-benchmark requests per test), "
         f"{time.strftime('%Y-%m-%d')}, kernel {os.uname().release}, {os.cpu_count()} CPUs; load generator and server share "

@@ -10,7 +10,8 @@
 //! replies loses them).
 
 use crate::lookup;
-use crate::open::{check_flags, clean_absolute, open_granted};
+use crate::open::{clean_absolute, open_granted};
+use crate::policy::{self, NetOp, Refusal};
 use crate::Broker;
 use capexec_client::wire::{self, Family, Proto, Request, MAX_FRAME};
 use std::net::SocketAddr;
@@ -294,32 +295,32 @@ fn handle(b: &Broker, pid: i32, r: Request) -> Reply {
     }
 }
 
+/// Logs the refusal of `call` and answers with its errno.
+fn refused(b: &Broker, call: &str, r: Refusal) -> Reply {
+    b.refused(call, &r.why, &r.fix);
+    Err(r.errno)
+}
+
 fn open(b: &Broker, pid: i32, path: &[u8], flags: i32, mode: u32) -> Reply {
     // Only a refusal needs the call written out.
     let call = || format!("open(\"{}\")", shown(path));
-    let Some(clean) = clean_absolute(path) else {
-        b.refused(&call(), "the broker opens absolute paths without `..` only", "pass the absolute path");
-        return Err(libc::EACCES);
+    let Some(clean) = clean_absolute(path) else { return refused(b, &call(), policy::not_clean()) };
+    let (i, grant) = match policy::open(&b.spec, &clean, flags) {
+        Ok(Some(g)) => g,
+        Ok(None) => return refused(b, &call(), policy::no_fs_grant(&clean)),
+        Err(r) => return refused(b, &call(), r),
     };
-    let Some((i, grant)) = b.spec.fs.iter().enumerate().find(|(_, g)| g.matches(&clean)) else {
-        b.refused(&call(), "no [[broker.fs]] grant covers it", &format!("add a [[broker.fs]] grant with path = \"{clean}\""));
-        return Err(libc::EACCES);
-    };
-    if let Err(r) = check_flags(flags, grant.rights) {
-        b.refused(&call(), &format!("{} (grant `{}` allows {})", r.why, grant.pattern, grant.rights), "widen that grant's rights in [[broker.fs]]");
-        return Err(r.errno);
-    }
-    let mode = if flags & libc::O_CREAT != 0 { mode & 0o7777 & !crate::transparent::umask_of(pid as u32) } else { 0 };
+    let umask = if flags & libc::O_CREAT != 0 { crate::transparent::umask_of(pid as u32) } else { 0 };
+    let mode = policy::create_mode(flags, mode, umask);
     let dir_slash = path.len() > 1 && path.ends_with(b"/");
     match open_granted(&b.bases[i], grant, &clean, dir_slash, flags, mode) {
         Ok(fd) => Ok((Vec::new(), Some(fd))),
         Err(e) => {
             let errno = e.raw_os_error().unwrap_or(libc::EIO);
-            if let Some((why, fix, errno)) = crate::open::refusal(errno, grant) {
-                b.refused(&call(), &why, fix);
-                return Err(errno);
+            match policy::after_open(errno, grant) {
+                Some(r) => refused(b, &call(), r),
+                None => Err(errno),
             }
-            Err(errno)
         }
     }
 }
@@ -330,11 +331,9 @@ fn net(b: &Broker, proto: Proto, addr: SocketAddr, bind: bool) -> Reply {
         Proto::Tcp => capexec_decl::grants::Proto::Tcp,
         Proto::Udp => capexec_decl::grants::Proto::Udp,
     };
-    let (grant, what) = if bind { (b.spec.bind_grant(dproto, addr), "bind") } else { (b.spec.connect_grant(dproto, addr), "connect") };
-    if grant.is_none() {
-        let s = capexec_decl::grants::NetGrant::exact(dproto, addr);
-        b.refused(&format!("{what}({s})"), &format!("no [broker.net] {what} grant covers it"), &format!("add \"{s}\" to broker.net.{what}"));
-        return Err(libc::EACCES);
+    let op = if bind { NetOp::Bind } else { NetOp::Connect };
+    if let Err(r) = policy::net(&b.spec, op, dproto, addr) {
+        return refused(b, &format!("{}({})", op.name(), capexec_decl::grants::NetGrant::exact(dproto, addr)), r);
     }
     let family = if addr.is_ipv4() { libc::AF_INET } else { libc::AF_INET6 };
     let kind = if proto == Proto::Tcp { libc::SOCK_STREAM } else { libc::SOCK_DGRAM };

@@ -22,6 +22,7 @@ pub mod explicit;
 pub mod lookup;
 pub mod net;
 pub mod open;
+pub mod policy;
 pub mod remote;
 pub mod transparent;
 

@@ -1,71 +1,11 @@
-//! File grants: which open flags a grant's rights admit, and opening a granted
-//! file the only way the broker ever does — openat2 beneath the grant's pinned
-//! directory, without magic links, and handing out regular files only.
+//! Opening a granted file the only way the broker ever does: openat2 beneath
+//! the grant's pinned directory, without magic links, handing out regular
+//! files only. Which open a grant allows is decided in [`crate::policy`].
 
-use capexec_decl::grants::{FsGrant, FsRights};
+use capexec_decl::grants::FsGrant;
 use std::ffi::CString;
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
-
-/// Open flags the broker understands. Anything else (O_PATH, O_TMPFILE,
-/// O_DIRECTORY, bits this code does not know) is refused: an unknown bit may
-/// change what the call means.
-const KNOWN_FLAGS: i32 = libc::O_ACCMODE
-    | libc::O_CREAT
-    | libc::O_EXCL
-    | libc::O_NOCTTY
-    | libc::O_TRUNC
-    | libc::O_APPEND
-    | libc::O_NONBLOCK
-    | libc::O_DSYNC
-    | libc::O_SYNC
-    | libc::O_LARGEFILE
-    | libc::O_NOFOLLOW
-    | libc::O_CLOEXEC
-    | libc::O_NOATIME
-    | libc::O_DIRECT
-    | libc::O_ASYNC;
-
-/// Why an open is refused: the errno for the service and the text for the log.
-#[derive(Debug, PartialEq, Eq)]
-pub struct Refusal {
-    pub errno: i32,
-    pub why: String,
-}
-
-fn refuse(errno: i32, why: impl Into<String>) -> Refusal {
-    Refusal { errno, why: why.into() }
-}
-
-/// What `flags` need of a grant. Pure: the decision, separate from the call.
-pub fn check_flags(flags: i32, rights: FsRights) -> Result<(), Refusal> {
-    let unknown = flags & !KNOWN_FLAGS;
-    if unknown != 0 {
-        return Err(refuse(libc::EINVAL, format!("open flags {unknown:#o} are not brokered (O_PATH, O_TMPFILE, O_DIRECTORY and unknown bits never are)")));
-    }
-    let acc = flags & libc::O_ACCMODE;
-    if acc == libc::O_ACCMODE {
-        return Err(refuse(libc::EINVAL, "access mode 3 is not a valid open mode"));
-    }
-    let reads = acc == libc::O_RDONLY || acc == libc::O_RDWR;
-    let writes = acc == libc::O_WRONLY || acc == libc::O_RDWR;
-    let append = flags & libc::O_APPEND != 0;
-    let trunc = flags & libc::O_TRUNC != 0;
-    if reads && !rights.read {
-        return Err(refuse(libc::EACCES, "opening for reading needs the `read` right"));
-    }
-    if trunc && !writes {
-        return Err(refuse(libc::EACCES, "O_TRUNC on a read-only open would still truncate the file"));
-    }
-    if writes && !rights.write && !(rights.append && append && !trunc) {
-        let need = if rights.append { "the `write` right (the grant allows `append`: open with O_APPEND and without O_TRUNC)" } else { "the `write` right" };
-        return Err(refuse(libc::EACCES, format!("opening for writing needs {need}")));
-    }
-    if flags & libc::O_CREAT != 0 && !rights.create {
-        return Err(refuse(libc::EACCES, "O_CREAT needs the `create` right"));
-    }
-    Ok(())
-}
 
 /// A lexically clean absolute path: `//` and `/./` collapsed, no trailing `/`.
 /// `None` for relative paths and for any `..` (left to the kernel, which
@@ -182,51 +122,9 @@ fn regular(fd: OwnedFd) -> io::Result<OwnedFd> {
     Ok(fd)
 }
 
-/// When a granted open failed because of what the path turned out to be (a
-/// link leaving the grant, a directory) rather than an ordinary error: why,
-/// what to change, and the errno for the service. `None`: pass the errno on.
-pub fn refusal(errno: i32, grant: &FsGrant) -> Option<(String, &'static str, i32)> {
-    match errno {
-        libc::EISDIR => Some(("it is not a regular file (the broker hands out regular files only)".to_owned(), "open a file inside it instead", libc::EACCES)),
-        libc::EXDEV | libc::ELOOP => Some((
-            format!("it resolves through a symlink or magic link that leaves grant `{}`", grant.pattern),
-            "grant the file the link points to, or a whole tree with `dir/**`",
-            errno,
-        )),
-        _ => None,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn r(read: bool, write: bool, create: bool, append: bool) -> FsRights {
-        FsRights { read, write, create, append }
-    }
-
-    #[test]
-    fn flags_against_rights() {
-        let ro = r(true, false, false, false);
-        assert!(check_flags(libc::O_RDONLY | libc::O_CLOEXEC, ro).is_ok());
-        assert_eq!(check_flags(libc::O_WRONLY, ro).unwrap_err().errno, libc::EACCES);
-        assert_eq!(check_flags(libc::O_RDWR, ro).unwrap_err().errno, libc::EACCES);
-        assert_eq!(check_flags(libc::O_RDONLY | libc::O_TRUNC, ro).unwrap_err().errno, libc::EACCES);
-        assert_eq!(check_flags(libc::O_RDONLY | libc::O_CREAT, ro).unwrap_err().errno, libc::EACCES);
-        assert_eq!(check_flags(libc::O_PATH, ro).unwrap_err().errno, libc::EINVAL);
-        assert_eq!(check_flags(libc::O_DIRECTORY, ro).unwrap_err().errno, libc::EINVAL);
-        assert_eq!(check_flags(libc::O_TMPFILE | libc::O_RDWR, r(true, true, true, false)).unwrap_err().errno, libc::EINVAL);
-        assert_eq!(check_flags(0o3, ro).unwrap_err().errno, libc::EINVAL);
-        assert_eq!(check_flags(0x4000_0000, ro).unwrap_err().errno, libc::EINVAL);
-        let app = r(false, false, true, true);
-        assert!(check_flags(libc::O_WRONLY | libc::O_APPEND | libc::O_CREAT, app).is_ok());
-        assert!(check_flags(libc::O_WRONLY | libc::O_APPEND | libc::O_TRUNC, app).is_err());
-        assert!(check_flags(libc::O_WRONLY, app).is_err());
-        assert!(check_flags(libc::O_RDWR | libc::O_APPEND, app).is_err(), "append does not grant read");
-        let rw = r(true, true, false, false);
-        assert!(check_flags(libc::O_RDWR | libc::O_TRUNC, rw).is_ok());
-        assert!(check_flags(libc::O_RDWR | libc::O_CREAT, rw).is_err());
-    }
 
     #[test]
     fn clean_paths() {

@@ -9,7 +9,8 @@
 //! namespace — so that nothing the service changes afterwards gains it anything.
 
 use crate::net;
-use crate::open::{check_flags, clean_absolute, open_granted};
+use crate::open::{clean_absolute, open_granted};
+use crate::policy::{self, NetOp};
 use crate::remote::{self, Listener, Notif};
 use crate::Broker;
 use capexec_decl::grants::Proto;
@@ -27,21 +28,6 @@ enum Answer {
     Done,
     /// The calling thread died or was interrupted: nothing to answer.
     Gone,
-}
-
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum NetOp {
-    Bind,
-    Connect,
-}
-
-impl NetOp {
-    fn name(self) -> &'static str {
-        match self {
-            NetOp::Bind => "bind",
-            NetOp::Connect => "connect",
-        }
-    }
 }
 
 /// Blocking connects run off the notification thread, on at most this many
@@ -177,22 +163,19 @@ fn open(b: &Broker, l: &Listener, n: Notif, path_ptr: u64, flags: i32, mode: u32
     // Relative paths start from a directory in the view (the broker never hands
     // out directories), so only an absolute path can name a granted file outside it.
     let Some(clean) = clean_absolute(&path) else { return Answer::Pass };
-    let Some((i, grant)) = b.spec.fs.iter().enumerate().find(|(_, g)| g.matches(&clean)) else { return Answer::Pass };
-    if let Err(r) = check_flags(flags, grant.rights) {
-        b.refused(
-            &format!("{call}(\"{clean}\", {})", flag_names(flags)),
-            &format!("{} (grant `{}` allows {})", r.why, grant.pattern, grant.rights),
-            "widen that grant's rights in [[broker.fs]]",
-        );
-        return Answer::Fail(r.errno);
-    }
+    let shown = || format!("{call}(\"{clean}\", {})", flag_names(flags));
+    let (i, grant) = match policy::open(&b.spec, &clean, flags) {
+        Ok(Some(g)) => g,
+        Ok(None) => return Answer::Pass,
+        Err(r) => return refused(b, &shown(), r),
+    };
     let mode = if flags & libc::O_CREAT != 0 {
         let umask = umask_of(n.tid);
         // /proc/TID was read: the thread must still be the one that asked.
         if !l.id_valid(n.id) {
             return Answer::Gone;
         }
-        mode & 0o7777 & !umask
+        policy::create_mode(flags, mode, umask)
     } else {
         0
     };
@@ -205,11 +188,8 @@ fn open(b: &Broker, l: &Listener, n: Notif, path_ptr: u64, flags: i32, mode: u32
         },
         Err(e) => {
             let errno = e.raw_os_error().unwrap_or(libc::EIO);
-            match crate::open::refusal(errno, grant) {
-                Some((why, fix, errno)) => {
-                    b.refused(&format!("{call}(\"{clean}\", {})", flag_names(flags)), &why, fix);
-                    Answer::Fail(errno)
-                }
+            match policy::after_open(errno, grant) {
+                Some(r) => refused(b, &shown(), r),
                 None => Answer::Fail(errno),
             }
         }
@@ -280,17 +260,10 @@ fn net_call(b: &Arc<Broker>, l: &Arc<Listener>, c: &Connector, n: Notif, op: Net
     let proto = match info.kind {
         libc::SOCK_STREAM => Proto::Tcp,
         libc::SOCK_DGRAM => Proto::Udp,
-        _ => {
-            b.refused(&format!("{}(fd {fd}, {addr})", op.name()), "only TCP and UDP sockets are brokered", "use a stream or datagram socket");
-            return Answer::Fail(libc::EACCES);
-        }
-    };
-    let grant = match op {
-        NetOp::Bind => b.spec.bind_grant(proto, addr),
-        NetOp::Connect => b.spec.connect_grant(proto, addr),
+        _ => return refused(b, &format!("{}(fd {fd}, {addr})", op.name()), policy::not_tcp_or_udp()),
     };
     let own_ns = info.netns != b.host_netns;
-    let Some(_) = grant else {
+    if let Err(r) = policy::net(&b.spec, op, proto, addr) {
         if op == NetOp::Connect && own_ns && capexec_decl::grants::canonical(addr.ip()).is_loopback() {
             // The service's own loopback, in its own namespace: nothing of the
             // host is reachable there. Done on its socket with the broker's copy.
@@ -299,13 +272,8 @@ fn net_call(b: &Arc<Broker>, l: &Arc<Listener>, c: &Connector, n: Notif, op: Net
             return finish(do_op(&svc, addr, info.family, op));
         }
         let shown = capexec_decl::grants::NetGrant::exact(proto, addr);
-        b.refused(
-            &format!("{}(fd {fd}, {shown})", op.name()),
-            &format!("no [broker.net] {} grant covers it", op.name()),
-            &format!("add \"{shown}\" to broker.net.{}", op.name()),
-        );
-        return Answer::Fail(libc::EACCES);
-    };
+        return refused(b, &format!("{}(fd {fd}, {shown})", op.name()), r);
+    }
     if !own_ns {
         // Already a host socket from an earlier brokered call (a UDP socket that
         // is bound and then connected, say): act on it directly.
@@ -324,6 +292,12 @@ fn net_call(b: &Arc<Broker>, l: &Arc<Listener>, c: &Connector, n: Notif, op: Net
     let r = do_op(&host, addr, info.family, op);
     install_and_answer(l, n, host, fd, cloexec, r);
     Answer::Done
+}
+
+/// Logs the refusal of `call` and answers with its errno.
+fn refused(b: &Broker, call: &str, r: policy::Refusal) -> Answer {
+    b.refused(call, &r.why, &r.fix);
+    Answer::Fail(r.errno)
 }
 
 /// ADDFD failed. ENOENT: the calling thread died or was interrupted, and

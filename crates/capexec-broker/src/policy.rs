@@ -1,0 +1,187 @@
+//! The broker's policy: one function per kind of request decides it, for the
+//! transparent channel (seccomp notifications) and the explicit one
+//! (capexec-client) alike: which grant allows it, or a [`Refusal`] with the
+//! errno the service gets, why, and the declaration change that would allow
+//! it. The channels read requests, perform what is granted and log refusals;
+//! a fix to what is allowed is made here, once.
+
+use capexec_decl::grants::{BrokerSpec, FsGrant, FsRights, NetGrant, Proto};
+use std::net::SocketAddr;
+
+/// A refused request: the errno for the service, and for the log why and
+/// what would allow it ("to allow it, {fix}").
+#[derive(Debug, PartialEq, Eq)]
+pub struct Refusal {
+    pub errno: i32,
+    pub why: String,
+    pub fix: String,
+}
+
+fn refuse(errno: i32, why: impl Into<String>, fix: impl Into<String>) -> Refusal {
+    Refusal { errno, why: why.into(), fix: fix.into() }
+}
+
+/// Open flags the broker understands. Anything else (O_PATH, O_TMPFILE,
+/// O_DIRECTORY, bits this code does not know) is refused: an unknown bit may
+/// change what the call means.
+const KNOWN_FLAGS: i32 = libc::O_ACCMODE
+    | libc::O_CREAT
+    | libc::O_EXCL
+    | libc::O_NOCTTY
+    | libc::O_TRUNC
+    | libc::O_APPEND
+    | libc::O_NONBLOCK
+    | libc::O_DSYNC
+    | libc::O_SYNC
+    | libc::O_LARGEFILE
+    | libc::O_NOFOLLOW
+    | libc::O_CLOEXEC
+    | libc::O_NOATIME
+    | libc::O_DIRECT
+    | libc::O_ASYNC;
+
+/// What `flags` need of a grant's rights: `Err((errno, why))`.
+fn check_flags(flags: i32, rights: FsRights) -> Result<(), (i32, String)> {
+    let unknown = flags & !KNOWN_FLAGS;
+    if unknown != 0 {
+        return Err((libc::EINVAL, format!("open flags {unknown:#o} are not brokered (O_PATH, O_TMPFILE, O_DIRECTORY and unknown bits never are)")));
+    }
+    let acc = flags & libc::O_ACCMODE;
+    if acc == libc::O_ACCMODE {
+        return Err((libc::EINVAL, "access mode 3 is not a valid open mode".into()));
+    }
+    let reads = acc == libc::O_RDONLY || acc == libc::O_RDWR;
+    let writes = acc == libc::O_WRONLY || acc == libc::O_RDWR;
+    let append = flags & libc::O_APPEND != 0;
+    let trunc = flags & libc::O_TRUNC != 0;
+    if reads && !rights.read {
+        return Err((libc::EACCES, "opening for reading needs the `read` right".into()));
+    }
+    if trunc && !writes {
+        return Err((libc::EACCES, "O_TRUNC on a read-only open would still truncate the file".into()));
+    }
+    if writes && !rights.write && !(rights.append && append && !trunc) {
+        let need = if rights.append { "the `write` right (the grant allows `append`: open with O_APPEND and without O_TRUNC)" } else { "the `write` right" };
+        return Err((libc::EACCES, format!("opening for writing needs {need}")));
+    }
+    if flags & libc::O_CREAT != 0 && !rights.create {
+        return Err((libc::EACCES, "O_CREAT needs the `create` right".into()));
+    }
+    Ok(())
+}
+
+/// An open of the clean absolute path `clean` with `flags`: the grant (and
+/// its index, for its pinned directory) that allows it; `Ok(None)` when no
+/// grant covers the path, which each channel answers its own way (the
+/// transparent one lets the kernel decide within the service's own view, the
+/// explicit one refuses with [`no_fs_grant`]).
+pub fn open<'a>(spec: &'a BrokerSpec, clean: &str, flags: i32) -> Result<Option<(usize, &'a FsGrant)>, Refusal> {
+    let Some((i, grant)) = spec.fs.iter().enumerate().find(|(_, g)| g.matches(clean)) else { return Ok(None) };
+    check_flags(flags, grant.rights).map_err(|(errno, why)| {
+        refuse(errno, format!("{why} (grant `{}` allows {})", grant.pattern, grant.rights), "widen that grant's rights in [[broker.fs]]")
+    })?;
+    Ok(Some((i, grant)))
+}
+
+/// The explicit channel's answer to a path no grant covers.
+pub fn no_fs_grant(clean: &str) -> Refusal {
+    refuse(libc::EACCES, "no [[broker.fs]] grant covers it", format!("add a [[broker.fs]] grant with path = \"{clean}\""))
+}
+
+/// The explicit channel's answer to a relative path or one with `..`.
+pub fn not_clean() -> Refusal {
+    refuse(libc::EACCES, "the broker opens absolute paths without `..` only", "pass the absolute path")
+}
+
+/// The mode a created file gets: the service's, less its umask (the kernel's
+/// rule), less file-type bits. (open_granted strips setuid and setgid.)
+pub fn create_mode(flags: i32, mode: u32, umask: u32) -> u32 {
+    if flags & libc::O_CREAT != 0 {
+        mode & 0o7777 & !umask
+    } else {
+        0
+    }
+}
+
+/// A granted open that failed because of what the path turned out to be (a
+/// link leaving the grant, not a regular file) rather than an ordinary error:
+/// a refusal to log. `None`: an ordinary error, passed on as it is.
+pub fn after_open(errno: i32, grant: &FsGrant) -> Option<Refusal> {
+    match errno {
+        libc::EISDIR => Some(refuse(libc::EACCES, "it is not a regular file (the broker hands out regular files only)", "open a file inside it instead")),
+        libc::EXDEV | libc::ELOOP => Some(refuse(
+            errno,
+            format!("it resolves through a symlink or magic link that leaves grant `{}`", grant.pattern),
+            "grant the file the link points to, or a whole tree with `dir/**`",
+        )),
+        _ => None,
+    }
+}
+
+/// A bind or a connect.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NetOp {
+    Bind,
+    Connect,
+}
+
+impl NetOp {
+    pub fn name(self) -> &'static str {
+        match self {
+            NetOp::Bind => "bind",
+            NetOp::Connect => "connect",
+        }
+    }
+}
+
+/// A bind or connect over `proto` to `addr`, checked on the canonical address
+/// (`::ffff:a.b.c.d` is a.b.c.d): the grant that allows it.
+pub fn net(spec: &BrokerSpec, op: NetOp, proto: Proto, addr: SocketAddr) -> Result<&NetGrant, Refusal> {
+    let addr = SocketAddr::new(capexec_decl::grants::canonical(addr.ip()), addr.port());
+    let grant = match op {
+        NetOp::Bind => spec.bind_grant(proto, addr),
+        NetOp::Connect => spec.connect_grant(proto, addr),
+    };
+    grant.ok_or_else(|| {
+        let shown = NetGrant::exact(proto, addr);
+        refuse(libc::EACCES, format!("no [broker.net] {} grant covers it", op.name()), format!("add \"{shown}\" to broker.net.{}", op.name()))
+    })
+}
+
+/// The transparent channel's answer to a bind or connect on a socket that is
+/// neither TCP nor UDP.
+pub fn not_tcp_or_udp() -> Refusal {
+    refuse(libc::EACCES, "only TCP and UDP sockets are brokered", "use a stream or datagram socket")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn r(read: bool, write: bool, create: bool, append: bool) -> FsRights {
+        FsRights { read, write, create, append }
+    }
+
+    #[test]
+    fn flags_against_rights() {
+        let ro = r(true, false, false, false);
+        assert!(check_flags(libc::O_RDONLY | libc::O_CLOEXEC, ro).is_ok());
+        assert_eq!(check_flags(libc::O_WRONLY, ro).unwrap_err().0, libc::EACCES);
+        assert_eq!(check_flags(libc::O_RDWR, ro).unwrap_err().0, libc::EACCES);
+        assert_eq!(check_flags(libc::O_RDONLY | libc::O_TRUNC, ro).unwrap_err().0, libc::EACCES);
+        assert_eq!(check_flags(libc::O_RDONLY | libc::O_CREAT, ro).unwrap_err().0, libc::EACCES);
+        assert_eq!(check_flags(libc::O_PATH, ro).unwrap_err().0, libc::EINVAL);
+        assert_eq!(check_flags(libc::O_DIRECTORY, ro).unwrap_err().0, libc::EINVAL);
+        assert_eq!(check_flags(libc::O_TMPFILE | libc::O_RDWR, r(true, true, true, false)).unwrap_err().0, libc::EINVAL);
+        assert_eq!(check_flags(0o3, ro).unwrap_err().0, libc::EINVAL);
+        assert_eq!(check_flags(0x4000_0000, ro).unwrap_err().0, libc::EINVAL);
+        let app = r(false, false, true, true);
+        assert!(check_flags(libc::O_WRONLY | libc::O_APPEND | libc::O_CREAT, app).is_ok());
+        assert!(check_flags(libc::O_WRONLY | libc::O_APPEND | libc::O_TRUNC, app).is_err());
+        assert!(check_flags(libc::O_WRONLY, app).is_err());
+        assert!(check_flags(libc::O_RDWR | libc::O_APPEND, app).is_err(), "append does not grant read");
+        let rw = r(true, true, false, false);
+        assert!(check_flags(libc::O_RDWR | libc::O_TRUNC, rw).is_ok());
+        assert!(check_flags(libc::O_RDWR | libc::O_CREAT, rw).is_err());
+    }
+}
