@@ -206,8 +206,20 @@ pub fn plan_inheriting(spec: &ServiceSpec, rootless: bool, host_env: &[(String, 
     // shows it, masks and nested mounts included (child.rs,
     // detach_preopened_dirs). Its rights are the same either way: Landlock
     // grants the directory read-only, by fd or by path.
-    let preopened: Vec<Mount> = spec
+    // Preopened directories by their real path: a symlink in the declared
+    // path is resolved on the host (as opening it there always did), so that
+    // the view holds the directory itself and the copy is made of it.
+    let preopens: Vec<Preopen> = spec
         .preopen
+        .iter()
+        .map(|p| match &p.kind {
+            PreopenKind::Directory { path } => {
+                Preopen { name: p.name.clone(), kind: PreopenKind::Directory { path: std::fs::canonicalize(path).unwrap_or_else(|_| path.clone()) } }
+            }
+            _ => p.clone(),
+        })
+        .collect();
+    let preopened: Vec<Mount> = preopens
         .iter()
         .filter_map(|p| match &p.kind {
             // Not where a host bind shows it already: outside every mount, or
@@ -366,7 +378,7 @@ pub fn plan_inheriting(spec: &ServiceSpec, rootless: bool, host_env: &[(String, 
         env: env_c,
         listen_pid_slot,
         inherited: inherited.len(),
-        preopens: spec.preopen.clone(),
+        preopens,
         notify_relay: false,
         mdwe: spec.exec.memory_deny_write_execute,
     })
@@ -566,9 +578,10 @@ fn rlimit_resource(name: &str) -> libc::__rlimit_resource_t {
 mod tests {
     use super::*;
 
-    /// A fake host root: /run holds a directory and a file, /usr a directory.
-    fn host() -> PathBuf {
-        let root = std::env::temp_dir().join(format!("capexec-plan-test-{}", std::process::id()));
+    /// A fake host root (one per test: they run in parallel): /run holds a
+    /// directory and a file, /usr and /var/lib directories.
+    fn host(tag: &str) -> PathBuf {
+        let root = std::env::temp_dir().join(format!("capexec-plan-test-{}-{tag}", std::process::id()));
         let _ = std::fs::remove_dir_all(&root);
         for d in ["run/lock", "usr/lib", "var/lib/dpkg"] {
             std::fs::create_dir_all(root.join(d)).unwrap();
@@ -589,7 +602,9 @@ mod tests {
     }
 
     fn spec_of(body: &str) -> ServiceSpec {
-        let dir = std::env::temp_dir().join(format!("capexec-plan-spec-{}-{}", std::process::id(), body.len()));
+        static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let dir = std::env::temp_dir().join(format!("capexec-plan-spec-{}-{n}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let p = dir.join("t.svc");
         std::fs::write(&p, body).unwrap();
@@ -625,8 +640,20 @@ mod tests {
     }
 
     #[test]
+    fn a_preopened_directory_named_through_a_symlink_is_its_target() {
+        let root = host("symlink");
+        std::os::unix::fs::symlink(root.join("usr/lib"), root.join("link")).unwrap();
+        let spec = spec_of(&format!("[exec]\nargv = [\"/bin/true\"]\n[[preopen.directory]]\npath = \"{}\"\n", root.join("link").display()));
+        let p = plan(&spec, false, &[]).unwrap();
+        let real = root.join("usr/lib");
+        assert!(bind_of(&p, real.to_str().unwrap()).is_some(), "the target is in the view: {:?}", p.mounts);
+        assert!(matches!(&p.preopens[0].kind, PreopenKind::Directory { path } if *path == real), "{:?}", p.preopens);
+        std::fs::remove_dir_all(root).unwrap();
+    }
+
+    #[test]
     fn learning_view_rebuilds_only_the_parents_of_missing_mount_points() {
-        let root = host();
+        let root = host("learn");
         let points = [Path::new("/run/nginx"), Path::new("/var/lib/nginx/body"), Path::new("/usr/lib"), Path::new("/srv/new")];
         let shadows = shadow_dirs(&root, points.into_iter());
         // /usr/lib exists (mounted on in place); /srv is missing at the top,
