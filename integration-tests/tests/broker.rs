@@ -34,6 +34,8 @@ both!(file_grants, |who: As| {
     assert!(out.contains(&format!("broker refused openat(\"{}/data/readme\", O_WRONLY)", d.display())), "no refusal logged:\n{out}");
     assert!(out.contains("widen that grant's rights in [[broker.fs]]"), "{out}");
     assert!(out.contains("link-out") && out.contains("leaves grant"), "symlink refusal not logged:\n{out}");
+    // 50: the path the service chose is in the refusal, escaped.
+    assert!(out.contains(r"\x1b]0;owned\x07\x1b[2J\u{202e}x") && !out.contains('\x1b') && !out.contains('\u{202e}'), "{out:?}");
 });
 
 // 30 and 36: the host swaps the granted file with a symlink to a secret

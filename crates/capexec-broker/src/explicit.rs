@@ -221,8 +221,9 @@ pub fn serve(b: &Broker, sock: OwnedFd, mut peers: Peers) {
 
 type Reply = Result<(Vec<u8>, Option<OwnedFd>), i32>;
 
+/// A name or path from a request, for a refusal line (which escapes it).
 fn shown(b: &[u8]) -> String {
-    String::from_utf8_lossy(&b[..b.len().min(256)]).escape_debug().to_string()
+    String::from_utf8_lossy(&b[..b.len().min(256)]).into_owned()
 }
 
 fn handle(b: &Broker, pid: i32, r: Request) -> Reply {

@@ -133,7 +133,10 @@ impl Broker {
         }
         if *lines < REFUSALS_PER_SECOND {
             *lines += 1;
-            eprintln!("capexec: {}: broker refused {call}: {why}; to allow it, {fix}", self.unit);
+            // The call and the fix quote what the service asked for: escaped,
+            // since this line may go straight to a terminal (capexec run, exec).
+            use capexec_decl::terminal::safe;
+            eprintln!("capexec: {}: broker refused {}: {}; to allow it, {}", self.unit, safe(call), safe(why), safe(fix));
         } else {
             *suppressed += 1;
         }

@@ -32,19 +32,22 @@ impl DeclError {
     }
 }
 
+/// Terminal-safe: messages quote what the file says, and a declaration from
+/// a package or a download can hold escape sequences.
 impl fmt::Display for DeclError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        use crate::terminal::{safe, safe_lines};
         match (&self.file, self.line, self.column) {
-            (Some(p), Some(l), Some(c)) => write!(f, "{}:{l}:{c}: ", p.display())?,
-            (Some(p), _, _) => write!(f, "{}: ", p.display())?,
+            (Some(p), Some(l), Some(c)) => write!(f, "{}:{l}:{c}: ", safe(&p.display().to_string()))?,
+            (Some(p), _, _) => write!(f, "{}: ", safe(&p.display().to_string()))?,
             _ => {}
         }
         if let Some(k) = &self.key {
-            write!(f, "`{k}`: ")?;
+            write!(f, "`{}`: ", safe(k))?;
         }
-        f.write_str(&self.message)?;
+        f.write_str(&safe_lines(&self.message))?;
         if let Some(h) = &self.help {
-            write!(f, "\n  help: {h}")?;
+            write!(f, "\n  help: {}", safe_lines(h))?;
         }
         Ok(())
     }

@@ -17,6 +17,7 @@ pub mod source;
 pub mod spec;
 pub mod syscall_table;
 pub mod syscalls;
+pub mod terminal;
 pub mod validate;
 
 pub use error::{DeclError, DeclErrors};

@@ -531,3 +531,11 @@ fn network_paths_still_open_are_said() {
     let tcp = ok("[exec]\nargv = [\"/bin/true\"]\n[namespaces]\nnet = \"none\"\n[broker.net]\nbind = [\"tcp:127.0.0.1:80\"]\n");
     assert!(tcp.warnings.is_empty(), "{:?}", tcp.warnings);
 }
+
+#[test]
+fn escape_sequences_in_a_declaration_reach_no_terminal() {
+    let e = one("[exec]\nargv = [\"/bin/true\"]\n[seccomp]\nallow = [\"\\u001b]0;owned\\u0007\\u001b[2J\"]\n");
+    let shown = e.to_string();
+    assert!(!shown.contains('\x1b') && !shown.contains('\x07'), "{shown:?}");
+    assert!(shown.contains(r"\x1b]0;owned\x07\x1b[2J"), "{shown}");
+}

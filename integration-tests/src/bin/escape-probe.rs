@@ -999,6 +999,11 @@ fn broker_fs(r: &mut Report, dir: &str) {
     r.expect_fail("31 reading an append-only grant", rc, e, &[EACCES]);
     let (rc, e) = open(&format!("{dir}/out/probe.txt"), libc::O_WRONLY | libc::O_APPEND | libc::O_CREAT);
     r.expect_fail("31 a name the pattern *.log does not match", rc, e, &[ENOENT, EACCES]);
+    // 50: a refused path chosen to hold escape sequences: the refusal line
+    // (which goes to capexec's stderr, a terminal under `capexec run`) shows
+    // them escaped; the test checks the output for raw ones.
+    let (rc, e) = open(&format!("{dir}/data/\x1b]0;owned\x07\x1b[2J\u{202e}x"), libc::O_WRONLY);
+    r.expect_fail("50 a refused path with escape sequences", rc, e, &[EACCES]);
     // 39: a filter of the service's own answering first. The kernel takes the
     // most restrictive verdict (ERRNO beats USER_NOTIF), so the broker is never asked.
     own_filter_errno(libc::SYS_openat as u32, libc::EXDEV);

@@ -3,7 +3,7 @@
 //! socket and prints the answer for people, or as JSON with `--json`.
 
 use capexec::cli::{ClientArgs, EnableArgs, LogsArgs, StatusArgs, UnitsArgs};
-use capexec::terminal::{safe, safe_lines};
+use capexec_decl::terminal::{safe, safe_lines};
 use capexec_supervisor::control::{Client, ClientError};
 use capexec_supervisor::paths;
 use capexec_supervisor::protocol::{Request, Response, ServiceStatus};

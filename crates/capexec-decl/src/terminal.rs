@@ -1,10 +1,11 @@
-//! Text from a service on its way to an administrator's terminal.
+//! Text from outside on its way to a person's terminal: a service's log lines
+//! and `STATUS=` text, the paths and names in the broker's refusals (chosen by
+//! the service), the lines of a declaration file quoted in an error.
 //!
-//! A service's log lines and its `STATUS=` text are the service's bytes. A
-//! terminal interprets some of them: escape sequences can move the cursor,
+//! A terminal interprets some bytes: escape sequences can move the cursor,
 //! rewrite what was printed before, set the window title or, on some
-//! terminals, answer back with input. So `capexec status` and `capexec logs`
-//! print such text escaped, as journalctl does; the log files (and `--json`,
+//! terminals, answer back with input. So whatever capexec prints of such text
+//! goes through [`safe`], escaped as journalctl does; log files (and `--json`,
 //! whose encoding escapes control characters anyway) keep the raw bytes.
 
 use std::borrow::Cow;
