@@ -6,6 +6,7 @@
 //! ends the run (`drive`).
 
 use capexec::cli::{LearnArgs, RunArgs};
+use capexec_decl::terminal::{safe, safe_lines};
 use capexec_decl::ServiceSpec;
 use capexec_learn::{compare, merge, mine, Observations};
 use capexec_sandbox::Spawned;
@@ -171,9 +172,11 @@ fn learn(a: &LearnArgs) -> Result<i32, String> {
         }
         None if unit.is_some() => {
             eprintln!("capexec learn: no --out given: the mined declaration follows on standard error");
-            eprint!("{text}");
+            eprint!("{}", safe_lines(&text));
         }
-        None => print!("{text}"),
+        // Paths the program touched are quoted in comments: escaped for the
+        // terminal (TOML's strings escape control characters already).
+        None => print!("{}", safe_lines(&text)),
     }
     Ok(if workload_failed { 1 } else { 0 })
 }
@@ -326,7 +329,7 @@ fn print_report(r: &compare::Report, name: &str, json: bool) -> Result<(), Strin
     for (cat, list) in [("syscalls", &r.syscalls), ("files", &r.files), ("network", &r.network)] {
         println!("  {cat}: {}", if list.is_empty() { "nothing refused".to_owned() } else { format!("{} refused", list.len()) });
         for d in list {
-            println!("    {} ({}): {}", d.what, d.how, d.why);
+            println!("    {} ({}): {}", safe(&d.what), d.how, safe(&d.why));
         }
     }
     if !r.unused.is_empty() {
@@ -337,7 +340,7 @@ fn print_report(r: &compare::Report, name: &str, json: bool) -> Result<(), Strin
             by_key.entry(k).or_default().push(v);
         }
         for (k, v) in by_key {
-            println!("    {k}: {}", v.join(", "));
+            println!("    {k}: {}", safe(&v.join(", ")));
         }
     }
     Ok(())
