@@ -263,10 +263,26 @@ both!(signal_scope_without_pid_namespace, |who: As| {
         c.spawn().unwrap()
     };
     let u = write_unit(&format!("nopid-{who:?}"), "[namespaces]\npid = false\n[filesystem]\nproc = \"none\"\n");
-    let res = std::panic::catch_unwind(|| run_probe(who, &["--unit", u.to_str().unwrap()], &["signal-host", &sleeper.id().to_string()]));
+    // The file-owner route first and alone (nothing the probe sees tells
+    // whether it worked), then the signalling calls. Every route sends
+    // SIGTERM, and a signal is queued before the sending call returns: so
+    // after each, the sleeper must be running with nothing pending (not
+    // dying with a fatal signal queued, not a zombie).
+    let untouched = |pid: u32| {
+        let st = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+        let field = |k: &str| st.lines().find_map(|l| l.strip_prefix(k)).map(str::trim).unwrap_or("?").to_owned();
+        !field("State:").starts_with('Z') && field("SigPnd:").trim_start_matches('0').is_empty() && field("ShdPnd:").trim_start_matches('0').is_empty()
+    };
+    let pid = sleeper.id().to_string();
+    let res = std::panic::catch_unwind(|| run_probe(who, &["--unit", u.to_str().unwrap()], &["signal-host", &pid, "fasync"]));
+    let alive_fasync = untouched(sleeper.id());
+    let res = res.and_then(|_| std::panic::catch_unwind(|| run_probe(who, &["--unit", u.to_str().unwrap()], &["signal-host", &pid])));
+    let alive = untouched(sleeper.id());
     let _ = sleeper.kill();
     let _ = sleeper.wait();
+    assert!(alive_fasync, "a signal reached the host process through F_SETOWN/O_ASYNC from the service");
     res.unwrap();
+    assert!(alive, "a signal reached the host process from the service");
 });
 
 /// Runs `capexec ARGS` under the probe's seccomp helper, with the named

@@ -553,10 +553,7 @@ fn main() {
             let (rc, e) = sys!(libc::SYS_shmget, key, 0, 0);
             r.expect_fail("27 host SysV shared memory", rc, e, &[ENOENT]);
         }
-        "signal-host" => {
-            let (rc, e) = sys!(libc::SYS_kill, arg(2).parse::<i32>().unwrap_or(1), 0);
-            r.expect_fail("21 signal a host process (Landlock scope)", rc, e, &[EPERM, libc::ESRCH]);
-        }
+        "signal-host" => signal_host(&mut r, arg(2).parse::<i32>().unwrap_or(1), arg(3) == "fasync"),
         // Positive controls: what an option opened up really is open.
         "io-uring-allowed" => {
             let params = [0u8; 120];
@@ -750,6 +747,53 @@ fn host_socket_reuse(r: &mut Report, granted: u16, secret: u16) {
             println!("46 {what}: read {:?}", read_witness(fd));
         }
     }
+}
+
+/// fcntl's F_SETSIG (linux/fcntl.h; not in the libc crate for glibc).
+const F_SETSIG: i32 = 10;
+
+/// 21: `signal-host PID [fasync]`, without a pid namespace (host pids are
+/// nameable): every route by which a signal reaches a process: kill, tgkill,
+/// rt_sigqueueinfo, pidfd_send_signal; with `fasync`, only a file's owner
+/// (F_SETOWN with F_SETSIG SIGTERM and O_ASYNC, then I/O on it: the kernel
+/// sends the signal itself), which no call's result reveals. The test checks
+/// that PID is still alive afterwards.
+fn signal_host(r: &mut Report, pid: i32, fasync: bool) {
+    if fasync {
+        return signal_by_fasync(r, pid);
+    }
+    let (rc, e) = sys!(libc::SYS_kill, pid, 0);
+    r.expect_fail("21 kill(PID, 0) to a host process (Landlock scope)", rc, e, &[EPERM, libc::ESRCH]);
+    let (rc, e) = sys!(libc::SYS_kill, pid, libc::SIGTERM);
+    r.expect_fail("21 kill(PID, SIGTERM)", rc, e, &[EPERM, libc::ESRCH]);
+    let (rc, e) = sys!(libc::SYS_tgkill, pid, pid, libc::SIGTERM);
+    r.expect_fail("21 tgkill", rc, e, &[EPERM, libc::ESRCH]);
+    // SAFETY: siginfo_t is plain data; all-zero with si_code SI_QUEUE is valid.
+    let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+    info.si_signo = libc::SIGTERM;
+    info.si_code = -1; // SI_QUEUE
+    let (rc, e) = sys!(libc::SYS_rt_sigqueueinfo, pid, libc::SIGTERM, &info as *const libc::siginfo_t);
+    r.expect_fail("21 rt_sigqueueinfo", rc, e, &[EPERM, libc::ESRCH]);
+    let (pidfd, _) = sys!(libc::SYS_pidfd_open, pid, 0);
+    if pidfd >= 0 {
+        let (rc, e) = sys!(libc::SYS_pidfd_send_signal, pidfd, libc::SIGTERM, 0, 0);
+        r.expect_fail("21 pidfd_send_signal", rc, e, &[EPERM]);
+    }
+}
+
+fn signal_by_fasync(r: &mut Report, pid: i32) {
+    // The owner of a file gets its I/O signals, sent by the kernel.
+    let mut sv = [0i32; 2];
+    // SAFETY: socketpair fills two fds; fcntl and write on them.
+    let owner = unsafe {
+        libc::socketpair(libc::AF_UNIX, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0, sv.as_mut_ptr());
+        let own = libc::fcntl(sv[0], libc::F_SETOWN, pid);
+        libc::fcntl(sv[0], F_SETSIG, libc::SIGTERM);
+        libc::fcntl(sv[0], libc::F_SETFL, libc::O_ASYNC | libc::O_NONBLOCK);
+        libc::write(sv[1], b"x".as_ptr().cast(), 1);
+        own
+    };
+    r.check("21 F_SETOWN to a host process, then I/O (the test checks the process lives)", true, format!("F_SETOWN = {owner}"));
 }
 
 /// 51: `broker-stall DIR PORT`: what could stall the transparent broker, each
