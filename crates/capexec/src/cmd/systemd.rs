@@ -147,26 +147,48 @@ pub fn translate(msg: &str, main_pid: u32) -> Option<String> {
 
 /// Relays the service's notify socket to systemd's, from a thread of its own
 /// and, once the service has ended, from [`Relay::drain`].
+///
+/// A message is in flight between the thread's receive and its send. The
+/// thread waits for messages without the lock and takes it only to receive
+/// and send what is there, so `drain` (which takes it too) waits for a message
+/// in flight instead of finding the socket empty and letting capexec exit
+/// with it unsent: a final STOPPING=1 was lost that way under load.
 pub struct Relay {
     from: Arc<OwnedFd>,
     to: Arc<UnixDatagram>,
+    in_flight: Arc<std::sync::Mutex<()>>,
 }
 
 impl Relay {
     pub fn new(from: OwnedFd, to: UnixDatagram) -> Relay {
-        Relay { from: Arc::new(from), to: Arc::new(to) }
+        Relay { from: Arc::new(from), to: Arc::new(to), in_flight: Arc::default() }
     }
 
     /// Relays until the process ends. Started after the broker (if any) has
     /// confined this process, so the thread runs under its seccomp filter too.
     pub fn start(&self) -> std::io::Result<()> {
-        let (from, to) = (self.from.clone(), self.to.clone());
-        std::thread::Builder::new().name("notify-relay".into()).spawn(move || while relay_one(from.as_fd(), &to, 0) {}).map(drop)
+        use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+        let (from, to, in_flight) = (self.from.clone(), self.to.clone(), self.in_flight.clone());
+        let relay = move || loop {
+            let mut fds = [PollFd::new(from.as_fd(), PollFlags::POLLIN)];
+            match poll(&mut fds, PollTimeout::NONE) {
+                Err(nix::errno::Errno::EINTR) => continue,
+                Err(_) => return,
+                Ok(_) => {}
+            }
+            if fds[0].revents().is_some_and(|r| r.intersects(PollFlags::POLLERR | PollFlags::POLLNVAL)) {
+                return;
+            }
+            let _held = in_flight.lock().unwrap_or_else(|e| e.into_inner());
+            while relay_one(from.as_fd(), &to, libc::MSG_DONTWAIT) {}
+        };
+        std::thread::Builder::new().name("notify-relay".into()).spawn(relay).map(drop)
     }
 
     /// Relays what the service sent before it ended (STOPPING=1, say) and the
-    /// thread has not picked up yet.
+    /// thread has not relayed yet, including a message it holds right now.
     pub fn drain(&self) {
+        let _held = self.in_flight.lock().unwrap_or_else(|e| e.into_inner());
         while relay_one(self.from.as_fd(), &self.to, libc::MSG_DONTWAIT) {}
     }
 }
