@@ -18,6 +18,7 @@ pub const TEST_USER: &str = "capexec-test";
 pub fn shared_dir() -> &'static Path {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
+        remove_stale_shared_dirs();
         let dir = PathBuf::from(format!("/tmp/capexec-it-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
@@ -58,6 +59,21 @@ fn own_nginx_docroot(dir: &Path) {
         let text = std::fs::read_to_string(&p).unwrap();
         assert!(text.contains("/var/www/html"), "{} no longer serves /var/www/html: update own_nginx_docroot", p.display());
         std::fs::write(&p, text.replace("/var/www/html", www.to_str().unwrap())).unwrap();
+    }
+}
+
+/// Each test process copies capexec and the probes (~125 MB) into its own
+/// directory, kept for looking at after a failure. Those of processes that
+/// have ended go at the next start: run after run on one machine they filled
+/// its disk (seen: 75 GB after a few hundred runs, and tests failing with
+/// ENOSPC).
+fn remove_stale_shared_dirs() {
+    for e in std::fs::read_dir("/tmp").into_iter().flatten().flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let Some(pid) = name.strip_prefix("capexec-it-").and_then(|p| p.parse::<u32>().ok()) else { continue };
+        if pid != std::process::id() && !Path::new(&format!("/proc/{pid}")).exists() {
+            let _ = std::fs::remove_dir_all(e.path());
+        }
     }
 }
 
@@ -753,4 +769,26 @@ pub fn secret_listener(secret: &'static str) -> u16 {
         }
     });
     port
+}
+
+/// A TCP port on 127.0.0.1 for capexec (not the test) to bind later, such as
+/// a preopened listener's. A port from binding `:0` and closing is free only
+/// until another test, running at the same time, binds `:0` and is given it
+/// (seen: the systemd test's preopen refused under load). So this one comes
+/// from below the kernel's ephemeral range (ip_local_port_range starts at
+/// 32768), where no `:0` bind lands, distinct for every call in this process,
+/// and free when returned.
+pub fn unused_port() -> u16 {
+    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    const LOW: u32 = 20000;
+    const SPAN: u32 = 12000;
+    let start = std::process::id().wrapping_mul(97);
+    loop {
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        assert!(n < SPAN, "no unused port left between {LOW} and {}", LOW + SPAN);
+        let port = (LOW + start.wrapping_add(n) % SPAN) as u16;
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
 }
