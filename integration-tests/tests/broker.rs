@@ -134,8 +134,7 @@ both!(network_grants, |who: As| {
             let _ = s.write_all(b"hello");
         }
     });
-    let free = || std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let (granted_bind, ungranted_bind, ungranted_port) = (free(), free(), free());
+    let (granted_bind, ungranted_bind, ungranted_port) = (unused_port(), unused_port(), unused_port());
     let u = test_unit(
         &format!("net-{who:?}"),
         &format!("[namespaces]\nnet = \"none\"\n\n[broker.net]\nbind = [\"tcp:127.0.0.1:{granted_bind}\"]\nconnect = [\"tcp:127.0.0.1:{host_port}\"]\n"),
@@ -227,7 +226,7 @@ both!(host_sockets_cannot_be_aimed_elsewhere, |who: As| {
             let _ = s.write_all(b"hello");
         }
     });
-    let listen = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let listen = unused_port();
     let u = test_unit(
         &format!("reuse-{who:?}"),
         &format!(

@@ -51,8 +51,7 @@ both!(client_grants, |who: As| {
             let _ = s.write_all(b"hello from the host");
         }
     });
-    let free = || std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let (ungranted, bind) = (free(), free());
+    let (ungranted, bind) = (unused_port(), unused_port());
     let u = grants_unit(&tag, &d, host, bind);
     let (log, log_path) = syslog_socket(&tag);
     let mut c = command(who);

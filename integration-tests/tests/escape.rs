@@ -90,8 +90,12 @@ fn with_extra_fds(mut c: std::process::Command) -> std::process::Command {
     // without CLOEXEC, as a careless parent process would leave them.
     unsafe {
         c.pre_exec(move || {
-            libc::dup2(raw, 7);
-            libc::dup2(raw, 9);
+            // Through a copy above 9: were `raw` 7 or 9 already, dup2 onto
+            // itself would keep its close-on-exec flag.
+            let high = libc::fcntl(raw, libc::F_DUPFD_CLOEXEC, 10);
+            if high < 0 || libc::dup2(high, 7) < 0 || libc::dup2(high, 9) < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
             Ok(())
         });
     }

@@ -12,10 +12,6 @@ use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
 /// Reads one line from a connection to `port`.
 fn answer(port: u16) -> String {
     let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap_or_else(|e| panic!("connect to 127.0.0.1:{port}: {e}"));
@@ -72,7 +68,7 @@ both!(socket_activation_notify_watchdog_and_credentials, |who: As| {
     // Two sockets systemd listens on for the unit, and one the declaration preopens.
     let web = TcpListener::bind("127.0.0.1:0").unwrap();
     let admin = TcpListener::bind("127.0.0.1:0").unwrap();
-    let (web_port, admin_port, own_port) = (web.local_addr().unwrap().port(), admin.local_addr().unwrap().port(), free_port());
+    let (web_port, admin_port, own_port) = (web.local_addr().unwrap().port(), admin.local_addr().unwrap().port(), unused_port());
     let unit = test_unit(
         &tag,
         &format!(
@@ -97,10 +93,16 @@ both!(socket_activation_notify_watchdog_and_credentials, |who: As| {
         c.uid(uid).gid(gid).env("HOME", "/").current_dir("/");
     }
     let (a, b) = (web.as_raw_fd(), admin.as_raw_fd());
-    // SAFETY: only dup2 between valid fds, async-signal-safe, in the forked child.
+    // SAFETY: only fcntl and dup2 between valid fds, async-signal-safe, in the forked child.
     unsafe {
         c.pre_exec(move || {
-            if libc::dup2(a, 3) < 0 || libc::dup2(b, 4) < 0 {
+            // Through copies above 4 first: dup2 of an fd onto itself (web
+            // already at 3, which happens when the other test variant has
+            // just closed its fds) keeps its close-on-exec flag, and capexec
+            // then found fd 3 closed (seen under load); and one source could
+            // sit where the other goes.
+            let (a, b) = (libc::fcntl(a, libc::F_DUPFD_CLOEXEC, 10), libc::fcntl(b, libc::F_DUPFD_CLOEXEC, 10));
+            if a < 0 || b < 0 || libc::dup2(a, 3) < 0 || libc::dup2(b, 4) < 0 {
                 return Err(std::io::Error::last_os_error());
             }
             Ok(())
@@ -111,6 +113,11 @@ both!(socket_activation_notify_watchdog_and_credentials, |who: As| {
     let capexec_pid = child.id();
 
     let before = notifications(&notify, "STATUS=reloaded", Duration::from_secs(30));
+    if !before.iter().any(|m| m.contains("STATUS=reloaded")) {
+        // Say why instead of timing out on the sockets next.
+        let o = output_of(child, Duration::from_secs(5));
+        panic!("no STATUS=reloaded within 30 s (got {before:?}):\n{}", text(&o));
+    }
     let served = [answer(web_port), answer(admin_port), answer(own_port)];
     let after = notifications(&notify, "STOPPING=1", Duration::from_secs(20));
     let o = output_of(child, Duration::from_secs(30));
