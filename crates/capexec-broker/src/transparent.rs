@@ -49,17 +49,23 @@ struct ConnectJob {
     cloexec: bool,
 }
 
-/// The fixed pool that performs blocking connects.
+/// The fixed pool that performs blocking connects, started at the first one
+/// (most brokered services never connect through the broker).
 struct Connector {
-    tx: std::sync::mpsc::SyncSender<ConnectJob>,
+    listener: Arc<Listener>,
+    tx: std::sync::OnceLock<std::sync::mpsc::SyncSender<ConnectJob>>,
 }
 
 impl Connector {
-    fn start(listener: &Arc<Listener>) -> Connector {
+    fn new(listener: &Arc<Listener>) -> Connector {
+        Connector { listener: Arc::clone(listener), tx: std::sync::OnceLock::new() }
+    }
+
+    fn start_workers(&self) -> std::sync::mpsc::SyncSender<ConnectJob> {
         let (tx, rx) = std::sync::mpsc::sync_channel::<ConnectJob>(CONNECT_QUEUE);
         let rx = Arc::new(std::sync::Mutex::new(rx));
         for i in 0..CONNECT_WORKERS {
-            let (rx, l) = (Arc::clone(&rx), Arc::clone(listener));
+            let (rx, l) = (Arc::clone(&rx), Arc::clone(&self.listener));
             // Without a worker, queued connects fail below when the queue fills.
             let _ = std::thread::Builder::new().name(format!("broker-connect-{i}")).spawn(move || loop {
                 let job = match rx.lock() {
@@ -71,16 +77,16 @@ impl Connector {
                 install_and_answer(&l, j.n, j.host, j.target, j.cloexec, r);
             });
         }
-        Connector { tx }
+        tx
     }
 
     /// Queues the connect, or answers EAGAIN when the queue is full.
-    fn submit(&self, l: &Listener, job: ConnectJob) -> Answer {
+    fn submit(&self, job: ConnectJob) -> Answer {
         let id = job.n.id;
-        match self.tx.try_send(job) {
+        match self.tx.get_or_init(|| self.start_workers()).try_send(job) {
             Ok(()) => Answer::Done,
             Err(_) => {
-                let _ = l.fail(id, libc::EAGAIN);
+                let _ = self.listener.fail(id, libc::EAGAIN);
                 Answer::Done
             }
         }
@@ -89,7 +95,7 @@ impl Connector {
 
 /// Serves notifications until every process of the service has exited.
 pub fn serve(broker: Arc<Broker>, listener: Arc<Listener>) {
-    let connector = Connector::start(&listener);
+    let connector = Connector::new(&listener);
     loop {
         let n = match listener.recv() {
             Ok(Some(n)) => n,
@@ -287,7 +293,7 @@ fn net_call(b: &Arc<Broker>, l: &Arc<Listener>, c: &Connector, n: Notif, op: Net
     if op == NetOp::Connect && !info.nonblocking {
         // A blocking connect can take minutes; the service's thread waits anyway,
         // but the broker must keep answering its other threads.
-        return c.submit(l, ConnectJob { n, host, addr, family: info.family, target: fd, cloexec });
+        return c.submit(ConnectJob { n, host, addr, family: info.family, target: fd, cloexec });
     }
     let r = do_op(&host, addr, info.family, op);
     install_and_answer(l, n, host, fd, cloexec, r);
