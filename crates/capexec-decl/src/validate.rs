@@ -445,15 +445,14 @@ pub fn validate(name: &str, raw: &RawUnit, sources: Vec<PathBuf>, ctx: &Context)
     // A preopened directory is what the view shows at its path (see
     // capexec-sandbox's plan): one the view masks would be an empty mask.
     let filesystem = FsSpec { system, mounts, private_tmp, dev, proc };
-    for (i, p) in preopen.iter().filter(|p| matches!(p.kind, PreopenKind::Directory { .. })).enumerate() {
-        if let PreopenKind::Directory { path } = &p.kind {
-            if filesystem.covering(path).is_some_and(|m| m.kind == MountKind::Inaccessible) {
-                v.err_help(
-                    format!("preopen.directory[{i}].path"),
-                    format!("{} is inaccessible in [filesystem]", path.display()),
-                    "a preopened directory gives what the view shows there: take it out of `inaccessible`, or drop the preopen",
-                );
-            }
+    let dirs = preopen.iter().filter_map(|p| if let PreopenKind::Directory { path } = &p.kind { Some(path) } else { None });
+    for (i, path) in dirs.enumerate() {
+        if filesystem.covering(path).is_some_and(|m| m.kind == MountKind::Inaccessible) {
+            v.err_help(
+                format!("preopen.directory[{i}].path"),
+                format!("{} is inaccessible in [filesystem]", path.display()),
+                "a preopened directory gives what the view shows there: take it out of `inaccessible`, or drop the preopen",
+            );
         }
     }
 

@@ -201,11 +201,6 @@ pub fn plan_inheriting(spec: &ServiceSpec, rootless: bool, host_env: &[(String, 
     if spec.filesystem.proc != ProcMode::None {
         mounts.push(MountStep::Proc(spec.filesystem.proc));
     }
-    // A preopened directory is also in the view (read-only where nothing
-    // declared covers it): the service gets a detached copy of it as the view
-    // shows it, masks and nested mounts included (child.rs,
-    // detach_preopened_dirs). Its rights are the same either way: Landlock
-    // grants the directory read-only, by fd or by path.
     // Preopened directories by their real path: a symlink in the declared
     // path is resolved on the host (as opening it there always did), so that
     // the view holds the directory itself and the copy is made of it.
@@ -219,6 +214,11 @@ pub fn plan_inheriting(spec: &ServiceSpec, rootless: bool, host_env: &[(String, 
             _ => p.clone(),
         })
         .collect();
+    // A preopened directory is also in the view (read-only where nothing
+    // declared covers it): the service gets a detached copy of it as the view
+    // shows it, masks and nested mounts included (child.rs,
+    // detach_preopened_dirs). Its rights are the same either way: Landlock
+    // grants the directory read-only, by fd or by path.
     let preopened: Vec<Mount> = preopens
         .iter()
         .filter_map(|p| match &p.kind {
@@ -395,18 +395,23 @@ const LEARN_SKIP: &[&str] = &["dev", "proc", "lost+found", "oldroot"];
 /// host), so such a directory becomes a tmpfs holding binds of its entries,
 /// where the missing mount point can be made.
 fn shadow_dirs<'a>(root: &Path, points: impl Iterator<Item = &'a Path>) -> BTreeSet<PathBuf> {
-    let on_host = |p: &Path| root.join(p.strip_prefix("/").unwrap_or(p));
     let mut shadows = BTreeSet::new();
     for point in points {
-        if on_host(point).symlink_metadata().is_ok() {
+        if under(root, point).symlink_metadata().is_ok() {
             continue;
         }
         // The view's root is capexec's own tmpfs already.
-        if let Some(a) = point.ancestors().skip(1).find(|a| on_host(a).is_dir()).filter(|a| *a != Path::new("/")) {
+        if let Some(a) = point.ancestors().skip(1).find(|a| under(root, a).is_dir()).filter(|a| *a != Path::new("/")) {
             shadows.insert(a.to_path_buf());
         }
     }
     shadows
+}
+
+/// The view's absolute `path` as seen under the host root `root` (`/` in use,
+/// a temporary directory in the tests).
+fn under(root: &Path, path: &Path) -> PathBuf {
+    root.join(path.strip_prefix("/").unwrap_or(path))
 }
 
 /// Binds every entry of the host directory `dir` (seen under `root`) at its
@@ -414,14 +419,14 @@ fn shadow_dirs<'a>(root: &Path, points: impl Iterator<Item = &'a Path>) -> BTree
 /// whose entries are bound in turn.
 fn learning_view(root: &Path, shadows: &BTreeSet<PathBuf>, out: &mut Vec<MountStep>) {
     fn walk(root: &Path, dir: &Path, shadows: &BTreeSet<PathBuf>, out: &mut Vec<MountStep>) {
-        let host = root.join(dir.strip_prefix("/").unwrap_or(dir));
+        let host = under(root, dir);
         let mut entries: Vec<PathBuf> = std::fs::read_dir(host).map(|d| d.flatten().map(|e| dir.join(e.file_name())).collect()).unwrap_or_default();
         if dir == Path::new("/") {
             entries.retain(|p| p.file_name().and_then(|n| n.to_str()).is_some_and(|n| !LEARN_SKIP.contains(&n)));
         }
         entries.sort();
         for path in entries {
-            let is_dir = root.join(path.strip_prefix("/").unwrap_or(&path)).symlink_metadata().is_ok_and(|m| m.is_dir());
+            let is_dir = under(root, &path).symlink_metadata().is_ok_and(|m| m.is_dir());
             if is_dir && shadows.iter().any(|s| s.starts_with(&path)) {
                 out.push(MountStep::Tmpfs { path: path.clone(), mode: 0o755 });
                 walk(root, &path, shadows, out);
