@@ -19,7 +19,9 @@ fi
 # dnsmasq: the shipped DNS units run them; dig (bind9-dnsutils) queries them.
 # bpftool: the doctor test compares capexec's reading of the kernel's BTF with it.
 # stress-ng: scripts/stress-suite.sh runs the suite with both cores busy.
-packages=(nginx-light redis-server memcached gcc libc6-dev util-linux wrk curl libmemcached-tools systemd unbound dnsmasq bind9-dnsutils bpftool stress-ng)
+# clang, libbpf-dev (with bpftool): a test rebuilds the network guard's BPF
+# object (scripts/gen-bpf.sh) and checks that the committed one is current.
+packages=(nginx-light redis-server memcached gcc libc6-dev util-linux wrk curl libmemcached-tools systemd unbound dnsmasq bind9-dnsutils bpftool stress-ng clang libbpf-dev)
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -771,6 +771,19 @@ pub fn secret_listener(secret: &'static str) -> u16 {
     port
 }
 
+/// A UDP server on 127.0.0.1 that answers every datagram with `reply`; its port.
+pub fn udp_answering(reply: &'static str) -> u16 {
+    let s = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let port = s.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 512];
+        while let Ok((_, from)) = s.recv_from(&mut buf) {
+            let _ = s.send_to(reply.as_bytes(), from);
+        }
+    });
+    port
+}
+
 /// A TCP port on 127.0.0.1 for capexec (not the test) to bind later, such as
 /// a preopened listener's. A port from binding `:0` and closing is free only
 /// until another test, running at the same time, binds `:0` and is given it

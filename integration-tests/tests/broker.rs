@@ -237,3 +237,81 @@ both!(host_sockets_cannot_be_aimed_elsewhere, |who: As| {
     assert!(!out.contains(SECRET), "the host listener's secret was read:\n{out}");
     eprintln!("{out}");
 });
+
+// 46 for datagrams: the host's UDP sockets a net = "none" service holds (a
+// preopened one, one the broker connected to a grant) send to no address but
+// the grants and the peers they received from, by any call; the witness is a
+// host UDP server that answers with a secret. That is the network guard's
+// (cgroup BPF, as root); rootless there is none, and the declaration is
+// refused rather than run weaker.
+both!(host_udp_sockets_reach_only_grants, |who: As| {
+    const SECRET: &str = "SECRET-46-host-udp";
+    let secret = udp_answering(SECRET);
+    let granted = udp_answering("hello");
+    let listen = unused_port();
+    let u = test_unit(
+        &format!("udp-{who:?}"),
+        &format!("[namespaces]\nnet = \"none\"\n\n[[preopen.listen]]\naddress = \"udp:127.0.0.1:{listen}\"\n\n[broker.net]\nconnect = [\"udp:127.0.0.1:{granted}\"]\n"),
+    );
+    let case = ["host-udp".to_owned(), granted.to_string(), secret.to_string()];
+    let case: Vec<&str> = case.iter().map(String::as_str).collect();
+    match who {
+        As::Root => {
+            let out = probe_under(who, &u, &case);
+            assert!(!out.contains(SECRET), "the host's secret was read:\n{out}");
+            assert_eq!(out.matches("BLOCKED 46 control").count(), 2, "the granted server must stay reachable:\n{out}");
+            eprintln!("{out}");
+            // Without a broker, nothing but the kernel sees the preopened
+            // socket's connect and bind.
+            let alone = test_unit("udp-alone", &format!("[namespaces]\nnet = \"none\"\n\n[[preopen.listen]]\naddress = \"udp:127.0.0.1:{}\"\n", unused_port()));
+            let out = probe_under(who, &alone, &["host-udp", "0", &secret.to_string()]);
+            assert!(!out.contains(SECRET) && out.contains("BLOCKED 46 connect the preopened"), "the host's secret was read:\n{out}");
+        }
+        As::User => {
+            let mut c = command(who);
+            c.args(["run", "--unit", u.to_str().unwrap(), "--"]).arg(probe()).args(&case);
+            let o = output(c, T);
+            let out = text(&o);
+            assert!(!o.status.success() && !out.contains("BLOCKED") && !out.contains(SECRET), "a rootless run must be refused:\n{out}");
+            assert!(out.contains("would run weaker than declared without capexec's network guard") && out.contains("help: run it as root"), "{out}");
+        }
+    }
+});
+
+// The same under the daemon: its launcher opens the sockets from the
+// service's supervisor cgroup, in a helper process when there is no broker.
+#[test]
+fn host_udp_sockets_under_the_daemon() {
+    require_root();
+    const SECRET: &str = "SECRET-46-daemon-udp";
+    let secret = udp_answering(SECRET);
+    let granted = udp_answering("hello");
+    let mut d = Daemon::prepare(As::Root, "udp");
+    let unit = |args: &str, broker: &str| {
+        format!(
+            "[exec]\nargv = [\"{}\", \"host-udp\", {args}]\n[filesystem]\nexecutable = [\"{}\"]\n[namespaces]\nnet = \"none\"\n\n[[preopen.listen]]\naddress = \"udp:127.0.0.1:{}\"\n{broker}",
+            probe().display(),
+            shared_dir().display(),
+            unused_port()
+        )
+    };
+    d.write_unit("brokered", &unit(&format!("\"{granted}\", \"{secret}\""), &format!("\n[broker.net]\nconnect = [\"udp:127.0.0.1:{granted}\"]\n")));
+    d.write_unit("alone", &unit(&format!("\"0\", \"{secret}\""), ""));
+    d.start();
+    let started = d.ctl(&["start", "brokered", "alone"]);
+    assert!(started.status.success(), "{}", text(&started));
+    for (name, last) in [("brokered", "46 bind a brokered UDP socket"), ("alone", "46 bind the preopened UDP socket")] {
+        let log = d.dir.join(format!("logs/{name}.log"));
+        let start = std::time::Instant::now();
+        while !std::fs::read_to_string(&log).unwrap_or_default().contains(last) {
+            assert!(start.elapsed() < T, "{name} did not finish:\n{}\n{}", std::fs::read_to_string(&log).unwrap_or_default(), d.log());
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let out = std::fs::read_to_string(&log).unwrap();
+        assert!(!out.contains(SECRET) && !out.contains("ESCAPED") && out.contains("BLOCKED 46 sendto"), "{name}:\n{out}");
+        if name == "brokered" {
+            assert_eq!(out.matches("BLOCKED 46 control").count(), 2, "the granted server must stay reachable:\n{out}");
+        }
+    }
+    d.terminate(T);
+}

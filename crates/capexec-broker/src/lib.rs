@@ -75,7 +75,7 @@ pub struct Broker {
     pub spec: BrokerSpec,
     /// One pinned directory per `spec.fs` grant, in the same order.
     bases: Vec<OwnedFd>,
-    /// Inode of the host's network namespace: sockets in any other belong to
+    /// Cookie of the host's network namespace: sockets in any other belong to
     /// the service's own namespace.
     host_netns: u64,
     /// Refusal log rate limit: (start of the current second, lines in it, suppressed).
@@ -106,8 +106,7 @@ impl Broker {
             // SAFETY: a new fd that nobody else owns.
             bases.push(unsafe { OwnedFd::from_raw_fd(fd) });
         }
-        let ns = std::fs::File::open("/proc/self/ns/net").map_err(|e| format!("broker: open /proc/self/ns/net: {e}"))?;
-        let host_netns = net::inode(&OwnedFd::from(ns)).map_err(|e| format!("broker: stat the host network namespace: {e}"))?;
+        let host_netns = capexec_sandbox::sys::netns_cookie().map_err(|e| format!("broker: read the host network namespace's cookie: {e}"))?;
         Ok(Broker { unit: unit.to_owned(), spec: spec.clone(), bases, host_netns, log_budget: std::sync::Mutex::new((std::time::Instant::now(), 0, 0)) })
     }
 

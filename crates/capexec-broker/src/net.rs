@@ -94,11 +94,11 @@ pub struct SockInfo {
     pub kind: i32,
     pub protocol: i32,
     pub nonblocking: bool,
-    /// The network namespace the socket lives in (inode of its nsfs file).
+    /// The cookie of the network namespace the socket lives in
+    /// (SO_NETNS_COOKIE, which needs no capability: SIOCGSKNS needs
+    /// CAP_NET_ADMIN, which the confined broker no longer has).
     pub netns: u64,
 }
-
-const SIOCGSKNS: libc::c_ulong = 0x894C;
 
 pub fn sock_info(fd: &OwnedFd) -> io::Result<SockInfo> {
     let raw = fd.as_raw_fd();
@@ -107,26 +107,8 @@ pub fn sock_info(fd: &OwnedFd) -> io::Result<SockInfo> {
     let protocol = getsockopt_int(raw, libc::SOL_SOCKET, libc::SO_PROTOCOL)?;
     // SAFETY: F_GETFL only reads the file's status flags.
     let fl = unsafe { libc::fcntl(raw, libc::F_GETFL) };
-    // SAFETY: SIOCGSKNS takes no argument and returns a new nsfs fd or -1.
-    let ns = unsafe { libc::ioctl(raw, SIOCGSKNS as _) };
-    let netns = if ns >= 0 {
-        // SAFETY: the kernel just returned this fd; we own it.
-        let ns = unsafe { OwnedFd::from_raw_fd(ns) };
-        inode(&ns)?
-    } else {
-        0
-    };
+    let netns = capexec_sandbox::sys::socket_netns_cookie(std::os::fd::AsFd::as_fd(fd))?;
     Ok(SockInfo { family, kind, protocol, nonblocking: fl >= 0 && fl & libc::O_NONBLOCK != 0, netns })
-}
-
-pub fn inode(fd: &OwnedFd) -> io::Result<u64> {
-    // SAFETY: plain data; fstat fills it.
-    let mut st: libc::stat = unsafe { std::mem::zeroed() };
-    // SAFETY: fstat writes one struct stat at a valid pointer for an fd we own.
-    if unsafe { libc::fstat(fd.as_raw_fd(), &mut st) } != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(st.st_ino)
 }
 
 /// The options copied from the service's socket to the host one: those that

@@ -13,6 +13,7 @@ pub mod error;
 pub mod landlock_rules;
 pub mod launch;
 pub mod mounts;
+pub mod netguard;
 pub mod plan;
 pub mod resources;
 pub mod seccomp;

@@ -175,6 +175,10 @@ pub fn plan(spec: &ServiceSpec, rootless: bool, host_env: &[(String, String)]) -
 /// LISTEN_FDS, LISTEN_FDNAMES, the per-socket variables and
 /// `CAPEXEC_BROKER_FD` count them.
 pub fn plan_inheriting(spec: &ServiceSpec, rootless: bool, host_env: &[(String, String)], inherited: &[String]) -> Result<SetupPlan, LaunchError> {
+    // As root, the caller puts the network guard on the service's cgroup.
+    if rootless {
+        crate::netguard::require_guard(spec)?;
+    }
     let ns = &spec.namespaces;
     let mut flags = libc::CLONE_NEWNS;
     for (on, f) in [

@@ -3,7 +3,7 @@
 
 use std::ffi::CStr;
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 
 fn check(rc: libc::c_long) -> io::Result<libc::c_long> {
     if rc < 0 {
@@ -310,8 +310,96 @@ const BPF_PROG_LOAD: libc::c_long = 5;
 const BPF_PROG_ATTACH: libc::c_long = 8;
 const BPF_PROG_TYPE_CGROUP_SOCK_ADDR: u32 = 18;
 const BPF_PROG_TYPE_LSM: u32 = 29;
-const BPF_CGROUP_INET4_CONNECT: u32 = 10;
 const BPF_LSM_MAC: u32 = 27;
+/// Flag of BPF_PROG_ATTACH: other programs may sit on the same hook, in this
+/// cgroup or its ancestors (systemd attaches its own to units' cgroups), and
+/// all must allow.
+const BPF_F_ALLOW_MULTI: u32 = 2;
+
+// `enum bpf_attach_type` in linux/bpf.h.
+pub const BPF_CGROUP_INET4_BIND: u32 = 8;
+pub const BPF_CGROUP_INET6_BIND: u32 = 9;
+pub const BPF_CGROUP_INET4_CONNECT: u32 = 10;
+pub const BPF_CGROUP_INET6_CONNECT: u32 = 11;
+pub const BPF_CGROUP_UDP4_SENDMSG: u32 = 14;
+pub const BPF_CGROUP_UDP6_SENDMSG: u32 = 15;
+pub const BPF_CGROUP_UDP4_RECVMSG: u32 = 19;
+pub const BPF_CGROUP_UDP6_RECVMSG: u32 = 20;
+
+/// BPF_PROG_ATTACH of a loaded program to a cgroup v2 directory. Unlike a BPF
+/// link, the attachment lasts until the cgroup is removed, whoever exits.
+pub fn cgroup_attach(prog: BorrowedFd<'_>, cgroup: BorrowedFd<'_>, attach_type: u32) -> io::Result<()> {
+    let mut attr = [0u8; 32];
+    attr[0..4].copy_from_slice(&(cgroup.as_raw_fd() as u32).to_ne_bytes());
+    attr[4..8].copy_from_slice(&(prog.as_raw_fd() as u32).to_ne_bytes());
+    attr[8..12].copy_from_slice(&attach_type.to_ne_bytes());
+    attr[12..16].copy_from_slice(&BPF_F_ALLOW_MULTI.to_ne_bytes());
+    // SAFETY: a bpf_attr of the size passed (target_fd, attach_bpf_fd,
+    // attach_type, attach_flags), read during the call; both fds are open.
+    check(unsafe { libc::syscall(libc::SYS_bpf, BPF_PROG_ATTACH, attr.as_ptr(), attr.len()) }).map(drop)
+}
+
+const BPF_PROG_DETACH: libc::c_long = 9;
+const BPF_PROG_QUERY: libc::c_long = 16;
+const BPF_PROG_GET_FD_BY_ID: libc::c_long = 13;
+
+/// Detaches every program attached to `cgroup` itself at `attach_type`
+/// (BPF_PROG_QUERY, then BPF_PROG_DETACH of each): a cgroup reused for a new
+/// run of a service must not keep the programs, and so the policy, of the
+/// last one. Programs inherited from ancestors are not touched.
+pub fn cgroup_detach_all(cgroup: BorrowedFd<'_>, attach_type: u32) -> io::Result<()> {
+    let mut ids = [0u32; 64];
+    let mut attr = [0u8; 40];
+    attr[0..4].copy_from_slice(&(cgroup.as_raw_fd() as u32).to_ne_bytes());
+    attr[4..8].copy_from_slice(&attach_type.to_ne_bytes());
+    attr[16..24].copy_from_slice(&(ids.as_mut_ptr() as u64).to_ne_bytes());
+    attr[24..28].copy_from_slice(&(ids.len() as u32).to_ne_bytes());
+    // SAFETY: a bpf_attr (query: target_fd, attach_type, query_flags,
+    // attach_flags, prog_ids pointer, prog_cnt) of the size passed; the kernel
+    // writes at most prog_cnt ids into `ids`, which outlives the call.
+    check(unsafe { libc::syscall(libc::SYS_bpf, BPF_PROG_QUERY, attr.as_mut_ptr(), attr.len()) })?;
+    let count = u32::from_ne_bytes([attr[24], attr[25], attr[26], attr[27]]) as usize;
+    for id in &ids[..count.min(ids.len())] {
+        let mut get = [0u8; 12];
+        get[0..4].copy_from_slice(&id.to_ne_bytes());
+        // SAFETY: a bpf_attr holding a program id, read during the call.
+        let fd = match check(unsafe { libc::syscall(libc::SYS_bpf, BPF_PROG_GET_FD_BY_ID, get.as_ptr(), get.len()) }) {
+            Ok(fd) => fd,
+            // Gone since the query.
+            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => continue,
+            Err(e) => return Err(e),
+        };
+        // SAFETY: a new fd that nobody else owns.
+        let prog = unsafe { OwnedFd::from_raw_fd(fd as RawFd) };
+        let mut attr = [0u8; 16];
+        attr[0..4].copy_from_slice(&(cgroup.as_raw_fd() as u32).to_ne_bytes());
+        attr[4..8].copy_from_slice(&(prog.as_raw_fd() as u32).to_ne_bytes());
+        attr[8..12].copy_from_slice(&attach_type.to_ne_bytes());
+        // SAFETY: a bpf_attr of the size passed, read during the call.
+        match check(unsafe { libc::syscall(libc::SYS_bpf, BPF_PROG_DETACH, attr.as_ptr(), attr.len()) }) {
+            Ok(_) => {}
+            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+/// The cookie of this process's network namespace (SO_NETNS_COOKIE), as
+/// `bpf_get_netns_cookie()` reports it for sockets created there.
+pub fn netns_cookie() -> io::Result<u64> {
+    socket_netns_cookie(std::os::unix::net::UnixDatagram::unbound()?.as_fd())
+}
+
+/// The cookie of the network namespace a socket belongs to. Unlike SIOCGSKNS,
+/// SO_NETNS_COOKIE needs no capability, so a confined broker can ask too.
+pub fn socket_netns_cookie(sock: BorrowedFd<'_>) -> io::Result<u64> {
+    let mut cookie = 0u64;
+    let mut len = std::mem::size_of::<u64>() as libc::socklen_t;
+    // SAFETY: the option value is a u64 of the length passed, written by the call.
+    check(unsafe { libc::getsockopt(sock.as_raw_fd(), libc::SOL_SOCKET, libc::SO_NETNS_COOKIE, (&mut cookie as *mut u64).cast(), &mut len) } as libc::c_long)?;
+    Ok(cookie)
+}
 
 /// `r0 = ret; exit`: the smallest program of any type.
 fn returning(ret: i32) -> [u64; 2] {
@@ -347,15 +435,7 @@ pub fn probe_cgroup_bpf(cgroup2: &std::path::Path) -> BpfProbe {
         let prog = prog_load(BPF_PROG_TYPE_CGROUP_SOCK_ADDR, BPF_CGROUP_INET4_CONNECT, 0, 1)?;
         let dir = cgroup2.join(format!("capexec-doctor-{}", std::process::id()));
         std::fs::create_dir(&dir)?;
-        let attached = (|| {
-            let cg = std::fs::File::open(&dir)?;
-            let mut attr = [0u8; 32];
-            attr[0..4].copy_from_slice(&(cg.as_raw_fd() as u32).to_ne_bytes());
-            attr[4..8].copy_from_slice(&(prog.as_raw_fd() as u32).to_ne_bytes());
-            attr[8..12].copy_from_slice(&BPF_CGROUP_INET4_CONNECT.to_ne_bytes());
-            // SAFETY: a bpf_attr of the size passed, read during the call.
-            check(unsafe { libc::syscall(libc::SYS_bpf, BPF_PROG_ATTACH, attr.as_ptr(), attr.len()) }).map(drop)
-        })();
+        let attached = std::fs::File::open(&dir).and_then(|cg| cgroup_attach(prog.as_fd(), cg.as_fd(), BPF_CGROUP_INET4_CONNECT));
         let _ = std::fs::remove_dir(&dir);
         attached
     })())

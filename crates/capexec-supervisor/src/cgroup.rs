@@ -135,6 +135,138 @@ impl Hierarchy {
     }
 }
 
+/// Whether a cgroup v2 hierarchy is mounted (the network guard needs one).
+pub fn v2_mounted() -> bool {
+    Hierarchy::detect().is_ok_and(|h| h.v2.is_some())
+}
+
+/// The child cgroup of a guarded service's that holds capexec's processes for
+/// it (see [`ServiceCgroup::guard`]).
+const SUPERVISOR: &str = "capexec";
+
+const GUARD_NEEDS_V2: &str = "the service has sockets in the host's network namespace, which capexec's network guard checks from a cgroup v2 directory, and this machine mounts no cgroup v2 hierarchy; mount one (cgroup2 at /sys/fs/cgroup, or /sys/fs/cgroup/unified on hybrid machines), or declare `net = \"host\"`";
+
+/// `capexec exec`'s cgroups for a guarded service (as root): a cgroup v2
+/// directory for the service under capexec's own, and its child for capexec
+/// itself, which creates the service's host sockets and brokers for it.
+/// Named after the unit and capexec's pid, so runs never share one.
+///
+/// capexec cannot remove them itself at the end: as the broker it has
+/// confined itself by then (seccomp, Landlock). A watcher process, forked
+/// before capexec moves, waits for capexec's end (a pipe's EOF, which also
+/// comes if capexec is killed), then kills what is left of the service and
+/// removes the directories.
+pub struct ExecCgroup {
+    pub service: PathBuf,
+    pub supervisor: PathBuf,
+}
+
+impl ExecCgroup {
+    /// Creates the directories, puts the guard on them, starts the watcher and
+    /// moves this process into the supervisor's cgroup. Must be called while
+    /// the process is single-threaded (it forks).
+    pub fn enter(unit: &str, policy: &capexec_sandbox::netguard::NetPolicy) -> Result<ExecCgroup, String> {
+        let h = Hierarchy::detect().map_err(|e| e.to_string())?;
+        let Some((root, _)) = h.v2 else {
+            return Err(GUARD_NEEDS_V2.into());
+        };
+        let own = std::fs::read_to_string("/proc/self/cgroup").map_err(|e| format!("read /proc/self/cgroup: {e}"))?;
+        let own = own.lines().find_map(|l| l.strip_prefix("0::")).ok_or("no cgroup v2 line in /proc/self/cgroup")?;
+        let origin = root.join(own.trim_start_matches('/'));
+        remove_stale(&origin);
+        let service = origin.join(format!("{EXEC_PREFIX}{unit}.{}", std::process::id()));
+        let supervisor = service.join(SUPERVISOR);
+        std::fs::create_dir_all(&supervisor).map_err(|e| format!("create cgroup {}: {e}", supervisor.display()))?;
+        let cg = ServiceCgroup { v2: Some(service.clone()), v1: BTreeMap::new() };
+        let watcher = match capexec_sandbox::netguard::attach(policy, &service, &supervisor).map_err(|e| e.to_string()).and_then(|()| watch(cg.clone())) {
+            Ok(w) => w,
+            Err(e) => {
+                let _ = cg.remove();
+                return Err(e);
+            }
+        };
+        write(&supervisor.join("cgroup.procs"), "0").map_err(|e| e.to_string())?;
+        // Kept open until this process exits, never closed early: the watcher
+        // kills everything in the cgroup, capexec included, once it sees EOF.
+        let _ = std::os::fd::IntoRawFd::into_raw_fd(watcher);
+        Ok(ExecCgroup { service, supervisor })
+    }
+}
+
+/// Forks the watcher of [`ExecCgroup`]; returns the pipe's write end.
+fn watch(cg: ServiceCgroup) -> Result<std::os::fd::OwnedFd, String> {
+    let (rd, wr) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| format!("create the cgroup watcher's pipe: {e}"))?;
+    let threads = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    if !threads.lines().any(|l| l.split_whitespace().eq(["Threads:", "1"])) {
+        return Err("internal: capexec must be single-threaded when it forks its cgroup watcher".into());
+    }
+    // SAFETY: the process is single-threaded (checked just above), so the
+    // child may allocate and run ordinary code.
+    match unsafe { libc::fork() } {
+        -1 => Err(format!("fork the cgroup watcher: {}", std::io::Error::last_os_error())),
+        0 => {
+            drop(wr);
+            let rd = std::os::fd::AsRawFd::as_raw_fd(&rd);
+            // Nothing of capexec's stays open here (a pipe a caller reads to
+            // its end, systemd's sockets), only the pipe to wait on.
+            let open: Vec<i32> =
+                std::fs::read_dir("/proc/self/fd").map(|d| d.flatten().filter_map(|e| e.file_name().to_str()?.parse().ok()).collect()).unwrap_or_default();
+            let null = std::fs::File::options().read(true).write(true).open("/dev/null").map(std::os::fd::IntoRawFd::into_raw_fd).unwrap_or(-1);
+            // SAFETY: fd and signal calls on this process's own fds and
+            // signals: stdio onto /dev/null, every other inherited fd closed;
+            // the watcher leaves capexec's session and ignores the stop signals
+            // meant for capexec (a terminal's, systemd's), so that it lives to
+            // clean up; then it blocks until every copy of the write end closed.
+            unsafe {
+                for fd in open.into_iter().filter(|fd| *fd != rd && *fd != null) {
+                    libc::close(fd);
+                }
+                for std_fd in 0..3 {
+                    libc::dup2(null, std_fd);
+                }
+                libc::setsid();
+                for sig in [libc::SIGTERM, libc::SIGINT, libc::SIGHUP] {
+                    libc::signal(sig, libc::SIG_IGN);
+                }
+                let mut b = [0u8; 1];
+                while libc::read(rd, b.as_mut_ptr().cast(), 1) != 0 {}
+            }
+            let _ = cg.kill_all();
+            for _ in 0..5000 {
+                if cg.is_empty() {
+                    break;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(2));
+            }
+            let _ = cg.remove();
+            // SAFETY: ending the watcher without running capexec's destructors.
+            unsafe { libc::_exit(0) }
+        }
+        _ => Ok(wr),
+    }
+}
+
+const EXEC_PREFIX: &str = "capexec-exec-";
+
+/// Directories of `capexec exec` runs that were killed before they could
+/// remove them: named `capexec-exec-UNIT.PID` with PID gone, and empty.
+fn remove_stale(parent: &Path) {
+    let Ok(dir) = std::fs::read_dir(parent) else { return };
+    for e in dir.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let Some(pid) = name.strip_prefix(EXEC_PREFIX).and_then(|n| n.rsplit_once('.')).and_then(|(_, p)| p.parse::<i32>().ok()) else {
+            continue;
+        };
+        if Path::new(&format!("/proc/{pid}")).exists() {
+            continue;
+        }
+        let cg = ServiceCgroup { v2: Some(e.path()), v1: BTreeMap::new() };
+        if cg.is_empty() {
+            let _ = cg.remove();
+        }
+    }
+}
+
 fn enable_v2_controller(dir: &Path, controller: &str) -> Result<(), CgroupError> {
     // Each ancestor below the mount must delegate the controller to its children.
     let mut chain: Vec<&Path> = dir.ancestors().skip(1).collect();
@@ -189,8 +321,27 @@ impl ServiceCgroup {
         Ok(text.lines().filter_map(|l| l.trim().parse().ok()).collect())
     }
 
+    /// No process left, in the cgroup or below it (the network guard's
+    /// supervisor cgroup holds the broker).
     pub fn is_empty(&self) -> bool {
+        if let Some(events) = self.v2.as_ref().and_then(|d| std::fs::read_to_string(d.join("cgroup.events")).ok()) {
+            return events.lines().any(|l| l == "populated 0");
+        }
         self.pids().map(|p| p.is_empty()).unwrap_or(true)
+    }
+
+    /// Puts the network guard on the service's cgroup: creates the child
+    /// cgroup capexec's own processes for the service work from (the broker,
+    /// the process that opens its sockets), attaches the programs, and
+    /// returns that child. Needs cgroup v2.
+    pub fn guard(&self, policy: &capexec_sandbox::netguard::NetPolicy) -> Result<PathBuf, String> {
+        let Some(v2) = &self.v2 else {
+            return Err(GUARD_NEEDS_V2.into());
+        };
+        let supervisor = v2.join(SUPERVISOR);
+        std::fs::create_dir_all(&supervisor).map_err(|e| format!("create cgroup {}: {e}", supervisor.display()))?;
+        capexec_sandbox::netguard::attach(policy, v2, &supervisor).map_err(|e| e.to_string())?;
+        Ok(supervisor)
     }
 
     /// SIGKILL to every process, including ones that double-forked away: the
@@ -235,7 +386,8 @@ impl ServiceCgroup {
 
     /// Removes the directories; they must be empty (kill_all first, then wait).
     pub fn remove(&self) -> Result<(), CgroupError> {
-        for dir in self.all() {
+        let supervisor = self.v2.as_ref().map(|d| d.join(SUPERVISOR));
+        for dir in supervisor.iter().chain(self.all()) {
             match std::fs::remove_dir(dir) {
                 Ok(()) => {}
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}

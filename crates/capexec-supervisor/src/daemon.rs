@@ -711,6 +711,9 @@ impl Daemon {
         if has_limits && !cgroups {
             return Err("the declaration sets [limits], which are enforced through a cgroup, and this daemon has none (user mode, or no cgroup hierarchy); remove [limits] or run the service under the system daemon".into());
         }
+        if self.rootless || !cgroups {
+            capexec_sandbox::netguard::require_guard(&s.spec).map_err(|e| e.to_string())?;
+        }
         if !cgroups && !s.spec.namespaces.pid {
             return Err("without a cgroup the daemon tracks a service's processes through its pid namespace; set namespaces.pid = true".into());
         }
@@ -736,6 +739,17 @@ impl Daemon {
             }
             _ => None,
         };
+        // The network guard, where the service has host sockets (see netguard.rs).
+        let guard = capexec_sandbox::netguard::policy(&s.spec).map_err(|e| e.to_string())?;
+        let supervisor_cgroup = match (guard, &s.cgroup) {
+            (Some(policy), Some(c)) if c.v2.is_some() => Some(c.guard(&policy)?),
+            // No guard possible: refused where that leaves a declared limit open.
+            (Some(_), _) => {
+                capexec_sandbox::netguard::require_guard(&s.spec).map_err(|e| e.to_string())?;
+                None
+            }
+            (None, _) => None,
+        };
         let notify_dir = if s.spec.service.kind == capexec_decl::spec::ServiceType::Notify || s.spec.service.watchdog.is_some() {
             let dir = self.cfg.paths.notify_dir(name);
             let user = &s.spec.exec.user;
@@ -758,6 +772,7 @@ impl Daemon {
             rootless: self.rootless,
             cgroup_procs: s.cgroup.as_ref().map(|c| c.procs_files()).unwrap_or_default(),
             cgroup_kill: s.cgroup.as_ref().and_then(|c| c.v2.clone()),
+            supervisor_cgroup,
             notify_dir,
         };
         let data = serde_json::to_vec(&req).map_err(|e| format!("internal: encode launch request: {e}"))?;

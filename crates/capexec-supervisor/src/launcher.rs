@@ -30,6 +30,10 @@ pub struct LaunchRequest {
     pub cgroup_procs: Vec<PathBuf>,
     /// v2 cgroup directory, killed through cgroup.kill if the daemon dies.
     pub cgroup_kill: Option<PathBuf>,
+    /// The network guard's child cgroup of the service's (see
+    /// `ServiceCgroup::guard`): the service's host sockets are opened, and its
+    /// broker runs, from a process in it.
+    pub supervisor_cgroup: Option<PathBuf>,
     /// Directory holding the daemon's notify socket, bound into the view.
     pub notify_dir: Option<PathBuf>,
 }
@@ -204,14 +208,14 @@ fn launch(sock: RawFd, req: LaunchRequest, fds: Vec<OwnedFd>, host_env: &[(Strin
     plan.attach_files(capexec_broker::view_files(&req.spec.broker, plan.loopback));
     let stdio = [fds[0].as_raw_fd(), fds[1].as_raw_fd(), fds[2].as_raw_fd()];
     let mut opts = capexec_sandbox::SpawnOptions { stdio: Some(stdio), cgroup_procs: &req.cgroup_procs, clone_parent: false, learner: None, inherited: &[] };
-    let started = match broker {
-        None => capexec_sandbox::spawn_with(&plan, &opts).map_err(|e| e.to_string()).map(|s| {
+    let started = match (broker, &req.supervisor_cgroup) {
+        (None, None) => capexec_sandbox::spawn_with(&plan, &opts).map_err(|e| e.to_string()).map(|s| {
             let main = s.main_pid.and_then(|m| pidfd_open(m).map(|fd| (m, fd)));
             Started { init_pid: s.pid, init_pidfd: s.pidfd, main, broker: None }
         }),
-        Some(b) => {
+        (b, cgroup) => {
             opts.clone_parent = true;
-            spawn_brokered(&plan, &opts, b, &req.spec.broker)
+            spawn_brokered(&plan, &opts, b, &req.spec.broker, cgroup.as_deref())
         }
     };
     match started {
@@ -249,8 +253,11 @@ struct BrokerReport {
     result: Result<(i32, Option<i32>), String>,
 }
 
-/// A brokered service: its broker is a process of its own, forked from this
-/// single-threaded launcher. It applies the Landlock layer it shares with the
+/// A brokered or guarded service: its broker is a process of its own, forked
+/// from this single-threaded launcher. A guarded service's host sockets must
+/// be created from its supervisor cgroup (see capexec_sandbox::netguard), so
+/// the broker process moves there first; without grants it ends once the
+/// service runs. It applies the Landlock layer it shares with the
 /// service (`apply_broker_layer`: the broker may reach only processes in its
 /// own domain or nested ones, so the service must be created under it), then
 /// clones the service as the launcher's child (CLONE_PARENT: the launcher
@@ -263,8 +270,9 @@ struct BrokerReport {
 fn spawn_brokered(
     plan: &capexec_sandbox::SetupPlan,
     opts: &capexec_sandbox::SpawnOptions,
-    b: capexec_broker::Broker,
+    b: Option<capexec_broker::Broker>,
     spec: &capexec_decl::grants::BrokerSpec,
+    supervisor_cgroup: Option<&std::path::Path>,
 ) -> Result<Started, String> {
     let (ours, theirs) = fdpass::socketpair().map_err(|e| format!("create the broker's report socket: {e}"))?;
     let stderr = opts.stdio.map_or(2, |s| s[2]);
@@ -278,7 +286,7 @@ fn spawn_brokered(
                 libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong);
                 libc::dup2(stderr, 2);
             }
-            broker_main(plan, opts, b, spec, theirs)
+            broker_main(plan, opts, b, spec, supervisor_cgroup, theirs)
         }
         pid => pid,
     };
@@ -302,14 +310,23 @@ fn spawn_brokered(
 fn broker_main(
     plan: &capexec_sandbox::SetupPlan,
     opts: &capexec_sandbox::SpawnOptions,
-    b: capexec_broker::Broker,
+    b: Option<capexec_broker::Broker>,
     spec: &capexec_decl::grants::BrokerSpec,
+    supervisor_cgroup: Option<&std::path::Path>,
     report: OwnedFd,
 ) -> ! {
     let say = |r: &BrokerReport, fds: &[RawFd]| {
         let _ = fdpass::send(report.as_raw_fd(), &serde_json::to_vec(r).expect("reports serialise"), fds);
     };
-    let spawned = capexec_sandbox::landlock_rules::apply_broker_layer(plan, spec).map_err(|e| e.to_string()).and_then(|note| {
+    let joined = match supervisor_cgroup {
+        Some(dir) => std::fs::write(dir.join("cgroup.procs"), "0").map_err(|e| format!("move the broker into cgroup {}: {e}", dir.display())),
+        None => Ok(()),
+    };
+    let layered = joined.and_then(|()| match &b {
+        Some(_) => capexec_sandbox::landlock_rules::apply_broker_layer(plan, spec).map_err(|e| e.to_string()),
+        None => Ok(None),
+    });
+    let spawned = layered.and_then(|note| {
         if let Some(n) = note {
             eprintln!("capexec: {}: warning: {n}", plan.name);
         }
@@ -328,6 +345,11 @@ fn broker_main(
     sent.extend(main.as_ref().map(|(_, fd)| fd.as_raw_fd()));
     say(&BrokerReport { result: Ok((s.pid, main.as_ref().map(|(m, _)| *m))) }, &sent);
     drop(main);
+    let Some(b) = b else {
+        // Only the sockets needed creating here; the launcher reaps the service.
+        // SAFETY: ending the helper without running the launcher's destructors.
+        unsafe { libc::_exit(0) }
+    };
     let ch = capexec_broker::Channels { listener: s.listener.take(), explicit: s.broker_channel.take(), dns: s.dns.take() };
     let mut keep = b.fds();
     keep.extend(ch.fds());

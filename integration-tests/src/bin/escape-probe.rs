@@ -509,6 +509,7 @@ fn main() {
             r.check("2 reading through it still works", rc >= 0, format!("openat readme = {rc}"));
         }
         "preopen-escape" => preopen_escape(&mut r),
+        "host-udp" => host_udp(&mut r, arg(2).parse().unwrap_or(1), arg(3).parse().unwrap_or(1)),
         "host-socket-reuse" => host_socket_reuse(&mut r, arg(2).parse().unwrap_or(1), arg(3).parse().unwrap_or(1)),
         "broker-stall" => broker_stall(&mut r, &arg(2), arg(3).parse().unwrap_or(1)),
         "fork-bomb" => fork_bomb(&mut r, arg(2).parse().unwrap_or(4096), arg(3) == "fork"),
@@ -746,6 +747,71 @@ fn host_socket_reuse(r: &mut Report, granted: u16, secret: u16) {
         if rc >= 0 {
             println!("46 {what}: read {:?}", read_witness(fd));
         }
+    }
+}
+
+/// 46 for datagrams: `host-udp GRANTED SECRET`, in a `net = "none"` service
+/// with a preopened UDP socket (fd 3) and a UDP connect grant to GRANTED. The
+/// host's sockets it holds send to SECRET (a host UDP server that answers with
+/// a secret) by every route that names an address: sendto, sendmsg, sendmmsg,
+/// a new connect after a disconnect, a bind elsewhere. Whatever the sandbox
+/// lets through is followed by a read, so the test sees the secret if it came.
+fn host_udp(r: &mut Report, granted: u16, secret: u16) {
+    let sa = v4(secret);
+    let (sa_ptr, sa_len) = ((&sa as *const libc::sockaddr_in).cast::<libc::sockaddr>(), std::mem::size_of_val(&sa) as u32);
+    let mut sockets = vec![("the preopened UDP socket", 3)];
+    // GRANTED 0: no broker, only the preopened socket.
+    if granted != 0 {
+        // SAFETY: socket() with constants; connect to a valid sockaddr_in (the
+        // broker makes it a host socket connected to the granted server).
+        let brokered = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
+        let g = v4(granted);
+        let (rc, e) = sys!(libc::SYS_connect, brokered, &g as *const libc::sockaddr_in, std::mem::size_of_val(&g));
+        r.check("46 control: a granted UDP connect", rc == 0, e);
+        let (rc, e) = sys!(libc::SYS_write, brokered, b"ping".as_ptr(), 4);
+        let answer = read_witness(brokered);
+        r.check("46 control: the granted server answers", rc == 4 && answer == "hello", format!("{answer:?} {e}"));
+        sockets.push(("a brokered UDP socket", brokered));
+    }
+    for (what, fd) in sockets {
+        let after = |case: &str, rc: i64| {
+            if rc >= 0 {
+                println!("46 {case} from {what}: read {:?}", read_witness(fd));
+            }
+        };
+        let (rc, e) = sys!(libc::SYS_sendto, fd, b"x".as_ptr(), 1, 0, sa_ptr, sa_len);
+        r.expect_fail(&format!("46 sendto from {what} to the host's secret port"), rc, e, &[EPERM]);
+        after("sendto", rc);
+        let mut iov = libc::iovec { iov_base: b"x".as_ptr() as *mut libc::c_void, iov_len: 1 };
+        // SAFETY: msghdr is plain data; all-zero is valid before the fields are set.
+        let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+        msg.msg_name = sa_ptr as *mut libc::c_void;
+        msg.msg_namelen = sa_len;
+        msg.msg_iov = &mut iov;
+        msg.msg_iovlen = 1;
+        let (rc, e) = sys!(libc::SYS_sendmsg, fd, &msg as *const libc::msghdr, 0);
+        r.expect_fail(&format!("46 sendmsg from {what} to the host's secret port"), rc, e, &[EPERM]);
+        after("sendmsg", rc);
+        let mut mm = libc::mmsghdr { msg_hdr: msg, msg_len: 0 };
+        let (rc, e) = sys!(libc::SYS_sendmmsg, fd, &mut mm as *mut libc::mmsghdr, 1, 0);
+        r.expect_fail(&format!("46 sendmmsg from {what} to the host's secret port"), rc, e, &[EPERM]);
+        after("sendmmsg", rc);
+        // SAFETY: sockaddr is plain data; AF_UNSPEC with zeroes disconnects.
+        let mut unspec: libc::sockaddr = unsafe { std::mem::zeroed() };
+        unspec.sa_family = libc::AF_UNSPEC as u16;
+        let (rc, _) = sys!(libc::SYS_connect, fd, &unspec as *const libc::sockaddr, std::mem::size_of_val(&unspec));
+        println!("46 disconnect {what}: {rc}");
+        let (rc, e) = sys!(libc::SYS_connect, fd, sa_ptr, sa_len);
+        r.expect_fail(&format!("46 connect {what} to the host's secret port"), rc, e, &[EPERM, EACCES]);
+        if rc >= 0 {
+            let (rc, _) = sys!(libc::SYS_write, fd, b"x".as_ptr(), 1);
+            after("connect and write", rc);
+        }
+        // A disconnected datagram socket loses its port, unless bound
+        // explicitly: a bind to any other host port must not follow.
+        let anywhere = v4(0);
+        let (rc, e) = sys!(libc::SYS_bind, fd, &anywhere as *const libc::sockaddr_in, std::mem::size_of_val(&anywhere));
+        r.expect_fail(&format!("46 bind {what} to a new host port"), rc, e, &[EPERM, EACCES, libc::EINVAL]);
     }
 }
 

@@ -4,6 +4,7 @@ use super::systemd::{Handoff, Relay};
 use capexec::cli::ExecArgs;
 use capexec_decl::spec::ServiceType;
 use capexec_decl::{Context, ServiceSpec};
+use capexec_supervisor::cgroup::ExecCgroup;
 
 pub fn run(args: &ExecArgs) -> i32 {
     let search = super::search_path(&args.search.unit_path);
@@ -44,7 +45,7 @@ pub fn launch_foreground(spec: &ServiceSpec, handoff: Handoff) -> i32 {
         }
         Ok(p)
     });
-    let mut plan = match planned {
+    let plan = match planned {
         Ok(p) => p,
         Err(e) => {
             eprintln!("capexec: {}: {e}", spec.name);
@@ -52,6 +53,33 @@ pub fn launch_foreground(spec: &ServiceSpec, handoff: Handoff) -> i32 {
         }
     };
     tracing::debug!(unit = %spec.name, flags = plan.clone_flags, mounts = plan.mounts.len(), "launching");
+    // The network guard, where the service has host sockets: as root, a
+    // cgroup of its own, with this process (which opens those sockets and
+    // brokers) in the child the guard lets through. Rootless, the plan has
+    // refused what would be weaker without it.
+    let cgroup = match guard_cgroup(spec, rootless) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("capexec: {}: {e}", spec.name);
+            return super::EXIT_SETUP;
+        }
+    };
+    // The cgroup watcher removes the directories once this process ends.
+    launch_planned(spec, plan, handoff, cgroup.as_ref())
+}
+
+fn guard_cgroup(spec: &ServiceSpec, rootless: bool) -> Result<Option<ExecCgroup>, String> {
+    let Some(policy) = capexec_sandbox::netguard::policy(spec).map_err(|e| e.to_string())? else {
+        return Ok(None);
+    };
+    if rootless || !capexec_supervisor::cgroup::v2_mounted() {
+        capexec_sandbox::netguard::require_guard(spec).map_err(|e| e.to_string())?;
+        return Ok(None);
+    }
+    ExecCgroup::enter(&spec.name, &policy).map(Some)
+}
+
+fn launch_planned(spec: &ServiceSpec, mut plan: capexec_sandbox::SetupPlan, handoff: Handoff, cgroup: Option<&ExecCgroup>) -> i32 {
     // Under `capexec exec` this process is the service's broker: it opens what
     // the grants need now, while it still can, and serves once the service runs.
     let broker = match spec.broker.is_empty() {
@@ -79,7 +107,9 @@ pub fn launch_foreground(spec: &ServiceSpec, handoff: Handoff) -> i32 {
         }
     }
     let inherited = handoff.raw_fds();
-    let spawned = capexec_sandbox::spawn_with(&plan, &capexec_sandbox::SpawnOptions { inherited: &inherited, ..Default::default() });
+    let cgroup_procs: Vec<std::path::PathBuf> = cgroup.map(|c| c.service.join("cgroup.procs")).into_iter().collect();
+    let spawned =
+        capexec_sandbox::spawn_with(&plan, &capexec_sandbox::SpawnOptions { inherited: &inherited, cgroup_procs: &cgroup_procs, ..Default::default() });
     // The service has its copies; capexec keeps none of systemd's sockets.
     drop(handoff.fds);
     match spawned {

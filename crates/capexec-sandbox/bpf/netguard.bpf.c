@@ -1,0 +1,207 @@
+// SPDX-License-Identifier: Apache-2.0
+//
+// capexec's network guard: cgroup sock_addr programs on a service's cgroup v2
+// directory. They follow every IPv4/IPv6 socket that lives in the host's network
+// namespace but is used by a `net = "none"` service (preopened listeners and
+// datagram sockets, sockets the broker binds or connects for it), whatever the
+// syscall: connect (also inside sendto/sendmsg: Fast Open, MPTCP fallback),
+// bind, and every datagram sent with an explicit address.
+//
+// Why cgroup hooks: Landlock checks TCP bind/connect only, and by port, not by
+// address; seccomp cannot read the address behind a pointer safely. These hooks
+// run in the kernel on the socket's own state, after the address was copied.
+//
+// A socket's hooks are those of the cgroup it was created in, so capexec
+// creates the service's host sockets from a process in a child of the
+// service's cgroup (`exempt_cgroup`): that process (the broker) is trusted and
+// its own calls pass, the service's are checked. Sockets in any other network
+// namespace (the service's own, with only a loopback) are not capexec's to
+// check here.
+//
+// Built by scripts/gen-bpf.sh into netguard.bpf.o, which is committed so that
+// building capexec needs no clang; a test checks that the object is current.
+
+#include <linux/bpf.h>
+#include <linux/in.h>
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_endian.h>
+
+#define MAX_GRANTS 64
+#define GRANT_CONNECT 1
+#define GRANT_BIND 2
+
+// One declared address range, IPv4 as v4-mapped IPv6 so that one comparison
+// serves both families. `net` is already masked; `mask` is per 32-bit word.
+struct grant {
+	__u32 net[4];
+	__u32 mask[4];
+	__u16 port_lo;
+	__u16 port_hi;
+	__u8 kind;  // GRANT_CONNECT or GRANT_BIND
+	__u8 proto; // 0: TCP and UDP; else IPPROTO_TCP or IPPROTO_UDP
+	__u8 pad[2];
+};
+
+// Set by the loader before the programs are verified (read-only to them).
+const volatile __u64 host_netns = 0;
+const volatile __u64 exempt_cgroup = 0;
+const volatile __u32 n_grants = 0;
+const volatile struct grant grants[MAX_GRANTS] = {};
+
+// A peer a datagram socket received from: it may answer it (a UDP server must
+// reply to whoever asked), never start a conversation with anyone else.
+struct peer {
+	__u64 cookie; // the socket
+	__u32 addr[4];
+	__u32 port; // network order, as the context holds it
+	__u32 pad;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 8192);
+	__type(key, struct peer);
+	__type(value, __u8);
+} peers SEC(".maps");
+
+static __always_inline int unguarded(struct bpf_sock_addr *ctx)
+{
+	if (bpf_get_netns_cookie(ctx) != host_netns)
+		return 1;
+	return exempt_cgroup && bpf_get_current_cgroup_id() == exempt_cgroup;
+}
+
+static __always_inline int granted(const __u32 a[4], __u32 port_be, __u32 proto, __u8 kind)
+{
+	__u16 port = bpf_ntohs((__u16)port_be);
+	if (proto != IPPROTO_TCP && proto != IPPROTO_UDP)
+		return 0;
+	for (__u32 i = 0; i < MAX_GRANTS; i++) {
+		if (i >= n_grants)
+			break;
+		if (grants[i].kind != kind)
+			continue;
+		if (grants[i].proto && grants[i].proto != proto)
+			continue;
+		if (port < grants[i].port_lo || port > grants[i].port_hi)
+			continue;
+		if ((a[0] & grants[i].mask[0]) != grants[i].net[0] || (a[1] & grants[i].mask[1]) != grants[i].net[1] ||
+		    (a[2] & grants[i].mask[2]) != grants[i].net[2] || (a[3] & grants[i].mask[3]) != grants[i].net[3])
+			continue;
+		return 1;
+	}
+	return 0;
+}
+
+static __always_inline int known_peer(struct bpf_sock_addr *ctx, const __u32 a[4])
+{
+	struct peer k = {
+		.cookie = bpf_get_socket_cookie(ctx),
+		.addr = {a[0], a[1], a[2], a[3]},
+		.port = ctx->user_port,
+	};
+	return ctx->protocol == IPPROTO_UDP && bpf_map_lookup_elem(&peers, &k) != 0;
+}
+
+static __always_inline void remember_peer(struct bpf_sock_addr *ctx, const __u32 a[4])
+{
+	struct peer k = {
+		.cookie = bpf_get_socket_cookie(ctx),
+		.addr = {a[0], a[1], a[2], a[3]},
+		.port = ctx->user_port,
+	};
+	__u8 one = 1;
+	bpf_map_update_elem(&peers, &k, &one, BPF_ANY);
+}
+
+#define V4(ctx) {0, 0, bpf_htonl(0xffff), (ctx)->user_ip4}
+#define V6(ctx) {(ctx)->user_ip6[0], (ctx)->user_ip6[1], (ctx)->user_ip6[2], (ctx)->user_ip6[3]}
+
+// A connect, whatever made it: connect(2), a Fast Open send, a UDP connect.
+static __always_inline int check_connect(struct bpf_sock_addr *ctx, const __u32 a[4])
+{
+	if (unguarded(ctx))
+		return 1;
+	return granted(a, ctx->user_port, ctx->protocol, GRANT_CONNECT) || known_peer(ctx, a);
+}
+
+static __always_inline int check_bind(struct bpf_sock_addr *ctx, const __u32 a[4])
+{
+	if (unguarded(ctx))
+		return 1;
+	return granted(a, ctx->user_port, ctx->protocol, GRANT_BIND);
+}
+
+// A datagram to an explicit address: granted, or the answer to a peer.
+static __always_inline int check_send(struct bpf_sock_addr *ctx, const __u32 a[4])
+{
+	if (unguarded(ctx))
+		return 1;
+	return granted(a, ctx->user_port, IPPROTO_UDP, GRANT_CONNECT) || known_peer(ctx, a);
+}
+
+static __always_inline int note_recv(struct bpf_sock_addr *ctx, const __u32 a[4])
+{
+	if (!unguarded(ctx))
+		remember_peer(ctx, a);
+	return 1; // recvmsg hooks must allow
+}
+
+SEC("cgroup/connect4")
+int connect4(struct bpf_sock_addr *ctx)
+{
+	__u32 a[4] = V4(ctx);
+	return check_connect(ctx, a);
+}
+
+SEC("cgroup/connect6")
+int connect6(struct bpf_sock_addr *ctx)
+{
+	__u32 a[4] = V6(ctx);
+	return check_connect(ctx, a);
+}
+
+SEC("cgroup/bind4")
+int bind4(struct bpf_sock_addr *ctx)
+{
+	__u32 a[4] = V4(ctx);
+	return check_bind(ctx, a);
+}
+
+SEC("cgroup/bind6")
+int bind6(struct bpf_sock_addr *ctx)
+{
+	__u32 a[4] = V6(ctx);
+	return check_bind(ctx, a);
+}
+
+SEC("cgroup/sendmsg4")
+int sendmsg4(struct bpf_sock_addr *ctx)
+{
+	__u32 a[4] = V4(ctx);
+	return check_send(ctx, a);
+}
+
+SEC("cgroup/sendmsg6")
+int sendmsg6(struct bpf_sock_addr *ctx)
+{
+	__u32 a[4] = V6(ctx);
+	return check_send(ctx, a);
+}
+
+SEC("cgroup/recvmsg4")
+int recvmsg4(struct bpf_sock_addr *ctx)
+{
+	__u32 a[4] = V4(ctx);
+	return note_recv(ctx, a);
+}
+
+SEC("cgroup/recvmsg6")
+int recvmsg6(struct bpf_sock_addr *ctx)
+{
+	__u32 a[4] = V6(ctx);
+	return note_recv(ctx, a);
+}
+
+// No GPL-only helper is used.
+char LICENSE[] SEC("license") = "Apache-2.0";

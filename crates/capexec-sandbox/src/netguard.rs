@@ -1,0 +1,394 @@
+//! The network guard: capexec's cgroup BPF layer (bpf/netguard.bpf.c).
+//!
+//! A `net = "none"` service has its own network namespace, yet some of its
+//! sockets live in the host's: preopened TCP/UDP listeners and the sockets its
+//! broker binds or connects for it. Landlock checks only TCP bind/connect, by
+//! port and for every address alike; nothing else looks at what such a socket
+//! does next (a datagram `sendto` to any address, a disconnect and a new
+//! connect, a new bind). The guard's programs sit on the service's cgroup v2
+//! directory and check every bind, connect and addressed datagram of those
+//! sockets against the declaration's `[broker.net]` grants, letting a datagram
+//! socket answer only peers it received from.
+//!
+//! Who creates a socket decides which programs see it (its creator's cgroup),
+//! so the launch creates the service's host sockets from a process in a child
+//! cgroup of the service's (`supervisor`), whose own calls the programs let
+//! through. The programs are attached with BPF_PROG_ATTACH, not a BPF link: the
+//! attachment then lasts as long as the cgroup, not as long as some capexec
+//! process, so a crashed supervisor leaves its services guarded.
+//!
+//! Without root or cgroup v2 there is no guard; [`unguarded_gaps`] says what
+//! that would leave open, and the plan refuses such declarations.
+
+use crate::sys;
+use capexec_decl::grants::{NetGrant, Proto};
+use capexec_decl::spec::{ListenAddr, NetMode, PreopenKind};
+use capexec_decl::ServiceSpec;
+use std::net::IpAddr;
+use std::os::fd::AsFd;
+use std::path::{Path, PathBuf};
+
+/// The compiled programs; see scripts/gen-bpf.sh.
+static OBJECT: &[u8] = include_bytes!("../bpf/netguard.bpf.o");
+
+/// As `MAX_GRANTS` in netguard.bpf.c; validation holds declarations to it.
+pub const MAX_GRANTS: usize = capexec_decl::validate::MAX_NET_GRANTS;
+const GRANT_CONNECT: u8 = 1;
+const GRANT_BIND: u8 = 2;
+
+#[derive(Debug, thiserror::Error)]
+pub enum NetGuardError {
+    #[error("{op} {}: {source}", path.display())]
+    Io { op: &'static str, path: PathBuf, source: std::io::Error },
+    #[error("load the network guard's BPF programs: {0}\n  help: `capexec doctor` says whether cgroup BPF works on this machine")]
+    Load(String),
+    #[error("attach the network guard's `{program}` program to {}: {source}\n  help: `capexec doctor` says whether cgroup BPF works on this machine", cgroup.display())]
+    Attach { program: &'static str, cgroup: PathBuf, source: std::io::Error },
+    #[error(
+        "the declaration has {0} [broker.net] grants; the network guard holds at most {MAX_GRANTS}: merge them into address ranges (ADDRESS/PREFIX, PORT-PORT)"
+    )]
+    TooManyGrants(usize),
+}
+
+/// What the guard allows, in the programs' layout.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NetPolicy {
+    grants: Vec<Grant>,
+}
+
+/// `struct grant` in netguard.bpf.c.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct Grant {
+    net: [u32; 4],
+    mask: [u32; 4],
+    port_lo: u16,
+    port_hi: u16,
+    kind: u8,
+    proto: u8,
+    pad: [u8; 2],
+}
+
+// SAFETY: `Grant` is `repr(C)`, made of integers only, with its padding
+// spelled out as a field, so every byte of it is initialised and any bit
+// pattern is valid: aya copies it byte for byte into the programs' .rodata.
+unsafe impl aya::Pod for Grant {}
+
+impl Grant {
+    fn new(g: &NetGrant, kind: u8) -> Grant {
+        // IPv4 as v4-mapped IPv6, as the programs compare it.
+        let (bytes, prefix) = match g.addr {
+            IpAddr::V4(a) => (a.to_ipv6_mapped().octets(), g.prefix as u32 + 96),
+            IpAddr::V6(a) => (a.octets(), g.prefix as u32),
+        };
+        let mut grant = Grant { port_lo: g.ports.0, port_hi: g.ports.1, kind, ..Grant::default() };
+        grant.proto = match g.proto {
+            None => 0,
+            Some(Proto::Tcp) => libc::IPPROTO_TCP as u8,
+            Some(Proto::Udp) => libc::IPPROTO_UDP as u8,
+        };
+        for i in 0..4 {
+            let bits = prefix.saturating_sub(32 * i as u32).min(32);
+            let mask = if bits == 0 { 0 } else { u32::MAX << (32 - bits) };
+            // The programs read addresses as the kernel stores them: network order.
+            grant.mask[i] = mask.to_be();
+            grant.net[i] = u32::from_be_bytes([bytes[4 * i], bytes[4 * i + 1], bytes[4 * i + 2], bytes[4 * i + 3]]).to_be() & grant.mask[i];
+        }
+        grant
+    }
+}
+
+/// The service's sockets in the host's network namespace, by protocol: what
+/// the guard is for. Empty under `net = "host"` (there Landlock and seccomp
+/// are the network limits) and for services that get no host socket.
+fn host_sockets(spec: &ServiceSpec) -> (bool, bool) {
+    if spec.namespaces.net != NetMode::None {
+        return (false, false);
+    }
+    let (mut tcp, mut udp) = (false, false);
+    for p in &spec.preopen {
+        match &p.kind {
+            PreopenKind::Listen { address: ListenAddr::Tcp(_), .. } => tcp = true,
+            PreopenKind::Listen { address: ListenAddr::Udp(_), .. } => udp = true,
+            _ => {}
+        }
+    }
+    for g in spec.broker.connect.iter().chain(&spec.broker.bind) {
+        tcp |= g.proto != Some(Proto::Udp);
+        udp |= g.proto != Some(Proto::Tcp);
+    }
+    (tcp, udp)
+}
+
+/// The guard's policy for `spec`, or `None` when the service needs no guard.
+pub fn policy(spec: &ServiceSpec) -> Result<Option<NetPolicy>, NetGuardError> {
+    if host_sockets(spec) == (false, false) {
+        return Ok(None);
+    }
+    let b = &spec.broker;
+    let grants: Vec<Grant> = b.connect.iter().map(|g| Grant::new(g, GRANT_CONNECT)).chain(b.bind.iter().map(|g| Grant::new(g, GRANT_BIND))).collect();
+    if grants.len() > MAX_GRANTS {
+        return Err(NetGuardError::TooManyGrants(grants.len()));
+    }
+    Ok(Some(NetPolicy { grants }))
+}
+
+/// What stays open for `spec` where the guard cannot be attached (rootless,
+/// no cgroup v2): each a sentence, empty when nothing the declaration limits
+/// would be reachable.
+pub fn unguarded_gaps(spec: &ServiceSpec) -> Vec<String> {
+    let (tcp, udp) = host_sockets(spec);
+    let mut gaps = Vec::new();
+    if udp {
+        gaps.push(
+            "its UDP sockets in the host's network namespace (a `udp:` preopen, or a [broker.net] grant that covers UDP) could send datagrams to any host address"
+                .to_owned(),
+        );
+    }
+    let ll = &spec.landlock;
+    if tcp && !(ll.connect_tcp.is_empty() && ll.bind_tcp.is_empty()) {
+        gaps.push(
+            "its TCP sockets in the host's network namespace could connect to or bind the ports of landlock.connect_tcp/bind_tcp on any host address (those ports are meant for its own loopback)"
+                .to_owned(),
+        );
+    }
+    gaps
+}
+
+/// `Err` with what to do when `spec` needs the guard to hold as declared and
+/// will run without it (rootless, or without a cgroup v2 directory).
+pub fn require_guard(spec: &ServiceSpec) -> Result<(), crate::error::LaunchError> {
+    let gaps = unguarded_gaps(spec);
+    if gaps.is_empty() {
+        return Ok(());
+    }
+    Err(crate::error::LaunchError::Unsupported {
+        what: format!(
+            "{} would run weaker than declared without capexec's network guard (cgroup BPF, which needs root and cgroup v2): {}",
+            spec.name,
+            gaps.join("; and ")
+        ),
+        help: "run it as root (`capexec daemon`, or `capexec exec` as root), where the guard checks these sockets; or remove the `udp:` preopens and [broker.net] grants that cover UDP (and landlock.connect_tcp/bind_tcp beside host TCP sockets)".into(),
+    })
+}
+
+/// The cgroup v2 id of a directory: its inode number on cgroupfs, which is
+/// what `bpf_get_current_cgroup_id()` returns.
+pub fn cgroup_id(dir: &Path) -> Result<u64, NetGuardError> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(dir).map(|m| m.ino()).map_err(|source| NetGuardError::Io { op: "stat cgroup", path: dir.to_owned(), source })
+}
+
+/// Program name (in netguard.bpf.c) and where it attaches.
+const PROGRAMS: [(&str, u32); 8] = [
+    ("connect4", sys::BPF_CGROUP_INET4_CONNECT),
+    ("connect6", sys::BPF_CGROUP_INET6_CONNECT),
+    ("bind4", sys::BPF_CGROUP_INET4_BIND),
+    ("bind6", sys::BPF_CGROUP_INET6_BIND),
+    ("sendmsg4", sys::BPF_CGROUP_UDP4_SENDMSG),
+    ("sendmsg6", sys::BPF_CGROUP_UDP6_SENDMSG),
+    ("recvmsg4", sys::BPF_CGROUP_UDP4_RECVMSG),
+    ("recvmsg6", sys::BPF_CGROUP_UDP6_RECVMSG),
+];
+
+/// Loads the programs for `policy` and attaches them to the service's cgroup
+/// v2 directory `service`; the calls of processes in `supervisor` (a child of
+/// it) pass. Sockets are told apart by network namespace: those in the
+/// caller's (the host's, for the service) are checked.
+pub fn attach(policy: &NetPolicy, service: &Path, supervisor: &Path) -> Result<(), NetGuardError> {
+    let host_netns =
+        sys::netns_cookie().map_err(|source| NetGuardError::Io { op: "read the network namespace cookie of", path: "/proc/self/ns/net".into(), source })?;
+    let exempt = cgroup_id(supervisor)?;
+    let mut grants = [Grant::default(); MAX_GRANTS];
+    grants[..policy.grants.len()].copy_from_slice(&policy.grants);
+    let n = policy.grants.len() as u32;
+    let mut ebpf = aya::EbpfLoader::new()
+        .override_global("host_netns", &host_netns, true)
+        .override_global("exempt_cgroup", &exempt, true)
+        .override_global("n_grants", &n, true)
+        .override_global("grants", &grants, true)
+        .load(OBJECT)
+        .map_err(|e| NetGuardError::Load(e.to_string()))?;
+    let cgroup = std::fs::File::open(service).map_err(|source| NetGuardError::Io { op: "open cgroup", path: service.to_owned(), source })?;
+    // A cgroup kept from an earlier run (the daemon reuses a service's) still
+    // holds that run's programs; all attached programs must allow, so they
+    // would narrow the new policy to the old one.
+    for (name, attach_type) in PROGRAMS {
+        sys::cgroup_detach_all(cgroup.as_fd(), attach_type).map_err(|source| NetGuardError::Attach { program: name, cgroup: service.to_owned(), source })?;
+    }
+    for (name, attach_type) in PROGRAMS {
+        let prog: &mut aya::programs::CgroupSockAddr = ebpf
+            .program_mut(name)
+            .ok_or_else(|| NetGuardError::Load(format!("the object has no program `{name}`")))?
+            .try_into()
+            .map_err(|e: aya::programs::ProgramError| NetGuardError::Load(format!("{name}: {e}")))?;
+        prog.load().map_err(|e| NetGuardError::Load(format!("{name}: {}", verifier_text(&e))))?;
+        let fd = prog.fd().map_err(|e| NetGuardError::Load(format!("{name}: {e}")))?;
+        sys::cgroup_attach(fd.as_fd(), cgroup.as_fd(), attach_type).map_err(|source| NetGuardError::Attach {
+            program: name,
+            cgroup: service.to_owned(),
+            source,
+        })?;
+    }
+    // Dropping `ebpf` closes capexec's references; the attachments keep theirs.
+    Ok(())
+}
+
+/// A load error with the verifier's log, which aya keeps in the error's
+/// source chain.
+fn verifier_text(e: &aya::programs::ProgramError) -> String {
+    let mut s = e.to_string();
+    let mut src = std::error::Error::source(e);
+    while let Some(inner) = src {
+        s.push_str(&format!(": {inner}"));
+        src = inner.source();
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn grants_become_masked_v6_ranges() {
+        let g = Grant::new(&NetGrant::parse("udp:10.1.2.3/8:53").unwrap(), GRANT_CONNECT);
+        assert_eq!(g.mask.map(u32::from_be), [u32::MAX, u32::MAX, u32::MAX, 0xff00_0000]);
+        assert_eq!(g.net.map(u32::from_be), [0, 0, 0xffff, 0x0a00_0000]);
+        assert_eq!((g.port_lo, g.port_hi, g.proto, g.kind), (53, 53, 17, GRANT_CONNECT));
+        let g = Grant::new(&NetGrant::parse("[::1]:8000-8009").unwrap(), GRANT_BIND);
+        assert_eq!(g.mask, [u32::MAX; 4]);
+        assert_eq!(g.net.map(u32::from_be), [0, 0, 0, 1]);
+        assert_eq!((g.port_lo, g.port_hi, g.proto), (8000, 8009, 0));
+        let g = Grant::new(&NetGrant::parse("[2001:db8::]/36:*").unwrap(), GRANT_BIND);
+        assert_eq!(g.mask.map(u32::from_be), [u32::MAX, 0xf000_0000, 0, 0]);
+        assert_eq!(g.net.map(u32::from_be), [0x2001_0db8, 0, 0, 0]);
+    }
+
+    #[test]
+    fn the_layout_matches_the_programs() {
+        // struct grant in netguard.bpf.c: 16 + 16 + 2 + 2 + 1 + 1 + 2.
+        assert_eq!(std::mem::size_of::<Grant>(), 40);
+        let src = include_str!("../bpf/netguard.bpf.c");
+        assert!(src.contains(&format!("#define MAX_GRANTS {MAX_GRANTS}\n")));
+        for (name, _) in PROGRAMS {
+            assert!(src.contains(&format!("int {name}(struct bpf_sock_addr *ctx)")), "{name}");
+        }
+    }
+
+    /// Runs `body` in a forked child moved into `cgroup` first; its exit
+    /// code. The child makes only async-signal-safe calls.
+    fn in_cgroup(cgroup: &Path, body: impl FnOnce() -> i32) -> i32 {
+        let procs = std::ffi::CString::new(cgroup.join("cgroup.procs").into_os_string().into_encoded_bytes()).unwrap();
+        // SAFETY: the child only calls open/write/socket/sendto/connect/_exit,
+        // which are async-signal-safe, so the test harness's threads do not matter.
+        match unsafe { libc::fork() } {
+            0 => {
+                // SAFETY: writing "0" (this process) to cgroup.procs through a path held in a CString.
+                let joined = unsafe {
+                    let fd = libc::open(procs.as_ptr(), libc::O_WRONLY);
+                    fd >= 0 && libc::write(fd, b"0".as_ptr().cast(), 1) == 1
+                };
+                let code = if joined { body() } else { 99 };
+                // SAFETY: ending the child without running the harness's destructors.
+                unsafe { libc::_exit(code) }
+            }
+            pid => {
+                let mut status = 0;
+                // SAFETY: reaping our own child.
+                unsafe { libc::waitpid(pid, &mut status, 0) };
+                libc::WEXITSTATUS(status)
+            }
+        }
+    }
+
+    fn sin(port: u16) -> libc::sockaddr_in {
+        libc::sockaddr_in {
+            sin_family: libc::AF_INET as u16,
+            sin_port: port.to_be(),
+            sin_addr: libc::in_addr { s_addr: u32::from(std::net::Ipv4Addr::LOCALHOST).to_be() },
+            sin_zero: [0; 8],
+        }
+    }
+
+    /// 0: sent; else the errno.
+    fn send_to(sock: i32, port: u16) -> i32 {
+        let a = sin(port);
+        // SAFETY: a valid sockaddr_in of the length passed and a one-byte buffer.
+        let r = unsafe { libc::sendto(sock, b"x".as_ptr().cast(), 1, 0, (&a as *const libc::sockaddr_in).cast(), std::mem::size_of_val(&a) as u32) };
+        if r < 0 {
+            std::io::Error::last_os_error().raw_os_error().unwrap_or(-1)
+        } else {
+            0
+        }
+    }
+
+    fn connect_to(sock: i32, port: u16) -> i32 {
+        let a = sin(port);
+        // SAFETY: a valid sockaddr_in of the length passed.
+        let r = unsafe { libc::connect(sock, (&a as *const libc::sockaddr_in).cast(), std::mem::size_of_val(&a) as u32) };
+        if r < 0 {
+            std::io::Error::last_os_error().raw_os_error().unwrap_or(-1)
+        } else {
+            0
+        }
+    }
+
+    fn udp() -> i32 {
+        // SAFETY: socket takes integers; the fd dies with the child.
+        unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM, 0) }
+    }
+
+    /// The programs on a real cgroup: a socket created in it reaches only
+    /// granted addresses; one created in the supervisor's child cgroup, and
+    /// one in another network namespace, anything.
+    #[test]
+    fn the_programs_hold_in_a_real_cgroup() {
+        if !nix::unistd::geteuid().is_root() {
+            eprintln!("skipped: attaching cgroup BPF programs needs root (CI runs this as root)");
+            return;
+        }
+        let v2 = crate::doctor::cgroups().0.expect("cgroup v2 is mounted here");
+        let service = Path::new(&v2.path).join(format!("capexec-netguard-test-{}", std::process::id()));
+        let supervisor = service.join("capexec");
+        std::fs::create_dir_all(&supervisor).unwrap();
+        let witness = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let granted = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let (w, g) = (witness.local_addr().unwrap().port(), granted.local_addr().unwrap().port());
+        let spec_grant = NetGrant::parse(&format!("udp:127.0.0.1:{g}")).unwrap();
+        let policy = NetPolicy { grants: vec![Grant::new(&spec_grant, GRANT_CONNECT)] };
+        // A first run's programs (granting nothing) must not outlive it.
+        attach(&NetPolicy { grants: vec![] }, &service, &supervisor).unwrap();
+        attach(&policy, &service, &supervisor).unwrap();
+        let eperm = libc::EPERM;
+        let checked = in_cgroup(&service, || {
+            let s = udp();
+            let t = udp();
+            (send_to(s, w) == eperm) as i32
+                | ((send_to(s, g) == 0) as i32) << 1
+                | ((connect_to(t, w) == eperm) as i32) << 2
+                | ((connect_to(t, g) == 0) as i32) << 3
+        });
+        let exempt = in_cgroup(&supervisor, || (send_to(udp(), w) == 0) as i32 | ((connect_to(udp(), w) == 0) as i32) << 1);
+        let _ = std::fs::remove_dir(&supervisor);
+        let _ = std::fs::remove_dir(&service);
+        assert_eq!(
+            checked, 0b1111,
+            "in the service's cgroup: bit 0 sendto ungranted refused, 1 sendto granted sent, 2 connect ungranted refused, 3 connect granted"
+        );
+        assert_eq!(exempt, 0b11, "in the supervisor's cgroup everything passes");
+    }
+
+    /// The committed object is what scripts/gen-bpf.sh makes of the source
+    /// (clang and bpftool come with scripts/install-test-deps.sh).
+    #[test]
+    fn the_committed_object_is_current() {
+        let out = std::env::temp_dir().join(format!("capexec-netguard-{}.o", std::process::id()));
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../../scripts/gen-bpf.sh");
+        let st = std::process::Command::new("sh").arg(script).arg(&out).status().expect("run scripts/gen-bpf.sh");
+        assert!(st.success(), "scripts/gen-bpf.sh failed (it needs clang, bpftool and libbpf-dev)");
+        let fresh = std::fs::read(&out).expect("the fresh object");
+        let _ = std::fs::remove_file(&out);
+        assert!(fresh == OBJECT, "bpf/netguard.bpf.o is stale: run scripts/gen-bpf.sh and commit the object");
+    }
+}
