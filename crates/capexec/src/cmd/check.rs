@@ -37,6 +37,12 @@ pub fn run(args: &CheckArgs) -> i32 {
             for w in &s.warnings {
                 println!("# warning: {w}");
             }
+            // Valid, but what a start by this user would refuse says so now.
+            if !nix::unistd::geteuid().is_root() {
+                if let Err(e) = capexec_sandbox::netguard::require_guard(s) {
+                    println!("# as root only: {}", e.to_string().replace('\n', "\n# "));
+                }
+            }
             if args.full {
                 match toml::to_string(s) {
                     Ok(t) => println!("{t}"),
