@@ -9,8 +9,7 @@ out="$(realpath -m "${1:-$dir/netguard.bpf.o}")"
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 # -g for BTF (maps and globals need it); `bpftool gen object` then links the
-# object without DWARF. Compiled from its own directory by a relative name, as
-# BTF's line information keeps the file name: the bytes are the same wherever
-# the tree is checked out.
-(cd "$dir" && clang -O2 -g -target bpf -I/usr/include/"$(uname -m)"-linux-gnu -c netguard.bpf.c -o "$tmp/netguard.o")
+# object without DWARF; line information in BTF keeps the source path, so the
+# directory is mapped to "." and the bytes are the same wherever the tree is.
+(cd "$dir" && clang -O2 -g -fdebug-prefix-map="$dir"=. -target bpf -I/usr/include/"$(uname -m)"-linux-gnu -c netguard.bpf.c -o "$tmp/netguard.o")
 bpftool gen object "$out" "$tmp/netguard.o"
