@@ -209,6 +209,40 @@ both!(network_host_paths_beside_connect, |who: As| {
     assert!(!out.contains(SECRET), "the host listener's secret was read:\n{out}");
 });
 
+// 52: under net = host, listen() on a TCP socket with no port of its own
+// (never bound, or its connect failed) would bind a random port on every
+// address; the broker refuses it and listens on sockets it bound itself. As
+// `capexec run`, and as a unit of the daemon.
+both!(listen_needs_a_bound_port, |who: As| {
+    let (refusing, bindable) = (unused_port().to_string(), unused_port().to_string());
+    let out = run_probe(who, &["--net", "host", "--connect-tcp", &refusing, "--bind-tcp", &bindable], &["net-listen", &refusing, &bindable]);
+    assert!(out.contains("broker refused listen(fd") && out.contains("bind the socket to a port in landlock.bind_tcp"), "no refusal logged:\n{out}");
+    let mut d = Daemon::prepare(who, &format!("listen-{who:?}"));
+    let (refusing, bindable) = (unused_port(), unused_port());
+    d.write_unit(
+        "listen",
+        &format!(
+            "[exec]\nargv = [\"{}\", \"net-listen\", \"{refusing}\", \"{bindable}\"]\n[filesystem]\nexecutable = [\"{}\"]\n\
+             [namespaces]\nnet = \"host\"\n[landlock]\nconnect_tcp = [{refusing}]\nbind_tcp = [{bindable}]\n",
+            probe().display(),
+            shared_dir().display()
+        ),
+    );
+    d.start();
+    let started = d.ctl(&["start", "listen"]);
+    assert!(started.status.success(), "{}", text(&started));
+    let log = d.dir.join("logs/listen.log");
+    let start = std::time::Instant::now();
+    let last = "listen() again changes the backlog";
+    while !std::fs::read_to_string(&log).unwrap_or_default().contains(last) {
+        assert!(start.elapsed() < T, "the unit did not finish:\n{}\n{}", std::fs::read_to_string(&log).unwrap_or_default(), d.log());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let out = std::fs::read_to_string(&log).unwrap();
+    assert!(!out.contains("ESCAPED") && out.matches("BLOCKED 52 listen()").count() == 3, "{out}");
+    d.terminate(T);
+});
+
 // 48: no setuid or setgid bits by chmod or at creation (RestrictSUIDSGID=).
 both!(no_setuid_or_setgid_files, |who| {
     run_probe(who, &[], &["setid"]);

@@ -357,5 +357,9 @@ fn net(b: &Broker, proto: Proto, addr: SocketAddr, bind: bool) -> Reply {
         crate::net::connect(&fd, addr, family)
     };
     r.map_err(|e| e.raw_os_error().unwrap_or(libc::EIO))?;
+    if bind && proto == Proto::Tcp {
+        // So that the service may listen on it.
+        b.bound.insert(&fd);
+    }
     Ok((Vec::new(), Some(fd)))
 }

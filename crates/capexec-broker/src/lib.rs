@@ -1,6 +1,7 @@
 //! The per-service broker, in the manner of FreeBSD's Casper: a process that
 //! holds only what the declaration's `[broker]` grants need and performs, on the
-//! service's behalf, the requests those grants allow.
+//! service's behalf, the requests those grants allow (and the binds and
+//! listens of its host TCP sockets: see `ServiceSpec::brokers_listen`).
 //!
 //! [`Broker::prepare`] opens what the grants need (a pinned directory per file
 //! grant) before the service exists; [`Broker::confine`] then takes away what
@@ -27,6 +28,7 @@ pub mod remote;
 pub mod transparent;
 
 use capexec_decl::grants::BrokerSpec;
+use capexec_decl::spec::{NetMode, ServiceSpec};
 use std::os::fd::{FromRawFd, OwnedFd};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -78,6 +80,15 @@ pub struct Broker {
     /// Cookie of the host's network namespace: sockets in any other belong to
     /// the service's own namespace.
     host_netns: u64,
+    /// Under `net = "host"`, the TCP ports the service may bind
+    /// (`landlock.bind_tcp`); `None` for a service in its own namespace.
+    host_bind: Option<std::collections::BTreeSet<u16>>,
+    /// Keep CAP_NET_BIND_SERVICE: a bind grant names a port below 1024, or
+    /// the service keeps the capability and binds through the broker.
+    bind_service: bool,
+    /// The host TCP sockets bound here, which alone may listen (see
+    /// `ServiceSpec::brokers_listen`).
+    bound: net::BoundSockets,
     /// Refusal log rate limit: (start of the current second, lines in it, suppressed).
     log_budget: std::sync::Mutex<(std::time::Instant, u32, u64)>,
 }
@@ -89,7 +100,8 @@ const REFUSALS_PER_SECOND: u32 = 20;
 impl Broker {
     /// Opens the grants' directories. Run before the service is started, so
     /// that a missing directory stops the start with a clear message.
-    pub fn prepare(unit: &str, spec: &BrokerSpec) -> Result<Broker, String> {
+    pub fn prepare(service: &ServiceSpec) -> Result<Broker, String> {
+        let spec = &service.broker;
         let mut bases = Vec::new();
         for g in &spec.fs {
             let c = std::ffi::CString::new(g.base.as_os_str().as_encoded_bytes()).map_err(|_| format!("grant `{}`: path has a NUL byte", g.pattern))?;
@@ -107,7 +119,20 @@ impl Broker {
             bases.push(unsafe { OwnedFd::from_raw_fd(fd) });
         }
         let host_netns = capexec_sandbox::sys::netns_cookie().map_err(|e| format!("broker: read the host network namespace's cookie: {e}"))?;
-        Ok(Broker { unit: unit.to_owned(), spec: spec.clone(), bases, host_netns, log_budget: std::sync::Mutex::new((std::time::Instant::now(), 0, 0)) })
+        let host_bind = (service.namespaces.net == NetMode::Host).then(|| service.landlock.bind_tcp.clone());
+        let low = |p: u16| p < 1024;
+        let bind_service = spec.bind.iter().any(|g| low(g.ports.0))
+            || (host_bind.as_ref().is_some_and(|b| b.iter().copied().any(low)) && service.capabilities.iter().any(|c| c == "CAP_NET_BIND_SERVICE"));
+        Ok(Broker {
+            unit: service.name.clone(),
+            spec: spec.clone(),
+            bases,
+            host_netns,
+            host_bind,
+            bind_service,
+            bound: net::BoundSockets::default(),
+            log_budget: std::sync::Mutex::new((std::time::Instant::now(), 0, 0)),
+        })
     }
 
     /// The descriptors the broker holds (pinned directories), so that a forked
@@ -149,7 +174,7 @@ impl Broker {
     /// the effective uid stays 0 only because the kernel grants the creator of
     /// the service's user namespace — uid 0 — access to it (reading its memory
     /// and fds); every capability is dropped, except CAP_NET_BIND_SERVICE when
-    /// a bind grant names a port below 1024. no_new_privs and the broker's
+    /// it binds ports below 1024 for the service. no_new_privs and the broker's
     /// seccomp allowlist (`capexec_sandbox::seccomp::broker_filter`) in all
     /// cases; `foreground` is the service's init when this process is also the
     /// wrapper that forwards signals to it and waits for it (`capexec exec`).
@@ -187,11 +212,11 @@ impl Broker {
     }
 
     /// Every capability goes (bounding, permitted, effective, inheritable),
-    /// except CAP_NET_BIND_SERVICE when a bind grant names a port below 1024.
+    /// except CAP_NET_BIND_SERVICE when the broker binds low ports for the
+    /// service (`bind_service`).
     fn drop_capabilities(&self) -> Result<(), String> {
         use caps::{CapSet, Capability, CapsHashSet};
-        let low_port = self.spec.bind.iter().any(|g| g.ports.0 < 1024);
-        let keep: CapsHashSet = if low_port { [Capability::CAP_NET_BIND_SERVICE].into_iter().collect() } else { CapsHashSet::new() };
+        let keep: CapsHashSet = if self.bind_service { [Capability::CAP_NET_BIND_SERVICE].into_iter().collect() } else { CapsHashSet::new() };
         for c in caps::all().difference(&keep) {
             // A capability this kernel does not know is not in the set anyway.
             let _ = caps::drop(None, CapSet::Bounding, *c);

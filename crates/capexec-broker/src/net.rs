@@ -176,6 +176,76 @@ pub fn connect(fd: &OwnedFd, addr: SocketAddr, family: i32) -> io::Result<()> {
     }
 }
 
+/// Whether the TCP socket `fd` is listening (TCP_INFO's first byte).
+pub fn is_listening(fd: &OwnedFd) -> io::Result<bool> {
+    const TCP_LISTEN: u8 = 10;
+    let mut info = [0u8; 8];
+    let mut len = info.len() as libc::socklen_t;
+    // SAFETY: the kernel writes at most `len` bytes into `info`.
+    let rc = unsafe { libc::getsockopt(fd.as_raw_fd(), libc::IPPROTO_TCP, libc::TCP_INFO, info.as_mut_ptr().cast(), &mut len) };
+    if rc < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(info[0] == TCP_LISTEN)
+}
+
+/// The socket's cookie (SO_COOKIE): unique among all sockets until reboot.
+pub fn cookie(fd: &OwnedFd) -> io::Result<u64> {
+    let mut v: u64 = 0;
+    let mut len = std::mem::size_of::<u64>() as libc::socklen_t;
+    // SAFETY: the kernel writes at most `len` bytes into `v`.
+    let rc = unsafe { libc::getsockopt(fd.as_raw_fd(), libc::SOL_SOCKET, libc::SO_COOKIE, (&mut v as *mut u64).cast(), &mut len) };
+    if rc < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(v)
+    }
+}
+
+pub fn listen(fd: &OwnedFd, backlog: i32) -> io::Result<()> {
+    // SAFETY: listen takes an fd we own and an integer.
+    if unsafe { libc::listen(fd.as_raw_fd(), backlog) } < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(())
+    }
+}
+
+/// The host TCP sockets the broker bound for the service (on either
+/// channel), by cookie. A bind to a port fixes it for good (a bind to port 0
+/// only where a grant allows any port), so a listen on one of them opens
+/// that port and no other; any other socket that is not listening may have
+/// no port, or one that a failing connect is about to release, and a listen
+/// would bind a random port on every address.
+#[derive(Default)]
+pub struct BoundSockets(std::sync::Mutex<(std::collections::HashSet<u64>, std::collections::VecDeque<u64>)>);
+
+/// At most this many remembered (the oldest go first; cookies are never
+/// reused, so forgetting one only refuses a listen on that socket).
+const BOUND_MAX: usize = 65536;
+
+impl BoundSockets {
+    /// Remembers `fd`, which has just been bound.
+    pub fn insert(&self, fd: &OwnedFd) {
+        let Ok(c) = cookie(fd) else { return };
+        let mut g = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let (set, order) = &mut *g;
+        if set.insert(c) {
+            order.push_back(c);
+            if order.len() > BOUND_MAX {
+                if let Some(old) = order.pop_front() {
+                    set.remove(&old);
+                }
+            }
+        }
+    }
+
+    /// Whether the broker bound `fd` (the same socket, whichever fd names it).
+    pub fn contains(&self, fd: &OwnedFd) -> bool {
+        cookie(fd).is_ok_and(|c| self.0.lock().unwrap_or_else(|e| e.into_inner()).0.contains(&c))
+    }
+}
+
 /// Whether the service's fd `fd` is close-on-exec, from /proc/TID/fdinfo.
 pub fn fd_cloexec(tid: u32, fd: i32) -> bool {
     let Ok(s) = std::fs::read_to_string(format!("/proc/{tid}/fdinfo/{fd}")) else { return true };
@@ -185,6 +255,27 @@ pub fn fd_cloexec(tid: u32, fd: i32) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn bound_sockets_are_known_by_cookie() {
+        let tcp = || {
+            // SAFETY: socket takes integers; the result is checked below.
+            let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0) };
+            assert!(fd >= 0);
+            // SAFETY: a new fd that nobody else owns.
+            unsafe { OwnedFd::from_raw_fd(fd) }
+        };
+        let (a, b) = (tcp(), tcp());
+        let bound = BoundSockets::default();
+        bound.insert(&a);
+        assert!(bound.contains(&a) && !bound.contains(&b));
+        // Another fd of the same socket is the same socket.
+        assert!(bound.contains(&a.try_clone().unwrap()));
+        assert!(!is_listening(&a).unwrap());
+        bind(&a, "127.0.0.1:0".parse().unwrap(), libc::AF_INET).unwrap();
+        listen(&a, 1).unwrap();
+        assert!(is_listening(&a).unwrap());
+    }
 
     #[test]
     fn sockaddrs() {

@@ -154,6 +154,29 @@ pub fn not_tcp_or_udp() -> Refusal {
     refuse(libc::EACCES, "only TCP and UDP sockets are brokered", "use a stream or datagram socket")
 }
 
+/// A bind under `net = "host"`, which Landlock checks too (for TCP; UDP has no
+/// rules there): the broker makes it only so that it knows which sockets
+/// have a port of their own (see [`listen_unbound`]).
+pub fn host_bind(bind_tcp: &std::collections::BTreeSet<u16>, proto: Proto, addr: SocketAddr) -> Result<(), Refusal> {
+    if proto == Proto::Udp || bind_tcp.contains(&addr.port()) {
+        return Ok(());
+    }
+    let p = addr.port();
+    Err(refuse(libc::EACCES, format!("landlock.bind_tcp does not list port {p}"), format!("add {p} to landlock.bind_tcp (capexec run: --bind-tcp {p})")))
+}
+
+/// A `listen()` on a host TCP socket the broker did not bind and that is not
+/// listening: it has no port (or one a failed connect is about to release),
+/// so the kernel would bind a random port on every address, a bind no rule
+/// sees. `net_host`: the service runs in the host's network namespace.
+pub fn listen_unbound(net_host: bool) -> Refusal {
+    let fix = match net_host {
+        true => "bind the socket to a port in landlock.bind_tcp before listen() (any port: add 0 to landlock.bind_tcp)",
+        false => "bind the socket to an address a broker.net.bind grant covers before listen()",
+    };
+    refuse(libc::EACCES, "the socket was not bound: listen() would bind a random port on every address", fix)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

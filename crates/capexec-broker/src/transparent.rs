@@ -1,5 +1,5 @@
 //! The transparent broker: answers the syscalls the service's notify filter
-//! hands over (open family, bind, connect) for an unmodified program.
+//! hands over (open family, bind, connect, listen) for an unmodified program.
 //!
 //! The rules (docs/broker.md): copy every argument out of the service before
 //! looking at it; check ID_VALID after every read and before every effect;
@@ -125,6 +125,7 @@ fn handle(b: &Arc<Broker>, l: &Arc<Listener>, c: &Connector, n: Notif) -> Answer
         libc::SYS_openat2 => openat2(b, l, n),
         libc::SYS_bind => net_call(b, l, c, n, NetOp::Bind),
         libc::SYS_connect => net_call(b, l, c, n, NetOp::Connect),
+        libc::SYS_listen => listen(b, l, n),
         _ => Answer::Fail(libc::ENOSYS),
     }
 }
@@ -247,17 +248,9 @@ fn net_call(b: &Arc<Broker>, l: &Arc<Listener>, c: &Connector, n: Notif, op: Net
         Ok(None) => return Answer::Pass,
         Err(e) => return Answer::Fail(e),
     };
-    let Ok(pidfd) = remote::pidfd_open(n.tid) else { return Answer::Gone };
-    if !l.id_valid(n.id) {
-        return Answer::Gone;
-    }
-    let svc = match remote::pidfd_getfd(&pidfd, fd) {
-        Ok(s) => s,
-        Err(e) => return Answer::Fail(e.raw_os_error().unwrap_or(libc::EBADF)),
-    };
-    let info = match net::sock_info(&svc) {
-        Ok(i) => i,
-        Err(e) => return Answer::Fail(e.raw_os_error().unwrap_or(libc::ENOTSOCK)),
+    let (svc, info) = match service_socket(l, n, fd) {
+        Ok(got) => got,
+        Err(a) => return a,
     };
     if info.family != libc::AF_INET && info.family != libc::AF_INET6 {
         // An IP address on a non-IP socket: the kernel would refuse it too.
@@ -268,6 +261,25 @@ fn net_call(b: &Arc<Broker>, l: &Arc<Listener>, c: &Connector, n: Notif, op: Net
         libc::SOCK_DGRAM => Proto::Udp,
         _ => return refused(b, &format!("{}(fd {fd}, {addr})", op.name()), policy::not_tcp_or_udp()),
     };
+    // A bound TCP socket is remembered for `listen`.
+    let remember = |fd: &OwnedFd, r: &std::io::Result<()>| {
+        if op == NetOp::Bind && proto == Proto::Tcp && r.is_ok() {
+            b.bound.insert(fd);
+        }
+    };
+    if let Some(ports) = &b.host_bind {
+        // net = "host": only binds come here, and the socket is the host's.
+        if op != NetOp::Bind || info.netns != b.host_netns {
+            return Answer::Fail(libc::EINVAL);
+        }
+        if let Err(r) = policy::host_bind(ports, proto, addr) {
+            let shown = capexec_decl::grants::NetGrant::exact(proto, addr);
+            return refused(b, &format!("bind(fd {fd}, {shown})"), r);
+        }
+        let r = do_op(&svc, addr, info.family, op);
+        remember(&svc, &r);
+        return finish(r);
+    }
     let own_ns = info.netns != b.host_netns;
     if let Err(r) = policy::net(&b.spec, op, proto, addr) {
         if op == NetOp::Connect && own_ns && capexec_decl::grants::canonical(addr.ip()).is_loopback() {
@@ -283,7 +295,9 @@ fn net_call(b: &Arc<Broker>, l: &Arc<Listener>, c: &Connector, n: Notif, op: Net
     if !own_ns {
         // Already a host socket from an earlier brokered call (a UDP socket that
         // is bound and then connected, say): act on it directly.
-        return finish(do_op(&svc, addr, info.family, op));
+        let r = do_op(&svc, addr, info.family, op);
+        remember(&svc, &r);
+        return finish(r);
     }
     let host = match net::host_socket(&svc, &info) {
         Ok(h) => h,
@@ -296,8 +310,44 @@ fn net_call(b: &Arc<Broker>, l: &Arc<Listener>, c: &Connector, n: Notif, op: Net
         return c.submit(ConnectJob { n, host, addr, family: info.family, target: fd, cloexec });
     }
     let r = do_op(&host, addr, info.family, op);
+    remember(&host, &r);
     install_and_answer(l, n, host, fd, cloexec, r);
     Answer::Done
+}
+
+/// The broker's own copy of the service's socket `fd` (the same socket:
+/// whatever the service's fd number names later, this stays the socket the
+/// broker checked), and what it is.
+fn service_socket(l: &Listener, n: Notif, fd: i32) -> Result<(OwnedFd, net::SockInfo), Answer> {
+    let Ok(pidfd) = remote::pidfd_open(n.tid) else { return Err(Answer::Gone) };
+    if !l.id_valid(n.id) {
+        return Err(Answer::Gone);
+    }
+    let svc = remote::pidfd_getfd(&pidfd, fd).map_err(|e| Answer::Fail(e.raw_os_error().unwrap_or(libc::EBADF)))?;
+    let info = net::sock_info(&svc).map_err(|e| Answer::Fail(e.raw_os_error().unwrap_or(libc::ENOTSOCK)))?;
+    Ok((svc, info))
+}
+
+/// A `listen()`, performed by the broker on its own copy of the socket, so
+/// that the socket checked is the socket that listens (the service could make
+/// the fd number name another one in between). A TCP socket in the host's
+/// network namespace must be one the broker bound or one already listening
+/// (see [`net::BoundSockets`] and `ServiceSpec::brokers_listen`). Every other socket
+/// listens as it would have without the broker.
+fn listen(b: &Broker, l: &Listener, n: Notif) -> Answer {
+    let fd = n.args[0] as i32;
+    let (svc, info) = match service_socket(l, n, fd) {
+        Ok(got) => got,
+        Err(a) => return a,
+    };
+    let ip = info.family == libc::AF_INET || info.family == libc::AF_INET6;
+    // A listening socket stays on its port: every listener got it from an
+    // explicit bind (here, by capexec, or by systemd), which fixes it.
+    if ip && info.kind == libc::SOCK_STREAM && info.netns == b.host_netns && !b.bound.contains(&svc) && !net::is_listening(&svc).unwrap_or(false) {
+        return refused(b, &format!("listen(fd {fd})"), policy::listen_unbound(b.host_bind.is_some()));
+    }
+    // The kernel takes the backlog as an int.
+    finish(net::listen(&svc, n.args[1] as i32))
 }
 
 /// Logs the refusal of `call` and answers with its errno.

@@ -35,6 +35,28 @@ pub struct ServiceSpec {
     pub warnings: Vec<String>,
 }
 
+impl ServiceSpec {
+    /// Whether the service's `listen()` goes to its broker. On a TCP socket
+    /// with no port, listen binds a random port on every address, and neither
+    /// Landlock nor a cgroup BPF hook sees that bind. It matters for host
+    /// sockets: under `net = "host"` all of the service's (unless
+    /// `landlock.bind_tcp` grants port 0, any port), under `net = "none"` those
+    /// the broker binds or connects for it (a connection disconnected with
+    /// `connect(AF_UNSPEC)` loses its port).
+    pub fn brokers_listen(&self) -> bool {
+        match self.namespaces.net {
+            NetMode::Host => !self.landlock.bind_tcp.contains(&0),
+            NetMode::None => !self.broker.connect.is_empty() || !self.broker.bind.is_empty(),
+        }
+    }
+
+    /// Whether the service runs with a broker process: for its `[broker]`
+    /// grants, or to answer its `listen()` ([`Self::brokers_listen`]).
+    pub fn has_broker(&self) -> bool {
+        !self.broker.is_empty() || self.brokers_listen()
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ExecSpec {
     pub argv: Vec<String>,

@@ -471,11 +471,6 @@ pub fn validate(name: &str, raw: &RawUnit, sources: Vec<PathBuf>, ctx: &Context)
             "merge addresses into ranges (ADDRESS/PREFIX) and ports into PORT-PORT",
         );
     }
-    if net == NetMode::Host {
-        v.warnings.push(
-            "under net = \"host\", listen() on a socket that was never bound opens a random port on every address, which no bind rule sees yet (see docs/security.md)".into(),
-        );
-    }
 
     if !v.errors.is_empty() {
         return Err(DeclErrors(v.errors));

@@ -198,9 +198,9 @@ fn launch(sock: RawFd, req: LaunchRequest, fds: Vec<OwnedFd>, host_env: &[(Strin
         }
     }
     // Opened before the service exists, so a missing granted directory fails the start.
-    let broker = match req.spec.broker.is_empty() {
-        true => None,
-        false => match capexec_broker::Broker::prepare(&req.spec.name, &req.spec.broker) {
+    let broker = match req.spec.has_broker() {
+        false => None,
+        true => match capexec_broker::Broker::prepare(&req.spec) {
             Ok(b) => Some(b),
             Err(e) => return fail(e),
         },

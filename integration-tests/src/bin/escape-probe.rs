@@ -445,6 +445,50 @@ fn net_paths(r: &mut Report, port: u16) {
     r.expect_fail("45 plain connect to the same port (Landlock)", rc, e, &[EACCES]);
 }
 
+/// The local port of the probe's socket `fd`.
+fn local_port(fd: i64) -> u16 {
+    // SAFETY: sockaddr_in6 is plain data; all-zero is valid.
+    let mut sa: libc::sockaddr_in6 = unsafe { std::mem::zeroed() };
+    let mut len = std::mem::size_of_val(&sa) as libc::socklen_t;
+    // SAFETY: the kernel writes at most `len` bytes into `sa`.
+    unsafe { libc::getsockname(fd as i32, (&mut sa as *mut libc::sockaddr_in6).cast(), &mut len) };
+    u16::from_be(sa.sin6_port)
+}
+
+/// 52: listen() on the host TCP socket `fd`, which has no port of its own:
+/// the kernel would bind a random port on every address.
+fn listen_unbound(r: &mut Report, what: &str, fd: i64) {
+    let (rc, e) = sys!(libc::SYS_listen, fd, 16);
+    r.expect_fail(&format!("52 listen() on {what}"), rc, e, &[EACCES]);
+    if rc >= 0 {
+        println!("52 listen() on {what} opened port {} on every address", local_port(fd));
+    }
+}
+
+/// 52 under net = host: listen() on sockets never bound (v4, v6), and on one
+/// whose connect to `refusing` (a granted port where nothing listens) failed,
+/// which releases the port the connect gave it; then the control, a bind to
+/// the granted `bindable` and a listen there.
+fn net_listen(r: &mut Report, refusing: u16, bindable: u16) {
+    for (fam, name) in [(libc::AF_INET, "IPv4"), (libc::AF_INET6, "IPv6")] {
+        let (fd, _) = sys!(libc::SYS_socket, fam, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0);
+        listen_unbound(r, &format!("a never-bound {name} socket"), fd);
+    }
+    let (fd, _) = sys!(libc::SYS_socket, libc::AF_INET, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0);
+    let sa = v4(refusing);
+    let (rc, e) = sys!(libc::SYS_connect, fd, &sa as *const libc::sockaddr_in, std::mem::size_of_val(&sa));
+    r.check("52 control: the granted connect meets a closed port", rc < 0 && e.raw_os_error() == Some(libc::ECONNREFUSED), format!("rc={rc} {e}"));
+    listen_unbound(r, "a socket whose connect failed", fd);
+    let (fd, _) = sys!(libc::SYS_socket, libc::AF_INET, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0);
+    let sa = v4(bindable);
+    let (rc, e) = sys!(libc::SYS_bind, fd, &sa as *const libc::sockaddr_in, std::mem::size_of_val(&sa));
+    r.check("52 control: bind to a granted port", rc == 0, format!("rc={rc} {e}"));
+    let (rc, e) = sys!(libc::SYS_listen, fd, 16);
+    r.check("52 control: listen() on the socket bound to a granted port", rc == 0 && local_port(fd) == bindable, format!("rc={rc} {e}"));
+    let (rc, e) = sys!(libc::SYS_listen, fd, 32);
+    r.check("52 control: listen() again changes the backlog", rc == 0, format!("rc={rc} {e}"));
+}
+
 fn connect_tcp(port: u16) -> (i64, Error) {
     connect_v4([127, 0, 0, 1], port)
 }
@@ -538,6 +582,10 @@ fn main() {
         // where a host listener answers every connection with a secret: the
         // paths to a TCP port that Landlock's connect rule does not see.
         "net-paths" => net_paths(&mut r, arg(2).parse().unwrap_or(1)),
+        // 52: `net-listen REFUSING BINDABLE` under net = host, REFUSING a
+        // granted connect port where nothing listens, BINDABLE a granted
+        // bind port.
+        "net-listen" => net_listen(&mut r, arg(2).parse().unwrap_or(1), arg(3).parse().unwrap_or(1)),
         "setid" => setid(&mut r),
         "sockets" => {
             let (rc, e) = sys!(libc::SYS_socket, libc::AF_PACKET, libc::SOCK_RAW, 0x0300);
@@ -737,6 +785,10 @@ fn host_socket_reuse(r: &mut Report, granted: u16, secret: u16) {
     for (what, fd) in [("a brokered connection", fd as i32), ("the preopened listener", 3)] {
         let (rc, _) = sys!(libc::SYS_connect, fd, &unspec as *const libc::sockaddr, std::mem::size_of_val(&unspec));
         println!("46 disconnect {what}: {rc}");
+        if what == "a brokered connection" {
+            // Its port came from the connect, and went with the disconnect.
+            listen_unbound(r, "a disconnected brokered connection", fd as i64);
+        }
         let (rc, e) = sys!(libc::SYS_sendto, fd, b"x".as_ptr(), 1, libc::MSG_FASTOPEN, sa_ptr, sa_len);
         r.expect_fail(&format!("46 Fast Open from {what} to the host's secret port"), rc, e, &[libc::EOPNOTSUPP]);
         if rc >= 0 {

@@ -82,9 +82,9 @@ fn guard_cgroup(spec: &ServiceSpec, rootless: bool) -> Result<Option<ExecCgroup>
 fn launch_planned(spec: &ServiceSpec, mut plan: capexec_sandbox::SetupPlan, handoff: Handoff, cgroup: Option<&ExecCgroup>) -> i32 {
     // Under `capexec exec` this process is the service's broker: it opens what
     // the grants need now, while it still can, and serves once the service runs.
-    let broker = match spec.broker.is_empty() {
-        true => None,
-        false => match capexec_broker::Broker::prepare(&spec.name, &spec.broker) {
+    let broker = match spec.has_broker() {
+        false => None,
+        true => match capexec_broker::Broker::prepare(spec) {
             Ok(b) => Some(b),
             Err(e) => {
                 eprintln!("capexec: {}: {e}", spec.name);
