@@ -773,7 +773,12 @@ pub fn secret_listener(secret: &'static str) -> u16 {
 
 /// A UDP server on 127.0.0.1 that answers every datagram with `reply`; its port.
 pub fn udp_answering(reply: &'static str) -> u16 {
-    let s = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    udp_answering_on("127.0.0.1:0", reply)
+}
+
+/// [`udp_answering`] on `addr` (`[::1]:0` for IPv6).
+pub fn udp_answering_on(addr: &str, reply: &'static str) -> u16 {
+    let s = std::net::UdpSocket::bind(addr).unwrap();
     let port = s.local_addr().unwrap().port();
     std::thread::spawn(move || {
         let mut buf = [0u8; 512];

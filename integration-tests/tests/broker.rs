@@ -278,6 +278,30 @@ both!(host_udp_sockets_reach_only_grants, |who: As| {
     }
 });
 
+// 46 for datagrams over IPv6: the guard's IPv6 hooks for a preopened socket on
+// [::1] and one the broker connected to a grant on [::1], and the IPv4 hooks
+// for a v4-mapped destination (the kernel sends that by the IPv4 path). As
+// root: rootless such a declaration is refused (above).
+#[test]
+fn host_udp_sockets_over_ipv6() {
+    require_root();
+    const SECRET: &str = "SECRET-46-udp6";
+    let (secret6, secret4) = (udp_answering_on("[::1]:0", SECRET), udp_answering(SECRET));
+    let granted = udp_answering_on("[::1]:0", "hello");
+    let u = test_unit(
+        "udp6",
+        &format!(
+            "[namespaces]\nnet = \"none\"\n\n[[preopen.listen]]\naddress = \"udp:[::1]:{}\"\n\n[broker.net]\nconnect = [\"udp:[::1]:{granted}\"]\n",
+            unused_port()
+        ),
+    );
+    let out = probe_under(As::Root, &u, &["host-udp6", &granted.to_string(), &secret6.to_string(), &secret4.to_string()]);
+    assert!(!out.contains(SECRET), "the host's secret was read:\n{out}");
+    assert_eq!(out.matches("BLOCKED 46 control").count(), 2, "the granted server must stay reachable:\n{out}");
+    assert_eq!(out.matches("BLOCKED 46 send").count(), 12, "every send from both sockets to both secrets:\n{out}");
+    eprintln!("{out}");
+}
+
 // The same under the daemon: its launcher opens the sockets from the
 // service's supervisor cgroup, in a helper process when there is no broker.
 #[test]

@@ -409,26 +409,10 @@ fn net_paths(r: &mut Report, port: u16) {
     }
     // TCP Fast Open: the connect happens inside sendto / sendmsg / sendmmsg.
     let tcp = || sys!(libc::SYS_socket, libc::AF_INET, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0).0;
-    let fd = tcp();
-    let (rc, e) = sys!(libc::SYS_sendto, fd, b"x".as_ptr(), 1, libc::MSG_FASTOPEN, sa_ptr, sa_len);
-    r.expect_fail("45 sendto(MSG_FASTOPEN) to an ungranted port", rc, e, &[libc::EOPNOTSUPP]);
-    after("45 sendto(MSG_FASTOPEN)", fd as i32, rc);
-    let fd = tcp();
-    let mut iov = libc::iovec { iov_base: b"x".as_ptr() as *mut libc::c_void, iov_len: 1 };
-    // SAFETY: msghdr is plain data; all-zero is valid.
-    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
-    msg.msg_name = sa_ptr as *mut libc::c_void;
-    msg.msg_namelen = sa_len;
-    msg.msg_iov = &mut iov;
-    msg.msg_iovlen = 1;
-    let (rc, e) = sys!(libc::SYS_sendmsg, fd, &msg as *const libc::msghdr, libc::MSG_FASTOPEN);
-    r.expect_fail("45 sendmsg(MSG_FASTOPEN) to an ungranted port", rc, e, &[libc::EOPNOTSUPP]);
-    after("45 sendmsg(MSG_FASTOPEN)", fd as i32, rc);
-    let fd = tcp();
-    let mut mm = libc::mmsghdr { msg_hdr: msg, msg_len: 0 };
-    let (rc, e) = sys!(libc::SYS_sendmmsg, fd, &mut mm as *mut libc::mmsghdr, 1, libc::MSG_FASTOPEN);
-    r.expect_fail("45 sendmmsg(MSG_FASTOPEN) to an ungranted port", rc, e, &[libc::EOPNOTSUPP]);
-    after("45 sendmmsg(MSG_FASTOPEN)", fd as i32, rc);
+    send_each_way(sa_ptr, sa_len, libc::MSG_FASTOPEN, tcp, |call, fd, rc, e| {
+        r.expect_fail(&format!("45 {call}(MSG_FASTOPEN) to an ungranted port"), rc, e, &[libc::EOPNOTSUPP]);
+        after(&format!("45 {call}(MSG_FASTOPEN)"), fd as i32, rc);
+    });
     // TCP_FASTOPEN_CONNECT: connect() returns at once and the real connect
     // happens at the first write.
     let fd = tcp();
@@ -487,6 +471,28 @@ fn net_listen(r: &mut Report, refusing: u16, bindable: u16) {
     r.check("52 control: listen() on the socket bound to a granted port", rc == 0 && local_port(fd) == bindable, format!("rc={rc} {e}"));
     let (rc, e) = sys!(libc::SYS_listen, fd, 32);
     r.check("52 control: listen() again changes the backlog", rc == 0, format!("rc={rc} {e}"));
+}
+
+/// One byte to `sa` with `flags` by sendto, sendmsg and sendmmsg, each on the
+/// socket `sock()` gives; `each(call, fd, rc, error)` after every call.
+fn send_each_way(sa: *const libc::sockaddr, sa_len: u32, flags: i32, mut sock: impl FnMut() -> i64, mut each: impl FnMut(&str, i64, i64, Error)) {
+    let fd = sock();
+    let (rc, e) = sys!(libc::SYS_sendto, fd, b"x".as_ptr(), 1, flags, sa, sa_len);
+    each("sendto", fd, rc, e);
+    let mut iov = libc::iovec { iov_base: b"x".as_ptr() as *mut libc::c_void, iov_len: 1 };
+    // SAFETY: msghdr is plain data; all-zero is valid before the fields are set.
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_name = sa as *mut libc::c_void;
+    msg.msg_namelen = sa_len;
+    msg.msg_iov = &mut iov;
+    msg.msg_iovlen = 1;
+    let fd = sock();
+    let (rc, e) = sys!(libc::SYS_sendmsg, fd, &msg as *const libc::msghdr, flags);
+    each("sendmsg", fd, rc, e);
+    let fd = sock();
+    let mut mm = libc::mmsghdr { msg_hdr: msg, msg_len: 0 };
+    let (rc, e) = sys!(libc::SYS_sendmmsg, fd, &mut mm as *mut libc::mmsghdr, 1, flags);
+    each("sendmmsg", fd, rc, e);
 }
 
 fn connect_tcp(port: u16) -> (i64, Error) {
@@ -553,7 +559,11 @@ fn main() {
             r.check("2 reading through it still works", rc >= 0, format!("openat readme = {rc}"));
         }
         "preopen-escape" => preopen_escape(&mut r),
-        "host-udp" => host_udp(&mut r, arg(2).parse().unwrap_or(1), arg(3).parse().unwrap_or(1)),
+        "host-udp" => host_udp(&mut r, arg(2).parse().unwrap_or(1), &[format!("127.0.0.1:{}", arg(3)).parse().unwrap()]),
+        "host-udp6" => {
+            let secrets = [format!("[::1]:{}", arg(3)).parse().unwrap(), format!("[::ffff:127.0.0.1]:{}", arg(4)).parse().unwrap()];
+            host_udp(&mut r, arg(2).parse().unwrap_or(1), &secrets)
+        }
         "host-socket-reuse" => host_socket_reuse(&mut r, arg(2).parse().unwrap_or(1), arg(3).parse().unwrap_or(1)),
         "broker-stall" => broker_stall(&mut r, &arg(2), arg(3).parse().unwrap_or(1)),
         "fork-bomb" => fork_bomb(&mut r, arg(2).parse().unwrap_or(4096), arg(3) == "fork"),
@@ -802,23 +812,56 @@ fn host_socket_reuse(r: &mut Report, granted: u16, secret: u16) {
     }
 }
 
+/// A sockaddr for `a`: sockaddr_in for IPv4, sockaddr_in6 for IPv6 (a
+/// v4-mapped address included).
+fn raw_addr(a: std::net::SocketAddr) -> (libc::sockaddr_storage, u32) {
+    // SAFETY: sockaddr_storage is plain data; all-zero is valid.
+    let mut ss: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
+    let len = match a {
+        std::net::SocketAddr::V4(v) => {
+            // SAFETY: sockaddr_storage is large and aligned enough for a sockaddr_in.
+            let sin = unsafe { &mut *(&mut ss as *mut libc::sockaddr_storage).cast::<libc::sockaddr_in>() };
+            sin.sin_family = libc::AF_INET as u16;
+            sin.sin_port = v.port().to_be();
+            sin.sin_addr.s_addr = u32::from(*v.ip()).to_be();
+            std::mem::size_of::<libc::sockaddr_in>()
+        }
+        std::net::SocketAddr::V6(v) => {
+            // SAFETY: as above, for a sockaddr_in6.
+            let sin6 = unsafe { &mut *(&mut ss as *mut libc::sockaddr_storage).cast::<libc::sockaddr_in6>() };
+            sin6.sin6_family = libc::AF_INET6 as u16;
+            sin6.sin6_port = v.port().to_be();
+            sin6.sin6_addr.s6_addr = v.ip().octets();
+            std::mem::size_of::<libc::sockaddr_in6>()
+        }
+    };
+    (ss, len as u32)
+}
+
 /// 46 for datagrams: `host-udp GRANTED SECRET`, in a `net = "none"` service
 /// with a preopened UDP socket (fd 3) and a UDP connect grant to GRANTED. The
 /// host's sockets it holds send to SECRET (a host UDP server that answers with
 /// a secret) by every route that names an address: sendto, sendmsg, sendmmsg,
 /// a new connect after a disconnect, a bind elsewhere. Whatever the sandbox
 /// lets through is followed by a read, so the test sees the secret if it came.
-fn host_udp(r: &mut Report, granted: u16, secret: u16) {
-    let sa = v4(secret);
-    let (sa_ptr, sa_len) = ((&sa as *const libc::sockaddr_in).cast::<libc::sockaddr>(), std::mem::size_of_val(&sa) as u32);
+/// `host-udp6 GRANTED SECRET6 SECRET4`: the same over IPv6 (fd 3 preopened on
+/// [::1], the grant to [::1]:GRANTED), to [::1]:SECRET6 and to the v4-mapped
+/// [::ffff:127.0.0.1]:SECRET4.
+fn host_udp(r: &mut Report, granted: u16, secrets: &[std::net::SocketAddr]) {
+    let v6 = secrets.iter().all(|s| s.is_ipv6());
+    let family = if v6 { libc::AF_INET6 } else { libc::AF_INET };
     let mut sockets = vec![("the preopened UDP socket", 3)];
     // GRANTED 0: no broker, only the preopened socket.
     if granted != 0 {
-        // SAFETY: socket() with constants; connect to a valid sockaddr_in (the
-        // broker makes it a host socket connected to the granted server).
-        let brokered = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
-        let g = v4(granted);
-        let (rc, e) = sys!(libc::SYS_connect, brokered, &g as *const libc::sockaddr_in, std::mem::size_of_val(&g));
+        let g = match v6 {
+            true => std::net::SocketAddr::new(std::net::Ipv6Addr::LOCALHOST.into(), granted),
+            false => std::net::SocketAddr::new(std::net::Ipv4Addr::LOCALHOST.into(), granted),
+        };
+        let (g, g_len) = raw_addr(g);
+        // SAFETY: socket() with constants; the broker makes it a host socket
+        // connected to the granted server.
+        let brokered = unsafe { libc::socket(family, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
+        let (rc, e) = sys!(libc::SYS_connect, brokered, &g as *const libc::sockaddr_storage, g_len);
         r.check("46 control: a granted UDP connect", rc == 0, e);
         let (rc, e) = sys!(libc::SYS_write, brokered, b"ping".as_ptr(), 4);
         let answer = read_witness(brokered);
@@ -826,43 +869,55 @@ fn host_udp(r: &mut Report, granted: u16, secret: u16) {
         sockets.push(("a brokered UDP socket", brokered));
     }
     for (what, fd) in sockets {
-        let after = |case: &str, rc: i64| {
-            if rc >= 0 {
-                println!("46 {case} from {what}: read {:?}", read_witness(fd));
-            }
-        };
-        let (rc, e) = sys!(libc::SYS_sendto, fd, b"x".as_ptr(), 1, 0, sa_ptr, sa_len);
-        r.expect_fail(&format!("46 sendto from {what} to the host's secret port"), rc, e, &[EPERM]);
-        after("sendto", rc);
-        let mut iov = libc::iovec { iov_base: b"x".as_ptr() as *mut libc::c_void, iov_len: 1 };
-        // SAFETY: msghdr is plain data; all-zero is valid before the fields are set.
-        let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
-        msg.msg_name = sa_ptr as *mut libc::c_void;
-        msg.msg_namelen = sa_len;
-        msg.msg_iov = &mut iov;
-        msg.msg_iovlen = 1;
-        let (rc, e) = sys!(libc::SYS_sendmsg, fd, &msg as *const libc::msghdr, 0);
-        r.expect_fail(&format!("46 sendmsg from {what} to the host's secret port"), rc, e, &[EPERM]);
-        after("sendmsg", rc);
-        let mut mm = libc::mmsghdr { msg_hdr: msg, msg_len: 0 };
-        let (rc, e) = sys!(libc::SYS_sendmmsg, fd, &mut mm as *mut libc::mmsghdr, 1, 0);
-        r.expect_fail(&format!("46 sendmmsg from {what} to the host's secret port"), rc, e, &[EPERM]);
-        after("sendmmsg", rc);
+        for secret in secrets {
+            let (sa, sa_len) = raw_addr(*secret);
+            let sa_ptr = (&sa as *const libc::sockaddr_storage).cast::<libc::sockaddr>();
+            // The guard answers EPERM. A v4-mapped destination from a socket
+            // bound to an IPv6 address has no route (the kernel's own refusal).
+            let refusals: &[i32] = match secret {
+                std::net::SocketAddr::V6(v) if v.ip().to_ipv4_mapped().is_some() && what.contains("preopened") => &[EPERM, libc::ENETUNREACH],
+                _ => &[EPERM],
+            };
+            let after = |case: &str, rc: i64| {
+                if rc >= 0 {
+                    println!("46 {case} from {what} to {secret}: read {:?}", read_witness(fd));
+                }
+            };
+            send_each_way(
+                sa_ptr,
+                sa_len,
+                0,
+                || fd as i64,
+                |call, _, rc, e| {
+                    r.expect_fail(&format!("46 {call} from {what} to the host's secret port {secret}"), rc, e, refusals);
+                    after(call, rc);
+                },
+            );
+        }
         // SAFETY: sockaddr is plain data; AF_UNSPEC with zeroes disconnects.
         let mut unspec: libc::sockaddr = unsafe { std::mem::zeroed() };
         unspec.sa_family = libc::AF_UNSPEC as u16;
         let (rc, _) = sys!(libc::SYS_connect, fd, &unspec as *const libc::sockaddr, std::mem::size_of_val(&unspec));
         println!("46 disconnect {what}: {rc}");
-        let (rc, e) = sys!(libc::SYS_connect, fd, sa_ptr, sa_len);
-        r.expect_fail(&format!("46 connect {what} to the host's secret port"), rc, e, &[EPERM, EACCES]);
-        if rc >= 0 {
-            let (rc, _) = sys!(libc::SYS_write, fd, b"x".as_ptr(), 1);
-            after("connect and write", rc);
+        for secret in secrets {
+            let (sa, sa_len) = raw_addr(*secret);
+            let (rc, e) = sys!(libc::SYS_connect, fd, &sa as *const libc::sockaddr_storage, sa_len);
+            r.expect_fail(&format!("46 connect {what} to the host's secret port {secret}"), rc, e, &[EPERM, EACCES]);
+            if rc >= 0 {
+                let (rc, _) = sys!(libc::SYS_write, fd, b"x".as_ptr(), 1);
+                if rc >= 0 {
+                    println!("46 connect and write from {what} to {secret}: read {:?}", read_witness(fd));
+                }
+            }
         }
         // A disconnected datagram socket loses its port, unless bound
         // explicitly: a bind to any other host port must not follow.
-        let anywhere = v4(0);
-        let (rc, e) = sys!(libc::SYS_bind, fd, &anywhere as *const libc::sockaddr_in, std::mem::size_of_val(&anywhere));
+        let anywhere = match v6 {
+            true => std::net::SocketAddr::new(std::net::Ipv6Addr::UNSPECIFIED.into(), 0),
+            false => std::net::SocketAddr::new(std::net::Ipv4Addr::UNSPECIFIED.into(), 0),
+        };
+        let (any, any_len) = raw_addr(anywhere);
+        let (rc, e) = sys!(libc::SYS_bind, fd, &any as *const libc::sockaddr_storage, any_len);
         r.expect_fail(&format!("46 bind {what} to a new host port"), rc, e, &[EPERM, EACCES, libc::EINVAL]);
     }
 }
