@@ -424,6 +424,20 @@ impl Daemon {
         }
     }
 
+    /// Waits until the unit's log file holds `text`; returns the log.
+    pub fn wait_log(&self, unit: &str, text: &str, timeout: Duration) -> String {
+        let path = self.dir.join(format!("logs/{unit}.log"));
+        let start = Instant::now();
+        loop {
+            let log = std::fs::read_to_string(&path).unwrap_or_default();
+            if log.contains(text) {
+                return log;
+            }
+            assert!(start.elapsed() < timeout, "{unit}: waited {timeout:?} for {text:?} in its log:\n{log}\ndaemon log:\n{}", self.log());
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     pub fn wait_state(&self, unit: &str, state: &str, timeout: Duration) -> serde_json::Value {
         self.wait_for(unit, timeout, &format!("state {state}"), |s| s["state"] == state)
     }

@@ -325,13 +325,7 @@ fn host_udp_sockets_under_the_daemon() {
     let started = d.ctl(&["start", "brokered", "alone"]);
     assert!(started.status.success(), "{}", text(&started));
     for (name, last) in [("brokered", "46 bind a brokered UDP socket"), ("alone", "46 bind the preopened UDP socket")] {
-        let log = d.dir.join(format!("logs/{name}.log"));
-        let start = std::time::Instant::now();
-        while !std::fs::read_to_string(&log).unwrap_or_default().contains(last) {
-            assert!(start.elapsed() < T, "{name} did not finish:\n{}\n{}", std::fs::read_to_string(&log).unwrap_or_default(), d.log());
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let out = std::fs::read_to_string(&log).unwrap();
+        let out = d.wait_log(name, last, T);
         assert!(!out.contains(SECRET) && !out.contains("ESCAPED") && out.contains("BLOCKED 46 sendto"), "{name}:\n{out}");
         if name == "brokered" {
             assert_eq!(out.matches("BLOCKED 46 control").count(), 2, "the granted server must stay reachable:\n{out}");

@@ -166,12 +166,7 @@ fn sigterm_stops_every_service_gracefully_then_the_daemon_exits() {
     d.start();
     d.wait_state("polite", "running", T);
     // "running" means exec'd, not that sh has set its trap yet: wait for "up".
-    let log = d.dir.join("logs/polite.log");
-    let start = Instant::now();
-    while !std::fs::read_to_string(&log).unwrap_or_default().contains("up") {
-        assert!(start.elapsed() < T, "the service never said up");
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    d.wait_log("polite", "up", T);
     let t = Instant::now();
     let st = d.terminate(T);
     assert!(st.success(), "daemon exit status {st}:\n{}", d.log());

@@ -231,16 +231,67 @@ both!(listen_needs_a_bound_port, |who: As| {
     d.start();
     let started = d.ctl(&["start", "listen"]);
     assert!(started.status.success(), "{}", text(&started));
-    let log = d.dir.join("logs/listen.log");
-    let start = std::time::Instant::now();
-    let last = "listen() again changes the backlog";
-    while !std::fs::read_to_string(&log).unwrap_or_default().contains(last) {
-        assert!(start.elapsed() < T, "the unit did not finish:\n{}\n{}", std::fs::read_to_string(&log).unwrap_or_default(), d.log());
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let out = std::fs::read_to_string(&log).unwrap();
+    let out = d.wait_log("listen", "listen() again changes the backlog", T);
     assert!(!out.contains("ESCAPED") && out.matches("BLOCKED 52 listen()").count() == 3, "{out}");
     d.terminate(T);
+});
+
+// 53: `append` means append-only. A preopened file in append mode and a file
+// under an `append` grant reach the service as a pipe its broker copies to
+// the file, so nothing the service does to its fd (ftruncate, clearing
+// O_APPEND and pwrite, pwritev2 RWF_NOAPPEND, lseek, fallocate, a reopen
+// through /proc) changes what the file held. As `capexec run` and as a unit
+// of the daemon.
+both!(append_means_append_only, |who: As| {
+    let files = |tag: &str| {
+        let d = shared_dir().join(format!("append-{tag}-{who:?}"));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).unwrap();
+        set_mode(&d, 0o777);
+        for f in ["pre.log", "granted.log"] {
+            std::fs::write(d.join(f), "kept\n").unwrap();
+            set_mode(&d.join(f), 0o666);
+        }
+        let decl = format!(
+            "[[preopen.file]]\npath = \"{0}/pre.log\"\nmode = \"append\"\n\n[[broker.fs]]\npath = \"{0}/granted.log\"\nrights = [\"append\"]\n",
+            d.display()
+        );
+        (d, decl)
+    };
+    let holds = |d: &std::path::Path| {
+        let want = "kept\nfirst\nlast\n";
+        let start = std::time::Instant::now();
+        // The broker's relay writes after the service did: wait for it.
+        while ["pre.log", "granted.log"].iter().any(|f| std::fs::read_to_string(d.join(f)).unwrap() != want) && start.elapsed() < T {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        for f in ["pre.log", "granted.log"] {
+            assert_eq!(std::fs::read_to_string(d.join(f)).unwrap(), want, "{f} was changed other than by appending");
+        }
+    };
+    let (d, decl) = files("run");
+    let u = write_unit(&format!("append-{who:?}"), &decl);
+    run_probe(who, &["--unit", u.to_str().unwrap()], &["append-only", &d.join("granted.log").display().to_string()]);
+    holds(&d);
+
+    let (d, decl) = files("daemon");
+    let mut daemon = Daemon::prepare(who, &format!("append-{who:?}"));
+    daemon.write_unit(
+        "append",
+        &format!(
+            "[exec]\nargv = [\"{}\", \"append-only\", \"{}\"]\n[filesystem]\nexecutable = [\"{}\"]\n\n{decl}",
+            probe().display(),
+            d.join("granted.log").display(),
+            shared_dir().display()
+        ),
+    );
+    daemon.start();
+    let started = daemon.ctl(&["start", "append"]);
+    assert!(started.status.success(), "{}", text(&started));
+    let out = daemon.wait_log("append", "write to a brokered append open after the attacks", T);
+    assert!(!out.contains("ESCAPED"), "{out}");
+    holds(&d);
+    daemon.terminate(T);
 });
 
 // 48: no setuid or setgid bits by chmod or at creation (RestrictSUIDSGID=).

@@ -314,7 +314,12 @@ fn open(b: &Broker, pid: i32, path: &[u8], flags: i32, mode: u32) -> Reply {
     let umask = if flags & libc::O_CREAT != 0 { crate::transparent::umask_of(pid as u32) } else { 0 };
     let mode = policy::create_mode(flags, mode, umask);
     let dir_slash = path.len() > 1 && path.ends_with(b"/");
-    match open_granted(&b.bases[i], grant, &clean, dir_slash, flags, mode) {
+    let opened = open_granted(&b.bases[i], grant, &clean, dir_slash, flags, mode);
+    let opened = match policy::append_only(flags, grant.rights) {
+        true => opened.and_then(|f| b.append_through_pipe(f, flags, &clean)),
+        false => opened,
+    };
+    match opened {
         Ok(fd) => Ok((Vec::new(), Some(fd))),
         Err(e) => {
             let errno = e.raw_os_error().unwrap_or(libc::EIO);

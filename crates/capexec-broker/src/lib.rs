@@ -18,6 +18,7 @@
 //! [`lookup`] does the host-side lookups (names, users, groups, sysctl,
 //! syslog) for granted requests.
 
+pub mod append;
 pub mod dns;
 pub mod explicit;
 pub mod lookup;
@@ -43,12 +44,17 @@ pub struct Channels {
     /// The stub resolver's UDP socket, bound to 127.0.0.1:53 in the service's
     /// network namespace.
     pub dns: Option<OwnedFd>,
+    /// Preopened files in append mode, which the service writes through a
+    /// pipe (see [`append`]).
+    pub appends: Vec<append::Relay>,
 }
 
 impl Channels {
     pub fn fds(&self) -> Vec<std::os::fd::RawFd> {
         use std::os::fd::AsRawFd;
-        [&self.listener, &self.explicit, &self.dns].into_iter().flatten().map(|f| f.as_raw_fd()).collect()
+        let mut fds: Vec<std::os::fd::RawFd> = [&self.listener, &self.explicit, &self.dns].into_iter().flatten().map(|f| f.as_raw_fd()).collect();
+        fds.extend(self.appends.iter().flat_map(|r| [r.file.as_raw_fd(), r.from.as_raw_fd()]));
+        fds
     }
 }
 
@@ -89,6 +95,8 @@ pub struct Broker {
     /// The host TCP sockets bound here, which alone may listen (see
     /// `ServiceSpec::brokers_listen`).
     bound: net::BoundSockets,
+    /// Relays of append-only files (grants and preopens).
+    appender: Arc<append::Appender>,
     /// Refusal log rate limit: (start of the current second, lines in it, suppressed).
     log_budget: std::sync::Mutex<(std::time::Instant, u32, u64)>,
 }
@@ -119,6 +127,7 @@ impl Broker {
             bases.push(unsafe { OwnedFd::from_raw_fd(fd) });
         }
         let host_netns = capexec_sandbox::sys::netns_cookie().map_err(|e| format!("broker: read the host network namespace's cookie: {e}"))?;
+        let appender = Arc::new(append::Appender::new(&service.name).map_err(|e| format!("broker: create the append relay's pipe: {e}"))?);
         let host_bind = (service.namespaces.net == NetMode::Host).then(|| service.landlock.bind_tcp.clone());
         let low = |p: u16| p < 1024;
         let bind_service = spec.bind.iter().any(|g| low(g.ports.0))
@@ -131,6 +140,7 @@ impl Broker {
             host_bind,
             bind_service,
             bound: net::BoundSockets::default(),
+            appender,
             log_budget: std::sync::Mutex::new((std::time::Instant::now(), 0, 0)),
         })
     }
@@ -139,7 +149,9 @@ impl Broker {
     /// broker can close everything else.
     pub fn fds(&self) -> Vec<std::os::fd::RawFd> {
         use std::os::fd::AsRawFd;
-        self.bases.iter().map(|f| f.as_raw_fd()).collect()
+        let mut fds: Vec<std::os::fd::RawFd> = self.bases.iter().map(|f| f.as_raw_fd()).collect();
+        fds.extend(self.appender.fds());
+        fds
     }
 
     /// Logs a refusal: the unit, the call with its argument, why, and what in
@@ -232,9 +244,12 @@ impl Broker {
     /// Serves each channel on a thread of its own (each blocks in its own
     /// receive call). `init` is the service's namespace init, as the broker
     /// sees it: explicit requests are accepted only from its processes.
-    pub fn start(self, ch: Channels, init: i32) -> std::io::Result<Vec<std::thread::JoinHandle<()>>> {
+    pub fn start(self, ch: Channels, init: i32) -> std::io::Result<Running> {
         let b = Arc::new(self);
         let mut threads = Vec::new();
+        for r in ch.appends {
+            b.appender.adopt(r)?;
+        }
         if let Some(l) = ch.listener {
             let (b, l) = (Arc::clone(&b), Arc::new(remote::Listener::new(l)));
             threads.push(std::thread::Builder::new().name("broker-notify".into()).spawn(move || transparent::serve(b, l))?);
@@ -248,7 +263,32 @@ impl Broker {
             let b = Arc::clone(&b);
             threads.push(std::thread::Builder::new().name("broker-dns".into()).spawn(move || dns::serve(&b, sock))?);
         }
-        Ok(threads)
+        Ok(Running { threads, appender: Arc::clone(&b.appender), unit: b.unit.clone() })
+    }
+
+    /// Relays an append-only open: the service gets a pipe, the broker keeps `file`.
+    pub(crate) fn append_through_pipe(&self, file: OwnedFd, flags: i32, path: &str) -> std::io::Result<OwnedFd> {
+        self.appender.relay(file, flags & libc::O_NONBLOCK != 0, path)
+    }
+}
+
+/// A broker serving its service (from [`Broker::start`]).
+pub struct Running {
+    /// The channels' threads; they end with the service.
+    pub threads: Vec<std::thread::JoinHandle<()>>,
+    appender: Arc<append::Appender>,
+    unit: String,
+}
+
+impl Running {
+    /// Call once the service's init ended, before the broker exits: what the
+    /// service appended and the relays have not written yet reaches its files
+    /// (waiting at most 5 s for writers that outlive the init).
+    pub fn finish(self) {
+        let left = self.appender.finish(std::time::Duration::from_secs(5));
+        if left > 0 {
+            eprintln!("capexec: {}: broker: {left} append-only files still had writers 5 s after the service ended; what they write is lost", self.unit);
+        }
     }
 }
 

@@ -64,6 +64,12 @@ fn check_flags(flags: i32, rights: FsRights) -> Result<(), (i32, String)> {
         let need = if rights.append { "the `write` right (the grant allows `append`: open with O_APPEND and without O_TRUNC)" } else { "the `write` right" };
         return Err((libc::EACCES, format!("opening for writing needs {need}")));
     }
+    if writes && reads && !rights.write {
+        return Err((
+            libc::EACCES,
+            "an append-only file is written through a pipe, which cannot be read: open it O_WRONLY|O_APPEND to write, and O_RDONLY to read".into(),
+        ));
+    }
     if flags & libc::O_CREAT != 0 && !rights.create {
         return Err((libc::EACCES, "O_CREAT needs the `create` right".into()));
     }
@@ -81,6 +87,13 @@ pub fn open<'a>(spec: &'a BrokerSpec, clean: &str, flags: i32) -> Result<Option<
         refuse(errno, format!("{why} (grant `{}` allows {})", grant.pattern, grant.rights), "widen that grant's rights in [[broker.fs]]")
     })?;
     Ok(Some((i, grant)))
+}
+
+/// Whether an open that `open` allowed is append-only: it writes, and the
+/// grant allows appending but not writing. The service then gets a pipe to
+/// the file, not the file (see `crate::append`).
+pub fn append_only(flags: i32, rights: FsRights) -> bool {
+    flags & libc::O_ACCMODE != libc::O_RDONLY && !rights.write
 }
 
 /// The explicit channel's answer to a path no grant covers.
@@ -203,6 +216,11 @@ mod tests {
         assert!(check_flags(libc::O_WRONLY | libc::O_APPEND | libc::O_TRUNC, app).is_err());
         assert!(check_flags(libc::O_WRONLY, app).is_err());
         assert!(check_flags(libc::O_RDWR | libc::O_APPEND, app).is_err(), "append does not grant read");
+        let read_app = r(true, false, false, true);
+        assert_eq!(check_flags(libc::O_RDWR | libc::O_APPEND, read_app).unwrap_err().0, libc::EACCES, "an append-only pipe cannot be read");
+        assert!(check_flags(libc::O_RDONLY, read_app).is_ok() && check_flags(libc::O_WRONLY | libc::O_APPEND, read_app).is_ok());
+        assert!(append_only(libc::O_WRONLY | libc::O_APPEND, app) && !append_only(libc::O_RDONLY, read_app));
+        assert!(!append_only(libc::O_WRONLY | libc::O_APPEND, r(false, true, false, true)), "a write grant writes the file itself");
         let rw = r(true, true, false, false);
         assert!(check_flags(libc::O_RDWR | libc::O_TRUNC, rw).is_ok());
         assert!(check_flags(libc::O_RDWR | libc::O_CREAT, rw).is_err());

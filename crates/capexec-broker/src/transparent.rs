@@ -188,7 +188,12 @@ fn open(b: &Broker, l: &Listener, n: Notif, path_ptr: u64, flags: i32, mode: u32
     };
     // A trailing `/` asks for a directory; keep it so the kernel answers ENOTDIR.
     let dir_slash = path.len() > 1 && path.ends_with(b"/");
-    match open_granted(&b.bases[i], grant, &clean, dir_slash, flags, mode) {
+    let opened = open_granted(&b.bases[i], grant, &clean, dir_slash, flags, mode);
+    let opened = match policy::append_only(flags, grant.rights) {
+        true => opened.and_then(|f| b.append_through_pipe(f, flags, &clean)),
+        false => opened,
+    };
+    match opened {
         Ok(fd) => match l.send_fd(n.id, fd.as_raw_fd(), flags & libc::O_CLOEXEC != 0) {
             Ok(_) => Answer::Done,
             Err(e) => install_failed(e),

@@ -51,9 +51,11 @@ impl ServiceSpec {
     }
 
     /// Whether the service runs with a broker process: for its `[broker]`
-    /// grants, or to answer its `listen()` ([`Self::brokers_listen`]).
+    /// grants, to answer its `listen()` ([`Self::brokers_listen`]), or to
+    /// write its preopened files in append mode (capexec-broker's `append`).
     pub fn has_broker(&self) -> bool {
-        !self.broker.is_empty() || self.brokers_listen()
+        let appends = self.preopen.iter().any(|p| matches!(p.kind, PreopenKind::File { mode: FileMode::Append, .. }));
+        !self.broker.is_empty() || self.brokers_listen() || appends
     }
 }
 

@@ -30,6 +30,9 @@ pub struct Spawned {
     /// The receiving end of the service's NOTIFY_SOCKET (when the plan has
     /// `notify_relay`).
     pub notify: Option<OwnedFd>,
+    /// Preopened files in append mode, for the broker to relay (when the
+    /// plan has `append_pipes`).
+    pub appends: Vec<resources::AppendPipe>,
 }
 
 /// How the daemon's launcher differs from `capexec exec`.
@@ -62,7 +65,7 @@ fn first_child(pid: libc::pid_t) -> Option<libc::pid_t> {
 }
 
 fn pipe() -> Result<(OwnedFd, OwnedFd), LaunchError> {
-    nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| LaunchError::io("create", "pipe", e.into()))
+    sys::pipe2(libc::O_CLOEXEC).map_err(|e| LaunchError::io("create", "pipe", e))
 }
 
 fn seqpacket_pair(what: &str) -> Result<(OwnedFd, OwnedFd), LaunchError> {
@@ -146,7 +149,7 @@ pub fn spawn_with(plan: &SetupPlan, opts: &SpawnOptions) -> Result<Spawned, Laun
         return Err(LaunchError::Plan(format!("the plan counts {} inherited fds but {} were given", plan.inherited, opts.inherited.len())));
     }
     ensure_stdio();
-    let fds = resources::open_all(&plan.preopens, (plan.uid, plan.gid))?;
+    let (fds, appends) = resources::open_all(&plan.preopens, (plan.uid, plan.gid), plan.append_pipes)?;
     let mut raw_fds: Vec<RawFd> = opts.inherited.iter().copied().chain(fds.iter().map(|f| f.as_raw_fd())).collect();
     let (sync_rd, sync_wr) = pipe()?;
     let (err_rd, err_wr) = pipe()?;
@@ -283,7 +286,7 @@ pub fn spawn_with(plan: &SetupPlan, opts: &SpawnOptions) -> Result<Spawned, Laun
             listener = Some(sys::recv_fd(rx.as_raw_fd()).map_err(|e| abort(LaunchError::io("receive", "the service's seccomp listener", e)))?);
         }
     }
-    Ok(Spawned { pid, pidfd, main_pid: first_child(pid), listener, broker_channel, dns, notify })
+    Ok(Spawned { pid, pidfd, main_pid: first_child(pid), listener, broker_channel, dns, notify, appends })
 }
 
 /// Takes the learning filter's listener out of the service's fd table. The

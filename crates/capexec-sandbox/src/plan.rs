@@ -58,6 +58,10 @@ pub struct SetupPlan {
     /// service gets them first, at 3, 4, ..., before the preopened fds.
     pub inherited: usize,
     pub preopens: Vec<Preopen>,
+    /// Preopened files in append mode reach the service as the write end of a
+    /// pipe, whose read end and the file go to its broker (`Spawned::appends`,
+    /// see capexec-broker's `append`): the service never holds the file.
+    pub append_pipes: bool,
     /// The service gets a `NOTIFY_SOCKET` inside its own view
     /// ([`NOTIFY_RELAY_DIR`]), whose other end init hands to the caller
     /// (`Spawned::notify`): `capexec exec` relays it to systemd's.
@@ -383,6 +387,8 @@ pub fn plan_inheriting(spec: &ServiceSpec, rootless: bool, host_env: &[(String, 
         listen_pid_slot,
         inherited: inherited.len(),
         preopens,
+        // With such a preopen the service has a broker (ServiceSpec::has_broker).
+        append_pipes: true,
         notify_relay: false,
         mdwe: spec.exec.memory_deny_write_execute,
     })
@@ -471,6 +477,7 @@ impl SetupPlan {
         self.notify_seccomp = None;
         self.dns_stub = false;
         self.notify_relay = false;
+        self.append_pipes = false;
         if self.broker_channel {
             self.broker_channel = false;
             self.env.retain(|e| !e.to_bytes().starts_with(BROKER_FD_ENV.as_bytes()));

@@ -8,10 +8,35 @@ use nix::sys::socket::{self, sockopt, AddressFamily, SockFlag, SockType, Sockadd
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::fs::{FileTypeExt, OpenOptionsExt, PermissionsExt};
 
-/// Opens every preopen in order. `owner` is chowned onto files and Unix socket
-/// paths that capexec creates, so the service owns what was made for it.
-pub fn open_all(preopens: &[Preopen], owner: (u32, u32)) -> Result<Vec<OwnedFd>, LaunchError> {
-    preopens.iter().map(|p| open_one(p, owner)).collect()
+/// A preopened file in append mode as the service gets it with
+/// `append_pipes`: it holds the pipe's write end, the broker this file and
+/// the read end.
+pub struct AppendPipe {
+    pub file: OwnedFd,
+    pub from: OwnedFd,
+    /// For the log: the file's path.
+    pub path: String,
+}
+
+/// Opens every preopen in order: the service's fds, and with `append_pipes`
+/// the files in append mode the service writes through a pipe. `owner` is
+/// chowned onto files and Unix socket paths that capexec creates, so the
+/// service owns what was made for it.
+pub fn open_all(preopens: &[Preopen], owner: (u32, u32), append_pipes: bool) -> Result<(Vec<OwnedFd>, Vec<AppendPipe>), LaunchError> {
+    let mut fds = Vec::new();
+    let mut pipes = Vec::new();
+    for p in preopens {
+        let fd = open_one(p, owner)?;
+        match &p.kind {
+            PreopenKind::File { path, mode: FileMode::Append, .. } if append_pipes => {
+                let (from, to) = crate::sys::pipe2(libc::O_CLOEXEC).map_err(|e| LaunchError::io("create the append pipe of", path.display(), e))?;
+                pipes.push(AppendPipe { file: fd, from, path: path.display().to_string() });
+                fds.push(to);
+            }
+            _ => fds.push(fd),
+        }
+    }
+    Ok((fds, pipes))
 }
 
 fn open_one(p: &Preopen, owner: (u32, u32)) -> Result<OwnedFd, LaunchError> {

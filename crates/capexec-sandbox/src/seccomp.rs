@@ -427,6 +427,7 @@ pub const BROKER_SYSCALLS: &[&str] = &[
     "readlinkat",
     "poll",
     "ppoll",
+    "pipe2",
     // the service: its memory, fds, liveness
     "process_vm_readv",
     "pidfd_open",

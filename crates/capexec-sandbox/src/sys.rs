@@ -385,6 +385,17 @@ pub fn cgroup_detach_all(cgroup: BorrowedFd<'_>, attach_type: u32) -> io::Result
     Ok(())
 }
 
+/// pipe2 with `flags`: (read end, write end).
+pub fn pipe2(flags: i32) -> std::io::Result<(OwnedFd, OwnedFd)> {
+    let mut p = [0 as RawFd; 2];
+    // SAFETY: pipe2 writes two fds into a valid array of two.
+    if unsafe { libc::pipe2(p.as_mut_ptr(), flags) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: two new fds that nobody else owns.
+    Ok(unsafe { (OwnedFd::from_raw_fd(p[0]), OwnedFd::from_raw_fd(p[1])) })
+}
+
 /// The cookie of this process's network namespace (SO_NETNS_COOKIE), as
 /// `bpf_get_netns_cookie()` reports it for sockets created there.
 pub fn netns_cookie() -> io::Result<u64> {

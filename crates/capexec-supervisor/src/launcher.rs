@@ -350,7 +350,8 @@ fn broker_main(
         // SAFETY: ending the helper without running the launcher's destructors.
         unsafe { libc::_exit(0) }
     };
-    let ch = capexec_broker::Channels { listener: s.listener.take(), explicit: s.broker_channel.take(), dns: s.dns.take() };
+    let ch =
+        capexec_broker::Channels { listener: s.listener.take(), explicit: s.broker_channel.take(), dns: s.dns.take(), appends: std::mem::take(&mut s.appends) };
     let mut keep = b.fds();
     keep.extend(ch.fds());
     keep.extend([0, 1, 2, s.pidfd.as_raw_fd()]);
@@ -369,11 +370,12 @@ fn broker_main(
     }
     let started = b.confine(plan.uid, plan.gid, None).and_then(|()| b.start(ch, s.pid).map_err(|e| format!("broker: start its threads: {e}")));
     let code = match started {
-        Ok(_threads) => {
+        Ok(running) => {
             // The threads block in their receive calls; the service's end is the broker's.
             let mut pfd = libc::pollfd { fd: s.pidfd.as_raw_fd(), events: libc::POLLIN, revents: 0 };
             // SAFETY: one valid pollfd; a pidfd becomes readable when the process exits.
             while unsafe { libc::poll(&mut pfd, 1, -1) } < 0 {}
+            running.finish();
             0
         }
         Err(e) => {

@@ -62,8 +62,14 @@ fn grants(p: &mut Probe, a: &[String]) {
     p.refused("31 client open through a symlink out of the grant", b.open(&format!("{dir}/data/link-out"), libc::O_RDONLY, 0), libc::EXDEV);
     match b.open(&format!("{dir}/out/client.log"), libc::O_WRONLY | libc::O_APPEND | libc::O_CREAT, 0o644) {
         Ok(f) => {
-            let w = std::fs::File::from(f).write_all(b"appended\n");
+            let mut f = std::fs::File::from(f);
+            let w = f.write_all(b"appended\n");
             p.expect("client create+append on an append grant", w.is_ok(), w);
+            // 53: what the client holds is a pipe to the file, not the file.
+            let t = f.set_len(0);
+            p.expect("53 client ftruncate of an append-only file", t.is_err(), t);
+            let w = std::os::unix::fs::FileExt::write_at(&f, b"XX", 0);
+            p.expect("53 client pwrite at offset 0 to an append-only file", w.is_err(), w);
         }
         Err(e) => p.expect("client create+append on an append grant", false, e),
     }

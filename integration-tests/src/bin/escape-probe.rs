@@ -564,6 +564,7 @@ fn main() {
             let secrets = [format!("[::1]:{}", arg(3)).parse().unwrap(), format!("[::ffff:127.0.0.1]:{}", arg(4)).parse().unwrap()];
             host_udp(&mut r, arg(2).parse().unwrap_or(1), &secrets)
         }
+        "append-only" => append_only(&mut r, &arg(2)),
         "host-socket-reuse" => host_socket_reuse(&mut r, arg(2).parse().unwrap_or(1), arg(3).parse().unwrap_or(1)),
         "broker-stall" => broker_stall(&mut r, &arg(2), arg(3).parse().unwrap_or(1)),
         "fork-bomb" => fork_bomb(&mut r, arg(2).parse().unwrap_or(4096), arg(3) == "fork"),
@@ -919,6 +920,44 @@ fn host_udp(r: &mut Report, granted: u16, secrets: &[std::net::SocketAddr]) {
         let (any, any_len) = raw_addr(anywhere);
         let (rc, e) = sys!(libc::SYS_bind, fd, &any as *const libc::sockaddr_storage, any_len);
         r.expect_fail(&format!("46 bind {what} to a new host port"), rc, e, &[EPERM, EACCES, libc::EINVAL]);
+    }
+}
+
+/// 53: `append-only PATH`, with fd 3 a preopened file in append mode and
+/// PATH under an `append` grant (opened through the broker): every way to
+/// change what a file already holds from an fd meant for appending. Each
+/// writes "first" before the attacks and "last" after them; the test checks
+/// that the files hold exactly what they held before, then those two lines.
+fn append_only(r: &mut Report, path: &str) {
+    let (brokered, e) = open(path, libc::O_WRONLY | libc::O_APPEND);
+    r.check("53 control: the append grant opens", brokered >= 0, e);
+    for (what, fd) in [("the preopened append file", 3), ("a brokered append open", brokered)] {
+        let write = |s: &str| sys!(libc::SYS_write, fd, s.as_ptr(), s.len()).0 == s.len() as i64;
+        r.check(&format!("53 control: write to {what}"), write("first\n"), "");
+        let (rc, e) = sys!(libc::SYS_ftruncate, fd, 0);
+        r.expect_fail(&format!("53 ftruncate {what}"), rc, e, &[libc::EINVAL, EPERM]);
+        let (fl, _) = sys!(libc::SYS_fcntl, fd, libc::F_GETFL);
+        let (rc, _) = sys!(libc::SYS_fcntl, fd, libc::F_SETFL, fl & !(libc::O_APPEND as i64));
+        println!("53 clear O_APPEND on {what}: {rc}");
+        let (rc, e) = sys!(libc::SYS_pwrite64, fd, b"XX".as_ptr(), 2, 0);
+        r.expect_fail(&format!("53 pwrite at offset 0 to {what} (O_APPEND cleared)"), rc, e, &[libc::ESPIPE]);
+        let iov = libc::iovec { iov_base: b"YY".as_ptr() as *mut libc::c_void, iov_len: 2 };
+        const RWF_NOAPPEND: i64 = 0x20;
+        let (rc, e) = sys!(libc::SYS_pwritev2, fd, &iov as *const libc::iovec, 1, 0, 0, RWF_NOAPPEND);
+        r.expect_fail(&format!("53 pwritev2(RWF_NOAPPEND) at offset 0 to {what}"), rc, e, &[libc::ESPIPE, libc::EOPNOTSUPP, libc::EINVAL]);
+        let (rc, e) = sys!(libc::SYS_lseek, fd, 0, libc::SEEK_SET);
+        r.expect_fail(&format!("53 lseek to 0 on {what}"), rc, e, &[libc::ESPIPE]);
+        let (rc, e) = sys!(libc::SYS_fallocate, fd, libc::FALLOC_FL_PUNCH_HOLE | libc::FALLOC_FL_KEEP_SIZE, 0, 4096);
+        r.expect_fail(&format!("53 fallocate(PUNCH_HOLE) on {what}"), rc, e, &[libc::ESPIPE, EPERM]);
+        // A new open of the same thing through /proc opens the pipe again, not the file.
+        let (again, e) = open(&format!("/proc/self/fd/{fd}"), libc::O_WRONLY | libc::O_TRUNC);
+        if again >= 0 {
+            let (rc, e) = sys!(libc::SYS_ftruncate, again, 0);
+            r.expect_fail(&format!("53 ftruncate {what} reopened through /proc"), rc, e, &[libc::EINVAL, EPERM]);
+        } else {
+            println!("53 reopen {what} through /proc: {e}");
+        }
+        r.check(&format!("53 control: write to {what} after the attacks"), write("last\n"), "");
     }
 }
 

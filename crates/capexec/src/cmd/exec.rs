@@ -114,16 +114,23 @@ fn launch_planned(spec: &ServiceSpec, mut plan: capexec_sandbox::SetupPlan, hand
     drop(handoff.fds);
     match spawned {
         Ok(mut s) => {
+            let mut running = None;
             if let Some(b) = broker {
-                let ch = capexec_broker::Channels { listener: s.listener.take(), explicit: s.broker_channel.take(), dns: s.dns.take() };
-                // Threads end with the service; the process ends right after.
-                if let Err(e) = b
-                    .confine(plan.uid, plan.gid, Some(s.pid))
-                    .and_then(|()| b.start(ch, s.pid).map(drop).map_err(|e| format!("broker: start its threads: {e}")))
-                {
-                    eprintln!("capexec: {}: {e}", spec.name);
-                    // SAFETY: killing our own child, which must not run with an unconfined or absent broker.
-                    unsafe { libc::kill(s.pid, libc::SIGKILL) };
+                let ch = capexec_broker::Channels {
+                    listener: s.listener.take(),
+                    explicit: s.broker_channel.take(),
+                    dns: s.dns.take(),
+                    appends: std::mem::take(&mut s.appends),
+                };
+                // Threads end with the service; the process ends right after
+                // what the service appended is written.
+                match b.confine(plan.uid, plan.gid, Some(s.pid)).and_then(|()| b.start(ch, s.pid).map_err(|e| format!("broker: start its threads: {e}"))) {
+                    Ok(r) => running = Some(r),
+                    Err(e) => {
+                        eprintln!("capexec: {}: {e}", spec.name);
+                        // SAFETY: killing our own child, which must not run with an unconfined or absent broker.
+                        unsafe { libc::kill(s.pid, libc::SIGKILL) };
+                    }
                 }
             }
             // A service that does not speak sd_notify is ready once it runs
@@ -146,6 +153,9 @@ fn launch_planned(spec: &ServiceSpec, mut plan: capexec_sandbox::SetupPlan, hand
             let status = capexec_sandbox::wait_foreground(&s);
             if let Some(r) = relay {
                 r.drain();
+            }
+            if let Some(r) = running {
+                r.finish();
             }
             status
         }
