@@ -217,24 +217,41 @@ both!(listen_needs_a_bound_port, |who: As| {
     let (refusing, bindable) = (unused_port().to_string(), unused_port().to_string());
     let out = run_probe(who, &["--net", "host", "--connect-tcp", &refusing, "--bind-tcp", &bindable], &["net-listen", &refusing, &bindable]);
     assert!(out.contains("broker refused listen(fd") && out.contains("bind the socket to a port in landlock.bind_tcp"), "no refusal logged:\n{out}");
-    let mut d = Daemon::prepare(who, &format!("listen-{who:?}"));
-    let (refusing, bindable) = (unused_port(), unused_port());
-    d.write_unit(
-        "listen",
-        &format!(
-            "[exec]\nargv = [\"{}\", \"net-listen\", \"{refusing}\", \"{bindable}\"]\n[filesystem]\nexecutable = [\"{}\"]\n\
-             [namespaces]\nnet = \"host\"\n[landlock]\nconnect_tcp = [{refusing}]\nbind_tcp = [{bindable}]\n",
-            probe().display(),
-            shared_dir().display()
-        ),
-    );
-    d.start();
-    let started = d.ctl(&["start", "listen"]);
-    assert!(started.status.success(), "{}", text(&started));
-    let out = d.wait_log("listen", "listen() again changes the backlog", T);
+    let (refusing, bindable) = (unused_port().to_string(), unused_port().to_string());
+    let rest = format!("[namespaces]\nnet = \"host\"\n[landlock]\nconnect_tcp = [{refusing}]\nbind_tcp = [{bindable}]\n");
+    let out = probe_in_daemon(who, "listen", "", &["net-listen", &refusing, &bindable], &rest, "listen() again changes the backlog");
     assert!(!out.contains("ESCAPED") && out.matches("BLOCKED 52 listen()").count() == 3, "{out}");
-    d.terminate(T);
 });
+
+/// Runs the escape probe with `case` as the unit `name` of a fresh daemon
+/// run by `who`: `exec` goes at the top of the unit's `[exec]`, `rest` after
+/// the sections the probe needs. Waits until the unit's log holds `last`,
+/// stops the daemon (and with it the service and its broker) and returns the log.
+fn probe_in_daemon(who: As, name: &str, exec: &str, case: &[&str], rest: &str, last: &str) -> String {
+    let mut d = Daemon::prepare(who, &format!("{name}-{who:?}"));
+    let argv: Vec<String> = std::iter::once(probe().display().to_string()).chain(case.iter().map(|s| s.to_string())).collect();
+    d.write_unit(name, &format!("[exec]\n{exec}argv = {argv:?}\n[filesystem]\nexecutable = [\"{}\"]\n\n{rest}", shared_dir().display()));
+    d.start();
+    let started = d.ctl(&["start", name]);
+    assert!(started.status.success(), "{}", text(&started));
+    let out = d.wait_log(name, last, T);
+    d.terminate(T);
+    out
+}
+
+/// A fresh directory `tag` in the shared directory holding `names`, each
+/// with `contents`, that anyone may write (the service runs as another user).
+fn open_files(tag: &str, names: &[&str], contents: &str) -> std::path::PathBuf {
+    let d = shared_dir().join(tag);
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    set_mode(&d, 0o777);
+    for f in names {
+        std::fs::write(d.join(f), contents).unwrap();
+        set_mode(&d.join(f), 0o666);
+    }
+    d
+}
 
 // 53: `append` means append-only. A preopened file in append mode and a file
 // under an `append` grant reach the service as a pipe its broker copies to
@@ -244,14 +261,7 @@ both!(listen_needs_a_bound_port, |who: As| {
 // of the daemon.
 both!(append_means_append_only, |who: As| {
     let files = |tag: &str| {
-        let d = shared_dir().join(format!("append-{tag}-{who:?}"));
-        let _ = std::fs::remove_dir_all(&d);
-        std::fs::create_dir_all(&d).unwrap();
-        set_mode(&d, 0o777);
-        for f in ["pre.log", "granted.log"] {
-            std::fs::write(d.join(f), "kept\n").unwrap();
-            set_mode(&d.join(f), 0o666);
-        }
+        let d = open_files(&format!("append-{tag}-{who:?}"), &["pre.log", "granted.log"], "kept\n");
         let decl = format!(
             "[[preopen.file]]\npath = \"{0}/pre.log\"\nmode = \"append\"\n\n[[broker.fs]]\npath = \"{0}/granted.log\"\nrights = [\"append\"]\n",
             d.display()
@@ -275,23 +285,40 @@ both!(append_means_append_only, |who: As| {
     holds(&d);
 
     let (d, decl) = files("daemon");
-    let mut daemon = Daemon::prepare(who, &format!("append-{who:?}"));
-    daemon.write_unit(
-        "append",
-        &format!(
-            "[exec]\nargv = [\"{}\", \"append-only\", \"{}\"]\n[filesystem]\nexecutable = [\"{}\"]\n\n{decl}",
-            probe().display(),
-            d.join("granted.log").display(),
-            shared_dir().display()
-        ),
-    );
-    daemon.start();
-    let started = daemon.ctl(&["start", "append"]);
-    assert!(started.status.success(), "{}", text(&started));
-    let out = daemon.wait_log("append", "write to a brokered append open after the attacks", T);
+    let granted = d.join("granted.log").display().to_string();
+    let out = probe_in_daemon(who, "append", "", &["append-only", &granted], &decl, "write to a brokered append open after the attacks");
     assert!(!out.contains("ESCAPED"), "{out}");
     holds(&d);
-    daemon.terminate(T);
+});
+
+// 54: under memory_deny_write_execute, host files outside the view that the
+// service may read and write (a preopened read-write file, a read+write
+// grant) on a mount without noexec cannot be mapped executable after code
+// was written into them: they are opened through a noexec copy of their
+// mount (in a helper's namespaces when rootless). As `capexec run` and as a
+// unit of the daemon.
+both!(mdwe_covers_writable_host_files, |who: As| {
+    let files = |tag: &str| {
+        let d = open_files(&format!("mdwe-{tag}-{who:?}"), &["pre.bin", "granted.bin"], "");
+        let grants = format!(
+            "[[preopen.file]]\npath = \"{0}/pre.bin\"\nmode = \"read-write\"\n\n[[broker.fs]]\npath = \"{0}/granted.bin\"\nrights = [\"read\", \"write\"]\n",
+            d.display()
+        );
+        (d, grants)
+    };
+    let (d, grants) = files("run");
+    let u = write_unit(&format!("mdwe-files-{who:?}"), &format!("[exec]\nmemory_deny_write_execute = true\n\n{grants}"));
+    run_probe(who, &["--unit", u.to_str().unwrap()], &["mdwe-files", &d.join("granted.bin").display().to_string()]);
+    // The host sees what the service wrote: the same files.
+    for f in ["pre.bin", "granted.bin"] {
+        assert_eq!(std::fs::read(d.join(f)).unwrap(), [0xc3u8; 16], "{f}");
+    }
+
+    let (d, grants) = files("daemon");
+    let granted = d.join("granted.bin").display().to_string();
+    let exec = "memory_deny_write_execute = true\n";
+    let out = probe_in_daemon(who, "mdwe", exec, &["mdwe-files", &granted], &grants, "54 execveat a brokered read-write open");
+    assert!(!out.contains("ESCAPED") && out.matches("BLOCKED 54 map").count() == 2, "{out}");
 });
 
 // 48: no setuid or setgid bits by chmod or at creation (RestrictSUIDSGID=).

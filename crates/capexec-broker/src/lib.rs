@@ -124,7 +124,15 @@ impl Broker {
                 ));
             }
             // SAFETY: a new fd that nobody else owns.
-            bases.push(unsafe { OwnedFd::from_raw_fd(fd) });
+            let mut base = unsafe { OwnedFd::from_raw_fd(fd) };
+            if service.exec.memory_deny_write_execute && g.rights.read && g.rights.write {
+                // A file the service may read and write could be mapped
+                // executable after it wrote code into it (capexec_sandbox::noexec).
+                let kind = capexec_sandbox::noexec::Kind::Dir;
+                base =
+                    capexec_sandbox::noexec::reopen(&[(g.base.as_path(), kind, &base)]).map_err(|e| format!("broker: grant `{}`: {e}", g.pattern))?.remove(0);
+            }
+            bases.push(base);
         }
         let host_netns = capexec_sandbox::sys::netns_cookie().map_err(|e| format!("broker: read the host network namespace's cookie: {e}"))?;
         let appender = Arc::new(append::Appender::new(&service.name).map_err(|e| format!("broker: create the append relay's pipe: {e}"))?);

@@ -149,7 +149,7 @@ pub fn spawn_with(plan: &SetupPlan, opts: &SpawnOptions) -> Result<Spawned, Laun
         return Err(LaunchError::Plan(format!("the plan counts {} inherited fds but {} were given", plan.inherited, opts.inherited.len())));
     }
     ensure_stdio();
-    let (fds, appends) = resources::open_all(&plan.preopens, (plan.uid, plan.gid), plan.append_pipes)?;
+    let (fds, appends) = resources::open_all(plan)?;
     let mut raw_fds: Vec<RawFd> = opts.inherited.iter().copied().chain(fds.iter().map(|f| f.as_raw_fd())).collect();
     let (sync_rd, sync_wr) = pipe()?;
     let (err_rd, err_wr) = pipe()?;

@@ -14,6 +14,7 @@ pub mod landlock_rules;
 pub mod launch;
 pub mod mounts;
 pub mod netguard;
+pub mod noexec;
 pub mod plan;
 pub mod resources;
 pub mod seccomp;

@@ -18,17 +18,26 @@ pub struct AppendPipe {
     pub path: String,
 }
 
-/// Opens every preopen in order: the service's fds, and with `append_pipes`
-/// the files in append mode the service writes through a pipe. `owner` is
-/// chowned onto files and Unix socket paths that capexec creates, so the
-/// service owns what was made for it.
-pub fn open_all(preopens: &[Preopen], owner: (u32, u32), append_pipes: bool) -> Result<(Vec<OwnedFd>, Vec<AppendPipe>), LaunchError> {
+/// Opens every preopen of the plan in order: the service's fds, and with
+/// `append_pipes` the files in append mode the service writes through a
+/// pipe. The service's uid and gid are chowned onto files and Unix socket
+/// paths that capexec creates, so the service owns what was made for it.
+/// Under MDWE, files opened for reading and writing come from a noexec copy
+/// of their mount (see [`crate::noexec`]).
+pub fn open_all(plan: &crate::SetupPlan) -> Result<(Vec<OwnedFd>, Vec<AppendPipe>), LaunchError> {
+    let owner = (plan.uid, plan.gid);
     let mut fds = Vec::new();
     let mut pipes = Vec::new();
-    for p in preopens {
-        let fd = open_one(p, owner)?;
+    for p in &plan.preopens {
+        let mut fd = open_one(p, owner)?;
+        if let PreopenKind::File { path, mode: FileMode::ReadWrite, .. } = &p.kind {
+            if plan.mdwe {
+                let kind = crate::noexec::Kind::File { flags: libc::O_RDWR };
+                fd = crate::noexec::reopen(&[(path.as_path(), kind, &fd)])?.pop().expect("one fd per item");
+            }
+        }
         match &p.kind {
-            PreopenKind::File { path, mode: FileMode::Append, .. } if append_pipes => {
+            PreopenKind::File { path, mode: FileMode::Append, .. } if plan.append_pipes => {
                 let (from, to) = crate::sys::pipe2(libc::O_CLOEXEC).map_err(|e| LaunchError::io("create the append pipe of", path.display(), e))?;
                 pipes.push(AppendPipe { file: fd, from, path: path.display().to_string() });
                 fds.push(to);

@@ -71,6 +71,31 @@ pub fn mount_setattr(path: &CStr, recursive: bool, set: u64) -> io::Result<()> {
     check(rc).map(drop)
 }
 
+/// [`mount_setattr`] on the mount `fd` refers to (a detached copy from
+/// open_tree, say).
+pub fn mount_setattr_fd(fd: &OwnedFd, recursive: bool, set: u64) -> io::Result<()> {
+    let attr = MountAttr { attr_set: set, attr_clr: 0, propagation: 0, userns_fd: 0 };
+    let flags = libc::AT_EMPTY_PATH | if recursive { libc::AT_RECURSIVE } else { 0 };
+    // SAFETY: an empty NUL-terminated path and a valid struct of the size
+    // passed; the kernel only reads both during the call.
+    let rc = unsafe {
+        libc::syscall(libc::SYS_mount_setattr, fd.as_raw_fd(), c"".as_ptr(), flags as libc::c_uint, &attr as *const MountAttr, std::mem::size_of::<MountAttr>())
+    };
+    check(rc).map(drop)
+}
+
+/// Fails unless this process has one thread: forking a process with more
+/// leaves the child with locks other threads held (the allocator's), so
+/// ordinary code in the child could deadlock.
+pub fn require_single_threaded(what: &str) -> io::Result<()> {
+    let status = std::fs::read_to_string("/proc/self/status")?;
+    if status.lines().any(|l| l.split_whitespace().eq(["Threads:", "1"])) {
+        Ok(())
+    } else {
+        Err(io::Error::other(format!("internal: capexec must be single-threaded to {what}")))
+    }
+}
+
 /// A directory fd for `path` that is the root of a detached copy of the
 /// mount tree at `path` (open_tree with OPEN_TREE_CLONE | AT_RECURSIVE, then
 /// reopened as an ordinary directory, since an O_PATH fd cannot be read).
@@ -268,6 +293,28 @@ pub fn send_fd(sock: RawFd, fd: RawFd) -> io::Result<()> {
     let fds = [fd];
     let iov = [io::IoSlice::new(b"L")];
     sendmsg::<()>(sock, &iov, &[ControlMessage::ScmRights(&fds)], MsgFlags::empty(), None).map(drop).map_err(io::Error::from)
+}
+
+/// Receives one message into `buf`, waiting for it, and the fd it carries if
+/// any: (payload length, fd). Length 0 and no fd: the other end closed.
+pub fn recv_fd_blocking(sock: RawFd, buf: &mut [u8]) -> io::Result<(usize, Option<OwnedFd>)> {
+    use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags};
+    let mut iov = [io::IoSliceMut::new(buf)];
+    let mut space = nix::cmsg_space!([RawFd; 1]);
+    let msg = recvmsg::<()>(sock, &mut iov, Some(&mut space), MsgFlags::MSG_CMSG_CLOEXEC).map_err(io::Error::from)?;
+    let mut fd = None;
+    for c in msg.cmsgs().map_err(io::Error::from)? {
+        if let ControlMessageOwned::ScmRights(fds) = c {
+            for (i, f) in fds.into_iter().enumerate() {
+                // SAFETY: SCM_RIGHTS just installed these fds in our table; we own them.
+                let owned = unsafe { OwnedFd::from_raw_fd(f) };
+                if i == 0 {
+                    fd = Some(owned);
+                }
+            }
+        }
+    }
+    Ok((msg.bytes, fd))
 }
 
 /// Receives one fd sent by [`send_fd`], without blocking.

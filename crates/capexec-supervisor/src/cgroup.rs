@@ -196,10 +196,7 @@ impl ExecCgroup {
 /// Forks the watcher of [`ExecCgroup`]; returns the pipe's write end.
 fn watch(cg: ServiceCgroup) -> Result<std::os::fd::OwnedFd, String> {
     let (rd, wr) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| format!("create the cgroup watcher's pipe: {e}"))?;
-    let threads = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    if !threads.lines().any(|l| l.split_whitespace().eq(["Threads:", "1"])) {
-        return Err("internal: capexec must be single-threaded when it forks its cgroup watcher".into());
-    }
+    capexec_sandbox::sys::require_single_threaded("fork its cgroup watcher").map_err(|e| e.to_string())?;
     // SAFETY: the process is single-threaded (checked just above), so the
     // child may allocate and run ordinary code.
     match unsafe { libc::fork() } {

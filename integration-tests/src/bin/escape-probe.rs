@@ -565,6 +565,7 @@ fn main() {
             host_udp(&mut r, arg(2).parse().unwrap_or(1), &secrets)
         }
         "append-only" => append_only(&mut r, &arg(2)),
+        "mdwe-files" => mdwe_files(&mut r, &arg(2)),
         "host-socket-reuse" => host_socket_reuse(&mut r, arg(2).parse().unwrap_or(1), arg(3).parse().unwrap_or(1)),
         "broker-stall" => broker_stall(&mut r, &arg(2), arg(3).parse().unwrap_or(1)),
         "fork-bomb" => fork_bomb(&mut r, arg(2).parse().unwrap_or(4096), arg(3) == "fork"),
@@ -1136,6 +1137,35 @@ fn memfd_exec(r: &mut Report) {
         (libc::mprotect(p, 4096, libc::PROT_READ | libc::PROT_EXEC) as i64, Error::last_os_error())
     };
     r.expect_fail("49 mprotect(PROT_EXEC) of written memory (PR_SET_MDWE)", rc, e, &[libc::EACCES]);
+}
+
+/// 54: `mdwe-files PATH` under memory_deny_write_execute, with fd 3 a file
+/// preopened read-write and PATH under a read+write `[[broker.fs]]` grant,
+/// both on a host mount without noexec: code written into them at run time
+/// and mapped executable (which MDWE allows for a file mapping, and the view's
+/// noexec mounts do not cover: neither file is in the view).
+fn mdwe_files(r: &mut Report, path: &str) {
+    let (brokered, e) = open(path, libc::O_RDWR);
+    r.check("54 control: the read+write grant opens", brokered >= 0, e);
+    for (what, fd) in [("the preopened read-write file", 3), ("a brokered read-write open", brokered)] {
+        let code = [0xc3u8; 16]; // ret
+        let (rc, e) = sys!(libc::SYS_pwrite64, fd, code.as_ptr(), code.len(), 0);
+        r.check(&format!("54 control: write code into {what}"), rc == code.len() as i64, format!("rc={rc} {e}"));
+        // SAFETY: mapping the probe's own fd; the result is only compared.
+        let p = unsafe { libc::mmap(std::ptr::null_mut(), 4096, libc::PROT_READ | libc::PROT_EXEC, libc::MAP_PRIVATE, fd as i32, 0) };
+        let e = Error::last_os_error();
+        r.expect_fail(&format!("54 map {what} executable after writing code into it"), if p == libc::MAP_FAILED { -1 } else { 0 }, e, &[EPERM]);
+        // execveat of the fd itself: the kernel refuses a file open for writing.
+        let (rc, e) = sys!(
+            libc::SYS_execveat,
+            fd,
+            c"".as_ptr(),
+            [std::ptr::null::<libc::c_char>()].as_ptr(),
+            [std::ptr::null::<libc::c_char>()].as_ptr(),
+            libc::AT_EMPTY_PATH
+        );
+        r.expect_fail(&format!("54 execveat {what}"), rc, e, &[libc::ETXTBSY, EACCES, EPERM]);
+    }
 }
 
 /// shmat's SHM_EXEC (linux/shm.h).
