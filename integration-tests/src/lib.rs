@@ -467,6 +467,25 @@ impl Daemon {
     }
 }
 
+/// Removes the cgroup parent `name` a test daemon ran under (`--cgroup`), in
+/// every hierarchy: the daemon removes its services' cgroups, the parent is
+/// the test's.
+pub fn remove_cgroup_parent(name: &str) {
+    for root in ["/sys/fs/cgroup/unified", "/sys/fs/cgroup", "/sys/fs/cgroup/memory", "/sys/fs/cgroup/pids", "/sys/fs/cgroup/cpu", "/sys/fs/cgroup/freezer"] {
+        let p = Path::new(root).join(name);
+        if p.is_dir() {
+            if let Ok(rd) = std::fs::read_dir(&p) {
+                for e in rd.flatten() {
+                    if e.path().is_dir() {
+                        let _ = std::fs::remove_dir(e.path());
+                    }
+                }
+            }
+            let _ = std::fs::remove_dir(&p);
+        }
+    }
+}
+
 impl Drop for Daemon {
     fn drop(&mut self) {
         if let Some(mut child) = self.child.take() {
@@ -478,21 +497,7 @@ impl Drop for Daemon {
             let _ = child.kill();
             let _ = child.wait();
         }
-        // The service cgroups are removed by the daemon; the parents are ours.
-        for root in ["/sys/fs/cgroup/unified", "/sys/fs/cgroup", "/sys/fs/cgroup/memory", "/sys/fs/cgroup/pids", "/sys/fs/cgroup/cpu", "/sys/fs/cgroup/freezer"]
-        {
-            let p = Path::new(root).join(&self.cgroup);
-            if p.is_dir() {
-                if let Ok(rd) = std::fs::read_dir(&p) {
-                    for e in rd.flatten() {
-                        if e.path().is_dir() {
-                            let _ = std::fs::remove_dir(e.path());
-                        }
-                    }
-                }
-                let _ = std::fs::remove_dir(&p);
-            }
-        }
+        remove_cgroup_parent(&self.cgroup);
     }
 }
 

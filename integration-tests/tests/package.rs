@@ -117,6 +117,7 @@ fn the_deb_installs_and_its_units_run_under_the_daemon() {
     assert!(o.status.success(), "stop: {}", text(&o));
     nix::sys::signal::kill(nix::unistd::Pid::from_raw(daemon.id() as i32), nix::sys::signal::SIGTERM).unwrap();
     let st = daemon.wait().unwrap();
+    remove_cgroup_parent(&cgroup);
     assert!(st.success(), "daemon: {st}\n{}", log());
     for p in ["/usr/sbin/nginx", "/usr/bin/redis-server", "/usr/bin/memcached", "/usr/sbin/unbound", "/usr/sbin/dnsmasq"] {
         assert!(wait_gone_by(|| pids_of_program(p), Duration::from_secs(5)).is_empty(), "{p} still runs");
