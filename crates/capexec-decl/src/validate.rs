@@ -414,6 +414,18 @@ pub fn validate(name: &str, raw: &RawUnit, sources: Vec<PathBuf>, ctx: &Context)
     let limits = limits(&mut v, raw);
     let broker = broker(&mut v, raw, net);
     let mut seccomp = seccomp;
+    if seccomp.allowed.contains("io_uring_setup") {
+        // Requests on a ring run in the kernel without passing seccomp: what
+        // the argument rules and the transparent broker decide is not decided
+        // for them (Landlock, the view and the network guard still hold).
+        v.warnings.push(
+            "io_uring is allowed: its requests bypass seccomp, so these limits do not hold for them: the socket protocol \
+             allowlist (an MPTCP or SCTP socket reaches TCP ports that landlock.connect_tcp does not grant), the Fast Open \
+             refusal, the setuid/setgid refusal for created files, and the broker's check of listen() (a random port on \
+             every address); drop @io-uring unless the program needs it (see docs/security.md)"
+                .into(),
+        );
+    }
     if !broker.connect.is_empty() || !broker.bind.is_empty() {
         // The transparent broker answers these in place of the kernel; a
         // syscall the allowlist denies never reaches it (the denial wins).

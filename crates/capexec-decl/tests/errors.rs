@@ -546,6 +546,14 @@ fn network_paths_still_open_are_said() {
 }
 
 #[test]
+fn io_uring_says_what_it_bypasses() {
+    let u = ok("[exec]\nargv = [\"/bin/true\"]\n[seccomp]\nallow = [\"@system-service\", \"@io-uring\"]\n");
+    assert!(u.warnings.iter().any(|w| w.contains("io_uring is allowed") && w.contains("MPTCP") && w.contains("listen()")), "{:?}", u.warnings);
+    let plain = ok("[exec]\nargv = [\"/bin/true\"]\n");
+    assert!(plain.warnings.is_empty(), "{:?}", plain.warnings);
+}
+
+#[test]
 fn escape_sequences_in_a_declaration_reach_no_terminal() {
     let e = one("[exec]\nargv = [\"/bin/true\"]\n[seccomp]\nallow = [\"\\u001b]0;owned\\u0007\\u001b[2J\"]\n");
     let shown = e.to_string();
