@@ -85,10 +85,7 @@ impl Peers {
 }
 
 fn pidfd(pid: i32) -> Option<OwnedFd> {
-    // SAFETY: pidfd_open takes a pid and flags and returns a new fd or -1.
-    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
-    // SAFETY: a new fd that nobody else owns.
-    (fd >= 0).then(|| unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
+    capexec_sys::pidfd_open(pid, 0).ok()
 }
 
 /// A pidfd polls readable once its process has exited.
@@ -132,49 +129,20 @@ fn recv_frame(fd: RawFd, spin: Option<std::time::Duration>) -> std::io::Result<O
     let n = capexec_client::recvmsg_spinning(fd, &mut msg, libc::MSG_CMSG_CLOEXEC, spin)?;
     // Closed here, whatever the frame turns out to be: no fd the service
     // sends ever stays in the broker.
-    let fds = capexec_client::take_fds(&msg).len();
+    let fds = capexec_sys::take_fds(&msg).len();
     if n == 0 && fds == 0 {
         return Ok(None);
     }
-    let mut pid = 0;
-    // SAFETY: walking the control buffer the kernel filled, bounded by msg_controllen.
-    unsafe {
-        let mut c = libc::CMSG_FIRSTHDR(&msg);
-        while !c.is_null() {
-            if (*c).cmsg_level == libc::SOL_SOCKET && (*c).cmsg_type == libc::SCM_CREDENTIALS {
-                pid = (libc::CMSG_DATA(c) as *const libc::ucred).read_unaligned().pid;
-            }
-            c = libc::CMSG_NXTHDR(&msg, c);
-        }
-    }
+    let pid = capexec_sys::sender_pid(&msg).unwrap_or(0);
     data.truncate(n);
     Ok(Some(Frame { data, pid, fds, truncated: msg.msg_flags & libc::MSG_TRUNC != 0, ctrunc: msg.msg_flags & libc::MSG_CTRUNC != 0 }))
 }
 
-/// Sends a reply without ever blocking the broker.
+/// Sends a reply without ever blocking the broker. A reply that cannot be
+/// sent now (full buffer, closed peer) is dropped; the fd is closed by the caller.
 fn send_reply(sock: RawFd, frame: &[u8], fd: Option<&OwnedFd>) {
-    let mut iov = libc::iovec { iov_base: frame.as_ptr() as *mut libc::c_void, iov_len: frame.len() };
-    let mut cmsg = [0u64; 4];
-    // SAFETY: msghdr is plain data; zeroed is a valid empty header.
-    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
-    msg.msg_iov = &mut iov;
-    msg.msg_iovlen = 1;
-    if let Some(fd) = fd {
-        // SAFETY: building one SCM_RIGHTS header in a buffer large enough for it
-        // (CMSG_SPACE of one int is 24 bytes, the buffer 32).
-        unsafe {
-            msg.msg_control = cmsg.as_mut_ptr().cast();
-            msg.msg_controllen = libc::CMSG_SPACE(std::mem::size_of::<RawFd>() as u32) as usize;
-            let c = libc::CMSG_FIRSTHDR(&msg);
-            (*c).cmsg_level = libc::SOL_SOCKET;
-            (*c).cmsg_type = libc::SCM_RIGHTS;
-            (*c).cmsg_len = libc::CMSG_LEN(std::mem::size_of::<RawFd>() as u32) as usize;
-            (libc::CMSG_DATA(c) as *mut RawFd).write_unaligned(fd.as_raw_fd());
-        }
-    }
-    // SAFETY: msg points at valid buffers for the call. A reply that cannot be
-    // sent now (full buffer, closed peer) is dropped; the fd is closed by the caller.
-    unsafe { libc::sendmsg(sock, &msg, libc::MSG_NOSIGNAL | libc::MSG_DONTWAIT) };
+    let fds: Vec<RawFd> = fd.iter().map(|f| f.as_raw_fd()).collect();
+    let _ = capexec_sys::send_fds(sock, frame, &fds, libc::MSG_NOSIGNAL | libc::MSG_DONTWAIT);
 }
 
 /// Serves the connection until the service closes its end.

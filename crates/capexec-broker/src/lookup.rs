@@ -45,8 +45,8 @@ pub fn host_addrs(name: &str, family: i32) -> Result<Vec<IpAddr>, i32> {
         unsafe {
             let ai = &*p;
             let ip: Option<IpAddr> = match ai.ai_family {
-                libc::AF_INET => Some(std::net::Ipv4Addr::from(u32::from_be((*(ai.ai_addr as *const libc::sockaddr_in)).sin_addr.s_addr)).into()),
-                libc::AF_INET6 => Some(std::net::Ipv6Addr::from((*(ai.ai_addr as *const libc::sockaddr_in6)).sin6_addr.s6_addr).into()),
+                libc::AF_INET => Some(std::net::Ipv4Addr::from(u32::from_be((ai.ai_addr as *const libc::sockaddr_in).read_unaligned().sin_addr.s_addr)).into()),
+                libc::AF_INET6 => Some(std::net::Ipv6Addr::from((ai.ai_addr as *const libc::sockaddr_in6).read_unaligned().sin6_addr.s6_addr).into()),
                 _ => None,
             };
             if let Some(ip) = ip.filter(|ip| !out.contains(ip)) {

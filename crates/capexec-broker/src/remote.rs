@@ -5,7 +5,7 @@
 //! never answered with data from, or effects on, another process.
 
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 
 /// One brokered syscall, copied out of the kernel's `seccomp_notif`.
 #[derive(Debug, Clone, Copy)]
@@ -181,12 +181,8 @@ pub fn read_cstr(tid: u32, addr: u64, max: usize) -> Result<Vec<u8>, i32> {
 /// A pidfd for one thread (PIDFD_THREAD): the notification names a thread, not
 /// necessarily a thread-group leader.
 pub fn pidfd_open(tid: u32) -> io::Result<OwnedFd> {
-    const PIDFD_THREAD: libc::c_uint = libc::O_EXCL as libc::c_uint;
-    // SAFETY: pidfd_open takes two integers and returns a new fd or -1.
-    let rc = unsafe { libc::syscall(libc::SYS_pidfd_open, tid as libc::pid_t, PIDFD_THREAD) };
-    // SAFETY: on success the kernel returned a new fd that nobody else owns.
-    cvt(rc).map(|fd| unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
+    capexec_sys::pidfd_open(tid as libc::pid_t, capexec_sys::PIDFD_THREAD)
 }
 
 /// A duplicate of the service's fd `target` (same open file description).
-pub use capexec_sandbox::sys::pidfd_getfd;
+pub use capexec_sys::pidfd_getfd;

@@ -72,15 +72,18 @@ unsafe fn sockaddr(addr: *const libc::sockaddr, len: libc::socklen_t) -> Option<
     if addr.is_null() {
         return None;
     }
-    // SAFETY: the caller's contract; each cast is checked against `len` first.
+    // SAFETY: the caller's contract; each read is checked against `len`
+    // first, and unaligned: a C caller's buffer need not be aligned for the
+    // struct (a sockaddr inside a byte array, say).
     unsafe {
-        match (*addr).sa_family as c_int {
+        let family = std::ptr::addr_of!((*addr).sa_family).read_unaligned();
+        match family as c_int {
             libc::AF_INET if len as usize >= std::mem::size_of::<libc::sockaddr_in>() => {
-                let a = &*(addr as *const libc::sockaddr_in);
+                let a = (addr as *const libc::sockaddr_in).read_unaligned();
                 Some(SocketAddr::new(std::net::Ipv4Addr::from(u32::from_be(a.sin_addr.s_addr)).into(), u16::from_be(a.sin_port)))
             }
             libc::AF_INET6 if len as usize >= std::mem::size_of::<libc::sockaddr_in6>() => {
-                let a = &*(addr as *const libc::sockaddr_in6);
+                let a = (addr as *const libc::sockaddr_in6).read_unaligned();
                 Some(SocketAddr::new(std::net::Ipv6Addr::from(a.sin6_addr.s6_addr).into(), u16::from_be(a.sin6_port)))
             }
             _ => None,

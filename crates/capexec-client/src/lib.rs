@@ -22,7 +22,7 @@ pub mod wire;
 
 use std::io;
 use std::net::{IpAddr, SocketAddr};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::sync::Mutex;
 pub use wire::{Family, Group, Passwd, Proto};
 use wire::{Request, MAX_FRAME};
@@ -244,24 +244,6 @@ fn recv_spinning(fd: RawFd, spin: Option<std::time::Duration>) -> io::Result<(Ve
     Ok((buf, fds.into_iter().next()))
 }
 
-/// Takes ownership of every descriptor in the message's SCM_RIGHTS, so that
-/// none leaks whatever the caller decides about the message.
-pub fn take_fds(msg: &libc::msghdr) -> Vec<OwnedFd> {
-    let mut out = Vec::new();
-    // SAFETY: walking the control buffer the kernel filled, with the libc
-    // macros that bound every header by msg_controllen.
-    unsafe {
-        let mut c = libc::CMSG_FIRSTHDR(msg);
-        while !c.is_null() {
-            if (*c).cmsg_level == libc::SOL_SOCKET && (*c).cmsg_type == libc::SCM_RIGHTS {
-                let data = libc::CMSG_DATA(c) as *const RawFd;
-                let n = ((*c).cmsg_len as usize - libc::CMSG_LEN(0) as usize) / std::mem::size_of::<RawFd>();
-                for i in 0..n {
-                    out.push(OwnedFd::from_raw_fd(data.add(i).read_unaligned()));
-                }
-            }
-            c = libc::CMSG_NXTHDR(msg, c);
-        }
-    }
-    out
-}
+/// Takes ownership of every descriptor in the message's SCM_RIGHTS (see
+/// capexec-sys, where fd passing is written once).
+pub use capexec_sys::take_fds;

@@ -252,7 +252,7 @@ fn service(a: &ChildArgs) -> ! {
         // which takes the listener out of this fd table itself (pidfd_getfd):
         // sending it would be a syscall that waits for the recorder. The
         // listener is close-on-exec, so the program never holds it.
-        match sys::seccomp_notify_listener(prog) {
+        match crate::seccomp::install_with_listener(prog) {
             Ok(l) => std::mem::forget(l),
             Err(e) => {
                 report(err_wr, &ChildError::io("seccomp", "install the learning filter", e));
@@ -281,7 +281,7 @@ fn install_filters(plan: &SetupPlan, notify_tx: Option<RawFd>, err_wr: RawFd) {
     // or sendmsg. Until the parent serves the listener, a brokered syscall would
     // wait — and none is made before exec.
     if let (Some(prog), Some(tx)) = (&plan.notify_seccomp, notify_tx) {
-        let sent = sys::seccomp_notify_listener(prog).and_then(|l| sys::send_fd(tx, l.as_raw_fd()));
+        let sent = crate::seccomp::install_with_listener(prog).and_then(|l| sys::send_fd(tx, l.as_raw_fd()));
         if let Err(e) = sent {
             report(err_wr, &ChildError::io("seccomp", "install the broker's notify filter and pass its listener", e));
             exit(127);

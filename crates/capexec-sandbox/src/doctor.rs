@@ -19,10 +19,10 @@ pub struct KernelSupport {
     /// `bpf` is in the LSM list.
     pub bpf_lsm: bool,
     /// Whether an LSM-type BPF program loads (listed is not loadable).
-    pub bpf_lsm_programs: crate::sys::BpfProbe,
+    pub bpf_lsm_programs: BpfProbe,
     /// Whether a cgroup sock_addr BPF program loads and attaches to a cgroup
     /// v2 directory (only root can tell).
-    pub cgroup_bpf: Option<crate::sys::BpfProbe>,
+    pub cgroup_bpf: Option<BpfProbe>,
     pub pidfd: bool,
 }
 
@@ -69,7 +69,7 @@ pub fn probe() -> KernelSupport {
     lsms.dedup();
     let (v2, v1) = cgroups();
     let cgroup_bpf = match (&v2, nix::unistd::geteuid().is_root()) {
-        (Some(c), true) => Some(crate::sys::probe_cgroup_bpf(std::path::Path::new(&c.path))),
+        (Some(c), true) => Some(BpfProbe::from(crate::sys::probe_cgroup_bpf(std::path::Path::new(&c.path)))),
         _ => None,
     };
     KernelSupport {
@@ -83,7 +83,7 @@ pub fn probe() -> KernelSupport {
         cgroup_v2: v2,
         cgroup_v1: v1,
         bpf_lsm: lsms.iter().any(|l| l == "bpf"),
-        bpf_lsm_programs: crate::sys::probe_bpf_lsm(),
+        bpf_lsm_programs: BpfProbe::from(crate::sys::probe_bpf_lsm()),
         cgroup_bpf,
         lsms,
         pidfd: pidfd_works(),
@@ -110,13 +110,24 @@ fn userns_works() -> bool {
 }
 
 fn pidfd_works() -> bool {
-    // SAFETY: pidfd_open on our own pid returns a new fd that we close at once.
-    unsafe {
-        let fd = libc::syscall(libc::SYS_pidfd_open, libc::getpid(), 0);
-        if fd >= 0 {
-            libc::close(fd as i32);
+    crate::sys::pidfd_open(std::process::id() as libc::pid_t, 0).is_ok()
+}
+
+/// What loading (and attaching) a BPF program of one kind did on this kernel.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case", tag = "result", content = "error")]
+pub enum BpfProbe {
+    Works,
+    /// The kernel refused: the errno's text.
+    Refused(String),
+}
+
+impl BpfProbe {
+    fn from(r: std::io::Result<()>) -> BpfProbe {
+        match r {
+            Ok(()) => BpfProbe::Works,
+            Err(e) => BpfProbe::Refused(e.to_string()),
         }
-        fd >= 0
     }
 }
 

@@ -145,6 +145,9 @@ pub fn spawn(plan: &SetupPlan) -> Result<Spawned, LaunchError> {
 /// [`spawn`] with the daemon's options: the service's stdio and its cgroups.
 pub fn spawn_with(plan: &SetupPlan, opts: &SpawnOptions) -> Result<Spawned, LaunchError> {
     preflight(plan)?;
+    // clone_fork's contract, checked rather than assumed: a child forked from a
+    // process with other threads could deadlock on a lock one of them held.
+    sys::require_single_threaded("start a service").map_err(|e| LaunchError::io("check the caller of", "spawn", e))?;
     if opts.inherited.len() != plan.inherited {
         return Err(LaunchError::Plan(format!("the plan counts {} inherited fds but {} were given", plan.inherited, opts.inherited.len())));
     }
@@ -178,9 +181,7 @@ pub fn spawn_with(plan: &SetupPlan, opts: &SpawnOptions) -> Result<Spawned, Laun
     unsafe { libc::sigprocmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()) };
 
     let flags = plan.clone_flags | if opts.clone_parent { libc::CLONE_PARENT } else { 0 };
-    // SAFETY: capexec's launching paths are single-threaded (`capexec exec`,
-    // `capexec run` and the daemon's launcher and broker processes never start
-    // threads before this point).
+    // SAFETY: this process is single-threaded (checked above).
     let (pid, pidfd) = unsafe { sys::clone_fork(flags) }.map_err(|e| LaunchError::io("clone into new namespaces", &plan.name, e))?;
     let Some(pidfd) = pidfd else {
         drop(sync_wr);

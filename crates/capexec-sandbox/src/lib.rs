@@ -4,7 +4,8 @@
 //! opens the preopened resources ([`resources`]), clones into new namespaces and
 //! runs the plan in the child ([`child`]): filesystem view ([`mounts`]), ids and
 //! capabilities ([`creds`]), Landlock ([`landlock_rules`]), seccomp ([`seccomp`]),
-//! exec. [`doctor`] reports what the kernel supports. Raw syscalls live in [`sys`].
+//! exec. [`doctor`] reports what the kernel supports. Raw syscalls live in the
+//! capexec-sys crate, re-exported here as [`sys`].
 
 pub mod child;
 pub mod creds;
@@ -18,8 +19,8 @@ pub mod noexec;
 pub mod plan;
 pub mod resources;
 pub mod seccomp;
-pub mod sys;
 
+pub use capexec_sys as sys;
 pub use error::LaunchError;
 pub use launch::{spawn, spawn_with, wait_foreground, SpawnOptions, Spawned};
 pub use plan::{plan, SetupPlan};

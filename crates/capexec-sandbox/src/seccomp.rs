@@ -296,6 +296,20 @@ pub fn notify_filter(nrs: &[u32]) -> Vec<sock_filter> {
     prog
 }
 
+/// Installs `prog` as a seccomp filter of the calling thread and returns the
+/// user-notification listener (SECCOMP_FILTER_FLAG_NEW_LISTENER). Requires
+/// no_new_privs. The listener is close-on-exec.
+pub fn install_with_listener(prog: &[sock_filter]) -> std::io::Result<std::os::fd::OwnedFd> {
+    let fprog = libc::sock_fprog { len: prog.len() as u16, filter: prog.as_ptr() as *mut libc::sock_filter };
+    // SAFETY: the kernel copies `fprog` and the instructions it points to during
+    // the call; both outlive it. seccompiler's sock_filter has libc's layout.
+    let rc =
+        unsafe { libc::syscall(libc::SYS_seccomp, libc::SECCOMP_SET_MODE_FILTER, libc::SECCOMP_FILTER_FLAG_NEW_LISTENER, &fprog as *const libc::sock_fprog) };
+    let fd = crate::sys::check(rc)? as std::os::fd::RawFd;
+    // SAFETY: the kernel just returned this new fd, owned by nobody else.
+    Ok(unsafe { std::os::fd::FromRawFd::from_raw_fd(fd) })
+}
+
 /// The learning filter (`capexec learn`): every native syscall goes to the
 /// recorder, which lets it run (CONTINUE: learning enforces nothing). Other
 /// architectures, x32 numbers and clone3 are answered as the enforced filter

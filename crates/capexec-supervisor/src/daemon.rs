@@ -367,7 +367,7 @@ fn start_launcher_io(l: launcher::Launcher, tx: mpsc::UnboundedSender<Ev>) -> Re
                 };
                 match fdpass::send(wfd.get_ref().as_raw_fd(), &data, &fdpass::raw(&fds)) {
                     Ok(()) => break,
-                    Err(nix::errno::Errno::EAGAIN) => guard.clear_ready(),
+                    Err(e) if e.raw_os_error() == Some(libc::EAGAIN) => guard.clear_ready(),
                     Err(e) => {
                         tracing::error!("sending to the launcher: {e}");
                         return;
@@ -390,7 +390,7 @@ fn start_launcher_io(l: launcher::Launcher, tx: mpsc::UnboundedSender<Ev>) -> Re
                     Err(e) => tracing::error!("malformed report from the launcher: {e}"),
                 },
                 Ok(None) => break,
-                Err(nix::errno::Errno::EAGAIN) => guard.clear_ready(),
+                Err(e) if e.raw_os_error() == Some(libc::EAGAIN) => guard.clear_ready(),
                 Err(e) => {
                     tracing::error!("receiving from the launcher: {e}");
                     break;

@@ -101,13 +101,7 @@ struct Children {
 }
 
 fn pidfd_open(pid: i32) -> Option<OwnedFd> {
-    // SAFETY: pidfd_open takes a pid and flags and returns a new fd or -1.
-    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
-    if fd < 0 {
-        return None;
-    }
-    // SAFETY: a fresh descriptor from the kernel, owned by nobody else.
-    Some(unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd as RawFd) })
+    capexec_sys::pidfd_open(pid, 0).ok()
 }
 
 fn send(sock: RawFd, ev: &LauncherEvent, fds: &[RawFd]) {
@@ -172,7 +166,7 @@ fn run(sock: OwnedFd) -> ! {
                     }
                 }
                 Ok(None) => shutdown(children),
-                Err(nix::errno::Errno::EINTR | nix::errno::Errno::EAGAIN) => {}
+                Err(e) if matches!(e.raw_os_error(), Some(libc::EINTR | libc::EAGAIN)) => {}
                 Err(e) => {
                     eprintln!("capexec-launch: receive: {e}");
                     shutdown(children)

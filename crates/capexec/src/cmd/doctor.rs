@@ -36,9 +36,9 @@ pub fn run(args: &DoctorArgs) -> i32 {
     }
     println!("pidfd                       {}", mark(k.pidfd));
     println!("LSMs                        {}", k.lsms.join(","));
-    let probed = |p: &capexec_sandbox::sys::BpfProbe| match p {
-        capexec_sandbox::sys::BpfProbe::Works => "yes (a program loaded)".to_owned(),
-        capexec_sandbox::sys::BpfProbe::Refused(e) => format!("NO  (loading one: {e})"),
+    let probed = |p: &capexec_sandbox::doctor::BpfProbe| match p {
+        capexec_sandbox::doctor::BpfProbe::Works => "yes (a program loaded)".to_owned(),
+        capexec_sandbox::doctor::BpfProbe::Refused(e) => format!("NO  (loading one: {e})"),
     };
     println!("BPF LSM                     {} in the LSM list; programs: {}", if k.bpf_lsm { "listed" } else { "not" }, probed(&k.bpf_lsm_programs));
     match &k.cgroup_bpf {

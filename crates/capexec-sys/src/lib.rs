@@ -1,11 +1,16 @@
-//! Thin wrappers over the system calls that nix does not cover (or covers in a
-//! way that allocates). This is the one place for most of the crate's `unsafe`.
+//! capexec's bottom crate: thin wrappers over the system calls that nix does
+//! not cover (or covers in a way that allocates), and every mechanism the
+//! other crates would otherwise write again: passing fds over sockets
+//! (SCM_RIGHTS), pidfds, pipes, mount attributes, cgroup BPF attachment. This
+//! is the one place for most of the project's `unsafe`; it depends on libc
+//! only, so that capexec-client (a library inside services) can use it too.
 
 use std::ffi::CStr;
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 
-fn check(rc: libc::c_long) -> io::Result<libc::c_long> {
+/// A raw syscall's return value: the value, or errno as an error.
+pub fn check(rc: libc::c_long) -> io::Result<libc::c_long> {
     if rc < 0 {
         Err(io::Error::last_os_error())
     } else {
@@ -255,27 +260,21 @@ pub fn seccomp_available() -> io::Result<()> {
     check(rc).map(drop)
 }
 
-/// Installs `prog` as a seccomp filter of the calling thread and returns the
-/// user-notification listener (SECCOMP_FILTER_FLAG_NEW_LISTENER). Requires
-/// no_new_privs. The listener is close-on-exec.
-pub fn seccomp_notify_listener(prog: &[seccompiler::sock_filter]) -> io::Result<std::os::fd::OwnedFd> {
-    let fprog = libc::sock_fprog { len: prog.len() as u16, filter: prog.as_ptr() as *mut libc::sock_filter };
-    // SAFETY: the kernel copies `fprog` and the instructions it points to during
-    // the call; both outlive it. seccompiler's sock_filter has libc's layout.
-    let rc =
-        unsafe { libc::syscall(libc::SYS_seccomp, libc::SECCOMP_SET_MODE_FILTER, libc::SECCOMP_FILTER_FLAG_NEW_LISTENER, &fprog as *const libc::sock_fprog) };
-    let fd = check(rc)? as RawFd;
-    // SAFETY: the kernel just returned this new fd, owned by nobody else.
-    Ok(unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) })
+/// PIDFD_THREAD (Linux 6.9): a pidfd for one thread, not only a thread-group leader.
+pub const PIDFD_THREAD: libc::c_uint = libc::O_EXCL as libc::c_uint;
+
+/// `pidfd_open(pid, flags)`: a pidfd for `pid` (close-on-exec), which polls
+/// readable once the process exited and cannot name a reused pid.
+pub fn pidfd_open(pid: libc::pid_t, flags: libc::c_uint) -> io::Result<OwnedFd> {
+    // SAFETY: pidfd_open takes two integers and returns a new fd or -1.
+    let fd = check(unsafe { libc::syscall(libc::SYS_pidfd_open, pid, flags) })? as RawFd;
+    // SAFETY: the kernel returned this fd just now; nobody else owns it.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
 /// A copy of fd `target` of process `pid` (pidfd_getfd; needs ptrace access).
 pub fn pidfd_getfd_of(pid: libc::pid_t, target: RawFd) -> io::Result<std::os::fd::OwnedFd> {
-    // SAFETY: pidfd_open takes two integers and returns a new fd or -1.
-    let pidfd = check(unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) })? as RawFd;
-    // SAFETY: the kernel returned this fd just now; nobody else owns it.
-    let pidfd = unsafe { std::os::fd::OwnedFd::from_raw_fd(pidfd) };
-    pidfd_getfd(&pidfd, target)
+    pidfd_getfd(&pidfd_open(pid, 0)?, target)
 }
 
 /// A duplicate of fd `target` of the process `pidfd` names (same open file
@@ -287,70 +286,132 @@ pub fn pidfd_getfd(pidfd: &std::os::fd::OwnedFd, target: RawFd) -> io::Result<st
     Ok(unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) })
 }
 
-/// Sends one fd over a Unix socket (SCM_RIGHTS) with a one-byte payload.
+/// At most this many fds in one message (capexec's messages carry up to 4).
+pub const MAX_FDS: usize = 8;
+
+/// Control buffer space for [`MAX_FDS`] fds and one `ucred`, 8-byte aligned.
+type Control = [u64; 16];
+
+/// Sends `data` with `fds` (SCM_RIGHTS, none when empty) in one message on
+/// the socket `sock`, with `flags` (MSG_NOSIGNAL, MSG_DONTWAIT, ...).
+pub fn send_fds(sock: RawFd, data: &[u8], fds: &[RawFd], flags: libc::c_int) -> io::Result<usize> {
+    if fds.len() > MAX_FDS {
+        return Err(io::Error::from_raw_os_error(libc::EINVAL));
+    }
+    let mut control: Control = [0; 16];
+    let mut iov = libc::iovec { iov_base: data.as_ptr() as *mut libc::c_void, iov_len: data.len() };
+    // SAFETY: msghdr is plain data; zeroed is a valid empty header.
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_iov = &mut iov;
+    msg.msg_iovlen = 1;
+    if !fds.is_empty() {
+        let bytes = std::mem::size_of_val(fds) as u32;
+        // SAFETY: one SCM_RIGHTS header with at most MAX_FDS ints fits the
+        // control buffer (CMSG_SPACE(32) = 48 of its 128 bytes); the libc
+        // macros place the header and its data inside it.
+        unsafe {
+            msg.msg_control = control.as_mut_ptr().cast();
+            msg.msg_controllen = libc::CMSG_SPACE(bytes) as usize;
+            let c = libc::CMSG_FIRSTHDR(&msg);
+            (*c).cmsg_level = libc::SOL_SOCKET;
+            (*c).cmsg_type = libc::SCM_RIGHTS;
+            (*c).cmsg_len = libc::CMSG_LEN(bytes) as usize;
+            std::ptr::copy_nonoverlapping(fds.as_ptr().cast::<u8>(), libc::CMSG_DATA(c), bytes as usize);
+        }
+    }
+    // SAFETY: `msg` points at `iov`, `data` and `control`, all alive for the call.
+    let n = unsafe { libc::sendmsg(sock, &msg, flags) };
+    check(n as libc::c_long).map(|n| n as usize)
+}
+
+/// One message received by [`recv_fds`].
+pub struct Received {
+    /// Bytes of payload (0 with no fds: the peer closed its end).
+    pub bytes: usize,
+    /// The fds it carried, owned here (installed close-on-exec).
+    pub fds: Vec<OwnedFd>,
+    /// The payload or the control data did not fit (MSG_TRUNC, MSG_CTRUNC).
+    pub truncated: bool,
+    /// The sender's pid, when SO_PASSCRED is on for the socket.
+    pub pid: Option<libc::pid_t>,
+}
+
+/// Receives one message into `buf` with `flags` (MSG_DONTWAIT, ...; the fds
+/// are always close-on-exec).
+pub fn recv_fds(sock: RawFd, buf: &mut [u8], flags: libc::c_int) -> io::Result<Received> {
+    let mut control: Control = [0; 16];
+    let mut iov = libc::iovec { iov_base: buf.as_mut_ptr().cast(), iov_len: buf.len() };
+    // SAFETY: msghdr is plain data; zeroed is a valid empty header.
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_iov = &mut iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control.as_mut_ptr().cast();
+    msg.msg_controllen = std::mem::size_of::<Control>();
+    // SAFETY: `msg` points at `iov`, `buf` and `control`, all alive and
+    // writable for the call.
+    let n = check(unsafe { libc::recvmsg(sock, &mut msg, flags | libc::MSG_CMSG_CLOEXEC) } as libc::c_long)? as usize;
+    Ok(Received { bytes: n, fds: take_fds(&msg), truncated: msg.msg_flags & (libc::MSG_TRUNC | libc::MSG_CTRUNC) != 0, pid: sender_pid(&msg) })
+}
+
+/// Takes ownership of every fd in a received message's SCM_RIGHTS, so that
+/// none leaks whatever the caller decides about the message.
+pub fn take_fds(msg: &libc::msghdr) -> Vec<OwnedFd> {
+    let mut out = Vec::new();
+    // SAFETY: walking the control buffer the kernel filled, with the libc
+    // macros that bound every header by msg_controllen; the fds in it were
+    // just installed in our table and belong to nobody else.
+    unsafe {
+        let mut c = libc::CMSG_FIRSTHDR(msg);
+        while !c.is_null() {
+            if (*c).cmsg_level == libc::SOL_SOCKET && (*c).cmsg_type == libc::SCM_RIGHTS {
+                let data = libc::CMSG_DATA(c) as *const RawFd;
+                let n = ((*c).cmsg_len as usize - libc::CMSG_LEN(0) as usize) / std::mem::size_of::<RawFd>();
+                for i in 0..n {
+                    out.push(OwnedFd::from_raw_fd(data.add(i).read_unaligned()));
+                }
+            }
+            c = libc::CMSG_NXTHDR(msg, c);
+        }
+    }
+    out
+}
+
+/// The pid in a received message's SCM_CREDENTIALS, if any.
+pub fn sender_pid(msg: &libc::msghdr) -> Option<libc::pid_t> {
+    let mut pid = None;
+    // SAFETY: as in take_fds; the ucred is read unaligned from inside the buffer.
+    unsafe {
+        let mut c = libc::CMSG_FIRSTHDR(msg);
+        while !c.is_null() {
+            if (*c).cmsg_level == libc::SOL_SOCKET && (*c).cmsg_type == libc::SCM_CREDENTIALS {
+                pid = Some((libc::CMSG_DATA(c) as *const libc::ucred).read_unaligned().pid);
+            }
+            c = libc::CMSG_NXTHDR(msg, c);
+        }
+    }
+    pid
+}
+
+/// Sends one fd over a Unix socket with a one-byte payload.
 pub fn send_fd(sock: RawFd, fd: RawFd) -> io::Result<()> {
-    use nix::sys::socket::{sendmsg, ControlMessage, MsgFlags};
-    let fds = [fd];
-    let iov = [io::IoSlice::new(b"L")];
-    sendmsg::<()>(sock, &iov, &[ControlMessage::ScmRights(&fds)], MsgFlags::empty(), None).map(drop).map_err(io::Error::from)
+    send_fds(sock, b"L", &[fd], libc::MSG_NOSIGNAL).map(drop)
 }
 
 /// Receives one message into `buf`, waiting for it, and the fd it carries if
 /// any: (payload length, fd). Length 0 and no fd: the other end closed.
 pub fn recv_fd_blocking(sock: RawFd, buf: &mut [u8]) -> io::Result<(usize, Option<OwnedFd>)> {
-    use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags};
-    let mut iov = [io::IoSliceMut::new(buf)];
-    let mut space = nix::cmsg_space!([RawFd; 1]);
-    let msg = recvmsg::<()>(sock, &mut iov, Some(&mut space), MsgFlags::MSG_CMSG_CLOEXEC).map_err(io::Error::from)?;
-    let mut fd = None;
-    for c in msg.cmsgs().map_err(io::Error::from)? {
-        if let ControlMessageOwned::ScmRights(fds) = c {
-            for (i, f) in fds.into_iter().enumerate() {
-                // SAFETY: SCM_RIGHTS just installed these fds in our table; we own them.
-                let owned = unsafe { OwnedFd::from_raw_fd(f) };
-                if i == 0 {
-                    fd = Some(owned);
-                }
-            }
-        }
-    }
-    Ok((msg.bytes, fd))
+    let r = recv_fds(sock, buf, 0)?;
+    Ok((r.bytes, r.fds.into_iter().next()))
 }
 
 /// Receives one fd sent by [`send_fd`], without blocking.
-pub fn recv_fd(sock: RawFd) -> io::Result<std::os::fd::OwnedFd> {
-    use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags};
+pub fn recv_fd(sock: RawFd) -> io::Result<OwnedFd> {
     let mut buf = [0u8; 1];
-    let mut iov = [io::IoSliceMut::new(&mut buf)];
-    let mut space = nix::cmsg_space!([RawFd; 1]);
-    let msg = recvmsg::<()>(sock, &mut iov, Some(&mut space), MsgFlags::MSG_DONTWAIT | MsgFlags::MSG_CMSG_CLOEXEC).map_err(io::Error::from)?;
-    for c in msg.cmsgs().map_err(io::Error::from)? {
-        if let ControlMessageOwned::ScmRights(fds) = c {
-            if let Some(fd) = fds.first() {
-                // SAFETY: SCM_RIGHTS just installed this fd in our table; we own it.
-                return Ok(unsafe { std::os::fd::OwnedFd::from_raw_fd(*fd) });
-            }
-        }
-    }
-    Err(io::Error::new(io::ErrorKind::InvalidData, "no descriptor in the message"))
-}
-
-/// What loading (and attaching) a BPF program of one kind did on this kernel.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "kebab-case", tag = "result", content = "error")]
-pub enum BpfProbe {
-    Works,
-    /// The kernel refused: the errno's text.
-    Refused(String),
-}
-
-impl BpfProbe {
-    fn from(r: io::Result<()>) -> BpfProbe {
-        match r {
-            Ok(()) => BpfProbe::Works,
-            Err(e) => BpfProbe::Refused(e.to_string()),
-        }
-    }
+    recv_fds(sock, &mut buf, libc::MSG_DONTWAIT)?
+        .fds
+        .into_iter()
+        .next()
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "no descriptor in the message"))
 }
 
 const BPF_PROG_LOAD: libc::c_long = 5;
@@ -488,26 +549,26 @@ fn prog_load(prog_type: u32, attach_type: u32, attach_btf_id: u32, ret: i32) -> 
 /// Whether a cgroup sock_addr program (what capexec's network layer uses)
 /// loads, and attaches to an empty cgroup made for the probe under `cgroup2`
 /// (removing the cgroup detaches it). Needs root.
-pub fn probe_cgroup_bpf(cgroup2: &std::path::Path) -> BpfProbe {
-    BpfProbe::from((|| {
+pub fn probe_cgroup_bpf(cgroup2: &std::path::Path) -> io::Result<()> {
+    (|| {
         let prog = prog_load(BPF_PROG_TYPE_CGROUP_SOCK_ADDR, BPF_CGROUP_INET4_CONNECT, 0, 1)?;
         let dir = cgroup2.join(format!("capexec-doctor-{}", std::process::id()));
         std::fs::create_dir(&dir)?;
         let attached = std::fs::File::open(&dir).and_then(|cg| cgroup_attach(prog.as_fd(), cg.as_fd(), BPF_CGROUP_INET4_CONNECT));
         let _ = std::fs::remove_dir(&dir);
         attached
-    })())
+    })()
 }
 
 /// Whether an LSM-type BPF program loads: one attached (BPF_LSM_MAC) to the
 /// `bpf_lsm_file_open` hook, found in the kernel's BTF. A kernel can list
 /// the BPF LSM and still refuse these (as the machines here do, with EPERM).
-pub fn probe_bpf_lsm() -> BpfProbe {
-    BpfProbe::from((|| {
+pub fn probe_bpf_lsm() -> io::Result<()> {
+    (|| {
         let btf = std::fs::read("/sys/kernel/btf/vmlinux")?;
         let id = btf_func_id(&btf, "bpf_lsm_file_open").ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "no bpf_lsm_file_open in the kernel's BTF"))?;
         prog_load(BPF_PROG_TYPE_LSM, BPF_LSM_MAC, id, 0).map(drop)
-    })())
+    })()
 }
 
 /// The type id of the function `name` in raw BTF (linux/btf.h): a header,
@@ -545,6 +606,41 @@ fn btf_func_id(btf: &[u8], name: &str) -> Option<u32> {
         id += 1;
     }
     None
+}
+
+#[cfg(test)]
+mod fd_passing_tests {
+    use super::*;
+
+    fn seqpacket() -> (OwnedFd, OwnedFd) {
+        let mut sv = [0; 2];
+        // SAFETY: socketpair writes two fds into a valid array.
+        assert_eq!(unsafe { libc::socketpair(libc::AF_UNIX, libc::SOCK_SEQPACKET | libc::SOCK_CLOEXEC, 0, sv.as_mut_ptr()) }, 0);
+        // SAFETY: two new fds that nobody else owns.
+        unsafe { (OwnedFd::from_raw_fd(sv[0]), OwnedFd::from_raw_fd(sv[1])) }
+    }
+
+    #[test]
+    fn fds_and_payload_arrive_together() {
+        let (a, b) = seqpacket();
+        let (r, w) = pipe2(libc::O_CLOEXEC).unwrap();
+        send_fds(a.as_raw_fd(), b"hello", &[r.as_raw_fd(), w.as_raw_fd()], libc::MSG_NOSIGNAL).unwrap();
+        let mut buf = [0u8; 16];
+        let got = recv_fds(b.as_raw_fd(), &mut buf, 0).unwrap();
+        assert_eq!((&buf[..got.bytes], got.fds.len(), got.truncated), (&b"hello"[..], 2, false));
+        // The received write end writes into the pipe whose read end we kept.
+        // SAFETY: writing one byte from a valid buffer to an fd we own.
+        assert_eq!(unsafe { libc::write(got.fds[1].as_raw_fd(), b"x".as_ptr().cast(), 1) }, 1);
+        // SAFETY: F_GETFD on an fd we own.
+        assert_ne!(unsafe { libc::fcntl(got.fds[0].as_raw_fd(), libc::F_GETFD) } & libc::FD_CLOEXEC, 0, "received fds are close-on-exec");
+        send_fds(a.as_raw_fd(), b"a longer message", &[], 0).unwrap();
+        let mut small = [0u8; 4];
+        assert!(recv_fds(b.as_raw_fd(), &mut small, 0).unwrap().truncated);
+        drop(a);
+        let end = recv_fds(b.as_raw_fd(), &mut buf, 0).unwrap();
+        assert_eq!((end.bytes, end.fds.len()), (0, 0), "end of file");
+        assert!(send_fds(b.as_raw_fd(), b"x", &[0; MAX_FDS + 1], 0).is_err());
+    }
 }
 
 #[cfg(test)]
