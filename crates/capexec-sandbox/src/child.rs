@@ -6,7 +6,7 @@
 //! S places the fds, installs the seccomp filter and execs. Every error before
 //! exec is written to the error pipe as `step\0detail` and the process exits.
 
-use crate::error::ChildError;
+use crate::error::{ChildError, Step};
 use crate::plan::SetupPlan;
 use crate::{creds, landlock_rules, mounts, sys};
 use capexec_decl::spec::PreopenKind;
@@ -40,7 +40,7 @@ pub struct ChildArgs<'a> {
 }
 
 fn report(fd: RawFd, e: &ChildError) {
-    let msg = format!("{}\0{}", e.step, e.detail);
+    let msg = e.encode();
     // SAFETY: writing a valid buffer to our own pipe fd; a short write only
     // shortens the message.
     unsafe { libc::write(fd, msg.as_ptr().cast(), msg.len()) };
@@ -60,7 +60,7 @@ pub fn run(a: &ChildArgs) -> ! {
         for (target, fd) in stdio.iter().enumerate() {
             // SAFETY: dup2 between fds of our own table.
             if unsafe { libc::dup2(*fd, target as i32) } < 0 {
-                report(a.err_wr, &ChildError::io("standard streams", format!("dup2 onto fd {target}"), std::io::Error::last_os_error()));
+                report(a.err_wr, &ChildError::io(Step::StandardStreams, format!("dup2 onto fd {target}"), std::io::Error::last_os_error()));
                 exit(126);
             }
         }
@@ -73,7 +73,7 @@ pub fn run(a: &ChildArgs) -> ! {
     // single-threaded parent), so fork is safe and the child may allocate.
     match unsafe { libc::fork() } {
         -1 => {
-            report(a.err_wr, &ChildError::io("fork service", "fork", std::io::Error::last_os_error()));
+            report(a.err_wr, &ChildError::io(Step::ForkService, "fork", std::io::Error::last_os_error()));
             exit(126)
         }
         0 => service(a),
@@ -94,7 +94,7 @@ fn setup(a: &ChildArgs) -> Result<(), ChildError> {
     creds::switch_ids(plan.uid, plan.gid, !plan.deny_setgroups)?;
     // PDEATHSIG after the id switch (a credential change clears it), then check the
     // parent did not die before it was set: its end of the sync pipe would be closed.
-    sys::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong).map_err(|e| ChildError::io("parent death signal", "prctl", e))?;
+    sys::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong).map_err(|e| ChildError::io(Step::ParentDeathSignal, "prctl", e))?;
     let mut pfd = libc::pollfd { fd: a.sync_rd, events: 0, revents: 0 };
     // SAFETY: one valid pollfd, zero timeout.
     if unsafe { libc::poll(&mut pfd, 1, 0) } == 1 && pfd.revents & libc::POLLHUP != 0 {
@@ -102,38 +102,38 @@ fn setup(a: &ChildArgs) -> Result<(), ChildError> {
     }
     if !plan.pid_ns {
         // Without a pid namespace, orphans of the service are at least reaped here.
-        sys::prctl(libc::PR_SET_CHILD_SUBREAPER, 1).map_err(|e| ChildError::io("subreaper", "prctl", e))?;
+        sys::prctl(libc::PR_SET_CHILD_SUBREAPER, 1).map_err(|e| ChildError::io(Step::Subreaper, "prctl", e))?;
     }
     mounts::build(&plan.mounts, &plan.workdir)?;
     detach_preopened_dirs(a)?;
     if plan.loopback {
-        sys::loopback_up().map_err(|e| ChildError::io("network", "bring up loopback", e))?;
+        sys::loopback_up().map_err(|e| ChildError::io(Step::Network, "bring up loopback", e))?;
     }
     if plan.dns_stub {
         // Before the capabilities go (port 53); the broker answers on it.
-        let tx = a.notify_tx.ok_or_else(|| ChildError::new("network", "no channel to the broker for the resolver socket"))?;
+        let tx = a.notify_tx.ok_or_else(|| ChildError::new(Step::Network, "no channel to the broker for the resolver socket"))?;
         let sent = sys::dns_stub_socket().and_then(|s| sys::send_fd(tx, s.as_raw_fd()));
-        sent.map_err(|e| ChildError::io("network", "bind the broker's resolver on 127.0.0.1:53 and pass it on", e))?;
+        sent.map_err(|e| ChildError::io(Step::Network, "bind the broker's resolver on 127.0.0.1:53 and pass it on", e))?;
     }
     if plan.notify_relay {
-        let tx = a.notify_tx.ok_or_else(|| ChildError::new("notify", "no channel to capexec for the notify socket"))?;
+        let tx = a.notify_tx.ok_or_else(|| ChildError::new(Step::Notify, "no channel to capexec for the notify socket"))?;
         let sock = mounts::notify_socket(Path::new(crate::plan::NOTIFY_RELAY_DIR))?;
-        sys::send_fd(tx, sock.as_raw_fd()).map_err(|e| ChildError::io("notify", "pass the notify socket to capexec", e))?;
+        sys::send_fd(tx, sock.as_raw_fd()).map_err(|e| ChildError::io(Step::Notify, "pass the notify socket to capexec", e))?;
     }
     if let Some(h) = &plan.hostname {
-        nix::unistd::sethostname(h.to_str().unwrap_or("capexec")).map_err(|e| ChildError::io("hostname", "sethostname", e))?;
+        nix::unistd::sethostname(h.to_str().unwrap_or("capexec")).map_err(|e| ChildError::io(Step::Hostname, "sethostname", e))?;
     }
     for (res, soft, hard) in &plan.rlimits {
         let lim = libc::rlimit { rlim_cur: *soft, rlim_max: *hard };
         // SAFETY: valid rlimit struct for a known resource.
         if unsafe { libc::setrlimit(*res, &lim) } != 0 {
-            return Err(ChildError::io("rlimits", format!("setrlimit resource {res} to {soft}/{hard}"), std::io::Error::last_os_error()));
+            return Err(ChildError::io(Step::Rlimits, format!("setrlimit resource {res} to {soft}/{hard}"), std::io::Error::last_os_error()));
         }
     }
     creds::drop_privileges(&plan.keep_caps, a.cap_last_cap)?;
     // no_new_privs before Landlock (which requires it without CAP_SYS_ADMIN) and
     // always: no setuid or file-capability binary can give anything back.
-    sys::prctl(libc::PR_SET_NO_NEW_PRIVS, 1).map_err(|e| ChildError::io("no_new_privs", "prctl", e))?;
+    sys::prctl(libc::PR_SET_NO_NEW_PRIVS, 1).map_err(|e| ChildError::io(Step::NoNewPrivs, "prctl", e))?;
     let dirs: Vec<RawFd> =
         plan.preopens.iter().zip(&a.fds[plan.inherited..]).filter(|(p, _)| matches!(p.kind, PreopenKind::Directory { .. })).map(|(_, fd)| *fd).collect();
     // Applied here, in init, so the service and init share one Landlock domain:
@@ -158,11 +158,11 @@ fn detach_preopened_dirs(a: &ChildArgs) -> Result<(), ChildError> {
     for (p, fd) in a.plan.preopens.iter().zip(&a.fds[a.plan.inherited..]) {
         let PreopenKind::Directory { path } = &p.kind else { continue };
         let c = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).expect("paths were checked for NUL during validation");
-        let copy = sys::detached_dir(&c).map_err(|e| ChildError::io("preopened directories", format!("detached copy of {}", path.display()), e))?;
+        let copy = sys::detached_dir(&c).map_err(|e| ChildError::io(Step::PreopenedDirectories, format!("detached copy of {}", path.display()), e))?;
         // SAFETY: dup3 onto a number in our own fd table (the host-tree fd,
         // which it closes); the copy's own number is closed when `copy` drops.
         if unsafe { libc::dup3(copy.as_raw_fd(), *fd, libc::O_CLOEXEC) } < 0 {
-            return Err(ChildError::io("preopened directories", format!("replace the fd of {}", path.display()), std::io::Error::last_os_error()));
+            return Err(ChildError::io(Step::PreopenedDirectories, format!("replace the fd of {}", path.display()), std::io::Error::last_os_error()));
         }
     }
     Ok(())
@@ -183,7 +183,7 @@ fn service(a: &ChildArgs) -> ! {
         // SAFETY: F_DUPFD_CLOEXEC on a valid fd returns a new fd we own.
         let h = unsafe { libc::fcntl(*fd, libc::F_DUPFD_CLOEXEC, 3 + n) };
         if h < 0 {
-            fail(ChildError::io("file descriptors", "duplicate a preopened fd", std::io::Error::last_os_error()));
+            fail(ChildError::io(Step::FileDescriptors, "duplicate a preopened fd", std::io::Error::last_os_error()));
         }
         high.push(h);
     }
@@ -200,7 +200,7 @@ fn service(a: &ChildArgs) -> ! {
     for (i, h) in high.iter().enumerate() {
         // SAFETY: dup2 onto a number in our own fd table; clears CLOEXEC on the copy.
         if unsafe { libc::dup2(*h, 3 + i as i32) } < 0 {
-            let e = ChildError::io("file descriptors", format!("place preopened fd at {}", 3 + i), std::io::Error::last_os_error());
+            let e = ChildError::io(Step::FileDescriptors, format!("place preopened fd at {}", 3 + i), std::io::Error::last_os_error());
             report(err_wr, &e);
             exit(127);
         }
@@ -208,7 +208,7 @@ fn service(a: &ChildArgs) -> ! {
     // Everything else (inherited from whoever started capexec, capexec's own pipes)
     // is closed by exec; the error pipe stays usable until then.
     if let Err(e) = sys::cloexec_from(3 + n as u32) {
-        report(err_wr, &ChildError::io("file descriptors", "close_range", e));
+        report(err_wr, &ChildError::io(Step::FileDescriptors, "close_range", e));
         exit(127);
     }
     // A new session: no controlling terminal, so TIOCSTI cannot push input into
@@ -243,7 +243,7 @@ fn service(a: &ChildArgs) -> ! {
     if plan.mdwe {
         if let Err(e) = sys::prctl(PR_SET_MDWE, PR_MDWE_REFUSE_EXEC_GAIN) {
             let hint = if e.raw_os_error() == Some(libc::EINVAL) { " (PR_SET_MDWE needs Linux 6.3 or newer)" } else { "" };
-            report(err_wr, &ChildError::io("memory_deny_write_execute", format!("prctl PR_SET_MDWE{hint}"), e));
+            report(err_wr, &ChildError::io(Step::MemoryDenyWriteExecute, format!("prctl PR_SET_MDWE{hint}"), e));
             exit(127);
         }
     }
@@ -255,7 +255,7 @@ fn service(a: &ChildArgs) -> ! {
         match crate::seccomp::install_with_listener(prog) {
             Ok(l) => std::mem::forget(l),
             Err(e) => {
-                report(err_wr, &ChildError::io("seccomp", "install the learning filter", e));
+                report(err_wr, &ChildError::io(Step::Seccomp, "install the learning filter", e));
                 exit(127);
             }
         }
@@ -270,7 +270,8 @@ fn service(a: &ChildArgs) -> ! {
         Some(libc::EACCES) => " (executables must be under filesystem.executable or /usr; read_write and tmpfs paths are never executable)",
         _ => "",
     };
-    report(err_wr, &ChildError::new("exec", format!("execve {}: {e}{hint}", plan.program.to_string_lossy())));
+    let detail = format!("execve {}: {e}{hint}", plan.program.to_string_lossy());
+    report(err_wr, &ChildError { step: Step::Exec, errno: e.raw_os_error(), detail });
     exit(127)
 }
 
@@ -283,13 +284,13 @@ fn install_filters(plan: &SetupPlan, notify_tx: Option<RawFd>, err_wr: RawFd) {
     if let (Some(prog), Some(tx)) = (&plan.notify_seccomp, notify_tx) {
         let sent = crate::seccomp::install_with_listener(prog).and_then(|l| sys::send_fd(tx, l.as_raw_fd()));
         if let Err(e) = sent {
-            report(err_wr, &ChildError::io("seccomp", "install the broker's notify filter and pass its listener", e));
+            report(err_wr, &ChildError::io(Step::Seccomp, "install the broker's notify filter and pass its listener", e));
             exit(127);
         }
     }
     // Last before exec: the filter does not have to allow any of the setup above.
     if let Err(e) = seccompiler::apply_filter(&plan.seccomp) {
-        report(err_wr, &ChildError::io("seccomp", "install the filter", e));
+        report(err_wr, &ChildError::io(Step::Seccomp, "install the filter", e));
         exit(127);
     }
 }
@@ -302,7 +303,7 @@ fn init(a: &ChildArgs, service: libc::pid_t) -> ! {
     // read this process's memory through /proc.
     let _ = sys::prctl(libc::PR_SET_DUMPABLE, 0);
     if let Err(e) = seccompiler::apply_filter(&a.plan.init_seccomp) {
-        report(a.err_wr, &ChildError::io("seccomp", "install the init filter", e));
+        report(a.err_wr, &ChildError::io(Step::Seccomp, "install the init filter", e));
         // SAFETY: killing our own child, which must not run unsupervised.
         unsafe { libc::kill(service, libc::SIGKILL) };
         exit(126);

@@ -10,12 +10,12 @@
 //! (default none) in all sets including ambient, and locks the securebits so
 //! that nothing can regain privileges by becoming uid 0 or by exec.
 
-use crate::error::ChildError;
+use crate::error::{ChildError, Step};
 use crate::sys::{self, *};
 use caps::{CapSet, Capability, CapsHashSet};
 use nix::unistd::{Gid, Uid};
 
-const STEP: &str = "credentials";
+const STEP: Step = Step::Credentials;
 
 pub fn switch_ids(uid: u32, gid: u32, may_setgroups: bool) -> Result<(), ChildError> {
     sys::prctl(libc::PR_SET_SECUREBITS, SECBIT_NO_SETUID_FIXUP).map_err(|e| ChildError::io(STEP, "set securebits NO_SETUID_FIXUP", e))?;

@@ -5,7 +5,7 @@
 //! is still not executable, and nothing outside the listed paths can be opened
 //! even through an inherited directory fd).
 
-use crate::error::ChildError;
+use crate::error::{ChildError, Step};
 use crate::plan::{FsAccess, LandlockPlan};
 use landlock::{
     Access, AccessFs, AccessNet, BitFlags, CompatLevel, Compatible, NetPort, PathBeneath, Ruleset, RulesetAttr, RulesetCreatedAttr, RulesetStatus, Scope, ABI,
@@ -13,7 +13,7 @@ use landlock::{
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::path::Path;
 
-const STEP: &str = "landlock";
+const STEP: Step = Step::Landlock;
 /// The ABI whose features capexec uses: filesystem incl. truncate and device
 /// ioctls (v5), TCP (v4), scopes (v6).
 const TARGET: ABI = ABI::V6;
@@ -111,7 +111,7 @@ fn scopes_of(plan: &LandlockPlan) -> BitFlags<Scope> {
 
 /// What enforcing `layer` came to: nothing to say, a note (best-effort), or
 /// an error when the declaration requires Landlock.
-fn outcome(status: RulesetStatus, required: bool, step: &'static str, layer: &str) -> Result<Option<String>, ChildError> {
+fn outcome(status: RulesetStatus, required: bool, step: Step, layer: &str) -> Result<Option<String>, ChildError> {
     match status {
         RulesetStatus::FullyEnforced => Ok(None),
         RulesetStatus::PartiallyEnforced if !required => Ok(Some(format!("{layer} only partially enforced on this kernel"))),
@@ -171,7 +171,7 @@ pub fn apply_broker_layer(plan: &crate::plan::SetupPlan, broker: &capexec_decl::
 }
 
 fn broker_layer(ll: &LandlockPlan, preopened_tcp: &[u16], broker: &capexec_decl::grants::BrokerSpec) -> Result<Option<String>, ChildError> {
-    const STEP: &str = "the broker's landlock layer";
+    const STEP: Step = Step::BrokerLandlock;
     let e = |what: &str, e: landlock::RulesetError| ChildError::io(STEP, what, e);
     let compat = if ll.required { CompatLevel::HardRequirement } else { CompatLevel::BestEffort };
     let bind = port_set(&[&ll.bind_tcp[..], preopened_tcp].concat(), &broker.bind);

@@ -266,11 +266,9 @@ pub fn spawn_with(plan: &SetupPlan, opts: &SpawnOptions) -> Result<Spawned, Laun
     drop(fds);
     let broker_channel = channel.map(|(broker_end, _service_end)| broker_end);
     if !msg.is_empty() {
-        let text = String::from_utf8_lossy(&msg);
-        let (step, detail) = text.split_once('\0').unwrap_or(("setup", &text));
         // SAFETY: reaping our own child, which is exiting after the report.
         unsafe { libc::waitpid(pid, std::ptr::null_mut(), 0) };
-        return Err(LaunchError::Child { step: step.to_owned(), detail: detail.to_owned() });
+        return Err(crate::error::ChildError::decode(&msg).into());
     }
     // Init sent the resolver's socket and the notify socket during setup and
     // the service its listener before exec, in that order: all wait in the pair.

@@ -13,7 +13,7 @@
 //! 5. Detach /oldroot, then make the root tmpfs and /dev read-only, so the service
 //!    can create files only where it was given a writable path.
 
-use crate::error::ChildError;
+use crate::error::{ChildError, Step};
 use crate::plan::{MountStep, DEV_NODES, PROC_MASKED};
 use crate::sys::{self, MOUNT_ATTR_NODEV, MOUNT_ATTR_NOEXEC, MOUNT_ATTR_NOSUID, MOUNT_ATTR_RDONLY};
 use capexec_decl::spec::ProcMode;
@@ -22,7 +22,7 @@ use std::ffi::CString;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
-const STEP: &str = "filesystem view";
+const STEP: Step = Step::FilesystemView;
 const OLD: &str = "/oldroot";
 /// An empty mode-000 file, bind-mounted over files that must be inaccessible.
 const MASK_FILE: &str = "/.capexec-mask";
@@ -31,7 +31,7 @@ fn c(p: &Path) -> CString {
     CString::new(p.as_os_str().as_encoded_bytes()).expect("paths were checked for NUL during validation")
 }
 
-fn err(what: impl std::fmt::Display, e: impl std::fmt::Display) -> ChildError {
+fn err(what: impl std::fmt::Display, e: impl std::fmt::Display + crate::error::Errno) -> ChildError {
     ChildError::io(STEP, what, e)
 }
 

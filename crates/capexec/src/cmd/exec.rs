@@ -165,7 +165,7 @@ fn launch_planned(spec: &ServiceSpec, mut plan: capexec_sandbox::SetupPlan, hand
                 eprintln!("  help: the kernel refused new namespaces; `capexec doctor` shows whether user namespaces are available");
             }
             match e {
-                capexec_sandbox::LaunchError::Child { step, .. } if step == "exec" => super::EXIT_NOEXEC,
+                capexec_sandbox::LaunchError::Child { step: capexec_sandbox::error::Step::Exec, .. } => super::EXIT_NOEXEC,
                 _ => super::EXIT_SETUP,
             }
         }
