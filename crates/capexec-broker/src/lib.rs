@@ -139,7 +139,7 @@ impl Broker {
         let host_bind = (service.namespaces.net == NetMode::Host).then(|| service.landlock.bind_tcp.clone());
         let low = |p: u16| p < 1024;
         let bind_service = spec.bind.iter().any(|g| low(g.ports.0))
-            || (host_bind.as_ref().is_some_and(|b| b.iter().copied().any(low)) && service.capabilities.iter().any(|c| c == "CAP_NET_BIND_SERVICE"));
+            || (host_bind.as_ref().is_some_and(|b| b.iter().copied().any(low)) && service.capabilities.contains(&caps::Capability::CAP_NET_BIND_SERVICE));
         Ok(Broker {
             unit: service.name.clone(),
             spec: spec.clone(),

@@ -21,8 +21,8 @@ pub struct ServiceSpec {
     pub landlock: LandlockSpec,
     pub seccomp: SeccompSpec,
     /// Capabilities kept after exec (effective, permitted, inheritable, ambient). Empty by default.
-    pub capabilities: Vec<String>,
-    pub rlimits: BTreeMap<String, Rlimit>,
+    pub capabilities: Vec<caps::Capability>,
+    pub rlimits: BTreeMap<Resource, Rlimit>,
     /// How `capexec daemon` supervises the service.
     pub service: Supervision,
     /// Resource limits enforced through the service's cgroup (by the daemon).
@@ -268,6 +268,103 @@ pub enum DenyAction {
     Errno(i32),
     Kill,
     Log,
+}
+
+/// A resource with a limit (setrlimit(2)), named as in `[rlimits]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Resource {
+    As,
+    Core,
+    Cpu,
+    Data,
+    Fsize,
+    Locks,
+    Memlock,
+    Msgqueue,
+    Nice,
+    Nofile,
+    Nproc,
+    Rss,
+    Rtprio,
+    Rttime,
+    Sigpending,
+    Stack,
+}
+
+impl Resource {
+    pub const ALL: [Resource; 16] = [
+        Resource::As,
+        Resource::Core,
+        Resource::Cpu,
+        Resource::Data,
+        Resource::Fsize,
+        Resource::Locks,
+        Resource::Memlock,
+        Resource::Msgqueue,
+        Resource::Nice,
+        Resource::Nofile,
+        Resource::Nproc,
+        Resource::Rss,
+        Resource::Rtprio,
+        Resource::Rttime,
+        Resource::Sigpending,
+        Resource::Stack,
+    ];
+
+    /// The name in `[rlimits]` (RLIMIT_ in lower case, without the prefix).
+    pub fn name(self) -> &'static str {
+        match self {
+            Resource::As => "as",
+            Resource::Core => "core",
+            Resource::Cpu => "cpu",
+            Resource::Data => "data",
+            Resource::Fsize => "fsize",
+            Resource::Locks => "locks",
+            Resource::Memlock => "memlock",
+            Resource::Msgqueue => "msgqueue",
+            Resource::Nice => "nice",
+            Resource::Nofile => "nofile",
+            Resource::Nproc => "nproc",
+            Resource::Rss => "rss",
+            Resource::Rtprio => "rtprio",
+            Resource::Rttime => "rttime",
+            Resource::Sigpending => "sigpending",
+            Resource::Stack => "stack",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<Resource> {
+        Resource::ALL.into_iter().find(|r| r.name() == name)
+    }
+
+    /// The kernel's number for it.
+    pub fn raw(self) -> libc::__rlimit_resource_t {
+        match self {
+            Resource::As => libc::RLIMIT_AS,
+            Resource::Core => libc::RLIMIT_CORE,
+            Resource::Cpu => libc::RLIMIT_CPU,
+            Resource::Data => libc::RLIMIT_DATA,
+            Resource::Fsize => libc::RLIMIT_FSIZE,
+            Resource::Locks => libc::RLIMIT_LOCKS,
+            Resource::Memlock => libc::RLIMIT_MEMLOCK,
+            Resource::Msgqueue => libc::RLIMIT_MSGQUEUE,
+            Resource::Nice => libc::RLIMIT_NICE,
+            Resource::Nofile => libc::RLIMIT_NOFILE,
+            Resource::Nproc => libc::RLIMIT_NPROC,
+            Resource::Rss => libc::RLIMIT_RSS,
+            Resource::Rtprio => libc::RLIMIT_RTPRIO,
+            Resource::Rttime => libc::RLIMIT_RTTIME,
+            Resource::Sigpending => libc::RLIMIT_SIGPENDING,
+            Resource::Stack => libc::RLIMIT_STACK,
+        }
+    }
+}
+
+impl std::fmt::Display for Resource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

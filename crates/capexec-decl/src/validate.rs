@@ -43,9 +43,6 @@ pub const DYNAMIC_UID_MIN: u32 = 61184;
 pub const MAX_NET_GRANTS: usize = 64;
 pub const DYNAMIC_UID_MAX: u32 = 65519;
 
-pub const RLIMIT_NAMES: &[&str] =
-    &["as", "core", "cpu", "data", "fsize", "locks", "memlock", "msgqueue", "nice", "nofile", "nproc", "rss", "rtprio", "rttime", "sigpending", "stack"];
-
 pub const CAPABILITIES: &[&str] = &[
     "CAP_CHOWN",
     "CAP_DAC_OVERRIDE",
@@ -363,12 +360,19 @@ pub fn validate(name: &str, raw: &RawUnit, sources: Vec<PathBuf>, ctx: &Context)
     for (i, c) in raw.capabilities.as_ref().and_then(|c| c.keep.clone()).unwrap_or_default().iter().enumerate() {
         let up = c.to_ascii_uppercase();
         let full = if up.starts_with("CAP_") { up } else { format!("CAP_{up}") };
-        if CAPABILITIES.contains(&full.as_str()) {
-            if !capabilities.contains(&full) {
-                capabilities.push(full);
+        match full.parse::<caps::Capability>().ok().filter(|_| CAPABILITIES.contains(&full.as_str())) {
+            Some(cap) => {
+                if !capabilities.contains(&cap) {
+                    capabilities.push(cap);
+                }
             }
-        } else {
-            v.err_help(format!("capabilities.keep[{i}]"), format!("unknown capability `{c}`"), "use a name from capabilities(7), e.g. CAP_NET_BIND_SERVICE");
+            None => {
+                v.err_help(
+                    format!("capabilities.keep[{i}]"),
+                    format!("unknown capability `{c}`"),
+                    "use a name from capabilities(7), e.g. CAP_NET_BIND_SERVICE",
+                );
+            }
         }
     }
 
@@ -376,10 +380,11 @@ pub fn validate(name: &str, raw: &RawUnit, sources: Vec<PathBuf>, ctx: &Context)
     let mut rlimits = BTreeMap::new();
     for (k, r) in raw.rlimits.clone().unwrap_or_default() {
         let key = format!("rlimits.{k}");
-        if !RLIMIT_NAMES.contains(&k.as_str()) {
-            v.err_help(&key, format!("unknown resource limit `{k}`"), format!("allowed: {}", RLIMIT_NAMES.join(", ")));
+        let Some(resource) = Resource::from_name(&k) else {
+            let names: Vec<&str> = Resource::ALL.iter().map(|r| r.name()).collect();
+            v.err_help(&key, format!("unknown resource limit `{k}`"), format!("allowed: {}", names.join(", ")));
             continue;
-        }
+        };
         let lim = |l: LimitValue| match l {
             LimitValue::Value(n) => Some(n),
             LimitValue::Infinity => None,
@@ -396,19 +401,19 @@ pub fn validate(name: &str, raw: &RawUnit, sources: Vec<PathBuf>, ctx: &Context)
         if soft_gt_hard {
             v.err(&key, "the soft limit is above the hard limit");
         }
-        rlimits.insert(k, Rlimit { soft, hard });
+        rlimits.insert(resource, Rlimit { soft, hard });
     }
     // No realtime scheduling unless declared (systemd's RestrictRealtime=):
     // without CAP_SYS_NICE, an RLIMIT_RTPRIO of 0 refuses SCHED_FIFO/RR, and
     // lowering a limit needs no privilege.
-    rlimits.entry("rtprio".to_owned()).or_insert(Rlimit { soft: Some(0), hard: Some(0) });
+    rlimits.entry(Resource::Rtprio).or_insert(Rlimit { soft: Some(0), hard: Some(0) });
     // A task limit for every service, so that a fork bomb meets its own limit
     // and not the host's. RLIMIT_NPROC is counted per user namespace and uid
     // (Linux 5.14+): in the service's own user namespace it counts the
     // service's tasks only. `[limits] tasks_max` (a cgroup) sets it too.
     let tasks_max = raw.limits.as_ref().and_then(|l| l.tasks_max);
     let nproc = tasks_max.unwrap_or(DEFAULT_TASKS);
-    rlimits.entry("nproc".to_owned()).or_insert(Rlimit { soft: Some(nproc), hard: Some(nproc) });
+    rlimits.entry(Resource::Nproc).or_insert(Rlimit { soft: Some(nproc), hard: Some(nproc) });
 
     let service = supervision(&mut v, raw);
     let limits = limits(&mut v, raw);

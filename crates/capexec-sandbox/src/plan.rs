@@ -284,15 +284,11 @@ pub fn plan_inheriting(spec: &ServiceSpec, rootless: bool, host_env: &[(String, 
         .iter()
         .map(|(name, r)| {
             let inf = libc::RLIM_INFINITY;
-            (rlimit_resource(name), r.soft.unwrap_or(inf), r.hard.unwrap_or(inf))
+            (name.raw(), r.soft.unwrap_or(inf), r.hard.unwrap_or(inf))
         })
         .collect();
 
-    let keep_caps = spec
-        .capabilities
-        .iter()
-        .map(|c| c.parse::<caps::Capability>().map_err(|_| LaunchError::Plan(format!("capability {c} unknown to this build"))))
-        .collect::<Result<_, _>>()?;
+    let keep_caps = spec.capabilities.to_vec();
 
     // Environment: a clean one, never capexec's own (it may hold secrets).
     let mut env: Vec<(String, String)> = vec![("PATH".into(), DEFAULT_PATH.into())];
@@ -565,28 +561,6 @@ impl SetupPlan {
         self.env.push(cstring(key, &format!("{key}={value}"))?);
         self.listen_pid_slot = self.env.iter().position(|e| e.to_bytes().starts_with(b"LISTEN_PID="));
         Ok(())
-    }
-}
-
-fn rlimit_resource(name: &str) -> libc::__rlimit_resource_t {
-    match name {
-        "as" => libc::RLIMIT_AS,
-        "core" => libc::RLIMIT_CORE,
-        "cpu" => libc::RLIMIT_CPU,
-        "data" => libc::RLIMIT_DATA,
-        "fsize" => libc::RLIMIT_FSIZE,
-        "locks" => libc::RLIMIT_LOCKS,
-        "memlock" => libc::RLIMIT_MEMLOCK,
-        "msgqueue" => libc::RLIMIT_MSGQUEUE,
-        "nice" => libc::RLIMIT_NICE,
-        "nofile" => libc::RLIMIT_NOFILE,
-        "nproc" => libc::RLIMIT_NPROC,
-        "rss" => libc::RLIMIT_RSS,
-        "rtprio" => libc::RLIMIT_RTPRIO,
-        "rttime" => libc::RLIMIT_RTTIME,
-        "sigpending" => libc::RLIMIT_SIGPENDING,
-        "stack" => libc::RLIMIT_STACK,
-        other => unreachable!("validation admits only known rlimits, got {other}"),
     }
 }
 

@@ -322,7 +322,7 @@ pub fn assess(spec: &ServiceSpec) -> Vec<Finding> {
 }
 
 fn answer(spec: &ServiceSpec, ch: &Check) -> Answer {
-    let caps = &spec.capabilities;
+    let caps: Vec<String> = spec.capabilities.iter().map(|c| c.to_string()).collect();
     let has_cap = |names: &[&str]| names.iter().any(|n| caps.iter().any(|c| c == n));
     let allowed = |name: &str| spec.seccomp.allowed.contains(name);
     let any_allowed = |names: &[&str]| names.iter().any(|n| allowed(n));
@@ -490,7 +490,7 @@ fn answer(spec: &ServiceSpec, ch: &Check) -> Answer {
         },
         "Delegate=" => (Some(0), "Service does not maintain its own delegated control group subtree".into(), None),
         "RestrictRealtime=" => {
-            let rt = spec.rlimits.get("rtprio").map(|r| r.hard.unwrap_or(u64::MAX)).unwrap_or(u64::MAX);
+            let rt = spec.rlimits.get(&capexec_decl::spec::Resource::Rtprio).map(|r| r.hard.unwrap_or(u64::MAX)).unwrap_or(u64::MAX);
             let calls = any_allowed(&["sched_setscheduler", "sched_setattr", "sched_setparam"]);
             match (calls, rt == 0 && !has_cap(&["CAP_SYS_NICE"])) {
                 (false, _) => (Some(0), "Scheduling policies cannot be changed".into(), Some("seccomp allowlist")),

@@ -139,7 +139,7 @@ fn summary(s: &capexec_decl::ServiceSpec) -> String {
         DenyAction::Log => "log only".into(),
     };
     let _ = writeln!(o, "  seccomp    {} ({} syscalls); others: {action}", s.seccomp.declared.join(" "), s.seccomp.allowed.len());
-    let caps = if s.capabilities.is_empty() { "none".to_owned() } else { s.capabilities.join(" ") };
+    let caps = if s.capabilities.is_empty() { "none".to_owned() } else { s.capabilities.iter().map(|c| c.to_string()).collect::<Vec<_>>().join(" ") };
     let _ = writeln!(o, "  caps       {caps}");
     let b = &s.broker;
     if !b.is_empty() {
