@@ -61,7 +61,8 @@ impl Channels {
 /// Files capexec writes into the service's view for its grants: what makes
 /// unmodified programs' lookups go through the broker (resolv.conf naming the
 /// stub resolver) or see only granted entries (passwd, group).
-pub fn view_files(spec: &BrokerSpec, own_network: bool) -> Vec<(PathBuf, String)> {
+pub fn view_files(service: &ServiceSpec) -> Vec<(PathBuf, String)> {
+    let (spec, own_network) = (&service.broker, service.namespaces.net == NetMode::None);
     let mut files = Vec::new();
     if own_network && !spec.dns.names.is_empty() {
         files.push(("/etc/resolv.conf".into(), "# written by capexec: name lookups go to the service's broker\nnameserver 127.0.0.1\n".to_owned()));

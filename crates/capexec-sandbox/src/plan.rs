@@ -169,16 +169,70 @@ fn cstring(what: &str, s: &str) -> Result<CString, LaunchError> {
     CString::new(s).map_err(|_| LaunchError::Plan(format!("{what} contains a NUL byte")))
 }
 
-/// `host_env` is capexec's own environment, consulted only for `pass_environment`.
-pub fn plan(spec: &ServiceSpec, rootless: bool, host_env: &[(String, String)]) -> Result<SetupPlan, LaunchError> {
-    plan_inheriting(spec, rootless, host_env, &[])
+/// How the service's readiness notifications (sd_notify) reach whoever
+/// supervises it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum Notify {
+    /// No `NOTIFY_SOCKET`.
+    #[default]
+    None,
+    /// The daemon's socket: `dir` holds its datagram socket `notify` and is
+    /// bound read-only at the same path (see `attach_notify_socket`).
+    Socket { dir: PathBuf, watchdog: Option<std::time::Duration> },
+    /// A socket of the service's own that init hands back (`capexec exec`
+    /// relays it to systemd's; see `relay_notify`).
+    Relay { watchdog_usec: Option<u64> },
 }
 
-/// [`plan`] for a service that also gets sockets from systemd's socket
+/// What a launch adds to the declaration: everything a [`SetupPlan`] depends
+/// on besides the spec. [`compose`] is a function of the two and nothing else,
+/// and the plan it returns is the one that runs.
+#[derive(Debug, Default)]
+pub struct Extras<'a> {
+    /// capexec runs without root (the plan maps the caller's own ids).
+    pub rootless: bool,
+    /// capexec's own environment, consulted only for `pass_environment`.
+    pub host_env: &'a [(String, String)],
+    /// Sockets from systemd's socket activation, by name (LISTEN_FDNAMES):
+    /// the service gets them first, at 3, 4, ...
+    pub inherited: &'a [String],
+    pub notify: Notify,
+    /// systemd's `$CREDENTIALS_DIRECTORY`, shown to the service read-only.
+    pub credentials: Option<&'a Path>,
+    /// Files written into the view for the broker's grants
+    /// (capexec_broker::view_files).
+    pub view_files: Vec<(PathBuf, String)>,
+    /// A learning run (`capexec learn`): the host's view, nothing denied,
+    /// every syscall to the recorder.
+    pub learning: bool,
+}
+
+/// The plan for `spec` launched with `extras`: built once, here.
+pub fn compose(spec: &ServiceSpec, extras: &Extras) -> Result<SetupPlan, LaunchError> {
+    let mut p = plan_inheriting(spec, extras.rootless, extras.host_env, extras.inherited)?;
+    match &extras.notify {
+        Notify::None => {}
+        Notify::Socket { dir, watchdog } => p.attach_notify_socket(dir, *watchdog)?,
+        Notify::Relay { watchdog_usec } => p.relay_notify(*watchdog_usec)?,
+    }
+    if let Some(dir) = extras.credentials {
+        p.attach_credentials(dir)?;
+    }
+    p.attach_files(extras.view_files.clone());
+    Ok(if extras.learning { p.into_learning() } else { p })
+}
+
+/// [`compose`] with no extras: the declaration alone (`host_env` is
+/// capexec's own environment, consulted only for `pass_environment`).
+pub fn plan(spec: &ServiceSpec, rootless: bool, host_env: &[(String, String)]) -> Result<SetupPlan, LaunchError> {
+    compose(spec, &Extras { rootless, host_env, ..Default::default() })
+}
+
+/// The declaration's part of [`compose`], for a service that may also get sockets from systemd's socket
 /// activation, named `inherited` (LISTEN_FDNAMES): they come first, so
 /// LISTEN_FDS, LISTEN_FDNAMES, the per-socket variables and
 /// `CAPEXEC_BROKER_FD` count them.
-pub fn plan_inheriting(spec: &ServiceSpec, rootless: bool, host_env: &[(String, String)], inherited: &[String]) -> Result<SetupPlan, LaunchError> {
+fn plan_inheriting(spec: &ServiceSpec, rootless: bool, host_env: &[(String, String)], inherited: &[String]) -> Result<SetupPlan, LaunchError> {
     // As root, the caller puts the network guard on the service's cgroup.
     if rootless {
         crate::netguard::require_guard(spec)?;
@@ -452,7 +506,7 @@ impl SetupPlan {
     /// directory bound at its place, writable where the host allows it, with the
     /// declared /dev, /proc and tmpfs directories); no Landlock, no broker; the seccomp
     /// filter hands every syscall to the recorder.
-    pub fn into_learning(mut self) -> SetupPlan {
+    fn into_learning(mut self) -> SetupPlan {
         let mut mounts: Vec<MountStep> = self.mounts.iter().filter(|m| matches!(m, MountStep::Dev | MountStep::Proc(_))).cloned().collect();
         // The declared tmpfs directories stay the service's own (a pid file
         // directory that does not exist on the host, say), mounted on top; not
@@ -484,7 +538,7 @@ impl SetupPlan {
 
     /// Puts generated read-only files into the view (after everything else is
     /// mounted, so nothing covers them), readable under Landlock.
-    pub fn attach_files(&mut self, files: Vec<(PathBuf, String)>) {
+    fn attach_files(&mut self, files: Vec<(PathBuf, String)>) {
         for (path, contents) in files {
             if !self.landlock.paths.iter().any(|(p, a)| path.starts_with(p) && *a != FsAccess::ListDir) {
                 self.landlock.paths.push((path.clone(), FsAccess::ReadOnly));
@@ -497,7 +551,7 @@ impl SetupPlan {
     /// holds the daemon's datagram socket `notify` and nothing else, is bound
     /// read-only at the same path. A directory rather than the socket itself, so
     /// the daemon can re-create the socket without touching the service's mounts.
-    pub fn attach_notify_socket(&mut self, dir: &Path, watchdog: Option<std::time::Duration>) -> Result<(), LaunchError> {
+    fn attach_notify_socket(&mut self, dir: &Path, watchdog: Option<std::time::Duration>) -> Result<(), LaunchError> {
         let attrs = crate::sys::MOUNT_ATTR_NOSUID | crate::sys::MOUNT_ATTR_NODEV | crate::sys::MOUNT_ATTR_RDONLY | crate::sys::MOUNT_ATTR_NOEXEC;
         // Appended after the sorted view: its parents (if the view has them) are
         // mounted first, and nothing mounted later can cover it.
@@ -514,7 +568,7 @@ impl SetupPlan {
     /// init binds it in the service's view and hands the other end to the
     /// caller, so nothing is created on the host and only the service can
     /// reach it. `WATCHDOG_USEC` is passed on as given.
-    pub fn relay_notify(&mut self, watchdog_usec: Option<u64>) -> Result<(), LaunchError> {
+    fn relay_notify(&mut self, watchdog_usec: Option<u64>) -> Result<(), LaunchError> {
         let dir = PathBuf::from(NOTIFY_RELAY_DIR);
         self.mounts.push(MountStep::NotifyDir { path: dir.clone() });
         self.landlock.paths.push((dir.clone(), FsAccess::ReadOnly));
@@ -530,7 +584,7 @@ impl SetupPlan {
     /// service at the same path, read-only and readable by its user only.
     /// They are copied now, while capexec can read them: systemd makes them
     /// readable by the unit's user, which is capexec's (root), not the service's.
-    pub fn attach_credentials(&mut self, dir: &Path) -> Result<(), LaunchError> {
+    fn attach_credentials(&mut self, dir: &Path) -> Result<(), LaunchError> {
         let io = |op: &'static str, p: &Path, e: std::io::Error| LaunchError::io(op, format!("credential {}", p.display()), e);
         let mut files = Vec::new();
         for entry in std::fs::read_dir(dir).map_err(|e| io("list", dir, e))? {

@@ -182,15 +182,16 @@ fn launch(sock: RawFd, req: LaunchRequest, fds: Vec<OwnedFd>, host_env: &[(Strin
     if fds.len() != 3 {
         return fail(format!("internal: launch request carried {} descriptors instead of 3", fds.len()));
     }
-    let mut plan = match capexec_sandbox::plan(&req.spec, req.rootless, host_env) {
+    let notify = match &req.notify_dir {
+        Some(dir) => capexec_sandbox::plan::Notify::Socket { dir: dir.clone(), watchdog: req.spec.service.watchdog },
+        None => capexec_sandbox::plan::Notify::None,
+    };
+    let extras =
+        capexec_sandbox::plan::Extras { rootless: req.rootless, host_env, notify, view_files: capexec_broker::view_files(&req.spec), ..Default::default() };
+    let plan = match capexec_sandbox::plan::compose(&req.spec, &extras) {
         Ok(p) => p,
         Err(e) => return fail(e.to_string()),
     };
-    if let Some(dir) = &req.notify_dir {
-        if let Err(e) = plan.attach_notify_socket(dir, req.spec.service.watchdog) {
-            return fail(e.to_string());
-        }
-    }
     // Opened before the service exists, so a missing granted directory fails the start.
     let broker = match req.spec.has_broker() {
         false => None,
@@ -199,7 +200,6 @@ fn launch(sock: RawFd, req: LaunchRequest, fds: Vec<OwnedFd>, host_env: &[(Strin
             Err(e) => return fail(e),
         },
     };
-    plan.attach_files(capexec_broker::view_files(&req.spec.broker, plan.loopback));
     let stdio = [fds[0].as_raw_fd(), fds[1].as_raw_fd(), fds[2].as_raw_fd()];
     let mut opts = capexec_sandbox::SpawnOptions { stdio: Some(stdio), cgroup_procs: &req.cgroup_procs, clone_parent: false, learner: None, inherited: &[] };
     let started = match (broker, &req.supervisor_cgroup) {

@@ -34,18 +34,22 @@ pub fn launch_foreground(spec: &ServiceSpec, handoff: Handoff) -> i32 {
     }
     let rootless = !nix::unistd::geteuid().is_root();
     let host_env: Vec<(String, String)> = std::env::vars().filter(|(k, _)| !super::systemd::CONSUMED.contains(&k.as_str())).collect();
-    let planned = capexec_sandbox::plan::plan_inheriting(spec, rootless, &host_env, &handoff.names).and_then(|mut p| {
-        // Only a service that speaks sd_notify gets a socket to speak on (as
-        // NotifyAccess= would say: the others cannot alter the unit's state).
-        if handoff.notify.is_some() && spec.service.kind == ServiceType::Notify {
-            p.relay_notify(handoff.watchdog_usec)?;
-        }
-        if let Some(dir) = &handoff.credentials {
-            p.attach_credentials(dir)?;
-        }
-        Ok(p)
-    });
-    let plan = match planned {
+    // Only a service that speaks sd_notify gets a socket to speak on (as
+    // NotifyAccess= would say: the others cannot alter the unit's state).
+    let notify = match handoff.notify.is_some() && spec.service.kind == ServiceType::Notify {
+        true => capexec_sandbox::plan::Notify::Relay { watchdog_usec: handoff.watchdog_usec },
+        false => capexec_sandbox::plan::Notify::None,
+    };
+    let extras = capexec_sandbox::plan::Extras {
+        rootless,
+        host_env: &host_env,
+        inherited: &handoff.names,
+        notify,
+        credentials: handoff.credentials.as_deref(),
+        view_files: capexec_broker::view_files(spec),
+        learning: false,
+    };
+    let plan = match capexec_sandbox::plan::compose(spec, &extras) {
         Ok(p) => p,
         Err(e) => {
             eprintln!("capexec: {}: {e}", spec.name);
@@ -79,7 +83,7 @@ fn guard_cgroup(spec: &ServiceSpec, rootless: bool) -> Result<Option<ExecCgroup>
     ExecCgroup::enter(&spec.name, &policy).map(Some)
 }
 
-fn launch_planned(spec: &ServiceSpec, mut plan: capexec_sandbox::SetupPlan, handoff: Handoff, cgroup: Option<&ExecCgroup>) -> i32 {
+fn launch_planned(spec: &ServiceSpec, plan: capexec_sandbox::SetupPlan, handoff: Handoff, cgroup: Option<&ExecCgroup>) -> i32 {
     // Under `capexec exec` this process is the service's broker: it opens what
     // the grants need now, while it still can, and serves once the service runs.
     let broker = match spec.has_broker() {
@@ -92,7 +96,6 @@ fn launch_planned(spec: &ServiceSpec, mut plan: capexec_sandbox::SetupPlan, hand
             }
         },
     };
-    plan.attach_files(capexec_broker::view_files(&spec.broker, plan.loopback));
     // The layer this process (the broker) shares with the service: created
     // before the service, so that the service's own domain nests in it and
     // the broker can still reach it (see `apply_broker_layer`).

@@ -102,7 +102,8 @@ fn learn(a: &LearnArgs) -> Result<i32, String> {
     // through broker grants.
     let mut learning = spec.clone();
     learning.namespaces.net = capexec_decl::spec::NetMode::Host;
-    let plan = capexec_sandbox::plan(&learning, rootless, &host_env).map_err(|e| format!("{}: {e}", spec.name))?.into_learning();
+    let extras = capexec_sandbox::plan::Extras { rootless, host_env: &host_env, learning: true, ..Default::default() };
+    let plan = capexec_sandbox::plan::compose(&learning, &extras).map_err(|e| format!("{}: {e}", spec.name))?;
     let recorder: RefCell<Option<JoinHandle<Observations>>> = RefCell::new(None);
     let start = |listener| {
         let judge = judge.clone();
