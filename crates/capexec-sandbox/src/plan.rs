@@ -499,6 +499,87 @@ fn learning_view(root: &Path, shadows: &BTreeSet<PathBuf>, out: &mut Vec<MountSt
 }
 
 impl SetupPlan {
+    /// The whole plan as text, one fact a line, in a fixed order: what golden
+    /// tests compare (a change to what a launch does shows up as a diff). The
+    /// seccomp programs appear as their length and an FNV-1a hash.
+    pub fn summary(&self) -> String {
+        use std::fmt::Write;
+        let mut o = String::new();
+        let lossy = |c: &CString| c.to_string_lossy().into_owned();
+        let prog = |p: &[seccompiler::sock_filter]| {
+            let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+            for i in p {
+                for b in i.code.to_le_bytes().into_iter().chain([i.jt, i.jf]).chain(i.k.to_le_bytes()) {
+                    h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+                }
+            }
+            format!("{} instructions, fnv {h:016x}", p.len())
+        };
+        let _ = writeln!(o, "name: {}", self.name);
+        let flags: Vec<&str> = [
+            (libc::CLONE_NEWNS, "mount"),
+            (libc::CLONE_NEWUSER, "user"),
+            (libc::CLONE_NEWPID, "pid"),
+            (libc::CLONE_NEWNET, "net"),
+            (libc::CLONE_NEWIPC, "ipc"),
+            (libc::CLONE_NEWUTS, "uts"),
+            (libc::CLONE_NEWCGROUP, "cgroup"),
+        ]
+        .into_iter()
+        .filter(|(f, _)| self.clone_flags & f != 0)
+        .map(|(_, n)| n)
+        .collect();
+        let _ = writeln!(o, "namespaces: {}", flags.join(" "));
+        let _ = writeln!(o, "ids: {}:{}", self.uid, self.gid);
+        let _ = writeln!(o, "uid_map: {}", self.uid_map.trim());
+        let _ = writeln!(o, "gid_map: {}", self.gid_map.trim());
+        let _ = writeln!(o, "setgroups denied: {}, loopback: {}, hostname: {:?}", self.deny_setgroups, self.loopback, self.hostname.as_ref().map(lossy));
+        let _ = writeln!(o, "workdir: {}", lossy(&self.workdir));
+        let _ = writeln!(o, "mounts:");
+        for m in &self.mounts {
+            match m {
+                MountStep::File { path, contents } => {
+                    let _ = writeln!(o, "  File {} {:?}", path.display(), String::from_utf8_lossy(contents));
+                }
+                MountStep::Secrets { path, files } => {
+                    let names: Vec<&str> = files.iter().map(|(n, _)| n.as_str()).collect();
+                    let _ = writeln!(o, "  Secrets {} {names:?}", path.display());
+                }
+                other => {
+                    let _ = writeln!(o, "  {other:?}");
+                }
+            }
+        }
+        let ll = &self.landlock;
+        let _ = writeln!(o, "landlock: required {}, scopes abstract_unix {} signals {}", ll.required, ll.scope_abstract_unix, ll.scope_signals);
+        for (p, a) in &ll.paths {
+            let _ = writeln!(o, "  {} {a:?}", p.display());
+        }
+        let _ = writeln!(o, "  bind_tcp {:?} connect_tcp {:?}", ll.bind_tcp, ll.connect_tcp);
+        let _ = writeln!(o, "seccomp: {}", prog(&self.seccomp));
+        let _ = writeln!(o, "init seccomp: {}", prog(&self.init_seccomp));
+        let _ = writeln!(o, "notify seccomp: {}", self.notify_seccomp.as_deref().map_or("none".into(), prog));
+        let _ = writeln!(o, "learn seccomp: {}", self.learn.as_deref().map_or("none".into(), prog));
+        let _ = writeln!(o, "rlimits: {:?}", self.rlimits);
+        let _ = writeln!(o, "capabilities: {:?}", self.keep_caps);
+        let _ = writeln!(o, "program: {}", lossy(&self.program));
+        let _ = writeln!(o, "argv: {:?}", self.argv.iter().map(lossy).collect::<Vec<_>>());
+        let _ = writeln!(o, "env:");
+        for e in &self.env {
+            let _ = writeln!(o, "  {}", lossy(e));
+        }
+        let _ = writeln!(o, "listen_pid slot: {:?}, inherited: {}", self.listen_pid_slot, self.inherited);
+        for p in &self.preopens {
+            let _ = writeln!(o, "preopen: {p:?}");
+        }
+        let _ = writeln!(
+            o,
+            "broker channel: {}, dns stub: {}, append pipes: {}, notify relay: {}, mdwe: {}",
+            self.broker_channel, self.dns_stub, self.append_pipes, self.notify_relay, self.mdwe
+        );
+        o
+    }
+
     /// Turns the plan into a learning run's (`capexec learn`): the same
     /// namespaces, ids, environment and preopened resources, but nothing is
     /// denied, so that the recorder sees what the program does rather than

@@ -4,6 +4,8 @@ pub mod ctl;
 pub mod daemon;
 pub mod doctor;
 pub mod exec;
+#[cfg(test)]
+mod golden;
 pub mod import;
 pub mod learn;
 pub mod run;

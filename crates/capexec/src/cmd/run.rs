@@ -53,7 +53,12 @@ fn push(list: &mut Option<Vec<String>>, items: impl IntoIterator<Item = String>)
 }
 
 pub fn build(args: &RunArgs) -> Result<capexec_decl::ServiceSpec, String> {
-    let mut ctx = Context::current();
+    build_in(args, Context::current())
+}
+
+/// [`build`] for the ids and privilege in `ctx` (the golden tests plan as
+/// root and as a user, whoever runs them).
+pub fn build_in(args: &RunArgs, mut ctx: Context) -> Result<capexec_decl::ServiceSpec, String> {
     let (name, mut raw, sources) = match &args.unit {
         Some(u) => {
             let loaded = capexec_decl::source::load(u).map_err(|e| e.to_string())?;
