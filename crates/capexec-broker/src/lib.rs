@@ -9,7 +9,7 @@
 //! three channels, each on a thread of its own:
 //!
 //! - [`transparent`]: the syscalls the service's seccomp notify filter hands
-//!   over ([`remote`] reads the service's memory and fds, [`open`] and [`net`]
+//!   over (capexec_sys::notify reads the service's memory and fds, [`open`] and [`net`]
 //!   do the granted calls);
 //! - [`explicit`]: requests sent with capexec-client over the inherited
 //!   SOCK_SEQPACKET connection;
@@ -25,7 +25,6 @@ pub mod lookup;
 pub mod net;
 pub mod open;
 pub mod policy;
-pub mod remote;
 pub mod transparent;
 
 use capexec_decl::grants::BrokerSpec;
@@ -260,7 +259,7 @@ impl Broker {
             b.appender.adopt(r)?;
         }
         if let Some(l) = ch.listener {
-            let (b, l) = (Arc::clone(&b), Arc::new(remote::Listener::new(l)));
+            let (b, l) = (Arc::clone(&b), Arc::new(capexec_sys::notify::Listener::new(l)));
             threads.push(std::thread::Builder::new().name("broker-notify".into()).spawn(move || transparent::serve(b, l))?);
         }
         if let Some(sock) = ch.explicit {

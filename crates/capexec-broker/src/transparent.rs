@@ -11,9 +11,9 @@
 use crate::net;
 use crate::open::{clean_absolute, open_granted};
 use crate::policy::{self, NetOp};
-use crate::remote::{self, Listener, Notif};
 use crate::Broker;
 use capexec_decl::grants::Proto;
+use capexec_sys::notify::{self as remote, Listener, Notif};
 use std::net::SocketAddr;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::sync::Arc;

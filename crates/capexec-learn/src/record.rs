@@ -6,8 +6,8 @@
 //! notification whose thread died is not recorded with another process's data.
 
 use crate::observe::{Access, Observations};
-use capexec_broker::remote::{self, Listener, Notif};
 use capexec_sandbox::seccomp::{self, sock_filter};
+use capexec_sys::notify::{self as remote, Listener, Notif};
 use std::os::fd::{AsRawFd, OwnedFd};
 
 const AT_FDCWD: i64 = -100;

@@ -5,6 +5,8 @@
 //! is the one place for most of the project's `unsafe`; it depends on libc
 //! only, so that capexec-client (a library inside services) can use it too.
 
+pub mod notify;
+
 use std::ffi::CStr;
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};

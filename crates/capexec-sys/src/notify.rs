@@ -1,5 +1,6 @@
-//! The seccomp listener and the service's memory and fds, as the broker sees
-//! them. Every read of the service's memory returns a private copy; callers
+//! A seccomp user-notification listener and the notifying process's memory
+//! and fds, for the broker (which answers) and for `capexec learn` (which
+//! records). Every read of the other process's memory returns a private copy; callers
 //! check [`Listener::id_valid`] after reading and before acting, so that a
 //! notification whose thread died (and whose pid may already be reused) is
 //! never answered with data from, or effects on, another process.
@@ -19,13 +20,7 @@ pub struct Notif {
 
 pub struct Listener(OwnedFd);
 
-fn cvt(rc: libc::c_long) -> io::Result<libc::c_long> {
-    if rc < 0 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(rc)
-    }
-}
+use crate::check as cvt;
 
 impl Listener {
     pub fn new(fd: OwnedFd) -> Listener {
@@ -181,8 +176,8 @@ pub fn read_cstr(tid: u32, addr: u64, max: usize) -> Result<Vec<u8>, i32> {
 /// A pidfd for one thread (PIDFD_THREAD): the notification names a thread, not
 /// necessarily a thread-group leader.
 pub fn pidfd_open(tid: u32) -> io::Result<OwnedFd> {
-    capexec_sys::pidfd_open(tid as libc::pid_t, capexec_sys::PIDFD_THREAD)
+    crate::pidfd_open(tid as libc::pid_t, crate::PIDFD_THREAD)
 }
 
 /// A duplicate of the service's fd `target` (same open file description).
-pub use capexec_sys::pidfd_getfd;
+pub use crate::pidfd_getfd;
