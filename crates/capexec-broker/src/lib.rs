@@ -57,10 +57,46 @@ impl Channels {
     }
 }
 
+/// What the service's broker adds to its sandbox, as one value for the
+/// plan (`capexec_sandbox::plan::Extras::broker`): empty for a service
+/// without a broker.
+pub fn contribution(service: &ServiceSpec) -> capexec_sandbox::plan::BrokerPart {
+    if !service.has_broker() {
+        return Default::default();
+    }
+    capexec_sandbox::plan::BrokerPart {
+        notified: brokered_syscalls(service),
+        channel: !service.broker.is_empty(),
+        dns_stub: service.namespaces.net == NetMode::None && !service.broker.dns.names.is_empty(),
+        view_files: view_files(service),
+    }
+}
+
+/// The syscalls the transparent broker answers: the open family for fs
+/// grants, bind and connect for net grants, bind and listen where a listen
+/// could bind a host port no rule sees ([`ServiceSpec::brokers_listen`]).
+fn brokered_syscalls(spec: &ServiceSpec) -> Vec<u32> {
+    let b = &spec.broker;
+    let mut nrs = Vec::new();
+    if !b.fs.is_empty() {
+        nrs.extend([libc::SYS_open, libc::SYS_openat, libc::SYS_creat, libc::SYS_openat2].map(|n| n as u32));
+    }
+    if !b.connect.is_empty() || !b.bind.is_empty() {
+        nrs.extend([libc::SYS_bind, libc::SYS_connect].map(|n| n as u32));
+    }
+    if spec.brokers_listen() {
+        // And bind: the broker listens only on sockets it bound itself.
+        nrs.extend([libc::SYS_bind, libc::SYS_listen].map(|n| n as u32));
+    }
+    nrs.sort_unstable();
+    nrs.dedup();
+    nrs
+}
+
 /// Files capexec writes into the service's view for its grants: what makes
 /// unmodified programs' lookups go through the broker (resolv.conf naming the
 /// stub resolver) or see only granted entries (passwd, group).
-pub fn view_files(service: &ServiceSpec) -> Vec<(PathBuf, String)> {
+fn view_files(service: &ServiceSpec) -> Vec<(PathBuf, String)> {
     let (spec, own_network) = (&service.broker, service.namespaces.net == NetMode::None);
     let mut files = Vec::new();
     if own_network && !spec.dns.names.is_empty() {

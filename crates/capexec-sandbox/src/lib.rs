@@ -23,4 +23,4 @@ pub mod seccomp;
 pub use capexec_sys as sys;
 pub use error::LaunchError;
 pub use launch::{spawn, spawn_with, wait_foreground, SpawnOptions, Spawned};
-pub use plan::{plan, SetupPlan};
+pub use plan::{compose, SetupPlan};

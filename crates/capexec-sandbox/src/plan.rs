@@ -184,6 +184,21 @@ pub enum Notify {
     Relay { watchdog_usec: Option<u64> },
 }
 
+/// What the service's broker adds to its sandbox, decided by the broker
+/// crate from the declaration (`capexec_broker::contribution`), where its
+/// policy is, and handed to the plan as this one value.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BrokerPart {
+    /// The syscalls the service's notify filter hands to the broker.
+    pub notified: Vec<u32>,
+    /// The service inherits an explicit connection to it (`CAPEXEC_BROKER_FD`).
+    pub channel: bool,
+    /// Init binds the stub resolver's socket on the service's loopback.
+    pub dns_stub: bool,
+    /// Files written into the view (resolv.conf, hosts, passwd, group).
+    pub view_files: Vec<(PathBuf, String)>,
+}
+
 /// What a launch adds to the declaration: everything a [`SetupPlan`] depends
 /// on besides the spec. [`compose`] is a function of the two and nothing else,
 /// and the plan it returns is the one that runs.
@@ -199,9 +214,8 @@ pub struct Extras<'a> {
     pub notify: Notify,
     /// systemd's `$CREDENTIALS_DIRECTORY`, shown to the service read-only.
     pub credentials: Option<&'a Path>,
-    /// Files written into the view for the broker's grants
-    /// (capexec_broker::view_files).
-    pub view_files: Vec<(PathBuf, String)>,
+    /// The broker's part, when the service has one (capexec_broker::contribution).
+    pub broker: BrokerPart,
     /// A learning run (`capexec learn`): the host's view, nothing denied,
     /// every syscall to the recorder.
     pub learning: bool,
@@ -209,7 +223,7 @@ pub struct Extras<'a> {
 
 /// The plan for `spec` launched with `extras`: built once, here.
 pub fn compose(spec: &ServiceSpec, extras: &Extras) -> Result<SetupPlan, LaunchError> {
-    let mut p = plan_inheriting(spec, extras.rootless, extras.host_env, extras.inherited)?;
+    let mut p = plan_inheriting(spec, extras.rootless, extras.host_env, extras.inherited, &extras.broker)?;
     match &extras.notify {
         Notify::None => {}
         Notify::Socket { dir, watchdog } => p.attach_notify_socket(dir, *watchdog)?,
@@ -218,21 +232,21 @@ pub fn compose(spec: &ServiceSpec, extras: &Extras) -> Result<SetupPlan, LaunchE
     if let Some(dir) = extras.credentials {
         p.attach_credentials(dir)?;
     }
-    p.attach_files(extras.view_files.clone());
+    p.attach_files(extras.broker.view_files.clone());
     Ok(if extras.learning { p.into_learning() } else { p })
 }
 
-/// [`compose`] with no extras: the declaration alone (`host_env` is
-/// capexec's own environment, consulted only for `pass_environment`).
-pub fn plan(spec: &ServiceSpec, rootless: bool, host_env: &[(String, String)]) -> Result<SetupPlan, LaunchError> {
-    compose(spec, &Extras { rootless, host_env, ..Default::default() })
-}
-
-/// The declaration's part of [`compose`], for a service that may also get sockets from systemd's socket
+/// The declaration's part of [`compose`] (and the broker's), for a service that may also get sockets from systemd's socket
 /// activation, named `inherited` (LISTEN_FDNAMES): they come first, so
 /// LISTEN_FDS, LISTEN_FDNAMES, the per-socket variables and
 /// `CAPEXEC_BROKER_FD` count them.
-fn plan_inheriting(spec: &ServiceSpec, rootless: bool, host_env: &[(String, String)], inherited: &[String]) -> Result<SetupPlan, LaunchError> {
+fn plan_inheriting(
+    spec: &ServiceSpec,
+    rootless: bool,
+    host_env: &[(String, String)],
+    inherited: &[String],
+    broker: &BrokerPart,
+) -> Result<SetupPlan, LaunchError> {
     // As root, the caller puts the network guard on the service's cgroup.
     if rootless {
         crate::netguard::require_guard(spec)?;
@@ -379,7 +393,7 @@ fn plan_inheriting(spec: &ServiceSpec, rootless: bool, host_env: &[(String, Stri
         env.extend(extra);
         env.push(("LISTEN_PID".into(), String::new()));
     }
-    let broker_channel = !spec.broker.is_empty();
+    let broker_channel = broker.channel;
     if broker_channel {
         // Right after the inherited and preopened fds (which start at 3).
         env.push((BROKER_FD_ENV.into(), (first + spec.preopen.len()).to_string()));
@@ -427,9 +441,9 @@ fn plan_inheriting(spec: &ServiceSpec, rootless: bool, host_env: &[(String, Stri
         },
         seccomp: seccomp::service_filter(&spec.seccomp)?,
         init_seccomp: seccomp::init_filter()?,
-        notify_seccomp: Some(seccomp::brokered_syscalls(spec)).filter(|n| !n.is_empty()).map(|n| seccomp::notify_filter(&n)),
+        notify_seccomp: Some(&broker.notified).filter(|n| !n.is_empty()).map(|n| seccomp::notify_filter(n)),
         broker_channel,
-        dns_stub: ns.net == NetMode::None && !spec.broker.dns.names.is_empty(),
+        dns_stub: broker.dns_stub,
         learn: None,
         program,
         argv,
@@ -749,7 +763,7 @@ mod tests {
             "[exec]\nargv = [\"/bin/true\"]\n[filesystem]\nread_write = [\"/srv/out\"]\nread_only = [\"/srv/out/conf\"]\n\
              [[preopen.directory]]\npath = \"/srv/data\"\n[[preopen.directory]]\npath = \"/srv/out\"\n[[preopen.directory]]\npath = \"/tmp/x\"\n",
         );
-        let p = plan(&spec, false, &[]).unwrap();
+        let p = compose(&spec, &Extras::default()).unwrap();
         // Outside every mount: bound read-only at its own path.
         let (_, data) = bind_of(&p, "/srv/data").expect("/srv/data is in the view");
         let MountStep::Bind { attrs, .. } = data else { unreachable!() };
@@ -769,7 +783,7 @@ mod tests {
         let root = host("symlink");
         std::os::unix::fs::symlink(root.join("usr/lib"), root.join("link")).unwrap();
         let spec = spec_of(&format!("[exec]\nargv = [\"/bin/true\"]\n[[preopen.directory]]\npath = \"{}\"\n", root.join("link").display()));
-        let p = plan(&spec, false, &[]).unwrap();
+        let p = compose(&spec, &Extras::default()).unwrap();
         let real = root.join("usr/lib");
         assert!(bind_of(&p, real.to_str().unwrap()).is_some(), "the target is in the view: {:?}", p.mounts);
         assert!(matches!(&p.preopens[0].kind, PreopenKind::Directory { path } if *path == real), "{:?}", p.preopens);

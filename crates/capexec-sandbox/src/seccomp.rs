@@ -14,7 +14,7 @@
 //! program in a small BPF interpreter against the spec for every number.
 
 use crate::error::LaunchError;
-use capexec_decl::spec::{DenyAction, SeccompSpec, ServiceSpec};
+use capexec_decl::spec::{DenyAction, SeccompSpec};
 pub use seccompiler::sock_filter;
 use seccompiler::{BpfProgram, SeccompAction, SeccompFilter, SeccompRule, TargetArch};
 use std::collections::BTreeMap;
@@ -256,27 +256,6 @@ fn tree(segs: &[Seg], deny: u32) -> Vec<sock_filter> {
 
 fn libc_ja(off: u32) -> sock_filter {
     stmt(BPF_JA, off)
-}
-
-/// The syscalls the transparent broker answers: the open family for fs
-/// grants, bind and connect for net grants, bind and listen where a listen
-/// could bind a host port no rule sees ([`ServiceSpec::brokers_listen`]).
-pub fn brokered_syscalls(spec: &ServiceSpec) -> Vec<u32> {
-    let b = &spec.broker;
-    let mut nrs = Vec::new();
-    if !b.fs.is_empty() {
-        nrs.extend([libc::SYS_open, libc::SYS_openat, libc::SYS_creat, libc::SYS_openat2].map(|n| n as u32));
-    }
-    if !b.connect.is_empty() || !b.bind.is_empty() {
-        nrs.extend([libc::SYS_bind, libc::SYS_connect].map(|n| n as u32));
-    }
-    if spec.brokers_listen() {
-        // And bind: the broker listens only on sockets it bound itself.
-        nrs.extend([libc::SYS_bind, libc::SYS_listen].map(|n| n as u32));
-    }
-    nrs.sort_unstable();
-    nrs.dedup();
-    nrs
 }
 
 /// The small second filter that hands `nrs` to the broker (SECCOMP_RET_USER_NOTIF)

@@ -187,7 +187,7 @@ fn launch(sock: RawFd, req: LaunchRequest, fds: Vec<OwnedFd>, host_env: &[(Strin
         None => capexec_sandbox::plan::Notify::None,
     };
     let extras =
-        capexec_sandbox::plan::Extras { rootless: req.rootless, host_env, notify, view_files: capexec_broker::view_files(&req.spec), ..Default::default() };
+        capexec_sandbox::plan::Extras { rootless: req.rootless, host_env, notify, broker: capexec_broker::contribution(&req.spec), ..Default::default() };
     let plan = match capexec_sandbox::plan::compose(&req.spec, &extras) {
         Ok(p) => p,
         Err(e) => return fail(e.to_string()),

@@ -46,7 +46,7 @@ pub fn launch_foreground(spec: &ServiceSpec, handoff: Handoff) -> i32 {
         inherited: &handoff.names,
         notify,
         credentials: handoff.credentials.as_deref(),
-        view_files: capexec_broker::view_files(spec),
+        broker: capexec_broker::contribution(spec),
         learning: false,
     };
     let plan = match capexec_sandbox::plan::compose(spec, &extras) {

@@ -17,7 +17,7 @@ fn root() -> PathBuf {
 /// checkout's path, and the service's uid and gid (system users get theirs
 /// at install time).
 fn render(spec: &capexec_decl::ServiceSpec, rootless: bool) -> String {
-    let extras = capexec_sandbox::plan::Extras { rootless, view_files: capexec_broker::view_files(spec), ..Default::default() };
+    let extras = capexec_sandbox::plan::Extras { rootless, broker: capexec_broker::contribution(spec), ..Default::default() };
     let text = match capexec_sandbox::plan::compose(spec, &extras) {
         Ok(p) => p.summary(),
         Err(e) => format!("refused: {e}\n"),
