@@ -312,19 +312,29 @@ const READABLE: &[MountKind] = &[MountKind::ReadOnly, MountKind::Executable, Mou
 const WRITABLE: &[MountKind] = &[MountKind::ReadWrite];
 
 pub fn assess(spec: &ServiceSpec) -> Vec<Finding> {
+    // What the launch really installs: the allowlist program of the plan a
+    // launch as root would run (the one that runs the service, argument
+    // rules and the prologue's answers included), read for every syscall.
+    let extras = capexec_sandbox::plan::Extras { broker: capexec_broker::contribution(spec), ..Default::default() };
+    let filter = capexec_sandbox::plan::compose(spec, &extras).ok().map(|p| p.seccomp);
     CHECKS
         .iter()
         .map(|ch| {
-            let (badness, description, credit) = answer(spec, ch);
+            let (badness, description, credit) = answer(spec, filter.as_deref(), ch);
             Finding { name: ch.name, json_field: ch.json_field, weight: ch.weight, range: ch.range, badness, description, credit }
         })
         .collect()
 }
 
-fn answer(spec: &ServiceSpec, ch: &Check) -> Answer {
+/// `filter`: the service's seccomp program; `None` (a declaration no launch
+/// would plan) falls back to the declaration's list.
+fn answer(spec: &ServiceSpec, filter: Option<&[capexec_sandbox::seccomp::sock_filter]>, ch: &Check) -> Answer {
     let caps: Vec<String> = spec.capabilities.iter().map(|c| c.to_string()).collect();
     let has_cap = |names: &[&str]| names.iter().any(|n| caps.iter().any(|c| c == n));
-    let allowed = |name: &str| spec.seccomp.allowed.contains(name);
+    let allowed = |name: &str| {
+        let by_filter = filter.zip(capexec_decl::syscalls::number(name)).and_then(|(f, nr)| capexec_sandbox::seccomp::allows_some(f, nr as u32));
+        by_filter.unwrap_or_else(|| spec.seccomp.allowed.contains(name))
+    };
     let any_allowed = |names: &[&str]| names.iter().any(|n| allowed(n));
     let root = spec.exec.user.uid == 0;
     let ns = &spec.namespaces;
