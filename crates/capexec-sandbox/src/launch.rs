@@ -144,6 +144,60 @@ pub fn spawn(plan: &SetupPlan) -> Result<Spawned, LaunchError> {
 
 /// [`spawn`] with the daemon's options: the service's stdio and its cgroups.
 pub fn spawn_with(plan: &SetupPlan, opts: &SpawnOptions) -> Result<Spawned, LaunchError> {
+    let started = begin(plan, opts)?;
+    if plan.learn.is_some() {
+        let pid = started.pid;
+        let listener = take_learning_listener(pid, started.err_rd.as_raw_fd()).map_err(|e| kill_and_reap(pid, e))?;
+        match (listener, opts.learner) {
+            (Some(l), Some(learner)) => learner(l),
+            (Some(_), None) => return Err(kill_and_reap(pid, LaunchError::Plan("a learning plan needs a learner to answer its syscalls".into()))),
+            // The child reported an error before it installed the filter: read below.
+            (None, _) => {}
+        }
+    }
+    started.finish()
+}
+
+/// A service cloned and set going whose setup has not been seen to end:
+/// [`spawn_with`] in two halves, so that a caller with many services to
+/// start (the daemon's launcher) starts the next while this one sets up.
+/// [`Starting::setup_fd`] polls readable once the service exec'd or its setup
+/// failed; [`Starting::finish`] then says which, without waiting.
+pub struct Starting {
+    pub pid: libc::pid_t,
+    pidfd: OwnedFd,
+    err_rd: OwnedFd,
+    sync_wr: std::fs::File,
+    /// The preopened fds: the child has its copies; closed after its exec.
+    fds: Vec<OwnedFd>,
+    appends: Vec<resources::AppendPipe>,
+    notify_pair: Option<(OwnedFd, OwnedFd)>,
+    channel: Option<(OwnedFd, OwnedFd)>,
+    dns_stub: bool,
+    notify_relay: bool,
+    listener: bool,
+}
+
+/// Starts the service of a plan that is not a learning run (see [`Starting`]).
+pub fn start(plan: &SetupPlan, opts: &SpawnOptions) -> Result<Starting, LaunchError> {
+    if plan.learn.is_some() {
+        return Err(LaunchError::Plan("a learning run is started with spawn_with and a learner".into()));
+    }
+    begin(plan, opts)
+}
+
+/// Kills and reaps our child `pid` (with clone_parent, the caller's parent
+/// reaps it and waitpid fails harmlessly), then returns `e`.
+fn kill_and_reap(pid: libc::pid_t, e: LaunchError) -> LaunchError {
+    // SAFETY: signalling and reaping our own child.
+    unsafe {
+        libc::kill(pid, libc::SIGKILL);
+        libc::waitpid(pid, std::ptr::null_mut(), 0);
+    }
+    e
+}
+
+fn begin(plan: &SetupPlan, opts: &SpawnOptions) -> Result<Starting, LaunchError> {
     preflight(plan)?;
     // clone_fork's contract, checked rather than assumed: a child forked from a
     // process with other threads could deadlock on a lock one of them held.
@@ -199,15 +253,7 @@ pub fn spawn_with(plan: &SetupPlan, opts: &SpawnOptions) -> Result<Spawned, Laun
     };
     drop(sync_rd);
     drop(err_wr);
-    let abort = |e: LaunchError| {
-        // SAFETY: killing and reaping our own child (with clone_parent, the
-        // caller's parent reaps it and waitpid fails harmlessly).
-        unsafe {
-            libc::kill(pid, libc::SIGKILL);
-            libc::waitpid(pid, std::ptr::null_mut(), 0);
-        }
-        e
-    };
+    let abort = |e: LaunchError| kill_and_reap(pid, e);
     if plan.user_ns {
         let write = |file: &str, data: &str| {
             let path = format!("/proc/{pid}/{file}");
@@ -248,44 +294,64 @@ pub fn spawn_with(plan: &SetupPlan, opts: &SpawnOptions) -> Result<Spawned, Laun
     }
     let mut sync_wr = std::fs::File::from(sync_wr);
     sync_wr.write_all(&[1]).map_err(|e| abort(LaunchError::io("signal", "the sandbox child", e)))?;
+    Ok(Starting {
+        pid,
+        pidfd,
+        err_rd,
+        sync_wr,
+        fds,
+        appends,
+        notify_pair,
+        channel,
+        dns_stub: plan.dns_stub,
+        notify_relay: plan.notify_relay,
+        listener: plan.notify_seccomp.is_some(),
+    })
+}
 
-    if plan.learn.is_some() {
-        let listener = take_learning_listener(pid, err_rd.as_raw_fd()).map_err(abort)?;
-        match (listener, opts.learner) {
-            (Some(l), Some(learner)) => learner(l),
-            (Some(_), None) => return Err(abort(LaunchError::Plan("a learning plan needs a learner to answer its syscalls".into()))),
-            // The child reported an error before it installed the filter: read below.
-            (None, _) => {}
-        }
+impl Starting {
+    /// Polls readable (a setup error, or EOF) once the service exec'd or its
+    /// setup failed.
+    pub fn setup_fd(&self) -> RawFd {
+        self.err_rd.as_raw_fd()
     }
-    // EOF: the service exec'd (its end is close-on-exec) and init closed its copy.
-    let mut msg = Vec::new();
-    let mut err_rd = std::fs::File::from(err_rd);
-    let _ = err_rd.read_to_end(&mut msg);
-    drop(sync_wr);
-    drop(fds);
-    let broker_channel = channel.map(|(broker_end, _service_end)| broker_end);
-    if !msg.is_empty() {
-        // SAFETY: reaping our own child, which is exiting after the report.
-        unsafe { libc::waitpid(pid, std::ptr::null_mut(), 0) };
-        return Err(crate::error::ChildError::decode(&msg).into());
+
+    /// Waits for the end of the service's setup (at once, after
+    /// [`setup_fd`](Self::setup_fd) polled readable): the running service,
+    /// or the error its setup reported.
+    pub fn finish(self) -> Result<Spawned, LaunchError> {
+        let Starting { pid, pidfd, err_rd, sync_wr, fds, appends, notify_pair, channel, dns_stub, notify_relay, listener: has_listener } = self;
+        let abort = |e: LaunchError| kill_and_reap(pid, e);
+        // EOF: the service exec'd (its end is close-on-exec) and init closed its copy.
+        let mut msg = Vec::new();
+        let mut err_rd = std::fs::File::from(err_rd);
+        let _ = err_rd.read_to_end(&mut msg);
+        drop(sync_wr);
+        drop(fds);
+        let broker_channel = channel.map(|(broker_end, _service_end)| broker_end);
+        if !msg.is_empty() {
+            // SAFETY: reaping our own child, which is exiting after the report
+            // (ECHILD if the caller reaped it already).
+            unsafe { libc::waitpid(pid, std::ptr::null_mut(), 0) };
+            return Err(crate::error::ChildError::decode(&msg).into());
+        }
+        // Init sent the resolver's socket and the notify socket during setup and
+        // the service its listener before exec, in that order: all wait in the pair.
+        let (mut dns, mut notify, mut listener) = (None, None, None);
+        if let Some((rx, tx)) = notify_pair {
+            drop(tx);
+            if dns_stub {
+                dns = Some(sys::recv_fd(rx.as_raw_fd()).map_err(|e| abort(LaunchError::io("receive", "the service's resolver socket", e)))?);
+            }
+            if notify_relay {
+                notify = Some(sys::recv_fd(rx.as_raw_fd()).map_err(|e| abort(LaunchError::io("receive", "the service's notify socket", e)))?);
+            }
+            if has_listener {
+                listener = Some(sys::recv_fd(rx.as_raw_fd()).map_err(|e| abort(LaunchError::io("receive", "the service's seccomp listener", e)))?);
+            }
+        }
+        Ok(Spawned { pid, pidfd, main_pid: first_child(pid), listener, broker_channel, dns, notify, appends })
     }
-    // Init sent the resolver's socket and the notify socket during setup and
-    // the service its listener before exec, in that order: all wait in the pair.
-    let (mut dns, mut notify, mut listener) = (None, None, None);
-    if let Some((rx, tx)) = notify_pair {
-        drop(tx);
-        if plan.dns_stub {
-            dns = Some(sys::recv_fd(rx.as_raw_fd()).map_err(|e| abort(LaunchError::io("receive", "the service's resolver socket", e)))?);
-        }
-        if plan.notify_relay {
-            notify = Some(sys::recv_fd(rx.as_raw_fd()).map_err(|e| abort(LaunchError::io("receive", "the service's notify socket", e)))?);
-        }
-        if plan.notify_seccomp.is_some() {
-            listener = Some(sys::recv_fd(rx.as_raw_fd()).map_err(|e| abort(LaunchError::io("receive", "the service's seccomp listener", e)))?);
-        }
-    }
-    Ok(Spawned { pid, pidfd, main_pid: first_child(pid), listener, broker_channel, dns, notify, appends })
 }
 
 /// Takes the learning filter's listener out of the service's fd table. The

@@ -98,6 +98,9 @@ struct Child {
 struct Children {
     services: BTreeMap<i32, Child>,
     brokers: BTreeMap<i32, i32>,
+    /// Services cloned whose setup has not been seen to end (by init pid),
+    /// in the order they were started.
+    starting: BTreeMap<i32, Pending>,
 }
 
 fn pidfd_open(pid: i32) -> Option<OwnedFd> {
@@ -108,6 +111,35 @@ fn send(sock: RawFd, ev: &LauncherEvent, fds: &[RawFd]) {
     let data = serde_json::to_vec(ev).expect("events serialise");
     // A failure means the daemon is gone; the next recv sees EOF and cleans up.
     let _ = fdpass::send(sock, &data, fds);
+}
+
+/// A service being set up: reported to the daemon once its setup ends.
+struct Pending {
+    id: u64,
+    started: capexec_sandbox::launch::Starting,
+    cgroup_kill: Option<PathBuf>,
+    unit: String,
+}
+
+/// At most this many services setting up at once: each holds a few fds
+/// until it exec'd, and two CPUs gain nothing from more.
+const MAX_STARTING: usize = 16;
+
+/// Reports the end of `pid`'s setup to the daemon: it runs (and is
+/// supervised from now on) or it failed.
+fn complete(sock: RawFd, children: &mut Children, pid: i32) {
+    let Some(p) = children.starting.remove(&pid) else { return };
+    match p.started.finish() {
+        Ok(s) => {
+            let main = s.main_pid.and_then(|m| pidfd_open(m).map(|fd| (m, fd)));
+            children.services.insert(s.pid, Child { cgroup_kill: p.cgroup_kill, unit: p.unit, stderr: None });
+            let main_pid = main.as_ref().map(|(m, _)| *m);
+            let mut pidfds = vec![s.pidfd];
+            pidfds.extend(main.map(|(_, fd)| fd));
+            send(sock, &LauncherEvent::Launched { id: p.id, init_pid: s.pid, main_pid }, &fdpass::raw(&pidfds));
+        }
+        Err(e) => send(sock, &LauncherEvent::Failed { id: p.id, error: e.to_string() }, &[]),
+    }
 }
 
 fn run(sock: OwnedFd) -> ! {
@@ -142,11 +174,19 @@ fn run(sock: OwnedFd) -> ! {
     let mut children = Children::default();
     let mut buf = Vec::new();
     loop {
-        let mut pfd = [libc::pollfd { fd: sock.as_raw_fd(), events: libc::POLLIN, revents: 0 }, libc::pollfd { fd: sigfd, events: libc::POLLIN, revents: 0 }];
-        // SAFETY: two valid pollfds, no timeout.
-        let r = unsafe { libc::poll(pfd.as_mut_ptr(), 2, -1) };
+        let mut pfd =
+            vec![libc::pollfd { fd: sock.as_raw_fd(), events: libc::POLLIN, revents: 0 }, libc::pollfd { fd: sigfd, events: libc::POLLIN, revents: 0 }];
+        let starting: Vec<i32> = children.starting.keys().copied().collect();
+        pfd.extend(children.starting.values().map(|p| libc::pollfd { fd: p.started.setup_fd(), events: libc::POLLIN, revents: 0 }));
+        // SAFETY: a valid array of pollfds of the given length, no timeout.
+        let r = unsafe { libc::poll(pfd.as_mut_ptr(), pfd.len() as libc::nfds_t, -1) };
         if r < 0 {
             continue; // EINTR
+        }
+        for (pid, p) in starting.iter().zip(&pfd[2..]) {
+            if p.revents != 0 {
+                complete(sock.as_raw_fd(), &mut children, *pid);
+            }
         }
         if pfd[1].revents != 0 {
             let mut info = [0u8; 128];
@@ -203,10 +243,23 @@ fn launch(sock: RawFd, req: LaunchRequest, fds: Vec<OwnedFd>, host_env: &[(Strin
     let stdio = [fds[0].as_raw_fd(), fds[1].as_raw_fd(), fds[2].as_raw_fd()];
     let mut opts = capexec_sandbox::SpawnOptions { stdio: Some(stdio), cgroup_procs: &req.cgroup_procs, clone_parent: false, learner: None, inherited: &[] };
     let started = match (broker, &req.supervisor_cgroup) {
-        (None, None) => capexec_sandbox::spawn_with(&plan, &opts).map_err(|e| e.to_string()).map(|s| {
-            let main = s.main_pid.and_then(|m| pidfd_open(m).map(|fd| (m, fd)));
-            Started { init_pid: s.pid, init_pidfd: s.pidfd, main, broker: None }
-        }),
+        (None, None) => {
+            // Not waited for: the next request is read while this service
+            // sets up (see `complete`), but never more than MAX_STARTING.
+            if children.starting.len() >= MAX_STARTING {
+                if let Some(oldest) = children.starting.keys().next().copied() {
+                    complete(sock, children, oldest);
+                }
+            }
+            match capexec_sandbox::launch::start(&plan, &opts) {
+                Ok(s) => {
+                    let pending = Pending { id: req.id, cgroup_kill: req.cgroup_kill.clone(), unit: req.spec.name.clone(), started: s };
+                    children.starting.insert(pending.started.pid, pending);
+                    return;
+                }
+                Err(e) => Err(e.to_string()),
+            }
+        }
         (b, cgroup) => {
             opts.clone_parent = true;
             spawn_brokered(&plan, &opts, b, &req.spec.broker, cgroup.as_deref())
@@ -390,6 +443,9 @@ fn reap(sock: RawFd, children: &mut Children) {
             return;
         }
         let code = capexec_sandbox::child::exit_code(status);
+        // Ended before its setup was seen to end (it exec'd and exited at
+        // once, say): report the launch first, then the exit.
+        complete(sock, children, pid);
         if children.services.remove(&pid).is_some() {
             children.brokers.retain(|_, init| *init != pid);
             send(sock, &LauncherEvent::Exited { init_pid: pid, code }, &[]);
@@ -416,6 +472,13 @@ fn reap(sock: RawFd, children: &mut Children) {
 
 /// The daemon is gone: nothing may keep running unsupervised.
 fn shutdown(children: Children) -> ! {
+    for pid in children.starting.keys() {
+        // SAFETY: killing and reaping our own child, still setting up.
+        unsafe {
+            libc::kill(*pid, libc::SIGKILL);
+            libc::waitpid(*pid, std::ptr::null_mut(), 0);
+        }
+    }
     for (pid, c) in &children.services {
         if let Some(dir) = &c.cgroup_kill {
             let _ = std::fs::write(dir.join("cgroup.kill"), "1");
