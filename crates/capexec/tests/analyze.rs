@@ -3,7 +3,7 @@
 //! arithmetic on Debian's own units; the shipped declarations at most 1.0 and
 //! below the best Debian unit; and the mechanisms it credits really in place.
 
-use capexec::exposure::{self, Finding, CHECKS, SYSTEMD_SETS};
+use capexec_analyze::exposure::{self, Finding, CHECKS, SYSTEMD_SETS};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 

@@ -1,7 +1,7 @@
-//! `capexec analyze`: the exposure score of declarations (see capexec::exposure).
+//! `capexec analyze`: the exposure score of declarations (see capexec_analyze::exposure).
 
 use capexec::cli::AnalyzeArgs;
-use capexec::exposure::{self, Finding};
+use capexec_analyze::exposure::{self, Finding};
 use capexec_decl::Context;
 
 pub fn run(args: &AnalyzeArgs) -> i32 {

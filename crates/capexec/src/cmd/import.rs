@@ -1,4 +1,4 @@
-//! `capexec import`: a systemd unit file in, a declaration out (see capexec::import).
+//! `capexec import`: a systemd unit file in, a declaration out (see capexec_analyze::import).
 
 use capexec::cli::ImportArgs;
 
@@ -11,7 +11,7 @@ pub fn run(args: &ImportArgs) -> i32 {
             return 1;
         }
     };
-    let decl = match capexec::import::convert(&source, &text) {
+    let decl = match capexec_analyze::import::convert(&source, &text) {
         Ok(d) => d,
         Err(e) => {
             eprintln!("capexec import: {e}");
