@@ -20,6 +20,7 @@
 
 pub mod append;
 pub mod dns;
+pub mod error;
 pub mod explicit;
 pub mod lookup;
 pub mod net;
@@ -29,6 +30,7 @@ pub mod transparent;
 
 use capexec_decl::grants::BrokerSpec;
 use capexec_decl::spec::{NetMode, ServiceSpec};
+pub use error::BrokerError;
 use std::os::fd::{FromRawFd, OwnedFd};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -144,20 +146,16 @@ const REFUSALS_PER_SECOND: u32 = 20;
 impl Broker {
     /// Opens the grants' directories. Run before the service is started, so
     /// that a missing directory stops the start with a clear message.
-    pub fn prepare(service: &ServiceSpec) -> Result<Broker, String> {
+    pub fn prepare(service: &ServiceSpec) -> Result<Broker, BrokerError> {
         let spec = &service.broker;
         let mut bases = Vec::new();
         for g in &spec.fs {
-            let c = std::ffi::CString::new(g.base.as_os_str().as_encoded_bytes()).map_err(|_| format!("grant `{}`: path has a NUL byte", g.pattern))?;
+            let grant_dir = |source| BrokerError::GrantDirectory { pattern: g.pattern.clone(), path: g.base.clone(), source };
+            let c = std::ffi::CString::new(g.base.as_os_str().as_encoded_bytes()).map_err(|_| grant_dir(std::io::Error::from_raw_os_error(libc::EINVAL)))?;
             // SAFETY: opening a NUL-terminated path; the result is checked.
             let fd = unsafe { libc::open(c.as_ptr(), libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC) };
             if fd < 0 {
-                let e = std::io::Error::last_os_error();
-                return Err(format!(
-                    "broker: open the directory {} of grant `{}`: {e}; create it, or fix broker.fs in the declaration",
-                    g.base.display(),
-                    g.pattern
-                ));
+                return Err(grant_dir(std::io::Error::last_os_error()));
             }
             // SAFETY: a new fd that nobody else owns.
             let mut base = unsafe { OwnedFd::from_raw_fd(fd) };
@@ -165,13 +163,15 @@ impl Broker {
                 // A file the service may read and write could be mapped
                 // executable after it wrote code into it (capexec_sandbox::noexec).
                 let kind = capexec_sandbox::noexec::Kind::Dir;
-                base =
-                    capexec_sandbox::noexec::reopen(&[(g.base.as_path(), kind, &base)]).map_err(|e| format!("broker: grant `{}`: {e}", g.pattern))?.remove(0);
+                base = capexec_sandbox::noexec::reopen(&[(g.base.as_path(), kind, &base)])
+                    .map_err(|source| BrokerError::Noexec { pattern: g.pattern.clone(), source })?
+                    .remove(0);
             }
             bases.push(base);
         }
-        let host_netns = capexec_sandbox::sys::netns_cookie().map_err(|e| format!("broker: read the host network namespace's cookie: {e}"))?;
-        let appender = Arc::new(append::Appender::new(&service.name).map_err(|e| format!("broker: create the append relay's pipe: {e}"))?);
+        let io = |op| move |source| BrokerError::Io { op, source };
+        let host_netns = capexec_sandbox::sys::netns_cookie().map_err(io("read the host network namespace's cookie"))?;
+        let appender = Arc::new(append::Appender::new(&service.name).map_err(io("create the append relay's pipe"))?);
         let host_bind = (service.namespaces.net == NetMode::Host).then(|| service.landlock.bind_tcp.clone());
         let low = |p: u16| p < 1024;
         let bind_service = spec.bind.iter().any(|g| low(g.ports.0))
@@ -234,8 +234,8 @@ impl Broker {
     /// seccomp allowlist (`capexec_sandbox::seccomp::broker_filter`) in all
     /// cases; `foreground` is the service's init when this process is also the
     /// wrapper that forwards signals to it and waits for it (`capexec exec`).
-    pub fn confine(&self, uid: u32, gid: u32, foreground: Option<i32>) -> Result<(), String> {
-        let io = |what: &str| format!("broker: {what}: {}", std::io::Error::last_os_error());
+    pub fn confine(&self, uid: u32, gid: u32, foreground: Option<i32>) -> Result<(), BrokerError> {
+        let io = BrokerError::last_os;
         // SAFETY: id syscalls with integer arguments (setgroups with none); results checked.
         unsafe {
             if euid_is_root() {
@@ -262,15 +262,15 @@ impl Broker {
         }
         // Before any broker thread exists: the threads inherit the filter.
         let prog = capexec_sandbox::seccomp::broker_filter(std::process::id(), foreground.map(|p| p as u32))
-            .map_err(|e| format!("broker: build its seccomp filter: {e}"))?;
-        seccompiler::apply_filter(&prog).map_err(|e| format!("broker: install its seccomp filter: {e}"))?;
+            .map_err(|e| BrokerError::Filter { op: "build", detail: e.to_string() })?;
+        seccompiler::apply_filter(&prog).map_err(|e| BrokerError::Filter { op: "install", detail: e.to_string() })?;
         Ok(())
     }
 
     /// Every capability goes (bounding, permitted, effective, inheritable),
     /// except CAP_NET_BIND_SERVICE when the broker binds low ports for the
     /// service (`bind_service`).
-    fn drop_capabilities(&self) -> Result<(), String> {
+    fn drop_capabilities(&self) -> Result<(), BrokerError> {
         use caps::{CapSet, Capability, CapsHashSet};
         let keep: CapsHashSet = if self.bind_service { [Capability::CAP_NET_BIND_SERVICE].into_iter().collect() } else { CapsHashSet::new() };
         for c in caps::all().difference(&keep) {
@@ -279,8 +279,10 @@ impl Broker {
         }
         let none = CapsHashSet::new();
         // Effective before permitted: effective must stay a subset of permitted.
-        for (set, value) in [(CapSet::Inheritable, &none), (CapSet::Effective, &keep), (CapSet::Permitted, &keep)] {
-            caps::set(None, set, value).map_err(|e| format!("broker: set {set:?} capabilities: {e}"))?;
+        for (set, name, value) in
+            [(CapSet::Inheritable, "Inheritable", &none), (CapSet::Effective, "Effective", &keep), (CapSet::Permitted, "Permitted", &keep)]
+        {
+            caps::set(None, set, value).map_err(|source| BrokerError::Capabilities { set: name, source })?;
         }
         Ok(())
     }

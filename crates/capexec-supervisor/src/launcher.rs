@@ -237,7 +237,7 @@ fn launch(sock: RawFd, req: LaunchRequest, fds: Vec<OwnedFd>, host_env: &[(Strin
         false => None,
         true => match capexec_broker::Broker::prepare(&req.spec) {
             Ok(b) => Some(b),
-            Err(e) => return fail(e),
+            Err(e) => return fail(e.to_string()),
         },
     };
     let stdio = [fds[0].as_raw_fd(), fds[1].as_raw_fd(), fds[2].as_raw_fd()];
@@ -415,7 +415,9 @@ fn broker_main(
         libc::sigemptyset(&mut set);
         libc::sigprocmask(libc::SIG_SETMASK, &set, std::ptr::null_mut());
     }
-    let started = b.confine(plan.uid, plan.gid, None).and_then(|()| b.start(ch, s.pid).map_err(|e| format!("broker: start its threads: {e}")));
+    let started = b
+        .confine(plan.uid, plan.gid, None)
+        .and_then(|()| b.start(ch, s.pid).map_err(|source| capexec_broker::BrokerError::Io { op: "start its threads", source }));
     let code = match started {
         Ok(running) => {
             // The threads block in their receive calls; the service's end is the broker's.

@@ -127,7 +127,10 @@ fn launch_planned(spec: &ServiceSpec, plan: capexec_sandbox::SetupPlan, handoff:
                 };
                 // Threads end with the service; the process ends right after
                 // what the service appended is written.
-                match b.confine(plan.uid, plan.gid, Some(s.pid)).and_then(|()| b.start(ch, s.pid).map_err(|e| format!("broker: start its threads: {e}"))) {
+                match b
+                    .confine(plan.uid, plan.gid, Some(s.pid))
+                    .and_then(|()| b.start(ch, s.pid).map_err(|source| capexec_broker::BrokerError::Io { op: "start its threads", source }))
+                {
                     Ok(r) => running = Some(r),
                     Err(e) => {
                         eprintln!("capexec: {}: {e}", spec.name);
