@@ -1,0 +1,159 @@
+//! Starting a service: what must hold before (the network guard, its
+//! cgroups, its log pipes and notify socket), the request to the launcher,
+//! and what the launcher reports back.
+
+use super::*;
+
+impl Daemon {
+    pub(super) fn launch(&mut self, name: &str) {
+        if let Err(e) = self.prepare_launch(name) {
+            self.spawn_failed(name, e);
+        }
+    }
+
+    /// The run could not start, here or in the launcher: record why, then let
+    /// the machine decide (a stop that came meanwhile only needs the cleanup).
+    pub(super) fn spawn_failed(&mut self, name: &str, error: String) {
+        let Some(s) = self.services.get_mut(name) else { return };
+        s.launching = None;
+        s.log.note(&format!("cannot start: {error}"));
+        s.error = Some(error);
+        s.last_exit = Some((None, Outcome::SpawnFailed, Instant::now()));
+        if s.machine.state == State::Starting {
+            self.queue.push_back((name.to_owned(), Event::SpawnFailed));
+        } else {
+            self.check_gone(name);
+        }
+    }
+
+    /// What makes a launch impossible with this daemon, whatever the run:
+    /// refused at `capexec start` rather than retried by the restart policy.
+    pub(super) fn launch_blocker(&self, s: &Service) -> Result<(), String> {
+        let limits = &s.spec.limits;
+        let has_limits = limits.memory_max.is_some() || limits.tasks_max.is_some() || limits.cpu_weight.is_some();
+        let cgroups = self.cgroups.is_some() && self.cfg.cgroup_parent.is_some();
+        if has_limits && !cgroups {
+            return Err("the declaration sets [limits], which are enforced through a cgroup, and this daemon has none (user mode, or no cgroup hierarchy); remove [limits] or run the service under the system daemon".into());
+        }
+        if self.rootless || !cgroups {
+            capexec_sandbox::netguard::require_guard(&s.spec).map_err(|e| e.to_string())?;
+        }
+        if !cgroups && !s.spec.namespaces.pid {
+            return Err("without a cgroup the daemon tracks a service's processes through its pid namespace; set namespaces.pid = true".into());
+        }
+        Ok(())
+    }
+
+    pub(super) fn prepare_launch(&mut self, name: &str) -> Result<(), String> {
+        self.launch_blocker(&self.services[name])?;
+        let s = self.services.get_mut(name).expect("launching a known service");
+        s.error = None;
+        s.status_text = None;
+        s.run_id += 1;
+        // A cgroup per service: limits, accounting and killing every process.
+        let limits = &s.spec.limits;
+        s.cgroup = match (&self.cgroups, &self.cfg.cgroup_parent) {
+            (Some(h), Some(parent)) => {
+                let c = h.create(parent, name, limits).map_err(|e| format!("cgroup: {e}"))?;
+                if !c.is_empty() {
+                    // Left over from a daemon that died: not ours to keep.
+                    let _ = c.kill_all();
+                }
+                Some(c)
+            }
+            _ => None,
+        };
+        // The network guard, where the service has host sockets (see netguard.rs).
+        let guard = capexec_sandbox::netguard::policy(&s.spec).map_err(|e| e.to_string())?;
+        let supervisor_cgroup = match (guard, &s.cgroup) {
+            (Some(policy), Some(c)) if c.v2.is_some() => Some(c.guard(&policy)?),
+            // No guard possible: refused where that leaves a declared limit open.
+            (Some(_), _) => {
+                capexec_sandbox::netguard::require_guard(&s.spec).map_err(|e| e.to_string())?;
+                None
+            }
+            (None, _) => None,
+        };
+        let notify_dir = if s.spec.service.kind == capexec_decl::spec::ServiceType::Notify || s.spec.service.watchdog.is_some() {
+            let dir = self.cfg.paths.notify_dir(name);
+            let user = &s.spec.exec.user;
+            let task = notify::listen(&dir, (user.uid, user.gid), name, s.run_id, self.tx.clone(), |unit, run, msg| Ev::Notify { unit, run, msg })?;
+            s.notify = Some(task);
+            Some(dir)
+        } else {
+            None
+        };
+        let (out_r, out_w) = pipe()?;
+        let (err_r, err_w) = pipe()?;
+        let null = std::fs::File::open("/dev/null").map_err(|e| format!("open /dev/null: {e}"))?;
+        tokio::spawn(logs::read_pipe(s.log.clone(), out_r, Stream::Stdout));
+        tokio::spawn(logs::read_pipe(s.log.clone(), err_r, Stream::Stderr));
+        let id = self.next_launch;
+        self.next_launch += 1;
+        let req = LaunchRequest {
+            id,
+            spec: s.spec.clone(),
+            rootless: self.rootless,
+            cgroup_procs: s.cgroup.as_ref().map(|c| c.procs_files()).unwrap_or_default(),
+            cgroup_kill: s.cgroup.as_ref().and_then(|c| c.v2.clone()),
+            supervisor_cgroup,
+            notify_dir,
+        };
+        let data = serde_json::to_vec(&req).map_err(|e| format!("internal: encode launch request: {e}"))?;
+        if data.len() > fdpass::MAX_MESSAGE {
+            return Err(format!("the declaration is too large to launch ({} bytes as JSON, limit {})", data.len(), fdpass::MAX_MESSAGE));
+        }
+        s.launching = Some(id);
+        self.launches.insert(id, name.to_owned());
+        let _ = self.launch_tx.send((data, vec![OwnedFd::from(null), out_w, err_w]));
+        Ok(())
+    }
+
+    pub(super) fn launcher_event(&mut self, ev: LauncherEvent, fds: Vec<OwnedFd>) {
+        match ev {
+            LauncherEvent::Launched { id, init_pid, main_pid } => {
+                let Some(name) = self.launches.remove(&id) else {
+                    return;
+                };
+                let Some(s) = self.services.get_mut(&name) else {
+                    return;
+                };
+                s.launching = None;
+                let mut fds = fds.into_iter();
+                s.run = Some(Run { init_pid, init_fd: fds.next(), main_pid, main_fd: fds.next(), started: Instant::now() });
+                s.log.note(&format!("started (main pid {})", main_pid.map_or("-".into(), |p| p.to_string())));
+                // Running already: a notify service's READY=1 can overtake the
+                // launcher's report.
+                if matches!(s.machine.state, State::Starting | State::Running) {
+                    self.queue.push_back((name, Event::Spawned));
+                } else {
+                    // A stop arrived while the launcher was at work.
+                    self.act(&name, Action::KillAll);
+                }
+            }
+            LauncherEvent::Failed { id, error } => {
+                if let Some(name) = self.launches.remove(&id) {
+                    self.spawn_failed(&name, error);
+                }
+            }
+            LauncherEvent::Exited { init_pid, code } => {
+                let Some(name) = self.services.iter().find(|(_, s)| s.run.as_ref().is_some_and(|r| r.init_pid == init_pid)).map(|(n, _)| n.clone()) else {
+                    return;
+                };
+                let s = self.services.get_mut(&name).expect("found above");
+                s.run = None;
+                // The outcome the machine had (a stop it asked for, a timeout) wins
+                // over the bare status; a restart queued by `process` clears it.
+                let before = s.machine.outcome;
+                s.log.note(&format!("main process ended with status {code}"));
+                self.queue.push_back((name.clone(), Event::MainExited { success: code == 0 }));
+                self.process();
+                if let Some(s) = self.services.get_mut(&name) {
+                    let by_status = if code == 0 { Outcome::Success } else { Outcome::ExitFailure };
+                    s.last_exit = Some((Some(code), s.machine.outcome.or(before).unwrap_or(by_status), Instant::now()));
+                }
+                self.check_gone(&name);
+            }
+        }
+    }
+}
