@@ -22,6 +22,7 @@ pub mod append;
 pub mod dns;
 pub mod error;
 pub mod explicit;
+pub mod filter;
 pub mod lookup;
 pub mod net;
 pub mod open;
@@ -231,7 +232,7 @@ impl Broker {
     /// the service's user namespace — uid 0 — access to it (reading its memory
     /// and fds); every capability is dropped, except CAP_NET_BIND_SERVICE when
     /// it binds ports below 1024 for the service. no_new_privs and the broker's
-    /// seccomp allowlist (`capexec_sandbox::seccomp::broker_filter`) in all
+    /// seccomp allowlist ([`filter::broker_filter`]) in all
     /// cases; `foreground` is the service's init when this process is also the
     /// wrapper that forwards signals to it and waits for it (`capexec exec`).
     pub fn confine(&self, uid: u32, gid: u32, foreground: Option<i32>) -> Result<(), BrokerError> {
@@ -261,8 +262,7 @@ impl Broker {
             }
         }
         // Before any broker thread exists: the threads inherit the filter.
-        let prog = capexec_sandbox::seccomp::broker_filter(std::process::id(), foreground.map(|p| p as u32))
-            .map_err(|e| BrokerError::Filter { op: "build", detail: e.to_string() })?;
+        let prog = filter::broker_filter(std::process::id(), foreground.map(|p| p as u32)).map_err(|detail| BrokerError::Filter { op: "build", detail })?;
         seccompiler::apply_filter(&prog).map_err(|e| BrokerError::Filter { op: "install", detail: e.to_string() })?;
         Ok(())
     }

@@ -23,20 +23,22 @@ const AUDIT_ARCH_X86_64: u32 = 0xc000_003e;
 const X32_SYSCALL_BIT: u32 = 0x4000_0000;
 const SYS_CLONE3: u32 = 435;
 
-const SECCOMP_RET_KILL_PROCESS: u32 = 0x8000_0000;
+pub const SECCOMP_RET_KILL_PROCESS: u32 = 0x8000_0000;
 const SECCOMP_RET_ERRNO: u32 = 0x0005_0000;
 
-fn stmt(code: u16, k: u32) -> sock_filter {
+/// One instruction without jumps (a load, a return, ...).
+pub fn stmt(code: u16, k: u32) -> sock_filter {
     sock_filter { code, jt: 0, jf: 0, k }
 }
-fn jump(code: u16, k: u32, jt: u8, jf: u8) -> sock_filter {
+/// A conditional jump: `jt` instructions ahead when the test holds, `jf` when not.
+pub fn jump(code: u16, k: u32, jt: u8, jf: u8) -> sock_filter {
     sock_filter { code, jt, jf, k }
 }
 
-const BPF_LD_W_ABS: u16 = (libc::BPF_LD | libc::BPF_W | libc::BPF_ABS) as u16;
+pub const BPF_LD_W_ABS: u16 = (libc::BPF_LD | libc::BPF_W | libc::BPF_ABS) as u16;
 const BPF_JEQ_K: u16 = (libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K) as u16;
 const BPF_JGE_K: u16 = (libc::BPF_JMP | libc::BPF_JGE | libc::BPF_K) as u16;
-const BPF_RET_K: u16 = (libc::BPF_RET | libc::BPF_K) as u16;
+pub const BPF_RET_K: u16 = (libc::BPF_RET | libc::BPF_K) as u16;
 
 fn prologue() -> Vec<sock_filter> {
     vec![
@@ -54,26 +56,26 @@ fn prologue() -> Vec<sock_filter> {
 /// Namespace flags refused in clone()'s flags. All sit in the low 32 bits.
 /// (CLONE_NEWTIME is not here: clone() reads that bit as part of the exit signal;
 /// only clone3 and unshare take it, and neither is allowed.)
-const NS_FLAGS: u32 =
+pub const NS_FLAGS: u32 =
     (libc::CLONE_NEWNS | libc::CLONE_NEWUTS | libc::CLONE_NEWIPC | libc::CLONE_NEWUSER | libc::CLONE_NEWPID | libc::CLONE_NEWNET | libc::CLONE_NEWCGROUP)
         as u32;
 
-const BPF_JSET_K: u16 = (libc::BPF_JMP | libc::BPF_JSET | libc::BPF_K) as u16;
+pub const BPF_JSET_K: u16 = (libc::BPF_JMP | libc::BPF_JSET | libc::BPF_K) as u16;
 const BPF_JGT_K: u16 = (libc::BPF_JMP | libc::BPF_JGT | libc::BPF_K) as u16;
 const BPF_JA: u16 = (libc::BPF_JMP | libc::BPF_JA) as u16;
 const BPF_AND_K: u16 = (libc::BPF_ALU | libc::BPF_AND | libc::BPF_K) as u16;
-const SECCOMP_RET_ALLOW: u32 = 0x7fff_0000;
+pub const SECCOMP_RET_ALLOW: u32 = 0x7fff_0000;
 
 /// Offset of the low 32 bits of syscall argument `i` in seccomp_data (x86_64 is
 /// little-endian). Every check here needs only the low half: the kernel reads
 /// these arguments as 32-bit values (int family, unsigned int cmd, ...).
-fn arg_lo(i: u32) -> u32 {
+pub fn arg_lo(i: u32) -> u32 {
     16 + 8 * i
 }
 
 /// A self-contained block: loads argument `arg` (masked), returns `on_match`
 /// if it equals one of `values`, else `otherwise`.
-fn any_of(arg: u32, mask: Option<u32>, values: &[u32], on_match: u32, otherwise: u32) -> Vec<sock_filter> {
+pub fn any_of(arg: u32, mask: Option<u32>, values: &[u32], on_match: u32, otherwise: u32) -> Vec<sock_filter> {
     let mut b = vec![stmt(BPF_LD_W_ABS, arg_lo(arg))];
     if let Some(m) = mask {
         b.push(stmt(BPF_AND_K, m));
@@ -394,8 +396,9 @@ pub fn rules_filter() -> Result<BpfProgram, LaunchError> {
 }
 
 /// The prologue, then a binary search over the allowed numbers (contiguous
-/// numbers merged into ranges), with the argument blocks given.
-fn allowlist(mut nrs: Vec<(u32, Option<Vec<sock_filter>>)>, deny: u32) -> Result<BpfProgram, LaunchError> {
+/// numbers merged into ranges), with the argument blocks given (each ends
+/// in returns of its own); `deny` for every other number.
+pub fn allowlist(mut nrs: Vec<(u32, Option<Vec<sock_filter>>)>, deny: u32) -> Result<BpfProgram, LaunchError> {
     // clone3 is answered by the prologue.
     nrs.retain(|(nr, _)| *nr != SYS_CLONE3);
     nrs.sort_by_key(|(nr, _)| *nr);
@@ -417,145 +420,6 @@ fn allowlist(mut nrs: Vec<(u32, Option<Vec<sock_filter>>)>, deny: u32) -> Result
         return Err(LaunchError::Seccomp(format!("filter has {} instructions; the kernel allows 4096", prog.len())));
     }
     Ok(prog)
-}
-
-/// What the broker itself may do once it serves: its threads' runtime, the
-/// seccomp-notify ioctls, reading the service's memory and taking its fds
-/// (process_vm_readv, pidfd_getfd), the granted calls it performs (openat2,
-/// socket/bind/connect), and the host lookups of glibc's NSS and resolver
-/// (files, sockets, netlink for AI_ADDRCONFIG). No exec, no new processes
-/// (clone only with CLONE_THREAD), no id changes, no namespaces or mounts,
-/// no ptrace; signals only to its own threads (tgkill on its own pid, for
-/// abort). Anything else kills the broker: an attempt means it was subverted,
-/// and the service's brokered calls then fail instead of hanging.
-pub const BROKER_SYSCALLS: &[&str] = &[
-    // memory, threads, time
-    "brk",
-    "mmap",
-    "munmap",
-    "mprotect",
-    "mremap",
-    "madvise",
-    "futex",
-    "set_robust_list",
-    "rseq",
-    "sched_yield",
-    "sched_getaffinity",
-    "clock_gettime",
-    "clock_nanosleep",
-    "nanosleep",
-    "gettimeofday",
-    "getrandom",
-    "exit",
-    "exit_group",
-    "restart_syscall",
-    "rt_sigprocmask",
-    "rt_sigaction",
-    "rt_sigreturn",
-    "sigaltstack",
-    "getpid",
-    "gettid",
-    "getuid",
-    "geteuid",
-    "getgid",
-    "getegid",
-    "uname",
-    "prctl",
-    // descriptors and files
-    "read",
-    "write",
-    "readv",
-    "writev",
-    "pread64",
-    "lseek",
-    "close",
-    "fcntl",
-    "dup",
-    "fstat",
-    "newfstatat",
-    "statx",
-    "openat",
-    "openat2",
-    "getdents64",
-    "readlink",
-    "readlinkat",
-    "poll",
-    "ppoll",
-    "pipe2",
-    // the service: its memory, fds, liveness
-    "process_vm_readv",
-    "pidfd_open",
-    "pidfd_getfd",
-    // sockets
-    "socket",
-    "connect",
-    "bind",
-    "listen",
-    "getsockopt",
-    "setsockopt",
-    "getsockname",
-    "getpeername",
-    "sendto",
-    "recvfrom",
-    "sendmsg",
-    "recvmsg",
-    "sendmmsg",
-    "shutdown",
-];
-
-/// Argument rules of the broker's filter (see [`BROKER_SYSCALLS`]).
-fn broker_argument_block(name: &str, own_pid: u32, service: Option<u32>, deny: u32) -> Option<Vec<sock_filter>> {
-    let allow = SECCOMP_RET_ALLOW;
-    let equals_any = |arg: u32, values: &[u32]| any_of(arg, None, values, allow, deny);
-    Some(match name {
-        // Threads only: CLONE_THREAD set and no namespace flag.
-        "clone" => vec![
-            stmt(BPF_LD_W_ABS, arg_lo(0)),
-            jump(BPF_JSET_K, NS_FLAGS, 0, 1),
-            stmt(BPF_RET_K, deny),
-            jump(BPF_JSET_K, libc::CLONE_THREAD as u32, 1, 0),
-            stmt(BPF_RET_K, deny),
-            stmt(BPF_RET_K, allow),
-        ],
-        // abort() signals its own process; nothing else may be signalled.
-        "tgkill" => equals_any(0, &[own_pid]),
-        // The foreground wrapper forwards signals to the service's init only.
-        "kill" => match service {
-            Some(pid) => equals_any(0, &[pid]),
-            None => vec![stmt(BPF_RET_K, deny)],
-        },
-        "ioctl" => equals_any(
-            1,
-            &[
-                libc::SECCOMP_IOCTL_NOTIF_RECV as u32,
-                libc::SECCOMP_IOCTL_NOTIF_SEND as u32,
-                libc::SECCOMP_IOCTL_NOTIF_ID_VALID as u32,
-                libc::SECCOMP_IOCTL_NOTIF_ADDFD as u32,
-                libc::SECCOMP_IOCTL_NOTIF_SET_FLAGS as u32,
-                // Which network namespace a service's socket belongs to.
-                libc::SIOCGSKNS as u32,
-                // glibc's resolver sizes UDP answers with it.
-                libc::FIONREAD as u32,
-            ],
-        ),
-        "socket" => equals_any(0, &[libc::AF_UNIX as u32, libc::AF_INET as u32, libc::AF_INET6 as u32, libc::AF_NETLINK as u32]),
-        _ => return None,
-    })
-}
-
-/// The broker's filter for a broker whose pid (as it sees itself) is `own_pid`.
-/// With `foreground` (`capexec exec`, where the broker is also the wrapper
-/// that forwards signals to the service's init and waits for it), that pid
-/// may be signalled and waited for.
-pub fn broker_filter(own_pid: u32, foreground: Option<u32>) -> Result<BpfProgram, LaunchError> {
-    let deny = SECCOMP_RET_KILL_PROCESS;
-    let mut nrs = Vec::new();
-    let waiting: &[&str] = if foreground.is_some() { &["kill", "wait4", "rt_sigtimedwait"] } else { &[] };
-    for name in BROKER_SYSCALLS.iter().chain(&["clone", "tgkill", "ioctl"]).chain(waiting) {
-        let nr = capexec_decl::syscalls::number(name).ok_or_else(|| LaunchError::Seccomp(format!("unknown syscall `{name}`")))? as u32;
-        nrs.push((nr, broker_argument_block(name, own_pid, foreground, deny)));
-    }
-    allowlist(nrs, deny)
 }
 
 /// The namespace init only waits, forwards signals and exits; anything else kills it.
@@ -623,6 +487,12 @@ pub fn run(prog: &[sock_filter], arch: u32, nr: u32, args: [u64; 6]) -> u32 {
         }
     }
     SECCOMP_RET_KILL_PROCESS
+}
+
+/// What a filter built here answers for a native (x86_64) syscall with
+/// these arguments: its SECCOMP_RET_* value.
+pub fn answer(prog: &[sock_filter], nr: u32, args: [u64; 6]) -> u32 {
+    run(prog, AUDIT_ARCH_X86_64, nr, args)
 }
 
 /// What the service's allowlist filter would answer for a native (x86_64)
@@ -862,39 +732,6 @@ mod tests {
         assert_eq!(run(&service_filter(&s).unwrap(), AUDIT_ARCH_X86_64, 2, [0; 6]), 0x7ffc_0000);
         s.action = DenyAction::Errno(libc::ENOSYS);
         assert_eq!(run(&service_filter(&s).unwrap(), AUDIT_ARCH_X86_64, 2, [0; 6]), ENOSYS_RET);
-    }
-
-    #[test]
-    fn broker_filter_allows_its_work_and_kills_the_rest() {
-        let nr = |n: &str| capexec_decl::syscalls::number(n).unwrap() as u32;
-        const KILL: u32 = SECCOMP_RET_KILL_PROCESS;
-        for fg in [None, Some(77)] {
-            let prog = broker_filter(42, fg).unwrap();
-            let x = |name: &str, args: [u64; 6]| run(&prog, AUDIT_ARCH_X86_64, nr(name), args);
-            let a = |v: u64| [v, 0, 0, 0, 0, 0];
-            for ok in ["openat2", "process_vm_readv", "pidfd_getfd", "recvmsg", "sendmsg", "futex", "connect", "bind"] {
-                assert_eq!(x(ok, a(0)), SECCOMP_RET_ALLOW, "{ok}");
-            }
-            for bad in ["execve", "execveat", "ptrace", "mount", "setns", "unshare", "setresuid", "setuid", "bpf", "process_vm_writev", "fork", "vfork"] {
-                assert_eq!(x(bad, a(0)), KILL, "{bad}");
-            }
-            let thread = (libc::CLONE_VM | libc::CLONE_FS | libc::CLONE_FILES | libc::CLONE_SIGHAND | libc::CLONE_THREAD) as u64;
-            assert_eq!(x("clone", a(thread)), SECCOMP_RET_ALLOW);
-            assert_eq!(x("clone", a(libc::SIGCHLD as u64)), KILL, "a new process");
-            assert_eq!(x("clone", a(thread | libc::CLONE_NEWNET as u64)), KILL);
-            assert_eq!(run(&prog, AUDIT_ARCH_X86_64, SYS_CLONE3, [0; 6]), ENOSYS_RET);
-            assert_eq!(x("tgkill", a(42)), SECCOMP_RET_ALLOW);
-            assert_eq!(x("tgkill", a(1)), KILL);
-            assert_eq!(x("ioctl", [0, libc::SECCOMP_IOCTL_NOTIF_RECV, 0, 0, 0, 0]), SECCOMP_RET_ALLOW);
-            assert_eq!(x("ioctl", [0, libc::TIOCSTI, 0, 0, 0, 0]), KILL);
-            assert_eq!(x("socket", a(libc::AF_INET6 as u64)), SECCOMP_RET_ALLOW);
-            assert_eq!(x("socket", a(libc::AF_PACKET as u64)), KILL);
-            // Only the foreground wrapper signals and waits, and only for the service.
-            assert_eq!(x("kill", a(77)), if fg.is_some() { SECCOMP_RET_ALLOW } else { KILL });
-            assert_eq!(x("kill", a(1)), KILL);
-            assert_eq!(x("kill", a(u32::MAX as u64)), KILL, "kill(-1) signals everything");
-            assert_eq!(x("wait4", a(77)), if fg.is_some() { SECCOMP_RET_ALLOW } else { KILL });
-        }
     }
 
     #[test]
