@@ -13,6 +13,7 @@
 //! write of up to PIPE_BUF bytes reaches the file whole, in one append; the
 //! relay reads everything queued (a pipe holds 64 KiB) and appends it at once.
 
+use crate::net::set_nonblocking;
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::sync::{mpsc, Arc, Mutex};
@@ -44,19 +45,6 @@ pub struct Appender {
     /// Wakes the relay thread for new relays and for `finish`.
     wake_rd: OwnedFd,
     wake_wr: OwnedFd,
-}
-
-fn set_nonblocking(fd: &OwnedFd, on: bool) -> io::Result<()> {
-    // SAFETY: F_GETFL/F_SETFL on an fd we own.
-    let rc = unsafe {
-        let fl = libc::fcntl(fd.as_raw_fd(), libc::F_GETFL);
-        libc::fcntl(fd.as_raw_fd(), libc::F_SETFL, if on { fl | libc::O_NONBLOCK } else { fl & !libc::O_NONBLOCK })
-    };
-    if rc < 0 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(())
-    }
 }
 
 impl Appender {

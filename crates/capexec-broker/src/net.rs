@@ -246,6 +246,39 @@ impl BoundSockets {
     }
 }
 
+/// Waits at most `timeout_ms` (-1: without end) for the connect in progress
+/// on `fd` to end: its result, or `None` while it is still in progress.
+pub fn connect_result(fd: &OwnedFd, timeout_ms: i32) -> Option<io::Result<()>> {
+    let mut pfd = libc::pollfd { fd: fd.as_raw_fd(), events: libc::POLLOUT, revents: 0 };
+    loop {
+        // SAFETY: one valid pollfd.
+        match unsafe { libc::poll(&mut pfd, 1, timeout_ms) } {
+            0 => return None,
+            n if n < 0 && io::Error::last_os_error().raw_os_error() == Some(libc::EINTR) => continue,
+            n if n < 0 => return Some(Err(io::Error::last_os_error())),
+            _ => break,
+        }
+    }
+    Some(match getsockopt_int(fd.as_raw_fd(), libc::SOL_SOCKET, libc::SO_ERROR) {
+        Ok(0) => Ok(()),
+        Ok(e) => Err(io::Error::from_raw_os_error(e)),
+        Err(e) => Err(e),
+    })
+}
+
+pub fn set_nonblocking(fd: &OwnedFd, on: bool) -> io::Result<()> {
+    // SAFETY: F_GETFL/F_SETFL on an fd we own.
+    let rc = unsafe {
+        let fl = libc::fcntl(fd.as_raw_fd(), libc::F_GETFL);
+        libc::fcntl(fd.as_raw_fd(), libc::F_SETFL, if on { fl | libc::O_NONBLOCK } else { fl & !libc::O_NONBLOCK })
+    };
+    if rc < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(())
+    }
+}
+
 /// Whether the service's fd `fd` is close-on-exec, from /proc/TID/fdinfo.
 pub fn fd_cloexec(tid: u32, fd: i32) -> bool {
     let Ok(s) = std::fs::read_to_string(format!("/proc/{tid}/fdinfo/{fd}")) else { return true };

@@ -38,15 +38,26 @@ const CONNECT_WORKERS: usize = 4;
 /// local ports), not a broker thread each.
 const CONNECT_QUEUE: usize = 64;
 
-/// A blocking connect the broker makes for the service: on `host`, to `addr`,
-/// then installed as the service's fd `target`.
+/// A blocking connect the broker started for the service on `host` (made
+/// non-blocking for it) that did not end at once: once it does, `host` is
+/// made blocking again and installed as the service's fd `target`.
 struct ConnectJob {
     n: Notif,
     host: OwnedFd,
-    addr: SocketAddr,
-    family: i32,
     target: i32,
     cloexec: bool,
+}
+
+/// How long the notification thread waits for a blocking connect to end
+/// before it hands it to the pool: loopback and nearby hosts answer within
+/// it, and a thread handoff costs more than the wait.
+const FAST_CONNECT_MS: i32 = 1;
+
+/// The end of a blocking connect: `host` blocking again (as the service
+/// made it), then installed and answered.
+fn finish_blocking_connect(l: &Listener, n: Notif, host: OwnedFd, target: i32, cloexec: bool, r: std::io::Result<()>) {
+    let r = r.and_then(|()| net::set_nonblocking(&host, false));
+    install_and_answer(l, n, host, target, cloexec, r);
 }
 
 /// The fixed pool that performs blocking connects, started at the first one
@@ -73,8 +84,8 @@ impl Connector {
                     Err(_) => return,
                 };
                 let Ok(j) = job else { return };
-                let r = net::connect(&j.host, j.addr, j.family);
-                install_and_answer(&l, j.n, j.host, j.target, j.cloexec, r);
+                let r = net::connect_result(&j.host, -1).unwrap_or(Ok(()));
+                finish_blocking_connect(&l, j.n, j.host, j.target, j.cloexec, r);
             });
         }
         tx
@@ -310,9 +321,20 @@ fn net_call(b: &Arc<Broker>, l: &Arc<Listener>, c: &Connector, n: Notif, op: Net
     };
     let cloexec = net::fd_cloexec(n.tid, fd);
     if op == NetOp::Connect && !info.nonblocking {
-        // A blocking connect can take minutes; the service's thread waits anyway,
-        // but the broker must keep answering its other threads.
-        return c.submit(ConnectJob { n, host, addr, family: info.family, target: fd, cloexec });
+        // A blocking connect can take minutes; the service's thread waits
+        // anyway, but the broker must keep answering its other threads. So it
+        // starts without blocking; what does not end within FAST_CONNECT_MS
+        // goes to the pool, which waits for it.
+        let started = net::set_nonblocking(&host, true).and_then(|()| net::connect(&host, addr, info.family));
+        let r = match started {
+            Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => match net::connect_result(&host, FAST_CONNECT_MS) {
+                Some(r) => r,
+                None => return c.submit(ConnectJob { n, host, target: fd, cloexec }),
+            },
+            r => r,
+        };
+        finish_blocking_connect(l, n, host, fd, cloexec, r);
+        return Answer::Done;
     }
     let r = do_op(&host, addr, info.family, op);
     remember(&host, &r);
