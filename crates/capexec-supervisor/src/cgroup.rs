@@ -20,6 +20,16 @@ pub enum CgroupError {
     NoController { limit: &'static str, controller: &'static str },
     #[error("no cgroup hierarchy is mounted (looked in /proc/self/mountinfo for cgroup2 and cgroup)")]
     NoHierarchy,
+    /// The network guard needs a cgroup v2 directory for the service.
+    #[error("{}", GUARD_NEEDS_V2)]
+    GuardNeedsV2,
+    #[error(transparent)]
+    Guard(#[from] capexec_sandbox::netguard::NetGuardError),
+    #[error("no cgroup v2 line in /proc/self/cgroup")]
+    NotInV2,
+    /// The watcher of `capexec exec`'s cgroup could not be started.
+    #[error("start the cgroup watcher: {0}")]
+    Watcher(std::io::Error),
 }
 
 fn io<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> CgroupError + 'a {
@@ -165,27 +175,27 @@ impl ExecCgroup {
     /// Creates the directories, puts the guard on them, starts the watcher and
     /// moves this process into the supervisor's cgroup. Must be called while
     /// the process is single-threaded (it forks).
-    pub fn enter(unit: &str, policy: &capexec_sandbox::netguard::NetPolicy) -> Result<ExecCgroup, String> {
-        let h = Hierarchy::detect().map_err(|e| e.to_string())?;
+    pub fn enter(unit: &str, policy: &capexec_sandbox::netguard::NetPolicy) -> Result<ExecCgroup, CgroupError> {
+        let h = Hierarchy::detect()?;
         let Some((root, _)) = h.v2 else {
-            return Err(GUARD_NEEDS_V2.into());
+            return Err(CgroupError::GuardNeedsV2);
         };
-        let own = std::fs::read_to_string("/proc/self/cgroup").map_err(|e| format!("read /proc/self/cgroup: {e}"))?;
-        let own = own.lines().find_map(|l| l.strip_prefix("0::")).ok_or("no cgroup v2 line in /proc/self/cgroup")?;
+        let own = std::fs::read_to_string("/proc/self/cgroup").map_err(io("read", Path::new("/proc/self/cgroup")))?;
+        let own = own.lines().find_map(|l| l.strip_prefix("0::")).ok_or(CgroupError::NotInV2)?;
         let origin = root.join(own.trim_start_matches('/'));
         remove_stale(&origin);
         let service = origin.join(format!("{EXEC_PREFIX}{unit}.{}", std::process::id()));
         let supervisor = service.join(SUPERVISOR);
-        std::fs::create_dir_all(&supervisor).map_err(|e| format!("create cgroup {}: {e}", supervisor.display()))?;
+        std::fs::create_dir_all(&supervisor).map_err(io("create cgroup", &supervisor))?;
         let cg = ServiceCgroup { v2: Some(service.clone()), v1: BTreeMap::new() };
-        let watcher = match capexec_sandbox::netguard::attach(policy, &service, &supervisor).map_err(|e| e.to_string()).and_then(|()| watch(cg.clone())) {
+        let watcher = match capexec_sandbox::netguard::attach(policy, &service, &supervisor).map_err(CgroupError::from).and_then(|()| watch(cg.clone())) {
             Ok(w) => w,
             Err(e) => {
                 let _ = cg.remove();
                 return Err(e);
             }
         };
-        write(&supervisor.join("cgroup.procs"), "0").map_err(|e| e.to_string())?;
+        write(&supervisor.join("cgroup.procs"), "0")?;
         // Kept open until this process exits, never closed early: the watcher
         // kills everything in the cgroup, capexec included, once it sees EOF.
         let _ = std::os::fd::IntoRawFd::into_raw_fd(watcher);
@@ -194,13 +204,13 @@ impl ExecCgroup {
 }
 
 /// Forks the watcher of [`ExecCgroup`]; returns the pipe's write end.
-fn watch(cg: ServiceCgroup) -> Result<std::os::fd::OwnedFd, String> {
-    let (rd, wr) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| format!("create the cgroup watcher's pipe: {e}"))?;
-    capexec_sandbox::sys::require_single_threaded("fork its cgroup watcher").map_err(|e| e.to_string())?;
+fn watch(cg: ServiceCgroup) -> Result<std::os::fd::OwnedFd, CgroupError> {
+    let (rd, wr) = capexec_sandbox::sys::pipe2(libc::O_CLOEXEC).map_err(CgroupError::Watcher)?;
+    capexec_sandbox::sys::require_single_threaded("fork its cgroup watcher").map_err(CgroupError::Watcher)?;
     // SAFETY: the process is single-threaded (checked just above), so the
     // child may allocate and run ordinary code.
     match unsafe { libc::fork() } {
-        -1 => Err(format!("fork the cgroup watcher: {}", std::io::Error::last_os_error())),
+        -1 => Err(CgroupError::Watcher(std::io::Error::last_os_error())),
         0 => {
             drop(wr);
             let rd = std::os::fd::AsRawFd::as_raw_fd(&rd);
@@ -331,13 +341,13 @@ impl ServiceCgroup {
     /// cgroup capexec's own processes for the service work from (the broker,
     /// the process that opens its sockets), attaches the programs, and
     /// returns that child. Needs cgroup v2.
-    pub fn guard(&self, policy: &capexec_sandbox::netguard::NetPolicy) -> Result<PathBuf, String> {
+    pub fn guard(&self, policy: &capexec_sandbox::netguard::NetPolicy) -> Result<PathBuf, CgroupError> {
         let Some(v2) = &self.v2 else {
-            return Err(GUARD_NEEDS_V2.into());
+            return Err(CgroupError::GuardNeedsV2);
         };
         let supervisor = v2.join(SUPERVISOR);
-        std::fs::create_dir_all(&supervisor).map_err(|e| format!("create cgroup {}: {e}", supervisor.display()))?;
-        capexec_sandbox::netguard::attach(policy, v2, &supervisor).map_err(|e| e.to_string())?;
+        std::fs::create_dir_all(&supervisor).map_err(io("create cgroup", &supervisor))?;
+        capexec_sandbox::netguard::attach(policy, v2, &supervisor)?;
         Ok(supervisor)
     }
 

@@ -66,7 +66,7 @@ impl Daemon {
         // The network guard, where the service has host sockets (see netguard.rs).
         let guard = capexec_sandbox::netguard::policy(&s.spec).map_err(|e| e.to_string())?;
         let supervisor_cgroup = match (guard, &s.cgroup) {
-            (Some(policy), Some(c)) if c.v2.is_some() => Some(c.guard(&policy)?),
+            (Some(policy), Some(c)) if c.v2.is_some() => Some(c.guard(&policy).map_err(|e| e.to_string())?),
             // No guard possible: refused where that leaves a declared limit open.
             (Some(_), _) => {
                 capexec_sandbox::netguard::require_guard(&s.spec).map_err(|e| e.to_string())?;

@@ -80,7 +80,7 @@ fn guard_cgroup(spec: &ServiceSpec, rootless: bool) -> Result<Option<ExecCgroup>
         capexec_sandbox::netguard::require_guard(spec).map_err(|e| e.to_string())?;
         return Ok(None);
     }
-    ExecCgroup::enter(&spec.name, &policy).map(Some)
+    ExecCgroup::enter(&spec.name, &policy).map(Some).map_err(|e| e.to_string())
 }
 
 fn launch_planned(spec: &ServiceSpec, plan: capexec_sandbox::SetupPlan, handoff: Handoff, cgroup: Option<&ExecCgroup>) -> i32 {
