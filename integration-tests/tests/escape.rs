@@ -223,6 +223,13 @@ both!(listen_needs_a_bound_port, |who: As| {
     assert!(!out.contains("ESCAPED") && out.matches("BLOCKED 52 listen()").count() == 3, "{out}");
 });
 
+// 52: binding for the service (to know which sockets may listen) gives it
+// nothing its own rights do not: a UDP bind of a low port stays refused
+// though the broker may hold CAP_NET_BIND_SERVICE for the declared TCP port.
+both!(host_binds_through_the_broker_give_nothing_more, |who: As| {
+    run_probe(who, &["--net", "host", "--bind-tcp", "1021", "--cap", "net_bind_service"], &["udp-bind", "1019"]);
+});
+
 /// Runs the escape probe with `case` as the unit `name` of a fresh daemon
 /// run by `who`: `exec` goes at the top of the unit's `[exec]`, `rest` after
 /// the sections the probe needs. Waits until the unit's log holds `last`,

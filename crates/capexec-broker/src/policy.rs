@@ -167,11 +167,11 @@ pub fn not_tcp_or_udp() -> Refusal {
     refuse(libc::EACCES, "only TCP and UDP sockets are brokered", "use a stream or datagram socket")
 }
 
-/// A bind under `net = "host"`, which Landlock checks too (for TCP; UDP has no
-/// rules there): the broker makes it only so that it knows which sockets
-/// have a port of their own (see [`listen_unbound`]).
-pub fn host_bind(bind_tcp: &std::collections::BTreeSet<u16>, proto: Proto, addr: SocketAddr) -> Result<(), Refusal> {
-    if proto == Proto::Udp || bind_tcp.contains(&addr.port()) {
+/// A TCP bind under `net = "host"`, which Landlock checks too: the broker
+/// makes it only so that it knows which sockets have a port of their own
+/// (see [`listen_unbound`]).
+pub fn host_bind(bind_tcp: &std::collections::BTreeSet<u16>, addr: SocketAddr) -> Result<(), Refusal> {
+    if bind_tcp.contains(&addr.port()) {
         return Ok(());
     }
     let p = addr.port();

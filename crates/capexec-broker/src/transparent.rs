@@ -288,7 +288,13 @@ fn net_call(b: &Arc<Broker>, l: &Arc<Listener>, c: &Connector, n: Notif, op: Net
         if op != NetOp::Bind || info.netns != b.host_netns {
             return Answer::Fail(libc::EINVAL);
         }
-        if let Err(r) = policy::host_bind(ports, proto, addr) {
+        if proto == Proto::Udp {
+            // Only TCP sockets listen, and the broker may hold a capability
+            // the service lacks on the host (CAP_NET_BIND_SERVICE for its TCP
+            // ports): a UDP bind is the kernel's, with the service's own rights.
+            return Answer::Pass;
+        }
+        if let Err(r) = policy::host_bind(ports, addr) {
             let shown = capexec_decl::grants::NetGrant::exact(proto, addr);
             return refused(b, &format!("bind(fd {fd}, {shown})"), r);
         }

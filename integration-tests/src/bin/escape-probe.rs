@@ -597,6 +597,16 @@ fn main() {
         // 52: `net-listen REFUSING BINDABLE` under net = host, REFUSING a
         // granted connect port where nothing listens, BINDABLE a granted
         // bind port.
+        // 52: `udp-bind PORT`, under net = host with CAP_NET_BIND_SERVICE
+        // declared and a low TCP port to bind: a UDP bind of the low PORT,
+        // which the service's own rights do not allow on the host (the
+        // broker, which binds its TCP sockets, may hold the capability).
+        "udp-bind" => {
+            let (fd, _) = sys!(libc::SYS_socket, libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0);
+            let sa = v4(arg(2).parse().unwrap_or(1));
+            let (rc, e) = sys!(libc::SYS_bind, fd, &sa as *const libc::sockaddr_in, std::mem::size_of_val(&sa));
+            r.expect_fail("52 bind a low UDP port on the host", rc, e, &[EACCES]);
+        }
         "net-listen" => net_listen(&mut r, arg(2).parse().unwrap_or(1), arg(3).parse().unwrap_or(1)),
         "setid" => setid(&mut r),
         "sockets" => {
