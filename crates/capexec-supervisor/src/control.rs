@@ -1,6 +1,7 @@
 //! The control socket: who may connect (SO_PEERCRED), reading one bounded
 //! request, and the client side used by the CLI.
 
+use crate::error::AccessDenied;
 use crate::paths::Mode;
 use crate::protocol::{Envelope, Request, Response, MAX_REQUEST, VERSION};
 use std::io::{BufRead, BufReader, Write};
@@ -26,22 +27,20 @@ impl Access {
     }
 
     /// Ok, or the refusal with what to do about it.
-    pub fn check(&self, uid: u32, gid: u32, pid: Option<i32>) -> Result<(), String> {
+    pub fn check(&self, uid: u32, gid: u32, pid: Option<i32>) -> Result<(), AccessDenied> {
         if uid == 0 || uid == self.owner_uid {
             return Ok(());
         }
         match self.mode {
-            Mode::User => Err(format!("uid {uid} may not control this user daemon: only its owner (uid {}) may", self.owner_uid)),
+            Mode::User => Err(AccessDenied::NotOwner { uid, owner: self.owner_uid }),
             Mode::System => {
                 let Some(g) = self.group else {
-                    return Err(format!(
-                        "uid {uid} may not control the system daemon: only root and members of the `{GROUP}` group may, and that group does not exist (create it with `groupadd --system {GROUP}`)"
-                    ));
+                    return Err(AccessDenied::NoGroup { uid, group: GROUP });
                 };
                 if gid == g || pid.is_some_and(|p| supplementary_groups(p).contains(&g)) {
                     return Ok(());
                 }
-                Err(format!("uid {uid} may not control the system daemon: only root and members of the `{GROUP}` group may (`usermod -aG {GROUP} USER`, then log in again)"))
+                Err(AccessDenied::NotInGroup { uid, group: GROUP })
             }
         }
     }

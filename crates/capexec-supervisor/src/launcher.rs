@@ -13,7 +13,7 @@
 //! launcher kills every service and exits; if the launcher itself is killed,
 //! each init dies by PR_SET_PDEATHSIG and takes its pid namespace with it.
 
-use crate::fdpass;
+use crate::{fdpass, SupervisorError};
 use capexec_decl::ServiceSpec;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -257,7 +257,7 @@ fn launch(sock: RawFd, req: LaunchRequest, fds: Vec<OwnedFd>, host_env: &[(Strin
                     children.starting.insert(pending.started.pid, pending);
                     return;
                 }
-                Err(e) => Err(e.to_string()),
+                Err(e) => Err(SupervisorError::Launch(e)),
             }
         }
         (b, cgroup) => {
@@ -279,7 +279,7 @@ fn launch(sock: RawFd, req: LaunchRequest, fds: Vec<OwnedFd>, host_env: &[(Strin
             pidfds.extend(st.main.map(|(_, fd)| fd));
             send(sock, &LauncherEvent::Launched { id: req.id, init_pid: st.init_pid, main_pid }, &fdpass::raw(&pidfds));
         }
-        Err(e) => fail(e),
+        Err(e) => fail(e.to_string()),
     }
 }
 
@@ -320,12 +320,12 @@ fn spawn_brokered(
     b: Option<capexec_broker::Broker>,
     spec: &capexec_decl::grants::BrokerSpec,
     supervisor_cgroup: Option<&std::path::Path>,
-) -> Result<Started, String> {
-    let (ours, theirs) = fdpass::socketpair().map_err(|e| format!("create the broker's report socket: {e}"))?;
+) -> Result<Started, SupervisorError> {
+    let (ours, theirs) = fdpass::socketpair().map_err(SupervisorError::sys("create the broker's report socket"))?;
     let stderr = opts.stdio.map_or(2, |s| s[2]);
     // SAFETY: the launcher is single-threaded, so the child may allocate.
     let broker = match unsafe { libc::fork() } {
-        -1 => return Err(format!("fork the broker: {}", std::io::Error::last_os_error())),
+        -1 => return Err(SupervisorError::Sys { op: "fork the broker", source: std::io::Error::last_os_error() }),
         0 => {
             drop(ours);
             // SAFETY: prctl and dup2 with valid arguments on our own process and fds.
@@ -341,13 +341,13 @@ fn spawn_brokered(
     let mut buf = Vec::new();
     let (n, mut fds) = match fdpass::recv(ours.as_raw_fd(), &mut buf) {
         Ok(Some(got)) => got,
-        Ok(None) => return Err("the broker process ended before it started the service".into()),
-        Err(e) => return Err(format!("receive the broker's report: {e}")),
+        Ok(None) => return Err(SupervisorError::BrokerEnded),
+        Err(e) => return Err(SupervisorError::Sys { op: "receive the broker's report", source: e }),
     };
-    let report: BrokerReport = serde_json::from_slice(&buf[..n]).map_err(|e| format!("internal: the broker's report: {e}"))?;
-    let (init_pid, main_pid) = report.result?;
+    let report: BrokerReport = serde_json::from_slice(&buf[..n]).map_err(|e| SupervisorError::Broker(format!("internal: the broker's report: {e}")))?;
+    let (init_pid, main_pid) = report.result.map_err(SupervisorError::Broker)?;
     if fds.is_empty() {
-        return Err("internal: the broker's report carried no pidfd".into());
+        return Err(SupervisorError::Broker("internal: the broker's report carried no pidfd".into()));
     }
     let init_pidfd = fds.remove(0);
     Ok(Started { init_pid, init_pidfd, main: main_pid.zip(fds.pop()), broker: Some(broker) })

@@ -10,6 +10,7 @@
 pub mod cgroup;
 pub mod control;
 pub mod daemon;
+pub mod error;
 pub mod fdpass;
 pub mod launcher;
 pub mod logs;
@@ -17,3 +18,5 @@ pub mod notify;
 pub mod paths;
 pub mod protocol;
 pub mod state;
+
+pub use error::SupervisorError;

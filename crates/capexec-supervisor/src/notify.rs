@@ -3,6 +3,7 @@
 //! into the service's view. Only the service's uid may write to it, and no other
 //! service can see it, so whatever arrives there comes from this service.
 
+use crate::SupervisorError;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use tokio::sync::mpsc::UnboundedSender;
@@ -17,16 +18,16 @@ pub fn listen<E: Send + 'static>(
     run: u64,
     tx: UnboundedSender<E>,
     make: fn(String, u64, String) -> E,
-) -> Result<tokio::task::AbortHandle, String> {
+) -> Result<tokio::task::AbortHandle, SupervisorError> {
     let _ = std::fs::remove_dir_all(dir);
-    std::fs::create_dir_all(dir).map_err(|e| format!("create {}: {e}", dir.display()))?;
-    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755)).map_err(|e| format!("set permissions of {}: {e}", dir.display()))?;
+    std::fs::create_dir_all(dir).map_err(SupervisorError::path("create", dir))?;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755)).map_err(SupervisorError::path("set permissions of", dir))?;
     let path = dir.join("notify");
-    let sock = tokio::net::UnixDatagram::bind(&path).map_err(|e| format!("create the notify socket {}: {e}", path.display()))?;
+    let sock = tokio::net::UnixDatagram::bind(&path).map_err(SupervisorError::path("create the notify socket", &path))?;
     if nix::unistd::geteuid().is_root() {
-        std::os::unix::fs::chown(&path, Some(owner.0), Some(owner.1)).map_err(|e| format!("chown {}: {e}", path.display()))?;
+        std::os::unix::fs::chown(&path, Some(owner.0), Some(owner.1)).map_err(SupervisorError::path("chown", &path))?;
     }
-    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).map_err(|e| format!("set permissions of {}: {e}", path.display()))?;
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).map_err(SupervisorError::path("set permissions of", &path))?;
     let unit = unit.to_owned();
     let task = tokio::spawn(async move {
         let mut buf = vec![0u8; MAX_MESSAGE];

@@ -2,6 +2,7 @@
 //! mode (an unprivileged user, under its XDG directories). The CLI uses the same
 //! rules to find the daemon it talks to.
 
+use crate::SupervisorError;
 use std::path::{Path, PathBuf};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -48,18 +49,22 @@ impl Paths {
     /// User mode: $XDG_RUNTIME_DIR/capexec, $XDG_STATE_HOME/capexec (default
     /// ~/.local/state/capexec) with logs in its `logs/`. `runtime` and `state`
     /// replace the defaults (and need no environment).
-    pub fn user(runtime: Option<PathBuf>, state: Option<PathBuf>) -> Result<Paths, String> {
+    pub fn user(runtime: Option<PathBuf>, state: Option<PathBuf>) -> Result<Paths, SupervisorError> {
         let runtime = match runtime {
             Some(r) => r,
             None => user_runtime_dir()
-                .ok_or("user mode needs $XDG_RUNTIME_DIR (or /run/user/UID) for its control socket; set XDG_RUNTIME_DIR to a private directory you own, or pass --runtime-dir")?
+                .ok_or(SupervisorError::NoUserDirectory {
+                    what: "control socket",
+                    needs: "$XDG_RUNTIME_DIR (or /run/user/UID)",
+                    help: "set XDG_RUNTIME_DIR to a private directory you own, or pass --runtime-dir",
+                })?
                 .join("capexec"),
         };
         let state = match state {
             Some(s) => s,
             None => env_path("XDG_STATE_HOME")
                 .or_else(|| home().map(|h| h.join(".local/state")))
-                .ok_or("user mode needs $XDG_STATE_HOME or $HOME for its state; set one, or pass --state-dir")?
+                .ok_or(SupervisorError::NoUserDirectory { what: "state", needs: "$XDG_STATE_HOME or $HOME", help: "set one, or pass --state-dir" })?
                 .join("capexec"),
         };
         let logs = state.join("logs");

@@ -7,7 +7,7 @@ use super::*;
 impl Daemon {
     pub(super) fn launch(&mut self, name: &str) {
         if let Err(e) = self.prepare_launch(name) {
-            self.spawn_failed(name, e);
+            self.spawn_failed(name, e.to_string());
         }
     }
 
@@ -28,23 +28,23 @@ impl Daemon {
 
     /// What makes a launch impossible with this daemon, whatever the run:
     /// refused at `capexec start` rather than retried by the restart policy.
-    pub(super) fn launch_blocker(&self, s: &Service) -> Result<(), String> {
+    pub(super) fn launch_blocker(&self, s: &Service) -> Result<(), SupervisorError> {
         let limits = &s.spec.limits;
         let has_limits = limits.memory_max.is_some() || limits.tasks_max.is_some() || limits.cpu_weight.is_some();
         let cgroups = self.cgroups.is_some() && self.cfg.cgroup_parent.is_some();
         if has_limits && !cgroups {
-            return Err("the declaration sets [limits], which are enforced through a cgroup, and this daemon has none (user mode, or no cgroup hierarchy); remove [limits] or run the service under the system daemon".into());
+            return Err(SupervisorError::LimitsNeedCgroup);
         }
         if self.rootless || !cgroups {
-            capexec_sandbox::netguard::require_guard(&s.spec).map_err(|e| e.to_string())?;
+            capexec_sandbox::netguard::require_guard(&s.spec)?;
         }
         if !cgroups && !s.spec.namespaces.pid {
-            return Err("without a cgroup the daemon tracks a service's processes through its pid namespace; set namespaces.pid = true".into());
+            return Err(SupervisorError::NeedsPidNamespace);
         }
         Ok(())
     }
 
-    pub(super) fn prepare_launch(&mut self, name: &str) -> Result<(), String> {
+    pub(super) fn prepare_launch(&mut self, name: &str) -> Result<(), SupervisorError> {
         self.launch_blocker(&self.services[name])?;
         let s = self.services.get_mut(name).expect("launching a known service");
         s.error = None;
@@ -54,7 +54,7 @@ impl Daemon {
         let limits = &s.spec.limits;
         s.cgroup = match (&self.cgroups, &self.cfg.cgroup_parent) {
             (Some(h), Some(parent)) => {
-                let c = h.create(parent, name, limits).map_err(|e| format!("cgroup: {e}"))?;
+                let c = h.create(parent, name, limits)?;
                 if !c.is_empty() {
                     // Left over from a daemon that died: not ours to keep.
                     let _ = c.kill_all();
@@ -64,12 +64,12 @@ impl Daemon {
             _ => None,
         };
         // The network guard, where the service has host sockets (see netguard.rs).
-        let guard = capexec_sandbox::netguard::policy(&s.spec).map_err(|e| e.to_string())?;
+        let guard = capexec_sandbox::netguard::policy(&s.spec)?;
         let supervisor_cgroup = match (guard, &s.cgroup) {
-            (Some(policy), Some(c)) if c.v2.is_some() => Some(c.guard(&policy).map_err(|e| e.to_string())?),
+            (Some(policy), Some(c)) if c.v2.is_some() => Some(c.guard(&policy)?),
             // No guard possible: refused where that leaves a declared limit open.
             (Some(_), _) => {
-                capexec_sandbox::netguard::require_guard(&s.spec).map_err(|e| e.to_string())?;
+                capexec_sandbox::netguard::require_guard(&s.spec)?;
                 None
             }
             (None, _) => None,
@@ -85,7 +85,7 @@ impl Daemon {
         };
         let (out_r, out_w) = pipe()?;
         let (err_r, err_w) = pipe()?;
-        let null = std::fs::File::open("/dev/null").map_err(|e| format!("open /dev/null: {e}"))?;
+        let null = std::fs::File::open("/dev/null").map_err(SupervisorError::path("open", "/dev/null"))?;
         tokio::spawn(logs::read_pipe(s.log.clone(), out_r, Stream::Stdout));
         tokio::spawn(logs::read_pipe(s.log.clone(), err_r, Stream::Stderr));
         let id = self.next_launch;
@@ -99,9 +99,9 @@ impl Daemon {
             supervisor_cgroup,
             notify_dir,
         };
-        let data = serde_json::to_vec(&req).map_err(|e| format!("internal: encode launch request: {e}"))?;
+        let data = serde_json::to_vec(&req).map_err(|source| SupervisorError::Encode { what: "the launch request", source })?;
         if data.len() > fdpass::MAX_MESSAGE {
-            return Err(format!("the declaration is too large to launch ({} bytes as JSON, limit {})", data.len(), fdpass::MAX_MESSAGE));
+            return Err(SupervisorError::TooLarge { size: data.len(), limit: fdpass::MAX_MESSAGE });
         }
         s.launching = Some(id);
         self.launches.insert(id, name.to_owned());

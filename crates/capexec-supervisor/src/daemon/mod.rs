@@ -14,7 +14,7 @@ use crate::logs::{self, LogSink, Stream, Target};
 use crate::paths::{Mode, Paths};
 use crate::protocol::{LastExit, Request, Response, ServiceStatus};
 use crate::state::{Action, Event, Machine, Outcome, State, Timer};
-use crate::{fdpass, notify};
+use crate::{fdpass, notify, SupervisorError};
 use capexec_decl::{Context, ServiceSpec};
 use serde_json::json;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
@@ -29,6 +29,8 @@ use tokio::sync::{broadcast, mpsc, oneshot};
 mod launching;
 mod registry;
 mod requests;
+#[cfg(test)]
+mod tests;
 
 pub struct Config {
     pub paths: Paths,
@@ -184,41 +186,37 @@ struct Daemon {
 
 /// Runs the daemon until SIGTERM/SIGINT (after stopping every service) or a
 /// fatal error. Call from a single-threaded process: the launcher is forked here.
-pub fn run(cfg: Config) -> Result<(), String> {
+pub fn run(cfg: Config) -> Result<(), SupervisorError> {
     prepare_dirs(&cfg.paths)?;
     let lock = take_lock(&cfg.paths)?;
     // More services mean more pipes and sockets than the usual soft limit of 1024.
     raise_nofile();
-    let launcher = launcher::fork_launcher().map_err(|e| format!("fork the launcher: {e}"))?;
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| format!("create the event loop: {e}"))?;
+    let launcher = launcher::fork_launcher().map_err(SupervisorError::sys("fork the launcher"))?;
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(SupervisorError::sys("create the event loop"))?;
     let r = rt.block_on(main(cfg, launcher));
     drop(lock);
     r
 }
 
-fn prepare_dirs(p: &Paths) -> Result<(), String> {
+fn prepare_dirs(p: &Paths) -> Result<(), SupervisorError> {
     use std::os::unix::fs::PermissionsExt;
     let runtime_mode = if p.mode == Mode::User { 0o700 } else { 0o755 };
     for (dir, mode) in [(&p.runtime, runtime_mode), (&p.state, 0o755), (&p.logs, 0o750)] {
-        std::fs::create_dir_all(dir).map_err(|e| format!("create {}: {e}", dir.display()))?;
-        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(mode)).map_err(|e| format!("set permissions of {}: {e}", dir.display()))?;
+        std::fs::create_dir_all(dir).map_err(SupervisorError::path("create", dir))?;
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(mode)).map_err(SupervisorError::path("set permissions of", dir))?;
     }
     let notify = p.runtime.join("notify");
-    std::fs::create_dir_all(&notify).map_err(|e| format!("create {}: {e}", notify.display()))?;
+    std::fs::create_dir_all(&notify).map_err(SupervisorError::path("create", &notify))?;
     Ok(())
 }
 
-fn take_lock(p: &Paths) -> Result<std::fs::File, String> {
+fn take_lock(p: &Paths) -> Result<std::fs::File, SupervisorError> {
     let path = p.lock();
-    let f = std::fs::OpenOptions::new().create(true).truncate(false).read(true).write(true).open(&path).map_err(|e| format!("open {}: {e}", path.display()))?;
+    let f = std::fs::OpenOptions::new().create(true).truncate(false).read(true).write(true).open(&path).map_err(SupervisorError::path("open", &path))?;
     // SAFETY: flock on an fd we own.
     if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
         let pid = std::fs::read_to_string(&path).unwrap_or_default();
-        return Err(format!(
-            "another capexec daemon is already running with {} (pid {})\n  help: use `capexec status` to talk to it, or stop it first",
-            p.runtime.display(),
-            pid.trim()
-        ));
+        return Err(SupervisorError::AlreadyRunning { runtime: p.runtime.clone(), pid: pid.trim().to_owned() });
     }
     let _ = f.set_len(0);
     let _ = std::fs::write(&path, format!("{}\n", std::process::id()));
@@ -236,7 +234,7 @@ fn raise_nofile() {
     }
 }
 
-async fn main(cfg: Config, launcher: launcher::Launcher) -> Result<(), String> {
+async fn main(cfg: Config, launcher: launcher::Launcher) -> Result<(), SupervisorError> {
     let (tx, mut rx) = mpsc::unbounded_channel();
     let launch_tx = start_launcher_io(launcher, tx.clone())?;
     // Signal handlers before the control socket: whoever sees the socket may
@@ -244,7 +242,7 @@ async fn main(cfg: Config, launcher: launcher::Launcher) -> Result<(), String> {
     for (kind, ev) in
         [(tokio::signal::unix::SignalKind::terminate(), 0), (tokio::signal::unix::SignalKind::interrupt(), 0), (tokio::signal::unix::SignalKind::hangup(), 1)]
     {
-        let mut s = tokio::signal::unix::signal(kind).map_err(|e| format!("install signal handler: {e}"))?;
+        let mut s = tokio::signal::unix::signal(kind).map_err(SupervisorError::sys("install a signal handler"))?;
         let tx = tx.clone();
         tokio::spawn(async move {
             while s.recv().await.is_some() {
@@ -268,24 +266,7 @@ async fn main(cfg: Config, launcher: launcher::Launcher) -> Result<(), String> {
         Target::detect(&cfg.paths.logs, cfg.log_max_size)
     };
     let rootless = !nix::unistd::geteuid().is_root();
-    let enabled = std::fs::read(cfg.paths.enabled_file()).ok().and_then(|b| serde_json::from_slice(&b).ok()).unwrap_or_default();
-    let mut d = Daemon {
-        ctx: Context::current(),
-        cfg,
-        services: BTreeMap::new(),
-        broken: BTreeMap::new(),
-        enabled,
-        cgroups,
-        log_target,
-        tx: tx.clone(),
-        launch_tx,
-        next_launch: 1,
-        launches: BTreeMap::new(),
-        queue: VecDeque::new(),
-        waiters: Vec::new(),
-        shutting_down: false,
-        rootless,
-    };
+    let mut d = Daemon::new(cfg, Context::current(), cgroups, log_target, rootless, tx.clone(), launch_tx);
     tracing::info!(mode = ?d.cfg.paths.mode, socket = %d.cfg.paths.socket().display(), logs = %d.log_target.describe(), "capexec daemon ready");
     let initial = d.reload();
     if let Some(errors) = initial.get("errors").and_then(|e| e.as_object()) {
@@ -332,7 +313,7 @@ async fn main(cfg: Config, launcher: launcher::Launcher) -> Result<(), String> {
     Ok(())
 }
 
-fn bind_control(p: &Paths) -> Result<tokio::net::UnixListener, String> {
+fn bind_control(p: &Paths) -> Result<tokio::net::UnixListener, SupervisorError> {
     use std::os::unix::fs::PermissionsExt;
     let sock = p.socket();
     // The socket is bound and made listening under a temporary name and then
@@ -344,23 +325,24 @@ fn bind_control(p: &Paths) -> Result<tokio::net::UnixListener, String> {
     // The lock is ours, so socket files left here are from a daemon that died.
     let _ = std::fs::remove_file(&sock);
     let _ = std::fs::remove_file(&tmp);
-    let l = tokio::net::UnixListener::bind(&tmp).map_err(|e| format!("listen on {}: {e}", tmp.display()))?;
+    let l = tokio::net::UnixListener::bind(&tmp).map_err(SupervisorError::path("listen on", &tmp))?;
     // System mode: anyone may connect, and SO_PEERCRED decides (so a refused user
     // gets a reply that says why). User mode: the directory is 0700 anyway.
     let mode = if p.mode == Mode::System { 0o666 } else { 0o600 };
-    std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(mode)).map_err(|e| format!("set permissions of {}: {e}", tmp.display()))?;
-    std::fs::rename(&tmp, &sock).map_err(|e| format!("rename {} to {}: {e}", tmp.display(), sock.display()))?;
+    std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(mode)).map_err(SupervisorError::path("set permissions of", &tmp))?;
+    std::fs::rename(&tmp, &sock).map_err(SupervisorError::path("move into place the control socket", &sock))?;
     Ok(l)
 }
 
 /// Writer and reader tasks for the launcher's socket. Writes go through a
 /// queue so that the event loop never waits on a full socket (the launcher
 /// may be busy writing its own reports, which only the reader drains).
-fn start_launcher_io(l: launcher::Launcher, tx: mpsc::UnboundedSender<Ev>) -> Result<LaunchQueue, String> {
-    nix::fcntl::fcntl(l.sock.as_raw_fd(), nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK)).map_err(|e| format!("launcher socket: {e}"))?;
+fn start_launcher_io(l: launcher::Launcher, tx: mpsc::UnboundedSender<Ev>) -> Result<LaunchQueue, SupervisorError> {
+    nix::fcntl::fcntl(l.sock.as_raw_fd(), nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK))
+        .map_err(|e| SupervisorError::Sys { op: "make the launcher's socket non-blocking", source: e.into() })?;
     // SAFETY: the AsyncFd owns the OwnedFd, which stays open (and the same
     // descriptor) until the AsyncFd drops it after deregistering.
-    let fd = Arc::new(unsafe { AsyncFd::register(l.sock) }.map_err(|e| format!("launcher socket: {e}"))?);
+    let fd = Arc::new(unsafe { AsyncFd::register(l.sock) }.map_err(|e| SupervisorError::Sys { op: "watch the launcher's socket", source: e.into() })?);
     let (ltx, mut lrx) = mpsc::unbounded_channel::<(Vec<u8>, Vec<OwnedFd>)>();
     let wfd = fd.clone();
     tokio::spawn(async move {
@@ -432,7 +414,7 @@ async fn serve(stream: tokio::net::UnixStream, access: Access, tx: mpsc::Unbound
     let (mut r, mut w) = stream.into_split();
     let cred = r.as_ref().peer_cred();
     let refusal = match &cred {
-        Ok(c) => access.check(c.uid(), c.gid(), c.pid()).err(),
+        Ok(c) => access.check(c.uid(), c.gid(), c.pid()).err().map(|e| e.to_string()),
         Err(e) => Some(format!("cannot identify the peer (SO_PEERCRED): {e}")),
     };
     if let Some(msg) = refusal {
@@ -494,6 +476,37 @@ async fn serve(stream: tokio::net::UnixStream, access: Access, tx: mpsc::Unbound
 }
 
 impl Daemon {
+    /// A daemon with no service loaded yet. Launches go to `launch_tx` (the
+    /// launcher's queue; a test's fake launcher), every event comes back on `tx`.
+    fn new(
+        cfg: Config,
+        ctx: Context,
+        cgroups: Option<Hierarchy>,
+        log_target: Target,
+        rootless: bool,
+        tx: mpsc::UnboundedSender<Ev>,
+        launch_tx: LaunchQueue,
+    ) -> Daemon {
+        let enabled = std::fs::read(cfg.paths.enabled_file()).ok().and_then(|b| serde_json::from_slice(&b).ok()).unwrap_or_default();
+        Daemon {
+            ctx,
+            cfg,
+            services: BTreeMap::new(),
+            broken: BTreeMap::new(),
+            enabled,
+            cgroups,
+            log_target,
+            tx,
+            launch_tx,
+            next_launch: 1,
+            launches: BTreeMap::new(),
+            queue: VecDeque::new(),
+            waiters: Vec::new(),
+            shutting_down: false,
+            rootless,
+        }
+    }
+
     /// false: stop the loop.
     fn handle(&mut self, ev: Ev) -> bool {
         match ev {
@@ -741,6 +754,6 @@ impl Daemon {
     }
 }
 
-fn pipe() -> Result<(OwnedFd, OwnedFd), String> {
-    nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| format!("create a log pipe: {e}"))
+fn pipe() -> Result<(OwnedFd, OwnedFd), SupervisorError> {
+    nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| SupervisorError::Sys { op: "create a log pipe", source: e.into() })
 }

@@ -4,8 +4,8 @@
 use super::*;
 
 impl Daemon {
-    pub(super) fn load(&self, arg: &str) -> Result<ServiceSpec, String> {
-        capexec_decl::load_unit(arg, &self.cfg.unit_path, &self.ctx).map_err(|e| e.to_string())
+    pub(super) fn load(&self, arg: &str) -> Result<ServiceSpec, capexec_decl::DeclErrors> {
+        capexec_decl::load_unit(arg, &self.cfg.unit_path, &self.ctx)
     }
 
     /// A unit argument → a known service name. A path (anything with a `/`)
@@ -50,7 +50,7 @@ impl Daemon {
                     ));
                 }
                 None => {
-                    let spec = self.load(u).map_err(|e| Response::err(e, Some("fix the declaration; `capexec check` shows every error".into())))?;
+                    let spec = self.load(u).map_err(|e| Response::err(e.to_string(), Some("fix the declaration; `capexec check` shows every error".into())))?;
                     let origin = if by_path { Origin::Path(std::fs::canonicalize(u).unwrap_or_else(|_| PathBuf::from(u))) } else { Origin::Search };
                     self.add(spec, origin);
                 }
@@ -142,6 +142,7 @@ impl Daemon {
             let new = match self.load(&source) {
                 Ok(n) => n,
                 Err(e) => {
+                    let e = e.to_string();
                     self.services.get_mut(&name).expect("known").error =
                         Some(format!("reload: the declaration has errors, still using the previous one:\n{e}"));
                     errors.insert(name.clone(), e);
@@ -178,6 +179,7 @@ impl Daemon {
                     }
                 }
                 Err(e) => {
+                    let e = e.to_string();
                     self.broken.insert(name.clone(), e.clone());
                     errors.insert(name.clone(), e);
                 }

@@ -1,0 +1,255 @@
+//! The daemon driven through a fake launcher: control requests go in as
+//! events, launch requests come out of the launcher queue, and the test
+//! answers them as the launcher would (launched, failed, exited). No process
+//! is forked and no sandbox is built, so these run without root; what a real
+//! launch does is tested in crates/capexec-integration-tests.
+
+use super::*;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+/// A scratch directory with the daemon's runtime, state and unit directories.
+struct Scratch(PathBuf);
+
+impl Scratch {
+    fn new() -> Scratch {
+        static N: AtomicU32 = AtomicU32::new(0);
+        let dir = std::env::temp_dir().join(format!("capexec-daemon-test-{}-{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed)));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join("units")).expect("create the scratch directory");
+        Scratch(dir)
+    }
+
+    fn unit(&self, name: &str, text: &str) {
+        std::fs::write(self.0.join("units").join(format!("{name}.svc")), text).expect("write the unit");
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// The daemon and the two ends the real one has: its own event channel and
+/// the launcher's queue.
+struct Harness {
+    d: Daemon,
+    rx: mpsc::UnboundedReceiver<Ev>,
+    launches: mpsc::UnboundedReceiver<(Vec<u8>, Vec<OwnedFd>)>,
+    _scratch: Scratch,
+}
+
+/// A unit that needs nothing of the host: the daemon only reads it.
+const SIMPLE: &str = "[exec]\nargv = [\"/bin/true\"]\n";
+
+impl Harness {
+    fn new(scratch: Scratch) -> Harness {
+        let root = scratch.0.clone();
+        let paths = Paths { mode: Mode::User, runtime: root.join("run"), state: root.join("state"), logs: root.join("logs") };
+        prepare_dirs(&paths).expect("prepare the daemon's directories");
+        let cfg = Config { paths, unit_path: vec![root.join("units")], cgroup_parent: None, log_max_size: 1 << 20, log_files: true };
+        let (tx, rx) = mpsc::unbounded_channel();
+        let (launch_tx, launches) = mpsc::unbounded_channel();
+        let target = Target::Files { dir: root.join("logs"), max_size: 1 << 20, keep: 1 };
+        let rootless = !nix::unistd::geteuid().is_root();
+        let d = Daemon::new(cfg, Context::current(), None, target, rootless, tx, launch_tx);
+        Harness { d, rx, launches, _scratch: scratch }
+    }
+
+    /// Sends a control request; the receiver gets the reply when there is one.
+    fn request(&mut self, req: Request) -> oneshot::Receiver<Reply> {
+        let (tx, rx) = oneshot::channel();
+        assert!(self.d.handle(Ev::Control(req, tx)));
+        rx
+    }
+
+    /// The next launch request the daemon sent to the launcher.
+    fn next_launch(&mut self) -> LaunchRequest {
+        let (data, fds) = self.launches.try_recv().expect("the daemon sent a launch request");
+        assert_eq!(fds.len(), 3, "a launch carries stdin, stdout and stderr");
+        serde_json::from_slice(&data).expect("a launch request decodes")
+    }
+
+    fn no_launch(&mut self) {
+        assert!(self.launches.try_recv().is_err(), "the daemon sent a launch request it should not have");
+    }
+
+    fn launcher(&mut self, ev: LauncherEvent) -> bool {
+        self.d.handle(Ev::Launcher(ev, Vec::new()))
+    }
+
+    /// Feeds the daemon its own events (timers, polls) until `done` holds.
+    async fn pump_until(&mut self, mut done: impl FnMut(&mut Harness) -> bool) {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+        while !done(self) {
+            let ev = tokio::time::timeout_at(deadline, self.rx.recv()).await.expect("the daemon reached the expected state in time").expect("channel open");
+            assert!(self.d.handle(ev));
+        }
+    }
+
+    fn status(&self, name: &str) -> ServiceStatus {
+        self.d.status_of(&self.d.services[name])
+    }
+}
+
+/// The reply, which must already be there.
+fn answered(rx: &mut oneshot::Receiver<Reply>) -> Response {
+    match rx.try_recv() {
+        Ok(Reply::Now(r)) => r,
+        Ok(_) => panic!("expected a direct answer"),
+        Err(e) => panic!("no answer yet: {e}"),
+    }
+}
+
+fn start(name: &str) -> Request {
+    Request::Start { units: vec![name.into()] }
+}
+
+#[tokio::test]
+async fn start_answers_once_the_launcher_reports_the_program_executed() {
+    let s = Scratch::new();
+    s.unit("web", SIMPLE);
+    let mut h = Harness::new(s);
+    let mut reply = h.request(start("web"));
+    let req = h.next_launch();
+    assert_eq!(req.spec.name, "web");
+    assert_eq!(req.spec.exec.argv, ["/bin/true"]);
+    h.no_launch();
+    assert!(reply.try_recv().is_err(), "`capexec start` must wait for the launcher");
+    assert_eq!(h.status("web").state, "starting");
+
+    assert!(h.launcher(LauncherEvent::Launched { id: req.id, init_pid: 4_000_001, main_pid: Some(4_000_002) }));
+    let r = answered(&mut reply);
+    assert!(r.ok, "{r:?}");
+    let st = h.status("web");
+    assert_eq!((st.state.as_str(), st.main_pid, st.init_pid), ("running", Some(4_000_002), Some(4_000_001)));
+
+    // A second start of a running service launches nothing.
+    let mut again = h.request(start("web"));
+    h.no_launch();
+    assert!(answered(&mut again).ok);
+}
+
+#[tokio::test]
+async fn a_launch_the_launcher_could_not_make_is_reported_with_its_error() {
+    let s = Scratch::new();
+    s.unit("web", &format!("{SIMPLE}[service]\nrestart = \"no\"\n"));
+    let mut h = Harness::new(s);
+    let mut reply = h.request(start("web"));
+    let req = h.next_launch();
+    h.launcher(LauncherEvent::Failed { id: req.id, error: "sandbox setup failed at `landlock`: EPERM".into() });
+    let r = answered(&mut reply);
+    assert!(!r.ok);
+    let error = r.error.unwrap_or_default();
+    assert!(error.contains("web: sandbox setup failed at `landlock`"), "{error}");
+    let st = h.status("web");
+    assert_eq!((st.state.as_str(), st.result.as_deref()), ("failed", Some("spawn-failed")));
+    assert_eq!(st.last_exit.map(|e| e.outcome).as_deref(), Some("spawn-failed"));
+    // A report for a launch the daemon no longer waits for changes nothing.
+    h.launcher(LauncherEvent::Launched { id: req.id, init_pid: 4_000_001, main_pid: None });
+    assert_eq!(h.status("web").state, "failed");
+}
+
+#[tokio::test]
+async fn a_failing_service_is_restarted_until_its_start_limit() {
+    let s = Scratch::new();
+    s.unit(
+        "flaky",
+        &format!("{SIMPLE}[service]\nrestart = \"on-failure\"\nrestart_delay = \"10ms\"\nstart_limit_burst = 3\nstart_limit_interval = \"1min\"\n"),
+    );
+    let mut h = Harness::new(s);
+    let _reply = h.request(start("flaky"));
+    let mut launched = Vec::new();
+    for run in 0..3 {
+        h.pump_until(|h| !h.launches.is_empty()).await;
+        let req = h.next_launch();
+        let init_pid = 4_000_100 + run;
+        h.launcher(LauncherEvent::Launched { id: req.id, init_pid, main_pid: Some(init_pid + 1) });
+        assert_eq!(h.status("flaky").state, "running");
+        h.launcher(LauncherEvent::Exited { init_pid, code: 3 });
+        launched.push(req.id);
+    }
+    h.pump_until(|h| h.status("flaky").state == "failed").await;
+    let st = h.status("flaky");
+    assert_eq!(st.result.as_deref(), Some("start-limit"));
+    assert_eq!(st.last_exit.map(|e| e.code), Some(Some(3)));
+    assert_eq!(launched.len(), 3);
+    assert!(launched.windows(2).all(|w| w[0] < w[1]), "each run is a new launch request: {launched:?}");
+    h.no_launch();
+}
+
+#[tokio::test]
+async fn a_stop_during_the_launch_ends_what_the_launcher_then_reports() {
+    let s = Scratch::new();
+    s.unit("web", SIMPLE);
+    let mut h = Harness::new(s);
+    let _start = h.request(start("web"));
+    let req = h.next_launch();
+    let mut stop = h.request(Request::Stop { units: vec!["web".into()] });
+    assert!(stop.try_recv().is_err(), "the stop waits for the launch in flight");
+    assert_eq!(h.status("web").state, "stopping");
+    // The launcher finishes the launch it had started: the daemon kills it...
+    h.launcher(LauncherEvent::Launched { id: req.id, init_pid: 4_000_201, main_pid: Some(4_000_202) });
+    assert!(stop.try_recv().is_err(), "stopped only once the init is gone");
+    // ...and answers the stop once the init has ended.
+    h.launcher(LauncherEvent::Exited { init_pid: 4_000_201, code: 137 });
+    h.pump_until(|h| h.status("web").state == "stopped").await;
+    assert!(answered(&mut stop).ok);
+    h.no_launch();
+}
+
+#[tokio::test]
+async fn readiness_from_an_earlier_run_does_not_count() {
+    let s = Scratch::new();
+    s.unit("n", &format!("{SIMPLE}[service]\ntype = \"notify\"\nready_timeout = \"1min\"\n"));
+    let mut h = Harness::new(s);
+    let mut reply = h.request(start("n"));
+    let req = h.next_launch();
+    assert!(req.notify_dir.as_ref().is_some_and(|d| d.join("notify").exists()), "the notify socket exists before the launch: {:?}", req.notify_dir);
+    h.launcher(LauncherEvent::Launched { id: req.id, init_pid: 4_000_301, main_pid: Some(4_000_302) });
+    assert_eq!(h.status("n").state, "starting");
+    let run = h.d.services["n"].run_id;
+    h.d.handle(Ev::Notify { unit: "n".into(), run: run - 1, msg: "READY=1\nSTATUS=old".into() });
+    assert_eq!(h.status("n").state, "starting");
+    assert!(reply.try_recv().is_err());
+    h.d.handle(Ev::Notify { unit: "n".into(), run, msg: "STATUS=serving\nREADY=1".into() });
+    let st = h.status("n");
+    assert_eq!((st.state.as_str(), st.status_text.as_deref()), ("running", Some("serving")));
+    assert!(answered(&mut reply).ok);
+}
+
+#[tokio::test]
+async fn limits_without_a_cgroup_are_refused_before_any_launch() {
+    let s = Scratch::new();
+    s.unit("big", &format!("{SIMPLE}[limits]\nmemory_max = \"64M\"\n"));
+    let mut h = Harness::new(s);
+    let mut reply = h.request(start("big"));
+    let r = answered(&mut reply);
+    assert!(!r.ok);
+    let error = r.error.unwrap_or_default();
+    assert!(error.contains("big cannot be started here") && error.contains("[limits]"), "{error}");
+    h.no_launch();
+}
+
+#[tokio::test]
+async fn a_bad_declaration_is_refused_with_its_errors_and_listed() {
+    let s = Scratch::new();
+    s.unit("bad", "[exec]\nargv = []\n");
+    let mut h = Harness::new(s);
+    let mut reply = h.request(start("bad"));
+    let r = answered(&mut reply);
+    assert!(!r.ok);
+    assert!(r.hint.unwrap_or_default().contains("capexec check"));
+    h.no_launch();
+    let _ = h.d.reload();
+    let mut list = h.request(Request::List {});
+    let v = answered(&mut list).result;
+    let bad = v.as_array().and_then(|a| a.iter().find(|u| u["name"] == "bad")).cloned().unwrap_or_default();
+    assert_eq!(bad["state"], "bad-declaration", "{v}");
+}
+
+#[tokio::test]
+async fn the_daemon_stops_when_its_launcher_is_gone() {
+    let mut h = Harness::new(Scratch::new());
+    assert!(!h.d.handle(Ev::LauncherGone));
+}
