@@ -312,8 +312,8 @@ fn begin(plan: &SetupPlan, opts: &SpawnOptions) -> Result<Starting, LaunchError>
 impl Starting {
     /// Polls readable (a setup error, or EOF) once the service exec'd or its
     /// setup failed.
-    pub fn setup_fd(&self) -> RawFd {
-        self.err_rd.as_raw_fd()
+    pub fn setup_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        std::os::fd::AsFd::as_fd(&self.err_rd)
     }
 
     /// Waits for the end of the service's setup (at once, after

@@ -206,12 +206,8 @@ impl ExecCgroup {
 /// Forks the watcher of [`ExecCgroup`]; returns the pipe's write end.
 fn watch(cg: ServiceCgroup) -> Result<std::os::fd::OwnedFd, CgroupError> {
     let (rd, wr) = capexec_sandbox::sys::pipe2(libc::O_CLOEXEC).map_err(CgroupError::Watcher)?;
-    capexec_sandbox::sys::require_single_threaded("fork its cgroup watcher").map_err(CgroupError::Watcher)?;
-    // SAFETY: the process is single-threaded (checked just above), so the
-    // child may allocate and run ordinary code.
-    match unsafe { libc::fork() } {
-        -1 => Err(CgroupError::Watcher(std::io::Error::last_os_error())),
-        0 => {
+    match capexec_sys::process::fork("fork its cgroup watcher").map_err(CgroupError::Watcher)? {
+        capexec_sys::process::Forked::Child => {
             drop(wr);
             let rd = std::os::fd::AsRawFd::as_raw_fd(&rd);
             // Nothing of capexec's stays open here (a pipe a caller reads to
@@ -219,25 +215,24 @@ fn watch(cg: ServiceCgroup) -> Result<std::os::fd::OwnedFd, CgroupError> {
             let open: Vec<i32> =
                 std::fs::read_dir("/proc/self/fd").map(|d| d.flatten().filter_map(|e| e.file_name().to_str()?.parse().ok()).collect()).unwrap_or_default();
             let null = std::fs::File::options().read(true).write(true).open("/dev/null").map(std::os::fd::IntoRawFd::into_raw_fd).unwrap_or(-1);
-            // SAFETY: fd and signal calls on this process's own fds and
-            // signals: stdio onto /dev/null, every other inherited fd closed;
-            // the watcher leaves capexec's session and ignores the stop signals
+            // Stdio onto /dev/null, every other inherited fd closed; the
+            // watcher leaves capexec's session and blocks the stop signals
             // meant for capexec (a terminal's, systemd's), so that it lives to
-            // clean up; then it blocks until every copy of the write end closed.
-            unsafe {
-                for fd in open.into_iter().filter(|fd| *fd != rd && *fd != null) {
-                    libc::close(fd);
-                }
-                for std_fd in 0..3 {
-                    libc::dup2(null, std_fd);
-                }
-                libc::setsid();
-                for sig in [libc::SIGTERM, libc::SIGINT, libc::SIGHUP] {
-                    libc::signal(sig, libc::SIG_IGN);
-                }
-                let mut b = [0u8; 1];
-                while libc::read(rd, b.as_mut_ptr().cast(), 1) != 0 {}
+            // clean up; then it waits until every copy of the write end closed.
+            for fd in open.into_iter().filter(|fd| *fd != rd && *fd != null) {
+                let _ = nix::unistd::close(fd);
             }
+            for std_fd in 0..3 {
+                let _ = nix::unistd::dup2(null, std_fd);
+            }
+            let _ = nix::unistd::setsid();
+            let mut stops = nix::sys::signal::SigSet::empty();
+            for sig in [nix::sys::signal::SIGTERM, nix::sys::signal::SIGINT, nix::sys::signal::SIGHUP] {
+                stops.add(sig);
+            }
+            let _ = nix::sys::signal::sigprocmask(nix::sys::signal::SigmaskHow::SIG_BLOCK, Some(&stops), None);
+            let mut b = [0u8; 1];
+            while !matches!(nix::unistd::read(rd, &mut b), Ok(0) | Err(nix::errno::Errno::EBADF)) {}
             let _ = cg.kill_all();
             for _ in 0..5000 {
                 if cg.is_empty() {
@@ -246,10 +241,10 @@ fn watch(cg: ServiceCgroup) -> Result<std::os::fd::OwnedFd, CgroupError> {
                 std::thread::sleep(std::time::Duration::from_millis(2));
             }
             let _ = cg.remove();
-            // SAFETY: ending the watcher without running capexec's destructors.
-            unsafe { libc::_exit(0) }
+            // Not capexec's destructors: this process holds copies of its state.
+            capexec_sys::process::exit_now(0)
         }
-        _ => Ok(wr),
+        capexec_sys::process::Forked::Parent(_) => Ok(wr),
     }
 }
 
@@ -372,8 +367,8 @@ impl ServiceCgroup {
                 break;
             }
             for p in pids {
-                // SAFETY: sending SIGKILL to a pid read from our own cgroup.
-                unsafe { libc::kill(p, libc::SIGKILL) };
+                // A pid read from our own cgroup.
+                let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(p), nix::sys::signal::SIGKILL);
             }
             if freezer.is_none() {
                 std::thread::sleep(std::time::Duration::from_millis(1));

@@ -15,8 +15,15 @@
 
 use crate::{fdpass, SupervisorError};
 use capexec_decl::ServiceSpec;
+use capexec_sys::process::{self, Forked};
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use nix::sys::signal::{kill, sigprocmask, SigSet, SigmaskHow, Signal};
+use nix::sys::signalfd::{SfdFlags, SignalFd};
+use nix::sys::wait::waitpid;
+use nix::unistd::Pid;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
+use std::os::fd::AsFd;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::path::PathBuf;
 
@@ -66,18 +73,16 @@ pub struct Launcher {
     pub sock: OwnedFd,
 }
 
-/// Forks the launcher. Must be called while the process is single-threaded.
+/// Forks the launcher. Fails unless the process is single-threaded (the
+/// daemon calls this before it creates the tokio runtime).
 pub fn fork_launcher() -> std::io::Result<Launcher> {
     let (daemon_end, launcher_end) = fdpass::socketpair()?;
-    // SAFETY: the caller is single-threaded (the daemon calls this before it
-    // creates the tokio runtime), so the child may run arbitrary code.
-    match unsafe { libc::fork() } {
-        -1 => Err(std::io::Error::last_os_error()),
-        0 => {
+    match process::fork("fork the launcher")? {
+        Forked::Child => {
             drop(daemon_end);
             run(launcher_end)
         }
-        pid => {
+        Forked::Parent(pid) => {
             drop(launcher_end);
             Ok(Launcher { pid, sock: daemon_end })
         }
@@ -143,58 +148,46 @@ fn complete(sock: RawFd, children: &mut Children, pid: i32) {
 }
 
 fn run(sock: OwnedFd) -> ! {
-    // SAFETY: PR_SET_NAME reads a NUL-terminated string of at most 16 bytes; the
-    // literal is 15 with its NUL and lives for the whole program.
-    unsafe { libc::prctl(libc::PR_SET_NAME, c"capexec-launch".as_ptr()) };
+    let _ = nix::sys::prctl::set_name(c"capexec-launch");
     // SIGCHLD arrives through a signalfd. The terminal's SIGINT (and SIGTERM,
     // SIGHUP sent to the process group) are for the daemon, which then stops the
     // services in order: the launcher must outlive that.
-    // SAFETY: building and installing a signal mask of valid signal numbers.
-    let chld = unsafe {
-        let mut set: libc::sigset_t = std::mem::zeroed();
-        libc::sigemptyset(&mut set);
-        for s in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP, libc::SIGQUIT, libc::SIGUSR1, libc::SIGUSR2] {
-            libc::sigaddset(&mut set, s);
-        }
-        libc::sigaddset(&mut set, libc::SIGCHLD);
-        libc::sigprocmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
-        let mut only_chld: libc::sigset_t = std::mem::zeroed();
-        libc::sigemptyset(&mut only_chld);
-        libc::sigaddset(&mut only_chld, libc::SIGCHLD);
-        only_chld
-    };
-    // SAFETY: signalfd with a valid mask; -1 creates a new descriptor.
-    let sigfd = unsafe { libc::signalfd(-1, &chld, libc::SFD_CLOEXEC | libc::SFD_NONBLOCK) };
-    if sigfd < 0 {
-        eprintln!("capexec-launch: signalfd: {}", std::io::Error::last_os_error());
-        // SAFETY: ending the launcher; the daemon sees EOF and reports it.
-        unsafe { libc::_exit(1) };
+    let mut blocked = SigSet::empty();
+    for s in [Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP, Signal::SIGQUIT, Signal::SIGUSR1, Signal::SIGUSR2, Signal::SIGCHLD] {
+        blocked.add(s);
     }
+    let _ = sigprocmask(SigmaskHow::SIG_BLOCK, Some(&blocked), None);
+    let mut chld = SigSet::empty();
+    chld.add(Signal::SIGCHLD);
+    let sigfd = match SignalFd::with_flags(&chld, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK) {
+        Ok(fd) => fd,
+        Err(e) => {
+            eprintln!("capexec-launch: signalfd: {e}");
+            // The daemon sees EOF on its socket and reports it.
+            process::exit_now(1)
+        }
+    };
     let host_env: Vec<(String, String)> = std::env::vars().collect();
     let mut children = Children::default();
     let mut buf = Vec::new();
     loop {
-        let mut pfd =
-            vec![libc::pollfd { fd: sock.as_raw_fd(), events: libc::POLLIN, revents: 0 }, libc::pollfd { fd: sigfd, events: libc::POLLIN, revents: 0 }];
         let starting: Vec<i32> = children.starting.keys().copied().collect();
-        pfd.extend(children.starting.values().map(|p| libc::pollfd { fd: p.started.setup_fd(), events: libc::POLLIN, revents: 0 }));
-        // SAFETY: a valid array of pollfds of the given length, no timeout.
-        let r = unsafe { libc::poll(pfd.as_mut_ptr(), pfd.len() as libc::nfds_t, -1) };
-        if r < 0 {
-            continue; // EINTR
-        }
-        for (pid, p) in starting.iter().zip(&pfd[2..]) {
-            if p.revents != 0 {
-                complete(sock.as_raw_fd(), &mut children, *pid);
+        let ready: Vec<bool> = {
+            let mut pfd = vec![PollFd::new(sock.as_fd(), PollFlags::POLLIN), PollFd::new(sigfd.as_fd(), PollFlags::POLLIN)];
+            pfd.extend(children.starting.values().map(|p| PollFd::new(p.started.setup_fd(), PollFlags::POLLIN)));
+            if poll(&mut pfd, PollTimeout::NONE).is_err() {
+                continue; // EINTR
             }
+            pfd.iter().map(|p| p.revents().is_some_and(|r| !r.is_empty())).collect()
+        };
+        for (pid, _) in starting.iter().zip(&ready[2..]).filter(|(_, r)| **r) {
+            complete(sock.as_raw_fd(), &mut children, *pid);
         }
-        if pfd[1].revents != 0 {
-            let mut info = [0u8; 128];
-            // SAFETY: draining signalfd records into a buffer of their size.
-            while unsafe { libc::read(sigfd, info.as_mut_ptr().cast(), info.len()) } > 0 {}
+        if ready[1] {
+            while let Ok(Some(_)) = sigfd.read_signal() {}
             reap(sock.as_raw_fd(), &mut children);
         }
-        if pfd[0].revents != 0 {
+        if ready[0] {
             match fdpass::recv(sock.as_raw_fd(), &mut buf) {
                 Ok(Some((n, fds))) => {
                     let req: Result<LaunchRequest, _> = serde_json::from_slice(&buf[..n]);
@@ -323,19 +316,14 @@ fn spawn_brokered(
 ) -> Result<Started, SupervisorError> {
     let (ours, theirs) = fdpass::socketpair().map_err(SupervisorError::sys("create the broker's report socket"))?;
     let stderr = opts.stdio.map_or(2, |s| s[2]);
-    // SAFETY: the launcher is single-threaded, so the child may allocate.
-    let broker = match unsafe { libc::fork() } {
-        -1 => return Err(SupervisorError::Sys { op: "fork the broker", source: std::io::Error::last_os_error() }),
-        0 => {
+    let broker = match process::fork("fork the broker").map_err(SupervisorError::sys("fork the broker"))? {
+        Forked::Child => {
             drop(ours);
-            // SAFETY: prctl and dup2 with valid arguments on our own process and fds.
-            unsafe {
-                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong);
-                libc::dup2(stderr, 2);
-            }
+            let _ = nix::sys::prctl::set_pdeathsig(Signal::SIGKILL);
+            let _ = nix::unistd::dup2(stderr, 2);
             broker_main(plan, opts, b, spec, supervisor_cgroup, theirs)
         }
-        pid => pid,
+        Forked::Parent(pid) => pid,
     };
     drop(theirs);
     let mut buf = Vec::new();
@@ -383,8 +371,7 @@ fn broker_main(
         Ok(s) => s,
         Err(e) => {
             say(&BrokerReport { result: Err(e) }, &[]);
-            // SAFETY: ending the broker without running the launcher's destructors.
-            unsafe { libc::_exit(1) }
+            process::exit_now(1)
         }
     };
     let main = s.main_pid.and_then(|m| pidfd_open(m).map(|fd| (m, fd)));
@@ -394,8 +381,7 @@ fn broker_main(
     drop(main);
     let Some(b) = b else {
         // Only the sockets needed creating here; the launcher reaps the service.
-        // SAFETY: ending the helper without running the launcher's destructors.
-        unsafe { libc::_exit(0) }
+        process::exit_now(0)
     };
     let ch =
         capexec_broker::Channels { listener: s.listener.take(), explicit: s.broker_channel.take(), dns: s.dns.take(), appends: std::mem::take(&mut s.appends) };
@@ -404,26 +390,20 @@ fn broker_main(
     keep.extend([0, 1, 2, s.pidfd.as_raw_fd()]);
     let open: Vec<RawFd> =
         std::fs::read_dir("/proc/self/fd").map(|d| d.flatten().filter_map(|e| e.file_name().to_str()?.parse().ok()).collect()).unwrap_or_default();
+    // Inherited from the launcher (or the report socket): not the broker's to hold.
     for fd in open.into_iter().filter(|fd| !keep.contains(fd)) {
-        // SAFETY: closing an fd inherited from the launcher (or the report
-        // socket) that the broker must not hold.
-        unsafe { libc::close(fd) };
+        let _ = nix::unistd::close(fd);
     }
-    // SAFETY: unblocking signals inherited as blocked from the launcher; no handlers run.
-    unsafe {
-        let mut set: libc::sigset_t = std::mem::zeroed();
-        libc::sigemptyset(&mut set);
-        libc::sigprocmask(libc::SIG_SETMASK, &set, std::ptr::null_mut());
-    }
+    // The launcher's blocked signals: the broker takes the default actions.
+    let _ = sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None);
     let started = b
         .confine(plan.uid, plan.gid, None)
         .and_then(|()| b.start(ch, s.pid).map_err(|source| capexec_broker::BrokerError::Io { op: "start its threads", source }));
     let code = match started {
         Ok(running) => {
             // The threads block in their receive calls; the service's end is the broker's.
-            let mut pfd = libc::pollfd { fd: s.pidfd.as_raw_fd(), events: libc::POLLIN, revents: 0 };
-            // SAFETY: one valid pollfd; a pidfd becomes readable when the process exits.
-            while unsafe { libc::poll(&mut pfd, 1, -1) } < 0 {}
+            // A pidfd polls readable once its process has ended.
+            while poll(&mut [PollFd::new(s.pidfd.as_fd(), PollFlags::POLLIN)], PollTimeout::NONE).is_err() {}
             running.finish();
             0
         }
@@ -432,18 +412,11 @@ fn broker_main(
             1
         }
     };
-    // SAFETY: ending the broker without running the launcher's destructors.
-    unsafe { libc::_exit(code) }
+    process::exit_now(code)
 }
 
 fn reap(sock: RawFd, children: &mut Children) {
-    loop {
-        let mut status = 0;
-        // SAFETY: valid status pointer; WNOHANG never blocks.
-        let pid = unsafe { libc::waitpid(-1, &mut status, libc::WNOHANG) };
-        if pid <= 0 {
-            return;
-        }
+    while let Some((pid, status)) = process::reap_any() {
         let code = capexec_sandbox::child::exit_code(status);
         // Ended before its setup was seen to end (it exec'd and exited at
         // once, say): report the launch first, then the exit.
@@ -459,14 +432,11 @@ fn reap(sock: RawFd, children: &mut Children) {
             if let Some(c) = children.services.get(&init) {
                 let msg = format!("capexec: {}: the service's broker ended (status {code}); stopping the service, which cannot work without it\n", c.unit);
                 match &c.stderr {
-                    // SAFETY: writing a buffer to an fd this process owns.
-                    Some(fd) => unsafe {
-                        libc::write(fd.as_raw_fd(), msg.as_ptr().cast(), msg.len());
-                    },
+                    Some(fd) => drop(nix::unistd::write(fd, msg.as_bytes())),
                     None => eprint!("{msg}"),
                 }
-                // SAFETY: killing our own child (the namespace init); its exit is reported as usual.
-                unsafe { libc::kill(init, libc::SIGKILL) };
+                // The namespace init, our own child: its exit is reported as usual.
+                let _ = kill(Pid::from_raw(init), Signal::SIGKILL);
             }
         }
     }
@@ -474,24 +444,21 @@ fn reap(sock: RawFd, children: &mut Children) {
 
 /// The daemon is gone: nothing may keep running unsupervised.
 fn shutdown(children: Children) -> ! {
+    // Our own children: those still setting up, then the namespace inits
+    // (each pid namespace goes with its init).
     for pid in children.starting.keys() {
-        // SAFETY: killing and reaping our own child, still setting up.
-        unsafe {
-            libc::kill(*pid, libc::SIGKILL);
-            libc::waitpid(*pid, std::ptr::null_mut(), 0);
-        }
+        let _ = kill(Pid::from_raw(*pid), Signal::SIGKILL);
+        let _ = waitpid(Pid::from_raw(*pid), None);
     }
     for (pid, c) in &children.services {
         if let Some(dir) = &c.cgroup_kill {
             let _ = std::fs::write(dir.join("cgroup.kill"), "1");
         }
-        // SAFETY: killing our own child (a namespace init); its pid namespace goes with it.
-        unsafe { libc::kill(*pid, libc::SIGKILL) };
+        let _ = kill(Pid::from_raw(*pid), Signal::SIGKILL);
     }
     for pid in children.services.keys() {
-        // SAFETY: reaping our own child.
-        unsafe { libc::waitpid(*pid, std::ptr::null_mut(), 0) };
+        let _ = waitpid(Pid::from_raw(*pid), None);
     }
-    // SAFETY: ending the launcher without running the daemon's (copied) destructors.
-    unsafe { libc::_exit(0) }
+    // Not the daemon's destructors: this process holds copies of its state.
+    process::exit_now(0)
 }

@@ -6,6 +6,7 @@
 //! only, so that capexec-client (a library inside services) can use it too.
 
 pub mod notify;
+pub mod process;
 
 use std::ffi::CStr;
 use std::io;

@@ -18,7 +18,7 @@ use crate::{fdpass, notify, SupervisorError};
 use capexec_decl::{Context, ServiceSpec};
 use serde_json::json;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -160,8 +160,7 @@ const STARTED: &[State] = &[State::Running, State::Stopped, State::Exited, State
 type LaunchQueue = mpsc::UnboundedSender<(Vec<u8>, Vec<OwnedFd>)>;
 
 fn pidfd_signal(fd: &OwnedFd, sig: i32) -> bool {
-    // SAFETY: pidfd_send_signal on a pidfd we own, with no siginfo.
-    unsafe { libc::syscall(libc::SYS_pidfd_send_signal, fd.as_raw_fd(), sig, std::ptr::null::<libc::siginfo_t>(), 0) == 0 }
+    capexec_sys::process::pidfd_send_signal(fd.as_fd(), sig).is_ok()
 }
 
 struct Daemon {
@@ -210,26 +209,27 @@ fn prepare_dirs(p: &Paths) -> Result<(), SupervisorError> {
     Ok(())
 }
 
-fn take_lock(p: &Paths) -> Result<std::fs::File, SupervisorError> {
+/// The daemon's lock, held (flock) for as long as the daemon runs.
+fn take_lock(p: &Paths) -> Result<nix::fcntl::Flock<std::fs::File>, SupervisorError> {
     let path = p.lock();
     let f = std::fs::OpenOptions::new().create(true).truncate(false).read(true).write(true).open(&path).map_err(SupervisorError::path("open", &path))?;
-    // SAFETY: flock on an fd we own.
-    if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
-        let pid = std::fs::read_to_string(&path).unwrap_or_default();
-        return Err(SupervisorError::AlreadyRunning { runtime: p.runtime.clone(), pid: pid.trim().to_owned() });
-    }
+    let f = match nix::fcntl::Flock::lock(f, nix::fcntl::FlockArg::LockExclusiveNonblock) {
+        Ok(f) => f,
+        Err(_) => {
+            let pid = std::fs::read_to_string(&path).unwrap_or_default();
+            return Err(SupervisorError::AlreadyRunning { runtime: p.runtime.clone(), pid: pid.trim().to_owned() });
+        }
+    };
     let _ = f.set_len(0);
     let _ = std::fs::write(&path, format!("{}\n", std::process::id()));
     Ok(f)
 }
 
 fn raise_nofile() {
-    let mut r = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
-    // SAFETY: getrlimit/setrlimit with a valid struct.
-    unsafe {
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut r) == 0 && r.rlim_cur < r.rlim_max {
-            r.rlim_cur = r.rlim_max;
-            libc::setrlimit(libc::RLIMIT_NOFILE, &r);
+    use nix::sys::resource::{getrlimit, setrlimit, Resource};
+    if let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE) {
+        if soft < hard {
+            let _ = setrlimit(Resource::RLIMIT_NOFILE, hard, hard);
         }
     }
 }

@@ -5,6 +5,8 @@ use capexec::cli::ExecArgs;
 use capexec_decl::spec::ServiceType;
 use capexec_decl::{Context, ServiceSpec};
 use capexec_supervisor::cgroup::ExecCgroup;
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
 
 pub fn run(args: &ExecArgs) -> i32 {
     let search = super::search_path(&args.search.unit_path);
@@ -134,8 +136,8 @@ fn launch_planned(spec: &ServiceSpec, plan: capexec_sandbox::SetupPlan, handoff:
                     Ok(r) => running = Some(r),
                     Err(e) => {
                         eprintln!("capexec: {}: {e}", spec.name);
-                        // SAFETY: killing our own child, which must not run with an unconfined or absent broker.
-                        unsafe { libc::kill(s.pid, libc::SIGKILL) };
+                        // Our own child, which must not run with an unconfined or absent broker.
+                        let _ = kill(Pid::from_raw(s.pid), Signal::SIGKILL);
                     }
                 }
             }
@@ -153,8 +155,8 @@ fn launch_planned(spec: &ServiceSpec, plan: capexec_sandbox::SetupPlan, handoff:
             };
             if let Some(Err(e)) = relay.as_ref().map(Relay::start) {
                 eprintln!("capexec: {}: start relaying notifications to systemd: {e}", spec.name);
-                // SAFETY: killing our own child: systemd would wait for a READY=1 that cannot arrive.
-                unsafe { libc::kill(s.pid, libc::SIGKILL) };
+                // Our own child: systemd would wait for a READY=1 that cannot arrive.
+                let _ = kill(Pid::from_raw(s.pid), Signal::SIGKILL);
             }
             let status = capexec_sandbox::wait_foreground(&s);
             if let Some(r) = relay {

@@ -10,6 +10,9 @@ use capexec_decl::terminal::{safe, safe_lines};
 use capexec_decl::ServiceSpec;
 use capexec_learn::{compare, merge, mine, Observations};
 use capexec_sandbox::Spawned;
+use capexec_sys::process;
+use nix::sys::signal::{kill, killpg, Signal};
+use nix::unistd::Pid;
 use std::cell::RefCell;
 use std::net::{SocketAddr, TcpStream};
 use std::os::unix::process::CommandExt;
@@ -212,13 +215,10 @@ fn ready_addresses(a: &LearnArgs, spec: &ServiceSpec) -> Result<Vec<SocketAddr>,
 
 /// The service's status if it has ended (reaping it), without blocking.
 fn service_ended(s: &Spawned) -> Option<i32> {
-    let mut status = 0;
-    // SAFETY: waitpid on our own child with a valid status pointer; WNOHANG never blocks.
-    let r = unsafe { libc::waitpid(s.pid, &mut status, libc::WNOHANG) };
-    match r {
-        r if r == s.pid => Some(capexec_sandbox::child::exit_code(status)),
-        r if r < 0 => Some(1),
-        _ => None,
+    match process::wait_child(s.pid, false) {
+        Ok(Some(status)) => Some(capexec_sandbox::child::exit_code(status)),
+        Ok(None) => None,
+        Err(_) => Some(1),
     }
 }
 
@@ -226,10 +226,7 @@ fn service_ended(s: &Spawned) -> Option<i32> {
 /// (SIGCHLD or one a user sends to end the run).
 fn pause(d: Duration) -> Option<i32> {
     let set = capexec_sandbox::launch::blocked_set();
-    let ts = libc::timespec { tv_sec: d.as_secs() as libc::time_t, tv_nsec: d.subsec_nanos() as libc::c_long };
-    // SAFETY: a valid sigset and timespec; a NULL siginfo is allowed.
-    let sig = unsafe { libc::sigtimedwait(&set, std::ptr::null_mut(), &ts) };
-    (sig > 0 && sig != libc::SIGCHLD).then_some(sig)
+    process::wait_signal(&set, d).filter(|sig| *sig != libc::SIGCHLD)
 }
 
 /// Waits for the service to listen, runs the workload, and stops the service
@@ -280,16 +277,15 @@ fn drive(s: &Spawned, spec: &ServiceSpec, cmd: &str, ready: &[SocketAddr], timeo
             Err(e) => return Err(format!("wait for the workload: {e}")),
         }
         if let Some(st) = service_ended(s) {
-            // SAFETY: signalling the workload's own process group, which we created.
-            unsafe { libc::kill(-pgid, libc::SIGTERM) };
+            // The workload's own process group, which we created.
+            let _ = killpg(Pid::from_raw(pgid), Signal::SIGTERM);
             let _ = child.wait();
             return Err(format!("{}: the service exited with status {st} while the workload ran", spec.name));
         }
         if let Some(_sig) = pause(Duration::from_millis(20)) {
             // The user ends the run: end the workload; the service follows.
             interrupted = true;
-            // SAFETY: as above, our own process group.
-            unsafe { libc::kill(-pgid, libc::SIGTERM) };
+            let _ = killpg(Pid::from_raw(pgid), Signal::SIGTERM);
         }
     }
 }
@@ -298,8 +294,8 @@ fn drive(s: &Spawned, spec: &ServiceSpec, cmd: &str, ready: &[SocketAddr], timeo
 /// its stop timeout) and returns its exit status.
 fn stop(s: &Spawned, spec: &ServiceSpec) -> i32 {
     let target = s.main_pid.unwrap_or(s.pid);
-    // SAFETY: signalling the service we spawned (its main process, or its init).
-    unsafe { libc::kill(target, spec.service.stop_signal) };
+    // The service we spawned: its main process, or its init.
+    let _ = Signal::try_from(spec.service.stop_signal).map(|sig| kill(Pid::from_raw(target), sig));
     let deadline = Instant::now() + spec.service.stop_timeout;
     while Instant::now() < deadline {
         if let Some(st) = service_ended(s) {
@@ -307,12 +303,9 @@ fn stop(s: &Spawned, spec: &ServiceSpec) -> i32 {
         }
         pause(Duration::from_millis(20));
     }
-    // SAFETY: the namespace init is our child; killing it ends its pid namespace.
-    unsafe { libc::kill(s.pid, libc::SIGKILL) };
-    let mut status = 0;
-    // SAFETY: blocking wait for our own child.
-    unsafe { libc::waitpid(s.pid, &mut status, 0) };
-    capexec_sandbox::child::exit_code(status)
+    // The namespace init is our child; killing it ends its pid namespace.
+    let _ = kill(Pid::from_raw(s.pid), Signal::SIGKILL);
+    process::wait_child(s.pid, true).ok().flatten().map_or(1, capexec_sandbox::child::exit_code)
 }
 
 fn print_report(r: &compare::Report, name: &str, json: bool) -> Result<(), String> {

@@ -14,6 +14,7 @@
 //! - WATCHDOG_USEC (for this process's WATCHDOG_PID) is passed on.
 //! - CREDENTIALS_DIRECTORY is shown to the service read-only at the same path.
 
+use nix::sys::socket::MsgFlags;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::net::UnixDatagram;
 use std::path::PathBuf;
@@ -58,8 +59,7 @@ impl Handoff {
             let n: RawFd = n.parse().ok().filter(|n| (0..=4096).contains(n)).ok_or_else(|| format!("LISTEN_FDS={n} is not a count of fds"))?;
             let names: Vec<String> = var(env, "LISTEN_FDNAMES").map(|v| v.split(':').map(str::to_owned).collect()).unwrap_or_default();
             for fd in LISTEN_FDS_START..LISTEN_FDS_START + n {
-                // SAFETY: F_GETFD only queries the fd table.
-                if unsafe { libc::fcntl(fd, libc::F_GETFD) } < 0 {
+                if nix::fcntl::fcntl(fd, nix::fcntl::FcntlArg::F_GETFD).is_err() {
                     return Err(format!("LISTEN_FDS={n} but fd {fd} is not open (was capexec started by systemd's socket activation?)"));
                 }
                 // SAFETY: systemd passed fds 3..3+n to this process for it to
@@ -67,8 +67,7 @@ impl Handoff {
                 h.fds.push(unsafe { OwnedFd::from_raw_fd(fd) });
                 // Close-on-exec here: they reach the service only where the
                 // launcher places them.
-                // SAFETY: setting a flag on an fd we now own.
-                unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) };
+                let _ = nix::fcntl::fcntl(fd, nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC));
             }
             h.names = match names.len() == n as usize {
                 true => names,
@@ -180,7 +179,7 @@ impl Relay {
                 return;
             }
             let _held = in_flight.lock().unwrap_or_else(|e| e.into_inner());
-            while relay_one(from.as_fd(), &to, libc::MSG_DONTWAIT) {}
+            while relay_one(from.as_fd(), &to, MsgFlags::MSG_DONTWAIT) {}
         };
         std::thread::Builder::new().name("notify-relay".into()).spawn(relay).map(drop)
     }
@@ -189,21 +188,20 @@ impl Relay {
     /// thread has not relayed yet, including a message it holds right now.
     pub fn drain(&self) {
         let _held = self.in_flight.lock().unwrap_or_else(|e| e.into_inner());
-        while relay_one(self.from.as_fd(), &self.to, libc::MSG_DONTWAIT) {}
+        while relay_one(self.from.as_fd(), &self.to, MsgFlags::MSG_DONTWAIT) {}
     }
 }
 
 /// Receives one message and relays it. `false` when there is nothing more to
 /// receive (with MSG_DONTWAIT) or the socket failed.
-fn relay_one(from: BorrowedFd, to: &UnixDatagram, flags: libc::c_int) -> bool {
+/// Descriptors a message might carry are not accepted (recv has no control buffer).
+fn relay_one(from: BorrowedFd, to: &UnixDatagram, flags: MsgFlags) -> bool {
     let mut buf = [0u8; MAX_MESSAGE];
-    // SAFETY: receiving into a valid buffer of its length; descriptors a
-    // message might carry are not accepted (no control buffer).
-    let n = unsafe { libc::recv(from.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), flags) };
-    if n < 0 {
-        return std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted;
-    }
-    let msg = String::from_utf8_lossy(&buf[..n as usize]);
+    let n = match nix::sys::socket::recv(from.as_raw_fd(), &mut buf, flags) {
+        Ok(n) => n,
+        Err(e) => return e == nix::errno::Errno::EINTR,
+    };
+    let msg = String::from_utf8_lossy(&buf[..n]);
     if let Some(out) = translate(&msg, std::process::id()) {
         if let Err(e) = to.send(out.as_bytes()) {
             tracing::warn!("relay to systemd's NOTIFY_SOCKET: {e}");
