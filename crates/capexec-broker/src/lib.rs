@@ -72,7 +72,52 @@ pub fn contribution(service: &ServiceSpec) -> capexec_sandbox::plan::BrokerPart 
         channel: !service.broker.is_empty(),
         dns_stub: service.namespaces.net == NetMode::None && !service.broker.dns.names.is_empty(),
         view_files: view_files(service),
+        layer: Some(landlock_layer(service)),
     }
+}
+
+/// Ranges wider than this are not turned into one Landlock rule per port: the
+/// access type is then left unhandled by the broker's layer (the grant check
+/// in the broker still applies).
+const MAX_PORTS_PER_RANGE: u32 = 1024;
+
+/// The TCP ports of the Landlock layer the broker shares with its service:
+/// the service's own plus those the broker needs — bind and connect grants,
+/// preopened TCP listeners (bound by the process the service is cloned from),
+/// and 53 for the host resolver's TCP fallback when names are granted.
+/// Connect is left unhandled when users or groups are granted (an NSS module
+/// may reach a directory server on any port), and either type when a grant
+/// spans more than [`MAX_PORTS_PER_RANGE`] ports.
+fn landlock_layer(service: &ServiceSpec) -> capexec_sandbox::plan::BrokerLayer {
+    let b = &service.broker;
+    let preopened = service.preopen.iter().filter_map(|p| match &p.kind {
+        capexec_decl::spec::PreopenKind::Listen { address: capexec_decl::spec::ListenAddr::Tcp(a), .. } => Some(a.port()),
+        _ => None,
+    });
+    let bind = port_set(service.landlock.bind_tcp.iter().copied().chain(preopened), &b.bind);
+    let mut connect = port_set(service.landlock.connect_tcp.iter().copied(), &b.connect);
+    if let Some(c) = connect.as_mut().filter(|_| !b.dns.names.is_empty()) {
+        c.insert(53);
+    }
+    if !b.pwd.is_empty() || !b.grp.is_empty() {
+        connect = None;
+    }
+    capexec_sandbox::plan::BrokerLayer { bind_tcp: bind, connect_tcp: connect }
+}
+
+/// The ports a layer allows for one access type, or `None` to leave the type
+/// unhandled.
+fn port_set(base: impl Iterator<Item = u16>, grants: &[capexec_decl::grants::NetGrant]) -> Option<std::collections::BTreeSet<u16>> {
+    use capexec_decl::grants::Proto;
+    let mut ports: std::collections::BTreeSet<u16> = base.collect();
+    for g in grants.iter().filter(|g| g.proto != Some(Proto::Udp)) {
+        let (lo, hi) = g.ports;
+        if u32::from(hi) - u32::from(lo) + 1 > MAX_PORTS_PER_RANGE {
+            return None;
+        }
+        ports.extend(lo..=hi);
+    }
+    Some(ports)
 }
 
 /// The syscalls the transparent broker answers: the open family for fs
@@ -341,4 +386,51 @@ impl Running {
 fn euid_is_root() -> bool {
     // SAFETY: geteuid has no arguments and cannot fail.
     unsafe { libc::geteuid() == 0 }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeSet;
+
+    fn spec(body: &str) -> ServiceSpec {
+        let ctx = capexec_decl::Context { rootless: false, uid: 0, gid: 0, unit_dir: None };
+        capexec_decl::from_text("t", &format!("[exec]\nargv = [\"/bin/true\"]\n{body}"), &ctx).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    fn layer(body: &str) -> capexec_sandbox::plan::BrokerLayer {
+        contribution(&spec(body)).layer.expect("a brokered service has a shared layer")
+    }
+
+    fn ports(p: &[u16]) -> Option<BTreeSet<u16>> {
+        Some(p.iter().copied().collect())
+    }
+
+    #[test]
+    fn a_service_without_a_broker_contributes_nothing() {
+        assert_eq!(contribution(&spec("")), capexec_sandbox::plan::BrokerPart::default());
+    }
+
+    #[test]
+    fn the_shared_layer_allows_the_services_ports_and_the_grants() {
+        let l = layer(
+            "[landlock]\nconnect_tcp = [443]\n[broker.net]\nbind = [\"tcp:127.0.0.1:8080\"]\nconnect = [\"tcp:127.0.0.1:5432\", \"udp:127.0.0.1:9999\"]\n",
+        );
+        assert_eq!(l.bind_tcp, ports(&[8080]));
+        assert_eq!(l.connect_tcp, ports(&[443, 5432]), "UDP grants are not TCP ports");
+    }
+
+    #[test]
+    fn granted_names_open_the_resolvers_tcp_port() {
+        let l = layer("[broker.dns]\nnames = [\"example.org\"]\n");
+        assert_eq!(l.connect_tcp, ports(&[53]));
+    }
+
+    #[test]
+    fn user_lookups_and_wide_ranges_leave_the_access_unhandled() {
+        assert_eq!(layer("[broker]\npwd = [\"www-data\"]\n").connect_tcp, None, "an NSS module may use any port");
+        let wide = layer("[broker.net]\nbind = [\"tcp:127.0.0.1:10000-20000\"]\n");
+        assert_eq!(wide.bind_tcp, None);
+        assert_eq!(wide.connect_tcp, ports(&[]));
+    }
 }

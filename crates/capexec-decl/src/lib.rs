@@ -36,6 +36,14 @@ pub fn load_unit(arg: &str, search: &[PathBuf], ctx: &Context) -> Result<Service
     validate::validate(&loaded.name, &loaded.raw, sources, &ctx).map_err(|errs| DeclErrors(errs.0.into_iter().map(|e| loaded.locate(e)).collect()))
 }
 
+/// Validates a declaration given as text rather than a file (no drop-ins, no
+/// `${UNIT_DIR}` unless `ctx` names one): for tests, and for declarations
+/// that arrive inside something else.
+pub fn from_text(name: &str, text: &str, ctx: &Context) -> Result<ServiceSpec, DeclErrors> {
+    let raw: raw::RawUnit = toml::from_str(text).map_err(|e| DeclError::new(format!("{} is not a valid declaration: {}", name, e.message())))?;
+    validate::validate(name, &raw, Vec::new(), ctx)
+}
+
 /// The directory holding a declaration, as `${UNIT_DIR}` expands: canonical, so
 /// `units/../units/x.svc` gives a path without `..` that can go into the view.
 pub fn unit_dir(path: &std::path::Path) -> PathBuf {

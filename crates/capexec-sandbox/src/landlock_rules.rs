@@ -120,26 +120,6 @@ fn outcome(status: RulesetStatus, required: bool, step: Step, layer: &str) -> Re
     }
 }
 
-/// Ranges wider than this are not turned into one Landlock rule per port: the
-/// access type is then left unhandled by the broker's layer (the grant check
-/// in the broker still applies).
-const MAX_PORTS_PER_RANGE: u32 = 1024;
-
-/// The ports a layer allows for one access type, or `None` to leave the type
-/// unhandled.
-fn port_set(base: &[u16], grants: &[capexec_decl::grants::NetGrant]) -> Option<std::collections::BTreeSet<u16>> {
-    use capexec_decl::grants::Proto;
-    let mut ports: std::collections::BTreeSet<u16> = base.iter().copied().collect();
-    for g in grants.iter().filter(|g| g.proto != Some(Proto::Udp)) {
-        let (lo, hi) = g.ports;
-        if u32::from(hi) - u32::from(lo) + 1 > MAX_PORTS_PER_RANGE {
-            return None;
-        }
-        ports.extend(lo..=hi);
-    }
-    Some(ports)
-}
-
 /// The Landlock layer shared by a service and its broker, applied to the
 /// calling process before the service is cloned (`capexec exec`'s wrapper, or
 /// the daemon's broker process): the broker keeps exactly this domain, the
@@ -154,34 +134,21 @@ fn port_set(base: &[u16], grants: &[capexec_decl::grants::NetGrant]) -> Option<s
 /// broker's ids, its seccomp filter and the service's own layer.
 ///
 /// The rules never restrict the service more than its own layer does: the
-/// scopes are the service's, and the ports are the service's plus those the
-/// broker needs — bind and connect grants, preopened TCP listeners (bound by
-/// this process), and 53 for the host resolver's TCP fallback when names are
-/// granted. Connect is left unhandled when users or groups are granted (an
-/// NSS module may reach a directory server on any port) and either type when
-/// a grant spans more than [`MAX_PORTS_PER_RANGE`] ports.
-pub fn apply_broker_layer(plan: &crate::plan::SetupPlan, broker: &capexec_decl::grants::BrokerSpec) -> Result<Option<String>, crate::LaunchError> {
-    let mut preopened = Vec::new();
-    for p in &plan.preopens {
-        if let capexec_decl::spec::PreopenKind::Listen { address: capexec_decl::spec::ListenAddr::Tcp(a), .. } = &p.kind {
-            preopened.push(a.port());
-        }
+/// scopes are the service's, and the ports are those the broker crate chose
+/// (`capexec_broker::contribution`): the service's plus what the broker needs.
+/// Nothing to do for a plan without a broker.
+pub fn apply_broker_layer(plan: &crate::plan::SetupPlan) -> Result<Option<String>, crate::LaunchError> {
+    match &plan.broker_layer {
+        Some(layer) => broker_layer(&plan.landlock, layer).map_err(Into::into),
+        None => Ok(None),
     }
-    broker_layer(&plan.landlock, &preopened, broker).map_err(Into::into)
 }
 
-fn broker_layer(ll: &LandlockPlan, preopened_tcp: &[u16], broker: &capexec_decl::grants::BrokerSpec) -> Result<Option<String>, ChildError> {
+fn broker_layer(ll: &LandlockPlan, layer: &crate::plan::BrokerLayer) -> Result<Option<String>, ChildError> {
     const STEP: Step = Step::BrokerLandlock;
     let e = |what: &str, e: landlock::RulesetError| ChildError::io(STEP, what, e);
     let compat = if ll.required { CompatLevel::HardRequirement } else { CompatLevel::BestEffort };
-    let bind = port_set(&[&ll.bind_tcp[..], preopened_tcp].concat(), &broker.bind);
-    let mut connect = port_set(&ll.connect_tcp, &broker.connect);
-    if let Some(c) = connect.as_mut().filter(|_| !broker.dns.names.is_empty()) {
-        c.insert(53);
-    }
-    if !broker.pwd.is_empty() || !broker.grp.is_empty() {
-        connect = None;
-    }
+    let (bind, connect) = (layer.bind_tcp.as_ref(), layer.connect_tcp.as_ref());
     let mut handled: BitFlags<AccessNet> = BitFlags::empty();
     if bind.is_some() {
         handled |= AccessNet::BindTcp;
@@ -202,7 +169,7 @@ fn broker_layer(ll: &LandlockPlan, preopened_tcp: &[u16], broker: &capexec_decl:
     }
     let mut created = ruleset.create().map_err(|x| e("create ruleset", x))?;
     for (ports, access) in [(bind, AccessNet::BindTcp), (connect, AccessNet::ConnectTcp)] {
-        for port in ports.into_iter().flatten() {
+        for &port in ports.into_iter().flatten() {
             created = created.add_rule(NetPort::new(port, access)).map_err(|x| ChildError::io(STEP, format!("{access:?} rule for TCP port {port}"), x))?;
         }
     }
@@ -213,7 +180,7 @@ fn broker_layer(ll: &LandlockPlan, preopened_tcp: &[u16], broker: &capexec_decl:
 #[cfg(test)]
 mod tests {
     use super::*;
-    use capexec_decl::grants::{BrokerSpec, NetGrant};
+    use crate::plan::BrokerLayer;
     use std::process::{Command, Stdio};
 
     /// The test re-executes itself in these roles (env CAPEXEC_LL_ROLE), so
@@ -293,9 +260,8 @@ mod tests {
     /// The broker role: applies the layer with one granted bind port, then
     /// checks what it may do.
     fn broker_role(sibling: i32, granted: u16, other: u16) {
-        let mut spec = BrokerSpec::default();
-        spec.bind.push(NetGrant::parse(&format!("tcp:127.0.0.1:{granted}")).unwrap());
-        assert_eq!(broker_layer(&plan(true), &[], &spec).unwrap(), None);
+        let layer = BrokerLayer { bind_tcp: Some([granted].into()), connect_tcp: None };
+        assert_eq!(broker_layer(&plan(true), &layer).unwrap(), None);
         assert_eq!(bind_errno(granted), 0, "the granted port");
         assert_eq!(bind_errno(other), libc::EACCES, "a port no grant names");
         // SAFETY: signal 0 only checks permission.

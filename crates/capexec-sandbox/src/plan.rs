@@ -44,6 +44,9 @@ pub struct SetupPlan {
     /// Init binds a UDP socket on 127.0.0.1:53 in the service's network
     /// namespace and hands it to the broker (the stub resolver).
     pub dns_stub: bool,
+    /// The Landlock layer shared with the broker, applied by the process the
+    /// service is cloned from; `None` without a broker.
+    pub broker_layer: Option<BrokerLayer>,
     /// A learning run (`capexec learn`): the service installs this filter,
     /// which hands every syscall to the recorder, instead of the allowlist and
     /// the broker's filter; Landlock is not applied.
@@ -197,6 +200,17 @@ pub struct BrokerPart {
     pub dns_stub: bool,
     /// Files written into the view (resolv.conf, hosts, passwd, group).
     pub view_files: Vec<(PathBuf, String)>,
+    /// The Landlock layer the broker shares with the service; `None` without a broker.
+    pub layer: Option<BrokerLayer>,
+}
+
+/// The TCP ports of the Landlock layer a broker shares with its service (see
+/// `landlock_rules::apply_broker_layer`): each set is what that access may
+/// reach, `None` leaves the access type unhandled by the layer.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BrokerLayer {
+    pub bind_tcp: Option<std::collections::BTreeSet<u16>>,
+    pub connect_tcp: Option<std::collections::BTreeSet<u16>>,
 }
 
 /// What a launch adds to the declaration: everything a [`SetupPlan`] depends
@@ -444,6 +458,7 @@ fn plan_inheriting(
         notify_seccomp: Some(&broker.notified).filter(|n| !n.is_empty()).map(|n| seccomp::notify_filter(n)),
         broker_channel,
         dns_stub: broker.dns_stub,
+        broker_layer: broker.layer.clone(),
         learn: None,
         program,
         argv,
@@ -570,6 +585,9 @@ impl SetupPlan {
             let _ = writeln!(o, "  {} {a:?}", p.display());
         }
         let _ = writeln!(o, "  bind_tcp {:?} connect_tcp {:?}", ll.bind_tcp, ll.connect_tcp);
+        if let Some(b) = &self.broker_layer {
+            let _ = writeln!(o, "landlock shared with the broker: bind_tcp {:?} connect_tcp {:?}", b.bind_tcp, b.connect_tcp);
+        }
         let _ = writeln!(o, "seccomp: {}", prog(&self.seccomp));
         let _ = writeln!(o, "init seccomp: {}", prog(&self.init_seccomp));
         let _ = writeln!(o, "notify seccomp: {}", self.notify_seccomp.as_deref().map_or("none".into(), prog));
@@ -621,6 +639,7 @@ impl SetupPlan {
         };
         self.notify_seccomp = None;
         self.dns_stub = false;
+        self.broker_layer = None;
         self.notify_relay = false;
         self.append_pipes = false;
         if self.broker_channel {

@@ -255,7 +255,7 @@ fn launch(sock: RawFd, req: LaunchRequest, fds: Vec<OwnedFd>, host_env: &[(Strin
         }
         (b, cgroup) => {
             opts.clone_parent = true;
-            spawn_brokered(&plan, &opts, b, &req.spec.broker, cgroup.as_deref())
+            spawn_brokered(&plan, &opts, b, cgroup.as_deref())
         }
     };
     match started {
@@ -311,7 +311,6 @@ fn spawn_brokered(
     plan: &capexec_sandbox::SetupPlan,
     opts: &capexec_sandbox::SpawnOptions,
     b: Option<capexec_broker::Broker>,
-    spec: &capexec_decl::grants::BrokerSpec,
     supervisor_cgroup: Option<&std::path::Path>,
 ) -> Result<Started, SupervisorError> {
     let (ours, theirs) = fdpass::socketpair().map_err(SupervisorError::sys("create the broker's report socket"))?;
@@ -321,7 +320,7 @@ fn spawn_brokered(
             drop(ours);
             let _ = nix::sys::prctl::set_pdeathsig(Signal::SIGKILL);
             let _ = nix::unistd::dup2(stderr, 2);
-            broker_main(plan, opts, b, spec, supervisor_cgroup, theirs)
+            broker_main(plan, opts, b, supervisor_cgroup, theirs)
         }
         Forked::Parent(pid) => pid,
     };
@@ -346,7 +345,6 @@ fn broker_main(
     plan: &capexec_sandbox::SetupPlan,
     opts: &capexec_sandbox::SpawnOptions,
     b: Option<capexec_broker::Broker>,
-    spec: &capexec_decl::grants::BrokerSpec,
     supervisor_cgroup: Option<&std::path::Path>,
     report: OwnedFd,
 ) -> ! {
@@ -358,7 +356,7 @@ fn broker_main(
         None => Ok(()),
     };
     let layered = joined.and_then(|()| match &b {
-        Some(_) => capexec_sandbox::landlock_rules::apply_broker_layer(plan, spec).map_err(|e| e.to_string()),
+        Some(_) => capexec_sandbox::landlock_rules::apply_broker_layer(plan).map_err(|e| e.to_string()),
         None => Ok(None),
     });
     let spawned = layered.and_then(|note| {

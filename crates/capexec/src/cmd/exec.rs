@@ -102,7 +102,7 @@ fn launch_planned(spec: &ServiceSpec, plan: capexec_sandbox::SetupPlan, handoff:
     // before the service, so that the service's own domain nests in it and
     // the broker can still reach it (see `apply_broker_layer`).
     if broker.is_some() {
-        match capexec_sandbox::landlock_rules::apply_broker_layer(&plan, &spec.broker) {
+        match capexec_sandbox::landlock_rules::apply_broker_layer(&plan) {
             Ok(Some(note)) => eprintln!("capexec: {}: warning: {note}", spec.name),
             Ok(None) => {}
             Err(e) => {
