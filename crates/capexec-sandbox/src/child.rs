@@ -7,8 +7,9 @@
 //! exec is written to the error pipe as `step\0detail` and the process exits.
 
 use crate::error::{ChildError, Step};
+use crate::ops::{Kernel, Ops};
 use crate::plan::SetupPlan;
-use crate::{creds, landlock_rules, mounts, sys};
+use crate::{mounts, sys};
 use capexec_decl::spec::PreopenKind;
 use std::os::fd::{AsRawFd, RawFd};
 use std::path::Path;
@@ -91,7 +92,7 @@ fn setup(a: &ChildArgs) -> Result<(), ChildError> {
         exit(125); // the parent is gone: nobody to report to
     }
     // Ids first, keeping capabilities, so mounts are created as the service's uid.
-    creds::switch_ids(plan.uid, plan.gid, !plan.deny_setgroups)?;
+    Kernel.switch_ids(plan.uid, plan.gid, !plan.deny_setgroups)?;
     // PDEATHSIG after the id switch (a credential change clears it), then check the
     // parent did not die before it was set: its end of the sync pipe would be closed.
     sys::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong).map_err(|e| ChildError::io(Step::ParentDeathSignal, "prctl", e))?;
@@ -104,7 +105,7 @@ fn setup(a: &ChildArgs) -> Result<(), ChildError> {
         // Without a pid namespace, orphans of the service are at least reaped here.
         sys::prctl(libc::PR_SET_CHILD_SUBREAPER, 1).map_err(|e| ChildError::io(Step::Subreaper, "prctl", e))?;
     }
-    mounts::build(&plan.mounts, &plan.workdir)?;
+    mounts::build(&Kernel, &plan.mounts, &plan.workdir)?;
     detach_preopened_dirs(a)?;
     if plan.loopback {
         sys::loopback_up().map_err(|e| ChildError::io(Step::Network, "bring up loopback", e))?;
@@ -117,7 +118,7 @@ fn setup(a: &ChildArgs) -> Result<(), ChildError> {
     }
     if plan.notify_relay {
         let tx = a.notify_tx.ok_or_else(|| ChildError::new(Step::Notify, "no channel to capexec for the notify socket"))?;
-        let sock = mounts::notify_socket(Path::new(crate::plan::NOTIFY_RELAY_DIR))?;
+        let sock = mounts::notify_socket(&Kernel, Path::new(crate::plan::NOTIFY_RELAY_DIR))?;
         sys::send_fd(tx, sock.as_raw_fd()).map_err(|e| ChildError::io(Step::Notify, "pass the notify socket to capexec", e))?;
     }
     if let Some(h) = &plan.hostname {
@@ -130,7 +131,7 @@ fn setup(a: &ChildArgs) -> Result<(), ChildError> {
             return Err(ChildError::io(Step::Rlimits, format!("setrlimit resource {res} to {soft}/{hard}"), std::io::Error::last_os_error()));
         }
     }
-    creds::drop_privileges(&plan.keep_caps, a.cap_last_cap)?;
+    Kernel.drop_privileges(&plan.keep_caps, a.cap_last_cap)?;
     // no_new_privs before Landlock (which requires it without CAP_SYS_ADMIN) and
     // always: no setuid or file-capability binary can give anything back.
     sys::prctl(libc::PR_SET_NO_NEW_PRIVS, 1).map_err(|e| ChildError::io(Step::NoNewPrivs, "prctl", e))?;
@@ -142,7 +143,7 @@ fn setup(a: &ChildArgs) -> Result<(), ChildError> {
     if plan.learn.is_some() {
         return Ok(());
     }
-    if let Some(note) = landlock_rules::apply(&plan.landlock, &dirs)? {
+    if let Some(note) = Kernel.landlock(&plan.landlock, &dirs)? {
         eprintln!("capexec: {}: warning: {note} (landlock.mode = \"best-effort\")", plan.name);
     }
     Ok(())

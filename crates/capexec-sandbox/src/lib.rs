@@ -16,6 +16,7 @@ pub mod launch;
 pub mod mounts;
 pub mod netguard;
 pub mod noexec;
+pub mod ops;
 pub mod plan;
 pub mod resources;
 pub mod seccomp;

@@ -14,22 +14,18 @@
 //!    can create files only where it was given a writable path.
 
 use crate::error::{ChildError, Step};
+use crate::ops::{Kind, Ops};
 use crate::plan::{MountStep, DEV_NODES, PROC_MASKED};
-use crate::sys::{self, MOUNT_ATTR_NODEV, MOUNT_ATTR_NOEXEC, MOUNT_ATTR_NOSUID, MOUNT_ATTR_RDONLY};
+use crate::sys::{MOUNT_ATTR_NODEV, MOUNT_ATTR_NOEXEC, MOUNT_ATTR_NOSUID, MOUNT_ATTR_RDONLY};
 use capexec_decl::spec::ProcMode;
-use nix::mount::{mount, umount2, MntFlags, MsFlags};
-use std::ffi::CString;
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use nix::mount::MsFlags;
 use std::path::{Path, PathBuf};
 
 const STEP: Step = Step::FilesystemView;
 const OLD: &str = "/oldroot";
 /// An empty mode-000 file, bind-mounted over files that must be inaccessible.
 const MASK_FILE: &str = "/.capexec-mask";
-
-fn c(p: &Path) -> CString {
-    CString::new(p.as_os_str().as_encoded_bytes()).expect("paths were checked for NUL during validation")
-}
+const READ_ONLY: u64 = MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC;
 
 fn err(what: impl std::fmt::Display, e: impl std::fmt::Display + crate::error::Errno) -> ChildError {
     ChildError::io(STEP, what, e)
@@ -39,59 +35,51 @@ fn host(path: &Path) -> PathBuf {
     Path::new(OLD).join(path.strip_prefix("/").unwrap_or(path))
 }
 
-fn setattr(path: &Path, recursive: bool, attrs: u64) -> Result<(), ChildError> {
-    sys::mount_setattr(&c(path), recursive, attrs).map_err(|e| err(format!("mount_setattr {}", path.display()), e))
+fn setattr(o: &impl Ops, path: &Path, recursive: bool, attrs: u64) -> Result<(), ChildError> {
+    o.mount_setattr(path, recursive, attrs).map_err(|e| err(format!("mount_setattr {}", path.display()), e))
 }
 
-fn mkdir_p(path: &Path) -> Result<(), ChildError> {
-    std::fs::create_dir_all(path).map_err(|e| err(format!("create mount point {}", path.display()), e))
+fn mkdir_p(o: &impl Ops, path: &Path) -> Result<(), ChildError> {
+    o.create_dir_all(path).map_err(|e| err(format!("create mount point {}", path.display()), e))
 }
 
 /// Creates an empty file to bind a file onto (a bind needs a target of the same type).
-fn touch(path: &Path) -> Result<(), ChildError> {
+fn touch(o: &impl Ops, path: &Path) -> Result<(), ChildError> {
     if let Some(parent) = path.parent() {
-        mkdir_p(parent)?;
+        mkdir_p(o, parent)?;
     }
-    if path.symlink_metadata().is_ok() {
+    if o.kind(path).is_ok() {
         return Ok(());
     }
-    std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .mode(0o600)
-        .open(path)
-        .map(drop)
-        .map_err(|e| err(format!("create mount point {}", path.display()), e))
+    o.create_file(path, 0o600, b"", false).map_err(|e| err(format!("create mount point {}", path.display()), e))
 }
 
-fn bind(src: &Path, dst: &Path) -> Result<(), ChildError> {
-    mount(Some(src), dst, None::<&str>, MsFlags::MS_BIND | MsFlags::MS_REC, None::<&str>)
-        .map_err(|e| err(format!("bind {} onto {}", src.display(), dst.display()), e))
+fn bind(o: &impl Ops, src: &Path, dst: &Path) -> Result<(), ChildError> {
+    o.mount(Some(src), dst, None, MsFlags::MS_BIND | MsFlags::MS_REC, None).map_err(|e| err(format!("bind {} onto {}", src.display(), dst.display()), e))
 }
 
-fn tmpfs(dst: &Path, flags: MsFlags, mode: u32) -> Result<(), ChildError> {
+fn tmpfs(o: &impl Ops, dst: &Path, flags: MsFlags, mode: u32) -> Result<(), ChildError> {
     let data = format!("mode={mode:o}");
-    mount(Some("tmpfs"), dst, Some("tmpfs"), flags, Some(data.as_str())).map_err(|e| err(format!("mount tmpfs on {}", dst.display()), e))
+    o.mount(Some(Path::new("tmpfs")), dst, Some("tmpfs"), flags, Some(data.as_str())).map_err(|e| err(format!("mount tmpfs on {}", dst.display()), e))
 }
 
-pub fn build(steps: &[MountStep], workdir: &std::ffi::CStr) -> Result<(), ChildError> {
+pub fn build(o: &impl Ops, steps: &[MountStep], workdir: &std::ffi::CStr) -> Result<(), ChildError> {
     let nosuid_nodev_noexec = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
-    mount(None::<&str>, "/", None::<&str>, MsFlags::MS_SLAVE | MsFlags::MS_REC, None::<&str>).map_err(|e| err("make / a slave mount", e))?;
-    tmpfs(Path::new("/tmp"), MsFlags::MS_NOSUID | MsFlags::MS_NODEV, 0o755)?;
-    mkdir_p(Path::new("/tmp/oldroot"))?;
-    nix::unistd::pivot_root("/tmp", "/tmp/oldroot").map_err(|e| err("pivot_root into the new root", e))?;
-    nix::unistd::chdir("/").map_err(|e| err("chdir /", e))?;
+    o.mount(None, Path::new("/"), None, MsFlags::MS_SLAVE | MsFlags::MS_REC, None).map_err(|e| err("make / a slave mount", e))?;
+    tmpfs(o, Path::new("/tmp"), MsFlags::MS_NOSUID | MsFlags::MS_NODEV, 0o755)?;
+    mkdir_p(o, Path::new("/tmp/oldroot"))?;
+    o.pivot_root(Path::new("/tmp"), Path::new("/tmp/oldroot")).map_err(|e| err("pivot_root into the new root", e))?;
+    o.chdir(Path::new("/")).map_err(|e| err("chdir /", e))?;
 
     let mut mask_file = false;
     for step in steps {
         match step {
-            MountStep::Dev => dev()?,
-            MountStep::Proc(mode) => proc(*mode, &mut mask_file)?,
+            MountStep::Dev => dev(o)?,
+            MountStep::Proc(mode) => proc(o, *mode, &mut mask_file)?,
             MountStep::Bind { path, attrs, optional } => {
                 let src = host(path);
-                let meta = match src.symlink_metadata() {
-                    Ok(m) => m,
+                let kind = match o.kind(&src) {
+                    Ok(k) => k,
                     Err(e) if e.kind() == std::io::ErrorKind::NotFound && *optional => continue,
                     Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                         return Err(ChildError::new(
@@ -101,63 +89,63 @@ pub fn build(steps: &[MountStep], workdir: &std::ffi::CStr) -> Result<(), ChildE
                     }
                     Err(e) => return Err(err(format!("stat {}", path.display()), e)),
                 };
-                if meta.file_type().is_symlink() {
-                    // Recreate the link (e.g. /bin -> usr/bin) instead of binding its target.
-                    let target = std::fs::read_link(&src).map_err(|e| err(format!("readlink {}", path.display()), e))?;
-                    if path.symlink_metadata().is_err() {
-                        if let Some(p) = path.parent() {
-                            mkdir_p(p)?;
+                match kind {
+                    Kind::Symlink => {
+                        // Recreate the link (e.g. /bin -> usr/bin) instead of binding its target.
+                        let target = o.read_link(&src).map_err(|e| err(format!("readlink {}", path.display()), e))?;
+                        if o.kind(path).is_err() {
+                            if let Some(p) = path.parent() {
+                                mkdir_p(o, p)?;
+                            }
+                            o.symlink(&target, path).map_err(|e| err(format!("symlink {}", path.display()), e))?;
                         }
-                        std::os::unix::fs::symlink(&target, path).map_err(|e| err(format!("symlink {}", path.display()), e))?;
+                        continue;
                     }
-                    continue;
+                    Kind::Dir => mkdir_p(o, path)?,
+                    Kind::File => touch(o, path)?,
                 }
-                if meta.is_dir() {
-                    mkdir_p(path)?;
-                } else {
-                    touch(path)?;
-                }
-                bind(&src, path)?;
-                setattr(path, true, *attrs)?;
+                bind(o, &src, path)?;
+                setattr(o, path, true, *attrs)?;
             }
             MountStep::Tmpfs { path, mode } => {
-                mkdir_p(path)?;
-                tmpfs(path, nosuid_nodev_noexec, *mode)?;
+                mkdir_p(o, path)?;
+                tmpfs(o, path, nosuid_nodev_noexec, *mode)?;
             }
-            MountStep::File { path, contents } => file(path, contents)?,
-            MountStep::Secrets { path, files } => secrets(path, files)?,
+            MountStep::File { path, contents } => file(o, path, contents)?,
+            MountStep::Secrets { path, files } => secrets(o, path, files)?,
             MountStep::NotifyDir { path } => {
-                mkdir_p(path)?;
-                tmpfs(path, nosuid_nodev_noexec, 0o755)?;
+                mkdir_p(o, path)?;
+                tmpfs(o, path, nosuid_nodev_noexec, 0o755)?;
             }
             MountStep::Mask { path, optional } => {
-                let meta = match host(path).symlink_metadata() {
-                    Ok(m) => m,
+                let kind = match o.kind(&host(path)) {
+                    Ok(k) => k,
                     Err(_) if *optional => continue,
                     Err(e) => return Err(err(format!("stat {} to make it inaccessible", path.display()), e)),
                 };
                 // Only what is in the view needs covering.
-                if path.symlink_metadata().is_err() {
+                if o.kind(path).is_err() {
                     continue;
                 }
-                mask(path, meta.is_dir(), &mut mask_file)?;
+                mask(o, path, kind == Kind::Dir, &mut mask_file)?;
             }
         }
     }
 
     if mask_file {
-        std::fs::remove_file(MASK_FILE).map_err(|e| err(format!("remove {MASK_FILE}"), e))?;
+        o.remove_file(Path::new(MASK_FILE)).map_err(|e| err(format!("remove {MASK_FILE}"), e))?;
     }
-    umount2(OLD, MntFlags::MNT_DETACH).map_err(|e| err("detach the host root", e))?;
-    std::fs::remove_dir(OLD).map_err(|e| err(format!("remove {OLD}"), e))?;
-    if Path::new("/dev").exists() && steps.contains(&MountStep::Dev) {
-        setattr(Path::new("/dev"), false, MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NOEXEC)?;
+    o.detach(Path::new(OLD)).map_err(|e| err("detach the host root", e))?;
+    o.remove_dir(Path::new(OLD)).map_err(|e| err(format!("remove {OLD}"), e))?;
+    if o.kind(Path::new("/dev")).is_ok() && steps.contains(&MountStep::Dev) {
+        setattr(o, Path::new("/dev"), false, MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NOEXEC)?;
     }
-    setattr(Path::new("/"), false, MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV)?;
-    nix::unistd::chdir(workdir).map_err(|e| {
+    setattr(o, Path::new("/"), false, MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV)?;
+    let workdir = Path::new(<std::ffi::OsStr as std::os::unix::ffi::OsStrExt>::from_bytes(workdir.to_bytes()));
+    o.chdir(workdir).map_err(|e| {
         ChildError::new(
             STEP,
-            format!("working directory {}: {e} (it must be inside the filesystem view: add it to read_only or read_write)", workdir.to_string_lossy()),
+            format!("working directory {}: {e} (it must be inside the filesystem view: add it to read_only or read_write)", workdir.display()),
         )
     })?;
     Ok(())
@@ -165,101 +153,346 @@ pub fn build(steps: &[MountStep], workdir: &std::ffi::CStr) -> Result<(), ChildE
 
 /// A tmpfs at `dir` with `files`, mode 0400 in a 0500 directory, owned by
 /// the service's user (this process already has its ids), then read-only.
-fn secrets(dir: &Path, files: &[(String, Vec<u8>)]) -> Result<(), ChildError> {
-    mkdir_p(dir)?;
-    tmpfs(dir, MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC, 0o700)?;
+fn secrets(o: &impl Ops, dir: &Path, files: &[(String, Vec<u8>)]) -> Result<(), ChildError> {
+    mkdir_p(o, dir)?;
+    tmpfs(o, dir, MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC, 0o700)?;
     for (name, contents) in files {
         let path = dir.join(name);
-        std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o400)
-            .open(&path)
-            .and_then(|mut f| std::io::Write::write_all(&mut f, contents))
-            .map_err(|e| err(format!("write credential {}", path.display()), e))?;
+        o.create_file(&path, 0o400, contents, true).map_err(|e| err(format!("write credential {}", path.display()), e))?;
     }
-    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o500)).map_err(|e| err(format!("chmod {}", dir.display()), e))?;
-    setattr(dir, false, MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC)
+    o.set_mode(dir, 0o500).map_err(|e| err(format!("chmod {}", dir.display()), e))?;
+    setattr(o, dir, false, READ_ONLY)
 }
 
 /// Binds the service's notify socket in `dir` (its `NotifyDir` tmpfs),
 /// writable by the service's user only, then makes `dir` read-only: the
 /// service can send to the socket but not replace it. Returns the receiving end.
-pub fn notify_socket(dir: &Path) -> Result<std::os::fd::OwnedFd, ChildError> {
+pub fn notify_socket(o: &impl Ops, dir: &Path) -> Result<std::os::fd::OwnedFd, ChildError> {
     let path = dir.join("notify");
     let sock = std::os::unix::net::UnixDatagram::bind(&path).map_err(|e| err(format!("bind the notify socket {}", path.display()), e))?;
-    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).map_err(|e| err(format!("chmod {}", path.display()), e))?;
-    setattr(dir, false, MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC)?;
+    o.set_mode(&path, 0o600).map_err(|e| err(format!("chmod {}", path.display()), e))?;
+    setattr(o, dir, false, READ_ONLY)?;
     Ok(sock.into())
 }
 
 /// Covers `path` with a read-only file holding `contents`: written on the new
 /// root's tmpfs, bound over the target, then unlinked so only the bind remains.
-fn file(path: &Path, contents: &[u8]) -> Result<(), ChildError> {
+fn file(o: &impl Ops, path: &Path, contents: &[u8]) -> Result<(), ChildError> {
     const SRC: &str = "/.capexec-generated";
-    if path.symlink_metadata().is_ok_and(|m| m.file_type().is_symlink()) {
+    let src = Path::new(SRC);
+    if o.kind(path).is_ok_and(|k| k == Kind::Symlink) {
         return Err(ChildError::new(
             STEP,
             format!("{} is a symlink in the view; capexec cannot put its generated file there (bind the link's target directory instead)", path.display()),
         ));
     }
-    std::fs::write(SRC, contents).map_err(|e| err(format!("write the generated {}", path.display()), e))?;
-    std::fs::set_permissions(SRC, std::fs::Permissions::from_mode(0o444)).map_err(|e| err(format!("chmod {SRC}"), e))?;
-    touch(path)?;
-    bind(Path::new(SRC), path)?;
-    setattr(path, false, MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC)?;
-    std::fs::remove_file(SRC).map_err(|e| err(format!("remove {SRC}"), e))
+    o.create_file(src, 0o444, contents, false).map_err(|e| err(format!("write the generated {}", path.display()), e))?;
+    o.set_mode(src, 0o444).map_err(|e| err(format!("chmod {SRC}"), e))?;
+    touch(o, path)?;
+    bind(o, src, path)?;
+    setattr(o, path, false, READ_ONLY)?;
+    o.remove_file(src).map_err(|e| err(format!("remove {SRC}"), e))
 }
 
-fn mask(path: &Path, is_dir: bool, mask_file: &mut bool) -> Result<(), ChildError> {
+fn mask(o: &impl Ops, path: &Path, is_dir: bool, mask_file: &mut bool) -> Result<(), ChildError> {
     if is_dir {
-        tmpfs(path, MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC, 0)
+        tmpfs(o, path, MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC, 0)
     } else {
         if !*mask_file {
-            std::fs::OpenOptions::new().write(true).create_new(true).mode(0o000).open(MASK_FILE).map_err(|e| err(format!("create {MASK_FILE}"), e))?;
-            std::fs::set_permissions(MASK_FILE, std::fs::Permissions::from_mode(0o000)).map_err(|e| err(format!("chmod {MASK_FILE}"), e))?;
+            o.create_file(Path::new(MASK_FILE), 0o000, b"", true).map_err(|e| err(format!("create {MASK_FILE}"), e))?;
+            o.set_mode(Path::new(MASK_FILE), 0o000).map_err(|e| err(format!("chmod {MASK_FILE}"), e))?;
             *mask_file = true;
         }
-        bind(Path::new(MASK_FILE), path)?;
-        setattr(path, false, MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC)
+        bind(o, Path::new(MASK_FILE), path)?;
+        setattr(o, path, false, READ_ONLY)
     }
 }
 
-fn dev() -> Result<(), ChildError> {
+fn dev(o: &impl Ops) -> Result<(), ChildError> {
     let dev = Path::new("/dev");
-    mkdir_p(dev)?;
-    tmpfs(dev, MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC, 0o755)?;
+    mkdir_p(o, dev)?;
+    tmpfs(o, dev, MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC, 0o755)?;
     // Plain binds: nosuid/noexec mean nothing on a character device, and the
     // service cannot remount them (no CAP_SYS_ADMIN, no mount syscalls).
     for n in DEV_NODES {
         let dst = dev.join(n);
-        touch(&dst)?;
-        bind(&host(&dst), &dst)?;
+        touch(o, &dst)?;
+        bind(o, &host(&dst), &dst)?;
     }
     for (name, target) in [("fd", "/proc/self/fd"), ("stdin", "/proc/self/fd/0"), ("stdout", "/proc/self/fd/1"), ("stderr", "/proc/self/fd/2")] {
-        std::os::unix::fs::symlink(target, dev.join(name)).map_err(|e| err(format!("symlink /dev/{name}"), e))?;
+        o.symlink(Path::new(target), &dev.join(name)).map_err(|e| err(format!("symlink /dev/{name}"), e))?;
     }
     let shm = dev.join("shm");
-    mkdir_p(&shm)?;
-    tmpfs(&shm, MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC, 0o1777)
+    mkdir_p(o, &shm)?;
+    tmpfs(o, &shm, MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC, 0o1777)
 }
 
-fn proc(mode: ProcMode, mask_file: &mut bool) -> Result<(), ChildError> {
+fn proc(o: &impl Ops, mode: ProcMode, mask_file: &mut bool) -> Result<(), ChildError> {
     let p = Path::new("/proc");
-    mkdir_p(p)?;
+    mkdir_p(o, p)?;
     let data = if mode == ProcMode::PidOnly { Some("subset=pid") } else { None };
     let flags = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
-    mount(Some("proc"), p, Some("proc"), flags, data).map_err(|e| err("mount a new /proc", e))?;
+    o.mount(Some(Path::new("proc")), p, Some("proc"), flags, data).map_err(|e| err("mount a new /proc", e))?;
     if mode == ProcMode::Full {
         let sys = Path::new("/proc/sys");
-        bind(sys, sys)?;
-        setattr(sys, true, MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC)?;
+        bind(o, sys, sys)?;
+        setattr(o, sys, true, READ_ONLY)?;
         for m in PROC_MASKED {
             let path = Path::new(m);
-            if let Ok(meta) = path.symlink_metadata() {
-                mask(path, meta.is_dir(), mask_file)?;
+            if let Ok(kind) = o.kind(path) {
+                mask(o, path, kind == Kind::Dir, mask_file)?;
             }
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    //! The view's construction against a recording fake of the kernel: the
+    //! host is a table of paths, every call is logged, and one call can be
+    //! made to fail.
+
+    use super::*;
+    use crate::plan::{LandlockPlan, MountStep};
+    use std::cell::RefCell;
+    use std::collections::BTreeMap;
+    use std::io;
+    use std::os::fd::RawFd;
+
+    #[derive(Default)]
+    struct Fake {
+        /// The host's files, by their path on the host.
+        host: BTreeMap<PathBuf, (Kind, Option<PathBuf>)>,
+        /// What exists in the new root, as the setup made it.
+        view: RefCell<BTreeMap<PathBuf, Kind>>,
+        log: RefCell<Vec<String>>,
+        /// Fails the first logged call that starts with this, with this errno.
+        fail: Option<(&'static str, i32)>,
+    }
+
+    impl Fake {
+        fn host(mut self, path: &str, kind: Kind) -> Fake {
+            self.host.insert(path.into(), (kind, None));
+            self
+        }
+
+        fn link(mut self, path: &str, target: &str) -> Fake {
+            self.host.insert(path.into(), (Kind::Symlink, Some(target.into())));
+            self
+        }
+
+        fn call(&self, entry: String) -> io::Result<()> {
+            let failing = self.fail.filter(|(prefix, _)| entry.starts_with(prefix));
+            self.log.borrow_mut().push(entry);
+            match failing {
+                Some((_, errno)) => Err(io::Error::from_raw_os_error(errno)),
+                None => Ok(()),
+            }
+        }
+
+        fn log(&self) -> Vec<String> {
+            self.log.borrow().clone()
+        }
+
+        fn position(&self, entry: &str) -> usize {
+            self.log().iter().position(|e| e == entry).unwrap_or_else(|| panic!("no `{entry}` in {:#?}", self.log()))
+        }
+    }
+
+    impl Ops for Fake {
+        fn mount(&self, src: Option<&Path>, dst: &Path, fstype: Option<&str>, flags: MsFlags, data: Option<&str>) -> io::Result<()> {
+            let what = match (fstype, src) {
+                (Some(t), _) => t.to_owned(),
+                (None, Some(s)) if flags.contains(MsFlags::MS_BIND) => format!("bind {}", s.display()),
+                _ => format!("{flags:?}"),
+            };
+            self.call(format!("mount {what} on {} {}", dst.display(), data.unwrap_or("")).trim_end().to_owned())?;
+            // A bind shows what the host has below its source.
+            if let Some(rest) = src.and_then(|s| s.strip_prefix(OLD).ok()).filter(|_| flags.contains(MsFlags::MS_BIND)) {
+                let from = Path::new("/").join(rest);
+                let below: Vec<(PathBuf, Kind)> =
+                    self.host.iter().filter_map(|(p, (k, _))| Some((dst.join(p.strip_prefix(&from).ok()?), *k))).filter(|(p, _)| p != dst).collect();
+                self.view.borrow_mut().extend(below);
+            }
+            if fstype == Some("proc") {
+                let mut v = self.view.borrow_mut();
+                v.insert("/proc/sys".into(), Kind::Dir);
+                v.insert("/proc/kcore".into(), Kind::File);
+                v.insert("/proc/acpi".into(), Kind::Dir);
+            }
+            Ok(())
+        }
+        fn mount_setattr(&self, path: &Path, recursive: bool, attrs: u64) -> io::Result<()> {
+            self.call(format!("setattr {} {attrs:#x}{}", path.display(), if recursive { " recursive" } else { "" }))
+        }
+        fn pivot_root(&self, new_root: &Path, put_old: &Path) -> io::Result<()> {
+            self.call(format!("pivot_root {} {}", new_root.display(), put_old.display()))
+        }
+        fn detach(&self, path: &Path) -> io::Result<()> {
+            self.call(format!("detach {}", path.display()))
+        }
+        fn chdir(&self, path: &Path) -> io::Result<()> {
+            self.call(format!("chdir {}", path.display()))
+        }
+        fn kind(&self, path: &Path) -> io::Result<Kind> {
+            let found = match path.strip_prefix(OLD) {
+                Ok(rest) => self.host.get(&Path::new("/").join(rest)).map(|(k, _)| *k),
+                Err(_) => self.view.borrow().get(path).copied(),
+            };
+            found.ok_or_else(|| io::Error::from_raw_os_error(libc::ENOENT))
+        }
+        fn read_link(&self, path: &Path) -> io::Result<PathBuf> {
+            let rest = path.strip_prefix(OLD).expect("links are read on the host");
+            Ok(self.host[&Path::new("/").join(rest)].1.clone().expect("a symlink"))
+        }
+        fn create_dir_all(&self, path: &Path) -> io::Result<()> {
+            let mut v = self.view.borrow_mut();
+            for a in path.ancestors() {
+                v.insert(a.to_path_buf(), Kind::Dir);
+            }
+            Ok(())
+        }
+        fn create_file(&self, path: &Path, mode: u32, contents: &[u8], exclusive: bool) -> io::Result<()> {
+            if exclusive && self.view.borrow().contains_key(path) {
+                return Err(io::Error::from_raw_os_error(libc::EEXIST));
+            }
+            self.call(format!("create {} {mode:o} {}", path.display(), String::from_utf8_lossy(contents)).trim_end().to_owned())?;
+            self.view.borrow_mut().insert(path.into(), Kind::File);
+            Ok(())
+        }
+        fn symlink(&self, target: &Path, link: &Path) -> io::Result<()> {
+            self.call(format!("symlink {} -> {}", link.display(), target.display()))?;
+            self.view.borrow_mut().insert(link.into(), Kind::Symlink);
+            Ok(())
+        }
+        fn set_mode(&self, path: &Path, mode: u32) -> io::Result<()> {
+            self.call(format!("chmod {} {mode:o}", path.display()))
+        }
+        fn remove_file(&self, path: &Path) -> io::Result<()> {
+            self.view.borrow_mut().remove(path);
+            self.call(format!("remove {}", path.display()))
+        }
+        fn remove_dir(&self, path: &Path) -> io::Result<()> {
+            self.call(format!("rmdir {}", path.display()))
+        }
+        fn switch_ids(&self, uid: u32, gid: u32, _: bool) -> Result<(), ChildError> {
+            self.call(format!("ids {uid}:{gid}")).map_err(|e| ChildError::io(Step::Credentials, "switch ids", e))
+        }
+        fn drop_privileges(&self, keep: &[caps::Capability], _: u32) -> Result<(), ChildError> {
+            self.call(format!("drop privileges keeping {keep:?}")).map_err(|e| ChildError::io(Step::Credentials, "drop", e))
+        }
+        fn landlock(&self, _: &LandlockPlan, _: &[RawFd]) -> Result<Option<String>, ChildError> {
+            self.call("landlock".into()).map(|()| None).map_err(|e| ChildError::io(Step::Landlock, "apply", e))
+        }
+    }
+
+    const RO: u64 = MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV;
+
+    fn bind_step(path: &str, optional: bool) -> MountStep {
+        MountStep::Bind { path: path.into(), attrs: RO, optional }
+    }
+
+    fn usual_host() -> Fake {
+        let mut f = Fake::default().host("/usr", Kind::Dir).host("/etc", Kind::Dir).host("/etc/shadow", Kind::File).link("/bin", "usr/bin");
+        for n in DEV_NODES {
+            f = f.host(&format!("/dev/{n}"), Kind::File);
+        }
+        f
+    }
+
+    #[test]
+    fn the_view_is_built_in_the_order_that_keeps_the_host_safe() {
+        let f = usual_host();
+        let steps = [
+            MountStep::Dev,
+            MountStep::Proc(ProcMode::Full),
+            bind_step("/usr", false),
+            bind_step("/bin", false),
+            bind_step("/etc", false),
+            MountStep::Mask { path: "/etc/shadow".into(), optional: false },
+            MountStep::Tmpfs { path: "/var/tmp".into(), mode: 0o1777 },
+        ];
+        build(&f, &steps, c"/").unwrap();
+        let log = f.log();
+        // Nothing propagates to the host, and the new root is in place before any view mount.
+        assert_eq!(log[..3], ["mount MsFlags(MS_REC | MS_SLAVE) on /", "mount tmpfs on /tmp mode=755", "pivot_root /tmp /tmp/oldroot"]);
+        // /dev and /proc before the declared paths (a new proc needs the host's still visible).
+        let usr = f.position("mount bind /oldroot/usr on /usr");
+        assert!(f.position("mount tmpfs on /dev mode=755") < usr && f.position("mount proc on /proc") < usr);
+        assert_eq!(log[usr + 1], format!("setattr /usr {RO:#x} recursive"));
+        // A symlink on the host is recreated, never bound (its target could be anywhere).
+        assert!(log.contains(&"symlink /bin -> usr/bin".to_owned()));
+        assert!(!log.iter().any(|e| e.contains("/oldroot/bin")), "{log:#?}");
+        // A masked file is covered by the mode-000 file, which is removed afterwards.
+        let covered = f.position("mount bind /.capexec-mask on /etc/shadow");
+        assert!(f.position("mount bind /.capexec-mask on /proc/kcore") < covered, "the /proc masks come with /proc");
+        assert!(f.position("remove /.capexec-mask") > covered);
+        // The host root goes before the root is made read-only; the working directory is last.
+        let detach = f.position("detach /oldroot");
+        assert!(detach > covered && f.position("mount tmpfs on /var/tmp mode=1777") < detach);
+        assert!(f.position(&format!("setattr / {:#x}", MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV)) > detach);
+        assert_eq!(log.last().map(String::as_str), Some("chdir /"));
+        // /proc/sys read-only, /proc/acpi (a directory) hidden under an empty read-only tmpfs.
+        assert!(log.contains(&format!("setattr /proc/sys {READ_ONLY:#x} recursive")));
+        assert!(log.contains(&"mount tmpfs on /proc/acpi mode=0".to_owned()));
+    }
+
+    #[test]
+    fn a_missing_path_fails_with_a_hint_unless_it_is_optional() {
+        let f = usual_host();
+        build(&f, &[bind_step("/srv/www", true)], c"/").unwrap();
+        assert!(!f.log().iter().any(|e| e.contains("/srv/www")));
+        let e = build(&usual_host(), &[bind_step("/srv/www", false)], c"/").unwrap_err();
+        assert_eq!(e.step, Step::FilesystemView);
+        assert!(e.detail.contains("/srv/www does not exist on the host") && e.detail.contains("prefix the path with `-`"), "{}", e.detail);
+    }
+
+    #[test]
+    fn masks_cover_only_what_the_view_shows() {
+        let f = usual_host();
+        // /etc/shadow exists on the host but /etc is not in the view: nothing to cover.
+        build(&f, &[MountStep::Mask { path: "/etc/shadow".into(), optional: false }], c"/").unwrap();
+        assert!(!f.log().iter().any(|e| e.contains("capexec-mask")), "{:#?}", f.log());
+        let e = build(&usual_host(), &[MountStep::Mask { path: "/etc/gshadow".into(), optional: false }], c"/").unwrap_err();
+        assert_eq!(e.errno, Some(libc::ENOENT));
+    }
+
+    #[test]
+    fn generated_files_are_bound_read_only_and_never_onto_a_symlink() {
+        let f = usual_host();
+        let steps = [bind_step("/etc", false), MountStep::File { path: "/etc/resolv.conf".into(), contents: b"nameserver 127.0.0.1\n".to_vec() }];
+        build(&f, &steps, c"/").unwrap();
+        let bound = f.position("mount bind /.capexec-generated on /etc/resolv.conf");
+        assert_eq!(f.log()[bound + 1], format!("setattr /etc/resolv.conf {READ_ONLY:#x}"));
+        assert_eq!(f.log()[bound + 2], "remove /.capexec-generated");
+
+        let f = usual_host().link("/etc/resolv.conf", "../run/resolv.conf");
+        let steps = [bind_step("/etc", false), bind_step("/etc/resolv.conf", false), MountStep::File { path: "/etc/resolv.conf".into(), contents: vec![] }];
+        let e = build(&f, &steps, c"/").unwrap_err();
+        assert!(e.detail.contains("is a symlink in the view"), "{}", e.detail);
+    }
+
+    #[test]
+    fn a_failing_call_names_the_step_the_path_and_the_errno() {
+        let f = Fake { fail: Some(("setattr /usr", libc::EPERM)), ..usual_host() };
+        let e = build(&f, &[bind_step("/usr", false)], c"/").unwrap_err();
+        assert_eq!((e.step, e.errno), (Step::FilesystemView, Some(libc::EPERM)));
+        assert!(e.detail.contains("mount_setattr /usr"), "{}", e.detail);
+        let f = Fake { fail: Some(("chdir /srv", libc::ENOENT)), ..usual_host() };
+        let e = build(&f, &[], c"/srv").unwrap_err();
+        assert!(e.detail.contains("working directory /srv") && e.detail.contains("add it to read_only or read_write"), "{}", e.detail);
+    }
+
+    #[test]
+    fn credentials_are_written_into_a_read_only_tmpfs() {
+        let f = usual_host();
+        let steps = [MountStep::Secrets { path: "/run/credentials".into(), files: vec![("token".into(), b"s3cret".to_vec())] }];
+        build(&f, &steps, c"/").unwrap();
+        let tmpfs = f.position("mount tmpfs on /run/credentials mode=700");
+        let written = f.position("create /run/credentials/token 400 s3cret");
+        let chmod = f.position("chmod /run/credentials 500");
+        let ro = f.position(&format!("setattr /run/credentials {READ_ONLY:#x}"));
+        assert!(tmpfs < written && written < chmod && chmod < ro);
+    }
 }
