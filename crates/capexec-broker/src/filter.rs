@@ -135,15 +135,16 @@ fn broker_argument_block(name: &str, own_pid: u32, service: Option<u32>, deny: u
 /// With `foreground` (`capexec exec`, where the broker is also the wrapper
 /// that forwards signals to the service's init and waits for it), that pid
 /// may be signalled and waited for.
-pub fn broker_filter(own_pid: u32, foreground: Option<u32>) -> Result<BpfProgram, String> {
+pub fn broker_filter(own_pid: u32, foreground: Option<u32>) -> Result<BpfProgram, crate::BrokerError> {
+    let build = |detail: String| crate::BrokerError::Filter { op: "build", detail };
     let deny = SECCOMP_RET_KILL_PROCESS;
     let mut nrs = Vec::new();
     let waiting: &[&str] = if foreground.is_some() { &["kill", "wait4", "rt_sigtimedwait"] } else { &[] };
     for name in BROKER_SYSCALLS.iter().chain(&["clone", "tgkill", "ioctl"]).chain(waiting) {
-        let nr = capexec_decl::syscalls::number(name).ok_or_else(|| format!("unknown syscall `{name}`"))? as u32;
+        let nr = capexec_decl::syscalls::number(name).ok_or_else(|| build(format!("unknown syscall `{name}`")))? as u32;
         nrs.push((nr, broker_argument_block(name, own_pid, foreground, deny)));
     }
-    allowlist(nrs, deny).map_err(|e| e.to_string())
+    allowlist(nrs, deny).map_err(|e| build(e.to_string()))
 }
 
 #[cfg(test)]

@@ -307,7 +307,7 @@ impl Broker {
             }
         }
         // Before any broker thread exists: the threads inherit the filter.
-        let prog = filter::broker_filter(std::process::id(), foreground.map(|p| p as u32)).map_err(|detail| BrokerError::Filter { op: "build", detail })?;
+        let prog = filter::broker_filter(std::process::id(), foreground.map(|p| p as u32))?;
         seccompiler::apply_filter(&prog).map_err(|e| BrokerError::Filter { op: "install", detail: e.to_string() })?;
         Ok(())
     }

@@ -191,25 +191,45 @@ pub fn canonical(ip: IpAddr) -> IpAddr {
     }
 }
 
+const NET_GRANT_HELP: &str = "write [tcp:|udp:]ADDRESS[/PREFIX]:PORT, e.g. \"tcp:127.0.0.1:6379\", \"10.0.0.0/8:443\", \"[::1]:53\", \"0.0.0.0:8000-8009\"";
+
+/// Why a network grant does not parse.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum NetGrantError {
+    #[error("`{0}` has no port; {NET_GRANT_HELP}")]
+    NoPort(String),
+    #[error("`{0}` is not an IPv6 address; {NET_GRANT_HELP}")]
+    NotIpv6(String),
+    #[error("write IPv6 addresses in brackets: `[{0}]`; {NET_GRANT_HELP}")]
+    Unbracketed(String),
+    #[error("`{0}` is not an IP address (names are not allowed here: grant them under [broker.dns]); {NET_GRANT_HELP}")]
+    NotAnAddress(String),
+    #[error("prefix `/{prefix}` is not a number from 0 to {max}")]
+    Prefix { prefix: String, max: u8 },
+    #[error("port `{0}` is not a number from 0 to 65535")]
+    Port(String),
+    #[error("port range `{0}-{1}` is empty")]
+    EmptyRange(u16, u16),
+}
+
 impl NetGrant {
-    pub fn parse(s: &str) -> Result<NetGrant, String> {
-        let help = "write [tcp:|udp:]ADDRESS[/PREFIX]:PORT, e.g. \"tcp:127.0.0.1:6379\", \"10.0.0.0/8:443\", \"[::1]:53\", \"0.0.0.0:8000-8009\"";
+    pub fn parse(s: &str) -> Result<NetGrant, NetGrantError> {
         let (proto, rest) = match s.split_once(':') {
             Some(("tcp", r)) => (Some(Proto::Tcp), r),
             Some(("udp", r)) => (Some(Proto::Udp), r),
             _ => (None, s),
         };
-        let (host, port_s) = rest.rsplit_once(':').ok_or_else(|| format!("`{s}` has no port; {help}"))?;
+        let (host, port_s) = rest.rsplit_once(':').ok_or_else(|| NetGrantError::NoPort(s.to_owned()))?;
         let (addr, prefix) = match host.split_once('/') {
             Some((a, p)) => (a, Some(p)),
             None => (host, None),
         };
         let addr: IpAddr = if let Some(v6) = addr.strip_prefix('[').and_then(|a| a.strip_suffix(']')) {
-            v6.parse().map_err(|_| format!("`{v6}` is not an IPv6 address; {help}"))?
+            v6.parse().map_err(|_| NetGrantError::NotIpv6(v6.to_owned()))?
         } else if addr.contains(':') {
-            return Err(format!("write IPv6 addresses in brackets: `[{addr}]`; {help}"));
+            return Err(NetGrantError::Unbracketed(addr.to_owned()));
         } else {
-            addr.parse().map_err(|_| format!("`{addr}` is not an IP address (names are not allowed here: grant them under [broker.dns]); {help}"))?
+            addr.parse().map_err(|_| NetGrantError::NotAnAddress(addr.to_owned()))?
         };
         let addr = canonical(addr);
         let full = if addr.is_ipv4() { 32 } else { 128 };
@@ -217,10 +237,10 @@ impl NetGrant {
             None => full,
             Some(p) => match p.parse::<u8>() {
                 Ok(n) if n <= full => n,
-                _ => return Err(format!("prefix `/{p}` is not a number from 0 to {full}")),
+                _ => return Err(NetGrantError::Prefix { prefix: p.to_owned(), max: full }),
             },
         };
-        let port = |p: &str| p.parse::<u16>().map_err(|_| format!("port `{p}` is not a number from 0 to 65535"));
+        let port = |p: &str| p.parse::<u16>().map_err(|_| NetGrantError::Port(p.to_owned()));
         let ports = if port_s == "*" {
             (0, 65535)
         } else {
@@ -228,7 +248,7 @@ impl NetGrant {
                 Some((a, b)) => {
                     let (a, b) = (port(a)?, port(b)?);
                     if a > b {
-                        return Err(format!("port range `{a}-{b}` is empty"));
+                        return Err(NetGrantError::EmptyRange(a, b));
                     }
                     (a, b)
                 }

@@ -110,8 +110,13 @@ impl<'de> Deserialize<'de> for Duration {
     }
 }
 
-pub fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
-    let bad = || format!("invalid duration \"{s}\": use e.g. \"250ms\", \"10s\", \"5min\", \"1h\" (units: ms, s, min, h)");
+/// A duration that does not parse (or overflows), as written.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid duration \"{0}\": use e.g. \"250ms\", \"10s\", \"5min\", \"1h\" (units: ms, s, min, h)")]
+pub struct BadDuration(pub String);
+
+pub fn parse_duration(s: &str) -> Result<std::time::Duration, BadDuration> {
+    let bad = || BadDuration(s.to_owned());
     let mut total = std::time::Duration::ZERO;
     let mut rest = s.trim();
     if rest.is_empty() {

@@ -895,7 +895,7 @@ fn broker(v: &mut V, raw: &RawUnit, net: NetMode) -> crate::grants::BrokerSpec {
             match NetGrant::parse(s) {
                 Ok(g) if field == "connect" => out.connect.push(g),
                 Ok(g) => out.bind.push(g),
-                Err(e) => v.err(format!("broker.net.{field}[{i}]"), e),
+                Err(e) => v.err(format!("broker.net.{field}[{i}]"), e.to_string()),
             }
         }
     }

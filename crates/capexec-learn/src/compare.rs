@@ -59,14 +59,14 @@ fn accesses(a: &BTreeSet<Access>) -> String {
     a.iter().map(|x| format!("{x:?}").to_lowercase()).collect::<Vec<_>>().join("+")
 }
 
-/// Whether the view lets `path` be used as `acc`; `Err` says why not.
+/// Why the view does not let `path` be used as `acc`; `None` when it does.
 /// `created`: the run itself created it (so it need not pre-exist);
 /// `existed`: it exists on the host (a file a fresh tmpfs would not have).
-pub fn fs_verdict(fs: &FsSpec, path: &str, acc: Access, created: bool, existed: bool) -> Result<(), String> {
+pub fn fs_refusal(fs: &FsSpec, path: &str, acc: Access, created: bool, existed: bool) -> Option<&'static str> {
     if under(path, "/proc") {
         return match fs.proc {
-            ProcMode::None => Err("the view has no /proc".into()),
-            _ => Ok(()),
+            ProcMode::None => Some("the view has no /proc"),
+            _ => None,
         };
     }
     if under(path, "/dev") {
@@ -75,9 +75,9 @@ pub fn fs_verdict(fs: &FsSpec, path: &str, acc: Access, created: bool, existed: 
             || capexec_sandbox::plan::DEV_NODES.contains(&name)
             || ["shm", "fd", "stdin", "stdout", "stderr", "pts"].iter().any(|d| under(name, d));
         return match (fs.dev, given) {
-            (DevMode::Minimal, true) => Ok(()),
-            (DevMode::Minimal, false) => Err("not in the minimal /dev".into()),
-            (DevMode::None, _) => Err("the view has no /dev".into()),
+            (DevMode::Minimal, true) => None,
+            (DevMode::Minimal, false) => Some("not in the minimal /dev"),
+            (DevMode::None, _) => Some("the view has no /dev"),
         };
     }
     let changes = matches!(acc, Access::Write | Access::Create | Access::Remove);
@@ -88,21 +88,21 @@ pub fn fs_verdict(fs: &FsSpec, path: &str, acc: Access, created: bool, existed: 
         // Directories on the way to a mount exist (empty) in the view.
         let ancestor = path == "/" || fs.mounts.iter().any(|m| under(&m.path.to_string_lossy(), path));
         return match (ancestor, acc) {
-            (true, Access::Read) => Ok(()),
-            _ => Err("not in the view".into()),
+            (true, Access::Read) => None,
+            _ => Some("not in the view"),
         };
     };
     let kind = mount.kind;
     match (kind, acc) {
-        (MountKind::Inaccessible, _) => Err("masked (inaccessible) in the view".into()),
-        (MountKind::Tmpfs, Access::Exec) => Err("on a tmpfs, which is not executable".into()),
+        (MountKind::Inaccessible, _) => Some("masked (inaccessible) in the view"),
+        (MountKind::Tmpfs, Access::Exec) => Some("on a tmpfs, which is not executable"),
         (MountKind::Tmpfs, Access::Read) if existed && !created && mount.path.to_string_lossy() != path => {
-            Err("exists on the host, but the service's private tmpfs here starts empty".into())
+            Some("exists on the host, but the service's private tmpfs here starts empty")
         }
-        (MountKind::Tmpfs, _) | (MountKind::ReadWrite, Access::Read | Access::Write | Access::Create | Access::Remove) => Ok(()),
-        (MountKind::ReadWrite | MountKind::ReadOnly, Access::Exec) => Err("in a directory that is not executable".into()),
-        (MountKind::ReadOnly | MountKind::Executable, _) if changes => Err("read-only in the view".into()),
-        (MountKind::ReadOnly | MountKind::Executable, _) => Ok(()),
+        (MountKind::Tmpfs, _) | (MountKind::ReadWrite, Access::Read | Access::Write | Access::Create | Access::Remove) => None,
+        (MountKind::ReadWrite | MountKind::ReadOnly, Access::Exec) => Some("in a directory that is not executable"),
+        (MountKind::ReadOnly | MountKind::Executable, _) if changes => Some("read-only in the view"),
+        (MountKind::ReadOnly | MountKind::Executable, _) => None,
     }
 }
 
@@ -132,9 +132,8 @@ pub fn compare(obs: &Observations, spec: &ServiceSpec, exists: impl Fn(&str) -> 
         if !existed && !created {
             continue;
         }
-        let refused: Vec<String> = acc.iter().filter_map(|a| fs_verdict(&spec.filesystem, path, *a, created, existed).err()).collect();
-        if let Some(why) = refused.first() {
-            r.files.push(Denial { what: path.clone(), how: accesses(acc), why: why.clone() });
+        if let Some(why) = acc.iter().find_map(|a| fs_refusal(&spec.filesystem, path, *a, created, existed)) {
+            r.files.push(Denial { what: path.clone(), how: accesses(acc), why: why.to_owned() });
         }
     }
 
@@ -146,7 +145,7 @@ pub fn compare(obs: &Observations, spec: &ServiceSpec, exists: impl Fn(&str) -> 
                     continue; // abstract: no path to judge
                 }
                 let acc = if how == "bind" { Access::Create } else { Access::Write };
-                if let Err(why) = fs_verdict(&spec.filesystem, p, acc, how == "bind", exists(p)) {
+                if let Some(why) = fs_refusal(&spec.filesystem, p, acc, how == "bind", exists(p)) {
                     r.network.push(Denial { what: a.clone(), how: how.into(), why: format!("its path is {why}") });
                 }
                 continue;
@@ -253,7 +252,7 @@ mod tests {
             ("/tmp", MountKind::Tmpfs),
             ("/var/lib/app", MountKind::ReadWrite),
         ]);
-        let ok = |p: &str, a: Access| fs_verdict(&f, p, a, false, true).is_ok();
+        let ok = |p: &str, a: Access| fs_refusal(&f, p, a, false, true).is_none();
         assert!(ok("/usr/bin/cat", Access::Exec) && ok("/etc/hosts", Access::Read));
         assert!(!ok("/etc/hosts", Access::Write) && !ok("/etc/shadow", Access::Read));
         assert!(ok("/var/lib/app/db", Access::Write) && !ok("/var/lib/app/run.sh", Access::Exec));
@@ -261,8 +260,8 @@ mod tests {
         assert!(ok("/var", Access::Read) && !ok("/var/log/x", Access::Read) && !ok("/srv/x", Access::Read));
         assert!(ok("/dev/urandom", Access::Read) && !ok("/dev/sda", Access::Read));
         // The private /tmp: what the run made is fine, the host's files are not there.
-        assert!(fs_verdict(&f, "/tmp/x", Access::Read, true, true).is_ok());
-        assert!(fs_verdict(&f, "/tmp/host-file", Access::Read, false, true).is_err());
+        assert!(fs_refusal(&f, "/tmp/x", Access::Read, true, true).is_none());
+        assert!(fs_refusal(&f, "/tmp/host-file", Access::Read, false, true).is_some());
     }
 
     fn spec(body: &str) -> ServiceSpec {

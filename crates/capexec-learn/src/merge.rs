@@ -23,9 +23,18 @@ const MINED: &[(&str, &str)] = &[
 /// `unit_dir` replaces `${UNIT_DIR}` in the unit's strings: the result is
 /// usually written somewhere else, where the variable would name another
 /// directory.
-pub fn onto_unit(mined: &str, unit: &str, unit_dir: &str) -> Result<String, String> {
-    let mined: DocumentMut = mined.parse().map_err(|e| format!("the mined declaration does not parse (a bug in capexec learn): {e}"))?;
-    let mut out: DocumentMut = unit.parse().map_err(|e| format!("the unit does not parse: {e}"))?;
+/// A document that toml_edit cannot read.
+#[derive(Debug, thiserror::Error)]
+pub enum MergeError {
+    #[error("the mined declaration does not parse (a bug in capexec learn): {0}")]
+    Mined(toml_edit::TomlError),
+    #[error("the unit does not parse: {0}")]
+    Unit(toml_edit::TomlError),
+}
+
+pub fn onto_unit(mined: &str, unit: &str, unit_dir: &str) -> Result<String, MergeError> {
+    let mined: DocumentMut = mined.parse().map_err(MergeError::Mined)?;
+    let mut out: DocumentMut = unit.parse().map_err(MergeError::Unit)?;
     substitute(out.as_table_mut(), unit_dir);
     // The mined header (its comment lines) names the run; it goes first, and
     // the unit's own header comment follows it.

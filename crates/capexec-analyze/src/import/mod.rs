@@ -225,7 +225,7 @@ fn exec_start(e: &Entry, vars: &BTreeMap<String, String>, out: &mut Out) -> Vec<
     let words = match unit_file::words(value) {
         Ok(w) => w,
         Err(err) => {
-            out.skip(e, err);
+            out.skip(e, err.to_string());
             return Vec::new();
         }
     };
@@ -299,8 +299,18 @@ fn syscall_filter(e: &Entry, out: &mut Out, first: &mut Option<bool>) {
     }
 }
 
-pub fn convert(source: &str, text: &str) -> Result<String, String> {
-    let entries = unit_file::parse(text)?;
+/// Why a unit file cannot be converted at all (what can be converted in
+/// part is, with what was skipped listed in the output).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ImportError {
+    #[error("{unit}: {error}")]
+    Syntax { unit: String, error: unit_file::SyntaxError },
+    #[error("{0}: no usable ExecStart= in [Service]; nothing to run")]
+    NoExecStart(String),
+}
+
+pub fn convert(source: &str, text: &str) -> Result<String, ImportError> {
+    let entries = unit_file::parse(text).map_err(|error| ImportError::Syntax { unit: source.to_owned(), error })?;
     let mut out = Out::default();
     let vars = environment(&entries, &mut out);
     let mut filter_mode: Option<bool> = None;
@@ -417,7 +427,7 @@ pub fn convert(source: &str, text: &str) -> Result<String, String> {
                 match capexec_decl::raw::parse_duration(v) {
                     Ok(d) if d.is_zero() && key != "restart_delay" => out.skip(e, "0 means \"no limit\" to systemd; capexec's default applies"),
                     Ok(d) => out.service.push((key, capexec_decl::spec::format_duration(d))),
-                    Err(err) => out.skip(e, err),
+                    Err(err) => out.skip(e, err.to_string()),
                 }
             }
             "KillSignal" => out.service.push(("stop_signal", v.into())),
@@ -440,7 +450,7 @@ pub fn convert(source: &str, text: &str) -> Result<String, String> {
         }
     }
     if out.argv.is_empty() {
-        return Err(format!("{source}: no usable ExecStart= in [Service]; nothing to run"));
+        return Err(ImportError::NoExecStart(source.to_owned()));
     }
     if filter_mode == Some(false) || (filter_mode.is_none() && !out.deny.is_empty()) {
         // A deny list in systemd allows everything else; capexec starts from

@@ -12,7 +12,20 @@ pub struct Entry {
     pub line: usize,
 }
 
-pub fn parse(text: &str) -> Result<Vec<Entry>, String> {
+/// Why a unit file, or a value in it, cannot be read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SyntaxError {
+    #[error("line {line}: unterminated section header `{text}`")]
+    Section { line: usize, text: String },
+    #[error("line {line}: expected Key=value, found `{text}`")]
+    NotAnAssignment { line: usize, text: String },
+    #[error("unterminated quote in `{0}`")]
+    Quote(String),
+    #[error("a trailing backslash")]
+    TrailingBackslash,
+}
+
+pub fn parse(text: &str) -> Result<Vec<Entry>, SyntaxError> {
     let mut out = Vec::new();
     let mut section = String::new();
     let mut lines = text.lines().enumerate();
@@ -22,7 +35,7 @@ pub fn parse(text: &str) -> Result<Vec<Entry>, String> {
             continue;
         }
         if let Some(name) = line.strip_prefix('[') {
-            section = name.strip_suffix(']').ok_or_else(|| format!("line {}: unterminated section header `{line}`", i + 1))?.to_owned();
+            section = name.strip_suffix(']').ok_or_else(|| SyntaxError::Section { line: i + 1, text: line.clone() })?.to_owned();
             continue;
         }
         while line.ends_with('\\') {
@@ -35,7 +48,7 @@ pub fn parse(text: &str) -> Result<Vec<Entry>, String> {
                 None => break,
             }
         }
-        let (key, value) = line.split_once('=').ok_or_else(|| format!("line {}: expected Key=value, found `{line}`", i + 1))?;
+        let (key, value) = line.split_once('=').ok_or_else(|| SyntaxError::NotAnAssignment { line: i + 1, text: line.clone() })?;
         out.push(Entry { section: section.clone(), key: key.trim().to_owned(), value: value.trim().to_owned(), line: i + 1 });
     }
     Ok(out)
@@ -43,7 +56,7 @@ pub fn parse(text: &str) -> Result<Vec<Entry>, String> {
 
 /// Splits a command line or a list value into words: whitespace separates,
 /// double and single quotes group, backslash escapes (systemd.syntax(7)).
-pub fn words(s: &str) -> Result<Vec<String>, String> {
+pub fn words(s: &str) -> Result<Vec<String>, SyntaxError> {
     let mut out = Vec::new();
     let mut cur = String::new();
     let mut in_word = false;
@@ -63,7 +76,7 @@ pub fn words(s: &str) -> Result<Vec<String>, String> {
                         Some(q) if q == c => break,
                         Some('\\') if c == '"' => cur.push(escaped(chars.next())?),
                         Some(x) => cur.push(x),
-                        None => return Err(format!("unterminated quote in `{s}`")),
+                        None => return Err(SyntaxError::Quote(s.to_owned())),
                     }
                 }
             }
@@ -83,8 +96,8 @@ pub fn words(s: &str) -> Result<Vec<String>, String> {
     Ok(out)
 }
 
-fn escaped(c: Option<char>) -> Result<char, String> {
-    Ok(match c.ok_or("a trailing backslash")? {
+fn escaped(c: Option<char>) -> Result<char, SyntaxError> {
+    Ok(match c.ok_or(SyntaxError::TrailingBackslash)? {
         'n' => '\n',
         't' => '\t',
         other => other,

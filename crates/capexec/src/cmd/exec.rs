@@ -22,7 +22,7 @@ pub fn run(args: &ExecArgs) -> i32 {
         Ok(h) => h,
         Err(e) => {
             eprintln!("capexec: {}: from systemd: {e}", spec.name);
-            return super::EXIT_SETUP;
+            return e.exit_code();
         }
     };
     launch_foreground(&spec, handoff)

@@ -5,6 +5,7 @@
 //! With `--workload`, a command on the host drives the service and its exit
 //! ends the run (`drive`).
 
+use super::CmdError;
 use capexec::cli::{LearnArgs, RunArgs};
 use capexec_decl::terminal::{safe, safe_lines};
 use capexec_decl::ServiceSpec;
@@ -23,9 +24,9 @@ use std::time::{Duration, Instant};
 pub fn run(args: &LearnArgs) -> i32 {
     match learn(args) {
         Ok(code) => code,
-        Err(msg) => {
-            eprintln!("capexec learn: {msg}");
-            super::EXIT_SETUP
+        Err(e) => {
+            eprintln!("capexec learn: {e}");
+            e.exit_code()
         }
     }
 }
@@ -65,27 +66,36 @@ struct Ended {
     interrupted: bool,
 }
 
-fn learn(a: &LearnArgs) -> Result<i32, String> {
+fn learn(a: &LearnArgs) -> Result<i32, CmdError> {
     match (&a.target, a.command.is_empty()) {
-        (None, true) if a.unit.is_none() => return Err("nothing to run: give a UNIT (with --workload), or a program after `--`".into()),
+        (None, true) if a.unit.is_none() => return Err(CmdError::Usage("nothing to run: give a UNIT (with --workload), or a program after `--`".into())),
         (None, true) => {
-            return Err("--unit needs a program after `--`; to run the unit's own program, give it as UNIT: `capexec learn UNIT --workload CMD`".into())
+            return Err(CmdError::Usage(
+                "--unit needs a program after `--`; to run the unit's own program, give it as UNIT: `capexec learn UNIT --workload CMD`".into(),
+            ))
         }
-        (Some(_), false) => return Err("give a UNIT or a program after `--`, not both (use --unit FILE -- PROG to start PROG from a unit)".into()),
+        (Some(_), false) => {
+            return Err(CmdError::Usage("give a UNIT or a program after `--`, not both (use --unit FILE -- PROG to start PROG from a unit)".into()))
+        }
         _ => {}
     }
     if let Some(t) = &a.target {
         use std::os::unix::fs::PermissionsExt;
         let program = std::fs::metadata(t).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0);
         if program && t.extension().is_none_or(|e| e != "svc") {
-            return Err(format!("{} looks like a program, not a unit: put a program after `--` (capexec learn -- {} ...)", t.display(), t.display()));
+            return Err(CmdError::Usage(format!(
+                "{} looks like a program, not a unit: put a program after `--` (capexec learn -- {} ...)",
+                t.display(),
+                t.display()
+            )));
         }
     }
     // Earlier runs first: a bad file is found before the program runs.
     let mut obs = Observations::default();
     for f in &a.merge {
-        let text = std::fs::read_to_string(f).map_err(|e| format!("read {}: {e}", f.display()))?;
-        let saved: Observations = serde_json::from_str(&text).map_err(|e| format!("{}: not observations saved by `capexec learn --save`: {e}", f.display()))?;
+        let text = std::fs::read_to_string(f).map_err(CmdError::file("read", f))?;
+        let saved: Observations = serde_json::from_str(&text)
+            .map_err(|e| CmdError::Content { path: f.clone(), detail: format!("not observations saved by `capexec learn --save`: {e}") })?;
         obs.merge(saved);
     }
     let spec = super::run::build(&run_args(a))?;
@@ -95,7 +105,7 @@ fn learn(a: &LearnArgs) -> Result<i32, String> {
         true => capexec_sandbox::seccomp::service_filter(&spec.seccomp),
         false => capexec_sandbox::seccomp::rules_filter(),
     }
-    .map_err(|e| format!("{}: {e}", spec.name))?;
+    .map_err(CmdError::launch(&spec.name))?;
     let ready = ready_addresses(a, &spec)?;
 
     let rootless = !nix::unistd::geteuid().is_root();
@@ -106,7 +116,7 @@ fn learn(a: &LearnArgs) -> Result<i32, String> {
     let mut learning = spec.clone();
     learning.namespaces.net = capexec_decl::spec::NetMode::Host;
     let extras = capexec_sandbox::plan::Extras { rootless, host_env: &host_env, learning: true, ..Default::default() };
-    let plan = capexec_sandbox::plan::compose(&learning, &extras).map_err(|e| format!("{}: {e}", spec.name))?;
+    let plan = capexec_sandbox::plan::compose(&learning, &extras).map_err(CmdError::launch(&spec.name))?;
     let recorder: RefCell<Option<JoinHandle<Observations>>> = RefCell::new(None);
     let start = |listener| {
         let judge = judge.clone();
@@ -117,13 +127,14 @@ fn learn(a: &LearnArgs) -> Result<i32, String> {
     let stdio = a.json.then_some([0, 2, 2]);
     let opts = capexec_sandbox::SpawnOptions { learner: Some(&start), stdio, ..Default::default() };
     let began = Instant::now();
-    let spawned = capexec_sandbox::spawn_with(&plan, &opts).map_err(|e| format!("{}: {e}", spec.name))?;
+    let spawned = capexec_sandbox::spawn_with(&plan, &opts).map_err(CmdError::launch(&spec.name))?;
     let ended = match &a.workload {
         None => Ended { status: capexec_sandbox::wait_foreground(&spawned), workload: None, interrupted: false },
         Some(cmd) => drive(&spawned, &spec, cmd, &ready, Duration::from_secs(a.ready_timeout), a.json)?,
     };
     drop(spawned);
-    let run = recorder.into_inner().ok_or("the recorder never started")?.join().map_err(|_| "the recorder failed")?;
+    let recorded = recorder.into_inner().ok_or_else(|| CmdError::Run("the recorder never started".into()))?;
+    let run = recorded.join().map_err(|_| CmdError::Run("the recorder failed".into()))?;
     let calls: u64 = run.syscalls.values().sum();
     let what = if a.workload.is_some() { "the service" } else { "the program" };
     eprintln!(
@@ -141,8 +152,8 @@ fn learn(a: &LearnArgs) -> Result<i32, String> {
     }
     obs.merge(run);
     if let Some(f) = &a.save {
-        let json = serde_json::to_string_pretty(&obs).map_err(|e| format!("encode observations: {e}"))?;
-        std::fs::write(f, json + "\n").map_err(|e| format!("write {}: {e}", f.display()))?;
+        let json = serde_json::to_string_pretty(&obs).expect("observations encode as JSON");
+        std::fs::write(f, json + "\n").map_err(CmdError::file("write", f))?;
     }
     let exists = |p: &str| Path::new(p).symlink_metadata().is_ok();
     // A failed workload did not exercise what it meant to: say so in the status.
@@ -153,7 +164,7 @@ fn learn(a: &LearnArgs) -> Result<i32, String> {
 
     if a.check {
         let report = compare::compare(&obs, &spec, exists);
-        print_report(&report, &spec.name, a.json)?;
+        print_report(&report, &spec.name, a.json);
         return Ok(if report.denials() > 0 || workload_failed { 1 } else { 0 });
     }
 
@@ -163,15 +174,15 @@ fn learn(a: &LearnArgs) -> Result<i32, String> {
     let mut text = mine::declaration(&obs, &origin, exists);
     let unit = a.target.as_ref().or(a.unit.as_ref());
     if let Some(u) = unit {
-        let unit_text = std::fs::read_to_string(u).map_err(|e| format!("read {}: {e}", u.display()))?;
+        let unit_text = std::fs::read_to_string(u).map_err(CmdError::file("read", u))?;
         let dir = capexec_decl::unit_dir(u);
-        text = merge::onto_unit(&text, &unit_text, &dir.display().to_string()).map_err(|e| format!("{}: {e}", u.display()))?;
+        text = merge::onto_unit(&text, &unit_text, &dir.display().to_string()).map_err(|e| CmdError::Content { path: u.clone(), detail: e.to_string() })?;
         // How the unit as declared fares against this run.
-        print_report(&compare::compare(&obs, &spec, exists), &spec.name, a.json)?;
+        print_report(&compare::compare(&obs, &spec, exists), &spec.name, a.json);
     }
     match &a.out {
         Some(f) => {
-            std::fs::write(f, &text).map_err(|e| format!("write {}: {e}", f.display()))?;
+            std::fs::write(f, &text).map_err(CmdError::file("write", f))?;
             eprintln!("capexec learn: wrote {} (check it with `capexec check {}`)", f.display(), f.display());
         }
         None if unit.is_some() => {
@@ -187,14 +198,15 @@ fn learn(a: &LearnArgs) -> Result<i32, String> {
 
 /// Where the service listens, to wait for before starting the workload:
 /// --wait-for, else the unit's TCP preopens and exact TCP bind grants.
-fn ready_addresses(a: &LearnArgs, spec: &ServiceSpec) -> Result<Vec<SocketAddr>, String> {
+fn ready_addresses(a: &LearnArgs, spec: &ServiceSpec) -> Result<Vec<SocketAddr>, CmdError> {
     if !a.wait_for.is_empty() {
         return a
             .wait_for
             .iter()
             .map(|w| {
                 let s = w.strip_prefix("tcp:").unwrap_or(w);
-                s.parse::<SocketAddr>().map_err(|e| format!("--wait-for {w}: {e} (expected tcp:HOST:PORT, e.g. tcp:127.0.0.1:8080 or tcp:[::1]:6379)"))
+                s.parse::<SocketAddr>()
+                    .map_err(|e| CmdError::Usage(format!("--wait-for {w}: {e} (expected tcp:HOST:PORT, e.g. tcp:127.0.0.1:8080 or tcp:[::1]:6379)")))
             })
             .collect();
     }
@@ -231,7 +243,7 @@ fn pause(d: Duration) -> Option<i32> {
 
 /// Waits for the service to listen, runs the workload, and stops the service
 /// when the workload exits.
-fn drive(s: &Spawned, spec: &ServiceSpec, cmd: &str, ready: &[SocketAddr], timeout: Duration, quiet_stdout: bool) -> Result<Ended, String> {
+fn drive(s: &Spawned, spec: &ServiceSpec, cmd: &str, ready: &[SocketAddr], timeout: Duration, quiet_stdout: bool) -> Result<Ended, CmdError> {
     let deadline = Instant::now() + timeout;
     // One address answering is enough: services listen on all of theirs at
     // once, and an optional one (Redis's `-::1`) may be missing on this host.
@@ -240,21 +252,21 @@ fn drive(s: &Spawned, spec: &ServiceSpec, cmd: &str, ready: &[SocketAddr], timeo
             break;
         }
         if let Some(st) = service_ended(s) {
-            return Err(format!("{}: the service exited with status {st} before it listened; nothing was recorded worth mining", spec.name));
+            return Err(CmdError::Run(format!("{}: the service exited with status {st} before it listened; nothing was recorded worth mining", spec.name)));
         }
         if Instant::now() > deadline {
             stop(s, spec);
             let list: Vec<String> = ready.iter().map(|a| format!("tcp:{a}")).collect();
-            return Err(format!(
+            return Err(CmdError::Run(format!(
                 "{}: not listening on {} after {} s; raise --ready-timeout, or name the address with --wait-for",
                 spec.name,
                 list.join(", "),
                 timeout.as_secs()
-            ));
+            )));
         }
         if let Some(sig) = pause(Duration::from_millis(20)) {
             stop(s, spec);
-            return Err(format!("{}: interrupted by signal {sig} while waiting for the service to listen", spec.name));
+            return Err(CmdError::Run(format!("{}: interrupted by signal {sig} while waiting for the service to listen", spec.name)));
         }
     }
     // Its own process group, so that ending it ends whatever it started.
@@ -263,7 +275,7 @@ fn drive(s: &Spawned, spec: &ServiceSpec, cmd: &str, ready: &[SocketAddr], timeo
     if quiet_stdout {
         workload.stdout(std::io::stderr());
     }
-    let mut child = workload.spawn().map_err(|e| format!("start the workload with /bin/sh -c: {e}"))?;
+    let mut child = workload.spawn().map_err(CmdError::file("start the workload with", "/bin/sh"))?;
     let pgid = child.id() as libc::pid_t;
     let mut interrupted = false;
     loop {
@@ -274,13 +286,13 @@ fn drive(s: &Spawned, spec: &ServiceSpec, cmd: &str, ready: &[SocketAddr], timeo
                 return Ok(Ended { status, workload: Some(workload), interrupted });
             }
             Ok(None) => {}
-            Err(e) => return Err(format!("wait for the workload: {e}")),
+            Err(e) => return Err(CmdError::Run(format!("wait for the workload: {e}"))),
         }
         if let Some(st) = service_ended(s) {
             // The workload's own process group, which we created.
             let _ = killpg(Pid::from_raw(pgid), Signal::SIGTERM);
             let _ = child.wait();
-            return Err(format!("{}: the service exited with status {st} while the workload ran", spec.name));
+            return Err(CmdError::Run(format!("{}: the service exited with status {st} while the workload ran", spec.name)));
         }
         if let Some(_sig) = pause(Duration::from_millis(20)) {
             // The user ends the run: end the workload; the service follows.
@@ -308,10 +320,10 @@ fn stop(s: &Spawned, spec: &ServiceSpec) -> i32 {
     process::wait_child(s.pid, true).ok().flatten().map_or(1, capexec_sandbox::child::exit_code)
 }
 
-fn print_report(r: &compare::Report, name: &str, json: bool) -> Result<(), String> {
+fn print_report(r: &compare::Report, name: &str, json: bool) {
     if json {
-        println!("{}", serde_json::to_string_pretty(r).map_err(|e| format!("encode the report: {e}"))?);
-        return Ok(());
+        println!("{}", serde_json::to_string_pretty(r).expect("reports encode as JSON"));
+        return;
     }
     println!(
         "{name}: {} distinct syscalls ({} calls); {:.1}% of them allowed; {} would have been refused",
@@ -337,5 +349,4 @@ fn print_report(r: &compare::Report, name: &str, json: bool) -> Result<(), Strin
             println!("    {k}: {}", safe(&v.join(", ")));
         }
     }
-    Ok(())
 }

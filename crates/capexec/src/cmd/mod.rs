@@ -3,6 +3,7 @@ pub mod check;
 pub mod ctl;
 pub mod daemon;
 pub mod doctor;
+pub mod error;
 pub mod exec;
 #[cfg(test)]
 mod golden;
@@ -10,6 +11,8 @@ pub mod import;
 pub mod learn;
 pub mod run;
 pub mod systemd;
+
+pub use error::CmdError;
 
 /// capexec's own failures (declaration errors, sandbox setup) exit with this,
 /// so they are told apart from the service's own statuses.

@@ -1,6 +1,7 @@
 //! `capexec run`: ad-hoc confinement. The options become a raw declaration that
 //! goes through the same validation as a file, so `run` and `exec` cannot drift.
 
+use super::CmdError;
 use capexec::cli::RunArgs;
 use capexec_decl::raw::*;
 use capexec_decl::spec::MountKind;
@@ -17,9 +18,9 @@ pub fn run(args: &RunArgs) -> i32 {
             0
         }
         Ok(spec) => super::exec::launch_foreground(&spec, Default::default()),
-        Err(msg) => {
-            eprintln!("{msg}");
-            super::EXIT_SETUP
+        Err(e) => {
+            eprintln!("capexec run: {e}");
+            e.exit_code()
         }
     }
 }
@@ -33,10 +34,10 @@ fn absolute(p: &str) -> String {
     std::path::absolute(p).map(|a| a.display().to_string()).unwrap_or_else(|_| p.to_owned())
 }
 
-fn find_program(prog: &str) -> Result<PathBuf, String> {
+fn find_program(prog: &str) -> Result<PathBuf, CmdError> {
     if prog.contains('/') {
         let p = PathBuf::from(absolute(prog));
-        return if p.is_file() { Ok(p) } else { Err(format!("capexec run: {}: no such file", p.display())) };
+        return if p.is_file() { Ok(p) } else { Err(CmdError::Usage(format!("{}: no such file", p.display()))) };
     }
     let path = std::env::var("PATH").unwrap_or_else(|_| capexec_sandbox::plan::DEFAULT_PATH.into());
     for dir in path.split(':').filter(|d| d.starts_with('/')) {
@@ -45,23 +46,23 @@ fn find_program(prog: &str) -> Result<PathBuf, String> {
             return Ok(p);
         }
     }
-    Err(format!("capexec run: `{prog}` not found in PATH; give its path"))
+    Err(CmdError::Usage(format!("`{prog}` not found in PATH; give its path")))
 }
 
 fn push(list: &mut Option<Vec<String>>, items: impl IntoIterator<Item = String>) {
     list.get_or_insert_with(Vec::new).extend(items);
 }
 
-pub fn build(args: &RunArgs) -> Result<capexec_decl::ServiceSpec, String> {
+pub fn build(args: &RunArgs) -> Result<capexec_decl::ServiceSpec, CmdError> {
     build_in(args, Context::current())
 }
 
 /// [`build`] for the ids and privilege in `ctx` (the golden tests plan as
 /// root and as a user, whoever runs them).
-pub fn build_in(args: &RunArgs, mut ctx: Context) -> Result<capexec_decl::ServiceSpec, String> {
+pub fn build_in(args: &RunArgs, mut ctx: Context) -> Result<capexec_decl::ServiceSpec, CmdError> {
     let (name, mut raw, sources) = match &args.unit {
         Some(u) => {
-            let loaded = capexec_decl::source::load(u).map_err(|e| e.to_string())?;
+            let loaded = capexec_decl::source::load(u)?;
             ctx.unit_dir = Some(capexec_decl::unit_dir(u));
             let sources = loaded.files.iter().map(|f| f.path.clone()).collect();
             (loaded.name, loaded.raw, sources)
@@ -86,7 +87,7 @@ pub fn build_in(args: &RunArgs, mut ctx: Context) -> Result<capexec_decl::Servic
     }
     push(&mut exec.pass_environment, args.pass_env.iter().cloned());
     for kv in &args.env {
-        let (k, v) = kv.split_once('=').ok_or_else(|| format!("capexec run: --env {kv}: expected NAME=VALUE"))?;
+        let (k, v) = kv.split_once('=').ok_or_else(|| CmdError::Usage(format!("--env {kv}: expected NAME=VALUE")))?;
         exec.environment.get_or_insert_with(Default::default).insert(k.to_owned(), v.to_owned());
     }
     if let Some(c) = &args.cwd {
@@ -127,7 +128,7 @@ pub fn build_in(args: &RunArgs, mut ctx: Context) -> Result<capexec_decl::Servic
         }
     }
 
-    let mut spec = capexec_decl::validate::validate(&name, &raw, sources, &ctx).map_err(|e| format!("capexec run: {e}"))?;
+    let mut spec = capexec_decl::validate::validate(&name, &raw, sources, &ctx)?;
     let prog = PathBuf::from(&spec.exec.argv[0]);
 
     // The program itself must be in the view and executable; add just that file

@@ -53,14 +53,17 @@ impl Handoff {
     /// Reads what systemd passed, from `env` (this process's environment).
     /// Takes ownership of the socket-activated fds, so the caller must not
     /// have opened anything else at 3 and above yet.
-    pub fn from_env(env: &[(String, String)]) -> Result<Handoff, String> {
+    pub fn from_env(env: &[(String, String)]) -> Result<Handoff, super::CmdError> {
         let mut h = Handoff::default();
         if let (Some(n), true) = (var(env, "LISTEN_FDS"), for_me(var(env, "LISTEN_PID"))) {
-            let n: RawFd = n.parse().ok().filter(|n| (0..=4096).contains(n)).ok_or_else(|| format!("LISTEN_FDS={n} is not a count of fds"))?;
+            let n: RawFd =
+                n.parse().ok().filter(|n| (0..=4096).contains(n)).ok_or_else(|| super::CmdError::Usage(format!("LISTEN_FDS={n} is not a count of fds")))?;
             let names: Vec<String> = var(env, "LISTEN_FDNAMES").map(|v| v.split(':').map(str::to_owned).collect()).unwrap_or_default();
             for fd in LISTEN_FDS_START..LISTEN_FDS_START + n {
                 if nix::fcntl::fcntl(fd, nix::fcntl::FcntlArg::F_GETFD).is_err() {
-                    return Err(format!("LISTEN_FDS={n} but fd {fd} is not open (was capexec started by systemd's socket activation?)"));
+                    return Err(super::CmdError::Usage(format!(
+                        "LISTEN_FDS={n} but fd {fd} is not open (was capexec started by systemd's socket activation?)"
+                    )));
                 }
                 // SAFETY: systemd passed fds 3..3+n to this process for it to
                 // own (sd_listen_fds); nothing else here has taken them.
@@ -75,7 +78,7 @@ impl Handoff {
             };
         }
         if let Some(path) = var(env, "NOTIFY_SOCKET") {
-            h.notify = Some(connect(&path).map_err(|e| format!("connect to systemd's NOTIFY_SOCKET {path}: {e}"))?);
+            h.notify = Some(connect(&path).map_err(super::CmdError::file("connect to systemd's NOTIFY_SOCKET", &path))?);
             let pid = var(env, "WATCHDOG_PID");
             if pid.is_none() || for_me(pid) {
                 h.watchdog_usec = var(env, "WATCHDOG_USEC").and_then(|v| v.parse().ok()).filter(|u| *u > 0);
