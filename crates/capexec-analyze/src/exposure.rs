@@ -316,28 +316,71 @@ pub fn assess(spec: &ServiceSpec) -> Vec<Finding> {
     // launch as root would run (the one that runs the service, argument
     // rules and the prologue's answers included), read for every syscall.
     let extras = capexec_sandbox::plan::Extras { broker: capexec_broker::contribution(spec), ..Default::default() };
-    let filter = capexec_sandbox::plan::compose(spec, &extras).ok().map(|p| p.seccomp);
+    let plan = capexec_sandbox::plan::compose(spec, &extras).ok();
+    let launch = Launch::of(spec, plan.as_ref());
     CHECKS
         .iter()
         .map(|ch| {
-            let (badness, description, credit) = answer(spec, filter.as_deref(), ch);
+            let (badness, description, credit) = answer(spec, &launch, ch);
             Finding { name: ch.name, json_field: ch.json_field, weight: ch.weight, range: ch.range, badness, description, credit }
         })
         .collect()
 }
 
-/// `filter`: the service's seccomp program; `None` (a declaration no launch
-/// would plan) falls back to the declaration's list.
-fn answer(spec: &ServiceSpec, filter: Option<&[capexec_sandbox::seccomp::sock_filter]>, ch: &Check) -> Answer {
-    let caps: Vec<String> = spec.capabilities.iter().map(|c| c.to_string()).collect();
+/// What a launch of the declaration sets up, read from its plan: the
+/// seccomp program, the namespaces, the ids, the capabilities kept and MDWE.
+/// A declaration no launch would plan falls back to what it declares.
+struct Launch<'a> {
+    filter: Option<&'a [capexec_sandbox::seccomp::sock_filter]>,
+    clone_flags: libc::c_int,
+    uid: u32,
+    caps: Vec<String>,
+    mdwe: bool,
+}
+
+impl<'a> Launch<'a> {
+    fn of(spec: &ServiceSpec, plan: Option<&'a capexec_sandbox::SetupPlan>) -> Launch<'a> {
+        match plan {
+            Some(p) => Launch {
+                filter: Some(&p.seccomp),
+                clone_flags: p.clone_flags,
+                uid: p.uid,
+                caps: p.keep_caps.iter().map(|c| c.to_string()).collect(),
+                mdwe: p.mdwe,
+            },
+            None => {
+                let ns = &spec.namespaces;
+                let flag = |on: bool, f: libc::c_int| if on { f } else { 0 };
+                Launch {
+                    filter: None,
+                    clone_flags: flag(ns.user, libc::CLONE_NEWUSER)
+                        | flag(ns.pid, libc::CLONE_NEWPID)
+                        | flag(ns.ipc, libc::CLONE_NEWIPC)
+                        | flag(ns.uts, libc::CLONE_NEWUTS)
+                        | flag(ns.net == NetMode::None, libc::CLONE_NEWNET),
+                    uid: spec.exec.user.uid,
+                    caps: spec.capabilities.iter().map(|c| c.to_string()).collect(),
+                    mdwe: spec.exec.memory_deny_write_execute,
+                }
+            }
+        }
+    }
+
+    fn has(&self, flag: libc::c_int) -> bool {
+        self.clone_flags & flag != 0
+    }
+}
+
+fn answer(spec: &ServiceSpec, launch: &Launch, ch: &Check) -> Answer {
+    let caps = &launch.caps;
+    let filter = launch.filter;
     let has_cap = |names: &[&str]| names.iter().any(|n| caps.iter().any(|c| c == n));
     let allowed = |name: &str| {
         let by_filter = filter.zip(capexec_decl::syscalls::number(name)).and_then(|(f, nr)| capexec_sandbox::seccomp::allows_some(f, nr as u32));
         by_filter.unwrap_or_else(|| spec.seccomp.allowed.contains(name))
     };
     let any_allowed = |names: &[&str]| names.iter().any(|n| allowed(n));
-    let root = spec.exec.user.uid == 0;
-    let ns = &spec.namespaces;
+    let root = launch.uid == 0;
     if let Some(set) = ch.name.strip_prefix("SystemCallFilter=~") {
         let members = systemd_set(set);
         return match members.iter().find(|m| allowed(m)) {
@@ -373,9 +416,12 @@ fn answer(spec: &ServiceSpec, filter: Option<&[capexec_sandbox::seccomp::sock_fi
         "SupplementaryGroups=" if root => (None, "Service runs as root, option does not matter".into(), None),
         "SupplementaryGroups=" => (Some(0), "Supplementary groups are cleared before exec".into(), Some("setgroups(0) in the sandbox setup")),
         "RemoveIPC=" if root => (None, "Service runs as root, option does not apply".into(), None),
-        "RemoveIPC=" => {
-            yes_no(!ns.ipc, "SysV IPC objects die with the service's IPC namespace", "Service user may leave SysV IPC objects around", Some("IPC namespace"))
-        }
+        "RemoveIPC=" => yes_no(
+            !launch.has(libc::CLONE_NEWIPC),
+            "SysV IPC objects die with the service's IPC namespace",
+            "Service user may leave SysV IPC objects around",
+            Some("IPC namespace"),
+        ),
         "PrivateDevices=" => {
             let dev_mounts = spec.filesystem.mounts.iter().any(|m| m.path.starts_with("/dev") && m.kind != MountKind::Inaccessible);
             let minimal = matches!(spec.filesystem.dev, DevMode::Minimal | DevMode::None) && !dev_mounts;
@@ -394,7 +440,7 @@ fn answer(spec: &ServiceSpec, filter: Option<&[capexec_sandbox::seccomp::sock_fi
         }
         "PrivateMounts=" => (Some(0), "Service runs in its own mount namespace, unable to mount".into(), Some("mount namespace (slave), @mount not allowed")),
         "PrivateNetwork=" => yes_no(
-            ns.net != NetMode::None,
+            !launch.has(libc::CLONE_NEWNET),
             "Service has no access to the host's network (its own namespace, loopback only)",
             "Service has access to the host's network",
             Some("network namespace; declared sockets passed in or made by the broker"),
@@ -409,9 +455,12 @@ fn answer(spec: &ServiceSpec, filter: Option<&[capexec_sandbox::seccomp::sock_fi
                 Some("private tmpfs /tmp"),
             )
         }
-        "PrivateUsers=" => {
-            yes_no(!ns.user, "Service runs in a user namespace that maps only its own ids", "Service has access to other users", Some("user namespace"))
-        }
+        "PrivateUsers=" => yes_no(
+            !launch.has(libc::CLONE_NEWUSER),
+            "Service runs in a user namespace that maps only its own ids",
+            "Service has access to other users",
+            Some("user namespace"),
+        ),
         "ProtectControlGroups=" => yes_no(
             any_visible(spec, Path::new("/sys/fs/cgroup"), WRITABLE),
             "Service cannot modify the control group file system",
@@ -462,7 +511,7 @@ fn answer(spec: &ServiceSpec, filter: Option<&[capexec_sandbox::seccomp::sock_fi
             }
         }
         "ProtectHostname=" => yes_no(
-            !ns.uts && (has_cap(&["CAP_SYS_ADMIN"]) || any_allowed(&["sethostname", "setdomainname"])),
+            !launch.has(libc::CLONE_NEWUTS) && (has_cap(&["CAP_SYS_ADMIN"]) || any_allowed(&["sethostname", "setdomainname"])),
             "Service cannot change the system's host or domain name",
             "Service may change the system's host name",
             Some("UTS namespace"),
@@ -488,7 +537,7 @@ fn answer(spec: &ServiceSpec, filter: Option<&[capexec_sandbox::seccomp::sock_fi
             false => (Some(0), "personality() is not allowed".into(), Some("seccomp allowlist")),
         },
         "MemoryDenyWriteExecute=" => yes_no(
-            !spec.exec.memory_deny_write_execute,
+            !launch.mdwe,
             "Service cannot create writable executable memory mappings",
             "Service may create writable executable memory mappings (exec.memory_deny_write_execute)",
             Some("PR_SET_MDWE: the kernel refuses the mapping, inherited by every process of the service"),
@@ -538,7 +587,7 @@ fn answer(spec: &ServiceSpec, filter: Option<&[capexec_sandbox::seccomp::sock_fi
             "Service may use the session keyring it inherited",
             Some("keyring syscalls not allowed"),
         ),
-        "ProtectProc=" => match (ns.pid, spec.filesystem.proc) {
+        "ProtectProc=" => match (launch.has(libc::CLONE_NEWPID), spec.filesystem.proc) {
             (_, ProcMode::None) => (Some(0), "No /proc in the view".into(), None),
             (true, _) => (Some(0), "Service sees only its own processes".into(), Some("pid namespace with its own /proc")),
             (false, _) => (Some(3), "Service has full access to the process tree".into(), None),
