@@ -12,6 +12,19 @@
  *                                supervisor must: read the path from the
  *                                child's memory, check ID_VALID, open the file
  *                                itself, install it, close its copy
+ *   broker-floor notify-connect N PORT
+ *                                a child connects a TCP socket to 127.0.0.1:PORT
+ *                                N times under a USER_NOTIF filter on connect;
+ *                                the parent does what a broker that connects
+ *                                on the service's behalf must: read the address,
+ *                                check ID_VALID, take a copy of the socket
+ *                                (pidfd_getfd) to see what it is, read the
+ *                                fd's close-on-exec flag (/proc/TID/fdinfo, the
+ *                                only place the kernel tells it), connect a
+ *                                socket of its own, put it in place of the
+ *                                child's (ADDFD with SETFD), then answer 0
+ *                                (SEND): connect() must return 0, so the fd
+ *                                cannot ride on the answer as with ADDFD|SEND
  *   broker-floor seqpacket N     a request/reply over a SOCK_SEQPACKET pair,
  *                                the reply carrying a freshly opened fd with
  *                                SCM_RIGHTS; both sides busy-wait up to 50 µs
@@ -32,6 +45,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <netinet/in.h>
 #include <sys/ioctl.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
@@ -191,6 +205,98 @@ static int notify(int n, int work) {
     return WIFEXITED(status) ? WEXITSTATUS(status) : 1;
 }
 
+static int notify_connect(int n, int port) {
+    int sp[2];
+    if (socketpair(AF_UNIX, SOCK_STREAM, 0, sp) < 0)
+        die("socketpair");
+    struct sockaddr_in to = {.sin_family = AF_INET, .sin_port = htons(port), .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    pid_t child = fork();
+    if (child < 0)
+        die("fork");
+    if (child == 0) {
+        struct sock_filter f[] = {
+            BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
+            BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_connect, 0, 1),
+            BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_USER_NOTIF),
+            BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+        };
+        struct sock_fprog prog = {sizeof f / sizeof f[0], f};
+        if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
+            die("no_new_privs");
+        int l = syscall(__NR_seccomp, SECCOMP_SET_MODE_FILTER, SECCOMP_FILTER_FLAG_NEW_LISTENER, &prog);
+        if (l < 0)
+            die("seccomp");
+        send_fd(sp[0], "l", 1, l);
+        close(l);
+        long *t = malloc(n * sizeof(long));
+        struct linger rst = {1, 0};
+        for (int i = 0; i < n; i++) {
+            int s = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+            long a = now_ns();
+            int rc = connect(s, (struct sockaddr *)&to, sizeof to);
+            t[i] = now_ns() - a;
+            if (rc < 0)
+                die("connect under the filter");
+            setsockopt(s, SOL_SOCKET, SO_LINGER, &rst, sizeof rst);
+            close(s);
+        }
+        report(t, n);
+        exit(0);
+    }
+    char b;
+    int l;
+    recv_fd(sp[1], &b, 1, &l, 0);
+    if (l < 0 || ioctl(l, SECCOMP_IOCTL_NOTIF_SET_FLAGS, SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP) < 0)
+        die("listener");
+    int pidfd = syscall(SYS_pidfd_open, child, 0);
+    if (pidfd < 0)
+        die("pidfd_open");
+    for (;;) {
+        struct pollfd p = {l, POLLIN, 0};
+        if (poll(&p, 1, -1) < 0 && errno != EINTR)
+            die("poll");
+        if (!(p.revents & POLLIN))
+            break; /* POLLHUP: the child has exited */
+        struct seccomp_notif req;
+        memset(&req, 0, sizeof req);
+        if (ioctl(l, SECCOMP_IOCTL_NOTIF_RECV, &req) < 0)
+            continue;
+        struct sockaddr_in addr;
+        struct iovec local = {&addr, sizeof addr}, remote = {(void *)req.data.args[1], sizeof addr};
+        if (process_vm_readv(req.pid, &local, 1, &remote, 1, 0) < 0)
+            die("process_vm_readv");
+        if (ioctl(l, SECCOMP_IOCTL_NOTIF_ID_VALID, &req.id) < 0)
+            continue;
+        int theirs = syscall(SYS_pidfd_getfd, pidfd, (int)req.data.args[0], 0);
+        int type = 0;
+        socklen_t tl = sizeof type;
+        if (theirs < 0 || getsockopt(theirs, SOL_SOCKET, SO_TYPE, &type, &tl) < 0 || type != SOCK_STREAM)
+            die("pidfd_getfd of the socket");
+        close(theirs);
+        char fdinfo[64], info[256];
+        snprintf(fdinfo, sizeof fdinfo, "/proc/%d/fdinfo/%d", req.pid, (int)req.data.args[0]);
+        int f = open(fdinfo, O_RDONLY | O_CLOEXEC);
+        if (f < 0 || read(f, info, sizeof info) <= 0)
+            die("fdinfo");
+        close(f);
+        int cloexec = strstr(info, "flags:") && (strtol(strstr(info, "flags:") + 6, NULL, 8) & O_CLOEXEC);
+        int mine = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        if (connect(mine, (struct sockaddr *)&addr, sizeof addr) < 0)
+            die("connect");
+        struct seccomp_notif_addfd add = {
+            .id = req.id, .flags = SECCOMP_ADDFD_FLAG_SETFD, .srcfd = mine, .newfd = (int)req.data.args[0], .newfd_flags = cloexec ? O_CLOEXEC : 0};
+        if (ioctl(l, SECCOMP_IOCTL_NOTIF_ADDFD, &add) < 0)
+            die("addfd");
+        close(mine);
+        struct seccomp_notif_resp resp = {.id = req.id, .val = 0, .error = 0, .flags = 0};
+        if (ioctl(l, SECCOMP_IOCTL_NOTIF_SEND, &resp) < 0)
+            die("send");
+    }
+    int status;
+    waitpid(child, &status, 0);
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 1;
+}
+
 static int seqpacket(int n) {
     cpu_set_t cpus;
     int spin = sched_getaffinity(0, sizeof cpus, &cpus) == 0 && CPU_COUNT(&cpus) > 1;
@@ -232,8 +338,8 @@ static int seqpacket(int n) {
 }
 
 int main(int argc, char **argv) {
-    if (argc != 3) {
-        fprintf(stderr, "usage: broker-floor notify|notify-work|seqpacket N\n");
+    if (argc != 3 && !(argc == 4 && !strcmp(argv[1], "notify-connect"))) {
+        fprintf(stderr, "usage: broker-floor notify|notify-work|seqpacket N, or broker-floor notify-connect N PORT\n");
         return 2;
     }
     int n = atoi(argv[2]);
@@ -247,6 +353,8 @@ int main(int argc, char **argv) {
         return notify(n, 1);
     if (!strcmp(argv[1], "seqpacket"))
         return seqpacket(n);
+    if (!strcmp(argv[1], "notify-connect"))
+        return notify_connect(n, atoi(argv[3]));
     fprintf(stderr, "broker-floor: unknown mode %s\n", argv[1]);
     return 2;
 }

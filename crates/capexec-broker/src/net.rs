@@ -124,8 +124,10 @@ const COPIED: &[(i32, i32)] = &[
 
 /// A socket like `svc` (already checked to be AF_INET/AF_INET6, stream or
 /// datagram), made in the broker's — the host's — network namespace.
-pub fn host_socket(svc: &OwnedFd, info: &SockInfo) -> io::Result<OwnedFd> {
-    let flags = libc::SOCK_CLOEXEC | if info.nonblocking { libc::SOCK_NONBLOCK } else { 0 };
+/// `nonblocking`: made non-blocking even where the service's is not (for a
+/// connect the broker must not wait for; see [`clear_nonblocking`]).
+pub fn host_socket(svc: &OwnedFd, info: &SockInfo, nonblocking: bool) -> io::Result<OwnedFd> {
+    let flags = libc::SOCK_CLOEXEC | if info.nonblocking || nonblocking { libc::SOCK_NONBLOCK } else { 0 };
     // SAFETY: socket takes integers and returns a new fd or -1.
     let raw = unsafe { libc::socket(info.family, info.kind | flags, info.protocol) };
     if raw < 0 {
@@ -141,8 +143,12 @@ pub fn host_socket(svc: &OwnedFd, info: &SockInfo) -> io::Result<OwnedFd> {
         opts.push((libc::IPPROTO_TCP, libc::TCP_NODELAY));
     }
     for (level, opt) in opts {
-        if let Ok(v) = getsockopt_int(svc.as_raw_fd(), level, opt) {
-            setsockopt_int(host.as_raw_fd(), level, opt, v)?;
+        // Every copied option is 0 on a new socket, but IPV6_V6ONLY, whose
+        // default is each namespace's net.ipv6.bindv6only: set what differs.
+        match getsockopt_int(svc.as_raw_fd(), level, opt) {
+            Ok(0) if opt != libc::IPV6_V6ONLY => {}
+            Ok(v) => setsockopt_int(host.as_raw_fd(), level, opt, v)?,
+            Err(_) => {}
         }
     }
     Ok(host)
@@ -279,9 +285,24 @@ pub fn set_nonblocking(fd: &OwnedFd, on: bool) -> io::Result<()> {
     }
 }
 
-/// Whether the service's fd `fd` is close-on-exec, from /proc/TID/fdinfo.
+/// Makes a socket [`host_socket`] created non-blocking blocking again: its
+/// status flags are O_RDWR and O_NONBLOCK only, so one F_SETFL does it.
+pub fn clear_nonblocking(fd: &OwnedFd) -> io::Result<()> {
+    // SAFETY: F_SETFL on an fd we own.
+    if unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_SETFL, 0) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Whether the service's fd `fd` is close-on-exec, from /proc/TID/fdinfo
+/// (close-on-exec when it cannot be read). One read: the `flags:` line is
+/// the second, well within the buffer.
 pub fn fd_cloexec(tid: u32, fd: i32) -> bool {
-    let Ok(s) = std::fs::read_to_string(format!("/proc/{tid}/fdinfo/{fd}")) else { return true };
+    use std::io::Read;
+    let mut buf = [0u8; 256];
+    let Ok(n) = std::fs::File::open(format!("/proc/{tid}/fdinfo/{fd}")).and_then(|mut f| f.read(&mut buf)) else { return true };
+    let s = String::from_utf8_lossy(&buf[..n]);
     s.lines().find_map(|l| l.strip_prefix("flags:")).and_then(|v| i64::from_str_radix(v.trim(), 8).ok()).is_none_or(|f| f & libc::O_CLOEXEC as i64 != 0)
 }
 

@@ -56,7 +56,7 @@ const FAST_CONNECT_MS: i32 = 1;
 /// The end of a blocking connect: `host` blocking again (as the service
 /// made it), then installed and answered.
 fn finish_blocking_connect(l: &Listener, n: Notif, host: OwnedFd, target: i32, cloexec: bool, r: std::io::Result<()>) {
-    let r = r.and_then(|()| net::set_nonblocking(&host, false));
+    let r = r.and_then(|()| net::clear_nonblocking(&host));
     install_and_answer(l, n, host, target, cloexec, r);
 }
 
@@ -107,6 +107,7 @@ impl Connector {
 /// Serves notifications until every process of the service has exited.
 pub fn serve(broker: Arc<Broker>, listener: Arc<Listener>) {
     let connector = Connector::new(&listener);
+    let mut pidfds = Pidfds::default();
     loop {
         let n = match listener.recv() {
             Ok(Some(n)) => n,
@@ -116,7 +117,7 @@ pub fn serve(broker: Arc<Broker>, listener: Arc<Listener>) {
                 return;
             }
         };
-        let answer = handle(&broker, &listener, &connector, n);
+        let answer = handle(&broker, &listener, &connector, &mut pidfds, n);
         // ENOENT here means the thread went away meanwhile: nothing is left to answer.
         let _ = match answer {
             Answer::Pass => listener.pass_through(n.id),
@@ -127,16 +128,16 @@ pub fn serve(broker: Arc<Broker>, listener: Arc<Listener>) {
     }
 }
 
-fn handle(b: &Arc<Broker>, l: &Arc<Listener>, c: &Connector, n: Notif) -> Answer {
+fn handle(b: &Arc<Broker>, l: &Arc<Listener>, c: &Connector, p: &mut Pidfds, n: Notif) -> Answer {
     let a = n.args;
     match n.nr {
         libc::SYS_openat => open(b, l, n, a[1], a[2] as i32, a[3] as u32, "openat"),
         libc::SYS_open => open(b, l, n, a[0], a[1] as i32, a[2] as u32, "open"),
         libc::SYS_creat => open(b, l, n, a[0], libc::O_CREAT | libc::O_WRONLY | libc::O_TRUNC, a[1] as u32, "creat"),
         libc::SYS_openat2 => openat2(b, l, n),
-        libc::SYS_bind => net_call(b, l, c, n, NetOp::Bind),
-        libc::SYS_connect => net_call(b, l, c, n, NetOp::Connect),
-        libc::SYS_listen => listen(b, l, n),
+        libc::SYS_bind => net_call(b, l, c, p, n, NetOp::Bind),
+        libc::SYS_connect => net_call(b, l, c, p, n, NetOp::Connect),
+        libc::SYS_listen => listen(b, l, p, n),
         _ => Answer::Fail(libc::ENOSYS),
     }
 }
@@ -243,7 +244,7 @@ fn openat2(b: &Broker, l: &Listener, n: Notif) -> Answer {
     open(b, l, n, n.args[1], flags as i32, mode as u32, "openat2")
 }
 
-fn net_call(b: &Arc<Broker>, l: &Arc<Listener>, c: &Connector, n: Notif, op: NetOp) -> Answer {
+fn net_call(b: &Arc<Broker>, l: &Arc<Listener>, c: &Connector, p: &mut Pidfds, n: Notif, op: NetOp) -> Answer {
     let fd = n.args[0] as i32;
     let len = n.args[2] as usize;
     if len > std::mem::size_of::<libc::sockaddr_storage>() {
@@ -264,7 +265,7 @@ fn net_call(b: &Arc<Broker>, l: &Arc<Listener>, c: &Connector, n: Notif, op: Net
         Ok(None) => return Answer::Pass,
         Err(e) => return Answer::Fail(e),
     };
-    let (svc, info) = match service_socket(l, n, fd) {
+    let (svc, info) = match service_socket(l, p, n, fd) {
         Ok(got) => got,
         Err(a) => return a,
     };
@@ -321,18 +322,19 @@ fn net_call(b: &Arc<Broker>, l: &Arc<Listener>, c: &Connector, n: Notif, op: Net
         remember(&svc, &r);
         return finish(r);
     }
-    let host = match net::host_socket(&svc, &info) {
+    // A blocking connect is started without blocking (see below).
+    let fast_connect = op == NetOp::Connect && !info.nonblocking;
+    let host = match net::host_socket(&svc, &info, fast_connect) {
         Ok(h) => h,
         Err(e) => return Answer::Fail(e.raw_os_error().unwrap_or(libc::EIO)),
     };
     let cloexec = net::fd_cloexec(n.tid, fd);
-    if op == NetOp::Connect && !info.nonblocking {
+    if fast_connect {
         // A blocking connect can take minutes; the service's thread waits
         // anyway, but the broker must keep answering its other threads. So it
         // starts without blocking; what does not end within FAST_CONNECT_MS
         // goes to the pool, which waits for it.
-        let started = net::set_nonblocking(&host, true).and_then(|()| net::connect(&host, addr, info.family));
-        let r = match started {
+        let r = match net::connect(&host, addr, info.family) {
             Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => match net::connect_result(&host, FAST_CONNECT_MS) {
                 Some(r) => r,
                 None => return c.submit(ConnectJob { n, host, target: fd, cloexec }),
@@ -348,15 +350,47 @@ fn net_call(b: &Arc<Broker>, l: &Arc<Listener>, c: &Connector, n: Notif, op: Net
     Answer::Done
 }
 
+/// pidfds of the service's threads that made brokered calls, kept for the
+/// next call of the same thread (a connect or bind would otherwise open and
+/// close one each time). A pidfd names one task for its whole life: once that
+/// task has exited, every use fails with ESRCH, and its thread id can name
+/// another task only after that. So a cached pidfd that still works belongs
+/// to the thread that sent the notification.
+#[derive(Default)]
+struct Pidfds(std::collections::VecDeque<(u32, OwnedFd)>);
+
+impl Pidfds {
+    /// Threads remembered; the oldest is dropped beyond this.
+    const MAX: usize = 32;
+
+    /// The caller's copy of `fd` in the notifying thread's fd table.
+    fn getfd(&mut self, l: &Listener, n: Notif, fd: i32) -> Result<OwnedFd, Answer> {
+        let fail = |e: std::io::Error| Answer::Fail(e.raw_os_error().unwrap_or(libc::EBADF));
+        if let Some(i) = self.0.iter().position(|(tid, _)| *tid == n.tid) {
+            match remote::pidfd_getfd(&self.0[i].1, fd) {
+                Err(e) if e.raw_os_error() == Some(libc::ESRCH) => drop(self.0.remove(i)),
+                r => return r.map_err(fail),
+            }
+        }
+        let Ok(pidfd) = remote::pidfd_open(n.tid) else { return Err(Answer::Gone) };
+        // The thread id named the notifying thread when the pidfd was opened.
+        if !l.id_valid(n.id) {
+            return Err(Answer::Gone);
+        }
+        let got = remote::pidfd_getfd(&pidfd, fd).map_err(fail)?;
+        if self.0.len() >= Self::MAX {
+            self.0.pop_front();
+        }
+        self.0.push_back((n.tid, pidfd));
+        Ok(got)
+    }
+}
+
 /// The broker's own copy of the service's socket `fd` (the same socket:
 /// whatever the service's fd number names later, this stays the socket the
 /// broker checked), and what it is.
-fn service_socket(l: &Listener, n: Notif, fd: i32) -> Result<(OwnedFd, net::SockInfo), Answer> {
-    let Ok(pidfd) = remote::pidfd_open(n.tid) else { return Err(Answer::Gone) };
-    if !l.id_valid(n.id) {
-        return Err(Answer::Gone);
-    }
-    let svc = remote::pidfd_getfd(&pidfd, fd).map_err(|e| Answer::Fail(e.raw_os_error().unwrap_or(libc::EBADF)))?;
+fn service_socket(l: &Listener, p: &mut Pidfds, n: Notif, fd: i32) -> Result<(OwnedFd, net::SockInfo), Answer> {
+    let svc = p.getfd(l, n, fd)?;
     let info = net::sock_info(&svc).map_err(|e| Answer::Fail(e.raw_os_error().unwrap_or(libc::ENOTSOCK)))?;
     Ok((svc, info))
 }
@@ -367,9 +401,9 @@ fn service_socket(l: &Listener, n: Notif, fd: i32) -> Result<(OwnedFd, net::Sock
 /// network namespace must be one the broker bound or one already listening
 /// (see [`net::BoundSockets`] and `ServiceSpec::brokers_listen`). Every other socket
 /// listens as it would have without the broker.
-fn listen(b: &Broker, l: &Listener, n: Notif) -> Answer {
+fn listen(b: &Broker, l: &Listener, p: &mut Pidfds, n: Notif) -> Answer {
     let fd = n.args[0] as i32;
-    let (svc, info) = match service_socket(l, n, fd) {
+    let (svc, info) = match service_socket(l, p, n, fd) {
         Ok(got) => got,
         Err(a) => return a,
     };

@@ -1552,6 +1552,7 @@ fn broker_net(r: &mut Report, granted_bind: u16, ungranted_bind: u16, host_port:
     r.check("35 control: a granted connect reaches the host", fd >= 0 && read_fd(fd) == "hello", format!("connect = {fd} {e}"));
     let (fd, e) = connect_v6_mapped([127, 0, 0, 1], host_port);
     r.check("35 ::ffff:127.0.0.1 is checked as 127.0.0.1 (granted)", fd >= 0 && read_fd(fd) == "hello", format!("connect = {fd} {e}"));
+    brokered_socket_keeps_its_attributes(r, host_port);
     let (rc, e) = connect_v4([127, 0, 0, 1], ungranted_port);
     r.expect_fail("35 connect to a host port the grants do not name", rc, e, &[EACCES, libc::ECONNREFUSED]);
     let (rc, e) = connect_v6_mapped([127, 0, 0, 1], ungranted_port);
@@ -1581,6 +1582,57 @@ fn broker_net(r: &mut Report, granted_bind: u16, ungranted_bind: u16, host_port:
         r.expect_fail("33 bind on a non-socket", rc, Error::last_os_error(), &[libc::ENOTSOCK]);
         let rc = libc::bind(libc::socket(libc::AF_UNIX, libc::SOCK_STREAM, 0), (&sa as *const libc::sockaddr_in).cast(), 16) as i64;
         r.expect_fail("33 an IPv4 address on a Unix socket", rc, Error::last_os_error(), &[libc::EINVAL]);
+    }
+}
+
+/// The host socket the broker puts in place of the service's is the
+/// service's as it made it: close-on-exec or not, blocking or not, with the
+/// options it set (and none it did not).
+fn brokered_socket_keeps_its_attributes(r: &mut Report, host_port: u16) {
+    let one: libc::c_int = 1;
+    let int_opt = |fd: i32, level: i32, opt: i32| {
+        let mut v: libc::c_int = -1;
+        let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+        // SAFETY: getsockopt writes one int at a valid pointer.
+        unsafe { libc::getsockopt(fd, level, opt, (&mut v as *mut libc::c_int).cast(), &mut len) };
+        v
+    };
+    for nonblocking in [false, true] {
+        let kind = libc::SOCK_STREAM | if nonblocking { libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC } else { 0 };
+        // SAFETY: socket, setsockopt, connect and poll with valid arguments on the probe's own fd.
+        let (fd, rc, err) = unsafe {
+            let fd = libc::socket(libc::AF_INET, kind, 0);
+            if !nonblocking {
+                for (level, opt) in [(libc::SOL_SOCKET, libc::SO_KEEPALIVE), (libc::IPPROTO_TCP, libc::TCP_NODELAY)] {
+                    libc::setsockopt(fd, level, opt, (&one as *const libc::c_int).cast(), 4);
+                }
+            }
+            let sa = v4(host_port);
+            let rc = libc::connect(fd, (&sa as *const libc::sockaddr_in).cast(), 16);
+            let err = Error::last_os_error();
+            let mut p = libc::pollfd { fd, events: libc::POLLIN, revents: 0 };
+            libc::poll(&mut p, 1, 5000);
+            (fd, rc, err)
+        };
+        // SAFETY: F_GETFD/F_GETFL only read the probe's own fd's flags.
+        let (fd_flags, fl) = unsafe { (libc::fcntl(fd, libc::F_GETFD), libc::fcntl(fd, libc::F_GETFL)) };
+        let got = (
+            rc == 0 || err.raw_os_error() == Some(libc::EINPROGRESS),
+            fd_flags & libc::FD_CLOEXEC != 0,
+            fl & libc::O_NONBLOCK != 0,
+            int_opt(fd, libc::SOL_SOCKET, libc::SO_KEEPALIVE),
+            int_opt(fd, libc::IPPROTO_TCP, libc::TCP_NODELAY),
+        );
+        let want = (true, nonblocking, nonblocking, if nonblocking { 0 } else { 1 }, if nonblocking { 0 } else { 1 });
+        let answer = read_fd(fd as i64);
+        r.check(
+            &format!(
+                "control: a brokered {} connect keeps close-on-exec, O_NONBLOCK and the options set",
+                if nonblocking { "non-blocking" } else { "blocking" }
+            ),
+            got == want && answer == "hello",
+            format!("(connected, cloexec, nonblocking, keepalive, nodelay) = {got:?}, expected {want:?}; read {answer:?}; connect = {rc} {err}"),
+        );
     }
 }
 
