@@ -134,6 +134,34 @@ static int recv_fd(int sock, void *buf, size_t len, int *fd, int spin) {
     return n;
 }
 
+/* In the child: a USER_NOTIF filter on syscall `nr`, its listener sent to the parent. */
+static void notify_on(int sock, int nr) {
+    struct sock_filter f[] = {
+        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, nr, 0, 1),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_USER_NOTIF),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+    };
+    struct sock_fprog prog = {sizeof f / sizeof f[0], f};
+    if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
+        die("no_new_privs");
+    int l = syscall(__NR_seccomp, SECCOMP_SET_MODE_FILTER, SECCOMP_FILTER_FLAG_NEW_LISTENER, &prog);
+    if (l < 0)
+        die("seccomp");
+    send_fd(sock, "l", 1, l);
+    close(l);
+}
+
+/* In the parent: the child's listener, with SYNC_WAKE_UP as capexec sets it. */
+static int listener_from(int sock) {
+    char b;
+    int l;
+    recv_fd(sock, &b, 1, &l, 0);
+    if (l < 0 || ioctl(l, SECCOMP_IOCTL_NOTIF_SET_FLAGS, SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP) < 0)
+        die("listener");
+    return l;
+}
+
 static int notify(int n, int work) {
     int sp[2];
     if (socketpair(AF_UNIX, SOCK_STREAM, 0, sp) < 0)
@@ -142,20 +170,7 @@ static int notify(int n, int work) {
     if (child < 0)
         die("fork");
     if (child == 0) {
-        struct sock_filter f[] = {
-            BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
-            BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_openat, 0, 1),
-            BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_USER_NOTIF),
-            BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
-        };
-        struct sock_fprog prog = {sizeof f / sizeof f[0], f};
-        if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
-            die("no_new_privs");
-        int l = syscall(__NR_seccomp, SECCOMP_SET_MODE_FILTER, SECCOMP_FILTER_FLAG_NEW_LISTENER, &prog);
-        if (l < 0)
-            die("seccomp");
-        send_fd(sp[0], "l", 1, l);
-        close(l);
+        notify_on(sp[0], __NR_openat);
         long *t = malloc(n * sizeof(long));
         for (int i = 0; i < n; i++) {
             long a = now_ns();
@@ -168,11 +183,7 @@ static int notify(int n, int work) {
         report(t, n);
         exit(0);
     }
-    char b;
-    int l;
-    recv_fd(sp[1], &b, 1, &l, 0);
-    if (l < 0 || ioctl(l, SECCOMP_IOCTL_NOTIF_SET_FLAGS, SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP) < 0)
-        die("listener");
+    int l = listener_from(sp[1]);
     int pre = open(FILE_PATH, O_RDONLY | O_CLOEXEC);
     for (;;) {
         struct pollfd p = {l, POLLIN, 0};
@@ -214,20 +225,7 @@ static int notify_connect(int n, int port) {
     if (child < 0)
         die("fork");
     if (child == 0) {
-        struct sock_filter f[] = {
-            BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
-            BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_connect, 0, 1),
-            BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_USER_NOTIF),
-            BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
-        };
-        struct sock_fprog prog = {sizeof f / sizeof f[0], f};
-        if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
-            die("no_new_privs");
-        int l = syscall(__NR_seccomp, SECCOMP_SET_MODE_FILTER, SECCOMP_FILTER_FLAG_NEW_LISTENER, &prog);
-        if (l < 0)
-            die("seccomp");
-        send_fd(sp[0], "l", 1, l);
-        close(l);
+        notify_on(sp[0], __NR_connect);
         long *t = malloc(n * sizeof(long));
         struct linger rst = {1, 0};
         for (int i = 0; i < n; i++) {
@@ -243,11 +241,7 @@ static int notify_connect(int n, int port) {
         report(t, n);
         exit(0);
     }
-    char b;
-    int l;
-    recv_fd(sp[1], &b, 1, &l, 0);
-    if (l < 0 || ioctl(l, SECCOMP_IOCTL_NOTIF_SET_FLAGS, SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP) < 0)
-        die("listener");
+    int l = listener_from(sp[1]);
     int pidfd = syscall(SYS_pidfd_open, child, 0);
     if (pidfd < 0)
         die("pidfd_open");
