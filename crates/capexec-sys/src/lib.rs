@@ -96,7 +96,13 @@ pub fn mount_setattr_fd(fd: &OwnedFd, recursive: bool, set: u64) -> io::Result<(
 /// leaves the child with locks other threads held (the allocator's), so
 /// ordinary code in the child could deadlock.
 pub fn require_single_threaded(what: &str) -> io::Result<()> {
-    let status = std::fs::read_to_string("/proc/self/status")?;
+    // One read of a page: read_to_string would grow its buffer from 32 bytes,
+    // eight reads on every launch. The file is about 1.5 KiB, Threads: in its
+    // first half.
+    use std::io::Read;
+    let mut buf = [0u8; 4096];
+    let n = std::fs::File::open("/proc/self/status")?.read(&mut buf)?;
+    let status = String::from_utf8_lossy(&buf[..n]);
     if status.lines().any(|l| l.split_whitespace().eq(["Threads:", "1"])) {
         Ok(())
     } else {
@@ -648,6 +654,29 @@ mod fd_passing_tests {
 
 #[cfg(test)]
 mod tests {
+    /// The test harness may run tests on threads of its own, so the check
+    /// runs in a forked child, which has one thread until it starts another:
+    /// `process::fork` works there, and is refused once a second thread runs.
+    #[test]
+    fn fork_is_refused_once_a_second_thread_exists() {
+        // SAFETY: glibc's fork leaves malloc usable in the child, which checks,
+        // starts one thread and ends with _exit, touching nothing else of the
+        // harness's.
+        let pid = unsafe { libc::fork() };
+        if pid == 0 {
+            let alone = match crate::process::fork("test") {
+                Ok(crate::process::Forked::Child) => crate::process::exit_now(0),
+                Ok(crate::process::Forked::Parent(p)) => crate::process::wait_child(p, true).is_ok(),
+                Err(_) => false,
+            };
+            let t = std::thread::spawn(|| std::thread::sleep(std::time::Duration::from_secs(5)));
+            let refused = crate::process::fork("test").is_err_and(|e| e.to_string().contains("single-threaded to test"));
+            drop(t);
+            crate::process::exit_now(if alone && refused { 0 } else { 1 });
+        }
+        assert_eq!(crate::process::wait_child(pid, true).unwrap().map(|s| libc::WEXITSTATUS(s)), Some(0));
+    }
+
     #[test]
     fn btf_func_id_finds_the_lsm_hook() {
         let btf = std::fs::read("/sys/kernel/btf/vmlinux").expect("this kernel has BTF");
