@@ -14,8 +14,9 @@ use crate::open::{clean_absolute, open_granted};
 use crate::policy::{self, NetOp, Refusal};
 use crate::Broker;
 use capexec_client::wire::{self, Family, Proto, Request, MAX_FRAME};
+use capexec_sandbox::sys::socket as sock;
 use std::net::SocketAddr;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 
 /// Who may use the connection: processes in the service's pid namespace or,
 /// when it shares the host's, descendants of its init.
@@ -311,19 +312,11 @@ fn net(b: &Broker, proto: Proto, addr: SocketAddr, bind: bool) -> Reply {
     }
     let family = if addr.is_ipv4() { libc::AF_INET } else { libc::AF_INET6 };
     let kind = if proto == Proto::Tcp { libc::SOCK_STREAM } else { libc::SOCK_DGRAM };
-    // SAFETY: socket takes integers and returns a new fd or -1.
-    let raw = unsafe { libc::socket(family, kind | libc::SOCK_CLOEXEC, 0) };
-    if raw < 0 {
-        return Err(std::io::Error::last_os_error().raw_os_error().unwrap_or(libc::EIO));
-    }
-    // SAFETY: a new fd that nobody else owns.
-    let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+    let fd = sock::socket(family, kind | libc::SOCK_CLOEXEC, 0).map_err(|e| e.raw_os_error().unwrap_or(libc::EIO))?;
     let r = if bind {
         if proto == Proto::Tcp {
             // What servers set before bind: a restart must not wait out TIME_WAIT.
-            let one: libc::c_int = 1;
-            // SAFETY: setsockopt reads one c_int.
-            unsafe { libc::setsockopt(raw, libc::SOL_SOCKET, libc::SO_REUSEADDR, (&one as *const libc::c_int).cast(), 4) };
+            let _ = sock::setsockopt_int(fd.as_fd(), libc::SOL_SOCKET, libc::SO_REUSEADDR, 1);
         }
         crate::net::bind(&fd, addr, family)
     } else {

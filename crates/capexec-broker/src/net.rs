@@ -6,7 +6,7 @@
 
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::OwnedFd;
 
 /// Parses a sockaddr copied from the service. `Ok(None)`: not an IP family.
 pub fn parse_sockaddr(b: &[u8]) -> Result<Option<SocketAddr>, i32> {
@@ -36,56 +36,8 @@ pub fn parse_sockaddr(b: &[u8]) -> Result<Option<SocketAddr>, i32> {
     }
 }
 
-fn sockaddr(a: SocketAddr, family: i32) -> (libc::sockaddr_storage, libc::socklen_t) {
-    // SAFETY: sockaddr_storage is plain data; all-zero is a valid value.
-    let mut ss: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
-    let len = match (a, family) {
-        (SocketAddr::V4(v4), libc::AF_INET) => {
-            // SAFETY: sockaddr_storage is large and aligned enough for any sockaddr.
-            let sin = unsafe { &mut *(&mut ss as *mut _ as *mut libc::sockaddr_in) };
-            sin.sin_family = libc::AF_INET as u16;
-            sin.sin_port = v4.port().to_be();
-            sin.sin_addr.s_addr = u32::from(*v4.ip()).to_be();
-            std::mem::size_of::<libc::sockaddr_in>()
-        }
-        (a, _) => {
-            // An AF_INET6 socket reaches IPv4 through a v4-mapped address.
-            let ip = match a.ip() {
-                IpAddr::V4(v4) => v4.to_ipv6_mapped(),
-                IpAddr::V6(v6) => v6,
-            };
-            // SAFETY: as above.
-            let sin6 = unsafe { &mut *(&mut ss as *mut _ as *mut libc::sockaddr_in6) };
-            sin6.sin6_family = libc::AF_INET6 as u16;
-            sin6.sin6_port = a.port().to_be();
-            sin6.sin6_addr.s6_addr = ip.octets();
-            std::mem::size_of::<libc::sockaddr_in6>()
-        }
-    };
-    (ss, len as libc::socklen_t)
-}
-
-fn getsockopt_int(fd: RawFd, level: i32, opt: i32) -> io::Result<i32> {
-    let mut v: i32 = 0;
-    let mut len = std::mem::size_of::<i32>() as libc::socklen_t;
-    // SAFETY: the kernel writes at most `len` bytes into `v`.
-    let rc = unsafe { libc::getsockopt(fd, level, opt, (&mut v as *mut i32).cast(), &mut len) };
-    if rc < 0 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(v)
-    }
-}
-
-fn setsockopt_int(fd: RawFd, level: i32, opt: i32, v: i32) -> io::Result<()> {
-    // SAFETY: the kernel reads one int at a valid pointer.
-    let rc = unsafe { libc::setsockopt(fd, level, opt, (&v as *const i32).cast(), std::mem::size_of::<i32>() as libc::socklen_t) };
-    if rc < 0 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(())
-    }
-}
+use capexec_sandbox::sys::socket as sock;
+use std::os::fd::AsFd;
 
 /// The service's socket as far as the broker needs it.
 #[derive(Debug, Clone, Copy)]
@@ -101,14 +53,13 @@ pub struct SockInfo {
 }
 
 pub fn sock_info(fd: &OwnedFd) -> io::Result<SockInfo> {
-    let raw = fd.as_raw_fd();
-    let family = getsockopt_int(raw, libc::SOL_SOCKET, libc::SO_DOMAIN)?;
-    let kind = getsockopt_int(raw, libc::SOL_SOCKET, libc::SO_TYPE)?;
-    let protocol = getsockopt_int(raw, libc::SOL_SOCKET, libc::SO_PROTOCOL)?;
-    // SAFETY: F_GETFL only reads the file's status flags.
-    let fl = unsafe { libc::fcntl(raw, libc::F_GETFL) };
-    let netns = capexec_sandbox::sys::socket_netns_cookie(std::os::fd::AsFd::as_fd(fd))?;
-    Ok(SockInfo { family, kind, protocol, nonblocking: fl >= 0 && fl & libc::O_NONBLOCK != 0, netns })
+    let fd = fd.as_fd();
+    let family = sock::getsockopt_int(fd, libc::SOL_SOCKET, libc::SO_DOMAIN)?;
+    let kind = sock::getsockopt_int(fd, libc::SOL_SOCKET, libc::SO_TYPE)?;
+    let protocol = sock::getsockopt_int(fd, libc::SOL_SOCKET, libc::SO_PROTOCOL)?;
+    let nonblocking = sock::status_flags(fd).is_ok_and(|fl| fl & libc::O_NONBLOCK != 0);
+    let netns = capexec_sandbox::sys::socket_netns_cookie(fd)?;
+    Ok(SockInfo { family, kind, protocol, nonblocking, netns })
 }
 
 /// The options copied from the service's socket to the host one: those that
@@ -128,13 +79,7 @@ const COPIED: &[(i32, i32)] = &[
 /// connect the broker must not wait for; see [`clear_nonblocking`]).
 pub fn host_socket(svc: &OwnedFd, info: &SockInfo, nonblocking: bool) -> io::Result<OwnedFd> {
     let flags = libc::SOCK_CLOEXEC | if info.nonblocking || nonblocking { libc::SOCK_NONBLOCK } else { 0 };
-    // SAFETY: socket takes integers and returns a new fd or -1.
-    let raw = unsafe { libc::socket(info.family, info.kind | flags, info.protocol) };
-    if raw < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: a new fd that nobody else owns.
-    let host = unsafe { OwnedFd::from_raw_fd(raw) };
+    let host = sock::socket(info.family, info.kind | flags, info.protocol)?;
     let mut opts: Vec<(i32, i32)> = COPIED.to_vec();
     if info.family == libc::AF_INET6 {
         opts.push((libc::IPPROTO_IPV6, libc::IPV6_V6ONLY));
@@ -145,9 +90,9 @@ pub fn host_socket(svc: &OwnedFd, info: &SockInfo, nonblocking: bool) -> io::Res
     for (level, opt) in opts {
         // Every copied option is 0 on a new socket, but IPV6_V6ONLY, whose
         // default is each namespace's net.ipv6.bindv6only: set what differs.
-        match getsockopt_int(svc.as_raw_fd(), level, opt) {
+        match sock::getsockopt_int(svc.as_fd(), level, opt) {
             Ok(0) if opt != libc::IPV6_V6ONLY => {}
-            Ok(v) => setsockopt_int(host.as_raw_fd(), level, opt, v)?,
+            Ok(v) => sock::setsockopt_int(host.as_fd(), level, opt, v)?,
             Err(_) => {}
         }
     }
@@ -155,66 +100,25 @@ pub fn host_socket(svc: &OwnedFd, info: &SockInfo, nonblocking: bool) -> io::Res
 }
 
 pub fn bind(fd: &OwnedFd, addr: SocketAddr, family: i32) -> io::Result<()> {
-    let (ss, len) = sockaddr(addr, family);
-    // SAFETY: the kernel reads `len` bytes of a valid sockaddr.
-    let rc = unsafe { libc::bind(fd.as_raw_fd(), (&ss as *const libc::sockaddr_storage).cast(), len) };
-    if rc < 0 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(())
-    }
+    sock::bind(fd.as_fd(), addr, family)
 }
 
 /// Connects; on a non-blocking socket this may return EINPROGRESS, which the
 /// service then sees exactly as if it had called connect itself.
 pub fn connect(fd: &OwnedFd, addr: SocketAddr, family: i32) -> io::Result<()> {
-    let (ss, len) = sockaddr(addr, family);
-    loop {
-        // SAFETY: the kernel reads `len` bytes of a valid sockaddr.
-        let rc = unsafe { libc::connect(fd.as_raw_fd(), (&ss as *const libc::sockaddr_storage).cast(), len) };
-        if rc == 0 {
-            return Ok(());
-        }
-        let e = io::Error::last_os_error();
-        if e.raw_os_error() != Some(libc::EINTR) {
-            return Err(e);
-        }
-    }
+    sock::connect(fd.as_fd(), addr, family)
 }
 
-/// Whether the TCP socket `fd` is listening (TCP_INFO's first byte).
 pub fn is_listening(fd: &OwnedFd) -> io::Result<bool> {
-    const TCP_LISTEN: u8 = 10;
-    let mut info = [0u8; 8];
-    let mut len = info.len() as libc::socklen_t;
-    // SAFETY: the kernel writes at most `len` bytes into `info`.
-    let rc = unsafe { libc::getsockopt(fd.as_raw_fd(), libc::IPPROTO_TCP, libc::TCP_INFO, info.as_mut_ptr().cast(), &mut len) };
-    if rc < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(info[0] == TCP_LISTEN)
+    sock::is_listening(fd.as_fd())
 }
 
-/// The socket's cookie (SO_COOKIE): unique among all sockets until reboot.
 pub fn cookie(fd: &OwnedFd) -> io::Result<u64> {
-    let mut v: u64 = 0;
-    let mut len = std::mem::size_of::<u64>() as libc::socklen_t;
-    // SAFETY: the kernel writes at most `len` bytes into `v`.
-    let rc = unsafe { libc::getsockopt(fd.as_raw_fd(), libc::SOL_SOCKET, libc::SO_COOKIE, (&mut v as *mut u64).cast(), &mut len) };
-    if rc < 0 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(v)
-    }
+    sock::cookie(fd.as_fd())
 }
 
 pub fn listen(fd: &OwnedFd, backlog: i32) -> io::Result<()> {
-    // SAFETY: listen takes an fd we own and an integer.
-    if unsafe { libc::listen(fd.as_raw_fd(), backlog) } < 0 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(())
-    }
+    sock::listen(fd.as_fd(), backlog)
 }
 
 /// The host TCP sockets the broker bound for the service (on either
@@ -255,17 +159,12 @@ impl BoundSockets {
 /// Waits at most `timeout_ms` (-1: without end) for the connect in progress
 /// on `fd` to end: its result, or `None` while it is still in progress.
 pub fn connect_result(fd: &OwnedFd, timeout_ms: i32) -> Option<io::Result<()>> {
-    let mut pfd = libc::pollfd { fd: fd.as_raw_fd(), events: libc::POLLOUT, revents: 0 };
-    loop {
-        // SAFETY: one valid pollfd.
-        match unsafe { libc::poll(&mut pfd, 1, timeout_ms) } {
-            0 => return None,
-            n if n < 0 && io::Error::last_os_error().raw_os_error() == Some(libc::EINTR) => continue,
-            n if n < 0 => return Some(Err(io::Error::last_os_error())),
-            _ => break,
-        }
+    match sock::poll_one(fd.as_fd(), libc::POLLOUT, timeout_ms) {
+        Ok(false) => return None,
+        Err(e) => return Some(Err(e)),
+        Ok(true) => {}
     }
-    Some(match getsockopt_int(fd.as_raw_fd(), libc::SOL_SOCKET, libc::SO_ERROR) {
+    Some(match sock::getsockopt_int(fd.as_fd(), libc::SOL_SOCKET, libc::SO_ERROR) {
         Ok(0) => Ok(()),
         Ok(e) => Err(io::Error::from_raw_os_error(e)),
         Err(e) => Err(e),
@@ -273,26 +172,14 @@ pub fn connect_result(fd: &OwnedFd, timeout_ms: i32) -> Option<io::Result<()>> {
 }
 
 pub fn set_nonblocking(fd: &OwnedFd, on: bool) -> io::Result<()> {
-    // SAFETY: F_GETFL/F_SETFL on an fd we own.
-    let rc = unsafe {
-        let fl = libc::fcntl(fd.as_raw_fd(), libc::F_GETFL);
-        libc::fcntl(fd.as_raw_fd(), libc::F_SETFL, if on { fl | libc::O_NONBLOCK } else { fl & !libc::O_NONBLOCK })
-    };
-    if rc < 0 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(())
-    }
+    let fl = sock::status_flags(fd.as_fd())?;
+    sock::set_status_flags(fd.as_fd(), if on { fl | libc::O_NONBLOCK } else { fl & !libc::O_NONBLOCK })
 }
 
 /// Makes a socket [`host_socket`] created non-blocking blocking again: its
 /// status flags are O_RDWR and O_NONBLOCK only, so one F_SETFL does it.
 pub fn clear_nonblocking(fd: &OwnedFd) -> io::Result<()> {
-    // SAFETY: F_SETFL on an fd we own.
-    if unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_SETFL, 0) } < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(())
+    sock::set_status_flags(fd.as_fd(), 0)
 }
 
 /// Whether the service's fd `fd` is close-on-exec, from /proc/TID/fdinfo
@@ -312,13 +199,7 @@ mod tests {
 
     #[test]
     fn bound_sockets_are_known_by_cookie() {
-        let tcp = || {
-            // SAFETY: socket takes integers; the result is checked below.
-            let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0) };
-            assert!(fd >= 0);
-            // SAFETY: a new fd that nobody else owns.
-            unsafe { OwnedFd::from_raw_fd(fd) }
-        };
+        let tcp = || sock::socket(libc::AF_INET, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0).unwrap();
         let (a, b) = (tcp(), tcp());
         let bound = BoundSockets::default();
         bound.insert(&a);
@@ -333,11 +214,11 @@ mod tests {
 
     #[test]
     fn sockaddrs() {
-        let (ss, len) = sockaddr("127.0.0.1:6379".parse().unwrap(), libc::AF_INET);
+        let (ss, len) = sock::sockaddr("127.0.0.1:6379".parse().unwrap(), libc::AF_INET);
         // SAFETY: reading the bytes of a plain-data struct we own.
         let b = unsafe { std::slice::from_raw_parts(&ss as *const _ as *const u8, len as usize) };
         assert_eq!(parse_sockaddr(b), Ok(Some("127.0.0.1:6379".parse().unwrap())));
-        let (ss, len) = sockaddr("127.0.0.1:1".parse().unwrap(), libc::AF_INET6);
+        let (ss, len) = sock::sockaddr("127.0.0.1:1".parse().unwrap(), libc::AF_INET6);
         // SAFETY: as above.
         let b = unsafe { std::slice::from_raw_parts(&ss as *const _ as *const u8, len as usize) };
         assert_eq!(parse_sockaddr(b), Ok(Some("[::ffff:127.0.0.1]:1".parse().unwrap())));

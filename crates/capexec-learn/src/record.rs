@@ -8,7 +8,7 @@
 use crate::observe::{Access, Observations};
 use capexec_sandbox::seccomp::{self, sock_filter};
 use capexec_sys::notify::{self as remote, Listener, Notif};
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::OwnedFd;
 
 const AT_FDCWD: i64 = -100;
 
@@ -194,11 +194,7 @@ fn sockaddr(l: &Listener, n: &Notif) -> Option<String> {
 }
 
 fn sock_type(s: &OwnedFd) -> Option<i32> {
-    let mut ty: libc::c_int = 0;
-    let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
-    // SAFETY: getsockopt writes one int at a valid pointer, on our own copy of the fd.
-    let rc = unsafe { libc::getsockopt(s.as_raw_fd(), libc::SOL_SOCKET, libc::SO_TYPE, (&mut ty as *mut libc::c_int).cast(), &mut len) };
-    (rc == 0).then_some(ty)
+    capexec_sys::socket::getsockopt_int(std::os::fd::AsFd::as_fd(s), libc::SOL_SOCKET, libc::SO_TYPE).ok()
 }
 
 #[cfg(test)]

@@ -7,6 +7,7 @@
 
 pub mod notify;
 pub mod process;
+pub mod socket;
 
 use std::ffi::CStr;
 use std::io;
