@@ -159,7 +159,7 @@ impl BoundSockets {
 /// Waits at most `timeout_ms` (-1: without end) for the connect in progress
 /// on `fd` to end: its result, or `None` while it is still in progress.
 pub fn connect_result(fd: &OwnedFd, timeout_ms: i32) -> Option<io::Result<()>> {
-    match sock::poll_one(fd.as_fd(), libc::POLLOUT, timeout_ms) {
+    match capexec_sandbox::sys::poll_one(fd.as_fd(), libc::POLLOUT, timeout_ms) {
         Ok(false) => return None,
         Err(e) => return Some(Err(e)),
         Ok(true) => {}

@@ -11,6 +11,9 @@ use crate::ops::{Kernel, Ops};
 use crate::plan::SetupPlan;
 use crate::{mounts, sys};
 use capexec_decl::spec::PreopenKind;
+use capexec_sys::process;
+use nix::sys::signal::{kill, sigprocmask, SigSet, SigmaskHow, Signal};
+use nix::unistd::Pid;
 use std::os::fd::{AsRawFd, RawFd};
 use std::path::Path;
 
@@ -41,16 +44,14 @@ pub struct ChildArgs<'a> {
 }
 
 fn report(fd: RawFd, e: &ChildError) {
-    let msg = e.encode();
-    // SAFETY: writing a valid buffer to our own pipe fd; a short write only
-    // shortens the message.
-    unsafe { libc::write(fd, msg.as_ptr().cast(), msg.len()) };
+    // A short write only shortens the message.
+    let _ = sys::write_raw(fd, &e.encode());
 }
 
+/// Without atexit handlers or destructors: they belong to the parent's copy
+/// of this address space.
 fn exit(code: i32) -> ! {
-    // SAFETY: _exit ends the process without running atexit handlers or
-    // destructors, which belong to the parent's copy of this address space.
-    unsafe { libc::_exit(code) }
+    process::exit_now(code)
 }
 
 pub fn run(a: &ChildArgs) -> ! {
@@ -59,9 +60,8 @@ pub fn run(a: &ChildArgs) -> ! {
         // sources are >= 3 (the parent keeps 0-2 open), so no copy overwrites
         // a source still to be copied.
         for (target, fd) in stdio.iter().enumerate() {
-            // SAFETY: dup2 between fds of our own table.
-            if unsafe { libc::dup2(*fd, target as i32) } < 0 {
-                report(a.err_wr, &ChildError::io(Step::StandardStreams, format!("dup2 onto fd {target}"), std::io::Error::last_os_error()));
+            if let Err(e) = nix::unistd::dup2(*fd, target as i32) {
+                report(a.err_wr, &ChildError::io(Step::StandardStreams, format!("dup2 onto fd {target}"), std::io::Error::from(e)));
                 exit(126);
             }
         }
@@ -87,8 +87,7 @@ fn setup(a: &ChildArgs) -> Result<(), ChildError> {
     // Wait until the parent has written our uid/gid maps: before that we have no
     // ids in the user namespace.
     let mut b = [0u8; 1];
-    // SAFETY: reading one byte into a valid buffer from our pipe fd.
-    if unsafe { libc::read(a.sync_rd, b.as_mut_ptr().cast(), 1) } != 1 {
+    if !matches!(nix::unistd::read(a.sync_rd, &mut b), Ok(1)) {
         exit(125); // the parent is gone: nobody to report to
     }
     // Ids first, keeping capabilities, so mounts are created as the service's uid.
@@ -125,11 +124,8 @@ fn setup(a: &ChildArgs) -> Result<(), ChildError> {
         nix::unistd::sethostname(h.to_str().unwrap_or("capexec")).map_err(|e| ChildError::io(Step::Hostname, "sethostname", e))?;
     }
     for (res, soft, hard) in &plan.rlimits {
-        let lim = libc::rlimit { rlim_cur: *soft, rlim_max: *hard };
-        // SAFETY: valid rlimit struct for a known resource.
-        if unsafe { libc::setrlimit(*res, &lim) } != 0 {
-            return Err(ChildError::io(Step::Rlimits, format!("setrlimit resource {res} to {soft}/{hard}"), std::io::Error::last_os_error()));
-        }
+        process::set_rlimit(*res as libc::c_int, *soft, *hard)
+            .map_err(|e| ChildError::io(Step::Rlimits, format!("setrlimit resource {res} to {soft}/{hard}"), e))?;
     }
     Kernel.drop_privileges(&plan.keep_caps, a.cap_last_cap)?;
     // no_new_privs before Landlock (which requires it without CAP_SYS_ADMIN) and
@@ -160,11 +156,10 @@ fn detach_preopened_dirs(a: &ChildArgs) -> Result<(), ChildError> {
         let PreopenKind::Directory { path } = &p.kind else { continue };
         let c = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).expect("paths were checked for NUL during validation");
         let copy = sys::detached_dir(&c).map_err(|e| ChildError::io(Step::PreopenedDirectories, format!("detached copy of {}", path.display()), e))?;
-        // SAFETY: dup3 onto a number in our own fd table (the host-tree fd,
-        // which it closes); the copy's own number is closed when `copy` drops.
-        if unsafe { libc::dup3(copy.as_raw_fd(), *fd, libc::O_CLOEXEC) } < 0 {
-            return Err(ChildError::io(Step::PreopenedDirectories, format!("replace the fd of {}", path.display()), std::io::Error::last_os_error()));
-        }
+        // Onto the host-tree fd's number (which closes it); the copy's own
+        // number is closed when `copy` drops.
+        nix::unistd::dup3(copy.as_raw_fd(), *fd, nix::fcntl::OFlag::O_CLOEXEC)
+            .map_err(|e| ChildError::io(Step::PreopenedDirectories, format!("replace the fd of {}", path.display()), std::io::Error::from(e)))?;
     }
     Ok(())
 }
@@ -180,29 +175,27 @@ fn service(a: &ChildArgs) -> ! {
     // 3, 4, ... cannot overwrite one that is still to be moved.
     let n = a.fds.len() as i32;
     let mut high = Vec::with_capacity(a.fds.len());
+    let above = |fd: RawFd| nix::fcntl::fcntl(fd, nix::fcntl::FcntlArg::F_DUPFD_CLOEXEC(3 + n));
     for fd in a.fds {
-        // SAFETY: F_DUPFD_CLOEXEC on a valid fd returns a new fd we own.
-        let h = unsafe { libc::fcntl(*fd, libc::F_DUPFD_CLOEXEC, 3 + n) };
-        if h < 0 {
-            fail(ChildError::io(Step::FileDescriptors, "duplicate a preopened fd", std::io::Error::last_os_error()));
+        match above(*fd) {
+            Ok(h) => high.push(h),
+            Err(e) => fail(ChildError::io(Step::FileDescriptors, "duplicate a preopened fd", std::io::Error::from(e))),
         }
-        high.push(h);
     }
+    // The error pipe and the listener socket out of the target range too.
     let mut err_wr = a.err_wr;
     if err_wr < 3 + n {
-        // SAFETY: as above; keeps the error pipe out of the target range.
-        err_wr = unsafe { libc::fcntl(err_wr, libc::F_DUPFD_CLOEXEC, 3 + n) };
+        err_wr = above(err_wr).unwrap_or_else(|e| fail(ChildError::io(Step::FileDescriptors, "move the error pipe", std::io::Error::from(e))));
     }
     let mut notify_tx = a.notify_tx;
     if let Some(fd) = notify_tx.filter(|fd| *fd < 3 + n) {
-        // SAFETY: as above; keeps the listener socket out of the target range.
-        notify_tx = Some(unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 3 + n) });
+        // Never None here: without it the broker's filter would not be installed.
+        notify_tx = Some(above(fd).unwrap_or_else(|e| fail(ChildError::io(Step::FileDescriptors, "move the broker's socket", std::io::Error::from(e)))));
     }
     for (i, h) in high.iter().enumerate() {
-        // SAFETY: dup2 onto a number in our own fd table; clears CLOEXEC on the copy.
-        if unsafe { libc::dup2(*h, 3 + i as i32) } < 0 {
-            let e = ChildError::io(Step::FileDescriptors, format!("place preopened fd at {}", 3 + i), std::io::Error::last_os_error());
-            report(err_wr, &e);
+        // dup2 clears CLOEXEC on the copy.
+        if let Err(e) = nix::unistd::dup2(*h, 3 + i as i32) {
+            report(err_wr, &ChildError::io(Step::FileDescriptors, format!("place preopened fd at {}", 3 + i), std::io::Error::from(e)));
             exit(127);
         }
     }
@@ -214,8 +207,7 @@ fn service(a: &ChildArgs) -> ! {
     }
     // A new session: no controlling terminal, so TIOCSTI cannot push input into
     // the terminal capexec was started from.
-    // SAFETY: setsid has no arguments; we are not a process group leader.
-    unsafe { libc::setsid() };
+    let _ = nix::unistd::setsid();
     // Default dispositions and an empty mask: capexec blocked the forwarded
     // signals, and Rust ignores SIGPIPE; the service expects neither.
     for sig in 1..libc::SIGRTMAX() {
@@ -224,12 +216,7 @@ fn service(a: &ChildArgs) -> ! {
             unsafe { libc::signal(sig, libc::SIG_DFL) };
         }
     }
-    // SAFETY: an empty, initialised sigset.
-    unsafe {
-        let mut set: libc::sigset_t = std::mem::zeroed();
-        libc::sigemptyset(&mut set);
-        libc::sigprocmask(libc::SIG_SETMASK, &set, std::ptr::null_mut());
-    }
+    let _ = sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None);
     if !plan.pid_ns {
         let _ = sys::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong);
     }
@@ -282,7 +269,12 @@ fn install_filters(plan: &SetupPlan, notify_tx: Option<RawFd>, err_wr: RawFd) {
     // The broker's filter first: the allowlist after it need not allow seccomp()
     // or sendmsg. Until the parent serves the listener, a brokered syscall would
     // wait — and none is made before exec.
-    if let (Some(prog), Some(tx)) = (&plan.notify_seccomp, notify_tx) {
+    if let Some(prog) = &plan.notify_seccomp {
+        // Never run without the broker's filter the plan asks for.
+        let Some(tx) = notify_tx else {
+            report(err_wr, &ChildError::new(Step::Seccomp, "internal: no channel for the broker's notify listener"));
+            exit(127)
+        };
         let sent = crate::seccomp::install_with_listener(prog).and_then(|l| sys::send_fd(tx, l.as_raw_fd()));
         if let Err(e) = sent {
             report(err_wr, &ChildError::io(Step::Seccomp, "install the broker's notify filter and pass its listener", e));
@@ -305,39 +297,26 @@ fn init(a: &ChildArgs, service: libc::pid_t) -> ! {
     let _ = sys::prctl(libc::PR_SET_DUMPABLE, 0);
     if let Err(e) = seccompiler::apply_filter(&a.plan.init_seccomp) {
         report(a.err_wr, &ChildError::io(Step::Seccomp, "install the init filter", e));
-        // SAFETY: killing our own child, which must not run unsupervised.
-        unsafe { libc::kill(service, libc::SIGKILL) };
+        // Our own child, which must not run unsupervised.
+        let _ = kill(Pid::from_raw(service), Signal::SIGKILL);
         exit(126);
     }
     let _ = sys::close_from(0);
-    // SAFETY: building a sigset of valid signal numbers.
-    let set = unsafe {
-        let mut set: libc::sigset_t = std::mem::zeroed();
-        libc::sigemptyset(&mut set);
-        libc::sigaddset(&mut set, libc::SIGCHLD);
-        for s in FORWARDED {
-            libc::sigaddset(&mut set, *s);
-        }
-        set
-    };
+    let set = crate::launch::blocked_set();
     loop {
-        // SAFETY: `set` is valid; a NULL info pointer is allowed.
-        let sig = unsafe { libc::sigwaitinfo(&set, std::ptr::null_mut()) };
-        if sig == libc::SIGCHLD {
-            loop {
-                let mut status = 0;
-                // SAFETY: valid status pointer; WNOHANG never blocks.
-                let pid = unsafe { libc::waitpid(-1, &mut status, libc::WNOHANG) };
-                if pid <= 0 {
-                    break;
-                }
-                if pid == service {
-                    exit(exit_code(status));
+        match process::wait_signal(set.as_ref(), None) {
+            Some(libc::SIGCHLD) => {
+                while let Some((pid, status)) = process::reap_any() {
+                    if pid == service {
+                        exit(exit_code(status));
+                    }
                 }
             }
-        } else if sig > 0 {
-            // SAFETY: signalling our own child.
-            unsafe { libc::kill(service, sig) };
+            // Forwarded to our own child.
+            Some(sig) => {
+                let _ = Signal::try_from(sig).map(|sig| kill(Pid::from_raw(service), sig));
+            }
+            None => {}
         }
     }
 }

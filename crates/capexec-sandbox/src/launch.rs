@@ -6,6 +6,9 @@ use crate::child::{self, ChildArgs, FORWARDED};
 use crate::error::LaunchError;
 use crate::plan::SetupPlan;
 use crate::{resources, sys};
+use capexec_sys::process;
+use nix::sys::signal::{kill, sigprocmask, SigSet, SigmaskHow, Signal};
+use nix::unistd::Pid;
 use std::io::{Read, Write};
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 
@@ -75,28 +78,26 @@ fn seqpacket_pair(what: &str) -> Result<(OwnedFd, OwnedFd), LaunchError> {
 
 /// The signals spawn() blocks in the calling thread (SIGCHLD and the forwarded
 /// ones): a caller that waits for the service waits for these.
-pub fn blocked_set() -> libc::sigset_t {
-    // SAFETY: building a sigset of valid signal numbers on an initialised value.
-    unsafe {
-        let mut set: libc::sigset_t = std::mem::zeroed();
-        libc::sigemptyset(&mut set);
-        libc::sigaddset(&mut set, libc::SIGCHLD);
-        for s in FORWARDED {
-            libc::sigaddset(&mut set, *s);
-        }
-        set
+pub fn blocked_set() -> SigSet {
+    let mut set = SigSet::empty();
+    set.add(Signal::SIGCHLD);
+    for s in FORWARDED.iter().filter_map(|s| Signal::try_from(*s).ok()) {
+        set.add(s);
     }
+    set
 }
 
 /// Makes sure 0, 1 and 2 are open, so that a preopened fd can never land on
 /// them and be mistaken for stdin/stdout/stderr by the service.
 fn ensure_stdio() {
+    use nix::fcntl::{fcntl, FcntlArg, FdFlag};
     for fd in 0..3 {
-        // SAFETY: F_GETFD only queries the fd table.
-        if unsafe { libc::fcntl(fd, libc::F_GETFD) } < 0 {
-            // SAFETY: opening /dev/null; the returned fd is the lowest free one,
-            // which fills exactly the hole at `fd`.
-            unsafe { libc::open(c"/dev/null".as_ptr(), libc::O_RDWR) };
+        if fcntl(fd, FcntlArg::F_GETFD).is_err() {
+            // The lowest free number: exactly the hole at `fd`. Kept open for
+            // good, and inherited (std opens close-on-exec).
+            if let Ok(null) = std::fs::OpenOptions::new().read(true).write(true).open("/dev/null") {
+                let _ = fcntl(std::os::fd::IntoRawFd::into_raw_fd(null), FcntlArg::F_SETFD(FdFlag::empty()));
+            }
         }
     }
 }
@@ -147,7 +148,7 @@ pub fn spawn_with(plan: &SetupPlan, opts: &SpawnOptions) -> Result<Spawned, Laun
     let started = begin(plan, opts)?;
     if plan.learn.is_some() {
         let pid = started.pid;
-        let listener = take_learning_listener(pid, started.err_rd.as_raw_fd()).map_err(|e| kill_and_reap(pid, e))?;
+        let listener = take_learning_listener(pid, std::os::fd::AsFd::as_fd(&started.err_rd)).map_err(|e| kill_and_reap(pid, e))?;
         match (listener, opts.learner) {
             (Some(l), Some(learner)) => learner(l),
             (Some(_), None) => return Err(kill_and_reap(pid, LaunchError::Plan("a learning plan needs a learner to answer its syscalls".into()))),
@@ -189,11 +190,9 @@ pub fn start(plan: &SetupPlan, opts: &SpawnOptions) -> Result<Starting, LaunchEr
 /// Kills and reaps our child `pid` (with clone_parent, the caller's parent
 /// reaps it and waitpid fails harmlessly), then returns `e`.
 fn kill_and_reap(pid: libc::pid_t, e: LaunchError) -> LaunchError {
-    // SAFETY: signalling and reaping our own child.
-    unsafe {
-        libc::kill(pid, libc::SIGKILL);
-        libc::waitpid(pid, std::ptr::null_mut(), 0);
-    }
+    // Our own child.
+    let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
+    let _ = process::wait_child(pid, true);
     e
 }
 
@@ -230,9 +229,7 @@ fn begin(plan: &SetupPlan, opts: &SpawnOptions) -> Result<Starting, LaunchError>
         false => None,
     };
     let last_cap = cap_last_cap();
-    let set = blocked_set();
-    // SAFETY: valid sigset; blocking (not handling) needs no handler code.
-    unsafe { libc::sigprocmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()) };
+    let _ = sigprocmask(SigmaskHow::SIG_BLOCK, Some(&blocked_set()), None);
 
     let flags = plan.clone_flags | if opts.clone_parent { libc::CLONE_PARENT } else { 0 };
     // SAFETY: this process is single-threaded (checked above).
@@ -272,16 +269,10 @@ fn begin(plan: &SetupPlan, opts: &SpawnOptions) -> Result<Starting, LaunchError>
     // only lower limits, and says so if asked for more.
     if nix::unistd::geteuid().is_root() {
         for (res, soft, hard) in &plan.rlimits {
-            let lim = libc::rlimit { rlim_cur: *soft, rlim_max: *hard };
-            // SAFETY: prlimit on our own child with a valid rlimit struct; the old value is not wanted.
-            if unsafe { libc::prlimit(pid, *res, &lim, std::ptr::null_mut()) } != 0 {
-                let e = std::io::Error::last_os_error();
-                let mut now = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
-                // SAFETY: reading our own limit into a valid struct.
-                unsafe { libc::getrlimit(*res, &mut now) };
+            if let Err(e) = process::set_rlimit_of(pid, *res as libc::c_int, *soft, *hard) {
+                let own_hard = process::rlimit(*res as libc::c_int).map_or(0, |(_, hard)| hard);
                 let what = format!(
-                    "resource {res} to {soft}/{hard} (capexec's own hard limit is {}; raising it needs CAP_SYS_RESOURCE: lower the declared limit or start capexec with a higher one)",
-                    now.rlim_max
+                    "resource {res} to {soft}/{hard} (capexec's own hard limit is {own_hard}; raising it needs CAP_SYS_RESOURCE: lower the declared limit or start capexec with a higher one)"
                 );
                 return Err(abort(LaunchError::io("set the service's rlimit", what, e)));
             }
@@ -330,9 +321,9 @@ impl Starting {
         drop(fds);
         let broker_channel = channel.map(|(broker_end, _service_end)| broker_end);
         if !msg.is_empty() {
-            // SAFETY: reaping our own child, which is exiting after the report
-            // (ECHILD if the caller reaped it already).
-            unsafe { libc::waitpid(pid, std::ptr::null_mut(), 0) };
+            // Our own child, exiting after the report (ECHILD if the caller
+            // reaped it already).
+            let _ = process::wait_child(pid, true);
             return Err(crate::error::ChildError::decode(&msg).into());
         }
         // Init sent the resolver's socket and the notify socket during setup and
@@ -358,12 +349,11 @@ impl Starting {
 /// service cannot send it: after installing the filter, each of its syscalls
 /// waits for whoever holds the listener. `None`: the child reported a setup
 /// error (readable on `err_rd`) before it got that far.
-fn take_learning_listener(init: libc::pid_t, err_rd: RawFd) -> Result<Option<OwnedFd>, LaunchError> {
+fn take_learning_listener(init: libc::pid_t, err_rd: std::os::fd::BorrowedFd<'_>) -> Result<Option<OwnedFd>, LaunchError> {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
     loop {
-        let mut pfd = libc::pollfd { fd: err_rd, events: libc::POLLIN, revents: 0 };
-        // SAFETY: one valid pollfd; a 1 ms wait between looks at /proc.
-        if unsafe { libc::poll(&mut pfd, 1, 1) } > 0 {
+        // A 1 ms wait between looks at /proc.
+        if sys::poll_one(err_rd, libc::POLLIN, 1).unwrap_or(false) {
             return Ok(None);
         }
         if let Some(service) = first_child(init) {
@@ -391,21 +381,16 @@ fn seccomp_listener_of(pid: libc::pid_t) -> Option<RawFd> {
 pub fn wait_foreground(s: &Spawned) -> i32 {
     let set = blocked_set();
     loop {
-        // SAFETY: valid sigset, NULL info allowed.
-        let sig = unsafe { libc::sigwaitinfo(&set, std::ptr::null_mut()) };
-        if sig == libc::SIGCHLD || sig < 0 {
-            let mut status = 0;
-            // SAFETY: valid status pointer; WNOHANG never blocks.
-            let r = unsafe { libc::waitpid(s.pid, &mut status, libc::WNOHANG) };
-            if r == s.pid {
-                return child::exit_code(status);
+        match process::wait_signal(set.as_ref(), None) {
+            Some(libc::SIGCHLD) | None => match process::wait_child(s.pid, false) {
+                Ok(Some(status)) => return child::exit_code(status),
+                Ok(None) => {}
+                Err(_) => return 1,
+            },
+            // Forwarded to our own child, the namespace init.
+            Some(sig) => {
+                let _ = Signal::try_from(sig).map(|sig| kill(Pid::from_raw(s.pid), sig));
             }
-            if r < 0 {
-                return 1;
-            }
-        } else {
-            // SAFETY: forwarding a signal to our own child (the namespace init).
-            unsafe { libc::kill(s.pid, sig) };
         }
     }
 }

@@ -503,6 +503,26 @@ pub fn cgroup_detach_all(cgroup: BorrowedFd<'_>, attach_type: u32) -> io::Result
     Ok(())
 }
 
+/// Waits up to `timeout_ms` (-1: without limit) for `events` on `fd`, again
+/// after EINTR. `Ok(false)`: the time ran out.
+pub fn poll_one(fd: BorrowedFd<'_>, events: i16, timeout_ms: i32) -> io::Result<bool> {
+    let mut pfd = libc::pollfd { fd: fd.as_raw_fd(), events, revents: 0 };
+    loop {
+        // SAFETY: one valid pollfd.
+        match check(unsafe { libc::poll(&mut pfd, 1, timeout_ms) } as libc::c_long) {
+            Err(e) if e.raw_os_error() == Some(libc::EINTR) => continue,
+            r => return r.map(|n| n > 0),
+        }
+    }
+}
+
+/// write(2) of `buf` to the fd numbered `fd` (EBADF if none is open there):
+/// for code between fork and exec, which holds its fds by number.
+pub fn write_raw(fd: RawFd, buf: &[u8]) -> io::Result<usize> {
+    // SAFETY: the kernel reads `buf.len()` bytes of a valid buffer.
+    check(unsafe { libc::write(fd, buf.as_ptr().cast(), buf.len()) } as libc::c_long).map(|n| n as usize)
+}
+
 /// pipe2 with `flags`: (read end, write end).
 pub fn pipe2(flags: i32) -> std::io::Result<(OwnedFd, OwnedFd)> {
     let mut p = [0 as RawFd; 2];

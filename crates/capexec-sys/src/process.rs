@@ -76,11 +76,40 @@ pub fn wait_child(pid: libc::pid_t, block: bool) -> io::Result<Option<libc::c_in
     }
 }
 
-/// sigtimedwait(2): the next pending signal of `set` (which the caller has
-/// blocked), or `None` once `timeout` passed first.
-pub fn wait_signal(set: &libc::sigset_t, timeout: std::time::Duration) -> Option<libc::c_int> {
-    let ts = libc::timespec { tv_sec: timeout.as_secs() as libc::time_t, tv_nsec: timeout.subsec_nanos() as libc::c_long };
-    // SAFETY: a valid sigset and timespec read during the call; a null siginfo is allowed.
-    let sig = unsafe { libc::sigtimedwait(set, std::ptr::null_mut(), &ts) };
+/// The next pending signal of `set` (which the caller has blocked):
+/// sigtimedwait(2), `None` once `timeout` passed first (or on EINTR), or
+/// sigwaitinfo(2) without a timeout.
+pub fn wait_signal(set: &libc::sigset_t, timeout: Option<std::time::Duration>) -> Option<libc::c_int> {
+    let sig = match timeout {
+        Some(t) => {
+            let ts = libc::timespec { tv_sec: t.as_secs() as libc::time_t, tv_nsec: t.subsec_nanos() as libc::c_long };
+            // SAFETY: a valid sigset and timespec read during the call; a null siginfo is allowed.
+            unsafe { libc::sigtimedwait(set, std::ptr::null_mut(), &ts) }
+        }
+        // SAFETY: a valid sigset read during the call; a null siginfo is allowed.
+        None => unsafe { libc::sigwaitinfo(set, std::ptr::null_mut()) },
+    };
     (sig > 0).then_some(sig)
+}
+
+/// prlimit(2) of `resource` (RLIMIT_*) for process `pid` to `soft`/`hard`.
+pub fn set_rlimit_of(pid: libc::pid_t, resource: libc::c_int, soft: u64, hard: u64) -> io::Result<()> {
+    let lim = libc::rlimit { rlim_cur: soft, rlim_max: hard };
+    // SAFETY: the kernel reads one rlimit; the old value is not wanted (null).
+    check(unsafe { libc::prlimit(pid, resource as _, &lim, std::ptr::null_mut()) } as libc::c_long).map(drop)
+}
+
+/// This process's (soft, hard) limit of `resource`.
+pub fn rlimit(resource: libc::c_int) -> io::Result<(u64, u64)> {
+    let mut now = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: the kernel writes one rlimit at a valid pointer.
+    check(unsafe { libc::getrlimit(resource as _, &mut now) } as libc::c_long)?;
+    Ok((now.rlim_cur, now.rlim_max))
+}
+
+/// setrlimit(2) of `resource` for this process.
+pub fn set_rlimit(resource: libc::c_int, soft: u64, hard: u64) -> io::Result<()> {
+    let lim = libc::rlimit { rlim_cur: soft, rlim_max: hard };
+    // SAFETY: the kernel reads one rlimit at a valid pointer.
+    check(unsafe { libc::setrlimit(resource as _, &lim) } as libc::c_long).map(drop)
 }

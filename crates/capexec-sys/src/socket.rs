@@ -112,16 +112,3 @@ pub fn set_status_flags(fd: BorrowedFd<'_>, flags: i32) -> io::Result<()> {
     // SAFETY: F_SETFL with an integer on an fd the caller holds.
     check(unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_SETFL, flags) } as libc::c_long).map(drop)
 }
-
-/// Waits up to `timeout_ms` (-1: without limit) for `events` on `fd`, again
-/// after EINTR. `Ok(false)`: the time ran out.
-pub fn poll_one(fd: BorrowedFd<'_>, events: i16, timeout_ms: i32) -> io::Result<bool> {
-    let mut pfd = libc::pollfd { fd: fd.as_raw_fd(), events, revents: 0 };
-    loop {
-        // SAFETY: one valid pollfd.
-        match check(unsafe { libc::poll(&mut pfd, 1, timeout_ms) } as libc::c_long) {
-            Err(e) if e.raw_os_error() == Some(libc::EINTR) => continue,
-            r => return r.map(|n| n > 0),
-        }
-    }
-}

@@ -238,7 +238,7 @@ fn service_ended(s: &Spawned) -> Option<i32> {
 /// (SIGCHLD or one a user sends to end the run).
 fn pause(d: Duration) -> Option<i32> {
     let set = capexec_sandbox::launch::blocked_set();
-    process::wait_signal(&set, d).filter(|sig| *sig != libc::SIGCHLD)
+    process::wait_signal(set.as_ref(), Some(d)).filter(|sig| *sig != libc::SIGCHLD)
 }
 
 /// Waits for the service to listen, runs the workload, and stops the service
