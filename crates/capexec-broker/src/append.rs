@@ -15,7 +15,7 @@
 
 use crate::net::set_nonblocking;
 use std::io;
-use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 use std::sync::{mpsc, Arc, Mutex};
 
 /// At most this many files relayed at once per service; beyond, an append
@@ -95,9 +95,8 @@ impl Appender {
     }
 
     fn wake(&self) {
-        // SAFETY: writing one byte from a valid buffer to our own pipe; a full
-        // pipe (EAGAIN) already holds a wake-up.
-        unsafe { libc::write(self.wake_wr.as_raw_fd(), [1u8].as_ptr().cast(), 1) };
+        // A full pipe (EAGAIN) already holds a wake-up.
+        let _ = nix::unistd::write(&self.wake_wr, &[1u8]);
     }
 
     /// Lets the relays run until each pipe reaches EOF (every writer closed:
@@ -126,20 +125,21 @@ impl Appender {
                     return;
                 }
             }
-            let mut pfds: Vec<libc::pollfd> = std::iter::once(&self.wake_rd)
-                .chain(relays.iter().map(|r| &r.from))
-                .map(|fd| libc::pollfd { fd: fd.as_raw_fd(), events: libc::POLLIN, revents: 0 })
-                .collect();
-            // SAFETY: a valid array of pollfds of the given length.
-            if unsafe { libc::poll(pfds.as_mut_ptr(), pfds.len() as libc::nfds_t, -1) } < 0 {
-                continue;
-            }
-            if pfds[0].revents != 0 {
-                // SAFETY: reading into a valid buffer from our own non-blocking pipe.
-                while unsafe { libc::read(self.wake_rd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) } > 0 {}
+            use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+            let ready: Vec<bool> = {
+                let mut pfds: Vec<PollFd> =
+                    std::iter::once(&self.wake_rd).chain(relays.iter().map(|r| &r.from)).map(|fd| PollFd::new(fd.as_fd(), PollFlags::POLLIN)).collect();
+                if poll(&mut pfds, PollTimeout::NONE).is_err() {
+                    continue;
+                }
+                pfds.iter().map(|p| p.revents().is_some_and(|r| !r.is_empty())).collect()
+            };
+            if ready[0] {
+                // Our own non-blocking pipe: drained.
+                while matches!(nix::unistd::read(self.wake_rd.as_raw_fd(), &mut buf), Ok(n) if n > 0) {}
             }
             for i in (0..relays.len()).rev() {
-                if pfds[i + 1].revents != 0 && !self.pump(&relays[i], &mut buf) {
+                if ready[i + 1] && !self.pump(&relays[i], &mut buf) {
                     relays.swap_remove(i);
                     self.inner.lock().unwrap_or_else(|e| e.into_inner()).active -= 1;
                 }
@@ -152,16 +152,11 @@ impl Appender {
     fn pump(&self, r: &Relay, buf: &mut [u8]) -> bool {
         // A few reads per wake-up, so that one busy writer cannot starve the others.
         for _ in 0..16 {
-            // SAFETY: reading into a valid buffer from a pipe we own.
-            let n = unsafe { libc::read(r.from.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
-            match n {
-                0 => return false,
-                n if n < 0 => {
-                    let e = io::Error::last_os_error();
-                    return matches!(e.raw_os_error(), Some(libc::EAGAIN) | Some(libc::EINTR));
-                }
-                n => {
-                    if let Err(e) = write_all(&r.file, &buf[..n as usize]) {
+            match nix::unistd::read(r.from.as_raw_fd(), buf) {
+                Ok(0) => return false,
+                Err(e) => return matches!(e, nix::errno::Errno::EAGAIN | nix::errno::Errno::EINTR),
+                Ok(n) => {
+                    if let Err(e) = write_all(&r.file, &buf[..n]) {
                         // The service's data cannot be kept; it must not be
                         // blocked either: say so, and go on reading.
                         eprintln!("capexec: {}: broker: append to {} failed: {e}; {n} bytes were lost", self.unit, capexec_decl::terminal::safe(&r.path));
@@ -175,16 +170,11 @@ impl Appender {
 
 fn write_all(fd: &OwnedFd, mut data: &[u8]) -> io::Result<()> {
     while !data.is_empty() {
-        // SAFETY: writing from a valid buffer to a file we own.
-        let n = unsafe { libc::write(fd.as_raw_fd(), data.as_ptr().cast(), data.len()) };
-        if n < 0 {
-            let e = io::Error::last_os_error();
-            if e.raw_os_error() == Some(libc::EINTR) {
-                continue;
-            }
-            return Err(e);
+        match nix::unistd::write(fd, data) {
+            Ok(n) => data = &data[n..],
+            Err(nix::errno::Errno::EINTR) => {}
+            Err(e) => return Err(e.into()),
         }
-        data = &data[n as usize..];
     }
     Ok(())
 }

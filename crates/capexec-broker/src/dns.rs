@@ -177,23 +177,16 @@ pub fn respond(b: &Broker, p: &[u8]) -> Option<Vec<u8>> {
 pub fn serve(b: &Broker, sock: OwnedFd) {
     let mut buf = [0u8; 512];
     loop {
-        // SAFETY: sockaddr_storage is plain data, filled by recvfrom.
-        let mut from: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
-        let mut len = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
-        // SAFETY: recvfrom writes at most buf.len() bytes and one address of `len` bytes.
-        let n = unsafe { libc::recvfrom(sock.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), 0, (&mut from as *mut libc::sockaddr_storage).cast(), &mut len) };
-        if n < 0 {
-            if std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted {
-                continue;
-            }
-            return;
-        }
-        if let Some(reply) = respond(b, &buf[..n as usize]) {
-            // SAFETY: sending our reply to the address recvfrom gave us. A
-            // failure (the client's socket is gone) loses only that reply.
-            unsafe {
-                libc::sendto(sock.as_raw_fd(), reply.as_ptr().cast(), reply.len(), libc::MSG_DONTWAIT, (&from as *const libc::sockaddr_storage).cast(), len)
-            };
+        use nix::sys::socket::{recvfrom, sendto, MsgFlags, SockaddrStorage};
+        let (n, from) = match recvfrom::<SockaddrStorage>(sock.as_raw_fd(), &mut buf) {
+            Ok(got) => got,
+            Err(nix::errno::Errno::EINTR) => continue,
+            Err(_) => return,
+        };
+        if let (Some(reply), Some(from)) = (respond(b, &buf[..n]), from) {
+            // To the address the query came from. A failure (the client's
+            // socket is gone) loses only that reply.
+            let _ = sendto(sock.as_raw_fd(), &reply, &from, MsgFlags::MSG_DONTWAIT);
         }
     }
 }

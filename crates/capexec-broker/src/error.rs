@@ -21,9 +21,3 @@ pub enum BrokerError {
     #[error("broker: {op} its seccomp filter: {detail}")]
     Filter { op: &'static str, detail: String },
 }
-
-impl BrokerError {
-    pub(crate) fn last_os(op: &'static str) -> BrokerError {
-        BrokerError::Io { op, source: io::Error::last_os_error() }
-    }
-}

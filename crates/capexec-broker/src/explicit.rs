@@ -91,9 +91,7 @@ fn pidfd(pid: i32) -> Option<OwnedFd> {
 
 /// A pidfd polls readable once its process has exited.
 fn alive(fd: &OwnedFd) -> bool {
-    let mut pfd = libc::pollfd { fd: fd.as_raw_fd(), events: libc::POLLIN, revents: 0 };
-    // SAFETY: one valid pollfd, no wait.
-    unsafe { libc::poll(&mut pfd, 1, 0) == 0 }
+    !capexec_sandbox::sys::poll_one(fd.as_fd(), libc::POLLIN, 0).unwrap_or(true)
 }
 
 fn parent(pid: i32) -> Option<i32> {

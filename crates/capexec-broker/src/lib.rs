@@ -32,7 +32,7 @@ pub mod transparent;
 use capexec_decl::grants::BrokerSpec;
 use capexec_decl::spec::{NetMode, ServiceSpec};
 pub use error::BrokerError;
-use std::os::fd::{FromRawFd, OwnedFd};
+use std::os::fd::OwnedFd;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -197,14 +197,9 @@ impl Broker {
         let mut bases = Vec::new();
         for g in &spec.fs {
             let grant_dir = |source| BrokerError::GrantDirectory { pattern: g.pattern.clone(), path: g.base.clone(), source };
-            let c = std::ffi::CString::new(g.base.as_os_str().as_encoded_bytes()).map_err(|_| grant_dir(std::io::Error::from_raw_os_error(libc::EINVAL)))?;
-            // SAFETY: opening a NUL-terminated path; the result is checked.
-            let fd = unsafe { libc::open(c.as_ptr(), libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC) };
-            if fd < 0 {
-                return Err(grant_dir(std::io::Error::last_os_error()));
-            }
-            // SAFETY: a new fd that nobody else owns.
-            let mut base = unsafe { OwnedFd::from_raw_fd(fd) };
+            let opened =
+                std::os::unix::fs::OpenOptionsExt::custom_flags(std::fs::OpenOptions::new().read(true), libc::O_PATH | libc::O_DIRECTORY).open(&g.base);
+            let mut base = OwnedFd::from(opened.map_err(grant_dir)?);
             if service.exec.memory_deny_write_execute && g.rights.read && g.rights.write {
                 // A file the service may read and write could be mapped
                 // executable after it wrote code into it (capexec_sandbox::noexec).
@@ -281,31 +276,19 @@ impl Broker {
     /// cases; `foreground` is the service's init when this process is also the
     /// wrapper that forwards signals to it and waits for it (`capexec exec`).
     pub fn confine(&self, uid: u32, gid: u32, foreground: Option<i32>) -> Result<(), BrokerError> {
-        let io = BrokerError::last_os;
-        // SAFETY: id syscalls with integer arguments (setgroups with none); results checked.
-        unsafe {
-            if euid_is_root() {
-                if libc::setgroups(0, std::ptr::null()) != 0 {
-                    return Err(io("clear supplementary groups"));
-                }
-                if libc::setresgid(gid, gid, gid) != 0 {
-                    return Err(io("set group ids"));
-                }
-                if libc::setresuid(uid, 0, 0) != 0 {
-                    return Err(io("set user ids"));
-                }
-                libc::setfsuid(uid);
-            }
+        if euid_is_root() {
+            use nix::unistd::{setfsuid, setgroups, setresgid, setresuid, Gid, Uid};
+            let sys = |op: &'static str| move |e: nix::errno::Errno| BrokerError::Io { op, source: e.into() };
+            setgroups(&[]).map_err(sys("clear supplementary groups"))?;
+            let g = Gid::from_raw(gid);
+            setresgid(g, g, g).map_err(sys("set group ids"))?;
+            setresuid(Uid::from_raw(uid), Uid::from_raw(0), Uid::from_raw(0)).map_err(sys("set user ids"))?;
+            setfsuid(Uid::from_raw(uid));
         }
         if euid_is_root() {
             self.drop_capabilities()?;
         }
-        // SAFETY: prctl with integer arguments; the result is checked.
-        unsafe {
-            if libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 {
-                return Err(io("set no_new_privs"));
-            }
-        }
+        nix::sys::prctl::set_no_new_privs().map_err(|e| BrokerError::Io { op: "set no_new_privs", source: e.into() })?;
         // Before any broker thread exists: the threads inherit the filter.
         let prog = filter::broker_filter(std::process::id(), foreground.map(|p| p as u32))?;
         seccompiler::apply_filter(&prog).map_err(|e| BrokerError::Filter { op: "install", detail: e.to_string() })?;
@@ -384,8 +367,7 @@ impl Running {
 }
 
 fn euid_is_root() -> bool {
-    // SAFETY: geteuid has no arguments and cannot fail.
-    unsafe { libc::geteuid() == 0 }
+    nix::unistd::geteuid().is_root()
 }
 
 #[cfg(test)]

@@ -57,7 +57,7 @@ pub fn sock_info(fd: &OwnedFd) -> io::Result<SockInfo> {
     let family = sock::getsockopt_int(fd, libc::SOL_SOCKET, libc::SO_DOMAIN)?;
     let kind = sock::getsockopt_int(fd, libc::SOL_SOCKET, libc::SO_TYPE)?;
     let protocol = sock::getsockopt_int(fd, libc::SOL_SOCKET, libc::SO_PROTOCOL)?;
-    let nonblocking = sock::status_flags(fd).is_ok_and(|fl| fl & libc::O_NONBLOCK != 0);
+    let nonblocking = capexec_sandbox::sys::status_flags(fd).is_ok_and(|fl| fl & libc::O_NONBLOCK != 0);
     let netns = capexec_sandbox::sys::socket_netns_cookie(fd)?;
     Ok(SockInfo { family, kind, protocol, nonblocking, netns })
 }
@@ -172,14 +172,14 @@ pub fn connect_result(fd: &OwnedFd, timeout_ms: i32) -> Option<io::Result<()>> {
 }
 
 pub fn set_nonblocking(fd: &OwnedFd, on: bool) -> io::Result<()> {
-    let fl = sock::status_flags(fd.as_fd())?;
-    sock::set_status_flags(fd.as_fd(), if on { fl | libc::O_NONBLOCK } else { fl & !libc::O_NONBLOCK })
+    let fl = capexec_sandbox::sys::status_flags(fd.as_fd())?;
+    capexec_sandbox::sys::set_status_flags(fd.as_fd(), if on { fl | libc::O_NONBLOCK } else { fl & !libc::O_NONBLOCK })
 }
 
 /// Makes a socket [`host_socket`] created non-blocking blocking again: its
 /// status flags are O_RDWR and O_NONBLOCK only, so one F_SETFL does it.
 pub fn clear_nonblocking(fd: &OwnedFd) -> io::Result<()> {
-    sock::set_status_flags(fd.as_fd(), 0)
+    capexec_sandbox::sys::set_status_flags(fd.as_fd(), 0)
 }
 
 /// Whether the service's fd `fd` is close-on-exec, from /proc/TID/fdinfo

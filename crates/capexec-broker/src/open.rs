@@ -87,11 +87,8 @@ pub fn open_granted(base: &OwnedFd, grant: &FsGrant, path: &str, dir_slash: bool
     let how = OpenHow { flags: (flags | libc::O_CLOEXEC | libc::O_NOCTTY | libc::O_NONBLOCK) as u64, mode, resolve };
     let fd = regular(openat2(base, &c, &how)?)?;
     if flags & libc::O_NONBLOCK == 0 {
-        // SAFETY: F_GETFL/F_SETFL on an fd we own.
-        let rc = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_SETFL, libc::fcntl(fd.as_raw_fd(), libc::F_GETFL) & !libc::O_NONBLOCK) };
-        if rc < 0 {
-            return Err(io::Error::last_os_error());
-        }
+        let fl = capexec_sandbox::sys::status_flags(std::os::fd::AsFd::as_fd(&fd))?;
+        capexec_sandbox::sys::set_status_flags(std::os::fd::AsFd::as_fd(&fd), fl & !libc::O_NONBLOCK)?;
     }
     Ok(fd)
 }
@@ -109,13 +106,8 @@ fn openat2(base: &OwnedFd, path: &CString, how: &OpenHow) -> io::Result<OwnedFd>
 
 /// `fd` if it is a regular file, else EISDIR (see [`refusal`]).
 fn regular(fd: OwnedFd) -> io::Result<OwnedFd> {
-    // SAFETY: fstat writes one struct stat at a valid pointer, on an fd we own
-    // (O_PATH fds included).
-    let mut st: libc::stat = unsafe { std::mem::zeroed() };
-    // SAFETY: as above.
-    if unsafe { libc::fstat(fd.as_raw_fd(), &mut st) } != 0 {
-        return Err(io::Error::last_os_error());
-    }
+    // O_PATH fds included.
+    let st = nix::sys::stat::fstat(fd.as_raw_fd()).map_err(io::Error::from)?;
     if st.st_mode & libc::S_IFMT != libc::S_IFREG {
         return Err(io::Error::from_raw_os_error(libc::EISDIR));
     }

@@ -516,6 +516,19 @@ pub fn poll_one(fd: BorrowedFd<'_>, events: i16, timeout_ms: i32) -> io::Result<
     }
 }
 
+/// The file status flags (F_GETFL).
+pub fn status_flags(fd: BorrowedFd<'_>) -> io::Result<i32> {
+    // SAFETY: F_GETFL only reads the file's status flags.
+    check(unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_GETFL) } as libc::c_long).map(|f| f as i32)
+}
+
+/// Sets the file status flags (F_SETFL; the kernel changes only O_APPEND,
+/// O_ASYNC, O_DIRECT, O_NOATIME and O_NONBLOCK).
+pub fn set_status_flags(fd: BorrowedFd<'_>, flags: i32) -> io::Result<()> {
+    // SAFETY: F_SETFL with an integer on an fd the caller holds.
+    check(unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_SETFL, flags) } as libc::c_long).map(drop)
+}
+
 /// write(2) of `buf` to the fd numbered `fd` (EBADF if none is open there):
 /// for code between fork and exec, which holds its fds by number.
 pub fn write_raw(fd: RawFd, buf: &[u8]) -> io::Result<usize> {

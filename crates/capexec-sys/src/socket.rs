@@ -99,16 +99,3 @@ pub fn listen(fd: BorrowedFd<'_>, backlog: i32) -> io::Result<()> {
     // SAFETY: listen takes an fd and an integer.
     check(unsafe { libc::listen(fd.as_raw_fd(), backlog) } as libc::c_long).map(drop)
 }
-
-/// The file status flags (F_GETFL).
-pub fn status_flags(fd: BorrowedFd<'_>) -> io::Result<i32> {
-    // SAFETY: F_GETFL only reads the file's status flags.
-    check(unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_GETFL) } as libc::c_long).map(|f| f as i32)
-}
-
-/// Sets the file status flags (F_SETFL; the kernel changes only O_APPEND,
-/// O_ASYNC, O_DIRECT, O_NOATIME and O_NONBLOCK).
-pub fn set_status_flags(fd: BorrowedFd<'_>, flags: i32) -> io::Result<()> {
-    // SAFETY: F_SETFL with an integer on an fd the caller holds.
-    check(unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_SETFL, flags) } as libc::c_long).map(drop)
-}
