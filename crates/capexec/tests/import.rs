@@ -75,6 +75,44 @@ fn debians_units_import_into_valid_declarations() {
     assert!(unbound.contains("#   ExecStartPre=-/usr/libexec/unbound-helper chroot_setup: "), "{unbound}");
 }
 
+/// What import made wrong before (issue 19): a dynamic user became root, a
+/// restart delay above the default maximum made a file that failed `check`,
+/// [Unit] dependencies and conditions vanished without a note, and
+/// ProtectSystem=full was called covered though capexec is stricter.
+#[test]
+fn dynamic_users_long_restart_delays_unit_relations_and_protect_system() {
+    let d = dir("relations");
+    let unit = d.join("relations.service");
+    std::fs::write(
+        &unit,
+        "[Unit]\nDescription=t\nRequires=t.socket\nWants=other.service\nAfter=network.target\nConditionPathExists=/etc/t\n\
+         StartLimitBurst=3\nStartLimitIntervalSec=2min\n\
+         [Service]\nExecStart=/usr/bin/sleep 100\nDynamicUser=yes\nUser=t\nGroup=t\nRestartSec=1min\nProtectSystem=full\n",
+    )
+    .unwrap();
+    let o = capexec().arg("import").arg(&unit).output().unwrap();
+    let _ = std::fs::remove_dir_all(&d);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let decl = String::from_utf8(o.stdout).unwrap();
+    for want in [
+        "user = \"dynamic\"",
+        "restart_delay = \"1min\"",
+        "restart_delay_max = \"1min\"",
+        "start_limit_burst = 3",
+        "start_limit_interval = \"2min\"",
+        "#   Requires=t.socket: capexec has no socket units: declare what t.socket listens on as [[preopen.listen]]",
+        "#   Wants=other.service: capexec starts each service on its own",
+        "#   After=network.target: no start ordering",
+        "#   ConditionPathExists=/etc/t: capexec checks no conditions",
+        "# Stricter under capexec than in the unit",
+        "#   ProtectSystem=full: the view is read-only except the declared writable paths",
+    ] {
+        assert!(decl.contains(want), "missing {want:?} in:\n{decl}");
+    }
+    assert!(!decl.contains("user = \"root\"") && !decl.contains("group = \"t\""), "{decl}");
+    check(&decl, "relations");
+}
+
 #[test]
 fn import_refuses_what_it_cannot_use_and_never_overwrites() {
     let d = dir("errors");

@@ -24,7 +24,6 @@ const ALWAYS: &[(&str, &str)] = &[
     ("PrivateTmp", "/tmp is always a private tmpfs"),
     ("PrivateDevices", "/dev is always minimal (null, zero, full, random, urandom, tty)"),
     ("DevicePolicy", "/dev is always minimal"),
-    ("ProtectSystem", "the view is read-only except the declared writable paths (like strict)"),
     ("ProtectHome", "home directories are not in the view unless declared"),
     ("ProtectKernelTunables", "/proc/sys is read-only and /sys is not in the view"),
     ("ProtectKernelModules", "no module syscalls, /usr/lib/modules masked"),
@@ -83,9 +82,48 @@ const NOT_MAPPED: &[(&str, &str)] = &[
     ("Delegate", "no cgroup delegation"),
     ("TimeoutStartSec", "see service.ready_timeout (notify services)"),
     ("NotifyAccess", "only type = \"notify\" services get a notification socket"),
-    ("DynamicUser", "a unit without `user` gets a dynamic uid in capexec"),
     ("SupplementaryGroups", "capexec clears supplementary groups"),
 ];
+
+/// capexec's default for service.restart_delay_max (see capexec_decl::validate).
+const RESTART_DELAY_MAX_DEFAULT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// A [Unit] entry: the description is read above; the start limit maps;
+/// dependencies and conditions have no counterpart, and each says what to do.
+fn unit_section(e: &Entry, out: &mut Out) {
+    let v = e.value.as_str();
+    match e.key.as_str() {
+        "StartLimitBurst" => match v.parse::<u32>() {
+            Ok(n) => out.service.push(("start_limit_burst", n.to_string())),
+            Err(_) => out.skip(e, "not a number of starts"),
+        },
+        "StartLimitIntervalSec" | "StartLimitInterval" => match capexec_decl::raw::parse_duration(v) {
+            Ok(d) if !d.is_zero() => out.service.push(("start_limit_interval", capexec_decl::spec::format_duration(d))),
+            Ok(_) => out.skip(e, "0 turns systemd's start limit off; capexec always has one (service.start_limit_burst)"),
+            Err(err) => out.skip(e, err.to_string()),
+        },
+        "Documentation" => {}
+        "Requires" | "Wants" | "BindsTo" | "Requisite" | "PartOf" | "Upholds" => {
+            let sockets: Vec<&str> = v.split_whitespace().filter(|u| u.ends_with(".socket")).collect();
+            let why = if sockets.is_empty() {
+                "capexec starts each service on its own, without dependencies: start what it needs first (`capexec start UNIT`)".to_owned()
+            } else {
+                format!(
+                    "capexec has no socket units: declare what {} listens on as [[preopen.listen]] here, and capexec opens it for the service",
+                    sockets.join(", ")
+                )
+            };
+            out.skip(e, why);
+        }
+        "After" | "Before" => out.skip(e, "no start ordering: the daemon starts services as they are asked for (autostart ones when it starts)"),
+        "Conflicts" | "OnFailure" | "OnSuccess" | "PropagatesReloadTo" | "ReloadPropagatedFrom" | "JoinsNamespaceOf" => {
+            out.skip(e, "capexec has no relations between services")
+        }
+        key if key.starts_with("Condition") || key.starts_with("Assert") => out.skip(e, "capexec checks no conditions: the service starts whatever this says"),
+        "DefaultDependencies" => {}
+        _ => out.skip(e, "not mapped: capexec has no counterpart for this [Unit] directive"),
+    }
+}
 
 const RLIMITS: &[(&str, &str)] = &[
     ("LimitAS", "as"),
@@ -124,6 +162,8 @@ struct Out {
     description: Option<String>,
     argv: Vec<String>,
     user: Option<String>,
+    /// DynamicUser=yes: a uid of its own from capexec's dynamic range.
+    dynamic: bool,
     group: Option<String>,
     env: BTreeMap<String, String>,
     workdir: Option<String>,
@@ -140,6 +180,9 @@ struct Out {
     limits: Vec<(&'static str, String)>,
     /// Directives capexec covers anyway: (assignment, what it does).
     covered: Vec<(String, String)>,
+    /// Where capexec is stricter than the unit, which may stop the service
+    /// from working: (assignment, what to check).
+    stricter: Vec<(String, String)>,
     /// Not carried over: (assignment, why).
     skipped: Vec<(String, String)>,
 }
@@ -324,6 +367,10 @@ pub fn convert(source: &str, text: &str) -> Result<String, ImportError> {
             out.skip(e, "[Install]: capexec's daemon starts services with `autostart = true` or `capexec enable NAME`");
             continue;
         }
+        if e.section == "Unit" {
+            unit_section(e, &mut out);
+            continue;
+        }
         if e.section != "Service" {
             continue;
         }
@@ -340,6 +387,22 @@ pub fn convert(source: &str, text: &str) -> Result<String, ImportError> {
             }
             "Environment" | "EnvironmentFile" => {}
             "User" => out.user = Some(v.to_owned()),
+            "DynamicUser" => {
+                out.dynamic = yes(v);
+                if out.dynamic {
+                    out.covered.push((format!("DynamicUser={v}"), "user = \"dynamic\": a uid of its own from capexec's dynamic range, with no passwd entry".into()));
+                }
+            }
+            "ProtectSystem" if v == "strict" => {
+                out.covered.push((format!("ProtectSystem={v}"), "the view is read-only except the declared writable paths".into()));
+            }
+            "ProtectSystem" => out.stricter.push((
+                format!("ProtectSystem={v}"),
+                format!(
+                    "the view is read-only except the declared writable paths, as with ProtectSystem=strict; systemd left {} writable: add what the service writes there to filesystem.read_write (`capexec learn` finds it)",
+                    if v == "full" { "/var and the rest outside /usr, /boot and /etc" } else if yes(v) { "/etc, /var and the rest outside /usr and /boot" } else { "everything" }
+                ),
+            )),
             "Group" => out.group = Some(v.to_owned()),
             "WorkingDirectory" => match v.trim_start_matches('-') {
                 "~" => out.skip(e, "~ (the user's home) is not in the view"),
@@ -426,7 +489,14 @@ pub fn convert(source: &str, text: &str) -> Result<String, ImportError> {
                 };
                 match capexec_decl::raw::parse_duration(v) {
                     Ok(d) if d.is_zero() && key != "restart_delay" => out.skip(e, "0 means \"no limit\" to systemd; capexec's default applies"),
-                    Ok(d) => out.service.push((key, capexec_decl::spec::format_duration(d))),
+                    Ok(d) => {
+                        out.service.push((key, capexec_decl::spec::format_duration(d)));
+                        // The delay doubles after each failed start up to
+                        // restart_delay_max, which must not be below it.
+                        if key == "restart_delay" && d > RESTART_DELAY_MAX_DEFAULT {
+                            out.service.push(("restart_delay_max", capexec_decl::spec::format_duration(d)));
+                        }
+                    }
                     Err(err) => out.skip(e, err.to_string()),
                 }
             }
@@ -473,6 +543,12 @@ fn render(source: &str, o: Out) -> String {
     }
     let _ = writeln!(s, "\n[exec]\nargv = {}", list(&o.argv));
     match &o.user {
+        _ if o.dynamic => {
+            if let Some(u) = &o.user {
+                let _ = writeln!(s, "# DynamicUser=yes with User={u}: the name is systemd's for the dynamic user; capexec's has none.");
+            }
+            let _ = writeln!(s, "user = \"dynamic\"");
+        }
         Some(u) => {
             let _ = writeln!(s, "user = {}", q(u));
         }
@@ -482,7 +558,7 @@ fn render(source: &str, o: Out) -> String {
             let _ = writeln!(s, "user = \"root\"");
         }
     }
-    if let Some(g) = &o.group {
+    if let Some(g) = o.group.as_ref().filter(|_| !o.dynamic) {
         let _ = writeln!(s, "group = {}", q(g));
     }
     if let Some(w) = &o.workdir {
@@ -559,7 +635,9 @@ fn render(source: &str, o: Out) -> String {
     if !o.service.is_empty() {
         let _ = writeln!(s, "\n[service]");
         for (k, v) in &o.service {
-            let _ = writeln!(s, "{k} = {}", q(v));
+            // The one number among strings (durations, names).
+            let value = if *k == "start_limit_burst" { v.clone() } else { q(v) };
+            let _ = writeln!(s, "{k} = {value}");
         }
     }
     if !o.limits.is_empty() {
@@ -575,6 +653,12 @@ fn render(source: &str, o: Out) -> String {
     if !o.covered.is_empty() {
         let _ = writeln!(s, "\n# Covered by capexec without a setting:");
         for (a, what) in &o.covered {
+            let _ = writeln!(s, "#   {a}: {what}");
+        }
+    }
+    if !o.stricter.is_empty() {
+        let _ = writeln!(s, "\n# Stricter under capexec than in the unit (check that the service still works):");
+        for (a, what) in &o.stricter {
             let _ = writeln!(s, "#   {a}: {what}");
         }
     }
