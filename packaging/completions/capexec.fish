@@ -140,6 +140,7 @@ complete -c capexec -n "__fish_capexec_using_subcommand analyze" -l json -d 'Pri
 complete -c capexec -n "__fish_capexec_using_subcommand analyze" -s s -l short -d 'Print only each unit\'s overall score, one line per unit'
 complete -c capexec -n "__fish_capexec_using_subcommand analyze" -s h -l help -d 'Print help'
 complete -c capexec -n "__fish_capexec_using_subcommand import" -s o -l out -d 'Write the declaration here instead of standard output (refuses to overwrite)' -r -F
+complete -c capexec -n "__fish_capexec_using_subcommand import" -l instance -d 'For a template unit (NAME@.service): the instance, as systemd\'s %i (e.g. 15-main for postgresql@.service)' -r
 complete -c capexec -n "__fish_capexec_using_subcommand import" -s h -l help -d 'Print help'
 complete -c capexec -n "__fish_capexec_using_subcommand help; and not __fish_seen_subcommand_from check exec run doctor daemon start stop restart reload status list logs enable disable learn analyze import help" -f -a "check" -d 'Validate declarations and print them with every default resolved'
 complete -c capexec -n "__fish_capexec_using_subcommand help; and not __fish_seen_subcommand_from check exec run doctor daemon start stop restart reload status list logs enable disable learn analyze import help" -f -a "exec" -d 'Run a declared service in the foreground (what systemd\'s ExecStart= calls)'

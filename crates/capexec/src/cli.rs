@@ -327,6 +327,10 @@ pub struct ImportArgs {
     /// Write the declaration here instead of standard output (refuses to overwrite)
     #[arg(long, short, value_name = "FILE.svc")]
     pub out: Option<std::path::PathBuf>,
+    /// For a template unit (NAME@.service): the instance, as systemd's %i
+    /// (e.g. 15-main for postgresql@.service)
+    #[arg(long, value_name = "INSTANCE")]
+    pub instance: Option<String>,
 }
 
 #[derive(Args, Debug)]

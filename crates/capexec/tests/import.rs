@@ -113,6 +113,26 @@ fn dynamic_users_long_restart_delays_unit_relations_and_protect_system() {
     check(&decl, "relations");
 }
 
+/// A template unit is imported for one instance: Debian's dnsmasq@.service,
+/// whose every command names %i, becomes a declaration for `test` that passes
+/// check; without --instance, import says how to name one.
+#[test]
+fn template_units_are_imported_for_an_instance() {
+    let unit = Path::new("/lib/systemd/system/dnsmasq@.service");
+    assert!(unit.exists(), "dnsmasq@.service is missing: scripts/install-test-deps.sh installs dnsmasq");
+    let o = capexec().arg("import").arg(unit).output().unwrap();
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("is a template unit: name the instance with --instance NAME"), "{o:?}");
+    let o = capexec().arg("import").arg(unit).args(["--instance", "test"]).output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let decl = String::from_utf8(o.stdout).unwrap();
+    assert!(decl.contains("argv = [\"/usr/share/dnsmasq/systemd-helper\", \"exec\", \"test\"]"), "{decl}");
+    assert!(decl.contains("dnsmasq (test)") && !decl.contains("%i"), "{decl}");
+    check(&decl, "dnsmasq-test");
+    let o = capexec().arg("import").arg("/lib/systemd/system/dnsmasq.service").args(["--instance", "x"]).output().unwrap();
+    assert!(!o.status.success() && String::from_utf8_lossy(&o.stderr).contains("is not a template unit"), "{o:?}");
+}
+
 #[test]
 fn import_refuses_what_it_cannot_use_and_never_overwrites() {
     let d = dir("errors");

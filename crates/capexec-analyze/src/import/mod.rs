@@ -292,9 +292,7 @@ fn exec_start(e: &Entry, vars: &BTreeMap<String, String>, out: &mut Out) -> Vec<
             });
             word.replace_range(start..start + len + 1, &val);
         }
-        if word.contains('%') {
-            out.skip(e, format!("`{word}` has a unit specifier (%...), which capexec does not expand: edit it"));
-        }
+        // Specifiers were expanded (or noted) before parsing: a % left here is literal.
         argv.push(word);
     }
     argv
@@ -350,11 +348,104 @@ pub enum ImportError {
     Syntax { unit: String, error: unit_file::SyntaxError },
     #[error("{0}: no usable ExecStart= in [Service]; nothing to run")]
     NoExecStart(String),
+    #[error("{0} is a template unit: name the instance with --instance NAME (for postgresql@.service, --instance 15-main)")]
+    TemplateNeedsInstance(String),
+    #[error("{0} is not a template unit (no `@` before .service): --instance does not apply")]
+    NotATemplate(String),
 }
 
-pub fn convert(source: &str, text: &str) -> Result<String, ImportError> {
-    let entries = unit_file::parse(text).map_err(|error| ImportError::Syntax { unit: source.to_owned(), error })?;
+/// systemd's specifiers (systemd.unit(5)) in `text`, for the unit file named
+/// `file` and its `instance`: the instance and unit names, and the system
+/// directories (a service of the system manager). Others stay as written and
+/// are returned, to be noted.
+fn expand_specifiers(text: &str, file: &str, instance: Option<&str>) -> (String, Vec<String>) {
+    let stem = file.strip_suffix(".service").unwrap_or(file);
+    let (prefix, template) = match stem.split_once('@') {
+        Some((p, _)) => (p, true),
+        None => (stem, false),
+    };
+    let inst = instance.unwrap_or("");
+    let name = if template { format!("{prefix}@{inst}") } else { prefix.to_owned() };
+    let mut out = String::with_capacity(text.len());
+    let mut left = Vec::new();
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        if c != '%' {
+            out.push(c);
+            continue;
+        }
+        let Some(s) = chars.next() else {
+            out.push('%');
+            break;
+        };
+        match s {
+            '%' => out.push('%'),
+            'i' => out.push_str(inst),
+            'I' => out.push_str(&unescape(inst)),
+            'p' => out.push_str(prefix),
+            'P' => out.push_str(&unescape(prefix)),
+            'j' => out.push_str(prefix.rsplit('-').next().unwrap_or(prefix)),
+            'J' => out.push_str(&unescape(prefix.rsplit('-').next().unwrap_or(prefix))),
+            'n' => out.push_str(&format!("{name}.service")),
+            'N' => out.push_str(&name),
+            't' => out.push_str("/run"),
+            'S' => out.push_str("/var/lib"),
+            'C' => out.push_str("/var/cache"),
+            'L' => out.push_str("/var/log"),
+            'E' => out.push_str("/etc"),
+            'T' => out.push_str("/tmp"),
+            'V' => out.push_str("/var/tmp"),
+            other => {
+                out.push('%');
+                out.push(other);
+                if !left.contains(&format!("%{other}")) {
+                    left.push(format!("%{other}"));
+                }
+            }
+        }
+    }
+    (out, left)
+}
+
+/// systemd-escape's reverse: `-` is `/`, `\xNN` a byte.
+fn unescape(s: &str) -> String {
+    let mut out = Vec::new();
+    let b = s.as_bytes();
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'-' => out.push(b'/'),
+            b'\\' if b.get(i + 1) == Some(&b'x') && b.len() >= i + 4 => {
+                match std::str::from_utf8(&b[i + 2..i + 4]).ok().and_then(|h| u8::from_str_radix(h, 16).ok()) {
+                    Some(v) => {
+                        out.push(v);
+                        i += 3;
+                    }
+                    None => out.push(b'\\'),
+                }
+            }
+            c => out.push(c),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// The declaration for the unit file `source` holding `text`; a template
+/// unit (`name@.service`) needs its `instance`.
+pub fn convert(source: &str, text: &str, instance: Option<&str>) -> Result<String, ImportError> {
+    let file = std::path::Path::new(source).file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default();
+    match (file.contains("@."), instance) {
+        (true, None) => return Err(ImportError::TemplateNeedsInstance(source.to_owned())),
+        (false, Some(_)) => return Err(ImportError::NotATemplate(source.to_owned())),
+        _ => {}
+    }
+    let (text, unexpanded) = expand_specifiers(text, &file, instance);
+    let entries = unit_file::parse(&text).map_err(|error| ImportError::Syntax { unit: source.to_owned(), error })?;
     let mut out = Out::default();
+    for s in unexpanded {
+        out.skipped.push((s, "a unit specifier import does not expand (it expands %i, %I, %n, %N, %p, %P, %j, %J and the system directories %t, %S, %C, %L, %E, %T, %V): replace it by hand".into()));
+    }
     let vars = environment(&entries, &mut out);
     let mut filter_mode: Option<bool> = None;
     let mut exec_starts = 0;
@@ -677,5 +768,21 @@ fn limit(v: &str) -> String {
         "infinity" => q("infinity"),
         n if n.parse::<u64>().is_ok() => n.to_owned(),
         other => q(other),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn specifiers_expand_for_the_instance_and_the_system_directories() {
+        let (t, left) = expand_specifiers("%i %I %p %n %N %j %t/%p %S %% 100%% %h %u", "postgresql@.service", Some("15-main"));
+        assert_eq!(t, "15-main 15/main postgresql postgresql@15-main.service postgresql@15-main postgresql /run/postgresql /var/lib % 100% %h %u");
+        assert_eq!(left, ["%h", "%u"]);
+        let (t, _) = expand_specifiers("%n %p %i", "nginx.service", None);
+        assert_eq!(t, "nginx.service nginx ");
+        assert_eq!(unescape("a-b\\x2dc"), "a/b-c");
+        assert_eq!(unescape("\\xZZ-"), "\\xZZ/");
     }
 }

@@ -11,7 +11,7 @@ pub fn run(args: &ImportArgs) -> i32 {
             return 1;
         }
     };
-    let decl = match capexec_analyze::import::convert(&source, &text) {
+    let decl = match capexec_analyze::import::convert(&source, &text, args.instance.as_deref()) {
         Ok(d) => d,
         Err(e) => {
             eprintln!("capexec import: {e}");
