@@ -143,7 +143,17 @@ pub fn command(who: As) -> Command {
 pub fn output(mut c: Command, timeout: Duration) -> Output {
     c.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
     let desc = format!("{c:?}");
-    let mut child = c.spawn().unwrap_or_else(|e| panic!("spawn {desc}: {e}"));
+    let child = c.spawn().unwrap_or_else(|e| panic!("spawn {desc}: {e}"));
+    wait_for_output(child, timeout, &desc)
+}
+
+/// The output of `child` (spawned with piped stdout and stderr) once it
+/// ends; killed, and the test failed, after `timeout`.
+pub fn wait_output(child: Child, timeout: Duration) -> Output {
+    wait_for_output(child, timeout, "the command")
+}
+
+fn wait_for_output(mut child: Child, timeout: Duration, desc: &str) -> Output {
     let start = Instant::now();
     loop {
         if child.try_wait().unwrap().is_some() {

@@ -4,6 +4,7 @@
 
 use capexec_integration_tests::*;
 use std::os::unix::fs::PermissionsExt;
+use std::process::Stdio;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -301,6 +302,33 @@ fn listen_fds(who: As) {
     assert_eq!(f[3], "listen0:listen1", "LISTEN_FDNAMES");
     let _ = std::fs::remove_file(&sock);
 }
+
+// `unixgram:` preopens: a datagram socket bound at a host path (syslog's
+// /dev/log) that the service receives on, as root and rootless.
+both!(unix_datagram_preopen, |who: As| {
+    // In /tmp, where the rootless test user may create it.
+    let sock = std::path::PathBuf::from(format!("/tmp/capexec-it-dgram-{who:?}-{}.sock", std::process::id()));
+    let _ = std::fs::remove_file(&sock);
+    let mut c = command(who);
+    c.args(["run", "--preopen-listen", &format!("unixgram:{}", sock.display()), "--", "/bin/sh", "-c", "exec dd bs=64 count=1 status=none <&3"]);
+    c.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    let mut child = c.spawn().unwrap();
+    let deadline = Instant::now() + T;
+    while !sock.exists() {
+        if Instant::now() > deadline || child.try_wait().unwrap().is_some() {
+            let _ = child.kill();
+            panic!("the datagram socket never appeared at {}:\n{}", sock.display(), text(&child.wait_with_output().unwrap()));
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let client = std::os::unix::net::UnixDatagram::unbound().unwrap();
+    // The socket exists before the service runs: the datagram waits in it.
+    client.send_to(b"<13>hello from the host", &sock).unwrap();
+    let o = wait_output(child, T);
+    let _ = std::fs::remove_file(&sock);
+    assert!(o.status.success(), "{}", text(&o));
+    assert_eq!(String::from_utf8_lossy(&o.stdout), "<13>hello from the host", "{}", text(&o));
+});
 
 #[test]
 fn listen_fds_as_root() {

@@ -62,7 +62,7 @@ complete -c capexec -n "__fish_capexec_using_subcommand run" -l tasks -d 'At mos
 complete -c capexec -n "__fish_capexec_using_subcommand run" -l connect-tcp -d 'Allow TCP connect to PORT (Landlock; repeatable)' -r
 complete -c capexec -n "__fish_capexec_using_subcommand run" -l allow-syscall -d 'Also allow a syscall or a group such as @mount (repeatable)' -r
 complete -c capexec -n "__fish_capexec_using_subcommand run" -l cap -d 'Keep a capability, e.g. CAP_NET_BIND_SERVICE (repeatable)' -r
-complete -c capexec -n "__fish_capexec_using_subcommand run" -l preopen-listen -d 'Open a listening socket before confinement and pass it as fd 3, 4, ... (repeatable)' -r
+complete -c capexec -n "__fish_capexec_using_subcommand run" -l preopen-listen -d 'Open a listening socket before confinement and pass it as fd 3, 4, ... (repeatable; unixgram:PATH is a Unix datagram socket, as syslog\'s /dev/log)' -r
 complete -c capexec -n "__fish_capexec_using_subcommand run" -l env -d 'Set an environment variable (repeatable)' -r
 complete -c capexec -n "__fish_capexec_using_subcommand run" -l pass-env -d 'Copy a variable from capexec\'s environment (repeatable; TERM, LANG, LC_*, TZ are passed by default)' -r
 complete -c capexec -n "__fish_capexec_using_subcommand run" -l user -d 'Run as USER (root only; default: a dynamic unprivileged uid, or your own uid when rootless)' -r

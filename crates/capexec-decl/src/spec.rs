@@ -211,6 +211,9 @@ pub enum ListenAddr {
     Tcp(SocketAddr),
     Udp(SocketAddr),
     Unix(PathBuf),
+    /// A Unix datagram socket bound at the path (syslog's /dev/log):
+    /// nothing listens, the service receives.
+    UnixDgram(PathBuf),
 }
 
 impl std::fmt::Display for ListenAddr {
@@ -219,6 +222,7 @@ impl std::fmt::Display for ListenAddr {
             ListenAddr::Tcp(a) => write!(f, "tcp:{a}"),
             ListenAddr::Udp(a) => write!(f, "udp:{a}"),
             ListenAddr::Unix(p) => write!(f, "unix:{}", p.display()),
+            ListenAddr::UnixDgram(p) => write!(f, "unixgram:{}", p.display()),
         }
     }
 }

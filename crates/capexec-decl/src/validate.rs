@@ -601,7 +601,7 @@ fn preopens(v: &mut V, raw: &RawUnit) -> Vec<Preopen> {
         }
         let socket_mode = match (&l.socket_mode, &address) {
             (None, _) => None,
-            (Some(m), ListenAddr::Unix(_)) => match u32::from_str_radix(m, 8) {
+            (Some(m), ListenAddr::Unix(_) | ListenAddr::UnixDgram(_)) => match u32::from_str_radix(m, 8) {
                 Ok(n) if n <= 0o777 => Some(n),
                 _ => {
                     v.err_help(format!("{key}.socket_mode"), format!("invalid mode `{m}`"), "an octal string such as \"0660\"");
@@ -673,7 +673,8 @@ fn preopen_name(v: &mut V, key: &str, name: Option<&str>, default: &str) -> Stri
 }
 
 fn listen_addr(v: &mut V, key: &str, a: &str) -> Option<ListenAddr> {
-    let help = "write tcp:HOST:PORT, udp:HOST:PORT (IPv6 as [::1]:PORT) or unix:/ABSOLUTE/PATH";
+    let help =
+        "write tcp:HOST:PORT, udp:HOST:PORT (IPv6 as [::1]:PORT), unix:/ABSOLUTE/PATH or unixgram:/ABSOLUTE/PATH (a datagram socket, as syslog's /dev/log)";
     let (family, rest) = match a.split_once(':') {
         Some(x) => x,
         None => {
@@ -691,6 +692,7 @@ fn listen_addr(v: &mut V, key: &str, a: &str) -> Option<ListenAddr> {
             }
         },
         "unix" => v.path(key, rest).map(ListenAddr::Unix),
+        "unixgram" => v.path(key, rest).map(ListenAddr::UnixDgram),
         other => {
             v.err_help(key, format!("unknown socket family `{other}`"), help);
             None

@@ -108,7 +108,7 @@ fn listen(addr: &ListenAddr, backlog: u32, mode: Option<u32>, owner: (u32, u32))
             }
             Ok(fd)
         }
-        ListenAddr::Unix(path) => {
+        ListenAddr::Unix(path) | ListenAddr::UnixDgram(path) => {
             // A stale socket file from an earlier run would make bind fail; replace
             // it, but never remove anything that is not a socket.
             if let Ok(m) = path.symlink_metadata() {
@@ -116,7 +116,9 @@ fn listen(addr: &ListenAddr, backlog: u32, mode: Option<u32>, owner: (u32, u32))
                     let _ = std::fs::remove_file(path);
                 }
             }
-            let fd = socket::socket(AddressFamily::Unix, SockType::Stream, cloexec, None).map_err(e("create socket for"))?;
+            let stream = matches!(addr, ListenAddr::Unix(_));
+            let ty = if stream { SockType::Stream } else { SockType::Datagram };
+            let fd = socket::socket(AddressFamily::Unix, ty, cloexec, None).map_err(e("create socket for"))?;
             let ua = UnixAddr::new(path.as_path()).map_err(e("socket path"))?;
             socket::bind(fd.as_raw_fd(), &ua).map_err(e("bind"))?;
             if let Some(m) = mode {
@@ -126,7 +128,9 @@ fn listen(addr: &ListenAddr, backlog: u32, mode: Option<u32>, owner: (u32, u32))
                 nix::unistd::chown(path.as_path(), Some(owner.0.into()), Some(owner.1.into()))
                     .map_err(|err| LaunchError::io("chown", path.display(), err.into()))?;
             }
-            socket::listen(&fd, socket::Backlog::new(backlog.min(i32::MAX as u32) as i32).unwrap_or(socket::Backlog::MAXCONN)).map_err(e("listen on"))?;
+            if stream {
+                socket::listen(&fd, socket::Backlog::new(backlog.min(i32::MAX as u32) as i32).unwrap_or(socket::Backlog::MAXCONN)).map_err(e("listen on"))?;
+            }
             Ok(fd)
         }
     }

@@ -377,8 +377,9 @@ pub struct RunArgs {
     /// Keep a capability, e.g. CAP_NET_BIND_SERVICE (repeatable)
     #[arg(long = "cap", value_name = "CAP")]
     pub cap: Vec<String>,
-    /// Open a listening socket before confinement and pass it as fd 3, 4, ... (repeatable)
-    #[arg(long = "preopen-listen", value_name = "tcp:ADDR:PORT|udp:ADDR:PORT|unix:PATH")]
+    /// Open a listening socket before confinement and pass it as fd 3, 4, ... (repeatable;
+    /// unixgram:PATH is a Unix datagram socket, as syslog's /dev/log)
+    #[arg(long = "preopen-listen", value_name = "tcp:ADDR:PORT|udp:ADDR:PORT|unix:PATH|unixgram:PATH")]
     pub preopen_listen: Vec<String>,
     /// Set an environment variable (repeatable)
     #[arg(long = "env", value_name = "NAME=VALUE")]
