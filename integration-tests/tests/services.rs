@@ -303,6 +303,21 @@ fn listen_fds(who: As) {
     let _ = std::fs::remove_file(&sock);
 }
 
+// HOME is a declared user's home from its passwd entry, as systemd sets it
+// for User=; `/` for a dynamic uid and, rootless, for the caller.
+both!(home_is_the_declared_users, |who: As| {
+    let mut c = command(who);
+    c.args(["run", "--user", "www-data", "--", "/bin/sh", "-c", "echo $HOME"]);
+    let o = output(c, T);
+    assert!(o.status.success(), "{}", text(&o));
+    let want = if who == As::Root { "/var/www\n" } else { "/\n" };
+    assert_eq!(String::from_utf8_lossy(&o.stdout), want, "{}", text(&o));
+    let mut c = command(who);
+    c.args(["run", "--", "/bin/sh", "-c", "echo $HOME"]);
+    let o = output(c, T);
+    assert_eq!(String::from_utf8_lossy(&o.stdout), "/\n", "{}", text(&o));
+});
+
 // `unixgram:` preopens: a datagram socket bound at a host path (syslog's
 // /dev/log) that the service receives on, as root and rootless.
 both!(unix_datagram_preopen, |who: As| {

@@ -31,6 +31,16 @@ pub fn user_name(uid: u32) -> Option<String> {
     nix::unistd::User::from_uid(uid.into()).ok().flatten().map(|u| u.name)
 }
 
+/// The home directory of a uid: /etc/passwd first, then NSS.
+pub fn home_of(uid: u32) -> Option<std::path::PathBuf> {
+    for f in field_lines("/etc/passwd") {
+        if f.get(2).and_then(|s| s.parse::<u32>().ok()) == Some(uid) {
+            return f.get(5).filter(|h| h.starts_with('/')).map(Into::into);
+        }
+    }
+    nix::unistd::User::from_uid(uid.into()).ok().flatten().map(|u| u.dir)
+}
+
 /// The gid of a group: /etc/group first, then NSS.
 pub fn group_by_name(name: &str) -> Option<u32> {
     for f in field_lines("/etc/group") {

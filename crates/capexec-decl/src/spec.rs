@@ -81,6 +81,10 @@ pub struct Identity {
     /// The passwd name, when there is one (dynamic ids have none).
     pub user_name: Option<String>,
     pub how: IdentitySource,
+    /// A declared user's home directory from its passwd entry: the
+    /// service's HOME, as systemd sets it for User=. `None`: HOME is `/`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub home: Option<std::path::PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

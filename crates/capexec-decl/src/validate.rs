@@ -542,7 +542,7 @@ fn identity(v: &mut V, unit: &str, user: Option<&NameOrId>, group: Option<&NameO
             v.warnings.push(format!("exec.group is used only when capexec runs as root; running rootless with your own gid {}", ctx.gid));
         }
         let name = crate::ids::user_name(ctx.uid);
-        return Some(Identity { uid: ctx.uid, gid: ctx.gid, user_name: name, how: IdentitySource::Caller });
+        return Some(Identity { uid: ctx.uid, gid: ctx.gid, user_name: name, how: IdentitySource::Caller, home: None });
     }
     let (uid, user_name, primary, how) = if dynamic {
         let uid = dynamic_uid(unit);
@@ -561,7 +561,13 @@ fn identity(v: &mut V, unit: &str, user: Option<&NameOrId>, group: Option<&NameO
             }
         },
     };
-    Some(Identity { uid, gid, user_name, how })
+    // Only for a user with a passwd entry (not root: its HOME stays `/`, as
+    // the root view has no /root).
+    let home = match how {
+        IdentitySource::Declared if uid != 0 && user_name.is_some() => crate::ids::home_of(uid),
+        _ => None,
+    };
+    Some(Identity { uid, gid, user_name, how, home })
 }
 
 /// A stable uid for a unit in systemd's dynamic range, skipping ids that

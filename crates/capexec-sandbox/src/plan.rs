@@ -378,7 +378,9 @@ fn plan_inheriting(
         env.push(("USER".into(), n.clone()));
         env.push(("LOGNAME".into(), n.clone()));
     }
-    env.push(("HOME".into(), "/".into()));
+    // A declared user's home from its passwd entry, as systemd sets it (the
+    // directory is in the view only where the declaration puts it).
+    env.push(("HOME".into(), id.home.as_ref().map_or_else(|| "/".into(), |h| h.display().to_string())));
     for k in &spec.exec.pass_environment {
         if let Some((_, v)) = host_env.iter().find(|(hk, _)| hk == k) {
             env.push((k.clone(), v.clone()));
