@@ -469,3 +469,20 @@ both!(writable_executable_memory, |who: As| {
     let out = text(&o);
     assert_eq!(out.matches("ESCAPED").count(), 2, "without the setting W^X memory works (the control):\n{out}");
 });
+
+// landlock.bind_tcp (and --bind-tcp) take port ranges: Landlock gets a rule
+// for each port of the range and none beside it.
+both!(tcp_port_ranges, |who: As| {
+    let first = loop {
+        let p = unused_port();
+        if p > 20000 && (p - 1..=p + 5).all(|q| std::net::TcpListener::bind(("127.0.0.1", q)).is_ok()) {
+            break p;
+        }
+    };
+    let (first, last) = (first, first + 4);
+    let mut c = command(who);
+    c.args(["run", "--net", "host", "--bind-tcp", &format!("{first}-{last}"), "--"]).arg(probe()).args(["bind-range", &first.to_string(), &last.to_string()]);
+    let o = output(c, T);
+    let out = text(&o);
+    assert!(o.status.success() && !out.contains("ESCAPED") && out.contains("BLOCKED bind"), "{out}");
+});

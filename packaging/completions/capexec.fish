@@ -57,9 +57,9 @@ complete -c capexec -n "__fish_capexec_using_subcommand run" -l rw -d 'Make PATH
 complete -c capexec -n "__fish_capexec_using_subcommand run" -l exec-path -d 'Make PATH visible read-only and executable (repeatable)' -r
 complete -c capexec -n "__fish_capexec_using_subcommand run" -l tmpfs -d 'Mount a fresh, empty tmpfs at PATH (repeatable)' -r
 complete -c capexec -n "__fish_capexec_using_subcommand run" -l net -d 'Network: `none` (own namespace, loopback only; default) or `host`' -r
-complete -c capexec -n "__fish_capexec_using_subcommand run" -l bind-tcp -d 'Allow TCP bind to PORT (Landlock; repeatable)' -r
+complete -c capexec -n "__fish_capexec_using_subcommand run" -l bind-tcp -d 'Allow TCP bind to PORT, or to each port of FIRST-LAST (Landlock; repeatable)' -r
 complete -c capexec -n "__fish_capexec_using_subcommand run" -l tasks -d 'At most N tasks, threads included (RLIMIT_NPROC in the service\'s own user namespace; default 4096)' -r
-complete -c capexec -n "__fish_capexec_using_subcommand run" -l connect-tcp -d 'Allow TCP connect to PORT (Landlock; repeatable)' -r
+complete -c capexec -n "__fish_capexec_using_subcommand run" -l connect-tcp -d 'Allow TCP connect to PORT, or to each port of FIRST-LAST (Landlock; repeatable)' -r
 complete -c capexec -n "__fish_capexec_using_subcommand run" -l allow-syscall -d 'Also allow a syscall or a group such as @mount (repeatable)' -r
 complete -c capexec -n "__fish_capexec_using_subcommand run" -l cap -d 'Keep a capability, e.g. CAP_NET_BIND_SERVICE (repeatable)' -r
 complete -c capexec -n "__fish_capexec_using_subcommand run" -l preopen-listen -d 'Open a listening socket before confinement and pass it as fd 3, 4, ... (repeatable; unixgram:PATH is a Unix datagram socket, as syslog\'s /dev/log)' -r

@@ -282,12 +282,26 @@ pub struct RawPreDir {
     pub name: Option<String>,
 }
 
+/// A TCP port, or a range of them written "FIRST-LAST" (vsftpd's passive ports).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(untagged)]
+pub enum RawPorts {
+    One(u16),
+    Range(String),
+}
+
+impl From<u16> for RawPorts {
+    fn from(p: u16) -> RawPorts {
+        RawPorts::One(p)
+    }
+}
+
 #[derive(Debug, Default, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawLandlock {
     pub mode: Option<String>,
-    pub bind_tcp: Option<Vec<u16>>,
-    pub connect_tcp: Option<Vec<u16>>,
+    pub bind_tcp: Option<Vec<RawPorts>>,
+    pub connect_tcp: Option<Vec<RawPorts>>,
     pub scope_abstract_unix: Option<bool>,
     pub scope_signals: Option<bool>,
 }

@@ -346,8 +346,8 @@ pub fn validate(name: &str, raw: &RawUnit, sources: Vec<PathBuf>, ctx: &Context)
     let ll = raw.landlock.clone().unwrap_or_default();
     let landlock = LandlockSpec {
         mode: v.choice("landlock.mode", ll.mode.as_deref(), &[("required", Enforcement::Required), ("best-effort", Enforcement::BestEffort)]),
-        bind_tcp: ll.bind_tcp.unwrap_or_default().into_iter().collect(),
-        connect_tcp: ll.connect_tcp.unwrap_or_default().into_iter().collect(),
+        bind_tcp: tcp_ports(&mut v, "landlock.bind_tcp", ll.bind_tcp.as_deref()),
+        connect_tcp: tcp_ports(&mut v, "landlock.connect_tcp", ll.connect_tcp.as_deref()),
         scope_abstract_unix: ll.scope_abstract_unix.unwrap_or(true),
         scope_signals: ll.scope_signals.unwrap_or(true),
     };
@@ -662,6 +662,38 @@ fn preopens(v: &mut V, raw: &RawUnit) -> Vec<Preopen> {
     for p in &out {
         if !seen.insert(p.name.clone()) {
             v.err_help("preopen", format!("two preopened resources are named `{}`", p.name), "give each a distinct `name`");
+        }
+    }
+    out
+}
+
+/// Landlock makes one rule per port: a range wider than this is refused.
+const MAX_LANDLOCK_PORTS: u32 = 1024;
+
+/// The ports of `landlock.bind_tcp` or `connect_tcp`, ranges expanded.
+fn tcp_ports(v: &mut V, key: &str, raw: Option<&[crate::raw::RawPorts]>) -> BTreeSet<u16> {
+    use crate::raw::RawPorts;
+    let mut out = BTreeSet::new();
+    for (i, p) in raw.unwrap_or_default().iter().enumerate() {
+        let key = format!("{key}[{i}]");
+        let help = "a port number, or a range written \"FIRST-LAST\" such as \"40000-40100\"";
+        match p {
+            RawPorts::One(n) => {
+                out.insert(*n);
+            }
+            RawPorts::Range(r) => {
+                match r.split_once('-').map_or((r.trim().parse::<u16>(), r.trim().parse::<u16>()), |(a, b)| (a.trim().parse::<u16>(), b.trim().parse::<u16>()))
+                {
+                    (Ok(a), Ok(b)) if a <= b && u32::from(b - a) < MAX_LANDLOCK_PORTS => out.extend(a..=b),
+                    (Ok(a), Ok(b)) if a <= b => v.err_help(
+                        key,
+                        format!("the range {a}-{b} has {} ports; Landlock makes a rule per port, at most {MAX_LANDLOCK_PORTS} per range", u32::from(b - a) + 1),
+                        "narrow it, or use namespaces.net = \"none\" with [broker.net] grants, whose ranges the broker checks",
+                    ),
+                    (Ok(a), Ok(b)) => v.err_help(key, format!("the range {a}-{b} is empty"), help),
+                    _ => v.err_help(key, format!("`{r}` is not a port range"), help),
+                }
+            }
         }
     }
     out

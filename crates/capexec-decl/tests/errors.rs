@@ -560,3 +560,17 @@ fn escape_sequences_in_a_declaration_reach_no_terminal() {
     assert!(!shown.contains('\x1b') && !shown.contains('\x07'), "{shown:?}");
     assert!(shown.contains(r"\x1b]0;owned\x07\x1b[2J"), "{shown}");
 }
+
+#[test]
+fn tcp_port_ranges_expand_and_bad_ones_are_named() {
+    let s = ok(&format!("{ARGV}[landlock]\nbind_tcp = [21, \"40000-40002\"]\nconnect_tcp = [\"443-443\", \"80\"]\n"));
+    assert_eq!(s.landlock.bind_tcp.iter().copied().collect::<Vec<_>>(), [21, 40000, 40001, 40002]);
+    assert_eq!(s.landlock.connect_tcp.iter().copied().collect::<Vec<_>>(), [80, 443]);
+    for (range, says) in
+        [("\"9-1\"", "is empty"), ("\"a-b\"", "is not a port range"), ("\"http\"", "is not a port range"), ("\"1-2000\"", "at most 1024 per range")]
+    {
+        let e = one(&format!("{ARGV}[landlock]\nbind_tcp = [{range}]\n"));
+        assert_eq!(e.key.as_deref(), Some("landlock.bind_tcp[0]"), "{e}");
+        assert!(e.message.contains(says) && e.help.is_some(), "{range}: {e}");
+    }
+}

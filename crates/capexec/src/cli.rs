@@ -362,15 +362,15 @@ pub struct RunArgs {
     /// Network: `none` (own namespace, loopback only; default) or `host`
     #[arg(long, value_name = "none|host")]
     pub net: Option<String>,
-    /// Allow TCP bind to PORT (Landlock; repeatable)
-    #[arg(long = "bind-tcp", value_name = "PORT")]
-    pub bind_tcp: Vec<u16>,
+    /// Allow TCP bind to PORT, or to each port of FIRST-LAST (Landlock; repeatable)
+    #[arg(long = "bind-tcp", value_name = "PORT|FIRST-LAST")]
+    pub bind_tcp: Vec<String>,
     /// At most N tasks, threads included (RLIMIT_NPROC in the service's own user namespace; default 4096)
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
     pub tasks: Option<u64>,
-    /// Allow TCP connect to PORT (Landlock; repeatable)
-    #[arg(long = "connect-tcp", value_name = "PORT")]
-    pub connect_tcp: Vec<u16>,
+    /// Allow TCP connect to PORT, or to each port of FIRST-LAST (Landlock; repeatable)
+    #[arg(long = "connect-tcp", value_name = "PORT|FIRST-LAST")]
+    pub connect_tcp: Vec<String>,
     /// Also allow a syscall or a group such as @mount (repeatable)
     #[arg(long = "allow-syscall", value_name = "NAME|@GROUP")]
     pub allow_syscall: Vec<String>,

@@ -648,6 +648,19 @@ fn main() {
         "broker-race" => broker_race(&mut r, &arg(2), &arg(3), arg(4).parse().unwrap_or(10000)),
         "broker-signals" => broker_signals(&mut r, &arg(2), &arg(3), arg(4).parse().unwrap_or(2000)),
         "broker-pid-reuse" => broker_pid_reuse(&mut r, &arg(2), &arg(3), arg(4).parse().unwrap_or(40)),
+        // `bind-range FIRST LAST` under --bind-tcp FIRST-LAST: every port of
+        // the range binds, the ports on either side do not.
+        "bind-range" => {
+            let (first, last): (u16, u16) = (arg(2).parse().unwrap_or(1), arg(3).parse().unwrap_or(1));
+            for p in [first, first + (last - first) / 2, last] {
+                let (rc, e) = bind_tcp(p);
+                r.check(&format!("control: bind {p}, in the declared range"), rc == 0, format!("bind = {rc} {e}"));
+            }
+            for p in [first - 1, last + 1] {
+                let (rc, e) = bind_tcp(p);
+                r.expect_fail(&format!("bind {p}, next to the declared range"), rc, e, &[EACCES]);
+            }
+        }
         "broker-net" => {
             let p = |i: usize| arg(i).parse().unwrap_or(1);
             broker_net(&mut r, p(2), p(3), p(4), p(5))

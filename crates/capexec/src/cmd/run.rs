@@ -107,8 +107,10 @@ pub fn build_in(args: &RunArgs, mut ctx: Context) -> Result<capexec_decl::Servic
     if let Some(m) = &args.landlock {
         ll.mode = Some(m.clone());
     }
-    ll.bind_tcp.get_or_insert_with(Vec::new).extend(&args.bind_tcp);
-    ll.connect_tcp.get_or_insert_with(Vec::new).extend(&args.connect_tcp);
+    // A number is a port, anything else a range that validation reads (and names if it is wrong).
+    let ports = |a: &[String]| a.iter().map(|p| p.parse::<u16>().map_or_else(|_| RawPorts::Range(p.clone()), RawPorts::One)).collect::<Vec<_>>();
+    ll.bind_tcp.get_or_insert_with(Vec::new).extend(ports(&args.bind_tcp));
+    ll.connect_tcp.get_or_insert_with(Vec::new).extend(ports(&args.connect_tcp));
     if let Some(n) = args.tasks {
         let r = raw.rlimits.get_or_insert_with(Default::default);
         r.insert("nproc".to_owned(), capexec_decl::raw::RawRlimit::Both(capexec_decl::raw::LimitValue::Value(n)));
