@@ -4,6 +4,7 @@
 
 use capexec_integration_tests::*;
 use std::os::unix::fs::PermissionsExt;
+use std::path::PathBuf;
 use std::process::Stdio;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -317,6 +318,45 @@ both!(home_is_the_declared_users, |who: As| {
     let o = output(c, T);
     assert_eq!(String::from_utf8_lossy(&o.stdout), "/\n", "{}", text(&o));
 });
+
+// filesystem.runtime_directory and state_directory, as systemd's
+// RuntimeDirectory= and StateDirectory=: created for the service, owned by
+// it, writable in the view; the runtime one removed once it stops, the state
+// one kept. Rootless, refused with what to do instead.
+#[test]
+fn managed_directories() {
+    let tag = format!("capexec-it-dirs-{}", std::process::id());
+    let (run, state) = (PathBuf::from(format!("/run/{tag}")), PathBuf::from(format!("/var/lib/{tag}/db")));
+    let unit = test_unit(
+        "dirs",
+        &format!(
+            "[exec]\nargv = [\"/bin/sh\", \"-c\", \"id -u; stat -c %u {run} {state}; echo pid > {run}/pid && echo data > {state}/data\"]\n\
+             [filesystem]\nruntime_directory = [\"{tag}\"]\nstate_directory = [\"{tag}/db\"]\n",
+            run = run.display(),
+            state = state.display()
+        ),
+    );
+    let mut c = command(As::Root);
+    c.arg("exec").arg(&unit);
+    let o = output(c, T);
+    assert!(o.status.success(), "{}", text(&o));
+    let lines: Vec<String> = String::from_utf8_lossy(&o.stdout).lines().map(str::to_owned).collect();
+    assert_eq!(lines.len(), 3, "{}", text(&o));
+    assert!(lines[0] != "0" && lines[1] == lines[0] && lines[2] == lines[0], "the directories belong to the service's uid: {lines:?}");
+    // Removed by a helper once capexec has exited: waited for, not assumed.
+    let deadline = Instant::now() + T;
+    while run.exists() {
+        assert!(Instant::now() < deadline, "the runtime directory outlived the service");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert_eq!(std::fs::read_to_string(state.join("data")).unwrap(), "data\n", "the state directory is kept");
+    let _ = std::fs::remove_dir_all(state.parent().unwrap());
+
+    let mut c = command(As::User);
+    c.arg("exec").arg(&unit);
+    let o = output(c, T);
+    assert!(!o.status.success() && text(&o).contains("only when it runs as root") && text(&o).contains("filesystem.read_write"), "{}", text(&o));
+}
 
 // `unixgram:` preopens: a datagram socket bound at a host path (syslog's
 // /dev/log) that the service receives on, as root and rootless.

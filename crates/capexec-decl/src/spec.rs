@@ -107,6 +107,48 @@ pub struct FsSpec {
     pub private_tmp: bool,
     pub dev: DevMode,
     pub proc: ProcMode,
+    /// Directories capexec creates for the service, owned by its user, and
+    /// writable in the view (systemd's RuntimeDirectory= and friends).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub directories: Vec<ManagedDir>,
+}
+
+/// A directory of [`FsSpec::directories`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ManagedDir {
+    pub path: PathBuf,
+    pub kind: DirKind,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum DirKind {
+    /// Under /run; removed when the service stops.
+    Runtime,
+    /// Under /var/lib, /var/cache or /var/log; kept.
+    State,
+    Cache,
+    Logs,
+}
+
+impl DirKind {
+    pub fn base(self) -> &'static str {
+        match self {
+            DirKind::Runtime => "/run",
+            DirKind::State => "/var/lib",
+            DirKind::Cache => "/var/cache",
+            DirKind::Logs => "/var/log",
+        }
+    }
+
+    pub fn key(self) -> &'static str {
+        match self {
+            DirKind::Runtime => "runtime_directory",
+            DirKind::State => "state_directory",
+            DirKind::Cache => "cache_directory",
+            DirKind::Logs => "logs_directory",
+        }
+    }
 }
 
 impl FsSpec {

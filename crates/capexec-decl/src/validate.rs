@@ -287,6 +287,43 @@ pub fn validate(name: &str, raw: &RawUnit, sources: Vec<PathBuf>, ctx: &Context)
             }
         }
     }
+    // Directories capexec makes for the service: writable in the view.
+    let mut directories = Vec::new();
+    for (kind, list) in [
+        (DirKind::Runtime, &fs.runtime_directory),
+        (DirKind::State, &fs.state_directory),
+        (DirKind::Cache, &fs.cache_directory),
+        (DirKind::Logs, &fs.logs_directory),
+    ] {
+        for (i, name) in list.iter().flatten().enumerate() {
+            let key = format!("filesystem.{}[{i}]", kind.key());
+            let rel = Path::new(name);
+            let relative = !name.is_empty() && rel.components().all(|c| matches!(c, std::path::Component::Normal(_)));
+            if !relative {
+                v.err_help(
+                    &key,
+                    format!("`{name}` is not a directory name under {}", kind.base()),
+                    "a relative path without `..`, e.g. \"chrony\" or \"app/cache\"",
+                );
+                continue;
+            }
+            if ctx.rootless {
+                v.err_help(
+                    &key,
+                    format!("capexec creates {}/{name} for the service only when it runs as root", kind.base()),
+                    "rootless, create a directory you own and list it in filesystem.read_write",
+                );
+                continue;
+            }
+            let p = Path::new(kind.base()).join(rel);
+            if let Some((_, _, Some(prev))) = mounts.get(&p) {
+                v.err_help(&key, format!("{} is already listed in {prev}", p.display()), "list each path once");
+                continue;
+            }
+            mounts.insert(p.clone(), (MountKind::ReadWrite, false, Some(key.clone())));
+            directories.push(ManagedDir { path: p, kind });
+        }
+    }
     let private_tmp = fs.private_tmp.unwrap_or(true);
     if private_tmp {
         if let Some((_, _, Some(key))) = mounts.get(Path::new("/tmp")) {
@@ -464,7 +501,7 @@ pub fn validate(name: &str, raw: &RawUnit, sources: Vec<PathBuf>, ctx: &Context)
 
     // A preopened directory is what the view shows at its path (see
     // capexec-sandbox's plan): one the view masks would be an empty mask.
-    let filesystem = FsSpec { system, mounts, private_tmp, dev, proc };
+    let filesystem = FsSpec { system, mounts, private_tmp, dev, proc, directories };
     let dirs = preopen.iter().filter_map(|p| if let PreopenKind::Directory { path } = &p.kind { Some(path) } else { None });
     for (i, path) in dirs.enumerate() {
         if filesystem.covering(path).is_some_and(|m| m.kind == MountKind::Inaccessible) {

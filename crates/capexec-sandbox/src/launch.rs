@@ -205,6 +205,7 @@ fn begin(plan: &SetupPlan, opts: &SpawnOptions) -> Result<Starting, LaunchError>
         return Err(LaunchError::Plan(format!("the plan counts {} inherited fds but {} were given", plan.inherited, opts.inherited.len())));
     }
     ensure_stdio();
+    resources::make_directories(plan)?;
     let (fds, appends) = resources::open_all(plan)?;
     let mut raw_fds: Vec<RawFd> = opts.inherited.iter().copied().chain(fds.iter().map(|f| f.as_raw_fd())).collect();
     let (sync_rd, sync_wr) = pipe()?;

@@ -44,6 +44,9 @@ pub struct SetupPlan {
     /// Init binds a UDP socket on 127.0.0.1:53 in the service's network
     /// namespace and hands it to the broker (the stub resolver).
     pub dns_stub: bool,
+    /// Directories created for the service before it starts, owned by its
+    /// ids (`filesystem.runtime_directory` and friends).
+    pub directories: Vec<PathBuf>,
     /// The Landlock layer shared with the broker, applied by the process the
     /// service is cloned from; `None` without a broker.
     pub broker_layer: Option<BrokerLayer>,
@@ -461,6 +464,7 @@ fn plan_inheriting(
         broker_channel,
         dns_stub: broker.dns_stub,
         broker_layer: broker.layer.clone(),
+        directories: spec.filesystem.directories.iter().map(|d| d.path.clone()).collect(),
         learn: None,
         program,
         argv,
@@ -603,6 +607,9 @@ impl SetupPlan {
             let _ = writeln!(o, "  {}", lossy(e));
         }
         let _ = writeln!(o, "listen_pid slot: {:?}, inherited: {}", self.listen_pid_slot, self.inherited);
+        for d in &self.directories {
+            let _ = writeln!(o, "directory: {}", d.display());
+        }
         for p in &self.preopens {
             let _ = writeln!(o, "preopen: {p:?}");
         }

@@ -6,6 +6,7 @@ use crate::error::LaunchError;
 use capexec_decl::spec::{FileMode, ListenAddr, Preopen, PreopenKind};
 use nix::sys::socket::{self, sockopt, AddressFamily, SockFlag, SockType, SockaddrStorage, UnixAddr};
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt};
 use std::os::unix::fs::{FileTypeExt, OpenOptionsExt, PermissionsExt};
 
 /// A preopened file in append mode as the service gets it with
@@ -24,6 +25,37 @@ pub struct AppendPipe {
 /// paths that capexec creates, so the service owns what was made for it.
 /// Under MDWE, files opened for reading and writing come from a noexec copy
 /// of their mount (see [`crate::noexec`]).
+/// Creates the plan's directories (as systemd's RuntimeDirectory= and the
+/// others do) before the view binds them: missing parents as root's 0755, the
+/// directory itself 0755 and owned by the service's ids. An existing one is
+/// given to the service if it is not its already. Only as root (validation
+/// refuses these directories rootless).
+pub fn make_directories(plan: &crate::SetupPlan) -> Result<(), LaunchError> {
+    for d in &plan.directories {
+        // Never through a symlink: the directory must be where the view binds it.
+        if d.symlink_metadata().is_ok_and(|m| !m.is_dir()) {
+            return Err(LaunchError::io("create the service's directory", d.display(), std::io::Error::from_raw_os_error(libc::ENOTDIR)));
+        }
+        if !d.exists() {
+            std::fs::DirBuilder::new().recursive(true).mode(0o755).create(d).map_err(|e| LaunchError::io("create the service's directory", d.display(), e))?;
+        }
+        let owned = d.symlink_metadata().map(|m| (m.uid(), m.gid())).map_err(|e| LaunchError::io("stat", d.display(), e))?;
+        if owned != (plan.uid, plan.gid) {
+            std::os::unix::fs::lchown(d, Some(plan.uid), Some(plan.gid)).map_err(|e| LaunchError::io("give the service its directory", d.display(), e))?;
+        }
+    }
+    Ok(())
+}
+
+/// Removes the plan's runtime directories (those under /run), as systemd does
+/// when a service stops. The service could write anything in them, so nothing
+/// is followed: `remove_dir_all` unlinks symlinks, never their targets.
+pub fn remove_runtime_directories(spec: &capexec_decl::ServiceSpec) {
+    for d in spec.filesystem.directories.iter().filter(|d| d.kind == capexec_decl::spec::DirKind::Runtime) {
+        let _ = std::fs::remove_dir_all(&d.path);
+    }
+}
+
 pub fn open_all(plan: &crate::SetupPlan) -> Result<(Vec<OwnedFd>, Vec<AppendPipe>), LaunchError> {
     let owner = (plan.uid, plan.gid);
     let mut fds = Vec::new();

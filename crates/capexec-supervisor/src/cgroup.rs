@@ -205,47 +205,17 @@ impl ExecCgroup {
 
 /// Forks the watcher of [`ExecCgroup`]; returns the pipe's write end.
 fn watch(cg: ServiceCgroup) -> Result<std::os::fd::OwnedFd, CgroupError> {
-    let (rd, wr) = capexec_sandbox::sys::pipe2(libc::O_CLOEXEC).map_err(CgroupError::Watcher)?;
-    match capexec_sys::process::fork("fork its cgroup watcher").map_err(CgroupError::Watcher)? {
-        capexec_sys::process::Forked::Child => {
-            drop(wr);
-            let rd = std::os::fd::AsRawFd::as_raw_fd(&rd);
-            // Nothing of capexec's stays open here (a pipe a caller reads to
-            // its end, systemd's sockets), only the pipe to wait on.
-            let open: Vec<i32> =
-                std::fs::read_dir("/proc/self/fd").map(|d| d.flatten().filter_map(|e| e.file_name().to_str()?.parse().ok()).collect()).unwrap_or_default();
-            let null = std::fs::File::options().read(true).write(true).open("/dev/null").map(std::os::fd::IntoRawFd::into_raw_fd).unwrap_or(-1);
-            // Stdio onto /dev/null, every other inherited fd closed; the
-            // watcher leaves capexec's session and blocks the stop signals
-            // meant for capexec (a terminal's, systemd's), so that it lives to
-            // clean up; then it waits until every copy of the write end closed.
-            for fd in open.into_iter().filter(|fd| *fd != rd && *fd != null) {
-                let _ = nix::unistd::close(fd);
+    capexec_sys::process::after_exit("fork its cgroup watcher", move || {
+        let _ = cg.kill_all();
+        for _ in 0..5000 {
+            if cg.is_empty() {
+                break;
             }
-            for std_fd in 0..3 {
-                let _ = nix::unistd::dup2(null, std_fd);
-            }
-            let _ = nix::unistd::setsid();
-            let mut stops = nix::sys::signal::SigSet::empty();
-            for sig in [nix::sys::signal::SIGTERM, nix::sys::signal::SIGINT, nix::sys::signal::SIGHUP] {
-                stops.add(sig);
-            }
-            let _ = nix::sys::signal::sigprocmask(nix::sys::signal::SigmaskHow::SIG_BLOCK, Some(&stops), None);
-            let mut b = [0u8; 1];
-            while !matches!(nix::unistd::read(rd, &mut b), Ok(0) | Err(nix::errno::Errno::EBADF)) {}
-            let _ = cg.kill_all();
-            for _ in 0..5000 {
-                if cg.is_empty() {
-                    break;
-                }
-                std::thread::sleep(std::time::Duration::from_millis(2));
-            }
-            let _ = cg.remove();
-            // Not capexec's destructors: this process holds copies of its state.
-            capexec_sys::process::exit_now(0)
+            std::thread::sleep(std::time::Duration::from_millis(2));
         }
-        capexec_sys::process::Forked::Parent(_) => Ok(wr),
-    }
+        let _ = cg.remove();
+    })
+    .map_err(CgroupError::Watcher)
 }
 
 const EXEC_PREFIX: &str = "capexec-exec-";

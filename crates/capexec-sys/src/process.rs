@@ -113,3 +113,53 @@ pub fn set_rlimit(resource: libc::c_int, soft: u64, hard: u64) -> io::Result<()>
     // SAFETY: the kernel reads one rlimit at a valid pointer.
     check(unsafe { libc::setrlimit(resource as _, &lim) } as libc::c_long).map(drop)
 }
+
+/// Forks a helper that runs `cleanup` once this process has exited, however
+/// it exits (SIGKILL included): the helper waits for EOF on a pipe whose
+/// write end only this process holds, and is returned to it. The caller must
+/// keep that fd open until it exits (leaking it is the usual way), and call
+/// this while single-threaded. The helper holds no other fd of this process's
+/// (stdio goes to /dev/null), leaves its session, and blocks the stop signals
+/// meant for it (a terminal's, systemd's), so that it lives to clean up.
+pub fn after_exit(what: &str, cleanup: impl FnOnce()) -> io::Result<std::os::fd::OwnedFd> {
+    let (rd, wr) = crate::pipe2(libc::O_CLOEXEC)?;
+    match fork(what)? {
+        Forked::Parent(_) => Ok(wr),
+        Forked::Child => {
+            drop(wr);
+            let rd = rd.as_raw_fd();
+            let open: Vec<i32> =
+                std::fs::read_dir("/proc/self/fd").map(|d| d.flatten().filter_map(|e| e.file_name().to_str()?.parse().ok()).collect()).unwrap_or_default();
+            let null = std::fs::File::options().read(true).write(true).open("/dev/null").map(std::os::fd::IntoRawFd::into_raw_fd).unwrap_or(-1);
+            // SAFETY: fd, session and signal-mask calls on this (forked,
+            // single-threaded) process's own table and mask; a sigset built
+            // with sigemptyset/sigaddset from valid numbers.
+            unsafe {
+                for fd in open.into_iter().filter(|fd| *fd != rd && *fd != null) {
+                    libc::close(fd);
+                }
+                for std_fd in 0..3 {
+                    libc::dup2(null, std_fd);
+                }
+                libc::setsid();
+                let mut stops: libc::sigset_t = std::mem::zeroed();
+                libc::sigemptyset(&mut stops);
+                for sig in [libc::SIGTERM, libc::SIGINT, libc::SIGHUP] {
+                    libc::sigaddset(&mut stops, sig);
+                }
+                libc::sigprocmask(libc::SIG_BLOCK, &stops, std::ptr::null_mut());
+                let mut b = [0u8; 1];
+                // Until every copy of the write end is closed (EOF), or the fd is gone.
+                loop {
+                    let n = libc::read(rd, b.as_mut_ptr().cast(), 1);
+                    if n == 0 || (n < 0 && io::Error::last_os_error().raw_os_error() != Some(libc::EINTR)) {
+                        break;
+                    }
+                }
+            }
+            cleanup();
+            // Not the parent's destructors: this process holds copies of its state.
+            exit_now(0)
+        }
+    }
+}

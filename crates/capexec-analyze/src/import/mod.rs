@@ -64,10 +64,10 @@ const NOT_MAPPED: &[(&str, &str)] = &[
     ("RestrictAddressFamilies", "capexec always limits socket() to AF_UNIX, AF_INET, AF_INET6 and AF_NETLINK; narrower lists are not expressible"),
     ("IPAddressDeny", "no IP filter; use namespaces.net = \"none\" with preopened sockets or [broker.net] grants"),
     ("IPAddressAllow", "no IP filter; use [broker.net] grants"),
-    ("RuntimeDirectoryMode", "a tmpfs of the service's own (0755)"),
-    ("StateDirectoryMode", "the directory is used as it is on the host"),
-    ("LogsDirectoryMode", "the directory is used as it is on the host"),
-    ("CacheDirectoryMode", "the directory is used as it is on the host"),
+    ("RuntimeDirectoryMode", "capexec creates the directory 0755, owned by the service's user"),
+    ("StateDirectoryMode", "capexec creates the directory 0755, owned by the service's user (an existing one keeps its mode)"),
+    ("LogsDirectoryMode", "capexec creates the directory 0755, owned by the service's user (an existing one keeps its mode)"),
+    ("CacheDirectoryMode", "capexec creates the directory 0755, owned by the service's user (an existing one keeps its mode)"),
     ("ConfigurationDirectoryMode", "the directory is used as it is on the host"),
     ("NoExecPaths", "only the system directories and declared executable paths are executable"),
     ("Nice", "no scheduling settings"),
@@ -519,23 +519,31 @@ pub fn convert(source: &str, text: &str, instance: Option<&str>) -> Result<Strin
                     out.path("executable", p, e);
                 }
             }
-            "StateDirectory" | "CacheDirectory" | "LogsDirectory" | "ConfigurationDirectory" | "RuntimeDirectory" => {
-                let (base, kind) = match e.key.as_str() {
-                    "StateDirectory" => ("/var/lib", "read_write"),
-                    "CacheDirectory" => ("/var/cache", "read_write"),
-                    "LogsDirectory" => ("/var/log", "read_write"),
-                    "ConfigurationDirectory" => ("/etc", "read_only"),
-                    _ => ("/run", "tmpfs"),
-                };
+            "ConfigurationDirectory" => {
                 for d in v.split_whitespace() {
                     let d = d.split(':').next().unwrap_or(d);
-                    out.path(kind, &format!("{base}/{d}"), e);
+                    out.path("read_only", &format!("/etc/{d}"), e);
                 }
-                if e.key == "RuntimeDirectory" {
-                    out.covered.push((format!("{}={v}", e.key), "a private tmpfs: other programs cannot see it; if they use a socket there, declare it read_write and create it on the host".into()));
-                } else if e.key != "ConfigurationDirectory" {
-                    out.covered.push((format!("{}={v}", e.key), format!("writable; capexec does not create it: it must exist under {base} (the package creates it)")));
+            }
+            "StateDirectory" | "CacheDirectory" | "LogsDirectory" | "RuntimeDirectory" => {
+                let key = match e.key.as_str() {
+                    "StateDirectory" => "state_directory",
+                    "CacheDirectory" => "cache_directory",
+                    "LogsDirectory" => "logs_directory",
+                    _ => "runtime_directory",
+                };
+                let names = out.fs.entry(key).or_default();
+                for d in v.split_whitespace() {
+                    // A `:` names a symlink systemd makes to it; capexec makes none.
+                    let d = d.split(':').next().unwrap_or(d).to_owned();
+                    if !names.contains(&d) {
+                        names.push(d);
+                    }
                 }
+                out.covered.push((
+                    format!("{}={v}", e.key),
+                    format!("filesystem.{key}: created owned by the service's user and writable (as root){}", if key == "runtime_directory" { ", removed when it stops" } else { "" }),
+                ));
             }
             "PrivateNetwork" => out.net_none = yes(v),
             "MemoryDenyWriteExecute" => out.mdwe = yes(v),
@@ -665,12 +673,16 @@ fn render(source: &str, o: Out) -> String {
         }
     }
     let mut fs = o.fs.clone();
-    // A RuntimeDirectory= is the service's own tmpfs; a path directive naming
-    // the same directory (often through /var/run) would bind the host's over it.
-    let tmpfs: Vec<String> = fs.get("tmpfs").cloned().unwrap_or_default();
+    // A directory capexec makes for the service (RuntimeDirectory= and the
+    // others) is writable in the view already; a path directive naming it
+    // (often through /var/run) would list it twice.
+    let mut made: Vec<String> = fs.get("tmpfs").cloned().unwrap_or_default();
+    for (key, base) in [("runtime_directory", "/run"), ("state_directory", "/var/lib"), ("cache_directory", "/var/cache"), ("logs_directory", "/var/log")] {
+        made.extend(fs.get(key).into_iter().flatten().map(|d| format!("{base}/{d}")));
+    }
     for kind in ["read_only", "read_write"] {
         if let Some(v) = fs.get_mut(kind) {
-            v.retain(|p| !tmpfs.iter().any(|t| t == p.trim_start_matches('-')));
+            v.retain(|p| !made.iter().any(|t| t == p.trim_start_matches('-')));
         }
     }
     fs.retain(|_, v| !v.is_empty());

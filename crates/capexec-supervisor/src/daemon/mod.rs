@@ -678,6 +678,7 @@ impl Daemon {
         if let Some(c) = s.cgroup.take() {
             let _ = c.remove();
         }
+        capexec_sandbox::resources::remove_runtime_directories(&s.spec);
         let state = s.machine.state;
         let outcome = s.machine.outcome.map(outcome_name).unwrap_or("success");
         s.log.note(&format!("{} ({outcome})", state_name(state)));

@@ -59,6 +59,25 @@ pub fn launch_foreground(spec: &ServiceSpec, handoff: Handoff) -> i32 {
         }
     };
     tracing::debug!(unit = %spec.name, flags = plan.clone_flags, mounts = plan.mounts.len(), "launching");
+    // Runtime directories go when the service stops, as systemd removes them,
+    // by a helper that outlives this process: once it brokers, this process's
+    // seccomp filter allows no unlinking, and a SIGKILL leaves it no chance.
+    // Forked before this process joins the guard's cgroup, whose watcher kills
+    // everything in it.
+    if spec.filesystem.directories.iter().any(|d| d.kind == capexec_decl::spec::DirKind::Runtime) {
+        let owned = spec.clone();
+        match capexec_sys::process::after_exit("fork the runtime directories' remover", move || capexec_sandbox::resources::remove_runtime_directories(&owned))
+        {
+            // Open until this process exits: its EOF is the helper's signal.
+            Ok(wr) => {
+                let _ = std::os::fd::IntoRawFd::into_raw_fd(wr);
+            }
+            Err(e) => {
+                eprintln!("capexec: {}: {e}", spec.name);
+                return super::EXIT_SETUP;
+            }
+        }
+    }
     // The network guard, where the service has host sockets: as root, a
     // cgroup of its own, with this process (which opens those sockets and
     // brokers) in the child the guard lets through. Rootless, the plan has
