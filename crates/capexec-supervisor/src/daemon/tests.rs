@@ -253,3 +253,28 @@ async fn the_daemon_stops_when_its_launcher_is_gone() {
     let mut h = Harness::new(Scratch::new());
     assert!(!h.d.handle(Ev::LauncherGone));
 }
+
+/// A runtime directory (filesystem.runtime_directory) goes when the service
+/// has stopped, as systemd removes RuntimeDirectory=; the launcher made it.
+/// Root only: capexec makes these directories only as root.
+#[tokio::test]
+async fn a_runtime_directory_is_removed_once_the_service_has_stopped() {
+    assert!(nix::unistd::geteuid().is_root(), "run as root (CI does): runtime directories live under /run");
+    let name = format!("capexec-daemon-test-{}", std::process::id());
+    let dir = PathBuf::from("/run").join(&name);
+    let s = Scratch::new();
+    s.unit("rt", &format!("{SIMPLE}[filesystem]\nruntime_directory = [\"{name}\"]\n[service]\nrestart = \"no\"\n"));
+    let mut h = Harness::new(s);
+    let _start = h.request(start("rt"));
+    let req = h.next_launch();
+    // What the launcher does before the service runs.
+    std::fs::create_dir_all(dir.join("sub")).unwrap();
+    std::fs::write(dir.join("sub/pid"), "1\n").unwrap();
+    h.launcher(LauncherEvent::Launched { id: req.id, init_pid: 4_000_401, main_pid: Some(4_000_402) });
+    assert!(dir.exists(), "kept while the service runs");
+    h.launcher(LauncherEvent::Exited { init_pid: 4_000_401, code: 0 });
+    h.pump_until(|h| matches!(h.status("rt").state.as_str(), "exited" | "stopped")).await;
+    let gone = !dir.exists();
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(gone, "the runtime directory outlived the service");
+}
