@@ -413,6 +413,32 @@ pub fn validate(name: &str, raw: &RawUnit, sources: Vec<PathBuf>, ctx: &Context)
         }
     }
 
+    // A capability counts in the user namespace that owns the resource: in
+    // the service's own one it reaches its own network namespace, never the
+    // host's (issue 19: caddy could not bind :80 and nothing said why). Under
+    // net = "host" the broker binds for the service, and keeps
+    // CAP_NET_BIND_SERVICE on the host for the low ports of landlock.bind_tcp.
+    if user_ns && net == NetMode::Host {
+        let brokered_low = !landlock.bind_tcp.contains(&0) && landlock.bind_tcp.iter().any(|p| *p < 1024);
+        for cap in [caps::Capability::CAP_NET_BIND_SERVICE, caps::Capability::CAP_NET_RAW, caps::Capability::CAP_NET_ADMIN, caps::Capability::CAP_NET_BROADCAST]
+        {
+            if !capabilities.contains(&cap) || (cap == caps::Capability::CAP_NET_BIND_SERVICE && brokered_low) {
+                continue;
+            }
+            let what = match cap {
+                caps::Capability::CAP_NET_BIND_SERVICE => {
+                    "no port below 1024 is listed in landlock.bind_tcp, where the broker binds it with the capability on the host: list the port there, \
+                     or declare it as [[preopen.listen]]"
+                }
+                _ => "drop it, or run the service with namespaces.user = false (as root)",
+            };
+            v.warnings.push(format!(
+                "capabilities.keep has {cap}, which holds only in the service's own user namespace and so has no effect on the host's network \
+                 (namespaces.net = \"host\"): {what}"
+            ));
+        }
+    }
+
     // --- rlimits ---
     let mut rlimits = BTreeMap::new();
     for (k, r) in raw.rlimits.clone().unwrap_or_default() {

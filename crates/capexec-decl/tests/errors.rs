@@ -574,3 +574,18 @@ fn tcp_port_ranges_expand_and_bad_ones_are_named() {
         assert!(e.message.contains(says) && e.help.is_some(), "{range}: {e}");
     }
 }
+
+#[test]
+fn a_network_capability_that_cannot_work_on_the_hosts_network_is_warned_about() {
+    let base = format!("{ARGV}[namespaces]\nnet = \"host\"\n[capabilities]\nkeep = [\"CAP_NET_BIND_SERVICE\"]\n");
+    let s = ok(&base);
+    assert!(s.warnings.iter().any(|w| w.contains("CAP_NET_BIND_SERVICE") && w.contains("landlock.bind_tcp")), "{:?}", s.warnings);
+    // The broker binds port 80 for it, with the capability on the host.
+    let s = ok(&format!("{base}[landlock]\nbind_tcp = [80]\n"));
+    assert!(!s.warnings.iter().any(|w| w.contains("CAP_NET_BIND_SERVICE")), "{:?}", s.warnings);
+    // In its own network namespace the capability is the service's to use.
+    let s = ok(&format!("{ARGV}[capabilities]\nkeep = [\"CAP_NET_RAW\"]\n"));
+    assert!(!s.warnings.iter().any(|w| w.contains("CAP_NET_RAW")), "{:?}", s.warnings);
+    let s = ok(&format!("{ARGV}[namespaces]\nnet = \"host\"\n[capabilities]\nkeep = [\"CAP_NET_RAW\"]\n"));
+    assert!(s.warnings.iter().any(|w| w.contains("CAP_NET_RAW") && w.contains("namespaces.user = false")), "{:?}", s.warnings);
+}
