@@ -358,6 +358,69 @@ fn managed_directories() {
     assert!(!o.status.success() && text(&o).contains("only when it runs as root") && text(&o).contains("filesystem.read_write"), "{}", text(&o));
 }
 
+// ESCAPE: a directory capexec made for the service is the service's; a
+// symlink it leaves there must not lead the next start (as root) to create a
+// directory elsewhere and hand it over. Here app/db is made a link to a
+// host directory the service cannot write, and a later declaration asks for
+// app/db/x.
+#[test]
+fn managed_directories_follow_no_symlink() {
+    let tag = format!("capexec-it-dirlink-{}", std::process::id());
+    let app = PathBuf::from(format!("/var/lib/{tag}"));
+    let target = shared_dir().join(format!("{tag}-target"));
+    std::fs::create_dir_all(&target).unwrap();
+    let plant = test_unit(
+        "dirlink-plant",
+        &format!("[exec]\nargv = [\"/bin/ln\", \"-s\", \"{}\", \"{}/db\"]\n[filesystem]\nstate_directory = [\"{tag}\"]\n", target.display(), app.display()),
+    );
+    let mut c = command(As::Root);
+    c.arg("exec").arg(&plant);
+    let o = output(c, T);
+    assert!(o.status.success() && app.join("db").symlink_metadata().is_ok_and(|m| m.file_type().is_symlink()), "{}", text(&o));
+    let follow = test_unit("dirlink-follow", &format!("[exec]\nargv = [\"/bin/true\"]\n[filesystem]\nstate_directory = [\"{tag}\", \"{tag}/db/x\"]\n"));
+    let mut c = command(As::Root);
+    c.arg("exec").arg(&follow);
+    let o = output(c, T);
+    let made = target.join("x").exists();
+    let _ = std::fs::remove_dir_all(&app);
+    let _ = std::fs::remove_dir_all(&target);
+    assert!(!made, "ESCAPED: capexec created {}/x for the service through its symlink:\n{}", target.display(), text(&o));
+    assert!(!o.status.success() && text(&o).contains("no symlink may lead to it"), "{}", text(&o));
+}
+
+// ESCAPE: a preopened datagram socket was bound on the host, but what it
+// sends to is looked up from the service: no host path outside its view, no
+// abstract socket outside its Landlock domain, by sendto or connect.
+both!(unix_datagram_preopen_reaches_nothing_more, |who: As| {
+    let id = format!("{who:?}-{}", std::process::id());
+    let own = PathBuf::from(format!("/tmp/capexec-it-dgown-{id}.sock"));
+    let secret = shared_dir().join(format!("dgsecret-{id}.sock"));
+    let _ = std::fs::remove_file(&own);
+    let _ = std::fs::remove_file(&secret);
+    let host = std::os::unix::net::UnixDatagram::bind(&secret).unwrap();
+    set_mode(&secret, 0o666);
+    let abstract_name = format!("capexec-it-dgsecret-{id}");
+    let host_abstract = {
+        use std::os::linux::net::SocketAddrExt;
+        std::os::unix::net::UnixDatagram::bind_addr(&std::os::unix::net::SocketAddr::from_abstract_name(&abstract_name).unwrap()).unwrap()
+    };
+    let mut c = command(who);
+    c.args(["run", "--preopen-listen", &format!("unixgram:{}", own.display()), "--"]).arg(probe()).args([
+        "dgram-reach",
+        secret.to_str().unwrap(),
+        &abstract_name,
+    ]);
+    let o = output(c, T);
+    let _ = std::fs::remove_file(&own);
+    let _ = std::fs::remove_file(&secret);
+    let out = text(&o);
+    assert!(o.status.success() && !out.contains("ESCAPED") && out.contains("BLOCKED"), "{out}");
+    for s in [&host, &host_abstract] {
+        s.set_nonblocking(true).unwrap();
+        assert!(s.recv(&mut [0u8; 8]).is_err(), "ESCAPED: a datagram reached the host socket:\n{out}");
+    }
+});
+
 // `unixgram:` preopens: a datagram socket bound at a host path (syslog's
 // /dev/log) that the service receives on, as root and rootless.
 both!(unix_datagram_preopen, |who: As| {

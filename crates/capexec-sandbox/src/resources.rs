@@ -6,7 +6,6 @@ use crate::error::LaunchError;
 use capexec_decl::spec::{FileMode, ListenAddr, Preopen, PreopenKind};
 use nix::sys::socket::{self, sockopt, AddressFamily, SockFlag, SockType, SockaddrStorage, UnixAddr};
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
-use std::os::unix::fs::{DirBuilderExt, MetadataExt};
 use std::os::unix::fs::{FileTypeExt, OpenOptionsExt, PermissionsExt};
 
 /// A preopened file in append mode as the service gets it with
@@ -30,18 +29,35 @@ pub struct AppendPipe {
 /// directory itself 0755 and owned by the service's ids. An existing one is
 /// given to the service if it is not its already. Only as root (validation
 /// refuses these directories rootless).
+///
+/// Walked one component at a time from `/` without following any symlink:
+/// a directory made for the service earlier is the service's, and a symlink
+/// it left there (state_directory = ["app", "app/db/x"], with app/db made a
+/// link to /etc) must not make this root process create and hand over a
+/// directory elsewhere.
 pub fn make_directories(plan: &crate::SetupPlan) -> Result<(), LaunchError> {
+    use std::os::unix::ffi::OsStrExt;
     for d in &plan.directories {
-        // Never through a symlink: the directory must be where the view binds it.
-        if d.symlink_metadata().is_ok_and(|m| !m.is_dir()) {
-            return Err(LaunchError::io("create the service's directory", d.display(), std::io::Error::from_raw_os_error(libc::ENOTDIR)));
+        let fail = |e: std::io::Error| LaunchError::io("create the service's directory (no symlink may lead to it)", d.display(), e);
+        let mut dir = OwnedFd::from(std::fs::File::open("/").map_err(fail)?);
+        for part in d.components().filter_map(|c| match c {
+            std::path::Component::Normal(n) => Some(n),
+            _ => None,
+        }) {
+            let name = std::ffi::CString::new(part.as_bytes()).map_err(|_| fail(std::io::Error::from_raw_os_error(libc::EINVAL)))?;
+            dir = match crate::sys::open_dir_at(dir.as_fd(), &name) {
+                Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {
+                    crate::sys::mkdir_at(dir.as_fd(), &name, 0o755)
+                        .or_else(|e| if e.raw_os_error() == Some(libc::EEXIST) { Ok(()) } else { Err(e) })
+                        .map_err(fail)?;
+                    crate::sys::open_dir_at(dir.as_fd(), &name).map_err(fail)?
+                }
+                r => r.map_err(fail)?,
+            };
         }
-        if !d.exists() {
-            std::fs::DirBuilder::new().recursive(true).mode(0o755).create(d).map_err(|e| LaunchError::io("create the service's directory", d.display(), e))?;
-        }
-        let owned = d.symlink_metadata().map(|m| (m.uid(), m.gid())).map_err(|e| LaunchError::io("stat", d.display(), e))?;
-        if owned != (plan.uid, plan.gid) {
-            std::os::unix::fs::lchown(d, Some(plan.uid), Some(plan.gid)).map_err(|e| LaunchError::io("give the service its directory", d.display(), e))?;
+        let st = nix::sys::stat::fstat(dir.as_raw_fd()).map_err(|e| fail(e.into()))?;
+        if (st.st_uid, st.st_gid) != (plan.uid, plan.gid) {
+            std::os::unix::fs::fchown(&dir, Some(plan.uid), Some(plan.gid)).map_err(|e| LaunchError::io("give the service its directory", d.display(), e))?;
         }
     }
     Ok(())

@@ -536,6 +536,22 @@ pub fn write_raw(fd: RawFd, buf: &[u8]) -> io::Result<usize> {
     check(unsafe { libc::write(fd, buf.as_ptr().cast(), buf.len()) } as libc::c_long).map(|n| n as usize)
 }
 
+/// The directory `name` in `dir`, never through a symlink (O_NOFOLLOW:
+/// ELOOP for a symlink, ENOTDIR for anything else that is not a directory).
+pub fn open_dir_at(dir: BorrowedFd<'_>, name: &CStr) -> io::Result<OwnedFd> {
+    let flags = libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC;
+    // SAFETY: `name` is a valid NUL-terminated string the kernel reads during the call.
+    let fd = check(unsafe { libc::openat(dir.as_raw_fd(), name.as_ptr(), flags) } as libc::c_long)?;
+    // SAFETY: openat returned a new fd that nobody else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
+}
+
+/// mkdirat(2) of `name` in `dir` with `mode` (less the umask).
+pub fn mkdir_at(dir: BorrowedFd<'_>, name: &CStr, mode: libc::mode_t) -> io::Result<()> {
+    // SAFETY: as in `open_dir_at`.
+    check(unsafe { libc::mkdirat(dir.as_raw_fd(), name.as_ptr(), mode) } as libc::c_long).map(drop)
+}
+
 /// pipe2 with `flags`: (read end, write end).
 pub fn pipe2(flags: i32) -> std::io::Result<(OwnedFd, OwnedFd)> {
     let mut p = [0 as RawFd; 2];

@@ -648,6 +648,33 @@ fn main() {
         "broker-race" => broker_race(&mut r, &arg(2), &arg(3), arg(4).parse().unwrap_or(10000)),
         "broker-signals" => broker_signals(&mut r, &arg(2), &arg(3), arg(4).parse().unwrap_or(2000)),
         "broker-pid-reuse" => broker_pid_reuse(&mut r, &arg(2), &arg(3), arg(4).parse().unwrap_or(40)),
+        // `dgram-reach PATH NAME` with fd 3 a preopened unixgram socket (bound
+        // on the host): it reaches no host socket the service could not reach
+        // itself, neither the path (outside the view) nor the abstract NAME
+        // (Landlock's scope), by sendto or connect.
+        "dgram-reach" => {
+            let unix = |addr: &[u8]| {
+                // SAFETY: sockaddr_un is plain data; all-zero is valid.
+                let mut sa: libc::sockaddr_un = unsafe { std::mem::zeroed() };
+                sa.sun_family = libc::AF_UNIX as u16;
+                for (d, s) in sa.sun_path.iter_mut().zip(addr) {
+                    *d = *s as libc::c_char;
+                }
+                (sa, (std::mem::size_of::<libc::sa_family_t>() + addr.len()) as libc::socklen_t)
+            };
+            let path = arg(2);
+            let abstract_name: Vec<u8> = std::iter::once(0).chain(arg(3).bytes()).collect();
+            for (what, addr) in [("a host path outside the view", path.as_bytes()), ("a host abstract socket", &abstract_name[..])] {
+                let (sa, len) = unix(addr);
+                // SAFETY: sendto/connect on the probe's fd 3 with a valid sockaddr_un.
+                let (rc, e) =
+                    unsafe { (libc::sendto(3, b"x".as_ptr().cast(), 1, 0, (&sa as *const libc::sockaddr_un).cast(), len) as i64, Error::last_os_error()) };
+                r.expect_fail(&format!("sendto {what} through the preopened datagram socket"), rc, e, &[libc::ENOENT, libc::EPERM, libc::ECONNREFUSED]);
+                // SAFETY: as above.
+                let (rc, e) = unsafe { (libc::connect(3, (&sa as *const libc::sockaddr_un).cast(), len) as i64, Error::last_os_error()) };
+                r.expect_fail(&format!("connect the preopened datagram socket to {what}"), rc, e, &[libc::ENOENT, libc::EPERM, libc::ECONNREFUSED]);
+            }
+        }
         // `bind-range FIRST LAST` under --bind-tcp FIRST-LAST: every port of
         // the range binds, the ports on either side do not.
         "bind-range" => {
