@@ -142,6 +142,14 @@ pub fn allowlist(obs: &Observations) -> Vec<(String, String)> {
             }
         }
     }
+    // A process that starts and reaps children may signal them, and whether a
+    // run shows it is timing: nginx's master tells its workers to stop over a
+    // socketpair and calls kill() only when that write fails. The pid
+    // namespace and Landlock's signal scope keep kill to the service's own
+    // processes.
+    if ["wait4", "waitid"].iter().any(|w| seen.contains(w)) && !seen.contains("kill") && !default.contains("kill") {
+        variants.insert("kill", "the run reaped children it started (wait4), which a process may also signal".into());
+    }
     for s in left {
         let n = obs.syscalls[s];
         out.push((s.to_owned(), format!("{n} call{}", if n == 1 { "" } else { "s" })));
@@ -350,6 +358,9 @@ mod tests {
         assert_eq!(why("accept").as_deref(), Some("variant of accept4, which the run used"));
         // Only the used call's family: nothing from elsewhere.
         assert!(why("readv").is_none() && why("umount2").is_none());
+        assert!(why("kill").is_none(), "no children reaped, no signals");
+        let list = allowlist(&obs(&[], &["wait4", "clone"]));
+        assert!(list.iter().any(|(k, w)| k == "kill" && w.contains("reaped children")), "{list:?}");
     }
 
     #[test]
