@@ -307,8 +307,7 @@ pub struct SeccompSpec {
     /// What the declaration listed (groups and names), for display.
     pub declared: Vec<String>,
     /// Every allowed syscall after expanding groups and removing `deny`.
-    #[serde(deserialize_with = "de_syscalls")]
-    pub allowed: BTreeSet<&'static str>,
+    pub allowed: crate::syscalls::Set,
     pub action: DenyAction,
 }
 
@@ -531,11 +530,4 @@ fn de_opt_duration<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<std:
         return Ok(None);
     }
     parse_formatted_duration(&s).map(Some).ok_or_else(|| serde::de::Error::custom(format!("bad duration `{s}`")))
-}
-
-/// Syscall names back into the table's static strings; an unknown name is an
-/// error (a spec only ever holds names from the table).
-fn de_syscalls<'de, D: serde::Deserializer<'de>>(d: D) -> Result<BTreeSet<&'static str>, D::Error> {
-    let names = Vec::<String>::deserialize(d)?;
-    names.iter().map(|n| crate::syscalls::static_name(n).ok_or_else(|| serde::de::Error::custom(format!("unknown syscall `{n}`")))).collect()
 }

@@ -497,15 +497,15 @@ pub fn validate(name: &str, raw: &RawUnit, sources: Vec<PathBuf>, ctx: &Context)
     if !broker.connect.is_empty() || !broker.bind.is_empty() {
         // The transparent broker answers these in place of the kernel; a
         // syscall the allowlist denies never reaches it (the denial wins).
-        seccomp.allowed.extend(BROKER_NET_SYSCALLS);
+        seccomp.allowed.union(&BROKER_NET_SYSCALLS);
     }
     if !broker.is_empty() {
         // The explicit connection to the broker (capexec-client).
-        seccomp.allowed.extend(BROKER_CLIENT_SYSCALLS);
+        seccomp.allowed.union(&BROKER_CLIENT_SYSCALLS);
     }
     if !broker.dns.names.is_empty() {
         // The C library's resolver talking to the stub on 127.0.0.1:53.
-        seccomp.allowed.extend(BROKER_DNS_SYSCALLS);
+        seccomp.allowed.union(&BROKER_DNS_SYSCALLS);
     }
     if exec.memory_deny_write_execute == Some(true) {
         // A memfd is written at run time and then mapped or executed from a
@@ -517,12 +517,12 @@ pub fn validate(name: &str, raw: &RawUnit, sources: Vec<PathBuf>, ctx: &Context)
                 "a memfd's contents can be mapped executable after they are written; drop one of the two",
             );
         }
-        seccomp.allowed.remove("memfd_create");
+        seccomp.allowed.subtract(&syscalls::Set::of(&["memfd_create"]));
     }
     if service.kind == ServiceType::Notify {
         // sd_notify(3) opens a datagram socket and sends to NOTIFY_SOCKET: a notify
         // service that could not do that could never become ready.
-        seccomp.allowed.extend(NOTIFY_SYSCALLS);
+        seccomp.allowed.union(&NOTIFY_SYSCALLS);
     }
 
     // A preopened directory is what the view shows at its path (see
@@ -808,31 +808,28 @@ pub const DEFAULT_TASKS: u64 = 4096;
 fn seccomp(v: &mut V, raw: &RawUnit) -> SeccompSpec {
     let sc = raw.seccomp.clone().unwrap_or_default();
     let declared = sc.allow.clone().unwrap_or_else(|| vec!["@system-service".to_owned()]);
-    let mut allowed = BTreeSet::new();
     // @default is always allowed: without it nothing can even exec.
-    syscalls::expand(syscalls::group("@default").expect("@default exists"), &mut allowed);
+    let mut allowed = syscalls::expand(syscalls::group("@default").expect("@default exists"));
     for (field, list, add) in [("allow", &declared, true), ("deny", &sc.deny.clone().unwrap_or_default(), false)] {
         for (i, name) in list.iter().enumerate() {
-            let key = format!("seccomp.{field}[{i}]");
-            let mut set = BTreeSet::new();
-            if let Some(g) = syscalls::group(name) {
-                syscalls::expand(g, &mut set);
-            } else if let Some(n) = syscalls::static_name(name) {
-                set.insert(n);
+            let set = if let Some(g) = syscalls::group(name) {
+                syscalls::expand(g)
+            } else if let Some(c) = syscalls::Syscall::named(name) {
+                let mut set = syscalls::Set::EMPTY;
+                set.insert(c);
+                set
             } else {
                 let hint = match syscalls::suggest(name) {
                     Some(s) => format!("did you mean `{s}`? groups and names are listed in docs/declaration.md"),
                     None => "see docs/declaration.md for the groups; single names are x86_64 syscall names".to_owned(),
                 };
-                v.err_help(&key, format!("unknown syscall or group `{name}`"), hint);
+                v.err_help(format!("seccomp.{field}[{i}]"), format!("unknown syscall or group `{name}`"), hint);
                 continue;
-            }
+            };
             if add {
-                allowed.extend(set);
+                allowed.union(&set);
             } else {
-                for s in set {
-                    allowed.remove(s);
-                }
+                allowed.subtract(&set);
             }
         }
     }
@@ -875,7 +872,7 @@ pub const STOP_SIGNALS: &[(&str, i32)] = &[
 ];
 
 /// Added to the allowlist of `type = "notify"` services (see docs/declaration.md).
-pub const NOTIFY_SYSCALLS: &[&str] = &["socket", "connect", "sendmsg", "sendto"];
+pub const NOTIFY_SYSCALLS: syscalls::Set = syscalls::Set::of(&["socket", "connect", "sendmsg", "sendto"]);
 
 fn supervision(v: &mut V, raw: &RawUnit) -> Supervision {
     let s = raw.service.clone().unwrap_or_default();
@@ -948,11 +945,12 @@ fn limits(v: &mut V, raw: &RawUnit) -> Limits {
 }
 
 /// Syscalls a service with network grants needs to reach the broker through.
-pub const BROKER_CLIENT_SYSCALLS: &[&str] = &["sendto", "sendmsg", "recvfrom", "recvmsg"];
+pub const BROKER_CLIENT_SYSCALLS: syscalls::Set = syscalls::Set::of(&["sendto", "sendmsg", "recvfrom", "recvmsg"]);
 
-pub const BROKER_DNS_SYSCALLS: &[&str] = &["socket", "connect", "sendto", "sendmmsg", "recvfrom", "recvmsg", "poll", "ppoll", "getsockname", "setsockopt"];
+pub const BROKER_DNS_SYSCALLS: syscalls::Set =
+    syscalls::Set::of(&["socket", "connect", "sendto", "sendmmsg", "recvfrom", "recvmsg", "poll", "ppoll", "getsockname", "setsockopt"]);
 
-pub const BROKER_NET_SYSCALLS: &[&str] = &["socket", "bind", "connect", "listen", "getsockname", "getsockopt", "setsockopt"];
+pub const BROKER_NET_SYSCALLS: syscalls::Set = syscalls::Set::of(&["socket", "bind", "connect", "listen", "getsockname", "getsockopt", "setsockopt"]);
 
 fn broker(v: &mut V, raw: &RawUnit, net: NetMode) -> crate::grants::BrokerSpec {
     use crate::grants::*;

@@ -175,22 +175,14 @@ pub fn compare(obs: &Observations, spec: &ServiceSpec, exists: impl Fn(&str) -> 
 
 fn unused(obs: &Observations, spec: &ServiceSpec) -> Vec<String> {
     let mut out = Vec::new();
-    let mut default = BTreeSet::new();
-    if let Some(g) = capexec_decl::syscalls::group("@default") {
-        capexec_decl::syscalls::expand(g, &mut default);
-    }
+    let default = capexec_decl::syscalls::group("@default").map(capexec_decl::syscalls::expand).unwrap_or_default();
     for entry in &spec.seccomp.declared {
-        let mut members = BTreeSet::new();
-        match capexec_decl::syscalls::group(entry) {
-            Some(g) => capexec_decl::syscalls::expand(g, &mut members),
-            None => {
-                if let Some(n) = capexec_decl::syscalls::static_name(entry) {
-                    members.insert(n);
-                }
-            }
-        }
-        members.retain(|m| !default.contains(m));
-        if !members.is_empty() && !members.iter().any(|m| obs.syscalls.contains_key(*m)) {
+        let mut members = match capexec_decl::syscalls::group(entry) {
+            Some(g) => capexec_decl::syscalls::expand(g),
+            None => [entry.as_str()].into_iter().collect(),
+        };
+        members.subtract(&default);
+        if !members.is_empty() && !members.iter().any(|m| obs.syscalls.contains_key(m)) {
             out.push(format!("seccomp.allow {entry}"));
         }
     }

@@ -113,18 +113,14 @@ pub fn view(obs: &Observations, private: &[String], exists: impl Fn(&str) -> boo
 /// syscalls otherwise; `@default` is always allowed and not repeated.
 pub fn allowlist(obs: &Observations) -> Vec<(String, String)> {
     let seen: BTreeSet<&str> = obs.syscalls.keys().map(String::as_str).collect();
-    let mut default = BTreeSet::new();
-    if let Some(g) = syscalls::group("@default") {
-        syscalls::expand(g, &mut default);
-    }
+    let default = syscalls::group("@default").map(syscalls::expand).unwrap_or_default();
     let mut left: BTreeSet<&str> = seen.iter().copied().filter(|s| !default.contains(s)).collect();
     let mut out = Vec::new();
     for g in GROUPS.iter().filter(|g| g.name != "@default" && g.name != "@system-service") {
-        let mut members = BTreeSet::new();
-        syscalls::expand(g, &mut members);
-        members.retain(|m| !default.contains(m));
+        let mut members = syscalls::expand(g);
+        members.subtract(&default);
         if !members.is_empty() && members.iter().all(|m| seen.contains(m)) {
-            let calls: u64 = members.iter().map(|m| obs.syscalls.get(*m).copied().unwrap_or(0)).sum();
+            let calls: u64 = members.iter().map(|m| obs.syscalls.get(m).copied().unwrap_or(0)).sum();
             out.push((g.name.to_owned(), format!("every member used ({calls} calls)")));
             left.retain(|s| !members.contains(s));
         }
@@ -137,7 +133,7 @@ pub fn allowlist(obs: &Observations) -> Vec<(String, String)> {
     let mut variants: BTreeMap<&str, String> = BTreeMap::new();
     for family in VARIANTS {
         if let Some(used) = family.iter().find(|m| seen.contains(*m)) {
-            for m in family.iter().filter(|m| !seen.contains(*m) && !default.contains(*m)) {
+            for m in family.iter().filter(|m| !seen.contains(*m) && !default.contains(m)) {
                 variants.insert(m, format!("variant of {used}, which the run used"));
             }
         }
