@@ -44,6 +44,14 @@ fi
 if ! id capexec-test >/dev/null 2>&1; then
     useradd --system --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin capexec-test
 fi
+# A supplementary group of the test user in /etc/group: a declared service
+# gets its user's groups as initgroups(3) would (escape test 55).
+if ! getent group capexec-test-extra >/dev/null; then
+    groupadd --system capexec-test-extra
+fi
+if ! id -nG capexec-test | tr ' ' '\n' | grep -qx capexec-test-extra; then
+    usermod -a -G capexec-test-extra capexec-test
+fi
 
 # The service tests use the shipped units' fixed ports; say so plainly if
 # something else holds them instead of failing later with a confusing error.
@@ -52,4 +60,4 @@ for port in 8080 6379 11211; do
         echo "install-test-deps: warning: something already listens on 127.0.0.1:$port; stop it before running the tests" >&2
     fi
 done
-echo "install-test-deps: ready (packages: ${packages[*]}; user: capexec-test)"
+echo "install-test-deps: ready (packages: ${packages[*]}; user: capexec-test, in group capexec-test-extra)"

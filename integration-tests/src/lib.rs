@@ -708,6 +708,10 @@ pub fn descendant(root: u32, needle: &str) -> Option<i32> {
 pub fn set_pid_max_in(pid: i32, value: u32) -> Result<(), String> {
     use std::os::fd::AsRawFd;
     let user = std::fs::File::open(format!("/proc/{pid}/ns/user")).map_err(|e| format!("open its user namespace: {e}"))?;
+    // A service declared as root runs in the host's user namespace (ours),
+    // which setns refuses to join again.
+    let same_user_ns = std::fs::metadata(format!("/proc/{pid}/ns/user")).ok().map(|m| std::os::unix::fs::MetadataExt::ino(&m))
+        == std::fs::metadata("/proc/self/ns/user").ok().map(|m| std::os::unix::fs::MetadataExt::ino(&m));
     let pidns = std::fs::File::open(format!("/proc/{pid}/ns/pid")).map_err(|e| format!("open its pid namespace: {e}"))?;
     let val = value.to_string();
     // Everything the child touches is prepared here: after fork in this
@@ -717,7 +721,7 @@ pub fn set_pid_max_in(pid: i32, value: u32) -> Result<(), String> {
     if child == 0 {
         // SAFETY: raw syscalls on fds and buffers prepared before the fork.
         unsafe {
-            if libc::setns(user.as_raw_fd(), libc::CLONE_NEWUSER) != 0 {
+            if !same_user_ns && libc::setns(user.as_raw_fd(), libc::CLONE_NEWUSER) != 0 {
                 libc::_exit(10);
             }
             if libc::setns(pidns.as_raw_fd(), libc::CLONE_NEWPID) != 0 {

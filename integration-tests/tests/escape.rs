@@ -486,3 +486,44 @@ both!(tcp_port_ranges, |who: As| {
     let out = text(&o);
     assert!(o.status.success() && !out.contains("ESCAPED") && out.contains("BLOCKED bind"), "{out}");
 });
+
+// 55: a daemon declared as root with a bounded capability set drops root
+// itself as it would under init: setuid() to its user takes its capabilities
+// (the kernel's setuid fixup, which capexec used to switch off for good), and
+// PR_SET_KEEPCAPS keeps no more than the declared set. Root only: rootless,
+// the service is the caller.
+#[test]
+fn a_daemon_started_as_root_drops_root_itself() {
+    let u = write_unit("privdrop", "[exec]\nuser = \"root\"\n[capabilities]\nkeep = [\"CAP_SETUID\", \"CAP_SETGID\", \"CAP_NET_BIND_SERVICE\"]\n");
+    // capabilities(7): CAP_SETGID 6, CAP_SETUID 7, CAP_NET_BIND_SERVICE 10.
+    let kept: u64 = (1 << 6) | (1 << 7) | (1 << 10);
+    let out = run_probe(As::Root, &["--unit", u.to_str().unwrap()], &["privdrop", &format!("{kept:x}")]);
+    assert!(out.contains("with PR_SET_KEEPCAPS works"), "{out}");
+}
+
+// As root a declared service runs as its user in the host's user namespace:
+// host files show their real owners, the user's groups from /etc/group
+// (install-test-deps.sh puts the test user in capexec-test-extra) and the
+// declared supplementary groups are set.
+#[test]
+fn a_declared_user_has_its_groups_and_sees_host_ownership() {
+    let u = write_unit("ids", &format!("[exec]\nuser = \"{TEST_USER}\"\nsupplementary_groups = [\"adm\"]\n"));
+    let mut c = command(As::Root);
+    c.args(["run", "--unit", u.to_str().unwrap(), "--", "/bin/sh", "-c", "id -u; id -G; stat -c %u:%g /etc/passwd; cat /proc/self/uid_map"]);
+    let o = output(c, T);
+    let out = text(&o);
+    assert!(o.status.success(), "{out}");
+    let stdout = String::from_utf8_lossy(&o.stdout).into_owned();
+    let lines: Vec<&str> = stdout.lines().collect();
+    let (uid, _) = test_user();
+    assert_eq!(lines[0], uid.to_string(), "{out}");
+    let gid = |name: &str| {
+        nix::unistd::Group::from_name(name).unwrap().unwrap_or_else(|| panic!("no group {name}: run scripts/install-test-deps.sh")).gid.to_string()
+    };
+    let groups: Vec<&str> = lines[1].split(' ').collect();
+    for g in ["capexec-test-extra", "adm"] {
+        assert!(groups.contains(&gid(g).as_str()), "group {g} missing: {out}");
+    }
+    assert_eq!(lines[2], "0:0", "root-owned files must show as root's: {out}");
+    assert_eq!(lines[3].split_whitespace().collect::<Vec<_>>(), ["0", "0", "4294967295"], "the host's user namespace: {out}");
+}

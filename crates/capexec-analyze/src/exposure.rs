@@ -414,7 +414,12 @@ fn answer(spec: &ServiceSpec, launch: &Launch, ch: &Check) -> Answer {
             _ => (Some(0), "Service runs under a static non-root user identity".into(), None),
         },
         "SupplementaryGroups=" if root => (None, "Service runs as root, option does not matter".into(), None),
-        "SupplementaryGroups=" => (Some(0), "Supplementary groups are cleared before exec".into(), Some("setgroups(0) in the sandbox setup")),
+        "SupplementaryGroups=" if spec.exec.user.groups.is_empty() => {
+            (Some(0), "Service has no supplementary groups".into(), Some("setgroups() to the declared list in the sandbox setup"))
+        }
+        "SupplementaryGroups=" => {
+            (Some(1), "Service runs with supplementary groups".into(), Some("exec.supplementary_groups and the user's groups in /etc/group"))
+        }
         "RemoveIPC=" if root => (None, "Service runs as root, option does not apply".into(), None),
         "RemoveIPC=" => yes_no(
             !launch.has(libc::CLONE_NEWIPC),

@@ -54,3 +54,25 @@ pub fn group_by_name(name: &str) -> Option<u32> {
     }
     nix::unistd::Group::from_name(name).ok().flatten().map(|g| g.gid.as_raw())
 }
+
+/// The gids of the groups /etc/group lists `user` as a member of (what
+/// initgroups(3) adds from the files), then NSS's list when the user has no
+/// passwd line in the files.
+pub fn groups_of(user: &str, primary: u32) -> Vec<u32> {
+    let mut out = Vec::new();
+    let in_files = find_entry("/etc/passwd", |f| (f[0] == user).then_some(())).is_some();
+    if in_files {
+        find_entry("/etc/group", |f| {
+            if f.get(3).is_some_and(|m| m.split(',').any(|m| m == user)) {
+                out.extend(id_field(f));
+            }
+            None::<()>
+        });
+    } else if let Ok(c) = std::ffi::CString::new(user) {
+        if let Ok(gids) = nix::unistd::getgrouplist(&c, nix::unistd::Gid::from_raw(primary)) {
+            out.extend(gids.into_iter().map(|g| g.as_raw()));
+        }
+    }
+    out.retain(|g| *g != primary);
+    out
+}

@@ -186,6 +186,7 @@ pub struct RawExec {
     pub argv: Option<Vec<String>>,
     pub user: Option<NameOrId>,
     pub group: Option<NameOrId>,
+    pub supplementary_groups: Option<Vec<NameOrId>>,
     pub environment: Option<BTreeMap<String, String>>,
     pub pass_environment: Option<Vec<String>>,
     pub working_directory: Option<String>,

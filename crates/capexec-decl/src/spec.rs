@@ -85,6 +85,11 @@ pub struct Identity {
     /// service's HOME, as systemd sets it for User=. `None`: HOME is `/`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub home: Option<std::path::PathBuf>,
+    /// Supplementary gids (as root): a declared user's groups from
+    /// /etc/group, then `exec.supplementary_groups`; sorted, without the
+    /// primary gid. Empty rootless (the caller's own stay, unmapped).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub groups: Vec<u32>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

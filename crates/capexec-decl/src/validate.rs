@@ -2,7 +2,7 @@
 //! and collects all problems (each with its key path) instead of stopping at the first.
 
 use crate::error::{DeclError, DeclErrors};
-use crate::raw::{LimitValue, NameOrId, RawRlimit, RawUnit};
+use crate::raw::{LimitValue, NameOrId, RawExec, RawRlimit, RawUnit};
 use crate::spec::*;
 use crate::syscalls;
 use std::collections::{BTreeMap, BTreeSet};
@@ -206,7 +206,7 @@ pub fn validate(name: &str, raw: &RawUnit, sources: Vec<PathBuf>, ctx: &Context)
     let ns = raw.namespaces.clone().unwrap_or_default();
 
     // --- exec ---
-    let argv: Vec<String> = exec.argv.unwrap_or_default().iter().map(|a| v.expand(a)).collect();
+    let argv: Vec<String> = exec.argv.clone().unwrap_or_default().iter().map(|a| v.expand(a)).collect();
     if argv.is_empty() {
         v.err_help("exec.argv", "missing: the command to run", "add e.g. argv = [\"/usr/sbin/nginx\", \"-g\", \"daemon off;\"]");
     } else if !argv[0].starts_with('/') {
@@ -217,7 +217,7 @@ pub fn validate(name: &str, raw: &RawUnit, sources: Vec<PathBuf>, ctx: &Context)
             v.err(format!("exec.argv[{i}]"), "argument contains a NUL byte");
         }
     }
-    let user = identity(&mut v, name, exec.user.as_ref(), exec.group.as_ref());
+    let user = identity(&mut v, name, &exec);
     let mut environment = BTreeMap::new();
     for (k, val) in exec.environment.unwrap_or_default() {
         if !valid_env_name(&k) {
@@ -339,7 +339,10 @@ pub fn validate(name: &str, raw: &RawUnit, sources: Vec<PathBuf>, ctx: &Context)
     // --- namespaces ---
     // "none": an own network namespace with only loopback.
     let net = v.choice("namespaces.net", ns.net.as_deref(), &[("none", NetMode::None), ("host", NetMode::Host)]);
-    let user_ns = ns.user.unwrap_or(true);
+    // As root a service runs as its user in the host's user namespace, seeing
+    // host ownership as it is (docs/security.md, "Identity"); a private one is
+    // asked for. Rootless there is no other way.
+    let user_ns = ns.user.unwrap_or(ctx.rootless);
     if !user_ns && ctx.rootless {
         v.err_help("namespaces.user", "rootless capexec needs a user namespace", "remove `user = false` or run capexec as root");
     }
@@ -430,11 +433,35 @@ pub fn validate(name: &str, raw: &RawUnit, sources: Vec<PathBuf>, ctx: &Context)
                     "no port below 1024 is listed in landlock.bind_tcp, where the broker binds it with the capability on the host: list the port there, \
                      or declare it as [[preopen.listen]]"
                 }
-                _ => "drop it, or run the service with namespaces.user = false (as root)",
+                _ => "drop it, or remove namespaces.user = true (as root a service runs in the host's user namespace unless it asks for its own)",
             };
             v.warnings.push(format!(
                 "capabilities.keep has {cap}, which holds only in the service's own user namespace and so has no effect on the host's network \
                  (namespaces.net = \"host\"): {what}"
+            ));
+        }
+    }
+
+    // In the host's user namespace (as root, by default) a kept capability is
+    // the host's. Say so for those whose reach goes past the service's own
+    // files, processes and namespaces.
+    if !user_ns {
+        use caps::Capability as C;
+        for cap in &capabilities {
+            let reach = match cap {
+                C::CAP_SYS_ADMIN => "most of the kernel's administration (what seccomp does not refuse: quotas, some ioctls, sethostname and more)",
+                C::CAP_SYS_MODULE | C::CAP_SYS_RAWIO | C::CAP_SYS_BOOT => "the kernel itself, if the allowlist lets the calls through",
+                C::CAP_BPF | C::CAP_PERFMON => "BPF programs and performance monitoring of the whole host, if the allowlist lets the calls through",
+                C::CAP_MAC_ADMIN | C::CAP_MAC_OVERRIDE => "the host's LSM policy",
+                C::CAP_SETFCAP => "file capabilities on every file the service may write",
+                C::CAP_AUDIT_CONTROL | C::CAP_AUDIT_WRITE | C::CAP_SYSLOG => "the host's audit and kernel log",
+                C::CAP_SYS_TIME => "the host's clock",
+                C::CAP_NET_ADMIN if net == NetMode::Host => "the host's network configuration",
+                _ => continue,
+            };
+            v.warnings.push(format!(
+                "capabilities.keep has {cap}, which acts on the whole host ({reach}): the service runs in the host's user namespace; \
+                 keep it only if the program needs it, or set namespaces.user = true to confine it to the service's own namespaces"
             ));
         }
     }
@@ -581,7 +608,8 @@ pub fn validate(name: &str, raw: &RawUnit, sources: Vec<PathBuf>, ctx: &Context)
     })
 }
 
-fn identity(v: &mut V, unit: &str, user: Option<&NameOrId>, group: Option<&NameOrId>) -> Option<Identity> {
+fn identity(v: &mut V, unit: &str, exec: &RawExec) -> Option<Identity> {
+    let (user, group) = (exec.user.as_ref(), exec.group.as_ref());
     let ctx = v.ctx.clone();
     let dynamic = user.is_none() || matches!(user, Some(NameOrId::Name(n)) if n == "dynamic");
     if ctx.rootless {
@@ -604,8 +632,11 @@ fn identity(v: &mut V, unit: &str, user: Option<&NameOrId>, group: Option<&NameO
         if user.is_none() && group.is_some() {
             v.warnings.push(format!("exec.group is used only when capexec runs as root; running rootless with your own gid {}", ctx.gid));
         }
+        if exec.supplementary_groups.as_ref().is_some_and(|g| !g.is_empty()) {
+            v.warnings.push("exec.supplementary_groups is used only when capexec runs as root; rootless, the service keeps your own groups".into());
+        }
         let name = crate::ids::user_name(ctx.uid);
-        return Some(Identity { uid: ctx.uid, gid: ctx.gid, user_name: name, how: IdentitySource::Caller, home: None });
+        return Some(Identity { uid: ctx.uid, gid: ctx.gid, user_name: name, how: IdentitySource::Caller, home: None, groups: Vec::new() });
     }
     let (uid, user_name, primary, how) = if dynamic {
         let uid = dynamic_uid(unit);
@@ -630,7 +661,23 @@ fn identity(v: &mut V, unit: &str, user: Option<&NameOrId>, group: Option<&NameO
         IdentitySource::Declared if uid != 0 && user_name.is_some() => crate::ids::home_of(uid),
         _ => None,
     };
-    Some(Identity { uid, gid, user_name, how, home })
+    // As initgroups(3) does for a login: the user's groups, then the declared
+    // ones (systemd's SupplementaryGroups=). Not for root, whose groups in
+    // /etc/group are there for logins, not for services.
+    let mut groups = match (&how, &user_name) {
+        (IdentitySource::Declared, Some(n)) if uid != 0 => crate::ids::groups_of(n, gid),
+        _ => Vec::new(),
+    };
+    for (i, g) in exec.supplementary_groups.iter().flatten().enumerate() {
+        groups.extend(v.name_id(&format!("exec.supplementary_groups[{i}]"), g, false).map(|(gid, _, _)| gid));
+    }
+    groups.retain(|g| *g != gid);
+    groups.sort_unstable();
+    groups.dedup();
+    if groups.len() > 64 {
+        v.err_help("exec.supplementary_groups", format!("{} supplementary groups", groups.len()), "a service may have at most 64");
+    }
+    Some(Identity { uid, gid, user_name, how, home, groups })
 }
 
 /// A stable uid for a unit in systemd's dynamic range, skipping ids that

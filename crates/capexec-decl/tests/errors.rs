@@ -310,7 +310,14 @@ fn drop_ins_merge_in_lexical_order_and_errors_name_the_drop_in() {
 fn defaults_are_strict() {
     let s = ok(ARGV);
     assert_eq!(s.namespaces.net, NetMode::None);
-    assert!(s.namespaces.user && s.namespaces.pid && s.namespaces.ipc && s.namespaces.uts && s.namespaces.cgroup);
+    assert!(s.namespaces.pid && s.namespaces.ipc && s.namespaces.uts && s.namespaces.cgroup);
+    // As root a service runs in the host's user namespace unless it asks
+    // for its own; rootless there is no other way.
+    assert!(!s.namespaces.user);
+    assert!(ok(&format!("{ARGV}[namespaces]\nuser = true\n")).namespaces.user);
+    let d = tmpdir("rootless-userns");
+    let p = write(&d.0, "r.svc", ARGV);
+    assert!(load_unit(p.to_str().unwrap(), &[], &ctx_user()).unwrap().namespaces.user);
     assert_eq!(s.exec.user.how, IdentitySource::Dynamic);
     assert!((61184..=65519).contains(&s.exec.user.uid));
     assert!(s.capabilities.is_empty());
@@ -577,7 +584,10 @@ fn tcp_port_ranges_expand_and_bad_ones_are_named() {
 
 #[test]
 fn a_network_capability_that_cannot_work_on_the_hosts_network_is_warned_about() {
-    let base = format!("{ARGV}[namespaces]\nnet = \"host\"\n[capabilities]\nkeep = [\"CAP_NET_BIND_SERVICE\"]\n");
+    // In the host's user namespace (as root, by default) the capability works.
+    let s = ok(&format!("{ARGV}[namespaces]\nnet = \"host\"\n[capabilities]\nkeep = [\"CAP_NET_BIND_SERVICE\", \"CAP_NET_RAW\"]\n"));
+    assert!(!s.warnings.iter().any(|w| w.contains("CAP_NET")), "{:?}", s.warnings);
+    let base = format!("{ARGV}[namespaces]\nnet = \"host\"\nuser = true\n[capabilities]\nkeep = [\"CAP_NET_BIND_SERVICE\"]\n");
     let s = ok(&base);
     assert!(s.warnings.iter().any(|w| w.contains("CAP_NET_BIND_SERVICE") && w.contains("landlock.bind_tcp")), "{:?}", s.warnings);
     // The broker binds port 80 for it, with the capability on the host.
@@ -586,6 +596,35 @@ fn a_network_capability_that_cannot_work_on_the_hosts_network_is_warned_about() 
     // In its own network namespace the capability is the service's to use.
     let s = ok(&format!("{ARGV}[capabilities]\nkeep = [\"CAP_NET_RAW\"]\n"));
     assert!(!s.warnings.iter().any(|w| w.contains("CAP_NET_RAW")), "{:?}", s.warnings);
-    let s = ok(&format!("{ARGV}[namespaces]\nnet = \"host\"\n[capabilities]\nkeep = [\"CAP_NET_RAW\"]\n"));
-    assert!(s.warnings.iter().any(|w| w.contains("CAP_NET_RAW") && w.contains("namespaces.user = false")), "{:?}", s.warnings);
+    let s = ok(&format!("{ARGV}[namespaces]\nnet = \"host\"\nuser = true\n[capabilities]\nkeep = [\"CAP_NET_RAW\"]\n"));
+    assert!(s.warnings.iter().any(|w| w.contains("CAP_NET_RAW") && w.contains("namespaces.user = true")), "{:?}", s.warnings);
+}
+
+/// As root a kept capability is the host's unless the service asks for a
+/// user namespace of its own: check says so for those that reach past the
+/// service (issue 19).
+#[test]
+fn a_capability_that_acts_on_the_whole_host_is_warned_about() {
+    let s = ok(&format!("{ARGV}[capabilities]\nkeep = [\"CAP_SYS_ADMIN\", \"CAP_CHOWN\"]\n"));
+    assert!(s.warnings.iter().any(|w| w.contains("CAP_SYS_ADMIN") && w.contains("whole host") && w.contains("namespaces.user = true")), "{:?}", s.warnings);
+    assert!(!s.warnings.iter().any(|w| w.contains("CAP_CHOWN")), "{:?}", s.warnings);
+    let s = ok(&format!("{ARGV}[namespaces]\nuser = true\n[capabilities]\nkeep = [\"CAP_SYS_ADMIN\"]\n"));
+    assert!(!s.warnings.iter().any(|w| w.contains("whole host")), "{:?}", s.warnings);
+}
+
+#[test]
+fn supplementary_groups_are_resolved() {
+    let s = ok(&format!("{ARGV}user = \"nobody\"\nsupplementary_groups = [\"adm\", 4, 65534]\n"));
+    // adm is 4 on Debian; the primary group is not repeated; sorted, once each.
+    let adm = nix::unistd::Group::from_name("adm").unwrap().unwrap().gid.as_raw();
+    assert!(s.exec.user.groups.contains(&adm) && s.exec.user.groups.contains(&4), "{:?}", s.exec.user.groups);
+    assert!(!s.exec.user.groups.contains(&s.exec.user.gid));
+    assert!(s.exec.user.groups.windows(2).all(|w| w[0] < w[1]));
+    let e = one(&format!("{ARGV}supplementary_groups = [\"no-such-group-here\"]\n"));
+    assert_eq!(e.key.as_deref(), Some("exec.supplementary_groups[0]"));
+    // Rootless they cannot be set, and a warning says so.
+    let d = tmpdir("rootless-groups");
+    let p = write(&d.0, "g.svc", format!("{ARGV}supplementary_groups = [\"adm\"]\n"));
+    let s = load_unit(p.to_str().unwrap(), &[], &ctx_user()).unwrap();
+    assert!(s.exec.user.groups.is_empty() && s.warnings.iter().any(|w| w.contains("supplementary_groups")), "{:?}", s.warnings);
 }

@@ -7,8 +7,10 @@
 //! would fail with EOVERFLOW) while still holding CAP_SYS_ADMIN.
 //! `drop_privileges` runs after the view is built: it empties the bounding set
 //! (every cap up to cap_last_cap, not a fixed list), sets the kept capabilities
-//! (default none) in all sets including ambient, and locks the securebits so
-//! that nothing can regain privileges by becoming uid 0 or by exec.
+//! (default none) in all sets including ambient, and sets the securebits so
+//! that nothing can regain privileges by becoming uid 0 or by exec, while the
+//! kernel's setuid fixup works as it does outside (a daemon that starts as
+//! root and switches to its user loses its capabilities).
 
 use crate::error::{ChildError, Step};
 use crate::sys::{self, *};
@@ -17,10 +19,13 @@ use nix::unistd::{Gid, Uid};
 
 const STEP: Step = Step::Credentials;
 
-pub fn switch_ids(uid: u32, gid: u32, may_setgroups: bool) -> Result<(), ChildError> {
+/// `groups`: the supplementary groups to set, `None` where setgroups is
+/// denied (a rootless user namespace: the caller's stay, unmapped).
+pub fn switch_ids(uid: u32, gid: u32, groups: Option<&[u32]>) -> Result<(), ChildError> {
     sys::prctl(libc::PR_SET_SECUREBITS, SECBIT_NO_SETUID_FIXUP).map_err(|e| ChildError::io(STEP, "set securebits NO_SETUID_FIXUP", e))?;
-    if may_setgroups {
-        nix::unistd::setgroups(&[]).map_err(|e| ChildError::io(STEP, "clear supplementary groups", e))?;
+    if let Some(groups) = groups {
+        let gids: Vec<Gid> = groups.iter().map(|g| Gid::from_raw(*g)).collect();
+        nix::unistd::setgroups(&gids).map_err(|e| ChildError::io(STEP, format!("set supplementary groups {groups:?}"), e))?;
     }
     let g = Gid::from_raw(gid);
     nix::unistd::setresgid(g, g, g).map_err(|e| ChildError::io(STEP, format!("setresgid {gid}"), e))?;
@@ -52,13 +57,13 @@ pub fn drop_privileges(keep: &[Capability], cap_last_cap: u32) -> Result<(), Chi
     for c in keep {
         caps::raise(None, CapSet::Ambient, *c).map_err(|e| ChildError::io(STEP, format!("raise ambient {c}"), e))?;
     }
-    let locked = SECBIT_NOROOT
-        | SECBIT_NOROOT_LOCKED
-        | SECBIT_NO_SETUID_FIXUP
-        | SECBIT_NO_SETUID_FIXUP_LOCKED
-        | SECBIT_KEEP_CAPS_LOCKED
-        | SECBIT_NO_CAP_AMBIENT_RAISE
-        | SECBIT_NO_CAP_AMBIENT_RAISE_LOCKED;
+    // What the service keeps of these is what a daemon started as root by
+    // init keeps, bounded by the kept set: the setuid fixup on (its own
+    // setuid() to a user drops its capabilities, as it believes), and
+    // PR_SET_KEEPCAPS left to it (a daemon keeping one capability across
+    // its switch). Locked: NOROOT (exec as uid 0 grants nothing), the
+    // fixup itself, and no raising of ambient capabilities.
+    let locked = SECBIT_NOROOT | SECBIT_NOROOT_LOCKED | SECBIT_NO_SETUID_FIXUP_LOCKED | SECBIT_NO_CAP_AMBIENT_RAISE | SECBIT_NO_CAP_AMBIENT_RAISE_LOCKED;
     sys::prctl(libc::PR_SET_SECUREBITS, locked).map_err(|e| ChildError::io(STEP, "lock securebits", e))?;
     set(CapSet::Effective, &keep_set)?;
     set(CapSet::Permitted, &keep_set)?;

@@ -376,7 +376,7 @@ mod tests {
         fn remove_dir(&self, path: &Path) -> io::Result<()> {
             self.call(format!("rmdir {}", path.display()))
         }
-        fn switch_ids(&self, uid: u32, gid: u32, _: bool) -> Result<(), ChildError> {
+        fn switch_ids(&self, uid: u32, gid: u32, _: Option<&[u32]>) -> Result<(), ChildError> {
             self.call(format!("ids {uid}:{gid}")).map_err(|e| ChildError::io(Step::Credentials, "switch ids", e))
         }
         fn drop_privileges(&self, keep: &[caps::Capability], _: u32) -> Result<(), ChildError> {

@@ -46,7 +46,7 @@ pub trait Ops {
     fn remove_file(&self, path: &Path) -> io::Result<()>;
     fn remove_dir(&self, path: &Path) -> io::Result<()>;
     /// See [`crate::creds::switch_ids`].
-    fn switch_ids(&self, uid: u32, gid: u32, may_setgroups: bool) -> Result<(), ChildError>;
+    fn switch_ids(&self, uid: u32, gid: u32, groups: Option<&[u32]>) -> Result<(), ChildError>;
     /// See [`crate::creds::drop_privileges`].
     fn drop_privileges(&self, keep: &[Capability], cap_last_cap: u32) -> Result<(), ChildError>;
     /// See [`crate::landlock_rules::apply`].
@@ -127,8 +127,8 @@ impl Ops for Kernel {
         std::fs::remove_dir(path)
     }
 
-    fn switch_ids(&self, uid: u32, gid: u32, may_setgroups: bool) -> Result<(), ChildError> {
-        crate::creds::switch_ids(uid, gid, may_setgroups)
+    fn switch_ids(&self, uid: u32, gid: u32, groups: Option<&[u32]>) -> Result<(), ChildError> {
+        crate::creds::switch_ids(uid, gid, groups)
     }
 
     fn drop_privileges(&self, keep: &[Capability], cap_last_cap: u32) -> Result<(), ChildError> {

@@ -27,6 +27,8 @@ pub struct SetupPlan {
     pub deny_setgroups: bool,
     pub uid: u32,
     pub gid: u32,
+    /// Supplementary gids, set unless setgroups is denied.
+    pub groups: Vec<u32>,
     pub mounts: Vec<MountStep>,
     pub workdir: CString,
     pub hostname: Option<CString>,
@@ -441,10 +443,13 @@ fn plan_inheriting(
         pid_ns: ns.pid,
         loopback: ns.net == NetMode::None,
         uid_map: format!("{0} {0} 1\n", id.uid),
-        gid_map: format!("{0} {0} 1\n", id.gid),
+        // A private user namespace as root maps the supplementary groups too,
+        // so that group-owned files stay the group's (rootless there are none).
+        gid_map: std::iter::once(id.gid).chain(id.groups.iter().copied()).map(|g| format!("{g} {g} 1\n")).collect(),
         deny_setgroups: rootless,
         uid: id.uid,
         gid: id.gid,
+        groups: id.groups.clone(),
         mounts,
         workdir: cstring("working directory", &spec.exec.working_directory.to_string_lossy())?,
         hostname: if ns.uts { Some(cstring("hostname", &ns.hostname)?) } else { None },
@@ -565,9 +570,9 @@ impl SetupPlan {
         .map(|(_, n)| n)
         .collect();
         let _ = writeln!(o, "namespaces: {}", flags.join(" "));
-        let _ = writeln!(o, "ids: {}:{}", self.uid, self.gid);
+        let _ = writeln!(o, "ids: {}:{}, groups {:?}", self.uid, self.gid, self.groups);
         let _ = writeln!(o, "uid_map: {}", self.uid_map.trim());
-        let _ = writeln!(o, "gid_map: {}", self.gid_map.trim());
+        let _ = writeln!(o, "gid_map: {}", self.gid_map.trim().replace('\n', "; "));
         let _ = writeln!(o, "setgroups denied: {}, loopback: {}, hostname: {:?}", self.deny_setgroups, self.loopback, self.hostname.as_ref().map(lossy));
         let _ = writeln!(o, "workdir: {}", lossy(&self.workdir));
         let _ = writeln!(o, "mounts:");
@@ -804,6 +809,20 @@ mod tests {
         // read-only path stays after it.
         assert_eq!(p.mounts.iter().filter(|m| matches!(m, MountStep::Bind { path, .. } if path.starts_with("/srv/out"))).count(), 2);
         assert!(bind_of(&p, "/srv/out").unwrap().0 < bind_of(&p, "/srv/out/conf").unwrap().0);
+    }
+
+    /// As root: the host's user namespace unless asked; a private one maps
+    /// the supplementary groups too, and setgroups sets them either way.
+    #[test]
+    fn identity_as_root_and_its_maps() {
+        let body = "[exec]\nargv = [\"/bin/true\"]\nuser = \"nobody\"\nsupplementary_groups = [4, 7]\n";
+        let p = compose(&spec_of(body), &Extras::default()).unwrap();
+        assert!(!p.user_ns && p.clone_flags & libc::CLONE_NEWUSER == 0);
+        assert_eq!((p.uid, p.gid, &p.groups[..], p.deny_setgroups), (65534, 65534, &[4, 7][..], false));
+        let p = compose(&spec_of(&format!("{body}[namespaces]\nuser = true\n")), &Extras::default()).unwrap();
+        assert!(p.user_ns && p.clone_flags & libc::CLONE_NEWUSER != 0);
+        assert_eq!(p.uid_map, "65534 65534 1\n");
+        assert_eq!(p.gid_map, "65534 65534 1\n4 4 1\n7 7 1\n");
     }
 
     #[test]

@@ -116,7 +116,9 @@ fn identity(r: &mut Report) {
     r.check("18 seccomp filter active", status_field("Seccomp") == "2", format!("Seccomp={}", status_field("Seccomp")));
     // SAFETY: integer-only prctl.
     let bits = unsafe { libc::prctl(libc::PR_GET_SECUREBITS, 0, 0, 0, 0) };
-    r.check("11 securebits locked", bits == 0xef, format!("securebits={bits:#x} (want 0xef)"));
+    // NOROOT, NO_SETUID_FIXUP off, NO_CAP_AMBIENT_RAISE, each locked; KEEP_CAPS
+    // left to the service (issue 19: daemons that drop root themselves).
+    r.check("11 securebits locked", bits == 0xcb, format!("securebits={bits:#x} (want 0xcb)"));
     // SAFETY: integer-only prctl.
     let rc = unsafe { libc::prctl(libc::PR_SET_SECUREBITS, 0, 0, 0, 0) } as i64;
     r.expect_fail("11 unlock securebits", rc, Error::last_os_error(), &[EPERM]);
@@ -322,6 +324,73 @@ fn fds(r: &mut Report, expected: &str) {
     });
     let got = open_fds.iter().map(|f| f.to_string()).collect::<Vec<_>>().join(",");
     r.check("23 only declared fds are open", got == expected, format!("open fds {got}, expected {expected}"));
+}
+
+fn cap_field(name: &str) -> u64 {
+    u64::from_str_radix(&status_field(name), 16).unwrap_or(u64::MAX)
+}
+
+/// 55: a service declared as root with a bounded capability set drops root
+/// as it would outside capexec: its own setuid() to a user takes its
+/// capabilities (the kernel's setuid fixup), PR_SET_KEEPCAPS keeps the
+/// permitted ones it had and no more. `kept`: the declared set, as a mask.
+fn privdrop(r: &mut Report, kept: u64) {
+    // SAFETY: plain getters.
+    let (uid, euid) = unsafe { (libc::getuid(), libc::geteuid()) };
+    r.check("55 control: the service starts as the uid 0 it declares", uid == 0 && euid == 0, format!("uid={uid} euid={euid}"));
+    for f in ["CapBnd", "CapEff", "CapPrm"] {
+        r.check(&format!("55 {f} is the declared set"), cap_field(f) == kept, format!("{f}={:#x} want {kept:#x}", cap_field(f)));
+    }
+    for keep in [false, true] {
+        let mut fds = [0; 2];
+        // SAFETY: a pipe into a valid two-int array.
+        if unsafe { libc::pipe(fds.as_mut_ptr()) } != 0 {
+            r.check("55 pipe", false, Error::last_os_error());
+            return;
+        }
+        // SAFETY: the probe is single-threaded; the child only makes syscalls,
+        // formats into a buffer and leaves with _exit.
+        let pid = unsafe { libc::fork() };
+        if pid == 0 {
+            // SAFETY: integer-only prctl and id calls in the child.
+            let code = unsafe {
+                if keep && libc::prctl(libc::PR_SET_KEEPCAPS, 1, 0, 0, 0) != 0 {
+                    10
+                } else if libc::setgroups(0, std::ptr::null()) != 0 || libc::setresgid(65534, 65534, 65534) != 0 {
+                    11
+                } else if libc::setresuid(65534, 65534, 65534) != 0 {
+                    12
+                } else {
+                    0
+                }
+            };
+            let line = format!("{code} {:x} {:x} {:x}", cap_field("CapEff"), cap_field("CapPrm"), cap_field("CapAmb"));
+            // SAFETY: writing a valid buffer to our pipe, then leaving.
+            unsafe {
+                libc::write(fds[1], line.as_ptr().cast(), line.len());
+                libc::_exit(0);
+            }
+        }
+        // SAFETY: closing our copy of the write end, then a blocking wait.
+        unsafe {
+            libc::close(fds[1]);
+            libc::waitpid(pid, std::ptr::null_mut(), 0);
+        }
+        let mut buf = [0u8; 128];
+        // SAFETY: reading into a valid buffer.
+        let n = unsafe { libc::read(fds[0], buf.as_mut_ptr().cast(), buf.len()) };
+        // SAFETY: our read end.
+        unsafe { libc::close(fds[0]) };
+        let got = String::from_utf8_lossy(&buf[..n.max(0) as usize]).into_owned();
+        let f: Vec<&str> = got.split(' ').collect();
+        let hex = |i: usize| f.get(i).and_then(|v| u64::from_str_radix(v, 16).ok()).unwrap_or(u64::MAX);
+        let how = if keep { "with PR_SET_KEEPCAPS" } else { "" };
+        r.check(&format!("55 control: setuid(65534) {how} works"), f.first() == Some(&"0"), format!("child: {got}"));
+        r.check(&format!("55 setuid() to a user {how} leaves no effective capability"), hex(1) == 0, format!("child: {got}"));
+        r.check(&format!("55 ... and no ambient one {how}"), hex(3) == 0, format!("child: {got}"));
+        let want_prm = if keep { kept } else { 0 };
+        r.check(&format!("55 permitted after setuid() {how}: {want_prm:#x}"), hex(2) == want_prm, format!("child: {got}"));
+    }
 }
 
 /// 48: no setuid or setgid bit on any file, by any call (systemd's
@@ -609,6 +678,7 @@ fn main() {
         }
         "net-listen" => net_listen(&mut r, arg(2).parse().unwrap_or(1), arg(3).parse().unwrap_or(1)),
         "setid" => setid(&mut r),
+        "privdrop" => privdrop(&mut r, u64::from_str_radix(&arg(2), 16).unwrap_or(0)),
         "sockets" => {
             let (rc, e) = sys!(libc::SYS_socket, libc::AF_PACKET, libc::SOCK_RAW, 0x0300);
             r.expect_fail("26 AF_PACKET socket", rc, e, &[EPERM]);

@@ -33,7 +33,6 @@ const ALWAYS: &[(&str, &str)] = &[
     ("ProtectHostname", "own UTS namespace"),
     ("ProtectProc", "own pid namespace and /proc"),
     ("ProcSubset", "proc = \"pid-only\" is the default"),
-    ("PrivateUsers", "own user namespace mapping only the service's ids"),
     ("PrivateMounts", "own mount namespace"),
     ("PrivateIPC", "own IPC namespace"),
     ("RemoveIPC", "own IPC namespace"),
@@ -82,7 +81,6 @@ const NOT_MAPPED: &[(&str, &str)] = &[
     ("Delegate", "no cgroup delegation"),
     ("TimeoutStartSec", "see service.ready_timeout (notify services)"),
     ("NotifyAccess", "only type = \"notify\" services get a notification socket"),
-    ("SupplementaryGroups", "capexec clears supplementary groups"),
 ];
 
 /// capexec's default for service.restart_delay_max (see capexec_decl::validate).
@@ -165,6 +163,10 @@ struct Out {
     /// DynamicUser=yes: a uid of its own from capexec's dynamic range.
     dynamic: bool,
     group: Option<String>,
+    /// SupplementaryGroups=, in order.
+    groups: Vec<String>,
+    /// PrivateUsers=yes: a user namespace of its own.
+    private_users: bool,
     env: BTreeMap<String, String>,
     workdir: Option<String>,
     mdwe: bool,
@@ -495,6 +497,17 @@ pub fn convert(source: &str, text: &str, instance: Option<&str>) -> Result<Strin
                 ),
             )),
             "Group" => out.group = Some(v.to_owned()),
+            "SupplementaryGroups" if v.is_empty() => out.groups.clear(),
+            "SupplementaryGroups" => out.groups.extend(v.split_whitespace().map(str::to_owned)),
+            "PrivateUsers" => {
+                out.private_users = yes(v);
+                let what = if out.private_users {
+                    "namespaces.user = true: a user namespace of its own mapping the service's uid, gid and groups"
+                } else {
+                    "the host's user namespace, capexec's default as root"
+                };
+                out.covered.push((format!("PrivateUsers={v}"), what.into()));
+            }
             "WorkingDirectory" => match v.trim_start_matches('-') {
                 "~" => out.skip(e, "~ (the user's home) is not in the view"),
                 d => out.workdir = Some(d.to_owned()),
@@ -660,6 +673,9 @@ fn render(source: &str, o: Out) -> String {
     if let Some(g) = o.group.as_ref().filter(|_| !o.dynamic) {
         let _ = writeln!(s, "group = {}", q(g));
     }
+    if !o.groups.is_empty() {
+        let _ = writeln!(s, "supplementary_groups = {}", list(&o.groups));
+    }
     if let Some(w) = &o.workdir {
         let _ = writeln!(s, "working_directory = {}", q(w));
     }
@@ -699,6 +715,9 @@ fn render(source: &str, o: Out) -> String {
         }
     }
     let _ = writeln!(s, "\n[namespaces]");
+    if o.private_users {
+        let _ = writeln!(s, "user = true");
+    }
     if o.net_none {
         let _ = writeln!(s, "net = \"none\"");
     } else {

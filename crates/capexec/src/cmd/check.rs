@@ -76,7 +76,13 @@ fn summary(s: &capexec_decl::ServiceSpec) -> String {
         (None, _) => format!("uid {}, gid {}", id.uid, id.gid),
     };
     let _ = writeln!(o, "  runs       {}", shell_words(&s.exec.argv));
-    let _ = writeln!(o, "  as         {who}{}", if id.how == IdentitySource::Caller { " (rootless: the caller)" } else { "" });
+    let groups = if id.groups.is_empty() { String::new() } else { format!(", groups {}", id.groups.iter().map(u32::to_string).collect::<Vec<_>>().join(" ")) };
+    let userns = match (id.how, s.namespaces.user) {
+        (IdentitySource::Caller, _) => " (rootless: the caller)",
+        (_, true) => " in a private user namespace",
+        (_, false) => " in the host's user namespace",
+    };
+    let _ = writeln!(o, "  as         {who}{groups}{userns}");
     let list = |kind: MountKind| -> String {
         let v: Vec<String> = s.filesystem.mounts.iter().filter(|m| m.kind == kind).map(|m| m.path.display().to_string()).collect();
         if v.is_empty() {

@@ -103,6 +103,11 @@ pub fn build_in(args: &RunArgs, mut ctx: Context) -> Result<capexec_decl::Servic
     if let Some(n) = &args.net {
         raw.namespaces.get_or_insert_with(Default::default).net = Some(n.clone());
     }
+    if args.unit.is_none() {
+        // An ad-hoc program keeps its private user namespace as root too (a
+        // declared service runs in the host's; docs/security.md, "Identity").
+        raw.namespaces.get_or_insert_with(Default::default).user.get_or_insert(true);
+    }
     let ll = raw.landlock.get_or_insert_with(Default::default);
     if let Some(m) = &args.landlock {
         ll.mode = Some(m.clone());
