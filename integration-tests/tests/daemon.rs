@@ -609,3 +609,80 @@ fn service_text_reaches_the_terminal_escaped() {
     harmless("status --json", &json);
     assert!(json.contains(r"\u001b]0;owned"), "JSON carries the text, escaped by its own rules: {json}");
 }
+
+/// `type = "forking"` (issue 19): started when the started process exits with
+/// 0 (not before), the daemon it left is the service; with `pid_file`, that
+/// process alone (its end ends the service though another child runs on);
+/// stop reaches it; a start that exits non-zero fails. With a pid namespace
+/// and without one (init then reaps as a subreaper).
+#[test]
+fn forking_services_run_until_the_daemon_they_left_ends() {
+    for (marker, extra) in [(100301, ""), (100311, "[namespaces]\npid = false\n[filesystem]\nproc = \"none\"\n")] {
+        let mut d = Daemon::prepare(As::Root, &format!("forking-{marker}"));
+        let (main, other, lone) = (marker, marker + 1, marker + 2);
+        // The pid file is written before the started process exits, as
+        // forking daemons do; the wait shows start waits for that exit.
+        d.write_unit(
+            "forker",
+            &sh_unit(
+                &format!("sleep {main} & echo $! > /tmp/d.pid; sleep {other} & sleep 0.4; exit 0"),
+                &format!("[service]\ntype = \"forking\"\npid_file = \"/tmp/d.pid\"\nrestart = \"no\"\n{extra}"),
+            ),
+        );
+        d.write_unit("bad", &sh_unit("sleep 0.1; exit 3", &format!("[service]\ntype = \"forking\"\npid_file = \"/tmp/d.pid\"\nrestart = \"no\"\n{extra}")));
+        if extra.is_empty() {
+            d.write_unit("any", &sh_unit(&format!("sleep {lone} & exit 0"), "[service]\ntype = \"forking\"\nrestart = \"no\"\n"));
+        }
+        d.start();
+        let t = Instant::now();
+        let out = ok(&d.ctl(&["start", "forker"]));
+        assert!(out.contains("forker: started (running"), "{out}");
+        assert!(t.elapsed() >= Duration::from_millis(380), "running before the started process exited: {:?}", t.elapsed());
+        let mains = pids_exact(&format!("sleep {main}"));
+        assert_eq!(mains.len(), 1, "the daemon's main process runs ({extra})");
+        assert_eq!(pids_exact(&format!("sleep {other}")).len(), 1);
+        // Its main process ends: so does the service, and the rest with it.
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(mains[0]), nix::sys::signal::Signal::SIGKILL).unwrap();
+        let s = d.wait_for("forker", T, "the end of the service", |s| s["state"] != "running");
+        assert_eq!(s["result"], "exit-failure", "{s:#}");
+        assert_eq!(wait_gone_by(|| pids_exact(&format!("sleep {other}")), T), Vec::<i32>::new(), "the other child outlived the service");
+
+        // Started again, then stopped: the stop signal reaches the daemon.
+        ok(&d.ctl(&["start", "forker"]));
+        assert_eq!(pids_exact(&format!("sleep {main}")).len(), 1);
+        let out = ok(&d.ctl(&["stop", "forker"]));
+        assert!(out.contains("forker: stopped"), "{out}");
+        assert_eq!(wait_gone_by(|| pids_exact(&format!("sleep {main}")), T), Vec::<i32>::new());
+
+        let o = d.ctl(&["start", "bad"]);
+        assert!(!o.status.success(), "a start that exits 3 failed: {}", text(&o));
+        assert_eq!(d.status("bad")["result"], "exit-failure");
+
+        if extra.is_empty() {
+            // Without a pid file: running while any process is left.
+            ok(&d.ctl(&["start", "any"]));
+            let lones = pids_exact(&format!("sleep {lone}"));
+            assert_eq!(lones.len(), 1);
+            assert_eq!(d.status("any")["state"], "running");
+            nix::sys::signal::kill(nix::unistd::Pid::from_raw(lones[0]), nix::sys::signal::Signal::SIGTERM).unwrap();
+            d.wait_for("any", T, "the end of the service", |s| s["state"] != "running");
+        }
+        d.terminate(T);
+    }
+}
+
+// `capexec exec` of a forking service (what systemd's ExecStart= runs) lasts
+// as long as the daemon the start left, and ends with its status; root and
+// rootless.
+both!(forking_service_under_capexec_exec, |who: As| {
+    let u = test_unit(
+        &format!("forking-exec-{who:?}"),
+        "[exec]\nargv = [\"/bin/sh\", \"-c\", \"(sleep 0.6; exit 7) & echo $! > /tmp/d.pid; exit 0\"]\n[service]\ntype = \"forking\"\npid_file = \"/tmp/d.pid\"\n",
+    );
+    let t = Instant::now();
+    let mut c = command(who);
+    c.args(["exec", u.to_str().unwrap()]);
+    let o = output(c, T);
+    assert_eq!(o.status.code(), Some(7), "the daemon's own status: {}", text(&o));
+    assert!(t.elapsed() >= Duration::from_millis(550), "ended with the start, not with the daemon: {:?}", t.elapsed());
+});

@@ -41,6 +41,7 @@ pub struct RawService {
     pub ready_timeout: Option<Duration>,
     pub watchdog: Option<Duration>,
     pub autostart: Option<bool>,
+    pub pid_file: Option<String>,
 }
 
 /// What the service may ask its broker for after it started (`[broker]`).

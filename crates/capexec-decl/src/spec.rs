@@ -455,6 +455,10 @@ pub struct Supervision {
     /// Restart when the service does not send WATCHDOG=1 this often (WATCHDOG_USEC).
     #[serde(serialize_with = "ser_opt_duration", deserialize_with = "de_opt_duration")]
     pub watchdog: Option<std::time::Duration>,
+    /// `type = "forking"`: where the daemon writes its main pid (a path in
+    /// the service's view), systemd's `PIDFile=`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pid_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -466,6 +470,10 @@ pub enum ServiceType {
     Exec,
     /// Running when the service sends READY=1 on its NOTIFY_SOCKET.
     Notify,
+    /// Running when the started process exits with 0, having forked the
+    /// daemon (systemd's `Type=forking`); the daemon's main process is the
+    /// one `pid_file` names, or else every process left.
+    Forking,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

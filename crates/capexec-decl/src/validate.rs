@@ -506,6 +506,11 @@ pub fn validate(name: &str, raw: &RawUnit, sources: Vec<PathBuf>, ctx: &Context)
     rlimits.entry(Resource::Nproc).or_insert(Rlimit { soft: Some(nproc), hard: Some(nproc) });
 
     let service = supervision(&mut v, raw);
+    if service.kind == ServiceType::Forking && !pid_ns && service.pid_file.is_none() {
+        // Without a pid namespace capexec cannot tell the daemon's processes
+        // from the host's by anything but the pid file.
+        v.err_help("service.type", "a forking service without a pid namespace needs service.pid_file", "set service.pid_file, or keep namespaces.pid = true");
+    }
     let limits = limits(&mut v, raw);
     let broker = broker(&mut v, raw, net);
     let mut seccomp = seccomp;
@@ -924,7 +929,20 @@ pub const NOTIFY_SYSCALLS: syscalls::Set = syscalls::Set::of(&["socket", "connec
 fn supervision(v: &mut V, raw: &RawUnit) -> Supervision {
     let s = raw.service.clone().unwrap_or_default();
     let d = |x: Option<crate::raw::Duration>, default_ms: u64| x.map_or(std::time::Duration::from_millis(default_ms), |d| d.0);
-    let kind = v.choice("service.type", s.kind.as_deref(), &[("simple", ServiceType::Simple), ("exec", ServiceType::Exec), ("notify", ServiceType::Notify)]);
+    let kind = v.choice(
+        "service.type",
+        s.kind.as_deref(),
+        &[("simple", ServiceType::Simple), ("exec", ServiceType::Exec), ("notify", ServiceType::Notify), ("forking", ServiceType::Forking)],
+    );
+    let pid_file = s.pid_file.as_ref().map(|p| {
+        let path = PathBuf::from(v.expand(p));
+        if kind != ServiceType::Forking {
+            v.err_help("service.pid_file", "is read only for type = \"forking\"", "set service.type = \"forking\", or remove pid_file");
+        } else if !path.is_absolute() || path.components().any(|c| matches!(c, Component::ParentDir)) {
+            v.err_help("service.pid_file", format!("`{}` is not an absolute path without `..`", path.display()), "e.g. pid_file = \"/run/app/app.pid\"");
+        }
+        path
+    });
     let restart = v.choice(
         "service.restart",
         s.restart.as_deref(),
@@ -971,6 +989,7 @@ fn supervision(v: &mut V, raw: &RawUnit) -> Supervision {
         ready_timeout: d(s.ready_timeout, 30_000),
         autostart: s.autostart.unwrap_or(false),
         watchdog,
+        pid_file,
     }
 }
 

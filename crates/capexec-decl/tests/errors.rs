@@ -440,7 +440,10 @@ fn supervision_defaults_and_values() {
 #[test]
 fn supervision_errors() {
     for (body, key) in [
-        ("[service]\ntype = \"forking\"\n", "service.type"),
+        ("[service]\ntype = \"oneshot\"\n", "service.type"),
+        ("[service]\npid_file = \"/run/x.pid\"\n", "service.pid_file"),
+        ("[service]\ntype = \"forking\"\npid_file = \"run/x.pid\"\n", "service.pid_file"),
+        ("[service]\ntype = \"forking\"\n[namespaces]\npid = false\n[filesystem]\nproc = \"none\"\n", "service.type"),
         ("[service]\nrestart = \"sometimes\"\n", "service.restart"),
         ("[service]\nrestart_delay = \"5s\"\nrestart_delay_max = \"1s\"\n", "service.restart_delay"),
         ("[service]\nstart_limit_burst = 0\n", "service.start_limit_burst"),

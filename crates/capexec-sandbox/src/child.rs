@@ -70,6 +70,14 @@ pub fn run(a: &ChildArgs) -> ! {
         report(a.err_wr, &e);
         exit(126);
     }
+    if a.plan.forking.is_some() && !a.plan.pid_ns {
+        // The daemon a forking service leaves behind must come back to init
+        // (in a pid namespace init is its reaper anyway), before it exists.
+        if let Err(e) = sys::prctl(libc::PR_SET_CHILD_SUBREAPER, 1) {
+            report(a.err_wr, &ChildError::io(Step::ForkService, "prctl PR_SET_CHILD_SUBREAPER", e));
+            exit(126);
+        }
+    }
     // SAFETY: this process is single-threaded (created by clone from a
     // single-threaded parent), so fork is safe and the child may allocate.
     match unsafe { libc::fork() } {
@@ -303,22 +311,93 @@ fn init(a: &ChildArgs, service: libc::pid_t) -> ! {
     }
     let _ = sys::close_from(0);
     let set = crate::launch::blocked_set();
+    // Whom init stands for: the service's process, then for a forking
+    // service the daemon it left (`None`: every process left).
+    let mut main = Some(service);
+    let mut forked = false;
     loop {
         match process::wait_signal(set.as_ref(), None) {
             Some(libc::SIGCHLD) => {
                 while let Some((pid, status)) = process::reap_any() {
-                    if pid == service {
-                        exit(exit_code(status));
+                    if Some(pid) != main {
+                        continue;
+                    }
+                    match &a.plan.forking {
+                        Some(f) if !forked && exit_code(status) == 0 => {
+                            forked = true;
+                            main = daemon_pid(f);
+                            ready(f);
+                        }
+                        _ => exit(exit_code(status)),
                     }
                 }
+                if forked && main.is_none() && !process::is_child(None) {
+                    exit(0);
+                }
             }
-            // Forwarded to our own child.
-            Some(sig) => {
-                let _ = Signal::try_from(sig).map(|sig| kill(Pid::from_raw(service), sig));
-            }
+            Some(sig) => forward(sig, main, a.plan.pid_ns),
             None => {}
         }
     }
+}
+
+/// Forwards `sig` to the process init stands for; when that is every process
+/// left (a forking service without a usable pid file), to all of them, which
+/// only a pid namespace delimits.
+fn forward(sig: libc::c_int, main: Option<libc::pid_t>, pid_ns: bool) {
+    let Ok(sig) = Signal::try_from(sig) else { return };
+    match main {
+        Some(pid) => drop(kill(Pid::from_raw(pid), sig)),
+        // From the namespace's init, -1 is every process in it but init.
+        None if pid_ns => drop(kill(Pid::from_raw(-1), sig)),
+        // Nothing names them without a pid namespace: the supervisor's stop
+        // timeout and the service's cgroup end them.
+        None => {}
+    }
+}
+
+/// The daemon's main process: the pid file's pid, if it names a child of
+/// init (a daemon that forked away from the started process was given to
+/// init), else `None`. The file may appear just after the started process
+/// exits: read up to five times over 100 ms, as systemd waits for it.
+fn daemon_pid(f: &crate::plan::Forking) -> Option<libc::pid_t> {
+    let path = f.pid_file.as_ref()?;
+    for _ in 0..5 {
+        if let Some(pid) = read_pid(path) {
+            // A pid the service wrote is trusted only as far as it names one
+            // of its own processes.
+            return process::is_child(Some(pid)).then_some(pid);
+        }
+        let empty = SigSet::empty();
+        process::wait_signal(empty.as_ref(), Some(std::time::Duration::from_millis(20)));
+    }
+    None
+}
+
+fn read_pid(path: &std::ffi::CStr) -> Option<libc::pid_t> {
+    use nix::fcntl::OFlag;
+    // Not a FIFO that would block init, not through a symlink the service
+    // left. nix's calls, not std's File: nothing but openat, read and close
+    // (init's filter allows no more).
+    let flags = OFlag::O_RDONLY | OFlag::O_CLOEXEC | OFlag::O_NOFOLLOW | OFlag::O_NONBLOCK;
+    let fd = nix::fcntl::open(path, flags, nix::sys::stat::Mode::empty()).ok()?;
+    let mut buf = [0u8; 32];
+    let n = nix::unistd::read(fd, &mut buf);
+    let _ = nix::unistd::close(fd);
+    let n = n.ok()?;
+    std::str::from_utf8(&buf[..n]).ok()?.trim().parse().ok().filter(|p: &libc::pid_t| *p > 1)
+}
+
+/// READY=1 on the supervisor's socket, as the service would send it with
+/// sd_notify(3). Without MAINPID=: init knows the daemon's pid in its own
+/// namespace only, and systemd (through `capexec exec`) would take it for
+/// a host pid.
+fn ready(f: &crate::plan::Forking) {
+    use nix::sys::socket::{sendto, socket, AddressFamily, MsgFlags, SockFlag, SockType, UnixAddr};
+    let Some(path) = &f.ready_socket else { return };
+    let Ok(addr) = UnixAddr::new(path.to_bytes()) else { return };
+    let Ok(sock) = socket(AddressFamily::Unix, SockType::Datagram, SockFlag::SOCK_CLOEXEC, None) else { return };
+    let _ = sendto(std::os::fd::AsRawFd::as_raw_fd(&sock), b"READY=1", &addr, MsgFlags::empty());
 }
 
 pub fn exit_code(status: libc::c_int) -> i32 {

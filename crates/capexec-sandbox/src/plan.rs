@@ -37,6 +37,8 @@ pub struct SetupPlan {
     pub landlock: LandlockPlan,
     pub seccomp: BpfProgram,
     pub init_seccomp: BpfProgram,
+    /// `type = "forking"`: what init does once the started process exits.
+    pub forking: Option<Forking>,
     /// The user-notification filter for the transparent broker, installed under
     /// the allowlist; `None` when the declaration grants nothing brokered.
     pub notify_seccomp: Option<BpfProgram>,
@@ -177,6 +179,18 @@ fn cstring(what: &str, s: &str) -> Result<CString, LaunchError> {
     CString::new(s).map_err(|_| LaunchError::Plan(format!("{what} contains a NUL byte")))
 }
 
+/// A forking service, for init: when the started process exits with 0, init
+/// reads `pid_file` (in the view) for the daemon's main process, sends
+/// `READY=1` on `ready_socket` (the supervisor's NOTIFY_SOCKET, when there is
+/// one; the service itself does not get it), and from then on stands for
+/// the service until that process, or without a pid file every process,
+/// has ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Forking {
+    pub pid_file: Option<CString>,
+    pub ready_socket: Option<CString>,
+}
+
 /// How the service's readiness notifications (sd_notify) reach whoever
 /// supervises it.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -247,6 +261,13 @@ pub fn compose(spec: &ServiceSpec, extras: &Extras) -> Result<SetupPlan, LaunchE
         Notify::None => {}
         Notify::Socket { dir, watchdog } => p.attach_notify_socket(dir, *watchdog)?,
         Notify::Relay { watchdog_usec } => p.relay_notify(*watchdog_usec)?,
+    }
+    if spec.service.kind == capexec_decl::spec::ServiceType::Forking {
+        // The readiness of a forking service is init's to tell.
+        let ready_socket = p.take_env("NOTIFY_SOCKET");
+        let pid_file = spec.service.pid_file.as_ref().map(|f| cstring("service.pid_file", &f.to_string_lossy())).transpose()?;
+        p.forking = Some(Forking { pid_file, ready_socket });
+        p.init_seccomp = seccomp::init_filter(true)?;
     }
     if let Some(dir) = extras.credentials {
         p.attach_credentials(dir)?;
@@ -464,7 +485,8 @@ fn plan_inheriting(
             scope_signals: spec.landlock.scope_signals,
         },
         seccomp: seccomp::service_filter(&spec.seccomp)?,
-        init_seccomp: seccomp::init_filter()?,
+        init_seccomp: seccomp::init_filter(false)?,
+        forking: None,
         notify_seccomp: Some(&broker.notified).filter(|n| !n.is_empty()).map(|n| seccomp::notify_filter(n)),
         broker_channel,
         dns_stub: broker.dns_stub,
@@ -601,6 +623,9 @@ impl SetupPlan {
         }
         let _ = writeln!(o, "seccomp: {}", prog(&self.seccomp));
         let _ = writeln!(o, "init seccomp: {}", prog(&self.init_seccomp));
+        if let Some(f) = &self.forking {
+            let _ = writeln!(o, "forking: pid file {:?}, ready socket {:?}", f.pid_file.as_ref().map(lossy), f.ready_socket.as_ref().map(lossy));
+        }
         let _ = writeln!(o, "notify seccomp: {}", self.notify_seccomp.as_deref().map_or("none".into(), prog));
         let _ = writeln!(o, "learn seccomp: {}", self.learn.as_deref().map_or("none".into(), prog));
         let _ = writeln!(o, "rlimits: {:?}", self.rlimits);
@@ -737,6 +762,15 @@ impl SetupPlan {
     /// Sets one variable of the service's environment, replacing a value the
     /// declaration may have given it (capexec's wins: it describes what
     /// capexec set up).
+    /// Removes `key` from the service's environment, returning its value.
+    fn take_env(&mut self, key: &str) -> Option<CString> {
+        let prefix = format!("{key}=");
+        let i = self.env.iter().position(|e| e.to_bytes().starts_with(prefix.as_bytes()))?;
+        let value = self.env.remove(i).to_bytes()[prefix.len()..].to_vec();
+        self.listen_pid_slot = self.env.iter().position(|e| e.to_bytes().starts_with(b"LISTEN_PID="));
+        CString::new(value).ok()
+    }
+
     fn set_env(&mut self, key: &str, value: &str) -> Result<(), LaunchError> {
         let prefix = format!("{key}=");
         self.env.retain(|e| !e.to_bytes().starts_with(prefix.as_bytes()));

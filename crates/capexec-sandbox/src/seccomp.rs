@@ -446,9 +446,15 @@ pub fn allowlist(mut nrs: Vec<(u32, Option<Vec<sock_filter>>)>, deny: u32) -> Re
 }
 
 /// The namespace init only waits, forwards signals and exits; anything else kills it.
-pub fn init_filter() -> Result<BpfProgram, LaunchError> {
+pub fn init_filter(forking: bool) -> Result<BpfProgram, LaunchError> {
     let mut rules: BTreeMap<i64, Vec<SeccompRule>> = BTreeMap::new();
     for name in ["rt_sigtimedwait", "rt_sigprocmask", "rt_sigreturn", "wait4", "waitid", "kill", "exit", "exit_group", "restart_syscall", "close_range"] {
+        rules.insert(capexec_decl::syscalls::number(name).expect("known syscall"), vec![]);
+    }
+    // A forking service's init reads the pid file and sends READY=1 (fcntl:
+    // debug builds of std check an OwnedFd is open before closing it).
+    let forking_calls: &[&str] = if forking { &["openat", "read", "close", "socket", "sendto", "fcntl"] } else { &[] };
+    for name in forking_calls {
         rules.insert(capexec_decl::syscalls::number(name).expect("known syscall"), vec![]);
     }
     let filter =
@@ -736,6 +742,7 @@ mod tests {
 
     #[test]
     fn init_filter_builds() {
-        assert!(init_filter().unwrap().len() > 8);
+        assert!(init_filter(false).unwrap().len() > 8);
+        assert!(init_filter(true).unwrap().len() > init_filter(false).unwrap().len());
     }
 }

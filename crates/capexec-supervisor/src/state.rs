@@ -148,10 +148,16 @@ impl Machine {
         self.stop_requested = false;
         self.outcome = None;
         let mut a = vec![Action::Launch];
-        if self.policy.kind == ServiceType::Notify {
+        if self.waits_for_ready() {
             a.push(Action::ArmTimer(Timer::Ready, self.policy.ready_timeout));
         }
         (State::Starting, a)
+    }
+
+    /// A notify service says READY=1; a forking one's init says it when the
+    /// started process has exited with 0.
+    fn waits_for_ready(&self) -> bool {
+        matches!(self.policy.kind, ServiceType::Notify | ServiceType::Forking)
     }
 
     fn become_running(&mut self, now: Instant) -> (State, Vec<Action>) {
@@ -217,7 +223,7 @@ impl Machine {
                 self.consecutive_failures = 0;
                 self.launch(now)
             }
-            (S::Starting, E::Spawned) if self.policy.kind != ServiceType::Notify => self.become_running(now),
+            (S::Starting, E::Spawned) if !self.waits_for_ready() => self.become_running(now),
             (S::Starting, E::Spawned) => (S::Starting, vec![]),
             (S::Starting, E::Ready) => self.become_running(now),
             (S::Running, E::Ready) => (S::Running, vec![]),
@@ -277,6 +283,7 @@ mod tests {
             stop_timeout: Duration::from_secs(5),
             ready_timeout: Duration::from_secs(2),
             watchdog: None,
+            pid_file: None,
             autostart: false,
         }
     }
@@ -384,6 +391,21 @@ mod tests {
         m.handle(E::MainExited { success: false }, c.at(60_000));
         let a = m.handle(E::AllGone, c.at(60_001));
         assert_eq!(a.last(), Some(&Action::ArmTimer(Timer::Restart, Duration::from_millis(100))));
+    }
+
+    /// A forking service runs once its init says the started program exited
+    /// with 0 (READY=1), and fails when that takes longer than ready_timeout.
+    #[test]
+    fn forking_waits_for_its_start_to_exit() {
+        let c = Clock(Instant::now());
+        let mut p = policy(RestartPolicy::No);
+        p.kind = ServiceType::Forking;
+        let mut m = Machine::new(p);
+        assert_eq!(m.handle(E::StartRequested, c.at(0)), vec![Action::Launch, Action::ArmTimer(Timer::Ready, Duration::from_secs(2))]);
+        m.handle(E::Spawned, c.at(1));
+        assert_eq!(m.state, S::Starting);
+        m.handle(E::Ready, c.at(400));
+        assert_eq!(m.state, S::Running);
     }
 
     #[test]

@@ -48,6 +48,23 @@ pub fn reap_any() -> Option<(libc::pid_t, libc::c_int)> {
     (pid > 0).then_some((pid, status))
 }
 
+/// Whether `pid` (or, with `None`, any process) is a child of the caller,
+/// running or ended and not yet reaped: waitid(2) without waiting or reaping,
+/// which answers ECHILD for a process that is not one.
+pub fn is_child(pid: Option<libc::pid_t>) -> bool {
+    let (idtype, id) = match pid {
+        Some(p) if p > 0 => (libc::P_PID, p as libc::id_t),
+        Some(_) => return false,
+        None => (libc::P_ALL, 0),
+    };
+    // SAFETY: an all-zero siginfo_t is a valid value to be written into.
+    let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+    // SAFETY: waitid writes into the valid siginfo_t; WNOHANG never blocks,
+    // WNOWAIT leaves the child to be reaped.
+    let rc = unsafe { libc::waitid(idtype, id, &mut info, libc::WEXITED | libc::WNOHANG | libc::WNOWAIT) };
+    rc == 0 || io::Error::last_os_error().raw_os_error() != Some(libc::ECHILD)
+}
+
 /// pidfd_send_signal(2) with no siginfo: unlike kill(2), it cannot reach
 /// another process that was given the pid after this one ended.
 pub fn pidfd_send_signal(pidfd: BorrowedFd<'_>, sig: libc::c_int) -> io::Result<()> {

@@ -63,7 +63,7 @@ fn debians_units_import_into_valid_declarations() {
     // /var/run/redis is the RuntimeDirectory, made by capexec: not also a bind of its own.
     assert!(!redis.contains("\"-/run/redis\""), "{redis}");
     let nginx = import("nginx");
-    assert!(nginx.contains("#   Type=forking: "), "{nginx}");
+    assert!(nginx.contains("type = \"forking\"") && nginx.contains("pid_file = \"/run/nginx.pid\""), "{nginx}");
     assert!(nginx.contains("#   ExecStartPre=/usr/sbin/nginx -t -q"), "{nginx}");
     assert!(nginx.contains("user = \"root\""), "{nginx}");
     let memcached = import("memcached");

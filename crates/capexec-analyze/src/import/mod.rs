@@ -57,7 +57,6 @@ const NOT_MAPPED: &[(&str, &str)] = &[
     ("ExecStopPost", "capexec runs one program"),
     ("ExecReload", "`capexec reload` re-reads declarations; send the service its reload signal with `kill -HUP` if it has one"),
     ("ExecCondition", "capexec runs one program"),
-    ("PIDFile", "capexec supervises the process it started; nothing reads a pid file"),
     ("KillMode", "capexec always stops the whole service (its pid namespace)"),
     ("UMask", "capexec keeps the umask it was started with"),
     ("RestrictAddressFamilies", "capexec always limits socket() to AF_UNIX, AF_INET, AF_INET6 and AF_NETLINK; narrower lists are not expressible"),
@@ -167,6 +166,8 @@ struct Out {
     groups: Vec<String>,
     /// PrivateUsers=yes: a user namespace of its own.
     private_users: bool,
+    /// PIDFile=: service.pid_file of a forking service.
+    pid_file: Option<String>,
     env: BTreeMap<String, String>,
     workdir: Option<String>,
     mdwe: bool,
@@ -574,18 +575,16 @@ pub fn convert(source: &str, text: &str, instance: Option<&str>) -> Result<Strin
                 errno => out.errno = Some(errno.to_owned()),
             },
             "Type" => match v {
-                "simple" | "exec" | "notify" => out.service.push(("type", v.into())),
+                "simple" | "exec" | "notify" | "forking" => out.service.push(("type", v.into())),
                 "notify-reload" => {
                     out.service.push(("type", "notify".into()));
                     out.skip(e, "reloading by signal: type = \"notify\"; send the reload signal yourself");
                 }
-                "forking" => out.skip(
-                    e,
-                    "capexec supervises a program that stays in the foreground: give the program its foreground option in argv (nginx: -g 'daemon off;', most daemons: -f, -d or --foreground)",
-                ),
                 "oneshot" => out.skip(e, "capexec runs long-lived services; a oneshot task can run under `capexec run`"),
                 other => out.skip(e, format!("Type={other} has no counterpart; running as type \"simple\"")),
             },
+            // Kept for a forking service only (see `render`); /var/run is /run.
+            "PIDFile" => out.pid_file = Some(v.strip_prefix("/var/run/").map_or_else(|| v.to_owned(), |r| format!("/run/{r}"))),
             "Restart" => match v {
                 "no" | "on-failure" | "always" => out.service.push(("restart", v.into())),
                 other => {
@@ -633,6 +632,13 @@ pub fn convert(source: &str, text: &str, instance: Option<&str>) -> Result<Strin
     }
     if out.argv.is_empty() {
         return Err(ImportError::NoExecStart(source.to_owned()));
+    }
+    if let Some(p) = out.pid_file.take() {
+        if out.service.iter().any(|(k, v)| *k == "type" && v == "forking") {
+            out.service.push(("pid_file", p));
+        } else {
+            out.skipped.push((format!("PIDFile={p}"), "capexec supervises the process it started; only a forking service's pid file is read".into()));
+        }
     }
     if filter_mode == Some(false) || (filter_mode.is_none() && !out.deny.is_empty()) {
         // A deny list in systemd allows everything else; capexec starts from

@@ -74,7 +74,8 @@ impl Daemon {
             }
             (None, _) => None,
         };
-        let notify_dir = if s.spec.service.kind == capexec_decl::spec::ServiceType::Notify || s.spec.service.watchdog.is_some() {
+        use capexec_decl::spec::ServiceType;
+        let notify_dir = if matches!(s.spec.service.kind, ServiceType::Notify | ServiceType::Forking) || s.spec.service.watchdog.is_some() {
             let dir = self.cfg.paths.notify_dir(name);
             let user = &s.spec.exec.user;
             let task = notify::listen(&dir, (user.uid, user.gid), name, s.run_id, self.tx.clone(), |unit, run, msg| Ev::Notify { unit, run, msg })?;

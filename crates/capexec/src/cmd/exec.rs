@@ -38,7 +38,7 @@ pub fn launch_foreground(spec: &ServiceSpec, handoff: Handoff) -> i32 {
     let host_env: Vec<(String, String)> = std::env::vars().filter(|(k, _)| !super::systemd::CONSUMED.contains(&k.as_str())).collect();
     // Only a service that speaks sd_notify gets a socket to speak on (as
     // NotifyAccess= would say: the others cannot alter the unit's state).
-    let notify = match handoff.notify.is_some() && spec.service.kind == ServiceType::Notify {
+    let notify = match handoff.notify.is_some() && matches!(spec.service.kind, ServiceType::Notify | ServiceType::Forking) {
         true => capexec_sandbox::plan::Notify::Relay { watchdog_usec: handoff.watchdog_usec },
         false => capexec_sandbox::plan::Notify::None,
     };
