@@ -686,3 +686,89 @@ both!(forking_service_under_capexec_exec, |who: As| {
     assert_eq!(o.status.code(), Some(7), "the daemon's own status: {}", text(&o));
     assert!(t.elapsed() >= Duration::from_millis(550), "ended with the start, not with the daemon: {:?}", t.elapsed());
 });
+
+// exec.start_pre (issue 19): commands run in the service's own sandbox before
+// the program (what one writes to the private /tmp the program reads), as the
+// service's user; a failure fails the start with the command named, unless
+// ignored; an exec error is named with its cause. Root and rootless.
+both!(start_pre_runs_in_the_sandbox_before_the_program, |who: As| {
+    let run = |tag: &str, pre: &str| {
+        let u = test_unit(&format!("pre-{tag}-{who:?}"), &format!("[exec]\nargv = [\"/bin/sh\", \"-c\", \"cat /tmp/pre; id -u\"]\n{pre}"));
+        let mut c = command(who);
+        c.args(["exec", u.to_str().unwrap()]);
+        output(c, T)
+    };
+    let pre = |argv: &str, extra: &str| format!("[[exec.start_pre]]\nargv = {argv}\n{extra}\n");
+    let o = run("ok", &pre(r#"["/bin/sh", "-c", "echo made-by-pre $(id -u) > /tmp/pre"]"#, ""));
+    let out = String::from_utf8_lossy(&o.stdout).into_owned();
+    let mut lines = out.lines();
+    let (pre_line, uid) = (lines.next().unwrap_or_default(), lines.next().unwrap_or_default());
+    assert!(o.status.success(), "{}", text(&o));
+    assert_eq!(pre_line, format!("made-by-pre {uid}"), "start_pre ran in the same sandbox, as the service: {}", text(&o));
+
+    let o = run("fails", &pre(r#"["/bin/sh", "-c", "echo never > /tmp/pre; exit 3"]"#, ""));
+    assert_eq!(o.status.code(), Some(125), "{}", text(&o));
+    assert!(text(&o).contains("exec.start_pre[0] `/bin/sh -c echo never > /tmp/pre; exit 3` exited with status 3"), "{}", text(&o));
+    assert!(!String::from_utf8_lossy(&o.stdout).contains("never"), "the program ran after a failed start_pre: {}", text(&o));
+
+    let o = run("ignored", &format!("{}{}", pre(r#"["/bin/false"]"#, "ignore_failure = true"), pre(r#"["/bin/sh", "-c", "echo second > /tmp/pre"]"#, "")));
+    assert!(o.status.success() && String::from_utf8_lossy(&o.stdout).starts_with("second"), "{}", text(&o));
+
+    let o = run("noexec", &pre(r#"["/nonexistent/tool"]"#, ""));
+    assert_eq!(o.status.code(), Some(125), "{}", text(&o));
+    assert!(text(&o).contains("exec.start_pre[0]: exec: execve /nonexistent/tool: No such file or directory"), "{}", text(&o));
+});
+
+/// A privileged start_pre runs on the host as root before the sandbox exists
+/// (it makes a directory the service then writes to); under `capexec exec`
+/// and the daemon, whose start fails with the command named when it fails.
+#[test]
+fn privileged_start_pre_runs_on_the_host_first() {
+    let dir = shared_dir().join("privileged-pre");
+    let _ = std::fs::remove_dir_all(&dir);
+    let d = dir.display();
+    let body = format!(
+        "[exec]\nargv = [\"/bin/sh\", \"-c\", \"echo service >> {d}/made/log; exec sleep 600\"]\nuser = \"{TEST_USER}\"\n\
+         [filesystem]\nread_write = [\"-{d}/made\"]\n\
+         [[exec.start_pre]]\nargv = [\"/bin/sh\", \"-c\", \"mkdir -p {d}/made && echo root-$(id -u) >> {d}/made/log && chown -R {TEST_USER} {d}/made\"]\nprivileged = true\n"
+    );
+    let mut daemon = Daemon::prepare(As::Root, "privileged-pre");
+    daemon.write_unit("prepared", &body);
+    daemon.write_unit("refused", &format!("{body}[[exec.start_pre]]\nargv = [\"/bin/false\"]\nprivileged = true\n"));
+    daemon.start();
+    let out = ok(&daemon.ctl(&["start", "prepared"]));
+    assert!(out.contains("prepared: started (running"), "{out}");
+    let log = wait_file_lines(&dir.join("made/log"), 2);
+    assert_eq!(log, ["root-0", "service"], "the privileged command ran first, as root");
+    ok(&daemon.ctl(&["stop", "prepared"]));
+    let o = daemon.ctl(&["start", "refused"]);
+    assert!(!o.status.success(), "{}", text(&o));
+    let s = daemon.status("refused");
+    assert!(s["error"].as_str().unwrap_or_default().contains("exec.start_pre[1] `/bin/false` failed"), "{s:#}");
+    daemon.terminate(T);
+    // The same under `capexec exec`: the host command first, then nothing.
+    let u = test_unit(
+        "privileged-pre-exec",
+        "[exec]\nargv = [\"/bin/true\"]\n[[exec.start_pre]]\nargv = [\"/bin/sh\", \"-c\", \"echo host-$(id -u); exit 4\"]\nprivileged = true\n",
+    );
+    let mut c = command(As::Root);
+    c.args(["exec", u.to_str().unwrap()]);
+    let o = output(c, T);
+    assert_eq!(o.status.code(), Some(125), "{}", text(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains("host-0") && text(&o).contains("exec.start_pre[0]") && text(&o).contains("exit status: 4"),
+        "{}",
+        text(&o)
+    );
+}
+
+fn wait_file_lines(p: &std::path::Path, n: usize) -> Vec<String> {
+    let start = Instant::now();
+    loop {
+        let lines: Vec<String> = std::fs::read_to_string(p).unwrap_or_default().lines().map(str::to_owned).collect();
+        if lines.len() >= n || start.elapsed() > T {
+            return lines;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}

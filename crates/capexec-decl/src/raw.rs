@@ -192,6 +192,17 @@ pub struct RawExec {
     pub pass_environment: Option<Vec<String>>,
     pub working_directory: Option<String>,
     pub memory_deny_write_execute: Option<bool>,
+    pub start_pre: Option<Vec<RawCommand>>,
+}
+
+/// A command run around the service (`[[exec.start_pre]]`): systemd's
+/// `ExecStartPre=`, its `-` prefix as `ignore_failure`, `+` as `privileged`.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawCommand {
+    pub argv: Option<Vec<String>>,
+    pub ignore_failure: Option<bool>,
+    pub privileged: Option<bool>,
 }
 
 /// A user or group given as a name (`"www-data"`, `"dynamic"`) or a number (`33`).

@@ -71,6 +71,25 @@ pub struct ExecSpec {
     /// systemd's MemoryDenyWriteExecute=. Off by default: JITs need it.
     #[serde(default)]
     pub memory_deny_write_execute: bool,
+    /// Run one after another before the program, each to its end:
+    /// systemd's `ExecStartPre=`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub start_pre: Vec<Command>,
+}
+
+/// A command run around the service's program.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Command {
+    pub argv: Vec<String>,
+    /// A failure (non-zero exit, or no exec) does not fail the start
+    /// (systemd's `-` prefix).
+    #[serde(default)]
+    pub ignore_failure: bool,
+    /// Run on the host as root, outside the sandbox, with every privilege
+    /// capexec has (systemd's `+` prefix). Otherwise it runs in the
+    /// service's sandbox, as the service.
+    #[serde(default)]
+    pub privileged: bool,
 }
 
 /// Who the service runs as, seen from the host.

@@ -217,6 +217,28 @@ pub fn validate(name: &str, raw: &RawUnit, sources: Vec<PathBuf>, ctx: &Context)
             v.err(format!("exec.argv[{i}]"), "argument contains a NUL byte");
         }
     }
+    let mut start_pre = Vec::new();
+    for (i, c) in exec.start_pre.iter().flatten().enumerate() {
+        let key = format!("exec.start_pre[{i}]");
+        let argv: Vec<String> = c.argv.iter().flatten().map(|a| v.expand(a)).collect();
+        match argv.first() {
+            None => v.err_help(format!("{key}.argv"), "missing: the command to run", "e.g. argv = [\"/usr/sbin/nginx\", \"-t\", \"-q\"]"),
+            Some(p) if !p.starts_with('/') => v.err_help(format!("{key}.argv[0]"), format!("`{p}` is not an absolute path"), "give the program's full path"),
+            _ => {}
+        }
+        if argv.iter().any(|a| a.contains('\0')) {
+            v.err(format!("{key}.argv"), "an argument contains a NUL byte");
+        }
+        let privileged = c.privileged.unwrap_or(false);
+        if privileged && ctx.rootless {
+            v.err_help(
+                format!("{key}.privileged"),
+                "a privileged command runs as root on the host, which rootless capexec cannot",
+                "remove privileged = true, or run capexec as root",
+            );
+        }
+        start_pre.push(Command { argv, ignore_failure: c.ignore_failure.unwrap_or(false), privileged });
+    }
     let user = identity(&mut v, name, &exec);
     let mut environment = BTreeMap::new();
     for (k, val) in exec.environment.unwrap_or_default() {
@@ -598,6 +620,7 @@ pub fn validate(name: &str, raw: &RawUnit, sources: Vec<PathBuf>, ctx: &Context)
             pass_environment,
             working_directory,
             memory_deny_write_execute: exec.memory_deny_write_execute.unwrap_or(false),
+            start_pre,
         },
         filesystem,
         namespaces,

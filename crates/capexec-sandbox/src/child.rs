@@ -78,6 +78,12 @@ pub fn run(a: &ChildArgs) -> ! {
             exit(126);
         }
     }
+    for (i, c) in a.plan.start_pre.iter().enumerate() {
+        if let Err(e) = start_pre(a, i, c) {
+            report(a.err_wr, &e);
+            exit(126);
+        }
+    }
     // SAFETY: this process is single-threaded (created by clone from a
     // single-threaded parent), so fork is safe and the child may allocate.
     match unsafe { libc::fork() } {
@@ -85,9 +91,39 @@ pub fn run(a: &ChildArgs) -> ! {
             report(a.err_wr, &ChildError::io(Step::ForkService, "fork", std::io::Error::last_os_error()));
             exit(126)
         }
-        0 => service(a),
+        0 => service(a, &a.plan.argv, a.err_wr, true),
         pid => init(a, pid),
     }
+}
+
+/// Runs `exec.start_pre[i]` as the service would run (its fds, ids and
+/// filters; not the broker's notify filter, whose listener belongs to the
+/// program) and waits for it. Its own setup or exec error comes back on a
+/// pipe of its own and is passed on with its index.
+fn start_pre(a: &ChildArgs, i: usize, c: &crate::plan::PreCommand) -> Result<(), ChildError> {
+    let shown = || c.argv.iter().map(|s| s.to_string_lossy()).collect::<Vec<_>>().join(" ");
+    let (rd, wr) = sys::pipe2(libc::O_CLOEXEC).map_err(|e| ChildError::io(Step::StartPre, "pipe", e))?;
+    // SAFETY: init is single-threaded (see `run`).
+    let pid = match unsafe { libc::fork() } {
+        -1 => return Err(ChildError::io(Step::StartPre, "fork", std::io::Error::last_os_error())),
+        0 => service(a, &c.argv, wr.as_raw_fd(), false),
+        pid => pid,
+    };
+    drop(wr);
+    let status = process::wait_child(pid, true).map_err(|e| ChildError::io(Step::StartPre, "wait", e))?.unwrap_or(0);
+    let mut buf = [0u8; 1024];
+    let n = nix::unistd::read(rd.as_raw_fd(), &mut buf).unwrap_or(0);
+    let code = exit_code(status);
+    if code == 0 || c.ignore_failure {
+        return Ok(());
+    }
+    Err(match n {
+        0 => ChildError::new(Step::StartPre, format!("exec.start_pre[{i}] `{}` exited with status {code}", shown())),
+        n => {
+            let e = ChildError::decode(&buf[..n]);
+            ChildError { step: Step::StartPre, errno: e.errno, detail: format!("exec.start_pre[{i}]: {}: {}", e.step, e.detail) }
+        }
+    })
 }
 
 fn setup(a: &ChildArgs) -> Result<(), ChildError> {
@@ -173,10 +209,12 @@ fn detach_preopened_dirs(a: &ChildArgs) -> Result<(), ChildError> {
 }
 
 /// The service process: fds, session, signals, seccomp, exec.
-fn service(a: &ChildArgs) -> ! {
+/// The program (`main`) or a start_pre command: place the fds, reset
+/// signals, install the filters, exec `argv`. Errors go to `err_wr`.
+fn service(a: &ChildArgs, argv: &[std::ffi::CString], err_wr: RawFd, main: bool) -> ! {
     let plan = a.plan;
     let fail = |e: ChildError| -> ! {
-        report(a.err_wr, &e);
+        report(err_wr, &e);
         exit(127)
     };
     // Move every preopened fd above the target range first, so placing them at
@@ -191,7 +229,7 @@ fn service(a: &ChildArgs) -> ! {
         }
     }
     // The error pipe and the listener socket out of the target range too.
-    let mut err_wr = a.err_wr;
+    let mut err_wr = err_wr;
     if err_wr < 3 + n {
         err_wr = above(err_wr).unwrap_or_else(|e| fail(ChildError::io(Step::FileDescriptors, "move the error pipe", std::io::Error::from(e))));
     }
@@ -232,7 +270,8 @@ fn service(a: &ChildArgs) -> ! {
     if let Some(i) = plan.listen_pid_slot {
         env[i] = std::ffi::CString::new(format!("LISTEN_PID={}", std::process::id())).expect("no NUL");
     }
-    let argv: Vec<*const libc::c_char> = plan.argv.iter().map(|a| a.as_ptr()).chain(std::iter::once(std::ptr::null())).collect();
+    let program = &argv[0];
+    let argv: Vec<*const libc::c_char> = argv.iter().map(|a| a.as_ptr()).chain(std::iter::once(std::ptr::null())).collect();
     let envp: Vec<*const libc::c_char> = env.iter().map(|a| a.as_ptr()).chain(std::iter::once(std::ptr::null())).collect();
     // Before the filters (they need not allow prctl). Inherited by every child
     // and kept across execve.
@@ -243,7 +282,7 @@ fn service(a: &ChildArgs) -> ! {
             exit(127);
         }
     }
-    if let Some(prog) = &plan.learn {
+    if let Some(prog) = plan.learn.as_ref().filter(|_| main) {
         // From here on every syscall of this process waits for the recorder,
         // which takes the listener out of this fd table itself (pidfd_getfd):
         // sending it would be a syscall that waits for the recorder. The
@@ -256,28 +295,29 @@ fn service(a: &ChildArgs) -> ! {
             }
         }
     } else {
-        install_filters(plan, notify_tx, err_wr);
+        install_filters(plan, notify_tx.filter(|_| main), err_wr, main);
     }
     // SAFETY: argv/envp are NULL-terminated arrays of pointers into CStrings that
     // live until execve returns (they are dropped only on the error path after).
-    let e = unsafe { sys::execve(&plan.program, &argv, &envp) };
+    let e = unsafe { sys::execve(program, &argv, &envp) };
     let hint = match e.raw_os_error() {
         Some(libc::ENOENT) => " (is it inside the filesystem view? add its directory to filesystem.executable)",
         Some(libc::EACCES) => " (executables must be under filesystem.executable or /usr; read_write and tmpfs paths are never executable)",
         _ => "",
     };
-    let detail = format!("execve {}: {e}{hint}", plan.program.to_string_lossy());
+    let detail = format!("execve {}: {e}{hint}", program.to_string_lossy());
     report(err_wr, &ChildError { step: Step::Exec, errno: e.raw_os_error(), detail });
     exit(127)
 }
 
 /// The broker's notify filter (if any) and the allowlist, the service's last
 /// steps before exec.
-fn install_filters(plan: &SetupPlan, notify_tx: Option<RawFd>, err_wr: RawFd) {
+fn install_filters(plan: &SetupPlan, notify_tx: Option<RawFd>, err_wr: RawFd, main: bool) {
     // The broker's filter first: the allowlist after it need not allow seccomp()
     // or sendmsg. Until the parent serves the listener, a brokered syscall would
-    // wait — and none is made before exec.
-    if let Some(prog) = &plan.notify_seccomp {
+    // wait — and none is made before exec. Only the program has it: a
+    // start_pre command's calls meet its view and Landlock unbrokered.
+    if let Some(prog) = plan.notify_seccomp.as_ref().filter(|_| main) {
         // Never run without the broker's filter the plan asks for.
         let Some(tx) = notify_tx else {
             report(err_wr, &ChildError::new(Step::Seccomp, "internal: no channel for the broker's notify listener"));

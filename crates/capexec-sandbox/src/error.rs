@@ -47,10 +47,11 @@ pub enum Step {
     MemoryDenyWriteExecute,
     Seccomp,
     Exec,
+    StartPre,
 }
 
 impl Step {
-    const ALL: [Step; 18] = [
+    const ALL: [Step; 19] = [
         Step::StandardStreams,
         Step::ForkService,
         Step::ParentDeathSignal,
@@ -69,6 +70,7 @@ impl Step {
         Step::MemoryDenyWriteExecute,
         Step::Seccomp,
         Step::Exec,
+        Step::StartPre,
     ];
 
     /// How messages and `capexec` name the step.
@@ -92,6 +94,7 @@ impl Step {
             Step::MemoryDenyWriteExecute => "memory_deny_write_execute",
             Step::Seccomp => "seccomp",
             Step::Exec => "exec",
+            Step::StartPre => "start_pre",
         }
     }
 

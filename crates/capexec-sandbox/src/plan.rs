@@ -39,6 +39,9 @@ pub struct SetupPlan {
     pub init_seccomp: BpfProgram,
     /// `type = "forking"`: what init does once the started process exits.
     pub forking: Option<Forking>,
+    /// `exec.start_pre` commands that run in the sandbox, in order, before
+    /// the program (the privileged ones are the caller's to run first).
+    pub start_pre: Vec<PreCommand>,
     /// The user-notification filter for the transparent broker, installed under
     /// the allowlist; `None` when the declaration grants nothing brokered.
     pub notify_seccomp: Option<BpfProgram>,
@@ -177,6 +180,15 @@ const CREDENTIAL_MAX: u64 = 1 << 20;
 
 fn cstring(what: &str, s: &str) -> Result<CString, LaunchError> {
     CString::new(s).map_err(|_| LaunchError::Plan(format!("{what} contains a NUL byte")))
+}
+
+/// An `exec.start_pre` command, for init: run as the service would be
+/// (same fds, filters, ids), waited for; its failure fails the start unless
+/// ignored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PreCommand {
+    pub argv: Vec<CString>,
+    pub ignore_failure: bool,
 }
 
 /// A forking service, for init: when the started process exits with 0, init
@@ -487,6 +499,13 @@ fn plan_inheriting(
         seccomp: seccomp::service_filter(&spec.seccomp)?,
         init_seccomp: seccomp::init_filter(false)?,
         forking: None,
+        start_pre: spec
+            .exec
+            .start_pre
+            .iter()
+            .filter(|c| !c.privileged)
+            .map(|c| Ok(PreCommand { argv: c.argv.iter().map(|a| cstring("exec.start_pre", a)).collect::<Result<_, _>>()?, ignore_failure: c.ignore_failure }))
+            .collect::<Result<_, LaunchError>>()?,
         notify_seccomp: Some(&broker.notified).filter(|n| !n.is_empty()).map(|n| seccomp::notify_filter(n)),
         broker_channel,
         dns_stub: broker.dns_stub,
@@ -623,6 +642,10 @@ impl SetupPlan {
         }
         let _ = writeln!(o, "seccomp: {}", prog(&self.seccomp));
         let _ = writeln!(o, "init seccomp: {}", prog(&self.init_seccomp));
+        for c in &self.start_pre {
+            let argv: Vec<String> = c.argv.iter().map(lossy).collect();
+            let _ = writeln!(o, "start_pre: {argv:?}{}", if c.ignore_failure { " (failure ignored)" } else { "" });
+        }
         if let Some(f) = &self.forking {
             let _ = writeln!(o, "forking: pid file {:?}, ready socket {:?}", f.pid_file.as_ref().map(lossy), f.ready_socket.as_ref().map(lossy));
         }
@@ -659,6 +682,8 @@ impl SetupPlan {
     /// declared /dev, /proc and tmpfs directories); no Landlock, no broker; the seccomp
     /// filter hands every syscall to the recorder.
     fn into_learning(mut self) -> SetupPlan {
+        // Only the program is recorded.
+        self.start_pre.clear();
         let mut mounts: Vec<MountStep> = self.mounts.iter().filter(|m| matches!(m, MountStep::Dev | MountStep::Proc(_))).cloned().collect();
         // The declared tmpfs directories stay the service's own (a pid file
         // directory that does not exist on the host, say), mounted on top; not

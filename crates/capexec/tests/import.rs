@@ -64,7 +64,7 @@ fn debians_units_import_into_valid_declarations() {
     assert!(!redis.contains("\"-/run/redis\""), "{redis}");
     let nginx = import("nginx");
     assert!(nginx.contains("type = \"forking\"") && nginx.contains("pid_file = \"/run/nginx.pid\""), "{nginx}");
-    assert!(nginx.contains("#   ExecStartPre=/usr/sbin/nginx -t -q"), "{nginx}");
+    assert!(nginx.contains("[[exec.start_pre]]\nargv = [\"/usr/sbin/nginx\", \"-t\", \"-q\", \"-g\", \"daemon on; master_process on;\"]\n"), "{nginx}");
     assert!(nginx.contains("user = \"root\""), "{nginx}");
     let memcached = import("memcached");
     assert!(memcached.contains("argv = [\"/usr/share/memcached/scripts/systemd-memcached-wrapper\", \"/etc/memcached.conf\"]"), "{memcached}");
@@ -72,7 +72,7 @@ fn debians_units_import_into_valid_declarations() {
     let unbound = import("unbound");
     assert!(unbound.contains("argv = [\"/usr/sbin/unbound\", \"-d\", \"-p\"]"), "{unbound}");
     assert!(unbound.contains("$DAEMON_OPTS"), "the unexpanded variable is noted:\n{unbound}");
-    assert!(unbound.contains("#   ExecStartPre=-/usr/libexec/unbound-helper chroot_setup: "), "{unbound}");
+    assert!(unbound.contains("argv = [\"/usr/libexec/unbound-helper\", \"chroot_setup\"]\nignore_failure = true\n"), "{unbound}");
 }
 
 /// What import made wrong before (issue 19): a dynamic user became root, a
@@ -196,4 +196,38 @@ fn the_imported_redis_unit_runs() {
         assert!(Instant::now() < end, "/run/redis outlived the service");
         std::thread::sleep(Duration::from_millis(20));
     }
+}
+
+/// What systemd does around a daemon (issue 19): a forking daemon with its
+/// pid file, the commands before it with their `-`, `+` and `!` prefixes,
+/// supplementary groups and a private user namespace become keys, and the
+/// file passes `check`.
+#[test]
+fn forking_start_pre_and_identity_directives_are_mapped() {
+    let d = dir("forking");
+    let unit = d.join("forking.service");
+    std::fs::write(
+        &unit,
+        "[Service]\nType=forking\nPIDFile=/var/run/f/f.pid\nExecStartPre=+/bin/mkdir -p /run/f\nExecStartPre=-/bin/false\n\
+         ExecStartPre=!/bin/true\nExecStartPre=/usr/bin/test -d /etc\nExecStart=/usr/bin/sleep 100\nUser=nobody\nSupplementaryGroups=adm\nPrivateUsers=yes\n",
+    )
+    .unwrap();
+    let o = capexec().arg("import").arg(&unit).output().unwrap();
+    let _ = std::fs::remove_dir_all(&d);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let decl = String::from_utf8(o.stdout).unwrap();
+    for want in [
+        "type = \"forking\"",
+        "pid_file = \"/run/f/f.pid\"",
+        "[[exec.start_pre]]\nargv = [\"/bin/mkdir\", \"-p\", \"/run/f\"]\n# systemd ran it with full privileges",
+        "argv = [\"/bin/false\"]\nignore_failure = true\n",
+        "argv = [\"/bin/true\"]\n# systemd ran it with full privileges; capexec runs it on the host as root, outside the sandbox.\nprivileged = true\n",
+        "[[exec.start_pre]]\nargv = [\"/usr/bin/test\", \"-d\", \"/etc\"]\n\n",
+        "supplementary_groups = [\"adm\"]",
+        "[namespaces]\nuser = true\n",
+        "#   PrivateUsers=yes: namespaces.user = true",
+    ] {
+        assert!(decl.contains(want), "import lacks {want:?}:\n{decl}");
+    }
+    check(&decl, "forking");
 }

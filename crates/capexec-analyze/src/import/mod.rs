@@ -51,7 +51,6 @@ const ALWAYS: &[(&str, &str)] = &[
 
 /// Directives capexec does not carry over, with why.
 const NOT_MAPPED: &[(&str, &str)] = &[
-    ("ExecStartPre", "capexec runs one program; run this step before starting the service"),
     ("ExecStartPost", "capexec runs one program"),
     ("ExecStop", "capexec stops the service with its stop signal (service.stop_signal)"),
     ("ExecStopPost", "capexec runs one program"),
@@ -168,6 +167,8 @@ struct Out {
     private_users: bool,
     /// PIDFile=: service.pid_file of a forking service.
     pid_file: Option<String>,
+    /// ExecStartPre= lines: (argv, ignore_failure, privileged).
+    start_pre: Vec<(Vec<String>, bool, bool)>,
     env: BTreeMap<String, String>,
     workdir: Option<String>,
     mdwe: bool,
@@ -471,6 +472,24 @@ pub fn convert(source: &str, text: &str, instance: Option<&str>) -> Result<Strin
         let v = e.value.as_str();
         match e.key.as_str() {
             "ExecStart" if v.is_empty() => out.argv.clear(),
+            "ExecStartPre" if v.is_empty() => out.start_pre.clear(),
+            "ExecStartPre" => {
+                let prefixes: String = v.chars().take_while(|c| "-@+!:".contains(*c)).collect();
+                if prefixes.contains('@') {
+                    out.skip(e, "the `@` prefix (a separate argv[0]) has no counterpart");
+                } else {
+                    if prefixes.contains('!') && !prefixes.contains('+') {
+                        out.covered.push((
+                            format!("{}={v}", e.key),
+                            "`!` (root, with the unit's other sandboxing): privileged = true, which runs it on the host as root without the sandbox".into(),
+                        ));
+                    }
+                    let argv = exec_start(&Entry { value: v[prefixes.len()..].to_owned(), ..e.clone() }, &vars, &mut out);
+                    if !argv.is_empty() {
+                        out.start_pre.push((argv, prefixes.contains('-'), prefixes.contains('+') || prefixes.contains('!')));
+                    }
+                }
+            }
             "ExecStart" => {
                 exec_starts += 1;
                 if exec_starts > 1 {
@@ -692,6 +711,16 @@ fn render(source: &str, o: Out) -> String {
         let _ = writeln!(s, "\n[exec.environment]");
         for (k, v) in &o.env {
             let _ = writeln!(s, "{} = {}", q(k), q(v));
+        }
+    }
+    for (argv, ignore, privileged) in &o.start_pre {
+        let _ = writeln!(s, "\n[[exec.start_pre]]\nargv = {}", list(argv));
+        if *ignore {
+            let _ = writeln!(s, "ignore_failure = true");
+        }
+        if *privileged {
+            let _ = writeln!(s, "# systemd ran it with full privileges; capexec runs it on the host as root, outside the sandbox.");
+            let _ = writeln!(s, "privileged = true");
         }
     }
     let mut fs = o.fs.clone();

@@ -6,8 +6,50 @@ use super::*;
 
 impl Daemon {
     pub(super) fn launch(&mut self, name: &str) {
+        let Some(s) = self.services.get_mut(name) else { return };
+        let privileged: Vec<capexec_decl::spec::Command> = s.spec.exec.start_pre.iter().filter(|c| c.privileged).cloned().collect();
+        if !privileged.is_empty() {
+            // On the host, before the sandbox exists; the start goes on when
+            // they have ended (`pre_done`).
+            let token = self.next_launch;
+            self.next_launch += 1;
+            s.pre_running = Some(token);
+            let (log, tx, unit) = (s.log.clone(), self.tx.clone(), name.to_owned());
+            let env: Vec<(String, String)> = s.spec.exec.environment.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+            let limit = s.spec.service.ready_timeout;
+            let pipes = pipe().and_then(|o| Ok((o, pipe()?)));
+            let ((out_r, out_w), (err_r, err_w)) = match pipes {
+                Ok(p) => p,
+                Err(e) => return self.spawn_failed(name, e.to_string()),
+            };
+            tokio::spawn(logs::read_pipe(log.clone(), out_r, Stream::Stdout));
+            tokio::spawn(logs::read_pipe(log.clone(), err_r, Stream::Stderr));
+            tokio::task::spawn_blocking(move || {
+                let result = run_privileged(&privileged, &env, limit, &log, [out_w, err_w]);
+                let _ = tx.send(Ev::PreDone { unit, token, result });
+            });
+            return;
+        }
         if let Err(e) = self.prepare_launch(name) {
             self.spawn_failed(name, e.to_string());
+        }
+    }
+
+    /// The privileged start_pre commands of start `token` ended: the start
+    /// goes on, unless it was stopped (or started anew) meanwhile.
+    pub(super) fn pre_done(&mut self, name: &str, token: u64, result: Result<(), String>) {
+        let Some(s) = self.services.get_mut(name) else { return };
+        if s.pre_running != Some(token) {
+            return;
+        }
+        s.pre_running = None;
+        if s.machine.state != State::Starting {
+            self.check_gone(name);
+            return;
+        }
+        match result.map_err(|e| e.to_string()).and_then(|()| self.prepare_launch(name).map_err(|e| e.to_string())) {
+            Ok(()) => {}
+            Err(e) => self.spawn_failed(name, e),
         }
     }
 
@@ -157,4 +199,58 @@ impl Daemon {
             }
         }
     }
+}
+
+/// Runs privileged start_pre commands one after another as root on the host
+/// (systemd's `+` prefix), their output into the service's log, each within
+/// `limit` (killed after it). The first failure not ignored ends the start.
+fn run_privileged(
+    cmds: &[capexec_decl::spec::Command],
+    env: &[(String, String)],
+    limit: std::time::Duration,
+    log: &Arc<LogSink>,
+    [out, err]: [OwnedFd; 2],
+) -> Result<(), String> {
+    for (i, c) in cmds.iter().enumerate() {
+        let shown = c.argv.join(" ");
+        log.note(&format!("start_pre (privileged): {shown}"));
+        let stdio = |fd: &OwnedFd| fd.try_clone().map(std::process::Stdio::from).unwrap_or_else(|_| std::process::Stdio::null());
+        let mut child = match std::process::Command::new(&c.argv[0])
+            .args(&c.argv[1..])
+            .env_clear()
+            .env("PATH", capexec_sandbox::plan::DEFAULT_PATH)
+            .envs(env.iter().map(|(k, v)| (k, v)))
+            .current_dir("/")
+            .stdin(std::process::Stdio::null())
+            .stdout(stdio(&out))
+            .stderr(stdio(&err))
+            .spawn()
+        {
+            Ok(c) => c,
+            Err(e) if c.ignore_failure => {
+                log.note(&format!("start_pre `{shown}` could not start ({e}); ignored"));
+                continue;
+            }
+            Err(e) => return Err(format!("exec.start_pre[{i}] `{shown}`: {e}")),
+        };
+        let deadline = std::time::Instant::now() + limit;
+        while child.try_wait().ok().flatten().is_none() && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        let timed_out = child.try_wait().ok().flatten().is_none();
+        if timed_out {
+            let _ = child.kill();
+        }
+        let status = child.wait().map_err(|e| format!("exec.start_pre[{i}] `{shown}`: wait: {e}"))?;
+        if timed_out && !c.ignore_failure {
+            return Err(format!(
+                "exec.start_pre[{i}] `{shown}` did not end within {} (service.ready_timeout); killed",
+                capexec_decl::spec::format_duration(limit)
+            ));
+        }
+        if !status.success() && !c.ignore_failure {
+            return Err(format!("exec.start_pre[{i}] `{shown}` failed: {status}"));
+        }
+    }
+    Ok(())
 }

@@ -68,9 +68,25 @@ enum Ev {
     Control(Request, oneshot::Sender<Reply>),
     Launcher(LauncherEvent, Vec<OwnedFd>),
     LauncherGone,
-    Timer { unit: String, timer: Timer, gen: u64 },
-    Notify { unit: String, run: u64, msg: String },
-    PollGone { unit: String },
+    Timer {
+        unit: String,
+        timer: Timer,
+        gen: u64,
+    },
+    Notify {
+        unit: String,
+        run: u64,
+        msg: String,
+    },
+    /// The privileged start_pre commands of a start (`token`) have ended.
+    PreDone {
+        unit: String,
+        token: u64,
+        result: Result<(), String>,
+    },
+    PollGone {
+        unit: String,
+    },
     Shutdown,
     Reload,
 }
@@ -119,6 +135,8 @@ struct Service {
     error: Option<String>,
     pending: Pending,
     gone_polls: u32,
+    /// The start whose privileged start_pre commands run now.
+    pre_running: Option<u64>,
 }
 
 fn timer_index(t: Timer) -> usize {
@@ -538,6 +556,7 @@ impl Daemon {
                 }
             }
             Ev::Notify { unit, run, msg } => self.notify(&unit, run, &msg),
+            Ev::PreDone { unit, token, result } => self.pre_done(&unit, token, result),
             Ev::PollGone { unit } => self.check_gone(&unit),
             Ev::Shutdown => {
                 if !self.shutting_down {

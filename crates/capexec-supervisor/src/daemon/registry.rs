@@ -86,6 +86,7 @@ impl Daemon {
                 error: None,
                 pending: Pending::None,
                 gone_polls: 0,
+                pre_running: None,
             },
         );
     }

@@ -35,6 +35,10 @@ pub fn launch_foreground(spec: &ServiceSpec, handoff: Handoff) -> i32 {
         eprintln!("capexec: {}: warning: {w}", spec.name);
     }
     let rootless = !nix::unistd::geteuid().is_root();
+    if let Err(e) = run_privileged(spec) {
+        eprintln!("capexec: {}: {e}", spec.name);
+        return super::EXIT_SETUP;
+    }
     let host_env: Vec<(String, String)> = std::env::vars().filter(|(k, _)| !super::systemd::CONSUMED.contains(&k.as_str())).collect();
     // Only a service that speaks sd_notify gets a socket to speak on (as
     // NotifyAccess= would say: the others cannot alter the unit's state).
@@ -197,4 +201,26 @@ fn launch_planned(spec: &ServiceSpec, plan: capexec_sandbox::SetupPlan, handoff:
             }
         }
     }
+}
+
+/// The privileged `exec.start_pre` commands, on the host as root before the
+/// sandbox exists (systemd's `+` prefix), with capexec's standard streams.
+fn run_privileged(spec: &ServiceSpec) -> Result<(), String> {
+    for (i, c) in spec.exec.start_pre.iter().enumerate().filter(|(_, c)| c.privileged) {
+        let shown = c.argv.join(" ");
+        let status = std::process::Command::new(&c.argv[0])
+            .args(&c.argv[1..])
+            .env_clear()
+            .env("PATH", capexec_sandbox::plan::DEFAULT_PATH)
+            .envs(&spec.exec.environment)
+            .current_dir("/")
+            .status();
+        match status {
+            Ok(s) if s.success() || c.ignore_failure => {}
+            Err(_) if c.ignore_failure => {}
+            Ok(s) => return Err(format!("exec.start_pre[{i}] `{shown}` failed: {s}")),
+            Err(e) => return Err(format!("exec.start_pre[{i}] `{shown}`: {e}")),
+        }
+    }
+    Ok(())
 }
