@@ -26,6 +26,17 @@ fn dir(tag: &str) -> PathBuf {
     d
 }
 
+/// `capexec import` of a unit file with `text`.
+fn import_text(tag: &str, text: &str) -> String {
+    let d = dir(tag);
+    let unit = d.join(format!("{tag}.service"));
+    std::fs::write(&unit, text).unwrap();
+    let o = capexec().arg("import").arg(&unit).output().unwrap();
+    let _ = std::fs::remove_dir_all(&d);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    String::from_utf8(o.stdout).unwrap()
+}
+
 fn check(decl: &str, tag: &str) {
     let d = dir(tag);
     let f = d.join(format!("{tag}.svc"));
@@ -81,19 +92,12 @@ fn debians_units_import_into_valid_declarations() {
 /// ProtectSystem=full was called covered though capexec is stricter.
 #[test]
 fn dynamic_users_long_restart_delays_unit_relations_and_protect_system() {
-    let d = dir("relations");
-    let unit = d.join("relations.service");
-    std::fs::write(
-        &unit,
+    let decl = import_text(
+        "relations",
         "[Unit]\nDescription=t\nRequires=t.socket\nWants=other.service\nAfter=network.target\nConditionPathExists=/etc/t\n\
          StartLimitBurst=3\nStartLimitIntervalSec=2min\n\
          [Service]\nExecStart=/usr/bin/sleep 100\nDynamicUser=yes\nUser=t\nGroup=t\nRestartSec=1min\nProtectSystem=full\n",
-    )
-    .unwrap();
-    let o = capexec().arg("import").arg(&unit).output().unwrap();
-    let _ = std::fs::remove_dir_all(&d);
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let decl = String::from_utf8(o.stdout).unwrap();
+    );
     for want in [
         "user = \"dynamic\"",
         "restart_delay = \"1min\"",
@@ -204,18 +208,11 @@ fn the_imported_redis_unit_runs() {
 /// file passes `check`.
 #[test]
 fn forking_start_pre_and_identity_directives_are_mapped() {
-    let d = dir("forking");
-    let unit = d.join("forking.service");
-    std::fs::write(
-        &unit,
+    let decl = import_text(
+        "forking",
         "[Service]\nType=forking\nPIDFile=/var/run/f/f.pid\nExecStartPre=+/bin/mkdir -p /run/f\nExecStartPre=-/bin/false\n\
          ExecStartPre=!/bin/true\nExecStartPre=/usr/bin/test -d /etc\nExecStart=/usr/bin/sleep 100\nUser=nobody\nSupplementaryGroups=adm\nPrivateUsers=yes\n",
-    )
-    .unwrap();
-    let o = capexec().arg("import").arg(&unit).output().unwrap();
-    let _ = std::fs::remove_dir_all(&d);
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let decl = String::from_utf8(o.stdout).unwrap();
+    );
     for want in [
         "type = \"forking\"",
         "pid_file = \"/run/f/f.pid\"",
