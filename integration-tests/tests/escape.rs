@@ -509,7 +509,7 @@ fn a_daemon_started_as_root_drops_root_itself() {
 fn a_declared_user_has_its_groups_and_sees_host_ownership() {
     let u = write_unit("ids", &format!("[exec]\nuser = \"{TEST_USER}\"\nsupplementary_groups = [\"adm\"]\n"));
     let mut c = command(As::Root);
-    c.args(["run", "--unit", u.to_str().unwrap(), "--", "/bin/sh", "-c", "id -u; id -G; stat -c %u:%g /etc/passwd; cat /proc/self/uid_map"]);
+    c.args(["run", "--unit", u.to_str().unwrap(), "--", "/bin/sh", "-c", "id -u; id -G; stat -c %u:%g /etc/passwd; cat /proc/self/uid_map; uname -n"]);
     let o = output(c, T);
     let out = text(&o);
     assert!(o.status.success(), "{out}");
@@ -526,4 +526,6 @@ fn a_declared_user_has_its_groups_and_sees_host_ownership() {
     }
     assert_eq!(lines[2], "0:0", "root-owned files must show as root's: {out}");
     assert_eq!(lines[3].split_whitespace().collect::<Vec<_>>(), ["0", "0", "4294967295"], "the host's user namespace: {out}");
+    // Its own UTS namespace, with the host's name (what its syslog lines say).
+    assert_eq!(lines[4], nix::unistd::gethostname().unwrap().to_string_lossy(), "{out}");
 }

@@ -383,7 +383,9 @@ pub fn validate(name: &str, raw: &RawUnit, sources: Vec<PathBuf>, ctx: &Context)
             h.clone()
         }
         Some(h) => h.clone(),
-        None => name.chars().filter(|c| c.is_ascii_alphanumeric() || *c == '-').take(64).collect(),
+        // The host's: what syslog lines and the service's own messages name
+        // (issue 19: every line said the unit's name instead).
+        None => nix::unistd::gethostname().ok().and_then(|h| h.into_string().ok()).filter(|h| valid_hostname(h)).unwrap_or_else(|| "localhost".into()),
     };
     let pid_ns = ns.pid.unwrap_or(true);
     if !pid_ns && proc == ProcMode::PidOnly {

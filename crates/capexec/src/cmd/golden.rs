@@ -37,7 +37,10 @@ fn render(spec: &capexec_decl::ServiceSpec, rootless: bool) -> String {
             .collect::<Vec<_>>()
             .join(" ")
     };
+    // The default hostname is the host's.
+    let host = nix::unistd::gethostname().ok().and_then(|h| h.into_string().ok()).unwrap_or_default();
     text.replace(&root().display().to_string(), "$ROOT")
+        .replace(&format!("Some({host:?})"), "Some(\"$HOSTNAME\")")
         .lines()
         .map(|l| match l.split_once(": ") {
             Some(("ids", v)) => format!("ids: {}", v.replacen(&format!("{uid}:"), "$UID:", 1).replacen(&format!(":{gid}"), ":$GID", 1)),
