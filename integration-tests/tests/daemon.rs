@@ -614,23 +614,34 @@ fn service_text_reaches_the_terminal_escaped() {
 /// 0 (not before), the daemon it left is the service; with `pid_file`, that
 /// process alone (its end ends the service though another child runs on);
 /// stop reaches it; a start that exits non-zero fails. With a pid namespace
-/// and without one (init then reaps as a subreaper).
+/// and without one (as root the default with a pid file: init then reaps as
+/// a subreaper, and the file holds the host's pid).
 #[test]
 fn forking_services_run_until_the_daemon_they_left_ends() {
-    for (marker, extra) in [(100301, ""), (100311, "[namespaces]\npid = false\n[filesystem]\nproc = \"none\"\n")] {
+    for (marker, extra) in [(100301, "[namespaces]\npid = true\n"), (100311, "")] {
+        let own_pid_ns = !extra.is_empty();
         let mut d = Daemon::prepare(As::Root, &format!("forking-{marker}"));
         let (main, other, lone) = (marker, marker + 1, marker + 2);
         // The pid file is written before the started process exits, as
         // forking daemons do; the wait shows start waits for that exit.
+        // In a host directory, where host tools would read it.
+        let piddir = shared_dir().join(format!("forking-{marker}"));
+        std::fs::create_dir_all(&piddir).unwrap();
+        set_mode(&piddir, 0o777);
+        let pid_file = piddir.join("d.pid");
         d.write_unit(
             "forker",
             &sh_unit(
-                &format!("sleep {main} & echo $! > /tmp/d.pid; sleep {other} & sleep 0.4; exit 0"),
-                &format!("[service]\ntype = \"forking\"\npid_file = \"/tmp/d.pid\"\nrestart = \"no\"\n{extra}"),
+                &format!("sleep {main} & echo $! > {}; sleep {other} & sleep 0.4; exit 0", pid_file.display()),
+                &format!(
+                    "[service]\ntype = \"forking\"\npid_file = \"{}\"\nrestart = \"no\"\n[filesystem]\nread_write = [\"{}\"]\n{extra}",
+                    pid_file.display(),
+                    piddir.display()
+                ),
             ),
         );
         d.write_unit("bad", &sh_unit("sleep 0.1; exit 3", &format!("[service]\ntype = \"forking\"\npid_file = \"/tmp/d.pid\"\nrestart = \"no\"\n{extra}")));
-        if extra.is_empty() {
+        if own_pid_ns {
             d.write_unit("any", &sh_unit(&format!("sleep {lone} & exit 0"), "[service]\ntype = \"forking\"\nrestart = \"no\"\n"));
         }
         d.start();
@@ -640,6 +651,9 @@ fn forking_services_run_until_the_daemon_they_left_ends() {
         assert!(t.elapsed() >= Duration::from_millis(380), "running before the started process exited: {:?}", t.elapsed());
         let mains = pids_exact(&format!("sleep {main}"));
         assert_eq!(mains.len(), 1, "the daemon's main process runs ({extra})");
+        // Without a pid namespace of its own the file holds the host's pid.
+        let written: i32 = std::fs::read_to_string(&pid_file).unwrap().trim().parse().unwrap();
+        assert_eq!(written == mains[0], !own_pid_ns, "pid file {written}, host pid {} ({extra})", mains[0]);
         assert_eq!(pids_exact(&format!("sleep {other}")).len(), 1);
         // Its main process ends: so does the service, and the rest with it.
         nix::sys::signal::kill(nix::unistd::Pid::from_raw(mains[0]), nix::sys::signal::Signal::SIGKILL).unwrap();
@@ -658,7 +672,7 @@ fn forking_services_run_until_the_daemon_they_left_ends() {
         assert!(!o.status.success(), "a start that exits 3 failed: {}", text(&o));
         assert_eq!(d.status("bad")["result"], "exit-failure");
 
-        if extra.is_empty() {
+        if own_pid_ns {
             // Without a pid file: running while any process is left.
             ok(&d.ctl(&["start", "any"]));
             let lones = pids_exact(&format!("sleep {lone}"));

@@ -529,3 +529,41 @@ fn a_declared_user_has_its_groups_and_sees_host_ownership() {
     // Its own UTS namespace, with the host's name (what its syslog lines say).
     assert_eq!(lines[4], nix::unistd::gethostname().unwrap().to_string_lossy(), "{out}");
 }
+
+// 56: without a pid namespace of its own (as root, a forking service with a
+// pid file, so that the pid it writes is the host's), the service's /proc shows
+// its own processes only: hidepid=invisible, with Landlock refusing the
+// ptrace access it checks for anything outside the service's domain. The
+// service runs as root, like the host's init and this test, so uids alone
+// would hide nothing.
+#[test]
+fn without_a_pid_namespace_proc_shows_only_the_service() {
+    let u = write_unit("hidepid", "[exec]\nuser = \"root\"\n[namespaces]\npid = false\n");
+    let me = std::process::id();
+    let mut c = command(As::Root);
+    c.args([
+        "run",
+        "--unit",
+        u.to_str().unwrap(),
+        "--",
+        "/bin/sh",
+        "-c",
+        "echo self $$; ls /proc | grep -E '^[0-9]+$' | tr '\\n' ' '; echo; cat /proc/1/status 2>&1 | head -1",
+    ]);
+    let o = output(c, T);
+    let out = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert!(o.status.success(), "{}", text(&o));
+    let mut lines = out.lines();
+    let shell: i32 = lines.next().and_then(|l| l.strip_prefix("self ")).and_then(|p| p.parse().ok()).expect("the shell's pid");
+    let visible: Vec<i32> = lines.next().unwrap_or_default().split_whitespace().filter_map(|p| p.parse().ok()).collect();
+    assert!(shell > 1, "the host's pids: {out}");
+    assert!(visible.contains(&shell), "the service sees itself: {out}");
+    assert!(!visible.contains(&1) && !visible.contains(&(me as i32)), "host processes are visible: {out}");
+    // Only the service's own: its init and what it started.
+    for p in &visible {
+        let st = std::fs::read_to_string(format!("/proc/{p}/status")).unwrap_or_default();
+        assert!(st.contains("Uid:\t0") || st.is_empty(), "{p}: {st}");
+    }
+    assert!(visible.len() <= 4, "more than the service's own processes: {out}");
+    assert!(lines.next().unwrap_or_default().contains("No such file"), "/proc/1 is readable: {out}");
+}

@@ -387,10 +387,16 @@ pub fn validate(name: &str, raw: &RawUnit, sources: Vec<PathBuf>, ctx: &Context)
         // (issue 19: every line said the unit's name instead).
         None => nix::unistd::gethostname().ok().and_then(|h| h.into_string().ok()).filter(|h| valid_hostname(h)).unwrap_or_else(|| "localhost".into()),
     };
-    let pid_ns = ns.pid.unwrap_or(true);
-    if !pid_ns && proc == ProcMode::PidOnly {
-        // Without a pid namespace a fresh /proc would show the host's processes.
-        v.err_help("namespaces.pid", "a /proc without a pid namespace would show every host process", "keep pid = true, or set filesystem.proc = \"none\"");
+    // A forking daemon's pid file is read by host tools (pg_lsclusters,
+    // apachectl, chronyd's own next start): as root it shares the host's pid
+    // namespace, so that the pid it writes is the host's, unless it asks
+    // for its own. Its /proc then shows its own processes only.
+    let raw_service = raw.service.as_ref();
+    let forking_pid_file = raw_service.is_some_and(|s| s.kind.as_deref() == Some("forking") && s.pid_file.is_some());
+    let pid_ns = ns.pid.unwrap_or(ctx.rootless || !forking_pid_file);
+    if !pid_ns && ctx.rootless && proc != ProcMode::None {
+        // A new proc instance needs a pid namespace that the service's user namespace owns.
+        v.err_help("namespaces.pid", "rootless, a /proc needs a pid namespace of the service's own", "keep pid = true, or set filesystem.proc = \"none\"");
     }
     let namespaces = NsSpec {
         user: user_ns,

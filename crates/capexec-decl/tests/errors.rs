@@ -208,8 +208,19 @@ fn preopen_errors() {
 fn namespace_rules() {
     let e = one(&format!("{ARGV}[namespaces]\nmount = false\n"));
     assert_eq!(e.key.as_deref(), Some("namespaces.mount"));
-    let e = one(&format!("{ARGV}[namespaces]\npid = false\n"));
+    // Without a pid namespace: as root /proc hides the host's processes;
+    // rootless a /proc cannot be had at all.
+    assert!(!ok(&format!("{ARGV}[namespaces]\npid = false\n")).namespaces.pid);
+    let d = tmpdir("rootless-pid");
+    let p = write(&d.0, "p.svc", format!("{ARGV}[namespaces]\npid = false\n"));
+    let e = load_unit(p.to_str().unwrap(), &[], &ctx_user()).unwrap_err().0.remove(0);
     assert_eq!(e.key.as_deref(), Some("namespaces.pid"));
+    // A forking service with a pid file shares the host's, as root, unless it asks.
+    let forking = format!("{ARGV}[service]\ntype = \"forking\"\npid_file = \"/run/x.pid\"\n");
+    assert!(!ok(&forking).namespaces.pid);
+    assert!(ok(&format!("{forking}[namespaces]\npid = true\n")).namespaces.pid);
+    let p = write(&d.0, "f.svc", &forking);
+    assert!(load_unit(p.to_str().unwrap(), &[], &ctx_user()).unwrap().namespaces.pid);
     let e = one(&format!("{ARGV}[namespaces]\nuts = false\nhostname = \"x\"\n"));
     assert_eq!(e.key.as_deref(), Some("namespaces.hostname"));
     let e = one(&format!("{ARGV}[namespaces]\nhostname = \"bad name!\"\n"));

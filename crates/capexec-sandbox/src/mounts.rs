@@ -75,7 +75,7 @@ pub fn build(o: &impl Ops, steps: &[MountStep], workdir: &std::ffi::CStr) -> Res
     for step in steps {
         match step {
             MountStep::Dev => dev(o)?,
-            MountStep::Proc(mode) => proc(o, *mode, &mut mask_file)?,
+            MountStep::Proc { mode, hidepid } => proc(o, *mode, *hidepid, &mut mask_file)?,
             MountStep::Bind { path, attrs, optional } => {
                 let src = host(path);
                 let kind = match o.kind(&src) {
@@ -227,12 +227,23 @@ fn dev(o: &impl Ops) -> Result<(), ChildError> {
     tmpfs(o, &shm, MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC, 0o1777)
 }
 
-fn proc(o: &impl Ops, mode: ProcMode, mask_file: &mut bool) -> Result<(), ChildError> {
+/// The `gid=` of a /proc with hidepid: (gid_t)-2, nobody's group (the plan
+/// refuses a service that has it).
+pub const PROC_GID: u32 = 4294967294;
+
+fn proc(o: &impl Ops, mode: ProcMode, hidepid: bool, mask_file: &mut bool) -> Result<(), ChildError> {
     let p = Path::new("/proc");
     mkdir_p(o, p)?;
-    let data = if mode == ProcMode::PidOnly { Some("subset=pid") } else { None };
+    // The members of proc's `gid=` group see every process whatever
+    // hidepid says, and it is root's group unless given: a service whose
+    // group is root's would see the host's. PROC_GID is nobody's.
+    let subset = if mode == ProcMode::PidOnly { "subset=pid," } else { "" };
+    let data = match hidepid {
+        true => Some(format!("{subset}hidepid=invisible,gid={PROC_GID}")),
+        false => Some(subset.trim_end_matches(',').to_owned()).filter(|s| !s.is_empty()),
+    };
     let flags = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
-    o.mount(Some(Path::new("proc")), p, Some("proc"), flags, data).map_err(|e| err("mount a new /proc", e))?;
+    o.mount(Some(Path::new("proc")), p, Some("proc"), flags, data.as_deref()).map_err(|e| err("mount a new /proc", e))?;
     if mode == ProcMode::Full {
         let sys = Path::new("/proc/sys");
         bind(o, sys, sys)?;
@@ -406,7 +417,7 @@ mod tests {
         let f = usual_host();
         let steps = [
             MountStep::Dev,
-            MountStep::Proc(ProcMode::Full),
+            MountStep::Proc { mode: ProcMode::Full, hidepid: false },
             bind_step("/usr", false),
             bind_step("/bin", false),
             bind_step("/etc", false),

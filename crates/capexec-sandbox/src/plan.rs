@@ -88,7 +88,14 @@ pub struct SetupPlan {
 pub enum MountStep {
     /// A minimal /dev: tmpfs with a few device nodes bound from the host.
     Dev,
-    Proc(ProcMode),
+    /// A new /proc. `hidepid`: without a pid namespace of its own, the
+    /// service's processes only (`hidepid=invisible`: a process shows when
+    /// the service may ptrace it, and Landlock allows that only inside the
+    /// service's domain).
+    Proc {
+        mode: ProcMode,
+        hidepid: bool,
+    },
     /// Bind the host path at the same place. `attrs` are MOUNT_ATTR_* to set.
     Bind {
         path: PathBuf,
@@ -327,7 +334,11 @@ fn plan_inheriting(
         mounts.push(MountStep::Dev);
     }
     if spec.filesystem.proc != ProcMode::None {
-        mounts.push(MountStep::Proc(spec.filesystem.proc));
+        let hidepid = !spec.namespaces.pid;
+        if hidepid && std::iter::once(&id.gid).chain(&id.groups).any(|g| *g == crate::mounts::PROC_GID) {
+            return Err(LaunchError::Plan(format!("gid {} is the group that sees every process in /proc: not the service's", crate::mounts::PROC_GID)));
+        }
+        mounts.push(MountStep::Proc { mode: spec.filesystem.proc, hidepid });
     }
     // Preopened directories by their real path: a symlink in the declared
     // path is resolved on the host (as opening it there always did), so that
@@ -684,7 +695,7 @@ impl SetupPlan {
     fn into_learning(mut self) -> SetupPlan {
         // Only the program is recorded.
         self.start_pre.clear();
-        let mut mounts: Vec<MountStep> = self.mounts.iter().filter(|m| matches!(m, MountStep::Dev | MountStep::Proc(_))).cloned().collect();
+        let mut mounts: Vec<MountStep> = self.mounts.iter().filter(|m| matches!(m, MountStep::Dev | MountStep::Proc { .. })).cloned().collect();
         // The declared tmpfs directories stay the service's own (a pid file
         // directory that does not exist on the host, say), mounted on top; not
         // the private /tmp, whose host files the recorder must see being read.
