@@ -21,7 +21,8 @@ fi
 # stress-ng: scripts/stress-suite.sh runs the suite with both cores busy.
 # clang, libbpf-dev (with bpftool): a test rebuilds the network guard's BPF
 # object (scripts/gen-bpf.sh) and checks that the committed one is current.
-packages=(nginx-light redis-server memcached gcc libc6-dev util-linux wrk curl libmemcached-tools systemd unbound dnsmasq bind9-dnsutils bpftool stress-ng clang libbpf-dev)
+# apache2: tests/debian.rs runs Debian's daemons from their own units.
+packages=(nginx-light redis-server memcached gcc libc6-dev util-linux wrk curl libmemcached-tools systemd unbound dnsmasq bind9-dnsutils bpftool stress-ng clang libbpf-dev apache2)
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -176,6 +176,11 @@ pub struct Broker {
     /// Keep CAP_NET_BIND_SERVICE: a bind grant names a port below 1024, or
     /// the service keeps the capability and binds through the broker.
     bind_service: bool,
+    /// The capabilities the service keeps, in the host's user namespace: the
+    /// broker holds them permitted, never effective (its filter has no
+    /// capset), because the kernel lets one process read another's memory
+    /// and take its fds only when its permitted set covers the other's.
+    service_caps: Vec<caps::Capability>,
     /// The host TCP sockets bound here, which alone may listen (see
     /// `ServiceSpec::brokers_listen`).
     bound: net::BoundSockets,
@@ -224,6 +229,7 @@ impl Broker {
             host_netns,
             host_bind,
             bind_service,
+            service_caps: if service.namespaces.user { Vec::new() } else { service.capabilities.clone() },
             bound: net::BoundSockets::default(),
             appender,
             log_budget: std::sync::Mutex::new((std::time::Instant::now(), 0, 0)),
@@ -297,18 +303,20 @@ impl Broker {
 
     /// Every capability goes (bounding, permitted, effective, inheritable),
     /// except CAP_NET_BIND_SERVICE when the broker binds low ports for the
-    /// service (`bind_service`).
+    /// service (`bind_service`), and the service's own kept ones, which stay
+    /// permitted only (see `service_caps`).
     fn drop_capabilities(&self) -> Result<(), BrokerError> {
         use caps::{CapSet, Capability, CapsHashSet};
         let keep: CapsHashSet = if self.bind_service { [Capability::CAP_NET_BIND_SERVICE].into_iter().collect() } else { CapsHashSet::new() };
-        for c in caps::all().difference(&keep) {
+        let permitted: CapsHashSet = keep.iter().chain(&self.service_caps).copied().collect();
+        for c in caps::all().difference(&permitted) {
             // A capability this kernel does not know is not in the set anyway.
             let _ = caps::drop(None, CapSet::Bounding, *c);
         }
         let none = CapsHashSet::new();
         // Effective before permitted: effective must stay a subset of permitted.
         for (set, name, value) in
-            [(CapSet::Inheritable, "Inheritable", &none), (CapSet::Effective, "Effective", &keep), (CapSet::Permitted, "Permitted", &keep)]
+            [(CapSet::Inheritable, "Inheritable", &none), (CapSet::Effective, "Effective", &keep), (CapSet::Permitted, "Permitted", &permitted)]
         {
             caps::set(None, set, value).map_err(|source| BrokerError::Capabilities { set: name, source })?;
         }

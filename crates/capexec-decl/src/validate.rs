@@ -31,6 +31,8 @@ impl Context {
 /// A leading `-` marks paths that may be missing on some distributions.
 pub const SYSTEM_EXECUTABLE: &[&str] = &["/usr", "-/bin", "-/sbin", "-/lib", "-/lib64", "-/lib32", "-/libx32"];
 pub const SYSTEM_READ_ONLY: &[&str] = &["/etc"];
+/// Links into /run that the view recreates where the host has them.
+pub const COMPAT_LINKS: &[&str] = &["/var/run", "/var/lock"];
 /// Masked even inside the read-only system directories: password hashes, and
 /// the kernel modules (as systemd's ProtectKernelModules= does: a service has
 /// no business reading them, and `capexec analyze` counts it).
@@ -271,6 +273,15 @@ pub fn validate(name: &str, raw: &RawUnit, sources: Vec<PathBuf>, ctx: &Context)
             for p in list {
                 let (opt, p) = p.strip_prefix('-').map_or((false, *p), |s| (true, s));
                 mounts.insert(PathBuf::from(p), (kind, opt, None));
+            }
+        }
+        // The compatibility links into /run, where the host has them as links
+        // (recreated as links, never bound: a directory there would show other
+        // services' sockets): programs still name their runtime files through
+        // them (apachectl makes /var/run/apache2).
+        for link in COMPAT_LINKS {
+            if std::fs::symlink_metadata(link).is_ok_and(|m| m.file_type().is_symlink()) {
+                mounts.insert(PathBuf::from(link), (MountKind::ReadOnly, true, None));
             }
         }
     }

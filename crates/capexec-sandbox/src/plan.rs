@@ -396,6 +396,9 @@ fn plan_inheriting(
             }
             MountKind::Inaccessible => (MountStep::Mask { path: m.path.clone(), optional: m.optional }, None),
         };
+        // A compatibility link gives no access of its own: a rule on it would
+        // be a rule on all of /run.
+        let access = access.filter(|_| !capexec_decl::validate::COMPAT_LINKS.iter().any(|l| m.path == Path::new(l)));
         mounts.push(step);
         if let Some(a) = access {
             ll_paths.push((m.path.clone(), a));

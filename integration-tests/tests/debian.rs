@@ -1,0 +1,99 @@
+//! Debian's own daemons run from their own units (issue 19): `capexec
+//! import` of the package's .service file, one drop-in, then the daemon
+//! starts it and it answers a real request over loopback.
+//!
+//! What each drop-in still carries beyond a listening address is what
+//! import cannot yet infer (named in each test); the rest comes from the
+//! unit: a forking daemon with its pid file, started as root, dropping to
+//! its own user with the capabilities the drop-in keeps.
+
+use capexec_integration_tests::*;
+use std::time::Duration;
+
+const T: Duration = Duration::from_secs(30);
+
+fn import(unit: &str, instance: Option<&str>) -> String {
+    let mut c = command(As::Root);
+    c.arg("import").arg(format!("/lib/systemd/system/{unit}"));
+    if let Some(i) = instance {
+        c.args(["--instance", i]);
+    }
+    let o = output(c, T);
+    assert!(o.status.success(), "import {unit}: {}", text(&o));
+    String::from_utf8(o.stdout).unwrap()
+}
+
+/// A copy of /etc/apache2 as apache2@INSTANCE's configuration, listening on
+/// 127.0.0.1:`port` only; removed when dropped.
+struct ApacheConf(std::path::PathBuf);
+
+impl ApacheConf {
+    fn new(instance: &str, port: u16) -> ApacheConf {
+        let dir = std::path::PathBuf::from(format!("/etc/apache2-{instance}"));
+        let _ = std::fs::remove_dir_all(&dir);
+        let st = std::process::Command::new("cp").arg("-a").arg("/etc/apache2").arg(&dir).status().unwrap();
+        assert!(st.success(), "copy /etc/apache2");
+        std::fs::write(dir.join("ports.conf"), format!("Listen 127.0.0.1:{port}\n")).unwrap();
+        ApacheConf(dir)
+    }
+}
+
+impl Drop for ApacheConf {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// apache2 from Debian's apache2@.service, as the instance the test makes:
+/// Type=forking with apachectl, the pid file holding the host's pid, the
+/// master as root binding its port through the broker (which must hold the
+/// master's capabilities to read its memory), workers as www-data with no
+/// capabilities left. The drop-in carries what import does not infer yet:
+/// its runtime, lock and log directories, the document root, the
+/// capabilities of a root daemon that drops to its user, the port.
+#[test]
+fn apache2_from_its_own_unit() {
+    require_root();
+    let port = unused_port();
+    let instance = format!("capexec-it{}", std::process::id());
+    let _conf = ApacheConf::new(&instance, port);
+    let mut d = Daemon::prepare(As::Root, "apache2");
+    d.write_unit("apache2", &import("apache2@.service", Some(&instance)));
+    let dropin = d.units().join("apache2.svc.d");
+    std::fs::create_dir_all(&dropin).unwrap();
+    std::fs::write(
+        dropin.join("10-test.toml"),
+        format!(
+            "[filesystem]\nruntime_directory = [\"apache2-{instance}\", \"lock/apache2-{instance}\"]\nlogs_directory = [\"apache2-{instance}\"]\n\
+             read_only = [\"/var/www\"]\n[capabilities]\nkeep = [\"CAP_CHOWN\", \"CAP_SETUID\", \"CAP_SETGID\"]\n[landlock]\nbind_tcp = [{port}]\n\
+             [service]\npid_file = \"/run/apache2-{instance}/apache2.pid\"\n"
+        ),
+    )
+    .unwrap();
+    d.start();
+    let o = d.ctl(&["start", "apache2"]);
+    assert!(o.status.success(), "{}\n{}", text(&o), d.log());
+    assert!(wait_port(port, T), "apache2 does not listen on {port}:\n{}", d.log());
+    let reply = http_get(port, "/").unwrap();
+    assert!(reply.starts_with("HTTP/1.1 200"), "{reply}");
+    // The pid file holds the master's host pid; the master is root, its
+    // workers www-data with nothing left of the master's capabilities.
+    let master: i32 = std::fs::read_to_string(format!("/run/apache2-{instance}/apache2.pid")).unwrap().trim().parse().unwrap();
+    let status = |pid: i32| std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    assert!(status(master).contains("Name:\tapache2") && status(master).contains("Uid:\t0\t"), "{}", status(master));
+    let www = nix::unistd::User::from_name("www-data").unwrap().unwrap().uid.as_raw();
+    let workers: Vec<i32> = process_tree(master).into_iter().filter(|p| *p != master).collect();
+    assert!(!workers.is_empty(), "no workers");
+    for w in &workers {
+        let s = status(*w);
+        assert!(s.contains(&format!("Uid:\t{www}\t{www}\t{www}\t{www}")), "{s}");
+        assert!(s.contains("CapEff:\t0000000000000000") && s.contains("CapPrm:\t0000000000000000"), "{s}");
+    }
+    let o = d.ctl(&["stop", "apache2"]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert_eq!(
+        wait_gone_by(|| std::iter::once(master).chain(workers.iter().copied()).filter(|p| std::path::Path::new(&format!("/proc/{p}")).exists()).collect(), T),
+        Vec::<i32>::new()
+    );
+    d.terminate(T);
+}
