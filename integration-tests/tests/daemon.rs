@@ -786,3 +786,68 @@ fn wait_file_lines(p: &std::path::Path, n: usize) -> Vec<String> {
         std::thread::sleep(Duration::from_millis(20));
     }
 }
+
+/// exec.start_post and exec.reload (issue 19): run by the service's task
+/// helper, in its sandbox (they see its private /tmp and may signal it); a
+/// failing start_post stops the service as failed; `capexec reload NAME`
+/// runs the reload commands and says which failed. A reload command of a
+/// root service without a pid namespace still cannot signal a host process
+/// running as root (the helper is in the service's Landlock domain).
+#[test]
+fn start_post_and_reload_run_in_the_service() {
+    let dir = shared_dir().join("post-reload");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    set_mode(&dir, 0o777);
+    let log = dir.join("log");
+    let d_ = dir.display();
+    let main = format!("echo $$ > /tmp/main.pid; trap 'echo reloaded >> {d_}/log' HUP; echo started >> {d_}/log; while :; do sleep 0.1 & wait; done");
+    let rw = format!("[filesystem]\nread_write = [\"{d_}\"]\n");
+    let mut d = Daemon::prepare(As::Root, "post-reload");
+    d.write_unit(
+        "svc",
+        &sh_unit(
+            &main,
+            &format!(
+                "{rw}[[exec.start_post]]\nargv = [\"/bin/sh\", \"-c\", \"echo post-$(id -u) >> {d_}/log\"]\n\
+                 [[exec.reload]]\nargv = [\"/bin/sh\", \"-c\", \"test \\\"$MAINPID\\\" = $(cat /tmp/main.pid) && kill -HUP $MAINPID\"]\n"
+            ),
+        ),
+    );
+    d.write_unit("badpost", &sh_unit("exec sleep 600", "[[exec.start_post]]\nargv = [\"/bin/sh\", \"-c\", \"exit 5\"]\n[service]\nrestart = \"no\"\n"));
+    let me = std::process::id();
+    d.write_unit(
+        "escaper",
+        &format!(
+            "[exec]\nargv = [\"/bin/sleep\", \"600\"]\nuser = \"root\"\n[namespaces]\npid = false\n[filesystem]\nproc = \"none\"\n\
+             [[exec.reload]]\nargv = [\"/bin/kill\", \"-0\", \"{me}\"]\n"
+        ),
+    );
+    d.start();
+    ok(&d.ctl(&["start", "svc"]));
+    let lines = wait_file_lines(&log, 2);
+    let uid = d.status("svc")["main_pid"].as_i64().map(|p| std::fs::read_to_string(format!("/proc/{p}/status")).unwrap_or_default()).unwrap_or_default();
+    assert!(lines.contains(&"started".to_owned()), "{lines:?}");
+    let post = lines.iter().find(|l| l.starts_with("post-")).unwrap_or_else(|| panic!("start_post did not run: {lines:?}"));
+    assert!(uid.contains(&format!("Uid:\t{}\t", &post[5..])), "start_post ran as the service's user: {post} vs\n{uid}");
+    let out = ok(&d.ctl(&["reload", "svc"]));
+    assert!(out.contains("svc: reloaded"), "{out}");
+    assert!(wait_file_lines(&log, 3).contains(&"reloaded".to_owned()), "the reload command signalled the service");
+
+    let o = d.ctl(&["start", "badpost"]);
+    let s = d.wait_for("badpost", T, "the failed start_post", |s| s["state"] != "running" && s["state"] != "starting" && s["state"] != "stopping");
+    assert_eq!(s["result"], "exit-failure", "{s:#} {}", text(&o));
+    assert!(s["error"].as_str().unwrap_or_default().contains("exec.start_post[0] `/bin/sh -c exit 5` exited with status 5"), "{s:#}");
+
+    let o = d.ctl(&["reload", "badpost"]);
+    assert!(!o.status.success() && text(&o).contains("badpost: the declaration has no exec.reload commands"), "{}", text(&o));
+
+    ok(&d.ctl(&["start", "escaper"]));
+    let o = d.ctl(&["reload", "escaper"]);
+    assert!(!o.status.success() && text(&o).contains("exec.reload[0] `/bin/kill -0"), "a reload command signalled a host process: {}", text(&o));
+    // Stopped, a service has nothing to reload.
+    ok(&d.ctl(&["stop", "svc"]));
+    let o = d.ctl(&["reload", "svc"]);
+    assert!(!o.status.success() && text(&o).contains("svc: it is stopped, not running"), "{}", text(&o));
+    d.terminate(T);
+}

@@ -193,10 +193,13 @@ pub struct RawExec {
     pub working_directory: Option<String>,
     pub memory_deny_write_execute: Option<bool>,
     pub start_pre: Option<Vec<RawCommand>>,
+    pub start_post: Option<Vec<RawCommand>>,
+    pub reload: Option<Vec<RawCommand>>,
 }
 
-/// A command run around the service (`[[exec.start_pre]]`): systemd's
-/// `ExecStartPre=`, its `-` prefix as `ignore_failure`, `+` as `privileged`.
+/// A command run around the service (`[[exec.start_pre]]`, `start_post`,
+/// `reload`): systemd's `ExecStartPre=` and the others, their `-` prefix as
+/// `ignore_failure`, `+` as `privileged`.
 #[derive(Debug, Default, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawCommand {

@@ -75,6 +75,13 @@ pub struct ExecSpec {
     /// systemd's `ExecStartPre=`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub start_pre: Vec<Command>,
+    /// Run one after another once the service is running (systemd's
+    /// `ExecStartPost=`); a failure stops it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub start_post: Vec<Command>,
+    /// Run by `capexec reload NAME` (systemd's `ExecReload=`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub reload: Vec<Command>,
 }
 
 /// A command run around the service's program.

@@ -219,28 +219,9 @@ pub fn validate(name: &str, raw: &RawUnit, sources: Vec<PathBuf>, ctx: &Context)
             v.err(format!("exec.argv[{i}]"), "argument contains a NUL byte");
         }
     }
-    let mut start_pre = Vec::new();
-    for (i, c) in exec.start_pre.iter().flatten().enumerate() {
-        let key = format!("exec.start_pre[{i}]");
-        let argv: Vec<String> = c.argv.iter().flatten().map(|a| v.expand(a)).collect();
-        match argv.first() {
-            None => v.err_help(format!("{key}.argv"), "missing: the command to run", "e.g. argv = [\"/usr/sbin/nginx\", \"-t\", \"-q\"]"),
-            Some(p) if !p.starts_with('/') => v.err_help(format!("{key}.argv[0]"), format!("`{p}` is not an absolute path"), "give the program's full path"),
-            _ => {}
-        }
-        if argv.iter().any(|a| a.contains('\0')) {
-            v.err(format!("{key}.argv"), "an argument contains a NUL byte");
-        }
-        let privileged = c.privileged.unwrap_or(false);
-        if privileged && ctx.rootless {
-            v.err_help(
-                format!("{key}.privileged"),
-                "a privileged command runs as root on the host, which rootless capexec cannot",
-                "remove privileged = true, or run capexec as root",
-            );
-        }
-        start_pre.push(Command { argv, ignore_failure: c.ignore_failure.unwrap_or(false), privileged });
-    }
+    let start_pre = commands(&mut v, "exec.start_pre", exec.start_pre.as_deref());
+    let start_post = commands(&mut v, "exec.start_post", exec.start_post.as_deref());
+    let reload = commands(&mut v, "exec.reload", exec.reload.as_deref());
     let user = identity(&mut v, name, &exec);
     let mut environment = BTreeMap::new();
     for (k, val) in exec.environment.unwrap_or_default() {
@@ -640,6 +621,8 @@ pub fn validate(name: &str, raw: &RawUnit, sources: Vec<PathBuf>, ctx: &Context)
             working_directory,
             memory_deny_write_execute: exec.memory_deny_write_execute.unwrap_or(false),
             start_pre,
+            start_post,
+            reload,
         },
         filesystem,
         namespaces,
@@ -725,6 +708,33 @@ fn identity(v: &mut V, unit: &str, exec: &RawExec) -> Option<Identity> {
         v.err_help("exec.supplementary_groups", format!("{} supplementary groups", groups.len()), "a service may have at most 64");
     }
     Some(Identity { uid, gid, user_name, how, home, groups })
+}
+
+/// `[[exec.start_pre]]` and the other command lists.
+fn commands(v: &mut V, field: &str, list: Option<&[crate::raw::RawCommand]>) -> Vec<Command> {
+    let mut out = Vec::new();
+    for (i, c) in list.unwrap_or_default().iter().enumerate() {
+        let key = format!("{field}[{i}]");
+        let argv: Vec<String> = c.argv.iter().flatten().map(|a| v.expand(a)).collect();
+        match argv.first() {
+            None => v.err_help(format!("{key}.argv"), "missing: the command to run", "e.g. argv = [\"/usr/sbin/nginx\", \"-t\", \"-q\"]"),
+            Some(p) if !p.starts_with('/') => v.err_help(format!("{key}.argv[0]"), format!("`{p}` is not an absolute path"), "give the program's full path"),
+            _ => {}
+        }
+        if argv.iter().any(|a| a.contains('\0')) {
+            v.err(format!("{key}.argv"), "an argument contains a NUL byte");
+        }
+        let privileged = c.privileged.unwrap_or(false);
+        if privileged && v.ctx.rootless {
+            v.err_help(
+                format!("{key}.privileged"),
+                "a privileged command runs as root on the host, which rootless capexec cannot",
+                "remove privileged = true, or run capexec as root",
+            );
+        }
+        out.push(Command { argv, ignore_failure: c.ignore_failure.unwrap_or(false), privileged });
+    }
+    out
 }
 
 /// A stable uid for a unit in systemd's dynamic range, skipping ids that

@@ -41,6 +41,9 @@ pub struct ChildArgs<'a> {
     /// Where init sends the resolver socket and the service its seccomp notify
     /// listener (when the plan has either).
     pub notify_tx: Option<RawFd>,
+    /// The helper's end of the task channel (when the plan has start_post or
+    /// reload commands; see [`helper`]).
+    pub tasks: Option<RawFd>,
 }
 
 fn report(fd: RawFd, e: &ChildError) {
@@ -78,12 +81,11 @@ pub fn run(a: &ChildArgs) -> ! {
             exit(126);
         }
     }
-    for (i, c) in a.plan.start_pre.iter().enumerate() {
-        if let Err(e) = start_pre(a, i, c) {
-            report(a.err_wr, &e);
-            exit(126);
-        }
+    if let Err(e) = run_commands(a, "exec.start_pre", &a.plan.start_pre, None) {
+        report(a.err_wr, &e);
+        exit(126);
     }
+
     // SAFETY: this process is single-threaded (created by clone from a
     // single-threaded parent), so fork is safe and the child may allocate.
     match unsafe { libc::fork() } {
@@ -92,21 +94,45 @@ pub fn run(a: &ChildArgs) -> ! {
             exit(126)
         }
         0 => service(a, &a.plan.argv, a.err_wr, true),
-        pid => init(a, pid),
+        pid => {
+            // After the program: the supervisor takes init's first child for it.
+            let helper = a.tasks.map(|chan| {
+                // SAFETY: as above.
+                match unsafe { libc::fork() } {
+                    -1 => {
+                        report(a.err_wr, &ChildError::io(Step::ForkService, "fork the task helper", std::io::Error::last_os_error()));
+                        let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
+                        exit(126)
+                    }
+                    0 => helper(a, chan, pid),
+                    h => h,
+                }
+            });
+            init(a, pid, helper)
+        }
     }
 }
 
-/// Runs `exec.start_pre[i]` as the service would run (its fds, ids and
-/// filters; not the broker's notify filter, whose listener belongs to the
-/// program) and waits for it. Its own setup or exec error comes back on a
-/// pipe of its own and is passed on with its index.
-fn start_pre(a: &ChildArgs, i: usize, c: &crate::plan::PreCommand) -> Result<(), ChildError> {
+/// Runs the commands of `list` (named `what` in messages) one after another
+/// until one fails and is not ignored.
+fn run_commands(a: &ChildArgs, what: &str, list: &[crate::plan::SandboxCommand], main_pid: Option<libc::pid_t>) -> Result<(), ChildError> {
+    for (i, c) in list.iter().enumerate() {
+        run_command(a, what, i, c, main_pid)?;
+    }
+    Ok(())
+}
+
+/// Runs `what[i]` as the service would run (its fds, ids and filters; not
+/// the broker's notify filter, whose listener belongs to the program) and
+/// waits for it. Its own setup or exec error comes back on a pipe of its
+/// own and is passed on with its index.
+fn run_command(a: &ChildArgs, what: &str, i: usize, c: &crate::plan::SandboxCommand, main_pid: Option<libc::pid_t>) -> Result<(), ChildError> {
     let shown = || c.argv.iter().map(|s| s.to_string_lossy()).collect::<Vec<_>>().join(" ");
     let (rd, wr) = sys::pipe2(libc::O_CLOEXEC).map_err(|e| ChildError::io(Step::StartPre, "pipe", e))?;
     // SAFETY: init is single-threaded (see `run`).
     let pid = match unsafe { libc::fork() } {
         -1 => return Err(ChildError::io(Step::StartPre, "fork", std::io::Error::last_os_error())),
-        0 => service(a, &c.argv, wr.as_raw_fd(), false),
+        0 => service_with(a, &c.argv, wr.as_raw_fd(), false, main_pid),
         pid => pid,
     };
     drop(wr);
@@ -118,12 +144,50 @@ fn start_pre(a: &ChildArgs, i: usize, c: &crate::plan::PreCommand) -> Result<(),
         return Ok(());
     }
     Err(match n {
-        0 => ChildError::new(Step::StartPre, format!("exec.start_pre[{i}] `{}` exited with status {code}", shown())),
+        0 => ChildError::new(Step::StartPre, format!("{what}[{i}] `{}` exited with status {code}", shown())),
         n => {
             let e = ChildError::decode(&buf[..n]);
-            ChildError { step: Step::StartPre, errno: e.errno, detail: format!("exec.start_pre[{i}]: {}: {}", e.step, e.detail) }
+            ChildError { step: Step::StartPre, errno: e.errno, detail: format!("{what}[{i}]: {}: {}", e.step, e.detail) }
         }
     })
+}
+
+/// The task helper: forked by init after the sandbox is built and before
+/// the program, so that it shares the service's view, namespaces and
+/// Landlock domain (a reload command may signal the service, as `nginx -s
+/// reload` does, and nothing else), and holds the preopened fds for the
+/// commands. It runs `exec.start_post` (`p`) or `exec.reload` (`r`) when the
+/// supervisor asks on `chan` and answers with a status byte (0: all ran)
+/// and, after a failure, the message. It ends with the channel (the
+/// supervisor gone) or with init.
+fn helper(a: &ChildArgs, chan: RawFd, program: libc::pid_t) -> ! {
+    let _ = sys::prctl(libc::PR_SET_DUMPABLE, 0);
+    let _ = sys::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong);
+    // Not the launch's: with them open the parent would never see the end of setup.
+    for fd in [Some(a.err_wr), Some(a.sync_rd), a.notify_tx].into_iter().flatten() {
+        let _ = nix::unistd::close(fd);
+    }
+    let mut req = [0u8; 1];
+    loop {
+        match nix::unistd::read(chan, &mut req) {
+            Ok(1) => {}
+            Err(nix::errno::Errno::EINTR) => continue,
+            _ => exit(0),
+        }
+        let (what, list) = match req[0] {
+            b'p' => ("exec.start_post", &a.plan.start_post),
+            b'r' => ("exec.reload", &a.plan.reload),
+            _ => continue,
+        };
+        // The service's main process as the commands see it: the daemon a
+        // forking start left, by its pid file, else the program.
+        let main_pid = a.plan.forking.as_ref().and_then(|f| f.pid_file.as_deref()).and_then(read_pid).unwrap_or(program);
+        let reply = match run_commands(a, what, list, Some(main_pid)) {
+            Ok(()) => vec![0],
+            Err(e) => std::iter::once(1).chain(e.detail.into_bytes()).collect(),
+        };
+        let _ = sys::write_raw(chan, &reply);
+    }
 }
 
 fn setup(a: &ChildArgs) -> Result<(), ChildError> {
@@ -212,6 +276,12 @@ fn detach_preopened_dirs(a: &ChildArgs) -> Result<(), ChildError> {
 /// The program (`main`) or a start_pre command: place the fds, reset
 /// signals, install the filters, exec `argv`. Errors go to `err_wr`.
 fn service(a: &ChildArgs, argv: &[std::ffi::CString], err_wr: RawFd, main: bool) -> ! {
+    service_with(a, argv, err_wr, main, None)
+}
+
+/// [`service`], with `MAINPID` in the environment when given (the task
+/// helper's commands: `kill -HUP $MAINPID` is the usual reload).
+fn service_with(a: &ChildArgs, argv: &[std::ffi::CString], err_wr: RawFd, main: bool, main_pid: Option<libc::pid_t>) -> ! {
     let plan = a.plan;
     let fail = |e: ChildError| -> ! {
         report(err_wr, &e);
@@ -269,6 +339,9 @@ fn service(a: &ChildArgs, argv: &[std::ffi::CString], err_wr: RawFd, main: bool)
     let mut env = plan.env.clone();
     if let Some(i) = plan.listen_pid_slot {
         env[i] = std::ffi::CString::new(format!("LISTEN_PID={}", std::process::id())).expect("no NUL");
+    }
+    if let Some(pid) = main_pid {
+        env.push(std::ffi::CString::new(format!("MAINPID={pid}")).expect("no NUL"));
     }
     let program = &argv[0];
     let argv: Vec<*const libc::c_char> = argv.iter().map(|a| a.as_ptr()).chain(std::iter::once(std::ptr::null())).collect();
@@ -339,7 +412,7 @@ fn install_filters(plan: &SetupPlan, notify_tx: Option<RawFd>, err_wr: RawFd, ma
 /// Init of the namespace: reaps every child, forwards signals to the service,
 /// and exits with the service's status (128+N when killed by signal N). Its
 /// exit takes every remaining process of the pid namespace with it.
-fn init(a: &ChildArgs, service: libc::pid_t) -> ! {
+fn init(a: &ChildArgs, service: libc::pid_t, helper: Option<libc::pid_t>) -> ! {
     // Nothing of the setup is needed any more, and the service must not be able to
     // read this process's memory through /proc.
     let _ = sys::prctl(libc::PR_SET_DUMPABLE, 0);
@@ -371,7 +444,7 @@ fn init(a: &ChildArgs, service: libc::pid_t) -> ! {
                         _ => exit(exit_code(status)),
                     }
                 }
-                if forked && main.is_none() && !process::is_child(None) {
+                if forked && main.is_none() && !others_left(helper) {
                     exit(0);
                 }
             }
@@ -379,6 +452,22 @@ fn init(a: &ChildArgs, service: libc::pid_t) -> ! {
             None => {}
         }
     }
+}
+
+/// Whether init has a child besides the task helper: for a forking service
+/// without a pid file, whether any process of it is left (orphans come to
+/// init). Read from /proc (init's forking filter allows the open).
+fn others_left(helper: Option<libc::pid_t>) -> bool {
+    let Some(h) = helper else { return process::is_child(None) };
+    let mut buf = [0u8; 256];
+    let fd = match nix::fcntl::open(c"/proc/thread-self/children", nix::fcntl::OFlag::O_RDONLY | nix::fcntl::OFlag::O_CLOEXEC, nix::sys::stat::Mode::empty()) {
+        Ok(fd) => fd,
+        Err(_) => return process::is_child(None),
+    };
+    let n = nix::unistd::read(fd, &mut buf).unwrap_or(0);
+    let _ = nix::unistd::close(fd);
+    // Parsed, not formatted: init's filter has no brk or mmap for malloc.
+    std::str::from_utf8(&buf[..n]).unwrap_or("").split_whitespace().any(|p| p.parse::<libc::pid_t>() != Ok(h))
 }
 
 /// Forwards `sig` to the process init stands for; when that is every process

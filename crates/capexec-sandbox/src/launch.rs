@@ -36,6 +36,33 @@ pub struct Spawned {
     /// Preopened files in append mode, for the broker to relay (when the
     /// plan has `append_pipes`).
     pub appends: Vec<resources::AppendPipe>,
+    /// The channel to the task helper (when the plan has start_post or reload
+    /// commands): write `p` or `r`, read the answer (see [`run_tasks`]).
+    pub tasks: Option<OwnedFd>,
+}
+
+/// Asks the task helper of a running service to run its `exec.start_post`
+/// (`post`) or `exec.reload` commands and waits for them: `Err` names the
+/// command that failed.
+pub fn run_tasks(chan: std::os::fd::BorrowedFd<'_>, post: bool) -> Result<(), String> {
+    sys::write_raw(chan.as_raw_fd(), if post { b"p" } else { b"r" }).map_err(|e| format!("ask the service's task helper: {e}"))?;
+    task_answer(chan)
+}
+
+/// The task helper's answer to a request (see [`run_tasks`]).
+pub fn task_answer(chan: std::os::fd::BorrowedFd<'_>) -> Result<(), String> {
+    let mut buf = [0u8; 2048];
+    let n = loop {
+        match nix::unistd::read(chan.as_raw_fd(), &mut buf) {
+            Err(nix::errno::Errno::EINTR) => continue,
+            r => break r.map_err(|e| format!("the service's task helper: {e}"))?,
+        }
+    };
+    match buf[..n].split_first() {
+        Some((0, _)) => Ok(()),
+        Some((_, msg)) => Err(String::from_utf8_lossy(msg).into_owned()),
+        None => Err("the service's task helper is gone (the service ended)".into()),
+    }
 }
 
 /// How the daemon's launcher differs from `capexec exec`.
@@ -177,6 +204,7 @@ pub struct Starting {
     dns_stub: bool,
     notify_relay: bool,
     listener: bool,
+    tasks: Option<OwnedFd>,
 }
 
 /// Starts the service of a plan that is not a learning run (see [`Starting`]).
@@ -229,6 +257,11 @@ fn begin(plan: &SetupPlan, opts: &SpawnOptions) -> Result<Starting, LaunchError>
         }
         false => None,
     };
+    // The supervisor's channel to the task helper (see child::helper).
+    let tasks = match plan.start_post.is_empty() && plan.reload.is_empty() {
+        true => None,
+        false => Some(seqpacket_pair("the task helper's channel")?),
+    };
     let last_cap = cap_last_cap();
     let _ = sigprocmask(SigmaskHow::SIG_BLOCK, Some(&blocked_set()), None);
 
@@ -246,11 +279,13 @@ fn begin(plan: &SetupPlan, opts: &SpawnOptions) -> Result<Starting, LaunchError>
             cap_last_cap: last_cap,
             stdio: opts.stdio,
             notify_tx: notify_pair.as_ref().map(|(_, tx)| tx.as_raw_fd()),
+            tasks: tasks.as_ref().map(|(_, helper_end)| helper_end.as_raw_fd()),
         };
         child::run(&args);
     };
     drop(sync_rd);
     drop(err_wr);
+    let tasks = tasks.map(|(ours, _helper_end)| ours);
     let abort = |e: LaunchError| kill_and_reap(pid, e);
     if plan.user_ns {
         let write = |file: &str, data: &str| {
@@ -298,6 +333,7 @@ fn begin(plan: &SetupPlan, opts: &SpawnOptions) -> Result<Starting, LaunchError>
         dns_stub: plan.dns_stub,
         notify_relay: plan.notify_relay,
         listener: plan.notify_seccomp.is_some(),
+        tasks,
     })
 }
 
@@ -312,7 +348,7 @@ impl Starting {
     /// [`setup_fd`](Self::setup_fd) polled readable): the running service,
     /// or the error its setup reported.
     pub fn finish(self) -> Result<Spawned, LaunchError> {
-        let Starting { pid, pidfd, err_rd, sync_wr, fds, appends, notify_pair, channel, dns_stub, notify_relay, listener: has_listener } = self;
+        let Starting { pid, pidfd, err_rd, sync_wr, fds, appends, notify_pair, channel, dns_stub, notify_relay, listener: has_listener, tasks } = self;
         let abort = |e: LaunchError| kill_and_reap(pid, e);
         // EOF: the service exec'd (its end is close-on-exec) and init closed its copy.
         let mut msg = Vec::new();
@@ -342,7 +378,7 @@ impl Starting {
                 listener = Some(sys::recv_fd(rx.as_raw_fd()).map_err(|e| abort(LaunchError::io("receive", "the service's seccomp listener", e)))?);
             }
         }
-        Ok(Spawned { pid, pidfd, main_pid: first_child(pid), listener, broker_channel, dns, notify, appends })
+        Ok(Spawned { pid, pidfd, main_pid: first_child(pid), listener, broker_channel, dns, notify, appends, tasks })
     }
 }
 

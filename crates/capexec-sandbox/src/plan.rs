@@ -41,7 +41,12 @@ pub struct SetupPlan {
     pub forking: Option<Forking>,
     /// `exec.start_pre` commands that run in the sandbox, in order, before
     /// the program (the privileged ones are the caller's to run first).
-    pub start_pre: Vec<PreCommand>,
+    pub start_pre: Vec<SandboxCommand>,
+    /// `exec.start_post` and `exec.reload` commands that run in the sandbox:
+    /// init forks a helper for them before the program (see `child::helper`),
+    /// which the supervisor asks through `Spawned::tasks`.
+    pub start_post: Vec<SandboxCommand>,
+    pub reload: Vec<SandboxCommand>,
     /// The user-notification filter for the transparent broker, installed under
     /// the allowlist; `None` when the declaration grants nothing brokered.
     pub notify_seccomp: Option<BpfProgram>,
@@ -185,15 +190,24 @@ pub const NOTIFY_RELAY_DIR: &str = "/.capexec";
 /// than silently cut.
 const CREDENTIAL_MAX: u64 = 1 << 20;
 
+/// The commands of a list that run in the sandbox (the privileged ones are
+/// the supervisor's to run on the host).
+fn sandboxed(what: &str, list: &[capexec_decl::spec::Command]) -> Result<Vec<SandboxCommand>, LaunchError> {
+    list.iter()
+        .filter(|c| !c.privileged)
+        .map(|c| Ok(SandboxCommand { argv: c.argv.iter().map(|a| cstring(what, a)).collect::<Result<_, _>>()?, ignore_failure: c.ignore_failure }))
+        .collect()
+}
+
 fn cstring(what: &str, s: &str) -> Result<CString, LaunchError> {
     CString::new(s).map_err(|_| LaunchError::Plan(format!("{what} contains a NUL byte")))
 }
 
-/// An `exec.start_pre` command, for init: run as the service would be
-/// (same fds, filters, ids), waited for; its failure fails the start unless
-/// ignored.
+/// A command of `exec.start_pre`, `start_post` or `reload` that runs in the
+/// sandbox: run as the service would be (same fds, filters, ids), waited
+/// for; its failure ends the list unless ignored.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PreCommand {
+pub struct SandboxCommand {
     pub argv: Vec<CString>,
     pub ignore_failure: bool,
 }
@@ -513,13 +527,9 @@ fn plan_inheriting(
         seccomp: seccomp::service_filter(&spec.seccomp)?,
         init_seccomp: seccomp::init_filter(false)?,
         forking: None,
-        start_pre: spec
-            .exec
-            .start_pre
-            .iter()
-            .filter(|c| !c.privileged)
-            .map(|c| Ok(PreCommand { argv: c.argv.iter().map(|a| cstring("exec.start_pre", a)).collect::<Result<_, _>>()?, ignore_failure: c.ignore_failure }))
-            .collect::<Result<_, LaunchError>>()?,
+        start_pre: sandboxed("exec.start_pre", &spec.exec.start_pre)?,
+        start_post: sandboxed("exec.start_post", &spec.exec.start_post)?,
+        reload: sandboxed("exec.reload", &spec.exec.reload)?,
         notify_seccomp: Some(&broker.notified).filter(|n| !n.is_empty()).map(|n| seccomp::notify_filter(n)),
         broker_channel,
         dns_stub: broker.dns_stub,
@@ -656,9 +666,12 @@ impl SetupPlan {
         }
         let _ = writeln!(o, "seccomp: {}", prog(&self.seccomp));
         let _ = writeln!(o, "init seccomp: {}", prog(&self.init_seccomp));
-        for c in &self.start_pre {
+        for (list, c) in [("start_pre", &self.start_pre), ("start_post", &self.start_post), ("reload", &self.reload)]
+            .iter()
+            .flat_map(|(l, cs)| cs.iter().map(move |c| (*l, c)))
+        {
             let argv: Vec<String> = c.argv.iter().map(lossy).collect();
-            let _ = writeln!(o, "start_pre: {argv:?}{}", if c.ignore_failure { " (failure ignored)" } else { "" });
+            let _ = writeln!(o, "{list}: {argv:?}{}", if c.ignore_failure { " (failure ignored)" } else { "" });
         }
         if let Some(f) = &self.forking {
             let _ = writeln!(o, "forking: pid file {:?}, ready socket {:?}", f.pid_file.as_ref().map(lossy), f.ready_socket.as_ref().map(lossy));
@@ -698,6 +711,8 @@ impl SetupPlan {
     fn into_learning(mut self) -> SetupPlan {
         // Only the program is recorded.
         self.start_pre.clear();
+        self.start_post.clear();
+        self.reload.clear();
         let mut mounts: Vec<MountStep> = self.mounts.iter().filter(|m| matches!(m, MountStep::Dev | MountStep::Proc { .. })).cloned().collect();
         // The declared tmpfs directories stay the service's own (a pid file
         // directory that does not exist on the host, say), mounted on top; not

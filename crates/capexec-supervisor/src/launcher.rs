@@ -45,6 +45,18 @@ pub struct LaunchRequest {
     pub notify_dir: Option<PathBuf>,
 }
 
+/// Daemon → launcher.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(tag = "request", rename_all = "kebab-case")]
+pub enum LauncherRequest {
+    /// Start a service; carries its stdin, stdout and stderr.
+    Launch(Box<LaunchRequest>),
+    /// Have the task helper of the running service whose init is `init_pid`
+    /// run its `exec.start_post` (`post`) or `exec.reload` commands;
+    /// answered with [`LauncherEvent::TaskDone`].
+    Task { id: u64, init_pid: i32, post: bool },
+}
+
 /// Launcher → daemon.
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(tag = "event", rename_all = "kebab-case")]
@@ -64,6 +76,11 @@ pub enum LauncherEvent {
     Exited {
         init_pid: i32,
         code: i32,
+    },
+    /// The commands of a [`LauncherRequest::Task`] have ended.
+    TaskDone {
+        id: u64,
+        result: Result<(), String>,
     },
 }
 
@@ -95,6 +112,9 @@ struct Child {
     /// The service's stderr, for the launcher's own messages about it
     /// (kept for brokered services only).
     stderr: Option<OwnedFd>,
+    /// The channel to its task helper, and the task request it works on.
+    tasks: Option<OwnedFd>,
+    task: Option<u64>,
 }
 
 /// What the launcher is the parent of: services' namespace inits, and the
@@ -137,7 +157,7 @@ fn complete(sock: RawFd, children: &mut Children, pid: i32) {
     match p.started.finish() {
         Ok(s) => {
             let main = s.main_pid.and_then(|m| pidfd_open(m).map(|fd| (m, fd)));
-            children.services.insert(s.pid, Child { cgroup_kill: p.cgroup_kill, unit: p.unit, stderr: None });
+            children.services.insert(s.pid, Child { cgroup_kill: p.cgroup_kill, unit: p.unit, stderr: None, tasks: s.tasks, task: None });
             let main_pid = main.as_ref().map(|(m, _)| *m);
             let mut pidfds = vec![s.pidfd];
             pidfds.extend(main.map(|(_, fd)| fd));
@@ -172,9 +192,12 @@ fn run(sock: OwnedFd) -> ! {
     let mut buf = Vec::new();
     loop {
         let starting: Vec<i32> = children.starting.keys().copied().collect();
+        // Services whose task helper works on a request: its answer polls readable.
+        let working: Vec<i32> = children.services.iter().filter(|(_, c)| c.task.is_some() && c.tasks.is_some()).map(|(p, _)| *p).collect();
         let ready: Vec<bool> = {
             let mut pfd = vec![PollFd::new(sock.as_fd(), PollFlags::POLLIN), PollFd::new(sigfd.as_fd(), PollFlags::POLLIN)];
             pfd.extend(children.starting.values().map(|p| PollFd::new(p.started.setup_fd(), PollFlags::POLLIN)));
+            pfd.extend(working.iter().filter_map(|p| children.services[p].tasks.as_ref()).map(|fd| PollFd::new(fd.as_fd(), PollFlags::POLLIN)));
             if poll(&mut pfd, PollTimeout::NONE).is_err() {
                 continue; // EINTR
             }
@@ -183,6 +206,9 @@ fn run(sock: OwnedFd) -> ! {
         for (pid, _) in starting.iter().zip(&ready[2..]).filter(|(_, r)| **r) {
             complete(sock.as_raw_fd(), &mut children, *pid);
         }
+        for (pid, _) in working.iter().zip(&ready[2 + starting.len()..]).filter(|(_, r)| **r) {
+            task_done(sock.as_raw_fd(), &mut children, *pid);
+        }
         if ready[1] {
             while let Ok(Some(_)) = sigfd.read_signal() {}
             reap(sock.as_raw_fd(), &mut children);
@@ -190,9 +216,10 @@ fn run(sock: OwnedFd) -> ! {
         if ready[0] {
             match fdpass::recv(sock.as_raw_fd(), &mut buf) {
                 Ok(Some((n, fds))) => {
-                    let req: Result<LaunchRequest, _> = serde_json::from_slice(&buf[..n]);
+                    let req: Result<LauncherRequest, _> = serde_json::from_slice(&buf[..n]);
                     match req {
-                        Ok(req) => launch(sock.as_raw_fd(), req, fds, &host_env, &mut children),
+                        Ok(LauncherRequest::Launch(req)) => launch(sock.as_raw_fd(), *req, fds, &host_env, &mut children),
+                        Ok(LauncherRequest::Task { id, init_pid, post }) => task(sock.as_raw_fd(), &mut children, id, init_pid, post),
                         Err(e) => {
                             eprintln!("capexec-launch: malformed request from the daemon: {e}")
                         }
@@ -208,6 +235,32 @@ fn run(sock: OwnedFd) -> ! {
             reap(sock.as_raw_fd(), &mut children);
         }
     }
+}
+
+/// Hands a task request to the service's helper; its answer is read when it
+/// polls readable ([`task_done`]).
+fn task(sock: RawFd, children: &mut Children, id: u64, init_pid: i32, post: bool) {
+    let fail = |error: String| send(sock, &LauncherEvent::TaskDone { id, result: Err(error) }, &[]);
+    let Some(c) = children.services.get_mut(&init_pid) else { return fail("the service is not running".into()) };
+    let Some(chan) = &c.tasks else { return fail("the service has no commands to run in its sandbox".into()) };
+    if c.task.is_some() {
+        return fail("the service's commands are running already".into());
+    }
+    match capexec_sys::write_raw(chan.as_raw_fd(), if post { b"p" } else { b"r" }) {
+        Ok(_) => c.task = Some(id),
+        Err(e) => fail(format!("ask the service's task helper: {e}")),
+    }
+}
+
+fn task_done(sock: RawFd, children: &mut Children, init_pid: i32) {
+    let Some(c) = children.services.get_mut(&init_pid) else { return };
+    let (Some(id), Some(chan)) = (c.task.take(), &c.tasks) else { return };
+    let result = capexec_sandbox::launch::task_answer(chan.as_fd());
+    if result.is_err() && matches!(&result, Err(e) if e.contains("is gone")) {
+        // The helper ended with the service: no more requests to it.
+        c.tasks = None;
+    }
+    send(sock, &LauncherEvent::TaskDone { id, result }, &[]);
 }
 
 fn launch(sock: RawFd, req: LaunchRequest, fds: Vec<OwnedFd>, host_env: &[(String, String)], children: &mut Children) {
@@ -263,7 +316,9 @@ fn launch(sock: RawFd, req: LaunchRequest, fds: Vec<OwnedFd>, host_env: &[(Strin
             // Only a brokered service can be stopped by the launcher itself (its
             // broker died), the one case it writes to the service's log.
             let stderr = st.broker.and_then(|_| fds[2].try_clone().ok());
-            children.services.insert(st.init_pid, Child { cgroup_kill: req.cgroup_kill.clone(), unit: req.spec.name.clone(), stderr });
+            children
+                .services
+                .insert(st.init_pid, Child { cgroup_kill: req.cgroup_kill.clone(), unit: req.spec.name.clone(), stderr, tasks: st.tasks, task: None });
             if let Some(b) = st.broker {
                 children.brokers.insert(b, st.init_pid);
             }
@@ -284,13 +339,23 @@ struct Started {
     main: Option<(i32, OwnedFd)>,
     /// The broker process, for brokered services.
     broker: Option<i32>,
+    /// The channel to the service's task helper.
+    tasks: Option<OwnedFd>,
 }
 
 /// What the broker process reports once it has cloned the service; carries
-/// the init's pidfd, then the main process's.
+/// the init's pidfd, then the main process's (with `main_pid`), then the
+/// task helper's channel (with `tasks`).
 #[derive(Serialize, Deserialize)]
 struct BrokerReport {
-    result: Result<(i32, Option<i32>), String>,
+    result: Result<BrokerStarted, String>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct BrokerStarted {
+    init_pid: i32,
+    main_pid: Option<i32>,
+    tasks: bool,
 }
 
 /// A brokered or guarded service: its broker is a process of its own, forked
@@ -326,18 +391,21 @@ fn spawn_brokered(
     };
     drop(theirs);
     let mut buf = Vec::new();
-    let (n, mut fds) = match fdpass::recv(ours.as_raw_fd(), &mut buf) {
+    let (n, fds) = match fdpass::recv(ours.as_raw_fd(), &mut buf) {
         Ok(Some(got)) => got,
         Ok(None) => return Err(SupervisorError::BrokerEnded),
         Err(e) => return Err(SupervisorError::Sys { op: "receive the broker's report", source: e }),
     };
     let report: BrokerReport = serde_json::from_slice(&buf[..n]).map_err(|e| SupervisorError::Broker(format!("internal: the broker's report: {e}")))?;
-    let (init_pid, main_pid) = report.result.map_err(SupervisorError::Broker)?;
-    if fds.is_empty() {
-        return Err(SupervisorError::Broker("internal: the broker's report carried no pidfd".into()));
+    let started = report.result.map_err(SupervisorError::Broker)?;
+    let want = 1 + usize::from(started.main_pid.is_some()) + usize::from(started.tasks);
+    if fds.len() != want {
+        return Err(SupervisorError::Broker(format!("internal: the broker's report carried {} descriptors instead of {want}", fds.len())));
     }
-    let init_pidfd = fds.remove(0);
-    Ok(Started { init_pid, init_pidfd, main: main_pid.zip(fds.pop()), broker: Some(broker) })
+    let mut fds = fds.into_iter();
+    let init_pidfd = fds.next().expect("counted");
+    let main = started.main_pid.zip(started.main_pid.and_then(|_| fds.next()));
+    Ok(Started { init_pid: started.init_pid, init_pidfd, main, broker: Some(broker), tasks: fds.next() })
 }
 
 /// The broker process: see [`spawn_brokered`]. Never returns.
@@ -375,8 +443,12 @@ fn broker_main(
     let main = s.main_pid.and_then(|m| pidfd_open(m).map(|fd| (m, fd)));
     let mut sent = vec![s.pidfd.as_raw_fd()];
     sent.extend(main.as_ref().map(|(_, fd)| fd.as_raw_fd()));
-    say(&BrokerReport { result: Ok((s.pid, main.as_ref().map(|(m, _)| *m))) }, &sent);
+    sent.extend(s.tasks.as_ref().map(|fd| fd.as_raw_fd()));
+    let started = BrokerStarted { init_pid: s.pid, main_pid: main.as_ref().map(|(m, _)| *m), tasks: s.tasks.is_some() };
+    say(&BrokerReport { result: Ok(started) }, &sent);
     drop(main);
+    // The launcher's now; the broker must not hold the helper's channel.
+    drop(s.tasks.take());
     let Some(b) = b else {
         // Only the sockets needed creating here; the launcher reaps the service.
         process::exit_now(0)
@@ -419,8 +491,11 @@ fn reap(sock: RawFd, children: &mut Children) {
         // Ended before its setup was seen to end (it exec'd and exited at
         // once, say): report the launch first, then the exit.
         complete(sock, children, pid);
-        if children.services.remove(&pid).is_some() {
+        if let Some(c) = children.services.remove(&pid) {
             children.brokers.retain(|_, init| *init != pid);
+            if let Some(id) = c.task {
+                send(sock, &LauncherEvent::TaskDone { id, result: Err("the service ended while its commands ran".into()) }, &[]);
+            }
             send(sock, &LauncherEvent::Exited { init_pid: pid, code }, &[]);
         } else if let Some(init) = children.brokers.remove(&pid) {
             // A broker ends with 0 only after its service's init did.

@@ -33,8 +33,12 @@ pub enum Request {
     Restart {
         units: Vec<String>,
     },
-    /// Re-read every declaration (daemon-wide), like SIGHUP.
-    Reload {},
+    /// Without `units`: re-read every declaration (daemon-wide), like
+    /// SIGHUP. With: run those services' `exec.reload` commands.
+    Reload {
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        units: Vec<String>,
+    },
     /// Empty `units`: every service.
     Status {
         units: Vec<String>,

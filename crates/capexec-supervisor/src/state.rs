@@ -52,6 +52,8 @@ pub enum Event {
     /// No process of the service is left (cgroup empty).
     AllGone,
     RestartTimer,
+    /// An `exec.start_post` command failed: the service is stopped, as failed.
+    PostFailed,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -230,6 +232,7 @@ impl Machine {
             (S::Starting, E::SpawnFailed) => self.end(Outcome::SpawnFailed, false),
             (S::Starting, E::ReadyTimeout) => self.end(Outcome::ReadyTimeout, true),
             (S::Running, E::WatchdogTimeout) => self.end(Outcome::WatchdogTimeout, true),
+            (S::Running, E::PostFailed) => self.end(Outcome::ExitFailure, true),
             (S::Starting | S::Running, E::MainExited { success }) => self.end(if success { Outcome::Success } else { Outcome::ExitFailure }, false),
             (S::Starting | S::Running, E::StopRequested) => {
                 self.stop_requested = true;
@@ -406,6 +409,21 @@ mod tests {
         assert_eq!(m.state, S::Starting);
         m.handle(E::Ready, c.at(400));
         assert_eq!(m.state, S::Running);
+    }
+
+    /// A failed start_post stops a running service gracefully, as failed.
+    #[test]
+    fn a_failed_start_post_stops_the_service() {
+        let c = Clock(Instant::now());
+        let mut m = Machine::new(policy(RestartPolicy::No));
+        m.handle(E::StartRequested, c.at(0));
+        m.handle(E::Spawned, c.at(1));
+        assert_eq!(m.state, S::Running);
+        let a = m.handle(E::PostFailed, c.at(10));
+        assert!(a.contains(&Action::SendStopSignal) && m.state == S::Stopping, "{a:?}");
+        m.handle(E::MainExited { success: true }, c.at(20));
+        m.handle(E::AllGone, c.at(21));
+        assert_eq!((m.state, m.outcome), (S::Failed, Some(Outcome::ExitFailure)));
     }
 
     #[test]

@@ -81,8 +81,12 @@ Waits until each service is running (type = notify: has sent READY=1), has exite
     Stop(UnitsArgs),
     /// Stop, then start services
     Restart(UnitsArgs),
-    /// Re-read every declaration: unchanged services keep running, changed ones restart, removed ones stop
-    Reload(ClientArgs),
+    /// Re-read every declaration (unchanged services keep running, changed ones restart, removed ones stop); with names, run those services' exec.reload commands
+    #[command(after_help = "Without UNIT: the declarations are read again, like SIGHUP to the daemon. With UNIT...: each \
+running service's [[exec.reload]] commands run (systemd's ExecReload=): the privileged ones on the host as root, the \
+others inside the service's own sandbox, as the service, where they can signal it (nginx -s reload, apachectl \
+graceful, rndc reload). Waits until they have ended; exits non-zero if one failed, and says which.")]
+    Reload(ReloadArgs),
     /// Show state, main pid, uptime, restarts, last exit, memory, tasks, STATUS= and last log lines
     Status(StatusArgs),
     /// List every loaded service, one line each
@@ -204,6 +208,15 @@ pub struct ClientArgs {
     /// Print the daemon's answer as JSON
     #[arg(long)]
     pub json: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct ReloadArgs {
+    /// Services whose reload commands to run; none: re-read every declaration
+    #[arg(value_name = "UNIT")]
+    pub units: Vec<String>,
+    #[command(flatten)]
+    pub client: ClientArgs,
 }
 
 #[derive(Args, Debug)]

@@ -211,7 +211,7 @@ fn forking_start_pre_and_identity_directives_are_mapped() {
     let decl = import_text(
         "forking",
         "[Service]\nType=forking\nPIDFile=/var/run/f/f.pid\nExecStartPre=+/bin/mkdir -p /run/f\nExecStartPre=-/bin/false\n\
-         ExecStartPre=!/bin/true\nExecStartPre=/usr/bin/test -d /etc\nExecStart=/usr/bin/sleep 100\nUser=nobody\nSupplementaryGroups=adm\nPrivateUsers=yes\n",
+         ExecStartPre=!/bin/true\nExecStartPre=/usr/bin/test -d /etc\nExecStartPost=-/bin/true post\nExecReload=/bin/kill -HUP $MAINPID\nExecStart=/usr/bin/sleep 100\nUser=nobody\nSupplementaryGroups=adm\nPrivateUsers=yes\n",
     );
     for want in [
         "type = \"forking\"",
@@ -220,6 +220,8 @@ fn forking_start_pre_and_identity_directives_are_mapped() {
         "argv = [\"/bin/false\"]\nignore_failure = true\n",
         "argv = [\"/bin/true\"]\n# systemd ran it with full privileges; capexec runs it on the host as root, outside the sandbox.\nprivileged = true\n",
         "[[exec.start_pre]]\nargv = [\"/usr/bin/test\", \"-d\", \"/etc\"]\n\n",
+        "[[exec.start_post]]\nargv = [\"/bin/true\", \"post\"]\nignore_failure = true\n",
+        "[[exec.reload]]\nargv = [\"/bin/sh\", \"-c\", \"\"\"exec '/bin/kill' '-HUP' ''\"$MAINPID\"''\"\"\"]",
         "supplementary_groups = [\"adm\"]",
         "[namespaces]\nuser = true\n",
         "#   PrivateUsers=yes: namespaces.user = true",

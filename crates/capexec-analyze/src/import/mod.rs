@@ -51,10 +51,8 @@ const ALWAYS: &[(&str, &str)] = &[
 
 /// Directives capexec does not carry over, with why.
 const NOT_MAPPED: &[(&str, &str)] = &[
-    ("ExecStartPost", "capexec runs one program"),
     ("ExecStop", "capexec stops the service with its stop signal (service.stop_signal)"),
     ("ExecStopPost", "capexec runs one program"),
-    ("ExecReload", "`capexec reload` re-reads declarations; send the service its reload signal with `kill -HUP` if it has one"),
     ("ExecCondition", "capexec runs one program"),
     ("KillMode", "capexec always stops the whole service (its pid namespace)"),
     ("UMask", "capexec keeps the umask it was started with"),
@@ -145,6 +143,26 @@ fn q(s: &str) -> String {
     toml::Value::String(s.to_owned()).to_string()
 }
 
+/// A command that names `$MAINPID` as a shell command that expands it from
+/// the environment (capexec sets MAINPID for start_post and reload
+/// commands); others unchanged.
+fn mainpid_shell(argv: Vec<String>) -> Vec<String> {
+    if !argv.iter().any(|w| w.contains("$MAINPID")) {
+        return argv;
+    }
+    let quoted: Vec<String> = argv.iter().map(|w| format!("'{}'", w.replace('\'', "'\\''").replace("$MAINPID", "'\"$MAINPID\"'"))).collect();
+    vec!["/bin/sh".into(), "-c".into(), format!("exec {}", quoted.join(" "))]
+}
+
+/// The declaration's list for an Exec*= directive.
+fn command_list(directive: &str) -> &'static str {
+    match directive {
+        "ExecStartPre" => "start_pre",
+        "ExecStartPost" => "start_post",
+        _ => "reload",
+    }
+}
+
 fn list(items: &[String]) -> String {
     format!("[{}]", items.iter().map(|s| q(s)).collect::<Vec<_>>().join(", "))
 }
@@ -152,6 +170,9 @@ fn list(items: &[String]) -> String {
 fn yes(v: &str) -> bool {
     matches!(v, "1" | "yes" | "true" | "on")
 }
+
+/// An Exec*= line: (argv, ignore_failure, privileged).
+type ImportedCommand = (Vec<String>, bool, bool);
 
 #[derive(Default)]
 struct Out {
@@ -167,8 +188,9 @@ struct Out {
     private_users: bool,
     /// PIDFile=: service.pid_file of a forking service.
     pid_file: Option<String>,
-    /// ExecStartPre= lines: (argv, ignore_failure, privileged).
-    start_pre: Vec<(Vec<String>, bool, bool)>,
+    /// ExecStartPre=, ExecStartPost= and ExecReload= lines, by the key of
+    /// their list.
+    commands: BTreeMap<&'static str, Vec<ImportedCommand>>,
     env: BTreeMap<String, String>,
     workdir: Option<String>,
     mdwe: bool,
@@ -278,6 +300,12 @@ fn exec_start(e: &Entry, vars: &BTreeMap<String, String>, out: &mut Out) -> Vec<
     };
     let mut argv = Vec::new();
     for w in words {
+        // systemd's main pid: capexec sets MAINPID for the commands around the
+        // service (see `mainpid_shell`), not for the program.
+        if w.contains("$MAINPID") || w.contains("${MAINPID}") {
+            argv.push(w.replace("${MAINPID}", "$MAINPID"));
+            continue;
+        }
         // A word that is exactly $VAR splits into words; ${VAR} inside a word does not.
         if let Some(name) = w.strip_prefix('$').filter(|n| !n.starts_with('{') && n.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')) {
             match vars.get(name) {
@@ -472,8 +500,8 @@ pub fn convert(source: &str, text: &str, instance: Option<&str>) -> Result<Strin
         let v = e.value.as_str();
         match e.key.as_str() {
             "ExecStart" if v.is_empty() => out.argv.clear(),
-            "ExecStartPre" if v.is_empty() => out.start_pre.clear(),
-            "ExecStartPre" => {
+            "ExecStartPre" | "ExecStartPost" | "ExecReload" if v.is_empty() => drop(out.commands.remove(command_list(&e.key))),
+            "ExecStartPre" | "ExecStartPost" | "ExecReload" => {
                 let prefixes: String = v.chars().take_while(|c| "-@+!:".contains(*c)).collect();
                 if prefixes.contains('@') {
                     out.skip(e, "the `@` prefix (a separate argv[0]) has no counterpart");
@@ -486,7 +514,8 @@ pub fn convert(source: &str, text: &str, instance: Option<&str>) -> Result<Strin
                     }
                     let argv = exec_start(&Entry { value: v[prefixes.len()..].to_owned(), ..e.clone() }, &vars, &mut out);
                     if !argv.is_empty() {
-                        out.start_pre.push((argv, prefixes.contains('-'), prefixes.contains('+') || prefixes.contains('!')));
+                        let entry = (mainpid_shell(argv), prefixes.contains('-'), prefixes.contains('+') || prefixes.contains('!'));
+                        out.commands.entry(command_list(&e.key)).or_default().push(entry);
                     }
                 }
             }
@@ -713,8 +742,9 @@ fn render(source: &str, o: Out) -> String {
             let _ = writeln!(s, "{} = {}", q(k), q(v));
         }
     }
-    for (argv, ignore, privileged) in &o.start_pre {
-        let _ = writeln!(s, "\n[[exec.start_pre]]\nargv = {}", list(argv));
+    let lists = ["start_pre", "start_post", "reload"].into_iter().filter_map(|k| o.commands.get(k).map(|l| (k, l)));
+    for (key, argv, ignore, privileged) in lists.flat_map(|(k, l)| l.iter().map(move |(a, i, p)| (k, a, i, p))) {
+        let _ = writeln!(s, "\n[[exec.{key}]]\nargv = {}", list(argv));
         if *ignore {
             let _ = writeln!(s, "ignore_failure = true");
         }

@@ -25,7 +25,7 @@ impl Daemon {
             tokio::spawn(logs::read_pipe(log.clone(), out_r, Stream::Stdout));
             tokio::spawn(logs::read_pipe(log.clone(), err_r, Stream::Stderr));
             tokio::task::spawn_blocking(move || {
-                let result = run_privileged(&privileged, &env, limit, &log, [out_w, err_w]);
+                let result = run_privileged("exec.start_pre", &privileged, &env, limit, &log, [out_w, err_w]);
                 let _ = tx.send(Ev::PreDone { unit, token, result });
             });
             return;
@@ -142,7 +142,8 @@ impl Daemon {
             supervisor_cgroup,
             notify_dir,
         };
-        let data = serde_json::to_vec(&req).map_err(|source| SupervisorError::Encode { what: "the launch request", source })?;
+        let data = serde_json::to_vec(&launcher::LauncherRequest::Launch(Box::new(req)))
+            .map_err(|source| SupervisorError::Encode { what: "the launch request", source })?;
         if data.len() > fdpass::MAX_MESSAGE {
             return Err(SupervisorError::TooLarge { size: data.len(), limit: fdpass::MAX_MESSAGE });
         }
@@ -174,6 +175,7 @@ impl Daemon {
                     self.act(&name, Action::KillAll);
                 }
             }
+            LauncherEvent::TaskDone { id, result } => self.job_step(id, result),
             LauncherEvent::Failed { id, error } => {
                 if let Some(name) = self.launches.remove(&id) {
                     self.spawn_failed(&name, error);
@@ -201,10 +203,11 @@ impl Daemon {
     }
 }
 
-/// Runs privileged start_pre commands one after another as root on the host
+/// Runs the privileged commands of list `what` one after another as root on the host
 /// (systemd's `+` prefix), their output into the service's log, each within
 /// `limit` (killed after it). The first failure not ignored ends the start.
-fn run_privileged(
+pub(super) fn run_privileged(
+    what: &str,
     cmds: &[capexec_decl::spec::Command],
     env: &[(String, String)],
     limit: std::time::Duration,
@@ -213,7 +216,7 @@ fn run_privileged(
 ) -> Result<(), String> {
     for (i, c) in cmds.iter().enumerate() {
         let shown = c.argv.join(" ");
-        log.note(&format!("start_pre (privileged): {shown}"));
+        log.note(&format!("{what} (privileged): {shown}"));
         let stdio = |fd: &OwnedFd| fd.try_clone().map(std::process::Stdio::from).unwrap_or_else(|_| std::process::Stdio::null());
         let mut child = match std::process::Command::new(&c.argv[0])
             .args(&c.argv[1..])
@@ -228,10 +231,10 @@ fn run_privileged(
         {
             Ok(c) => c,
             Err(e) if c.ignore_failure => {
-                log.note(&format!("start_pre `{shown}` could not start ({e}); ignored"));
+                log.note(&format!("{what}[{i}] `{shown}` could not start ({e}); ignored"));
                 continue;
             }
-            Err(e) => return Err(format!("exec.start_pre[{i}] `{shown}`: {e}")),
+            Err(e) => return Err(format!("{what}[{i}] `{shown}`: {e}")),
         };
         let deadline = std::time::Instant::now() + limit;
         while child.try_wait().ok().flatten().is_none() && std::time::Instant::now() < deadline {
@@ -241,15 +244,12 @@ fn run_privileged(
         if timed_out {
             let _ = child.kill();
         }
-        let status = child.wait().map_err(|e| format!("exec.start_pre[{i}] `{shown}`: wait: {e}"))?;
+        let status = child.wait().map_err(|e| format!("{what}[{i}] `{shown}`: wait: {e}"))?;
         if timed_out && !c.ignore_failure {
-            return Err(format!(
-                "exec.start_pre[{i}] `{shown}` did not end within {} (service.ready_timeout); killed",
-                capexec_decl::spec::format_duration(limit)
-            ));
+            return Err(format!("{what}[{i}] `{shown}` did not end within {} (service.ready_timeout); killed", capexec_decl::spec::format_duration(limit)));
         }
         if !status.success() && !c.ignore_failure {
-            return Err(format!("exec.start_pre[{i}] `{shown}` failed: {status}"));
+            return Err(format!("{what}[{i}] `{shown}` failed: {status}"));
         }
     }
     Ok(())

@@ -26,6 +26,7 @@ use tokio::io::unix::AsyncFd;
 use tokio::io::AsyncWriteExt;
 use tokio::sync::{broadcast, mpsc, oneshot};
 
+mod commands;
 mod launching;
 mod registry;
 mod requests;
@@ -82,6 +83,11 @@ enum Ev {
     PreDone {
         unit: String,
         token: u64,
+        result: Result<(), String>,
+    },
+    /// A stage of a command job (see commands.rs) has ended.
+    JobStep {
+        job: u64,
         result: Result<(), String>,
     },
     PollGone {
@@ -195,6 +201,10 @@ struct Daemon {
     next_launch: u64,
     /// Launch id → unit.
     launches: BTreeMap<u64, String>,
+    /// Command lists at work (start_post, reload), by id.
+    jobs: BTreeMap<u64, commands::Job>,
+    /// `capexec reload NAME...` requests waiting for their commands.
+    reloads: BTreeMap<u64, commands::ReloadGroup>,
     queue: VecDeque<(String, Event)>,
     waiters: Vec<Waiter>,
     shutting_down: bool,
@@ -518,6 +528,8 @@ impl Daemon {
             launch_tx,
             next_launch: 1,
             launches: BTreeMap::new(),
+            jobs: BTreeMap::new(),
+            reloads: BTreeMap::new(),
             queue: VecDeque::new(),
             waiters: Vec::new(),
             shutting_down: false,
@@ -528,6 +540,7 @@ impl Daemon {
     /// false: stop the loop.
     fn handle(&mut self, ev: Ev) -> bool {
         match ev {
+            Ev::Control(Request::Reload { units }, reply) if !units.is_empty() => self.reload_units(units, reply),
             Ev::Control(req, reply) => match self.control(req) {
                 Reply::Wait(what) => self.waiters.push(Waiter { what, tx: reply }),
                 r => {
@@ -557,6 +570,7 @@ impl Daemon {
             }
             Ev::Notify { unit, run, msg } => self.notify(&unit, run, &msg),
             Ev::PreDone { unit, token, result } => self.pre_done(&unit, token, result),
+            Ev::JobStep { job, result } => self.job_step(job, result),
             Ev::PollGone { unit } => self.check_gone(&unit),
             Ev::Shutdown => {
                 if !self.shutting_down {
@@ -594,6 +608,9 @@ impl Daemon {
             }
             for a in actions {
                 self.act(&name, a);
+            }
+            if before == State::Starting && after == State::Running {
+                self.started(&name);
             }
             if before != after && SETTLED.contains(&after) {
                 self.settled(&name);

@@ -23,7 +23,7 @@ impl Daemon {
                 self.process();
                 Reply::Wait(WaitFor { units: names, until: SETTLED, expect_running: false })
             }
-            Request::Reload {} => Reply::Now(Response::ok(self.reload())),
+            Request::Reload { .. } => Reply::Now(Response::ok(self.reload())),
             Request::Status { units } => {
                 let names = if units.is_empty() {
                     self.services.keys().cloned().collect()

@@ -67,7 +67,10 @@ impl Harness {
     fn next_launch(&mut self) -> LaunchRequest {
         let (data, fds) = self.launches.try_recv().expect("the daemon sent a launch request");
         assert_eq!(fds.len(), 3, "a launch carries stdin, stdout and stderr");
-        serde_json::from_slice(&data).expect("a launch request decodes")
+        match serde_json::from_slice(&data).expect("a launch request decodes") {
+            launcher::LauncherRequest::Launch(req) => *req,
+            other => panic!("not a launch: {other:?}"),
+        }
     }
 
     fn no_launch(&mut self) {

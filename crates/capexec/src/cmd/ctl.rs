@@ -123,8 +123,20 @@ fn print_tail(s: &ServiceStatus, n: usize) {
     }
 }
 
-pub fn reload(c: &ClientArgs) -> i32 {
-    let r = match request(c, &Request::Reload {}) {
+pub fn reload(a: &crate::cli::ReloadArgs) -> i32 {
+    let c = &a.client;
+    if !a.units.is_empty() {
+        return match request(c, &Request::Reload { units: unit_args(&a.units) }) {
+            Ok(r) => {
+                for unit in r.result.as_object().map(|m| m.keys().cloned().collect::<Vec<_>>()).unwrap_or_default() {
+                    println!("{}: reloaded", safe(&unit));
+                }
+                0
+            }
+            Err(code) => code,
+        };
+    }
+    let r = match request(c, &Request::Reload { units: Vec::new() }) {
         Ok(r) => r,
         Err(code) => return code,
     };

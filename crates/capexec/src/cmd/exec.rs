@@ -34,6 +34,9 @@ pub fn launch_foreground(spec: &ServiceSpec, handoff: Handoff) -> i32 {
     for w in &spec.warnings {
         eprintln!("capexec: {}: warning: {w}", spec.name);
     }
+    if !spec.exec.start_post.is_empty() || !spec.exec.reload.is_empty() {
+        eprintln!("capexec: {}: warning: exec.start_post and exec.reload run under the daemon (capexec start); here they do not run", spec.name);
+    }
     let rootless = !nix::unistd::geteuid().is_root();
     if let Err(e) = run_privileged(spec) {
         eprintln!("capexec: {}: {e}", spec.name);

@@ -1,0 +1,170 @@
+//! Commands run around a running service: `exec.start_post` once it runs,
+//! `exec.reload` on `capexec reload NAME`. Each list runs in two stages:
+//! its privileged commands on the host (a blocking task, output into the
+//! service's log), then the others in the service's sandbox, by its task
+//! helper through the launcher (`LauncherRequest::Task`).
+
+use super::*;
+
+/// Which list, and for whom the result is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum JobKind {
+    Post,
+    Reload { group: u64 },
+}
+
+pub(super) struct Job {
+    unit: String,
+    kind: JobKind,
+    /// The run the commands belong to: a result for an older run is dropped.
+    run_id: u64,
+    /// Whether the sandboxed stage has been asked for (the result then ends the job).
+    sandboxed: bool,
+}
+
+/// A `capexec reload NAME...`: answered when every unit's commands ended.
+pub(super) struct ReloadGroup {
+    reply: oneshot::Sender<Reply>,
+    left: usize,
+    results: BTreeMap<String, Result<(), String>>,
+}
+
+impl Daemon {
+    /// `capexec reload NAME...`: runs each running service's reload commands.
+    pub(super) fn reload_units(&mut self, units: Vec<String>, reply: oneshot::Sender<Reply>) {
+        let names = match self.resolve_all(&units, false) {
+            Ok(n) => n,
+            Err(r) => {
+                let _ = reply.send(Reply::Now(r));
+                return;
+            }
+        };
+        let group = self.next_launch;
+        self.next_launch += 1;
+        let mut g = ReloadGroup { reply, left: 0, results: BTreeMap::new() };
+        for n in &names {
+            let s = &self.services[n];
+            if s.spec.exec.reload.is_empty() {
+                g.results.insert(n.clone(), Err("the declaration has no exec.reload commands".into()));
+            } else if s.machine.state != State::Running || s.run.is_none() {
+                g.results.insert(n.clone(), Err(format!("it is {}, not running", state_name(s.machine.state))));
+            } else {
+                g.left += 1;
+            }
+        }
+        let left = g.left;
+        self.reloads.insert(group, g);
+        for n in names {
+            if self.services[&n].machine.state == State::Running && !self.services[&n].spec.exec.reload.is_empty() && self.services[&n].run.is_some() {
+                self.start_job(&n, JobKind::Reload { group });
+            }
+        }
+        if left == 0 {
+            self.finish_group(group);
+        }
+    }
+
+    /// The service runs: its start_post commands, if it has any.
+    pub(super) fn started(&mut self, name: &str) {
+        if !self.services[name].spec.exec.start_post.is_empty() {
+            self.start_job(name, JobKind::Post);
+        }
+    }
+
+    fn start_job(&mut self, name: &str, kind: JobKind) {
+        let s = self.services.get_mut(name).expect("a known service");
+        let id = self.next_launch;
+        self.next_launch += 1;
+        let list = match kind {
+            JobKind::Post => &s.spec.exec.start_post,
+            JobKind::Reload { .. } => &s.spec.exec.reload,
+        };
+        let what = match kind {
+            JobKind::Post => "exec.start_post",
+            JobKind::Reload { .. } => "exec.reload",
+        };
+        s.log.note(&format!("running {what}"));
+        let privileged: Vec<capexec_decl::spec::Command> = list.iter().filter(|c| c.privileged).cloned().collect();
+        self.jobs.insert(id, Job { unit: name.to_owned(), kind, run_id: s.run_id, sandboxed: false });
+        if privileged.is_empty() {
+            return self.job_step(id, Ok(()));
+        }
+        let (log, tx) = (s.log.clone(), self.tx.clone());
+        let env: Vec<(String, String)> = s.spec.exec.environment.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+        let limit = s.spec.service.ready_timeout;
+        let pipes = pipe().and_then(|o| Ok((o, pipe()?)));
+        let ((out_r, out_w), (err_r, err_w)) = match pipes {
+            Ok(p) => p,
+            Err(e) => return self.job_step(id, Err(e.to_string())),
+        };
+        tokio::spawn(logs::read_pipe(log.clone(), out_r, Stream::Stdout));
+        tokio::spawn(logs::read_pipe(log.clone(), err_r, Stream::Stderr));
+        let what = what.to_owned();
+        tokio::task::spawn_blocking(move || {
+            let result = launching::run_privileged(&what, &privileged, &env, limit, &log, [out_w, err_w]);
+            let _ = tx.send(Ev::JobStep { job: id, result });
+        });
+    }
+
+    /// A stage of job `id` ended with `result`: on to the sandboxed stage,
+    /// or the job's end.
+    pub(super) fn job_step(&mut self, id: u64, result: Result<(), String>) {
+        let Some(job) = self.jobs.get_mut(&id) else { return };
+        let current = self.services.get(&job.unit).filter(|s| s.run_id == job.run_id && s.run.is_some());
+        let sandboxed = current.map_or(0, |s| {
+            let list = if job.kind == JobKind::Post { &s.spec.exec.start_post } else { &s.spec.exec.reload };
+            list.iter().filter(|c| !c.privileged).count()
+        });
+        if result.is_ok() && !job.sandboxed && sandboxed > 0 {
+            if let Some(init_pid) = current.and_then(|s| s.run.as_ref()).map(|r| r.init_pid) {
+                job.sandboxed = true;
+                let req = launcher::LauncherRequest::Task { id, init_pid, post: job.kind == JobKind::Post };
+                let data = serde_json::to_vec(&req).expect("requests serialise");
+                let _ = self.launch_tx.send((data, Vec::new()));
+                return;
+            }
+        }
+        let job = self.jobs.remove(&id).expect("found above");
+        let result = if current.is_none() && result.is_ok() { Err("the service stopped meanwhile".to_owned()) } else { result };
+        if let Some(s) = self.services.get(&job.unit) {
+            match &result {
+                Ok(()) => s.log.note(&format!("{} done", if job.kind == JobKind::Post { "exec.start_post" } else { "exec.reload" })),
+                Err(e) => s.log.note(&format!("failed: {e}")),
+            }
+        }
+        match job.kind {
+            JobKind::Post => {
+                if let Err(e) = result {
+                    if let Some(s) = self.services.get_mut(&job.unit).filter(|s| s.run_id == job.run_id) {
+                        s.error = Some(e);
+                        self.queue.push_back((job.unit.clone(), Event::PostFailed));
+                        self.process();
+                    }
+                }
+            }
+            JobKind::Reload { group } => {
+                if let Some(g) = self.reloads.get_mut(&group) {
+                    g.results.insert(job.unit.clone(), result);
+                    g.left -= 1;
+                    if g.left == 0 {
+                        self.finish_group(group);
+                    }
+                }
+            }
+        }
+    }
+
+    fn finish_group(&mut self, group: u64) {
+        let Some(g) = self.reloads.remove(&group) else { return };
+        let failed: Vec<String> = g.results.iter().filter_map(|(n, r)| r.as_ref().err().map(|e| format!("{n}: {e}"))).collect();
+        let result = json!(g.results.iter().map(|(n, r)| (n.clone(), json!({"ok": r.is_ok(), "error": r.as_ref().err()}))).collect::<serde_json::Map<_, _>>());
+        let resp = if failed.is_empty() {
+            Response::ok(result)
+        } else {
+            let mut r = Response::err(format!("reload failed: {}", failed.join("; ")), Some("see `capexec logs NAME`".into()));
+            r.result = result;
+            r
+        };
+        let _ = g.reply.send(Reply::Now(resp));
+    }
+}
