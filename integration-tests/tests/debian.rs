@@ -50,7 +50,8 @@ impl Drop for ApacheConf {
 /// master's capabilities to read its memory), workers as www-data with no
 /// capabilities left. The drop-in carries what import does not infer yet:
 /// its runtime, lock and log directories, the document root, the
-/// capabilities of a root daemon that drops to its user, the port.
+/// capabilities of a root daemon that drops to its user, the port. Its
+/// ExecReload= (apachectl graceful) runs in the sandbox.
 #[test]
 fn apache2_from_its_own_unit() {
     require_root();
@@ -89,6 +90,13 @@ fn apache2_from_its_own_unit() {
         assert!(s.contains(&format!("Uid:\t{www}\t{www}\t{www}\t{www}")), "{s}");
         assert!(s.contains("CapEff:\t0000000000000000") && s.contains("CapPrm:\t0000000000000000"), "{s}");
     }
+    // ExecReload=apachectl graceful, from the unit: run in the service's
+    // sandbox, where it may signal the master, which stays and serves.
+    let o = d.ctl(&["reload", "apache2"]);
+    assert!(o.status.success(), "{}\n{}", text(&o), d.log());
+    let after: i32 = std::fs::read_to_string(format!("/run/apache2-{instance}/apache2.pid")).unwrap().trim().parse().unwrap();
+    assert_eq!(after, master, "a graceful restart keeps the master");
+    assert!(http_get(port, "/").unwrap().starts_with("HTTP/1.1 200"));
     let o = d.ctl(&["stop", "apache2"]);
     assert!(o.status.success(), "{}", text(&o));
     assert_eq!(
