@@ -23,6 +23,27 @@ fn import(unit: &str, instance: Option<&str>) -> String {
     String::from_utf8(o.stdout).unwrap()
 }
 
+/// `systemd-analyze security`'s overall exposure of a unit file (0.0-10.0).
+fn systemd_exposure(unit: &str) -> f64 {
+    let o = std::process::Command::new("systemd-analyze")
+        .args(["security", "--offline=true", "--no-pager"])
+        .arg(format!("/lib/systemd/system/{unit}"))
+        .output()
+        .expect("systemd-analyze (Debian's systemd package; scripts/install-test-deps.sh installs it)");
+    let text = String::from_utf8_lossy(&o.stdout);
+    let line = text.lines().find(|l| l.contains("Overall exposure level")).unwrap_or_else(|| panic!("no overall line:\n{text}"));
+    line.split(": ").nth(1).and_then(|s| s.split_whitespace().next()).and_then(|s| s.parse().ok()).expect("a score")
+}
+
+/// `capexec analyze`'s overall exposure of a declaration (its drop-ins included).
+fn capexec_exposure(svc: &std::path::Path) -> f64 {
+    let mut c = command(As::Root);
+    c.args(["analyze", "--json"]).arg(svc);
+    let o = output(c, T);
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("{e}: {}", text(&o)));
+    v["units"][0]["exposure"].as_f64().expect("an exposure")
+}
+
 /// A copy of /etc/apache2 as apache2@INSTANCE's configuration, listening on
 /// 127.0.0.1:`port` only; removed when dropped.
 struct ApacheConf(std::path::PathBuf);
@@ -71,6 +92,10 @@ fn apache2_from_its_own_unit() {
         ),
     )
     .unwrap();
+    // Scored below the unit it came from, as systemd scores that unit.
+    let (theirs, ours) = (systemd_exposure("apache2@.service"), capexec_exposure(&d.units().join("apache2.svc")));
+    assert!(ours < theirs, "capexec analyze {ours} is not below systemd-analyze security {theirs}");
+    eprintln!("apache2: systemd-analyze security {theirs}, capexec analyze {ours}");
     d.start();
     let o = d.ctl(&["start", "apache2"]);
     assert!(o.status.success(), "{}\n{}", text(&o), d.log());
