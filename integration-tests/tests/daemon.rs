@@ -823,7 +823,14 @@ fn start_post_and_reload_run_in_the_service() {
              [[exec.reload]]\nargv = [\"/bin/kill\", \"-0\", \"{me}\"]\n"
         ),
     );
+    d.write_unit("slow", &sh_unit("exec sleep 600", "[[exec.reload]]\nargv = [\"/bin/sleep\", \"5\"]\n[service]\nready_timeout = \"300ms\"\n"));
     d.start();
+    // A reload that does not end is given up after service.ready_timeout.
+    ok(&d.ctl(&["start", "slow"]));
+    let t = Instant::now();
+    let o = d.ctl(&["reload", "slow"]);
+    assert!(!o.status.success() && text(&o).contains("did not end within 300ms"), "{}", text(&o));
+    assert!(t.elapsed() < Duration::from_secs(4), "{:?}", t.elapsed());
     ok(&d.ctl(&["start", "svc"]));
     let lines = wait_file_lines(&log, 2);
     let uid = d.status("svc")["main_pid"].as_i64().map(|p| std::fs::read_to_string(format!("/proc/{p}/status")).unwrap_or_default()).unwrap_or_default();

@@ -116,11 +116,20 @@ impl Daemon {
             list.iter().filter(|c| !c.privileged).count()
         });
         if result.is_ok() && !job.sandboxed && sandboxed > 0 {
-            if let Some(init_pid) = current.and_then(|s| s.run.as_ref()).map(|r| r.init_pid) {
+            if let Some(s) = current.filter(|s| s.run.is_some()) {
+                let init_pid = s.run.as_ref().expect("checked").init_pid;
                 job.sandboxed = true;
                 let req = launcher::LauncherRequest::Task { id, init_pid, post: job.kind == JobKind::Post };
                 let data = serde_json::to_vec(&req).expect("requests serialise");
                 let _ = self.launch_tx.send((data, Vec::new()));
+                // The helper is the service's to stop (SIGSTOP, same uid and
+                // domain): a job never waits longer than this for it.
+                let (tx, limit) = (self.tx.clone(), s.spec.service.ready_timeout);
+                tokio::spawn(async move {
+                    tokio::time::sleep(limit).await;
+                    let why = format!("the commands did not end within {} (service.ready_timeout)", capexec_decl::spec::format_duration(limit));
+                    let _ = tx.send(Ev::JobStep { job: id, result: Err(why) });
+                });
                 return;
             }
         }

@@ -281,3 +281,38 @@ async fn a_runtime_directory_is_removed_once_the_service_has_stopped() {
     let _ = std::fs::remove_dir_all(&dir);
     assert!(gone, "the runtime directory outlived the service");
 }
+
+/// `capexec reload NAME`: the daemon asks the launcher to have the service's
+/// task helper run its reload commands, and answers once the launcher says
+/// they ended; a failure is the reply's error. start_post runs once the
+/// service runs, and its failure stops it.
+#[tokio::test]
+async fn reload_and_start_post_go_to_the_task_helper() {
+    let s = Scratch::new();
+    s.unit("web", &format!("{SIMPLE}[[exec.reload]]\nargv = [\"/bin/true\"]\n[[exec.start_post]]\nargv = [\"/bin/false\"]\n[service]\nrestart = \"no\"\n"));
+    let mut h = Harness::new(s);
+    let mut reply = h.request(start("web"));
+    let req = h.next_launch();
+    assert!(h.launcher(LauncherEvent::Launched { id: req.id, init_pid: 4_000_501, main_pid: Some(4_000_502) }));
+    assert!(answered(&mut reply).ok);
+    // start_post: a task request for the running service.
+    let (data, fds) = h.launches.try_recv().expect("a task request for start_post");
+    assert!(fds.is_empty());
+    let post: launcher::LauncherRequest = serde_json::from_slice(&data).unwrap();
+    let launcher::LauncherRequest::Task { id: post_id, init_pid: 4_000_501, post: true } = post else { panic!("{post:?}") };
+
+    let mut reload = h.request(Request::Reload { units: vec!["web".into()] });
+    let (data, _) = h.launches.try_recv().expect("a task request for the reload");
+    let launcher::LauncherRequest::Task { id, init_pid: 4_000_501, post: false } = serde_json::from_slice(&data).unwrap() else { panic!() };
+    assert!(reload.try_recv().is_err(), "the reply waits for the commands");
+    assert!(h.launcher(LauncherEvent::TaskDone { id, result: Err("exec.reload[0] `/bin/true` exited with status 1".into()) }));
+    let r = answered(&mut reload);
+    assert!(!r.ok && r.error.as_deref().unwrap_or_default().contains("web: exec.reload[0]"), "{r:?}");
+
+    // The failed start_post stops the service as failed.
+    assert!(h.launcher(LauncherEvent::TaskDone { id: post_id, result: Err("exec.start_post[0] `/bin/false` exited with status 1".into()) }));
+    assert_eq!(h.status("web").state, "stopping");
+    assert!(h.launcher(LauncherEvent::Exited { init_pid: 4_000_501, code: 143 }));
+    let st = h.status("web");
+    assert_eq!((st.state.as_str(), st.error.as_deref()), ("failed", Some("exec.start_post[0] `/bin/false` exited with status 1")));
+}
