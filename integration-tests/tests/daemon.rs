@@ -728,6 +728,13 @@ both!(start_pre_runs_in_the_sandbox_before_the_program, |who: As| {
     let o = run("ignored", &format!("{}{}", pre(r#"["/bin/false"]"#, "ignore_failure = true"), pre(r#"["/bin/sh", "-c", "echo second > /tmp/pre"]"#, "")));
     assert!(o.status.success() && String::from_utf8_lossy(&o.stdout).starts_with("second"), "{}", text(&o));
 
+    // One that does not end is killed after service.ready_timeout.
+    let t = Instant::now();
+    let o = run("hangs", &format!("{}[service]\nready_timeout = \"300ms\"\n", pre(r#"["/bin/sh", "-c", "sleep 30; sleep 30"]"#, "")));
+    assert_eq!(o.status.code(), Some(125), "{}", text(&o));
+    assert!(text(&o).contains("did not end within 300ms (service.ready_timeout); killed"), "{}", text(&o));
+    assert!(t.elapsed() < Duration::from_secs(10), "{:?}", t.elapsed());
+
     let o = run("noexec", &pre(r#"["/nonexistent/tool"]"#, ""));
     assert_eq!(o.status.code(), Some(125), "{}", text(&o));
     assert!(text(&o).contains("exec.start_pre[0]: exec: execve /nonexistent/tool: No such file or directory"), "{}", text(&o));

@@ -136,7 +136,26 @@ fn run_command(a: &ChildArgs, what: &str, i: usize, c: &crate::plan::SandboxComm
         pid => pid,
     };
     drop(wr);
-    let status = process::wait_child(pid, true).map_err(|e| ChildError::io(Step::StartPre, "wait", e))?.unwrap_or(0);
+    // At most command_timeout: SIGCHLD is blocked here (init's mask), so it
+    // can be waited for with a timeout.
+    let deadline = std::time::Instant::now() + a.plan.command_timeout;
+    let mut sigchld = SigSet::empty();
+    sigchld.add(Signal::SIGCHLD);
+    let status = loop {
+        if let Some(st) = process::wait_child(pid, false).map_err(|e| ChildError::io(Step::StartPre, "wait", e))? {
+            break st;
+        }
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        if left.is_zero() {
+            // Our own child, and its process group (it made itself a session leader).
+            let _ = kill(Pid::from_raw(-pid), Signal::SIGKILL);
+            let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
+            let _ = process::wait_child(pid, true);
+            let limit = capexec_decl::spec::format_duration(a.plan.command_timeout);
+            return Err(ChildError::new(Step::StartPre, format!("{what}[{i}] `{}` did not end within {limit} (service.ready_timeout); killed", shown())));
+        }
+        process::wait_signal(sigchld.as_ref(), Some(left));
+    };
     let mut buf = [0u8; 1024];
     let n = nix::unistd::read(rd.as_raw_fd(), &mut buf).unwrap_or(0);
     let code = exit_code(status);

@@ -47,6 +47,9 @@ pub struct SetupPlan {
     /// which the supervisor asks through `Spawned::tasks`.
     pub start_post: Vec<SandboxCommand>,
     pub reload: Vec<SandboxCommand>,
+    /// How long one of those commands may run before it is killed and counts
+    /// as failed (`service.ready_timeout`).
+    pub command_timeout: std::time::Duration,
     /// The user-notification filter for the transparent broker, installed under
     /// the allowlist; `None` when the declaration grants nothing brokered.
     pub notify_seccomp: Option<BpfProgram>,
@@ -530,6 +533,7 @@ fn plan_inheriting(
         start_pre: sandboxed("exec.start_pre", &spec.exec.start_pre)?,
         start_post: sandboxed("exec.start_post", &spec.exec.start_post)?,
         reload: sandboxed("exec.reload", &spec.exec.reload)?,
+        command_timeout: spec.service.ready_timeout,
         notify_seccomp: Some(&broker.notified).filter(|n| !n.is_empty()).map(|n| seccomp::notify_filter(n)),
         broker_channel,
         dns_stub: broker.dns_stub,
