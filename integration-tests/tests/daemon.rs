@@ -865,3 +865,39 @@ fn start_post_and_reload_run_in_the_service() {
     assert!(!o.status.success() && text(&o).contains("svc: it is stopped, not running"), "{}", text(&o));
     d.terminate(T);
 }
+
+// Under `capexec exec`: a simple service's start_post runs in its sandbox
+// once it runs, and SIGHUP to capexec runs its reload commands (which signal
+// the service by $MAINPID), root and rootless.
+both!(start_post_and_reload_under_capexec_exec, |who: As| {
+    use std::io::BufRead;
+    let u = test_unit(
+        &format!("exec-post-{who:?}"),
+        "[exec]\nargv = [\"/bin/sh\", \"-c\", \"trap 'echo reloaded' HUP; echo started; while [ ! -e /tmp/post ]; do sleep 0.05; done; echo saw-post; while :; do sleep 0.1 & wait; done\"]\n\
+         [[exec.start_post]]\nargv = [\"/bin/sh\", \"-c\", \"touch /tmp/post\"]\n\
+         [[exec.reload]]\nargv = [\"/bin/sh\", \"-c\", \"kill -HUP $MAINPID\"]\n",
+    );
+    let mut c = command(who);
+    c.args(["exec", u.to_str().unwrap()]).stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped());
+    let mut child = c.spawn().unwrap();
+    let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut seen = String::new();
+    let mut line = |want: &str, seen: &mut String| {
+        let start = Instant::now();
+        while !seen.lines().any(|l| l == want) {
+            assert!(start.elapsed() < T, "no `{want}` line: {seen}");
+            let mut l = String::new();
+            if out.read_line(&mut l).unwrap_or(0) == 0 {
+                panic!("capexec exec ended before `{want}`: {seen}");
+            }
+            seen.push_str(&l);
+        }
+    };
+    line("saw-post", &mut seen);
+    let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGHUP).unwrap();
+    line("reloaded", &mut seen);
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
+    let o = wait_output(child, T);
+    assert!(!text(&o).contains("reload failed"), "{}", text(&o));
+});

@@ -416,6 +416,12 @@ fn seccomp_listener_of(pid: libc::pid_t) -> Option<RawFd> {
 /// Waits for the spawned service, forwarding SIGTERM, SIGINT, SIGHUP, SIGUSR1,
 /// SIGUSR2 and SIGQUIT to it. Returns its exit status (128+N if killed by N).
 pub fn wait_foreground(s: &Spawned) -> i32 {
+    wait_foreground_with(s, None)
+}
+
+/// [`wait_foreground`], with SIGHUP handed to `on_hup` instead of the
+/// service when given (`capexec exec` runs the service's reload commands).
+pub fn wait_foreground_with(s: &Spawned, on_hup: Option<&dyn Fn()>) -> i32 {
     let set = blocked_set();
     loop {
         match process::wait_signal(set.as_ref(), None) {
@@ -424,6 +430,7 @@ pub fn wait_foreground(s: &Spawned) -> i32 {
                 Ok(None) => {}
                 Err(_) => return 1,
             },
+            Some(libc::SIGHUP) if on_hup.is_some() => on_hup.expect("checked")(),
             // Forwarded to our own child, the namespace init.
             Some(sig) => {
                 let _ = Signal::try_from(sig).map(|sig| kill(Pid::from_raw(s.pid), sig));

@@ -34,8 +34,16 @@ pub fn launch_foreground(spec: &ServiceSpec, handoff: Handoff) -> i32 {
     for w in &spec.warnings {
         eprintln!("capexec: {}: warning: {w}", spec.name);
     }
-    if !spec.exec.start_post.is_empty() || !spec.exec.reload.is_empty() {
-        eprintln!("capexec: {}: warning: exec.start_post and exec.reload run under the daemon (capexec start); here they do not run", spec.name);
+    // What this process cannot do: a privileged command after the service
+    // started (a brokered capexec exec is confined by then), and knowing
+    // when a notify or forking service is ready for its start_post.
+    let privileged_later = spec.exec.start_post.iter().chain(&spec.exec.reload).any(|c| c.privileged);
+    let waits = matches!(spec.service.kind, ServiceType::Notify | ServiceType::Forking) && !spec.exec.start_post.is_empty();
+    if privileged_later || waits {
+        eprintln!(
+            "capexec: {}: warning: under capexec exec, privileged start_post and reload commands, and the start_post of a notify or forking service, do not run: they need the daemon (capexec start)",
+            spec.name
+        );
     }
     let rootless = !nix::unistd::geteuid().is_root();
     if let Err(e) = run_privileged(spec) {
@@ -184,7 +192,31 @@ fn launch_planned(spec: &ServiceSpec, plan: capexec_sandbox::SetupPlan, handoff:
                 // Our own child: systemd would wait for a READY=1 that cannot arrive.
                 let _ = kill(Pid::from_raw(s.pid), Signal::SIGKILL);
             }
-            let status = capexec_sandbox::wait_foreground(&s);
+            // Once it runs (a service without readiness of its own runs once
+            // spawned): start_post, by the task helper in its sandbox.
+            let mut post_failed = false;
+            let ready_at_exec = matches!(spec.service.kind, ServiceType::Simple | ServiceType::Exec);
+            if let Some(chan) = s.tasks.as_ref().filter(|_| !plan.start_post.is_empty() && ready_at_exec) {
+                if let Err(e) = capexec_sandbox::launch::run_tasks(std::os::fd::AsFd::as_fd(chan), true) {
+                    eprintln!("capexec: {}: {e}; stopping the service", spec.name);
+                    post_failed = true;
+                    // Our own child: the stop signal goes on to the service.
+                    let _ = kill(Pid::from_raw(s.pid), Signal::try_from(spec.service.stop_signal).unwrap_or(Signal::SIGTERM));
+                }
+            }
+            // SIGHUP (systemd's ExecReload=/bin/kill -HUP $MAINPID on capexec's
+            // own unit) runs the reload commands when the declaration has them.
+            let reload = || {
+                if let Some(chan) = &s.tasks {
+                    match capexec_sandbox::launch::run_tasks(std::os::fd::AsFd::as_fd(chan), false) {
+                        Ok(()) => eprintln!("capexec: {}: reloaded", spec.name),
+                        Err(e) => eprintln!("capexec: {}: reload failed: {e}", spec.name),
+                    }
+                }
+            };
+            let on_hup: Option<&dyn Fn()> = if plan.reload.is_empty() { None } else { Some(&reload) };
+            let status = capexec_sandbox::launch::wait_foreground_with(&s, on_hup);
+            let status = if post_failed && status == 0 { 1 } else { status };
             if let Some(r) = relay {
                 r.drain();
             }
