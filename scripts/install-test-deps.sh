@@ -21,8 +21,11 @@ fi
 # stress-ng: scripts/stress-suite.sh runs the suite with both cores busy.
 # clang, libbpf-dev (with bpftool): a test rebuilds the network guard's BPF
 # object (scripts/gen-bpf.sh) and checks that the committed one is current.
-# apache2: tests/debian.rs runs Debian's daemons from their own units.
-packages=(nginx-light redis-server memcached gcc libc6-dev util-linux wrk curl libmemcached-tools systemd unbound dnsmasq bind9-dnsutils bpftool stress-ng clang libbpf-dev apache2)
+# apache2: tests/debian.rs runs Debian's daemons from their own units; it and
+# openssh-server, bind9, postgresql, cron, chrony, rsyslog and mariadb-server:
+# every unit of theirs must import into a declaration that passes check.
+packages=(nginx-light redis-server memcached gcc libc6-dev util-linux wrk curl libmemcached-tools systemd unbound dnsmasq bind9-dnsutils bpftool stress-ng clang libbpf-dev
+    apache2 openssh-server bind9 postgresql cron chrony rsyslog mariadb-server)
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

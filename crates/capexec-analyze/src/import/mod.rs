@@ -400,15 +400,29 @@ fn expand_specifiers(text: &str, file: &str, instance: Option<&str>) -> (String,
     let name = if template { format!("{prefix}@{inst}") } else { prefix.to_owned() };
     let mut out = String::with_capacity(text.len());
     let mut left = Vec::new();
-    let mut chars = text.chars();
+    for line in text.split_inclusive('\n') {
+        // Comments are not expanded (Debian's mariadb.service says "99% of").
+        if matches!(line.trim_start().chars().next(), Some('#' | ';')) {
+            out.push_str(line);
+            continue;
+        }
+        expand_line(line, &mut out, &mut left, (inst, prefix, &name));
+    }
+    (out, left)
+}
+
+/// [`expand_specifiers`] for one line.
+fn expand_line(line: &str, out: &mut String, left: &mut Vec<String>, (inst, prefix, name): (&str, &str, &str)) {
+    let mut chars = line.chars().peekable();
     while let Some(c) = chars.next() {
         if c != '%' {
             out.push(c);
             continue;
         }
-        let Some(s) = chars.next() else {
+        // A % before anything but a letter or % is no specifier (TasksMax=99%).
+        let Some(s) = chars.next_if(|n| n.is_ascii_alphabetic() || *n == '%') else {
             out.push('%');
-            break;
+            continue;
         };
         match s {
             '%' => out.push('%'),
@@ -419,7 +433,7 @@ fn expand_specifiers(text: &str, file: &str, instance: Option<&str>) -> (String,
             'j' => out.push_str(prefix.rsplit('-').next().unwrap_or(prefix)),
             'J' => out.push_str(&unescape(prefix.rsplit('-').next().unwrap_or(prefix))),
             'n' => out.push_str(&format!("{name}.service")),
-            'N' => out.push_str(&name),
+            'N' => out.push_str(name),
             't' => out.push_str("/run"),
             'S' => out.push_str("/var/lib"),
             'C' => out.push_str("/var/cache"),
@@ -436,7 +450,6 @@ fn expand_specifiers(text: &str, file: &str, instance: Option<&str>) -> (String,
             }
         }
     }
-    (out, left)
 }
 
 /// systemd-escape's reverse: `-` is `/`, `\xNN` a byte.
