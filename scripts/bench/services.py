@@ -9,6 +9,9 @@ Run as root. Usage: scripts/bench/services.py [--rounds N] [--seconds S] [--no-w
 --baseline adds a third side, the same unit under another capexec build (an
 earlier commit's), in the same alternating rounds: a change's own cost,
 separated from the round-to-round noise of the unconfined side.
+--floor adds the unconfined program under a seccomp filter that allows every
+syscall (scripts/bench/seccomp-allow.c): what any seccomp allowlist costs at
+least, since every syscall of a filtered process takes the slower entry path.
 """
 import argparse, os, re, signal, socket, statistics, subprocess, sys, time
 from pathlib import Path
@@ -80,6 +83,7 @@ def main():
     ap.add_argument("--no-write", action="store_true")
     ap.add_argument("--baseline", help="another capexec binary to compare with, in the same rounds")
     ap.add_argument("--only", choices=["nginx", "redis"])
+    ap.add_argument("--floor", action="store_true", help="add the unconfined program under an allow-all seccomp filter")
     a = ap.parse_args()
     if os.geteuid() != 0:
         sys.exit("services bench: run as root (the units run nginx as www-data and redis as redis)")
@@ -102,6 +106,12 @@ def main():
             continue
         if a.baseline:
             cases["baseline"] = [a.baseline] + cases["capexec"][1:]
+        if a.floor:
+            helper = "/tmp/capexec-seccomp-allow"
+            subprocess.run(["cc", "-O2", "-o", helper, str(ROOT / "scripts/bench/seccomp-allow.c")], check=True)
+            bare = cases["unconfined"]
+            # After runuser: the filter is for the server, not for runuser.
+            cases["seccomp only"] = bare[:4] + [helper] + bare[4:] if bare[0] == "runuser" else [helper] + bare
         samples = {k: [] for k in cases}
         for r in range(a.rounds):
             order = list(cases) if r % 2 == 0 else list(reversed(list(cases)))
@@ -120,14 +130,20 @@ def main():
         medians mixes rounds and carries that drift."""
         return statistics.median(x / y for x, y in zip(samples[a_side], samples[b_side]))
 
-    if a.baseline:
+    if a.floor:
+        rows = ["| workload | capexec (median) | unconfined (median) | unconfined, allow-all seccomp filter (median) | median of the rounds' ratios | the filter alone | capexec / the filter alone |",
+                "|---|---|---|---|---|---|---|"]
+    elif a.baseline:
         rows = ["| workload | capexec (median) | baseline capexec (median) | unconfined (median) | ratio of medians | median of the rounds' ratios | baseline's | capexec / baseline |",
                 "|---|---|---|---|---|---|---|---|"]
     else:
         rows = ["| workload | capexec (median) | unconfined (median) | ratio of medians | median of the rounds' ratios |", "|---|---|---|---|---|"]
     for name, (unit, med, samples) in results.items():
         pr = paired(samples, "capexec", "unconfined")
-        if a.baseline:
+        if a.floor:
+            rows.append(f"| {name} | {med['capexec']:.0f} {unit} | {med['unconfined']:.0f} {unit} | {med['seccomp only']:.0f} {unit} | **{pr:.3f}** | "
+                        f"{paired(samples, 'seccomp only', 'unconfined'):.3f} | {paired(samples, 'capexec', 'seccomp only'):.3f} |")
+        elif a.baseline:
             rows.append(f"| {name} | {med['capexec']:.0f} {unit} | {med['baseline']:.0f} {unit} | {med['unconfined']:.0f} {unit} | {med['capexec'] / med['unconfined']:.3f} | **{pr:.3f}** | "
                         f"{paired(samples, 'baseline', 'unconfined'):.3f} | {paired(samples, 'capexec', 'baseline'):.3f} |")
         else:
