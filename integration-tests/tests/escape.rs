@@ -567,3 +567,23 @@ fn without_a_pid_namespace_proc_shows_only_the_service() {
     assert!(visible.len() <= 4, "more than the service's own processes: {out}");
     assert!(lines.next().unwrap_or_default().contains("No such file"), "/proc/1 is readable: {out}");
 }
+
+// A declared path whose parent is a link on the host (/var/run -> /run) is
+// the host's directory in the view: the link was followed inside the view
+// before, so the bind took the view's own (empty, or read-only) directory
+// for its source and the service's writes never reached the host.
+#[test]
+fn a_declared_path_through_a_host_link_is_the_hosts() {
+    assert!(std::fs::symlink_metadata("/var/run").is_ok_and(|m| m.file_type().is_symlink()), "Debian's /var/run is a link to /run");
+    let name = format!("capexec-it-link-{}", std::process::id());
+    let host = std::path::Path::new("/run").join(&name);
+    std::fs::create_dir_all(&host).unwrap();
+    let u = write_unit("via-link", &format!("[exec]\nuser = \"root\"\n[filesystem]\nread_write = [\"/var/run/{name}\"]\n"));
+    let mut c = command(As::Root);
+    c.args(["run", "--unit", u.to_str().unwrap(), "--", "/bin/sh", "-c", &format!("echo from-the-service > /var/run/{name}/f")]);
+    let o = output(c, T);
+    let got = std::fs::read_to_string(host.join("f"));
+    let _ = std::fs::remove_dir_all(&host);
+    assert!(o.status.success(), "{}", text(&o));
+    assert_eq!(got.unwrap_or_default(), "from-the-service\n", "the write did not reach the host's /run/{name}");
+}

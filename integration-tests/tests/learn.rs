@@ -202,3 +202,31 @@ fn memcached_mined_with_memcslap_serves_memccat() {
         assert!(std::process::Command::new("memcexist").arg(s).arg("hostname").status().unwrap().code() != Some(0), "removed");
     });
 }
+
+/// A service declared as root (a daemon that drops to its own user, as
+/// systemd starts it) learns with every capability capexec has, and the
+/// capabilities its calls point at are kept in the mined declaration: here a
+/// chown to another user and a setuid to it. Before, such a daemon could not
+/// get past its first chown while learning.
+#[test]
+fn a_root_service_learns_with_its_capabilities() {
+    let dir = shared_dir().join("learn-root");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let unit = dir.join("rootd.svc");
+    std::fs::write(&unit, format!("[exec]\nargv = [\"/bin/sh\", \"-c\", \"touch {d}/f && chown 65534 {d}/f && exec setpriv --reuid 65534 --regid 65534 --clear-groups id -u\"]\nuser = \"root\"\n", d = dir.display())).unwrap();
+    let out = dir.join("learned.svc");
+    let mut c = command(As::Root);
+    c.arg("learn").arg(&unit).arg("--out").arg(&out);
+    let o = output(c, T);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("65534") || text(&o).contains("65534"), "the program dropped to 65534: {}", text(&o));
+    let decl = std::fs::read_to_string(&out).unwrap();
+    let keep = decl.lines().find(|l| l.starts_with("keep = [")).unwrap_or_else(|| panic!("no capabilities kept:\n{decl}"));
+    for cap in ["CAP_CHOWN", "CAP_SETUID", "CAP_SETGID"] {
+        assert!(keep.contains(cap), "{cap} not kept: {keep}\n{decl}");
+    }
+    let mut c = command(As::Root);
+    c.arg("check").arg(&out);
+    assert!(output(c, T).status.success(), "{decl}");
+}

@@ -182,6 +182,9 @@ pub struct Origin<'a> {
     pub date: String,
     /// The unit's own tmpfs directories (see `view`).
     pub private: Vec<String>,
+    /// The run had every capability (a service declared as root, learned
+    /// as root: as systemd would start it): what its calls point at is kept.
+    pub had_capabilities: bool,
 }
 
 /// Syscalls that succeed only with a capability when they change something.
@@ -273,7 +276,13 @@ pub fn declaration(obs: &Observations, origin: &Origin, exists: impl Fn(&str) ->
     }
 
     let caps = capabilities(obs);
-    if !caps.is_empty() {
+    if !caps.is_empty() && origin.had_capabilities {
+        o.push_str("\n# Calls that need a capability when they change something. The run had every capability\n# (a service declared as root, started as systemd would), so these are kept; drop one the\n# service does not need (a chown to its own user, say).\n");
+        for (cap, calls) in &caps {
+            let _ = writeln!(o, "# {cap}: {}", calls.join(", "));
+        }
+        let _ = writeln!(o, "[capabilities]\nkeep = [{}]", caps.keys().map(|c| quote(c)).collect::<Vec<_>>().join(", "));
+    } else if !caps.is_empty() {
         o.push_str("\n# Calls that need a capability when they change something. The run had none, so each\n# either failed or did not need it; keep one only if the service fails without it.\n");
         for (cap, calls) in &caps {
             let _ = writeln!(o, "# {cap}: {}", calls.join(", "));
@@ -363,7 +372,8 @@ mod tests {
     fn the_declaration_is_valid_toml_with_comments() {
         let mut o = obs(&[("/srv/app/a.conf", &[Access::Read])], &["read", "openat"]);
         o.binds.insert("tcp:127.0.0.1:8080".into());
-        let text = declaration(&o, &Origin { argv: &["/usr/bin/app".into(), "-c".into()], date: "today".into(), private: vec![] }, |_| true);
+        let text =
+            declaration(&o, &Origin { argv: &["/usr/bin/app".into(), "-c".into()], date: "today".into(), private: vec![], had_capabilities: false }, |_| true);
         let v: toml::Value = toml::from_str(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
         assert_eq!(v["broker"]["net"]["bind"][0].as_str(), Some("tcp:127.0.0.1:8080"));
         assert!(text.contains("\"/srv/app\", # read: /srv/app/a.conf"), "{text}");

@@ -193,6 +193,16 @@ pub const NOTIFY_RELAY_DIR: &str = "/.capexec";
 /// than silently cut.
 const CREDENTIAL_MAX: u64 = 1 << 20;
 
+/// `path` with its parent directory resolved on the host (its last component
+/// as it is: a link there is recreated as a link). Unchanged when the parent
+/// does not exist.
+fn real_parent(path: &Path) -> PathBuf {
+    match (path.parent(), path.file_name()) {
+        (Some(parent), Some(name)) => std::fs::canonicalize(parent).map_or_else(|_| path.to_path_buf(), |p| p.join(name)),
+        _ => path.to_path_buf(),
+    }
+}
+
 /// The commands of a list that run in the sandbox (the privileged ones are
 /// the supervisor's to run on the host).
 fn sandboxed(what: &str, list: &[capexec_decl::spec::Command]) -> Result<Vec<SandboxCommand>, LaunchError> {
@@ -309,7 +319,7 @@ pub fn compose(spec: &ServiceSpec, extras: &Extras) -> Result<SetupPlan, LaunchE
         p.attach_credentials(dir)?;
     }
     p.attach_files(extras.broker.view_files.clone());
-    Ok(if extras.learning { p.into_learning() } else { p })
+    Ok(if extras.learning { p.into_learning(!extras.rootless) } else { p })
 }
 
 /// The declaration's part of [`compose`] (and the broker's), for a service that may also get sockets from systemd's socket
@@ -387,7 +397,19 @@ fn plan_inheriting(
             _ => None,
         })
         .collect();
-    let mut view: Vec<&Mount> = spec.filesystem.mounts.iter().chain(&preopened).collect();
+    // Declared paths by their host parent's real path: a link on the way
+    // (/var/run -> /run) would otherwise be followed in the view, where it
+    // may lead onto a read-only bind, and the source, looked up under the
+    // old root, to the view's own copy instead of the host's directory.
+    let mut declared: Vec<Mount> = Vec::new();
+    for m in &spec.filesystem.mounts {
+        let path = real_parent(&m.path);
+        // Two declared paths may now be one (/lib/modules is /usr/lib/modules).
+        if !declared.iter().any(|d| d.path == path) {
+            declared.push(Mount { path, ..m.clone() });
+        }
+    }
+    let mut view: Vec<&Mount> = declared.iter().chain(&preopened).collect();
     view.sort_by(|a, b| a.path.cmp(&b.path));
     let mut ll_paths = vec![(PathBuf::from("/"), FsAccess::ListDir)];
     for m in view {
@@ -712,7 +734,17 @@ impl SetupPlan {
     /// directory bound at its place, writable where the host allows it, with the
     /// declared /dev, /proc and tmpfs directories); no Landlock, no broker; the seccomp
     /// filter hands every syscall to the recorder.
-    fn into_learning(mut self) -> SetupPlan {
+    /// `as_root`: capexec runs as root. A service declared as root then learns
+    /// with every capability capexec has, as systemd would start it: a daemon that drops
+    /// to its own user cannot get that far without them, and what its calls
+    /// used is what the miner proposes to keep.
+    fn into_learning(mut self, as_root: bool) -> SetupPlan {
+        if as_root && self.uid == 0 {
+            // Every capability capexec itself has (root may lack some: no
+            // CAP_SYS_RESOURCE on some hosts).
+            self.keep_caps = caps::read(None, caps::CapSet::Permitted).unwrap_or_default().into_iter().collect();
+            self.keep_caps.sort_by_key(|c| c.index());
+        }
         // Only the program is recorded.
         self.start_pre.clear();
         self.start_post.clear();

@@ -170,7 +170,9 @@ fn learn(a: &LearnArgs) -> Result<i32, CmdError> {
 
     let private: Vec<String> =
         spec.filesystem.mounts.iter().filter(|m| m.kind == capexec_decl::spec::MountKind::Tmpfs).map(|m| m.path.display().to_string()).collect();
-    let origin = mine::Origin { argv: &spec.exec.argv, date: capexec_supervisor::logs::rfc3339_now()[..10].to_owned(), private };
+    // See plan::into_learning: a root service learned as root had every capability.
+    let had_capabilities = spec.exec.user.uid == 0 && nix::unistd::geteuid().is_root();
+    let origin = mine::Origin { argv: &spec.exec.argv, date: capexec_supervisor::logs::rfc3339_now()[..10].to_owned(), private, had_capabilities };
     let mut text = mine::declaration(&obs, &origin, exists);
     let unit = a.target.as_ref().or(a.unit.as_ref());
     if let Some(u) = unit {
