@@ -65,6 +65,54 @@ fn fold(dirs: BTreeMap<String, BTreeSet<String>>) -> BTreeMap<String, BTreeSet<S
     out
 }
 
+/// Where systemd's RuntimeDirectory= and the others live, longest first:
+/// (base, declaration key, prefix of the name).
+const MANAGED: &[(&str, &str, &str)] = &[
+    ("/run/lock", "runtime_directory", "lock/"),
+    ("/run", "runtime_directory", ""),
+    ("/var/lib", "state_directory", ""),
+    ("/var/log", "logs_directory", ""),
+    ("/var/cache", "cache_directory", ""),
+];
+
+/// `p` with the compatibility links into /run resolved.
+fn without_links(p: &str) -> String {
+    for (link, target) in [("/var/run", "/run"), ("/var/lock", "/run/lock")] {
+        if let Some(rest) = p.strip_prefix(link).filter(|r| r.is_empty() || r.starts_with('/')) {
+            return format!("{target}{rest}");
+        }
+    }
+    p.to_owned()
+}
+
+/// Directories the run created right under /run, /var/lib, /var/log or
+/// /var/cache: what systemd's *Directory= would have made, and what capexec
+/// makes as its managed directories (owned by the service, writable), instead
+/// of a writable host /run. Key → names; `is_dir` says what is a directory now.
+pub fn managed(obs: &Observations, is_dir: impl Fn(&str) -> bool) -> BTreeMap<&'static str, BTreeSet<String>> {
+    let mut out: BTreeMap<&'static str, BTreeSet<String>> = BTreeMap::new();
+    for (p, acc) in &obs.paths {
+        if !acc.contains(&Access::Create) || !is_dir(p) {
+            continue;
+        }
+        let c = without_links(p);
+        let hit = MANAGED.iter().find_map(|(base, key, prefix)| {
+            let rest = c.strip_prefix(base)?.strip_prefix('/')?;
+            (!rest.is_empty() && !rest.contains('/')).then(|| (*key, format!("{prefix}{rest}")))
+        });
+        if let Some((key, name)) = hit {
+            out.entry(key).or_default().insert(name);
+        }
+    }
+    out
+}
+
+/// The full paths of [`managed`] directories.
+fn managed_paths(m: &BTreeMap<&'static str, BTreeSet<String>>) -> Vec<String> {
+    let base = |key: &str| MANAGED.iter().find(|(_, k, p)| *k == key && p.is_empty()).map_or("/run", |(b, _, _)| *b);
+    m.iter().flat_map(|(key, names)| names.iter().map(move |n| format!("{}/{n}", base(key)))).collect()
+}
+
 /// The view the observations need, as (read_only, read_write, executable)
 /// directory → the paths that needed it.
 pub type View = [BTreeMap<String, BTreeSet<String>>; 3];
@@ -74,9 +122,22 @@ pub type View = [BTreeMap<String, BTreeSet<String>>; 3];
 /// before the run need the host's.
 pub fn view(obs: &Observations, private: &[String], exists: impl Fn(&str) -> bool) -> View {
     let system = system_dirs();
+    let made = managed_paths(&managed(obs, |p| Path::new(p).is_dir()));
     let (mut ro, mut rw, mut ex): (BTreeMap<String, BTreeSet<String>>, BTreeMap<_, _>, BTreeMap<_, _>) = Default::default();
     for (p, acc) in &obs.paths {
         if under(p, OWN_MOUNTS) || p == "/" {
+            continue;
+        }
+        // In (or one of) the directories capexec makes for the service.
+        let c = without_links(p);
+        if made.iter().any(|m| crate::within(&c, m)) {
+            continue;
+        }
+        // A directory only looked at that holds other paths the run used
+        // is in the view as their parent already: no entry of its own
+        // (stat("/var") made all of /var readable before).
+        let holds_others = || obs.paths.keys().any(|q| q != p && crate::within(q, p));
+        if acc.iter().all(|a| *a == Access::Read) && Path::new(p).is_dir() && holds_others() {
             continue;
         }
         let changes = acc.iter().any(|a| matches!(a, Access::Write | Access::Create | Access::Remove));
@@ -256,6 +317,13 @@ pub fn declaration(obs: &Observations, origin: &Origin, exists: impl Fn(&str) ->
     section(&mut o, "read_only", "read", &ro);
     section(&mut o, "read_write", "written, created or removed", &rw);
     section(&mut o, "executable", "executed", &ex);
+    for (key, names) in managed(obs, |p| Path::new(p).is_dir()) {
+        let _ = writeln!(
+            o,
+            "{key} = [{}] # created during the run; capexec makes it, owned by the service",
+            names.iter().map(|n| quote(n)).collect::<Vec<_>>().join(", ")
+        );
+    }
 
     let inet = |a: &&String| a.starts_with("tcp:") || a.starts_with("udp:");
     let binds: Vec<&String> = obs.binds.iter().filter(inet).collect();
@@ -311,6 +379,21 @@ pub fn declaration(obs: &Observations, origin: &Origin, exists: impl Fn(&str) ->
 
 #[cfg(test)]
 mod tests {
+    /// Directories created right under /run (also through /var/run and
+    /// /var/lock), /var/lib, /var/log and /var/cache are managed ones; deeper
+    /// ones, files and elsewhere are not.
+    #[test]
+    fn created_directories_become_managed_ones() {
+        let mut o = Observations::default();
+        for p in ["/var/run/app", "/run/lock/app", "/var/lib/app", "/var/log/app/deeper", "/var/cache/c", "/srv/x", "/run/file.pid"] {
+            o.paths.insert(p.into(), [Access::Create].into());
+        }
+        let m = managed(&o, |p| p != "/run/file.pid");
+        let got: Vec<(&str, Vec<&str>)> = m.iter().map(|(k, v)| (*k, v.iter().map(String::as_str).collect())).collect();
+        assert_eq!(got, [("cache_directory", vec!["c"]), ("runtime_directory", vec!["app", "lock/app"]), ("state_directory", vec!["app"])]);
+        assert_eq!(managed_paths(&m), ["/var/cache/c", "/run/app", "/run/lock/app", "/var/lib/app"]);
+    }
+
     use super::*;
 
     fn obs(paths: &[(&str, &[Access])], calls: &[&str]) -> Observations {

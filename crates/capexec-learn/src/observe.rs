@@ -42,6 +42,17 @@ pub struct Observations {
 }
 
 impl Observations {
+    /// Drops the creation of each path `existed` says was there before the
+    /// run (a creation that failed); a path left with no use goes.
+    pub fn forget_creations(&mut self, existed: impl Fn(&str) -> bool) {
+        self.paths.retain(|p, acc| {
+            if acc.contains(&Access::Create) && existed(p) {
+                acc.remove(&Access::Create);
+            }
+            !acc.is_empty()
+        });
+    }
+
     /// Adds another run's observations to these.
     pub fn merge(&mut self, other: Observations) {
         for (k, v) in other.syscalls {

@@ -127,6 +127,7 @@ fn learn(a: &LearnArgs) -> Result<i32, CmdError> {
     let stdio = a.json.then_some([0, 2, 2]);
     let opts = capexec_sandbox::SpawnOptions { learner: Some(&start), stdio, ..Default::default() };
     let began = Instant::now();
+    let began_at = std::time::SystemTime::now();
     let spawned = capexec_sandbox::spawn_with(&plan, &opts).map_err(CmdError::launch(&spec.name))?;
     let ended = match &a.workload {
         None => Ended { status: capexec_sandbox::wait_foreground(&spawned), workload: None, interrupted: false },
@@ -134,7 +135,18 @@ fn learn(a: &LearnArgs) -> Result<i32, CmdError> {
     };
     drop(spawned);
     let recorded = recorder.into_inner().ok_or_else(|| CmdError::Run("the recorder never started".into()))?;
-    let run = recorded.join().map_err(|_| CmdError::Run("the recorder failed".into()))?;
+    let mut run = recorded.join().map_err(|_| CmdError::Run("the recorder failed".into()))?;
+    // The recorder sees calls, not their results: `mkdir -p /var/lock/app`
+    // asks to create /var and /var/lock too. A directory (or link) the run
+    // asked to create that is older than the run was there already: the
+    // call failed with EEXIST and needs no write to its parent.
+    run.forget_creations(|p| {
+        std::fs::symlink_metadata(p)
+            .ok()
+            .filter(|m| m.is_dir() || m.file_type().is_symlink())
+            .and_then(|m| m.created().or_else(|_| m.modified()).ok())
+            .is_some_and(|t| t < began_at)
+    });
     let calls: u64 = run.syscalls.values().sum();
     let what = if a.workload.is_some() { "the service" } else { "the program" };
     eprintln!(
