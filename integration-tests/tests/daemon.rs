@@ -901,3 +901,32 @@ both!(start_post_and_reload_under_capexec_exec, |who: As| {
     let o = wait_output(child, T);
     assert!(!text(&o).contains("reload failed"), "{}", text(&o));
 });
+
+/// A service started as root that switches to another user (named -u bind)
+/// still gets the stop signal from capexec exec: init keeps CAP_KILL (and
+/// nothing else) once the service runs; without it, root could not signal
+/// the switched process and capexec exec waited for ever.
+#[test]
+fn capexec_exec_stops_a_service_that_switched_users() {
+    let u = test_unit(
+        "switcher",
+        "[exec]\nargv = [\"/usr/bin/setpriv\", \"--reuid\", \"65534\", \"--regid\", \"65534\", \"--clear-groups\", \"/bin/sleep\", \"100401\"]\n\
+         user = \"root\"\n[capabilities]\nkeep = [\"CAP_SETUID\", \"CAP_SETGID\"]\n",
+    );
+    let mut c = command(As::Root);
+    c.args(["exec", u.to_str().unwrap()]);
+    let child = c.spawn().unwrap();
+    let start = Instant::now();
+    let sleeper = loop {
+        if let Some(p) = pids_exact("/bin/sleep 100401").first() {
+            break *p;
+        }
+        assert!(start.elapsed() < T, "the service did not start");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let st = std::fs::read_to_string(format!("/proc/{sleeper}/status")).unwrap();
+    assert!(st.contains("Uid:\t65534\t65534\t65534\t65534"), "{st}");
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), nix::sys::signal::Signal::SIGTERM).unwrap();
+    let o = wait_output(child, T);
+    assert_eq!(o.status.code(), Some(143), "the service ended by the stop signal: {}", text(&o));
+}

@@ -365,6 +365,12 @@ fn service_with(a: &ChildArgs, argv: &[std::ffi::CString], err_wr: RawFd, main: 
     let program = &argv[0];
     let argv: Vec<*const libc::c_char> = argv.iter().map(|a| a.as_ptr()).chain(std::iter::once(std::ptr::null())).collect();
     let envp: Vec<*const libc::c_char> = env.iter().map(|a| a.as_ptr()).chain(std::iter::once(std::ptr::null())).collect();
+    // What only init holds (CAP_KILL, CAP_SETPCAP) goes; before the filters,
+    // which need not allow capset.
+    if let Err(e) = crate::creds::service_privileges(&plan.keep_caps) {
+        report(err_wr, &e);
+        exit(127);
+    }
     // Before the filters (they need not allow prctl). Inherited by every child
     // and kept across execve.
     if plan.mdwe {
@@ -435,6 +441,13 @@ fn init(a: &ChildArgs, service: libc::pid_t, helper: Option<libc::pid_t>) -> ! {
     // Nothing of the setup is needed any more, and the service must not be able to
     // read this process's memory through /proc.
     let _ = sys::prctl(libc::PR_SET_DUMPABLE, 0);
+    // CAP_KILL alone from here: the program may switch to a user root
+    // without it could not signal.
+    if let Err(e) = crate::creds::init_privileges(a.cap_last_cap) {
+        report(a.err_wr, &e);
+        let _ = kill(Pid::from_raw(service), Signal::SIGKILL);
+        exit(126);
+    }
     if let Err(e) = seccompiler::apply_filter(&a.plan.init_seccomp) {
         report(a.err_wr, &ChildError::io(Step::Seccomp, "install the init filter", e));
         // Our own child, which must not run unsupervised.

@@ -34,8 +34,16 @@ pub fn switch_ids(uid: u32, gid: u32, groups: Option<&[u32]>) -> Result<(), Chil
     Ok(())
 }
 
-pub fn drop_privileges(keep: &[Capability], cap_last_cap: u32) -> Result<(), ChildError> {
-    let keep_set: CapsHashSet = keep.iter().copied().collect();
+/// What init holds beyond the service's set until it has forked what runs
+/// in the sandbox: CAP_KILL (it forwards stop signals to a service that may
+/// have switched to another user: a daemon started as root that setuid()s
+/// away cannot be signalled by root without it) and CAP_SETPCAP (each child's
+/// drop of both from its own bounding set, in [`service_privileges`]).
+const INIT_ONLY: [Capability; 2] = [Capability::CAP_KILL, Capability::CAP_SETPCAP];
+
+/// Drops every capability from the bounding set but `keep` (and
+/// [`INIT_ONLY`]), up to `cap_last_cap`.
+fn bound_to(keep: &CapsHashSet, cap_last_cap: u32) -> Result<(), ChildError> {
     for cap in 0..=cap_last_cap {
         if keep.iter().any(|k| k.index() as u32 == cap) {
             continue;
@@ -47,12 +55,41 @@ pub fn drop_privileges(keep: &[Capability], cap_last_cap: u32) -> Result<(), Chi
             Err(e) => return Err(ChildError::io(STEP, format!("drop capability {cap} from the bounding set"), e)),
         }
     }
-    let mut with_setpcap = keep_set.clone();
-    with_setpcap.insert(Capability::CAP_SETPCAP);
-    let set = |which: CapSet, s: &CapsHashSet| caps::set(None, which, s).map_err(|e| ChildError::io(STEP, format!("set {which:?} capabilities"), e));
+    Ok(())
+}
+
+fn set(which: CapSet, s: &CapsHashSet) -> Result<(), ChildError> {
+    caps::set(None, which, s).map_err(|e| ChildError::io(STEP, format!("set {which:?} capabilities"), e))
+}
+
+/// In the service's process (and each command's) before exec: what only
+/// init holds goes, from every set; the kept ones stay.
+pub fn service_privileges(keep: &[Capability]) -> Result<(), ChildError> {
+    let keep_set: CapsHashSet = keep.iter().copied().collect();
+    for c in INIT_ONLY.iter().filter(|c| !keep_set.contains(c)) {
+        sys::prctl(libc::PR_CAPBSET_DROP, c.index() as libc::c_ulong).map_err(|e| ChildError::io(STEP, format!("drop {c} from the bounding set"), e))?;
+    }
+    set(CapSet::Effective, &keep_set)?;
+    set(CapSet::Permitted, &keep_set)
+}
+
+/// Init, once the program (and the task helper) exist: CAP_KILL alone.
+pub fn init_privileges(cap_last_cap: u32) -> Result<(), ChildError> {
+    let kill: CapsHashSet = [Capability::CAP_KILL].into_iter().collect();
+    bound_to(&kill, cap_last_cap)?;
+    set(CapSet::Inheritable, &CapsHashSet::new())?;
+    caps::clear(None, CapSet::Ambient).map_err(|e| ChildError::io(STEP, "clear ambient capabilities", e))?;
+    set(CapSet::Effective, &kill)?;
+    set(CapSet::Permitted, &kill)
+}
+
+pub fn drop_privileges(keep: &[Capability], cap_last_cap: u32) -> Result<(), ChildError> {
+    let keep_set: CapsHashSet = keep.iter().copied().collect();
+    let with_init: CapsHashSet = keep_set.iter().chain(&INIT_ONLY).copied().collect();
+    bound_to(&with_init, cap_last_cap)?;
     set(CapSet::Inheritable, &keep_set)?;
-    set(CapSet::Effective, &with_setpcap)?;
-    set(CapSet::Permitted, &with_setpcap)?;
+    set(CapSet::Effective, &with_init)?;
+    set(CapSet::Permitted, &with_init)?;
     caps::clear(None, CapSet::Ambient).map_err(|e| ChildError::io(STEP, "clear ambient capabilities", e))?;
     for c in keep {
         caps::raise(None, CapSet::Ambient, *c).map_err(|e| ChildError::io(STEP, format!("raise ambient {c}"), e))?;
@@ -65,7 +102,7 @@ pub fn drop_privileges(keep: &[Capability], cap_last_cap: u32) -> Result<(), Chi
     // fixup itself, and no raising of ambient capabilities.
     let locked = SECBIT_NOROOT | SECBIT_NOROOT_LOCKED | SECBIT_NO_SETUID_FIXUP_LOCKED | SECBIT_NO_CAP_AMBIENT_RAISE | SECBIT_NO_CAP_AMBIENT_RAISE_LOCKED;
     sys::prctl(libc::PR_SET_SECUREBITS, locked).map_err(|e| ChildError::io(STEP, "lock securebits", e))?;
-    set(CapSet::Effective, &keep_set)?;
-    set(CapSet::Permitted, &keep_set)?;
+    // The service's own process drops INIT_ONLY (service_privileges), init
+    // all but CAP_KILL (init_privileges), once it has forked them.
     Ok(())
 }
