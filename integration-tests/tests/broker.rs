@@ -333,3 +333,32 @@ fn host_udp_sockets_under_the_daemon() {
     }
     d.terminate(T);
 }
+
+// A service started as root that switches to another user and then binds
+// through the broker (named -u bind): the kernel lets the broker read the
+// switched process's memory only with CAP_SYS_PTRACE, which the broker
+// holds for a service that keeps CAP_SETUID/CAP_SETGID in the host's user
+// namespace (Landlock still keeps it to its own domain). Without it every
+// such bind read EFAULT.
+#[test]
+fn the_broker_follows_a_service_that_switched_users() {
+    require_root();
+    let port = unused_port();
+    let script = format!(
+        "import socket\\ns = socket.socket(); s.bind(('127.0.0.1', {port})); s.listen(4)\\nwhile True:\\n    c, _ = s.accept(); c.sendall(b'switched'); c.close()"
+    );
+    let u = test_unit(
+        "switch-bind",
+        &format!(
+            "[exec]\nargv = [\"/usr/bin/setpriv\", \"--reuid\", \"65534\", \"--regid\", \"65534\", \"--clear-groups\", \"/usr/bin/python3\", \"-c\", \"{script}\"]\n\
+             user = \"root\"\n[capabilities]\nkeep = [\"CAP_SETUID\", \"CAP_SETGID\"]\n[namespaces]\nnet = \"none\"\n[broker.net]\nbind = [\"tcp:127.0.0.1:{port}\"]\n"
+        ),
+    );
+    let mut c = command(As::Root);
+    c.args(["exec", u.to_str().unwrap()]).stdout(std::process::Stdio::null()).stderr(std::process::Stdio::piped());
+    let child = c.spawn().unwrap();
+    let got = if wait_port(port, Duration::from_secs(20)) { tcp_roundtrip(port, b"", "switched").unwrap_or_default() } else { String::new() };
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), nix::sys::signal::Signal::SIGTERM).unwrap();
+    let o = wait_output(child, Duration::from_secs(20));
+    assert!(got.contains("switched"), "the switched service could not bind through the broker: {}", text(&o));
+}

@@ -181,6 +181,14 @@ pub struct Broker {
     /// capset), because the kernel lets one process read another's memory
     /// and take its fds only when its permitted set covers the other's.
     service_caps: Vec<caps::Capability>,
+    /// The service may switch to another user (it keeps CAP_SETUID or
+    /// CAP_SETGID in the host's user namespace: a daemon started as root
+    /// that drops to its own, named -u bind). The kernel then lets the broker
+    /// read its memory and take its fds only with CAP_SYS_PTRACE (another
+    /// uid, no longer dumpable), which the broker holds effective: its filter
+    /// has no ptrace, and Landlock lets it reach only its own domain and the
+    /// service's nested in it, whatever the capability says.
+    follows_switches: bool,
     /// The host TCP sockets bound here, which alone may listen (see
     /// `ServiceSpec::brokers_listen`).
     bound: net::BoundSockets,
@@ -230,6 +238,8 @@ impl Broker {
             host_bind,
             bind_service,
             service_caps: if service.namespaces.user { Vec::new() } else { service.capabilities.clone() },
+            follows_switches: !service.namespaces.user
+                && service.capabilities.iter().any(|c| matches!(c, caps::Capability::CAP_SETUID | caps::Capability::CAP_SETGID)),
             bound: net::BoundSockets::default(),
             appender,
             log_budget: std::sync::Mutex::new((std::time::Instant::now(), 0, 0)),
@@ -307,7 +317,10 @@ impl Broker {
     /// permitted only (see `service_caps`).
     fn drop_capabilities(&self) -> Result<(), BrokerError> {
         use caps::{CapSet, Capability, CapsHashSet};
-        let keep: CapsHashSet = if self.bind_service { [Capability::CAP_NET_BIND_SERVICE].into_iter().collect() } else { CapsHashSet::new() };
+        let mut keep: CapsHashSet = if self.bind_service { [Capability::CAP_NET_BIND_SERVICE].into_iter().collect() } else { CapsHashSet::new() };
+        if self.follows_switches {
+            keep.insert(Capability::CAP_SYS_PTRACE);
+        }
         let permitted: CapsHashSet = keep.iter().chain(&self.service_caps).copied().collect();
         for c in caps::all().difference(&permitted) {
             // A capability this kernel does not know is not in the set anyway.
