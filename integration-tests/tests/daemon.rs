@@ -930,3 +930,19 @@ fn capexec_exec_stops_a_service_that_switched_users() {
     let o = wait_output(child, T);
     assert_eq!(o.status.code(), Some(143), "the service ended by the stop signal: {}", text(&o));
 }
+
+/// filesystem.directories_user: a service running as root gets its runtime
+/// directory owned by the user it drops to (chrony, systemd's `!`).
+#[test]
+fn managed_directories_can_belong_to_the_user_a_root_daemon_drops_to() {
+    let name = format!("capexec-it-owner-{}", std::process::id());
+    let u = test_unit(
+        "dir-owner",
+        &format!("[exec]\nargv = [\"/bin/sh\", \"-c\", \"id -u; stat -c %U /run/{name}\"]\nuser = \"root\"\n[filesystem]\nruntime_directory = [\"{name}\"]\ndirectories_user = \"{TEST_USER}\"\n"),
+    );
+    let mut c = command(As::Root);
+    c.args(["exec", u.to_str().unwrap()]);
+    let o = output(c, T);
+    assert!(o.status.success(), "{}", text(&o));
+    assert_eq!(String::from_utf8_lossy(&o.stdout).lines().collect::<Vec<_>>(), ["0", TEST_USER], "{}", text(&o));
+}

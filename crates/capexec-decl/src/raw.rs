@@ -250,6 +250,7 @@ pub struct RawFilesystem {
     pub state_directory: Option<Vec<String>>,
     pub cache_directory: Option<Vec<String>>,
     pub logs_directory: Option<Vec<String>>,
+    pub directories_user: Option<NameOrId>,
     pub private_tmp: Option<bool>,
     pub dev: Option<String>,
     pub proc: Option<String>,

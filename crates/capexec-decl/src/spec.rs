@@ -142,6 +142,11 @@ pub struct FsSpec {
     /// writable in the view (systemd's RuntimeDirectory= and friends).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub directories: Vec<ManagedDir>,
+    /// Who owns them (uid, gid), when not the service's user: a daemon
+    /// started as root that drops to its own user (systemd's `!` prefix,
+    /// whose directories belong to User=).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub directories_owner: Option<(u32, u32)>,
 }
 
 /// A directory of [`FsSpec::directories`].

@@ -338,6 +338,19 @@ pub fn validate(name: &str, raw: &RawUnit, sources: Vec<PathBuf>, ctx: &Context)
             directories.push(ManagedDir { path: p, kind });
         }
     }
+    let directories_owner = fs.directories_user.as_ref().and_then(|u| {
+        if directories.is_empty() {
+            v.warnings.push("filesystem.directories_user is set, but no directory is made (runtime_directory and the others)".into());
+        }
+        let (uid, _, primary) = v.name_id("filesystem.directories_user", u, true)?;
+        match primary {
+            Some(gid) => Some((uid, gid)),
+            None => {
+                v.err_help("filesystem.directories_user", format!("uid {uid} has no passwd entry, so no group"), "name a user of /etc/passwd");
+                None
+            }
+        }
+    });
     let private_tmp = fs.private_tmp.unwrap_or(true);
     if private_tmp {
         if let Some((_, _, Some(key))) = mounts.get(Path::new("/tmp")) {
@@ -581,7 +594,7 @@ pub fn validate(name: &str, raw: &RawUnit, sources: Vec<PathBuf>, ctx: &Context)
 
     // A preopened directory is what the view shows at its path (see
     // capexec-sandbox's plan): one the view masks would be an empty mask.
-    let filesystem = FsSpec { system, mounts, private_tmp, dev, proc, directories };
+    let filesystem = FsSpec { system, mounts, private_tmp, dev, proc, directories, directories_owner };
     let dirs = preopen.iter().filter_map(|p| if let PreopenKind::Directory { path } = &p.kind { Some(path) } else { None });
     for (i, path) in dirs.enumerate() {
         if filesystem.covering(path).is_some_and(|m| m.kind == MountKind::Inaccessible) {

@@ -642,3 +642,15 @@ fn supplementary_groups_are_resolved() {
     let s = load_unit(p.to_str().unwrap(), &[], &ctx_user()).unwrap();
     assert!(s.exec.user.groups.is_empty() && s.warnings.iter().any(|w| w.contains("supplementary_groups")), "{:?}", s.warnings);
 }
+
+/// A daemon started as root that drops to its own user (systemd's `!`): its
+/// directories belong to that user.
+#[test]
+fn directories_user_owns_the_managed_directories() {
+    let s = ok(&format!("{ARGV}user = \"root\"\n[filesystem]\nruntime_directory = [\"d\"]\ndirectories_user = \"nobody\"\n"));
+    assert_eq!((s.exec.user.uid, s.filesystem.directories_owner), (0, Some((65534, 65534))));
+    let e = one(&format!("{ARGV}[filesystem]\nruntime_directory = [\"d\"]\ndirectories_user = \"no-such-user-capexec\"\n"));
+    assert_eq!(e.key.as_deref(), Some("filesystem.directories_user"));
+    let s = ok(&format!("{ARGV}[filesystem]\ndirectories_user = \"nobody\"\n"));
+    assert!(s.warnings.iter().any(|w| w.contains("directories_user")), "{:?}", s.warnings);
+}

@@ -227,6 +227,7 @@ mod tests {
     fn fs(mounts: &[(&str, MountKind)]) -> FsSpec {
         FsSpec {
             directories: Vec::new(),
+            directories_owner: None,
             system: true,
             mounts: mounts.iter().map(|(p, k)| Mount { path: p.into(), kind: *k, optional: false }).collect(),
             private_tmp: true,

@@ -62,6 +62,9 @@ pub struct SetupPlan {
     /// Directories created for the service before it starts, owned by its
     /// ids (`filesystem.runtime_directory` and friends).
     pub directories: Vec<PathBuf>,
+    /// Who owns them (uid, gid): the service's user unless the declaration
+    /// names another (`filesystem.directories_user`).
+    pub directories_owner: (u32, u32),
     /// The Landlock layer shared with the broker, applied by the process the
     /// service is cloned from; `None` without a broker.
     pub broker_layer: Option<BrokerLayer>,
@@ -561,6 +564,7 @@ fn plan_inheriting(
         dns_stub: broker.dns_stub,
         broker_layer: broker.layer.clone(),
         directories: spec.filesystem.directories.iter().map(|d| d.path.clone()).collect(),
+        directories_owner: spec.filesystem.directories_owner.unwrap_or((id.uid, id.gid)),
         learn: None,
         program,
         argv,

@@ -56,8 +56,9 @@ pub fn make_directories(plan: &crate::SetupPlan) -> Result<(), LaunchError> {
             };
         }
         let st = nix::sys::stat::fstat(dir.as_raw_fd()).map_err(|e| fail(e.into()))?;
-        if (st.st_uid, st.st_gid) != (plan.uid, plan.gid) {
-            std::os::unix::fs::fchown(&dir, Some(plan.uid), Some(plan.gid)).map_err(|e| LaunchError::io("give the service its directory", d.display(), e))?;
+        let (uid, gid) = plan.directories_owner;
+        if (st.st_uid, st.st_gid) != (uid, gid) {
+            std::os::unix::fs::fchown(&dir, Some(uid), Some(gid)).map_err(|e| LaunchError::io("give the service its directory", d.display(), e))?;
         }
     }
     Ok(())

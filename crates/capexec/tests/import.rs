@@ -80,6 +80,9 @@ fn debians_units_import_into_valid_declarations() {
     let memcached = import("memcached");
     assert!(memcached.contains("argv = [\"/usr/share/memcached/scripts/systemd-memcached-wrapper\", \"/etc/memcached.conf\"]"), "{memcached}");
     assert!(memcached.contains("#   CapabilityBoundingSet=CAP_SETGID CAP_SETUID CAP_SYS_RESOURCE: "), "{memcached}");
+    // ExecStart=! (chrony): root, and its directories are User='s.
+    let chrony = import("chrony");
+    assert!(chrony.contains("user = \"root\"") && chrony.contains("directories_user = \"_chrony\""), "{chrony}");
     let unbound = import("unbound");
     assert!(unbound.contains("argv = [\"/usr/sbin/unbound\", \"-d\", \"-p\"]"), "{unbound}");
     assert!(unbound.contains("$DAEMON_OPTS"), "the unexpanded variable is noted:\n{unbound}");

@@ -188,6 +188,8 @@ struct Out {
     private_users: bool,
     /// PIDFile=: service.pid_file of a forking service.
     pid_file: Option<String>,
+    /// ExecStart=!: started as root whatever User= says.
+    started_as_root: bool,
     /// ExecStartPre=, ExecStartPost= and ExecReload= lines, by the key of
     /// their list.
     commands: BTreeMap<&'static str, Vec<ImportedCommand>>,
@@ -286,8 +288,11 @@ fn environment(entries: &[Entry], out: &mut Out) -> BTreeMap<String, String> {
 fn exec_start(e: &Entry, vars: &BTreeMap<String, String>, out: &mut Out) -> Vec<String> {
     let mut value = e.value.as_str();
     while let Some(r) = value.strip_prefix(['-', '@', '+', '!', ':']) {
-        if value.starts_with('+') || value.starts_with('!') {
-            out.skip(e, "the `+`/`!` prefix (run with full privileges) has no counterpart: the service is always confined");
+        if value.starts_with('+') {
+            out.skip(e, "the `+` prefix (run with full privileges) has no counterpart: the service is always confined");
+        } else if value.starts_with('!') {
+            // Root despite User= (which names whom the daemon drops to).
+            out.started_as_root = true;
         }
         value = r;
     }
@@ -728,6 +733,11 @@ fn render(source: &str, o: Out) -> String {
             }
             let _ = writeln!(s, "user = \"dynamic\"");
         }
+        Some(u) if o.started_as_root => {
+            let _ = writeln!(s, "# ExecStart=! : systemd started it as root; User={u} is the user it drops to itself (its");
+            let _ = writeln!(s, "# directories are that user's: filesystem.directories_user).");
+            let _ = writeln!(s, "user = \"root\"");
+        }
         Some(u) => {
             let _ = writeln!(s, "user = {}", q(u));
         }
@@ -790,6 +800,10 @@ fn render(source: &str, o: Out) -> String {
         let _ = writeln!(s, "\n[filesystem]");
         for (k, v) in &fs {
             let _ = writeln!(s, "{k} = {}", list(v));
+        }
+        let makes = ["runtime_directory", "state_directory", "cache_directory", "logs_directory"].iter().any(|k| fs.contains_key(k));
+        if let Some(u) = o.user.as_ref().filter(|_| o.started_as_root && makes && !o.dynamic) {
+            let _ = writeln!(s, "directories_user = {}", q(u));
         }
     }
     let _ = writeln!(s, "\n[namespaces]");
