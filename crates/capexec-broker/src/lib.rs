@@ -187,7 +187,8 @@ pub struct Broker {
     /// read its memory and take its fds only with CAP_SYS_PTRACE (another
     /// uid, no longer dumpable), which the broker holds effective: its filter
     /// has no ptrace, and Landlock lets it reach only its own domain and the
-    /// service's nested in it, whatever the capability says.
+    /// service's nested in it, whatever the capability says; so only where
+    /// that layer is sure to exist (`policy::follows_switches`).
     follows_switches: bool,
     /// The host TCP sockets bound here, which alone may listen (see
     /// `ServiceSpec::brokers_listen`).
@@ -238,8 +239,7 @@ impl Broker {
             host_bind,
             bind_service,
             service_caps: if service.namespaces.user { Vec::new() } else { service.capabilities.clone() },
-            follows_switches: !service.namespaces.user
-                && service.capabilities.iter().any(|c| matches!(c, caps::Capability::CAP_SETUID | caps::Capability::CAP_SETGID)),
+            follows_switches: policy::follows_switches(service),
             bound: net::BoundSockets::default(),
             appender,
             log_budget: std::sync::Mutex::new((std::time::Instant::now(), 0, 0)),

@@ -163,6 +163,19 @@ pub fn net(spec: &BrokerSpec, op: NetOp, proto: Proto, addr: SocketAddr) -> Resu
 
 /// The transparent channel's answer to a bind or connect on a socket that is
 /// neither TCP nor UDP.
+/// Whether the broker may follow its service across a switch of user
+/// (CAP_SYS_PTRACE, see `Broker::follows_switches`): the service keeps
+/// CAP_SETUID or CAP_SETGID in the host's user namespace, and the broker's
+/// Landlock layer is sure to exist, which alone keeps that capability to the
+/// broker's own domain and the service's: required Landlock (else no start)
+/// with a scope, which makes the layer a domain whatever the ports say.
+pub fn follows_switches(service: &capexec_decl::ServiceSpec) -> bool {
+    use capexec_decl::spec::Enforcement;
+    let switches = service.capabilities.iter().any(|c| matches!(c, caps::Capability::CAP_SETUID | caps::Capability::CAP_SETGID));
+    let layer_sure = service.landlock.mode == Enforcement::Required && (service.landlock.scope_signals || service.landlock.scope_abstract_unix);
+    !service.namespaces.user && switches && layer_sure
+}
+
 pub fn not_tcp_or_udp() -> Refusal {
     refuse(libc::EACCES, "only TCP and UDP sockets are brokered", "use a stream or datagram socket")
 }
@@ -193,6 +206,27 @@ pub fn listen_unbound(net_host: bool) -> Refusal {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// CAP_SYS_PTRACE only where Landlock is sure to keep it to the service.
+    #[test]
+    fn the_broker_follows_switches_only_inside_a_sure_landlock_layer() {
+        let spec = |extra: &str| {
+            let dir = std::env::temp_dir().join(format!("capexec-follows-{}-{}", std::process::id(), extra.len()));
+            std::fs::create_dir_all(&dir).unwrap();
+            let p = dir.join("t.svc");
+            std::fs::write(&p, format!("[exec]\nargv = [\"/bin/true\"]\nuser = \"root\"\n{extra}")).unwrap();
+            let ctx = capexec_decl::Context { rootless: false, uid: 0, gid: 0, unit_dir: None };
+            let s = capexec_decl::load_unit(p.to_str().unwrap(), &[], &ctx).unwrap_or_else(|e| panic!("{e}"));
+            std::fs::remove_dir_all(dir).unwrap();
+            s
+        };
+        let keeps = "[capabilities]\nkeep = [\"CAP_SETUID\"]\n";
+        assert!(follows_switches(&spec(keeps)));
+        assert!(!follows_switches(&spec("")), "no switch without CAP_SETUID/SETGID");
+        assert!(!follows_switches(&spec(&format!("{keeps}[namespaces]\nuser = true\n"))), "a private user namespace");
+        assert!(!follows_switches(&spec(&format!("{keeps}[landlock]\nmode = \"best-effort\"\n"))), "Landlock may be missing");
+        assert!(!follows_switches(&spec(&format!("{keeps}[landlock]\nscope_signals = false\nscope_abstract_unix = false\n"))), "no scope: maybe no layer");
+    }
 
     fn r(read: bool, write: bool, create: bool, append: bool) -> FsRights {
         FsRights { read, write, create, append }

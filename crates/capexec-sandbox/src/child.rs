@@ -182,6 +182,9 @@ fn run_command(a: &ChildArgs, what: &str, i: usize, c: &crate::plan::SandboxComm
 fn helper(a: &ChildArgs, chan: RawFd, program: libc::pid_t) -> ! {
     let _ = sys::prctl(libc::PR_SET_DUMPABLE, 0);
     let _ = sys::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong);
+    if crate::creds::helper_privileges(&a.plan.keep_caps).is_err() {
+        exit(126);
+    }
     // Not the launch's: with them open the parent would never see the end of setup.
     for fd in [Some(a.err_wr), Some(a.sync_rd), a.notify_tx].into_iter().flatten() {
         let _ = nix::unistd::close(fd);

@@ -73,6 +73,19 @@ pub fn service_privileges(keep: &[Capability]) -> Result<(), ChildError> {
     set(CapSet::Permitted, &keep_set)
 }
 
+/// The task helper: CAP_KILL goes (it signals nothing); CAP_SETPCAP stays
+/// for its commands' own [`service_privileges`], with the kept set.
+pub fn helper_privileges(keep: &[Capability]) -> Result<(), ChildError> {
+    if keep.contains(&Capability::CAP_KILL) {
+        return Ok(());
+    }
+    let kill = Capability::CAP_KILL;
+    sys::prctl(libc::PR_CAPBSET_DROP, kill.index() as libc::c_ulong).map_err(|e| ChildError::io(STEP, "drop CAP_KILL from the bounding set", e))?;
+    let rest: CapsHashSet = keep.iter().copied().chain([Capability::CAP_SETPCAP]).collect();
+    set(CapSet::Effective, &rest)?;
+    set(CapSet::Permitted, &rest)
+}
+
 /// Init, once the program (and the task helper) exist: CAP_KILL alone.
 pub fn init_privileges(cap_last_cap: u32) -> Result<(), ChildError> {
     let kill: CapsHashSet = [Capability::CAP_KILL].into_iter().collect();
