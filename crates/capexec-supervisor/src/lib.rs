@@ -16,6 +16,7 @@ pub mod launcher;
 pub mod logs;
 pub mod notify;
 pub mod paths;
+pub mod privileged;
 pub mod protocol;
 pub mod state;
 

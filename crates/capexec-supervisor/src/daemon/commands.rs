@@ -84,9 +84,9 @@ impl Daemon {
             JobKind::Reload { .. } => "exec.reload",
         };
         s.log.note(&format!("running {what}"));
-        let privileged: Vec<capexec_decl::spec::Command> = list.iter().filter(|c| c.privileged).cloned().collect();
+        let list = list.clone();
         self.jobs.insert(id, Job { unit: name.to_owned(), kind, run_id: s.run_id, sandboxed: false });
-        if privileged.is_empty() {
+        if !list.iter().any(|c| c.privileged) {
             return self.job_step(id, Ok(()));
         }
         let (log, tx) = (s.log.clone(), self.tx.clone());
@@ -101,7 +101,7 @@ impl Daemon {
         tokio::spawn(logs::read_pipe(log.clone(), err_r, Stream::Stderr));
         let what = what.to_owned();
         tokio::task::spawn_blocking(move || {
-            let result = launching::run_privileged(&what, &privileged, &env, limit, &log, [out_w, err_w]);
+            let result = crate::privileged::run(&what, &list, &env, limit, Some(&[out_w, err_w]), &|m| log.note(m));
             let _ = tx.send(Ev::JobStep { job: id, result });
         });
     }

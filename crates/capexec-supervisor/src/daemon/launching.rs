@@ -7,8 +7,8 @@ use super::*;
 impl Daemon {
     pub(super) fn launch(&mut self, name: &str) {
         let Some(s) = self.services.get_mut(name) else { return };
-        let privileged: Vec<capexec_decl::spec::Command> = s.spec.exec.start_pre.iter().filter(|c| c.privileged).cloned().collect();
-        if !privileged.is_empty() {
+        if s.spec.exec.start_pre.iter().any(|c| c.privileged) {
+            let list = s.spec.exec.start_pre.clone();
             // On the host, before the sandbox exists; the start goes on when
             // they have ended (`pre_done`).
             let token = self.next_launch;
@@ -25,7 +25,7 @@ impl Daemon {
             tokio::spawn(logs::read_pipe(log.clone(), out_r, Stream::Stdout));
             tokio::spawn(logs::read_pipe(log.clone(), err_r, Stream::Stderr));
             tokio::task::spawn_blocking(move || {
-                let result = run_privileged("exec.start_pre", &privileged, &env, limit, &log, [out_w, err_w]);
+                let result = crate::privileged::run("exec.start_pre", &list, &env, limit, Some(&[out_w, err_w]), &|m| log.note(m));
                 let _ = tx.send(Ev::PreDone { unit, token, result });
             });
             return;
@@ -201,56 +201,4 @@ impl Daemon {
             }
         }
     }
-}
-
-/// Runs the privileged commands of list `what` one after another as root on the host
-/// (systemd's `+` prefix), their output into the service's log, each within
-/// `limit` (killed after it). The first failure not ignored ends the start.
-pub(super) fn run_privileged(
-    what: &str,
-    cmds: &[capexec_decl::spec::Command],
-    env: &[(String, String)],
-    limit: std::time::Duration,
-    log: &Arc<LogSink>,
-    [out, err]: [OwnedFd; 2],
-) -> Result<(), String> {
-    for (i, c) in cmds.iter().enumerate() {
-        let shown = c.argv.join(" ");
-        log.note(&format!("{what} (privileged): {shown}"));
-        let stdio = |fd: &OwnedFd| fd.try_clone().map(std::process::Stdio::from).unwrap_or_else(|_| std::process::Stdio::null());
-        let mut child = match std::process::Command::new(&c.argv[0])
-            .args(&c.argv[1..])
-            .env_clear()
-            .env("PATH", capexec_sandbox::plan::DEFAULT_PATH)
-            .envs(env.iter().map(|(k, v)| (k, v)))
-            .current_dir("/")
-            .stdin(std::process::Stdio::null())
-            .stdout(stdio(&out))
-            .stderr(stdio(&err))
-            .spawn()
-        {
-            Ok(c) => c,
-            Err(e) if c.ignore_failure => {
-                log.note(&format!("{what}[{i}] `{shown}` could not start ({e}); ignored"));
-                continue;
-            }
-            Err(e) => return Err(format!("{what}[{i}] `{shown}`: {e}")),
-        };
-        let deadline = std::time::Instant::now() + limit;
-        while child.try_wait().ok().flatten().is_none() && std::time::Instant::now() < deadline {
-            std::thread::sleep(std::time::Duration::from_millis(10));
-        }
-        let timed_out = child.try_wait().ok().flatten().is_none();
-        if timed_out {
-            let _ = child.kill();
-        }
-        let status = child.wait().map_err(|e| format!("{what}[{i}] `{shown}`: wait: {e}"))?;
-        if timed_out && !c.ignore_failure {
-            return Err(format!("{what}[{i}] `{shown}` did not end within {} (service.ready_timeout); killed", capexec_decl::spec::format_duration(limit)));
-        }
-        if !status.success() && !c.ignore_failure {
-            return Err(format!("{what}[{i}] `{shown}` failed: {status}"));
-        }
-    }
-    Ok(())
 }

@@ -46,7 +46,10 @@ pub fn launch_foreground(spec: &ServiceSpec, handoff: Handoff) -> i32 {
         );
     }
     let rootless = !nix::unistd::geteuid().is_root();
-    if let Err(e) = run_privileged(spec) {
+    // The privileged start_pre commands, on the host before the sandbox exists.
+    let env: Vec<(String, String)> = spec.exec.environment.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+    let note = |m: &str| eprintln!("capexec: {}: {m}", spec.name);
+    if let Err(e) = capexec_supervisor::privileged::run("exec.start_pre", &spec.exec.start_pre, &env, spec.service.ready_timeout, None, &note) {
         eprintln!("capexec: {}: {e}", spec.name);
         return super::EXIT_SETUP;
     }
@@ -236,26 +239,4 @@ fn launch_planned(spec: &ServiceSpec, plan: capexec_sandbox::SetupPlan, handoff:
             }
         }
     }
-}
-
-/// The privileged `exec.start_pre` commands, on the host as root before the
-/// sandbox exists (systemd's `+` prefix), with capexec's standard streams.
-fn run_privileged(spec: &ServiceSpec) -> Result<(), String> {
-    for (i, c) in spec.exec.start_pre.iter().enumerate().filter(|(_, c)| c.privileged) {
-        let shown = c.argv.join(" ");
-        let status = std::process::Command::new(&c.argv[0])
-            .args(&c.argv[1..])
-            .env_clear()
-            .env("PATH", capexec_sandbox::plan::DEFAULT_PATH)
-            .envs(&spec.exec.environment)
-            .current_dir("/")
-            .status();
-        match status {
-            Ok(s) if s.success() || c.ignore_failure => {}
-            Err(_) if c.ignore_failure => {}
-            Ok(s) => return Err(format!("exec.start_pre[{i}] `{shown}` failed: {s}")),
-            Err(e) => return Err(format!("exec.start_pre[{i}] `{shown}`: {e}")),
-        }
-    }
-    Ok(())
 }

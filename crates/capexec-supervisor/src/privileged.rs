@@ -1,0 +1,50 @@
+//! The privileged commands of a declaration's lists (`privileged = true`,
+//! systemd's `+` prefix): run as root on the host, outside the sandbox, one
+//! after another, each within a time limit. Used by the daemon (output into
+//! the service's log) and by `capexec exec` (capexec's own streams).
+
+use capexec_decl::spec::Command;
+use std::os::fd::OwnedFd;
+use std::time::{Duration, Instant};
+
+/// Runs the privileged commands of `list` (named `what` in messages, by
+/// their index in it) with a clean environment of `PATH` and `env`, each
+/// killed after `limit`. `stdio`: where their output goes (`None`:
+/// inherited); `note`: what is said about them. The first failure not
+/// ignored ends the run, as its message.
+pub fn run(what: &str, list: &[Command], env: &[(String, String)], limit: Duration, stdio: Option<&[OwnedFd; 2]>, note: &dyn Fn(&str)) -> Result<(), String> {
+    for (i, c) in list.iter().enumerate().filter(|(_, c)| c.privileged) {
+        let shown = c.argv.join(" ");
+        note(&format!("{what}[{i}] (privileged): {shown}"));
+        let mut cmd = std::process::Command::new(&c.argv[0]);
+        cmd.args(&c.argv[1..]).env_clear().env("PATH", capexec_sandbox::plan::DEFAULT_PATH).envs(env.iter().map(|(k, v)| (k, v))).current_dir("/");
+        if let Some([out, err]) = stdio {
+            let to = |fd: &OwnedFd| fd.try_clone().map(std::process::Stdio::from).unwrap_or_else(|_| std::process::Stdio::null());
+            cmd.stdin(std::process::Stdio::null()).stdout(to(out)).stderr(to(err));
+        }
+        let mut child = match cmd.spawn() {
+            Ok(c) => c,
+            Err(e) if c.ignore_failure => {
+                note(&format!("{what}[{i}] `{shown}` could not start ({e}); ignored"));
+                continue;
+            }
+            Err(e) => return Err(format!("{what}[{i}] `{shown}`: {e}")),
+        };
+        let deadline = Instant::now() + limit;
+        while child.try_wait().ok().flatten().is_none() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let timed_out = child.try_wait().ok().flatten().is_none();
+        if timed_out {
+            let _ = child.kill();
+        }
+        let status = child.wait().map_err(|e| format!("{what}[{i}] `{shown}`: wait: {e}"))?;
+        if timed_out && !c.ignore_failure {
+            return Err(format!("{what}[{i}] `{shown}` did not end within {} (service.ready_timeout); killed", capexec_decl::spec::format_duration(limit)));
+        }
+        if !status.success() && !c.ignore_failure {
+            return Err(format!("{what}[{i}] `{shown}` failed: {status}"));
+        }
+    }
+    Ok(())
+}
