@@ -177,3 +177,88 @@ fn apache2_from_import_and_learn() {
     assert!(o.status.success(), "{}", text(&o));
     d.terminate(T);
 }
+
+/// A chrony configuration for the test: no time sources (nothing on the
+/// network is asked, and with `-x` in the drop-in the host's clock is never
+/// touched), the command socket only; removed when dropped.
+struct ChronyConf(std::path::PathBuf);
+
+impl ChronyConf {
+    fn new() -> ChronyConf {
+        let dir = std::path::PathBuf::from(format!("/etc/chrony-capexec-it{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("chrony.conf"), "driftfile /var/lib/chrony/chrony.drift\nlogdir /var/log/chrony\ncmdport 0\n").unwrap();
+        ChronyConf(dir)
+    }
+}
+
+impl Drop for ChronyConf {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// chrony from Debian's chrony.service: `ExecStart=!` with `User=_chrony`
+/// (started as root, it drops to _chrony itself), its runtime, state and
+/// logs directories with the unit's modes (chronyd refuses a /run/chrony
+/// others may read), Type=forking with a pid file in that 0700 directory.
+/// Imported, learned with `chronyc tracking` as the workload: the run shows
+/// what the root start used (DAC_OVERRIDE for its pid file in _chrony's
+/// directory, SETUID/SETGID to drop, the permitted set its capset() asks
+/// for), and the mined declaration runs as it is. The drop-in only points
+/// chronyd at the test's configuration and adds `-x`, so that a test never
+/// steers the machine's clock.
+#[test]
+fn chrony_from_import_and_learn() {
+    require_root();
+    let conf = ChronyConf::new();
+    let mut d = Daemon::prepare(As::Root, "chrony");
+    let unit = d.units().join("chrony.svc");
+    std::fs::write(&unit, import("chrony.service", None)).unwrap();
+    let dropin = d.units().join("chrony.svc.d");
+    std::fs::create_dir_all(&dropin).unwrap();
+    std::fs::write(
+        dropin.join("10-test.toml"),
+        format!("[exec]\nargv = [\"/usr/sbin/chronyd\", \"-F\", \"1\", \"-x\", \"-f\", \"{}/chrony.conf\"]\n", conf.0.display()),
+    )
+    .unwrap();
+    let mut c = command(As::Root);
+    c.arg("learn").arg(&unit).arg("--out").arg(&unit).args(["--workload", "chronyc tracking"]);
+    let o = output(c, Duration::from_secs(120));
+    assert!(o.status.success(), "learn: {}", text(&o));
+    let decl = std::fs::read_to_string(&unit).unwrap();
+    for want in ["runtime_directory_mode = \"0700\"", "CAP_DAC_OVERRIDE", "CAP_SETUID", "CAP_NET_BIND_SERVICE"] {
+        assert!(decl.contains(want), "the learned declaration lacks {want}:\n{decl}");
+    }
+    let (theirs, ours) = (systemd_exposure("chrony.service"), capexec_exposure(&unit));
+    assert!(ours < theirs, "capexec analyze {ours} is not below systemd-analyze security {theirs}");
+    eprintln!("chrony learned: systemd-analyze security {theirs}, capexec analyze {ours}");
+    d.start();
+    let o = d.ctl(&["start", "chrony"]);
+    assert!(o.status.success(), "{}\n{decl}\n{}", text(&o), d.log());
+    let tracking = std::process::Command::new("chronyc").arg("tracking").output().unwrap();
+    assert!(
+        tracking.status.success() && String::from_utf8_lossy(&tracking.stdout).contains("Reference ID"),
+        "chronyc tracking: {}\n{}",
+        text(&tracking),
+        d.log()
+    );
+    // The pid file holds the daemon's host pid; the daemon is _chrony.
+    let pid: i32 = std::fs::read_to_string("/run/chrony/chronyd.pid").unwrap().trim().parse().unwrap();
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let uid = nix::unistd::User::from_name("_chrony").unwrap().unwrap().uid.as_raw();
+    assert!(status.contains("Name:\tchronyd") && status.contains(&format!("Uid:\t{uid}\t{uid}\t{uid}\t{uid}")), "{status}");
+    let mode = std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata("/run/chrony").unwrap().permissions());
+    assert_eq!(mode & 0o7777, 0o700, "/run/chrony's mode");
+    let o = d.ctl(&["stop", "chrony"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let tree = process_tree(pid);
+    assert_eq!(wait_gone_by(|| tree.iter().copied().filter(|p| std::path::Path::new(&format!("/proc/{p}")).exists()).collect(), T), Vec::<i32>::new());
+    assert!(!std::path::Path::new("/run/chrony").exists(), "the runtime directory outlives the service");
+    // Stopped by its stop signal, forwarded by init to the pid the file
+    // names (init reads it in _chrony's 0700 directory), not killed after
+    // the stop timeout.
+    let logs = text(&d.ctl(&["logs", "chrony"]));
+    assert!(logs.contains("ended with status 0") && !logs.contains("status 137"), "{logs}");
+    d.terminate(T);
+}

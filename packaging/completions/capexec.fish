@@ -124,7 +124,7 @@ complete -c capexec -n "__fish_capexec_using_subcommand disable" -l json -d 'Pri
 complete -c capexec -n "__fish_capexec_using_subcommand disable" -s h -l help -d 'Print help'
 complete -c capexec -n "__fish_capexec_using_subcommand learn" -l unit -d 'Start from this declaration (its user, environment, private directories and preopened sockets), running PROG' -r -F
 complete -c capexec -n "__fish_capexec_using_subcommand learn" -l workload -d 'Run this shell command on the host once the service listens; its exit ends the run' -r
-complete -c capexec -n "__fish_capexec_using_subcommand learn" -l wait-for -d 'Start the workload once ADDR (tcp:HOST:PORT) accepts connections (repeatable; one answering is enough; default: the unit\'s TCP preopens and exact broker bind grants)' -r
+complete -c capexec -n "__fish_capexec_using_subcommand learn" -l wait-for -d 'Start the workload once ADDR (tcp:HOST:PORT, or unix:PATH) accepts connections (repeatable; one answering is enough; default: the unit\'s TCP preopens and exact broker bind grants, else a forking service\'s pid file)' -r
 complete -c capexec -n "__fish_capexec_using_subcommand learn" -l ready-timeout -d 'Give up when the service does not listen within this many seconds' -r
 complete -c capexec -n "__fish_capexec_using_subcommand learn" -l out -d 'Write the mined declaration here (default: standard output)' -r -F
 complete -c capexec -n "__fish_capexec_using_subcommand learn" -l save -d 'Also save what was recorded, as JSON, to merge into later runs with --merge' -r -F

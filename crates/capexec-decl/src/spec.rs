@@ -154,6 +154,10 @@ pub struct FsSpec {
 pub struct ManagedDir {
     pub path: PathBuf,
     pub kind: DirKind,
+    /// Its declared access mode (`filesystem.runtime_directory_mode` and the
+    /// others), applied to it whether made or found; `None`: made 0755, an
+    /// existing one keeps its own.
+    pub mode: Option<u32>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -303,12 +303,27 @@ pub fn validate(name: &str, raw: &RawUnit, sources: Vec<PathBuf>, ctx: &Context)
     }
     // Directories capexec makes for the service: writable in the view.
     let mut directories = Vec::new();
-    for (kind, list) in [
-        (DirKind::Runtime, &fs.runtime_directory),
-        (DirKind::State, &fs.state_directory),
-        (DirKind::Cache, &fs.cache_directory),
-        (DirKind::Logs, &fs.logs_directory),
+    for (kind, list, mode) in [
+        (DirKind::Runtime, &fs.runtime_directory, &fs.runtime_directory_mode),
+        (DirKind::State, &fs.state_directory, &fs.state_directory_mode),
+        (DirKind::Cache, &fs.cache_directory, &fs.cache_directory_mode),
+        (DirKind::Logs, &fs.logs_directory, &fs.logs_directory_mode),
     ] {
+        let mode = mode.as_ref().and_then(|m| {
+            let key = format!("filesystem.{}_mode", kind.key());
+            if list.as_ref().is_none_or(|l| l.is_empty()) {
+                v.warnings.push(format!("{key} is set, but filesystem.{} names no directory", kind.key()));
+            }
+            match u32::from_str_radix(m, 8) {
+                // Set-id and sticky bits have no use on a service's own
+                // directory, and setgid would hand its group to what others make there.
+                Ok(n) if n <= 0o777 => Some(n),
+                _ => {
+                    v.err_help(key, format!("invalid mode `{m}`"), "an octal string of permission bits such as \"0750\"");
+                    None
+                }
+            }
+        });
         for (i, name) in list.iter().flatten().enumerate() {
             let key = format!("filesystem.{}[{i}]", kind.key());
             let rel = Path::new(name);
@@ -335,7 +350,7 @@ pub fn validate(name: &str, raw: &RawUnit, sources: Vec<PathBuf>, ctx: &Context)
                 continue;
             }
             mounts.insert(p.clone(), (MountKind::ReadWrite, false, Some(key.clone())));
-            directories.push(ManagedDir { path: p, kind });
+            directories.push(ManagedDir { path: p, kind, mode });
         }
     }
     let directories_owner = fs.directories_user.as_ref().and_then(|u| {

@@ -654,3 +654,17 @@ fn directories_user_owns_the_managed_directories() {
     let s = ok(&format!("{ARGV}[filesystem]\ndirectories_user = \"nobody\"\n"));
     assert!(s.warnings.iter().any(|w| w.contains("directories_user")), "{:?}", s.warnings);
 }
+
+/// RuntimeDirectoryMode= and the others: permission bits, per kind.
+#[test]
+fn managed_directories_take_their_kinds_mode() {
+    let s = ok(&format!("{ARGV}[filesystem]\nruntime_directory = [\"a\", \"b\"]\nstate_directory = [\"s\"]\nruntime_directory_mode = \"0700\"\n"));
+    let modes: Vec<_> = s.filesystem.directories.iter().map(|d| (d.path.display().to_string(), d.mode)).collect();
+    assert_eq!(modes, [("/run/a".into(), Some(0o700)), ("/run/b".into(), Some(0o700)), ("/var/lib/s".into(), None)]);
+    for bad in ["\"4755\"", "\"rwx\"", "\"0800\""] {
+        let e = one(&format!("{ARGV}[filesystem]\nruntime_directory = [\"a\"]\nruntime_directory_mode = {bad}\n"));
+        assert_eq!(e.key.as_deref(), Some("filesystem.runtime_directory_mode"), "{bad}");
+    }
+    let s = ok(&format!("{ARGV}[filesystem]\nlogs_directory_mode = \"0750\"\n"));
+    assert!(s.warnings.iter().any(|w| w.contains("logs_directory_mode")), "{:?}", s.warnings);
+}

@@ -119,10 +119,12 @@ pub type View = [BTreeMap<String, BTreeSet<String>>; 3];
 
 /// `private`: directories the service gets as its own empty tmpfs (the
 /// unit's `tmpfs` entries); like the private /tmp, only files that were there
-/// before the run need the host's.
-pub fn view(obs: &Observations, private: &[String], exists: impl Fn(&str) -> bool) -> View {
+/// before the run need the host's. `declared`: the directories the unit has
+/// capexec make (`runtime_directory` and the others), in the view already.
+pub fn view(obs: &Observations, private: &[String], declared: &[String], exists: impl Fn(&str) -> bool) -> View {
     let system = system_dirs();
-    let made = managed_paths(&managed(obs, |p| Path::new(p).is_dir()));
+    let mut made = managed_paths(&managed(obs, |p| Path::new(p).is_dir()));
+    made.extend(declared.iter().cloned());
     let (mut ro, mut rw, mut ex): (BTreeMap<String, BTreeSet<String>>, BTreeMap<_, _>, BTreeMap<_, _>) = Default::default();
     for (p, acc) in &obs.paths {
         if under(p, OWN_MOUNTS) || p == "/" {
@@ -243,6 +245,8 @@ pub struct Origin<'a> {
     pub date: String,
     /// The unit's own tmpfs directories (see `view`).
     pub private: Vec<String>,
+    /// The unit's own managed directories (see `view`).
+    pub managed: Vec<String>,
     /// The run had every capability (a service declared as root, learned
     /// as root: as systemd would start it): what its calls point at is kept.
     pub had_capabilities: bool,
@@ -266,25 +270,36 @@ const CAPABILITY_CALLS: &[(&str, &str)] = &[
     ("lchown", "CAP_CHOWN"),
     ("fchownat", "CAP_CHOWN"),
     ("chroot", "CAP_SYS_CHROOT"),
-    ("capset", "CAP_SETPCAP"),
     ("setrlimit", "CAP_SYS_RESOURCE"),
     ("mlockall", "CAP_IPC_LOCK"),
     ("sched_setscheduler", "CAP_SYS_NICE"),
 ];
 
-/// The capabilities the run's calls point at: capability → the calls.
-pub fn capabilities(obs: &Observations) -> BTreeMap<&'static str, Vec<String>> {
-    let mut out: BTreeMap<&'static str, Vec<String>> = BTreeMap::new();
+/// The capabilities the run's calls point at: capability → the calls (and
+/// what the recorder saw a call use, at most three examples each).
+pub fn capabilities(obs: &Observations) -> BTreeMap<String, Vec<String>> {
+    let mut out: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for (call, cap) in CAPABILITY_CALLS {
         if let Some(n) = obs.syscalls.get(*call) {
-            out.entry(cap).or_default().push(format!("{call} ({n})"));
+            out.entry(cap.to_string()).or_default().push(format!("{call} ({n})"));
         }
     }
+    for (cap, why) in &obs.capabilities {
+        let list = out.entry(cap.clone()).or_default();
+        list.extend(why.iter().take(3).cloned());
+        if why.len() > 3 {
+            list.push(format!("{} more", why.len() - 3));
+        }
+    }
+    // DAC_OVERRIDE overrides the search and read checks too.
+    if out.contains_key("CAP_DAC_OVERRIDE") {
+        out.remove("CAP_DAC_READ_SEARCH");
+    }
     if obs.binds.iter().filter_map(|a| a.rsplit(':').next()?.parse::<u16>().ok()).any(|p| p > 0 && p < 1024) {
-        out.entry("CAP_NET_BIND_SERVICE").or_default().push("bind below port 1024 (not needed: the broker binds granted ports)".into());
+        out.entry("CAP_NET_BIND_SERVICE".into()).or_default().push("bind below port 1024 (not needed: the broker binds granted ports)".into());
     }
     if obs.sockets.iter().any(|s| s.ends_with("/raw") && !s.starts_with("netlink") && !s.starts_with("unix")) {
-        out.entry("CAP_NET_RAW").or_default().push("raw socket".into());
+        out.entry("CAP_NET_RAW".into()).or_default().push("raw socket".into());
     }
     out
 }
@@ -302,7 +317,7 @@ pub fn declaration(obs: &Observations, origin: &Origin, exists: impl Fn(&str) ->
     o.push_str(&origin.argv.iter().map(|a| quote(a)).collect::<Vec<_>>().join(", "));
     o.push_str("]\n");
 
-    let [ro, rw, ex] = view(obs, &origin.private, exists);
+    let [ro, rw, ex] = view(obs, &origin.private, &origin.managed, exists);
     let section = |o: &mut String, key: &str, what: &str, dirs: &BTreeMap<String, BTreeSet<String>>| {
         if dirs.is_empty() {
             return;
@@ -422,7 +437,7 @@ mod tests {
             ],
             &[],
         );
-        let [ro, rw, ex] = view(&o, &[], |p| p != "/srv/missing");
+        let [ro, rw, ex] = view(&o, &[], &[], |p| p != "/srv/missing");
         assert_eq!(ro.keys().collect::<Vec<_>>(), ["/srv/app"]);
         assert_eq!(rw.keys().collect::<Vec<_>>(), ["/var/log/app"]);
         assert_eq!(ex.keys().collect::<Vec<_>>(), ["/opt/tool/bin"]);
@@ -455,8 +470,11 @@ mod tests {
     fn the_declaration_is_valid_toml_with_comments() {
         let mut o = obs(&[("/srv/app/a.conf", &[Access::Read])], &["read", "openat"]);
         o.binds.insert("tcp:127.0.0.1:8080".into());
-        let text =
-            declaration(&o, &Origin { argv: &["/usr/bin/app".into(), "-c".into()], date: "today".into(), private: vec![], had_capabilities: false }, |_| true);
+        let text = declaration(
+            &o,
+            &Origin { argv: &["/usr/bin/app".into(), "-c".into()], date: "today".into(), private: vec![], managed: vec![], had_capabilities: false },
+            |_| true,
+        );
         let v: toml::Value = toml::from_str(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
         assert_eq!(v["broker"]["net"]["bind"][0].as_str(), Some("tcp:127.0.0.1:8080"));
         assert!(text.contains("\"/srv/app\", # read: /srv/app/a.conf"), "{text}");

@@ -39,6 +39,12 @@ pub struct Observations {
     /// the unit's whole filter under `--check`.
     #[serde(default)]
     pub denied: BTreeMap<String, u64>,
+    /// Capability → what in the run used it, seen in the calls themselves:
+    /// the permitted set a capset() asked for (the kernel refuses to add
+    /// to it), a file access the caller's ids alone would not allow (see
+    /// `record::Creds`). Only recorded for a run with capabilities.
+    #[serde(default)]
+    pub capabilities: BTreeMap<String, BTreeSet<String>>,
 }
 
 impl Observations {
@@ -67,6 +73,9 @@ impl Observations {
         self.unknown.extend(other.unknown);
         for (k, v) in other.denied {
             *self.denied.entry(k).or_default() += v;
+        }
+        for (k, v) in other.capabilities {
+            self.capabilities.entry(k).or_default().extend(v);
         }
     }
 }

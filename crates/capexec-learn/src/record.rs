@@ -9,14 +9,17 @@ use crate::observe::{Access, Observations};
 use capexec_sandbox::seccomp::{self, sock_filter};
 use capexec_sys::notify::{self as remote, Listener, Notif};
 use std::os::fd::OwnedFd;
+use std::path::Path;
 
 const AT_FDCWD: i64 = -100;
 
 /// Records until every process of the run has exited. Each call is also run
 /// through `judge` (a seccomp program built by capexec-sandbox, run by its
 /// interpreter on the call's real arguments) and counted in `denied` when the
-/// filter would have refused it.
-pub fn record(listener: OwnedFd, judge: &[sock_filter]) -> Observations {
+/// filter would have refused it. `capabilities`: the run has capabilities
+/// (a root service learned as root); what its calls used of them is written
+/// down (`Observations::capabilities`).
+pub fn record(listener: OwnedFd, judge: &[sock_filter], capabilities: bool) -> Observations {
     let l = Listener::new(listener);
     let mut obs = Observations::default();
     while let Ok(Some(n)) = l.recv() {
@@ -26,7 +29,7 @@ pub fn record(listener: OwnedFd, judge: &[sock_filter]) -> Observations {
             *obs.denied.entry(key).or_default() += 1;
         }
         match name {
-            Some(name) => note(&l, &n, name, &mut obs),
+            Some(name) => note(&l, &n, name, capabilities, &mut obs),
             None => {
                 obs.unknown.insert(n.nr);
             }
@@ -37,7 +40,7 @@ pub fn record(listener: OwnedFd, judge: &[sock_filter]) -> Observations {
     obs
 }
 
-fn note(l: &Listener, n: &Notif, name: &str, obs: &mut Observations) {
+fn note(l: &Listener, n: &Notif, name: &str, capabilities: bool, obs: &mut Observations) {
     *obs.syscalls.entry(name.to_owned()).or_default() += 1;
     let a = n.args;
     let (dirfd, path, access) = match name {
@@ -59,11 +62,13 @@ fn note(l: &Listener, n: &Notif, name: &str, obs: &mut Observations) {
         "unlink" | "rmdir" => (AT_FDCWD, a[0], Access::Remove),
         "unlinkat" => (a[0] as i64, a[1], Access::Remove),
         "rename" | "link" => {
-            path_event(l, n, AT_FDCWD, a[0], Access::Remove, obs);
+            let old = path_event(l, n, AT_FDCWD, a[0], Access::Remove, obs);
+            dac(capabilities, n, name, old, Access::Remove, obs);
             (AT_FDCWD, a[1], Access::Create)
         }
         "renameat" | "renameat2" | "linkat" => {
-            path_event(l, n, a[0] as i64, a[1], Access::Remove, obs);
+            let old = path_event(l, n, a[0] as i64, a[1], Access::Remove, obs);
+            dac(capabilities, n, name, old, Access::Remove, obs);
             (a[2] as i64, a[3], Access::Create)
         }
         "symlink" => (AT_FDCWD, a[1], Access::Create),
@@ -79,15 +84,21 @@ fn note(l: &Listener, n: &Notif, name: &str, obs: &mut Observations) {
             }
             return;
         }
+        "capset" if capabilities => {
+            capset(l, n, obs);
+            return;
+        }
         _ => return,
     };
-    path_event(l, n, dirfd, path, access, obs);
+    let full = path_event(l, n, dirfd, path, access, obs);
+    dac(capabilities, n, name, full, access, obs);
 }
 
-fn path_event(l: &Listener, n: &Notif, dirfd: i64, ptr: u64, access: Access, obs: &mut Observations) {
-    let Ok(raw) = remote::read_cstr(n.tid, ptr, libc::PATH_MAX as usize) else { return };
+/// Records the path a call names; returns it (normalized), if read.
+fn path_event(l: &Listener, n: &Notif, dirfd: i64, ptr: u64, access: Access, obs: &mut Observations) -> Option<String> {
+    let raw = remote::read_cstr(n.tid, ptr, libc::PATH_MAX as usize).ok()?;
     if raw.is_empty() {
-        return; // AT_EMPTY_PATH: the fd itself, already recorded when it was opened
+        return None; // AT_EMPTY_PATH: the fd itself, already recorded when it was opened
     }
     let rel = String::from_utf8_lossy(&raw).into_owned();
     let full = if rel.starts_with('/') {
@@ -101,10 +112,157 @@ fn path_event(l: &Listener, n: &Notif, dirfd: i64, ptr: u64, access: Access, obs
         base.ok().map(|b| format!("{}/{rel}", b.display()))
     };
     if !l.id_valid(n.id) {
+        return None;
+    }
+    let p = normalize(&full?);
+    obs.paths.entry(p.clone()).or_default().insert(access);
+    Some(p)
+}
+
+/// The ids and capabilities of a thread at the time of its call, from
+/// /proc/TID/status: what the kernel's permission checks use.
+#[derive(Debug, Default, PartialEq)]
+struct Creds {
+    fsuid: u32,
+    fsgid: u32,
+    groups: Vec<u32>,
+    effective: u64,
+    permitted: u64,
+}
+
+impl Creds {
+    fn of(tid: u32) -> Option<Creds> {
+        Creds::parse(&std::fs::read_to_string(format!("/proc/{tid}/status")).ok()?)
+    }
+
+    fn parse(status: &str) -> Option<Creds> {
+        let field = |name: &str| status.lines().find_map(|l| l.strip_prefix(name)).map(str::trim);
+        // "Uid:\treal\teffective\tsaved\tfs"
+        let fs = |name: &str| field(name)?.split_whitespace().nth(3)?.parse().ok();
+        let hex = |name: &str| u64::from_str_radix(field(name)?, 16).ok();
+        Some(Creds {
+            fsuid: fs("Uid:")?,
+            fsgid: fs("Gid:")?,
+            groups: field("Groups:").unwrap_or("").split_whitespace().filter_map(|g| g.parse().ok()).collect(),
+            effective: hex("CapEff:")?,
+            permitted: hex("CapPrm:")?,
+        })
+    }
+
+    /// Whether the file's mode bits alone give these ids `want` (4 read,
+    /// 2 write, 1 search/execute), as the kernel checks without a capability.
+    fn allowed(&self, m: &std::fs::Metadata, want: u32) -> bool {
+        use std::os::unix::fs::MetadataExt;
+        let bits = if m.uid() == self.fsuid {
+            m.mode() >> 6
+        } else if m.gid() == self.fsgid || self.groups.contains(&m.gid()) {
+            m.mode() >> 3
+        } else {
+            m.mode()
+        };
+        bits & want == want
+    }
+
+    fn has(&self, cap: u32) -> bool {
+        self.effective & (1 << cap) != 0
+    }
+}
+
+const CAP_DAC_OVERRIDE: u32 = 1;
+const CAP_DAC_READ_SEARCH: u32 = 2;
+
+/// For a run with capabilities: if the caller's ids alone would not have
+/// allowed this file access and it held the capability that overrides the
+/// check, the run used that capability (DAC_READ_SEARCH to search a
+/// directory or read a file, DAC_OVERRIDE to write or to create and remove
+/// in a directory): chronyd, root, writes its pid file into /run/chrony,
+/// which is its user's and 0700. Read before the call runs, so the files
+/// are as the caller found them. Not for the run's private /tmp, /dev and
+/// /proc, which the recorder does not see.
+fn dac(capabilities: bool, n: &Notif, call: &str, path: Option<String>, access: Access, obs: &mut Observations) {
+    let Some(path) = path.filter(|_| capabilities) else { return };
+    if ["/tmp", "/dev", "/proc"].iter().any(|p| Path::new(&path).starts_with(p)) {
         return;
     }
-    if let Some(p) = full {
-        obs.paths.entry(normalize(&p)).or_default().insert(access);
+    let Some(c) = Creds::of(n.tid).filter(|c| c.has(CAP_DAC_OVERRIDE) || c.has(CAP_DAC_READ_SEARCH)) else { return };
+    if let Some((cap, why)) = dac_need(&c, call, Path::new(&path), access) {
+        let name = if cap == CAP_DAC_OVERRIDE { "CAP_DAC_OVERRIDE" } else { "CAP_DAC_READ_SEARCH" };
+        obs.capabilities.entry(name.to_owned()).or_default().insert(why);
+    }
+}
+
+/// The capability (and why) that `call` on `path` needs beyond `c`'s ids.
+fn dac_need(c: &Creds, call: &str, path: &Path, access: Access) -> Option<(u32, String)> {
+    use std::os::unix::fs::MetadataExt;
+    let owned = |m: &std::fs::Metadata| format!("uid {}, mode {:04o}", m.uid(), m.mode() & 0o7777);
+    let opens = matches!(call, "open" | "openat" | "openat2" | "creat" | "truncate");
+    // A change needs DAC_OVERRIDE, which covers searching too.
+    let changes = access != Access::Read && (opens || matches!(access, Access::Create | Access::Remove));
+    // Every directory on the way must be searchable.
+    let parent = path.parent()?;
+    for dir in parent.ancestors() {
+        if let Ok(m) = std::fs::metadata(dir) {
+            if !c.allowed(&m, 1) {
+                let cap = if c.has(CAP_DAC_READ_SEARCH) && !changes { CAP_DAC_READ_SEARCH } else { CAP_DAC_OVERRIDE };
+                return Some((cap, format!("{call} {}: search {} ({})", path.display(), dir.display(), owned(&m))));
+            }
+        }
+    }
+    let target = std::fs::metadata(path).ok();
+    let (on, want) = match (access, &target) {
+        // An open for reading, of a file (listing a directory too).
+        (Access::Read, Some(m)) if opens => (m, 4),
+        (Access::Write, Some(m)) if opens => (m, 2),
+        (Access::Create, Some(m)) if opens => (m, 2),
+        // Made or removed: the directory it is in changes.
+        (Access::Create | Access::Remove, _) if !opens || target.is_none() => (&std::fs::metadata(parent).ok()?, 3),
+        _ => return None,
+    };
+    if c.allowed(on, want) {
+        return None;
+    }
+    let cap = if want == 4 && c.has(CAP_DAC_READ_SEARCH) { CAP_DAC_READ_SEARCH } else { CAP_DAC_OVERRIDE };
+    let what = match want {
+        4 => format!("read {}", path.display()),
+        2 => format!("write {}", path.display()),
+        _ => format!("{} {} in {}", if access == Access::Remove { "remove" } else { "create" }, path.display(), parent.display()),
+    };
+    let of = if want == 3 { parent } else { path };
+    Some((cap, format!("{what} ({} {})", of.display(), owned(on))))
+}
+
+/// capset(): the permitted set it asks for is what the kernel refuses to
+/// widen, so each capability in it must be kept. A call that leaves the set
+/// as it is (the whole set of a run that has every capability) says nothing.
+fn capset(l: &Listener, n: &Notif, obs: &mut Observations) {
+    const V1: u32 = 0x1998_0330;
+    let mut header = [0u8; 8];
+    if remote::read_mem(n.tid, n.args[0], &mut header).ok() != Some(8) {
+        return;
+    }
+    let version = u32::from_ne_bytes(header[..4].try_into().expect("4 bytes"));
+    let pid = i32::from_ne_bytes(header[4..].try_into().expect("4 bytes"));
+    if pid != 0 && pid as u32 != n.tid {
+        return; // another process: the kernel refuses it anyway
+    }
+    // {effective, permitted, inheritable} u32 each, once (v1) or for the
+    // low and high words (v2, v3).
+    let words = if version == V1 { 1 } else { 2 };
+    let mut data = [0u8; 24];
+    let len = 12 * words;
+    if remote::read_mem(n.tid, n.args[1], &mut data[..len]).ok() != Some(len) {
+        return;
+    }
+    let word = |i: usize| u32::from_ne_bytes(data[i * 4..i * 4 + 4].try_into().expect("4 bytes")) as u64;
+    let asked = word(1) | if words == 2 { word(4) << 32 } else { 0 };
+    let Some(c) = Creds::of(n.tid) else { return };
+    if !l.id_valid(n.id) || asked == c.permitted {
+        return;
+    }
+    for cap in caps::all() {
+        if asked & (1 << cap.index()) != 0 {
+            obs.capabilities.entry(cap.to_string()).or_default().insert("capset(): kept in the permitted set".to_owned());
+        }
     }
 }
 
@@ -214,5 +372,49 @@ mod tests {
         assert_eq!(open_access((libc::O_WRONLY | libc::O_APPEND) as u64), Access::Write);
         assert_eq!(open_access((libc::O_RDWR | libc::O_CREAT) as u64), Access::Create);
         assert_eq!(open_access((libc::O_RDONLY | libc::O_TRUNC) as u64), Access::Write);
+    }
+
+    #[test]
+    fn credentials_come_from_the_status_file() {
+        let status = "Name:\tchronyd\nUid:\t0\t0\t0\t105\nGid:\t0\t0\t0\t107\nGroups:\t4 107 \nCapPrm:\t000001ffffffffff\nCapEff:\t0000000000000404\n";
+        let c = Creds::parse(status).unwrap();
+        assert_eq!(c, Creds { fsuid: 105, fsgid: 107, groups: vec![4, 107], effective: 0x404, permitted: 0x1ff_ffff_ffff });
+        assert!(c.has(CAP_DAC_READ_SEARCH) && !c.has(CAP_DAC_OVERRIDE));
+        assert_eq!(Creds::parse("Uid:\t0\n"), None);
+    }
+
+    /// chronyd's case, on a directory of this test's making: a process with
+    /// ids other than the directory's owner searches, reads, writes and
+    /// creates in a 0700 directory only with a capability, and which one
+    /// depends on what it does; its owner needs none.
+    #[test]
+    fn file_accesses_beyond_the_ids_name_the_capability_they_used() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = std::env::temp_dir().join(format!("capexec-dac-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("pid"), "1\n").unwrap();
+        std::fs::set_permissions(dir.join("pid"), std::fs::Permissions::from_mode(0o600)).unwrap();
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)).unwrap();
+        let owner = std::os::unix::fs::MetadataExt::uid(&std::fs::metadata(&dir).unwrap());
+        let other = Creds { fsuid: owner + 4242, fsgid: 4242, groups: vec![], effective: 0b110, permitted: 0b110 };
+        let new = dir.join("new");
+        let need = |c: &Creds, call, p: &Path, a| dac_need(c, call, p, a).map(|(cap, _)| cap);
+        assert_eq!(need(&other, "openat", &new, Access::Create), Some(CAP_DAC_OVERRIDE));
+        assert_eq!(need(&other, "openat", &dir.join("pid"), Access::Read), Some(CAP_DAC_READ_SEARCH));
+        assert_eq!(need(&other, "newfstatat", &dir.join("pid"), Access::Read), Some(CAP_DAC_READ_SEARCH));
+        assert_eq!(need(&other, "unlinkat", &dir.join("pid"), Access::Remove), Some(CAP_DAC_OVERRIDE));
+        // Reading a file it may not read, in a directory it may search.
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o711)).unwrap();
+        assert_eq!(need(&other, "openat", &dir.join("pid"), Access::Read), Some(CAP_DAC_READ_SEARCH));
+        assert_eq!(need(&other, "openat", &dir.join("pid"), Access::Write), Some(CAP_DAC_OVERRIDE));
+        assert_eq!(need(&other, "newfstatat", &dir.join("pid"), Access::Read), None, "a stat needs only the search");
+        let (why_cap, why) = dac_need(&other, "mkdirat", &new, Access::Create).unwrap();
+        assert_eq!(why_cap, CAP_DAC_OVERRIDE);
+        assert!(why.contains("mode 0711"), "{why}");
+        let me = Creds { fsuid: owner, ..other };
+        for (call, p, a) in [("openat", &new, Access::Create), ("openat", &dir.join("pid"), Access::Write), ("unlinkat", &dir.join("pid"), Access::Remove)] {
+            assert_eq!(need(&me, call, p, a), None, "{call} {}", p.display());
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

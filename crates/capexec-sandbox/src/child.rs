@@ -182,7 +182,7 @@ fn run_command(a: &ChildArgs, what: &str, i: usize, c: &crate::plan::SandboxComm
 fn helper(a: &ChildArgs, chan: RawFd, program: libc::pid_t) -> ! {
     let _ = sys::prctl(libc::PR_SET_DUMPABLE, 0);
     let _ = sys::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong);
-    if crate::creds::helper_privileges(&a.plan.keep_caps).is_err() {
+    if crate::creds::helper_privileges(&a.plan.keep_caps, reads_pid_file(a)).is_err() {
         exit(126);
     }
     // Not the launch's: with them open the parent would never see the end of setup.
@@ -445,8 +445,8 @@ fn init(a: &ChildArgs, service: libc::pid_t, helper: Option<libc::pid_t>) -> ! {
     // read this process's memory through /proc.
     let _ = sys::prctl(libc::PR_SET_DUMPABLE, 0);
     // CAP_KILL alone from here: the program may switch to a user root
-    // without it could not signal.
-    if let Err(e) = crate::creds::init_privileges(a.cap_last_cap) {
+    // without it could not signal (and what reads its pid file).
+    if let Err(e) = crate::creds::init_privileges(a.cap_last_cap, reads_pid_file(a)) {
         report(a.err_wr, &e);
         let _ = kill(Pid::from_raw(service), Signal::SIGKILL);
         exit(126);
@@ -536,6 +536,11 @@ fn daemon_pid(f: &crate::plan::Forking) -> Option<libc::pid_t> {
         process::wait_signal(empty.as_ref(), Some(std::time::Duration::from_millis(20)));
     }
     None
+}
+
+/// Whether init and the task helper read a forking service's pid file.
+fn reads_pid_file(a: &ChildArgs) -> bool {
+    a.plan.forking.as_ref().is_some_and(|f| f.pid_file.is_some())
 }
 
 fn read_pid(path: &std::ffi::CStr) -> Option<libc::pid_t> {

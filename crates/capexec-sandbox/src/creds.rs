@@ -38,8 +38,14 @@ pub fn switch_ids(uid: u32, gid: u32, groups: Option<&[u32]>) -> Result<(), Chil
 /// in the sandbox: CAP_KILL (it forwards stop signals to a service that may
 /// have switched to another user: a daemon started as root that setuid()s
 /// away cannot be signalled by root without it) and CAP_SETPCAP (each child's
-/// drop of both from its own bounding set, in [`service_privileges`]).
-const INIT_ONLY: [Capability; 2] = [Capability::CAP_KILL, Capability::CAP_SETPCAP];
+/// drop of these from its own bounding set, in [`service_privileges`]), and
+/// CAP_DAC_READ_SEARCH, which init and the task helper keep for a forking
+/// service's pid file: it lies where the daemon put it, often in a
+/// directory only the daemon's user may enter (chronyd's /run/chrony is 0700
+/// _chrony), and init, root with nothing else, must read it to know whom to
+/// signal. Both stay in the service's Landlock domain, and their filters let
+/// them open and read, nothing more.
+const INIT_ONLY: [Capability; 3] = [Capability::CAP_KILL, Capability::CAP_SETPCAP, Capability::CAP_DAC_READ_SEARCH];
 
 /// Drops every capability from the bounding set but `keep` (and
 /// [`INIT_ONLY`]), up to `cap_last_cap`.
@@ -74,26 +80,33 @@ pub fn service_privileges(keep: &[Capability]) -> Result<(), ChildError> {
 }
 
 /// The task helper: CAP_KILL goes (it signals nothing); CAP_SETPCAP stays
-/// for its commands' own [`service_privileges`], with the kept set.
-pub fn helper_privileges(keep: &[Capability]) -> Result<(), ChildError> {
-    if keep.contains(&Capability::CAP_KILL) {
-        return Ok(());
+/// for its commands' own [`service_privileges`], with the kept set, and
+/// CAP_DAC_READ_SEARCH where it reads a pid file (`reads_pid_file`; the
+/// commands' MAINPID).
+pub fn helper_privileges(keep: &[Capability], reads_pid_file: bool) -> Result<(), ChildError> {
+    let mut rest: CapsHashSet = keep.iter().copied().chain([Capability::CAP_SETPCAP]).collect();
+    if reads_pid_file {
+        rest.insert(Capability::CAP_DAC_READ_SEARCH);
     }
-    let kill = Capability::CAP_KILL;
-    sys::prctl(libc::PR_CAPBSET_DROP, kill.index() as libc::c_ulong).map_err(|e| ChildError::io(STEP, "drop CAP_KILL from the bounding set", e))?;
-    let rest: CapsHashSet = keep.iter().copied().chain([Capability::CAP_SETPCAP]).collect();
+    for c in INIT_ONLY.iter().filter(|c| !rest.contains(c)) {
+        sys::prctl(libc::PR_CAPBSET_DROP, c.index() as libc::c_ulong).map_err(|e| ChildError::io(STEP, format!("drop {c} from the bounding set"), e))?;
+    }
     set(CapSet::Effective, &rest)?;
     set(CapSet::Permitted, &rest)
 }
 
-/// Init, once the program (and the task helper) exist: CAP_KILL alone.
-pub fn init_privileges(cap_last_cap: u32) -> Result<(), ChildError> {
-    let kill: CapsHashSet = [Capability::CAP_KILL].into_iter().collect();
-    bound_to(&kill, cap_last_cap)?;
+/// Init, once the program (and the task helper) exist: CAP_KILL alone, and
+/// CAP_DAC_READ_SEARCH where it reads a pid file (`reads_pid_file`).
+pub fn init_privileges(cap_last_cap: u32, reads_pid_file: bool) -> Result<(), ChildError> {
+    let mut held: CapsHashSet = [Capability::CAP_KILL].into_iter().collect();
+    if reads_pid_file {
+        held.insert(Capability::CAP_DAC_READ_SEARCH);
+    }
+    bound_to(&held, cap_last_cap)?;
     set(CapSet::Inheritable, &CapsHashSet::new())?;
     caps::clear(None, CapSet::Ambient).map_err(|e| ChildError::io(STEP, "clear ambient capabilities", e))?;
-    set(CapSet::Effective, &kill)?;
-    set(CapSet::Permitted, &kill)
+    set(CapSet::Effective, &held)?;
+    set(CapSet::Permitted, &held)
 }
 
 pub fn drop_privileges(keep: &[Capability], cap_last_cap: u32) -> Result<(), ChildError> {

@@ -60,8 +60,9 @@ pub struct SetupPlan {
     /// namespace and hands it to the broker (the stub resolver).
     pub dns_stub: bool,
     /// Directories created for the service before it starts, owned by its
-    /// ids (`filesystem.runtime_directory` and friends).
-    pub directories: Vec<PathBuf>,
+    /// ids (`filesystem.runtime_directory` and friends), each with its
+    /// declared mode, if any.
+    pub directories: Vec<(PathBuf, Option<u32>)>,
     /// Who owns them (uid, gid): the service's user unless the declaration
     /// names another (`filesystem.directories_user`).
     pub directories_owner: (u32, u32),
@@ -563,7 +564,7 @@ fn plan_inheriting(
         broker_channel,
         dns_stub: broker.dns_stub,
         broker_layer: broker.layer.clone(),
-        directories: spec.filesystem.directories.iter().map(|d| d.path.clone()).collect(),
+        directories: spec.filesystem.directories.iter().map(|d| (d.path.clone(), d.mode)).collect(),
         directories_owner: spec.filesystem.directories_owner.unwrap_or((id.uid, id.gid)),
         learn: None,
         program,
@@ -717,8 +718,12 @@ impl SetupPlan {
             let _ = writeln!(o, "  {}", lossy(e));
         }
         let _ = writeln!(o, "listen_pid slot: {:?}, inherited: {}", self.listen_pid_slot, self.inherited);
-        for d in &self.directories {
-            let _ = writeln!(o, "directory: {}", d.display());
+        for (d, mode) in &self.directories {
+            match mode {
+                Some(m) => writeln!(o, "directory: {} mode {m:04o}", d.display()),
+                None => writeln!(o, "directory: {}", d.display()),
+            }
+            .ok();
         }
         for p in &self.preopens {
             let _ = writeln!(o, "preopen: {p:?}");

@@ -26,9 +26,11 @@ pub struct AppendPipe {
 /// of their mount (see [`crate::noexec`]).
 /// Creates the plan's directories (as systemd's RuntimeDirectory= and the
 /// others do) before the view binds them: missing parents as root's 0755, the
-/// directory itself 0755 and owned by the service's ids. An existing one is
-/// given to the service if it is not its already. Only as root (validation
-/// refuses these directories rootless).
+/// directory itself with its declared mode (else 0755) and owned by the
+/// service's ids. An existing one is given to the service if it is not its
+/// already, and given its declared mode (as systemd does: chronyd refuses a
+/// /run/chrony that others may read). Only as root (validation refuses these
+/// directories rootless).
 ///
 /// Walked one component at a time from `/` without following any symlink:
 /// a directory made for the service earlier is the service's, and a symlink
@@ -37,17 +39,23 @@ pub struct AppendPipe {
 /// directory elsewhere.
 pub fn make_directories(plan: &crate::SetupPlan) -> Result<(), LaunchError> {
     use std::os::unix::ffi::OsStrExt;
-    for d in &plan.directories {
+    for (d, mode) in &plan.directories {
         let fail = |e: std::io::Error| LaunchError::io("create the service's directory (no symlink may lead to it)", d.display(), e);
         let mut dir = OwnedFd::from(std::fs::File::open("/").map_err(fail)?);
-        for part in d.components().filter_map(|c| match c {
-            std::path::Component::Normal(n) => Some(n),
-            _ => None,
-        }) {
+        let parts: Vec<_> = d
+            .components()
+            .filter_map(|c| match c {
+                std::path::Component::Normal(n) => Some(n),
+                _ => None,
+            })
+            .collect();
+        for (i, part) in parts.iter().enumerate() {
+            // Parents as root's 0755; the directory itself with its mode.
+            let make = if i + 1 == parts.len() { mode.unwrap_or(0o755) } else { 0o755 };
             let name = std::ffi::CString::new(part.as_bytes()).map_err(|_| fail(std::io::Error::from_raw_os_error(libc::EINVAL)))?;
             dir = match crate::sys::open_dir_at(dir.as_fd(), &name) {
                 Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {
-                    crate::sys::mkdir_at(dir.as_fd(), &name, 0o755)
+                    crate::sys::mkdir_at(dir.as_fd(), &name, make)
                         .or_else(|e| if e.raw_os_error() == Some(libc::EEXIST) { Ok(()) } else { Err(e) })
                         .map_err(fail)?;
                     crate::sys::open_dir_at(dir.as_fd(), &name).map_err(fail)?
@@ -59,6 +67,11 @@ pub fn make_directories(plan: &crate::SetupPlan) -> Result<(), LaunchError> {
         let (uid, gid) = plan.directories_owner;
         if (st.st_uid, st.st_gid) != (uid, gid) {
             std::os::unix::fs::fchown(&dir, Some(uid), Some(gid)).map_err(|e| LaunchError::io("give the service its directory", d.display(), e))?;
+        }
+        // mkdir's mode went through the umask; a declared one holds exactly.
+        if let Some(m) = mode.filter(|m| st.st_mode & 0o7777 != *m) {
+            nix::sys::stat::fchmod(dir.as_raw_fd(), nix::sys::stat::Mode::from_bits_truncate(m))
+                .map_err(|e| LaunchError::io("give the service's directory its declared mode", d.display(), e.into()))?;
         }
     }
     Ok(())

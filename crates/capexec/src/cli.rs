@@ -166,8 +166,9 @@ pub struct LearnArgs {
     /// Judge the run against UNIT and report what it would have refused, instead of mining
     #[arg(long, requires = "target")]
     pub check: bool,
-    /// Start the workload once ADDR (tcp:HOST:PORT) accepts connections (repeatable; one answering
-    /// is enough; default: the unit's TCP preopens and exact broker bind grants)
+    /// Start the workload once ADDR (tcp:HOST:PORT, or unix:PATH) accepts connections (repeatable;
+    /// one answering is enough; default: the unit's TCP preopens and exact broker bind grants, else a
+    /// forking service's pid file)
     #[arg(long, value_name = "ADDR", requires = "workload")]
     pub wait_for: Vec<String>,
     /// Give up when the service does not listen within this many seconds

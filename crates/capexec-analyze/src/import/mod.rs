@@ -59,10 +59,6 @@ const NOT_MAPPED: &[(&str, &str)] = &[
     ("RestrictAddressFamilies", "capexec always limits socket() to AF_UNIX, AF_INET, AF_INET6 and AF_NETLINK; narrower lists are not expressible"),
     ("IPAddressDeny", "no IP filter; use namespaces.net = \"none\" with preopened sockets or [broker.net] grants"),
     ("IPAddressAllow", "no IP filter; use [broker.net] grants"),
-    ("RuntimeDirectoryMode", "capexec creates the directory 0755, owned by the service's user"),
-    ("StateDirectoryMode", "capexec creates the directory 0755, owned by the service's user (an existing one keeps its mode)"),
-    ("LogsDirectoryMode", "capexec creates the directory 0755, owned by the service's user (an existing one keeps its mode)"),
-    ("CacheDirectoryMode", "capexec creates the directory 0755, owned by the service's user (an existing one keeps its mode)"),
     ("ConfigurationDirectoryMode", "the directory is used as it is on the host"),
     ("NoExecPaths", "only the system directories and declared executable paths are executable"),
     ("Nice", "no scheduling settings"),
@@ -197,6 +193,8 @@ struct Out {
     workdir: Option<String>,
     mdwe: bool,
     fs: BTreeMap<&'static str, Vec<String>>,
+    /// RuntimeDirectoryMode= and the others, by the key of their list.
+    dir_modes: BTreeMap<&'static str, String>,
     net_none: bool,
     keep: Vec<String>,
     allow: Vec<String>,
@@ -213,6 +211,17 @@ struct Out {
     stricter: Vec<(String, String)>,
     /// Not carried over: (assignment, why).
     skipped: Vec<(String, String)>,
+}
+
+/// The declaration's list for StateDirectory= and the others (their
+/// `...Mode=` too).
+fn directory_key(directive: &str) -> &'static str {
+    match directive.trim_end_matches("Mode") {
+        "StateDirectory" => "state_directory",
+        "CacheDirectory" => "cache_directory",
+        "LogsDirectory" => "logs_directory",
+        _ => "runtime_directory",
+    }
 }
 
 impl Out {
@@ -606,12 +615,7 @@ pub fn convert(source: &str, text: &str, instance: Option<&str>) -> Result<Strin
                 }
             }
             "StateDirectory" | "CacheDirectory" | "LogsDirectory" | "RuntimeDirectory" => {
-                let key = match e.key.as_str() {
-                    "StateDirectory" => "state_directory",
-                    "CacheDirectory" => "cache_directory",
-                    "LogsDirectory" => "logs_directory",
-                    _ => "runtime_directory",
-                };
+                let key = directory_key(&e.key);
                 let names = out.fs.entry(key).or_default();
                 for d in v.split_whitespace() {
                     // A `:` names a symlink systemd makes to it; capexec makes none.
@@ -624,6 +628,17 @@ pub fn convert(source: &str, text: &str, instance: Option<&str>) -> Result<Strin
                     format!("{}={v}", e.key),
                     format!("filesystem.{key}: created owned by the service's user and writable (as root){}", if key == "runtime_directory" { ", removed when it stops" } else { "" }),
                 ));
+            }
+            "StateDirectoryMode" | "CacheDirectoryMode" | "LogsDirectoryMode" | "RuntimeDirectoryMode" => {
+                let key = directory_key(&e.key);
+                // systemd takes the permission bits; capexec refuses the others.
+                match u32::from_str_radix(v, 8) {
+                    Ok(m) if m <= 0o777 => {
+                        out.dir_modes.insert(key, format!("{m:04o}"));
+                        out.covered.push((format!("{}={v}", e.key), format!("filesystem.{key}_mode: the directory is given this mode, made or found")));
+                    }
+                    _ => out.skip(e, "not a mode of permission bits (capexec sets no set-id or sticky bit on a service's directory)"),
+                }
             }
             "PrivateNetwork" => out.net_none = yes(v),
             "MemoryDenyWriteExecute" => out.mdwe = yes(v),
@@ -800,6 +815,14 @@ fn render(source: &str, o: Out) -> String {
         let _ = writeln!(s, "\n[filesystem]");
         for (k, v) in &fs {
             let _ = writeln!(s, "{k} = {}", list(v));
+        }
+        for (k, m) in &o.dir_modes {
+            match fs.contains_key(k) {
+                true => writeln!(s, "{k}_mode = {}", q(m)),
+                // systemd ignores a mode for no directory; so does the import.
+                false => writeln!(s, "# {k}_mode = {}: no {k} to apply it to", q(m)),
+            }
+            .ok();
         }
         let makes = ["runtime_directory", "state_directory", "cache_directory", "logs_directory"].iter().any(|k| fs.contains_key(k));
         if let Some(u) = o.user.as_ref().filter(|_| o.started_as_root && makes && !o.dynamic) {

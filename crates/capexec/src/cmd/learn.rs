@@ -115,12 +115,19 @@ fn learn(a: &LearnArgs) -> Result<i32, CmdError> {
     // through broker grants.
     let mut learning = spec.clone();
     learning.namespaces.net = capexec_decl::spec::NetMode::Host;
+    // A pid namespace of its own whatever the unit says (a forking daemon
+    // as root runs without one): ending the run's init ends every process
+    // of it, so nothing the run started outlives it and holds the
+    // recorder's listener open.
+    learning.namespaces.pid = true;
     let extras = capexec_sandbox::plan::Extras { rootless, host_env: &host_env, learning: true, ..Default::default() };
     let plan = capexec_sandbox::plan::compose(&learning, &extras).map_err(CmdError::launch(&spec.name))?;
+    // See plan::into_learning: a root service learned as root has every capability.
+    let had_capabilities = spec.exec.user.uid == 0 && !rootless;
     let recorder: RefCell<Option<JoinHandle<Observations>>> = RefCell::new(None);
     let start = |listener| {
         let judge = judge.clone();
-        *recorder.borrow_mut() = Some(std::thread::spawn(move || capexec_learn::record::record(listener, &judge)));
+        *recorder.borrow_mut() = Some(std::thread::spawn(move || capexec_learn::record::record(listener, &judge, had_capabilities)));
     };
     // With --json, standard output is the report's alone: the service and
     // the workload write to standard error.
@@ -134,6 +141,9 @@ fn learn(a: &LearnArgs) -> Result<i32, CmdError> {
         Some(cmd) => drive(&spawned, &spec, cmd, &ready, Duration::from_secs(a.ready_timeout), a.json)?,
     };
     drop(spawned);
+    // As when the service stops anywhere: its runtime directories go (a
+    // pid file left in one would stop the next run).
+    capexec_sandbox::resources::remove_runtime_directories(&spec);
     let recorded = recorder.into_inner().ok_or_else(|| CmdError::Run("the recorder never started".into()))?;
     let mut run = recorded.join().map_err(|_| CmdError::Run("the recorder failed".into()))?;
     // The recorder sees calls, not their results: `mkdir -p /var/lock/app`
@@ -182,9 +192,8 @@ fn learn(a: &LearnArgs) -> Result<i32, CmdError> {
 
     let private: Vec<String> =
         spec.filesystem.mounts.iter().filter(|m| m.kind == capexec_decl::spec::MountKind::Tmpfs).map(|m| m.path.display().to_string()).collect();
-    // See plan::into_learning: a root service learned as root had every capability.
-    let had_capabilities = spec.exec.user.uid == 0 && nix::unistd::geteuid().is_root();
-    let origin = mine::Origin { argv: &spec.exec.argv, date: capexec_supervisor::logs::rfc3339_now()[..10].to_owned(), private, had_capabilities };
+    let managed = spec.filesystem.directories.iter().map(|d| d.path.display().to_string()).collect();
+    let origin = mine::Origin { argv: &spec.exec.argv, date: capexec_supervisor::logs::rfc3339_now()[..10].to_owned(), private, managed, had_capabilities };
     let mut text = mine::declaration(&obs, &origin, exists);
     let unit = a.target.as_ref().or(a.unit.as_ref());
     if let Some(u) = unit {
@@ -210,31 +219,79 @@ fn learn(a: &LearnArgs) -> Result<i32, CmdError> {
     Ok(if workload_failed { 1 } else { 0 })
 }
 
-/// Where the service listens, to wait for before starting the workload:
-/// --wait-for, else the unit's TCP preopens and exact TCP bind grants.
-fn ready_addresses(a: &LearnArgs, spec: &ServiceSpec) -> Result<Vec<SocketAddr>, CmdError> {
+/// A sign that the service is ready for the workload.
+#[derive(Debug, Clone, PartialEq)]
+enum Ready {
+    /// A TCP address accepts connections.
+    Tcp(SocketAddr),
+    /// A Unix socket (stream or datagram) accepts a connect.
+    Unix(std::path::PathBuf),
+    /// A forking service's pid file, written since the run began (its
+    /// modification time then, if it existed), names a live process.
+    PidFile(std::path::PathBuf, Option<std::time::SystemTime>),
+}
+
+impl Ready {
+    fn parse(w: &str) -> Result<Ready, CmdError> {
+        if let Some(p) = w.strip_prefix("unix:") {
+            if !p.starts_with('/') {
+                return Err(CmdError::Usage(format!("--wait-for {w}: a Unix socket is named by its absolute path (unix:/run/app/app.sock)")));
+            }
+            return Ok(Ready::Unix(p.into()));
+        }
+        let s = w.strip_prefix("tcp:").unwrap_or(w);
+        s.parse::<SocketAddr>()
+            .map(Ready::Tcp)
+            .map_err(|e| CmdError::Usage(format!("--wait-for {w}: {e} (expected tcp:HOST:PORT, e.g. tcp:127.0.0.1:8080 or tcp:[::1]:6379, or unix:PATH)")))
+    }
+
+    fn met(&self) -> bool {
+        use std::os::unix::net::{UnixDatagram, UnixStream};
+        match self {
+            Ready::Tcp(a) => TcpStream::connect_timeout(a, Duration::from_millis(200)).is_ok(),
+            Ready::Unix(p) => UnixStream::connect(p).is_ok() || UnixDatagram::unbound().and_then(|d| d.connect(p)).is_ok(),
+            Ready::PidFile(p, before) => {
+                // A file left by an earlier run does not count (compared
+                // with what it was, not with the clock: file times come
+                // from the kernel's coarser one).
+                let fresh = std::fs::metadata(p).and_then(|m| m.modified()).ok().is_some_and(|t| Some(t) != *before);
+                let pid = std::fs::read_to_string(p).ok().and_then(|t| t.trim().parse::<i32>().ok()).filter(|p| *p > 0);
+                fresh && pid.is_some_and(|pid| kill(Pid::from_raw(pid), None).is_ok())
+            }
+        }
+    }
+}
+
+impl std::fmt::Display for Ready {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Ready::Tcp(a) => write!(f, "tcp:{a}"),
+            Ready::Unix(p) => write!(f, "unix:{}", p.display()),
+            Ready::PidFile(p, _) => write!(f, "its pid file {}", p.display()),
+        }
+    }
+}
+
+/// When the service is ready for the workload: --wait-for, else the unit's
+/// TCP preopens and exact TCP bind grants, else a forking service's pid file.
+fn ready_addresses(a: &LearnArgs, spec: &ServiceSpec) -> Result<Vec<Ready>, CmdError> {
     if !a.wait_for.is_empty() {
-        return a
-            .wait_for
-            .iter()
-            .map(|w| {
-                let s = w.strip_prefix("tcp:").unwrap_or(w);
-                s.parse::<SocketAddr>()
-                    .map_err(|e| CmdError::Usage(format!("--wait-for {w}: {e} (expected tcp:HOST:PORT, e.g. tcp:127.0.0.1:8080 or tcp:[::1]:6379)")))
-            })
-            .collect();
+        return a.wait_for.iter().map(|w| Ready::parse(w)).collect();
     }
     let mut out = Vec::new();
     for p in &spec.preopen {
         if let capexec_decl::spec::PreopenKind::Listen { address: capexec_decl::spec::ListenAddr::Tcp(addr), .. } = &p.kind {
-            out.push(*addr);
+            out.push(Ready::Tcp(*addr));
         }
     }
     for g in &spec.broker.bind {
         let exact = g.ports.0 == g.ports.1 && g.ports.0 != 0 && g.prefix == if g.addr.is_ipv4() { 32 } else { 128 };
         if exact && g.proto != Some(capexec_decl::grants::Proto::Udp) && !g.addr.is_unspecified() {
-            out.push(SocketAddr::new(g.addr, g.ports.0));
+            out.push(Ready::Tcp(SocketAddr::new(g.addr, g.ports.0)));
         }
+    }
+    if let (true, Some(p)) = (out.is_empty(), &spec.service.pid_file) {
+        out.push(Ready::PidFile(p.clone(), std::fs::metadata(p).and_then(|m| m.modified()).ok()));
     }
     Ok(out)
 }
@@ -257,12 +314,12 @@ fn pause(d: Duration) -> Option<i32> {
 
 /// Waits for the service to listen, runs the workload, and stops the service
 /// when the workload exits.
-fn drive(s: &Spawned, spec: &ServiceSpec, cmd: &str, ready: &[SocketAddr], timeout: Duration, quiet_stdout: bool) -> Result<Ended, CmdError> {
+fn drive(s: &Spawned, spec: &ServiceSpec, cmd: &str, ready: &[Ready], timeout: Duration, quiet_stdout: bool) -> Result<Ended, CmdError> {
     let deadline = Instant::now() + timeout;
     // One address answering is enough: services listen on all of theirs at
     // once, and an optional one (Redis's `-::1`) may be missing on this host.
     while !ready.is_empty() {
-        if ready.iter().any(|a| TcpStream::connect_timeout(a, Duration::from_millis(200)).is_ok()) {
+        if ready.iter().any(|r| r.met()) {
             break;
         }
         if let Some(st) = service_ended(s) {
@@ -270,9 +327,9 @@ fn drive(s: &Spawned, spec: &ServiceSpec, cmd: &str, ready: &[SocketAddr], timeo
         }
         if Instant::now() > deadline {
             stop(s, spec);
-            let list: Vec<String> = ready.iter().map(|a| format!("tcp:{a}")).collect();
+            let list: Vec<String> = ready.iter().map(|r| r.to_string()).collect();
             return Err(CmdError::Run(format!(
-                "{}: not listening on {} after {} s; raise --ready-timeout, or name the address with --wait-for",
+                "{}: not ready ({}) after {} s; raise --ready-timeout, or name the address with --wait-for",
                 spec.name,
                 list.join(", "),
                 timeout.as_secs()
@@ -319,9 +376,15 @@ fn drive(s: &Spawned, spec: &ServiceSpec, cmd: &str, ready: &[SocketAddr], timeo
 /// Stops the service as the daemon would (its stop signal, then SIGKILL after
 /// its stop timeout) and returns its exit status.
 fn stop(s: &Spawned, spec: &ServiceSpec) -> i32 {
-    let target = s.main_pid.unwrap_or(s.pid);
-    // The service we spawned: its main process, or its init.
-    let _ = Signal::try_from(spec.service.stop_signal).map(|sig| kill(Pid::from_raw(target), sig));
+    // The service we spawned: its main process; its init when that has
+    // ended (a forking service's start: init forwards the signal to the
+    // daemon its pid file names), as the daemon does.
+    if let Ok(sig) = Signal::try_from(spec.service.stop_signal) {
+        let main = s.main_pid.filter(|_| spec.service.kind != capexec_decl::spec::ServiceType::Forking);
+        if main.is_none_or(|m| kill(Pid::from_raw(m), sig).is_err()) {
+            let _ = kill(Pid::from_raw(s.pid), sig);
+        }
+    }
     let deadline = Instant::now() + spec.service.stop_timeout;
     while Instant::now() < deadline {
         if let Some(st) = service_ended(s) {
