@@ -178,26 +178,6 @@ fn apache2_from_import_and_learn() {
     d.terminate(T);
 }
 
-/// A chrony configuration for the test: no time sources (nothing on the
-/// network is asked, and with `-x` in the drop-in the host's clock is never
-/// touched), the command socket only; removed when dropped.
-struct ChronyConf(std::path::PathBuf);
-
-impl ChronyConf {
-    fn new() -> ChronyConf {
-        let dir = std::path::PathBuf::from(format!("/etc/chrony-capexec-it{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        std::fs::write(dir.join("chrony.conf"), "driftfile /var/lib/chrony/chrony.drift\nlogdir /var/log/chrony\ncmdport 0\n").unwrap();
-        ChronyConf(dir)
-    }
-}
-
-impl Drop for ChronyConf {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
 /// chrony from Debian's chrony.service: `ExecStart=!` with `User=_chrony`
 /// (started as root, it drops to _chrony itself), its runtime, state and
 /// logs directories with the unit's modes (chronyd refuses a /run/chrony
@@ -211,7 +191,12 @@ impl Drop for ChronyConf {
 #[test]
 fn chrony_from_import_and_learn() {
     require_root();
-    let conf = ChronyConf::new();
+    // The test's configuration: no time sources (nothing on the network is
+    // asked, and with `-x` the host's clock is never touched), the command
+    // socket only.
+    let conf = Scratch(vec![format!("/etc/chrony-capexec-it{}", std::process::id()).into()]);
+    std::fs::create_dir_all(&conf.0[0]).unwrap();
+    std::fs::write(conf.0[0].join("chrony.conf"), "driftfile /var/lib/chrony/chrony.drift\nlogdir /var/log/chrony\ncmdport 0\n").unwrap();
     let mut d = Daemon::prepare(As::Root, "chrony");
     let unit = d.units().join("chrony.svc");
     std::fs::write(&unit, import("chrony.service", None)).unwrap();
@@ -219,7 +204,7 @@ fn chrony_from_import_and_learn() {
     std::fs::create_dir_all(&dropin).unwrap();
     std::fs::write(
         dropin.join("10-test.toml"),
-        format!("[exec]\nargv = [\"/usr/sbin/chronyd\", \"-F\", \"1\", \"-x\", \"-f\", \"{}/chrony.conf\"]\n", conf.0.display()),
+        format!("[exec]\nargv = [\"/usr/sbin/chronyd\", \"-F\", \"1\", \"-x\", \"-f\", \"{}/chrony.conf\"]\n", conf.0[0].display()),
     )
     .unwrap();
     let mut c = command(As::Root);
@@ -260,5 +245,86 @@ fn chrony_from_import_and_learn() {
     // the stop timeout.
     let logs = text(&d.ctl(&["logs", "chrony"]));
     assert!(logs.contains("ended with status 0") && !logs.contains("status 137"), "{logs}");
+    d.terminate(T);
+}
+
+/// A test's own files on the host, removed when dropped.
+struct Scratch(Vec<std::path::PathBuf>);
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        for p in &self.0 {
+            let _ = std::fs::remove_dir_all(p);
+        }
+    }
+}
+
+/// Waits until `path` holds `needle`.
+fn wait_contains(path: &str, needle: &str, timeout: Duration) -> bool {
+    let deadline = std::time::Instant::now() + timeout;
+    while std::time::Instant::now() < deadline {
+        if std::fs::read_to_string(path).is_ok_and(|t| t.contains(needle)) {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    false
+}
+
+/// rsyslog from Debian's rsyslog.service, which `Requires=syslog.socket`:
+/// import reads the socket unit and declares its datagram socket as a
+/// preopen (socket activation: capexec binds, rsyslogd inherits it), so the
+/// drop-in moves that address off the host's log socket to the test's and
+/// points rsyslogd at the test's configuration (the same socket, one rule
+/// into a file). Learned with `logger` as the workload: the log directory it
+/// made becomes a logs directory. Under the daemon, Type=notify, `logger`
+/// into the socket lands in the file.
+#[test]
+fn rsyslog_from_import_and_learn() {
+    require_root();
+    let tag = format!("capexec-it-rsyslog{}", std::process::id());
+    let (etc, run, log) = (format!("/etc/{tag}"), format!("/run/{tag}"), format!("/var/log/{tag}"));
+    let _scratch = Scratch(vec![etc.clone().into(), run.clone().into(), log.clone().into()]);
+    std::fs::create_dir_all(&etc).unwrap();
+    std::fs::write(
+        format!("{etc}/rsyslog.conf"),
+        format!("module(load=\"imuxsock\" SysSock.Name=\"{run}/log\")\n$WorkDirectory /var/spool/rsyslog\nuser.* {log}/test.log\n"),
+    )
+    .unwrap();
+    let mut d = Daemon::prepare(As::Root, "rsyslog");
+    let unit = d.units().join("rsyslog.svc");
+    let imported = import("rsyslog.service", None);
+    assert!(imported.contains("address = \"unixgram:/run/systemd/journal/syslog\""), "syslog.socket is not a preopen:\n{imported}");
+    std::fs::write(&unit, imported).unwrap();
+    let dropin = d.units().join("rsyslog.svc.d");
+    std::fs::create_dir_all(&dropin).unwrap();
+    std::fs::write(
+        dropin.join("10-test.toml"),
+        format!(
+            "[exec]\nargv = [\"/usr/sbin/rsyslogd\", \"-n\", \"-iNONE\", \"-f\", \"{etc}/rsyslog.conf\"]\n\
+             [[preopen.listen]]\naddress = \"unixgram:{run}/log\"\nname = \"syslog\"\nsocket_mode = \"0666\"\n"
+        ),
+    )
+    .unwrap();
+    let logger = |msg: &str| format!("logger --socket {run}/log -t capexec-it {msg}");
+    let workload = format!("{} && for i in $(seq 100); do grep -q learning {log}/test.log 2>/dev/null && exit 0; sleep 0.1; done; exit 1", logger("learning"));
+    let mut c = command(As::Root);
+    c.arg("learn").arg(&unit).arg("--out").arg(&unit).args(["--workload", &workload]);
+    let o = output(c, Duration::from_secs(120));
+    assert!(o.status.success(), "learn: {}", text(&o));
+    let decl = std::fs::read_to_string(&unit).unwrap();
+    assert!(decl.contains(&format!("logs_directory = [\"{tag}\"]")), "the learned declaration lacks the log directory:\n{decl}");
+    let (theirs, ours) = (systemd_exposure("rsyslog.service"), capexec_exposure(&unit));
+    assert!(ours < theirs, "capexec analyze {ours} is not below systemd-analyze security {theirs}");
+    eprintln!("rsyslog learned: systemd-analyze security {theirs}, capexec analyze {ours}");
+    std::fs::remove_dir_all(&log).unwrap();
+    d.start();
+    let o = d.ctl(&["start", "rsyslog"]);
+    assert!(o.status.success(), "{}\n{decl}\n{}", text(&o), d.log());
+    let sent = std::process::Command::new("/bin/sh").arg("-c").arg(logger("under-capexec")).status().unwrap();
+    assert!(sent.success());
+    assert!(wait_contains(&format!("{log}/test.log"), "capexec-it: under-capexec", T), "logger's line never reached {log}/test.log:\n{}", d.log());
+    let o = d.ctl(&["stop", "rsyslog"]);
+    assert!(o.status.success(), "{}", text(&o));
     d.terminate(T);
 }

@@ -178,6 +178,13 @@ fn listen(addr: &ListenAddr, backlog: u32, mode: Option<u32>, owner: (u32, u32))
                     let _ = std::fs::remove_file(path);
                 }
             }
+            // Missing parents are made as systemd makes them for a socket
+            // unit (DirectoryMode=0755): /run/systemd/journal for syslog.socket.
+            if let Some(dir) = path.parent().filter(|d| !d.exists()) {
+                std::os::unix::fs::DirBuilderExt::mode(std::fs::DirBuilder::new().recursive(true), 0o755)
+                    .create(dir)
+                    .map_err(|err| LaunchError::io("create the socket's directory", dir.display(), err))?;
+            }
             let stream = matches!(addr, ListenAddr::Unix(_));
             let ty = if stream { SockType::Stream } else { SockType::Datagram };
             let fd = socket::socket(AddressFamily::Unix, ty, cloexec, None).map_err(e("create socket for"))?;

@@ -37,6 +37,33 @@ fn import_text(tag: &str, text: &str) -> String {
     String::from_utf8(o.stdout).unwrap()
 }
 
+/// A socket unit the service requires, next to it, becomes its preopened
+/// sockets (socket activation), each with the socket's mode and name.
+#[test]
+fn required_socket_units_become_preopens() {
+    let d = dir("sockets");
+    std::fs::write(
+        d.join("t.socket"),
+        "[Socket]\nListenStream=/run/t/t.sock\nListenDatagram=127.0.0.1:5514\nSocketMode=0660\nFileDescriptorName=t-fds\nBacklog=5\n",
+    )
+    .unwrap();
+    let unit = d.join("t.service");
+    std::fs::write(&unit, "[Unit]\nRequires=t.socket\n[Service]\nExecStart=/usr/bin/sleep 100\nUser=nobody\n").unwrap();
+    let o = capexec().arg("import").arg(&unit).output().unwrap();
+    let _ = std::fs::remove_dir_all(&d);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let decl = String::from_utf8(o.stdout).unwrap();
+    for want in [
+        "[[preopen.listen]]\naddress = \"unix:/run/t/t.sock\"\nname = \"t-fds\"\nsocket_mode = \"0660\"\n",
+        "[[preopen.listen]]\naddress = \"udp:127.0.0.1:5514\"\nname = \"t-fds-2\"\n\n",
+        "#   Requires=t.socket: t.socket (",
+        "#   t.socket: Backlog=5: not mapped",
+    ] {
+        assert!(decl.contains(want), "missing {want:?} in:\n{decl}");
+    }
+    check(&decl, "sockets");
+}
+
 fn check(decl: &str, tag: &str) {
     let d = dir(tag);
     let f = d.join(format!("{tag}.svc"));
@@ -107,7 +134,7 @@ fn dynamic_users_long_restart_delays_unit_relations_and_protect_system() {
         "restart_delay_max = \"1min\"",
         "start_limit_burst = 3",
         "start_limit_interval = \"2min\"",
-        "#   Requires=t.socket: capexec has no socket units: declare what t.socket listens on as [[preopen.listen]]",
+        "#   Requires=t.socket: no socket unit t.socket found next to the unit or in systemd's unit directories: declare what it listens on as [[preopen.listen]]",
         "#   Wants=other.service: capexec starts each service on its own",
         "#   After=network.target: no start ordering",
         "#   ConditionPathExists=/etc/t: capexec checks no conditions",

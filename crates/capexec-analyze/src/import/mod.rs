@@ -10,6 +10,7 @@
 //! counterpart because capexec always does at least as much; they are listed
 //! as such. The rest is listed as not mapped, with the reason.
 
+pub mod socket;
 pub mod unit_file;
 
 use crate::exposure::systemd_set;
@@ -94,12 +95,16 @@ fn unit_section(e: &Entry, out: &mut Out) {
         },
         "Documentation" => {}
         "Requires" | "Wants" | "BindsTo" | "Requisite" | "PartOf" | "Upholds" => {
-            let sockets: Vec<&str> = v.split_whitespace().filter(|u| u.ends_with(".socket")).collect();
+            let mut sockets: Vec<&str> = v.split_whitespace().filter(|u| u.ends_with(".socket")).collect();
+            sockets.retain(|s| !out.activate(e, s));
+            if sockets.is_empty() && v.split_whitespace().all(|u| u.ends_with(".socket")) {
+                return;
+            }
             let why = if sockets.is_empty() {
                 "capexec starts each service on its own, without dependencies: start what it needs first (`capexec start UNIT`)".to_owned()
             } else {
                 format!(
-                    "capexec has no socket units: declare what {} listens on as [[preopen.listen]] here, and capexec opens it for the service",
+                    "no socket unit {} found next to the unit or in systemd's unit directories: declare what it listens on as [[preopen.listen]] here, and capexec opens it for the service",
                     sockets.join(", ")
                 )
             };
@@ -193,6 +198,10 @@ struct Out {
     workdir: Option<String>,
     mdwe: bool,
     fs: BTreeMap<&'static str, Vec<String>>,
+    /// The unit's own directory, where its socket units are looked for first.
+    unit_dir: Option<std::path::PathBuf>,
+    /// Sockets of the socket units it requires (`Requires=x.socket`, `Sockets=`).
+    listen: Vec<socket::Listen>,
     /// RuntimeDirectoryMode= and the others, by the key of their list.
     dir_modes: BTreeMap<&'static str, String>,
     net_none: bool,
@@ -225,6 +234,26 @@ fn directory_key(directive: &str) -> &'static str {
 }
 
 impl Out {
+    /// Takes the listening sockets of the socket unit `name`, which `e`
+    /// names, as preopens; false if there is no such unit.
+    fn activate(&mut self, e: &Entry, name: &str) -> bool {
+        let Some(a) = socket::read(self.unit_dir.as_deref(), name) else { return false };
+        let what: Vec<&str> = a.listen.iter().map(|l| l.address.as_str()).collect();
+        self.covered.push((
+            format!("{}={}", e.key, e.value),
+            format!("{name} ({}): [[preopen.listen]] {}; capexec opens it for the service, as socket activation does", a.path.display(), what.join(", ")),
+        ));
+        for (d, why) in a.skipped {
+            self.skipped.push((format!("{name}: {d}"), why));
+        }
+        for l in a.listen {
+            if !self.listen.contains(&l) {
+                self.listen.push(l);
+            }
+        }
+        true
+    }
+
     fn skip(&mut self, e: &Entry, why: impl Into<String>) {
         self.skipped.push((format!("{}={}", e.key, e.value), why.into()));
     }
@@ -501,7 +530,7 @@ pub fn convert(source: &str, text: &str, instance: Option<&str>) -> Result<Strin
     }
     let (text, unexpanded) = expand_specifiers(text, &file, instance);
     let entries = unit_file::parse(&text).map_err(|error| ImportError::Syntax { unit: source.to_owned(), error })?;
-    let mut out = Out::default();
+    let mut out = Out { unit_dir: std::path::Path::new(source).parent().map(|p| p.to_path_buf()), ..Out::default() };
     for s in unexpanded {
         out.skipped.push((s, "a unit specifier import does not expand (it expands %i, %I, %n, %N, %p, %P, %j, %J and the system directories %t, %S, %C, %L, %E, %T, %V): replace it by hand".into()));
     }
@@ -555,6 +584,12 @@ pub fn convert(source: &str, text: &str, instance: Option<&str>) -> Result<Strin
                 }
             }
             "Environment" | "EnvironmentFile" => {}
+            "Sockets" => {
+                let missing: Vec<&str> = v.split_whitespace().filter(|s| !out.activate(e, s)).collect();
+                if !missing.is_empty() {
+                    out.skip(e, format!("no socket unit {} found: declare what it listens on as [[preopen.listen]] here", missing.join(", ")));
+                }
+            }
             "User" => out.user = Some(v.to_owned()),
             "DynamicUser" => {
                 out.dynamic = yes(v);
@@ -885,6 +920,12 @@ fn render(source: &str, o: Out) -> String {
                 Err(_) => q(v),
             };
             let _ = writeln!(s, "{k} = {value}");
+        }
+    }
+    for l in &o.listen {
+        let _ = writeln!(s, "\n[[preopen.listen]]\naddress = {}\nname = {}", q(&l.address), q(&l.name));
+        if let Some(m) = &l.socket_mode {
+            let _ = writeln!(s, "socket_mode = {}", q(m));
         }
     }
     if !o.covered.is_empty() {
