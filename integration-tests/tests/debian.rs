@@ -41,7 +41,7 @@ fn capexec_exposure(svc: &std::path::Path) -> f64 {
     c.args(["analyze", "--json"]).arg(svc);
     let o = output(c, T);
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("{e}: {}", text(&o)));
-    v["units"][0]["exposure"].as_f64().expect("an exposure")
+    v["units"][0]["exposure"].as_f64().unwrap_or_else(|| panic!("no exposure for {}: {v}\n{}", svc.display(), std::fs::read_to_string(svc).unwrap_or_default()))
 }
 
 /// A copy of /etc/apache2 as apache2@INSTANCE's configuration, listening on
@@ -326,5 +326,50 @@ fn rsyslog_from_import_and_learn() {
     assert!(wait_contains(&format!("{log}/test.log"), "capexec-it: under-capexec", T), "logger's line never reached {log}/test.log:\n{}", d.log());
     let o = d.ctl(&["stop", "rsyslog"]);
     assert!(o.status.success(), "{}", text(&o));
+    d.terminate(T);
+}
+
+/// MariaDB from Debian's mariadb.service, on the data directory the package
+/// made: imported, learned with one query as the workload (its socket
+/// directory, its data directory, the port it binds, as a broker grant),
+/// then run by the daemon, Type=notify, with the unit's privileged
+/// ExecStartPost= (debian-start). root logs in over the Unix socket with
+/// the unix_socket plugin: the server sees the client's uid as the host's,
+/// since a service as root runs in the host's user namespace. The drop-in
+/// only lowers LimitNOFILE= to what root may set on these machines (no
+/// CAP_SYS_RESOURCE, a hard limit of 20000).
+#[test]
+fn mariadb_from_import_and_learn() {
+    require_root();
+    let mut d = Daemon::prepare(As::Root, "mariadb");
+    let unit = d.units().join("mariadb.svc");
+    std::fs::write(&unit, import("mariadb.service", None)).unwrap();
+    let dropin = d.units().join("mariadb.svc.d");
+    std::fs::create_dir_all(&dropin).unwrap();
+    std::fs::write(dropin.join("10-test.toml"), "[rlimits]\nnofile = 16384\nmemlock = 524288\n").unwrap();
+    let query = |sql: &str| std::process::Command::new("mariadb").args(["-u", "root", "-N", "-e", sql]).output().unwrap();
+    let mut c = command(As::Root);
+    c.arg("learn").arg(&unit).arg("--out").arg(&unit).args(["--wait-for", "unix:/run/mysqld/mysqld.sock", "--workload", "mariadb -u root -e 'select 1'"]);
+    let o = output(c, Duration::from_secs(300));
+    assert!(o.status.success(), "learn: {}", text(&o));
+    let decl = std::fs::read_to_string(&unit).unwrap();
+    for want in ["\"/var/lib/mysql\"", "\"/run/mysqld\"", "type = \"notify\""] {
+        assert!(decl.contains(want), "the learned declaration lacks {want}:\n{decl}");
+    }
+    let (theirs, ours) = (systemd_exposure("mariadb.service"), capexec_exposure(&unit));
+    assert!(ours < theirs, "capexec analyze {ours} is not below systemd-analyze security {theirs}");
+    eprintln!("mariadb learned: systemd-analyze security {theirs}, capexec analyze {ours}");
+    d.start();
+    let o = d.ctl(&["start", "mariadb"]);
+    assert!(o.status.success(), "{}\n{decl}\n{}", text(&o), d.log());
+    let o = query("select current_user()");
+    assert!(o.status.success() && String::from_utf8_lossy(&o.stdout).trim() == "root@localhost", "unix_socket login: {}\n{}", text(&o), d.log());
+    let pid: i32 = std::fs::read_to_string("/run/mysqld/mysqld.pid").unwrap().trim().parse().unwrap();
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let mysql = nix::unistd::User::from_name("mysql").unwrap().unwrap().uid.as_raw();
+    assert!(status.contains(&format!("Uid:\t{mysql}\t{mysql}\t{mysql}\t{mysql}")), "{status}");
+    let o = d.ctl(&["stop", "mariadb"]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert_eq!(wait_gone_by(|| if std::path::Path::new(&format!("/proc/{pid}")).exists() { vec![pid] } else { vec![] }, T), Vec::<i32>::new());
     d.terminate(T);
 }

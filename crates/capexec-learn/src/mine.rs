@@ -247,6 +247,10 @@ pub struct Origin<'a> {
     pub private: Vec<String>,
     /// The unit's own managed directories (see `view`).
     pub managed: Vec<String>,
+    /// capexec runs as root (where a service may share the host's pid namespace).
+    pub as_root: bool,
+    /// The unit is `type = "forking"` without a `pid_file`.
+    pub forking_without_pid_file: bool,
     /// The run had every capability (a service declared as root, learned
     /// as root: as systemd would start it): what its calls point at is kept.
     pub had_capabilities: bool,
@@ -344,6 +348,17 @@ pub fn declaration(obs: &Observations, origin: &Origin, exists: impl Fn(&str) ->
     let binds: Vec<&String> = obs.binds.iter().filter(inet).collect();
     let connects: Vec<&String> = obs.connects.iter().filter(inet).collect();
     o.push_str("\n[namespaces]\n# The service's own network namespace; the broker binds and connects for it in the host's.\nnet = \"none\"\n");
+    // A pid file means what host tools read it as only with the host's pids.
+    let pid_file =
+        obs.paths.iter().find(|(p, acc)| p.ends_with(".pid") && !under(p, &["/tmp"]) && acc.iter().any(|a| matches!(a, Access::Create | Access::Write)));
+    // A forking service without a pid namespace needs its pid file named.
+    let mut names_pid_file = None;
+    if let Some((p, _)) = pid_file.filter(|_| origin.as_root) {
+        let _ = writeln!(o, "# It writes a pid file ({p}): in the host's pid namespace the file holds the pid host tools expect.\npid = false");
+        if origin.forking_without_pid_file {
+            names_pid_file = Some(p);
+        }
+    }
     if !binds.is_empty() || !connects.is_empty() {
         o.push_str("\n[broker.net]\n");
         if !binds.is_empty() {
@@ -373,6 +388,13 @@ pub fn declaration(obs: &Observations, origin: &Origin, exists: impl Fn(&str) ->
         let _ = writeln!(o, "# [capabilities]\n# keep = [{}]", caps.keys().map(|c| quote(c)).collect::<Vec<_>>().join(", "));
     }
 
+    if let Some(p) = names_pid_file {
+        let _ = writeln!(
+            o,
+            "\n[service]\n# Where the forking daemon writes its pid (the run wrote it), so that init knows whom to stand for.\npid_file = {}",
+            quote(p)
+        );
+    }
     o.push_str("\n[seccomp]\nallow = [\n");
     for (name, why) in allowlist(obs) {
         let _ = writeln!(o, "    {}, # {why}", quote(&name));
@@ -472,11 +494,57 @@ mod tests {
         o.binds.insert("tcp:127.0.0.1:8080".into());
         let text = declaration(
             &o,
-            &Origin { argv: &["/usr/bin/app".into(), "-c".into()], date: "today".into(), private: vec![], managed: vec![], had_capabilities: false },
+            &Origin {
+                argv: &["/usr/bin/app".into(), "-c".into()],
+                date: "today".into(),
+                private: vec![],
+                managed: vec![],
+                as_root: false,
+                forking_without_pid_file: false,
+                had_capabilities: false,
+            },
             |_| true,
         );
         let v: toml::Value = toml::from_str(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
         assert_eq!(v["broker"]["net"]["bind"][0].as_str(), Some("tcp:127.0.0.1:8080"));
         assert!(text.contains("\"/srv/app\", # read: /srv/app/a.conf"), "{text}");
+    }
+
+    /// A service that writes a pid file shares the host's pid namespace (as
+    /// root, where it may), so that the file holds the pid host tools expect;
+    /// a pid file only read, or one in the private /tmp, says nothing.
+    #[test]
+    fn a_written_pid_file_keeps_the_hosts_pids() {
+        let pid = |paths: &[(&str, &[Access])], as_root: bool| {
+            let o = obs(paths, &["openat"]);
+            let origin = Origin {
+                argv: &["/usr/sbin/d".into()],
+                date: "today".into(),
+                private: vec![],
+                managed: vec![],
+                as_root,
+                forking_without_pid_file: false,
+                had_capabilities: false,
+            };
+            let text = declaration(&o, &origin, |_| true);
+            toml::from_str::<toml::Value>(&text).unwrap()["namespaces"].get("pid").and_then(|v| v.as_bool())
+        };
+        assert_eq!(pid(&[("/run/d/d.pid", &[Access::Create, Access::Write])], true), Some(false));
+        assert_eq!(pid(&[("/run/d/d.pid", &[Access::Create])], false), None, "rootless, a service always has its own");
+        assert_eq!(pid(&[("/run/other/o.pid", &[Access::Read])], true), None);
+        assert_eq!(pid(&[("/tmp/d.pid", &[Access::Create])], true), None);
+        // A forking unit without a pid file gets the one the run wrote.
+        let o = obs(&[("/run/d/d.pid", &[Access::Create])], &["openat"]);
+        let origin = Origin {
+            argv: &["/usr/sbin/d".into()],
+            date: "today".into(),
+            private: vec![],
+            managed: vec![],
+            as_root: true,
+            forking_without_pid_file: true,
+            had_capabilities: false,
+        };
+        let v: toml::Value = toml::from_str(&declaration(&o, &origin, |_| true)).unwrap();
+        assert_eq!(v["service"]["pid_file"].as_str(), Some("/run/d/d.pid"));
     }
 }

@@ -193,7 +193,15 @@ fn learn(a: &LearnArgs) -> Result<i32, CmdError> {
     let private: Vec<String> =
         spec.filesystem.mounts.iter().filter(|m| m.kind == capexec_decl::spec::MountKind::Tmpfs).map(|m| m.path.display().to_string()).collect();
     let managed = spec.filesystem.directories.iter().map(|d| d.path.display().to_string()).collect();
-    let origin = mine::Origin { argv: &spec.exec.argv, date: capexec_supervisor::logs::rfc3339_now()[..10].to_owned(), private, managed, had_capabilities };
+    let origin = mine::Origin {
+        argv: &spec.exec.argv,
+        date: capexec_supervisor::logs::rfc3339_now()[..10].to_owned(),
+        private,
+        managed,
+        as_root: !rootless,
+        forking_without_pid_file: spec.service.kind == capexec_decl::spec::ServiceType::Forking && spec.service.pid_file.is_none(),
+        had_capabilities,
+    };
     let mut text = mine::declaration(&obs, &origin, exists);
     let unit = a.target.as_ref().or(a.unit.as_ref());
     if let Some(u) = unit {
