@@ -373,3 +373,62 @@ fn mariadb_from_import_and_learn() {
     assert_eq!(wait_gone_by(|| if std::path::Path::new(&format!("/proc/{pid}")).exists() { vec![pid] } else { vec![] }, T), Vec::<i32>::new());
     d.terminate(T);
 }
+
+/// PostgreSQL from Debian's postgresql@.service, as the instance of the
+/// cluster the package made (15-main): `ExecStart=pg_ctlcluster ... start`
+/// as root, which switches to the cluster's owner, Type=forking with the pid
+/// file pg_ctlcluster writes. Imported, learned with a query over the Unix
+/// socket and one over TCP (as a role the workload makes), then run by the
+/// daemon with no drop-in at all: both queries answer, `pg_lsclusters` (which
+/// reads the pid file) reports the cluster online, and a stop is a clean
+/// shutdown.
+#[test]
+fn postgresql_from_import_and_learn() {
+    require_root();
+    let version = std::fs::read_dir("/etc/postgresql").unwrap().filter_map(|e| e.ok()?.file_name().into_string().ok()).next().expect("a cluster");
+    let instance = format!("{version}-main");
+    let unit_name = "postgresql@.service";
+    let mut d = Daemon::prepare(As::Root, "postgresql");
+    let unit = d.units().join("pg.svc");
+    std::fs::write(&unit, import(unit_name, Some(&instance))).unwrap();
+    let psql = |args: &[&str]| {
+        let mut c = std::process::Command::new("su");
+        c.args(["postgres", "-c", &format!("psql -Atc \"{}\"", args.join(" "))]);
+        c.output().unwrap()
+    };
+    let tcp = || {
+        std::process::Command::new("psql")
+            .args(["-h", "127.0.0.1", "-U", "capexec_it", "-d", "postgres", "-Atc", "select 2"])
+            .env("PGPASSWORD", "it")
+            .output()
+            .unwrap()
+    };
+    let workload = "su postgres -c \"psql -Atc 'select 1'\" && su postgres -c \"psql -qc 'drop role if exists capexec_it' -c \\\"create role capexec_it login password 'it'\\\"\" \
+         && PGPASSWORD=it psql -h 127.0.0.1 -U capexec_it -d postgres -Atc 'select 2'";
+    let mut c = command(As::Root);
+    c.arg("learn").arg(&unit).arg("--out").arg(&unit).args(["--workload", workload]);
+    let o = output(c, Duration::from_secs(300));
+    assert!(o.status.success(), "learn: {}", text(&o));
+    let decl = std::fs::read_to_string(&unit).unwrap();
+    for want in ["CAP_SETUID", "pid = false", "type = \"forking\""] {
+        assert!(decl.contains(want), "the learned declaration lacks {want}:\n{decl}");
+    }
+    let (theirs, ours) = (systemd_exposure(unit_name), capexec_exposure(&unit));
+    assert!(ours < theirs, "capexec analyze {ours} is not below systemd-analyze security {theirs}");
+    eprintln!("postgresql learned: systemd-analyze security {theirs}, capexec analyze {ours}");
+    d.start();
+    let o = d.ctl(&["start", "pg"]);
+    assert!(o.status.success(), "{}\n{decl}\n{}", text(&o), d.log());
+    let o = psql(&["select 1"]);
+    assert!(o.status.success() && String::from_utf8_lossy(&o.stdout).trim() == "1", "query over the Unix socket: {}\n{}", text(&o), d.log());
+    let o = tcp();
+    assert!(o.status.success() && String::from_utf8_lossy(&o.stdout).trim() == "2", "query over TCP: {}\n{}", text(&o), d.log());
+    let o = std::process::Command::new("pg_lsclusters").args(["-h", &version, "main"]).output().unwrap();
+    assert!(String::from_utf8_lossy(&o.stdout).contains(" online "), "pg_lsclusters: {}", text(&o));
+    assert!(psql(&["drop role capexec_it"]).status.success());
+    let o = d.ctl(&["stop", "pg"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let o = std::process::Command::new("pg_lsclusters").args(["-h", &version, "main"]).output().unwrap();
+    assert!(String::from_utf8_lossy(&o.stdout).contains(" down "), "pg_lsclusters after the stop: {}", text(&o));
+    d.terminate(T);
+}

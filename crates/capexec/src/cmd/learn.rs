@@ -136,6 +136,14 @@ fn learn(a: &LearnArgs) -> Result<i32, CmdError> {
     let began = Instant::now();
     let began_at = std::time::SystemTime::now();
     let spawned = capexec_sandbox::spawn_with(&plan, &opts).map_err(CmdError::launch(&spec.name))?;
+    let ready: Vec<Ready> = ready
+        .into_iter()
+        .map(|r| match r {
+            // The start program: init's child, or none if it already ended.
+            Ready::PidFile(p, before, _) => Ready::PidFile(p, before, spawned.main_pid),
+            r => r,
+        })
+        .collect();
     let ended = match &a.workload {
         None => Ended { status: capexec_sandbox::wait_foreground(&spawned), workload: None, interrupted: false },
         Some(cmd) => drive(&spawned, &spec, cmd, &ready, Duration::from_secs(a.ready_timeout), a.json)?,
@@ -234,9 +242,12 @@ enum Ready {
     Tcp(SocketAddr),
     /// A Unix socket (stream or datagram) accepts a connect.
     Unix(std::path::PathBuf),
-    /// A forking service's pid file, written since the run began (its
-    /// modification time then, if it existed), names a live process.
-    PidFile(std::path::PathBuf, Option<std::time::SystemTime>),
+    /// A forking service's start has ended (its program's host pid, filled
+    /// in once spawned) and its pid file was written since the run began
+    /// (its modification time then, if it existed). The pid in it is the
+    /// run's own pid namespace's, so it is not looked at: the start's end
+    /// is what says the daemon is up (pg_ctl waits for connections).
+    PidFile(std::path::PathBuf, Option<std::time::SystemTime>, Option<libc::pid_t>),
 }
 
 impl Ready {
@@ -258,13 +269,15 @@ impl Ready {
         match self {
             Ready::Tcp(a) => TcpStream::connect_timeout(a, Duration::from_millis(200)).is_ok(),
             Ready::Unix(p) => UnixStream::connect(p).is_ok() || UnixDatagram::unbound().and_then(|d| d.connect(p)).is_ok(),
-            Ready::PidFile(p, before) => {
+            Ready::PidFile(p, before, start) => {
                 // A file left by an earlier run does not count (compared
                 // with what it was, not with the clock: file times come
                 // from the kernel's coarser one).
                 let fresh = std::fs::metadata(p).and_then(|m| m.modified()).ok().is_some_and(|t| Some(t) != *before);
-                let pid = std::fs::read_to_string(p).ok().and_then(|t| t.trim().parse::<i32>().ok()).filter(|p| *p > 0);
-                fresh && pid.is_some_and(|pid| kill(Pid::from_raw(pid), None).is_ok())
+                // The start program is init's child, reaped by init: gone
+                // from /proc once it has ended.
+                let started = start.is_none_or(|pid| kill(Pid::from_raw(pid), None).is_err());
+                fresh && started
             }
         }
     }
@@ -275,7 +288,7 @@ impl std::fmt::Display for Ready {
         match self {
             Ready::Tcp(a) => write!(f, "tcp:{a}"),
             Ready::Unix(p) => write!(f, "unix:{}", p.display()),
-            Ready::PidFile(p, _) => write!(f, "its pid file {}", p.display()),
+            Ready::PidFile(p, _, _) => write!(f, "its start to end and its pid file {}", p.display()),
         }
     }
 }
@@ -299,7 +312,7 @@ fn ready_addresses(a: &LearnArgs, spec: &ServiceSpec) -> Result<Vec<Ready>, CmdE
         }
     }
     if let (true, Some(p)) = (out.is_empty(), &spec.service.pid_file) {
-        out.push(Ready::PidFile(p.clone(), std::fs::metadata(p).and_then(|m| m.modified()).ok()));
+        out.push(Ready::PidFile(p.clone(), std::fs::metadata(p).and_then(|m| m.modified()).ok(), None));
     }
     Ok(out)
 }
