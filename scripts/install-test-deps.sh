@@ -56,6 +56,12 @@ fi
 if ! id -nG capexec-test | tr ' ' '\n' | grep -qx capexec-test-extra; then
     usermod -a -G capexec-test-extra capexec-test
 fi
+# The user debian.rs logs in as over ssh (Debian's sshd from its own unit,
+# a key login): a shell and a home; no password ('*': key logins only).
+if ! id capexec-ssh >/dev/null 2>&1; then
+    useradd --system --create-home --home-dir /var/lib/capexec-ssh --shell /bin/sh capexec-ssh
+    usermod -p '*' capexec-ssh
+fi
 
 # The service tests use the shipped units' fixed ports; say so plainly if
 # something else holds them instead of failing later with a confusing error.

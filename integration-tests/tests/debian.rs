@@ -432,3 +432,68 @@ fn postgresql_from_import_and_learn() {
     assert!(String::from_utf8_lossy(&o.stdout).contains(" down "), "pg_lsclusters after the stop: {}", text(&o));
     d.terminate(T);
 }
+
+/// openssh-server from Debian's ssh.service: sshd as root, Type=notify,
+/// its ExecStartPre= `sshd -t`, privilege separation (a chroot, a child as
+/// sshd), and a real key login of the test user `capexec-ssh` (made by
+/// scripts/install-test-deps.sh), whose command runs as that user through
+/// PAM (account: /etc/shadow, which every view masks unless listed;
+/// session: pam_loginuid writing /proc/self/loginuid). Imported, learned
+/// with one login as the workload, then run by the daemon. The drop-in only
+/// moves the listening address to the test's port on loopback.
+#[test]
+fn openssh_from_import_and_learn() {
+    require_root();
+    let port = unused_port();
+    let home = std::path::PathBuf::from("/var/lib/capexec-ssh");
+    assert!(nix::unistd::User::from_name("capexec-ssh").unwrap().is_some(), "no user capexec-ssh: scripts/install-test-deps.sh makes it");
+    let keys = shared_dir().join("ssh-key");
+    std::fs::create_dir_all(&keys).unwrap();
+    let key = keys.join("key");
+    let _ = std::fs::remove_file(&key);
+    let _ = std::fs::remove_file(key.with_extension("pub"));
+    let st = std::process::Command::new("ssh-keygen").args(["-q", "-t", "ed25519", "-N", ""]).arg("-f").arg(&key).status().unwrap();
+    assert!(st.success());
+    let ssh_dir = home.join(".ssh");
+    let _scratch = Scratch(vec![ssh_dir.clone()]);
+    let ids = nix::unistd::User::from_name("capexec-ssh").unwrap().unwrap();
+    std::fs::create_dir_all(&ssh_dir).unwrap();
+    std::fs::copy(key.with_extension("pub"), ssh_dir.join("authorized_keys")).unwrap();
+    for p in [&ssh_dir, &ssh_dir.join("authorized_keys")] {
+        std::os::unix::fs::chown(p, Some(ids.uid.as_raw()), Some(ids.gid.as_raw())).unwrap();
+    }
+    std::fs::set_permissions(&ssh_dir, std::os::unix::fs::PermissionsExt::from_mode(0o700)).unwrap();
+    let login = |cmd: &str| -> String {
+        format!(
+            "ssh -i {} -p {port} -o BatchMode=yes -o IdentitiesOnly=yes -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR capexec-ssh@127.0.0.1 '{cmd}'",
+            key.display()
+        )
+    };
+    let mut d = Daemon::prepare(As::Root, "ssh");
+    let unit = d.units().join("ssh.svc");
+    std::fs::write(&unit, import("ssh.service", None)).unwrap();
+    let dropin = d.units().join("ssh.svc.d");
+    std::fs::create_dir_all(&dropin).unwrap();
+    std::fs::write(dropin.join("10-test.toml"), format!("[exec]\nargv = [\"/usr/sbin/sshd\", \"-D\", \"-o\", \"ListenAddress=127.0.0.1:{port}\"]\n")).unwrap();
+    let mut c = command(As::Root);
+    c.arg("learn").arg(&unit).arg("--out").arg(&unit).args(["--wait-for", &format!("tcp:127.0.0.1:{port}"), "--workload", &login("id -un")]);
+    let o = output(c, Duration::from_secs(120));
+    assert!(o.status.success(), "learn: {}", text(&o));
+    let decl = std::fs::read_to_string(&unit).unwrap();
+    for want in ["\"/etc/shadow\"", "CAP_SYS_CHROOT", "CAP_SETUID"] {
+        assert!(decl.contains(want), "the learned declaration lacks {want}:\n{decl}");
+    }
+    let (theirs, ours) = (systemd_exposure("ssh.service"), capexec_exposure(&unit));
+    assert!(ours < theirs, "capexec analyze {ours} is not below systemd-analyze security {theirs}");
+    eprintln!("openssh learned: systemd-analyze security {theirs}, capexec analyze {ours}");
+    d.start();
+    let o = d.ctl(&["start", "ssh"]);
+    assert!(o.status.success(), "{}\n{decl}\n{}", text(&o), d.log());
+    let o = std::process::Command::new("/bin/sh").arg("-c").arg(login("id -un; pwd; cat /proc/self/loginuid")).output().unwrap();
+    let got = String::from_utf8_lossy(&o.stdout).into_owned();
+    let want = format!("capexec-ssh\n{}\n{}", home.display(), ids.uid.as_raw());
+    assert!(o.status.success() && got.trim() == want, "the key login: {got:?}, wanted {want:?}\n{}\n{}", text(&o), text(&d.ctl(&["logs", "ssh"])));
+    let o = d.ctl(&["stop", "ssh"]);
+    assert!(o.status.success(), "{}", text(&o));
+    d.terminate(T);
+}

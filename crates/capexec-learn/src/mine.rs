@@ -23,6 +23,12 @@ fn system_dirs() -> Vec<&'static str> {
     use capexec_decl::validate::{SYSTEM_EXECUTABLE, SYSTEM_READ_ONLY};
     SYSTEM_EXECUTABLE.iter().chain(SYSTEM_READ_ONLY).map(|d| d.trim_start_matches('-')).collect()
 }
+/// Whether every view masks `p` (password hashes, kernel modules) unless
+/// the declaration lists it.
+fn masked(p: &str) -> bool {
+    capexec_decl::validate::SYSTEM_INACCESSIBLE.iter().any(|m| crate::within(p, m.trim_start_matches('-')))
+}
+
 /// Given by their own mounts in every view. (/sys is not: a program that
 /// reads it, glibc's CPU count for one, gets the directory it read.)
 const OWN_MOUNTS: &[&str] = &["/proc", "/dev"];
@@ -158,6 +164,10 @@ pub fn view(obs: &Observations, private: &[String], declared: &[String], exists:
             if !under(p, &system) {
                 ex.entry(parent(p)).or_insert_with(BTreeSet::new).insert(p.clone());
             }
+        } else if masked(p) {
+            // Masked in every view unless listed (/etc/shadow: sshd's and
+            // cron's PAM account checks read it): the file itself.
+            ro.entry(p.clone()).or_insert_with(BTreeSet::new).insert(p.clone());
         } else if !under(p, &system) {
             // A directory that was listed or stat'ed is itself the entry.
             let dir = if Path::new(p).is_dir() { p.clone() } else { parent(p) };

@@ -88,6 +88,14 @@ fn note(l: &Listener, n: &Notif, name: &str, capabilities: bool, obs: &mut Obser
             capset(l, n, obs);
             return;
         }
+        "kill" | "tkill" | "rt_sigqueueinfo" if capabilities => {
+            signal(n, name, a[0] as i32, a[1] as i32, obs);
+            return;
+        }
+        "tgkill" | "rt_tgsigqueueinfo" if capabilities => {
+            signal(n, name, a[1] as i32, a[2] as i32, obs);
+            return;
+        }
         _ => return,
     };
     let full = path_event(l, n, dirfd, path, access, obs);
@@ -123,6 +131,8 @@ fn path_event(l: &Listener, n: &Notif, dirfd: i64, ptr: u64, access: Access, obs
 /// /proc/TID/status: what the kernel's permission checks use.
 #[derive(Debug, Default, PartialEq)]
 struct Creds {
+    /// Real, effective and saved uid.
+    uids: [u32; 3],
     fsuid: u32,
     fsgid: u32,
     groups: Vec<u32>,
@@ -140,7 +150,9 @@ impl Creds {
         // "Uid:\treal\teffective\tsaved\tfs"
         let fs = |name: &str| field(name)?.split_whitespace().nth(3)?.parse().ok();
         let hex = |name: &str| u64::from_str_radix(field(name)?, 16).ok();
+        let uid = |i: usize| field("Uid:")?.split_whitespace().nth(i)?.parse().ok();
         Some(Creds {
+            uids: [uid(0)?, uid(1)?, uid(2)?],
             fsuid: fs("Uid:")?,
             fsgid: fs("Gid:")?,
             groups: field("Groups:").unwrap_or("").split_whitespace().filter_map(|g| g.parse().ok()).collect(),
@@ -166,6 +178,33 @@ impl Creds {
     fn has(&self, cap: u32) -> bool {
         self.effective & (1 << cap) != 0
     }
+}
+
+const CAP_KILL: u32 = 5;
+
+/// For a run with capabilities: a signal to a process of another user
+/// (sshd, root, ends its privilege-separated child, which runs as sshd)
+/// needs CAP_KILL. The kernel lets the sender's real or effective uid
+/// match the target's real or saved one; anything else used the
+/// capability. The target is read through the caller's own /proc (the
+/// run has a pid namespace of its own).
+fn signal(n: &Notif, call: &str, pid: i32, sig: i32, obs: &mut Observations) {
+    if pid <= 0 || sig == 0 {
+        return;
+    }
+    let Some(c) = Creds::of(n.tid).filter(|c| c.has(CAP_KILL)) else { return };
+    let Some(t) = std::fs::read_to_string(format!("/proc/{}/root/proc/{pid}/status", n.tid)).ok().and_then(|s| Creds::parse(&s)) else { return };
+    if !kill_allowed(&c, &t) {
+        let why = format!("{call}() to a process of uid {} from uid {}", t.uids[0], c.uids[1]);
+        obs.capabilities.entry("CAP_KILL".into()).or_default().insert(why);
+    }
+}
+
+/// The kernel's check for a signal without CAP_KILL (kill_ok_by_cred).
+fn kill_allowed(from: &Creds, to: &Creds) -> bool {
+    let [ruid, euid, _] = from.uids;
+    let [t_ruid, _, t_suid] = to.uids;
+    [ruid, euid].iter().any(|u| *u == t_ruid || *u == t_suid)
 }
 
 const CAP_DAC_OVERRIDE: u32 = 1;
@@ -378,9 +417,21 @@ mod tests {
     fn credentials_come_from_the_status_file() {
         let status = "Name:\tchronyd\nUid:\t0\t0\t0\t105\nGid:\t0\t0\t0\t107\nGroups:\t4 107 \nCapPrm:\t000001ffffffffff\nCapEff:\t0000000000000404\n";
         let c = Creds::parse(status).unwrap();
-        assert_eq!(c, Creds { fsuid: 105, fsgid: 107, groups: vec![4, 107], effective: 0x404, permitted: 0x1ff_ffff_ffff });
+        assert_eq!(c, Creds { uids: [0, 0, 0], fsuid: 105, fsgid: 107, groups: vec![4, 107], effective: 0x404, permitted: 0x1ff_ffff_ffff });
         assert!(c.has(CAP_DAC_READ_SEARCH) && !c.has(CAP_DAC_OVERRIDE));
         assert_eq!(Creds::parse("Uid:\t0\n"), None);
+    }
+
+    #[test]
+    fn signals_to_another_user_need_cap_kill() {
+        let with = |uids: [u32; 3]| Creds { uids, ..Creds::default() };
+        // sshd (root) and its privsep child (sshd's uid 102).
+        assert!(!kill_allowed(&with([0, 0, 0]), &with([102, 102, 102])));
+        // A daemon that switched but kept its saved uid, signalled by root.
+        assert!(kill_allowed(&with([0, 0, 0]), &with([102, 102, 0])));
+        // Same user; the sender's real uid matching counts too.
+        assert!(kill_allowed(&with([102, 102, 102]), &with([102, 102, 102])));
+        assert!(kill_allowed(&with([102, 0, 0]), &with([102, 102, 102])));
     }
 
     /// chronyd's case, on a directory of this test's making: a process with
@@ -396,7 +447,7 @@ mod tests {
         std::fs::set_permissions(dir.join("pid"), std::fs::Permissions::from_mode(0o600)).unwrap();
         std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)).unwrap();
         let owner = std::os::unix::fs::MetadataExt::uid(&std::fs::metadata(&dir).unwrap());
-        let other = Creds { fsuid: owner + 4242, fsgid: 4242, groups: vec![], effective: 0b110, permitted: 0b110 };
+        let other = Creds { uids: [0; 3], fsuid: owner + 4242, fsgid: 4242, groups: vec![], effective: 0b110, permitted: 0b110 };
         let new = dir.join("new");
         let need = |c: &Creds, call, p: &Path, a| dac_need(c, call, p, a).map(|(cap, _)| cap);
         assert_eq!(need(&other, "openat", &new, Access::Create), Some(CAP_DAC_OVERRIDE));
