@@ -248,9 +248,29 @@ fn notify_readiness_status_and_watchdog() {
     assert_eq!(s["status_text"], "serving 42 clients", "{s:#}");
     assert!(ok(&d.ctl(&["status", "ready"])).contains("status: \"serving 42 clients\""));
 
+    // The socket takes anyone's datagrams (a daemon that switched users
+    // must reach it), but READY=1 counts only from the service: a host
+    // process sending it all along does not make the service ready.
+    let socket = d.dir.join("run/notify/never-ready/notify");
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let forger = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let s = std::os::unix::net::UnixDatagram::unbound().unwrap();
+            let mut sent = 0;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                sent += usize::from(s.send_to(b"READY=1\nSTATUS=forged", &socket).is_ok());
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            sent
+        })
+    };
     let t = Instant::now();
     let o = d.ctl(&["start", "never-ready"]);
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    assert!(forger.join().unwrap() > 0, "the forger never reached the socket");
     assert!(!o.status.success(), "a service that never sends READY=1 failed to start: {}", text(&o));
+    assert_ne!(d.status("never-ready")["status_text"], "forged");
     assert!(t.elapsed() >= Duration::from_millis(450), "{:?}", t.elapsed());
     assert_eq!(d.status("never-ready")["result"], "ready-timeout");
 

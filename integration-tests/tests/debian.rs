@@ -44,6 +44,24 @@ fn capexec_exposure(svc: &std::path::Path) -> f64 {
     v["units"][0]["exposure"].as_f64().unwrap_or_else(|| panic!("no exposure for {}: {v}\n{}", svc.display(), std::fs::read_to_string(svc).unwrap_or_default()))
 }
 
+/// `capexec learn` of `unit` onto itself with `args` (the workload and what
+/// to wait for); the mined declaration must hold each of `wants` and score
+/// below `systemd-analyze security` of the Debian unit `unit_file`. Returns it.
+fn learned(unit: &std::path::Path, unit_file: &str, args: &[&str], wants: &[&str]) -> String {
+    let mut c = command(As::Root);
+    c.arg("learn").arg(unit).arg("--out").arg(unit).args(args);
+    let o = output(c, Duration::from_secs(300));
+    assert!(o.status.success(), "learn: {}", text(&o));
+    let decl = std::fs::read_to_string(unit).unwrap();
+    for want in wants {
+        assert!(decl.contains(want), "the learned declaration lacks {want}:\n{decl}");
+    }
+    let (theirs, ours) = (systemd_exposure(unit_file), capexec_exposure(unit));
+    assert!(ours < theirs, "capexec analyze {ours} is not below systemd-analyze security {theirs}");
+    eprintln!("{unit_file} learned: systemd-analyze security {theirs}, capexec analyze {ours}");
+    decl
+}
+
 /// A copy of /etc/apache2 as apache2@INSTANCE's configuration, listening on
 /// 127.0.0.1:`port` only; removed when dropped.
 struct ApacheConf(std::path::PathBuf);
@@ -155,18 +173,12 @@ fn apache2_from_import_and_learn() {
     let mut d = Daemon::prepare(As::Root, "apache2-learned");
     let unit = d.units().join("apache2.svc");
     std::fs::write(&unit, import("apache2@.service", Some(&instance))).unwrap();
-    let mut c = command(As::Root);
-    c.arg("learn").arg(&unit).arg("--out").arg(&unit).args(["--wait-for", &format!("tcp:127.0.0.1:{port}")]);
-    c.args(["--workload", &format!("curl -sf -o /dev/null http://127.0.0.1:{port}/")]);
-    let o = output(c, Duration::from_secs(120));
-    assert!(o.status.success(), "learn: {}", text(&o));
-    let decl = std::fs::read_to_string(&unit).unwrap();
-    for want in ["type = \"forking\"", "CAP_SETUID", format!("runtime_directory = [\"apache2-{instance}\"").as_str()] {
-        assert!(decl.contains(want), "the learned declaration lacks {want}:\n{decl}");
-    }
-    let (theirs, ours) = (systemd_exposure("apache2@.service"), capexec_exposure(&unit));
-    assert!(ours < theirs, "capexec analyze {ours} is not below systemd-analyze security {theirs}");
-    eprintln!("apache2 learned: systemd-analyze security {theirs}, capexec analyze {ours}");
+    let decl = learned(
+        &unit,
+        "apache2@.service",
+        &["--wait-for", &format!("tcp:127.0.0.1:{port}"), "--workload", &format!("curl -sf -o /dev/null http://127.0.0.1:{port}/")],
+        &["type = \"forking\"", "CAP_SETUID", format!("runtime_directory = [\"apache2-{instance}\"").as_str()],
+    );
     d.start();
     let o = d.ctl(&["start", "apache2"]);
     assert!(o.status.success(), "{}\n{decl}", text(&o));
@@ -207,17 +219,12 @@ fn chrony_from_import_and_learn() {
         format!("[exec]\nargv = [\"/usr/sbin/chronyd\", \"-F\", \"1\", \"-x\", \"-f\", \"{}/chrony.conf\"]\n", conf.0[0].display()),
     )
     .unwrap();
-    let mut c = command(As::Root);
-    c.arg("learn").arg(&unit).arg("--out").arg(&unit).args(["--workload", "chronyc tracking"]);
-    let o = output(c, Duration::from_secs(120));
-    assert!(o.status.success(), "learn: {}", text(&o));
-    let decl = std::fs::read_to_string(&unit).unwrap();
-    for want in ["runtime_directory_mode = \"0700\"", "CAP_DAC_OVERRIDE", "CAP_SETUID", "CAP_NET_BIND_SERVICE"] {
-        assert!(decl.contains(want), "the learned declaration lacks {want}:\n{decl}");
-    }
-    let (theirs, ours) = (systemd_exposure("chrony.service"), capexec_exposure(&unit));
-    assert!(ours < theirs, "capexec analyze {ours} is not below systemd-analyze security {theirs}");
-    eprintln!("chrony learned: systemd-analyze security {theirs}, capexec analyze {ours}");
+    let decl = learned(
+        &unit,
+        "chrony.service",
+        &["--workload", "chronyc tracking"],
+        &["runtime_directory_mode = \"0700\"", "CAP_DAC_OVERRIDE", "CAP_SETUID", "CAP_NET_BIND_SERVICE"],
+    );
     d.start();
     let o = d.ctl(&["start", "chrony"]);
     assert!(o.status.success(), "{}\n{decl}\n{}", text(&o), d.log());
@@ -248,13 +255,17 @@ fn chrony_from_import_and_learn() {
     d.terminate(T);
 }
 
-/// A test's own files on the host, removed when dropped.
+/// A test's own files and directories on the host, removed when dropped.
 struct Scratch(Vec<std::path::PathBuf>);
 
 impl Drop for Scratch {
     fn drop(&mut self) {
         for p in &self.0 {
-            let _ = std::fs::remove_dir_all(p);
+            match p.symlink_metadata() {
+                Ok(m) if m.is_dir() => drop(std::fs::remove_dir_all(p)),
+                Ok(_) => drop(std::fs::remove_file(p)),
+                Err(_) => {}
+            }
         }
     }
 }
@@ -308,15 +319,7 @@ fn rsyslog_from_import_and_learn() {
     .unwrap();
     let logger = |msg: &str| format!("logger --socket {run}/log -t capexec-it {msg}");
     let workload = format!("{} && for i in $(seq 100); do grep -q learning {log}/test.log 2>/dev/null && exit 0; sleep 0.1; done; exit 1", logger("learning"));
-    let mut c = command(As::Root);
-    c.arg("learn").arg(&unit).arg("--out").arg(&unit).args(["--workload", &workload]);
-    let o = output(c, Duration::from_secs(120));
-    assert!(o.status.success(), "learn: {}", text(&o));
-    let decl = std::fs::read_to_string(&unit).unwrap();
-    assert!(decl.contains(&format!("logs_directory = [\"{tag}\"]")), "the learned declaration lacks the log directory:\n{decl}");
-    let (theirs, ours) = (systemd_exposure("rsyslog.service"), capexec_exposure(&unit));
-    assert!(ours < theirs, "capexec analyze {ours} is not below systemd-analyze security {theirs}");
-    eprintln!("rsyslog learned: systemd-analyze security {theirs}, capexec analyze {ours}");
+    let decl = learned(&unit, "rsyslog.service", &["--workload", &workload], &[&format!("logs_directory = [\"{tag}\"]")]);
     std::fs::remove_dir_all(&log).unwrap();
     d.start();
     let o = d.ctl(&["start", "rsyslog"]);
@@ -348,17 +351,12 @@ fn mariadb_from_import_and_learn() {
     std::fs::create_dir_all(&dropin).unwrap();
     std::fs::write(dropin.join("10-test.toml"), "[rlimits]\nnofile = 16384\nmemlock = 524288\n").unwrap();
     let query = |sql: &str| std::process::Command::new("mariadb").args(["-u", "root", "-N", "-e", sql]).output().unwrap();
-    let mut c = command(As::Root);
-    c.arg("learn").arg(&unit).arg("--out").arg(&unit).args(["--wait-for", "unix:/run/mysqld/mysqld.sock", "--workload", "mariadb -u root -e 'select 1'"]);
-    let o = output(c, Duration::from_secs(300));
-    assert!(o.status.success(), "learn: {}", text(&o));
-    let decl = std::fs::read_to_string(&unit).unwrap();
-    for want in ["\"/var/lib/mysql\"", "\"/run/mysqld\"", "type = \"notify\""] {
-        assert!(decl.contains(want), "the learned declaration lacks {want}:\n{decl}");
-    }
-    let (theirs, ours) = (systemd_exposure("mariadb.service"), capexec_exposure(&unit));
-    assert!(ours < theirs, "capexec analyze {ours} is not below systemd-analyze security {theirs}");
-    eprintln!("mariadb learned: systemd-analyze security {theirs}, capexec analyze {ours}");
+    let decl = learned(
+        &unit,
+        "mariadb.service",
+        &["--wait-for", "unix:/run/mysqld/mysqld.sock", "--workload", "mariadb -u root -e 'select 1'"],
+        &["\"/var/lib/mysql\"", "\"/run/mysqld\"", "type = \"notify\""],
+    );
     d.start();
     let o = d.ctl(&["start", "mariadb"]);
     assert!(o.status.success(), "{}\n{decl}\n{}", text(&o), d.log());
@@ -405,17 +403,7 @@ fn postgresql_from_import_and_learn() {
     };
     let workload = "su postgres -c \"psql -Atc 'select 1'\" && su postgres -c \"psql -qc 'drop role if exists capexec_it' -c \\\"create role capexec_it login password 'it'\\\"\" \
          && PGPASSWORD=it psql -h 127.0.0.1 -U capexec_it -d postgres -Atc 'select 2'";
-    let mut c = command(As::Root);
-    c.arg("learn").arg(&unit).arg("--out").arg(&unit).args(["--workload", workload]);
-    let o = output(c, Duration::from_secs(300));
-    assert!(o.status.success(), "learn: {}", text(&o));
-    let decl = std::fs::read_to_string(&unit).unwrap();
-    for want in ["CAP_SETUID", "pid = false", "type = \"forking\""] {
-        assert!(decl.contains(want), "the learned declaration lacks {want}:\n{decl}");
-    }
-    let (theirs, ours) = (systemd_exposure(unit_name), capexec_exposure(&unit));
-    assert!(ours < theirs, "capexec analyze {ours} is not below systemd-analyze security {theirs}");
-    eprintln!("postgresql learned: systemd-analyze security {theirs}, capexec analyze {ours}");
+    let decl = learned(&unit, unit_name, &["--workload", workload], &["CAP_SETUID", "pid = false", "type = \"forking\""]);
     d.start();
     let o = d.ctl(&["start", "pg"]);
     assert!(o.status.success(), "{}\n{decl}\n{}", text(&o), d.log());
@@ -475,17 +463,12 @@ fn openssh_from_import_and_learn() {
     let dropin = d.units().join("ssh.svc.d");
     std::fs::create_dir_all(&dropin).unwrap();
     std::fs::write(dropin.join("10-test.toml"), format!("[exec]\nargv = [\"/usr/sbin/sshd\", \"-D\", \"-o\", \"ListenAddress=127.0.0.1:{port}\"]\n")).unwrap();
-    let mut c = command(As::Root);
-    c.arg("learn").arg(&unit).arg("--out").arg(&unit).args(["--wait-for", &format!("tcp:127.0.0.1:{port}"), "--workload", &login("id -un")]);
-    let o = output(c, Duration::from_secs(120));
-    assert!(o.status.success(), "learn: {}", text(&o));
-    let decl = std::fs::read_to_string(&unit).unwrap();
-    for want in ["\"/etc/shadow\"", "CAP_SYS_CHROOT", "CAP_SETUID"] {
-        assert!(decl.contains(want), "the learned declaration lacks {want}:\n{decl}");
-    }
-    let (theirs, ours) = (systemd_exposure("ssh.service"), capexec_exposure(&unit));
-    assert!(ours < theirs, "capexec analyze {ours} is not below systemd-analyze security {theirs}");
-    eprintln!("openssh learned: systemd-analyze security {theirs}, capexec analyze {ours}");
+    let decl = learned(
+        &unit,
+        "ssh.service",
+        &["--wait-for", &format!("tcp:127.0.0.1:{port}"), "--workload", &login("id -un")],
+        &["\"/etc/shadow\"", "CAP_SYS_CHROOT", "CAP_SETUID"],
+    );
     d.start();
     let o = d.ctl(&["start", "ssh"]);
     assert!(o.status.success(), "{}\n{decl}\n{}", text(&o), d.log());
@@ -496,4 +479,120 @@ fn openssh_from_import_and_learn() {
     let o = d.ctl(&["stop", "ssh"]);
     assert!(o.status.success(), "{}", text(&o));
     d.terminate(T);
+}
+
+/// Runs dig against 127.0.0.1:`port` for `name`'s A record (`tcp`: over
+/// TCP), answer only.
+fn dig(port: u16, name: &str, tcp: bool) -> std::process::Output {
+    let mut c = std::process::Command::new("dig");
+    c.args(["@127.0.0.1", "-p", &port.to_string(), name, "A", "+short", "+time=2", "+tries=3"]);
+    if tcp {
+        c.arg("+tcp");
+    }
+    c.output().unwrap()
+}
+
+/// bind9 from Debian's named.service: named as root with `-u bind`
+/// (it keeps a few capabilities across its switch to bind through
+/// capset(), which learning sees), Type=notify. Imported, learned with a
+/// query over UDP and one over TCP, then run by the daemon: both answer
+/// from the package's own `localhost` zone. The drop-in only names the
+/// test's configuration, a copy of /etc/bind listening on the test's port on
+/// loopback (no recursion, no control channel).
+#[test]
+fn bind9_from_import_and_learn() {
+    require_root();
+    let port = unused_port();
+    let etc = format!("/etc/bind-capexec-it{}", std::process::id());
+    let _scratch = Scratch(vec![etc.clone().into()]);
+    let _ = std::fs::remove_dir_all(&etc);
+    let st = std::process::Command::new("cp").args(["-a", "/etc/bind", &etc]).status().unwrap();
+    assert!(st.success(), "copy /etc/bind");
+    for f in ["named.conf", "named.conf.default-zones"] {
+        let p = format!("{etc}/{f}");
+        let t = std::fs::read_to_string(&p).unwrap().replace("/etc/bind/", &format!("{etc}/"));
+        std::fs::write(&p, t).unwrap();
+    }
+    std::fs::write(
+        format!("{etc}/named.conf.options"),
+        format!(
+            "options {{\n\tdirectory \"/var/cache/bind\";\n\tlisten-on port {port} {{ 127.0.0.1; }};\n\tlisten-on-v6 {{ none; }};\n\trecursion no;\n\tdnssec-validation no;\n}};\ncontrols {{ }};\n"
+        ),
+    )
+    .unwrap();
+    let mut d = Daemon::prepare(As::Root, "named");
+    let unit = d.units().join("named.svc");
+    std::fs::write(&unit, import("named.service", None)).unwrap();
+    let dropin = d.units().join("named.svc.d");
+    std::fs::create_dir_all(&dropin).unwrap();
+    std::fs::write(dropin.join("10-test.toml"), format!("[exec]\nargv = [\"/usr/sbin/named\", \"-f\", \"-u\", \"bind\", \"-c\", \"{etc}/named.conf\"]\n"))
+        .unwrap();
+    let q = format!("dig @127.0.0.1 -p {port} localhost A +short");
+    let decl = learned(
+        &unit,
+        "named.service",
+        &["--wait-for", &format!("tcp:127.0.0.1:{port}"), "--workload", &format!("{q} | grep -qx 127.0.0.1 && {q} +tcp | grep -qx 127.0.0.1")],
+        &[&format!("\"udp:127.0.0.1:{port}\""), "CAP_SETUID", "\"/var/cache/bind\""],
+    );
+    d.start();
+    let o = d.ctl(&["start", "named"]);
+    assert!(o.status.success(), "{}\n{decl}\n{}", text(&o), d.log());
+    for tcp in [false, true] {
+        let o = dig(port, "localhost", tcp);
+        assert!(String::from_utf8_lossy(&o.stdout).trim() == "127.0.0.1", "dig (tcp: {tcp}): {}\n{}", text(&o), text(&d.ctl(&["logs", "named"])));
+    }
+    // named runs as bind, with the capabilities it kept for itself and no more.
+    let pid: i32 = std::fs::read_to_string("/run/named/named.pid").unwrap().trim().parse().unwrap();
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let bind = nix::unistd::User::from_name("bind").unwrap().unwrap().uid.as_raw();
+    assert!(status.contains(&format!("Uid:\t{bind}\t{bind}\t{bind}\t{bind}")), "{status}");
+    let o = d.ctl(&["stop", "named"]);
+    assert!(o.status.success(), "{}", text(&o));
+    d.terminate(T);
+}
+
+/// cron from Debian's cron.service: a job of the test user `capexec-ssh`
+/// (an `@reboot` line in /etc/cron.d, so that it runs as cron starts, not
+/// at the next minute) runs as that user through PAM (its account check
+/// reads /etc/shadow) and writes its output. Imported, learned with the
+/// job's output as the workload's condition, then run by the daemon with
+/// no drop-in. cron runs `@reboot` jobs only when /run/crond.reboot is
+/// missing, as after a boot: the test removes it before each start and puts
+/// back what it found.
+#[test]
+fn cron_from_import_and_learn() {
+    require_root();
+    let tag = format!("capexec-it{}", std::process::id());
+    let (job, out) = (format!("/etc/cron.d/{tag}"), format!("/var/lib/capexec-ssh/cron-{tag}"));
+    let marker = std::path::Path::new("/run/crond.reboot");
+    let had_marker = marker.exists();
+    let _scratch = Scratch(vec![job.clone().into(), out.clone().into()]);
+    std::fs::write(&job, format!("@reboot capexec-ssh id -un > {out}\n")).unwrap();
+    let as_after_boot = || {
+        let _ = std::fs::remove_file(marker);
+        let _ = std::fs::remove_file(&out);
+    };
+    let mut d = Daemon::prepare(As::Root, "cron");
+    let unit = d.units().join("cron.svc");
+    std::fs::write(&unit, import("cron.service", None)).unwrap();
+    as_after_boot();
+    let decl = learned(
+        &unit,
+        "cron.service",
+        &["--workload", &format!("for i in $(seq 300); do [ -s {out} ] && exit 0; sleep 0.1; done; exit 1")],
+        &["\"/etc/shadow\"", "CAP_SETUID", "\"/var/lib/capexec-ssh\""],
+    );
+    as_after_boot();
+    d.start();
+    let o = d.ctl(&["start", "cron"]);
+    assert!(o.status.success(), "{}\n{decl}\n{}", text(&o), d.log());
+    assert!(wait_contains(&out, "capexec-ssh", T), "the job's output never came:\n{}", text(&d.ctl(&["logs", "cron"])));
+    let owner = std::os::unix::fs::MetadataExt::uid(&std::fs::metadata(&out).unwrap());
+    assert_eq!(owner, nix::unistd::User::from_name("capexec-ssh").unwrap().unwrap().uid.as_raw(), "the job ran as its user");
+    let o = d.ctl(&["stop", "cron"]);
+    assert!(o.status.success(), "{}", text(&o));
+    d.terminate(T);
+    if !had_marker {
+        let _ = std::fs::remove_file(marker);
+    }
 }

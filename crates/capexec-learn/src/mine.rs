@@ -159,7 +159,9 @@ pub fn view(obs: &Observations, private: &[String], declared: &[String], exists:
             continue;
         }
         if changes {
-            rw.entry(parent(p)).or_insert_with(BTreeSet::new).insert(p.clone());
+            // By its real directory: /var/run/crond.pid is /run's, and
+            // /var/run itself is a link that gives no access.
+            rw.entry(parent(&c)).or_insert_with(BTreeSet::new).insert(p.clone());
         } else if acc.contains(&Access::Exec) {
             if !under(p, &system) {
                 ex.entry(parent(p)).or_insert_with(BTreeSet::new).insert(p.clone());
@@ -466,12 +468,16 @@ mod tests {
                 ("/usr/bin/cat", &[Access::Exec]),
                 ("/proc/self/status", &[Access::Read]),
                 ("/srv/missing", &[Access::Read]),
+                ("/var/run/app.pid", &[Access::Write]),
+                ("/etc/shadow", &[Access::Read]),
             ],
             &[],
         );
         let [ro, rw, ex] = view(&o, &[], &[], |p| p != "/srv/missing");
-        assert_eq!(ro.keys().collect::<Vec<_>>(), ["/srv/app"]);
-        assert_eq!(rw.keys().collect::<Vec<_>>(), ["/var/log/app"]);
+        // A masked file the run read is listed itself; a write through the
+        // /var/run link is /run's.
+        assert_eq!(ro.keys().collect::<Vec<_>>(), ["/etc/shadow", "/srv/app"]);
+        assert_eq!(rw.keys().collect::<Vec<_>>(), ["/run", "/var/log/app"]);
         assert_eq!(ex.keys().collect::<Vec<_>>(), ["/opt/tool/bin"]);
     }
 

@@ -165,12 +165,16 @@ fn secrets(o: &impl Ops, dir: &Path, files: &[(String, Vec<u8>)]) -> Result<(), 
 }
 
 /// Binds the service's notify socket in `dir` (its `NotifyDir` tmpfs),
-/// writable by the service's user only, then makes `dir` read-only: the
-/// service can send to the socket but not replace it. Returns the receiving end.
+/// writable by every user, then makes `dir` read-only: the service can send
+/// to the socket but not replace it. Every user, since a daemon started as
+/// root sends READY=1 after it switched to its own (named as bind): the
+/// directory is in the service's view only, so whoever can reach the socket
+/// is the service (systemd's own socket is 0777 for the same reason).
+/// Returns the receiving end.
 pub fn notify_socket(o: &impl Ops, dir: &Path) -> Result<std::os::fd::OwnedFd, ChildError> {
     let path = dir.join("notify");
     let sock = std::os::unix::net::UnixDatagram::bind(&path).map_err(|e| err(format!("bind the notify socket {}", path.display()), e))?;
-    o.set_mode(&path, 0o600).map_err(|e| err(format!("chmod {}", path.display()), e))?;
+    o.set_mode(&path, 0o666).map_err(|e| err(format!("chmod {}", path.display()), e))?;
     setattr(o, dir, false, READ_ONLY)?;
     Ok(sock.into())
 }

@@ -762,8 +762,17 @@ impl SetupPlan {
         // The declared tmpfs directories stay the service's own (a pid file
         // directory that does not exist on the host, say), mounted on top; not
         // the private /tmp, whose host files the recorder must see being read.
-        let tmpfs: Vec<MountStep> = self.mounts.iter().filter(|m| matches!(m, MountStep::Tmpfs { path, .. } if path != Path::new("/tmp"))).cloned().collect();
-        let points = tmpfs.iter().filter_map(|m| if let MountStep::Tmpfs { path, .. } = m { Some(path.as_path()) } else { None });
+        // So does the notify relay: `capexec learn` waits for READY=1.
+        let tmpfs: Vec<MountStep> = self
+            .mounts
+            .iter()
+            .filter(|m| matches!(m, MountStep::Tmpfs { path, .. } if path != Path::new("/tmp")) || matches!(m, MountStep::NotifyDir { .. }))
+            .cloned()
+            .collect();
+        let points = tmpfs.iter().filter_map(|m| match m {
+            MountStep::Tmpfs { path, .. } | MountStep::NotifyDir { path } => Some(path.as_path()),
+            _ => None,
+        });
         learning_view(Path::new("/"), &shadow_dirs(Path::new("/"), points), &mut mounts);
         mounts.extend(tmpfs);
         self.mounts = mounts;
@@ -778,7 +787,6 @@ impl SetupPlan {
         self.notify_seccomp = None;
         self.dns_stub = false;
         self.broker_layer = None;
-        self.notify_relay = false;
         self.append_pipes = false;
         if self.broker_channel {
             self.broker_channel = false;

@@ -1,7 +1,10 @@
 //! The service's NOTIFY_SOCKET (sd_notify protocol): a datagram socket per
 //! service run, in a directory of its own that the launcher binds read-only
-//! into the service's view. Only the service's uid may write to it, and no other
-//! service can see it, so whatever arrives there comes from this service.
+//! into the service's view. Every user may send to it, since a daemon started
+//! as root speaks after it has switched to its own user (named as bind), as
+//! systemd's own socket lets everyone send; each message comes with the
+//! sender's pid (SO_PASSCRED), and the daemon takes it only from a process of
+//! the service (see `Daemon::notify`).
 
 use crate::SupervisorError;
 use std::os::unix::fs::PermissionsExt;
@@ -17,7 +20,7 @@ pub fn listen<E: Send + 'static>(
     unit: &str,
     run: u64,
     tx: UnboundedSender<E>,
-    make: fn(String, u64, String) -> E,
+    make: fn(String, u64, String, Option<i32>) -> E,
 ) -> Result<tokio::task::AbortHandle, SupervisorError> {
     let _ = std::fs::remove_dir_all(dir);
     std::fs::create_dir_all(dir).map_err(SupervisorError::path("create", dir))?;
@@ -27,21 +30,43 @@ pub fn listen<E: Send + 'static>(
     if nix::unistd::geteuid().is_root() {
         std::os::unix::fs::chown(&path, Some(owner.0), Some(owner.1)).map_err(SupervisorError::path("chown", &path))?;
     }
-    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).map_err(SupervisorError::path("set permissions of", &path))?;
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o666)).map_err(SupervisorError::path("set permissions of", &path))?;
+    nix::sys::socket::setsockopt(&sock, nix::sys::socket::sockopt::PassCred, &true)
+        .map_err(|e| SupervisorError::path("set SO_PASSCRED on", &path)(e.into()))?;
     let unit = unit.to_owned();
     let task = tokio::spawn(async move {
         let mut buf = vec![0u8; MAX_MESSAGE];
         loop {
-            match sock.recv(&mut buf).await {
-                Ok(n) => {
+            if sock.readable().await.is_err() {
+                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+                continue;
+            }
+            match sock.try_io(tokio::io::Interest::READABLE, || recv_with_pid(&sock, &mut buf)) {
+                Ok((n, pid)) => {
                     let msg = String::from_utf8_lossy(&buf[..n]).into_owned();
-                    if tx.send(make(unit.clone(), run, msg)).is_err() {
+                    if tx.send(make(unit.clone(), run, msg, pid)).is_err() {
                         break;
                     }
                 }
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
                 Err(_) => tokio::time::sleep(std::time::Duration::from_millis(10)).await,
             }
         }
     });
     Ok(task.abort_handle())
+}
+
+/// One datagram and its sender's pid (as this pid namespace sees it), from
+/// the credentials the kernel attaches under SO_PASSCRED.
+fn recv_with_pid(sock: &tokio::net::UnixDatagram, buf: &mut [u8]) -> std::io::Result<(usize, Option<i32>)> {
+    use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags, UnixAddr, UnixCredentials};
+    use std::os::fd::AsRawFd;
+    let mut iov = [std::io::IoSliceMut::new(buf)];
+    let mut space = nix::cmsg_space!(UnixCredentials);
+    let m = recvmsg::<UnixAddr>(sock.as_raw_fd(), &mut iov, Some(&mut space), MsgFlags::MSG_DONTWAIT | MsgFlags::MSG_CMSG_CLOEXEC)?;
+    let pid = m.cmsgs()?.find_map(|c| match c {
+        ControlMessageOwned::ScmCredentials(cred) => Some(cred.pid()),
+        _ => None,
+    });
+    Ok((m.bytes, pid))
 }

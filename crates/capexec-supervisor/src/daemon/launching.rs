@@ -91,6 +91,7 @@ impl Daemon {
         let s = self.services.get_mut(name).expect("launching a known service");
         s.error = None;
         s.status_text = None;
+        s.early_notify.clear();
         s.run_id += 1;
         // A cgroup per service: limits, accounting and killing every process.
         let limits = &s.spec.limits;
@@ -120,7 +121,7 @@ impl Daemon {
         let notify_dir = if matches!(s.spec.service.kind, ServiceType::Notify | ServiceType::Forking) || s.spec.service.watchdog.is_some() {
             let dir = self.cfg.paths.notify_dir(name);
             let user = &s.spec.exec.user;
-            let task = notify::listen(&dir, (user.uid, user.gid), name, s.run_id, self.tx.clone(), |unit, run, msg| Ev::Notify { unit, run, msg })?;
+            let task = notify::listen(&dir, (user.uid, user.gid), name, s.run_id, self.tx.clone(), |unit, run, msg, pid| Ev::Notify { unit, run, msg, pid })?;
             s.notify = Some(task);
             Some(dir)
         } else {
@@ -166,10 +167,14 @@ impl Daemon {
                 let mut fds = fds.into_iter();
                 s.run = Some(Run { init_pid, init_fd: fds.next(), main_pid, main_fd: fds.next(), started: Instant::now() });
                 s.log.note(&format!("started (main pid {})", main_pid.map_or("-".into(), |p| p.to_string())));
+                let (run, early) = (s.run_id, std::mem::take(&mut s.early_notify));
                 // Running already: a notify service's READY=1 can overtake the
                 // launcher's report.
                 if matches!(s.machine.state, State::Starting | State::Running) {
-                    self.queue.push_back((name, Event::Spawned));
+                    self.queue.push_back((name.clone(), Event::Spawned));
+                    for (msg, pid) in early {
+                        self.notify(&name, run, &msg, pid);
+                    }
                 } else {
                     // A stop arrived while the launcher was at work.
                     self.act(&name, Action::KillAll);

@@ -78,6 +78,8 @@ enum Ev {
         unit: String,
         run: u64,
         msg: String,
+        /// The sender, as the kernel names it (SO_PASSCRED).
+        pid: Option<i32>,
     },
     /// The privileged start_pre commands of a start (`token`) have ended.
     PreDone {
@@ -137,6 +139,10 @@ struct Service {
     log: Arc<LogSink>,
     notify: Option<tokio::task::AbortHandle>,
     status_text: Option<String>,
+    /// Notifications of the current run that came before the launcher's
+    /// report of it (a notify service's READY=1 can overtake it): judged
+    /// once the run's pids are known.
+    early_notify: Vec<(String, Option<i32>)>,
     last_exit: Option<(Option<i32>, Outcome, Instant)>,
     error: Option<String>,
     pending: Pending,
@@ -223,6 +229,28 @@ pub fn run(cfg: Config) -> Result<(), SupervisorError> {
     let r = rt.block_on(main(cfg, launcher));
     drop(lock);
     r
+}
+
+/// Whether `pid` is a descendant of `ancestor`, by the parents /proc names.
+fn descends_from(pid: i32, ancestor: i32) -> bool {
+    let mut p = pid;
+    // A chain longer than this is no service's.
+    for _ in 0..64 {
+        let Some(parent) = std::fs::read_to_string(format!("/proc/{p}/status"))
+            .ok()
+            .and_then(|s| s.lines().find_map(|l| l.strip_prefix("PPid:")).and_then(|v| v.trim().parse::<i32>().ok()))
+        else {
+            return false;
+        };
+        if parent == ancestor {
+            return true;
+        }
+        if parent <= 1 {
+            return false;
+        }
+        p = parent;
+    }
+    false
 }
 
 fn prepare_dirs(p: &Paths) -> Result<(), SupervisorError> {
@@ -568,7 +596,7 @@ impl Daemon {
                     }
                 }
             }
-            Ev::Notify { unit, run, msg } => self.notify(&unit, run, &msg),
+            Ev::Notify { unit, run, msg, pid } => self.notify(&unit, run, &msg, pid),
             Ev::PreDone { unit, token, result } => self.pre_done(&unit, token, result),
             Ev::JobStep { job, result } => self.job_step(job, result),
             Ev::PollGone { unit } => self.check_gone(&unit),
@@ -735,10 +763,24 @@ impl Daemon {
         }
     }
 
-    fn notify(&mut self, name: &str, run: u64, msg: &str) {
+    fn notify(&mut self, name: &str, run: u64, msg: &str, pid: Option<i32>) {
         let Some(s) = self.services.get_mut(name) else { return };
         if s.run_id != run {
             return; // from a run that has ended
+        }
+        let Some(_) = &s.run else {
+            if s.early_notify.len() < 16 {
+                s.early_notify.push((msg.to_owned(), pid));
+            }
+            return;
+        };
+        // Anyone may send to the socket; only the service is listened to:
+        // its init (a forking service's readiness), its main process, or a
+        // process they started.
+        let from_service = s.run.as_ref().is_some_and(|r| pid.is_some_and(|p| p == r.init_pid || Some(p) == r.main_pid || descends_from(p, r.init_pid)));
+        if !from_service {
+            tracing::warn!(unit = name, sender = pid, "ignored a notification from a process that is not the service's");
+            return;
         }
         let mut ping = false;
         for line in msg.lines() {

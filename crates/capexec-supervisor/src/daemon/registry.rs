@@ -82,6 +82,7 @@ impl Daemon {
                 log,
                 notify: None,
                 status_text: None,
+                early_notify: Vec::new(),
                 last_exit: None,
                 error: None,
                 pending: Pending::None,

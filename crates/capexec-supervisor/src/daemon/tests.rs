@@ -212,13 +212,40 @@ async fn readiness_from_an_earlier_run_does_not_count() {
     h.launcher(LauncherEvent::Launched { id: req.id, init_pid: 4_000_301, main_pid: Some(4_000_302) });
     assert_eq!(h.status("n").state, "starting");
     let run = h.d.services["n"].run_id;
-    h.d.handle(Ev::Notify { unit: "n".into(), run: run - 1, msg: "READY=1\nSTATUS=old".into() });
+    h.d.handle(Ev::Notify { unit: "n".into(), run: run - 1, msg: "READY=1\nSTATUS=old".into(), pid: Some(4_000_302) });
     assert_eq!(h.status("n").state, "starting");
     assert!(reply.try_recv().is_err());
-    h.d.handle(Ev::Notify { unit: "n".into(), run, msg: "STATUS=serving\nREADY=1".into() });
+    // Anyone may write to the socket (0666): a process that is not the
+    // service's (this test's own, not a child of the run's init) is ignored,
+    // and so is a message without a sender.
+    for pid in [Some(std::process::id() as i32), None] {
+        h.d.handle(Ev::Notify { unit: "n".into(), run, msg: "READY=1\nSTATUS=forged".into(), pid });
+        assert_eq!(h.status("n").state, "starting", "{pid:?}");
+    }
+    h.d.handle(Ev::Notify { unit: "n".into(), run, msg: "STATUS=serving\nREADY=1".into(), pid: Some(4_000_302) });
     let st = h.status("n");
     assert_eq!((st.state.as_str(), st.status_text.as_deref()), ("running", Some("serving")));
     assert!(answered(&mut reply).ok);
+}
+
+/// READY=1 may come before the launcher's report of the run: it is judged
+/// once the run's pids are known, so the service's counts and a stranger's
+/// does not.
+#[tokio::test]
+async fn readiness_before_the_launch_report_is_judged_after_it() {
+    for (sender, ready) in [(4_000_402, true), (std::process::id() as i32, false)] {
+        let s = Scratch::new();
+        s.unit("n", &format!("{SIMPLE}[service]\ntype = \"notify\"\nready_timeout = \"1min\"\n"));
+        let mut h = Harness::new(s);
+        let mut reply = h.request(start("n"));
+        let req = h.next_launch();
+        let run = h.d.services["n"].run_id;
+        h.d.handle(Ev::Notify { unit: "n".into(), run, msg: "READY=1".into(), pid: Some(sender) });
+        assert_eq!(h.status("n").state, "starting");
+        h.launcher(LauncherEvent::Launched { id: req.id, init_pid: 4_000_401, main_pid: Some(4_000_402) });
+        assert_eq!(h.status("n").state == "running", ready, "sender {sender}");
+        assert_eq!(reply.try_recv().is_ok(), ready);
+    }
 }
 
 #[tokio::test]

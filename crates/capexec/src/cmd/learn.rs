@@ -120,7 +120,12 @@ fn learn(a: &LearnArgs) -> Result<i32, CmdError> {
     // of it, so nothing the run started outlives it and holds the
     // recorder's listener open.
     learning.namespaces.pid = true;
-    let extras = capexec_sandbox::plan::Extras { rootless, host_env: &host_env, learning: true, ..Default::default() };
+    // A notify service says when it is ready: on a socket of its own, read here.
+    let notify = match spec.service.kind {
+        capexec_decl::spec::ServiceType::Notify => capexec_sandbox::plan::Notify::Relay { watchdog_usec: None },
+        _ => capexec_sandbox::plan::Notify::None,
+    };
+    let extras = capexec_sandbox::plan::Extras { rootless, host_env: &host_env, learning: true, notify, ..Default::default() };
     let plan = capexec_sandbox::plan::compose(&learning, &extras).map_err(CmdError::launch(&spec.name))?;
     // See plan::into_learning: a root service learned as root has every capability.
     let had_capabilities = spec.exec.user.uid == 0 && !rootless;
@@ -135,8 +140,8 @@ fn learn(a: &LearnArgs) -> Result<i32, CmdError> {
     let opts = capexec_sandbox::SpawnOptions { learner: Some(&start), stdio, ..Default::default() };
     let began = Instant::now();
     let began_at = std::time::SystemTime::now();
-    let spawned = capexec_sandbox::spawn_with(&plan, &opts).map_err(CmdError::launch(&spec.name))?;
-    let ready: Vec<Ready> = ready
+    let mut spawned = capexec_sandbox::spawn_with(&plan, &opts).map_err(CmdError::launch(&spec.name))?;
+    let mut ready: Vec<Ready> = ready
         .into_iter()
         .map(|r| match r {
             // The start program: init's child, or none if it already ended.
@@ -144,6 +149,11 @@ fn learn(a: &LearnArgs) -> Result<i32, CmdError> {
             r => r,
         })
         .collect();
+    // READY=1 is what a notify service's readiness is; the addresses, if
+    // any, must answer too.
+    if let Some(fd) = spawned.notify.take() {
+        ready.push(Ready::Notify(fd, std::cell::Cell::new(false)));
+    }
     let ended = match &a.workload {
         None => Ended { status: capexec_sandbox::wait_foreground(&spawned), workload: None, interrupted: false },
         Some(cmd) => drive(&spawned, &spec, cmd, &ready, Duration::from_secs(a.ready_timeout), a.json)?,
@@ -236,8 +246,11 @@ fn learn(a: &LearnArgs) -> Result<i32, CmdError> {
 }
 
 /// A sign that the service is ready for the workload.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug)]
 enum Ready {
+    /// A notify service sent READY=1 on its socket (the receiving end;
+    /// whether it has been seen).
+    Notify(std::os::fd::OwnedFd, std::cell::Cell<bool>),
     /// A TCP address accepts connections.
     Tcp(SocketAddr),
     /// A Unix socket (stream or datagram) accepts a connect.
@@ -267,6 +280,16 @@ impl Ready {
     fn met(&self) -> bool {
         use std::os::unix::net::{UnixDatagram, UnixStream};
         match self {
+            Ready::Notify(fd, seen) => {
+                let mut buf = [0u8; 4096];
+                // Every datagram that has arrived; the socket is non-blocking.
+                while let Ok(n) = nix::sys::socket::recv(std::os::fd::AsRawFd::as_raw_fd(fd), &mut buf, nix::sys::socket::MsgFlags::MSG_DONTWAIT) {
+                    if buf[..n].split(|b| *b == b'\n').any(|l| l == b"READY=1") {
+                        seen.set(true);
+                    }
+                }
+                seen.get()
+            }
             Ready::Tcp(a) => TcpStream::connect_timeout(a, Duration::from_millis(200)).is_ok(),
             Ready::Unix(p) => UnixStream::connect(p).is_ok() || UnixDatagram::unbound().and_then(|d| d.connect(p)).is_ok(),
             Ready::PidFile(p, before, start) => {
@@ -286,6 +309,7 @@ impl Ready {
 impl std::fmt::Display for Ready {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
+            Ready::Notify(..) => write!(f, "READY=1 on its notify socket"),
             Ready::Tcp(a) => write!(f, "tcp:{a}"),
             Ready::Unix(p) => write!(f, "unix:{}", p.display()),
             Ready::PidFile(p, _, _) => write!(f, "its start to end and its pid file {}", p.display()),
@@ -340,7 +364,11 @@ fn drive(s: &Spawned, spec: &ServiceSpec, cmd: &str, ready: &[Ready], timeout: D
     // One address answering is enough: services listen on all of theirs at
     // once, and an optional one (Redis's `-::1`) may be missing on this host.
     while !ready.is_empty() {
-        if ready.iter().any(|r| r.met()) {
+        // READY=1 (when the service speaks sd_notify), and one address
+        // answering (when there are any).
+        let notified = ready.iter().filter(|r| matches!(r, Ready::Notify(..))).all(|r| r.met());
+        let mut addresses = ready.iter().filter(|r| !matches!(r, Ready::Notify(..))).peekable();
+        if notified && (addresses.peek().is_none() || addresses.any(|r| r.met())) {
             break;
         }
         if let Some(st) = service_ended(s) {
