@@ -431,7 +431,7 @@ fn install_filters(plan: &SetupPlan, notify_tx: Option<RawFd>, err_wr: RawFd, ma
         }
     }
     // Last before exec: the filter does not have to allow any of the setup above.
-    if let Err(e) = seccompiler::apply_filter(&plan.seccomp) {
+    if let Err(e) = crate::seccomp::install_logged(&plan.seccomp) {
         report(err_wr, &ChildError::io(Step::Seccomp, "install the filter", e));
         exit(127);
     }

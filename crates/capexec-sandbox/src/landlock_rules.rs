@@ -97,6 +97,11 @@ pub fn apply(plan: &LandlockPlan, preopened_dirs: &[RawFd]) -> Result<Option<Str
         created =
             created.add_rule(NetPort::new(*port, AccessNet::ConnectTcp)).map_err(|x| ChildError::io(STEP, format!("connect rule for TCP port {port}"), x))?;
     }
+    // Denials reach the audit log after the program's exec too (Landlock
+    // logs those of the process that restricted itself only, by default):
+    // the service's denial trail. Best effort whatever `required` says:
+    // kernels before ABI 7 enforce the same rules without logging them.
+    created = created.set_compatibility(CompatLevel::BestEffort).log_new_exec(true).map_err(|x| e("log denials after exec", x))?.set_compatibility(compat);
     let status = created.restrict_self().map_err(|x| e("restrict_self", x))?;
     outcome(status.ruleset, plan.required, STEP, "Landlock")
 }

@@ -380,6 +380,19 @@ pub fn install_with_listener(prog: &[sock_filter]) -> std::io::Result<std::os::f
     Ok(unsafe { std::os::fd::FromRawFd::from_raw_fd(fd) })
 }
 
+/// Installs the service's filter with SECCOMP_FILTER_FLAG_LOG: each refusal
+/// becomes an audit record (an AUDIT_SECCOMP with the syscall and the pid),
+/// which the daemon reads into the service's denial trail. The kernel logs
+/// only the actions `kernel.seccomp.actions_logged` names, and nothing while
+/// audit is off.
+pub fn install_logged(prog: &[sock_filter]) -> std::io::Result<()> {
+    let fprog = libc::sock_fprog { len: prog.len() as u16, filter: prog.as_ptr() as *mut libc::sock_filter };
+    // SAFETY: as in install_with_listener: the kernel copies `fprog` and the
+    // instructions during the call.
+    let rc = unsafe { libc::syscall(libc::SYS_seccomp, libc::SECCOMP_SET_MODE_FILTER, libc::SECCOMP_FILTER_FLAG_LOG, &fprog as *const libc::sock_fprog) };
+    crate::sys::check(rc).map(|_| ())
+}
+
 /// The learning filter (`capexec learn`): every native syscall goes to the
 /// recorder, which lets it run (CONTINUE: learning enforces nothing). Other
 /// architectures, x32 numbers and clone3 are answered as the enforced filter

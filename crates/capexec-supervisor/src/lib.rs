@@ -7,6 +7,7 @@
 //! ([`notify`]). [`control`] and [`protocol`] are the control socket, shared
 //! with the CLI; [`paths`] says where a system or user daemon keeps things.
 
+pub mod audit;
 pub mod cgroup;
 pub mod control;
 pub mod daemon;
@@ -19,5 +20,6 @@ pub mod paths;
 pub mod privileged;
 pub mod protocol;
 pub mod state;
+pub mod trail;
 
 pub use error::SupervisorError;

@@ -119,6 +119,30 @@ pub struct ServiceStatus {
     /// The last launch or declaration error, if any.
     pub error: Option<String>,
     pub warnings: Vec<String>,
+    /// What the kernel refused it (root daemons: the audit log).
+    #[serde(default)]
+    pub denials: DenialSummary,
+}
+
+/// A service's denial trail as `capexec status` shows it.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct DenialSummary {
+    /// Refusals since the daemon loaded the service.
+    pub total: u64,
+    /// Of those, not written to its log (over the rate).
+    pub not_shown: u64,
+    /// The latest, oldest first; a refusal repeated in a row is one entry.
+    pub recent: Vec<DenialEntry>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DenialEntry {
+    /// `seccomp` or `landlock`.
+    pub mechanism: String,
+    pub what: String,
+    /// The declaration key, and `capexec run`'s flag, that would allow it.
+    pub fix: String,
+    pub count: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -74,6 +74,8 @@ enum Ev {
         timer: Timer,
         gen: u64,
     },
+    /// A record of the kernel's audit log (see `crate::audit`).
+    Audit(crate::audit::Record),
     Notify {
         unit: String,
         run: u64,
@@ -143,6 +145,8 @@ struct Service {
     /// report of it (a notify service's READY=1 can overtake it): judged
     /// once the run's pids are known.
     early_notify: Vec<(String, Option<i32>)>,
+    /// What the kernel refused the service (see `crate::trail`).
+    trail: crate::trail::Trail,
     last_exit: Option<(Option<i32>, Outcome, Instant)>,
     error: Option<String>,
     pending: Pending,
@@ -215,6 +219,11 @@ struct Daemon {
     waiters: Vec<Waiter>,
     shutting_down: bool,
     rootless: bool,
+    /// Landlock domains (by the id the kernel logs) → the unit whose init
+    /// made them, learned from their first denial's domain record.
+    domains: std::collections::HashMap<String, String>,
+    /// Landlock denials of a domain not known yet (see `audit`).
+    unplaced: Vec<crate::audit::Record>,
 }
 
 /// Runs the daemon until SIGTERM/SIGINT (after stopping every service) or a
@@ -251,6 +260,39 @@ fn descends_from(pid: i32, ancestor: i32) -> bool {
         p = parent;
     }
     false
+}
+
+/// The denial trail's source: the kernel's audit records, read on a thread
+/// of their own (the socket blocks) and handed to the event loop. Without
+/// it (no audit in the kernel, no CAP_AUDIT_READ) services run as before,
+/// with no trail.
+fn start_audit_reader(tx: mpsc::UnboundedSender<Ev>) {
+    let reader = match crate::audit::open() {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::warn!("no denial trail: {e} (refusals by Landlock and seccomp are not reported)");
+            return;
+        }
+    };
+    if reader.enabled_audit {
+        tracing::info!("enabled the kernel's audit for the denial trail (it was off; with no auditd the kernel also prints its records, rate-limited)");
+    }
+    let spawned = std::thread::Builder::new().name("audit".into()).spawn(move || loop {
+        match reader.next() {
+            Ok(r) => {
+                if tx.send(Ev::Audit(r)).is_err() {
+                    return;
+                }
+            }
+            Err(e) => {
+                tracing::warn!("the denial trail stopped: reading the audit log: {e}");
+                return;
+            }
+        }
+    });
+    if let Err(e) = spawned {
+        tracing::warn!("no denial trail: start its reader: {e}");
+    }
 }
 
 fn prepare_dirs(p: &Paths) -> Result<(), SupervisorError> {
@@ -322,6 +364,9 @@ async fn main(cfg: Config, launcher: launcher::Launcher) -> Result<(), Superviso
         Target::detect(&cfg.paths.logs, cfg.log_max_size)
     };
     let rootless = !nix::unistd::geteuid().is_root();
+    if !rootless {
+        start_audit_reader(tx.clone());
+    }
     let mut d = Daemon::new(cfg, Context::current(), cgroups, log_target, rootless, tx.clone(), launch_tx);
     tracing::info!(mode = ?d.cfg.paths.mode, socket = %d.cfg.paths.socket().display(), logs = %d.log_target.describe(), "capexec daemon ready");
     let initial = d.reload();
@@ -562,6 +607,8 @@ impl Daemon {
             waiters: Vec::new(),
             shutting_down: false,
             rootless,
+            domains: std::collections::HashMap::new(),
+            unplaced: Vec::new(),
         }
     }
 
@@ -597,6 +644,7 @@ impl Daemon {
                 }
             }
             Ev::Notify { unit, run, msg, pid } => self.notify(&unit, run, &msg, pid),
+            Ev::Audit(r) => self.audit(r),
             Ev::PreDone { unit, token, result } => self.pre_done(&unit, token, result),
             Ev::JobStep { job, result } => self.job_step(job, result),
             Ev::PollGone { unit } => self.check_gone(&unit),
@@ -795,6 +843,80 @@ impl Daemon {
         // A ping re-arms the watchdog (the machine armed it on becoming running).
         if let (true, State::Running, Some(w)) = (ping, s.machine.state, s.spec.service.watchdog) {
             self.arm(name, Timer::Watchdog, w);
+        }
+    }
+
+    /// The unit a process belongs to: its own pid, or one of its ancestors,
+    /// is a run's init or main process.
+    fn unit_of(&self, pid: i32) -> Option<String> {
+        let runs: std::collections::HashMap<i32, &str> = self
+            .services
+            .iter()
+            .filter_map(|(n, s)| s.run.as_ref().map(|r| (r, n.as_str())))
+            .flat_map(|(r, n)| std::iter::once((r.init_pid, n)).chain(r.main_pid.map(|m| (m, n))))
+            .collect();
+        let mut p = pid;
+        // A chain longer than this is no service's.
+        for _ in 0..64 {
+            if let Some(n) = runs.get(&p) {
+                return Some((*n).to_owned());
+            }
+            p = std::fs::read_to_string(format!("/proc/{p}/status"))
+                .ok()
+                .and_then(|s| s.lines().find_map(|l| l.strip_prefix("PPid:")).and_then(|v| v.trim().parse::<i32>().ok()))
+                .filter(|pp| *pp > 1)?;
+        }
+        None
+    }
+
+    /// A record of what the kernel refused: into the trail of the service
+    /// it happened in, and its log at a bounded rate.
+    fn audit(&mut self, r: crate::audit::Record) {
+        use crate::audit::Record;
+        let unit = match &r {
+            Record::LandlockDomain { domain, pid } => {
+                if let Some(u) = self.unit_of(*pid) {
+                    // Domains end with their services; the map only grows
+                    // by first denials, so an occasional reset is enough.
+                    if self.domains.len() >= 4096 {
+                        self.domains.clear();
+                    }
+                    self.domains.insert(domain.clone(), u);
+                }
+                // The kernel writes a domain's first denial before the
+                // record that names the domain: those waited for it.
+                let (now, later): (Vec<_>, Vec<_>) =
+                    std::mem::take(&mut self.unplaced).into_iter().partition(|a| matches!(a, Record::LandlockAccess { domain: d, .. } if d == domain));
+                self.unplaced = later;
+                for a in now {
+                    self.audit(a);
+                }
+                return;
+            }
+            Record::LandlockAccess { domain, .. } => match self.domains.get(domain).cloned() {
+                Some(u) => Some(u),
+                None => {
+                    // Bounded: a domain that never gets its record is no service's.
+                    if self.unplaced.len() >= 64 {
+                        self.unplaced.remove(0);
+                    }
+                    self.unplaced.push(r);
+                    return;
+                }
+            },
+            Record::Seccomp { pid, .. } => self.unit_of(*pid),
+        };
+        let Some(s) = unit.and_then(|u| self.services.get_mut(&u)) else { return };
+        let Some((mechanism, what, fix)) = crate::trail::describe(&r, &s.spec) else { return };
+        let pid = match &r {
+            Record::Seccomp { pid, .. } => Some(*pid),
+            _ => None,
+        };
+        let d = crate::trail::Denial { at: Some(std::time::SystemTime::now()), mechanism, what, fix, pid, count: 1 };
+        if let Some(line) = s.trail.add(d, Instant::now()) {
+            for l in line.lines() {
+                s.log.note(l);
+            }
         }
     }
 

@@ -83,6 +83,7 @@ impl Daemon {
                 notify: None,
                 status_text: None,
                 early_notify: Vec::new(),
+                trail: Default::default(),
                 last_exit: None,
                 error: None,
                 pending: Pending::None,

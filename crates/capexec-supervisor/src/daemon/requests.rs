@@ -170,6 +170,16 @@ impl Daemon {
             cgroup: s.cgroup.as_ref().and_then(|c| c.v2.clone().or_else(|| c.v1.values().next().cloned())).map(|p| p.display().to_string()),
             error: s.error.clone(),
             warnings: s.spec.warnings.clone(),
+            denials: crate::protocol::DenialSummary {
+                total: s.trail.total,
+                not_shown: s.trail.not_shown,
+                recent: s
+                    .trail
+                    .recent
+                    .iter()
+                    .map(|d| crate::protocol::DenialEntry { mechanism: d.mechanism.into(), what: d.what.clone(), fix: d.fix.clone(), count: d.count })
+                    .collect(),
+            },
         }
     }
 }

@@ -220,6 +220,14 @@ fn print_status(s: &ServiceStatus, lines: usize) {
     if let Some(e) = &s.error {
         println!("       error: {}", safe_lines(e));
     }
+    // The latest few refusals, each with what would allow it.
+    if s.denials.total > 0 {
+        println!("     refused: {} time(s); latest:", s.denials.total);
+        for d in s.denials.recent.iter().rev().take(5) {
+            let times = if d.count > 1 { format!(" ({}x)", d.count) } else { String::new() };
+            println!("              {}: {}{times}; to allow it: {}", d.mechanism, safe(&d.what), safe(&d.fix));
+        }
+    }
     for w in &s.warnings {
         println!("     warning: {}", safe(w));
     }

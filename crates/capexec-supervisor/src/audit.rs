@@ -1,0 +1,173 @@
+//! The kernel's own reports of what it refused a service: Landlock's denial
+//! records (AUDIT_LANDLOCK_ACCESS, with the domain they happened in, and
+//! AUDIT_LANDLOCK_DOMAIN, naming the process that made the domain) and
+//! seccomp's (AUDIT_SECCOMP, for filters installed with
+//! SECCOMP_FILTER_FLAG_LOG), read as root from the audit netlink multicast
+//! group: no auditd needed, and none disturbed if it runs. The kernel emits
+//! these only while audit is enabled; `open` enables it if it is off, as
+//! auditd would (with no auditd the kernel also prints records to its log,
+//! rate-limited).
+
+use crate::SupervisorError;
+use nix::sys::socket::{bind, recv, send, socket, AddressFamily, MsgFlags, NetlinkAddr, SockFlag, SockProtocol, SockType};
+use std::os::fd::{AsRawFd, OwnedFd};
+
+const AUDIT_GET: u16 = 1000;
+const AUDIT_SET: u16 = 1001;
+const AUDIT_SECCOMP: u16 = 1326;
+const AUDIT_LANDLOCK_ACCESS: u16 = 1423;
+const AUDIT_LANDLOCK_DOMAIN: u16 = 1424;
+const AUDIT_NLGRP_READLOG: u32 = 1;
+const AUDIT_STATUS_ENABLED: u32 = 1;
+const NLM_F_REQUEST: u16 = 1;
+const NLMSG_ERROR: u16 = 2;
+
+/// One record the trail needs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Record {
+    /// seccomp refused syscall `nr` to process `pid`.
+    Seccomp { pid: i32, nr: i64, comm: String },
+    /// Landlock domain `domain` was made by process `pid`.
+    LandlockDomain { domain: String, pid: i32 },
+    /// Landlock refused something in `domain`: `blockers` (`fs.read_file`,
+    /// `net.connect_tcp`, ...), and the object, as the kernel wrote it
+    /// (`path="/etc/x"`, `daddr=127.0.0.1 dest=9`).
+    LandlockAccess { domain: String, blockers: String, object: String },
+}
+
+/// The value of `key=` in an audit record's text (quotes removed).
+fn field<'a>(text: &'a str, key: &str) -> Option<&'a str> {
+    let at = text.split(' ').find_map(|w| w.strip_prefix(key)?.strip_prefix('='))?;
+    Some(at.trim_matches('"'))
+}
+
+/// The parts of `text` after the `audit(...): ` header that name the object
+/// of a Landlock denial: everything but the domain and blockers.
+fn object(text: &str) -> String {
+    text.split(' ').filter(|w| !w.starts_with("domain=") && !w.starts_with("blockers=") && !w.starts_with("audit(")).collect::<Vec<_>>().join(" ")
+}
+
+/// Reads one record of the types the trail needs; `None` for any other.
+pub fn parse(kind: u16, text: &str) -> Option<Record> {
+    match kind {
+        AUDIT_SECCOMP => Some(Record::Seccomp {
+            pid: field(text, "pid")?.parse().ok()?,
+            nr: field(text, "syscall")?.parse().ok()?,
+            comm: field(text, "comm").unwrap_or_default().to_owned(),
+        }),
+        AUDIT_LANDLOCK_DOMAIN if field(text, "status") == Some("allocated") => {
+            Some(Record::LandlockDomain { domain: field(text, "domain")?.to_owned(), pid: field(text, "pid")?.parse().ok()? })
+        }
+        AUDIT_LANDLOCK_ACCESS => {
+            Some(Record::LandlockAccess { domain: field(text, "domain")?.to_owned(), blockers: field(text, "blockers")?.to_owned(), object: object(text) })
+        }
+        _ => None,
+    }
+}
+
+/// A netlink message: header, then `body`.
+fn message(kind: u16, seq: u32, body: &[u8]) -> Vec<u8> {
+    let mut m = Vec::with_capacity(16 + body.len());
+    m.extend_from_slice(&(16 + body.len() as u32).to_ne_bytes());
+    m.extend_from_slice(&kind.to_ne_bytes());
+    m.extend_from_slice(&NLM_F_REQUEST.to_ne_bytes());
+    m.extend_from_slice(&seq.to_ne_bytes());
+    m.extend_from_slice(&0u32.to_ne_bytes());
+    m.extend_from_slice(body);
+    m
+}
+
+fn u32_at(b: &[u8], at: usize) -> Option<u32> {
+    Some(u32::from_ne_bytes(b.get(at..at + 4)?.try_into().ok()?))
+}
+
+/// Asks the kernel whether audit is enabled, and enables it if not.
+/// Returns whether it did.
+fn ensure_enabled() -> Result<bool, SupervisorError> {
+    let sys = |what: &'static str| move |e: nix::Error| SupervisorError::sys(what)(std::io::Error::from(e));
+    let s = socket(AddressFamily::Netlink, SockType::Raw, SockFlag::SOCK_CLOEXEC, SockProtocol::NetlinkAudit).map_err(sys("open the audit socket"))?;
+    send(s.as_raw_fd(), &message(AUDIT_GET, 1, &[]), MsgFlags::empty()).map_err(sys("ask the audit status"))?;
+    let mut buf = [0u8; 512];
+    let n = recv(s.as_raw_fd(), &mut buf, MsgFlags::empty()).map_err(sys("read the audit status"))?;
+    // struct audit_status: mask, enabled, ...
+    let enabled = match u32_at(&buf[..n], 4).map(|k| k as u16) {
+        Some(AUDIT_GET) => u32_at(&buf[..n], 20).unwrap_or(0),
+        _ => return Err(SupervisorError::sys("read the audit status")(std::io::Error::from_raw_os_error(libc::EPROTO))),
+    };
+    if enabled != 0 {
+        return Ok(false);
+    }
+    let mut status = [0u8; 40];
+    status[..4].copy_from_slice(&AUDIT_STATUS_ENABLED.to_ne_bytes());
+    status[4..8].copy_from_slice(&1u32.to_ne_bytes());
+    let mut set = message(AUDIT_SET, 2, &status);
+    // An acknowledgement, so that a refusal is seen.
+    set[6..8].copy_from_slice(&(NLM_F_REQUEST | 4).to_ne_bytes());
+    send(s.as_raw_fd(), &set, MsgFlags::empty()).map_err(sys("enable audit"))?;
+    let n = recv(s.as_raw_fd(), &mut buf, MsgFlags::empty()).map_err(sys("enable audit"))?;
+    if u32_at(&buf[..n], 4).map(|k| k as u16) == Some(NLMSG_ERROR) {
+        let code = u32_at(&buf[..n], 16).unwrap_or(0) as i32;
+        if code != 0 {
+            return Err(SupervisorError::sys("enable audit")(std::io::Error::from_raw_os_error(-code)));
+        }
+    }
+    Ok(true)
+}
+
+/// The multicast reader: its socket, and whether `open` enabled audit.
+pub struct Reader {
+    sock: OwnedFd,
+    pub enabled_audit: bool,
+}
+
+/// Joins the audit multicast group (CAP_AUDIT_READ), enabling audit first
+/// if it is off (CAP_AUDIT_CONTROL).
+pub fn open() -> Result<Reader, SupervisorError> {
+    let enabled_audit = ensure_enabled()?;
+    let sock = socket(AddressFamily::Netlink, SockType::Raw, SockFlag::SOCK_CLOEXEC, SockProtocol::NetlinkAudit)
+        .map_err(|e| SupervisorError::sys("open the audit socket")(e.into()))?;
+    bind(sock.as_raw_fd(), &NetlinkAddr::new(0, 1 << (AUDIT_NLGRP_READLOG - 1))).map_err(|e| SupervisorError::sys("join the audit log group")(e.into()))?;
+    Ok(Reader { sock, enabled_audit })
+}
+
+impl Reader {
+    /// Blocks for the next record the trail needs. `Err` when the socket
+    /// failed for good; records the kernel dropped (ENOBUFS) are skipped.
+    pub fn next(&self) -> std::io::Result<Record> {
+        let mut buf = vec![0u8; 16 * 1024];
+        loop {
+            let n = match recv(self.sock.as_raw_fd(), &mut buf, MsgFlags::empty()) {
+                Ok(n) => n,
+                Err(nix::errno::Errno::EINTR | nix::errno::Errno::ENOBUFS) => continue,
+                Err(e) => return Err(e.into()),
+            };
+            let (Some(len), Some(kind)) = (u32_at(&buf[..n], 0), u32_at(&buf[..n], 4).map(|k| k as u16)) else { continue };
+            let text = String::from_utf8_lossy(&buf[16..(len as usize).min(n)]);
+            if let Some(r) = parse(kind, text.trim_end_matches('\0')) {
+                return Ok(r);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Records as this kernel (6.18) wrote them.
+    #[test]
+    fn records_of_the_three_kinds_are_read() {
+        let seccomp = "audit(1796101650.041:380): auid=4294967295 uid=65534 gid=65534 ses=4294967295 pid=7967 comm=\"unshare\" exe=\"/usr/bin/unshare\" sig=0 arch=c000003e syscall=272 compat=0 ip=0x7fa39cea40f7 code=0x50000";
+        assert_eq!(parse(AUDIT_SECCOMP, seccomp), Some(Record::Seccomp { pid: 7967, nr: 272, comm: "unshare".into() }));
+        let access = "audit(1796101650.069:381): domain=12ea29d81 blockers=net.connect_tcp daddr=127.0.0.1 dest=9";
+        assert_eq!(
+            parse(AUDIT_LANDLOCK_ACCESS, access),
+            Some(Record::LandlockAccess { domain: "12ea29d81".into(), blockers: "net.connect_tcp".into(), object: "daddr=127.0.0.1 dest=9".into() })
+        );
+        let domain = "audit(1796101650.069:381): domain=12ea29d81 status=allocated mode=enforcing pid=7964 uid=65534 exe=\"/usr/bin/x\" comm=\"x\"";
+        assert_eq!(parse(AUDIT_LANDLOCK_DOMAIN, domain), Some(Record::LandlockDomain { domain: "12ea29d81".into(), pid: 7964 }));
+        assert_eq!(parse(AUDIT_LANDLOCK_DOMAIN, "audit(1.2:3): domain=12ea29d81 status=deallocated denials=1"), None);
+        assert_eq!(parse(1300, seccomp), None);
+        assert_eq!(parse(AUDIT_SECCOMP, "audit(1.2:3): pid=x syscall=1"), None);
+    }
+}

@@ -1,0 +1,73 @@
+//! The denial trail (issue 20): what the kernel refused a service, from its
+//! own audit records (seccomp's, for the filter capexec installs with
+//! SECCOMP_FILTER_FLAG_LOG, and Landlock's, logged after exec), attributed
+//! to the service and shown with the fix that allows it; the fix, applied,
+//! makes the program work.
+
+use capexec_integration_tests::*;
+use std::time::Duration;
+
+const T: Duration = Duration::from_secs(30);
+
+/// A TOML basic string holding `s`.
+fn toml_string(s: &str) -> String {
+    // A JSON string is one: the same escapes for quotes, backslashes and newlines.
+    serde_json::to_string(s).unwrap()
+}
+
+/// A program that makes one refused syscall (mincore, outside the default
+/// allowlist) and one refused TCP connect (port 9, no connect grant under
+/// `net = "host"`), prints what it got, and stays (the trail attributes a
+/// refusal by the pid the kernel names).
+const PROGRAM: &str = "my $r = syscall(27, 0, 0, 0); print \"mincore: $r $!\\n\"; use IO::Socket::INET; \
+    my $s = IO::Socket::INET->new(PeerAddr => '127.0.0.1:9'); print 'connect: ', ($s ? 'ok' : \"$!\"), \"\\n\"; STDOUT->flush; sleep 60;";
+
+#[test]
+fn refusals_are_reported_with_the_fix_that_allows_them() {
+    require_root();
+    let mut d = Daemon::prepare(As::Root, "trail");
+    let unit = |extra: &str| {
+        format!(
+            "[exec]\nargv = [\"/usr/bin/perl\", \"-e\", {}]\nuser = \"nobody\"\n[namespaces]\nnet = \"host\"\n[service]\nrestart = \"no\"\n{extra}",
+            toml_string(PROGRAM)
+        )
+    };
+    d.write_unit("refused", &unit(""));
+    d.start();
+    let o = d.ctl(&["start", "refused"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let s = d.wait_for("refused", T, "two refusals in the trail", |s| s["denials"]["total"].as_u64() >= Some(2));
+    let recent = s["denials"]["recent"].as_array().unwrap().clone();
+    let entry = |mechanism: &str| recent.iter().find(|e| e["mechanism"] == mechanism).unwrap_or_else(|| panic!("no {mechanism} entry: {s:#}")).clone();
+    let seccomp = entry("seccomp");
+    assert!(seccomp["what"].as_str().unwrap().starts_with("syscall mincore (27)"), "{seccomp:#}");
+    assert_eq!(seccomp["fix"], "add \"mincore\" to [seccomp] allow (capexec run: --allow-syscall mincore)");
+    let landlock = entry("landlock");
+    assert_eq!(landlock["what"], "TCP connect to 127.0.0.1:9");
+    assert_eq!(landlock["fix"], "add 9 to [landlock] connect_tcp (capexec run: --connect-tcp 9)");
+    // In the service's log, and in `capexec status`.
+    let log = std::fs::read_to_string(d.dir.join("logs/refused.log")).unwrap();
+    assert!(log.contains("refused by seccomp: syscall mincore (27)") && log.contains("refused by landlock: TCP connect to 127.0.0.1:9"), "{log}");
+    let human = text(&d.ctl(&["status", "refused"]));
+    assert!(human.contains("refused: 2 time(s)") && human.contains("--connect-tcp 9"), "{human}");
+    let o = d.ctl(&["stop", "refused"]);
+    assert!(o.status.success(), "{}", text(&o));
+
+    // The fixes, applied: the same program gets what it asked for.
+    d.write_unit("refused", &unit("[seccomp]\nallow = [\"@system-service\", \"mincore\"]\n[landlock]\nconnect_tcp = [9]\n"));
+    assert!(d.ctl(&["reload"]).status.success());
+    let o = d.ctl(&["start", "refused"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let deadline = std::time::Instant::now() + T;
+    let log = loop {
+        let log = std::fs::read_to_string(d.dir.join("logs/refused.log")).unwrap();
+        if log.matches("connect: ").count() >= 2 || std::time::Instant::now() > deadline {
+            break log;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let second = &log[log.rfind("mincore: ").expect("a second run")..];
+    assert!(second.starts_with("mincore: 0") && second.contains("connect: Connection refused"), "{log}");
+    assert_eq!(d.status("refused")["denials"]["total"], 2, "nothing refused the second time");
+    d.terminate(T);
+}
