@@ -63,7 +63,8 @@ impl LoadedSource {
 }
 
 /// Resolves `FILE|NAME`: anything with a `/` is a path; a bare name is looked up in
-/// the search path (with `.svc` added when missing).
+/// the search path (with `.svc` added when missing), then in the current
+/// directory (`capexec check lighttpd.svc` for the file just written).
 pub fn resolve(arg: &str, search: &[PathBuf]) -> Result<PathBuf, DeclError> {
     if arg.contains('/') {
         return Ok(PathBuf::from(arg));
@@ -75,9 +76,12 @@ pub fn resolve(arg: &str, search: &[PathBuf]) -> Result<PathBuf, DeclError> {
             return Ok(p);
         }
     }
+    if Path::new(&file).is_file() {
+        return Ok(PathBuf::from(".").join(&file));
+    }
     let dirs: Vec<String> = search.iter().map(|d| d.display().to_string()).collect();
-    Err(DeclError::new(format!("no declaration named `{file}` in {}", dirs.join(", ")))
-        .help(format!("give a path (./{file}) or install the file into {}", dirs.first().map_or("", |s| s))))
+    Err(DeclError::new(format!("no declaration named `{file}` in {} or the current directory", dirs.join(", ")))
+        .help(format!("give its path (/path/to/{file}), or install the file into {}", dirs.first().map_or("", |s| s))))
 }
 
 pub fn default_search_path() -> Vec<PathBuf> {

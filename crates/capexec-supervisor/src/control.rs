@@ -117,14 +117,14 @@ impl Client {
                 std::io::ErrorKind::NotFound | std::io::ErrorKind::ConnectionRefused => (
                     format!("no capexec daemon is running (nothing listens on {})", socket.display()),
                     if socket.starts_with(crate::paths::SYSTEM_RUNTIME) {
-                        "start it with `capexec daemon` as root (or `systemctl start capexecd`); for your own services run `capexec daemon --user` and use `capexec --user ...`"
+                        "start it with `capexec daemon` as root (or `systemctl start capexecd`); for your own services run `capexec daemon --user` and add --user to each command (`capexec start --user NAME`)"
                     } else {
                         "start your user daemon with `capexec daemon --user`, or pass --socket to reach another one"
                     },
                 ),
                 std::io::ErrorKind::PermissionDenied => (
                     format!("permission denied connecting to {}", socket.display()),
-                    "only root and members of the `capexec` group may control the system daemon; use `capexec --user` for your own daemon",
+                    "only root and members of the `capexec` group may control the system daemon; for your own daemon add --user to the command (`capexec status --user`)",
                 ),
                 _ => (format!("cannot connect to the capexec daemon at {}: {e}", socket.display()), "check that the daemon is running: `capexec status`"),
             };

@@ -35,6 +35,13 @@ fn absolute(p: &str) -> String {
 }
 
 fn find_program(prog: &str) -> Result<PathBuf, CmdError> {
+    // clap takes everything from the first word it does not know as the
+    // program: an option it does not know lands here.
+    if prog.starts_with('-') {
+        return Err(CmdError::Usage(format!(
+            "unknown option `{prog}` for capexec run (see `capexec run --help`); the program and its arguments come after the options (a program named so: ./{prog})"
+        )));
+    }
     if prog.contains('/') {
         let p = PathBuf::from(absolute(prog));
         return if p.is_file() { Ok(p) } else { Err(CmdError::Usage(format!("{}: no such file", p.display()))) };
