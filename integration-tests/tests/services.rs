@@ -186,6 +186,28 @@ fn run_sh(who: As, script: &str) -> std::process::Output {
     output(c, T)
 }
 
+/// `capexec run` gives the program a writable HOME of its own (issue 20:
+/// Python's ~/.cache, git's ~/.gitconfig): an empty tmpfs at the invoking
+/// user's $HOME path; nothing lands in the real one.
+#[test]
+fn run_has_a_private_writable_home() {
+    for who in [As::Root, As::User] {
+        let name = format!("capexec-it-home-{}", std::process::id());
+        let mut c = command(who);
+        c.env("HOME", "/root").args([
+            "run",
+            "--",
+            "/bin/sh",
+            "-c",
+            &format!("echo $HOME; mkdir -p $HOME/.cache && touch $HOME/.cache/{name} $HOME/{name} && ls -A $HOME"),
+        ]);
+        let o = output(c, T);
+        assert!(o.status.success(), "{who:?}: {}", text(&o));
+        assert_eq!(String::from_utf8_lossy(&o.stdout), format!("/root\n.cache\n{name}\n"), "{who:?}: a fresh, empty home: {}", text(&o));
+        assert!(!std::path::Path::new(&format!("/root/{name}")).exists(), "{who:?}: written to the host's home");
+    }
+}
+
 fn exit_statuses(who: As) {
     assert_eq!(run_sh(who, "exit 7").status.code(), Some(7));
     assert_eq!(run_sh(who, "exit 0").status.code(), Some(0));
@@ -305,18 +327,21 @@ fn listen_fds(who: As) {
 }
 
 // HOME is a declared user's home from its passwd entry, as systemd sets it
-// for User=; `/` for a dynamic uid and, rootless, for the caller.
+// for User=; for `capexec run`, an empty private tmpfs there (or at the
+// caller's $HOME path, for a dynamic uid and rootless).
 both!(home_is_the_declared_users, |who: As| {
     let mut c = command(who);
     c.args(["run", "--user", "www-data", "--", "/bin/sh", "-c", "echo $HOME"]);
     let o = output(c, T);
     assert!(o.status.success(), "{}", text(&o));
-    let want = if who == As::Root { "/var/www\n" } else { "/\n" };
+    // Rootless the user is the caller, whose HOME here is `/`: then the
+    // private /tmp.
+    let want = if who == As::Root { "/var/www\n" } else { "/tmp\n" };
     assert_eq!(String::from_utf8_lossy(&o.stdout), want, "{}", text(&o));
     let mut c = command(who);
-    c.args(["run", "--", "/bin/sh", "-c", "echo $HOME"]);
+    c.env("HOME", "/srv/capexec-it-home").args(["run", "--", "/bin/sh", "-c", "echo $HOME"]);
     let o = output(c, T);
-    assert_eq!(String::from_utf8_lossy(&o.stdout), "/\n", "{}", text(&o));
+    assert_eq!(String::from_utf8_lossy(&o.stdout), "/srv/capexec-it-home\n", "{}", text(&o));
 });
 
 // filesystem.runtime_directory and state_directory, as systemd's

@@ -34,7 +34,7 @@ pub struct Cli {
 pub enum Command {
     /// Validate declarations and print them with every default resolved
     #[command(after_help = "A bare NAME is looked up as NAME.svc in /etc/capexec/units, /run/capexec/units, \
-/usr/lib/capexec/units (first match wins); anything containing a `/` is a path. Drop-ins in \
+/usr/lib/capexec/units (first match wins), then in the current directory; anything containing a `/` is a path. Drop-ins in \
 NAME.svc.d/*.toml are merged in lexical order. Exits non-zero if any declaration has an error.")]
     Check(CheckArgs),
     /// Run a declared service in the foreground (what systemd's ExecStart= calls)
@@ -48,7 +48,8 @@ $CREDENTIALS_DIRECTORY is visible read-only at the same path.\n\nExample unit li
     Exec(ExecArgs),
     /// Run a program confined without a declaration file (strict by default)
     #[command(after_help = "With no options the program sees read-only system directories (/usr, /etc, ...), \
-no home directories, a private /tmp, no network (own namespace, loopback only), no host processes \
+no home directories but an empty, writable HOME of its own (a tmpfs at your $HOME's path, gone \
+with the program), a private /tmp, no network (own namespace, loopback only), no host processes \
 or IPC, no capabilities, and the @system-service syscall allowlist. Options open things up.\n\n\
 Examples:\n  capexec run -- ./downloaded-binary\n  capexec run --rw \"$PWD\" -- make -j2\n  \
 capexec run --net host --connect-tcp 443 -- curl https://example.org\n  \

@@ -107,7 +107,7 @@ fn run_defaults() {
     for (name, ctx) in [("run-root", ROOT_CTX), ("run-user", Context { rootless: true, uid: 4242, gid: 4242, unit_dir: None })] {
         let cli = capexec::cli::Cli::try_parse_from(["capexec", "run", "--", "/bin/true"]).unwrap();
         let capexec::cli::Command::Run(args) = cli.command else { panic!("not run") };
-        let spec = super::run::build_in(&args, ctx.clone()).unwrap();
+        let spec = super::run::build_in(&args, ctx.clone(), Some("/home/golden")).unwrap();
         compare(name, &render(&spec, ctx.rootless));
     }
 }

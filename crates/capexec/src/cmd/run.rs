@@ -34,6 +34,43 @@ fn absolute(p: &str) -> String {
     std::path::absolute(p).map(|a| a.display().to_string()).unwrap_or_else(|_| p.to_owned())
 }
 
+/// The home directory of `user` (a name or a uid) in the passwd database.
+fn passwd_home(user: &str) -> Option<String> {
+    let entry = match user.parse::<u32>() {
+        Ok(id) => nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(id)),
+        Err(_) => nix::unistd::User::from_name(user),
+    };
+    entry.ok().flatten().map(|u| u.dir.display().to_string())
+}
+
+/// A writable, private HOME for an ad-hoc program (Python's ~/.cache, git's
+/// ~/.gitconfig): an empty tmpfs at the invoking user's `$HOME` path, gone
+/// with the program. Not when the user sets HOME or shows that directory
+/// (or one above it) with --ro, --rw or --tmpfs: then HOME is the directory
+/// as shown. A home under the system directories (read-only in every view)
+/// or none at all: HOME is the private /tmp.
+fn private_home(raw: &mut RawUnit, home: Option<&str>) {
+    let exec = raw.exec.get_or_insert_with(Default::default);
+    if exec.environment.as_ref().is_some_and(|e| e.contains_key("HOME")) {
+        return;
+    }
+    let fs = raw.filesystem.get_or_insert_with(Default::default);
+    let home = home.filter(|h| h.starts_with('/') && *h != "/").map(|h| h.trim_end_matches('/'));
+    let system = || capexec_decl::validate::SYSTEM_EXECUTABLE.iter().chain(capexec_decl::validate::SYSTEM_READ_ONLY);
+    let listed = |h: &str| {
+        [&fs.read_only, &fs.read_write, &fs.executable, &fs.tmpfs].into_iter().flatten().flatten().any(|p| Path::new(h).starts_with(p.trim_start_matches('-')))
+    };
+    let home = match home {
+        Some(h) if listed(h) => h.to_owned(),
+        Some(h) if !system().any(|s| Path::new(h).starts_with(s.trim_start_matches('-'))) && !Path::new(h).starts_with("/tmp") => {
+            fs.tmpfs.get_or_insert_with(Vec::new).push(h.to_owned());
+            h.to_owned()
+        }
+        _ => "/tmp".to_owned(),
+    };
+    exec.environment.get_or_insert_with(Default::default).insert("HOME".into(), home);
+}
+
 fn find_program(prog: &str) -> Result<PathBuf, CmdError> {
     // clap takes everything from the first word it does not know as the
     // program: an option it does not know lands here.
@@ -61,12 +98,12 @@ fn push(list: &mut Option<Vec<String>>, items: impl IntoIterator<Item = String>)
 }
 
 pub fn build(args: &RunArgs) -> Result<capexec_decl::ServiceSpec, CmdError> {
-    build_in(args, Context::current())
+    build_in(args, Context::current(), std::env::var("HOME").ok().as_deref())
 }
 
-/// [`build`] for the ids and privilege in `ctx` (the golden tests plan as
-/// root and as a user, whoever runs them).
-pub fn build_in(args: &RunArgs, mut ctx: Context) -> Result<capexec_decl::ServiceSpec, CmdError> {
+/// [`build`] for the ids and privilege in `ctx` and the invoking user's
+/// `home` (the golden tests plan as root and as a user, whoever runs them).
+pub fn build_in(args: &RunArgs, mut ctx: Context, home: Option<&str>) -> Result<capexec_decl::ServiceSpec, CmdError> {
     let (name, mut raw, sources) = match &args.unit {
         Some(u) => {
             let loaded = capexec_decl::source::load(u)?;
@@ -114,6 +151,10 @@ pub fn build_in(args: &RunArgs, mut ctx: Context) -> Result<capexec_decl::Servic
         // An ad-hoc program keeps its private user namespace as root too (a
         // declared service runs in the host's; docs/security.md, "Identity").
         raw.namespaces.get_or_insert_with(Default::default).user.get_or_insert(true);
+        // A declared user's own home path, as root (rootless the user is
+        // the caller); else the caller's.
+        let user_home = args.user.as_deref().filter(|_| !ctx.rootless).and_then(passwd_home);
+        private_home(&mut raw, user_home.as_deref().or(home));
     }
     let ll = raw.landlock.get_or_insert_with(Default::default);
     if let Some(m) = &args.landlock {
