@@ -71,3 +71,34 @@ fn refusals_are_reported_with_the_fix_that_allows_them() {
     assert_eq!(d.status("refused")["denials"]["total"], 2, "nothing refused the second time");
     d.terminate(T);
 }
+
+/// `capexec run` after a failing exit prints what was refused, each with
+/// the flag that allows it; with those flags the program gets what it asked
+/// for and nothing is printed; a program that succeeds gets no summary.
+#[test]
+fn a_failing_run_says_what_was_refused_and_which_flags_allow_it() {
+    require_root();
+    let prog = "my $r = syscall(27, 0, 0, 0); print \"mincore: $r $!\\n\"; use IO::Socket::INET; \
+        my $s = IO::Socket::INET->new(PeerAddr => '127.0.0.1:9'); print 'connect: ', ($s ? 'ok' : \"$!\"), \"\\n\"; exit 3;";
+    let run = |flags: &[&str]| {
+        let mut c = command(As::Root);
+        c.args(["run", "--net", "host"]).args(flags).args(["--", "/usr/bin/perl", "-e", prog]);
+        output(c, T)
+    };
+    let o = run(&[]);
+    assert_eq!(o.status.code(), Some(3), "{}", text(&o));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("capexec run: the program was refused"), "{err}");
+    assert!(err.contains("seccomp: syscall mincore (27) by perl; to allow it: --allow-syscall mincore"), "{err}");
+    assert!(err.contains("landlock: TCP connect to 127.0.0.1:9; to allow it: --connect-tcp 9"), "{err}");
+    // The flags, applied.
+    let o = run(&["--allow-syscall", "mincore", "--connect-tcp", "9"]);
+    assert_eq!(o.status.code(), Some(3), "{}", text(&o));
+    assert_eq!(String::from_utf8_lossy(&o.stdout), "mincore: 0 \nconnect: Connection refused\n", "{}", text(&o));
+    assert!(!String::from_utf8_lossy(&o.stderr).contains("refused (the kernel"), "{}", text(&o));
+    // Refused, but successful: no summary.
+    let mut c = command(As::Root);
+    c.args(["run", "--", "/usr/bin/perl", "-e", "syscall(27, 0, 0, 0); exit 0"]);
+    let o = output(c, T);
+    assert!(o.status.success() && o.stderr.is_empty(), "{}", text(&o));
+}

@@ -85,6 +85,10 @@ pub struct SpawnOptions<'a> {
     /// Descriptors the service gets first, at 3, 4, ... (systemd's socket
     /// activation); as many as `plan.inherited`.
     pub inherited: &'a [RawFd],
+    /// Told the namespace init's pid before it runs anything (`capexec
+    /// run`'s refusal summary, which must know the run's processes before
+    /// their first syscall).
+    pub on_clone: Option<&'a dyn Fn(i32)>,
 }
 
 /// The first child of `pid` (the service, for a namespace init), from
@@ -318,6 +322,9 @@ fn begin(plan: &SetupPlan, opts: &SpawnOptions) -> Result<Starting, LaunchError>
     // born outside them.
     for procs in opts.cgroup_procs {
         std::fs::write(procs, pid.to_string()).map_err(|e| abort(LaunchError::io("move the service into its cgroup", procs.display(), e)))?;
+    }
+    if let Some(f) = opts.on_clone {
+        f(pid);
     }
     let mut sync_wr = std::fs::File::from(sync_wr);
     sync_wr.write_all(&[1]).map_err(|e| abort(LaunchError::io("signal", "the sandbox child", e)))?;

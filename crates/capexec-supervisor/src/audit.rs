@@ -14,6 +14,7 @@ use std::os::fd::{AsRawFd, OwnedFd};
 
 const AUDIT_GET: u16 = 1000;
 const AUDIT_SET: u16 = 1001;
+const AUDIT_USER: u16 = 1005;
 const AUDIT_SECCOMP: u16 = 1326;
 const AUDIT_LANDLOCK_ACCESS: u16 = 1423;
 const AUDIT_LANDLOCK_DOMAIN: u16 = 1424;
@@ -23,12 +24,15 @@ const NLM_F_REQUEST: u16 = 1;
 const NLMSG_ERROR: u16 = 2;
 
 /// One record the trail needs.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Record {
     /// seccomp refused syscall `nr` to process `pid`.
     Seccomp { pid: i32, nr: i64, comm: String },
     /// Landlock domain `domain` was made by process `pid`.
     LandlockDomain { domain: String, pid: i32 },
+    /// A marker this process wrote into the log (see [`mark`]): every record
+    /// before it has been read.
+    Marker(String),
     /// Landlock refused something in `domain`: `blockers` (`fs.read_file`,
     /// `net.connect_tcp`, ...), and the object, as the kernel wrote it
     /// (`path="/etc/x"`, `daddr=127.0.0.1 dest=9`).
@@ -58,6 +62,7 @@ pub fn parse(kind: u16, text: &str) -> Option<Record> {
         AUDIT_LANDLOCK_DOMAIN if field(text, "status") == Some("allocated") => {
             Some(Record::LandlockDomain { domain: field(text, "domain")?.to_owned(), pid: field(text, "pid")?.parse().ok()? })
         }
+        AUDIT_USER => text.split_once("capexec-marker=").map(|(_, m)| Record::Marker(m.split(['\'', ' ']).next().unwrap_or_default().to_owned())),
         AUDIT_LANDLOCK_ACCESS => {
             Some(Record::LandlockAccess { domain: field(text, "domain")?.to_owned(), blockers: field(text, "blockers")?.to_owned(), object: object(text) })
         }
@@ -112,6 +117,18 @@ fn ensure_enabled() -> Result<bool, SupervisorError> {
         }
     }
     Ok(true)
+}
+
+/// Writes a marker record (`capexec-marker=TOKEN`, as a user message:
+/// CAP_AUDIT_WRITE) into the audit log. The kernel hands records over in
+/// order, so a reader that sees it has seen every record before it: the
+/// condition `capexec run` waits for, not a delay.
+pub fn mark(token: &str) -> std::io::Result<()> {
+    let s = socket(AddressFamily::Netlink, SockType::Raw, SockFlag::SOCK_CLOEXEC, SockProtocol::NetlinkAudit)?;
+    let mut text = format!("capexec-marker={token}").into_bytes();
+    text.push(0);
+    send(s.as_raw_fd(), &message(AUDIT_USER, 1, &text), MsgFlags::empty())?;
+    Ok(())
 }
 
 /// The multicast reader: its socket, and whether `open` enabled audit.
@@ -169,5 +186,7 @@ mod tests {
         assert_eq!(parse(AUDIT_LANDLOCK_DOMAIN, "audit(1.2:3): domain=12ea29d81 status=deallocated denials=1"), None);
         assert_eq!(parse(1300, seccomp), None);
         assert_eq!(parse(AUDIT_SECCOMP, "audit(1.2:3): pid=x syscall=1"), None);
+        let marker = "audit(1.2:3): pid=9 uid=0 auid=4294967295 ses=4294967295 msg='capexec-marker=9-1 exe=\"/usr/bin/capexec\"'";
+        assert_eq!(parse(AUDIT_USER, marker), Some(Record::Marker("9-1".into())));
     }
 }

@@ -287,7 +287,14 @@ fn launch(sock: RawFd, req: LaunchRequest, fds: Vec<OwnedFd>, host_env: &[(Strin
         },
     };
     let stdio = [fds[0].as_raw_fd(), fds[1].as_raw_fd(), fds[2].as_raw_fd()];
-    let mut opts = capexec_sandbox::SpawnOptions { stdio: Some(stdio), cgroup_procs: &req.cgroup_procs, clone_parent: false, learner: None, inherited: &[] };
+    let mut opts = capexec_sandbox::SpawnOptions {
+        stdio: Some(stdio),
+        cgroup_procs: &req.cgroup_procs,
+        clone_parent: false,
+        learner: None,
+        inherited: &[],
+        on_clone: None,
+    };
     let started = match (broker, &req.supervisor_cgroup) {
         (None, None) => {
             // Not waited for: the next request is read while this service

@@ -132,7 +132,7 @@ pub fn describe(r: &Record, spec: &ServiceSpec) -> Option<(&'static str, String,
             };
             Some(("landlock", what, fix))
         }
-        Record::LandlockDomain { .. } => None,
+        Record::LandlockDomain { .. } | Record::Marker(_) => None,
     }
 }
 
@@ -160,5 +160,213 @@ mod tests {
             t.add(denial("same"), now);
         }
         assert_eq!((t.recent.len(), t.recent[0].count), (1, 5));
+    }
+}
+
+/// The `capexec run` flag in a fix (`--connect-tcp 9`), or the whole fix
+/// when it has none.
+pub fn run_flag(fix: &str) -> &str {
+    fix.split_once("(capexec run: ").and_then(|(_, f)| f.strip_suffix(')')).unwrap_or(fix)
+}
+
+/// Whether `pid` descends from `ancestor`, by the parents /proc names (a
+/// process that has exited names none).
+pub fn descends_from(pid: i32, ancestor: i32) -> bool {
+    let mut p = pid;
+    // A chain longer than this is no service's.
+    for _ in 0..64 {
+        let parent = std::fs::read_to_string(format!("/proc/{p}/status"))
+            .ok()
+            .and_then(|s| s.lines().find_map(|l| l.strip_prefix("PPid:")).and_then(|v| v.trim().parse::<i32>().ok()));
+        match parent {
+            Some(pp) if pp == ancestor => return true,
+            Some(pp) if pp > 1 => p = pp,
+            _ => return false,
+        }
+    }
+    false
+}
+
+/// The refusals of one run, collected from the audit log while it runs, and
+/// printed when it has failed (`capexec run`'s summary): seccomp's for the
+/// processes of the run's pid namespace (told by its init's pid), looked up
+/// when their record arrives, Landlock's for the domain its init made. Read
+/// and printed by a child process: capexec must stay single-threaded to
+/// start the program, and a brokered run confines capexec to a filter that
+/// reads no audit log. capexec tells it the init's pid and then the exit
+/// status over one pipe, and waits on another for it to end (read and write
+/// are all the broker's filter needs).
+pub struct Watch {
+    to: std::fs::File,
+    done_from: std::fs::File,
+}
+
+/// What the reader knows of the run: its init, the pid namespace its
+/// processes share, its main process.
+#[derive(Default)]
+struct Run {
+    init: Option<i32>,
+    pid_ns: Option<std::path::PathBuf>,
+    main: Option<i32>,
+}
+
+impl Watch {
+    /// `None` where there is no audit log to read (rootless, no audit) or no
+    /// process could be started for it. `print` writes the summary lines.
+    pub fn start(spec: &ServiceSpec, print: fn(&str, &str, &str)) -> Option<Watch> {
+        let reader = crate::audit::open().ok()?;
+        let (rd, wr) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).ok()?;
+        let (done_rd, done_wr) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).ok()?;
+        match capexec_sys::process::fork("start the refusals' reader").ok()? {
+            capexec_sys::process::Forked::Child => {
+                drop((wr, done_rd));
+                // Ends with capexec, whatever happens to it.
+                let _ = nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL);
+                let run = std::sync::Arc::new(std::sync::Mutex::new(Run::default()));
+                let got = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+                let unresolved = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+                let (r, kept, later) = (run.clone(), got.clone(), unresolved.clone());
+                let _ = std::thread::spawn(move || watch(&reader, &r, &kept, &later));
+                let mut from = std::fs::File::from(rd);
+                let mut msg = [0u8; 5];
+                // `i` and the init's pid, then `s` and the exit status; EOF:
+                // capexec ended without one, and there is nothing to say.
+                while std::io::Read::read_exact(&mut from, &mut msg).is_ok() {
+                    let value = i32::from_ne_bytes([msg[1], msg[2], msg[3], msg[4]]);
+                    match msg[0] {
+                        b'i' => {
+                            // Read now, while the init surely lives.
+                            let ns = std::fs::read_link(format!("/proc/{value}/ns/pid")).ok();
+                            if let Ok(mut r) = run.lock() {
+                                *r = Run { init: Some(value), pid_ns: ns, main: None };
+                            }
+                        }
+                        b'm' => {
+                            if let Ok(mut r) = run.lock() {
+                                r.main = Some(value);
+                            }
+                        }
+                        _ if value == 0 => break,
+                        _ => {
+                            // The kernel hands records over asynchronously,
+                            // in order: wait for a marker written now (a few
+                            // seconds at most, should the log lose it).
+                            let token = format!("{}-end", std::process::id());
+                            if crate::audit::mark(&token).is_ok() {
+                                let until = Instant::now() + Duration::from_secs(5);
+                                while Instant::now() < until && !got.lock().is_ok_and(|g| g.contains(&Record::Marker(token.clone()))) {
+                                    std::thread::sleep(Duration::from_millis(2));
+                                }
+                            }
+                            // The main process's refusals whose record came
+                            // after it had ended, once it is known.
+                            let main = run.lock().ok().and_then(|r| r.main);
+                            let mut records = got.lock().map(|g| g.clone()).unwrap_or_default();
+                            let late = unresolved.lock().map(|u| u.clone()).unwrap_or_default();
+                            records.extend(late.into_iter().filter(|r| matches!(r, Record::Seccomp { pid, .. } if Some(*pid) == main)));
+                            let mut seen: Vec<(&'static str, String, String)> = Vec::new();
+                            for d in records.iter().filter_map(|r| describe(r, spec)) {
+                                if !seen.contains(&d) {
+                                    seen.push(d);
+                                }
+                            }
+                            for (mechanism, what, fix) in &seen {
+                                print(mechanism, what, fix);
+                            }
+                            break;
+                        }
+                    }
+                }
+                drop(done_wr);
+                capexec_sys::process::exit_now(0)
+            }
+            capexec_sys::process::Forked::Parent(_) => {
+                drop((rd, done_wr, reader));
+                Some(Watch { to: std::fs::File::from(wr), done_from: std::fs::File::from(done_rd) })
+            }
+        }
+    }
+
+    /// The run's init exists, as `pid`.
+    pub fn spawned(&self, pid: i32) {
+        let mut msg = vec![b'i'];
+        msg.extend_from_slice(&pid.to_ne_bytes());
+        let _ = std::io::Write::write_all(&mut &self.to, &msg);
+    }
+
+    /// The run's own process exists, as `pid`.
+    pub fn started(&self, pid: i32) {
+        let mut msg = vec![b'm'];
+        msg.extend_from_slice(&pid.to_ne_bytes());
+        let _ = std::io::Write::write_all(&mut &self.to, &msg);
+    }
+
+    /// The program ended with `status`: the reader prints what was refused
+    /// if it failed; returns once it has.
+    pub fn finish(mut self, status: i32) {
+        use std::io::{Read, Write};
+        let mut msg = vec![b's'];
+        msg.extend_from_slice(&status.to_ne_bytes());
+        if self.to.write_all(&msg).is_ok() {
+            let mut rest = Vec::new();
+            let _ = self.done_from.read_to_end(&mut rest);
+        }
+    }
+}
+
+/// The reader's loop: the run's records, into `out`.
+/// Seccomp records of processes gone before they could be placed go to
+/// `unresolved` (the main process's, placed once its pid is known).
+fn watch(reader: &crate::audit::Reader, run: &std::sync::Mutex<Run>, out: &std::sync::Mutex<Vec<Record>>, unresolved: &std::sync::Mutex<Vec<Record>>) {
+    let mut domains = std::collections::HashSet::new();
+    let mut unplaced: Vec<Record> = Vec::new();
+    let keep = |r: Record| {
+        if let Ok(mut g) = out.lock() {
+            if g.len() < 256 {
+                g.push(r);
+            }
+        }
+    };
+    // A process of the run: its init, or one in the init's pid namespace.
+    // capexec names the init before it runs anything; the pipe may still
+    // be on its way here.
+    let ours = |pid: i32| {
+        for _ in 0..100 {
+            if run.lock().is_ok_and(|r| r.init.is_some()) {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        let Ok(r) = run.lock() else { return false };
+        r.init == Some(pid)
+            || r.main == Some(pid)
+            || r.pid_ns.as_ref().is_some_and(|ns| std::fs::read_link(format!("/proc/{pid}/ns/pid")).is_ok_and(|l| &l == ns))
+    };
+    let gone = |pid: i32| !std::path::Path::new(&format!("/proc/{pid}")).exists();
+    while let Ok(r) = reader.next() {
+        match &r {
+            Record::Seccomp { pid, .. } if ours(*pid) => keep(r),
+            Record::Seccomp { pid, .. } if gone(*pid) => {
+                if let Ok(mut u) = unresolved.lock() {
+                    if u.len() < 64 {
+                        u.push(r);
+                    }
+                }
+            }
+            Record::LandlockDomain { domain, pid } if ours(*pid) => {
+                domains.insert(domain.clone());
+                let (now, later): (Vec<_>, Vec<_>) =
+                    std::mem::take(&mut unplaced).into_iter().partition(|a| matches!(a, Record::LandlockAccess { domain: d, .. } if d == domain));
+                unplaced = later;
+                for a in now {
+                    keep(a);
+                }
+            }
+            Record::LandlockAccess { domain, .. } if domains.contains(domain) => keep(r),
+            // Its domain's record comes after it.
+            Record::LandlockAccess { .. } if unplaced.len() < 64 => unplaced.push(r),
+            Record::Marker(_) => keep(r),
+            _ => {}
+        }
     }
 }

@@ -50,7 +50,8 @@ $CREDENTIALS_DIRECTORY is visible read-only at the same path.\n\nExample unit li
     #[command(after_help = "With no options the program sees read-only system directories (/usr, /etc, ...), \
 no home directories but an empty, writable HOME of its own (a tmpfs at your $HOME's path, gone \
 with the program), a private /tmp, no network (own namespace, loopback only), no host processes \
-or IPC, no capabilities, and the @system-service syscall allowlist. Options open things up.\n\n\
+or IPC, no capabilities, and the @system-service syscall allowlist. Options open things up. As \
+root, a program that fails is followed by what the kernel refused it, with the flag that allows each.\n\n\
 Examples:\n  capexec run -- ./downloaded-binary\n  capexec run --rw \"$PWD\" -- make -j2\n  \
 capexec run --net host --connect-tcp 443 -- curl https://example.org\n  \
 capexec run --preopen-listen tcp:127.0.0.1:8080 -- ./server   (fd 3, LISTEN_FDS=1)")]

@@ -175,6 +175,7 @@ impl Daemon {
                     for (msg, pid) in early {
                         self.notify(&name, run, &msg, pid);
                     }
+                    self.launched_audit();
                 } else {
                     // A stop arrived while the launcher was at work.
                     self.act(&name, Action::KillAll);

@@ -224,6 +224,8 @@ struct Daemon {
     domains: std::collections::HashMap<String, String>,
     /// Landlock denials of a domain not known yet (see `audit`).
     unplaced: Vec<crate::audit::Record>,
+    /// Records of processes of a run not reported yet (`before_launched`).
+    early_audit: Vec<crate::audit::Record>,
 }
 
 /// Runs the daemon until SIGTERM/SIGINT (after stopping every service) or a
@@ -238,28 +240,6 @@ pub fn run(cfg: Config) -> Result<(), SupervisorError> {
     let r = rt.block_on(main(cfg, launcher));
     drop(lock);
     r
-}
-
-/// Whether `pid` is a descendant of `ancestor`, by the parents /proc names.
-fn descends_from(pid: i32, ancestor: i32) -> bool {
-    let mut p = pid;
-    // A chain longer than this is no service's.
-    for _ in 0..64 {
-        let Some(parent) = std::fs::read_to_string(format!("/proc/{p}/status"))
-            .ok()
-            .and_then(|s| s.lines().find_map(|l| l.strip_prefix("PPid:")).and_then(|v| v.trim().parse::<i32>().ok()))
-        else {
-            return false;
-        };
-        if parent == ancestor {
-            return true;
-        }
-        if parent <= 1 {
-            return false;
-        }
-        p = parent;
-    }
-    false
 }
 
 /// The denial trail's source: the kernel's audit records, read on a thread
@@ -609,6 +589,7 @@ impl Daemon {
             rootless,
             domains: std::collections::HashMap::new(),
             unplaced: Vec::new(),
+            early_audit: Vec::new(),
         }
     }
 
@@ -825,7 +806,8 @@ impl Daemon {
         // Anyone may send to the socket; only the service is listened to:
         // its init (a forking service's readiness), its main process, or a
         // process they started.
-        let from_service = s.run.as_ref().is_some_and(|r| pid.is_some_and(|p| p == r.init_pid || Some(p) == r.main_pid || descends_from(p, r.init_pid)));
+        let from_service =
+            s.run.as_ref().is_some_and(|r| pid.is_some_and(|p| p == r.init_pid || Some(p) == r.main_pid || crate::trail::descends_from(p, r.init_pid)));
         if !from_service {
             tracing::warn!(unit = name, sender = pid, "ignored a notification from a process that is not the service's");
             return;
@@ -869,12 +851,38 @@ impl Daemon {
         None
     }
 
+    /// Whether `r`, whose process `pid` belongs to no known run, must wait
+    /// for a launch the launcher has not reported yet (a program refused at
+    /// once can be faster than that report): kept, bounded, and taken again
+    /// when a run is reported.
+    fn before_launched(&mut self, r: &crate::audit::Record, pid: i32) -> bool {
+        let launching = self.services.values().any(|s| s.launching.is_some());
+        if !launching || self.unit_of(pid).is_some() {
+            return false;
+        }
+        if self.early_audit.len() >= 64 {
+            self.early_audit.remove(0);
+        }
+        self.early_audit.push(r.clone());
+        true
+    }
+
+    /// A run was reported: the records that waited for one, again.
+    fn launched_audit(&mut self) {
+        for r in std::mem::take(&mut self.early_audit) {
+            self.audit(r);
+        }
+    }
+
     /// A record of what the kernel refused: into the trail of the service
     /// it happened in, and its log at a bounded rate.
     fn audit(&mut self, r: crate::audit::Record) {
         use crate::audit::Record;
         let unit = match &r {
             Record::LandlockDomain { domain, pid } => {
+                if self.before_launched(&r, *pid) {
+                    return;
+                }
                 if let Some(u) = self.unit_of(*pid) {
                     // Domains end with their services; the map only grows
                     // by first denials, so an occasional reset is enough.
@@ -904,7 +912,14 @@ impl Daemon {
                     return;
                 }
             },
-            Record::Seccomp { pid, .. } => self.unit_of(*pid),
+            Record::Seccomp { pid, .. } => {
+                if self.before_launched(&r, *pid) {
+                    return;
+                }
+                self.unit_of(*pid)
+            }
+            // Another capexec's (`capexec run` waits for its own).
+            Record::Marker(_) => return,
         };
         let Some(s) = unit.and_then(|u| self.services.get_mut(&u)) else { return };
         let Some((mechanism, what, fix)) = crate::trail::describe(&r, &s.spec) else { return };

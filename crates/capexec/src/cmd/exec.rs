@@ -122,7 +122,7 @@ fn guard_cgroup(spec: &ServiceSpec, rootless: bool) -> Result<Option<ExecCgroup>
     ExecCgroup::enter(&spec.name, &policy).map(Some).map_err(|e| e.to_string())
 }
 
-fn launch_planned(spec: &ServiceSpec, plan: capexec_sandbox::SetupPlan, handoff: Handoff, cgroup: Option<&ExecCgroup>) -> i32 {
+fn launch_planned(spec: &ServiceSpec, plan: capexec_sandbox::SetupPlan, mut handoff: Handoff, cgroup: Option<&ExecCgroup>) -> i32 {
     // Under `capexec exec` this process is the service's broker: it opens what
     // the grants need now, while it still can, and serves once the service runs.
     let broker = match spec.has_broker() {
@@ -149,13 +149,21 @@ fn launch_planned(spec: &ServiceSpec, plan: capexec_sandbox::SetupPlan, handoff:
         }
     }
     let inherited = handoff.raw_fds();
+    let on_spawned = handoff.on_spawned.take();
+    let on_clone = on_spawned.as_deref();
+    let on_started = handoff.on_started.take();
     let cgroup_procs: Vec<std::path::PathBuf> = cgroup.map(|c| c.service.join("cgroup.procs")).into_iter().collect();
-    let spawned =
-        capexec_sandbox::spawn_with(&plan, &capexec_sandbox::SpawnOptions { inherited: &inherited, cgroup_procs: &cgroup_procs, ..Default::default() });
+    let spawned = capexec_sandbox::spawn_with(
+        &plan,
+        &capexec_sandbox::SpawnOptions { inherited: &inherited, cgroup_procs: &cgroup_procs, on_clone, ..Default::default() },
+    );
     // The service has its copies; capexec keeps none of systemd's sockets.
     drop(handoff.fds);
     match spawned {
         Ok(mut s) => {
+            if let (Some(f), Some(pid)) = (&on_started, s.main_pid) {
+                f(pid);
+            }
             let mut running = None;
             if let Some(b) = broker {
                 let ch = capexec_broker::Channels {

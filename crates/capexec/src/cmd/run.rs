@@ -5,6 +5,7 @@ use super::CmdError;
 use capexec::cli::RunArgs;
 use capexec_decl::raw::*;
 use capexec_decl::spec::MountKind;
+use capexec_decl::terminal::safe;
 use capexec_decl::Context;
 use std::path::{Path, PathBuf};
 
@@ -17,7 +18,25 @@ pub fn run(args: &RunArgs) -> i32 {
             println!("{}", toml::to_string(&spec).unwrap_or_else(|e| format!("# {e}")));
             0
         }
-        Ok(spec) => super::exec::launch_foreground(&spec, Default::default()),
+        Ok(spec) => {
+            // As root, what the kernel refused the program, for a summary
+            // if it fails (see Watch).
+            let watch = match nix::unistd::geteuid().is_root() {
+                true => capexec_supervisor::trail::Watch::start(&spec, print_refusal).map(std::rc::Rc::new),
+                false => None,
+            };
+            let (w, m) = (watch.clone(), watch.clone());
+            let handoff = super::systemd::Handoff {
+                on_spawned: w.map(|w| Box::new(move |pid| w.spawned(pid)) as Box<dyn Fn(i32)>),
+                on_started: m.map(|m| Box::new(move |pid| m.started(pid)) as Box<dyn Fn(i32)>),
+                ..Default::default()
+            };
+            let code = super::exec::launch_foreground(&spec, handoff);
+            if let Some(w) = watch.and_then(|w| std::rc::Rc::try_unwrap(w).ok()) {
+                w.finish(code);
+            }
+            code
+        }
         Err(e) => {
             eprintln!("capexec run: {e}");
             e.exit_code()
@@ -69,6 +88,13 @@ fn private_home(raw: &mut RawUnit, home: Option<&str>) {
         _ => "/tmp".to_owned(),
     };
     exec.environment.get_or_insert_with(Default::default).insert("HOME".into(), home);
+}
+
+/// One line of the summary of what was refused (the first with a heading).
+fn print_refusal(mechanism: &str, what: &str, fix: &str) {
+    static HEADING: std::sync::Once = std::sync::Once::new();
+    HEADING.call_once(|| eprintln!("capexec run: the program was refused (the kernel's audit log says):"));
+    eprintln!("  {mechanism}: {}; to allow it: {}", safe(what), safe(capexec_supervisor::trail::run_flag(fix)));
 }
 
 fn find_program(prog: &str) -> Result<PathBuf, CmdError> {

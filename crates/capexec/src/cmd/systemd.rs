@@ -34,6 +34,11 @@ pub struct Handoff {
     pub notify: Option<UnixDatagram>,
     pub watchdog_usec: Option<u64>,
     pub credentials: Option<PathBuf>,
+    /// Told the pid of the service's init once it exists (`capexec run`'s
+    /// refusal summary; not systemd's).
+    pub on_spawned: Option<Box<dyn Fn(i32)>>,
+    /// Told the pid of the service's own process once it runs.
+    pub on_started: Option<Box<dyn Fn(i32)>>,
 }
 
 /// Variables that are ours: the service gets its own values or none.
