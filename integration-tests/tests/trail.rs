@@ -50,6 +50,12 @@ fn refusals_are_reported_with_the_fix_that_allows_them() {
     assert!(log.contains("refused by seccomp: syscall mincore (27)") && log.contains("refused by landlock: TCP connect to 127.0.0.1:9"), "{log}");
     let human = text(&d.ctl(&["status", "refused"]));
     assert!(human.contains("refused: 2 time(s)") && human.contains("--connect-tcp 9"), "{human}");
+    // And on their own: `capexec denials UNIT [--json]`.
+    let human = text(&d.ctl(&["denials", "refused"]));
+    assert!(human.contains("refused: refused 2 time(s)") && human.contains("to allow it: add 9 to [landlock] connect_tcp"), "{human}");
+    let o = d.ctl(&["denials", "--json", "refused"]);
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("{e}: {}", text(&o)));
+    assert_eq!((v["unit"].as_str(), v["total"].as_u64(), v["recent"].as_array().map(Vec::len)), (Some("refused"), Some(2), Some(2)), "{v}");
     let o = d.ctl(&["stop", "refused"]);
     assert!(o.status.success(), "{}", text(&o));
 

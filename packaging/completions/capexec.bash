@@ -25,6 +25,9 @@ _capexec() {
             capexec,daemon)
                 cmd="capexec__subcmd__daemon"
                 ;;
+            capexec,denials)
+                cmd="capexec__subcmd__denials"
+                ;;
             capexec,disable)
                 cmd="capexec__subcmd__disable"
                 ;;
@@ -79,6 +82,9 @@ _capexec() {
             capexec__subcmd__help,daemon)
                 cmd="capexec__subcmd__help__subcmd__daemon"
                 ;;
+            capexec__subcmd__help,denials)
+                cmd="capexec__subcmd__help__subcmd__denials"
+                ;;
             capexec__subcmd__help,disable)
                 cmd="capexec__subcmd__help__subcmd__disable"
                 ;;
@@ -131,7 +137,7 @@ _capexec() {
 
     case "${cmd}" in
         capexec)
-            opts="-h -V --help --version check exec run doctor daemon start stop restart reload status list logs enable disable learn analyze import help"
+            opts="-h -V --help --version check exec run doctor daemon start stop restart reload status list logs denials enable disable learn analyze import help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -222,6 +228,24 @@ _capexec() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        capexec__subcmd__denials)
+            opts="-h --user --socket --json --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --socket)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         capexec__subcmd__disable)
             opts="-h --now --user --socket --json --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
@@ -291,7 +315,7 @@ _capexec() {
             return 0
             ;;
         capexec__subcmd__help)
-            opts="check exec run doctor daemon start stop restart reload status list logs enable disable learn analyze import help"
+            opts="check exec run doctor daemon start stop restart reload status list logs denials enable disable learn analyze import help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -333,6 +357,20 @@ _capexec() {
             return 0
             ;;
         capexec__subcmd__help__subcmd__daemon)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        capexec__subcmd__help__subcmd__denials)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )

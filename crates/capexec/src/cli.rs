@@ -95,6 +95,13 @@ graceful, rndc reload). Waits until they have ended; exits non-zero if one faile
     List(ClientArgs),
     /// Show a service's output (stdout and stderr, with timestamps)
     Logs(LogsArgs),
+    /// Show what the kernel refused a service (Landlock, seccomp), each with what would allow it
+    #[command(after_help = "The daemon, as root, reads the kernel's audit records of what Landlock and seccomp \
+refused each service and keeps the last 64 (a refusal repeated in a row counts as one entry); each \
+also goes to the service's log, at most 20 lines per 10 seconds. Each entry says what would allow \
+it: the declaration key, and the capexec run flag. Rootless daemons have no trail. See \
+docs/daemon.md, \"What was refused\".")]
+    Denials(DenialsArgs),
     /// Start services when the daemon starts (overrides the declaration's autostart)
     Enable(EnableArgs),
     /// Do not start services when the daemon starts
@@ -239,6 +246,14 @@ pub struct StatusArgs {
     /// Log lines to show per unit
     #[arg(long, short = 'n', default_value_t = 10, value_name = "N")]
     pub lines: usize,
+    #[command(flatten)]
+    pub client: ClientArgs,
+}
+
+#[derive(Args, Debug)]
+pub struct DenialsArgs {
+    #[arg(value_name = "UNIT")]
+    pub unit: String,
     #[command(flatten)]
     pub client: ClientArgs,
 }

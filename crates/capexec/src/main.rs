@@ -38,6 +38,7 @@ fn main() {
         cli::Command::Status(a) => cmd::ctl::status(a),
         cli::Command::List(a) => cmd::ctl::list(a),
         cli::Command::Logs(a) => cmd::ctl::logs(a),
+        cli::Command::Denials(a) => cmd::ctl::denials(a),
         cli::Command::Enable(a) => cmd::ctl::enable(a, true),
         cli::Command::Disable(a) => cmd::ctl::enable(a, false),
         cli::Command::Learn(a) => cmd::learn::run(a),

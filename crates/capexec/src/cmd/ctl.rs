@@ -176,6 +176,38 @@ pub fn status(a: &StatusArgs) -> i32 {
     0
 }
 
+/// `capexec denials UNIT`: the service's denial trail.
+pub fn denials(a: &capexec::cli::DenialsArgs) -> i32 {
+    // Asked without --json: the JSON view is this trail alone.
+    let client = capexec::cli::ClientArgs { json: false, ..a.client.clone() };
+    let r = match request(&client, &Request::Status { units: unit_args(std::slice::from_ref(&a.unit)) }) {
+        Ok(r) => r,
+        Err(code) => return code,
+    };
+    let statuses: Vec<ServiceStatus> = serde_json::from_value(r.result).unwrap_or_default();
+    let Some(s) = statuses.first() else {
+        eprintln!("capexec: no service `{}`", safe(&a.unit));
+        return EXIT_FAIL;
+    };
+    let d = &s.denials;
+    if a.client.json {
+        println!("{}", serde_json::json!({ "unit": s.name, "total": d.total, "not_shown": d.not_shown, "recent": d.recent }));
+        return 0;
+    }
+    if d.total == 0 {
+        println!("{}: nothing refused", safe(&s.name));
+        return 0;
+    }
+    let hidden = if d.not_shown > 0 { format!(", {} not written to its log", d.not_shown) } else { String::new() };
+    println!("{}: refused {} time(s){hidden}; the latest:", safe(&s.name), d.total);
+    for e in &d.recent {
+        let times = if e.count > 1 { format!(" ({}x)", e.count) } else { String::new() };
+        println!("  {}: {}{times}", e.mechanism, safe(&e.what));
+        println!("    to allow it: {}", safe(&e.fix));
+    }
+    0
+}
+
 fn print_status(s: &ServiceStatus, lines: usize) {
     let mark = match s.state.as_str() {
         "running" => "●",
