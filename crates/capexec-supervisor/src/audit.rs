@@ -144,6 +144,10 @@ pub fn open() -> Result<Reader, SupervisorError> {
     let sock = socket(AddressFamily::Netlink, SockType::Raw, SockFlag::SOCK_CLOEXEC, SockProtocol::NetlinkAudit)
         .map_err(|e| SupervisorError::sys("open the audit socket")(e.into()))?;
     bind(sock.as_raw_fd(), &NetlinkAddr::new(0, 1 << (AUDIT_NLGRP_READLOG - 1))).map_err(|e| SupervisorError::sys("join the audit log group")(e.into()))?;
+    // Room for a burst (a service looping on a refused call): what does not
+    // fit is dropped for this reader alone (ENOBUFS), never held against the
+    // kernel's own backlog. Best effort: the default buffer works, smaller.
+    let _ = nix::sys::socket::setsockopt(&sock, nix::sys::socket::sockopt::RcvBufForce, &(8 << 20));
     Ok(Reader { sock, enabled_audit })
 }
 
