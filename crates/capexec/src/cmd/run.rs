@@ -19,6 +19,12 @@ pub fn run(args: &RunArgs) -> i32 {
             0
         }
         Ok(spec) => {
+            // Strict by default, easy to open up: --net host shares the
+            // network, and TCP still needs its ports; said now rather than
+            // after a failed connect.
+            if args.net.as_deref() == Some("host") && args.connect_tcp.is_empty() && args.bind_tcp.is_empty() && args.unit.is_none() {
+                eprintln!("capexec run: note: --net host shares the host's network, but TCP connects and binds still need their ports: --connect-tcp PORT, --bind-tcp PORT");
+            }
             // As root, what the kernel refused the program, for a summary
             // if it fails (see Watch).
             let watch = match nix::unistd::geteuid().is_root() {
