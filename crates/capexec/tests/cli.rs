@@ -185,6 +185,27 @@ fn run_net_host_says_tcp_needs_its_ports() {
     assert!(o.status.success() && !String::from_utf8_lossy(&o.stderr).contains("still need their ports"), "{}", out(&o));
 }
 
+/// A program on PATH that the sandbox's user cannot reach (behind a 0700
+/// home) is named at once with what to type instead, not left to a bare
+/// EACCES in the view's setup.
+#[test]
+fn run_names_a_program_its_user_cannot_reach() {
+    if !nix::unistd::geteuid().is_root() {
+        return; // rootless the program's user is the caller, who reached it
+    }
+    let dir = std::env::temp_dir().join(format!("capexec-cli-hidden-{}", std::process::id()));
+    let bin = dir.join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    std::fs::copy("/bin/true", bin.join("true")).unwrap();
+    std::fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(0o700)).unwrap();
+    let path = format!("{}:/usr/bin:/bin", bin.display());
+    let o = Command::new(env!("CARGO_BIN_EXE_capexec")).args(["run", "--", "true"]).env("PATH", &path).output().unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    assert_eq!(o.status.code(), Some(125), "{}", out(&o));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("cannot reach") && err.contains("is mode 0700") && err.contains("/usr/bin/true is in every view"), "{err}");
+}
+
 /// An option `capexec run` does not know is named as such, not looked up as
 /// the program (issue 20).
 #[test]

@@ -96,6 +96,46 @@ fn private_home(raw: &mut RawUnit, home: Option<&str>) {
     exec.environment.get_or_insert_with(Default::default).insert("HOME".into(), home);
 }
 
+/// The first directory on the way to `path` that `who` cannot search by
+/// its mode bits (uid 0 passes: root in its own user namespace still owns
+/// root's files), with that directory's mode and owner.
+fn blocked_on_the_way(path: &Path, who: &capexec_decl::spec::Identity) -> Option<(PathBuf, u32, u32)> {
+    use std::os::unix::fs::MetadataExt;
+    if who.uid == 0 {
+        return None;
+    }
+    path.ancestors().skip(1).collect::<Vec<_>>().into_iter().rev().find_map(|dir| {
+        let m = std::fs::metadata(dir).ok()?;
+        let bits = if m.uid() == who.uid {
+            m.mode() >> 6
+        } else if m.gid() == who.gid || who.groups.contains(&m.gid()) {
+            m.mode() >> 3
+        } else {
+            m.mode()
+        };
+        (bits & 1 == 0).then(|| (dir.to_path_buf(), m.mode() & 0o7777, m.uid()))
+    })
+}
+
+/// A program the sandbox's user cannot reach fails in the view's setup with
+/// a bare EACCES: say so now, with what to type instead (the same name in
+/// the system directories, which every view shows, or a user who can).
+fn unreachable_program(typed: &str, prog: &Path, who: &capexec_decl::spec::Identity) -> Result<(), CmdError> {
+    let Some((dir, mode, owner)) = blocked_on_the_way(prog, who) else { return Ok(()) };
+    let name = prog.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let system = ["/usr/bin", "/bin", "/usr/sbin", "/sbin", "/usr/local/bin"].iter().map(|d| Path::new(d).join(&name)).find(|p| p.is_file() && *p != prog);
+    let instead = match system {
+        Some(p) => format!("{} is in every view: capexec run ... -- {} ...; or", p.display(), p.display()),
+        None => "give a program outside it, or".to_owned(),
+    };
+    Err(CmdError::Usage(format!(
+        "`{typed}` is {}, which the program's user (uid {}) cannot reach: {} is mode {mode:04o}, owned by uid {owner}; {instead} run as a user who can reach it (--user) and show its directory (--ro DIR)",
+        prog.display(),
+        who.uid,
+        dir.display()
+    )))
+}
+
 /// One line of the summary of what was refused (the first with a heading).
 fn print_refusal(mechanism: &str, what: &str, fix: &str) {
     static HEADING: std::sync::Once = std::sync::Once::new();
@@ -217,6 +257,9 @@ pub fn build_in(args: &RunArgs, mut ctx: Context, home: Option<&str>) -> Result<
 
     let mut spec = capexec_decl::validate::validate(&name, &raw, sources, &ctx)?;
     let prog = PathBuf::from(&spec.exec.argv[0]);
+    if let Some(first) = args.command.first() {
+        unreachable_program(first, &prog, &spec.exec.user)?;
+    }
 
     // The program itself must be in the view and executable; add just that file
     // when no listed path covers it (e.g. ./downloaded-binary in a home directory).
