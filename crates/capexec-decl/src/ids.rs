@@ -76,3 +76,18 @@ pub fn groups_of(user: &str, primary: u32) -> Vec<u32> {
     out.retain(|g| *g != primary);
     out
 }
+
+/// The rwx bits (4 read, 2 write, 1 search/execute) of a file's mode that
+/// apply to these ids, as the kernel picks them without a capability: the
+/// owner's, else the group's (primary or supplementary), else the others'.
+pub fn mode_bits_for(m: &std::fs::Metadata, uid: u32, gid: u32, groups: &[u32]) -> u32 {
+    use std::os::unix::fs::MetadataExt;
+    let bits = if m.uid() == uid {
+        m.mode() >> 6
+    } else if m.gid() == gid || groups.contains(&m.gid()) {
+        m.mode() >> 3
+    } else {
+        m.mode()
+    };
+    bits & 7
+}

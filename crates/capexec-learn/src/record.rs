@@ -164,15 +164,7 @@ impl Creds {
     /// Whether the file's mode bits alone give these ids `want` (4 read,
     /// 2 write, 1 search/execute), as the kernel checks without a capability.
     fn allowed(&self, m: &std::fs::Metadata, want: u32) -> bool {
-        use std::os::unix::fs::MetadataExt;
-        let bits = if m.uid() == self.fsuid {
-            m.mode() >> 6
-        } else if m.gid() == self.fsgid || self.groups.contains(&m.gid()) {
-            m.mode() >> 3
-        } else {
-            m.mode()
-        };
-        bits & want == want
+        capexec_decl::ids::mode_bits_for(m, self.fsuid, self.fsgid, &self.groups) & want == want
     }
 
     fn has(&self, cap: u32) -> bool {

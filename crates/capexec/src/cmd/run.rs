@@ -106,13 +106,7 @@ fn blocked_on_the_way(path: &Path, who: &capexec_decl::spec::Identity) -> Option
     }
     path.ancestors().skip(1).collect::<Vec<_>>().into_iter().rev().find_map(|dir| {
         let m = std::fs::metadata(dir).ok()?;
-        let bits = if m.uid() == who.uid {
-            m.mode() >> 6
-        } else if m.gid() == who.gid || who.groups.contains(&m.gid()) {
-            m.mode() >> 3
-        } else {
-            m.mode()
-        };
+        let bits = capexec_decl::ids::mode_bits_for(&m, who.uid, who.gid, &who.groups);
         (bits & 1 == 0).then(|| (dir.to_path_buf(), m.mode() & 0o7777, m.uid()))
     })
 }
