@@ -87,6 +87,13 @@ fn fs(r: &mut Report) {
     }
     let (rc, e) = open("/etc/hostname", libc::O_WRONLY);
     r.expect_fail("2 write /etc/hostname", rc, e, &[EROFS, EACCES]);
+    // Through the /proc/self/root magic link, under the /proc rule that
+    // allows truncation: the view's own /etc decides.
+    for p in ["/proc/self/root/etc/hostname", "/proc/1/root/etc/hostname"] {
+        let path = c(p);
+        let (rc, e) = sys!(libc::SYS_truncate, path.as_ptr(), 0);
+        r.expect_fail(&format!("2 truncate {p}"), rc, e, &[EROFS, EACCES, ENOENT]);
+    }
     for d in ["/dev/vda", "/dev/sda", "/dev/mem", "/dev/kmem", "/dev/kmsg", "/dev/port", "/dev/console"] {
         let (rc, e) = open(d, libc::O_RDONLY);
         r.expect_fail(&format!("4 open {d}"), rc, e, &[ENOENT]);
@@ -628,6 +635,12 @@ fn main() {
                 let (rc, e) = open("/proc/self/fd/3", fl);
                 r.expect_fail(&format!("24 reopen read-only fd 3 via /proc/self/fd as {how}"), rc, e, &[EACCES, EPERM]);
             }
+            // Landlock lets a service truncate files under /proc (pam_loginuid
+            // truncates /proc/self/loginuid); through the magic link the
+            // file's own hierarchy decides, which allows no truncation.
+            let link = c("/proc/self/fd/3");
+            let (rc, e) = sys!(libc::SYS_truncate, link.as_ptr(), 0);
+            r.expect_fail("24 truncate read-only fd 3's file via /proc/self/fd", rc, e, &[EACCES, EPERM]);
         }
         "preopen-dir-write" => {
             let name = c("capexec-escape-file");
