@@ -20,15 +20,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(Path(__file__).parent))
 from spawn import write_section  # noqa: E402
+from daemon import ctl, rss_kib  # noqa: E402
 
 TICK = os.sysconf("SC_CLK_TCK")
-
-
-def rss_kib(pid):
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1])
-    return 0
 
 
 def cpu_secs(pid):
@@ -42,10 +36,6 @@ def audit_lost():
     s.send(struct.pack("IHHII", 16, 1000, 1, 1, 0))
     data = s.recv(65536)
     return struct.unpack("IIIIIIII", data[16:48])[6]
-
-
-def ctl(capexec, sock, *args):
-    return subprocess.run([capexec, *args, "--socket", sock], capture_output=True, text=True)
 
 
 def main():

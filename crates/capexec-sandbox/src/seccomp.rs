@@ -370,12 +370,7 @@ pub fn verdicts(prog: &[sock_filter], nr: u32) -> Option<std::collections::BTree
 /// user-notification listener (SECCOMP_FILTER_FLAG_NEW_LISTENER). Requires
 /// no_new_privs. The listener is close-on-exec.
 pub fn install_with_listener(prog: &[sock_filter]) -> std::io::Result<std::os::fd::OwnedFd> {
-    let fprog = libc::sock_fprog { len: prog.len() as u16, filter: prog.as_ptr() as *mut libc::sock_filter };
-    // SAFETY: the kernel copies `fprog` and the instructions it points to during
-    // the call; both outlive it. seccompiler's sock_filter has libc's layout.
-    let rc =
-        unsafe { libc::syscall(libc::SYS_seccomp, libc::SECCOMP_SET_MODE_FILTER, libc::SECCOMP_FILTER_FLAG_NEW_LISTENER, &fprog as *const libc::sock_fprog) };
-    let fd = crate::sys::check(rc)? as std::os::fd::RawFd;
+    let fd = install(prog, libc::SECCOMP_FILTER_FLAG_NEW_LISTENER)? as std::os::fd::RawFd;
     // SAFETY: the kernel just returned this new fd, owned by nobody else.
     Ok(unsafe { std::os::fd::FromRawFd::from_raw_fd(fd) })
 }
@@ -386,11 +381,16 @@ pub fn install_with_listener(prog: &[sock_filter]) -> std::io::Result<std::os::f
 /// only the actions `kernel.seccomp.actions_logged` names, and nothing while
 /// audit is off.
 pub fn install_logged(prog: &[sock_filter]) -> std::io::Result<()> {
+    install(prog, libc::SECCOMP_FILTER_FLAG_LOG).map(|_| ())
+}
+
+/// seccomp(SECCOMP_SET_MODE_FILTER, `flags`, `prog`): the kernel's answer.
+fn install(prog: &[sock_filter], flags: libc::c_ulong) -> std::io::Result<i64> {
     let fprog = libc::sock_fprog { len: prog.len() as u16, filter: prog.as_ptr() as *mut libc::sock_filter };
-    // SAFETY: as in install_with_listener: the kernel copies `fprog` and the
-    // instructions during the call.
-    let rc = unsafe { libc::syscall(libc::SYS_seccomp, libc::SECCOMP_SET_MODE_FILTER, libc::SECCOMP_FILTER_FLAG_LOG, &fprog as *const libc::sock_fprog) };
-    crate::sys::check(rc).map(|_| ())
+    // SAFETY: the kernel copies `fprog` and the instructions it points to during
+    // the call; both outlive it. seccompiler's sock_filter has libc's layout.
+    let rc = unsafe { libc::syscall(libc::SYS_seccomp, libc::SECCOMP_SET_MODE_FILTER, flags, &fprog as *const libc::sock_fprog) };
+    crate::sys::check(rc)
 }
 
 /// The learning filter (`capexec learn`): every native syscall goes to the

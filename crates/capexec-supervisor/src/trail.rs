@@ -145,6 +145,15 @@ mod tests {
     }
 
     #[test]
+    fn lineage_climbs_the_parents() {
+        let me = std::process::id() as i32;
+        let parent = nix::unistd::getppid().as_raw();
+        assert_eq!(lineage(me).next(), Some(me));
+        assert!(parent <= 1 || descends_from(me, parent));
+        assert!(!descends_from(me, me) && !descends_from(i32::MAX, me));
+    }
+
+    #[test]
     fn a_loop_of_refusals_is_counted_not_logged() {
         let mut t = Trail::default();
         let now = Instant::now();
@@ -169,22 +178,22 @@ pub fn run_flag(fix: &str) -> &str {
     fix.split_once("(capexec run: ").and_then(|(_, f)| f.strip_suffix(')')).unwrap_or(fix)
 }
 
-/// Whether `pid` descends from `ancestor`, by the parents /proc names (a
-/// process that has exited names none).
-pub fn descends_from(pid: i32, ancestor: i32) -> bool {
-    let mut p = pid;
-    // A chain longer than this is no service's.
-    for _ in 0..64 {
-        let parent = std::fs::read_to_string(format!("/proc/{p}/status"))
+/// `pid`, then its parent, and so on up to (not including) pid 1, by the
+/// parents /proc names: it ends where a process has exited. A chain longer
+/// than 64 is no service's.
+pub fn lineage(pid: i32) -> impl Iterator<Item = i32> {
+    let parent = |p: i32| {
+        std::fs::read_to_string(format!("/proc/{p}/status"))
             .ok()
-            .and_then(|s| s.lines().find_map(|l| l.strip_prefix("PPid:")).and_then(|v| v.trim().parse::<i32>().ok()));
-        match parent {
-            Some(pp) if pp == ancestor => return true,
-            Some(pp) if pp > 1 => p = pp,
-            _ => return false,
-        }
-    }
-    false
+            .and_then(|s| s.lines().find_map(|l| l.strip_prefix("PPid:")).and_then(|v| v.trim().parse::<i32>().ok()))
+            .filter(|pp| *pp > 1)
+    };
+    std::iter::successors(Some(pid), move |p| parent(*p)).take(64)
+}
+
+/// Whether `pid` descends from `ancestor` (see [`lineage`]).
+pub fn descends_from(pid: i32, ancestor: i32) -> bool {
+    lineage(pid).skip(1).any(|p| p == ancestor)
 }
 
 /// The refusals of one run, collected from the audit log while it runs, and

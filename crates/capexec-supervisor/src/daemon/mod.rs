@@ -837,18 +837,7 @@ impl Daemon {
             .filter_map(|(n, s)| s.run.as_ref().map(|r| (r, n.as_str())))
             .flat_map(|(r, n)| std::iter::once((r.init_pid, n)).chain(r.main_pid.map(|m| (m, n))))
             .collect();
-        let mut p = pid;
-        // A chain longer than this is no service's.
-        for _ in 0..64 {
-            if let Some(n) = runs.get(&p) {
-                return Some((*n).to_owned());
-            }
-            p = std::fs::read_to_string(format!("/proc/{p}/status"))
-                .ok()
-                .and_then(|s| s.lines().find_map(|l| l.strip_prefix("PPid:")).and_then(|v| v.trim().parse::<i32>().ok()))
-                .filter(|pp| *pp > 1)?;
-        }
-        None
+        crate::trail::lineage(pid).find_map(|p| runs.get(&p).map(|n| (*n).to_owned()))
     }
 
     /// Whether `r`, whose process `pid` belongs to no known run, must wait
