@@ -581,9 +581,15 @@ both!(brokered_services_and_their_refusals_under_the_daemon, |who: As| {
     if o.status.success() {
         d.wait_for("mc-refused", T, "mc-refused to end without its port", |s| s["state"] != "running");
     }
-    let logs = text(&d.ctl(&["logs", "mc-refused"]));
+    // The broker's refusal is in the service's denial trail (the broker
+    // reports it on a pipe of its own, not through the log the service
+    // writes too) and in its log.
     let fix = format!("add \"tcp:127.0.0.1:{refused}\" to broker.net.bind");
-    assert!(logs.contains("broker refused bind(fd") && logs.contains(&fix), "logs:\n{logs}\nstart:\n{out}");
+    let s = d.wait_for("mc-refused", T, "the broker's refusal in the trail", |s| s["denials"]["total"].as_u64() >= Some(1));
+    let entry = s["denials"]["recent"].as_array().unwrap().iter().find(|e| e["mechanism"] == "broker").unwrap_or_else(|| panic!("{s:#}")).clone();
+    assert!(entry["what"].as_str().unwrap().starts_with("bind(fd ") && entry["fix"] == fix.as_str(), "{s:#}");
+    let logs = text(&d.ctl(&["logs", "mc-refused"]));
+    assert!(logs.contains("refused by broker: bind(fd") && logs.contains(&fix), "logs:\n{logs}\nstart:\n{out}");
     d.terminate(T);
     // Only this test's memcacheds: other tests run theirs in parallel.
     assert!(pids_matching(&format!("/usr/bin/memcached -p {port}")).is_empty());

@@ -18,8 +18,9 @@ fn toml_string(s: &str) -> String {
 /// A program that makes one refused syscall (mincore, outside the default
 /// allowlist) and one refused TCP connect (port 9, no connect grant under
 /// `net = "host"`), prints what it got, and stays (the trail attributes a
-/// refusal by the pid the kernel names).
-const PROGRAM: &str = "my $r = syscall(27, 0, 0, 0); print \"mincore: $r $!\\n\"; use IO::Socket::INET; \
+/// refusal by the pid the kernel names). It also writes a broker's refusal
+/// line of old to its stderr: no trail entry comes of what a service writes.
+const PROGRAM: &str = "print STDERR \"capexec: refused: broker refused open(\\\"/etc/shadow\\\"): no grant; to allow it, add it\\n\"; my $r = syscall(27, 0, 0, 0); print \"mincore: $r $!\\n\"; use IO::Socket::INET; \
     my $s = IO::Socket::INET->new(PeerAddr => '127.0.0.1:9'); print 'connect: ', ($s ? 'ok' : \"$!\"), \"\\n\"; STDOUT->flush; sleep 60;";
 
 #[test]
@@ -107,4 +108,54 @@ fn a_failing_run_says_what_was_refused_and_which_flags_allow_it() {
     c.args(["run", "--", "/usr/bin/perl", "-e", "syscall(27, 0, 0, 0); exit 0"]);
     let o = output(c, T);
     assert!(o.status.success() && o.stderr.is_empty(), "{}", text(&o));
+}
+
+/// The network guard (cgroup BPF) reports what it refused a service's host
+/// socket into the trail: a datagram from a preopened UDP socket of a `net =
+/// "none"` service to an address no grant names. The fix, applied, lets the
+/// datagram through.
+#[test]
+fn the_network_guard_reports_what_it_refused() {
+    require_root();
+    let peer = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    peer.set_read_timeout(Some(T)).unwrap();
+    let to = peer.local_addr().unwrap().port();
+    let prog = format!(
+        "use Socket; open(my $s, '+<&=', 3) or die \"fd 3: $!\"; my $r = send($s, 'ping', 0, pack_sockaddr_in({to}, inet_aton('127.0.0.1'))); \
+         print 'send: ', (defined $r ? 'ok' : \"$!\"), \"\\n\"; STDOUT->flush; sleep 60;"
+    );
+    let mut d = Daemon::prepare(As::Root, "trail-bpf");
+    let unit = |extra: &str| {
+        format!(
+            "[exec]\nargv = [\"/usr/bin/perl\", \"-e\", {}]\n[namespaces]\nnet = \"none\"\n[service]\nrestart = \"no\"\n\n[[preopen.listen]]\naddress = \"udp:127.0.0.1:{}\"\n{extra}",
+            toml_string(&prog),
+            unused_port()
+        )
+    };
+    d.write_unit("guarded", &unit(""));
+    d.start();
+    let o = d.ctl(&["start", "guarded"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let log = d.wait_log("guarded", "send: ", T);
+    assert!(log.contains("send: Operation not permitted"), "{log}");
+    let s = d.wait_for("guarded", T, "the guard's refusal in the trail", |s| s["denials"]["total"].as_u64() >= Some(1));
+    let grant = format!("udp:127.0.0.1:{to}");
+    let entry = s["denials"]["recent"].as_array().unwrap().iter().find(|e| e["mechanism"] == "bpf").unwrap_or_else(|| panic!("{s:#}")).clone();
+    assert_eq!(entry["what"], format!("datagram to {grant} on a host socket"), "{s:#}");
+    assert_eq!(entry["fix"], format!("add \"{grant}\" to broker.net.connect"), "{s:#}");
+    let log = d.wait_log("guarded", "refused by bpf: ", T);
+    assert!(log.contains(&format!("to allow it: add \"{grant}\" to broker.net.connect")), "{log}");
+    assert!(d.ctl(&["stop", "guarded"]).status.success());
+
+    // The fix, applied: the datagram arrives, and nothing is refused.
+    d.write_unit("guarded", &unit(&format!("\n[broker.net]\nconnect = [\"{grant}\"]\n")));
+    assert!(d.ctl(&["reload"]).status.success());
+    let o = d.ctl(&["start", "guarded"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let mut buf = [0u8; 16];
+    let n = peer.recv(&mut buf).unwrap_or_else(|e| panic!("no datagram ({e}): {}", d.wait_log("guarded", "send: ", T)));
+    assert_eq!(&buf[..n], b"ping");
+    let log = d.wait_log("guarded", "send: ok", T);
+    assert_eq!(d.status("guarded")["denials"]["total"], 1, "nothing refused the second time: {log}");
+    d.terminate(T);
 }

@@ -197,6 +197,37 @@ pub struct Broker {
     appender: Arc<append::Appender>,
     /// Refusal log rate limit: (start of the current second, lines in it, suppressed).
     log_budget: std::sync::Mutex<(std::time::Instant, u32, u64)>,
+    /// Under the daemon: the pipe its denial trail reads refusals from
+    /// ([`Report`]), instead of the service's log, which the service writes
+    /// too and so could forge a refusal in.
+    reports: Option<OwnedFd>,
+}
+
+/// A refusal as the broker sends it to the daemon's denial trail: one line,
+/// the call, why and the fix each made safe (no control characters) and
+/// separated by U+001F, which `safe` escapes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Report {
+    pub call: String,
+    pub why: String,
+    pub fix: String,
+}
+
+impl Report {
+    const SEPARATOR: char = '\u{1f}';
+
+    pub fn encode(call: &str, why: &str, fix: &str) -> String {
+        use capexec_decl::terminal::safe;
+        let sep = Self::SEPARATOR;
+        format!("{}{sep}{}{sep}{}\n", safe(call), safe(why), safe(fix))
+    }
+
+    /// One line of the pipe, without its line break.
+    pub fn decode(line: &str) -> Option<Report> {
+        let mut f = line.split(Self::SEPARATOR);
+        let r = Report { call: f.next()?.to_owned(), why: f.next()?.to_owned(), fix: f.next()?.to_owned() };
+        f.next().is_none().then_some(r)
+    }
 }
 
 /// Refusal lines per second before the rest are counted instead of written:
@@ -243,6 +274,7 @@ impl Broker {
             bound: net::BoundSockets::default(),
             appender,
             log_budget: std::sync::Mutex::new((std::time::Instant::now(), 0, 0)),
+            reports: None,
         })
     }
 
@@ -252,12 +284,28 @@ impl Broker {
         use std::os::fd::AsRawFd;
         let mut fds: Vec<std::os::fd::RawFd> = self.bases.iter().map(|f| f.as_raw_fd()).collect();
         fds.extend(self.appender.fds());
+        fds.extend(self.reports.as_ref().map(|f| f.as_raw_fd()));
         fds
+    }
+
+    /// Sends refusals to `pipe` (the daemon's denial trail, which limits
+    /// their rate itself) instead of the service's log. The pipe should be
+    /// non-blocking: a refusal the daemon has no room for is dropped, never
+    /// waited for.
+    pub fn report_to(&mut self, pipe: OwnedFd) {
+        self.reports = Some(pipe);
     }
 
     /// Logs a refusal: the unit, the call with its argument, why, and what in
     /// the declaration would allow it — the trail an administrator follows.
     pub fn refused(&self, call: &str, why: &str, fix: &str) {
+        if let Some(pipe) = &self.reports {
+            // Shorter than PIPE_BUF in practice, so one write is one line
+            // whichever thread writes it; a longer one may be cut, and the
+            // daemon then drops it.
+            let _ = nix::unistd::write(pipe, Report::encode(call, why, fix).as_bytes());
+            return;
+        }
         let mut budget = self.log_budget.lock().unwrap_or_else(|e| e.into_inner());
         let (start, lines, suppressed) = &mut *budget;
         if start.elapsed() >= std::time::Duration::from_secs(1) {
@@ -407,6 +455,19 @@ mod tests {
 
     fn ports(p: &[u16]) -> Option<BTreeSet<u16>> {
         Some(p.iter().copied().collect())
+    }
+
+    #[test]
+    fn a_report_is_one_line_whatever_the_service_asked_for() {
+        // The call quotes the service: a separator or a line break in it
+        // must not make a second field or a second report.
+        let call = "open(\"/x\u{1f}evil\u{1f}fix\nsecond\")";
+        let line = Report::encode(call, "no grant", "add it");
+        assert_eq!(line.matches('\n').count(), 1);
+        let r = Report::decode(line.trim_end_matches('\n')).expect("decodes");
+        assert_eq!((r.why.as_str(), r.fix.as_str()), ("no grant", "add it"));
+        assert!(r.call.contains("\\x1fevil") && r.call.contains("\\nsecond"), "{}", r.call);
+        assert_eq!(Report::decode("a\u{1f}b"), None);
     }
 
     #[test]

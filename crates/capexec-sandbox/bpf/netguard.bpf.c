@@ -64,6 +64,39 @@ struct {
 	__type(value, __u8);
 } peers SEC(".maps");
 
+// What the programs refused, for the daemon's denial trail: one record per
+// refusal while there is room (a service looping on refused calls fills it,
+// and then loses records, never the daemon's memory).
+#define REFUSED_CONNECT 1
+#define REFUSED_BIND 2
+#define REFUSED_SEND 3
+
+struct refusal {
+	__u32 addr[4]; // v4-mapped for IPv4
+	__u32 pid;     // the thread group, as the host names it
+	__u16 port;    // host order
+	__u8 op;       // REFUSED_*
+	__u8 proto;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 64 * 1024);
+} refusals SEC(".maps");
+
+static __always_inline int refuse(struct bpf_sock_addr *ctx, const __u32 a[4], __u8 op, __u32 proto)
+{
+	struct refusal r = {
+		.addr = {a[0], a[1], a[2], a[3]},
+		.pid = bpf_get_current_pid_tgid() >> 32,
+		.port = bpf_ntohs((__u16)ctx->user_port),
+		.op = op,
+		.proto = proto,
+	};
+	bpf_ringbuf_output(&refusals, &r, sizeof(r), 0);
+	return 0;
+}
+
 static __always_inline int unguarded(struct bpf_sock_addr *ctx)
 {
 	if (bpf_get_netns_cookie(ctx) != host_netns)
@@ -122,14 +155,18 @@ static __always_inline int check_connect(struct bpf_sock_addr *ctx, const __u32 
 {
 	if (unguarded(ctx))
 		return 1;
-	return granted(a, ctx->user_port, ctx->protocol, GRANT_CONNECT) || known_peer(ctx, a);
+	if (granted(a, ctx->user_port, ctx->protocol, GRANT_CONNECT) || known_peer(ctx, a))
+		return 1;
+	return refuse(ctx, a, REFUSED_CONNECT, ctx->protocol);
 }
 
 static __always_inline int check_bind(struct bpf_sock_addr *ctx, const __u32 a[4])
 {
 	if (unguarded(ctx))
 		return 1;
-	return granted(a, ctx->user_port, ctx->protocol, GRANT_BIND);
+	if (granted(a, ctx->user_port, ctx->protocol, GRANT_BIND))
+		return 1;
+	return refuse(ctx, a, REFUSED_BIND, ctx->protocol);
 }
 
 // A datagram to an explicit address: granted, or the answer to a peer.
@@ -137,7 +174,9 @@ static __always_inline int check_send(struct bpf_sock_addr *ctx, const __u32 a[4
 {
 	if (unguarded(ctx))
 		return 1;
-	return granted(a, ctx->user_port, IPPROTO_UDP, GRANT_CONNECT) || known_peer(ctx, a);
+	if (granted(a, ctx->user_port, IPPROTO_UDP, GRANT_CONNECT) || known_peer(ctx, a))
+		return 1;
+	return refuse(ctx, a, REFUSED_SEND, IPPROTO_UDP);
 }
 
 static __always_inline int note_recv(struct bpf_sock_addr *ctx, const __u32 a[4])

@@ -98,6 +98,74 @@ impl Grant {
     }
 }
 
+/// What the programs refused (`struct refusal` in netguard.bpf.c).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    pub op: RefusedOp,
+    /// `udp` or `tcp`.
+    pub proto: Proto,
+    pub addr: IpAddr,
+    pub port: u16,
+    /// The process, as the host names it.
+    pub pid: u32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RefusedOp {
+    Connect,
+    Bind,
+    /// A datagram to an explicit address (sendto, sendmsg).
+    Send,
+}
+
+impl Refusal {
+    /// From one ring buffer record; `None` for a record of another layout or
+    /// protocol.
+    fn parse(b: &[u8]) -> Option<Refusal> {
+        if b.len() < 24 {
+            return None;
+        }
+        let u32_at = |i: usize| u32::from_ne_bytes(b[i..i + 4].try_into().expect("4 bytes"));
+        let mut octets = [0u8; 16];
+        octets.copy_from_slice(&b[..16]);
+        let v6 = std::net::Ipv6Addr::from(octets);
+        let op = match b[22] {
+            1 => RefusedOp::Connect,
+            2 => RefusedOp::Bind,
+            3 => RefusedOp::Send,
+            _ => return None,
+        };
+        let proto = match i32::from(b[23]) {
+            libc::IPPROTO_TCP => Proto::Tcp,
+            libc::IPPROTO_UDP => Proto::Udp,
+            _ => return None,
+        };
+        let addr = v6.to_ipv4_mapped().map_or(IpAddr::V6(v6), IpAddr::V4);
+        Some(Refusal { op, proto, addr, port: u16::from_ne_bytes([b[20], b[21]]), pid: u32_at(16) })
+    }
+}
+
+/// The programs' refusal records, read by the daemon for the service's
+/// denial trail. Poll its descriptor for readable, then [`Refusals::drain`].
+pub struct Refusals(aya::maps::RingBuf<aya::maps::MapData>);
+
+impl Refusals {
+    /// Every record there is now.
+    pub fn drain(&mut self) -> Vec<Refusal> {
+        let mut out = Vec::new();
+        while let Some(item) = self.0.next() {
+            out.extend(Refusal::parse(&item));
+        }
+        out
+    }
+}
+
+impl std::os::fd::AsRawFd for Refusals {
+    fn as_raw_fd(&self) -> std::os::fd::RawFd {
+        self.0.as_raw_fd()
+    }
+}
+
 /// The service's sockets in the host's network namespace, by protocol: what
 /// the guard is for. Empty under `net = "host"` (there Landlock and seccomp
 /// are the network limits) and for services that get no host socket.
@@ -194,8 +262,9 @@ const PROGRAMS: [(&str, u32); 8] = [
 /// Loads the programs for `policy` and attaches them to the service's cgroup
 /// v2 directory `service`; the calls of processes in `supervisor` (a child of
 /// it) pass. Sockets are told apart by network namespace: those in the
-/// caller's (the host's, for the service) are checked.
-pub fn attach(policy: &NetPolicy, service: &Path, supervisor: &Path) -> Result<(), NetGuardError> {
+/// caller's (the host's, for the service) are checked. Returns the ring
+/// buffer the programs report their refusals in.
+pub fn attach(policy: &NetPolicy, service: &Path, supervisor: &Path) -> Result<Refusals, NetGuardError> {
     let host_netns =
         sys::netns_cookie().map_err(|source| NetGuardError::Io { op: "read the network namespace cookie of", path: "/proc/self/ns/net".into(), source })?;
     let exempt = cgroup_id(supervisor)?;
@@ -230,8 +299,10 @@ pub fn attach(policy: &NetPolicy, service: &Path, supervisor: &Path) -> Result<(
             source,
         })?;
     }
-    // Dropping `ebpf` closes capexec's references; the attachments keep theirs.
-    Ok(())
+    let map = ebpf.take_map("refusals").ok_or_else(|| NetGuardError::Load("the object has no map `refusals`".into()))?;
+    let ring = aya::maps::RingBuf::try_from(map).map_err(|e| NetGuardError::Load(format!("refusals: {e}")))?;
+    // Dropping `ebpf` closes capexec's other references; the attachments keep theirs.
+    Ok(Refusals(ring))
 }
 
 /// A load error with the verifier's log, which aya keeps in the error's
@@ -359,7 +430,7 @@ mod tests {
         let policy = NetPolicy { grants: vec![Grant::new(&spec_grant, GRANT_CONNECT)] };
         // A first run's programs (granting nothing) must not outlive it.
         attach(&NetPolicy { grants: vec![] }, &service, &supervisor).unwrap();
-        attach(&policy, &service, &supervisor).unwrap();
+        let mut refusals = attach(&policy, &service, &supervisor).unwrap();
         let eperm = libc::EPERM;
         let checked = in_cgroup(&service, || {
             let s = udp();
@@ -370,6 +441,8 @@ mod tests {
                 | ((connect_to(t, g) == 0) as i32) << 3
         });
         let exempt = in_cgroup(&supervisor, || (send_to(udp(), w) == 0) as i32 | ((connect_to(udp(), w) == 0) as i32) << 1);
+        // The two refusals, reported in order; the exempt calls are not.
+        let reported = refusals.drain();
         let _ = std::fs::remove_dir(&supervisor);
         let _ = std::fs::remove_dir(&service);
         assert_eq!(
@@ -377,6 +450,10 @@ mod tests {
             "in the service's cgroup: bit 0 sendto ungranted refused, 1 sendto granted sent, 2 connect ungranted refused, 3 connect granted"
         );
         assert_eq!(exempt, 0b11, "in the supervisor's cgroup everything passes");
+        let localhost = IpAddr::from([127, 0, 0, 1]);
+        let ops: Vec<_> = reported.iter().map(|r| (r.op, r.proto, r.addr, r.port)).collect();
+        assert_eq!(ops, [(RefusedOp::Send, Proto::Udp, localhost, w), (RefusedOp::Connect, Proto::Udp, localhost, w)]);
+        assert!(reported.iter().all(|r| r.pid != std::process::id() && r.pid > 0), "the forked process's pid: {reported:?}");
     }
 
     /// The committed object is what scripts/gen-bpf.sh makes of the source

@@ -188,7 +188,8 @@ impl ExecCgroup {
         let supervisor = service.join(SUPERVISOR);
         std::fs::create_dir_all(&supervisor).map_err(io("create cgroup", &supervisor))?;
         let cg = ServiceCgroup { v2: Some(service.clone()), v1: BTreeMap::new() };
-        let watcher = match capexec_sandbox::netguard::attach(policy, &service, &supervisor).map_err(CgroupError::from).and_then(|()| watch(cg.clone())) {
+        let watcher = match capexec_sandbox::netguard::attach(policy, &service, &supervisor).map_err(CgroupError::from).and_then(|_refusals| watch(cg.clone()))
+        {
             Ok(w) => w,
             Err(e) => {
                 let _ = cg.remove();
@@ -305,15 +306,15 @@ impl ServiceCgroup {
     /// Puts the network guard on the service's cgroup: creates the child
     /// cgroup capexec's own processes for the service work from (the broker,
     /// the process that opens its sockets), attaches the programs, and
-    /// returns that child. Needs cgroup v2.
-    pub fn guard(&self, policy: &capexec_sandbox::netguard::NetPolicy) -> Result<PathBuf, CgroupError> {
+    /// returns that child and the programs' refusal records. Needs cgroup v2.
+    pub fn guard(&self, policy: &capexec_sandbox::netguard::NetPolicy) -> Result<(PathBuf, capexec_sandbox::netguard::Refusals), CgroupError> {
         let Some(v2) = &self.v2 else {
             return Err(CgroupError::GuardNeedsV2);
         };
         let supervisor = v2.join(SUPERVISOR);
         std::fs::create_dir_all(&supervisor).map_err(io("create cgroup", &supervisor))?;
-        capexec_sandbox::netguard::attach(policy, v2, &supervisor)?;
-        Ok(supervisor)
+        let refusals = capexec_sandbox::netguard::attach(policy, v2, &supervisor)?;
+        Ok((supervisor, refusals))
     }
 
     /// SIGKILL to every process, including ones that double-forked away: the

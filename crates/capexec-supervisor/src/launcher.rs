@@ -27,7 +27,8 @@ use std::os::fd::AsFd;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::path::PathBuf;
 
-/// Daemon → launcher. Carries three fds: the service's stdin, stdout, stderr.
+/// Daemon → launcher. Carries four fds: the service's stdin, stdout, stderr,
+/// and the pipe the daemon's denial trail reads the broker's refusals from.
 #[derive(Debug, Serialize, Deserialize)]
 pub struct LaunchRequest {
     pub id: u64,
@@ -49,7 +50,7 @@ pub struct LaunchRequest {
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(tag = "request", rename_all = "kebab-case")]
 pub enum LauncherRequest {
-    /// Start a service; carries its stdin, stdout and stderr.
+    /// Start a service; carries its stdin, stdout, stderr and refusal pipe.
     Launch(Box<LaunchRequest>),
     /// Have the task helper of the running service whose init is `init_pid`
     /// run its `exec.start_post` (`post`) or `exec.reload` commands;
@@ -265,8 +266,8 @@ fn task_done(sock: RawFd, children: &mut Children, init_pid: i32) {
 
 fn launch(sock: RawFd, req: LaunchRequest, fds: Vec<OwnedFd>, host_env: &[(String, String)], children: &mut Children) {
     let fail = |error: String| send(sock, &LauncherEvent::Failed { id: req.id, error }, &[]);
-    if fds.len() != 3 {
-        return fail(format!("internal: launch request carried {} descriptors instead of 3", fds.len()));
+    if fds.len() != 4 {
+        return fail(format!("internal: launch request carried {} descriptors instead of 4", fds.len()));
     }
     let notify = match &req.notify_dir {
         Some(dir) => capexec_sandbox::plan::Notify::Socket { dir: dir.clone(), watchdog: req.spec.service.watchdog },
@@ -282,7 +283,12 @@ fn launch(sock: RawFd, req: LaunchRequest, fds: Vec<OwnedFd>, host_env: &[(Strin
     let broker = match req.spec.has_broker() {
         false => None,
         true => match capexec_broker::Broker::prepare(&req.spec) {
-            Ok(b) => Some(b),
+            Ok(mut b) => {
+                if let Ok(pipe) = fds[3].try_clone() {
+                    b.report_to(pipe);
+                }
+                Some(b)
+            }
             Err(e) => return fail(e.to_string()),
         },
     };

@@ -20,7 +20,7 @@ const KEPT: usize = 64;
 pub struct Denial {
     #[serde(skip)]
     pub at: Option<SystemTime>,
-    /// `seccomp` or `landlock`.
+    /// `seccomp`, `landlock`, `broker` or `bpf`.
     pub mechanism: &'static str,
     /// What was refused: `syscall unshare (272)`, `TCP connect to port 9`.
     pub what: String,
@@ -80,6 +80,32 @@ impl Trail {
             0 => d.line(),
             n => format!("({n} more refusals were not shown: `capexec status --json` counts them)\n{}", d.line()),
         })
+    }
+}
+
+/// A refusal the service's broker reported (its grants are declaration
+/// keys only: `capexec run` has no broker).
+pub fn broker_denial(r: capexec_broker::Report) -> Denial {
+    Denial { at: Some(SystemTime::now()), mechanism: "broker", what: format!("{}: {}", r.call, r.why), fix: r.fix, pid: None, count: 1 }
+}
+
+/// A refusal by the network guard (its grants are `[broker.net]`
+/// declaration keys: `capexec run` gives no host sockets to guard).
+pub fn guard_denial(r: &capexec_sandbox::netguard::Refusal) -> Denial {
+    use capexec_sandbox::netguard::RefusedOp;
+    let grant = capexec_decl::grants::NetGrant::exact(r.proto, std::net::SocketAddr::new(r.addr, r.port));
+    let (what, key) = match r.op {
+        RefusedOp::Connect => ("connect to", "connect"),
+        RefusedOp::Bind => ("bind to", "bind"),
+        RefusedOp::Send => ("datagram to", "connect"),
+    };
+    Denial {
+        at: Some(SystemTime::now()),
+        mechanism: "bpf",
+        what: format!("{what} {grant} on a host socket"),
+        fix: format!("add \"{grant}\" to broker.net.{key}"),
+        pid: i32::try_from(r.pid).ok(),
+        count: 1,
     }
 }
 

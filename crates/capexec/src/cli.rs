@@ -95,7 +95,7 @@ graceful, rndc reload). Waits until they have ended; exits non-zero if one faile
     List(ClientArgs),
     /// Show a service's output (stdout and stderr, with timestamps)
     Logs(LogsArgs),
-    /// Show what the kernel refused a service (Landlock, seccomp), each with what would allow it
+    /// Show what was refused a service (Landlock, seccomp, its broker, the network guard), each with what would allow it
     #[command(after_help = "The daemon, as root, reads the kernel's audit records of what Landlock and seccomp \
 refused each service and keeps the last 64 (a refusal repeated in a row counts as one entry); each \
 also goes to the service's log, at most 20 lines per 10 seconds. Each entry says what would allow \

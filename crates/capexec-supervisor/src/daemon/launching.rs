@@ -108,8 +108,16 @@ impl Daemon {
         };
         // The network guard, where the service has host sockets (see netguard.rs).
         let guard = capexec_sandbox::netguard::policy(&s.spec)?;
+        if let Some(old) = s.guard_reader.take() {
+            old.abort();
+        }
         let supervisor_cgroup = match (guard, &s.cgroup) {
-            (Some(policy), Some(c)) if c.v2.is_some() => Some(c.guard(&policy)?),
+            (Some(policy), Some(c)) if c.v2.is_some() => {
+                let (dir, refusals) = c.guard(&policy)?;
+                let reader = tokio::spawn(read_guard(refusals, name.to_owned(), s.run_id, self.tx.clone()));
+                s.guard_reader = Some(reader.abort_handle());
+                Some(dir)
+            }
             // No guard possible: refused where that leaves a declared limit open.
             (Some(_), _) => {
                 capexec_sandbox::netguard::require_guard(&s.spec)?;
@@ -132,6 +140,11 @@ impl Daemon {
         let null = std::fs::File::open("/dev/null").map_err(SupervisorError::path("open", "/dev/null"))?;
         tokio::spawn(logs::read_pipe(s.log.clone(), out_r, Stream::Stdout));
         tokio::spawn(logs::read_pipe(s.log.clone(), err_r, Stream::Stderr));
+        // Non-blocking at both ends: the broker drops a refusal the daemon
+        // has no room for rather than wait for it.
+        let (rep_r, rep_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC | nix::fcntl::OFlag::O_NONBLOCK)
+            .map_err(|e| SupervisorError::Sys { op: "create the refusal pipe", source: e.into() })?;
+        tokio::spawn(read_reports(rep_r, name.to_owned(), s.run_id, self.tx.clone()));
         let id = self.next_launch;
         self.next_launch += 1;
         let req = LaunchRequest {
@@ -150,7 +163,7 @@ impl Daemon {
         }
         s.launching = Some(id);
         self.launches.insert(id, name.to_owned());
-        let _ = self.launch_tx.send((data, vec![OwnedFd::from(null), out_w, err_w]));
+        let _ = self.launch_tx.send((data, vec![OwnedFd::from(null), out_w, err_w, rep_w]));
         Ok(())
     }
 
@@ -206,5 +219,53 @@ impl Daemon {
                 self.check_gone(&name);
             }
         }
+    }
+}
+
+/// The broker's refusals (`capexec_broker::Report` lines) into run `run`'s
+/// trail, until the broker (or, for a service without one, the launcher's
+/// copy) closes the pipe.
+async fn read_reports(fd: OwnedFd, unit: String, run: u64, tx: mpsc::UnboundedSender<Ev>) {
+    /// Longer lines are no report the broker wrote whole: dropped.
+    const MAX_LINE: usize = 8192;
+    let Ok(rx) = tokio::net::unix::pipe::Receiver::from_owned_fd(fd) else { return };
+    let (mut buf, mut partial) = (vec![0u8; 16 * 1024], Vec::new());
+    while rx.readable().await.is_ok() {
+        let n = match rx.try_read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
+            Err(_) => break,
+        };
+        partial.extend_from_slice(&buf[..n]);
+        while let Some(end) = partial.iter().position(|b| *b == b'\n') {
+            let line: Vec<u8> = partial.drain(..=end).collect();
+            let Some(r) = std::str::from_utf8(&line[..end]).ok().and_then(capexec_broker::Report::decode) else { continue };
+            let denial = crate::trail::broker_denial(r);
+            if tx.send(Ev::Refused { unit: unit.clone(), run, denial }).is_err() {
+                return;
+            }
+        }
+        if partial.len() > MAX_LINE {
+            partial.clear();
+        }
+    }
+}
+
+/// The network guard's refusals into run `run`'s trail, for as long as the
+/// run lasts (`settled` and the next launch end this task).
+async fn read_guard(refusals: capexec_sandbox::netguard::Refusals, unit: String, run: u64, tx: mpsc::UnboundedSender<Ev>) {
+    // SAFETY: `Refusals` owns the ring buffer's map, whose descriptor stays
+    // open (and is the one `as_raw_fd` returns) until the AsyncFd drops it
+    // after deregistering.
+    let Ok(mut ring) = (unsafe { tokio::io::unix::AsyncFd::register_with_interest(refusals, tokio::io::Interest::READABLE) }) else { return };
+    loop {
+        let Ok(mut ready) = ring.readable_mut().await else { return };
+        for r in ready.get_inner_mut().drain() {
+            if tx.send(Ev::Refused { unit: unit.clone(), run, denial: crate::trail::guard_denial(&r) }).is_err() {
+                return;
+            }
+        }
+        ready.clear_ready();
     }
 }

@@ -76,6 +76,13 @@ enum Ev {
     },
     /// A record of the kernel's audit log (see `crate::audit`).
     Audit(crate::audit::Record),
+    /// A refusal by run `run` of `unit`'s broker or network guard, which
+    /// report their own (see `reports`).
+    Refused {
+        unit: String,
+        run: u64,
+        denial: crate::trail::Denial,
+    },
     Notify {
         unit: String,
         run: u64,
@@ -140,6 +147,8 @@ struct Service {
     cgroup: Option<ServiceCgroup>,
     log: Arc<LogSink>,
     notify: Option<tokio::task::AbortHandle>,
+    /// The task reading the network guard's refusals of the current run.
+    guard_reader: Option<tokio::task::AbortHandle>,
     status_text: Option<String>,
     /// Notifications of the current run that came before the launcher's
     /// report of it (a notify service's READY=1 can overtake it): judged
@@ -153,6 +162,17 @@ struct Service {
     gone_polls: u32,
     /// The start whose privileged start_pre commands run now.
     pre_running: Option<u64>,
+}
+
+impl Service {
+    /// A refusal into the trail, and the service's log at a bounded rate.
+    fn deny(&mut self, d: crate::trail::Denial) {
+        if let Some(line) = self.trail.add(d, Instant::now()) {
+            for l in line.lines() {
+                self.log.note(l);
+            }
+        }
+    }
 }
 
 fn timer_index(t: Timer) -> usize {
@@ -626,6 +646,11 @@ impl Daemon {
             }
             Ev::Notify { unit, run, msg, pid } => self.notify(&unit, run, &msg, pid),
             Ev::Audit(r) => self.audit(r),
+            Ev::Refused { unit, run, denial } => {
+                if let Some(s) = self.services.get_mut(&unit).filter(|s| s.run_id == run) {
+                    s.deny(denial);
+                }
+            }
             Ev::PreDone { unit, token, result } => self.pre_done(&unit, token, result),
             Ev::JobStep { job, result } => self.job_step(job, result),
             Ev::PollGone { unit } => self.check_gone(&unit),
@@ -766,6 +791,9 @@ impl Daemon {
         };
         if let Some(n) = s.notify.take() {
             n.abort();
+        }
+        if let Some(g) = s.guard_reader.take() {
+            g.abort();
         }
         let _ = std::fs::remove_dir_all(self.cfg.paths.notify_dir(name));
         if let Some(c) = s.cgroup.take() {
@@ -916,12 +944,7 @@ impl Daemon {
             Record::Seccomp { pid, .. } => Some(*pid),
             _ => None,
         };
-        let d = crate::trail::Denial { at: Some(std::time::SystemTime::now()), mechanism, what, fix, pid, count: 1 };
-        if let Some(line) = s.trail.add(d, Instant::now()) {
-            for l in line.lines() {
-                s.log.note(l);
-            }
-        }
+        s.deny(crate::trail::Denial { at: Some(std::time::SystemTime::now()), mechanism, what, fix, pid, count: 1 });
     }
 
     fn wake_waiters(&mut self) {

@@ -84,6 +84,7 @@ impl Daemon {
                 status_text: None,
                 early_notify: Vec::new(),
                 trail: Default::default(),
+                guard_reader: None,
                 last_exit: None,
                 error: None,
                 pending: Pending::None,

@@ -66,7 +66,7 @@ impl Harness {
     /// The next launch request the daemon sent to the launcher.
     fn next_launch(&mut self) -> LaunchRequest {
         let (data, fds) = self.launches.try_recv().expect("the daemon sent a launch request");
-        assert_eq!(fds.len(), 3, "a launch carries stdin, stdout and stderr");
+        assert_eq!(fds.len(), 4, "a launch carries stdin, stdout, stderr and the refusal pipe");
         match serde_json::from_slice(&data).expect("a launch request decodes") {
             launcher::LauncherRequest::Launch(req) => *req,
             other => panic!("not a launch: {other:?}"),
