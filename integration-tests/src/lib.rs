@@ -843,3 +843,18 @@ pub fn unused_port() -> u16 {
         }
     }
 }
+
+/// A test's own files and directories on the host, removed when dropped.
+pub struct Scratch(pub Vec<std::path::PathBuf>);
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        for p in &self.0 {
+            match p.symlink_metadata() {
+                Ok(m) if m.is_dir() => drop(std::fs::remove_dir_all(p)),
+                Ok(_) => drop(std::fs::remove_file(p)),
+                Err(_) => {}
+            }
+        }
+    }
+}

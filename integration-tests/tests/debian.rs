@@ -255,21 +255,6 @@ fn chrony_from_import_and_learn() {
     d.terminate(T);
 }
 
-/// A test's own files and directories on the host, removed when dropped.
-struct Scratch(Vec<std::path::PathBuf>);
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        for p in &self.0 {
-            match p.symlink_metadata() {
-                Ok(m) if m.is_dir() => drop(std::fs::remove_dir_all(p)),
-                Ok(_) => drop(std::fs::remove_file(p)),
-                Err(_) => {}
-            }
-        }
-    }
-}
-
 /// Waits until `path` holds `needle`.
 fn wait_contains(path: &str, needle: &str, timeout: Duration) -> bool {
     let deadline = std::time::Instant::now() + timeout;

@@ -208,6 +208,58 @@ fn run_has_a_private_writable_home() {
     }
 }
 
+/// As root, `capexec run`'s dynamic uid acts as the owner of what --rw and
+/// --ro give it (idmapped mounts, issue 20): it writes a root-owned
+/// directory and another user's, what it makes belongs to that owner on the
+/// host, it reads the owner's own files, git finds a root-owned repository
+/// its own; a file of anyone else keeps only its "other" permissions, and
+/// no setuid bit can be set on what it made.
+#[test]
+fn run_acts_as_the_owner_of_what_it_is_given() {
+    require_root();
+    use std::os::unix::fs::MetadataExt;
+    let base = std::path::PathBuf::from(format!("/tmp/capexec-it-owner-{}", std::process::id()));
+    let _cleanup = Scratch(vec![base.clone()]);
+    let (rw, theirs, repo) = (base.join("rw"), base.join("theirs"), base.join("repo"));
+    for d in [&rw, &theirs, &repo] {
+        std::fs::create_dir_all(d).unwrap();
+    }
+    std::os::unix::fs::chown(&theirs, Some(65534), Some(65534)).unwrap();
+    std::fs::write(rw.join("secret"), "root's own\n").unwrap();
+    std::fs::set_permissions(rw.join("secret"), std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    std::fs::write(rw.join("foreign"), "4321's\n").unwrap();
+    std::os::unix::fs::chown(rw.join("foreign"), Some(4321), Some(4321)).unwrap();
+    let script = format!(
+        "cd {0} && touch new && mkdir made && cat secret && touch {1}/theirs-new && \
+         (echo x >> foreign) 2>/dev/null && echo WROTE-FOREIGN; chmod u+s new 2>/dev/null && echo SET-SUID; id -u",
+        rw.display(),
+        theirs.display()
+    );
+    let mut c = command(As::Root);
+    c.args(["run", "--rw"]).arg(&rw).arg("--rw").arg(&theirs).args(["--", "/bin/sh", "-c", &script]);
+    let o = output(c, T);
+    assert!(o.status.success(), "{}", text(&o));
+    let out = String::from_utf8_lossy(&o.stdout);
+    let uid: u32 = out.lines().last().and_then(|l| l.parse().ok()).unwrap_or_else(|| panic!("{}", text(&o)));
+    assert!(uid != 0 && uid != 65534, "a dynamic uid: {}", text(&o));
+    assert!(out.starts_with("root's own\n") && !out.contains("WROTE-FOREIGN") && !out.contains("SET-SUID"), "{}", text(&o));
+    let owner = |p: &std::path::Path| std::fs::symlink_metadata(p).map(|m| (m.uid(), m.gid(), m.mode() & 0o7000)).unwrap();
+    assert_eq!(owner(&rw.join("new")), (0, 0, 0), "made by the service, the directory owner's on the host");
+    assert_eq!(owner(&rw.join("made")), (0, 0, 0));
+    assert_eq!(owner(&theirs.join("theirs-new")), (65534, 65534, 0));
+    assert_eq!(std::fs::read_to_string(rw.join("foreign")).unwrap(), "4321's\n");
+
+    // git in a root-owned repository given with --ro: no "dubious ownership".
+    let git = |args: &[&str]| std::process::Command::new("git").arg("-C").arg(&repo).args(args).output().unwrap();
+    assert!(git(&["init", "-q"]).status.success());
+    std::fs::write(repo.join("a"), "a\n").unwrap();
+    assert!(git(&["add", "a"]).status.success() && git(&["-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "first"]).status.success());
+    let mut c = command(As::Root);
+    c.args(["run", "--ro"]).arg(&repo).arg("--cwd").arg(&repo).args(["--", "/usr/bin/git", "log", "--format=%s"]);
+    let o = output(c, T);
+    assert!(o.status.success() && String::from_utf8_lossy(&o.stdout) == "first\n", "{}", text(&o));
+}
+
 fn exit_statuses(who: As) {
     assert_eq!(run_sh(who, "exit 7").status.code(), Some(7));
     assert_eq!(run_sh(who, "exit 0").status.code(), Some(0));

@@ -53,8 +53,8 @@ complete -c capexec -n "__fish_capexec_using_subcommand check" -s h -l help -d '
 complete -c capexec -n "__fish_capexec_using_subcommand exec" -l unit-path -d 'Look up bare names in DIR instead of the default search path (repeatable)' -r -F
 complete -c capexec -n "__fish_capexec_using_subcommand exec" -s h -l help -d 'Print help'
 complete -c capexec -n "__fish_capexec_using_subcommand run" -l unit -d 'Start from this declaration, then apply the options below on top' -r -F
-complete -c capexec -n "__fish_capexec_using_subcommand run" -l ro -d 'Make PATH visible read-only (repeatable)' -r
-complete -c capexec -n "__fish_capexec_using_subcommand run" -l rw -d 'Make PATH visible read-write, not executable (repeatable)' -r
+complete -c capexec -n "__fish_capexec_using_subcommand run" -l ro -d 'Make PATH visible read-only (repeatable; as root without --user, read as PATH\'s owner)' -r
+complete -c capexec -n "__fish_capexec_using_subcommand run" -l rw -d 'Make PATH visible read-write, not executable (repeatable; as root without --user, written as PATH\'s owner: what the program makes there is the owner\'s)' -r
 complete -c capexec -n "__fish_capexec_using_subcommand run" -l exec-path -d 'Make PATH visible read-only and executable (repeatable)' -r
 complete -c capexec -n "__fish_capexec_using_subcommand run" -l tmpfs -d 'Mount a fresh, empty tmpfs at PATH (repeatable)' -r
 complete -c capexec -n "__fish_capexec_using_subcommand run" -l net -d 'Network: `none` (own namespace, loopback only; default) or `host`' -r

@@ -255,6 +255,7 @@ pub struct RawFilesystem {
     pub cache_directory_mode: Option<String>,
     pub logs_directory_mode: Option<String>,
     pub directories_user: Option<NameOrId>,
+    pub as_owner: Option<Vec<String>>,
     pub private_tmp: Option<bool>,
     pub dev: Option<String>,
     pub proc: Option<String>,

@@ -147,6 +147,13 @@ pub struct FsSpec {
     /// whose directories belong to User=).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub directories_owner: Option<(u32, u32)>,
+    /// read_only and read_write paths whose owner the service acts as: when
+    /// that is another user, they are mounted idmapped, their owner and
+    /// group seen as the service's (it may write what the owner may, and
+    /// what it makes belongs to the owner on the host; git finds its
+    /// repository its own).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub as_owner: Vec<PathBuf>,
 }
 
 /// A directory of [`FsSpec::directories`].

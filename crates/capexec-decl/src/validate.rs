@@ -366,6 +366,18 @@ pub fn validate(name: &str, raw: &RawUnit, sources: Vec<PathBuf>, ctx: &Context)
             }
         }
     });
+    let mut as_owner = Vec::new();
+    for (i, raw_p) in fs.as_owner.iter().flatten().enumerate() {
+        let key = format!("filesystem.as_owner[{i}]");
+        let Some(p) = v.path(&key, raw_p) else { continue };
+        if ctx.rootless {
+            v.err_help(&key, "idmapped mounts need root (CAP_SYS_ADMIN where the filesystem was mounted)", "rootless the service runs as you: remove the key");
+        } else if !matches!(mounts.get(&p), Some((MountKind::ReadOnly | MountKind::ReadWrite, _, Some(_)))) {
+            v.err_help(&key, format!("{} is not listed in read_only or read_write", p.display()), "list it there too, exactly as here");
+        } else {
+            as_owner.push(p);
+        }
+    }
     let private_tmp = fs.private_tmp.unwrap_or(true);
     if private_tmp {
         if let Some((_, _, Some(key))) = mounts.get(Path::new("/tmp")) {
@@ -609,7 +621,7 @@ pub fn validate(name: &str, raw: &RawUnit, sources: Vec<PathBuf>, ctx: &Context)
 
     // A preopened directory is what the view shows at its path (see
     // capexec-sandbox's plan): one the view masks would be an empty mask.
-    let filesystem = FsSpec { system, mounts, private_tmp, dev, proc, directories, directories_owner };
+    let filesystem = FsSpec { system, mounts, private_tmp, dev, proc, directories, directories_owner, as_owner };
     let dirs = preopen.iter().filter_map(|p| if let PreopenKind::Directory { path } = &p.kind { Some(path) } else { None });
     for (i, path) in dirs.enumerate() {
         if filesystem.covering(path).is_some_and(|m| m.kind == MountKind::Inaccessible) {

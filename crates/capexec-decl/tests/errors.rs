@@ -668,3 +668,20 @@ fn managed_directories_take_their_kinds_mode() {
     let s = ok(&format!("{ARGV}[filesystem]\nlogs_directory_mode = \"0750\"\n"));
     assert!(s.warnings.iter().any(|w| w.contains("logs_directory_mode")), "{:?}", s.warnings);
 }
+
+/// `filesystem.as_owner` names paths the view gives (read_only or
+/// read_write), as root only: idmapped mounts need root.
+#[test]
+fn as_owner_names_given_paths_as_root() {
+    let s = ok(&format!("{ARGV}[filesystem]\nread_write = [\"/srv/data\"]\nread_only = [\"/srv/repo\"]\nas_owner = [\"/srv/data\", \"/srv/repo\"]\n"));
+    assert_eq!(s.filesystem.as_owner, [PathBuf::from("/srv/data"), PathBuf::from("/srv/repo")]);
+    let e = one(&format!("{ARGV}[filesystem]\nread_write = [\"/srv/data\"]\nas_owner = [\"/srv\"]\n"));
+    assert_eq!(e.key.as_deref(), Some("filesystem.as_owner[0]"));
+    assert!(e.to_string().contains("not listed in read_only or read_write"), "{e}");
+    let e = one(&format!("{ARGV}[filesystem]\nexecutable = [\"/opt/x\"]\nas_owner = [\"/opt/x\"]\n"));
+    assert_eq!(e.key.as_deref(), Some("filesystem.as_owner[0]"));
+    let d = tmpdir("as-owner-rootless");
+    let p = write(&d.0, "t.svc", format!("{ARGV}[filesystem]\nread_write = [\"/srv/data\"]\nas_owner = [\"/srv/data\"]\n"));
+    let e = load_unit(p.to_str().unwrap(), &[], &ctx_user()).unwrap_err().0;
+    assert!(e.iter().any(|e| e.key.as_deref() == Some("filesystem.as_owner[0]") && e.to_string().contains("need root")), "{e:#?}");
+}

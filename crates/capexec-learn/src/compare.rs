@@ -228,6 +228,7 @@ mod tests {
         FsSpec {
             directories: Vec::new(),
             directories_owner: None,
+            as_owner: Vec::new(),
             system: true,
             mounts: mounts.iter().map(|(p, k)| Mount { path: p.into(), kind: *k, optional: false }).collect(),
             private_tmp: true,

@@ -44,6 +44,9 @@ pub struct ChildArgs<'a> {
     /// The helper's end of the task channel (when the plan has start_post or
     /// reload commands; see [`helper`]).
     pub tasks: Option<RawFd>,
+    /// Idmapped copies of read_write paths, attached in place of their binds
+    /// (`resources::owner_trees`).
+    pub trees: &'a [(&'a Path, RawFd)],
 }
 
 fn report(fd: RawFd, e: &ChildError) {
@@ -234,7 +237,7 @@ fn setup(a: &ChildArgs) -> Result<(), ChildError> {
         // Without a pid namespace, orphans of the service are at least reaped here.
         sys::prctl(libc::PR_SET_CHILD_SUBREAPER, 1).map_err(|e| ChildError::io(Step::Subreaper, "prctl", e))?;
     }
-    mounts::build(&Kernel, &plan.mounts, &plan.workdir)?;
+    mounts::build(&Kernel, &plan.mounts, &plan.workdir, a.trees)?;
     detach_preopened_dirs(a)?;
     if plan.loopback {
         sys::loopback_up().map_err(|e| ChildError::io(Step::Network, "bring up loopback", e))?;

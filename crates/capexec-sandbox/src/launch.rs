@@ -239,6 +239,8 @@ fn begin(plan: &SetupPlan, opts: &SpawnOptions) -> Result<Starting, LaunchError>
     ensure_stdio();
     resources::make_directories(plan)?;
     let (fds, appends) = resources::open_all(plan)?;
+    let trees = resources::owner_trees(plan)?;
+    let tree_fds: Vec<(&std::path::Path, RawFd)> = trees.iter().map(|(p, fd)| (p.as_path(), fd.as_raw_fd())).collect();
     let mut raw_fds: Vec<RawFd> = opts.inherited.iter().copied().chain(fds.iter().map(|f| f.as_raw_fd())).collect();
     let (sync_rd, sync_wr) = pipe()?;
     let (err_rd, err_wr) = pipe()?;
@@ -284,6 +286,7 @@ fn begin(plan: &SetupPlan, opts: &SpawnOptions) -> Result<Starting, LaunchError>
             stdio: opts.stdio,
             notify_tx: notify_pair.as_ref().map(|(_, tx)| tx.as_raw_fd()),
             tasks: tasks.as_ref().map(|(_, helper_end)| helper_end.as_raw_fd()),
+            trees: &tree_fds,
         };
         child::run(&args);
     };

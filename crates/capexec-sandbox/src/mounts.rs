@@ -63,7 +63,7 @@ fn tmpfs(o: &impl Ops, dst: &Path, flags: MsFlags, mode: u32) -> Result<(), Chil
     o.mount(Some(Path::new("tmpfs")), dst, Some("tmpfs"), flags, Some(data.as_str())).map_err(|e| err(format!("mount tmpfs on {}", dst.display()), e))
 }
 
-pub fn build(o: &impl Ops, steps: &[MountStep], workdir: &std::ffi::CStr) -> Result<(), ChildError> {
+pub fn build(o: &impl Ops, steps: &[MountStep], workdir: &std::ffi::CStr, trees: &[(&Path, std::os::fd::RawFd)]) -> Result<(), ChildError> {
     let nosuid_nodev_noexec = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
     o.mount(None, Path::new("/"), None, MsFlags::MS_SLAVE | MsFlags::MS_REC, None).map_err(|e| err("make / a slave mount", e))?;
     tmpfs(o, Path::new("/tmp"), MsFlags::MS_NOSUID | MsFlags::MS_NODEV, 0o755)?;
@@ -104,7 +104,12 @@ pub fn build(o: &impl Ops, steps: &[MountStep], workdir: &std::ffi::CStr) -> Res
                     Kind::Dir => mkdir_p(o, path)?,
                     Kind::File => touch(o, path)?,
                 }
-                bind(o, &src, path)?;
+                match trees.iter().find(|(p, _)| p == path) {
+                    Some((_, tree)) => {
+                        o.attach_tree(*tree, path).map_err(|e| err(format!("attach the idmapped copy of {} (filesystem.as_owner)", path.display()), e))?
+                    }
+                    None => bind(o, &src, path)?,
+                }
                 setattr(o, path, true, *attrs)?;
             }
             MountStep::Tmpfs { path, mode } => {
@@ -341,6 +346,9 @@ mod tests {
         fn mount_setattr(&self, path: &Path, recursive: bool, attrs: u64) -> io::Result<()> {
             self.call(format!("setattr {} {attrs:#x}{}", path.display(), if recursive { " recursive" } else { "" }))
         }
+        fn attach_tree(&self, tree: std::os::fd::RawFd, dst: &Path) -> io::Result<()> {
+            self.call(format!("attach tree {tree} on {}", dst.display()))
+        }
         fn pivot_root(&self, new_root: &Path, put_old: &Path) -> io::Result<()> {
             self.call(format!("pivot_root {} {}", new_root.display(), put_old.display()))
         }
@@ -428,7 +436,7 @@ mod tests {
             MountStep::Mask { path: "/etc/shadow".into(), optional: false },
             MountStep::Tmpfs { path: "/var/tmp".into(), mode: 0o1777 },
         ];
-        build(&f, &steps, c"/").unwrap();
+        build(&f, &steps, c"/", &[]).unwrap();
         let log = f.log();
         // Nothing propagates to the host, and the new root is in place before any view mount.
         assert_eq!(log[..3], ["mount MsFlags(MS_REC | MS_SLAVE) on /", "mount tmpfs on /tmp mode=755", "pivot_root /tmp /tmp/oldroot"]);
@@ -456,9 +464,9 @@ mod tests {
     #[test]
     fn a_missing_path_fails_with_a_hint_unless_it_is_optional() {
         let f = usual_host();
-        build(&f, &[bind_step("/srv/www", true)], c"/").unwrap();
+        build(&f, &[bind_step("/srv/www", true)], c"/", &[]).unwrap();
         assert!(!f.log().iter().any(|e| e.contains("/srv/www")));
-        let e = build(&usual_host(), &[bind_step("/srv/www", false)], c"/").unwrap_err();
+        let e = build(&usual_host(), &[bind_step("/srv/www", false)], c"/", &[]).unwrap_err();
         assert_eq!(e.step, Step::FilesystemView);
         assert!(e.detail.contains("/srv/www does not exist on the host") && e.detail.contains("prefix the path with `-`"), "{}", e.detail);
     }
@@ -467,9 +475,9 @@ mod tests {
     fn masks_cover_only_what_the_view_shows() {
         let f = usual_host();
         // /etc/shadow exists on the host but /etc is not in the view: nothing to cover.
-        build(&f, &[MountStep::Mask { path: "/etc/shadow".into(), optional: false }], c"/").unwrap();
+        build(&f, &[MountStep::Mask { path: "/etc/shadow".into(), optional: false }], c"/", &[]).unwrap();
         assert!(!f.log().iter().any(|e| e.contains("capexec-mask")), "{:#?}", f.log());
-        let e = build(&usual_host(), &[MountStep::Mask { path: "/etc/gshadow".into(), optional: false }], c"/").unwrap_err();
+        let e = build(&usual_host(), &[MountStep::Mask { path: "/etc/gshadow".into(), optional: false }], c"/", &[]).unwrap_err();
         assert_eq!(e.errno, Some(libc::ENOENT));
     }
 
@@ -477,25 +485,25 @@ mod tests {
     fn generated_files_are_bound_read_only_and_never_onto_a_symlink() {
         let f = usual_host();
         let steps = [bind_step("/etc", false), MountStep::File { path: "/etc/resolv.conf".into(), contents: b"nameserver 127.0.0.1\n".to_vec() }];
-        build(&f, &steps, c"/").unwrap();
+        build(&f, &steps, c"/", &[]).unwrap();
         let bound = f.position("mount bind /.capexec-generated on /etc/resolv.conf");
         assert_eq!(f.log()[bound + 1], format!("setattr /etc/resolv.conf {READ_ONLY:#x}"));
         assert_eq!(f.log()[bound + 2], "remove /.capexec-generated");
 
         let f = usual_host().link("/etc/resolv.conf", "../run/resolv.conf");
         let steps = [bind_step("/etc", false), bind_step("/etc/resolv.conf", false), MountStep::File { path: "/etc/resolv.conf".into(), contents: vec![] }];
-        let e = build(&f, &steps, c"/").unwrap_err();
+        let e = build(&f, &steps, c"/", &[]).unwrap_err();
         assert!(e.detail.contains("is a symlink in the view"), "{}", e.detail);
     }
 
     #[test]
     fn a_failing_call_names_the_step_the_path_and_the_errno() {
         let f = Fake { fail: Some(("setattr /usr", libc::EPERM)), ..usual_host() };
-        let e = build(&f, &[bind_step("/usr", false)], c"/").unwrap_err();
+        let e = build(&f, &[bind_step("/usr", false)], c"/", &[]).unwrap_err();
         assert_eq!((e.step, e.errno), (Step::FilesystemView, Some(libc::EPERM)));
         assert!(e.detail.contains("mount_setattr /usr"), "{}", e.detail);
         let f = Fake { fail: Some(("chdir /srv", libc::ENOENT)), ..usual_host() };
-        let e = build(&f, &[], c"/srv").unwrap_err();
+        let e = build(&f, &[], c"/srv", &[]).unwrap_err();
         assert!(e.detail.contains("working directory /srv") && e.detail.contains("add it to read_only or read_write"), "{}", e.detail);
     }
 
@@ -503,7 +511,7 @@ mod tests {
     fn credentials_are_written_into_a_read_only_tmpfs() {
         let f = usual_host();
         let steps = [MountStep::Secrets { path: "/run/credentials".into(), files: vec![("token".into(), b"s3cret".to_vec())] }];
-        build(&f, &steps, c"/").unwrap();
+        build(&f, &steps, c"/", &[]).unwrap();
         let tmpfs = f.position("mount tmpfs on /run/credentials mode=700");
         let written = f.position("create /run/credentials/token 400 s3cret");
         let chmod = f.position("chmod /run/credentials 500");

@@ -31,6 +31,8 @@ pub trait Ops {
     fn mount(&self, src: Option<&Path>, dst: &Path, fstype: Option<&str>, flags: MsFlags, data: Option<&str>) -> io::Result<()>;
     /// mount_setattr(2) with the MOUNT_ATTR_* bits in `attrs` set.
     fn mount_setattr(&self, path: &Path, recursive: bool, attrs: u64) -> io::Result<()>;
+    /// move_mount(2) of a detached tree (from open_tree) onto `dst`.
+    fn attach_tree(&self, tree: RawFd, dst: &Path) -> io::Result<()>;
     fn pivot_root(&self, new_root: &Path, put_old: &Path) -> io::Result<()>;
     /// umount2 with MNT_DETACH.
     fn detach(&self, path: &Path) -> io::Result<()>;
@@ -67,6 +69,10 @@ impl Ops for Kernel {
 
     fn mount_setattr(&self, path: &Path, recursive: bool, attrs: u64) -> io::Result<()> {
         crate::sys::mount_setattr(&c(path), recursive, attrs)
+    }
+
+    fn attach_tree(&self, tree: RawFd, dst: &Path) -> io::Result<()> {
+        crate::sys::move_mount_tree(tree, &c(dst))
     }
 
     fn pivot_root(&self, new_root: &Path, put_old: &Path) -> io::Result<()> {

@@ -30,6 +30,10 @@ pub struct SetupPlan {
     /// Supplementary gids, set unless setgroups is denied.
     pub groups: Vec<u32>,
     pub mounts: Vec<MountStep>,
+    /// Binds of `mounts` that the parent replaces with an idmapped copy
+    /// when their owner is not the service's user (`filesystem.as_owner`;
+    /// see resources::owner_trees).
+    pub as_owner: Vec<PathBuf>,
     pub workdir: CString,
     pub hostname: Option<CString>,
     pub rlimits: Vec<(libc::__rlimit_resource_t, u64, u64)>,
@@ -416,7 +420,12 @@ fn plan_inheriting(
     let mut view: Vec<&Mount> = declared.iter().chain(&preopened).collect();
     view.sort_by(|a, b| a.path.cmp(&b.path));
     let mut ll_paths = vec![(PathBuf::from("/"), FsAccess::ListDir)];
+    let mut as_owner = Vec::new();
     for m in view {
+        // By the host path the view binds (see `real_parent`).
+        if spec.filesystem.as_owner.iter().any(|p| real_parent(p) == m.path) {
+            as_owner.push(m.path.clone());
+        }
         let nosuid_nodev = crate::sys::MOUNT_ATTR_NOSUID | crate::sys::MOUNT_ATTR_NODEV;
         let (step, access) = match m.kind {
             MountKind::ReadOnly => (
@@ -541,6 +550,7 @@ fn plan_inheriting(
         gid: id.gid,
         groups: id.groups.clone(),
         mounts,
+        as_owner,
         workdir: cstring("working directory", &spec.exec.working_directory.to_string_lossy())?,
         hostname: if ns.uts { Some(cstring("hostname", &ns.hostname)?) } else { None },
         rlimits,

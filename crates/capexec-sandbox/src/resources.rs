@@ -204,3 +204,53 @@ fn listen(addr: &ListenAddr, backlog: u32, mode: Option<u32>, owner: (u32, u32))
         }
     }
 }
+
+/// For `filesystem.as_owner`: an idmapped copy of each such path of the
+/// plan whose owner is not the service's user, in which its
+/// owner and group are seen as the service's (so the service may write
+/// there, and what it makes belongs to them on the host). The child
+/// attaches the copies in place of the binds (see `mounts::build`). Made
+/// here, by root in the host's user namespace: an idmapped mount needs
+/// CAP_SYS_ADMIN where the filesystem was mounted. Only the owner and group
+/// of the path itself are mapped: what belongs to anyone else inside it
+/// shows as the overflow id and keeps only its "other" permissions.
+pub fn owner_trees(plan: &crate::SetupPlan) -> Result<Vec<(std::path::PathBuf, OwnedFd)>, LaunchError> {
+    use std::os::unix::fs::MetadataExt;
+    let mut namespaces: Vec<((u32, u32), OwnedFd)> = Vec::new();
+    let mut trees = Vec::new();
+    for path in &plan.as_owner {
+        let c = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).expect("paths were checked for NUL during validation");
+        // The owner is read from the copy itself, so it is the owner of what
+        // gets mapped, whatever happens to the path meanwhile.
+        let Ok(tree) = crate::sys::clone_tree(&c) else {
+            // Missing (an optional path): the child does as without the key.
+            continue;
+        };
+        let meta = std::fs::File::from(tree.try_clone().map_err(|e| LaunchError::io("duplicate the mount copy of", path.display(), e))?)
+            .metadata()
+            .map_err(|e| LaunchError::io("stat the mount copy of", path.display(), e))?;
+        let owner = (meta.uid(), meta.gid());
+        // A link is recreated in the view, not bound.
+        if meta.file_type().is_symlink() || owner == (plan.uid, plan.gid) {
+            continue;
+        }
+        let idmap = match namespaces.iter().position(|(o, _)| *o == owner) {
+            Some(i) => &namespaces[i].1,
+            None => {
+                let ns = crate::sys::idmap_userns((owner.0, plan.uid), (owner.1, plan.gid))
+                    .map_err(|e| LaunchError::io("make the user namespace of an idmapped mount (filesystem.as_owner) for", path.display(), e))?;
+                namespaces.push((owner, ns));
+                &namespaces.last().expect("just pushed").1
+            }
+        };
+        crate::sys::idmap_tree(&tree, idmap).map_err(|e| {
+            LaunchError::io(
+                "mount idmapped, so that the service acts as its owner (filesystem.as_owner; the filesystem must support idmapped mounts, else run as the owner: exec.user, capexec run: --user)",
+                path.display(),
+                e,
+            )
+        })?;
+        trees.push((path.clone(), tree));
+    }
+    Ok(trees)
+}

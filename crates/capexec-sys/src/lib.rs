@@ -133,6 +133,84 @@ pub fn detached_dir(path: &CStr) -> io::Result<OwnedFd> {
     Ok(unsafe { OwnedFd::from_raw_fd(dir as RawFd) })
 }
 
+const MOUNT_ATTR_IDMAP: u64 = 0x0010_0000;
+
+/// A user namespace whose only mappings are `uid.0` → `uid.1` and `gid.0` →
+/// `gid.1` (as uid_map writes them: inside, then outside), for an idmapped
+/// mount ([`idmap_tree`]): nothing runs in it. Needs CAP_SETUID and
+/// CAP_SETGID, and a single-threaded caller (it clones a child that only
+/// waits, for the kernel makes a user namespace only for a process).
+pub fn idmap_userns(uid: (u32, u32), gid: (u32, u32)) -> io::Result<OwnedFd> {
+    require_single_threaded("make a user namespace for an idmapped mount")?;
+    let (rd, wr) = pipe2(libc::O_CLOEXEC)?;
+    // SAFETY: single-threaded (checked above); the child only calls read and
+    // _exit, which allocate nothing.
+    let (pid, _pidfd) = unsafe { clone_fork(libc::CLONE_NEWUSER) }?;
+    if pid == 0 {
+        let mut b = 0u8;
+        // SAFETY: closing this process's copy of the write end (so the read
+        // ends when the parent closes its own), a read into a valid byte,
+        // _exit without the parent's atexit handlers.
+        unsafe {
+            libc::close(wr.as_raw_fd());
+            libc::read(rd.as_raw_fd(), (&mut b as *mut u8).cast(), 1);
+            libc::_exit(0)
+        }
+    }
+    drop(rd);
+    let made = (|| {
+        std::fs::write(format!("/proc/{pid}/uid_map"), format!("{} {} 1\n", uid.0, uid.1))?;
+        std::fs::write(format!("/proc/{pid}/gid_map"), format!("{} {} 1\n", gid.0, gid.1))?;
+        std::fs::File::open(format!("/proc/{pid}/ns/user")).map(OwnedFd::from)
+    })();
+    drop(wr);
+    let mut status = 0;
+    // SAFETY: reaping our own child, which ends as soon as the pipe closed.
+    unsafe { libc::waitpid(pid, &mut status, libc::__WALL) };
+    made
+}
+
+/// A detached copy of the mount tree at `path`, with every mount below it
+/// (open_tree OPEN_TREE_CLONE | AT_RECURSIVE), not following a symlink at
+/// `path` itself: for [`idmap_tree`] and [`move_mount_tree`].
+pub fn clone_tree(path: &CStr) -> io::Result<OwnedFd> {
+    const OPEN_TREE_CLONE: libc::c_uint = 1;
+    let flags = OPEN_TREE_CLONE | libc::O_CLOEXEC as libc::c_uint | libc::AT_RECURSIVE as libc::c_uint | libc::AT_SYMLINK_NOFOLLOW as libc::c_uint;
+    // SAFETY: `path` is a valid NUL-terminated string the kernel reads during the call.
+    let tree = check(unsafe { libc::syscall(libc::SYS_open_tree, libc::AT_FDCWD, path.as_ptr(), flags) })?;
+    // SAFETY: open_tree returned a new fd that nobody else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(tree as RawFd) })
+}
+
+/// Makes the detached tree `tree` (from [`clone_tree`]) an idmapped mount:
+/// its file owners are seen through `userns`'s mappings (mount_setattr(2)
+/// MOUNT_ATTR_IDMAP). Needs CAP_SYS_ADMIN in the user namespace the
+/// filesystem was mounted in, and a filesystem that supports idmapped mounts.
+pub fn idmap_tree(tree: &OwnedFd, userns: &OwnedFd) -> io::Result<()> {
+    let attr = MountAttr { attr_set: MOUNT_ATTR_IDMAP, attr_clr: 0, propagation: 0, userns_fd: userns.as_raw_fd() as u64 };
+    let flags = libc::AT_EMPTY_PATH | libc::AT_RECURSIVE;
+    // SAFETY: an empty NUL-terminated path, a valid struct of the size passed,
+    // both read by the kernel during the call only.
+    check(unsafe {
+        libc::syscall(
+            libc::SYS_mount_setattr,
+            tree.as_raw_fd(),
+            c"".as_ptr(),
+            flags as libc::c_uint,
+            &attr as *const MountAttr,
+            std::mem::size_of::<MountAttr>(),
+        )
+    })
+    .map(drop)
+}
+
+/// Attaches the detached mount tree `tree` (from open_tree) at `dst`.
+pub fn move_mount_tree(tree: RawFd, dst: &CStr) -> io::Result<()> {
+    const MOVE_MOUNT_F_EMPTY_PATH: libc::c_uint = 0x4;
+    // SAFETY: two valid NUL-terminated strings, read during the call only.
+    check(unsafe { libc::syscall(libc::SYS_move_mount, tree, c"".as_ptr(), libc::AT_FDCWD, dst.as_ptr(), MOVE_MOUNT_F_EMPTY_PATH) }).map(drop)
+}
+
 /// `close_range(first, ~0, CLOSE_RANGE_CLOEXEC)`: marks every fd from `first` up
 /// close-on-exec, so exec drops them while a setup error can still be reported.
 pub fn cloexec_from(first: u32) -> io::Result<()> {

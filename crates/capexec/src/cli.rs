@@ -381,10 +381,11 @@ pub struct RunArgs {
     /// Start from this declaration, then apply the options below on top
     #[arg(long, value_name = "FILE")]
     pub unit: Option<PathBuf>,
-    /// Make PATH visible read-only (repeatable)
+    /// Make PATH visible read-only (repeatable; as root without --user, read as PATH's owner)
     #[arg(long = "ro", value_name = "PATH")]
     pub ro: Vec<String>,
-    /// Make PATH visible read-write, not executable (repeatable)
+    /// Make PATH visible read-write, not executable (repeatable; as root without --user, written
+    /// as PATH's owner: what the program makes there is the owner's)
     #[arg(long = "rw", value_name = "PATH")]
     pub rw: Vec<String>,
     /// Make PATH visible read-only and executable (repeatable)

@@ -221,6 +221,13 @@ pub fn build_in(args: &RunArgs, mut ctx: Context, home: Option<&str>) -> Result<
         // the caller); else the caller's.
         let user_home = args.user.as_deref().filter(|_| !ctx.rootless).and_then(passwd_home);
         private_home(&mut raw, user_home.as_deref().or(home));
+        // As root the program's dynamic uid acts as the owner of what --ro
+        // and --rw give it (idmapped): it writes where the owner may, and
+        // git finds its repository its own. Not for a --user the caller chose.
+        if !ctx.rootless && args.user.is_none() {
+            let fs = raw.filesystem.get_or_insert_with(Default::default);
+            push(&mut fs.as_owner, args.ro.iter().chain(&args.rw).map(|p| absolute(p).trim_start_matches('-').to_owned()));
+        }
     }
     let ll = raw.landlock.get_or_insert_with(Default::default);
     if let Some(m) = &args.landlock {
