@@ -282,6 +282,49 @@ fn notify_readiness_status_and_watchdog() {
     assert!(log.contains("stopped pinging after 4") && log.contains("watchdog timeout"), "{log}");
 }
 
+/// `service.ready_address` (issue 20): a simple service that listens only
+/// after a while is running, and `capexec start` returns, once its TCP or
+/// Unix address accepts, not once the program was executed; one that never
+/// listens fails its start at ready_timeout.
+#[test]
+fn ready_address_makes_start_wait_for_the_listener() {
+    let mut d = Daemon::prepare(As::Root, "ready-addr");
+    let port = unused_port();
+    // Listens half a second after it starts, then accepts for ever.
+    let listener = |socket: &str| {
+        format!(
+            "select(undef, undef, undef, 0.5); use IO::Socket::INET; use IO::Socket::UNIX; \
+             my $s = {socket} or die \"listen: $!\"; print \"listening\\n\"; STDOUT->flush; while (my $c = $s->accept) {{ close $c }}"
+        )
+    };
+    let unit = |prog: &str, extra: &str| {
+        format!(
+            "[exec]\nargv = [\"/usr/bin/perl\", \"-e\", {}]\n[namespaces]\nnet = \"host\"\n[service]\nrestart = \"no\"\n{extra}",
+            serde_json::to_string(prog).unwrap()
+        )
+    };
+    let tcp = listener(&format!("IO::Socket::INET->new(LocalAddr => '127.0.0.1:{port}', Listen => 5, ReuseAddr => 1)"));
+    d.write_unit("tcp", &unit(&tcp, &format!("ready_address = [\"tcp:127.0.0.1:{port}\"]\n[landlock]\nbind_tcp = [{port}]\n")));
+    let sock = "/run/capexec-it-ready/s";
+    let unix = listener(&format!("IO::Socket::UNIX->new(Local => '{sock}', Listen => 5)"));
+    d.write_unit("unix", &unit(&unix, &format!("ready_address = [\"unix:{sock}\"]\n[filesystem]\nruntime_directory = [\"capexec-it-ready\"]\n")));
+    let never = unused_port();
+    d.write_unit("never", &unit("sleep 60", &format!("ready_address = [\"tcp:127.0.0.1:{never}\"]\nready_timeout = \"800ms\"\n")));
+    d.start();
+    let out = ok(&d.ctl(&["start", "tcp"]));
+    // No wait here: start has returned because the address accepts.
+    assert!(std::net::TcpStream::connect(("127.0.0.1", port)).is_ok(), "running before it listens: {out}");
+    assert_eq!(d.status("tcp")["state"], "running");
+    assert!(std::fs::read_to_string(d.dir.join("logs/tcp.log")).unwrap().contains(&format!("ready: accepting on tcp:127.0.0.1:{port}")));
+    ok(&d.ctl(&["start", "unix"]));
+    assert!(std::os::unix::net::UnixStream::connect(sock).is_ok(), "running before its socket accepts");
+    let t = Instant::now();
+    let o = d.ctl(&["start", "never"]);
+    assert!(!o.status.success() && t.elapsed() >= Duration::from_millis(750), "{:?}: {}", t.elapsed(), text(&o));
+    assert_eq!(d.status("never")["result"], "ready-timeout");
+    d.terminate(T);
+}
+
 #[test]
 fn logs_are_captured_rotated_followed_and_never_lost_silently() {
     let mut d = Daemon::prepare(As::Root, "logs");

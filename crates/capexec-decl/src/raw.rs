@@ -42,6 +42,7 @@ pub struct RawService {
     pub watchdog: Option<Duration>,
     pub autostart: Option<bool>,
     pub pid_file: Option<String>,
+    pub ready_address: Option<Vec<String>>,
 }
 
 /// What the service may ask its broker for after it started (`[broker]`).

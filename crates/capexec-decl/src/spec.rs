@@ -501,6 +501,44 @@ pub struct Supervision {
     /// the service's view), systemd's `PIDFile=`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pid_file: Option<PathBuf>,
+    /// `type = "simple"` or `"exec"`: running once one of these accepts a
+    /// connection (checked from the host), instead of once the program was
+    /// executed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ready_address: Vec<ReadyAddr>,
+}
+
+/// An address a service is ready once it accepts a connection on
+/// (`service.ready_address`, `capexec learn --wait-for`): `tcp:HOST:PORT`
+/// or `unix:PATH`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ReadyAddr {
+    Tcp(std::net::SocketAddr),
+    /// A stream or datagram socket's path.
+    Unix(PathBuf),
+}
+
+impl ReadyAddr {
+    pub fn parse(s: &str) -> Result<ReadyAddr, String> {
+        if let Some(p) = s.strip_prefix("unix:") {
+            return match p.starts_with('/') {
+                true => Ok(ReadyAddr::Unix(p.into())),
+                false => Err("a Unix socket is named by its absolute path (unix:/run/app/app.sock)".into()),
+            };
+        }
+        let a = s.strip_prefix("tcp:").unwrap_or(s);
+        a.parse().map(ReadyAddr::Tcp).map_err(|e| format!("{e} (expected tcp:HOST:PORT, e.g. tcp:127.0.0.1:8080 or tcp:[::1]:6379, or unix:PATH)"))
+    }
+}
+
+impl std::fmt::Display for ReadyAddr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ReadyAddr::Tcp(a) => write!(f, "tcp:{a}"),
+            ReadyAddr::Unix(p) => write!(f, "unix:{}", p.display()),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

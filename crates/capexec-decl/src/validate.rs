@@ -622,6 +622,24 @@ pub fn validate(name: &str, raw: &RawUnit, sources: Vec<PathBuf>, ctx: &Context)
     // A preopened directory is what the view shows at its path (see
     // capexec-sandbox's plan): one the view masks would be an empty mask.
     let filesystem = FsSpec { system, mounts, private_tmp, dev, proc, directories, directories_owner, as_owner };
+    // Checked from the host: a TCP address must be the host's, a socket
+    // path one the host sees where the service made it.
+    for (i, a) in service.ready_address.iter().enumerate() {
+        let key = format!("service.ready_address[{i}]");
+        match a {
+            ReadyAddr::Tcp(_) if net != NetMode::Host => v.err_help(
+                key,
+                "the daemon checks the address from the host, and the service listens in its own network (namespaces.net = \"none\")",
+                "preopen the listener instead ([[preopen.listen]]: it accepts from the start), or set namespaces.net = \"host\"",
+            ),
+            ReadyAddr::Unix(p) if filesystem.covering(p).is_none_or(|m| m.kind != MountKind::ReadWrite) => v.err_help(
+                key,
+                format!("{} is not in a read_write path or a directory capexec makes, so the host never sees the socket", p.display()),
+                "put the socket in a runtime_directory (unix:/run/NAME/NAME.sock) or a read_write path",
+            ),
+            _ => {}
+        }
+    }
     let dirs = preopen.iter().filter_map(|p| if let PreopenKind::Directory { path } = &p.kind { Some(path) } else { None });
     for (i, path) in dirs.enumerate() {
         if filesystem.covering(path).is_some_and(|m| m.kind == MountKind::Inaccessible) {
@@ -1035,6 +1053,21 @@ fn supervision(v: &mut V, raw: &RawUnit) -> Supervision {
         }
         path
     });
+    let mut ready_address = Vec::new();
+    for (i, a) in s.ready_address.iter().flatten().enumerate() {
+        let key = format!("service.ready_address[{i}]");
+        match ReadyAddr::parse(&v.expand(a)) {
+            Ok(r) => ready_address.push(r),
+            Err(e) => v.err(&key, format!("`{a}`: {e}")),
+        }
+    }
+    if !ready_address.is_empty() && !matches!(kind, ServiceType::Simple | ServiceType::Exec) {
+        v.err_help(
+            "service.ready_address",
+            "is for type = \"simple\" or \"exec\" (a notify service says READY=1, a forking one is ready when its start ends)",
+            "remove ready_address, or set service.type = \"simple\"",
+        );
+    }
     let restart = v.choice(
         "service.restart",
         s.restart.as_deref(),
@@ -1082,6 +1115,7 @@ fn supervision(v: &mut V, raw: &RawUnit) -> Supervision {
         autostart: s.autostart.unwrap_or(false),
         watchdog,
         pid_file,
+        ready_address,
     }
 }
 

@@ -685,3 +685,26 @@ fn as_owner_names_given_paths_as_root() {
     let e = load_unit(p.to_str().unwrap(), &[], &ctx_user()).unwrap_err().0;
     assert!(e.iter().any(|e| e.key.as_deref() == Some("filesystem.as_owner[0]") && e.to_string().contains("need root")), "{e:#?}");
 }
+
+/// `service.ready_address`: for simple and exec services, checked from the
+/// host (a TCP address under net = "host", a socket in a path the host sees).
+#[test]
+fn ready_address_is_one_the_host_can_reach() {
+    let s = ok(&format!("{ARGV}[namespaces]\nnet = \"host\"\n[service]\nready_address = [\"tcp:127.0.0.1:8080\", \"unix:/run/app/s\"]\n[filesystem]\nruntime_directory = [\"app\"]\n"));
+    assert_eq!(s.service.ready_address.iter().map(|a| a.to_string()).collect::<Vec<_>>(), ["tcp:127.0.0.1:8080", "unix:/run/app/s"]);
+    for (body, key, says) in [
+        ("[service]\nready_address = [\"tcp:127.0.0.1:8080\"]\n", "service.ready_address[0]", "own network"),
+        ("[service]\nready_address = [\"unix:/tmp/s\"]\n", "service.ready_address[0]", "host never sees"),
+        ("[service]\nready_address = [\"localhost:80\"]\n", "service.ready_address[0]", "expected tcp:HOST:PORT"),
+        ("[service]\nready_address = [\"unix:run/s\"]\n", "service.ready_address[0]", "absolute path"),
+        (
+            "[service]\ntype = \"notify\"\nready_address = [\"unix:/run/app/s\"]\n[filesystem]\nruntime_directory = [\"app\"]\n",
+            "service.ready_address",
+            "simple",
+        ),
+    ] {
+        let e = one(&format!("{ARGV}{body}"));
+        assert_eq!(e.key.as_deref(), Some(key), "{body}: {e}");
+        assert!(e.to_string().contains(says), "{body}: {e}");
+    }
+}

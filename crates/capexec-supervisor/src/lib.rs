@@ -19,6 +19,7 @@ pub mod notify;
 pub mod paths;
 pub mod privileged;
 pub mod protocol;
+pub mod readiness;
 pub mod state;
 pub mod trail;
 

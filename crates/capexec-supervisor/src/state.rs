@@ -157,9 +157,10 @@ impl Machine {
     }
 
     /// A notify service says READY=1; a forking one's init says it when the
-    /// started process has exited with 0.
+    /// started process has exited with 0; a simple one with a ready_address
+    /// is ready once the address accepts.
     fn waits_for_ready(&self) -> bool {
-        matches!(self.policy.kind, ServiceType::Notify | ServiceType::Forking)
+        matches!(self.policy.kind, ServiceType::Notify | ServiceType::Forking) || !self.policy.ready_address.is_empty()
     }
 
     fn become_running(&mut self, now: Instant) -> (State, Vec<Action>) {
@@ -287,6 +288,7 @@ mod tests {
             ready_timeout: Duration::from_secs(2),
             watchdog: None,
             pid_file: None,
+            ready_address: Vec::new(),
             autostart: false,
         }
     }
@@ -397,18 +399,23 @@ mod tests {
     }
 
     /// A forking service runs once its init says the started program exited
-    /// with 0 (READY=1), and fails when that takes longer than ready_timeout.
+    /// with 0 (READY=1), a simple one with a ready_address once the address
+    /// accepts (the daemon's probe says Ready): not once it was executed.
     #[test]
-    fn forking_waits_for_its_start_to_exit() {
+    fn forking_and_ready_address_wait_for_ready() {
         let c = Clock(Instant::now());
-        let mut p = policy(RestartPolicy::No);
-        p.kind = ServiceType::Forking;
-        let mut m = Machine::new(p);
-        assert_eq!(m.handle(E::StartRequested, c.at(0)), vec![Action::Launch, Action::ArmTimer(Timer::Ready, Duration::from_secs(2))]);
-        m.handle(E::Spawned, c.at(1));
-        assert_eq!(m.state, S::Starting);
-        m.handle(E::Ready, c.at(400));
-        assert_eq!(m.state, S::Running);
+        let mut forking = policy(RestartPolicy::No);
+        forking.kind = ServiceType::Forking;
+        let mut listening = policy(RestartPolicy::No);
+        listening.ready_address = vec![capexec_decl::spec::ReadyAddr::parse("tcp:127.0.0.1:8080").unwrap()];
+        for p in [forking, listening] {
+            let mut m = Machine::new(p);
+            assert_eq!(m.handle(E::StartRequested, c.at(0)), vec![Action::Launch, Action::ArmTimer(Timer::Ready, Duration::from_secs(2))]);
+            m.handle(E::Spawned, c.at(1));
+            assert_eq!(m.state, S::Starting);
+            m.handle(E::Ready, c.at(400));
+            assert_eq!(m.state, S::Running);
+        }
     }
 
     /// A failed start_post stops a running service gracefully, as failed.

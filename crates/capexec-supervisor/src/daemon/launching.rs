@@ -180,6 +180,16 @@ impl Daemon {
                 let mut fds = fds.into_iter();
                 s.run = Some(Run { init_pid, init_fd: fds.next(), main_pid, main_fd: fds.next(), started: Instant::now() });
                 s.log.note(&format!("started (main pid {})", main_pid.map_or("-".into(), |p| p.to_string())));
+                if !s.spec.service.ready_address.is_empty() {
+                    let (addrs, tx, unit, run) = (s.spec.service.ready_address.clone(), self.tx.clone(), name.clone(), s.run_id);
+                    let probe = tokio::spawn(async move {
+                        crate::readiness::until_accepting(addrs).await;
+                        let _ = tx.send(Ev::Accepting { unit, run });
+                    });
+                    if let Some(old) = s.ready_probe.replace(probe.abort_handle()) {
+                        old.abort();
+                    }
+                }
                 let (run, early) = (s.run_id, std::mem::take(&mut s.early_notify));
                 // Running already: a notify service's READY=1 can overtake the
                 // launcher's report.

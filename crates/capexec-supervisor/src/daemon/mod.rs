@@ -76,6 +76,11 @@ enum Ev {
     },
     /// A record of the kernel's audit log (see `crate::audit`).
     Audit(crate::audit::Record),
+    /// Run `run` of `unit` accepts on its `service.ready_address`.
+    Accepting {
+        unit: String,
+        run: u64,
+    },
     /// A refusal by run `run` of `unit`'s broker or network guard, which
     /// report their own (see `reports`).
     Refused {
@@ -149,6 +154,8 @@ struct Service {
     notify: Option<tokio::task::AbortHandle>,
     /// The task reading the network guard's refusals of the current run.
     guard_reader: Option<tokio::task::AbortHandle>,
+    /// The task waiting for the current run's `service.ready_address`.
+    ready_probe: Option<tokio::task::AbortHandle>,
     status_text: Option<String>,
     /// Notifications of the current run that came before the launcher's
     /// report of it (a notify service's READY=1 can overtake it): judged
@@ -646,6 +653,13 @@ impl Daemon {
             }
             Ev::Notify { unit, run, msg, pid } => self.notify(&unit, run, &msg, pid),
             Ev::Audit(r) => self.audit(r),
+            Ev::Accepting { unit, run } => {
+                if let Some(s) = self.services.get(&unit).filter(|s| s.run_id == run && s.run.is_some()) {
+                    let addrs: Vec<String> = s.spec.service.ready_address.iter().map(|a| a.to_string()).collect();
+                    s.log.note(&format!("ready: accepting on {}", addrs.join(" or ")));
+                    self.queue.push_back((unit, Event::Ready));
+                }
+            }
             Ev::Refused { unit, run, denial } => {
                 if let Some(s) = self.services.get_mut(&unit).filter(|s| s.run_id == run) {
                     s.deny(denial);
@@ -792,8 +806,8 @@ impl Daemon {
         if let Some(n) = s.notify.take() {
             n.abort();
         }
-        if let Some(g) = s.guard_reader.take() {
-            g.abort();
+        for task in [s.guard_reader.take(), s.ready_probe.take()].into_iter().flatten() {
+            task.abort();
         }
         let _ = std::fs::remove_dir_all(self.cfg.paths.notify_dir(name));
         if let Some(c) = s.cgroup.take() {

@@ -7,6 +7,7 @@
 
 use super::CmdError;
 use capexec::cli::{LearnArgs, RunArgs};
+use capexec_decl::spec::ReadyAddr;
 use capexec_decl::terminal::{safe, safe_lines};
 use capexec_decl::ServiceSpec;
 use capexec_learn::{compare, merge, mine, Observations};
@@ -15,7 +16,7 @@ use capexec_sys::process;
 use nix::sys::signal::{kill, killpg, Signal};
 use nix::unistd::Pid;
 use std::cell::RefCell;
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::thread::JoinHandle;
@@ -251,10 +252,8 @@ enum Ready {
     /// A notify service sent READY=1 on its socket (the receiving end;
     /// whether it has been seen).
     Notify(std::os::fd::OwnedFd, std::cell::Cell<bool>),
-    /// A TCP address accepts connections.
-    Tcp(SocketAddr),
-    /// A Unix socket (stream or datagram) accepts a connect.
-    Unix(std::path::PathBuf),
+    /// An address accepts a connection (see capexec_supervisor::readiness).
+    Addr(ReadyAddr),
     /// A forking service's start has ended (its program's host pid, filled
     /// in once spawned) and its pid file was written since the run began
     /// (its modification time then, if it existed). The pid in it is the
@@ -265,20 +264,10 @@ enum Ready {
 
 impl Ready {
     fn parse(w: &str) -> Result<Ready, CmdError> {
-        if let Some(p) = w.strip_prefix("unix:") {
-            if !p.starts_with('/') {
-                return Err(CmdError::Usage(format!("--wait-for {w}: a Unix socket is named by its absolute path (unix:/run/app/app.sock)")));
-            }
-            return Ok(Ready::Unix(p.into()));
-        }
-        let s = w.strip_prefix("tcp:").unwrap_or(w);
-        s.parse::<SocketAddr>()
-            .map(Ready::Tcp)
-            .map_err(|e| CmdError::Usage(format!("--wait-for {w}: {e} (expected tcp:HOST:PORT, e.g. tcp:127.0.0.1:8080 or tcp:[::1]:6379, or unix:PATH)")))
+        ReadyAddr::parse(w).map(Ready::Addr).map_err(|e| CmdError::Usage(format!("--wait-for {w}: {e}")))
     }
 
     fn met(&self) -> bool {
-        use std::os::unix::net::{UnixDatagram, UnixStream};
         match self {
             Ready::Notify(fd, seen) => {
                 let mut buf = [0u8; 4096];
@@ -290,8 +279,7 @@ impl Ready {
                 }
                 seen.get()
             }
-            Ready::Tcp(a) => TcpStream::connect_timeout(a, Duration::from_millis(200)).is_ok(),
-            Ready::Unix(p) => UnixStream::connect(p).is_ok() || UnixDatagram::unbound().and_then(|d| d.connect(p)).is_ok(),
+            Ready::Addr(a) => capexec_supervisor::readiness::accepts(a),
             Ready::PidFile(p, before, start) => {
                 // A file left by an earlier run does not count (compared
                 // with what it was, not with the clock: file times come
@@ -310,29 +298,29 @@ impl std::fmt::Display for Ready {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Ready::Notify(..) => write!(f, "READY=1 on its notify socket"),
-            Ready::Tcp(a) => write!(f, "tcp:{a}"),
-            Ready::Unix(p) => write!(f, "unix:{}", p.display()),
+            Ready::Addr(a) => write!(f, "{a}"),
             Ready::PidFile(p, _, _) => write!(f, "its start to end and its pid file {}", p.display()),
         }
     }
 }
 
 /// When the service is ready for the workload: --wait-for, else the unit's
-/// TCP preopens and exact TCP bind grants, else a forking service's pid file.
+/// service.ready_address, TCP preopens and exact TCP bind grants, else a
+/// forking service's pid file.
 fn ready_addresses(a: &LearnArgs, spec: &ServiceSpec) -> Result<Vec<Ready>, CmdError> {
     if !a.wait_for.is_empty() {
         return a.wait_for.iter().map(|w| Ready::parse(w)).collect();
     }
-    let mut out = Vec::new();
+    let mut out: Vec<Ready> = spec.service.ready_address.iter().cloned().map(Ready::Addr).collect();
     for p in &spec.preopen {
         if let capexec_decl::spec::PreopenKind::Listen { address: capexec_decl::spec::ListenAddr::Tcp(addr), .. } = &p.kind {
-            out.push(Ready::Tcp(*addr));
+            out.push(Ready::Addr(ReadyAddr::Tcp(*addr)));
         }
     }
     for g in &spec.broker.bind {
         let exact = g.ports.0 == g.ports.1 && g.ports.0 != 0 && g.prefix == if g.addr.is_ipv4() { 32 } else { 128 };
         if exact && g.proto != Some(capexec_decl::grants::Proto::Udp) && !g.addr.is_unspecified() {
-            out.push(Ready::Tcp(SocketAddr::new(g.addr, g.ports.0)));
+            out.push(Ready::Addr(ReadyAddr::Tcp(SocketAddr::new(g.addr, g.ports.0))));
         }
     }
     if let (true, Some(p)) = (out.is_empty(), &spec.service.pid_file) {
