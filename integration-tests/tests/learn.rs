@@ -230,3 +230,32 @@ fn a_root_service_learns_with_its_capabilities() {
     c.arg("check").arg(&out);
     assert!(output(c, T).status.success(), "{decl}");
 }
+
+// `capexec learn --check` of a service that ends before it is ready (a
+// refusal often causes that: vsftpd, named): what the unit would have
+// refused is reported, each with its fix, then why the run ended; not
+// only that nothing was worth mining (issue 20).
+both!(check_reports_refusals_of_a_service_that_exits_early, |who: As| {
+    let dir = shared_dir().join(format!("learn-early-{who:?}"));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    set_mode(&dir, 0o777);
+    let port = unused_port();
+    // Reads its configuration from a file outside its view, and gives up.
+    let prog = "open(my $f, '<', '/var/lib/dpkg/status') or exit 1; sleep 1; exit 2";
+    let unit = dir.join("early.svc");
+    std::fs::write(&unit, format!("[exec]\nargv = [\"/usr/bin/perl\", \"-e\", \"{prog}\"]\n\n[[preopen.listen]]\naddress = \"tcp:127.0.0.1:{port}\"\n"))
+        .unwrap();
+    set_mode(&unit, 0o644);
+    let mut c = command(who);
+    c.arg("learn").arg("--check").arg(&unit).arg("--workload").arg("true").arg("--wait-for").arg(format!("tcp:127.0.0.1:{}", unused_port()));
+    let o = output(c, T);
+    let (out, err) = (String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
+    assert!(!o.status.success(), "{}", text(&o));
+    assert!(
+        out.contains("/var/lib/dpkg/status (read): not in the view; to allow it: add \"/var/lib/dpkg/status\" to [filesystem] read_only (capexec run: --ro /var/lib/dpkg/status)"),
+        "{}",
+        text(&o)
+    );
+    assert!(err.contains("the service exited with status 2 before it was ready"), "{}", text(&o));
+});

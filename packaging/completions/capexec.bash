@@ -297,7 +297,7 @@ _capexec() {
             return 0
             ;;
         capexec__subcmd__exec)
-            opts="-h --unit-path --help"
+            opts="-h --explain --unit-path --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -751,7 +751,7 @@ _capexec() {
             return 0
             ;;
         capexec__subcmd__run)
-            opts="-h --unit --ro --rw --exec-path --tmpfs --net --bind-tcp --tasks --connect-tcp --allow-syscall --cap --preopen-listen --env --pass-env --user --cwd --landlock --dry-run --help"
+            opts="-h --unit --ro --rw --exec-path --tmpfs --net --bind-tcp --tasks --connect-tcp --allow-syscall --cap --preopen-listen --env --pass-env --user --cwd --landlock --dry-run --explain --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

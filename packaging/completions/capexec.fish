@@ -51,6 +51,7 @@ complete -c capexec -n "__fish_capexec_using_subcommand check" -s q -l quiet -d 
 complete -c capexec -n "__fish_capexec_using_subcommand check" -l full -d 'Print the whole resolved declaration (TOML) instead of a summary'
 complete -c capexec -n "__fish_capexec_using_subcommand check" -s h -l help -d 'Print help'
 complete -c capexec -n "__fish_capexec_using_subcommand exec" -l unit-path -d 'Look up bare names in DIR instead of the default search path (repeatable)' -r -F
+complete -c capexec -n "__fish_capexec_using_subcommand exec" -l explain -d 'Run the service with nothing denied, recording what it does, then say what the declaration would have refused, each with the key that allows it (only for a program you would run unconfined)'
 complete -c capexec -n "__fish_capexec_using_subcommand exec" -s h -l help -d 'Print help'
 complete -c capexec -n "__fish_capexec_using_subcommand run" -l unit -d 'Start from this declaration, then apply the options below on top' -r -F
 complete -c capexec -n "__fish_capexec_using_subcommand run" -l ro -d 'Make PATH visible read-only (repeatable; as root without --user, read as PATH\'s owner)' -r
@@ -70,6 +71,7 @@ complete -c capexec -n "__fish_capexec_using_subcommand run" -l user -d 'Run as 
 complete -c capexec -n "__fish_capexec_using_subcommand run" -l cwd -d 'Working directory (default: the current one if it is in the view, else /)' -r
 complete -c capexec -n "__fish_capexec_using_subcommand run" -l landlock -d 'Landlock enforcement: `required` (default) or `best-effort`' -r
 complete -c capexec -n "__fish_capexec_using_subcommand run" -l dry-run -d 'Print the resolved declaration instead of running'
+complete -c capexec -n "__fish_capexec_using_subcommand run" -l explain -d 'Run the program with nothing denied, recording what it does, then say what these options would have refused, each with the flag that allows it (works rootless, where the kernel reports nothing; only for a program you would run unconfined)'
 complete -c capexec -n "__fish_capexec_using_subcommand run" -s h -l help -d 'Print help'
 complete -c capexec -n "__fish_capexec_using_subcommand doctor" -l json -d 'Print JSON'
 complete -c capexec -n "__fish_capexec_using_subcommand doctor" -s h -l help -d 'Print help'

@@ -10,6 +10,7 @@
 #![allow(clippy::result_large_err)]
 
 pub mod error;
+pub mod fix;
 pub mod grants;
 pub mod ids;
 pub mod raw;

@@ -11,6 +11,7 @@
 
 use crate::observe::{Access, Observations};
 use crate::within as under;
+use capexec_decl::fix;
 use capexec_decl::spec::{DevMode, FsSpec, MountKind, NetMode, ProcMode};
 use capexec_decl::ServiceSpec;
 use serde::Serialize;
@@ -26,6 +27,9 @@ pub struct Denial {
     pub how: String,
     /// Why the declaration refuses it.
     pub why: String,
+    /// What would allow it: the declaration key, and the `capexec run`
+    /// flag in parentheses (see capexec_decl::fix).
+    pub fix: String,
 }
 
 #[derive(Debug, Default, Clone, Serialize)]
@@ -106,6 +110,34 @@ pub fn fs_refusal(fs: &FsSpec, path: &str, acc: Access, created: bool, existed: 
     }
 }
 
+/// What would give the run `acc` on `path`: the list for its strongest use,
+/// naming the path, or for one the run created, the nearest directory
+/// above it that exists (a path must exist to be listed). The masks, /dev
+/// and /proc have keys of their own.
+fn path_fix(path: &str, acc: &BTreeSet<Access>, existed: bool, exists: &impl Fn(&str) -> bool) -> String {
+    if under(path, "/dev") {
+        return "the minimal /dev has only null, zero, full, random, urandom, tty, shm and fd: a device needs a preopened fd ([[preopen.file]])".into();
+    }
+    if under(path, "/proc") {
+        return "set [filesystem] proc = \"pid-only\" or \"full\"".into();
+    }
+    let how = if acc.contains(&Access::Exec) {
+        fix::PathUse::Execute
+    } else if acc.iter().any(|a| matches!(a, Access::Write | Access::Create | Access::Remove)) {
+        fix::PathUse::Write
+    } else {
+        fix::PathUse::Read
+    };
+    let mut p = std::path::Path::new(path);
+    while !existed && !exists(&p.to_string_lossy()) {
+        match p.parent() {
+            Some(up) if up != std::path::Path::new("/") => p = up,
+            _ => break,
+        }
+    }
+    fix::path(&p.to_string_lossy(), how)
+}
+
 /// Parses `tcp:ADDR:PORT` / `udp:[ADDR]:PORT` as the recorder writes them.
 fn inet(a: &str) -> Option<(capexec_decl::grants::Proto, SocketAddr)> {
     let (proto, rest) = a.split_once(':')?;
@@ -122,7 +154,8 @@ pub fn compare(obs: &Observations, spec: &ServiceSpec, exists: impl Fn(&str) -> 
     for (name, n) in &obs.denied {
         let why =
             if spec.seccomp.allowed.contains(name.as_str()) { "allowed by name, refused by capexec's argument rule for it" } else { "not in the allowlist" };
-        r.syscalls.push(Denial { what: name.clone(), how: format!("{n} of {} calls", obs.syscalls.get(name).copied().unwrap_or(*n)), why: why.into() });
+        let how = format!("{n} of {} calls", obs.syscalls.get(name).copied().unwrap_or(*n));
+        r.syscalls.push(Denial { what: name.clone(), how, why: why.into(), fix: fix::syscall(Some(name), spec) });
     }
 
     for (path, acc) in &obs.paths {
@@ -133,7 +166,11 @@ pub fn compare(obs: &Observations, spec: &ServiceSpec, exists: impl Fn(&str) -> 
             continue;
         }
         if let Some(why) = acc.iter().find_map(|a| fs_refusal(&spec.filesystem, path, *a, created, existed)) {
-            r.files.push(Denial { what: path.clone(), how: accesses(acc), why: why.to_owned() });
+            let fix = match why.starts_with("masked") {
+                true => format!("take \"{path}\" out of [filesystem] inaccessible (the system view masks /etc/shadow and /etc/gshadow itself)"),
+                false => path_fix(path, acc, existed, &exists),
+            };
+            r.files.push(Denial { what: path.clone(), how: accesses(acc), why: why.to_owned(), fix });
         }
     }
 
@@ -146,7 +183,8 @@ pub fn compare(obs: &Observations, spec: &ServiceSpec, exists: impl Fn(&str) -> 
                 }
                 let acc = if how == "bind" { Access::Create } else { Access::Write };
                 if let Some(why) = fs_refusal(&spec.filesystem, p, acc, how == "bind", exists(p)) {
-                    r.network.push(Denial { what: a.clone(), how: how.into(), why: format!("its path is {why}") });
+                    let fix = path_fix(p, &[acc].into(), exists(p), &exists);
+                    r.network.push(Denial { what: a.clone(), how: how.into(), why: format!("its path is {why}"), fix });
                 }
                 continue;
             }
@@ -165,7 +203,18 @@ pub fn compare(obs: &Observations, spec: &ServiceSpec, exists: impl Fn(&str) -> 
                 }
             };
             if let Some(why) = why {
-                r.network.push(Denial { what: a.clone(), how: how.into(), why });
+                let fix = match spec.namespaces.net {
+                    NetMode::Host => fix::tcp(how == "bind", addr.port()),
+                    _ => {
+                        let grant = capexec_decl::grants::NetGrant::exact(proto, addr);
+                        let flag = match proto {
+                            capexec_decl::grants::Proto::Tcp => format!("--net host --{how}-tcp {}", addr.port()),
+                            capexec_decl::grants::Proto::Udp => "--net host".into(),
+                        };
+                        format!("add \"{grant}\" to broker.net.{how} (capexec run: {flag})")
+                    }
+                };
+                r.network.push(Denial { what: a.clone(), how: how.into(), why, fix });
             }
         }
     }

@@ -5,6 +5,7 @@
 //! not a line per call.
 
 use crate::audit::Record;
+use capexec_decl::fix;
 use capexec_decl::ServiceSpec;
 use std::collections::VecDeque;
 use std::time::{Duration, Instant, SystemTime};
@@ -115,29 +116,18 @@ pub fn describe(r: &Record, spec: &ServiceSpec) -> Option<(&'static str, String,
         Record::Seccomp { nr, comm, .. } => {
             let name = capexec_decl::syscalls::name_of(*nr);
             let what = format!("syscall {} ({nr}) by {comm}", name.unwrap_or("?"));
-            let fix = match name {
-                None => "nothing: capexec does not know this syscall number".into(),
-                // Allowed by the list, so refused by capexec's argument rules.
-                Some(n) if spec.seccomp.allowed.contains(n) => {
-                    format!("nothing: capexec refuses this use of {n} whatever the declaration says (new namespaces, device nodes, TIOCSTI, ...)")
-                }
-                Some(n) => format!("add \"{n}\" to [seccomp] allow (capexec run: --allow-syscall {n})"),
-            };
-            Some(("seccomp", what, fix))
+            Some(("seccomp", what, fix::syscall(name, spec)))
         }
         Record::LandlockAccess { blockers, object, .. } => {
             let value = |k: &str| object.split(' ').find_map(|w| w.strip_prefix(k)?.strip_prefix('=')).map(|v| v.trim_matches('"').to_owned());
             let (what, fix) = match blockers.as_str() {
                 "net.connect_tcp" => {
                     let port = value("dest").unwrap_or_default();
-                    (
-                        format!("TCP connect to {}:{port}", value("daddr").unwrap_or_default()),
-                        format!("add {port} to [landlock] connect_tcp (capexec run: --connect-tcp {port})"),
-                    )
+                    (format!("TCP connect to {}:{port}", value("daddr").unwrap_or_default()), fix::tcp(false, port.parse().unwrap_or(0)))
                 }
                 "net.bind_tcp" => {
                     let port = value("src").unwrap_or_default();
-                    (format!("TCP bind to port {port}"), format!("add {port} to [landlock] bind_tcp (capexec run: --bind-tcp {port})"))
+                    (format!("TCP bind to port {port}"), fix::tcp(true, port.parse().unwrap_or(0)))
                 }
                 "scope.signal" => ("a signal to a process outside the service".into(), "set [landlock] scope_signals = false".into()),
                 "scope.abstract_unix_socket" => {
@@ -145,14 +135,14 @@ pub fn describe(r: &Record, spec: &ServiceSpec) -> Option<(&'static str, String,
                 }
                 b if b.starts_with("fs.") => {
                     let path = value("path").unwrap_or_else(|| object.clone());
-                    let (key, flag) = if b.split(',').all(|x| matches!(x, "fs.read_file" | "fs.read_dir")) {
-                        ("read_only", "--ro")
+                    let how = if b.split(',').all(|x| matches!(x, "fs.read_file" | "fs.read_dir")) {
+                        fix::PathUse::Read
                     } else if b == "fs.execute" {
-                        ("executable", "--exec-path")
+                        fix::PathUse::Execute
                     } else {
-                        ("read_write", "--rw")
+                        fix::PathUse::Write
                     };
-                    (format!("{b} on {path}"), format!("add \"{path}\" to [filesystem] {key} (capexec run: {flag} {path})"))
+                    (format!("{b} on {path}"), fix::path(&path, how))
                 }
                 b => (format!("{b} ({object})"), "see docs/declaration.md".into()),
             };
@@ -196,12 +186,6 @@ mod tests {
         }
         assert_eq!((t.recent.len(), t.recent[0].count), (1, 5));
     }
-}
-
-/// The `capexec run` flag in a fix (`--connect-tcp 9`), or the whole fix
-/// when it has none.
-pub fn run_flag(fix: &str) -> &str {
-    fix.split_once("(capexec run: ").and_then(|(_, f)| f.strip_suffix(')')).unwrap_or(fix)
 }
 
 /// `pid`, then its parent, and so on up to (not including) pid 1, by the

@@ -372,6 +372,11 @@ pub struct ExecArgs {
     /// Declaration file or name
     #[arg(value_name = "FILE|NAME")]
     pub unit: String,
+    /// Run the service with nothing denied, recording what it does, then say what the declaration
+    /// would have refused, each with the key that allows it (only for a program you would run
+    /// unconfined)
+    #[arg(long)]
+    pub explain: bool,
     #[command(flatten)]
     pub search: SearchArgs,
 }
@@ -434,6 +439,11 @@ pub struct RunArgs {
     /// Print the resolved declaration instead of running
     #[arg(long)]
     pub dry_run: bool,
+    /// Run the program with nothing denied, recording what it does, then say what these options
+    /// would have refused, each with the flag that allows it (works rootless, where the kernel
+    /// reports nothing; only for a program you would run unconfined)
+    #[arg(long, conflicts_with = "dry_run")]
+    pub explain: bool,
     /// The program and its arguments
     #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true, value_name = "PROG [ARGS]...")]
     pub command: Vec<String>,

@@ -17,6 +17,9 @@ pub fn run(args: &ExecArgs) -> i32 {
             return super::EXIT_SETUP;
         }
     };
+    if args.explain {
+        return super::learn::explain(&spec, "capexec exec", false);
+    }
     let host_env: Vec<(String, String)> = std::env::vars().collect();
     let handoff = match Handoff::from_env(&host_env) {
         Ok(h) => h,

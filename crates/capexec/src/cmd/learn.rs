@@ -54,6 +54,7 @@ fn run_args(a: &LearnArgs) -> RunArgs {
         cwd: None,
         landlock: None,
         dry_run: false,
+        explain: false,
         command: a.command.clone(),
     }
 }
@@ -65,6 +66,9 @@ struct Ended {
     /// The workload's exit status, when there was one.
     workload: Option<i32>,
     interrupted: bool,
+    /// The service ended before it was ready or while the workload ran:
+    /// what to say after the report of what the run did.
+    early: Option<String>,
 }
 
 fn learn(a: &LearnArgs) -> Result<i32, CmdError> {
@@ -100,82 +104,12 @@ fn learn(a: &LearnArgs) -> Result<i32, CmdError> {
         obs.merge(saved);
     }
     let spec = super::run::build(&run_args(a))?;
-    // What the run is judged by: the unit's own filter under --check;
-    // otherwise only the argument rules no declaration can lift.
-    let judge = match a.check {
-        true => capexec_sandbox::seccomp::service_filter(&spec.seccomp),
-        false => capexec_sandbox::seccomp::rules_filter(),
-    }
-    .map_err(CmdError::launch(&spec.name))?;
     let ready = ready_addresses(a, &spec)?;
-
+    let how =
+        Recording { judge_own_filter: a.check, ready, workload: a.workload.as_deref(), ready_timeout: Duration::from_secs(a.ready_timeout), json: a.json };
+    let (run, ended, began) = record(&spec, how)?;
     let rootless = !nix::unistd::geteuid().is_root();
-    let host_env: Vec<(String, String)> = std::env::vars().collect();
-    // Network: the host's, so that binds and connects reach something and the
-    // recorder sees where they go; the mined declaration gives them back
-    // through broker grants.
-    let mut learning = spec.clone();
-    learning.namespaces.net = capexec_decl::spec::NetMode::Host;
-    // A pid namespace of its own whatever the unit says (a forking daemon
-    // as root runs without one): ending the run's init ends every process
-    // of it, so nothing the run started outlives it and holds the
-    // recorder's listener open.
-    learning.namespaces.pid = true;
-    // A notify service says when it is ready: on a socket of its own, read here.
-    let notify = match spec.service.kind {
-        capexec_decl::spec::ServiceType::Notify => capexec_sandbox::plan::Notify::Relay { watchdog_usec: None },
-        _ => capexec_sandbox::plan::Notify::None,
-    };
-    let extras = capexec_sandbox::plan::Extras { rootless, host_env: &host_env, learning: true, notify, ..Default::default() };
-    let plan = capexec_sandbox::plan::compose(&learning, &extras).map_err(CmdError::launch(&spec.name))?;
-    // See plan::into_learning: a root service learned as root has every capability.
     let had_capabilities = spec.exec.user.uid == 0 && !rootless;
-    let recorder: RefCell<Option<JoinHandle<Observations>>> = RefCell::new(None);
-    let start = |listener| {
-        let judge = judge.clone();
-        *recorder.borrow_mut() = Some(std::thread::spawn(move || capexec_learn::record::record(listener, &judge, had_capabilities)));
-    };
-    // With --json, standard output is the report's alone: the service and
-    // the workload write to standard error.
-    let stdio = a.json.then_some([0, 2, 2]);
-    let opts = capexec_sandbox::SpawnOptions { learner: Some(&start), stdio, ..Default::default() };
-    let began = Instant::now();
-    let began_at = std::time::SystemTime::now();
-    let mut spawned = capexec_sandbox::spawn_with(&plan, &opts).map_err(CmdError::launch(&spec.name))?;
-    let mut ready: Vec<Ready> = ready
-        .into_iter()
-        .map(|r| match r {
-            // The start program: init's child, or none if it already ended.
-            Ready::PidFile(p, before, _) => Ready::PidFile(p, before, spawned.main_pid),
-            r => r,
-        })
-        .collect();
-    // READY=1 is what a notify service's readiness is; the addresses, if
-    // any, must answer too.
-    if let Some(fd) = spawned.notify.take() {
-        ready.push(Ready::Notify(fd, std::cell::Cell::new(false)));
-    }
-    let ended = match &a.workload {
-        None => Ended { status: capexec_sandbox::wait_foreground(&spawned), workload: None, interrupted: false },
-        Some(cmd) => drive(&spawned, &spec, cmd, &ready, Duration::from_secs(a.ready_timeout), a.json)?,
-    };
-    drop(spawned);
-    // As when the service stops anywhere: its runtime directories go (a
-    // pid file left in one would stop the next run).
-    capexec_sandbox::resources::remove_runtime_directories(&spec);
-    let recorded = recorder.into_inner().ok_or_else(|| CmdError::Run("the recorder never started".into()))?;
-    let mut run = recorded.join().map_err(|_| CmdError::Run("the recorder failed".into()))?;
-    // The recorder sees calls, not their results: `mkdir -p /var/lock/app`
-    // asks to create /var and /var/lock too. A directory (or link) the run
-    // asked to create that is older than the run was there already: the
-    // call failed with EEXIST and needs no write to its parent.
-    run.forget_creations(|p| {
-        std::fs::symlink_metadata(p)
-            .ok()
-            .filter(|m| m.is_dir() || m.file_type().is_symlink())
-            .and_then(|m| m.created().or_else(|_| m.modified()).ok())
-            .is_some_and(|t| t < began_at)
-    });
     let calls: u64 = run.syscalls.values().sum();
     let what = if a.workload.is_some() { "the service" } else { "the program" };
     eprintln!(
@@ -203,9 +137,15 @@ fn learn(a: &LearnArgs) -> Result<i32, CmdError> {
         eprintln!("capexec learn: warning: the workload failed (status {}); the run may not have exercised the service", ended.workload.unwrap_or(0));
     }
 
-    if a.check {
+    if a.check || ended.early.is_some() {
+        // An early end is what a refusal often causes: what the unit would
+        // have refused is the first thing to look at (under --check, its
+        // syscalls too; else the files and the network).
         let report = compare::compare(&obs, &spec, exists);
         print_report(&report, &spec.name, a.json);
+        if let Some(early) = ended.early {
+            return Err(CmdError::Run(early));
+        }
         return Ok(if report.denials() > 0 || workload_failed { 1 } else { 0 });
     }
 
@@ -244,6 +184,139 @@ fn learn(a: &LearnArgs) -> Result<i32, CmdError> {
         None => print!("{}", safe_lines(&text)),
     }
     Ok(if workload_failed { 1 } else { 0 })
+}
+
+/// `capexec run --explain` and `capexec exec --explain`: runs `spec`'s
+/// program under the recorder (nothing denied) to its end, then prints what
+/// `spec` would have refused, each with what allows it: the `capexec run`
+/// flag (`flags`), else the declaration key. The kernel reports refusals
+/// only to root (the audit log); this works for anyone. Returns the
+/// program's status.
+pub fn explain(spec: &ServiceSpec, who: &str, flags: bool) -> i32 {
+    eprintln!("{who} --explain: {} runs with nothing denied: recorded, not confined", safe(&spec.exec.argv[0]));
+    let how = Recording { judge_own_filter: true, ready: Vec::new(), workload: None, ready_timeout: Duration::ZERO, json: false };
+    let (obs, ended, _) = match record(spec, how) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("{who} --explain: {e}");
+            return e.exit_code();
+        }
+    };
+    let report = compare::compare(&obs, spec, |p: &str| Path::new(p).symlink_metadata().is_ok());
+    let refused: Vec<(&str, &compare::Denial)> = [("seccomp", &report.syscalls), ("files", &report.files), ("network", &report.network)]
+        .into_iter()
+        .flat_map(|(k, l)| l.iter().map(move |d| (k, d)))
+        .collect();
+    if refused.is_empty() {
+        eprintln!(
+            "{who} --explain: the program exited with status {}; the {} would have refused nothing it did",
+            ended.status,
+            if flags { "options" } else { "declaration" }
+        );
+        return ended.status;
+    }
+    eprintln!("{who} --explain: the program exited with status {}; the {} would have refused:", ended.status, if flags { "options" } else { "declaration" });
+    for (kind, d) in refused {
+        let fix = if flags { capexec_decl::fix::run_flag(&d.fix) } else { d.fix.as_str() };
+        eprintln!("  {kind}: {} ({}): {}; to allow it: {}", safe(&d.what), d.how, safe(&d.why), safe(fix));
+    }
+    ended.status
+}
+
+/// How [`record`] runs the program.
+struct Recording<'a> {
+    /// Judge the calls by the unit's own filter (`--check`, `--explain`),
+    /// else only by the argument rules no declaration can lift.
+    judge_own_filter: bool,
+    ready: Vec<Ready>,
+    /// A command on the host that drives the service; its exit ends the run.
+    workload: Option<&'a str>,
+    ready_timeout: Duration,
+    /// Standard output is the report's: the program writes to standard error.
+    json: bool,
+}
+
+/// Runs `spec`'s program under the learning plan (the host's view and
+/// network, nothing denied, every call recorded) until it ends (or the
+/// workload does): what it did, how it ended, and when it began.
+fn record(spec: &ServiceSpec, how: Recording) -> Result<(Observations, Ended, Instant), CmdError> {
+    // What the run is judged by: the unit's own filter under --check;
+    // otherwise only the argument rules no declaration can lift.
+    let judge = match how.judge_own_filter {
+        true => capexec_sandbox::seccomp::service_filter(&spec.seccomp),
+        false => capexec_sandbox::seccomp::rules_filter(),
+    }
+    .map_err(CmdError::launch(&spec.name))?;
+
+    let rootless = !nix::unistd::geteuid().is_root();
+    let host_env: Vec<(String, String)> = std::env::vars().collect();
+    // Network: the host's, so that binds and connects reach something and the
+    // recorder sees where they go; the mined declaration gives them back
+    // through broker grants.
+    let mut learning = spec.clone();
+    learning.namespaces.net = capexec_decl::spec::NetMode::Host;
+    // A pid namespace of its own whatever the unit says (a forking daemon
+    // as root runs without one): ending the run's init ends every process
+    // of it, so nothing the run started outlives it and holds the
+    // recorder's listener open.
+    learning.namespaces.pid = true;
+    // A notify service says when it is ready: on a socket of its own, read here.
+    let notify = match spec.service.kind {
+        capexec_decl::spec::ServiceType::Notify => capexec_sandbox::plan::Notify::Relay { watchdog_usec: None },
+        _ => capexec_sandbox::plan::Notify::None,
+    };
+    let extras = capexec_sandbox::plan::Extras { rootless, host_env: &host_env, learning: true, notify, ..Default::default() };
+    let plan = capexec_sandbox::plan::compose(&learning, &extras).map_err(CmdError::launch(&spec.name))?;
+    // See plan::into_learning: a root service learned as root has every capability.
+    let had_capabilities = spec.exec.user.uid == 0 && !rootless;
+    let recorder: RefCell<Option<JoinHandle<Observations>>> = RefCell::new(None);
+    let start = |listener| {
+        let judge = judge.clone();
+        *recorder.borrow_mut() = Some(std::thread::spawn(move || capexec_learn::record::record(listener, &judge, had_capabilities)));
+    };
+    // With --json, standard output is the report's alone: the service and
+    // the workload write to standard error.
+    let stdio = how.json.then_some([0, 2, 2]);
+    let opts = capexec_sandbox::SpawnOptions { learner: Some(&start), stdio, ..Default::default() };
+    let began = Instant::now();
+    let began_at = std::time::SystemTime::now();
+    let mut spawned = capexec_sandbox::spawn_with(&plan, &opts).map_err(CmdError::launch(&spec.name))?;
+    let mut ready: Vec<Ready> = how
+        .ready
+        .into_iter()
+        .map(|r| match r {
+            // The start program: init's child, or none if it already ended.
+            Ready::PidFile(p, before, _) => Ready::PidFile(p, before, spawned.main_pid),
+            r => r,
+        })
+        .collect();
+    // READY=1 is what a notify service's readiness is; the addresses, if
+    // any, must answer too.
+    if let Some(fd) = spawned.notify.take() {
+        ready.push(Ready::Notify(fd, std::cell::Cell::new(false)));
+    }
+    let ended = match how.workload {
+        None => Ended { status: capexec_sandbox::wait_foreground(&spawned), workload: None, interrupted: false, early: None },
+        Some(cmd) => drive(&spawned, spec, cmd, &ready, how.ready_timeout, how.json)?,
+    };
+    drop(spawned);
+    // As when the service stops anywhere: its runtime directories go (a
+    // pid file left in one would stop the next run).
+    capexec_sandbox::resources::remove_runtime_directories(spec);
+    let recorded = recorder.into_inner().ok_or_else(|| CmdError::Run("the recorder never started".into()))?;
+    let mut run = recorded.join().map_err(|_| CmdError::Run("the recorder failed".into()))?;
+    // The recorder sees calls, not their results: `mkdir -p /var/lock/app`
+    // asks to create /var and /var/lock too. A directory (or link) the run
+    // asked to create that is older than the run was there already: the
+    // call failed with EEXIST and needs no write to its parent.
+    run.forget_creations(|p| {
+        std::fs::symlink_metadata(p)
+            .ok()
+            .filter(|m| m.is_dir() || m.file_type().is_symlink())
+            .and_then(|m| m.created().or_else(|_| m.modified()).ok())
+            .is_some_and(|t| t < began_at)
+    });
+    Ok((run, ended, began))
 }
 
 /// A sign that the service is ready for the workload.
@@ -360,7 +433,8 @@ fn drive(s: &Spawned, spec: &ServiceSpec, cmd: &str, ready: &[Ready], timeout: D
             break;
         }
         if let Some(st) = service_ended(s) {
-            return Err(CmdError::Run(format!("{}: the service exited with status {st} before it listened; nothing was recorded worth mining", spec.name)));
+            let early = format!("{}: the service exited with status {st} before it was ready: nothing was recorded worth mining", spec.name);
+            return Ok(Ended { status: st, workload: None, interrupted: false, early: Some(early) });
         }
         if Instant::now() > deadline {
             stop(s, spec);
@@ -391,7 +465,7 @@ fn drive(s: &Spawned, spec: &ServiceSpec, cmd: &str, ready: &[Ready], timeout: D
             Ok(Some(st)) => {
                 let workload = st.code().unwrap_or_else(|| 128 + std::os::unix::process::ExitStatusExt::signal(&st).unwrap_or(0));
                 let status = stop(s, spec);
-                return Ok(Ended { status, workload: Some(workload), interrupted });
+                return Ok(Ended { status, workload: Some(workload), interrupted, early: None });
             }
             Ok(None) => {}
             Err(e) => return Err(CmdError::Run(format!("wait for the workload: {e}"))),
@@ -400,7 +474,8 @@ fn drive(s: &Spawned, spec: &ServiceSpec, cmd: &str, ready: &[Ready], timeout: D
             // The workload's own process group, which we created.
             let _ = killpg(Pid::from_raw(pgid), Signal::SIGTERM);
             let _ = child.wait();
-            return Err(CmdError::Run(format!("{}: the service exited with status {st} while the workload ran", spec.name)));
+            let early = format!("{}: the service exited with status {st} while the workload ran", spec.name);
+            return Ok(Ended { status: st, workload: None, interrupted: false, early: Some(early) });
         }
         if let Some(_sig) = pause(Duration::from_millis(20)) {
             // The user ends the run: end the workload; the service follows.
@@ -449,7 +524,7 @@ fn print_report(r: &compare::Report, name: &str, json: bool) {
     for (cat, list) in [("syscalls", &r.syscalls), ("files", &r.files), ("network", &r.network)] {
         println!("  {cat}: {}", if list.is_empty() { "nothing refused".to_owned() } else { format!("{} refused", list.len()) });
         for d in list {
-            println!("    {} ({}): {}", safe(&d.what), d.how, safe(&d.why));
+            println!("    {} ({}): {}; to allow it: {}", safe(&d.what), d.how, safe(&d.why), safe(&d.fix));
         }
     }
     if !r.unused.is_empty() {

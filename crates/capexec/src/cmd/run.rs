@@ -18,6 +18,7 @@ pub fn run(args: &RunArgs) -> i32 {
             println!("{}", toml::to_string(&spec).unwrap_or_else(|e| format!("# {e}")));
             0
         }
+        Ok(spec) if args.explain => super::learn::explain(&spec, "capexec run", true),
         Ok(spec) => {
             // Strict by default, easy to open up: --net host shares the
             // network, and TCP still needs its ports; said now rather than
@@ -134,7 +135,7 @@ fn unreachable_program(typed: &str, prog: &Path, who: &capexec_decl::spec::Ident
 fn print_refusal(mechanism: &str, what: &str, fix: &str) {
     static HEADING: std::sync::Once = std::sync::Once::new();
     HEADING.call_once(|| eprintln!("capexec run: the program was refused (the kernel's audit log says):"));
-    eprintln!("  {mechanism}: {}; to allow it: {}", safe(what), safe(capexec_supervisor::trail::run_flag(fix)));
+    eprintln!("  {mechanism}: {}; to allow it: {}", safe(what), safe(capexec_decl::fix::run_flag(fix)));
 }
 
 fn find_program(prog: &str) -> Result<PathBuf, CmdError> {
