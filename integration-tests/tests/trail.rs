@@ -60,8 +60,16 @@ fn refusals_are_reported_with_the_fix_that_allows_them() {
     let o = d.ctl(&["stop", "refused"]);
     assert!(o.status.success(), "{}", text(&o));
 
-    // The fixes, applied: the same program gets what it asked for.
-    d.write_unit("refused", &unit("[seccomp]\nallow = [\"@system-service\", \"mincore\"]\n[landlock]\nconnect_tcp = [9]\n"));
+    // The fixes, applied as `capexec denials --propose` writes them: a
+    // drop-in with the refused items added to the unit's lists.
+    let human = text(&d.ctl(&["denials", "--propose", "refused"]));
+    assert!(human.contains("allow = [\"@system-service\", \"mincore\"]") && human.contains("connect_tcp = [9]"), "{human}");
+    let o = d.ctl(&["denials", "--propose", "--json", "refused"]);
+    let p: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("{e}: {}", text(&o)));
+    assert_eq!(p["changes"], 2, "{p}");
+    let path = std::path::PathBuf::from(p["path"].as_str().unwrap());
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(&path, p["dropin"].as_str().unwrap()).unwrap();
     assert!(d.ctl(&["reload"]).status.success());
     let o = d.ctl(&["start", "refused"]);
     assert!(o.status.success(), "{}", text(&o));
@@ -195,6 +203,29 @@ fn explain_says_what_the_options_would_refuse() {
         let o = run(&[&["--explain"][..], &fixes].concat());
         assert!(String::from_utf8_lossy(&o.stderr).contains("would have refused nothing it did"), "{who:?}: {}", text(&o));
     }
+    // Rootless, a failing run points a person at --explain (on a terminal
+    // only: a script reading stderr gets the program's own output).
+    let failing = |tty: bool| {
+        use std::os::unix::process::CommandExt;
+        let line = format!("{} run -- /bin/sh -c 'exit 3'", capexec().display());
+        let mut c = match tty {
+            true => std::process::Command::new("script"),
+            false => std::process::Command::new("/bin/sh"),
+        };
+        match tty {
+            true => c.args(["-qec", &line, "/dev/null"]),
+            false => c.args(["-c", &line]),
+        };
+        let (uid, gid) = test_user();
+        c.uid(uid).gid(gid).env("HOME", "/").current_dir("/");
+        output(c, T)
+    };
+    let o = failing(true);
+    assert_eq!(o.status.code(), Some(3), "{}", text(&o));
+    assert!(text(&o).contains("the program failed (status 3); to see what the sandbox refused it, run it again with --explain"), "{}", text(&o));
+    let o = failing(false);
+    assert!(o.status.code() == Some(3) && o.stderr.is_empty(), "{}", text(&o));
+
     // exec: the declaration's keys.
     let dir = shared_dir().join(format!("explain-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();

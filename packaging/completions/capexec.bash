@@ -229,7 +229,7 @@ _capexec() {
             return 0
             ;;
         capexec__subcmd__denials)
-            opts="-h --user --socket --json --help"
+            opts="-h --propose --user --socket --json --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

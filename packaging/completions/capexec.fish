@@ -116,6 +116,7 @@ complete -c capexec -n "__fish_capexec_using_subcommand logs" -l user -d 'Talk t
 complete -c capexec -n "__fish_capexec_using_subcommand logs" -l json -d 'Print the daemon\'s answer as JSON'
 complete -c capexec -n "__fish_capexec_using_subcommand logs" -s h -l help -d 'Print help'
 complete -c capexec -n "__fish_capexec_using_subcommand denials" -l socket -d 'The daemon\'s control socket (default: the system daemon\'s for root; for other users their user daemon\'s if it runs, else the system daemon\'s). Also CAPEXEC_SOCKET' -r -F
+complete -c capexec -n "__fish_capexec_using_subcommand denials" -l propose -d 'Print a drop-in for the unit that allows what it was refused (the smallest change: each refused item added to its list)'
 complete -c capexec -n "__fish_capexec_using_subcommand denials" -l user -d 'Talk to your user daemon ($XDG_RUNTIME_DIR/capexec/control.sock)'
 complete -c capexec -n "__fish_capexec_using_subcommand denials" -l json -d 'Print the daemon\'s answer as JSON'
 complete -c capexec -n "__fish_capexec_using_subcommand denials" -s h -l help -d 'Print help'

@@ -32,7 +32,9 @@ pub fn path(path: &str, how: PathUse) -> String {
         PathUse::Write => ("read_write", "--rw"),
         PathUse::Execute => ("executable", "--exec-path"),
     };
-    format!("add \"{path}\" to [filesystem] {key} (capexec run: {flag} {path})")
+    // Quoted as TOML (and JSON) write it: a path may hold a quote.
+    let quoted = serde_json::to_string(path).expect("a string encodes");
+    format!("add {quoted} to [filesystem] {key} (capexec run: {flag} {path})")
 }
 
 /// For a TCP connect (`bind` false) or bind Landlock refused.
@@ -47,4 +49,82 @@ pub fn tcp(bind: bool, port: u16) -> String {
 /// when it has none.
 pub fn run_flag(fix: &str) -> &str {
     fix.split_once("(capexec run: ").and_then(|(_, f)| f.strip_suffix(')')).unwrap_or(fix)
+}
+
+/// What a fix asks to change in a declaration, read back from its text:
+/// an item to add to a list, or a value to set.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Allowance {
+    /// The table, as dotted keys (`seccomp`, `broker.net`).
+    pub table: Vec<String>,
+    pub key: String,
+    pub value: toml::Value,
+    /// Add `value` to the list at `key` (else set `key` to it).
+    pub add: bool,
+}
+
+/// The change a fix written by this module (or the broker, the network
+/// guard) names: `add "X" to [table] key`, `add 9 to [table] key`,
+/// `add "X" to a.b.key`, `set [table] key = false`, `set a.key = true`;
+/// `None` for anything else (a fix that changes no declaration key, or
+/// takes something out).
+pub fn allowance(fix: &str) -> Option<Allowance> {
+    let fix = fix.split(" (capexec run: ").next().unwrap_or(fix);
+    // `[table] key` or `table.key`.
+    let place = |s: &str| -> Option<(Vec<String>, String)> {
+        let s = s.trim();
+        let (table, key) = match s.strip_prefix('[') {
+            Some(rest) => {
+                let (t, k) = rest.split_once("] ")?;
+                (t.to_owned(), k.trim().to_owned())
+            }
+            None => {
+                let (t, k) = s.rsplit_once('.')?;
+                (t.to_owned(), k.to_owned())
+            }
+        };
+        let ok = |w: &str| !w.is_empty() && w.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+        let table: Vec<String> = table.split('.').map(str::to_owned).collect();
+        (table.iter().all(|t| ok(t)) && ok(&key)).then_some((table, key))
+    };
+    let value = |s: &str| -> Option<toml::Value> {
+        let s = s.trim();
+        match s {
+            "true" => Some(toml::Value::Boolean(true)),
+            "false" => Some(toml::Value::Boolean(false)),
+            _ if s.starts_with('"') => serde_json::from_str::<String>(s).ok().map(toml::Value::String),
+            _ => s.parse::<i64>().ok().map(toml::Value::Integer),
+        }
+    };
+    if let Some(rest) = fix.strip_prefix("add ") {
+        let (v, target) = rest.rsplit_once(" to ")?;
+        let (table, key) = place(target)?;
+        return Some(Allowance { table, key, value: value(v)?, add: true });
+    }
+    let rest = fix.strip_prefix("set ")?;
+    let (target, v) = rest.split_once(" = ")?;
+    let (table, key) = place(target)?;
+    Some(Allowance { table, key, value: value(v)?, add: false })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_fix_this_module_writes_reads_back() {
+        let spec = crate::from_text("t", "[exec]\nargv = [\"/bin/true\"]\n", &crate::Context { rootless: false, uid: 0, gid: 0, unit_dir: None }).unwrap();
+        let a = allowance(&syscall(Some("mincore"), &spec)).unwrap();
+        assert_eq!((a.table, a.key.as_str(), a.value, a.add), (vec!["seccomp".to_owned()], "allow", toml::Value::String("mincore".into()), true));
+        let a = allowance(&path("/srv/a \"b\" to x", PathUse::Write)).unwrap();
+        assert_eq!((a.table[0].as_str(), a.key.as_str(), a.value.as_str()), ("filesystem", "read_write", Some("/srv/a \"b\" to x")));
+        let a = allowance(&tcp(false, 9)).unwrap();
+        assert_eq!((a.table[0].as_str(), a.key.as_str(), a.value.as_integer()), ("landlock", "connect_tcp", Some(9)));
+        let a = allowance("add \"udp:127.0.0.1:9\" to broker.net.connect").unwrap();
+        assert_eq!((a.table, a.key.as_str()), (vec!["broker".to_owned(), "net".to_owned()], "connect"));
+        let a = allowance("set [landlock] scope_signals = false").unwrap();
+        assert_eq!((a.key.as_str(), a.value.as_bool(), a.add), ("scope_signals", Some(false), false));
+        assert_eq!(allowance(&syscall(None, &spec)), None);
+        assert_eq!(allowance("take \"/x\" out of [filesystem] inaccessible"), None);
+    }
 }

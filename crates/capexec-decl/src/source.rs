@@ -32,6 +32,8 @@ pub struct LoadedSource {
     pub name: String,
     pub files: Vec<SourceFile>,
     pub raw: RawUnit,
+    /// The files merged, as TOML (what `raw` was read from).
+    pub table: toml::Table,
 }
 
 impl LoadedSource {
@@ -128,8 +130,8 @@ pub fn load(path: &Path) -> Result<LoadedSource, DeclErrors> {
     }
     // Each file passed the schema alone, and merging only combines tables, so the
     // merged table passes too; an error here is still reported, never a panic.
-    let raw = RawUnit::deserialize(merged).map_err(|e| DeclError::new(format!("merging drop-ins: {e}")).in_file(path))?;
-    Ok(LoadedSource { name, files, raw })
+    let raw = RawUnit::deserialize(merged.clone()).map_err(|e| DeclError::new(format!("merging drop-ins: {e}")).in_file(path))?;
+    Ok(LoadedSource { name, files, raw, table: merged })
 }
 
 fn read_one(path: &Path) -> Result<(SourceFile, toml::Table), DeclError> {

@@ -7,6 +7,7 @@ pub mod compare;
 pub mod merge;
 pub mod mine;
 pub mod observe;
+pub mod propose;
 pub mod record;
 
 pub use observe::{Access, Observations};

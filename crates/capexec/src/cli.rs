@@ -254,6 +254,10 @@ pub struct StatusArgs {
 pub struct DenialsArgs {
     #[arg(value_name = "UNIT")]
     pub unit: String,
+    /// Print a drop-in for the unit that allows what it was refused (the smallest change: each
+    /// refused item added to its list)
+    #[arg(long)]
+    pub propose: bool,
     #[command(flatten)]
     pub client: ClientArgs,
 }

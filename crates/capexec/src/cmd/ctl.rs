@@ -190,6 +190,9 @@ pub fn denials(a: &capexec::cli::DenialsArgs) -> i32 {
         return EXIT_FAIL;
     };
     let d = &s.denials;
+    if a.propose {
+        return propose(s, a.client.json);
+    }
     if a.client.json {
         println!("{}", serde_json::json!({ "unit": s.name, "total": d.total, "not_shown": d.not_shown, "recent": d.recent }));
         return 0;
@@ -204,6 +207,45 @@ pub fn denials(a: &capexec::cli::DenialsArgs) -> i32 {
         let times = if e.count > 1 { format!(" ({}x)", e.count) } else { String::new() };
         println!("  {}: {}{times}", e.mechanism, safe(&e.what));
         println!("    to allow it: {}", safe(&e.fix));
+    }
+    0
+}
+
+/// `capexec denials UNIT --propose`: a drop-in for the unit's declaration
+/// from the fixes in its trail (capexec_learn::propose).
+fn propose(s: &ServiceStatus, json: bool) -> i32 {
+    let Some(unit) = s.sources.first().map(std::path::PathBuf::from) else {
+        eprintln!("capexec: {}: the daemon does not say which file it was loaded from", safe(&s.name));
+        return EXIT_FAIL;
+    };
+    let loaded = match capexec_decl::source::load(&unit) {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("capexec: {}: read its declaration: {e}", safe(&s.name));
+            return EXIT_FAIL;
+        }
+    };
+    let fixes: Vec<&str> = s.denials.recent.iter().map(|e| e.fix.as_str()).collect();
+    let p = capexec_learn::propose::dropin(&loaded.table, &fixes);
+    let path = format!("{}.d/50-allow-refused.toml", unit.display());
+    if json {
+        let dropin = (p.changes > 0).then_some(&p.text);
+        println!("{}", serde_json::json!({ "unit": s.name, "path": path, "changes": p.changes, "dropin": dropin, "not_proposed": p.not_proposed }));
+        return 0;
+    }
+    if p.changes == 0 {
+        println!("# {}: nothing to propose ({} refusal(s) in its trail, none that a declaration key allows)", safe(&s.name), s.denials.total);
+    } else {
+        println!("# A drop-in that allows what {} was refused ({} change(s), from the {} latest refusals).", safe(&s.name), p.changes, fixes.len());
+        println!("# Save it as {}, then `capexec reload` and restart the service.", safe(&path));
+        println!("# Drop-ins replace whole lists: each list below holds the unit's own entries too.");
+        print!("{}", safe_lines(&p.text));
+    }
+    if !p.not_proposed.is_empty() {
+        println!("# Not proposed (no declaration key allows them):");
+        for f in &p.not_proposed {
+            println!("#   {}", safe(f));
+        }
     }
     0
 }

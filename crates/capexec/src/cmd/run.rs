@@ -39,8 +39,16 @@ pub fn run(args: &RunArgs) -> i32 {
                 ..Default::default()
             };
             let code = super::exec::launch_foreground(&spec, handoff);
-            if let Some(w) = watch.and_then(|w| std::rc::Rc::try_unwrap(w).ok()) {
-                w.finish(code);
+            match watch.and_then(|w| std::rc::Rc::try_unwrap(w).ok()) {
+                Some(w) => w.finish(code),
+                // Rootless the kernel tells nobody what it refused: say how
+                // to find out, to a person (not to a script reading stderr),
+                // after a failure of the program's own (not capexec's 125,
+                // not a program that could not be executed, 126 and 127).
+                None if (1..125).contains(&code) && nix::unistd::isatty(2).unwrap_or(false) => {
+                    eprintln!("capexec run: the program failed (status {code}); to see what the sandbox refused it, run it again with --explain");
+                }
+                None => {}
             }
             code
         }
