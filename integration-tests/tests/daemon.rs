@@ -633,6 +633,16 @@ both!(brokered_services_and_their_refusals_under_the_daemon, |who: As| {
     assert!(entry["what"].as_str().unwrap().starts_with("bind(fd ") && entry["fix"] == fix.as_str(), "{s:#}");
     let logs = text(&d.ctl(&["logs", "mc-refused"]));
     assert!(logs.contains("refused by broker: bind(fd") && logs.contains(&fix), "logs:\n{logs}\nstart:\n{out}");
+    // The fix, applied as `capexec denials --propose` writes it: memcached
+    // gets its port through the broker and answers.
+    let o = d.ctl(&["denials", "--propose", "--json", "mc-refused"]);
+    let p: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("{e}: {}", text(&o)));
+    let dropin = std::path::PathBuf::from(p["path"].as_str().unwrap());
+    std::fs::create_dir_all(dropin.parent().unwrap()).unwrap();
+    std::fs::write(&dropin, p["dropin"].as_str().unwrap_or_else(|| panic!("nothing proposed: {p}"))).unwrap();
+    ok(&d.ctl(&["reload"]));
+    ok(&d.ctl(&["start", "mc-refused"]));
+    assert!(wait_port(refused, T) && tcp_roundtrip(refused, b"version\r\n", "\r\n").unwrap().starts_with("VERSION"), "{p}");
     d.terminate(T);
     // Only this test's memcacheds: other tests run theirs in parallel.
     assert!(pids_matching(&format!("/usr/bin/memcached -p {port}")).is_empty());

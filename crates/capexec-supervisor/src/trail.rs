@@ -169,6 +169,28 @@ mod tests {
         assert!(!descends_from(me, me) && !descends_from(i32::MAX, me));
     }
 
+    /// A path Landlock refused (the view refuses first in every case a
+    /// program meets by itself: a read-only mount says EROFS, an absent
+    /// path ENOENT; Landlock's own come through links into other trees),
+    /// with the list its use asks for.
+    #[test]
+    fn a_landlock_path_refusal_names_its_list() {
+        let ctx = capexec_decl::Context { rootless: false, uid: 0, gid: 0, unit_dir: None };
+        let spec = capexec_decl::from_text("t", "[exec]\nargv = [\"/bin/true\"]\n", &ctx).unwrap();
+        for (blockers, key) in [
+            ("fs.read_file", "read_only"),
+            ("fs.read_file,fs.read_dir", "read_only"),
+            ("fs.execute", "executable"),
+            ("fs.write_file", "read_write"),
+            ("fs.truncate", "read_write"),
+        ] {
+            let r = Record::LandlockAccess { domain: "1a".into(), blockers: blockers.into(), object: "path=\"/srv/data/f\" dev=\"vda\" ino=12".into() };
+            let (mechanism, what, fix) = describe(&r, &spec).unwrap();
+            assert_eq!((mechanism, what), ("landlock", format!("{blockers} on /srv/data/f")));
+            assert!(fix.starts_with(&format!("add \"/srv/data/f\" to [filesystem] {key} (capexec run: --")), "{blockers}: {fix}");
+        }
+    }
+
     #[test]
     fn a_loop_of_refusals_is_counted_not_logged() {
         let mut t = Trail::default();
