@@ -28,8 +28,14 @@ _capexec() {
             capexec,denials)
                 cmd="capexec__subcmd__denials"
                 ;;
+            capexec,diff)
+                cmd="capexec__subcmd__diff"
+                ;;
             capexec,disable)
                 cmd="capexec__subcmd__disable"
+                ;;
+            capexec,discard)
+                cmd="capexec__subcmd__discard"
                 ;;
             capexec,doctor)
                 cmd="capexec__subcmd__doctor"
@@ -85,8 +91,14 @@ _capexec() {
             capexec__subcmd__help,denials)
                 cmd="capexec__subcmd__help__subcmd__denials"
                 ;;
+            capexec__subcmd__help,diff)
+                cmd="capexec__subcmd__help__subcmd__diff"
+                ;;
             capexec__subcmd__help,disable)
                 cmd="capexec__subcmd__help__subcmd__disable"
+                ;;
+            capexec__subcmd__help,discard)
+                cmd="capexec__subcmd__help__subcmd__discard"
                 ;;
             capexec__subcmd__help,doctor)
                 cmd="capexec__subcmd__help__subcmd__doctor"
@@ -137,7 +149,7 @@ _capexec() {
 
     case "${cmd}" in
         capexec)
-            opts="-h -V --help --version check exec run doctor daemon start stop restart reload status list logs denials enable disable learn analyze import help"
+            opts="-h -V --help --version check exec run doctor daemon start stop restart reload status list logs denials diff discard enable disable learn analyze import help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -246,6 +258,20 @@ _capexec() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        capexec__subcmd__diff)
+            opts="-p -h --stat --patch --json --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         capexec__subcmd__disable)
             opts="-h --now --user --socket --json --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
@@ -257,6 +283,20 @@ _capexec() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        capexec__subcmd__discard)
+            opts="-h --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
                 *)
                     COMPREPLY=()
                     ;;
@@ -315,7 +355,7 @@ _capexec() {
             return 0
             ;;
         capexec__subcmd__help)
-            opts="check exec run doctor daemon start stop restart reload status list logs denials enable disable learn analyze import help"
+            opts="check exec run doctor daemon start stop restart reload status list logs denials diff discard enable disable learn analyze import help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -384,7 +424,35 @@ _capexec() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        capexec__subcmd__help__subcmd__diff)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         capexec__subcmd__help__subcmd__disable)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        capexec__subcmd__help__subcmd__discard)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -751,7 +819,7 @@ _capexec() {
             return 0
             ;;
         capexec__subcmd__run)
-            opts="-h --unit --ro --rw --exec-path --tmpfs --net --bind-tcp --tasks --connect-tcp --allow-syscall --cap --preopen-listen --env --pass-env --user --cwd --landlock --dry-run --explain --help"
+            opts="-h --unit --ro --rw --overlay --hide --exec-path --tmpfs --net --bind-tcp --tasks --connect-tcp --allow-syscall --cap --preopen-listen --env --pass-env --user --cwd --landlock --dry-run --explain --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -766,6 +834,14 @@ _capexec() {
                     return 0
                     ;;
                 --rw)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --overlay)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --hide)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -308,7 +308,8 @@ fn any_visible(spec: &ServiceSpec, path: &Path, kinds: &[MountKind]) -> bool {
         || spec.filesystem.mounts.iter().any(|m| m.path.starts_with(path) && kinds.contains(&m.kind))
 }
 
-const READABLE: &[MountKind] = &[MountKind::ReadOnly, MountKind::Executable, MountKind::ReadWrite];
+// An overlay shows the host; its writes stay in the layer, never the host.
+const READABLE: &[MountKind] = &[MountKind::ReadOnly, MountKind::Executable, MountKind::ReadWrite, MountKind::Overlay];
 const WRITABLE: &[MountKind] = &[MountKind::ReadWrite];
 
 pub fn assess(spec: &ServiceSpec) -> Vec<Finding> {

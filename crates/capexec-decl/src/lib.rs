@@ -13,6 +13,7 @@ pub mod error;
 pub mod fix;
 pub mod grants;
 pub mod ids;
+pub mod overlay;
 pub mod raw;
 pub mod source;
 pub mod spec;

@@ -257,6 +257,7 @@ pub struct RawFilesystem {
     pub logs_directory_mode: Option<String>,
     pub directories_user: Option<NameOrId>,
     pub as_owner: Option<Vec<String>>,
+    pub overlay: Option<String>,
     pub private_tmp: Option<bool>,
     pub dev: Option<String>,
     pub proc: Option<String>,

@@ -154,6 +154,10 @@ pub struct FsSpec {
     /// repository its own).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub as_owner: Vec<PathBuf>,
+    /// The directory the layers of an overlaid view are kept in (see
+    /// crate::overlay); `None`: no overlay.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub overlay: Option<PathBuf>,
 }
 
 /// A directory of [`FsSpec::directories`].
@@ -228,6 +232,10 @@ pub enum MountKind {
     Tmpfs,
     /// Covered by an empty, unreadable file or directory.
     Inaccessible,
+    /// An overlayfs over the host's directory, writes landing in a layer of
+    /// `FsSpec::overlay` (see crate::overlay): readable, writable and
+    /// executable, the host untouched.
+    Overlay,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -247,7 +247,38 @@ pub fn validate(name: &str, raw: &RawUnit, sources: Vec<PathBuf>, ctx: &Context)
     // --- filesystem ---
     let system = fs.system.unwrap_or(true);
     let mut mounts: BTreeMap<PathBuf, (MountKind, bool, Option<String>)> = BTreeMap::new();
-    if system {
+    let overlay = fs.overlay.as_ref().and_then(|d| {
+        let dir = v.path("filesystem.overlay", d)?;
+        if dir.to_string_lossy().contains(crate::overlay::UNSAFE_CHARS) {
+            v.err_help(
+                "filesystem.overlay",
+                format!("{} holds a character overlayfs options cannot carry (, : \\ =)", dir.display()),
+                "choose a directory without them",
+            );
+            return None;
+        }
+        if !system {
+            v.err_help("filesystem.overlay", "an overlaid view is the host's system and files: it needs filesystem.system = true", "remove system = false");
+        }
+        Some(dir)
+    });
+    if let Some(dir) = &overlay {
+        // The host as the caller sees it, every top-level directory and
+        // the caller's home overlaid (crate::overlay); the masks stay.
+        let home = nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(ctx.uid)).ok().flatten().map(|u| u.dir);
+        let own: Vec<PathBuf> = home.into_iter().chain(std::env::current_dir().ok()).filter_map(|p| crate::overlay::own_root(&p, ctx.uid, ctx.gid)).collect();
+        for (p, kind) in crate::overlay::view(&crate::overlay::host_mount_points(), &own) {
+            mounts.insert(p, (kind, false, None));
+        }
+        for p in SYSTEM_INACCESSIBLE {
+            let (opt, p) = p.strip_prefix('-').map_or((false, *p), |s| (true, s));
+            mounts.insert(PathBuf::from(p), (MountKind::Inaccessible, opt, None));
+        }
+        // The layers themselves are capexec's, not the program's.
+        if mounts.iter().any(|(p, (k, _, _))| *k == MountKind::Overlay && dir.starts_with(p)) {
+            mounts.insert(dir.clone(), (MountKind::Inaccessible, true, None));
+        }
+    } else if system {
         for (list, kind) in
             [(SYSTEM_EXECUTABLE, MountKind::Executable), (SYSTEM_READ_ONLY, MountKind::ReadOnly), (SYSTEM_INACCESSIBLE, MountKind::Inaccessible)]
         {
@@ -621,7 +652,7 @@ pub fn validate(name: &str, raw: &RawUnit, sources: Vec<PathBuf>, ctx: &Context)
 
     // A preopened directory is what the view shows at its path (see
     // capexec-sandbox's plan): one the view masks would be an empty mask.
-    let filesystem = FsSpec { system, mounts, private_tmp, dev, proc, directories, directories_owner, as_owner };
+    let filesystem = FsSpec { system, mounts, private_tmp, dev, proc, directories, directories_owner, as_owner, overlay };
     // Checked from the host: a TCP address must be the host's, a socket
     // path one the host sees where the service made it.
     for (i, a) in service.ready_address.iter().enumerate() {

@@ -708,3 +708,19 @@ fn ready_address_is_one_the_host_can_reach() {
         assert!(e.to_string().contains(says), "{body}: {e}");
     }
 }
+
+/// `filesystem.overlay`: the host's view, overlaid (issue 21).
+#[test]
+fn an_overlay_shows_the_host_overlaid() {
+    let s = ok(&format!("{ARGV}[filesystem]\noverlay = \"/var/tmp/box\"\n"));
+    let kind = |p: &str| s.filesystem.mounts.iter().find(|m| m.path == Path::new(p)).map(|m| m.kind);
+    assert_eq!(
+        (kind("/usr"), kind("/etc"), kind("/etc/shadow"), kind("/tmp")),
+        (Some(MountKind::Overlay), Some(MountKind::Overlay), Some(MountKind::Inaccessible), Some(MountKind::Tmpfs))
+    );
+    for (body, says) in [("overlay = \"/var/tmp/a,b\"\n", "overlayfs options"), ("overlay = \"/var/tmp/box\"\nsystem = false\n", "system = true")] {
+        let e = one(&format!("{ARGV}[filesystem]\n{body}"));
+        assert_eq!(e.key.as_deref(), Some("filesystem.overlay"), "{body}");
+        assert!(e.to_string().contains(says), "{e}");
+    }
+}

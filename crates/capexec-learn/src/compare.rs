@@ -99,6 +99,7 @@ pub fn fs_refusal(fs: &FsSpec, path: &str, acc: Access, created: bool, existed: 
     let kind = mount.kind;
     match (kind, acc) {
         (MountKind::Inaccessible, _) => Some("masked (inaccessible) in the view"),
+        (MountKind::Overlay, _) => None,
         (MountKind::Tmpfs, Access::Exec) => Some("on a tmpfs, which is not executable"),
         (MountKind::Tmpfs, Access::Read) if existed && !created && mount.path.to_string_lossy() != path => {
             Some("exists on the host, but the service's private tmpfs here starts empty")
@@ -278,6 +279,7 @@ mod tests {
             directories: Vec::new(),
             directories_owner: None,
             as_owner: Vec::new(),
+            overlay: None,
             system: true,
             mounts: mounts.iter().map(|(p, k)| Mount { path: p.into(), kind: *k, optional: false }).collect(),
             private_tmp: true,

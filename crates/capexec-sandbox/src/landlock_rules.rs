@@ -32,6 +32,7 @@ fn rights(a: FsAccess) -> BitFlags<AccessFs> {
         // open(O_TRUNC) or ftruncate (pam_loginuid's /proc/self/loginuid,
         // pg_ctlcluster's oom_score_adj); it truncates nothing there, and the
         // kernel's own checks on the write still apply.
+        FsAccess::Overlay => all & !(AccessFs::MakeChar | AccessFs::MakeBlock),
         FsAccess::Proc => AccessFs::ReadFile | AccessFs::WriteFile | AccessFs::ReadDir | AccessFs::Truncate,
     }
 }

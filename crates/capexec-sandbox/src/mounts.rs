@@ -112,6 +112,20 @@ pub fn build(o: &impl Ops, steps: &[MountStep], workdir: &std::ffi::CStr, trees:
                 }
                 setattr(o, path, true, *attrs)?;
             }
+            MountStep::Overlay { path, layer } => {
+                mkdir_p(o, path)?;
+                // Paths the validation kept free of `,` `:` `\` `=`. user.*
+                // xattrs (userxattr): the only ones a user namespace may
+                // write, and the same layer format as root or not.
+                let data = format!(
+                    "lowerdir={},upperdir={},workdir={},userxattr",
+                    host(path).display(),
+                    host(&layer.join("upper")).display(),
+                    host(&layer.join("work")).display()
+                );
+                o.mount(Some(Path::new("overlay")), path, Some("overlay"), MsFlags::MS_NOSUID | MsFlags::MS_NODEV, Some(data.as_str()))
+                    .map_err(|e| err(format!("mount the overlay of {} (layer {})", path.display(), layer.display()), e))?;
+            }
             MountStep::Tmpfs { path, mode } => {
                 mkdir_p(o, path)?;
                 tmpfs(o, path, nosuid_nodev_noexec, *mode)?;

@@ -122,6 +122,12 @@ pub enum MountStep {
         path: PathBuf,
         mode: u32,
     },
+    /// An overlayfs at `path` over the host's `path`, its writes in
+    /// `layer/upper` (work directory `layer/work`), host paths both.
+    Overlay {
+        path: PathBuf,
+        layer: PathBuf,
+    },
     /// A read-only tmpfs at `path` holding these files, readable by the
     /// service's user only (systemd's credentials).
     Secrets {
@@ -167,6 +173,8 @@ pub enum FsAccess {
     Device,
     /// /proc: read, and write to files that allow it (e.g. /proc/self/oom_score_adj).
     Proc,
+    /// An overlay: everything but device nodes (writes land in its layer).
+    Overlay,
 }
 
 /// Device nodes in a minimal /dev, bound from the host's /dev.
@@ -447,6 +455,14 @@ fn plan_inheriting(
                 (MountStep::Tmpfs { path: m.path.clone(), mode }, Some(FsAccess::ReadWrite))
             }
             MountKind::Inaccessible => (MountStep::Mask { path: m.path.clone(), optional: m.optional }, None),
+            MountKind::Overlay => {
+                let dir = spec
+                    .filesystem
+                    .overlay
+                    .as_deref()
+                    .ok_or_else(|| LaunchError::Plan(format!("{} is an overlay without a layer directory", m.path.display())))?;
+                (MountStep::Overlay { path: m.path.clone(), layer: capexec_decl::overlay::layer_dir(dir, &m.path) }, Some(FsAccess::Overlay))
+            }
         };
         // A compatibility link gives no access of its own: a rule on it would
         // be a rule on all of /run.
@@ -918,6 +934,7 @@ mod tests {
             .iter()
             .map(|s| match s {
                 MountStep::Bind { path, .. } => format!("bind {}", path.display()),
+                MountStep::Overlay { path, layer } => format!("overlay {} (layer {})", path.display(), layer.display()),
                 MountStep::Tmpfs { path, .. } => format!("tmpfs {}", path.display()),
                 other => format!("{other:?}"),
             })

@@ -254,3 +254,18 @@ pub fn owner_trees(plan: &crate::SetupPlan) -> Result<Vec<(std::path::PathBuf, O
     }
     Ok(trees)
 }
+
+/// The upper and work directories of each overlay of the plan (see
+/// capexec_decl::overlay), made by the caller (so, rootless, the caller's)
+/// before the clone; the layer directory and its parents private (0700):
+/// what the program wrote is nobody else's to read.
+pub fn make_layers(plan: &crate::SetupPlan) -> Result<(), LaunchError> {
+    use std::os::unix::fs::DirBuilderExt;
+    for step in &plan.mounts {
+        let crate::plan::MountStep::Overlay { layer, .. } = step else { continue };
+        for d in [layer.join("upper"), layer.join("work")] {
+            std::fs::DirBuilder::new().recursive(true).mode(0o700).create(&d).map_err(|e| LaunchError::io("create the overlay layer", d.display(), e))?;
+        }
+    }
+    Ok(())
+}

@@ -821,3 +821,20 @@ mod tests {
         assert_eq!(super::btf_func_id(b"junk", "bpf_lsm_file_open"), None);
     }
 }
+
+/// The extended attribute `name` of `path` itself (lgetxattr: a symlink's
+/// own); `None` when it has none.
+pub fn lgetxattr(path: &CStr, name: &CStr) -> io::Result<Option<Vec<u8>>> {
+    let mut buf = vec![0u8; 256];
+    // SAFETY: two valid NUL-terminated strings and a buffer of the length passed.
+    let n = unsafe { libc::lgetxattr(path.as_ptr(), name.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
+    if n < 0 {
+        let e = io::Error::last_os_error();
+        return match e.raw_os_error() {
+            Some(libc::ENODATA) | Some(libc::ENOTSUP) => Ok(None),
+            _ => Err(e),
+        };
+    }
+    buf.truncate(n as usize);
+    Ok(Some(buf))
+}

@@ -99,9 +99,20 @@ graceful, rndc reload). Waits until they have ended; exits non-zero if one faile
     #[command(after_help = "The daemon, as root, reads the kernel's audit records of what Landlock and seccomp \
 refused each service and keeps the last 64 (a refusal repeated in a row counts as one entry); each \
 also goes to the service's log, at most 20 lines per 10 seconds. Each entry says what would allow \
-it: the declaration key, and the capexec run flag. Rootless daemons have no trail. See \
-docs/daemon.md, \"What was refused\".")]
+it: the declaration key, and the capexec run flag. The service's broker and network guard \
+report their own refusals too; rootless, the kernel's records are out of reach (use `capexec run \
+--explain` or `capexec exec --explain`). --propose prints a drop-in that allows what was refused. \
+See docs/daemon.md, \"What was refused\".")]
     Denials(DenialsArgs),
+    /// Show what an overlaid run (`capexec run --overlay DIR`) changed against the host
+    #[command(after_help = "Each line is a change to a host path, as the program saw it: `A` added, \
+`M` modified (contents, mode, link target or type), `D` deleted, `R` a directory whose host \
+contents were all removed (what it holds now follows as added). A file the program opened for \
+writing but left as it was is not a change. Nothing on the host is touched. See docs/overlay.md.\n\n\
+Examples:\n  capexec diff ~/box\n  capexec diff --patch ~/box ~/src/project\n  capexec diff --json ~/box")]
+    Diff(DiffArgs),
+    /// Drop everything an overlaid run wrote (the layers in DIR); the host was never touched
+    Discard(DiscardArgs),
     /// Start services when the daemon starts (overrides the declaration's autostart)
     Enable(EnableArgs),
     /// Do not start services when the daemon starts
@@ -263,6 +274,32 @@ pub struct DenialsArgs {
 }
 
 #[derive(Args, Debug)]
+pub struct DiffArgs {
+    /// The directory given to `capexec run --overlay`
+    #[arg(value_name = "DIR")]
+    pub dir: PathBuf,
+    /// Only changes at or below these host paths
+    #[arg(value_name = "PATH")]
+    pub paths: Vec<PathBuf>,
+    /// Only the counts
+    #[arg(long, conflicts_with_all = ["patch", "json"])]
+    pub stat: bool,
+    /// A unified diff of each text file added, modified or deleted
+    #[arg(long, short = 'p', conflicts_with = "json")]
+    pub patch: bool,
+    /// The changes as JSON: path, change, kind
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct DiscardArgs {
+    /// The directory given to `capexec run --overlay`
+    #[arg(value_name = "DIR")]
+    pub dir: PathBuf,
+}
+
+#[derive(Args, Debug)]
 pub struct LogsArgs {
     #[arg(value_name = "UNIT")]
     pub unit: String,
@@ -397,6 +434,13 @@ pub struct RunArgs {
     /// as PATH's owner: what the program makes there is the owner's)
     #[arg(long = "rw", value_name = "PATH")]
     pub rw: Vec<String>,
+    /// Show the whole host filesystem and keep every write in layers in DIR, never on the host
+    /// (see `capexec diff`, `commit`, `discard`; DIR is made if missing and may be reused)
+    #[arg(long, value_name = "DIR")]
+    pub overlay: Option<String>,
+    /// Hide PATH (an empty, unreadable file or directory in its place; repeatable)
+    #[arg(long = "hide", value_name = "PATH")]
+    pub hide: Vec<String>,
     /// Make PATH visible read-only and executable (repeatable)
     #[arg(long = "exec-path", value_name = "PATH")]
     pub exec_path: Vec<String>,

@@ -39,6 +39,8 @@ fn main() {
         cli::Command::List(a) => cmd::ctl::list(a),
         cli::Command::Logs(a) => cmd::ctl::logs(a),
         cli::Command::Denials(a) => cmd::ctl::denials(a),
+        cli::Command::Diff(a) => cmd::overlay::diff(a),
+        cli::Command::Discard(a) => cmd::overlay::discard(a),
         cli::Command::Enable(a) => cmd::ctl::enable(a, true),
         cli::Command::Disable(a) => cmd::ctl::enable(a, false),
         cli::Command::Learn(a) => cmd::learn::run(a),

@@ -210,8 +210,8 @@ fn run_names_a_program_its_user_cannot_reach() {
 /// the program (issue 20).
 #[test]
 fn run_names_an_option_it_does_not_know() {
-    let o = capexec(&["run", "--overlay", "/tmp/x", "--", "true"]);
+    let o = capexec(&["run", "--sandbox-dir", "/tmp/x", "--", "true"]);
     assert_eq!(o.status.code(), Some(125), "{}", out(&o));
     let err = String::from_utf8_lossy(&o.stderr);
-    assert!(err.contains("unknown option `--overlay` for capexec run") && !err.contains("not found in PATH"), "{err}");
+    assert!(err.contains("unknown option `--sandbox-dir` for capexec run") && !err.contains("not found in PATH"), "{err}");
 }

@@ -40,6 +40,8 @@ fn run_args(a: &LearnArgs) -> RunArgs {
         ro: Vec::new(),
         rw: Vec::new(),
         exec_path: Vec::new(),
+        overlay: None,
+        hide: Vec::new(),
         tmpfs: Vec::new(),
         net: None,
         bind_tcp: Vec::new(),

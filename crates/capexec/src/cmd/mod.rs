@@ -9,6 +9,7 @@ pub mod exec;
 mod golden;
 pub mod import;
 pub mod learn;
+pub mod overlay;
 pub mod run;
 pub mod systemd;
 

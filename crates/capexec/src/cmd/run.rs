@@ -218,6 +218,16 @@ pub fn build_in(args: &RunArgs, mut ctx: Context, home: Option<&str>) -> Result<
     push(&mut fs.read_write, args.rw.iter().map(|p| absolute(p)));
     push(&mut fs.executable, args.exec_path.iter().map(|p| absolute(p)));
     push(&mut fs.tmpfs, args.tmpfs.iter().map(|p| absolute(p)));
+    push(&mut fs.inaccessible, args.hide.iter().map(|p| absolute(p)));
+    if let Some(dir) = &args.overlay {
+        fs.overlay = Some(absolute(dir));
+        // The host as the caller sees it: as root, root (in the run's own
+        // user namespace, every capability dropped; its writes stay in the
+        // layers). Rootless the caller is who runs anyway.
+        if args.user.is_none() && !ctx.rootless {
+            exec.user = Some(NameOrId::Id(0));
+        }
+    }
 
     if let Some(n) = &args.net {
         raw.namespaces.get_or_insert_with(Default::default).net = Some(n.clone());
@@ -280,11 +290,10 @@ pub fn build_in(args: &RunArgs, mut ctx: Context, home: Option<&str>) -> Result<
     // Stay in the current directory when the view shows it; otherwise start at /.
     if args.cwd.is_none() && args.unit.is_none() {
         if let Ok(cwd) = std::env::current_dir() {
-            let visible = spec
-                .filesystem
-                .mounts
-                .iter()
-                .any(|m| cwd.starts_with(&m.path) && matches!(m.kind, MountKind::ReadOnly | MountKind::ReadWrite | MountKind::Executable));
+            let visible =
+                spec.filesystem.mounts.iter().any(|m| {
+                    cwd.starts_with(&m.path) && matches!(m.kind, MountKind::ReadOnly | MountKind::ReadWrite | MountKind::Executable | MountKind::Overlay)
+                });
             if visible {
                 spec.exec.working_directory = cwd;
             }
