@@ -109,3 +109,159 @@ both!(writes_land_in_the_layers_and_diff_lists_them, |who: As| {
     assert_eq!(String::from_utf8_lossy(&o.stdout), "before\n", "{who:?}: {}", text(&o));
     assert_eq!(snapshot(&tree), before);
 });
+
+/// Paths, types, permission bits and contents below `root`, as a program
+/// lists them (so the same listing inside a run and on the host compares).
+const LISTING: &str = "find . -printf '%p %y %m\\n' | sort; find . -type f -exec md5sum {} + | sort; find . -type l -printf '%p -> %l\\n' | sort";
+
+both!(commit_makes_the_host_what_the_program_saw, |who: As| {
+    let base = PathBuf::from(format!("/var/tmp/capexec-it-commit-{}-{who:?}", std::process::id()));
+    let _cleanup = Scratch(vec![base.clone()]);
+    let (tree, dir) = (base.join("tree"), base.join("box"));
+    for d in ["keep", "emptied/deep", "gone"] {
+        std::fs::create_dir_all(tree.join(d)).unwrap();
+    }
+    for (f, text) in [("modified", "before\n"), ("deleted", "x\n"), ("emptied/deep/old", "x\n"), ("gone/f", "x\n"), ("keep/k", "k\n"), ("later", "l\n")] {
+        std::fs::write(tree.join(f), text).unwrap();
+    }
+    std::fs::create_dir_all(&dir).unwrap();
+    if who == As::User {
+        chown_tree(&base, test_user());
+    }
+    let run = |overlay: bool, script: &str| {
+        let mut c = command(who);
+        c.arg("run");
+        if overlay {
+            c.arg("--overlay").arg(&dir);
+        } else {
+            c.arg("--rw").arg(&tree);
+        }
+        c.args(["--", "/bin/sh", "-c", script]).current_dir(&tree);
+        let o = output(c, T);
+        assert!(o.status.success(), "{who:?}: {}", text(&o));
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    };
+    run(
+        true,
+        "echo after > modified && chmod 640 modified && rm deleted && rm -r emptied && mkdir -p emptied/new && echo n > emptied/new/f && \
+         rm -r gone && echo g > gone && mkdir -p made && echo m > made/f && chmod 700 made && ln -s keep/k link && echo l2 >> later",
+    );
+    let seen = run(true, LISTING);
+    let ctl = |args: &[&str]| {
+        let mut c = command(who);
+        c.args(args).arg(&dir);
+        output(c, T)
+    };
+    // A dry run changes nothing; a partial commit only its path.
+    let host_before = snapshot(&tree);
+    let o = ctl(&["commit", "--dry-run"]);
+    assert!(o.status.success() && snapshot(&tree) == host_before, "{}", text(&o));
+    let mut c = command(who);
+    c.args(["commit"]).arg(&dir).arg(tree.join("made"));
+    let o = output(c, T);
+    assert!(o.status.success() && tree.join("made/f").exists() && !tree.join("gone").is_file(), "{}", text(&o));
+    // The host changed since the run: refused, nothing applied; --force applies.
+    std::fs::write(tree.join("later"), "host's own\n").unwrap();
+    if who == As::User {
+        chown_tree(&tree.join("later"), test_user());
+    }
+    let o = ctl(&["commit"]);
+    assert!(!o.status.success() && text(&o).contains("later: changed on the host since the run"), "{}", text(&o));
+    assert_eq!(std::fs::read_to_string(tree.join("modified")).unwrap(), "before\n", "nothing applied");
+    let o = ctl(&["commit", "--force"]);
+    assert!(o.status.success(), "{}", text(&o));
+    // The host is now what the program saw, file by file.
+    assert_eq!(run(false, LISTING), seen, "{who:?}");
+    let o = ctl(&["diff"]);
+    assert!(text(&o).contains("0 new, 0 modified, 0 deleted"), "{}", text(&o));
+});
+
+/// A layer capexec did not write (crafted, or written after the run) is
+/// not applied unless forced; forced, commit still follows no link (one a
+/// layer puts on the way of another's path), makes no device and no
+/// setuid file, and takes no layer whose name leaves its place.
+#[test]
+fn commit_holds_against_a_crafted_layer() {
+    require_root();
+    let base = PathBuf::from(format!("/var/tmp/capexec-it-crafted-{}", std::process::id()));
+    let _cleanup = Scratch(vec![base.clone()]);
+    let (tree, target, dir) = (base.join("tree"), base.join("target"), base.join("box"));
+    for d in [&tree, &target] {
+        std::fs::create_dir_all(d).unwrap();
+    }
+    let layer = |p: &Path| capexec_decl::overlay::layer_dir(&dir, p).join("upper");
+    // The tree's layer: a setuid file, a device, and a link to `target`...
+    let up = layer(&tree);
+    std::fs::create_dir_all(&up).unwrap();
+    std::fs::write(up.join("suid"), "#!/bin/sh\n").unwrap();
+    std::fs::set_permissions(up.join("suid"), std::os::unix::fs::PermissionsExt::from_mode(0o4755)).unwrap();
+    nix::sys::stat::mknod(&up.join("null"), nix::sys::stat::SFlag::S_IFCHR, nix::sys::stat::Mode::from_bits_truncate(0o666), nix::sys::stat::makedev(1, 3))
+        .unwrap();
+    std::os::unix::fs::symlink(&target, up.join("evil")).unwrap();
+    // ...and a second layer whose path goes through that link.
+    let through = layer(&tree.join("evil"));
+    std::fs::create_dir_all(&through).unwrap();
+    std::fs::write(through.join("planted"), "x\n").unwrap();
+    // A layer whose name climbs out.
+    let out = dir.join("layers/..%2F..%2Fescape/upper");
+    std::fs::create_dir_all(&out).unwrap();
+    std::fs::write(out.join("f"), "x\n").unwrap();
+
+    let ctl = |args: &[&str]| {
+        let mut c = command(As::Root);
+        c.args(args).arg(&dir);
+        output(c, T)
+    };
+    let o = ctl(&["diff", "--json"]);
+    assert!(!String::from_utf8_lossy(&o.stdout).contains("escape"), "{}", text(&o));
+    let o = ctl(&["commit"]);
+    assert!(!o.status.success() && text(&o).contains("no run recorded what it was"), "{}", text(&o));
+    assert_eq!(std::fs::read_dir(&tree).unwrap().count(), 0, "nothing applied");
+    let o = ctl(&["commit", "--force"]);
+    let all = text(&o);
+    assert!(!target.join("planted").exists(), "written through a link: {all}");
+    assert!(all.contains("planted: not applied") && all.contains("null: not applied: a device"), "{all}");
+    let mode = std::fs::metadata(tree.join("suid")).unwrap().permissions();
+    assert_eq!(std::os::unix::fs::PermissionsExt::mode(&mode) & 0o7777, 0o755, "no setuid bit");
+    assert!(tree.join("null").symlink_metadata().is_err(), "no device");
+    assert!(!base.join("escape").exists() && !Path::new("/var/escape").exists());
+}
+
+/// Mbox's review at the end of an overlaid run, on a terminal only: list,
+/// commit one path, quit; the rest stays in the layers. Without a terminal
+/// nothing is asked.
+#[test]
+fn a_run_on_a_terminal_ends_with_the_review() {
+    require_root();
+    let base = PathBuf::from(format!("/var/tmp/capexec-it-review-{}", std::process::id()));
+    let _cleanup = Scratch(vec![base.clone()]);
+    let (tree, dir) = (base.join("tree"), base.join("box"));
+    std::fs::create_dir_all(&tree).unwrap();
+    chown_tree(&base, test_user());
+    let line = format!("cd {} && {} run --overlay {} -- /bin/sh -c 'echo a > a; echo b > b'", tree.display(), capexec().display(), dir.display());
+    let mut c = std::process::Command::new("script");
+    c.args(["-qec", &line, "/dev/null"]);
+    {
+        use std::os::unix::process::CommandExt;
+        let (uid, gid) = test_user();
+        c.uid(uid).gid(gid).env("HOME", "/").current_dir("/");
+    }
+    c.stdin(std::process::Stdio::piped()).stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped());
+    let mut child = c.spawn().unwrap();
+    {
+        use std::io::Write;
+        let answers = format!("l\no {}\nq\n", tree.join("a").display());
+        child.stdin.take().unwrap().write_all(answers.as_bytes()).unwrap();
+    }
+    let o = wait_output(child, T);
+    let all = text(&o);
+    assert!(all.contains("2 change(s) kept in") && all.contains(&format!("A {}/b", tree.display())), "{all}");
+    assert!(all.contains("applied 1 change(s)") && all.contains("the changes stay in"), "{all}");
+    assert_eq!(std::fs::read_to_string(tree.join("a")).unwrap(), "a\n");
+    assert!(!tree.join("b").exists(), "{all}");
+    // Not on a terminal: no question.
+    let mut c = command(As::User);
+    c.arg("run").arg("--overlay").arg(&dir).args(["--", "/bin/sh", "-c", "echo c > c"]).current_dir(&tree);
+    let o = output(c, T);
+    assert!(o.status.success() && !text(&o).contains("kept in"), "{}", text(&o));
+}

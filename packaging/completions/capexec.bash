@@ -22,6 +22,9 @@ _capexec() {
             capexec,check)
                 cmd="capexec__subcmd__check"
                 ;;
+            capexec,commit)
+                cmd="capexec__subcmd__commit"
+                ;;
             capexec,daemon)
                 cmd="capexec__subcmd__daemon"
                 ;;
@@ -84,6 +87,9 @@ _capexec() {
                 ;;
             capexec__subcmd__help,check)
                 cmd="capexec__subcmd__help__subcmd__check"
+                ;;
+            capexec__subcmd__help,commit)
+                cmd="capexec__subcmd__help__subcmd__commit"
                 ;;
             capexec__subcmd__help,daemon)
                 cmd="capexec__subcmd__help__subcmd__daemon"
@@ -149,7 +155,7 @@ _capexec() {
 
     case "${cmd}" in
         capexec)
-            opts="-h -V --help --version check exec run doctor daemon start stop restart reload status list logs denials diff discard enable disable learn analyze import help"
+            opts="-h -V --help --version check exec run doctor daemon start stop restart reload status list logs denials diff commit discard enable disable learn analyze import help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -195,6 +201,20 @@ _capexec() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        capexec__subcmd__commit)
+            opts="-h --dry-run --force --json --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
                 *)
                     COMPREPLY=()
                     ;;
@@ -355,7 +375,7 @@ _capexec() {
             return 0
             ;;
         capexec__subcmd__help)
-            opts="check exec run doctor daemon start stop restart reload status list logs denials diff discard enable disable learn analyze import help"
+            opts="check exec run doctor daemon start stop restart reload status list logs denials diff commit discard enable disable learn analyze import help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -383,6 +403,20 @@ _capexec() {
             return 0
             ;;
         capexec__subcmd__help__subcmd__check)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        capexec__subcmd__help__subcmd__commit)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )

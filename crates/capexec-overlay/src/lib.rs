@@ -9,6 +9,8 @@
 //! The upper directory is written by a program capexec ran: nothing here
 //! follows a link in it, and a name is taken only as one path component.
 
+pub mod commit;
+
 use serde::Serialize;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
@@ -21,7 +23,7 @@ pub enum OverlayError {
     Io { op: &'static str, path: PathBuf, source: std::io::Error },
 }
 
-fn io<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> OverlayError + 'a {
+pub(crate) fn io<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> OverlayError + 'a {
     move |source| OverlayError::Io { op, path: path.to_owned(), source }
 }
 
@@ -138,22 +140,42 @@ fn same_bytes(a: &Path, b: &Path) -> bool {
 pub fn changes(dir: &Path, only: &[PathBuf]) -> Result<Vec<Change>, OverlayError> {
     let mut out = Vec::new();
     for (host, upper) in layers(dir)? {
-        walk(&upper, &host, false, &mut out)?;
+        walk(&upper, &host, Host::Shown, &mut out)?;
     }
     out.retain(|c| only.is_empty() || only.iter().any(|o| c.path.starts_with(o)));
     out.sort_by(|a, b| a.path.cmp(&b.path));
     Ok(out)
 }
 
-/// One directory of a layer: `upper` is the layer's copy of host `host`;
-/// `new` when the host has nothing there (so everything below is added).
-fn walk(upper: &Path, host: &Path, new: bool, out: &mut Vec<Change>) -> Result<(), OverlayError> {
+/// What the host's directory is to the layer's copy of it.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Host {
+    /// Shown below what the layer adds.
+    Shown,
+    /// Not there: everything in the layer is added.
+    Absent,
+    /// There, but hidden (an opaque directory at or above): what the layer
+    /// does not have is gone.
+    Hidden,
+}
+
+/// One directory of a layer: `upper` is the layer's copy of host `host`.
+fn walk(upper: &Path, host: &Path, state: Host, out: &mut Vec<Change>) -> Result<(), OverlayError> {
     let mut entries: Vec<_> = std::fs::read_dir(upper).map_err(io("read", upper))?.collect::<Result<_, _>>().map_err(io("read", upper))?;
     entries.sort_by_key(|e| e.file_name());
+    if state == Host::Hidden {
+        // What the host has here and the layer does not: gone.
+        for he in std::fs::read_dir(host).map_err(io("read", host))?.flatten() {
+            if upper.join(he.file_name()).symlink_metadata().is_err() {
+                let kind = he.path().symlink_metadata().map(|m| kind_of(&m)).unwrap_or(FileKind::Other);
+                out.push(Change { path: he.path(), change: ChangeKind::Deleted, kind, upper: None });
+            }
+        }
+    }
     for e in entries {
         let (u, h) = (e.path(), host.join(e.file_name()));
         let um = u.symlink_metadata().map_err(io("stat", &u))?;
-        let hm = if new { None } else { h.symlink_metadata().ok() };
+        let hm = if state == Host::Absent { None } else { h.symlink_metadata().ok() };
         if is_whiteout(&um) {
             if let Some(hm) = hm {
                 out.push(Change { path: h, change: ChangeKind::Deleted, kind: kind_of(&hm), upper: None });
@@ -161,28 +183,25 @@ fn walk(upper: &Path, host: &Path, new: bool, out: &mut Vec<Change>) -> Result<(
             continue;
         }
         let kind = kind_of(&um);
+        let dirs = kind == FileKind::Directory && hm.as_ref().is_some_and(|m| m.is_dir());
+        let hidden = dirs && (state == Host::Hidden || is_opaque(&u));
         let change = match &hm {
             None => Some(ChangeKind::Added),
-            Some(hm) if kind == FileKind::Directory && hm.is_dir() && is_opaque(&u) => Some(ChangeKind::Replaced),
-            Some(hm) if kind == FileKind::Directory && hm.is_dir() => (um.mode() & 0o7777 != hm.mode() & 0o7777).then_some(ChangeKind::Modified),
+            Some(_) if hidden => Some(ChangeKind::Replaced),
+            Some(hm) if dirs => (um.mode() & 0o7777 != hm.mode() & 0o7777).then_some(ChangeKind::Modified),
             Some(hm) => differs(&u, &um, &h, hm).then_some(ChangeKind::Modified),
         };
         if let Some(change) = change {
             out.push(Change { path: h.clone(), change, kind, upper: Some(u.clone()) });
         }
-        if change == Some(ChangeKind::Replaced) {
-            // What the host has there and the layer does not: gone.
-            for he in std::fs::read_dir(&h).map_err(io("read", &h))?.flatten() {
-                if u.join(he.file_name()).symlink_metadata().is_err() {
-                    let kind = he.path().symlink_metadata().map(|m| kind_of(&m)).unwrap_or(FileKind::Other);
-                    out.push(Change { path: he.path(), change: ChangeKind::Deleted, kind, upper: None });
-                }
-            }
-        }
         if kind == FileKind::Directory {
-            // Below an added or replaced directory, everything is new.
-            let fresh = matches!(change, Some(ChangeKind::Added | ChangeKind::Replaced)) || hm.as_ref().is_some_and(|m| !m.is_dir());
-            walk(&u, &h, fresh, out)?;
+            let below = match (hidden, dirs) {
+                (true, _) => Host::Hidden,
+                (false, true) => Host::Shown,
+                // Added, or replacing a host file or link.
+                (false, false) => Host::Absent,
+            };
+            walk(&u, &h, below, out)?;
         }
     }
     Ok(())
@@ -197,6 +216,7 @@ pub fn discard(dir: &Path) -> Result<(), OverlayError> {
         return Err(OverlayError::NotOverlay(dir.to_owned()));
     }
     remove_tree(&root)?;
+    commit::forget_seen(dir)?;
     std::fs::create_dir(&root).map_err(io("create", &root))
 }
 

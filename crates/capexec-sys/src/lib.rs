@@ -838,3 +838,11 @@ pub fn lgetxattr(path: &CStr, name: &CStr) -> io::Result<Option<Vec<u8>>> {
     buf.truncate(n as usize);
     Ok(Some(buf))
 }
+
+/// openat(2) of `name` in `dir` with `flags` (O_CLOEXEC added) and `mode`.
+pub fn open_at(dir: BorrowedFd<'_>, name: &CStr, flags: libc::c_int, mode: libc::mode_t) -> io::Result<OwnedFd> {
+    // SAFETY: `name` is a valid NUL-terminated string the kernel reads during the call.
+    let fd = check(unsafe { libc::openat(dir.as_raw_fd(), name.as_ptr(), flags | libc::O_CLOEXEC, mode as libc::c_uint) } as libc::c_long)?;
+    // SAFETY: openat returned a new fd that nobody else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
+}

@@ -111,6 +111,14 @@ contents were all removed (what it holds now follows as added). A file the progr
 writing but left as it was is not a change. Nothing on the host is touched. See docs/overlay.md.\n\n\
 Examples:\n  capexec diff ~/box\n  capexec diff --patch ~/box ~/src/project\n  capexec diff --json ~/box")]
     Diff(DiffArgs),
+    /// Apply to the host what an overlaid run changed (all of it, or what is at or below PATHs)
+    #[command(after_help = "New and modified files get the layer's contents and permission bits (never a \
+setuid or setgid bit; they belong to you), links their targets, deleted ones are removed, emptied \
+directories emptied. Nothing is applied while a path changed on the host since the run (the file \
+is no longer what the program saw): --force applies over it. No link is followed, on the host or \
+in the layer; devices, FIFOs and sockets are not made. What is applied leaves the layers. See \
+docs/overlay.md.\n\nExamples:\n  capexec commit --dry-run ~/box\n  capexec commit ~/box ~/src/project/build\n  capexec commit ~/box")]
+    Commit(CommitArgs),
     /// Drop everything an overlaid run wrote (the layers in DIR); the host was never touched
     Discard(DiscardArgs),
     /// Start services when the daemon starts (overrides the declaration's autostart)
@@ -288,6 +296,25 @@ pub struct DiffArgs {
     #[arg(long, short = 'p', conflicts_with = "json")]
     pub patch: bool,
     /// The changes as JSON: path, change, kind
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct CommitArgs {
+    /// The directory given to `capexec run --overlay`
+    #[arg(value_name = "DIR")]
+    pub dir: PathBuf,
+    /// Only changes at or below these host paths (with the new directories above them)
+    #[arg(value_name = "PATH")]
+    pub paths: Vec<PathBuf>,
+    /// Say what would be applied; change nothing
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Apply over host paths that changed since the run
+    #[arg(long)]
+    pub force: bool,
+    /// The report as JSON: applied, conflicts, skipped
     #[arg(long)]
     pub json: bool,
 }

@@ -41,6 +41,7 @@ fn main() {
         cli::Command::Denials(a) => cmd::ctl::denials(a),
         cli::Command::Diff(a) => cmd::overlay::diff(a),
         cli::Command::Discard(a) => cmd::overlay::discard(a),
+        cli::Command::Commit(a) => cmd::overlay::commit(a),
         cli::Command::Enable(a) => cmd::ctl::enable(a, true),
         cli::Command::Disable(a) => cmd::ctl::enable(a, false),
         cli::Command::Learn(a) => cmd::learn::run(a),

@@ -39,6 +39,15 @@ pub fn run(args: &RunArgs) -> i32 {
                 ..Default::default()
             };
             let code = super::exec::launch_foreground(&spec, handoff);
+            if let Some(dir) = &spec.filesystem.overlay {
+                // What the host was, for `capexec commit` to tell whether it changed since.
+                match capexec_overlay::commit::record_seen(dir) {
+                    Err(e) => eprintln!("capexec run: warning: record the host's state for `capexec commit`: {e}"),
+                    // Mbox's review, for a person only: never when standard input is not a terminal.
+                    Ok(()) if nix::unistd::isatty(0).unwrap_or(false) => super::overlay::review(dir),
+                    Ok(()) => {}
+                }
+            }
             match watch.and_then(|w| std::rc::Rc::try_unwrap(w).ok()) {
                 Some(w) => w.finish(code),
                 // Rootless the kernel tells nobody what it refused: say how
