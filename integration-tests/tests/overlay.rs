@@ -265,3 +265,40 @@ fn a_run_on_a_terminal_ends_with_the_review() {
     let o = output(c, T);
     assert!(o.status.success() && !text(&o).contains("kept in"), "{}", text(&o));
 }
+
+// The network summary at the end of an overlaid run (and of any run with
+// --net-summary), rootless and as root: each socket made, each address
+// bound, connected or sent to, allowed or refused, with the flag that allows
+// it; the program's own loopback is its own.
+both!(an_overlaid_run_summarises_the_network, |who: As| {
+    let base = PathBuf::from(format!("/var/tmp/capexec-it-netsum-{}-{who:?}", std::process::id()));
+    let _cleanup = Scratch(vec![base.clone()]);
+    std::fs::create_dir_all(&base).unwrap();
+    if who == As::User {
+        chown_tree(&base, test_user());
+    }
+    let prog = "use IO::Socket::INET; my $l = IO::Socket::INET->new(LocalAddr => '127.0.0.1:8080', Listen => 1); \
+        my $c = IO::Socket::INET->new(PeerAddr => '127.0.0.1:8080'); my $s = IO::Socket::INET->new(PeerAddr => '10.1.2.3:80', Timeout => 1); \
+        my $u = IO::Socket::INET->new(Proto => 'udp'); $u->send('x', 0, pack_sockaddr_in(53, inet_aton('192.0.2.1'))); print \"done\\n\";";
+    for flags in [vec!["--overlay".to_owned(), base.join("box").display().to_string()], vec!["--net-summary".to_owned()]] {
+        let mut c = command(who);
+        c.arg("run").args(&flags).args(["--", "/usr/bin/perl", "-e", prog]).current_dir(&base);
+        let o = output(c, T);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(o.status.success() && String::from_utf8_lossy(&o.stdout) == "done\n", "{who:?} {flags:?}: {}", text(&o));
+        for line in [
+            "network: 4 socket(s) made (inet/dgram, inet/stream)",
+            "bind tcp:127.0.0.1:8080: allowed, in the run's own network",
+            "connect tcp:127.0.0.1:8080: allowed",
+            "connect tcp:10.1.2.3:80: refused (no broker connect grant: it would connect in the service's own network namespace); to allow it: --net host --connect-tcp 80",
+            "connect udp:192.0.2.1:53: refused",
+        ] {
+            assert!(err.contains(line), "{who:?} {flags:?}: no {line:?} in:\n{err}");
+        }
+    }
+    // No summary unless asked for (or overlaid).
+    let mut c = command(who);
+    c.args(["run", "--", "/usr/bin/perl", "-e", prog]).current_dir(&base);
+    let o = output(c, T);
+    assert!(!String::from_utf8_lossy(&o.stderr).contains("network:"), "{}", text(&o));
+});

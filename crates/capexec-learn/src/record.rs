@@ -77,8 +77,15 @@ fn note(l: &Listener, n: &Notif, name: &str, capabilities: bool, obs: &mut Obser
             obs.sockets.insert(socket_kind(a[0] as i32, a[1] as i32));
             return;
         }
+        // A datagram to an explicit address is a connect as a grant names it.
+        "sendto" if a[4] != 0 => {
+            if let Some(addr) = sockaddr(l, n, a[4], a[5]) {
+                obs.connects.insert(addr);
+            }
+            return;
+        }
         "bind" | "connect" => {
-            if let Some(addr) = sockaddr(l, n) {
+            if let Some(addr) = sockaddr(l, n, a[1], a[2]) {
                 let set = if name == "bind" { &mut obs.binds } else { &mut obs.connects };
                 set.insert(addr);
             }
@@ -348,10 +355,10 @@ fn socket_kind(domain: i32, ty: i32) -> String {
 
 /// The address of a bind or connect as a grant would name it
 /// (`tcp:127.0.0.1:6379`, `udp:[::1]:53`, `unix:/run/x.sock`).
-fn sockaddr(l: &Listener, n: &Notif) -> Option<String> {
-    let len = (n.args[2] as usize).min(128);
+fn sockaddr(l: &Listener, n: &Notif, ptr: u64, len: u64) -> Option<String> {
+    let len = (len as usize).min(128);
     let mut buf = vec![0u8; len];
-    let got = remote::read_mem(n.tid, n.args[1], &mut buf).ok()?;
+    let got = remote::read_mem(n.tid, ptr, &mut buf).ok()?;
     buf.truncate(got);
     // The socket's type decides tcp or udp: look at the thread's own fd.
     let ty = remote::pidfd_open(n.tid).ok().and_then(|p| remote::pidfd_getfd(&p, n.args[0] as i32).ok()).and_then(|s| sock_type(&s));

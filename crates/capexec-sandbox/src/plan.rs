@@ -314,11 +314,27 @@ pub struct Extras<'a> {
     /// A learning run (`capexec learn`): the host's view, nothing denied,
     /// every syscall to the recorder.
     pub learning: bool,
+    /// Hand the program's socket, bind, connect and sendto calls that the
+    /// filter allows to a recorder (the listener comes back as the
+    /// broker's would, in `Spawned::listener`), which lets them go on:
+    /// `capexec run --net-summary`.
+    pub watch_network: bool,
 }
+
+/// The calls `Extras::watch_network` hands over.
+const WATCHED_NETWORK: [libc::c_long; 4] = [libc::SYS_socket, libc::SYS_connect, libc::SYS_bind, libc::SYS_sendto];
 
 /// The plan for `spec` launched with `extras`: built once, here.
 pub fn compose(spec: &ServiceSpec, extras: &Extras) -> Result<SetupPlan, LaunchError> {
     let mut p = plan_inheriting(spec, extras.rootless, extras.host_env, extras.inherited, &extras.broker)?;
+    if extras.watch_network {
+        if p.notify_seccomp.is_some() {
+            return Err(LaunchError::Plan(
+                "the network summary cannot watch a run whose broker answers its network calls ([broker] grants): leave out --net-summary".into(),
+            ));
+        }
+        p.notify_seccomp = Some(seccomp::notify_filter(&WATCHED_NETWORK.map(|n| n as u32)));
+    }
     match &extras.notify {
         Notify::None => {}
         Notify::Socket { dir, watchdog } => p.attach_notify_socket(dir, *watchdog)?,

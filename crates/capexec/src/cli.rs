@@ -465,6 +465,10 @@ pub struct RunArgs {
     /// (see `capexec diff`, `commit`, `discard`; DIR is made if missing and may be reused)
     #[arg(long, value_name = "DIR")]
     pub overlay: Option<String>,
+    /// After the run, list the sockets the program made and the addresses it connected, bound and
+    /// sent to, each allowed or refused (always with --overlay)
+    #[arg(long)]
+    pub net_summary: bool,
     /// Hide PATH (an empty, unreadable file or directory in its place; repeatable)
     #[arg(long = "hide", value_name = "PATH")]
     pub hide: Vec<String>,

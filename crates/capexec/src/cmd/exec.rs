@@ -71,6 +71,7 @@ pub fn launch_foreground(spec: &ServiceSpec, handoff: Handoff) -> i32 {
         credentials: handoff.credentials.as_deref(),
         broker: capexec_broker::contribution(spec),
         learning: false,
+        watch_network: handoff.net_watch.is_some(),
     };
     let plan = match capexec_sandbox::plan::compose(spec, &extras) {
         Ok(p) => p,
@@ -155,6 +156,7 @@ fn launch_planned(spec: &ServiceSpec, plan: capexec_sandbox::SetupPlan, mut hand
     let on_spawned = handoff.on_spawned.take();
     let on_clone = on_spawned.as_deref();
     let on_started = handoff.on_started.take();
+    let net_watch = handoff.net_watch.take();
     let cgroup_procs: Vec<std::path::PathBuf> = cgroup.map(|c| c.service.join("cgroup.procs")).into_iter().collect();
     let spawned = capexec_sandbox::spawn_with(
         &plan,
@@ -168,6 +170,12 @@ fn launch_planned(spec: &ServiceSpec, plan: capexec_sandbox::SetupPlan, mut hand
                 f(pid);
             }
             let mut running = None;
+            // The plan has no broker's listener when it watches the network.
+            if let Some(watch) = net_watch.filter(|_| broker.is_none()) {
+                if let Some(l) = s.listener.take() {
+                    watch(l);
+                }
+            }
             if let Some(b) = broker {
                 let ch = capexec_broker::Channels {
                     listener: s.listener.take(),

@@ -42,6 +42,7 @@ fn run_args(a: &LearnArgs) -> RunArgs {
         exec_path: Vec::new(),
         overlay: None,
         hide: Vec::new(),
+        net_summary: false,
         tmpfs: Vec::new(),
         net: None,
         bind_tcp: Vec::new(),

@@ -33,12 +33,31 @@ pub fn run(args: &RunArgs) -> i32 {
                 false => None,
             };
             let (w, m) = (watch.clone(), watch.clone());
+            // What the program did on the network, recorded as it happens.
+            let recorder: std::rc::Rc<std::cell::RefCell<Option<std::thread::JoinHandle<capexec_learn::Observations>>>> = Default::default();
+            let wanted = args.net_summary || spec.filesystem.overlay.is_some();
+            if wanted && spec.has_broker() {
+                // Its broker answers bind and listen (and the grants' calls):
+                // a second listener would let the calls past it.
+                eprintln!("capexec run: note: no network summary for a run with a broker (--net host, [broker] grants): not yet");
+            }
+            let net_watch = (wanted && !spec.has_broker()).then(|| {
+                let slot = recorder.clone();
+                Box::new(move |listener| {
+                    let judge = capexec_sandbox::seccomp::rules_filter().unwrap_or_default();
+                    *slot.borrow_mut() = Some(std::thread::spawn(move || capexec_learn::record::record(listener, &judge, false)));
+                }) as Box<dyn FnOnce(std::os::fd::OwnedFd)>
+            });
             let handoff = super::systemd::Handoff {
                 on_spawned: w.map(|w| Box::new(move |pid| w.spawned(pid)) as Box<dyn Fn(i32)>),
                 on_started: m.map(|m| Box::new(move |pid| m.started(pid)) as Box<dyn Fn(i32)>),
+                net_watch,
                 ..Default::default()
             };
             let code = super::exec::launch_foreground(&spec, handoff);
+            if let Some(obs) = recorder.take().and_then(|h| h.join().ok()) {
+                net_summary(&obs, &spec);
+            }
             if let Some(dir) = &spec.filesystem.overlay {
                 // What the host was, for `capexec commit` to tell whether it changed since.
                 match capexec_overlay::commit::record_seen(dir) {
@@ -309,4 +328,32 @@ pub fn build_in(args: &RunArgs, mut ctx: Context, home: Option<&str>) -> Result<
         }
     }
     Ok(spec)
+}
+
+/// `--net-summary` (and every overlaid run, as Mbox did): the sockets the
+/// program made and the addresses it bound, connected and sent to, each
+/// allowed or refused by these options with the flag that allows it.
+fn net_summary(obs: &capexec_learn::Observations, spec: &capexec_decl::ServiceSpec) {
+    let report = capexec_learn::compare::compare(obs, spec, |p: &str| Path::new(p).symlink_metadata().is_ok());
+    let sockets = obs.syscalls.get("socket").copied().unwrap_or(0);
+    if sockets == 0 && obs.binds.is_empty() && obs.connects.is_empty() {
+        eprintln!("capexec run: network: the program made no socket");
+        return;
+    }
+    let kinds: Vec<&str> = obs.sockets.iter().map(String::as_str).collect();
+    eprintln!("capexec run: network: {sockets} socket(s) made ({})", kinds.join(", "));
+    for (how, set) in [("bind", &obs.binds), ("connect", &obs.connects)] {
+        for a in set {
+            // In the run's own network namespace its loopback is its own:
+            // a bind there works, and reaches nothing outside.
+            let own_loopback = spec.namespaces.net == capexec_decl::spec::NetMode::None
+                && (a.starts_with("tcp:127.") || a.starts_with("udp:127.") || a.starts_with("tcp:[::1]") || a.starts_with("udp:[::1]"));
+            let refused = report.network.iter().find(|d| d.what == *a && d.how == how).filter(|_| !(own_loopback && how == "bind"));
+            match refused {
+                Some(d) => eprintln!("  {how} {}: refused ({}); to allow it: {}", safe(a), safe(&d.why), safe(capexec_decl::fix::run_flag(&d.fix))),
+                None if own_loopback => eprintln!("  {how} {}: allowed, in the run's own network (nothing outside reaches it)", safe(a)),
+                None => eprintln!("  {how} {}: allowed", safe(a)),
+            }
+        }
+    }
 }

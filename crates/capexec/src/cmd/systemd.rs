@@ -39,6 +39,9 @@ pub struct Handoff {
     pub on_spawned: Option<Box<dyn Fn(i32)>>,
     /// Told the pid of the service's own process once it runs.
     pub on_started: Option<Box<dyn Fn(i32)>>,
+    /// Given the listener of the program's network calls, which it must
+    /// answer (`capexec run --net-summary`, see plan::Extras::watch_network).
+    pub net_watch: Option<Box<dyn FnOnce(std::os::fd::OwnedFd)>>,
 }
 
 /// Variables that are ours: the service gets its own values or none.
