@@ -302,3 +302,85 @@ both!(an_overlaid_run_summarises_the_network, |who: As| {
     let o = output(c, T);
     assert!(!String::from_utf8_lossy(&o.stderr).contains("network:"), "{}", text(&o));
 });
+
+/// A wheel of one module, `capexec_it_hello`, made by hand (a zip with its
+/// metadata): what `pip install --no-index` takes from a file.
+fn wheel(dir: &Path) -> PathBuf {
+    let script = r#"
+import zipfile, hashlib, base64, sys
+name, ver = "capexec_it_hello", "1.0"; di = f"{name}-{ver}.dist-info"
+files = {f"{name}.py": "def hello():\n    return 'hello'\n", f"{di}/METADATA": f"Metadata-Version: 2.1\nName: {name}\nVersion: {ver}\n",
+         f"{di}/WHEEL": "Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: py3-none-any\n"}
+rec = [f"{p},sha256={base64.urlsafe_b64encode(hashlib.sha256(c.encode()).digest()).rstrip(b'=').decode()},{len(c.encode())}" for p, c in files.items()]
+files[f"{di}/RECORD"] = "\n".join(rec + [f"{di}/RECORD,,"]) + "\n"
+with zipfile.ZipFile(sys.argv[1], "w") as z:
+    [z.writestr(p, c) for p, c in files.items()]
+"#;
+    let whl = dir.join("capexec_it_hello-1.0-py3-none-any.whl");
+    assert!(std::process::Command::new("/usr/bin/python3").args(["-c", script]).arg(&whl).status().unwrap().success());
+    whl
+}
+
+// `--fakeroot` (issue 21): the program is root in its own user namespace,
+// and a package install lands in the layers, rootless too (pip of a local
+// wheel into the system's dist-packages); as root a `dpkg -i` of a small
+// local .deb as well. `capexec diff` shows what was installed; commit as
+// the user applies only what the user may write; discard drops the rest.
+both!(fakeroot_installs_packages_into_the_layers, |who: As| {
+    let base = PathBuf::from(format!("/var/tmp/capexec-it-fakeroot-{}-{who:?}", std::process::id()));
+    let _cleanup = Scratch(vec![base.clone(), PathBuf::from("/usr/share/capexec-it-hello")]);
+    std::fs::create_dir_all(&base).unwrap();
+    let whl = wheel(&base);
+    if who == As::User {
+        chown_tree(&base, test_user());
+    }
+    let dir = base.join("box");
+    let run = |script: &str| {
+        let mut c = command(who);
+        c.arg("run").arg("--overlay").arg(&dir).args(["--fakeroot", "--", "/bin/sh", "-c", script]).current_dir(&base);
+        output(c, Duration::from_secs(120))
+    };
+    let o = run(&format!(
+        "id -u && /usr/bin/python3 -m pip -q install --no-index --break-system-packages {} 2>/dev/null && /usr/bin/python3 -c 'import capexec_it_hello; print(capexec_it_hello.hello())'",
+        whl.display()
+    ));
+    assert_eq!(String::from_utf8_lossy(&o.stdout), "0\nhello\n", "{who:?}: {}", text(&o));
+    // Where Debian's pip installs as root.
+    let minor = std::process::Command::new("/usr/bin/python3").args(["-c", "import sys; print(sys.version_info.minor)"]).output().unwrap();
+    let site = PathBuf::from(format!("/usr/local/lib/python3.{}/dist-packages", String::from_utf8_lossy(&minor.stdout).trim()));
+    let site = site.as_path();
+    assert!(!site.join("capexec_it_hello.py").exists(), "installed on the host");
+    let mut c = command(who);
+    c.args(["diff"]).arg(&dir).arg(site);
+    let o = output(c, T);
+    assert!(text(&o).contains(&format!("A {}/capexec_it_hello.py", site.display())), "{}", text(&o));
+    if who == As::User {
+        // The user may not write there on the host: nothing applied.
+        let mut c = command(who);
+        c.args(["commit"]).arg(&dir).arg(site);
+        let o = output(c, T);
+        assert!(!o.status.success() && text(&o).contains("Permission denied") && !site.join("capexec_it_hello.py").exists(), "{}", text(&o));
+    } else {
+        // dpkg -i of a local .deb, then commit of its data only.
+        let pkg = base.join("pkg");
+        std::fs::create_dir_all(pkg.join("DEBIAN")).unwrap();
+        std::fs::create_dir_all(pkg.join("usr/share/capexec-it-hello")).unwrap();
+        std::fs::write(pkg.join("DEBIAN/control"), "Package: capexec-it-hello\nVersion: 1.0\nArchitecture: all\nMaintainer: t <t@t>\nDescription: test\n")
+            .unwrap();
+        std::fs::write(pkg.join("usr/share/capexec-it-hello/data"), "data\n").unwrap();
+        let deb = base.join("hello.deb");
+        assert!(std::process::Command::new("dpkg-deb").args(["--root-owner-group", "--build"]).arg(&pkg).arg(&deb).output().unwrap().status.success());
+        let o = run(&format!("dpkg -i {} >/dev/null && dpkg -s capexec-it-hello | grep Status", deb.display()));
+        assert_eq!(String::from_utf8_lossy(&o.stdout), "Status: install ok installed\n", "{}", text(&o));
+        let mut c = command(who);
+        c.args(["commit"]).arg(&dir).arg("/usr/share/capexec-it-hello");
+        let o = output(c, T);
+        assert!(o.status.success(), "{}", text(&o));
+        assert_eq!(std::fs::read_to_string("/usr/share/capexec-it-hello/data").unwrap(), "data\n");
+        let status = std::process::Command::new("dpkg").args(["-s", "capexec-it-hello"]).output().unwrap();
+        assert!(!status.status.success(), "the host's dpkg database was not committed");
+    }
+    let mut c = command(who);
+    c.arg("discard").arg(&dir);
+    assert!(output(c, T).status.success());
+});

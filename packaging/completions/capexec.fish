@@ -75,6 +75,7 @@ complete -c capexec -n "__fish_capexec_using_subcommand run" -l pass-env -d 'Cop
 complete -c capexec -n "__fish_capexec_using_subcommand run" -l user -d 'Run as USER (root only; default: a dynamic unprivileged uid, or your own uid when rootless)' -r
 complete -c capexec -n "__fish_capexec_using_subcommand run" -l cwd -d 'Working directory (default: the current one if it is in the view, else /)' -r
 complete -c capexec -n "__fish_capexec_using_subcommand run" -l landlock -d 'Landlock enforcement: `required` (default) or `best-effort`' -r
+complete -c capexec -n "__fish_capexec_using_subcommand run" -l fakeroot -d 'With --overlay: run as uid 0 in the program\'s own user namespace, so that dpkg, apt-get and pip install into the layers (rootless too; `capexec commit` applies what you may write)'
 complete -c capexec -n "__fish_capexec_using_subcommand run" -l net-summary -d 'After the run, list the sockets the program made and the addresses it connected, bound and sent to, each allowed or refused (always with --overlay)'
 complete -c capexec -n "__fish_capexec_using_subcommand run" -l dry-run -d 'Print the resolved declaration instead of running'
 complete -c capexec -n "__fish_capexec_using_subcommand run" -l explain -d 'Run the program with nothing denied, recording what it does, then say what these options would have refused, each with the flag that allows it (works rootless, where the kernel reports nothing; only for a program you would run unconfined)'

@@ -186,6 +186,7 @@ impl<'de> Deserialize<'de> for ByteSize {
 #[serde(deny_unknown_fields)]
 pub struct RawExec {
     pub argv: Option<Vec<String>>,
+    pub fakeroot: Option<bool>,
     pub user: Option<NameOrId>,
     pub group: Option<NameOrId>,
     pub supplementary_groups: Option<Vec<NameOrId>>,

@@ -71,6 +71,11 @@ pub struct ExecSpec {
     /// systemd's MemoryDenyWriteExecute=. Off by default: JITs need it.
     #[serde(default)]
     pub memory_deny_write_execute: bool,
+    /// The program is uid and gid 0 inside its user namespace, mapped to
+    /// `user`'s ids outside (with an overlaid view: package installs into
+    /// the layers).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub fakeroot: bool,
     /// Run one after another before the program, each to its end:
     /// systemd's `ExecStartPre=`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

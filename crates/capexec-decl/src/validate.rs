@@ -695,6 +695,14 @@ pub fn validate(name: &str, raw: &RawUnit, sources: Vec<PathBuf>, ctx: &Context)
         );
     }
 
+    let fakeroot = exec.fakeroot.unwrap_or(false);
+    if fakeroot && (filesystem.overlay.is_none() || !user_ns) {
+        v.err_help(
+            "exec.fakeroot",
+            "a fake root needs an overlaid view in its own user namespace: what it installs must land in the layers",
+            "set filesystem.overlay (capexec run: --overlay DIR --fakeroot) and keep namespaces.user = true",
+        );
+    }
     if !v.errors.is_empty() {
         return Err(DeclErrors(v.errors));
     }
@@ -709,6 +717,7 @@ pub fn validate(name: &str, raw: &RawUnit, sources: Vec<PathBuf>, ctx: &Context)
             pass_environment,
             working_directory,
             memory_deny_write_execute: exec.memory_deny_write_execute.unwrap_or(false),
+            fakeroot,
             start_pre,
             start_post,
             reload,

@@ -21,7 +21,10 @@ impl Drop for Dir {
 }
 
 fn tmpdir(tag: &str) -> Dir {
-    let d = std::env::temp_dir().join(format!("capexec-decl-test-{}-{tag}", std::process::id()));
+    // Unique per call: tests run in parallel, and two may pass the same tag.
+    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let d = std::env::temp_dir().join(format!("capexec-decl-test-{}-{n}-{tag}", std::process::id()));
     let _ = std::fs::remove_dir_all(&d);
     std::fs::create_dir_all(&d).unwrap();
     Dir(d)
@@ -723,4 +726,13 @@ fn an_overlay_shows_the_host_overlaid() {
         assert_eq!(e.key.as_deref(), Some("filesystem.overlay"), "{body}");
         assert!(e.to_string().contains(says), "{e}");
     }
+}
+
+/// `exec.fakeroot` needs an overlaid view in a user namespace of its own.
+#[test]
+fn a_fake_root_needs_an_overlay() {
+    let e = one(&ARGV.replace("[exec]\n", "[exec]\nfakeroot = true\n"));
+    assert_eq!(e.key.as_deref(), Some("exec.fakeroot"), "{e}");
+    let s = ok(&format!("{ARGV}[namespaces]\nuser = true\n[filesystem]\noverlay = \"/var/tmp/box\"\n").replace("[exec]\n", "[exec]\nfakeroot = true\n"));
+    assert!(s.exec.fakeroot);
 }

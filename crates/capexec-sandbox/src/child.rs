@@ -224,7 +224,8 @@ fn setup(a: &ChildArgs) -> Result<(), ChildError> {
         exit(125); // the parent is gone: nobody to report to
     }
     // Ids first, keeping capabilities, so mounts are created as the service's uid.
-    Kernel.switch_ids(plan.uid, plan.gid, (!plan.deny_setgroups).then_some(&plan.groups[..]))?;
+    let (uid, gid) = plan.inside.unwrap_or((plan.uid, plan.gid));
+    Kernel.switch_ids(uid, gid, (!plan.deny_setgroups).then_some(&plan.groups[..]))?;
     // PDEATHSIG after the id switch (a credential change clears it), then check the
     // parent did not die before it was set: its end of the sync pipe would be closed.
     sys::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong).map_err(|e| ChildError::io(Step::ParentDeathSignal, "prctl", e))?;

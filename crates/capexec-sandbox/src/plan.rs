@@ -25,8 +25,12 @@ pub struct SetupPlan {
     pub gid_map: String,
     /// Rootless: setgroups must be denied before an unprivileged gid_map write.
     pub deny_setgroups: bool,
+    /// The service's ids as the host sees them.
     pub uid: u32,
     pub gid: u32,
+    /// Its ids inside its user namespace when they are not these
+    /// (`exec.fakeroot`: 0 and 0).
+    pub inside: Option<(u32, u32)>,
     /// Supplementary gids, set unless setgroups is denied.
     pub groups: Vec<u32>,
     pub mounts: Vec<MountStep>,
@@ -573,14 +577,22 @@ fn plan_inheriting(
         user_ns: ns.user,
         pid_ns: ns.pid,
         loopback: ns.net == NetMode::None,
-        uid_map: format!("{0} {0} 1\n", id.uid),
+        uid_map: match spec.exec.fakeroot {
+            true => format!("0 {} 1\n", id.uid),
+            false => format!("{0} {0} 1\n", id.uid),
+        },
         // A private user namespace as root maps the supplementary groups too,
         // so that group-owned files stay the group's (rootless there are none).
-        gid_map: std::iter::once(id.gid).chain(id.groups.iter().copied()).map(|g| format!("{g} {g} 1\n")).collect(),
+        gid_map: match spec.exec.fakeroot {
+            true => format!("0 {} 1\n", id.gid),
+            false => std::iter::once(id.gid).chain(id.groups.iter().copied()).map(|g| format!("{g} {g} 1\n")).collect(),
+        },
         deny_setgroups: rootless,
         uid: id.uid,
         gid: id.gid,
-        groups: id.groups.clone(),
+        inside: spec.exec.fakeroot.then_some((0, 0)),
+        // A fake root's namespace maps its one gid only.
+        groups: if spec.exec.fakeroot { Vec::new() } else { id.groups.clone() },
         mounts,
         as_owner,
         workdir: cstring("working directory", &spec.exec.working_directory.to_string_lossy())?,

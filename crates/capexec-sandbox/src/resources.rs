@@ -266,6 +266,49 @@ pub fn make_layers(plan: &crate::SetupPlan) -> Result<(), LaunchError> {
         for d in [layer.join("upper"), layer.join("work")] {
             std::fs::DirBuilder::new().recursive(true).mode(0o700).create(&d).map_err(|e| LaunchError::io("create the overlay layer", d.display(), e))?;
         }
+        if plan.inside.is_some() && plan.uid != 0 {
+            let crate::plan::MountStep::Overlay { path, .. } = step else { continue };
+            skeleton(path, &layer.join("upper"));
+        }
     }
     Ok(())
+}
+
+/// A rootless fake root cannot have overlayfs copy up a directory it does
+/// not own (its owner cannot be given to the copy: EOVERFLOW), so every
+/// directory of the host's `lower` (this filesystem only) is made ahead in
+/// `upper`, with its mode, owned by the caller: a merged directory, in
+/// which the fake root may create, replace and remove what it likes. Made
+/// once: a directory there already is left as it is. Unreadable trees are
+/// skipped.
+fn skeleton(lower: &std::path::Path, upper: &std::path::Path) {
+    use std::os::unix::fs::{DirBuilderExt, MetadataExt};
+    let Ok(dev) = lower.metadata().map(|m| m.dev()) else { return };
+    // DIR of DIR/layers/NAME/upper.
+    let overlay_dir = upper.ancestors().nth(3);
+    let mut stack = vec![std::path::PathBuf::new()];
+    // Made writable first (a 0555 directory could not take its children),
+    // given their modes after, deepest first.
+    let mut made = Vec::new();
+    while let Some(rel) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(lower.join(&rel)) else { continue };
+        for e in entries.flatten() {
+            let Ok(m) = e.path().symlink_metadata() else { continue };
+            // Not the layers themselves (they may be below `lower`): a walk
+            // that made what it walks would never end.
+            if !m.is_dir() || m.dev() != dev || Some(e.path().as_path()) == overlay_dir {
+                continue;
+            }
+            let r = rel.join(e.file_name());
+            let dir = upper.join(&r);
+            if dir.symlink_metadata().is_err() && std::fs::DirBuilder::new().mode(0o700).create(&dir).is_ok() {
+                // The permission bits and setgid (a directory's group inheritance); no setuid.
+                made.push((dir, m.mode() & 0o3777));
+            }
+            stack.push(r);
+        }
+    }
+    for (dir, mode) in made.iter().rev() {
+        let _ = std::fs::set_permissions(dir, std::os::unix::fs::PermissionsExt::from_mode(*mode));
+    }
 }

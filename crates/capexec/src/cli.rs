@@ -465,6 +465,10 @@ pub struct RunArgs {
     /// (see `capexec diff`, `commit`, `discard`; DIR is made if missing and may be reused)
     #[arg(long, value_name = "DIR")]
     pub overlay: Option<String>,
+    /// With --overlay: run as uid 0 in the program's own user namespace, so that dpkg, apt-get
+    /// and pip install into the layers (rootless too; `capexec commit` applies what you may write)
+    #[arg(long, requires = "overlay")]
+    pub fakeroot: bool,
     /// After the run, list the sockets the program made and the addresses it connected, bound and
     /// sent to, each allowed or refused (always with --overlay)
     #[arg(long)]

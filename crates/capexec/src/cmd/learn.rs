@@ -41,6 +41,7 @@ fn run_args(a: &LearnArgs) -> RunArgs {
         rw: Vec::new(),
         exec_path: Vec::new(),
         overlay: None,
+        fakeroot: false,
         hide: Vec::new(),
         net_summary: false,
         tmpfs: Vec::new(),

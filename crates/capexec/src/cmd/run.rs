@@ -255,6 +255,9 @@ pub fn build_in(args: &RunArgs, mut ctx: Context, home: Option<&str>) -> Result<
         if args.user.is_none() && !ctx.rootless {
             exec.user = Some(NameOrId::Id(0));
         }
+        if args.fakeroot {
+            exec.fakeroot = Some(true);
+        }
     }
 
     if let Some(n) = &args.net {
