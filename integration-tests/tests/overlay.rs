@@ -279,7 +279,8 @@ both!(an_overlaid_run_summarises_the_network, |who: As| {
     }
     let prog = "use IO::Socket::INET; my $l = IO::Socket::INET->new(LocalAddr => '127.0.0.1:8080', Listen => 1); \
         my $c = IO::Socket::INET->new(PeerAddr => '127.0.0.1:8080'); my $s = IO::Socket::INET->new(PeerAddr => '10.1.2.3:80', Timeout => 1); \
-        my $u = IO::Socket::INET->new(Proto => 'udp'); $u->send('x', 0, pack_sockaddr_in(53, inet_aton('192.0.2.1'))); print \"done\\n\";";
+        my $u = IO::Socket::INET->new(Proto => 'udp'); $u->send('x', 0, pack_sockaddr_in(53, inet_aton('192.0.2.1'))); \
+        system('/usr/bin/perl', '-e', 'use IO::Socket::INET; IO::Socket::INET->new(PeerAddr => q(10.9.9.9:81), Timeout => 1)'); print \"done\\n\";";
     for flags in [vec!["--overlay".to_owned(), base.join("box").display().to_string()], vec!["--net-summary".to_owned()]] {
         let mut c = command(who);
         c.arg("run").args(&flags).args(["--", "/usr/bin/perl", "-e", prog]).current_dir(&base);
@@ -287,11 +288,14 @@ both!(an_overlaid_run_summarises_the_network, |who: As| {
         let err = String::from_utf8_lossy(&o.stderr);
         assert!(o.status.success() && String::from_utf8_lossy(&o.stdout) == "done\n", "{who:?} {flags:?}: {}", text(&o));
         for line in [
-            "network: 4 socket(s) made (inet/dgram, inet/stream)",
-            "bind tcp:127.0.0.1:8080: allowed, in the run's own network",
-            "connect tcp:127.0.0.1:8080: allowed",
-            "connect tcp:10.1.2.3:80: refused (no broker connect grant: it would connect in the service's own network namespace); to allow it: --net host --connect-tcp 80",
-            "connect udp:192.0.2.1:53: refused",
+            "network: 5 socket(s) made by 2 process(es):",
+            "(perl): connect tcp:10.9.9.9:81: refused",
+            "(perl): socket inet/stream (x3)",
+            "(perl): socket inet/dgram",
+            "(perl): bind tcp:127.0.0.1:8080: allowed, in the run's own network",
+            "(perl): connect tcp:127.0.0.1:8080: allowed",
+            "(perl): connect tcp:10.1.2.3:80: refused (no broker connect grant: it would connect in the service's own network namespace); to allow it: --net host --connect-tcp 80",
+            "(perl): send udp:192.0.2.1:53: refused",
         ] {
             assert!(err.contains(line), "{who:?} {flags:?}: no {line:?} in:\n{err}");
         }

@@ -45,6 +45,36 @@ pub struct Observations {
     /// `record::Creds`). Only recorded for a run with capabilities.
     #[serde(default)]
     pub capabilities: BTreeMap<String, BTreeSet<String>>,
+    /// The network calls by process, in the order first seen (for
+    /// `capexec run --net-summary`; at most `NET_EVENTS`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub network: Vec<NetEvent>,
+}
+
+/// One process's `socket` (`what`: its kind), `bind`, `connect` or
+/// datagram (`what`: the address), and how many times.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NetEvent {
+    pub pid: i32,
+    pub comm: String,
+    pub op: String,
+    pub what: String,
+    pub count: u64,
+}
+
+/// Bound on `Observations::network`: a program looping over addresses
+/// costs the recorder this many entries.
+pub const NET_EVENTS: usize = 256;
+
+impl Observations {
+    /// Counts `op` on `what` by process `pid`.
+    pub fn net_event(&mut self, pid: i32, comm: impl FnOnce() -> String, op: &str, what: &str) {
+        if let Some(e) = self.network.iter_mut().find(|e| e.pid == pid && e.op == op && e.what == what) {
+            e.count += 1;
+        } else if self.network.len() < NET_EVENTS {
+            self.network.push(NetEvent { pid, comm: comm(), op: op.to_owned(), what: what.to_owned(), count: 1 });
+        }
+    }
 }
 
 impl Observations {
@@ -77,5 +107,7 @@ impl Observations {
         for (k, v) in other.capabilities {
             self.capabilities.entry(k).or_default().extend(v);
         }
+        self.network.extend(other.network);
+        self.network.truncate(NET_EVENTS);
     }
 }

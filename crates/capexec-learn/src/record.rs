@@ -74,18 +74,22 @@ fn note(l: &Listener, n: &Notif, name: &str, capabilities: bool, obs: &mut Obser
         "symlink" => (AT_FDCWD, a[1], Access::Create),
         "symlinkat" => (a[1] as i64, a[2], Access::Create),
         "socket" => {
-            obs.sockets.insert(socket_kind(a[0] as i32, a[1] as i32));
+            let kind = socket_kind(a[0] as i32, a[1] as i32);
+            obs.net_event(process(n.tid), || comm(n.tid), "socket", &kind);
+            obs.sockets.insert(kind);
             return;
         }
         // A datagram to an explicit address is a connect as a grant names it.
         "sendto" if a[4] != 0 => {
             if let Some(addr) = sockaddr(l, n, a[4], a[5]) {
+                obs.net_event(process(n.tid), || comm(n.tid), "send", &addr);
                 obs.connects.insert(addr);
             }
             return;
         }
         "bind" | "connect" => {
             if let Some(addr) = sockaddr(l, n, a[1], a[2]) {
+                obs.net_event(process(n.tid), || comm(n.tid), name, &addr);
                 let set = if name == "bind" { &mut obs.binds } else { &mut obs.connects };
                 set.insert(addr);
             }
@@ -387,6 +391,19 @@ fn sockaddr(l: &Listener, n: &Notif, ptr: u64, len: u64) -> Option<String> {
         }
         _ => None,
     }
+}
+
+/// The process (thread group) of thread `tid`, by /proc (itself if gone).
+fn process(tid: u32) -> i32 {
+    std::fs::read_to_string(format!("/proc/{tid}/status"))
+        .ok()
+        .and_then(|s| s.lines().find_map(|l| l.strip_prefix("Tgid:")).and_then(|v| v.trim().parse().ok()))
+        .unwrap_or(tid as i32)
+}
+
+/// Thread `tid`'s command name, as the kernel keeps it.
+fn comm(tid: u32) -> String {
+    std::fs::read_to_string(format!("/proc/{tid}/comm")).map(|c| c.trim_end().to_owned()).unwrap_or_default()
 }
 
 fn sock_type(s: &OwnedFd) -> Option<i32> {

@@ -333,30 +333,38 @@ pub fn build_in(args: &RunArgs, mut ctx: Context, home: Option<&str>) -> Result<
     Ok(spec)
 }
 
-/// `--net-summary` (and every overlaid run, as Mbox did): the sockets the
-/// program made and the addresses it bound, connected and sent to, each
-/// allowed or refused by these options with the flag that allows it.
+/// `--net-summary` (and every overlaid run, as Mbox did): by process, the
+/// sockets the program made and the addresses it bound, connected and sent
+/// to, each allowed or refused by these options with the flag that allows it.
 fn net_summary(obs: &capexec_learn::Observations, spec: &capexec_decl::ServiceSpec) {
     let report = capexec_learn::compare::compare(obs, spec, |p: &str| Path::new(p).symlink_metadata().is_ok());
-    let sockets = obs.syscalls.get("socket").copied().unwrap_or(0);
-    if sockets == 0 && obs.binds.is_empty() && obs.connects.is_empty() {
+    if obs.network.is_empty() {
         eprintln!("capexec run: network: the program made no socket");
         return;
     }
-    let kinds: Vec<&str> = obs.sockets.iter().map(String::as_str).collect();
-    eprintln!("capexec run: network: {sockets} socket(s) made ({})", kinds.join(", "));
-    for (how, set) in [("bind", &obs.binds), ("connect", &obs.connects)] {
-        for a in set {
-            // In the run's own network namespace its loopback is its own:
-            // a bind there works, and reaches nothing outside.
-            let own_loopback = spec.namespaces.net == capexec_decl::spec::NetMode::None
-                && (a.starts_with("tcp:127.") || a.starts_with("udp:127.") || a.starts_with("tcp:[::1]") || a.starts_with("udp:[::1]"));
-            let refused = report.network.iter().find(|d| d.what == *a && d.how == how).filter(|_| !(own_loopback && how == "bind"));
-            match refused {
-                Some(d) => eprintln!("  {how} {}: refused ({}); to allow it: {}", safe(a), safe(&d.why), safe(capexec_decl::fix::run_flag(&d.fix))),
-                None if own_loopback => eprintln!("  {how} {}: allowed, in the run's own network (nothing outside reaches it)", safe(a)),
-                None => eprintln!("  {how} {}: allowed", safe(a)),
-            }
+    let sockets: u64 = obs.network.iter().filter(|e| e.op == "socket").map(|e| e.count).sum();
+    let processes: std::collections::BTreeSet<i32> = obs.network.iter().map(|e| e.pid).collect();
+    eprintln!("capexec run: network: {sockets} socket(s) made by {} process(es):", processes.len());
+    for e in &obs.network {
+        let who = format!("pid {} ({})", e.pid, safe(&e.comm));
+        let times = if e.count > 1 { format!(" (x{})", e.count) } else { String::new() };
+        if e.op == "socket" {
+            eprintln!("  {who}: socket {}{times}", safe(&e.what));
+            continue;
         }
+        // A datagram's address is judged as a connect's.
+        let how = if e.op == "bind" { "bind" } else { "connect" };
+        // In the run's own network namespace its loopback is its own: a
+        // bind there works, and reaches nothing outside.
+        let a = &e.what;
+        let own_loopback = spec.namespaces.net == capexec_decl::spec::NetMode::None
+            && (a.starts_with("tcp:127.") || a.starts_with("udp:127.") || a.starts_with("tcp:[::1]") || a.starts_with("udp:[::1]"));
+        let refused = report.network.iter().find(|d| d.what == *a && d.how == how).filter(|_| !(own_loopback && how == "bind"));
+        let verdict = match refused {
+            Some(d) => format!("refused ({}); to allow it: {}", safe(&d.why), safe(capexec_decl::fix::run_flag(&d.fix))),
+            None if own_loopback => "allowed, in the run's own network (nothing outside reaches it)".into(),
+            None => "allowed".into(),
+        };
+        eprintln!("  {who}: {} {}{times}: {verdict}", e.op, safe(a));
     }
 }
