@@ -322,6 +322,23 @@ fn ready_address_makes_start_wait_for_the_listener() {
     let o = d.ctl(&["start", "never"]);
     assert!(!o.status.success() && t.elapsed() >= Duration::from_millis(750), "{:?}: {}", t.elapsed(), text(&o));
     assert_eq!(d.status("never")["result"], "ready-timeout");
+    // The socket path is in the service's own directory: a link there to
+    // another socket of the host must not make the daemon (root) connect
+    // to that one, or count its answer as the service's readiness.
+    let host_sock = format!("/var/tmp/capexec-it-decoy-{}.sock", std::process::id());
+    let _cleanup = Scratch(vec![std::path::PathBuf::from(&host_sock)]);
+    let host = std::os::unix::net::UnixListener::bind(&host_sock).unwrap();
+    host.set_nonblocking(true).unwrap();
+    let decoy = format!("symlink('{host_sock}', '/run/capexec-it-decoy/s') or die $!; mkdir '/run/capexec-it-decoy/d'; symlink('/var/tmp', '/run/capexec-it-decoy/up') or die $!; sleep 60");
+    d.write_unit(
+        "decoy",
+        &unit(&decoy, &format!("ready_address = [\"unix:/run/capexec-it-decoy/s\", \"unix:/run/capexec-it-decoy/up/{}\"]\nready_timeout = \"800ms\"\n[filesystem]\nruntime_directory = [\"capexec-it-decoy\"]\n", std::path::Path::new(&host_sock).file_name().unwrap().to_string_lossy())),
+    );
+    assert!(d.ctl(&["reload"]).status.success());
+    let o = d.ctl(&["start", "decoy"]);
+    assert!(!o.status.success(), "ready through a link to the host's socket: {}", text(&o));
+    assert_eq!(d.status("decoy")["result"], "ready-timeout");
+    assert!(host.accept().is_err(), "the daemon connected to the host's socket through the service's link");
     d.terminate(T);
 }
 

@@ -154,20 +154,6 @@ fn cstr(s: &std::ffi::OsStr) -> CString {
     CString::new(s.as_encoded_bytes()).unwrap_or_default()
 }
 
-/// The host directory `p`, opened from `/` one component at a time, never
-/// through a link.
-fn open_host_dir(p: &Path) -> std::io::Result<OwnedFd> {
-    let mut fd = OwnedFd::from(std::fs::File::open("/")?);
-    for c in p.components() {
-        match c {
-            std::path::Component::RootDir => {}
-            std::path::Component::Normal(n) => fd = capexec_sys::open_dir_at(fd.as_fd(), &cstr(n))?,
-            _ => return Err(std::io::Error::from_raw_os_error(libc::EINVAL)),
-        }
-    }
-    Ok(fd)
-}
-
 fn errno(e: nix::errno::Errno) -> std::io::Error {
     std::io::Error::from(e)
 }
@@ -177,7 +163,7 @@ fn apply(c: &Change) -> std::io::Result<()> {
     let (Some(parent), Some(name)) = (c.path.parent(), c.path.file_name()) else {
         return Err(std::io::Error::from_raw_os_error(libc::EINVAL));
     };
-    let dir = open_host_dir(parent)?;
+    let dir = capexec_sys::open_dir_no_links(parent)?;
     let there = nix::sys::stat::fstatat(Some(dir.as_raw_fd()), name, AtFlags::AT_SYMLINK_NOFOLLOW).ok();
     let is_dir = |st: &nix::sys::stat::FileStat| st.st_mode & libc::S_IFMT == libc::S_IFDIR;
     if c.change == ChangeKind::Deleted {

@@ -846,3 +846,21 @@ pub fn open_at(dir: BorrowedFd<'_>, name: &CStr, flags: libc::c_int, mode: libc:
     // SAFETY: openat returned a new fd that nobody else owns.
     Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
 }
+
+/// The directory `path` (absolute), opened from `/` one component at a time
+/// with O_NOFOLLOW: no link on the way is followed (ELOOP), `..` and `.`
+/// are refused (EINVAL). For paths a less trusted party may have changed.
+pub fn open_dir_no_links(path: &std::path::Path) -> io::Result<OwnedFd> {
+    let mut fd = OwnedFd::from(std::fs::File::open("/")?);
+    for c in path.components() {
+        match c {
+            std::path::Component::RootDir => {}
+            std::path::Component::Normal(n) => {
+                let name = std::ffi::CString::new(n.as_encoded_bytes()).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
+                fd = open_dir_at(fd.as_fd(), &name)?;
+            }
+            _ => return Err(io::Error::from_raw_os_error(libc::EINVAL)),
+        }
+    }
+    Ok(fd)
+}
