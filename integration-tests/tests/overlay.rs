@@ -331,16 +331,34 @@ with zipfile.ZipFile(sys.argv[1], "w") as z:
     whl
 }
 
+/// A small package of its own, built with dpkg-deb: `name` installs
+/// /usr/share/NAME/data.
+fn deb(base: &Path, name: &str) -> PathBuf {
+    let pkg = base.join(name);
+    std::fs::create_dir_all(pkg.join("DEBIAN")).unwrap();
+    std::fs::create_dir_all(pkg.join("usr/share").join(name)).unwrap();
+    std::fs::write(pkg.join("DEBIAN/control"), format!("Package: {name}\nVersion: 1.0\nArchitecture: all\nMaintainer: t <t@t>\nDescription: test\n")).unwrap();
+    std::fs::write(pkg.join("usr/share").join(name).join("data"), "data\n").unwrap();
+    let deb = base.join(format!("{name}.deb"));
+    let o = std::process::Command::new("dpkg-deb").args(["--root-owner-group", "--build"]).arg(&pkg).arg(&deb).output().unwrap();
+    assert!(o.status.success(), "{}", text(&o));
+    deb
+}
+
 // `--fakeroot` (issue 21): the program is root in its own user namespace,
-// and a package install lands in the layers, rootless too (pip of a local
-// wheel into the system's dist-packages); as root a `dpkg -i` of a small
-// local .deb as well. `capexec diff` shows what was installed; commit as
-// the user applies only what the user may write; discard drops the rest.
+// and package installs land in the layers, rootless and as root: pip of a
+// local wheel into the system's dist-packages, `dpkg -i` and `apt-get
+// install` of small local .debs (rootless, capexec copies the package
+// tools' state into the layers ahead: overlayfs cannot copy root's files up
+// in a user namespace). `capexec diff` shows what was installed and not the
+// copies; commit as the user applies only what the user may write; discard
+// drops the rest.
 both!(fakeroot_installs_packages_into_the_layers, |who: As| {
     let base = PathBuf::from(format!("/var/tmp/capexec-it-fakeroot-{}-{who:?}", std::process::id()));
     let _cleanup = Scratch(vec![base.clone(), PathBuf::from("/usr/share/capexec-it-hello")]);
     std::fs::create_dir_all(&base).unwrap();
     let whl = wheel(&base);
+    let (hello, by_apt) = (deb(&base, "capexec-it-hello"), deb(&base, "capexec-it-byapt"));
     if who == As::User {
         chown_tree(&base, test_user());
     }
@@ -360,40 +378,115 @@ both!(fakeroot_installs_packages_into_the_layers, |who: As| {
     let site = PathBuf::from(format!("/usr/local/lib/python3.{}/dist-packages", String::from_utf8_lossy(&minor.stdout).trim()));
     let site = site.as_path();
     assert!(!site.join("capexec_it_hello.py").exists(), "installed on the host");
+
+    let o = run(&format!(
+        "dpkg -i {} >/dev/null && apt-get install -y -q {} >/dev/null 2>&1; dpkg -s capexec-it-hello capexec-it-byapt | grep Status",
+        hello.display(),
+        by_apt.display()
+    ));
+    assert_eq!(String::from_utf8_lossy(&o.stdout), "Status: install ok installed\n".repeat(2), "{who:?}: {}", text(&o));
     let mut c = command(who);
-    c.args(["diff"]).arg(&dir).arg(site);
+    c.arg("diff").arg(&dir);
     let o = output(c, T);
-    assert!(text(&o).contains(&format!("A {}/capexec_it_hello.py", site.display())), "{}", text(&o));
+    let listed = text(&o);
+    for line in [
+        format!("A {}/capexec_it_hello.py", site.display()),
+        "A /usr/share/capexec-it-hello/data".into(),
+        "A /usr/share/capexec-it-byapt/data".into(),
+        "A /var/lib/dpkg/info/capexec-it-hello.list".into(),
+        "M /var/lib/dpkg/status".into(),
+    ] {
+        assert!(listed.lines().any(|l| l == line), "{who:?}: {line} not in\n{listed}");
+    }
+    // The copies made ahead and left as they were are no change.
+    assert!(!listed.contains("lock") && !listed.contains("/var/lib/dpkg/available"), "{who:?}: {listed}");
+    for p in ["/usr/share/capexec-it-hello", "/usr/share/capexec-it-byapt"] {
+        assert!(!Path::new(p).exists(), "{p} installed on the host");
+    }
+    let mut c = command(who);
+    c.args(["commit"]).arg(&dir).arg("/usr/share/capexec-it-hello");
+    if who == As::User {
+        c.arg(site);
+    }
+    let o = output(c, T);
     if who == As::User {
         // The user may not write there on the host: nothing applied.
-        let mut c = command(who);
-        c.args(["commit"]).arg(&dir).arg(site);
-        let o = output(c, T);
-        assert!(!o.status.success() && text(&o).contains("Permission denied") && !site.join("capexec_it_hello.py").exists(), "{}", text(&o));
+        assert!(!o.status.success() && text(&o).contains("Permission denied"), "{}", text(&o));
+        assert!(!site.join("capexec_it_hello.py").exists() && !Path::new("/usr/share/capexec-it-hello").exists());
     } else {
-        // dpkg -i of a local .deb, then commit of its data only.
-        let pkg = base.join("pkg");
-        std::fs::create_dir_all(pkg.join("DEBIAN")).unwrap();
-        std::fs::create_dir_all(pkg.join("usr/share/capexec-it-hello")).unwrap();
-        std::fs::write(pkg.join("DEBIAN/control"), "Package: capexec-it-hello\nVersion: 1.0\nArchitecture: all\nMaintainer: t <t@t>\nDescription: test\n")
-            .unwrap();
-        std::fs::write(pkg.join("usr/share/capexec-it-hello/data"), "data\n").unwrap();
-        let deb = base.join("hello.deb");
-        assert!(std::process::Command::new("dpkg-deb").args(["--root-owner-group", "--build"]).arg(&pkg).arg(&deb).output().unwrap().status.success());
-        let o = run(&format!("dpkg -i {} >/dev/null && dpkg -s capexec-it-hello | grep Status", deb.display()));
-        assert_eq!(String::from_utf8_lossy(&o.stdout), "Status: install ok installed\n", "{}", text(&o));
-        let mut c = command(who);
-        c.args(["commit"]).arg(&dir).arg("/usr/share/capexec-it-hello");
-        let o = output(c, T);
         assert!(o.status.success(), "{}", text(&o));
         assert_eq!(std::fs::read_to_string("/usr/share/capexec-it-hello/data").unwrap(), "data\n");
-        let status = std::process::Command::new("dpkg").args(["-s", "capexec-it-hello"]).output().unwrap();
-        assert!(!status.status.success(), "the host's dpkg database was not committed");
     }
+    let status = std::process::Command::new("dpkg").args(["-s", "capexec-it-hello"]).output().unwrap();
+    assert!(!status.status.success(), "the host's dpkg database was changed");
     let mut c = command(who);
     c.arg("discard").arg(&dir);
     assert!(output(c, T).status.success());
 });
+
+// `--copy-up` (rootless): a file of root's cannot be copied up by a
+// rootless overlay, so a write to it fails; copied into the layer ahead it
+// is the caller's there, and the program may rewrite it, the host
+// unchanged. What the caller may not read is not copied (but an empty lock
+// file is), nor a setuid file; a file the program deleted stays
+// deleted on the next run; copies left as they were are no change.
+#[test]
+fn copy_up_lets_a_rootless_run_rewrite_roots_files() {
+    require_root();
+    let (base, _cleanup) = scratch("copyup");
+    let tree = base.join("tree");
+    std::fs::create_dir_all(tree.join("sub")).unwrap();
+    std::fs::create_dir_all(tree.join("opq")).unwrap();
+    let files = [
+        ("opq/x", 0o644, "x\n"),
+        ("conf", 0o644, "a\n"),
+        ("lock", 0o600, ""),
+        ("secret", 0o600, "s\n"),
+        ("tool", 0o4755, "#!/bin/sh\n"),
+        ("sub/f", 0o644, "f\n"),
+        ("sub/g", 0o644, "g\n"),
+    ];
+    for (f, mode, data) in files {
+        std::fs::write(tree.join(f), data).unwrap();
+        std::fs::set_permissions(tree.join(f), std::os::unix::fs::PermissionsExt::from_mode(mode)).unwrap();
+    }
+    let dir = base.join("box");
+    std::fs::create_dir_all(&dir).unwrap();
+    chown_tree(&dir, test_user());
+    let before = snapshot(&tree);
+    let run = |copy: bool, script: &str| {
+        let mut c = command(As::User);
+        c.arg("run").arg("--overlay").arg(&dir);
+        if copy {
+            for f in ["conf", "lock", "secret", "tool", "sub", "opq"] {
+                c.arg("--copy-up").arg(tree.join(f));
+            }
+        }
+        c.args(["--", "/bin/sh", "-c", script]).current_dir(&tree);
+        output(c, T)
+    };
+    let o = run(false, "echo b >> conf");
+    assert!(!o.status.success() && text(&o).contains("Permission denied"), "{}", text(&o));
+    let o = run(
+        true,
+        "echo b >> conf && echo f2 >> sub/f && exec 3<>lock && rm sub/g && rm -r opq && mkdir opq && cat conf; cat secret 2>/dev/null || echo unreadable",
+    );
+    assert_eq!(String::from_utf8_lossy(&o.stdout), "a\nb\nunreadable\n", "{}", text(&o));
+    assert_eq!(snapshot(&tree), before, "the host tree changed");
+    let upper = capexec_decl::overlay::layer_dir(&dir, Path::new("/var")).join("upper").join(tree.strip_prefix("/var").unwrap());
+    assert!(!upper.join("tool").exists(), "a setuid file was copied");
+    assert!(!upper.join("secret").exists(), "a file the caller cannot read was copied");
+    // A second run copies nothing over what the first did or deleted.
+    let o = run(true, "cat conf sub/f; test -e sub/g || echo gone; ls opq");
+    assert_eq!(String::from_utf8_lossy(&o.stdout), "a\nb\nf\nf2\ngone\n", "{}", text(&o));
+    let mut c = command(As::User);
+    c.arg("diff").arg(&dir).arg(&tree);
+    let o = output(c, T);
+    let mut listed: Vec<String> = text(&o).lines().filter(|l| l.starts_with(['A', 'M', 'D', 'R'])).map(String::from).collect();
+    listed.sort();
+    let t = tree.display();
+    assert_eq!(listed, [format!("D {t}/opq/x"), format!("D {t}/sub/g"), format!("M {t}/conf"), format!("M {t}/sub/f"), format!("R {t}/opq/")], "{}", text(&o));
+}
 
 // Every way a program may try to reach a host file under --overlay lands in
 // the layers: a hard link then a write through it, a write through

@@ -60,6 +60,7 @@ complete -c capexec -n "__fish_capexec_using_subcommand run" -l unit -d 'Start f
 complete -c capexec -n "__fish_capexec_using_subcommand run" -l ro -d 'Make PATH visible read-only (repeatable; as root without --user, read as PATH\'s owner)' -r
 complete -c capexec -n "__fish_capexec_using_subcommand run" -l rw -d 'Make PATH visible read-write, not executable (repeatable; as root without --user, written as PATH\'s owner: what the program makes there is the owner\'s)' -r
 complete -c capexec -n "__fish_capexec_using_subcommand run" -l overlay -d 'Show the whole host filesystem and keep every write in layers in DIR, never on the host (see `capexec diff`, `commit`, `discard`; DIR is made if missing and may be reused)' -r
+complete -c capexec -n "__fish_capexec_using_subcommand run" -l copy-up -d 'With --overlay, rootless: copy PATH (a file or a tree) into the layers before the run, as yours, so that the program may rewrite in place what the host\'s root owns (overlayfs cannot copy such files up in a user namespace); --fakeroot copies the package tools\' state (repeatable)' -r
 complete -c capexec -n "__fish_capexec_using_subcommand run" -l hide -d 'Hide PATH (an empty, unreadable file or directory in its place; repeatable)' -r
 complete -c capexec -n "__fish_capexec_using_subcommand run" -l exec-path -d 'Make PATH visible read-only and executable (repeatable)' -r
 complete -c capexec -n "__fish_capexec_using_subcommand run" -l tmpfs -d 'Mount a fresh, empty tmpfs at PATH (repeatable)' -r

@@ -17,6 +17,31 @@ use std::path::{Path, PathBuf};
 /// /sys and /run are the host's machinery, not files a program makes.
 const NOT_OVERLAID: &[&str] = &["proc", "sys", "dev", "tmp", "run", "lost+found"];
 
+/// What Debian's package tools lock, append to and rewrite in place (so
+/// what a rootless fake root needs copied into its layer ahead: see
+/// spec::FsSpec::copy_up): dpkg's database, apt's state, caches and locks,
+/// debconf's and ucf's databases, their logs.
+pub const PACKAGE_STATE: &[&str] = &[
+    "/var/lib/dpkg",
+    "/var/lib/apt/extended_states",
+    "/var/lib/apt/lists/lock",
+    "/var/lib/apt/periodic",
+    "/var/cache/apt",
+    "/var/cache/debconf",
+    "/var/cache/ldconfig",
+    "/var/lib/ucf",
+    "/var/log/apt",
+    "/var/log/dpkg.log",
+    "/var/log/alternatives.log",
+    "/etc/ld.so.cache",
+];
+
+/// The extended attribute capexec gives a directory it made in a layer
+/// ahead of the program (a rootless fake root's skeleton, the parents of a
+/// copy_up): not a change of the program's when the host's directory is
+/// gone since.
+pub const AHEAD_XATTR: &std::ffi::CStr = c"user.capexec.ahead";
+
 /// Characters overlayfs's mount options cannot hold in a path.
 pub const UNSAFE_CHARS: &[char] = &[',', ':', '\\', '='];
 

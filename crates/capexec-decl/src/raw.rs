@@ -259,6 +259,7 @@ pub struct RawFilesystem {
     pub directories_user: Option<NameOrId>,
     pub as_owner: Option<Vec<String>>,
     pub overlay: Option<String>,
+    pub copy_up: Option<Vec<String>>,
     pub private_tmp: Option<bool>,
     pub dev: Option<String>,
     pub proc: Option<String>,

@@ -163,6 +163,13 @@ pub struct FsSpec {
     /// crate::overlay); `None`: no overlay.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub overlay: Option<PathBuf>,
+    /// Files (or trees of them) of an overlaid view that a rootless run
+    /// gets copied into its layer ahead, as its own, so that it may rewrite
+    /// them in place where overlayfs could not copy them up (their owner is
+    /// not mapped): see capexec_sandbox::layers. A fake root's include
+    /// crate::overlay::PACKAGE_STATE.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub copy_up: Vec<PathBuf>,
 }
 
 /// A directory of [`FsSpec::directories`].

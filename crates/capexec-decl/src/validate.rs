@@ -409,6 +409,29 @@ pub fn validate(name: &str, raw: &RawUnit, sources: Vec<PathBuf>, ctx: &Context)
             as_owner.push(p);
         }
     }
+    let mut copy_up = Vec::new();
+    for (i, raw_p) in fs.copy_up.iter().flatten().enumerate() {
+        let key = format!("filesystem.copy_up[{i}]");
+        let Some(p) = v.path(&key, raw_p) else { continue };
+        if overlay.is_none() {
+            v.err_help(&key, "copies go into an overlay's layer: there is none", "set filesystem.overlay (capexec run: --overlay DIR --copy-up PATH)");
+        } else if !mounts.iter().any(|(m, (k, _, _))| *k == MountKind::Overlay && p.starts_with(m)) {
+            v.err_help(
+                &key,
+                format!("{} is not in an overlaid directory (not /proc, /dev, /tmp, /sys, /run or a mount below a top-level directory)", p.display()),
+                "name a path the overlay covers",
+            );
+        } else if !copy_up.contains(&p) {
+            copy_up.push(p);
+        }
+    }
+    if exec.fakeroot == Some(true) && overlay.is_some() {
+        for p in crate::overlay::PACKAGE_STATE.iter().map(PathBuf::from) {
+            if !copy_up.contains(&p) {
+                copy_up.push(p);
+            }
+        }
+    }
     let private_tmp = fs.private_tmp.unwrap_or(true);
     if private_tmp {
         if let Some((_, _, Some(key))) = mounts.get(Path::new("/tmp")) {
@@ -652,7 +675,7 @@ pub fn validate(name: &str, raw: &RawUnit, sources: Vec<PathBuf>, ctx: &Context)
 
     // A preopened directory is what the view shows at its path (see
     // capexec-sandbox's plan): one the view masks would be an empty mask.
-    let filesystem = FsSpec { system, mounts, private_tmp, dev, proc, directories, directories_owner, as_owner, overlay };
+    let filesystem = FsSpec { system, mounts, private_tmp, dev, proc, directories, directories_owner, as_owner, overlay, copy_up };
     // Checked from the host: a TCP address must be the host's, a socket
     // path one the host sees where the service made it.
     for (i, a) in service.ready_address.iter().enumerate() {

@@ -735,4 +735,19 @@ fn a_fake_root_needs_an_overlay() {
     assert_eq!(e.key.as_deref(), Some("exec.fakeroot"), "{e}");
     let s = ok(&format!("{ARGV}[namespaces]\nuser = true\n[filesystem]\noverlay = \"/var/tmp/box\"\n").replace("[exec]\n", "[exec]\nfakeroot = true\n"));
     assert!(s.exec.fakeroot);
+    // A fake root gets the package tools' state copied in.
+    assert!(s.filesystem.copy_up.iter().any(|p| p == std::path::Path::new("/var/lib/dpkg")), "{:?}", s.filesystem.copy_up);
+}
+
+/// `filesystem.copy_up` copies into an overlay's layer: there must be one,
+/// and the path must be in it.
+#[test]
+fn copy_up_names_a_path_of_the_overlay() {
+    let e = one(&format!("{ARGV}[filesystem]\ncopy_up = [\"/etc/hosts\"]\n"));
+    assert_eq!(e.key.as_deref(), Some("filesystem.copy_up[0]"), "{e}");
+    assert!(e.to_string().contains("filesystem.overlay"), "{e}");
+    let e = one(&format!("{ARGV}[filesystem]\noverlay = \"/var/tmp/box\"\ncopy_up = [\"/proc/self\"]\n"));
+    assert!(e.to_string().contains("not in an overlaid directory"), "{e}");
+    let s = ok(&format!("{ARGV}[filesystem]\noverlay = \"/var/tmp/box\"\ncopy_up = [\"/etc/hosts\", \"/etc/hosts\"]\n"));
+    assert_eq!(s.filesystem.copy_up, [std::path::PathBuf::from("/etc/hosts")]);
 }

@@ -280,6 +280,7 @@ mod tests {
             directories_owner: None,
             as_owner: Vec::new(),
             overlay: None,
+            copy_up: Vec::new(),
             system: true,
             mounts: mounts.iter().map(|(p, k)| Mount { path: p.into(), kind: *k, optional: false }).collect(),
             private_tmp: true,

@@ -80,6 +80,11 @@ fn is_whiteout(m: &std::fs::Metadata) -> bool {
     m.file_type().is_char_device() && m.rdev() == 0
 }
 
+fn is_ahead(path: &Path) -> bool {
+    let c = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).unwrap_or_default();
+    matches!(capexec_sys::lgetxattr(&c, capexec_decl::overlay::AHEAD_XATTR), Ok(Some(v)) if v == b"y")
+}
+
 fn is_opaque(path: &Path) -> bool {
     let c = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).unwrap_or_default();
     matches!(capexec_sys::lgetxattr(&c, c"user.overlay.opaque"), Ok(Some(v)) if v == b"y")
@@ -112,7 +117,8 @@ fn differs(upper: &Path, um: &std::fs::Metadata, host: &Path, hm: &std::fs::Meta
     }
     match kind_of(um) {
         FileKind::Symlink => std::fs::read_link(upper).ok() != std::fs::read_link(host).ok(),
-        FileKind::File => um.len() != hm.len() || !same_bytes(upper, host),
+        // Two empty files are the same unread (a lock file of root's alone).
+        FileKind::File => um.len() != hm.len() || (um.len() != 0 && !same_bytes(upper, host)),
         _ => false,
     }
 }
@@ -186,6 +192,8 @@ fn walk(upper: &Path, host: &Path, state: Host, out: &mut Vec<Change>) -> Result
         let dirs = kind == FileKind::Directory && hm.as_ref().is_some_and(|m| m.is_dir());
         let hidden = dirs && (state == Host::Hidden || is_opaque(&u));
         let change = match &hm {
+            // Made by capexec, not the program, for a host directory gone since.
+            None if kind == FileKind::Directory && is_ahead(&u) => None,
             None => Some(ChangeKind::Added),
             Some(_) if hidden => Some(ChangeKind::Replaced),
             Some(hm) if dirs => (um.mode() & 0o7777 != hm.mode() & 0o7777).then_some(ChangeKind::Modified),

@@ -240,7 +240,7 @@ fn begin(plan: &SetupPlan, opts: &SpawnOptions) -> Result<Starting, LaunchError>
     resources::make_directories(plan)?;
     let (fds, appends) = resources::open_all(plan)?;
     let trees = resources::owner_trees(plan)?;
-    resources::make_layers(plan)?;
+    crate::layers::make_layers(plan)?;
     let tree_fds: Vec<(&std::path::Path, RawFd)> = trees.iter().map(|(p, fd)| (p.as_path(), fd.as_raw_fd())).collect();
     let mut raw_fds: Vec<RawFd> = opts.inherited.iter().copied().chain(fds.iter().map(|f| f.as_raw_fd())).collect();
     let (sync_rd, sync_wr) = pipe()?;

@@ -13,6 +13,7 @@ pub mod doctor;
 pub mod error;
 pub mod landlock_rules;
 pub mod launch;
+pub mod layers;
 pub mod mounts;
 pub mod netguard;
 pub mod noexec;

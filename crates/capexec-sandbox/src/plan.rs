@@ -11,6 +11,10 @@ use std::collections::BTreeSet;
 use std::ffi::CString;
 use std::path::{Path, PathBuf};
 
+/// Where a fake root finds the configuration capexec gives it (see
+/// SetupPlan::attach_fakeroot_config).
+pub const FAKEROOT_CONFIG_DIR: &str = "/run/capexec-fakeroot";
+
 #[derive(Debug, Clone)]
 pub struct SetupPlan {
     pub name: String,
@@ -38,6 +42,9 @@ pub struct SetupPlan {
     /// when their owner is not the service's user (`filesystem.as_owner`;
     /// see resources::owner_trees).
     pub as_owner: Vec<PathBuf>,
+    /// `filesystem.copy_up`: copied into the overlay layers ahead, rootless
+    /// (see crate::layers).
+    pub copy_up: Vec<PathBuf>,
     pub workdir: CString,
     pub hostname: Option<CString>,
     pub rlimits: Vec<(libc::__rlimit_resource_t, u64, u64)>,
@@ -354,6 +361,9 @@ pub fn compose(spec: &ServiceSpec, extras: &Extras) -> Result<SetupPlan, LaunchE
     if let Some(dir) = extras.credentials {
         p.attach_credentials(dir)?;
     }
+    if spec.exec.fakeroot {
+        p.attach_fakeroot_config()?;
+    }
     p.attach_files(extras.broker.view_files.clone());
     Ok(if extras.learning { p.into_learning(!extras.rootless) } else { p })
 }
@@ -595,6 +605,7 @@ fn plan_inheriting(
         groups: if spec.exec.fakeroot { Vec::new() } else { id.groups.clone() },
         mounts,
         as_owner,
+        copy_up: spec.filesystem.copy_up.clone(),
         workdir: cstring("working directory", &spec.exec.working_directory.to_string_lossy())?,
         hostname: if ns.uts { Some(cstring("hostname", &ns.hostname)?) } else { None },
         rlimits,
@@ -918,6 +929,18 @@ impl SetupPlan {
         self.mounts.push(MountStep::Secrets { path: dir.to_path_buf(), files });
         self.landlock.paths.push((dir.to_path_buf(), FsAccess::ReadOnly));
         self.set_env("CREDENTIALS_DIRECTORY", &dir.display().to_string())
+    }
+
+    /// A fake root's namespace maps one id: apt-get, which drops to its
+    /// `_apt` user to fetch (setgroups, seteuid 42), fails there. Told
+    /// through APT_CONFIG (read before apt's own configuration, which may
+    /// still override it) to fetch as root, from a read-only file only the
+    /// run sees: nothing lands in the layers or on the host.
+    fn attach_fakeroot_config(&mut self) -> Result<(), LaunchError> {
+        let dir = Path::new(FAKEROOT_CONFIG_DIR);
+        self.mounts.push(MountStep::Secrets { path: dir.to_path_buf(), files: vec![("apt.conf".into(), b"APT::Sandbox::User \"root\";\n".to_vec())] });
+        self.landlock.paths.push((dir.to_path_buf(), FsAccess::ReadOnly));
+        self.set_env("APT_CONFIG", &dir.join("apt.conf").display().to_string())
     }
 
     /// Sets one variable of the service's environment, replacing a value the

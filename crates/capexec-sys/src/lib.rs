@@ -839,6 +839,12 @@ pub fn lgetxattr(path: &CStr, name: &CStr) -> io::Result<Option<Vec<u8>>> {
     Ok(Some(buf))
 }
 
+/// Sets the extended attribute `name` of `path` itself (lsetxattr).
+pub fn lsetxattr(path: &CStr, name: &CStr, value: &[u8]) -> io::Result<()> {
+    // SAFETY: two valid NUL-terminated strings and a value of the length passed, all read during the call only.
+    check(unsafe { libc::lsetxattr(path.as_ptr(), name.as_ptr(), value.as_ptr().cast(), value.len(), 0) } as libc::c_long).map(drop)
+}
+
 /// openat(2) of `name` in `dir` with `flags` (O_CLOEXEC added) and `mode`.
 pub fn open_at(dir: BorrowedFd<'_>, name: &CStr, flags: libc::c_int, mode: libc::mode_t) -> io::Result<OwnedFd> {
     // SAFETY: `name` is a valid NUL-terminated string the kernel reads during the call.

@@ -469,6 +469,12 @@ pub struct RunArgs {
     /// and pip install into the layers (rootless too; `capexec commit` applies what you may write)
     #[arg(long, requires = "overlay")]
     pub fakeroot: bool,
+    /// With --overlay, rootless: copy PATH (a file or a tree) into the layers before the run, as
+    /// yours, so that the program may rewrite in place what the host's root owns (overlayfs cannot
+    /// copy such files up in a user namespace); --fakeroot copies the package tools' state
+    /// (repeatable)
+    #[arg(long = "copy-up", value_name = "PATH", requires = "overlay")]
+    pub copy_up: Vec<String>,
     /// After the run, list the sockets the program made and the addresses it connected, bound and
     /// sent to, each allowed or refused (always with --overlay)
     #[arg(long)]

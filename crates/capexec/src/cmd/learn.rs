@@ -42,6 +42,7 @@ fn run_args(a: &LearnArgs) -> RunArgs {
         exec_path: Vec::new(),
         overlay: None,
         fakeroot: false,
+        copy_up: Vec::new(),
         hide: Vec::new(),
         net_summary: false,
         tmpfs: Vec::new(),

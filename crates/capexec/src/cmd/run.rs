@@ -247,6 +247,7 @@ pub fn build_in(args: &RunArgs, mut ctx: Context, home: Option<&str>) -> Result<
     push(&mut fs.executable, args.exec_path.iter().map(|p| absolute(p)));
     push(&mut fs.tmpfs, args.tmpfs.iter().map(|p| absolute(p)));
     push(&mut fs.inaccessible, args.hide.iter().map(|p| absolute(p)));
+    push(&mut fs.copy_up, args.copy_up.iter().map(|p| absolute(p)));
     if let Some(dir) = &args.overlay {
         fs.overlay = Some(absolute(dir));
         // The host as the caller sees it: as root, root (in the run's own

@@ -1,0 +1,200 @@
+//! The layers of an overlaid run (`filesystem.overlay`), made by the caller
+//! before the clone: the upper and work directory of each overlay and,
+//! rootless, what overlayfs cannot do for the program in a user namespace.
+//!
+//! Rootless, overlayfs copies a host file up (to write, truncate, link or
+//! lock it) with its owner; a file of root's, or of anybody the namespace
+//! does not map, cannot be given its owner (EOVERFLOW), so the write fails,
+//! even for a fake root. Two things make up for it: every directory made
+//! ahead, owned by the caller (a fake root may then create, replace and
+//! remove anything: [`skeleton`]), and the files of `filesystem.copy_up`
+//! copied ahead, owned by the caller (the program may then rewrite them in
+//! place: [`copy_in`]; a fake root's default list is the state Debian's
+//! package tools lock and rewrite, capexec_decl::overlay::PACKAGE_STATE). As
+//! root neither is needed: the namespace maps root, and overlayfs copies up
+//! what it must itself.
+
+use crate::error::LaunchError;
+use crate::plan::MountStep;
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+/// Makes the upper and work directory of each overlay of the plan (see
+/// capexec_decl::overlay), the layer directory and its parents private
+/// (0700): what the program wrote is nobody else's to read. Rootless, the
+/// skeleton of a fake root and the copies of `copy_up` too.
+pub fn make_layers(plan: &crate::SetupPlan) -> Result<(), LaunchError> {
+    let mut overlays = Vec::new();
+    for step in &plan.mounts {
+        let MountStep::Overlay { path, layer } = step else { continue };
+        for d in [layer.join("upper"), layer.join("work")] {
+            std::fs::DirBuilder::new().recursive(true).mode(0o700).create(&d).map_err(|e| LaunchError::io("create the overlay layer", d.display(), e))?;
+        }
+        overlays.push((path.as_path(), layer.join("upper")));
+    }
+    if nix::unistd::geteuid().is_root() {
+        return Ok(());
+    }
+    if plan.inside.is_some() {
+        for (path, upper) in &overlays {
+            skeleton(path, upper);
+        }
+    }
+    let masks: Vec<&Path> = plan.mounts.iter().filter_map(|s| if let MountStep::Mask { path, .. } = s { Some(path.as_path()) } else { None }).collect();
+    for p in &plan.copy_up {
+        // The innermost overlay holding it (the caller's home is one inside /home's).
+        let Some((root, upper)) = overlays.iter().filter(|(o, _)| p.starts_with(o)).max_by_key(|(o, _)| o.components().count()) else { continue };
+        copy_in(p, root, upper, plan.uid, &masks);
+    }
+    Ok(())
+}
+
+/// Marks a directory capexec made in a layer ahead of the program (see
+/// capexec_decl::overlay::AHEAD_XATTR).
+fn mark_ahead(dir: &Path) {
+    if let Ok(c) = std::ffi::CString::new(dir.as_os_str().as_encoded_bytes()) {
+        let _ = capexec_sys::lsetxattr(&c, capexec_decl::overlay::AHEAD_XATTR, b"y");
+    }
+}
+
+fn is_opaque(path: &Path) -> bool {
+    let Ok(c) = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()) else { return false };
+    matches!(capexec_sys::lgetxattr(&c, c"user.overlay.opaque"), Ok(Some(v)) if v == b"y")
+}
+
+/// Whether the host's `rel` still shows through `upper`: no whiteout, file
+/// or opaque directory at or above it in the layer (what the program
+/// deleted stays deleted).
+fn shows_through(upper: &Path, rel: &Path) -> bool {
+    let mut at = upper.to_path_buf();
+    for c in rel.components() {
+        at.push(c);
+        match at.symlink_metadata() {
+            Err(_) => return true,
+            Ok(m) if !m.is_dir() || is_opaque(&at) => return false,
+            Ok(_) => {}
+        }
+    }
+    true
+}
+
+/// Every directory of the host's `lower` (this filesystem only) made ahead
+/// in `upper`, with its mode, owned by the caller: a merged directory in
+/// which the fake root may create, replace and remove what it likes. Made
+/// once: a directory there already is left as it is, and nothing is made
+/// below what the program deleted or replaced. Unreadable trees are skipped.
+fn skeleton(lower: &Path, upper: &Path) {
+    let Ok(dev) = lower.metadata().map(|m| m.dev()) else { return };
+    // DIR of DIR/layers/NAME/upper.
+    let overlay_dir = upper.ancestors().nth(3);
+    let mut stack = vec![PathBuf::new()];
+    // Made writable first (a 0555 directory could not take its children),
+    // given their modes after, deepest first.
+    let mut made = Vec::new();
+    while let Some(rel) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(lower.join(&rel)) else { continue };
+        for e in entries.flatten() {
+            let Ok(m) = e.path().symlink_metadata() else { continue };
+            // Not the layers themselves (they may be below `lower`): a walk
+            // that made what it walks would never end.
+            if !m.is_dir() || m.dev() != dev || Some(e.path().as_path()) == overlay_dir {
+                continue;
+            }
+            let r = rel.join(e.file_name());
+            let dir = upper.join(&r);
+            match dir.symlink_metadata() {
+                Err(_) => {
+                    if std::fs::DirBuilder::new().mode(0o700).create(&dir).is_ok() {
+                        mark_ahead(&dir);
+                        // The permission bits and setgid (a directory's group inheritance); no setuid.
+                        made.push((dir, m.mode() & 0o3777));
+                    }
+                }
+                // Deleted or replaced by the program: nothing below comes back.
+                Ok(um) if !um.is_dir() || is_opaque(&dir) => continue,
+                Ok(_) => {}
+            }
+            stack.push(r);
+        }
+    }
+    for (dir, mode) in made.iter().rev() {
+        let _ = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(*mode));
+    }
+}
+
+/// Copies the regular files of the host's `path` (a file or a tree; this
+/// filesystem only, no link followed, nothing under `masks`) into `upper`,
+/// the layer of the overlay at `root`, where overlayfs could not copy them
+/// up itself: those not the caller's (`uid`), that the caller may read (or
+/// empty), without a setuid or setgid bit, not in the layer already and
+/// not deleted there. Each copy keeps the permission bits and times, owned by
+/// the caller; missing directories above take the host's modes. What
+/// cannot be read or made is left to overlayfs (the program's write then
+/// fails as without the copy).
+fn copy_in(path: &Path, root: &Path, upper: &Path, uid: u32, masks: &[&Path]) {
+    let Ok(top) = path.symlink_metadata() else { return };
+    let overlay_dir = upper.ancestors().nth(3);
+    let mut stack = vec![path.to_path_buf()];
+    let mut made = Vec::new();
+    while let Some(p) = stack.pop() {
+        if masks.iter().any(|m| p.starts_with(m)) || Some(p.as_path()) == overlay_dir {
+            continue;
+        }
+        let Ok(m) = p.symlink_metadata() else { continue };
+        if m.dev() != top.dev() {
+            continue;
+        }
+        if m.is_dir() {
+            if let Ok(entries) = std::fs::read_dir(&p) {
+                stack.extend(entries.flatten().map(|e| e.path()));
+            }
+            continue;
+        }
+        let Ok(rel) = p.strip_prefix(root) else { continue };
+        // A copy without its setuid or setgid bit would be a change the
+        // program did not make, one with it a setuid file of the caller's.
+        if !m.is_file() || m.uid() == uid || m.mode() & 0o6000 != 0 || !shows_through(upper, rel) {
+            continue;
+        }
+        let _ = copy_file(&p, &m, root, upper, rel, &mut made);
+    }
+    // Writable while the copies went in, given their modes after, deepest first.
+    for (dir, mode) in made.iter().rev() {
+        let _ = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(*mode));
+    }
+}
+
+fn copy_file(host: &Path, meta: &std::fs::Metadata, root: &Path, upper: &Path, rel: &Path, made: &mut Vec<(PathBuf, u32)>) -> std::io::Result<()> {
+    // An empty file is copied exactly without reading it: lock files are
+    // often root's alone (dpkg's 0640 lock), and opened for writing all the same.
+    let mut from: Box<dyn std::io::Read> = match std::fs::OpenOptions::new().read(true).custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK).open(host) {
+        Ok(f) => Box::new(f),
+        Err(_) if meta.len() == 0 => Box::new(std::io::empty()),
+        Err(e) => return Err(e),
+    };
+    // The directories above, as overlayfs would copy them up (modes, the
+    // caller as owner).
+    let mut at = upper.to_path_buf();
+    let mut on_host = root.to_path_buf();
+    for c in rel.parent().into_iter().flat_map(|p| p.components()) {
+        at.push(c);
+        on_host.push(c);
+        if at.symlink_metadata().is_err() {
+            let mode = on_host.symlink_metadata()?.mode() & 0o3777;
+            std::fs::DirBuilder::new().mode(0o700).create(&at)?;
+            mark_ahead(&at);
+            made.push((at.clone(), mode));
+        }
+    }
+    let dest = upper.join(rel);
+    let mut to = std::fs::OpenOptions::new().write(true).create_new(true).custom_flags(libc::O_NOFOLLOW).mode(0o600).open(&dest)?;
+    let copied = std::io::copy(&mut from, &mut to).and_then(|_| {
+        to.set_permissions(std::fs::Permissions::from_mode(meta.mode() & 0o777))?;
+        to.set_times(std::fs::FileTimes::new().set_accessed(meta.accessed()?).set_modified(meta.modified()?))
+    });
+    if copied.is_err() {
+        // Half a copy would hide the host's file.
+        let _ = std::fs::remove_file(&dest);
+    }
+    copied
+}
