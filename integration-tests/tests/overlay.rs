@@ -277,15 +277,38 @@ fn a_run_on_a_terminal_ends_with_the_review() {
 both!(an_overlaid_run_summarises_the_network, |who: As| {
     let (base, _cleanup) = scratch(&format!("netsum-{who:?}"));
     std::fs::create_dir_all(&base).unwrap();
+    // Datagrams with their address in sendmsg's message, and in the 3rd of
+    // sendmmsg's (glibc's resolver sends that way).
+    std::fs::write(
+        base.join("send.py"),
+        r#"import ctypes, socket, struct
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+try: s.sendmsg([b"x"], [], 0, ("192.0.2.2", 54))
+except OSError: pass
+class IOV(ctypes.Structure): _fields_ = [("base", ctypes.c_void_p), ("len", ctypes.c_size_t)]
+class MSG(ctypes.Structure): _fields_ = [("name", ctypes.c_void_p), ("namelen", ctypes.c_uint32), ("iov", ctypes.POINTER(IOV)), ("iovlen", ctypes.c_size_t),
+    ("control", ctypes.c_void_p), ("controllen", ctypes.c_size_t), ("flags", ctypes.c_int), ("pad", ctypes.c_int), ("len", ctypes.c_uint32)]
+data = ctypes.create_string_buffer(b"y")
+iov = IOV(ctypes.cast(data, ctypes.c_void_p), 1)
+names = [ctypes.create_string_buffer(struct.pack("=H", socket.AF_INET) + struct.pack("!H", 55 + i) + socket.inet_aton("192.0.2.3") + bytes(8)) for i in range(3)]
+msgs = (MSG * 3)(*[MSG(ctypes.cast(names[i], ctypes.c_void_p), 16 if i == 2 else 0, ctypes.pointer(iov), 1, None, 0, 0) for i in range(3)])
+assert ctypes.sizeof(MSG) == 64
+ctypes.CDLL(None).sendmmsg(s.fileno(), msgs, 3, 0)
+"#,
+    )
+    .unwrap();
     if who == As::User {
         chown_tree(&base, test_user());
     }
-    let prog = "use IO::Socket::INET; my $l = IO::Socket::INET->new(LocalAddr => '127.0.0.1:8080', Listen => 1); \
+    let prog = format!("use IO::Socket::INET; my $l = IO::Socket::INET->new(LocalAddr => '127.0.0.1:8080', Listen => 1); \
         my $c = IO::Socket::INET->new(PeerAddr => '127.0.0.1:8080'); my $s = IO::Socket::INET->new(PeerAddr => '10.1.2.3:80', Timeout => 1); \
         my $u = IO::Socket::INET->new(Proto => 'udp'); $u->send('x', 0, pack_sockaddr_in(53, inet_aton('192.0.2.1'))); \
-        system('/usr/bin/perl', '-e', 'use IO::Socket::INET; IO::Socket::INET->new(PeerAddr => q(10.9.9.9:81), Timeout => 1)'); \
-        print 'packet: ', (socket(my $p, 17, 3, 0) ? 'made' : 'refused'), \"\\n\"; print \"done\\n\";";
-    for flags in [vec!["--overlay".to_owned(), base.join("box").display().to_string()], vec!["--net-summary".to_owned()]] {
+        system('/usr/bin/perl', '-e', 'use IO::Socket::INET; IO::Socket::INET->new(PeerAddr => q(10.9.9.9:81), Timeout => 1)'); system('/usr/bin/python3', '{}'); \
+        print 'packet: ', (socket(my $p, 17, 3, 0) ? 'made' : 'refused'), \"\\n\"; print \"done\\n\";", base.join("send.py").display());
+    let prog = prog.as_str();
+    for flags in
+        [vec!["--overlay".to_owned(), base.join("box").display().to_string()], vec!["--net-summary".to_owned(), "--ro".to_owned(), base.display().to_string()]]
+    {
         let mut c = command(who);
         c.arg("run").args(&flags).args(["--", "/usr/bin/perl", "-e", prog]).current_dir(&base);
         let o = output(c, T);
@@ -294,7 +317,9 @@ both!(an_overlaid_run_summarises_the_network, |who: As| {
         // socket, which capexec's argument rules refuse, stays refused.
         assert!(o.status.success() && String::from_utf8_lossy(&o.stdout) == "packet: refused\ndone\n", "{who:?} {flags:?}: {}", text(&o));
         for line in [
-            "network: 5 socket(s) made by 2 process(es):",
+            "network: 6 socket(s) made by 3 process(es):",
+            "(python3): send udp:192.0.2.2:54: refused",
+            "(python3): send udp:192.0.2.3:57: refused",
             "(perl): connect tcp:10.9.9.9:81: refused",
             "(perl): socket inet/stream (x3)",
             "(perl): socket inet/dgram",

@@ -87,6 +87,23 @@ fn note(l: &Listener, n: &Notif, name: &str, capabilities: bool, obs: &mut Obser
             }
             return;
         }
+        // The address of each message (struct msghdr: msg_name at 0,
+        // msg_namelen at 8); sendmmsg's are 64 bytes apart (struct mmsghdr).
+        "sendmsg" | "sendmmsg" => {
+            let count = if name == "sendmsg" { 1 } else { a[2].min(SENDMMSG_READ) };
+            for i in 0..count {
+                let hdr = a[1].wrapping_add(i * 64);
+                let (Some(ptr), Some(len)) = (read_u64(n.tid, hdr), read_u64(n.tid, hdr.wrapping_add(8))) else { break };
+                if ptr == 0 {
+                    continue;
+                }
+                if let Some(addr) = sockaddr(l, n, ptr, len & 0xffff_ffff) {
+                    obs.net_event(process(n.tid), || comm(n.tid), "send", &addr);
+                    obs.connects.insert(addr);
+                }
+            }
+            return;
+        }
         "bind" | "connect" => {
             if let Some(addr) = sockaddr(l, n, a[1], a[2]) {
                 obs.net_event(process(n.tid), || comm(n.tid), name, &addr);
@@ -333,6 +350,10 @@ fn open_access(flags: u64) -> Access {
         Access::Read
     }
 }
+
+/// The most messages one sendmmsg sends (the kernel's UIO_MAXIOV): each is
+/// looked at, so that no address hides behind others.
+const SENDMMSG_READ: u64 = 1024;
 
 fn read_u64(tid: u32, addr: u64) -> Option<u64> {
     let mut b = [0u8; 8];

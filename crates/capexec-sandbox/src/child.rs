@@ -400,6 +400,22 @@ fn service_with(a: &ChildArgs, argv: &[std::ffi::CString], err_wr: RawFd, main: 
             }
         }
     } else {
+        if let Some(prog) = plan.watch.as_ref().filter(|_| main) {
+            // Taken out by the recorder as a learning listener is: sending
+            // it would be a sendmsg, which the filter hands to the listener.
+            // The listener is close-on-exec, and the program must not run
+            // before the recorder has it (its network calls would fail with
+            // ENOSYS): so a call the filter hands over, doing nothing, waits
+            // for the recorder to answer.
+            match crate::seccomp::install_with_listener(prog) {
+                Ok(l) => std::mem::forget(l),
+                Err(e) => {
+                    report(err_wr, &ChildError::io(Step::Seccomp, "install the network summary's filter", e));
+                    exit(127);
+                }
+            }
+            sys::bind_nothing();
+        }
         install_filters(plan, notify_tx.filter(|_| main), err_wr, main);
     }
     // SAFETY: argv/envp are NULL-terminated arrays of pointers into CStrings that

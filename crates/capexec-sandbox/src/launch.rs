@@ -177,12 +177,12 @@ pub fn spawn(plan: &SetupPlan) -> Result<Spawned, LaunchError> {
 /// [`spawn`] with the daemon's options: the service's stdio and its cgroups.
 pub fn spawn_with(plan: &SetupPlan, opts: &SpawnOptions) -> Result<Spawned, LaunchError> {
     let started = begin(plan, opts)?;
-    if plan.learn.is_some() {
+    if plan.learn.is_some() || plan.watch.is_some() {
         let pid = started.pid;
         let listener = take_learning_listener(pid, std::os::fd::AsFd::as_fd(&started.err_rd)).map_err(|e| kill_and_reap(pid, e))?;
         match (listener, opts.learner) {
             (Some(l), Some(learner)) => learner(l),
-            (Some(_), None) => return Err(kill_and_reap(pid, LaunchError::Plan("a learning plan needs a learner to answer its syscalls".into()))),
+            (Some(_), None) => return Err(kill_and_reap(pid, LaunchError::Plan("a learning or watched plan needs a learner to answer its syscalls".into()))),
             // The child reported an error before it installed the filter: read below.
             (None, _) => {}
         }
@@ -213,8 +213,8 @@ pub struct Starting {
 
 /// Starts the service of a plan that is not a learning run (see [`Starting`]).
 pub fn start(plan: &SetupPlan, opts: &SpawnOptions) -> Result<Starting, LaunchError> {
-    if plan.learn.is_some() {
-        return Err(LaunchError::Plan("a learning run is started with spawn_with and a learner".into()));
+    if plan.learn.is_some() || plan.watch.is_some() {
+        return Err(LaunchError::Plan("a learning or watched run is started with spawn_with and a learner".into()));
     }
     begin(plan, opts)
 }

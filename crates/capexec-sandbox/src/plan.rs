@@ -88,6 +88,11 @@ pub struct SetupPlan {
     /// which hands every syscall to the recorder, instead of the allowlist and
     /// the broker's filter; Landlock is not applied.
     pub learn: Option<BpfProgram>,
+    /// The network summary (`capexec run --net-summary`): a filter that
+    /// hands the network calls to a recorder, which notes them and lets them
+    /// run. Taken out of the service like a learning run's listener (see
+    /// crate::child), so that sendmsg can be among them.
+    pub watch: Option<BpfProgram>,
     pub program: CString,
     pub argv: Vec<CString>,
     /// Complete environment; `LISTEN_PID=` (if present) is completed by the service
@@ -333,7 +338,7 @@ pub struct Extras<'a> {
 }
 
 /// The calls `Extras::watch_network` hands over.
-const WATCHED_NETWORK: [libc::c_long; 4] = [libc::SYS_socket, libc::SYS_connect, libc::SYS_bind, libc::SYS_sendto];
+const WATCHED_NETWORK: [libc::c_long; 6] = [libc::SYS_socket, libc::SYS_connect, libc::SYS_bind, libc::SYS_sendto, libc::SYS_sendmsg, libc::SYS_sendmmsg];
 
 /// The plan for `spec` launched with `extras`: built once, here.
 pub fn compose(spec: &ServiceSpec, extras: &Extras) -> Result<SetupPlan, LaunchError> {
@@ -344,7 +349,7 @@ pub fn compose(spec: &ServiceSpec, extras: &Extras) -> Result<SetupPlan, LaunchE
                 "the network summary cannot watch a run whose broker answers its network calls ([broker] grants): leave out --net-summary".into(),
             ));
         }
-        p.notify_seccomp = Some(seccomp::notify_filter(&WATCHED_NETWORK.map(|n| n as u32)));
+        p.watch = Some(seccomp::notify_filter(&WATCHED_NETWORK.map(|n| n as u32)));
     }
     match &extras.notify {
         Notify::None => {}
@@ -632,6 +637,7 @@ fn plan_inheriting(
         directories: spec.filesystem.directories.iter().map(|d| (d.path.clone(), d.mode)).collect(),
         directories_owner: spec.filesystem.directories_owner.unwrap_or((id.uid, id.gid)),
         learn: None,
+        watch: None,
         program,
         argv,
         env: env_c,
@@ -858,6 +864,7 @@ impl SetupPlan {
             self.env.retain(|e| !e.to_bytes().starts_with(BROKER_FD_ENV.as_bytes()));
         }
         self.learn = Some(seccomp::learn_filter());
+        self.watch = None;
         self
     }
 

@@ -839,6 +839,14 @@ pub fn lgetxattr(path: &CStr, name: &CStr) -> io::Result<Option<Vec<u8>>> {
     Ok(Some(buf))
 }
 
+/// bind(-1, NULL, 0): a call that does nothing (EBADF) but, under a filter
+/// that hands bind to a seccomp listener, waits until whoever holds the
+/// listener answers it.
+pub fn bind_nothing() {
+    // SAFETY: no pointer the kernel would follow (NULL with length 0) and no fd.
+    unsafe { libc::bind(-1, std::ptr::null(), 0) };
+}
+
 /// Sets the extended attribute `name` of `path` itself (lsetxattr).
 pub fn lsetxattr(path: &CStr, name: &CStr, value: &[u8]) -> io::Result<()> {
     // SAFETY: two valid NUL-terminated strings and a value of the length passed, all read during the call only.

@@ -156,11 +156,19 @@ fn launch_planned(spec: &ServiceSpec, plan: capexec_sandbox::SetupPlan, mut hand
     let on_spawned = handoff.on_spawned.take();
     let on_clone = on_spawned.as_deref();
     let on_started = handoff.on_started.take();
-    let net_watch = handoff.net_watch.take();
+    // The network summary's recorder gets its listener while the service
+    // waits for it, before exec.
+    let net_watch = std::cell::RefCell::new(handoff.net_watch.take());
+    let watcher = |listener| {
+        if let Some(watch) = net_watch.borrow_mut().take() {
+            watch(listener);
+        }
+    };
+    let learner = plan.watch.is_some().then_some(&watcher as &dyn Fn(std::os::fd::OwnedFd));
     let cgroup_procs: Vec<std::path::PathBuf> = cgroup.map(|c| c.service.join("cgroup.procs")).into_iter().collect();
     let spawned = capexec_sandbox::spawn_with(
         &plan,
-        &capexec_sandbox::SpawnOptions { inherited: &inherited, cgroup_procs: &cgroup_procs, on_clone, ..Default::default() },
+        &capexec_sandbox::SpawnOptions { inherited: &inherited, cgroup_procs: &cgroup_procs, on_clone, learner, ..Default::default() },
     );
     // The service has its copies; capexec keeps none of systemd's sockets.
     drop(handoff.fds);
@@ -170,12 +178,6 @@ fn launch_planned(spec: &ServiceSpec, plan: capexec_sandbox::SetupPlan, mut hand
                 f(pid);
             }
             let mut running = None;
-            // The plan has no broker's listener when it watches the network.
-            if let Some(watch) = net_watch.filter(|_| broker.is_none()) {
-                if let Some(l) = s.listener.take() {
-                    watch(l);
-                }
-            }
             if let Some(b) = broker {
                 let ch = capexec_broker::Channels {
                     listener: s.listener.take(),
