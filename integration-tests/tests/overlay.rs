@@ -338,6 +338,100 @@ ctypes.CDLL(None).sendmmsg(s.fileno(), msgs, 3, 0)
     assert!(!String::from_utf8_lossy(&o.stderr).contains("network:"), "{}", text(&o));
 });
 
+// The summary of a run with a broker, rootless and as root: the kernel lets
+// a filter chain have one seccomp listener, so the broker is handed the
+// network calls and tells of them (those it answers and those it only
+// watches), in the same words as the recorder. With [broker] grants (the
+// broker connects) and with --net host (the broker binds).
+both!(a_brokered_run_summarises_the_network, |who: As| {
+    let (base, _cleanup) = scratch(&format!("netsum-broker-{who:?}"));
+    std::fs::create_dir_all(&base).unwrap();
+    let server = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let granted = server.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for mut s in server.incoming().flatten() {
+            let _ = std::io::Write::write_all(&mut s, b"hello");
+        }
+    });
+    let (refused, bind_ok, bind_refused, udp) = (unused_port(), unused_port(), unused_port(), unused_port());
+    // What each run tries: connects (one in a child process), binds, a
+    // datagram by sendmsg and a Unix connect.
+    std::fs::write(
+        base.join("net.py"),
+        format!(
+            r#"import socket, subprocess, sys
+def attempt(what, f):
+    try: f(); print(what, "ok")
+    except OSError as e: print(what, "failed", e.errno)
+c = socket.socket()
+attempt("granted", lambda: (c.connect(("127.0.0.1", {granted})), c.recv(5)))
+attempt("refused", lambda: socket.socket().connect(("127.0.0.1", {refused})))
+attempt("bind", lambda: socket.socket().bind(("127.0.0.1", {bind_ok})))
+attempt("bind2", lambda: socket.socket().bind(("127.0.0.1", {bind_refused})))
+attempt("send", lambda: socket.socket(socket.AF_INET, socket.SOCK_DGRAM).sendmsg([b"x"], [], 0, ("127.0.0.1", {udp})))
+attempt("unix", lambda: socket.socket(socket.AF_UNIX).connect("/run/capexec-it-none.sock"))
+sys.stdout.flush()
+subprocess.run(["/usr/bin/perl", "-e", "use IO::Socket::INET; IO::Socket::INET->new(PeerAddr => q(127.0.0.1:{refused}))"])
+"#
+        ),
+    )
+    .unwrap();
+    if who == As::User {
+        chown_tree(&base, test_user());
+    }
+    let unit = test_unit(
+        &format!("netsum-{who:?}"),
+        &format!("[namespaces]\nnet = \"none\"\n\n[broker.net]\nconnect = [\"tcp:127.0.0.1:{granted}\"]\nbind = [\"tcp:127.0.0.1:{bind_ok}\"]\n"),
+    );
+    let grants = vec!["--unit".to_owned(), unit.display().to_string()];
+    let host = vec!["--net".to_owned(), "host".to_owned(), "--bind-tcp".to_owned(), bind_ok.to_string()];
+    for (flags, outcome, lines) in [
+        (
+            &grants,
+            "granted ok\nrefused failed 13\nbind ok\nbind2 failed 13\nsend ok\nunix failed 2\n",
+            vec![
+                format!("(python3): connect tcp:127.0.0.1:{granted}: allowed"),
+                format!("(python3): connect tcp:127.0.0.1:{refused}: refused"),
+                format!("(python3): bind tcp:127.0.0.1:{bind_ok}: allowed"),
+                format!("(python3): bind tcp:127.0.0.1:{bind_refused}: refused"),
+                format!("(python3): send udp:127.0.0.1:{udp}: allowed, in the run's own network"),
+                "(python3): connect unix:/run/capexec-it-none.sock: refused".to_owned(),
+                format!("(perl): connect tcp:127.0.0.1:{refused}: refused"),
+                "(python3): socket inet/stream (x4)".to_owned(),
+                "(perl): socket inet/stream".to_owned(),
+            ],
+        ),
+        (
+            &host,
+            "granted failed 13\nrefused failed 13\nbind ok\nbind2 failed 13\nsend ok\nunix failed 2\n",
+            vec![
+                format!("(python3): connect tcp:127.0.0.1:{granted}: refused (Landlock allows no TCP connect to port {granted}); to allow it: --connect-tcp {granted}"),
+                format!("(python3): bind tcp:127.0.0.1:{bind_ok}: allowed"),
+                format!("(python3): bind tcp:127.0.0.1:{bind_refused}: refused (Landlock allows no TCP bind to port {bind_refused}); to allow it: --bind-tcp {bind_refused}"),
+                format!("(python3): send udp:127.0.0.1:{udp}: allowed\n"),
+                format!("(perl): connect tcp:127.0.0.1:{refused}: refused"),
+            ],
+        ),
+    ] {
+        let mut c = command(who);
+        c.arg("run").args(flags).args(["--net-summary", "--ro"]).arg(&base).args(["--", "/usr/bin/python3"]).arg(base.join("net.py"));
+        let o = output(c, T);
+        let (out, err) = (String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
+        assert!(o.status.success() && out.starts_with(outcome), "{who:?} {flags:?}: {}", text(&o));
+        assert!(err.contains("network: ") && err.contains("made by 2 process(es):"), "{who:?} {flags:?}: {err}");
+        for line in &lines {
+            assert!(err.contains(line.as_str()), "{who:?} {flags:?}: no {line:?} in:\n{err}");
+        }
+        // A failing program's status is the run's: nothing after the run
+        // makes a call the broker's filter (which capexec then runs under)
+        // refuses, such as isatty's ioctl, which killed it with SIGSYS.
+        let mut c = command(who);
+        c.arg("run").args(flags).args(["--", "/bin/sh", "-c", "exit 3"]);
+        let o = output(c, T);
+        assert_eq!(o.status.code(), Some(3), "{who:?} {flags:?}: {}", text(&o));
+    }
+});
+
 /// A wheel of one module, `capexec_it_hello`, made by hand (a zip with its
 /// metadata): what `pip install --no-index` takes from a file.
 fn wheel(dir: &Path) -> PathBuf {
@@ -384,9 +478,14 @@ both!(fakeroot_installs_packages_into_the_layers, |who: As| {
     std::fs::create_dir_all(&base).unwrap();
     let whl = wheel(&base);
     let (hello, by_apt) = (deb(&base, "capexec-it-hello"), deb(&base, "capexec-it-byapt"));
+    // A directory nobody may list, as the work directory of another run's
+    // overlay is: the fake root's skeleton must not copy it into the layer
+    // as the caller's own, where `capexec diff` could not read it.
+    std::fs::create_dir_all(base.join("other/work/work")).unwrap();
     if who == As::User {
         chown_tree(&base, test_user());
     }
+    set_mode(&base.join("other/work/work"), 0);
     let dir = base.join("box");
     let run = |script: &str| {
         let mut c = command(who);

@@ -201,6 +201,27 @@ pub struct Broker {
     /// ([`Report`]), instead of the service's log, which the service writes
     /// too and so could forge a refusal in.
     reports: Option<OwnedFd>,
+    /// `capexec run --net-summary`: the kernel lets a filter chain have one
+    /// listener only, so with a broker its filter hands it the network calls
+    /// a recorder would watch (`capexec_sandbox::plan::compose`), and it
+    /// tells of each here, whatever it answers.
+    pub(crate) net_seen: Option<std::sync::mpsc::Sender<NetSeen>>,
+    /// The calls this broker answers (what its filter hands it, but for
+    /// those it is handed only for the network summary).
+    pub(crate) brokered: Vec<u32>,
+}
+
+/// A network call of the service's, as the network summary counts it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NetSeen {
+    /// The calling process (thread group), as the broker's pid namespace sees it.
+    pub pid: i32,
+    pub comm: String,
+    /// "socket", "bind", "connect" or "send" (`Notif::net_op`).
+    pub op: &'static str,
+    /// The socket's kind (`capexec_decl::grants::socket_kind`) or the
+    /// address (`describe_sockaddr`).
+    pub what: String,
 }
 
 /// A refusal as the broker sends it to the daemon's denial trail: one line,
@@ -275,6 +296,8 @@ impl Broker {
             appender,
             log_budget: std::sync::Mutex::new((std::time::Instant::now(), 0, 0)),
             reports: None,
+            net_seen: None,
+            brokered: brokered_syscalls(service),
         })
     }
 
@@ -294,6 +317,12 @@ impl Broker {
     /// waited for.
     pub fn report_to(&mut self, pipe: OwnedFd) {
         self.reports = Some(pipe);
+    }
+
+    /// Tells `tx` of each network call the service's filter hands the broker
+    /// (see [`NetSeen`]).
+    pub fn watch_network(&mut self, tx: std::sync::mpsc::Sender<NetSeen>) {
+        self.net_seen = Some(tx);
     }
 
     /// Logs a refusal: the unit, the call with its argument, why, and what in

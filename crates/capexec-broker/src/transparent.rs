@@ -15,7 +15,7 @@ use crate::Broker;
 use capexec_decl::grants::Proto;
 use capexec_sys::notify::{self as remote, Listener, Notif};
 use std::net::SocketAddr;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::sync::Arc;
 
 /// What to tell the kernel about one notification.
@@ -129,6 +129,14 @@ pub fn serve(broker: Arc<Broker>, listener: Arc<Listener>) {
 }
 
 fn handle(b: &Arc<Broker>, l: &Arc<Listener>, c: &Connector, p: &mut Pidfds, n: Notif) -> Answer {
+    if let Some(tx) = &b.net_seen {
+        watched(tx, l, p, n);
+        if !b.brokered.contains(&(n.nr as u32)) {
+            // Here only for the summary (Broker::watch_network): the kernel
+            // decides, as for any call the broker does not answer.
+            return Answer::Pass;
+        }
+    }
     let a = n.args;
     match n.nr {
         libc::SYS_openat => open(b, l, n, a[1], a[2] as i32, a[3] as u32, "openat"),
@@ -139,6 +147,33 @@ fn handle(b: &Arc<Broker>, l: &Arc<Listener>, c: &Connector, p: &mut Pidfds, n: 
         libc::SYS_connect => net_call(b, l, c, p, n, NetOp::Connect),
         libc::SYS_listen => listen(b, l, p, n),
         _ => Answer::Fail(libc::ENOSYS),
+    }
+}
+
+/// Tells the network summary of a network call: the socket it makes or each
+/// address it names, worded as capexec-learn's recorder words those it sees.
+fn watched(tx: &std::sync::mpsc::Sender<crate::NetSeen>, l: &Listener, p: &mut Pidfds, n: Notif) {
+    let Some(op) = n.net_op() else { return };
+    let mut found = Vec::new();
+    if op == "socket" {
+        found.push(capexec_decl::grants::socket_kind(n.args[0] as i32, n.args[1] as i32));
+    } else {
+        let addresses = n.addresses();
+        if addresses.is_empty() {
+            return;
+        }
+        // The socket's type decides tcp or udp.
+        let fd = p.getfd(l, n, n.args[0] as i32).ok();
+        let datagram = fd.and_then(|s| capexec_sys::socket::getsockopt_int(s.as_fd(), libc::SOL_SOCKET, libc::SO_TYPE).ok()) == Some(libc::SOCK_DGRAM);
+        found.extend(addresses.iter().filter_map(|a| capexec_decl::grants::describe_sockaddr(a, datagram)));
+    }
+    if !l.id_valid(n.id) {
+        return;
+    }
+    let (pid, comm) = (n.process(), n.comm());
+    for what in found {
+        // The receiver gone (the run is ending) leaves nothing to tell.
+        let _ = tx.send(crate::NetSeen { pid, comm: comm.clone(), op, what });
     }
 }
 

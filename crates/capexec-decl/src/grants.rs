@@ -179,6 +179,57 @@ impl std::fmt::Display for NetGrant {
     }
 }
 
+/// A socket address as the kernel takes it (a `struct sockaddr` of the
+/// family's layout, `buf` as long as the caller said) in the words of
+/// observations and fixes: `tcp:1.2.3.4:80`, `udp:[::1]:53` (`datagram`: the
+/// socket is SOCK_DGRAM), `unix:/run/x.sock`, `unix:@abstract`. `None` for
+/// other families and addresses too short for theirs. One wording for the
+/// learning recorder and the broker, whose observations meet in one summary.
+pub fn describe_sockaddr(buf: &[u8], datagram: bool) -> Option<String> {
+    let proto = if datagram { "udp" } else { "tcp" };
+    let family = u16::from_ne_bytes([*buf.first()?, *buf.get(1)?]) as i32;
+    match family {
+        libc::AF_INET if buf.len() >= 8 => {
+            let port = u16::from_be_bytes([buf[2], buf[3]]);
+            Some(format!("{proto}:{}.{}.{}.{}:{port}", buf[4], buf[5], buf[6], buf[7]))
+        }
+        libc::AF_INET6 if buf.len() >= 24 => {
+            let port = u16::from_be_bytes([buf[2], buf[3]]);
+            let ip = std::net::Ipv6Addr::from(<[u8; 16]>::try_from(&buf[8..24]).ok()?);
+            Some(format!("{proto}:[{ip}]:{port}"))
+        }
+        libc::AF_UNIX => {
+            let path = &buf[2..];
+            match path.first() {
+                Some(0) => Some(format!("unix:@{}", String::from_utf8_lossy(&path[1..]).trim_end_matches('\0'))),
+                Some(_) => Some(format!("unix:{}", String::from_utf8_lossy(path.split(|b| *b == 0).next().unwrap_or_default()))),
+                None => None,
+            }
+        }
+        _ => None,
+    }
+}
+
+/// A socket as socket(2) was asked for it (`domain`, `ty` with its flags),
+/// in the words of observations: `inet/stream`, `unix/dgram`, `family 17/raw`.
+pub fn socket_kind(domain: i32, ty: i32) -> String {
+    let d = match domain {
+        libc::AF_UNIX => "unix".to_owned(),
+        libc::AF_INET => "inet".to_owned(),
+        libc::AF_INET6 => "inet6".to_owned(),
+        libc::AF_NETLINK => "netlink".to_owned(),
+        other => format!("family {other}"),
+    };
+    let t = match ty & 0xf {
+        libc::SOCK_STREAM => "stream".to_owned(),
+        libc::SOCK_DGRAM => "dgram".to_owned(),
+        libc::SOCK_SEQPACKET => "seqpacket".to_owned(),
+        libc::SOCK_RAW => "raw".to_owned(),
+        other => format!("type {other}"),
+    };
+    format!("{d}/{t}")
+}
+
 /// An IPv4-mapped IPv6 address (`::ffff:a.b.c.d`) is the IPv4 address it maps:
 /// grants are checked on what the kernel will actually reach.
 pub fn canonical(ip: IpAddr) -> IpAddr {
@@ -316,6 +367,22 @@ mod tests {
 
     fn fs(p: &str) -> FsGrant {
         FsGrant { pattern: p.into(), base: PathBuf::from("/"), rights: FsRights::default() }
+    }
+
+    #[test]
+    fn socket_addresses_are_described_as_grants_name_them() {
+        let v4 = [(libc::AF_INET as u16).to_ne_bytes().as_slice(), &53u16.to_be_bytes(), &[192, 0, 2, 1], &[0; 8]].concat();
+        assert_eq!(describe_sockaddr(&v4, true).as_deref(), Some("udp:192.0.2.1:53"));
+        assert_eq!(describe_sockaddr(&v4[..7], true), None, "shorter than a sockaddr_in's address");
+        let mut v6 = [(libc::AF_INET6 as u16).to_ne_bytes().as_slice(), &443u16.to_be_bytes(), &[0; 4]].concat();
+        v6.extend(std::net::Ipv6Addr::LOCALHOST.octets());
+        assert_eq!(describe_sockaddr(&v6, false).as_deref(), Some("tcp:[::1]:443"));
+        let unix = |p: &[u8]| [(libc::AF_UNIX as u16).to_ne_bytes().as_slice(), p].concat();
+        assert_eq!(describe_sockaddr(&unix(b"/run/x.sock\0junk"), false).as_deref(), Some("unix:/run/x.sock"));
+        assert_eq!(describe_sockaddr(&unix(b"\0name"), true).as_deref(), Some("unix:@name"));
+        assert_eq!(describe_sockaddr(&unix(b""), false), None, "an unnamed Unix address");
+        assert_eq!(describe_sockaddr(&(libc::AF_PACKET as u16).to_ne_bytes(), false), None);
+        assert_eq!(describe_sockaddr(&[1], false), None);
     }
 
     #[test]

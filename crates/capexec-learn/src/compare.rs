@@ -140,7 +140,9 @@ fn path_fix(path: &str, acc: &BTreeSet<Access>, existed: bool, exists: &impl Fn(
 }
 
 /// Parses `tcp:ADDR:PORT` / `udp:[ADDR]:PORT` as the recorder writes them.
-fn inet(a: &str) -> Option<(capexec_decl::grants::Proto, SocketAddr)> {
+/// An address as observations word it (`tcp:127.0.0.1:80`), parsed; `None`
+/// for Unix addresses.
+pub fn inet(a: &str) -> Option<(capexec_decl::grants::Proto, SocketAddr)> {
     let (proto, rest) = a.split_once(':')?;
     let proto = match proto {
         "tcp" => capexec_decl::grants::Proto::Tcp,

@@ -75,6 +75,19 @@ impl Observations {
             self.network.push(NetEvent { pid, comm: comm(), op: op.to_owned(), what: what.to_owned(), count: 1 });
         }
     }
+
+    /// A network call of process `pid`: a socket made (`what` its kind), or
+    /// a bind, connect or addressed send ("send", judged as a connect is) to
+    /// the address `what`: counted, and the kind or address kept.
+    pub fn net_call(&mut self, pid: i32, comm: impl FnOnce() -> String, op: &str, what: String) {
+        self.net_event(pid, comm, op, &what);
+        let set = match op {
+            "socket" => &mut self.sockets,
+            "bind" => &mut self.binds,
+            _ => &mut self.connects,
+        };
+        set.insert(what);
+    }
 }
 
 impl Observations {

@@ -73,43 +73,8 @@ fn note(l: &Listener, n: &Notif, name: &str, capabilities: bool, obs: &mut Obser
         }
         "symlink" => (AT_FDCWD, a[1], Access::Create),
         "symlinkat" => (a[1] as i64, a[2], Access::Create),
-        "socket" => {
-            let kind = socket_kind(a[0] as i32, a[1] as i32);
-            obs.net_event(process(n.tid), || comm(n.tid), "socket", &kind);
-            obs.sockets.insert(kind);
-            return;
-        }
-        // A datagram to an explicit address is a connect as a grant names it.
-        "sendto" if a[4] != 0 => {
-            if let Some(addr) = sockaddr(l, n, a[4], a[5]) {
-                obs.net_event(process(n.tid), || comm(n.tid), "send", &addr);
-                obs.connects.insert(addr);
-            }
-            return;
-        }
-        // The address of each message (struct msghdr: msg_name at 0,
-        // msg_namelen at 8); sendmmsg's are 64 bytes apart (struct mmsghdr).
-        "sendmsg" | "sendmmsg" => {
-            let count = if name == "sendmsg" { 1 } else { a[2].min(SENDMMSG_READ) };
-            for i in 0..count {
-                let hdr = a[1].wrapping_add(i * 64);
-                let (Some(ptr), Some(len)) = (read_u64(n.tid, hdr), read_u64(n.tid, hdr.wrapping_add(8))) else { break };
-                if ptr == 0 {
-                    continue;
-                }
-                if let Some(addr) = sockaddr(l, n, ptr, len & 0xffff_ffff) {
-                    obs.net_event(process(n.tid), || comm(n.tid), "send", &addr);
-                    obs.connects.insert(addr);
-                }
-            }
-            return;
-        }
-        "bind" | "connect" => {
-            if let Some(addr) = sockaddr(l, n, a[1], a[2]) {
-                obs.net_event(process(n.tid), || comm(n.tid), name, &addr);
-                let set = if name == "bind" { &mut obs.binds } else { &mut obs.connects };
-                set.insert(addr);
-            }
+        "socket" | "bind" | "connect" | "sendto" | "sendmsg" | "sendmmsg" => {
+            net_call(l, n, obs);
             return;
         }
         "capset" if capabilities => {
@@ -351,80 +316,33 @@ fn open_access(flags: u64) -> Access {
     }
 }
 
-/// The most messages one sendmmsg sends (the kernel's UIO_MAXIOV): each is
-/// looked at, so that no address hides behind others.
-const SENDMMSG_READ: u64 = 1024;
-
 fn read_u64(tid: u32, addr: u64) -> Option<u64> {
     let mut b = [0u8; 8];
     (remote::read_mem(tid, addr, &mut b).ok()? == 8).then(|| u64::from_ne_bytes(b))
 }
 
-fn socket_kind(domain: i32, ty: i32) -> String {
-    let d = match domain {
-        libc::AF_UNIX => "unix".to_owned(),
-        libc::AF_INET => "inet".to_owned(),
-        libc::AF_INET6 => "inet6".to_owned(),
-        libc::AF_NETLINK => "netlink".to_owned(),
-        other => format!("family {other}"),
-    };
-    let t = match ty & 0xf {
-        libc::SOCK_STREAM => "stream".to_owned(),
-        libc::SOCK_DGRAM => "dgram".to_owned(),
-        libc::SOCK_SEQPACKET => "seqpacket".to_owned(),
-        libc::SOCK_RAW => "raw".to_owned(),
-        other => format!("type {other}"),
-    };
-    format!("{d}/{t}")
-}
-
-/// The address of a bind or connect as a grant would name it
-/// (`tcp:127.0.0.1:6379`, `udp:[::1]:53`, `unix:/run/x.sock`).
-fn sockaddr(l: &Listener, n: &Notif, ptr: u64, len: u64) -> Option<String> {
-    let len = (len as usize).min(128);
-    let mut buf = vec![0u8; len];
-    let got = remote::read_mem(n.tid, ptr, &mut buf).ok()?;
-    buf.truncate(got);
+/// A network call (see `Notif::net_op`): the socket it makes or each
+/// address it names, worded as the broker words those it answers.
+fn net_call(l: &Listener, n: &Notif, obs: &mut Observations) {
+    let Some(op) = n.net_op() else { return };
+    if op == "socket" {
+        obs.net_call(n.process(), || n.comm(), op, capexec_decl::grants::socket_kind(n.args[0] as i32, n.args[1] as i32));
+        return;
+    }
+    let addresses = n.addresses();
+    if addresses.is_empty() {
+        return;
+    }
     // The socket's type decides tcp or udp: look at the thread's own fd.
     let ty = remote::pidfd_open(n.tid).ok().and_then(|p| remote::pidfd_getfd(&p, n.args[0] as i32).ok()).and_then(|s| sock_type(&s));
-    if !l.id_valid(n.id) || buf.len() < 2 {
-        return None;
+    if !l.id_valid(n.id) {
+        return;
     }
-    let proto = if ty == Some(libc::SOCK_DGRAM) { "udp" } else { "tcp" };
-    let family = u16::from_ne_bytes([buf[0], buf[1]]) as i32;
-    match family {
-        libc::AF_INET if buf.len() >= 8 => {
-            let port = u16::from_be_bytes([buf[2], buf[3]]);
-            Some(format!("{proto}:{}.{}.{}.{}:{port}", buf[4], buf[5], buf[6], buf[7]))
+    for a in addresses {
+        if let Some(addr) = capexec_decl::grants::describe_sockaddr(&a, ty == Some(libc::SOCK_DGRAM)) {
+            obs.net_call(n.process(), || n.comm(), op, addr);
         }
-        libc::AF_INET6 if buf.len() >= 24 => {
-            let port = u16::from_be_bytes([buf[2], buf[3]]);
-            let ip = std::net::Ipv6Addr::from(<[u8; 16]>::try_from(&buf[8..24]).ok()?);
-            Some(format!("{proto}:[{ip}]:{port}"))
-        }
-        libc::AF_UNIX => {
-            let path = &buf[2..];
-            match path.first() {
-                Some(0) => Some(format!("unix:@{}", String::from_utf8_lossy(&path[1..]).trim_end_matches('\0'))),
-                Some(_) => Some(format!("unix:{}", String::from_utf8_lossy(path.split(|b| *b == 0).next().unwrap_or_default()))),
-                None => None,
-            }
-        }
-        _ => None,
     }
-}
-
-/// The process (thread group) of thread `tid`, by /proc (itself if gone).
-fn process(tid: u32) -> i32 {
-    std::fs::read_to_string(format!("/proc/{tid}/status"))
-        .ok()
-        .and_then(|s| s.lines().find_map(|l| l.strip_prefix("Tgid:")).and_then(|v| v.trim().parse().ok()))
-        .unwrap_or(tid as i32)
-}
-
-/// Thread `tid`'s command name, as the kernel keeps it.
-fn comm(tid: u32) -> String {
-    std::fs::read_to_string(format!("/proc/{tid}/comm")).map(|c| c.trim_end().to_owned()).unwrap_or_default()
 }
 
 fn sock_type(s: &OwnedFd) -> Option<i32> {

@@ -440,11 +440,20 @@ fn install_filters(plan: &SetupPlan, notify_tx: Option<RawFd>, err_wr: RawFd, ma
     // start_pre command's calls meet its view and Landlock unbrokered.
     if let Some(prog) = plan.notify_seccomp.as_ref().filter(|_| main) {
         // Never run without the broker's filter the plan asks for.
-        let Some(tx) = notify_tx else {
-            report(err_wr, &ChildError::new(Step::Seccomp, "internal: no channel for the broker's notify listener"));
-            exit(127)
+        let sent = match notify_tx {
+            // The parent takes it (sending it would be a sendmsg the filter
+            // hands to the listener itself) and answers this wait, the first
+            // call the filter hands over (bind is among them: see compose).
+            _ if plan.listener_taken => crate::seccomp::install_with_listener(prog).map(|l| {
+                std::mem::forget(l);
+                sys::bind_nothing();
+            }),
+            Some(tx) => crate::seccomp::install_with_listener(prog).and_then(|l| sys::send_fd(tx, l.as_raw_fd())),
+            None => {
+                report(err_wr, &ChildError::new(Step::Seccomp, "internal: no channel for the broker's notify listener"));
+                exit(127)
+            }
         };
-        let sent = crate::seccomp::install_with_listener(prog).and_then(|l| sys::send_fd(tx, l.as_raw_fd()));
         if let Err(e) = sent {
             report(err_wr, &ChildError::io(Step::Seccomp, "install the broker's notify filter and pass its listener", e));
             exit(127);

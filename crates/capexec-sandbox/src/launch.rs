@@ -179,7 +179,7 @@ pub fn spawn_with(plan: &SetupPlan, opts: &SpawnOptions) -> Result<Spawned, Laun
     let started = begin(plan, opts)?;
     if plan.learn.is_some() || plan.watch.is_some() {
         let pid = started.pid;
-        let listener = take_learning_listener(pid, std::os::fd::AsFd::as_fd(&started.err_rd)).map_err(|e| kill_and_reap(pid, e))?;
+        let listener = take_listener(pid, std::os::fd::AsFd::as_fd(&started.err_rd)).map_err(|e| kill_and_reap(pid, e))?;
         match (listener, opts.learner) {
             (Some(l), Some(learner)) => learner(l),
             (Some(_), None) => return Err(kill_and_reap(pid, LaunchError::Plan("a learning or watched plan needs a learner to answer its syscalls".into()))),
@@ -187,7 +187,29 @@ pub fn spawn_with(plan: &SetupPlan, opts: &SpawnOptions) -> Result<Spawned, Laun
             (None, _) => {}
         }
     }
-    started.finish()
+    let mut taken = None;
+    if plan.listener_taken {
+        let pid = started.pid;
+        if let Some(l) = take_listener(pid, std::os::fd::AsFd::as_fd(&started.err_rd)).map_err(|e| kill_and_reap(pid, e))? {
+            taken = Some(release_wait(l).map_err(|e| kill_and_reap(pid, LaunchError::io("answer", "the service's wait for its broker", e)))?);
+        }
+    }
+    let mut spawned = started.finish()?;
+    spawned.listener = spawned.listener.or(taken);
+    Ok(spawned)
+}
+
+/// Lets the service go on from the wait it makes once its broker's filter is
+/// installed (see `listener_taken` in crate::child): the first call that
+/// filter hands over, a bind that does nothing.
+fn release_wait(listener: OwnedFd) -> std::io::Result<OwnedFd> {
+    let l = capexec_sys::notify::Listener::new(listener);
+    match l.recv()? {
+        Some(n) if n.nr == libc::SYS_bind && n.args[0] as i32 == -1 => l.pass_through(n.id)?,
+        Some(n) => return Err(std::io::Error::other(format!("the service made syscall {} before exec", n.nr))),
+        None => return Err(std::io::Error::other("the service ended before exec")),
+    }
+    Ok(l.into_fd())
 }
 
 /// A service cloned and set going whose setup has not been seen to end:
@@ -213,8 +235,8 @@ pub struct Starting {
 
 /// Starts the service of a plan that is not a learning run (see [`Starting`]).
 pub fn start(plan: &SetupPlan, opts: &SpawnOptions) -> Result<Starting, LaunchError> {
-    if plan.learn.is_some() || plan.watch.is_some() {
-        return Err(LaunchError::Plan("a learning or watched run is started with spawn_with and a learner".into()));
+    if plan.learn.is_some() || plan.watch.is_some() || plan.listener_taken {
+        return Err(LaunchError::Plan("a learning or watched run is started with spawn_with".into()));
     }
     begin(plan, opts)
 }
@@ -343,7 +365,7 @@ fn begin(plan: &SetupPlan, opts: &SpawnOptions) -> Result<Starting, LaunchError>
         channel,
         dns_stub: plan.dns_stub,
         notify_relay: plan.notify_relay,
-        listener: plan.notify_seccomp.is_some(),
+        listener: plan.notify_seccomp.is_some() && !plan.listener_taken,
         tasks,
     })
 }
@@ -393,11 +415,12 @@ impl Starting {
     }
 }
 
-/// Takes the learning filter's listener out of the service's fd table. The
-/// service cannot send it: after installing the filter, each of its syscalls
-/// waits for whoever holds the listener. `None`: the child reported a setup
-/// error (readable on `err_rd`) before it got that far.
-fn take_learning_listener(init: libc::pid_t, err_rd: std::os::fd::BorrowedFd<'_>) -> Result<Option<OwnedFd>, LaunchError> {
+/// Takes the seccomp listener out of the service's fd table, for a filter
+/// that hands over sendmsg (learning, the network summary): the service
+/// cannot send it, as that would wait for whoever holds the listener. `None`:
+/// the child reported a setup error (readable on `err_rd`) before it got
+/// that far.
+fn take_listener(init: libc::pid_t, err_rd: std::os::fd::BorrowedFd<'_>) -> Result<Option<OwnedFd>, LaunchError> {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
     loop {
         // A 1 ms wait between looks at /proc.
@@ -406,11 +429,11 @@ fn take_learning_listener(init: libc::pid_t, err_rd: std::os::fd::BorrowedFd<'_>
         }
         if let Some(service) = first_child(init) {
             if let Some(fd) = seccomp_listener_of(service) {
-                return sys::pidfd_getfd_of(service, fd).map(Some).map_err(|e| LaunchError::io("take the learning listener from", format!("pid {service}"), e));
+                return sys::pidfd_getfd_of(service, fd).map(Some).map_err(|e| LaunchError::io("take the seccomp listener from", format!("pid {service}"), e));
             }
         }
         if std::time::Instant::now() > deadline {
-            return Err(LaunchError::io("wait for", "the learning filter", std::io::Error::from(std::io::ErrorKind::TimedOut)));
+            return Err(LaunchError::io("wait for", "the service's seccomp listener", std::io::Error::from(std::io::ErrorKind::TimedOut)));
         }
     }
 }

@@ -82,7 +82,8 @@ fn shows_through(upper: &Path, rel: &Path) -> bool {
 /// in `upper`, with its mode, owned by the caller: a merged directory in
 /// which the fake root may create, replace and remove what it likes. Made
 /// once: a directory there already is left as it is, and nothing is made
-/// below what the program deleted or replaced. Unreadable trees are skipped.
+/// below what the program deleted or replaced. Directories the caller may not
+/// list and search are skipped, with what is below them.
 fn skeleton(lower: &Path, upper: &Path) {
     let Ok(dev) = lower.metadata().map(|m| m.dev()) else { return };
     // DIR of DIR/layers/NAME/upper.
@@ -98,6 +99,13 @@ fn skeleton(lower: &Path, upper: &Path) {
             // Not the layers themselves (they may be below `lower`): a walk
             // that made what it walks would never end.
             if !m.is_dir() || m.dev() != dev || Some(e.path().as_path()) == overlay_dir {
+                continue;
+            }
+            // Nor one the caller may not list and search (the mode-0 work
+            // directory of another overlay): made ahead with that mode, it
+            // would be a directory of the caller's own that `capexec diff`
+            // cannot read; overlayfs copies it up if the program needs it.
+            if nix::unistd::access(&e.path(), nix::unistd::AccessFlags::R_OK | nix::unistd::AccessFlags::X_OK).is_err() {
                 continue;
             }
             let r = rel.join(e.file_name());

@@ -68,6 +68,10 @@ pub struct SetupPlan {
     /// The user-notification filter for the transparent broker, installed under
     /// the allowlist; `None` when the declaration grants nothing brokered.
     pub notify_seccomp: Option<BpfProgram>,
+    /// That filter hands over sendmsg too (the network summary of a service
+    /// with a broker), so its listener cannot be sent: the parent takes it
+    /// out of the service as a learning run's (see crate::child).
+    pub listener_taken: bool,
     /// The service inherits an explicit connection to its broker, placed right
     /// after the preopened fds and named by `CAPEXEC_BROKER_FD`.
     pub broker_channel: bool,
@@ -330,10 +334,10 @@ pub struct Extras<'a> {
     /// A learning run (`capexec learn`): the host's view, nothing denied,
     /// every syscall to the recorder.
     pub learning: bool,
-    /// Hand the program's socket, bind, connect and sendto calls that the
-    /// filter allows to a recorder (the listener comes back as the
-    /// broker's would, in `Spawned::listener`), which lets them go on:
-    /// `capexec run --net-summary`.
+    /// Hand the program's network calls that the filter allows (socket,
+    /// bind, connect and the addressed sends) to a recorder, which lets them
+    /// go on (`SpawnOptions::learner` gets its listener), or, for a service
+    /// with a broker, to the broker: `capexec run --net-summary`.
     pub watch_network: bool,
 }
 
@@ -342,14 +346,22 @@ const WATCHED_NETWORK: [libc::c_long; 6] = [libc::SYS_socket, libc::SYS_connect,
 
 /// The plan for `spec` launched with `extras`: built once, here.
 pub fn compose(spec: &ServiceSpec, extras: &Extras) -> Result<SetupPlan, LaunchError> {
-    let mut p = plan_inheriting(spec, extras.rootless, extras.host_env, extras.inherited, &extras.broker)?;
-    if extras.watch_network {
-        if p.notify_seccomp.is_some() {
-            return Err(LaunchError::Plan(
-                "the network summary cannot watch a run whose broker answers its network calls ([broker] grants): leave out --net-summary".into(),
-            ));
-        }
-        p.watch = Some(seccomp::notify_filter(&WATCHED_NETWORK.map(|n| n as u32)));
+    let watched = WATCHED_NETWORK.map(|n| n as u32);
+    let mut broker = std::borrow::Cow::Borrowed(&extras.broker);
+    if extras.watch_network && spec.has_broker() {
+        // The kernel lets a filter chain have one listener (a second is
+        // EBUSY): the broker's filter hands it these too, and it tells the
+        // summary of them (capexec_broker::Broker::watch_network).
+        let b = broker.to_mut();
+        b.notified.extend(watched);
+        b.notified.sort_unstable();
+        b.notified.dedup();
+    }
+    let mut p = plan_inheriting(spec, extras.rootless, extras.host_env, extras.inherited, &broker)?;
+    match extras.watch_network {
+        true if spec.has_broker() => p.listener_taken = true,
+        true => p.watch = Some(seccomp::notify_filter(&watched)),
+        false => {}
     }
     match &extras.notify {
         Notify::None => {}
@@ -631,6 +643,7 @@ fn plan_inheriting(
         reload: sandboxed("exec.reload", &spec.exec.reload)?,
         command_timeout: spec.service.ready_timeout,
         notify_seccomp: Some(&broker.notified).filter(|n| !n.is_empty()).map(|n| seccomp::notify_filter(n)),
+        listener_taken: false,
         broker_channel,
         dns_stub: broker.dns_stub,
         broker_layer: broker.layer.clone(),
@@ -856,6 +869,7 @@ impl SetupPlan {
             scope_signals: false,
         };
         self.notify_seccomp = None;
+        self.listener_taken = false;
         self.dns_stub = false;
         self.broker_layer = None;
         self.append_pipes = false;

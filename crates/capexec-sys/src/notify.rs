@@ -18,6 +18,77 @@ pub struct Notif {
     pub args: [u64; 6],
 }
 
+impl Notif {
+    /// The process (thread group) of the calling thread, by /proc (the
+    /// thread itself if it is gone): what a summary of the calls names.
+    pub fn process(&self) -> i32 {
+        std::fs::read_to_string(format!("/proc/{}/status", self.tid))
+            .ok()
+            .and_then(|s| s.lines().find_map(|l| l.strip_prefix("Tgid:")).and_then(|v| v.trim().parse().ok()))
+            .unwrap_or(self.tid as i32)
+    }
+
+    /// The calling thread's command name, as the kernel keeps it (empty if gone).
+    pub fn comm(&self) -> String {
+        std::fs::read_to_string(format!("/proc/{}/comm", self.tid)).map(|c| c.trim_end().to_owned()).unwrap_or_default()
+    }
+
+    /// What a network call does, as a summary of them words it: "socket",
+    /// "bind", "connect", or "send" (sendto, sendmsg and sendmmsg: a
+    /// datagram to an address is judged as a connect is). `None` for others.
+    pub fn net_op(&self) -> Option<&'static str> {
+        Some(match self.nr {
+            libc::SYS_socket => "socket",
+            libc::SYS_bind => "bind",
+            libc::SYS_connect => "connect",
+            libc::SYS_sendto | libc::SYS_sendmsg | libc::SYS_sendmmsg => "send",
+            _ => return None,
+        })
+    }
+
+    /// The socket addresses a network call names, each a `struct sockaddr` as
+    /// the caller wrote it (at most 128 bytes, as long as it said): bind's and
+    /// connect's, sendto's when it has one, and every message's of sendmsg
+    /// and sendmmsg (up to the kernel's UIO_MAXIOV, so that no address hides
+    /// behind others). Read from memory the caller may change meanwhile: a
+    /// record of what it asked, not a basis for a decision.
+    pub fn addresses(&self) -> Vec<Vec<u8>> {
+        let a = self.args;
+        let read = |ptr: u64, len: u64| {
+            let mut buf = vec![0u8; (len & 0xffff_ffff).min(128) as usize];
+            let got = read_mem(self.tid, ptr, &mut buf).ok()?;
+            buf.truncate(got);
+            Some(buf)
+        };
+        let read_u64 = |at: u64| {
+            let mut b = [0u8; 8];
+            (read_mem(self.tid, at, &mut b).ok()? == 8).then(|| u64::from_ne_bytes(b))
+        };
+        match self.nr {
+            libc::SYS_bind | libc::SYS_connect => read(a[1], a[2]).into_iter().collect(),
+            libc::SYS_sendto if a[4] != 0 => read(a[4], a[5]).into_iter().collect(),
+            libc::SYS_sendmsg | libc::SYS_sendmmsg => {
+                // struct msghdr: msg_name at 0, msg_namelen at 8; struct
+                // mmsghdr is 64 bytes (a msghdr and the length sent).
+                let count = if self.nr == libc::SYS_sendmsg { 1 } else { a[2].min(UIO_MAXIOV) };
+                let mut found = Vec::new();
+                for i in 0..count {
+                    let hdr = a[1].wrapping_add(i * 64);
+                    let (Some(ptr), Some(len)) = (read_u64(hdr), read_u64(hdr.wrapping_add(8))) else { break };
+                    if ptr != 0 {
+                        found.extend(read(ptr, len));
+                    }
+                }
+                found
+            }
+            _ => Vec::new(),
+        }
+    }
+}
+
+/// The most messages one sendmmsg sends.
+const UIO_MAXIOV: u64 = 1024;
+
 pub struct Listener(OwnedFd);
 
 use crate::check as cvt;
@@ -33,6 +104,11 @@ impl Listener {
         // SAFETY: SET_FLAGS takes the flags by value (not a pointer), on our listener.
         unsafe { libc::ioctl(fd.as_raw_fd(), libc::SECCOMP_IOCTL_NOTIF_SET_FLAGS, SYNC_WAKE_UP) };
         Listener(fd)
+    }
+
+    /// The listener's fd, for whoever serves it next.
+    pub fn into_fd(self) -> OwnedFd {
+        self.0
     }
 
     /// Waits for the next notification. `Ok(None)`: every process that could

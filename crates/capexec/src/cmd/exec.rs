@@ -71,7 +71,7 @@ pub fn launch_foreground(spec: &ServiceSpec, handoff: Handoff) -> i32 {
         credentials: handoff.credentials.as_deref(),
         broker: capexec_broker::contribution(spec),
         learning: false,
-        watch_network: handoff.net_watch.is_some(),
+        watch_network: handoff.net_watch.is_some() || handoff.net_seen.is_some(),
     };
     let plan = match capexec_sandbox::plan::compose(spec, &extras) {
         Ok(p) => p,
@@ -132,7 +132,12 @@ fn launch_planned(spec: &ServiceSpec, plan: capexec_sandbox::SetupPlan, mut hand
     let broker = match spec.has_broker() {
         false => None,
         true => match capexec_broker::Broker::prepare(spec) {
-            Ok(b) => Some(b),
+            Ok(mut b) => {
+                if let Some(tx) = handoff.net_seen.take() {
+                    b.watch_network(tx);
+                }
+                Some(b)
+            }
             Err(e) => {
                 eprintln!("capexec: {}: {e}", spec.name);
                 return super::EXIT_SETUP;

@@ -36,12 +36,10 @@ pub fn run(args: &RunArgs) -> i32 {
             // What the program did on the network, recorded as it happens.
             let recorder: std::rc::Rc<std::cell::RefCell<Option<std::thread::JoinHandle<capexec_learn::Observations>>>> = Default::default();
             let wanted = args.net_summary || spec.filesystem.overlay.is_some();
-            if wanted && spec.has_broker() {
-                // Its broker answers bind and listen (and the grants' calls):
-                // a second listener would let the calls past it.
-                eprintln!("capexec run: note: no network summary for a run with a broker (--net host, [broker] grants): not yet");
-            }
-            let net_watch = (wanted && !spec.has_broker()).then(|| {
+            // With a broker, the broker is handed the calls and tells of them.
+            let (seen_tx, seen) = std::sync::mpsc::channel();
+            let brokered = spec.has_broker();
+            let net_watch = (wanted && !brokered).then(|| {
                 let slot = recorder.clone();
                 Box::new(move |listener| {
                     let judge = capexec_sandbox::seccomp::rules_filter().unwrap_or_default();
@@ -52,10 +50,18 @@ pub fn run(args: &RunArgs) -> i32 {
                 on_spawned: w.map(|w| Box::new(move |pid| w.spawned(pid)) as Box<dyn Fn(i32)>),
                 on_started: m.map(|m| Box::new(move |pid| m.started(pid)) as Box<dyn Fn(i32)>),
                 net_watch,
+                net_seen: (wanted && brokered).then_some(seen_tx),
                 ..Default::default()
             };
+            // Asked before the launch: a run with a broker ends confined as
+            // its broker, whose filter has no ioctl (isatty's TCGETS).
+            let (stdin_tty, stderr_tty) = (nix::unistd::isatty(0).unwrap_or(false), nix::unistd::isatty(2).unwrap_or(false));
             let code = super::exec::launch_foreground(&spec, handoff);
-            if let Some(obs) = recorder.take().and_then(|h| h.join().ok()) {
+            let recorded = recorder.take().and_then(|h| h.join().ok());
+            if let Some(mut obs) = recorded.or_else(|| (wanted && brokered).then(Default::default)) {
+                for s in seen.try_iter() {
+                    obs.net_call(s.pid, || s.comm, s.op, s.what);
+                }
                 net_summary(&obs, &spec);
             }
             if let Some(dir) = &spec.filesystem.overlay {
@@ -63,7 +69,7 @@ pub fn run(args: &RunArgs) -> i32 {
                 match capexec_overlay::commit::record_seen(dir) {
                     Err(e) => eprintln!("capexec run: warning: record the host's state for `capexec commit`: {e}"),
                     // Mbox's review, for a person only: never when standard input is not a terminal.
-                    Ok(()) if nix::unistd::isatty(0).unwrap_or(false) => super::overlay::review(dir),
+                    Ok(()) if stdin_tty => super::overlay::review(dir),
                     Ok(()) => {}
                 }
             }
@@ -73,7 +79,7 @@ pub fn run(args: &RunArgs) -> i32 {
                 // to find out, to a person (not to a script reading stderr),
                 // after a failure of the program's own (not capexec's 125,
                 // not a program that could not be executed, 126 and 127).
-                None if (1..125).contains(&code) && nix::unistd::isatty(2).unwrap_or(false) => {
+                None if (1..125).contains(&code) && stderr_tty => {
                     eprintln!("capexec run: the program failed (status {code}); to see what the sandbox refused it, run it again with --explain");
                 }
                 None => {}
@@ -355,12 +361,21 @@ fn net_summary(obs: &capexec_learn::Observations, spec: &capexec_decl::ServiceSp
         }
         // A datagram's address is judged as a connect's.
         let how = if e.op == "bind" { "bind" } else { "connect" };
-        // In the run's own network namespace its loopback is its own: a
-        // bind there works, and reaches nothing outside.
+        // In the run's own network namespace its loopback is its own (but
+        // for a grant's address, which the broker reaches on the host): a
+        // datagram goes there, and a bind works, unless the broker answers
+        // binds (any network grant) and refuses it; nothing outside is reached.
         let a = &e.what;
+        let inet = capexec_learn::compare::inet(a);
+        let granted = inet.is_some_and(|(p, addr)| match how {
+            "bind" => spec.broker.bind_grant(p, addr).is_some(),
+            _ => spec.broker.connect_grant(p, addr).is_some(),
+        });
         let own_loopback = spec.namespaces.net == capexec_decl::spec::NetMode::None
-            && (a.starts_with("tcp:127.") || a.starts_with("udp:127.") || a.starts_with("tcp:[::1]") || a.starts_with("udp:[::1]"));
-        let refused = report.network.iter().find(|d| d.what == *a && d.how == how).filter(|_| !(own_loopback && how == "bind"));
+            && !granted
+            && inet.is_some_and(|(_, addr)| capexec_decl::grants::canonical(addr.ip()).is_loopback());
+        let own = own_loopback && (e.op == "send" || how == "bind" && !spec.brokers_listen());
+        let refused = report.network.iter().find(|d| d.what == *a && d.how == how).filter(|_| !own);
         let verdict = match refused {
             Some(d) => format!("refused ({}); to allow it: {}", safe(&d.why), safe(capexec_decl::fix::run_flag(&d.fix))),
             None if own_loopback => "allowed, in the run's own network (nothing outside reaches it)".into(),

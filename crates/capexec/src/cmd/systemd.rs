@@ -42,6 +42,9 @@ pub struct Handoff {
     /// Given the listener of the program's network calls, which it must
     /// answer (`capexec run --net-summary`, see plan::Extras::watch_network).
     pub net_watch: Option<Box<dyn FnOnce(std::os::fd::OwnedFd)>>,
+    /// Told of the binds and connects the service's broker answers, which
+    /// `net_watch`'s listener never sees (the broker's filter comes first).
+    pub net_seen: Option<std::sync::mpsc::Sender<capexec_broker::NetSeen>>,
 }
 
 /// Variables that are ours: the service gets its own values or none.
