@@ -16,6 +16,9 @@ _capexec() {
             ",$1")
                 cmd="capexec"
                 ;;
+            capexec,agent)
+                cmd="capexec__subcmd__agent"
+                ;;
             capexec,analyze)
                 cmd="capexec__subcmd__analyze"
                 ;;
@@ -81,6 +84,9 @@ _capexec() {
                 ;;
             capexec,stop)
                 cmd="capexec__subcmd__stop"
+                ;;
+            capexec__subcmd__help,agent)
+                cmd="capexec__subcmd__help__subcmd__agent"
                 ;;
             capexec__subcmd__help,analyze)
                 cmd="capexec__subcmd__help__subcmd__analyze"
@@ -155,12 +161,30 @@ _capexec() {
 
     case "${cmd}" in
         capexec)
-            opts="-h -V --help --version check exec run doctor daemon start stop restart reload status list logs denials diff commit discard enable disable learn analyze import help"
+            opts="-h -V --help --version check exec run doctor daemon start stop restart reload status list logs denials agent diff commit discard enable disable learn analyze import help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        capexec__subcmd__agent)
+            opts="-h --socket --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --socket)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -375,8 +399,22 @@ _capexec() {
             return 0
             ;;
         capexec__subcmd__help)
-            opts="check exec run doctor daemon start stop restart reload status list logs denials diff commit discard enable disable learn analyze import help"
+            opts="check exec run doctor daemon start stop restart reload status list logs denials agent diff commit discard enable disable learn analyze import help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        capexec__subcmd__help__subcmd__agent)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi

@@ -104,6 +104,15 @@ report their own refusals too; rootless, the kernel's records are out of reach (
 --explain` or `capexec exec --explain`). --propose prints a drop-in that allows what was refused. \
 See docs/daemon.md, \"What was refused\".")]
     Denials(DenialsArgs),
+    /// Answer the seccomp notifications of containers run by runc or crun with capexec's broker (their listenerPath)
+    #[command(after_help = "A container whose config.json has linux.seccomp.listenerPath = PATH, and SCMP_ACT_NOTIFY \
+rules for the calls to broker (openat, open, connect, bind), is connected to this agent by its runtime when it \
+is created. Each container gets a broker process of its own, confined as capexec's brokers are, with the \
+[broker] grants of its annotation org.capexec.broker (TOML: the [broker] tables of a declaration): granted \
+host files are opened and granted addresses connected or bound on the host for it; past its grants a \
+brokered call is refused, and a call no grant names is the kernel's to decide in the container. See docs/oci.md.\n\n\
+Example:\n  capexec agent --socket /run/capexec/agent.sock")]
+    Agent(AgentArgs),
     /// Show what an overlaid run (`capexec run --overlay DIR`) changed against the host
     #[command(after_help = "Each line is a change to a host path, as the program saw it: `A` added, \
 `M` modified (contents, mode, link target or type), `D` deleted, `R` a directory whose host \
@@ -279,6 +288,13 @@ pub struct DenialsArgs {
     pub propose: bool,
     #[command(flatten)]
     pub client: ClientArgs,
+}
+
+#[derive(Args, Debug)]
+pub struct AgentArgs {
+    /// The Unix socket to listen on (made mode 0600; a stale one is replaced)
+    #[arg(long, value_name = "PATH")]
+    pub socket: PathBuf,
 }
 
 #[derive(Args, Debug)]

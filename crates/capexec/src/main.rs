@@ -27,6 +27,7 @@ fn main() {
     }
     let code = match &cli.command {
         cli::Command::Check(a) => cmd::check::run(a),
+        cli::Command::Agent(a) => cmd::agent::run(a),
         cli::Command::Exec(a) => cmd::exec::run(a),
         cli::Command::Run(a) => cmd::run::run(a),
         cli::Command::Doctor(a) => cmd::doctor::run(a),

@@ -1,0 +1,167 @@
+//! capexec with OCI runtimes (docs/oci.md): `capexec agent` as the seccomp
+//! agent (linux.seccomp.listenerPath) of containers that Debian's stock runc
+//! runs, from a busybox-static root filesystem the test builds.
+
+use capexec_integration_tests::*;
+use std::io::{BufRead, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+const T: Duration = Duration::from_secs(60);
+
+/// The agent in the background, killed on drop; its stderr read line by line.
+struct Agent {
+    child: std::process::Child,
+    lines: std::sync::mpsc::Receiver<String>,
+    /// Every line received so far, waited for or not.
+    seen: std::cell::RefCell<Vec<String>>,
+    socket: PathBuf,
+}
+
+impl Agent {
+    fn start(socket: &Path) -> Agent {
+        let mut child = Command::new(capexec()).args(["agent", "--socket"]).arg(socket).stderr(Stdio::piped()).stdin(Stdio::null()).spawn().unwrap();
+        let (tx, lines) = std::sync::mpsc::channel();
+        let err = child.stderr.take().unwrap();
+        std::thread::spawn(move || {
+            for l in std::io::BufReader::new(err).lines().map_while(Result::ok) {
+                let _ = tx.send(l);
+            }
+        });
+        let agent = Agent { child, lines, seen: Default::default(), socket: socket.to_owned() };
+        agent.wait_line("serving containers");
+        agent
+    }
+
+    /// The first line (from now on) that contains `needle`.
+    fn wait_line(&self, needle: &str) -> String {
+        let end = Instant::now() + T;
+        loop {
+            let left = end.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(l) => {
+                    self.seen.borrow_mut().push(l.clone());
+                    if l.contains(needle) {
+                        return l;
+                    }
+                }
+                Err(_) => panic!("the agent said no {needle:?} in {T:?}"),
+            }
+        }
+    }
+
+    /// Everything it said so far.
+    fn said(&self) -> String {
+        let mut seen = self.seen.borrow_mut();
+        seen.extend(self.lines.try_iter());
+        seen.join("\n")
+    }
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        // Our own child.
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_file(&self.socket);
+    }
+}
+
+/// A runc container, killed and deleted on drop (a failed assertion must
+/// not leave it running).
+struct Container(String);
+
+impl Drop for Container {
+    fn drop(&mut self) {
+        let _ = Command::new("runc").args(["delete", "--force", &self.0]).stdout(Stdio::null()).stderr(Stdio::null()).status();
+    }
+}
+
+/// A bundle: busybox as /bin/busybox in its rootfs, `runc spec`'s config
+/// with `args`, a seccomp profile handing openat and open to `socket`, and
+/// `annotations`.
+fn bundle(dir: &Path, socket: &Path, args: &[&str], annotations: serde_json::Value) {
+    std::fs::create_dir_all(dir.join("rootfs/bin")).unwrap();
+    std::fs::copy("/bin/busybox", dir.join("rootfs/bin/busybox")).expect("busybox-static (scripts/install-test-deps.sh installs it)");
+    let _ = std::fs::remove_file(dir.join("config.json"));
+    let o = Command::new("runc").args(["spec", "--bundle"]).arg(dir).output().expect("runc (scripts/install-test-deps.sh installs it)");
+    assert!(o.status.success(), "runc spec: {}", text(&o));
+    let path = dir.join("config.json");
+    let mut c: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    c["process"]["terminal"] = false.into();
+    c["process"]["args"] = args.into();
+    c["linux"]["seccomp"] = serde_json::json!({
+        "defaultAction": "SCMP_ACT_ALLOW",
+        "listenerPath": socket,
+        "architectures": ["SCMP_ARCH_X86_64"],
+        "syscalls": [{"names": ["openat", "open"], "action": "SCMP_ACT_NOTIFY"}],
+    });
+    c["annotations"] = annotations;
+    std::fs::write(&path, serde_json::to_vec_pretty(&c).unwrap()).unwrap();
+}
+
+// A container of stock runc whose profile names the agent gets its
+// annotation's grants: a granted host file is read through the broker,
+// writing it (a read grant) is refused and reported with its fix, a host
+// file not granted stays out of reach; without the annotation the granted
+// file is out of reach too. Its broker is a process of its own, confined.
+#[test]
+fn the_agent_brokers_a_runc_containers_grants() {
+    require_root();
+    let base = PathBuf::from(format!("/var/tmp/capexec-it-agent-{}", std::process::id()));
+    let _cleanup = Scratch(vec![base.clone()]);
+    std::fs::create_dir_all(base.join("granted")).unwrap();
+    std::fs::write(base.join("granted/file"), "granted-content\n").unwrap();
+    std::fs::write(base.join("secret"), "SECRET\n").unwrap();
+    let socket = PathBuf::from(format!("/run/capexec-it-agent-{}.sock", std::process::id()));
+    let agent = Agent::start(&socket);
+    let script = format!(
+        "/bin/busybox cat {0}/granted/file; echo r=$?; echo x > {0}/granted/file; echo w=$?; /bin/busybox cat {0}/secret; echo s=$?; read go < /go",
+        base.display()
+    );
+    let grant = format!("[[broker.fs]]\npath = \"{}/granted/**\"\nrights = [\"read\"]\n", base.display());
+    for (tag, annotations, want) in
+        [("granted", serde_json::json!({"org.capexec.broker": grant}), "granted-content\nr=0\nw=1\ns=1\n"), ("plain", serde_json::json!({}), "r=1\nw=1\ns=1\n")]
+    {
+        let dir = base.join(tag);
+        bundle(&dir, &socket, &["/bin/busybox", "sh", "-c", &script], annotations);
+        // What the container waits on at its end, while its broker is looked at.
+        let fifo = std::ffi::CString::new(dir.join("rootfs/go").into_os_string().into_encoded_bytes()).unwrap();
+        // SAFETY: mkfifo with a valid path.
+        assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o600) }, 0);
+        let id = format!("capexec-it-{tag}-{}", std::process::id());
+        let _container = Container(id.clone());
+        let run = Command::new("runc")
+            .args(["run", "--bundle"])
+            .arg(&dir)
+            .arg(&id)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let line = agent.wait_line(&format!("container {id}: broker pid"));
+        let pid: i32 = line.split("broker pid ").nth(1).and_then(|r| r.split(',').next()).and_then(|p| p.parse().ok()).unwrap();
+        // Opening the fifo returns once the container opens it, after its
+        // reads went through the broker: by then the broker has confined itself.
+        let mut go = std::fs::OpenOptions::new().write(true).open(dir.join("rootfs/go")).unwrap();
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+        let field = |k: &str| status.lines().find_map(|l| l.strip_prefix(k)).map(str::trim).unwrap_or("?").to_owned();
+        assert_eq!(
+            (field("NoNewPrivs:"), field("Seccomp:"), field("Seccomp_filters:"), field("CapEff:")),
+            ("1".into(), "2".into(), "1".into(), "0000000000000000".into()),
+            "{status}"
+        );
+        go.write_all(b"go\n").unwrap();
+        drop(go);
+        let o = wait_output(run, T);
+        let out = String::from_utf8_lossy(&o.stdout);
+        assert!(o.status.success() && out == want, "{tag}: {}\nagent:\n{}", text(&o), agent.said());
+    }
+    // The refusal may still be on its way through the pipe.
+    let refusal = "granted/file\", O_WRONLY|O_CREAT|O_TRUNC): opening for writing needs the `write` right";
+    if !agent.said().contains(refusal) {
+        agent.wait_line(refusal);
+    }
+}
