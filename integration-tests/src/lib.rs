@@ -25,7 +25,7 @@ pub fn shared_dir() -> &'static Path {
         // Test executables live in target/<profile>/deps; the binaries one level up.
         let exe = std::env::current_exe().unwrap();
         let bin_dir = exe.parent().and_then(Path::parent).unwrap().to_path_buf();
-        for b in ["capexec", "escape-probe", "client-probe", "learn-probe", "libcapexec_client.so"] {
+        for b in ["capexec", "capexec-oci", "escape-probe", "client-probe", "learn-probe", "libcapexec_client.so"] {
             let src = bin_dir.join(b);
             assert!(src.exists(), "{} is missing: build the workspace first (`cargo test --workspace` does)", src.display());
             std::fs::copy(&src, dir.join(b)).unwrap();
@@ -98,6 +98,10 @@ pub fn repo_root() -> PathBuf {
 
 pub fn capexec() -> PathBuf {
     shared_dir().join("capexec")
+}
+
+pub fn capexec_oci() -> PathBuf {
+    shared_dir().join("capexec-oci")
 }
 
 pub fn probe() -> PathBuf {

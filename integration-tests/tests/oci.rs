@@ -1,6 +1,8 @@
-//! capexec with OCI runtimes (docs/oci.md): `capexec agent` as the seccomp
-//! agent (linux.seccomp.listenerPath) of containers that Debian's stock runc
-//! runs, from a busybox-static root filesystem the test builds.
+//! capexec with OCI runtimes (docs/oci.md): `capexec-oci run` applying a
+//! bundle's config.json through capexec's composer, and `capexec agent` as
+//! the seccomp agent (linux.seccomp.listenerPath) of containers that
+//! Debian's stock runc runs; both from a busybox-static root filesystem the
+//! test builds.
 
 use capexec_integration_tests::*;
 use std::io::{BufRead, Write};
@@ -78,27 +80,19 @@ impl Drop for Container {
     }
 }
 
-/// A bundle: busybox as /bin/busybox in its rootfs, `runc spec`'s config
-/// with `args`, a seccomp profile handing openat and open to `socket`, and
-/// `annotations`.
+/// A bundle: `runc_bundle` with `args`, a seccomp profile handing openat
+/// and open to `socket`, and `annotations`.
 fn bundle(dir: &Path, socket: &Path, args: &[&str], annotations: serde_json::Value) {
-    std::fs::create_dir_all(dir.join("rootfs/bin")).unwrap();
-    std::fs::copy("/bin/busybox", dir.join("rootfs/bin/busybox")).expect("busybox-static (scripts/install-test-deps.sh installs it)");
-    let _ = std::fs::remove_file(dir.join("config.json"));
-    let o = Command::new("runc").args(["spec", "--bundle"]).arg(dir).output().expect("runc (scripts/install-test-deps.sh installs it)");
-    assert!(o.status.success(), "runc spec: {}", text(&o));
-    let path = dir.join("config.json");
-    let mut c: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
-    c["process"]["terminal"] = false.into();
-    c["process"]["args"] = args.into();
-    c["linux"]["seccomp"] = serde_json::json!({
-        "defaultAction": "SCMP_ACT_ALLOW",
-        "listenerPath": socket,
-        "architectures": ["SCMP_ARCH_X86_64"],
-        "syscalls": [{"names": ["openat", "open"], "action": "SCMP_ACT_NOTIFY"}],
+    runc_bundle(dir, |c| {
+        c["process"]["args"] = args.into();
+        c["linux"]["seccomp"] = serde_json::json!({
+            "defaultAction": "SCMP_ACT_ALLOW",
+            "listenerPath": socket,
+            "architectures": ["SCMP_ARCH_X86_64"],
+            "syscalls": [{"names": ["openat", "open"], "action": "SCMP_ACT_NOTIFY"}],
+        });
+        c["annotations"] = annotations;
     });
-    c["annotations"] = annotations;
-    std::fs::write(&path, serde_json::to_vec_pretty(&c).unwrap()).unwrap();
 }
 
 // A container of stock runc whose profile names the agent gets its
@@ -163,5 +157,131 @@ fn the_agent_brokers_a_runc_containers_grants() {
     let refusal = "granted/file\", O_WRONLY|O_CREAT|O_TRUNC): opening for writing needs the `write` right";
     if !agent.said().contains(refusal) {
         agent.wait_line(refusal);
+    }
+}
+
+/// A bundle: busybox as /bin/busybox in its rootfs, `runc spec`'s config
+/// (what engines start from) without a terminal, and these changes.
+fn runc_bundle(dir: &Path, edit: impl FnOnce(&mut serde_json::Value)) {
+    std::fs::create_dir_all(dir.join("rootfs/bin")).unwrap();
+    std::fs::copy("/bin/busybox", dir.join("rootfs/bin/busybox")).expect("busybox-static (scripts/install-test-deps.sh installs it)");
+    let _ = std::fs::remove_file(dir.join("config.json"));
+    let o = Command::new("runc").args(["spec", "--bundle"]).arg(dir).output().expect("runc (scripts/install-test-deps.sh installs it)");
+    assert!(o.status.success(), "runc spec: {}", text(&o));
+    let path = dir.join("config.json");
+    let mut c: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    c["process"]["terminal"] = false.into();
+    edit(&mut c);
+    std::fs::write(&path, serde_json::to_vec_pretty(&c).unwrap()).unwrap();
+}
+
+fn oci_run(dir: &Path, id: &str) -> std::process::Output {
+    let child = Command::new(capexec_oci())
+        .args(["run", "--bundle"])
+        .arg(dir)
+        .arg(id)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_output(child, T)
+}
+
+fn rootfs_entries(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(dir.join("rootfs")).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    v.sort();
+    v
+}
+
+// `capexec-oci run` applies runc's own default config: the container is
+// the bundle's root filesystem (read-only, as the config says), with the
+// config's user, hostname and capabilities, its masked and read-only
+// paths, its bind mounts (read-only, and writable but not executable),
+// capexec's seccomp allowlist and no_new_privs; the host's files are not
+// there; its exit status is the program's; nothing of the setup is left in
+// the root filesystem.
+#[test]
+fn capexec_oci_runs_a_bundle_as_its_config_says() {
+    require_root();
+    let base = PathBuf::from(format!("/var/tmp/capexec-it-oci-run-{}", std::process::id()));
+    let _cleanup = Scratch(vec![base.clone()]);
+    std::fs::create_dir_all(base.join("data")).unwrap();
+    std::fs::create_dir_all(base.join("out")).unwrap();
+    std::fs::write(base.join("data/in"), "from-the-host\n").unwrap();
+    let script = r#"B=/bin/busybox
+echo id=$($B id -u):$($B id -g) host=$($B hostname)
+$B grep -E '^(NoNewPrivs|Seccomp|CapEff):' /proc/self/status | $B tr -d '\t'
+echo data=$($B cat /data/in)
+( echo x > /data/in ) 2>/dev/null && echo data-write=yes || echo data-write=no
+echo made > /out/made && echo out-write=yes
+$B cp $B /out/bb && ( /out/bb true ) 2>/dev/null && echo out-exec=yes || echo out-exec=no
+$B cat /proc/kallsyms > /dev/null 2>&1 && echo kallsyms=readable || echo kallsyms=masked
+( echo x > /proc/sys/kernel/domainname ) 2>/dev/null && echo proc-sys=writable || echo proc-sys=read-only
+( echo x > /written ) 2>/dev/null && echo root=writable || echo root=read-only
+$B ls /etc/shadow > /dev/null 2>&1 && echo host-files=visible || echo host-files=absent
+exit 7"#;
+    let dir = base.join("bundle");
+    runc_bundle(&dir, |c| {
+        c["process"]["args"] = serde_json::json!(["/bin/busybox", "sh", "-c", script]);
+        c["hostname"] = "boxed".into();
+        let mounts = c["mounts"].as_array_mut().unwrap();
+        mounts.push(serde_json::json!({"destination": "/data", "type": "bind", "source": base.join("data"), "options": ["rbind", "ro"]}));
+        mounts.push(serde_json::json!({"destination": "/out", "type": "bind", "source": base.join("out"), "options": ["rbind", "rw"]}));
+    });
+    let o = oci_run(&dir, "it-run");
+    let out = String::from_utf8_lossy(&o.stdout);
+    let want = "id=0:0 host=boxed\nCapEff:0000000020000420\nNoNewPrivs:1\nSeccomp:2\ndata=from-the-host\ndata-write=no\nout-write=yes\nout-exec=no\n\
+                kallsyms=masked\nproc-sys=read-only\nroot=read-only\nhost-files=absent\n";
+    assert_eq!((o.status.code(), out.as_ref()), (Some(7), want), "{}", text(&o));
+    assert_eq!(std::fs::read_to_string(base.join("out/made")).unwrap(), "made\n");
+    assert_eq!(rootfs_entries(&dir), ["bin", "data", "dev", "out", "proc", "sys"]);
+}
+
+// What capexec-oci cannot run ends before anything starts, with the field
+// or the path named, exit status 125; a setup that fails halfway leaves
+// nothing in the root filesystem.
+#[test]
+fn capexec_oci_says_what_it_cannot_run() {
+    require_root();
+    let base = PathBuf::from(format!("/var/tmp/capexec-it-oci-bad-{}", std::process::id()));
+    let _cleanup = Scratch(vec![base.clone()]);
+    let dir = base.join("bundle");
+    type Edit = Box<dyn Fn(&mut serde_json::Value)>;
+    let cases: [(&str, Edit, &str); 4] = [
+        ("hooks", Box::new(|c| c["hooks"] = serde_json::json!({"prestart": [{"path": "/bin/true"}]})), "`hooks`: hooks are not run yet"),
+        ("rootfs", Box::new(|c| c["root"]["path"] = "nowhere".into()), "the root filesystem"),
+        (
+            "shared",
+            Box::new(|c| {
+                c["mounts"]
+                    .as_array_mut()
+                    .unwrap()
+                    .push(serde_json::json!({"destination": "/x", "type": "bind", "source": "/tmp", "options": ["rbind", "rshared"]}))
+            }),
+            "`rshared` propagation",
+        ),
+        (
+            "source",
+            Box::new(|c| {
+                c["mounts"]
+                    .as_array_mut()
+                    .unwrap()
+                    .push(serde_json::json!({"destination": "/x", "type": "bind", "source": "/nonexistent-capexec-source", "options": ["rbind"]}))
+            }),
+            "/nonexistent-capexec-source, the source of /x, does not exist on the host",
+        ),
+    ];
+    for (tag, edit, want) in cases {
+        runc_bundle(&dir, |c| {
+            c["process"]["args"] = serde_json::json!(["/bin/busybox", "true"]);
+            edit(c);
+        });
+        let before = rootfs_entries(&dir);
+        let o = oci_run(&dir, &format!("it-bad-{tag}"));
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(o.status.code() == Some(125) && err.contains(want), "{tag}: {}", text(&o));
+        let after = rootfs_entries(&dir);
+        assert!(after.iter().all(|e| before.contains(e) || ["dev", "proc", "sys", "x"].contains(&e.as_str())), "{tag}: left {after:?}");
     }
 }

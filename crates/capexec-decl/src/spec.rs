@@ -170,6 +170,40 @@ pub struct FsSpec {
     /// crate::overlay::PACKAGE_STATE.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub copy_up: Vec<PathBuf>,
+    /// The view's root: this host directory (an OCI bundle's root
+    /// filesystem) instead of an empty read-only tmpfs. `mounts` and
+    /// `filesystems` are then places in it, and a mount without a
+    /// `source` stands for what the root already has at its path.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub root: Option<RootFs>,
+    /// Filesystems of their own (proc, sysfs, devpts, mqueue, tmpfs with
+    /// options, cgroup2) mounted into a `root`, as an OCI config's mounts
+    /// ask: applied in order, after the binds of `mounts` that are their
+    /// parents.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub filesystems: Vec<Filesystem>,
+}
+
+/// [`FsSpec::root`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RootFs {
+    pub path: PathBuf,
+    /// Mounted read-only (OCI `root.readonly`); otherwise writable.
+    pub read_only: bool,
+}
+
+/// A filesystem of [`FsSpec::filesystems`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Filesystem {
+    /// Where it is mounted in the view.
+    pub path: PathBuf,
+    /// The kernel's filesystem type (`proc`, `sysfs`, `devpts`, `mqueue`,
+    /// `tmpfs`, `cgroup2`).
+    pub fstype: String,
+    pub source: String,
+    /// mount(8)-style options: flags (`ro`, `nosuid`, `nodev`, `noexec`,
+    /// ...) and the filesystem's own (`mode=755`, `size=65536k`).
+    pub options: Vec<String>,
 }
 
 /// A directory of [`FsSpec::directories`].
@@ -229,6 +263,11 @@ pub struct Mount {
     pub kind: MountKind,
     /// Declared with a leading `-`: skipped when the path does not exist.
     pub optional: bool,
+    /// For a bind: the host path shown at `path`, when it is not `path`
+    /// itself (an OCI mount's source). With a [`FsSpec::root`], `None`
+    /// stands for what the root has at `path` (bound again, e.g. read-only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]

@@ -238,7 +238,7 @@ fn setup(a: &ChildArgs) -> Result<(), ChildError> {
         // Without a pid namespace, orphans of the service are at least reaped here.
         sys::prctl(libc::PR_SET_CHILD_SUBREAPER, 1).map_err(|e| ChildError::io(Step::Subreaper, "prctl", e))?;
     }
-    mounts::build(&Kernel, &plan.mounts, &plan.workdir, a.trees)?;
+    mounts::build(&Kernel, &plan.mounts, plan.root.as_ref().map(|(p, ro)| (p.as_path(), *ro)), &plan.workdir, a.trees)?;
     detach_preopened_dirs(a)?;
     if plan.loopback {
         sys::loopback_up().map_err(|e| ChildError::io(Step::Network, "bring up loopback", e))?;

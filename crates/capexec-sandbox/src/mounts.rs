@@ -12,6 +12,10 @@
 //!    on top of /etc.
 //! 5. Detach /oldroot, then make the root tmpfs and /dev read-only, so the service
 //!    can create files only where it was given a writable path.
+//!
+//! With a root filesystem of its own (an OCI container's), that directory is
+//! bound on /tmp instead of the tmpfs, and the view is built in it the same
+//! way; /oldroot is made in it for the time of the setup.
 
 use crate::error::{ChildError, Step};
 use crate::ops::{Kind, Ops};
@@ -63,29 +67,52 @@ fn tmpfs(o: &impl Ops, dst: &Path, flags: MsFlags, mode: u32) -> Result<(), Chil
     o.mount(Some(Path::new("tmpfs")), dst, Some("tmpfs"), flags, Some(data.as_str())).map_err(|e| err(format!("mount tmpfs on {}", dst.display()), e))
 }
 
-pub fn build(o: &impl Ops, steps: &[MountStep], workdir: &std::ffi::CStr, trees: &[(&Path, std::os::fd::RawFd)]) -> Result<(), ChildError> {
+/// Builds the view of `steps` on an empty tmpfs, or on the host directory
+/// `root` (read-only or not) when given.
+pub fn build(
+    o: &impl Ops,
+    steps: &[MountStep],
+    root: Option<(&Path, bool)>,
+    workdir: &std::ffi::CStr,
+    trees: &[(&Path, std::os::fd::RawFd)],
+) -> Result<(), ChildError> {
     let nosuid_nodev_noexec = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
     o.mount(None, Path::new("/"), None, MsFlags::MS_SLAVE | MsFlags::MS_REC, None).map_err(|e| err("make / a slave mount", e))?;
-    tmpfs(o, Path::new("/tmp"), MsFlags::MS_NOSUID | MsFlags::MS_NODEV, 0o755)?;
+    match root {
+        None => tmpfs(o, Path::new("/tmp"), MsFlags::MS_NOSUID | MsFlags::MS_NODEV, 0o755)?,
+        Some((dir, _)) => bind(o, dir, Path::new("/tmp"))?,
+    }
+    // A root filesystem may have one already, which then stays.
+    let made_old = o.kind(Path::new("/tmp/oldroot")).is_err();
     mkdir_p(o, Path::new("/tmp/oldroot"))?;
     o.pivot_root(Path::new("/tmp"), Path::new("/tmp/oldroot")).map_err(|e| err("pivot_root into the new root", e))?;
     o.chdir(Path::new("/")).map_err(|e| err("chdir /", e))?;
 
-    let mut mask_file = false;
+    // In a root filesystem of its own, nothing is written for the masks: the
+    // host's /dev/null covers files (unopenable there: nodev), as in runc.
+    let mut mask_file = if root.is_some() { MaskFile::HostNull } else { MaskFile::Unmade };
     for step in steps {
         match step {
             MountStep::Dev => dev(o)?,
             MountStep::Proc { mode, hidepid } => proc(o, *mode, *hidepid, &mut mask_file)?,
-            MountStep::Bind { path, attrs, optional } => {
-                let src = host(path);
+            MountStep::Bind { path, attrs, optional, source } => {
+                let src = match (source, root) {
+                    (Some(s), _) => host(s),
+                    (None, None) => host(path),
+                    (None, Some(_)) => path.clone(),
+                };
                 let kind = match o.kind(&src) {
                     Ok(k) => k,
                     Err(e) if e.kind() == std::io::ErrorKind::NotFound && *optional => continue,
                     Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                        return Err(ChildError::new(
-                            STEP,
-                            format!("{} does not exist on the host (create it, or prefix the path with `-` to skip it when missing)", path.display()),
-                        ))
+                        let what = match (source, root) {
+                            (Some(s), _) => format!("{}, the source of {}, does not exist on the host", s.display(), path.display()),
+                            (None, Some(_)) => format!("{} is not in the root filesystem", path.display()),
+                            (None, None) => {
+                                format!("{} does not exist on the host (create it, or prefix the path with `-` to skip it when missing)", path.display())
+                            }
+                        };
+                        return Err(ChildError::new(STEP, what));
                     }
                     Err(e) => return Err(err(format!("stat {}", path.display()), e)),
                 };
@@ -130,6 +157,13 @@ pub fn build(o: &impl Ops, steps: &[MountStep], workdir: &std::ffi::CStr, trees:
                 mkdir_p(o, path)?;
                 tmpfs(o, path, nosuid_nodev_noexec, *mode)?;
             }
+            MountStep::Filesystem { path, fstype, source, flags, data } => {
+                mkdir_p(o, path)?;
+                let flags = MsFlags::from_bits_truncate(*flags as _);
+                let data = Some(data.as_str()).filter(|d| !d.is_empty());
+                o.mount(Some(Path::new(source)), path, Some(fstype), flags, data)
+                    .map_err(|e| err(format!("mount {fstype} on {} (options {})", path.display(), data.unwrap_or("none")), e))?;
+            }
             MountStep::File { path, contents } => file(o, path, contents)?,
             MountStep::Secrets { path, files } => secrets(o, path, files)?,
             MountStep::NotifyDir { path } => {
@@ -137,7 +171,9 @@ pub fn build(o: &impl Ops, steps: &[MountStep], workdir: &std::ffi::CStr, trees:
                 tmpfs(o, path, nosuid_nodev_noexec, 0o755)?;
             }
             MountStep::Mask { path, optional } => {
-                let kind = match o.kind(&host(path)) {
+                // In a root filesystem of its own, what the view has is all there is.
+                let seen = if root.is_some() { path.clone() } else { host(path) };
+                let kind = match o.kind(&seen) {
                     Ok(k) => k,
                     Err(_) if *optional => continue,
                     Err(e) => return Err(err(format!("stat {} to make it inaccessible", path.display()), e)),
@@ -151,15 +187,18 @@ pub fn build(o: &impl Ops, steps: &[MountStep], workdir: &std::ffi::CStr, trees:
         }
     }
 
-    if mask_file {
+    if mask_file == MaskFile::Made {
         o.remove_file(Path::new(MASK_FILE)).map_err(|e| err(format!("remove {MASK_FILE}"), e))?;
     }
     o.detach(Path::new(OLD)).map_err(|e| err("detach the host root", e))?;
-    o.remove_dir(Path::new(OLD)).map_err(|e| err(format!("remove {OLD}"), e))?;
+    if made_old {
+        o.remove_dir(Path::new(OLD)).map_err(|e| err(format!("remove {OLD}"), e))?;
+    }
     if o.kind(Path::new("/dev")).is_ok() && steps.contains(&MountStep::Dev) {
         setattr(o, Path::new("/dev"), false, MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NOEXEC)?;
     }
-    setattr(o, Path::new("/"), false, MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV)?;
+    let writable = root.is_some_and(|(_, read_only)| !read_only);
+    setattr(o, Path::new("/"), false, if writable { 0 } else { MOUNT_ATTR_RDONLY } | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV)?;
     let workdir = Path::new(<std::ffi::OsStr as std::os::unix::ffi::OsStrExt>::from_bytes(workdir.to_bytes()));
     o.chdir(workdir).map_err(|e| {
         ChildError::new(
@@ -217,16 +256,29 @@ fn file(o: &impl Ops, path: &Path, contents: &[u8]) -> Result<(), ChildError> {
     o.remove_file(src).map_err(|e| err(format!("remove {SRC}"), e))
 }
 
-fn mask(o: &impl Ops, path: &Path, is_dir: bool, mask_file: &mut bool) -> Result<(), ChildError> {
+/// What masked files are covered with.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum MaskFile {
+    /// [`MASK_FILE`], made on first use, removed at the end.
+    Unmade,
+    Made,
+    /// The host's /dev/null, bound read-only and nodev.
+    HostNull,
+}
+
+fn mask(o: &impl Ops, path: &Path, is_dir: bool, mask_file: &mut MaskFile) -> Result<(), ChildError> {
     if is_dir {
         tmpfs(o, path, MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC, 0)
     } else {
-        if !*mask_file {
+        if *mask_file == MaskFile::Unmade {
             o.create_file(Path::new(MASK_FILE), 0o000, b"", true).map_err(|e| err(format!("create {MASK_FILE}"), e))?;
             o.set_mode(Path::new(MASK_FILE), 0o000).map_err(|e| err(format!("chmod {MASK_FILE}"), e))?;
-            *mask_file = true;
+            *mask_file = MaskFile::Made;
         }
-        bind(o, Path::new(MASK_FILE), path)?;
+        match mask_file {
+            MaskFile::HostNull => bind(o, &host(Path::new("/dev/null")), path)?,
+            _ => bind(o, Path::new(MASK_FILE), path)?,
+        }
         setattr(o, path, false, READ_ONLY)
     }
 }
@@ -254,7 +306,7 @@ fn dev(o: &impl Ops) -> Result<(), ChildError> {
 /// refuses a service that has it).
 pub const PROC_GID: u32 = 4294967294;
 
-fn proc(o: &impl Ops, mode: ProcMode, hidepid: bool, mask_file: &mut bool) -> Result<(), ChildError> {
+fn proc(o: &impl Ops, mode: ProcMode, hidepid: bool, mask_file: &mut MaskFile) -> Result<(), ChildError> {
     let p = Path::new("/proc");
     mkdir_p(o, p)?;
     // The members of proc's `gid=` group see every process whatever
@@ -427,7 +479,7 @@ mod tests {
     const RO: u64 = MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV;
 
     fn bind_step(path: &str, optional: bool) -> MountStep {
-        MountStep::Bind { path: path.into(), attrs: RO, optional }
+        MountStep::Bind { path: path.into(), attrs: RO, optional, source: None }
     }
 
     fn usual_host() -> Fake {
@@ -436,6 +488,36 @@ mod tests {
             f = f.host(&format!("/dev/{n}"), Kind::File);
         }
         f
+    }
+
+    // An OCI container's view: its root filesystem instead of the tmpfs,
+    // host sources bound at other places, its own paths bound again
+    // read-only, filesystems with their options, masks judged by the view.
+    #[test]
+    fn a_root_filesystem_of_its_own_is_the_view() {
+        let f = usual_host().host("/srv/data", Kind::Dir);
+        let steps = [
+            MountStep::Proc { mode: ProcMode::Full, hidepid: false },
+            MountStep::Bind { path: "/mnt".into(), attrs: RO, optional: false, source: Some("/srv/data".into()) },
+            MountStep::Bind { path: "/proc/sys".into(), attrs: RO, optional: false, source: None },
+            MountStep::Filesystem { path: "/sys".into(), fstype: "sysfs".into(), source: "sysfs".into(), flags: libc::MS_RDONLY, data: String::new() },
+            MountStep::Mask { path: "/proc/acpi".into(), optional: false },
+            MountStep::Mask { path: "/proc/nothing".into(), optional: true },
+        ];
+        build(&f, &steps, Some((Path::new("/srv/bundle/rootfs"), false)), c"/", &[]).unwrap();
+        let log = f.log();
+        assert_eq!(log[..3], ["mount MsFlags(MS_REC | MS_SLAVE) on /", "mount bind /srv/bundle/rootfs on /tmp", "pivot_root /tmp /tmp/oldroot"]);
+        assert!(log.contains(&"mount bind /oldroot/srv/data on /mnt".to_owned()), "{log:#?}");
+        assert!(log.contains(&"mount bind /proc/sys on /proc/sys".to_owned()), "{log:#?}");
+        assert!(log.contains(&"mount sysfs on /sys".to_owned()), "{log:#?}");
+        assert!(log.contains(&"mount tmpfs on /proc/acpi mode=0".to_owned()), "{log:#?}");
+        assert!(!log.iter().any(|e| e.contains("/proc/nothing")), "only what the view has is masked: {log:#?}");
+        // Writable: the root stays so, without setuid or device files.
+        assert_eq!(log.last().unwrap(), "chdir /");
+        assert_eq!(log[log.len() - 2], format!("setattr / {:#x}", MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV));
+        let f = usual_host();
+        build(&f, &[], Some((Path::new("/srv/bundle/rootfs"), true)), c"/", &[]).unwrap();
+        assert_eq!(f.log()[f.log().len() - 2], format!("setattr / {:#x}", MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV));
     }
 
     #[test]
@@ -450,7 +532,7 @@ mod tests {
             MountStep::Mask { path: "/etc/shadow".into(), optional: false },
             MountStep::Tmpfs { path: "/var/tmp".into(), mode: 0o1777 },
         ];
-        build(&f, &steps, c"/", &[]).unwrap();
+        build(&f, &steps, None, c"/", &[]).unwrap();
         let log = f.log();
         // Nothing propagates to the host, and the new root is in place before any view mount.
         assert_eq!(log[..3], ["mount MsFlags(MS_REC | MS_SLAVE) on /", "mount tmpfs on /tmp mode=755", "pivot_root /tmp /tmp/oldroot"]);
@@ -478,9 +560,9 @@ mod tests {
     #[test]
     fn a_missing_path_fails_with_a_hint_unless_it_is_optional() {
         let f = usual_host();
-        build(&f, &[bind_step("/srv/www", true)], c"/", &[]).unwrap();
+        build(&f, &[bind_step("/srv/www", true)], None, c"/", &[]).unwrap();
         assert!(!f.log().iter().any(|e| e.contains("/srv/www")));
-        let e = build(&usual_host(), &[bind_step("/srv/www", false)], c"/", &[]).unwrap_err();
+        let e = build(&usual_host(), &[bind_step("/srv/www", false)], None, c"/", &[]).unwrap_err();
         assert_eq!(e.step, Step::FilesystemView);
         assert!(e.detail.contains("/srv/www does not exist on the host") && e.detail.contains("prefix the path with `-`"), "{}", e.detail);
     }
@@ -489,9 +571,9 @@ mod tests {
     fn masks_cover_only_what_the_view_shows() {
         let f = usual_host();
         // /etc/shadow exists on the host but /etc is not in the view: nothing to cover.
-        build(&f, &[MountStep::Mask { path: "/etc/shadow".into(), optional: false }], c"/", &[]).unwrap();
+        build(&f, &[MountStep::Mask { path: "/etc/shadow".into(), optional: false }], None, c"/", &[]).unwrap();
         assert!(!f.log().iter().any(|e| e.contains("capexec-mask")), "{:#?}", f.log());
-        let e = build(&usual_host(), &[MountStep::Mask { path: "/etc/gshadow".into(), optional: false }], c"/", &[]).unwrap_err();
+        let e = build(&usual_host(), &[MountStep::Mask { path: "/etc/gshadow".into(), optional: false }], None, c"/", &[]).unwrap_err();
         assert_eq!(e.errno, Some(libc::ENOENT));
     }
 
@@ -499,25 +581,25 @@ mod tests {
     fn generated_files_are_bound_read_only_and_never_onto_a_symlink() {
         let f = usual_host();
         let steps = [bind_step("/etc", false), MountStep::File { path: "/etc/resolv.conf".into(), contents: b"nameserver 127.0.0.1\n".to_vec() }];
-        build(&f, &steps, c"/", &[]).unwrap();
+        build(&f, &steps, None, c"/", &[]).unwrap();
         let bound = f.position("mount bind /.capexec-generated on /etc/resolv.conf");
         assert_eq!(f.log()[bound + 1], format!("setattr /etc/resolv.conf {READ_ONLY:#x}"));
         assert_eq!(f.log()[bound + 2], "remove /.capexec-generated");
 
         let f = usual_host().link("/etc/resolv.conf", "../run/resolv.conf");
         let steps = [bind_step("/etc", false), bind_step("/etc/resolv.conf", false), MountStep::File { path: "/etc/resolv.conf".into(), contents: vec![] }];
-        let e = build(&f, &steps, c"/", &[]).unwrap_err();
+        let e = build(&f, &steps, None, c"/", &[]).unwrap_err();
         assert!(e.detail.contains("is a symlink in the view"), "{}", e.detail);
     }
 
     #[test]
     fn a_failing_call_names_the_step_the_path_and_the_errno() {
         let f = Fake { fail: Some(("setattr /usr", libc::EPERM)), ..usual_host() };
-        let e = build(&f, &[bind_step("/usr", false)], c"/", &[]).unwrap_err();
+        let e = build(&f, &[bind_step("/usr", false)], None, c"/", &[]).unwrap_err();
         assert_eq!((e.step, e.errno), (Step::FilesystemView, Some(libc::EPERM)));
         assert!(e.detail.contains("mount_setattr /usr"), "{}", e.detail);
         let f = Fake { fail: Some(("chdir /srv", libc::ENOENT)), ..usual_host() };
-        let e = build(&f, &[], c"/srv", &[]).unwrap_err();
+        let e = build(&f, &[], None, c"/srv", &[]).unwrap_err();
         assert!(e.detail.contains("working directory /srv") && e.detail.contains("add it to read_only or read_write"), "{}", e.detail);
     }
 
@@ -525,7 +607,7 @@ mod tests {
     fn credentials_are_written_into_a_read_only_tmpfs() {
         let f = usual_host();
         let steps = [MountStep::Secrets { path: "/run/credentials".into(), files: vec![("token".into(), b"s3cret".to_vec())] }];
-        build(&f, &steps, c"/", &[]).unwrap();
+        build(&f, &steps, None, c"/", &[]).unwrap();
         let tmpfs = f.position("mount tmpfs on /run/credentials mode=700");
         let written = f.position("create /run/credentials/token 400 s3cret");
         let chmod = f.position("chmod /run/credentials 500");

@@ -38,6 +38,9 @@ pub struct SetupPlan {
     /// Supplementary gids, set unless setgroups is denied.
     pub groups: Vec<u32>,
     pub mounts: Vec<MountStep>,
+    /// The view's root: a host directory (an OCI root filesystem) and
+    /// whether it is read-only; `None`: an empty tmpfs (see crate::mounts).
+    pub root: Option<(PathBuf, bool)>,
     /// Binds of `mounts` that the parent replaces with an idmapped copy
     /// when their owner is not the service's user (`filesystem.as_owner`;
     /// see resources::owner_trees).
@@ -132,11 +135,23 @@ pub enum MountStep {
         mode: ProcMode,
         hidepid: bool,
     },
-    /// Bind the host path at the same place. `attrs` are MOUNT_ATTR_* to set.
+    /// Bind the host path at the same place, or the host's `source` there
+    /// (with a root: `None` is what the root has at `path`, bound again).
+    /// `attrs` are MOUNT_ATTR_* to set.
     Bind {
         path: PathBuf,
         attrs: u64,
         optional: bool,
+        source: Option<PathBuf>,
+    },
+    /// A filesystem of its own at `path` (capexec_decl's `Filesystem`),
+    /// its options split into mount flags (MS_*) and the filesystem's data.
+    Filesystem {
+        path: PathBuf,
+        fstype: String,
+        source: String,
+        flags: u64,
+        data: String,
     },
     Tmpfs {
         path: PathBuf,
@@ -455,7 +470,7 @@ fn plan_inheriting(
             // under a tmpfs (such as the private /tmp). Validation refused
             // preopened directories the view masks.
             PreopenKind::Directory { path } if spec.filesystem.covering(path).is_none_or(|m| m.kind == MountKind::Tmpfs) => {
-                Some(Mount { path: path.clone(), kind: MountKind::ReadOnly, optional: false })
+                Some(Mount { path: path.clone(), kind: MountKind::ReadOnly, optional: false, source: None })
             }
             _ => None,
         })
@@ -465,8 +480,10 @@ fn plan_inheriting(
     // may lead onto a read-only bind, and the source, looked up under the
     // old root, to the view's own copy instead of the host's directory.
     let mut declared: Vec<Mount> = Vec::new();
+    let rooted = spec.filesystem.root.as_ref();
     for m in &spec.filesystem.mounts {
-        let path = real_parent(&m.path);
+        // In a root filesystem of its own a path is the view's, not the host's.
+        let path = if rooted.is_some() { m.path.clone() } else { real_parent(&m.path) };
         // Two declared paths may now be one (/lib/modules is /usr/lib/modules).
         if !declared.iter().any(|d| d.path == path) {
             declared.push(Mount { path, ..m.clone() });
@@ -474,8 +491,19 @@ fn plan_inheriting(
     }
     let mut view: Vec<&Mount> = declared.iter().chain(&preopened).collect();
     view.sort_by(|a, b| a.path.cmp(&b.path));
-    let mut ll_paths = vec![(PathBuf::from("/"), FsAccess::ListDir)];
+    let mut ll_paths = vec![(
+        PathBuf::from("/"),
+        match rooted {
+            None => FsAccess::ListDir,
+            Some(r) if r.read_only => FsAccess::Execute,
+            // A writable root filesystem: its files are the container's own.
+            Some(_) => FsAccess::Overlay,
+        },
+    )];
     let mut as_owner = Vec::new();
+    // Each step with the path it is at and the access Landlock gives there,
+    // sorted by path below so that parents are mounted first.
+    let mut entries: Vec<(PathBuf, MountStep, Option<FsAccess>)> = Vec::new();
     for m in view {
         // By the host path the view binds (see `real_parent`).
         if spec.filesystem.as_owner.iter().any(|p| real_parent(p) == m.path) {
@@ -488,15 +516,18 @@ fn plan_inheriting(
                     path: m.path.clone(),
                     attrs: nosuid_nodev | crate::sys::MOUNT_ATTR_RDONLY | crate::sys::MOUNT_ATTR_NOEXEC,
                     optional: m.optional,
+                    source: m.source.clone(),
                 },
                 Some(FsAccess::ReadOnly),
             ),
-            MountKind::Executable => {
-                (MountStep::Bind { path: m.path.clone(), attrs: nosuid_nodev | crate::sys::MOUNT_ATTR_RDONLY, optional: m.optional }, Some(FsAccess::Execute))
-            }
-            MountKind::ReadWrite => {
-                (MountStep::Bind { path: m.path.clone(), attrs: nosuid_nodev | crate::sys::MOUNT_ATTR_NOEXEC, optional: m.optional }, Some(FsAccess::ReadWrite))
-            }
+            MountKind::Executable => (
+                MountStep::Bind { path: m.path.clone(), attrs: nosuid_nodev | crate::sys::MOUNT_ATTR_RDONLY, optional: m.optional, source: m.source.clone() },
+                Some(FsAccess::Execute),
+            ),
+            MountKind::ReadWrite => (
+                MountStep::Bind { path: m.path.clone(), attrs: nosuid_nodev | crate::sys::MOUNT_ATTR_NOEXEC, optional: m.optional, source: m.source.clone() },
+                Some(FsAccess::ReadWrite),
+            ),
             MountKind::Tmpfs => {
                 let mode = if m.path == Path::new("/tmp") { 0o1777 } else { 0o755 };
                 (MountStep::Tmpfs { path: m.path.clone(), mode }, Some(FsAccess::ReadWrite))
@@ -514,9 +545,27 @@ fn plan_inheriting(
         // A compatibility link gives no access of its own: a rule on it would
         // be a rule on all of /run.
         let access = access.filter(|_| !capexec_decl::validate::COMPAT_LINKS.iter().any(|l| m.path == Path::new(l)));
+        entries.push((m.path.clone(), step, access));
+    }
+    for f in &spec.filesystem.filesystems {
+        let (flags, data) = mount_options(&f.options);
+        let writable = flags & libc::MS_RDONLY == 0;
+        let access = match f.fstype.as_str() {
+            "proc" => FsAccess::Proc,
+            "devpts" => FsAccess::Device,
+            "tmpfs" | "mqueue" if writable && flags & libc::MS_NOEXEC == 0 => FsAccess::Overlay,
+            "tmpfs" | "mqueue" | "cgroup2" if writable => FsAccess::ReadWrite,
+            _ => FsAccess::ReadOnly,
+        };
+        let step = MountStep::Filesystem { path: f.path.clone(), fstype: f.fstype.clone(), source: f.source.clone(), flags, data };
+        entries.push((f.path.clone(), step, Some(access)));
+    }
+    // Stable: what is at one path keeps its declared order.
+    entries.sort_by(|a, b| a.0.cmp(&b.0));
+    for (path, step, access) in entries {
         mounts.push(step);
         if let Some(a) = access {
-            ll_paths.push((m.path.clone(), a));
+            ll_paths.push((path, a));
         }
     }
     if spec.filesystem.dev == DevMode::Minimal {
@@ -621,6 +670,7 @@ fn plan_inheriting(
         // A fake root's namespace maps its one gid only.
         groups: if spec.exec.fakeroot { Vec::new() } else { id.groups.clone() },
         mounts,
+        root: spec.filesystem.root.as_ref().map(|r| (r.path.clone(), r.read_only)),
         as_owner,
         copy_up: spec.filesystem.copy_up.clone(),
         workdir: cstring("working directory", &spec.exec.working_directory.to_string_lossy())?,
@@ -688,6 +738,40 @@ fn shadow_dirs<'a>(root: &Path, points: impl Iterator<Item = &'a Path>) -> BTree
     shadows
 }
 
+/// mount(8)-style options as mount flags (MS_*) and the filesystem's own
+/// data. Propagation words are dropped: the view is a slave of the host's
+/// mounts whatever they say, so nothing mounted in it reaches the host
+/// (capexec-oci refuses `shared`, which would ask for that).
+pub fn mount_options(options: &[String]) -> (u64, String) {
+    let mut flags = 0;
+    let mut data = Vec::new();
+    for o in options {
+        let (set, clear) = match o.as_str() {
+            "ro" => (libc::MS_RDONLY, 0),
+            "rw" => (0, libc::MS_RDONLY),
+            "nosuid" => (libc::MS_NOSUID, 0),
+            "suid" => (0, libc::MS_NOSUID),
+            "nodev" => (libc::MS_NODEV, 0),
+            "dev" => (0, libc::MS_NODEV),
+            "noexec" => (libc::MS_NOEXEC, 0),
+            "exec" => (0, libc::MS_NOEXEC),
+            "sync" => (libc::MS_SYNCHRONOUS, 0),
+            "dirsync" => (libc::MS_DIRSYNC, 0),
+            "noatime" => (libc::MS_NOATIME, 0),
+            "nodiratime" => (libc::MS_NODIRATIME, 0),
+            "relatime" => (libc::MS_RELATIME, 0),
+            "strictatime" => (libc::MS_STRICTATIME, 0),
+            "private" | "rprivate" | "slave" | "rslave" | "unbindable" | "runbindable" | "defaults" => (0, 0),
+            other => {
+                data.push(other);
+                (0, 0)
+            }
+        };
+        flags = (flags | set) & !clear;
+    }
+    (flags, data.join(","))
+}
+
 /// The view's absolute `path` as seen under the host root `root` (`/` in use,
 /// a temporary directory in the tests).
 fn under(root: &Path, path: &Path) -> PathBuf {
@@ -711,7 +795,7 @@ fn learning_view(root: &Path, shadows: &BTreeSet<PathBuf>, out: &mut Vec<MountSt
                 out.push(MountStep::Tmpfs { path: path.clone(), mode: 0o755 });
                 walk(root, &path, shadows, out);
             } else {
-                out.push(MountStep::Bind { path, attrs: 0, optional: true });
+                out.push(MountStep::Bind { path, attrs: 0, optional: true, source: None });
             }
         }
     }
@@ -901,7 +985,7 @@ impl SetupPlan {
         let attrs = crate::sys::MOUNT_ATTR_NOSUID | crate::sys::MOUNT_ATTR_NODEV | crate::sys::MOUNT_ATTR_RDONLY | crate::sys::MOUNT_ATTR_NOEXEC;
         // Appended after the sorted view: its parents (if the view has them) are
         // mounted first, and nothing mounted later can cover it.
-        self.mounts.push(MountStep::Bind { path: dir.to_path_buf(), attrs, optional: false });
+        self.mounts.push(MountStep::Bind { path: dir.to_path_buf(), attrs, optional: false, source: None });
         self.landlock.paths.push((dir.to_path_buf(), FsAccess::ReadOnly));
         self.set_env("NOTIFY_SOCKET", &dir.join("notify").display().to_string())?;
         if let Some(w) = watchdog {
@@ -1028,6 +1112,57 @@ mod tests {
 
     fn bind_of<'a>(p: &'a SetupPlan, path: &str) -> Option<(usize, &'a MountStep)> {
         p.mounts.iter().enumerate().find(|(_, m)| matches!(m, MountStep::Bind { path: b, .. } if b == Path::new(path)))
+    }
+
+    // A root filesystem of its own (capexec-oci): its paths are the view's
+    // (no host path resolved), filesystems go in by path among the binds,
+    // Landlock's rule on / follows the root's writability.
+    #[test]
+    fn a_root_filesystem_of_its_own_is_planned_as_given() {
+        use capexec_decl::spec::{Filesystem, Mount, MountKind, RootFs};
+        let mut spec = spec_of("[exec]\nargv = [\"/bin/true\"]\n[filesystem]\nsystem = false\nprivate_tmp = false\n");
+        spec.filesystem.root = Some(RootFs { path: "/srv/bundle/rootfs".into(), read_only: false });
+        (spec.filesystem.dev, spec.filesystem.proc) = (DevMode::None, ProcMode::None);
+        // /var/run is a link on the host: in a root of its own it is not followed.
+        spec.filesystem.mounts.push(Mount { path: "/var/run/x".into(), kind: MountKind::ReadOnly, optional: false, source: Some("/etc".into()) });
+        spec.filesystem.mounts.push(Mount { path: "/sys/a".into(), kind: MountKind::ReadWrite, optional: false, source: Some("/srv".into()) });
+        let fsys = |path: &str, options: &[&str]| Filesystem {
+            path: path.into(),
+            fstype: "tmpfs".into(),
+            source: "tmpfs".into(),
+            options: options.iter().map(|o| o.to_string()).collect(),
+        };
+        spec.filesystem.filesystems = vec![fsys("/sys", &["ro", "nosuid", "size=1k"]), fsys("/run", &["noexec", "rprivate"])];
+        let p = compose(&spec, &Extras::default()).unwrap();
+        assert_eq!(p.root, Some(("/srv/bundle/rootfs".into(), false)));
+        let order: Vec<String> = p
+            .mounts
+            .iter()
+            .map(|m| match m {
+                MountStep::Bind { path, source, .. } => format!("bind {} from {:?}", path.display(), source),
+                MountStep::Filesystem { path, flags, data, .. } => format!("fs {} {flags:#x} {data}", path.display()),
+                other => format!("{other:?}"),
+            })
+            .collect();
+        let ro_nosuid = libc::MS_RDONLY | libc::MS_NOSUID;
+        assert_eq!(
+            order,
+            [
+                format!("fs /run {:#x} ", libc::MS_NOEXEC),
+                format!("fs /sys {ro_nosuid:#x} size=1k"),
+                "bind /sys/a from Some(\"/srv\")".to_owned(),
+                "bind /var/run/x from Some(\"/etc\")".to_owned()
+            ]
+        );
+        assert_eq!(p.landlock.paths[0], (PathBuf::from("/"), FsAccess::Overlay));
+        assert!(p.landlock.paths.contains(&(PathBuf::from("/sys"), FsAccess::ReadOnly)));
+        assert!(p.landlock.paths.contains(&(PathBuf::from("/run"), FsAccess::ReadWrite)));
+        spec.filesystem.root = Some(RootFs { path: "/srv/bundle/rootfs".into(), read_only: true });
+        assert_eq!(compose(&spec, &Extras::default()).unwrap().landlock.paths[0], (PathBuf::from("/"), FsAccess::Execute));
+        assert_eq!(
+            mount_options(&["rw".into(), "ro".into(), "exec".into(), "noexec".into(), "mode=755".into(), "gid=5".into()]),
+            (libc::MS_RDONLY | libc::MS_NOEXEC, "mode=755,gid=5".into())
+        );
     }
 
     #[test]

@@ -1,0 +1,275 @@
+//! A bundle's config.json as a capexec service: the validated spec that
+//! capexec's composer turns into the launch plan (docs/oci.md). One place
+//! decides what of the config becomes what; what cannot be applied yet is
+//! an error that names the field, never dropped.
+
+use crate::bundle::Bundle;
+use capexec_decl::spec::{DevMode, Filesystem, Identity, IdentitySource, Mount, MountKind, NetMode, ProcMode, Resource, Rlimit, RootFs, ServiceSpec};
+use oci_spec::runtime::{LinuxNamespaceType, Mount as OciMount};
+
+/// A config field capexec-oci cannot apply yet (or at all), by name.
+#[derive(Debug, thiserror::Error)]
+#[error("`{field}`: {why}")]
+pub struct NotApplied {
+    pub field: String,
+    pub why: String,
+}
+
+fn not_applied(field: impl Into<String>, why: impl Into<String>) -> NotApplied {
+    NotApplied { field: field.into(), why: why.into() }
+}
+
+/// The container `id` of bundle `b` as a capexec service.
+pub fn service(b: &Bundle, id: &str) -> Result<ServiceSpec, NotApplied> {
+    let spec = &b.spec;
+    let process = spec.process().as_ref().ok_or_else(|| not_applied("process", "missing: there is nothing to run"))?;
+    let args = process.args().clone().unwrap_or_default();
+    if args.is_empty() {
+        return Err(not_applied("process.args", "empty: there is nothing to run"));
+    }
+    if process.terminal().unwrap_or(false) {
+        return Err(not_applied("process.terminal", "a terminal (console socket) is not implemented yet: set it to false"));
+    }
+    let linux = spec.linux().clone().unwrap_or_default();
+    if linux.seccomp().is_some() {
+        return Err(not_applied("linux.seccomp", "a seccomp profile of the config's own is not compiled yet; without one, capexec's own allowlist applies"));
+    }
+    if spec.hooks().as_ref().is_some_and(|h| {
+        [h.prestart(), h.create_runtime(), h.create_container(), h.start_container(), h.poststart(), h.poststop()]
+            .iter()
+            .any(|l| l.as_ref().is_some_and(|l| !l.is_empty()))
+    }) {
+        return Err(not_applied("hooks", "hooks are not run yet"));
+    }
+    if let Some(r) = linux.resources() {
+        // The device rules need no cgroup here: the container reaches only
+        // the nodes capexec binds into its /dev (and its own devpts), it
+        // cannot make one (nodev everywhere else, no mknod in the view).
+        let only_devices = oci_spec::runtime::LinuxResources::default().set_devices(r.devices().clone()) == r;
+        if !only_devices {
+            return Err(not_applied("linux.resources", "cgroup limits other than device rules are not set by capexec-oci yet"));
+        }
+    }
+
+    // Validated through the declaration's own path, for its defaults (the
+    // seccomp groups, Landlock's mode); the rest is the config's.
+    let text = "[exec]\nargv = [\"/container\"]\n[filesystem]\nsystem = false\nprivate_tmp = false\n";
+    let mut s = capexec_decl::from_text(id, text, &capexec_decl::Context::current()).map_err(|e| not_applied("(defaults)", e.to_string()))?;
+    s.description = format!("OCI container {id} ({})", b.dir.display());
+    s.exec.argv = args;
+    let user = process.user();
+    s.exec.user = Identity {
+        uid: user.uid(),
+        gid: user.gid(),
+        user_name: None,
+        how: IdentitySource::Declared,
+        home: None,
+        groups: user.additional_gids().clone().unwrap_or_default(),
+    };
+    s.exec.environment = Default::default();
+    for kv in process.env().clone().unwrap_or_default() {
+        let (k, v) = kv.split_once('=').unwrap_or((&kv, ""));
+        s.exec.environment.insert(k.to_owned(), v.to_owned());
+    }
+    s.exec.working_directory = process.cwd().clone();
+    s.capabilities = capabilities(process.capabilities().as_ref())?;
+    s.rlimits = Default::default();
+    for r in process.rlimits().clone().unwrap_or_default() {
+        let name = serde_json::to_value(r.typ()).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default();
+        let res = resource(&name).ok_or_else(|| not_applied("process.rlimits[].type", format!("{name} is not a resource capexec knows")))?;
+        s.rlimits.insert(res, Rlimit { soft: Some(r.soft()), hard: Some(r.hard()) });
+    }
+
+    // Namespaces: each listed one is new; joining one by path is not done yet.
+    let ns = &mut s.namespaces;
+    (ns.user, ns.pid, ns.ipc, ns.uts, ns.cgroup, ns.net) = (false, false, false, false, false, NetMode::Host);
+    for n in linux.namespaces().clone().unwrap_or_default() {
+        if n.path().is_some() {
+            return Err(not_applied("linux.namespaces[].path", format!("joining an existing {:?} namespace is not implemented yet", n.typ())));
+        }
+        match n.typ() {
+            LinuxNamespaceType::Mount => {}
+            LinuxNamespaceType::Pid => ns.pid = true,
+            LinuxNamespaceType::Network => ns.net = NetMode::None,
+            LinuxNamespaceType::Ipc => ns.ipc = true,
+            LinuxNamespaceType::Uts => ns.uts = true,
+            LinuxNamespaceType::Cgroup => ns.cgroup = true,
+            LinuxNamespaceType::User => return Err(not_applied("linux.namespaces", "a user namespace with the config's id mappings is not implemented yet")),
+            LinuxNamespaceType::Time => return Err(not_applied("linux.namespaces", "time namespaces are not implemented")),
+        }
+    }
+    if let Some(h) = spec.hostname() {
+        if !ns.uts {
+            return Err(not_applied("hostname", "needs a uts namespace (add {\"type\": \"uts\"} to linux.namespaces)"));
+        }
+        ns.hostname = h.clone();
+    }
+
+    let root = spec.root().as_ref().expect("bundle::load checked it");
+    let fs = &mut s.filesystem;
+    fs.root = Some(RootFs { path: b.rootfs.clone(), read_only: root.readonly().unwrap_or(false) });
+    (fs.dev, fs.proc) = (DevMode::None, ProcMode::None);
+    fs.mounts.clear();
+    for (i, m) in spec.mounts().clone().unwrap_or_default().iter().enumerate() {
+        mount(fs, m).map_err(|why| not_applied(format!("mounts[{i}] ({})", m.destination().display()), why))?;
+    }
+    // What the config masks or makes read-only is what the view has there;
+    // a path the root filesystem lacks is skipped, as runc does.
+    for p in linux.masked_paths().clone().unwrap_or_default() {
+        fs.mounts.push(Mount { path: p.into(), kind: MountKind::Inaccessible, optional: true, source: None });
+    }
+    for p in linux.readonly_paths().clone().unwrap_or_default() {
+        fs.mounts.push(Mount { path: p.into(), kind: MountKind::ReadOnly, optional: true, source: None });
+    }
+    Ok(s)
+}
+
+/// One of the config's mounts, into the view.
+fn mount(fs: &mut capexec_decl::spec::FsSpec, m: &OciMount) -> Result<(), String> {
+    let dest = m.destination();
+    if !dest.is_absolute() || dest.components().any(|c| matches!(c, std::path::Component::ParentDir)) {
+        return Err("the destination must be an absolute path without `..`".into());
+    }
+    let options = m.options().clone().unwrap_or_default();
+    if let Some(o) = options.iter().find(|o| matches!(o.as_str(), "shared" | "rshared")) {
+        return Err(format!("`{o}` propagation would let the container's mounts reach the host"));
+    }
+    let typ = m.typ().clone().unwrap_or_default();
+    let is_bind = typ == "bind" || options.iter().any(|o| o == "bind" || o == "rbind");
+    if is_bind {
+        let source = m.source().clone().ok_or("a bind mount needs a source")?;
+        let source = std::path::absolute(&source).map_err(|e| format!("source {}: {e}", source.display()))?;
+        let ro = options.iter().any(|o| o == "ro");
+        // Writable binds are never executable in capexec (docs/oci.md).
+        let kind = match (ro, options.iter().any(|o| o == "noexec")) {
+            (true, false) => MountKind::Executable,
+            (true, true) => MountKind::ReadOnly,
+            (false, _) => MountKind::ReadWrite,
+        };
+        fs.mounts.push(Mount { path: dest.clone(), kind, optional: false, source: Some(source) });
+        return Ok(());
+    }
+    match (typ.as_str(), dest.to_str()) {
+        // capexec's own /proc (a new instance, /proc/sys read-only, the
+        // dangerous files masked) and /dev (a tmpfs with the usual nodes
+        // bound from the host, shm, the fd links).
+        ("proc", Some("/proc")) => fs.proc = ProcMode::Full,
+        ("tmpfs", Some("/dev")) => fs.dev = DevMode::Minimal,
+        ("proc", _) => return Err("proc is mounted at /proc only".into()),
+        ("sysfs" | "devpts" | "mqueue" | "tmpfs" | "cgroup" | "cgroup2", _) => {
+            // The unified hierarchy (a cgroup namespace shows the container's own).
+            let fstype = if typ == "cgroup" { "cgroup2".to_owned() } else { typ.clone() };
+            let source = m.source().as_ref().map(|s| s.display().to_string()).unwrap_or_else(|| fstype.clone());
+            fs.filesystems.push(Filesystem { path: dest.clone(), fstype, source, options });
+        }
+        ("", _) => return Err("no type: say \"bind\" or a filesystem type".into()),
+        (other, _) => return Err(format!("filesystem type {other:?} is not one capexec-oci mounts (bind, proc, sysfs, devpts, mqueue, tmpfs, cgroup)")),
+    }
+    Ok(())
+}
+
+/// The capabilities the container keeps: capexec keeps one set (bounding,
+/// permitted, effective, inheritable and ambient alike), so the config's
+/// sets must agree on it; `bounding` may be larger (it only limits).
+fn capabilities(c: Option<&oci_spec::runtime::LinuxCapabilities>) -> Result<Vec<caps::Capability>, NotApplied> {
+    let Some(c) = c else { return Ok(Vec::new()) };
+    let names = |set: &Option<oci_spec::runtime::Capabilities>| -> Vec<String> {
+        // By their names in the runtime-spec (CAP_KILL).
+        let mut v: Vec<String> = set.iter().flatten().filter_map(|c| serde_json::to_value(c).ok()?.as_str().map(str::to_owned)).collect();
+        v.sort();
+        v
+    };
+    let effective = names(c.effective());
+    let permitted = names(c.permitted());
+    if effective != permitted {
+        return Err(not_applied("process.capabilities", "capexec keeps one set of capabilities: effective and permitted must be the same"));
+    }
+    let bounding = names(c.bounding());
+    if let Some(x) = effective.iter().find(|e| !bounding.contains(e)) {
+        return Err(not_applied("process.capabilities.bounding", format!("lacks {x}, which the effective set has")));
+    }
+    effective.iter().map(|n| n.parse().map_err(|_| not_applied("process.capabilities", format!("{n} is not a capability this system knows")))).collect()
+}
+
+fn resource(oci: &str) -> Option<Resource> {
+    let name = oci.to_ascii_lowercase();
+    let name = name.strip_prefix("rlimit").map(|n| n.trim_start_matches('_')).unwrap_or(&name).to_owned();
+    Resource::ALL.into_iter().find(|r| r.name() == name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The container of a config with `linux` and `mounts` as given, in a
+    /// bundle of its own.
+    fn translate(linux: &str, mounts: &str, caps: &str) -> Result<ServiceSpec, NotApplied> {
+        static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let dir = std::env::temp_dir().join(format!("capexec-oci-container-{}-{n}", std::process::id()));
+        std::fs::create_dir_all(dir.join("rootfs")).unwrap();
+        let config = format!(
+            r#"{{"ociVersion": "1.0.2", "root": {{"path": "rootfs"}}, "hostname": "h",
+                "process": {{"args": ["/bin/sh"], "cwd": "/srv", "env": ["A=1", "B=x=y"], "user": {{"uid": 5, "gid": 6, "additionalGids": [7]}},
+                             "rlimits": [{{"type": "RLIMIT_NOFILE", "hard": 1024, "soft": 512}}], "capabilities": {caps}}},
+                "mounts": {mounts}, "linux": {linux}}}"#
+        );
+        std::fs::write(dir.join("config.json"), config).unwrap();
+        let b = crate::bundle::load(&dir).unwrap();
+        let s = service(&b, "c1");
+        std::fs::remove_dir_all(dir).unwrap();
+        s
+    }
+
+    const NS: &str = r#"{"namespaces": [{"type": "pid"}, {"type": "mount"}, {"type": "uts"}, {"type": "network"}], "maskedPaths": ["/proc/kcore"], "readonlyPaths": ["/proc/bus"]}"#;
+    const CAPS: &str = r#"{"bounding": ["CAP_KILL", "CAP_CHOWN"], "effective": ["CAP_KILL"], "permitted": ["CAP_KILL"]}"#;
+
+    #[test]
+    fn a_config_becomes_a_service() {
+        let mounts = r#"[{"destination": "/proc", "type": "proc", "source": "proc"},
+                         {"destination": "/dev", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "mode=755"]},
+                         {"destination": "/sys", "type": "sysfs", "source": "sysfs", "options": ["ro", "nosuid"]},
+                         {"destination": "/etc/conf", "type": "bind", "source": "/etc/hostname", "options": ["rbind", "ro"]},
+                         {"destination": "/out", "type": "bind", "source": "/var/tmp", "options": ["rbind"]}]"#;
+        let s = translate(NS, mounts, CAPS).unwrap();
+        assert_eq!((s.exec.argv.clone(), s.exec.working_directory.clone()), (vec!["/bin/sh".to_owned()], "/srv".into()));
+        assert_eq!((s.exec.user.uid, s.exec.user.gid, s.exec.user.groups.clone()), (5, 6, vec![7]));
+        assert_eq!(s.exec.environment["B"], "x=y");
+        assert_eq!(s.capabilities, [caps::Capability::CAP_KILL]);
+        assert_eq!(s.rlimits[&Resource::Nofile], Rlimit { soft: Some(512), hard: Some(1024) });
+        let ns = &s.namespaces;
+        assert!(ns.pid && ns.uts && !ns.ipc && !ns.user && ns.net == NetMode::None && ns.hostname == "h");
+        let fs = &s.filesystem;
+        assert_eq!((fs.proc, fs.dev, fs.system, fs.private_tmp), (ProcMode::Full, DevMode::Minimal, false, false));
+        assert_eq!(
+            fs.filesystems,
+            [Filesystem { path: "/sys".into(), fstype: "sysfs".into(), source: "sysfs".into(), options: vec!["ro".into(), "nosuid".into()] }]
+        );
+        let m = |p: &str| fs.mounts.iter().find(|m| m.path == std::path::Path::new(p)).unwrap_or_else(|| panic!("no {p}: {:?}", fs.mounts));
+        assert_eq!((m("/etc/conf").kind, m("/etc/conf").source.as_deref()), (MountKind::Executable, Some(std::path::Path::new("/etc/hostname"))));
+        assert_eq!(m("/out").kind, MountKind::ReadWrite);
+        assert_eq!((m("/proc/kcore").kind, m("/proc/kcore").optional), (MountKind::Inaccessible, true));
+        assert_eq!((m("/proc/bus").kind, m("/proc/bus").source.as_deref()), (MountKind::ReadOnly, None));
+    }
+
+    #[test]
+    fn what_cannot_be_applied_is_named() {
+        let cases = [
+            (r#"{"namespaces": [{"type": "user"}]}"#, "[]", CAPS, "`linux.namespaces`: a user namespace"),
+            (r#"{"namespaces": [{"type": "network", "path": "/run/netns/x"}]}"#, "[]", CAPS, "`linux.namespaces[].path`"),
+            (r#"{"namespaces": []}"#, "[]", CAPS, "`hostname`: needs a uts namespace"),
+            (NS, r#"[{"destination": "/p", "type": "proc"}]"#, CAPS, "`mounts[0] (/p)`: proc is mounted at /proc only"),
+            (NS, r#"[{"destination": "/x", "type": "nfs"}]"#, CAPS, "\"nfs\" is not one capexec-oci mounts"),
+            (NS, r#"[{"destination": "x", "type": "tmpfs"}]"#, CAPS, "absolute path"),
+            (NS, "[]", r#"{"effective": ["CAP_KILL"], "permitted": []}"#, "effective and permitted must be the same"),
+            (NS, "[]", r#"{"effective": ["CAP_KILL"], "permitted": ["CAP_KILL"]}"#, "`process.capabilities.bounding`: lacks CAP_KILL"),
+            (r#"{"resources": {"pids": {"limit": 10}}}"#, "[]", CAPS, "`linux.resources`"),
+        ];
+        for (linux, mounts, caps, want) in cases {
+            let e = translate(linux, mounts, caps).unwrap_err().to_string();
+            assert!(e.contains(want), "{linux} {mounts} {caps}: {e}");
+        }
+        let devices = r#"{"namespaces": [{"type": "uts"}], "resources": {"devices": [{"allow": false, "access": "rwm"}]}}"#;
+        assert!(translate(devices, "[]", CAPS).is_ok(), "device rules alone are met by the view");
+    }
+}
