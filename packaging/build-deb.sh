@@ -5,8 +5,9 @@
 #   cargo build --release --workspace && packaging/build-deb.sh
 #   packaging/build-deb.sh --bin-dir target/debug --out /tmp   (what the tests do)
 #
-# Contents: /usr/bin/capexec; libcapexec_client.so and its header; the daemon's
-# capexecd.service and the capexec@.service template; man pages and bash, zsh
+# Contents: /usr/bin/capexec and /usr/bin/capexec-oci (the OCI runtime,
+# docs/oci.md); libcapexec_client.so and its header; the daemon's
+# capexecd.service, the capexec@.service template and capexec-agent.service; man pages and bash, zsh
 # and fish completions (generated from the CLI definition, see
 # crates/capexec/tests/man.rs); the shipped declarations in
 # /usr/lib/capexec/units. Prints the path of the .deb it wrote.
@@ -23,7 +24,7 @@ while [ $# -gt 0 ]; do
         *) echo "build-deb: unknown argument $1 (see --help)" >&2; exit 2 ;;
     esac
 done
-for f in capexec libcapexec_client.so; do
+for f in capexec capexec-oci libcapexec_client.so; do
     if [ ! -f "$bin_dir/$f" ]; then
         echo "build-deb: $bin_dir/$f is missing: run \`cargo build --release --workspace\` first (or give --bin-dir)" >&2
         exit 1
@@ -41,9 +42,10 @@ install -d "$root/DEBIAN" "$root/usr/bin" "$root/usr/lib/$multiarch" "$root/usr/
     "$root/usr/share/bash-completion/completions" "$root/usr/share/zsh/vendor-completions" \
     "$root/usr/share/fish/vendor_completions.d" "$root/usr/share/doc/capexec"
 install -m 0755 "$bin_dir/capexec" "$root/usr/bin/capexec"
+install -m 0755 "$bin_dir/capexec-oci" "$root/usr/bin/capexec-oci"
 install -m 0644 "$bin_dir/libcapexec_client.so" "$root/usr/lib/$multiarch/libcapexec_client.so"
 if command -v strip > /dev/null; then
-    strip --strip-unneeded "$root/usr/bin/capexec" "$root/usr/lib/$multiarch/libcapexec_client.so"
+    strip --strip-unneeded "$root/usr/bin/capexec" "$root/usr/bin/capexec-oci" "$root/usr/lib/$multiarch/libcapexec_client.so"
 fi
 install -m 0644 "$repo"/crates/capexec-client/include/*.h "$root/usr/include/"
 install -m 0644 "$repo"/packaging/systemd/*.service "$root/lib/systemd/system/"
@@ -91,7 +93,9 @@ Description: run unmodified services least-privileged, from declarations
  .
  This package ships the capexec command and daemon (capexecd.service), the
  capexec@.service template (systemctl start capexec@nginx), and declarations
- for nginx, redis, memcached, unbound and dnsmasq in /usr/lib/capexec/units.
+ for nginx, redis, memcached, unbound and dnsmasq in /usr/lib/capexec/units;
+ capexec-oci, capexec's confinement as an OCI runtime, and capexec-agent.service,
+ its broker for containers of runc or crun (not enabled by default).
 CONTROL
 # The daemon lets members of the capexec group control it.
 cat > "$root/DEBIAN/postinst" <<'POSTINST'

@@ -48,7 +48,10 @@ fn the_deb_installs_and_its_units_run_under_the_daemon() {
     // Everything the package promises is where it says.
     for f in [
         "/usr/bin/capexec",
+        "/usr/bin/capexec-oci",
         "/lib/systemd/system/capexecd.service",
+        "/lib/systemd/system/capexec-agent.service",
+        "/usr/share/man/man1/capexec-agent.1.gz",
         "/lib/systemd/system/capexec@.service",
         "/usr/share/man/man1/capexec.1.gz",
         "/usr/share/man/man1/capexec-analyze.1.gz",
