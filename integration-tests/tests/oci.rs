@@ -285,3 +285,136 @@ fn capexec_oci_says_what_it_cannot_run() {
         assert!(after.iter().all(|e| before.contains(e) || ["dev", "proc", "sys", "x"].contains(&e.as_str())), "{tag}: left {after:?}");
     }
 }
+
+/// capexec-oci's containers of a test, deleted by force on drop (a failed
+/// assertion must not leave them running).
+struct Deleted(PathBuf, &'static [&'static str]);
+
+impl Drop for Deleted {
+    fn drop(&mut self) {
+        for id in self.1 {
+            let _ = Command::new(capexec_oci()).arg("--root").arg(&self.0).args(["delete", "--force", id]).stdout(Stdio::null()).stderr(Stdio::null()).status();
+        }
+    }
+}
+
+/// `capexec-oci --root ROOT ARGS...`, its output collected.
+fn oci(root: &Path, args: &[&str]) -> std::process::Output {
+    let child =
+        Command::new(capexec_oci()).arg("--root").arg(root).args(args).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    wait_output(child, T)
+}
+
+fn oci_status(root: &Path, id: &str) -> (String, i64) {
+    let o = oci(root, &["state", id]);
+    assert!(o.status.success(), "state {id}: {}", text(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    (v["status"].as_str().unwrap().to_owned(), v["pid"].as_i64().unwrap())
+}
+
+fn wait_until(what: &str, ok: impl Fn() -> bool) {
+    let end = Instant::now() + T;
+    while !ok() {
+        assert!(Instant::now() < end, "{what} within {T:?}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+// The lifecycle engines call: create sets the container up and leaves its
+// program waiting (nothing of it runs), start lets it exec, kill signals
+// it through its init, delete removes what is stopped; a duplicate id, a
+// start of a running container and a delete of a running one are refused
+// without touching it; delete --force leaves no process; a create that
+// fails leaves no state; a stale state directory is removed by delete
+// --force.
+#[test]
+fn capexec_oci_create_start_kill_delete() {
+    require_root();
+    let base = PathBuf::from(format!("/var/tmp/capexec-it-oci-life-{}", std::process::id()));
+    let _cleanup = Scratch(vec![base.clone()]);
+    let root = base.join("state");
+    let _left = Deleted(root.clone(), &["life", "forced"]);
+    let dir = base.join("bundle");
+    runc_bundle(&dir, |c| {
+        c["process"]["args"] = serde_json::json!(["/bin/busybox", "sh", "-c", "echo started; exec /bin/busybox sleep 600"]);
+    });
+    let out = base.join("out");
+    // Each create's output in a file of its own: the container keeps
+    // writing to the one it was given.
+    let create_to = |id: &str, out: &Path| {
+        let f = std::fs::File::create(out).unwrap();
+        let child = Command::new(capexec_oci())
+            .arg("--root")
+            .arg(&root)
+            .args(["create", "--bundle"])
+            .arg(&dir)
+            .arg("--pid-file")
+            .arg(base.join("pid"))
+            .arg(id)
+            .stdin(Stdio::null())
+            .stdout(f.try_clone().unwrap())
+            .stderr(f)
+            .spawn()
+            .unwrap();
+        wait_output(child, T)
+    };
+    let create = |id: &str| create_to(id, &out);
+    let o = create("life");
+    assert!(o.status.success(), "create: {}", std::fs::read_to_string(&out).unwrap());
+    let (status, pid) = oci_status(&root, "life");
+    assert_eq!(status, "created");
+    assert_eq!(std::fs::read_to_string(base.join("pid")).unwrap(), pid.to_string());
+    assert!(Path::new(&format!("/proc/{pid}")).exists());
+    assert_eq!(std::fs::read_to_string(&out).unwrap(), "", "the program waits for start");
+    // Refused, the container untouched.
+    let dup = create_to("life", &base.join("out-dup"));
+    assert!(!dup.status.success() && std::fs::read_to_string(base.join("out-dup")).unwrap().contains("container life exists already"));
+    assert_eq!(oci_status(&root, "life"), ("created".to_owned(), pid));
+
+    let o = oci(&root, &["start", "life"]);
+    assert!(o.status.success(), "start: {}", text(&o));
+    wait_until("the program's output", || std::fs::read_to_string(&out).unwrap() == "started\n");
+    assert_eq!(oci_status(&root, "life"), ("running".to_owned(), pid));
+    let o = oci(&root, &["ps", "--format", "json", "life"]);
+    let pids: Vec<i64> = serde_json::from_slice(&o.stdout).unwrap();
+    assert!(pids.len() == 2 && pids.contains(&pid), "init and the program: {pids:?}");
+    for (args, want) in [(&["start", "life"][..], "only a created container starts"), (&["delete", "life"][..], "or delete it with --force")] {
+        let o = oci(&root, args);
+        assert!(!o.status.success() && String::from_utf8_lossy(&o.stderr).contains(want), "{args:?}: {}", text(&o));
+    }
+    let o = oci(&root, &["kill", "life", "TERM"]);
+    assert!(o.status.success(), "kill: {}", text(&o));
+    wait_until("the container to stop", || oci_status(&root, "life").0 == "stopped");
+    // Reaped by whoever inherited init (PID 1 here), in its own time.
+    wait_until("no process left", || pids.iter().all(|p| !Path::new(&format!("/proc/{p}")).exists()));
+    let o = oci(&root, &["delete", "life"]);
+    assert!(o.status.success() && !root.join("life").exists(), "delete: {}", text(&o));
+    let o = oci(&root, &["state", "life"]);
+    assert!(!o.status.success() && String::from_utf8_lossy(&o.stderr).contains("container life does not exist"), "{}", text(&o));
+
+    // Running, deleted by force: nothing of it is left.
+    assert!(create_to("forced", &base.join("out-forced")).status.success());
+    assert!(oci(&root, &["start", "forced"]).status.success());
+    let (_, pid) = oci_status(&root, "forced");
+    let o = oci(&root, &["delete", "--force", "forced"]);
+    assert!(o.status.success() && !root.join("forced").exists(), "delete --force: {}", text(&o));
+    wait_until("no process left", || !Path::new(&format!("/proc/{pid}")).exists());
+
+    // A create that fails: no state, nothing in the root filesystem.
+    let before = rootfs_entries(&dir);
+    runc_bundle(&dir, |c| {
+        c["mounts"]
+            .as_array_mut()
+            .unwrap()
+            .push(serde_json::json!({"destination": "/x", "type": "bind", "source": "/nonexistent-capexec-source", "options": ["rbind"]}))
+    });
+    let o = create_to("failed", &base.join("out-failed"));
+    assert!(!o.status.success() && !root.join("failed").exists(), "{}", std::fs::read_to_string(base.join("out-failed")).unwrap());
+    assert!(rootfs_entries(&dir).iter().all(|e| before.contains(e) || e == "x"), "{:?}", rootfs_entries(&dir));
+
+    // A stale directory (a create that ended before it wrote the state).
+    std::fs::create_dir_all(root.join("stale")).unwrap();
+    let o = oci(&root, &["state", "stale"]);
+    assert!(!o.status.success() && String::from_utf8_lossy(&o.stderr).contains("delete --force stale"), "{}", text(&o));
+    assert!(oci(&root, &["delete", "--force", "stale"]).status.success() && !root.join("stale").exists());
+}

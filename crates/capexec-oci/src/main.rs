@@ -2,24 +2,54 @@
 //! for podman, containerd and Kubernetes. Built on capexec's own launch
 //! composer, not youki's libcontainer: docs/oci.md says why.
 //!
-//! Where it stands: `check` reads a bundle and says what of its config.json
-//! capexec-oci applies, ignores or refuses; the container lifecycle
-//! (`create`, `start`, `state`, `kill`, `delete`, `exec`, `ps`, `features`)
-//! is being built on the launch path (see docs/oci.md, "Status").
+//! The data flow: `bundle` (config.json read and checked) → `container`
+//! (a capexec ServiceSpec) → capexec_sandbox's composer and launch →
+//! `lifecycle` (create, start, state, kill, delete, ps, features) over
+//! `state` (the state directory). `check` stops after the first step; `run`
+//! launches in the foreground. What is not done yet: docs/oci.md, "Status".
 
 mod bundle;
 mod container;
 mod coverage;
+mod lifecycle;
+mod state;
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 
 #[derive(Parser)]
 #[command(name = "capexec-oci", version, about = "capexec's confinement as an OCI runtime (runtime-spec 1.x)")]
-#[command(
-    after_help = "Examples:\n  capexec-oci check --bundle DIR     what of DIR/config.json is applied, ignored or refused\n  capexec-oci run --bundle DIR ID    run the container in the foreground until it ends"
-)]
+#[command(after_help = "The container lifecycle, as engines call it:
+  capexec-oci create --bundle DIR ID    set the container up; its program waits
+  capexec-oci start ID                  let it exec
+  capexec-oci state ID                  its state as JSON (created, running, stopped)
+  capexec-oci kill ID [SIGNAL]          signal it (TERM by default)
+  capexec-oci delete [--force] ID       remove a stopped one (--force: kill it first)
+
+Also:
+  capexec-oci run --bundle DIR ID       create and start in the foreground, until it ends
+  capexec-oci check --bundle DIR        what of DIR/config.json is applied, ignored or refused
+
+docs/oci.md says what each config.json field becomes.")]
 struct Cli {
+    /// The state directory: one directory per container.
+    #[arg(long, global = true, default_value = state::DEFAULT_ROOT)]
+    root: PathBuf,
+    /// Also write errors to this file (engines read it).
+    #[arg(long, global = true)]
+    log: Option<PathBuf>,
+    /// The format of --log: text, or json (one object per line, as runc's).
+    #[arg(long, global = true, default_value = "text", value_parser = ["text", "json"])]
+    log_format: String,
+    /// Accepted for runc's command line; capexec-oci has no more to say.
+    #[arg(long, global = true, hide = true)]
+    debug: bool,
+    /// Accepted for podman's and crun's command line: capexec-oci sets no cgroups yet.
+    #[arg(long, global = true, hide = true)]
+    cgroup_manager: Option<String>,
+    /// Accepted for runc's command line: capexec-oci sets no cgroups yet.
+    #[arg(long, global = true, hide = true)]
+    systemd_cgroup: bool,
     #[command(subcommand)]
     command: Command,
 }
@@ -48,15 +78,117 @@ enum Command {
         /// The container's id: its name in messages.
         id: String,
     },
+    /// Set the container up (namespaces, view, Landlock, ids, capabilities)
+    /// and leave its program waiting to exec until `start`. Its standard
+    /// streams are this command's. As root.
+    Create {
+        #[arg(long, short = 'b', default_value = ".")]
+        bundle: PathBuf,
+        /// Write the container's pid (its init, as the host sees it) here.
+        #[arg(long)]
+        pid_file: Option<PathBuf>,
+        /// For a container with a terminal; capexec-oci refuses terminals
+        /// yet, so it is not used.
+        #[arg(long)]
+        console_socket: Option<PathBuf>,
+        /// Pass on this many fds above 2: not implemented yet, must be 0.
+        #[arg(long, default_value_t = 0)]
+        preserve_fds: u32,
+        /// Accepted for runc's command line (capexec always pivots).
+        #[arg(long, hide = true)]
+        no_pivot: bool,
+        /// Accepted for runc's command line.
+        #[arg(long, hide = true)]
+        no_new_keyring: bool,
+        id: String,
+    },
+    /// Let a created container's program exec.
+    Start { id: String },
+    /// Print the container's state (runtime-spec): id, status, pid, bundle, annotations.
+    State { id: String },
+    /// Send a signal (a name such as TERM or KILL, or a number; TERM by
+    /// default) to the container's init, which passes it on to its program.
+    Kill {
+        /// To every process of the container.
+        #[arg(long, short = 'a')]
+        all: bool,
+        id: String,
+        #[arg(default_value = "TERM")]
+        signal: String,
+    },
+    /// Remove a stopped container's state.
+    Delete {
+        /// Kill a container that is still there first, and wait for it.
+        #[arg(long, short = 'f')]
+        force: bool,
+        id: String,
+    },
+    /// List the container's processes (host pids).
+    Ps {
+        #[arg(long, short = 'f', default_value = "table", value_parser = ["table", "json"])]
+        format: String,
+        id: String,
+    },
+    /// Print what this runtime implements (runtime-spec features, JSON).
+    Features,
 }
 
 fn main() {
     let cli = Cli::parse();
-    let code = match cli.command {
-        Command::Check { bundle, json } => check(&bundle, json),
-        Command::Run { bundle, id } => run(&bundle, &id),
+    let store = state::Store::new(&cli.root);
+    let outcome: Result<(), String> = match &cli.command {
+        Command::Check { bundle, json } => std::process::exit(check(bundle, *json)),
+        Command::Run { bundle, id } => std::process::exit(run(bundle, id)),
+        Command::Create { bundle, pid_file, console_socket: _, preserve_fds, no_pivot: _, no_new_keyring: _, id } => match preserve_fds {
+            0 => lifecycle::create(&store, &lifecycle::CreateArgs { bundle, id, pid_file: pid_file.as_deref() }),
+            n => Err(format!("--preserve-fds {n}: passing fds to a container is not implemented yet")),
+        },
+        Command::Start { id } => lifecycle::start(&store, id),
+        Command::State { id } => lifecycle::state_json(&store, id).map(|v| println!("{}", serde_json::to_string_pretty(&v).expect("JSON"))),
+        Command::Kill { all, id, signal } => lifecycle::signal(signal).and_then(|sig| lifecycle::kill(&store, id, sig, *all)),
+        Command::Delete { force, id } => lifecycle::delete(&store, id, *force),
+        Command::Ps { format, id } => ps(&store, id, format),
+        Command::Features => {
+            println!("{}", serde_json::to_string_pretty(&lifecycle::features()).expect("JSON"));
+            Ok(())
+        }
     };
-    std::process::exit(code);
+    if let Err(e) = outcome {
+        say_error(&cli, &e);
+        std::process::exit(1);
+    }
+}
+
+/// On stderr and, with --log, in the log (JSON lines as runc's with
+/// --log-format json: engines show their `msg`).
+fn say_error(cli: &Cli, msg: &str) {
+    eprintln!("capexec-oci: {msg}");
+    if let Some(path) = &cli.log {
+        let line = match cli.log_format.as_str() {
+            "json" => serde_json::json!({"level": "error", "msg": msg, "time": state::now_rfc3339()}).to_string(),
+            _ => format!("{} error: {msg}", state::now_rfc3339()),
+        };
+        let _ = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .and_then(|mut f| std::io::Write::write_all(&mut f, format!("{line}\n").as_bytes()));
+    }
+}
+
+fn ps(store: &state::Store, id: &str, format: &str) -> Result<(), String> {
+    let s = store.load(id).map_err(|e| e.to_string())?.ok_or_else(|| format!("container {id} was not created completely"))?;
+    let pids = if store.status(&s) == state::Status::Stopped { Vec::new() } else { lifecycle::pids(&s) };
+    match format {
+        "json" => println!("{}", serde_json::json!(pids)),
+        _ => {
+            println!("PID");
+            for p in pids {
+                println!("{p}");
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Exit status when the container could not be set up (as `capexec exec`'s).
@@ -77,29 +209,18 @@ fn run(dir: &std::path::Path, id: &str) -> i32 {
     for f in &b.ignored {
         eprintln!("capexec-oci: {id}: warning: `{}` is ignored: {}", f.field, f.why);
     }
-    let spec = match container::service(&b, id) {
-        Ok(s) => s,
+    let plan = match lifecycle::plan_of(&b, id) {
+        Ok(p) => p,
         Err(e) => {
-            eprintln!("capexec-oci: {}: {e}", b.dir.join("config.json").display());
+            eprintln!("capexec-oci: {e}");
             return EXIT_SETUP;
         }
-    };
-    let extras = capexec_sandbox::plan::Extras {
-        rootless: false,
-        host_env: &[],
-        inherited: &[],
-        notify: capexec_sandbox::plan::Notify::None,
-        credentials: None,
-        broker: Default::default(),
-        learning: false,
-        watch_network: false,
     };
     // The setup makes this directory in the root filesystem for its time
     // (capexec_sandbox::mounts); a setup that fails halfway leaves it.
     let old = b.rootfs.join("oldroot");
     let had_old = old.exists();
-    let spawned = capexec_sandbox::compose(&spec, &extras).and_then(|plan| capexec_sandbox::spawn(&plan));
-    match spawned {
+    match capexec_sandbox::spawn(&plan) {
         Ok(s) => capexec_sandbox::wait_foreground(&s),
         Err(e) => {
             if !had_old {

@@ -47,11 +47,18 @@ pub struct ChildArgs<'a> {
     /// Idmapped copies of read_write paths, attached in place of their binds
     /// (`resources::owner_trees`).
     pub trees: &'a [(&'a Path, RawFd)],
+    /// See `SpawnOptions::gate`.
+    pub gate: Option<RawFd>,
 }
 
+/// Reports `e` on the error pipe `fd`, or, once nobody reads it (`-1`: a
+/// service that waited at its gate), on the service's stderr.
 fn report(fd: RawFd, e: &ChildError) {
     // A short write only shortens the message.
-    let _ = sys::write_raw(fd, &e.encode());
+    let _ = match fd {
+        0.. => sys::write_raw(fd, &e.encode()),
+        _ => sys::write_raw(2, format!("capexec: sandbox setup failed at `{}`: {}\n", e.step, e.detail).as_bytes()),
+    };
 }
 
 /// Without atexit handlers or destructors: they belong to the parent's copy
@@ -111,6 +118,10 @@ pub fn run(a: &ChildArgs) -> ! {
                     h => h,
                 }
             });
+            if a.gate.is_some() {
+                // A created container outlives the runtime that created it.
+                let _ = sys::prctl(libc::PR_SET_PDEATHSIG, 0);
+            }
             init(a, pid, helper)
         }
     }
@@ -309,6 +320,20 @@ fn service(a: &ChildArgs, argv: &[std::ffi::CString], err_wr: RawFd, main: bool)
 /// helper's commands: `kill -HUP $MAINPID` is the usual reload).
 fn service_with(a: &ChildArgs, argv: &[std::ffi::CString], err_wr: RawFd, main: bool, main_pid: Option<libc::pid_t>) -> ! {
     let plan = a.plan;
+    let gate = a.gate.filter(|_| main);
+    let err_wr = match gate {
+        // The setup is done: the caller learns so from the error pipe's EOF
+        // (init closes its copy too), then waits no more for this process.
+        Some(g) => {
+            let _ = nix::unistd::close(err_wr);
+            if let Err(e) = wait_at_gate(g) {
+                report(-1, &ChildError::io(Step::Exec, "wait to be started", e));
+                exit(127);
+            }
+            -1
+        }
+        None => err_wr,
+    };
     let fail = |e: ChildError| -> ! {
         report(err_wr, &e);
         exit(127)
@@ -326,7 +351,7 @@ fn service_with(a: &ChildArgs, argv: &[std::ffi::CString], err_wr: RawFd, main: 
     }
     // The error pipe and the listener socket out of the target range too.
     let mut err_wr = err_wr;
-    if err_wr < 3 + n {
+    if (0..3 + n).contains(&err_wr) {
         err_wr = above(err_wr).unwrap_or_else(|e| fail(ChildError::io(Step::FileDescriptors, "move the error pipe", std::io::Error::from(e))));
     }
     let mut notify_tx = a.notify_tx;
@@ -359,7 +384,7 @@ fn service_with(a: &ChildArgs, argv: &[std::ffi::CString], err_wr: RawFd, main: 
         }
     }
     let _ = sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None);
-    if !plan.pid_ns {
+    if !plan.pid_ns && gate.is_none() {
         let _ = sys::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong);
     }
     let mut env = plan.env.clone();
@@ -429,6 +454,25 @@ fn service_with(a: &ChildArgs, argv: &[std::ffi::CString], err_wr: RawFd, main: 
     let detail = format!("execve {}: {e}{hint}", program.to_string_lossy());
     report(err_wr, &ChildError { step: Step::Exec, errno: e.raw_os_error(), detail });
     exit(127)
+}
+
+/// Waits until `gate` (see `SpawnOptions::gate`) is readable: a writer
+/// wrote, or came and went. A FIFO nobody has opened for writing yet does
+/// not poll as hung up, so this waits for the first `start`.
+fn wait_at_gate(gate: RawFd) -> std::io::Result<()> {
+    let mut pfd = libc::pollfd { fd: gate, events: libc::POLLIN, revents: 0 };
+    loop {
+        // SAFETY: one valid pollfd, no timeout.
+        match unsafe { libc::poll(&mut pfd, 1, -1) } {
+            -1 if std::io::Error::last_os_error().raw_os_error() == Some(libc::EINTR) => continue,
+            -1 => return Err(std::io::Error::last_os_error()),
+            _ => break,
+        }
+    }
+    let mut b = [0u8; 1];
+    let _ = nix::unistd::read(gate, &mut b);
+    let _ = nix::unistd::close(gate);
+    Ok(())
 }
 
 /// The broker's notify filter (if any) and the allowlist, the service's last

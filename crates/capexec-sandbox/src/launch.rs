@@ -89,6 +89,13 @@ pub struct SpawnOptions<'a> {
     /// run`'s refusal summary, which must know the run's processes before
     /// their first syscall).
     pub on_clone: Option<&'a dyn Fn(i32)>,
+    /// Created now, started later (an OCI container's create and start):
+    /// the service waits, its setup done, until this fd (the read end of a
+    /// FIFO, opened O_RDONLY|O_NONBLOCK, which polls readable once a writer
+    /// wrote) is readable, then goes on to exec. Spawning returns once it
+    /// waits; errors after that go to the service's stderr. Neither init nor
+    /// the service dies with the caller from then on.
+    pub gate: Option<RawFd>,
 }
 
 /// The first child of `pid` (the service, for a namespace init), from
@@ -310,6 +317,7 @@ fn begin(plan: &SetupPlan, opts: &SpawnOptions) -> Result<Starting, LaunchError>
             notify_tx: notify_pair.as_ref().map(|(_, tx)| tx.as_raw_fd()),
             tasks: tasks.as_ref().map(|(_, helper_end)| helper_end.as_raw_fd()),
             trees: &tree_fds,
+            gate: opts.gate,
         };
         child::run(&args);
     };

@@ -300,6 +300,7 @@ fn launch(sock: RawFd, req: LaunchRequest, fds: Vec<OwnedFd>, host_env: &[(Strin
         learner: None,
         inherited: &[],
         on_clone: None,
+        gate: None,
     };
     let started = match (broker, &req.supervisor_cgroup) {
         (None, None) => {

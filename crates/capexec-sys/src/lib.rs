@@ -5,6 +5,7 @@
 //! is the one place for most of the project's `unsafe`; it depends on libc
 //! only, so that capexec-client (a library inside services) can use it too.
 
+pub mod clock;
 pub mod notify;
 pub mod process;
 pub mod socket;

@@ -1,0 +1,252 @@
+//! The container lifecycle as runc's command line has it, which engines
+//! (podman, containerd) call: `create` sets the container up to the point
+//! where its program would exec and leaves it waiting; `start` lets it go;
+//! `state`, `kill`, `delete`, `ps` look at and end it. Each container is a
+//! capexec launch (composer, then capexec_sandbox's spawn with a gate);
+//! what is known of it lives in the state directory (crate::state).
+
+use crate::bundle;
+use crate::state::{self, Saved, StateError, Status, Store};
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::Path;
+
+/// An error of a lifecycle command, said once (stderr and the `--log`).
+pub type Outcome = Result<(), String>;
+
+/// The plan of the bundle's container, composed as any capexec service's.
+pub fn plan_of(b: &bundle::Bundle, id: &str) -> Result<capexec_sandbox::SetupPlan, String> {
+    let spec = crate::container::service(b, id).map_err(|e| format!("{}: {e}", b.dir.join("config.json").display()))?;
+    let extras = capexec_sandbox::plan::Extras {
+        rootless: false,
+        host_env: &[],
+        inherited: &[],
+        notify: capexec_sandbox::plan::Notify::None,
+        credentials: None,
+        broker: Default::default(),
+        learning: false,
+        watch_network: false,
+    };
+    capexec_sandbox::compose(&spec, &extras).map_err(|e| format!("{id}: {e}"))
+}
+
+pub struct CreateArgs<'a> {
+    pub bundle: &'a Path,
+    pub id: &'a str,
+    pub pid_file: Option<&'a Path>,
+}
+
+/// Sets the container up and leaves its program waiting for `start`. On
+/// any error nothing is left: no process, no state directory, no
+/// `oldroot` in the root filesystem.
+pub fn create(store: &Store, a: &CreateArgs) -> Outcome {
+    let b = bundle::load(a.bundle).map_err(|e| e.to_string())?;
+    for f in &b.ignored {
+        eprintln!("capexec-oci: {}: warning: `{}` is ignored: {}", a.id, f.field, f.why);
+    }
+    let plan = plan_of(&b, a.id)?;
+    store.claim(a.id).map_err(|e| e.to_string())?;
+    let undo = |e: String| {
+        let _ = store.remove(a.id);
+        e
+    };
+    let fifo = store.fifo(a.id);
+    nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).map_err(|e| undo(format!("mkfifo {}: {e}", fifo.display())))?;
+    // Non-blocking: no writer yet. The container's program polls it.
+    let gate = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(nix::fcntl::OFlag::O_NONBLOCK.bits())
+        .open(&fifo)
+        .map_err(|e| undo(format!("open {}: {e}", fifo.display())))?;
+    let old = b.rootfs.join("oldroot");
+    let had_old = old.exists();
+    let annotations: std::collections::BTreeMap<String, String> = b.spec.annotations().clone().unwrap_or_default().into_iter().collect();
+    // Recorded at once, so that a `create` killed during the setup leaves a
+    // record `delete` can act on.
+    let record = |pid: i32| {
+        let start_time = state::start_time(pid).map_or(0, |(t, _)| t);
+        let s = Saved {
+            id: a.id.to_owned(),
+            bundle: b.dir.clone(),
+            rootfs: b.rootfs.clone(),
+            pid,
+            start_time,
+            created: state::now_rfc3339(),
+            annotations: annotations.clone(),
+        };
+        let _ = store.save(&s);
+    };
+    let opts = capexec_sandbox::SpawnOptions { on_clone: Some(&record), gate: Some(gate.as_raw_fd()), ..Default::default() };
+    let spawned = capexec_sandbox::spawn_with(&plan, &opts);
+    drop(gate);
+    let s = match spawned {
+        Ok(s) => s,
+        Err(e) => {
+            if !had_old {
+                let _ = std::fs::remove_dir(&old);
+            }
+            return Err(undo(format!("{}: {e}", a.id)));
+        }
+    };
+    if let Some(f) = a.pid_file {
+        // runc writes the pid without a newline, atomically.
+        let tmp = f.with_extension("capexec-tmp");
+        std::fs::write(&tmp, s.pid.to_string()).and_then(|()| std::fs::rename(&tmp, f)).map_err(|e| {
+            // Our own child.
+            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(s.pid), nix::sys::signal::Signal::SIGKILL);
+            undo(format!("write the pid file {}: {e}", f.display()))
+        })?;
+    }
+    Ok(())
+}
+
+fn load(store: &Store, id: &str) -> Result<Saved, String> {
+    match store.load(id) {
+        Ok(Some(s)) => Ok(s),
+        Ok(None) => Err(format!("container {id} was not created completely: `capexec-oci delete --force {id}` removes it")),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+/// Lets a created container's program exec.
+pub fn start(store: &Store, id: &str) -> Outcome {
+    let s = load(store, id)?;
+    match store.status(&s) {
+        Status::Created => {}
+        other => return Err(format!("container {id} is {}: only a created container starts", other.name())),
+    }
+    let fifo = store.fifo(id);
+    // Non-blocking: ENXIO if nobody waits at the read end any more.
+    let f = std::fs::OpenOptions::new()
+        .write(true)
+        .custom_flags(nix::fcntl::OFlag::O_NONBLOCK.bits())
+        .open(&fifo)
+        .map_err(|e| format!("container {id} is not waiting to start ({}: {e})", fifo.display()))?;
+    std::io::Write::write_all(&mut &f, b"0").map_err(|e| format!("start container {id}: {e}"))?;
+    drop(f);
+    let _ = std::fs::remove_file(&fifo);
+    Ok(())
+}
+
+/// The runtime-spec's state of the container, as JSON.
+pub fn state_json(store: &Store, id: &str) -> Result<serde_json::Value, String> {
+    let s = load(store, id)?;
+    let status = store.status(&s);
+    Ok(serde_json::json!({
+        "ociVersion": "1.2.0",
+        "id": s.id,
+        "status": status.name(),
+        "pid": if status == Status::Stopped { 0 } else { s.pid },
+        "bundle": s.bundle,
+        "rootfs": s.rootfs,
+        "created": s.created,
+        "owner": "",
+        "annotations": s.annotations,
+    }))
+}
+
+/// A signal by name (`TERM`, `SIGTERM`) or number.
+pub fn signal(name: &str) -> Result<i32, String> {
+    if let Ok(n) = name.parse::<i32>() {
+        return Ok(n);
+    }
+    let upper = name.to_ascii_uppercase();
+    let full = if upper.starts_with("SIG") { upper } else { format!("SIG{upper}") };
+    full.parse::<nix::sys::signal::Signal>().map(|s| s as i32).map_err(|_| format!("{name:?} is not a signal (give a name such as TERM or KILL, or a number)"))
+}
+
+/// The container's processes, as the host sees them: those in its pid
+/// namespace, or, sharing the host's, init and its descendants.
+pub fn pids(s: &Saved) -> Vec<i32> {
+    let ns = |pid: i32| std::fs::read_link(format!("/proc/{pid}/ns/pid")).ok();
+    let own = ns(s.pid);
+    let shares_host = own.is_none() || own == ns(1);
+    let mut all: Vec<(i32, i32)> = Vec::new();
+    for e in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Some(pid) = e.file_name().to_str().and_then(|p| p.parse::<i32>().ok()) else { continue };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { continue };
+        let ppid = stat.rfind(')').and_then(|i| stat[i + 2..].split(' ').nth(1)?.parse().ok()).unwrap_or(0);
+        all.push((pid, ppid));
+    }
+    if !shares_host {
+        return all.iter().map(|(p, _)| *p).filter(|p| ns(*p) == own).collect();
+    }
+    let mut found = vec![s.pid];
+    let mut i = 0;
+    while i < found.len() {
+        let parent = found[i];
+        found.extend(all.iter().filter(|(_, pp)| *pp == parent).map(|(p, _)| *p));
+        i += 1;
+    }
+    found
+}
+
+/// Sends `sig` to the container's init (which passes it on to the
+/// program), or with `all` to every process of the container.
+pub fn kill(store: &Store, id: &str, sig: i32, all: bool) -> Outcome {
+    let s = load(store, id)?;
+    if store.status(&s) == Status::Stopped {
+        return Err(format!("container {id} is not running"));
+    }
+    let sig = nix::sys::signal::Signal::try_from(sig).map_err(|e| format!("signal {sig}: {e}"))?;
+    let targets = if all { pids(&s) } else { vec![s.pid] };
+    for pid in targets {
+        // Checked just before: the container's own processes.
+        match nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), sig) {
+            Ok(()) | Err(nix::errno::Errno::ESRCH) => {}
+            Err(e) => return Err(format!("signal {sig} to pid {pid} of container {id}: {e}")),
+        }
+    }
+    Ok(())
+}
+
+/// Removes a stopped container's state; `force` kills a live one first
+/// and waits until it is gone.
+pub fn delete(store: &Store, id: &str, force: bool) -> Outcome {
+    let s = match store.load(id) {
+        Ok(s) => s,
+        Err(StateError::Damaged { .. }) if force => None,
+        Err(e) => return Err(e.to_string()),
+    };
+    if let Some(s) = &s {
+        if store.status(s) != Status::Stopped {
+            if !force {
+                return Err(format!("container {id} is {}: stop it (`capexec-oci kill {id}`) or delete it with --force", store.status(s).name()));
+            }
+            for pid in pids(s) {
+                // The container's own processes (init's start time was checked).
+                let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
+            }
+            let end = std::time::Instant::now() + std::time::Duration::from_secs(10);
+            // Its parent (the engine's monitor, or PID 1) reaps it.
+            while state::alive(s.pid, s.start_time) {
+                if std::time::Instant::now() > end {
+                    return Err(format!("container {id}: pid {} is still there 10 s after SIGKILL", s.pid));
+                }
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+        }
+    }
+    store.remove(id).map_err(|e| e.to_string())
+}
+
+/// `features`: what this runtime implements (runtime-spec features.md).
+pub fn features() -> serde_json::Value {
+    let namespaces = ["cgroup", "ipc", "mount", "network", "pid", "uts"];
+    serde_json::json!({
+        "ociVersionMin": "1.0.0",
+        "ociVersionMax": "1.2.0",
+        "hooks": [],
+        "mountOptions": ["ro", "rw", "nosuid", "suid", "nodev", "dev", "noexec", "exec", "sync", "dirsync", "noatime", "nodiratime", "relatime", "strictatime",
+                         "bind", "rbind", "private", "rprivate", "slave", "rslave", "unbindable", "runbindable"],
+        "linux": {
+            "namespaces": namespaces,
+            "capabilities": caps::all().iter().map(|c| c.to_string()).collect::<std::collections::BTreeSet<_>>(),
+            "cgroup": {"v1": false, "v2": false, "systemd": false, "systemdUser": false},
+            "seccomp": {"enabled": false},
+            "apparmor": {"enabled": false},
+            "selinux": {"enabled": false},
+        },
+        "annotations": {"org.capexec.landlock": "derived from the container's mounts", "org.capexec.seccomp": "capexec's allowlist"},
+    })
+}
