@@ -25,10 +25,11 @@ fi
 # openssh-server, bind9, postgresql, cron, chrony, rsyslog and mariadb-server:
 # every unit of theirs must import into a declaration that passes check.
 # python3-pip: tests/overlay.rs installs a local wheel with --fakeroot.
-# runc, busybox-static: tests/oci.rs runs containers of stock runc from a
-# busybox root filesystem with `capexec agent` as their seccomp agent.
+# runc, busybox-static, podman: tests/oci.rs runs containers of stock runc
+# from a busybox root filesystem with `capexec agent` as their seccomp
+# agent, and podman with capexec-oci as its runtime.
 packages=(nginx-light redis-server memcached gcc libc6-dev util-linux wrk curl libmemcached-tools systemd unbound dnsmasq bind9-dnsutils bpftool stress-ng clang libbpf-dev
-    apache2 openssh-server bind9 postgresql cron chrony rsyslog mariadb-server python3-pip runc busybox-static)
+    apache2 openssh-server bind9 postgresql cron chrony rsyslog mariadb-server python3-pip runc busybox-static podman)
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -220,11 +220,13 @@ $B cat /proc/kallsyms > /dev/null 2>&1 && echo kallsyms=readable || echo kallsym
 ( echo x > /proc/sys/kernel/domainname ) 2>/dev/null && echo proc-sys=writable || echo proc-sys=read-only
 ( echo x > /written ) 2>/dev/null && echo root=writable || echo root=read-only
 $B ls /etc/shadow > /dev/null 2>&1 && echo host-files=visible || echo host-files=absent
+echo ping-range=$($B cat /proc/sys/net/ipv4/ping_group_range | $B tr '\t' ' ')
 exit 7"#;
     let dir = base.join("bundle");
     runc_bundle(&dir, |c| {
         c["process"]["args"] = serde_json::json!(["/bin/busybox", "sh", "-c", script]);
         c["hostname"] = "boxed".into();
+        c["linux"]["sysctl"] = serde_json::json!({"net.ipv4.ping_group_range": "0 0"});
         let mounts = c["mounts"].as_array_mut().unwrap();
         mounts.push(serde_json::json!({"destination": "/data", "type": "bind", "source": base.join("data"), "options": ["rbind", "ro"]}));
         mounts.push(serde_json::json!({"destination": "/out", "type": "bind", "source": base.join("out"), "options": ["rbind", "rw"]}));
@@ -232,7 +234,7 @@ exit 7"#;
     let o = oci_run(&dir, "it-run");
     let out = String::from_utf8_lossy(&o.stdout);
     let want = "id=0:0 host=boxed\nCapEff:0000000020000420\nNoNewPrivs:1\nSeccomp:2\ndata=from-the-host\ndata-write=no\nout-write=yes\nout-exec=no\n\
-                kallsyms=masked\nproc-sys=read-only\nroot=read-only\nhost-files=absent\n";
+                kallsyms=masked\nproc-sys=read-only\nroot=read-only\nhost-files=absent\nping-range=0 0\n";
     assert_eq!((o.status.code(), out.as_ref()), (Some(7), want), "{}", text(&o));
     assert_eq!(std::fs::read_to_string(base.join("out/made")).unwrap(), "made\n");
     assert_eq!(rootfs_entries(&dir), ["bin", "data", "dev", "out", "proc", "sys"]);
@@ -417,4 +419,73 @@ fn capexec_oci_create_start_kill_delete() {
     let o = oci(&root, &["state", "stale"]);
     assert!(!o.status.success() && String::from_utf8_lossy(&o.stderr).contains("delete --force stale"), "{}", text(&o));
     assert!(oci(&root, &["delete", "--force", "stale"]).status.success() && !root.join("stale").exists());
+}
+
+/// podman with capexec-oci as its runtime, on a root filesystem of busybox
+/// and its applets' links. What podman adds that capexec-oci does not
+/// apply yet is turned off: its seccomp profile (so capexec's own
+/// allowlist applies), its network (a namespace by path), its pids limit
+/// (a cgroup); and root here lacks CAP_SYS_RESOURCE, so the limits podman
+/// would raise are given.
+fn podman(args: &[&str]) -> std::process::Output {
+    let child = Command::new("podman")
+        .arg("--runtime")
+        .arg(capexec_oci())
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("podman (scripts/install-test-deps.sh installs it)");
+    wait_output(child, T)
+}
+
+const PODMAN_RUN: &[&str] =
+    &["--network", "none", "--pids-limit", "0", "--security-opt", "seccomp=unconfined", "--ulimit", "nofile=1024:1024", "--ulimit", "nproc=1024:1024"];
+
+/// podman's containers of a test, removed by force on drop.
+struct PodmanContainers(&'static [&'static str]);
+
+impl Drop for PodmanContainers {
+    fn drop(&mut self) {
+        for name in self.0 {
+            let _ = Command::new("podman").args(["rm", "--force", name]).stdout(Stdio::null()).stderr(Stdio::null()).status();
+        }
+    }
+}
+
+// podman runs containers through capexec-oci: run with the program's
+// output and exit status, confined as capexec confines (no_new_privs,
+// capexec's seccomp allowlist, podman's capabilities only); run detached,
+// logs, stop (SIGTERM reaches the program through init), logs again, rm.
+#[test]
+fn podman_runs_containers_through_capexec_oci() {
+    require_root();
+    let base = PathBuf::from(format!("/var/tmp/capexec-it-podman-{}", std::process::id()));
+    let _cleanup = Scratch(vec![base.clone()]);
+    let name = "capexec-it-podman";
+    let _containers = PodmanContainers(&["capexec-it-podman"]);
+    let rootfs = base.join("rootfs");
+    std::fs::create_dir_all(rootfs.join("bin")).unwrap();
+    std::fs::copy("/bin/busybox", rootfs.join("bin/busybox")).expect("busybox-static (scripts/install-test-deps.sh installs it)");
+    for applet in ["sh", "cat", "grep", "tr", "sleep"] {
+        std::os::unix::fs::symlink("busybox", rootfs.join("bin").join(applet)).unwrap();
+    }
+    let rootfs = rootfs.to_str().unwrap();
+    let script = "echo hi; grep -E '^(NoNewPrivs|Seccomp):' /proc/self/status | tr -d '\\t'; exit 3";
+    let o = podman(&[&["run", "--rm"], PODMAN_RUN, &["--rootfs", rootfs, "/bin/sh", "-c", script]].concat());
+    assert_eq!((o.status.code(), String::from_utf8_lossy(&o.stdout).as_ref()), (Some(3), "hi\nNoNewPrivs:1\nSeccomp:2\n"), "{}", text(&o));
+
+    let script = "echo logged; trap 'echo bye; exit 0' TERM; while :; do sleep 1; done";
+    let o = podman(&[&["run", "--detach", "--name", name], PODMAN_RUN, &["--rootfs", rootfs, "/bin/sh", "-c", script]].concat());
+    assert!(o.status.success(), "run --detach: {}", text(&o));
+    wait_until("the container's log", || String::from_utf8_lossy(&podman(&["logs", name]).stdout) == "logged\n");
+    let o = podman(&["stop", "--time", "20", name]);
+    assert!(o.status.success(), "stop: {}", text(&o));
+    let o = podman(&["logs", name]);
+    assert_eq!(String::from_utf8_lossy(&o.stdout), "logged\nbye\n", "the program got SIGTERM: {}", text(&o));
+    let o = podman(&["inspect", "--format", "{{.State.ExitCode}}", name]);
+    assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), "0", "{}", text(&o));
+    let o = podman(&["rm", name]);
+    assert!(o.status.success(), "rm: {}", text(&o));
 }

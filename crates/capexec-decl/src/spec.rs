@@ -319,6 +319,12 @@ pub struct NsSpec {
     pub uts: bool,
     pub cgroup: bool,
     pub hostname: String,
+    /// Kernel parameters of the service's own namespaces, by dotted name
+    /// (`net.ipv4.ping_group_range`), set before anything of it runs: an
+    /// OCI config's `linux.sysctl`, which capexec-oci checks to be ones its
+    /// new namespaces own.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub sysctls: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -493,6 +493,7 @@ pub fn validate(name: &str, raw: &RawUnit, sources: Vec<PathBuf>, ctx: &Context)
         uts,
         cgroup: ns.cgroup.unwrap_or(true),
         hostname: if hostname.is_empty() { "capexec".into() } else { hostname },
+        sysctls: Default::default(),
     };
 
     // --- preopen ---

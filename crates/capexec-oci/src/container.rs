@@ -45,7 +45,13 @@ pub fn service(b: &Bundle, id: &str) -> Result<ServiceSpec, NotApplied> {
         // The device rules need no cgroup here: the container reaches only
         // the nodes capexec binds into its /dev (and its own devpts), it
         // cannot make one (nodev everywhere else, no mknod in the view).
-        let only_devices = oci_spec::runtime::LinuxResources::default().set_devices(r.devices().clone()) == r;
+        // A pids limit of 0 or less is none (runtime-spec; podman's
+        // --pids-limit 0 writes it).
+        let mut asked = r.clone();
+        if asked.pids().as_ref().is_some_and(|p| p.limit() <= 0) {
+            asked.set_pids(None);
+        }
+        let only_devices = oci_spec::runtime::LinuxResources::default().set_devices(r.devices().clone()) == &asked;
         if !only_devices {
             return Err(not_applied("linux.resources", "cgroup limits other than device rules are not set by capexec-oci yet"));
         }
@@ -105,6 +111,11 @@ pub fn service(b: &Bundle, id: &str) -> Result<ServiceSpec, NotApplied> {
         ns.hostname = h.clone();
     }
 
+    for (k, v) in linux.sysctl().clone().unwrap_or_default() {
+        sysctl(ns, &k, &v).map_err(|why| not_applied(format!("linux.sysctl.{k}"), why))?;
+        ns.sysctls.insert(k, v);
+    }
+
     let root = spec.root().as_ref().expect("bundle::load checked it");
     let fs = &mut s.filesystem;
     fs.root = Some(RootFs { path: b.rootfs.clone(), read_only: root.readonly().unwrap_or(false) });
@@ -122,6 +133,29 @@ pub fn service(b: &Bundle, id: &str) -> Result<ServiceSpec, NotApplied> {
         fs.mounts.push(Mount { path: p.into(), kind: MountKind::ReadOnly, optional: true, source: None });
     }
     Ok(s)
+}
+
+/// Whether the kernel parameter `name` belongs to a namespace the container
+/// has of its own (runc's rule): setting another would change the host.
+fn sysctl(ns: &capexec_decl::spec::NsSpec, name: &str, value: &str) -> Result<(), String> {
+    if name.is_empty() || name.split('.').any(|p| p.is_empty() || p == "..") || name.contains('/') || value.contains('\n') {
+        return Err("not a kernel parameter name and value".into());
+    }
+    const IPC: [&str; 8] =
+        ["kernel.msgmax", "kernel.msgmnb", "kernel.msgmni", "kernel.sem", "kernel.shmall", "kernel.shmmax", "kernel.shmmni", "kernel.shm_rmid_forced"];
+    let (owned, which) = if IPC.contains(&name) || name.starts_with("fs.mqueue.") {
+        (ns.ipc, "an ipc")
+    } else if name.starts_with("net.") {
+        (ns.net == NetMode::None, "a network")
+    } else if name == "kernel.hostname" || name == "kernel.domainname" {
+        (ns.uts, "a uts")
+    } else {
+        return Err("not a parameter of a namespace the container can have: it would change the host".into());
+    };
+    match owned {
+        true => Ok(()),
+        false => Err(format!("needs {which} namespace of the container's own")),
+    }
 }
 
 /// One of the config's mounts, into the view.
@@ -221,7 +255,8 @@ mod tests {
         s
     }
 
-    const NS: &str = r#"{"namespaces": [{"type": "pid"}, {"type": "mount"}, {"type": "uts"}, {"type": "network"}], "maskedPaths": ["/proc/kcore"], "readonlyPaths": ["/proc/bus"]}"#;
+    const NS: &str = r#"{"namespaces": [{"type": "pid"}, {"type": "mount"}, {"type": "uts"}, {"type": "network"}], "maskedPaths": ["/proc/kcore"], "readonlyPaths": ["/proc/bus"],
+                         "sysctl": {"net.ipv4.ping_group_range": "0 0"}}"#;
     const CAPS: &str = r#"{"bounding": ["CAP_KILL", "CAP_CHOWN"], "effective": ["CAP_KILL"], "permitted": ["CAP_KILL"]}"#;
 
     #[test]
@@ -239,6 +274,7 @@ mod tests {
         assert_eq!(s.rlimits[&Resource::Nofile], Rlimit { soft: Some(512), hard: Some(1024) });
         let ns = &s.namespaces;
         assert!(ns.pid && ns.uts && !ns.ipc && !ns.user && ns.net == NetMode::None && ns.hostname == "h");
+        assert_eq!(ns.sysctls["net.ipv4.ping_group_range"], "0 0");
         let fs = &s.filesystem;
         assert_eq!((fs.proc, fs.dev, fs.system, fs.private_tmp), (ProcMode::Full, DevMode::Minimal, false, false));
         assert_eq!(
@@ -264,6 +300,14 @@ mod tests {
             (NS, "[]", r#"{"effective": ["CAP_KILL"], "permitted": []}"#, "effective and permitted must be the same"),
             (NS, "[]", r#"{"effective": ["CAP_KILL"], "permitted": ["CAP_KILL"]}"#, "`process.capabilities.bounding`: lacks CAP_KILL"),
             (r#"{"resources": {"pids": {"limit": 10}}}"#, "[]", CAPS, "`linux.resources`"),
+            (
+                r#"{"namespaces": [{"type": "uts"}], "sysctl": {"kernel.panic": "1"}}"#,
+                "[]",
+                CAPS,
+                "`linux.sysctl.kernel.panic`: not a parameter of a namespace",
+            ),
+            (r#"{"namespaces": [{"type": "uts"}], "sysctl": {"net.ipv4.ip_forward": "1"}}"#, "[]", CAPS, "needs a network namespace of the container's own"),
+            (r#"{"namespaces": [{"type": "uts"}], "sysctl": {"kernel.shmmax": "1"}}"#, "[]", CAPS, "needs an ipc namespace"),
         ];
         for (linux, mounts, caps, want) in cases {
             let e = translate(linux, mounts, caps).unwrap_err().to_string();

@@ -206,6 +206,9 @@ pub fn delete(store: &Store, id: &str, force: bool) -> Outcome {
     let s = match store.load(id) {
         Ok(s) => s,
         Err(StateError::Damaged { .. }) if force => None,
+        // Engines delete by force after a failed create, whose state is gone
+        // already: nothing to do is not an error then (as rm -f).
+        Err(StateError::Missing(_)) if force => return Ok(()),
         Err(e) => return Err(e.to_string()),
     };
     if let Some(s) = &s {

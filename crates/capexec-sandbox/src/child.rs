@@ -249,6 +249,12 @@ fn setup(a: &ChildArgs) -> Result<(), ChildError> {
         // Without a pid namespace, orphans of the service are at least reaped here.
         sys::prctl(libc::PR_SET_CHILD_SUBREAPER, 1).map_err(|e| ChildError::io(Step::Subreaper, "prctl", e))?;
     }
+    // Before the view: /proc is still the host's mount, and what it shows
+    // under sys/net, sys/kernel/shm* and the like is this process's new
+    // namespaces' own.
+    for (path, value) in &plan.sysctls {
+        std::fs::write(path, value).map_err(|e| ChildError::io(Step::Sysctl, format!("write {value:?} to {}", path.display()), e))?;
+    }
     mounts::build(&Kernel, &plan.mounts, plan.root.as_ref().map(|(p, ro)| (p.as_path(), *ro)), &plan.workdir, a.trees)?;
     detach_preopened_dirs(a)?;
     if plan.loopback {

@@ -36,6 +36,7 @@ pub enum Step {
     Network,
     Notify,
     Hostname,
+    Sysctl,
     Rlimits,
     NoNewPrivs,
     FilesystemView,
@@ -51,7 +52,7 @@ pub enum Step {
 }
 
 impl Step {
-    const ALL: [Step; 19] = [
+    const ALL: [Step; 20] = [
         Step::StandardStreams,
         Step::ForkService,
         Step::ParentDeathSignal,
@@ -59,6 +60,7 @@ impl Step {
         Step::Network,
         Step::Notify,
         Step::Hostname,
+        Step::Sysctl,
         Step::Rlimits,
         Step::NoNewPrivs,
         Step::FilesystemView,
@@ -83,6 +85,7 @@ impl Step {
             Step::Network => "network",
             Step::Notify => "notify",
             Step::Hostname => "hostname",
+            Step::Sysctl => "sysctl",
             Step::Rlimits => "rlimits",
             Step::NoNewPrivs => "no_new_privs",
             Step::FilesystemView => "filesystem view",

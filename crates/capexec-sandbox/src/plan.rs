@@ -50,6 +50,9 @@ pub struct SetupPlan {
     pub copy_up: Vec<PathBuf>,
     pub workdir: CString,
     pub hostname: Option<CString>,
+    /// Kernel parameters written by init (/proc/sys/... and the value)
+    /// while the host's /proc still shows its new namespaces' own.
+    pub sysctls: Vec<(PathBuf, String)>,
     pub rlimits: Vec<(libc::__rlimit_resource_t, u64, u64)>,
     pub keep_caps: Vec<caps::Capability>,
     pub landlock: LandlockPlan,
@@ -671,6 +674,7 @@ fn plan_inheriting(
         groups: if spec.exec.fakeroot { Vec::new() } else { id.groups.clone() },
         mounts,
         root: spec.filesystem.root.as_ref().map(|r| (r.path.clone(), r.read_only)),
+        sysctls: ns.sysctls.iter().map(|(k, v)| (Path::new("/proc/sys").join(k.replace('.', "/")), v.clone())).collect(),
         as_owner,
         copy_up: spec.filesystem.copy_up.clone(),
         workdir: cstring("working directory", &spec.exec.working_directory.to_string_lossy())?,
