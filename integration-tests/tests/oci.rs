@@ -423,10 +423,9 @@ fn capexec_oci_create_start_kill_delete() {
 
 /// podman with capexec-oci as its runtime, on a root filesystem of busybox
 /// and its applets' links. What podman adds that capexec-oci does not
-/// apply yet is turned off: its seccomp profile (so capexec's own
-/// allowlist applies), its network (a namespace by path), its pids limit
-/// (a cgroup); and root here lacks CAP_SYS_RESOURCE, so the limits podman
-/// would raise are given.
+/// apply yet is turned off: its network (a namespace by path), its pids
+/// limit (a cgroup); and root here lacks CAP_SYS_RESOURCE, so the limits
+/// podman would raise are given.
 fn podman(args: &[&str]) -> std::process::Output {
     let child = Command::new("podman")
         .arg("--runtime")
@@ -440,8 +439,7 @@ fn podman(args: &[&str]) -> std::process::Output {
     wait_output(child, T)
 }
 
-const PODMAN_RUN: &[&str] =
-    &["--network", "none", "--pids-limit", "0", "--security-opt", "seccomp=unconfined", "--ulimit", "nofile=1024:1024", "--ulimit", "nproc=1024:1024"];
+const PODMAN_RUN: &[&str] = &["--network", "none", "--pids-limit", "0", "--ulimit", "nofile=1024:1024", "--ulimit", "nproc=1024:1024"];
 
 /// podman's containers of a test, removed by force on drop.
 struct PodmanContainers(&'static [&'static str]);
@@ -455,8 +453,10 @@ impl Drop for PodmanContainers {
 }
 
 // podman runs containers through capexec-oci: run with the program's
-// output and exit status, confined as capexec confines (no_new_privs,
-// capexec's seccomp allowlist, podman's capabilities only); run detached,
+// output and exit status, with no_new_privs and podman's own seccomp
+// profile (a stack of three filters: its EPERM rules, its EINVAL rule, the
+// allowlist with the ENOSYS default), or, with seccomp=unconfined,
+// capexec's allowlist (one filter); run detached,
 // logs, stop (SIGTERM reaches the program through init), logs again, rm.
 #[test]
 fn podman_runs_containers_through_capexec_oci() {
@@ -472,9 +472,13 @@ fn podman_runs_containers_through_capexec_oci() {
         std::os::unix::fs::symlink("busybox", rootfs.join("bin").join(applet)).unwrap();
     }
     let rootfs = rootfs.to_str().unwrap();
-    let script = "echo hi; grep -E '^(NoNewPrivs|Seccomp):' /proc/self/status | tr -d '\\t'; exit 3";
+    let script = "echo hi; grep -E '^(NoNewPrivs|Seccomp|Seccomp_filters):' /proc/self/status | tr -d '\\t'; exit 3";
     let o = podman(&[&["run", "--rm"], PODMAN_RUN, &["--rootfs", rootfs, "/bin/sh", "-c", script]].concat());
-    assert_eq!((o.status.code(), String::from_utf8_lossy(&o.stdout).as_ref()), (Some(3), "hi\nNoNewPrivs:1\nSeccomp:2\n"), "{}", text(&o));
+    let want = "hi\nNoNewPrivs:1\nSeccomp:2\nSeccomp_filters:3\n";
+    assert_eq!((o.status.code(), String::from_utf8_lossy(&o.stdout).as_ref()), (Some(3), want), "{}", text(&o));
+    let o = podman(&[&["run", "--rm", "--security-opt", "seccomp=unconfined"], PODMAN_RUN, &["--rootfs", rootfs, "/bin/sh", "-c", script]].concat());
+    let want = "hi\nNoNewPrivs:1\nSeccomp:2\nSeccomp_filters:1\n";
+    assert_eq!((o.status.code(), String::from_utf8_lossy(&o.stdout).as_ref()), (Some(3), want), "{}", text(&o));
 
     let script = "echo logged; trap 'echo bye; exit 0' TERM; while :; do sleep 1; done";
     let o = podman(&[&["run", "--detach", "--name", name], PODMAN_RUN, &["--rootfs", rootfs, "/bin/sh", "-c", script]].concat());

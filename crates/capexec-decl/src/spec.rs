@@ -421,6 +421,59 @@ pub struct SeccompSpec {
     /// Every allowed syscall after expanding groups and removing `deny`.
     pub allowed: crate::syscalls::Set,
     pub action: DenyAction,
+    /// A filter given whole instead of the allowlist (an OCI config's
+    /// `linux.seccomp`): `allowed` and `action` are then not used.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub profile: Option<SeccompProfile>,
+}
+
+/// A seccomp profile as the runtime-spec (and libseccomp) has it: for each
+/// syscall the first rule whose conditions all hold decides, else `default`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SeccompProfile {
+    pub default: ProfileAction,
+    pub rules: Vec<ProfileRule>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProfileRule {
+    /// Syscall names; those this architecture lacks are skipped.
+    pub syscalls: Vec<String>,
+    pub action: ProfileAction,
+    /// All must hold.
+    pub args: Vec<ProfileArg>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ProfileAction {
+    Allow,
+    Errno(u16),
+    KillThread,
+    KillProcess,
+    Trap,
+    Log,
+}
+
+/// Argument `index` compared with `value` (`MaskedEq`: `arg & value == value_two`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProfileArg {
+    pub index: u8,
+    pub value: u64,
+    pub value_two: u64,
+    pub op: ArgOp,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ArgOp {
+    Eq,
+    Ne,
+    Lt,
+    Le,
+    Gt,
+    Ge,
+    MaskedEq,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -1075,7 +1075,7 @@ fn seccomp(v: &mut V, raw: &RawUnit) -> SeccompSpec {
     if sc.errno.is_some() && !matches!(action, DenyAction::Errno(_)) {
         v.err("seccomp.errno", "errno applies only with action = \"errno\"");
     }
-    SeccompSpec { declared, allowed, action }
+    SeccompSpec { declared, allowed, action, profile: None }
 }
 
 fn valid_env_name(k: &str) -> bool {

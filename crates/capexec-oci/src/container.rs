@@ -4,7 +4,10 @@
 //! an error that names the field, never dropped.
 
 use crate::bundle::Bundle;
-use capexec_decl::spec::{DevMode, Filesystem, Identity, IdentitySource, Mount, MountKind, NetMode, ProcMode, Resource, Rlimit, RootFs, ServiceSpec};
+use capexec_decl::spec::{
+    ArgOp, DevMode, Filesystem, Identity, IdentitySource, Mount, MountKind, NetMode, ProcMode, ProfileAction, ProfileArg, ProfileRule, Resource, Rlimit,
+    RootFs, SeccompProfile, ServiceSpec,
+};
 use oci_spec::runtime::{LinuxNamespaceType, Mount as OciMount};
 
 /// A config field capexec-oci cannot apply yet (or at all), by name.
@@ -31,9 +34,6 @@ pub fn service(b: &Bundle, id: &str) -> Result<ServiceSpec, NotApplied> {
         return Err(not_applied("process.terminal", "a terminal (console socket) is not implemented yet: set it to false"));
     }
     let linux = spec.linux().clone().unwrap_or_default();
-    if linux.seccomp().is_some() {
-        return Err(not_applied("linux.seccomp", "a seccomp profile of the config's own is not compiled yet; without one, capexec's own allowlist applies"));
-    }
     if spec.hooks().as_ref().is_some_and(|h| {
         [h.prestart(), h.create_runtime(), h.create_container(), h.start_container(), h.poststart(), h.poststop()]
             .iter()
@@ -79,6 +79,11 @@ pub fn service(b: &Bundle, id: &str) -> Result<ServiceSpec, NotApplied> {
     }
     s.exec.working_directory = process.cwd().clone();
     s.capabilities = capabilities(process.capabilities().as_ref())?;
+    // The config's profile replaces capexec's allowlist; without one, the
+    // allowlist applies.
+    if let Some(p) = linux.seccomp() {
+        s.seccomp.profile = Some(seccomp_profile(p)?);
+    }
     s.rlimits = Default::default();
     for r in process.rlimits().clone().unwrap_or_default() {
         let name = serde_json::to_value(r.typ()).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default();
@@ -134,6 +139,65 @@ pub fn service(b: &Bundle, id: &str) -> Result<ServiceSpec, NotApplied> {
     }
     Ok(s)
 }
+
+/// The config's seccomp profile, as capexec's composer takes it.
+fn seccomp_profile(p: &oci_spec::runtime::LinuxSeccomp) -> Result<SeccompProfile, NotApplied> {
+    use oci_spec::runtime::{LinuxSeccompAction as A, LinuxSeccompOperator as O};
+    if p.listener_path().is_some() {
+        return Err(not_applied(
+            "linux.seccomp.listenerPath",
+            "an agent for capexec-oci's containers is not implemented yet (capexec-oci's own broker is to answer them)",
+        ));
+    }
+    if let Some(archs) = p.architectures() {
+        let names: Vec<String> = archs.iter().filter_map(|a| serde_json::to_value(a).ok()?.as_str().map(str::to_owned)).collect();
+        if !names.is_empty() && !names.iter().any(|a| a == "SCMP_ARCH_X86_64") {
+            return Err(not_applied("linux.seccomp.architectures", "does not list SCMP_ARCH_X86_64, this machine's"));
+        }
+    }
+    let action = |field: &str, a: A, errno: Option<u32>| -> Result<ProfileAction, NotApplied> {
+        Ok(match a {
+            A::ScmpActAllow => ProfileAction::Allow,
+            A::ScmpActErrno => ProfileAction::Errno(errno.unwrap_or(EPERM).min(4095) as u16),
+            A::ScmpActKill | A::ScmpActKillThread => ProfileAction::KillThread,
+            A::ScmpActKillProcess => ProfileAction::KillProcess,
+            A::ScmpActTrap => ProfileAction::Trap,
+            A::ScmpActLog => ProfileAction::Log,
+            A::ScmpActNotify | A::ScmpActTrace => return Err(not_applied(field, format!("{a:?} needs an agent or a tracer, which capexec-oci does not run"))),
+        })
+    };
+    let default = action("linux.seccomp.defaultAction", p.default_action(), p.default_errno_ret())?;
+    let mut rules = Vec::new();
+    for (i, r) in p.syscalls().clone().unwrap_or_default().iter().enumerate() {
+        let field = format!("linux.seccomp.syscalls[{i}]");
+        let args = r
+            .args()
+            .clone()
+            .unwrap_or_default()
+            .iter()
+            .map(|a| {
+                if a.index() > 5 {
+                    return Err(not_applied(format!("{field}.args"), format!("argument index {} (syscalls have 6)", a.index())));
+                }
+                let op = match a.op() {
+                    O::ScmpCmpEq => ArgOp::Eq,
+                    O::ScmpCmpNe => ArgOp::Ne,
+                    O::ScmpCmpLt => ArgOp::Lt,
+                    O::ScmpCmpLe => ArgOp::Le,
+                    O::ScmpCmpGt => ArgOp::Gt,
+                    O::ScmpCmpGe => ArgOp::Ge,
+                    O::ScmpCmpMaskedEq => ArgOp::MaskedEq,
+                };
+                Ok(ProfileArg { index: a.index() as u8, value: a.value(), value_two: a.value_two().unwrap_or(0), op })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        rules.push(ProfileRule { syscalls: r.names().clone(), action: action(&format!("{field}.action"), r.action(), r.errno_ret())?, args });
+    }
+    Ok(SeccompProfile { default, rules })
+}
+
+/// EPERM, the runtime-spec's errno when a rule names none.
+const EPERM: u32 = 1;
 
 /// Whether the kernel parameter `name` belongs to a namespace the container
 /// has of its own (runc's rule): setting another would change the host.
@@ -308,11 +372,29 @@ mod tests {
             ),
             (r#"{"namespaces": [{"type": "uts"}], "sysctl": {"net.ipv4.ip_forward": "1"}}"#, "[]", CAPS, "needs a network namespace of the container's own"),
             (r#"{"namespaces": [{"type": "uts"}], "sysctl": {"kernel.shmmax": "1"}}"#, "[]", CAPS, "needs an ipc namespace"),
+            (
+                r#"{"namespaces": [{"type": "uts"}], "seccomp": {"defaultAction": "SCMP_ACT_NOTIFY"}}"#,
+                "[]",
+                CAPS,
+                "`linux.seccomp.defaultAction`: ScmpActNotify",
+            ),
+            (
+                r#"{"namespaces": [{"type": "uts"}], "seccomp": {"defaultAction": "SCMP_ACT_ALLOW", "architectures": ["SCMP_ARCH_AARCH64"]}}"#,
+                "[]",
+                CAPS,
+                "SCMP_ARCH_X86_64",
+            ),
         ];
         for (linux, mounts, caps, want) in cases {
             let e = translate(linux, mounts, caps).unwrap_err().to_string();
             assert!(e.contains(want), "{linux} {mounts} {caps}: {e}");
         }
+        let profile = r#"{"namespaces": [{"type": "uts"}], "seccomp": {"defaultAction": "SCMP_ACT_ERRNO", "defaultErrnoRet": 38,
+            "syscalls": [{"names": ["socket"], "action": "SCMP_ACT_ERRNO", "args": [{"index": 0, "value": 16, "op": "SCMP_CMP_EQ"}]}]}}"#;
+        let p = translate(profile, "[]", CAPS).unwrap().seccomp.profile.unwrap();
+        assert_eq!(p.default, ProfileAction::Errno(38));
+        assert_eq!(p.rules[0].action, ProfileAction::Errno(1), "EPERM when a rule names no errno");
+        assert_eq!(p.rules[0].args, [ProfileArg { index: 0, value: 16, value_two: 0, op: ArgOp::Eq }]);
         let devices = r#"{"namespaces": [{"type": "uts"}], "resources": {"devices": [{"allow": false, "access": "rwm"}]}}"#;
         assert!(translate(devices, "[]", CAPS).is_ok(), "device rules alone are met by the view");
     }

@@ -510,6 +510,12 @@ fn install_filters(plan: &SetupPlan, notify_tx: Option<RawFd>, err_wr: RawFd, ma
         }
     }
     // Last before exec: the filter does not have to allow any of the setup above.
+    for prog in &plan.seccomp_before {
+        if let Err(e) = crate::seccomp::install_logged(prog) {
+            report(err_wr, &ChildError::io(Step::Seccomp, "install the profile's filters", e));
+            exit(127);
+        }
+    }
     if let Err(e) = crate::seccomp::install_logged(&plan.seccomp) {
         report(err_wr, &ChildError::io(Step::Seccomp, "install the filter", e));
         exit(127);

@@ -57,6 +57,9 @@ pub struct SetupPlan {
     pub keep_caps: Vec<caps::Capability>,
     pub landlock: LandlockPlan,
     pub seccomp: BpfProgram,
+    /// Filters installed before `seccomp` (a profile given whole is a
+    /// stack of them: seccomp::profile_filters).
+    pub seccomp_before: Vec<BpfProgram>,
     pub init_seccomp: BpfProgram,
     /// `type = "forking"`: what init does once the started process exits.
     pub forking: Option<Forking>,
@@ -648,6 +651,10 @@ fn plan_inheriting(
     }
 
     let argv = spec.exec.argv.iter().map(|a| cstring("exec.argv", a)).collect::<Result<Vec<_>, _>>()?;
+    let mut profile = match &spec.seccomp.profile {
+        Some(p) => seccomp::profile_filters(p)?,
+        None => Vec::new(),
+    };
     let program = argv.first().cloned().ok_or_else(|| LaunchError::Plan("exec.argv is empty".into()))?;
 
     Ok(SetupPlan {
@@ -689,7 +696,11 @@ fn plan_inheriting(
             scope_abstract_unix: spec.landlock.scope_abstract_unix,
             scope_signals: spec.landlock.scope_signals,
         },
-        seccomp: seccomp::service_filter(&spec.seccomp)?,
+        seccomp: match &spec.seccomp.profile {
+            Some(_) => profile.pop().expect("profile_filters returns the base at least"),
+            None => seccomp::service_filter(&spec.seccomp)?,
+        },
+        seccomp_before: profile,
         init_seccomp: seccomp::init_filter(false)?,
         forking: None,
         start_pre: sandboxed("exec.start_pre", &spec.exec.start_pre)?,

@@ -14,10 +14,10 @@
 //! program in a small BPF interpreter against the spec for every number.
 
 use crate::error::LaunchError;
-use capexec_decl::spec::{DenyAction, SeccompSpec};
+use capexec_decl::spec::{ArgOp, DenyAction, ProfileAction, ProfileRule, SeccompProfile, SeccompSpec};
 use capexec_decl::syscalls::Set;
 pub use seccompiler::sock_filter;
-use seccompiler::{BpfProgram, SeccompAction, SeccompFilter, SeccompRule, TargetArch};
+use seccompiler::{BpfProgram, SeccompAction, SeccompCmpArgLen, SeccompCmpOp, SeccompCondition, SeccompFilter, SeccompRule, TargetArch};
 use std::collections::BTreeMap;
 
 const AUDIT_ARCH_X86_64: u32 = 0xc000_003e;
@@ -424,11 +424,94 @@ pub fn service_filter(spec: &SeccompSpec) -> Result<BpfProgram, LaunchError> {
     allowlist(nrs, deny)
 }
 
+/// A profile given whole (capexec_decl's `SeccompProfile`) as filters to
+/// stack, in the order to install them. A filter has one action for what
+/// its rules match, so: the base returns the default for every syscall no
+/// rule matches and allows the rest; one filter per other action returns
+/// it where its rules match and allows the rest. The kernel takes the
+/// strictest verdict of the stack (ERRNO before ALLOW), so a rule's action
+/// wins over the base's allowing it, and the default applies only where
+/// every filter allows. Each filter but the last must let seccomp() through
+/// for the next: the base goes last, unless a rule refuses seccomp itself
+/// (then that rule's filter does). The base starts with capexec's prologue
+/// (other architectures killed, x32 and clone3 ENOSYS: glibc falls back to
+/// clone).
+pub fn profile_filters(p: &SeccompProfile) -> Result<Vec<BpfProgram>, LaunchError> {
+    let action = |a: ProfileAction| match a {
+        ProfileAction::Allow => SeccompAction::Allow,
+        ProfileAction::Errno(e) => SeccompAction::Errno(u32::from(e)),
+        ProfileAction::KillThread => SeccompAction::KillThread,
+        ProfileAction::KillProcess => SeccompAction::KillProcess,
+        ProfileAction::Trap => SeccompAction::Trap,
+        ProfileAction::Log => SeccompAction::Log,
+    };
+    let rules_of = |keep: &dyn Fn(&ProfileRule) -> bool| -> Result<BTreeMap<i64, Vec<SeccompRule>>, LaunchError> {
+        let mut map: BTreeMap<i64, Vec<SeccompRule>> = BTreeMap::new();
+        // A syscall with an unconditional rule matches whatever else is said of it.
+        let mut always: std::collections::BTreeSet<i64> = Default::default();
+        for r in p.rules.iter().filter(|r| keep(r)) {
+            let conditions = r
+                .args
+                .iter()
+                .map(|a| {
+                    let op = match a.op {
+                        ArgOp::Eq => SeccompCmpOp::Eq,
+                        ArgOp::Ne => SeccompCmpOp::Ne,
+                        ArgOp::Lt => SeccompCmpOp::Lt,
+                        ArgOp::Le => SeccompCmpOp::Le,
+                        ArgOp::Gt => SeccompCmpOp::Gt,
+                        ArgOp::Ge => SeccompCmpOp::Ge,
+                        ArgOp::MaskedEq => SeccompCmpOp::MaskedEq(a.value),
+                    };
+                    let value = if a.op == ArgOp::MaskedEq { a.value_two } else { a.value };
+                    SeccompCondition::new(a.index, SeccompCmpArgLen::Qword, op, value)
+                })
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| LaunchError::Seccomp(e.to_string()))?;
+            for nr in r.syscalls.iter().filter_map(|n| capexec_decl::syscalls::number(n)) {
+                if conditions.is_empty() {
+                    always.insert(nr);
+                }
+                let list = map.entry(nr).or_default();
+                if !conditions.is_empty() {
+                    list.push(SeccompRule::new(conditions.clone()).map_err(|e| LaunchError::Seccomp(e.to_string()))?);
+                }
+            }
+        }
+        for nr in always {
+            map.insert(nr, Vec::new());
+        }
+        Ok(map)
+    };
+    let build = |rules, mismatch: SeccompAction, matched: SeccompAction| -> Result<BpfProgram, LaunchError> {
+        let filter = SeccompFilter::new(rules, mismatch, matched, TargetArch::x86_64).map_err(|e| LaunchError::Seccomp(e.to_string()))?;
+        filter.try_into().map_err(|e: seccompiler::BackendError| LaunchError::Seccomp(e.to_string()))
+    };
+    let mut base = prologue();
+    if p.default == ProfileAction::Allow {
+        base.push(stmt(BPF_RET_K, SECCOMP_RET_ALLOW));
+    } else {
+        base.extend(build(rules_of(&|_| true)?, action(p.default), SeccompAction::Allow)?);
+    }
+    let mut others: Vec<ProfileAction> = p.rules.iter().map(|r| r.action).filter(|a| *a != ProfileAction::Allow).collect();
+    others.sort();
+    others.dedup();
+    let (mut first, mut last) = (Vec::new(), Vec::new());
+    for a in others {
+        let f = build(rules_of(&|r| r.action == a)?, SeccompAction::Allow, action(a))?;
+        let refuses_seccomp = p.rules.iter().any(|r| r.action == a && r.syscalls.iter().any(|s| s == "seccomp"));
+        if refuses_seccomp { &mut last } else { &mut first }.push(f);
+    }
+    first.push(base);
+    first.extend(last);
+    Ok(first)
+}
+
 /// Every syscall capexec knows allowed, its argument rules still applied:
 /// what `capexec learn` judges a run with, so that the mined declaration can
 /// name the calls no declaration can allow.
 pub fn rules_filter() -> Result<BpfProgram, LaunchError> {
-    service_filter(&SeccompSpec { declared: Vec::new(), allowed: capexec_decl::syscalls::all(), action: DenyAction::Errno(libc::EPERM) })
+    service_filter(&SeccompSpec { declared: Vec::new(), allowed: capexec_decl::syscalls::all(), action: DenyAction::Errno(libc::EPERM), profile: None })
 }
 
 /// The prologue, then a binary search over the allowed numbers (contiguous
@@ -546,6 +629,63 @@ pub fn allows(prog: &[sock_filter], nr: i64, args: [u64; 6]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The stack's verdict as the kernel gives it: the strictest action,
+    /// of equal ones the last installed filter's.
+    fn stacked(filters: &[BpfProgram], nr: &str, args: [u64; 6]) -> u32 {
+        let rank = |v: u32| match v & 0xffff_0000 {
+            SECCOMP_RET_KILL_PROCESS => 0,
+            0 => 1,           // KILL_THREAD
+            0x0003_0000 => 2, // TRAP
+            SECCOMP_RET_ERRNO => 3,
+            _ if v == SECCOMP_RET_ALLOW => 9,
+            _ => 5,
+        };
+        let nr = capexec_decl::syscalls::number(nr).unwrap() as u32;
+        filters.iter().rev().map(|f| run(f, AUDIT_ARCH_X86_64, nr, args)).min_by_key(|v| rank(*v)).unwrap()
+    }
+
+    // A profile as podman's default has it: default ENOSYS, an allowlist,
+    // EPERM for some, a conditional EINVAL beside a conditional allow for
+    // socket, and a kill; each syscall gets the profile's verdict through
+    // the stack, and the stack can be installed (seccomp stays allowed
+    // until the last filter).
+    #[test]
+    fn a_profile_is_applied_as_its_rules_say() {
+        use capexec_decl::spec::ProfileArg;
+        let rule = |names: &[&str], action, args: Vec<ProfileArg>| ProfileRule { syscalls: names.iter().map(|n| n.to_string()).collect(), action, args };
+        let arg = |index, op, value| ProfileArg { index, value, value_two: 0, op };
+        let p = SeccompProfile {
+            default: ProfileAction::Errno(38),
+            rules: vec![
+                rule(&["read", "write", "seccomp", "chown32", "personality"], ProfileAction::Allow, vec![]),
+                rule(&["mount", "setns"], ProfileAction::Errno(1), vec![]),
+                rule(&["socket"], ProfileAction::Errno(22), vec![arg(0, ArgOp::Eq, 40), arg(2, ArgOp::Eq, 9)]),
+                rule(&["socket"], ProfileAction::Allow, vec![arg(0, ArgOp::Ne, 40)]),
+                rule(&["reboot"], ProfileAction::KillProcess, vec![]),
+                rule(&["ioctl"], ProfileAction::Allow, vec![ProfileArg { index: 1, value: 0xff00, value_two: 0x5400, op: ArgOp::MaskedEq }]),
+            ],
+        };
+        let f = profile_filters(&p).unwrap();
+        assert_eq!(f.len(), 4, "ERRNO(1), ERRNO(22), KILL, then the base");
+        let errno = |e: u32| SECCOMP_RET_ERRNO | e;
+        let zero = [0u64; 6];
+        assert_eq!(stacked(&f, "read", zero), SECCOMP_RET_ALLOW);
+        assert_eq!(stacked(&f, "getpid", zero), errno(38), "not named: the default");
+        assert_eq!(stacked(&f, "mount", zero), errno(1));
+        assert_eq!(stacked(&f, "socket", [40, 1, 9, 0, 0, 0]), errno(22));
+        assert_eq!(stacked(&f, "socket", [2, 1, 0, 0, 0, 0]), SECCOMP_RET_ALLOW);
+        assert_eq!(stacked(&f, "socket", [40, 1, 0, 0, 0, 0]), errno(38), "no rule holds: the default");
+        assert_eq!(stacked(&f, "reboot", zero), SECCOMP_RET_KILL_PROCESS);
+        assert_eq!(stacked(&f, "ioctl", [0, 0x5413, 0, 0, 0, 0]), SECCOMP_RET_ALLOW);
+        assert_eq!(stacked(&f, "ioctl", [0, 0x8913, 0, 0, 0, 0]), errno(38));
+        // Every filter but the last lets the next be installed.
+        for prog in &f[..f.len() - 1] {
+            assert_eq!(run(prog, AUDIT_ARCH_X86_64, libc::SYS_seccomp as u32, zero), SECCOMP_RET_ALLOW);
+        }
+        // The prologue: other architectures are killed.
+        assert_eq!(run(f.last().unwrap(), 0x4000_0003, 3, zero), SECCOMP_RET_KILL_PROCESS);
+    }
     use std::collections::BTreeSet;
 
     fn spec(allowed: &[&'static str]) -> SeccompSpec {
@@ -553,7 +693,7 @@ mod tests {
     }
 
     fn spec_of(allowed: Set) -> SeccompSpec {
-        SeccompSpec { declared: vec![], allowed, action: DenyAction::Errno(libc::EPERM) }
+        SeccompSpec { declared: vec![], allowed, action: DenyAction::Errno(libc::EPERM), profile: None }
     }
 
     const EPERM: u32 = SECCOMP_RET_ERRNO | libc::EPERM as u32;
@@ -562,7 +702,7 @@ mod tests {
     /// @system-service's names and the service filter built from them.
     fn system_service() -> (Set, BpfProgram) {
         let set = capexec_decl::syscalls::expand(capexec_decl::syscalls::group("@system-service").unwrap());
-        let s = SeccompSpec { declared: vec![], allowed: set, action: DenyAction::Errno(libc::EPERM) };
+        let s = SeccompSpec { declared: vec![], allowed: set, action: DenyAction::Errno(libc::EPERM), profile: None };
         (set, service_filter(&s).unwrap())
     }
 
