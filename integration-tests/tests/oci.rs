@@ -110,6 +110,9 @@ fn the_agent_brokers_a_runc_containers_grants() {
     std::fs::write(base.join("secret"), "SECRET\n").unwrap();
     let socket = PathBuf::from(format!("/run/capexec-it-agent-{}.sock", std::process::id()));
     let agent = Agent::start(&socket);
+    // Whoever connects could hand the agent a listener: root (the runtime) only.
+    let mode = std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&socket).unwrap().permissions());
+    assert_eq!(mode & 0o777, 0o600, "the agent's socket");
     let script = format!(
         "/bin/busybox cat {0}/granted/file; echo r=$?; echo x > {0}/granted/file; echo w=$?; /bin/busybox cat {0}/secret; echo s=$?; read go < /go",
         base.display()
@@ -492,4 +495,42 @@ fn podman_runs_containers_through_capexec_oci() {
     assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), "0", "{}", text(&o));
     let o = podman(&["rm", name]);
     assert!(o.status.success(), "rm: {}", text(&o));
+}
+
+// The root filesystem is the image's, so its symlinks are the attacker's:
+// a mount destination reached through one must not make a mount point (or
+// mount) anywhere on the host. An image whose /run leads to the host tree
+// kept at /oldroot during the setup, and a config that mounts below /run
+// (podman's /run/.containerenv), must fail with nothing made on the host;
+// the same for a destination that is itself such a symlink, and for an
+// image whose /oldroot (made for the setup) leads onto the host.
+#[test]
+fn capexec_oci_mounts_nothing_through_the_images_symlinks() {
+    require_root();
+    let base = PathBuf::from(format!("/var/tmp/capexec-it-oci-link-{}", std::process::id()));
+    let _cleanup = Scratch(vec![base.clone()]);
+    let host = base.join("host-dir");
+    std::fs::create_dir_all(&host).unwrap();
+    let dir = base.join("bundle");
+    let under_old = Path::new("/oldroot").join(host.strip_prefix("/").unwrap());
+    for (tag, link, dest, target) in [
+        ("below", "run", Some("/run/made"), under_old.clone()),
+        ("at", "made", Some("/made"), under_old.join("made")),
+        ("old", "oldroot", None, host.join("made")),
+    ] {
+        runc_bundle(&dir, |c| {
+            c["process"]["args"] = serde_json::json!(["/bin/busybox", "true"]);
+            if let Some(dest) = dest {
+                c["mounts"].as_array_mut().unwrap().push(serde_json::json!({"destination": dest, "type": "tmpfs", "source": "tmpfs", "options": ["nosuid"]}));
+            }
+        });
+        let _ = std::fs::remove_file(dir.join("rootfs").join(link));
+        std::os::unix::fs::symlink(&target, dir.join("rootfs").join(link)).unwrap();
+        let o = oci_run(&dir, &format!("it-link-{tag}"));
+        let made: Vec<_> = std::fs::read_dir(&host).unwrap().map(|e| e.unwrap().file_name()).collect();
+        assert!(made.is_empty(), "{tag}: made on the host: {made:?}\n{}", text(&o));
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(o.status.code() == Some(125) && err.contains("is a symlink in the root filesystem"), "{tag}: {}", text(&o));
+        std::fs::remove_file(dir.join("rootfs").join(link)).unwrap();
+    }
 }

@@ -82,6 +82,9 @@ pub fn build(
         None => tmpfs(o, Path::new("/tmp"), MsFlags::MS_NOSUID | MsFlags::MS_NODEV, 0o755)?,
         Some((dir, _)) => bind(o, dir, Path::new("/tmp"))?,
     }
+    if root.is_some() {
+        no_link_on_the_way(o, Path::new("/tmp/oldroot"), Path::new("/oldroot"))?;
+    }
     // A root filesystem may have one already, which then stays.
     let made_old = o.kind(Path::new("/tmp/oldroot")).is_err();
     mkdir_p(o, Path::new("/tmp/oldroot"))?;
@@ -92,6 +95,9 @@ pub fn build(
     // host's /dev/null covers files (unopenable there: nodev), as in runc.
     let mut mask_file = if root.is_some() { MaskFile::HostNull } else { MaskFile::Unmade };
     for step in steps {
+        if root.is_some() {
+            no_link_on_the_way(o, step.target(), step.target())?;
+        }
         match step {
             MountStep::Dev => dev(o)?,
             MountStep::Proc { mode, hidepid } => proc(o, *mode, *hidepid, &mut mask_file)?,
@@ -254,6 +260,28 @@ fn file(o: &impl Ops, path: &Path, contents: &[u8]) -> Result<(), ChildError> {
     bind(o, src, path)?;
     setattr(o, path, false, READ_ONLY)?;
     o.remove_file(src).map_err(|e| err(format!("remove {SRC}"), e))
+}
+
+/// Refuses `path` (named `shown` in the error) when it, or a directory on
+/// the way to it, is a symlink. In a root filesystem of its own the links
+/// are the image's, and until the host tree at /oldroot is detached one
+/// could lead a mount point, or a mount, onto the host.
+fn no_link_on_the_way(o: &impl Ops, path: &Path, shown: &Path) -> Result<(), ChildError> {
+    let mut ancestors: Vec<&Path> = path.ancestors().filter(|a| a.parent().is_some()).collect();
+    ancestors.reverse();
+    for a in ancestors {
+        if o.kind(a).is_ok_and(|k| k == Kind::Symlink) {
+            return Err(ChildError::new(
+                STEP,
+                format!(
+                    "{} is a symlink in the root filesystem, on the way to {}: mount destinations must not pass through links",
+                    a.display(),
+                    shown.display()
+                ),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// What masked files are covered with.

@@ -193,6 +193,24 @@ pub enum MountStep {
     },
 }
 
+impl MountStep {
+    /// Where in the view the step mounts.
+    pub fn target(&self) -> &Path {
+        match self {
+            MountStep::Dev => Path::new("/dev"),
+            MountStep::Proc { .. } => Path::new("/proc"),
+            MountStep::Bind { path, .. }
+            | MountStep::Filesystem { path, .. }
+            | MountStep::Tmpfs { path, .. }
+            | MountStep::Overlay { path, .. }
+            | MountStep::Secrets { path, .. }
+            | MountStep::NotifyDir { path }
+            | MountStep::Mask { path, .. }
+            | MountStep::File { path, .. } => path,
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct LandlockPlan {
     pub required: bool,
