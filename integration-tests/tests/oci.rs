@@ -429,6 +429,86 @@ fn capexec_oci_create_start_kill_delete() {
 /// apply yet is turned off: its network (a namespace by path), its pids
 /// limit (a cgroup); and root here lacks CAP_SYS_RESOURCE, so the limits
 /// podman would raise are given.
+/// `exec` puts a process into a running container as its program is:
+/// the same namespaces, capabilities, no_new_privs and seccomp filters, in
+/// a Landlock domain (of its own: it cannot signal the container's other
+/// processes, which CAP_KILL alone would let it). Its status comes back;
+/// `--detach` returns while it runs and names it in the pid file; a stopped
+/// container and a missing command are refused, said so.
+#[test]
+fn capexec_oci_exec_enters_the_container_confined_as_its_program() {
+    require_root();
+    let base = PathBuf::from(format!("/var/tmp/capexec-it-oci-exec-{}", std::process::id()));
+    let _cleanup = Scratch(vec![base.clone()]);
+    let root = base.join("state");
+    let _left = Deleted(root.clone(), &["ex"]);
+    let dir = base.join("bundle");
+    runc_bundle(&dir, |c| c["process"]["args"] = serde_json::json!(["/bin/busybox", "sleep", "600"]));
+    let create = Command::new(capexec_oci())
+        .arg("--root")
+        .arg(&root)
+        .args(["create", "--bundle"])
+        .arg(&dir)
+        .arg("ex")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(base.join("create.err")).unwrap())
+        .spawn()
+        .unwrap();
+    // Not through a pipe: the container keeps the streams it was given.
+    let o = wait_output(create, T);
+    assert!(o.status.success(), "create: {}", std::fs::read_to_string(base.join("create.err")).unwrap());
+    assert!(oci(&root, &["start", "ex"]).status.success());
+    let (_, init) = oci_status(&root, "ex");
+    let program: i64 = std::fs::read_to_string(format!("/proc/{init}/task/{init}/children")).unwrap().trim().parse().unwrap();
+    let host_view = |pid: i64| {
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+        let mut lines: Vec<String> =
+            status.lines().filter(|l| l.starts_with("Cap") || l.starts_with("NoNewPrivs") || l.starts_with("Seccomp")).map(|l| l.replace('\t', "")).collect();
+        for ns in ["mnt", "pid", "ipc", "uts", "net", "cgroup", "user"] {
+            lines.push(std::fs::read_link(format!("/proc/{pid}/ns/{ns}")).unwrap().to_string_lossy().into_owned());
+        }
+        lines.join("\n")
+    };
+    let script = "grep -E '^(Cap|NoNewPrivs|Seccomp)' /proc/self/status | tr -d '\\t'; \
+                  for n in mnt pid ipc uts net cgroup user; do busybox readlink /proc/self/ns/$n; done; \
+                  kill -0 1 2>/dev/null && echo signalled-the-program; exit 7";
+    let o = oci(&root, &["exec", "ex", "/bin/busybox", "sh", "-c", script]);
+    assert_eq!(o.status.code(), Some(7), "{}", text(&o));
+    assert_eq!(String::from_utf8_lossy(&o.stdout).trim_end(), host_view(program), "{}", text(&o));
+
+    // Detached: back at once, the pid file names a process of the container.
+    let pid_file = base.join("exec.pid");
+    let detached = Command::new(capexec_oci())
+        .arg("--root")
+        .arg(&root)
+        .args(["exec", "--detach", "--pid-file"])
+        .arg(&pid_file)
+        .args(["ex", "busybox", "sleep", "600"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(base.join("exec.err")).unwrap())
+        .spawn()
+        .unwrap();
+    let o = wait_output(detached, T);
+    assert!(o.status.success(), "exec --detach: {}", std::fs::read_to_string(base.join("exec.err")).unwrap());
+    let standing: i64 = std::fs::read_to_string(&pid_file).unwrap().parse().unwrap();
+    let sleeper: i64 = std::fs::read_to_string(format!("/proc/{standing}/task/{standing}/children")).unwrap().trim().parse().unwrap();
+    let o = oci(&root, &["ps", "--format", "json", "ex"]);
+    let pids: Vec<i64> = serde_json::from_slice(&o.stdout).unwrap();
+    assert!(pids.contains(&sleeper) && !pids.contains(&standing), "{pids:?}, exec'd {sleeper} under {standing}");
+
+    let o = oci(&root, &["exec", "ex"]);
+    assert!(!o.status.success() && String::from_utf8_lossy(&o.stderr).contains("say what to run"), "{}", text(&o));
+    let o = oci(&root, &["exec", "ex", "no-such-program"]);
+    assert!(o.status.code() == Some(1) && String::from_utf8_lossy(&o.stderr).contains("no-such-program: executable file not found in $PATH"), "{}", text(&o));
+    assert!(oci(&root, &["kill", "ex", "KILL"]).status.success());
+    wait_until("the container to stop", || oci_status(&root, "ex").0 == "stopped");
+    wait_until("the exec'd process to go with it", || !Path::new(&format!("/proc/{sleeper}")).exists());
+    let o = oci(&root, &["exec", "ex", "/bin/busybox", "true"]);
+    assert!(!o.status.success() && String::from_utf8_lossy(&o.stderr).contains("container ex is stopped"), "{}", text(&o));
+}
+
 fn podman(args: &[&str]) -> std::process::Output {
     let child = Command::new("podman")
         .arg("--runtime")
@@ -483,10 +563,28 @@ fn podman_runs_containers_through_capexec_oci() {
     let want = "hi\nNoNewPrivs:1\nSeccomp:2\nSeccomp_filters:1\n";
     assert_eq!((o.status.code(), String::from_utf8_lossy(&o.stdout).as_ref()), (Some(3), want), "{}", text(&o));
 
+    // Grants in the annotation (podman reads --annotation as CSV: the pair
+    // quoted, TOML's strings single-quoted): a host file the container can
+    // read through its broker, nothing past the grant.
+    let shared = base.join("shared");
+    std::fs::create_dir_all(&shared).unwrap();
+    std::fs::write(shared.join("granted.txt"), "granted\n").unwrap();
+    std::fs::write(base.join("secret.txt"), "secret\n").unwrap();
+    let grant = format!("\"{}=broker.fs = [{{path = '{}/**', rights = ['read']}}]\"", capexec_decl::BROKER_ANNOTATION, shared.display());
+    let script = format!("cat {0}/granted.txt; cat {1}/secret.txt || echo no-secret; echo x > {0}/new.txt || echo no-write", shared.display(), base.display());
+    let o = podman(&[&["run", "--rm", "--annotation", &grant], PODMAN_RUN, &["--rootfs", rootfs, "/bin/sh", "-c", &script]].concat());
+    assert_eq!(String::from_utf8_lossy(&o.stdout), "granted\nno-secret\nno-write\n", "{}", text(&o));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("needs the `write` right"), "the broker says why it refused: {}", text(&o));
+    assert!(!shared.join("new.txt").exists());
+
     let script = "echo logged; trap 'echo bye; exit 0' TERM; while :; do sleep 1; done";
     let o = podman(&[&["run", "--detach", "--name", name], PODMAN_RUN, &["--rootfs", rootfs, "/bin/sh", "-c", script]].concat());
     assert!(o.status.success(), "run --detach: {}", text(&o));
     wait_until("the container's log", || String::from_utf8_lossy(&podman(&["logs", name]).stdout) == "logged\n");
+    let o = podman(&["exec", "--env", "WHO=exec", name, "sh", "-c", "echo $WHO; grep NoNewPrivs /proc/self/status | tr -d '\\t'; exit 5"]);
+    assert_eq!((o.status.code(), String::from_utf8_lossy(&o.stdout).as_ref()), (Some(5), "exec\nNoNewPrivs:1\n"), "exec: {}", text(&o));
+    let o = podman(&["exec", name, "no-such-program"]);
+    assert_eq!(o.status.code(), Some(127), "podman's code for a program not found: {}", text(&o));
     let o = podman(&["stop", "--time", "20", name]);
     assert!(o.status.success(), "stop: {}", text(&o));
     let o = podman(&["logs", name]);

@@ -46,6 +46,21 @@ pub fn from_text(name: &str, text: &str, ctx: &Context) -> Result<ServiceSpec, D
     validate::validate(name, &raw, Vec::new(), ctx)
 }
 
+/// The annotation of an OCI container (config.json `annotations`) that
+/// holds its `[broker]` grants: the `[broker]` tables of a declaration, as
+/// TOML. Read by `capexec-oci` and by `capexec agent` (docs/oci.md).
+pub const BROKER_ANNOTATION: &str = "org.capexec.broker";
+
+/// Checks the text of a [`BROKER_ANNOTATION`]: TOML with `[broker]` tables
+/// and nothing else (what else a container is, its config says).
+pub fn check_broker_annotation(text: &str) -> Result<(), String> {
+    let table: toml::Table = toml::from_str(text).map_err(|e| format!("annotation {BROKER_ANNOTATION} is not TOML: {}", e.message()))?;
+    match table.keys().find(|k| *k != "broker") {
+        Some(other) => Err(format!("annotation {BROKER_ANNOTATION} has [{other}]: it holds [broker] grants only (the container's config says the rest)")),
+        None => Ok(()),
+    }
+}
+
 /// The directory holding a declaration, as `${UNIT_DIR}` expands: canonical, so
 /// `units/../units/x.svc` gives a path without `..` that can go into the view.
 pub fn unit_dir(path: &std::path::Path) -> PathBuf {

@@ -59,8 +59,24 @@ pub fn service(b: &Bundle, id: &str) -> Result<ServiceSpec, NotApplied> {
 
     // Validated through the declaration's own path, for its defaults (the
     // seccomp groups, Landlock's mode); the rest is the config's.
-    let text = "[exec]\nargv = [\"/container\"]\n[filesystem]\nsystem = false\nprivate_tmp = false\n";
-    let mut s = capexec_decl::from_text(id, text, &capexec_decl::Context::current()).map_err(|e| not_applied("(defaults)", e.to_string()))?;
+    // The annotation's [broker] grants are validated with them, as a
+    // declaration's are.
+    let field = format!("annotations.{}", capexec_decl::BROKER_ANNOTATION);
+    let grants = match spec.annotations().as_ref().and_then(|a| a.get(capexec_decl::BROKER_ANNOTATION)) {
+        Some(g) => {
+            capexec_decl::check_broker_annotation(g).map_err(|e| not_applied(&field, e))?;
+            g.as_str()
+        }
+        None => "",
+    };
+    let text = format!("{grants}\n[exec]\nargv = [\"/container\"]\n[filesystem]\nsystem = false\nprivate_tmp = false\n");
+    let mut s = capexec_decl::from_text(id, &text, &capexec_decl::Context::current()).map_err(|e| {
+        if grants.is_empty() {
+            not_applied("(defaults)", e.to_string())
+        } else {
+            not_applied(&field, e.to_string())
+        }
+    })?;
     s.description = format!("OCI container {id} ({})", b.dir.display());
     s.exec.argv = args;
     let user = process.user();

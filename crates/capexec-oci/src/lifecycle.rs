@@ -14,20 +14,73 @@ use std::path::Path;
 /// An error of a lifecycle command, said once (stderr and the `--log`).
 pub type Outcome = Result<(), String>;
 
-/// The plan of the bundle's container, composed as any capexec service's.
-pub fn plan_of(b: &bundle::Bundle, id: &str) -> Result<capexec_sandbox::SetupPlan, String> {
+/// The bundle's container as a capexec service, and its plan, composed as
+/// any capexec service's; with `join`, of a process entering it (`exec`).
+pub fn plan_of(b: &bundle::Bundle, id: &str, join: bool) -> Result<(capexec_decl::ServiceSpec, capexec_sandbox::SetupPlan), String> {
     let spec = crate::container::service(b, id).map_err(|e| format!("{}: {e}", b.dir.join("config.json").display()))?;
-    let extras = capexec_sandbox::plan::Extras {
-        rootless: false,
-        host_env: &[],
-        inherited: &[],
-        notify: capexec_sandbox::plan::Notify::None,
-        credentials: None,
-        broker: Default::default(),
-        learning: false,
-        watch_network: false,
-    };
-    capexec_sandbox::compose(&spec, &extras).map_err(|e| format!("{id}: {e}"))
+    let extras = capexec_sandbox::plan::Extras { broker: capexec_broker::contribution(&spec), join, ..Default::default() };
+    let plan = capexec_sandbox::compose(&spec, &extras).map_err(|e| format!("{id}: {e}"))?;
+    Ok((spec, plan))
+}
+
+/// The container's broker, when its annotation grants anything: what the
+/// grants need is opened now, and this process (whose children the broker
+/// and the container will be) enters the Landlock layer they share.
+pub fn prepare_broker(spec: &capexec_decl::ServiceSpec, plan: &capexec_sandbox::SetupPlan) -> Result<Option<capexec_broker::Broker>, String> {
+    if !spec.has_broker() {
+        return Ok(None);
+    }
+    let b = capexec_broker::Broker::prepare(spec).map_err(|e| format!("{}: broker: {e}", spec.name))?;
+    match capexec_sandbox::landlock_rules::apply_broker_layer(plan) {
+        Ok(Some(note)) => eprintln!("capexec-oci: {}: warning: {note}", spec.name),
+        Ok(None) => {}
+        Err(e) => return Err(format!("{}: broker: {e}", spec.name)),
+    }
+    Ok(Some(b))
+}
+
+/// Forks the container's broker: a process of its own, which outlives
+/// this command as the container does, confined as capexec's brokers are
+/// (the container's user, no effective capabilities, the broker's seccomp
+/// filter), serving the container's brokered calls until it ends. Its
+/// refusals go to the container's stderr, with the grant that would allow
+/// each.
+pub fn fork_broker(b: capexec_broker::Broker, s: &mut capexec_sandbox::Spawned, plan: &capexec_sandbox::SetupPlan) -> Result<(), String> {
+    let mut ch =
+        capexec_broker::Channels { listener: s.listener.take(), explicit: s.broker_channel.take(), dns: s.dns.take(), appends: std::mem::take(&mut s.appends) };
+    let later = s.listener_later.take();
+    let init = s.pid;
+    match capexec_sys::process::fork("fork the container's broker").map_err(|e| format!("{}: {e}", plan.name))? {
+        // The broker's copies are the ones that serve.
+        capexec_sys::process::Forked::Parent(_) => Ok(()),
+        capexec_sys::process::Forked::Child => {
+            let code = (|| -> Result<(), String> {
+                b.confine(plan.uid, plan.gid, None).map_err(|e| e.to_string())?;
+                if let Some(sock) = later {
+                    let mut byte = [0u8; 1];
+                    match capexec_sys::recv_fd_blocking(sock.as_raw_fd(), &mut byte).map_err(|e| format!("receive the container's seccomp listener: {e}"))? {
+                        (_, Some(l)) => ch.listener = Some(l),
+                        // Deleted before it started: nothing to serve.
+                        (_, None) => return Ok(()),
+                    }
+                }
+                let running = b.start(ch, init).map_err(|e| format!("start the broker's threads: {e}"))?;
+                let mut running = running;
+                for t in std::mem::take(&mut running.threads) {
+                    let _ = t.join();
+                }
+                running.finish();
+                Ok(())
+            })();
+            if let Err(e) = &code {
+                eprintln!("capexec-oci: {}: broker: {e}", plan.name);
+                // The container must not run with an absent broker. Our
+                // parent's child, not yet reaped: its init.
+                let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(init), nix::sys::signal::Signal::SIGKILL);
+            }
+            capexec_sys::process::exit_now(i32::from(code.is_err()))
+        }
+    }
 }
 
 pub struct CreateArgs<'a> {
@@ -44,7 +97,8 @@ pub fn create(store: &Store, a: &CreateArgs) -> Outcome {
     for f in &b.ignored {
         eprintln!("capexec-oci: {}: warning: `{}` is ignored: {}", a.id, f.field, f.why);
     }
-    let plan = plan_of(&b, a.id)?;
+    let (spec, plan) = plan_of(&b, a.id, false)?;
+    let broker = prepare_broker(&spec, &plan)?;
     store.claim(a.id).map_err(|e| e.to_string())?;
     let undo = |e: String| {
         let _ = store.remove(a.id);
@@ -79,7 +133,7 @@ pub fn create(store: &Store, a: &CreateArgs) -> Outcome {
     let opts = capexec_sandbox::SpawnOptions { on_clone: Some(&record), gate: Some(gate.as_raw_fd()), ..Default::default() };
     let spawned = capexec_sandbox::spawn_with(&plan, &opts);
     drop(gate);
-    let s = match spawned {
+    let mut s = match spawned {
         Ok(s) => s,
         Err(e) => {
             if !had_old {
@@ -88,16 +142,109 @@ pub fn create(store: &Store, a: &CreateArgs) -> Outcome {
             return Err(undo(format!("{}: {e}", a.id)));
         }
     };
+    if let Some(b) = broker {
+        fork_broker(b, &mut s, &plan).map_err(|e| {
+            // Our own child, which must not run without its broker.
+            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(s.pid), nix::sys::signal::Signal::SIGKILL);
+            undo(e)
+        })?;
+    }
     if let Some(f) = a.pid_file {
-        // runc writes the pid without a newline, atomically.
-        let tmp = f.with_extension("capexec-tmp");
-        std::fs::write(&tmp, s.pid.to_string()).and_then(|()| std::fs::rename(&tmp, f)).map_err(|e| {
+        write_pid_file(f, s.pid).map_err(|e| {
             // Our own child.
             let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(s.pid), nix::sys::signal::Signal::SIGKILL);
-            undo(format!("write the pid file {}: {e}", f.display()))
+            undo(e)
         })?;
     }
     Ok(())
+}
+
+/// As runc writes it: the pid without a newline, atomically.
+fn write_pid_file(f: &Path, pid: i32) -> Result<(), String> {
+    let tmp = f.with_extension("capexec-tmp");
+    std::fs::write(&tmp, pid.to_string()).and_then(|()| std::fs::rename(&tmp, f)).map_err(|e| format!("write the pid file {}: {e}", f.display()))
+}
+
+pub struct ExecArgs<'a> {
+    pub id: &'a str,
+    /// A runtime-spec `process` object (JSON file) to run; else `args`
+    /// with the container's own process for the rest.
+    pub process: Option<&'a Path>,
+    pub args: &'a [String],
+    pub cwd: Option<&'a str>,
+    /// `NAME=VALUE`, added to (or replacing in) the process's environment.
+    pub env: &'a [String],
+    pub detach: bool,
+    pub pid_file: Option<&'a Path>,
+}
+
+/// Runs another process in a created or running container: it enters the
+/// container's namespaces and is confined as the container's program is
+/// (ids, capabilities, rlimits, Landlock from the container's mounts,
+/// seccomp). It is a new Landlock domain: it cannot signal the container's
+/// other processes, nor they it. Returns the exit status to exit with:
+/// the process's own, or 0 with `detach` once it runs (its parent, which
+/// stands for it and exits with its status, is then in the pid file).
+pub fn exec(store: &Store, a: &ExecArgs) -> Result<i32, String> {
+    let s = load(store, a.id)?;
+    if store.status(&s) == Status::Stopped {
+        return Err(format!("container {} is stopped: there is nothing to exec in", a.id));
+    }
+    let process: Option<serde_json::Value> = match a.process {
+        Some(f) => {
+            let text = std::fs::read(f).map_err(|e| format!("read the process file {}: {e}", f.display()))?;
+            Some(serde_json::from_slice(&text).map_err(|e| format!("{} is not a JSON process object: {e}", f.display()))?)
+        }
+        None if a.args.is_empty() => return Err("say what to run: a command after the container's id, or --process FILE".into()),
+        None => None,
+    };
+    let b = bundle::load_with(&s.bundle, |config| {
+        let p = match process {
+            Some(p) => {
+                config["process"] = p;
+                config["process"].as_object_mut().ok_or("the process file holds no JSON object")?
+            }
+            None => {
+                let p = config["process"].as_object_mut().ok_or("the container's config has no process to take the rest from")?;
+                p.insert("args".into(), serde_json::json!(a.args));
+                p.insert("terminal".into(), serde_json::json!(false));
+                p
+            }
+        };
+        if let Some(cwd) = a.cwd {
+            p.insert("cwd".into(), serde_json::json!(cwd));
+        }
+        if !a.env.is_empty() {
+            let mut env: Vec<String> = p.get("env").and_then(|e| serde_json::from_value(e.clone()).ok()).unwrap_or_default();
+            for kv in a.env {
+                let name = kv.split('=').next().unwrap_or_default();
+                env.retain(|e| e.split('=').next() != Some(name));
+                env.push(kv.clone());
+            }
+            p.insert("env".into(), serde_json::json!(env));
+        }
+        Ok(())
+    })
+    .map_err(|e| e.to_string())?;
+    let (_, plan) = plan_of(&b, a.id, true)?;
+    let pidfd = capexec_sandbox::sys::pidfd_open(s.pid, 0).map_err(|e| format!("container {}: pidfd of its init {}: {e}", a.id, s.pid))?;
+    // The pidfd names one process for good: if that is still the
+    // container's init now, the namespaces it leads to are the container's.
+    if !state::alive(s.pid, s.start_time) {
+        return Err(format!("container {} stopped just now: there is nothing to exec in", a.id));
+    }
+    let opts = capexec_sandbox::SpawnOptions { join: Some(pidfd.as_raw_fd()), detach: a.detach, ..Default::default() };
+    let spawned = capexec_sandbox::spawn_with(&plan, &opts).map_err(|e| format!("{}: exec: {e}", a.id))?;
+    if let Some(f) = a.pid_file {
+        write_pid_file(f, spawned.pid).inspect_err(|_| {
+            // Our own child.
+            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(spawned.pid), nix::sys::signal::Signal::SIGKILL);
+        })?;
+    }
+    Ok(match a.detach {
+        true => 0,
+        false => capexec_sandbox::wait_foreground(&spawned),
+    })
 }
 
 fn load(store: &Store, id: &str) -> Result<Saved, String> {

@@ -22,6 +22,7 @@ use std::path::PathBuf;
 #[command(after_help = "The container lifecycle, as engines call it:
   capexec-oci create --bundle DIR ID    set the container up; its program waits
   capexec-oci start ID                  let it exec
+  capexec-oci exec ID COMMAND...        run another process in it
   capexec-oci state ID                  its state as JSON (created, running, stopped)
   capexec-oci kill ID [SIGNAL]          signal it (TERM by default)
   capexec-oci delete [--force] ID       remove a stopped one (--force: kill it first)
@@ -104,6 +105,43 @@ enum Command {
     },
     /// Let a created container's program exec.
     Start { id: String },
+    /// Run another process in a created or running container, confined as
+    /// its program is (namespaces, ids, capabilities, Landlock, seccomp).
+    /// In the foreground it exits with the process's status.
+    #[command(after_help = "Examples:
+  capexec-oci exec web ls /srv              the container's process, with these args
+  capexec-oci exec --process p.json -d web  a runtime-spec process object, detached (as podman exec)")]
+    Exec {
+        /// A runtime-spec `process` object (JSON) to run, instead of COMMAND.
+        #[arg(long, short = 'p')]
+        process: Option<PathBuf>,
+        /// Return once the process runs; its pid (a parent that stands for
+        /// it and exits with its status) goes to --pid-file.
+        #[arg(long, short = 'd')]
+        detach: bool,
+        /// Write the pid of the process (as the host sees it) here.
+        #[arg(long)]
+        pid_file: Option<PathBuf>,
+        /// The working directory, in the container.
+        #[arg(long)]
+        cwd: Option<String>,
+        /// NAME=VALUE, added to the environment (repeatable).
+        #[arg(long, short = 'e')]
+        env: Vec<String>,
+        /// A terminal: not implemented yet.
+        #[arg(long, short = 't')]
+        tty: bool,
+        /// For a process with a terminal: not implemented yet.
+        #[arg(long)]
+        console_socket: Option<PathBuf>,
+        /// Pass on this many fds above 2: not implemented yet, must be 0.
+        #[arg(long, default_value_t = 0)]
+        preserve_fds: u32,
+        id: String,
+        /// The command and its arguments (without --process).
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        command: Vec<String>,
+    },
     /// Print the container's state (runtime-spec): id, status, pid, bundle, annotations.
     State { id: String },
     /// Send a signal (a name such as TERM or KILL, or a number; TERM by
@@ -144,6 +182,26 @@ fn main() {
             n => Err(format!("--preserve-fds {n}: passing fds to a container is not implemented yet")),
         },
         Command::Start { id } => lifecycle::start(&store, id),
+        Command::Exec { process, detach, pid_file, cwd, env, tty, console_socket, preserve_fds, id, command } => {
+            let refused = match () {
+                _ if *tty || console_socket.is_some() => Some("a terminal (-t, --console-socket) is not implemented yet".to_owned()),
+                _ if *preserve_fds != 0 => Some(format!("--preserve-fds {preserve_fds}: passing fds to a container is not implemented yet")),
+                _ => None,
+            };
+            let a = lifecycle::ExecArgs {
+                id,
+                process: process.as_deref(),
+                args: command,
+                cwd: cwd.as_deref(),
+                env,
+                detach: *detach,
+                pid_file: pid_file.as_deref(),
+            };
+            match refused.map_or_else(|| lifecycle::exec(&store, &a), Err) {
+                Ok(code) => std::process::exit(code),
+                Err(e) => Err(e),
+            }
+        }
         Command::State { id } => lifecycle::state_json(&store, id).map(|v| println!("{}", serde_json::to_string_pretty(&v).expect("JSON"))),
         Command::Kill { all, id, signal } => lifecycle::signal(signal).and_then(|sig| lifecycle::kill(&store, id, sig, *all)),
         Command::Delete { force, id } => lifecycle::delete(&store, id, *force),
@@ -209,8 +267,8 @@ fn run(dir: &std::path::Path, id: &str) -> i32 {
     for f in &b.ignored {
         eprintln!("capexec-oci: {id}: warning: `{}` is ignored: {}", f.field, f.why);
     }
-    let plan = match lifecycle::plan_of(&b, id) {
-        Ok(p) => p,
+    let (plan, broker) = match lifecycle::plan_of(&b, id, false).and_then(|(spec, plan)| Ok((lifecycle::prepare_broker(&spec, &plan)?, plan))) {
+        Ok((broker, plan)) => (plan, broker),
         Err(e) => {
             eprintln!("capexec-oci: {e}");
             return EXIT_SETUP;
@@ -221,7 +279,16 @@ fn run(dir: &std::path::Path, id: &str) -> i32 {
     let old = b.rootfs.join("oldroot");
     let had_old = old.exists();
     match capexec_sandbox::spawn(&plan) {
-        Ok(s) => capexec_sandbox::wait_foreground(&s),
+        Ok(mut s) => {
+            if let Some(b) = broker {
+                if let Err(e) = lifecycle::fork_broker(b, &mut s, &plan) {
+                    eprintln!("capexec-oci: {e}");
+                    // Our own child, which must not run without its broker.
+                    let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(s.pid), nix::sys::signal::Signal::SIGKILL);
+                }
+            }
+            capexec_sandbox::wait_foreground(&s)
+        }
         Err(e) => {
             if !had_old {
                 let _ = std::fs::remove_dir(&old);

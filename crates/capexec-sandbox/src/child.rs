@@ -15,6 +15,7 @@ use capexec_sys::process;
 use nix::sys::signal::{kill, sigprocmask, SigSet, SigmaskHow, Signal};
 use nix::unistd::Pid;
 use std::os::fd::{AsRawFd, RawFd};
+use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
 /// prctl(PR_SET_MDWE, PR_MDWE_REFUSE_EXEC_GAIN): refuse any mapping that is or
@@ -49,6 +50,10 @@ pub struct ChildArgs<'a> {
     pub trees: &'a [(&'a Path, RawFd)],
     /// See `SpawnOptions::gate`.
     pub gate: Option<RawFd>,
+    /// See `SpawnOptions::join`.
+    pub join: Option<RawFd>,
+    /// See `SpawnOptions::detach`.
+    pub detach: bool,
 }
 
 /// Reports `e` on the error pipe `fd`, or, once nobody reads it (`-1`: a
@@ -118,8 +123,9 @@ pub fn run(a: &ChildArgs) -> ! {
                     h => h,
                 }
             });
-            if a.gate.is_some() {
-                // A created container outlives the runtime that created it.
+            if a.detach {
+                // A created container (or a detached exec) outlives the
+                // runtime that created it.
                 let _ = sys::prctl(libc::PR_SET_PDEATHSIG, 0);
             }
             init(a, pid, helper)
@@ -234,6 +240,13 @@ fn setup(a: &ChildArgs) -> Result<(), ChildError> {
     if !matches!(nix::unistd::read(a.sync_rd, &mut b), Ok(1)) {
         exit(125); // the parent is gone: nobody to report to
     }
+    // Into a running sandbox's namespaces before anything that depends on
+    // them: ids (its user namespace), the view, and the pid namespace the
+    // service is forked into.
+    if plan.join != 0 {
+        let fd = a.join.ok_or_else(|| ChildError::new(Step::JoinNamespaces, "no pidfd of the sandbox to join"))?;
+        sys::setns(fd, plan.join).map_err(|e| ChildError::io(Step::JoinNamespaces, "setns into the running sandbox's namespaces", e))?;
+    }
     // Ids first, keeping capabilities, so mounts are created as the service's uid.
     let (uid, gid) = plan.inside.unwrap_or((plan.uid, plan.gid));
     Kernel.switch_ids(uid, gid, (!plan.deny_setgroups).then_some(&plan.groups[..]))?;
@@ -255,7 +268,14 @@ fn setup(a: &ChildArgs) -> Result<(), ChildError> {
     for (path, value) in &plan.sysctls {
         std::fs::write(path, value).map_err(|e| ChildError::io(Step::Sysctl, format!("write {value:?} to {}", path.display()), e))?;
     }
-    mounts::build(&Kernel, &plan.mounts, plan.root.as_ref().map(|(p, ro)| (p.as_path(), *ro)), &plan.workdir, a.trees)?;
+    if plan.join == 0 {
+        mounts::build(&Kernel, &plan.mounts, plan.root.as_ref().map(|(p, ro)| (p.as_path(), *ro)), &plan.workdir, a.trees)?;
+    } else {
+        // setns put this process at the root of the sandbox's view.
+        Kernel
+            .chdir(Path::new(std::ffi::OsStr::from_bytes(plan.workdir.as_bytes())))
+            .map_err(|e| ChildError::io(Step::FilesystemView, format!("chdir {}", plan.workdir.to_string_lossy()), e))?;
+    }
     detach_preopened_dirs(a)?;
     if plan.loopback {
         sys::loopback_up().map_err(|e| ChildError::io(Step::Network, "bring up loopback", e))?;
@@ -390,7 +410,7 @@ fn service_with(a: &ChildArgs, argv: &[std::ffi::CString], err_wr: RawFd, main: 
         }
     }
     let _ = sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None);
-    if !plan.pid_ns && gate.is_none() {
+    if !plan.pid_ns && !a.detach {
         let _ = sys::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong);
     }
     let mut env = plan.env.clone();
@@ -400,7 +420,7 @@ fn service_with(a: &ChildArgs, argv: &[std::ffi::CString], err_wr: RawFd, main: 
     if let Some(pid) = main_pid {
         env.push(std::ffi::CString::new(format!("MAINPID={pid}")).expect("no NUL"));
     }
-    let program = &argv[0];
+    let candidates = program_paths(&argv[0], &env);
     let argv: Vec<*const libc::c_char> = argv.iter().map(|a| a.as_ptr()).chain(std::iter::once(std::ptr::null())).collect();
     let envp: Vec<*const libc::c_char> = env.iter().map(|a| a.as_ptr()).chain(std::iter::once(std::ptr::null())).collect();
     // What only init holds (CAP_KILL, CAP_SETPCAP) goes; before the filters,
@@ -449,17 +469,56 @@ fn service_with(a: &ChildArgs, argv: &[std::ffi::CString], err_wr: RawFd, main: 
         }
         install_filters(plan, notify_tx.filter(|_| main), err_wr, main);
     }
-    // SAFETY: argv/envp are NULL-terminated arrays of pointers into CStrings that
-    // live until execve returns (they are dropped only on the error path after).
-    let e = unsafe { sys::execve(program, &argv, &envp) };
+    // As execvp: the first candidate that is there, else the first EACCES.
+    let mut e = std::io::Error::from_raw_os_error(libc::ENOENT);
+    let mut program = &candidates[0];
+    for c in &candidates {
+        // SAFETY: argv/envp are NULL-terminated arrays of pointers into CStrings that
+        // live until execve returns (they are dropped only on the error path after).
+        let this = unsafe { sys::execve(c, &argv, &envp) };
+        let missing = matches!(this.raw_os_error(), Some(libc::ENOENT | libc::ENOTDIR));
+        if !missing && e.raw_os_error() != Some(libc::EACCES) {
+            (e, program) = (this, c);
+            if e.raw_os_error() != Some(libc::EACCES) {
+                break;
+            }
+        }
+    }
     let hint = match e.raw_os_error() {
         Some(libc::ENOENT) => " (is it inside the filesystem view? add its directory to filesystem.executable)",
         Some(libc::EACCES) => " (executables must be under filesystem.executable or /usr; read_write and tmpfs paths are never executable)",
         _ => "",
     };
-    let detail = format!("execve {}: {e}{hint}", program.to_string_lossy());
+    let detail = match candidates.len() {
+        1 => format!("execve {}: {e}{hint}", program.to_string_lossy()),
+        _ if e.raw_os_error() == Some(libc::ENOENT) => {
+            format!("execve {}: executable file not found in $PATH", candidates[0].to_string_lossy().rsplit('/').next().unwrap_or_default())
+        }
+        _ => format!("execve {} (found in PATH): {e}{hint}", program.to_string_lossy()),
+    };
     report(err_wr, &ChildError { step: Step::Exec, errno: e.raw_os_error(), detail });
     exit(127)
+}
+
+/// Where to look for `program`: itself when it names a path (has a `/`),
+/// else each directory of the environment's PATH (an OCI process's args[0]
+/// is looked up so, as runc does; a declaration's argv[0] is absolute).
+fn program_paths(program: &std::ffi::CStr, env: &[std::ffi::CString]) -> Vec<std::ffi::CString> {
+    let bytes = program.to_bytes();
+    if bytes.contains(&b'/') || bytes.is_empty() {
+        return vec![program.to_owned()];
+    }
+    let path = env.iter().find_map(|e| e.to_bytes().strip_prefix(b"PATH=")).unwrap_or(b"/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
+    let found: Vec<std::ffi::CString> = path
+        .split(|b| *b == b':')
+        .map(|dir| if dir.is_empty() { &b"."[..] } else { dir })
+        .filter_map(|dir| std::ffi::CString::new([dir, b"/", bytes].concat()).ok())
+        .collect();
+    if found.is_empty() {
+        vec![program.to_owned()]
+    } else {
+        found
+    }
 }
 
 /// Waits until `gate` (see `SpawnOptions::gate`) is readable: a writer
@@ -661,5 +720,26 @@ pub fn exit_code(status: libc::c_int) -> i32 {
         128 + libc::WTERMSIG(status)
     } else {
         1
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::program_paths;
+    use std::ffi::CString;
+
+    fn c(s: &str) -> CString {
+        CString::new(s).unwrap()
+    }
+
+    #[test]
+    fn a_bare_program_name_is_looked_up_in_the_environments_path() {
+        let env = [c("A=1"), c("PATH=/usr/bin::/bin")];
+        assert_eq!(program_paths(&c("sleep"), &env), [c("/usr/bin/sleep"), c("./sleep"), c("/bin/sleep")]);
+        assert_eq!(program_paths(&c("/bin/sleep"), &env), [c("/bin/sleep")]);
+        assert_eq!(program_paths(&c("./run"), &env), [c("./run")]);
+        let default = program_paths(&c("ls"), &[c("A=1")]);
+        assert_eq!(default.first(), Some(&c("/usr/local/sbin/ls")));
+        assert_eq!(default.last(), Some(&c("/bin/ls")));
     }
 }

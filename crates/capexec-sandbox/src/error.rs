@@ -49,10 +49,11 @@ pub enum Step {
     Seccomp,
     Exec,
     StartPre,
+    JoinNamespaces,
 }
 
 impl Step {
-    const ALL: [Step; 20] = [
+    const ALL: [Step; 21] = [
         Step::StandardStreams,
         Step::ForkService,
         Step::ParentDeathSignal,
@@ -73,6 +74,7 @@ impl Step {
         Step::Seccomp,
         Step::Exec,
         Step::StartPre,
+        Step::JoinNamespaces,
     ];
 
     /// How messages and `capexec` name the step.
@@ -98,6 +100,7 @@ impl Step {
             Step::Seccomp => "seccomp",
             Step::Exec => "exec",
             Step::StartPre => "start_pre",
+            Step::JoinNamespaces => "join namespaces",
         }
     }
 

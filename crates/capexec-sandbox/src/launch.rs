@@ -24,6 +24,10 @@ pub struct Spawned {
     /// syscalls (when the plan has a notify filter): whoever holds it must
     /// answer them — see the capexec-broker crate.
     pub listener: Option<OwnedFd>,
+    /// With a gate, in place of `listener`: the socket the listener arrives
+    /// on (`sys::recv_fd`) once the service passed its gate, and so installed
+    /// its filters. EOF if it never does.
+    pub listener_later: Option<OwnedFd>,
     /// The broker's end of the service's explicit connection (when the plan
     /// has a broker channel), with SO_PASSCRED set.
     pub broker_channel: Option<OwnedFd>,
@@ -96,6 +100,12 @@ pub struct SpawnOptions<'a> {
     /// waits; errors after that go to the service's stderr. Neither init nor
     /// the service dies with the caller from then on.
     pub gate: Option<RawFd>,
+    /// A pidfd of a running sandbox's init whose namespaces a joining plan
+    /// (`SetupPlan::join`) enters.
+    pub join: Option<RawFd>,
+    /// Neither init nor the service dies with the caller once the service
+    /// exec'd (an OCI `exec --detach`; always so with a gate).
+    pub detach: bool,
 }
 
 /// The first child of `pid` (the service, for a namespace init), from
@@ -238,6 +248,7 @@ pub struct Starting {
     notify_relay: bool,
     listener: bool,
     tasks: Option<OwnedFd>,
+    gated: bool,
 }
 
 /// Starts the service of a plan that is not a learning run (see [`Starting`]).
@@ -262,6 +273,9 @@ fn begin(plan: &SetupPlan, opts: &SpawnOptions) -> Result<Starting, LaunchError>
     // clone_fork's contract, checked rather than assumed: a child forked from a
     // process with other threads could deadlock on a lock one of them held.
     sys::require_single_threaded("start a service").map_err(|e| LaunchError::io("check the caller of", "spawn", e))?;
+    if (plan.join != 0) != opts.join.is_some() {
+        return Err(LaunchError::Plan("a joining plan, and only that, needs the pidfd of the sandbox it joins".into()));
+    }
     if opts.inherited.len() != plan.inherited {
         return Err(LaunchError::Plan(format!("the plan counts {} inherited fds but {} were given", plan.inherited, opts.inherited.len())));
     }
@@ -318,6 +332,8 @@ fn begin(plan: &SetupPlan, opts: &SpawnOptions) -> Result<Starting, LaunchError>
             tasks: tasks.as_ref().map(|(_, helper_end)| helper_end.as_raw_fd()),
             trees: &tree_fds,
             gate: opts.gate,
+            join: opts.join,
+            detach: opts.detach || opts.gate.is_some(),
         };
         child::run(&args);
     };
@@ -375,6 +391,7 @@ fn begin(plan: &SetupPlan, opts: &SpawnOptions) -> Result<Starting, LaunchError>
         notify_relay: plan.notify_relay,
         listener: plan.notify_seccomp.is_some() && !plan.listener_taken,
         tasks,
+        gated: opts.gate.is_some(),
     })
 }
 
@@ -389,7 +406,7 @@ impl Starting {
     /// [`setup_fd`](Self::setup_fd) polled readable): the running service,
     /// or the error its setup reported.
     pub fn finish(self) -> Result<Spawned, LaunchError> {
-        let Starting { pid, pidfd, err_rd, sync_wr, fds, appends, notify_pair, channel, dns_stub, notify_relay, listener: has_listener, tasks } = self;
+        let Starting { pid, pidfd, err_rd, sync_wr, fds, appends, notify_pair, channel, dns_stub, notify_relay, listener: has_listener, tasks, gated } = self;
         let abort = |e: LaunchError| kill_and_reap(pid, e);
         // EOF: the service exec'd (its end is close-on-exec) and init closed its copy.
         let mut msg = Vec::new();
@@ -406,7 +423,7 @@ impl Starting {
         }
         // Init sent the resolver's socket and the notify socket during setup and
         // the service its listener before exec, in that order: all wait in the pair.
-        let (mut dns, mut notify, mut listener) = (None, None, None);
+        let (mut dns, mut notify, mut listener, mut listener_later) = (None, None, None, None);
         if let Some((rx, tx)) = notify_pair {
             drop(tx);
             if dns_stub {
@@ -415,11 +432,15 @@ impl Starting {
             if notify_relay {
                 notify = Some(sys::recv_fd(rx.as_raw_fd()).map_err(|e| abort(LaunchError::io("receive", "the service's notify socket", e)))?);
             }
-            if has_listener {
-                listener = Some(sys::recv_fd(rx.as_raw_fd()).map_err(|e| abort(LaunchError::io("receive", "the service's seccomp listener", e)))?);
+            match (has_listener, gated) {
+                (true, false) => {
+                    listener = Some(sys::recv_fd(rx.as_raw_fd()).map_err(|e| abort(LaunchError::io("receive", "the service's seccomp listener", e)))?);
+                }
+                (true, true) => listener_later = Some(rx),
+                (false, _) => {}
             }
         }
-        Ok(Spawned { pid, pidfd, main_pid: first_child(pid), listener, broker_channel, dns, notify, appends, tasks })
+        Ok(Spawned { pid, pidfd, main_pid: first_child(pid), listener, listener_later, broker_channel, dns, notify, appends, tasks })
     }
 }
 

@@ -20,6 +20,10 @@ pub struct SetupPlan {
     pub name: String,
     /// CLONE_NEW* flags for the child.
     pub clone_flags: libc::c_int,
+    /// The CLONE_NEW* namespaces of a running sandbox of the same spec to
+    /// enter instead (`Extras::join`; `SpawnOptions::join` names whose): 0
+    /// for a new sandbox.
+    pub join: libc::c_int,
     pub user_ns: bool,
     pub pid_ns: bool,
     /// Bring up loopback in the service's own network namespace.
@@ -378,6 +382,13 @@ pub struct Extras<'a> {
     /// go on (`SpawnOptions::learner` gets its listener), or, for a service
     /// with a broker, to the broker: `capexec run --net-summary`.
     pub watch_network: bool,
+    /// A process for a sandbox of this spec that runs already (an OCI
+    /// container's `exec`): it enters that sandbox's namespaces, where the
+    /// view is built, and is confined there as the service is (ids,
+    /// capabilities, rlimits, Landlock, seccomp), without the setup that
+    /// belongs to the sandbox (mounts, sysctls, hostname, directories,
+    /// commands, the broker's side).
+    pub join: bool,
 }
 
 /// The calls `Extras::watch_network` hands over.
@@ -421,6 +432,12 @@ pub fn compose(spec: &ServiceSpec, extras: &Extras) -> Result<SetupPlan, LaunchE
         p.attach_fakeroot_config()?;
     }
     p.attach_files(extras.broker.view_files.clone());
+    if extras.join {
+        if extras.learning || extras.watch_network {
+            return Err(LaunchError::Plan("a process joining a running sandbox is neither learned nor watched".into()));
+        }
+        return p.into_joining();
+    }
     Ok(if extras.learning { p.into_learning(!extras.rootless) } else { p })
 }
 
@@ -678,6 +695,7 @@ fn plan_inheriting(
     Ok(SetupPlan {
         name: spec.name.clone(),
         clone_flags: flags,
+        join: 0,
         user_ns: ns.user,
         pid_ns: ns.pid,
         loopback: ns.net == NetMode::None,
@@ -948,6 +966,38 @@ impl SetupPlan {
     /// with every capability capexec has, as systemd would start it: a daemon that drops
     /// to its own user cannot get that far without them, and what its calls
     /// used is what the miner proposes to keep.
+    /// The plan of a process joining a running sandbox of the same spec
+    /// (`Extras::join`): what makes the sandbox is done and stays its own.
+    fn into_joining(mut self) -> Result<SetupPlan, LaunchError> {
+        // The running sandbox's ids are mapped already; a new map would be
+        // a new namespace.
+        self.join = self.clone_flags;
+        self.clone_flags = 0;
+        self.user_ns = false;
+        self.mounts.clear();
+        self.root = None;
+        self.as_owner.clear();
+        self.copy_up.clear();
+        self.sysctls.clear();
+        self.hostname = None;
+        self.loopback = false;
+        self.directories.clear();
+        self.start_pre.clear();
+        self.start_post.clear();
+        self.reload.clear();
+        self.forking = None;
+        self.init_seccomp = seccomp::init_filter(false)?;
+        // The sandbox's broker answers its own service; a joining process
+        // has Landlock and seccomp without the brokered calls.
+        self.notify_seccomp = None;
+        self.listener_taken = false;
+        self.broker_channel = false;
+        self.dns_stub = false;
+        self.broker_layer = None;
+        self.notify_relay = false;
+        Ok(self)
+    }
+
     fn into_learning(mut self, as_root: bool) -> SetupPlan {
         if as_root && self.uid == 0 {
             // Every capability capexec itself has (root may lack some: no

@@ -299,8 +299,7 @@ fn launch(sock: RawFd, req: LaunchRequest, fds: Vec<OwnedFd>, host_env: &[(Strin
         clone_parent: false,
         learner: None,
         inherited: &[],
-        on_clone: None,
-        gate: None,
+        ..Default::default()
     };
     let started = match (broker, &req.supervisor_cgroup) {
         (None, None) => {

@@ -375,6 +375,14 @@ pub fn pidfd_getfd(pidfd: &std::os::fd::OwnedFd, target: RawFd) -> io::Result<st
     Ok(unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) })
 }
 
+/// `setns(fd, flags)`: enters the namespaces `flags` (CLONE_NEW*) of the
+/// process a pidfd names, all at once, or the one namespace an nsfs fd
+/// (/proc/PID/ns/X, a bind mount of one) is.
+pub fn setns(fd: RawFd, flags: libc::c_int) -> io::Result<()> {
+    // SAFETY: setns takes two integers; an fd that is neither kind is EINVAL.
+    check(unsafe { libc::syscall(libc::SYS_setns, fd, flags) }).map(drop)
+}
+
 /// At most this many fds in one message (capexec's messages carry up to 4).
 pub const MAX_FDS: usize = 8;
 

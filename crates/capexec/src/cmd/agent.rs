@@ -17,9 +17,8 @@ use crate::cli::AgentArgs;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
-/// The annotation holding a container's grants: the `[broker]` tables of a
-/// capexec declaration, as TOML (docs/declaration.md, `[broker]`).
-pub const ANNOTATION: &str = "org.capexec.broker";
+/// The annotation holding a container's grants.
+pub use capexec_decl::BROKER_ANNOTATION as ANNOTATION;
 
 /// What the runtime sends (runtime-spec: the container process state).
 #[derive(serde::Deserialize)]
@@ -163,10 +162,7 @@ struct Container {
 /// annotation), its user and its permitted capabilities from its config.json.
 fn container(state: &ProcessState, grants: &str) -> Result<Container, String> {
     let s = &state.state;
-    let table: toml::Table = toml::from_str(grants).map_err(|e| format!("annotation {ANNOTATION} is not TOML: {}", e.message()))?;
-    if let Some(other) = table.keys().find(|k| *k != "broker") {
-        return Err(format!("annotation {ANNOTATION} has [{other}]: the agent applies [broker] grants only (the runtime confines the rest)"));
-    }
+    capexec_decl::check_broker_annotation(grants)?;
     let config = read_config(&s.bundle)?;
     let user = |key: &str| config.pointer(&format!("/process/user/{key}")).and_then(|v| v.as_u64()).unwrap_or(0) as u32;
     let in_userns = config.pointer("/linux/namespaces").and_then(|n| n.as_array()).is_some_and(|n| n.iter().any(|n| n["type"] == "user"));

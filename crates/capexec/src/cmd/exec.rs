@@ -72,6 +72,7 @@ pub fn launch_foreground(spec: &ServiceSpec, handoff: Handoff) -> i32 {
         broker: capexec_broker::contribution(spec),
         learning: false,
         watch_network: handoff.net_watch.is_some() || handoff.net_seen.is_some(),
+        ..Default::default()
     };
     let plan = match capexec_sandbox::plan::compose(spec, &extras) {
         Ok(p) => p,
