@@ -524,6 +524,26 @@ fn podman(args: &[&str]) -> std::process::Output {
 
 const PODMAN_RUN: &[&str] = &["--network", "none", "--pids-limit", "0", "--ulimit", "nofile=1024:1024", "--ulimit", "nproc=1024:1024"];
 
+/// A network namespace made by `ip netns add`, deleted on drop.
+struct NetNs {
+    name: String,
+    path: PathBuf,
+}
+
+impl NetNs {
+    fn new(name: &str) -> NetNs {
+        let o = Command::new("ip").args(["netns", "add", name]).output().expect("ip (iproute2)");
+        assert!(o.status.success(), "ip netns add {name}: {}", text(&o));
+        NetNs { name: name.to_owned(), path: Path::new("/run/netns").join(name) }
+    }
+}
+
+impl Drop for NetNs {
+    fn drop(&mut self) {
+        let _ = Command::new("ip").args(["netns", "delete", &self.name]).output();
+    }
+}
+
 /// podman's containers of a test, removed by force on drop.
 struct PodmanContainers(&'static [&'static str]);
 
@@ -562,6 +582,22 @@ fn podman_runs_containers_through_capexec_oci() {
     let o = podman(&[&["run", "--rm", "--security-opt", "seccomp=unconfined"], PODMAN_RUN, &["--rootfs", rootfs, "/bin/sh", "-c", script]].concat());
     let want = "hi\nNoNewPrivs:1\nSeccomp:2\nSeccomp_filters:1\n";
     assert_eq!((o.status.code(), String::from_utf8_lossy(&o.stdout).as_ref()), (Some(3), want), "{}", text(&o));
+
+    // The engine's network namespace, entered by path (a namespace of the
+    // test's own, not podman's bridge): the container is in it, and its
+    // net.* sysctl (podman sets ping_group_range) lands there, not on the host.
+    let netns = NetNs::new(&format!("capexec-it-podman-{}", std::process::id()));
+    let o = podman(
+        &[
+            &["run", "--rm", "--network", &format!("ns:{}", netns.path.display())],
+            &PODMAN_RUN[2..],
+            &["--rootfs", rootfs, "/bin/sh", "-c", "readlink /proc/self/ns/net"],
+        ]
+        .concat(),
+    );
+    let inode = std::fs::metadata(&netns.path).map(|m| std::os::unix::fs::MetadataExt::ino(&m)).unwrap();
+    assert_eq!(String::from_utf8_lossy(&o.stdout), format!("net:[{inode}]\n"), "{}", text(&o));
+    drop(netns);
 
     // Grants in the annotation (podman reads --annotation as CSV: the pair
     // quoted, TOML's strings single-quoted): a host file the container can

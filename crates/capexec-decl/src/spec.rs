@@ -325,6 +325,27 @@ pub struct NsSpec {
     /// new namespaces own.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub sysctls: BTreeMap<String, String>,
+    /// Namespaces entered instead of made: an OCI config's
+    /// `linux.namespaces[].path` (the engine's network namespace, a pod's
+    /// ipc and uts). Not a declaration key.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub join: Vec<JoinNs>,
+}
+
+/// A namespace a service enters, by the path of its nsfs file
+/// (/proc/PID/ns/net, /run/netns/NAME).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JoinNs {
+    pub kind: JoinKind,
+    pub path: PathBuf,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum JoinKind {
+    Net,
+    Ipc,
+    Uts,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -494,6 +494,7 @@ pub fn validate(name: &str, raw: &RawUnit, sources: Vec<PathBuf>, ctx: &Context)
         cgroup: ns.cgroup.unwrap_or(true),
         hostname: if hostname.is_empty() { "capexec".into() } else { hostname },
         sysctls: Default::default(),
+        join: Vec::new(),
     };
 
     // --- preopen ---

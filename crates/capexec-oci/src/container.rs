@@ -5,8 +5,8 @@
 
 use crate::bundle::Bundle;
 use capexec_decl::spec::{
-    ArgOp, DevMode, Filesystem, Identity, IdentitySource, Mount, MountKind, NetMode, ProcMode, ProfileAction, ProfileArg, ProfileRule, Resource, Rlimit,
-    RootFs, SeccompProfile, ServiceSpec,
+    ArgOp, DevMode, Filesystem, Identity, IdentitySource, JoinKind, JoinNs, Mount, MountKind, NetMode, ProcMode, ProfileAction, ProfileArg, ProfileRule,
+    Resource, Rlimit, RootFs, SeccompProfile, ServiceSpec,
 };
 use oci_spec::runtime::{LinuxNamespaceType, Mount as OciMount};
 
@@ -47,9 +47,14 @@ pub fn service(b: &Bundle, id: &str) -> Result<ServiceSpec, NotApplied> {
         // cannot make one (nodev everywhere else, no mknod in the view).
         // A pids limit of 0 or less is none (runtime-spec; podman's
         // --pids-limit 0 writes it).
+        // CPU shares of 1024 are the kernel's default weight (containerd's
+        // ctr writes them): a container without a cgroup of its own has it.
         let mut asked = r.clone();
         if asked.pids().as_ref().is_some_and(|p| p.limit() <= 0) {
             asked.set_pids(None);
+        }
+        if asked.cpu().as_ref().is_some_and(|c| *c == oci_spec::runtime::LinuxCpu::default().set_shares(Some(1024)).clone()) {
+            asked.set_cpu(None);
         }
         let only_devices = oci_spec::runtime::LinuxResources::default().set_devices(r.devices().clone()) == &asked;
         if !only_devices {
@@ -107,12 +112,27 @@ pub fn service(b: &Bundle, id: &str) -> Result<ServiceSpec, NotApplied> {
         s.rlimits.insert(res, Rlimit { soft: Some(r.soft()), hard: Some(r.hard()) });
     }
 
-    // Namespaces: each listed one is new; joining one by path is not done yet.
+    // Namespaces: each listed one is new, or entered by its path.
     let ns = &mut s.namespaces;
     (ns.user, ns.pid, ns.ipc, ns.uts, ns.cgroup, ns.net) = (false, false, false, false, false, NetMode::Host);
     for n in linux.namespaces().clone().unwrap_or_default() {
-        if n.path().is_some() {
-            return Err(not_applied("linux.namespaces[].path", format!("joining an existing {:?} namespace is not implemented yet", n.typ())));
+        if let Some(path) = n.path() {
+            let kind = match n.typ() {
+                LinuxNamespaceType::Network => JoinKind::Net,
+                LinuxNamespaceType::Ipc => JoinKind::Ipc,
+                LinuxNamespaceType::Uts => JoinKind::Uts,
+                other => {
+                    return Err(not_applied(
+                        "linux.namespaces[].path",
+                        format!("entering an existing {other:?} namespace is not implemented yet (network, ipc and uts are)"),
+                    ))
+                }
+            };
+            if !path.is_absolute() {
+                return Err(not_applied("linux.namespaces[].path", format!("{} is not an absolute path", path.display())));
+            }
+            ns.join.push(JoinNs { kind, path: path.clone() });
+            continue;
         }
         match n.typ() {
             LinuxNamespaceType::Mount => {}
@@ -126,7 +146,7 @@ pub fn service(b: &Bundle, id: &str) -> Result<ServiceSpec, NotApplied> {
         }
     }
     if let Some(h) = spec.hostname() {
-        if !ns.uts {
+        if !ns.uts && !ns.join.iter().any(|j| j.kind == JoinKind::Uts) {
             return Err(not_applied("hostname", "needs a uts namespace (add {\"type\": \"uts\"} to linux.namespaces)"));
         }
         ns.hostname = h.clone();
@@ -223,12 +243,13 @@ fn sysctl(ns: &capexec_decl::spec::NsSpec, name: &str, value: &str) -> Result<()
     }
     const IPC: [&str; 8] =
         ["kernel.msgmax", "kernel.msgmnb", "kernel.msgmni", "kernel.sem", "kernel.shmall", "kernel.shmmax", "kernel.shmmni", "kernel.shm_rmid_forced"];
+    let entered = |kind: JoinKind| ns.join.iter().any(|j| j.kind == kind);
     let (owned, which) = if IPC.contains(&name) || name.starts_with("fs.mqueue.") {
-        (ns.ipc, "an ipc")
+        (ns.ipc || entered(JoinKind::Ipc), "an ipc")
     } else if name.starts_with("net.") {
-        (ns.net == NetMode::None, "a network")
+        (ns.net == NetMode::None || entered(JoinKind::Net), "a network")
     } else if name == "kernel.hostname" || name == "kernel.domainname" {
-        (ns.uts, "a uts")
+        (ns.uts || entered(JoinKind::Uts), "a uts")
     } else {
         return Err("not a parameter of a namespace the container can have: it would change the host".into());
     };
@@ -340,6 +361,18 @@ mod tests {
     const CAPS: &str = r#"{"bounding": ["CAP_KILL", "CAP_CHOWN"], "effective": ["CAP_KILL"], "permitted": ["CAP_KILL"]}"#;
 
     #[test]
+    fn namespaces_given_by_path_are_entered_and_own_their_parameters() {
+        let linux = r#"{"namespaces": [{"type": "mount"}, {"type": "uts", "path": "/run/u"}, {"type": "network", "path": "/run/netns/n"}],
+                        "sysctl": {"net.ipv4.ping_group_range": "0 0", "kernel.hostname": "x"}}"#;
+        let s = translate(linux, "[]", CAPS).unwrap();
+        let ns = &s.namespaces;
+        assert!(!ns.uts && ns.net == NetMode::Host, "entered, not made");
+        let joined: Vec<_> = ns.join.iter().map(|j| (j.kind, j.path.to_str().unwrap())).collect();
+        assert_eq!(joined, [(JoinKind::Uts, "/run/u"), (JoinKind::Net, "/run/netns/n")]);
+        assert_eq!(ns.sysctls.len(), 2);
+    }
+
+    #[test]
     fn a_config_becomes_a_service() {
         let mounts = r#"[{"destination": "/proc", "type": "proc", "source": "proc"},
                          {"destination": "/dev", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "mode=755"]},
@@ -372,7 +405,13 @@ mod tests {
     fn what_cannot_be_applied_is_named() {
         let cases = [
             (r#"{"namespaces": [{"type": "user"}]}"#, "[]", CAPS, "`linux.namespaces`: a user namespace"),
-            (r#"{"namespaces": [{"type": "network", "path": "/run/netns/x"}]}"#, "[]", CAPS, "`linux.namespaces[].path`"),
+            (
+                r#"{"namespaces": [{"type": "uts"}, {"type": "pid", "path": "/proc/1/ns/pid"}]}"#,
+                "[]",
+                CAPS,
+                "`linux.namespaces[].path`: entering an existing Pid",
+            ),
+            (r#"{"namespaces": [{"type": "uts"}, {"type": "network", "path": "run/netns/x"}]}"#, "[]", CAPS, "is not an absolute path"),
             (r#"{"namespaces": []}"#, "[]", CAPS, "`hostname`: needs a uts namespace"),
             (NS, r#"[{"destination": "/p", "type": "proc"}]"#, CAPS, "`mounts[0] (/p)`: proc is mounted at /proc only"),
             (NS, r#"[{"destination": "/x", "type": "nfs"}]"#, CAPS, "\"nfs\" is not one capexec-oci mounts"),

@@ -52,6 +52,8 @@ pub struct ChildArgs<'a> {
     pub gate: Option<RawFd>,
     /// See `SpawnOptions::join`.
     pub join: Option<RawFd>,
+    /// The namespaces of `plan.enter`, opened: flag and fd.
+    pub enter: &'a [(libc::c_int, RawFd)],
     /// See `SpawnOptions::detach`.
     pub detach: bool,
 }
@@ -243,6 +245,15 @@ fn setup(a: &ChildArgs) -> Result<(), ChildError> {
     // Into a running sandbox's namespaces before anything that depends on
     // them: ids (its user namespace), the view, and the pid namespace the
     // service is forked into.
+    for (flag, fd) in a.enter {
+        sys::setns(*fd, *flag).map_err(|e| {
+            ChildError::io(
+                Step::JoinNamespaces,
+                format!("setns into {}", plan.enter.iter().find(|(f, _)| f == flag).map_or_else(String::new, |(_, p)| p.display().to_string())),
+                e,
+            )
+        })?;
+    }
     if plan.join != 0 {
         let fd = a.join.ok_or_else(|| ChildError::new(Step::JoinNamespaces, "no pidfd of the sandbox to join"))?;
         sys::setns(fd, plan.join).map_err(|e| ChildError::io(Step::JoinNamespaces, "setns into the running sandbox's namespaces", e))?;

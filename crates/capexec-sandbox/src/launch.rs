@@ -286,6 +286,13 @@ fn begin(plan: &SetupPlan, opts: &SpawnOptions) -> Result<Starting, LaunchError>
     crate::layers::make_layers(plan)?;
     let tree_fds: Vec<(&std::path::Path, RawFd)> = trees.iter().map(|(p, fd)| (p.as_path(), fd.as_raw_fd())).collect();
     let mut raw_fds: Vec<RawFd> = opts.inherited.iter().copied().chain(fds.iter().map(|f| f.as_raw_fd())).collect();
+    // Opened here, by the caller's view of the paths.
+    let mut enter = Vec::with_capacity(plan.enter.len());
+    for (flag, path) in &plan.enter {
+        let f = std::fs::File::open(path).map_err(|e| LaunchError::io("open the namespace to enter", path.display(), e))?;
+        enter.push((*flag, OwnedFd::from(f)));
+    }
+    let enter_fds: Vec<(libc::c_int, RawFd)> = enter.iter().map(|(flag, fd)| (*flag, fd.as_raw_fd())).collect();
     let (sync_rd, sync_wr) = pipe()?;
     let (err_rd, err_wr) = pipe()?;
     // Init sends the stub resolver's socket and the notify socket, and the
@@ -333,6 +340,7 @@ fn begin(plan: &SetupPlan, opts: &SpawnOptions) -> Result<Starting, LaunchError>
             trees: &tree_fds,
             gate: opts.gate,
             join: opts.join,
+            enter: &enter_fds,
             detach: opts.detach || opts.gate.is_some(),
         };
         child::run(&args);

@@ -24,6 +24,9 @@ pub struct SetupPlan {
     /// enter instead (`Extras::join`; `SpawnOptions::join` names whose): 0
     /// for a new sandbox.
     pub join: libc::c_int,
+    /// Namespaces to enter by path (their CLONE_NEW* flag), in place of new
+    /// ones: the parent opens each, the child enters it first.
+    pub enter: Vec<(libc::c_int, PathBuf)>,
     pub user_ns: bool,
     pub pid_ns: bool,
     /// Bring up loopback in the service's own network namespace.
@@ -470,6 +473,22 @@ fn plan_inheriting(
             flags |= f;
         }
     }
+    // A namespace is made or entered, not both; entering one of another
+    // user namespace would need a user namespace of the service's to own it.
+    for j in &ns.join {
+        let new = match j.kind {
+            capexec_decl::spec::JoinKind::Net => flags & libc::CLONE_NEWNET,
+            capexec_decl::spec::JoinKind::Ipc => flags & libc::CLONE_NEWIPC,
+            capexec_decl::spec::JoinKind::Uts => flags & libc::CLONE_NEWUTS,
+        } != 0;
+        if new || ns.user || ns.join.iter().filter(|o| o.kind == j.kind).count() > 1 {
+            return Err(LaunchError::Plan(format!(
+                "the {:?} namespace at {} is entered, so it cannot also be made (nor entered twice, nor with a user namespace)",
+                j.kind,
+                j.path.display()
+            )));
+        }
+    }
     let id = &spec.exec.user;
 
     // Mounts: /dev and /proc first (a fresh proc must be mounted while the host's
@@ -696,6 +715,18 @@ fn plan_inheriting(
         name: spec.name.clone(),
         clone_flags: flags,
         join: 0,
+        enter: ns
+            .join
+            .iter()
+            .map(|j| {
+                let flag = match j.kind {
+                    capexec_decl::spec::JoinKind::Net => libc::CLONE_NEWNET,
+                    capexec_decl::spec::JoinKind::Ipc => libc::CLONE_NEWIPC,
+                    capexec_decl::spec::JoinKind::Uts => libc::CLONE_NEWUTS,
+                };
+                (flag, j.path.clone())
+            })
+            .collect(),
         user_ns: ns.user,
         pid_ns: ns.pid,
         loopback: ns.net == NetMode::None,
@@ -721,7 +752,7 @@ fn plan_inheriting(
         as_owner,
         copy_up: spec.filesystem.copy_up.clone(),
         workdir: cstring("working directory", &spec.exec.working_directory.to_string_lossy())?,
-        hostname: if ns.uts { Some(cstring("hostname", &ns.hostname)?) } else { None },
+        hostname: if ns.uts || ns.join.iter().any(|j| j.kind == capexec_decl::spec::JoinKind::Uts) { Some(cstring("hostname", &ns.hostname)?) } else { None },
         rlimits,
         keep_caps,
         landlock: LandlockPlan {
@@ -971,8 +1002,9 @@ impl SetupPlan {
     fn into_joining(mut self) -> Result<SetupPlan, LaunchError> {
         // The running sandbox's ids are mapped already; a new map would be
         // a new namespace.
-        self.join = self.clone_flags;
+        self.join = self.clone_flags | self.enter.iter().fold(0, |f, (flag, _)| f | flag);
         self.clone_flags = 0;
+        self.enter.clear();
         self.user_ns = false;
         self.mounts.clear();
         self.root = None;
@@ -1311,5 +1343,32 @@ mod tests {
             "every host entry is still in the view, and nothing is created in a host directory"
         );
         std::fs::remove_dir_all(root).unwrap();
+    }
+}
+
+#[cfg(test)]
+mod joining {
+    use super::*;
+    use capexec_decl::spec::{JoinKind, JoinNs};
+
+    fn spec() -> ServiceSpec {
+        let text = "[exec]\nargv = [\"/bin/true\"]\n[namespaces]\nnet = \"none\"\nuser = false\n";
+        capexec_decl::from_text("t", text, &capexec_decl::Context::current()).unwrap()
+    }
+
+    #[test]
+    fn an_entered_namespace_is_opened_not_made_and_never_both() {
+        let mut s = spec();
+        s.namespaces.net = NetMode::Host;
+        s.namespaces.join = vec![JoinNs { kind: JoinKind::Net, path: "/run/netns/n".into() }];
+        let p = compose(&s, &Extras::default()).unwrap();
+        assert_eq!((p.clone_flags & libc::CLONE_NEWNET, p.enter.clone()), (0, vec![(libc::CLONE_NEWNET, PathBuf::from("/run/netns/n"))]));
+        assert!(!p.loopback, "the entered namespace is set up by whoever made it");
+        // A process joining the sandbox enters that namespace with the rest.
+        let j = compose(&s, &Extras { join: true, ..Default::default() }).unwrap();
+        assert!(j.enter.is_empty() && j.join & libc::CLONE_NEWNET != 0 && j.clone_flags == 0 && j.mounts.is_empty());
+        s.namespaces.net = NetMode::None;
+        let e = compose(&s, &Extras::default()).unwrap_err().to_string();
+        assert!(e.contains("cannot also be made"), "{e}");
     }
 }
