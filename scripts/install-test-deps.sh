@@ -27,9 +27,10 @@ fi
 # python3-pip: tests/overlay.rs installs a local wheel with --fakeroot.
 # runc, busybox-static, podman: tests/oci.rs runs containers of stock runc
 # from a busybox root filesystem with `capexec agent` as their seccomp
-# agent, and podman with capexec-oci as its runtime.
+# agent, and podman with capexec-oci as its runtime; containerd: the same
+# file runs an instance of its own and `ctr run` with capexec-oci as runc.
 packages=(nginx-light redis-server memcached gcc libc6-dev util-linux wrk curl libmemcached-tools systemd unbound dnsmasq bind9-dnsutils bpftool stress-ng clang libbpf-dev
-    apache2 openssh-server bind9 postgresql cron chrony rsyslog mariadb-server python3-pip runc busybox-static podman)
+    apache2 openssh-server bind9 postgresql cron chrony rsyslog mariadb-server python3-pip runc busybox-static podman containerd)
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -524,6 +524,147 @@ fn podman(args: &[&str]) -> std::process::Output {
 
 const PODMAN_RUN: &[&str] = &["--network", "none", "--pids-limit", "0", "--ulimit", "nofile=1024:1024", "--ulimit", "nproc=1024:1024"];
 
+/// containerd (Debian's 1.6) with capexec-oci as its runc binary, as
+/// Kubernetes nodes would have it (`io.containerd.runc.v2` with
+/// `BinaryName`): an image the test builds (an OCI image layout with one
+/// busybox layer) and imports from a tarball runs through `ctr run`, with
+/// its output, its exit status and capexec's confinement (no_new_privs,
+/// capexec's seccomp allowlist, which ctr's spec leaves to the runtime).
+/// The containerd instance is the test's own (socket, root, state).
+#[test]
+fn containerd_runs_an_imported_image_through_capexec_oci() {
+    require_root();
+    let base = PathBuf::from(format!("/var/tmp/capexec-it-ctr-{}", std::process::id()));
+    let ns = format!("capexec-it-{}", std::process::id());
+    let _cleanup = Scratch(vec![base.clone(), Path::new("/run/containerd/runc").join(&ns)]);
+    let image = image_tarball(&base.join("image"));
+    let address = base.join("containerd.sock");
+    let config = base.join("containerd.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "version = 2\nroot = \"{0}/root\"\nstate = \"{0}/state\"\ndisabled_plugins = [\"io.containerd.grpc.v1.cri\"]\n[grpc]\n  address = \"{1}\"\n",
+            base.display(),
+            address.display()
+        ),
+    )
+    .unwrap();
+    let log = std::fs::File::create(base.join("containerd.log")).unwrap();
+    // containerd and its shims keep sockets and FIFOs there.
+    let made_run = !Path::new("/run/containerd").exists();
+    let daemon = Command::new("containerd")
+        .arg("--config")
+        .arg(&config)
+        .stdin(Stdio::null())
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .spawn()
+        .expect("containerd (scripts/install-test-deps.sh installs it)");
+    let _daemon = Containerd { child: daemon, root: base.join("root"), state: base.join("state"), made_run };
+    let ctr = |args: &[&str]| {
+        let child = Command::new("ctr")
+            .arg("--address")
+            .arg(&address)
+            .args(["--namespace", &ns])
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        wait_output(child, T)
+    };
+    wait_until("containerd to answer", || ctr(&["version"]).status.success());
+    let o = ctr(&["images", "import", image.to_str().unwrap()]);
+    assert!(o.status.success(), "import: {}\n{}", text(&o), std::fs::read_to_string(base.join("containerd.log")).unwrap());
+    let script = "echo hello from ctr; grep -E '^(NoNewPrivs|Seccomp_filters):' /proc/self/status | tr -d '\\t'; exit 3";
+    let o = ctr(&["run", "--rm", "--runc-binary", capexec_oci().to_str().unwrap(), "localhost/capexec-busybox:it", "it-ctr", "/bin/sh", "-c", script]);
+    let log = std::fs::read_to_string(base.join("containerd.log")).unwrap();
+    assert_eq!(
+        (o.status.code(), String::from_utf8_lossy(&o.stdout).as_ref()),
+        (Some(3), "hello from ctr\nNoNewPrivs:1\nSeccomp_filters:1\n"),
+        "{}\n{log}",
+        text(&o)
+    );
+    let o = ctr(&["containers", "ls", "--quiet"]);
+    assert_eq!(String::from_utf8_lossy(&o.stdout), "", "--rm removed it: {}", text(&o));
+}
+
+/// An OCI image layout (one uncompressed layer: busybox and its applets)
+/// as a tarball in `dir`, named localhost/capexec-busybox:it for containerd.
+fn image_tarball(dir: &Path) -> PathBuf {
+    let layer = dir.join("layer");
+    std::fs::create_dir_all(layer.join("bin")).unwrap();
+    std::fs::copy("/bin/busybox", layer.join("bin/busybox")).expect("busybox-static (scripts/install-test-deps.sh installs it)");
+    for applet in ["sh", "grep", "tr", "echo"] {
+        std::os::unix::fs::symlink("busybox", layer.join("bin").join(applet)).unwrap();
+    }
+    let layout = dir.join("layout");
+    let blobs = layout.join("blobs/sha256");
+    std::fs::create_dir_all(&blobs).unwrap();
+    let o = Command::new("tar").arg("-C").arg(&layer).arg("-cf").arg(dir.join("layer.tar")).arg(".").output().unwrap();
+    assert!(o.status.success(), "tar: {}", text(&o));
+    // A blob by its digest; returns (digest, size).
+    let blob = |bytes: &[u8]| {
+        let tmp = dir.join("blob");
+        std::fs::write(&tmp, bytes).unwrap();
+        let o = Command::new("sha256sum").arg(&tmp).output().unwrap();
+        let digest = String::from_utf8_lossy(&o.stdout).split_whitespace().next().unwrap().to_owned();
+        std::fs::rename(&tmp, blobs.join(&digest)).unwrap();
+        (format!("sha256:{digest}"), bytes.len())
+    };
+    let (layer_digest, layer_size) = blob(&std::fs::read(dir.join("layer.tar")).unwrap());
+    let config = serde_json::json!({"architecture": "amd64", "os": "linux", "config": {"Cmd": ["/bin/sh"], "Env": ["PATH=/bin"]},
+                                    "rootfs": {"type": "layers", "diff_ids": [layer_digest]}});
+    let (config_digest, config_size) = blob(config.to_string().as_bytes());
+    let manifest = serde_json::json!({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": config_digest, "size": config_size},
+        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": layer_digest, "size": layer_size}]});
+    let (manifest_digest, manifest_size) = blob(manifest.to_string().as_bytes());
+    let index = serde_json::json!({"schemaVersion": 2, "manifests": [{"mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "digest": manifest_digest, "size": manifest_size,
+        "annotations": {"io.containerd.image.name": "localhost/capexec-busybox:it", "org.opencontainers.image.ref.name": "it"}}]});
+    std::fs::write(layout.join("index.json"), index.to_string()).unwrap();
+    std::fs::write(layout.join("oci-layout"), r#"{"imageLayoutVersion": "1.0.0"}"#).unwrap();
+    let tarball = dir.join("image.tar");
+    let o = Command::new("tar").arg("-C").arg(&layout).arg("-cf").arg(&tarball).arg(".").output().unwrap();
+    assert!(o.status.success(), "tar: {}", text(&o));
+    tarball
+}
+
+/// The test's containerd: killed on drop, and whatever it left mounted
+/// under its root and state (a snapshot of a failed run) unmounted, so
+/// that removing the scratch directory cannot reach through a mount.
+struct Containerd {
+    child: std::process::Child,
+    root: PathBuf,
+    state: PathBuf,
+    /// /run/containerd did not exist before: it goes too.
+    made_run: bool,
+}
+
+impl Drop for Containerd {
+    fn drop(&mut self) {
+        // Our own child.
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+        let mut under: Vec<&str> = mounts
+            .lines()
+            .filter_map(|l| l.split(' ').nth(4))
+            .filter(|m| Path::new(m).starts_with(&self.root) || Path::new(m).starts_with(&self.state))
+            .collect();
+        // Deepest first.
+        under.sort_by_key(|m| std::cmp::Reverse(m.len()));
+        for m in under {
+            let _ = Command::new("umount").arg("--lazy").arg(m).output();
+        }
+        if self.made_run {
+            let _ = std::fs::remove_dir_all("/run/containerd");
+        }
+    }
+}
+
 /// A network namespace made by `ip netns add`, deleted on drop.
 struct NetNs {
     name: String,
