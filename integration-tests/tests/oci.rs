@@ -524,6 +524,67 @@ fn podman(args: &[&str]) -> std::process::Output {
 
 const PODMAN_RUN: &[&str] = &["--network", "none", "--pids-limit", "0", "--ulimit", "nofile=1024:1024", "--ulimit", "nproc=1024:1024"];
 
+/// A container in the host's pid namespace (a config without one): its
+/// processes are init and what descends from it, nothing else, so `ps`,
+/// `kill --all` and `delete --force` reach only those. (They once took
+/// every process of the host for the container's where PID 1's namespace
+/// link is unreadable, as on these machines, and killed them all.)
+#[test]
+fn capexec_oci_without_a_pid_namespace_signals_only_its_own_processes() {
+    require_root();
+    let base = PathBuf::from(format!("/var/tmp/capexec-it-oci-hostpid-{}", std::process::id()));
+    let _cleanup = Scratch(vec![base.clone()]);
+    let root = base.join("state");
+    let _left = Deleted(root.clone(), &["hostpid"]);
+    let dir = base.join("bundle");
+    runc_bundle(&dir, |c| {
+        c["process"]["args"] = serde_json::json!(["/bin/busybox", "sh", "-c", "/bin/busybox sleep 600 & exec /bin/busybox sleep 600"]);
+        c["linux"]["namespaces"] = serde_json::json!([{"type": "mount"}]);
+        c.as_object_mut().unwrap().remove("hostname");
+    });
+    let mut bystander = Command::new("sleep").arg("600").spawn().unwrap();
+    let create = Command::new(capexec_oci())
+        .arg("--root")
+        .arg(&root)
+        .args(["create", "--bundle"])
+        .arg(&dir)
+        .arg("hostpid")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(base.join("create.err")).unwrap())
+        .spawn()
+        .unwrap();
+    let o = wait_output(create, T);
+    assert!(o.status.success(), "create: {}", std::fs::read_to_string(base.join("create.err")).unwrap());
+    assert!(oci(&root, &["start", "hostpid"]).status.success());
+    let (_, init) = oci_status(&root, "hostpid");
+    let descendants = || {
+        let mut found = vec![init];
+        let mut i = 0;
+        while i < found.len() {
+            let p = found[i];
+            let children = std::fs::read_to_string(format!("/proc/{p}/task/{p}/children")).unwrap_or_default();
+            found.extend(children.split_whitespace().map(|c| c.parse::<i64>().unwrap()));
+            i += 1;
+        }
+        found.sort();
+        found
+    };
+    wait_until("the program and its child", || descendants().len() == 3);
+    let o = oci(&root, &["ps", "--format", "json", "hostpid"]);
+    let mut pids: Vec<i64> = serde_json::from_slice(&o.stdout).unwrap();
+    pids.sort();
+    assert_eq!(pids, descendants(), "{}", text(&o));
+    let o = oci(&root, &["kill", "--all", "hostpid", "KILL"]);
+    assert!(o.status.success(), "{}", text(&o));
+    wait_until("the container to stop", || oci_status(&root, "hostpid").0 == "stopped");
+    assert!(oci(&root, &["delete", "hostpid"]).status.success());
+    assert!(bystander.try_wait().unwrap().is_none(), "a process outside the container was killed");
+    // Our own child.
+    let _ = bystander.kill();
+    let _ = bystander.wait();
+}
+
 /// containerd (Debian's 1.6) with capexec-oci as its runc binary, as
 /// Kubernetes nodes would have it (`io.containerd.runc.v2` with
 /// `BinaryName`): an image the test builds (an OCI image layout with one

@@ -303,11 +303,18 @@ pub fn signal(name: &str) -> Result<i32, String> {
 }
 
 /// The container's processes, as the host sees them: those in its pid
-/// namespace, or, sharing the host's, init and its descendants.
+/// namespace, or, sharing this process's (the host's), init and its
+/// descendants. Compared with this process's namespace, not with PID 1's,
+/// which may not be readable: taking every process for the container's
+/// would have `kill --all` and `delete --force` signal the whole host.
 pub fn pids(s: &Saved) -> Vec<i32> {
-    let ns = |pid: i32| std::fs::read_link(format!("/proc/{pid}/ns/pid")).ok();
-    let own = ns(s.pid);
-    let shares_host = own.is_none() || own == ns(1);
+    let ns = |pid: &str| std::fs::read_link(format!("/proc/{pid}/ns/pid")).ok();
+    let own = ns(&s.pid.to_string());
+    let shares_host = match (&own, ns("self")) {
+        (Some(own), Some(ours)) => *own == ours,
+        // Gone (or unreadable): nothing but what descends from its pid.
+        _ => true,
+    };
     let mut all: Vec<(i32, i32)> = Vec::new();
     for e in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
         let Some(pid) = e.file_name().to_str().and_then(|p| p.parse::<i32>().ok()) else { continue };
@@ -316,7 +323,7 @@ pub fn pids(s: &Saved) -> Vec<i32> {
         all.push((pid, ppid));
     }
     if !shares_host {
-        return all.iter().map(|(p, _)| *p).filter(|p| ns(*p) == own).collect();
+        return all.iter().map(|(p, _)| *p).filter(|p| ns(&p.to_string()) == own).collect();
     }
     let mut found = vec![s.pid];
     let mut i = 0;
