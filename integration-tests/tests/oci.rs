@@ -580,6 +580,26 @@ fn capexec_oci_without_a_pid_namespace_signals_only_its_own_processes() {
     wait_until("the container to stop", || oci_status(&root, "hostpid").0 == "stopped");
     assert!(oci(&root, &["delete", "hostpid"]).status.success());
     assert!(bystander.try_wait().unwrap().is_none(), "a process outside the container was killed");
+
+    // Created, never started: the program waits at its gate. Init killed
+    // (no namespace takes it down), the program goes with it.
+    let create = Command::new(capexec_oci())
+        .arg("--root")
+        .arg(&root)
+        .args(["create", "--bundle"])
+        .arg(&dir)
+        .arg("hostpid")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(base.join("create.err")).unwrap())
+        .spawn()
+        .unwrap();
+    assert!(wait_output(create, T).status.success(), "create: {}", std::fs::read_to_string(base.join("create.err")).unwrap());
+    let (_, init) = oci_status(&root, "hostpid");
+    let waiting: i64 = std::fs::read_to_string(format!("/proc/{init}/task/{init}/children")).unwrap().trim().parse().unwrap();
+    assert!(oci(&root, &["kill", "hostpid", "KILL"]).status.success());
+    wait_until("the waiting program to go with its init", || !Path::new(&format!("/proc/{waiting}")).exists());
+    assert!(oci(&root, &["delete", "hostpid"]).status.success());
     // Our own child.
     let _ = bystander.kill();
     let _ = bystander.wait();

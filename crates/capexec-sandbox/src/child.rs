@@ -103,6 +103,7 @@ pub fn run(a: &ChildArgs) -> ! {
         exit(126);
     }
 
+    let init_pid = nix::unistd::getpid();
     // SAFETY: this process is single-threaded (created by clone from a
     // single-threaded parent), so fork is safe and the child may allocate.
     match unsafe { libc::fork() } {
@@ -110,7 +111,19 @@ pub fn run(a: &ChildArgs) -> ! {
             report(a.err_wr, &ChildError::io(Step::ForkService, "fork", std::io::Error::last_os_error()));
             exit(126)
         }
-        0 => service(a, &a.plan.argv, a.err_wr, true),
+        0 => {
+            if !a.plan.pid_ns {
+                // Without a pid namespace nothing else ends the program with
+                // init (killed, it takes no namespace down): from the fork
+                // on, also while it waits at a gate, and checked, as init
+                // may be gone already.
+                let _ = sys::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong);
+                if nix::unistd::getppid() != init_pid {
+                    exit(126);
+                }
+            }
+            service(a, &a.plan.argv, a.err_wr, true)
+        }
         pid => {
             // After the program: the supervisor takes init's first child for it.
             let helper = a.tasks.map(|chan| {
@@ -421,9 +434,6 @@ fn service_with(a: &ChildArgs, argv: &[std::ffi::CString], err_wr: RawFd, main: 
         }
     }
     let _ = sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None);
-    if !plan.pid_ns && !a.detach {
-        let _ = sys::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong);
-    }
     let mut env = plan.env.clone();
     if let Some(i) = plan.listen_pid_slot {
         env[i] = std::ffi::CString::new(format!("LISTEN_PID={}", std::process::id())).expect("no NUL");

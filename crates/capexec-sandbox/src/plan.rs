@@ -1005,6 +1005,10 @@ impl SetupPlan {
         self.join = self.clone_flags | self.enter.iter().fold(0, |f, (flag, _)| f | flag);
         self.clone_flags = 0;
         self.enter.clear();
+        // The joining init stays in the caller's pid namespace (only what it
+        // forks enters the sandbox's): it is no namespace's init, and -1 is
+        // not its namespace's processes but the host's.
+        self.pid_ns = false;
         self.user_ns = false;
         self.mounts.clear();
         self.root = None;
