@@ -23,20 +23,16 @@ pub fn plan_of(b: &bundle::Bundle, id: &str, join: bool) -> Result<(capexec_decl
     Ok((spec, plan))
 }
 
-/// The container's broker, when its annotation grants anything: what the
-/// grants need is opened now, and this process (whose children the broker
-/// and the container will be) enters the Landlock layer they share.
-pub fn prepare_broker(spec: &capexec_decl::ServiceSpec, plan: &capexec_sandbox::SetupPlan) -> Result<Option<capexec_broker::Broker>, String> {
+/// The container's broker, when it has one (grants in its annotation, or
+/// the listen() calls of a container on a network namespace that is not
+/// its own): what the grants need is opened now. The launch then puts this
+/// process (whose children the broker and the container will be) into the
+/// Landlock layer they share (`SpawnOptions::broker_layer`).
+pub fn prepare_broker(spec: &capexec_decl::ServiceSpec) -> Result<Option<capexec_broker::Broker>, String> {
     if !spec.has_broker() {
         return Ok(None);
     }
-    let b = capexec_broker::Broker::prepare(spec).map_err(|e| format!("{}: broker: {e}", spec.name))?;
-    match capexec_sandbox::landlock_rules::apply_broker_layer(plan) {
-        Ok(Some(note)) => eprintln!("capexec-oci: {}: warning: {note}", spec.name),
-        Ok(None) => {}
-        Err(e) => return Err(format!("{}: broker: {e}", spec.name)),
-    }
-    Ok(Some(b))
+    capexec_broker::Broker::prepare(spec).map(Some).map_err(|e| format!("{}: broker: {e}", spec.name))
 }
 
 /// Forks the container's broker: a process of its own, which outlives
@@ -98,7 +94,7 @@ pub fn create(store: &Store, a: &CreateArgs) -> Outcome {
         eprintln!("capexec-oci: {}: warning: `{}` is ignored: {}", a.id, f.field, f.why);
     }
     let (spec, plan) = plan_of(&b, a.id, false)?;
-    let broker = prepare_broker(&spec, &plan)?;
+    let broker = prepare_broker(&spec)?;
     store.claim(a.id).map_err(|e| e.to_string())?;
     let undo = |e: String| {
         let _ = store.remove(a.id);
@@ -130,7 +126,7 @@ pub fn create(store: &Store, a: &CreateArgs) -> Outcome {
         };
         let _ = store.save(&s);
     };
-    let opts = capexec_sandbox::SpawnOptions { on_clone: Some(&record), gate: Some(gate.as_raw_fd()), ..Default::default() };
+    let opts = capexec_sandbox::SpawnOptions { on_clone: Some(&record), gate: Some(gate.as_raw_fd()), broker_layer: broker.is_some(), ..Default::default() };
     let spawned = capexec_sandbox::spawn_with(&plan, &opts);
     drop(gate);
     let mut s = match spawned {

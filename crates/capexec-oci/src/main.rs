@@ -267,7 +267,7 @@ fn run(dir: &std::path::Path, id: &str) -> i32 {
     for f in &b.ignored {
         eprintln!("capexec-oci: {id}: warning: `{}` is ignored: {}", f.field, f.why);
     }
-    let (plan, broker) = match lifecycle::plan_of(&b, id, false).and_then(|(spec, plan)| Ok((lifecycle::prepare_broker(&spec, &plan)?, plan))) {
+    let (plan, broker) = match lifecycle::plan_of(&b, id, false).and_then(|(spec, plan)| Ok((lifecycle::prepare_broker(&spec)?, plan))) {
         Ok((broker, plan)) => (plan, broker),
         Err(e) => {
             eprintln!("capexec-oci: {e}");
@@ -278,7 +278,7 @@ fn run(dir: &std::path::Path, id: &str) -> i32 {
     // (capexec_sandbox::mounts); a setup that fails halfway leaves it.
     let old = b.rootfs.join("oldroot");
     let had_old = old.exists();
-    match capexec_sandbox::spawn(&plan) {
+    match capexec_sandbox::spawn_with(&plan, &capexec_sandbox::SpawnOptions { broker_layer: broker.is_some(), ..Default::default() }) {
         Ok(mut s) => {
             if let Some(b) = broker {
                 if let Err(e) = lifecycle::fork_broker(b, &mut s, &plan) {

@@ -118,7 +118,10 @@ pub fn run(a: &ChildArgs) -> ! {
                 // on, also while it waits at a gate, and checked, as init
                 // may be gone already.
                 let _ = sys::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong);
-                if nix::unistd::getppid() != init_pid {
+                // Joining a pid namespace, this process is in it and
+                // its parent outside it: getppid() says 0 while init lives.
+                let expected = if a.plan.join & libc::CLONE_NEWPID != 0 { nix::unistd::Pid::from_raw(0) } else { init_pid };
+                if nix::unistd::getppid() != expected {
                     exit(126);
                 }
             }

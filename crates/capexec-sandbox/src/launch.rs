@@ -106,6 +106,12 @@ pub struct SpawnOptions<'a> {
     /// Neither init nor the service dies with the caller once the service
     /// exec'd (an OCI `exec --detach`; always so with a gate).
     pub detach: bool,
+    /// The caller is the service's broker: it enters the plan's broker
+    /// layer (`landlock_rules::apply_broker_layer`) just before the clone,
+    /// after the launch opened what the layer would keep it from (another
+    /// process's namespaces: a Landlock domain may not inspect processes
+    /// outside it). Its note, if any, goes to stderr.
+    pub broker_layer: bool,
 }
 
 /// The first child of `pid` (the service, for a namespace init), from
@@ -293,6 +299,11 @@ fn begin(plan: &SetupPlan, opts: &SpawnOptions) -> Result<Starting, LaunchError>
         enter.push((*flag, OwnedFd::from(f)));
     }
     let enter_fds: Vec<(libc::c_int, RawFd)> = enter.iter().map(|(flag, fd)| (*flag, fd.as_raw_fd())).collect();
+    if opts.broker_layer {
+        if let Some(note) = crate::landlock_rules::apply_broker_layer(plan)? {
+            eprintln!("capexec: {}: warning: {note}", plan.name);
+        }
+    }
     let (sync_rd, sync_wr) = pipe()?;
     let (err_rd, err_wr) = pipe()?;
     // Init sends the stub resolver's socket and the notify socket, and the

@@ -322,7 +322,11 @@ fn dev(o: &impl Ops) -> Result<(), ChildError> {
         touch(o, &dst)?;
         bind(o, &host(&dst), &dst)?;
     }
-    for (name, target) in [("fd", "/proc/self/fd"), ("stdin", "/proc/self/fd/0"), ("stdout", "/proc/self/fd/1"), ("stderr", "/proc/self/fd/2")] {
+    // ptmx as the runtime-spec has it: the devpts instance's own, where a
+    // view mounts one at /dev/pts (an OCI container's); dangling otherwise.
+    for (name, target) in
+        [("fd", "/proc/self/fd"), ("stdin", "/proc/self/fd/0"), ("stdout", "/proc/self/fd/1"), ("stderr", "/proc/self/fd/2"), ("ptmx", "pts/ptmx")]
+    {
         o.symlink(Path::new(target), &dev.join(name)).map_err(|e| err(format!("symlink /dev/{name}"), e))?;
     }
     let shm = dev.join("shm");

@@ -145,19 +145,6 @@ fn launch_planned(spec: &ServiceSpec, plan: capexec_sandbox::SetupPlan, mut hand
             }
         },
     };
-    // The layer this process (the broker) shares with the service: created
-    // before the service, so that the service's own domain nests in it and
-    // the broker can still reach it (see `apply_broker_layer`).
-    if broker.is_some() {
-        match capexec_sandbox::landlock_rules::apply_broker_layer(&plan) {
-            Ok(Some(note)) => eprintln!("capexec: {}: warning: {note}", spec.name),
-            Ok(None) => {}
-            Err(e) => {
-                eprintln!("capexec: {}: {e}", spec.name);
-                return super::EXIT_SETUP;
-            }
-        }
-    }
     let inherited = handoff.raw_fds();
     let on_spawned = handoff.on_spawned.take();
     let on_clone = on_spawned.as_deref();
@@ -174,7 +161,17 @@ fn launch_planned(spec: &ServiceSpec, plan: capexec_sandbox::SetupPlan, mut hand
     let cgroup_procs: Vec<std::path::PathBuf> = cgroup.map(|c| c.service.join("cgroup.procs")).into_iter().collect();
     let spawned = capexec_sandbox::spawn_with(
         &plan,
-        &capexec_sandbox::SpawnOptions { inherited: &inherited, cgroup_procs: &cgroup_procs, on_clone, learner, ..Default::default() },
+        // The layer this process (the broker) shares with the service: entered
+        // before the clone, so that the service's own domain nests in it and
+        // the broker can still reach it (see `apply_broker_layer`).
+        &capexec_sandbox::SpawnOptions {
+            inherited: &inherited,
+            cgroup_procs: &cgroup_procs,
+            on_clone,
+            learner,
+            broker_layer: broker.is_some(),
+            ..Default::default()
+        },
     );
     // The service has its copies; capexec keeps none of systemd's sockets.
     drop(handoff.fds);
