@@ -28,9 +28,11 @@ fi
 # runc, busybox-static, podman: tests/oci.rs runs containers of stock runc
 # from a busybox root filesystem with `capexec agent` as their seccomp
 # agent, and podman with capexec-oci as its runtime; containerd: the same
-# file runs an instance of its own and `ctr run` with capexec-oci as runc.
+# file runs an instance of its own and `ctr run` with capexec-oci as runc;
+# golang-go: scripts/oci-validation.py builds runtime-tools' validation suite
+# (tests/oci_validation.rs), offline, from ../shared/vendor.
 packages=(nginx-light redis-server memcached gcc libc6-dev util-linux wrk curl libmemcached-tools systemd unbound dnsmasq bind9-dnsutils bpftool stress-ng clang libbpf-dev
-    apache2 openssh-server bind9 postgresql cron chrony rsyslog mariadb-server python3-pip runc busybox-static podman containerd)
+    apache2 openssh-server bind9 postgresql cron chrony rsyslog mariadb-server python3-pip runc busybox-static podman containerd golang-go)
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

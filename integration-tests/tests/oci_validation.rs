@@ -1,0 +1,72 @@
+//! The OCI runtime-tools validation suite against capexec-oci and runc in
+//! the same run (scripts/oci-validation.py; docs/oci-validation.md has the
+//! table). As root. A file of its own: the suite's containers must not
+//! share the machine with the other container tests.
+
+use capexec_integration_tests::*;
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+/// The checks capexec-oci passed when this file was last updated, by
+/// program and description (with how many times each), from
+/// `scripts/oci-validation.py --json`: it must keep passing every one.
+const BASELINE: &str = include_str!("../data/oci-validation-baseline.json");
+
+type Passed = BTreeMap<String, BTreeMap<String, u64>>;
+
+/// Every validation program runs under both runtimes; capexec-oci passes
+/// every check of the baseline (what it passed before: a regression here is
+/// a config field it stopped applying as the runtime-spec says), runc ran
+/// the suite as far as Debian's runc does here (the comparison is real), and
+/// neither runtime leaves a container behind.
+#[test]
+fn runtime_tools_validation_keeps_what_capexec_oci_passes() {
+    require_root();
+    let out = PathBuf::from(format!("/var/tmp/capexec-it-oci-validation-{}.json", std::process::id()));
+    let _cleanup = Scratch(vec![out.clone()]);
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../scripts/oci-validation.py");
+    let child = Command::new("python3")
+        .arg(&script)
+        .arg("--capexec-oci")
+        .arg(capexec_oci())
+        .arg("--json")
+        .arg(&out)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let o = wait_output(child, Duration::from_secs(1200));
+    assert!(o.status.success(), "scripts/oci-validation.py: {}", text(&o));
+    println!("{}", String::from_utf8_lossy(&o.stdout));
+    let results: serde_json::Value = serde_json::from_slice(&std::fs::read(&out).unwrap()).unwrap();
+    let baseline: Passed = serde_json::from_str(BASELINE).unwrap();
+
+    let passed =
+        |program: &str, runtime: &str| -> BTreeMap<String, u64> { serde_json::from_value(results[program][runtime]["passed"].clone()).unwrap_or_default() };
+    let mut lost = Vec::new();
+    for (program, checks) in &baseline {
+        let now = passed(program, "capexec-oci");
+        for (check, n) in checks {
+            let have = now.get(check).copied().unwrap_or(0);
+            if have < *n {
+                lost.push(format!("{program}: {check:?} ({have} of {n})\n{}", results[program]["capexec-oci"]["tail"].as_str().unwrap_or("")));
+            }
+        }
+    }
+    assert!(lost.is_empty(), "capexec-oci no longer passes {} check(s) of the baseline:\n{}", lost.len(), lost.join("\n"));
+
+    let programs = results.as_object().unwrap();
+    assert!(programs.len() >= 58, "{} validation programs ran", programs.len());
+    let runc_ok: u64 = programs.values().map(|r| r["runc"]["ok"].as_u64().unwrap()).sum();
+    assert!(runc_ok >= 3600, "runc passed {runc_ok} checks: the suite did not run as it does here (3705)");
+    let left: Vec<String> = programs
+        .iter()
+        .flat_map(|(p, r)| ["runc", "capexec-oci"].map(|rt| (p, rt, r[rt]["left"].as_array().map_or(0, |l| l.len()))))
+        .filter(|(_, _, n)| *n > 0)
+        .map(|(p, rt, n)| format!("{p} under {rt}: {n}"))
+        .collect();
+    assert!(left.is_empty(), "containers left after a forced delete: {left:?}");
+}
