@@ -524,6 +524,54 @@ fn podman(args: &[&str]) -> std::process::Output {
 
 const PODMAN_RUN: &[&str] = &["--network", "none", "--pids-limit", "0", "--ulimit", "nofile=1024:1024", "--ulimit", "nproc=1024:1024"];
 
+/// capexec-oci killed in the middle of `create`, at its last step: the
+/// test holds the pid file's write (a FIFO at the temporary name create
+/// writes first) until create waits in it, then SIGKILLs create. The
+/// container it set up is recorded and whole (`state` says created, its
+/// program waits at the gate, no `oldroot` is left in the root filesystem),
+/// and `delete --force` ends it: no process of it, no state.
+#[test]
+fn capexec_oci_killed_during_create_leaves_what_delete_force_removes() {
+    require_root();
+    let base = PathBuf::from(format!("/var/tmp/capexec-it-oci-killed-{}", std::process::id()));
+    let _cleanup = Scratch(vec![base.clone()]);
+    let root = base.join("state");
+    let _left = Deleted(root.clone(), &["killed"]);
+    let dir = base.join("bundle");
+    runc_bundle(&dir, |c| c["process"]["args"] = serde_json::json!(["/bin/busybox", "sleep", "600"]));
+    let before = rootfs_entries(&dir);
+    let pid_file = base.join("pid");
+    nix::unistd::mkfifo(&pid_file.with_extension("capexec-tmp"), nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+    let mut create = Command::new(capexec_oci())
+        .arg("--root")
+        .arg(&root)
+        .args(["create", "--bundle"])
+        .arg(&dir)
+        .arg("--pid-file")
+        .arg(&pid_file)
+        .arg("killed")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(base.join("create.err")).unwrap())
+        .spawn()
+        .unwrap();
+    let wchan = format!("/proc/{}/wchan", create.id());
+    wait_until("create to wait to write the pid file", || std::fs::read_to_string(&wchan).unwrap_or_default() == "wait_for_partner");
+    // Our own child.
+    create.kill().unwrap();
+    create.wait().unwrap();
+    let (status, init) = oci_status(&root, "killed");
+    assert_eq!(status, "created", "{}", std::fs::read_to_string(base.join("create.err")).unwrap());
+    let program: i64 = std::fs::read_to_string(format!("/proc/{init}/task/{init}/children")).unwrap().trim().parse().unwrap();
+    // Mount points for the config's mounts are made, as runc makes them.
+    let made: Vec<String> = rootfs_entries(&dir).into_iter().filter(|e| !before.contains(e)).collect();
+    assert_eq!(made, ["dev", "proc", "sys"], "nothing but mount points is left in the root filesystem");
+    let o = oci(&root, &["delete", "--force", "killed"]);
+    assert!(o.status.success() && !root.join("killed").exists(), "delete --force: {}", text(&o));
+    wait_until("no process of the container", || [init, program].iter().all(|p| !Path::new(&format!("/proc/{p}")).exists()));
+    assert!(!pid_file.exists(), "create was killed before it wrote the pid file");
+}
+
 /// A container in the host's pid namespace (a config without one): its
 /// processes are init and what descends from it, nothing else, so `ps`,
 /// `kill --all` and `delete --force` reach only those. (They once took
