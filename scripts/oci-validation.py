@@ -138,6 +138,13 @@ def main():
             order = list(runtimes) if i % 2 == 0 else list(reversed(runtimes))
             results[prog.stem] = {name: run_one(src, prog, *runtimes[name], a.timeout) for name in order}
         elapsed = time.monotonic() - t0
+        # The cgroup tests' own directories (cgroupsPath /testdir/cgrouptest),
+        # which runc leaves behind: empty, they go.
+        for d in sorted(Path("/sys/fs/cgroup").glob("*/testdir/cgrouptest")) + sorted(Path("/sys/fs/cgroup").glob("*/testdir")):
+            try:
+                d.rmdir()
+            except OSError:
+                pass
     rows, tot, missing = table(results, None)
     summary = (f"{len(results)} programs, {elapsed:.0f} s: runc {tot['runc'][0]} ok, {tot['runc'][1]} not ok; "
                f"capexec-oci {tot['capexec-oci'][0]} ok, {tot['capexec-oci'][1]} not ok; "

@@ -522,7 +522,59 @@ fn podman(args: &[&str]) -> std::process::Output {
     wait_output(child, T)
 }
 
-const PODMAN_RUN: &[&str] = &["--network", "none", "--pids-limit", "0", "--ulimit", "nofile=1024:1024", "--ulimit", "nproc=1024:1024"];
+const PODMAN_RUN: &[&str] = &["--network", "none", "--ulimit", "nofile=1024:1024", "--ulimit", "nproc=1024:1024"];
+
+/// `linux.resources`' pids and memory limits hold: the container's init
+/// and program are born in cgroups of their own with those limits (v1 on
+/// these hybrid machines), a fork past the pids limit fails inside, and
+/// `delete` removes the cgroups.
+#[test]
+fn capexec_oci_sets_pids_and_memory_limits_in_cgroups_of_its_own() {
+    require_root();
+    let base = PathBuf::from(format!("/var/tmp/capexec-it-oci-cgroups-{}", std::process::id()));
+    let _cleanup = Scratch(vec![base.clone()]);
+    let root = base.join("state");
+    let _left = Deleted(root.clone(), &["limited"]);
+    let dir = base.join("bundle");
+    let name = format!("it-{}", std::process::id());
+    runc_bundle(&dir, |c| {
+        c["process"]["args"] = serde_json::json!(["/bin/busybox", "sh", "-c", "for i in 1 2 3 4 5 6; do /bin/busybox sleep 600 & done; echo forked all"]);
+        c["linux"]["resources"] = serde_json::json!({"pids": {"limit": 4}, "memory": {"limit": 67108864}});
+        c["linux"]["cgroupsPath"] = serde_json::json!(name);
+    });
+    let out = base.join("out");
+    let create = Command::new(capexec_oci())
+        .arg("--root")
+        .arg(&root)
+        .args(["create", "--bundle"])
+        .arg(&dir)
+        .arg("limited")
+        .stdin(Stdio::null())
+        .stdout(std::fs::File::create(&out).unwrap())
+        .stderr(std::fs::File::create(base.join("create.err")).unwrap())
+        .spawn()
+        .unwrap();
+    assert!(wait_output(create, T).status.success(), "create: {}", std::fs::read_to_string(base.join("create.err")).unwrap());
+    let (_, init) = oci_status(&root, "limited");
+    let pids_dir = Path::new("/sys/fs/cgroup/pids/capexec-oci").join(&name);
+    let memory_dir = Path::new("/sys/fs/cgroup/memory/capexec-oci").join(&name);
+    let read = |p: PathBuf| std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display())).trim().to_owned();
+    assert_eq!(read(pids_dir.join("pids.max")), "4");
+    assert_eq!(read(memory_dir.join("memory.limit_in_bytes")), "67108864");
+    let program: i64 = read(PathBuf::from(format!("/proc/{init}/task/{init}/children"))).parse().unwrap();
+    let mut procs: Vec<i64> = read(pids_dir.join("cgroup.procs")).split_whitespace().map(|p| p.parse().unwrap()).collect();
+    procs.sort();
+    assert_eq!(procs, [init, program], "init and its program are born in the container's cgroup");
+    assert!(read(memory_dir.join("cgroup.procs")).split_whitespace().any(|p| p == init.to_string()));
+
+    assert!(oci(&root, &["start", "limited"]).status.success());
+    wait_until("the container to stop", || oci_status(&root, "limited").0 == "stopped");
+    // The program's streams are create's.
+    let said = std::fs::read_to_string(&out).unwrap() + &std::fs::read_to_string(base.join("create.err")).unwrap();
+    assert!(said.contains("can't fork") && !said.contains("forked all"), "the fifth process of the container cannot be made: {said}");
+    assert!(oci(&root, &["delete", "limited"]).status.success());
+    assert!(!pids_dir.exists() && !memory_dir.exists(), "delete removes the container's cgroups");
+}
 
 /// capexec-oci killed in the middle of `create`, at its last step: the
 /// test holds the pid file's write (a FIFO at the temporary name create
@@ -887,6 +939,14 @@ fn podman_runs_containers_through_capexec_oci() {
     let o = podman(&[&["run", "--detach", "--name", name], PODMAN_RUN, &["--rootfs", rootfs, "/bin/sh", "-c", script]].concat());
     assert!(o.status.success(), "run --detach: {}", text(&o));
     wait_until("the container's log", || String::from_utf8_lossy(&podman(&["logs", name]).stdout) == "logged\n");
+    // podman's default pids limit, in the cgroup podman names (cgroupfs).
+    let o = podman(&["inspect", "--format", "{{.State.Pid}}", name]);
+    let pid = String::from_utf8_lossy(&o.stdout).trim().to_owned();
+    let cgroup = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap();
+    let pids_path = cgroup.lines().find_map(|l| l.split_once(":pids:").map(|(_, p)| p.to_owned())).expect("a pids cgroup line");
+    assert!(pids_path.contains("libpod"), "{cgroup}");
+    let max = std::fs::read_to_string(format!("/sys/fs/cgroup/pids{pids_path}/pids.max")).unwrap();
+    assert_eq!(max.trim(), "2048", "podman's --pids-limit default");
     let o = podman(&["exec", "--env", "WHO=exec", name, "sh", "-c", "echo $WHO; grep NoNewPrivs /proc/self/status | tr -d '\\t'; exit 5"]);
     assert_eq!((o.status.code(), String::from_utf8_lossy(&o.stdout).as_ref()), (Some(5), "exec\nNoNewPrivs:1\n"), "exec: {}", text(&o));
     let o = podman(&["exec", name, "no-such-program"]);

@@ -45,20 +45,26 @@ pub fn service(b: &Bundle, id: &str) -> Result<ServiceSpec, NotApplied> {
         // The device rules need no cgroup here: the container reaches only
         // the nodes capexec binds into its /dev (and its own devpts), it
         // cannot make one (nodev everywhere else, no mknod in the view).
-        // A pids limit of 0 or less is none (runtime-spec; podman's
-        // --pids-limit 0 writes it).
         // CPU shares of 1024 are the kernel's default weight (containerd's
         // ctr writes them): a container without a cgroup of its own has it.
+        // A pids limit and a memory limit are set in cgroups of the
+        // container's own (crate::cgroups).
         let mut asked = r.clone();
-        if asked.pids().as_ref().is_some_and(|p| p.limit() <= 0) {
-            asked.set_pids(None);
+        asked.set_pids(None);
+        if let Some(m) = r.memory() {
+            // Only the hard limit: what else the runtime-spec has there
+            // would be dropped (swap, the OOM killer) or is refused by
+            // coverage already.
+            if *m == *oci_spec::runtime::LinuxMemory::default().set_limit(m.limit()) {
+                asked.set_memory(None);
+            }
         }
         if asked.cpu().as_ref().is_some_and(|c| *c == oci_spec::runtime::LinuxCpu::default().set_shares(Some(1024)).clone()) {
             asked.set_cpu(None);
         }
         let only_devices = oci_spec::runtime::LinuxResources::default().set_devices(r.devices().clone()) == &asked;
         if !only_devices {
-            return Err(not_applied("linux.resources", "cgroup limits other than device rules are not set by capexec-oci yet"));
+            return Err(not_applied("linux.resources", "cgroup limits other than device rules, pids and memory.limit are not set by capexec-oci yet"));
         }
     }
 
@@ -418,7 +424,7 @@ mod tests {
             (NS, r#"[{"destination": "x", "type": "tmpfs"}]"#, CAPS, "absolute path"),
             (NS, "[]", r#"{"effective": ["CAP_KILL"], "permitted": []}"#, "effective and permitted must be the same"),
             (NS, "[]", r#"{"effective": ["CAP_KILL"], "permitted": ["CAP_KILL"]}"#, "`process.capabilities.bounding`: lacks CAP_KILL"),
-            (r#"{"resources": {"pids": {"limit": 10}}}"#, "[]", CAPS, "`linux.resources`"),
+            (r#"{"namespaces": [{"type": "uts"}], "resources": {"cpu": {"shares": 512}}}"#, "[]", CAPS, "`linux.resources`"),
             (
                 r#"{"namespaces": [{"type": "uts"}], "sysctl": {"kernel.panic": "1"}}"#,
                 "[]",

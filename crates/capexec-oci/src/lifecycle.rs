@@ -79,6 +79,14 @@ pub fn fork_broker(b: capexec_broker::Broker, s: &mut capexec_sandbox::Spawned, 
     }
 }
 
+/// The cgroups for the config's pids and memory limits, if it has any.
+pub fn cgroups_of(b: &bundle::Bundle, id: &str) -> Result<Option<crate::cgroups::Cgroups>, String> {
+    let linux = b.spec.linux().as_ref();
+    let limits = crate::cgroups::Limits::of(linux.and_then(|l| l.resources().as_ref()));
+    let path = linux.and_then(|l| l.cgroups_path().as_deref());
+    crate::cgroups::plan(Path::new(crate::cgroups::CGROUP_ROOT), &limits, path, id).map_err(|e| format!("{id}: `linux.cgroupsPath`: {e}"))
+}
+
 pub struct CreateArgs<'a> {
     pub bundle: &'a Path,
     pub id: &'a str,
@@ -94,11 +102,19 @@ pub fn create(store: &Store, a: &CreateArgs) -> Outcome {
         eprintln!("capexec-oci: {}: warning: `{}` is ignored: {}", a.id, f.field, f.why);
     }
     let (spec, plan) = plan_of(&b, a.id, false)?;
+    let cgroups = cgroups_of(&b, a.id)?;
     let broker = prepare_broker(&spec)?;
     store.claim(a.id).map_err(|e| e.to_string())?;
     let undo = |e: String| {
         let _ = store.remove(a.id);
+        if let Some(c) = &cgroups {
+            c.remove();
+        }
         e
+    };
+    let procs = match &cgroups {
+        Some(c) => c.create().map_err(|e| undo(format!("{}: {e}", a.id)))?,
+        None => Vec::new(),
     };
     let fifo = store.fifo(a.id);
     nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).map_err(|e| undo(format!("mkfifo {}: {e}", fifo.display())))?;
@@ -123,10 +139,17 @@ pub fn create(store: &Store, a: &CreateArgs) -> Outcome {
             start_time,
             created: state::now_rfc3339(),
             annotations: annotations.clone(),
+            cgroups: cgroups.as_ref().map(crate::cgroups::Cgroups::to_remove).unwrap_or_default(),
         };
         let _ = store.save(&s);
     };
-    let opts = capexec_sandbox::SpawnOptions { on_clone: Some(&record), gate: Some(gate.as_raw_fd()), broker_layer: broker.is_some(), ..Default::default() };
+    let opts = capexec_sandbox::SpawnOptions {
+        on_clone: Some(&record),
+        gate: Some(gate.as_raw_fd()),
+        broker_layer: broker.is_some(),
+        cgroup_procs: &procs,
+        ..Default::default()
+    };
     let spawned = capexec_sandbox::spawn_with(&plan, &opts);
     drop(gate);
     let mut s = match spawned {
@@ -138,17 +161,21 @@ pub fn create(store: &Store, a: &CreateArgs) -> Outcome {
             return Err(undo(format!("{}: {e}", a.id)));
         }
     };
+    // Our own child, ended (and reaped, so that its cgroups can go).
+    let end = |pid: i32| {
+        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
+        let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid), None);
+    };
     if let Some(b) = broker {
+        // The container must not run without its broker.
         fork_broker(b, &mut s, &plan).map_err(|e| {
-            // Our own child, which must not run without its broker.
-            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(s.pid), nix::sys::signal::Signal::SIGKILL);
+            end(s.pid);
             undo(e)
         })?;
     }
     if let Some(f) = a.pid_file {
         write_pid_file(f, s.pid).map_err(|e| {
-            // Our own child.
-            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(s.pid), nix::sys::signal::Signal::SIGKILL);
+            end(s.pid);
             undo(e)
         })?;
     }
@@ -304,6 +331,16 @@ pub fn signal(name: &str) -> Result<i32, String> {
 /// which may not be readable: taking every process for the container's
 /// would have `kill --all` and `delete --force` signal the whole host.
 pub fn pids(s: &Saved) -> Vec<i32> {
+    let mut found = related(s);
+    // Its cgroups hold every process of it, also those that left init.
+    found.extend(crate::cgroups::procs(&s.cgroups));
+    found.sort_unstable();
+    found.dedup();
+    found
+}
+
+/// The container's processes by namespace or descent (see [`pids`]).
+fn related(s: &Saved) -> Vec<i32> {
     let ns = |pid: &str| std::fs::read_link(format!("/proc/{pid}/ns/pid")).ok();
     let own = ns(&s.pid.to_string());
     let shares_host = match (&own, ns("self")) {
@@ -380,6 +417,15 @@ pub fn delete(store: &Store, id: &str, force: bool) -> Outcome {
             }
         }
     }
+    if let Some(s) = s.as_ref().filter(|s| !s.cgroups.is_empty()) {
+        // Empty once its processes are gone (the last may still be a zombie
+        // for a moment: its cgroup stays busy until reaped).
+        let end = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while !crate::cgroups::procs(&s.cgroups).is_empty() && std::time::Instant::now() < end {
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        crate::cgroups::remove(&s.cgroups);
+    }
     store.remove(id).map_err(|e| e.to_string())
 }
 
@@ -395,7 +441,7 @@ pub fn features() -> serde_json::Value {
         "linux": {
             "namespaces": namespaces,
             "capabilities": caps::all().iter().map(|c| c.to_string()).collect::<std::collections::BTreeSet<_>>(),
-            "cgroup": {"v1": false, "v2": false, "systemd": false, "systemdUser": false},
+            "cgroup": {"v1": true, "v2": true, "systemd": false, "systemdUser": false},
             "seccomp": {"enabled": false},
             "apparmor": {"enabled": false},
             "selinux": {"enabled": false},

@@ -9,6 +9,7 @@
 //! launches in the foreground. What is not done yet: docs/oci.md, "Status".
 
 mod bundle;
+mod cgroups;
 mod container;
 mod coverage;
 mod lifecycle;
@@ -45,10 +46,10 @@ struct Cli {
     /// Accepted for runc's command line; capexec-oci has no more to say.
     #[arg(long, global = true, hide = true)]
     debug: bool,
-    /// Accepted for podman's and crun's command line: capexec-oci sets no cgroups yet.
+    /// Accepted for podman's and crun's command line: capexec-oci makes cgroups itself (cgroupfs), only for the limits a config sets.
     #[arg(long, global = true, hide = true)]
     cgroup_manager: Option<String>,
-    /// Accepted for runc's command line: capexec-oci sets no cgroups yet.
+    /// Accepted for runc's command line: capexec-oci makes cgroups itself (cgroupfs), not through systemd.
     #[arg(long, global = true, hide = true)]
     systemd_cgroup: bool,
     #[command(subcommand)]
@@ -267,21 +268,38 @@ fn run(dir: &std::path::Path, id: &str) -> i32 {
     for f in &b.ignored {
         eprintln!("capexec-oci: {id}: warning: `{}` is ignored: {}", f.field, f.why);
     }
-    let (plan, broker) = match lifecycle::plan_of(&b, id, false).and_then(|(spec, plan)| Ok((lifecycle::prepare_broker(&spec)?, plan))) {
-        Ok((broker, plan)) => (plan, broker),
+    let prepared = lifecycle::plan_of(&b, id, false).and_then(|(spec, plan)| Ok((lifecycle::prepare_broker(&spec)?, lifecycle::cgroups_of(&b, id)?, plan)));
+    let (broker, cgroups, plan) = match prepared {
+        Ok(p) => p,
         Err(e) => {
             eprintln!("capexec-oci: {e}");
             return EXIT_SETUP;
         }
     };
+    let procs = match cgroups.as_ref().map(cgroups::Cgroups::create).transpose() {
+        Ok(p) => p.unwrap_or_default(),
+        Err(e) => {
+            eprintln!("capexec-oci: {id}: {e}");
+            return EXIT_SETUP;
+        }
+    };
+    let status = run_planned(&b, id, &plan, broker, &procs);
+    if let Some(c) = &cgroups {
+        c.end();
+    }
+    status
+}
+
+fn run_planned(b: &bundle::Bundle, id: &str, plan: &capexec_sandbox::SetupPlan, broker: Option<capexec_broker::Broker>, procs: &[PathBuf]) -> i32 {
     // The setup makes this directory in the root filesystem for its time
     // (capexec_sandbox::mounts); a setup that fails halfway leaves it.
     let old = b.rootfs.join("oldroot");
     let had_old = old.exists();
-    match capexec_sandbox::spawn_with(&plan, &capexec_sandbox::SpawnOptions { broker_layer: broker.is_some(), ..Default::default() }) {
+    let opts = capexec_sandbox::SpawnOptions { broker_layer: broker.is_some(), cgroup_procs: procs, ..Default::default() };
+    match capexec_sandbox::spawn_with(plan, &opts) {
         Ok(mut s) => {
             if let Some(b) = broker {
-                if let Err(e) = lifecycle::fork_broker(b, &mut s, &plan) {
+                if let Err(e) = lifecycle::fork_broker(b, &mut s, plan) {
                     eprintln!("capexec-oci: {e}");
                     // Our own child, which must not run without its broker.
                     let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(s.pid), nix::sys::signal::Signal::SIGKILL);

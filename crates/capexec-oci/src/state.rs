@@ -43,6 +43,9 @@ pub struct Saved {
     /// RFC 3339, UTC.
     pub created: String,
     pub annotations: BTreeMap<String, String>,
+    /// The container's cgroups (crate::cgroups), removed with it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub cgroups: Vec<PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -192,6 +195,7 @@ mod tests {
             start_time: start,
             created: now_rfc3339(),
             annotations: BTreeMap::new(),
+            cgroups: Vec::new(),
         };
         store.save(&s).unwrap();
         assert_eq!(store.status(&store.load("c1").unwrap().unwrap()), Status::Running);
