@@ -163,6 +163,51 @@ fn the_agent_brokers_a_runc_containers_grants() {
     }
 }
 
+// The agent killed while it serves a container: the container's broker is
+// a process of its own and goes on serving it (a granted read after the
+// agent's death goes through). With no agent, runc refuses to create a
+// container whose profile names it, and nothing of it is left.
+#[test]
+fn a_runc_container_outlives_its_agent_and_none_is_created_without_one() {
+    require_root();
+    let base = PathBuf::from(format!("/var/tmp/capexec-it-agent-gone-{}", std::process::id()));
+    let _cleanup = Scratch(vec![base.clone()]);
+    std::fs::create_dir_all(base.join("granted")).unwrap();
+    std::fs::write(base.join("granted/file"), "granted-content\n").unwrap();
+    let socket = PathBuf::from(format!("/run/capexec-it-agent-gone-{}.sock", std::process::id()));
+    let agent = Agent::start(&socket);
+    let grant = format!("[[broker.fs]]\npath = \"{}/granted/**\"\nrights = [\"read\"]\n", base.display());
+    let script = format!("read go < /go; /bin/busybox cat {}/granted/file; echo r=$?", base.display());
+    let dir = base.join("served");
+    bundle(&dir, &socket, &["/bin/busybox", "sh", "-c", &script], serde_json::json!({"org.capexec.broker": grant}));
+    let fifo = std::ffi::CString::new(dir.join("rootfs/go").into_os_string().into_encoded_bytes()).unwrap();
+    // SAFETY: mkfifo with a valid path.
+    assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o600) }, 0);
+    let id = format!("capexec-it-gone-{}", std::process::id());
+    let _container = Container(id.clone());
+    let run =
+        Command::new("runc").args(["run", "--bundle"]).arg(&dir).arg(&id).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    agent.wait_line(&format!("container {id}: broker pid"));
+    // Returns once the container waits at the FIFO: served, not yet reading.
+    let mut go = std::fs::OpenOptions::new().write(true).open(dir.join("rootfs/go")).unwrap();
+    drop(agent);
+    go.write_all(b"go\n").unwrap();
+    drop(go);
+    let o = wait_output(run, T);
+    assert!(o.status.success() && String::from_utf8_lossy(&o.stdout) == "granted-content\nr=0\n", "after the agent's death: {}", text(&o));
+
+    let dir = base.join("unserved");
+    bundle(&dir, &socket, &["/bin/busybox", "true"], serde_json::json!({}));
+    let id = format!("capexec-it-unserved-{}", std::process::id());
+    let _container = Container(id.clone());
+    let run =
+        Command::new("runc").args(["run", "--bundle"]).arg(&dir).arg(&id).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let o = wait_output(run, T);
+    assert!(!o.status.success(), "created without its agent: {}", text(&o));
+    let o = Command::new("runc").args(["state", &id]).output().unwrap();
+    assert!(!o.status.success(), "nothing of it is left: {}", text(&o));
+}
+
 /// A bundle: busybox as /bin/busybox in its rootfs, `runc spec`'s config
 /// (what engines start from) without a terminal, and these changes.
 fn runc_bundle(dir: &Path, edit: impl FnOnce(&mut serde_json::Value)) {
