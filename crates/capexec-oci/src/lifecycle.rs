@@ -124,8 +124,6 @@ pub fn create(store: &Store, a: &CreateArgs) -> Outcome {
         .custom_flags(nix::fcntl::OFlag::O_NONBLOCK.bits())
         .open(&fifo)
         .map_err(|e| undo(format!("open {}: {e}", fifo.display())))?;
-    let old = b.rootfs.join("oldroot");
-    let had_old = old.exists();
     let annotations: std::collections::BTreeMap<String, String> = b.spec.annotations().clone().unwrap_or_default().into_iter().collect();
     // Recorded at once, so that a `create` killed during the setup leaves a
     // record `delete` can act on.
@@ -154,12 +152,7 @@ pub fn create(store: &Store, a: &CreateArgs) -> Outcome {
     drop(gate);
     let mut s = match spawned {
         Ok(s) => s,
-        Err(e) => {
-            if !had_old {
-                let _ = std::fs::remove_dir(&old);
-            }
-            return Err(undo(format!("{}: {e}", a.id)));
-        }
+        Err(e) => return Err(undo(format!("{}: {e}", a.id))),
     };
     // Our own child, ended (and reaped, so that its cgroups can go).
     let end = |pid: i32| {

@@ -283,18 +283,14 @@ fn run(dir: &std::path::Path, id: &str) -> i32 {
             return EXIT_SETUP;
         }
     };
-    let status = run_planned(&b, id, &plan, broker, &procs);
+    let status = run_planned(id, &plan, broker, &procs);
     if let Some(c) = &cgroups {
         c.end();
     }
     status
 }
 
-fn run_planned(b: &bundle::Bundle, id: &str, plan: &capexec_sandbox::SetupPlan, broker: Option<capexec_broker::Broker>, procs: &[PathBuf]) -> i32 {
-    // The setup makes this directory in the root filesystem for its time
-    // (capexec_sandbox::mounts); a setup that fails halfway leaves it.
-    let old = b.rootfs.join("oldroot");
-    let had_old = old.exists();
+fn run_planned(id: &str, plan: &capexec_sandbox::SetupPlan, broker: Option<capexec_broker::Broker>, procs: &[PathBuf]) -> i32 {
     let opts = capexec_sandbox::SpawnOptions { broker_layer: broker.is_some(), cgroup_procs: procs, ..Default::default() };
     match capexec_sandbox::spawn_with(plan, &opts) {
         Ok(mut s) => {
@@ -308,9 +304,6 @@ fn run_planned(b: &bundle::Bundle, id: &str, plan: &capexec_sandbox::SetupPlan, 
             capexec_sandbox::wait_foreground(&s)
         }
         Err(e) => {
-            if !had_old {
-                let _ = std::fs::remove_dir(&old);
-            }
             eprintln!("capexec-oci: {id}: {e}");
             EXIT_SETUP
         }

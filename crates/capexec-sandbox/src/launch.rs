@@ -198,7 +198,21 @@ pub fn spawn(plan: &SetupPlan) -> Result<Spawned, LaunchError> {
 }
 
 /// [`spawn`] with the daemon's options: the service's stdio and its cgroups.
+///
+/// A view with a root filesystem of its own gets an `oldroot` directory
+/// made in it for the time of the setup (crate::mounts), which a setup
+/// that fails halfway leaves: removed here then, if it was made.
 pub fn spawn_with(plan: &SetupPlan, opts: &SpawnOptions) -> Result<Spawned, LaunchError> {
+    let made_old = plan.root.as_ref().map(|(root, _)| root.join("oldroot")).filter(|old| std::fs::symlink_metadata(old).is_err());
+    let spawned = spawn_planned(plan, opts);
+    if let (Err(_), Some(old)) = (&spawned, made_old) {
+        // Empty unless something else made it meanwhile: then it stays.
+        let _ = std::fs::remove_dir(old);
+    }
+    spawned
+}
+
+fn spawn_planned(plan: &SetupPlan, opts: &SpawnOptions) -> Result<Spawned, LaunchError> {
     let started = begin(plan, opts)?;
     if plan.learn.is_some() || plan.watch.is_some() {
         let pid = started.pid;
