@@ -179,8 +179,9 @@ Why capexec-oci fails what it fails, by group (docs/oci.md says what each config
   mounts reach the host (`mounts`: the container is not created, so its 320 checks are lost);
   a container always has a mount namespace of its own, where its view is built
   (`linux_ns_itype`, `linux_ns_path` for mnt).
-- **Not implemented yet, refused by name**: cgroup limits (`linux_cgroups_*`), hooks (`hooks`,
-  `hooks_stdin`, `prestart*`, `poststart*`, `poststop*`), user namespaces with mappings
+- **Not implemented yet, refused by name**: cgroup limits but pids and memory
+  (`linux_cgroups_*`), the hooks that run inside the setup (`hooks`, `hooks_stdin`,
+  `prestart*`; poststart and poststop run), user namespaces with mappings
   (`linux_uid_mappings`, `linux_ns_nopath`), pid namespaces by path, SELinux and AppArmor
   labels (`linux_mount_label`, `linux_process_apparmor_profile`), capabilities this kernel
   does not know (`process_capabilities_fail`).

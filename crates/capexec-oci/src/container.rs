@@ -34,12 +34,12 @@ pub fn service(b: &Bundle, id: &str) -> Result<ServiceSpec, NotApplied> {
         return Err(not_applied("process.terminal", "a terminal (console socket) is not implemented yet: set it to false"));
     }
     let linux = spec.linux().clone().unwrap_or_default();
+    // poststart and poststop run from `start` and `delete` (crate::hooks);
+    // the others would run inside the setup, which has no pause for them.
     if spec.hooks().as_ref().is_some_and(|h| {
-        [h.prestart(), h.create_runtime(), h.create_container(), h.start_container(), h.poststart(), h.poststop()]
-            .iter()
-            .any(|l| l.as_ref().is_some_and(|l| !l.is_empty()))
+        [h.prestart(), h.create_runtime(), h.create_container(), h.start_container()].iter().any(|l| l.as_ref().is_some_and(|l| !l.is_empty()))
     }) {
-        return Err(not_applied("hooks", "hooks are not run yet"));
+        return Err(not_applied("hooks", "prestart, createRuntime, createContainer and startContainer hooks are not run yet (poststart and poststop are)"));
     }
     if let Some(r) = linux.resources() {
         // The device rules need no cgroup here: the container reaches only

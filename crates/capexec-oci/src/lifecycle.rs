@@ -125,6 +125,7 @@ pub fn create(store: &Store, a: &CreateArgs) -> Outcome {
         .open(&fifo)
         .map_err(|e| undo(format!("open {}: {e}", fifo.display())))?;
     let annotations: std::collections::BTreeMap<String, String> = b.spec.annotations().clone().unwrap_or_default().into_iter().collect();
+    let hooks = b.spec.hooks().as_ref();
     // Recorded at once, so that a `create` killed during the setup leaves a
     // record `delete` can act on.
     let record = |pid: i32| {
@@ -138,6 +139,8 @@ pub fn create(store: &Store, a: &CreateArgs) -> Outcome {
             created: state::now_rfc3339(),
             annotations: annotations.clone(),
             cgroups: cgroups.as_ref().map(crate::cgroups::Cgroups::to_remove).unwrap_or_default(),
+            poststart: hooks.and_then(|h| h.poststart().clone()).unwrap_or_default(),
+            poststop: hooks.and_then(|h| h.poststop().clone()).unwrap_or_default(),
         };
         let _ = store.save(&s);
     };
@@ -288,14 +291,23 @@ pub fn start(store: &Store, id: &str) -> Outcome {
     std::io::Write::write_all(&mut &f, b"0").map_err(|e| format!("start container {id}: {e}"))?;
     drop(f);
     let _ = std::fs::remove_file(&fifo);
+    if !s.poststart.is_empty() {
+        let state = state_json(store, id)?;
+        for w in crate::hooks::run("poststart", &s.poststart, &state) {
+            eprintln!("capexec-oci: {id}: warning: {w}");
+        }
+    }
     Ok(())
 }
 
 /// The runtime-spec's state of the container, as JSON.
 pub fn state_json(store: &Store, id: &str) -> Result<serde_json::Value, String> {
     let s = load(store, id)?;
-    let status = store.status(&s);
-    Ok(serde_json::json!({
+    Ok(state_value(&s, store.status(&s)))
+}
+
+fn state_value(s: &Saved, status: Status) -> serde_json::Value {
+    serde_json::json!({
         "ociVersion": "1.2.0",
         "id": s.id,
         "status": status.name(),
@@ -305,7 +317,7 @@ pub fn state_json(store: &Store, id: &str) -> Result<serde_json::Value, String> 
         "created": s.created,
         "owner": "",
         "annotations": s.annotations,
-    }))
+    })
 }
 
 /// A signal by name (`TERM`, `SIGTERM`) or number.
@@ -410,6 +422,8 @@ pub fn delete(store: &Store, id: &str, force: bool) -> Outcome {
             }
         }
     }
+    // The state poststop hooks get: the container's, stopped.
+    let stopped = s.as_ref().filter(|s| !s.poststop.is_empty()).map(|s| state_value(s, Status::Stopped));
     if let Some(s) = s.as_ref().filter(|s| !s.cgroups.is_empty()) {
         // Empty once its processes are gone (the last may still be a zombie
         // for a moment: its cgroup stays busy until reaped).
@@ -419,7 +433,13 @@ pub fn delete(store: &Store, id: &str, force: bool) -> Outcome {
         }
         crate::cgroups::remove(&s.cgroups);
     }
-    store.remove(id).map_err(|e| e.to_string())
+    store.remove(id).map_err(|e| e.to_string())?;
+    if let (Some(s), Some(state)) = (&s, &stopped) {
+        for w in crate::hooks::run("poststop", &s.poststop, state) {
+            eprintln!("capexec-oci: {id}: warning: {w}");
+        }
+    }
+    Ok(())
 }
 
 /// `features`: what this runtime implements (runtime-spec features.md).
@@ -428,7 +448,7 @@ pub fn features() -> serde_json::Value {
     serde_json::json!({
         "ociVersionMin": "1.0.0",
         "ociVersionMax": "1.2.0",
-        "hooks": [],
+        "hooks": ["poststart", "poststop"],
         "mountOptions": ["ro", "rw", "nosuid", "suid", "nodev", "dev", "noexec", "exec", "sync", "dirsync", "noatime", "nodiratime", "relatime", "strictatime",
                          "bind", "rbind", "private", "rprivate", "slave", "rslave", "unbindable", "runbindable"],
         "linux": {

@@ -12,6 +12,7 @@ mod bundle;
 mod cgroups;
 mod container;
 mod coverage;
+mod hooks;
 mod lifecycle;
 mod state;
 

@@ -46,6 +46,11 @@ pub struct Saved {
     /// The container's cgroups (crate::cgroups), removed with it.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub cgroups: Vec<PathBuf>,
+    /// The config's hooks that `start` and `delete` run (crate::hooks).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub poststart: Vec<oci_spec::runtime::Hook>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub poststop: Vec<oci_spec::runtime::Hook>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -196,6 +201,8 @@ mod tests {
             created: now_rfc3339(),
             annotations: BTreeMap::new(),
             cgroups: Vec::new(),
+            poststart: Vec::new(),
+            poststop: Vec::new(),
         };
         store.save(&s).unwrap();
         assert_eq!(store.status(&store.load("c1").unwrap().unwrap()), Status::Running);
