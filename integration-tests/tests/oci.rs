@@ -359,6 +359,27 @@ fn oci(root: &Path, args: &[&str]) -> std::process::Output {
     wait_output(child, T)
 }
 
+/// `capexec-oci --root ROOT create --bundle DIR ID`, waited for, which must
+/// succeed. Its streams, which the container keeps, go to files (a pipe
+/// would see no EOF while the container lives): stdout to `out` (or
+/// nowhere), stderr to `err`, which the failure message shows.
+fn oci_create(root: &Path, dir: &Path, id: &str, out: Option<&Path>, err: &Path) {
+    let stdout = out.map_or_else(Stdio::null, |o| Stdio::from(std::fs::File::create(o).unwrap()));
+    let create = Command::new(capexec_oci())
+        .arg("--root")
+        .arg(root)
+        .args(["create", "--bundle"])
+        .arg(dir)
+        .arg(id)
+        .stdin(Stdio::null())
+        .stdout(stdout)
+        .stderr(std::fs::File::create(err).unwrap())
+        .spawn()
+        .unwrap();
+    let o = wait_output(create, T);
+    assert!(o.status.success(), "create {id}: {}", std::fs::read_to_string(err).unwrap());
+}
+
 fn oci_status(root: &Path, id: &str) -> (String, i64) {
     let o = oci(root, &["state", id]);
     assert!(o.status.success(), "state {id}: {}", text(&o));
@@ -493,20 +514,7 @@ fn capexec_oci_exec_enters_the_container_confined_as_its_program() {
     let _left = Deleted(root.clone(), &["ex"]);
     let dir = base.join("bundle");
     runc_bundle(&dir, |c| c["process"]["args"] = serde_json::json!(["/bin/busybox", "sleep", "600"]));
-    let create = Command::new(capexec_oci())
-        .arg("--root")
-        .arg(&root)
-        .args(["create", "--bundle"])
-        .arg(&dir)
-        .arg("ex")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(base.join("create.err")).unwrap())
-        .spawn()
-        .unwrap();
-    // Not through a pipe: the container keeps the streams it was given.
-    let o = wait_output(create, T);
-    assert!(o.status.success(), "create: {}", std::fs::read_to_string(base.join("create.err")).unwrap());
+    oci_create(&root, &dir, "ex", None, &base.join("create.err"));
     assert!(oci(&root, &["start", "ex"]).status.success());
     let (_, init) = oci_status(&root, "ex");
     let program: i64 = std::fs::read_to_string(format!("/proc/{init}/task/{init}/children")).unwrap().trim().parse().unwrap();
@@ -592,18 +600,7 @@ fn capexec_oci_sets_pids_and_memory_limits_in_cgroups_of_its_own() {
         c["linux"]["cgroupsPath"] = serde_json::json!(name);
     });
     let out = base.join("out");
-    let create = Command::new(capexec_oci())
-        .arg("--root")
-        .arg(&root)
-        .args(["create", "--bundle"])
-        .arg(&dir)
-        .arg("limited")
-        .stdin(Stdio::null())
-        .stdout(std::fs::File::create(&out).unwrap())
-        .stderr(std::fs::File::create(base.join("create.err")).unwrap())
-        .spawn()
-        .unwrap();
-    assert!(wait_output(create, T).status.success(), "create: {}", std::fs::read_to_string(base.join("create.err")).unwrap());
+    oci_create(&root, &dir, "limited", Some(&out), &base.join("create.err"));
     let (_, init) = oci_status(&root, "limited");
     let pids_dir = Path::new("/sys/fs/cgroup/pids/capexec-oci").join(&name);
     let memory_dir = Path::new("/sys/fs/cgroup/memory/capexec-oci").join(&name);
@@ -643,18 +640,7 @@ fn capexec_oci_runs_poststart_and_poststop_hooks_with_the_state() {
         c["process"]["args"] = serde_json::json!(["/bin/busybox", "sleep", "600"]);
         c["hooks"] = serde_json::json!({"poststart": [save("poststart"), {"path": "/bin/false"}], "poststop": [save("poststop")]});
     });
-    let create = Command::new(capexec_oci())
-        .arg("--root")
-        .arg(&root)
-        .args(["create", "--bundle"])
-        .arg(&dir)
-        .arg("hooked")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(base.join("create.err")).unwrap())
-        .spawn()
-        .unwrap();
-    assert!(wait_output(create, T).status.success(), "create: {}", std::fs::read_to_string(base.join("create.err")).unwrap());
+    oci_create(&root, &dir, "hooked", None, &base.join("create.err"));
     let (_, init) = oci_status(&root, "hooked");
     assert!(!base.join("poststart.json").exists(), "no poststart before start");
     let o = oci(&root, &["start", "hooked"]);
@@ -737,19 +723,7 @@ fn capexec_oci_without_a_pid_namespace_signals_only_its_own_processes() {
         c.as_object_mut().unwrap().remove("hostname");
     });
     let mut bystander = Command::new("sleep").arg("600").spawn().unwrap();
-    let create = Command::new(capexec_oci())
-        .arg("--root")
-        .arg(&root)
-        .args(["create", "--bundle"])
-        .arg(&dir)
-        .arg("hostpid")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(base.join("create.err")).unwrap())
-        .spawn()
-        .unwrap();
-    let o = wait_output(create, T);
-    assert!(o.status.success(), "create: {}", std::fs::read_to_string(base.join("create.err")).unwrap());
+    oci_create(&root, &dir, "hostpid", None, &base.join("create.err"));
     assert!(oci(&root, &["start", "hostpid"]).status.success());
     let (_, init) = oci_status(&root, "hostpid");
     let descendants = || {
@@ -777,18 +751,7 @@ fn capexec_oci_without_a_pid_namespace_signals_only_its_own_processes() {
 
     // Created, never started: the program waits at its gate. Init killed
     // (no namespace takes it down), the program goes with it.
-    let create = Command::new(capexec_oci())
-        .arg("--root")
-        .arg(&root)
-        .args(["create", "--bundle"])
-        .arg(&dir)
-        .arg("hostpid")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(base.join("create.err")).unwrap())
-        .spawn()
-        .unwrap();
-    assert!(wait_output(create, T).status.success(), "create: {}", std::fs::read_to_string(base.join("create.err")).unwrap());
+    oci_create(&root, &dir, "hostpid", None, &base.join("create.err"));
     let (_, init) = oci_status(&root, "hostpid");
     let waiting: i64 = std::fs::read_to_string(format!("/proc/{init}/task/{init}/children")).unwrap().trim().parse().unwrap();
     assert!(oci(&root, &["kill", "hostpid", "KILL"]).status.success());
