@@ -529,10 +529,14 @@ fn capexec_oci_exec_enters_the_container_confined_as_its_program() {
     };
     let script = "grep -E '^(Cap|NoNewPrivs|Seccomp)' /proc/self/status | tr -d '\\t'; \
                   for n in mnt pid ipc uts net cgroup user; do busybox readlink /proc/self/ns/$n; done; \
-                  kill -0 1 2>/dev/null && echo signalled-the-program; exit 7";
+                  kill -0 1 2>/dev/null && echo signalled-the-program; \
+                  echo fds: $(busybox ls /proc/self/fd); exit 7";
     let o = oci(&root, &["exec", "ex", "/bin/busybox", "sh", "-c", script]);
     assert_eq!(o.status.code(), Some(7), "{}", text(&o));
-    assert_eq!(String::from_utf8_lossy(&o.stdout).trim_end(), host_view(program), "{}", text(&o));
+    // Nothing of the launch's reaches it: not the pidfd of the container's
+    // init it entered by, nor a pipe (ls's own directory is its 3).
+    let want = format!("{}\nfds: 0 1 2 3", host_view(program));
+    assert_eq!(String::from_utf8_lossy(&o.stdout).trim_end(), want, "{}", text(&o));
 
     // Detached: back at once, the pid file names a process of the container.
     let pid_file = base.join("exec.pid");
