@@ -532,7 +532,7 @@ fn program_paths(program: &std::ffi::CStr, env: &[std::ffi::CString]) -> Vec<std
     if bytes.contains(&b'/') || bytes.is_empty() {
         return vec![program.to_owned()];
     }
-    let path = env.iter().find_map(|e| e.to_bytes().strip_prefix(b"PATH=")).unwrap_or(b"/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
+    let path = env.iter().find_map(|e| e.to_bytes().strip_prefix(b"PATH=")).unwrap_or(crate::plan::DEFAULT_PATH.as_bytes());
     let found: Vec<std::ffi::CString> = path
         .split(|b| *b == b':')
         .map(|dir| if dir.is_empty() { &b"."[..] } else { dir })
