@@ -146,9 +146,15 @@ def main():
             except OSError:
                 pass
     rows, tot, missing = table(results, None)
+    # A program passes when it exits 0 with no `not ok` (a test of the suite).
+    passes = lambda v: v["status"] == 0 and v["not_ok"] == 0
+    clean = {k: sorted(p for p, r in results.items() if passes(r[k])) for k in ("runc", "capexec-oci")}
+    behind = [p for p in clean["runc"] if p not in clean["capexec-oci"]]
     summary = (f"{len(results)} programs, {elapsed:.0f} s: runc {tot['runc'][0]} ok, {tot['runc'][1]} not ok; "
                f"capexec-oci {tot['capexec-oci'][0]} ok, {tot['capexec-oci'][1]} not ok; "
-               f"{missing} checks runc passes and capexec-oci does not")
+               f"{missing} checks runc passes and capexec-oci does not. "
+               f"Programs passed whole (exit 0, no `not ok`): runc {len(clean['runc'])}, capexec-oci {len(clean['capexec-oci'])}; "
+               f"runc passes and capexec-oci not: {', '.join(behind) or 'none'}")
     print(rows)
     print(summary)
     if a.json:
@@ -172,25 +178,21 @@ integration-tests/data/oci-validation-baseline.json.
 
 Why capexec-oci fails what it fails, by group (docs/oci.md says what each config field becomes):
 
-- **Deliberate**: `noNewPrivileges` is always on, whatever the config says (every program
-  checks it: one `not ok` each); a field capexec-oci does not know is refused rather than
-  ignored, as it might ask for confinement that would not happen (`misc_props`, against the
-  spec's MUST NOT); `shared` mount propagation is refused, as it would let the container's
-  mounts reach the host (`mounts`: the container is not created, so its 320 checks are lost);
-  a container always has a mount namespace of its own, where its view is built
-  (`linux_ns_itype`, `linux_ns_path` for mnt).
-- **Not implemented yet, refused by name**: cgroup limits but pids and memory
-  (`linux_cgroups_*`), the hooks that run inside the setup (`hooks`, `hooks_stdin`,
-  `prestart*`; poststart and poststop run), user namespaces with mappings
-  (`linux_uid_mappings`, `linux_ns_nopath`), pid namespaces by path, SELinux and AppArmor
-  labels (`linux_mount_label`, `linux_process_apparmor_profile`), capabilities this kernel
-  does not know (`process_capabilities_fail`).
-- **Shape**: capexec builds its own /dev (a tmpfs with the standard nodes bound from the host)
-  and masks with its own file, so the checks of the exact mount order of /dev and /dev/mqueue
-  and of masked or read-only device nodes differ from runc's.
-- **To investigate**: `pidfile`, `start`, `delete_resources`, `hostname` (a specific hostname),
-  `linux_rootfs_propagation` (unbindable): lifecycle and propagation details where capexec-oci
-  answers differently from runc.
+- **runc's checks that are no passes**: `process_capabilities_fail` asks for a capability that
+  does not exist (`CAP_TEST`) and wants the runtime to fail ("MUST cause an error"); runc runs
+  the container anyway (its checks count as `ok`, the program fails), capexec-oci refuses it
+  by name, so neither passes the program and the checks runc counts are not capexec-oci's.
+- **Deliberate**: a field capexec-oci does not know is refused rather than ignored, as it might
+  ask for confinement that would not happen (`misc_props`, against the spec's MUST NOT); a
+  container always has a mount namespace of its own, where its view is built
+  (`linux_ns_itype`, `linux_ns_path` for mnt); a container cannot mount (Landlock and
+  capexec's filters forbid it), so `linux_rootfs_propagation`, which mounts from inside, fails
+  its checks; `linux.resources.devices` is met by the view (a denied device node is on a
+  `nodev` mount) instead of a devices cgroup, whose `devices.list` the cgroup programs read.
+- **Not implemented yet, refused by name**: the hooks that run inside the setup (`hooks`,
+  `hooks_stdin`, `prestart*`; poststart and poststop run), pid namespaces by path, SELinux
+  and AppArmor labels (`linux_mount_label`, `linux_process_apparmor_profile`), blkio,
+  hugetlb and network cgroup limits (neither runtime passes those programs here).
 """)
 
 

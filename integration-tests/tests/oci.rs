@@ -6,6 +6,7 @@
 
 use capexec_integration_tests::*;
 use std::io::{BufRead, Write};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -269,11 +270,13 @@ $B cat /proc/kallsyms > /dev/null 2>&1 && echo kallsyms=readable || echo kallsym
 ( echo x > /written ) 2>/dev/null && echo root=writable || echo root=read-only
 $B ls /etc/shadow > /dev/null 2>&1 && echo host-files=visible || echo host-files=absent
 echo ping-range=$($B cat /proc/sys/net/ipv4/ping_group_range | $B tr '\t' ' ')
+echo oom=$($B cat /proc/self/oom_score_adj)
 exit 7"#;
     let dir = base.join("bundle");
     runc_bundle(&dir, |c| {
         c["process"]["args"] = serde_json::json!(["/bin/busybox", "sh", "-c", script]);
         c["hostname"] = "boxed".into();
+        c["process"]["oomScoreAdj"] = 300.into();
         c["linux"]["sysctl"] = serde_json::json!({"net.ipv4.ping_group_range": "0 0"});
         let mounts = c["mounts"].as_array_mut().unwrap();
         mounts.push(serde_json::json!({"destination": "/data", "type": "bind", "source": base.join("data"), "options": ["rbind", "ro"]}));
@@ -282,10 +285,106 @@ exit 7"#;
     let o = oci_run(&dir, "it-run");
     let out = String::from_utf8_lossy(&o.stdout);
     let want = "id=0:0 host=boxed\nCapEff:0000000020000420\nNoNewPrivs:1\nSeccomp:2\ndata=from-the-host\ndata-write=no\nout-write=yes\nout-exec=no\n\
-                kallsyms=masked\nproc-sys=read-only\nroot=read-only\nhost-files=absent\nping-range=0 0\n";
+                kallsyms=masked\nproc-sys=read-only\nroot=read-only\nhost-files=absent\nping-range=0 0\noom=300\n";
     assert_eq!((o.status.code(), out.as_ref()), (Some(7), want), "{}", text(&o));
     assert_eq!(std::fs::read_to_string(base.join("out/made")).unwrap(), "made\n");
     assert_eq!(rootfs_entries(&dir), ["bin", "data", "dev", "out", "proc", "sys"]);
+}
+
+// `noNewPrivileges: false` (the runtime-spec's default, podman's and
+// Kubernetes'): the flag is off, yet nothing else gives: the capabilities
+// are the config's (not the CAP_SYS_ADMIN the setup held to install
+// Landlock and the filters without the flag), the filters and Landlock are
+// there (a signal to a process outside the container is refused, though
+// it shares the host's pid namespace and holds CAP_KILL).
+#[test]
+fn capexec_oci_leaves_no_new_privs_off_when_the_config_says_so() {
+    require_root();
+    let base = PathBuf::from(format!("/var/tmp/capexec-it-oci-nnp-{}", std::process::id()));
+    let _cleanup = Scratch(vec![base.clone()]);
+    let script = "/bin/busybox grep -E '^(CapPrm|CapEff|CapBnd|NoNewPrivs|Seccomp):' /proc/self/status | /bin/busybox tr -d '\\t'; \
+                  /bin/busybox kill -0 1 2>/dev/null && echo signalled-host-init || echo signal-refused";
+    let dir = base.join("bundle");
+    runc_bundle(&dir, |c| {
+        c["process"]["args"] = serde_json::json!(["/bin/busybox", "sh", "-c", script]);
+        c["process"]["noNewPrivileges"] = false.into();
+        c["linux"]["namespaces"].as_array_mut().unwrap().retain(|n| n["type"] != "pid");
+    });
+    let o = oci_run(&dir, "it-nnp");
+    let want = "CapPrm:0000000020000420\nCapEff:0000000020000420\nCapBnd:0000000020000420\nNoNewPrivs:0\nSeccomp:2\nsignal-refused\n";
+    assert_eq!((o.status.code(), String::from_utf8_lossy(&o.stdout).as_ref()), (Some(0), want), "{}", text(&o));
+}
+
+// A user namespace with the config's maps: the container's ids are the
+// mapped ones on the host (what it writes belongs to them), nothing of the
+// setup is left in the root filesystem (whose directories the mapped root
+// could not write); each mount has the propagation the config asks, in the
+// container's mount namespace only.
+#[test]
+fn capexec_oci_runs_a_container_in_a_user_namespace_with_the_configs_maps() {
+    require_root();
+    let base = PathBuf::from(format!("/var/tmp/capexec-it-oci-userns-{}", std::process::id()));
+    let _cleanup = Scratch(vec![base.clone()]);
+    std::fs::create_dir_all(base.join("out")).unwrap();
+    std::os::unix::fs::chown(base.join("out"), Some(100000), Some(100000)).unwrap();
+    let script = r#"B=/bin/busybox
+echo id=$($B id -u):$($B id -g) uid_map=$($B cat /proc/self/uid_map | $B tr -s ' ') gid_map=$($B cat /proc/self/gid_map | $B tr -s ' ')
+echo made > /out/made && echo out-write=yes
+$B grep -E ' /(shared|private) ' /proc/self/mountinfo | $B cut -d' ' -f5,7 | $B sed 's/master:[0-9]*/master/; s/shared:[0-9]*/shared/'
+"#;
+    let dir = base.join("bundle");
+    runc_bundle(&dir, |c| {
+        c["process"]["args"] = serde_json::json!(["/bin/busybox", "sh", "-c", script]);
+        // A cgroup namespace too: the new user namespace may mount the cgroup tree only in one it owns.
+        c["linux"]["namespaces"].as_array_mut().unwrap().extend([serde_json::json!({"type": "user"}), serde_json::json!({"type": "cgroup"})]);
+        c["linux"]["uidMappings"] = serde_json::json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
+        c["linux"]["gidMappings"] = serde_json::json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
+        let mounts = c["mounts"].as_array_mut().unwrap();
+        mounts.push(serde_json::json!({"destination": "/out", "type": "bind", "source": base.join("out"), "options": ["rbind", "rw"]}));
+        mounts.push(serde_json::json!({"destination": "/shared", "type": "tmpfs", "source": "tmpfs", "options": ["rshared"]}));
+        mounts.push(serde_json::json!({"destination": "/private", "type": "tmpfs", "source": "tmpfs", "options": ["private"]}));
+    });
+    // The image's root is the mapped root, as engines make it (podman
+    // chowns an image's copy for its user namespace): mount points are made
+    // in it from inside.
+    std::os::unix::fs::chown(dir.join("rootfs"), Some(100000), Some(100000)).unwrap();
+    let o = oci_run(&dir, "it-userns");
+    let out = String::from_utf8_lossy(&o.stdout);
+    let want = "id=0:0 uid_map= 0 100000 65536 gid_map= 0 100000 65536\nout-write=yes\n/shared shared\n/private -\n";
+    assert_eq!((o.status.code(), out.as_ref()), (Some(0), want), "{}", text(&o));
+    let made = std::fs::metadata(base.join("out/made")).unwrap();
+    assert_eq!((made.uid(), made.gid()), (100000, 100000), "written as the mapped root");
+    assert_eq!(rootfs_entries(&dir), ["bin", "dev", "out", "private", "proc", "shared", "sys"]);
+}
+
+// The config's device nodes are made with its numbers, mode and owner; one
+// its device rules deny is there but cannot be opened, one they allow can.
+#[test]
+fn capexec_oci_makes_the_configs_devices_usable_as_its_rules_say() {
+    require_root();
+    let base = PathBuf::from(format!("/var/tmp/capexec-it-oci-devices-{}", std::process::id()));
+    let _cleanup = Scratch(vec![base.clone()]);
+    let script = r#"B=/bin/busybox
+for d in fuse loop-control fifo; do echo $d $($B stat -c '%F %t:%T %a %u:%g' /dev/$d); done
+: < /dev/fuse && echo fuse=opened
+( : < /dev/loop-control ) 2>/dev/null && echo loop-control=opened || echo loop-control=refused
+"#;
+    let dir = base.join("bundle");
+    runc_bundle(&dir, |c| {
+        c["process"]["args"] = serde_json::json!(["/bin/busybox", "sh", "-c", script]);
+        c["linux"]["devices"] = serde_json::json!([
+            {"path": "/dev/fuse", "type": "c", "major": 10, "minor": 229, "fileMode": 0o640, "uid": 0, "gid": 5},
+            {"path": "/dev/loop-control", "type": "c", "major": 10, "minor": 237, "fileMode": 0o600},
+            {"path": "/dev/fifo", "type": "p", "major": 0, "minor": 0, "fileMode": 0o620},
+        ]);
+        c["linux"]["resources"]["devices"] =
+            serde_json::json!([{"allow": false, "access": "rwm"}, {"allow": true, "type": "c", "major": 10, "minor": 229, "access": "rwm"}]);
+    });
+    let o = oci_run(&dir, "it-devices");
+    let out = String::from_utf8_lossy(&o.stdout);
+    let want = "fuse character special file a:e5 640 0:5\nloop-control character special file a:ed 600 0:0\nfifo fifo 0:0 620 0:0\n\
+                fuse=opened\nloop-control=refused\n";
+    assert_eq!((o.status.code(), out.as_ref()), (Some(0), want), "{}", text(&o));
 }
 
 // What capexec-oci cannot run ends before anything starts, with the field
@@ -301,19 +400,14 @@ fn capexec_oci_says_what_it_cannot_run() {
     let cases: [(&str, Edit, &str); 4] = [
         (
             "hooks",
-            Box::new(|c| c["hooks"] = serde_json::json!({"prestart": [{"path": "/bin/true"}]})),
-            "`hooks`: prestart, createRuntime, createContainer and startContainer hooks are not run yet",
+            Box::new(|c| c["hooks"] = serde_json::json!({"createContainer": [{"path": "/bin/true"}]})),
+            "`hooks`: createContainer and startContainer hooks are not run yet",
         ),
         ("rootfs", Box::new(|c| c["root"]["path"] = "nowhere".into()), "the root filesystem"),
         (
-            "shared",
-            Box::new(|c| {
-                c["mounts"]
-                    .as_array_mut()
-                    .unwrap()
-                    .push(serde_json::json!({"destination": "/x", "type": "bind", "source": "/tmp", "options": ["rbind", "rshared"]}))
-            }),
-            "`rshared` propagation",
+            "maps",
+            Box::new(|c| c["linux"]["uidMappings"] = serde_json::json!([{"containerID": 0, "hostID": 100000, "size": 1}])),
+            "`linux.uidMappings`: id mappings need a user namespace",
         ),
         (
             "source",
@@ -570,6 +664,176 @@ fn capexec_oci_exec_enters_the_container_confined_as_its_program() {
     assert!(!o.status.success() && String::from_utf8_lossy(&o.stderr).contains("container ex is stopped"), "{}", text(&o));
 }
 
+/// A test's scratch: /var/tmp/capexec-it-oci-TAG-PID (removed on drop),
+/// the capexec-oci state root in it (the containers `ids` deleted by force
+/// on drop, first) and the bundle's path.
+struct Scene {
+    base: PathBuf,
+    root: PathBuf,
+    dir: PathBuf,
+    _left: Deleted,
+    _cleanup: Scratch,
+}
+
+fn scene(tag: &str, ids: &'static [&'static str]) -> Scene {
+    let base = PathBuf::from(format!("/var/tmp/capexec-it-oci-{tag}-{}", std::process::id()));
+    let root = base.join("state");
+    Scene { dir: base.join("bundle"), _left: Deleted(root.clone(), ids), root, _cleanup: Scratch(vec![base.clone()]), base }
+}
+
+/// `--preserve-fds N`: fds 3 .. 3+N of `create` (and of `exec`) are the
+/// program's, as they are, and nothing more; without them open, it says
+/// which is missing.
+#[test]
+fn capexec_oci_passes_preserved_fds_on_to_the_program() {
+    require_root();
+    // Dropped in reverse: the containers go before their directory.
+    let Scene { _cleanup, _left, base, root, dir } = scene("fds", &["fds"]);
+    let script = "echo created-3 >&3; echo fds: $(busybox ls /proc/self/fd); exec busybox sleep 600";
+    runc_bundle(&dir, |c| c["process"]["args"] = serde_json::json!(["/bin/busybox", "sh", "-c", script]));
+    std::fs::write(base.join("in"), "from-4\n").unwrap();
+    // The shell opens 3 (and 4) for the runtime, as an engine would.
+    let sh = |line: &str| -> std::process::Output {
+        let child = Command::new("sh")
+            .arg("-c")
+            .arg(line)
+            .arg(capexec_oci())
+            .arg(&root)
+            .arg(&dir)
+            .arg(&base)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        wait_output(child, T)
+    };
+    let o = sh(r#"exec "$0" --root "$1" create --bundle "$2" --preserve-fds 1 fds 3>"$3/created" >"$3/create.out" 2>&1"#);
+    assert!(o.status.success(), "create: {} {}", text(&o), std::fs::read_to_string(base.join("create.out")).unwrap_or_default());
+    assert!(oci(&root, &["start", "fds"]).status.success());
+    wait_until("the program to write to its fd 3", || std::fs::read_to_string(base.join("created")).is_ok_and(|s| s == "created-3\n"));
+    wait_until("the program to list its fds", || std::fs::read_to_string(base.join("create.out")).is_ok_and(|s| s.contains("fds:")));
+    assert_eq!(std::fs::read_to_string(base.join("create.out")).unwrap(), "fds: 0 1 2 3 4\n", "ls's own directory is its 4");
+
+    let o = sh(
+        r#"exec "$0" --root "$1" exec --preserve-fds 2 fds /bin/busybox sh -c 'echo via-3 >&3; busybox cat <&4; echo fds: $(busybox ls /proc/self/fd)' 3>"$3/exec" 4<"$3/in""#,
+    );
+    assert_eq!((o.status.code(), String::from_utf8_lossy(&o.stdout).as_ref()), (Some(0), "from-4\nfds: 0 1 2 3 4 5\n"), "{}", text(&o));
+    assert_eq!(std::fs::read_to_string(base.join("exec")).unwrap(), "via-3\n");
+    let o = sh(r#"exec "$0" --root "$1" exec --preserve-fds 2 fds /bin/busybox true 3>/dev/null"#);
+    assert!(!o.status.success() && String::from_utf8_lossy(&o.stderr).contains("--preserve-fds 2: fd 4 is not open here"), "{}", text(&o));
+}
+
+/// The annotation's preopens: a TCP listener on the host's loopback (the
+/// container has a network namespace of its own, without a route to it)
+/// and a host file outside the container's view, opened by capexec-oci and
+/// given as fds 3 and 4 with systemd's protocol; the listener takes
+/// connections while the container holds it, none once it is gone. A
+/// preopened directory is refused by name.
+#[test]
+fn capexec_oci_preopens_what_the_annotation_declares() {
+    require_root();
+    // Dropped in reverse: the containers go before their directory.
+    let Scene { _cleanup, _left, base, root, dir } = scene("preopen", &["pre"]);
+    std::fs::create_dir_all(&base).unwrap();
+    std::fs::write(base.join("host.txt"), "from-the-host\n").unwrap();
+    let port = unused_port();
+    let preopen =
+        format!("[[preopen.listen]]\naddress = 'tcp:127.0.0.1:{port}'\nname = 'web'\n[[preopen.file]]\npath = '{}'\n", base.join("host.txt").display());
+    let script = "echo fds=$LISTEN_FDS names=$LISTEN_FDNAMES; busybox readlink /proc/self/fd/3 | busybox cut -d: -f1; busybox cat <&4; \
+                  busybox cat /var/tmp/*/host.txt 2>/dev/null || echo not-in-view; exec busybox sleep 600";
+    runc_bundle(&dir, |c| {
+        c["process"]["args"] = serde_json::json!(["/bin/busybox", "sh", "-c", script]);
+        c["annotations"] = serde_json::json!({ capexec_decl::PREOPEN_ANNOTATION: preopen });
+    });
+    let out = base.join("out");
+    oci_create(&root, &dir, "pre", Some(&out), &base.join("create.err"));
+    assert!(oci(&root, &["start", "pre"]).status.success());
+    wait_until("the program's report", || std::fs::read_to_string(&out).is_ok_and(|s| s.contains("-view") || s.lines().count() >= 4));
+    assert_eq!(std::fs::read_to_string(&out).unwrap(), "fds=2 names=web:file0\nsocket\nfrom-the-host\nnot-in-view\n");
+    assert!(std::net::TcpStream::connect(("127.0.0.1", port)).is_ok(), "the container's preopened listener takes connections");
+    assert!(oci(&root, &["delete", "--force", "pre"]).status.success());
+    wait_until("the listener to go with the container", || std::net::TcpStream::connect(("127.0.0.1", port)).is_err());
+
+    runc_bundle(&dir, |c| c["annotations"] = serde_json::json!({ capexec_decl::PREOPEN_ANNOTATION: "[[preopen.directory]]\npath = '/etc'\n" }));
+    let o = oci(&root, &["create", "--bundle", dir.to_str().unwrap(), "pre"]);
+    assert!(!o.status.success() && String::from_utf8_lossy(&o.stderr).contains("a container sees a host directory through a bind mount"), "{}", text(&o));
+}
+
+/// A container with a terminal: `create --console-socket` sends the
+/// master of a pseudo-terminal of the container's own devpts, whose
+/// terminal side is the program's stdio and controlling terminal; what is
+/// typed reaches the program, what it prints comes back. Without the socket
+/// the terminal is refused by name.
+#[test]
+fn capexec_oci_gives_a_terminal_through_the_console_socket() {
+    use std::io::Read;
+    require_root();
+    // Dropped in reverse: the containers go before their directory.
+    let Scene { _cleanup, _left, base, root, dir } = scene("tty", &["tty"]);
+    // tty_nr of /proc/PID/stat: the controlling terminal, 136:0 (pts 0) is 34816.
+    let script = "echo on=$(busybox tty) ctty=$(busybox cut -d' ' -f7 /proc/self/stat); read x; echo got=$x";
+    runc_bundle(&dir, |c| {
+        c["process"]["terminal"] = true.into();
+        c["process"]["args"] = serde_json::json!(["/bin/busybox", "sh", "-c", script]);
+    });
+    let o = oci(&root, &["create", "--bundle", dir.to_str().unwrap(), "tty"]);
+    assert!(!o.status.success() && String::from_utf8_lossy(&o.stderr).contains("give --console-socket"), "{}", text(&o));
+
+    let socket = base.join("console.sock");
+    let listener = std::os::unix::net::UnixListener::bind(&socket).unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let create = Command::new(capexec_oci())
+        .arg("--root")
+        .arg(&root)
+        .args(["create", "--bundle"])
+        .arg(&dir)
+        .arg("--console-socket")
+        .arg(&socket)
+        .arg("tty")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(base.join("create.err")).unwrap())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + T;
+    let conn = loop {
+        match listener.accept() {
+            Ok((c, _)) => break c,
+            Err(_) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(10)),
+            Err(e) => panic!("no connection to the console socket: {e}: {}", std::fs::read_to_string(base.join("create.err")).unwrap()),
+        }
+    };
+    conn.set_nonblocking(false).unwrap();
+    let mut name = [0u8; 64];
+    let got = capexec_sys::recv_fds(std::os::fd::AsRawFd::as_raw_fd(&conn), &mut name, 0).unwrap();
+    let sent = String::from_utf8_lossy(&name[..got.bytes]).into_owned();
+    assert_eq!((got.fds.len(), sent.as_str()), (1, "/dev/pts/0"), "the master, named by its terminal's path in the container's own devpts");
+    let mut master = std::fs::File::from(got.fds.into_iter().next().unwrap());
+    let o = wait_output(create, T);
+    assert!(o.status.success(), "create: {}", std::fs::read_to_string(base.join("create.err")).unwrap());
+    assert!(oci(&root, &["start", "tty"]).status.success());
+    master.write_all(b"hello\n").unwrap();
+    let mut seen = String::new();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 256];
+        while let Ok(n) = master.read(&mut buf) {
+            if n == 0 || tx.send(buf[..n].to_vec()).is_err() {
+                break;
+            }
+        }
+    });
+    while !seen.contains("got=hello") {
+        match rx.recv_timeout(T) {
+            Ok(b) => seen.push_str(&String::from_utf8_lossy(&b)),
+            Err(_) => panic!("the program did not answer through its terminal: {seen:?}"),
+        }
+    }
+    assert!(seen.contains("on=/dev/pts/0 ctty=34816"), "{seen:?}");
+    wait_until("the container to stop", || oci_status(&root, "tty").0 == "stopped");
+}
+
 fn podman(args: &[&str]) -> std::process::Output {
     let child = Command::new("podman")
         .arg("--runtime")
@@ -585,12 +849,13 @@ fn podman(args: &[&str]) -> std::process::Output {
 
 const PODMAN_RUN: &[&str] = &["--network", "none", "--ulimit", "nofile=1024:1024", "--ulimit", "nproc=1024:1024"];
 
-/// `linux.resources`' pids and memory limits hold: the container's init
-/// and program are born in cgroups of their own with those limits (v1 on
-/// these hybrid machines), a fork past the pids limit fails inside, and
-/// `delete` removes the cgroups.
+/// `linux.resources`' pids, memory, cpu and cpuset limits hold: the
+/// container's init and program are born in cgroups of their own with
+/// those limits (v1 on these hybrid machines), a fork past the pids limit
+/// fails inside, the program runs on the one cpu it is given, and `delete`
+/// removes the cgroups.
 #[test]
-fn capexec_oci_sets_pids_and_memory_limits_in_cgroups_of_its_own() {
+fn capexec_oci_sets_pids_memory_and_cpu_limits_in_cgroups_of_its_own() {
     require_root();
     let base = PathBuf::from(format!("/var/tmp/capexec-it-oci-cgroups-{}", std::process::id()));
     let _cleanup = Scratch(vec![base.clone()]);
@@ -599,8 +864,10 @@ fn capexec_oci_sets_pids_and_memory_limits_in_cgroups_of_its_own() {
     let dir = base.join("bundle");
     let name = format!("it-{}", std::process::id());
     runc_bundle(&dir, |c| {
-        c["process"]["args"] = serde_json::json!(["/bin/busybox", "sh", "-c", "for i in 1 2 3 4 5 6; do /bin/busybox sleep 600 & done; echo forked all"]);
-        c["linux"]["resources"] = serde_json::json!({"pids": {"limit": 4}, "memory": {"limit": 67108864}});
+        let script = "/bin/busybox grep Cpus_allowed_list /proc/self/status; for i in 1 2 3 4 5 6; do /bin/busybox sleep 600 & done; echo forked all";
+        c["process"]["args"] = serde_json::json!(["/bin/busybox", "sh", "-c", script]);
+        c["linux"]["resources"] = serde_json::json!({"pids": {"limit": 4}, "memory": {"limit": 67108864, "swappiness": 7},
+                                                    "cpu": {"shares": 512, "quota": 50000, "period": 100000, "cpus": "1", "mems": "0"}});
         c["linux"]["cgroupsPath"] = serde_json::json!(name);
     });
     let out = base.join("out");
@@ -611,6 +878,12 @@ fn capexec_oci_sets_pids_and_memory_limits_in_cgroups_of_its_own() {
     let read = |p: PathBuf| std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display())).trim().to_owned();
     assert_eq!(read(pids_dir.join("pids.max")), "4");
     assert_eq!(read(memory_dir.join("memory.limit_in_bytes")), "67108864");
+    assert_eq!(read(memory_dir.join("memory.swappiness")), "7");
+    let cpu_dir = Path::new("/sys/fs/cgroup/cpu/capexec-oci").join(&name);
+    let cpuset_dir = Path::new("/sys/fs/cgroup/cpuset/capexec-oci").join(&name);
+    let cpu: Vec<String> = ["cpu.shares", "cpu.cfs_quota_us", "cpu.cfs_period_us"].iter().map(|f| read(cpu_dir.join(f))).collect();
+    assert_eq!(cpu, ["512", "50000", "100000"]);
+    assert_eq!((read(cpuset_dir.join("cpuset.cpus")), read(cpuset_dir.join("cpuset.mems"))), ("1".to_owned(), "0".to_owned()));
     let program: i64 = read(PathBuf::from(format!("/proc/{init}/task/{init}/children"))).parse().unwrap();
     let mut procs: Vec<i64> = read(pids_dir.join("cgroup.procs")).split_whitespace().map(|p| p.parse().unwrap()).collect();
     procs.sort();
@@ -622,17 +895,23 @@ fn capexec_oci_sets_pids_and_memory_limits_in_cgroups_of_its_own() {
     // The program's streams are create's.
     let said = std::fs::read_to_string(&out).unwrap() + &std::fs::read_to_string(base.join("create.err")).unwrap();
     assert!(said.contains("can't fork") && !said.contains("forked all"), "the fifth process of the container cannot be made: {said}");
+    assert!(said.contains("Cpus_allowed_list:\t1\n"), "the program runs on cpu 1 only: {said}");
     assert!(oci(&root, &["delete", "limited"]).status.success());
-    assert!(!pids_dir.exists() && !memory_dir.exists(), "delete removes the container's cgroups");
+    for d in [&pids_dir, &memory_dir, &cpu_dir, &cpuset_dir] {
+        assert!(!d.exists(), "delete removes the container's cgroups: {}", d.display());
+    }
 }
 
-/// The config's poststart hooks run after `start` let the program go, its
-/// poststop hooks after `delete`, each with the container's state on its
-/// standard input and its own environment; a failing one is a warning.
-/// (A hook that would run inside the setup is refused by name: see
-/// capexec_oci_says_what_it_cannot_run.)
+/// The config's prestart and createRuntime hooks run during `create`, the
+/// container's process already in its new namespaces (a hook sees its
+/// network namespace, as CNI plugins need), its poststart hooks after
+/// `start` let the program go, its poststop hooks after `delete`, each
+/// with the container's state on its standard input and its own
+/// environment; a failing poststart is a warning, a failing prestart ends
+/// the create with nothing left. (createContainer and startContainer are
+/// refused by name: see capexec_oci_says_what_it_cannot_run.)
 #[test]
-fn capexec_oci_runs_poststart_and_poststop_hooks_with_the_state() {
+fn capexec_oci_runs_the_configs_hooks_with_the_state() {
     require_root();
     let base = PathBuf::from(format!("/var/tmp/capexec-it-oci-hooks-{}", std::process::id()));
     let _cleanup = Scratch(vec![base.clone()]);
@@ -642,10 +921,26 @@ fn capexec_oci_runs_poststart_and_poststop_hooks_with_the_state() {
     let save = |name: &str| serde_json::json!({"path": "/bin/sh", "args": ["sh", "-c", format!("cat > {}/{name}.json; echo \"$WHO\" > {}/{name}.env", base.display(), base.display())], "env": ["WHO=hook"]});
     runc_bundle(&dir, |c| {
         c["process"]["args"] = serde_json::json!(["/bin/busybox", "sleep", "600"]);
-        c["hooks"] = serde_json::json!({"poststart": [save("poststart"), {"path": "/bin/false"}], "poststop": [save("poststop")]});
+        let netns = format!(
+            "cat > {0}/prestart.json; readlink /proc/$(sed 's/.*\"pid\":\\([0-9]*\\).*/\\1/' {0}/prestart.json)/ns/net > {0}/prestart.net",
+            base.display()
+        );
+        c["hooks"] = serde_json::json!({"prestart": [{"path": "/bin/sh", "args": ["sh", "-c", netns]}], "createRuntime": [save("createRuntime")],
+                                        "poststart": [save("poststart"), {"path": "/bin/false"}], "poststop": [save("poststop")]});
     });
     oci_create(&root, &dir, "hooked", None, &base.join("create.err"));
     let (_, init) = oci_status(&root, "hooked");
+    for hook in ["prestart", "createRuntime"] {
+        let state: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(base.join(format!("{hook}.json"))).unwrap()).unwrap();
+        assert_eq!((state["id"].as_str(), state["status"].as_str(), state["pid"].as_i64()), (Some("hooked"), Some("creating"), Some(init)), "{hook}");
+    }
+    let container_net = std::fs::read_link(format!("/proc/{init}/ns/net")).unwrap();
+    assert_eq!(
+        std::fs::read_to_string(base.join("prestart.net")).unwrap().trim(),
+        container_net.to_str().unwrap(),
+        "prestart sees the container's network namespace"
+    );
+    assert_ne!(std::fs::read_link("/proc/self/ns/net").unwrap(), container_net);
     assert!(!base.join("poststart.json").exists(), "no poststart before start");
     let o = oci(&root, &["start", "hooked"]);
     assert!(o.status.success() && String::from_utf8_lossy(&o.stderr).contains("warning: hooks.poststart[1] /bin/false: exited"), "{}", text(&o));
@@ -658,6 +953,17 @@ fn capexec_oci_runs_poststart_and_poststop_hooks_with_the_state() {
     assert!(oci(&root, &["delete", "hooked"]).status.success());
     let state: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(base.join("poststop.json")).unwrap()).unwrap();
     assert_eq!((state["id"].as_str(), state["status"].as_str()), (Some("hooked"), Some("stopped")));
+
+    // A prestart hook that fails: no container, no process, no state.
+    runc_bundle(&dir, |c| {
+        c["process"]["args"] = serde_json::json!(["/bin/busybox", "sleep", "600"]);
+        c["hooks"] = serde_json::json!({"prestart": [{"path": "/bin/false"}]});
+    });
+    let before = rootfs_entries(&dir);
+    let o = oci(&root, &["create", "--bundle", dir.to_str().unwrap(), "hooked"]);
+    assert!(!o.status.success() && String::from_utf8_lossy(&o.stderr).contains("hooks.prestart[0] /bin/false: exited"), "{}", text(&o));
+    assert!(!oci(&root, &["state", "hooked"]).status.success(), "no container is left");
+    assert_eq!(rootfs_entries(&dir), before, "nothing of the setup is left in the root filesystem");
 }
 
 /// capexec-oci killed in the middle of `create`, at its last step: the
@@ -959,12 +1265,17 @@ fn podman_runs_containers_through_capexec_oci() {
     }
     let rootfs = rootfs.to_str().unwrap();
     let script = "echo hi; grep -E '^(NoNewPrivs|Seccomp|Seccomp_filters):' /proc/self/status | tr -d '\\t'; exit 3";
+    // no_new_privs as podman says: off by default, on when asked.
     let o = podman(&[&["run", "--rm"], PODMAN_RUN, &["--rootfs", rootfs, "/bin/sh", "-c", script]].concat());
-    let want = "hi\nNoNewPrivs:1\nSeccomp:2\nSeccomp_filters:3\n";
+    let want = "hi\nNoNewPrivs:0\nSeccomp:2\nSeccomp_filters:3\n";
     assert_eq!((o.status.code(), String::from_utf8_lossy(&o.stdout).as_ref()), (Some(3), want), "{}", text(&o));
-    let o = podman(&[&["run", "--rm", "--security-opt", "seccomp=unconfined"], PODMAN_RUN, &["--rootfs", rootfs, "/bin/sh", "-c", script]].concat());
+    let unconfined = ["--security-opt", "seccomp=unconfined", "--security-opt", "no-new-privileges"];
+    let o = podman(&[&["run", "--rm"], &unconfined[..], PODMAN_RUN, &["--rootfs", rootfs, "/bin/sh", "-c", script]].concat());
     let want = "hi\nNoNewPrivs:1\nSeccomp:2\nSeccomp_filters:1\n";
     assert_eq!((o.status.code(), String::from_utf8_lossy(&o.stdout).as_ref()), (Some(3), want), "{}", text(&o));
+    // A terminal (-t): podman's conmon gets its master through the console socket.
+    let o = podman(&[&["run", "--rm", "-t"], PODMAN_RUN, &["--rootfs", rootfs, "/bin/busybox", "tty"]].concat());
+    assert_eq!((o.status.code(), String::from_utf8_lossy(&o.stdout).as_ref()), (Some(0), "/dev/pts/0\r\n"), "{}", text(&o));
 
     // The engine's network namespace, entered by path (a namespace of the
     // test's own, not podman's bridge): the container is in it, and its
@@ -995,6 +1306,10 @@ fn podman_runs_containers_through_capexec_oci() {
     assert_eq!(String::from_utf8_lossy(&o.stdout), "granted\nno-secret\nno-write\n", "{}", text(&o));
     assert!(String::from_utf8_lossy(&o.stderr).contains("needs the `write` right"), "the broker says why it refused: {}", text(&o));
     assert!(!shared.join("new.txt").exists());
+    // A preopened host file by annotation: fd 3, with systemd's variables.
+    let preopen = format!("\"{}=preopen.file = [{{path = '{}', name = 'secret'}}]\"", capexec_decl::PREOPEN_ANNOTATION, base.join("secret.txt").display());
+    let o = podman(&[&["run", "--rm", "--annotation", &preopen], PODMAN_RUN, &["--rootfs", rootfs, "/bin/sh", "-c", "echo $LISTEN_FDNAMES; cat <&3"]].concat());
+    assert_eq!(String::from_utf8_lossy(&o.stdout), "secret\nsecret\n", "{}", text(&o));
 
     let script = "echo logged; trap 'echo bye; exit 0' TERM; while :; do sleep 1; done";
     let o = podman(&[&["run", "--detach", "--name", name], PODMAN_RUN, &["--rootfs", rootfs, "/bin/sh", "-c", script]].concat());
@@ -1009,7 +1324,9 @@ fn podman_runs_containers_through_capexec_oci() {
     let max = std::fs::read_to_string(format!("/sys/fs/cgroup/pids{pids_path}/pids.max")).unwrap();
     assert_eq!(max.trim(), "2048", "podman's --pids-limit default");
     let o = podman(&["exec", "--env", "WHO=exec", name, "sh", "-c", "echo $WHO; grep NoNewPrivs /proc/self/status | tr -d '\\t'; exit 5"]);
-    assert_eq!((o.status.code(), String::from_utf8_lossy(&o.stdout).as_ref()), (Some(5), "exec\nNoNewPrivs:1\n"), "exec: {}", text(&o));
+    assert_eq!((o.status.code(), String::from_utf8_lossy(&o.stdout).as_ref()), (Some(5), "exec\nNoNewPrivs:0\n"), "exec: {}", text(&o));
+    let o = podman(&["exec", "-t", name, "busybox", "tty"]);
+    assert_eq!((o.status.code(), String::from_utf8_lossy(&o.stdout).as_ref()), (Some(0), "/dev/pts/0\r\n"), "exec -t: {}", text(&o));
     let o = podman(&["exec", name, "no-such-program"]);
     assert_eq!(o.status.code(), Some(127), "podman's code for a program not found: {}", text(&o));
     let o = podman(&["stop", "--time", "20", name]);

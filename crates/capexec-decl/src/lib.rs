@@ -61,6 +61,31 @@ pub fn check_broker_annotation(text: &str) -> Result<(), String> {
     }
 }
 
+/// The annotation of an OCI container that holds its preopened sockets and
+/// files: the `[[preopen.listen]]` and `[[preopen.file]]` tables of a
+/// declaration, as TOML. Opened by `capexec-oci` in the host's namespaces,
+/// given to the container's program with systemd's protocol (docs/oci.md).
+pub const PREOPEN_ANNOTATION: &str = "org.capexec.preopen";
+
+/// Checks the text of a [`PREOPEN_ANNOTATION`]: TOML with `preopen.listen`
+/// and `preopen.file` tables and nothing else. A preopened directory of the
+/// host is refused: a container sees a host directory through a bind mount
+/// of its config.
+pub fn check_preopen_annotation(text: &str) -> Result<(), String> {
+    let table: toml::Table = toml::from_str(text).map_err(|e| format!("annotation {PREOPEN_ANNOTATION} is not TOML: {}", e.message()))?;
+    if let Some(other) = table.keys().find(|k| *k != "preopen") {
+        return Err(format!("annotation {PREOPEN_ANNOTATION} has [{other}]: it holds [[preopen.listen]] and [[preopen.file]] tables only"));
+    }
+    let kinds = table.get("preopen").and_then(|p| p.as_table()).map(|t| t.keys().cloned().collect::<Vec<_>>()).unwrap_or_default();
+    match kinds.iter().find(|k| *k != "listen" && *k != "file") {
+        Some(k) if k == "directory" => {
+            Err(format!("annotation {PREOPEN_ANNOTATION} has [[preopen.directory]]: a container sees a host directory through a bind mount of its config"))
+        }
+        Some(k) => Err(format!("annotation {PREOPEN_ANNOTATION} has [[preopen.{k}]]: it holds [[preopen.listen]] and [[preopen.file]] tables only")),
+        None => Ok(()),
+    }
+}
+
 /// The directory holding a declaration, as `${UNIT_DIR}` expands: canonical, so
 /// `units/../units/x.svc` gives a path without `..` that can go into the view.
 pub fn unit_dir(path: &std::path::Path) -> PathBuf {

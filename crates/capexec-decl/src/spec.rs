@@ -76,6 +76,19 @@ pub struct ExecSpec {
     /// the layers).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub fakeroot: bool,
+    /// The program's /proc/PID/oom_score_adj (an OCI config's
+    /// `process.oomScoreAdj`; not a declaration key): inherited by all it
+    /// starts. Lowering it needs CAP_SYS_RESOURCE.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub oom_score_adjust: Option<i32>,
+    /// no_new_privs is left off, so that setuid and file-capability
+    /// programs work as they would outside (an OCI config's
+    /// `process.noNewPrivileges: false`; not a declaration key, whose
+    /// services always have it). The bounding set and the securebits still
+    /// hold: exec as uid 0 grants nothing, nor can a file capability grant
+    /// one the bounding set lacks; Landlock and the filters stay.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub allow_new_privileges: bool,
     /// Run one after another before the program, each to its end:
     /// systemd's `ExecStartPre=`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -182,6 +195,36 @@ pub struct FsSpec {
     /// parents.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub filesystems: Vec<Filesystem>,
+    /// Device nodes made in the view (an OCI config's `linux.devices`;
+    /// not a declaration key).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub devices: Vec<DeviceNode>,
+}
+
+/// A device node of [`FsSpec::devices`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeviceNode {
+    pub path: PathBuf,
+    pub kind: DeviceKind,
+    pub major: u32,
+    pub minor: u32,
+    /// Its permission bits.
+    pub mode: u32,
+    pub uid: u32,
+    pub gid: u32,
+    /// Whether the service may open it. One it may not is there all the
+    /// same (stat shows it as asked), on a mount that allows no device
+    /// (nodev): an OCI config's device rules (`linux.resources.devices`)
+    /// that deny it are met without a devices cgroup.
+    pub usable: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum DeviceKind {
+    Char,
+    Block,
+    Fifo,
 }
 
 /// [`FsSpec::root`].
@@ -190,6 +233,11 @@ pub struct RootFs {
     pub path: PathBuf,
     /// Mounted read-only (OCI `root.readonly`); otherwise writable.
     pub read_only: bool,
+    /// The order the mounts at these places are made in (an OCI config's,
+    /// which the runtime-spec says to keep): the places not listed follow,
+    /// parents first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub mount_order: Vec<PathBuf>,
 }
 
 /// A filesystem of [`FsSpec::filesystems`].
@@ -268,6 +316,45 @@ pub struct Mount {
     /// stands for what the root has at `path` (bound again, e.g. read-only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source: Option<PathBuf>,
+    /// The propagation an OCI mount asks for, set on it once it is made.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub propagation: Option<Propagation>,
+}
+
+/// Mount propagation, in mount(8)'s words (`rshared`: the mount and those
+/// under it). The view is made a slave of the host's mounts before anything
+/// is mounted, so even `shared` only makes a peer group inside the
+/// sandbox's own mount namespace: nothing reaches the host.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Propagation {
+    Shared,
+    Rshared,
+    Slave,
+    Rslave,
+    Private,
+    Rprivate,
+    Unbindable,
+    Runbindable,
+}
+
+impl Propagation {
+    /// The last propagation word among mount(8)-style `options`, as mount(8) takes them.
+    pub fn of_options(options: &[String]) -> Option<Self> {
+        options.iter().rev().find_map(|o| {
+            Some(match o.as_str() {
+                "shared" => Self::Shared,
+                "rshared" => Self::Rshared,
+                "slave" => Self::Slave,
+                "rslave" => Self::Rslave,
+                "private" => Self::Private,
+                "rprivate" => Self::Rprivate,
+                "unbindable" => Self::Unbindable,
+                "runbindable" => Self::Runbindable,
+                _ => return None,
+            })
+        })
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
@@ -330,6 +417,35 @@ pub struct NsSpec {
     /// ipc and uts). Not a declaration key.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub join: Vec<JoinNs>,
+    /// The user namespace's id maps, where they are given (an OCI config's
+    /// `linux.uidMappings` and `gidMappings`): `exec.user` is then the ids
+    /// inside it. Not a declaration key: without them a user namespace maps
+    /// the service's own ids.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id_maps: Option<IdMaps>,
+}
+
+/// [`NsSpec::id_maps`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IdMaps {
+    pub uid: Vec<IdMap>,
+    pub gid: Vec<IdMap>,
+}
+
+/// `count` ids from `inside` in the user namespace are `outside` in the
+/// namespace of its creator (a line of /proc/PID/uid_map).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IdMap {
+    pub inside: u32,
+    pub outside: u32,
+    pub count: u32,
+}
+
+impl IdMaps {
+    /// The id outside that `id` inside is, by `maps`.
+    pub fn outside(maps: &[IdMap], id: u32) -> Option<u32> {
+        maps.iter().find(|m| id >= m.inside && id - m.inside < m.count).map(|m| m.outside + (id - m.inside))
+    }
 }
 
 /// A namespace a service enters, by the path of its nsfs file

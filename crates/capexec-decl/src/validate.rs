@@ -440,7 +440,7 @@ pub fn validate(name: &str, raw: &RawUnit, sources: Vec<PathBuf>, ctx: &Context)
             mounts.insert(PathBuf::from("/tmp"), (MountKind::Tmpfs, false, None));
         }
     }
-    let mounts: Vec<Mount> = mounts.into_iter().map(|(path, (kind, optional, _))| Mount { path, kind, optional, source: None }).collect();
+    let mounts: Vec<Mount> = mounts.into_iter().map(|(path, (kind, optional, _))| Mount { path, kind, optional, source: None, propagation: None }).collect();
     let dev = v.choice("filesystem.dev", fs.dev.as_deref(), &[("minimal", DevMode::Minimal), ("none", DevMode::None)]);
     let proc = v.choice("filesystem.proc", fs.proc.as_deref(), &[("pid-only", ProcMode::PidOnly), ("full", ProcMode::Full), ("none", ProcMode::None)]);
 
@@ -495,6 +495,7 @@ pub fn validate(name: &str, raw: &RawUnit, sources: Vec<PathBuf>, ctx: &Context)
         hostname: if hostname.is_empty() { "capexec".into() } else { hostname },
         sysctls: Default::default(),
         join: Vec::new(),
+        id_maps: None,
     };
 
     // --- preopen ---
@@ -677,8 +678,21 @@ pub fn validate(name: &str, raw: &RawUnit, sources: Vec<PathBuf>, ctx: &Context)
 
     // A preopened directory is what the view shows at its path (see
     // capexec-sandbox's plan): one the view masks would be an empty mask.
-    let filesystem =
-        FsSpec { system, mounts, private_tmp, dev, proc, directories, directories_owner, as_owner, overlay, copy_up, root: None, filesystems: Vec::new() };
+    let filesystem = FsSpec {
+        system,
+        mounts,
+        private_tmp,
+        dev,
+        proc,
+        directories,
+        directories_owner,
+        as_owner,
+        overlay,
+        copy_up,
+        root: None,
+        filesystems: Vec::new(),
+        devices: Vec::new(),
+    };
     // Checked from the host: a TCP address must be the host's, a socket
     // path one the host sees where the service made it.
     for (i, a) in service.ready_address.iter().enumerate() {
@@ -744,6 +758,8 @@ pub fn validate(name: &str, raw: &RawUnit, sources: Vec<PathBuf>, ctx: &Context)
             working_directory,
             memory_deny_write_execute: exec.memory_deny_write_execute.unwrap_or(false),
             fakeroot,
+            oom_score_adjust: None,
+            allow_new_privileges: false,
             start_pre,
             start_post,
             reload,

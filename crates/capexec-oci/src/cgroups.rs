@@ -1,29 +1,118 @@
-//! `linux.resources`' pids and memory limits, in cgroups of the container's
-//! own at `linux.cgroupsPath`: in the unified (v2) hierarchy where it has
-//! the controller, else in the controller's v1 hierarchy (hybrid hosts, such
-//! as these machines, keep pids and memory there). The container's init is
-//! written into them before it runs anything (`SpawnOptions::cgroup_procs`),
-//! so every process of the container is born inside.
+//! `linux.resources`' limits (pids, memory, cpu, cpuset), in cgroups of the
+//! container's own at `linux.cgroupsPath`: for each controller, in the
+//! unified (v2) hierarchy where it has the controller, else in the
+//! controller's v1 hierarchy (hybrid hosts, such as these machines, keep
+//! them there). The container's init is written into them before it runs
+//! anything (`SpawnOptions::cgroup_procs`), so every process of the
+//! container is born inside.
 
 use std::path::{Component, Path, PathBuf};
 
-/// The limits capexec-oci sets; `None` leaves a controller alone.
+/// One value of the config, as a controller's file takes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Setting {
+    /// The config's field, for errors (`linux.resources.cpu.quota`).
+    pub field: &'static str,
+    pub controller: &'static str,
+    /// The v1 file and what is written to it.
+    pub v1: (&'static str, String),
+    pub v2: V2,
+}
+
+/// What a [`Setting`] is in the unified hierarchy.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum V2 {
+    File(&'static str, String),
+    /// No control there, and none needed (`swappiness`: the kernel decides).
+    Skip,
+    /// No control there, and the container would run without what it asks.
+    Refuse,
+}
+
+/// The limits capexec-oci sets, in the order they are written (a period
+/// before its quota, a memory limit before the swap limit that must not
+/// be below it).
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Limits {
-    /// pids.max (a limit of 0 or less is none, as the runtime-spec says).
-    pub pids: Option<i64>,
-    /// Bytes: memory.max (v2) or memory.limit_in_bytes (v1).
-    pub memory: Option<i64>,
+    pub settings: Vec<Setting>,
 }
 
 impl Limits {
     pub fn of(r: Option<&oci_spec::runtime::LinuxResources>) -> Limits {
-        let Some(r) = r else { return Limits::default() };
-        Limits { pids: r.pids().as_ref().map(|p| p.limit()).filter(|l| *l > 0), memory: r.memory().as_ref().and_then(|m| m.limit()).filter(|l| *l > 0) }
+        let mut l = Limits::default();
+        let Some(r) = r else { return l };
+        let mut add = |field, controller, v1: (&'static str, String), v2| l.settings.push(Setting { field, controller, v1, v2 });
+        // A pids limit of 0 or less is none, as the runtime-spec says.
+        if let Some(n) = r.pids().as_ref().map(|p| p.limit()).filter(|n| *n > 0) {
+            add("linux.resources.pids.limit", "pids", ("pids.max", n.to_string()), V2::File("pids.max", n.to_string()));
+        }
+        if let Some(m) = r.memory() {
+            let limit = m.limit().filter(|l| *l > 0);
+            if let Some(n) = limit {
+                add("linux.resources.memory.limit", "memory", ("memory.limit_in_bytes", n.to_string()), V2::File("memory.max", n.to_string()));
+            }
+            if let Some(n) = m.reservation() {
+                add("linux.resources.memory.reservation", "memory", ("memory.soft_limit_in_bytes", n.to_string()), V2::File("memory.low", max(n)));
+            }
+            if let Some(n) = m.swap() {
+                // v1 limits memory and swap together, v2 swap alone.
+                let v2 = match (n, limit) {
+                    (n, _) if n < 0 => V2::File("memory.swap.max", "max".into()),
+                    (n, Some(l)) if n >= l => V2::File("memory.swap.max", (n - l).to_string()),
+                    _ => V2::Refuse,
+                };
+                add("linux.resources.memory.swap", "memory", ("memory.memsw.limit_in_bytes", n.to_string()), v2);
+            }
+            if let Some(n) = m.swappiness() {
+                add("linux.resources.memory.swappiness", "memory", ("memory.swappiness", n.to_string()), V2::Skip);
+            }
+            if m.disable_oom_killer() == Some(true) {
+                add("linux.resources.memory.disableOOMKiller", "memory", ("memory.oom_control", "1".into()), V2::Refuse);
+            }
+        }
+        if let Some(c) = r.cpu() {
+            if let Some(n) = c.shares() {
+                // cgroup v2's weight for v1's shares (runc's conversion).
+                let weight = 1 + (n.clamp(2, 262144) - 2) * 9999 / 262142;
+                add("linux.resources.cpu.shares", "cpu", ("cpu.shares", n.to_string()), V2::File("cpu.weight", weight.to_string()));
+            }
+            let quota = c.quota().filter(|q| *q != 0);
+            if let Some(n) = c.period() {
+                let v2 = V2::File("cpu.max", format!("{} {n}", quota.filter(|q| *q > 0).map_or("max".to_owned(), |q| q.to_string())));
+                add("linux.resources.cpu.period", "cpu", ("cpu.cfs_period_us", n.to_string()), v2);
+            }
+            if let Some(n) = quota {
+                // With a period, cpu.max was written with it.
+                let v2 = if c.period().is_some() { V2::Skip } else { V2::File("cpu.max", if n > 0 { n.to_string() } else { "max".into() }) };
+                add("linux.resources.cpu.quota", "cpu", ("cpu.cfs_quota_us", n.to_string()), v2);
+            }
+            if let Some(n) = c.realtime_period() {
+                add("linux.resources.cpu.realtimePeriod", "cpu", ("cpu.rt_period_us", n.to_string()), V2::Refuse);
+            }
+            if let Some(n) = c.realtime_runtime() {
+                add("linux.resources.cpu.realtimeRuntime", "cpu", ("cpu.rt_runtime_us", n.to_string()), V2::Refuse);
+            }
+            if let Some(v) = c.cpus().as_ref().filter(|v| !v.is_empty()) {
+                add("linux.resources.cpu.cpus", "cpuset", ("cpuset.cpus", v.clone()), V2::File("cpuset.cpus", v.clone()));
+            }
+            if let Some(v) = c.mems().as_ref().filter(|v| !v.is_empty()) {
+                add("linux.resources.cpu.mems", "cpuset", ("cpuset.mems", v.clone()), V2::File("cpuset.mems", v.clone()));
+            }
+        }
+        l
     }
 
     pub fn is_empty(&self) -> bool {
-        self.pids.is_none() && self.memory.is_none()
+        self.settings.is_empty()
+    }
+}
+
+/// A v1 byte count as v2 writes it (`-1`: no limit).
+fn max(n: i64) -> String {
+    if n < 0 {
+        "max".into()
+    } else {
+        n.to_string()
     }
 }
 
@@ -37,6 +126,9 @@ pub struct Cgroups {
     /// v2 only: `cgroup.subtree_control` files of the ancestors, with the
     /// controller to enable in them.
     enable: Vec<(PathBuf, &'static str)>,
+    /// v1 cpuset directories to make, top first, each given its parent's
+    /// cpus and memory nodes.
+    inherit: Vec<PathBuf>,
     writes: Vec<(PathBuf, String)>,
 }
 
@@ -61,28 +153,49 @@ pub fn plan(root: &Path, limits: &Limits, cgroups_path: Option<&Path>, id: &str)
     if rel.as_os_str().is_empty() || rel.components().any(|c| !matches!(c, Component::Normal(_))) {
         return Err(format!("{}: not a cgroup path (no `..`, not the root)", rel.display()));
     }
-    let mut c = Cgroups { dirs: Vec::new(), made: Vec::new(), enable: Vec::new(), writes: Vec::new() };
-    let wanted = [("pids", limits.pids, "pids.max", "pids.max"), ("memory", limits.memory, "memory.max", "memory.limit_in_bytes")];
-    for (controller, value, v2_file, v1_file) in wanted {
-        let Some(value) = value else { continue };
-        let (dir, file) = match unified_with(root, controller) {
+    let mut c = Cgroups { dirs: Vec::new(), made: Vec::new(), enable: Vec::new(), inherit: Vec::new(), writes: Vec::new() };
+    for set in &limits.settings {
+        let controller = set.controller;
+        let (dir, write) = match unified_with(root, controller) {
             Some(base) => {
                 let mut at = base.clone();
                 for part in rel.components() {
-                    c.enable.push((at.join("cgroup.subtree_control"), controller));
+                    if !c.enable.iter().any(|(f, e)| *f == at.join("cgroup.subtree_control") && *e == controller) {
+                        c.enable.push((at.join("cgroup.subtree_control"), controller));
+                    }
                     at = at.join(part);
                 }
-                (at, v2_file)
+                match &set.v2 {
+                    V2::File(file, value) => (at, Some((*file, value.clone()))),
+                    V2::Skip => (at, None),
+                    V2::Refuse => {
+                        return Err(format!("`{}`: the cgroup v2 hierarchy that has the {controller} controller here has no control for it", set.field))
+                    }
+                }
             }
             None => {
                 let base = root.join(controller);
                 if !base.join("cgroup.procs").exists() {
-                    return Err(format!("no cgroup hierarchy has the {controller} controller here (neither {} nor a v2 hierarchy)", base.display()));
+                    return Err(format!(
+                        "`{}`: no cgroup hierarchy has the {controller} controller here (neither {} nor a v2 hierarchy)",
+                        set.field,
+                        base.display()
+                    ));
                 }
-                (base.join(&rel), v1_file)
+                let dir = base.join(&rel);
+                // A new v1 cpuset has no cpus and no memory nodes: none
+                // could run in it. Each made one starts with its parent's.
+                if controller == "cpuset" && !c.dirs.contains(&dir) {
+                    let mut fresh: Vec<PathBuf> = dir.ancestors().take_while(|a| !a.exists()).map(Path::to_owned).collect();
+                    fresh.reverse();
+                    c.inherit.extend(fresh);
+                }
+                (dir, Some((set.v1.0, set.v1.1.clone())))
             }
         };
-        c.writes.push((dir.join(file), value.to_string()));
+        if let Some((file, value)) = write {
+            c.writes.push((dir.join(file), value));
+        }
         if !c.dirs.contains(&dir) {
             for a in dir.ancestors().skip(1).take_while(|a| !a.exists()) {
                 c.made.push(a.to_owned());
@@ -116,6 +229,14 @@ impl Cgroups {
             let on = std::fs::read_to_string(file).unwrap_or_default();
             if !on.split_whitespace().any(|c| c == *controller) {
                 std::fs::write(file, format!("+{controller}")).map_err(|e| fail(format!("enable {controller} in {}", file.display()), e))?;
+            }
+        }
+        for d in &self.inherit {
+            std::fs::create_dir_all(d).map_err(|e| fail(format!("create the cgroup {}", d.display()), e))?;
+            let parent = d.parent().expect("below a hierarchy's root");
+            for file in ["cpuset.cpus", "cpuset.mems"] {
+                let value = std::fs::read_to_string(parent.join(file)).map_err(|e| fail(format!("read {}", parent.join(file).display()), e))?;
+                std::fs::write(d.join(file), value.trim()).map_err(|e| fail(format!("write {} to {}", value.trim(), d.join(file).display()), e))?;
             }
         }
         for d in &self.dirs {
@@ -196,10 +317,14 @@ mod tests {
         root
     }
 
+    fn limits(resources: serde_json::Value) -> Limits {
+        Limits::of(Some(&serde_json::from_value(resources).unwrap()))
+    }
+
     #[test]
     fn limits_go_to_the_hierarchy_that_has_the_controller() {
         let root = fake("hybrid", &["pids", "memory"], "hugetlb");
-        let l = Limits { pids: Some(5), memory: Some(1 << 26) };
+        let l = limits(serde_json::json!({"pids": {"limit": 5}, "memory": {"limit": 1 << 26}}));
         let c = plan(&root, &l, None, "web").unwrap().unwrap();
         assert_eq!(c.dirs, [root.join("pids/capexec-oci/web"), root.join("memory/capexec-oci/web")]);
         assert_eq!(c.writes[1], (root.join("memory/capexec-oci/web/memory.limit_in_bytes"), (1 << 26).to_string()));
@@ -219,7 +344,7 @@ mod tests {
         assert!(!root.join("pids/capexec-oci").exists() && !root.join("memory/capexec-oci").exists() && root.join("pids").exists());
 
         let root = fake("v2", &[], "cpu pids memory");
-        let c = plan(&root, &Limits { pids: Some(5), memory: None }, Some(Path::new("/pods/a")), "x").unwrap().unwrap();
+        let c = plan(&root, &limits(serde_json::json!({"pids": {"limit": 5}})), Some(Path::new("/pods/a")), "x").unwrap().unwrap();
         assert_eq!(c.dirs, [root.join("unified/pods/a")]);
         c.create().unwrap();
         assert_eq!(std::fs::read_to_string(root.join("unified/cgroup.subtree_control")).unwrap(), "+pids");
@@ -230,12 +355,69 @@ mod tests {
     fn nothing_to_limit_is_no_cgroup_and_bad_paths_are_refused() {
         let root = fake("refuse", &["pids"], "");
         assert_eq!(plan(&root, &Limits::default(), None, "x").unwrap(), None);
-        let l = Limits { pids: Some(1), memory: None };
+        let l = limits(serde_json::json!({"pids": {"limit": 1}}));
         for (path, want) in [("/a/../b", "not a cgroup path"), ("system.slice:libpod:x", "systemd cgroup"), ("/", "not a cgroup path")] {
             let e = plan(&root, &l, Some(Path::new(path)), "x").unwrap_err();
             assert!(e.contains(want), "{path}: {e}");
         }
-        let e = plan(&root, &Limits { pids: None, memory: Some(1) }, None, "x").unwrap_err();
-        assert!(e.contains("no cgroup hierarchy has the memory controller"), "{e}");
+        let e = plan(&root, &limits(serde_json::json!({"pids": {"limit": 0}, "memory": {"limit": 1}})), None, "x").unwrap_err();
+        assert!(e.contains("`linux.resources.memory.limit`: no cgroup hierarchy has the memory controller"), "{e}");
+    }
+
+    #[test]
+    fn cpu_and_memory_settings_in_v1_and_v2() {
+        let all = serde_json::json!({"cpu": {"shares": 2048, "period": 500000, "quota": 200000, "realtimePeriod": 1000000, "cpus": "0", "mems": "0"},
+                                      "memory": {"limit": 50593792, "reservation": 50593792, "swap": 101187584, "swappiness": 10, "disableOOMKiller": true}});
+        let root = fake("v1", &["cpu", "cpuset", "memory"], "");
+        std::fs::write(root.join("cpuset/cpuset.cpus"), "0-1\n").unwrap();
+        std::fs::write(root.join("cpuset/cpuset.mems"), "0\n").unwrap();
+        let c = plan(&root, &limits(all.clone()), Some(Path::new("a/b")), "x").unwrap().unwrap();
+        let w = |dir: &str, f: &str, v: &str| (root.join(dir).join("capexec-oci/a/b").join(f), v.to_owned());
+        assert_eq!(
+            c.writes,
+            [
+                w("memory", "memory.limit_in_bytes", "50593792"),
+                w("memory", "memory.soft_limit_in_bytes", "50593792"),
+                w("memory", "memory.memsw.limit_in_bytes", "101187584"),
+                w("memory", "memory.swappiness", "10"),
+                w("memory", "memory.oom_control", "1"),
+                w("cpu", "cpu.shares", "2048"),
+                w("cpu", "cpu.cfs_period_us", "500000"),
+                w("cpu", "cpu.cfs_quota_us", "200000"),
+                w("cpu", "cpu.rt_period_us", "1000000"),
+                w("cpuset", "cpuset.cpus", "0"),
+                w("cpuset", "cpuset.mems", "0"),
+            ]
+        );
+        c.create().unwrap();
+        // Made cpusets start with their parent's cpus and memory nodes.
+        assert_eq!(std::fs::read_to_string(root.join("cpuset/capexec-oci/cpuset.cpus")).unwrap(), "0-1");
+        assert_eq!(std::fs::read_to_string(root.join("cpuset/capexec-oci/a/cpuset.mems")).unwrap(), "0");
+
+        let root = fake("v2-cpu", &[], "cpu cpuset memory");
+        let mut v2 = all.clone();
+        v2["cpu"].as_object_mut().unwrap().remove("realtimePeriod");
+        v2["memory"].as_object_mut().unwrap().remove("disableOOMKiller");
+        let c = plan(&root, &limits(v2), None, "x").unwrap().unwrap();
+        let w = |f: &str, v: &str| (root.join("unified/capexec-oci/x").join(f), v.to_owned());
+        assert_eq!(
+            c.writes,
+            [
+                w("memory.max", "50593792"),
+                w("memory.low", "50593792"),
+                w("memory.swap.max", "50593792"),
+                w("cpu.weight", "79"),
+                w("cpu.max", "200000 500000"),
+                w("cpuset.cpus", "0"),
+                w("cpuset.mems", "0"),
+            ]
+        );
+        for (field, edit) in [
+            ("realtimePeriod", serde_json::json!({"cpu": {"realtimePeriod": 1}})),
+            ("disableOOMKiller", serde_json::json!({"memory": {"disableOOMKiller": true}})),
+        ] {
+            let e = plan(&root, &limits(edit), None, "x").unwrap_err();
+            assert!(e.contains(field) && e.contains("has no control for it"), "{e}");
+        }
     }
 }

@@ -5,8 +5,8 @@
 
 use crate::bundle::Bundle;
 use capexec_decl::spec::{
-    ArgOp, DevMode, Filesystem, Identity, IdentitySource, JoinKind, JoinNs, Mount, MountKind, NetMode, ProcMode, ProfileAction, ProfileArg, ProfileRule,
-    Resource, Rlimit, RootFs, SeccompProfile, ServiceSpec,
+    ArgOp, DevMode, DeviceKind, DeviceNode, Filesystem, IdMap, IdMaps, Identity, IdentitySource, JoinKind, JoinNs, Mount, MountKind, NetMode, ProcMode,
+    ProfileAction, ProfileArg, ProfileRule, Resource, Rlimit, RootFs, SeccompProfile, ServiceSpec,
 };
 use oci_spec::runtime::{LinuxNamespaceType, Mount as OciMount};
 
@@ -30,41 +30,24 @@ pub fn service(b: &Bundle, id: &str) -> Result<ServiceSpec, NotApplied> {
     if args.is_empty() {
         return Err(not_applied("process.args", "empty: there is nothing to run"));
     }
-    if process.terminal().unwrap_or(false) {
-        return Err(not_applied("process.terminal", "a terminal (console socket) is not implemented yet: set it to false"));
-    }
     let linux = spec.linux().clone().unwrap_or_default();
-    // poststart and poststop run from `start` and `delete` (crate::hooks);
-    // the others would run inside the setup, which has no pause for them.
-    if spec.hooks().as_ref().is_some_and(|h| {
-        [h.prestart(), h.create_runtime(), h.create_container(), h.start_container()].iter().any(|l| l.as_ref().is_some_and(|l| !l.is_empty()))
-    }) {
-        return Err(not_applied("hooks", "prestart, createRuntime, createContainer and startContainer hooks are not run yet (poststart and poststop are)"));
+    // prestart and createRuntime run before the setup, poststart and
+    // poststop from `start` and `delete` (crate::hooks); the other two would
+    // run in the container's mount namespace, during its setup.
+    if spec.hooks().as_ref().is_some_and(|h| [h.create_container(), h.start_container()].iter().any(|l| l.as_ref().is_some_and(|l| !l.is_empty()))) {
+        return Err(not_applied("hooks", "createContainer and startContainer hooks are not run yet (prestart, createRuntime, poststart and poststop are)"));
     }
     if let Some(r) = linux.resources() {
         // The device rules need no cgroup here: the container reaches only
         // the nodes capexec binds into its /dev (and its own devpts), it
         // cannot make one (nodev everywhere else, no mknod in the view).
-        // CPU shares of 1024 are the kernel's default weight (containerd's
-        // ctr writes them): a container without a cgroup of its own has it.
-        // A pids limit and a memory limit are set in cgroups of the
-        // container's own (crate::cgroups).
-        let mut asked = r.clone();
-        asked.set_pids(None);
-        if let Some(m) = r.memory() {
-            // Only the hard limit: what else the runtime-spec has there
-            // would be dropped (swap, the OOM killer) or is refused by
-            // coverage already.
-            if *m == *oci_spec::runtime::LinuxMemory::default().set_limit(m.limit()) {
-                asked.set_memory(None);
-            }
-        }
-        if asked.cpu().as_ref().is_some_and(|c| *c == oci_spec::runtime::LinuxCpu::default().set_shares(Some(1024)).clone()) {
-            asked.set_cpu(None);
-        }
-        let only_devices = oci_spec::runtime::LinuxResources::default().set_devices(r.devices().clone()) == &asked;
-        if !only_devices {
-            return Err(not_applied("linux.resources", "cgroup limits other than device rules, pids and memory.limit are not set by capexec-oci yet"));
+        // pids, memory, cpu and cpuset limits are set in cgroups of the
+        // container's own (crate::cgroups; coverage names their fields it
+        // does not set).
+        let mut rest = r.clone();
+        rest.set_devices(None).set_pids(None).set_memory(None).set_cpu(None);
+        if rest != oci_spec::runtime::LinuxResources::default() {
+            return Err(not_applied("linux.resources", "blockIO, hugepage, network, rdma and unified limits are not set by capexec-oci yet"));
         }
     }
 
@@ -80,13 +63,20 @@ pub fn service(b: &Bundle, id: &str) -> Result<ServiceSpec, NotApplied> {
         }
         None => "",
     };
-    let text = format!("{grants}\n[exec]\nargv = [\"/container\"]\n[filesystem]\nsystem = false\nprivate_tmp = false\n");
-    let mut s = capexec_decl::from_text(id, &text, &capexec_decl::Context::current()).map_err(|e| {
-        if grants.is_empty() {
-            not_applied("(defaults)", e.to_string())
-        } else {
-            not_applied(&field, e.to_string())
+    let preopen_field = format!("annotations.{}", capexec_decl::PREOPEN_ANNOTATION);
+    let preopens = match spec.annotations().as_ref().and_then(|a| a.get(capexec_decl::PREOPEN_ANNOTATION)) {
+        Some(p) => {
+            capexec_decl::check_preopen_annotation(p).map_err(|e| not_applied(&preopen_field, e))?;
+            p.as_str()
         }
+        None => "",
+    };
+    let text = format!("{grants}\n{preopens}\n[exec]\nargv = [\"/container\"]\n[filesystem]\nsystem = false\nprivate_tmp = false\n");
+    let mut s = capexec_decl::from_text(id, &text, &capexec_decl::Context::current()).map_err(|e| match (grants.is_empty(), preopens.is_empty()) {
+        (true, true) => not_applied("(defaults)", e.to_string()),
+        (false, true) => not_applied(&field, e.to_string()),
+        (true, false) => not_applied(&preopen_field, e.to_string()),
+        (false, false) => not_applied(format!("{field} or {preopen_field}"), e.to_string()),
     })?;
     s.description = format!("OCI container {id} ({})", b.dir.display());
     s.exec.argv = args;
@@ -105,6 +95,9 @@ pub fn service(b: &Bundle, id: &str) -> Result<ServiceSpec, NotApplied> {
         s.exec.environment.insert(k.to_owned(), v.to_owned());
     }
     s.exec.working_directory = process.cwd().clone();
+    s.exec.oom_score_adjust = process.oom_score_adj();
+    // The runtime-spec's default is off (podman's and Kubernetes' too).
+    s.exec.allow_new_privileges = !process.no_new_privileges().unwrap_or(false);
     s.capabilities = capabilities(process.capabilities().as_ref())?;
     // The config's profile replaces capexec's allowlist; without one, the
     // allowlist applies.
@@ -147,9 +140,32 @@ pub fn service(b: &Bundle, id: &str) -> Result<ServiceSpec, NotApplied> {
             LinuxNamespaceType::Ipc => ns.ipc = true,
             LinuxNamespaceType::Uts => ns.uts = true,
             LinuxNamespaceType::Cgroup => ns.cgroup = true,
-            LinuxNamespaceType::User => return Err(not_applied("linux.namespaces", "a user namespace with the config's id mappings is not implemented yet")),
+            LinuxNamespaceType::User => ns.user = true,
             LinuxNamespaceType::Time => return Err(not_applied("linux.namespaces", "time namespaces are not implemented")),
         }
+    }
+    let maps = |field: &str, m: &Option<Vec<oci_spec::runtime::LinuxIdMapping>>| -> Result<Vec<IdMap>, NotApplied> {
+        let m = m.clone().unwrap_or_default();
+        if ns.user && m.is_empty() {
+            return Err(not_applied(field, "a user namespace needs its id mappings (capexec-oci makes up none)"));
+        }
+        if !ns.user && !m.is_empty() {
+            return Err(not_applied(field, "id mappings need a user namespace (add {\"type\": \"user\"} to linux.namespaces)"));
+        }
+        Ok(m.iter().map(|m| IdMap { inside: m.container_id(), outside: m.host_id(), count: m.size() }).collect())
+    };
+    let (uid, gid) = (maps("linux.uidMappings", linux.uid_mappings())?, maps("linux.gidMappings", linux.gid_mappings())?);
+    if ns.user {
+        let unmapped = |field: &str, what: &str, id: u32| not_applied(field, format!("{what} {id} is not in linux.{what}Mappings"));
+        if IdMaps::outside(&uid, s.exec.user.uid).is_none() {
+            return Err(unmapped("process.user.uid", "uid", s.exec.user.uid));
+        }
+        for g in std::iter::once(&s.exec.user.gid).chain(&s.exec.user.groups) {
+            if IdMaps::outside(&gid, *g).is_none() {
+                return Err(unmapped("process.user", "gid", *g));
+            }
+        }
+        ns.id_maps = Some(IdMaps { uid, gid });
     }
     if let Some(h) = spec.hostname() {
         if !ns.uts && !ns.join.iter().any(|j| j.kind == JoinKind::Uts) {
@@ -165,19 +181,24 @@ pub fn service(b: &Bundle, id: &str) -> Result<ServiceSpec, NotApplied> {
 
     let root = spec.root().as_ref().expect("bundle::load checked it");
     let fs = &mut s.filesystem;
-    fs.root = Some(RootFs { path: b.rootfs.clone(), read_only: root.readonly().unwrap_or(false) });
+    let mount_order = spec.mounts().iter().flatten().map(|m| m.destination().clone()).collect();
+    fs.root = Some(RootFs { path: b.rootfs.clone(), read_only: root.readonly().unwrap_or(false), mount_order });
     (fs.dev, fs.proc) = (DevMode::None, ProcMode::None);
     fs.mounts.clear();
     for (i, m) in spec.mounts().clone().unwrap_or_default().iter().enumerate() {
         mount(fs, m).map_err(|why| not_applied(format!("mounts[{i}] ({})", m.destination().display()), why))?;
     }
+    let rules = linux.resources().as_ref().and_then(|r| r.devices().clone()).unwrap_or_default();
+    for (i, d) in linux.devices().clone().unwrap_or_default().iter().enumerate() {
+        fs.devices.push(device(d, &rules).map_err(|why| not_applied(format!("linux.devices[{i}] ({})", d.path().display()), why))?);
+    }
     // What the config masks or makes read-only is what the view has there;
     // a path the root filesystem lacks is skipped, as runc does.
     for p in linux.masked_paths().clone().unwrap_or_default() {
-        fs.mounts.push(Mount { path: p.into(), kind: MountKind::Inaccessible, optional: true, source: None });
+        fs.mounts.push(Mount { path: p.into(), kind: MountKind::Inaccessible, optional: true, source: None, propagation: None });
     }
     for p in linux.readonly_paths().clone().unwrap_or_default() {
-        fs.mounts.push(Mount { path: p.into(), kind: MountKind::ReadOnly, optional: true, source: None });
+        fs.mounts.push(Mount { path: p.into(), kind: MountKind::ReadOnly, optional: true, source: None, propagation: None });
     }
     Ok(s)
 }
@@ -272,9 +293,6 @@ fn mount(fs: &mut capexec_decl::spec::FsSpec, m: &OciMount) -> Result<(), String
         return Err("the destination must be an absolute path without `..`".into());
     }
     let options = m.options().clone().unwrap_or_default();
-    if let Some(o) = options.iter().find(|o| matches!(o.as_str(), "shared" | "rshared")) {
-        return Err(format!("`{o}` propagation would let the container's mounts reach the host"));
-    }
     let typ = m.typ().clone().unwrap_or_default();
     let is_bind = typ == "bind" || options.iter().any(|o| o == "bind" || o == "rbind");
     if is_bind {
@@ -287,7 +305,8 @@ fn mount(fs: &mut capexec_decl::spec::FsSpec, m: &OciMount) -> Result<(), String
             (true, true) => MountKind::ReadOnly,
             (false, _) => MountKind::ReadWrite,
         };
-        fs.mounts.push(Mount { path: dest.clone(), kind, optional: false, source: Some(source) });
+        let propagation = capexec_decl::spec::Propagation::of_options(&options);
+        fs.mounts.push(Mount { path: dest.clone(), kind, optional: false, source: Some(source), propagation });
         return Ok(());
     }
     match (typ.as_str(), dest.to_str()) {
@@ -307,6 +326,62 @@ fn mount(fs: &mut capexec_decl::spec::FsSpec, m: &OciMount) -> Result<(), String
         (other, _) => return Err(format!("filesystem type {other:?} is not one capexec-oci mounts (bind, proc, sysfs, devpts, mqueue, tmpfs, cgroup)")),
     }
     Ok(())
+}
+
+/// A device node of `linux.devices`, usable as the device rules say.
+fn device(d: &oci_spec::runtime::LinuxDevice, rules: &[oci_spec::runtime::LinuxDeviceCgroup]) -> Result<DeviceNode, String> {
+    use oci_spec::runtime::LinuxDeviceType as T;
+    let path = d.path();
+    if !path.is_absolute() || path.components().any(|c| matches!(c, std::path::Component::ParentDir)) {
+        return Err("the path must be absolute, without `..`".into());
+    }
+    if !path.starts_with("/dev") || path == std::path::Path::new("/dev") {
+        return Err("device nodes are made under /dev only (every other mount of the view is nodev)".into());
+    }
+    let kind_of = |t: T| match t {
+        T::C | T::U => Some(DeviceKind::Char),
+        T::B => Some(DeviceKind::Block),
+        T::P => Some(DeviceKind::Fifo),
+        T::A => None,
+    };
+    let kind = kind_of(d.typ()).ok_or("type `a` is no device")?;
+    let number = |n: i64, what: &str| u32::try_from(n).map_err(|_| format!("{what} number {n} is out of range"));
+    let (major, minor) = (number(d.major(), "major")?, number(d.minor(), "minor")?);
+    // The device cgroup's way: every device allowed, then each matching
+    // rule in order allows or denies its accesses. Fifos are no device.
+    let (mut read, mut write) = (true, true);
+    if kind != DeviceKind::Fifo {
+        for r in rules {
+            let matches = r.typ().and_then(kind_of).is_none_or(|k| k == kind)
+                && r.major().is_none_or(|m| m < 0 || m == i64::from(major))
+                && r.minor().is_none_or(|m| m < 0 || m == i64::from(minor));
+            if matches {
+                let access = r.access().clone().unwrap_or_else(|| "rwm".into());
+                if access.contains('r') {
+                    read = r.allow();
+                }
+                if access.contains('w') {
+                    write = r.allow();
+                }
+            }
+        }
+    }
+    if read != write {
+        return Err(format!(
+            "linux.resources.devices allow it for {} only: capexec-oci gives a device node whole or not at all (allow both, or neither)",
+            if read { "reading" } else { "writing" }
+        ));
+    }
+    Ok(DeviceNode {
+        path: path.clone(),
+        kind,
+        major,
+        minor,
+        mode: d.file_mode().unwrap_or(0o666),
+        uid: d.uid().unwrap_or(0),
+        gid: d.gid().unwrap_or(0),
+        usable: read,
+    })
 }
 
 /// The capabilities the container keeps: capexec keeps one set (bounding,
@@ -379,6 +454,70 @@ mod tests {
     }
 
     #[test]
+    fn preopens_come_from_their_annotation_and_nothing_else_does() {
+        let with = |value: &str| -> Result<ServiceSpec, NotApplied> {
+            static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+            let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let dir = std::env::temp_dir().join(format!("capexec-oci-preopen-{}-{n}", std::process::id()));
+            std::fs::create_dir_all(dir.join("rootfs")).unwrap();
+            let config = serde_json::json!({"ociVersion": "1.0.2", "root": {"path": "rootfs"}, "process": {"args": ["/bin/sh"], "cwd": "/", "user": {"uid": 0, "gid": 0}},
+                                            "annotations": {capexec_decl::PREOPEN_ANNOTATION: value}});
+            std::fs::write(dir.join("config.json"), config.to_string()).unwrap();
+            let s = service(&crate::bundle::load(&dir).unwrap(), "c1");
+            std::fs::remove_dir_all(dir).unwrap();
+            s
+        };
+        let s = with("[[preopen.listen]]\naddress = 'tcp:127.0.0.1:8080'\nname = 'web'\n[[preopen.file]]\npath = '/etc/hostname'\n").unwrap();
+        let names: Vec<&str> = s.preopen.iter().map(|p| p.name.as_str()).collect();
+        assert_eq!(names, ["web", "file0"]);
+        for (value, want) in [
+            ("[[preopen.directory]]\npath = '/etc'\n", "a container sees a host directory through a bind mount"),
+            ("[exec]\nuser = 'root'\n", "has [exec]: it holds [[preopen.listen]] and [[preopen.file]] tables only"),
+            ("[[preopen.listen]]\naddress = 'nowhere'\n", "`annotations.org.capexec.preopen`"),
+        ] {
+            let e = with(value).unwrap_err().to_string();
+            assert!(e.contains(want), "{value}: {e}");
+        }
+    }
+
+    #[test]
+    fn a_user_namespace_takes_the_configs_maps() {
+        let linux = r#"{"namespaces": [{"type": "user"}, {"type": "uts"}], "uidMappings": [{"containerID": 0, "hostID": 1000, "size": 10}],
+                        "gidMappings": [{"containerID": 0, "hostID": 2000, "size": 8}, {"containerID": 100, "hostID": 3000, "size": 1}]}"#;
+        let s = translate(linux, "[]", CAPS).unwrap();
+        let m = |inside, outside, count| IdMap { inside, outside, count };
+        assert!(s.namespaces.user);
+        assert_eq!(s.namespaces.id_maps, Some(IdMaps { uid: vec![m(0, 1000, 10)], gid: vec![m(0, 2000, 8), m(100, 3000, 1)] }));
+    }
+
+    #[test]
+    fn devices_are_usable_as_the_device_rules_say() {
+        let devices = r#""devices": [{"path": "/dev/fuse", "type": "c", "major": 10, "minor": 229, "fileMode": 438, "uid": 0, "gid": 5},
+                                     {"path": "/dev/sda", "type": "b", "major": 8, "minor": 0},
+                                     {"path": "/dev/pipe", "type": "p", "major": 0, "minor": 0}]"#;
+        let nodes = |rules: &str| -> Vec<(String, DeviceKind, bool)> {
+            let linux = format!(r#"{{"namespaces": [{{"type": "uts"}}], {devices}, "resources": {{"devices": {rules}}}}}"#);
+            let s = translate(&linux, "[]", CAPS).unwrap();
+            s.filesystem.devices.iter().map(|d| (d.path.display().to_string(), d.kind, d.usable)).collect()
+        };
+        use DeviceKind::*;
+        let all = |u: bool| vec![("/dev/fuse".to_owned(), Char, u), ("/dev/sda".to_owned(), Block, u), ("/dev/pipe".to_owned(), Fifo, true)];
+        assert_eq!(nodes("[]"), all(true), "no rules: every device");
+        assert_eq!(nodes(r#"[{"allow": false, "access": "rwm"}]"#), all(false), "denied, fifos are no device");
+        let some = r#"[{"allow": false}, {"allow": true, "type": "c", "major": 10, "minor": 229, "access": "rw"}]"#;
+        assert_eq!(nodes(some), [("/dev/fuse".to_owned(), Char, true), ("/dev/sda".to_owned(), Block, false), ("/dev/pipe".to_owned(), Fifo, true)]);
+        let s = translate(&format!(r#"{{"namespaces": [{{"type": "uts"}}], {devices}}}"#), "[]", CAPS).unwrap();
+        let fuse = &s.filesystem.devices[0];
+        assert_eq!((fuse.major, fuse.minor, fuse.mode, fuse.uid, fuse.gid), (10, 229, 0o666, 0, 5));
+        let read_only = format!(r#"{{"namespaces": [{{"type": "uts"}}], {devices}, "resources": {{"devices": [{{"allow": false, "access": "w"}}]}}}}"#);
+        let e = translate(&read_only, "[]", CAPS).unwrap_err().to_string();
+        assert!(e.contains("`linux.devices[0] (/dev/fuse)`: linux.resources.devices allow it for reading only"), "{e}");
+        let elsewhere = r#"{"namespaces": [{"type": "uts"}], "devices": [{"path": "/srv/fuse", "type": "c", "major": 10, "minor": 229}]}"#;
+        let e = translate(elsewhere, "[]", CAPS).unwrap_err().to_string();
+        assert!(e.contains("under /dev only"), "{e}");
+    }
+
+    #[test]
     fn a_config_becomes_a_service() {
         let mounts = r#"[{"destination": "/proc", "type": "proc", "source": "proc"},
                          {"destination": "/dev", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "mode=755"]},
@@ -410,7 +549,15 @@ mod tests {
     #[test]
     fn what_cannot_be_applied_is_named() {
         let cases = [
-            (r#"{"namespaces": [{"type": "user"}]}"#, "[]", CAPS, "`linux.namespaces`: a user namespace"),
+            (r#"{"namespaces": [{"type": "user"}]}"#, "[]", CAPS, "`linux.uidMappings`: a user namespace needs its id mappings"),
+            (r#"{"uidMappings": [{"containerID": 0, "hostID": 1000, "size": 1}]}"#, "[]", CAPS, "id mappings need a user namespace"),
+            (
+                r#"{"namespaces": [{"type": "user"}, {"type": "uts"}], "uidMappings": [{"containerID": 0, "hostID": 1000, "size": 10}],
+                    "gidMappings": [{"containerID": 0, "hostID": 1000, "size": 7}]}"#,
+                "[]",
+                CAPS,
+                "`process.user`: gid 7 is not in linux.gidMappings",
+            ),
             (
                 r#"{"namespaces": [{"type": "uts"}, {"type": "pid", "path": "/proc/1/ns/pid"}]}"#,
                 "[]",
@@ -424,7 +571,6 @@ mod tests {
             (NS, r#"[{"destination": "x", "type": "tmpfs"}]"#, CAPS, "absolute path"),
             (NS, "[]", r#"{"effective": ["CAP_KILL"], "permitted": []}"#, "effective and permitted must be the same"),
             (NS, "[]", r#"{"effective": ["CAP_KILL"], "permitted": ["CAP_KILL"]}"#, "`process.capabilities.bounding`: lacks CAP_KILL"),
-            (r#"{"namespaces": [{"type": "uts"}], "resources": {"cpu": {"shares": 512}}}"#, "[]", CAPS, "`linux.resources`"),
             (
                 r#"{"namespaces": [{"type": "uts"}], "sysctl": {"kernel.panic": "1"}}"#,
                 "[]",

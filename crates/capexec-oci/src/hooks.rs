@@ -1,11 +1,13 @@
-//! The config's `poststart` and `poststop` hooks (runtime-spec config.md,
-//! "POSIX-platform Hooks"): programs of the host that the runtime runs,
-//! with the container's state as JSON on their standard input, after
-//! `start` let the program go and after `delete` removed the container.
-//! A hook that fails or outlasts its timeout is a warning, as the spec
-//! says for these two. The hooks that run during the setup (prestart,
-//! createRuntime, createContainer, startContainer) are refused by
-//! crate::container until the setup has the pause points they need.
+//! The config's hooks (runtime-spec config.md, "POSIX-platform Hooks"):
+//! programs of the host that the runtime runs, with the container's state
+//! as JSON on their standard input. `prestart` and `createRuntime` run
+//! once the container's process is in its new namespaces, before its setup
+//! (`SpawnOptions::before_setup`): one that fails ends the create.
+//! `poststart` and `poststop` run after `start` let the program go and
+//! after `delete` removed the container: one that fails or outlasts its
+//! timeout is a warning, as the spec says for these two. createContainer
+//! and startContainer, which run in the container's mount namespace, are
+//! refused by crate::container.
 
 use oci_spec::runtime::Hook;
 use std::io::Write;
@@ -16,6 +18,14 @@ use std::time::{Duration, Instant};
 /// Runs `hooks` one after another; returns a warning for each that failed.
 pub fn run(kind: &str, hooks: &[Hook], state: &serde_json::Value) -> Vec<String> {
     hooks.iter().enumerate().filter_map(|(i, h)| run_one(h, state).err().map(|e| format!("hooks.{kind}[{i}] {}: {e}", h.path().display()))).collect()
+}
+
+/// Runs `hooks` one after another, up to the first that fails: its error.
+pub fn run_strict(kind: &str, hooks: &[Hook], state: &serde_json::Value) -> Result<(), String> {
+    for (i, h) in hooks.iter().enumerate() {
+        run_one(h, state).map_err(|e| format!("hooks.{kind}[{i}] {}: {e}", h.path().display()))?;
+    }
+    Ok(())
 }
 
 fn run_one(h: &Hook, state: &serde_json::Value) -> Result<(), String> {

@@ -16,9 +16,9 @@ pub type Outcome = Result<(), String>;
 
 /// The bundle's container as a capexec service, and its plan, composed as
 /// any capexec service's; with `join`, of a process entering it (`exec`).
-pub fn plan_of(b: &bundle::Bundle, id: &str, join: bool) -> Result<(capexec_decl::ServiceSpec, capexec_sandbox::SetupPlan), String> {
+pub fn plan_of(b: &bundle::Bundle, id: &str, join: bool, preserved: usize) -> Result<(capexec_decl::ServiceSpec, capexec_sandbox::SetupPlan), String> {
     let spec = crate::container::service(b, id).map_err(|e| format!("{}: {e}", b.dir.join("config.json").display()))?;
-    let extras = capexec_sandbox::plan::Extras { broker: capexec_broker::contribution(&spec), join, ..Default::default() };
+    let extras = capexec_sandbox::plan::Extras { broker: capexec_broker::contribution(&spec), join, preserved, ..Default::default() };
     let plan = capexec_sandbox::compose(&spec, &extras).map_err(|e| format!("{id}: {e}"))?;
     Ok((spec, plan))
 }
@@ -91,6 +91,33 @@ pub struct CreateArgs<'a> {
     pub bundle: &'a Path,
     pub id: &'a str,
     pub pid_file: Option<&'a Path>,
+    /// `--preserve-fds`: this many fds from 3 on go to the program as they are.
+    pub preserve_fds: u32,
+    pub console_socket: Option<&'a Path>,
+}
+
+/// The console socket a process with a terminal needs, connected: its
+/// pseudo-terminal's master goes there (`SpawnOptions::console`).
+pub fn console(terminal: bool, socket: Option<&Path>) -> Result<Option<std::os::unix::net::UnixStream>, String> {
+    match (terminal, socket) {
+        (true, Some(p)) => std::os::unix::net::UnixStream::connect(p).map(Some).map_err(|e| format!("connect to the console socket {}: {e}", p.display())),
+        (true, None) => {
+            Err("the process has a terminal (process.terminal, -t): give --console-socket, where its master goes (capexec-oci relays no terminal itself)"
+                .into())
+        }
+        (false, Some(p)) => Err(format!("--console-socket {}: the process has no terminal (process.terminal is false)", p.display())),
+        (false, None) => Ok(None),
+    }
+}
+
+/// Fds 3 .. 3 + `n`, each checked open: runc's `--preserve-fds N`.
+pub fn preserved_fds(n: u32) -> Result<Vec<std::os::fd::RawFd>, String> {
+    let fds: Vec<std::os::fd::RawFd> = (3..3 + n as std::os::fd::RawFd).collect();
+    for fd in &fds {
+        nix::fcntl::fcntl(*fd, nix::fcntl::FcntlArg::F_GETFD)
+            .map_err(|e| format!("--preserve-fds {n}: fd {fd} is not open here ({e}): start the runtime with fds 3 to {} open", 2 + n))?;
+    }
+    Ok(fds)
 }
 
 /// Sets the container up and leaves its program waiting for `start`. On
@@ -101,7 +128,9 @@ pub fn create(store: &Store, a: &CreateArgs) -> Outcome {
     for f in &b.ignored {
         eprintln!("capexec-oci: {}: warning: `{}` is ignored: {}", a.id, f.field, f.why);
     }
-    let (spec, plan) = plan_of(&b, a.id, false)?;
+    let preserved = preserved_fds(a.preserve_fds)?;
+    let (spec, plan) = plan_of(&b, a.id, false, preserved.len())?;
+    let console = console(b.spec.process().as_ref().and_then(|p| p.terminal()).unwrap_or(false), a.console_socket)?;
     let cgroups = cgroups_of(&b, a.id)?;
     let broker = prepare_broker(&spec)?;
     store.claim(a.id).map_err(|e| e.to_string())?;
@@ -144,11 +173,15 @@ pub fn create(store: &Store, a: &CreateArgs) -> Outcome {
         };
         let _ = store.save(&s);
     };
+    let before = |pid: i32| setup_hooks(&b, a.id, pid);
     let opts = capexec_sandbox::SpawnOptions {
         on_clone: Some(&record),
+        before_setup: Some(&before),
         gate: Some(gate.as_raw_fd()),
         broker_layer: broker.is_some(),
         cgroup_procs: &procs,
+        inherited: &preserved,
+        console: console.as_ref().map(|c| c.as_raw_fd()),
         ..Default::default()
     };
     let spawned = capexec_sandbox::spawn_with(&plan, &opts);
@@ -178,6 +211,23 @@ pub fn create(store: &Store, a: &CreateArgs) -> Outcome {
     Ok(())
 }
 
+/// The config's prestart and createRuntime hooks, in that order, for the
+/// container whose process `pid` is in its new namespaces, its setup not
+/// begun (the state says `creating`): the first that fails is the error.
+pub fn setup_hooks(b: &bundle::Bundle, id: &str, pid: i32) -> Result<(), String> {
+    let Some(h) = b.spec.hooks() else { return Ok(()) };
+    let state = serde_json::json!({
+        "ociVersion": "1.2.0",
+        "id": id,
+        "status": "creating",
+        "pid": pid,
+        "bundle": b.dir,
+        "annotations": b.spec.annotations().clone().unwrap_or_default(),
+    });
+    crate::hooks::run_strict("prestart", h.prestart().as_deref().unwrap_or_default(), &state)?;
+    crate::hooks::run_strict("createRuntime", h.create_runtime().as_deref().unwrap_or_default(), &state)
+}
+
 /// As runc writes it: the pid without a newline, atomically.
 fn write_pid_file(f: &Path, pid: i32) -> Result<(), String> {
     let tmp = f.with_extension("capexec-tmp");
@@ -195,6 +245,10 @@ pub struct ExecArgs<'a> {
     pub env: &'a [String],
     pub detach: bool,
     pub pid_file: Option<&'a Path>,
+    pub preserve_fds: u32,
+    /// `-t`: a terminal, whatever the process says.
+    pub tty: bool,
+    pub console_socket: Option<&'a Path>,
 }
 
 /// Runs another process in a created or running container: it enters the
@@ -226,7 +280,7 @@ pub fn exec(store: &Store, a: &ExecArgs) -> Result<i32, String> {
             None => {
                 let p = config["process"].as_object_mut().ok_or("the container's config has no process to take the rest from")?;
                 p.insert("args".into(), serde_json::json!(a.args));
-                p.insert("terminal".into(), serde_json::json!(false));
+                p.insert("terminal".into(), serde_json::json!(a.tty));
                 p
             }
         };
@@ -245,14 +299,22 @@ pub fn exec(store: &Store, a: &ExecArgs) -> Result<i32, String> {
         Ok(())
     })
     .map_err(|e| e.to_string())?;
-    let (_, plan) = plan_of(&b, a.id, true)?;
+    let preserved = preserved_fds(a.preserve_fds)?;
+    let (_, plan) = plan_of(&b, a.id, true, preserved.len())?;
+    let console = console(a.tty || b.spec.process().as_ref().and_then(|p| p.terminal()).unwrap_or(false), a.console_socket)?;
     let pidfd = capexec_sandbox::sys::pidfd_open(s.pid, 0).map_err(|e| format!("container {}: pidfd of its init {}: {e}", a.id, s.pid))?;
     // The pidfd names one process for good: if that is still the
     // container's init now, the namespaces it leads to are the container's.
     if !state::alive(s.pid, s.start_time) {
         return Err(format!("container {} stopped just now: there is nothing to exec in", a.id));
     }
-    let opts = capexec_sandbox::SpawnOptions { join: Some(pidfd.as_raw_fd()), detach: a.detach, ..Default::default() };
+    let opts = capexec_sandbox::SpawnOptions {
+        join: Some(pidfd.as_raw_fd()),
+        detach: a.detach,
+        inherited: &preserved,
+        console: console.as_ref().map(|c| c.as_raw_fd()),
+        ..Default::default()
+    };
     let spawned = capexec_sandbox::spawn_with(&plan, &opts).map_err(|e| format!("{}: exec: {e}", a.id))?;
     if let Some(f) = a.pid_file {
         write_pid_file(f, spawned.pid).inspect_err(|_| {

@@ -90,12 +90,14 @@ enum Command {
         /// Write the container's pid (its init, as the host sees it) here.
         #[arg(long)]
         pid_file: Option<PathBuf>,
-        /// For a container with a terminal; capexec-oci refuses terminals
-        /// yet, so it is not used.
-        #[arg(long)]
+        /// For a container with a terminal (process.terminal): a Unix
+        /// socket where the master of its pseudo-terminal is sent.
+        #[arg(long, value_name = "PATH")]
         console_socket: Option<PathBuf>,
-        /// Pass on this many fds above 2: not implemented yet, must be 0.
-        #[arg(long, default_value_t = 0)]
+        /// Pass fds 3 to 3+N-1 of this command on to the program, as they
+        /// are (no LISTEN_FDS is set: the config's environment is the
+        /// program's).
+        #[arg(long, default_value_t = 0, value_name = "N")]
         preserve_fds: u32,
         /// Accepted for runc's command line (capexec always pivots).
         #[arg(long, hide = true)]
@@ -130,14 +132,17 @@ enum Command {
         /// NAME=VALUE, added to the environment (repeatable).
         #[arg(long, short = 'e')]
         env: Vec<String>,
-        /// A terminal: not implemented yet.
+        /// Give the process a terminal (needs --console-socket).
         #[arg(long, short = 't')]
         tty: bool,
-        /// For a process with a terminal: not implemented yet.
-        #[arg(long)]
+        /// For a process with a terminal: a Unix socket where the master
+        /// of its pseudo-terminal is sent.
+        #[arg(long, value_name = "PATH")]
         console_socket: Option<PathBuf>,
-        /// Pass on this many fds above 2: not implemented yet, must be 0.
-        #[arg(long, default_value_t = 0)]
+        /// Pass fds 3 to 3+N-1 of this command on to the program, as they
+        /// are (no LISTEN_FDS is set: the config's environment is the
+        /// program's).
+        #[arg(long, default_value_t = 0, value_name = "N")]
         preserve_fds: u32,
         id: String,
         /// The command and its arguments (without --process).
@@ -179,17 +184,12 @@ fn main() {
     let outcome: Result<(), String> = match &cli.command {
         Command::Check { bundle, json } => std::process::exit(check(bundle, *json)),
         Command::Run { bundle, id } => std::process::exit(run(bundle, id)),
-        Command::Create { bundle, pid_file, console_socket: _, preserve_fds, no_pivot: _, no_new_keyring: _, id } => match preserve_fds {
-            0 => lifecycle::create(&store, &lifecycle::CreateArgs { bundle, id, pid_file: pid_file.as_deref() }),
-            n => Err(format!("--preserve-fds {n}: passing fds to a container is not implemented yet")),
-        },
+        Command::Create { bundle, pid_file, console_socket, preserve_fds, no_pivot: _, no_new_keyring: _, id } => {
+            let a = lifecycle::CreateArgs { bundle, id, pid_file: pid_file.as_deref(), preserve_fds: *preserve_fds, console_socket: console_socket.as_deref() };
+            lifecycle::create(&store, &a)
+        }
         Command::Start { id } => lifecycle::start(&store, id),
         Command::Exec { process, detach, pid_file, cwd, env, tty, console_socket, preserve_fds, id, command } => {
-            let refused = match () {
-                _ if *tty || console_socket.is_some() => Some("a terminal (-t, --console-socket) is not implemented yet".to_owned()),
-                _ if *preserve_fds != 0 => Some(format!("--preserve-fds {preserve_fds}: passing fds to a container is not implemented yet")),
-                _ => None,
-            };
             let a = lifecycle::ExecArgs {
                 id,
                 process: process.as_deref(),
@@ -198,8 +198,11 @@ fn main() {
                 env,
                 detach: *detach,
                 pid_file: pid_file.as_deref(),
+                preserve_fds: *preserve_fds,
+                tty: *tty,
+                console_socket: console_socket.as_deref(),
             };
-            match refused.map_or_else(|| lifecycle::exec(&store, &a), Err) {
+            match lifecycle::exec(&store, &a) {
                 Ok(code) => std::process::exit(code),
                 Err(e) => Err(e),
             }
@@ -269,7 +272,11 @@ fn run(dir: &std::path::Path, id: &str) -> i32 {
     for f in &b.ignored {
         eprintln!("capexec-oci: {id}: warning: `{}` is ignored: {}", f.field, f.why);
     }
-    let prepared = lifecycle::plan_of(&b, id, false).and_then(|(spec, plan)| Ok((lifecycle::prepare_broker(&spec)?, lifecycle::cgroups_of(&b, id)?, plan)));
+    if b.spec.process().as_ref().and_then(|p| p.terminal()).unwrap_or(false) {
+        eprintln!("capexec-oci: {id}: process.terminal is true: `run` relays no terminal; use create --console-socket and start, or set it to false");
+        return EXIT_SETUP;
+    }
+    let prepared = lifecycle::plan_of(&b, id, false, 0).and_then(|(spec, plan)| Ok((lifecycle::prepare_broker(&spec)?, lifecycle::cgroups_of(&b, id)?, plan)));
     let (broker, cgroups, plan) = match prepared {
         Ok(p) => p,
         Err(e) => {
@@ -284,15 +291,16 @@ fn run(dir: &std::path::Path, id: &str) -> i32 {
             return EXIT_SETUP;
         }
     };
-    let status = run_planned(id, &plan, broker, &procs);
+    let status = run_planned(id, &b, &plan, broker, &procs);
     if let Some(c) = &cgroups {
         c.end();
     }
     status
 }
 
-fn run_planned(id: &str, plan: &capexec_sandbox::SetupPlan, broker: Option<capexec_broker::Broker>, procs: &[PathBuf]) -> i32 {
-    let opts = capexec_sandbox::SpawnOptions { broker_layer: broker.is_some(), cgroup_procs: procs, ..Default::default() };
+fn run_planned(id: &str, b: &bundle::Bundle, plan: &capexec_sandbox::SetupPlan, broker: Option<capexec_broker::Broker>, procs: &[PathBuf]) -> i32 {
+    let before = |pid: i32| lifecycle::setup_hooks(b, id, pid);
+    let opts = capexec_sandbox::SpawnOptions { broker_layer: broker.is_some(), cgroup_procs: procs, before_setup: Some(&before), ..Default::default() };
     match capexec_sandbox::spawn_with(plan, &opts) {
         Ok(mut s) => {
             if let Some(b) = broker {

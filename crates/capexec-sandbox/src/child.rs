@@ -14,7 +14,7 @@ use capexec_decl::spec::PreopenKind;
 use capexec_sys::process;
 use nix::sys::signal::{kill, sigprocmask, SigSet, SigmaskHow, Signal};
 use nix::unistd::Pid;
-use std::os::fd::{AsRawFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
@@ -56,6 +56,8 @@ pub struct ChildArgs<'a> {
     pub enter: &'a [(libc::c_int, RawFd)],
     /// See `SpawnOptions::detach`.
     pub detach: bool,
+    /// See `SpawnOptions::console`.
+    pub console: Option<RawFd>,
 }
 
 /// Reports `e` on the error pipe `fd`, or, once nobody reads it (`-1`: a
@@ -274,6 +276,15 @@ fn setup(a: &ChildArgs) -> Result<(), ChildError> {
         let fd = a.join.ok_or_else(|| ChildError::new(Step::JoinNamespaces, "no pidfd of the sandbox to join"))?;
         sys::setns(fd, plan.join).map_err(|e| ChildError::io(Step::JoinNamespaces, "setns into the running sandbox's namespaces", e))?;
     }
+    // While the setup is still its creator's uid, which owns the file. Raising
+    // is anyone's right; lowering needs CAP_SYS_RESOURCE, which root lacks
+    // on some hosts: say so.
+    if let Some(v) = plan.oom_score_adj {
+        std::fs::write("/proc/self/oom_score_adj", v.to_string()).map_err(|e| {
+            let hint = if e.kind() == std::io::ErrorKind::PermissionDenied { " (lowering it needs CAP_SYS_RESOURCE)" } else { "" };
+            ChildError::io(Step::OomScoreAdjust, format!("write {v} to /proc/self/oom_score_adj{hint}"), e)
+        })?;
+    }
     // Ids first, keeping capabilities, so mounts are created as the service's uid.
     let (uid, gid) = plan.inside.unwrap_or((plan.uid, plan.gid));
     Kernel.switch_ids(uid, gid, (!plan.deny_setgroups).then_some(&plan.groups[..]))?;
@@ -325,10 +336,13 @@ fn setup(a: &ChildArgs) -> Result<(), ChildError> {
         process::set_rlimit(*res as libc::c_int, *soft, *hard)
             .map_err(|e| ChildError::io(Step::Rlimits, format!("setrlimit resource {res} to {soft}/{hard}"), e))?;
     }
-    Kernel.drop_privileges(&plan.keep_caps, a.cap_last_cap)?;
-    // no_new_privs before Landlock (which requires it without CAP_SYS_ADMIN) and
-    // always: no setuid or file-capability binary can give anything back.
-    sys::prctl(libc::PR_SET_NO_NEW_PRIVS, 1).map_err(|e| ChildError::io(Step::NoNewPrivs, "prctl", e))?;
+    Kernel.drop_privileges(&plan.keep_caps, a.cap_last_cap, !plan.no_new_privs)?;
+    // no_new_privs before Landlock (which requires it without CAP_SYS_ADMIN):
+    // no setuid or file-capability binary can give anything back. Where the
+    // plan leaves it off, CAP_SYS_ADMIN is held for Landlock and the filters.
+    if plan.no_new_privs {
+        sys::prctl(libc::PR_SET_NO_NEW_PRIVS, 1).map_err(|e| ChildError::io(Step::NoNewPrivs, "prctl", e))?;
+    }
     let dirs: Vec<RawFd> =
         plan.preopens.iter().zip(&a.fds[plan.inherited..]).filter(|(p, _)| matches!(p.kind, PreopenKind::Directory { .. })).map(|(_, fd)| *fd).collect();
     // Applied here, in init, so the service and init share one Landlock domain:
@@ -373,6 +387,13 @@ fn service(a: &ChildArgs, argv: &[std::ffi::CString], err_wr: RawFd, main: bool)
 /// helper's commands: `kill -HUP $MAINPID` is the usual reload).
 fn service_with(a: &ChildArgs, argv: &[std::ffi::CString], err_wr: RawFd, main: bool, main_pid: Option<libc::pid_t>) -> ! {
     let plan = a.plan;
+    if let Some(console) = a.console.filter(|_| main) {
+        // Before the gate: the engine waits for the terminal while it creates.
+        if let Err(e) = terminal(console) {
+            report(err_wr, &e);
+            exit(127);
+        }
+    }
     let gate = a.gate.filter(|_| main);
     let err_wr = match gate {
         // The setup is done: the caller learns so from the error pipe's EOF
@@ -449,7 +470,7 @@ fn service_with(a: &ChildArgs, argv: &[std::ffi::CString], err_wr: RawFd, main: 
     let envp: Vec<*const libc::c_char> = env.iter().map(|a| a.as_ptr()).chain(std::iter::once(std::ptr::null())).collect();
     // What only init holds (CAP_KILL, CAP_SETPCAP) goes; before the filters,
     // which need not allow capset.
-    if let Err(e) = crate::creds::service_privileges(&plan.keep_caps) {
+    if let Err(e) = crate::creds::service_privileges(&plan.keep_caps, !plan.no_new_privs) {
         report(err_wr, &e);
         exit(127);
     }
@@ -522,6 +543,25 @@ fn service_with(a: &ChildArgs, argv: &[std::ffi::CString], err_wr: RawFd, main: 
     };
     report(err_wr, &ChildError { step: Step::Exec, errno: e.raw_os_error(), detail });
     exit(127)
+}
+
+/// The program's terminal: a new pseudo-terminal of the view's /dev/ptmx
+/// (the container's devpts instance), its master sent over `console` (a
+/// connected console socket, as runc sends it: with the terminal's path),
+/// its terminal side the program's stdin, stdout, stderr and controlling
+/// terminal, in a session of its own.
+fn terminal(console: RawFd) -> Result<(), ChildError> {
+    let e = |what: &str, err: std::io::Error| ChildError::io(Step::StandardStreams, format!("terminal: {what}"), err);
+    let (master, peer) = sys::open_pty(c"/dev/ptmx").map_err(|err| e("open a pseudo-terminal at /dev/ptmx", err))?;
+    let n = sys::pty_number(master.as_fd()).map_err(|err| e("its number", err))?;
+    sys::send_fds(console, format!("/dev/pts/{n}").as_bytes(), &[master.as_raw_fd()], 0).map_err(|err| e("send its master over the console socket", err))?;
+    drop(master);
+    let _ = nix::unistd::close(console);
+    nix::unistd::setsid().map_err(|err| e("setsid", err.into()))?;
+    for target in 0..3 {
+        nix::unistd::dup2(peer.as_raw_fd(), target).map_err(|err| e(&format!("dup2 onto fd {target}"), err.into()))?;
+    }
+    sys::set_controlling_terminal(peer.as_fd()).map_err(|err| e("make it the controlling terminal", err))
 }
 
 /// Where to look for `program`: itself when it names a path (has a `/`),

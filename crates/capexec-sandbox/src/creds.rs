@@ -69,14 +69,20 @@ fn set(which: CapSet, s: &CapsHashSet) -> Result<(), ChildError> {
 }
 
 /// In the service's process (and each command's) before exec: what only
-/// init holds goes, from every set; the kept ones stay.
-pub fn service_privileges(keep: &[Capability]) -> Result<(), ChildError> {
+/// init holds goes, from every set; the kept ones stay. `hold_admin`: also
+/// CAP_SYS_ADMIN, in the effective and permitted sets only, for installing
+/// the filters without no_new_privs ([`drop_privileges`]).
+pub fn service_privileges(keep: &[Capability], hold_admin: bool) -> Result<(), ChildError> {
     let keep_set: CapsHashSet = keep.iter().copied().collect();
     for c in INIT_ONLY.iter().filter(|c| !keep_set.contains(c)) {
         sys::prctl(libc::PR_CAPBSET_DROP, c.index() as libc::c_ulong).map_err(|e| ChildError::io(STEP, format!("drop {c} from the bounding set"), e))?;
     }
-    set(CapSet::Effective, &keep_set)?;
-    set(CapSet::Permitted, &keep_set)
+    let mut held = keep_set;
+    if hold_admin {
+        held.insert(Capability::CAP_SYS_ADMIN);
+    }
+    set(CapSet::Effective, &held)?;
+    set(CapSet::Permitted, &held)
 }
 
 /// The task helper: CAP_KILL goes (it signals nothing); CAP_SETPCAP stays
@@ -109,13 +115,23 @@ pub fn init_privileges(cap_last_cap: u32, reads_pid_file: bool) -> Result<(), Ch
     set(CapSet::Permitted, &held)
 }
 
-pub fn drop_privileges(keep: &[Capability], cap_last_cap: u32) -> Result<(), ChildError> {
+/// `hold_admin`: without no_new_privs, Landlock and seccomp filters need
+/// CAP_SYS_ADMIN when they are installed. It stays in the effective and
+/// permitted sets then, never in the bounding, inheritable or ambient
+/// ones: init drops it ([`init_privileges`]), the program's exec does
+/// (with SECBIT_NOROOT the new permitted set is the ambient one, plus what
+/// a file's capabilities grant within the bounding set).
+pub fn drop_privileges(keep: &[Capability], cap_last_cap: u32, hold_admin: bool) -> Result<(), ChildError> {
     let keep_set: CapsHashSet = keep.iter().copied().collect();
     let with_init: CapsHashSet = keep_set.iter().chain(&INIT_ONLY).copied().collect();
     bound_to(&with_init, cap_last_cap)?;
     set(CapSet::Inheritable, &keep_set)?;
-    set(CapSet::Effective, &with_init)?;
-    set(CapSet::Permitted, &with_init)?;
+    let mut held = with_init;
+    if hold_admin {
+        held.insert(Capability::CAP_SYS_ADMIN);
+    }
+    set(CapSet::Effective, &held)?;
+    set(CapSet::Permitted, &held)?;
     caps::clear(None, CapSet::Ambient).map_err(|e| ChildError::io(STEP, "clear ambient capabilities", e))?;
     for c in keep {
         caps::raise(None, CapSet::Ambient, *c).map_err(|e| ChildError::io(STEP, format!("raise ambient {c}"), e))?;

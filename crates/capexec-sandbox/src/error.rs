@@ -14,6 +14,9 @@ pub enum LaunchError {
     Seccomp(String),
     #[error("{0}")]
     Plan(String),
+    /// `SpawnOptions::before_setup` failed (an OCI prestart hook).
+    #[error("before the setup: {0}")]
+    BeforeSetup(String),
     /// A mechanism the declaration requires is not available on this kernel.
     #[error("{what}\n  help: {help}")]
     Unsupported { what: String, help: String },
@@ -50,10 +53,11 @@ pub enum Step {
     Exec,
     StartPre,
     JoinNamespaces,
+    OomScoreAdjust,
 }
 
 impl Step {
-    const ALL: [Step; 21] = [
+    const ALL: [Step; 22] = [
         Step::StandardStreams,
         Step::ForkService,
         Step::ParentDeathSignal,
@@ -75,6 +79,7 @@ impl Step {
         Step::Exec,
         Step::StartPre,
         Step::JoinNamespaces,
+        Step::OomScoreAdjust,
     ];
 
     /// How messages and `capexec` name the step.
@@ -101,6 +106,7 @@ impl Step {
             Step::Exec => "exec",
             Step::StartPre => "start_pre",
             Step::JoinNamespaces => "join namespaces",
+            Step::OomScoreAdjust => "oom_score_adj",
         }
     }
 

@@ -103,7 +103,9 @@ pub fn apply(plan: &LandlockPlan, preopened_dirs: &[RawFd]) -> Result<Option<Str
     // the service's denial trail. Best effort whatever `required` says:
     // kernels before ABI 7 enforce the same rules without logging them.
     created = created.set_compatibility(CompatLevel::BestEffort).log_new_exec(true).map_err(|x| e("log denials after exec", x))?.set_compatibility(compat);
-    let status = created.restrict_self().map_err(|x| e("restrict_self", x))?;
+    // The setup set no_new_privs already, or holds CAP_SYS_ADMIN where the
+    // plan leaves it off (SetupPlan::no_new_privs): not the crate's to set.
+    let status = created.no_new_privs(false).restrict_self().map_err(|x| e("restrict_self", x))?;
     outcome(status.ruleset, plan.required, STEP, "Landlock")
 }
 

@@ -112,6 +112,15 @@ pub struct SpawnOptions<'a> {
     /// process's namespaces: a Landlock domain may not inspect processes
     /// outside it). Its note, if any, goes to stderr.
     pub broker_layer: bool,
+    /// A connected console socket (an OCI runtime's `--console-socket`):
+    /// the service gets a pseudo-terminal of its view's /dev/ptmx as its
+    /// stdio and controlling terminal, whose master goes over this socket.
+    pub console: Option<RawFd>,
+    /// Runs with the child's pid once it is in its new namespaces (its
+    /// cgroups too), before any of its setup: an OCI runtime's prestart and
+    /// createRuntime hooks, which set up its network namespace. An error
+    /// ends the child and the launch.
+    pub before_setup: Option<&'a dyn Fn(i32) -> Result<(), String>>,
 }
 
 /// The first child of `pid` (the service, for a namespace init), from
@@ -202,10 +211,22 @@ pub fn spawn(plan: &SetupPlan) -> Result<Spawned, LaunchError> {
 /// A view with a root filesystem of its own gets an `oldroot` directory
 /// made in it for the time of the setup (crate::mounts), which a setup
 /// that fails halfway leaves: removed here then, if it was made.
+///
+/// With ids of a user namespace's own (an OCI config's maps), the setup's
+/// uid cannot make it: the root filesystem's directories belong to the
+/// host's root, unmapped there. It is made here then, and removed here
+/// once the setup has detached the host tree from it.
 pub fn spawn_with(plan: &SetupPlan, opts: &SpawnOptions) -> Result<Spawned, LaunchError> {
     let made_old = plan.root.as_ref().map(|(root, _)| root.join("oldroot")).filter(|old| std::fs::symlink_metadata(old).is_err());
+    let made_here = match &made_old {
+        Some(old) if plan.inside.is_some() => {
+            std::fs::create_dir(old).map_err(|e| LaunchError::io("create", old.display().to_string(), e))?;
+            true
+        }
+        _ => false,
+    };
     let spawned = spawn_planned(plan, opts);
-    if let (Err(_), Some(old)) = (&spawned, made_old) {
+    if let (true, Some(old)) = (spawned.is_err() || made_here, made_old) {
         // Empty unless something else made it meanwhile: then it stays.
         let _ = std::fs::remove_dir(old);
     }
@@ -367,6 +388,7 @@ fn begin(plan: &SetupPlan, opts: &SpawnOptions) -> Result<Starting, LaunchError>
             join: opts.join,
             enter: &enter_fds,
             detach: opts.detach || opts.gate.is_some(),
+            console: opts.console,
         };
         child::run(&args);
     };
@@ -408,6 +430,9 @@ fn begin(plan: &SetupPlan, opts: &SpawnOptions) -> Result<Starting, LaunchError>
     }
     if let Some(f) = opts.on_clone {
         f(pid);
+    }
+    if let Some(f) = opts.before_setup {
+        f(pid).map_err(|e| abort(LaunchError::BeforeSetup(e)))?;
     }
     let mut sync_wr = std::fs::File::from(sync_wr);
     sync_wr.write_all(&[1]).map_err(|e| abort(LaunchError::io("signal", "the sandbox child", e)))?;

@@ -170,6 +170,11 @@ pub fn build(
                 o.mount(Some(Path::new(source)), path, Some(fstype), flags, data)
                     .map_err(|e| err(format!("mount {fstype} on {} (options {})", path.display(), data.unwrap_or("none")), e))?;
             }
+            MountStep::Device { node, from_host } => device(o, node, *from_host)?,
+            MountStep::Propagation { path, flags } => {
+                let flags = MsFlags::from_bits_truncate(*flags as _);
+                o.mount(None, path, None, flags, None).map_err(|e| err(format!("set the propagation of {} ({flags:?})", path.display()), e))?;
+            }
             MountStep::File { path, contents } => file(o, path, contents)?,
             MountStep::Secrets { path, files } => secrets(o, path, files)?,
             MountStep::NotifyDir { path } => {
@@ -334,6 +339,40 @@ fn dev(o: &impl Ops) -> Result<(), ChildError> {
     tmpfs(o, &shm, MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC, 0o1777)
 }
 
+/// A device node of the config's: made (mknod needs the initial user
+/// namespace's CAP_MKNOD), or in a user namespace the host's node at the
+/// same path bound there, as runc does. One the service may not use goes
+/// on a nodev bind of itself: it shows, but cannot be opened.
+fn device(o: &impl Ops, d: &capexec_decl::spec::DeviceNode, from_host: bool) -> Result<(), ChildError> {
+    use capexec_decl::spec::DeviceKind;
+    let path = d.path.as_path();
+    if let Some(p) = path.parent() {
+        mkdir_p(o, p)?;
+    }
+    if o.kind(path).is_ok() {
+        return Err(ChildError::new(STEP, format!("device {}: the view has a file there already", path.display())));
+    }
+    if from_host && d.kind != DeviceKind::Fifo {
+        touch(o, path)?;
+        bind(o, &host(path), path)?;
+    } else {
+        let kind = match d.kind {
+            DeviceKind::Char => libc::S_IFCHR,
+            DeviceKind::Block => libc::S_IFBLK,
+            DeviceKind::Fifo => libc::S_IFIFO,
+        };
+        o.mknod(path, kind | (d.mode & 0o7777), libc::makedev(d.major, d.minor)).map_err(|e| err(format!("mknod {}", path.display()), e))?;
+        // mknod applies the umask; the config's mode is the mode.
+        o.set_mode(path, d.mode & 0o7777).map_err(|e| err(format!("chmod {}", path.display()), e))?;
+        o.chown(path, d.uid, d.gid).map_err(|e| err(format!("chown {} to {}:{}", path.display(), d.uid, d.gid), e))?;
+    }
+    if !d.usable {
+        bind(o, path, path)?;
+        setattr(o, path, false, crate::sys::MOUNT_ATTR_NODEV)?;
+    }
+    Ok(())
+}
+
 /// The `gid=` of a /proc with hidepid: (gid_t)-2, nobody's group (the plan
 /// refuses a service that has it).
 pub const PROC_GID: u32 = 4294967294;
@@ -487,6 +526,16 @@ mod tests {
             self.view.borrow_mut().insert(link.into(), Kind::Symlink);
             Ok(())
         }
+
+        fn mknod(&self, path: &Path, mode: u32, dev: u64) -> io::Result<()> {
+            self.call(format!("mknod {} {mode:o} {}:{}", path.display(), libc::major(dev), libc::minor(dev)))?;
+            self.view.borrow_mut().insert(path.into(), Kind::File);
+            Ok(())
+        }
+
+        fn chown(&self, path: &Path, uid: u32, gid: u32) -> io::Result<()> {
+            self.call(format!("chown {} {uid}:{gid}", path.display()))
+        }
         fn set_mode(&self, path: &Path, mode: u32) -> io::Result<()> {
             self.call(format!("chmod {} {mode:o}", path.display()))
         }
@@ -500,7 +549,7 @@ mod tests {
         fn switch_ids(&self, uid: u32, gid: u32, _: Option<&[u32]>) -> Result<(), ChildError> {
             self.call(format!("ids {uid}:{gid}")).map_err(|e| ChildError::io(Step::Credentials, "switch ids", e))
         }
-        fn drop_privileges(&self, keep: &[caps::Capability], _: u32) -> Result<(), ChildError> {
+        fn drop_privileges(&self, keep: &[caps::Capability], _: u32, _: bool) -> Result<(), ChildError> {
             self.call(format!("drop privileges keeping {keep:?}")).map_err(|e| ChildError::io(Step::Credentials, "drop", e))
         }
         fn landlock(&self, _: &LandlockPlan, _: &[RawFd]) -> Result<Option<String>, ChildError> {

@@ -44,13 +44,16 @@ pub trait Ops {
     /// `exclusive`: fails if it exists, else truncates it.
     fn create_file(&self, path: &Path, mode: u32, contents: &[u8], exclusive: bool) -> io::Result<()>;
     fn symlink(&self, target: &Path, link: &Path) -> io::Result<()>;
+    /// mknod(2): `mode` with the file type bits.
+    fn mknod(&self, path: &Path, mode: u32, dev: u64) -> io::Result<()>;
+    fn chown(&self, path: &Path, uid: u32, gid: u32) -> io::Result<()>;
     fn set_mode(&self, path: &Path, mode: u32) -> io::Result<()>;
     fn remove_file(&self, path: &Path) -> io::Result<()>;
     fn remove_dir(&self, path: &Path) -> io::Result<()>;
     /// See [`crate::creds::switch_ids`].
     fn switch_ids(&self, uid: u32, gid: u32, groups: Option<&[u32]>) -> Result<(), ChildError>;
     /// See [`crate::creds::drop_privileges`].
-    fn drop_privileges(&self, keep: &[Capability], cap_last_cap: u32) -> Result<(), ChildError>;
+    fn drop_privileges(&self, keep: &[Capability], cap_last_cap: u32, hold_admin: bool) -> Result<(), ChildError>;
     /// See [`crate::landlock_rules::apply`].
     fn landlock(&self, plan: &LandlockPlan, preopened_dirs: &[RawFd]) -> Result<Option<String>, ChildError>;
 }
@@ -121,6 +124,15 @@ impl Ops for Kernel {
         std::os::unix::fs::symlink(target, link)
     }
 
+    fn mknod(&self, path: &Path, mode: u32, dev: u64) -> io::Result<()> {
+        use nix::sys::stat::{Mode, SFlag};
+        nix::sys::stat::mknod(path, SFlag::from_bits_truncate(mode & libc::S_IFMT), Mode::from_bits_truncate(mode & 0o7777), dev).map_err(io::Error::from)
+    }
+
+    fn chown(&self, path: &Path, uid: u32, gid: u32) -> io::Result<()> {
+        std::os::unix::fs::chown(path, Some(uid), Some(gid))
+    }
+
     fn set_mode(&self, path: &Path, mode: u32) -> io::Result<()> {
         std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
     }
@@ -137,8 +149,8 @@ impl Ops for Kernel {
         crate::creds::switch_ids(uid, gid, groups)
     }
 
-    fn drop_privileges(&self, keep: &[Capability], cap_last_cap: u32) -> Result<(), ChildError> {
-        crate::creds::drop_privileges(keep, cap_last_cap)
+    fn drop_privileges(&self, keep: &[Capability], cap_last_cap: u32, hold_admin: bool) -> Result<(), ChildError> {
+        crate::creds::drop_privileges(keep, cap_last_cap, hold_admin)
     }
 
     fn landlock(&self, plan: &LandlockPlan, preopened_dirs: &[RawFd]) -> Result<Option<String>, ChildError> {

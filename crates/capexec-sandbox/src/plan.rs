@@ -61,6 +61,9 @@ pub struct SetupPlan {
     /// while the host's /proc still shows its new namespaces' own.
     pub sysctls: Vec<(PathBuf, String)>,
     pub rlimits: Vec<(libc::__rlimit_resource_t, u64, u64)>,
+    /// Written to /proc/self/oom_score_adj first thing in the setup
+    /// (`exec.oom_score_adjust`), so that init and all it forks have it.
+    pub oom_score_adj: Option<i32>,
     pub keep_caps: Vec<caps::Capability>,
     pub landlock: LandlockPlan,
     pub seccomp: BpfProgram,
@@ -133,6 +136,10 @@ pub struct SetupPlan {
     pub notify_relay: bool,
     /// PR_SET_MDWE before exec: no writable and executable memory.
     pub mdwe: bool,
+    /// PR_SET_NO_NEW_PRIVS (always, but for `exec.allow_new_privileges`;
+    /// without it the filters and Landlock are installed holding
+    /// CAP_SYS_ADMIN, which the program's exec drops: see crate::creds).
+    pub no_new_privs: bool,
 }
 
 /// One mount operation, in the order the child performs them.
@@ -169,6 +176,19 @@ pub enum MountStep {
     Tmpfs {
         path: PathBuf,
         mode: u32,
+    },
+    /// Make the device node (with the host's node bound there instead, in a
+    /// user namespace, where mknod makes none), unusable unless it is.
+    Device {
+        node: DeviceNode,
+        from_host: bool,
+    },
+    /// Set the propagation of the mount at `path` (MS_SHARED, MS_SLAVE,
+    /// MS_PRIVATE or MS_UNBINDABLE, with MS_REC for its submounts too),
+    /// right after it is made.
+    Propagation {
+        path: PathBuf,
+        flags: u64,
     },
     /// An overlayfs at `path` over the host's `path`, its writes in
     /// `layer/upper` (work directory `layer/work`), host paths both.
@@ -209,6 +229,8 @@ impl MountStep {
             MountStep::Bind { path, .. }
             | MountStep::Filesystem { path, .. }
             | MountStep::Tmpfs { path, .. }
+            | MountStep::Propagation { path, .. }
+            | MountStep::Device { node: DeviceNode { path, .. }, .. }
             | MountStep::Overlay { path, .. }
             | MountStep::Secrets { path, .. }
             | MountStep::NotifyDir { path }
@@ -372,6 +394,11 @@ pub struct Extras<'a> {
     /// Sockets from systemd's socket activation, by name (LISTEN_FDNAMES):
     /// the service gets them first, at 3, 4, ...
     pub inherited: &'a [String],
+    /// Descriptors passed on as they are, at 3, 4, ... (an OCI runtime's
+    /// `--preserve-fds`), without socket activation's variables: given to
+    /// the launch as `SpawnOptions::inherited`. Not with preopened or
+    /// socket-activated ones, whose numbers the service is told.
+    pub preserved: usize,
     pub notify: Notify,
     /// systemd's `$CREDENTIALS_DIRECTORY`, shown to the service read-only.
     pub credentials: Option<&'a Path>,
@@ -410,7 +437,16 @@ pub fn compose(spec: &ServiceSpec, extras: &Extras) -> Result<SetupPlan, LaunchE
         b.notified.sort_unstable();
         b.notified.dedup();
     }
-    let mut p = plan_inheriting(spec, extras.rootless, extras.host_env, extras.inherited, &broker)?;
+    let e = &spec.exec;
+    if e.allow_new_privileges && !(e.start_pre.is_empty() && e.start_post.is_empty() && e.reload.is_empty()) {
+        // Their processes drop CAP_SYS_ADMIN before their filters, which
+        // without no_new_privs need it.
+        return Err(LaunchError::Plan("commands around the program (start_pre, start_post, reload) need no_new_privs".into()));
+    }
+    if extras.preserved > 0 && (!extras.inherited.is_empty() || !spec.preopen.is_empty()) {
+        return Err(LaunchError::Plan("descriptors passed on as they are (--preserve-fds) cannot go with preopened or socket-activated ones".into()));
+    }
+    let mut p = plan_inheriting(spec, extras.rootless, extras.host_env, extras.inherited, extras.preserved, &broker)?;
     match extras.watch_network {
         true if spec.has_broker() => p.listener_taken = true,
         true => p.watch = Some(seccomp::notify_filter(&watched)),
@@ -453,6 +489,7 @@ fn plan_inheriting(
     rootless: bool,
     host_env: &[(String, String)],
     inherited: &[String],
+    preserved: usize,
     broker: &BrokerPart,
 ) -> Result<SetupPlan, LaunchError> {
     // As root, the caller puts the network guard on the service's cgroup.
@@ -490,20 +527,37 @@ fn plan_inheriting(
         }
     }
     let id = &spec.exec.user;
+    // The service's ids on the host: given maps say which they are.
+    let outside = match &ns.id_maps {
+        Some(m) if ns.user => {
+            let unmapped = |what: &str, v: u32| LaunchError::Plan(format!("the service's {what} {v} is not in the user namespace's {what} map"));
+            let uid = capexec_decl::spec::IdMaps::outside(&m.uid, id.uid).ok_or_else(|| unmapped("uid", id.uid))?;
+            let gid = capexec_decl::spec::IdMaps::outside(&m.gid, id.gid).ok_or_else(|| unmapped("gid", id.gid))?;
+            if let Some(g) = id.groups.iter().find(|g| capexec_decl::spec::IdMaps::outside(&m.gid, **g).is_none()) {
+                return Err(unmapped("gid", *g));
+            }
+            (uid, gid)
+        }
+        Some(_) => return Err(LaunchError::Plan("id maps are given without a user namespace".into())),
+        None => (id.uid, id.gid),
+    };
 
     // Mounts: /dev and /proc first (a fresh proc must be mounted while the host's
     // /proc is still attached, see mounts.rs), then the view sorted by path so a
     // parent is always mounted before anything inside it.
     let mut mounts = Vec::new();
+    // /dev and /proc come first, unless the root filesystem orders its mounts.
+    let mount_order = spec.filesystem.root.as_ref().map(|r| r.mount_order.as_slice()).unwrap_or_default();
+    let mut first = Vec::new();
     if spec.filesystem.dev == DevMode::Minimal {
-        mounts.push(MountStep::Dev);
+        first.push(MountStep::Dev);
     }
     if spec.filesystem.proc != ProcMode::None {
         let hidepid = !spec.namespaces.pid;
         if hidepid && std::iter::once(&id.gid).chain(&id.groups).any(|g| *g == crate::mounts::PROC_GID) {
             return Err(LaunchError::Plan(format!("gid {} is the group that sees every process in /proc: not the service's", crate::mounts::PROC_GID)));
         }
-        mounts.push(MountStep::Proc { mode: spec.filesystem.proc, hidepid });
+        first.push(MountStep::Proc { mode: spec.filesystem.proc, hidepid });
     }
     // Preopened directories by their real path: a symlink in the declared
     // path is resolved on the host (as opening it there always did), so that
@@ -530,7 +584,7 @@ fn plan_inheriting(
             // under a tmpfs (such as the private /tmp). Validation refused
             // preopened directories the view masks.
             PreopenKind::Directory { path } if spec.filesystem.covering(path).is_none_or(|m| m.kind == MountKind::Tmpfs) => {
-                Some(Mount { path: path.clone(), kind: MountKind::ReadOnly, optional: false, source: None })
+                Some(Mount { path: path.clone(), kind: MountKind::ReadOnly, optional: false, source: None, propagation: None })
             }
             _ => None,
         })
@@ -564,6 +618,12 @@ fn plan_inheriting(
     // Each step with the path it is at and the access Landlock gives there,
     // sorted by path below so that parents are mounted first.
     let mut entries: Vec<(PathBuf, MountStep, Option<FsAccess>)> = Vec::new();
+    if mount_order.is_empty() {
+        mounts.append(&mut first);
+    } else {
+        // Their Landlock rules are added below.
+        entries.extend(first.into_iter().map(|m| (m.target().to_path_buf(), m, None)));
+    }
     for m in view {
         // By the host path the view binds (see `real_parent`).
         if spec.filesystem.as_owner.iter().any(|p| real_parent(p) == m.path) {
@@ -606,9 +666,16 @@ fn plan_inheriting(
         // be a rule on all of /run.
         let access = access.filter(|_| !capexec_decl::validate::COMPAT_LINKS.iter().any(|l| m.path == Path::new(l)));
         entries.push((m.path.clone(), step, access));
+        if let Some(p) = m.propagation {
+            entries.push((m.path.clone(), MountStep::Propagation { path: m.path.clone(), flags: propagation_flags(p) }, None));
+        }
     }
     for f in &spec.filesystem.filesystems {
+        // Never setuid, whatever the options say: with no_new_privs off (an
+        // OCI config's choice), a setuid or file-capability program there
+        // would be a way to more privileges.
         let (flags, data) = mount_options(&f.options);
+        let flags = flags | libc::MS_NOSUID;
         let writable = flags & libc::MS_RDONLY == 0;
         let access = match f.fstype.as_str() {
             "proc" => FsAccess::Proc,
@@ -619,9 +686,17 @@ fn plan_inheriting(
         };
         let step = MountStep::Filesystem { path: f.path.clone(), fstype: f.fstype.clone(), source: f.source.clone(), flags, data };
         entries.push((f.path.clone(), step, Some(access)));
+        if let Some(p) = Propagation::of_options(&f.options) {
+            entries.push((f.path.clone(), MountStep::Propagation { path: f.path.clone(), flags: propagation_flags(p) }, None));
+        }
+    }
+    for d in &spec.filesystem.devices {
+        let step = MountStep::Device { node: d.clone(), from_host: ns.user };
+        entries.push((d.path.clone(), step, d.usable.then_some(FsAccess::Device)));
     }
     // Stable: what is at one path keeps its declared order.
-    entries.sort_by(|a, b| a.0.cmp(&b.0));
+    let rank = |p: &Path| mount_order.iter().position(|o| o == p).unwrap_or(usize::MAX);
+    entries.sort_by(|a, b| (rank(&a.0), &a.0).cmp(&(rank(&b.0), &b.0)));
     for (path, step, access) in entries {
         mounts.push(step);
         if let Some(a) = access {
@@ -666,7 +741,7 @@ fn plan_inheriting(
         env.push((k.clone(), v.clone()));
     }
     let mut listen_pid_slot = None;
-    let first = 3 + inherited.len();
+    let first = 3 + preserved + inherited.len();
     if !spec.preopen.is_empty() || !inherited.is_empty() {
         env.push(("LISTEN_FDS".into(), (inherited.len() + spec.preopen.len()).to_string()));
         let names: Vec<&str> = inherited.iter().map(String::as_str).chain(spec.preopen.iter().map(|p| p.name.as_str())).collect();
@@ -730,20 +805,25 @@ fn plan_inheriting(
         user_ns: ns.user,
         pid_ns: ns.pid,
         loopback: ns.net == NetMode::None,
-        uid_map: match spec.exec.fakeroot {
-            true => format!("0 {} 1\n", id.uid),
-            false => format!("{0} {0} 1\n", id.uid),
+        uid_map: match (&ns.id_maps, spec.exec.fakeroot) {
+            (Some(m), _) => map_lines(&m.uid),
+            (None, true) => format!("0 {} 1\n", id.uid),
+            (None, false) => format!("{0} {0} 1\n", id.uid),
         },
         // A private user namespace as root maps the supplementary groups too,
         // so that group-owned files stay the group's (rootless there are none).
-        gid_map: match spec.exec.fakeroot {
-            true => format!("0 {} 1\n", id.gid),
-            false => std::iter::once(id.gid).chain(id.groups.iter().copied()).map(|g| format!("{g} {g} 1\n")).collect(),
+        gid_map: match (&ns.id_maps, spec.exec.fakeroot) {
+            (Some(m), _) => map_lines(&m.gid),
+            (None, true) => format!("0 {} 1\n", id.gid),
+            (None, false) => std::iter::once(id.gid).chain(id.groups.iter().copied()).map(|g| format!("{g} {g} 1\n")).collect(),
         },
         deny_setgroups: rootless,
-        uid: id.uid,
-        gid: id.gid,
-        inside: spec.exec.fakeroot.then_some((0, 0)),
+        uid: outside.0,
+        gid: outside.1,
+        inside: match (&ns.id_maps, spec.exec.fakeroot) {
+            (Some(_), _) => Some((id.uid, id.gid)),
+            (None, fakeroot) => fakeroot.then_some((0, 0)),
+        },
         // A fake root's namespace maps its one gid only.
         groups: if spec.exec.fakeroot { Vec::new() } else { id.groups.clone() },
         mounts,
@@ -754,6 +834,7 @@ fn plan_inheriting(
         workdir: cstring("working directory", &spec.exec.working_directory.to_string_lossy())?,
         hostname: if ns.uts || ns.join.iter().any(|j| j.kind == capexec_decl::spec::JoinKind::Uts) { Some(cstring("hostname", &ns.hostname)?) } else { None },
         rlimits,
+        oom_score_adj: spec.exec.oom_score_adjust,
         keep_caps,
         landlock: LandlockPlan {
             required: spec.landlock.mode == Enforcement::Required,
@@ -787,12 +868,13 @@ fn plan_inheriting(
         argv,
         env: env_c,
         listen_pid_slot,
-        inherited: inherited.len(),
+        inherited: preserved + inherited.len(),
         preopens,
         // With such a preopen the service has a broker (ServiceSpec::has_broker).
         append_pipes: true,
         notify_relay: false,
         mdwe: spec.exec.memory_deny_write_execute,
+        no_new_privs: !spec.exec.allow_new_privileges,
     })
 }
 
@@ -820,10 +902,31 @@ fn shadow_dirs<'a>(root: &Path, points: impl Iterator<Item = &'a Path>) -> BTree
     shadows
 }
 
+/// `maps` as /proc/PID/uid_map takes them, a line each.
+fn map_lines(maps: &[capexec_decl::spec::IdMap]) -> String {
+    maps.iter().map(|m| format!("{} {} {}\n", m.inside, m.outside, m.count)).collect()
+}
+
+/// The mount(2) flags that set propagation `p`.
+fn propagation_flags(p: Propagation) -> u64 {
+    use Propagation::*;
+    let (kind, rec) = match p {
+        Shared => (libc::MS_SHARED, false),
+        Rshared => (libc::MS_SHARED, true),
+        Slave => (libc::MS_SLAVE, false),
+        Rslave => (libc::MS_SLAVE, true),
+        Private => (libc::MS_PRIVATE, false),
+        Rprivate => (libc::MS_PRIVATE, true),
+        Unbindable => (libc::MS_UNBINDABLE, false),
+        Runbindable => (libc::MS_UNBINDABLE, true),
+    };
+    kind | if rec { libc::MS_REC } else { 0 }
+}
+
 /// mount(8)-style options as mount flags (MS_*) and the filesystem's own
-/// data. Propagation words are dropped: the view is a slave of the host's
-/// mounts whatever they say, so nothing mounted in it reaches the host
-/// (capexec-oci refuses `shared`, which would ask for that).
+/// data. Propagation words are left to [`Propagation::of_options`]: set
+/// once the mount is made, in a view that is a slave of the host's mounts,
+/// so that nothing mounted in it reaches the host.
 pub fn mount_options(options: &[String]) -> (u64, String) {
     let mut flags = 0;
     let mut data = Vec::new();
@@ -843,7 +946,7 @@ pub fn mount_options(options: &[String]) -> (u64, String) {
             "nodiratime" => (libc::MS_NODIRATIME, 0),
             "relatime" => (libc::MS_RELATIME, 0),
             "strictatime" => (libc::MS_STRICTATIME, 0),
-            "private" | "rprivate" | "slave" | "rslave" | "unbindable" | "runbindable" | "defaults" => (0, 0),
+            "shared" | "rshared" | "private" | "rprivate" | "slave" | "rslave" | "unbindable" | "runbindable" | "defaults" => (0, 0),
             other => {
                 data.push(other);
                 (0, 0)
@@ -1240,11 +1343,23 @@ mod tests {
     fn a_root_filesystem_of_its_own_is_planned_as_given() {
         use capexec_decl::spec::{Filesystem, Mount, MountKind, RootFs};
         let mut spec = spec_of("[exec]\nargv = [\"/bin/true\"]\n[filesystem]\nsystem = false\nprivate_tmp = false\n");
-        spec.filesystem.root = Some(RootFs { path: "/srv/bundle/rootfs".into(), read_only: false });
+        spec.filesystem.root = Some(RootFs { path: "/srv/bundle/rootfs".into(), read_only: false, mount_order: Vec::new() });
         (spec.filesystem.dev, spec.filesystem.proc) = (DevMode::None, ProcMode::None);
         // /var/run is a link on the host: in a root of its own it is not followed.
-        spec.filesystem.mounts.push(Mount { path: "/var/run/x".into(), kind: MountKind::ReadOnly, optional: false, source: Some("/etc".into()) });
-        spec.filesystem.mounts.push(Mount { path: "/sys/a".into(), kind: MountKind::ReadWrite, optional: false, source: Some("/srv".into()) });
+        spec.filesystem.mounts.push(Mount {
+            path: "/var/run/x".into(),
+            kind: MountKind::ReadOnly,
+            optional: false,
+            source: Some("/etc".into()),
+            propagation: None,
+        });
+        spec.filesystem.mounts.push(Mount {
+            path: "/sys/a".into(),
+            kind: MountKind::ReadWrite,
+            optional: false,
+            source: Some("/srv".into()),
+            propagation: None,
+        });
         let fsys = |path: &str, options: &[&str]| Filesystem {
             path: path.into(),
             fstype: "tmpfs".into(),
@@ -1254,29 +1369,30 @@ mod tests {
         spec.filesystem.filesystems = vec![fsys("/sys", &["ro", "nosuid", "size=1k"]), fsys("/run", &["noexec", "rprivate"])];
         let p = compose(&spec, &Extras::default()).unwrap();
         assert_eq!(p.root, Some(("/srv/bundle/rootfs".into(), false)));
-        let order: Vec<String> = p
-            .mounts
-            .iter()
-            .map(|m| match m {
-                MountStep::Bind { path, source, .. } => format!("bind {} from {:?}", path.display(), source),
-                MountStep::Filesystem { path, flags, data, .. } => format!("fs {} {flags:#x} {data}", path.display()),
-                other => format!("{other:?}"),
-            })
-            .collect();
+        let order = |p: &SetupPlan| -> Vec<String> {
+            p.mounts
+                .iter()
+                .map(|m| match m {
+                    MountStep::Bind { path, source, .. } => format!("bind {} from {:?}", path.display(), source),
+                    MountStep::Filesystem { path, flags, data, .. } => format!("fs {} {flags:#x} {data}", path.display()),
+                    MountStep::Propagation { path, flags } => format!("propagation {} {flags:#x}", path.display()),
+                    other => format!("{other:?}"),
+                })
+                .collect()
+        };
         let ro_nosuid = libc::MS_RDONLY | libc::MS_NOSUID;
-        assert_eq!(
-            order,
-            [
-                format!("fs /run {:#x} ", libc::MS_NOEXEC),
-                format!("fs /sys {ro_nosuid:#x} size=1k"),
-                "bind /sys/a from Some(\"/srv\")".to_owned(),
-                "bind /var/run/x from Some(\"/etc\")".to_owned()
-            ]
-        );
+        let run = [format!("fs /run {:#x} ", libc::MS_NOEXEC | libc::MS_NOSUID), format!("propagation /run {:#x}", libc::MS_PRIVATE | libc::MS_REC)];
+        let sys = [format!("fs /sys {ro_nosuid:#x} size=1k"), "bind /sys/a from Some(\"/srv\")".to_owned()];
+        let var = ["bind /var/run/x from Some(\"/etc\")".to_owned()];
+        assert_eq!(order(&p), [&run[..], &sys, &var].concat(), "by path, parents first, each propagation right after its mount");
+        // An OCI config's order is kept; what it does not list follows.
+        spec.filesystem.root.as_mut().unwrap().mount_order = vec!["/var/run/x".into(), "/sys".into(), "/sys/a".into()];
+        assert_eq!(order(&compose(&spec, &Extras::default()).unwrap()), [&var[..], &sys, &run].concat());
+        spec.filesystem.root.as_mut().unwrap().mount_order.clear();
         assert_eq!(p.landlock.paths[0], (PathBuf::from("/"), FsAccess::Overlay));
         assert!(p.landlock.paths.contains(&(PathBuf::from("/sys"), FsAccess::ReadOnly)));
         assert!(p.landlock.paths.contains(&(PathBuf::from("/run"), FsAccess::ReadWrite)));
-        spec.filesystem.root = Some(RootFs { path: "/srv/bundle/rootfs".into(), read_only: true });
+        spec.filesystem.root = Some(RootFs { path: "/srv/bundle/rootfs".into(), read_only: true, mount_order: Vec::new() });
         assert_eq!(compose(&spec, &Extras::default()).unwrap().landlock.paths[0], (PathBuf::from("/"), FsAccess::Execute));
         assert_eq!(
             mount_options(&["rw".into(), "ro".into(), "exec".into(), "noexec".into(), "mode=755".into(), "gid=5".into()]),
@@ -1317,6 +1433,17 @@ mod tests {
         assert!(p.user_ns && p.clone_flags & libc::CLONE_NEWUSER != 0);
         assert_eq!(p.uid_map, "65534 65534 1\n");
         assert_eq!(p.gid_map, "65534 65534 1\n4 4 1\n7 7 1\n");
+        // Maps given (an OCI config's): the declared ids are inside them.
+        use capexec_decl::spec::{IdMap, IdMaps};
+        let mut spec = spec_of(&format!("{body}[namespaces]\nuser = true\n"));
+        let m = |inside, outside, count| IdMap { inside, outside, count };
+        spec.namespaces.id_maps = Some(IdMaps { uid: vec![m(0, 100000, 65536)], gid: vec![m(0, 200000, 10), m(65534, 300000, 1)] });
+        let p = compose(&spec, &Extras::default()).unwrap();
+        assert_eq!((p.uid_map.as_str(), p.gid_map.as_str()), ("0 100000 65536\n", "0 200000 10\n65534 300000 1\n"));
+        assert_eq!((p.inside, p.uid, p.gid, &p.groups[..]), (Some((65534, 65534)), 165534, 300000, &[4, 7][..]));
+        spec.exec.user.groups.push(11);
+        let e = compose(&spec, &Extras::default()).unwrap_err().to_string();
+        assert!(e.contains("gid 11 is not in the user namespace's gid map"), "{e}");
     }
 
     #[test]

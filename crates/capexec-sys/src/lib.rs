@@ -361,6 +361,39 @@ pub fn pidfd_open(pid: libc::pid_t, flags: libc::c_uint) -> io::Result<OwnedFd> 
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
+/// A new pseudo-terminal of the devpts instance `ptmx` leads to: its master
+/// and its terminal side, opened through the master (TIOCGPTPEER), so that
+/// no path lookup can lead to another instance's. Both close-on-exec.
+pub fn open_pty(ptmx: &CStr) -> io::Result<(OwnedFd, OwnedFd)> {
+    // SAFETY: a NUL-terminated path and flags; returns a new fd or -1.
+    let master = check(unsafe { libc::open(ptmx.as_ptr(), libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC) }.into())? as RawFd;
+    // SAFETY: the kernel returned this fd just now; nobody else owns it.
+    let master = unsafe { OwnedFd::from_raw_fd(master) };
+    let unlock: libc::c_int = 0;
+    // SAFETY: TIOCSPTLCK reads one int through the pointer, valid for the call.
+    check(unsafe { libc::ioctl(master.as_raw_fd(), libc::TIOCSPTLCK, &unlock) }.into())?;
+    // SAFETY: TIOCGPTPEER takes open flags by value; returns a new fd or -1.
+    let peer = check(unsafe { libc::ioctl(master.as_raw_fd(), libc::TIOCGPTPEER, libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC) }.into())? as RawFd;
+    // SAFETY: as for the master.
+    Ok((master, unsafe { OwnedFd::from_raw_fd(peer) }))
+}
+
+/// The number of the pseudo-terminal whose master is `master` (TIOCGPTN):
+/// its terminal side is /dev/pts/N of its devpts instance.
+pub fn pty_number(master: BorrowedFd<'_>) -> io::Result<u32> {
+    let mut n: libc::c_uint = 0;
+    // SAFETY: TIOCGPTN writes one unsigned int through the pointer, valid for the call.
+    check(unsafe { libc::ioctl(master.as_raw_fd(), libc::TIOCGPTN, &mut n) }.into())?;
+    Ok(n)
+}
+
+/// Makes the terminal `fd` the controlling terminal of this process's
+/// session, which must have none (TIOCSCTTY, without stealing it).
+pub fn set_controlling_terminal(fd: BorrowedFd<'_>) -> io::Result<()> {
+    // SAFETY: TIOCSCTTY takes an int by value.
+    check(unsafe { libc::ioctl(fd.as_raw_fd(), libc::TIOCSCTTY, 0) }.into()).map(|_| ())
+}
+
 /// A copy of fd `target` of process `pid` (pidfd_getfd; needs ptrace access).
 pub fn pidfd_getfd_of(pid: libc::pid_t, target: RawFd) -> io::Result<std::os::fd::OwnedFd> {
     pidfd_getfd(&pidfd_open(pid, 0)?, target)

@@ -323,7 +323,13 @@ pub fn build_in(args: &RunArgs, mut ctx: Context, home: Option<&str>) -> Result<
     // when no listed path covers it (e.g. ./downloaded-binary in a home directory).
     let covered = spec.filesystem.mounts.iter().any(|m| m.kind == MountKind::Executable && prog.starts_with(&m.path));
     if !covered {
-        spec.filesystem.mounts.push(capexec_decl::spec::Mount { path: prog.clone(), kind: MountKind::Executable, optional: false, source: None });
+        spec.filesystem.mounts.push(capexec_decl::spec::Mount {
+            path: prog.clone(),
+            kind: MountKind::Executable,
+            optional: false,
+            source: None,
+            propagation: None,
+        });
     }
     // Stay in the current directory when the view shows it; otherwise start at /.
     if args.cwd.is_none() && args.unit.is_none() {
