@@ -760,6 +760,63 @@ fn capexec_oci_preopens_what_the_annotation_declares() {
     assert!(!o.status.success() && String::from_utf8_lossy(&o.stderr).contains("a container sees a host directory through a bind mount"), "{}", text(&o));
 }
 
+/// A pid namespace given by path (a pod's, which its containers share): the
+/// container's init is born in it, and so its program; `kill --all` ends
+/// the container's own processes, not the namespace's first process (the
+/// pod's pause), which is not the container's.
+#[test]
+fn capexec_oci_launches_into_a_pid_namespace_given_by_path() {
+    require_root();
+    // Dropped in reverse: the containers go before their directory.
+    let Scene { _cleanup, _left, base, root, dir } = scene("pidns", &["pidns"]);
+    // The pause: pid 1 of a new pid namespace, a child of `unshare`.
+    let mut pause =
+        Command::new("unshare").args(["--pid", "--fork", "--kill-child", "sleep", "600"]).stdin(Stdio::null()).spawn().expect("unshare (util-linux)");
+    struct Ends<'a>(&'a mut std::process::Child);
+    impl Drop for Ends<'_> {
+        fn drop(&mut self) {
+            // Our own child; its sleep dies with it (--kill-child).
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let unshare = pause.id();
+    let children = format!("/proc/{unshare}/task/{unshare}/children");
+    wait_until("the pause process", || std::fs::read_to_string(&children).is_ok_and(|c| !c.trim().is_empty()));
+    let sleeper: i32 = std::fs::read_to_string(&children).unwrap().trim().parse().unwrap();
+    let mut pause = Ends(&mut pause);
+    // Alive: there, not a zombie, not exiting (PF_EXITING in the flags of
+    // /proc/PID/stat: a killed pid namespace init waits in its exit, still
+    // sleeping, until the namespace's other processes are reaped), and
+    // unshare, which exits once its child died, still waits for it.
+    let alive = |p: &mut Ends| {
+        let stat = std::fs::read_to_string(format!("/proc/{sleeper}/stat")).unwrap_or_default();
+        let fields: Vec<&str> = stat.rsplit_once(") ").map(|(_, r)| r.split(' ').collect()).unwrap_or_default();
+        let flags: u64 = fields.get(6).and_then(|f| f.parse().ok()).unwrap_or(u64::MAX);
+        fields.first().is_some_and(|s| *s != "Z") && flags & 0x4 == 0 && matches!(p.0.try_wait(), Ok(None))
+    };
+    let pod_ns = std::fs::read_link(format!("/proc/{sleeper}/ns/pid")).unwrap();
+    runc_bundle(&dir, |c| {
+        c["process"]["args"] = serde_json::json!(["/bin/busybox", "sh", "-c", "busybox readlink /proc/self/ns/pid; exec busybox sleep 600"]);
+        for n in c["linux"]["namespaces"].as_array_mut().unwrap() {
+            if n["type"] == "pid" {
+                n["path"] = format!("/proc/{sleeper}/ns/pid").into();
+            }
+        }
+    });
+    let out = base.join("out");
+    oci_create(&root, &dir, "pidns", Some(&out), &base.join("create.err"));
+    let (_, init) = oci_status(&root, "pidns");
+    assert_eq!(std::fs::read_link(format!("/proc/{init}/ns/pid")).unwrap(), pod_ns, "init is born in the pod's pid namespace");
+    assert!(oci(&root, &["start", "pidns"]).status.success());
+    wait_until("the program's report", || std::fs::read_to_string(&out).is_ok_and(|s| s.ends_with('\n')));
+    assert_eq!(std::fs::read_to_string(&out).unwrap().trim(), pod_ns.to_str().unwrap());
+    assert!(oci(&root, &["kill", "--all", "pidns", "KILL"]).status.success());
+    wait_until("the container to stop", || oci_status(&root, "pidns").0 == "stopped");
+    assert!(oci(&root, &["delete", "pidns"]).status.success());
+    assert!(alive(&mut pause), "the pod's pause outlives the container's kill --all and delete");
+}
+
 /// A container with a terminal: `create --console-socket` sends the
 /// master of a pseudo-terminal of the container's own devpts, whose
 /// terminal side is the program's stdio and controlling terminal; what is

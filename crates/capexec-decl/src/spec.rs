@@ -462,6 +462,9 @@ pub enum JoinKind {
     Net,
     Ipc,
     Uts,
+    /// The launch is born in it: its init's own pid namespace (a pod's,
+    /// shared by its containers).
+    Pid,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -120,10 +120,17 @@ pub fn service(b: &Bundle, id: &str) -> Result<ServiceSpec, NotApplied> {
                 LinuxNamespaceType::Network => JoinKind::Net,
                 LinuxNamespaceType::Ipc => JoinKind::Ipc,
                 LinuxNamespaceType::Uts => JoinKind::Uts,
+                LinuxNamespaceType::Pid => JoinKind::Pid,
+                LinuxNamespaceType::Mount => {
+                    return Err(not_applied(
+                        "linux.namespaces[].path",
+                        "the container's view is built in a mount namespace of its own: entering another's is refused",
+                    ))
+                }
                 other => {
                     return Err(not_applied(
                         "linux.namespaces[].path",
-                        format!("entering an existing {other:?} namespace is not implemented yet (network, ipc and uts are)"),
+                        format!("entering an existing {other:?} namespace is not implemented yet (network, ipc, uts and pid are)"),
                     ))
                 }
             };
@@ -443,13 +450,13 @@ mod tests {
 
     #[test]
     fn namespaces_given_by_path_are_entered_and_own_their_parameters() {
-        let linux = r#"{"namespaces": [{"type": "mount"}, {"type": "uts", "path": "/run/u"}, {"type": "network", "path": "/run/netns/n"}],
+        let linux = r#"{"namespaces": [{"type": "mount"}, {"type": "uts", "path": "/run/u"}, {"type": "network", "path": "/run/netns/n"}, {"type": "pid", "path": "/proc/7/ns/pid"}],
                         "sysctl": {"net.ipv4.ping_group_range": "0 0", "kernel.hostname": "x"}}"#;
         let s = translate(linux, "[]", CAPS).unwrap();
         let ns = &s.namespaces;
-        assert!(!ns.uts && ns.net == NetMode::Host, "entered, not made");
+        assert!(!ns.uts && ns.net == NetMode::Host && !ns.pid, "entered, not made");
         let joined: Vec<_> = ns.join.iter().map(|j| (j.kind, j.path.to_str().unwrap())).collect();
-        assert_eq!(joined, [(JoinKind::Uts, "/run/u"), (JoinKind::Net, "/run/netns/n")]);
+        assert_eq!(joined, [(JoinKind::Uts, "/run/u"), (JoinKind::Net, "/run/netns/n"), (JoinKind::Pid, "/proc/7/ns/pid")]);
         assert_eq!(ns.sysctls.len(), 2);
     }
 
@@ -559,10 +566,10 @@ mod tests {
                 "`process.user`: gid 7 is not in linux.gidMappings",
             ),
             (
-                r#"{"namespaces": [{"type": "uts"}, {"type": "pid", "path": "/proc/1/ns/pid"}]}"#,
+                r#"{"namespaces": [{"type": "uts"}, {"type": "mount", "path": "/proc/1/ns/mnt"}]}"#,
                 "[]",
                 CAPS,
-                "`linux.namespaces[].path`: entering an existing Pid",
+                "`linux.namespaces[].path`: the container's view is built in a mount namespace of its own",
             ),
             (r#"{"namespaces": [{"type": "uts"}, {"type": "network", "path": "run/netns/x"}]}"#, "[]", CAPS, "is not an absolute path"),
             (r#"{"namespaces": []}"#, "[]", CAPS, "`hostname`: needs a uts namespace"),

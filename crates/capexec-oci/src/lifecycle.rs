@@ -170,6 +170,7 @@ pub fn create(store: &Store, a: &CreateArgs) -> Outcome {
             cgroups: cgroups.as_ref().map(crate::cgroups::Cgroups::to_remove).unwrap_or_default(),
             poststart: hooks.and_then(|h| h.poststart().clone()).unwrap_or_default(),
             poststop: hooks.and_then(|h| h.poststop().clone()).unwrap_or_default(),
+            pid_ns_entered: spec.namespaces.join.iter().any(|j| j.kind == capexec_decl::spec::JoinKind::Pid),
         };
         let _ = store.save(&s);
     };
@@ -393,8 +394,8 @@ pub fn signal(name: &str) -> Result<i32, String> {
 }
 
 /// The container's processes, as the host sees them: those in its pid
-/// namespace, or, sharing this process's (the host's), init and its
-/// descendants. Compared with this process's namespace, not with PID 1's,
+/// namespace, or, sharing this process's (the host's) or one entered by
+/// path (a pod's, shared with others), init and its descendants. Compared with this process's namespace, not with PID 1's,
 /// which may not be readable: taking every process for the container's
 /// would have `kill --all` and `delete --force` signal the whole host.
 pub fn pids(s: &Saved) -> Vec<i32> {
@@ -411,6 +412,7 @@ fn related(s: &Saved) -> Vec<i32> {
     let ns = |pid: &str| std::fs::read_link(format!("/proc/{pid}/ns/pid")).ok();
     let own = ns(&s.pid.to_string());
     let shares_host = match (&own, ns("self")) {
+        _ if s.pid_ns_entered => true,
         (Some(own), Some(ours)) => *own == ours,
         // Gone (or unreadable): nothing but what descends from its pid.
         _ => true,

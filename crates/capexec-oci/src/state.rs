@@ -51,6 +51,11 @@ pub struct Saved {
     pub poststart: Vec<oci_spec::runtime::Hook>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub poststop: Vec<oci_spec::runtime::Hook>,
+    /// Its init was born in a pid namespace given by path (a pod's, with
+    /// other containers' processes in it): its processes are those that
+    /// descend from init, or are in its cgroups, not all of that namespace.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub pid_ns_entered: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -203,6 +208,7 @@ mod tests {
             cgroups: Vec::new(),
             poststart: Vec::new(),
             poststop: Vec::new(),
+            pid_ns_entered: false,
         };
         store.save(&s).unwrap();
         assert_eq!(store.status(&store.load("c1").unwrap().unwrap()), Status::Running);

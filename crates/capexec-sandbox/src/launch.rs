@@ -333,7 +333,18 @@ fn begin(plan: &SetupPlan, opts: &SpawnOptions) -> Result<Starting, LaunchError>
         let f = std::fs::File::open(path).map_err(|e| LaunchError::io("open the namespace to enter", path.display(), e))?;
         enter.push((*flag, OwnedFd::from(f)));
     }
-    let enter_fds: Vec<(libc::c_int, RawFd)> = enter.iter().map(|(flag, fd)| (*flag, fd.as_raw_fd())).collect();
+    // A pid namespace is entered here, not by the child: setns(CLONE_NEWPID)
+    // moves where the caller's next child is born, so that init itself is
+    // in it (its /proc/PID/ns/pid says so); the caller goes back to its own
+    // right after the clone.
+    let enter_fds: Vec<(libc::c_int, RawFd)> = enter.iter().filter(|(flag, _)| *flag != libc::CLONE_NEWPID).map(|(flag, fd)| (*flag, fd.as_raw_fd())).collect();
+    let pid_ns = match enter.iter().find(|(flag, _)| *flag == libc::CLONE_NEWPID) {
+        Some((_, target)) => {
+            let own = std::fs::File::open("/proc/self/ns/pid").map_err(|e| LaunchError::io("open", "/proc/self/ns/pid", e))?;
+            Some((target.as_raw_fd(), OwnedFd::from(own)))
+        }
+        None => None,
+    };
     if opts.broker_layer {
         if let Some(note) = crate::landlock_rules::apply_broker_layer(plan)? {
             eprintln!("capexec: {}: warning: {note}", plan.name);
@@ -369,8 +380,22 @@ fn begin(plan: &SetupPlan, opts: &SpawnOptions) -> Result<Starting, LaunchError>
     let _ = sigprocmask(SigmaskHow::SIG_BLOCK, Some(&blocked_set()), None);
 
     let flags = plan.clone_flags | if opts.clone_parent { libc::CLONE_PARENT } else { 0 };
+    if let Some((target, _)) = &pid_ns {
+        sys::setns(*target, libc::CLONE_NEWPID).map_err(|e| LaunchError::io("enter", "the pid namespace to launch in", e))?;
+    }
     // SAFETY: this process is single-threaded (checked above).
-    let (pid, pidfd) = unsafe { sys::clone_fork(flags) }.map_err(|e| LaunchError::io("clone into new namespaces", &plan.name, e))?;
+    let cloned = unsafe { sys::clone_fork(flags) };
+    if let (Some((_, own)), Ok((_, Some(_))) | Err(_)) = (&pid_ns, &cloned) {
+        // The caller's own active pid namespace: always allowed back into.
+        sys::setns(own.as_raw_fd(), libc::CLONE_NEWPID).map_err(|e| {
+            let err = LaunchError::io("go back to", "the caller's pid namespace", e);
+            match &cloned {
+                Ok((pid, _)) => kill_and_reap(*pid, err),
+                Err(_) => err,
+            }
+        })?;
+    }
+    let (pid, pidfd) = cloned.map_err(|e| LaunchError::io("clone into new namespaces", &plan.name, e))?;
     let Some(pidfd) = pidfd else {
         drop(sync_wr);
         drop(err_rd);

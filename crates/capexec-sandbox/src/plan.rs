@@ -517,6 +517,7 @@ fn plan_inheriting(
             capexec_decl::spec::JoinKind::Net => flags & libc::CLONE_NEWNET,
             capexec_decl::spec::JoinKind::Ipc => flags & libc::CLONE_NEWIPC,
             capexec_decl::spec::JoinKind::Uts => flags & libc::CLONE_NEWUTS,
+            capexec_decl::spec::JoinKind::Pid => flags & libc::CLONE_NEWPID,
         } != 0;
         if new || ns.user || ns.join.iter().filter(|o| o.kind == j.kind).count() > 1 {
             return Err(LaunchError::Plan(format!(
@@ -798,6 +799,7 @@ fn plan_inheriting(
                     capexec_decl::spec::JoinKind::Net => libc::CLONE_NEWNET,
                     capexec_decl::spec::JoinKind::Ipc => libc::CLONE_NEWIPC,
                     capexec_decl::spec::JoinKind::Uts => libc::CLONE_NEWUTS,
+                    capexec_decl::spec::JoinKind::Pid => libc::CLONE_NEWPID,
                 };
                 (flag, j.path.clone())
             })
