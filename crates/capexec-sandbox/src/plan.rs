@@ -674,9 +674,10 @@ fn plan_inheriting(
     for f in &spec.filesystem.filesystems {
         // Never setuid, whatever the options say: with no_new_privs off (an
         // OCI config's choice), a setuid or file-capability program there
-        // would be a way to more privileges.
+        // would be a way to more privileges. Never device nodes but on a
+        // devpts: the view's /dev and linux.devices are the devices there are.
         let (flags, data) = mount_options(&f.options);
-        let flags = flags | libc::MS_NOSUID;
+        let flags = flags | libc::MS_NOSUID | if f.fstype == "devpts" { 0 } else { libc::MS_NODEV };
         let writable = flags & libc::MS_RDONLY == 0;
         let access = match f.fstype.as_str() {
             "proc" => FsAccess::Proc,
@@ -1382,8 +1383,9 @@ mod tests {
                 })
                 .collect()
         };
-        let ro_nosuid = libc::MS_RDONLY | libc::MS_NOSUID;
-        let run = [format!("fs /run {:#x} ", libc::MS_NOEXEC | libc::MS_NOSUID), format!("propagation /run {:#x}", libc::MS_PRIVATE | libc::MS_REC)];
+        let ro_nosuid = libc::MS_RDONLY | libc::MS_NOSUID | libc::MS_NODEV;
+        let run =
+            [format!("fs /run {:#x} ", libc::MS_NOEXEC | libc::MS_NOSUID | libc::MS_NODEV), format!("propagation /run {:#x}", libc::MS_PRIVATE | libc::MS_REC)];
         let sys = [format!("fs /sys {ro_nosuid:#x} size=1k"), "bind /sys/a from Some(\"/srv\")".to_owned()];
         let var = ["bind /var/run/x from Some(\"/etc\")".to_owned()];
         assert_eq!(order(&p), [&run[..], &sys, &var].concat(), "by path, parents first, each propagation right after its mount");
