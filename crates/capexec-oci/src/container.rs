@@ -55,22 +55,16 @@ pub fn service(b: &Bundle, id: &str) -> Result<ServiceSpec, NotApplied> {
     // seccomp groups, Landlock's mode); the rest is the config's.
     // The annotation's [broker] grants are validated with them, as a
     // declaration's are.
-    let field = format!("annotations.{}", capexec_decl::BROKER_ANNOTATION);
-    let grants = match spec.annotations().as_ref().and_then(|a| a.get(capexec_decl::BROKER_ANNOTATION)) {
-        Some(g) => {
-            capexec_decl::check_broker_annotation(g).map_err(|e| not_applied(&field, e))?;
-            g.as_str()
+    // Each annotation's text, checked to hold only its tables ("" when absent).
+    let annotation = |key: &str, check: fn(&str) -> Result<(), String>| -> Result<(String, &str), NotApplied> {
+        let field = format!("annotations.{key}");
+        match spec.annotations().as_ref().and_then(|a| a.get(key)) {
+            Some(text) => check(text).map_err(|e| not_applied(&field, e)).map(|()| (field, text.as_str())),
+            None => Ok((field, "")),
         }
-        None => "",
     };
-    let preopen_field = format!("annotations.{}", capexec_decl::PREOPEN_ANNOTATION);
-    let preopens = match spec.annotations().as_ref().and_then(|a| a.get(capexec_decl::PREOPEN_ANNOTATION)) {
-        Some(p) => {
-            capexec_decl::check_preopen_annotation(p).map_err(|e| not_applied(&preopen_field, e))?;
-            p.as_str()
-        }
-        None => "",
-    };
+    let (field, grants) = annotation(capexec_decl::BROKER_ANNOTATION, capexec_decl::check_broker_annotation)?;
+    let (preopen_field, preopens) = annotation(capexec_decl::PREOPEN_ANNOTATION, capexec_decl::check_preopen_annotation)?;
     let text = format!("{grants}\n{preopens}\n[exec]\nargv = [\"/container\"]\n[filesystem]\nsystem = false\nprivate_tmp = false\n");
     let mut s = capexec_decl::from_text(id, &text, &capexec_decl::Context::current()).map_err(|e| match (grants.is_empty(), preopens.is_empty()) {
         (true, true) => not_applied("(defaults)", e.to_string()),
