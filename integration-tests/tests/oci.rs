@@ -209,6 +209,76 @@ fn a_runc_container_outlives_its_agent_and_none_is_created_without_one() {
     assert!(!o.status.success(), "nothing of it is left: {}", text(&o));
 }
 
+// capexec-oci's own containers with the agent: the profile's notify rules
+// hand the container's opens to `capexec agent`, which brokers the grants
+// of the annotation (capexec-oci then runs no broker of its own): in the
+// foreground (`run`), after create and start, and for a process `exec`
+// adds, a granted host file is read, a write past the read grant and an
+// ungranted file are refused. The listener is sent once the process
+// waits at its gate, with the container's id and init in the state. With
+// no agent listening, create fails and leaves nothing.
+#[test]
+fn capexec_oci_hands_notified_calls_to_the_agent() {
+    require_root();
+    let Scene { _cleanup, _left, base, root, dir } = scene("agent", &["ag", "gone"]);
+    std::fs::create_dir_all(base.join("granted")).unwrap();
+    std::fs::write(base.join("granted/file"), "granted-content\n").unwrap();
+    std::fs::write(base.join("secret"), "SECRET\n").unwrap();
+    let socket = PathBuf::from(format!("/run/capexec-it-oci-agent-{}.sock", std::process::id()));
+    let agent = Agent::start(&socket);
+    let script =
+        format!("/bin/busybox cat {0}/granted/file; echo r=$?; echo x > {0}/granted/file; echo w=$?; /bin/busybox cat {0}/secret; echo s=$?", base.display());
+    let grant = format!("[[broker.fs]]\npath = \"{}/granted/**\"\nrights = [\"read\"]\n", base.display());
+    let want = "granted-content\nr=0\nw=1\ns=1\n";
+    bundle(&dir, &socket, &["/bin/busybox", "sh", "-c", &script], serde_json::json!({"org.capexec.broker": grant}));
+    let o = oci_run(&dir, "run-ag");
+    assert!(o.status.success() && String::from_utf8_lossy(&o.stdout) == want, "run: {}\nagent:\n{}", text(&o), agent.said());
+    agent.wait_line("container run-ag: broker pid");
+
+    bundle(&dir, &socket, &["/bin/busybox", "sleep", "600"], serde_json::json!({"org.capexec.broker": grant}));
+    oci_create(&root, &dir, "ag", None, &base.join("create.err"));
+    // Sent during create, with the pid `state` reports.
+    let line = agent.wait_line("container ag: broker pid");
+    let (status, init) = oci_status(&root, "ag");
+    assert_eq!(status, "created", "{line}");
+    assert!(oci(&root, &["start", "ag"]).status.success());
+    let o = oci(&root, &["exec", "ag", "/bin/busybox", "sh", "-c", &script]);
+    assert!(o.status.success() && String::from_utf8_lossy(&o.stdout) == want, "exec: {}\nagent:\n{}", text(&o), agent.said());
+    agent.wait_line("container ag: broker pid");
+    assert!(std::fs::read_to_string(format!("/proc/{init}/status")).is_ok(), "the container still runs");
+    let refusal = "granted/file\", O_WRONLY|O_CREAT|O_TRUNC): opening for writing needs the `write` right";
+    if !agent.said().contains(refusal) {
+        agent.wait_line(refusal);
+    }
+
+    drop(agent);
+    let o = oci(&root, &["create", "--bundle", dir.to_str().unwrap(), "gone"]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success() && err.contains("connect to the seccomp agent at") && err.contains("start the agent first"), "{}", text(&o));
+    let o = oci(&root, &["state", "gone"]);
+    assert!(!o.status.success(), "nothing of it is left: {}", text(&o));
+    assert!(!root.join("gone").exists());
+
+    // An agent that dies once connected, before it has the listener (killed
+    // by a prestart hook: hooks run after the connect, before the listener
+    // is sent): create fails saying so, and leaves nothing.
+    let agent = Agent::start(&socket);
+    let pid = agent.child.id();
+    let hook = base.join("kill-agent");
+    // Its fds are closed once it is dead, zombie or not.
+    std::fs::write(&hook, format!("#!/bin/sh\nkill -9 {pid}\nwhile [ -n \"$(ls /proc/{pid}/fd 2>/dev/null)\" ]; do sleep 0.01; done\n")).unwrap();
+    std::fs::set_permissions(&hook, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let config = dir.join("config.json");
+    let mut c: serde_json::Value = serde_json::from_slice(&std::fs::read(&config).unwrap()).unwrap();
+    c["hooks"] = serde_json::json!({"prestart": [{"path": hook}]});
+    std::fs::write(&config, c.to_string()).unwrap();
+    let o = oci(&root, &["create", "--bundle", dir.to_str().unwrap(), "gone"]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success() && err.contains("send the container's seccomp listener to the agent at"), "{}", text(&o));
+    assert!(!oci(&root, &["state", "gone"]).status.success() && !root.join("gone").exists(), "nothing of it is left");
+    drop(agent);
+}
+
 /// A bundle: busybox as /bin/busybox in its rootfs, `runc spec`'s config
 /// (what engines start from) without a terminal, and these changes.
 fn runc_bundle(dir: &Path, edit: impl FnOnce(&mut serde_json::Value)) {
@@ -766,15 +836,19 @@ fn capexec_oci_preopens_what_the_annotation_declares() {
 /// A pid namespace given by path (a pod's, which its containers share): the
 /// container's init is born in it, and so its program; `kill --all` ends
 /// the container's own processes, not the namespace's first process (the
-/// pod's pause), which is not the container's.
+/// pod's pause), which is not the container's. The pod's cgroup namespace,
+/// given by path too, is the program's.
 #[test]
-fn capexec_oci_launches_into_a_pid_namespace_given_by_path() {
+fn capexec_oci_launches_into_pid_and_cgroup_namespaces_given_by_path() {
     require_root();
     // Dropped in reverse: the containers go before their directory.
     let Scene { _cleanup, _left, base, root, dir } = scene("pidns", &["pidns"]);
     // The pause: pid 1 of a new pid namespace, a child of `unshare`.
-    let mut pause =
-        Command::new("unshare").args(["--pid", "--fork", "--kill-child", "sleep", "600"]).stdin(Stdio::null()).spawn().expect("unshare (util-linux)");
+    let mut pause = Command::new("unshare")
+        .args(["--pid", "--cgroup", "--fork", "--kill-child", "sleep", "600"])
+        .stdin(Stdio::null())
+        .spawn()
+        .expect("unshare (util-linux)");
     struct Ends<'a>(&'a mut std::process::Child);
     impl Drop for Ends<'_> {
         fn drop(&mut self) {
@@ -799,14 +873,19 @@ fn capexec_oci_launches_into_a_pid_namespace_given_by_path() {
         fields.first().is_some_and(|s| *s != "Z") && flags & 0x4 == 0 && matches!(p.0.try_wait(), Ok(None))
     };
     let pod_ns = std::fs::read_link(format!("/proc/{sleeper}/ns/pid")).unwrap();
+    let pod_cgroup_ns = std::fs::read_link(format!("/proc/{sleeper}/ns/cgroup")).unwrap();
+    assert_ne!(pod_cgroup_ns, std::fs::read_link("/proc/self/ns/cgroup").unwrap());
     runc_bundle(&dir, |c| {
         c["process"]["args"] = serde_json::json!([
             "/bin/busybox",
             "sh",
             "-c",
-            "busybox readlink /proc/self/ns/pid; busybox kill -0 1 2>/dev/null && echo signalled-the-pause || echo signal-refused; exec busybox sleep 600"
+            "busybox readlink /proc/self/ns/pid; busybox readlink /proc/self/ns/cgroup; busybox kill -0 1 2>/dev/null && echo signalled-the-pause || echo signal-refused; exec busybox sleep 600"
         ]);
-        for n in c["linux"]["namespaces"].as_array_mut().unwrap() {
+        let ns = c["linux"]["namespaces"].as_array_mut().unwrap();
+        ns.retain(|n| n["type"] != "cgroup");
+        ns.push(serde_json::json!({"type": "cgroup", "path": format!("/proc/{sleeper}/ns/cgroup")}));
+        for n in ns {
             if n["type"] == "pid" {
                 n["path"] = format!("/proc/{sleeper}/ns/pid").into();
             }
@@ -819,7 +898,7 @@ fn capexec_oci_launches_into_a_pid_namespace_given_by_path() {
     assert!(oci(&root, &["start", "pidns"]).status.success());
     wait_until("the program's report", || std::fs::read_to_string(&out).is_ok_and(|s| s.contains("signal")));
     // The pod's pause (its pid 1) is outside the container's Landlock domain: no signal reaches it.
-    assert_eq!(std::fs::read_to_string(&out).unwrap(), format!("{}\nsignal-refused\n", pod_ns.display()));
+    assert_eq!(std::fs::read_to_string(&out).unwrap(), format!("{}\n{}\nsignal-refused\n", pod_ns.display(), pod_cgroup_ns.display()));
     assert!(oci(&root, &["kill", "--all", "pidns", "KILL"]).status.success());
     wait_until("the container to stop", || oci_status(&root, "pidns").0 == "stopped");
     assert!(oci(&root, &["delete", "pidns"]).status.success());
@@ -1373,6 +1452,24 @@ fn podman_runs_containers_through_capexec_oci() {
     assert_eq!(String::from_utf8_lossy(&o.stdout), "granted\nno-secret\nno-write\n", "{}", text(&o));
     assert!(String::from_utf8_lossy(&o.stderr).contains("needs the `write` right"), "the broker says why it refused: {}", text(&o));
     assert!(!shared.join("new.txt").exists());
+    // The same grants answered by `capexec agent` instead, through a podman
+    // seccomp profile that hands the container's opens to it.
+    let socket = PathBuf::from(format!("/run/capexec-it-podman-agent-{}.sock", std::process::id()));
+    let agent = Agent::start(&socket);
+    let profile = base.join("agent-profile.json");
+    let rules = serde_json::json!({"defaultAction": "SCMP_ACT_ALLOW", "listenerPath": socket, "syscalls": [{"names": ["openat", "open"], "action": "SCMP_ACT_NOTIFY"}]});
+    std::fs::write(&profile, rules.to_string()).unwrap();
+    let seccomp = format!("seccomp={}", profile.display());
+    let o =
+        podman(&[&["run", "--rm", "--annotation", &grant, "--security-opt", &seccomp], PODMAN_RUN, &["--rootfs", rootfs, "/bin/sh", "-c", &script]].concat());
+    assert_eq!(String::from_utf8_lossy(&o.stdout), "granted\nno-secret\nno-write\n", "{}\nagent:\n{}", text(&o), agent.said());
+    // The agent's broker refused the write, not one of capexec-oci's own.
+    agent.wait_line("broker pid");
+    if !agent.said().contains("needs the `write` right") {
+        agent.wait_line("needs the `write` right");
+    }
+    assert!(!shared.join("new.txt").exists());
+    drop(agent);
     // A preopened host file by annotation: fd 3, with systemd's variables.
     let preopen = format!("\"{}=preopen.file = [{{path = '{}', name = 'secret'}}]\"", capexec_decl::PREOPEN_ANNOTATION, base.join("secret.txt").display());
     let o = podman(&[&["run", "--rm", "--annotation", &preopen], PODMAN_RUN, &["--rootfs", rootfs, "/bin/sh", "-c", "echo $LISTEN_FDNAMES; cat <&3"]].concat());

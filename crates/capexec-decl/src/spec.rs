@@ -465,6 +465,7 @@ pub enum JoinKind {
     /// The launch is born in it: its init's own pid namespace (a pod's,
     /// shared by its containers).
     Pid,
+    Cgroup,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -593,6 +594,9 @@ pub enum ProfileAction {
     KillProcess,
     Trap,
     Log,
+    /// Handed to the seccomp agent that holds the filter's listener (an OCI
+    /// config's SCMP_ACT_NOTIFY with its `listenerPath`).
+    Notify,
 }
 
 /// Argument `index` compared with `value` (`MaskedEq`: `arg & value == value_two`).

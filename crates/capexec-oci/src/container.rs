@@ -63,7 +63,16 @@ pub fn service(b: &Bundle, id: &str) -> Result<ServiceSpec, NotApplied> {
             None => Ok((field, "")),
         }
     };
-    let (field, grants) = annotation(capexec_decl::BROKER_ANNOTATION, capexec_decl::check_broker_annotation)?;
+    let (field, mut grants) = annotation(capexec_decl::BROKER_ANNOTATION, capexec_decl::check_broker_annotation)?;
+    // A profile that hands calls to an agent leaves the grants to it (capexec
+    // agent reads them from the same annotation): a process has one seccomp
+    // listener, the agent's, so capexec-oci runs no broker of its own.
+    let notified = |p: &oci_spec::runtime::LinuxSeccomp| {
+        p.listener_path().is_some() && p.syscalls().iter().flatten().any(|r| r.action() == oci_spec::runtime::LinuxSeccompAction::ScmpActNotify)
+    };
+    if linux.seccomp().as_ref().is_some_and(notified) {
+        grants = "";
+    }
     let (preopen_field, preopens) = annotation(capexec_decl::PREOPEN_ANNOTATION, capexec_decl::check_preopen_annotation)?;
     let text = format!("{grants}\n{preopens}\n[exec]\nargv = [\"/container\"]\n[filesystem]\nsystem = false\nprivate_tmp = false\n");
     let mut s = capexec_decl::from_text(id, &text, &capexec_decl::Context::current()).map_err(|e| match (grants.is_empty(), preopens.is_empty()) {
@@ -115,6 +124,7 @@ pub fn service(b: &Bundle, id: &str) -> Result<ServiceSpec, NotApplied> {
                 LinuxNamespaceType::Ipc => JoinKind::Ipc,
                 LinuxNamespaceType::Uts => JoinKind::Uts,
                 LinuxNamespaceType::Pid => JoinKind::Pid,
+                LinuxNamespaceType::Cgroup => JoinKind::Cgroup,
                 LinuxNamespaceType::Mount => {
                     return Err(not_applied(
                         "linux.namespaces[].path",
@@ -124,7 +134,7 @@ pub fn service(b: &Bundle, id: &str) -> Result<ServiceSpec, NotApplied> {
                 other => {
                     return Err(not_applied(
                         "linux.namespaces[].path",
-                        format!("entering an existing {other:?} namespace is not implemented yet (network, ipc, uts and pid are)"),
+                        format!("entering an existing {other:?} namespace is not implemented yet (network, ipc, uts, pid and cgroup are)"),
                     ))
                 }
             };
@@ -201,18 +211,20 @@ pub fn service(b: &Bundle, id: &str) -> Result<ServiceSpec, NotApplied> {
     for p in linux.readonly_paths().clone().unwrap_or_default() {
         fs.mounts.push(Mount { path: p.into(), kind: MountKind::ReadOnly, optional: true, source: None, propagation: None });
     }
+    let notifies = s.seccomp.profile.as_ref().is_some_and(|p| p.rules.iter().any(|r| r.action == ProfileAction::Notify));
+    if notifies && s.has_broker() {
+        return Err(not_applied(
+            "linux.seccomp.listenerPath",
+            "the container needs capexec's broker (for its listen() calls on a network namespace not its own, or a file preopened in append mode), and a process has one seccomp listener: drop the notify rules, or give the container a network namespace of its own and no append preopen",
+        ));
+    }
     Ok(s)
 }
 
 /// The config's seccomp profile, as capexec's composer takes it.
 fn seccomp_profile(p: &oci_spec::runtime::LinuxSeccomp) -> Result<SeccompProfile, NotApplied> {
     use oci_spec::runtime::{LinuxSeccompAction as A, LinuxSeccompOperator as O};
-    if p.listener_path().is_some() {
-        return Err(not_applied(
-            "linux.seccomp.listenerPath",
-            "an agent for capexec-oci's containers is not implemented yet (capexec-oci's own broker is to answer them)",
-        ));
-    }
+    let agent = p.listener_path().is_some();
     if let Some(archs) = p.architectures() {
         let names: Vec<String> = archs.iter().filter_map(|a| serde_json::to_value(a).ok()?.as_str().map(str::to_owned)).collect();
         if !names.is_empty() && !names.iter().any(|a| a == "SCMP_ARCH_X86_64") {
@@ -227,9 +239,17 @@ fn seccomp_profile(p: &oci_spec::runtime::LinuxSeccomp) -> Result<SeccompProfile
             A::ScmpActKillProcess => ProfileAction::KillProcess,
             A::ScmpActTrap => ProfileAction::Trap,
             A::ScmpActLog => ProfileAction::Log,
-            A::ScmpActNotify | A::ScmpActTrace => return Err(not_applied(field, format!("{a:?} needs an agent or a tracer, which capexec-oci does not run"))),
+            A::ScmpActNotify if agent => ProfileAction::Notify,
+            A::ScmpActNotify => return Err(not_applied(field, "SCMP_ACT_NOTIFY needs an agent: set linux.seccomp.listenerPath to its socket")),
+            A::ScmpActTrace => return Err(not_applied(field, "SCMP_ACT_TRACE needs a tracer, which capexec-oci does not run")),
         })
     };
+    if p.default_action() == A::ScmpActNotify {
+        return Err(not_applied(
+            "linux.seccomp.defaultAction",
+            "SCMP_ACT_NOTIFY as the default is not implemented: name the calls to hand to the agent in rules",
+        ));
+    }
     let default = action("linux.seccomp.defaultAction", p.default_action(), p.default_errno_ret())?;
     let mut rules = Vec::new();
     for (i, r) in p.syscalls().clone().unwrap_or_default().iter().enumerate() {
@@ -444,13 +464,16 @@ mod tests {
 
     #[test]
     fn namespaces_given_by_path_are_entered_and_own_their_parameters() {
-        let linux = r#"{"namespaces": [{"type": "mount"}, {"type": "uts", "path": "/run/u"}, {"type": "network", "path": "/run/netns/n"}, {"type": "pid", "path": "/proc/7/ns/pid"}],
+        let linux = r#"{"namespaces": [{"type": "mount"}, {"type": "uts", "path": "/run/u"}, {"type": "network", "path": "/run/netns/n"}, {"type": "pid", "path": "/proc/7/ns/pid"}, {"type": "cgroup", "path": "/proc/7/ns/cgroup"}],
                         "sysctl": {"net.ipv4.ping_group_range": "0 0", "kernel.hostname": "x"}}"#;
         let s = translate(linux, "[]", CAPS).unwrap();
         let ns = &s.namespaces;
         assert!(!ns.uts && ns.net == NetMode::Host && !ns.pid, "entered, not made");
         let joined: Vec<_> = ns.join.iter().map(|j| (j.kind, j.path.to_str().unwrap())).collect();
-        assert_eq!(joined, [(JoinKind::Uts, "/run/u"), (JoinKind::Net, "/run/netns/n"), (JoinKind::Pid, "/proc/7/ns/pid")]);
+        assert_eq!(
+            joined,
+            [(JoinKind::Uts, "/run/u"), (JoinKind::Net, "/run/netns/n"), (JoinKind::Pid, "/proc/7/ns/pid"), (JoinKind::Cgroup, "/proc/7/ns/cgroup")]
+        );
         assert_eq!(ns.sysctls.len(), 2);
     }
 
@@ -581,10 +604,16 @@ mod tests {
             (r#"{"namespaces": [{"type": "uts"}], "sysctl": {"net.ipv4.ip_forward": "1"}}"#, "[]", CAPS, "needs a network namespace of the container's own"),
             (r#"{"namespaces": [{"type": "uts"}], "sysctl": {"kernel.shmmax": "1"}}"#, "[]", CAPS, "needs an ipc namespace"),
             (
-                r#"{"namespaces": [{"type": "uts"}], "seccomp": {"defaultAction": "SCMP_ACT_NOTIFY"}}"#,
+                r#"{"namespaces": [{"type": "uts"}], "seccomp": {"defaultAction": "SCMP_ACT_NOTIFY", "listenerPath": "/run/a.sock"}}"#,
                 "[]",
                 CAPS,
-                "`linux.seccomp.defaultAction`: ScmpActNotify",
+                "`linux.seccomp.defaultAction`: SCMP_ACT_NOTIFY as the default is not implemented",
+            ),
+            (
+                r#"{"namespaces": [{"type": "uts"}], "seccomp": {"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{"names": ["openat"], "action": "SCMP_ACT_NOTIFY"}]}}"#,
+                "[]",
+                CAPS,
+                "`linux.seccomp.syscalls[0].action`: SCMP_ACT_NOTIFY needs an agent: set linux.seccomp.listenerPath",
             ),
             (
                 r#"{"namespaces": [{"type": "uts"}], "seccomp": {"defaultAction": "SCMP_ACT_ALLOW", "architectures": ["SCMP_ARCH_AARCH64"]}}"#,

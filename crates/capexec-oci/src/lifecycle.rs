@@ -133,6 +133,7 @@ pub fn create(store: &Store, a: &CreateArgs) -> Outcome {
     let console = console(b.spec.process().as_ref().and_then(|p| p.terminal()).unwrap_or(false), a.console_socket)?;
     let cgroups = cgroups_of(&b, a.id)?;
     let broker = prepare_broker(&spec)?;
+    let agent = crate::agent::Agent::connect(&b, a.id, &plan, "creating")?;
     store.claim(a.id).map_err(|e| e.to_string())?;
     let undo = |e: String| {
         let _ = store.remove(a.id);
@@ -174,9 +175,17 @@ pub fn create(store: &Store, a: &CreateArgs) -> Outcome {
         };
         let _ = store.save(&s);
     };
+    let on_clone = |pid: i32| {
+        record(pid);
+        if let Some(agent) = &agent {
+            agent.cloned(pid);
+        }
+    };
+    let to_agent = |l| agent.as_ref().expect("only with an agent").send(l);
     let before = |pid: i32| setup_hooks(&b, a.id, pid);
     let opts = capexec_sandbox::SpawnOptions {
-        on_clone: Some(&record),
+        on_clone: Some(&on_clone),
+        agent: agent.as_ref().map(|_| &to_agent as &dyn Fn(std::os::fd::OwnedFd)),
         before_setup: Some(&before),
         gate: Some(gate.as_raw_fd()),
         broker_layer: broker.is_some(),
@@ -201,6 +210,13 @@ pub fn create(store: &Store, a: &CreateArgs) -> Outcome {
         fork_broker(b, &mut s, &plan).map_err(|e| {
             end(s.pid);
             undo(e)
+        })?;
+    }
+    if let Some(agent) = &agent {
+        // Nor without its agent.
+        agent.outcome().map_err(|e| {
+            end(s.pid);
+            undo(format!("{}: {e}", a.id))
         })?;
     }
     if let Some(f) = a.pid_file {
@@ -303,20 +319,41 @@ pub fn exec(store: &Store, a: &ExecArgs) -> Result<i32, String> {
     let preserved = preserved_fds(a.preserve_fds)?;
     let (_, plan) = plan_of(&b, a.id, true, preserved.len())?;
     let console = console(a.tty || b.spec.process().as_ref().and_then(|p| p.terminal()).unwrap_or(false), a.console_socket)?;
+    let agent = crate::agent::Agent::connect(&b, a.id, &plan, "running")?;
+    let gate = agent.as_ref().map(|_| crate::agent::gate()).transpose()?;
     let pidfd = capexec_sandbox::sys::pidfd_open(s.pid, 0).map_err(|e| format!("container {}: pidfd of its init {}: {e}", a.id, s.pid))?;
     // The pidfd names one process for good: if that is still the
     // container's init now, the namespaces it leads to are the container's.
     if !state::alive(s.pid, s.start_time) {
         return Err(format!("container {} stopped just now: there is nothing to exec in", a.id));
     }
+    let on_clone = |pid: i32| {
+        if let Some(agent) = &agent {
+            agent.cloned(pid);
+        }
+    };
+    let to_agent = |l| agent.as_ref().expect("only with an agent").send(l);
     let opts = capexec_sandbox::SpawnOptions {
         join: Some(pidfd.as_raw_fd()),
         detach: a.detach,
         inherited: &preserved,
         console: console.as_ref().map(|c| c.as_raw_fd()),
+        on_clone: Some(&on_clone),
+        gate: gate.as_ref().map(|(rd, _)| rd.as_raw_fd()),
+        agent: agent.as_ref().map(|_| &to_agent as &dyn Fn(std::os::fd::OwnedFd)),
         ..Default::default()
     };
     let spawned = capexec_sandbox::spawn_with(&plan, &opts).map_err(|e| format!("{}: exec: {e}", a.id))?;
+    if let (Some(agent), Some((_, open))) = (&agent, gate) {
+        // Our own child: it must not run with calls nobody answers.
+        let kill = || {
+            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(spawned.pid), nix::sys::signal::Signal::SIGKILL);
+        };
+        agent.outcome().and_then(|()| crate::agent::open(open)).map_err(|e| {
+            kill();
+            format!("{}: exec: {e}", a.id)
+        })?;
+    }
     if let Some(f) = a.pid_file {
         write_pid_file(f, spawned.pid).inspect_err(|_| {
             // Our own child.
@@ -512,14 +549,21 @@ pub fn features() -> serde_json::Value {
     serde_json::json!({
         "ociVersionMin": "1.0.0",
         "ociVersionMax": "1.2.0",
-        "hooks": ["poststart", "poststop"],
+        "hooks": ["prestart", "createRuntime", "poststart", "poststop"],
         "mountOptions": ["ro", "rw", "nosuid", "suid", "nodev", "dev", "noexec", "exec", "sync", "dirsync", "noatime", "nodiratime", "relatime", "strictatime",
                          "bind", "rbind", "private", "rprivate", "slave", "rslave", "unbindable", "runbindable"],
         "linux": {
             "namespaces": namespaces,
             "capabilities": caps::all().iter().map(|c| c.to_string()).collect::<std::collections::BTreeSet<_>>(),
             "cgroup": {"v1": true, "v2": true, "systemd": false, "systemdUser": false},
-            "seccomp": {"enabled": false},
+            "seccomp": {
+                "enabled": true,
+                "actions": ["SCMP_ACT_ALLOW", "SCMP_ACT_ERRNO", "SCMP_ACT_KILL", "SCMP_ACT_KILL_THREAD", "SCMP_ACT_KILL_PROCESS", "SCMP_ACT_TRAP", "SCMP_ACT_LOG", "SCMP_ACT_NOTIFY"],
+                "operators": ["SCMP_CMP_NE", "SCMP_CMP_LT", "SCMP_CMP_LE", "SCMP_CMP_EQ", "SCMP_CMP_GE", "SCMP_CMP_GT", "SCMP_CMP_MASKED_EQ"],
+                "archs": ["SCMP_ARCH_X86_64"],
+                "knownFlags": [],
+                "supportedFlags": [],
+            },
             "apparmor": {"enabled": false},
             "selinux": {"enabled": false},
         },

@@ -8,6 +8,7 @@
 //! `state` (the state directory). `check` stops after the first step; `run`
 //! launches in the foreground. What is not done yet: docs/oci.md, "Status".
 
+mod agent;
 mod bundle;
 mod cgroups;
 mod container;
@@ -300,14 +301,44 @@ fn run(dir: &std::path::Path, id: &str) -> i32 {
 
 fn run_planned(id: &str, b: &bundle::Bundle, plan: &capexec_sandbox::SetupPlan, broker: Option<capexec_broker::Broker>, procs: &[PathBuf]) -> i32 {
     let before = |pid: i32| lifecycle::setup_hooks(b, id, pid);
-    let opts = capexec_sandbox::SpawnOptions { broker_layer: broker.is_some(), cgroup_procs: procs, before_setup: Some(&before), ..Default::default() };
+    let (agent, gate) = match agent::Agent::connect(b, id, plan, "creating").and_then(|a| Ok((a.is_some().then(agent::gate).transpose()?, a))) {
+        Ok((gate, agent)) => (agent, gate),
+        Err(e) => {
+            eprintln!("capexec-oci: {e}");
+            return EXIT_SETUP;
+        }
+    };
+    let on_clone = |pid: i32| {
+        if let Some(agent) = &agent {
+            agent.cloned(pid);
+        }
+    };
+    let to_agent = |l| agent.as_ref().expect("only with an agent").send(l);
+    let opts = capexec_sandbox::SpawnOptions {
+        broker_layer: broker.is_some(),
+        cgroup_procs: procs,
+        before_setup: Some(&before),
+        on_clone: Some(&on_clone),
+        gate: gate.as_ref().map(|(rd, _)| std::os::fd::AsRawFd::as_raw_fd(rd)),
+        agent: agent.as_ref().map(|_| &to_agent as &dyn Fn(std::os::fd::OwnedFd)),
+        ..Default::default()
+    };
     match capexec_sandbox::spawn_with(plan, &opts) {
         Ok(mut s) => {
+            // Our own child, which must not run without its broker or its agent.
+            let pid = s.pid;
+            let kill = |e: String| {
+                eprintln!("capexec-oci: {e}");
+                let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
+            };
             if let Some(b) = broker {
                 if let Err(e) = lifecycle::fork_broker(b, &mut s, plan) {
-                    eprintln!("capexec-oci: {e}");
-                    // Our own child, which must not run without its broker.
-                    let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(s.pid), nix::sys::signal::Signal::SIGKILL);
+                    kill(e);
+                }
+            }
+            if let (Some(agent), Some((_, open))) = (&agent, gate) {
+                if let Err(e) = agent.outcome().and_then(|()| agent::open(open)) {
+                    kill(format!("{id}: {e}"));
                 }
             }
             capexec_sandbox::wait_foreground(&s)

@@ -399,6 +399,18 @@ fn service_with(a: &ChildArgs, argv: &[std::ffi::CString], err_wr: RawFd, main: 
         // The setup is done: the caller learns so from the error pipe's EOF
         // (init closes its copy too), then waits no more for this process.
         Some(g) => {
+            // The agent's filter now, while the launch waits to take its
+            // listener out of this fd table (it stays there, close-on-exec,
+            // until exec): a call it hands over waits for the agent.
+            if let Some(prog) = &plan.agent_seccomp {
+                match crate::seccomp::install_with_listener(prog) {
+                    Ok(l) => std::mem::forget(l),
+                    Err(e) => {
+                        report(err_wr, &ChildError::io(Step::Seccomp, "install the profile's notify filter", e));
+                        exit(127);
+                    }
+                }
+            }
             let _ = nix::unistd::close(err_wr);
             if let Err(e) = wait_at_gate(g) {
                 report(-1, &ChildError::io(Step::Exec, "wait to be started", e));

@@ -86,6 +86,11 @@ pub struct SpawnOptions<'a> {
     /// the service execs, and must answer its notifications from then on (on
     /// another thread: the exec itself is the first one).
     pub learner: Option<&'a dyn Fn(OwnedFd)>,
+    /// For a plan with `agent_seccomp` (which needs a gate): receives the
+    /// listener of the profile's notify filter once the service waits at
+    /// its gate; it goes to the agent, which answers the calls the filter
+    /// hands over (the gate's own included) from then on.
+    pub agent: Option<&'a dyn Fn(OwnedFd)>,
     /// Descriptors the service gets first, at 3, 4, ... (systemd's socket
     /// activation); as many as `plan.inherited`.
     pub inherited: &'a [RawFd],
@@ -234,7 +239,19 @@ pub fn spawn_with(plan: &SetupPlan, opts: &SpawnOptions) -> Result<Spawned, Laun
 }
 
 fn spawn_planned(plan: &SetupPlan, opts: &SpawnOptions) -> Result<Spawned, LaunchError> {
+    let agent = match (&plan.agent_seccomp, opts.gate, opts.agent) {
+        (None, _, _) => None,
+        (Some(_), Some(_), Some(agent)) => Some(agent),
+        (Some(_), _, _) => return Err(LaunchError::Plan("a profile with notify rules needs a gate and an agent to hand its listener to".into())),
+    };
     let started = begin(plan, opts)?;
+    if let Some(agent) = agent {
+        let pid = started.pid;
+        // None: the setup failed before the filter; finish says how.
+        if let Some(l) = take_listener(pid, std::os::fd::AsFd::as_fd(&started.err_rd)).map_err(|e| kill_and_reap(pid, e))? {
+            agent(l);
+        }
+    }
     if plan.learn.is_some() || plan.watch.is_some() {
         let pid = started.pid;
         let listener = take_listener(pid, std::os::fd::AsFd::as_fd(&started.err_rd)).map_err(|e| kill_and_reap(pid, e))?;
@@ -294,8 +311,8 @@ pub struct Starting {
 
 /// Starts the service of a plan that is not a learning run (see [`Starting`]).
 pub fn start(plan: &SetupPlan, opts: &SpawnOptions) -> Result<Starting, LaunchError> {
-    if plan.learn.is_some() || plan.watch.is_some() || plan.listener_taken {
-        return Err(LaunchError::Plan("a learning or watched run is started with spawn_with".into()));
+    if plan.learn.is_some() || plan.watch.is_some() || plan.listener_taken || plan.agent_seccomp.is_some() {
+        return Err(LaunchError::Plan("a learning or watched run, or one with an agent, is started with spawn_with".into()));
     }
     begin(plan, opts)
 }
@@ -534,15 +551,20 @@ impl Starting {
 /// that far.
 fn take_listener(init: libc::pid_t, err_rd: std::os::fd::BorrowedFd<'_>) -> Result<Option<OwnedFd>, LaunchError> {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let take = || -> Result<Option<OwnedFd>, LaunchError> {
+        let Some(service) = first_child(init) else { return Ok(None) };
+        let Some(fd) = seccomp_listener_of(service) else { return Ok(None) };
+        sys::pidfd_getfd_of(service, fd).map(Some).map_err(|e| LaunchError::io("take the seccomp listener from", format!("pid {service}"), e))
+    };
     loop {
-        // A 1 ms wait between looks at /proc.
-        if sys::poll_one(err_rd, libc::POLLIN, 1).unwrap_or(false) {
-            return Ok(None);
+        if let Some(l) = take()? {
+            return Ok(Some(l));
         }
-        if let Some(service) = first_child(init) {
-            if let Some(fd) = seccomp_listener_of(service) {
-                return sys::pidfd_getfd_of(service, fd).map(Some).map_err(|e| LaunchError::io("take the seccomp listener from", format!("pid {service}"), e));
-            }
+        // A 1 ms wait between looks at /proc. Once the pipe is readable, one
+        // more look: a service at its gate installs its filter, then closes
+        // the pipe, maybe just after the look above.
+        if sys::poll_one(err_rd, libc::POLLIN, 1).unwrap_or(false) {
+            return take();
         }
         if std::time::Instant::now() > deadline {
             return Err(LaunchError::io("wait for", "the service's seccomp listener", std::io::Error::from(std::io::ErrorKind::TimedOut)));

@@ -87,6 +87,12 @@ pub struct SetupPlan {
     /// The user-notification filter for the transparent broker, installed under
     /// the allowlist; `None` when the declaration grants nothing brokered.
     pub notify_seccomp: Option<BpfProgram>,
+    /// A profile's notify rules (`SeccompProfile`, an OCI config's
+    /// SCMP_ACT_NOTIFY): installed just before the service waits at its
+    /// gate, the only time the launch can take its listener, which it hands
+    /// to `SpawnOptions::agent` (a process has one listener: never with
+    /// `notify_seccomp`).
+    pub agent_seccomp: Option<BpfProgram>,
     /// That filter hands over sendmsg too (the network summary of a service
     /// with a broker), so its listener cannot be sent: the parent takes it
     /// out of the service as a learning run's (see crate::child).
@@ -518,6 +524,7 @@ fn plan_inheriting(
             capexec_decl::spec::JoinKind::Ipc => flags & libc::CLONE_NEWIPC,
             capexec_decl::spec::JoinKind::Uts => flags & libc::CLONE_NEWUTS,
             capexec_decl::spec::JoinKind::Pid => flags & libc::CLONE_NEWPID,
+            capexec_decl::spec::JoinKind::Cgroup => flags & libc::CLONE_NEWCGROUP,
         } != 0;
         if new || ns.user || ns.join.iter().filter(|o| o.kind == j.kind).count() > 1 {
             return Err(LaunchError::Plan(format!(
@@ -782,10 +789,18 @@ fn plan_inheriting(
     }
 
     let argv = spec.exec.argv.iter().map(|a| cstring("exec.argv", a)).collect::<Result<Vec<_>, _>>()?;
-    let mut profile = match &spec.seccomp.profile {
-        Some(p) => seccomp::profile_filters(p)?,
-        None => Vec::new(),
+    let (mut profile, agent_seccomp) = match &spec.seccomp.profile {
+        Some(p) => {
+            let f = seccomp::profile_filters(p)?;
+            (f.stack, f.notify)
+        }
+        None => (Vec::new(), None),
     };
+    if agent_seccomp.is_some() && !broker.notified.is_empty() {
+        return Err(LaunchError::Plan(
+            "the seccomp profile hands calls to an agent and the service has a broker: a process has one seccomp listener, so one of them must go".into(),
+        ));
+    }
     let program = argv.first().cloned().ok_or_else(|| LaunchError::Plan("exec.argv is empty".into()))?;
 
     Ok(SetupPlan {
@@ -801,6 +816,7 @@ fn plan_inheriting(
                     capexec_decl::spec::JoinKind::Ipc => libc::CLONE_NEWIPC,
                     capexec_decl::spec::JoinKind::Uts => libc::CLONE_NEWUTS,
                     capexec_decl::spec::JoinKind::Pid => libc::CLONE_NEWPID,
+                    capexec_decl::spec::JoinKind::Cgroup => libc::CLONE_NEWCGROUP,
                 };
                 (flag, j.path.clone())
             })
@@ -859,6 +875,7 @@ fn plan_inheriting(
         reload: sandboxed("exec.reload", &spec.exec.reload)?,
         command_timeout: spec.service.ready_timeout,
         notify_seccomp: Some(&broker.notified).filter(|n| !n.is_empty()).map(|n| seccomp::notify_filter(n)),
+        agent_seccomp,
         listener_taken: false,
         broker_channel,
         dns_stub: broker.dns_stub,
@@ -1064,6 +1081,9 @@ impl SetupPlan {
             let _ = writeln!(o, "forking: pid file {:?}, ready socket {:?}", f.pid_file.as_ref().map(lossy), f.ready_socket.as_ref().map(lossy));
         }
         let _ = writeln!(o, "notify seccomp: {}", self.notify_seccomp.as_deref().map_or("none".into(), prog));
+        if let Some(a) = &self.agent_seccomp {
+            let _ = writeln!(o, "agent seccomp: {}", prog(a));
+        }
         let _ = writeln!(o, "learn seccomp: {}", self.learn.as_deref().map_or("none".into(), prog));
         let _ = writeln!(o, "rlimits: {:?}", self.rlimits);
         let _ = writeln!(o, "capabilities: {:?}", self.keep_caps);
@@ -1178,6 +1198,7 @@ impl SetupPlan {
             scope_signals: false,
         };
         self.notify_seccomp = None;
+        self.agent_seccomp = None;
         self.listener_taken = false;
         self.dns_stub = false;
         self.broker_layer = None;

@@ -26,6 +26,7 @@ const SYS_CLONE3: u32 = 435;
 
 pub const SECCOMP_RET_KILL_PROCESS: u32 = 0x8000_0000;
 const SECCOMP_RET_ERRNO: u32 = 0x0005_0000;
+const SECCOMP_RET_TRACE: u32 = 0x7ff0_0000;
 
 /// One instruction without jumps (a load, a return, ...).
 pub fn stmt(code: u16, k: u32) -> sock_filter {
@@ -435,9 +436,17 @@ pub fn service_filter(spec: &SeccompSpec) -> Result<BpfProgram, LaunchError> {
 /// for the next: the base goes last, unless a rule refuses seccomp itself
 /// (then that rule's filter does). The base starts with capexec's prologue
 /// (other architectures killed, x32 and clone3 ENOSYS: glibc falls back to
-/// clone).
-pub fn profile_filters(p: &SeccompProfile) -> Result<Vec<BpfProgram>, LaunchError> {
+/// clone). Notify rules make a filter of their own ([`ProfileFilters::notify`]),
+/// which must be installed with a listener: the kernel answers ENOSYS for a
+/// USER_NOTIF verdict of a filter without one.
+pub fn profile_filters(p: &SeccompProfile) -> Result<ProfileFilters, LaunchError> {
+    if p.default == ProfileAction::Notify {
+        return Err(LaunchError::Plan("a seccomp profile whose default action is notify (name the calls to hand to the agent in rules instead)".into()));
+    }
     let action = |a: ProfileAction| match a {
+        // Replaced by USER_NOTIF once built (seccompiler has no such action;
+        // trace is refused in profiles, so no other return has this value).
+        ProfileAction::Notify => SeccompAction::Trace(0),
         ProfileAction::Allow => SeccompAction::Allow,
         ProfileAction::Errno(e) => SeccompAction::Errno(u32::from(e)),
         ProfileAction::KillThread => SeccompAction::KillThread,
@@ -493,7 +502,7 @@ pub fn profile_filters(p: &SeccompProfile) -> Result<Vec<BpfProgram>, LaunchErro
     } else {
         base.extend(build(rules_of(&|_| true)?, action(p.default), SeccompAction::Allow)?);
     }
-    let mut others: Vec<ProfileAction> = p.rules.iter().map(|r| r.action).filter(|a| *a != ProfileAction::Allow).collect();
+    let mut others: Vec<ProfileAction> = p.rules.iter().map(|r| r.action).filter(|a| !matches!(a, ProfileAction::Allow | ProfileAction::Notify)).collect();
     others.sort();
     others.dedup();
     let (mut first, mut last) = (Vec::new(), Vec::new());
@@ -504,7 +513,28 @@ pub fn profile_filters(p: &SeccompProfile) -> Result<Vec<BpfProgram>, LaunchErro
     }
     first.push(base);
     first.extend(last);
-    Ok(first)
+    let notify = match p.rules.iter().any(|r| r.action == ProfileAction::Notify) {
+        false => None,
+        true => {
+            let mut f = build(rules_of(&|r| r.action == ProfileAction::Notify)?, SeccompAction::Allow, action(ProfileAction::Notify))?;
+            for i in f.iter_mut().filter(|i| i.code == BPF_RET_K && i.k == SECCOMP_RET_TRACE) {
+                i.k = libc::SECCOMP_RET_USER_NOTIF;
+            }
+            Some(f)
+        }
+    };
+    Ok(ProfileFilters { stack: first, notify })
+}
+
+/// A profile's filters (see [`profile_filters`]).
+#[derive(Debug)]
+pub struct ProfileFilters {
+    /// To install in this order, the base last but for a filter that
+    /// refuses seccomp() itself.
+    pub stack: Vec<BpfProgram>,
+    /// The notify rules' filter (USER_NOTIF where they match, else allow),
+    /// to install with a listener before the stack.
+    pub notify: Option<BpfProgram>,
 }
 
 /// Every syscall capexec knows allowed, its argument rules still applied:
@@ -667,6 +697,8 @@ mod tests {
             ],
         };
         let f = profile_filters(&p).unwrap();
+        assert!(f.notify.is_none());
+        let f = f.stack;
         assert_eq!(f.len(), 4, "ERRNO(1), ERRNO(22), KILL, then the base");
         let errno = |e: u32| SECCOMP_RET_ERRNO | e;
         let zero = [0u64; 6];
@@ -685,6 +717,39 @@ mod tests {
         }
         // The prologue: other architectures are killed.
         assert_eq!(run(f.last().unwrap(), 0x4000_0003, 3, zero), SECCOMP_RET_KILL_PROCESS);
+    }
+
+    // Notify rules make a filter of their own that returns USER_NOTIF where
+    // they match (an argument condition included) and allows the rest, so
+    // that seccomp() stays allowed for the stack after it; the base allows
+    // a notified call, so the stack's verdict is the notify filter's. A
+    // default of notify is refused.
+    #[test]
+    fn notify_rules_make_the_listeners_filter() {
+        use capexec_decl::spec::ProfileArg;
+        let rule = |names: &[&str], action, args: Vec<ProfileArg>| ProfileRule { syscalls: names.iter().map(|n| n.to_string()).collect(), action, args };
+        let p = SeccompProfile {
+            default: ProfileAction::Errno(1),
+            rules: vec![
+                rule(&["read", "seccomp"], ProfileAction::Allow, vec![]),
+                rule(&["openat"], ProfileAction::Notify, vec![]),
+                rule(&["connect"], ProfileAction::Notify, vec![ProfileArg { index: 0, value: 7, value_two: 0, op: ArgOp::Eq }]),
+            ],
+        };
+        let f = profile_filters(&p).unwrap();
+        let notify = f.notify.expect("a notify filter");
+        let zero = [0u64; 6];
+        let notif = libc::SECCOMP_RET_USER_NOTIF;
+        assert_eq!(run(&notify, AUDIT_ARCH_X86_64, nr_of("openat"), zero), notif);
+        assert_eq!(run(&notify, AUDIT_ARCH_X86_64, nr_of("connect"), [7, 0, 0, 0, 0, 0]), notif);
+        assert_eq!(run(&notify, AUDIT_ARCH_X86_64, nr_of("connect"), [8, 0, 0, 0, 0, 0]), SECCOMP_RET_ALLOW);
+        assert_eq!(run(&notify, AUDIT_ARCH_X86_64, nr_of("seccomp"), zero), SECCOMP_RET_ALLOW);
+        assert!(!notify.iter().any(|i| i.code == BPF_RET_K && i.k == SECCOMP_RET_TRACE), "no trace verdict left");
+        let base = f.stack.last().unwrap();
+        assert_eq!(run(base, AUDIT_ARCH_X86_64, nr_of("openat"), zero), SECCOMP_RET_ALLOW, "the base leaves a notified call to the notify filter");
+        assert_eq!(run(base, AUDIT_ARCH_X86_64, nr_of("getpid"), zero), SECCOMP_RET_ERRNO | 1);
+        let all = SeccompProfile { default: ProfileAction::Notify, rules: vec![] };
+        assert!(profile_filters(&all).is_err());
     }
     use std::collections::BTreeSet;
 

@@ -1,0 +1,88 @@
+//! The seccomp agent a container's profile names (`linux.seccomp.listenerPath`,
+//! runtime-spec config-linux.md): calls its SCMP_ACT_NOTIFY rules match
+//! are handed to that process, which answers them (capexec's own is
+//! `capexec agent`, the broker; others exist). capexec-oci connects to it
+//! before anything of the container is made, as runc does (no agent, no
+//! container), and sends it the container's process state with the filter's
+//! listener once the container's process waits at its gate, its setup done.
+
+use std::cell::{Cell, RefCell};
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::net::UnixStream;
+use std::path::PathBuf;
+
+pub struct Agent {
+    conn: UnixStream,
+    path: PathBuf,
+    /// The container's state as the message carries it, without its pid.
+    state: serde_json::Value,
+    metadata: String,
+    /// The container's init, told by the launch (`SpawnOptions::on_clone`).
+    pid: Cell<i32>,
+    /// What became of the sending: `None` until it was tried.
+    sent: RefCell<Option<Result<(), String>>>,
+}
+
+impl Agent {
+    /// The agent of the bundle's profile, connected, when the plan hands
+    /// calls to one; `status` is the container's (`creating`, or `running`
+    /// for a process `exec` adds).
+    pub fn connect(b: &crate::bundle::Bundle, id: &str, plan: &capexec_sandbox::SetupPlan, status: &str) -> Result<Option<Agent>, String> {
+        let seccomp = b.spec.linux().as_ref().and_then(|l| l.seccomp().as_ref());
+        let (Some(_), Some(path)) = (&plan.agent_seccomp, seccomp.and_then(|s| s.listener_path().clone())) else { return Ok(None) };
+        let conn = UnixStream::connect(&path)
+            .map_err(|e| format!("{id}: connect to the seccomp agent at {} (linux.seccomp.listenerPath): {e}; start the agent first", path.display()))?;
+        let state = serde_json::json!({
+            "ociVersion": "1.2.0",
+            "id": id,
+            "status": status,
+            "bundle": b.dir,
+            "annotations": b.spec.annotations().clone().unwrap_or_default(),
+        });
+        let metadata = seccomp.and_then(|s| s.listener_metadata().clone()).unwrap_or_default();
+        Ok(Some(Agent { conn, path, state, metadata, pid: Cell::new(0), sent: RefCell::new(None) }))
+    }
+
+    /// `SpawnOptions::on_clone`'s part.
+    pub fn cloned(&self, pid: i32) {
+        self.pid.set(pid);
+    }
+
+    /// `SpawnOptions::agent`: the container's process state (runtime-spec:
+    /// `fds`, `pid`, `metadata`, `state`) with the listener in SCM_RIGHTS,
+    /// in one message, as runc sends it.
+    pub fn send(&self, listener: OwnedFd) {
+        let pid = self.pid.get();
+        let mut state = self.state.clone();
+        state["pid"] = pid.into();
+        let message = serde_json::json!({
+            "ociVersion": "1.2.0",
+            "fds": ["seccompFd"],
+            "pid": pid,
+            "metadata": self.metadata,
+            "state": state,
+        });
+        let sent = capexec_sys::send_fds(self.conn.as_raw_fd(), message.to_string().as_bytes(), &[listener.as_raw_fd()], nix::libc::MSG_NOSIGNAL)
+            .map(|_| ())
+            .map_err(|e| format!("send the container's seccomp listener to the agent at {}: {e}", self.path.display()));
+        *self.sent.borrow_mut() = Some(sent);
+    }
+
+    /// Whether the agent has the listener: a container whose notified calls
+    /// nobody answers must not run (they would fail with ENOSYS).
+    pub fn outcome(&self) -> Result<(), String> {
+        self.sent.borrow().clone().unwrap_or_else(|| Err("the container's seccomp listener was never taken for its agent".into()))
+    }
+}
+
+/// The gate of a process started at once (`run`, `exec`) whose listener
+/// must reach its agent first: the process waits on the read end until the
+/// write end gets a byte ([`open`]).
+pub fn gate() -> Result<(OwnedFd, OwnedFd), String> {
+    nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| format!("make the gate for the agent's listener: {e}"))
+}
+
+/// Lets a gated process go on.
+pub fn open(write_end: OwnedFd) -> Result<(), String> {
+    nix::unistd::write(&write_end, b"g").map(|_| ()).map_err(|e| format!("let the process go on past its gate: {e}"))
+}
