@@ -190,9 +190,9 @@ Why capexec-oci fails what it fails, by group (docs/oci.md says what each config
   capexec's filters forbid it), so `linux_rootfs_propagation`, which mounts from inside, fails
   its checks; `linux.resources.devices` is met by the view (a denied device node is on a
   `nodev` mount) instead of a devices cgroup, whose `devices.list` the cgroup programs read.
-- **Not implemented yet, refused by name**: the createContainer and startContainer hooks
-  (prestart, createRuntime, poststart and poststop run), SELinux and AppArmor labels (`linux_mount_label`, `linux_process_apparmor_profile`), blkio,
-  hugetlb and network cgroup limits (neither runtime passes those programs here).
+- **Not implemented yet, refused by name**: SELinux and AppArmor labels (`linux_mount_label`,
+  `linux_process_apparmor_profile`), blkio, hugetlb and network cgroup limits (neither runtime
+  passes those programs here).
 """)
 
 

@@ -470,8 +470,8 @@ fn capexec_oci_says_what_it_cannot_run() {
     let cases: [(&str, Edit, &str); 4] = [
         (
             "hooks",
-            Box::new(|c| c["hooks"] = serde_json::json!({"createContainer": [{"path": "/bin/true"}]})),
-            "`hooks`: createContainer and startContainer hooks are not run yet",
+            Box::new(|c| c["hooks"] = serde_json::json!({"createContainer": [{"path": "true"}]})),
+            "`hooks.createContainer[0].path`: true is not an absolute path",
         ),
         ("rootfs", Box::new(|c| c["root"]["path"] = "nowhere".into()), "the root filesystem"),
         (
@@ -1054,8 +1054,10 @@ fn capexec_oci_sets_pids_memory_and_cpu_limits_in_cgroups_of_its_own() {
 /// `start` let the program go, its poststop hooks after `delete`, each
 /// with the container's state on its standard input and its own
 /// environment; a failing poststart is a warning, a failing prestart ends
-/// the create with nothing left. (createContainer and startContainer are
-/// refused by name: see capexec_oci_says_what_it_cannot_run.)
+/// the create with nothing left. createContainer hooks run inside the
+/// container's namespaces with the host's paths, once its view is made;
+/// startContainer hooks with the container's paths, when `start` lets it
+/// go, before the program; a failing createContainer ends the create.
 #[test]
 fn capexec_oci_runs_the_configs_hooks_with_the_state() {
     require_root();
@@ -1071,15 +1073,24 @@ fn capexec_oci_runs_the_configs_hooks_with_the_state() {
             "cat > {0}/prestart.json; readlink /proc/$(sed 's/.*\"pid\":\\([0-9]*\\).*/\\1/' {0}/prestart.json)/ns/net > {0}/prestart.net",
             base.display()
         );
+        let inside = format!("cat > {0}/createContainer.json; readlink /proc/self/ns/mnt > {0}/createContainer.mnt", base.display());
+        let start = "echo startContainer $(/bin/busybox cat) $(/bin/busybox readlink /proc/self/ns/mnt)";
         c["hooks"] = serde_json::json!({"prestart": [{"path": "/bin/sh", "args": ["sh", "-c", netns]}], "createRuntime": [save("createRuntime")],
+                                        "createContainer": [{"path": "/bin/sh", "args": ["sh", "-c", inside]}],
+                                        "startContainer": [{"path": "/bin/busybox", "args": ["sh", "-c", start]}],
                                         "poststart": [save("poststart"), {"path": "/bin/false"}], "poststop": [save("poststop")]});
     });
-    oci_create(&root, &dir, "hooked", None, &base.join("create.err"));
+    let out = base.join("out");
+    oci_create(&root, &dir, "hooked", Some(&out), &base.join("create.err"));
     let (_, init) = oci_status(&root, "hooked");
-    for hook in ["prestart", "createRuntime"] {
+    for hook in ["prestart", "createRuntime", "createContainer"] {
         let state: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(base.join(format!("{hook}.json"))).unwrap()).unwrap();
         assert_eq!((state["id"].as_str(), state["status"].as_str(), state["pid"].as_i64()), (Some("hooked"), Some("creating"), Some(init)), "{hook}");
     }
+    let container_mnt = std::fs::read_link(format!("/proc/{init}/ns/mnt")).unwrap();
+    assert_eq!(std::fs::read_to_string(base.join("createContainer.mnt")).unwrap().trim(), container_mnt.to_str().unwrap(), "createContainer runs inside");
+    assert_ne!(std::fs::read_link("/proc/self/ns/mnt").unwrap(), container_mnt);
+    assert_eq!(std::fs::read_to_string(&out).unwrap(), "", "no startContainer before start");
     let container_net = std::fs::read_link(format!("/proc/{init}/ns/net")).unwrap();
     assert_eq!(
         std::fs::read_to_string(base.join("prestart.net")).unwrap().trim(),
@@ -1092,6 +1103,15 @@ fn capexec_oci_runs_the_configs_hooks_with_the_state() {
     assert!(o.status.success() && String::from_utf8_lossy(&o.stderr).contains("warning: hooks.poststart[1] /bin/false: exited"), "{}", text(&o));
     let state: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(base.join("poststart.json")).unwrap()).unwrap();
     assert_eq!((state["id"].as_str(), state["status"].as_str(), state["pid"].as_i64()), (Some("hooked"), Some("running"), Some(init)));
+    // startContainer: in the container (its busybox, its mount namespace).
+    wait_until("the startContainer hook's line", || std::fs::read_to_string(&out).is_ok_and(|o| o.ends_with('\n')));
+    let line = std::fs::read_to_string(&out).unwrap();
+    let (state, mnt) = line.trim_end().strip_prefix("startContainer ").and_then(|l| l.rsplit_once(' ')).unwrap_or_else(|| panic!("{line:?}"));
+    let state: serde_json::Value = serde_json::from_str(state).unwrap_or_else(|e| panic!("{e}: {line:?}"));
+    assert_eq!(
+        (state["id"].as_str(), state["status"].as_str(), state["pid"].as_i64(), mnt),
+        (Some("hooked"), Some("created"), Some(init), container_mnt.to_str().unwrap())
+    );
     assert_eq!(std::fs::read_to_string(base.join("poststart.env")).unwrap(), "hook\n");
     assert!(oci(&root, &["kill", "hooked", "KILL"]).status.success());
     wait_until("the container to stop", || oci_status(&root, "hooked").0 == "stopped");
@@ -1108,6 +1128,15 @@ fn capexec_oci_runs_the_configs_hooks_with_the_state() {
     let before = rootfs_entries(&dir);
     let o = oci(&root, &["create", "--bundle", dir.to_str().unwrap(), "hooked"]);
     assert!(!o.status.success() && String::from_utf8_lossy(&o.stderr).contains("hooks.prestart[0] /bin/false: exited"), "{}", text(&o));
+    assert!(!oci(&root, &["state", "hooked"]).status.success(), "no container is left");
+    assert_eq!(rootfs_entries(&dir), before, "nothing of the setup is left in the root filesystem");
+    // The same for a createContainer hook.
+    runc_bundle(&dir, |c| {
+        c["process"]["args"] = serde_json::json!(["/bin/busybox", "sleep", "600"]);
+        c["hooks"] = serde_json::json!({"createContainer": [{"path": "/bin/false"}]});
+    });
+    let o = oci(&root, &["create", "--bundle", dir.to_str().unwrap(), "hooked"]);
+    assert!(!o.status.success() && String::from_utf8_lossy(&o.stderr).contains("hooks.createContainer[0] /bin/false: exited with status 1"), "{}", text(&o));
     assert!(!oci(&root, &["state", "hooked"]).status.success(), "no container is left");
     assert_eq!(rootfs_entries(&dir), before, "nothing of the setup is left in the root filesystem");
 }

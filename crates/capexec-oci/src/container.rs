@@ -31,12 +31,6 @@ pub fn service(b: &Bundle, id: &str) -> Result<ServiceSpec, NotApplied> {
         return Err(not_applied("process.args", "empty: there is nothing to run"));
     }
     let linux = spec.linux().clone().unwrap_or_default();
-    // prestart and createRuntime run before the setup, poststart and
-    // poststop from `start` and `delete` (crate::hooks); the other two would
-    // run in the container's mount namespace, during its setup.
-    if spec.hooks().as_ref().is_some_and(|h| [h.create_container(), h.start_container()].iter().any(|l| l.as_ref().is_some_and(|l| !l.is_empty()))) {
-        return Err(not_applied("hooks", "createContainer and startContainer hooks are not run yet (prestart, createRuntime, poststart and poststop are)"));
-    }
     if let Some(r) = linux.resources() {
         // The device rules need no cgroup here: the container reaches only
         // the nodes capexec binds into its /dev (and its own devpts), it

@@ -6,8 +6,8 @@
 //! `poststart` and `poststop` run after `start` let the program go and
 //! after `delete` removed the container: one that fails or outlasts its
 //! timeout is a warning, as the spec says for these two. createContainer
-//! and startContainer, which run in the container's mount namespace, are
-//! refused by crate::container.
+//! and startContainer run inside the container, by its own processes
+//! during the setup: capexec_sandbox's container_hooks.
 
 use oci_spec::runtime::Hook;
 use std::io::Write;

@@ -18,9 +18,50 @@ pub type Outcome = Result<(), String>;
 /// any capexec service's; with `join`, of a process entering it (`exec`).
 pub fn plan_of(b: &bundle::Bundle, id: &str, join: bool, preserved: usize) -> Result<(capexec_decl::ServiceSpec, capexec_sandbox::SetupPlan), String> {
     let spec = crate::container::service(b, id).map_err(|e| format!("{}: {e}", b.dir.join("config.json").display()))?;
-    let extras = capexec_sandbox::plan::Extras { broker: capexec_broker::contribution(&spec), join, preserved, ..Default::default() };
+    let container_hooks = if join { Default::default() } else { container_hooks(b, id)? };
+    let extras = capexec_sandbox::plan::Extras { broker: capexec_broker::contribution(&spec), join, preserved, container_hooks, ..Default::default() };
     let plan = capexec_sandbox::compose(&spec, &extras).map_err(|e| format!("{id}: {e}"))?;
     Ok((spec, plan))
+}
+
+/// The config's createContainer and startContainer hooks, which the
+/// container's own processes run during its setup (capexec_sandbox's
+/// `ContainerHooks`), with the state they read.
+fn container_hooks(b: &bundle::Bundle, id: &str) -> Result<capexec_sandbox::plan::ContainerHooks, String> {
+    let Some(h) = b.spec.hooks() else { return Ok(Default::default()) };
+    let c = |field: String, s: &str| std::ffi::CString::new(s).map_err(|_| format!("{}: `{field}` holds a NUL byte", b.dir.join("config.json").display()));
+    let convert = |kind: &str, list: &Option<Vec<oci_spec::runtime::Hook>>| -> Result<Vec<capexec_sandbox::plan::ContainerHook>, String> {
+        let mut out = Vec::new();
+        for (i, hook) in list.iter().flatten().enumerate() {
+            let field = |what: &str| format!("hooks.{kind}[{i}].{what}");
+            let path = hook.path().to_string_lossy().into_owned();
+            if !hook.path().is_absolute() {
+                return Err(format!("{}: `{}`: {path} is not an absolute path", b.dir.join("config.json").display(), field("path")));
+            }
+            let mut argv = hook.args().clone().unwrap_or_default();
+            if argv.is_empty() {
+                argv.push(path.clone());
+            }
+            out.push(capexec_sandbox::plan::ContainerHook {
+                path: c(field("path"), &path)?,
+                argv: argv.iter().map(|a| c(field("args"), a)).collect::<Result<_, _>>()?,
+                env: hook.env().iter().flatten().map(|e| c(field("env"), e)).collect::<Result<_, _>>()?,
+                timeout: hook.timeout().filter(|t| *t > 0).map(|t| std::time::Duration::from_secs(t as u64)),
+            });
+        }
+        Ok(out)
+    };
+    let state = serde_json::json!({
+        "ociVersion": "1.2.0",
+        "id": id,
+        "bundle": b.dir,
+        "annotations": b.spec.annotations().clone().unwrap_or_default(),
+    });
+    Ok(capexec_sandbox::plan::ContainerHooks {
+        create: convert("createContainer", h.create_container())?,
+        start: convert("startContainer", h.start_container())?,
+        state: state.to_string(),
+    })
 }
 
 /// The container's broker, when it has one (grants in its annotation, or
@@ -549,7 +590,7 @@ pub fn features() -> serde_json::Value {
     serde_json::json!({
         "ociVersionMin": "1.0.0",
         "ociVersionMax": "1.2.0",
-        "hooks": ["prestart", "createRuntime", "poststart", "poststop"],
+        "hooks": ["prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop"],
         "mountOptions": ["ro", "rw", "nosuid", "suid", "nodev", "dev", "noexec", "exec", "sync", "dirsync", "noatime", "nodiratime", "relatime", "strictatime",
                          "bind", "rbind", "private", "rprivate", "slave", "rslave", "unbindable", "runbindable"],
         "linux": {

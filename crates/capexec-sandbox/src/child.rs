@@ -307,7 +307,15 @@ fn setup(a: &ChildArgs) -> Result<(), ChildError> {
         std::fs::write(path, value).map_err(|e| ChildError::io(Step::Sysctl, format!("write {value:?} to {}", path.display()), e))?;
     }
     if plan.join == 0 {
-        mounts::build(&Kernel, &plan.mounts, plan.root.as_ref().map(|(p, ro)| (p.as_path(), *ro)), &plan.workdir, a.trees)?;
+        let hooks = &plan.container_hooks;
+        let mut create_container = || {
+            if hooks.is_empty() {
+                return Ok(());
+            }
+            crate::container_hooks::learn_host_pid();
+            crate::container_hooks::run("createContainer", &hooks.create, &hooks.state, "creating", Some(c"/oldroot"))
+        };
+        mounts::build(&Kernel, &plan.mounts, plan.root.as_ref().map(|(p, ro)| (p.as_path(), *ro)), &plan.workdir, a.trees, &mut create_container)?;
     } else {
         // setns put this process at the root of the sandbox's view.
         Kernel
@@ -424,6 +432,12 @@ fn service_with(a: &ChildArgs, argv: &[std::ffi::CString], err_wr: RawFd, main: 
         report(err_wr, &e);
         exit(127)
     };
+    if main {
+        let hooks = &plan.container_hooks;
+        if let Err(e) = crate::container_hooks::run("startContainer", &hooks.start, &hooks.state, "created", None) {
+            fail(e);
+        }
+    }
     // Move every preopened fd above the target range first, so placing them at
     // 3, 4, ... cannot overwrite one that is still to be moved.
     let n = a.fds.len() as i32;

@@ -54,10 +54,11 @@ pub enum Step {
     StartPre,
     JoinNamespaces,
     OomScoreAdjust,
+    ContainerHook,
 }
 
 impl Step {
-    const ALL: [Step; 22] = [
+    const ALL: [Step; 23] = [
         Step::StandardStreams,
         Step::ForkService,
         Step::ParentDeathSignal,
@@ -80,6 +81,7 @@ impl Step {
         Step::StartPre,
         Step::JoinNamespaces,
         Step::OomScoreAdjust,
+        Step::ContainerHook,
     ];
 
     /// How messages and `capexec` name the step.
@@ -107,6 +109,7 @@ impl Step {
             Step::StartPre => "start_pre",
             Step::JoinNamespaces => "join namespaces",
             Step::OomScoreAdjust => "oom_score_adj",
+            Step::ContainerHook => "container hook",
         }
     }
 

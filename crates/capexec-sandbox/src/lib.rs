@@ -8,6 +8,7 @@
 //! capexec-sys crate, re-exported here as [`sys`].
 
 pub mod child;
+mod container_hooks;
 pub mod creds;
 pub mod doctor;
 pub mod error;

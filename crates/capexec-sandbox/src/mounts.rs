@@ -75,6 +75,7 @@ pub fn build(
     root: Option<(&Path, bool)>,
     workdir: &std::ffi::CStr,
     trees: &[(&Path, std::os::fd::RawFd)],
+    before_detach: &mut dyn FnMut() -> Result<(), ChildError>,
 ) -> Result<(), ChildError> {
     let nosuid_nodev_noexec = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
     o.mount(None, Path::new("/"), None, MsFlags::MS_SLAVE | MsFlags::MS_REC, None).map_err(|e| err("make / a slave mount", e))?;
@@ -201,6 +202,9 @@ pub fn build(
     if mask_file == MaskFile::Made {
         o.remove_file(Path::new(MASK_FILE)).map_err(|e| err(format!("remove {MASK_FILE}"), e))?;
     }
+    // The view is made, the host's root still in reach (an OCI container's
+    // createContainer hooks).
+    before_detach()?;
     o.detach(Path::new(OLD)).map_err(|e| err("detach the host root", e))?;
     if made_old {
         o.remove_dir(Path::new(OLD)).map_err(|e| err(format!("remove {OLD}"), e))?;
@@ -585,7 +589,7 @@ mod tests {
             MountStep::Mask { path: "/proc/acpi".into(), optional: false },
             MountStep::Mask { path: "/proc/nothing".into(), optional: true },
         ];
-        build(&f, &steps, Some((Path::new("/srv/bundle/rootfs"), false)), c"/", &[]).unwrap();
+        build(&f, &steps, Some((Path::new("/srv/bundle/rootfs"), false)), c"/", &[], &mut || Ok(())).unwrap();
         let log = f.log();
         assert_eq!(log[..3], ["mount MsFlags(MS_REC | MS_SLAVE) on /", "mount bind /srv/bundle/rootfs on /tmp", "pivot_root /tmp /tmp/oldroot"]);
         assert!(log.contains(&"mount bind /oldroot/srv/data on /mnt".to_owned()), "{log:#?}");
@@ -597,7 +601,7 @@ mod tests {
         assert_eq!(log.last().unwrap(), "chdir /");
         assert_eq!(log[log.len() - 2], format!("setattr / {:#x}", MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV));
         let f = usual_host();
-        build(&f, &[], Some((Path::new("/srv/bundle/rootfs"), true)), c"/", &[]).unwrap();
+        build(&f, &[], Some((Path::new("/srv/bundle/rootfs"), true)), c"/", &[], &mut || Ok(())).unwrap();
         assert_eq!(f.log()[f.log().len() - 2], format!("setattr / {:#x}", MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV));
     }
 
@@ -613,8 +617,12 @@ mod tests {
             MountStep::Mask { path: "/etc/shadow".into(), optional: false },
             MountStep::Tmpfs { path: "/var/tmp".into(), mode: 0o1777 },
         ];
-        build(&f, &steps, None, c"/", &[]).unwrap();
+        // What runs in the made view with the host's root in reach (an OCI
+        // container's createContainer hooks) runs after the last mount.
+        build(&f, &steps, None, c"/", &[], &mut || f.call("hooks".into()).map_err(|e| err("hooks", e))).unwrap();
         let log = f.log();
+        assert_eq!(f.position("hooks") + 1, f.position("detach /oldroot"));
+        assert!(f.position("mount tmpfs on /var/tmp mode=1777") < f.position("hooks"));
         // Nothing propagates to the host, and the new root is in place before any view mount.
         assert_eq!(log[..3], ["mount MsFlags(MS_REC | MS_SLAVE) on /", "mount tmpfs on /tmp mode=755", "pivot_root /tmp /tmp/oldroot"]);
         // /dev and /proc before the declared paths (a new proc needs the host's still visible).
@@ -641,9 +649,9 @@ mod tests {
     #[test]
     fn a_missing_path_fails_with_a_hint_unless_it_is_optional() {
         let f = usual_host();
-        build(&f, &[bind_step("/srv/www", true)], None, c"/", &[]).unwrap();
+        build(&f, &[bind_step("/srv/www", true)], None, c"/", &[], &mut || Ok(())).unwrap();
         assert!(!f.log().iter().any(|e| e.contains("/srv/www")));
-        let e = build(&usual_host(), &[bind_step("/srv/www", false)], None, c"/", &[]).unwrap_err();
+        let e = build(&usual_host(), &[bind_step("/srv/www", false)], None, c"/", &[], &mut || Ok(())).unwrap_err();
         assert_eq!(e.step, Step::FilesystemView);
         assert!(e.detail.contains("/srv/www does not exist on the host") && e.detail.contains("prefix the path with `-`"), "{}", e.detail);
     }
@@ -652,9 +660,9 @@ mod tests {
     fn masks_cover_only_what_the_view_shows() {
         let f = usual_host();
         // /etc/shadow exists on the host but /etc is not in the view: nothing to cover.
-        build(&f, &[MountStep::Mask { path: "/etc/shadow".into(), optional: false }], None, c"/", &[]).unwrap();
+        build(&f, &[MountStep::Mask { path: "/etc/shadow".into(), optional: false }], None, c"/", &[], &mut || Ok(())).unwrap();
         assert!(!f.log().iter().any(|e| e.contains("capexec-mask")), "{:#?}", f.log());
-        let e = build(&usual_host(), &[MountStep::Mask { path: "/etc/gshadow".into(), optional: false }], None, c"/", &[]).unwrap_err();
+        let e = build(&usual_host(), &[MountStep::Mask { path: "/etc/gshadow".into(), optional: false }], None, c"/", &[], &mut || Ok(())).unwrap_err();
         assert_eq!(e.errno, Some(libc::ENOENT));
     }
 
@@ -662,25 +670,25 @@ mod tests {
     fn generated_files_are_bound_read_only_and_never_onto_a_symlink() {
         let f = usual_host();
         let steps = [bind_step("/etc", false), MountStep::File { path: "/etc/resolv.conf".into(), contents: b"nameserver 127.0.0.1\n".to_vec() }];
-        build(&f, &steps, None, c"/", &[]).unwrap();
+        build(&f, &steps, None, c"/", &[], &mut || Ok(())).unwrap();
         let bound = f.position("mount bind /.capexec-generated on /etc/resolv.conf");
         assert_eq!(f.log()[bound + 1], format!("setattr /etc/resolv.conf {READ_ONLY:#x}"));
         assert_eq!(f.log()[bound + 2], "remove /.capexec-generated");
 
         let f = usual_host().link("/etc/resolv.conf", "../run/resolv.conf");
         let steps = [bind_step("/etc", false), bind_step("/etc/resolv.conf", false), MountStep::File { path: "/etc/resolv.conf".into(), contents: vec![] }];
-        let e = build(&f, &steps, None, c"/", &[]).unwrap_err();
+        let e = build(&f, &steps, None, c"/", &[], &mut || Ok(())).unwrap_err();
         assert!(e.detail.contains("is a symlink in the view"), "{}", e.detail);
     }
 
     #[test]
     fn a_failing_call_names_the_step_the_path_and_the_errno() {
         let f = Fake { fail: Some(("setattr /usr", libc::EPERM)), ..usual_host() };
-        let e = build(&f, &[bind_step("/usr", false)], None, c"/", &[]).unwrap_err();
+        let e = build(&f, &[bind_step("/usr", false)], None, c"/", &[], &mut || Ok(())).unwrap_err();
         assert_eq!((e.step, e.errno), (Step::FilesystemView, Some(libc::EPERM)));
         assert!(e.detail.contains("mount_setattr /usr"), "{}", e.detail);
         let f = Fake { fail: Some(("chdir /srv", libc::ENOENT)), ..usual_host() };
-        let e = build(&f, &[], None, c"/srv", &[]).unwrap_err();
+        let e = build(&f, &[], None, c"/srv", &[], &mut || Ok(())).unwrap_err();
         assert!(e.detail.contains("working directory /srv") && e.detail.contains("add it to read_only or read_write"), "{}", e.detail);
     }
 
@@ -688,7 +696,7 @@ mod tests {
     fn credentials_are_written_into_a_read_only_tmpfs() {
         let f = usual_host();
         let steps = [MountStep::Secrets { path: "/run/credentials".into(), files: vec![("token".into(), b"s3cret".to_vec())] }];
-        build(&f, &steps, None, c"/", &[]).unwrap();
+        build(&f, &steps, None, c"/", &[], &mut || Ok(())).unwrap();
         let tmpfs = f.position("mount tmpfs on /run/credentials mode=700");
         let written = f.position("create /run/credentials/token 400 s3cret");
         let chmod = f.position("chmod /run/credentials 500");

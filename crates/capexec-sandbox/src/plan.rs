@@ -93,6 +93,8 @@ pub struct SetupPlan {
     /// to `SpawnOptions::agent` (a process has one listener: never with
     /// `notify_seccomp`).
     pub agent_seccomp: Option<BpfProgram>,
+    /// `Extras::container_hooks`.
+    pub container_hooks: ContainerHooks,
     /// That filter hands over sendmsg too (the network summary of a service
     /// with a broker), so its listener cannot be sent: the parent takes it
     /// out of the service as a learning run's (see crate::child).
@@ -335,6 +337,40 @@ pub struct SandboxCommand {
     pub ignore_failure: bool,
 }
 
+/// A program an OCI config's createContainer or startContainer hook runs,
+/// in the container's namespaces during its setup: `argv` (its first is
+/// argv[0]) and `env` only, killed after `timeout`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContainerHook {
+    pub path: CString,
+    pub argv: Vec<CString>,
+    pub env: Vec<CString>,
+    pub timeout: Option<std::time::Duration>,
+}
+
+/// An OCI container's hooks that run inside it, and the state they read on
+/// their standard input.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ContainerHooks {
+    /// createContainer: run by init once the view's mounts are made, while
+    /// the host's root is still at /oldroot, chrooted to it (their paths are
+    /// the host's, as before runc's pivot_root).
+    pub create: Vec<ContainerHook>,
+    /// startContainer: run by the program's process once it is let go past
+    /// its gate, before anything else: their paths are the container's.
+    pub start: Vec<ContainerHook>,
+    /// The container's state as a JSON object without `pid` and `status`,
+    /// which the child adds: its pid on the host it reads from the host's
+    /// /proc while that is still in reach.
+    pub state: String,
+}
+
+impl ContainerHooks {
+    pub fn is_empty(&self) -> bool {
+        self.create.is_empty() && self.start.is_empty()
+    }
+}
+
 /// A forking service, for init: when the started process exits with 0, init
 /// reads `pid_file` (in the view) for the daemon's main process, sends
 /// `READY=1` on `ready_socket` (the supervisor's NOTIFY_SOCKET, when there is
@@ -425,6 +461,8 @@ pub struct Extras<'a> {
     /// belongs to the sandbox (mounts, sysctls, hostname, directories,
     /// commands, the broker's side).
     pub join: bool,
+    /// An OCI container's createContainer and startContainer hooks.
+    pub container_hooks: ContainerHooks,
 }
 
 /// The calls `Extras::watch_network` hands over.
@@ -477,6 +515,7 @@ pub fn compose(spec: &ServiceSpec, extras: &Extras) -> Result<SetupPlan, LaunchE
         p.attach_fakeroot_config()?;
     }
     p.attach_files(extras.broker.view_files.clone());
+    p.container_hooks = extras.container_hooks.clone();
     if extras.join {
         if extras.learning || extras.watch_network {
             return Err(LaunchError::Plan("a process joining a running sandbox is neither learned nor watched".into()));
@@ -876,6 +915,7 @@ fn plan_inheriting(
         command_timeout: spec.service.ready_timeout,
         notify_seccomp: Some(&broker.notified).filter(|n| !n.is_empty()).map(|n| seccomp::notify_filter(n)),
         agent_seccomp,
+        container_hooks: ContainerHooks::default(),
         listener_taken: false,
         broker_channel,
         dns_stub: broker.dns_stub,
@@ -1148,6 +1188,7 @@ impl SetupPlan {
         self.start_post.clear();
         self.reload.clear();
         self.forking = None;
+        self.container_hooks = ContainerHooks::default();
         self.init_seccomp = seccomp::init_filter(false)?;
         // The sandbox's broker answers its own service; a joining process
         // has Landlock and seccomp without the brokered calls.

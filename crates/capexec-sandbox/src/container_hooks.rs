@@ -1,0 +1,103 @@
+//! An OCI container's hooks that run inside it during its setup
+//! (runtime-spec config.md, "POSIX-platform Hooks"): createContainer, run
+//! by init once the view's mounts are made and before the host's root is
+//! detached, chrooted to it (their paths are the host's); startContainer,
+//! run by the program's process when it is let go, before it execs (their
+//! paths are the container's). Each gets the container's state on its
+//! standard input, and the first that fails ends the setup.
+
+use crate::error::{ChildError, Step};
+use crate::plan::ContainerHook;
+use capexec_sys::process;
+use std::ffi::CStr;
+use std::os::fd::AsRawFd;
+use std::sync::atomic::{AtomicI32, Ordering};
+
+/// This process's pid on the host, read by init while the host's /proc is
+/// at /oldroot ([`learn_host_pid`]); the program's process, forked by
+/// init, has init's copy: the state's `pid` is init's, as `state` says.
+static HOST_PID: AtomicI32 = AtomicI32::new(0);
+
+/// Reads this process's pid as the host's /proc (at /oldroot during the
+/// setup) shows it: in a pid namespace of its own, getpid() says 1.
+pub fn learn_host_pid() {
+    let pid = std::fs::read_link("/oldroot/proc/self").ok().and_then(|p| p.to_str()?.parse().ok()).unwrap_or_else(|| std::process::id() as i32);
+    HOST_PID.store(pid, Ordering::Relaxed);
+}
+
+/// Runs `hooks` (`kind`: createContainer or startContainer) one after
+/// another, each with the state (`state`, a JSON object, with the pid and
+/// `status` added) on its standard input; chrooted to `root` first when
+/// given. The first that fails is the error.
+pub fn run(kind: &str, hooks: &[ContainerHook], state: &str, status: &str, root: Option<&CStr>) -> Result<(), ChildError> {
+    if hooks.is_empty() {
+        return Ok(());
+    }
+    let pid = HOST_PID.load(Ordering::Relaxed);
+    let rest = state.trim_start().strip_prefix('{').unwrap_or("}");
+    let sep = if rest.trim_start().starts_with('}') { "" } else { "," };
+    let state = format!("{{\"pid\":{pid},\"status\":\"{status}\"{sep}{rest}");
+    for (i, h) in hooks.iter().enumerate() {
+        run_one(h, state.as_bytes(), root).map_err(|e| ChildError::new(Step::ContainerHook, format!("hooks.{kind}[{i}] {}: {e}", h.path.to_string_lossy())))?;
+    }
+    Ok(())
+}
+
+fn run_one(h: &ContainerHook, state: &[u8], root: Option<&CStr>) -> Result<(), String> {
+    let (rd, wr) = crate::sys::pipe2(libc::O_CLOEXEC).map_err(|e| format!("pipe: {e}"))?;
+    let argv: Vec<*const libc::c_char> = h.argv.iter().map(|a| a.as_ptr()).chain(std::iter::once(std::ptr::null())).collect();
+    let envp: Vec<*const libc::c_char> = h.env.iter().map(|a| a.as_ptr()).chain(std::iter::once(std::ptr::null())).collect();
+    // SAFETY: the caller (init, or the program's process before its exec)
+    // is single-threaded, so the child may run anything up to its exec.
+    let pid = match unsafe { libc::fork() } {
+        -1 => return Err(format!("fork: {}", std::io::Error::last_os_error())),
+        0 => {
+            if nix::unistd::dup2(rd.as_raw_fd(), 0).is_err() {
+                process::exit_now(126);
+            }
+            if let Some(root) = root {
+                if nix::unistd::chroot(root).is_err() || nix::unistd::chdir("/").is_err() {
+                    process::exit_now(126);
+                }
+            }
+            // Init blocks the signals it forwards and ignores others; a hook
+            // starts as any program does.
+            for sig in 1..libc::SIGRTMAX() {
+                if sig != libc::SIGKILL && sig != libc::SIGSTOP {
+                    // SAFETY: resetting a disposition to SIG_DFL installs no handler code.
+                    unsafe { libc::signal(sig, libc::SIG_DFL) };
+                }
+            }
+            let _ = nix::sys::signal::sigprocmask(nix::sys::signal::SigmaskHow::SIG_SETMASK, Some(&nix::sys::signal::SigSet::empty()), None);
+            // SAFETY: path, argv and envp are NUL-terminated strings and
+            // null-terminated arrays that live until the exec.
+            unsafe { libc::execve(h.path.as_ptr(), argv.as_ptr(), envp.as_ptr()) };
+            process::exit_now(127)
+        }
+        pid => pid,
+    };
+    drop(rd);
+    // A hook that does not read its input must not block the setup: EPIPE
+    // is fine (Rust ignores SIGPIPE).
+    let _ = nix::unistd::write(&wr, state);
+    drop(wr);
+    let deadline = h.timeout.map(|t| std::time::Instant::now() + t);
+    let status = loop {
+        match process::wait_child(pid, deadline.is_none()).map_err(|e| format!("wait: {e}"))? {
+            Some(st) => break st,
+            None if deadline.is_some_and(|d| std::time::Instant::now() > d) => {
+                // Our own child.
+                let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
+                let _ = process::wait_child(pid, true);
+                return Err(format!("killed after its timeout of {} s", h.timeout.unwrap_or_default().as_secs()));
+            }
+            None => std::thread::sleep(std::time::Duration::from_millis(5)),
+        }
+    };
+    match crate::child::exit_code(status) {
+        0 => Ok(()),
+        126 if root.is_some() => Err("exited with status 126 (or could not enter the host's root to run it)".into()),
+        127 => Err("exited with status 127 (or could not be executed: is the path right, and executable?)".into()),
+        code => Err(format!("exited with status {code}")),
+    }
+}
