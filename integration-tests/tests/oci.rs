@@ -7,6 +7,7 @@
 use capexec_integration_tests::*;
 use std::io::{BufRead, Write};
 use std::os::unix::fs::MetadataExt;
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -999,7 +1000,8 @@ const PODMAN_RUN: &[&str] = &["--network", "none", "--ulimit", "nofile=1024:1024
 /// container's init and program are born in cgroups of their own with
 /// those limits (v1 on these hybrid machines), a fork past the pids limit
 /// fails inside, the program runs on the one cpu it is given, and `delete`
-/// removes the cgroups.
+/// removes the cgroups. A block I/O throttle (v1 blkio) and a huge page
+/// limit (the unified hierarchy has hugetlb here) are set too.
 #[test]
 fn capexec_oci_sets_pids_memory_and_cpu_limits_in_cgroups_of_its_own() {
     require_root();
@@ -1009,11 +1011,21 @@ fn capexec_oci_sets_pids_memory_and_cpu_limits_in_cgroups_of_its_own() {
     let _left = Deleted(root.clone(), &["limited"]);
     let dir = base.join("bundle");
     let name = format!("it-{}", std::process::id());
+    // A disk of the machine (its major:minor), for the throttle.
+    let disk = std::fs::read_dir("/sys/block")
+        .unwrap()
+        .flatten()
+        .filter(|e| !["loop", "ram", "zram"].iter().any(|p| e.file_name().to_string_lossy().starts_with(p)))
+        .find_map(|e| std::fs::read_to_string(e.path().join("dev")).ok())
+        .expect("a disk in /sys/block");
+    let (major, minor) = disk.trim().split_once(':').map(|(a, b)| (a.parse::<i64>().unwrap(), b.parse::<i64>().unwrap())).unwrap();
     runc_bundle(&dir, |c| {
         let script = "/bin/busybox grep Cpus_allowed_list /proc/self/status; for i in 1 2 3 4 5 6; do /bin/busybox sleep 600 & done; echo forked all";
         c["process"]["args"] = serde_json::json!(["/bin/busybox", "sh", "-c", script]);
         c["linux"]["resources"] = serde_json::json!({"pids": {"limit": 4}, "memory": {"limit": 67108864, "swappiness": 7},
-                                                    "cpu": {"shares": 512, "quota": 50000, "period": 100000, "cpus": "1", "mems": "0"}});
+                                                    "cpu": {"shares": 512, "quota": 50000, "period": 100000, "cpus": "1", "mems": "0"},
+                                                    "blockIO": {"throttleReadBpsDevice": [{"major": major, "minor": minor, "rate": 1048576}]},
+                                                    "hugepageLimits": [{"pageSize": "2MB", "limit": 4194304}]});
         c["linux"]["cgroupsPath"] = serde_json::json!(name);
     });
     let out = base.join("out");
@@ -1030,6 +1042,11 @@ fn capexec_oci_sets_pids_memory_and_cpu_limits_in_cgroups_of_its_own() {
     let cpu: Vec<String> = ["cpu.shares", "cpu.cfs_quota_us", "cpu.cfs_period_us"].iter().map(|f| read(cpu_dir.join(f))).collect();
     assert_eq!(cpu, ["512", "50000", "100000"]);
     assert_eq!((read(cpuset_dir.join("cpuset.cpus")), read(cpuset_dir.join("cpuset.mems"))), ("1".to_owned(), "0".to_owned()));
+    let blkio_dir = Path::new("/sys/fs/cgroup/blkio/capexec-oci").join(&name);
+    assert_eq!(read(blkio_dir.join("blkio.throttle.read_bps_device")), format!("{major}:{minor} 1048576"));
+    let hugetlb_dir = Path::new("/sys/fs/cgroup/unified/capexec-oci").join(&name);
+    assert_eq!(read(hugetlb_dir.join("hugetlb.2MB.max")), "4194304");
+    assert!(read(hugetlb_dir.join("cgroup.procs")).split_whitespace().any(|p| p == init.to_string()));
     let program: i64 = read(PathBuf::from(format!("/proc/{init}/task/{init}/children"))).parse().unwrap();
     let mut procs: Vec<i64> = read(pids_dir.join("cgroup.procs")).split_whitespace().map(|p| p.parse().unwrap()).collect();
     procs.sort();
@@ -1043,7 +1060,7 @@ fn capexec_oci_sets_pids_memory_and_cpu_limits_in_cgroups_of_its_own() {
     assert!(said.contains("can't fork") && !said.contains("forked all"), "the fifth process of the container cannot be made: {said}");
     assert!(said.contains("Cpus_allowed_list:\t1\n"), "the program runs on cpu 1 only: {said}");
     assert!(oci(&root, &["delete", "limited"]).status.success());
-    for d in [&pids_dir, &memory_dir, &cpu_dir, &cpuset_dir] {
+    for d in [&pids_dir, &memory_dir, &cpu_dir, &cpuset_dir, &blkio_dir, &hugetlb_dir] {
         assert!(!d.exists(), "delete removes the container's cgroups: {}", d.display());
     }
 }
@@ -1530,6 +1547,80 @@ fn podman_runs_containers_through_capexec_oci() {
     assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), "0", "{}", text(&o));
     let o = podman(&["rm", name]);
     assert!(o.status.success(), "rm: {}", text(&o));
+}
+
+// Rootless podman (the unprivileged test user, no subuid ranges: podman's
+// single mapping) runs capexec-oci inside its own user namespace, as root
+// there: the state goes under $XDG_RUNTIME_DIR (the host's /run is not
+// the user's), supplementary groups are not set where setgroups is
+// denied, and the cgroup filesystem podman asks for is the host's
+// unified hierarchy bound read-only (a new one is refused without a
+// cgroup namespace). run (output, status, confinement), run --detach,
+// exec, stop (SIGTERM reaches the program), logs, rm: nothing is left in
+// the state directory.
+#[test]
+fn rootless_podman_runs_containers_through_capexec_oci() {
+    require_root();
+    let base = PathBuf::from(format!("/var/tmp/capexec-it-podman-rootless-{}", std::process::id()));
+    let (uid, gid) = test_user();
+    let (home, xdg, rootfs) = (base.join("home"), base.join("xdg"), base.join("rootfs"));
+    for d in [&home, &xdg, &rootfs.join("bin")] {
+        std::fs::create_dir_all(d).unwrap();
+    }
+    std::fs::copy("/bin/busybox", rootfs.join("bin/busybox")).expect("busybox-static (scripts/install-test-deps.sh installs it)");
+    std::os::unix::fs::symlink("busybox", rootfs.join("bin/sh")).unwrap();
+    for entry in walk(&base) {
+        std::os::unix::fs::lchown(&entry, Some(uid), Some(gid)).unwrap();
+    }
+    std::fs::set_permissions(&xdg, std::os::unix::fs::PermissionsExt::from_mode(0o700)).unwrap();
+    // Podman's pause process (it keeps the user's namespace) is ended by
+    // its pid file, then the directory goes.
+    struct Rootless(PathBuf, PathBuf);
+    impl Drop for Rootless {
+        fn drop(&mut self) {
+            if let Some(pid) = std::fs::read_to_string(self.1.join("libpod/tmp/pause.pid")).ok().and_then(|p| p.trim().parse::<i32>().ok()) {
+                // Started by this test's podman, as its user.
+                let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
+            }
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+    let _cleanup = Rootless(base.clone(), xdg.clone());
+    let podman = |args: &[&str]| {
+        let mut c = Command::new("podman");
+        c.arg("--runtime").arg(capexec_oci()).args(args).uid(uid).gid(gid).env("HOME", &home).env("XDG_RUNTIME_DIR", &xdg).current_dir(&base);
+        wait_output(c.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap(), T)
+    };
+    let rootfs = rootfs.to_str().unwrap();
+    let script = "echo hi; /bin/busybox id -u; /bin/busybox grep -E '^(NoNewPrivs|Seccomp):' /proc/self/status | /bin/busybox tr -d '\\t'; \
+                  /bin/busybox touch /sys/fs/cgroup/x 2>/dev/null || echo cgroup-ro; exit 3";
+    let o = podman(&["run", "--rm", "--network", "none", "--rootfs", rootfs, "/bin/sh", "-c", script]);
+    assert_eq!((o.status.code(), String::from_utf8_lossy(&o.stdout).as_ref()), (Some(3), "hi\n0\nNoNewPrivs:0\nSeccomp:2\ncgroup-ro\n"), "{}", text(&o));
+    let name = "capexec-it-rootless";
+    let script = "echo logged; trap 'echo bye; exit 0' TERM; while :; do /bin/busybox sleep 1; done";
+    let o = podman(&["run", "--detach", "--name", name, "--network", "none", "--rootfs", rootfs, "/bin/sh", "-c", script]);
+    assert!(o.status.success(), "run --detach: {}", text(&o));
+    wait_until("the container's log", || String::from_utf8_lossy(&podman(&["logs", name]).stdout) == "logged\n");
+    let o = podman(&["exec", name, "/bin/sh", "-c", "echo in-exec; exit 5"]);
+    assert_eq!((o.status.code(), String::from_utf8_lossy(&o.stdout).as_ref()), (Some(5), "in-exec\n"), "exec: {}", text(&o));
+    let o = podman(&["stop", "--time", "20", name]);
+    assert!(o.status.success(), "stop: {}", text(&o));
+    assert_eq!(String::from_utf8_lossy(&podman(&["logs", name]).stdout), "logged\nbye\n");
+    let o = podman(&["rm", name]);
+    assert!(o.status.success(), "rm: {}", text(&o));
+    let left: Vec<_> = std::fs::read_dir(xdg.join("capexec-oci")).map(|d| d.flatten().map(|e| e.file_name()).collect()).unwrap_or_default();
+    assert!(left.is_empty(), "state left: {left:?}");
+}
+
+/// Every path under `dir`, `dir` included.
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut out = vec![dir.to_owned()];
+    if std::fs::symlink_metadata(dir).is_ok_and(|m| m.is_dir()) {
+        for e in std::fs::read_dir(dir).unwrap().flatten() {
+            out.extend(walk(&e.path()));
+        }
+    }
+    out
 }
 
 // The root filesystem is the image's, so its symlinks are the attacker's:

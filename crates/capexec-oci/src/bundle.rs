@@ -112,9 +112,9 @@ mod tests {
             (r#"{"ociVersion": "0.9", "root": {"path": "rootfs"}}"#, true, "not a runtime-spec 1.x version"),
             (MINIMAL, false, "the root filesystem"),
             (
-                r#"{"ociVersion": "1.0.2", "root": {"path": "rootfs"}, "linux": {"resources": {"blockIO": {"weight": 10}}}}"#,
+                r#"{"ociVersion": "1.0.2", "root": {"path": "rootfs"}, "linux": {"resources": {"rdma": {"mlx5_1": {"hcaHandles": 3}}}}}"#,
                 true,
-                "`linux.resources.blockIO` (a resource limit",
+                "`linux.resources.rdma` (a resource limit",
             ),
             (r#"{"ociVersion": "1.0.2"}"#, true, "`root`: missing"),
         ];

@@ -1,4 +1,5 @@
-//! `linux.resources`' limits (pids, memory, cpu, cpuset), in cgroups of the
+//! `linux.resources`' limits (pids, memory, cpu, cpuset, block I/O,
+//! huge pages, network classes and priorities, v2 files), in cgroups of the
 //! container's own at `linux.cgroupsPath`: for each controller, in the
 //! unified (v2) hierarchy where it has the controller, else in the
 //! controller's v1 hierarchy (hybrid hosts, such as these machines, keep
@@ -12,21 +13,35 @@ use std::path::{Component, Path, PathBuf};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Setting {
     /// The config's field, for errors (`linux.resources.cpu.quota`).
-    pub field: &'static str,
-    pub controller: &'static str,
-    /// The v1 file and what is written to it.
-    pub v1: (&'static str, String),
+    pub field: String,
+    /// The controller's v1 name (its v2 name: [`v2_controller`]).
+    pub controller: String,
+    /// The v1 file and what is written to it; `None`: a v2 file only
+    /// (`linux.resources.unified`).
+    pub v1: Option<(String, String)>,
     pub v2: V2,
 }
 
 /// What a [`Setting`] is in the unified hierarchy.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum V2 {
-    File(&'static str, String),
+    File(String, String),
     /// No control there, and none needed (`swappiness`: the kernel decides).
     Skip,
     /// No control there, and the container would run without what it asks.
     Refuse,
+}
+
+fn v2(file: &str, value: impl Into<String>) -> V2 {
+    V2::File(file.to_owned(), value.into())
+}
+
+/// A controller's name in the unified hierarchy (blkio became io).
+fn v2_controller(v1: &str) -> &str {
+    match v1 {
+        "blkio" => "io",
+        other => other,
+    }
 }
 
 /// The limits capexec-oci sets, in the order they are written (a period
@@ -41,62 +56,134 @@ impl Limits {
     pub fn of(r: Option<&oci_spec::runtime::LinuxResources>) -> Limits {
         let mut l = Limits::default();
         let Some(r) = r else { return l };
-        let mut add = |field, controller, v1: (&'static str, String), v2| l.settings.push(Setting { field, controller, v1, v2 });
+        let mut add = |field: &str, controller: &str, v1: Option<(&str, String)>, v2| {
+            l.settings.push(Setting { field: field.to_owned(), controller: controller.to_owned(), v1: v1.map(|(f, v)| (f.to_owned(), v)), v2 })
+        };
         // A pids limit of 0 or less is none, as the runtime-spec says.
         if let Some(n) = r.pids().as_ref().map(|p| p.limit()).filter(|n| *n > 0) {
-            add("linux.resources.pids.limit", "pids", ("pids.max", n.to_string()), V2::File("pids.max", n.to_string()));
+            add("linux.resources.pids.limit", "pids", Some(("pids.max", n.to_string())), v2("pids.max", n.to_string()));
         }
         if let Some(m) = r.memory() {
             let limit = m.limit().filter(|l| *l > 0);
             if let Some(n) = limit {
-                add("linux.resources.memory.limit", "memory", ("memory.limit_in_bytes", n.to_string()), V2::File("memory.max", n.to_string()));
+                add("linux.resources.memory.limit", "memory", Some(("memory.limit_in_bytes", n.to_string())), v2("memory.max", n.to_string()));
             }
             if let Some(n) = m.reservation() {
-                add("linux.resources.memory.reservation", "memory", ("memory.soft_limit_in_bytes", n.to_string()), V2::File("memory.low", max(n)));
+                add("linux.resources.memory.reservation", "memory", Some(("memory.soft_limit_in_bytes", n.to_string())), v2("memory.low", max(n)));
             }
             if let Some(n) = m.swap() {
                 // v1 limits memory and swap together, v2 swap alone.
-                let v2 = match (n, limit) {
-                    (n, _) if n < 0 => V2::File("memory.swap.max", "max".into()),
-                    (n, Some(l)) if n >= l => V2::File("memory.swap.max", (n - l).to_string()),
+                let to = match (n, limit) {
+                    (n, _) if n < 0 => v2("memory.swap.max", "max"),
+                    (n, Some(l)) if n >= l => v2("memory.swap.max", (n - l).to_string()),
                     _ => V2::Refuse,
                 };
-                add("linux.resources.memory.swap", "memory", ("memory.memsw.limit_in_bytes", n.to_string()), v2);
+                add("linux.resources.memory.swap", "memory", Some(("memory.memsw.limit_in_bytes", n.to_string())), to);
             }
             if let Some(n) = m.swappiness() {
-                add("linux.resources.memory.swappiness", "memory", ("memory.swappiness", n.to_string()), V2::Skip);
+                add("linux.resources.memory.swappiness", "memory", Some(("memory.swappiness", n.to_string())), V2::Skip);
             }
             if m.disable_oom_killer() == Some(true) {
-                add("linux.resources.memory.disableOOMKiller", "memory", ("memory.oom_control", "1".into()), V2::Refuse);
+                add("linux.resources.memory.disableOOMKiller", "memory", Some(("memory.oom_control", "1".into())), V2::Refuse);
             }
         }
         if let Some(c) = r.cpu() {
             if let Some(n) = c.shares() {
                 // cgroup v2's weight for v1's shares (runc's conversion).
                 let weight = 1 + (n.clamp(2, 262144) - 2) * 9999 / 262142;
-                add("linux.resources.cpu.shares", "cpu", ("cpu.shares", n.to_string()), V2::File("cpu.weight", weight.to_string()));
+                add("linux.resources.cpu.shares", "cpu", Some(("cpu.shares", n.to_string())), v2("cpu.weight", weight.to_string()));
             }
             let quota = c.quota().filter(|q| *q != 0);
             if let Some(n) = c.period() {
-                let v2 = V2::File("cpu.max", format!("{} {n}", quota.filter(|q| *q > 0).map_or("max".to_owned(), |q| q.to_string())));
-                add("linux.resources.cpu.period", "cpu", ("cpu.cfs_period_us", n.to_string()), v2);
+                let to = v2("cpu.max", format!("{} {n}", quota.filter(|q| *q > 0).map_or("max".to_owned(), |q| q.to_string())));
+                add("linux.resources.cpu.period", "cpu", Some(("cpu.cfs_period_us", n.to_string())), to);
             }
             if let Some(n) = quota {
                 // With a period, cpu.max was written with it.
-                let v2 = if c.period().is_some() { V2::Skip } else { V2::File("cpu.max", if n > 0 { n.to_string() } else { "max".into() }) };
-                add("linux.resources.cpu.quota", "cpu", ("cpu.cfs_quota_us", n.to_string()), v2);
+                let to = if c.period().is_some() { V2::Skip } else { v2("cpu.max", if n > 0 { n.to_string() } else { "max".into() }) };
+                add("linux.resources.cpu.quota", "cpu", Some(("cpu.cfs_quota_us", n.to_string())), to);
             }
             if let Some(n) = c.realtime_period() {
-                add("linux.resources.cpu.realtimePeriod", "cpu", ("cpu.rt_period_us", n.to_string()), V2::Refuse);
+                add("linux.resources.cpu.realtimePeriod", "cpu", Some(("cpu.rt_period_us", n.to_string())), V2::Refuse);
             }
             if let Some(n) = c.realtime_runtime() {
-                add("linux.resources.cpu.realtimeRuntime", "cpu", ("cpu.rt_runtime_us", n.to_string()), V2::Refuse);
+                add("linux.resources.cpu.realtimeRuntime", "cpu", Some(("cpu.rt_runtime_us", n.to_string())), V2::Refuse);
             }
             if let Some(v) = c.cpus().as_ref().filter(|v| !v.is_empty()) {
-                add("linux.resources.cpu.cpus", "cpuset", ("cpuset.cpus", v.clone()), V2::File("cpuset.cpus", v.clone()));
+                add("linux.resources.cpu.cpus", "cpuset", Some(("cpuset.cpus", v.clone())), v2("cpuset.cpus", v.clone()));
             }
             if let Some(v) = c.mems().as_ref().filter(|v| !v.is_empty()) {
-                add("linux.resources.cpu.mems", "cpuset", ("cpuset.mems", v.clone()), V2::File("cpuset.mems", v.clone()));
+                add("linux.resources.cpu.mems", "cpuset", Some(("cpuset.mems", v.clone())), v2("cpuset.mems", v.clone()));
+            }
+        }
+        if let Some(b) = r.block_io() {
+            // v2's io.weight (1..10000) for v1's weight (10..1000), as runc converts.
+            let weight = |w: u16| 1 + (u64::from(w).clamp(10, 1000) - 10) * 9999 / 990;
+            if let Some(w) = b.weight() {
+                add("linux.resources.blockIO.weight", "blkio", Some(("blkio.weight", w.to_string())), v2("io.weight", format!("default {}", weight(w))));
+            }
+            if let Some(w) = b.leaf_weight() {
+                add("linux.resources.blockIO.leafWeight", "blkio", Some(("blkio.leaf_weight", w.to_string())), V2::Refuse);
+            }
+            for (i, d) in b.weight_device().iter().flatten().enumerate() {
+                let dev = format!("{}:{}", d.major(), d.minor());
+                if let Some(w) = d.weight() {
+                    let field = format!("linux.resources.blockIO.weightDevice[{i}].weight");
+                    add(&field, "blkio", Some(("blkio.weight_device", format!("{dev} {w}"))), v2("io.weight", format!("{dev} {}", weight(w))));
+                }
+                if let Some(w) = d.leaf_weight() {
+                    let field = format!("linux.resources.blockIO.weightDevice[{i}].leafWeight");
+                    add(&field, "blkio", Some(("blkio.leaf_weight_device", format!("{dev} {w}"))), V2::Refuse);
+                }
+            }
+            let throttles = [
+                ("throttleReadBpsDevice", b.throttle_read_bps_device(), "blkio.throttle.read_bps_device", "rbps"),
+                ("throttleWriteBpsDevice", b.throttle_write_bps_device(), "blkio.throttle.write_bps_device", "wbps"),
+                ("throttleReadIOPSDevice", b.throttle_read_iops_device(), "blkio.throttle.read_iops_device", "riops"),
+                ("throttleWriteIOPSDevice", b.throttle_write_iops_device(), "blkio.throttle.write_iops_device", "wiops"),
+            ];
+            for (name, list, file, key) in throttles {
+                for (i, d) in list.iter().flatten().enumerate() {
+                    let (dev, rate) = (format!("{}:{}", d.major(), d.minor()), d.rate());
+                    add(
+                        &format!("linux.resources.blockIO.{name}[{i}]"),
+                        "blkio",
+                        Some((file, format!("{dev} {rate}"))),
+                        v2("io.max", format!("{dev} {key}={rate}")),
+                    );
+                }
+            }
+        }
+        for (i, h) in r.hugepage_limits().iter().flatten().enumerate() {
+            let (size, limit) = (h.page_size(), h.limit());
+            let field = format!("linux.resources.hugepageLimits[{i}]");
+            // A size names a file: letters and digits only (2MB, 1GB).
+            if size.is_empty() || !size.chars().all(|c| c.is_ascii_alphanumeric()) {
+                add(&field, "hugetlb", None, V2::Refuse);
+                continue;
+            }
+            let v1 = format!("hugetlb.{size}.limit_in_bytes");
+            add(&field, "hugetlb", Some((&v1, limit.to_string())), V2::File(format!("hugetlb.{size}.max"), max(limit)));
+        }
+        if let Some(n) = r.network() {
+            if let Some(id) = n.class_id() {
+                add("linux.resources.network.classID", "net_cls", Some(("net_cls.classid", id.to_string())), V2::Refuse);
+            }
+            for (i, p) in n.priorities().iter().flatten().enumerate() {
+                let field = format!("linux.resources.network.priorities[{i}]");
+                add(&field, "net_prio", Some(("net_prio.ifpriomap", format!("{} {}", p.name(), p.priority()))), V2::Refuse);
+            }
+        }
+        let mut unified: Vec<_> = r.unified().iter().flatten().collect();
+        unified.sort();
+        for (key, value) in unified {
+            // CONTROLLER.FILE of the container's own v2 cgroup; nothing that
+            // could name another file, nor the runtime's cgroup.* files.
+            let controller = key.split_once('.').map(|(c, _)| c).filter(|c| !c.is_empty() && *c != "cgroup" && !key.contains('/'));
+            let field = format!("linux.resources.unified.{key}");
+            match controller {
+                Some(c) => add(&field, c, None, V2::File(key.clone(), value.clone())),
+                None => add(&field, "cgroup", None, V2::Refuse),
             }
         }
         l
@@ -125,7 +212,7 @@ pub struct Cgroups {
     made: Vec<PathBuf>,
     /// v2 only: `cgroup.subtree_control` files of the ancestors, with the
     /// controller to enable in them.
-    enable: Vec<(PathBuf, &'static str)>,
+    enable: Vec<(PathBuf, String)>,
     /// v1 cpuset directories to make, top first, each given its parent's
     /// cpus and memory nodes.
     inherit: Vec<PathBuf>,
@@ -155,25 +242,27 @@ pub fn plan(root: &Path, limits: &Limits, cgroups_path: Option<&Path>, id: &str)
     }
     let mut c = Cgroups { dirs: Vec::new(), made: Vec::new(), enable: Vec::new(), inherit: Vec::new(), writes: Vec::new() };
     for set in &limits.settings {
-        let controller = set.controller;
-        let (dir, write) = match unified_with(root, controller) {
+        let controller = set.controller.as_str();
+        let (dir, write) = match unified_with(root, v2_controller(controller)) {
             Some(base) => {
                 let mut at = base.clone();
+                let v2 = v2_controller(controller);
                 for part in rel.components() {
-                    if !c.enable.iter().any(|(f, e)| *f == at.join("cgroup.subtree_control") && *e == controller) {
-                        c.enable.push((at.join("cgroup.subtree_control"), controller));
+                    if !c.enable.iter().any(|(f, e)| *f == at.join("cgroup.subtree_control") && e == v2) {
+                        c.enable.push((at.join("cgroup.subtree_control"), v2.to_owned()));
                     }
                     at = at.join(part);
                 }
                 match &set.v2 {
-                    V2::File(file, value) => (at, Some((*file, value.clone()))),
+                    V2::File(file, value) => (at, Some((file.clone(), value.clone()))),
                     V2::Skip => (at, None),
-                    V2::Refuse => {
-                        return Err(format!("`{}`: the cgroup v2 hierarchy that has the {controller} controller here has no control for it", set.field))
-                    }
+                    V2::Refuse => return Err(format!("`{}`: the cgroup v2 hierarchy that has the {v2} controller here has no control for it", set.field)),
                 }
             }
             None => {
+                let Some((file, value)) = &set.v1 else {
+                    return Err(format!("`{}`: a cgroup v2 file, and no v2 hierarchy here has the {controller} controller", set.field));
+                };
                 let base = root.join(controller);
                 if !base.join("cgroup.procs").exists() {
                     return Err(format!(
@@ -190,7 +279,7 @@ pub fn plan(root: &Path, limits: &Limits, cgroups_path: Option<&Path>, id: &str)
                     fresh.reverse();
                     c.inherit.extend(fresh);
                 }
-                (dir, Some((set.v1.0, set.v1.1.clone())))
+                (dir, Some((file.clone(), value.clone())))
             }
         };
         if let Some((file, value)) = write {
@@ -243,7 +332,8 @@ impl Cgroups {
             std::fs::create_dir_all(d).map_err(|e| fail(format!("create the cgroup {}", d.display()), e))?;
         }
         for (file, value) in &self.writes {
-            std::fs::write(file, value).map_err(|e| fail(format!("write {value} to {}", file.display()), e))?;
+            let file = bfq_instead(file);
+            std::fs::write(&file, value).map_err(|e| fail(format!("write {value} to {}", file.display()), e))?;
         }
         Ok(self.dirs.iter().map(|d| d.join("cgroup.procs")).collect())
     }
@@ -274,6 +364,15 @@ impl Cgroups {
             std::thread::sleep(std::time::Duration::from_millis(5));
         }
         self.remove();
+    }
+}
+
+/// v1's blkio.weight and blkio.weight_device are CFQ's; with BFQ (today's
+/// kernels) they are blkio.bfq.weight and blkio.bfq.weight_device.
+fn bfq_instead(file: &Path) -> PathBuf {
+    match file.file_name().and_then(|n| n.to_str()) {
+        Some(n @ ("blkio.weight" | "blkio.weight_device")) if !file.exists() => file.with_file_name(format!("blkio.bfq.{}", &n["blkio.".len()..])),
+        _ => file.to_owned(),
     }
 }
 
@@ -418,6 +517,73 @@ mod tests {
         ] {
             let e = plan(&root, &limits(edit), None, "x").unwrap_err();
             assert!(e.contains(field) && e.contains("has no control for it"), "{e}");
+        }
+    }
+
+    #[test]
+    fn block_io_huge_pages_network_and_v2_files() {
+        let r = serde_json::json!({
+            "blockIO": {"weight": 500, "weightDevice": [{"major": 8, "minor": 0, "weight": 100}],
+                        "throttleReadBpsDevice": [{"major": 8, "minor": 0, "rate": 1024}], "throttleWriteIOPSDevice": [{"major": 8, "minor": 16, "rate": 7}]},
+            "hugepageLimits": [{"pageSize": "2MB", "limit": 4194304}],
+            "network": {"classID": 1048577, "priorities": [{"name": "eth0", "priority": 5}]},
+        });
+        let root = fake("v1-io", &["blkio", "hugetlb", "net_cls", "net_prio"], "");
+        let c = plan(&root, &limits(r.clone()), None, "x").unwrap().unwrap();
+        let w = |dir: &str, f: &str, v: &str| (root.join(dir).join("capexec-oci/x").join(f), v.to_owned());
+        assert_eq!(
+            c.writes,
+            [
+                w("blkio", "blkio.weight", "500"),
+                w("blkio", "blkio.weight_device", "8:0 100"),
+                w("blkio", "blkio.throttle.read_bps_device", "8:0 1024"),
+                w("blkio", "blkio.throttle.write_iops_device", "8:16 7"),
+                w("hugetlb", "hugetlb.2MB.limit_in_bytes", "4194304"),
+                w("net_cls", "net_cls.classid", "1048577"),
+                w("net_prio", "net_prio.ifpriomap", "eth0 5"),
+            ]
+        );
+        // Where blkio.weight is missing (BFQ), blkio.bfq.weight takes it.
+        std::fs::create_dir_all(root.join("blkio/capexec-oci/x")).unwrap();
+        std::fs::write(root.join("blkio/capexec-oci/x/blkio.bfq.weight"), "").unwrap();
+        assert_eq!(bfq_instead(&root.join("blkio/capexec-oci/x/blkio.weight")), root.join("blkio/capexec-oci/x/blkio.bfq.weight"));
+
+        let root = fake("v2-io", &[], "io hugetlb memory");
+        let mut r2 = r.clone();
+        r2.as_object_mut().unwrap().remove("network");
+        r2["unified"] = serde_json::json!({"memory.high": "1000000", "io.latency": "8:0 target=10"});
+        let c = plan(&root, &limits(r2), None, "x").unwrap().unwrap();
+        let w = |f: &str, v: &str| (root.join("unified/capexec-oci/x").join(f), v.to_owned());
+        assert_eq!(
+            c.writes,
+            [
+                w("io.weight", "default 4950"),
+                w("io.weight", "8:0 910"),
+                w("io.max", "8:0 rbps=1024"),
+                w("io.max", "8:16 wiops=7"),
+                w("hugetlb.2MB.max", "4194304"),
+                w("io.latency", "8:0 target=10"),
+                w("memory.high", "1000000"),
+            ]
+        );
+        let enabled: Vec<&str> = c.enable.iter().map(|(_, e)| e.as_str()).collect();
+        assert_eq!(enabled, ["io", "io", "hugetlb", "hugetlb", "memory", "memory"], "each controller in each ancestor's subtree_control");
+        c.create().unwrap();
+        // What v2 cannot do, and v2 files without v2, and names that are no file of the cgroup's.
+        for (edit, want) in [
+            (serde_json::json!({"network": {"classID": 1}}), "`linux.resources.network.classID`: the cgroup v2 hierarchy that has the net_cls controller"),
+            (serde_json::json!({"blockIO": {"leafWeight": 10}}), "`linux.resources.blockIO.leafWeight`: the cgroup v2 hierarchy that has the io controller"),
+            (
+                serde_json::json!({"unified": {"pids.max": "5"}}),
+                "`linux.resources.unified.pids.max`: a cgroup v2 file, and no v2 hierarchy here has the pids controller",
+            ),
+            (serde_json::json!({"unified": {"cgroup.freeze": "1"}}), "`linux.resources.unified.cgroup.freeze`"),
+            (serde_json::json!({"unified": {"memory.max/../x": "1"}}), "`linux.resources.unified.memory.max/../x`"),
+            (serde_json::json!({"hugepageLimits": [{"pageSize": "../2MB", "limit": 1}]}), "`linux.resources.hugepageLimits[0]`"),
+        ] {
+            let root = fake("v2-refuse", &[], "io hugetlb memory net_cls");
+            let e = plan(&root, &limits(edit), None, "x").unwrap_err();
+            assert!(e.contains(want), "{e}");
         }
     }
 }

@@ -21,7 +21,18 @@ use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 
 #[derive(Parser)]
-#[command(name = "capexec-oci", version, about = "capexec's confinement as an OCI runtime (runtime-spec 1.x)")]
+#[command(
+    name = "capexec-oci",
+    version,
+    about = "capexec's confinement as an OCI runtime (runtime-spec 1.x)",
+    long_about = "capexec's confinement as an OCI runtime (runtime-spec 1.x), with runc's command line, for podman, \
+containerd (and so Kubernetes) and CRI-O. A container gets what its config.json says (namespaces, mounts, ids, \
+capabilities, rlimits, seccomp, cgroup limits, hooks) and what capexec adds: Landlock derived from its mounts, \
+capexec's seccomp allowlist where the config has no profile, and from annotations a capexec declaration's \
+[broker] grants (org.capexec.broker) and preopened files and sockets (org.capexec.preopen). A field it does not \
+apply is refused by name, never ignored where ignoring would weaken the confinement: `capexec-oci check` says \
+which. Rootless engines run it in their user namespace, as root there. docs/oci.md tells each field's fate."
+)]
 #[command(after_help = "The container lifecycle, as engines call it:
   capexec-oci create --bundle DIR ID    set the container up; its program waits
   capexec-oci start ID                  let it exec
@@ -36,9 +47,10 @@ Also:
 
 docs/oci.md says what each config.json field becomes.")]
 struct Cli {
-    /// The state directory: one directory per container.
-    #[arg(long, global = true, default_value = state::DEFAULT_ROOT)]
-    root: PathBuf,
+    /// The state directory: one directory per container [default: /run/capexec-oci; in a user
+    /// namespace (rootless podman), $XDG_RUNTIME_DIR/capexec-oci, as runc's].
+    #[arg(long, global = true)]
+    root: Option<PathBuf>,
     /// Also write errors to this file (engines read it).
     #[arg(long, global = true)]
     log: Option<PathBuf>,
@@ -181,7 +193,7 @@ enum Command {
 
 fn main() {
     let cli = Cli::parse();
-    let store = state::Store::new(&cli.root);
+    let store = state::Store::new(&cli.root.clone().unwrap_or_else(state::default_root));
     let outcome: Result<(), String> = match &cli.command {
         Command::Check { bundle, json } => std::process::exit(check(bundle, *json)),
         Command::Run { bundle, id } => std::process::exit(run(bundle, id)),
@@ -260,7 +272,7 @@ const EXIT_SETUP: i32 = 125;
 
 fn run(dir: &std::path::Path, id: &str) -> i32 {
     if !nix::unistd::geteuid().is_root() {
-        eprintln!("capexec-oci: run as root (rootless containers are not implemented yet)");
+        eprintln!("capexec-oci: run as root, or as root of a user namespace of your own (rootless podman runs its runtime so: `unshare -r` for a try)");
         return EXIT_SETUP;
     }
     let b = match bundle::load(dir) {
@@ -391,5 +403,26 @@ fn check(dir: &std::path::Path, json: bool) -> i32 {
             eprintln!("capexec-oci: {e}");
             1
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    // docs/man/capexec-oci.1 (shipped by the .deb) is generated from the
+    // definition above; this fails when it is out of date. Regenerate with
+    //   CAPEXEC_UPDATE_MAN=1 cargo test -p capexec-oci man_page
+    #[test]
+    fn man_page_is_up_to_date() {
+        let mut out = Vec::new();
+        clap_mangen::Man::new(super::Cli::command()).render(&mut out).unwrap();
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/man/capexec-oci.1");
+        if std::env::var_os("CAPEXEC_UPDATE_MAN").is_some() {
+            std::fs::write(&path, &out).unwrap();
+            return;
+        }
+        let current = std::fs::read(&path).unwrap_or_default();
+        assert!(current == out, "docs/man/capexec-oci.1 is out of date: run `CAPEXEC_UPDATE_MAN=1 cargo test -p capexec-oci man_page`");
     }
 }

@@ -10,6 +10,18 @@ use std::path::{Path, PathBuf};
 
 pub const DEFAULT_ROOT: &str = "/run/capexec-oci";
 
+/// Where the state lives without `--root`: [`DEFAULT_ROOT`], or, for a
+/// runtime started in a user namespace (rootless podman runs it in its
+/// own) or by a user, `$XDG_RUNTIME_DIR/capexec-oci`, as runc does: the
+/// host's /run is not theirs to write.
+pub fn default_root() -> PathBuf {
+    let initial = std::fs::read_to_string("/proc/self/uid_map").is_ok_and(|m| m.split_whitespace().collect::<Vec<_>>() == ["0", "0", "4294967295"]);
+    match std::env::var_os("XDG_RUNTIME_DIR") {
+        Some(dir) if !initial || !nix::unistd::geteuid().is_root() => PathBuf::from(dir).join("capexec-oci"),
+        _ => PathBuf::from(DEFAULT_ROOT),
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum StateError {
     #[error("container id {0:?} is not valid: use letters, digits, `_`, `+`, `-` and `.` (not `.` or `..` alone)")]

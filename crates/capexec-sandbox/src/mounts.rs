@@ -168,8 +168,20 @@ pub fn build(
                 mkdir_p(o, path)?;
                 let flags = MsFlags::from_bits_truncate(*flags as _);
                 let data = Some(data.as_str()).filter(|d| !d.is_empty());
-                o.mount(Some(Path::new(source)), path, Some(fstype), flags, data)
-                    .map_err(|e| err(format!("mount {fstype} on {} (options {})", path.display(), data.unwrap_or("none")), e))?;
+                match o.mount(Some(Path::new(source)), path, Some(fstype), flags, data) {
+                    Ok(()) => {}
+                    // In a user namespace without a cgroup namespace of its
+                    // own (rootless podman's runtime on a cgroup v1 host), the
+                    // kernel refuses a new cgroup2 mount: the host's unified
+                    // hierarchy instead, bound read-only (as runc does).
+                    Err(e) if fstype == "cgroup2" && e.raw_os_error() == Some(libc::EPERM) => {
+                        let unified = host(Path::new("/sys/fs/cgroup/unified"));
+                        let src = if o.kind(&unified).is_ok_and(|k| k == Kind::Dir) { unified } else { host(Path::new("/sys/fs/cgroup")) };
+                        bind(o, &src, path)?;
+                        setattr(o, path, true, MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC)?;
+                    }
+                    Err(e) => return Err(err(format!("mount {fstype} on {} (options {})", path.display(), data.unwrap_or("none")), e)),
+                }
             }
             MountStep::Device { node, from_host } => device(o, node, *from_host)?,
             MountStep::Propagation { path, flags } => {

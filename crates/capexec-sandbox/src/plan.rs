@@ -841,6 +841,15 @@ fn plan_inheriting(
         ));
     }
     let program = argv.first().cloned().ok_or_else(|| LaunchError::Plan("exec.argv is empty".into()))?;
+    // Started in a user namespace that denies setgroups (rootless podman runs
+    // its OCI runtime in one), capexec cannot set groups: none, or an error.
+    let setgroups_denied = !rootless && std::fs::read_to_string("/proc/self/setgroups").is_ok_and(|s| s.trim() == "deny");
+    if setgroups_denied && !spec.exec.fakeroot && !id.groups.is_empty() {
+        return Err(LaunchError::Plan(format!(
+            "supplementary groups {:?}: capexec runs in a user namespace that denies setgroups (/proc/self/setgroups), so it cannot give them",
+            id.groups
+        )));
+    }
 
     Ok(SetupPlan {
         name: spec.name.clone(),
@@ -875,7 +884,7 @@ fn plan_inheriting(
             (None, true) => format!("0 {} 1\n", id.gid),
             (None, false) => std::iter::once(id.gid).chain(id.groups.iter().copied()).map(|g| format!("{g} {g} 1\n")).collect(),
         },
-        deny_setgroups: rootless,
+        deny_setgroups: rootless || setgroups_denied,
         uid: outside.0,
         gid: outside.1,
         inside: match (&ns.id_maps, spec.exec.fakeroot) {
