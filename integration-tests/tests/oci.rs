@@ -1023,7 +1023,7 @@ fn capexec_oci_sets_pids_memory_and_cpu_limits_in_cgroups_of_its_own() {
         let script = "/bin/busybox grep Cpus_allowed_list /proc/self/status; for i in 1 2 3 4 5 6; do /bin/busybox sleep 600 & done; echo forked all";
         c["process"]["args"] = serde_json::json!(["/bin/busybox", "sh", "-c", script]);
         c["linux"]["resources"] = serde_json::json!({"pids": {"limit": 4}, "memory": {"limit": 67108864, "swappiness": 7},
-                                                    "cpu": {"shares": 512, "quota": 50000, "period": 100000, "cpus": "1", "mems": "0"},
+                                                    "cpu": {"shares": 512, "quota": 50000, "period": 100000, "burst": 10000, "cpus": "1", "mems": "0"},
                                                     "blockIO": {"throttleReadBpsDevice": [{"major": major, "minor": minor, "rate": 1048576}]},
                                                     "hugepageLimits": [{"pageSize": "2MB", "limit": 4194304}]});
         c["linux"]["cgroupsPath"] = serde_json::json!(name);
@@ -1039,8 +1039,8 @@ fn capexec_oci_sets_pids_memory_and_cpu_limits_in_cgroups_of_its_own() {
     assert_eq!(read(memory_dir.join("memory.swappiness")), "7");
     let cpu_dir = Path::new("/sys/fs/cgroup/cpu/capexec-oci").join(&name);
     let cpuset_dir = Path::new("/sys/fs/cgroup/cpuset/capexec-oci").join(&name);
-    let cpu: Vec<String> = ["cpu.shares", "cpu.cfs_quota_us", "cpu.cfs_period_us"].iter().map(|f| read(cpu_dir.join(f))).collect();
-    assert_eq!(cpu, ["512", "50000", "100000"]);
+    let cpu: Vec<String> = ["cpu.shares", "cpu.cfs_quota_us", "cpu.cfs_period_us", "cpu.cfs_burst_us"].iter().map(|f| read(cpu_dir.join(f))).collect();
+    assert_eq!(cpu, ["512", "50000", "100000", "10000"]);
     assert_eq!((read(cpuset_dir.join("cpuset.cpus")), read(cpuset_dir.join("cpuset.mems"))), ("1".to_owned(), "0".to_owned()));
     let blkio_dir = Path::new("/sys/fs/cgroup/blkio/capexec-oci").join(&name);
     assert_eq!(read(blkio_dir.join("blkio.throttle.read_bps_device")), format!("{major}:{minor} 1048576"));

@@ -111,11 +111,7 @@ mod tests {
             (r#"{"ociVersion": "1.0.2", "root": {"path": "rootfs"}, "process": {"args": "true", "cwd": "/"}}"#, true, "`process.args`"),
             (r#"{"ociVersion": "0.9", "root": {"path": "rootfs"}}"#, true, "not a runtime-spec 1.x version"),
             (MINIMAL, false, "the root filesystem"),
-            (
-                r#"{"ociVersion": "1.0.2", "root": {"path": "rootfs"}, "linux": {"resources": {"rdma": {"mlx5_1": {"hcaHandles": 3}}}}}"#,
-                true,
-                "`linux.resources.rdma` (a resource limit",
-            ),
+            (r#"{"ociVersion": "1.0.2", "root": {"path": "rootfs"}, "linux": {"intelRdt": {"closID": "x"}}}"#, true, "`linux.intelRdt` (a resource limit"),
             (r#"{"ociVersion": "1.0.2"}"#, true, "`root`: missing"),
         ];
         for (config, rootfs, want) in cases {

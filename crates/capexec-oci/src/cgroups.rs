@@ -1,5 +1,5 @@
 //! `linux.resources`' limits (pids, memory, cpu, cpuset, block I/O,
-//! huge pages, network classes and priorities, v2 files), in cgroups of the
+//! huge pages, network classes and priorities, rdma, v2 files), in cgroups of the
 //! container's own at `linux.cgroupsPath`: for each controller, in the
 //! unified (v2) hierarchy where it has the controller, else in the
 //! controller's v1 hierarchy (hybrid hosts, such as these machines, keep
@@ -103,6 +103,9 @@ impl Limits {
                 let to = if c.period().is_some() { V2::Skip } else { v2("cpu.max", if n > 0 { n.to_string() } else { "max".into() }) };
                 add("linux.resources.cpu.quota", "cpu", Some(("cpu.cfs_quota_us", n.to_string())), to);
             }
+            if let Some(n) = c.burst() {
+                add("linux.resources.cpu.burst", "cpu", Some(("cpu.cfs_burst_us", n.to_string())), v2("cpu.max.burst", n.to_string()));
+            }
             if let Some(n) = c.realtime_period() {
                 add("linux.resources.cpu.realtimePeriod", "cpu", Some(("cpu.rt_period_us", n.to_string())), V2::Refuse);
             }
@@ -173,6 +176,19 @@ impl Limits {
                 let field = format!("linux.resources.network.priorities[{i}]");
                 add(&field, "net_prio", Some(("net_prio.ifpriomap", format!("{} {}", p.name(), p.priority()))), V2::Refuse);
             }
+        }
+        let mut rdma: Vec<_> = r.rdma().iter().flatten().collect();
+        rdma.sort_by_key(|(dev, _)| dev.as_str());
+        for (dev, l) in rdma {
+            let field = format!("linux.resources.rdma.{dev}");
+            // A device name is one word of the file's line.
+            if dev.is_empty() || dev.chars().any(|c| c.is_whitespace()) {
+                add(&field, "rdma", None, V2::Refuse);
+                continue;
+            }
+            let n = |v: Option<u32>| v.map_or("max".to_owned(), |v| v.to_string());
+            let line = format!("{dev} hca_handle={} hca_object={}", n(l.hca_handles()), n(l.hca_objects()));
+            add(&field, "rdma", Some(("rdma.max", line.clone())), v2("rdma.max", line));
         }
         let mut unified: Vec<_> = r.unified().iter().flatten().collect();
         unified.sort();
@@ -465,7 +481,7 @@ mod tests {
 
     #[test]
     fn cpu_and_memory_settings_in_v1_and_v2() {
-        let all = serde_json::json!({"cpu": {"shares": 2048, "period": 500000, "quota": 200000, "realtimePeriod": 1000000, "cpus": "0", "mems": "0"},
+        let all = serde_json::json!({"cpu": {"shares": 2048, "period": 500000, "quota": 200000, "burst": 1000, "realtimePeriod": 1000000, "cpus": "0", "mems": "0"},
                                       "memory": {"limit": 50593792, "reservation": 50593792, "swap": 101187584, "swappiness": 10, "disableOOMKiller": true}});
         let root = fake("v1", &["cpu", "cpuset", "memory"], "");
         std::fs::write(root.join("cpuset/cpuset.cpus"), "0-1\n").unwrap();
@@ -483,6 +499,7 @@ mod tests {
                 w("cpu", "cpu.shares", "2048"),
                 w("cpu", "cpu.cfs_period_us", "500000"),
                 w("cpu", "cpu.cfs_quota_us", "200000"),
+                w("cpu", "cpu.cfs_burst_us", "1000"),
                 w("cpu", "cpu.rt_period_us", "1000000"),
                 w("cpuset", "cpuset.cpus", "0"),
                 w("cpuset", "cpuset.mems", "0"),
@@ -507,6 +524,7 @@ mod tests {
                 w("memory.swap.max", "50593792"),
                 w("cpu.weight", "79"),
                 w("cpu.max", "200000 500000"),
+                w("cpu.max.burst", "1000"),
                 w("cpuset.cpus", "0"),
                 w("cpuset.mems", "0"),
             ]
@@ -527,8 +545,9 @@ mod tests {
                         "throttleReadBpsDevice": [{"major": 8, "minor": 0, "rate": 1024}], "throttleWriteIOPSDevice": [{"major": 8, "minor": 16, "rate": 7}]},
             "hugepageLimits": [{"pageSize": "2MB", "limit": 4194304}],
             "network": {"classID": 1048577, "priorities": [{"name": "eth0", "priority": 5}]},
+            "rdma": {"mlx5_1": {"hcaHandles": 3}},
         });
-        let root = fake("v1-io", &["blkio", "hugetlb", "net_cls", "net_prio"], "");
+        let root = fake("v1-io", &["blkio", "hugetlb", "net_cls", "net_prio", "rdma"], "");
         let c = plan(&root, &limits(r.clone()), None, "x").unwrap().unwrap();
         let w = |dir: &str, f: &str, v: &str| (root.join(dir).join("capexec-oci/x").join(f), v.to_owned());
         assert_eq!(
@@ -541,6 +560,7 @@ mod tests {
                 w("hugetlb", "hugetlb.2MB.limit_in_bytes", "4194304"),
                 w("net_cls", "net_cls.classid", "1048577"),
                 w("net_prio", "net_prio.ifpriomap", "eth0 5"),
+                w("rdma", "rdma.max", "mlx5_1 hca_handle=3 hca_object=max"),
             ]
         );
         // Where blkio.weight is missing (BFQ), blkio.bfq.weight takes it.
@@ -548,7 +568,7 @@ mod tests {
         std::fs::write(root.join("blkio/capexec-oci/x/blkio.bfq.weight"), "").unwrap();
         assert_eq!(bfq_instead(&root.join("blkio/capexec-oci/x/blkio.weight")), root.join("blkio/capexec-oci/x/blkio.bfq.weight"));
 
-        let root = fake("v2-io", &[], "io hugetlb memory");
+        let root = fake("v2-io", &[], "io hugetlb memory rdma");
         let mut r2 = r.clone();
         r2.as_object_mut().unwrap().remove("network");
         r2["unified"] = serde_json::json!({"memory.high": "1000000", "io.latency": "8:0 target=10"});
@@ -562,12 +582,13 @@ mod tests {
                 w("io.max", "8:0 rbps=1024"),
                 w("io.max", "8:16 wiops=7"),
                 w("hugetlb.2MB.max", "4194304"),
+                w("rdma.max", "mlx5_1 hca_handle=3 hca_object=max"),
                 w("io.latency", "8:0 target=10"),
                 w("memory.high", "1000000"),
             ]
         );
         let enabled: Vec<&str> = c.enable.iter().map(|(_, e)| e.as_str()).collect();
-        assert_eq!(enabled, ["io", "io", "hugetlb", "hugetlb", "memory", "memory"], "each controller in each ancestor's subtree_control");
+        assert_eq!(enabled, ["io", "io", "hugetlb", "hugetlb", "rdma", "rdma", "memory", "memory"], "each controller in each ancestor's subtree_control");
         c.create().unwrap();
         // What v2 cannot do, and v2 files without v2, and names that are no file of the cgroup's.
         for (edit, want) in [

@@ -31,16 +31,11 @@ pub fn service(b: &Bundle, id: &str) -> Result<ServiceSpec, NotApplied> {
         return Err(not_applied("process.args", "empty: there is nothing to run"));
     }
     let linux = spec.linux().clone().unwrap_or_default();
-    if let Some(r) = linux.resources() {
-        // The device rules need no cgroup here: the container reaches only
-        // the nodes capexec binds into its /dev (and its own devpts), it
-        // cannot make one (nodev everywhere else, no mknod in the view).
-        // The other limits are set in cgroups of the container's own
-        // (crate::cgroups; coverage names their fields it does not set).
-        if r.rdma().as_ref().is_some_and(|m| !m.is_empty()) {
-            return Err(not_applied("linux.resources.rdma", "rdma limits are not set by capexec-oci yet"));
-        }
-    }
+    // linux.resources: the device rules need no cgroup here (the container
+    // reaches only the nodes capexec binds into its /dev and its own
+    // devpts, and cannot make one: nodev everywhere else, no mknod in the
+    // view); the other limits are set in cgroups of the container's own
+    // (crate::cgroups; coverage names the fields it does not set).
 
     // Validated through the declaration's own path, for its defaults (the
     // seccomp groups, Landlock's mode); the rest is the config's.

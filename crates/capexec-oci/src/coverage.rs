@@ -145,7 +145,7 @@ const FIELDS: &[(&str, Verdict)] = &[
     ("linux.resources.cpu", Verdict::Applied),
     ("linux.resources.cpu.shares", Verdict::Applied),
     ("linux.resources.cpu.quota", Verdict::Applied),
-    ("linux.resources.cpu.burst", Verdict::Refused(CGROUP_NOT_YET)),
+    ("linux.resources.cpu.burst", Verdict::Applied),
     ("linux.resources.cpu.period", Verdict::Applied),
     ("linux.resources.cpu.realtimeRuntime", Verdict::Applied),
     ("linux.resources.cpu.realtimePeriod", Verdict::Applied),
@@ -193,7 +193,10 @@ const FIELDS: &[(&str, Verdict)] = &[
     ("linux.resources.network.priorities[]", Verdict::Applied),
     ("linux.resources.network.priorities[].name", Verdict::Applied),
     ("linux.resources.network.priorities[].priority", Verdict::Applied),
-    ("linux.resources.rdma", Verdict::Refused(CGROUP_NOT_YET)),
+    ("linux.resources.rdma", Verdict::Applied),
+    ("linux.resources.rdma.*", Verdict::Applied),
+    ("linux.resources.rdma.*.hcaHandles", Verdict::Applied),
+    ("linux.resources.rdma.*.hcaObjects", Verdict::Applied),
     ("linux.resources.unified", Verdict::FreeForm),
     ("linux.intelRdt", Verdict::Refused(CGROUP_NOT_YET)),
     ("linux.sysctl", Verdict::FreeForm),
@@ -261,18 +264,23 @@ pub fn check(config: &Value) -> Vec<Finding> {
     out
 }
 
+/// Objects whose keys are names (a device's), not fields: `*` in [`FIELDS`].
+const KEYED_MAPS: [&str; 1] = ["linux.resources.rdma"];
+
 /// `pattern` is the path with `[]` for array indices (looked up in
 /// [`FIELDS`]), `shown` the same path with the indices (for the user).
 fn walk(v: &Value, pattern: &mut String, shown: &mut String, out: &mut Vec<Finding>) {
     match v {
         Value::Object(m) => {
+            // A map's keys are names (`*` in FIELDS), its values fields.
+            let keyed = KEYED_MAPS.contains(&pattern.as_str());
             for (k, child) in m {
                 let (p0, s0) = (pattern.len(), shown.len());
-                for s in [&mut *pattern, &mut *shown] {
+                for (s, part) in [(&mut *pattern, if keyed { "*" } else { k.as_str() }), (&mut *shown, k.as_str())] {
                     if !s.is_empty() {
                         s.push('.');
                     }
-                    s.push_str(k);
+                    s.push_str(part);
                 }
                 visit(child, pattern, shown, out);
                 pattern.truncate(p0);
@@ -349,14 +357,15 @@ mod tests {
             "ociVersion": "1.2.0",
             "process": {"args": ["sh"], "cwd": "/", "apparmorProfile": "docker-default", "selinuxLabel": "", "ioPriority": {"class": "IOPRIO_CLASS_IDLE"}},
             "mounts": [{"destination": "/proc", "type": "proc"}, {"destination": "/data", "source": "/srv", "uidMappings": [{"containerID": 0, "hostID": 1000, "size": 1}]}],
-            "linux": {"resources": {"memory": {"limit": 1048576}, "cpu": {"burst": 5}}, "sysctl": {}, "seccomp": {"defaultAction": "SCMP_ACT_ERRNO", "flagz": ["x"]}},
+            "linux": {"resources": {"memory": {"limit": 1048576}, "cpu": {"burst": 5}, "rdma": {"mlx5_1": {"hcaHandles": 3, "hcaObjectz": 1}}},
+                      "sysctl": {}, "seccomp": {"defaultAction": "SCMP_ACT_ERRNO", "flagz": ["x"]}},
             "annotations": {"anything.goes": "here"},
             "hooks": {"prestart": [{"path": "/bin/true", "timeout": 5}], "poststop": [{"path": "/bin/true", "argz": []}]}
         });
         let got: Vec<(String, bool)> = check(&config).into_iter().map(|f| (f.field, f.refused)).collect();
         let want = [
             ("hooks.poststop[0].argz", true),
-            ("linux.resources.cpu.burst", true),
+            ("linux.resources.rdma.mlx5_1.hcaObjectz", true),
             ("linux.seccomp.flagz", true),
             ("mounts[1].uidMappings", true),
             ("process.apparmorProfile", true),
