@@ -26,36 +26,51 @@ fn runtime_tools_validation_keeps_what_capexec_oci_passes() {
     require_root();
     let out = PathBuf::from(format!("/var/tmp/capexec-it-oci-validation-{}.json", std::process::id()));
     let _cleanup = Scratch(vec![out.clone()]);
-    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../scripts/oci-validation.py");
-    let child = Command::new("python3")
-        .arg(&script)
-        .arg("--capexec-oci")
-        .arg(capexec_oci())
-        .arg("--json")
-        .arg(&out)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let o = wait_output(child, Duration::from_secs(1200));
-    assert!(o.status.success(), "scripts/oci-validation.py: {}", text(&o));
-    println!("{}", String::from_utf8_lossy(&o.stdout));
-    let results: serde_json::Value = serde_json::from_slice(&std::fs::read(&out).unwrap()).unwrap();
+    // scripts/oci-validation.py with `args`, its results written to `out`.
+    let validate = |args: &[&str]| {
+        let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../scripts/oci-validation.py");
+        let mut c = Command::new("python3");
+        c.arg(&script).arg("--capexec-oci").arg(capexec_oci()).args(args).arg("--json").arg(&out);
+        let child = c.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+        let o = wait_output(child, Duration::from_secs(1200));
+        assert!(o.status.success(), "scripts/oci-validation.py {args:?}: {}", text(&o));
+        println!("{}", String::from_utf8_lossy(&o.stdout));
+    };
+    validate(&[]);
+    let mut results: serde_json::Value = serde_json::from_slice(&std::fs::read(&out).unwrap()).unwrap();
     let baseline: Passed = serde_json::from_str(BASELINE).unwrap();
 
-    let passed =
-        |program: &str, runtime: &str| -> BTreeMap<String, u64> { serde_json::from_value(results[program][runtime]["passed"].clone()).unwrap_or_default() };
-    let mut lost = Vec::new();
-    for (program, checks) in &baseline {
-        let now = passed(program, "capexec-oci");
-        for (check, n) in checks {
-            let have = now.get(check).copied().unwrap_or(0);
-            if have < *n {
-                lost.push(format!("{program}: {check:?} ({have} of {n})\n{}", results[program]["capexec-oci"]["tail"].as_str().unwrap_or("")));
+    let lost_in = |results: &serde_json::Value| -> Vec<(String, String)> {
+        let mut lost = Vec::new();
+        for (program, checks) in &baseline {
+            let now: BTreeMap<String, u64> = serde_json::from_value(results[program]["capexec-oci"]["passed"].clone()).unwrap_or_default();
+            for (check, n) in checks {
+                let have = now.get(check).copied().unwrap_or(0);
+                if have < *n {
+                    let tail = results[program]["capexec-oci"]["tail"].as_str().unwrap_or("");
+                    lost.push((program.clone(), format!("{program}: {check:?} ({have} of {n})\n{tail}")));
+                }
             }
         }
+        lost
+    };
+    // killsig's program is `sh -c "trap 'touch /SIG' SIG; ..."`, signalled
+    // as soon as `state` says running (the program exec'd): a shell that has
+    // not set its trap yet dies of the signal instead. capexec-oci cannot
+    // know when a program is ready for a signal; under load it is now and
+    // then signalled before (runc, slower to answer `state` and `kill`,
+    // gives the shell more time). That program alone is run again, up to
+    // twice, when it loses a check; every rerun is printed.
+    for attempt in 1..=2 {
+        if !lost_in(&results).iter().any(|(p, _)| p == "killsig") {
+            break;
+        }
+        println!("killsig lost a check (its shell signalled before its trap was set): run {attempt} again");
+        validate(&["--only", "killsig"]);
+        let rerun: serde_json::Value = serde_json::from_slice(&std::fs::read(&out).unwrap()).unwrap();
+        results["killsig"] = rerun["killsig"].clone();
     }
+    let lost: Vec<String> = lost_in(&results).into_iter().map(|(_, l)| l).collect();
     assert!(lost.is_empty(), "capexec-oci no longer passes {} check(s) of the baseline:\n{}", lost.len(), lost.join("\n"));
 
     let programs = results.as_object().unwrap();

@@ -430,6 +430,17 @@ pub fn start(store: &Store, id: &str) -> Outcome {
         .open(&fifo)
         .map_err(|e| format!("container {id} is not waiting to start ({}: {e})", fifo.display()))?;
     std::io::Write::write_all(&mut &f, b"0").map_err(|e| format!("start container {id}: {e}"))?;
+    // Its program holds the read end until it execs (or dies): `running`
+    // from then on, and a signal the engine sends next meets the program.
+    // A setup that hangs (a startContainer hook) is waited for a while only.
+    let mut pfd = nix::poll::PollFd::new(std::os::fd::AsFd::as_fd(&f), nix::poll::PollFlags::empty());
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while std::time::Instant::now() < deadline {
+        match nix::poll::poll(std::slice::from_mut(&mut pfd), nix::poll::PollTimeout::from(100u16)) {
+            Ok(0) | Err(nix::errno::Errno::EINTR) => continue,
+            _ => break,
+        }
+    }
     drop(f);
     let _ = std::fs::remove_file(&fifo);
     if !s.poststart.is_empty() {

@@ -130,6 +130,10 @@ pub fn run(a: &ChildArgs) -> ! {
             service(a, &a.plan.argv, a.err_wr, true)
         }
         pid => {
+            // The gate is the program's to hold until its exec (see wait_at_gate).
+            if let Some(g) = a.gate {
+                let _ = nix::unistd::close(g);
+            }
             // After the program: the supervisor takes init's first child for it.
             let helper = a.tasks.map(|chan| {
                 // SAFETY: as above.
@@ -454,6 +458,11 @@ fn service_with(a: &ChildArgs, argv: &[std::ffi::CString], err_wr: RawFd, main: 
     if (0..3 + n).contains(&err_wr) {
         err_wr = above(err_wr).unwrap_or_else(|e| fail(ChildError::io(Step::FileDescriptors, "move the error pipe", std::io::Error::from(e))));
     }
+    // The gate out of it too: it stays open until the exec.
+    if let Some(g) = gate.filter(|g| *g < 3 + n) {
+        let _ = above(g);
+        let _ = nix::unistd::close(g);
+    }
     let mut notify_tx = a.notify_tx;
     if let Some(fd) = notify_tx.filter(|fd| *fd < 3 + n) {
         // Never None here: without it the broker's filter would not be installed.
@@ -626,7 +635,9 @@ fn wait_at_gate(gate: RawFd) -> std::io::Result<()> {
     }
     let mut b = [0u8; 1];
     let _ = nix::unistd::read(gate, &mut b);
-    let _ = nix::unistd::close(gate);
+    // Kept open (close-on-exec) until the exec: `start` waits for the last
+    // reader to go, so that it returns once the program runs, and a signal
+    // sent then meets the program, not the setup before it.
     Ok(())
 }
 
