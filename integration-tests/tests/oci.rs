@@ -1156,6 +1156,27 @@ fn capexec_oci_runs_the_configs_hooks_with_the_state() {
     assert!(!o.status.success() && String::from_utf8_lossy(&o.stderr).contains("hooks.createContainer[0] /bin/false: exited with status 1"), "{}", text(&o));
     assert!(!oci(&root, &["state", "hooked"]).status.success(), "no container is left");
     assert_eq!(rootfs_entries(&dir), before, "nothing of the setup is left in the root filesystem");
+
+    // What a createContainer hook leaves running is in the container's pid
+    // namespace, chrooted to the host's root, outside the container's
+    // Landlock domain: the program sees it but reaches nothing through it
+    // (its root and environ magic links, a signal).
+    let leftover = dir.join("rootfs/leftover.pid");
+    // Its streams set before it forks: the host's /dev is gone from its
+    // view once the setup detaches the host's root.
+    let hook = format!("exec 3> {}; exec < /dev/null > /dev/null 2>&1; /bin/sleep 600 & echo $! >&3", leftover.display());
+    let script = "P=$(busybox cat /leftover.pid); [ -d /proc/$P ] && busybox grep -q sleep /proc/$P/comm && echo sees-it; \
+                  busybox ls /proc/$P/root/etc >/dev/null 2>&1 && echo reached-root || echo root-refused; \
+                  busybox readlink /proc/$P/root >/dev/null 2>&1 && echo read-root-link || echo root-link-refused; \
+                  busybox cat /proc/$P/environ >/dev/null 2>&1 && echo reached-environ || echo environ-refused; \
+                  busybox kill -0 $P 2>/dev/null && echo signalled || echo signal-refused";
+    runc_bundle(&dir, |c| {
+        c["process"]["args"] = serde_json::json!(["/bin/busybox", "sh", "-c", script]);
+        c["hooks"] = serde_json::json!({"createContainer": [{"path": "/bin/sh", "args": ["sh", "-c", hook]}]});
+    });
+    let o = oci_run(&dir, "it-hook-leftover");
+    let _ = std::fs::remove_file(&leftover);
+    assert_eq!(String::from_utf8_lossy(&o.stdout), "sees-it\nroot-refused\nroot-link-refused\nenviron-refused\nsignal-refused\n", "{}", text(&o));
 }
 
 /// capexec-oci killed in the middle of `create`, at its last step: the
