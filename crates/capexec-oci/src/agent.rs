@@ -75,14 +75,38 @@ impl Agent {
     }
 }
 
-/// The gate of a process started at once (`run`, `exec`) whose listener
-/// must reach its agent first: the process waits on the read end until the
-/// write end gets a byte ([`open`]).
-pub fn gate() -> Result<(OwnedFd, OwnedFd), String> {
-    nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| format!("make the gate for the agent's listener: {e}"))
+/// `SpawnOptions::on_clone` and `SpawnOptions::agent` for a launch that
+/// may have an agent.
+pub fn callbacks(agent: &Option<Agent>) -> (impl Fn(i32) + '_, Option<impl Fn(OwnedFd) + '_>) {
+    let cloned = move |pid| {
+        if let Some(a) = agent {
+            a.cloned(pid);
+        }
+    };
+    (cloned, agent.as_ref().map(|a| move |l| a.send(l)))
 }
 
-/// Lets a gated process go on.
-pub fn open(write_end: OwnedFd) -> Result<(), String> {
+/// A pipe: a process started at once (`run`, `exec`) waits on its read
+/// end, as a created container at its FIFO, until its listener reached the
+/// agent ([`release`]).
+pub type Gate = (OwnedFd, OwnedFd);
+
+/// The agent of a process started at once, connected, and its gate; both
+/// `None` when the plan hands no calls to an agent.
+pub fn connect_gated(b: &crate::bundle::Bundle, id: &str, plan: &capexec_sandbox::SetupPlan, status: &str) -> Result<(Option<Agent>, Option<Gate>), String> {
+    let agent = Agent::connect(b, id, plan, status)?;
+    let gate = match agent {
+        Some(_) => Some(nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| format!("make the gate for the agent's listener: {e}"))?),
+        None => None,
+    };
+    Ok((agent, gate))
+}
+
+/// Lets a process of [`connect_gated`] go on past its gate once the agent
+/// has its listener; the error otherwise (the caller ends the process: its
+/// notified calls would have nobody to answer them).
+pub fn release(agent: &Option<Agent>, gate: Option<Gate>) -> Result<(), String> {
+    let (Some(agent), Some((_, write_end))) = (agent, gate) else { return Ok(()) };
+    agent.outcome()?;
     nix::unistd::write(&write_end, b"g").map(|_| ()).map_err(|e| format!("let the process go on past its gate: {e}"))
 }

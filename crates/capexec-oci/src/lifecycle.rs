@@ -216,17 +216,15 @@ pub fn create(store: &Store, a: &CreateArgs) -> Outcome {
         };
         let _ = store.save(&s);
     };
+    let (cloned, to_agent) = crate::agent::callbacks(&agent);
     let on_clone = |pid: i32| {
         record(pid);
-        if let Some(agent) = &agent {
-            agent.cloned(pid);
-        }
+        cloned(pid);
     };
-    let to_agent = |l| agent.as_ref().expect("only with an agent").send(l);
     let before = |pid: i32| setup_hooks(&b, a.id, pid);
     let opts = capexec_sandbox::SpawnOptions {
         on_clone: Some(&on_clone),
-        agent: agent.as_ref().map(|_| &to_agent as &dyn Fn(std::os::fd::OwnedFd)),
+        agent: to_agent.as_ref().map(|f| f as &dyn Fn(std::os::fd::OwnedFd)),
         before_setup: Some(&before),
         gate: Some(gate.as_raw_fd()),
         broker_layer: broker.is_some(),
@@ -360,41 +358,30 @@ pub fn exec(store: &Store, a: &ExecArgs) -> Result<i32, String> {
     let preserved = preserved_fds(a.preserve_fds)?;
     let (_, plan) = plan_of(&b, a.id, true, preserved.len())?;
     let console = console(a.tty || b.spec.process().as_ref().and_then(|p| p.terminal()).unwrap_or(false), a.console_socket)?;
-    let agent = crate::agent::Agent::connect(&b, a.id, &plan, "running")?;
-    let gate = agent.as_ref().map(|_| crate::agent::gate()).transpose()?;
+    let (agent, gate) = crate::agent::connect_gated(&b, a.id, &plan, "running")?;
     let pidfd = capexec_sandbox::sys::pidfd_open(s.pid, 0).map_err(|e| format!("container {}: pidfd of its init {}: {e}", a.id, s.pid))?;
     // The pidfd names one process for good: if that is still the
     // container's init now, the namespaces it leads to are the container's.
     if !state::alive(s.pid, s.start_time) {
         return Err(format!("container {} stopped just now: there is nothing to exec in", a.id));
     }
-    let on_clone = |pid: i32| {
-        if let Some(agent) = &agent {
-            agent.cloned(pid);
-        }
-    };
-    let to_agent = |l| agent.as_ref().expect("only with an agent").send(l);
+    let (cloned, to_agent) = crate::agent::callbacks(&agent);
     let opts = capexec_sandbox::SpawnOptions {
         join: Some(pidfd.as_raw_fd()),
         detach: a.detach,
         inherited: &preserved,
         console: console.as_ref().map(|c| c.as_raw_fd()),
-        on_clone: Some(&on_clone),
+        on_clone: Some(&cloned),
         gate: gate.as_ref().map(|(rd, _)| rd.as_raw_fd()),
-        agent: agent.as_ref().map(|_| &to_agent as &dyn Fn(std::os::fd::OwnedFd)),
+        agent: to_agent.as_ref().map(|f| f as &dyn Fn(std::os::fd::OwnedFd)),
         ..Default::default()
     };
     let spawned = capexec_sandbox::spawn_with(&plan, &opts).map_err(|e| format!("{}: exec: {e}", a.id))?;
-    if let (Some(agent), Some((_, open))) = (&agent, gate) {
+    crate::agent::release(&agent, gate).map_err(|e| {
         // Our own child: it must not run with calls nobody answers.
-        let kill = || {
-            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(spawned.pid), nix::sys::signal::Signal::SIGKILL);
-        };
-        agent.outcome().and_then(|()| crate::agent::open(open)).map_err(|e| {
-            kill();
-            format!("{}: exec: {e}", a.id)
-        })?;
-    }
+        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(spawned.pid), nix::sys::signal::Signal::SIGKILL);
+        format!("{}: exec: {e}", a.id)
+    })?;
     if let Some(f) = a.pid_file {
         write_pid_file(f, spawned.pid).inspect_err(|_| {
             // Our own child.

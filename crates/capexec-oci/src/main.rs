@@ -313,26 +313,21 @@ fn run(dir: &std::path::Path, id: &str) -> i32 {
 
 fn run_planned(id: &str, b: &bundle::Bundle, plan: &capexec_sandbox::SetupPlan, broker: Option<capexec_broker::Broker>, procs: &[PathBuf]) -> i32 {
     let before = |pid: i32| lifecycle::setup_hooks(b, id, pid);
-    let (agent, gate) = match agent::Agent::connect(b, id, plan, "creating").and_then(|a| Ok((a.is_some().then(agent::gate).transpose()?, a))) {
-        Ok((gate, agent)) => (agent, gate),
+    let (agent, gate) = match agent::connect_gated(b, id, plan, "creating") {
+        Ok(a) => a,
         Err(e) => {
             eprintln!("capexec-oci: {e}");
             return EXIT_SETUP;
         }
     };
-    let on_clone = |pid: i32| {
-        if let Some(agent) = &agent {
-            agent.cloned(pid);
-        }
-    };
-    let to_agent = |l| agent.as_ref().expect("only with an agent").send(l);
+    let (cloned, to_agent) = agent::callbacks(&agent);
     let opts = capexec_sandbox::SpawnOptions {
         broker_layer: broker.is_some(),
         cgroup_procs: procs,
         before_setup: Some(&before),
-        on_clone: Some(&on_clone),
+        on_clone: Some(&cloned),
         gate: gate.as_ref().map(|(rd, _)| std::os::fd::AsRawFd::as_raw_fd(rd)),
-        agent: agent.as_ref().map(|_| &to_agent as &dyn Fn(std::os::fd::OwnedFd)),
+        agent: to_agent.as_ref().map(|f| f as &dyn Fn(std::os::fd::OwnedFd)),
         ..Default::default()
     };
     match capexec_sandbox::spawn_with(plan, &opts) {
@@ -348,10 +343,8 @@ fn run_planned(id: &str, b: &bundle::Bundle, plan: &capexec_sandbox::SetupPlan, 
                     kill(e);
                 }
             }
-            if let (Some(agent), Some((_, open))) = (&agent, gate) {
-                if let Err(e) = agent.outcome().and_then(|()| agent::open(open)) {
-                    kill(format!("{id}: {e}"));
-                }
+            if let Err(e) = agent::release(&agent, gate) {
+                kill(format!("{id}: {e}"));
             }
             capexec_sandbox::wait_foreground(&s)
         }
