@@ -184,9 +184,7 @@ Why capexec-oci fails what it fails, by group (docs/oci.md says what each config
   by name, so neither passes the program and the checks runc counts are not capexec-oci's.
 - **Deliberate**: a field capexec-oci does not know is refused rather than ignored, as it might
   ask for confinement that would not happen (`misc_props`, against the spec's MUST NOT); a
-  container always has a mount namespace of its own, where its view is built: without one
-  (`linux_ns_itype`) or with another's entered by path (`linux_ns_path` for mnt) the view
-  would be built in the host's or that other namespace, as runc does it; a container cannot mount (Landlock and
+  container cannot mount (Landlock and
   capexec's filters forbid it), so `linux_rootfs_propagation`, which mounts from inside, fails
   its checks; `linux.resources.devices` is met by the view (a denied device node is on a
   `nodev` mount) instead of a devices cgroup, whose `devices.list` the cgroup programs read.

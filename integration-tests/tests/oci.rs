@@ -839,6 +839,17 @@ fn capexec_oci_preopens_what_the_annotation_declares() {
 /// the container's own processes, not the namespace's first process (the
 /// pod's pause), which is not the container's. The pod's cgroup namespace,
 /// given by path too, is the program's.
+/// A namespace holder (`unshare ... --fork --kill-child sleep`), our own
+/// child: killed on drop, its sleep with it.
+struct Ends<'a>(&'a mut std::process::Child);
+
+impl Drop for Ends<'_> {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 #[test]
 fn capexec_oci_launches_into_pid_and_cgroup_namespaces_given_by_path() {
     require_root();
@@ -850,14 +861,6 @@ fn capexec_oci_launches_into_pid_and_cgroup_namespaces_given_by_path() {
         .stdin(Stdio::null())
         .spawn()
         .expect("unshare (util-linux)");
-    struct Ends<'a>(&'a mut std::process::Child);
-    impl Drop for Ends<'_> {
-        fn drop(&mut self) {
-            // Our own child; its sleep dies with it (--kill-child).
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
     let unshare = pause.id();
     let children = format!("/proc/{unshare}/task/{unshare}/children");
     wait_until("the pause process", || std::fs::read_to_string(&children).is_ok_and(|c| !c.trim().is_empty()));
@@ -904,6 +907,173 @@ fn capexec_oci_launches_into_pid_and_cgroup_namespaces_given_by_path() {
     wait_until("the container to stop", || oci_status(&root, "pidns").0 == "stopped");
     assert!(oci(&root, &["delete", "pidns"]).status.success());
     assert!(alive(&mut pause), "the pod's pause outlives the container's kill --all and delete");
+}
+
+/// Without a mount namespace in its config a container lives in the
+/// runtime's (its /proc/PID/ns/mnt is the host's, as the runtime-spec says),
+/// and with one given by path in that one; either way its view is built in
+/// a private namespace that its init keeps, and nothing is mounted in the
+/// one it lives in. Its program, with CAP_SYS_CHROOT and CAP_SYS_ADMIN and a
+/// profile that allows every call, reaches no host file: not by path, past
+/// `..`, by a chroot escape, through /proc/1/root (no pid namespace: the
+/// host's init), nor by setns into /proc/self/ns/mnt. `exec` lands in the
+/// view too.
+#[test]
+fn capexec_oci_lives_in_the_mount_namespace_its_config_names_and_keeps_its_view() {
+    require_root();
+    let Scene { _cleanup, _left, base, root, dir } = scene("mntns", &["host-mnt", "path-mnt"]);
+    let marker = base.join("marker");
+    std::fs::create_dir_all(&base).unwrap();
+    std::fs::write(&marker, "host secret").unwrap();
+    let bundle = |c: &mut serde_json::Value, script: &str, mount_ns: Option<String>| {
+        c["process"]["args"] = serde_json::json!(["/bin/busybox", "sh", "-c", script]);
+        for set in ["bounding", "effective", "permitted"] {
+            c["process"]["capabilities"][set] = serde_json::json!(["CAP_KILL", "CAP_SYS_CHROOT", "CAP_SYS_ADMIN"]);
+        }
+        c["linux"]["seccomp"] = serde_json::json!({"defaultAction": "SCMP_ACT_ALLOW"});
+        let ns = c["linux"]["namespaces"].as_array_mut().unwrap();
+        ns.retain(|n| n["type"] != "mount" && n["type"] != "pid");
+        if let Some(path) = mount_ns {
+            ns.push(serde_json::json!({"type": "mount", "path": path}));
+        }
+        // The probe, with the host's libraries (/lib and /lib64 lead into /usr).
+        let mounts = c["mounts"].as_array_mut().unwrap();
+        mounts.push(serde_json::json!({"destination": "/usr", "type": "bind", "source": "/usr", "options": ["rbind", "ro"]}));
+        mounts.push(serde_json::json!({"destination": "/probe", "type": "bind", "source": probe(), "options": ["bind", "ro"]}));
+    };
+    let prepare_rootfs = || {
+        for l in ["lib", "lib64"] {
+            let _ = std::os::unix::fs::symlink(format!("usr/{l}"), dir.join("rootfs").join(l));
+        }
+    };
+    let ours = |mountinfo: &str| mountinfo.lines().filter(|l| l.contains(base.to_str().unwrap())).map(str::to_owned).collect::<Vec<_>>();
+    let host_ns = std::fs::read_link("/proc/self/ns/mnt").unwrap();
+
+    // The runtime's namespace.
+    let script = format!("/probe foreign-mount-ns {} /dev/shm; echo probe-exit=$?; exec busybox sleep 600", marker.display());
+    runc_bundle(&dir, |c| bundle(c, &script, None));
+    prepare_rootfs();
+    let out = base.join("out");
+    oci_create(&root, &dir, "host-mnt", Some(&out), &base.join("create.err"));
+    let (_, init) = oci_status(&root, "host-mnt");
+    assert_eq!(std::fs::read_link(format!("/proc/{init}/ns/mnt")).unwrap(), host_ns, "init lives in the runtime's mount namespace");
+    assert_eq!(ours(&std::fs::read_to_string("/proc/self/mountinfo").unwrap()), Vec::<String>::new(), "nothing mounted in the host's namespace");
+    assert!(oci(&root, &["start", "host-mnt"]).status.success());
+    wait_until("the probe's report", || std::fs::read_to_string(&out).is_ok_and(|s| s.contains("probe-exit=")));
+    let report = std::fs::read_to_string(&out).unwrap();
+    assert!(report.contains("probe-exit=0") && !report.contains("ESCAPED"), "{report}");
+    assert!(report.contains("BLOCKED setns into /proc/self/ns/mnt (nstype 0x20000)") && report.contains("the walk up ends at the view's root"), "{report}");
+    let program: i64 = std::fs::read_to_string(format!("/proc/{init}/task/{init}/children")).unwrap().trim().parse().unwrap();
+    assert_eq!(std::fs::read_link(format!("/proc/{program}/ns/mnt")).unwrap(), host_ns);
+    let o = oci(
+        &root,
+        &["exec", "host-mnt", "/bin/busybox", "sh", "-c", &format!("busybox readlink /proc/self/ns/mnt; busybox ls /; busybox cat {}", marker.display())],
+    );
+    let seen = String::from_utf8_lossy(&o.stdout);
+    assert!(seen.starts_with(&format!("{}\n", host_ns.display())) && seen.contains("probe\n") && !seen.contains("host secret"), "{}", text(&o));
+    assert!(oci(&root, &["kill", "host-mnt", "KILL"]).status.success());
+    wait_until("the container to stop", || oci_status(&root, "host-mnt").0 == "stopped");
+    assert!(oci(&root, &["delete", "host-mnt"]).status.success());
+
+    // Another's, by path: a holder of a mount namespace of its own.
+    let mut holder =
+        Command::new("unshare").args(["--mount", "--fork", "--kill-child", "sleep", "600"]).stdin(Stdio::null()).spawn().expect("unshare (util-linux)");
+    let unshare = holder.id();
+    let _holder = Ends(&mut holder);
+    let children = format!("/proc/{unshare}/task/{unshare}/children");
+    wait_until("the holder", || std::fs::read_to_string(&children).is_ok_and(|c| !c.trim().is_empty()));
+    let sleeper: i32 = std::fs::read_to_string(&children).unwrap().trim().parse().unwrap();
+    wait_until("the holder's own namespace", || std::fs::read_link(format!("/proc/{sleeper}/ns/mnt")).is_ok_and(|n| n != host_ns));
+    let held = std::fs::read_link(format!("/proc/{sleeper}/ns/mnt")).unwrap();
+    let mounts_before = std::fs::read_to_string(format!("/proc/{sleeper}/mountinfo")).unwrap();
+    runc_bundle(&dir, |c| bundle(c, "exec busybox sleep 600", Some(format!("/proc/{sleeper}/ns/mnt"))));
+    oci_create(&root, &dir, "path-mnt", None, &base.join("create.err"));
+    let (_, init) = oci_status(&root, "path-mnt");
+    assert_eq!(std::fs::read_link(format!("/proc/{init}/ns/mnt")).unwrap(), held, "init lives in the namespace the path names");
+    assert_eq!(std::fs::read_to_string(format!("/proc/{sleeper}/mountinfo")).unwrap(), mounts_before, "nothing mounted in it");
+    assert!(oci(&root, &["start", "path-mnt"]).status.success());
+    let o = oci(&root, &["exec", "path-mnt", "/bin/busybox", "ls", "/"]);
+    assert!(o.status.success() && String::from_utf8_lossy(&o.stdout).contains("probe\n"), "{}", text(&o));
+    assert!(oci(&root, &["delete", "--force", "path-mnt"]).status.success());
+}
+
+/// A pod's user namespace, entered by path (as containerd gives it for a
+/// pod with its own ids), with the pod's pid namespace, which that user
+/// namespace owns: init is born in both (a helper enters them for it), the
+/// maps are the namespace's (read from /proc/PID/uid_map: the config gives
+/// none), the program is root inside and 100000 on the host, and can write
+/// where the namespace's root may; the pod's pause gets no signal from it;
+/// `exec` enters the same. Maps in the config that differ from the
+/// namespace's are refused.
+#[test]
+fn capexec_oci_enters_a_user_namespace_given_by_path() {
+    require_root();
+    let Scene { _cleanup, _left, base, root, dir } = scene("userns", &["userns", "userns-maps"]);
+    let mut pause =
+        Command::new("unshare").args(["--user", "--pid", "--fork", "--kill-child", "sleep", "600"]).stdin(Stdio::null()).spawn().expect("unshare (util-linux)");
+    let unshare = pause.id();
+    let _pause = Ends(&mut pause);
+    let children = format!("/proc/{unshare}/task/{unshare}/children");
+    wait_until("the pause process", || std::fs::read_to_string(&children).is_ok_and(|c| !c.trim().is_empty()));
+    let sleeper: i32 = std::fs::read_to_string(&children).unwrap().trim().parse().unwrap();
+    for map in ["uid_map", "gid_map"] {
+        std::fs::write(format!("/proc/{sleeper}/{map}"), "0 100000 65536\n").unwrap();
+    }
+    let pod_user = std::fs::read_link(format!("/proc/{sleeper}/ns/user")).unwrap();
+    let pod_pid = std::fs::read_link(format!("/proc/{sleeper}/ns/pid")).unwrap();
+    let with_maps = |maps: Option<serde_json::Value>| {
+        move |c: &mut serde_json::Value| {
+            c["process"]["args"] = serde_json::json!([
+                "/bin/busybox",
+                "sh",
+                "-c",
+                "busybox id -u; busybox cat /proc/self/uid_map; busybox touch /tmp/made && echo wrote; busybox kill -0 1 2>/dev/null && echo signalled-the-pause || echo signal-refused; exec busybox sleep 600"
+            ]);
+            let ns = c["linux"]["namespaces"].as_array_mut().unwrap();
+            ns.retain(|n| n["type"] != "pid");
+            ns.push(serde_json::json!({"type": "user", "path": format!("/proc/{sleeper}/ns/user")}));
+            ns.push(serde_json::json!({"type": "pid", "path": format!("/proc/{sleeper}/ns/pid")}));
+            c["mounts"]
+                .as_array_mut()
+                .unwrap()
+                .push(serde_json::json!({"destination": "/tmp", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "nodev"]}));
+            if let Some(m) = maps {
+                c["linux"]["uidMappings"] = m.clone();
+                c["linux"]["gidMappings"] = m;
+            }
+        }
+    };
+    runc_bundle(&dir, with_maps(None));
+    // The image's files belong to the pod's root.
+    for p in walk(&dir.join("rootfs")) {
+        std::os::unix::fs::lchown(&p, Some(100000), Some(100000)).unwrap();
+    }
+    let out = base.join("out");
+    oci_create(&root, &dir, "userns", Some(&out), &base.join("create.err"));
+    let (_, init) = oci_status(&root, "userns");
+    assert_eq!(std::fs::read_link(format!("/proc/{init}/ns/user")).unwrap(), pod_user, "init is born in the pod's user namespace");
+    assert_eq!(std::fs::read_link(format!("/proc/{init}/ns/pid")).unwrap(), pod_pid, "and in its pid namespace");
+    assert!(oci(&root, &["start", "userns"]).status.success());
+    wait_until("the program's report", || std::fs::read_to_string(&out).is_ok_and(|s| s.contains("signal")));
+    let report = std::fs::read_to_string(&out).unwrap();
+    let lines: Vec<&str> = report.lines().map(str::trim).collect();
+    assert_eq!(lines, ["0", "0     100000      65536", "wrote", "signal-refused"], "{report}");
+    let program: i64 = std::fs::read_to_string(format!("/proc/{init}/task/{init}/children")).unwrap().trim().parse().unwrap();
+    let status = std::fs::read_to_string(format!("/proc/{program}/status")).unwrap();
+    assert!(status.lines().any(|l| l.split_whitespace().collect::<Vec<_>>() == ["Uid:", "100000", "100000", "100000", "100000"]), "{status}");
+    let o = oci(&root, &["exec", "userns", "/bin/busybox", "sh", "-c", "busybox id -u; busybox readlink /proc/self/ns/user"]);
+    assert_eq!(String::from_utf8_lossy(&o.stdout), format!("0\n{}\n", pod_user.display()), "{}", text(&o));
+    assert!(oci(&root, &["delete", "--force", "userns"]).status.success());
+
+    // The config's maps must be the namespace's.
+    runc_bundle(&dir, with_maps(Some(serde_json::json!([{"containerID": 0, "hostID": 200000, "size": 65536}]))));
+    let o = oci(&root, &["create", "--bundle", dir.to_str().unwrap(), "userns-maps"]);
+    assert!(
+        !o.status.success() && String::from_utf8_lossy(&o.stderr).contains("`linux.uidMappings`: differs from the maps of the user namespace at"),
+        "{}",
+        text(&o)
+    );
+    assert!(std::fs::read_to_string(&children).is_ok_and(|c| c.trim() == sleeper.to_string()), "the pause outlives the containers");
 }
 
 /// A container with a terminal: `create --console-socket` sends the

@@ -466,6 +466,14 @@ pub enum JoinKind {
     /// shared by its containers).
     Pid,
     Cgroup,
+    /// The process lives in it (its /proc/PID/ns/mnt says so), while its
+    /// view is built in a private one that init keeps and the process is
+    /// chrooted into: nothing is mounted in the namespace entered.
+    Mount,
+    /// The launch's init is born in it (a pod's, shared by its containers):
+    /// its id maps are the namespace's, `id_maps` says what they are, and
+    /// the service's other namespaces are made or entered as its root.
+    User,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

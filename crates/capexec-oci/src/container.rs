@@ -103,7 +103,14 @@ pub fn service(b: &Bundle, id: &str) -> Result<ServiceSpec, NotApplied> {
     // Namespaces: each listed one is new, or entered by its path.
     let ns = &mut s.namespaces;
     (ns.user, ns.pid, ns.ipc, ns.uts, ns.cgroup, ns.net) = (false, false, false, false, false, NetMode::Host);
-    for n in linux.namespaces().clone().unwrap_or_default() {
+    let listed = linux.namespaces().clone().unwrap_or_default();
+    // Without a mount namespace listed, the container lives in the runtime's
+    // (the runtime-spec's MUST): entered as by path, with the view in a
+    // private one all the same (see capexec_sandbox's `foreign_mount_ns`).
+    if !listed.iter().any(|n| n.typ() == LinuxNamespaceType::Mount) {
+        ns.join.push(JoinNs { kind: JoinKind::Mount, path: "/proc/self/ns/mnt".into() });
+    }
+    for n in listed {
         if let Some(path) = n.path() {
             let kind = match n.typ() {
                 LinuxNamespaceType::Network => JoinKind::Net,
@@ -111,18 +118,9 @@ pub fn service(b: &Bundle, id: &str) -> Result<ServiceSpec, NotApplied> {
                 LinuxNamespaceType::Uts => JoinKind::Uts,
                 LinuxNamespaceType::Pid => JoinKind::Pid,
                 LinuxNamespaceType::Cgroup => JoinKind::Cgroup,
-                LinuxNamespaceType::Mount => {
-                    return Err(not_applied(
-                        "linux.namespaces[].path",
-                        "the container's view is built in a mount namespace of its own: entering another's is refused",
-                    ))
-                }
-                other => {
-                    return Err(not_applied(
-                        "linux.namespaces[].path",
-                        format!("entering an existing {other:?} namespace is not implemented yet (network, ipc, uts, pid and cgroup are)"),
-                    ))
-                }
+                LinuxNamespaceType::Mount => JoinKind::Mount,
+                LinuxNamespaceType::User => JoinKind::User,
+                LinuxNamespaceType::Time => return Err(not_applied("linux.namespaces", "time namespaces are not implemented")),
             };
             if !path.is_absolute() {
                 return Err(not_applied("linux.namespaces[].path", format!("{} is not an absolute path", path.display())));
@@ -141,18 +139,42 @@ pub fn service(b: &Bundle, id: &str) -> Result<ServiceSpec, NotApplied> {
             LinuxNamespaceType::Time => return Err(not_applied("linux.namespaces", "time namespaces are not implemented")),
         }
     }
-    let maps = |field: &str, m: &Option<Vec<oci_spec::runtime::LinuxIdMapping>>| -> Result<Vec<IdMap>, NotApplied> {
-        let m = m.clone().unwrap_or_default();
-        if ns.user && m.is_empty() {
-            return Err(not_applied(field, "a user namespace needs its id mappings (capexec-oci makes up none)"));
+    let user_path = ns.join.iter().find(|j| j.kind == JoinKind::User).map(|j| j.path.clone());
+    let in_user = ns.user || user_path.is_some();
+    if in_user && ns.join.iter().any(|j| j.kind == JoinKind::Mount) {
+        return Err(not_applied(
+            "linux.namespaces",
+            "a user namespace (new or entered) needs a mount namespace of the container's own (add {\"type\": \"mount\"} without a path)",
+        ));
+    }
+    // An entered user namespace has its maps: read where the path names a
+    // process (/proc/PID/ns/user), and then the config's must be the same.
+    let entered_maps = user_path.as_deref().and_then(namespace_maps);
+    let maps = |field: &str, what: usize, m: &Option<Vec<oci_spec::runtime::LinuxIdMapping>>| -> Result<Vec<IdMap>, NotApplied> {
+        let m: Vec<IdMap> = m.clone().unwrap_or_default().iter().map(|m| IdMap { inside: m.container_id(), outside: m.host_id(), count: m.size() }).collect();
+        if let (Some(path), Some(entered)) = (&user_path, &entered_maps) {
+            let theirs = &entered[what];
+            if !m.is_empty() && m != *theirs {
+                return Err(not_applied(field, format!("differs from the maps of the user namespace at {} ({theirs:?})", path.display())));
+            }
+            return Ok(theirs.clone());
         }
-        if !ns.user && !m.is_empty() {
+        if in_user && m.is_empty() {
+            return Err(match &user_path {
+                Some(path) => not_applied(
+                    field,
+                    format!("the user namespace at {} is entered: give its id mappings (they are read only from a /proc/PID/ns/user path)", path.display()),
+                ),
+                None => not_applied(field, "a user namespace needs its id mappings (capexec-oci makes up none)"),
+            });
+        }
+        if !in_user && !m.is_empty() {
             return Err(not_applied(field, "id mappings need a user namespace (add {\"type\": \"user\"} to linux.namespaces)"));
         }
-        Ok(m.iter().map(|m| IdMap { inside: m.container_id(), outside: m.host_id(), count: m.size() }).collect())
+        Ok(m)
     };
-    let (uid, gid) = (maps("linux.uidMappings", linux.uid_mappings())?, maps("linux.gidMappings", linux.gid_mappings())?);
-    if ns.user {
+    let (uid, gid) = (maps("linux.uidMappings", 0, linux.uid_mappings())?, maps("linux.gidMappings", 1, linux.gid_mappings())?);
+    if in_user {
         let unmapped = |field: &str, what: &str, id: u32| not_applied(field, format!("{what} {id} is not in linux.{what}Mappings"));
         if IdMaps::outside(&uid, s.exec.user.uid).is_none() {
             return Err(unmapped("process.user.uid", "uid", s.exec.user.uid));
@@ -271,6 +293,22 @@ const EPERM: u32 = 1;
 
 /// Whether the kernel parameter `name` belongs to a namespace the container
 /// has of its own (runc's rule): setting another would change the host.
+/// The uid and gid maps of the user namespace at `path` when it names a
+/// process's (/proc/PID/ns/user): that process's uid_map and gid_map.
+fn namespace_maps(path: &std::path::Path) -> Option<[Vec<IdMap>; 2]> {
+    let pid = path.strip_prefix("/proc").ok()?.to_str()?.strip_suffix("/ns/user")?.parse::<u32>().ok()?;
+    let read = |file: &str| -> Option<Vec<IdMap>> {
+        let text = std::fs::read_to_string(format!("/proc/{pid}/{file}")).ok()?;
+        text.lines()
+            .map(|l| {
+                let mut f = l.split_whitespace().map(|n| n.parse::<u32>().ok());
+                Some(IdMap { inside: f.next()??, outside: f.next()??, count: f.next()?? })
+            })
+            .collect()
+    };
+    Some([read("uid_map")?, read("gid_map")?])
+}
+
 fn sysctl(ns: &capexec_decl::spec::NsSpec, name: &str, value: &str) -> Result<(), String> {
     if name.is_empty() || name.split('.').any(|p| p.is_empty() || p == "..") || name.contains('/') || value.contains('\n') {
         return Err("not a kernel parameter name and value".into());
@@ -461,6 +499,41 @@ mod tests {
             [(JoinKind::Uts, "/run/u"), (JoinKind::Net, "/run/netns/n"), (JoinKind::Pid, "/proc/7/ns/pid"), (JoinKind::Cgroup, "/proc/7/ns/cgroup")]
         );
         assert_eq!(ns.sysctls.len(), 2);
+
+        // A mount namespace by path is lived in; none listed, the runtime's.
+        let mount = |linux: &str| -> Vec<(JoinKind, String)> {
+            translate(linux, "[]", CAPS).unwrap().namespaces.join.iter().map(|j| (j.kind, j.path.display().to_string())).collect()
+        };
+        assert_eq!(
+            mount(r#"{"namespaces": [{"type": "uts"}, {"type": "mount", "path": "/proc/7/ns/mnt"}]}"#),
+            [(JoinKind::Mount, "/proc/7/ns/mnt".to_owned())]
+        );
+        assert_eq!(mount(r#"{"namespaces": [{"type": "uts"}]}"#), [(JoinKind::Mount, "/proc/self/ns/mnt".to_owned())]);
+        assert_eq!(mount(r#"{"namespaces": [{"type": "uts"}, {"type": "mount"}]}"#), []);
+    }
+
+    #[test]
+    fn a_user_namespace_by_path_has_its_own_maps() {
+        // This process's: the host's, 0 0 4294967295.
+        let path = format!("/proc/{}/ns/user", std::process::id());
+        let linux = |maps: &str| format!(r#"{{"namespaces": [{{"type": "mount"}}, {{"type": "uts"}}, {{"type": "user", "path": "{path}"}}]{maps}}}"#);
+        let s = translate(&linux(""), "[]", CAPS).unwrap();
+        let host = vec![IdMap { inside: 0, outside: 0, count: u32::MAX }];
+        assert_eq!(s.namespaces.id_maps, Some(IdMaps { uid: host.clone(), gid: host.clone() }));
+        assert!(!s.namespaces.user, "entered, not made");
+        let same = r#", "uidMappings": [{"containerID": 0, "hostID": 0, "size": 4294967295}]"#;
+        assert!(translate(&linux(same), "[]", CAPS).is_ok());
+        let other = r#", "uidMappings": [{"containerID": 0, "hostID": 1000, "size": 10}]"#;
+        let e = translate(&linux(other), "[]", CAPS).unwrap_err().to_string();
+        assert!(e.contains("`linux.uidMappings`: differs from the maps of the user namespace at"), "{e}");
+        // Another path: the config must give them.
+        let e = translate(r#"{"namespaces": [{"type": "mount"}, {"type": "uts"}, {"type": "user", "path": "/run/userns/pod"}]}"#, "[]", CAPS)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("is entered: give its id mappings"), "{e}");
+        // Nor a mount namespace to live in from it.
+        let e = translate(&format!(r#"{{"namespaces": [{{"type": "uts"}}, {{"type": "user", "path": "{path}"}}]}}"#), "[]", CAPS).unwrap_err().to_string();
+        assert!(e.contains("a user namespace (new or entered) needs a mount namespace of the container's own"), "{e}");
     }
 
     #[test]
@@ -492,7 +565,7 @@ mod tests {
 
     #[test]
     fn a_user_namespace_takes_the_configs_maps() {
-        let linux = r#"{"namespaces": [{"type": "user"}, {"type": "uts"}], "uidMappings": [{"containerID": 0, "hostID": 1000, "size": 10}],
+        let linux = r#"{"namespaces": [{"type": "user"}, {"type": "mount"}, {"type": "uts"}], "uidMappings": [{"containerID": 0, "hostID": 1000, "size": 10}],
                         "gidMappings": [{"containerID": 0, "hostID": 2000, "size": 8}, {"containerID": 100, "hostID": 3000, "size": 1}]}"#;
         let s = translate(linux, "[]", CAPS).unwrap();
         let m = |inside, outside, count| IdMap { inside, outside, count };
@@ -559,21 +632,22 @@ mod tests {
     #[test]
     fn what_cannot_be_applied_is_named() {
         let cases = [
-            (r#"{"namespaces": [{"type": "user"}]}"#, "[]", CAPS, "`linux.uidMappings`: a user namespace needs its id mappings"),
+            (r#"{"namespaces": [{"type": "user"}, {"type": "mount"}]}"#, "[]", CAPS, "`linux.uidMappings`: a user namespace needs its id mappings"),
             (r#"{"uidMappings": [{"containerID": 0, "hostID": 1000, "size": 1}]}"#, "[]", CAPS, "id mappings need a user namespace"),
             (
-                r#"{"namespaces": [{"type": "user"}, {"type": "uts"}], "uidMappings": [{"containerID": 0, "hostID": 1000, "size": 10}],
+                r#"{"namespaces": [{"type": "user"}, {"type": "mount"}, {"type": "uts"}], "uidMappings": [{"containerID": 0, "hostID": 1000, "size": 10}],
                     "gidMappings": [{"containerID": 0, "hostID": 1000, "size": 7}]}"#,
                 "[]",
                 CAPS,
                 "`process.user`: gid 7 is not in linux.gidMappings",
             ),
             (
-                r#"{"namespaces": [{"type": "uts"}, {"type": "mount", "path": "/proc/1/ns/mnt"}]}"#,
+                r#"{"namespaces": [{"type": "user"}, {"type": "mount", "path": "/proc/1/ns/mnt"}]}"#,
                 "[]",
                 CAPS,
-                "`linux.namespaces[].path`: the container's view is built in a mount namespace of its own",
+                "`linux.namespaces`: a user namespace (new or entered) needs a mount namespace of the container's own",
             ),
+            (r#"{"namespaces": [{"type": "user"}]}"#, "[]", CAPS, "a user namespace (new or entered) needs a mount namespace of the container's own"),
             (r#"{"namespaces": [{"type": "uts"}, {"type": "network", "path": "run/netns/x"}]}"#, "[]", CAPS, "is not an absolute path"),
             (r#"{"namespaces": []}"#, "[]", CAPS, "`hostname`: needs a uts namespace"),
             (NS, r#"[{"destination": "/p", "type": "proc"}]"#, CAPS, "`mounts[0] (/p)`: proc is mounted at /proc only"),

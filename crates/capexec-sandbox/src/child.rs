@@ -14,7 +14,7 @@ use capexec_decl::spec::PreopenKind;
 use capexec_sys::process;
 use nix::sys::signal::{kill, sigprocmask, SigSet, SigmaskHow, Signal};
 use nix::unistd::Pid;
-use std::os::fd::{AsFd, AsRawFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
@@ -52,6 +52,9 @@ pub struct ChildArgs<'a> {
     pub gate: Option<RawFd>,
     /// See `SpawnOptions::join`.
     pub join: Option<RawFd>,
+    /// The root of the sandbox's init to join (`/proc/PID/root`), for a
+    /// sandbox in a mount namespace not its own.
+    pub join_root: Option<RawFd>,
     /// The namespaces of `plan.enter`, opened: flag and fd.
     pub enter: &'a [(libc::c_int, RawFd)],
     /// See `SpawnOptions::detach`.
@@ -88,10 +91,13 @@ pub fn run(a: &ChildArgs) -> ! {
             }
         }
     }
-    if let Err(e) = setup(a) {
-        report(a.err_wr, &e);
-        exit(126);
-    }
+    let view_ns = match setup(a) {
+        Ok(v) => v,
+        Err(e) => {
+            report(a.err_wr, &e);
+            exit(126);
+        }
+    };
     if a.plan.forking.is_some() && !a.plan.pid_ns {
         // The daemon a forking service leaves behind must come back to init
         // (in a pid namespace init is its reaper anyway), before it exists.
@@ -152,7 +158,7 @@ pub fn run(a: &ChildArgs) -> ! {
                 // runtime that created it.
                 let _ = sys::prctl(libc::PR_SET_PDEATHSIG, 0);
             }
-            init(a, pid, helper)
+            init(a, pid, helper, view_ns)
         }
     }
 }
@@ -256,7 +262,9 @@ fn helper(a: &ChildArgs, chan: RawFd, program: libc::pid_t) -> ! {
     }
 }
 
-fn setup(a: &ChildArgs) -> Result<(), ChildError> {
+/// Returns the sandbox's own mount namespace when it lives in another
+/// (`SetupPlan::foreign_mount_ns`): init keeps it open for the sandbox's life.
+fn setup(a: &ChildArgs) -> Result<Option<OwnedFd>, ChildError> {
     let plan = a.plan;
     // Wait until the parent has written our uid/gid maps: before that we have no
     // ids in the user namespace.
@@ -267,7 +275,10 @@ fn setup(a: &ChildArgs) -> Result<(), ChildError> {
     // Into a running sandbox's namespaces before anything that depends on
     // them: ids (its user namespace), the view, and the pid namespace the
     // service is forked into.
-    for (flag, fd) in a.enter {
+    // A mount namespace entered is entered last, once the view is built in
+    // this process's own (see `into_foreign_mount_ns`).
+    let foreign_ns = a.enter.iter().find(|(flag, _)| *flag == libc::CLONE_NEWNS).map(|(_, fd)| *fd);
+    for (flag, fd) in a.enter.iter().filter(|(flag, _)| *flag != libc::CLONE_NEWNS) {
         sys::setns(*fd, *flag).map_err(|e| {
             ChildError::io(
                 Step::JoinNamespaces,
@@ -310,6 +321,13 @@ fn setup(a: &ChildArgs) -> Result<(), ChildError> {
     for (path, value) in &plan.sysctls {
         std::fs::write(path, value).map_err(|e| ChildError::io(Step::Sysctl, format!("write {value:?} to {}", path.display()), e))?;
     }
+    // Opened while the host's /proc is still mounted.
+    let view_ns = match foreign_ns {
+        Some(_) => Some(OwnedFd::from(
+            std::fs::File::open("/proc/thread-self/ns/mnt").map_err(|e| ChildError::io(Step::FilesystemView, "open this process's mount namespace", e))?,
+        )),
+        None => None,
+    };
     if plan.join == 0 {
         let hooks = &plan.container_hooks;
         let mut create_container = || {
@@ -320,6 +338,11 @@ fn setup(a: &ChildArgs) -> Result<(), ChildError> {
             crate::container_hooks::run("createContainer", &hooks.create, &hooks.state, "creating", Some(c"/oldroot"))
         };
         mounts::build(&Kernel, &plan.mounts, plan.root.as_ref().map(|(p, ro)| (p.as_path(), *ro)), &plan.workdir, a.trees, &mut create_container)?;
+    } else if plan.foreign_mount_ns {
+        // setns put this process at the root of the namespace it joined,
+        // which is not the sandbox's view: its init's root is.
+        let root = a.join_root.ok_or_else(|| ChildError::new(Step::JoinNamespaces, "no root of the sandbox to join"))?;
+        chroot_to(root, &plan.workdir)?;
     } else {
         // setns put this process at the root of the sandbox's view.
         Kernel
@@ -341,6 +364,11 @@ fn setup(a: &ChildArgs) -> Result<(), ChildError> {
         let sock = mounts::notify_socket(&Kernel, Path::new(crate::plan::NOTIFY_RELAY_DIR))?;
         sys::send_fd(tx, sock.as_raw_fd()).map_err(|e| ChildError::io(Step::Notify, "pass the notify socket to capexec", e))?;
     }
+    // After the last mount_setattr (the notify socket's): the view's mounts
+    // are this process's namespace's only while it is in it.
+    if let (Some(target), Some(_)) = (foreign_ns, &view_ns) {
+        into_foreign_mount_ns(target, &plan.workdir)?;
+    }
     if let Some(h) = &plan.hostname {
         nix::unistd::sethostname(h.to_str().unwrap_or("capexec")).map_err(|e| ChildError::io(Step::Hostname, "sethostname", e))?;
     }
@@ -361,12 +389,36 @@ fn setup(a: &ChildArgs) -> Result<(), ChildError> {
     // the service can then signal nothing outside it (not capexec, not the host).
     // A learning run denies nothing (its filter records instead).
     if plan.learn.is_some() {
-        return Ok(());
+        return Ok(view_ns);
     }
     if let Some(note) = Kernel.landlock(&plan.landlock, &dirs)? {
         eprintln!("capexec: {}: warning: {note} (landlock.mode = \"best-effort\")", plan.name);
     }
-    Ok(())
+    Ok(view_ns)
+}
+
+/// Puts this process into the mount namespace `target` (the runtime's, or
+/// one entered by path) while the view, built in its own namespace, stays
+/// its root: `/` is opened before the setns (which moves root and working
+/// directory to `target`'s root) and chrooted into after it. Nothing is
+/// mounted in `target`, and the view's root is its own namespace's root
+/// mount, so `..` leads nowhere from it, as after pivot_root; the caller
+/// keeps that namespace open, or its mounts would go with its last member.
+fn into_foreign_mount_ns(target: RawFd, workdir: &std::ffi::CStr) -> Result<(), ChildError> {
+    use nix::fcntl::OFlag;
+    let root = nix::fcntl::open(c"/", OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC, nix::sys::stat::Mode::empty())
+        .map_err(|e| ChildError::io(Step::FilesystemView, "open the view's root", std::io::Error::from(e)))?;
+    sys::setns(target, libc::CLONE_NEWNS).map_err(|e| ChildError::io(Step::JoinNamespaces, "setns into the mount namespace to live in", e))?;
+    chroot_to(root.as_raw_fd(), workdir)
+}
+
+/// chroot to the directory `root` (an fd), then chdir to `workdir` in it.
+fn chroot_to(root: RawFd, workdir: &std::ffi::CStr) -> Result<(), ChildError> {
+    nix::unistd::fchdir(root).map_err(|e| ChildError::io(Step::FilesystemView, "fchdir to the view's root", std::io::Error::from(e)))?;
+    nix::unistd::chroot(".").map_err(|e| ChildError::io(Step::FilesystemView, "chroot into the view", std::io::Error::from(e)))?;
+    Kernel
+        .chdir(Path::new(std::ffi::OsStr::from_bytes(workdir.to_bytes())))
+        .map_err(|e| ChildError::io(Step::FilesystemView, format!("chdir {}", workdir.to_string_lossy()), e))
 }
 
 /// Replaces each preopened directory (opened by capexec in the host's mount
@@ -685,7 +737,7 @@ fn install_filters(plan: &SetupPlan, notify_tx: Option<RawFd>, err_wr: RawFd, ma
 /// Init of the namespace: reaps every child, forwards signals to the service,
 /// and exits with the service's status (128+N when killed by signal N). Its
 /// exit takes every remaining process of the pid namespace with it.
-fn init(a: &ChildArgs, service: libc::pid_t, helper: Option<libc::pid_t>) -> ! {
+fn init(a: &ChildArgs, service: libc::pid_t, helper: Option<libc::pid_t>, view_ns: Option<OwnedFd>) -> ! {
     // Nothing of the setup is needed any more, and the service must not be able to
     // read this process's memory through /proc.
     let _ = sys::prctl(libc::PR_SET_DUMPABLE, 0);
@@ -696,13 +748,19 @@ fn init(a: &ChildArgs, service: libc::pid_t, helper: Option<libc::pid_t>) -> ! {
         let _ = kill(Pid::from_raw(service), Signal::SIGKILL);
         exit(126);
     }
+    // Before the filter, which allows no dup.
+    let keep_view = view_ns.is_some();
+    if let Some(ns) = view_ns {
+        let _ = nix::unistd::dup2(ns.as_raw_fd(), 0);
+    }
     if let Err(e) = seccompiler::apply_filter(&a.plan.init_seccomp) {
         report(a.err_wr, &ChildError::io(Step::Seccomp, "install the init filter", e));
         // Our own child, which must not run unsupervised.
         let _ = kill(Pid::from_raw(service), Signal::SIGKILL);
         exit(126);
     }
-    let _ = sys::close_from(0);
+    // Nothing open but the view's namespace, if it must be kept (at 0).
+    let _ = sys::close_from(if keep_view { 1 } else { 0 });
     let set = crate::launch::blocked_set();
     // Whom init stands for: the service's process, then for a forking
     // service the daemon it left (`None`: every process left).

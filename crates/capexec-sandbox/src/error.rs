@@ -17,6 +17,10 @@ pub enum LaunchError {
     /// `SpawnOptions::before_setup` failed (an OCI prestart hook).
     #[error("before the setup: {0}")]
     BeforeSetup(String),
+    /// The sandbox's init died of a signal during its setup, before it could
+    /// report anything (SIGSYS: a filter refused a call of the setup).
+    #[error("the sandbox's init was killed by signal {signal}{} during its setup", if *signal == libc::SIGSYS { " (SIGSYS: a seccomp filter refused one of its calls)" } else { "" })]
+    SetupKilled { signal: i32 },
     /// A mechanism the declaration requires is not available on this kernel.
     #[error("{what}\n  help: {help}")]
     Unsupported { what: String, help: String },

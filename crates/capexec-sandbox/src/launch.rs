@@ -326,6 +326,80 @@ fn kill_and_reap(pid: libc::pid_t, e: LaunchError) -> LaunchError {
     e
 }
 
+/// Clones init into the user namespace `user_ns` (and the pid namespace
+/// `pid_ns`, which that user namespace may own), as the caller's child, the
+/// way `clone_fork` does: `(0, None)` in init, its pid and pidfd here. A
+/// process that enters a user namespace cannot come back, so a helper forked
+/// here enters them, clones init with CLONE_PARENT, hands over its pidfd and
+/// exits (with the errno as its status when it fails).
+///
+/// # Safety
+/// As `sys::clone_fork`: the caller is single-threaded.
+unsafe fn clone_in_user_ns(user_ns: RawFd, pid_ns: Option<RawFd>, flags: libc::c_int, name: &str) -> Result<(libc::pid_t, Option<OwnedFd>), LaunchError> {
+    let (ours, theirs) = seqpacket_pair("the channel to the user namespace's helper")?;
+    // SAFETY: the caller's contract (single-threaded).
+    let (helper, helper_fd) = unsafe { sys::clone_fork(0) }.map_err(|e| LaunchError::io("fork", "the helper that enters the user namespace", e))?;
+    if helper_fd.is_none() {
+        drop(ours);
+        let entered = sys::setns(user_ns, libc::CLONE_NEWUSER).and_then(|()| match pid_ns {
+            Some(target) => sys::setns(target, libc::CLONE_NEWPID),
+            None => Ok(()),
+        });
+        // SAFETY: this helper is single-threaded (forked from a single-threaded caller).
+        match entered.and_then(|()| unsafe { sys::clone_fork(flags | libc::CLONE_PARENT) }) {
+            Ok((_, None)) => {
+                drop(theirs);
+                return Ok((0, None));
+            }
+            Ok((_, Some(pidfd))) => {
+                let sent = sys::send_fd(theirs.as_raw_fd(), pidfd.as_raw_fd());
+                process::exit_now(sent.map_or_else(|e| e.raw_os_error().unwrap_or(1), |()| 0))
+            }
+            Err(e) => process::exit_now(e.raw_os_error().unwrap_or(1)),
+        }
+    }
+    drop(theirs);
+    let status = process::wait_child(helper, true).map_err(|e| LaunchError::io("wait for", "the helper that enters the user namespace", e))?;
+    let pidfd = match sys::recv_fd(ours.as_raw_fd()) {
+        Ok(fd) => fd,
+        Err(e) => {
+            let code = status.filter(|s| libc::WIFEXITED(*s)).map(|s| libc::WEXITSTATUS(s)).filter(|c| *c != 0);
+            let e = code.map_or(e, std::io::Error::from_raw_os_error);
+            return Err(LaunchError::io("clone into the user namespace entered and new namespaces", name, e));
+        }
+    };
+    let pid = pid_of(pidfd.as_raw_fd())?;
+    Ok((pid, Some(pidfd)))
+}
+
+/// The pid of the process of `pidfd`, from /proc/self/fdinfo (where a
+/// pidfd names it while it lives, -1 after).
+fn pid_of(pidfd: RawFd) -> Result<libc::pid_t, LaunchError> {
+    let info = format!("/proc/self/fdinfo/{pidfd}");
+    let text = std::fs::read_to_string(&info).map_err(|e| LaunchError::io("read", &info, e))?;
+    text.lines()
+        .find_map(|l| l.strip_prefix("Pid:"))
+        .and_then(|p| p.trim().parse::<libc::pid_t>().ok())
+        .filter(|p| *p > 0)
+        .ok_or_else(|| LaunchError::Plan(format!("the process of pidfd {pidfd} has ended")))
+}
+
+/// The root directory of the process of `pidfd` (its /proc/PID/root),
+/// opened; checked to be still that process's after the open.
+fn root_of(pidfd: RawFd) -> Result<OwnedFd, LaunchError> {
+    let pid = pid_of(pidfd)?;
+    let path = format!("/proc/{pid}/root");
+    use std::os::unix::fs::OpenOptionsExt;
+    let root = std::fs::File::options()
+        .read(true)
+        .custom_flags(libc::O_PATH | libc::O_DIRECTORY)
+        .open(&path)
+        .map_err(|e| LaunchError::io("open the root of the sandbox to join:", &path, e))?;
+    // Still alive after the open: the pid was not reused meanwhile.
+    pid_of(pidfd)?;
+    Ok(root.into())
+}
+
 fn begin(plan: &SetupPlan, opts: &SpawnOptions) -> Result<Starting, LaunchError> {
     preflight(plan)?;
     // clone_fork's contract, checked rather than assumed: a child forked from a
@@ -345,6 +419,13 @@ fn begin(plan: &SetupPlan, opts: &SpawnOptions) -> Result<Starting, LaunchError>
     let tree_fds: Vec<(&std::path::Path, RawFd)> = trees.iter().map(|(p, fd)| (p.as_path(), fd.as_raw_fd())).collect();
     let mut raw_fds: Vec<RawFd> = opts.inherited.iter().copied().chain(fds.iter().map(|f| f.as_raw_fd())).collect();
     // Opened here, by the caller's view of the paths.
+    // A sandbox living in a mount namespace not its own has its view as its
+    // processes' root only (`SetupPlan::foreign_mount_ns`): one joining it
+    // takes its init's.
+    let join_root = match (opts.join, plan.join != 0 && plan.foreign_mount_ns) {
+        (Some(pidfd), true) => Some(root_of(pidfd)?),
+        _ => None,
+    };
     let mut enter = Vec::with_capacity(plan.enter.len());
     for (flag, path) in &plan.enter {
         let f = std::fs::File::open(path).map_err(|e| LaunchError::io("open the namespace to enter", path.display(), e))?;
@@ -354,7 +435,10 @@ fn begin(plan: &SetupPlan, opts: &SpawnOptions) -> Result<Starting, LaunchError>
     // moves where the caller's next child is born, so that init itself is
     // in it (its /proc/PID/ns/pid says so); the caller goes back to its own
     // right after the clone.
-    let enter_fds: Vec<(libc::c_int, RawFd)> = enter.iter().filter(|(flag, _)| *flag != libc::CLONE_NEWPID).map(|(flag, fd)| (*flag, fd.as_raw_fd())).collect();
+    // A user namespace too: init is born in it (see `clone_in_user_ns`).
+    let enter_fds: Vec<(libc::c_int, RawFd)> =
+        enter.iter().filter(|(flag, _)| *flag != libc::CLONE_NEWPID && *flag != libc::CLONE_NEWUSER).map(|(flag, fd)| (*flag, fd.as_raw_fd())).collect();
+    let user_ns = enter.iter().find(|(flag, _)| *flag == libc::CLONE_NEWUSER).map(|(_, fd)| fd.as_raw_fd());
     let pid_ns = match enter.iter().find(|(flag, _)| *flag == libc::CLONE_NEWPID) {
         Some((_, target)) => {
             let own = std::fs::File::open("/proc/self/ns/pid").map_err(|e| LaunchError::io("open", "/proc/self/ns/pid", e))?;
@@ -397,22 +481,28 @@ fn begin(plan: &SetupPlan, opts: &SpawnOptions) -> Result<Starting, LaunchError>
     let _ = sigprocmask(SigmaskHow::SIG_BLOCK, Some(&blocked_set()), None);
 
     let flags = plan.clone_flags | if opts.clone_parent { libc::CLONE_PARENT } else { 0 };
-    if let Some((target, _)) = &pid_ns {
-        sys::setns(*target, libc::CLONE_NEWPID).map_err(|e| LaunchError::io("enter", "the pid namespace to launch in", e))?;
-    }
-    // SAFETY: this process is single-threaded (checked above).
-    let cloned = unsafe { sys::clone_fork(flags) };
-    if let (Some((_, own)), Ok((_, Some(_))) | Err(_)) = (&pid_ns, &cloned) {
-        // The caller's own active pid namespace: always allowed back into.
-        sys::setns(own.as_raw_fd(), libc::CLONE_NEWPID).map_err(|e| {
-            let err = LaunchError::io("go back to", "the caller's pid namespace", e);
-            match &cloned {
-                Ok((pid, _)) => kill_and_reap(*pid, err),
-                Err(_) => err,
+    let (pid, pidfd) = match user_ns {
+        // SAFETY: this process is single-threaded (checked above).
+        Some(user_ns) => unsafe { clone_in_user_ns(user_ns, pid_ns.as_ref().map(|(target, _)| *target), flags, &plan.name)? },
+        None => {
+            if let Some((target, _)) = &pid_ns {
+                sys::setns(*target, libc::CLONE_NEWPID).map_err(|e| LaunchError::io("enter", "the pid namespace to launch in", e))?;
             }
-        })?;
-    }
-    let (pid, pidfd) = cloned.map_err(|e| LaunchError::io("clone into new namespaces", &plan.name, e))?;
+            // SAFETY: this process is single-threaded (checked above).
+            let cloned = unsafe { sys::clone_fork(flags) };
+            if let (Some((_, own)), Ok((_, Some(_))) | Err(_)) = (&pid_ns, &cloned) {
+                // The caller's own active pid namespace: always allowed back into.
+                sys::setns(own.as_raw_fd(), libc::CLONE_NEWPID).map_err(|e| {
+                    let err = LaunchError::io("go back to", "the caller's pid namespace", e);
+                    match &cloned {
+                        Ok((pid, _)) => kill_and_reap(*pid, err),
+                        Err(_) => err,
+                    }
+                })?;
+            }
+            cloned.map_err(|e| LaunchError::io("clone into new namespaces", &plan.name, e))?
+        }
+    };
     let Some(pidfd) = pidfd else {
         drop(sync_wr);
         drop(err_rd);
@@ -428,6 +518,7 @@ fn begin(plan: &SetupPlan, opts: &SpawnOptions) -> Result<Starting, LaunchError>
             trees: &tree_fds,
             gate: opts.gate,
             join: opts.join,
+            join_root: join_root.as_ref().map(|f| f.as_raw_fd()),
             enter: &enter_fds,
             detach: opts.detach || opts.gate.is_some(),
             console: opts.console,
@@ -508,6 +599,12 @@ impl Starting {
     pub fn finish(self) -> Result<Spawned, LaunchError> {
         let Starting { pid, pidfd, err_rd, sync_wr, fds, appends, notify_pair, channel, dns_stub, notify_relay, listener: has_listener, tasks, gated } = self;
         let abort = |e: LaunchError| kill_and_reap(pid, e);
+        // What init was to pass on is missing: said as init's death by a
+        // signal when that is why (it could report nothing then).
+        let missing = |what: &str, e: std::io::Error| match process::wait_child(pid, false) {
+            Ok(Some(status)) if libc::WIFSIGNALED(status) => LaunchError::SetupKilled { signal: libc::WTERMSIG(status) },
+            _ => abort(LaunchError::io("receive", what, e)),
+        };
         // EOF: the service exec'd (its end is close-on-exec) and init closed its copy.
         let mut msg = Vec::new();
         let mut err_rd = std::fs::File::from(err_rd);
@@ -527,14 +624,14 @@ impl Starting {
         if let Some((rx, tx)) = notify_pair {
             drop(tx);
             if dns_stub {
-                dns = Some(sys::recv_fd(rx.as_raw_fd()).map_err(|e| abort(LaunchError::io("receive", "the service's resolver socket", e)))?);
+                dns = Some(sys::recv_fd(rx.as_raw_fd()).map_err(|e| missing("the service's resolver socket", e))?);
             }
             if notify_relay {
-                notify = Some(sys::recv_fd(rx.as_raw_fd()).map_err(|e| abort(LaunchError::io("receive", "the service's notify socket", e)))?);
+                notify = Some(sys::recv_fd(rx.as_raw_fd()).map_err(|e| missing("the service's notify socket", e))?);
             }
             match (has_listener, gated) {
                 (true, false) => {
-                    listener = Some(sys::recv_fd(rx.as_raw_fd()).map_err(|e| abort(LaunchError::io("receive", "the service's seccomp listener", e)))?);
+                    listener = Some(sys::recv_fd(rx.as_raw_fd()).map_err(|e| missing("the service's seccomp listener", e))?);
                 }
                 (true, true) => listener_later = Some(rx),
                 (false, _) => {}

@@ -27,6 +27,12 @@ pub struct SetupPlan {
     /// Namespaces to enter by path (their CLONE_NEW* flag), in place of new
     /// ones: the parent opens each, the child enters it first.
     pub enter: Vec<(libc::c_int, PathBuf)>,
+    /// The sandbox lives in a mount namespace not its own (a CLONE_NEWNS
+    /// in `enter`: the runtime's or another's): its view is built in a
+    /// private one that init keeps open, and each of its processes is
+    /// chrooted into that view. A joining plan chroots into its init's root
+    /// (`SpawnOptions::join_root`).
+    pub foreign_mount_ns: bool,
     pub user_ns: bool,
     pub pid_ns: bool,
     /// Bring up loopback in the service's own network namespace.
@@ -564,6 +570,9 @@ fn plan_inheriting(
             capexec_decl::spec::JoinKind::Uts => flags & libc::CLONE_NEWUTS,
             capexec_decl::spec::JoinKind::Pid => flags & libc::CLONE_NEWPID,
             capexec_decl::spec::JoinKind::Cgroup => flags & libc::CLONE_NEWCGROUP,
+            // The view's own namespace is always made (see `foreign_mount_ns`).
+            capexec_decl::spec::JoinKind::Mount => 0,
+            capexec_decl::spec::JoinKind::User => flags & libc::CLONE_NEWUSER,
         } != 0;
         if new || ns.user || ns.join.iter().filter(|o| o.kind == j.kind).count() > 1 {
             return Err(LaunchError::Plan(format!(
@@ -573,10 +582,19 @@ fn plan_inheriting(
             )));
         }
     }
+    let joined_user = ns.join.iter().any(|j| j.kind == capexec_decl::spec::JoinKind::User);
+    if joined_user && ns.id_maps.is_none() {
+        return Err(LaunchError::Plan("a user namespace entered by path needs its id maps (namespaces.id_maps) to know the service's ids on the host".into()));
+    }
+    if joined_user && ns.join.iter().any(|j| j.kind == capexec_decl::spec::JoinKind::Mount) {
+        return Err(LaunchError::Plan(
+            "a mount namespace to live in cannot be entered from a user namespace entered by path (it would need to own it): give the service a mount namespace of its own".into(),
+        ));
+    }
     let id = &spec.exec.user;
     // The service's ids on the host: given maps say which they are.
     let outside = match &ns.id_maps {
-        Some(m) if ns.user => {
+        Some(m) if ns.user || joined_user => {
             let unmapped = |what: &str, v: u32| LaunchError::Plan(format!("the service's {what} {v} is not in the user namespace's {what} map"));
             let uid = capexec_decl::spec::IdMaps::outside(&m.uid, id.uid).ok_or_else(|| unmapped("uid", id.uid))?;
             let gid = capexec_decl::spec::IdMaps::outside(&m.gid, id.gid).ok_or_else(|| unmapped("gid", id.gid))?;
@@ -835,6 +853,10 @@ fn plan_inheriting(
         }
         None => (Vec::new(), None),
     };
+    let foreign_mount_ns = ns.join.iter().any(|j| j.kind == capexec_decl::spec::JoinKind::Mount);
+    if foreign_mount_ns {
+        profile.push(seccomp::keep_view_filter());
+    }
     if agent_seccomp.is_some() && !broker.notified.is_empty() {
         return Err(LaunchError::Plan(
             "the seccomp profile hands calls to an agent and the service has a broker: a process has one seccomp listener, so one of them must go".into(),
@@ -865,10 +887,13 @@ fn plan_inheriting(
                     capexec_decl::spec::JoinKind::Uts => libc::CLONE_NEWUTS,
                     capexec_decl::spec::JoinKind::Pid => libc::CLONE_NEWPID,
                     capexec_decl::spec::JoinKind::Cgroup => libc::CLONE_NEWCGROUP,
+                    capexec_decl::spec::JoinKind::Mount => libc::CLONE_NEWNS,
+                    capexec_decl::spec::JoinKind::User => libc::CLONE_NEWUSER,
                 };
                 (flag, j.path.clone())
             })
             .collect(),
+        foreign_mount_ns,
         user_ns: ns.user,
         pid_ns: ns.pid,
         loopback: ns.net == NetMode::None,

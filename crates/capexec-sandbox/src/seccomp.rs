@@ -571,6 +571,28 @@ pub fn allowlist(mut nrs: Vec<(u32, Option<Vec<sock_filter>>)>, deny: u32) -> Re
     Ok(prog)
 }
 
+/// For a sandbox living in a mount namespace not its own
+/// (`SetupPlan::foreign_mount_ns`): there /proc/self/ns/mnt is that
+/// namespace, reached without the ptrace check another process's would
+/// need, and setns into it puts the caller's root at its root, out of the
+/// view. Refused for CLONE_NEWNS (a pidfd's flags too) and for nstype 0
+/// (any type: the fd's is not known here); every other call passes to the
+/// filters stacked with this one.
+pub fn keep_view_filter() -> BpfProgram {
+    let eperm = SECCOMP_RET_ERRNO | libc::EPERM as u32;
+    let mut prog = prologue();
+    prog.extend([
+        jump(BPF_JEQ_K, libc::SYS_setns as u32, 0, 5),
+        stmt(BPF_LD_W_ABS, arg_lo(1)),
+        jump(BPF_JEQ_K, 0, 2, 0),
+        jump(BPF_JSET_K, libc::CLONE_NEWNS as u32, 1, 0),
+        stmt(BPF_RET_K, SECCOMP_RET_ALLOW),
+        stmt(BPF_RET_K, eperm),
+        stmt(BPF_RET_K, SECCOMP_RET_ALLOW),
+    ]);
+    prog
+}
+
 /// The namespace init only waits, forwards signals and exits; anything else kills it.
 pub fn init_filter(forking: bool) -> Result<BpfProgram, LaunchError> {
     let mut rules: BTreeMap<i64, Vec<SeccompRule>> = BTreeMap::new();
@@ -956,6 +978,19 @@ mod tests {
         assert_eq!(run(&service_filter(&s).unwrap(), AUDIT_ARCH_X86_64, 2, [0; 6]), 0x7ffc_0000);
         s.action = DenyAction::Errno(libc::ENOSYS);
         assert_eq!(run(&service_filter(&s).unwrap(), AUDIT_ARCH_X86_64, 2, [0; 6]), ENOSYS_RET);
+    }
+
+    #[test]
+    fn the_view_kept_refuses_setns_into_a_mount_namespace_only() {
+        let f = keep_view_filter();
+        let eperm = SECCOMP_RET_ERRNO | libc::EPERM as u32;
+        let setns = |nstype: i32| run(&f, AUDIT_ARCH_X86_64, libc::SYS_setns as u32, [3, nstype as u64, 0, 0, 0, 0]);
+        assert_eq!(setns(libc::CLONE_NEWNS), eperm);
+        assert_eq!(setns(0), eperm, "any type");
+        assert_eq!(setns(libc::CLONE_NEWNS | libc::CLONE_NEWNET), eperm, "a pidfd's flags");
+        assert_eq!(setns(libc::CLONE_NEWNET), SECCOMP_RET_ALLOW);
+        assert_eq!(run(&f, AUDIT_ARCH_X86_64, libc::SYS_openat as u32, [0; 6]), SECCOMP_RET_ALLOW);
+        assert_eq!(run(&f, AUDIT_ARCH_X86_64, libc::SYS_chroot as u32, [0; 6]), SECCOMP_RET_ALLOW);
     }
 
     #[test]

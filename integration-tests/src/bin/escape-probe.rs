@@ -615,12 +615,59 @@ fn connect_unix(path: &[u8]) -> (i64, Error) {
     }
 }
 
+/// In a container living in a mount namespace not its own (capexec-oci
+/// without a mount namespace in the config): the host file `marker` stays
+/// out of reach whatever the way: by path, past `..`, by a chroot and a walk
+/// up from outside it (the classic escape, with CAP_SYS_CHROOT), through
+/// /proc/1/root, and by setns into /proc/self/ns/mnt (the host's, here).
+/// `scratch` is a writable directory of the view.
+fn foreign_mount_ns(r: &mut Report, marker: &str, scratch: &str) {
+    let (rc, e) = open(marker, libc::O_RDONLY);
+    r.expect_fail("open the host's file by its path", rc, e, &[ENOENT, EACCES]);
+    let (rc, e) = open(&format!("/../../..{marker}"), libc::O_RDONLY);
+    r.expect_fail("open it past /..", rc, e, &[ENOENT, EACCES]);
+    let (rc, e) = open(&format!("/proc/1/root{marker}"), libc::O_RDONLY);
+    r.expect_fail("open it through /proc/1/root", rc, e, &[ENOENT, EACCES]);
+
+    let ns = c("/proc/self/ns/mnt");
+    // SAFETY: valid C string; the fd is leaked on purpose, the probe exits soon.
+    let fd = unsafe { libc::open(ns.as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC) };
+    if fd < 0 {
+        println!("BLOCKED open /proc/self/ns/mnt: {}", Error::last_os_error());
+    }
+    for nstype in [libc::CLONE_NEWNS, 0].into_iter().filter(|_| fd >= 0) {
+        let (rc, e) = sys!(libc::SYS_setns, fd, nstype);
+        r.expect_fail(&format!("setns into /proc/self/ns/mnt (nstype {nstype:#x})"), rc, e, &[EPERM]);
+    }
+
+    // chroot into a subdirectory, keeping the working directory outside
+    // it, then `..` up as far as it goes and chroot there.
+    let sub = format!("{scratch}/chroot-escape");
+    let _ = std::fs::create_dir_all(&sub);
+    let _ = std::env::set_current_dir("/");
+    let (rc, e) = sys!(libc::SYS_chroot, c(&sub).as_ptr());
+    if rc != 0 {
+        println!("BLOCKED chroot {sub}: {e}");
+        return;
+    }
+    for _ in 0..64 {
+        let _ = sys!(libc::SYS_chdir, c("..").as_ptr());
+    }
+    let (rc, e) = sys!(libc::SYS_chroot, c(".").as_ptr());
+    println!("INFO chroot . after the walk up: rc {rc} {e}");
+    let (rc, e) = open(marker, libc::O_RDONLY);
+    r.expect_fail("open the host's file after a chroot escape", rc, e, &[ENOENT, EACCES]);
+    // The walk ended at the view's root, not above it.
+    r.check("the walk up ends at the view's root", std::fs::metadata("/bin/busybox").is_ok(), "/bin/busybox is there");
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let mut r = Report { escaped: 0 };
     let arg = |i: usize| args.get(i).cloned().unwrap_or_default();
     match arg(1).as_str() {
         "fs" => fs(&mut r),
+        "foreign-mount-ns" => foreign_mount_ns(&mut r, &arg(2), &arg(3)),
         "identity" => identity(&mut r),
         "privileged" => privileged(&mut r),
         "seccomp" => seccomp_integrity(&mut r),
