@@ -341,7 +341,10 @@ unsafe fn clone_in_user_ns(user_ns: RawFd, pid_ns: Option<RawFd>, flags: libc::c
     let (helper, helper_fd) = unsafe { sys::clone_fork(0) }.map_err(|e| LaunchError::io("fork", "the helper that enters the user namespace", e))?;
     if helper_fd.is_none() {
         drop(ours);
-        let entered = sys::setns(user_ns, libc::CLONE_NEWUSER).and_then(|()| match pid_ns {
+        // The user namespace has processes already (a pod's): those that are
+        // root in it must not ptrace this helper or init (cloned with its
+        // memory) once they are in it, before init's ids are its own.
+        let entered = sys::prctl(libc::PR_SET_DUMPABLE, 0).and_then(|_| sys::setns(user_ns, libc::CLONE_NEWUSER)).and_then(|()| match pid_ns {
             Some(target) => sys::setns(target, libc::CLONE_NEWPID),
             None => Ok(()),
         });
