@@ -1335,7 +1335,10 @@ fn capexec_oci_runs_the_configs_hooks_with_the_state() {
     // Its streams set before it forks: the host's /dev is gone from its
     // view once the setup detaches the host's root.
     let hook = format!("exec 3> {}; exec < /dev/null > /dev/null 2>&1; /bin/sleep 600 & echo $! >&3", leftover.display());
-    let script = "P=$(busybox cat /leftover.pid); [ -d /proc/$P ] && busybox grep -q sleep /proc/$P/comm && echo sees-it; \
+    // The hook's child may not have exec'd sleep yet: waited for (10 s at most).
+    let script = "P=$(busybox cat /leftover.pid); \
+                  for i in $(busybox seq 200); do busybox grep -q sleep /proc/$P/comm 2>/dev/null && break; busybox sleep 0.05; done; \
+                  [ -d /proc/$P ] && busybox grep -q sleep /proc/$P/comm && echo sees-it; \
                   busybox ls /proc/$P/root/etc >/dev/null 2>&1 && echo reached-root || echo root-refused; \
                   busybox readlink /proc/$P/root >/dev/null 2>&1 && echo read-root-link || echo root-link-refused; \
                   busybox cat /proc/$P/environ >/dev/null 2>&1 && echo reached-environ || echo environ-refused; \
@@ -1347,6 +1350,37 @@ fn capexec_oci_runs_the_configs_hooks_with_the_state() {
     let o = oci_run(&dir, "it-hook-leftover");
     let _ = std::fs::remove_file(&leftover);
     assert_eq!(String::from_utf8_lossy(&o.stdout), "sees-it\nroot-refused\nroot-link-refused\nenviron-refused\nsignal-refused\n", "{}", text(&o));
+}
+
+/// A container with a broker (a grant in its annotation): the launch
+/// enters the broker's Landlock layer, which scopes signals; its prestart
+/// and createRuntime hooks, the host's programs, still run outside it (a
+/// process forked before), so a hook can signal a host process, and both
+/// see the state.
+#[test]
+fn capexec_oci_runs_setup_hooks_outside_the_brokers_layer() {
+    require_root();
+    let Scene { _cleanup, _left, base, root, dir } = scene("hooks-broker", &["hooked-broker"]);
+    std::fs::create_dir_all(&base).unwrap();
+    let mut host = Command::new("sleep").arg("600").stdin(Stdio::null()).spawn().unwrap();
+    let host_pid = host.id();
+    let _host = Ends(&mut host);
+    let grant = format!("broker.fs = [{{path = '{}/**', rights = ['read']}}]", base.display());
+    runc_bundle(&dir, |c| {
+        c["process"]["args"] = serde_json::json!(["/bin/busybox", "sleep", "600"]);
+        c["annotations"] = serde_json::json!({capexec_decl::BROKER_ANNOTATION: grant});
+        let hook = |name: &str| format!("cat > {0}/{name}.json && kill -0 {host_pid} && echo signalled > {0}/{name}.signal", base.display());
+        c["hooks"] = serde_json::json!({"prestart": [{"path": "/bin/sh", "args": ["sh", "-c", hook("prestart")]}],
+                                        "createRuntime": [{"path": "/bin/sh", "args": ["sh", "-c", hook("createRuntime")]}]});
+    });
+    oci_create(&root, &dir, "hooked-broker", None, &base.join("create.err"));
+    let (_, init) = oci_status(&root, "hooked-broker");
+    for hook in ["prestart", "createRuntime"] {
+        let state: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(base.join(format!("{hook}.json"))).unwrap()).unwrap();
+        assert_eq!((state["status"].as_str(), state["pid"].as_i64()), (Some("creating"), Some(init)), "{hook}");
+        assert_eq!(std::fs::read_to_string(base.join(format!("{hook}.signal"))).unwrap(), "signalled\n", "{hook}");
+    }
+    assert!(oci(&root, &["delete", "--force", "hooked-broker"]).status.success());
 }
 
 /// capexec-oci killed in the middle of `create`, at its last step: the

@@ -221,7 +221,8 @@ pub fn create(store: &Store, a: &CreateArgs) -> Outcome {
         record(pid);
         cloned(pid);
     };
-    let before = |pid: i32| setup_hooks(&b, a.id, pid);
+    let hooks = SetupHooks::new(&b, a.id, broker.is_some()).map_err(undo)?;
+    let before = |pid: i32| hooks.run(pid);
     let opts = capexec_sandbox::SpawnOptions {
         on_clone: Some(&on_clone),
         agent: to_agent.as_ref().map(|f| f as &dyn Fn(std::os::fd::OwnedFd)),
@@ -282,6 +283,87 @@ pub fn setup_hooks(b: &bundle::Bundle, id: &str, pid: i32) -> Result<(), String>
     });
     crate::hooks::run_strict("prestart", h.prestart().as_deref().unwrap_or_default(), &state)?;
     crate::hooks::run_strict("createRuntime", h.create_runtime().as_deref().unwrap_or_default(), &state)
+}
+
+/// Where the config's prestart and createRuntime hooks run. With a broker,
+/// the launch puts this process into the broker's Landlock layer (TCP
+/// ports, signal and abstract-socket scopes) before the container's process
+/// exists; the hooks are the host's programs (a network or device plugin)
+/// and must not meet those limits: they run in a process forked before it,
+/// asked for each container process by pid.
+pub enum SetupHooks<'a> {
+    None,
+    Here(&'a bundle::Bundle, &'a str),
+    Runner(HookRunner),
+}
+
+/// The forked process that runs the hooks (see [`SetupHooks`]).
+pub struct HookRunner {
+    ask: Option<std::fs::File>,
+    answer: std::fs::File,
+    pid: i32,
+}
+
+impl Drop for HookRunner {
+    fn drop(&mut self) {
+        // Our own child: it ends on EOF of its question, if it got none.
+        self.ask.take();
+        let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(self.pid), None);
+    }
+}
+
+impl<'a> SetupHooks<'a> {
+    pub fn new(b: &'a bundle::Bundle, id: &'a str, broker: bool) -> Result<Self, String> {
+        use std::io::{Read, Write};
+        let any = b
+            .spec
+            .hooks()
+            .as_ref()
+            .is_some_and(|h| h.prestart().as_ref().is_some_and(|v| !v.is_empty()) || h.create_runtime().as_ref().is_some_and(|v| !v.is_empty()));
+        if !any {
+            return Ok(SetupHooks::None);
+        }
+        if !broker {
+            return Ok(SetupHooks::Here(b, id));
+        }
+        let pipe = || capexec_sys::pipe2(nix::fcntl::OFlag::O_CLOEXEC.bits()).map_err(|e| format!("{id}: pipe for the hook runner: {e}"));
+        let ((ask_rd, ask_wr), (answer_rd, answer_wr)) = (pipe()?, pipe()?);
+        match capexec_sys::process::fork("fork the hook runner").map_err(|e| format!("{id}: {e}"))? {
+            capexec_sys::process::Forked::Parent(pid) => Ok(SetupHooks::Runner(HookRunner { ask: Some(ask_wr.into()), answer: answer_rd.into(), pid })),
+            capexec_sys::process::Forked::Child => {
+                drop((ask_wr, answer_rd));
+                let (mut ask, mut answer) = (std::fs::File::from(ask_rd), std::fs::File::from(answer_wr));
+                let mut pid = [0u8; 4];
+                // No pid: the launch ended before the hooks' turn.
+                if ask.read_exact(&mut pid).is_ok() {
+                    let outcome = setup_hooks(b, id, i32::from_le_bytes(pid));
+                    let _ = answer.write_all(outcome.err().unwrap_or_default().as_bytes());
+                }
+                capexec_sys::process::exit_now(0)
+            }
+        }
+    }
+
+    /// Runs the hooks for the container whose process is `pid` (the launch's
+    /// `before_setup`): the first that fails is the error.
+    pub fn run(&self, pid: i32) -> Result<(), String> {
+        use std::io::{Read, Write};
+        match self {
+            SetupHooks::None => Ok(()),
+            SetupHooks::Here(b, id) => setup_hooks(b, id, pid),
+            SetupHooks::Runner(r) => {
+                let (mut ask, mut answer) = (r.ask.as_ref().ok_or("the hook runner was asked already")?, &r.answer);
+                ask.write_all(&pid.to_le_bytes()).map_err(|e| format!("ask the hook runner: {e}"))?;
+                let mut error = String::new();
+                answer.read_to_string(&mut error).map_err(|e| format!("hear from the hook runner: {e}"))?;
+                if error.is_empty() {
+                    Ok(())
+                } else {
+                    Err(error)
+                }
+            }
+        }
+    }
 }
 
 /// As runc writes it: the pid without a newline, atomically.

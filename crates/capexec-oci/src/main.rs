@@ -312,7 +312,14 @@ fn run(dir: &std::path::Path, id: &str) -> i32 {
 }
 
 fn run_planned(id: &str, b: &bundle::Bundle, plan: &capexec_sandbox::SetupPlan, broker: Option<capexec_broker::Broker>, procs: &[PathBuf]) -> i32 {
-    let before = |pid: i32| lifecycle::setup_hooks(b, id, pid);
+    let hooks = match lifecycle::SetupHooks::new(b, id, broker.is_some()) {
+        Ok(h) => h,
+        Err(e) => {
+            eprintln!("capexec-oci: {e}");
+            return EXIT_SETUP;
+        }
+    };
+    let before = |pid: i32| hooks.run(pid);
     let (agent, gate) = match agent::connect_gated(b, id, plan, "creating") {
         Ok(a) => a,
         Err(e) => {
