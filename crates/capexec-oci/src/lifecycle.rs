@@ -666,7 +666,7 @@ pub fn delete(store: &Store, id: &str, force: bool) -> Outcome {
 
 /// `features`: what this runtime implements (runtime-spec features.md).
 pub fn features() -> serde_json::Value {
-    let namespaces = ["cgroup", "ipc", "mount", "network", "pid", "uts"];
+    let namespaces = ["cgroup", "ipc", "mount", "network", "pid", "user", "uts"];
     serde_json::json!({
         "ociVersionMin": "1.0.0",
         "ociVersionMax": "1.2.0",
