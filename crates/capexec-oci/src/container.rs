@@ -513,6 +513,19 @@ mod tests {
     }
 
     #[test]
+    fn features_list_the_namespaces_a_config_may_have() {
+        let listed = crate::lifecycle::features()["linux"]["namespaces"].clone();
+        let listed: Vec<String> = serde_json::from_value(listed).unwrap();
+        let maps = r#", "uidMappings": [{"containerID": 0, "hostID": 1000, "size": 100}], "gidMappings": [{"containerID": 0, "hostID": 1000, "size": 100}]"#;
+        for ns in ["cgroup", "ipc", "mount", "network", "pid", "user", "uts", "time"] {
+            let extra = if ns == "user" { maps } else { "" };
+            let config = format!(r#"{{"namespaces": [{{"type": "mount"}}, {{"type": "uts"}}, {{"type": "{ns}"}}]{extra}}}"#);
+            let translated = translate(&config, "[]", CAPS);
+            assert_eq!(translated.is_ok(), listed.contains(&ns.to_owned()), "{ns}: {:?}", translated.err());
+        }
+    }
+
+    #[test]
     fn a_user_namespace_by_path_has_its_own_maps() {
         // This process's: the host's, 0 0 4294967295.
         let path = format!("/proc/{}/ns/user", std::process::id());
