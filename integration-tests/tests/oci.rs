@@ -1044,7 +1044,11 @@ fn capexec_oci_enters_a_user_namespace_given_by_path() {
         }
     };
     runc_bundle(&dir, with_maps(None));
-    // The image's files belong to the pod's root.
+    // The image's files belong to the host's root, whom the pod's namespace
+    // does not map: its root cannot make a mount point there, and is told why.
+    let o = oci(&root, &["create", "--bundle", dir.to_str().unwrap(), "userns"]);
+    assert!(!o.status.success() && String::from_utf8_lossy(&o.stderr).contains("chown the root filesystem to the container's root"), "{}", text(&o));
+    // Owned by the pod's root, they do.
     for p in walk(&dir.join("rootfs")) {
         std::os::unix::fs::lchown(&p, Some(100000), Some(100000)).unwrap();
     }

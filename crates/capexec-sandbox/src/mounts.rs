@@ -44,7 +44,17 @@ fn setattr(o: &impl Ops, path: &Path, recursive: bool, attrs: u64) -> Result<(),
 }
 
 fn mkdir_p(o: &impl Ops, path: &Path) -> Result<(), ChildError> {
-    o.create_dir_all(path).map_err(|e| err(format!("create mount point {}", path.display()), e))
+    o.create_dir_all(path).map_err(|e| {
+        // Capabilities in a user namespace override no permission on a file
+        // whose owner it does not map (an image owned by the host's root).
+        let hint = match e.kind() {
+            std::io::ErrorKind::PermissionDenied => {
+                " (in a user namespace, the directory must belong to an id the namespace maps: chown the root filesystem to the container's root as the host sees it)"
+            }
+            _ => "",
+        };
+        err(format!("create mount point {}{hint}", path.display()), e)
+    })
 }
 
 /// Creates an empty file to bind a file onto (a bind needs a target of the same type).
