@@ -1336,13 +1336,21 @@ fn capexec_oci_runs_the_configs_hooks_with_the_state() {
     // Landlock domain: the program sees it but reaches nothing through it
     // (its root and environ magic links, a signal).
     let leftover = dir.join("rootfs/leftover.pid");
-    // Its streams set before it forks: the host's /dev is gone from its
-    // view once the setup detaches the host's root.
-    let hook = format!("exec 3> {}; exec < /dev/null > /dev/null 2>&1; /bin/sleep 600 & echo $! >&3", leftover.display());
-    // The hook's child may not have exec'd sleep yet: waited for (10 s at most).
+    // The host's /dev is gone from its view once the setup detaches the
+    // host's root, and sh opens /dev/null in the child of an `&`, which may
+    // run only then: the hook waits until the child says it is past that.
+    let started = dir.join("leftover.started");
+    let _ = std::fs::remove_file(&started);
+    let hook = format!(
+        "exec 3> {}; exec < /dev/null > /dev/null 2>&1; (echo up > {1}; exec /bin/sleep 600) & echo $! >&3; while [ ! -s {1} ]; do :; done",
+        leftover.display(),
+        started.display()
+    );
+    // The hook's child may not have exec'd sleep yet: waited for (10 s at
+    // most); what the program saw is printed if it is not there.
     let script = "P=$(busybox cat /leftover.pid); \
                   for i in $(busybox seq 200); do busybox grep -q sleep /proc/$P/comm 2>/dev/null && break; busybox sleep 0.05; done; \
-                  [ -d /proc/$P ] && busybox grep -q sleep /proc/$P/comm && echo sees-it; \
+                  [ -d /proc/$P ] && busybox grep -q sleep /proc/$P/comm && echo sees-it || echo P=$P $(busybox ls /proc) comm=$(busybox cat /proc/$P/comm 2>&1); \
                   busybox ls /proc/$P/root/etc >/dev/null 2>&1 && echo reached-root || echo root-refused; \
                   busybox readlink /proc/$P/root >/dev/null 2>&1 && echo read-root-link || echo root-link-refused; \
                   busybox cat /proc/$P/environ >/dev/null 2>&1 && echo reached-environ || echo environ-refused; \
