@@ -366,7 +366,7 @@ fn setup(a: &ChildArgs) -> Result<Option<OwnedFd>, ChildError> {
     }
     // After the last mount_setattr (the notify socket's): the view's mounts
     // are this process's namespace's only while it is in it.
-    if let (Some(target), Some(_)) = (foreign_ns, &view_ns) {
+    if let Some(target) = foreign_ns {
         into_foreign_mount_ns(target, &plan.workdir)?;
     }
     if let Some(h) = &plan.hostname {
