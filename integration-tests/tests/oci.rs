@@ -839,15 +839,28 @@ fn capexec_oci_preopens_what_the_annotation_declares() {
 /// the container's own processes, not the namespace's first process (the
 /// pod's pause), which is not the container's. The pod's cgroup namespace,
 /// given by path too, is the program's.
-/// A namespace holder (`unshare ... --fork --kill-child sleep`), our own
-/// child: killed on drop, its sleep with it.
-struct Ends<'a>(&'a mut std::process::Child);
+/// A child of the test's own, killed on drop (a namespace holder's sleep
+/// with it: `--kill-child`).
+struct Ends(std::process::Child);
 
-impl Drop for Ends<'_> {
+impl Drop for Ends {
     fn drop(&mut self) {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
+}
+
+/// A pod's pause: `unshare NAMESPACES --fork --kill-child sleep 600`, and
+/// the pid of its sleep, in those namespaces, once it is there.
+fn pause(namespaces: &[&str]) -> (Ends, i32) {
+    let unshare =
+        Command::new("unshare").args(namespaces).args(["--fork", "--kill-child", "sleep", "600"]).stdin(Stdio::null()).spawn().expect("unshare (util-linux)");
+    let pid = unshare.id();
+    let ends = Ends(unshare);
+    let children = format!("/proc/{pid}/task/{pid}/children");
+    wait_until("the pause process", || std::fs::read_to_string(&children).is_ok_and(|c| !c.trim().is_empty()));
+    let sleeper = std::fs::read_to_string(&children).unwrap().trim().parse().unwrap();
+    (ends, sleeper)
 }
 
 #[test]
@@ -856,16 +869,7 @@ fn capexec_oci_launches_into_pid_and_cgroup_namespaces_given_by_path() {
     // Dropped in reverse: the containers go before their directory.
     let Scene { _cleanup, _left, base, root, dir } = scene("pidns", &["pidns"]);
     // The pause: pid 1 of a new pid namespace, a child of `unshare`.
-    let mut pause = Command::new("unshare")
-        .args(["--pid", "--cgroup", "--fork", "--kill-child", "sleep", "600"])
-        .stdin(Stdio::null())
-        .spawn()
-        .expect("unshare (util-linux)");
-    let unshare = pause.id();
-    let children = format!("/proc/{unshare}/task/{unshare}/children");
-    wait_until("the pause process", || std::fs::read_to_string(&children).is_ok_and(|c| !c.trim().is_empty()));
-    let sleeper: i32 = std::fs::read_to_string(&children).unwrap().trim().parse().unwrap();
-    let mut pause = Ends(&mut pause);
+    let (mut pause, sleeper) = pause(&["--pid", "--cgroup"]);
     // Alive: there, not a zombie, not exiting (PF_EXITING in the flags of
     // /proc/PID/stat: a killed pid namespace init waits in its exit, still
     // sleeping, until the namespace's other processes are reaped), and
@@ -963,6 +967,8 @@ fn capexec_oci_lives_in_the_mount_namespace_its_config_names_and_keeps_its_view(
     let report = std::fs::read_to_string(&out).unwrap();
     assert!(report.contains("probe-exit=0") && !report.contains("ESCAPED"), "{report}");
     assert!(report.contains("BLOCKED setns into /proc/self/ns/mnt (nstype 0x20000)") && report.contains("the walk up ends at the view's root"), "{report}");
+    assert!(report.contains(&format!("BLOCKED open init's fd 0 (/proc/{init}/fd/0)")), "{report}");
+    assert!(report.contains("INFO unshare(CLONE_NEWNS): rc 0") && report.contains("BLOCKED open the host's file after unshare(CLONE_NEWNS)"), "{report}");
     let program: i64 = std::fs::read_to_string(format!("/proc/{init}/task/{init}/children")).unwrap().trim().parse().unwrap();
     assert_eq!(std::fs::read_link(format!("/proc/{program}/ns/mnt")).unwrap(), host_ns);
     let o = oci(
@@ -976,13 +982,7 @@ fn capexec_oci_lives_in_the_mount_namespace_its_config_names_and_keeps_its_view(
     assert!(oci(&root, &["delete", "host-mnt"]).status.success());
 
     // Another's, by path: a holder of a mount namespace of its own.
-    let mut holder =
-        Command::new("unshare").args(["--mount", "--fork", "--kill-child", "sleep", "600"]).stdin(Stdio::null()).spawn().expect("unshare (util-linux)");
-    let unshare = holder.id();
-    let _holder = Ends(&mut holder);
-    let children = format!("/proc/{unshare}/task/{unshare}/children");
-    wait_until("the holder", || std::fs::read_to_string(&children).is_ok_and(|c| !c.trim().is_empty()));
-    let sleeper: i32 = std::fs::read_to_string(&children).unwrap().trim().parse().unwrap();
+    let (_holder, sleeper) = pause(&["--mount"]);
     wait_until("the holder's own namespace", || std::fs::read_link(format!("/proc/{sleeper}/ns/mnt")).is_ok_and(|n| n != host_ns));
     let held = std::fs::read_link(format!("/proc/{sleeper}/ns/mnt")).unwrap();
     let mounts_before = std::fs::read_to_string(format!("/proc/{sleeper}/mountinfo")).unwrap();
@@ -1009,13 +1009,9 @@ fn capexec_oci_lives_in_the_mount_namespace_its_config_names_and_keeps_its_view(
 fn capexec_oci_enters_a_user_namespace_given_by_path() {
     require_root();
     let Scene { _cleanup, _left, base, root, dir } = scene("userns", &["userns", "userns-maps"]);
-    let mut pause =
-        Command::new("unshare").args(["--user", "--pid", "--fork", "--kill-child", "sleep", "600"]).stdin(Stdio::null()).spawn().expect("unshare (util-linux)");
-    let unshare = pause.id();
-    let _pause = Ends(&mut pause);
+    let (pause, sleeper) = pause(&["--user", "--pid"]);
+    let unshare = pause.0.id();
     let children = format!("/proc/{unshare}/task/{unshare}/children");
-    wait_until("the pause process", || std::fs::read_to_string(&children).is_ok_and(|c| !c.trim().is_empty()));
-    let sleeper: i32 = std::fs::read_to_string(&children).unwrap().trim().parse().unwrap();
     for map in ["uid_map", "gid_map"] {
         std::fs::write(format!("/proc/{sleeper}/{map}"), "0 100000 65536\n").unwrap();
     }
@@ -1374,9 +1370,8 @@ fn capexec_oci_runs_setup_hooks_outside_the_brokers_layer() {
     require_root();
     let Scene { _cleanup, _left, base, root, dir } = scene("hooks-broker", &["hooked-broker"]);
     std::fs::create_dir_all(&base).unwrap();
-    let mut host = Command::new("sleep").arg("600").stdin(Stdio::null()).spawn().unwrap();
-    let host_pid = host.id();
-    let _host = Ends(&mut host);
+    let host = Ends(Command::new("sleep").arg("600").stdin(Stdio::null()).spawn().unwrap());
+    let host_pid = host.0.id();
     let grant = format!("broker.fs = [{{path = '{}/**', rights = ['read']}}]", base.display());
     runc_bundle(&dir, |c| {
         c["process"]["args"] = serde_json::json!(["/bin/busybox", "sleep", "600"]);

@@ -640,6 +640,25 @@ fn foreign_mount_ns(r: &mut Report, marker: &str, scratch: &str) {
         r.expect_fail(&format!("setns into /proc/self/ns/mnt (nstype {nstype:#x})"), rc, e, &[EPERM]);
     }
 
+    // A mount namespace of its own copies the one lived in (the host's), but
+    // the root stays the view's: the host's file is still not there.
+    let (rc, e) = sys!(libc::SYS_unshare, libc::CLONE_NEWNS);
+    println!("INFO unshare(CLONE_NEWNS): rc {rc} {e}");
+    let (rc, e) = open(marker, libc::O_RDONLY);
+    r.expect_fail("open the host's file after unshare(CLONE_NEWNS)", rc, e, &[ENOENT, EACCES]);
+
+    // Init (the shell's parent: `sh -c "/probe ..."`) holds the view's own
+    // mount namespace open at its fd 0: not the program's to take.
+    let parent_of = |pid: u32| -> Option<u32> {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        stat.rsplit_once(") ")?.1.split(' ').nth(1)?.parse().ok()
+    };
+    if let Some(init) = parent_of(std::os::unix::process::parent_id()) {
+        let (rc, e) = open(&format!("/proc/{init}/fd/0"), libc::O_RDONLY);
+        // ENOENT: the view's proc hides processes the caller cannot ptrace.
+        r.expect_fail(&format!("open init's fd 0 (/proc/{init}/fd/0)"), rc, e, &[EACCES, EPERM, ENOENT]);
+    }
+
     // chroot into a subdirectory, keeping the working directory outside
     // it, then `..` up as far as it goes and chroot there.
     let sub = format!("{scratch}/chroot-escape");
