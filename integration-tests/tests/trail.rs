@@ -116,6 +116,27 @@ fn a_failing_run_says_what_was_refused_and_which_flags_allow_it() {
     c.args(["run", "--", "/usr/bin/perl", "-e", "syscall(27, 0, 0, 0); exit 0"]);
     let o = output(c, T);
     assert!(o.status.success() && o.stderr.is_empty(), "{}", text(&o));
+    // Brokered, capexec confines itself as the broker, every thread of it:
+    // the summary comes from a process of its own, forked once the program
+    // runs, for a refusal made after the broker's first answer.
+    let unit = test_unit("trail-brokered", "[[broker.fs]]\npath = \"/etc/**\"\nrights = [\"read\"]\n");
+    let mut c = command(As::Root);
+    c.args(["run", "--unit", unit.to_str().unwrap(), "--", "/usr/bin/perl", "-e"])
+        .arg("$| = 1; open(my $f, '<', '/etc/hostname') or die \"open: $!\"; syscall(27, 0, 0, 0); print \"read\\n\"; <STDIN>; exit 3;");
+    c.stdin(std::process::Stdio::piped()).stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped());
+    let mut child = c.spawn().unwrap();
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut std::io::BufReader::new(child.stdout.as_mut().unwrap()), &mut line).unwrap();
+    assert_eq!(line, "read\n");
+    for task in std::fs::read_dir(format!("/proc/{}/task", child.id())).unwrap() {
+        let status = std::fs::read_to_string(task.unwrap().path().join("status")).unwrap();
+        assert!(status.contains("Seccomp:\t2\n"), "a thread of the broker is not confined:\n{status}");
+    }
+    drop(child.stdin.take());
+    let o = wait_output(child, T);
+    assert_eq!(o.status.code(), Some(3), "{}", text(&o));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("seccomp: syscall mincore (27) by perl; to allow it: --allow-syscall mincore"), "{err}");
 }
 
 /// The network guard (cgroup BPF) reports what it refused a service's host

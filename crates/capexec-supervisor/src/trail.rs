@@ -231,15 +231,37 @@ pub fn descends_from(pid: i32, ancestor: i32) -> bool {
 /// The refusals of one run, collected from the audit log while it runs, and
 /// printed when it has failed (`capexec run`'s summary): seccomp's for the
 /// processes of the run's pid namespace (told by its init's pid), looked up
-/// when their record arrives, Landlock's for the domain its init made. Read
-/// and printed by a child process: capexec must stay single-threaded to
-/// start the program, and a brokered run confines capexec to a filter that
-/// reads no audit log. capexec tells it the init's pid and then the exit
-/// status over one pipe, and waits on another for it to end (read and write
-/// are all the broker's filter needs).
+/// when their record arrives, Landlock's for the domain its init made.
+///
+/// The audit socket is joined before the run starts, so that nothing is
+/// missed; its records wait there until the collector reads them. The
+/// collector is a thread of capexec, started once the run's init exists
+/// (capexec forks nothing after that), except in a brokered run: capexec
+/// then confines itself to the broker's filter and Landlock layer, which
+/// bind the calling thread only, and a thread made before would keep
+/// capexec's whole authority. There the collector is a child process,
+/// forked once the program runs (off the launch's path) and told the exit
+/// status over a pipe; capexec waits on another for it to end (read and
+/// write are all the broker's filter needs).
 pub struct Watch {
-    to: std::fs::File,
-    done_from: std::fs::File,
+    spec: ServiceSpec,
+    print: fn(&str, &str, &str),
+    brokered: bool,
+    shared: std::sync::Arc<Collected>,
+    /// The socket, until the collector takes it.
+    reader: std::cell::RefCell<Option<crate::audit::Reader>>,
+    /// The child process's pipes (a brokered run).
+    child: std::cell::RefCell<Option<(std::fs::File, std::fs::File)>>,
+}
+
+/// What the collector gathers, shared with whoever prints the summary.
+#[derive(Default)]
+struct Collected {
+    run: std::sync::Mutex<Run>,
+    got: std::sync::Mutex<Vec<Record>>,
+    /// Seccomp records of processes gone before they could be placed (the
+    /// main process's are placed once its pid is known).
+    unresolved: std::sync::Mutex<Vec<Record>>,
 }
 
 /// What the reader knows of the run: its init, the pid namespace its
@@ -252,113 +274,129 @@ struct Run {
 }
 
 impl Watch {
-    /// `None` where there is no audit log to read (rootless, no audit) or no
-    /// process could be started for it. `print` writes the summary lines.
+    /// `None` where there is no audit log to read (rootless, no audit).
+    /// `print` writes the summary lines.
     pub fn start(spec: &ServiceSpec, print: fn(&str, &str, &str)) -> Option<Watch> {
         let reader = crate::audit::open().ok()?;
-        let (rd, wr) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).ok()?;
-        let (done_rd, done_wr) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).ok()?;
-        match capexec_sys::process::fork("start the refusals' reader").ok()? {
-            capexec_sys::process::Forked::Child => {
+        Some(Watch {
+            spec: spec.clone(),
+            print,
+            brokered: spec.has_broker(),
+            shared: Default::default(),
+            reader: std::cell::RefCell::new(Some(reader)),
+            child: Default::default(),
+        })
+    }
+
+    /// The run's init exists, as `pid`: read its pid namespace now, while it
+    /// surely lives; without a broker the collector starts.
+    pub fn spawned(&self, pid: i32) {
+        let ns = std::fs::read_link(format!("/proc/{pid}/ns/pid")).ok();
+        if let Ok(mut r) = self.shared.run.lock() {
+            *r = Run { init: Some(pid), pid_ns: ns, main: None };
+        }
+        if self.brokered {
+            return;
+        }
+        if let Some(reader) = self.reader.borrow_mut().take() {
+            let shared = self.shared.clone();
+            let collector = std::thread::Builder::new().name("refusals".into()).spawn(move || {
+                // capexec takes its signals with sigwait in its main thread.
+                let _ = nix::sys::signal::pthread_sigmask(nix::sys::signal::SigmaskHow::SIG_BLOCK, Some(&nix::sys::signal::SigSet::all()), None);
+                collect(&reader, &shared)
+            });
+            // Without it the summary has nothing to say; the run goes on.
+            drop(collector);
+        }
+    }
+
+    /// The run's own process exists, as `pid` (and has exec'd): in a
+    /// brokered run, the collector's process starts now.
+    pub fn started(&self, pid: i32) {
+        if let Ok(mut r) = self.shared.run.lock() {
+            r.main = Some(pid);
+        }
+        if !self.brokered {
+            return;
+        }
+        let Some(reader) = self.reader.borrow_mut().take() else { return };
+        let Ok((rd, wr)) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC) else { return };
+        let Ok((done_rd, done_wr)) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC) else { return };
+        match capexec_sys::process::fork("start the refusals' reader") {
+            Ok(capexec_sys::process::Forked::Child) => {
                 drop((wr, done_rd));
                 // Ends with capexec, whatever happens to it.
                 let _ = nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL);
-                let run = std::sync::Arc::new(std::sync::Mutex::new(Run::default()));
-                let got = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
-                let unresolved = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
-                let (r, kept, later) = (run.clone(), got.clone(), unresolved.clone());
-                let _ = std::thread::spawn(move || watch(&reader, &r, &kept, &later));
-                let mut from = std::fs::File::from(rd);
-                let mut msg = [0u8; 5];
-                // `i` and the init's pid, then `s` and the exit status; EOF:
-                // capexec ended without one, and there is nothing to say.
-                while std::io::Read::read_exact(&mut from, &mut msg).is_ok() {
-                    let value = i32::from_ne_bytes([msg[1], msg[2], msg[3], msg[4]]);
-                    match msg[0] {
-                        b'i' => {
-                            // Read now, while the init surely lives.
-                            let ns = std::fs::read_link(format!("/proc/{value}/ns/pid")).ok();
-                            if let Ok(mut r) = run.lock() {
-                                *r = Run { init: Some(value), pid_ns: ns, main: None };
-                            }
-                        }
-                        b'm' => {
-                            if let Ok(mut r) = run.lock() {
-                                r.main = Some(value);
-                            }
-                        }
-                        _ if value == 0 => break,
-                        _ => {
-                            // The kernel hands records over asynchronously,
-                            // in order: wait for a marker written now (a few
-                            // seconds at most, should the log lose it).
-                            let token = format!("{}-end", std::process::id());
-                            if crate::audit::mark(&token).is_ok() {
-                                let until = Instant::now() + Duration::from_secs(5);
-                                while Instant::now() < until && !got.lock().is_ok_and(|g| g.contains(&Record::Marker(token.clone()))) {
-                                    std::thread::sleep(Duration::from_millis(2));
-                                }
-                            }
-                            // The main process's refusals whose record came
-                            // after it had ended, once it is known.
-                            let main = run.lock().ok().and_then(|r| r.main);
-                            let mut records = got.lock().map(|g| g.clone()).unwrap_or_default();
-                            let late = unresolved.lock().map(|u| u.clone()).unwrap_or_default();
-                            records.extend(late.into_iter().filter(|r| matches!(r, Record::Seccomp { pid, .. } if Some(*pid) == main)));
-                            let mut seen: Vec<(&'static str, String, String)> = Vec::new();
-                            for d in records.iter().filter_map(|r| describe(r, spec)) {
-                                if !seen.contains(&d) {
-                                    seen.push(d);
-                                }
-                            }
-                            for (mechanism, what, fix) in &seen {
-                                print(mechanism, what, fix);
-                            }
-                            break;
-                        }
-                    }
+                let shared = self.shared.clone();
+                let _ = std::thread::spawn(move || collect(&reader, &shared));
+                // The exit status; EOF: capexec ended without one, and
+                // there is nothing to say.
+                let mut msg = [0u8; 4];
+                if std::io::Read::read_exact(&mut std::fs::File::from(rd), &mut msg).is_ok() {
+                    self.summarize(i32::from_ne_bytes(msg));
                 }
                 drop(done_wr);
                 capexec_sys::process::exit_now(0)
             }
-            capexec_sys::process::Forked::Parent(_) => {
-                drop((rd, done_wr, reader));
-                Some(Watch { to: std::fs::File::from(wr), done_from: std::fs::File::from(done_rd) })
+            Ok(capexec_sys::process::Forked::Parent(_)) => {
+                *self.child.borrow_mut() = Some((std::fs::File::from(wr), std::fs::File::from(done_rd)));
             }
+            Err(_) => {}
         }
     }
 
-    /// The run's init exists, as `pid`.
-    pub fn spawned(&self, pid: i32) {
-        let mut msg = vec![b'i'];
-        msg.extend_from_slice(&pid.to_ne_bytes());
-        let _ = std::io::Write::write_all(&mut &self.to, &msg);
-    }
-
-    /// The run's own process exists, as `pid`.
-    pub fn started(&self, pid: i32) {
-        let mut msg = vec![b'm'];
-        msg.extend_from_slice(&pid.to_ne_bytes());
-        let _ = std::io::Write::write_all(&mut &self.to, &msg);
-    }
-
-    /// The program ended with `status`: the reader prints what was refused
-    /// if it failed; returns once it has.
-    pub fn finish(mut self, status: i32) {
+    /// The program ended with `status`: prints what was refused if it
+    /// failed; returns once it has.
+    pub fn finish(self, status: i32) {
         use std::io::{Read, Write};
-        let mut msg = vec![b's'];
-        msg.extend_from_slice(&status.to_ne_bytes());
-        if self.to.write_all(&msg).is_ok() {
-            let mut rest = Vec::new();
-            let _ = self.done_from.read_to_end(&mut rest);
+        match self.child.borrow_mut().take() {
+            Some((mut to, mut done_from)) => {
+                if to.write_all(&status.to_ne_bytes()).is_ok() {
+                    let mut rest = Vec::new();
+                    let _ = done_from.read_to_end(&mut rest);
+                }
+            }
+            None if self.brokered => {}
+            None => self.summarize(status),
+        }
+    }
+
+    /// The summary, where the collector runs: nothing for a success.
+    fn summarize(&self, status: i32) {
+        if status == 0 {
+            return;
+        }
+        let c = &self.shared;
+        // The kernel hands records over asynchronously, in order: wait for a
+        // marker written now (a few seconds at most, should the log lose it).
+        let token = format!("{}-end", std::process::id());
+        if crate::audit::mark(&token).is_ok() {
+            let until = Instant::now() + Duration::from_secs(5);
+            while Instant::now() < until && !c.got.lock().is_ok_and(|g| g.contains(&Record::Marker(token.clone()))) {
+                std::thread::sleep(Duration::from_millis(2));
+            }
+        }
+        // The main process's refusals whose record came after it had ended,
+        // once it is known.
+        let main = c.run.lock().ok().and_then(|r| r.main);
+        let mut records = c.got.lock().map(|g| g.clone()).unwrap_or_default();
+        let late = c.unresolved.lock().map(|u| u.clone()).unwrap_or_default();
+        records.extend(late.into_iter().filter(|r| matches!(r, Record::Seccomp { pid, .. } if Some(*pid) == main)));
+        let mut seen: Vec<(&'static str, String, String)> = Vec::new();
+        for d in records.iter().filter_map(|r| describe(r, &self.spec)) {
+            if !seen.contains(&d) {
+                seen.push(d);
+            }
+        }
+        for (mechanism, what, fix) in &seen {
+            (self.print)(mechanism, what, fix);
         }
     }
 }
 
-/// The reader's loop: the run's records, into `out`.
-/// Seccomp records of processes gone before they could be placed go to
-/// `unresolved` (the main process's, placed once its pid is known).
-fn watch(reader: &crate::audit::Reader, run: &std::sync::Mutex<Run>, out: &std::sync::Mutex<Vec<Record>>, unresolved: &std::sync::Mutex<Vec<Record>>) {
+/// The collector's loop: the run's records, into `c`.
+fn collect(reader: &crate::audit::Reader, c: &Collected) {
+    let (run, out, unresolved) = (&c.run, &c.got, &c.unresolved);
     let mut domains = std::collections::HashSet::new();
     let mut unplaced: Vec<Record> = Vec::new();
     let keep = |r: Record| {
@@ -368,16 +406,9 @@ fn watch(reader: &crate::audit::Reader, run: &std::sync::Mutex<Run>, out: &std::
             }
         }
     };
-    // A process of the run: its init, or one in the init's pid namespace.
-    // capexec names the init before it runs anything; the pipe may still
-    // be on its way here.
+    // A process of the run: its init, or one in the init's pid namespace
+    // (known before the collector starts).
     let ours = |pid: i32| {
-        for _ in 0..100 {
-            if run.lock().is_ok_and(|r| r.init.is_some()) {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(1));
-        }
         let Ok(r) = run.lock() else { return false };
         r.init == Some(pid)
             || r.main == Some(pid)
