@@ -70,7 +70,18 @@ def parse(text):
     return passed, failed
 
 
+def bundle_mounts():
+    """Mount points in this (the host's) mount namespace under the
+    runtime-tools bundles (/tmp/ocitest*): what a runtime mounted there
+    outlives its container, as runc's mounts for a config without a mount
+    namespace do."""
+    with open("/proc/self/mountinfo") as f:
+        points = [line.split()[4] for line in f]
+    return [m for m in points if m.startswith("/tmp/ocitest")]
+
+
 def run_one(src, program, runtime, state, timeout):
+    before = set(bundle_mounts())
     t0 = time.monotonic()
     p = subprocess.Popen([str(program)], cwd=src, env=dict(os.environ, RUNTIME=str(runtime)), stdin=subprocess.DEVNULL,
                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
@@ -86,10 +97,27 @@ def run_one(src, program, runtime, state, timeout):
     # What the program left: deleted by force (its processes go with it).
     for c in sorted(state.iterdir()) if state.is_dir() else []:
         subprocess.run([str(runtime), "delete", "--force", c.name], capture_output=True)
+    # Mounts the runtime left in the host's namespace: counted, then
+    # undone (deepest first), so that they neither pile up on the machine
+    # (every later mount namespace copies them) nor count against the next.
+    mounts = [m for m in bundle_mounts() if m not in before]
+    for _ in range(5):
+        now = [m for m in bundle_mounts() if m not in before]
+        if not now:
+            break
+        for m in sorted(set(now), key=len, reverse=True):
+            subprocess.run(["umount", "--lazy", m], capture_output=True)
+    # The bundles whose cleanup those mounts defeated, once nothing is
+    # mounted in them (never through a mount into the host's files).
+    still = bundle_mounts()
+    for bundle in {"/".join(m.split("/")[:3]) for m in mounts}:
+        if not any(m == bundle or m.startswith(bundle + "/") for m in still):
+            shutil.rmtree(bundle, ignore_errors=True)
     text = out.decode(errors="replace")
     passed, failed = parse(text)
     return {"ok": sum(passed.values()), "not_ok": sum(failed.values()), "passed": passed, "status": status,
-            "seconds": round(elapsed, 1), "left": [c.name for c in state.iterdir()] if state.is_dir() else [], "tail": text[-2000:]}
+            "seconds": round(elapsed, 1), "left": [c.name for c in state.iterdir()] if state.is_dir() else [],
+            "mounts_left": mounts, "tail": text[-2000:]}
 
 
 def table(results, meta):
@@ -154,7 +182,11 @@ def main():
                f"capexec-oci {tot['capexec-oci'][0]} ok, {tot['capexec-oci'][1]} not ok; "
                f"{missing} checks runc passes and capexec-oci does not. "
                f"Programs passed whole (exit 0, no `not ok`): runc {len(clean['runc'])}, capexec-oci {len(clean['capexec-oci'])}; "
-               f"runc passes and capexec-oci not: {', '.join(behind) or 'none'}")
+               f"runc passes and capexec-oci not: {', '.join(behind) or 'none'}. "
+               f"Mounts left in the host's mount namespace (then undone by the script): "
+               + "; ".join(f"{k} {sum(len(r[k].get('mounts_left', [])) for r in results.values())}"
+                           + "".join(f" ({p})" for p, r in sorted(results.items()) if r[k].get("mounts_left"))
+                           for k in ("runc", "capexec-oci")))
     print(rows)
     print(summary)
     if a.json:

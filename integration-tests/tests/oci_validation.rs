@@ -88,4 +88,10 @@ fn runtime_tools_validation_keeps_what_capexec_oci_passes() {
         .map(|(p, rt, n)| format!("{p} under {rt}: {n}"))
         .collect();
     assert!(left.is_empty(), "containers left after a forced delete: {left:?}");
+    // Nothing of capexec-oci's is mounted in the host's namespace once its
+    // container is gone (runc leaves a config without a mount namespace's
+    // /proc, /dev and /sys there; the script undoes those).
+    let mounted: Vec<String> =
+        programs.iter().filter_map(|(p, r)| r["capexec-oci"]["mounts_left"].as_array().filter(|m| !m.is_empty()).map(|m| format!("{p}: {m:?}"))).collect();
+    assert!(mounted.is_empty(), "capexec-oci left mounts in the host's mount namespace: {mounted:?}");
 }
