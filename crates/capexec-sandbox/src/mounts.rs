@@ -350,7 +350,8 @@ fn dev(o: &impl Ops) -> Result<(), ChildError> {
     // service cannot remount them (no CAP_SYS_ADMIN, no mount syscalls).
     for n in DEV_NODES {
         let dst = dev.join(n);
-        touch(o, &dst)?;
+        // The tmpfs is new and empty: no parent to make, nothing there yet.
+        o.create_file(&dst, 0o600, b"", false).map_err(|e| err(format!("create mount point {}", dst.display()), e))?;
         bind(o, &host(&dst), &dst)?;
     }
     // ptmx as the runtime-spec has it: the devpts instance's own, where a
