@@ -234,6 +234,20 @@ pub fn wait_port(port: u16, timeout: Duration) -> bool {
 }
 
 /// Polls `find` until it returns nothing or `timeout` passes; returns what is left.
+/// What `find` finds once it finds anything (empty after `timeout`): a
+/// process a service runs may still be the shell that execs it, or a child
+/// forked but not yet exec'd, when the service is reported started.
+pub fn wait_found_by(find: impl Fn() -> Vec<i32>, timeout: Duration) -> Vec<i32> {
+    let start = Instant::now();
+    loop {
+        let found = find();
+        if !found.is_empty() || start.elapsed() > timeout {
+            return found;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 pub fn wait_gone_by(find: impl Fn() -> Vec<i32>, timeout: Duration) -> Vec<i32> {
     let start = Instant::now();
     loop {

@@ -200,7 +200,8 @@ fn reload_keeps_unchanged_restarts_changed_stops_removed_and_adds_new() {
     assert!(r["errors"]["broken"].as_str().unwrap().contains("broken.svc:2"), "errors name file and line: {v:#}");
     assert_eq!(pid_of(&d.status("same")), pids[0], "an unchanged service keeps running");
     d.wait_for("changed", T, "the new declaration running", |s| s["state"] == "running" && s["main_pid"].as_i64() != Some(pids[1] as i64));
-    assert!(pids_exact("sleep 100402").is_empty() && pids_exact("sleep 100412").len() == 1, "changed runs the new argv");
+    assert_eq!(wait_found_by(|| pids_exact("sleep 100412"), T).len(), 1, "changed runs the new argv");
+    assert!(pids_exact("sleep 100402").is_empty(), "the old argv is gone");
     assert!(wait_gone_by(|| pids_exact("sleep 100403"), T).is_empty(), "a removed service is stopped");
     let list = ok(&d.ctl(&["list"]));
     assert!(!list.contains("removed ") && list.contains("bad-declaration"), "{list}");
@@ -745,12 +746,12 @@ fn forking_services_run_until_the_daemon_they_left_ends() {
         let out = ok(&d.ctl(&["start", "forker"]));
         assert!(out.contains("forker: started (running"), "{out}");
         assert!(t.elapsed() >= Duration::from_millis(380), "running before the started process exited: {:?}", t.elapsed());
-        let mains = pids_exact(&format!("sleep {main}"));
+        let mains = wait_found_by(|| pids_exact(&format!("sleep {main}")), T);
         assert_eq!(mains.len(), 1, "the daemon's main process runs ({extra})");
         // Without a pid namespace of its own the file holds the host's pid.
         let written: i32 = std::fs::read_to_string(&pid_file).unwrap().trim().parse().unwrap();
         assert_eq!(written == mains[0], !own_pid_ns, "pid file {written}, host pid {} ({extra})", mains[0]);
-        assert_eq!(pids_exact(&format!("sleep {other}")).len(), 1);
+        assert_eq!(wait_found_by(|| pids_exact(&format!("sleep {other}")), T).len(), 1);
         // Its main process ends: so does the service, and the rest with it.
         nix::sys::signal::kill(nix::unistd::Pid::from_raw(mains[0]), nix::sys::signal::Signal::SIGKILL).unwrap();
         let s = d.wait_for("forker", T, "the end of the service", |s| s["state"] != "running");
@@ -759,7 +760,7 @@ fn forking_services_run_until_the_daemon_they_left_ends() {
 
         // Started again, then stopped: the stop signal reaches the daemon.
         ok(&d.ctl(&["start", "forker"]));
-        assert_eq!(pids_exact(&format!("sleep {main}")).len(), 1);
+        assert_eq!(wait_found_by(|| pids_exact(&format!("sleep {main}")), T).len(), 1);
         let out = ok(&d.ctl(&["stop", "forker"]));
         assert!(out.contains("forker: stopped"), "{out}");
         assert_eq!(wait_gone_by(|| pids_exact(&format!("sleep {main}")), T), Vec::<i32>::new());
@@ -771,7 +772,7 @@ fn forking_services_run_until_the_daemon_they_left_ends() {
         if own_pid_ns {
             // Without a pid file: running while any process is left.
             ok(&d.ctl(&["start", "any"]));
-            let lones = pids_exact(&format!("sleep {lone}"));
+            let lones = wait_found_by(|| pids_exact(&format!("sleep {lone}")), T);
             assert_eq!(lones.len(), 1);
             assert_eq!(d.status("any")["state"], "running");
             nix::sys::signal::kill(nix::unistd::Pid::from_raw(lones[0]), nix::sys::signal::Signal::SIGTERM).unwrap();
