@@ -214,16 +214,20 @@ pub fn rotated(path: &Path, i: u32) -> PathBuf {
     PathBuf::from(s)
 }
 
-/// Reads one of the service's pipes until EOF (every process holding the
-/// write end has exited).
-///
-/// The read buffer is shared by every reader of the (single-threaded) event
-/// loop instead of living in each task: a thousand services would otherwise
-/// hold 2000 idle 64 KiB buffers.
-pub async fn read_pipe(sink: Arc<LogSink>, fd: OwnedFd, stream: Stream) {
+/// Runs `f` with the read buffer shared by every pipe reader of the
+/// (single-threaded) event loop, instead of one living in each task: a
+/// thousand services would otherwise hold three thousand idle buffers (their
+/// output, their errors, their broker's reports).
+pub(crate) fn with_read_buffer<R>(f: impl FnOnce(&mut [u8]) -> R) -> R {
     thread_local! {
         static BUF: std::cell::RefCell<Vec<u8>> = std::cell::RefCell::new(vec![0u8; 64 * 1024]);
     }
+    BUF.with_borrow_mut(|buf| f(buf))
+}
+
+/// Reads one of the service's pipes until EOF (every process holding the
+/// write end has exited).
+pub async fn read_pipe(sink: Arc<LogSink>, fd: OwnedFd, stream: Stream) {
     let rx = match tokio::net::unix::pipe::Receiver::from_owned_fd(fd) {
         Ok(r) => r,
         Err(e) => {
@@ -236,7 +240,7 @@ pub async fn read_pipe(sink: Arc<LogSink>, fd: OwnedFd, stream: Stream) {
         if rx.readable().await.is_err() {
             break;
         }
-        let lines = BUF.with_borrow_mut(|buf| match rx.try_read(buf) {
+        let lines = with_read_buffer(|buf| match rx.try_read(buf) {
             Ok(0) => None,
             Ok(n) => Some(split_lines(&buf[..n], &mut partial, stream)),
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => Some(Vec::new()),

@@ -239,15 +239,22 @@ async fn read_reports(fd: OwnedFd, unit: String, run: u64, tx: mpsc::UnboundedSe
     /// Longer lines are no report the broker wrote whole: dropped.
     const MAX_LINE: usize = 8192;
     let Ok(rx) = tokio::net::unix::pipe::Receiver::from_owned_fd(fd) else { return };
-    let (mut buf, mut partial) = (vec![0u8; 16 * 1024], Vec::new());
+    let mut partial = Vec::new();
     while rx.readable().await.is_ok() {
-        let n = match rx.try_read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => n,
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
-            Err(_) => break,
-        };
-        partial.extend_from_slice(&buf[..n]);
+        let read = crate::logs::with_read_buffer(|buf| match rx.try_read(buf) {
+            Ok(0) => Err(()),
+            Ok(n) => {
+                partial.extend_from_slice(&buf[..n]);
+                Ok(true)
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => Ok(false),
+            Err(_) => Err(()),
+        });
+        match read {
+            Err(()) => break,
+            Ok(false) => continue,
+            Ok(true) => {}
+        }
         while let Some(end) = partial.iter().position(|b| *b == b'\n') {
             let line: Vec<u8> = partial.drain(..=end).collect();
             let Some(r) = std::str::from_utf8(&line[..end]).ok().and_then(capexec_broker::Report::decode) else { continue };
