@@ -61,9 +61,6 @@ pub struct ChildArgs<'a> {
     pub detach: bool,
     /// See `SpawnOptions::console`.
     pub console: Option<RawFd>,
-    /// Create the new network namespace here (`unshare`), not in the clone:
-    /// see `launch::begin`.
-    pub unshare_net: bool,
 }
 
 /// Reports `e` on the error pipe `fd`, or, once nobody reads it (`-1`: a
@@ -274,12 +271,6 @@ fn setup(a: &ChildArgs) -> Result<Option<OwnedFd>, ChildError> {
     let mut b = [0u8; 1];
     if !matches!(nix::unistd::read(a.sync_rd, &mut b), Ok(1)) {
         exit(125); // the parent is gone: nobody to report to
-    }
-    // Owned by the same user namespace as one made by the clone (this
-    // process is in it already), and made before anything uses it.
-    if a.unshare_net {
-        nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET)
-            .map_err(|e| ChildError::io(Step::Network, "create the network namespace (unshare)", std::io::Error::from(e)))?;
     }
     // Into a running sandbox's namespaces before anything that depends on
     // them: ids (its user namespace), the view, and the pid namespace the

@@ -483,17 +483,7 @@ fn begin(plan: &SetupPlan, opts: &SpawnOptions) -> Result<Starting, LaunchError>
     let last_cap = cap_last_cap();
     let _ = sigprocmask(SigmaskHow::SIG_BLOCK, Some(&blocked_set()), None);
 
-    // The network namespace is the dearest part of the clone (setup_net: a
-    // third of the daemon's launcher's CPU per start). Made by the child
-    // after the clone instead, it is made while the launcher already clones
-    // the next service, on the other CPU. Not when a hook runs between the
-    // clone and the setup (`before_setup`: OCI prestart and createRuntime
-    // hooks, network plugins among them), which must find it.
-    let unshare_net = opts.before_setup.is_none() && plan.clone_flags & libc::CLONE_NEWNET != 0;
-    let mut flags = plan.clone_flags | if opts.clone_parent { libc::CLONE_PARENT } else { 0 };
-    if unshare_net {
-        flags &= !libc::CLONE_NEWNET;
-    }
+    let flags = plan.clone_flags | if opts.clone_parent { libc::CLONE_PARENT } else { 0 };
     let (pid, pidfd) = match user_ns {
         // SAFETY: this process is single-threaded (checked above).
         Some(user_ns) => unsafe { clone_in_user_ns(user_ns, pid_ns.as_ref().map(|(target, _)| *target), flags, &plan.name)? },
@@ -535,7 +525,6 @@ fn begin(plan: &SetupPlan, opts: &SpawnOptions) -> Result<Starting, LaunchError>
             enter: &enter_fds,
             detach: opts.detach || opts.gate.is_some(),
             console: opts.console,
-            unshare_net,
         };
         child::run(&args);
     };

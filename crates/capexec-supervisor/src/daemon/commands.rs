@@ -121,7 +121,7 @@ impl Daemon {
                 job.sandboxed = true;
                 let req = launcher::LauncherRequest::Task { id, init_pid, post: job.kind == JobKind::Post };
                 let data = serde_json::to_vec(&req).expect("requests serialise");
-                self.launch_tx.send(data, Vec::new());
+                let _ = self.launch_tx.send((data, Vec::new()));
                 // The helper is the service's to stop (SIGSTOP, same uid and
                 // domain): a job never waits longer than this for it.
                 let (tx, limit) = (self.tx.clone(), s.spec.service.ready_timeout);

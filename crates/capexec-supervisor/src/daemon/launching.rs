@@ -163,7 +163,7 @@ impl Daemon {
         }
         s.launching = Some(id);
         self.launches.insert(id, name.to_owned());
-        self.launch_tx.send(data, vec![OwnedFd::from(null), out_w, err_w, rep_w]);
+        let _ = self.launch_tx.send((data, vec![OwnedFd::from(null), out_w, err_w, rep_w]));
         Ok(())
     }
 

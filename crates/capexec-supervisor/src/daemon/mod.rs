@@ -218,35 +218,7 @@ const SETTLED: &[State] = &[State::Stopped, State::Exited, State::Failed];
 const STARTED: &[State] = &[State::Running, State::Stopped, State::Exited, State::Failed, State::WaitingToRestart];
 
 /// Encoded launch requests with their fds, on their way to the launcher.
-/// A request goes straight onto the launcher's socket when nothing waits
-/// before it and the socket has room: the daemon runs on one thread, so a
-/// queue drained by a task would hold every request until the daemon's
-/// current work ends — all of a start of 1000 services, during which the
-/// launcher would sit idle. Otherwise (full socket, or requests queued
-/// before it) it waits in order for the writer task.
-struct LaunchQueue {
-    tx: mpsc::UnboundedSender<(Vec<u8>, Vec<OwnedFd>)>,
-    /// The launcher's socket (non-blocking) and how many requests wait in
-    /// `tx`; none for a test's fake launcher, which reads `tx` only.
-    direct: Option<(Arc<AsyncFd<OwnedFd>>, Arc<std::sync::atomic::AtomicUsize>)>,
-}
-
-impl LaunchQueue {
-    fn send(&self, data: Vec<u8>, fds: Vec<OwnedFd>) {
-        use std::sync::atomic::Ordering;
-        if let Some((sock, queued)) = &self.direct {
-            if queued.load(Ordering::Acquire) == 0 {
-                // On EAGAIN (a full socket) it waits its turn; any other
-                // error the writer task meets again and reports.
-                if fdpass::send(sock.get_ref().as_raw_fd(), &data, &fdpass::raw(&fds)).is_ok() {
-                    return;
-                }
-            }
-            queued.fetch_add(1, Ordering::AcqRel);
-        }
-        let _ = self.tx.send((data, fds));
-    }
-}
+type LaunchQueue = mpsc::UnboundedSender<(Vec<u8>, Vec<OwnedFd>)>;
 
 fn pidfd_signal(fd: &OwnedFd, sig: i32) -> bool {
     capexec_sys::process::pidfd_send_signal(fd.as_fd(), sig).is_ok()
@@ -480,8 +452,7 @@ fn start_launcher_io(l: launcher::Launcher, tx: mpsc::UnboundedSender<Ev>) -> Re
     // descriptor) until the AsyncFd drops it after deregistering.
     let fd = Arc::new(unsafe { AsyncFd::register(l.sock) }.map_err(|e| SupervisorError::Sys { op: "watch the launcher's socket", source: e.into() })?);
     let (ltx, mut lrx) = mpsc::unbounded_channel::<(Vec<u8>, Vec<OwnedFd>)>();
-    let queued = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let (wfd, wqueued, wfd_direct) = (fd.clone(), queued.clone(), fd.clone());
+    let wfd = fd.clone();
     tokio::spawn(async move {
         while let Some((data, fds)) = lrx.recv().await {
             loop {
@@ -497,9 +468,6 @@ fn start_launcher_io(l: launcher::Launcher, tx: mpsc::UnboundedSender<Ev>) -> Re
                     }
                 }
             }
-            // Sent: the next request may go straight to the socket once
-            // none waits before it.
-            wqueued.fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
         }
     });
     tokio::spawn(async move {
@@ -525,7 +493,7 @@ fn start_launcher_io(l: launcher::Launcher, tx: mpsc::UnboundedSender<Ev>) -> Re
         }
         let _ = tx.send(Ev::LauncherGone);
     });
-    Ok(LaunchQueue { tx: ltx, direct: Some((wfd_direct, queued)) })
+    Ok(ltx)
 }
 
 async fn accept_loop(l: tokio::net::UnixListener, access: Access, tx: mpsc::UnboundedSender<Ev>) {

@@ -52,7 +52,7 @@ impl Harness {
         let (launch_tx, launches) = mpsc::unbounded_channel();
         let target = Target::Files { dir: root.join("logs"), max_size: 1 << 20, keep: 1 };
         let rootless = !nix::unistd::geteuid().is_root();
-        let d = Daemon::new(cfg, Context::current(), None, target, rootless, tx, LaunchQueue { tx: launch_tx, direct: None });
+        let d = Daemon::new(cfg, Context::current(), None, target, rootless, tx, launch_tx);
         Harness { d, rx, launches, _scratch: scratch }
     }
 
@@ -342,49 +342,4 @@ async fn reload_and_start_post_go_to_the_task_helper() {
     assert!(h.launcher(LauncherEvent::Exited { init_pid: 4_000_501, code: 143 }));
     let st = h.status("web");
     assert_eq!((st.state.as_str(), st.error.as_deref()), ("failed", Some("exec.start_post[0] `/bin/false` exited with status 1")));
-}
-
-/// The launcher queue sends straight to the socket while nothing waits, and
-/// once the socket is full queues the rest and delivers every request, in
-/// the order sent. (The daemon depends on that order: a task request must
-/// not overtake the launch of its service.)
-#[tokio::test]
-async fn launch_queue_keeps_order_past_a_full_socket() {
-    let (daemon_end, launcher_end) = fdpass::socketpair().expect("socketpair");
-    nix::fcntl::fcntl(launcher_end.as_raw_fd(), nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK)).expect("O_NONBLOCK");
-    let (tx, _rx) = mpsc::unbounded_channel();
-    let q = start_launcher_io(launcher::Launcher { pid: 0, sock: daemon_end }, tx).expect("the launcher's io");
-    let sent = 2000u32;
-    let mut queued_at = None;
-    for i in 0..sent {
-        q.send(i.to_string().into_bytes(), Vec::new());
-        let waiting = q.direct.as_ref().expect("a real socket").1.load(std::sync::atomic::Ordering::Acquire);
-        if waiting > 0 && queued_at.is_none() {
-            queued_at = Some(i);
-        }
-    }
-    let queued_at = queued_at.expect("2000 requests fill the socket's buffer: some must have queued");
-    assert!(queued_at > 0, "the first request goes straight to the socket");
-    // Room on the socket while requests still wait for the writer task
-    // (it has not run): the next ones must wait behind them, not overtake.
-    let mut buf = Vec::new();
-    let mut got = Vec::new();
-    for _ in 0..10 {
-        let (n, _) = fdpass::recv(launcher_end.as_raw_fd(), &mut buf).expect("recv").expect("a request");
-        got.push(String::from_utf8(buf[..n].to_vec()).unwrap().parse::<u32>().unwrap());
-    }
-    let sent = sent + 10;
-    for i in sent - 10..sent {
-        q.send(i.to_string().into_bytes(), Vec::new());
-    }
-    // Read as the launcher would, letting the writer task run in between.
-    while got.len() < sent as usize {
-        match fdpass::recv(launcher_end.as_raw_fd(), &mut buf) {
-            Ok(Some((n, _))) => got.push(String::from_utf8(buf[..n].to_vec()).unwrap().parse::<u32>().unwrap()),
-            Ok(None) => panic!("the daemon's end closed"),
-            Err(e) if e.raw_os_error() == Some(libc::EAGAIN) => tokio::task::yield_now().await,
-            Err(e) => panic!("recv: {e}"),
-        }
-    }
-    assert_eq!(got, (0..sent).collect::<Vec<_>>(), "requests arrive in the order sent");
 }
