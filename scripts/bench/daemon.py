@@ -18,7 +18,7 @@ filesystem instead.
 
 Usage (as root): scripts/bench/daemon.py [--services N] [--status-runs N] [--capexec PATH] [--work-on tmpfs|disk] [--no-write]
 """
-import argparse, json, os, shutil, signal, statistics, subprocess, sys, tempfile, time
+import argparse, datetime, json, os, shutil, signal, statistics, subprocess, sys, tempfile, time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -31,6 +31,15 @@ def rss_kib(pid):
         if line.startswith("VmRSS:"):
             return int(line.split()[1])
     return 0
+
+
+def started_at(log):
+    """The wall-clock time of the daemon's `started` note in a service's log
+    file: when the daemon took the launcher's report and marked it running."""
+    for line in log.read_text().splitlines():
+        if " capexec: started" in line:
+            return datetime.datetime.fromisoformat(line.split()[0].replace("Z", "+00:00")).timestamp()
+    return None
 
 
 def ctl(capexec, sock, *args):
@@ -58,7 +67,7 @@ def main():
     sock = str(work / "run/control.sock")
     cgroup = f"capexec-bench-{os.getpid()}"
     log = open(work / "daemon.log", "w")
-    t0 = time.perf_counter()
+    t0, wall0 = time.perf_counter(), time.time()
     d = subprocess.Popen([a.capexec, "daemon", "--runtime-dir", str(work / "run"), "--state-dir", str(work / "state"),
                           "--log-dir", str(work / "logs"), "--log-files", "--unit-path", str(units), "--cgroup", cgroup],
                          stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=log)
@@ -78,8 +87,17 @@ def main():
             if time.perf_counter() - t0 > 120:
                 sys.exit(f"daemon bench: only {running} of {a.services} running after 120 s")
             # Polling costs the daemon a 1000-row answer each time: not too often.
-            time.sleep(0.25)
-        all_running = time.perf_counter() - t0
+            if running < a.services:
+                time.sleep(0.25)
+        polled = time.perf_counter() - t0
+        # The poll above only says when to look (it sees the last start up
+        # to 0.25 s late, and its own `capexec list` costs time); the time is
+        # the last service's `started` note, written as the daemon marks it
+        # running.
+        last = [started_at(work / "logs" / f"{n}.log") for n in names]
+        if None in last:
+            sys.exit("daemon bench: a running service has no `started` line in its log")
+        all_running = max(last) - wall0
         time.sleep(1)  # settle: pipes drained, first log lines written
         children = Path(f"/proc/{d.pid}/task/{d.pid}/children").read_text().split()
         daemon_rss = rss_kib(d.pid)
@@ -122,7 +140,8 @@ def main():
     rows = [
         "| measure | value | target |",
         "|---|---|---|",
-        f"| time until all {a.services} services run (from daemon start) | {all_running:.2f} s | ≤ 3 s: {ok(all_running, 3)} |",
+        f"| time until all {a.services} services run (from daemon start to the last `started` note) | {all_running:.2f} s | ≤ 3 s: {ok(all_running, 3)} |",
+        f"| the same, as the 0.25 s poll of `capexec list` saw it | {polled:.2f} s | — |",
         f"| daemon RSS with {a.services} running | {mib(daemon_rss):.1f} MiB | ≤ 32 MiB (issue 18): {ok(mib(daemon_rss), 32)} |",
         f"| launcher process RSS | {mib(launcher_rss):.1f} MiB | — |",
         f"| `capexec status UNIT`, median | {med:.2f} ms | — |",
