@@ -663,21 +663,37 @@ pub fn brokers_under(root: i32) -> Vec<i32> {
 /// `capexec run --unit U -- PROGRAM ARGS` as `who` with stdin and stdout
 /// piped, for probe cases that wait for the test between steps (the test
 /// looks at the broker — the capexec process — between them).
-pub fn interactive_under(who: As, u: &Path, program: &Path, args: &[&str]) -> (std::process::Child, std::io::BufReader<std::process::ChildStdout>) {
+pub fn interactive_under(who: As, u: &Path, program: &Path, args: &[&str]) -> (std::process::Child, ProbeOutput) {
     use std::process::Stdio;
     let mut c = command(who);
     c.arg("run").arg("--unit").arg(u).arg("--").arg(program).args(args);
     c.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
     let mut child = c.spawn().unwrap();
-    let out = std::io::BufReader::new(child.stdout.take().unwrap());
-    (child, out)
+    let mut err = child.stderr.take().unwrap();
+    let stderr = std::thread::spawn(move || {
+        let mut all = Vec::new();
+        let _ = std::io::Read::read_to_end(&mut err, &mut all);
+        all
+    });
+    let stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+    (child, ProbeOutput { stdout, stderr: Some(stderr) })
+}
+
+/// What an [`interactive_under`] probe writes: its stdout, read by the test
+/// line by line, and its stderr, drained by a thread from the start. Left
+/// unread until the end, the stderr pipe fills (64 KiB: the broker's refusal
+/// lines, 20 a second, fill it in about 20 s of a slow run), the broker
+/// blocks writing to it with the probe's call in hand, and the test hangs.
+pub struct ProbeOutput {
+    stdout: std::io::BufReader<std::process::ChildStdout>,
+    stderr: Option<std::thread::JoinHandle<Vec<u8>>>,
 }
 
 /// Reads the probe's lines (into `seen`) up to one equal to `want`.
-pub fn wait_line(out: &mut std::io::BufReader<std::process::ChildStdout>, want: &str, seen: &mut String) {
+pub fn wait_line(out: &mut ProbeOutput, want: &str, seen: &mut String) {
     loop {
         let mut l = String::new();
-        assert!(std::io::BufRead::read_line(out, &mut l).unwrap() > 0, "the probe ended before `{want}`:\n{seen}");
+        assert!(std::io::BufRead::read_line(&mut out.stdout, &mut l).unwrap() > 0, "the probe ended before `{want}`:\n{seen}");
         seen.push_str(&l);
         if l.trim() == want {
             return;
@@ -698,13 +714,14 @@ pub fn fds_of(pid: u32) -> Vec<String> {
 
 /// Reads the rest of an [`interactive_under`] probe and fails the test on any
 /// `ESCAPED`, on no `BLOCKED` or on a non-zero exit. Returns all its output.
-pub fn finish(child: std::process::Child, mut out: std::io::BufReader<std::process::ChildStdout>, mut seen: String) -> String {
+pub fn finish(mut child: std::process::Child, mut out: ProbeOutput, mut seen: String) -> String {
     let mut rest = String::new();
-    std::io::Read::read_to_string(&mut out, &mut rest).unwrap();
+    std::io::Read::read_to_string(&mut out.stdout, &mut rest).unwrap();
     seen.push_str(&rest);
-    let o = child.wait_with_output().unwrap();
-    let all = format!("{seen}\nstderr:\n{}", String::from_utf8_lossy(&o.stderr));
-    assert!(!all.contains("ESCAPED") && all.contains("BLOCKED") && o.status.success(), "{all}");
+    let status = child.wait().unwrap();
+    let stderr = out.stderr.take().map(|t| t.join().unwrap()).unwrap_or_default();
+    let all = format!("{seen}\nstderr:\n{}", String::from_utf8_lossy(&stderr));
+    assert!(!all.contains("ESCAPED") && all.contains("BLOCKED") && status.success(), "{all}");
     all
 }
 
@@ -773,7 +790,7 @@ pub fn set_pid_max_in(pid: i32, value: u32) -> Result<(), String> {
 /// handshakes and fails the test if the broker (the capexec process) holds
 /// other fds after than before; `at_before` runs at BEFORE with the broker's
 /// pid. Returns the probe's output (see [`finish`]).
-pub fn broker_fds_unchanged(mut child: std::process::Child, mut out: std::io::BufReader<std::process::ChildStdout>, at_before: impl FnOnce(u32)) -> String {
+pub fn broker_fds_unchanged(mut child: std::process::Child, mut out: ProbeOutput, at_before: impl FnOnce(u32)) -> String {
     use std::io::Write;
     let mut seen = String::new();
     wait_line(&mut out, "BEFORE", &mut seen);

@@ -4,7 +4,7 @@
 //! programs through the stub resolver and the generated passwd and group.
 
 use capexec_integration_tests::*;
-use std::io::{BufReader, Write};
+use std::io::Write;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::process::Child;
 use std::time::Duration;
@@ -72,7 +72,7 @@ both!(client_grants, |who: As| {
     }
 });
 
-fn interactive(who: As, u: &std::path::Path, case: &str) -> (Child, BufReader<std::process::ChildStdout>) {
+fn interactive(who: As, u: &std::path::Path, case: &str) -> (Child, ProbeOutput) {
     interactive_under(who, u, &client_probe(), &[case])
 }
 
