@@ -7,7 +7,7 @@ use crate::error::LaunchError;
 use crate::seccomp;
 use capexec_decl::spec::*;
 use seccompiler::BpfProgram;
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashSet};
 use std::ffi::CString;
 use std::path::{Path, PathBuf};
 
@@ -659,12 +659,13 @@ fn plan_inheriting(
     // may lead onto a read-only bind, and the source, looked up under the
     // old root, to the view's own copy instead of the host's directory.
     let mut declared: Vec<Mount> = Vec::new();
+    let mut seen = HashSet::new();
     let rooted = spec.filesystem.root.as_ref();
     for m in &spec.filesystem.mounts {
         // In a root filesystem of its own a path is the view's, not the host's.
         let path = if rooted.is_some() { m.path.clone() } else { real_parent(&m.path) };
         // Two declared paths may now be one (/lib/modules is /usr/lib/modules).
-        if !declared.iter().any(|d| d.path == path) {
+        if seen.insert(path.clone()) {
             declared.push(Mount { path, ..m.clone() });
         }
     }
