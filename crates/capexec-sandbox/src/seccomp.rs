@@ -259,30 +259,36 @@ fn seg_lo(s: &Seg) -> u32 {
     }
 }
 
-/// Emits a binary search over sorted, disjoint segments. Numbers in no segment
-/// get `deny`. Every jump is 0 or 1 instructions, or a 32-bit JA, so the tree can
-/// be any size.
-fn tree(segs: &[Seg], deny: u32) -> Vec<sock_filter> {
+/// Emits a binary search over sorted, disjoint segments onto `out`. Numbers in
+/// no segment get `deny`. Every jump is 0 or 1 instructions, or a 32-bit JA, so
+/// the tree can be any size. Written in place (the JA over the left half is
+/// patched once that half is out): built per launch, the tree made of
+/// per-node vectors copied upwards was 3% of `capexec run`'s user CPU.
+fn tree(segs: &[Seg], deny: u32, out: &mut Vec<sock_filter>) {
     if let [seg] = segs {
-        return match seg {
-            Seg::Allow(lo, hi) => {
-                vec![jump(BPF_JGE_K, *lo, 1, 0), stmt(BPF_RET_K, deny), jump(BPF_JGT_K, *hi, 0, 1), stmt(BPF_RET_K, deny), stmt(BPF_RET_K, SECCOMP_RET_ALLOW)]
-            }
+        match seg {
+            Seg::Allow(lo, hi) => out.extend_from_slice(&[
+                jump(BPF_JGE_K, *lo, 1, 0),
+                stmt(BPF_RET_K, deny),
+                jump(BPF_JGT_K, *hi, 0, 1),
+                stmt(BPF_RET_K, deny),
+                stmt(BPF_RET_K, SECCOMP_RET_ALLOW),
+            ]),
             Seg::Rule(nr, block) => {
-                let mut v = vec![jump(BPF_JEQ_K, *nr, 1, 0), stmt(BPF_RET_K, deny)];
-                v.extend(block.iter().cloned());
-                v
+                out.extend_from_slice(&[jump(BPF_JEQ_K, *nr, 1, 0), stmt(BPF_RET_K, deny)]);
+                out.extend_from_slice(block);
             }
-        };
+        }
+        return;
     }
     let mid = segs.len() / 2;
-    let left = tree(&segs[..mid], deny);
-    let right = tree(&segs[mid..], deny);
     // nr >= first number of the right half: skip over the left half.
-    let mut v = vec![jump(BPF_JGE_K, seg_lo(&segs[mid]), 0, 1), libc_ja(left.len() as u32)];
-    v.extend(left);
-    v.extend(right);
-    v
+    out.push(jump(BPF_JGE_K, seg_lo(&segs[mid]), 0, 1));
+    let ja = out.len();
+    out.push(libc_ja(0));
+    tree(&segs[..mid], deny, out);
+    out[ja] = libc_ja((out.len() - ja - 1) as u32);
+    tree(&segs[mid..], deny, out);
 }
 
 fn libc_ja(off: u32) -> sock_filter {
@@ -563,7 +569,7 @@ pub fn allowlist(mut nrs: Vec<(u32, Option<Vec<sock_filter>>)>, deny: u32) -> Re
     if segs.is_empty() {
         prog.push(stmt(BPF_RET_K, deny));
     } else {
-        prog.extend(tree(&segs, deny));
+        tree(&segs, deny, &mut prog);
     }
     if prog.len() > 4096 {
         return Err(LaunchError::Seccomp(format!("filter has {} instructions; the kernel allows 4096", prog.len())));
