@@ -1,10 +1,13 @@
-//! Links the unwinder statically instead of loading libgcc_s.so.1.
+//! Links the unwinder statically instead of loading libgcc_s.so.1: the build
+//! script of the binaries whose start-up is on a launch's path (`capexec`,
+//! started by every `capexec run`, and `capexec-oci`, started by the engine
+//! for every container operation).
 //!
 //! Rust's standard library on linux-gnu asks for libgcc_s for its unwinder
 //! (panics, backtraces). Loaded at run time, it is one more shared object
 //! for ld.so to open, map and relocate, and its constructor runs the CPU
 //! feature probe a second time (CPUID, which traps to the hypervisor on a
-//! VM) — on every `capexec run`. The same unwinder comes as a static archive
+//! VM) — on every start. The same unwinder comes as a static archive
 //! with gcc (libgcc_eh.a, what `gcc -static-libgcc` links). Named here, it
 //! sits before the standard library's `-lgcc_s` on the link line, so the
 //! linker takes the unwinder from it and `--as-needed` drops libgcc_s
@@ -20,5 +23,5 @@ fn main() {
     if os == "linux" && env == "gnu" && !crt_static {
         println!("cargo:rustc-link-lib=static:-bundle=gcc_eh");
     }
-    println!("cargo:rerun-if-changed=build.rs");
+    println!("cargo:rerun-if-changed=../../build/static-unwinder.rs");
 }
