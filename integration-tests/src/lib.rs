@@ -676,7 +676,7 @@ pub fn interactive_under(who: As, u: &Path, program: &Path, args: &[&str]) -> (s
         all
     });
     let stdout = std::io::BufReader::new(child.stdout.take().unwrap());
-    (child, ProbeOutput { stdout, stderr: Some(stderr) })
+    (child, ProbeOutput { stdout, stderr })
 }
 
 /// What an [`interactive_under`] probe writes: its stdout, read by the test
@@ -686,7 +686,7 @@ pub fn interactive_under(who: As, u: &Path, program: &Path, args: &[&str]) -> (s
 /// blocks writing to it with the probe's call in hand, and the test hangs.
 pub struct ProbeOutput {
     stdout: std::io::BufReader<std::process::ChildStdout>,
-    stderr: Option<std::thread::JoinHandle<Vec<u8>>>,
+    stderr: std::thread::JoinHandle<Vec<u8>>,
 }
 
 /// Reads the probe's lines (into `seen`) up to one equal to `want`.
@@ -714,12 +714,13 @@ pub fn fds_of(pid: u32) -> Vec<String> {
 
 /// Reads the rest of an [`interactive_under`] probe and fails the test on any
 /// `ESCAPED`, on no `BLOCKED` or on a non-zero exit. Returns all its output.
-pub fn finish(mut child: std::process::Child, mut out: ProbeOutput, mut seen: String) -> String {
+pub fn finish(mut child: std::process::Child, out: ProbeOutput, mut seen: String) -> String {
+    let ProbeOutput { mut stdout, stderr } = out;
     let mut rest = String::new();
-    std::io::Read::read_to_string(&mut out.stdout, &mut rest).unwrap();
+    std::io::Read::read_to_string(&mut stdout, &mut rest).unwrap();
     seen.push_str(&rest);
     let status = child.wait().unwrap();
-    let stderr = out.stderr.take().map(|t| t.join().unwrap()).unwrap_or_default();
+    let stderr = stderr.join().unwrap();
     let all = format!("{seen}\nstderr:\n{}", String::from_utf8_lossy(&stderr));
     assert!(!all.contains("ESCAPED") && all.contains("BLOCKED") && status.success(), "{all}");
     all
