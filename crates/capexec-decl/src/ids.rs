@@ -7,8 +7,11 @@
 
 /// The first answer `f` gives for an entry of `path` (its fields split at
 /// `:`), read without copying any field: this is on every launch's path.
-fn find_entry<T>(path: &str, mut f: impl FnMut(&[&str]) -> Option<T>) -> Option<T> {
-    let text = std::fs::read_to_string(path).ok()?;
+fn find_entry<T>(path: &str, f: impl FnMut(&[&str]) -> Option<T>) -> Option<T> {
+    find_in(&std::fs::read_to_string(path).ok()?, f)
+}
+
+fn find_in<T>(text: &str, mut f: impl FnMut(&[&str]) -> Option<T>) -> Option<T> {
     let mut fields = Vec::with_capacity(8);
     for l in text.lines().filter(|l| !l.starts_with('#') && !l.trim().is_empty()) {
         fields.clear();
@@ -27,8 +30,16 @@ fn id_field(f: &[&str]) -> Option<u32> {
 /// Whether /etc/passwd has an entry with this uid or /etc/group one with this gid.
 /// Used for the dynamic range, which only local system accounts occupy in practice.
 pub fn id_in_local_files(id: u32) -> bool {
-    let hit = |path: &str| find_entry(path, |f| (id_field(f) == Some(id)).then_some(())).is_some();
+    // An entry whose id field reads as `id` holds its digits (a "+" or
+    // leading zeros around them too), so a file without them has no such
+    // entry: the usual answer for a dynamic uid, found without splitting
+    // every line of both files on each launch.
+    let hit = |path: &str| std::fs::read_to_string(path).is_ok_and(|text| has_id(&text, id));
     hit("/etc/passwd") || hit("/etc/group")
+}
+
+fn has_id(text: &str, id: u32) -> bool {
+    text.contains(&id.to_string()) && find_in(text, |f| (id_field(f) == Some(id)).then_some(())).is_some()
 }
 
 /// The name for a uid: /etc/passwd first, then NSS.
@@ -90,4 +101,22 @@ pub fn mode_bits_for(m: &std::fs::Metadata, uid: u32, gid: u32, groups: &[u32]) 
         m.mode()
     };
     bits & 7
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // The digits' search only skips files that cannot hold the id: an id
+    // written with a sign or leading zeros still counts, and digits found
+    // elsewhere (another id, a name, a comment) do not.
+    #[test]
+    fn an_id_is_found_however_it_is_written_and_only_in_its_field() {
+        let passwd = "# 61338 in a comment\nroot:x:0:0:root:/root:/bin/bash\nsvc61338:x:161338:161338::/:/bin/false\n";
+        assert!(!has_id(passwd, 61338));
+        assert!(has_id(passwd, 161338));
+        assert!(has_id(passwd, 0));
+        assert!(has_id("svc:x:+0061338:0::/:/bin/false\n", 61338));
+        assert!(!has_id("", 61338));
+    }
 }
