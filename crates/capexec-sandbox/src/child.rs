@@ -61,6 +61,9 @@ pub struct ChildArgs<'a> {
     pub detach: bool,
     /// See `SpawnOptions::console`.
     pub console: Option<RawFd>,
+    /// Init waits for a second byte on `sync_rd` before it starts anything
+    /// of the service's (see `SpawnOptions::on_setup`).
+    pub held: bool,
 }
 
 /// Reports `e` on the error pipe `fd`, or, once nobody reads it (`-1`: a
@@ -104,6 +107,12 @@ pub fn run(a: &ChildArgs) -> ! {
         if let Err(e) = sys::prctl(libc::PR_SET_CHILD_SUBREAPER, 1) {
             report(a.err_wr, &ChildError::io(Step::ForkService, "prctl PR_SET_CHILD_SUBREAPER", e));
             exit(126);
+        }
+    }
+    if a.held {
+        let mut b = [0u8; 1];
+        if !matches!(nix::unistd::read(a.sync_rd, &mut b), Ok(1)) {
+            exit(125); // the parent is gone: nobody to report to
         }
     }
     if let Err(e) = run_commands(a, "exec.start_pre", &a.plan.start_pre, None) {

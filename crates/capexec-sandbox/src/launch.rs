@@ -98,6 +98,13 @@ pub struct SpawnOptions<'a> {
     /// run`'s refusal summary, which must know the run's processes before
     /// their first syscall).
     pub on_clone: Option<&'a dyn Fn(i32)>,
+    /// Runs with init's pid once init has been let go on its setup, while
+    /// it sets up; init starts anything of the service's (its start_pre
+    /// commands, its program) only after this returned. For what must be in
+    /// place before the service's first syscall but need not hold the
+    /// setup up: `capexec run` joins the audit log here, on the other CPU
+    /// while init builds the view.
+    pub on_setup: Option<&'a dyn Fn(i32)>,
     /// Created now, started later (an OCI container's create and start):
     /// the service waits, its setup done, until this fd (the read end of a
     /// FIFO, opened O_RDONLY|O_NONBLOCK, which polls readable once a writer
@@ -525,6 +532,7 @@ fn begin(plan: &SetupPlan, opts: &SpawnOptions) -> Result<Starting, LaunchError>
             enter: &enter_fds,
             detach: opts.detach || opts.gate.is_some(),
             console: opts.console,
+            held: opts.on_setup.is_some(),
         };
         child::run(&args);
     };
@@ -572,6 +580,10 @@ fn begin(plan: &SetupPlan, opts: &SpawnOptions) -> Result<Starting, LaunchError>
     }
     let mut sync_wr = std::fs::File::from(sync_wr);
     sync_wr.write_all(&[1]).map_err(|e| abort(LaunchError::io("signal", "the sandbox child", e)))?;
+    if let Some(f) = opts.on_setup {
+        f(pid);
+        sync_wr.write_all(&[1]).map_err(|e| abort(LaunchError::io("signal", "the sandbox child", e)))?;
+    }
     Ok(Starting {
         pid,
         pidfd,

@@ -233,10 +233,15 @@ pub fn descends_from(pid: i32, ancestor: i32) -> bool {
 /// processes of the run's pid namespace (told by its init's pid), looked up
 /// when their record arrives, Landlock's for the domain its init made.
 ///
-/// The audit socket is joined before the run starts, so that nothing is
-/// missed; its records wait there until the collector reads them. The
-/// collector is a thread of capexec, started once the run's init exists
-/// (capexec forks nothing after that), except in a brokered run: capexec
+/// The audit socket is joined while the run's init sets up, before init
+/// starts anything of the program's (`SpawnOptions::on_setup`), so that
+/// nothing is missed; its records wait there until the collector reads
+/// them. Joining asks the kernel whether audit is on, whose answer comes
+/// from a kernel thread made for it: some 0.2 ms that now run beside init's
+/// setup instead of before the launch. The collector is a thread of
+/// capexec, started then (capexec forks nothing after that, and the clone
+/// into new namespaces, which needs a single thread, is done), except in a
+/// brokered run: capexec
 /// then confines itself to the broker's filter and Landlock layer, which
 /// bind the calling thread only, and a thread made before would keep
 /// capexec's whole authority. There the collector is a child process,
@@ -250,6 +255,8 @@ pub struct Watch {
     shared: std::sync::Arc<Collected>,
     /// The socket, until the collector takes it.
     reader: std::cell::RefCell<Option<crate::audit::Reader>>,
+    /// Whether the socket was joined (not rootless, audit there).
+    listening: std::cell::Cell<bool>,
     /// The child process's pipes (a brokered run).
     child: std::cell::RefCell<Option<(std::fs::File, std::fs::File)>>,
 }
@@ -274,23 +281,33 @@ struct Run {
 }
 
 impl Watch {
-    /// `None` where there is no audit log to read (rootless, no audit).
     /// `print` writes the summary lines.
-    pub fn start(spec: &ServiceSpec, print: fn(&str, &str, &str)) -> Option<Watch> {
-        let reader = crate::audit::open().ok()?;
-        Some(Watch {
+    pub fn new(spec: &ServiceSpec, print: fn(&str, &str, &str)) -> Watch {
+        Watch {
             spec: spec.clone(),
             print,
             brokered: spec.has_broker(),
             shared: Default::default(),
-            reader: std::cell::RefCell::new(Some(reader)),
+            reader: Default::default(),
+            listening: Default::default(),
             child: Default::default(),
-        })
+        }
     }
 
-    /// The run's init exists, as `pid`: read its pid namespace now, while it
-    /// surely lives; without a broker the collector starts.
+    /// Whether the audit log is read (false where there is none to read:
+    /// rootless, no audit); known once [`spawned`](Self::spawned) returned.
+    pub fn listening(&self) -> bool {
+        self.listening.get()
+    }
+
+    /// The run's init exists, as `pid`, and sets up; it starts the program
+    /// only once this returns: the audit socket is joined now, the init's
+    /// pid namespace read while it surely lives, and without a broker the
+    /// collector starts.
     pub fn spawned(&self, pid: i32) {
+        let Ok(reader) = crate::audit::open() else { return };
+        *self.reader.borrow_mut() = Some(reader);
+        self.listening.set(true);
         let ns = std::fs::read_link(format!("/proc/{pid}/ns/pid")).ok();
         if let Ok(mut r) = self.shared.run.lock() {
             *r = Run { init: Some(pid), pid_ns: ns, main: None };
@@ -363,7 +380,7 @@ impl Watch {
 
     /// The summary, where the collector runs: nothing for a success.
     fn summarize(&self, status: i32) {
-        if status == 0 {
+        if status == 0 || !self.listening.get() {
             return;
         }
         let c = &self.shared;

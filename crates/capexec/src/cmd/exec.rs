@@ -146,8 +146,8 @@ fn launch_planned(spec: &ServiceSpec, plan: capexec_sandbox::SetupPlan, mut hand
         },
     };
     let inherited = handoff.raw_fds();
-    let on_spawned = handoff.on_spawned.take();
-    let on_clone = on_spawned.as_deref();
+    let on_setup = handoff.on_setup.take();
+    let on_setup = on_setup.as_deref();
     let on_started = handoff.on_started.take();
     // The network summary's recorder gets its listener while the service
     // waits for it, before exec.
@@ -167,7 +167,7 @@ fn launch_planned(spec: &ServiceSpec, plan: capexec_sandbox::SetupPlan, mut hand
         &capexec_sandbox::SpawnOptions {
             inherited: &inherited,
             cgroup_procs: &cgroup_procs,
-            on_clone,
+            on_setup,
             learner,
             broker_layer: broker.is_some(),
             ..Default::default()

@@ -29,7 +29,7 @@ pub fn run(args: &RunArgs) -> i32 {
             // As root, what the kernel refused the program, for a summary
             // if it fails (see Watch).
             let watch = match nix::unistd::geteuid().is_root() {
-                true => capexec_supervisor::trail::Watch::start(&spec, print_refusal).map(std::rc::Rc::new),
+                true => Some(std::rc::Rc::new(capexec_supervisor::trail::Watch::new(&spec, print_refusal))),
                 false => None,
             };
             let (w, m) = (watch.clone(), watch.clone());
@@ -47,7 +47,7 @@ pub fn run(args: &RunArgs) -> i32 {
                 }) as Box<dyn FnOnce(std::os::fd::OwnedFd)>
             });
             let handoff = super::systemd::Handoff {
-                on_spawned: w.map(|w| Box::new(move |pid| w.spawned(pid)) as Box<dyn Fn(i32)>),
+                on_setup: w.map(|w| Box::new(move |pid| w.spawned(pid)) as Box<dyn Fn(i32)>),
                 on_started: m.map(|m| Box::new(move |pid| m.started(pid)) as Box<dyn Fn(i32)>),
                 net_watch,
                 net_seen: (wanted && brokered).then_some(seen_tx),
@@ -73,9 +73,10 @@ pub fn run(args: &RunArgs) -> i32 {
                     Ok(()) => {}
                 }
             }
-            match watch.and_then(|w| std::rc::Rc::try_unwrap(w).ok()) {
+            match watch.and_then(|w| std::rc::Rc::try_unwrap(w).ok()).filter(|w| w.listening()) {
                 Some(w) => w.finish(code),
-                // Rootless the kernel tells nobody what it refused: say how
+                // Rootless (or without an audit log to read) the kernel
+                // tells nobody what it refused: say how
                 // to find out, to a person (not to a script reading stderr),
                 // after a failure of the program's own (not capexec's 125,
                 // not a program that could not be executed, 126 and 127).

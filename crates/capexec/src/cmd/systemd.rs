@@ -34,9 +34,10 @@ pub struct Handoff {
     pub notify: Option<UnixDatagram>,
     pub watchdog_usec: Option<u64>,
     pub credentials: Option<PathBuf>,
-    /// Told the pid of the service's init once it exists (`capexec run`'s
-    /// refusal summary; not systemd's).
-    pub on_spawned: Option<Box<dyn Fn(i32)>>,
+    /// Told the pid of the service's init while it sets up, before it
+    /// starts the program (`capexec run`'s refusal summary; not systemd's;
+    /// see `SpawnOptions::on_setup`).
+    pub on_setup: Option<Box<dyn Fn(i32)>>,
     /// Told the pid of the service's own process once it runs.
     pub on_started: Option<Box<dyn Fn(i32)>>,
     /// Given the listener of the program's network calls, which it must
