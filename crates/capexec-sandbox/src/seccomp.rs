@@ -620,24 +620,19 @@ pub fn keep_view_filter() -> BpfProgram {
     prog
 }
 
-/// The namespace init only waits, forwards signals and exits; anything else kills it.
+/// The namespace init only waits, forwards signals and exits; anything else
+/// kills it. Built by [`allowlist`] like the service's (a search tree, not
+/// seccompiler's chain of one comparison per call): every launch builds it,
+/// and the kernel converts and JITs it when init installs it.
 pub fn init_filter(forking: bool) -> Result<BpfProgram, LaunchError> {
-    let mut rules: BTreeMap<i64, Vec<SeccompRule>> = BTreeMap::new();
-    for name in ["rt_sigtimedwait", "rt_sigprocmask", "rt_sigreturn", "wait4", "waitid", "kill", "exit", "exit_group", "restart_syscall", "close_range"] {
-        rules.insert(capexec_decl::syscalls::number(name).expect("known syscall"), vec![]);
-    }
+    const WAITS: &[&str] =
+        &["rt_sigtimedwait", "rt_sigprocmask", "rt_sigreturn", "wait4", "waitid", "kill", "exit", "exit_group", "restart_syscall", "close_range"];
     // A forking service's init reads the pid file and sends READY=1 (fcntl:
     // debug builds of std check an OwnedFd is open before closing it).
-    let forking_calls: &[&str] = if forking { &["openat", "read", "close", "socket", "sendto", "fcntl"] } else { &[] };
-    for name in forking_calls {
-        rules.insert(capexec_decl::syscalls::number(name).expect("known syscall"), vec![]);
-    }
-    let filter =
-        SeccompFilter::new(rules, SeccompAction::KillProcess, SeccompAction::Allow, TargetArch::x86_64).map_err(|e| LaunchError::Seccomp(e.to_string()))?;
-    let body: BpfProgram = filter.try_into().map_err(|e: seccompiler::BackendError| LaunchError::Seccomp(e.to_string()))?;
-    let mut prog = prologue();
-    prog.extend(body);
-    Ok(prog)
+    const FORKING: &[&str] = &["openat", "read", "close", "socket", "sendto", "fcntl"];
+    let extra = if forking { FORKING } else { &[] };
+    let nrs = WAITS.iter().chain(extra).map(|n| (capexec_decl::syscalls::number(n).expect("known syscall") as u32, None)).collect();
+    allowlist(nrs, SECCOMP_RET_KILL_PROCESS)
 }
 
 /// Runs a filter built here on one syscall, as the kernel would: a classic-BPF
@@ -1045,9 +1040,24 @@ mod tests {
         assert_eq!(run(&f, AUDIT_ARCH_X86_64, libc::SYS_chroot as u32, [0; 6]), SECCOMP_RET_ALLOW);
     }
 
+    /// Init's filter allows its own calls and kills on any other, for every
+    /// number; a forking service's init may also read its pid file and
+    /// notify.
     #[test]
-    fn init_filter_builds() {
-        assert!(init_filter(false).unwrap().len() > 8);
-        assert!(init_filter(true).unwrap().len() > init_filter(false).unwrap().len());
+    fn init_filter_allows_its_calls_and_kills_on_the_rest() {
+        let mine = ["rt_sigtimedwait", "rt_sigprocmask", "rt_sigreturn", "wait4", "waitid", "kill", "exit", "exit_group", "restart_syscall", "close_range"];
+        let forking = ["openat", "read", "close", "socket", "sendto", "fcntl"];
+        for (prog, allowed) in [(init_filter(false).unwrap(), mine.to_vec()), (init_filter(true).unwrap(), [&mine[..], &forking[..]].concat())] {
+            let allowed: BTreeSet<u32> = allowed.iter().map(|n| nr_of(n)).collect();
+            for nr in (0..1100u32).chain([0x3fff_ffff]) {
+                let want = match nr {
+                    SYS_CLONE3 => ENOSYS_RET,
+                    n if allowed.contains(&n) => SECCOMP_RET_ALLOW,
+                    _ => SECCOMP_RET_KILL_PROCESS,
+                };
+                assert_eq!(run(&prog, AUDIT_ARCH_X86_64, nr, [0; 6]), want, "syscall {nr}");
+            }
+            assert_eq!(run(&prog, 0x4000_0003, nr_of("wait4"), [0; 6]), SECCOMP_RET_KILL_PROCESS, "another architecture");
+        }
     }
 }
