@@ -10,7 +10,7 @@ use capexec_sys::process;
 use nix::sys::signal::{kill, sigprocmask, SigSet, SigmaskHow, Signal};
 use nix::unistd::Pid;
 use std::io::{Read, Write};
-use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 
 pub struct Spawned {
     /// The namespace init's pid, as the host sees it.
@@ -702,18 +702,68 @@ pub fn wait_foreground(s: &Spawned) -> i32 {
 /// [`wait_foreground`], with SIGHUP handed to `on_hup` instead of the
 /// service when given (`capexec exec` runs the service's reload commands).
 pub fn wait_foreground_with(s: &Spawned, on_hup: Option<&dyn Fn()>) -> i32 {
+    wait_foreground_serving(s, on_hup, None)
+}
+
+/// What the foreground wait serves beside the signals: `ready` is called
+/// whenever `fd` polls readable (`capexec run` reads the audit log so, in
+/// its main thread).
+pub struct Serve<'a> {
+    pub fd: BorrowedFd<'a>,
+    pub ready: &'a dyn Fn(),
+}
+
+/// [`wait_foreground_with`], serving `serve` too. Its signals then come
+/// through a signalfd, polled with `serve.fd`; an fd that fails is no
+/// longer polled.
+pub fn wait_foreground_serving(s: &Spawned, on_hup: Option<&dyn Fn()>, serve: Option<Serve<'_>>) -> i32 {
     let set = blocked_set();
-    loop {
-        match process::wait_signal(set.as_ref(), None) {
+    let on_signal = |sig: Option<libc::c_int>| -> Option<i32> {
+        match sig {
             Some(libc::SIGCHLD) | None => match process::wait_child(s.pid, false) {
-                Ok(Some(status)) => return child::exit_code(status),
+                Ok(Some(status)) => return Some(child::exit_code(status)),
                 Ok(None) => {}
-                Err(_) => return 1,
+                Err(_) => return Some(1),
             },
             Some(libc::SIGHUP) if on_hup.is_some() => on_hup.expect("checked")(),
             // Forwarded to our own child, the namespace init.
             Some(sig) => {
                 let _ = Signal::try_from(sig).map(|sig| kill(Pid::from_raw(s.pid), sig));
+            }
+        }
+        None
+    };
+    let sigfd = serve.as_ref().and_then(|_| nix::sys::signalfd::SignalFd::with_flags(&set, nix::sys::signalfd::SfdFlags::SFD_CLOEXEC).ok());
+    let (Some(serve), Some(sigfd)) = (serve, sigfd) else {
+        loop {
+            if let Some(code) = on_signal(process::wait_signal(set.as_ref(), None)) {
+                return code;
+            }
+        }
+    };
+    let mut serving = true;
+    loop {
+        let mut fds = vec![(sigfd.as_fd(), libc::POLLIN)];
+        if serving {
+            fds.push((serve.fd, libc::POLLIN));
+        }
+        let revents = match capexec_sys::poll_many(&fds, -1) {
+            Ok(r) => r,
+            // Nothing to wait with: as wait_foreground does.
+            Err(_) => return wait_foreground_serving(s, on_hup, None),
+        };
+        if let Some(r) = revents.get(1).copied().filter(|r| *r != 0) {
+            if r & libc::POLLIN != 0 {
+                (serve.ready)();
+            }
+            if r & (libc::POLLERR | libc::POLLHUP | libc::POLLNVAL) != 0 {
+                serving = false;
+            }
+        }
+        if revents[0] != 0 {
+            let sig = sigfd.read_signal().ok().flatten().map(|i| i.ssi_signo as libc::c_int);
+            if let Some(code) = on_signal(sig) {
+                return code;
             }
         }
     }

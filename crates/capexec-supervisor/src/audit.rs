@@ -152,20 +152,43 @@ pub fn open() -> Result<Reader, SupervisorError> {
 }
 
 impl Reader {
-    /// Blocks for the next record the trail needs. `Err` when the socket
-    /// failed for good; records the kernel dropped (ENOBUFS) are skipped.
+    /// Blocks for the next record the trail needs (see [`try_next`](Self::try_next)).
     pub fn next(&self) -> std::io::Result<Record> {
+        loop {
+            if let Some(r) = self.try_next()? {
+                return Ok(r);
+            }
+            self.wait(-1)?;
+        }
+    }
+
+    /// Waits at most `timeout_ms` (-1: for ever) until a record may be
+    /// read; false when the time passed first.
+    pub fn wait(&self, timeout_ms: i32) -> std::io::Result<bool> {
+        capexec_sys::poll_one(std::os::fd::AsFd::as_fd(&self.sock), libc::POLLIN, timeout_ms)
+    }
+
+    /// The socket, borrowed, to poll for records.
+    pub fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        std::os::fd::AsFd::as_fd(&self.sock)
+    }
+
+    /// The next record the trail needs among those waiting, without
+    /// blocking: `None` once none waits. `Err` when the socket failed for
+    /// good; records the kernel dropped (ENOBUFS) are skipped.
+    pub fn try_next(&self) -> std::io::Result<Option<Record>> {
         let mut buf = vec![0u8; 16 * 1024];
         loop {
-            let n = match recv(self.sock.as_raw_fd(), &mut buf, MsgFlags::empty()) {
+            let n = match recv(self.sock.as_raw_fd(), &mut buf, MsgFlags::MSG_DONTWAIT) {
                 Ok(n) => n,
+                Err(nix::errno::Errno::EAGAIN) => return Ok(None),
                 Err(nix::errno::Errno::EINTR | nix::errno::Errno::ENOBUFS) => continue,
                 Err(e) => return Err(e.into()),
             };
             let (Some(len), Some(kind)) = (u32_at(&buf[..n], 0), u32_at(&buf[..n], 4).map(|k| k as u16)) else { continue };
             let text = String::from_utf8_lossy(&buf[16..(len as usize).min(n)]);
             if let Some(r) = parse(kind, text.trim_end_matches('\0')) {
-                return Ok(r);
+                return Ok(Some(r));
             }
         }
     }

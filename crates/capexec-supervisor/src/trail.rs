@@ -235,40 +235,43 @@ pub fn descends_from(pid: i32, ancestor: i32) -> bool {
 ///
 /// The audit socket is joined while the run's init sets up, before init
 /// starts anything of the program's (`SpawnOptions::on_setup`), so that
-/// nothing is missed; its records wait there until the collector reads
-/// them. Joining asks the kernel whether audit is on, whose answer comes
-/// from a kernel thread made for it: some 0.2 ms that now run beside init's
-/// setup instead of before the launch. The collector is a thread of
-/// capexec, started then (capexec forks nothing after that, and the clone
-/// into new namespaces, which needs a single thread, is done), except in a
-/// brokered run: capexec
-/// then confines itself to the broker's filter and Landlock layer, which
-/// bind the calling thread only, and a thread made before would keep
-/// capexec's whole authority. There the collector is a child process,
-/// forked once the program runs (off the launch's path) and told the exit
-/// status over a pipe; capexec waits on another for it to end (read and
-/// write are all the broker's filter needs).
+/// nothing is missed; its records wait there until they are read. Joining
+/// asks the kernel whether audit is on, whose answer comes from a kernel
+/// thread made for it: some 0.2 ms that run beside init's setup instead of
+/// before the launch. capexec reads the socket in its main thread, while it
+/// waits for the run ([`poll_fd`](Watch::poll_fd) beside the forwarded
+/// signals, `launch::Serve`) and to the marker once the run failed: no
+/// thread of its own, whose start and whose wake-up to die at exit cost
+/// 0.09 ms per launch. In a brokered run capexec confines itself to the
+/// broker's filter and Landlock layer, and its main thread serves the
+/// broker: there the reader is a child process, forked once the program
+/// runs (off the launch's path), which reads the socket while it waits for
+/// the exit status on a pipe; capexec waits on another for it to end (read
+/// and write are all the broker's filter needs).
 pub struct Watch {
     spec: ServiceSpec,
     print: fn(&str, &str, &str),
     brokered: bool,
-    shared: std::sync::Arc<Collected>,
-    /// The socket, until the collector takes it.
     reader: std::cell::RefCell<Option<crate::audit::Reader>>,
     /// Whether the socket was joined (not rootless, audit there).
     listening: std::cell::Cell<bool>,
+    collected: std::cell::RefCell<Collected>,
     /// The child process's pipes (a brokered run).
     child: std::cell::RefCell<Option<(std::fs::File, std::fs::File)>>,
 }
 
-/// What the collector gathers, shared with whoever prints the summary.
+/// What the reader gathers, for the summary.
 #[derive(Default)]
 struct Collected {
-    run: std::sync::Mutex<Run>,
-    got: std::sync::Mutex<Vec<Record>>,
+    run: Run,
+    got: Vec<Record>,
     /// Seccomp records of processes gone before they could be placed (the
     /// main process's are placed once its pid is known).
-    unresolved: std::sync::Mutex<Vec<Record>>,
+    unresolved: Vec<Record>,
+    /// The Landlock domains of the run's processes, and access records
+    /// whose domain's record has not come yet (it comes after them).
+    domains: std::collections::HashSet<String>,
+    unplaced: Vec<Record>,
 }
 
 /// What the reader knows of the run: its init, the pid namespace its
@@ -280,6 +283,46 @@ struct Run {
     main: Option<i32>,
 }
 
+impl Collected {
+    /// A process of the run: its init, or one in the init's pid namespace
+    /// (looked up now, while it may still live).
+    fn ours(&self, pid: i32) -> bool {
+        let r = &self.run;
+        r.init == Some(pid)
+            || r.main == Some(pid)
+            || r.pid_ns.as_ref().is_some_and(|ns| std::fs::read_link(format!("/proc/{pid}/ns/pid")).is_ok_and(|l| &l == ns))
+    }
+
+    fn keep(&mut self, r: Record) {
+        if self.got.len() < 256 {
+            self.got.push(r);
+        }
+    }
+
+    fn add(&mut self, r: Record) {
+        let gone = |pid: i32| !std::path::Path::new(&format!("/proc/{pid}")).exists();
+        match &r {
+            Record::Seccomp { pid, .. } if self.ours(*pid) => self.keep(r),
+            Record::Seccomp { pid, .. } if gone(*pid) && self.unresolved.len() < 64 => self.unresolved.push(r),
+            Record::LandlockDomain { domain, pid } if self.ours(*pid) => {
+                self.domains.insert(domain.clone());
+                let domain = domain.clone();
+                let (now, later): (Vec<_>, Vec<_>) =
+                    std::mem::take(&mut self.unplaced).into_iter().partition(|a| matches!(a, Record::LandlockAccess { domain: d, .. } if *d == domain));
+                self.unplaced = later;
+                for a in now {
+                    self.keep(a);
+                }
+            }
+            Record::LandlockAccess { domain, .. } if self.domains.contains(domain) => self.keep(r),
+            // Its domain's record comes after it.
+            Record::LandlockAccess { .. } if self.unplaced.len() < 64 => self.unplaced.push(r),
+            Record::Marker(_) => self.keep(r),
+            _ => {}
+        }
+    }
+}
+
 impl Watch {
     /// `print` writes the summary lines.
     pub fn new(spec: &ServiceSpec, print: fn(&str, &str, &str)) -> Watch {
@@ -287,9 +330,9 @@ impl Watch {
             spec: spec.clone(),
             print,
             brokered: spec.has_broker(),
-            shared: Default::default(),
             reader: Default::default(),
             listening: Default::default(),
+            collected: Default::default(),
             child: Default::default(),
         }
     }
@@ -301,42 +344,44 @@ impl Watch {
     }
 
     /// The run's init exists, as `pid`, and sets up; it starts the program
-    /// only once this returns: the audit socket is joined now, the init's
-    /// pid namespace read while it surely lives, and without a broker the
-    /// collector starts.
+    /// only once this returns: the audit socket is joined now, and the
+    /// init's pid namespace read while it surely lives.
     pub fn spawned(&self, pid: i32) {
         let Ok(reader) = crate::audit::open() else { return };
+        let ns = std::fs::read_link(format!("/proc/{pid}/ns/pid")).ok();
+        self.collected.borrow_mut().run = Run { init: Some(pid), pid_ns: ns, main: None };
         *self.reader.borrow_mut() = Some(reader);
         self.listening.set(true);
-        let ns = std::fs::read_link(format!("/proc/{pid}/ns/pid")).ok();
-        if let Ok(mut r) = self.shared.run.lock() {
-            *r = Run { init: Some(pid), pid_ns: ns, main: None };
-        }
-        if self.brokered {
-            return;
-        }
-        if let Some(reader) = self.reader.borrow_mut().take() {
-            let shared = self.shared.clone();
-            let collector = std::thread::Builder::new().name("refusals".into()).spawn(move || {
-                // capexec takes its signals with sigwait in its main thread.
-                let _ = nix::sys::signal::pthread_sigmask(nix::sys::signal::SigmaskHow::SIG_BLOCK, Some(&nix::sys::signal::SigSet::all()), None);
-                collect(&reader, &shared)
-            });
-            // Without it the summary has nothing to say; the run goes on.
-            drop(collector);
+    }
+
+    /// Runs `f` with the socket for capexec's wait for the run to poll,
+    /// where capexec reads it (not in a brokered run): [`drain`](Self::drain)
+    /// when it is readable.
+    pub fn with_poll_fd<R>(&self, f: impl FnOnce(Option<std::os::fd::BorrowedFd<'_>>) -> R) -> R {
+        let reader = self.reader.borrow();
+        f(reader.as_ref().filter(|_| !self.brokered).map(|r| r.as_fd()))
+    }
+
+    /// Reads the records that wait on the socket.
+    pub fn drain(&self) {
+        let reader = self.reader.borrow();
+        let Some(reader) = reader.as_ref() else { return };
+        let mut c = self.collected.borrow_mut();
+        while let Ok(Some(r)) = reader.try_next() {
+            c.add(r);
         }
     }
 
     /// The run's own process exists, as `pid` (and has exec'd): in a
-    /// brokered run, the collector's process starts now.
+    /// brokered run, the reader's process starts now.
     pub fn started(&self, pid: i32) {
-        if let Ok(mut r) = self.shared.run.lock() {
-            r.main = Some(pid);
-        }
+        self.collected.borrow_mut().run.main = Some(pid);
         if !self.brokered {
             return;
         }
-        let Some(reader) = self.reader.borrow_mut().take() else { return };
+        if self.reader.borrow().is_none() {
+            return;
+        }
         let Ok((rd, wr)) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC) else { return };
         let Ok((done_rd, done_wr)) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC) else { return };
         match capexec_sys::process::fork("start the refusals' reader") {
@@ -344,13 +389,32 @@ impl Watch {
                 drop((wr, done_rd));
                 // Ends with capexec, whatever happens to it.
                 let _ = nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL);
-                let shared = self.shared.clone();
-                let _ = std::thread::spawn(move || collect(&reader, &shared));
-                // The exit status; EOF: capexec ended without one, and
-                // there is nothing to say.
-                let mut msg = [0u8; 4];
-                if std::io::Read::read_exact(&mut std::fs::File::from(rd), &mut msg).is_ok() {
-                    self.summarize(i32::from_ne_bytes(msg));
+                // The log until the exit status comes; EOF: capexec ended
+                // without one, and there is nothing to say.
+                use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+                let mut rd = std::fs::File::from(rd);
+                let reader = self.reader.borrow();
+                let Some(sock) = reader.as_ref() else { capexec_sys::process::exit_now(0) };
+                let status = loop {
+                    let readable = |f: &PollFd| f.revents().is_some_and(|r| !r.is_empty());
+                    let mut fds = [PollFd::new(std::os::fd::AsFd::as_fd(&rd), PollFlags::POLLIN), PollFd::new(sock.as_fd(), PollFlags::POLLIN)];
+                    match poll(&mut fds, PollTimeout::NONE) {
+                        Err(nix::errno::Errno::EINTR) => continue,
+                        Err(_) => break None,
+                        Ok(_) => {}
+                    }
+                    let (status_came, records) = (readable(&fds[0]), readable(&fds[1]));
+                    if records {
+                        self.drain();
+                    }
+                    if status_came {
+                        let mut msg = [0u8; 4];
+                        break std::io::Read::read_exact(&mut rd, &mut msg).is_ok().then(|| i32::from_ne_bytes(msg));
+                    }
+                };
+                drop(reader);
+                if let Some(status) = status {
+                    self.summarize(status);
                 }
                 drop(done_wr);
                 capexec_sys::process::exit_now(0)
@@ -378,27 +442,34 @@ impl Watch {
         }
     }
 
-    /// The summary, where the collector runs: nothing for a success.
+    /// The summary, where the reader runs: nothing for a success.
     fn summarize(&self, status: i32) {
         if status == 0 || !self.listening.get() {
             return;
         }
-        let c = &self.shared;
-        // The kernel hands records over asynchronously, in order: wait for a
-        // marker written now (a few seconds at most, should the log lose it).
+        // The kernel hands records over asynchronously, in order: read up to
+        // a marker written now (a few seconds at most, should the log lose it).
         let token = format!("{}-end", std::process::id());
         if crate::audit::mark(&token).is_ok() {
             let until = Instant::now() + Duration::from_secs(5);
-            while Instant::now() < until && !c.got.lock().is_ok_and(|g| g.contains(&Record::Marker(token.clone()))) {
-                std::thread::sleep(Duration::from_millis(2));
+            loop {
+                self.drain();
+                if self.collected.borrow().got.contains(&Record::Marker(token.clone())) {
+                    break;
+                }
+                let left = until.saturating_duration_since(Instant::now());
+                let waited = self.reader.borrow().as_ref().map(|r| r.wait(left.as_millis().min(i32::MAX as u128) as i32));
+                if left.is_zero() || !matches!(waited, Some(Ok(_))) {
+                    break;
+                }
             }
         }
+        let c = self.collected.borrow();
         // The main process's refusals whose record came after it had ended,
         // once it is known.
-        let main = c.run.lock().ok().and_then(|r| r.main);
-        let mut records = c.got.lock().map(|g| g.clone()).unwrap_or_default();
-        let late = c.unresolved.lock().map(|u| u.clone()).unwrap_or_default();
-        records.extend(late.into_iter().filter(|r| matches!(r, Record::Seccomp { pid, .. } if Some(*pid) == main)));
+        let main = c.run.main;
+        let mut records = c.got.clone();
+        records.extend(c.unresolved.iter().filter(|r| matches!(r, Record::Seccomp { pid, .. } if Some(*pid) == main)).cloned());
         let mut seen: Vec<(&'static str, String, String)> = Vec::new();
         for d in records.iter().filter_map(|r| describe(r, &self.spec)) {
             if !seen.contains(&d) {
@@ -407,55 +478,6 @@ impl Watch {
         }
         for (mechanism, what, fix) in &seen {
             (self.print)(mechanism, what, fix);
-        }
-    }
-}
-
-/// The collector's loop: the run's records, into `c`.
-fn collect(reader: &crate::audit::Reader, c: &Collected) {
-    let (run, out, unresolved) = (&c.run, &c.got, &c.unresolved);
-    let mut domains = std::collections::HashSet::new();
-    let mut unplaced: Vec<Record> = Vec::new();
-    let keep = |r: Record| {
-        if let Ok(mut g) = out.lock() {
-            if g.len() < 256 {
-                g.push(r);
-            }
-        }
-    };
-    // A process of the run: its init, or one in the init's pid namespace
-    // (known before the collector starts).
-    let ours = |pid: i32| {
-        let Ok(r) = run.lock() else { return false };
-        r.init == Some(pid)
-            || r.main == Some(pid)
-            || r.pid_ns.as_ref().is_some_and(|ns| std::fs::read_link(format!("/proc/{pid}/ns/pid")).is_ok_and(|l| &l == ns))
-    };
-    let gone = |pid: i32| !std::path::Path::new(&format!("/proc/{pid}")).exists();
-    while let Ok(r) = reader.next() {
-        match &r {
-            Record::Seccomp { pid, .. } if ours(*pid) => keep(r),
-            Record::Seccomp { pid, .. } if gone(*pid) => {
-                if let Ok(mut u) = unresolved.lock() {
-                    if u.len() < 64 {
-                        u.push(r);
-                    }
-                }
-            }
-            Record::LandlockDomain { domain, pid } if ours(*pid) => {
-                domains.insert(domain.clone());
-                let (now, later): (Vec<_>, Vec<_>) =
-                    std::mem::take(&mut unplaced).into_iter().partition(|a| matches!(a, Record::LandlockAccess { domain: d, .. } if d == domain));
-                unplaced = later;
-                for a in now {
-                    keep(a);
-                }
-            }
-            Record::LandlockAccess { domain, .. } if domains.contains(domain) => keep(r),
-            // Its domain's record comes after it.
-            Record::LandlockAccess { .. } if unplaced.len() < 64 => unplaced.push(r),
-            Record::Marker(_) => keep(r),
-            _ => {}
         }
     }
 }

@@ -636,6 +636,19 @@ pub fn poll_one(fd: BorrowedFd<'_>, events: i16, timeout_ms: i32) -> io::Result<
     }
 }
 
+/// poll(2) of each `(fd, events)` for at most `timeout_ms` (-1: no limit),
+/// retried on EINTR: each one's revents, in order.
+pub fn poll_many(fds: &[(BorrowedFd<'_>, i16)], timeout_ms: i32) -> io::Result<Vec<i16>> {
+    let mut pfds: Vec<libc::pollfd> = fds.iter().map(|(fd, events)| libc::pollfd { fd: fd.as_raw_fd(), events: *events, revents: 0 }).collect();
+    loop {
+        // SAFETY: `pfds` holds pfds.len() valid pollfds, whose fds the borrows keep open.
+        match check(unsafe { libc::poll(pfds.as_mut_ptr(), pfds.len() as libc::nfds_t, timeout_ms) } as libc::c_long) {
+            Err(e) if e.raw_os_error() == Some(libc::EINTR) => continue,
+            r => return r.map(|_| pfds.iter().map(|p| p.revents).collect()),
+        }
+    }
+}
+
 /// The file status flags (F_GETFL).
 pub fn status_flags(fd: BorrowedFd<'_>) -> io::Result<i32> {
     // SAFETY: F_GETFL only reads the file's status flags.

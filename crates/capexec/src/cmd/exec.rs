@@ -147,6 +147,7 @@ fn launch_planned(spec: &ServiceSpec, plan: capexec_sandbox::SetupPlan, mut hand
     };
     let inherited = handoff.raw_fds();
     let on_setup = handoff.on_setup.take();
+    let watch = handoff.watch.take();
     let on_setup = on_setup.as_deref();
     let on_started = handoff.on_started.take();
     // The network summary's recorder gets its listener while the service
@@ -242,7 +243,14 @@ fn launch_planned(spec: &ServiceSpec, plan: capexec_sandbox::SetupPlan, mut hand
                 }
             };
             let on_hup: Option<&dyn Fn()> = if plan.reload.is_empty() { None } else { Some(&reload) };
-            let status = capexec_sandbox::launch::wait_foreground_with(&s, on_hup);
+            // `capexec run` reads what the kernel refused the run while it waits.
+            let status = match &watch {
+                Some(w) => w.with_poll_fd(|fd| {
+                    let drain = || w.drain();
+                    capexec_sandbox::launch::wait_foreground_serving(&s, on_hup, fd.map(|fd| capexec_sandbox::launch::Serve { fd, ready: &drain }))
+                }),
+                None => capexec_sandbox::launch::wait_foreground_with(&s, on_hup),
+            };
             let status = if post_failed && status == 0 { 1 } else { status };
             if let Some(r) = relay {
                 r.drain();

@@ -32,7 +32,7 @@ pub fn run(args: &RunArgs) -> i32 {
                 true => Some(std::rc::Rc::new(capexec_supervisor::trail::Watch::new(&spec, print_refusal))),
                 false => None,
             };
-            let (w, m) = (watch.clone(), watch.clone());
+            let (w, m, waiting) = (watch.clone(), watch.clone(), watch.clone());
             // What the program did on the network, recorded as it happens.
             let recorder: std::rc::Rc<std::cell::RefCell<Option<std::thread::JoinHandle<capexec_learn::Observations>>>> = Default::default();
             let wanted = args.net_summary || spec.filesystem.overlay.is_some();
@@ -49,6 +49,7 @@ pub fn run(args: &RunArgs) -> i32 {
             let handoff = super::systemd::Handoff {
                 on_setup: w.map(|w| Box::new(move |pid| w.spawned(pid)) as Box<dyn Fn(i32)>),
                 on_started: m.map(|m| Box::new(move |pid| m.started(pid)) as Box<dyn Fn(i32)>),
+                watch: waiting,
                 net_watch,
                 net_seen: (wanted && brokered).then_some(seen_tx),
                 ..Default::default()

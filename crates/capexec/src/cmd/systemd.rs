@@ -38,6 +38,9 @@ pub struct Handoff {
     /// starts the program (`capexec run`'s refusal summary; not systemd's;
     /// see `SpawnOptions::on_setup`).
     pub on_setup: Option<Box<dyn Fn(i32)>>,
+    /// Read while capexec waits for the service (`capexec run`'s refusal
+    /// summary, whose audit socket is polled with the signals).
+    pub watch: Option<std::rc::Rc<capexec_supervisor::trail::Watch>>,
     /// Told the pid of the service's own process once it runs.
     pub on_started: Option<Box<dyn Fn(i32)>>,
     /// Given the listener of the program's network calls, which it must
