@@ -260,6 +260,9 @@ pub struct Watch {
     child: std::cell::RefCell<Option<(std::fs::File, std::fs::File)>>,
 }
 
+/// Records read in one go (see [`Watch::drain`]).
+const DRAIN_MAX: usize = 256;
+
 /// What the reader gathers, for the summary.
 #[derive(Default)]
 struct Collected {
@@ -362,14 +365,23 @@ impl Watch {
         f(reader.as_ref().filter(|_| !self.brokered).map(|r| r.as_fd()))
     }
 
-    /// Reads the records that wait on the socket.
-    pub fn drain(&self) {
+    /// Reads the records that wait on the socket, at most [`DRAIN_MAX`] of
+    /// them: under a flood of records the wait goes back to its signals
+    /// between two batches (a Ctrl-C for a program looping on a refused
+    /// call is forwarded). Returns how many it read.
+    pub fn drain(&self) -> usize {
         let reader = self.reader.borrow();
-        let Some(reader) = reader.as_ref() else { return };
+        let Some(reader) = reader.as_ref() else { return 0 };
         let mut c = self.collected.borrow_mut();
-        while let Ok(Some(r)) = reader.try_next() {
-            c.add(r);
+        let mut n = 0;
+        while n < DRAIN_MAX {
+            match reader.try_next() {
+                Ok(Some(r)) => c.add(r),
+                _ => break,
+            }
+            n += 1;
         }
+        n
     }
 
     /// The run's own process exists, as `pid` (and has exec'd): in a
@@ -453,14 +465,19 @@ impl Watch {
         if crate::audit::mark(&token).is_ok() {
             let until = Instant::now() + Duration::from_secs(5);
             loop {
-                self.drain();
+                let read = self.drain();
                 if self.collected.borrow().got.contains(&Record::Marker(token.clone())) {
                     break;
                 }
                 let left = until.saturating_duration_since(Instant::now());
-                let waited = self.reader.borrow().as_ref().map(|r| r.wait(left.as_millis().min(i32::MAX as u128) as i32));
-                if left.is_zero() || !matches!(waited, Some(Ok(_))) {
+                if left.is_zero() {
                     break;
+                }
+                if read == 0 {
+                    let waited = self.reader.borrow().as_ref().map(|r| r.wait(left.as_millis().min(i32::MAX as u128) as i32));
+                    if !matches!(waited, Some(Ok(_))) {
+                        break;
+                    }
                 }
             }
         }

@@ -246,7 +246,9 @@ fn launch_planned(spec: &ServiceSpec, plan: capexec_sandbox::SetupPlan, mut hand
             // `capexec run` reads what the kernel refused the run while it waits.
             let status = match &watch {
                 Some(w) => w.with_poll_fd(|fd| {
-                    let drain = || w.drain();
+                    let drain = || {
+                        w.drain();
+                    };
                     capexec_sandbox::launch::wait_foreground_serving(&s, on_hup, fd.map(|fd| capexec_sandbox::launch::Serve { fd, ready: &drain }))
                 }),
                 None => capexec_sandbox::launch::wait_foreground_with(&s, on_hup),
