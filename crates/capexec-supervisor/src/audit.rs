@@ -135,6 +135,8 @@ pub fn mark(token: &str) -> std::io::Result<()> {
 pub struct Reader {
     sock: OwnedFd,
     pub enabled_audit: bool,
+    /// One receive buffer for every record (a flood reads thousands).
+    buf: std::cell::RefCell<Vec<u8>>,
 }
 
 /// Joins the audit multicast group (CAP_AUDIT_READ), enabling audit first
@@ -148,7 +150,7 @@ pub fn open() -> Result<Reader, SupervisorError> {
     // fit is dropped for this reader alone (ENOBUFS), never held against the
     // kernel's own backlog. Best effort: the default buffer works, smaller.
     let _ = nix::sys::socket::setsockopt(&sock, nix::sys::socket::sockopt::RcvBufForce, &(8 << 20));
-    Ok(Reader { sock, enabled_audit })
+    Ok(Reader { sock, enabled_audit, buf: std::cell::RefCell::new(vec![0u8; 16 * 1024]) })
 }
 
 impl Reader {
@@ -177,7 +179,7 @@ impl Reader {
     /// blocking: `None` once none waits. `Err` when the socket failed for
     /// good; records the kernel dropped (ENOBUFS) are skipped.
     pub fn try_next(&self) -> std::io::Result<Option<Record>> {
-        let mut buf = vec![0u8; 16 * 1024];
+        let mut buf = self.buf.borrow_mut();
         loop {
             let n = match recv(self.sock.as_raw_fd(), &mut buf, MsgFlags::MSG_DONTWAIT) {
                 Ok(n) => n,

@@ -403,23 +403,17 @@ impl Watch {
                 let _ = nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL);
                 // The log until the exit status comes; EOF: capexec ended
                 // without one, and there is nothing to say.
-                use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
                 let mut rd = std::fs::File::from(rd);
                 let reader = self.reader.borrow();
                 let Some(sock) = reader.as_ref() else { capexec_sys::process::exit_now(0) };
                 let status = loop {
-                    let readable = |f: &PollFd| f.revents().is_some_and(|r| !r.is_empty());
-                    let mut fds = [PollFd::new(std::os::fd::AsFd::as_fd(&rd), PollFlags::POLLIN), PollFd::new(sock.as_fd(), PollFlags::POLLIN)];
-                    match poll(&mut fds, PollTimeout::NONE) {
-                        Err(nix::errno::Errno::EINTR) => continue,
-                        Err(_) => break None,
-                        Ok(_) => {}
-                    }
-                    let (status_came, records) = (readable(&fds[0]), readable(&fds[1]));
-                    if records {
+                    let Ok(revents) = capexec_sys::poll_many(&[(std::os::fd::AsFd::as_fd(&rd), libc::POLLIN), (sock.as_fd(), libc::POLLIN)], -1) else {
+                        break None;
+                    };
+                    if revents[1] != 0 {
                         self.drain();
                     }
-                    if status_came {
+                    if revents[0] != 0 {
                         let mut msg = [0u8; 4];
                         break std::io::Read::read_exact(&mut rd, &mut msg).is_ok().then(|| i32::from_ne_bytes(msg));
                     }

@@ -626,14 +626,7 @@ pub fn cgroup_detach_all(cgroup: BorrowedFd<'_>, attach_type: u32) -> io::Result
 /// Waits up to `timeout_ms` (-1: without limit) for `events` on `fd`, again
 /// after EINTR. `Ok(false)`: the time ran out.
 pub fn poll_one(fd: BorrowedFd<'_>, events: i16, timeout_ms: i32) -> io::Result<bool> {
-    let mut pfd = libc::pollfd { fd: fd.as_raw_fd(), events, revents: 0 };
-    loop {
-        // SAFETY: one valid pollfd.
-        match check(unsafe { libc::poll(&mut pfd, 1, timeout_ms) } as libc::c_long) {
-            Err(e) if e.raw_os_error() == Some(libc::EINTR) => continue,
-            r => return r.map(|n| n > 0),
-        }
-    }
+    poll_many(&[(fd, events)], timeout_ms).map(|r| r[0] != 0)
 }
 
 /// poll(2) of each `(fd, events)` for at most `timeout_ms` (-1: no limit),
