@@ -654,3 +654,70 @@ both!(no_path_reaches_the_host_under_an_overlay, |who: As| {
     let o = output(c, T);
     assert!(tree.join("dir2").exists() && std::fs::read_to_string(tree.join("hard")).is_ok(), "{who:?}: {}", text(&o));
 });
+
+// A host mount below a top-level directory (a container engine's store
+// under /var): overlayfs cannot take that directory in a user namespace.
+// The run shows the mount and the directories on the way to it as they
+// are, read-only, and overlays every other directory there, each writing
+// where the top-level directory's layer would have kept it; a later run
+// without the mount, with /var overlaid whole, sees the same changes. The
+// mount is made in a mount namespace of the test's own, so nothing else
+// sees it.
+both!(a_mount_below_a_directory_leaves_the_rest_overlaid, |who: As| {
+    let (base, _cleanup) = scratch(&format!("split-{who:?}"));
+    let (tree, dir) = (base.join("tree"), base.join("box"));
+    for d in ["mnt", "side/deep"] {
+        std::fs::create_dir_all(tree.join(d)).unwrap();
+    }
+    std::fs::write(tree.join("side/deep/f"), "before\n").unwrap();
+    std::fs::write(tree.join("top-file"), "host\n").unwrap();
+    std::fs::create_dir_all(&dir).unwrap();
+    if who == As::User {
+        chown_tree(&base, test_user());
+    }
+    let before = snapshot(&tree);
+    let run = |mount: bool, script: &str| {
+        let setup = if mount { format!("mount -t tmpfs -o mode=755 none {0}/mnt && echo in-mount > {0}/mnt/f", tree.display()) } else { "true".into() };
+        let mut c = std::process::Command::new("unshare");
+        c.args(["--mount", "--propagation", "private", "--", "/bin/sh", "-c"]).arg(format!("{setup} && exec \"$@\"")).arg("sh");
+        if who == As::User {
+            let (uid, gid) = test_user();
+            c.args(["setpriv", &format!("--reuid={uid}"), &format!("--regid={gid}"), "--clear-groups", "env", "HOME=/"]);
+        }
+        c.arg(capexec()).arg("run").arg("--overlay").arg(&dir).args(["--", "/bin/sh", "-c", script]).current_dir(&tree);
+        output(c, T)
+    };
+    let o = run(
+        true,
+        "cat mnt/f && echo after > side/deep/f && echo new > side/new && \
+         { echo x > mnt/g 2>/dev/null || echo mount: read-only; } && { echo x > top-file 2>/dev/null || echo top-file: read-only; } && \
+         stat -c '%a' /usr /var/cache",
+    );
+    let usr = format!("{:o}\n{:o}\n", Path::new("/usr").metadata().unwrap().mode() & 0o7777, Path::new("/var/cache").metadata().unwrap().mode() & 0o7777);
+    assert_eq!(String::from_utf8_lossy(&o.stdout), format!("in-mount\nmount: read-only\ntop-file: read-only\n{usr}"), "{who:?}: {}", text(&o));
+    assert!(o.status.success(), "{who:?}: {}", text(&o));
+    // Said, whatever else the host has mounted below its directories.
+    let mnt = tree.join("mnt").display().to_string();
+    let warned = |o: &std::process::Output| {
+        String::from_utf8_lossy(&o.stderr).lines().any(|l| l.contains("warning: filesystem.overlay: ") && l.contains(&mnt) && l.contains("read-only"))
+    };
+    assert!(warned(&o), "{who:?}: no warning about {mnt} in {}", text(&o));
+    assert_eq!(snapshot(&tree), before, "{who:?}: the host tree changed");
+
+    let mut c = command(who);
+    c.args(["diff", "--json"]).arg(&dir).arg(&tree);
+    let o = output(c, T);
+    let got: Vec<(String, String)> = serde_json::from_slice::<Vec<serde_json::Value>>(&o.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", text(&o)))
+        .iter()
+        .map(|c| (c["path"].as_str().unwrap().strip_prefix(tree.to_str().unwrap()).unwrap().to_owned(), c["change"].as_str().unwrap().to_owned()))
+        .collect();
+    assert_eq!(got, [("/side/deep/f".to_owned(), "modified".to_owned()), ("/side/new".to_owned(), "added".to_owned())], "{who:?}");
+
+    // Without the mount (and with no other below it on the host, /var is
+    // one overlay then), over the same layer.
+    let o = run(false, "cat side/deep/f side/new && echo again > top-file && cat top-file");
+    assert_eq!(String::from_utf8_lossy(&o.stdout), "after\nnew\nagain\n", "{who:?}: {}", text(&o));
+    assert!(!warned(&o), "{who:?}: {}", text(&o));
+    assert_eq!(snapshot(&tree), before, "{who:?}: the host tree changed");
+});

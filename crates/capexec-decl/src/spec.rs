@@ -319,6 +319,11 @@ pub struct Mount {
     /// The propagation an OCI mount asks for, set on it once it is made.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub propagation: Option<Propagation>,
+    /// For an overlay that is a part of a split directory (see
+    /// crate::overlay::view): the directory whose layer its writes go into,
+    /// where they would have landed with that directory overlaid whole.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub layer_of: Option<PathBuf>,
 }
 
 /// Mount propagation, in mount(8)'s words (`rshared`: the mount and those

@@ -247,6 +247,8 @@ pub fn validate(name: &str, raw: &RawUnit, sources: Vec<PathBuf>, ctx: &Context)
     // --- filesystem ---
     let system = fs.system.unwrap_or(true);
     let mut mounts: BTreeMap<PathBuf, (MountKind, bool, Option<String>)> = BTreeMap::new();
+    // The overlays that are parts of a split directory: whose layer they write into.
+    let mut parts: BTreeMap<PathBuf, PathBuf> = BTreeMap::new();
     let overlay = fs.overlay.as_ref().and_then(|d| {
         let dir = v.path("filesystem.overlay", d)?;
         if dir.to_string_lossy().contains(crate::overlay::UNSAFE_CHARS) {
@@ -267,15 +269,35 @@ pub fn validate(name: &str, raw: &RawUnit, sources: Vec<PathBuf>, ctx: &Context)
         // the caller's home overlaid (crate::overlay); the masks stay.
         let home = nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(ctx.uid)).ok().flatten().map(|u| u.dir);
         let own: Vec<PathBuf> = home.into_iter().chain(std::env::current_dir().ok()).filter_map(|p| crate::overlay::own_root(&p, ctx.uid, ctx.gid)).collect();
-        for (p, kind) in crate::overlay::view(&crate::overlay::host_mount_points(), &own) {
+        let host = crate::overlay::host_mounts();
+        let view = crate::overlay::view(&host, &own);
+        for (p, kind, of) in view.mounts {
+            if let Some(of) = of {
+                parts.insert(p.clone(), of);
+            }
             mounts.insert(p, (kind, false, None));
+        }
+        // What the run cannot write that it could with no mount there (a
+        // read-only mount of the host's is read-only anyway), said once.
+        let writable: Vec<&PathBuf> = view.as_is.iter().filter(|p| !host.iter().any(|m| m.path == **p && m.read_only)).collect();
+        if !writable.is_empty() {
+            let list = |ps: &mut dyn Iterator<Item = &PathBuf>| ps.map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ");
+            let mut tops: Vec<PathBuf> = writable.iter().map(|p| p.components().take(2).collect()).collect();
+            tops.dedup();
+            let more = if writable.len() > 4 { format!(" and {} more", writable.len() - 4) } else { String::new() };
+            v.warnings.push(format!(
+                "filesystem.overlay: {}{more}: as the host has {}, read-only, and so are the directories above from {} (nothing can be made or removed directly in them; every other directory there is overlaid): overlayfs cannot take a directory with a mount below it in a user namespace",
+                list(&mut writable.iter().take(4).copied()),
+                if writable.len() == 1 { "it" } else { "them" },
+                list(&mut tops.iter())
+            ));
         }
         for p in SYSTEM_INACCESSIBLE {
             let (opt, p) = p.strip_prefix('-').map_or((false, *p), |s| (true, s));
             mounts.insert(PathBuf::from(p), (MountKind::Inaccessible, opt, None));
         }
         // The layers themselves are capexec's, not the program's.
-        if mounts.iter().any(|(p, (k, _, _))| *k == MountKind::Overlay && dir.starts_with(p)) {
+        if mounts.iter().any(|(p, (k, _, _))| *k != MountKind::Inaccessible && dir.starts_with(p)) {
             mounts.insert(dir.clone(), (MountKind::Inaccessible, true, None));
         }
     } else if system {
@@ -440,7 +462,14 @@ pub fn validate(name: &str, raw: &RawUnit, sources: Vec<PathBuf>, ctx: &Context)
             mounts.insert(PathBuf::from("/tmp"), (MountKind::Tmpfs, false, None));
         }
     }
-    let mounts: Vec<Mount> = mounts.into_iter().map(|(path, (kind, optional, _))| Mount { path, kind, optional, source: None, propagation: None }).collect();
+    let mounts: Vec<Mount> = mounts
+        .into_iter()
+        .map(|(path, (kind, optional, _))| {
+            // A part replaced by a declared mount is no part.
+            let layer_of = parts.get(&path).filter(|_| kind == MountKind::Overlay).cloned();
+            Mount { path, kind, optional, source: None, propagation: None, layer_of }
+        })
+        .collect();
     let dev = v.choice("filesystem.dev", fs.dev.as_deref(), &[("minimal", DevMode::Minimal), ("none", DevMode::None)]);
     let proc = v.choice("filesystem.proc", fs.proc.as_deref(), &[("pid-only", ProcMode::PidOnly), ("full", ProcMode::Full), ("none", ProcMode::None)]);
 

@@ -287,7 +287,7 @@ mod tests {
             filesystems: Vec::new(),
             devices: Vec::new(),
             system: true,
-            mounts: mounts.iter().map(|(p, k)| Mount { path: p.into(), kind: *k, optional: false, source: None, propagation: None }).collect(),
+            mounts: mounts.iter().map(|(p, k)| Mount { path: p.into(), kind: *k, optional: false, source: None, propagation: None, layer_of: None }).collect(),
             private_tmp: true,
             dev: DevMode::Minimal,
             proc: ProcMode::PidOnly,

@@ -214,10 +214,10 @@ pub fn service(b: &Bundle, id: &str) -> Result<ServiceSpec, NotApplied> {
     // What the config masks or makes read-only is what the view has there;
     // a path the root filesystem lacks is skipped, as runc does.
     for p in linux.masked_paths().clone().unwrap_or_default() {
-        fs.mounts.push(Mount { path: p.into(), kind: MountKind::Inaccessible, optional: true, source: None, propagation: None });
+        fs.mounts.push(Mount { path: p.into(), kind: MountKind::Inaccessible, optional: true, source: None, propagation: None, layer_of: None });
     }
     for p in linux.readonly_paths().clone().unwrap_or_default() {
-        fs.mounts.push(Mount { path: p.into(), kind: MountKind::ReadOnly, optional: true, source: None, propagation: None });
+        fs.mounts.push(Mount { path: p.into(), kind: MountKind::ReadOnly, optional: true, source: None, propagation: None, layer_of: None });
     }
     let notifies = s.seccomp.profile.as_ref().is_some_and(|p| p.rules.iter().any(|r| r.action == ProfileAction::Notify));
     if notifies && s.has_broker() {
@@ -351,7 +351,7 @@ fn mount(fs: &mut capexec_decl::spec::FsSpec, m: &OciMount) -> Result<(), String
             (false, _) => MountKind::ReadWrite,
         };
         let propagation = capexec_decl::spec::Propagation::of_options(&options);
-        fs.mounts.push(Mount { path: dest.clone(), kind, optional: false, source: Some(source), propagation });
+        fs.mounts.push(Mount { path: dest.clone(), kind, optional: false, source: Some(source), propagation, layer_of: None });
         return Ok(());
     }
     match (typ.as_str(), dest.to_str()) {

@@ -24,28 +24,68 @@ use std::path::{Path, PathBuf};
 /// (0700): what the program wrote is nobody else's to read. Rootless, the
 /// skeleton of a fake root and the copies of `copy_up` too.
 pub fn make_layers(plan: &crate::SetupPlan) -> Result<(), LaunchError> {
+    let root = nix::unistd::geteuid().is_root();
     let mut overlays = Vec::new();
     for step in &plan.mounts {
         let MountStep::Overlay { path, layer } = step else { continue };
-        for d in [layer.join("upper"), layer.join("work")] {
-            std::fs::DirBuilder::new().recursive(true).mode(0o700).create(&d).map_err(|e| LaunchError::io("create the overlay layer", d.display(), e))?;
+        for d in [&layer.dir, &layer.work()] {
+            std::fs::DirBuilder::new().recursive(true).mode(0o700).create(d).map_err(|e| LaunchError::io("create the overlay layer", d.display(), e))?;
         }
-        overlays.push((path.as_path(), layer.join("upper")));
+        // The upper directory, and a part's directories in it, as the host
+        // has them: overlayfs shows a directory's owner and mode from its
+        // upper copy, so the program would see /usr as mode 0700.
+        // Made writable first (rootless, a 0555 directory could not take
+        // the next), given their modes after, deepest first.
+        let top = path.ancestors().nth(layer.rel.components().count()).unwrap_or(path);
+        let (mut upper, mut host) = (layer.dir.join("upper"), top.to_path_buf());
+        let mut made = Vec::new();
+        like_host(&upper, &host, root, false, &mut made)?;
+        for c in layer.rel.components() {
+            upper.push(c);
+            host.push(c);
+            like_host(&upper, &host, root, true, &mut made)?;
+        }
+        for (dir, mode) in made.iter().rev() {
+            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(*mode))
+                .map_err(|e| LaunchError::io("give the overlay layer its mode", dir.display(), e))?;
+        }
+        overlays.push((path.as_path(), layer));
     }
-    if nix::unistd::geteuid().is_root() {
+    if root {
         return Ok(());
     }
     if plan.inside.is_some() {
-        for (path, upper) in &overlays {
-            skeleton(path, upper);
+        for (path, layer) in &overlays {
+            skeleton(path, layer);
         }
     }
     let masks: Vec<&Path> = plan.mounts.iter().filter_map(|s| if let MountStep::Mask { path, .. } = s { Some(path.as_path()) } else { None }).collect();
     for p in &plan.copy_up {
         // The innermost overlay holding it (the caller's home is one inside /home's).
-        let Some((root, upper)) = overlays.iter().filter(|(o, _)| p.starts_with(o)).max_by_key(|(o, _)| o.components().count()) else { continue };
-        copy_in(p, root, upper, plan.uid, &masks);
+        let Some((root, layer)) = overlays.iter().filter(|(o, _)| p.starts_with(o)).max_by_key(|(o, _)| o.components().count()) else { continue };
+        copy_in(p, root, &layer.upper(), plan.uid, &masks);
     }
+    Ok(())
+}
+
+/// Makes the directory `upper` of a layer, when missing, with the owner
+/// (as root) of the host's `host`, and adds it to `made` with the mode to
+/// give it; one made for a part of a split directory (`ahead`) is marked as
+/// capexec's, not the program's.
+fn like_host(upper: &Path, host: &Path, root: bool, ahead: bool, made: &mut Vec<(PathBuf, u32)>) -> Result<(), LaunchError> {
+    if upper.symlink_metadata().is_ok() {
+        return Ok(());
+    }
+    let m = host.metadata().ok();
+    std::fs::DirBuilder::new().mode(0o700).create(upper).map_err(|e| LaunchError::io("create the overlay layer", upper.display(), e))?;
+    if let (true, Some(m)) = (root, &m) {
+        std::os::unix::fs::lchown(upper, Some(m.uid()), Some(m.gid())).map_err(|e| LaunchError::io("give the overlay layer its owner", upper.display(), e))?;
+    }
+    if ahead {
+        mark_ahead(upper);
+    }
+    // The permission bits and setgid (a directory's group inheritance); no setuid.
+    made.push((upper.to_path_buf(), m.map_or(0o755, |m| m.mode() & 0o3777)));
     Ok(())
 }
 
@@ -84,10 +124,11 @@ fn shows_through(upper: &Path, rel: &Path) -> bool {
 /// once: a directory there already is left as it is, and nothing is made
 /// below what the program deleted or replaced. Directories the caller may not
 /// list and search are skipped, with what is below them.
-fn skeleton(lower: &Path, upper: &Path) {
+fn skeleton(lower: &Path, layer: &capexec_decl::overlay::Layer) {
     let Ok(dev) = lower.metadata().map(|m| m.dev()) else { return };
-    // DIR of DIR/layers/NAME/upper.
-    let overlay_dir = upper.ancestors().nth(3);
+    let upper = &layer.upper();
+    // DIR of DIR/layers/NAME.
+    let overlay_dir = layer.dir.ancestors().nth(2);
     let mut stack = vec![PathBuf::new()];
     // Made writable first (a 0555 directory could not take its children),
     // given their modes after, deepest first.

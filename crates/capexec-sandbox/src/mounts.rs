@@ -164,11 +164,11 @@ pub fn build(
                 let data = format!(
                     "lowerdir={},upperdir={},workdir={},userxattr",
                     host(path).display(),
-                    host(&layer.join("upper")).display(),
-                    host(&layer.join("work")).display()
+                    host(&layer.upper()).display(),
+                    host(&layer.work()).display()
                 );
                 o.mount(Some(Path::new("overlay")), path, Some("overlay"), MsFlags::MS_NOSUID | MsFlags::MS_NODEV, Some(data.as_str()))
-                    .map_err(|e| err(format!("mount the overlay of {} (layer {})", path.display(), layer.display()), e))?;
+                    .map_err(|e| err(format!("mount the overlay of {} (layer {})", path.display(), layer.upper().display()), e))?;
             }
             MountStep::Tmpfs { path, mode } => {
                 mkdir_p(o, path)?;

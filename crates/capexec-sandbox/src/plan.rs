@@ -204,11 +204,11 @@ pub enum MountStep {
         path: PathBuf,
         flags: u64,
     },
-    /// An overlayfs at `path` over the host's `path`, its writes in
-    /// `layer/upper` (work directory `layer/work`), host paths both.
+    /// An overlayfs at `path` over the host's `path`, its writes in the
+    /// layer's upper directory (host paths both).
     Overlay {
         path: PathBuf,
-        layer: PathBuf,
+        layer: capexec_decl::overlay::Layer,
     },
     /// A read-only tmpfs at `path` holding these files, readable by the
     /// service's user only (systemd's credentials).
@@ -649,7 +649,7 @@ fn plan_inheriting(
             // under a tmpfs (such as the private /tmp). Validation refused
             // preopened directories the view masks.
             PreopenKind::Directory { path } if spec.filesystem.covering(path).is_none_or(|m| m.kind == MountKind::Tmpfs) => {
-                Some(Mount { path: path.clone(), kind: MountKind::ReadOnly, optional: false, source: None, propagation: None })
+                Some(Mount { path: path.clone(), kind: MountKind::ReadOnly, optional: false, source: None, propagation: None, layer_of: None })
             }
             _ => None,
         })
@@ -725,7 +725,10 @@ fn plan_inheriting(
                     .overlay
                     .as_deref()
                     .ok_or_else(|| LaunchError::Plan(format!("{} is an overlay without a layer directory", m.path.display())))?;
-                (MountStep::Overlay { path: m.path.clone(), layer: capexec_decl::overlay::layer_dir(dir, &m.path) }, Some(FsAccess::Overlay))
+                (
+                    MountStep::Overlay { path: m.path.clone(), layer: capexec_decl::overlay::Layer::of(dir, &m.path, m.layer_of.as_deref()) },
+                    Some(FsAccess::Overlay),
+                )
             }
         };
         // A compatibility link gives no access of its own: a rule on it would
@@ -1412,7 +1415,7 @@ mod tests {
             .iter()
             .map(|s| match s {
                 MountStep::Bind { path, .. } => format!("bind {}", path.display()),
-                MountStep::Overlay { path, layer } => format!("overlay {} (layer {})", path.display(), layer.display()),
+                MountStep::Overlay { path, layer } => format!("overlay {} (layer {})", path.display(), layer.upper().display()),
                 MountStep::Tmpfs { path, .. } => format!("tmpfs {}", path.display()),
                 other => format!("{other:?}"),
             })
@@ -1452,6 +1455,7 @@ mod tests {
             optional: false,
             source: Some("/etc".into()),
             propagation: None,
+            layer_of: None,
         });
         spec.filesystem.mounts.push(Mount {
             path: "/sys/a".into(),
@@ -1459,6 +1463,7 @@ mod tests {
             optional: false,
             source: Some("/srv".into()),
             propagation: None,
+            layer_of: None,
         });
         let fsys = |path: &str, options: &[&str]| Filesystem {
             path: path.into(),

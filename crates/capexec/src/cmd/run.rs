@@ -331,6 +331,7 @@ pub fn build_in(args: &RunArgs, mut ctx: Context, home: Option<&str>) -> Result<
             optional: false,
             source: None,
             propagation: None,
+            layer_of: None,
         });
     }
     // Stay in the current directory when the view shows it; otherwise start at /.
