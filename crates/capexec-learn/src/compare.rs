@@ -184,7 +184,10 @@ pub fn compare(obs: &Observations, spec: &ServiceSpec, exists: impl Fn(&str) -> 
                 if p.starts_with('@') {
                     continue; // abstract: no path to judge
                 }
-                let acc = if how == "bind" { Access::Create } else { Access::Write };
+                // connect(2) needs write permission on the socket, which a
+                // read-only mount does not take away (EROFS is for files,
+                // directories and links): only that the view shows it.
+                let acc = if how == "bind" { Access::Create } else { Access::Read };
                 if let Some(why) = fs_refusal(&spec.filesystem, p, acc, how == "bind", exists(p)) {
                     let fix = path_fix(p, &[acc].into(), exists(p), &exists);
                     r.network.push(Denial { what: a.clone(), how: how.into(), why: format!("its path is {why}"), fix });
@@ -337,12 +340,16 @@ mod tests {
         o.binds.insert("tcp:127.0.0.1:6379".into());
         o.binds.insert("tcp:127.0.0.1:7000".into());
         o.connects.insert("tcp:10.0.0.1:80".into());
+        // A socket on a read-only mount can be connected to (EROFS is for
+        // files, directories and links); one the view lacks cannot.
+        o.connects.insert("unix:/usr/lib/x.sock".into());
+        o.connects.insert("unix:/srv/x.sock".into());
         o.syscalls.insert("getrusage".into(), 1);
         o.syscalls.insert("socket".into(), 1);
         o.denied.insert("socket".into(), 1);
         let r = compare(&o, &s, |_| true);
         let what: Vec<&str> = r.network.iter().map(|d| d.what.as_str()).collect();
-        assert_eq!(what, ["tcp:127.0.0.1:7000", "tcp:10.0.0.1:80"], "{r:#?}");
+        assert_eq!(what, ["tcp:127.0.0.1:7000", "tcp:10.0.0.1:80", "unix:/srv/x.sock"], "{r:#?}");
         assert_eq!(r.syscalls.len(), 1);
         assert!(r.syscall_coverage() < 1.0);
         assert!(r.unused.contains(&"seccomp.allow @timer".to_owned()) && !r.unused.iter().any(|u| u.contains("getrusage")), "{r:#?}");
