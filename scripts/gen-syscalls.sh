@@ -8,7 +8,7 @@ out="$(dirname "$0")/../crates/capexec-decl/src/syscall_table.rs"
   echo '//! `asm/unistd_64.h` (linux-libc-dev). Regenerate with `scripts/gen-syscalls.sh`;'
   echo '//! a table rather than `libc::SYS_*` so that names can be looked up at run time.'
   echo
-  echo 'pub const SYSCALLS: &[(&str, i64)] = &['
+  echo 'pub static SYSCALLS: &[(&str, i64)] = &['
   grep -E '^#define __NR_[a-z0-9_]+ [0-9]+' "$hdr" | awk '{sub("__NR_","",$2); printf "    (\"%s\", %s),\n", $2, $3}'
   echo '    // Newer than bookworm'"'"'s header; numbers from the kernel'"'"'s syscall_64.tbl.'
   echo '    ("cachestat", 451),'

@@ -2,7 +2,7 @@
 //! `asm/unistd_64.h` (linux-libc-dev). Regenerate with `scripts/gen-syscalls.sh`;
 //! a table rather than `libc::SYS_*` so that names can be looked up at run time.
 
-pub const SYSCALLS: &[(&str, i64)] = &[
+pub static SYSCALLS: &[(&str, i64)] = &[
     ("read", 0),
     ("write", 1),
     ("open", 2),
