@@ -5,17 +5,27 @@ mod cmd;
 use capexec::cli;
 
 use clap::Parser;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::Layer;
 
 fn main() {
     // Logs go to stderr so stdout stays the service's (or `--json`'s). No threads
     // are started here: `exec` and `run` fork, which needs a single-threaded process.
-    // The filter is parsed only when asked for: it costs more than the rest of
-    // startup, and every `capexec run` pays for startup.
-    let fmt = tracing_subscriber::fmt().with_writer(std::io::stderr).with_target(false).with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
-    match std::env::var("CAPEXEC_LOG") {
-        Ok(f) => fmt.with_env_filter(tracing_subscriber::EnvFilter::new(f)).init(),
-        Err(_) => fmt.with_max_level(tracing::Level::WARN).init(),
-    }
+    // CAPEXEC_LOG is a level (`debug`) or `target=level` pairs
+    // (`info,capexec_supervisor=debug`): tracing-subscriber's Targets, which
+    // needs no regular expressions (EnvFilter's brought the regex crates and
+    // their Unicode tables into the binary every `capexec run` loads).
+    let warn = || tracing_subscriber::filter::Targets::new().with_default(tracing::Level::WARN);
+    let filter = match std::env::var("CAPEXEC_LOG") {
+        Ok(f) => f.parse().unwrap_or_else(|e| {
+            eprintln!("capexec: CAPEXEC_LOG={f}: {e}: give a level (debug) or target=level pairs; logging warnings only");
+            warn()
+        }),
+        Err(_) => warn(),
+    };
+    let fmt = tracing_subscriber::fmt::layer().with_writer(std::io::stderr).with_target(false).with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
+    tracing_subscriber::registry().with(fmt.with_filter(filter)).init();
     let cli = cli::Cli::parse();
     // Report commands end quietly when their reader goes away (`capexec
     // analyze ... | head`), as other command-line tools do, instead of
