@@ -676,7 +676,7 @@ both!(a_mount_below_a_directory_leaves_the_rest_overlaid, |who: As| {
         chown_tree(&base, test_user());
     }
     let before = snapshot(&tree);
-    let run = |mount: bool, script: &str| {
+    let run = |mount: bool, script: &str, extra: &[&str]| {
         let setup = if mount { format!("mount -t tmpfs -o mode=755 none {0}/mnt && echo in-mount > {0}/mnt/f", tree.display()) } else { "true".into() };
         let mut c = std::process::Command::new("unshare");
         c.args(["--mount", "--propagation", "private", "--", "/bin/sh", "-c"]).arg(format!("{setup} && exec \"$@\"")).arg("sh");
@@ -684,7 +684,7 @@ both!(a_mount_below_a_directory_leaves_the_rest_overlaid, |who: As| {
             let (uid, gid) = test_user();
             c.args(["setpriv", &format!("--reuid={uid}"), &format!("--regid={gid}"), "--clear-groups", "env", "HOME=/"]);
         }
-        c.arg(capexec()).arg("run").arg("--overlay").arg(&dir).args(["--", "/bin/sh", "-c", script]).current_dir(&tree);
+        c.arg(capexec()).arg("run").arg("--overlay").arg(&dir).args(extra).args(["--", "/bin/sh", "-c", script]).current_dir(&tree);
         output(c, T)
     };
     let o = run(
@@ -692,6 +692,7 @@ both!(a_mount_below_a_directory_leaves_the_rest_overlaid, |who: As| {
         "cat mnt/f && echo after > side/deep/f && echo new > side/new && \
          { echo x > mnt/g 2>/dev/null || echo mount: read-only; } && { echo x > top-file 2>/dev/null || echo top-file: read-only; } && \
          stat -c '%a' /usr /var/cache",
+        &[],
     );
     let usr = format!("{:o}\n{:o}\n", Path::new("/usr").metadata().unwrap().mode() & 0o7777, Path::new("/var/cache").metadata().unwrap().mode() & 0o7777);
     assert_eq!(String::from_utf8_lossy(&o.stdout), format!("in-mount\nmount: read-only\ntop-file: read-only\n{usr}"), "{who:?}: {}", text(&o));
@@ -716,8 +717,14 @@ both!(a_mount_below_a_directory_leaves_the_rest_overlaid, |who: As| {
 
     // Without the mount (and with no other below it on the host, /var is
     // one overlay then), over the same layer.
-    let o = run(false, "cat side/deep/f side/new && echo again > top-file && cat top-file");
+    let o = run(false, "cat side/deep/f side/new && echo again > top-file && cat top-file", &[]);
     assert_eq!(String::from_utf8_lossy(&o.stdout), "after\nnew\nagain\n", "{who:?}: {}", text(&o));
     assert!(!warned(&o), "{who:?}: {}", text(&o));
     assert_eq!(snapshot(&tree), before, "{who:?}: the host tree changed");
+
+    // --rw writes through to the host below a split directory too: no part
+    // of it on top.
+    let o = run(true, "echo through > side/direct", &["--rw", tree.to_str().unwrap()]);
+    assert!(o.status.success(), "{who:?}: {}", text(&o));
+    assert_eq!(std::fs::read_to_string(tree.join("side/direct")).ok().as_deref(), Some("through\n"), "{who:?}: {}", text(&o));
 });

@@ -354,6 +354,17 @@ pub fn validate(name: &str, raw: &RawUnit, sources: Vec<PathBuf>, ctx: &Context)
             }
         }
     }
+    // A declared mount is what the service sees there, all of it: no part
+    // of a split directory on top of it (`capexec run --overlay B --rw
+    // /var/lib` writes to the host's /var/lib, as with /var overlaid whole).
+    let declared: Vec<PathBuf> = mounts.iter().filter(|(_, (_, _, key))| key.is_some()).map(|(p, _)| p.clone()).collect();
+    parts.retain(|p, _| {
+        let under = declared.iter().any(|d| p != d && p.starts_with(d));
+        if under {
+            mounts.remove(p);
+        }
+        !under
+    });
     // Directories capexec makes for the service: writable in the view.
     let mut directories = Vec::new();
     for (kind, list, mode) in [
