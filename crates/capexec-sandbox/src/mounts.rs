@@ -167,8 +167,14 @@ pub fn build(
                     host(&layer.upper()).display(),
                     host(&layer.work()).display()
                 );
-                o.mount(Some(Path::new("overlay")), path, Some("overlay"), MsFlags::MS_NOSUID | MsFlags::MS_NODEV, Some(data.as_str()))
-                    .map_err(|e| err(format!("mount the overlay of {} (layer {})", path.display(), layer.upper().display()), e))?;
+                o.mount(Some(Path::new("overlay")), path, Some("overlay"), MsFlags::MS_NOSUID | MsFlags::MS_NODEV, Some(data.as_str())).map_err(|e| {
+                    // The view is planned from the host's mounts as they were:
+                    // overlayfs refuses a directory something was mounted
+                    // below since (EINVAL, "failed to clone lowerpath").
+                    let hint =
+                        if e.raw_os_error() == Some(libc::EINVAL) { " (was something mounted below it since the run started? run it again)" } else { "" };
+                    err(format!("mount the overlay of {} (layer {}){hint}", path.display(), layer.upper().display()), e)
+                })?;
             }
             MountStep::Tmpfs { path, mode } => {
                 mkdir_p(o, path)?;
@@ -626,6 +632,22 @@ mod tests {
         let f = usual_host();
         build(&f, &[], Some((Path::new("/srv/bundle/rootfs"), true)), c"/", &[], &mut || Ok(())).unwrap();
         assert_eq!(f.log()[f.log().len() - 2], format!("setattr / {:#x}", MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV));
+    }
+
+    // A part of a split directory (capexec_decl::overlay::view) writes
+    // into its directory's layer; a failing overlay says what may have
+    // changed since the view was planned.
+    #[test]
+    fn an_overlay_writes_into_its_layer_and_says_why_it_may_fail() {
+        let layer = capexec_decl::overlay::Layer::of(Path::new("/b"), Path::new("/var/lib/apt"), Some(Path::new("/var")));
+        let steps = [MountStep::Overlay { path: "/var/lib/apt".into(), layer }];
+        let f = usual_host();
+        build(&f, &steps, None, c"/", &[], &mut || Ok(())).unwrap();
+        let want = "mount overlay on /var/lib/apt lowerdir=/oldroot/var/lib/apt,upperdir=/oldroot/b/layers/var/upper/lib/apt,workdir=/oldroot/b/layers/var/parts/lib%2Fapt,userxattr";
+        assert!(f.log().contains(&want.to_owned()), "{:#?}", f.log());
+        let f = Fake { fail: Some(("mount overlay", libc::EINVAL)), ..usual_host() };
+        let e = build(&f, &steps, None, c"/", &[], &mut || Ok(())).unwrap_err();
+        assert!(e.errno == Some(libc::EINVAL) && e.detail.contains("was something mounted below it since"), "{e:?}");
     }
 
     #[test]
