@@ -135,7 +135,8 @@ pub fn mark(token: &str) -> std::io::Result<()> {
 pub struct Reader {
     sock: OwnedFd,
     pub enabled_audit: bool,
-    /// One receive buffer for every record (a flood reads thousands).
+    /// One receive buffer for every record (a flood reads thousands),
+    /// made at the first read: a run that ends well reads none.
     buf: std::cell::RefCell<Vec<u8>>,
 }
 
@@ -150,7 +151,7 @@ pub fn open() -> Result<Reader, SupervisorError> {
     // fit is dropped for this reader alone (ENOBUFS), never held against the
     // kernel's own backlog. Best effort: the default buffer works, smaller.
     let _ = nix::sys::socket::setsockopt(&sock, nix::sys::socket::sockopt::RcvBufForce, &(8 << 20));
-    Ok(Reader { sock, enabled_audit, buf: std::cell::RefCell::new(vec![0u8; 16 * 1024]) })
+    Ok(Reader { sock, enabled_audit, buf: std::cell::RefCell::new(Vec::new()) })
 }
 
 impl Reader {
@@ -180,6 +181,9 @@ impl Reader {
     /// good; records the kernel dropped (ENOBUFS) are skipped.
     pub fn try_next(&self) -> std::io::Result<Option<Record>> {
         let mut buf = self.buf.borrow_mut();
+        if buf.is_empty() {
+            buf.resize(16 * 1024, 0);
+        }
         loop {
             let n = match recv(self.sock.as_raw_fd(), &mut buf, MsgFlags::MSG_DONTWAIT) {
                 Ok(n) => n,
