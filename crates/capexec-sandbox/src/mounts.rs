@@ -157,7 +157,17 @@ pub fn build(
                 setattr(o, path, true, *attrs)?;
             }
             MountStep::Overlay { path, layer } => {
-                mkdir_p(o, path)?;
+                // A part of a split directory (capexec_decl::overlay::view)
+                // was a directory of the host's when the view was planned;
+                // one removed since is left out (the split directory shows
+                // what the host has, read-only: there is no mount point to
+                // make, and nothing to overlay).
+                let part = !layer.rel.as_os_str().is_empty();
+                if !part {
+                    mkdir_p(o, path)?;
+                } else if !matches!(o.kind(path), Ok(Kind::Dir)) {
+                    continue;
+                }
                 // Paths the validation kept free of `,` `:` `\` `=`. user.*
                 // xattrs (userxattr): the only ones a user namespace may
                 // write, and the same layer format as root or not.
@@ -167,14 +177,19 @@ pub fn build(
                     host(&layer.upper()).display(),
                     host(&layer.work()).display()
                 );
-                o.mount(Some(Path::new("overlay")), path, Some("overlay"), MsFlags::MS_NOSUID | MsFlags::MS_NODEV, Some(data.as_str())).map_err(|e| {
-                    // The view is planned from the host's mounts as they were:
-                    // overlayfs refuses a directory something was mounted
-                    // below since (EINVAL, "failed to clone lowerpath").
-                    let hint =
-                        if e.raw_os_error() == Some(libc::EINVAL) { " (was something mounted below it since the run started? run it again)" } else { "" };
-                    err(format!("mount the overlay of {} (layer {}){hint}", path.display(), layer.upper().display()), e)
-                })?;
+                match o.mount(Some(Path::new("overlay")), path, Some("overlay"), MsFlags::MS_NOSUID | MsFlags::MS_NODEV, Some(data.as_str())) {
+                    Ok(()) => {}
+                    // Removed between the look above and the mount.
+                    Err(e) if part && e.raw_os_error() == Some(libc::ENOENT) => continue,
+                    Err(e) => {
+                        // The view is planned from the host's mounts as they
+                        // were: overlayfs refuses a directory something was
+                        // mounted below since (EINVAL, "failed to clone lowerpath").
+                        let hint =
+                            if e.raw_os_error() == Some(libc::EINVAL) { " (was something mounted below it since the run started? run it again)" } else { "" };
+                        return Err(err(format!("mount the overlay of {} (layer {}){hint}", path.display(), layer.upper().display()), e));
+                    }
+                }
             }
             MountStep::Tmpfs { path, mode } => {
                 mkdir_p(o, path)?;
@@ -635,17 +650,23 @@ mod tests {
     }
 
     // A part of a split directory (capexec_decl::overlay::view) writes
-    // into its directory's layer; a failing overlay says what may have
-    // changed since the view was planned.
+    // into its directory's layer; one the host removed since the plan is
+    // left out; a failing overlay says what may have changed since.
     #[test]
     fn an_overlay_writes_into_its_layer_and_says_why_it_may_fail() {
-        let layer = capexec_decl::overlay::Layer::of(Path::new("/b"), Path::new("/var/lib/apt"), Some(Path::new("/var")));
-        let steps = [MountStep::Overlay { path: "/var/lib/apt".into(), layer }];
-        let f = usual_host();
+        let part =
+            |p: &str| MountStep::Overlay { path: p.into(), layer: capexec_decl::overlay::Layer::of(Path::new("/b"), Path::new(p), Some(Path::new("/var"))) };
+        let steps = [bind_step("/var", false), part("/var/lib/apt"), part("/var/lib/gone")];
+        let host = || usual_host().host("/var", Kind::Dir).host("/var/lib", Kind::Dir).host("/var/lib/apt", Kind::Dir);
+        let f = host();
         build(&f, &steps, None, c"/", &[], &mut || Ok(())).unwrap();
         let want = "mount overlay on /var/lib/apt lowerdir=/oldroot/var/lib/apt,upperdir=/oldroot/b/layers/var/upper/lib/apt,workdir=/oldroot/b/layers/var/parts/lib%2Fapt,userxattr";
         assert!(f.log().contains(&want.to_owned()), "{:#?}", f.log());
-        let f = Fake { fail: Some(("mount overlay", libc::EINVAL)), ..usual_host() };
+        assert!(!f.log().iter().any(|e| e.contains("/var/lib/gone")), "{:#?}", f.log());
+        // Removed between the look and the mount: left out too.
+        let f = Fake { fail: Some(("mount overlay", libc::ENOENT)), ..host() };
+        build(&f, &steps, None, c"/", &[], &mut || Ok(())).unwrap();
+        let f = Fake { fail: Some(("mount overlay", libc::EINVAL)), ..host() };
         let e = build(&f, &steps, None, c"/", &[], &mut || Ok(())).unwrap_err();
         assert!(e.errno == Some(libc::EINVAL) && e.detail.contains("was something mounted below it since"), "{e:?}");
     }
