@@ -727,4 +727,12 @@ both!(a_mount_below_a_directory_leaves_the_rest_overlaid, |who: As| {
     let o = run(true, "echo through > side/direct", &["--rw", tree.to_str().unwrap()]);
     assert!(o.status.success(), "{who:?}: {}", text(&o));
     assert_eq!(std::fs::read_to_string(tree.join("side/direct")).ok().as_deref(), Some("through\n"), "{who:?}: {}", text(&o));
+
+    // A directory a run without the mount deleted (a whiteout in the layer)
+    // cannot be a part: a run with the mount shows the host's, read-only,
+    // and runs.
+    let o = run(false, "rm -r side && test ! -e side", &[]);
+    assert!(o.status.success(), "{who:?}: {}", text(&o));
+    let o = run(true, "test -d side && { touch side/x 2>/dev/null || echo side: read-only; }", &[]);
+    assert_eq!(String::from_utf8_lossy(&o.stdout), "side: read-only\n", "{who:?}: {}", text(&o));
 });

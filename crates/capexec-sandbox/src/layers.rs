@@ -39,11 +39,14 @@ pub fn make_layers(plan: &crate::SetupPlan) -> Result<(), LaunchError> {
         let top = path.ancestors().nth(layer.rel.components().count()).unwrap_or(path);
         let (mut upper, mut host) = (layer.dir.join("upper"), top.to_path_buf());
         let mut made = Vec::new();
-        like_host(&upper, &host, root, false, &mut made)?;
+        let mut dirs = like_host(&upper, &host, root, false, &mut made)?;
         for c in layer.rel.components() {
             upper.push(c);
             host.push(c);
-            like_host(&upper, &host, root, true, &mut made)?;
+            // An earlier run, with the directory overlaid whole, deleted or
+            // replaced this one (a whiteout, a file): nothing is made below
+            // it, and the child leaves the part out (see mounts::build).
+            dirs = dirs && like_host(&upper, &host, root, true, &mut made)?;
         }
         for (dir, mode) in made.iter().rev() {
             std::fs::set_permissions(dir, std::fs::Permissions::from_mode(*mode))
@@ -71,10 +74,11 @@ pub fn make_layers(plan: &crate::SetupPlan) -> Result<(), LaunchError> {
 /// Makes the directory `upper` of a layer, when missing, with the owner
 /// (as root) of the host's `host`, and adds it to `made` with the mode to
 /// give it; one made for a part of a split directory (`ahead`) is marked as
-/// capexec's, not the program's.
-fn like_host(upper: &Path, host: &Path, root: bool, ahead: bool, made: &mut Vec<(PathBuf, u32)>) -> Result<(), LaunchError> {
-    if upper.symlink_metadata().is_ok() {
-        return Ok(());
+/// capexec's, not the program's. False when `upper` is there and is not a
+/// directory.
+fn like_host(upper: &Path, host: &Path, root: bool, ahead: bool, made: &mut Vec<(PathBuf, u32)>) -> Result<bool, LaunchError> {
+    if let Ok(m) = upper.symlink_metadata() {
+        return Ok(m.is_dir());
     }
     let m = host.metadata().ok();
     std::fs::DirBuilder::new().mode(0o700).create(upper).map_err(|e| LaunchError::io("create the overlay layer", upper.display(), e))?;
@@ -86,7 +90,7 @@ fn like_host(upper: &Path, host: &Path, root: bool, ahead: bool, made: &mut Vec<
     }
     // The permission bits and setgid (a directory's group inheritance); no setuid.
     made.push((upper.to_path_buf(), m.map_or(0o755, |m| m.mode() & 0o3777)));
-    Ok(())
+    Ok(true)
 }
 
 /// Marks a directory capexec made in a layer ahead of the program (see

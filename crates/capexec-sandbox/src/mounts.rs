@@ -161,11 +161,13 @@ pub fn build(
                 // was a directory of the host's when the view was planned;
                 // one removed since is left out (the split directory shows
                 // what the host has, read-only: there is no mount point to
-                // make, and nothing to overlay).
+                // make, and nothing to overlay). So is one whose place in the
+                // layer is not a directory: an earlier run, with the
+                // directory overlaid whole, deleted or replaced it.
                 let part = !layer.rel.as_os_str().is_empty();
                 if !part {
                     mkdir_p(o, path)?;
-                } else if !matches!(o.kind(path), Ok(Kind::Dir)) {
+                } else if !matches!(o.kind(path), Ok(Kind::Dir)) || !matches!(o.kind(&host(&layer.upper())), Ok(Kind::Dir)) {
                     continue;
                 }
                 // Paths the validation kept free of `,` `:` `\` `=`. user.*
@@ -656,13 +658,17 @@ mod tests {
     fn an_overlay_writes_into_its_layer_and_says_why_it_may_fail() {
         let part =
             |p: &str| MountStep::Overlay { path: p.into(), layer: capexec_decl::overlay::Layer::of(Path::new("/b"), Path::new(p), Some(Path::new("/var"))) };
-        let steps = [bind_step("/var", false), part("/var/lib/apt"), part("/var/lib/gone")];
-        let host = || usual_host().host("/var", Kind::Dir).host("/var/lib", Kind::Dir).host("/var/lib/apt", Kind::Dir);
+        let steps = [bind_step("/var", false), part("/var/lib/apt"), part("/var/lib/gone"), part("/var/lib/deleted")];
+        // An earlier run deleted /var/lib/deleted: a whiteout in the layer.
+        let host = || {
+            let f = usual_host().host("/var", Kind::Dir).host("/var/lib", Kind::Dir).host("/var/lib/apt", Kind::Dir).host("/var/lib/deleted", Kind::Dir);
+            f.host("/b/layers/var/upper/lib/apt", Kind::Dir).host("/b/layers/var/upper/lib/deleted", Kind::File)
+        };
         let f = host();
         build(&f, &steps, None, c"/", &[], &mut || Ok(())).unwrap();
         let want = "mount overlay on /var/lib/apt lowerdir=/oldroot/var/lib/apt,upperdir=/oldroot/b/layers/var/upper/lib/apt,workdir=/oldroot/b/layers/var/parts/lib%2Fapt,userxattr";
         assert!(f.log().contains(&want.to_owned()), "{:#?}", f.log());
-        assert!(!f.log().iter().any(|e| e.contains("/var/lib/gone")), "{:#?}", f.log());
+        assert!(!f.log().iter().any(|e| e.contains("/var/lib/gone") || e.contains("/var/lib/deleted")), "{:#?}", f.log());
         // Removed between the look and the mount: left out too.
         let f = Fake { fail: Some(("mount overlay", libc::ENOENT)), ..host() };
         build(&f, &steps, None, c"/", &[], &mut || Ok(())).unwrap();
