@@ -621,8 +621,10 @@ fn copy_up_lets_a_rootless_run_rewrite_roots_files() {
 both!(no_path_reaches_the_host_under_an_overlay, |who: As| {
     let (base, _cleanup) = scratch(&format!("ovpaths-{who:?}"));
     let tree = base.join("tree");
-    std::fs::create_dir_all(tree.join("dir")).unwrap();
-    for f in ["a", "b", "c", "d", "dir/e"] {
+    for d in ["dir", "mnt", "src"] {
+        std::fs::create_dir_all(tree.join(d)).unwrap();
+    }
+    for f in ["a", "b", "c", "d", "dir/e", "src/f"] {
         std::fs::write(tree.join(f), format!("{f}\n")).unwrap();
     }
     std::os::unix::fs::symlink("a", tree.join("link")).unwrap();
@@ -633,20 +635,33 @@ both!(no_path_reaches_the_host_under_an_overlay, |who: As| {
         let m = p.symlink_metadata().unwrap();
         (m.mtime(), m.mtime_nsec(), m.ino())
     };
-    let before: Vec<_> = ["a", "b", "c", "d", "dir", "dir/e", "link"].iter().map(|f| (snapshot(&tree.join(f)), times(&tree.join(f)))).collect();
+    let files = ["a", "b", "c", "d", "dir", "dir/e", "link", "src", "src/f"];
+    let state = || -> Vec<_> { files.iter().map(|f| (snapshot(&tree.join(f)), times(&tree.join(f)))).collect() };
+    let before = state();
     let t = tree.display();
+    // mnt: an empty directory, or (the split run below) the host's src
+    // mounted there.
     let script = format!(
         "cd {t} && ln a hard && echo x >> hard; echo y >> /proc/self/root{t}/b; exec 3<c; echo z >> /proc/self/fd/3; \
          mv d /tmp/d && mv /tmp/d d && echo w >> d; truncate -s 0 dir/e; chmod 600 a; touch -m -d 2001-01-01 b; \
-         mv dir dir2; rm link && cp a link; echo done"
+         mv dir dir2; rm link && cp a link; \
+         echo q >> mnt/f; ln mnt/f mnt/h; exec 4<mnt/f; echo r >> /proc/self/fd/4; echo s >> /proc/self/root{t}/mnt/f; \
+         chmod 600 mnt/f; truncate -s 0 mnt/f; mv mnt/f mnt/g; echo done"
     );
     let mut c = command(who);
     c.arg("run").arg("--overlay").arg(base.join("box")).args(["--", "/bin/sh", "-c", &script]).current_dir(&tree);
     let o = output(c, T);
     assert!(String::from_utf8_lossy(&o.stdout).ends_with("done\n"), "{who:?}: {}", text(&o));
-    let after: Vec<_> = ["a", "b", "c", "d", "dir", "dir/e", "link"].iter().map(|f| (snapshot(&tree.join(f)), times(&tree.join(f)))).collect();
-    assert_eq!(after, before, "{who:?}: a host file changed");
+    assert_eq!(state(), before, "{who:?}: a host file changed");
     assert!(!tree.join("hard").exists() && !tree.join("dir2").exists());
+    // The same with a host mount below the tree (src bound on mnt), which
+    // splits it: the files in it are the host's, read-only, dir an overlay
+    // of its own, the mount shown read-only.
+    let o = run_in_mount_ns(who, &format!("mount --bind {t}/src {t}/mnt"), &["--overlay", base.join("box").to_str().unwrap()], &script, &tree);
+    assert!(String::from_utf8_lossy(&o.stdout).ends_with("done\n"), "{who:?}: {}", text(&o));
+    assert!(String::from_utf8_lossy(&o.stderr).contains(&format!("filesystem.overlay: {t}/mnt")), "{who:?}: not split: {}", text(&o));
+    assert_eq!(state(), before, "{who:?}: a host file changed under a split directory");
+    assert!(!tree.join("hard").exists() && !tree.join("dir2").exists() && !tree.join("src/h").exists() && !tree.join("src/g").exists());
     // The same script with the tree given read-write (no overlay there)
     // does change the host: the comparison above can fail.
     let mut c = command(who);
@@ -654,6 +669,20 @@ both!(no_path_reaches_the_host_under_an_overlay, |who: As| {
     let o = output(c, T);
     assert!(tree.join("dir2").exists() && std::fs::read_to_string(tree.join("hard")).is_ok(), "{who:?}: {}", text(&o));
 });
+
+/// `capexec run ARGS -- /bin/sh -c SCRIPT` in `cwd`, as `who`, in a mount
+/// namespace of its own in which the shell command `setup` ran first (as
+/// root): a host mount that no other test sees.
+fn run_in_mount_ns(who: As, setup: &str, args: &[&str], script: &str, cwd: &Path) -> std::process::Output {
+    let mut c = std::process::Command::new("unshare");
+    c.args(["--mount", "--propagation", "private", "--", "/bin/sh", "-c"]).arg(format!("{setup} && exec \"$@\"")).arg("sh");
+    if who == As::User {
+        let (uid, gid) = test_user();
+        c.args(["setpriv", &format!("--reuid={uid}"), &format!("--regid={gid}"), "--clear-groups", "env", "HOME=/"]);
+    }
+    c.arg(capexec()).arg("run").args(args).args(["--", "/bin/sh", "-c", script]).current_dir(cwd);
+    output(c, T)
+}
 
 // A host mount below a top-level directory (a container engine's store
 // under /var): overlayfs cannot take that directory in a user namespace.
@@ -678,14 +707,9 @@ both!(a_mount_below_a_directory_leaves_the_rest_overlaid, |who: As| {
     let before = snapshot(&tree);
     let run = |mount: bool, script: &str, extra: &[&str]| {
         let setup = if mount { format!("mount -t tmpfs -o mode=755 none {0}/mnt && echo in-mount > {0}/mnt/f", tree.display()) } else { "true".into() };
-        let mut c = std::process::Command::new("unshare");
-        c.args(["--mount", "--propagation", "private", "--", "/bin/sh", "-c"]).arg(format!("{setup} && exec \"$@\"")).arg("sh");
-        if who == As::User {
-            let (uid, gid) = test_user();
-            c.args(["setpriv", &format!("--reuid={uid}"), &format!("--regid={gid}"), "--clear-groups", "env", "HOME=/"]);
-        }
-        c.arg(capexec()).arg("run").arg("--overlay").arg(&dir).args(extra).args(["--", "/bin/sh", "-c", script]).current_dir(&tree);
-        output(c, T)
+        let mut args = vec!["--overlay", dir.to_str().unwrap()];
+        args.extend(extra);
+        run_in_mount_ns(who, &setup, &args, script, &tree)
     };
     let o = run(
         true,
