@@ -47,8 +47,13 @@ pub const UNSAFE_CHARS: &[char] = &[',', ':', '\\', '='];
 
 /// The layer directory of `path` inside `dir`.
 pub fn layer_dir(dir: &Path, path: &Path) -> PathBuf {
-    let name = path.to_string_lossy().trim_start_matches('/').replace('%', "%25").replace('/', "%2F");
-    dir.join("layers").join(name)
+    dir.join("layers").join(one_name(path))
+}
+
+/// A path as one file name: without its leading `/`, `%` written `%25`
+/// and `/` written `%2F` (the reverse is [`layer_path`]).
+fn one_name(path: &Path) -> String {
+    path.to_string_lossy().trim_start_matches('/').replace('%', "%25").replace('/', "%2F")
 }
 
 /// The host path a layer directory's name stands for (the reverse of
@@ -240,7 +245,7 @@ impl Layer {
         if self.rel.as_os_str().is_empty() {
             self.dir.join("work")
         } else {
-            self.dir.join("parts").join(self.rel.to_string_lossy().replace('%', "%25").replace('/', "%2F"))
+            self.dir.join("parts").join(one_name(&self.rel))
         }
     }
 }

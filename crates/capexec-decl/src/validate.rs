@@ -281,15 +281,15 @@ pub fn validate(name: &str, raw: &RawUnit, sources: Vec<PathBuf>, ctx: &Context)
         // read-only mount of the host's is read-only anyway), said once.
         let writable: Vec<&PathBuf> = view.as_is.iter().filter(|p| !host.iter().any(|m| m.path == **p && m.read_only)).collect();
         if !writable.is_empty() {
-            let list = |ps: &mut dyn Iterator<Item = &PathBuf>| ps.map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ");
-            let mut tops: Vec<PathBuf> = writable.iter().map(|p| p.components().take(2).collect()).collect();
+            let shown: Vec<String> = writable.iter().take(4).map(|p| p.display().to_string()).collect();
+            let mut tops: Vec<String> = writable.iter().map(|p| p.components().take(2).collect::<PathBuf>().display().to_string()).collect();
             tops.dedup();
             let more = if writable.len() > 4 { format!(" and {} more", writable.len() - 4) } else { String::new() };
             v.warnings.push(format!(
                 "filesystem.overlay: {}{more}: as the host has {}, read-only, and so are the directories above from {} (nothing can be made or removed directly in them; every other directory there is overlaid): overlayfs cannot take a directory with a mount below it in a user namespace",
-                list(&mut writable.iter().take(4).copied()),
+                shown.join(", "),
                 if writable.len() == 1 { "it" } else { "them" },
-                list(&mut tops.iter())
+                tops.join(", ")
             ));
         }
         for p in SYSTEM_INACCESSIBLE {

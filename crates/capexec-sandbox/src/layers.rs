@@ -39,14 +39,17 @@ pub fn make_layers(plan: &crate::SetupPlan) -> Result<(), LaunchError> {
         let top = path.ancestors().nth(layer.rel.components().count()).unwrap_or(path);
         let (mut upper, mut host) = (layer.dir.join("upper"), top.to_path_buf());
         let mut made = Vec::new();
-        let mut dirs = like_host(&upper, &host, root, false, &mut made)?;
+        let mut dir = like_host(&upper, &host, root, false, &mut made)?;
         for c in layer.rel.components() {
-            upper.push(c);
-            host.push(c);
             // An earlier run, with the directory overlaid whole, deleted or
             // replaced this one (a whiteout, a file): nothing is made below
             // it, and the child leaves the part out (see mounts::build).
-            dirs = dirs && like_host(&upper, &host, root, true, &mut made)?;
+            if !dir {
+                break;
+            }
+            upper.push(c);
+            host.push(c);
+            dir = like_host(&upper, &host, root, true, &mut made)?;
         }
         for (dir, mode) in made.iter().rev() {
             std::fs::set_permissions(dir, std::fs::Permissions::from_mode(*mode))

@@ -239,7 +239,7 @@ pub fn descends_from(pid: i32, ancestor: i32) -> bool {
 /// asks the kernel whether audit is on, whose answer comes from a kernel
 /// thread made for it: some 0.2 ms that run beside init's setup instead of
 /// before the launch. capexec reads the socket in its main thread, while it
-/// waits for the run ([`poll_fd`](Watch::poll_fd) beside the forwarded
+/// waits for the run ([`with_poll_fd`](Watch::with_poll_fd) beside the forwarded
 /// signals, `launch::Serve`) and to the marker once the run failed: no
 /// thread of its own, whose start and whose wake-up to die at exit cost
 /// 0.09 ms per launch. In a brokered run capexec confines itself to the

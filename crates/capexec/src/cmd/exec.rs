@@ -146,10 +146,13 @@ fn launch_planned(spec: &ServiceSpec, plan: capexec_sandbox::SetupPlan, mut hand
         },
     };
     let inherited = handoff.raw_fds();
-    let on_setup = handoff.on_setup.take();
     let watch = handoff.watch.take();
-    let on_setup = on_setup.as_deref();
-    let on_started = handoff.on_started.take();
+    let spawned_watch = |pid| {
+        if let Some(w) = &watch {
+            w.spawned(pid);
+        }
+    };
+    let on_setup = watch.is_some().then_some(&spawned_watch as &dyn Fn(i32));
     // The network summary's recorder gets its listener while the service
     // waits for it, before exec.
     let net_watch = std::cell::RefCell::new(handoff.net_watch.take());
@@ -178,8 +181,8 @@ fn launch_planned(spec: &ServiceSpec, plan: capexec_sandbox::SetupPlan, mut hand
     drop(handoff.fds);
     match spawned {
         Ok(mut s) => {
-            if let (Some(f), Some(pid)) = (&on_started, s.main_pid) {
-                f(pid);
+            if let (Some(w), Some(pid)) = (&watch, s.main_pid) {
+                w.started(pid);
             }
             let mut running = None;
             if let Some(b) = broker {

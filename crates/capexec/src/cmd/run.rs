@@ -32,7 +32,6 @@ pub fn run(args: &RunArgs) -> i32 {
                 true => Some(std::rc::Rc::new(capexec_supervisor::trail::Watch::new(&spec, print_refusal))),
                 false => None,
             };
-            let (w, m, waiting) = (watch.clone(), watch.clone(), watch.clone());
             // What the program did on the network, recorded as it happens.
             let recorder: std::rc::Rc<std::cell::RefCell<Option<std::thread::JoinHandle<capexec_learn::Observations>>>> = Default::default();
             let wanted = args.net_summary || spec.filesystem.overlay.is_some();
@@ -46,14 +45,7 @@ pub fn run(args: &RunArgs) -> i32 {
                     *slot.borrow_mut() = Some(std::thread::spawn(move || capexec_learn::record::record(listener, &judge, false)));
                 }) as Box<dyn FnOnce(std::os::fd::OwnedFd)>
             });
-            let handoff = super::systemd::Handoff {
-                on_setup: w.map(|w| Box::new(move |pid| w.spawned(pid)) as Box<dyn Fn(i32)>),
-                on_started: m.map(|m| Box::new(move |pid| m.started(pid)) as Box<dyn Fn(i32)>),
-                watch: waiting,
-                net_watch,
-                net_seen: (wanted && brokered).then_some(seen_tx),
-                ..Default::default()
-            };
+            let handoff = super::systemd::Handoff { watch: watch.clone(), net_watch, net_seen: (wanted && brokered).then_some(seen_tx), ..Default::default() };
             // Asked before the launch: a run with a broker ends confined as
             // its broker, whose filter has no ioctl (isatty's TCGETS).
             let (stdin_tty, stderr_tty) = (nix::unistd::isatty(0).unwrap_or(false), nix::unistd::isatty(2).unwrap_or(false));

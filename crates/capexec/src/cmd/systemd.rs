@@ -34,15 +34,12 @@ pub struct Handoff {
     pub notify: Option<UnixDatagram>,
     pub watchdog_usec: Option<u64>,
     pub credentials: Option<PathBuf>,
-    /// Told the pid of the service's init while it sets up, before it
-    /// starts the program (`capexec run`'s refusal summary; not systemd's;
-    /// see `SpawnOptions::on_setup`).
-    pub on_setup: Option<Box<dyn Fn(i32)>>,
-    /// Read while capexec waits for the service (`capexec run`'s refusal
-    /// summary, whose audit socket is polled with the signals).
+    /// What the kernel refuses the service (`capexec run`'s refusal
+    /// summary; not systemd's): told the init's pid while it sets up,
+    /// before it starts the program (see `SpawnOptions::on_setup`), the
+    /// program's once it runs, and read while capexec waits for the service
+    /// (its audit socket polled with the signals).
     pub watch: Option<std::rc::Rc<capexec_supervisor::trail::Watch>>,
-    /// Told the pid of the service's own process once it runs.
-    pub on_started: Option<Box<dyn Fn(i32)>>,
     /// Given the listener of the program's network calls, which it must
     /// answer (`capexec run --net-summary`, see plan::Extras::watch_network).
     pub net_watch: Option<Box<dyn FnOnce(std::os::fd::OwnedFd)>>,
