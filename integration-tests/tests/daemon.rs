@@ -461,6 +461,150 @@ fn control_socket_refuses_unauthorised_users() {
     assert!(d.log().contains("refused a control connection"), "refusals are logged:\n{}", d.log());
 }
 
+/// One request to the control socket at `sock` from a Python process, which
+/// prints the daemon's answer; `fork_depth` processes deep (each the child of
+/// the last), so that a check of a bounded ancestry can be seen to fail.
+fn control_client(sock: &std::path::Path, request: &str, fork_depth: u32) -> String {
+    format!(
+        r#"
+import os, socket
+def ask():
+    s = socket.socket(socket.AF_UNIX)
+    s.connect({sock:?})
+    try:
+        s.sendall(b'{request}\n')
+    except BrokenPipeError:
+        pass  # refused at once: the answer is there to read
+    print('answer:', s.recv(65536).decode(), flush=True)
+def nest(n):
+    if n == 0:
+        ask()
+        return
+    pid = os.fork()
+    if pid == 0:
+        nest(n - 1)
+        os._exit(0)
+    os.waitpid(pid, 0)
+nest({fork_depth})
+"#,
+        sock = sock.display().to_string(),
+    )
+}
+
+/// ESCAPE-CASES 40, from inside: a service that runs as root and sees the
+/// control socket (its declaration shows the daemon's runtime directory)
+/// passes the uid check, and once could stop other services, or write a
+/// declaration where it may write and have the daemon start that file: an
+/// unconfined root process. The daemon refuses its own services, told by
+/// their ancestry (without a bound: from 80 processes deep too) and by their
+/// cgroup (a process put into a service's cgroup from outside).
+/// The attack of [`a_service_cannot_control_the_daemon`] from inside, under
+/// a daemon of `who`: every request refused, nothing started or stopped,
+/// each refusal in the service's trail. Returns the running daemon, its
+/// service `victim` still running.
+fn requests_from_a_service_are_refused(who: As) -> Daemon {
+    let mut d = Daemon::prepare(who, &format!("selfctl-{who:?}"));
+    let drop = d.dir.join("drop");
+    std::fs::create_dir_all(&drop).unwrap();
+    if who == As::User {
+        let (uid, gid) = test_user();
+        std::os::unix::fs::chown(&drop, Some(uid), Some(gid)).unwrap();
+    }
+    let pwned = d.dir.join("pwned");
+    let sock = d.dir.join("run/control.sock");
+    d.write_unit("victim", &sh_unit("exec sleep 100711", ""));
+    let evil = drop.join("evil.svc");
+    let evil_unit = format!("[exec]\nargv = [\"/bin/sh\", \"-c\", \"id > {}\"]\n[filesystem]\nread_write = [{:?}]\n", pwned.display(), d.dir.display());
+    let start_evil = format!(r#"{{"v":1,"op":"start","units":["{}"]}}"#, evil.display());
+    let stop_victim = r#"{"v":1,"op":"stop","units":["victim"]}"#;
+    let script = format!(
+        "{}\nopen({:?}, 'w').write({evil_unit:?})\n{}\n{}",
+        control_client(&sock, stop_victim, 0),
+        evil.display().to_string(),
+        control_client(&sock, &start_evil, 0),
+        control_client(&sock, stop_victim, 80),
+    );
+    // As root the service is root in the host's user namespace (no
+    // capabilities), rootless the daemon's owner as the kernel maps it:
+    // either passes the uid check.
+    let user = if who == As::Root { "user = \"root\"\n" } else { "" };
+    d.write_unit(
+        "attacker",
+        &format!(
+            "[exec]\nargv = [\"/usr/bin/python3\", \"-c\", '''{script}''']\n{user}[filesystem]\nread_only = [{:?}]\nread_write = [{:?}]\n",
+            d.dir.join("run").display(),
+            drop.display()
+        ),
+    );
+    d.start();
+    ok(&d.ctl(&["start", "victim"]));
+    ok(&d.ctl(&["start", "attacker"]));
+    d.wait_state("attacker", "exited", T);
+    let log = std::fs::read_to_string(d.dir.join("logs/attacker.log")).unwrap();
+    let answers: Vec<&str> = log.lines().filter(|l| l.contains("answer:")).collect();
+    assert_eq!(answers.len(), 3, "three answers:\n{log}");
+    for a in &answers {
+        assert!(a.contains("\"ok\":false") && a.contains("belongs to a service of this daemon"), "refused: {a}\n{log}");
+    }
+    assert!(std::fs::read_to_string(&evil).unwrap().contains("id >"), "the service wrote its declaration");
+    assert_eq!(d.status("victim")["state"], "running", "the other service runs on");
+    let list = ok(&d.ctl(&["list"]));
+    assert!(!list.contains("evil"), "the service's declaration was never loaded:\n{list}");
+    assert!(!pwned.exists(), "nothing ran from the service's declaration");
+    assert!(d.log().contains("refused a control connection: process"), "refusals are logged:\n{}", d.log());
+    let trail = d.status("attacker")["denials"].clone();
+    assert!(
+        trail["recent"].as_array().unwrap().iter().any(|e| e["mechanism"] == "daemon" && e["fix"].as_str().unwrap().starts_with("nothing")),
+        "the refusals are in the service's trail: {trail:#}"
+    );
+    d
+}
+
+/// ESCAPE-CASES 40, from inside: a service that runs as root and sees the
+/// control socket (its declaration shows the daemon's runtime directory)
+/// passes the uid check, and once could stop other services, or write a
+/// declaration where it may write and have the daemon start that file: an
+/// unconfined root process. The daemon refuses its own services, told by
+/// their ancestry (without a bound: from 80 processes deep too) and by their
+/// cgroup (a process put into a service's cgroup from outside).
+#[test]
+fn a_service_cannot_control_the_daemon() {
+    require_root();
+    let d = requests_from_a_service_are_refused(As::Root);
+    let sock = d.socket();
+    let stop_victim = r#"{"v":1,"op":"stop","units":["victim"]}"#;
+    // A process of the service that is not below the launcher (as one left
+    // by an init that has ended would be) is still the service's: its cgroup.
+    let cgroup = ["/sys/fs/cgroup/unified", "/sys/fs/cgroup"]
+        .iter()
+        .map(|r| std::path::Path::new(r).join(&d.cgroup).join("victim"))
+        .find(|p| p.join("cgroup.procs").exists())
+        .expect("the victim's cgroup v2 directory");
+    let mut client = std::process::Command::new("python3")
+        .arg("-c")
+        .arg(format!("import sys\nsys.stdin.readline()\n{}", control_client(&sock, stop_victim, 0)))
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::fs::write(cgroup.join("cgroup.procs"), client.id().to_string()).unwrap();
+    client.stdin.take().unwrap().write_all(b"go\n").unwrap();
+    let out = wait_output(client, T);
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(said.contains("belongs to a service of this daemon"), "refused by its cgroup: {said}");
+    assert_eq!(d.status("victim")["state"], "running", "the other service runs on");
+    // From the host, root still may.
+    ok(&d.ctl(&["stop", "victim"]));
+}
+
+/// The same from a service of a user daemon: it runs as the daemon's owner
+/// (in a user namespace of its own), which the uid check lets through.
+#[test]
+fn a_service_cannot_control_its_user_daemon() {
+    let d = requests_from_a_service_are_refused(As::User);
+    ok(&d.ctl(&["stop", "victim"]));
+}
+
 fn raw_request(d: &mut Daemon, data: &[u8]) -> String {
     let mut s = std::os::unix::net::UnixStream::connect(d.socket()).unwrap_or_else(|e| {
         let status = d.child.as_mut().unwrap().try_wait().unwrap();

@@ -16,14 +16,44 @@ pub struct Access {
     pub owner_uid: u32,
     /// gid of the `capexec` group, when the group exists.
     pub group: Option<u32>,
+    /// The daemon's own services, which are never its clients.
+    pub services: OwnServices,
 }
 
 pub const GROUP: &str = "capexec";
 
 impl Access {
-    pub fn new(mode: Mode) -> Access {
+    pub fn new(mode: Mode, services: OwnServices) -> Access {
         let group = capexec_decl::ids::group_by_name(GROUP);
-        Access { mode, owner_uid: nix::unistd::geteuid().as_raw(), group }
+        Access { mode, owner_uid: nix::unistd::geteuid().as_raw(), group, services }
+    }
+
+    /// [`Access::check`] for the process that connected `sock`, which must
+    /// also be none of the daemon's services. The peer is named by a pidfd
+    /// taken at its connect (SO_PEERPIDFD), and must still be alive once it
+    /// has been looked at: a pid that had been reused by then would name
+    /// another process's ancestry and cgroup. Before Linux 6.5 the pid of
+    /// SO_PEERCRED is all there is.
+    pub fn check_peer(&self, sock: std::os::fd::BorrowedFd<'_>, uid: u32, gid: u32, pid: Option<i32>) -> Result<(), AccessDenied> {
+        self.check(uid, gid, pid)?;
+        let pidfd = capexec_sys::peer_pidfd(sock).ok();
+        let alive = |fd: &std::os::fd::OwnedFd| capexec_sys::pidfd_pid(std::os::fd::AsFd::as_fd(fd)).ok().flatten();
+        let pid = match &pidfd {
+            Some(fd) => alive(fd).ok_or(AccessDenied::PeerGone)?,
+            // A peer in no pid namespace below the daemon's is in none of its
+            // services' (each is the daemon's own or a child of it).
+            None => match pid.filter(|p| *p > 0) {
+                Some(p) => p,
+                None => return Ok(()),
+            },
+        };
+        if self.services.hold(pid) {
+            return Err(AccessDenied::FromService { pid });
+        }
+        match &pidfd {
+            Some(fd) if alive(fd) != Some(pid) => Err(AccessDenied::PeerGone),
+            _ => Ok(()),
+        }
     }
 
     /// Ok, or the refusal with what to do about it.
@@ -43,6 +73,47 @@ impl Access {
                 Err(AccessDenied::NotInGroup { uid, group: GROUP })
             }
         }
+    }
+}
+
+/// The processes of the daemon's services: every sandbox its launcher makes
+/// (a service's init, its program and everything they start, the commands
+/// run before and after it, on reload, in it), whatever uid they run as.
+///
+/// They must never be its clients. A service that runs as root (or in the
+/// `capexec` group) in the host's user namespace and has the control socket
+/// in its view (a declaration that shows /run) would otherwise pass the uid
+/// check: it could stop the other services, or write a declaration anywhere
+/// it may write and have the daemon start that file, which runs with
+/// whatever the file declares.
+#[derive(Debug, Clone, Default)]
+pub struct OwnServices {
+    /// The launcher's pid: each run's init is its child, and a service's
+    /// processes stay below their init (it is their pid namespace's init, or
+    /// a child subreaper without one).
+    pub launcher: Option<i32>,
+    /// The cgroup that holds one cgroup per service (`--cgroup`), for what
+    /// outlives an init until the daemon kills it. A process cannot leave
+    /// its cgroup: no view holds a cgroup filesystem.
+    pub cgroup_parent: Option<String>,
+}
+
+impl OwnServices {
+    /// Whether process `pid` is one of the services'.
+    pub fn hold(&self, pid: i32) -> bool {
+        if self.launcher.is_some_and(|l| crate::trail::ancestry(pid).skip(1).any(|p| p == l)) {
+            return true;
+        }
+        let Some(parent) = self.cgroup_parent.as_deref().map(|p| p.trim_matches('/')).filter(|p| !p.is_empty()) else {
+            return false;
+        };
+        let prefix = format!("/{parent}/");
+        // `ID:CONTROLLERS:PATH`, a line per hierarchy (v2's is `0::PATH`).
+        std::fs::read_to_string(format!("/proc/{pid}/cgroup"))
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| l.splitn(3, ':').nth(2))
+            .any(|path| path.starts_with(&prefix))
     }
 }
 

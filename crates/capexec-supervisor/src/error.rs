@@ -64,4 +64,8 @@ pub enum AccessDenied {
     NoGroup { uid: u32, group: &'static str },
     #[error("uid {uid} may not control the system daemon: only root and members of the `{group}` group may (`usermod -aG {group} USER`, then log in again)")]
     NotInGroup { uid: u32, group: &'static str },
+    #[error("process {pid} belongs to a service of this daemon, and services may not control it (the daemon would start whatever they asked for with more than they were given); run capexec commands from the host")]
+    FromService { pid: i32 },
+    #[error("the connecting process exited before the daemon could tell who it was")]
+    PeerGone,
 }

@@ -211,16 +211,25 @@ mod tests {
 }
 
 /// `pid`, then its parent, and so on up to (not including) pid 1, by the
-/// parents /proc names: it ends where a process has exited. A chain longer
-/// than 64 is no service's.
+/// parents /proc names: it ends where a process has exited. For telling
+/// which run a refusal came from; a chain longer than 64 is no service's.
 pub fn lineage(pid: i32) -> impl Iterator<Item = i32> {
+    ancestry(pid).take(64)
+}
+
+/// [`lineage`] without its bound, for decisions a service could otherwise
+/// evade by nesting its processes deeper. Every step names a live process
+/// whose parent has a pid below the limit, so the chain ends.
+pub fn ancestry(pid: i32) -> impl Iterator<Item = i32> {
     let parent = |p: i32| {
         std::fs::read_to_string(format!("/proc/{p}/status"))
             .ok()
             .and_then(|s| s.lines().find_map(|l| l.strip_prefix("PPid:")).and_then(|v| v.trim().parse::<i32>().ok()))
             .filter(|pp| *pp > 1)
     };
-    std::iter::successors(Some(pid), move |p| parent(*p)).take(64)
+    // A bound far above any real chain (pid_max is at most 4 Mi), against
+    // a /proc that lies.
+    std::iter::successors(Some(pid), move |p| parent(*p)).take(1 << 22)
 }
 
 /// Whether `pid` descends from `ancestor` (see [`lineage`]).

@@ -361,6 +361,36 @@ pub fn pidfd_open(pid: libc::pid_t, flags: libc::c_uint) -> io::Result<OwnedFd> 
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
+/// SO_PEERPIDFD (Linux 6.5), the generic value (x86 and arm use it).
+const SO_PEERPIDFD: libc::c_int = 77;
+
+/// A pidfd for the process that connected the Unix socket `sock`, taken at
+/// its connect: unlike SO_PEERCRED's pid, it cannot come to name another
+/// process once that one has exited and its pid is reused. ENOPROTOOPT
+/// before Linux 6.5.
+pub fn peer_pidfd(sock: BorrowedFd<'_>) -> io::Result<OwnedFd> {
+    let mut fd: libc::c_int = -1;
+    let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+    // SAFETY: getsockopt writes at most `len` bytes into `fd`, an int of ours.
+    check(unsafe { libc::getsockopt(sock.as_raw_fd(), libc::SOL_SOCKET, SO_PEERPIDFD, (&mut fd as *mut libc::c_int).cast(), &mut len) }.into())?;
+    // SAFETY: the kernel installed this fd for us just now; nobody else owns it.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// The pid `pidfd` names, as this process's pid namespace sees it (the
+/// `Pid:` line of its fdinfo); None once the process has exited (-1) or
+/// where it has no pid in this namespace (0). While it answers Some, the
+/// process lives, so its pid names no other.
+pub fn pidfd_pid(pidfd: BorrowedFd<'_>) -> io::Result<Option<libc::pid_t>> {
+    let info = std::fs::read_to_string(format!("/proc/self/fdinfo/{}", pidfd.as_raw_fd()))?;
+    let pid = info
+        .lines()
+        .find_map(|l| l.strip_prefix("Pid:"))
+        .and_then(|v| v.trim().parse::<libc::pid_t>().ok())
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "no Pid: line in the fdinfo of a pidfd"))?;
+    Ok((pid > 0).then_some(pid))
+}
+
 /// A new pseudo-terminal of the devpts instance `ptmx` leads to: its master
 /// and its terminal side, opened through the master (TIOCGPTPEER), so that
 /// no path lookup can lead to another instance's. Both close-on-exec.

@@ -88,6 +88,11 @@ enum Ev {
         run: u64,
         denial: crate::trail::Denial,
     },
+    /// A control connection from process `pid` of one of the services,
+    /// refused (see `control::OwnServices`): into that service's trail.
+    ControlRefused {
+        pid: i32,
+    },
     Notify {
         unit: String,
         run: u64,
@@ -341,6 +346,7 @@ fn raise_nofile() {
 
 async fn main(cfg: Config, launcher: launcher::Launcher) -> Result<(), SupervisorError> {
     let (tx, mut rx) = mpsc::unbounded_channel();
+    let launcher_pid = launcher.pid;
     let launch_tx = start_launcher_io(launcher, tx.clone())?;
     // Signal handlers before the control socket: whoever sees the socket may
     // send SIGHUP (reload) or SIGTERM, which must not meet the default action.
@@ -356,7 +362,8 @@ async fn main(cfg: Config, launcher: launcher::Launcher) -> Result<(), Superviso
         });
     }
     let listener = bind_control(&cfg.paths)?;
-    tokio::spawn(accept_loop(listener, Access::new(cfg.paths.mode), tx.clone()));
+    let own = control::OwnServices { launcher: Some(launcher_pid), cgroup_parent: cfg.cgroup_parent.clone() };
+    tokio::spawn(accept_loop(listener, Access::new(cfg.paths.mode, own), tx.clone()));
     let cgroups = match (&cfg.cgroup_parent, Hierarchy::detect()) {
         (Some(_), Ok(h)) => Some(h),
         (Some(_), Err(e)) => {
@@ -522,11 +529,20 @@ async fn serve(stream: tokio::net::UnixStream, access: Access, tx: mpsc::Unbound
     let (mut r, mut w) = stream.into_split();
     let cred = r.as_ref().peer_cred();
     let refusal = match &cred {
-        Ok(c) => access.check(c.uid(), c.gid(), c.pid()).err().map(|e| e.to_string()),
-        Err(e) => Some(format!("cannot identify the peer (SO_PEERCRED): {e}")),
+        Ok(c) => access.check_peer(std::os::fd::AsFd::as_fd(r.as_ref()), c.uid(), c.gid(), c.pid()).err().map(|e| {
+            let from_service = match e {
+                crate::error::AccessDenied::FromService { pid } => Some(pid),
+                _ => None,
+            };
+            (e.to_string(), from_service)
+        }),
+        Err(e) => Some((format!("cannot identify the peer (SO_PEERCRED): {e}"), None)),
     };
-    if let Some(msg) = refusal {
+    if let Some((msg, from_service)) = refusal {
         tracing::warn!("refused a control connection: {msg}");
+        if let Some(pid) = from_service {
+            let _ = tx.send(Ev::ControlRefused { pid });
+        }
         let _ = w.write_all(Response::err(format!("permission denied: {msg}"), None).to_line().as_bytes()).await;
         return;
     }
@@ -658,6 +674,18 @@ impl Daemon {
                     let addrs: Vec<String> = s.spec.service.ready_address.iter().map(|a| a.to_string()).collect();
                     s.log.note(&format!("ready: accepting on {}", addrs.join(" or ")));
                     self.queue.push_back((unit, Event::Ready));
+                }
+            }
+            Ev::ControlRefused { pid } => {
+                if let Some(s) = self.unit_of(pid).and_then(|u| self.services.get_mut(&u)) {
+                    s.deny(crate::trail::Denial {
+                        at: Some(std::time::SystemTime::now()),
+                        mechanism: "daemon",
+                        what: "a request on capexec's control socket (start, stop, ...)".into(),
+                        fix: "nothing: a service may not control the daemon; run capexec commands from the host".into(),
+                        pid: Some(pid),
+                        count: 1,
+                    });
                 }
             }
             Ev::Refused { unit, run, denial } => {
