@@ -31,6 +31,10 @@ impl Context {
 /// A leading `-` marks paths that may be missing on some distributions.
 pub const SYSTEM_EXECUTABLE: &[&str] = &["/usr", "-/bin", "-/sbin", "-/lib", "-/lib64", "-/lib32", "-/libx32"];
 pub const SYSTEM_READ_ONLY: &[&str] = &["/etc"];
+/// capexec's own directories (the system daemon's runtime directory with its
+/// control socket and unit directory, its declarations, state and logs):
+/// nothing a service should write.
+pub const CAPEXEC_DIRS: &[&str] = &["/run/capexec", "/etc/capexec", "/var/lib/capexec", "/var/log/capexec", "/usr/lib/capexec"];
 /// Links into /run that the view recreates where the host has them.
 pub const COMPAT_LINKS: &[&str] = &["/var/run", "/var/lock"];
 /// Masked even inside the read-only system directories: password hashes, and
@@ -622,6 +626,23 @@ pub fn validate(name: &str, raw: &RawUnit, sources: Vec<PathBuf>, ctx: &Context)
                 "capabilities.keep has {cap}, which acts on the whole host ({reach}): the service runs in the host's user namespace; \
                  keep it only if the program needs it, or set namespaces.user = true to confine it to the service's own namespaces"
             ));
+        }
+    }
+
+    // capexec's own directories in a writable mount: a service that may
+    // write there as root could leave a declaration the daemon loads (and,
+    // with `autostart`, starts) the next time it starts, or its state.
+    let writes_as_root = !user_ns && (user.as_ref().is_some_and(|u| u.uid == 0) || capabilities.contains(&caps::Capability::CAP_DAC_OVERRIDE));
+    if writes_as_root {
+        for m in mounts.iter().filter(|m| m.kind == MountKind::ReadWrite) {
+            if let Some(own) = CAPEXEC_DIRS.iter().find(|d| Path::new(d).starts_with(&m.path)) {
+                v.warnings.push(format!(
+                    "filesystem.read_write has {}, which holds capexec's own {own} (declarations the daemon loads, its sockets or its state), \
+                     and the service may write there as root: it could leave a unit for the daemon's next start; \
+                     give it its own directory instead (runtime_directory = [\"NAME\"] for /run/NAME, state_directory for /var/lib/NAME)",
+                    m.path.display()
+                ));
+            }
         }
     }
 

@@ -751,3 +751,26 @@ fn copy_up_names_a_path_of_the_overlay() {
     let s = ok(&format!("{ARGV}[filesystem]\noverlay = \"/var/tmp/box\"\ncopy_up = [\"/etc/hosts\", \"/etc/hosts\"]\n"));
     assert_eq!(s.filesystem.copy_up, [std::path::PathBuf::from("/etc/hosts")]);
 }
+
+/// A writable mount that holds capexec's own directories (the daemon loads
+/// units from /run/capexec/units at its next start) is warned about when
+/// the service may write there as root; not for a dynamic uid, a private
+/// user namespace, or a directory of the service's own.
+#[test]
+fn a_writable_mount_over_capexecs_own_directories_is_warned_about() {
+    let says = |s: &ServiceSpec| s.warnings.iter().any(|w| w.contains("capexec's own /run/capexec") && w.contains("runtime_directory"));
+    let root = format!("{ARGV}user = \"root\"\n");
+    let s = ok(&format!("{root}[filesystem]\nread_write = [\"/run\"]\n"));
+    assert!(says(&s), "{:?}", s.warnings);
+    // A non-root user that overrides file permissions writes there too.
+    let s = ok(&format!("{ARGV}user = \"nobody\"\n[filesystem]\nread_write = [\"/run\"]\n[capabilities]\nkeep = [\"CAP_DAC_OVERRIDE\"]\n"));
+    assert!(says(&s), "{:?}", s.warnings);
+    for (body, why) in [
+        (format!("{ARGV}[filesystem]\nread_write = [\"/run\"]\n"), "a dynamic uid"),
+        (format!("{root}[namespaces]\nuser = true\n[filesystem]\nread_write = [\"/run\"]\n"), "a private user namespace"),
+        (format!("{root}[filesystem]\nread_only = [\"/run\"]\nruntime_directory = [\"app\"]\n"), "its own directory"),
+    ] {
+        let s = ok(&body);
+        assert!(!says(&s), "{why}: {:?}", s.warnings);
+    }
+}

@@ -122,3 +122,23 @@ pub fn default_socket(user: bool) -> PathBuf {
         _ => system,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What validation warns about for a service that may write as root
+    /// (`capexec_decl::validate::CAPEXEC_DIRS`) covers every system directory
+    /// the daemon reads declarations and state from.
+    #[test]
+    fn capexecs_own_directories_are_the_ones_validation_knows() {
+        let p = Paths::system();
+        let own = |d: &Path| capexec_decl::validate::CAPEXEC_DIRS.iter().any(|o| d.starts_with(o));
+        for d in [&p.runtime, &p.state, &p.logs] {
+            assert!(own(d), "{} is not in CAPEXEC_DIRS", d.display());
+        }
+        for d in capexec_decl::source::SEARCH_PATH {
+            assert!(own(Path::new(d)), "{d} is not in CAPEXEC_DIRS");
+        }
+    }
+}
