@@ -593,6 +593,23 @@ fn a_service_cannot_control_the_daemon() {
     let said = String::from_utf8_lossy(&out.stdout);
     assert!(said.contains("belongs to a service of this daemon"), "refused by its cgroup: {said}");
     assert_eq!(d.status("victim")["state"], "running", "the other service runs on");
+    // A sandbox the daemon did not make: `capexec exec` (as under systemd)
+    // of a declaration that runs as root and shows the socket.
+    let unit = d.dir.join("outside.svc");
+    std::fs::write(
+        &unit,
+        format!(
+            "[exec]\nargv = [\"/usr/bin/python3\", \"-c\", '''{}''']\nuser = \"root\"\n[filesystem]\nread_only = [{:?}]\n",
+            control_client(&sock, stop_victim, 0),
+            d.dir.join("run").display()
+        ),
+    )
+    .unwrap();
+    let mut c = command(As::Root);
+    c.arg("exec").arg(&unit);
+    let o = output(c, T);
+    assert!(String::from_utf8_lossy(&o.stdout).contains("runs in a capexec sandbox"), "refused by its view: {}", text(&o));
+    assert_eq!(d.status("victim")["state"], "running", "the other service runs on");
     // From the host, root still may.
     ok(&d.ctl(&["stop", "victim"]));
 }

@@ -32,9 +32,9 @@ impl Context {
 pub const SYSTEM_EXECUTABLE: &[&str] = &["/usr", "-/bin", "-/sbin", "-/lib", "-/lib64", "-/lib32", "-/libx32"];
 pub const SYSTEM_READ_ONLY: &[&str] = &["/etc"];
 /// capexec's own directories (the system daemon's runtime directory with its
-/// control socket and unit directory, its declarations, state and logs):
-/// nothing a service should write.
-pub const CAPEXEC_DIRS: &[&str] = &["/run/capexec", "/etc/capexec", "/var/lib/capexec", "/var/log/capexec", "/usr/lib/capexec"];
+/// control socket and unit directory, its declarations, state and logs, and
+/// capexec-oci's container state): nothing a service should write.
+pub const CAPEXEC_DIRS: &[&str] = &["/run/capexec", "/etc/capexec", "/var/lib/capexec", "/var/log/capexec", "/usr/lib/capexec", "/run/capexec-oci"];
 /// Links into /run that the view recreates where the host has them.
 pub const COMPAT_LINKS: &[&str] = &["/var/run", "/var/lock"];
 /// Masked even inside the read-only system directories: password hashes, and

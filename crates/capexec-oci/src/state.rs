@@ -189,6 +189,12 @@ pub fn now_rfc3339() -> String {
 mod tests {
     use super::*;
 
+    /// Validation warns about a service that may write here as root.
+    #[test]
+    fn the_state_directory_is_one_validation_knows() {
+        assert!(capexec_decl::validate::CAPEXEC_DIRS.contains(&DEFAULT_ROOT));
+    }
+
     #[test]
     fn ids_are_one_path_component() {
         for good in ["a", "web-1", "x_y+z.2"] {

@@ -47,8 +47,10 @@ impl Access {
                 None => return Ok(()),
             },
         };
-        if self.services.hold(pid) {
-            return Err(AccessDenied::FromService { pid });
+        match self.services.hold(pid) {
+            Some(Sandboxed::Service) => return Err(AccessDenied::FromService { pid }),
+            Some(Sandboxed::View) => return Err(AccessDenied::FromSandbox { pid }),
+            None => {}
         }
         match &pidfd {
             Some(fd) if alive(fd) != Some(pid) => Err(AccessDenied::PeerGone),
@@ -78,7 +80,9 @@ impl Access {
 
 /// The processes of the daemon's services: every sandbox its launcher makes
 /// (a service's init, its program and everything they start, the commands
-/// run before and after it, on reload, in it), whatever uid they run as.
+/// run before and after it, on reload, in it), whatever uid they run as;
+/// and any other process in a view capexec built (`capexec exec` under
+/// systemd, `capexec run`, another daemon's services).
 ///
 /// They must never be its clients. A service that runs as root (or in the
 /// `capexec` group) in the host's user namespace and has the control socket
@@ -98,22 +102,32 @@ pub struct OwnServices {
     pub cgroup_parent: Option<String>,
 }
 
+/// Where a refused client runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sandboxed {
+    /// In one of this daemon's services.
+    Service,
+    /// In some other view capexec built.
+    View,
+}
+
 impl OwnServices {
-    /// Whether process `pid` is one of the services'.
-    pub fn hold(&self, pid: i32) -> bool {
+    /// Whether process `pid` is one of the services', or in a capexec view.
+    pub fn hold(&self, pid: i32) -> Option<Sandboxed> {
         if self.launcher.is_some_and(|l| crate::trail::ancestry(pid).skip(1).any(|p| p == l)) {
-            return true;
+            return Some(Sandboxed::Service);
         }
-        let Some(parent) = self.cgroup_parent.as_deref().map(|p| p.trim_matches('/')).filter(|p| !p.is_empty()) else {
-            return false;
-        };
-        let prefix = format!("/{parent}/");
-        // `ID:CONTROLLERS:PATH`, a line per hierarchy (v2's is `0::PATH`).
-        std::fs::read_to_string(format!("/proc/{pid}/cgroup"))
-            .unwrap_or_default()
-            .lines()
-            .filter_map(|l| l.splitn(3, ':').nth(2))
-            .any(|path| path.starts_with(&prefix))
+        if let Some(parent) = self.cgroup_parent.as_deref().map(|p| p.trim_matches('/')).filter(|p| !p.is_empty()) {
+            let prefix = format!("/{parent}/");
+            // `ID:CONTROLLERS:PATH`, a line per hierarchy (v2's is `0::PATH`).
+            let cgroups = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap_or_default();
+            if cgroups.lines().filter_map(|l| l.splitn(3, ':').nth(2)).any(|path| path.starts_with(&prefix)) {
+                return Some(Sandboxed::Service);
+            }
+        }
+        // Its root, as the kernel resolves it for the process.
+        let mark = format!("/proc/{pid}/root{}", capexec_sandbox::mounts::VIEW_MARK);
+        std::fs::symlink_metadata(mark).is_ok().then_some(Sandboxed::View)
     }
 }
 

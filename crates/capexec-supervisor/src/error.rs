@@ -66,6 +66,8 @@ pub enum AccessDenied {
     NotInGroup { uid: u32, group: &'static str },
     #[error("process {pid} belongs to a service of this daemon, and services may not control it (the daemon would start whatever they asked for with more than they were given); run capexec commands from the host")]
     FromService { pid: i32 },
+    #[error("process {pid} runs in a capexec sandbox (capexec exec or run, or another daemon's service), and sandboxes may not control the daemon; run capexec commands from the host")]
+    FromSandbox { pid: i32 },
     #[error("the connecting process exited before the daemon could tell who it was")]
     PeerGone,
 }
