@@ -362,3 +362,58 @@ fn the_broker_follows_a_service_that_switched_users() {
     let o = wait_output(child, Duration::from_secs(20));
     assert!(got.contains("switched"), "the switched service could not bind through the broker: {}", text(&o));
 }
+
+// The commands around a program have no broker: `nginx -t` in start_pre
+// binds the ports it will listen on, which the service's own Landlock once
+// refused (the nginx declaration `capexec learn` mined could not start).
+// They may bind their grants' ports in the service's own network
+// namespace, which reaches nothing of the host. The program's binds still
+// all go to the broker: its granted bind is made on the host, and a bind
+// of the granted port on an address the grant does not name is refused.
+both!(commands_bind_their_grants_in_their_own_network, |who: As| {
+    let port = unused_port();
+    let pre = format!("import socket\ns = socket.socket()\ns.bind(('0.0.0.0', {port}))\ns.listen()\nprint('pre: bound', flush=True)");
+    let main = format!(
+        "import socket\n\
+         other = socket.socket()\n\
+         try:\n    other.bind(('127.0.0.2', {port}))\n    print('main: bound another address', flush=True)\n\
+         except OSError as e:\n    print('main: another address refused:', e.strerror, flush=True)\n\
+         s = socket.socket()\n\
+         s.bind(('127.0.0.1', {port}))\n\
+         s.listen()\n\
+         print('main: listening', flush=True)\n\
+         c, _ = s.accept()\n\
+         c.sendall(b'hello from the service')\n\
+         c.close()"
+    );
+    let u = test_unit(
+        &format!("pre-bind-{who:?}"),
+        &format!(
+            "[exec]\nargv = [\"/usr/bin/python3\", \"-c\", \"\"\"{main}\"\"\"]\n\
+             [[exec.start_pre]]\nargv = [\"/usr/bin/python3\", \"-c\", \"\"\"{pre}\"\"\"]\n\
+             [namespaces]\nnet = \"none\"\n[broker.net]\nbind = [\"tcp:127.0.0.1:{port}\"]\n"
+        ),
+    );
+    let mut c = command(who);
+    c.arg("exec").arg(&u).stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped());
+    let child = c.spawn().unwrap();
+    let start = std::time::Instant::now();
+    let said = loop {
+        if let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) {
+            let mut got = String::new();
+            let _ = std::io::Read::read_to_string(&mut s, &mut got);
+            break got;
+        }
+        if start.elapsed() > T {
+            let o = wait_output(child, Duration::from_secs(5));
+            panic!("the service never listened on the host:\n{}", text(&o));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let o = wait_output(child, T);
+    let out = text(&o);
+    assert_eq!(said, "hello from the service", "{out}");
+    assert!(o.status.success(), "{out}");
+    assert!(out.contains("pre: bound"), "start_pre binds the granted port in the service's network: {out}");
+    assert!(out.contains("main: another address refused: Permission denied"), "the program keeps the declaration's ports: {out}");
+});

@@ -419,6 +419,9 @@ pub struct BrokerPart {
     pub view_files: Vec<(PathBuf, String)>,
     /// The Landlock layer the broker shares with the service; `None` without a broker.
     pub layer: Option<BrokerLayer>,
+    /// TCP ports of the service's bind grants, which its own sockets may
+    /// bind in its own network namespace (see `service_bind_tcp`).
+    pub own_bind_tcp: Vec<u16>,
 }
 
 /// The TCP ports of the Landlock layer a broker shares with its service (see
@@ -428,6 +431,23 @@ pub struct BrokerPart {
 pub struct BrokerLayer {
     pub bind_tcp: Option<std::collections::BTreeSet<u16>>,
     pub connect_tcp: Option<std::collections::BTreeSet<u16>>,
+}
+
+/// The TCP ports the service's own Landlock domain lets it bind: the
+/// declaration's, and where commands run around the program (start_pre,
+/// start_post, reload), the ports of its bind grants ([`BrokerPart::own_bind_tcp`]).
+/// Those commands have no broker, and `nginx -t` binds the ports nginx will
+/// listen on to test them: in the service's own network namespace, which
+/// reaches nothing of the host. The program itself never has a TCP bind
+/// run by the kernel: with bind grants every bind to an IP address goes to
+/// the broker, which binds its own copy of the socket or refuses. Nor can
+/// a command bind a host socket: the only ones it holds (preopened or
+/// inherited listeners) are bound already, and keep their port.
+fn service_bind_tcp(spec: &ServiceSpec, broker: &BrokerPart) -> Vec<u16> {
+    let e = &spec.exec;
+    let commands = !(e.start_pre.is_empty() && e.start_post.is_empty() && e.reload.is_empty());
+    let grants = broker.own_bind_tcp.iter().filter(|_| commands);
+    spec.landlock.bind_tcp.iter().chain(grants).copied().collect::<std::collections::BTreeSet<u16>>().into_iter().collect()
 }
 
 /// What a launch adds to the declaration: everything a [`SetupPlan`] depends
@@ -935,7 +955,7 @@ fn plan_inheriting(
         landlock: LandlockPlan {
             required: spec.landlock.mode == Enforcement::Required,
             paths: ll_paths,
-            bind_tcp: spec.landlock.bind_tcp.iter().copied().collect(),
+            bind_tcp: service_bind_tcp(spec, broker),
             connect_tcp: spec.landlock.connect_tcp.iter().copied().collect(),
             scope_abstract_unix: spec.landlock.scope_abstract_unix,
             scope_signals: spec.landlock.scope_signals,
