@@ -64,6 +64,8 @@ capexec run --preopen-listen tcp:127.0.0.1:8080 -- ./server   (fd 3, LISTEN_FDS=
 
 User mode (--user, or any non-root user): socket in $XDG_RUNTIME_DIR/capexec/, state and logs in ~/.local/state/capexec, declarations from ~/.config/capexec/units. Only the user may control it.
 
+Never from inside a sandbox: a process of one of the daemon's services, or of any other view capexec built, is refused whatever its uid (each refusal is in that service's `capexec denials`).
+
 Services with `autostart = true` (or `capexec enable`d) start with the daemon. SIGHUP re-reads the declarations (like `capexec reload`); SIGTERM or SIGINT stop every service within its stop_timeout, then the daemon exits. If the daemon is killed, every service dies with it.
 
 Examples:
