@@ -29,12 +29,13 @@ const STEP: Step = Step::FilesystemView;
 const OLD: &str = "/oldroot";
 /// An empty mode-000 file, bind-mounted over files that must be inaccessible.
 const MASK_FILE: &str = "/.capexec-mask";
-/// A file at the root of every view capexec builds on its own tmpfs, which
-/// tells its daemons that a client is a sandboxed process (see
-/// capexec-supervisor's `control::OwnServices`): the root is read-only once
-/// the view is made, and nothing in it may remount, chroot or pivot, so a
-/// process there can neither remove the file nor leave the root it is in.
-pub const VIEW_MARK: &str = "/.capexec-view";
+/// The source name of the tmpfs every view capexec builds on its own stands
+/// on, which tells its daemons that a client is a sandboxed process (see
+/// capexec-supervisor's `control::OwnServices`): anyone may read a process's
+/// /proc/PID/mountinfo (its root need not be dumpable, nor the reader its
+/// owner), and nothing in a view may mount, remount, chroot or pivot, so a
+/// process there can neither hide the name nor leave the root it is in.
+pub const VIEW_SOURCE: &str = "capexec-view";
 const READ_ONLY: u64 = MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC;
 
 fn err(what: impl std::fmt::Display, e: impl std::fmt::Display + crate::error::Errno) -> ChildError {
@@ -96,7 +97,9 @@ pub fn build(
     let nosuid_nodev_noexec = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
     o.mount(None, Path::new("/"), None, MsFlags::MS_SLAVE | MsFlags::MS_REC, None).map_err(|e| err("make / a slave mount", e))?;
     match root {
-        None => tmpfs(o, Path::new("/tmp"), MsFlags::MS_NOSUID | MsFlags::MS_NODEV, 0o755)?,
+        None => o
+            .mount(Some(Path::new(VIEW_SOURCE)), Path::new("/tmp"), Some("tmpfs"), MsFlags::MS_NOSUID | MsFlags::MS_NODEV, Some("mode=755"))
+            .map_err(|e| err("mount tmpfs on /tmp", e))?,
         Some((dir, _)) => bind(o, dir, Path::new("/tmp"))?,
     }
     if root.is_some() {
@@ -107,9 +110,6 @@ pub fn build(
     mkdir_p(o, Path::new("/tmp/oldroot"))?;
     o.pivot_root(Path::new("/tmp"), Path::new("/tmp/oldroot")).map_err(|e| err("pivot_root into the new root", e))?;
     o.chdir(Path::new("/")).map_err(|e| err("chdir /", e))?;
-    if root.is_none() {
-        o.create_file(Path::new(VIEW_MARK), 0o444, b"", false).map_err(|e| err(format!("create {VIEW_MARK}"), e))?;
-    }
 
     // In a root filesystem of its own, nothing is written for the masks: the
     // host's /dev/null covers files (unopenable there: nodev), as in runc.

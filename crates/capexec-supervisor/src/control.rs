@@ -125,9 +125,14 @@ impl OwnServices {
                 return Some(Sandboxed::Service);
             }
         }
-        // Its root, as the kernel resolves it for the process.
-        let mark = format!("/proc/{pid}/root{}", capexec_sandbox::mounts::VIEW_MARK);
-        std::fs::symlink_metadata(mark).is_ok().then_some(Sandboxed::View)
+        // Its root: mountinfo's line for its mount point "/", whose source
+        // (after the " - " and the type) names the tmpfs of a capexec view.
+        let mounts = std::fs::read_to_string(format!("/proc/{pid}/mountinfo")).unwrap_or_default();
+        let in_view = mounts.lines().any(|l| {
+            let Some((left, right)) = l.split_once(" - ") else { return false };
+            left.split(' ').nth(4) == Some("/") && right.split(' ').nth(1) == Some(capexec_sandbox::mounts::VIEW_SOURCE)
+        });
+        in_view.then_some(Sandboxed::View)
     }
 }
 
