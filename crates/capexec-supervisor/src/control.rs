@@ -125,15 +125,20 @@ impl OwnServices {
                 return Some(Sandboxed::Service);
             }
         }
-        // Its root: mountinfo's line for its mount point "/", whose source
-        // (after the " - " and the type) names the tmpfs of a capexec view.
         let mounts = std::fs::read_to_string(format!("/proc/{pid}/mountinfo")).unwrap_or_default();
-        let in_view = mounts.lines().any(|l| {
-            let Some((left, right)) = l.split_once(" - ") else { return false };
-            left.split(' ').nth(4) == Some("/") && right.split(' ').nth(1) == Some(capexec_sandbox::mounts::VIEW_SOURCE)
-        });
-        in_view.then_some(Sandboxed::View)
+        root_is_a_view(&mounts).then_some(Sandboxed::View)
     }
+}
+
+/// Whether the process whose /proc/PID/mountinfo is `mountinfo` stands on
+/// the tmpfs of a capexec view: the line of its mount point "/" has the
+/// view's source after the " - " and the type. (Paths there have their
+/// spaces escaped, so the first " - " is the separator.)
+fn root_is_a_view(mountinfo: &str) -> bool {
+    mountinfo.lines().any(|l| {
+        let Some((left, right)) = l.split_once(" - ") else { return false };
+        left.split(' ').nth(4) == Some("/") && right.split(' ').nth(1) == Some(capexec_sandbox::mounts::VIEW_SOURCE)
+    })
 }
 
 /// The `Groups:` line of /proc/PID/status.
@@ -258,5 +263,20 @@ impl Client {
                 Err(e)
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_view_is_told_by_its_roots_source() {
+        let view = "69 46 0:41 / / ro,nosuid,nodev,relatime - tmpfs capexec-view rw,mode=755\n70 69 0:42 / /tmp rw - tmpfs tmpfs rw\n";
+        assert!(root_is_a_view(view));
+        // The host's root, and a view's name on another mount point.
+        let host = "27 1 254:1 / / rw,relatime shared:1 - ext4 /dev/vda1 rw\n90 27 0:50 / /srv/capexec\\040- rw - tmpfs capexec-view rw\n";
+        assert!(!root_is_a_view(host));
+        assert!(!root_is_a_view(""));
     }
 }
