@@ -372,7 +372,19 @@ fn the_broker_follows_a_service_that_switched_users() {
 // of the granted port on an address the grant does not name is refused.
 both!(commands_bind_their_grants_in_their_own_network, |who: As| {
     let port = unused_port();
-    let pre = format!("import socket\ns = socket.socket()\ns.bind(('0.0.0.0', {port}))\ns.listen()\nprint('pre: bound', flush=True)");
+    let listen = unused_port();
+    // And the one host socket it holds (a preopened listener, fd 3) keeps
+    // its port: disconnected with connect(AF_UNSPEC), it cannot be bound
+    // again to the granted port on another address.
+    let pre = format!(
+        "import ctypes, socket\n\
+         s = socket.socket()\ns.bind(('0.0.0.0', {port}))\ns.listen()\nprint('pre: bound', flush=True)\n\
+         host = socket.socket(fileno=3)\n\
+         print('pre: disconnected', ctypes.CDLL(None).connect(3, ctypes.create_string_buffer(16), 16), flush=True)\n\
+         try:\n    host.bind(('0.0.0.0', {port}))\n    print('pre: rebound the host socket', flush=True)\n\
+         except OSError as e:\n    print('pre: host socket not rebound:', e.strerror, flush=True)\n\
+         host.detach()"
+    );
     let main = format!(
         "import socket\n\
          other = socket.socket()\n\
@@ -391,6 +403,7 @@ both!(commands_bind_their_grants_in_their_own_network, |who: As| {
         &format!(
             "[exec]\nargv = [\"/usr/bin/python3\", \"-c\", \"\"\"{main}\"\"\"]\n\
              [[exec.start_pre]]\nargv = [\"/usr/bin/python3\", \"-c\", \"\"\"{pre}\"\"\"]\n\
+             [[preopen.listen]]\naddress = \"tcp:127.0.0.1:{listen}\"\n\
              [namespaces]\nnet = \"none\"\n[broker.net]\nbind = [\"tcp:127.0.0.1:{port}\"]\n"
         ),
     );
@@ -415,5 +428,7 @@ both!(commands_bind_their_grants_in_their_own_network, |who: As| {
     assert_eq!(said, "hello from the service", "{out}");
     assert!(o.status.success(), "{out}");
     assert!(out.contains("pre: bound"), "start_pre binds the granted port in the service's network: {out}");
+    // The kernel keeps the port (EINVAL); as root the network guard refuses first (EPERM).
+    assert!(out.contains("pre: disconnected 0") && out.contains("pre: host socket not rebound"), "a preopened host socket keeps its port: {out}");
     assert!(out.contains("main: another address refused: Permission denied"), "the program keeps the declaration's ports: {out}");
 });

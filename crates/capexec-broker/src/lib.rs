@@ -80,24 +80,13 @@ pub fn contribution(service: &ServiceSpec) -> capexec_sandbox::plan::BrokerPart 
 /// The ports of the service's TCP bind grants, which its sockets in its own
 /// network namespace may bind too (`BrokerPart::own_bind_tcp`): a bind
 /// there reaches nothing of the host. A service in the host's network has
-/// no bind grants (validation), and a range wider than
-/// [`MAX_PORTS_PER_RANGE`] is left to the broker alone.
+/// no bind grants (validation); with a range wider than
+/// [`MAX_PORTS_PER_RANGE`] they are left to the broker alone.
 fn own_bind_ports(service: &ServiceSpec) -> Vec<u16> {
-    use capexec_decl::grants::Proto;
     if service.namespaces.net != NetMode::None {
         return Vec::new();
     }
-    let mut ports: Vec<u16> = service
-        .broker
-        .bind
-        .iter()
-        .filter(|g| g.proto != Some(Proto::Udp))
-        .filter(|g| u32::from(g.ports.1) - u32::from(g.ports.0) < MAX_PORTS_PER_RANGE)
-        .flat_map(|g| g.ports.0..=g.ports.1)
-        .collect();
-    ports.sort_unstable();
-    ports.dedup();
-    ports
+    port_set(std::iter::empty(), &service.broker.bind).map(|p| p.into_iter().collect()).unwrap_or_default()
 }
 
 /// Ranges wider than this are not turned into one Landlock rule per port: the

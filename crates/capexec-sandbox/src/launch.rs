@@ -385,12 +385,8 @@ unsafe fn clone_in_user_ns(user_ns: RawFd, pid_ns: Option<RawFd>, flags: libc::c
 /// The pid of the process of `pidfd`, from /proc/self/fdinfo (where a
 /// pidfd names it while it lives, -1 after).
 fn pid_of(pidfd: RawFd) -> Result<libc::pid_t, LaunchError> {
-    let info = format!("/proc/self/fdinfo/{pidfd}");
-    let text = std::fs::read_to_string(&info).map_err(|e| LaunchError::io("read", &info, e))?;
-    text.lines()
-        .find_map(|l| l.strip_prefix("Pid:"))
-        .and_then(|p| p.trim().parse::<libc::pid_t>().ok())
-        .filter(|p| *p > 0)
+    sys::pidfd_pid(pidfd)
+        .map_err(|e| LaunchError::io("read", format!("/proc/self/fdinfo/{pidfd}"), e))?
         .ok_or_else(|| LaunchError::Plan(format!("the process of pidfd {pidfd} has ended")))
 }
 

@@ -433,6 +433,11 @@ pub struct BrokerLayer {
     pub connect_tcp: Option<std::collections::BTreeSet<u16>>,
 }
 
+/// Whether commands run around the program (start_pre, start_post, reload).
+fn has_commands(e: &ExecSpec) -> bool {
+    !(e.start_pre.is_empty() && e.start_post.is_empty() && e.reload.is_empty())
+}
+
 /// The TCP ports the service's own Landlock domain lets it bind: the
 /// declaration's, and where commands run around the program (start_pre,
 /// start_post, reload), the ports of its bind grants ([`BrokerPart::own_bind_tcp`]).
@@ -444,9 +449,7 @@ pub struct BrokerLayer {
 /// a command bind a host socket: the only ones it holds (preopened or
 /// inherited listeners) are bound already, and keep their port.
 fn service_bind_tcp(spec: &ServiceSpec, broker: &BrokerPart) -> Vec<u16> {
-    let e = &spec.exec;
-    let commands = !(e.start_pre.is_empty() && e.start_post.is_empty() && e.reload.is_empty());
-    let grants = broker.own_bind_tcp.iter().filter(|_| commands);
+    let grants = broker.own_bind_tcp.iter().filter(|_| has_commands(&spec.exec));
     spec.landlock.bind_tcp.iter().chain(grants).copied().collect::<std::collections::BTreeSet<u16>>().into_iter().collect()
 }
 
@@ -508,7 +511,7 @@ pub fn compose(spec: &ServiceSpec, extras: &Extras) -> Result<SetupPlan, LaunchE
         b.notified.dedup();
     }
     let e = &spec.exec;
-    if e.allow_new_privileges && !(e.start_pre.is_empty() && e.start_post.is_empty() && e.reload.is_empty()) {
+    if e.allow_new_privileges && has_commands(e) {
         // Their processes drop CAP_SYS_ADMIN before their filters, which
         // without no_new_privs need it.
         return Err(LaunchError::Plan("commands around the program (start_pre, start_post, reload) need no_new_privs".into()));

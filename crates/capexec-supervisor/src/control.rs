@@ -37,7 +37,7 @@ impl Access {
     pub fn check_peer(&self, sock: std::os::fd::BorrowedFd<'_>, uid: u32, gid: u32, pid: Option<i32>) -> Result<(), AccessDenied> {
         self.check(uid, gid, pid)?;
         let pidfd = capexec_sys::peer_pidfd(sock).ok();
-        let alive = |fd: &std::os::fd::OwnedFd| capexec_sys::pidfd_pid(std::os::fd::AsFd::as_fd(fd)).ok().flatten();
+        let alive = |fd: &std::os::fd::OwnedFd| capexec_sys::pidfd_pid(std::os::fd::AsRawFd::as_raw_fd(fd)).ok().flatten();
         let pid = match &pidfd {
             Some(fd) => alive(fd).ok_or(AccessDenied::PeerGone)?,
             // A peer in no pid namespace below the daemon's is in none of its

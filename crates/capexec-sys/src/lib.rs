@@ -381,8 +381,8 @@ pub fn peer_pidfd(sock: BorrowedFd<'_>) -> io::Result<OwnedFd> {
 /// `Pid:` line of its fdinfo); None once the process has exited (-1) or
 /// where it has no pid in this namespace (0). While it answers Some, the
 /// process lives, so its pid names no other.
-pub fn pidfd_pid(pidfd: BorrowedFd<'_>) -> io::Result<Option<libc::pid_t>> {
-    let info = std::fs::read_to_string(format!("/proc/self/fdinfo/{}", pidfd.as_raw_fd()))?;
+pub fn pidfd_pid(pidfd: RawFd) -> io::Result<Option<libc::pid_t>> {
+    let info = std::fs::read_to_string(format!("/proc/self/fdinfo/{pidfd}"))?;
     let pid = info
         .lines()
         .find_map(|l| l.strip_prefix("Pid:"))
