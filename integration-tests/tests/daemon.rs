@@ -6,6 +6,8 @@
 
 use capexec_integration_tests::*;
 use std::io::{Read, Write};
+use std::os::unix::fs::MetadataExt;
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 const T: Duration = Duration::from_secs(20);
@@ -941,6 +943,69 @@ fn forking_services_run_until_the_daemon_they_left_ends() {
         }
         d.terminate(T);
     }
+}
+
+/// `service.pid_file` of a service of any type (issue 19: lighttpd, nginx,
+/// rsyslog and cron write theirs directly in /run): capexec makes that file
+/// alone writable for the service, which may create nothing else in /run,
+/// nor remove it; it holds the host's pid (as root the service shares the
+/// host's pids), belongs to the service's user, is emptied of an earlier
+/// run's pid, and is gone after the stop, as systemd removes a PIDFile=. A
+/// symlink or a second link planted in its place fails the start, and what
+/// it leads to is left as it was.
+#[test]
+fn a_pid_file_in_run_is_made_for_the_service_alone() {
+    let tag = std::process::id();
+    let pid_file = PathBuf::from(format!("/run/capexec-test-{tag}.pid"));
+    let other = PathBuf::from(format!("/run/capexec-test-{tag}.other"));
+    let marker = 100421;
+    let mut d = Daemon::prepare(As::Root, "pidfile");
+    let script = format!(
+        "echo $$ > {p}; echo uid $(id -u) owner $(stat -c %u {p}); touch {o} || echo made nothing else; rm {p} || echo kept; exec sleep {marker}",
+        p = pid_file.display(),
+        o = other.display()
+    );
+    d.write_unit("pf", &sh_unit(&script, &format!("[service]\npid_file = \"{}\"\nrestart = \"no\"\n", pid_file.display())));
+    std::fs::write(&pid_file, "1\n").unwrap();
+    d.start();
+    ok(&d.ctl(&["start", "pf"]));
+    let mains = wait_found_by(|| pids_exact(&format!("sleep {marker}")), T);
+    assert_eq!(mains.len(), 1);
+    let logs = d.wait_log("pf", "kept", T);
+    let written: i32 = std::fs::read_to_string(&pid_file).unwrap().trim().parse().unwrap();
+    assert_eq!(written, mains[0], "the host's pid of the service's main process: {logs}");
+    let ids = logs.lines().find_map(|l| l.split_once("uid ").map(|(_, r)| r.to_owned())).unwrap_or_default();
+    let (uid, owner) = ids.split_once(" owner ").unwrap_or_else(|| panic!("{logs}"));
+    assert_eq!(uid, owner, "the file is the service's: {logs}");
+    assert_ne!(uid, "0", "{logs}");
+    assert!(logs.contains("made nothing else") && !other.exists(), "{logs}");
+    ok(&d.ctl(&["stop", "pf"]));
+    d.wait_for("pf", T, "the stop", |s| s["state"] != "running");
+    let deadline = Instant::now() + T;
+    while pid_file.exists() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(!pid_file.exists(), "the pid file outlived the service");
+
+    // Planted in its place: a symlink to a file of root's, then a hard link of it.
+    let victim = shared_dir().join(format!("pidfile-victim-{tag}"));
+    std::fs::write(&victim, "secret\n").unwrap();
+    set_mode(&victim, 0o600);
+    for how in ["symlink", "hard link"] {
+        match how {
+            "symlink" => std::os::unix::fs::symlink(&victim, &pid_file).unwrap(),
+            _ => std::fs::hard_link(&victim, &pid_file).unwrap(),
+        }
+        let o = d.ctl(&["start", "pf"]);
+        assert!(!o.status.success(), "{how}: {}", text(&o));
+        assert!(text(&o).contains("service.pid_file"), "{how}: {}", text(&o));
+        let m = std::fs::metadata(&victim).unwrap();
+        assert_eq!((std::fs::read_to_string(&victim).unwrap().as_str(), m.uid(), m.mode() & 0o7777), ("secret\n", 0, 0o600), "{how}");
+        // The failed start removed it (as at every stop), or the test does.
+        let _ = std::fs::remove_file(&pid_file);
+    }
+    d.terminate(T);
+    let _ = std::fs::remove_file(&victim);
 }
 
 // `capexec exec` of a forking service (what systemd's ExecStart= runs) lasts

@@ -165,6 +165,13 @@ pub struct FsSpec {
     /// whose directories belong to User=).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub directories_owner: Option<(u32, u32)>,
+    /// The service's pid file (`service.pid_file`) when capexec makes it:
+    /// its directory is not writable in the view (a pid file directly in
+    /// /run), so the file is created empty and owned by the service before
+    /// it starts, bound alone writable into the view (a `mounts` entry), and
+    /// removed when the service stops, as systemd removes a `PIDFile=`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pid_file: Option<PathBuf>,
     /// read_only and read_write paths whose owner the service acts as: when
     /// that is another user, they are mounted idmapped, their owner and
     /// group seen as the service's (it may write what the owner may, and
@@ -772,8 +779,9 @@ pub struct Supervision {
     /// Restart when the service does not send WATCHDOG=1 this often (WATCHDOG_USEC).
     #[serde(serialize_with = "ser_opt_duration", deserialize_with = "de_opt_duration")]
     pub watchdog: Option<std::time::Duration>,
-    /// `type = "forking"`: where the daemon writes its main pid (a path in
-    /// the service's view), systemd's `PIDFile=`.
+    /// Where the daemon writes its main pid (a path in the service's view),
+    /// systemd's `PIDFile=`: read for `type = "forking"`; for every type
+    /// made writable (see [`FsSpec::pid_file`]) and removed at the stop.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pid_file: Option<PathBuf>,
     /// `type = "simple"` or `"exec"`: running once one of these accepts a

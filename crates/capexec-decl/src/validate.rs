@@ -477,6 +477,7 @@ pub fn validate(name: &str, raw: &RawUnit, sources: Vec<PathBuf>, ctx: &Context)
             mounts.insert(PathBuf::from("/tmp"), (MountKind::Tmpfs, false, None));
         }
     }
+    let pid_file = pid_file_mount(&mut v, raw, &mut mounts);
     let mounts: Vec<Mount> = mounts
         .into_iter()
         .map(|(path, (kind, optional, _))| {
@@ -517,16 +518,22 @@ pub fn validate(name: &str, raw: &RawUnit, sources: Vec<PathBuf>, ctx: &Context)
         // (issue 19: every line said the unit's name instead).
         None => nix::unistd::gethostname().ok().and_then(|h| h.into_string().ok()).filter(|h| valid_hostname(h)).unwrap_or_else(|| "localhost".into()),
     };
-    // A forking daemon's pid file is read by host tools (pg_lsclusters,
-    // apachectl, chronyd's own next start): as root it shares the host's pid
-    // namespace, so that the pid it writes is the host's, unless it asks
-    // for its own. Its /proc then shows its own processes only.
-    let raw_service = raw.service.as_ref();
-    let forking_pid_file = raw_service.is_some_and(|s| s.kind.as_deref() == Some("forking") && s.pid_file.is_some());
-    let pid_ns = ns.pid.unwrap_or(ctx.rootless || !forking_pid_file);
-    if !pid_ns && ctx.rootless && proc != ProcMode::None {
+    // A daemon's pid file is read by host tools (pg_lsclusters, apachectl,
+    // logrotate's `kill -USR1 $(cat /run/nginx.pid)`, chronyd's own next
+    // start): as root it shares the host's pid namespace, so that the pid it
+    // writes is the host's, unless it asks for its own. Its /proc then shows
+    // its own processes only, and Landlock keeps its signals to itself. In
+    // a user namespace of its own it keeps its own pids: its /proc needs them.
+    let has_pid_file = raw.service.as_ref().is_some_and(|s| s.pid_file.is_some());
+    let pid_ns = ns.pid.unwrap_or(ctx.rootless || user_ns || !has_pid_file);
+    if !pid_ns && user_ns && proc != ProcMode::None {
         // A new proc instance needs a pid namespace that the service's user namespace owns.
-        v.err_help("namespaces.pid", "rootless, a /proc needs a pid namespace of the service's own", "keep pid = true, or set filesystem.proc = \"none\"");
+        let why = if ctx.rootless {
+            "rootless, a /proc needs a pid namespace of the service's own"
+        } else {
+            "in a user namespace of its own (namespaces.user = true), a /proc needs a pid namespace of the service's own"
+        };
+        v.err_help("namespaces.pid", why, "keep pid = true, or set filesystem.proc = \"none\"");
     }
     let namespaces = NsSpec {
         user: user_ns,
@@ -747,6 +754,7 @@ pub fn validate(name: &str, raw: &RawUnit, sources: Vec<PathBuf>, ctx: &Context)
         proc,
         directories,
         directories_owner,
+        pid_file,
         as_owner,
         overlay,
         copy_up,
@@ -1179,6 +1187,48 @@ pub const STOP_SIGNALS: &[(&str, i32)] = &[
 /// Added to the allowlist of `type = "notify"` services (see docs/declaration.md).
 pub const NOTIFY_SYSCALLS: syscalls::Set = syscalls::Set::of(&["socket", "connect", "sendmsg", "sendto"]);
 
+/// The pid file capexec makes for the service: `service.pid_file` where
+/// nothing of the view lets the service create it (a pid file directly in
+/// /run, which the service must not be given whole: it holds capexec's own
+/// /run/capexec, other daemons' sockets and pid files). The file alone is
+/// then a writable mount, and capexec creates it before the start. `None`
+/// when the pid file's directory is writable in the view already (a
+/// runtime directory, a read_write path, the private /tmp).
+fn pid_file_mount(v: &mut V, raw: &RawUnit, mounts: &mut BTreeMap<PathBuf, (MountKind, bool, Option<String>)>) -> Option<PathBuf> {
+    let path = PathBuf::from(v.expand(raw.service.as_ref()?.pid_file.as_ref()?));
+    // Not an absolute path: supervision() says so.
+    if !path.is_absolute() || path.components().any(|c| matches!(c, Component::ParentDir)) || path.parent().is_none_or(|d| d == Path::new("/")) {
+        return None;
+    }
+    // The deepest mount at or above it (parents sort before their children).
+    let covering = mounts.iter().rev().find(|(m, _)| path.starts_with(m)).map(|(m, (kind, _, key))| (m.clone(), *kind, key.clone()));
+    match covering {
+        Some((m, kind, key)) if m == path => {
+            if kind != MountKind::ReadWrite {
+                v.err_help(
+                    "service.pid_file",
+                    format!("{} is listed in {}, so the service cannot write it", path.display(), key.as_deref().unwrap_or("the view")),
+                    "take it out of that list: capexec makes the pid file writable by itself",
+                );
+            }
+            None
+        }
+        Some((_, MountKind::ReadWrite | MountKind::Tmpfs | MountKind::Overlay, _)) => None,
+        Some((m, MountKind::Inaccessible, key)) => {
+            v.err_help(
+                "service.pid_file",
+                format!("{} is inside {}, which {} makes inaccessible", path.display(), m.display(), key.as_deref().unwrap_or("the view")),
+                "put the pid file in a directory the service may see, such as a runtime_directory",
+            );
+            None
+        }
+        _ => {
+            mounts.insert(path.clone(), (MountKind::ReadWrite, false, Some("service.pid_file".into())));
+            Some(path)
+        }
+    }
+}
+
 fn supervision(v: &mut V, raw: &RawUnit) -> Supervision {
     let s = raw.service.clone().unwrap_or_default();
     let d = |x: Option<crate::raw::Duration>, default_ms: u64| x.map_or(std::time::Duration::from_millis(default_ms), |d| d.0);
@@ -1189,9 +1239,7 @@ fn supervision(v: &mut V, raw: &RawUnit) -> Supervision {
     );
     let pid_file = s.pid_file.as_ref().map(|p| {
         let path = PathBuf::from(v.expand(p));
-        if kind != ServiceType::Forking {
-            v.err_help("service.pid_file", "is read only for type = \"forking\"", "set service.type = \"forking\", or remove pid_file");
-        } else if !path.is_absolute() || path.components().any(|c| matches!(c, Component::ParentDir)) {
+        if !path.is_absolute() || path.components().any(|c| matches!(c, Component::ParentDir)) {
             v.err_help("service.pid_file", format!("`{}` is not an absolute path without `..`", path.display()), "e.g. pid_file = \"/run/app/app.pid\"");
         }
         path

@@ -455,7 +455,7 @@ fn supervision_defaults_and_values() {
 fn supervision_errors() {
     for (body, key) in [
         ("[service]\ntype = \"oneshot\"\n", "service.type"),
-        ("[service]\npid_file = \"/run/x.pid\"\n", "service.pid_file"),
+        ("[service]\npid_file = \"run/x.pid\"\n", "service.pid_file"),
         ("[service]\ntype = \"forking\"\npid_file = \"run/x.pid\"\n", "service.pid_file"),
         ("[service]\ntype = \"forking\"\n[namespaces]\npid = false\n[filesystem]\nproc = \"none\"\n", "service.type"),
         ("[service]\nrestart = \"sometimes\"\n", "service.restart"),
@@ -772,5 +772,36 @@ fn a_writable_mount_over_capexecs_own_directories_is_warned_about() {
     ] {
         let s = ok(&body);
         assert!(!says(&s), "{why}: {:?}", s.warnings);
+    }
+}
+
+/// A pid file where the service may not write (directly in /run): capexec
+/// makes that file alone writable, and the service shares the host's pids
+/// as root so that the file means what host tools read; one in a directory
+/// the service writes already needs nothing made.
+#[test]
+fn a_pid_file_is_made_writable_alone_where_its_directory_is_not() {
+    let s = ok(&format!("{ARGV}[filesystem]\nread_only = [\"/run\"]\n[service]\npid_file = \"/run/x.pid\"\n"));
+    assert_eq!(s.filesystem.pid_file.as_deref(), Some(Path::new("/run/x.pid")));
+    let m = s.filesystem.covering(Path::new("/run/x.pid")).unwrap();
+    assert_eq!((m.path.as_path(), m.kind), (Path::new("/run/x.pid"), MountKind::ReadWrite));
+    assert_eq!(s.filesystem.covering(Path::new("/run/other")).unwrap().kind, MountKind::ReadOnly);
+    assert!(!s.namespaces.pid);
+    // Not in the view at all: the same.
+    assert_eq!(ok(&format!("{ARGV}[service]\npid_file = \"/run/x.pid\"\n")).filesystem.pid_file.as_deref(), Some(Path::new("/run/x.pid")));
+    // In a directory capexec makes, or in a writable one: nothing more.
+    let s = ok(&format!("{ARGV}[filesystem]\nruntime_directory = [\"x\"]\n[service]\npid_file = \"/run/x/x.pid\"\n"));
+    assert_eq!(s.filesystem.pid_file, None);
+    assert_eq!(s.filesystem.covering(Path::new("/run/x/x.pid")).unwrap().path, Path::new("/run/x"));
+    assert_eq!(ok(&format!("{ARGV}[filesystem]\nread_write = [\"/srv/x\"]\n[service]\npid_file = \"/srv/x/x.pid\"\n")).filesystem.pid_file, None);
+    // In a user namespace of its own the service keeps its own pids (its
+    // /proc needs them), and cannot be asked to do without.
+    let private = |ns: &str| format!("{ARGV}[namespaces]\nuser = true\n{ns}[service]\npid_file = \"/run/x.pid\"\n");
+    assert!(ok(&private("")).namespaces.pid);
+    assert_eq!(one(&private("pid = false\n")).key.as_deref(), Some("namespaces.pid"));
+    // Listed read-only itself, or inside an inaccessible directory: refused.
+    for fs in ["read_only = [\"/run/x.pid\"]", "inaccessible = [\"/run\"]"] {
+        let e = one(&format!("{ARGV}[filesystem]\n{fs}\n[service]\npid_file = \"/run/x.pid\"\n"));
+        assert_eq!(e.key.as_deref(), Some("service.pid_file"), "{fs}: {e:?}");
     }
 }

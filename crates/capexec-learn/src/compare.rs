@@ -283,6 +283,7 @@ mod tests {
         FsSpec {
             directories: Vec::new(),
             directories_owner: None,
+            pid_file: None,
             as_owner: Vec::new(),
             overlay: None,
             copy_up: Vec::new(),

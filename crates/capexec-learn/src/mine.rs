@@ -261,8 +261,11 @@ pub struct Origin<'a> {
     pub managed: Vec<String>,
     /// capexec runs as root (where a service may share the host's pid namespace).
     pub as_root: bool,
-    /// The unit is `type = "forking"` without a `pid_file`.
-    pub forking_without_pid_file: bool,
+    /// The unit gives the service a user namespace of its own, where it
+    /// keeps a pid namespace of its own too (its /proc needs one).
+    pub user_ns: bool,
+    /// The unit's `service.pid_file`, if it names one.
+    pub pid_file: Option<String>,
     /// The run had every capability (a service declared as root, learned
     /// as root: as systemd would start it): what its calls point at is kept.
     pub had_capabilities: bool,
@@ -333,7 +336,20 @@ pub fn declaration(obs: &Observations, origin: &Origin, exists: impl Fn(&str) ->
     o.push_str(&origin.argv.iter().map(|a| quote(a)).collect::<Vec<_>>().join(", "));
     o.push_str("]\n");
 
-    let [ro, rw, ex] = view(obs, &origin.private, &origin.managed, exists);
+    // A pid file written by a root run: the unit's, else the one the run
+    // wrote (by its real path: /var/run/crond.pid is /run/crond.pid).
+    let written_pid_file = obs
+        .paths
+        .iter()
+        .find(|(p, acc)| p.ends_with(".pid") && !under(p, &["/tmp"]) && acc.iter().any(|a| matches!(a, Access::Create | Access::Write)))
+        .map(|(p, _)| without_links(p));
+    let pid_file = origin.pid_file.clone().or(written_pid_file).filter(|_| origin.as_root);
+    // One directly in /run: capexec makes that file alone writable
+    // (FsSpec::pid_file), since /run is not the service's to write (it holds
+    // capexec's own /run/capexec). One in a directory of the service's own
+    // (/run/mysqld, where its socket is too) leaves that directory writable.
+    let made: Vec<String> = origin.managed.iter().cloned().chain(pid_file.clone().filter(|p| parent(p) == "/run")).collect();
+    let [ro, rw, ex] = view(obs, &origin.private, &made, exists);
     let section = |o: &mut String, key: &str, what: &str, dirs: &BTreeMap<String, BTreeSet<String>>| {
         if dirs.is_empty() {
             return;
@@ -361,16 +377,11 @@ pub fn declaration(obs: &Observations, origin: &Origin, exists: impl Fn(&str) ->
     let connects: Vec<&String> = obs.connects.iter().filter(inet).collect();
     o.push_str("\n[namespaces]\n# The service's own network namespace; the broker binds and connects for it in the host's.\nnet = \"none\"\n");
     // A pid file means what host tools read it as only with the host's pids.
-    let pid_file =
-        obs.paths.iter().find(|(p, acc)| p.ends_with(".pid") && !under(p, &["/tmp"]) && acc.iter().any(|a| matches!(a, Access::Create | Access::Write)));
-    // A forking service without a pid namespace needs its pid file named.
-    let mut names_pid_file = None;
-    if let Some((p, _)) = pid_file.filter(|_| origin.as_root) {
+    if let Some(p) = pid_file.as_ref().filter(|_| !origin.user_ns) {
         let _ = writeln!(o, "# It writes a pid file ({p}): in the host's pid namespace the file holds the pid host tools expect.\npid = false");
-        if origin.forking_without_pid_file {
-            names_pid_file = Some(p);
-        }
     }
+    // Named unless the unit names it already.
+    let names_pid_file = pid_file.filter(|_| origin.pid_file.is_none());
     if !binds.is_empty() || !connects.is_empty() {
         o.push_str("\n[broker.net]\n");
         if !binds.is_empty() {
@@ -403,8 +414,8 @@ pub fn declaration(obs: &Observations, origin: &Origin, exists: impl Fn(&str) ->
     if let Some(p) = names_pid_file {
         let _ = writeln!(
             o,
-            "\n[service]\n# Where the forking daemon writes its pid (the run wrote it), so that init knows whom to stand for.\npid_file = {}",
-            quote(p)
+            "\n[service]\n# Where the daemon writes its pid (the run wrote it): capexec makes that file alone writable and\n# removes it at the stop; a forking daemon's also tells init whom to stand for.\npid_file = {}",
+            quote(&p)
         );
     }
     o.push_str("\n[seccomp]\nallow = [\n");
@@ -516,7 +527,8 @@ mod tests {
                 private: vec![],
                 managed: vec![],
                 as_root: false,
-                forking_without_pid_file: false,
+                user_ns: false,
+                pid_file: None,
                 had_capabilities: false,
             },
             |_| true,
@@ -539,7 +551,8 @@ mod tests {
                 private: vec![],
                 managed: vec![],
                 as_root,
-                forking_without_pid_file: false,
+                user_ns: false,
+                pid_file: None,
                 had_capabilities: false,
             };
             let text = declaration(&o, &origin, |_| true);
@@ -549,18 +562,33 @@ mod tests {
         assert_eq!(pid(&[("/run/d/d.pid", &[Access::Create])], false), None, "rootless, a service always has its own");
         assert_eq!(pid(&[("/run/other/o.pid", &[Access::Read])], true), None);
         assert_eq!(pid(&[("/tmp/d.pid", &[Access::Create])], true), None);
-        // A forking unit without a pid file gets the one the run wrote.
-        let o = obs(&[("/run/d/d.pid", &[Access::Create])], &["openat"]);
-        let origin = Origin {
-            argv: &["/usr/sbin/d".into()],
+        // A unit without a pid file gets the one the run wrote, whatever its
+        // type, and not the directory it is in: capexec makes the file.
+        let o = obs(&[("/run/d.pid", &[Access::Create, Access::Write, Access::Remove]), ("/run/d/sock", &[Access::Create])], &["openat"]);
+        let argv = ["/usr/sbin/d".to_owned()];
+        let origin = |pid_file: Option<&str>| Origin {
+            argv: &argv,
             date: "today".into(),
             private: vec![],
             managed: vec![],
             as_root: true,
-            forking_without_pid_file: true,
+            user_ns: false,
+            pid_file: pid_file.map(str::to_owned),
             had_capabilities: false,
         };
-        let v: toml::Value = toml::from_str(&declaration(&o, &origin, |_| true)).unwrap();
-        assert_eq!(v["service"]["pid_file"].as_str(), Some("/run/d/d.pid"));
+        let text = declaration(&o, &origin(None), |_| true);
+        let v: toml::Value = toml::from_str(&text).unwrap();
+        assert_eq!(v["service"]["pid_file"].as_str(), Some("/run/d.pid"), "{text}");
+        let rw: Vec<&str> = v["filesystem"]["read_write"].as_array().unwrap().iter().filter_map(|p| p.as_str()).collect();
+        assert_eq!(rw, ["/run/d"], "{text}");
+        // In a user namespace of its own the service keeps its own pids.
+        let text = declaration(&o, &Origin { user_ns: true, ..origin(None) }, |_| true);
+        let v: toml::Value = toml::from_str(&text).unwrap();
+        assert_eq!((v["namespaces"].get("pid"), v["service"]["pid_file"].as_str()), (None, Some("/run/d.pid")), "{text}");
+        // The unit's own pid file is kept out of the view as well, and not named again.
+        let text = declaration(&o, &origin(Some("/run/d.pid")), |_| true);
+        let v: toml::Value = toml::from_str(&text).unwrap();
+        assert!(v.get("service").is_none(), "{text}");
+        assert_eq!(v["filesystem"]["read_write"].as_array().map(Vec::len), Some(1), "{text}");
     }
 }

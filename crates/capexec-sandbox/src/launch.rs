@@ -419,6 +419,7 @@ fn begin(plan: &SetupPlan, opts: &SpawnOptions) -> Result<Starting, LaunchError>
     }
     ensure_stdio();
     resources::make_directories(plan)?;
+    resources::make_pid_file(plan)?;
     let (fds, appends) = resources::open_all(plan)?;
     let trees = resources::owner_trees(plan)?;
     crate::layers::make_layers(plan)?;

@@ -115,9 +115,13 @@ pub struct SetupPlan {
     /// ids (`filesystem.runtime_directory` and friends), each with its
     /// declared mode, if any.
     pub directories: Vec<(PathBuf, Option<u32>)>,
-    /// Who owns them (uid, gid): the service's user unless the declaration
-    /// names another (`filesystem.directories_user`).
+    /// Who owns them (uid, gid), and the pid file: the service's user
+    /// unless the declaration names another (`filesystem.directories_user`).
     pub directories_owner: (u32, u32),
+    /// The pid file capexec makes for the service before it starts (empty,
+    /// owned as the directories are), where the view lets it write that file
+    /// alone (see `FsSpec::pid_file`).
+    pub pid_file: Option<PathBuf>,
     /// The Landlock layer shared with the broker, applied by the process the
     /// service is cloned from; `None` without a broker.
     pub broker_layer: Option<BrokerLayer>,
@@ -983,6 +987,7 @@ fn plan_inheriting(
         broker_layer: broker.layer.clone(),
         directories: spec.filesystem.directories.iter().map(|d| (d.path.clone(), d.mode)).collect(),
         directories_owner: spec.filesystem.directories_owner.unwrap_or((id.uid, id.gid)),
+        pid_file: spec.filesystem.pid_file.clone(),
         learn: None,
         watch: None,
         program,
@@ -1202,6 +1207,9 @@ impl SetupPlan {
             }
             .ok();
         }
+        if let Some(p) = &self.pid_file {
+            let _ = writeln!(o, "pid file made: {}", p.display());
+        }
         for p in &self.preopens {
             let _ = writeln!(o, "preopen: {p:?}");
         }
@@ -1245,6 +1253,7 @@ impl SetupPlan {
         self.hostname = None;
         self.loopback = false;
         self.directories.clear();
+        self.pid_file = None;
         self.start_pre.clear();
         self.start_post.clear();
         self.reload.clear();
@@ -1269,6 +1278,8 @@ impl SetupPlan {
             self.keep_caps = caps::read(None, caps::CapSet::Permitted).unwrap_or_default().into_iter().collect();
             self.keep_caps.sort_by_key(|c| c.index());
         }
+        // The run writes the host's pid file where the program names it.
+        self.pid_file = None;
         // Only the program is recorded.
         self.start_pre.clear();
         self.start_post.clear();

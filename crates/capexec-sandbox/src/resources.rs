@@ -78,12 +78,50 @@ pub fn make_directories(plan: &crate::SetupPlan) -> Result<(), LaunchError> {
 }
 
 /// Removes the plan's runtime directories (those under /run), as systemd does
-/// when a service stops. The service could write anything in them, so nothing
-/// is followed: `remove_dir_all` unlinks symlinks, never their targets.
+/// when a service stops, and the pid file capexec made for it (systemd
+/// removes a `PIDFile=`). The service could write anything in them, so
+/// nothing is followed: `remove_dir_all` unlinks symlinks, never their
+/// targets, and the pid file's directory is reached without a symlink.
 pub fn remove_runtime_directories(spec: &capexec_decl::ServiceSpec) {
     for d in spec.filesystem.directories.iter().filter(|d| d.kind == capexec_decl::spec::DirKind::Runtime) {
         let _ = std::fs::remove_dir_all(&d.path);
     }
+    if let Some((dir, name)) = spec.filesystem.pid_file.as_deref().and_then(|p| pid_file_place(p).ok()) {
+        let _ = nix::unistd::unlinkat(Some(dir.as_raw_fd()), name.as_c_str(), nix::unistd::UnlinkatFlags::NoRemoveDir);
+    }
+}
+
+/// Makes the plan's pid file (see `FsSpec::pid_file`) before the view binds
+/// it: empty, 0644, owned as the service's directories are. Its directory
+/// is reached without following a symlink and the file is opened with
+/// O_NOFOLLOW; an existing one must be a regular file with no other link,
+/// so that nothing planted in its place makes this root process truncate
+/// and hand over another file. A pid file left by an earlier run is emptied.
+pub fn make_pid_file(plan: &crate::SetupPlan) -> Result<(), LaunchError> {
+    let Some(path) = &plan.pid_file else { return Ok(()) };
+    let fail = |op: &'static str| move |e: std::io::Error| LaunchError::io(op, path.display(), e);
+    let (dir, name) = pid_file_place(path).map_err(fail("reach the directory of the pid file (service.pid_file; no symlink may lead to it)"))?;
+    let flags = libc::O_WRONLY | libc::O_CREAT | libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_NOCTTY;
+    let f = crate::sys::open_at(dir.as_fd(), &name, flags, 0o644).map_err(fail("create the pid file (service.pid_file)"))?;
+    let st = nix::sys::stat::fstat(f.as_raw_fd()).map_err(|e| fail("stat the pid file")(e.into()))?;
+    if st.st_mode & libc::S_IFMT != libc::S_IFREG || st.st_nlink != 1 {
+        return Err(fail("use the pid file (service.pid_file: it must be a regular file with one link)")(std::io::Error::from_raw_os_error(libc::EEXIST)));
+    }
+    nix::unistd::ftruncate(&f, 0).map_err(|e| fail("empty the pid file")(e.into()))?;
+    let (uid, gid) = plan.directories_owner;
+    if (st.st_uid, st.st_gid) != (uid, gid) && nix::unistd::geteuid().is_root() {
+        std::os::unix::fs::fchown(&f, Some(uid), Some(gid)).map_err(fail("give the service its pid file"))?;
+    }
+    nix::sys::stat::fchmod(f.as_raw_fd(), nix::sys::stat::Mode::from_bits_truncate(0o644)).map_err(|e| fail("set the pid file's mode")(e.into()))?;
+    Ok(())
+}
+
+/// The pid file's directory, opened without following a symlink, and its name.
+fn pid_file_place(path: &std::path::Path) -> std::io::Result<(OwnedFd, std::ffi::CString)> {
+    let einval = || std::io::Error::from_raw_os_error(libc::EINVAL);
+    let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else { return Err(einval()) };
+    let name = std::ffi::CString::new(name.as_encoded_bytes()).map_err(|_| einval())?;
+    Ok((crate::sys::open_dir_no_links(dir)?, name))
 }
 
 pub fn open_all(plan: &crate::SetupPlan) -> Result<(Vec<OwnedFd>, Vec<AppendPipe>), LaunchError> {

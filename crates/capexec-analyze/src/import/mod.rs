@@ -749,12 +749,11 @@ pub fn convert(source: &str, text: &str, instance: Option<&str>) -> Result<Strin
     if out.argv.is_empty() {
         return Err(ImportError::NoExecStart(source.to_owned()));
     }
+    // A forking service's pid file names its main process; any service's is
+    // made writable (that file alone) and holds the host's pid, for host
+    // tools (logrotate's `kill -USR1 $(cat ...)`).
     if let Some(p) = out.pid_file.take() {
-        if out.service.iter().any(|(k, v)| *k == "type" && v == "forking") {
-            out.service.push(("pid_file", p));
-        } else {
-            out.skipped.push((format!("PIDFile={p}"), "capexec supervises the process it started; only a forking service's pid file is read".into()));
-        }
+        out.service.push(("pid_file", p));
     }
     if filter_mode == Some(false) || (filter_mode.is_none() && !out.deny.is_empty()) {
         // A deny list in systemd allows everything else; capexec starts from

@@ -82,12 +82,12 @@ pub fn launch_foreground(spec: &ServiceSpec, handoff: Handoff) -> i32 {
         }
     };
     tracing::debug!(unit = %spec.name, flags = plan.clone_flags, mounts = plan.mounts.len(), "launching");
-    // Runtime directories go when the service stops, as systemd removes them,
-    // by a helper that outlives this process: once it brokers, this process's
-    // seccomp filter allows no unlinking, and a SIGKILL leaves it no chance.
-    // Forked before this process joins the guard's cgroup, whose watcher kills
-    // everything in it.
-    if spec.filesystem.directories.iter().any(|d| d.kind == capexec_decl::spec::DirKind::Runtime) {
+    // Runtime directories (and a pid file capexec made) go when the service
+    // stops, as systemd removes them, by a helper that outlives this process:
+    // once it brokers, this process's seccomp filter allows no unlinking, and
+    // a SIGKILL leaves it no chance. Forked before this process joins the
+    // guard's cgroup, whose watcher kills everything in it.
+    if spec.filesystem.directories.iter().any(|d| d.kind == capexec_decl::spec::DirKind::Runtime) || spec.filesystem.pid_file.is_some() {
         let owned = spec.clone();
         match capexec_sys::process::after_exit("fork the runtime directories' remover", move || capexec_sandbox::resources::remove_runtime_directories(&owned))
         {
