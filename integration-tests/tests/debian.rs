@@ -564,7 +564,7 @@ fn cron_from_import_and_learn() {
     let decl = learned(
         &unit,
         "cron.service",
-        &["--workload", &format!("for i in $(seq 300); do [ -s {out} ] && exit 0; sleep 0.1; done; exit 1")],
+        &["--no-wait", "--workload", &format!("for i in $(seq 300); do [ -s {out} ] && exit 0; sleep 0.1; done; exit 1")],
         &["\"/etc/shadow\"", "CAP_SETUID", "\"/var/lib/capexec-ssh\""],
     );
     as_after_boot();

@@ -259,3 +259,45 @@ both!(check_reports_refusals_of_a_service_that_exits_early, |who: As| {
     );
     assert!(err.contains("the service exited with status 2 before it was ready"), "{}", text(&o));
 });
+
+// A unit that says nothing of when its service is ready (an imported one:
+// no preopen, no grant, not notify, not forking): the workload starts once
+// a socket the service binds accepts, as the recorder sees the bind, not
+// at once (lighttpd's `curl` failed before it listened). A service that
+// listens on nothing still gets its workload after --ready-timeout, and
+// --no-wait starts it at once.
+both!(learn_waits_for_a_service_that_declares_no_readiness_to_listen, |who: As| {
+    let dir = shared_dir().join(format!("learn-listen-{who:?}"));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    set_mode(&dir, 0o777);
+    let port = unused_port();
+    // Listens a while after it starts, as a daemon reading its configuration does.
+    let unit = dir.join("late.svc");
+    let script = format!("sleep 1; exec python3 -m http.server --bind 127.0.0.1 {port}");
+    std::fs::write(&unit, format!("[exec]\nargv = [\"/bin/sh\", \"-c\", \"{script}\"]\n")).unwrap();
+    set_mode(&unit, 0o644);
+    let learn = |unit: &std::path::Path, args: &[&str]| {
+        let mut c = command(who);
+        c.arg("learn").arg(unit).args(args).arg("--out").arg(dir.join("out.svc"));
+        let _ = std::fs::remove_file(dir.join("out.svc"));
+        output(c, T)
+    };
+    let o = learn(&unit, &["--workload", &format!("curl -sf -o /dev/null http://127.0.0.1:{port}/")]);
+    assert!(o.status.success(), "the workload ran before the service listened: {}", text(&o));
+    assert!(text(&o).contains("the workload starts once a socket it binds accepts"), "{}", text(&o));
+    let decl = std::fs::read_to_string(dir.join("out.svc")).unwrap();
+    assert!(decl.contains(&format!("tcp:127.0.0.1:{port}")), "{decl}");
+
+    let quiet = dir.join("quiet.svc");
+    std::fs::write(&quiet, "[exec]\nargv = [\"/bin/sleep\", \"60\"]\n").unwrap();
+    set_mode(&quiet, 0o644);
+    let t = std::time::Instant::now();
+    let o = learn(&quiet, &["--ready-timeout", "1", "--workload", "echo ran"]);
+    assert!(o.status.success() && String::from_utf8_lossy(&o.stdout).contains("ran"), "{}", text(&o));
+    assert!(text(&o).contains("not ready (a socket it binds to accept; it bound none) after 1 s: starting the workload anyway"), "{}", text(&o));
+    assert!(t.elapsed() >= Duration::from_secs(1), "{:?}", t.elapsed());
+    let o = learn(&quiet, &["--no-wait", "--workload", "echo ran"]);
+    assert!(o.status.success() && String::from_utf8_lossy(&o.stdout).contains("ran"), "{}", text(&o));
+    assert!(!text(&o).contains("not ready"), "{}", text(&o));
+});

@@ -761,7 +761,7 @@ _capexec() {
             return 0
             ;;
         capexec__subcmd__learn)
-            opts="-h --unit --workload --check --wait-for --ready-timeout --out --save --merge --user --env --json --help"
+            opts="-h --unit --workload --check --wait-for --no-wait --ready-timeout --out --save --merge --user --env --json --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

@@ -152,7 +152,7 @@ complete -c capexec -n "__fish_capexec_using_subcommand disable" -l json -d 'Pri
 complete -c capexec -n "__fish_capexec_using_subcommand disable" -s h -l help -d 'Print help'
 complete -c capexec -n "__fish_capexec_using_subcommand learn" -l unit -d 'Start from this declaration (its user, environment, private directories and preopened sockets), running PROG' -r -F
 complete -c capexec -n "__fish_capexec_using_subcommand learn" -l workload -d 'Run this shell command on the host once the service listens; its exit ends the run' -r
-complete -c capexec -n "__fish_capexec_using_subcommand learn" -l wait-for -d 'Start the workload once ADDR (tcp:HOST:PORT, or unix:PATH) accepts connections (repeatable; one answering is enough; default: the unit\'s TCP preopens and exact broker bind grants, else a forking service\'s pid file)' -r
+complete -c capexec -n "__fish_capexec_using_subcommand learn" -l wait-for -d 'Start the workload once ADDR (tcp:HOST:PORT, or unix:PATH) accepts connections (repeatable; one answering is enough; default: the unit\'s TCP preopens and exact broker bind grants, else a forking service\'s pid file, else READY=1 of a notify service, else the first socket the service binds, once it accepts)' -r
 complete -c capexec -n "__fish_capexec_using_subcommand learn" -l ready-timeout -d 'Give up when the service does not listen within this many seconds' -r
 complete -c capexec -n "__fish_capexec_using_subcommand learn" -l out -d 'Write the mined declaration here (default: standard output)' -r -F
 complete -c capexec -n "__fish_capexec_using_subcommand learn" -l save -d 'Also save what was recorded, as JSON, to merge into later runs with --merge' -r -F
@@ -160,6 +160,7 @@ complete -c capexec -n "__fish_capexec_using_subcommand learn" -l merge -d 'Add 
 complete -c capexec -n "__fish_capexec_using_subcommand learn" -l user -d 'Run as USER (root only; default: the unit\'s user, else a dynamic unprivileged uid, or your own uid when rootless)' -r
 complete -c capexec -n "__fish_capexec_using_subcommand learn" -l env -d 'Set an environment variable (repeatable)' -r
 complete -c capexec -n "__fish_capexec_using_subcommand learn" -l check -d 'Judge the run against UNIT and report what it would have refused, instead of mining'
+complete -c capexec -n "__fish_capexec_using_subcommand learn" -l no-wait -d 'Start the workload at once, without waiting for the service to be ready (for a service that listens on nothing, such as cron)'
 complete -c capexec -n "__fish_capexec_using_subcommand learn" -l json -d 'Print the --check report (or the difference from the unit) as JSON'
 complete -c capexec -n "__fish_capexec_using_subcommand learn" -s h -l help -d 'Print help'
 complete -c capexec -n "__fish_capexec_using_subcommand analyze" -l threshold -d 'Exit with status 1 when a unit\'s exposure is above N (0.0 to 10.0)' -r

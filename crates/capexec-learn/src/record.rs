@@ -10,6 +10,7 @@ use capexec_sandbox::seccomp::{self, sock_filter};
 use capexec_sys::notify::{self as remote, Listener, Notif};
 use std::os::fd::OwnedFd;
 use std::path::Path;
+use std::sync::mpsc::Sender;
 
 const AT_FDCWD: i64 = -100;
 
@@ -19,9 +20,14 @@ const AT_FDCWD: i64 = -100;
 /// filter would have refused it. `capabilities`: the run has capabilities
 /// (a root service learned as root); what its calls used of them is written
 /// down (`Observations::capabilities`).
-pub fn record(listener: OwnedFd, judge: &[sock_filter], capabilities: bool) -> Observations {
+///
+/// `bound`, if given, hears of every address the run binds as the call is
+/// made (before the kernel runs it): `capexec learn` waits for the service to
+/// listen before it starts the workload.
+pub fn record(listener: OwnedFd, judge: &[sock_filter], capabilities: bool, bound: Option<Sender<Bound>>) -> Observations {
     let l = Listener::new(listener);
     let mut obs = Observations::default();
+    let ctx = Ctx { capabilities, bound };
     while let Ok(Some(n)) = l.recv() {
         let name = capexec_decl::syscalls::name_of(n.nr);
         if !seccomp::allows(judge, n.nr, n.args) {
@@ -29,7 +35,7 @@ pub fn record(listener: OwnedFd, judge: &[sock_filter], capabilities: bool) -> O
             *obs.denied.entry(key).or_default() += 1;
         }
         match name {
-            Some(name) => note(&l, &n, name, capabilities, &mut obs),
+            Some(name) => note(&l, &n, name, &ctx, &mut obs),
             None => {
                 obs.unknown.insert(n.nr);
             }
@@ -40,7 +46,22 @@ pub fn record(listener: OwnedFd, judge: &[sock_filter], capabilities: bool) -> O
     obs
 }
 
-fn note(l: &Listener, n: &Notif, name: &str, capabilities: bool, obs: &mut Observations) {
+/// An address a bind of the run named.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Bound {
+    /// In the words of observations: `tcp:0.0.0.0:80`, `udp:[::]:53`, `unix:/run/app.sock`.
+    pub address: String,
+    pub datagram: bool,
+}
+
+/// What the recorder was asked to do besides writing calls down.
+struct Ctx {
+    capabilities: bool,
+    bound: Option<Sender<Bound>>,
+}
+
+fn note(l: &Listener, n: &Notif, name: &str, ctx: &Ctx, obs: &mut Observations) {
+    let capabilities = ctx.capabilities;
     *obs.syscalls.entry(name.to_owned()).or_default() += 1;
     let a = n.args;
     let (dirfd, path, access) = match name {
@@ -74,7 +95,7 @@ fn note(l: &Listener, n: &Notif, name: &str, capabilities: bool, obs: &mut Obser
         "symlink" => (AT_FDCWD, a[1], Access::Create),
         "symlinkat" => (a[1] as i64, a[2], Access::Create),
         "socket" | "bind" | "connect" | "sendto" | "sendmsg" | "sendmmsg" => {
-            net_call(l, n, obs);
+            net_call(l, n, ctx, obs);
             return;
         }
         "capset" if capabilities => {
@@ -323,7 +344,7 @@ fn read_u64(tid: u32, addr: u64) -> Option<u64> {
 
 /// A network call (see `Notif::net_op`): the socket it makes or each
 /// address it names, worded as the broker words those it answers.
-fn net_call(l: &Listener, n: &Notif, obs: &mut Observations) {
+fn net_call(l: &Listener, n: &Notif, ctx: &Ctx, obs: &mut Observations) {
     let Some(op) = n.net_op() else { return };
     if op == "socket" {
         obs.net_call(n.process(), || n.comm(), op, capexec_decl::grants::socket_kind(n.args[0] as i32, n.args[1] as i32));
@@ -338,8 +359,13 @@ fn net_call(l: &Listener, n: &Notif, obs: &mut Observations) {
     if !l.id_valid(n.id) {
         return;
     }
+    let datagram = ty == Some(libc::SOCK_DGRAM);
     for a in addresses {
-        if let Some(addr) = capexec_decl::grants::describe_sockaddr(&a, ty == Some(libc::SOCK_DGRAM)) {
+        if let Some(addr) = capexec_decl::grants::describe_sockaddr(&a, datagram) {
+            if let Some(tx) = ctx.bound.as_ref().filter(|_| op == "bind") {
+                // The listener went away: nobody waits any more.
+                let _ = tx.send(Bound { address: addr.clone(), datagram });
+            }
             obs.net_call(n.process(), || n.comm(), op, addr);
         }
     }

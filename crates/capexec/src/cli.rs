@@ -207,9 +207,14 @@ pub struct LearnArgs {
     pub check: bool,
     /// Start the workload once ADDR (tcp:HOST:PORT, or unix:PATH) accepts connections (repeatable;
     /// one answering is enough; default: the unit's TCP preopens and exact broker bind grants, else a
-    /// forking service's pid file)
+    /// forking service's pid file, else READY=1 of a notify service, else the first socket the
+    /// service binds, once it accepts)
     #[arg(long, value_name = "ADDR", requires = "workload")]
     pub wait_for: Vec<String>,
+    /// Start the workload at once, without waiting for the service to be ready (for a service that
+    /// listens on nothing, such as cron)
+    #[arg(long, requires = "workload", conflicts_with = "wait_for")]
+    pub no_wait: bool,
     /// Give up when the service does not listen within this many seconds
     #[arg(long, value_name = "SECONDS", default_value_t = 30)]
     pub ready_timeout: u64,

@@ -110,8 +110,14 @@ fn learn(a: &LearnArgs) -> Result<i32, CmdError> {
     }
     let spec = super::run::build(&run_args(a))?;
     let ready = ready_addresses(a, &spec)?;
-    let how =
-        Recording { judge_own_filter: a.check, ready, workload: a.workload.as_deref(), ready_timeout: Duration::from_secs(a.ready_timeout), json: a.json };
+    let how = Recording {
+        judge_own_filter: a.check,
+        ready,
+        listen_wait: !a.no_wait,
+        workload: a.workload.as_deref(),
+        ready_timeout: Duration::from_secs(a.ready_timeout),
+        json: a.json,
+    };
     let (run, ended, began) = record(&spec, how)?;
     let rootless = !nix::unistd::geteuid().is_root();
     let had_capabilities = spec.exec.user.uid == 0 && !rootless;
@@ -163,7 +169,8 @@ fn learn(a: &LearnArgs) -> Result<i32, CmdError> {
         private,
         managed,
         as_root: !rootless,
-        forking_without_pid_file: spec.service.kind == capexec_decl::spec::ServiceType::Forking && spec.service.pid_file.is_none(),
+        user_ns: spec.namespaces.user,
+        pid_file: spec.service.pid_file.as_ref().map(|p| p.display().to_string()),
         had_capabilities,
     };
     let mut text = mine::declaration(&obs, &origin, exists);
@@ -199,7 +206,7 @@ fn learn(a: &LearnArgs) -> Result<i32, CmdError> {
 /// program's status.
 pub fn explain(spec: &ServiceSpec, who: &str, flags: bool) -> i32 {
     eprintln!("{who} --explain: {} runs with nothing denied: recorded, not confined", safe(&spec.exec.argv[0]));
-    let how = Recording { judge_own_filter: true, ready: Vec::new(), workload: None, ready_timeout: Duration::ZERO, json: false };
+    let how = Recording { judge_own_filter: true, ready: Vec::new(), listen_wait: false, workload: None, ready_timeout: Duration::ZERO, json: false };
     let (obs, ended, _) = match record(spec, how) {
         Ok(r) => r,
         Err(e) => {
@@ -234,6 +241,9 @@ struct Recording<'a> {
     /// else only by the argument rules no declaration can lift.
     judge_own_filter: bool,
     ready: Vec<Ready>,
+    /// With a workload and nothing else saying when the service is ready:
+    /// wait for a socket it binds to accept (see [`Ready::Listening`]).
+    listen_wait: bool,
     /// A command on the host that drives the service; its exit ends the run.
     workload: Option<&'a str>,
     ready_timeout: Duration,
@@ -275,9 +285,12 @@ fn record(spec: &ServiceSpec, how: Recording) -> Result<(Observations, Ended, In
     // See plan::into_learning: a root service learned as root has every capability.
     let had_capabilities = spec.exec.user.uid == 0 && !rootless;
     let recorder: RefCell<Option<JoinHandle<Observations>>> = RefCell::new(None);
+    // The addresses the service binds, as the recorder sees the calls.
+    let (bound_tx, bound_rx) = std::sync::mpsc::channel();
     let start = |listener| {
         let judge = judge.clone();
-        *recorder.borrow_mut() = Some(std::thread::spawn(move || capexec_learn::record::record(listener, &judge, had_capabilities)));
+        let bound = bound_tx.clone();
+        *recorder.borrow_mut() = Some(std::thread::spawn(move || capexec_learn::record::record(listener, &judge, had_capabilities, Some(bound))));
     };
     // With --json, standard output is the report's alone: the service and
     // the workload write to standard error.
@@ -299,6 +312,15 @@ fn record(spec: &ServiceSpec, how: Recording) -> Result<(Observations, Ended, In
     // any, must answer too.
     if let Some(fd) = spawned.notify.take() {
         ready.push(Ready::Notify(fd, std::cell::Cell::new(false)));
+    }
+    if ready.is_empty() && how.listen_wait && how.workload.is_some() {
+        eprintln!(
+            "capexec learn: nothing says when {} is ready: the workload starts once a socket it binds accepts (at most {} s from now); \
+             --wait-for ADDR names the address, --no-wait starts it at once",
+            spec.name,
+            how.ready_timeout.as_secs()
+        );
+        ready.push(Ready::Listening(bound_rx, RefCell::new(Vec::new())));
     }
     let ended = match how.workload {
         None => Ended { status: capexec_sandbox::wait_foreground(&spawned), workload: None, interrupted: false, early: None },
@@ -332,6 +354,11 @@ enum Ready {
     Notify(std::os::fd::OwnedFd, std::cell::Cell<bool>),
     /// An address accepts a connection (see capexec_supervisor::readiness).
     Addr(ReadyAddr),
+    /// Nothing else says when: a socket the service binds (as the recorder
+    /// sees its calls) accepts a connection, or is a datagram socket (bound
+    /// is ready: what arrives waits for it to read). Ports 0 (a client's
+    /// socket) and abstract Unix names do not count.
+    Listening(std::sync::mpsc::Receiver<capexec_learn::record::Bound>, RefCell<Vec<capexec_learn::record::Bound>>),
     /// A forking service's start has ended (its program's host pid, filled
     /// in once spawned) and its pid file was written since the run began
     /// (its modification time then, if it existed). The pid in it is the
@@ -358,6 +385,11 @@ impl Ready {
                 seen.get()
             }
             Ready::Addr(a) => capexec_supervisor::readiness::accepts(a),
+            Ready::Listening(rx, seen) => {
+                let mut seen = seen.borrow_mut();
+                seen.extend(rx.try_iter());
+                seen.iter().any(listens)
+            }
             Ready::PidFile(p, before, start) => {
                 // A file left by an earlier run does not count (compared
                 // with what it was, not with the clock: file times come
@@ -377,6 +409,13 @@ impl std::fmt::Display for Ready {
         match self {
             Ready::Notify(..) => write!(f, "READY=1 on its notify socket"),
             Ready::Addr(a) => write!(f, "{a}"),
+            Ready::Listening(_, seen) => {
+                let seen: Vec<String> = seen.borrow().iter().map(|b| b.address.clone()).collect();
+                match seen.is_empty() {
+                    true => write!(f, "a socket it binds to accept; it bound none"),
+                    false => write!(f, "a socket it binds to accept; it bound {}", seen.join(", ")),
+                }
+            }
             Ready::PidFile(p, _, _) => write!(f, "its start to end and its pid file {}", p.display()),
         }
     }
@@ -384,8 +423,12 @@ impl std::fmt::Display for Ready {
 
 /// When the service is ready for the workload: --wait-for, else the unit's
 /// service.ready_address, TCP preopens and exact TCP bind grants, else a
-/// forking service's pid file.
+/// forking service's pid file (else, once it runs, READY=1 of a notify
+/// service, else the first socket it binds: see `record`). None with --no-wait.
 fn ready_addresses(a: &LearnArgs, spec: &ServiceSpec) -> Result<Vec<Ready>, CmdError> {
+    if a.no_wait {
+        return Ok(Vec::new());
+    }
     if !a.wait_for.is_empty() {
         return a.wait_for.iter().map(|w| Ready::parse(w)).collect();
     }
@@ -401,7 +444,8 @@ fn ready_addresses(a: &LearnArgs, spec: &ServiceSpec) -> Result<Vec<Ready>, CmdE
             out.push(Ready::Addr(ReadyAddr::Tcp(SocketAddr::new(g.addr, g.ports.0))));
         }
     }
-    if let (true, Some(p)) = (out.is_empty(), &spec.service.pid_file) {
+    let forking = spec.service.kind == capexec_decl::spec::ServiceType::Forking;
+    if let (true, true, Some(p)) = (out.is_empty(), forking, &spec.service.pid_file) {
         out.push(Ready::PidFile(p.clone(), std::fs::metadata(p).and_then(|m| m.modified()).ok(), None));
     }
     Ok(out)
@@ -440,6 +484,17 @@ fn drive(s: &Spawned, spec: &ServiceSpec, cmd: &str, ready: &[Ready], timeout: D
         if let Some(st) = service_ended(s) {
             let early = format!("{}: the service exited with status {st} before it was ready: nothing was recorded worth mining", spec.name);
             return Ok(Ended { status: st, workload: None, interrupted: false, early: Some(early) });
+        }
+        if Instant::now() > deadline && ready.iter().all(|r| matches!(r, Ready::Listening(..))) {
+            // Nothing declared when: a service that listens on nothing
+            // (cron) still gets its workload.
+            let what = ready.iter().map(|r| r.to_string()).collect::<Vec<_>>().join(", ");
+            eprintln!(
+                "capexec learn: {}: not ready ({what}) after {} s: starting the workload anyway (--wait-for ADDR names the address to wait for, --no-wait starts at once)",
+                spec.name,
+                timeout.as_secs()
+            );
+            break;
         }
         if Instant::now() > deadline {
             stop(s, spec);
@@ -542,5 +597,29 @@ fn print_report(r: &compare::Report, name: &str, json: bool) {
         for (k, v) in by_key {
             println!("    {k}: {}", safe(&v.join(", ")));
         }
+    }
+}
+
+/// Whether a socket the service bound (see [`Ready::Listening`]) takes what
+/// the workload sends: a datagram socket once bound, a stream socket once it
+/// accepts a connection (on loopback for an address of every interface).
+fn listens(b: &capexec_learn::record::Bound) -> bool {
+    let (kind, rest) = b.address.split_once(':').unwrap_or_default();
+    match kind {
+        "tcp" | "udp" => {
+            let Ok(mut addr) = rest.parse::<SocketAddr>() else { return false };
+            if addr.port() == 0 {
+                return false;
+            }
+            if b.datagram {
+                return true;
+            }
+            if addr.ip().is_unspecified() {
+                addr.set_ip(if addr.is_ipv4() { std::net::Ipv4Addr::LOCALHOST.into() } else { std::net::Ipv6Addr::LOCALHOST.into() });
+            }
+            capexec_supervisor::readiness::accepts(&ReadyAddr::Tcp(addr))
+        }
+        "unix" if rest.starts_with('/') => b.datagram || capexec_supervisor::readiness::accepts(&ReadyAddr::Unix(rest.into())),
+        _ => false,
     }
 }
