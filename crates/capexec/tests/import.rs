@@ -261,6 +261,42 @@ fn forking_start_pre_and_identity_directives_are_mapped() {
     check(&decl, "forking");
 }
 
+/// Directories made by hand before systemd had RuntimeDirectory= (Debian's
+/// mosquitto: `mkdir -m 740 -p /run/mosquitto`, then `chown mosquitto` of
+/// it, in a root unit whose daemon drops to that user itself): in the
+/// sandbox neither command could work, so they become the directories
+/// capexec makes, with their mode and owner. A command that does more, a
+/// directory elsewhere, or a privileged one stays a command.
+#[test]
+fn start_pre_commands_that_make_directories_become_them() {
+    let decl = import_text(
+        "mkdirs",
+        "[Service]\nExecStartPre=/bin/mkdir -m 740 -p /var/log/mosq\nExecStartPre=/bin/chown nobody /var/log/mosq\n\
+         ExecStartPre=-/bin/mkdir -p /var/run/mosq/empty\nExecStartPre=/bin/mkdir -p /srv/elsewhere\nExecStartPre=/bin/mkdir /run/noparents\n\
+         ExecStartPre=+/bin/mkdir -p /run/privileged\nExecStart=/usr/bin/sleep 100\n",
+    );
+    for want in [
+        "logs_directory = [\"mosq\"]",
+        "logs_directory_mode = \"0740\"",
+        "runtime_directory = [\"mosq/empty\"]",
+        "directories_user = \"nobody\"",
+        "#   ExecStartPre=/bin/chown nobody /var/log/mosq: a directory capexec makes for the service",
+        "argv = [\"/bin/mkdir\", \"-p\", \"/srv/elsewhere\"]",
+        "argv = [\"/bin/mkdir\", \"/run/noparents\"]",
+        "argv = [\"/bin/mkdir\", \"-p\", \"/run/privileged\"]\n# systemd ran it with full privileges",
+    ] {
+        assert!(decl.contains(want), "import lacks {want:?}:\n{decl}");
+    }
+    assert!(!decl.contains("\"/bin/chown\""), "{decl}");
+    check(&decl, "mkdirs");
+    // A chown to another user than the one the unit runs as stays a command.
+    let decl = import_text(
+        "mkdirs-user",
+        "[Service]\nUser=daemon\nExecStartPre=/bin/mkdir -p /run/m\nExecStartPre=/bin/chown nobody /run/m\nExecStart=/usr/bin/sleep 100\n",
+    );
+    assert!(decl.contains("runtime_directory = [\"m\"]") && decl.contains("argv = [\"/bin/chown\", \"nobody\", \"/run/m\"]"), "{decl}");
+}
+
 /// Every unit of the packages issue 19 names imports into a declaration that
 /// passes `check` (templates with an instance): what `capexec import` makes
 /// of a real distribution's units is at least valid, whatever it leaves to a

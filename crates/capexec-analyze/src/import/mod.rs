@@ -155,6 +155,103 @@ fn mainpid_shell(argv: Vec<String>) -> Vec<String> {
     vec!["/bin/sh".into(), "-c".into(), format!("exec {}", quoted.join(" "))]
 }
 
+/// ExecStartPre= lines that make the service's directories by hand, from
+/// before systemd had RuntimeDirectory= (mosquitto: `mkdir -m 740 -p
+/// /run/mosquitto`, then `chown mosquitto /run/mosquitto`; vsftpd: `mkdir -p
+/// /var/run/vsftpd/empty`): in the sandbox they could do neither (the
+/// directory's parent is not writable, chown needs a capability), so each
+/// becomes the directory capexec makes, with its mode and owner. A line
+/// that does anything else stays a command.
+fn directories_from_commands(out: &mut Out) {
+    let Some(mut list) = out.commands.remove("start_pre") else { return };
+    list.retain(|(argv, _, privileged)| {
+        let taken = !privileged && (made_by_mkdir(out, argv) || owned_by_chown(out, argv));
+        if taken {
+            out.covered.push((format!("ExecStartPre={}", argv.join(" ")), "a directory capexec makes for the service (see [filesystem])".into()));
+        }
+        !taken
+    });
+    if !list.is_empty() {
+        out.commands.insert("start_pre", list);
+    }
+}
+
+/// The managed directory (its list's key and name) at `path`, if it is one.
+fn managed_dir(path: &str) -> Option<(&'static str, String)> {
+    let path = path.strip_prefix("/var/run/").map_or_else(|| path.to_owned(), |r| format!("/run/{r}"));
+    let keys = [("/run/", "runtime_directory"), ("/var/lib/", "state_directory"), ("/var/cache/", "cache_directory"), ("/var/log/", "logs_directory")];
+    let (key, name) = keys.iter().find_map(|(base, key)| Some((*key, path.strip_prefix(base)?.trim_end_matches('/'))))?;
+    let plain = !name.is_empty() && std::path::Path::new(name).components().all(|c| matches!(c, std::path::Component::Normal(_)));
+    plain.then(|| (key, name.to_owned()))
+}
+
+/// `mkdir [-m MODE] -p DIR...` of managed directories: taken as them.
+fn made_by_mkdir(out: &mut Out, argv: &[String]) -> bool {
+    if !matches!(argv.first().map(String::as_str), Some("/bin/mkdir" | "/usr/bin/mkdir" | "mkdir")) {
+        return false;
+    }
+    let (mut mode, mut parents, mut dirs) = (None, false, Vec::new());
+    let mut args = argv[1..].iter();
+    while let Some(a) = args.next() {
+        match a.as_str() {
+            "-p" | "--parents" => parents = true,
+            "-m" | "--mode" => mode = args.next().cloned(),
+            _ if a.starts_with("--mode=") => mode = Some(a["--mode=".len()..].to_owned()),
+            _ if a.starts_with('-') => return false,
+            _ => match managed_dir(a) {
+                Some(d) => dirs.push(d),
+                None => return false,
+            },
+        }
+    }
+    // Without -p an existing directory fails the start: not what capexec's do.
+    let mode = match mode.map(|m| u32::from_str_radix(&m, 8)) {
+        None => None,
+        Some(Ok(m)) if m <= 0o777 => Some(format!("{m:04o}")),
+        Some(_) => return false,
+    };
+    // One mode per kind of directory: a second, different one cannot be said.
+    let conflicting = |key: &str| mode.as_ref().is_some_and(|m| out.dir_modes.get(key).is_some_and(|had| had != m));
+    if !parents || dirs.is_empty() || dirs.iter().any(|(k, _)| conflicting(k)) {
+        return false;
+    }
+    for (key, name) in dirs {
+        if let Some(m) = &mode {
+            out.dir_modes.insert(key, m.clone());
+        }
+        let names = out.fs.entry(key).or_default();
+        if !names.contains(&name) {
+            names.push(name);
+        }
+    }
+    true
+}
+
+/// `chown USER[:GROUP] DIR...` of directories capexec makes for the service:
+/// taken as their owner (`directories_user`, for a service started as root)
+/// when that is the service's own user or the one it drops to.
+fn owned_by_chown(out: &mut Out, argv: &[String]) -> bool {
+    if !matches!(argv.first().map(String::as_str), Some("/bin/chown" | "/usr/bin/chown" | "chown")) || argv.len() < 3 {
+        return false;
+    }
+    let owner = argv[1].split([':', '.']).next().unwrap_or_default().to_owned();
+    let made = |d: &String| managed_dir(d).is_some_and(|(key, name)| out.fs.get(key).is_some_and(|l| l.contains(&name)));
+    if owner.is_empty() || owner.starts_with('-') || !argv[2..].iter().all(made) {
+        return false;
+    }
+    match (&out.user, out.started_as_root) {
+        // They are the service's user's already (or, started as root, the
+        // user it drops to: directories_user).
+        (Some(u), _) => *u == owner,
+        // A root service that drops to `owner` itself (mosquitto).
+        (None, _) if out.dirs_owner.as_ref().is_none_or(|o| *o == owner) => {
+            out.dirs_owner = Some(owner);
+            true
+        }
+        (None, _) => false,
+    }
+}
+
 /// The declaration's list for an Exec*= directive.
 fn command_list(directive: &str) -> &'static str {
     match directive {
@@ -191,6 +288,9 @@ struct Out {
     pid_file: Option<String>,
     /// ExecStart=!: started as root whatever User= says.
     started_as_root: bool,
+    /// A root unit's directories chowned to this user by its ExecStartPre=
+    /// lines (see `directories_from_commands`).
+    dirs_owner: Option<String>,
     /// ExecStartPre=, ExecStartPost= and ExecReload= lines, by the key of
     /// their list.
     commands: BTreeMap<&'static str, Vec<ImportedCommand>>,
@@ -749,6 +849,7 @@ pub fn convert(source: &str, text: &str, instance: Option<&str>) -> Result<Strin
     if out.argv.is_empty() {
         return Err(ImportError::NoExecStart(source.to_owned()));
     }
+    directories_from_commands(&mut out);
     // A forking service's pid file names its main process; any service's is
     // made writable (that file alone) and holds the host's pid, for host
     // tools (logrotate's `kill -USR1 $(cat ...)`).
@@ -859,7 +960,8 @@ fn render(source: &str, o: Out) -> String {
             .ok();
         }
         let makes = ["runtime_directory", "state_directory", "cache_directory", "logs_directory"].iter().any(|k| fs.contains_key(k));
-        if let Some(u) = o.user.as_ref().filter(|_| o.started_as_root && makes && !o.dynamic) {
+        let owner = o.user.as_ref().filter(|_| o.started_as_root).or(o.dirs_owner.as_ref());
+        if let Some(u) = owner.filter(|_| makes && !o.dynamic) {
             let _ = writeln!(s, "directories_user = {}", q(u));
         }
     }
