@@ -301,3 +301,31 @@ both!(learn_waits_for_a_service_that_declares_no_readiness_to_listen, |who: As| 
     assert!(o.status.success() && String::from_utf8_lossy(&o.stdout).contains("ran"), "{}", text(&o));
     assert!(!text(&o).contains("not ready"), "{}", text(&o));
 });
+
+// The commands a unit runs before its program (exec.start_pre) run in a
+// learning run too, unrecorded and denied nothing: what they prepare the
+// program needs (unbound's root.key, made by its unit's
+// `unbound-helper root_trust_anchor_update`; the program failed without it).
+both!(learn_runs_the_units_start_pre_commands, |who: As| {
+    let dir = shared_dir().join(format!("learn-pre-{who:?}"));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    set_mode(&dir, 0o777);
+    let prepared = dir.join("prepared");
+    let unit = dir.join("pre.svc");
+    std::fs::write(
+        &unit,
+        format!(
+            "[exec]\nargv = [\"/bin/cat\", \"{p}\"]\n\n[[exec.start_pre]]\nargv = [\"/bin/sh\", \"-c\", \"echo made-before > {p}\"]\n",
+            p = prepared.display()
+        ),
+    )
+    .unwrap();
+    set_mode(&unit, 0o644);
+    let mut c = command(who);
+    c.arg("learn").arg(&unit).arg("--out").arg(dir.join("out.svc"));
+    let o = output(c, T);
+    assert!(o.status.success() && String::from_utf8_lossy(&o.stdout).contains("made-before"), "{}", text(&o));
+    let decl = std::fs::read_to_string(dir.join("out.svc")).unwrap();
+    assert!(decl.contains(&format!("# read: {}", prepared.display())), "the program's read is mined: {decl}");
+});

@@ -591,6 +591,9 @@ fn service_with(a: &ChildArgs, argv: &[std::ffi::CString], err_wr: RawFd, main: 
                 exit(127);
             }
         }
+    } else if plan.learn.is_some() {
+        // A start_pre command of a learning run: unrecorded, and denied
+        // nothing, as the program (see SetupPlan::into_learning).
     } else {
         if let Some(prog) = plan.watch.as_ref().filter(|_| main) {
             // Taken out by the recorder as a learning listener is: sending
