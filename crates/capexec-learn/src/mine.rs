@@ -123,6 +123,12 @@ fn managed_paths(m: &BTreeMap<&'static str, BTreeSet<String>>) -> Vec<String> {
 /// directory → the paths that needed it.
 pub type View = [BTreeMap<String, BTreeSet<String>>; 3];
 
+/// Directories whose files belong to many services, which a service is
+/// given one file of rather than the whole (see `view`). Not /run: what a
+/// service leaves there is gone after a reboot, and a file entry must
+/// exist when the service starts (cron's /run/crond.reboot must not).
+const SHARED_DIRS: &[&str] = &["/var/log", "/var/lib", "/var/cache", "/var/spool", "/var", "/etc"];
+
 /// `private`: directories the service gets as its own empty tmpfs (the
 /// unit's `tmpfs` entries); like the private /tmp, only files that were there
 /// before the run need the host's. `declared`: the directories the unit has
@@ -160,8 +166,14 @@ pub fn view(obs: &Observations, private: &[String], declared: &[String], exists:
         }
         if changes {
             // By its real directory: /var/run/crond.pid is /run's, and
-            // /var/run itself is a link that gives no access.
-            rw.entry(parent(&c)).or_insert_with(BTreeSet::new).insert(p.clone());
+            // /var/run itself is a link that gives no access. A file of its
+            // own directly in a directory every service shares
+            // (/var/log/vsftpd.log) is that file, if the run left it there:
+            // the directory would give the service every other service's
+            // files (and capexec's own /var/log/capexec).
+            let dir = parent(&c);
+            let own_file = SHARED_DIRS.contains(&dir.as_str()) && !acc.contains(&Access::Remove) && exists(&c) && !Path::new(&c).is_dir();
+            rw.entry(if own_file { c.clone() } else { dir }).or_insert_with(BTreeSet::new).insert(p.clone());
         } else if acc.contains(&Access::Exec) {
             if !under(p, &system) {
                 ex.entry(parent(p)).or_insert_with(BTreeSet::new).insert(p.clone());
@@ -323,6 +335,23 @@ pub fn capabilities(obs: &Observations) -> BTreeMap<String, Vec<String>> {
     out
 }
 
+/// The ports a source port picked at random may be (see [`source_ports`]).
+const SOURCE_PORTS: &str = ":1024-65535";
+
+/// A bind as its grant: a UDP socket bound on every address to a port above
+/// 1023, by a run that also `sent` (connected or sent to an address), is a
+/// source port picked at random for a query (unbound binds a new one for
+/// each upstream query, as DNS source port randomization asks), which the
+/// next run picks anew: every such port. Anything else as it was bound.
+fn source_ports(bind: &str, sent: bool) -> String {
+    let random =
+        |rest: &str| rest.rsplit_once(':').is_some_and(|(addr, port)| matches!(addr, "0.0.0.0" | "[::]") && port.parse::<u16>().is_ok_and(|p| p >= 1024));
+    match bind.strip_prefix("udp:") {
+        Some(rest) if sent && random(rest) => format!("udp:{}{SOURCE_PORTS}", rest.rsplit_once(':').map_or(rest, |(a, _)| a)),
+        _ => bind.to_owned(),
+    }
+}
+
 /// The declaration, as TOML text with comments.
 pub fn declaration(obs: &Observations, origin: &Origin, exists: impl Fn(&str) -> bool) -> String {
     let mut o = String::new();
@@ -373,8 +402,9 @@ pub fn declaration(obs: &Observations, origin: &Origin, exists: impl Fn(&str) ->
     }
 
     let inet = |a: &&String| a.starts_with("tcp:") || a.starts_with("udp:");
-    let binds: Vec<&String> = obs.binds.iter().filter(inet).collect();
     let connects: Vec<&String> = obs.connects.iter().filter(inet).collect();
+    let binds: BTreeSet<String> = obs.binds.iter().filter(inet).map(|a| source_ports(a, !connects.is_empty())).collect();
+    let random_ports = binds.iter().any(|a| a.ends_with(SOURCE_PORTS));
     o.push_str("\n[namespaces]\n# The service's own network namespace; the broker binds and connects for it in the host's.\nnet = \"none\"\n");
     // A pid file means what host tools read it as only with the host's pids.
     if let Some(p) = pid_file.as_ref().filter(|_| !origin.user_ns) {
@@ -385,6 +415,14 @@ pub fn declaration(obs: &Observations, origin: &Origin, exists: impl Fn(&str) ->
     if !binds.is_empty() || !connects.is_empty() {
         o.push_str("\n[broker.net]\n");
         if !binds.is_empty() {
+            if random_ports {
+                let _ = writeln!(
+                    o,
+                    "# A datagram socket bound on every address to a high port by a run that also sent: a source port\n\
+                     # picked at random for each query (a DNS resolver's), so every such port; narrow the range\n\
+                     # if the program has a setting for it (unbound: outgoing-port-permit)."
+                );
+            }
             let _ = writeln!(o, "bind = [{}] # bound during the run", binds.iter().map(|a| quote(a)).collect::<Vec<_>>().join(", "));
         }
         if !connects.is_empty() {
@@ -536,6 +574,53 @@ mod tests {
         let v: toml::Value = toml::from_str(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
         assert_eq!(v["broker"]["net"]["bind"][0].as_str(), Some("tcp:127.0.0.1:8080"));
         assert!(text.contains("\"/srv/app\", # read: /srv/app/a.conf"), "{text}");
+    }
+
+    /// A resolver's source ports, picked at random per query, are granted
+    /// as the range; its listening ports, and a high port bound on one
+    /// address or by a run that sends nothing, as they were.
+    #[test]
+    fn random_source_ports_become_a_range() {
+        assert_eq!(source_ports("udp:[::]:12130", true), "udp:[::]:1024-65535");
+        assert_eq!(source_ports("udp:0.0.0.0:40000", true), "udp:0.0.0.0:1024-65535");
+        for (bind, sent) in [("udp:0.0.0.0:53", true), ("udp:127.0.0.1:5353", true), ("tcp:0.0.0.0:8080", true), ("udp:0.0.0.0:27015", false)] {
+            assert_eq!(source_ports(bind, sent), bind);
+        }
+        let mut o = obs(&[], &["bind"]);
+        o.binds.extend(["udp:127.0.0.1:53".to_owned(), "udp:[::]:12130".to_owned(), "udp:[::]:4444".to_owned()]);
+        o.connects.insert("udp:192.0.2.1:53".to_owned());
+        let origin = Origin {
+            argv: &[],
+            date: "today".into(),
+            private: vec![],
+            managed: vec![],
+            as_root: true,
+            user_ns: false,
+            pid_file: None,
+            had_capabilities: false,
+        };
+        let v: toml::Value = toml::from_str(&declaration(&o, &origin, |_| true)).unwrap();
+        let bind: Vec<&str> = v["broker"]["net"]["bind"].as_array().unwrap().iter().filter_map(|a| a.as_str()).collect();
+        assert_eq!(bind, ["udp:127.0.0.1:53", "udp:[::]:1024-65535"]);
+    }
+
+    /// A file of its own written directly in a directory every service
+    /// shares is given alone (vsftpd's /var/log/vsftpd.log; /var/log holds
+    /// capexec's own logs); one the run removed, or in /run, is not.
+    #[test]
+    fn a_file_of_its_own_in_a_shared_directory_is_given_alone() {
+        let o = obs(
+            &[
+                ("/var/log/vsftpd.log", &[Access::Create, Access::Write]),
+                ("/var/lib/app.state", &[Access::Create, Access::Write, Access::Remove]),
+                ("/run/app.flag", &[Access::Create]),
+                ("/var/log/app/a.log", &[Access::Create]),
+            ],
+            &["openat"],
+        );
+        let [_, rw, _] = view(&o, &[], &[], |_| true);
+        let rw: Vec<&str> = rw.keys().map(String::as_str).collect();
+        assert_eq!(rw, ["/run", "/var/lib", "/var/log/app", "/var/log/vsftpd.log"]);
     }
 
     /// A service that writes a pid file shares the host's pid namespace (as
