@@ -8,9 +8,11 @@
 //! `drop_privileges` runs after the view is built: it empties the bounding set
 //! (every cap up to cap_last_cap, not a fixed list), sets the kept capabilities
 //! (default none) in all sets including ambient, and sets the securebits so
-//! that nothing can regain privileges by becoming uid 0 or by exec, while the
-//! kernel's setuid fixup works as it does outside (a daemon that starts as
-//! root and switches to its user loses its capabilities).
+//! that nothing gains privileges by becoming uid 0 or by exec (with
+//! no_new_privs the kernel grants an exec nothing its caller lacks; without
+//! it, NOROOT), while the kernel's setuid fixup works as it does outside (a
+//! daemon that starts as root and switches to its user loses its
+//! capabilities).
 
 use crate::error::{ChildError, Step};
 use crate::sys::{self, *};
@@ -140,9 +142,17 @@ pub fn drop_privileges(keep: &[Capability], cap_last_cap: u32, hold_admin: bool)
     // init keeps, bounded by the kept set: the setuid fixup on (its own
     // setuid() to a user drops its capabilities, as it believes), and
     // PR_SET_KEEPCAPS left to it (a daemon keeping one capability across
-    // its switch). Locked: NOROOT (exec as uid 0 grants nothing), the
-    // fixup itself, and no raising of ambient capabilities.
-    let locked = SECBIT_NOROOT | SECBIT_NOROOT_LOCKED | SECBIT_NO_SETUID_FIXUP_LOCKED | SECBIT_NO_CAP_AMBIENT_RAISE | SECBIT_NO_CAP_AMBIENT_RAISE_LOCKED;
+    // its switch). Locked: the fixup itself, no raising of ambient
+    // capabilities, and NOROOT, which is on only without no_new_privs
+    // (`hold_admin`: an OCI config's noNewPrivileges = false), where an exec
+    // as uid 0 would be granted the bounding set. With no_new_privs the
+    // kernel lets no exec gain a capability (the new permitted set is cut
+    // to the old one), and NOROOT would only take from a root process what
+    // it holds: dovecot's master lowers its set with capset() and executes
+    // its log, config and auth processes as root, each of which then
+    // failed at its setgroups().
+    let noroot = if hold_admin { SECBIT_NOROOT } else { 0 };
+    let locked = noroot | SECBIT_NOROOT_LOCKED | SECBIT_NO_SETUID_FIXUP_LOCKED | SECBIT_NO_CAP_AMBIENT_RAISE | SECBIT_NO_CAP_AMBIENT_RAISE_LOCKED;
     sys::prctl(libc::PR_SET_SECUREBITS, locked).map_err(|e| ChildError::io(STEP, "lock securebits", e))?;
     // The service's own process drops INIT_ONLY (service_privileges), init
     // all but CAP_KILL (init_privileges), once it has forked them.
