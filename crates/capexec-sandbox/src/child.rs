@@ -579,7 +579,9 @@ fn service_with(a: &ChildArgs, argv: &[std::ffi::CString], err_wr: RawFd, main: 
             exit(127);
         }
     }
-    if let Some(prog) = plan.learn.as_ref().filter(|_| main) {
+    // A learning run records its start_pre commands too, each through a
+    // listener of its own (see launch::spawn_with).
+    if let Some(prog) = plan.learn.as_ref() {
         // From here on every syscall of this process waits for the recorder,
         // which takes the listener out of this fd table itself (pidfd_getfd):
         // sending it would be a syscall that waits for the recorder. The
@@ -591,9 +593,6 @@ fn service_with(a: &ChildArgs, argv: &[std::ffi::CString], err_wr: RawFd, main: 
                 exit(127);
             }
         }
-    } else if plan.learn.is_some() {
-        // A start_pre command of a learning run: unrecorded, and denied
-        // nothing, as the program (see SetupPlan::into_learning).
     } else {
         if let Some(prog) = plan.watch.as_ref().filter(|_| main) {
             // Taken out by the recorder as a learning listener is: sending

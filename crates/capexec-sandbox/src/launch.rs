@@ -138,8 +138,13 @@ pub struct SpawnOptions<'a> {
 /// The first child of `pid` (the service, for a namespace init), from
 /// /proc/PID/task/PID/children.
 fn first_child(pid: libc::pid_t) -> Option<libc::pid_t> {
-    let s = std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).ok()?;
-    s.split_whitespace().next()?.parse().ok()
+    children(pid).into_iter().next()
+}
+
+/// The children of `pid`'s main thread, oldest first.
+fn children(pid: libc::pid_t) -> Vec<libc::pid_t> {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).unwrap_or_default();
+    s.split_whitespace().filter_map(|c| c.parse().ok()).collect()
 }
 
 fn pipe() -> Result<(OwnedFd, OwnedFd), LaunchError> {
@@ -255,24 +260,33 @@ fn spawn_planned(plan: &SetupPlan, opts: &SpawnOptions) -> Result<Spawned, Launc
     if let Some(agent) = agent {
         let pid = started.pid;
         // None: the setup failed before the filter; finish says how.
-        if let Some(l) = take_listener(pid, std::os::fd::AsFd::as_fd(&started.err_rd)).map_err(|e| kill_and_reap(pid, e))? {
+        if let Some(l) = take_listener(pid, std::os::fd::AsFd::as_fd(&started.err_rd), &mut Vec::new()).map_err(|e| kill_and_reap(pid, e))? {
             agent(l);
         }
     }
     if plan.learn.is_some() || plan.watch.is_some() {
         let pid = started.pid;
-        let listener = take_listener(pid, std::os::fd::AsFd::as_fd(&started.err_rd)).map_err(|e| kill_and_reap(pid, e))?;
-        match (listener, opts.learner) {
-            (Some(l), Some(learner)) => learner(l),
-            (Some(_), None) => return Err(kill_and_reap(pid, LaunchError::Plan("a learning or watched plan needs a learner to answer its syscalls".into()))),
-            // The child reported an error before it installed the filter: read below.
-            (None, _) => {}
+        // A learning run records each start_pre command, then the program:
+        // one listener each, taken in the order init starts them.
+        let count = if plan.learn.is_some() { plan.start_pre.len() + 1 } else { 1 };
+        let mut taken = Vec::new();
+        for _ in 0..count {
+            let listener = take_listener(pid, std::os::fd::AsFd::as_fd(&started.err_rd), &mut taken).map_err(|e| kill_and_reap(pid, e))?;
+            match (listener, opts.learner) {
+                (Some(l), Some(learner)) => learner(l),
+                (Some(_), None) => {
+                    return Err(kill_and_reap(pid, LaunchError::Plan("a learning or watched plan needs a learner to answer its syscalls".into())))
+                }
+                // The child reported an error (or a command failed) before
+                // the next filter: read below.
+                (None, _) => break,
+            }
         }
     }
     let mut taken = None;
     if plan.listener_taken {
         let pid = started.pid;
-        if let Some(l) = take_listener(pid, std::os::fd::AsFd::as_fd(&started.err_rd)).map_err(|e| kill_and_reap(pid, e))? {
+        if let Some(l) = take_listener(pid, std::os::fd::AsFd::as_fd(&started.err_rd), &mut Vec::new()).map_err(|e| kill_and_reap(pid, e))? {
             taken = Some(release_wait(l).map_err(|e| kill_and_reap(pid, LaunchError::io("answer", "the service's wait for its broker", e)))?);
         }
     }
@@ -658,12 +672,15 @@ impl Starting {
 /// cannot send it, as that would wait for whoever holds the listener. `None`:
 /// the child reported a setup error (readable on `err_rd`) before it got
 /// that far.
-fn take_listener(init: libc::pid_t, err_rd: std::os::fd::BorrowedFd<'_>) -> Result<Option<OwnedFd>, LaunchError> {
+fn take_listener(init: libc::pid_t, err_rd: std::os::fd::BorrowedFd<'_>, taken: &mut Vec<libc::pid_t>) -> Result<Option<OwnedFd>, LaunchError> {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    let take = || -> Result<Option<OwnedFd>, LaunchError> {
-        let Some(service) = first_child(init) else { return Ok(None) };
-        let Some(fd) = seccomp_listener_of(service) else { return Ok(None) };
-        sys::pidfd_getfd_of(service, fd).map(Some).map_err(|e| LaunchError::io("take the seccomp listener from", format!("pid {service}"), e))
+    let mut take = || -> Result<Option<OwnedFd>, LaunchError> {
+        // A child of init that has a listener whose listener was not taken yet.
+        let found = children(init).into_iter().filter(|c| !taken.contains(c)).find_map(|c| Some((c, seccomp_listener_of(c)?)));
+        let Some((service, fd)) = found else { return Ok(None) };
+        let l = sys::pidfd_getfd_of(service, fd).map_err(|e| LaunchError::io("take the seccomp listener from", format!("pid {service}"), e))?;
+        taken.push(service);
+        Ok(Some(l))
     };
     loop {
         if let Some(l) = take()? {

@@ -1280,10 +1280,10 @@ impl SetupPlan {
         }
         // The run writes the host's pid file where the program names it.
         self.pid_file = None;
-        // Only the program is recorded. The commands before it still run
-        // (unrecorded, denied nothing, as systemd runs them): what they
-        // prepare, the program needs (unbound's root.key, made by
-        // `unbound-helper root_trust_anchor_update`).
+        // The commands before the program run and are recorded as it is
+        // (they run in its sandbox later, and what they prepare the program
+        // needs: unbound's root.key, made by `unbound-helper
+        // root_trust_anchor_update`); not those after it.
         self.start_post.clear();
         self.reload.clear();
         let mut mounts: Vec<MountStep> = self.mounts.iter().filter(|m| matches!(m, MountStep::Dev | MountStep::Proc { .. })).cloned().collect();

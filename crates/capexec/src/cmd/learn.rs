@@ -284,13 +284,14 @@ fn record(spec: &ServiceSpec, how: Recording) -> Result<(Observations, Ended, In
     let plan = capexec_sandbox::plan::compose(&learning, &extras).map_err(CmdError::launch(&spec.name))?;
     // See plan::into_learning: a root service learned as root has every capability.
     let had_capabilities = spec.exec.user.uid == 0 && !rootless;
-    let recorder: RefCell<Option<JoinHandle<Observations>>> = RefCell::new(None);
+    // One recorder per listener: each start_pre command's, then the program's.
+    let recorders: RefCell<Vec<JoinHandle<Observations>>> = RefCell::new(Vec::new());
     // The addresses the service binds, as the recorder sees the calls.
     let (bound_tx, bound_rx) = std::sync::mpsc::channel();
     let start = |listener| {
         let judge = judge.clone();
         let bound = bound_tx.clone();
-        *recorder.borrow_mut() = Some(std::thread::spawn(move || capexec_learn::record::record(listener, &judge, had_capabilities, Some(bound))));
+        recorders.borrow_mut().push(std::thread::spawn(move || capexec_learn::record::record(listener, &judge, had_capabilities, Some(bound))));
     };
     // With --json, standard output is the report's alone: the service and
     // the workload write to standard error.
@@ -330,8 +331,14 @@ fn record(spec: &ServiceSpec, how: Recording) -> Result<(Observations, Ended, In
     // As when the service stops anywhere: its runtime directories go (a
     // pid file left in one would stop the next run).
     capexec_sandbox::resources::remove_runtime_directories(spec);
-    let recorded = recorder.into_inner().ok_or_else(|| CmdError::Run("the recorder never started".into()))?;
-    let mut run = recorded.join().map_err(|_| CmdError::Run("the recorder failed".into()))?;
+    let recorders = recorders.into_inner();
+    if recorders.is_empty() {
+        return Err(CmdError::Run("the recorder never started".into()));
+    }
+    let mut run = Observations::default();
+    for r in recorders {
+        run.merge(r.join().map_err(|_| CmdError::Run("the recorder failed".into()))?);
+    }
     // The recorder sees calls, not their results: `mkdir -p /var/lock/app`
     // asks to create /var and /var/lock too. A directory (or link) the run
     // asked to create that is older than the run was there already: the
