@@ -639,3 +639,46 @@ fn lighttpd_from_import_and_learn() {
     assert!(!std::path::Path::new("/run/lighttpd.pid").exists(), "the pid file outlived the service");
     d.terminate(T);
 }
+
+/// dnsmasq from Debian's dnsmasq.service, a package issue 19 does not name:
+/// a forking daemon started through a helper script, whose unit checks the
+/// configuration first (`systemd-helper checkconfig`, a start_pre that runs
+/// in the service's sandbox: learning records it with the program, or the
+/// learned declaration failed there), and which drops to the dnsmasq user
+/// itself. Imported, learned with a query over UDP and one over TCP, then
+/// run by the daemon: both answer. The drop-in only gives the helper the
+/// test's options (its defaults file's DNSMASQ_OPTS): loopback, the test's
+/// port, no upstream servers, one test name.
+#[test]
+fn dnsmasq_from_import_and_learn() {
+    require_root();
+    let port = unused_port();
+    let mut d = Daemon::prepare(As::Root, "dnsmasq");
+    let unit = d.units().join("dnsmasq.svc");
+    std::fs::write(&unit, import("dnsmasq.service", None)).unwrap();
+    let dropin = d.units().join("dnsmasq.svc.d");
+    std::fs::create_dir_all(&dropin).unwrap();
+    let opts = format!("--listen-address=127.0.0.1 --bind-interfaces --port={port} --no-resolv --address=/capexec.test/10.9.9.9");
+    std::fs::write(dropin.join("10-test.toml"), format!("[exec.environment]\nDNSMASQ_OPTS = \"{opts}\"\n")).unwrap();
+    let q = format!("dig @127.0.0.1 -p {port} a.capexec.test A +short");
+    let decl = learned(
+        &unit,
+        "dnsmasq.service",
+        &["--workload", &format!("{q} | grep -qx 10.9.9.9 && {q} +tcp | grep -qx 10.9.9.9")],
+        &[&format!("\"udp:127.0.0.1:{port}\""), &format!("\"tcp:127.0.0.1:{port}\""), "CAP_SETUID"],
+    );
+    d.start();
+    let o = d.ctl(&["start", "dnsmasq"]);
+    assert!(o.status.success(), "{}\n{decl}\n{}", text(&o), text(&d.ctl(&["logs", "dnsmasq"])));
+    for tcp in [false, true] {
+        let o = dig(port, "b.capexec.test", tcp);
+        assert!(String::from_utf8_lossy(&o.stdout).trim() == "10.9.9.9", "dig (tcp: {tcp}): {}\n{}", text(&o), text(&d.ctl(&["logs", "dnsmasq"])));
+    }
+    let pid: i32 = std::fs::read_to_string("/run/dnsmasq/dnsmasq.pid").unwrap().trim().parse().unwrap();
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let user = nix::unistd::User::from_name("dnsmasq").unwrap().unwrap().uid.as_raw();
+    assert!(status.contains(&format!("Uid:\t{user}\t{user}\t{user}\t{user}")), "{status}");
+    let o = d.ctl(&["stop", "dnsmasq"]);
+    assert!(o.status.success(), "{}", text(&o));
+    d.terminate(T);
+}
