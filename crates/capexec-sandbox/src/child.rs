@@ -45,8 +45,9 @@ pub struct ChildArgs<'a> {
     /// The helper's end of the task channel (when the plan has start_post or
     /// reload commands; see [`helper`]).
     pub tasks: Option<RawFd>,
-    /// Idmapped copies of read_write paths, attached in place of their binds
-    /// (`resources::owner_trees`).
+    /// Mounts prepared by the launcher, attached in place of their binds:
+    /// idmapped copies of read_write paths (`resources::owner_trees`) and
+    /// the pid file capexec made (`resources::make_pid_file`).
     pub trees: &'a [(&'a Path, RawFd)],
     /// See `SpawnOptions::gate`.
     pub gate: Option<RawFd>,

@@ -433,9 +433,9 @@ fn begin(plan: &SetupPlan, opts: &SpawnOptions) -> Result<Starting, LaunchError>
     }
     ensure_stdio();
     resources::make_directories(plan)?;
-    resources::make_pid_file(plan)?;
     let (fds, appends) = resources::open_all(plan)?;
-    let trees = resources::owner_trees(plan)?;
+    let mut trees = resources::owner_trees(plan)?;
+    trees.extend(resources::make_pid_file(plan)?);
     crate::layers::make_layers(plan)?;
     let tree_fds: Vec<(&std::path::Path, RawFd)> = trees.iter().map(|(p, fd)| (p.as_path(), fd.as_raw_fd())).collect();
     let mut raw_fds: Vec<RawFd> = opts.inherited.iter().copied().chain(fds.iter().map(|f| f.as_raw_fd())).collect();

@@ -158,9 +158,9 @@ pub fn build(
                     Kind::File => touch(o, path)?,
                 }
                 match trees.iter().find(|(p, _)| p == path) {
-                    Some((_, tree)) => {
-                        o.attach_tree(*tree, path).map_err(|e| err(format!("attach the idmapped copy of {} (filesystem.as_owner)", path.display()), e))?
-                    }
+                    Some((_, tree)) => o.attach_tree(*tree, path).map_err(|e| {
+                        err(format!("attach the prepared mount of {} (an idmapped filesystem.as_owner path, or the pid file capexec made)", path.display()), e)
+                    })?,
                     None => bind(o, &src, path)?,
                 }
                 setattr(o, path, true, *attrs)?;

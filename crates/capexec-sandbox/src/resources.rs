@@ -97,8 +97,11 @@ pub fn remove_runtime_directories(spec: &capexec_decl::ServiceSpec) {
 /// O_NOFOLLOW; an existing one must be a regular file with no other link,
 /// so that nothing planted in its place makes this root process truncate
 /// and hand over another file. A pid file left by an earlier run is emptied.
-pub fn make_pid_file(plan: &crate::SetupPlan) -> Result<(), LaunchError> {
-    let Some(path) = &plan.pid_file else { return Ok(()) };
+/// Returns a detached mount of that very file for the view to attach at its
+/// path (as `owner_trees` are): bound by path, whoever may write its
+/// directory could swap in a link to another file between now and the bind.
+pub fn make_pid_file(plan: &crate::SetupPlan) -> Result<Option<(std::path::PathBuf, OwnedFd)>, LaunchError> {
+    let Some(path) = &plan.pid_file else { return Ok(None) };
     let fail = |op: &'static str| move |e: std::io::Error| LaunchError::io(op, path.display(), e);
     let (dir, name) = pid_file_place(path).map_err(fail("reach the directory of the pid file (service.pid_file; no symlink may lead to it)"))?;
     let flags = libc::O_WRONLY | libc::O_CREAT | libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_NOCTTY;
@@ -113,7 +116,8 @@ pub fn make_pid_file(plan: &crate::SetupPlan) -> Result<(), LaunchError> {
         std::os::unix::fs::fchown(&f, Some(uid), Some(gid)).map_err(fail("give the service its pid file"))?;
     }
     nix::sys::stat::fchmod(f.as_raw_fd(), nix::sys::stat::Mode::from_bits_truncate(0o644)).map_err(|e| fail("set the pid file's mode")(e.into()))?;
-    Ok(())
+    let tree = crate::sys::clone_file_tree(f.as_fd()).map_err(fail("make a mount of the pid file"))?;
+    Ok(Some((path.clone(), tree)))
 }
 
 /// The pid file's directory, opened without following a symlink, and its name.

@@ -183,6 +183,18 @@ pub fn clone_tree(path: &CStr) -> io::Result<OwnedFd> {
     Ok(unsafe { OwnedFd::from_raw_fd(tree as RawFd) })
 }
 
+/// A detached bind mount of the file `fd` refers to itself (open_tree
+/// OPEN_TREE_CLONE | AT_EMPTY_PATH): attached with [`move_mount_tree`], it
+/// shows that very file, whatever its path leads to by then.
+pub fn clone_file_tree(fd: BorrowedFd<'_>) -> io::Result<OwnedFd> {
+    const OPEN_TREE_CLONE: libc::c_uint = 1;
+    let flags = OPEN_TREE_CLONE | libc::O_CLOEXEC as libc::c_uint | libc::AT_EMPTY_PATH as libc::c_uint;
+    // SAFETY: an empty NUL-terminated path, read by the kernel during the call; `fd` is open.
+    let tree = check(unsafe { libc::syscall(libc::SYS_open_tree, fd.as_raw_fd(), c"".as_ptr(), flags) })?;
+    // SAFETY: open_tree returned a new fd that nobody else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(tree as RawFd) })
+}
+
 /// Makes the detached tree `tree` (from [`clone_tree`]) an idmapped mount:
 /// its file owners are seen through `userns`'s mappings (mount_setattr(2)
 /// MOUNT_ATTR_IDMAP). Needs CAP_SYS_ADMIN in the user namespace the
