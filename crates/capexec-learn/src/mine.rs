@@ -47,10 +47,20 @@ const EXAMPLES: usize = 3;
 
 fn examples(paths: &BTreeSet<String>) -> String {
     // A BTreeSet: already in order.
-    let s: Vec<&str> = paths.iter().map(String::as_str).take(EXAMPLES).collect();
+    let s: Vec<String> = paths.iter().take(EXAMPLES).map(|p| commented(p)).collect();
     let more = paths.len().saturating_sub(EXAMPLES);
     let extra = if more > 0 { format!(" and {more} more") } else { String::new() };
     format!("{}{extra}", s.join(", "))
+}
+
+/// `s` as the text of a TOML comment: what the run named (its paths, its
+/// arguments, the addresses it bound) is the program's to choose, and a
+/// newline in it would end the comment and start declaration lines of the
+/// program's making (`/srv/x\n[capabilities]\nkeep = [\"CAP_SYS_ADMIN\"]`).
+/// Control characters are written escaped (`\n`); TOML allows none but tab
+/// in a comment.
+fn commented(s: &str) -> String {
+    s.chars().map(|c| if c.is_control() && c != '\t' { c.escape_default().to_string() } else { c.to_string() }).collect()
 }
 
 fn parent(p: &str) -> String {
@@ -138,7 +148,14 @@ pub fn view(obs: &Observations, private: &[String], declared: &[String], exists:
     let mut made = managed_paths(&managed(obs, |p| Path::new(p).is_dir()));
     made.extend(declared.iter().cloned());
     let (mut ro, mut rw, mut ex): (BTreeMap<String, BTreeSet<String>>, BTreeMap<_, _>, BTreeMap<_, _>) = Default::default();
-    for (p, acc) in &obs.paths {
+    // A Unix socket the service bound is a file it created: its directory
+    // must be writable (a socket alone in /run/app, with nothing else
+    // written there, was left out, and the bind refused under the unit).
+    let mut paths = obs.paths.clone();
+    for sock in obs.binds.iter().filter_map(|b| b.strip_prefix("unix:")).filter(|p| p.starts_with('/')) {
+        paths.entry(sock.to_owned()).or_default().insert(Access::Create);
+    }
+    for (p, acc) in &paths {
         if under(p, OWN_MOUNTS) || p == "/" {
             continue;
         }
@@ -150,7 +167,7 @@ pub fn view(obs: &Observations, private: &[String], declared: &[String], exists:
         // A directory only looked at that holds other paths the run used
         // is in the view as their parent already: no entry of its own
         // (stat("/var") made all of /var readable before).
-        let holds_others = || obs.paths.keys().any(|q| q != p && crate::within(q, p));
+        let holds_others = || paths.keys().any(|q| q != p && crate::within(q, p));
         if acc.iter().all(|a| *a == Access::Read) && Path::new(p).is_dir() && holds_others() {
             continue;
         }
@@ -172,7 +189,9 @@ pub fn view(obs: &Observations, private: &[String], declared: &[String], exists:
             // the directory would give the service every other service's
             // files (and capexec's own /var/log/capexec).
             let dir = parent(&c);
-            let own_file = SHARED_DIRS.contains(&dir.as_str()) && !acc.contains(&Access::Remove) && exists(&c) && !Path::new(&c).is_dir();
+            // (A regular file: not a directory, nor a socket it binds anew at each start.)
+            let regular = std::fs::symlink_metadata(&c).map_or(true, |m| m.is_file());
+            let own_file = SHARED_DIRS.contains(&dir.as_str()) && !acc.contains(&Access::Remove) && exists(&c) && regular;
             rw.entry(if own_file { c.clone() } else { dir }).or_insert_with(BTreeSet::new).insert(p.clone());
         } else if acc.contains(&Access::Exec) {
             if !under(p, &system) {
@@ -356,7 +375,7 @@ fn source_ports(bind: &str, sent: bool) -> String {
 pub fn declaration(obs: &Observations, origin: &Origin, exists: impl Fn(&str) -> bool) -> String {
     let mut o = String::new();
     let _ = writeln!(o, "# Mined by `capexec learn` on {} from a run of:", origin.date);
-    let _ = writeln!(o, "#   {}", origin.argv.join(" "));
+    let _ = writeln!(o, "#   {}", commented(&origin.argv.join(" ")));
     o.push_str(
         "# Each entry says what in the run needed it. Code paths the run did not reach are not\n\
          # here: review the file, and run `capexec learn --check` with another workload.\n\n",
@@ -408,7 +427,7 @@ pub fn declaration(obs: &Observations, origin: &Origin, exists: impl Fn(&str) ->
     o.push_str("\n[namespaces]\n# The service's own network namespace; the broker binds and connects for it in the host's.\nnet = \"none\"\n");
     // A pid file means what host tools read it as only with the host's pids.
     if let Some(p) = pid_file.as_ref().filter(|_| !origin.user_ns) {
-        let _ = writeln!(o, "# It writes a pid file ({p}): in the host's pid namespace the file holds the pid host tools expect.\npid = false");
+        let _ = writeln!(o, "# It writes a pid file ({}): in the host's pid namespace the file holds the pid host tools expect.\npid = false", commented(p));
     }
     // Named unless the unit names it already.
     let names_pid_file = pid_file.filter(|_| origin.pid_file.is_none());
@@ -431,20 +450,20 @@ pub fn declaration(obs: &Observations, origin: &Origin, exists: impl Fn(&str) ->
     }
     let unix: Vec<&String> = obs.binds.iter().chain(&obs.connects).filter(|a| a.starts_with("unix:")).collect();
     for u in unix {
-        let _ = writeln!(o, "# Unix socket used during the run: {u} (put its directory in the view if it is outside it)");
+        let _ = writeln!(o, "# Unix socket used during the run: {} (put its directory in the view if it is outside it)", commented(u));
     }
 
     let caps = capabilities(obs);
     if !caps.is_empty() && origin.had_capabilities {
         o.push_str("\n# Calls that need a capability when they change something. The run had every capability\n# (a service declared as root, started as systemd would), so these are kept; drop one the\n# service does not need (a chown to its own user, say).\n");
         for (cap, calls) in &caps {
-            let _ = writeln!(o, "# {cap}: {}", calls.join(", "));
+            let _ = writeln!(o, "# {cap}: {}", commented(&calls.join(", ")));
         }
         let _ = writeln!(o, "[capabilities]\nkeep = [{}]", caps.keys().map(|c| quote(c)).collect::<Vec<_>>().join(", "));
     } else if !caps.is_empty() {
         o.push_str("\n# Calls that need a capability when they change something. The run had none, so each\n# either failed or did not need it; keep one only if the service fails without it.\n");
         for (cap, calls) in &caps {
-            let _ = writeln!(o, "# {cap}: {}", calls.join(", "));
+            let _ = writeln!(o, "# {cap}: {}", commented(&calls.join(", ")));
         }
         let _ = writeln!(o, "# [capabilities]\n# keep = [{}]", caps.keys().map(|c| quote(c)).collect::<Vec<_>>().join(", "));
     }
@@ -574,6 +593,43 @@ mod tests {
         let v: toml::Value = toml::from_str(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
         assert_eq!(v["broker"]["net"]["bind"][0].as_str(), Some("tcp:127.0.0.1:8080"));
         assert!(text.contains("\"/srv/app\", # read: /srv/app/a.conf"), "{text}");
+    }
+
+    /// What the run named is the program's to choose: a newline in a path,
+    /// an argument, a bound socket's name or a pid file cannot start lines
+    /// of the declaration (it did: the comments carried them as they were).
+    #[test]
+    fn what_the_run_named_cannot_write_declaration_lines() {
+        let evil = "\n[capabilities]\nkeep = [\"CAP_SYS_ADMIN\"]\n#";
+        let mut o = obs(&[(&format!("/srv/app/x{evil}"), &[Access::Read]), (&format!("/run/x{evil}.pid"), &[Access::Create])], &["chown"]);
+        o.binds.insert(format!("unix:/srv/app/s{evil}"));
+        let argv = ["/usr/bin/app".to_owned(), format!("-c{evil}")];
+        let origin = Origin {
+            argv: &argv,
+            date: "today".into(),
+            private: vec![],
+            managed: vec![],
+            as_root: true,
+            user_ns: false,
+            pid_file: None,
+            had_capabilities: false,
+        };
+        let text = declaration(&o, &origin, |_| true);
+        let v: toml::Value = toml::from_str(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
+        assert!(v.get("capabilities").is_none(), "{text}");
+        // The argument itself is kept, as a TOML string.
+        assert_eq!(v["exec"]["argv"][1].as_str(), Some(argv[1].as_str()), "{text}");
+    }
+
+    /// A Unix socket the run bound makes its directory writable, as a file
+    /// it created would; one in the private /tmp, or abstract, does not.
+    #[test]
+    fn a_bound_unix_socket_makes_its_directory_writable() {
+        let mut o = obs(&[("/srv/app/app.conf", &[Access::Read])], &["bind"]);
+        o.binds.extend(["unix:/srv/app/app.sock".to_owned(), "unix:/tmp/x.sock".to_owned(), "unix:@abstract".to_owned()]);
+        let [ro, rw, _] = view(&o, &[], &[], |_| true);
+        assert_eq!(rw.keys().collect::<Vec<_>>(), ["/srv/app"]);
+        assert!(ro.is_empty(), "{ro:?}");
     }
 
     /// A resolver's source ports, picked at random per query, are granted
