@@ -689,9 +689,19 @@ pub struct ProbeOutput {
     stderr: std::thread::JoinHandle<Vec<u8>>,
 }
 
-/// Reads the probe's lines (into `seen`) up to one equal to `want`.
+/// Reads the probe's lines (into `seen`) up to one equal to `want`; fails
+/// the test if none comes within 5 minutes (a probe waiting for ever, as
+/// `malformed_frames` once did under load, would otherwise hold the suite
+/// until CI's own limit, with nothing said).
 pub fn wait_line(out: &mut ProbeOutput, want: &str, seen: &mut String) {
+    let deadline = Instant::now() + Duration::from_secs(300);
     loop {
+        if out.stdout.buffer().is_empty() {
+            let left = deadline.saturating_duration_since(Instant::now()).as_millis() as i32;
+            let fd = std::os::fd::AsFd::as_fd(out.stdout.get_ref());
+            let ready = capexec_sys::poll_one(fd, libc::POLLIN, left).unwrap_or(true);
+            assert!(ready, "the probe wrote no `{want}` within 5 minutes (is it waiting for ever?):\n{seen}");
+        }
         let mut l = String::new();
         assert!(std::io::BufRead::read_line(&mut out.stdout, &mut l).unwrap() > 0, "the probe ended before `{want}`:\n{seen}");
         seen.push_str(&l);
