@@ -513,6 +513,11 @@ mod tests {
 
     use super::*;
 
+    /// A run of `argv`, nothing private or managed, as root or not.
+    fn origin(argv: &[String], as_root: bool) -> Origin<'_> {
+        Origin { argv, date: "today".into(), private: vec![], managed: vec![], as_root, user_ns: false, pid_file: None, had_capabilities: false }
+    }
+
     fn obs(paths: &[(&str, &[Access])], calls: &[&str]) -> Observations {
         let mut o = Observations::default();
         for (p, a) in paths {
@@ -576,20 +581,7 @@ mod tests {
     fn the_declaration_is_valid_toml_with_comments() {
         let mut o = obs(&[("/srv/app/a.conf", &[Access::Read])], &["read", "openat"]);
         o.binds.insert("tcp:127.0.0.1:8080".into());
-        let text = declaration(
-            &o,
-            &Origin {
-                argv: &["/usr/bin/app".into(), "-c".into()],
-                date: "today".into(),
-                private: vec![],
-                managed: vec![],
-                as_root: false,
-                user_ns: false,
-                pid_file: None,
-                had_capabilities: false,
-            },
-            |_| true,
-        );
+        let text = declaration(&o, &origin(&["/usr/bin/app".into(), "-c".into()], false), |_| true);
         let v: toml::Value = toml::from_str(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
         assert_eq!(v["broker"]["net"]["bind"][0].as_str(), Some("tcp:127.0.0.1:8080"));
         assert!(text.contains("\"/srv/app\", # read: /srv/app/a.conf"), "{text}");
@@ -604,17 +596,7 @@ mod tests {
         let mut o = obs(&[(&format!("/srv/app/x{evil}"), &[Access::Read]), (&format!("/run/x{evil}.pid"), &[Access::Create])], &["chown"]);
         o.binds.insert(format!("unix:/srv/app/s{evil}"));
         let argv = ["/usr/bin/app".to_owned(), format!("-c{evil}")];
-        let origin = Origin {
-            argv: &argv,
-            date: "today".into(),
-            private: vec![],
-            managed: vec![],
-            as_root: true,
-            user_ns: false,
-            pid_file: None,
-            had_capabilities: false,
-        };
-        let text = declaration(&o, &origin, |_| true);
+        let text = declaration(&o, &origin(&argv, true), |_| true);
         let v: toml::Value = toml::from_str(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
         assert!(v.get("capabilities").is_none(), "{text}");
         // The argument itself is kept, as a TOML string.
@@ -645,17 +627,7 @@ mod tests {
         let mut o = obs(&[], &["bind"]);
         o.binds.extend(["udp:127.0.0.1:53".to_owned(), "udp:[::]:12130".to_owned(), "udp:[::]:4444".to_owned()]);
         o.connects.insert("udp:192.0.2.1:53".to_owned());
-        let origin = Origin {
-            argv: &[],
-            date: "today".into(),
-            private: vec![],
-            managed: vec![],
-            as_root: true,
-            user_ns: false,
-            pid_file: None,
-            had_capabilities: false,
-        };
-        let v: toml::Value = toml::from_str(&declaration(&o, &origin, |_| true)).unwrap();
+        let v: toml::Value = toml::from_str(&declaration(&o, &origin(&[], true), |_| true)).unwrap();
         let bind: Vec<&str> = v["broker"]["net"]["bind"].as_array().unwrap().iter().filter_map(|a| a.as_str()).collect();
         assert_eq!(bind, ["udp:127.0.0.1:53", "udp:[::]:1024-65535"]);
     }
@@ -686,17 +658,7 @@ mod tests {
     fn a_written_pid_file_keeps_the_hosts_pids() {
         let pid = |paths: &[(&str, &[Access])], as_root: bool| {
             let o = obs(paths, &["openat"]);
-            let origin = Origin {
-                argv: &["/usr/sbin/d".into()],
-                date: "today".into(),
-                private: vec![],
-                managed: vec![],
-                as_root,
-                user_ns: false,
-                pid_file: None,
-                had_capabilities: false,
-            };
-            let text = declaration(&o, &origin, |_| true);
+            let text = declaration(&o, &origin(&["/usr/sbin/d".into()], as_root), |_| true);
             toml::from_str::<toml::Value>(&text).unwrap()["namespaces"].get("pid").and_then(|v| v.as_bool())
         };
         assert_eq!(pid(&[("/run/d/d.pid", &[Access::Create, Access::Write])], true), Some(false));
@@ -707,27 +669,18 @@ mod tests {
         // type, and not the directory it is in: capexec makes the file.
         let o = obs(&[("/run/d.pid", &[Access::Create, Access::Write, Access::Remove]), ("/run/d/sock", &[Access::Create])], &["openat"]);
         let argv = ["/usr/sbin/d".to_owned()];
-        let origin = |pid_file: Option<&str>| Origin {
-            argv: &argv,
-            date: "today".into(),
-            private: vec![],
-            managed: vec![],
-            as_root: true,
-            user_ns: false,
-            pid_file: pid_file.map(str::to_owned),
-            had_capabilities: false,
-        };
-        let text = declaration(&o, &origin(None), |_| true);
+        let unit = |pid_file: Option<&str>| Origin { pid_file: pid_file.map(str::to_owned), ..origin(&argv, true) };
+        let text = declaration(&o, &unit(None), |_| true);
         let v: toml::Value = toml::from_str(&text).unwrap();
         assert_eq!(v["service"]["pid_file"].as_str(), Some("/run/d.pid"), "{text}");
         let rw: Vec<&str> = v["filesystem"]["read_write"].as_array().unwrap().iter().filter_map(|p| p.as_str()).collect();
         assert_eq!(rw, ["/run/d"], "{text}");
         // In a user namespace of its own the service keeps its own pids.
-        let text = declaration(&o, &Origin { user_ns: true, ..origin(None) }, |_| true);
+        let text = declaration(&o, &Origin { user_ns: true, ..unit(None) }, |_| true);
         let v: toml::Value = toml::from_str(&text).unwrap();
         assert_eq!((v["namespaces"].get("pid"), v["service"]["pid_file"].as_str()), (None, Some("/run/d.pid")), "{text}");
         // The unit's own pid file is kept out of the view as well, and not named again.
-        let text = declaration(&o, &origin(Some("/run/d.pid")), |_| true);
+        let text = declaration(&o, &unit(Some("/run/d.pid")), |_| true);
         let v: toml::Value = toml::from_str(&text).unwrap();
         assert!(v.get("service").is_none(), "{text}");
         assert_eq!(v["filesystem"]["read_write"].as_array().map(Vec::len), Some(1), "{text}");

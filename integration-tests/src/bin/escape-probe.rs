@@ -363,16 +363,7 @@ fn privdrop(r: &mut Report, kept: u64) {
         r.check(&format!("55 {f} is the declared set"), cap_field(f) == kept, format!("{f}={:#x} want {kept:#x}", cap_field(f)));
     }
     for keep in [false, true] {
-        let mut fds = [0; 2];
-        // SAFETY: a pipe into a valid two-int array.
-        if unsafe { libc::pipe(fds.as_mut_ptr()) } != 0 {
-            r.check("55 pipe", false, Error::last_os_error());
-            return;
-        }
-        // SAFETY: the probe is single-threaded; the child only makes syscalls,
-        // formats into a buffer and leaves with _exit.
-        let pid = unsafe { libc::fork() };
-        if pid == 0 {
+        let Some(got) = child_output(r, |out| {
             // SAFETY: integer-only prctl and id calls in the child.
             let code = unsafe {
                 if keep && libc::prctl(libc::PR_SET_KEEPCAPS, 1, 0, 0, 0) != 0 {
@@ -386,23 +377,11 @@ fn privdrop(r: &mut Report, kept: u64) {
                 }
             };
             let line = format!("{code} {:x} {:x} {:x}", cap_field("CapEff"), cap_field("CapPrm"), cap_field("CapAmb"));
-            // SAFETY: writing a valid buffer to our pipe, then leaving.
-            unsafe {
-                libc::write(fds[1], line.as_ptr().cast(), line.len());
-                libc::_exit(0);
-            }
-        }
-        // SAFETY: closing our copy of the write end, then a blocking wait.
-        unsafe {
-            libc::close(fds[1]);
-            libc::waitpid(pid, std::ptr::null_mut(), 0);
-        }
-        let mut buf = [0u8; 128];
-        // SAFETY: reading into a valid buffer.
-        let n = unsafe { libc::read(fds[0], buf.as_mut_ptr().cast(), buf.len()) };
-        // SAFETY: our read end.
-        unsafe { libc::close(fds[0]) };
-        let got = String::from_utf8_lossy(&buf[..n.max(0) as usize]).into_owned();
+            // SAFETY: writing a valid buffer to our pipe.
+            unsafe { libc::write(out, line.as_ptr().cast(), line.len()) };
+        }) else {
+            return;
+        };
         let f: Vec<&str> = got.split(' ').collect();
         let hex = |i: usize| f.get(i).and_then(|v| u64::from_str_radix(v, 16).ok()).unwrap_or(u64::MAX);
         let how = if keep { "with PR_SET_KEEPCAPS" } else { "" };
@@ -435,16 +414,7 @@ fn root_exec(r: &mut Report, kept: u64) {
     }
     // The lowest capability of the declared set alone.
     let held = kept & kept.wrapping_neg();
-    let mut fds = [0; 2];
-    // SAFETY: a pipe into a valid two-int array.
-    if unsafe { libc::pipe(fds.as_mut_ptr()) } != 0 {
-        r.check("55 pipe", false, Error::last_os_error());
-        return;
-    }
-    // SAFETY: the probe is single-threaded; the child makes syscalls on
-    // memory it owns and execs or leaves with _exit.
-    let pid = unsafe { libc::fork() };
-    if pid == 0 {
+    let Some(status) = child_output(r, |out| {
         let header = Header { version: 0x2008_0522, pid: 0 };
         let one = Data { effective: held as u32, permitted: held as u32, inheritable: 0 };
         let data = [one, Data { effective: 0, permitted: 0, inheritable: 0 }];
@@ -453,15 +423,45 @@ fn root_exec(r: &mut Report, kept: u64) {
         // SAFETY: capset reads the two structs it is given; dup2 and execve
         // take valid fds and NULL-terminated arrays of valid strings.
         unsafe {
-            if libc::syscall(libc::SYS_capset, &header, data.as_ptr()) == 0 && libc::dup2(fds[1], 1) == 1 {
+            if libc::syscall(libc::SYS_capset, &header, data.as_ptr()) == 0 && libc::dup2(out, 1) == 1 {
                 libc::execve(argv[0], argv.as_ptr(), envp.as_ptr());
             }
-            libc::_exit(1);
         }
+    }) else {
+        return;
+    };
+    let field = |name: &str| {
+        let v = status.lines().find_map(|l| l.strip_prefix(&format!("{name}:")).map(str::trim)).unwrap_or("");
+        u64::from_str_radix(v, 16).unwrap_or(u64::MAX)
+    };
+    r.check(
+        "55 a helper a root daemon executes after its capset() holds what the daemon held",
+        field("CapPrm") == held && field("CapEff") == held,
+        format!("CapPrm={:#x} CapEff={:#x}, want {held:#x} (the declared set is {kept:#x})", field("CapPrm"), field("CapEff")),
+    );
+}
+
+/// Runs `child` in a forked child with the write end of a pipe (it writes
+/// there, or execs with it as its stdout), then leaves; returns all the
+/// child wrote, once it has exited.
+fn child_output(r: &mut Report, child: impl FnOnce(std::os::fd::RawFd)) -> Option<String> {
+    let mut fds = [0; 2];
+    // SAFETY: a pipe into a valid two-int array.
+    if unsafe { libc::pipe(fds.as_mut_ptr()) } != 0 {
+        r.check("55 pipe", false, Error::last_os_error());
+        return None;
     }
-    // SAFETY: closing our copy of the write end, then reading our read end
-    // to its EOF (the child's exit), then a blocking wait for it.
-    let status = unsafe {
+    // SAFETY: the probe is single-threaded; the child only makes syscalls,
+    // formats into buffers and execs or leaves with _exit.
+    let pid = unsafe { libc::fork() };
+    if pid == 0 {
+        child(fds[1]);
+        // SAFETY: leaving the child without running the parent's exit code.
+        unsafe { libc::_exit(1) };
+    }
+    // SAFETY: closing our copy of the write end, reading our read end to
+    // its EOF (the child's exit), then a blocking wait for our child.
+    unsafe {
         libc::close(fds[1]);
         let mut out = Vec::new();
         let mut buf = [0u8; 4096];
@@ -474,17 +474,8 @@ fn root_exec(r: &mut Report, kept: u64) {
         }
         libc::close(fds[0]);
         libc::waitpid(pid, std::ptr::null_mut(), 0);
-        String::from_utf8_lossy(&out).into_owned()
-    };
-    let field = |name: &str| {
-        let v = status.lines().find_map(|l| l.strip_prefix(&format!("{name}:")).map(str::trim)).unwrap_or("");
-        u64::from_str_radix(v, 16).unwrap_or(u64::MAX)
-    };
-    r.check(
-        "55 a helper a root daemon executes after its capset() holds what the daemon held",
-        field("CapPrm") == held && field("CapEff") == held,
-        format!("CapPrm={:#x} CapEff={:#x}, want {held:#x} (the declared set is {kept:#x})", field("CapPrm"), field("CapEff")),
-    );
+        Some(String::from_utf8_lossy(&out).into_owned())
+    }
 }
 
 /// 48: no setuid or setgid bit on any file, by any call (systemd's
