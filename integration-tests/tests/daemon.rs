@@ -951,8 +951,8 @@ fn forking_services_run_until_the_daemon_they_left_ends() {
 /// nor remove it; it holds the host's pid (as root the service shares the
 /// host's pids), belongs to the service's user, is emptied of an earlier
 /// run's pid, and is gone after the stop, as systemd removes a PIDFile=. A
-/// symlink or a second link planted in its place fails the start, and what
-/// it leads to is left as it was.
+/// symlink, a second link or a FIFO planted in its place fails the start
+/// (at once), and what it leads to is left as it was.
 #[test]
 fn a_pid_file_in_run_is_made_for_the_service_alone() {
     let tag = std::process::id();
@@ -987,14 +987,17 @@ fn a_pid_file_in_run_is_made_for_the_service_alone() {
     }
     assert!(!pid_file.exists(), "the pid file outlived the service");
 
-    // Planted in its place: a symlink to a file of root's, then a hard link of it.
+    // Planted in its place: a symlink to a file of root's, a hard link of
+    // it, and a FIFO (no reader: an open for writing that waited for one
+    // would hold the start for ever).
     let victim = shared_dir().join(format!("pidfile-victim-{tag}"));
     std::fs::write(&victim, "secret\n").unwrap();
     set_mode(&victim, 0o600);
-    for how in ["symlink", "hard link"] {
+    for how in ["symlink", "hard link", "fifo"] {
         match how {
             "symlink" => std::os::unix::fs::symlink(&victim, &pid_file).unwrap(),
-            _ => std::fs::hard_link(&victim, &pid_file).unwrap(),
+            "hard link" => std::fs::hard_link(&victim, &pid_file).unwrap(),
+            _ => nix::unistd::mkfifo(&pid_file, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap(),
         }
         let o = d.ctl(&["start", "pf"]);
         assert!(!o.status.success(), "{how}: {}", text(&o));
