@@ -26,6 +26,24 @@ impl Drop for Installed {
     }
 }
 
+/// Stops the installed daemon (and with it every service it started) even
+/// when the test fails half-way: a daemon left running would hold the shipped
+/// units' ports for every later test.
+struct Daemon(std::process::Child);
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if let Ok(None) = self.0.try_wait() {
+            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.0.id() as i32), nix::sys::signal::SIGTERM);
+            let end = Instant::now() + Duration::from_secs(20);
+            while matches!(self.0.try_wait(), Ok(None)) && Instant::now() < end {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+}
+
 fn waited(what: &str, timeout: Duration, ok: impl Fn() -> bool) {
     let end = Instant::now() + timeout;
     while !ok() {
@@ -83,20 +101,22 @@ fn the_deb_installs_and_its_units_run_under_the_daemon() {
     std::fs::create_dir_all(&dir).unwrap();
     let socket = dir.join("run/control.sock");
     let cgroup = format!("capexec-deb-{}", std::process::id());
-    let mut daemon = Command::new(capexec)
-        .arg("daemon")
-        .arg("--runtime-dir")
-        .arg(dir.join("run"))
-        .arg("--state-dir")
-        .arg(dir.join("state"))
-        .arg("--log-dir")
-        .arg(dir.join("logs"))
-        .args(["--log-files", "--cgroup", &cgroup])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(dir.join("daemon.log")).unwrap())
-        .spawn()
-        .unwrap();
+    let mut daemon = Daemon(
+        Command::new(capexec)
+            .arg("daemon")
+            .arg("--runtime-dir")
+            .arg(dir.join("run"))
+            .arg("--state-dir")
+            .arg(dir.join("state"))
+            .arg("--log-dir")
+            .arg(dir.join("logs"))
+            .args(["--log-files", "--cgroup", &cgroup])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(dir.join("daemon.log")).unwrap())
+            .spawn()
+            .unwrap(),
+    );
     let log = || std::fs::read_to_string(dir.join("daemon.log")).unwrap_or_default();
     waited("the daemon's control socket", Duration::from_secs(10), || socket.exists());
     let ctl = |args: &[&str]| {
@@ -107,19 +127,30 @@ fn the_deb_installs_and_its_units_run_under_the_daemon() {
     let o = ctl(&[&["start"][..], UNITS].concat());
     assert!(o.status.success(), "start {UNITS:?}: {}\ndaemon log:\n{}", text(&o), log());
 
-    waited("nginx on 8080", Duration::from_secs(10), || wait_port(8080, Duration::from_millis(100)));
+    // `start` returns once each service runs; redis's and memcached's
+    // sockets appear when they bind them (their broker makes them then).
+    for (name, port) in [("nginx", 8080), ("redis", 6379), ("memcached", 11211)] {
+        assert!(wait_port(port, Duration::from_secs(20)), "{name} does not listen on {port}; daemon log:\n{}", log());
+    }
     let page = http_get(8080, "/").unwrap();
     assert!(page.starts_with("HTTP/1.1 200"), "{page}");
     assert_eq!(tcp_roundtrip(6379, b"PING\r\n", "\r\n").unwrap(), "+PONG\r\n");
     let r = tcp_roundtrip(11211, b"set k 0 0 3\r\ndeb\r\nget k\r\n", "END\r\n").unwrap();
     assert!(r.contains("VALUE k 0 3\r\ndeb"), "{r}");
-    assert_eq!(dig(8053, false, "www.capexec.test"), "192.0.2.53", "unbound under the daemon:\n{}", log());
-    assert_eq!(dig(8054, false, "www.capexec.test"), "192.0.2.54", "dnsmasq under the daemon:\n{}", log());
+    for (name, port, want) in [("unbound", 8053, "192.0.2.53"), ("dnsmasq", 8054, "192.0.2.54")] {
+        let end = Instant::now() + Duration::from_secs(20);
+        let mut got = dig(port, false, "www.capexec.test");
+        while got != want && Instant::now() < end {
+            std::thread::sleep(Duration::from_millis(100));
+            got = dig(port, false, "www.capexec.test");
+        }
+        assert_eq!(got, want, "{name} under the daemon:\n{}", log());
+    }
 
     let o = ctl(&[&["stop"][..], UNITS].concat());
     assert!(o.status.success(), "stop: {}", text(&o));
-    nix::sys::signal::kill(nix::unistd::Pid::from_raw(daemon.id() as i32), nix::sys::signal::SIGTERM).unwrap();
-    let st = daemon.wait().unwrap();
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(daemon.0.id() as i32), nix::sys::signal::SIGTERM).unwrap();
+    let st = daemon.0.wait().unwrap();
     remove_cgroup_parent(&cgroup);
     assert!(st.success(), "daemon: {st}\n{}", log());
     for p in ["/usr/sbin/nginx", "/usr/bin/redis-server", "/usr/bin/memcached", "/usr/sbin/unbound", "/usr/sbin/dnsmasq"] {
