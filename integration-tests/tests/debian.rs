@@ -682,3 +682,81 @@ fn dnsmasq_from_import_and_learn() {
     assert!(o.status.success(), "{}", text(&o));
     d.terminate(T);
 }
+
+/// The test's FTP user for the time of one test: a random password set
+/// with chpasswd, locked again ('*') however the test ends.
+struct FtpLogin(&'static str);
+impl FtpLogin {
+    fn new(user: &'static str) -> (FtpLogin, String) {
+        let mut b = [0u8; 12];
+        std::io::Read::read_exact(&mut std::fs::File::open("/dev/urandom").unwrap(), &mut b).unwrap();
+        let password: String = b.iter().map(|x| format!("{x:02x}")).collect();
+        let mut c = std::process::Command::new("chpasswd");
+        c.stdin(std::process::Stdio::piped());
+        let mut child = c.spawn().unwrap();
+        std::io::Write::write_all(&mut child.stdin.take().unwrap(), format!("{user}:{password}\n").as_bytes()).unwrap();
+        assert!(child.wait().unwrap().success(), "chpasswd for {user}");
+        (FtpLogin(user), password)
+    }
+}
+impl Drop for FtpLogin {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("usermod").args(["-p", "*", self.0]).status();
+    }
+}
+
+/// vsftpd from Debian's vsftpd.service, a package issue 19 does not name: a
+/// root daemon that forks a process per session, which logs the user in
+/// through PAM (reading /etc/shadow) and drops to that user. In passive
+/// mode (what curl asks for) each transfer listens on a port vsftpd picks
+/// at random: learning grants the range on that address (a listener bound
+/// while serving), so transfers after the learning run, on other ports,
+/// work too. The drop-in only moves the listener to loopback and the
+/// test's port (vsftpd's -o options after Debian's configuration file).
+#[test]
+fn vsftpd_from_import_and_learn() {
+    require_root();
+    let port = unused_port();
+    let user = "capexec-ftp";
+    let home = nix::unistd::User::from_name(user).unwrap().expect("install-test-deps.sh makes the FTP test user").dir;
+    let file = home.join(format!("capexec-it{}.txt", std::process::id()));
+    let _scratch = Scratch(vec![file.clone()]);
+    let secret = format!("ftp works {}\n", std::process::id());
+    std::fs::write(&file, &secret).unwrap();
+    let (_login, password) = FtpLogin::new(user);
+    let mut d = Daemon::prepare(As::Root, "vsftpd");
+    let unit = d.units().join("vsftpd.svc");
+    std::fs::write(&unit, import("vsftpd.service", None)).unwrap();
+    let dropin = d.units().join("vsftpd.svc.d");
+    std::fs::create_dir_all(&dropin).unwrap();
+    std::fs::write(
+        dropin.join("10-test.toml"),
+        format!(
+            "[exec]\nargv = [\"/usr/sbin/vsftpd\", \"/etc/vsftpd.conf\", \"-olisten=YES\", \"-olisten_ipv6=NO\", \"-olisten_address=127.0.0.1\", \"-olisten_port={port}\"]\n"
+        ),
+    )
+    .unwrap();
+    let name = file.file_name().unwrap().to_str().unwrap().to_owned();
+    let url = format!("ftp://{user}:{password}@127.0.0.1:{port}/{name}");
+    let get = format!("curl -sS --max-time 20 --ftp-pasv {url}");
+    let decl = learned(
+        &unit,
+        "vsftpd.service",
+        &["--workload", &format!("{get} | grep -qx '{}'", secret.trim())],
+        &[&format!("\"tcp:127.0.0.1:{port}\""), "\"tcp:127.0.0.1:1024-65535\"", "pasv_min_port", "CAP_SETUID"],
+    );
+    d.start();
+    let o = d.ctl(&["start", "vsftpd"]);
+    assert!(o.status.success(), "{}\n{decl}\n{}", text(&o), d.log());
+    assert!(wait_port(port, T), "vsftpd does not listen on {port}:\n{}", text(&d.ctl(&["logs", "vsftpd"])));
+    // Each session listens on a port of its own: three in a row.
+    for _ in 0..3 {
+        let mut c = std::process::Command::new("curl");
+        c.args(["-sS", "--max-time", "20", "--ftp-pasv", &url]);
+        let o = output(c, T);
+        assert_eq!(String::from_utf8_lossy(&o.stdout), secret, "{}\n{decl}\n{}", text(&o), text(&d.ctl(&["logs", "vsftpd"])));
+    }
+    let o = d.ctl(&["stop", "vsftpd"]);
+    assert!(o.status.success(), "{}", text(&o));
+    d.terminate(T);
+}

@@ -354,21 +354,38 @@ pub fn capabilities(obs: &Observations) -> BTreeMap<String, Vec<String>> {
     out
 }
 
-/// The ports a source port picked at random may be (see [`source_ports`]).
-const SOURCE_PORTS: &str = ":1024-65535";
+/// The ports a port picked at random may be (see [`bind_grant`]).
+const ANY_HIGH_PORT: &str = ":1024-65535";
 
-/// A bind as its grant: a UDP socket bound on every address to a port above
-/// 1023, by a run that also `sent` (connected or sent to an address), is a
-/// source port picked at random for a query (unbound binds a new one for
-/// each upstream query, as DNS source port randomization asks), which the
-/// next run picks anew: every such port. Anything else as it was bound.
-fn source_ports(bind: &str, sent: bool) -> String {
-    let random =
-        |rest: &str| rest.rsplit_once(':').is_some_and(|(addr, port)| matches!(addr, "0.0.0.0" | "[::]") && port.parse::<u16>().is_ok_and(|p| p >= 1024));
-    match bind.strip_prefix("udp:") {
-        Some(rest) if sent && random(rest) => format!("udp:{}{SOURCE_PORTS}", rest.rsplit_once(':').map_or(rest, |(a, _)| a)),
-        _ => bind.to_owned(),
+/// Why a bind became [`ANY_HIGH_PORT`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Picked {
+    /// A datagram socket's source port for one query.
+    SourcePort,
+    /// A listener for one session.
+    SessionPort,
+}
+
+/// A bind as its grant, and why it became a range if it did. A port above
+/// 1023 that the next run picks anew is granted as every such port:
+/// - a UDP socket bound on every address by a run that also `sent`
+///   (connected or sent to an address): a source port picked at random for
+///   a query (unbound binds a new one for each upstream query, as DNS source
+///   port randomization asks);
+/// - a TCP socket bound in `session` (once the run served connections, see
+///   `Observations::session_binds`): a listener for one session (an FTP
+///   server's passive data port, random in vsftpd unless configured).
+///
+/// Anything else as it was bound.
+fn bind_grant(bind: &str, sent: bool, session: bool) -> (String, Option<Picked>) {
+    let high = |rest: &str| rest.rsplit_once(':').filter(|(_, port)| port.parse::<u16>().is_ok_and(|p| p >= 1024)).map(|(addr, _)| addr.to_owned());
+    if let Some(addr) = bind.strip_prefix("udp:").and_then(high).filter(|a| sent && matches!(a.as_str(), "0.0.0.0" | "[::]")) {
+        return (format!("udp:{addr}{ANY_HIGH_PORT}"), Some(Picked::SourcePort));
     }
+    if let Some(addr) = bind.strip_prefix("tcp:").and_then(high).filter(|_| session) {
+        return (format!("tcp:{addr}{ANY_HIGH_PORT}"), Some(Picked::SessionPort));
+    }
+    (bind.to_owned(), None)
 }
 
 /// The declaration, as TOML text with comments.
@@ -422,8 +439,10 @@ pub fn declaration(obs: &Observations, origin: &Origin, exists: impl Fn(&str) ->
 
     let inet = |a: &&String| a.starts_with("tcp:") || a.starts_with("udp:");
     let connects: Vec<&String> = obs.connects.iter().filter(inet).collect();
-    let binds: BTreeSet<String> = obs.binds.iter().filter(inet).map(|a| source_ports(a, !connects.is_empty())).collect();
-    let random_ports = binds.iter().any(|a| a.ends_with(SOURCE_PORTS));
+    let granted: Vec<(String, Option<Picked>)> =
+        obs.binds.iter().filter(inet).map(|a| bind_grant(a, !connects.is_empty(), obs.session_binds.contains(a))).collect();
+    let picked = |why: Picked| granted.iter().any(|(_, p)| *p == Some(why));
+    let binds: BTreeSet<&String> = granted.iter().map(|(a, _)| a).collect();
     o.push_str("\n[namespaces]\n# The service's own network namespace; the broker binds and connects for it in the host's.\nnet = \"none\"\n");
     // A pid file means what host tools read it as only with the host's pids.
     if let Some(p) = pid_file.as_ref().filter(|_| !origin.user_ns) {
@@ -434,12 +453,20 @@ pub fn declaration(obs: &Observations, origin: &Origin, exists: impl Fn(&str) ->
     if !binds.is_empty() || !connects.is_empty() {
         o.push_str("\n[broker.net]\n");
         if !binds.is_empty() {
-            if random_ports {
+            if picked(Picked::SourcePort) {
                 let _ = writeln!(
                     o,
                     "# A datagram socket bound on every address to a high port by a run that also sent: a source port\n\
                      # picked at random for each query (a DNS resolver's), so every such port; narrow the range\n\
                      # if the program has a setting for it (unbound: outgoing-port-permit)."
+                );
+            }
+            if picked(Picked::SessionPort) {
+                let _ = writeln!(
+                    o,
+                    "# A stream socket bound to a high port once the run served connections: a listener for one\n\
+                     # session on a port picked for it (an FTP server's passive data port), so every such port;\n\
+                     # narrow the range to the program's setting (vsftpd: pasv_min_port, pasv_max_port)."
                 );
             }
             let _ = writeln!(o, "bind = [{}] # bound during the run", binds.iter().map(|a| quote(a)).collect::<Vec<_>>().join(", "));
@@ -619,10 +646,11 @@ mod tests {
     /// address or by a run that sends nothing, as they were.
     #[test]
     fn random_source_ports_become_a_range() {
-        assert_eq!(source_ports("udp:[::]:12130", true), "udp:[::]:1024-65535");
-        assert_eq!(source_ports("udp:0.0.0.0:40000", true), "udp:0.0.0.0:1024-65535");
+        let grant = |bind: &str, sent: bool| bind_grant(bind, sent, false).0;
+        assert_eq!(grant("udp:[::]:12130", true), "udp:[::]:1024-65535");
+        assert_eq!(grant("udp:0.0.0.0:40000", true), "udp:0.0.0.0:1024-65535");
         for (bind, sent) in [("udp:0.0.0.0:53", true), ("udp:127.0.0.1:5353", true), ("tcp:0.0.0.0:8080", true), ("udp:0.0.0.0:27015", false)] {
-            assert_eq!(source_ports(bind, sent), bind);
+            assert_eq!(grant(bind, sent), bind);
         }
         let mut o = obs(&[], &["bind"]);
         o.binds.extend(["udp:127.0.0.1:53".to_owned(), "udp:[::]:12130".to_owned(), "udp:[::]:4444".to_owned()]);
@@ -630,6 +658,23 @@ mod tests {
         let v: toml::Value = toml::from_str(&declaration(&o, &origin(&[], true), |_| true)).unwrap();
         let bind: Vec<&str> = v["broker"]["net"]["bind"].as_array().unwrap().iter().filter_map(|a| a.as_str()).collect();
         assert_eq!(bind, ["udp:127.0.0.1:53", "udp:[::]:1024-65535"]);
+    }
+
+    /// A listener bound to a high port while the run served (vsftpd's
+    /// passive data port, random per session) is granted as the range on
+    /// its address; the listeners bound at the start, and a low port bound
+    /// while serving (an FTP server's active-mode port 20), as they were.
+    #[test]
+    fn a_listener_for_one_session_becomes_a_range() {
+        let mut o = obs(&[], &["bind", "accept"]);
+        o.binds.extend(["tcp:[::]:21".to_owned(), "tcp:127.0.0.1:32582".to_owned(), "tcp:127.0.0.1:20".to_owned(), "tcp:127.0.0.1:8080".to_owned()]);
+        o.session_binds.extend(["tcp:127.0.0.1:32582".to_owned(), "tcp:127.0.0.1:20".to_owned()]);
+        let text = declaration(&o, &origin(&[], true), |_| true);
+        let v: toml::Value = toml::from_str(&text).unwrap();
+        let bind: Vec<&str> = v["broker"]["net"]["bind"].as_array().unwrap().iter().filter_map(|a| a.as_str()).collect();
+        assert_eq!(bind, ["tcp:127.0.0.1:1024-65535", "tcp:127.0.0.1:20", "tcp:127.0.0.1:8080", "tcp:[::]:21"]);
+        assert!(text.contains("pasv_min_port"), "{text}");
+        assert_eq!(bind_grant("udp:[::]:40000", false, true).0, "udp:[::]:40000", "a datagram socket is no listener");
     }
 
     /// A file of its own written directly in a directory every service

@@ -32,6 +32,12 @@ pub struct Observations {
     pub binds: BTreeSet<String>,
     /// Addresses connected to.
     pub connects: BTreeSet<String>,
+    /// Stream sockets bound (also in `binds`) once the run had started to
+    /// accept connections: a listener opened for one session, on a port
+    /// picked for it (an FTP server's passive data port), unlike those a
+    /// service binds at its start.
+    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
+    pub session_binds: BTreeSet<String>,
     /// Syscall numbers this build has no name for.
     pub unknown: BTreeSet<i64>,
     /// Syscall name → calls the judging filter refused: capexec's argument
@@ -113,6 +119,7 @@ impl Observations {
         self.sockets.extend(other.sockets);
         self.binds.extend(other.binds);
         self.connects.extend(other.connects);
+        self.session_binds.extend(other.session_binds);
         self.unknown.extend(other.unknown);
         for (k, v) in other.denied {
             *self.denied.entry(k).or_default() += v;

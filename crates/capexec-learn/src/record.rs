@@ -27,7 +27,7 @@ const AT_FDCWD: i64 = -100;
 pub fn record(listener: OwnedFd, judge: &[sock_filter], capabilities: bool, bound: Option<Sender<Bound>>) -> Observations {
     let l = Listener::new(listener);
     let mut obs = Observations::default();
-    let ctx = Ctx { capabilities, bound };
+    let ctx = Ctx { capabilities, bound, accepting: std::cell::Cell::new(false) };
     while let Ok(Some(n)) = l.recv() {
         let name = capexec_decl::syscalls::name_of(n.nr);
         if !seccomp::allows(judge, n.nr, n.args) {
@@ -58,6 +58,9 @@ pub struct Bound {
 struct Ctx {
     capabilities: bool,
     bound: Option<Sender<Bound>>,
+    /// Some process of the run has called accept(): binds from now on are
+    /// made while serving (`Observations::session_binds`).
+    accepting: std::cell::Cell<bool>,
 }
 
 fn note(l: &Listener, n: &Notif, name: &str, ctx: &Ctx, obs: &mut Observations) {
@@ -94,6 +97,10 @@ fn note(l: &Listener, n: &Notif, name: &str, ctx: &Ctx, obs: &mut Observations) 
         }
         "symlink" => (AT_FDCWD, a[1], Access::Create),
         "symlinkat" => (a[1] as i64, a[2], Access::Create),
+        "accept" | "accept4" => {
+            ctx.accepting.set(true);
+            return;
+        }
         "socket" | "bind" | "connect" | "sendto" | "sendmsg" | "sendmmsg" => {
             net_call(l, n, ctx, obs);
             return;
@@ -365,6 +372,9 @@ fn net_call(l: &Listener, n: &Notif, ctx: &Ctx, obs: &mut Observations) {
             if let Some(tx) = ctx.bound.as_ref().filter(|_| op == "bind") {
                 // The listener went away: nobody waits any more.
                 let _ = tx.send(Bound { address: addr.clone(), datagram });
+            }
+            if op == "bind" && !datagram && ctx.accepting.get() {
+                obs.session_binds.insert(addr.clone());
             }
             obs.net_call(n.process(), || n.comm(), op, addr);
         }
