@@ -904,3 +904,39 @@ impl Drop for Scratch {
         }
     }
 }
+
+/// A network namespace made by `ip netns add`, deleted on drop.
+pub struct NetNs {
+    pub name: String,
+    pub path: PathBuf,
+}
+
+impl NetNs {
+    pub fn new(name: &str) -> NetNs {
+        let o = Command::new("ip").args(["netns", "add", name]).output().expect("ip (iproute2)");
+        assert!(o.status.success(), "ip netns add {name}: {}", text(&o));
+        NetNs { name: name.to_owned(), path: Path::new("/run/netns").join(name) }
+    }
+
+    /// Runs `ip -n NAME ARGS`.
+    pub fn ip(&self, args: &[&str]) {
+        let o = Command::new("ip").arg("-n").arg(&self.name).args(args).output().expect("ip (iproute2)");
+        assert!(o.status.success(), "ip -n {} {args:?}: {}", self.name, text(&o));
+    }
+
+    /// Moves the calling thread into the namespace: every program it starts
+    /// from now on (std forks from the calling thread) lives there, with
+    /// the host's mounts, /sys and cgroups (unlike `ip netns exec`, which
+    /// mounts a sysfs of its own and so hides cgroup v2). A test runs on a
+    /// thread of its own, so no other test is moved.
+    pub fn enter_this_thread(&self) {
+        let f = std::fs::File::open(&self.path).unwrap_or_else(|e| panic!("{}: {e}", self.path.display()));
+        nix::sched::setns(f, nix::sched::CloneFlags::CLONE_NEWNET).unwrap_or_else(|e| panic!("setns {}: {e}", self.path.display()));
+    }
+}
+
+impl Drop for NetNs {
+    fn drop(&mut self) {
+        let _ = Command::new("ip").args(["netns", "delete", &self.name]).output();
+    }
+}

@@ -23,6 +23,17 @@ fn import(unit: &str, instance: Option<&str>) -> String {
     String::from_utf8(o.stdout).unwrap()
 }
 
+/// Debian's `unit_file` imported as the daemon's unit `name`, with the
+/// test's one drop-in (`10-test.toml`); returns the unit's path.
+fn imported(d: &Daemon, name: &str, unit_file: &str, dropin: &str) -> std::path::PathBuf {
+    let unit = d.units().join(format!("{name}.svc"));
+    std::fs::write(&unit, import(unit_file, None)).unwrap();
+    let dir = d.units().join(format!("{name}.svc.d"));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("10-test.toml"), dropin).unwrap();
+    unit
+}
+
 /// `systemd-analyze security`'s overall exposure of a unit file (0.0-10.0).
 fn systemd_exposure(unit: &str) -> f64 {
     let o = std::process::Command::new("systemd-analyze")
@@ -210,15 +221,12 @@ fn chrony_from_import_and_learn() {
     std::fs::create_dir_all(&conf.0[0]).unwrap();
     std::fs::write(conf.0[0].join("chrony.conf"), "driftfile /var/lib/chrony/chrony.drift\nlogdir /var/log/chrony\ncmdport 0\n").unwrap();
     let mut d = Daemon::prepare(As::Root, "chrony");
-    let unit = d.units().join("chrony.svc");
-    std::fs::write(&unit, import("chrony.service", None)).unwrap();
-    let dropin = d.units().join("chrony.svc.d");
-    std::fs::create_dir_all(&dropin).unwrap();
-    std::fs::write(
-        dropin.join("10-test.toml"),
-        format!("[exec]\nargv = [\"/usr/sbin/chronyd\", \"-F\", \"1\", \"-x\", \"-f\", \"{}/chrony.conf\"]\n", conf.0[0].display()),
-    )
-    .unwrap();
+    let unit = imported(
+        &d,
+        "chrony",
+        "chrony.service",
+        &format!("[exec]\nargv = [\"/usr/sbin/chronyd\", \"-F\", \"1\", \"-x\", \"-f\", \"{}/chrony.conf\"]\n", conf.0[0].display()),
+    );
     let decl = learned(
         &unit,
         "chrony.service",
@@ -330,11 +338,7 @@ fn rsyslog_from_import_and_learn() {
 fn mariadb_from_import_and_learn() {
     require_root();
     let mut d = Daemon::prepare(As::Root, "mariadb");
-    let unit = d.units().join("mariadb.svc");
-    std::fs::write(&unit, import("mariadb.service", None)).unwrap();
-    let dropin = d.units().join("mariadb.svc.d");
-    std::fs::create_dir_all(&dropin).unwrap();
-    std::fs::write(dropin.join("10-test.toml"), "[rlimits]\nnofile = 16384\nmemlock = 524288\n").unwrap();
+    let unit = imported(&d, "mariadb", "mariadb.service", "[rlimits]\nnofile = 16384\nmemlock = 524288\n");
     let query = |sql: &str| std::process::Command::new("mariadb").args(["-u", "root", "-N", "-e", sql]).output().unwrap();
     let decl = learned(
         &unit,
@@ -443,11 +447,7 @@ fn openssh_from_import_and_learn() {
         )
     };
     let mut d = Daemon::prepare(As::Root, "ssh");
-    let unit = d.units().join("ssh.svc");
-    std::fs::write(&unit, import("ssh.service", None)).unwrap();
-    let dropin = d.units().join("ssh.svc.d");
-    std::fs::create_dir_all(&dropin).unwrap();
-    std::fs::write(dropin.join("10-test.toml"), format!("[exec]\nargv = [\"/usr/sbin/sshd\", \"-D\", \"-o\", \"ListenAddress=127.0.0.1:{port}\"]\n")).unwrap();
+    let unit = imported(&d, "ssh", "ssh.service", &format!("[exec]\nargv = [\"/usr/sbin/sshd\", \"-D\", \"-o\", \"ListenAddress=127.0.0.1:{port}\"]\n"));
     let decl = learned(
         &unit,
         "ssh.service",
@@ -506,12 +506,8 @@ fn bind9_from_import_and_learn() {
     )
     .unwrap();
     let mut d = Daemon::prepare(As::Root, "named");
-    let unit = d.units().join("named.svc");
-    std::fs::write(&unit, import("named.service", None)).unwrap();
-    let dropin = d.units().join("named.svc.d");
-    std::fs::create_dir_all(&dropin).unwrap();
-    std::fs::write(dropin.join("10-test.toml"), format!("[exec]\nargv = [\"/usr/sbin/named\", \"-f\", \"-u\", \"bind\", \"-c\", \"{etc}/named.conf\"]\n"))
-        .unwrap();
+    let unit =
+        imported(&d, "named", "named.service", &format!("[exec]\nargv = [\"/usr/sbin/named\", \"-f\", \"-u\", \"bind\", \"-c\", \"{etc}/named.conf\"]\n"));
     let q = format!("dig @127.0.0.1 -p {port} localhost A +short");
     let decl = learned(
         &unit,
@@ -606,11 +602,7 @@ fn lighttpd_from_import_and_learn() {
     assert!(conf.contains(&format!("server.port = {port}")) && !conf.contains("use-ipv6"), "Debian's lighttpd.conf is not as the test knows it:\n{conf}");
     std::fs::write(format!("{etc}/lighttpd.conf"), conf).unwrap();
     let mut d = Daemon::prepare(As::Root, "lighttpd");
-    let unit = d.units().join("lighttpd.svc");
-    std::fs::write(&unit, import("lighttpd.service", None)).unwrap();
-    let dropin = d.units().join("lighttpd.svc.d");
-    std::fs::create_dir_all(&dropin).unwrap();
-    std::fs::write(dropin.join("10-test.toml"), format!("[exec]\nargv = [\"/usr/sbin/lighttpd\", \"-D\", \"-f\", \"{etc}/lighttpd.conf\"]\n")).unwrap();
+    let unit = imported(&d, "lighttpd", "lighttpd.service", &format!("[exec]\nargv = [\"/usr/sbin/lighttpd\", \"-D\", \"-f\", \"{etc}/lighttpd.conf\"]\n"));
     let decl = learned(
         &unit,
         "lighttpd.service",
@@ -654,12 +646,8 @@ fn dnsmasq_from_import_and_learn() {
     require_root();
     let port = unused_port();
     let mut d = Daemon::prepare(As::Root, "dnsmasq");
-    let unit = d.units().join("dnsmasq.svc");
-    std::fs::write(&unit, import("dnsmasq.service", None)).unwrap();
-    let dropin = d.units().join("dnsmasq.svc.d");
-    std::fs::create_dir_all(&dropin).unwrap();
     let opts = format!("--listen-address=127.0.0.1 --bind-interfaces --port={port} --no-resolv --address=/capexec.test/10.9.9.9");
-    std::fs::write(dropin.join("10-test.toml"), format!("[exec.environment]\nDNSMASQ_OPTS = \"{opts}\"\n")).unwrap();
+    let unit = imported(&d, "dnsmasq", "dnsmasq.service", &format!("[exec.environment]\nDNSMASQ_OPTS = \"{opts}\"\n"));
     let q = format!("dig @127.0.0.1 -p {port} a.capexec.test A +short");
     let decl = learned(
         &unit,
@@ -725,17 +713,9 @@ fn vsftpd_from_import_and_learn() {
     std::fs::write(&file, &secret).unwrap();
     let (_login, password) = FtpLogin::new(user);
     let mut d = Daemon::prepare(As::Root, "vsftpd");
-    let unit = d.units().join("vsftpd.svc");
-    std::fs::write(&unit, import("vsftpd.service", None)).unwrap();
-    let dropin = d.units().join("vsftpd.svc.d");
-    std::fs::create_dir_all(&dropin).unwrap();
-    std::fs::write(
-        dropin.join("10-test.toml"),
-        format!(
+    let unit = imported(&d, "vsftpd", "vsftpd.service", &format!(
             "[exec]\nargv = [\"/usr/sbin/vsftpd\", \"/etc/vsftpd.conf\", \"-olisten=YES\", \"-olisten_ipv6=NO\", \"-olisten_address=127.0.0.1\", \"-olisten_port={port}\"]\n"
-        ),
-    )
-    .unwrap();
+        ));
     let name = file.file_name().unwrap().to_str().unwrap().to_owned();
     let url = format!("ftp://{user}:{password}@127.0.0.1:{port}/{name}");
     let get = format!("curl -sS --max-time 20 --ftp-pasv {url}");
@@ -759,4 +739,115 @@ fn vsftpd_from_import_and_learn() {
     let o = d.ctl(&["stop", "vsftpd"]);
     assert!(o.status.success(), "{}", text(&o));
     d.terminate(T);
+}
+
+/// A process of the test's, killed on drop.
+struct Killed(std::process::Child);
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// unbound from Debian's unbound.service as a recursive resolver, in a
+/// network namespace of the test's own where named plays the root, a
+/// top-level domain and two zones, each server on an address of its own.
+/// Learning resolves a name in one zone: unbound asks the root, the TLD and
+/// that zone's server, and mining grants port 53 on every address (three
+/// servers on one port: a client of whichever servers the answers name).
+/// Under the daemon unbound then resolves a name in the other zone, whose
+/// server the learning run never reached; its source ports are random too.
+/// The drop-in only names the test's configuration (loopback, the test's
+/// port, the test's root hints).
+#[test]
+fn unbound_recursion_from_import_and_learn() {
+    require_root();
+    let ns = NetNs::new(&format!("capexec-it-dns-{}", std::process::id()));
+    ns.ip(&["link", "set", "lo", "up"]);
+    let servers = ["203.0.113.1", "203.0.113.2", "203.0.113.3", "203.0.113.4"];
+    for a in servers {
+        ns.ip(&["addr", "add", &format!("{a}/32"), "dev", "lo"]);
+    }
+    ns.enter_this_thread();
+
+    let etc = format!("/etc/unbound-capexec-it{}", std::process::id());
+    let _scratch = Scratch(vec![etc.clone().into()]);
+    std::fs::create_dir_all(&etc).unwrap();
+    let soa = "@ 300 IN SOA ns. hostmaster. 1 300 300 300 300";
+    let zones = [
+        ("root", ".", servers[0], format!("$TTL 300\n{soa}\n@ NS a.root.\na.root. A {}\ntest. NS ns.test.\nns.test. A {}\n", servers[0], servers[1])),
+        (
+            "test",
+            "test",
+            servers[1],
+            format!(
+                "$TTL 300\n$ORIGIN test.\n{soa}\n@ NS ns\nns A {}\none NS ns.one\nns.one A {}\ntwo NS ns.two\nns.two A {}\n",
+                servers[1], servers[2], servers[3]
+            ),
+        ),
+        ("one", "one.test", servers[2], format!("$TTL 300\n$ORIGIN one.test.\n{soa}\n@ NS ns\nns A {}\nwww A 192.0.2.71\n", servers[2])),
+        ("two", "two.test", servers[3], format!("$TTL 300\n$ORIGIN two.test.\n{soa}\n@ NS ns\nns A {}\nwww A 192.0.2.72\n", servers[3])),
+    ];
+    let mut named_conf = format!(
+        "options {{ directory \"{etc}\"; pid-file none; listen-on port 53 {{ {}; }}; listen-on-v6 {{ none; }}; recursion no; dnssec-validation no; }};\n",
+        servers.join("; ")
+    );
+    for (view, zone, addr, text) in &zones {
+        std::fs::write(format!("{etc}/{view}.zone"), text).unwrap();
+        named_conf
+            .push_str(&format!("view \"{view}\" {{ match-destinations {{ {addr}; }}; zone \"{zone}\" {{ type master; file \"{etc}/{view}.zone\"; }}; }};\n"));
+    }
+    std::fs::write(format!("{etc}/named.conf"), named_conf).unwrap();
+    let named_log = std::fs::File::create(format!("{etc}/named.log")).unwrap();
+    let _named = Killed(
+        std::process::Command::new("named")
+            .args(["-g", "-c", &format!("{etc}/named.conf")])
+            .stdout(named_log.try_clone().unwrap())
+            .stderr(named_log)
+            .spawn()
+            .expect("named (bind9)"),
+    );
+    let deadline = std::time::Instant::now() + T;
+    while !String::from_utf8_lossy(&dig_at(servers[0], 53, ". SOA +norec").stdout).contains("hostmaster") {
+        assert!(std::time::Instant::now() < deadline, "named did not answer:\n{}", std::fs::read_to_string(format!("{etc}/named.log")).unwrap_or_default());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+
+    let port = unused_port();
+    std::fs::write(format!("{etc}/root.hints"), format!(". 3600000 NS a.root.\na.root. 3600000 A {}\n", servers[0])).unwrap();
+    // test. is one of unbound's built-in local zones (RFC 6761): resolve it.
+    std::fs::write(
+        format!("{etc}/unbound.conf"),
+        format!(
+            "server:\n    interface: 127.0.0.1\n    port: {port}\n    do-ip6: no\n    root-hints: \"{etc}/root.hints\"\n    local-zone: \"test.\" nodefault\n    \
+             chroot: \"\"\n    pidfile: \"\"\n    use-syslog: no\n    module-config: \"iterator\"\n"
+        ),
+    )
+    .unwrap();
+    let mut d = Daemon::prepare(As::Root, "unbound");
+    let unit = imported(&d, "unbound", "unbound.service", &format!("[exec]\nargv = [\"/usr/sbin/unbound\", \"-d\", \"-p\", \"-c\", \"{etc}/unbound.conf\"]\n"));
+    let decl = learned(
+        &unit,
+        "unbound.service",
+        &["--workload", &format!("dig +short -p {port} @127.0.0.1 www.one.test | grep -qx 192.0.2.71")],
+        &["\"udp:0.0.0.0/0:53\"", "\"udp:0.0.0.0:1024-65535\"", &format!("\"udp:127.0.0.1:{port}\"")],
+    );
+    d.start();
+    let o = d.ctl(&["start", "unbound"]);
+    assert!(o.status.success(), "{}\n{decl}\n{}", text(&o), d.log());
+    for (name, want) in [("www.two.test", "192.0.2.72"), ("www.one.test", "192.0.2.71")] {
+        let o = dig(port, name, false);
+        assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), want, "{name}: {}\n{decl}\n{}", text(&o), text(&d.ctl(&["logs", "unbound"])));
+    }
+    let o = d.ctl(&["stop", "unbound"]);
+    assert!(o.status.success(), "{}", text(&o));
+    d.terminate(T);
+}
+
+/// `dig +short` of `query` (a name, a type, options) at `server`:`port`.
+fn dig_at(server: &str, port: u16, query: &str) -> std::process::Output {
+    let mut c = std::process::Command::new("dig");
+    c.args(["+short", "+time=2", "+tries=2", "-p", &port.to_string(), &format!("@{server}")]).args(query.split_whitespace());
+    output(c, T)
 }

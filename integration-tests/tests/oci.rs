@@ -1640,26 +1640,6 @@ impl Drop for Containerd {
     }
 }
 
-/// A network namespace made by `ip netns add`, deleted on drop.
-struct NetNs {
-    name: String,
-    path: PathBuf,
-}
-
-impl NetNs {
-    fn new(name: &str) -> NetNs {
-        let o = Command::new("ip").args(["netns", "add", name]).output().expect("ip (iproute2)");
-        assert!(o.status.success(), "ip netns add {name}: {}", text(&o));
-        NetNs { name: name.to_owned(), path: Path::new("/run/netns").join(name) }
-    }
-}
-
-impl Drop for NetNs {
-    fn drop(&mut self) {
-        let _ = Command::new("ip").args(["netns", "delete", &self.name]).output();
-    }
-}
-
 /// podman's containers of a test, removed by force on drop.
 struct PodmanContainers(&'static [&'static str]);
 

@@ -388,6 +388,51 @@ fn bind_grant(bind: &str, sent: bool, session: bool) -> (String, Option<Picked>)
     (bind.to_owned(), None)
 }
 
+/// How many addresses on one port make a run a client of whichever server
+/// it is told of (see [`connect_grants`]).
+const MANY_PEERS: usize = 3;
+
+/// The connect grants for what the run connected or sent to, and the ports
+/// granted on every address. Where the run reached `MANY_PEERS` or more
+/// addresses other than loopback on one protocol and port, it asked
+/// whichever servers it learnt of (a recursive resolver follows the
+/// delegations of the answers it gets: root, top-level and zone servers),
+/// and the next run meets others: every address of the families seen, on
+/// that port. Anything else as it was reached.
+fn connect_grants(connects: &[&String]) -> (BTreeSet<String>, BTreeSet<String>) {
+    // proto:port → the addresses reached there.
+    let mut by_port: BTreeMap<(&str, &str), Vec<std::net::IpAddr>> = BTreeMap::new();
+    for c in connects {
+        let Some((proto, rest)) = c.split_once(':') else { continue };
+        let Some((addr, port)) = rest.rsplit_once(':') else { continue };
+        if let Ok(ip) = addr.trim_start_matches('[').trim_end_matches(']').parse::<std::net::IpAddr>() {
+            by_port.entry((proto, port)).or_default().push(ip.to_canonical());
+        }
+    }
+    let many: BTreeMap<(&str, &str), &Vec<std::net::IpAddr>> =
+        by_port.iter().filter(|(_, ips)| ips.len() >= MANY_PEERS && ips.iter().all(|ip| !ip.is_loopback())).map(|(k, v)| (*k, v)).collect();
+    let mut grants = BTreeSet::new();
+    let mut opened = BTreeSet::new();
+    for c in connects {
+        let key = c.split_once(':').and_then(|(proto, rest)| Some((proto, rest.rsplit_once(':')?.1)));
+        match key.and_then(|k| many.get(&k).map(|ips| (k, ips))) {
+            Some(((proto, port), ips)) => {
+                if ips.iter().any(|ip| ip.is_ipv4()) {
+                    grants.insert(format!("{proto}:0.0.0.0/0:{port}"));
+                }
+                if ips.iter().any(|ip| ip.is_ipv6()) {
+                    grants.insert(format!("{proto}:[::]/0:{port}"));
+                }
+                opened.insert(format!("{proto} port {port} ({} addresses)", ips.len()));
+            }
+            None => {
+                grants.insert((*c).clone());
+            }
+        }
+    }
+    (grants, opened)
+}
+
 /// The declaration, as TOML text with comments.
 pub fn declaration(obs: &Observations, origin: &Origin, exists: impl Fn(&str) -> bool) -> String {
     let mut o = String::new();
@@ -472,7 +517,17 @@ pub fn declaration(obs: &Observations, origin: &Origin, exists: impl Fn(&str) ->
             let _ = writeln!(o, "bind = [{}] # bound during the run", binds.iter().map(|a| quote(a)).collect::<Vec<_>>().join(", "));
         }
         if !connects.is_empty() {
-            let _ = writeln!(o, "connect = [{}] # connected to during the run", connects.iter().map(|a| quote(a)).collect::<Vec<_>>().join(", "));
+            let (grants, opened) = connect_grants(&connects);
+            if !opened.is_empty() {
+                let _ = writeln!(
+                    o,
+                    "# Many servers reached on one port ({}): the run asked whichever servers it was told of\n\
+                     # (a resolver follows the delegations in its answers), so every address on that port;\n\
+                     # narrow it to fixed servers if the program only ever asks those (unbound: forward-zone).",
+                    opened.iter().cloned().collect::<Vec<_>>().join(", ")
+                );
+            }
+            let _ = writeln!(o, "connect = [{}] # connected to during the run", grants.iter().map(|a| quote(a)).collect::<Vec<_>>().join(", "));
         }
     }
     let unix: Vec<&String> = obs.binds.iter().chain(&obs.connects).filter(|a| a.starts_with("unix:")).collect();
@@ -658,6 +713,39 @@ mod tests {
         let v: toml::Value = toml::from_str(&declaration(&o, &origin(&[], true), |_| true)).unwrap();
         let bind: Vec<&str> = v["broker"]["net"]["bind"].as_array().unwrap().iter().filter_map(|a| a.as_str()).collect();
         assert_eq!(bind, ["udp:127.0.0.1:53", "udp:[::]:1024-65535"]);
+    }
+
+    /// A resolver reaching root, top-level and zone servers on port 53 is
+    /// granted port 53 everywhere (the next run meets other servers);
+    /// fewer servers, loopback ones and other ports stay as they were.
+    #[test]
+    fn many_servers_on_one_port_become_every_address() {
+        let mut o = obs(&[], &["connect"]);
+        o.connects.extend(
+            ["udp:198.41.0.4:53", "udp:199.9.14.201:53", "udp:[2001:500:2::c]:53", "tcp:198.41.0.4:53", "tcp:192.0.2.10:443", "tcp:192.0.2.11:443"]
+                .map(String::from),
+        );
+        o.connects.extend(["udp:127.0.0.1:5353", "udp:127.0.0.2:5353", "udp:127.0.0.3:5353"].map(String::from));
+        let text = declaration(&o, &origin(&[], true), |_| true);
+        let v: toml::Value = toml::from_str(&text).unwrap();
+        let connect: Vec<&str> = v["broker"]["net"]["connect"].as_array().unwrap().iter().filter_map(|a| a.as_str()).collect();
+        assert_eq!(
+            connect,
+            [
+                "tcp:192.0.2.10:443",
+                "tcp:192.0.2.11:443",
+                "tcp:198.41.0.4:53",
+                "udp:0.0.0.0/0:53",
+                "udp:127.0.0.1:5353",
+                "udp:127.0.0.2:5353",
+                "udp:127.0.0.3:5353",
+                "udp:[::]/0:53"
+            ]
+        );
+        assert!(text.contains("udp port 53 (3 addresses)"), "{text}");
+        for c in connect {
+            capexec_decl::grants::NetGrant::parse(c).unwrap_or_else(|e| panic!("{c}: {e}"));
+        }
     }
 
     /// A listener bound to a high port while the run served (vsftpd's
