@@ -924,14 +924,28 @@ impl NetNs {
         assert!(o.status.success(), "ip -n {} {args:?}: {}", self.name, text(&o));
     }
 
-    /// Moves the calling thread into the namespace: every program it starts
-    /// from now on (std forks from the calling thread) lives there, with
-    /// the host's mounts, /sys and cgroups (unlike `ip netns exec`, which
-    /// mounts a sysfs of its own and so hides cgroup v2). A test runs on a
-    /// thread of its own, so no other test is moved.
-    pub fn enter_this_thread(&self) {
+    /// Moves the calling thread into the namespace until the returned
+    /// guard is dropped: every program it starts meanwhile (std forks from
+    /// the calling thread) lives there, with the host's mounts, /sys and
+    /// cgroups (unlike `ip netns exec`, which mounts a sysfs of its own and
+    /// so hides cgroup v2). Other threads, and so other tests, stay where
+    /// they are; the thread goes back even with `--test-threads 1`.
+    #[must_use]
+    pub fn enter_this_thread(&self) -> NetNsEntered {
+        let back = std::fs::File::open("/proc/thread-self/ns/net").expect("/proc/thread-self/ns/net");
         let f = std::fs::File::open(&self.path).unwrap_or_else(|e| panic!("{}: {e}", self.path.display()));
         nix::sched::setns(f, nix::sched::CloneFlags::CLONE_NEWNET).unwrap_or_else(|e| panic!("setns {}: {e}", self.path.display()));
+        NetNsEntered(back)
+    }
+}
+
+/// The network namespace a thread left (see [`NetNs::enter_this_thread`]),
+/// entered again on drop.
+pub struct NetNsEntered(std::fs::File);
+
+impl Drop for NetNsEntered {
+    fn drop(&mut self) {
+        let _ = nix::sched::setns(&self.0, nix::sched::CloneFlags::CLONE_NEWNET);
     }
 }
 

@@ -769,7 +769,7 @@ fn unbound_recursion_from_import_and_learn() {
     for a in servers {
         ns.ip(&["addr", "add", &format!("{a}/32"), "dev", "lo"]);
     }
-    ns.enter_this_thread();
+    let _inside = ns.enter_this_thread();
 
     let etc = format!("/etc/unbound-capexec-it{}", std::process::id());
     let _scratch = Scratch(vec![etc.clone().into()]);
