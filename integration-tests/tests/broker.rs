@@ -432,3 +432,86 @@ both!(commands_bind_their_grants_in_their_own_network, |who: As| {
     assert!(out.contains("pre: disconnected 0") && out.contains("pre: host socket not rebound"), "a preopened host socket keeps its port: {out}");
     assert!(out.contains("main: another address refused: Permission denied"), "the program keeps the declaration's ports: {out}");
 });
+
+// A control socket directly in /run (unbound's /run/unbound.ctl) with a
+// `unix:` bind grant: the broker's binder binds the service's own socket at
+// that path, which the service could not (Landlock: /run is not its to
+// write), in the service's group with the mode the service's umask gives.
+// Nothing else in /run can be bound, and the socket cannot be removed or
+// changed by the service; capexec removes it before the start (a stale one
+// made a daemon fail) and after the stop.
+#[test]
+fn a_unix_socket_grant_is_bound_by_the_broker() {
+    require_root();
+    let path = format!("/run/capexec-it-{}.sock", std::process::id());
+    let other = format!("/run/capexec-it-{}-other.sock", std::process::id());
+    // The granted path spelled otherwise: the kernel's, so refused.
+    let (odd1, odd2) = (path.replace("/run/", "/run//"), path.replace("/run/", "/run/./"));
+    let _scratch = Scratch(vec![path.clone().into(), other.clone().into()]);
+    // Left by an earlier run: a socket file nobody listens on.
+    drop(std::os::unix::net::UnixListener::bind(&path).unwrap());
+    assert!(std::path::Path::new(&path).exists());
+    let script = format!(
+        "import os, socket\n\
+         os.umask(0o007)\n\
+         for odd in ['{odd1}', '{odd2}']:\n\
+         \x20   t = socket.socket(socket.AF_UNIX)\n\
+         \x20   try:\n        t.bind(odd)\n        print('odd bound', odd, flush=True)\n\
+         \x20   except OSError as e:\n        print('odd refused', e.errno, flush=True)\n\
+         s = socket.socket(socket.AF_UNIX)\n\
+         s.bind('{path}')\n\
+         print('name', s.getsockname(), flush=True)\n\
+         try:\n    os.chmod('{path}', 0o660)\n    print('chmod ok', flush=True)\n\
+         except OSError as e:\n    print('chmod refused', e.errno, flush=True)\n\
+         t = socket.socket(socket.AF_UNIX)\n\
+         try:\n    t.bind('{other}')\n    print('other bound', flush=True)\n\
+         except OSError as e:\n    print('other refused', e.errno, flush=True)\n\
+         try:\n    os.unlink('{path}')\n    print('unlinked', flush=True)\n\
+         except OSError as e:\n    print('unlink refused', e.errno, flush=True)\n\
+         s.listen(1)\n\
+         c, _ = s.accept()\n\
+         c.sendall(b'from the run socket')\n\
+         c.close()"
+    );
+    let u = test_unit(
+        "unix-bind",
+        &format!("[exec]\nargv = [\"/usr/bin/python3\", \"-c\", \"\"\"{script}\"\"\"]\nuser = \"capexec-test\"\n[filesystem]\nread_only = [\"/run\"]\n[broker.net]\nbind = [\"unix:{path}\"]\n"),
+    );
+    let mut c = command(As::Root);
+    c.arg("exec").arg(&u).stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped());
+    let mut child = c.spawn().unwrap();
+    let start = std::time::Instant::now();
+    let (said, meta) = loop {
+        if let Ok(mut s) = std::os::unix::net::UnixStream::connect(&path) {
+            let meta = std::fs::symlink_metadata(&path).unwrap();
+            let mut got = String::new();
+            let _ = std::io::Read::read_to_string(&mut s, &mut got);
+            break (got, meta);
+        }
+        if start.elapsed() > T || child.try_wait().unwrap().is_some() {
+            let o = wait_output(child, Duration::from_secs(5));
+            panic!("the service never listened at {path}:\n{}", text(&o));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let o = wait_output(child, T);
+    let out = text(&o);
+    assert_eq!(said, "from the run socket", "{out}");
+    assert!(o.status.success(), "{out}");
+    assert!(out.contains(&format!("name {path}")), "getsockname names the path asked for: {out}");
+    // Root's (the binder's), the service's group, the mode its umask gives;
+    // the service may use it, not change it.
+    // (EROFS: /run is a read-only mount of the view; Landlock refuses too.)
+    assert!(out.contains("chmod refused") && out.contains("unlink refused") && out.contains("other refused"), "{out}");
+    assert_eq!(out.matches("odd refused").count(), 2, "{out}");
+    use std::os::unix::fs::MetadataExt;
+    assert_eq!((meta.uid(), meta.gid()), (0, test_user().1), "the socket is root's, in the service's group");
+    assert_eq!(meta.mode() & 0o7777, 0o770, "the mode the service's umask gives");
+    assert!(!std::path::Path::new(&other).exists());
+    // Removed by a helper once `capexec exec` is gone.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while std::path::Path::new(&path).exists() && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(!std::path::Path::new(&path).exists(), "the socket outlived the service");
+}

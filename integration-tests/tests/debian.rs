@@ -815,13 +815,18 @@ fn unbound_recursion_from_import_and_learn() {
     }
 
     let port = unused_port();
+    // Debian's remote-control.conf puts the control socket directly in /run
+    // (/run/unbound.ctl), which learning grants as a socket the broker binds.
+    let ctl = format!("/run/capexec-it{}.ctl", std::process::id());
+    let _ctl = Scratch(vec![ctl.clone().into()]);
     std::fs::write(format!("{etc}/root.hints"), format!(". 3600000 NS a.root.\na.root. 3600000 A {}\n", servers[0])).unwrap();
     // test. is one of unbound's built-in local zones (RFC 6761): resolve it.
     std::fs::write(
         format!("{etc}/unbound.conf"),
         format!(
             "server:\n    interface: 127.0.0.1\n    port: {port}\n    do-ip6: no\n    root-hints: \"{etc}/root.hints\"\n    local-zone: \"test.\" nodefault\n    \
-             chroot: \"\"\n    pidfile: \"\"\n    use-syslog: no\n    module-config: \"iterator\"\n"
+             chroot: \"\"\n    pidfile: \"\"\n    use-syslog: no\n    module-config: \"iterator\"\n\
+             remote-control:\n    control-enable: yes\n    control-interface: {ctl}\n"
         ),
     )
     .unwrap();
@@ -830,12 +835,22 @@ fn unbound_recursion_from_import_and_learn() {
     let decl = learned(
         &unit,
         "unbound.service",
-        &["--workload", &format!("dig +short -p {port} @127.0.0.1 www.one.test | grep -qx 192.0.2.71")],
-        &["\"udp:0.0.0.0/0:53\"", "\"udp:0.0.0.0:1024-65535\"", &format!("\"udp:127.0.0.1:{port}\"")],
+        &["--workload", &format!("dig +short -p {port} @127.0.0.1 www.one.test | grep -qx 192.0.2.71 && unbound-control -c {etc}/unbound.conf status")],
+        &["\"udp:0.0.0.0/0:53\"", "\"udp:0.0.0.0:1024-65535\"", &format!("\"udp:127.0.0.1:{port}\""), &format!("\"unix:{ctl}\"")],
     );
+    assert!(!decl.contains("\"/run\""), "the learned declaration gives unbound all of /run:\n{decl}");
     d.start();
     let o = d.ctl(&["start", "unbound"]);
     assert!(o.status.success(), "{}\n{decl}\n{}", text(&o), d.log());
+    let mut c = std::process::Command::new("unbound-control");
+    c.args(["-c", &format!("{etc}/unbound.conf"), "status"]);
+    let o = output(c, T);
+    assert!(
+        o.status.success() && String::from_utf8_lossy(&o.stdout).contains("is running"),
+        "unbound-control: {}\n{}",
+        text(&o),
+        text(&d.ctl(&["logs", "unbound"]))
+    );
     for (name, want) in [("www.two.test", "192.0.2.72"), ("www.one.test", "192.0.2.71")] {
         let o = dig(port, name, false);
         assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), want, "{name}: {}\n{decl}\n{}", text(&o), text(&d.ctl(&["logs", "unbound"])));
@@ -843,6 +858,7 @@ fn unbound_recursion_from_import_and_learn() {
     let o = d.ctl(&["stop", "unbound"]);
     assert!(o.status.success(), "{}", text(&o));
     d.terminate(T);
+    assert!(!std::path::Path::new(&ctl).exists(), "the control socket outlived the service");
 }
 
 /// `dig +short` of `query` (a name, a type, options) at `server`:`port`.

@@ -19,6 +19,7 @@
 //! syslog) for granted requests.
 
 pub mod append;
+pub mod binder;
 pub mod dns;
 pub mod error;
 pub mod explicit;
@@ -145,6 +146,9 @@ fn brokered_syscalls(spec: &ServiceSpec) -> Vec<u32> {
     if !b.connect.is_empty() || !b.bind.is_empty() {
         nrs.extend([libc::SYS_bind, libc::SYS_connect].map(|n| n as u32));
     }
+    if !b.bind_unix.is_empty() {
+        nrs.push(libc::SYS_bind as u32);
+    }
     if spec.brokers_listen() {
         // And bind: the broker listens only on sockets it bound itself.
         nrs.extend([libc::SYS_bind, libc::SYS_listen].map(|n| n as u32));
@@ -203,6 +207,9 @@ pub struct Broker {
     /// service's nested in it, whatever the capability says; so only where
     /// that layer is sure to exist (`policy::follows_switches`).
     follows_switches: bool,
+    /// Binds the service's Unix sockets for its `bind_unix` grants (a
+    /// process of its own: see [`binder`]); `None` without such grants.
+    binder: Option<binder::Binder>,
     /// The host TCP sockets bound here, which alone may listen (see
     /// `ServiceSpec::brokers_listen`).
     bound: net::BoundSockets,
@@ -305,6 +312,10 @@ impl Broker {
             bind_service,
             service_caps: if service.namespaces.user { Vec::new() } else { service.capabilities.clone() },
             follows_switches: policy::follows_switches(service),
+            binder: match spec.bind_unix.is_empty() {
+                true => None,
+                false => Some(binder::Binder::spawn(&spec.bind_unix, service.exec.user.gid)?),
+            },
             bound: net::BoundSockets::default(),
             appender,
             log_budget: std::sync::Mutex::new((std::time::Instant::now(), 0, 0)),
@@ -321,6 +332,7 @@ impl Broker {
         let mut fds: Vec<std::os::fd::RawFd> = self.bases.iter().map(|f| f.as_raw_fd()).collect();
         fds.extend(self.appender.fds());
         fds.extend(self.reports.as_ref().map(|f| f.as_raw_fd()));
+        fds.extend(self.binder.as_ref().map(|b| b.fd()));
         fds
     }
 

@@ -36,6 +36,15 @@ pub fn parse_sockaddr(b: &[u8]) -> Result<Option<SocketAddr>, i32> {
     }
 }
 
+/// The path of a Unix socket address as a bind names it (sun_path up to its
+/// first NUL); `None` for another family, an abstract or an unnamed one.
+pub fn unix_path(b: &[u8]) -> Option<&[u8]> {
+    let family = i32::from(u16::from_ne_bytes([*b.first()?, *b.get(1)?]));
+    let path = b.get(2..).filter(|_| family == libc::AF_UNIX)?;
+    let path = &path[..path.iter().position(|c| *c == 0).unwrap_or(path.len())];
+    (path.first() == Some(&b'/')).then_some(path)
+}
+
 use capexec_sandbox::sys::socket as sock;
 use std::os::fd::AsFd;
 

@@ -293,6 +293,9 @@ fn net_call(b: &Arc<Broker>, l: &Arc<Listener>, c: &Connector, p: &mut Pidfds, n
     if !l.id_valid(n.id) {
         return Answer::Gone;
     }
+    if let Some(path) = net::unix_path(&buf).filter(|p| op == NetOp::Bind && b.spec.bind_unix_grant(p).is_some()) {
+        return unix_bind(b, l, p, n, fd, path);
+    }
     let addr = match net::parse_sockaddr(&buf) {
         Ok(Some(a)) => a,
         // A Unix (or other non-IP) address: resolved in the service's own view
@@ -383,6 +386,29 @@ fn net_call(b: &Arc<Broker>, l: &Arc<Listener>, c: &Connector, p: &mut Pidfds, n
     remember(&host, &r);
     install_and_answer(l, n, host, fd, cloexec, r);
     Answer::Done
+}
+
+/// A bind of the service's Unix socket to a `bind_unix` grant's path: the
+/// binder binds that very socket (the broker's copy of it) there, in a
+/// directory the service cannot write (see [`crate::binder`]).
+fn unix_bind(b: &Broker, l: &Listener, p: &mut Pidfds, n: Notif, fd: i32, path: &[u8]) -> Answer {
+    let (Some(index), Some(binder)) = (b.spec.bind_unix.iter().position(|g| g.as_os_str().as_encoded_bytes() == path), &b.binder) else {
+        return Answer::Fail(libc::EACCES);
+    };
+    let (svc, info) = match service_socket(l, p, n, fd) {
+        Ok(got) => got,
+        Err(a) => return a,
+    };
+    if info.family != libc::AF_UNIX {
+        // A Unix address on another socket: the kernel would refuse it too.
+        return Answer::Fail(libc::EINVAL);
+    }
+    let umask = umask_of(n.tid);
+    // /proc/TID was read: the thread must still be the one that asked.
+    if !l.id_valid(n.id) {
+        return Answer::Gone;
+    }
+    finish(binder.bind(index, &svc, umask))
 }
 
 /// pidfds of the service's threads that made brokered calls, kept for the

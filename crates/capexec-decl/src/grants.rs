@@ -17,6 +17,12 @@ pub struct BrokerSpec {
     pub connect: Vec<NetGrant>,
     /// Addresses the service may bind (in the host's network namespace).
     pub bind: Vec<NetGrant>,
+    /// Unix socket paths the broker binds for the service (`unix:PATH` in
+    /// `[broker.net] bind`), in a directory the service cannot write: a
+    /// control socket directly in /run (unbound's /run/unbound.ctl), which
+    /// would otherwise need all of /run writable. Absolute and normalised.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub bind_unix: Vec<PathBuf>,
     pub dns: DnsGrant,
     /// User names getpwnam/getpwuid may return.
     pub pwd: Vec<String>,
@@ -34,6 +40,7 @@ impl BrokerSpec {
         self.fs.is_empty()
             && self.connect.is_empty()
             && self.bind.is_empty()
+            && self.bind_unix.is_empty()
             && self.dns.names.is_empty()
             && self.pwd.is_empty()
             && self.grp.is_empty()
@@ -53,6 +60,33 @@ impl BrokerSpec {
     pub fn bind_grant(&self, proto: Proto, addr: SocketAddr) -> Option<&NetGrant> {
         self.bind.iter().find(|g| g.matches(proto, addr))
     }
+
+    /// The Unix socket grant for `path` as the service's bind names it: the
+    /// very path, byte for byte (a relative or unnormalised one is no grant's).
+    pub fn bind_unix_grant(&self, path: &[u8]) -> Option<&PathBuf> {
+        self.bind_unix.iter().find(|p| p.as_os_str().as_encoded_bytes() == path)
+    }
+}
+
+/// Why a `unix:PATH` bind grant is not one (see [`BrokerSpec::bind_unix`]).
+pub fn check_unix_path(path: &str) -> Result<PathBuf, String> {
+    let p = std::path::Path::new(path);
+    if !p.is_absolute() {
+        return Err(format!("`{path}` is not an absolute path"));
+    }
+    // (components() would hide a `.`: the path must be the very bytes of the bind.)
+    let normal = path.split('/').skip(1).all(|c| !c.is_empty() && c != "." && c != "..");
+    if !normal || path.ends_with('/') || path.contains("//") || p.parent().is_none_or(|d| d == std::path::Path::new("/")) {
+        return Err(format!("`{path}` must name a socket in a directory below / by a plain path (no `.`, `..`, `//` or trailing `/`)"));
+    }
+    // sun_path holds 108 bytes with the terminating NUL.
+    if path.len() > 107 {
+        return Err(format!("`{path}` is longer than a Unix socket address may be (107 bytes)"));
+    }
+    if path.bytes().any(|b| b.is_ascii_control()) {
+        return Err(format!("`{}` has a control character", path.escape_default()));
+    }
+    Ok(p.to_path_buf())
 }
 
 /// `{ path = "/srv/www/**", rights = ["read"] }`.

@@ -713,7 +713,7 @@ pub fn validate(name: &str, raw: &RawUnit, sources: Vec<PathBuf>, ctx: &Context)
                 .into(),
         );
     }
-    if !broker.connect.is_empty() || !broker.bind.is_empty() {
+    if !broker.connect.is_empty() || !broker.bind.is_empty() || !broker.bind_unix.is_empty() {
         // The transparent broker answers these in place of the kernel; a
         // syscall the allowlist denies never reaches it (the denial wins).
         seccomp.allowed.union(&BROKER_NET_SYSCALLS);
@@ -772,12 +772,25 @@ pub fn validate(name: &str, raw: &RawUnit, sources: Vec<PathBuf>, ctx: &Context)
                 "the daemon checks the address from the host, and the service listens in its own network (namespaces.net = \"none\")",
                 "preopen the listener instead ([[preopen.listen]]: it accepts from the start), or set namespaces.net = \"host\"",
             ),
-            ReadyAddr::Unix(p) if filesystem.covering(p).is_none_or(|m| m.kind != MountKind::ReadWrite) => v.err_help(
+            ReadyAddr::Unix(p) if filesystem.covering(p).is_none_or(|m| m.kind != MountKind::ReadWrite) && !broker.bind_unix.contains(p) => v.err_help(
                 key,
                 format!("{} is not in a read_write path or a directory capexec makes, so the host never sees the socket", p.display()),
                 "put the socket in a runtime_directory (unix:/run/NAME/NAME.sock) or a read_write path",
             ),
             _ => {}
+        }
+    }
+    // The broker binds a Unix socket only where the service could not: in a
+    // directory it may write, it binds the socket itself, and could make
+    // the path lead elsewhere for the broker (a root process) to follow.
+    for p in &broker.bind_unix {
+        let dir = p.parent().unwrap_or(p);
+        if let Some(m) = filesystem.covering(dir).filter(|m| matches!(m.kind, MountKind::ReadWrite | MountKind::Tmpfs | MountKind::Overlay)) {
+            v.err_help(
+                format!("broker.net.bind[unix:{}]", p.display()),
+                format!("the service may write {} (through {}), so it binds the socket there itself", dir.display(), m.path.display()),
+                "drop this grant; a Unix socket bind grant is for a directory the service cannot write, such as /run",
+            );
         }
     }
     let dirs = preopen.iter().filter_map(|p| if let PreopenKind::Directory { path } = &p.kind { Some(path) } else { None });
@@ -795,7 +808,7 @@ pub fn validate(name: &str, raw: &RawUnit, sources: Vec<PathBuf>, ctx: &Context)
     // open"): said where a declaration is affected, not left for the user to find.
     // (Host UDP sockets of `net = "none"` services are capexec-sandbox's network
     // guard's; it holds at most this many grants.)
-    let net_grants = broker.bind.len() + broker.connect.len();
+    let net_grants = broker.bind.len() + broker.connect.len() + broker.bind_unix.len();
     if net_grants > MAX_NET_GRANTS {
         v.err_help(
             "broker.net",
@@ -1376,6 +1389,18 @@ fn broker(v: &mut V, raw: &RawUnit, net: NetMode) -> crate::grants::BrokerSpec {
     let net_grants = b.net.clone().unwrap_or_default();
     for (field, list) in [("connect", &net_grants.connect), ("bind", &net_grants.bind)] {
         for (i, s) in list.clone().unwrap_or_default().iter().enumerate() {
+            if let Some(path) = s.strip_prefix("unix:") {
+                match check_unix_path(path) {
+                    Ok(p) if field == "bind" => out.bind_unix.push(p),
+                    Ok(_) => v.err_help(
+                        format!("broker.net.{field}[{i}]"),
+                        "a Unix socket is no connect grant",
+                        "the service connects to a Unix socket by its path: put its directory in the view (filesystem.read_only)",
+                    ),
+                    Err(e) => v.err(format!("broker.net.{field}[{i}]"), e),
+                }
+                continue;
+            }
             match NetGrant::parse(s) {
                 Ok(g) if field == "connect" => out.connect.push(g),
                 Ok(g) => out.bind.push(g),

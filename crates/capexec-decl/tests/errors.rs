@@ -501,6 +501,30 @@ fn specs_round_trip_through_json() {
     assert!(n >= 4, "found {n} units");
 }
 
+/// `unix:PATH` in `[broker.net] bind`: the broker binds the socket where
+/// the service cannot write; a plain absolute path of at most 107 bytes,
+/// never a connect grant, never in a directory the service may write.
+#[test]
+fn unix_socket_bind_grants_and_their_errors() {
+    let s = ok(&format!("{ARGV}[namespaces]\nnet = \"host\"\n[broker.net]\nbind = [\"unix:/run/app.ctl\"]\n"));
+    assert_eq!(s.broker.bind_unix, [std::path::PathBuf::from("/run/app.ctl")]);
+    assert!(s.broker.bind.is_empty());
+    assert!(s.seccomp.allowed.contains("bind") && s.seccomp.allowed.contains("listen"), "brokered syscalls join the allowlist");
+    assert!(s.has_broker());
+    for bad in ["unix:run/app.ctl", "unix:/run/../etc/app.ctl", "unix:/run//app.ctl", "unix:/run/app/", "unix:/app.ctl", "unix:/run/./x"] {
+        let e = one(&format!("{ARGV}[broker.net]\nbind = [\"{bad}\"]\n"));
+        assert_eq!(e.key.as_deref(), Some("broker.net.bind[0]"), "{bad}: {e}");
+    }
+    let long = format!("unix:/run/{}", "x".repeat(103));
+    assert!(one(&format!("{ARGV}[broker.net]\nbind = [\"{long}\"]\n")).message.contains("107 bytes"));
+    let e = one(&format!("{ARGV}[broker.net]\nconnect = [\"unix:/run/app.ctl\"]\n"));
+    assert_eq!(e.key.as_deref(), Some("broker.net.connect[0]"));
+    let e = one(&format!("{ARGV}[filesystem]\nread_write = [\"/srv/app\"]\n[broker.net]\nbind = [\"unix:/srv/app/ctl.sock\"]\n"));
+    assert!(e.message.contains("binds the socket there itself"), "{e}");
+    let e = one(&format!("{ARGV}[filesystem]\nruntime_directory = [\"app\"]\n[broker.net]\nbind = [\"unix:/run/app/ctl.sock\"]\n"));
+    assert!(e.message.contains("binds the socket there itself"), "{e}");
+}
+
 #[test]
 fn broker_grants_and_their_errors() {
     let s = ok(&format!(

@@ -458,7 +458,13 @@ pub fn declaration(obs: &Observations, origin: &Origin, exists: impl Fn(&str) ->
     // (FsSpec::pid_file), since /run is not the service's to write (it holds
     // capexec's own /run/capexec). One in a directory of the service's own
     // (/run/mysqld, where its socket is too) leaves that directory writable.
-    let made: Vec<String> = origin.managed.iter().cloned().chain(pid_file.clone().filter(|p| parent(p) == "/run")).collect();
+    // A Unix socket it binds directly in /run (unbound's /run/unbound.ctl):
+    // the broker binds it (`unix:` bind grant), for the same reason; by the
+    // path as the program named it, which the broker's grant must match.
+    let run_sockets: BTreeSet<&str> =
+        if origin.as_root { obs.binds.iter().filter_map(|b| b.strip_prefix("unix:")).filter(|p| parent(p) == "/run").collect() } else { BTreeSet::new() };
+    let made: Vec<String> =
+        origin.managed.iter().cloned().chain(pid_file.clone().filter(|p| parent(p) == "/run")).chain(run_sockets.iter().map(|s| s.to_string())).collect();
     let [ro, rw, ex] = view(obs, &origin.private, &made, exists);
     let section = |o: &mut String, key: &str, what: &str, dirs: &BTreeMap<String, BTreeSet<String>>| {
         if dirs.is_empty() {
@@ -487,7 +493,8 @@ pub fn declaration(obs: &Observations, origin: &Origin, exists: impl Fn(&str) ->
     let granted: Vec<(String, Option<Picked>)> =
         obs.binds.iter().filter(inet).map(|a| bind_grant(a, !connects.is_empty(), obs.session_binds.contains(a))).collect();
     let picked = |why: Picked| granted.iter().any(|(_, p)| *p == Some(why));
-    let binds: BTreeSet<&String> = granted.iter().map(|(a, _)| a).collect();
+    let unix_grants: Vec<String> = run_sockets.iter().map(|p| format!("unix:{p}")).collect();
+    let binds: BTreeSet<&String> = granted.iter().map(|(a, _)| a).chain(&unix_grants).collect();
     o.push_str("\n[namespaces]\n# The service's own network namespace; the broker binds and connects for it in the host's.\nnet = \"none\"\n");
     // A pid file means what host tools read it as only with the host's pids.
     if let Some(p) = pid_file.as_ref().filter(|_| !origin.user_ns) {
@@ -505,6 +512,9 @@ pub fn declaration(obs: &Observations, origin: &Origin, exists: impl Fn(&str) ->
                      # picked at random for each query (a DNS resolver's), so every such port; narrow the range\n\
                      # if the program has a setting for it (unbound: outgoing-port-permit)."
                 );
+            }
+            if !unix_grants.is_empty() {
+                let _ = writeln!(o, "# A Unix socket directly in /run, which is not the service's to write: the broker binds it for the service.");
             }
             if picked(Picked::SessionPort) {
                 let _ = writeln!(
@@ -530,7 +540,7 @@ pub fn declaration(obs: &Observations, origin: &Origin, exists: impl Fn(&str) ->
             let _ = writeln!(o, "connect = [{}] # connected to during the run", grants.iter().map(|a| quote(a)).collect::<Vec<_>>().join(", "));
         }
     }
-    let unix: Vec<&String> = obs.binds.iter().chain(&obs.connects).filter(|a| a.starts_with("unix:")).collect();
+    let unix: Vec<&String> = obs.binds.iter().chain(&obs.connects).filter(|a| a.starts_with("unix:") && !unix_grants.contains(a)).collect();
     for u in unix {
         let _ = writeln!(o, "# Unix socket used during the run: {} (put its directory in the view if it is outside it)", commented(u));
     }
@@ -694,6 +704,25 @@ mod tests {
         let [ro, rw, _] = view(&o, &[], &[], |_| true);
         assert_eq!(rw.keys().collect::<Vec<_>>(), ["/srv/app"]);
         assert!(ro.is_empty(), "{ro:?}");
+    }
+
+    /// A Unix socket a root run bound directly in /run (unbound's control
+    /// socket, which it first tries to remove) is a `unix:` bind grant the
+    /// broker binds, not all of /run writable; one in a directory of its
+    /// own still makes that directory writable.
+    #[test]
+    fn a_unix_socket_directly_in_run_is_a_bind_grant() {
+        let mut o = obs(&[("/run/unbound.ctl", &[Access::Remove]), ("/etc/unbound/unbound.conf", &[Access::Read])], &["bind", "unlink"]);
+        o.binds.extend(["unix:/run/unbound.ctl".to_owned(), "unix:/run/app/app.sock".to_owned()]);
+        let text = declaration(&o, &origin(&[], true), |_| true);
+        let v: toml::Value = toml::from_str(&text).unwrap();
+        let bind: Vec<&str> = v["broker"]["net"]["bind"].as_array().unwrap().iter().filter_map(|a| a.as_str()).collect();
+        assert_eq!(bind, ["unix:/run/unbound.ctl"], "{text}");
+        let rw: Vec<&str> = v["filesystem"]["read_write"].as_array().unwrap().iter().filter_map(|a| a.as_str()).collect();
+        assert_eq!(rw, ["/run/app"], "{text}");
+        // Rootless, the broker could not bind in /run either: as it was.
+        let text = declaration(&o, &origin(&[], false), |_| true);
+        assert!(!text.contains("\"unix:/run/unbound.ctl\""), "{text}");
     }
 
     /// A resolver's source ports, picked at random per query, are granted

@@ -122,6 +122,10 @@ pub struct SetupPlan {
     /// owned as the directories are), where the view lets it write that file
     /// alone (see `FsSpec::pid_file`).
     pub pid_file: Option<PathBuf>,
+    /// The Unix socket paths the broker binds for the service
+    /// (`BrokerSpec::bind_unix`): a socket left there by an earlier run is
+    /// removed before the start, since the service may not remove it.
+    pub unix_sockets: Vec<PathBuf>,
     /// The Landlock layer shared with the broker, applied by the process the
     /// service is cloned from; `None` without a broker.
     pub broker_layer: Option<BrokerLayer>,
@@ -988,6 +992,7 @@ fn plan_inheriting(
         directories: spec.filesystem.directories.iter().map(|d| (d.path.clone(), d.mode)).collect(),
         directories_owner: spec.filesystem.directories_owner.unwrap_or((id.uid, id.gid)),
         pid_file: spec.filesystem.pid_file.clone(),
+        unix_sockets: spec.broker.bind_unix.clone(),
         learn: None,
         watch: None,
         program,

@@ -86,8 +86,23 @@ pub fn remove_runtime_directories(spec: &capexec_decl::ServiceSpec) {
     for d in spec.filesystem.directories.iter().filter(|d| d.kind == capexec_decl::spec::DirKind::Runtime) {
         let _ = std::fs::remove_dir_all(&d.path);
     }
-    if let Some((dir, name)) = spec.filesystem.pid_file.as_deref().and_then(|p| pid_file_place(p).ok()) {
+    if let Some((dir, name)) = spec.filesystem.pid_file.as_deref().and_then(|p| file_place(p).ok()) {
         let _ = nix::unistd::unlinkat(Some(dir.as_raw_fd()), name.as_c_str(), nix::unistd::UnlinkatFlags::NoRemoveDir);
+    }
+    remove_unix_sockets(&spec.broker.bind_unix);
+}
+
+/// Removes the Unix sockets at `paths` (the broker's `bind_unix` grants),
+/// after the service stopped and before it starts: the service may not
+/// remove its own (its directory is not its to write), and a daemon that
+/// finds an old one fails (unbound: "Cannot remove old local socket").
+/// Only a socket goes; the directory is reached without a link.
+pub fn remove_unix_sockets(paths: &[std::path::PathBuf]) {
+    for (dir, name) in paths.iter().filter_map(|p| file_place(p).ok()) {
+        let st = nix::sys::stat::fstatat(Some(dir.as_raw_fd()), name.as_c_str(), nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW);
+        if st.is_ok_and(|st| st.st_mode & libc::S_IFMT == libc::S_IFSOCK) {
+            let _ = nix::unistd::unlinkat(Some(dir.as_raw_fd()), name.as_c_str(), nix::unistd::UnlinkatFlags::NoRemoveDir);
+        }
     }
 }
 
@@ -103,7 +118,7 @@ pub fn remove_runtime_directories(spec: &capexec_decl::ServiceSpec) {
 pub fn make_pid_file(plan: &crate::SetupPlan) -> Result<Option<(std::path::PathBuf, OwnedFd)>, LaunchError> {
     let Some(path) = &plan.pid_file else { return Ok(None) };
     let fail = |op: &'static str| move |e: std::io::Error| LaunchError::io(op, path.display(), e);
-    let (dir, name) = pid_file_place(path).map_err(fail("reach the directory of the pid file (service.pid_file; no symlink may lead to it)"))?;
+    let (dir, name) = file_place(path).map_err(fail("reach the directory of the pid file (service.pid_file; no symlink may lead to it)"))?;
     let flags = libc::O_WRONLY | libc::O_CREAT | libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_NOCTTY;
     let f = crate::sys::open_at(dir.as_fd(), &name, flags, 0o644).map_err(fail("create the pid file (service.pid_file)"))?;
     let st = nix::sys::stat::fstat(f.as_raw_fd()).map_err(|e| fail("stat the pid file")(e.into()))?;
@@ -120,8 +135,9 @@ pub fn make_pid_file(plan: &crate::SetupPlan) -> Result<Option<(std::path::PathB
     Ok(Some((path.clone(), tree)))
 }
 
-/// The pid file's directory, opened without following a symlink, and its name.
-fn pid_file_place(path: &std::path::Path) -> std::io::Result<(OwnedFd, std::ffi::CString)> {
+/// The directory of a file capexec makes or removes for the service (its
+/// pid file, a Unix socket), opened without following a symlink, and its name.
+fn file_place(path: &std::path::Path) -> std::io::Result<(OwnedFd, std::ffi::CString)> {
     let einval = || std::io::Error::from_raw_os_error(libc::EINVAL);
     let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else { return Err(einval()) };
     let name = std::ffi::CString::new(name.as_encoded_bytes()).map_err(|_| einval())?;
