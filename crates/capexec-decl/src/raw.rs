@@ -43,6 +43,7 @@ pub struct RawService {
     pub autostart: Option<bool>,
     pub pid_file: Option<String>,
     pub ready_address: Option<Vec<String>>,
+    pub success_exit_status: Option<Vec<RawExitStatus>>,
 }
 
 /// What the service may ask its broker for after it started (`[broker]`).
@@ -310,6 +311,14 @@ pub struct RawPreFile {
 pub struct RawPreDir {
     pub path: Option<String>,
     pub name: Option<String>,
+}
+
+/// An exit status that counts as success: a code, or a signal by name.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(untagged)]
+pub enum RawExitStatus {
+    Code(i64),
+    Signal(String),
 }
 
 /// A TCP port, or a range of them written "FIRST-LAST" (vsftpd's passive ports).

@@ -784,6 +784,11 @@ pub struct Supervision {
     /// made writable (see [`FsSpec::pid_file`]) and removed at the stop.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pid_file: Option<PathBuf>,
+    /// Exit statuses besides 0 that count as a clean end (systemd's
+    /// `SuccessExitStatus=`), as the daemon sees them: a code, or 128 plus
+    /// the number of the signal that ended the service.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub success_exit_status: Vec<i32>,
     /// `type = "simple"` or `"exec"`: running once one of these accepts a
     /// connection (checked from the host), instead of once the program was
     /// executed.

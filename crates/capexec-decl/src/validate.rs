@@ -1185,6 +1185,21 @@ fn valid_hostname(h: &str) -> bool {
     !h.is_empty() && h.len() <= 64 && h.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.')
 }
 
+/// Signals by name, for `service.success_exit_status`.
+const SIGNALS: &[(&str, i32)] = &[
+    ("SIGHUP", libc::SIGHUP),
+    ("SIGINT", libc::SIGINT),
+    ("SIGQUIT", libc::SIGQUIT),
+    ("SIGABRT", libc::SIGABRT),
+    ("SIGKILL", libc::SIGKILL),
+    ("SIGUSR1", libc::SIGUSR1),
+    ("SIGSEGV", libc::SIGSEGV),
+    ("SIGUSR2", libc::SIGUSR2),
+    ("SIGPIPE", libc::SIGPIPE),
+    ("SIGALRM", libc::SIGALRM),
+    ("SIGTERM", libc::SIGTERM),
+];
+
 /// Signals a service may be stopped with, by name (with or without SIG).
 pub const STOP_SIGNALS: &[(&str, i32)] = &[
     ("SIGTERM", libc::SIGTERM),
@@ -1302,6 +1317,23 @@ fn supervision(v: &mut V, raw: &RawUnit) -> Supervision {
             }
         }
     };
+    let mut success_exit_status = Vec::new();
+    for (i, st) in s.success_exit_status.iter().flatten().enumerate() {
+        let key = format!("service.success_exit_status[{i}]");
+        match st {
+            crate::raw::RawExitStatus::Code(c) if (1..=255).contains(c) => success_exit_status.push(*c as i32),
+            crate::raw::RawExitStatus::Code(c) => v.err_help(key, format!("{c} is not an exit code"), "an exit code is 1..255 (0 is success anyway)"),
+            crate::raw::RawExitStatus::Signal(name) => {
+                let up = name.to_ascii_uppercase();
+                let full = if up.starts_with("SIG") { up } else { format!("SIG{up}") };
+                match SIGNALS.iter().find(|(n, _)| *n == full) {
+                    // The daemon sees a service a signal ended as 128 + its number.
+                    Some((_, n)) => success_exit_status.push(128 + n),
+                    None => v.err_help(key, format!("unknown signal `{name}`"), "a code (143) or a signal name (SIGTERM)"),
+                }
+            }
+        }
+    }
     let watchdog = s.watchdog.map(|w| w.0);
     if watchdog == Some(std::time::Duration::ZERO) {
         v.err_help("service.watchdog", "must be longer than 0", "leave it out to turn the watchdog off");
@@ -1320,6 +1352,7 @@ fn supervision(v: &mut V, raw: &RawUnit) -> Supervision {
         watchdog,
         pid_file,
         ready_address,
+        success_exit_status,
     }
 }
 

@@ -829,3 +829,15 @@ fn a_pid_file_is_made_writable_alone_where_its_directory_is_not() {
         assert_eq!(e.key.as_deref(), Some("service.pid_file"), "{fs}: {e:?}");
     }
 }
+
+/// `service.success_exit_status`: codes 1..255 and signal names (seen by
+/// the daemon as 128 + the signal's number).
+#[test]
+fn success_exit_statuses_and_their_errors() {
+    let s = ok(&format!("{ARGV}[service]\nsuccess_exit_status = [143, \"sigkill\", \"TERM\"]\n"));
+    assert_eq!(s.service.success_exit_status, [143, 137, 143]);
+    for (bad, key) in [("0", "[0]"), ("256", "[0]"), ("\"SIGFOO\"", "[0]")] {
+        let e = one(&format!("{ARGV}[service]\nsuccess_exit_status = [{bad}]\n"));
+        assert_eq!(e.key.as_deref(), Some(format!("service.success_exit_status{key}").as_str()), "{bad}: {e}");
+    }
+}

@@ -289,6 +289,7 @@ mod tests {
             watchdog: None,
             pid_file: None,
             ready_address: Vec::new(),
+            success_exit_status: Vec::new(),
             autostart: false,
         }
     }

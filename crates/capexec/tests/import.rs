@@ -126,9 +126,11 @@ fn dynamic_users_long_restart_delays_unit_relations_and_protect_system() {
         "relations",
         "[Unit]\nDescription=t\nRequires=t.socket\nWants=other.service\nAfter=network.target\nConditionPathExists=/etc/t\n\
          StartLimitBurst=3\nStartLimitIntervalSec=2min\n\
-         [Service]\nExecStart=/usr/bin/sleep 100\nDynamicUser=yes\nUser=t\nGroup=t\nRestartSec=1min\nProtectSystem=full\n",
+         [Service]\nExecStart=/usr/bin/sleep 100\nDynamicUser=yes\nUser=t\nGroup=t\nRestartSec=1min\nProtectSystem=full\nSuccessExitStatus=143 SIGKILL TEMPFAIL\n",
     );
     for want in [
+        "success_exit_status = [143, \"SIGKILL\"]",
+        "#   SuccessExitStatus=143 SIGKILL TEMPFAIL: `TEMPFAIL`: only exit codes and signal names are taken",
         "user = \"dynamic\"",
         "restart_delay = \"1min\"",
         "restart_delay_max = \"1min\"",

@@ -828,6 +828,21 @@ pub fn convert(source: &str, text: &str, instance: Option<&str>) -> Result<Strin
                 }
             }
             "KillSignal" => out.service.push(("stop_signal", v.into())),
+            "SuccessExitStatus" => {
+                // Codes and signal names, space-separated; systemd's exit
+                // status names (e.g. "TEMPFAIL") are not taken.
+                let mut items = Vec::new();
+                for t in v.split_whitespace() {
+                    match t.parse::<u8>() {
+                        Ok(n) => items.push(n.to_string()),
+                        Err(_) if t.to_ascii_uppercase().starts_with("SIG") => items.push(q(&t.to_ascii_uppercase())),
+                        Err(_) => out.skip(e, format!("`{t}`: only exit codes and signal names are taken")),
+                    }
+                }
+                if !items.is_empty() {
+                    out.service.push(("success_exit_status", format!("[{}]", items.join(", "))));
+                }
+            }
             "MemoryMax" | "MemoryLimit" => out.limits.push(("memory_max", v.into())),
             "TasksMax" if v.ends_with('%') => out.skip(e, "a percentage of the system's limit; give a number"),
             "TasksMax" => out.limits.push(("tasks_max", v.into())),
@@ -1009,7 +1024,8 @@ fn render(source: &str, o: Out) -> String {
         let _ = writeln!(s, "\n[service]");
         for (k, v) in &o.service {
             // The one number among strings (durations, names).
-            let value = if *k == "start_limit_burst" { v.clone() } else { q(v) };
+            // (Already TOML: a number, an array.)
+            let value = if matches!(*k, "start_limit_burst" | "success_exit_status") { v.clone() } else { q(v) };
             let _ = writeln!(s, "{k} = {value}");
         }
     }

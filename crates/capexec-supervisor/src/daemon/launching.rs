@@ -220,10 +220,12 @@ impl Daemon {
                 // over the bare status; a restart queued by `process` clears it.
                 let before = s.machine.outcome;
                 s.log.note(&format!("main process ended with status {code}"));
-                self.queue.push_back((name.clone(), Event::MainExited { success: code == 0 }));
+                // 0, or a status the declaration counts as clean (SuccessExitStatus=).
+                let success = code == 0 || s.spec.service.success_exit_status.contains(&code);
+                self.queue.push_back((name.clone(), Event::MainExited { success }));
                 self.process();
                 if let Some(s) = self.services.get_mut(&name) {
-                    let by_status = if code == 0 { Outcome::Success } else { Outcome::ExitFailure };
+                    let by_status = if success { Outcome::Success } else { Outcome::ExitFailure };
                     s.last_exit = Some((Some(code), s.machine.outcome.or(before).unwrap_or(by_status), Instant::now()));
                 }
                 self.check_gone(&name);

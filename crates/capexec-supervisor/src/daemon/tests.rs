@@ -343,3 +343,34 @@ async fn reload_and_start_post_go_to_the_task_helper() {
     let st = h.status("web");
     assert_eq!((st.state.as_str(), st.error.as_deref()), ("failed", Some("exec.start_post[0] `/bin/false` exited with status 1")));
 }
+
+/// haproxy's unit says `SuccessExitStatus=143`: its master ends with 143
+/// when it stops. Such a status is a clean end: no restart under
+/// `restart = "on-failure"`, and `capexec status` says success; any other
+/// non-zero status still fails.
+#[tokio::test]
+async fn a_declared_success_exit_status_is_a_clean_end() {
+    let s = Scratch::new();
+    s.unit("hp", &format!("{SIMPLE}[service]\nrestart = \"on-failure\"\nrestart_delay = \"10ms\"\nsuccess_exit_status = [143, \"SIGKILL\"]\n"));
+    let mut h = Harness::new(s);
+    let _reply = h.request(start("hp"));
+    let req = h.next_launch();
+    h.launcher(LauncherEvent::Launched { id: req.id, init_pid: 4_000_601, main_pid: Some(4_000_602) });
+    h.launcher(LauncherEvent::Exited { init_pid: 4_000_601, code: 143 });
+    h.pump_until(|h| h.status("hp").state == "exited").await;
+    assert_eq!(h.status("hp").last_exit.map(|e| e.outcome).as_deref(), Some("success"));
+    h.no_launch();
+    // 128 + SIGKILL counts too; 1 does not, and is restarted.
+    let _reply = h.request(start("hp"));
+    let req = h.next_launch();
+    h.launcher(LauncherEvent::Launched { id: req.id, init_pid: 4_000_611, main_pid: Some(4_000_612) });
+    h.launcher(LauncherEvent::Exited { init_pid: 4_000_611, code: 137 });
+    h.pump_until(|h| h.status("hp").state == "exited").await;
+    h.no_launch();
+    let _reply = h.request(start("hp"));
+    let req = h.next_launch();
+    h.launcher(LauncherEvent::Launched { id: req.id, init_pid: 4_000_621, main_pid: Some(4_000_622) });
+    h.launcher(LauncherEvent::Exited { init_pid: 4_000_621, code: 1 });
+    h.pump_until(|h| !h.launches.is_empty()).await;
+    assert_eq!(h.status("hp").last_exit.map(|e| e.outcome).as_deref(), Some("exit-failure"));
+}
