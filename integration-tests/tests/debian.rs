@@ -867,3 +867,72 @@ fn dig_at(server: &str, port: u16, query: &str) -> std::process::Output {
     c.args(["+short", "+time=2", "+tries=2", "-p", &port.to_string(), &format!("@{server}")]).args(query.split_whitespace());
     output(c, T)
 }
+
+/// haproxy from Debian's haproxy.service, a package issue 19 does not name:
+/// a notify service in master-worker mode whose worker chroots into
+/// /var/lib/haproxy (learning sees the chroot, so that directory is in the
+/// view) and drops to the haproxy user; its master CLI socket is made under
+/// a temporary name and renamed into place. Imported, learned with one
+/// request through it, then run by the daemon: it proxies to the test's
+/// backend, its pid file holds the host's pid, and its master CLI answers.
+/// The drop-in only names the test's configuration (Debian's with a
+/// frontend on the test's port and a backend) and moves the master socket
+/// into /run/haproxy (the package's directory), since a socket renamed
+/// into place directly in /run would need all of /run writable.
+#[test]
+fn haproxy_from_import_and_learn() {
+    require_root();
+    let (port, backend) = (unused_port(), unused_port());
+    let server = std::net::TcpListener::bind(("127.0.0.1", backend)).unwrap();
+    std::thread::spawn(move || {
+        for mut c in server.incoming().flatten() {
+            let mut buf = [0u8; 4096];
+            let _ = std::io::Read::read(&mut c, &mut buf);
+            let _ = std::io::Write::write_all(&mut c, b"HTTP/1.0 200 OK\r\nContent-Length: 16\r\n\r\nfrom the backend");
+        }
+    });
+    let etc = format!("/etc/haproxy-capexec-it{}", std::process::id());
+    let master = format!("/run/haproxy/capexec-it{}.sock", std::process::id());
+    let _scratch = Scratch(vec![etc.clone().into(), master.clone().into()]);
+    std::fs::create_dir_all(&etc).unwrap();
+    let conf = std::fs::read_to_string("/etc/haproxy/haproxy.cfg").unwrap()
+        + &format!("\nfrontend web\n\tbind 127.0.0.1:{port}\n\tdefault_backend app\n\nbackend app\n\tserver s1 127.0.0.1:{backend}\n");
+    std::fs::write(format!("{etc}/haproxy.cfg"), conf).unwrap();
+    let mut d = Daemon::prepare(As::Root, "haproxy");
+    let unit = imported(
+        &d,
+        "haproxy",
+        "haproxy.service",
+        &format!("[exec]\nargv = [\"/usr/sbin/haproxy\", \"-Ws\", \"-f\", \"{etc}/haproxy.cfg\", \"-p\", \"/run/haproxy.pid\", \"-S\", \"{master}\"]\n"),
+    );
+    let get = format!("curl -sf http://127.0.0.1:{port}/");
+    let decl = learned(
+        &unit,
+        "haproxy.service",
+        &["--workload", &format!("{get} | grep -q 'from the backend'")],
+        &["\"/var/lib/haproxy\"", "pid_file = \"/run/haproxy.pid\"", &format!("\"tcp:127.0.0.1:{port}\"")],
+    );
+    assert!(!decl.contains("\"/run\""), "the learned declaration gives haproxy all of /run:\n{decl}");
+    d.start();
+    let o = d.ctl(&["start", "haproxy"]);
+    assert!(o.status.success(), "{}\n{decl}\n{}", text(&o), d.log());
+    assert!(wait_port(port, T), "haproxy does not listen on {port}:\n{}", text(&d.ctl(&["logs", "haproxy"])));
+    for _ in 0..3 {
+        let reply = http_get(port, "/").unwrap_or_default();
+        assert!(reply.starts_with("HTTP/1.0 200") && reply.contains("from the backend"), "{reply}\n{}", text(&d.ctl(&["logs", "haproxy"])));
+    }
+    let pid: i32 = std::fs::read_to_string("/run/haproxy.pid").unwrap().trim().parse().unwrap();
+    let cmdline = std::fs::read_to_string(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+    assert!(cmdline.starts_with("/usr/sbin/haproxy"), "the pid file names the host's pid of haproxy: {pid} is {cmdline:?}");
+    let mut cli = std::os::unix::net::UnixStream::connect(&master).unwrap();
+    std::io::Write::write_all(&mut cli, b"show proc\n").unwrap();
+    // The CLI answers and closes once it has read the end of the commands.
+    cli.shutdown(std::net::Shutdown::Write).unwrap();
+    cli.set_read_timeout(Some(T)).unwrap();
+    let mut shown = String::new();
+    let _ = std::io::Read::read_to_string(&mut cli, &mut shown);
+    assert!(shown.contains("master") && shown.contains(&pid.to_string()), "{shown}");
+    let o = d.ctl(&["stop", "haproxy"]);
+    assert!(o.status.success(), "{}", text(&o));
+    d.terminate(T);
+}

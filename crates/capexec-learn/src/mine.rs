@@ -466,6 +466,9 @@ pub fn declaration(obs: &Observations, origin: &Origin, exists: impl Fn(&str) ->
     let made: Vec<String> =
         origin.managed.iter().cloned().chain(pid_file.clone().filter(|p| parent(p) == "/run")).chain(run_sockets.iter().map(|s| s.to_string())).collect();
     let [ro, rw, ex] = view(obs, &origin.private, &made, exists);
+    // Where the run makes /run writable anyway (haproxy binds a temporary
+    // name and renames it into place), a grant of the one socket is moot.
+    let run_sockets = if rw.contains_key("/run") { BTreeSet::new() } else { run_sockets };
     let section = |o: &mut String, key: &str, what: &str, dirs: &BTreeMap<String, BTreeSet<String>>| {
         if dirs.is_empty() {
             return;
@@ -720,6 +723,11 @@ mod tests {
         assert_eq!(bind, ["unix:/run/unbound.ctl"], "{text}");
         let rw: Vec<&str> = v["filesystem"]["read_write"].as_array().unwrap().iter().filter_map(|a| a.as_str()).collect();
         assert_eq!(rw, ["/run/app"], "{text}");
+        // With /run writable for other reasons (a socket renamed into place), no grant.
+        o.paths.insert("/run/app.pid.new".into(), [Access::Create, Access::Remove].into_iter().collect());
+        o.paths.insert("/run/app.pid".into(), [Access::Create].into_iter().collect());
+        let text = declaration(&o, &origin(&[], true), |_| true);
+        assert!(!text.contains("\"unix:/run/unbound.ctl\""), "{text}");
         // Rootless, the broker could not bind in /run either: as it was.
         let text = declaration(&o, &origin(&[], false), |_| true);
         assert!(!text.contains("\"unix:/run/unbound.ctl\""), "{text}");

@@ -76,7 +76,8 @@ fn note(l: &Listener, n: &Notif, name: &str, ctx: &Ctx, obs: &mut Observations) 
         "execveat" => (a[0] as i64, a[1], Access::Exec),
         "stat" | "lstat" | "access" | "readlink" | "statfs" | "getxattr" | "lgetxattr" | "listxattr" | "llistxattr" => (AT_FDCWD, a[0], Access::Read),
         "newfstatat" | "statx" | "faccessat" | "faccessat2" | "readlinkat" => (a[0] as i64, a[1], Access::Read),
-        "chdir" => (AT_FDCWD, a[0], Access::Read),
+        // The new root must be in the view (haproxy's /var/lib/haproxy).
+        "chdir" | "chroot" => (AT_FDCWD, a[0], Access::Read),
         "truncate" | "chmod" | "chown" | "lchown" | "utime" | "utimes" | "setxattr" | "lsetxattr" | "removexattr" | "lremovexattr" => {
             (AT_FDCWD, a[0], Access::Write)
         }
