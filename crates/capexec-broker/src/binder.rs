@@ -100,8 +100,8 @@ impl Binder {
 /// broker's end closes.
 fn serve(channel: OwnedFd, dirs: &[OwnedFd], paths: &[PathBuf], gid: u32) -> Result<(), BrokerError> {
     let io = |op| move |source| BrokerError::Io { op, source };
-    // Nothing of the caller's but the channel and the directories (closed
-    // once Landlock holds them).
+    // Nothing of the caller's but the channel and the directories (kept:
+    // its seccomp filter allows no call that could use them).
     let mut keep: Vec<RawFd> = dirs.iter().map(|d| d.as_raw_fd()).chain([channel.as_raw_fd()]).collect();
     keep.sort_unstable();
     let open: Vec<RawFd> =
