@@ -839,6 +839,9 @@ fn unbound_recursion_from_import_and_learn() {
         &["\"udp:0.0.0.0/0:53\"", "\"udp:0.0.0.0:1024-65535\"", &format!("\"udp:127.0.0.1:{port}\""), &format!("\"unix:{ctl}\"")],
     );
     assert!(!decl.contains("\"/run\""), "the learned declaration gives unbound all of /run:\n{decl}");
+    // Its answers to dig's port are answers, not places it connects to.
+    let connect = decl.lines().find(|l| l.starts_with("connect = ")).unwrap_or_default();
+    assert!(!connect.contains("127.0.0.1"), "an answer to the workload's client became a grant:\n{decl}");
     d.start();
     let o = d.ctl(&["start", "unbound"]);
     assert!(o.status.success(), "{}\n{decl}\n{}", text(&o), d.log());

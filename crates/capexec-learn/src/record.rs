@@ -27,7 +27,7 @@ const AT_FDCWD: i64 = -100;
 pub fn record(listener: OwnedFd, judge: &[sock_filter], capabilities: bool, bound: Option<Sender<Bound>>) -> Observations {
     let l = Listener::new(listener);
     let mut obs = Observations::default();
-    let ctx = Ctx { capabilities, bound, accepting: std::cell::Cell::new(false) };
+    let ctx = Ctx { capabilities, bound, accepting: std::cell::Cell::new(false), receiving: Default::default() };
     while let Ok(Some(n)) = l.recv() {
         let name = capexec_decl::syscalls::name_of(n.nr);
         if !seccomp::allows(judge, n.nr, n.args) {
@@ -61,6 +61,10 @@ struct Ctx {
     /// Some process of the run has called accept(): binds from now on are
     /// made while serving (`Observations::session_binds`).
     accepting: std::cell::Cell<bool>,
+    /// Datagram sockets (by cookie) a process of the run has called recv*
+    /// on: what such a socket then sends to a loopback address is taken as
+    /// an answer to a client of the workload's (see `net_call`).
+    receiving: std::cell::RefCell<std::collections::HashSet<u64>>,
 }
 
 fn note(l: &Listener, n: &Notif, name: &str, ctx: &Ctx, obs: &mut Observations) {
@@ -100,6 +104,12 @@ fn note(l: &Listener, n: &Notif, name: &str, ctx: &Ctx, obs: &mut Observations) 
         "symlinkat" => (a[1] as i64, a[2], Access::Create),
         "accept" | "accept4" => {
             ctx.accepting.set(true);
+            return;
+        }
+        "recvfrom" | "recvmsg" | "recvmmsg" => {
+            if let Some(cookie) = datagram_cookie(n, a[0] as i32) {
+                ctx.receiving.borrow_mut().insert(cookie);
+            }
             return;
         }
         "socket" | "bind" | "connect" | "sendto" | "sendmsg" | "sendmmsg" => {
@@ -363,13 +373,25 @@ fn net_call(l: &Listener, n: &Notif, ctx: &Ctx, obs: &mut Observations) {
         return;
     }
     // The socket's type decides tcp or udp: look at the thread's own fd.
-    let ty = remote::pidfd_open(n.tid).ok().and_then(|p| remote::pidfd_getfd(&p, n.args[0] as i32).ok()).and_then(|s| sock_type(&s));
+    let sock = remote::pidfd_open(n.tid).ok().and_then(|p| remote::pidfd_getfd(&p, n.args[0] as i32).ok());
+    let ty = sock.as_ref().and_then(sock_type);
     if !l.id_valid(n.id) {
         return;
     }
     let datagram = ty == Some(libc::SOCK_DGRAM);
+    // A datagram from a socket that has been receiving, to loopback: the
+    // answer to a client of the workload (a DNS server's reply to dig's
+    // port). The network guard lets answers to peers through; granted, it
+    // would name a port the next client does not use.
+    let answering = op == "send"
+        && datagram
+        && sock.as_ref().and_then(|s| capexec_sys::socket::cookie(std::os::fd::AsFd::as_fd(s)).ok()).is_some_and(|c| ctx.receiving.borrow().contains(&c));
     for a in addresses {
         if let Some(addr) = capexec_decl::grants::describe_sockaddr(&a, datagram) {
+            if answering && is_loopback(&addr) {
+                obs.net_event(n.process(), || n.comm(), "answer", &addr);
+                continue;
+            }
             if let Some(tx) = ctx.bound.as_ref().filter(|_| op == "bind") {
                 // The listener went away: nobody waits any more.
                 let _ = tx.send(Bound { address: addr.clone(), datagram });
@@ -382,6 +404,19 @@ fn net_call(l: &Listener, n: &Notif, ctx: &Ctx, obs: &mut Observations) {
     }
 }
 
+/// The cookie of the thread's fd `fd`, if it is a datagram socket.
+fn datagram_cookie(n: &Notif, fd: i32) -> Option<u64> {
+    let s = remote::pidfd_open(n.tid).ok().and_then(|p| remote::pidfd_getfd(&p, fd).ok())?;
+    (sock_type(&s)? == libc::SOCK_DGRAM).then(|| capexec_sys::socket::cookie(std::os::fd::AsFd::as_fd(&s)).ok())?
+}
+
+/// `udp:127.0.0.1:53`, `udp:[::1]:53`: an address of the loopback.
+fn is_loopback(addr: &str) -> bool {
+    let host = addr.split_once(':').map_or(addr, |(_, rest)| rest);
+    let host = host.rsplit_once(':').map_or(host, |(h, _)| h);
+    host.trim_start_matches('[').trim_end_matches(']').parse::<std::net::IpAddr>().is_ok_and(|ip| ip.to_canonical().is_loopback())
+}
+
 fn sock_type(s: &OwnedFd) -> Option<i32> {
     capexec_sys::socket::getsockopt_int(std::os::fd::AsFd::as_fd(s), libc::SOL_SOCKET, libc::SO_TYPE).ok()
 }
@@ -389,6 +424,16 @@ fn sock_type(s: &OwnedFd) -> Option<i32> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn loopback_addresses_are_told_apart() {
+        for a in ["udp:127.0.0.1:38554", "udp:[::1]:53", "udp:[::ffff:127.0.0.1]:9", "tcp:127.0.0.2:80"] {
+            assert!(is_loopback(a), "{a}");
+        }
+        for a in ["udp:192.0.2.1:53", "udp:[2001:db8::1]:53", "unix:/run/x", "udp:0.0.0.0:53"] {
+            assert!(!is_loopback(a), "{a}");
+        }
+    }
 
     #[test]
     fn paths_are_normalized_lexically() {
