@@ -458,8 +458,17 @@ fn a_unix_socket_grant_is_bound_by_the_broker() {
          \x20   t = socket.socket(socket.AF_UNIX)\n\
          \x20   try:\n        t.bind(odd)\n        print('odd bound', odd, flush=True)\n\
          \x20   except OSError as e:\n        print('odd refused', e.errno, flush=True)\n\
+         import ctypes\n\
+         libc = ctypes.CDLL(None, use_errno=True)\n\
+         i = socket.socket(socket.AF_INET)\n\
+         un = (1).to_bytes(2, 'little') + b'{path}' + bytes(1)\n\
+         rc = libc.bind(i.fileno(), ctypes.create_string_buffer(un, len(un)), len(un))\n\
+         print('inet socket', rc, ctypes.get_errno(), flush=True)\n\
          s = socket.socket(socket.AF_UNIX)\n\
          s.bind('{path}')\n\
+         mine = {{t.fileno(), i.fileno(), s.fileno(), int(os.environ['CAPEXEC_BROKER_FD'])}}\n\
+         held = [f for f in range(3, 1024) if f not in mine and os.path.exists('/proc/self/fd/%d' % f)]\n\
+         print('also held', held, flush=True)\n\
          print('name', s.getsockname(), flush=True)\n\
          try:\n    os.chmod('{path}', 0o660)\n    print('chmod ok', flush=True)\n\
          except OSError as e:\n    print('chmod refused', e.errno, flush=True)\n\
@@ -504,6 +513,11 @@ fn a_unix_socket_grant_is_bound_by_the_broker() {
     // (EROFS: /run is a read-only mount of the view; Landlock refuses too.)
     assert!(out.contains("chmod refused") && out.contains("unlink refused") && out.contains("other refused"), "{out}");
     assert_eq!(out.matches("odd refused").count(), 2, "{out}");
+    // A Unix address on an IP socket is no grant's bind (EINVAL, as the kernel says).
+    assert!(out.contains(&format!("inet socket -1 {}", libc::EINVAL)), "{out}");
+    // Nothing of the broker's or its binder's reaches the service: its
+    // stdio, the broker's channel and its own sockets alone.
+    assert!(out.contains("also held []"), "{out}");
     use std::os::unix::fs::MetadataExt;
     assert_eq!((meta.uid(), meta.gid()), (0, test_user().1), "the socket is root's, in the service's group");
     assert_eq!(meta.mode() & 0o7777, 0o770, "the mode the service's umask gives");
