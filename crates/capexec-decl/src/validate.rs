@@ -1185,21 +1185,6 @@ fn valid_hostname(h: &str) -> bool {
     !h.is_empty() && h.len() <= 64 && h.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.')
 }
 
-/// Signals by name, for `service.success_exit_status`.
-const SIGNALS: &[(&str, i32)] = &[
-    ("SIGHUP", libc::SIGHUP),
-    ("SIGINT", libc::SIGINT),
-    ("SIGQUIT", libc::SIGQUIT),
-    ("SIGABRT", libc::SIGABRT),
-    ("SIGKILL", libc::SIGKILL),
-    ("SIGUSR1", libc::SIGUSR1),
-    ("SIGSEGV", libc::SIGSEGV),
-    ("SIGUSR2", libc::SIGUSR2),
-    ("SIGPIPE", libc::SIGPIPE),
-    ("SIGALRM", libc::SIGALRM),
-    ("SIGTERM", libc::SIGTERM),
-];
-
 /// Signals a service may be stopped with, by name (with or without SIG).
 pub const STOP_SIGNALS: &[(&str, i32)] = &[
     ("SIGTERM", libc::SIGTERM),
@@ -1326,10 +1311,10 @@ fn supervision(v: &mut V, raw: &RawUnit) -> Supervision {
             crate::raw::RawExitStatus::Signal(name) => {
                 let up = name.to_ascii_uppercase();
                 let full = if up.starts_with("SIG") { up } else { format!("SIG{up}") };
-                match SIGNALS.iter().find(|(n, _)| *n == full) {
+                match full.parse::<nix::sys::signal::Signal>() {
                     // The daemon sees a service a signal ended as 128 + its number.
-                    Some((_, n)) => success_exit_status.push(128 + n),
-                    None => v.err_help(key, format!("unknown signal `{name}`"), "a code (143) or a signal name (SIGTERM)"),
+                    Ok(sig) => success_exit_status.push(128 + sig as i32),
+                    Err(_) => v.err_help(key, format!("unknown signal `{name}`"), "a code (143) or a signal name (SIGTERM)"),
                 }
             }
         }

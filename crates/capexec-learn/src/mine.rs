@@ -403,11 +403,9 @@ fn connect_grants(connects: &[&String]) -> (BTreeSet<String>, BTreeSet<String>) 
     // proto:port → the addresses reached there.
     let mut by_port: BTreeMap<(&str, &str), Vec<std::net::IpAddr>> = BTreeMap::new();
     for c in connects {
-        let Some((proto, rest)) = c.split_once(':') else { continue };
-        let Some((addr, port)) = rest.rsplit_once(':') else { continue };
-        if let Ok(ip) = addr.trim_start_matches('[').trim_end_matches(']').parse::<std::net::IpAddr>() {
-            by_port.entry((proto, port)).or_default().push(ip.to_canonical());
-        }
+        let (Some((_, a)), Some((proto, rest))) = (crate::compare::inet(c), c.split_once(':')) else { continue };
+        let port = rest.rsplit_once(':').map_or(rest, |(_, p)| p);
+        by_port.entry((proto, port)).or_default().push(capexec_decl::grants::canonical(a.ip()));
     }
     let many: BTreeMap<(&str, &str), &Vec<std::net::IpAddr>> =
         by_port.iter().filter(|(_, ips)| ips.len() >= MANY_PEERS && ips.iter().all(|ip| !ip.is_loopback())).map(|(k, v)| (*k, v)).collect();

@@ -412,9 +412,7 @@ fn datagram_cookie(n: &Notif, fd: i32) -> Option<u64> {
 
 /// `udp:127.0.0.1:53`, `udp:[::1]:53`: an address of the loopback.
 fn is_loopback(addr: &str) -> bool {
-    let host = addr.split_once(':').map_or(addr, |(_, rest)| rest);
-    let host = host.rsplit_once(':').map_or(host, |(h, _)| h);
-    host.trim_start_matches('[').trim_end_matches(']').parse::<std::net::IpAddr>().is_ok_and(|ip| ip.to_canonical().is_loopback())
+    crate::compare::inet(addr).is_some_and(|(_, a)| capexec_decl::grants::canonical(a.ip()).is_loopback())
 }
 
 fn sock_type(s: &OwnedFd) -> Option<i32> {
