@@ -149,6 +149,28 @@ fn dynamic_users_long_restart_delays_unit_relations_and_protect_system() {
     check(&decl, "relations");
 }
 
+/// systemd's timeouts come along: the unit's (`infinity` and 0 are no limit
+/// there, an hour here; TimeoutSec= sets both), else systemd's defaults of
+/// 90 s rather than capexec's shorter ones (squid ends its clients'
+/// transfers for 30 s after SIGTERM).
+#[test]
+fn timeouts_are_systemds() {
+    let none = import_text("timeouts-none", "[Service]\nType=notify\nExecStart=/usr/bin/sleep 100\n");
+    assert!(none.contains("stop_timeout = \"90s\"") && none.contains("ready_timeout = \"90s\"") && none.contains("systemd's defaults"), "{none}");
+    check(&none, "timeouts-none");
+    let simple = import_text("timeouts-simple", "[Service]\nExecStart=/usr/bin/sleep 100\nTimeoutStopSec=5\n");
+    assert!(simple.contains("stop_timeout = \"5s\"") && !simple.contains("ready_timeout"), "{simple}");
+    let both = import_text("timeouts-both", "[Service]\nType=forking\nExecStart=/usr/bin/sleep 100\nTimeoutSec=infinity\nTimeoutStopSec=2min\n");
+    assert!(
+        both.contains("ready_timeout = \"1h\"") && both.contains("stop_timeout = \"2min\"") && !both.lines().any(|l| l == "stop_timeout = \"1h\""),
+        "{both}"
+    );
+    assert!(both.contains("#   TimeoutSec=infinity: no limit to systemd"), "{both}");
+    check(&both, "timeouts-both");
+    let redis = import_text("timeouts-zero", "[Service]\nExecStart=/usr/bin/sleep 100\nTimeoutStopSec=0\n");
+    assert!(redis.contains("stop_timeout = \"1h\""), "{redis}");
+}
+
 /// A template unit is imported for one instance: Debian's dnsmasq@.service,
 /// whose every command names %i, becomes a declaration for `test` that passes
 /// check; without --instance, import says how to name one.

@@ -72,9 +72,42 @@ const NOT_MAPPED: &[(&str, &str)] = &[
     ("SyslogIdentifier", "logs are named after the unit"),
     ("Slice", "the daemon puts each service in a cgroup of its own"),
     ("Delegate", "no cgroup delegation"),
-    ("TimeoutStartSec", "see service.ready_timeout (notify services)"),
     ("NotifyAccess", "only type = \"notify\" services get a notification socket"),
 ];
+
+/// What `TimeoutStopSec=0` and `infinity` ("no limit") become.
+const NO_LIMIT: std::time::Duration = std::time::Duration::from_secs(3600);
+
+/// systemd's DefaultTimeoutStartSec= and DefaultTimeoutStopSec=.
+const SYSTEMD_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(90);
+
+/// A unit that sets no timeouts has systemd's defaults (90 s each), not
+/// capexec's shorter ones (10 s to stop, 30 s to start): squid takes 30 s to
+/// end its clients' transfers after SIGTERM, and a kill before that loses
+/// its cache's index. The start's bounds the start_pre commands and the wait
+/// for readiness of a notify or forking service.
+fn systemd_timeouts(out: &mut Out) {
+    let has = |out: &Out, key: &str| out.service.iter().any(|(k, _)| *k == key);
+    let waits_for_start = out.service.iter().any(|(k, v)| *k == "type" && (v == "notify" || v == "forking")) || !out.commands.is_empty();
+    let mut set = Vec::new();
+    if !has(out, "stop_timeout") {
+        set.push("stop_timeout");
+    }
+    if waits_for_start && !has(out, "ready_timeout") {
+        set.push("ready_timeout");
+    }
+    if set.is_empty() {
+        return;
+    }
+    let d = capexec_decl::spec::format_duration(SYSTEMD_TIMEOUT);
+    for key in &set {
+        out.service.push((key, d.clone()));
+    }
+    out.covered.push((
+        "(no timeouts in the unit)".into(),
+        format!("systemd's defaults: service.{} = \"{d}\" (capexec's own are 10s to stop, 30s to start)", set.join(" and service.")),
+    ));
+}
 
 /// capexec's default for service.restart_delay_max (see capexec_decl::validate).
 const RESTART_DELAY_MAX_DEFAULT: std::time::Duration = std::time::Duration::from_secs(30);
@@ -808,10 +841,34 @@ pub fn convert(source: &str, text: &str, instance: Option<&str>) -> Result<Strin
                     out.skip(e, format!("Restart={other}: capexec has no, on-failure and always; on-failure chosen"));
                 }
             },
-            "RestartSec" | "TimeoutStopSec" | "WatchdogSec" => {
+            "TimeoutStopSec" | "TimeoutStartSec" | "TimeoutSec" => {
+                let keys: &[&'static str] = match e.key.as_str() {
+                    "TimeoutStopSec" => &["stop_timeout"],
+                    "TimeoutStartSec" => &["ready_timeout"],
+                    _ => &["ready_timeout", "stop_timeout"],
+                };
+                let d = match v {
+                    "infinity" => Ok(std::time::Duration::ZERO),
+                    v => capexec_decl::raw::parse_duration(v),
+                };
+                match d {
+                    Ok(d) => {
+                        // systemd waits without limit; capexec always has one.
+                        let d = if d.is_zero() { NO_LIMIT } else { d };
+                        for key in keys {
+                            out.service.retain(|(k, _)| k != key);
+                            out.service.push((key, capexec_decl::spec::format_duration(d)));
+                        }
+                        if d == NO_LIMIT {
+                            out.covered.push((format!("{}={v}", e.key), format!("no limit to systemd: service.{} = \"1h\"", keys.join(" and service."))));
+                        }
+                    }
+                    Err(err) => out.skip(e, err.to_string()),
+                }
+            }
+            "RestartSec" | "WatchdogSec" => {
                 let key = match e.key.as_str() {
                     "RestartSec" => "restart_delay",
-                    "TimeoutStopSec" => "stop_timeout",
                     _ => "watchdog",
                 };
                 match capexec_decl::raw::parse_duration(v) {
@@ -865,6 +922,7 @@ pub fn convert(source: &str, text: &str, instance: Option<&str>) -> Result<Strin
         return Err(ImportError::NoExecStart(source.to_owned()));
     }
     directories_from_commands(&mut out);
+    systemd_timeouts(&mut out);
     // A forking service's pid file names its main process; any service's is
     // made writable (that file alone) and holds the host's pid, for host
     // tools (logrotate's `kill -USR1 $(cat ...)`).
