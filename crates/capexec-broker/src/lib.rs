@@ -102,13 +102,20 @@ const MAX_PORTS_PER_RANGE: u32 = 1024;
 /// Connect is left unhandled when users or groups are granted (an NSS module
 /// may reach a directory server on any port), and either type when a grant
 /// spans more than [`MAX_PORTS_PER_RANGE`] ports.
+///
+/// In its own network namespace the service may bind port 0 on its loopback
+/// (see `capexec_sandbox::plan`'s `service_bind_tcp`), and the layer is its
+/// domain too. The broker gains a host listener on a port nobody chose by
+/// it, and nothing the grants do not give it otherwise: the network guard
+/// refuses host sockets any bind outside the grants.
 fn landlock_layer(service: &ServiceSpec) -> capexec_sandbox::plan::BrokerLayer {
     let b = &service.broker;
     let preopened = service.preopen.iter().filter_map(|p| match &p.kind {
         capexec_decl::spec::PreopenKind::Listen { address: capexec_decl::spec::ListenAddr::Tcp(a), .. } => Some(a.port()),
         _ => None,
     });
-    let bind = port_set(service.landlock.bind_tcp.iter().copied().chain(preopened), &b.bind);
+    let picked = (service.namespaces.net == NetMode::None).then_some(0);
+    let bind = port_set(service.landlock.bind_tcp.iter().copied().chain(preopened).chain(picked), &b.bind);
     let mut connect = port_set(service.landlock.connect_tcp.iter().copied(), &b.connect);
     if let Some(c) = connect.as_mut().filter(|_| !b.dns.names.is_empty()) {
         c.insert(53);
@@ -534,7 +541,10 @@ mod tests {
         let l = layer(
             "[landlock]\nconnect_tcp = [443]\n[broker.net]\nbind = [\"tcp:127.0.0.1:8080\"]\nconnect = [\"tcp:127.0.0.1:5432\", \"udp:127.0.0.1:9999\"]\n",
         );
-        assert_eq!(l.bind_tcp, ports(&[8080]));
+        // 0: a port the kernel picks, on the loopback of the service's own namespace.
+        assert_eq!(l.bind_tcp, ports(&[0, 8080]));
+        let host = layer("[namespaces]\nnet = \"host\"\n[landlock]\nbind_tcp = [8080]\n[broker]\n[[broker.fs]]\npath = \"/srv/**\"\nrights = [\"read\"]\n");
+        assert_eq!(host.bind_tcp, ports(&[8080]), "the host's network: no port the kernel picks");
         assert_eq!(l.connect_tcp, ports(&[443, 5432]), "UDP grants are not TCP ports");
     }
 

@@ -343,12 +343,21 @@ fn net_call(b: &Arc<Broker>, l: &Arc<Listener>, c: &Connector, p: &mut Pidfds, n
     }
     let own_ns = info.netns != b.host_netns;
     if let Err(r) = policy::net(&b.spec, op, proto, addr) {
-        if op == NetOp::Connect && own_ns && capexec_decl::grants::canonical(addr.ip()).is_loopback() {
+        if own_ns && capexec_decl::grants::canonical(addr.ip()).is_loopback() {
             // The service's own loopback, in its own namespace: nothing of the
-            // host is reachable there. Done on its socket with the broker's copy.
-            // (A bind there is refused instead: a service that listens where no
-            // client can reach it is a declaration to fix, so it is logged.)
-            return finish(do_op(&svc, addr, info.family, op));
+            // host is reachable there. A connect is done on its socket with the
+            // broker's copy. A bind to a port the kernel picks is for the
+            // service's own processes (only they learn the port: squid and its
+            // helpers talk over such pairs): the service's own bind goes on,
+            // under its own Landlock domain, which allows TCP port 0 in its own
+            // namespace (the broker's does not). A bind to a fixed port is
+            // refused instead: a service that listens where no client can
+            // reach it is a declaration to fix, so it is logged.
+            match op {
+                NetOp::Connect => return finish(do_op(&svc, addr, info.family, op)),
+                NetOp::Bind if addr.port() == 0 => return Answer::Pass,
+                NetOp::Bind => {}
+            }
         }
         let shown = capexec_decl::grants::NetGrant::exact(proto, addr);
         return refused(b, &format!("{}(fd {fd}, {shown})", op.name()), r);

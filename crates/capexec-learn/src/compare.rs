@@ -181,8 +181,8 @@ pub fn compare(obs: &Observations, spec: &ServiceSpec, exists: impl Fn(&str) -> 
     for (how, set) in [("bind", &obs.binds), ("connect", &obs.connects)] {
         for a in set {
             if let Some(p) = a.strip_prefix("unix:") {
-                if p.starts_with('@') {
-                    continue; // abstract: no path to judge
+                if p.starts_with('@') || crate::capexecs_own(p) {
+                    continue; // abstract: no path to judge; or capexec's own notify socket
                 }
                 // connect(2) needs write permission on the socket, which a
                 // read-only mount does not take away (EROFS is for files,

@@ -12,6 +12,12 @@ pub mod record;
 
 pub use observe::{Access, Observations};
 
+/// Whether `path` is one capexec put in the run's view for itself (the
+/// relayed notify socket): no declaration names it, every run has it.
+pub(crate) fn capexecs_own(path: &str) -> bool {
+    within(path, capexec_sandbox::plan::NOTIFY_RELAY_DIR)
+}
+
 /// Whether `path` is `dir` or below it (`/` holds everything).
 pub(crate) fn within(path: &str, dir: &str) -> bool {
     dir == "/" || path == dir || path.strip_prefix(dir).is_some_and(|r| r.starts_with('/'))

@@ -166,8 +166,10 @@ pub fn view(obs: &Observations, private: &[String], declared: &[String], exists:
         }
         // A directory only looked at that holds other paths the run used
         // is in the view as their parent already: no entry of its own
-        // (stat("/var") made all of /var readable before).
-        let holds_others = || paths.keys().any(|q| q != p && crate::within(q, p));
+        // (stat("/var") made all of /var readable before). Only paths that
+        // get an entry count: squid's chdir into /var/spool/squid, whose
+        // files it looked for were not there, lost the directory itself.
+        let holds_others = || paths.iter().any(|(q, qa)| q != p && crate::within(q, p) && (exists(q) || qa.contains(&Access::Create)));
         if acc.iter().all(|a| *a == Access::Read) && Path::new(p).is_dir() && holds_others() {
             continue;
         }
@@ -489,7 +491,8 @@ pub fn declaration(obs: &Observations, origin: &Origin, exists: impl Fn(&str) ->
         );
     }
 
-    let inet = |a: &&String| a.starts_with("tcp:") || a.starts_with("udp:");
+    // The run's own loopback sockets are the service's own network namespace's.
+    let inet = |a: &&String| (a.starts_with("tcp:") || a.starts_with("udp:")) && !obs.own_loopback.contains(*a);
     let connects: Vec<&String> = obs.connects.iter().filter(inet).collect();
     let granted: Vec<(String, Option<Picked>)> =
         obs.binds.iter().filter(inet).map(|a| bind_grant(a, !connects.is_empty(), obs.session_binds.contains(a))).collect();
@@ -541,7 +544,20 @@ pub fn declaration(obs: &Observations, origin: &Origin, exists: impl Fn(&str) ->
             let _ = writeln!(o, "connect = [{}] # connected to during the run", grants.iter().map(|a| quote(a)).collect::<Vec<_>>().join(", "));
         }
     }
-    let unix: Vec<&String> = obs.binds.iter().chain(&obs.connects).filter(|a| a.starts_with("unix:") && !unix_grants.contains(a)).collect();
+    if !obs.own_loopback.is_empty() {
+        let _ = writeln!(
+            o,
+            "# Loopback sockets the run bound to ports the kernel picked, and talked to ({}): its own\n\
+             # network namespace has a loopback of its own for them, so no grant.",
+            obs.own_loopback.iter().map(|a| commented(a)).collect::<Vec<_>>().join(", ")
+        );
+    }
+    let unix: Vec<&String> = obs
+        .binds
+        .iter()
+        .chain(&obs.connects)
+        .filter(|a| a.strip_prefix("unix:").is_some_and(|p| !crate::capexecs_own(p)) && !unix_grants.contains(a))
+        .collect();
     for u in unix {
         let _ = writeln!(o, "# Unix socket used during the run: {} (put its directory in the view if it is outside it)", commented(u));
     }
@@ -636,13 +652,17 @@ mod tests {
                 ("/srv/missing", &[Access::Read]),
                 ("/var/run/app.pid", &[Access::Write]),
                 ("/etc/shadow", &[Access::Read]),
+                // squid's chdir to its coredump_dir, then a look for a file not there.
+                ("/var/spool/squid", &[Access::Read]),
+                ("/var/spool/squid/swap.state", &[Access::Read]),
             ],
             &[],
         );
-        let [ro, rw, ex] = view(&o, &[], &[], |p| p != "/srv/missing");
+        let [ro, rw, ex] = view(&o, &[], &[], |p| p != "/srv/missing" && p != "/var/spool/squid/swap.state");
         // A masked file the run read is listed itself; a write through the
-        // /var/run link is /run's.
-        assert_eq!(ro.keys().collect::<Vec<_>>(), ["/etc/shadow", "/srv/app"]);
+        // /var/run link is /run's; a directory whose files the run looked for
+        // in vain is there itself.
+        assert_eq!(ro.keys().collect::<Vec<_>>(), ["/etc/shadow", "/srv/app", "/var/spool/squid"]);
         assert_eq!(rw.keys().collect::<Vec<_>>(), ["/run", "/var/log/app"]);
         assert_eq!(ex.keys().collect::<Vec<_>>(), ["/opt/tool/bin"]);
     }
@@ -748,6 +768,24 @@ mod tests {
         let v: toml::Value = toml::from_str(&declaration(&o, &origin(&[], true), |_| true)).unwrap();
         let bind: Vec<&str> = v["broker"]["net"]["bind"].as_array().unwrap().iter().filter_map(|a| a.as_str()).collect();
         assert_eq!(bind, ["udp:127.0.0.1:53", "udp:[::]:1024-65535"]);
+    }
+
+    /// Loopback sockets the run bound to kernel-picked ports and talked to
+    /// get no grant (squid and its helpers): the service's own network
+    /// namespace gives them; what else the run reached keeps its grant.
+    #[test]
+    fn the_runs_own_loopback_sockets_are_no_grants() {
+        let mut o = obs(&[], &["bind", "connect"]);
+        let own = ["udp:[::1]:0", "tcp:[::1]:0", "udp:[::1]:39858"];
+        o.binds.extend(["udp:[::1]:0".to_owned(), "tcp:[::1]:0".to_owned(), "tcp:[::]:3128".to_owned()]);
+        o.connects.extend(["udp:[::1]:39858".to_owned(), "tcp:127.0.0.1:18080".to_owned()]);
+        o.own_loopback.extend(own.map(str::to_owned));
+        let text = declaration(&o, &origin(&[], true), |_| true);
+        let v: toml::Value = toml::from_str(&text).unwrap();
+        let list = |k: &str| -> Vec<String> { v["broker"]["net"][k].as_array().unwrap().iter().map(|a| a.as_str().unwrap().to_owned()).collect() };
+        assert_eq!(list("bind"), ["tcp:[::]:3128"]);
+        assert_eq!(list("connect"), ["tcp:127.0.0.1:18080"]);
+        assert!(text.contains("udp:[::1]:39858") && text.contains("no grant"), "{text}");
     }
 
     /// A resolver reaching root, top-level and zone servers on port 53 is

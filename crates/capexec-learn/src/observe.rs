@@ -38,6 +38,13 @@ pub struct Observations {
     /// service binds at its start.
     #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
     pub session_binds: BTreeSet<String>,
+    /// Addresses in `binds` and `connects` that only ever named the run's
+    /// own sockets: a bind to a loopback address with port 0, and a connect
+    /// or send to the port such a bind got (squid talking to its helpers).
+    /// The service's own network namespace gives it these; mining grants
+    /// none of them (see `record::LocalPorts`).
+    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
+    pub own_loopback: BTreeSet<String>,
     /// Syscall numbers this build has no name for.
     pub unknown: BTreeSet<i64>,
     /// Syscall name → calls the judging filter refused: capexec's argument
@@ -120,6 +127,7 @@ impl Observations {
         self.binds.extend(other.binds);
         self.connects.extend(other.connects);
         self.session_binds.extend(other.session_binds);
+        self.own_loopback.extend(other.own_loopback);
         self.unknown.extend(other.unknown);
         for (k, v) in other.denied {
             *self.denied.entry(k).or_default() += v;

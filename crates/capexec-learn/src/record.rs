@@ -27,7 +27,7 @@ const AT_FDCWD: i64 = -100;
 pub fn record(listener: OwnedFd, judge: &[sock_filter], capabilities: bool, bound: Option<Sender<Bound>>) -> Observations {
     let l = Listener::new(listener);
     let mut obs = Observations::default();
-    let ctx = Ctx { capabilities, bound, accepting: std::cell::Cell::new(false), receiving: Default::default() };
+    let ctx = Ctx { capabilities, bound, accepting: std::cell::Cell::new(false), receiving: Default::default(), local: Default::default() };
     while let Ok(Some(n)) = l.recv() {
         let name = capexec_decl::syscalls::name_of(n.nr);
         if !seccomp::allows(judge, n.nr, n.args) {
@@ -65,6 +65,54 @@ struct Ctx {
     /// on: what such a socket then sends to a loopback address is taken as
     /// an answer to a client of the workload's (see `net_call`).
     receiving: std::cell::RefCell<std::collections::HashSet<u64>>,
+    /// The run's own sockets on loopback ports the kernel picked.
+    local: std::cell::RefCell<LocalPorts>,
+}
+
+/// Sockets the run bound to a loopback address with port 0, and the ports
+/// they got: a pair of sockets that talk to each other (squid and its
+/// helpers) is the service talking to itself, which its own network
+/// namespace's loopback gives it (the broker lets such binds and connects
+/// happen there). Granted, such a port would name one the next run does
+/// not get.
+#[derive(Default)]
+struct LocalPorts {
+    /// Bound at the last look, or about to be: the broker's copy of each,
+    /// until its port is known.
+    pending: Vec<(bool, OwnedFd)>,
+    /// (datagram, port).
+    ports: std::collections::HashSet<(bool, u16)>,
+}
+
+impl LocalPorts {
+    /// At most this many sockets wait for their port.
+    const PENDING: usize = 64;
+
+    fn bound(&mut self, datagram: bool, sock: OwnedFd) {
+        if self.pending.len() < Self::PENDING {
+            self.pending.push((datagram, sock));
+        }
+    }
+
+    /// Whether a datagram to loopback `port` reaches one of the run's own
+    /// sockets. A socket's bind is done by the time another of the run's
+    /// calls names its port. (A TCP connect to such a port stays a grant:
+    /// Landlock's connect rules name ports, and the service's refuse it.)
+    fn own(&mut self, datagram: bool, port: u16) -> bool {
+        if !datagram {
+            return false;
+        }
+        let ports = &mut self.ports;
+        self.pending.retain(|(d, s)| match capexec_sys::socket::local_port(std::os::fd::AsFd::as_fd(s)) {
+            Ok(0) => true,
+            Ok(p) => {
+                ports.insert((*d, p));
+                false
+            }
+            Err(_) => false,
+        });
+        port != 0 && self.ports.contains(&(datagram, port))
+    }
 }
 
 fn note(l: &Listener, n: &Notif, name: &str, ctx: &Ctx, obs: &mut Observations) {
@@ -391,6 +439,19 @@ fn net_call(l: &Listener, n: &Notif, ctx: &Ctx, obs: &mut Observations) {
             if answering && is_loopback(&addr) {
                 obs.net_event(n.process(), || n.comm(), "answer", &addr);
                 continue;
+            }
+            let loopback_port = crate::compare::inet(&addr).filter(|(_, a)| capexec_decl::grants::canonical(a.ip()).is_loopback()).map(|(_, a)| a.port());
+            if let Some(port) = loopback_port {
+                let mut local = ctx.local.borrow_mut();
+                if op == "bind" && port == 0 {
+                    // (A stream socket's port is never talked to: see `own`.)
+                    if let Some(s) = sock.as_ref().filter(|_| datagram).and_then(|s| s.try_clone().ok()) {
+                        local.bound(datagram, s);
+                    }
+                    obs.own_loopback.insert(addr.clone());
+                } else if op != "bind" && local.own(datagram, port) {
+                    obs.own_loopback.insert(addr.clone());
+                }
             }
             if let Some(tx) = ctx.bound.as_ref().filter(|_| op == "bind") {
                 // The listener went away: nobody waits any more.

@@ -456,9 +456,17 @@ fn has_commands(e: &ExecSpec) -> bool {
 /// the broker, which binds its own copy of the socket or refuses. Nor can
 /// a command bind a host socket: the only ones it holds (preopened or
 /// inherited listeners) are bound already, and keep their port.
+///
+/// In its own network namespace a service may also bind port 0, a port the
+/// kernel picks, which only the service learns: its processes talking to
+/// each other over loopback (squid and its helpers; the broker lets such a
+/// bind go on). A host TCP socket it might hold unbound (a failed connect)
+/// gains nothing by it: the network guard refuses a host socket any bind
+/// outside the grants, and the broker any listen() on a socket it did not bind.
 fn service_bind_tcp(spec: &ServiceSpec, broker: &BrokerPart) -> Vec<u16> {
     let grants = broker.own_bind_tcp.iter().filter(|_| has_commands(&spec.exec));
-    spec.landlock.bind_tcp.iter().chain(grants).copied().collect::<std::collections::BTreeSet<u16>>().into_iter().collect()
+    let picked = (spec.namespaces.net == NetMode::None).then_some(0);
+    spec.landlock.bind_tcp.iter().chain(grants).copied().chain(picked).collect::<std::collections::BTreeSet<u16>>().into_iter().collect()
 }
 
 /// What a launch adds to the declaration: everything a [`SetupPlan`] depends

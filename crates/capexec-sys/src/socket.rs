@@ -95,6 +95,21 @@ pub fn connect(fd: BorrowedFd<'_>, addr: SocketAddr, family: i32) -> io::Result<
     }
 }
 
+/// The port an IP socket is bound to (getsockname(2)); 0 while unbound.
+pub fn local_port(fd: BorrowedFd<'_>) -> io::Result<u16> {
+    // SAFETY: sockaddr_storage is plain data; all-zero is a valid value.
+    let mut ss: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
+    let mut len = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+    // SAFETY: the kernel writes at most `len` bytes into `ss`, which is that large.
+    check(unsafe { libc::getsockname(fd.as_raw_fd(), (&mut ss as *mut libc::sockaddr_storage).cast(), &mut len) } as libc::c_long)?;
+    match ss.ss_family as i32 {
+        // SAFETY: sockaddr_storage is large and aligned enough for any
+        // sockaddr, and sockaddr_in6 keeps the port where sockaddr_in does.
+        libc::AF_INET | libc::AF_INET6 => Ok(u16::from_be(unsafe { &*(&ss as *const _ as *const libc::sockaddr_in) }.sin_port)),
+        _ => Err(io::Error::from_raw_os_error(libc::EAFNOSUPPORT)),
+    }
+}
+
 pub fn listen(fd: BorrowedFd<'_>, backlog: i32) -> io::Result<()> {
     // SAFETY: listen takes an fd and an integer.
     check(unsafe { libc::listen(fd.as_raw_fd(), backlog) } as libc::c_long).map(drop)

@@ -1839,6 +1839,7 @@ fn broker_net(r: &mut Report, granted_bind: u16, ungranted_bind: u16, host_port:
     r.expect_fail("35 connect to a host port the grants do not name", rc, e, &[EACCES, libc::ECONNREFUSED]);
     let (rc, e) = connect_v6_mapped([127, 0, 0, 1], ungranted_port);
     r.expect_fail("35 ::ffff:127.0.0.1 on an ungranted port", rc, e, &[EACCES, libc::ECONNREFUSED]);
+    own_loopback_pairs(r);
     let (rc, e) = connect_v4([169, 254, 169, 254], 80);
     r.expect_fail("35 the metadata address 169.254.169.254", rc, e, &[EACCES]);
     let (rc, e) = connect_v6_mapped([169, 254, 169, 254], 80);
@@ -1864,6 +1865,31 @@ fn broker_net(r: &mut Report, granted_bind: u16, ungranted_bind: u16, host_port:
         r.expect_fail("33 bind on a non-socket", rc, Error::last_os_error(), &[libc::ENOTSOCK]);
         let rc = libc::bind(libc::socket(libc::AF_UNIX, libc::SOCK_STREAM, 0), (&sa as *const libc::sockaddr_in).cast(), 16) as i64;
         r.expect_fail("33 an IPv4 address on a Unix socket", rc, Error::last_os_error(), &[libc::EINVAL]);
+    }
+}
+
+/// Sockets bound to loopback on a port the kernel picks (squid and its
+/// helpers talk over such a UDP pair; squid binds a TCP one to see whether
+/// IPv6 works): the service's own loopback gives them, with no grant, while
+/// fixed ports there stay refused (above).
+fn own_loopback_pairs(r: &mut Report) {
+    for ip in ["127.0.0.1", "[::1]"] {
+        let pair = (|| -> std::io::Result<String> {
+            let (a, b) = (std::net::UdpSocket::bind(format!("{ip}:0"))?, std::net::UdpSocket::bind(format!("{ip}:0"))?);
+            a.connect(b.local_addr()?)?;
+            b.connect(a.local_addr()?)?;
+            a.send(b"ping")?;
+            b.set_read_timeout(Some(std::time::Duration::from_secs(10)))?;
+            let mut buf = [0u8; 8];
+            let n = b.recv(&mut buf)?;
+            let l = std::net::TcpListener::bind(format!("{ip}:0"))?;
+            Ok(format!("{} {}", String::from_utf8_lossy(&buf[..n]), l.local_addr()?.port() != 0))
+        })();
+        r.check(
+            &format!("control: UDP sockets on {ip}, port 0, reach each other in the service's own network; a TCP one binds"),
+            pair.as_deref().is_ok_and(|s| s == "ping true"),
+            format!("{pair:?}"),
+        );
     }
 }
 
