@@ -871,6 +871,21 @@ fn dig_at(server: &str, port: u16, query: &str) -> std::process::Output {
     output(c, T)
 }
 
+/// A web server on a port of its own on loopback that answers every request
+/// with "from the backend", for the proxies' tests; the port.
+fn http_backend() -> u16 {
+    let server = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = server.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for mut c in server.incoming().flatten() {
+            let mut buf = [0u8; 4096];
+            let _ = std::io::Read::read(&mut c, &mut buf);
+            let _ = std::io::Write::write_all(&mut c, b"HTTP/1.0 200 OK\r\nContent-Length: 16\r\n\r\nfrom the backend");
+        }
+    });
+    port
+}
+
 /// haproxy from Debian's haproxy.service, a package issue 19 does not name:
 /// a notify service in master-worker mode whose worker chroots into
 /// /var/lib/haproxy (learning sees the chroot, so that directory is in the
@@ -885,15 +900,7 @@ fn dig_at(server: &str, port: u16, query: &str) -> std::process::Output {
 #[test]
 fn haproxy_from_import_and_learn() {
     require_root();
-    let (port, backend) = (unused_port(), unused_port());
-    let server = std::net::TcpListener::bind(("127.0.0.1", backend)).unwrap();
-    std::thread::spawn(move || {
-        for mut c in server.incoming().flatten() {
-            let mut buf = [0u8; 4096];
-            let _ = std::io::Read::read(&mut c, &mut buf);
-            let _ = std::io::Write::write_all(&mut c, b"HTTP/1.0 200 OK\r\nContent-Length: 16\r\n\r\nfrom the backend");
-        }
-    });
+    let (port, backend) = (unused_port(), http_backend());
     let etc = format!("/etc/haproxy-capexec-it{}", std::process::id());
     let master = format!("/run/haproxy/capexec-it{}.sock", std::process::id());
     let _scratch = Scratch(vec![etc.clone().into(), master.clone().into()]);
@@ -937,5 +944,51 @@ fn haproxy_from_import_and_learn() {
     assert!(shown.contains("master") && shown.contains(&pid.to_string()), "{shown}");
     let o = d.ctl(&["stop", "haproxy"]);
     assert!(o.status.success(), "{}", text(&o));
+    d.terminate(T);
+}
+
+/// squid (a package issue 19 does not name), from its own unit through
+/// learning: it talks to its helpers over loopback UDP sockets on ports the
+/// kernel picks (no grant: its own network namespace gives them), changes
+/// into its coredump_dir, and takes 30 s to end its clients' transfers after
+/// SIGTERM (systemd's 90 s default stop timeout comes with the import).
+#[test]
+fn squid_from_import_and_learn() {
+    require_root();
+    let (port, backend) = (unused_port(), http_backend());
+    let etc = format!("/etc/squid-capexec-it{}", std::process::id());
+    let _scratch = Scratch(vec![etc.clone().into()]);
+    std::fs::create_dir_all(&etc).unwrap();
+    let debian = std::fs::read_to_string("/etc/squid/squid.conf").unwrap();
+    assert!(debian.lines().any(|l| l == "http_port 3128"), "Debian's squid.conf no longer listens with `http_port 3128`");
+    let conf: String = debian.lines().map(|l| if l == "http_port 3128" { format!("http_port 127.0.0.1:{port}\n") } else { format!("{l}\n") }).collect();
+    std::fs::write(format!("{etc}/squid.conf"), conf).unwrap();
+    let mut d = Daemon::prepare(As::Root, "squid");
+    let unit =
+        imported(&d, "squid", "squid.service", &format!("[exec]\nargv = [\"/usr/sbin/squid\", \"--foreground\", \"-sYC\", \"-f\", \"{etc}/squid.conf\"]\n"));
+    let via = |n: usize| format!("curl -sf -x http://127.0.0.1:{port} http://127.0.0.1:{backend}/{n} | grep -q 'from the backend'");
+    let decl = learned(
+        &unit,
+        "squid.service",
+        &["--workload", &via(0)],
+        &["\"/var/spool/squid\"", "stop_timeout = \"90s\"", &format!("\"tcp:127.0.0.1:{port}\""), "so no grant"],
+    );
+    let connect = decl.lines().find(|l| l.starts_with("connect = ")).unwrap_or_default();
+    assert!(!connect.contains("[::1]"), "a connect grant for squid's own helper sockets, whose ports the next run does not get:\n{decl}");
+    d.start();
+    let o = d.ctl(&["start", "squid"]);
+    assert!(o.status.success(), "{}\n{decl}\n{}", text(&o), d.log());
+    assert!(wait_port(port, T), "squid does not listen on {port}:\n{}", text(&d.ctl(&["logs", "squid"])));
+    for n in 1..=3 {
+        let reply = http_get(port, &format!("http://127.0.0.1:{backend}/{n}")).unwrap_or_default();
+        assert!(reply.starts_with("HTTP/1.1 200") && reply.contains("from the backend"), "{reply}\n{}", text(&d.ctl(&["logs", "squid"])));
+    }
+    let logs = text(&d.ctl(&["logs", "squid"]));
+    assert!(!logs.contains("broker refused"), "{logs}");
+    let o = d.ctl(&["stop", "squid"]);
+    assert!(o.status.success(), "{}", text(&o));
+    // Stopped by its own shutdown, not killed: the status says how it ended.
+    let status = text(&d.ctl(&["status", "squid"]));
+    assert!(status.contains("last exit: status 0, success"), "squid was killed before it ended its transfers:\n{status}");
     d.terminate(T);
 }
