@@ -204,7 +204,8 @@ pub fn compare(obs: &Observations, spec: &ServiceSpec, exists: impl Fn(&str) -> 
                 _ => {
                     let granted = if how == "bind" { spec.broker.bind_grant(proto, addr).is_some() } else { spec.broker.connect_grant(proto, addr).is_some() };
                     // The service's own loopback: it may talk to itself.
-                    let internal = addr.ip().is_loopback() && (how == "bind" && addr.port() == 0 || how == "connect" && bound.contains(&addr));
+                    let internal = addr.ip().is_loopback() && (how == "bind" && addr.port() == 0 || how == "connect" && bound.contains(&addr))
+                        || obs.own_loopback.contains(a);
                     (!granted && !internal).then(|| format!("no broker {how} grant: it would {how} in the service's own network namespace"))
                 }
             };
@@ -345,6 +346,11 @@ mod tests {
         // files, directories and links); one the view lacks cannot.
         o.connects.insert("unix:/usr/lib/x.sock".into());
         o.connects.insert("unix:/srv/x.sock".into());
+        // The run's own loopback sockets (squid's helpers), and capexec's notify socket.
+        o.binds.insert("udp:[::1]:0".into());
+        o.connects.insert("udp:[::1]:39858".into());
+        o.own_loopback.extend(["udp:[::1]:0".into(), "udp:[::1]:39858".into()]);
+        o.connects.insert("unix:/.capexec/notify".into());
         o.syscalls.insert("getrusage".into(), 1);
         o.syscalls.insert("socket".into(), 1);
         o.denied.insert("socket".into(), 1);

@@ -375,7 +375,9 @@ fn net_summary(obs: &capexec_learn::Observations, spec: &capexec_decl::ServiceSp
         let own_loopback = spec.namespaces.net == capexec_decl::spec::NetMode::None
             && !granted
             && inet.is_some_and(|(_, addr)| capexec_decl::grants::canonical(addr.ip()).is_loopback());
-        let own = own_loopback && (e.op == "send" || how == "bind" && !spec.brokers_listen());
+        // (A bind to port 0 there goes on even where the broker answers binds.)
+        let picked = inet.is_some_and(|(_, addr)| addr.port() == 0);
+        let own = own_loopback && (e.op == "send" || how == "bind" && (picked || !spec.brokers_listen()));
         let refused = report.network.iter().find(|d| d.what == *a && d.how == how).filter(|_| !own);
         let verdict = match refused {
             Some(d) => format!("refused ({}); to allow it: {}", safe(&d.why), safe(capexec_decl::fix::run_flag(&d.fix))),
