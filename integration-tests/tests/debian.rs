@@ -992,3 +992,146 @@ fn squid_from_import_and_learn() {
     assert!(status.contains("last exit: status 0, success"), "squid was killed before it ended its transfers:\n{status}");
     d.terminate(T);
 }
+
+/// The strings of `[table] key` in the declaration `decl` (none if absent).
+fn string_list(decl: &str, table: &str, key: &str) -> Vec<String> {
+    let v: toml::Value = toml::from_str(decl).unwrap_or_else(|e| panic!("{e}\n{decl}"));
+    let list = v.get(table).and_then(|t| t.get(key)).and_then(|l| l.as_array());
+    list.map(|l| l.iter().map(|s| s.as_str().unwrap().to_owned()).collect()).unwrap_or_default()
+}
+
+/// Every process of `program` whose command line names `arg` (the test's
+/// configuration) runs as `user`, with no effective capability left.
+fn runs_as_without_capabilities(program: &str, arg: &str, user: &str) {
+    let uid = nix::unistd::User::from_name(user).unwrap().unwrap().uid.as_raw();
+    let prefix = format!("{program}\0");
+    let procs: Vec<String> = std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|p| {
+            std::fs::read(format!("/proc/{p}/cmdline")).is_ok_and(|c| c.starts_with(prefix.as_bytes()) && c.windows(arg.len()).any(|w| w == arg.as_bytes()))
+        })
+        .filter_map(|p| std::fs::read_to_string(format!("/proc/{p}/status")).ok())
+        .collect();
+    assert!(!procs.is_empty(), "no process of {program} with {arg}");
+    for status in &procs {
+        assert!(status.contains(&format!("Uid:\t{uid}\t{uid}\t{uid}\t{uid}")) && status.contains("CapEff:\t0000000000000000"), "{status}");
+    }
+}
+
+/// nsd from Debian's nsd.service, serving a zone of the test's on loopback
+/// (the drop-in names the test's configuration). The unit starts nsd as
+/// root with a CapabilityBoundingSet= that leaves out CAP_DAC_OVERRIDE; the
+/// test's configuration logs to a file in /var/lib/nsd, which is nsd's (0755)
+/// and so, without that capability, not root's to write. Learning must run
+/// nsd within the bound, as systemd would (the log is not made), and keep no
+/// capability beyond it; glibc's NSS walk through /run on its way to
+/// /run/systemd/userdb (not there) must not make /run readable.
+#[test]
+fn nsd_from_import_and_learn() {
+    require_root();
+    let (port, control) = (unused_port(), unused_port());
+    let etc = format!("/etc/nsd-capexec-it{}", std::process::id());
+    let log = format!("/var/lib/nsd/capexec-it{}.log", std::process::id());
+    let _scratch = Scratch(vec![etc.clone().into(), log.clone().into()]);
+    std::fs::create_dir_all(&etc).unwrap();
+    let _ = std::fs::remove_file(&log);
+    std::fs::write(
+        format!("{etc}/nsd.conf"),
+        format!(
+            "server:\n    ip-address: 127.0.0.1@{port}\n    logfile: \"{log}\"\n    zonesdir: \"{etc}\"\nremote-control:\n    control-enable: yes\n    control-interface: 127.0.0.1\n    control-port: {control}\nzone:\n    name: example.test\n    zonefile: example.test.zone\n"
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        format!("{etc}/example.test.zone"),
+        "$ORIGIN example.test.\n$TTL 300\n@ IN SOA ns.example.test. admin.example.test. 1 3600 600 86400 300\n@ IN NS ns\nns IN A 127.0.0.1\nwww IN A 192.0.2.7\n",
+    )
+    .unwrap();
+    let mut d = Daemon::prepare(As::Root, "nsd");
+    let unit = imported(&d, "nsd", "nsd.service", &format!("[exec]\nargv = [\"/usr/sbin/nsd\", \"-d\", \"-P\", \"\", \"-c\", \"{etc}/nsd.conf\"]\n"));
+    let q = format!("dig @127.0.0.1 -p {port} www.example.test A +short");
+    let decl = learned(
+        &unit,
+        "nsd.service",
+        &[
+            "--wait-for",
+            &format!("tcp:127.0.0.1:{port}"),
+            "--workload",
+            &format!("{q} | grep -qx 192.0.2.7 && {q} +tcp | grep -qx 192.0.2.7 && nsd-control -c {etc}/nsd.conf status"),
+        ],
+        &[&format!("\"udp:127.0.0.1:{port}\""), &format!("\"tcp:127.0.0.1:{control}\""), "CAP_SETUID", "bound = ["],
+    );
+    assert!(!std::path::Path::new(&log).exists(), "the learning run wrote {log}, which needs CAP_DAC_OVERRIDE, outside the unit's bound");
+    let list = |table: &str, key: &str| string_list(&decl, table, key);
+    let bound = list("capabilities", "bound");
+    assert!(list("capabilities", "keep").iter().all(|c| bound.contains(c)) && !bound.contains(&"CAP_DAC_OVERRIDE".to_owned()), "{decl}");
+    assert!(!list("filesystem", "read_only").contains(&"/run".to_owned()), "NSS's walk through /run made it readable:\n{decl}");
+    d.start();
+    let o = d.ctl(&["start", "nsd"]);
+    assert!(o.status.success(), "{}\n{decl}\n{}", text(&o), d.log());
+    assert!(wait_port(port, T), "nsd does not listen on {port}:\n{}", text(&d.ctl(&["logs", "nsd"])));
+    for tcp in [false, true] {
+        let o = dig_at("127.0.0.1", port, &format!("www.example.test A +short{}", if tcp { " +tcp" } else { "" }));
+        assert!(String::from_utf8_lossy(&o.stdout).trim() == "192.0.2.7", "dig (tcp: {tcp}): {}\n{}", text(&o), text(&d.ctl(&["logs", "nsd"])));
+    }
+    let o = std::process::Command::new("nsd-control").args(["-c", &format!("{etc}/nsd.conf"), "status"]).output().unwrap();
+    assert!(o.status.success() && String::from_utf8_lossy(&o.stdout).contains("version:"), "nsd-control status: {}", text(&o));
+    runs_as_without_capabilities("/usr/sbin/nsd", &format!("{etc}/nsd.conf"), "nsd");
+    let o = d.ctl(&["stop", "nsd"]);
+    assert!(o.status.success(), "{}", text(&o));
+    d.terminate(T);
+}
+
+/// snmpd from Debian's snmpd.service with Debian's own configuration, its
+/// agent address moved to a port of the test's on loopback (its AgentX
+/// master socket stays in /var/agentx, a directory snmpd makes directly in
+/// /var, and it changes the owner of its /var/lib/snmp). Learned with
+/// snmpget and snmpwalk: the declaration must give it those directories,
+/// not all of /var or /var/lib. Every snmpd process runs as Debian-snmp
+/// under the daemon, which answers with the host's name.
+#[test]
+fn snmpd_from_import_and_learn() {
+    require_root();
+    let port = unused_port();
+    let etc = format!("/etc/snmp-capexec-it{}", std::process::id());
+    let mut scratch = Scratch(vec![etc.clone().into()]);
+    std::fs::create_dir_all(&etc).unwrap();
+    let debian = std::fs::read_to_string("/etc/snmp/snmpd.conf").unwrap();
+    assert!(debian.lines().any(|l| l.starts_with("agentaddress ")), "Debian's snmpd.conf no longer has an agentaddress line");
+    let conf: String =
+        debian.lines().map(|l| if l.starts_with("agentaddress ") { format!("agentaddress udp:127.0.0.1:{port}\n") } else { format!("{l}\n") }).collect();
+    std::fs::write(format!("{etc}/snmpd.conf"), conf).unwrap();
+    // A leftover of an earlier run (an empty directory, or one with the
+    // master socket alone) goes, so that the run makes it as on a new host.
+    let _ = std::fs::remove_file("/var/agentx/master");
+    if std::fs::remove_dir("/var/agentx").is_ok() || !std::path::Path::new("/var/agentx").exists() {
+        scratch.0.push("/var/agentx".into());
+    }
+    let mut d = Daemon::prepare(As::Root, "snmpd");
+    let argv = ["/usr/sbin/snmpd", "-LOw", "-u", "Debian-snmp", "-g", "Debian-snmp", "-I", "-smux,mteTrigger,mteTriggerConf", "-f", "-C", "-c"];
+    let argv: Vec<String> = argv.iter().map(|a| format!("\"{a}\"")).collect();
+    let unit = imported(&d, "snmpd", "snmpd.service", &format!("[exec]\nargv = [{}, \"{etc}/snmpd.conf\"]\n", argv.join(", ")));
+    let get = format!("snmpget -v2c -c public -On -r 2 -t 2 127.0.0.1:{port} .1.3.6.1.2.1.1.5.0");
+    let decl = learned(
+        &unit,
+        "snmpd.service",
+        &["--workload", &format!("{get} && snmpwalk -v2c -c public -On 127.0.0.1:{port} .1.3.6.1.2.1.1 | grep -q 1.3.6.1.2.1.1.1.0")],
+        &[&format!("\"udp:127.0.0.1:{port}\""), "\"/var/agentx\"", "\"/var/lib/snmp\"", "CAP_SETUID"],
+    );
+    let list = |table: &str, key: &str| string_list(&decl, table, key);
+    let rw = list("filesystem", "read_write");
+    assert!(!rw.contains(&"/var".to_owned()) && !rw.contains(&"/var/lib".to_owned()), "all of /var or /var/lib writable:\n{decl}");
+    d.start();
+    let o = d.ctl(&["start", "snmpd"]);
+    assert!(o.status.success(), "{}\n{decl}\n{}", text(&o), d.log());
+    let mut c = std::process::Command::new("sh");
+    c.args(["-c", &get]);
+    let o = output(c, T);
+    let name = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
+    assert!(o.status.success() && text(&o).contains(&format!("STRING: \"{}\"", name.trim())), "snmpget: {}\n{}", text(&o), text(&d.ctl(&["logs", "snmpd"])));
+    runs_as_without_capabilities("/usr/sbin/snmpd", &format!("{etc}/snmpd.conf"), "Debian-snmp");
+    let o = d.ctl(&["stop", "snmpd"]);
+    assert!(o.status.success(), "{}", text(&o));
+    d.terminate(T);
+}

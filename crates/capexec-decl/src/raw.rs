@@ -358,6 +358,7 @@ pub struct RawSeccomp {
 #[serde(deny_unknown_fields)]
 pub struct RawCapabilities {
     pub keep: Option<Vec<String>>,
+    pub bound: Option<Vec<String>>,
 }
 
 /// `nofile = 1024`, `nofile = "infinity"` or `nofile = { soft = 1024, hard = 4096 }`.

@@ -22,6 +22,11 @@ pub struct ServiceSpec {
     pub seccomp: SeccompSpec,
     /// Capabilities kept after exec (effective, permitted, inheritable, ambient). Empty by default.
     pub capabilities: Vec<caps::Capability>,
+    /// `capabilities.bound`: the most `capabilities` may hold, and what a
+    /// learning run of a root service starts with (systemd's
+    /// CapabilityBoundingSet=). None: every capability.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub capability_bound: Option<Vec<caps::Capability>>,
     pub rlimits: BTreeMap<Resource, Rlimit>,
     /// How `capexec daemon` supervises the service.
     pub service: Supervision,

@@ -103,6 +103,21 @@ pub const ERRNO_NAMES: &[(&str, i32)] = &[
     ("EAFNOSUPPORT", libc::EAFNOSUPPORT),
 ];
 
+/// `capabilities.keep` or `.bound`: each name once, in the order given.
+fn capability_list(v: &mut V, key: &str, names: Option<&Vec<String>>) -> Vec<caps::Capability> {
+    let mut out: Vec<caps::Capability> = Vec::new();
+    for (i, c) in names.into_iter().flatten().enumerate() {
+        let up = c.to_ascii_uppercase();
+        let full = if up.starts_with("CAP_") { up } else { format!("CAP_{up}") };
+        match full.parse::<caps::Capability>().ok().filter(|_| CAPABILITIES.contains(&full.as_str())) {
+            Some(cap) if !out.contains(&cap) => out.push(cap),
+            Some(_) => {}
+            None => v.err_help(format!("{key}[{i}]"), format!("unknown capability `{c}`"), "use a name from capabilities(7), e.g. CAP_NET_BIND_SERVICE"),
+        }
+    }
+    out
+}
+
 struct V<'a> {
     ctx: &'a Context,
     errors: Vec<DeclError>,
@@ -566,23 +581,16 @@ pub fn validate(name: &str, raw: &RawUnit, sources: Vec<PathBuf>, ctx: &Context)
     let seccomp = seccomp(&mut v, raw);
 
     // --- capabilities ---
-    let mut capabilities = Vec::new();
-    for (i, c) in raw.capabilities.as_ref().and_then(|c| c.keep.clone()).unwrap_or_default().iter().enumerate() {
-        let up = c.to_ascii_uppercase();
-        let full = if up.starts_with("CAP_") { up } else { format!("CAP_{up}") };
-        match full.parse::<caps::Capability>().ok().filter(|_| CAPABILITIES.contains(&full.as_str())) {
-            Some(cap) => {
-                if !capabilities.contains(&cap) {
-                    capabilities.push(cap);
-                }
-            }
-            None => {
-                v.err_help(
-                    format!("capabilities.keep[{i}]"),
-                    format!("unknown capability `{c}`"),
-                    "use a name from capabilities(7), e.g. CAP_NET_BIND_SERVICE",
-                );
-            }
+    let raw_caps = raw.capabilities.as_ref();
+    let capabilities = capability_list(&mut v, "capabilities.keep", raw_caps.and_then(|c| c.keep.as_ref()));
+    let capability_bound = raw_caps.and_then(|c| c.bound.as_ref()).map(|b| capability_list(&mut v, "capabilities.bound", Some(b)));
+    if let Some(bound) = &capability_bound {
+        for cap in capabilities.iter().filter(|c| !bound.contains(c)) {
+            v.err_help(
+                "capabilities.keep",
+                format!("{cap} is outside capabilities.bound, the most this service may be given"),
+                format!("remove {cap} from keep, or add it to bound if the service needs it"),
+            );
         }
     }
 
@@ -852,6 +860,7 @@ pub fn validate(name: &str, raw: &RawUnit, sources: Vec<PathBuf>, ctx: &Context)
         landlock,
         seccomp,
         capabilities,
+        capability_bound,
         rlimits,
         service,
         limits,

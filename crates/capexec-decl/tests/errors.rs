@@ -174,6 +174,16 @@ fn errno_only_with_errno_action() {
 fn capabilities_and_rlimits() {
     let e = one(&format!("{ARGV}[capabilities]\nkeep = [\"CAP_FLY\"]\n"));
     assert_eq!(e.key.as_deref(), Some("capabilities.keep[0]"));
+    let e = one(&format!("{ARGV}[capabilities]\nbound = [\"CAP_CHOWN\", \"CAP_FLY\"]\n"));
+    assert_eq!(e.key.as_deref(), Some("capabilities.bound[1]"));
+    // keep within bound, as systemd's ambient set within its bounding set.
+    let e = one(&format!("{ARGV}[capabilities]\nbound = [\"CAP_CHOWN\"]\nkeep = [\"chown\", \"CAP_DAC_OVERRIDE\"]\n"));
+    assert_eq!(e.key.as_deref(), Some("capabilities.keep"));
+    assert!(e.message.contains("CAP_DAC_OVERRIDE is outside capabilities.bound"), "{e}");
+    let s = ok(&format!("{ARGV}[capabilities]\nbound = [\"CAP_CHOWN\", \"setuid\"]\nkeep = [\"CAP_CHOWN\"]\n"));
+    assert_eq!(s.capability_bound, Some(vec![caps::Capability::CAP_CHOWN, caps::Capability::CAP_SETUID]));
+    assert_eq!(s.capabilities, [caps::Capability::CAP_CHOWN]);
+    assert_eq!(ok(ARGV).capability_bound, None);
     let e = one(&format!("{ARGV}[rlimits]\nfiles = 10\n"));
     assert_eq!(e.key.as_deref(), Some("rlimits.files"));
     assert!(e.help.unwrap().contains("nofile"));

@@ -192,9 +192,19 @@ pub fn view(obs: &Observations, private: &[String], declared: &[String], exists:
             // files (and capexec's own /var/log/capexec).
             let dir = parent(&c);
             // (A regular file: not a directory, nor a socket it binds anew at each start.)
-            let regular = std::fs::symlink_metadata(&c).map_or(true, |m| m.is_file());
-            let own_file = SHARED_DIRS.contains(&dir.as_str()) && !acc.contains(&Access::Remove) && exists(&c) && regular;
-            rw.entry(if own_file { c.clone() } else { dir }).or_insert_with(BTreeSet::new).insert(p.clone());
+            let meta = std::fs::symlink_metadata(&c);
+            let regular = meta.as_ref().map_or(true, |m| m.is_file());
+            let is_dir = meta.is_ok_and(|m| m.is_dir());
+            let kept = SHARED_DIRS.contains(&dir.as_str()) && !acc.contains(&Access::Remove) && exists(&c);
+            let own_file = kept && regular;
+            // So is a directory it made there (snmpd's /var/agentx, which
+            // made all of /var writable): the next start finds it made.
+            let own_dir = kept && created && is_dir;
+            // A directory changed but neither made nor removed (its owner,
+            // mode or times: snmpd's chown of /var/lib/snmp, which made all
+            // of /var/lib writable) needs itself writable, not its parent.
+            let changed_dir = is_dir && !created && !acc.contains(&Access::Remove);
+            rw.entry(if own_file || own_dir || changed_dir { c.clone() } else { dir }).or_insert_with(BTreeSet::new).insert(p.clone());
         } else if acc.contains(&Access::Exec) {
             if !under(p, &system) {
                 ex.entry(parent(p)).or_insert_with(BTreeSet::new).insert(p.clone());
@@ -302,6 +312,9 @@ pub struct Origin<'a> {
     /// The run had every capability (a service declared as root, learned
     /// as root: as systemd would start it): what its calls point at is kept.
     pub had_capabilities: bool,
+    /// The unit's `capabilities.bound`: the run had only these, and no
+    /// other is kept (a call that needed one failed, as under systemd).
+    pub bound: Option<Vec<String>>,
 }
 
 /// Syscalls that succeed only with a capability when they change something.
@@ -327,6 +340,10 @@ const CAPABILITY_CALLS: &[(&str, &str)] = &[
     ("sched_setscheduler", "CAP_SYS_NICE"),
 ];
 
+/// Why a run's bind below 1024 points at CAP_NET_BIND_SERVICE, which a
+/// mined declaration never needs for it (see `declaration`).
+const LOW_BIND: &str = "bind below port 1024 (not needed: the broker binds granted ports)";
+
 /// The capabilities the run's calls point at: capability → the calls (and
 /// what the recorder saw a call use, at most three examples each).
 pub fn capabilities(obs: &Observations) -> BTreeMap<String, Vec<String>> {
@@ -348,7 +365,7 @@ pub fn capabilities(obs: &Observations) -> BTreeMap<String, Vec<String>> {
         out.remove("CAP_DAC_READ_SEARCH");
     }
     if obs.binds.iter().filter_map(|a| a.rsplit(':').next()?.parse::<u16>().ok()).any(|p| p > 0 && p < 1024) {
-        out.entry("CAP_NET_BIND_SERVICE".into()).or_default().push("bind below port 1024 (not needed: the broker binds granted ports)".into());
+        out.entry("CAP_NET_BIND_SERVICE".into()).or_default().push(LOW_BIND.into());
     }
     if obs.sockets.iter().any(|s| s.ends_with("/raw") && !s.starts_with("netlink") && !s.starts_with("unix")) {
         out.entry("CAP_NET_RAW".into()).or_default().push("raw socket".into());
@@ -562,19 +579,48 @@ pub fn declaration(obs: &Observations, origin: &Origin, exists: impl Fn(&str) ->
         let _ = writeln!(o, "# Unix socket used during the run: {} (put its directory in the view if it is outside it)", commented(u));
     }
 
-    let caps = capabilities(obs);
+    let mut caps = capabilities(obs);
+    // What the unit's bound leaves out, the run did not have either.
+    let outside: BTreeMap<String, Vec<String>> = match &origin.bound {
+        Some(b) if origin.had_capabilities => {
+            let (inside, outside) = std::mem::take(&mut caps).into_iter().partition(|(c, _)| b.contains(c));
+            caps = inside;
+            outside
+        }
+        _ => BTreeMap::new(),
+    };
+    // A mined declaration's binds all go to the broker (net = "none"), which
+    // binds granted ports below 1024 with the capability of its own; kept
+    // only if the run asked for it otherwise (a capset that keeps it).
+    let kept: Vec<&String> =
+        caps.iter().filter(|(c, why)| !(c.as_str() == "CAP_NET_BIND_SERVICE" && why.iter().all(|w| w == LOW_BIND))).map(|(c, _)| c).collect();
+    let kept = kept.iter().map(|c| quote(c)).collect::<Vec<_>>().join(", ");
     if !caps.is_empty() && origin.had_capabilities {
-        o.push_str("\n# Calls that need a capability when they change something. The run had every capability\n# (a service declared as root, started as systemd would), so these are kept; drop one the\n# service does not need (a chown to its own user, say).\n");
+        let had = if origin.bound.is_some() { "those of capabilities.bound" } else { "every capability" };
+        let _ = write!(
+            o,
+            "\n# Calls that need a capability when they change something. The run had {had}\n# (a service declared as root, started as systemd would), so these are kept; drop one the\n# service does not need (a chown to its own user, say).\n"
+        );
         for (cap, calls) in &caps {
             let _ = writeln!(o, "# {cap}: {}", commented(&calls.join(", ")));
         }
-        let _ = writeln!(o, "[capabilities]\nkeep = [{}]", caps.keys().map(|c| quote(c)).collect::<Vec<_>>().join(", "));
+        if !kept.is_empty() {
+            let _ = writeln!(o, "[capabilities]\nkeep = [{kept}]");
+        }
     } else if !caps.is_empty() {
         o.push_str("\n# Calls that need a capability when they change something. The run had none, so each\n# either failed or did not need it; keep one only if the service fails without it.\n");
         for (cap, calls) in &caps {
             let _ = writeln!(o, "# {cap}: {}", commented(&calls.join(", ")));
         }
-        let _ = writeln!(o, "# [capabilities]\n# keep = [{}]", caps.keys().map(|c| quote(c)).collect::<Vec<_>>().join(", "));
+        if !kept.is_empty() {
+            let _ = writeln!(o, "# [capabilities]\n# keep = [{kept}]");
+        }
+    }
+    if !outside.is_empty() {
+        o.push_str("\n# Calls that would need a capability outside capabilities.bound: the run did not have it (nor\n# does the service under systemd), so each failed or did not need it; not kept.\n");
+        for (cap, calls) in &outside {
+            let _ = writeln!(o, "# {cap}: {}", commented(&calls.join(", ")));
+        }
     }
 
     if let Some(p) = names_pid_file {
@@ -624,7 +670,7 @@ mod tests {
 
     /// A run of `argv`, nothing private or managed, as root or not.
     fn origin(argv: &[String], as_root: bool) -> Origin<'_> {
-        Origin { argv, date: "today".into(), private: vec![], managed: vec![], as_root, user_ns: false, pid_file: None, had_capabilities: false }
+        Origin { argv, date: "today".into(), private: vec![], managed: vec![], as_root, user_ns: false, pid_file: None, had_capabilities: false, bound: None }
     }
 
     fn obs(paths: &[(&str, &[Access])], calls: &[&str]) -> Observations {
@@ -714,6 +760,37 @@ mod tests {
         assert!(v.get("capabilities").is_none(), "{text}");
         // The argument itself is kept, as a TOML string.
         assert_eq!(v["exec"]["argv"][1].as_str(), Some(argv[1].as_str()), "{text}");
+    }
+
+    /// A root run with the unit's capabilities.bound keeps only what the
+    /// bound holds; what its calls pointed at beyond it is a comment (nsd:
+    /// CAP_DAC_OVERRIDE, outside its unit's CapabilityBoundingSet=).
+    #[test]
+    fn capabilities_outside_the_bound_are_not_kept() {
+        let mut o = obs(&[], &["chown", "setresuid"]);
+        o.capabilities.insert("CAP_DAC_OVERRIDE".into(), ["create /var/lib/nsd/x.log in /var/lib/nsd".to_owned()].into());
+        let argv = ["/usr/sbin/nsd".to_owned()];
+        let mut at = origin(&argv, true);
+        at.had_capabilities = true;
+        let keep = |text: &str| -> Vec<String> {
+            let v: toml::Value = toml::from_str(text).unwrap_or_else(|e| panic!("{e}\n{text}"));
+            v["capabilities"]["keep"].as_array().unwrap().iter().map(|c| c.as_str().unwrap().to_owned()).collect()
+        };
+        let all = declaration(&o, &at, |_| true);
+        assert_eq!(keep(&all), ["CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_SETUID"], "{all}");
+        at.bound = Some(vec!["CAP_CHOWN".into(), "CAP_SETUID".into(), "CAP_NET_RAW".into()]);
+        let bounded = declaration(&o, &at, |_| true);
+        assert_eq!(keep(&bounded), ["CAP_CHOWN", "CAP_SETUID"], "{bounded}");
+        assert!(bounded.contains("outside capabilities.bound") && bounded.contains("# CAP_DAC_OVERRIDE: create /var/lib/nsd/x.log"), "{bounded}");
+        // A bind below 1024 is the broker's to make: noted, not kept (snmpd).
+        at.bound = None;
+        o.binds.insert("udp:127.0.0.1:161".into());
+        let low = declaration(&o, &at, |_| true);
+        assert_eq!(keep(&low), ["CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_SETUID"], "{low}");
+        assert!(low.contains("# CAP_NET_BIND_SERVICE: bind below port 1024 (not needed"), "{low}");
+        // Unless the run asked to keep it (chronyd's capset before it drops to its user).
+        o.capabilities.insert("CAP_NET_BIND_SERVICE".into(), ["capset".to_owned()].into());
+        assert!(keep(&declaration(&o, &at, |_| true)).contains(&"CAP_NET_BIND_SERVICE".to_owned()));
     }
 
     /// A Unix socket the run bound makes its directory writable, as a file

@@ -119,11 +119,16 @@ fn note(l: &Listener, n: &Notif, name: &str, ctx: &Ctx, obs: &mut Observations) 
     let capabilities = ctx.capabilities;
     *obs.syscalls.entry(name.to_owned()).or_default() += 1;
     let a = n.args;
+    let flags = match name {
+        "open" => a[1],
+        "openat" => a[2],
+        "openat2" => read_u64(n.tid, a[2]).unwrap_or(0),
+        _ => 0,
+    };
     let (dirfd, path, access) = match name {
-        "open" => (AT_FDCWD, a[0], open_access(a[1])),
+        "open" => (AT_FDCWD, a[0], open_access(flags)),
         "creat" => (AT_FDCWD, a[0], Access::Create),
-        "openat" => (a[0] as i64, a[1], open_access(a[2])),
-        "openat2" => (a[0] as i64, a[1], open_access(read_u64(n.tid, a[2]).unwrap_or(0))),
+        "openat" | "openat2" => (a[0] as i64, a[1], open_access(flags)),
         "execve" => (AT_FDCWD, a[0], Access::Exec),
         "execveat" => (a[0] as i64, a[1], Access::Exec),
         "stat" | "lstat" | "access" | "readlink" | "statfs" | "getxattr" | "lgetxattr" | "listxattr" | "llistxattr" => (AT_FDCWD, a[0], Access::Read),
@@ -139,12 +144,12 @@ fn note(l: &Listener, n: &Notif, name: &str, ctx: &Ctx, obs: &mut Observations) 
         "unlink" | "rmdir" => (AT_FDCWD, a[0], Access::Remove),
         "unlinkat" => (a[0] as i64, a[1], Access::Remove),
         "rename" | "link" => {
-            let old = path_event(l, n, AT_FDCWD, a[0], Access::Remove, obs);
+            let old = path_event(l, n, AT_FDCWD, a[0], Access::Remove, false, obs);
             dac(capabilities, n, name, old, Access::Remove, obs);
             (AT_FDCWD, a[1], Access::Create)
         }
         "renameat" | "renameat2" | "linkat" => {
-            let old = path_event(l, n, a[0] as i64, a[1], Access::Remove, obs);
+            let old = path_event(l, n, a[0] as i64, a[1], Access::Remove, false, obs);
             dac(capabilities, n, name, old, Access::Remove, obs);
             (a[2] as i64, a[3], Access::Create)
         }
@@ -178,12 +183,19 @@ fn note(l: &Listener, n: &Notif, name: &str, ctx: &Ctx, obs: &mut Observations) 
         }
         _ => return,
     };
-    let full = path_event(l, n, dirfd, path, access, obs);
-    dac(capabilities, n, name, full, access, obs);
+    let path_only = flags as i32 & libc::O_PATH != 0;
+    let full = path_event(l, n, dirfd, path, access, path_only, obs);
+    // An O_PATH open needs what a stat needs: search on the way, no read.
+    dac(capabilities, n, if path_only { "newfstatat" } else { name }, full, access, obs);
 }
 
 /// Records the path a call names; returns it (normalized), if read.
-fn path_event(l: &Listener, n: &Notif, dirfd: i64, ptr: u64, access: Access, obs: &mut Observations) -> Option<String> {
+/// `path_only`: an O_PATH open, which of a directory is no use of it: a
+/// walk toward what is under it, recorded by its own path if used. (glibc's
+/// NSS module for systemd opens /run so on its way to /run/systemd/userdb;
+/// where that is missing, the walk made all of /run readable in nsd's
+/// learned declaration.) Landlock does not check such opens either.
+fn path_event(l: &Listener, n: &Notif, dirfd: i64, ptr: u64, access: Access, path_only: bool, obs: &mut Observations) -> Option<String> {
     let raw = remote::read_cstr(n.tid, ptr, libc::PATH_MAX as usize).ok()?;
     if raw.is_empty() {
         return None; // AT_EMPTY_PATH: the fd itself, already recorded when it was opened
@@ -203,7 +215,9 @@ fn path_event(l: &Listener, n: &Notif, dirfd: i64, ptr: u64, access: Access, obs
         return None;
     }
     let p = normalize(&full?);
-    obs.paths.entry(p.clone()).or_default().insert(access);
+    if !(path_only && Path::new(&p).is_dir()) {
+        obs.paths.entry(p.clone()).or_default().insert(access);
+    }
     Some(p)
 }
 

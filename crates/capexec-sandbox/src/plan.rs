@@ -567,7 +567,7 @@ pub fn compose(spec: &ServiceSpec, extras: &Extras) -> Result<SetupPlan, LaunchE
         }
         return p.into_joining();
     }
-    Ok(if extras.learning { p.into_learning(!extras.rootless) } else { p })
+    Ok(if extras.learning { p.into_learning(!extras.rootless, spec.capability_bound.as_deref()) } else { p })
 }
 
 /// The declaration's part of [`compose`] (and the broker's), for a service that may also get sockets from systemd's socket
@@ -1244,7 +1244,9 @@ impl SetupPlan {
     /// `as_root`: capexec runs as root. A service declared as root then learns
     /// with every capability capexec has, as systemd would start it: a daemon that drops
     /// to its own user cannot get that far without them, and what its calls
-    /// used is what the miner proposes to keep.
+    /// used is what the miner proposes to keep. Only those of `bound`, if the
+    /// declaration has one: what the unit's CapabilityBoundingSet= gave it,
+    /// so that the run neither gets nor mines what its packager took away.
     /// The plan of a process joining a running sandbox of the same spec
     /// (`Extras::join`): what makes the sandbox is done and stays its own.
     fn into_joining(mut self) -> Result<SetupPlan, LaunchError> {
@@ -1284,11 +1286,12 @@ impl SetupPlan {
         Ok(self)
     }
 
-    fn into_learning(mut self, as_root: bool) -> SetupPlan {
+    fn into_learning(mut self, as_root: bool, bound: Option<&[caps::Capability]>) -> SetupPlan {
         if as_root && self.uid == 0 {
             // Every capability capexec itself has (root may lack some: no
-            // CAP_SYS_RESOURCE on some hosts).
-            self.keep_caps = caps::read(None, caps::CapSet::Permitted).unwrap_or_default().into_iter().collect();
+            // CAP_SYS_RESOURCE on some hosts), within the bound.
+            let within = |c: &caps::Capability| bound.is_none_or(|b| b.contains(c));
+            self.keep_caps = caps::read(None, caps::CapSet::Permitted).unwrap_or_default().into_iter().filter(within).collect();
             self.keep_caps.sort_by_key(|c| c.index());
         }
         // The run writes the host's pid file where the program names it.

@@ -171,6 +171,35 @@ fn timeouts_are_systemds() {
     assert!(redis.contains("stop_timeout = \"1h\""), "{redis}");
 }
 
+/// CapabilityBoundingSet= becomes capabilities.bound, its lines added up
+/// as systemd does; an ambient capability outside it is left out.
+#[test]
+fn the_capability_bounding_set_is_the_bound() {
+    let bound = |text: &str| -> Vec<String> {
+        let v: toml::Value = toml::from_str(text).unwrap_or_else(|e| panic!("{e}\n{text}"));
+        v["capabilities"]["bound"].as_array().unwrap_or_else(|| panic!("no bound:\n{text}")).iter().map(|c| c.as_str().unwrap().to_owned()).collect()
+    };
+    let nsd = import("nsd");
+    assert_eq!(
+        bound(&nsd),
+        ["CAP_CHOWN", "CAP_IPC_LOCK", "CAP_NET_ADMIN", "CAP_NET_BIND_SERVICE", "CAP_NET_RAW", "CAP_SETGID", "CAP_SETUID", "CAP_SYS_CHROOT"],
+        "{nsd}"
+    );
+    check(&nsd, "bound-nsd");
+    let lines = import_text(
+        "bound-lines",
+        "[Service]\nExecStart=/usr/bin/sleep 100\nCapabilityBoundingSet=CAP_CHOWN\nCapabilityBoundingSet=CAP_SETUID CAP_KILL\nCapabilityBoundingSet=~CAP_KILL\nAmbientCapabilities=CAP_SETUID CAP_SYS_ADMIN\n",
+    );
+    assert_eq!(bound(&lines), ["CAP_CHOWN", "CAP_SETUID"], "{lines}");
+    assert!(lines.contains("keep = [\"CAP_SETUID\"]"), "{lines}");
+    check(&lines, "bound-lines");
+    let not = import_text("bound-not", "[Service]\nExecStart=/usr/bin/sleep 100\nCapabilityBoundingSet=~CAP_SYS_ADMIN\n");
+    let b = bound(&not);
+    assert!(b.contains(&"CAP_CHOWN".to_owned()) && !b.contains(&"CAP_SYS_ADMIN".to_owned()), "{not}");
+    let reset = import_text("bound-reset", "[Service]\nExecStart=/usr/bin/sleep 100\nCapabilityBoundingSet=CAP_CHOWN\nCapabilityBoundingSet=\n");
+    assert!(bound(&reset).is_empty(), "{reset}");
+}
+
 /// A template unit is imported for one instance: Debian's dnsmasq@.service,
 /// whose every command names %i, becomes a declaration for `test` that passes
 /// check; without --instance, import says how to name one.

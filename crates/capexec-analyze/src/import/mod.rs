@@ -43,7 +43,6 @@ const ALWAYS: &[(&str, &str)] = &[
     ("RestrictRealtime", "RLIMIT_RTPRIO is 0 by default and no CAP_SYS_NICE"),
     ("SystemCallArchitectures", "only native syscalls"),
     ("KeyringMode", "keyring syscalls are not in the default allowlist"),
-    ("CapabilityBoundingSet", "every capability not kept is dropped, bounding set included"),
     ("RootDirectory", "the service always runs in a root of its own (the view)"),
     ("RestrictFileSystems", "the view holds only declared paths"),
     ("TemporaryFileSystem", "the view holds only declared paths"),
@@ -339,6 +338,8 @@ struct Out {
     dir_modes: BTreeMap<&'static str, String>,
     net_none: bool,
     keep: Vec<String>,
+    /// CapabilityBoundingSet=, as its lines add up (None: not set).
+    bound: Option<std::collections::BTreeSet<String>>,
     allow: Vec<String>,
     deny: Vec<String>,
     errno: Option<String>,
@@ -411,6 +412,37 @@ impl Out {
             v.push(item);
         }
     }
+}
+
+/// CapabilityBoundingSet=: lines add up as systemd's do (a list ORed in,
+/// a `~` list taken out, an empty line resets to no capability), and the
+/// result is `capabilities.bound`.
+fn capability_bound(e: &Entry, out: &mut Out) {
+    let v = e.value.trim();
+    let (negated, names) = match v.strip_prefix('~') {
+        Some(rest) => (true, rest),
+        None => (false, v),
+    };
+    let mut listed = std::collections::BTreeSet::new();
+    for n in names.split_whitespace() {
+        let up = n.to_ascii_uppercase();
+        if capexec_decl::validate::CAPABILITIES.contains(&up.as_str()) {
+            listed.insert(up);
+        } else {
+            out.skipped.push((format!("CapabilityBoundingSet={v}"), format!("{n} is no capability capexec knows; left out")));
+        }
+    }
+    let all = || capexec_decl::validate::CAPABILITIES.iter().map(|c| (*c).to_owned()).collect::<std::collections::BTreeSet<_>>();
+    let bound = match (v.is_empty(), negated, out.bound.take()) {
+        (true, _, _) => Default::default(),
+        (_, true, current) => current.unwrap_or_else(all).difference(&listed).cloned().collect(),
+        (_, false, current) => current.unwrap_or_default().union(&listed).cloned().collect(),
+    };
+    out.bound = Some(bound);
+    out.covered.push((
+        format!("CapabilityBoundingSet={v}"),
+        "capabilities.bound: `capexec learn` starts the service with these at most and keeps no other; every capability not kept is dropped".into(),
+    ));
 }
 
 /// Variables an ExecStart may name: Environment= and the EnvironmentFile=s
@@ -810,6 +842,7 @@ pub fn convert(source: &str, text: &str, instance: Option<&str>) -> Result<Strin
             }
             "PrivateNetwork" => out.net_none = yes(v),
             "MemoryDenyWriteExecute" => out.mdwe = yes(v),
+            "CapabilityBoundingSet" => capability_bound(e, &mut out),
             "AmbientCapabilities" => {
                 for c in v.split_whitespace().filter(|c| !c.starts_with('~')) {
                     let c = c.to_ascii_uppercase();
@@ -1050,8 +1083,18 @@ fn render(source: &str, o: Out) -> String {
         let _ = writeln!(s, "# [broker.net] bind with net = \"none\", or landlock.bind_tcp) and where it connects.");
         let _ = writeln!(s, "net = \"host\"");
     }
-    if !o.keep.is_empty() {
-        let _ = writeln!(s, "\n[capabilities]\nkeep = {}", list(&o.keep));
+    // Ambient capabilities outside the bounding set are dropped by systemd too.
+    let keep: Vec<String> = o.keep.iter().filter(|c| o.bound.as_ref().is_none_or(|b| b.contains(*c))).cloned().collect();
+    if !keep.is_empty() || o.bound.is_some() {
+        let _ = writeln!(s, "\n[capabilities]");
+    }
+    if let Some(b) = &o.bound {
+        let _ = writeln!(s, "# CapabilityBoundingSet=: the most the service may be given (`capexec learn` starts a root");
+        let _ = writeln!(s, "# service with these); it runs with `keep` only.");
+        let _ = writeln!(s, "bound = {}", list(&b.iter().cloned().collect::<Vec<_>>()));
+    }
+    if !keep.is_empty() {
+        let _ = writeln!(s, "keep = {}", list(&keep));
     }
     if !o.allow.is_empty() || !o.deny.is_empty() || o.errno.is_some() || o.action.is_some() {
         let _ = writeln!(s, "\n[seccomp]");

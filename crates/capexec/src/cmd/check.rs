@@ -145,8 +145,10 @@ fn summary(s: &capexec_decl::ServiceSpec) -> String {
         DenyAction::Log => "log only".into(),
     };
     let _ = writeln!(o, "  seccomp    {} ({} syscalls); others: {action}", s.seccomp.declared.join(" "), s.seccomp.allowed.len());
-    let caps = if s.capabilities.is_empty() { "none".to_owned() } else { s.capabilities.iter().map(|c| c.to_string()).collect::<Vec<_>>().join(" ") };
-    let _ = writeln!(o, "  caps       {caps}");
+    let names = |l: Vec<String>| if l.is_empty() { "none".to_owned() } else { l.join(" ") };
+    let bound =
+        s.capability_bound.as_ref().map(|b| format!(" (bound, for learning: {})", names(b.iter().map(|c| c.to_string()).collect()))).unwrap_or_default();
+    let _ = writeln!(o, "  caps       {}{bound}", names(s.capabilities.iter().map(|c| c.to_string()).collect()));
     let b = &s.broker;
     if !b.is_empty() {
         let mut grants: Vec<String> = b.fs.iter().map(|g| format!("open {} ({})", g.pattern, g.rights)).collect();

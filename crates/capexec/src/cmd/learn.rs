@@ -172,6 +172,7 @@ fn learn(a: &LearnArgs) -> Result<i32, CmdError> {
         user_ns: spec.namespaces.user,
         pid_file: spec.service.pid_file.as_ref().map(|p| p.display().to_string()),
         had_capabilities,
+        bound: spec.capability_bound.as_ref().map(|b| b.iter().map(ToString::to_string).collect()),
     };
     let mut text = mine::declaration(&obs, &origin, exists);
     let unit = a.target.as_ref().or(a.unit.as_ref());
@@ -282,7 +283,8 @@ fn record(spec: &ServiceSpec, how: Recording) -> Result<(Observations, Ended, In
     };
     let extras = capexec_sandbox::plan::Extras { rootless, host_env: &host_env, learning: true, notify, ..Default::default() };
     let plan = capexec_sandbox::plan::compose(&learning, &extras).map_err(CmdError::launch(&spec.name))?;
-    // See plan::into_learning: a root service learned as root has every capability.
+    // See plan::into_learning: a root service learned as root has every
+    // capability (of its capabilities.bound, if it has one).
     let had_capabilities = spec.exec.user.uid == 0 && !rootless;
     // One recorder per listener: each start_pre command's, then the program's.
     let recorders: RefCell<Vec<JoinHandle<Observations>>> = RefCell::new(Vec::new());
