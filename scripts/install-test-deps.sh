@@ -30,7 +30,9 @@ fi
 # haproxy (master-worker, a chroot, a CLI socket renamed into place),
 # squid (helpers on loopback ports the kernel picks, a 30 s shutdown),
 # nsd (a root daemon whose unit bounds its capabilities; its control socket) and
-# snmpd with snmp's snmpget and snmpwalk (a directory it makes directly in /var).
+# snmpd with snmp's snmpget and snmpwalk (a directory it makes directly in /var),
+# varnish (compiles its VCL to a shared object in its working directory and
+# runs it, so that directory is written and executable; varnishadm).
 # python3-pip: tests/overlay.rs installs a local wheel with --fakeroot.
 # runc, busybox-static, podman: tests/oci.rs runs containers of stock runc
 # from a busybox root filesystem with `capexec agent` as their seccomp
@@ -39,7 +41,7 @@ fi
 # golang-go: scripts/oci-validation.py builds runtime-tools' validation suite
 # (tests/oci_validation.rs), offline, from ../shared/vendor.
 packages=(nginx-light redis-server memcached gcc libc6-dev util-linux wrk curl libmemcached-tools systemd unbound dnsmasq bind9-dnsutils bpftool stress-ng clang libbpf-dev
-    apache2 openssh-server bind9 postgresql cron chrony rsyslog mariadb-server lighttpd vsftpd haproxy squid nsd snmpd snmp python3-pip runc busybox-static podman containerd golang-go)
+    apache2 openssh-server bind9 postgresql cron chrony rsyslog mariadb-server lighttpd vsftpd haproxy squid nsd snmpd snmp varnish python3-pip runc busybox-static podman containerd golang-go)
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -1135,3 +1135,68 @@ fn snmpd_from_import_and_learn() {
     assert!(o.status.success(), "{}", text(&o));
     d.terminate(T);
 }
+
+/// varnish from Debian's varnish.service (a package issue 19 does not name):
+/// its manager compiles the test's VCL with cc into a shared object in its
+/// working directory, /var/lib/varnish/varnishd, and its worker (as vcache)
+/// loads it; so learning must make that directory writable and executable
+/// (`read_write_exec`), the one exception to writable-means-noexec, and no
+/// more. varnish also binds a TCP socket on every address with a port the
+/// kernel picks (to read the kernel's defaults), reopens its listeners, and
+/// connects UDP sockets to port 0 (getaddrinfo's source-address probe):
+/// none of that may become a grant. The drop-in names the test's ports and
+/// VCL, and lowers the unit's LimitNOFILE= and LimitMEMLOCK= to the hard
+/// limits the test runs with (raising them needs CAP_SYS_RESOURCE).
+#[test]
+fn varnish_from_import_and_learn() {
+    require_root();
+    let (port, admin, backend) = (unused_port(), unused_port(), http_backend());
+    let etc = format!("/etc/varnish-capexec-it{}", std::process::id());
+    let _scratch = Scratch(vec![etc.clone().into()]);
+    std::fs::create_dir_all(&etc).unwrap();
+    std::fs::write(format!("{etc}/test.vcl"), format!("vcl 4.1;\nbackend default {{\n    .host = \"127.0.0.1\";\n    .port = \"{backend}\";\n}}\n")).unwrap();
+    let hard = |r| nix::sys::resource::getrlimit(r).unwrap().1;
+    let (nofile, memlock) = (hard(nix::sys::resource::Resource::RLIMIT_NOFILE), hard(nix::sys::resource::Resource::RLIMIT_MEMLOCK));
+    let mut d = Daemon::prepare(As::Root, "varnish");
+    let argv = format!(
+        "\"/usr/sbin/varnishd\", \"-j\", \"unix,user=vcache\", \"-F\", \"-a\", \"127.0.0.1:{port}\", \"-T\", \"127.0.0.1:{admin}\", \"-f\", \"{etc}/test.vcl\", \"-S\", \"/etc/varnish/secret\", \"-s\", \"malloc,64m\""
+    );
+    let unit = imported(&d, "varnish", "varnish.service", &format!("[exec]\nargv = [{argv}]\n[rlimits]\nnofile = {nofile}\nmemlock = {memlock}\n"));
+    let adm = format!("varnishadm -T 127.0.0.1:{admin} -S /etc/varnish/secret");
+    // The listener is open before the worker that serves it: wait for the worker.
+    let running = format!("for i in $(seq 150); do {adm} status | grep -q 'state running' && break; sleep 0.2; done");
+    let decl = learned(
+        &unit,
+        "varnish.service",
+        &["--wait-for", &format!("tcp:127.0.0.1:{admin}"), "--workload", &format!("{running}; curl -sf http://127.0.0.1:{port}/ | grep -q 'from the backend'")],
+        &["\"/var/lib/varnish/varnishd\""],
+    );
+    let list = |table: &str, key: &str| string_list(&decl, table, key);
+    assert_eq!(list("filesystem", "read_write_exec"), ["/var/lib/varnish/varnishd"], "{decl}");
+    assert!(list("filesystem", "read_write").is_empty(), "{decl}");
+    let v: toml::Value = toml::from_str(&decl).unwrap();
+    let grants = |k: &str| -> Vec<String> {
+        v.get("broker")
+            .and_then(|b| b.get("net"))
+            .and_then(|n| n.get(k))
+            .and_then(|l| l.as_array())
+            .map(|l| l.iter().map(|s| s.as_str().unwrap().to_owned()).collect())
+            .unwrap_or_default()
+    };
+    assert_eq!(grants("bind"), [format!("tcp:127.0.0.1:{port}"), format!("tcp:127.0.0.1:{admin}")], "{decl}");
+    assert_eq!(grants("connect"), [format!("tcp:127.0.0.1:{backend}")], "{decl}");
+    d.start();
+    let o = d.ctl(&["start", "varnish"]);
+    assert!(o.status.success(), "{}\n{decl}\n{}", text(&o), d.log());
+    let mut c = std::process::Command::new("sh");
+    c.args(["-c", &format!("{running}; {adm} status")]);
+    let o = output(c, T);
+    assert!(text(&o).contains("Child in state running"), "varnishadm status: {}\n{}", text(&o), text(&d.ctl(&["logs", "varnish"])));
+    for n in 0..3 {
+        let reply = http_get(port, &format!("/{n}")).unwrap_or_default();
+        assert!(reply.starts_with("HTTP/1.1 200") && reply.contains("from the backend"), "{reply}\n{}", text(&d.ctl(&["logs", "varnish"])));
+    }
+    let o = d.ctl(&["stop", "varnish"]);
+    assert!(o.status.success(), "{}", text(&o));
+    d.terminate(T);
+}

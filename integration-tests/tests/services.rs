@@ -641,6 +641,23 @@ fn options_open_things_up(who: As) {
     assert!(o.status.success(), "{}", text(&o));
     assert_eq!(std::fs::read_to_string(dir.join("new")).unwrap(), "w\n");
     assert!(!ro.join("g").exists());
+    // A program written into a --rw directory cannot be run (writable means
+    // noexec); into a --rw-exec one it can, and runs there, not elsewhere.
+    let rwx = shared_dir().join(format!("rwx-{who:?}"));
+    std::fs::create_dir_all(&rwx).unwrap();
+    std::fs::set_permissions(&rwx, std::os::unix::fs::PermissionsExt::from_mode(0o777)).unwrap();
+    for (flag, d, runs) in [("--rw", &dir, false), ("--rw-exec", &rwx, true)] {
+        let _ = std::fs::remove_file(d.join("t"));
+        let mut c = command(who);
+        c.args(["run", flag, d.to_str().unwrap(), "--", "/bin/sh", "-c"])
+            .arg(format!("cp /bin/true {d}/t && chmod 755 {d}/t && {d}/t && echo RAN", d = d.display()));
+        let o = output(c, T);
+        assert_eq!(String::from_utf8_lossy(&o.stdout).contains("RAN"), runs, "{flag}: {}", text(&o));
+        assert!(d.join("t").exists(), "{flag}: the copy was written: {}", text(&o));
+        if !runs {
+            assert!(String::from_utf8_lossy(&o.stderr).contains("Permission denied"), "{flag}: {}", text(&o));
+        }
+    }
 }
 
 #[test]

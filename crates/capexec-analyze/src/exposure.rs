@@ -309,8 +309,8 @@ fn any_visible(spec: &ServiceSpec, path: &Path, kinds: &[MountKind]) -> bool {
 }
 
 // An overlay shows the host; its writes stay in the layer, never the host.
-const READABLE: &[MountKind] = &[MountKind::ReadOnly, MountKind::Executable, MountKind::ReadWrite, MountKind::Overlay];
-const WRITABLE: &[MountKind] = &[MountKind::ReadWrite];
+const READABLE: &[MountKind] = &[MountKind::ReadOnly, MountKind::Executable, MountKind::ReadWrite, MountKind::ReadWriteExec, MountKind::Overlay];
+const WRITABLE: &[MountKind] = &[MountKind::ReadWrite, MountKind::ReadWriteExec];
 
 pub fn assess(spec: &ServiceSpec) -> Vec<Finding> {
     // What the launch really installs: the allowlist program of the plan a
@@ -455,7 +455,7 @@ fn answer(spec: &ServiceSpec, launch: &Launch, ch: &Check) -> Answer {
         "PrivateTmp=" => {
             let tmp = visible(spec, Path::new("/tmp"));
             yes_no(
-                matches!(tmp, Some(MountKind::ReadOnly | MountKind::ReadWrite | MountKind::Executable)),
+                matches!(tmp, Some(MountKind::ReadOnly | MountKind::ReadWrite | MountKind::ReadWriteExec | MountKind::Executable)),
                 "Service has no access to other software's temporary files",
                 "The host's /tmp is in the view",
                 Some("private tmpfs /tmp"),

@@ -343,7 +343,13 @@ fn net_call(b: &Arc<Broker>, l: &Arc<Listener>, c: &Connector, p: &mut Pidfds, n
     }
     let own_ns = info.netns != b.host_netns;
     if let Err(r) = policy::net(&b.spec, op, proto, addr) {
-        if own_ns && capexec_decl::grants::canonical(addr.ip()).is_loopback() {
+        let ip = capexec_decl::grants::canonical(addr.ip());
+        // A stream socket bound on every address with a port the kernel
+        // picks, in the service's own namespace, listens on its own loopback
+        // alone (varnish binds one to read the kernel's TCP defaults): the
+        // same as a loopback bind with port 0, below.
+        let own_any = op == NetOp::Bind && proto == Proto::Tcp && addr.port() == 0 && ip.is_unspecified();
+        if own_ns && (ip.is_loopback() || own_any) {
             // The service's own loopback, in its own namespace: nothing of the
             // host is reachable there. A connect is done on its socket with the
             // broker's copy. A bind to a port the kernel picks is for the

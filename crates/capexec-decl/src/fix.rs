@@ -23,6 +23,8 @@ pub enum PathUse {
     Read,
     Write,
     Execute,
+    /// Written, and run or mapped executable (a library it compiled).
+    WriteExecute,
 }
 
 /// For a path the view or Landlock refused.
@@ -31,6 +33,7 @@ pub fn path(path: &str, how: PathUse) -> String {
         PathUse::Read => ("read_only", "--ro"),
         PathUse::Write => ("read_write", "--rw"),
         PathUse::Execute => ("executable", "--exec-path"),
+        PathUse::WriteExecute => ("read_write_exec", "--rw-exec"),
     };
     // Quoted as TOML (and JSON) write it: a path may hold a quote.
     let quoted = serde_json::to_string(path).expect("a string encodes");

@@ -246,6 +246,7 @@ pub struct RawFilesystem {
     pub system: Option<bool>,
     pub read_only: Option<Vec<String>>,
     pub read_write: Option<Vec<String>>,
+    pub read_write_exec: Option<Vec<String>>,
     pub executable: Option<Vec<String>>,
     pub tmpfs: Option<Vec<String>>,
     pub inaccessible: Option<Vec<String>>,

@@ -383,6 +383,9 @@ pub enum MountKind {
     Executable,
     /// Bind-mounted writable, not executable.
     ReadWrite,
+    /// Bind-mounted writable and executable: code the service writes there
+    /// it may run (varnish compiles its VCL to a library and loads it).
+    ReadWriteExec,
     /// A fresh private tmpfs, writable, not executable.
     Tmpfs,
     /// Covered by an empty, unreadable file or directory.
@@ -722,6 +725,11 @@ impl Resource {
     }
 
     /// The kernel's number for it.
+    /// The `[rlimits]` name of a raw RLIMIT_ number, for messages ("?" if none).
+    pub fn name_of_raw(raw: libc::__rlimit_resource_t) -> &'static str {
+        Resource::ALL.iter().find(|r| r.raw() == raw).map_or("?", |r| r.name())
+    }
+
     pub fn raw(self) -> libc::__rlimit_resource_t {
         match self {
             Resource::As => libc::RLIMIT_AS,

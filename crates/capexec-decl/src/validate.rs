@@ -342,6 +342,7 @@ pub fn validate(name: &str, raw: &RawUnit, sources: Vec<PathBuf>, ctx: &Context)
         ("read_only", &fs.read_only, MountKind::ReadOnly),
         ("executable", &fs.executable, MountKind::Executable),
         ("read_write", &fs.read_write, MountKind::ReadWrite),
+        ("read_write_exec", &fs.read_write_exec, MountKind::ReadWriteExec),
         ("tmpfs", &fs.tmpfs, MountKind::Tmpfs),
         ("inaccessible", &fs.inaccessible, MountKind::Inaccessible),
     ];
@@ -455,7 +456,7 @@ pub fn validate(name: &str, raw: &RawUnit, sources: Vec<PathBuf>, ctx: &Context)
         let Some(p) = v.path(&key, raw_p) else { continue };
         if ctx.rootless {
             v.err_help(&key, "idmapped mounts need root (CAP_SYS_ADMIN where the filesystem was mounted)", "rootless the service runs as you: remove the key");
-        } else if !matches!(mounts.get(&p), Some((MountKind::ReadOnly | MountKind::ReadWrite, _, Some(_)))) {
+        } else if !matches!(mounts.get(&p), Some((MountKind::ReadOnly | MountKind::ReadWrite | MountKind::ReadWriteExec, _, Some(_)))) {
             v.err_help(&key, format!("{} is not listed in read_only or read_write", p.display()), "list it there too, exactly as here");
         } else {
             as_owner.push(p);
@@ -649,10 +650,10 @@ pub fn validate(name: &str, raw: &RawUnit, sources: Vec<PathBuf>, ctx: &Context)
     // with `autostart`, starts) the next time it starts, or its state.
     let writes_as_root = !user_ns && (user.as_ref().is_some_and(|u| u.uid == 0) || capabilities.contains(&caps::Capability::CAP_DAC_OVERRIDE));
     if writes_as_root {
-        for m in mounts.iter().filter(|m| m.kind == MountKind::ReadWrite) {
+        for m in mounts.iter().filter(|m| matches!(m.kind, MountKind::ReadWrite | MountKind::ReadWriteExec)) {
             if let Some(own) = CAPEXEC_DIRS.iter().find(|d| Path::new(d).starts_with(&m.path)) {
                 v.warnings.push(format!(
-                    "filesystem.read_write has {}, which holds capexec's own {own} (declarations the daemon loads, its sockets or its state), \
+                    "filesystem.read_write or read_write_exec has {}, which holds capexec's own {own} (declarations the daemon loads, its sockets or its state), \
                      and the service may write there as root: it could leave a unit for the daemon's next start; \
                      give it its own directory instead (runtime_directory = [\"NAME\"] for /run/NAME, state_directory for /var/lib/NAME)",
                     m.path.display()
@@ -745,6 +746,14 @@ pub fn validate(name: &str, raw: &RawUnit, sources: Vec<PathBuf>, ctx: &Context)
             );
         }
         seccomp.allowed.subtract(&syscalls::Set::of(&["memfd_create"]));
+        // Nor a file it wrote and then maps executable.
+        if raw.filesystem.as_ref().and_then(|f| f.read_write_exec.as_ref()).is_some_and(|l| !l.is_empty()) {
+            v.err_help(
+                "filesystem.read_write_exec",
+                "exec.memory_deny_write_execute = true, but code written to a read_write_exec path can be run",
+                "drop one of the two: memory_deny_write_execute keeps every writable path noexec",
+            );
+        }
     }
     if service.kind == ServiceType::Notify {
         // sd_notify(3) opens a datagram socket and sends to NOTIFY_SOCKET: a notify
@@ -780,11 +789,16 @@ pub fn validate(name: &str, raw: &RawUnit, sources: Vec<PathBuf>, ctx: &Context)
                 "the daemon checks the address from the host, and the service listens in its own network (namespaces.net = \"none\")",
                 "preopen the listener instead ([[preopen.listen]]: it accepts from the start), or set namespaces.net = \"host\"",
             ),
-            ReadyAddr::Unix(p) if filesystem.covering(p).is_none_or(|m| m.kind != MountKind::ReadWrite) && !broker.bind_unix.contains(p) => v.err_help(
-                key,
-                format!("{} is not in a read_write path or a directory capexec makes, so the host never sees the socket", p.display()),
-                "put the socket in a runtime_directory (unix:/run/NAME/NAME.sock) or a read_write path",
-            ),
+            ReadyAddr::Unix(p)
+                if filesystem.covering(p).is_none_or(|m| !matches!(m.kind, MountKind::ReadWrite | MountKind::ReadWriteExec))
+                    && !broker.bind_unix.contains(p) =>
+            {
+                v.err_help(
+                    key,
+                    format!("{} is not in a read_write path or a directory capexec makes, so the host never sees the socket", p.display()),
+                    "put the socket in a runtime_directory (unix:/run/NAME/NAME.sock) or a read_write path",
+                )
+            }
             _ => {}
         }
     }
@@ -793,7 +807,9 @@ pub fn validate(name: &str, raw: &RawUnit, sources: Vec<PathBuf>, ctx: &Context)
     // the path lead elsewhere for the broker (a root process) to follow.
     for p in &broker.bind_unix {
         let dir = p.parent().unwrap_or(p);
-        if let Some(m) = filesystem.covering(dir).filter(|m| matches!(m.kind, MountKind::ReadWrite | MountKind::Tmpfs | MountKind::Overlay)) {
+        if let Some(m) =
+            filesystem.covering(dir).filter(|m| matches!(m.kind, MountKind::ReadWrite | MountKind::ReadWriteExec | MountKind::Tmpfs | MountKind::Overlay))
+        {
             v.err_help(
                 format!("broker.net.bind[unix:{}]", p.display()),
                 format!("the service may write {} (through {}), so it binds the socket there itself", dir.display(), m.path.display()),
@@ -1226,7 +1242,7 @@ fn pid_file_mount(v: &mut V, raw: &RawUnit, mounts: &mut BTreeMap<PathBuf, (Moun
     let covering = mounts.iter().rev().find(|(m, _)| path.starts_with(m)).map(|(m, (kind, _, key))| (m.clone(), *kind, key.clone()));
     match covering {
         Some((m, kind, key)) if m == path => {
-            if kind != MountKind::ReadWrite {
+            if !matches!(kind, MountKind::ReadWrite | MountKind::ReadWriteExec) {
                 v.err_help(
                     "service.pid_file",
                     format!("{} is listed in {}, so the service cannot write it", path.display(), key.as_deref().unwrap_or("the view")),
@@ -1235,7 +1251,7 @@ fn pid_file_mount(v: &mut V, raw: &RawUnit, mounts: &mut BTreeMap<PathBuf, (Moun
             }
             None
         }
-        Some((_, MountKind::ReadWrite | MountKind::Tmpfs | MountKind::Overlay, _)) => None,
+        Some((_, MountKind::ReadWrite | MountKind::ReadWriteExec | MountKind::Tmpfs | MountKind::Overlay, _)) => None,
         Some((m, MountKind::Inaccessible, key)) => {
             v.err_help(
                 "service.pid_file",

@@ -851,3 +851,24 @@ fn success_exit_statuses_and_their_errors() {
         assert_eq!(e.key.as_deref(), Some(format!("service.success_exit_status{key}").as_str()), "{bad}: {e}");
     }
 }
+
+/// `filesystem.read_write_exec`: writable and executable (the one exception
+/// to writable-means-noexec, for JIT-compiling services such as varnish),
+/// and so refused together with `exec.memory_deny_write_execute`.
+#[test]
+fn read_write_exec_is_writable_and_conflicts_with_memory_deny_write_execute() {
+    let s = ok(&format!("{ARGV}[filesystem]\nread_only = [\"/srv\"]\nread_write_exec = [\"/srv/jit\"]\nas_owner = [\"/srv/jit\"]\n"));
+    let m = s.filesystem.covering(Path::new("/srv/jit/x.so")).unwrap();
+    assert_eq!((m.path.as_path(), m.kind), (Path::new("/srv/jit"), MountKind::ReadWriteExec));
+    assert_eq!(s.filesystem.covering(Path::new("/srv/other")).unwrap().kind, MountKind::ReadOnly);
+    // A pid file in it needs nothing made writable.
+    let s = ok(&format!("{ARGV}[filesystem]\nread_write_exec = [\"/srv/jit\"]\n[service]\npid_file = \"/srv/jit/x.pid\"\n"));
+    assert_eq!(s.filesystem.pid_file, None);
+    let e = one(&format!("{ARGV}memory_deny_write_execute = true\n[filesystem]\nread_write_exec = [\"/srv/jit\"]\n"));
+    assert_eq!(e.key.as_deref(), Some("filesystem.read_write_exec"), "{e:?}");
+    assert!(e.to_string().contains("memory_deny_write_execute"), "{e}");
+    let e = one(&format!("{ARGV}[filesystem]\nread_write = [\"/srv/jit\"]\nread_write_exec = [\"/srv/jit\"]\n"));
+    assert!(e.key.as_deref().is_some_and(|k| k.starts_with("filesystem.read_write")), "{e:?}");
+    // Empty is the default: no mount is both.
+    assert!(ok(ARGV).filesystem.mounts.iter().all(|m| m.kind != MountKind::ReadWriteExec));
+}

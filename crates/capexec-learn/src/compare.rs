@@ -99,7 +99,7 @@ pub fn fs_refusal(fs: &FsSpec, path: &str, acc: Access, created: bool, existed: 
     let kind = mount.kind;
     match (kind, acc) {
         (MountKind::Inaccessible, _) => Some("masked (inaccessible) in the view"),
-        (MountKind::Overlay, _) => None,
+        (MountKind::Overlay | MountKind::ReadWriteExec, _) => None,
         (MountKind::Tmpfs, Access::Exec) => Some("on a tmpfs, which is not executable"),
         (MountKind::Tmpfs, Access::Read) if existed && !created && mount.path.to_string_lossy() != path => {
             Some("exists on the host, but the service's private tmpfs here starts empty")
@@ -122,7 +122,10 @@ fn path_fix(path: &str, acc: &BTreeSet<Access>, existed: bool, exists: &impl Fn(
     if under(path, "/proc") {
         return "set [filesystem] proc = \"pid-only\" or \"full\"".into();
     }
-    let how = if acc.contains(&Access::Exec) {
+    let writes = acc.iter().any(|a| matches!(a, Access::Write | Access::Create | Access::Remove));
+    let how = if acc.contains(&Access::Exec) && writes {
+        fix::PathUse::WriteExecute
+    } else if acc.contains(&Access::Exec) {
         fix::PathUse::Execute
     } else if acc.iter().any(|a| matches!(a, Access::Write | Access::Create | Access::Remove)) {
         fix::PathUse::Write
@@ -205,7 +208,9 @@ pub fn compare(obs: &Observations, spec: &ServiceSpec, exists: impl Fn(&str) -> 
                     let granted = if how == "bind" { spec.broker.bind_grant(proto, addr).is_some() } else { spec.broker.connect_grant(proto, addr).is_some() };
                     // The service's own loopback: it may talk to itself.
                     let internal = addr.ip().is_loopback() && (how == "bind" && addr.port() == 0 || how == "connect" && bound.contains(&addr))
-                        || obs.own_loopback.contains(a);
+                        || obs.own_loopback.contains(a)
+                        // No peer at port 0: a source-address probe (see mine).
+                        || how == "connect" && addr.port() == 0;
                     (!granted && !internal).then(|| format!("no broker {how} grant: it would {how} in the service's own network namespace"))
                 }
             };
@@ -259,6 +264,7 @@ fn unused(obs: &Observations, spec: &ServiceSpec) -> Vec<String> {
             let key = match m.kind {
                 MountKind::ReadOnly => "read_only",
                 MountKind::ReadWrite => "read_write",
+                MountKind::ReadWriteExec => "read_write_exec",
                 MountKind::Executable => "executable",
                 _ => "tmpfs",
             };
@@ -351,6 +357,8 @@ mod tests {
         o.connects.insert("udp:[::1]:39858".into());
         o.own_loopback.extend(["udp:[::1]:0".into(), "udp:[::1]:39858".into()]);
         o.connects.insert("unix:/.capexec/notify".into());
+        // getaddrinfo's source-address probe: no peer, nothing refused.
+        o.connects.insert("udp:0.0.0.0:0".into());
         o.syscalls.insert("getrusage".into(), 1);
         o.syscalls.insert("socket".into(), 1);
         o.denied.insert("socket".into(), 1);

@@ -14,6 +14,7 @@ const MINED: &[(&str, &str)] = &[
     ("filesystem", "read_only"),
     ("filesystem", "read_write"),
     ("filesystem", "executable"),
+    ("filesystem", "read_write_exec"),
     ("namespaces", "net"),
     ("broker", "net"),
     ("seccomp", "allow"),

@@ -129,9 +129,9 @@ fn managed_paths(m: &BTreeMap<&'static str, BTreeSet<String>>) -> Vec<String> {
     m.iter().flat_map(|(key, names)| names.iter().map(move |n| format!("{}/{n}", base(key)))).collect()
 }
 
-/// The view the observations need, as (read_only, read_write, executable)
-/// directory → the paths that needed it.
-pub type View = [BTreeMap<String, BTreeSet<String>>; 3];
+/// The view the observations need, as (read_only, read_write, executable,
+/// read_write_exec) directory → the paths that needed it.
+pub type View = [BTreeMap<String, BTreeSet<String>>; 4];
 
 /// Directories whose files belong to many services, which a service is
 /// given one file of rather than the whole (see `view`). Not /run: what a
@@ -148,6 +148,8 @@ pub fn view(obs: &Observations, private: &[String], declared: &[String], exists:
     let mut made = managed_paths(&managed(obs, |p| Path::new(p).is_dir()));
     made.extend(declared.iter().cloned());
     let (mut ro, mut rw, mut ex): (BTreeMap<String, BTreeSet<String>>, BTreeMap<_, _>, BTreeMap<_, _>) = Default::default();
+    // Directories of files the run wrote and ran (or mapped executable).
+    let mut ran_written: BTreeSet<String> = BTreeSet::new();
     // A Unix socket the service bound is a file it created: its directory
     // must be writable (a socket alone in /run/app, with nothing else
     // written there, was left out, and the bind refused under the unit).
@@ -204,7 +206,11 @@ pub fn view(obs: &Observations, private: &[String], declared: &[String], exists:
             // mode or times: snmpd's chown of /var/lib/snmp, which made all
             // of /var/lib writable) needs itself writable, not its parent.
             let changed_dir = is_dir && !created && !acc.contains(&Access::Remove);
-            rw.entry(if own_file || own_dir || changed_dir { c.clone() } else { dir }).or_insert_with(BTreeSet::new).insert(p.clone());
+            let entry = if own_file || own_dir || changed_dir { c.clone() } else { dir };
+            if acc.contains(&Access::Exec) {
+                ran_written.insert(entry.clone());
+            }
+            rw.entry(entry).or_insert_with(BTreeSet::new).insert(p.clone());
         } else if acc.contains(&Access::Exec) {
             if !under(p, &system) {
                 ex.entry(parent(p)).or_insert_with(BTreeSet::new).insert(p.clone());
@@ -219,12 +225,18 @@ pub fn view(obs: &Observations, private: &[String], declared: &[String], exists:
             ro.entry(dir).or_insert_with(BTreeSet::new).insert(p.clone());
         }
     }
-    let rw = fold(rw);
+    let within = |d: &str, k: &str| d == k || d.strip_prefix(k).is_some_and(|r| r.starts_with('/'));
+    // A writable directory where the run ran code, its own (varnish's
+    // compiled VCL, a test binary make built) or found there, must be
+    // executable too: a read_write mount is noexec, and an executable one
+    // inside it would not be writable.
     let ex = fold(ex);
+    let (rwx, rw): (BTreeMap<_, _>, BTreeMap<_, _>) = fold(rw).into_iter().partition(|(k, _)| ran_written.iter().chain(ex.keys()).any(|d| within(d, k)));
+    let ex: BTreeMap<_, _> = ex.into_iter().filter(|(d, _)| !rwx.keys().any(|k| within(d, k))).collect();
     // Read access inside a writable or executable directory needs nothing more.
-    let covered = |d: &str| rw.keys().chain(ex.keys()).any(|k| d == k || d.strip_prefix(k.as_str()).is_some_and(|r| r.starts_with('/')));
+    let covered = |d: &str| rw.keys().chain(ex.keys()).chain(rwx.keys()).any(|k| within(d, k));
     let ro = fold(ro.into_iter().filter(|(d, _)| !covered(d)).collect());
-    [ro, rw, ex]
+    [ro, rw, ex, rwx]
 }
 
 /// The allowlist: a group wherever every one of its members was seen, single
@@ -482,7 +494,7 @@ pub fn declaration(obs: &Observations, origin: &Origin, exists: impl Fn(&str) ->
         if origin.as_root { obs.binds.iter().filter_map(|b| b.strip_prefix("unix:")).filter(|p| parent(p) == "/run").collect() } else { BTreeSet::new() };
     let made: Vec<String> =
         origin.managed.iter().cloned().chain(pid_file.clone().filter(|p| parent(p) == "/run")).chain(run_sockets.iter().map(|s| s.to_string())).collect();
-    let [ro, rw, ex] = view(obs, &origin.private, &made, exists);
+    let [ro, rw, ex, rwx] = view(obs, &origin.private, &made, exists);
     // Where the run makes /run writable anyway (haproxy binds a temporary
     // name and renames it into place), a grant of the one socket is moot.
     let run_sockets = if rw.contains_key("/run") { BTreeSet::new() } else { run_sockets };
@@ -500,6 +512,7 @@ pub fn declaration(obs: &Observations, origin: &Origin, exists: impl Fn(&str) ->
     section(&mut o, "read_only", "read", &ro);
     section(&mut o, "read_write", "written, created or removed", &rw);
     section(&mut o, "executable", "executed", &ex);
+    section(&mut o, "read_write_exec", "written, and code run from it", &rwx);
     for (key, names) in managed(obs, |p| Path::new(p).is_dir()) {
         let _ = writeln!(
             o,
@@ -510,7 +523,11 @@ pub fn declaration(obs: &Observations, origin: &Origin, exists: impl Fn(&str) ->
 
     // The run's own loopback sockets are the service's own network namespace's.
     let inet = |a: &&String| (a.starts_with("tcp:") || a.starts_with("udp:")) && !obs.own_loopback.contains(*a);
-    let connects: Vec<&String> = obs.connects.iter().filter(inet).collect();
+    // A connect to port 0 reaches no peer: a datagram socket connected only to
+    // learn the source address the kernel would pick (glibc's getaddrinfo
+    // sorts its answers so, and goes on without it when refused).
+    let (probes, connects): (Vec<&String>, Vec<&String>) =
+        obs.connects.iter().filter(inet).partition(|a| crate::compare::inet(a).is_some_and(|(_, s)| s.port() == 0));
     let granted: Vec<(String, Option<Picked>)> =
         obs.binds.iter().filter(inet).map(|a| bind_grant(a, !connects.is_empty(), obs.session_binds.contains(a))).collect();
     let picked = |why: Picked| granted.iter().any(|(_, p)| *p == Some(why));
@@ -561,12 +578,31 @@ pub fn declaration(obs: &Observations, origin: &Origin, exists: impl Fn(&str) ->
             let _ = writeln!(o, "connect = [{}] # connected to during the run", grants.iter().map(|a| quote(a)).collect::<Vec<_>>().join(", "));
         }
     }
-    if !obs.own_loopback.is_empty() {
+    if !probes.is_empty() {
+        let _ = writeln!(
+            o,
+            "# Connected to port 0 ({}): no peer listens there; a socket connected to learn which source\n\
+             # address the kernel picks (getaddrinfo sorting its answers), which works on without it: no grant.",
+            probes.iter().map(|a| commented(a)).collect::<Vec<_>>().join(", ")
+        );
+    }
+    let (any, own): (Vec<&String>, Vec<&String>) = obs.own_loopback.iter().partition(|a| crate::compare::inet(a).is_some_and(|(_, s)| s.ip().is_unspecified()));
+    if !own.is_empty() {
         let _ = writeln!(
             o,
             "# Loopback sockets the run bound to ports the kernel picked, and talked to ({}): its own\n\
              # network namespace has a loopback of its own for them, so no grant.",
-            obs.own_loopback.iter().map(|a| commented(a)).collect::<Vec<_>>().join(", ")
+            own.iter().map(|a| commented(a)).collect::<Vec<_>>().join(", ")
+        );
+    }
+    if !any.is_empty() {
+        let _ = writeln!(
+            o,
+            "# Stream sockets the run bound on every address to a port the kernel picked ({}): they\n\
+             # stay in the service's own network namespace, where no client of the host reaches them\n\
+             # (varnish reads the kernel's TCP defaults from one). A port that clients must reach\n\
+             # (a data port announced to them) needs a grant: \"tcp:0.0.0.0:1024-65535\".",
+            any.iter().map(|a| commented(a)).collect::<Vec<_>>().join(", ")
         );
     }
     let unix: Vec<&String> = obs
@@ -704,7 +740,7 @@ mod tests {
             ],
             &[],
         );
-        let [ro, rw, ex] = view(&o, &[], &[], |p| p != "/srv/missing" && p != "/var/spool/squid/swap.state");
+        let [ro, rw, ex, _] = view(&o, &[], &[], |p| p != "/srv/missing" && p != "/var/spool/squid/swap.state");
         // A masked file the run read is listed itself; a write through the
         // /var/run link is /run's; a directory whose files the run looked for
         // in vain is there itself.
@@ -762,6 +798,34 @@ mod tests {
         assert_eq!(v["exec"]["argv"][1].as_str(), Some(argv[1].as_str()), "{text}");
     }
 
+    /// Code the run ran from a directory it writes makes that directory
+    /// read_write_exec (a noexec read_write mount would refuse it, and an
+    /// executable one inside it would not be writable); a library mapped
+    /// executable elsewhere makes its directory executable.
+    #[test]
+    fn code_run_from_a_written_directory_makes_it_executable_too() {
+        let o = obs(
+            &[
+                ("/srv/build/out/t", &[Access::Create, Access::Write, Access::Exec]),
+                ("/srv/build/t.c", &[Access::Read]),
+                ("/srv/tests/run.log", &[Access::Create]),
+                ("/srv/tests/bin/check", &[Access::Exec]),
+                ("/srv/data/db", &[Access::Write]),
+                ("/opt/app/lib/libx.so", &[Access::Read, Access::Exec]),
+            ],
+            &[],
+        );
+        let [ro, rw, ex, rwx] = view(&o, &[], &[], |_| true);
+        assert_eq!(rwx.keys().collect::<Vec<_>>(), ["/srv/build/out", "/srv/tests"]);
+        assert_eq!(rw.keys().collect::<Vec<_>>(), ["/srv/data"]);
+        assert_eq!(ex.keys().collect::<Vec<_>>(), ["/opt/app/lib"]);
+        assert_eq!(ro.keys().collect::<Vec<_>>(), ["/srv/build"]);
+        let argv = ["/usr/sbin/app".to_owned()];
+        let text = declaration(&o, &origin(&argv, true), |_| true);
+        let v: toml::Value = toml::from_str(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
+        assert_eq!(v["filesystem"]["read_write_exec"][0].as_str(), Some("/srv/build/out"), "{text}");
+    }
+
     /// A root run with the unit's capabilities.bound keeps only what the
     /// bound holds; what its calls pointed at beyond it is a comment (nsd:
     /// CAP_DAC_OVERRIDE, outside its unit's CapabilityBoundingSet=).
@@ -799,7 +863,7 @@ mod tests {
     fn a_bound_unix_socket_makes_its_directory_writable() {
         let mut o = obs(&[("/srv/app/app.conf", &[Access::Read])], &["bind"]);
         o.binds.extend(["unix:/srv/app/app.sock".to_owned(), "unix:/tmp/x.sock".to_owned(), "unix:@abstract".to_owned()]);
-        let [ro, rw, _] = view(&o, &[], &[], |_| true);
+        let [ro, rw, _, _] = view(&o, &[], &[], |_| true);
         assert_eq!(rw.keys().collect::<Vec<_>>(), ["/srv/app"]);
         assert!(ro.is_empty(), "{ro:?}");
     }
@@ -855,7 +919,7 @@ mod tests {
         let mut o = obs(&[], &["bind", "connect"]);
         let own = ["udp:[::1]:0", "tcp:[::1]:0", "udp:[::1]:39858"];
         o.binds.extend(["udp:[::1]:0".to_owned(), "tcp:[::1]:0".to_owned(), "tcp:[::]:3128".to_owned()]);
-        o.connects.extend(["udp:[::1]:39858".to_owned(), "tcp:127.0.0.1:18080".to_owned()]);
+        o.connects.extend(["udp:[::1]:39858", "tcp:127.0.0.1:18080", "udp:0.0.0.0:0", "udp:[::]:0"].map(str::to_owned));
         o.own_loopback.extend(own.map(str::to_owned));
         let text = declaration(&o, &origin(&[], true), |_| true);
         let v: toml::Value = toml::from_str(&text).unwrap();
@@ -863,6 +927,7 @@ mod tests {
         assert_eq!(list("bind"), ["tcp:[::]:3128"]);
         assert_eq!(list("connect"), ["tcp:127.0.0.1:18080"]);
         assert!(text.contains("udp:[::1]:39858") && text.contains("no grant"), "{text}");
+        assert!(text.contains("Connected to port 0 (udp:0.0.0.0:0, udp:[::]:0)"), "{text}");
     }
 
     /// A resolver reaching root, top-level and zone servers on port 53 is
@@ -929,7 +994,7 @@ mod tests {
             ],
             &["openat"],
         );
-        let [_, rw, _] = view(&o, &[], &[], |_| true);
+        let [_, rw, _, _] = view(&o, &[], &[], |_| true);
         let rw: Vec<&str> = rw.keys().map(String::as_str).collect();
         assert_eq!(rw, ["/run", "/var/lib", "/var/log/app", "/var/log/vsftpd.log"]);
     }

@@ -143,6 +143,14 @@ fn note(l: &Listener, n: &Notif, name: &str, ctx: &Ctx, obs: &mut Observations) 
         "mkdirat" | "mknodat" => (a[0] as i64, a[1], Access::Create),
         "unlink" | "rmdir" => (AT_FDCWD, a[0], Access::Remove),
         "unlinkat" => (a[0] as i64, a[1], Access::Remove),
+        // A file mapped executable is code the service runs, as an exec'd
+        // one is: a library outside the system directories (which a
+        // read_only mount, noexec, would refuse), or one it wrote itself
+        // (varnish's compiled VCL: read_write_exec).
+        "mmap" if a[2] as i32 & libc::PROT_EXEC != 0 && a[4] as i32 >= 0 => {
+            fd_event(l, n, a[4] as i32, Access::Exec, obs);
+            return;
+        }
         "rename" | "link" => {
             let old = path_event(l, n, AT_FDCWD, a[0], Access::Remove, false, obs);
             dac(capabilities, n, name, old, Access::Remove, obs);
@@ -187,6 +195,17 @@ fn note(l: &Listener, n: &Notif, name: &str, ctx: &Ctx, obs: &mut Observations) 
     let full = path_event(l, n, dirfd, path, access, path_only, obs);
     // An O_PATH open needs what a stat needs: search on the way, no read.
     dac(capabilities, n, if path_only { "newfstatat" } else { name }, full, access, obs);
+}
+
+/// Records the file behind the caller's descriptor `fd`.
+fn fd_event(l: &Listener, n: &Notif, fd: i32, access: Access, obs: &mut Observations) {
+    let Ok(target) = std::fs::read_link(format!("/proc/{}/fd/{fd}", n.tid)) else { return };
+    let target = target.to_string_lossy();
+    // (Not a file: "anon_inode:...", "/memfd:... (deleted)", "socket:[...]".)
+    if !target.starts_with('/') || target.ends_with(" (deleted)") || !l.id_valid(n.id) {
+        return;
+    }
+    obs.paths.entry(normalize(&target)).or_default().insert(access);
 }
 
 /// Records the path a call names; returns it (normalized), if read.
@@ -454,7 +473,11 @@ fn net_call(l: &Listener, n: &Notif, ctx: &Ctx, obs: &mut Observations) {
                 obs.net_event(n.process(), || n.comm(), "answer", &addr);
                 continue;
             }
-            let loopback_port = crate::compare::inet(&addr).filter(|(_, a)| capexec_decl::grants::canonical(a.ip()).is_loopback()).map(|(_, a)| a.port());
+            // (A stream socket bound on every address with a port the kernel
+            // picks is the service's own too: see the broker's transparent
+            // binds. varnish probes the kernel's TCP defaults so.)
+            let own_kind = |ip: std::net::IpAddr| ip.is_loopback() || (op == "bind" && !datagram && ip.is_unspecified());
+            let loopback_port = crate::compare::inet(&addr).filter(|(_, a)| own_kind(capexec_decl::grants::canonical(a.ip()))).map(|(_, a)| a.port());
             if let Some(port) = loopback_port {
                 let mut local = ctx.local.borrow_mut();
                 if op == "bind" && port == 0 {
@@ -471,7 +494,10 @@ fn net_call(l: &Listener, n: &Notif, ctx: &Ctx, obs: &mut Observations) {
                 // The listener went away: nobody waits any more.
                 let _ = tx.send(Bound { address: addr.clone(), datagram });
             }
-            if op == "bind" && !datagram && ctx.accepting.get() {
+            // An address bound before, at the start, is the service's own
+            // listener bound again (varnish reopens its listening sockets
+            // when its worker stops), not one picked for a session.
+            if op == "bind" && !datagram && ctx.accepting.get() && !obs.binds.contains(&addr) {
                 obs.session_binds.insert(addr.clone());
             }
             obs.net_call(n.process(), || n.comm(), op, addr);

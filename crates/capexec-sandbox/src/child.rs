@@ -384,7 +384,7 @@ fn setup(a: &ChildArgs) -> Result<Option<OwnedFd>, ChildError> {
     }
     for (res, soft, hard) in &plan.rlimits {
         process::set_rlimit(*res as libc::c_int, *soft, *hard)
-            .map_err(|e| ChildError::io(Step::Rlimits, format!("setrlimit resource {res} to {soft}/{hard}"), e))?;
+            .map_err(|e| ChildError::io(Step::Rlimits, format!("setrlimit rlimits.{} to {soft}/{hard}", capexec_decl::spec::Resource::name_of_raw(*res)), e))?;
     }
     Kernel.drop_privileges(&plan.keep_caps, a.cap_last_cap, !plan.no_new_privs)?;
     // no_new_privs before Landlock (which requires it without CAP_SYS_ADMIN):

@@ -28,11 +28,11 @@ fn rights(a: FsAccess) -> BitFlags<AccessFs> {
         FsAccess::Execute => AccessFs::ReadFile | AccessFs::ReadDir | AccessFs::Execute,
         FsAccess::ReadWrite => all & !(AccessFs::Execute | AccessFs::MakeChar | AccessFs::MakeBlock),
         FsAccess::Device => AccessFs::ReadFile | AccessFs::WriteFile | AccessFs::ReadDir | AccessFs::IoctlDev,
+        FsAccess::ReadWriteExec => all & !(AccessFs::MakeChar | AccessFs::MakeBlock),
         // Truncate: what a write to a proc file asks for through
         // open(O_TRUNC) or ftruncate (pam_loginuid's /proc/self/loginuid,
         // pg_ctlcluster's oom_score_adj); it truncates nothing there, and the
         // kernel's own checks on the write still apply.
-        FsAccess::Overlay => all & !(AccessFs::MakeChar | AccessFs::MakeBlock),
         FsAccess::Proc => AccessFs::ReadFile | AccessFs::WriteFile | AccessFs::ReadDir | AccessFs::Truncate,
     }
 }

@@ -573,9 +573,10 @@ fn begin(plan: &SetupPlan, opts: &SpawnOptions) -> Result<Starting, LaunchError>
             if let Err(e) = process::set_rlimit_of(pid, *res as libc::c_int, *soft, *hard) {
                 let own_hard = process::rlimit(*res as libc::c_int).map_or(0, |(_, hard)| hard);
                 let what = format!(
-                    "resource {res} to {soft}/{hard} (capexec's own hard limit is {own_hard}; raising it needs CAP_SYS_RESOURCE: lower the declared limit or start capexec with a higher one)"
+                    "rlimits.{} to {soft}/{hard} (capexec's own hard limit is {own_hard}; raising it needs CAP_SYS_RESOURCE: lower the declared limit or start capexec with a higher one)",
+                    capexec_decl::spec::Resource::name_of_raw(*res)
                 );
-                return Err(abort(LaunchError::io("set the service's rlimit", what, e)));
+                return Err(abort(LaunchError::io("set the service's limit", what, e)));
             }
         }
     }

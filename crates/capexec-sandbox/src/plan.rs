@@ -283,8 +283,9 @@ pub enum FsAccess {
     Device,
     /// /proc: read, and write to files that allow it (e.g. /proc/self/oom_score_adj).
     Proc,
-    /// An overlay: everything but device nodes (writes land in its layer).
-    Overlay,
+    /// Everything but device nodes: an overlay (writes land in its layer),
+    /// a read_write_exec path, a tmpfs mounted without noexec.
+    ReadWriteExec,
 }
 
 /// Device nodes in a minimal /dev, bound from the host's /dev.
@@ -716,7 +717,7 @@ fn plan_inheriting(
             None => FsAccess::ListDir,
             Some(r) if r.read_only => FsAccess::Execute,
             // A writable root filesystem: its files are the container's own.
-            Some(_) => FsAccess::Overlay,
+            Some(_) => FsAccess::ReadWriteExec,
         },
     )];
     let mut as_owner = Vec::new();
@@ -753,6 +754,9 @@ fn plan_inheriting(
                 MountStep::Bind { path: m.path.clone(), attrs: nosuid_nodev | crate::sys::MOUNT_ATTR_NOEXEC, optional: m.optional, source: m.source.clone() },
                 Some(FsAccess::ReadWrite),
             ),
+            MountKind::ReadWriteExec => {
+                (MountStep::Bind { path: m.path.clone(), attrs: nosuid_nodev, optional: m.optional, source: m.source.clone() }, Some(FsAccess::ReadWriteExec))
+            }
             MountKind::Tmpfs => {
                 let mode = if m.path == Path::new("/tmp") { 0o1777 } else { 0o755 };
                 (MountStep::Tmpfs { path: m.path.clone(), mode }, Some(FsAccess::ReadWrite))
@@ -766,7 +770,7 @@ fn plan_inheriting(
                     .ok_or_else(|| LaunchError::Plan(format!("{} is an overlay without a layer directory", m.path.display())))?;
                 (
                     MountStep::Overlay { path: m.path.clone(), layer: capexec_decl::overlay::Layer::of(dir, &m.path, m.layer_of.as_deref()) },
-                    Some(FsAccess::Overlay),
+                    Some(FsAccess::ReadWriteExec),
                 )
             }
         };
@@ -789,7 +793,7 @@ fn plan_inheriting(
         let access = match f.fstype.as_str() {
             "proc" => FsAccess::Proc,
             "devpts" => FsAccess::Device,
-            "tmpfs" | "mqueue" if writable && flags & libc::MS_NOEXEC == 0 => FsAccess::Overlay,
+            "tmpfs" | "mqueue" if writable && flags & libc::MS_NOEXEC == 0 => FsAccess::ReadWriteExec,
             "tmpfs" | "mqueue" | "cgroup2" if writable => FsAccess::ReadWrite,
             _ => FsAccess::ReadOnly,
         };
@@ -1547,7 +1551,7 @@ mod tests {
         spec.filesystem.root.as_mut().unwrap().mount_order = vec!["/var/run/x".into(), "/sys".into(), "/sys/a".into()];
         assert_eq!(order(&compose(&spec, &Extras::default()).unwrap()), [&var[..], &sys, &run].concat());
         spec.filesystem.root.as_mut().unwrap().mount_order.clear();
-        assert_eq!(p.landlock.paths[0], (PathBuf::from("/"), FsAccess::Overlay));
+        assert_eq!(p.landlock.paths[0], (PathBuf::from("/"), FsAccess::ReadWriteExec));
         assert!(p.landlock.paths.contains(&(PathBuf::from("/sys"), FsAccess::ReadOnly)));
         assert!(p.landlock.paths.contains(&(PathBuf::from("/run"), FsAccess::ReadWrite)));
         spec.filesystem.root = Some(RootFs { path: "/srv/bundle/rootfs".into(), read_only: true, mount_order: Vec::new() });

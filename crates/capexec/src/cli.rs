@@ -484,6 +484,11 @@ pub struct RunArgs {
     /// as PATH's owner: what the program makes there is the owner's)
     #[arg(long = "rw", value_name = "PATH")]
     pub rw: Vec<String>,
+    /// Make PATH visible read-write and executable: the program may run what it writes there
+    /// (`make check` running the binaries it built; repeatable; as root without --user, writes as
+    /// PATH's owner, as --rw does)
+    #[arg(long = "rw-exec", value_name = "PATH")]
+    pub rw_exec: Vec<String>,
     /// Show the whole host filesystem and keep every write in layers in DIR, never on the host
     /// (see `capexec diff`, `commit`, `discard`; DIR is made if missing and may be reused)
     #[arg(long, value_name = "DIR")]

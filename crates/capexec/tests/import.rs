@@ -350,13 +350,15 @@ fn start_pre_commands_that_make_directories_become_them() {
     assert!(decl.contains("runtime_directory = [\"m\"]") && decl.contains("argv = [\"/bin/chown\", \"nobody\", \"/run/m\"]"), "{decl}");
 }
 
-/// Every unit of the packages issue 19 names imports into a declaration that
-/// passes `check` (templates with an instance): what `capexec import` makes
-/// of a real distribution's units is at least valid, whatever it leaves to a
-/// drop-in. Comments and `TasksMax=99%` are not specifiers (mariadb's unit).
+/// Every unit of the packages issue 19 names, and of those tests/debian.rs
+/// runs besides, imports into a declaration that passes `check` (templates
+/// with an instance): what `capexec import` makes of a real distribution's
+/// units is at least valid, whatever it leaves to a drop-in. Comments and `TasksMax=99%` are not specifiers (mariadb's unit).
 #[test]
 fn every_unit_of_debians_server_packages_imports_and_checks() {
-    let packages = ["openssh-server", "bind9", "postgresql-common", "cron", "chrony", "rsyslog", "mariadb-server", "apache2"];
+    let packages = ["openssh-server", "bind9", "postgresql-common", "cron", "chrony", "rsyslog", "mariadb-server", "apache2"]
+        .into_iter()
+        .chain(["lighttpd", "vsftpd", "haproxy", "squid", "nsd", "snmpd", "varnish", "dnsmasq", "unbound"]);
     let mut units = Vec::new();
     for p in packages {
         let o = Command::new("dpkg").args(["-L", p]).output().unwrap();

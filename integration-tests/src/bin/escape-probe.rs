@@ -654,13 +654,18 @@ fn connect_tcp(port: u16) -> (i64, Error) {
 }
 
 fn bind_tcp(port: u16) -> (i64, Error) {
+    bind_tcp_at([127, 0, 0, 1], port)
+}
+
+/// bind() of a new TCP socket to `ip`:`port`.
+fn bind_tcp_at(ip: [u8; 4], port: u16) -> (i64, Error) {
     // SAFETY: socket/bind with a valid sockaddr_in.
     unsafe {
         let fd = libc::socket(libc::AF_INET, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0);
         let mut sa: libc::sockaddr_in = std::mem::zeroed();
         sa.sin_family = libc::AF_INET as u16;
         sa.sin_port = port.to_be();
-        sa.sin_addr.s_addr = u32::from_be_bytes([127, 0, 0, 1]).to_be();
+        sa.sin_addr.s_addr = u32::from_be_bytes(ip).to_be();
         let rc = libc::bind(fd, (&sa as *const libc::sockaddr_in).cast(), std::mem::size_of_val(&sa) as u32) as i64;
         (rc, Error::last_os_error())
     }
@@ -1830,6 +1835,8 @@ fn broker_net(r: &mut Report, granted_bind: u16, ungranted_bind: u16, host_port:
     r.check("35 control: a granted bind succeeds", rc == 0, format!("bind = {rc} {e}"));
     let (rc, e) = bind_tcp(ungranted_bind);
     r.expect_fail("35 bind a port the grants do not name", rc, e, &[EACCES]);
+    let (rc, e) = bind_tcp_at([0, 0, 0, 0], ungranted_bind);
+    r.expect_fail("35 bind a port the grants do not name on every address", rc, e, &[EACCES]);
     let (fd, e) = connect_v4([127, 0, 0, 1], host_port);
     r.check("35 control: a granted connect reaches the host", fd >= 0 && read_fd(fd) == "hello", format!("connect = {fd} {e}"));
     let (fd, e) = connect_v6_mapped([127, 0, 0, 1], host_port);
@@ -1890,6 +1897,18 @@ fn own_loopback_pairs(r: &mut Report) {
             pair.as_deref().is_ok_and(|s| s == "ping true"),
             format!("{pair:?}"),
         );
+    }
+    // A stream socket on every address with a port the kernel picks
+    // (varnish's probe of the kernel's TCP defaults) binds with no grant,
+    // in the service's own network: its namespace is the service's (a host
+    // socket the broker bound would be in the host's).
+    for any in ["0.0.0.0", "[::]"] {
+        let own = (|| -> std::io::Result<bool> {
+            use std::os::fd::AsFd;
+            let l = std::net::TcpListener::bind(format!("{any}:0"))?;
+            Ok(capexec_sys::socket_netns_cookie(l.as_fd())? == capexec_sys::netns_cookie()?)
+        })();
+        r.check(&format!("control: a TCP bind to {any}:0 stays in the service's own network"), matches!(own, Ok(true)), format!("{own:?}"));
     }
 }
 

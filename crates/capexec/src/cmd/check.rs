@@ -94,6 +94,9 @@ fn summary(s: &capexec_decl::ServiceSpec) -> String {
     let _ = writeln!(o, "  executable {}", list(MountKind::Executable));
     let _ = writeln!(o, "  read-only  {}", list(MountKind::ReadOnly));
     let _ = writeln!(o, "  writable   {} | tmpfs: {}", list(MountKind::ReadWrite), list(MountKind::Tmpfs));
+    if s.filesystem.mounts.iter().any(|m| m.kind == MountKind::ReadWriteExec) {
+        let _ = writeln!(o, "  rw + exec  {}", list(MountKind::ReadWriteExec));
+    }
     let _ = writeln!(o, "  hidden     {}", list(MountKind::Inaccessible));
     let _ = writeln!(o, "  proc, dev  {}, {}", name(&s.filesystem.proc), name(&s.filesystem.dev));
     let ns = &s.namespaces;

@@ -39,6 +39,7 @@ fn run_args(a: &LearnArgs) -> RunArgs {
         unit: a.target.clone().or_else(|| a.unit.clone()),
         ro: Vec::new(),
         rw: Vec::new(),
+        rw_exec: Vec::new(),
         exec_path: Vec::new(),
         overlay: None,
         fakeroot: false,

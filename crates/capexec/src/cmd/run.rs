@@ -244,6 +244,7 @@ pub fn build_in(args: &RunArgs, mut ctx: Context, home: Option<&str>) -> Result<
     let fs = raw.filesystem.get_or_insert_with(Default::default);
     push(&mut fs.read_only, args.ro.iter().map(|p| absolute(p)));
     push(&mut fs.read_write, args.rw.iter().map(|p| absolute(p)));
+    push(&mut fs.read_write_exec, args.rw_exec.iter().map(|p| absolute(p)));
     push(&mut fs.executable, args.exec_path.iter().map(|p| absolute(p)));
     push(&mut fs.tmpfs, args.tmpfs.iter().map(|p| absolute(p)));
     push(&mut fs.inaccessible, args.hide.iter().map(|p| absolute(p)));
@@ -277,7 +278,7 @@ pub fn build_in(args: &RunArgs, mut ctx: Context, home: Option<&str>) -> Result<
         // git finds its repository its own. Not for a --user the caller chose.
         if !ctx.rootless && args.user.is_none() {
             let fs = raw.filesystem.get_or_insert_with(Default::default);
-            push(&mut fs.as_owner, args.ro.iter().chain(&args.rw).map(|p| absolute(p).trim_start_matches('-').to_owned()));
+            push(&mut fs.as_owner, args.ro.iter().chain(&args.rw).chain(&args.rw_exec).map(|p| absolute(p).trim_start_matches('-').to_owned()));
         }
     }
     let ll = raw.landlock.get_or_insert_with(Default::default);
@@ -329,10 +330,10 @@ pub fn build_in(args: &RunArgs, mut ctx: Context, home: Option<&str>) -> Result<
     // Stay in the current directory when the view shows it; otherwise start at /.
     if args.cwd.is_none() && args.unit.is_none() {
         if let Ok(cwd) = std::env::current_dir() {
-            let visible =
-                spec.filesystem.mounts.iter().any(|m| {
-                    cwd.starts_with(&m.path) && matches!(m.kind, MountKind::ReadOnly | MountKind::ReadWrite | MountKind::Executable | MountKind::Overlay)
-                });
+            let visible = spec.filesystem.mounts.iter().any(|m| {
+                cwd.starts_with(&m.path)
+                    && matches!(m.kind, MountKind::ReadOnly | MountKind::ReadWrite | MountKind::ReadWriteExec | MountKind::Executable | MountKind::Overlay)
+            });
             if visible {
                 spec.exec.working_directory = cwd;
             }
