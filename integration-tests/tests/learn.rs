@@ -332,3 +332,55 @@ both!(learn_runs_the_units_start_pre_commands, |who: As| {
     // nice(1)'s setpriority(): the command's alone (cat and sh make none).
     assert!(decl.contains("\"setpriority\""), "the command's calls are mined: {decl}");
 });
+
+// A queue as postfix keeps one: the program changes into its directory,
+// binds a Unix socket by a relative path (private/sock), moves a message
+// from incoming/ to active/ and removes a bounce log that is not there.
+// The mined declaration names the socket by its full path, and gives the
+// queue as one writable directory: a rename between two mounts fails with
+// EXDEV, and a removal on a read-only one with EROFS instead of ENOENT. The
+// program then runs enforced under it.
+both!(a_queue_moved_between_directories_is_one_writable_directory, |who: As| {
+    // Not under /tmp, which is the service's own (learning lists nothing there).
+    let dir = std::path::PathBuf::from(format!("/var/tmp/capexec-it{}-queue-{who:?}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let _scratch = Scratch(vec![dir.clone()]);
+    let q = dir.join("queue");
+    for sub in ["incoming", "active", "bounce", "private"] {
+        std::fs::create_dir_all(q.join(sub)).unwrap();
+        set_mode(&q.join(sub), 0o777);
+    }
+    for d in [&dir, &q] {
+        set_mode(d, 0o777);
+    }
+    let script = "import os, socket, sys\n\
+                  os.chdir(sys.argv[1])\n\
+                  for f in ('active/m', 'private/sock'):\n    if os.path.exists(f): os.unlink(f)\n\
+                  open('incoming/m', 'w').write('x')\n\
+                  os.rename('incoming/m', 'active/m')\n\
+                  try: os.unlink('bounce/m')\nexcept FileNotFoundError: pass\n\
+                  socket.socket(socket.AF_UNIX).bind('private/sock')\n\
+                  print('DONE')\n";
+    let unit = dir.join("queue.svc");
+    let argv = serde_json::to_string(&["/usr/bin/python3", "-c", script, q.to_str().unwrap()]).unwrap();
+    std::fs::write(&unit, format!("[exec]\nargv = {argv}\n")).unwrap();
+    set_mode(&unit, 0o644);
+    let out = dir.join("learned.svc");
+    let mut c = command(who);
+    let saved = dir.join("learned.json");
+    c.arg("learn").arg(&unit).arg("--out").arg(&out).arg("--save").arg(&saved);
+    let o = output(c, T);
+    assert!(o.status.success() && String::from_utf8_lossy(&o.stdout).contains("DONE"), "{}", text(&o));
+    let obs: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&saved).unwrap()).unwrap();
+    assert_eq!(obs["binds"], serde_json::json!([format!("unix:{}/private/sock", q.display())]), "the socket by its relative path: {obs:#}");
+    let decl = std::fs::read_to_string(&out).unwrap();
+    let rw = decl.lines().skip_while(|l| !l.starts_with("read_write = [")).take_while(|l| *l != "]").collect::<Vec<_>>().join("\n");
+    assert!(rw.contains(&format!("\"{}\", #", q.display())), "the queue is not one writable directory:\n{decl}");
+    for sub in ["incoming", "active", "bounce", "private"] {
+        assert!(!rw.contains(&format!("\"{}/{sub}\"", q.display())), "{sub} is a mount of its own:\n{decl}");
+    }
+    let mut c = command(who);
+    c.arg("exec").arg(&out);
+    let o = output(c, T);
+    assert!(o.status.success() && String::from_utf8_lossy(&o.stdout).contains("DONE"), "enforced under the mined declaration: {}\n{decl}", text(&o));
+});

@@ -155,6 +155,15 @@ pub fn inet(a: &str) -> Option<(capexec_decl::grants::Proto, SocketAddr)> {
     Some((proto, rest.parse().ok()?))
 }
 
+/// A connect that names no peer: to port 0, or of a datagram socket to the
+/// unspecified address. glibc's getaddrinfo connects a datagram socket to
+/// each answer (postfix's `0.0.0.0:25`, varnish's `0.0.0.0:0`) only to learn
+/// the source address the kernel would pick, and sorts without it when
+/// refused: no grant is needed, and none is given.
+pub fn source_probe(addr: &str) -> bool {
+    inet(addr).is_some_and(|(proto, a)| a.port() == 0 || proto == capexec_decl::grants::Proto::Udp && a.ip().is_unspecified())
+}
+
 pub fn compare(obs: &Observations, spec: &ServiceSpec, exists: impl Fn(&str) -> bool) -> Report {
     let mut r = Report { distinct_syscalls: obs.syscalls.len(), calls: obs.syscalls.values().sum(), ..Default::default() };
     for (name, n) in &obs.denied {
@@ -209,8 +218,7 @@ pub fn compare(obs: &Observations, spec: &ServiceSpec, exists: impl Fn(&str) -> 
                     // The service's own loopback: it may talk to itself.
                     let internal = addr.ip().is_loopback() && (how == "bind" && addr.port() == 0 || how == "connect" && bound.contains(&addr))
                         || obs.own_loopback.contains(a)
-                        // No peer at port 0: a source-address probe (see mine).
-                        || how == "connect" && addr.port() == 0;
+                        || how == "connect" && source_probe(a);
                     (!granted && !internal).then(|| format!("no broker {how} grant: it would {how} in the service's own network namespace"))
                 }
             };
@@ -359,6 +367,7 @@ mod tests {
         o.connects.insert("unix:/.capexec/notify".into());
         // getaddrinfo's source-address probe: no peer, nothing refused.
         o.connects.insert("udp:0.0.0.0:0".into());
+        o.connects.insert("udp:[::]:25".into());
         o.syscalls.insert("getrusage".into(), 1);
         o.syscalls.insert("socket".into(), 1);
         o.denied.insert("socket".into(), 1);

@@ -81,6 +81,32 @@ fn fold(dirs: BTreeMap<String, BTreeSet<String>>) -> BTreeMap<String, BTreeSet<S
     out
 }
 
+/// Writable directories a file was renamed or linked between become their
+/// common ancestor: each entry is a mount of its own, and a rename across
+/// two fails with EXDEV (postfix's queue manager moving a message from
+/// /var/spool/postfix/incoming to active stopped it). Not where the
+/// ancestor is a directory every service shares, or the root.
+fn one_mount_for_moves(mut rw: BTreeMap<String, BTreeSet<String>>, moves: &BTreeSet<(String, String)>) -> BTreeMap<String, BTreeSet<String>> {
+    let key_of = |rw: &BTreeMap<String, BTreeSet<String>>, p: &str| rw.keys().find(|k| crate::within(p, k)).cloned();
+    for (from, to) in moves {
+        let (Some(a), Some(b)) = (key_of(&rw, from), key_of(&rw, to)) else { continue };
+        if a == b {
+            continue;
+        }
+        let common = Path::new(&a).ancestors().find(|d| Path::new(&b).starts_with(d)).map(|d| d.to_string_lossy().into_owned()).unwrap_or_default();
+        if common.is_empty() || common == "/" || SHARED_DIRS.contains(&common.as_str()) {
+            continue;
+        }
+        let inside: Vec<String> = rw.keys().filter(|k| crate::within(k, &common)).cloned().collect();
+        let mut why = BTreeSet::new();
+        for k in inside {
+            why.extend(rw.remove(&k).unwrap_or_default());
+        }
+        rw.insert(common, why);
+    }
+    rw
+}
+
 /// Where systemd's RuntimeDirectory= and the others live, longest first:
 /// (base, declaration key, prefix of the name).
 const MANAGED: &[(&str, &str, &str)] = &[
@@ -182,7 +208,14 @@ pub fn view(obs: &Observations, private: &[String], declared: &[String], exists:
         if own.is_some_and(|d| changes || p == d) {
             continue;
         }
-        if !exists(p) && !created {
+        // A remove of what is not there still needs its directory writable:
+        // on a read-only mount unlink fails with EROFS before it looks, and
+        // a program that expects ENOENT stops (postfix's cleanup removing a
+        // stale bounce log of a new queue id). Not in a directory every
+        // service shares, nor /run, which a stale pid file's removal would open up.
+        let home = parent(p);
+        let removes_missing = acc.contains(&Access::Remove) && !SHARED_DIRS.contains(&home.as_str()) && home != "/run" && exists(&home);
+        if !exists(p) && !created && !removes_missing {
             continue;
         }
         if changes {
@@ -231,7 +264,8 @@ pub fn view(obs: &Observations, private: &[String], declared: &[String], exists:
     // executable too: a read_write mount is noexec, and an executable one
     // inside it would not be writable.
     let ex = fold(ex);
-    let (rwx, rw): (BTreeMap<_, _>, BTreeMap<_, _>) = fold(rw).into_iter().partition(|(k, _)| ran_written.iter().chain(ex.keys()).any(|d| within(d, k)));
+    let rw = one_mount_for_moves(fold(rw), &obs.moves);
+    let (rwx, rw): (BTreeMap<_, _>, BTreeMap<_, _>) = rw.into_iter().partition(|(k, _)| ran_written.iter().chain(ex.keys()).any(|d| within(d, k)));
     let ex: BTreeMap<_, _> = ex.into_iter().filter(|(d, _)| !rwx.keys().any(|k| within(d, k))).collect();
     // Read access inside a writable or executable directory needs nothing more.
     let covered = |d: &str| rw.keys().chain(ex.keys()).chain(rwx.keys()).any(|k| within(d, k));
@@ -293,8 +327,9 @@ const VARIANTS: &[&[&str]] = &[
     &["stat", "fstat", "lstat", "newfstatat", "statx"],
     &["epoll_wait", "epoll_pwait", "epoll_pwait2"],
     &["epoll_create", "epoll_create1"],
-    &["poll", "ppoll"],
-    &["select", "pselect6"],
+    // (Waiting for descriptors or a timeout: postfix waits with poll, and
+    // sleeps with select on paths a short run may not reach.)
+    &["poll", "ppoll", "select", "pselect6"],
     &["accept", "accept4"],
     &["dup", "dup2", "dup3"],
     &["pipe", "pipe2"],
@@ -523,11 +558,7 @@ pub fn declaration(obs: &Observations, origin: &Origin, exists: impl Fn(&str) ->
 
     // The run's own loopback sockets are the service's own network namespace's.
     let inet = |a: &&String| (a.starts_with("tcp:") || a.starts_with("udp:")) && !obs.own_loopback.contains(*a);
-    // A connect to port 0 reaches no peer: a datagram socket connected only to
-    // learn the source address the kernel would pick (glibc's getaddrinfo
-    // sorts its answers so, and goes on without it when refused).
-    let (probes, connects): (Vec<&String>, Vec<&String>) =
-        obs.connects.iter().filter(inet).partition(|a| crate::compare::inet(a).is_some_and(|(_, s)| s.port() == 0));
+    let (probes, connects): (Vec<&String>, Vec<&String>) = obs.connects.iter().filter(inet).partition(|a| crate::compare::source_probe(a));
     let granted: Vec<(String, Option<Picked>)> =
         obs.binds.iter().filter(inet).map(|a| bind_grant(a, !connects.is_empty(), obs.session_binds.contains(a))).collect();
     let picked = |why: Picked| granted.iter().any(|(_, p)| *p == Some(why));
@@ -581,8 +612,8 @@ pub fn declaration(obs: &Observations, origin: &Origin, exists: impl Fn(&str) ->
     if !probes.is_empty() {
         let _ = writeln!(
             o,
-            "# Connected to port 0 ({}): no peer listens there; a socket connected to learn which source\n\
-             # address the kernel picks (getaddrinfo sorting its answers), which works on without it: no grant.",
+            "# Connected to port 0, or a datagram socket to no address ({}): a socket connected only to learn\n\
+             # which source address the kernel picks (getaddrinfo sorting its answers), which works on without: no grant.",
             probes.iter().map(|a| commented(a)).collect::<Vec<_>>().join(", ")
         );
     }
@@ -605,11 +636,15 @@ pub fn declaration(obs: &Observations, origin: &Origin, exists: impl Fn(&str) ->
             any.iter().map(|a| commented(a)).collect::<Vec<_>>().join(", ")
         );
     }
-    let unix: Vec<&String> = obs
+    // Sockets in a directory the view above holds need nothing more (postfix's
+    // private/ and public/ in its queue); the others are named once each.
+    let listed =
+        |p: &str| [&ro, &rw, &ex, &rwx].iter().any(|m| m.keys().any(|d| Path::new(p).starts_with(d))) || made.iter().any(|d| Path::new(p).starts_with(d));
+    let unix: BTreeSet<&String> = obs
         .binds
         .iter()
         .chain(&obs.connects)
-        .filter(|a| a.strip_prefix("unix:").is_some_and(|p| !crate::capexecs_own(p)) && !unix_grants.contains(a))
+        .filter(|a| a.strip_prefix("unix:").is_some_and(|p| !crate::capexecs_own(p) && !listed(p)) && !unix_grants.contains(a))
         .collect();
     for u in unix {
         let _ = writeln!(o, "# Unix socket used during the run: {} (put its directory in the view if it is outside it)", commented(u));
@@ -919,7 +954,7 @@ mod tests {
         let mut o = obs(&[], &["bind", "connect"]);
         let own = ["udp:[::1]:0", "tcp:[::1]:0", "udp:[::1]:39858"];
         o.binds.extend(["udp:[::1]:0".to_owned(), "tcp:[::1]:0".to_owned(), "tcp:[::]:3128".to_owned()]);
-        o.connects.extend(["udp:[::1]:39858", "tcp:127.0.0.1:18080", "udp:0.0.0.0:0", "udp:[::]:0"].map(str::to_owned));
+        o.connects.extend(["udp:[::1]:39858", "tcp:127.0.0.1:18080", "udp:0.0.0.0:0", "udp:[::]:0", "udp:0.0.0.0:25"].map(str::to_owned));
         o.own_loopback.extend(own.map(str::to_owned));
         let text = declaration(&o, &origin(&[], true), |_| true);
         let v: toml::Value = toml::from_str(&text).unwrap();
@@ -927,7 +962,7 @@ mod tests {
         assert_eq!(list("bind"), ["tcp:[::]:3128"]);
         assert_eq!(list("connect"), ["tcp:127.0.0.1:18080"]);
         assert!(text.contains("udp:[::1]:39858") && text.contains("no grant"), "{text}");
-        assert!(text.contains("Connected to port 0 (udp:0.0.0.0:0, udp:[::]:0)"), "{text}");
+        assert!(text.contains("no address (udp:0.0.0.0:0, udp:0.0.0.0:25, udp:[::]:0)"), "{text}");
     }
 
     /// A resolver reaching root, top-level and zone servers on port 53 is
@@ -997,6 +1032,37 @@ mod tests {
         let [_, rw, _, _] = view(&o, &[], &[], |_| true);
         let rw: Vec<&str> = rw.keys().map(String::as_str).collect();
         assert_eq!(rw, ["/run", "/var/lib", "/var/log/app", "/var/log/vsftpd.log"]);
+    }
+
+    /// postfix's queue: a file renamed from incoming/ to active/ needs both on
+    /// one mount (their parent, not each), and the removal of a stale bounce
+    /// log that is not there needs its directory writable (a read-only one
+    /// answers EROFS, not ENOENT); neither in a directory every service shares.
+    #[test]
+    fn moves_share_a_mount_and_removing_what_is_missing_needs_its_directory() {
+        let q = "/var/spool/postfix";
+        let mut o = obs(
+            &[
+                (&format!("{q}/incoming/A1"), &[Access::Create, Access::Write, Access::Remove]),
+                (&format!("{q}/active/A1"), &[Access::Create, Access::Remove]),
+                (&format!("{q}/bounce/A1"), &[Access::Remove]),
+                ("/srv/other/x", &[Access::Write]),
+                ("/var/lib/a.tmp", &[Access::Create, Access::Remove]),
+                ("/var/lib/a/state", &[Access::Create]),
+                ("/run/gone.pid", &[Access::Remove]),
+            ],
+            &["rename"],
+        );
+        let only_dirs_exist = |p: &str| !p.ends_with("A1") && !p.ends_with(".pid") && !p.ends_with(".tmp");
+        let rw = |o: &Observations| -> Vec<String> {
+            let [_, rw, _, _] = view(o, &[], &[], only_dirs_exist);
+            rw.into_keys().collect()
+        };
+        let apart = ["/srv/other".into(), "/var/lib".into(), format!("{q}/active"), format!("{q}/bounce"), format!("{q}/incoming")];
+        assert_eq!(rw(&o), apart);
+        o.moves.insert((format!("{q}/incoming/A1"), format!("{q}/active/A1")));
+        o.moves.insert(("/var/lib/a.tmp".into(), "/var/lib/a/state".into()));
+        assert_eq!(rw(&o), ["/srv/other".into(), "/var/lib".into(), q.to_owned()]);
     }
 
     /// A service that writes a pid file shares the host's pid namespace (as

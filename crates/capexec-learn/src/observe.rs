@@ -45,6 +45,11 @@ pub struct Observations {
     /// none of them (see `record::LocalPorts`).
     #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
     pub own_loopback: BTreeSet<String>,
+    /// (source, target) of each rename and link: both must be on one mount,
+    /// or the call fails with EXDEV (postfix moves a queue file from
+    /// incoming/ to active/).
+    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
+    pub moves: BTreeSet<(String, String)>,
     /// Syscall numbers this build has no name for.
     pub unknown: BTreeSet<i64>,
     /// Syscall name → calls the judging filter refused: capexec's argument
@@ -128,6 +133,7 @@ impl Observations {
         self.connects.extend(other.connects);
         self.session_binds.extend(other.session_binds);
         self.own_loopback.extend(other.own_loopback);
+        self.moves.extend(other.moves);
         self.unknown.extend(other.unknown);
         for (k, v) in other.denied {
             *self.denied.entry(k).or_default() += v;

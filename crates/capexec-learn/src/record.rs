@@ -125,6 +125,8 @@ fn note(l: &Listener, n: &Notif, name: &str, ctx: &Ctx, obs: &mut Observations) 
         "openat2" => read_u64(n.tid, a[2]).unwrap_or(0),
         _ => 0,
     };
+    // The source of a rename or link, paired with its target below.
+    let mut moved_from = None;
     let (dirfd, path, access) = match name {
         "open" => (AT_FDCWD, a[0], open_access(flags)),
         "creat" => (AT_FDCWD, a[0], Access::Create),
@@ -153,11 +155,13 @@ fn note(l: &Listener, n: &Notif, name: &str, ctx: &Ctx, obs: &mut Observations) 
         }
         "rename" | "link" => {
             let old = path_event(l, n, AT_FDCWD, a[0], Access::Remove, false, obs);
+            moved_from.clone_from(&old);
             dac(capabilities, n, name, old, Access::Remove, obs);
             (AT_FDCWD, a[1], Access::Create)
         }
         "renameat" | "renameat2" | "linkat" => {
             let old = path_event(l, n, a[0] as i64, a[1], Access::Remove, false, obs);
+            moved_from.clone_from(&old);
             dac(capabilities, n, name, old, Access::Remove, obs);
             (a[2] as i64, a[3], Access::Create)
         }
@@ -193,6 +197,9 @@ fn note(l: &Listener, n: &Notif, name: &str, ctx: &Ctx, obs: &mut Observations) 
     };
     let path_only = flags as i32 & libc::O_PATH != 0;
     let full = path_event(l, n, dirfd, path, access, path_only, obs);
+    if let (Some(from), Some(to)) = (moved_from, full.clone()) {
+        obs.moves.insert((from, to));
+    }
     // An O_PATH open needs what a stat needs: search on the way, no read.
     dac(capabilities, n, if path_only { "newfstatat" } else { name }, full, access, obs);
 }
@@ -456,10 +463,15 @@ fn net_call(l: &Listener, n: &Notif, ctx: &Ctx, obs: &mut Observations) {
     // The socket's type decides tcp or udp: look at the thread's own fd.
     let sock = remote::pidfd_open(n.tid).ok().and_then(|p| remote::pidfd_getfd(&p, n.args[0] as i32).ok());
     let ty = sock.as_ref().and_then(sock_type);
+    // A Unix socket's relative path is the caller's cwd's (postfix binds
+    // private/smtp in its queue directory): read before ID_VALID, as paths are.
+    let relative = |a: &String| a.strip_prefix("unix:").is_some_and(|p| !p.starts_with('/') && !p.starts_with('@'));
+    let datagram = ty == Some(libc::SOCK_DGRAM);
+    let described: Vec<String> = addresses.iter().filter_map(|a| capexec_decl::grants::describe_sockaddr(a, datagram)).collect();
+    let cwd = described.iter().any(relative).then(|| std::fs::read_link(format!("/proc/{}/cwd", n.tid)).ok()).flatten();
     if !l.id_valid(n.id) {
         return;
     }
-    let datagram = ty == Some(libc::SOCK_DGRAM);
     // A datagram from a socket that has been receiving, to loopback: the
     // answer to a client of the workload (a DNS server's reply to dig's
     // port). The network guard lets answers to peers through; granted, it
@@ -467,41 +479,43 @@ fn net_call(l: &Listener, n: &Notif, ctx: &Ctx, obs: &mut Observations) {
     let answering = op == "send"
         && datagram
         && sock.as_ref().and_then(|s| capexec_sys::socket::cookie(std::os::fd::AsFd::as_fd(s)).ok()).is_some_and(|c| ctx.receiving.borrow().contains(&c));
-    for a in addresses {
-        if let Some(addr) = capexec_decl::grants::describe_sockaddr(&a, datagram) {
-            if answering && is_loopback(&addr) {
-                obs.net_event(n.process(), || n.comm(), "answer", &addr);
-                continue;
-            }
-            // (A stream socket bound on every address with a port the kernel
-            // picks is the service's own too: see the broker's transparent
-            // binds. varnish probes the kernel's TCP defaults so.)
-            let own_kind = |ip: std::net::IpAddr| ip.is_loopback() || (op == "bind" && !datagram && ip.is_unspecified());
-            let loopback_port = crate::compare::inet(&addr).filter(|(_, a)| own_kind(capexec_decl::grants::canonical(a.ip()))).map(|(_, a)| a.port());
-            if let Some(port) = loopback_port {
-                let mut local = ctx.local.borrow_mut();
-                if op == "bind" && port == 0 {
-                    // (A stream socket's port is never talked to: see `own`.)
-                    if let Some(s) = sock.as_ref().filter(|_| datagram).and_then(|s| s.try_clone().ok()) {
-                        local.bound(datagram, s);
-                    }
-                    obs.own_loopback.insert(addr.clone());
-                } else if op != "bind" && local.own(datagram, port) {
-                    obs.own_loopback.insert(addr.clone());
-                }
-            }
-            if let Some(tx) = ctx.bound.as_ref().filter(|_| op == "bind") {
-                // The listener went away: nobody waits any more.
-                let _ = tx.send(Bound { address: addr.clone(), datagram });
-            }
-            // An address bound before, at the start, is the service's own
-            // listener bound again (varnish reopens its listening sockets
-            // when its worker stops), not one picked for a session.
-            if op == "bind" && !datagram && ctx.accepting.get() && !obs.binds.contains(&addr) {
-                obs.session_binds.insert(addr.clone());
-            }
-            obs.net_call(n.process(), || n.comm(), op, addr);
+    for addr in described {
+        let addr = match (&cwd, addr.strip_prefix("unix:")) {
+            (Some(cwd), Some(p)) if relative(&addr) => format!("unix:{}", normalize(&format!("{}/{p}", cwd.display()))),
+            _ => addr,
+        };
+        if answering && is_loopback(&addr) {
+            obs.net_event(n.process(), || n.comm(), "answer", &addr);
+            continue;
         }
+        // (A stream socket bound on every address with a port the kernel
+        // picks is the service's own too: see the broker's transparent
+        // binds. varnish probes the kernel's TCP defaults so.)
+        let own_kind = |ip: std::net::IpAddr| ip.is_loopback() || (op == "bind" && !datagram && ip.is_unspecified());
+        let loopback_port = crate::compare::inet(&addr).filter(|(_, a)| own_kind(capexec_decl::grants::canonical(a.ip()))).map(|(_, a)| a.port());
+        if let Some(port) = loopback_port {
+            let mut local = ctx.local.borrow_mut();
+            if op == "bind" && port == 0 {
+                // (A stream socket's port is never talked to: see `own`.)
+                if let Some(s) = sock.as_ref().filter(|_| datagram).and_then(|s| s.try_clone().ok()) {
+                    local.bound(datagram, s);
+                }
+                obs.own_loopback.insert(addr.clone());
+            } else if op != "bind" && local.own(datagram, port) {
+                obs.own_loopback.insert(addr.clone());
+            }
+        }
+        if let Some(tx) = ctx.bound.as_ref().filter(|_| op == "bind") {
+            // The listener went away: nobody waits any more.
+            let _ = tx.send(Bound { address: addr.clone(), datagram });
+        }
+        // An address bound before, at the start, is the service's own
+        // listener bound again (varnish reopens its listening sockets
+        // when its worker stops), not one picked for a session.
+        if op == "bind" && !datagram && ctx.accepting.get() && !obs.binds.contains(&addr) {
+            obs.session_binds.insert(addr.clone());
+        }
+        obs.net_call(n.process(), || n.comm(), op, addr);
     }
 }
 
