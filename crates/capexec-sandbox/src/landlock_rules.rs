@@ -185,6 +185,10 @@ fn broker_layer(ll: &LandlockPlan, layer: &crate::plan::BrokerLayer) -> Result<O
             created = created.add_rule(NetPort::new(port, access)).map_err(|x| ChildError::io(STEP, format!("{access:?} rule for TCP port {port}"), x))?;
         }
     }
+    // Its refusals of the service after exec are logged too: the one
+    // refusal only this layer makes (a move between directories, below the
+    // service's own rules) would otherwise be a silent EXDEV.
+    created = created.set_compatibility(CompatLevel::BestEffort).log_new_exec(true).map_err(|x| e("log denials after exec", x))?.set_compatibility(compat);
     let status = created.restrict_self().map_err(|x| e("restrict_self", x))?;
     outcome(status.ruleset, ll.required, STEP, "the broker's Landlock layer")
 }

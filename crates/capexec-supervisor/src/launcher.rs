@@ -68,6 +68,11 @@ pub enum LauncherEvent {
         id: u64,
         init_pid: i32,
         main_pid: Option<i32>,
+        /// The service's broker process, whose Landlock domain the
+        /// service's nests in: the kernel names a refusal of that layer by
+        /// the broker's pid (see `trail::describe`, `fs.refer`).
+        #[serde(default)]
+        broker_pid: Option<i32>,
     },
     Failed {
         id: u64,
@@ -162,7 +167,7 @@ fn complete(sock: RawFd, children: &mut Children, pid: i32) {
             let main_pid = main.as_ref().map(|(m, _)| *m);
             let mut pidfds = vec![s.pidfd];
             pidfds.extend(main.map(|(_, fd)| fd));
-            send(sock, &LauncherEvent::Launched { id: p.id, init_pid: s.pid, main_pid }, &fdpass::raw(&pidfds));
+            send(sock, &LauncherEvent::Launched { id: p.id, init_pid: s.pid, main_pid, broker_pid: None }, &fdpass::raw(&pidfds));
         }
         Err(e) => send(sock, &LauncherEvent::Failed { id: p.id, error: e.to_string() }, &[]),
     }
@@ -338,7 +343,7 @@ fn launch(sock: RawFd, req: LaunchRequest, fds: Vec<OwnedFd>, host_env: &[(Strin
             let main_pid = st.main.as_ref().map(|(m, _)| *m);
             let mut pidfds = vec![st.init_pidfd];
             pidfds.extend(st.main.map(|(_, fd)| fd));
-            send(sock, &LauncherEvent::Launched { id: req.id, init_pid: st.init_pid, main_pid }, &fdpass::raw(&pidfds));
+            send(sock, &LauncherEvent::Launched { id: req.id, init_pid: st.init_pid, main_pid, broker_pid: st.broker }, &fdpass::raw(&pidfds));
         }
         Err(e) => fail(e.to_string()),
     }

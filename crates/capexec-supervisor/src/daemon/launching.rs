@@ -169,7 +169,7 @@ impl Daemon {
 
     pub(super) fn launcher_event(&mut self, ev: LauncherEvent, fds: Vec<OwnedFd>) {
         match ev {
-            LauncherEvent::Launched { id, init_pid, main_pid } => {
+            LauncherEvent::Launched { id, init_pid, main_pid, broker_pid } => {
                 let Some(name) = self.launches.remove(&id) else {
                     return;
                 };
@@ -178,7 +178,7 @@ impl Daemon {
                 };
                 s.launching = None;
                 let mut fds = fds.into_iter();
-                s.run = Some(Run { init_pid, init_fd: fds.next(), main_pid, main_fd: fds.next(), started: Instant::now() });
+                s.run = Some(Run { init_pid, init_fd: fds.next(), main_pid, main_fd: fds.next(), broker_pid, started: Instant::now() });
                 s.log.note(&format!("started (main pid {})", main_pid.map_or("-".into(), |p| p.to_string())));
                 if !s.spec.service.ready_address.is_empty() {
                     let (addrs, tx, unit, run) = (s.spec.service.ready_address.clone(), self.tx.clone(), name.clone(), s.run_id);

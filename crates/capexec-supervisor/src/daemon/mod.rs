@@ -140,6 +140,8 @@ struct Run {
     init_fd: Option<OwnedFd>,
     main_pid: Option<i32>,
     main_fd: Option<OwnedFd>,
+    /// Its broker (see `LauncherEvent::Launched`).
+    broker_pid: Option<i32>,
     started: Instant,
 }
 
@@ -905,7 +907,7 @@ impl Daemon {
             .services
             .iter()
             .filter_map(|(n, s)| s.run.as_ref().map(|r| (r, n.as_str())))
-            .flat_map(|(r, n)| std::iter::once((r.init_pid, n)).chain(r.main_pid.map(|m| (m, n))))
+            .flat_map(|(r, n)| std::iter::once((r.init_pid, n)).chain(r.main_pid.map(|m| (m, n))).chain(r.broker_pid.map(|b| (b, n))))
             .collect();
         crate::trail::lineage(pid).find_map(|p| runs.get(&p).map(|n| (*n).to_owned()))
     }
