@@ -350,7 +350,10 @@ mod tests {
     }
 
     fn spec(body: &str) -> ServiceSpec {
-        let dir = std::env::temp_dir().join(format!("capexec-compare-{}", std::process::id()));
+        // A directory per call: tests run in parallel and each removes its own.
+        static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let dir = std::env::temp_dir().join(format!("capexec-compare-{}-{n}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let f = dir.join("t.svc");
         std::fs::write(&f, body).unwrap();
