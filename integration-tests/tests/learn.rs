@@ -379,8 +379,25 @@ both!(a_queue_moved_between_directories_is_one_writable_directory, |who: As| {
     for sub in ["incoming", "active", "bounce", "private"] {
         assert!(!rw.contains(&format!("\"{}/{sub}\"", q.display())), "{sub} is a mount of its own:\n{decl}");
     }
+    assert!(!text(&o).contains("(move)"), "no broker, no warning: {}", text(&o));
     let mut c = command(who);
     c.arg("exec").arg(&out);
     let o = output(c, T);
     assert!(o.status.success() && String::from_utf8_lossy(&o.stdout).contains("DONE"), "enforced under the mined declaration: {}\n{decl}", text(&o));
+    // A service that also connects somewhere gets a broker for that grant,
+    // under which the move fails (docs/broker.md, "Limits"): learning says so.
+    let port = secret_listener("hello");
+    let connecting = format!("{script}socket.create_connection(('127.0.0.1', {port})).close()\n");
+    let argv = serde_json::to_string(&["/usr/bin/python3", "-c", &connecting, q.to_str().unwrap()]).unwrap();
+    let brokered = dir.join("queue-brokered.svc");
+    std::fs::write(&brokered, format!("[exec]\nargv = {argv}\n")).unwrap();
+    set_mode(&brokered, 0o644);
+    let mined = dir.join("learned-brokered.svc");
+    let mut c = command(who);
+    c.arg("learn").arg(&brokered).arg("--out").arg(&mined);
+    let o = output(c, T);
+    let q = q.display();
+    let warned = format!("capexec learn: warning: {q}/incoming/m -> {q}/active/m (move): a move (rename or link) between directories");
+    assert!(o.status.success() && text(&o).contains(&warned) && text(&o).contains("; to allow it: nothing yet"), "{}", text(&o));
+    assert!(std::fs::read_to_string(&mined).unwrap().contains(&format!("tcp:127.0.0.1:{port}")), "the grant that brings the broker");
 });
