@@ -338,7 +338,6 @@ impl Collected {
         let r = &self.run;
         r.init == Some(pid)
             || r.main == Some(pid)
-            || r.broker == Some(pid)
             || r.pid_ns.as_ref().is_some_and(|ns| std::fs::read_link(format!("/proc/{pid}/ns/pid")).is_ok_and(|l| &l == ns))
     }
 
@@ -353,7 +352,8 @@ impl Collected {
         match &r {
             Record::Seccomp { pid, .. } if self.ours(*pid) => self.keep(r),
             Record::Seccomp { pid, .. } if gone(*pid) && self.unresolved.len() < 64 => self.unresolved.push(r),
-            Record::LandlockDomain { domain, pid } if self.ours(*pid) => {
+            // The broker's layer is the program's too; its seccomp filter is not.
+            Record::LandlockDomain { domain, pid } if self.ours(*pid) || self.run.broker == Some(*pid) => {
                 self.domains.insert(domain.clone());
                 let domain = domain.clone();
                 let (now, later): (Vec<_>, Vec<_>) =

@@ -907,9 +907,17 @@ impl Daemon {
             .services
             .iter()
             .filter_map(|(n, s)| s.run.as_ref().map(|r| (r, n.as_str())))
-            .flat_map(|(r, n)| std::iter::once((r.init_pid, n)).chain(r.main_pid.map(|m| (m, n))).chain(r.broker_pid.map(|b| (b, n))))
+            .flat_map(|(r, n)| std::iter::once((r.init_pid, n)).chain(r.main_pid.map(|m| (m, n))))
             .collect();
         crate::trail::lineage(pid).find_map(|p| runs.get(&p).map(|n| (*n).to_owned()))
+    }
+
+    /// The service whose broker is `pid` (itself, not its children: the
+    /// binder's own domain is no layer of the service's). Only for Landlock
+    /// domains: the broker's layer is the service's too, its seccomp filter
+    /// is not (a kill by it is no refusal a declaration could allow).
+    fn unit_of_broker(&self, pid: i32) -> Option<String> {
+        self.services.iter().find(|(_, s)| s.run.as_ref().is_some_and(|r| r.broker_pid == Some(pid))).map(|(n, _)| n.clone())
     }
 
     /// Whether `r`, whose process `pid` belongs to no known run, must wait
@@ -944,7 +952,7 @@ impl Daemon {
                 if self.before_launched(&r, *pid) {
                     return;
                 }
-                if let Some(u) = self.unit_of(*pid) {
+                if let Some(u) = self.unit_of(*pid).or_else(|| self.unit_of_broker(*pid)) {
                     // Domains end with their services; the map only grows
                     // by first denials, so an occasional reset is enough.
                     if self.domains.len() >= 4096 {
