@@ -55,9 +55,7 @@ pub fn tcp(bind: bool, port: u16) -> String {
 /// declaration is a service without a broker: under `net = "host"` with no
 /// other reason for one, port 0 in `bind_tcp`.
 pub fn move_between_directories(spec: &ServiceSpec) -> String {
-    use crate::spec::{FileMode, NetMode, PreopenKind};
-    let appends = spec.preopen.iter().any(|p| matches!(p.kind, PreopenKind::File { mode: FileMode::Append, .. }));
-    match spec.namespaces.net == NetMode::Host && spec.broker.is_empty() && !appends {
+    match spec.namespaces.net == crate::spec::NetMode::Host && !spec.brokers_besides_listen() {
         true => tcp(true, 0),
         false => "nothing yet: a service with a broker ([broker] grants, append-only preopened files) cannot move files between directories".into(),
     }

@@ -59,8 +59,13 @@ impl ServiceSpec {
     /// grants, to answer its `listen()` ([`Self::brokers_listen`]), or to
     /// write its preopened files in append mode (capexec-broker's `append`).
     pub fn has_broker(&self) -> bool {
-        let appends = self.preopen.iter().any(|p| matches!(p.kind, PreopenKind::File { mode: FileMode::Append, .. }));
-        !self.broker.is_empty() || self.brokers_listen() || appends
+        self.brokers_listen() || self.brokers_besides_listen()
+    }
+
+    /// Whether the service needs a broker for something other than its
+    /// `listen()`: grants, or preopened files written in append mode.
+    pub fn brokers_besides_listen(&self) -> bool {
+        !self.broker.is_empty() || self.preopen.iter().any(|p| matches!(p.kind, PreopenKind::File { mode: FileMode::Append, .. }))
     }
 }
 

@@ -164,6 +164,26 @@ pub fn source_probe(addr: &str) -> bool {
     inet(addr).is_some_and(|(proto, a)| a.port() == 0 || proto == capexec_decl::grants::Proto::Udp && a.ip().is_unspecified())
 }
 
+/// The run's moves between directories that `spec` refuses: allowed by the
+/// view and the service's own rules, refused by the Landlock layer a broker
+/// shares with its service (fix::move_between_directories); none without a broker.
+pub fn moves(obs: &Observations, spec: &ServiceSpec) -> Vec<Denial> {
+    if !spec.has_broker() {
+        return Vec::new();
+    }
+    let parent = |p: &str| std::path::Path::new(p).parent().map(std::path::Path::to_path_buf);
+    obs.moves
+        .iter()
+        .filter(|(from, to)| parent(from) != parent(to))
+        .map(|(from, to)| Denial {
+            what: format!("{from} -> {to}"),
+            how: "move".into(),
+            why: "a move (rename or link) between directories, which a service with a broker cannot make (docs/broker.md, Limits)".into(),
+            fix: fix::move_between_directories(spec),
+        })
+        .collect()
+}
+
 pub fn compare(obs: &Observations, spec: &ServiceSpec, exists: impl Fn(&str) -> bool) -> Report {
     let mut r = Report { distinct_syscalls: obs.syscalls.len(), calls: obs.syscalls.values().sum(), ..Default::default() };
     for (name, n) in &obs.denied {
@@ -189,19 +209,7 @@ pub fn compare(obs: &Observations, spec: &ServiceSpec, exists: impl Fn(&str) -> 
         }
     }
 
-    // Allowed by the view and the service's own rules, refused by the
-    // Landlock layer a broker shares with its service (fix::move_between_directories).
-    if spec.has_broker() {
-        let parent = |p: &str| std::path::Path::new(p).parent().map(std::path::Path::to_path_buf);
-        for (from, to) in obs.moves.iter().filter(|(from, to)| parent(from) != parent(to)) {
-            r.files.push(Denial {
-                what: format!("{from} -> {to}"),
-                how: "move".into(),
-                why: "a move (rename or link) between directories, which a service with a broker cannot make (docs/broker.md, Limits)".into(),
-                fix: fix::move_between_directories(spec),
-            });
-        }
-    }
+    r.files.extend(moves(obs, spec));
 
     let bound: BTreeSet<SocketAddr> = obs.binds.iter().filter_map(|a| inet(a)).map(|(_, a)| a).collect();
     for (how, set) in [("bind", &obs.binds), ("connect", &obs.connects)] {

@@ -207,7 +207,7 @@ fn learn(a: &LearnArgs) -> Result<i32, CmdError> {
 fn warn_moves(obs: &Observations, text: &str, unit_dir: Option<std::path::PathBuf>) {
     let ctx = capexec_decl::Context { unit_dir, ..capexec_decl::Context::current() };
     let Ok(mined) = capexec_decl::from_text("mined", text, &ctx) else { return };
-    for d in compare::compare(obs, &mined, |_| true).files.iter().filter(|d| d.how == "move") {
+    for d in compare::moves(obs, &mined) {
         eprintln!("capexec learn: warning: {} (move): {}; to allow it: {}", safe(&d.what), d.why, d.fix);
     }
 }
