@@ -1157,6 +1157,17 @@ fn varnish_from_import_and_learn() {
     std::fs::write(format!("{etc}/test.vcl"), format!("vcl 4.1;\nbackend default {{\n    .host = \"127.0.0.1\";\n    .port = \"{backend}\";\n}}\n")).unwrap();
     let hard = |r| nix::sys::resource::getrlimit(r).unwrap().1;
     let (nofile, memlock) = (hard(nix::sys::resource::Resource::RLIMIT_NOFILE), hard(nix::sys::resource::Resource::RLIMIT_MEMLOCK));
+    // Debian's postinst starts varnish, whose first start makes its working
+    // directory; where services may not start at install (a container's
+    // policy-rc.d), it is made here as that start makes it, so that learning
+    // sees the host an administrator has.
+    let work = std::path::Path::new("/var/lib/varnish/varnishd");
+    if !work.exists() {
+        std::fs::create_dir(work).unwrap();
+        let group = nix::unistd::Group::from_name("varnish").unwrap().expect("the varnish package's group");
+        nix::unistd::chown(work, Some(nix::unistd::Uid::from_raw(0)), Some(group.gid)).unwrap();
+        set_mode(work, 0o755);
+    }
     let mut d = Daemon::prepare(As::Root, "varnish");
     let argv = format!(
         "\"/usr/sbin/varnishd\", \"-j\", \"unix,user=vcache\", \"-F\", \"-a\", \"127.0.0.1:{port}\", \"-T\", \"127.0.0.1:{admin}\", \"-f\", \"{etc}/test.vcl\", \"-S\", \"/etc/varnish/secret\", \"-s\", \"malloc,64m\""
