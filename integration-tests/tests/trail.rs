@@ -262,16 +262,17 @@ fn explain_says_what_the_options_would_refuse() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-/// A rename between two directories of a writable path is refused in any
-/// service with a broker (the Landlock layer it shares with the broker
-/// refuses `REFER`, docs/broker.md, "Limits"): reported with what it is and
-/// the one change that allows it, where a declaration has one. `capexec run
-/// --net host` (brokered for its listens): the summary names `--bind-tcp 0`,
-/// which, applied, lets the move happen; rootless, `--explain` says the same
-/// from the recorder. Under the daemon, a service with a `[broker]` grant:
-/// the trail names the move, with no key to change.
+/// A rename between two directories of a writable path works in a service
+/// with a broker: the Landlock layer it shares with its broker allows moves
+/// beneath the view's writable directories, which a builder outside that
+/// layer mounted (capexec_sandbox::view_builder; before, every move there
+/// failed with EXDEV). `capexec run --net host` (brokered for its listens),
+/// as root and rootless, and under the daemon a service with a `[broker]`
+/// grant, whose trail stays empty. (The layer allows no more than the
+/// service's own: a move beneath its writable directories, and a move
+/// between two mounts is EXDEV whatever Landlock says.)
 #[test]
-fn a_move_between_directories_under_a_broker_is_reported() {
+fn a_move_between_directories_works_under_a_broker() {
     require_root();
     let dir = std::path::PathBuf::from(format!("/var/tmp/capexec-it{}-moves", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
@@ -281,29 +282,15 @@ fn a_move_between_directories_under_a_broker_is_reported() {
     // umask 0: each run (a dynamic uid as root, the test user rootless) makes its files in the others' directories.
     let prog = "umask 0; my $d = shift; mkdir \"$d/a\"; mkdir \"$d/b\"; open(my $f, '>', \"$d/a/x\") or die \"create: $!\"; close $f; \
         if (rename(\"$d/a/x\", \"$d/b/x\")) { print \"moved\\n\"; unlink \"$d/b/x\"; exit 0 } print \"rename: $!\\n\"; unlink \"$d/a/x\"; STDOUT->flush; exit 3;";
-    let run = |who: As, flags: &[&str]| {
+    let run = |who: As| {
         let mut c = command(who);
-        c.args(["run", "--net", "host", "--rw", d]).args(flags).args(["--", "/usr/bin/perl", "-e", prog, d]);
+        c.args(["run", "--net", "host", "--rw", d, "--", "/usr/bin/perl", "-e", prog, d]);
         output(c, T)
     };
-    let o = run(As::Root, &[]);
-    assert_eq!((o.status.code(), String::from_utf8_lossy(&o.stdout).as_ref()), (Some(3), "rename: Invalid cross-device link\n"), "{}", text(&o));
-    let err = String::from_utf8_lossy(&o.stderr);
-    assert!(
-        err.contains(&format!("landlock: a move (rename or link) from or to {d}/a between directories, which a service with a broker cannot make"))
-            && err.contains("to allow it: --bind-tcp 0"),
-        "{err}"
-    );
     for who in [As::Root, As::User] {
-        let o = run(who, &["--bind-tcp", "0"]);
+        let o = run(who);
         assert_eq!((o.status.code(), String::from_utf8_lossy(&o.stdout).as_ref()), (Some(0), "moved\n"), "{who:?}: {}", text(&o));
     }
-    let o = run(As::User, &["--explain"]);
-    let err = String::from_utf8_lossy(&o.stderr);
-    assert!(
-        err.contains(&format!("files: {d}/a/x -> {d}/b/x (move): a move (rename or link) between directories")) && err.contains("to allow it: --bind-tcp 0"),
-        "{err}"
-    );
 
     let mut daemon = Daemon::prepare(As::Root, "moves");
     daemon.write_unit(
@@ -318,12 +305,9 @@ fn a_move_between_directories_under_a_broker_is_reported() {
     daemon.start();
     let o = daemon.ctl(&["start", "moves"]);
     assert!(o.status.success(), "{}", text(&o));
-    let s = daemon.wait_for("moves", T, "the move in the trail", |s| s["denials"]["total"].as_u64() >= Some(1));
-    let recent = s["denials"]["recent"].as_array().unwrap();
-    let entry = recent.iter().find(|e| e["what"].as_str().is_some_and(|w| w.starts_with("a move"))).unwrap_or_else(|| panic!("no move: {s:#}"));
-    assert_eq!(entry["mechanism"], "landlock", "{entry:#}");
-    assert!(entry["fix"].as_str().unwrap().starts_with("nothing yet: a service with a broker"), "{entry:#}");
-    assert!(daemon.wait_log("moves", "rename: Invalid cross-device link", T).contains("rename: Invalid cross-device link"));
+    let s = daemon.wait_for("moves", T, "the service's end", |s| s["last_exit"]["code"].as_i64().is_some());
+    assert_eq!((s["last_exit"]["code"].as_i64(), s["denials"]["total"].as_u64()), (Some(0), Some(0)), "the move under the daemon's broker: {s:#}");
+    assert!(daemon.wait_log("moves", "moved", T).contains("moved"));
     daemon.terminate(T);
     let _ = std::fs::remove_dir_all(&dir);
 }

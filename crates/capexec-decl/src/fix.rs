@@ -48,19 +48,6 @@ pub fn tcp(bind: bool, port: u16) -> String {
     }
 }
 
-/// For a rename or link between two directories that the broker's Landlock
-/// layer refused (`REFER`: every Landlock layer refuses it unless it allows
-/// it by a rule, and the layer a broker shares with its service cannot
-/// have filesystem rules; docs/broker.md, "Limits"). The one way out in a
-/// declaration is a service without a broker: under `net = "host"` with no
-/// other reason for one, port 0 in `bind_tcp`.
-pub fn move_between_directories(spec: &ServiceSpec) -> String {
-    match spec.namespaces.net == crate::spec::NetMode::Host && !spec.brokers_besides_listen() {
-        true => tcp(true, 0),
-        false => "nothing yet: a service with a broker ([broker] grants, append-only preopened files) cannot move files between directories".into(),
-    }
-}
-
 /// The `capexec run` flag in a fix (`--connect-tcp 9`), or the whole fix
 /// when it has none.
 pub fn run_flag(fix: &str) -> &str {

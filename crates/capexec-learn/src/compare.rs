@@ -164,26 +164,6 @@ pub fn source_probe(addr: &str) -> bool {
     inet(addr).is_some_and(|(proto, a)| a.port() == 0 || proto == capexec_decl::grants::Proto::Udp && a.ip().is_unspecified())
 }
 
-/// The run's moves between directories that `spec` refuses: allowed by the
-/// view and the service's own rules, refused by the Landlock layer a broker
-/// shares with its service (fix::move_between_directories); none without a broker.
-pub fn moves(obs: &Observations, spec: &ServiceSpec) -> Vec<Denial> {
-    if !spec.has_broker() {
-        return Vec::new();
-    }
-    let parent = |p: &str| std::path::Path::new(p).parent().map(std::path::Path::to_path_buf);
-    obs.moves
-        .iter()
-        .filter(|(from, to)| parent(from) != parent(to))
-        .map(|(from, to)| Denial {
-            what: format!("{from} -> {to}"),
-            how: "move".into(),
-            why: "a move (rename or link) between directories, which a service with a broker cannot make (docs/broker.md, Limits)".into(),
-            fix: fix::move_between_directories(spec),
-        })
-        .collect()
-}
-
 pub fn compare(obs: &Observations, spec: &ServiceSpec, exists: impl Fn(&str) -> bool) -> Report {
     let mut r = Report { distinct_syscalls: obs.syscalls.len(), calls: obs.syscalls.values().sum(), ..Default::default() };
     for (name, n) in &obs.denied {
@@ -208,8 +188,6 @@ pub fn compare(obs: &Observations, spec: &ServiceSpec, exists: impl Fn(&str) -> 
             r.files.push(Denial { what: path.clone(), how: accesses(acc), why: why.to_owned(), fix });
         }
     }
-
-    r.files.extend(moves(obs, spec));
 
     let bound: BTreeSet<SocketAddr> = obs.binds.iter().filter_map(|a| inet(a)).map(|(_, a)| a).collect();
     for (how, set) in [("bind", &obs.binds), ("connect", &obs.connects)] {
@@ -369,21 +347,6 @@ mod tests {
         let s = capexec_decl::load_unit(f.to_str().unwrap(), &[], &ctx).unwrap_or_else(|e| panic!("{e}"));
         let _ = std::fs::remove_dir_all(&dir);
         s
-    }
-
-    /// Moves between directories are refused only where a broker is: named
-    /// there, with the fix; moves within a directory never are.
-    #[test]
-    fn moves_between_directories_are_named_under_a_broker() {
-        let mut o = Observations::default();
-        o.moves.insert(("/srv/q/a/x".into(), "/srv/q/b/x".into()));
-        o.moves.insert(("/srv/q/a/y.tmp".into(), "/srv/q/a/y".into()));
-        let base = "[exec]\nargv = [\"/usr/bin/true\"]\n[filesystem]\nread_write = [\"/srv/q\"]\n[namespaces]\nnet = \"host\"\n";
-        let moves = |body: &str| compare(&o, &spec(body), |_| true).files.into_iter().filter(|d| d.how == "move").collect::<Vec<_>>();
-        let listed = moves(base);
-        assert_eq!(listed.len(), 1, "{listed:?}");
-        assert_eq!((listed[0].what.as_str(), listed[0].fix.as_str()), ("/srv/q/a/x -> /srv/q/b/x", "add 0 to [landlock] bind_tcp (capexec run: --bind-tcp 0)"));
-        assert!(moves(&format!("{base}[landlock]\nbind_tcp = [0]\n")).is_empty(), "no broker, nothing refused");
     }
 
     #[test]

@@ -58,6 +58,10 @@ pub struct ChildArgs<'a> {
     pub join_root: Option<RawFd>,
     /// The namespaces of `plan.enter`, opened: flag and fd.
     pub enter: &'a [(libc::c_int, RawFd)],
+    /// The mount namespace of the view's builder (crate::view_builder),
+    /// whose view is whole once init is let go: entered in place of
+    /// building one.
+    pub view: Option<RawFd>,
     /// See `SpawnOptions::detach`.
     pub detach: bool,
     /// See `SpawnOptions::console`.
@@ -338,7 +342,14 @@ fn setup(a: &ChildArgs) -> Result<Option<OwnedFd>, ChildError> {
         )),
         None => None,
     };
-    if plan.join == 0 {
+    if let (0, Some(view)) = (plan.join, a.view) {
+        // setns puts this process at the root of the view (the builder
+        // pivoted into it).
+        sys::setns(view, libc::CLONE_NEWNS).map_err(|e| ChildError::io(Step::FilesystemView, "enter the view its builder made", e))?;
+        Kernel
+            .chdir(Path::new(std::ffi::OsStr::from_bytes(plan.workdir.as_bytes())))
+            .map_err(|e| ChildError::io(Step::FilesystemView, format!("chdir {}", plan.workdir.to_string_lossy()), e))?;
+    } else if plan.join == 0 {
         let hooks = &plan.container_hooks;
         let mut create_container = || {
             if hooks.is_empty() {

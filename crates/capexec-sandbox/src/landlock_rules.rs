@@ -137,26 +137,31 @@ fn outcome(status: RulesetStatus, required: bool, step: Step, layer: &str) -> Re
 /// the daemon's broker process): the broker keeps exactly this domain, the
 /// service's own ruleset nests inside it.
 ///
-/// Why only TCP ports and scopes: Landlock lets a confined process reach
-/// (ptrace-class: process_vm_readv, pidfd_getfd, /proc/PID/fdinfo) only
-/// processes in its own domain or a nested one, so the broker's domain must
-/// be an ancestor of the service's, i.e. the service lives under it too. A
-/// filesystem rule set here could not name the service's view (its root and
-/// /proc are mounted later, in the child), so filesystem access stays with the
-/// broker's ids, its seccomp filter and the service's own layer.
+/// Why TCP ports, scopes and moves only: Landlock lets a confined process
+/// reach (ptrace-class: process_vm_readv, pidfd_getfd, /proc/PID/fdinfo)
+/// only processes in its own domain or a nested one, so the broker's domain
+/// must be an ancestor of the service's, i.e. the service lives under it
+/// too. Filesystem access stays with the broker's ids, its seccomp filter
+/// and the service's own layer; but Landlock refuses a move between
+/// directories (REFER) in every layer that does not allow it, handled or
+/// not, so this layer allows it beneath `refer`, the view's writable
+/// directories, opened by the view's builder (crate::view_builder), which
+/// mounted the view outside the layer: one that handles filesystem access
+/// forbids mounts under it. With `refer` empty, the layer leaves filesystem
+/// access alone, and no move between directories can be made under it.
 ///
 /// The rules never restrict the service more than its own layer does: the
 /// scopes are the service's, and the ports are those the broker crate chose
 /// (`capexec_broker::contribution`): the service's plus what the broker needs.
 /// Nothing to do for a plan without a broker.
-pub fn apply_broker_layer(plan: &crate::plan::SetupPlan) -> Result<Option<String>, crate::LaunchError> {
+pub fn apply_broker_layer(plan: &crate::plan::SetupPlan, refer: &[OwnedFd]) -> Result<Option<String>, crate::LaunchError> {
     match &plan.broker_layer {
-        Some(layer) => broker_layer(&plan.landlock, layer).map_err(Into::into),
+        Some(layer) => broker_layer(&plan.landlock, layer, refer).map_err(Into::into),
         None => Ok(None),
     }
 }
 
-fn broker_layer(ll: &LandlockPlan, layer: &crate::plan::BrokerLayer) -> Result<Option<String>, ChildError> {
+fn broker_layer(ll: &LandlockPlan, layer: &crate::plan::BrokerLayer, refer: &[OwnedFd]) -> Result<Option<String>, ChildError> {
     const STEP: Step = Step::BrokerLandlock;
     let e = |what: &str, e: landlock::RulesetError| ChildError::io(STEP, what, e);
     let compat = if ll.required { CompatLevel::HardRequirement } else { CompatLevel::BestEffort };
@@ -169,10 +174,13 @@ fn broker_layer(ll: &LandlockPlan, layer: &crate::plan::BrokerLayer) -> Result<O
         handled |= AccessNet::ConnectTcp;
     }
     let scopes = scopes_of(ll);
-    if handled.is_empty() && scopes.is_empty() {
+    if handled.is_empty() && scopes.is_empty() && refer.is_empty() {
         return Ok(None);
     }
     let mut ruleset = Ruleset::default().set_compatibility(compat);
+    if !refer.is_empty() {
+        ruleset = ruleset.handle_access(AccessFs::Refer).map_err(|x| e("handle moves between directories", x))?;
+    }
     if !handled.is_empty() {
         ruleset = ruleset.handle_access(handled).map_err(|x| e("handle TCP access", x))?;
     }
@@ -180,6 +188,9 @@ fn broker_layer(ll: &LandlockPlan, layer: &crate::plan::BrokerLayer) -> Result<O
         ruleset = ruleset.scope(scopes).map_err(|x| e("scope abstract unix sockets and signals", x))?;
     }
     let mut created = ruleset.create().map_err(|x| e("create ruleset", x))?;
+    for dir in refer {
+        created = created.add_rule(PathBeneath::new(dir, AccessFs::Refer)).map_err(|x| e("rule for moves beneath a writable directory", x))?;
+    }
     for (ports, access) in [(bind, AccessNet::BindTcp), (connect, AccessNet::ConnectTcp)] {
         for &port in ports.into_iter().flatten() {
             created = created.add_rule(NetPort::new(port, access)).map_err(|x| ChildError::io(STEP, format!("{access:?} rule for TCP port {port}"), x))?;
@@ -277,7 +288,7 @@ mod tests {
     /// checks what it may do.
     fn broker_role(sibling: i32, granted: u16, other: u16) {
         let layer = BrokerLayer { bind_tcp: Some([granted].into()), connect_tcp: None };
-        assert_eq!(broker_layer(&plan(true), &layer).unwrap(), None);
+        assert_eq!(broker_layer(&plan(true), &layer, &[]).unwrap(), None);
         assert_eq!(bind_errno(granted), 0, "the granted port");
         assert_eq!(bind_errno(other), libc::EACCES, "a port no grant names");
         // SAFETY: signal 0 only checks permission.

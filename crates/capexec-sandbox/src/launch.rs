@@ -351,46 +351,67 @@ fn kill_and_reap(pid: libc::pid_t, e: LaunchError) -> LaunchError {
 /// `pid_ns`, which that user namespace may own), as the caller's child, the
 /// way `clone_fork` does: `(0, None)` in init, its pid and pidfd here. A
 /// process that enters a user namespace cannot come back, so a helper forked
-/// here enters them, clones init with CLONE_PARENT, hands over its pidfd and
-/// exits (with the errno as its status when it fails).
+/// here enters them, clones init with CLONE_PARENT, and hands over its pidfd,
+/// or the errno that stopped it, and exits. With CLONE_PARENT in `flags`
+/// (init is to be the caller's sibling) the helper is one too, and the
+/// caller's parent reaps it. `only_ours`: the user namespace holds only
+/// processes of this launch (a view builder's).
 ///
 /// # Safety
 /// As `sys::clone_fork`: the caller is single-threaded.
-unsafe fn clone_in_user_ns(user_ns: RawFd, pid_ns: Option<RawFd>, flags: libc::c_int, name: &str) -> Result<(libc::pid_t, Option<OwnedFd>), LaunchError> {
+unsafe fn clone_in_user_ns(
+    user_ns: RawFd,
+    pid_ns: Option<RawFd>,
+    flags: libc::c_int,
+    name: &str,
+    only_ours: bool,
+) -> Result<(libc::pid_t, Option<OwnedFd>), LaunchError> {
     let (ours, theirs) = seqpacket_pair("the channel to the user namespace's helper")?;
+    let sibling = flags & libc::CLONE_PARENT;
     // SAFETY: the caller's contract (single-threaded).
-    let (helper, helper_fd) = unsafe { sys::clone_fork(0) }.map_err(|e| LaunchError::io("fork", "the helper that enters the user namespace", e))?;
+    let (helper, helper_fd) = unsafe { sys::clone_fork(sibling) }.map_err(|e| LaunchError::io("fork", "the helper that enters the user namespace", e))?;
     if helper_fd.is_none() {
         drop(ours);
         // The user namespace has processes already (a pod's): those that are
         // root in it must not ptrace this helper or init (cloned with its
-        // memory) once they are in it, before init's ids are its own.
-        let entered = sys::prctl(libc::PR_SET_DUMPABLE, 0).and_then(|_| sys::setns(user_ns, libc::CLONE_NEWUSER)).and_then(|()| match pid_ns {
+        // memory) once they are in it, before init's ids are its own. A view
+        // builder is ours, and the launch must open init's pid namespace.
+        let entered = match only_ours {
+            true => Ok(0),
+            false => sys::prctl(libc::PR_SET_DUMPABLE, 0),
+        };
+        let entered = entered.and_then(|_| sys::setns(user_ns, libc::CLONE_NEWUSER)).and_then(|()| match pid_ns {
             Some(target) => sys::setns(target, libc::CLONE_NEWPID),
             None => Ok(()),
         });
         // SAFETY: this helper is single-threaded (forked from a single-threaded caller).
-        match entered.and_then(|()| unsafe { sys::clone_fork(flags | libc::CLONE_PARENT) }) {
+        let sent = match entered.and_then(|()| unsafe { sys::clone_fork(flags | libc::CLONE_PARENT) }) {
             Ok((_, None)) => {
                 drop(theirs);
                 return Ok((0, None));
             }
-            Ok((_, Some(pidfd))) => {
-                let sent = sys::send_fd(theirs.as_raw_fd(), pidfd.as_raw_fd());
-                process::exit_now(sent.map_or_else(|e| e.raw_os_error().unwrap_or(1), |()| 0))
-            }
-            Err(e) => process::exit_now(e.raw_os_error().unwrap_or(1)),
-        }
+            Ok((_, Some(pidfd))) => sys::send_fd(theirs.as_raw_fd(), pidfd.as_raw_fd()),
+            Err(e) => sys::write_raw(theirs.as_raw_fd(), &e.raw_os_error().unwrap_or(libc::EINVAL).to_le_bytes()).map(drop),
+        };
+        process::exit_now(i32::from(sent.is_err()))
     }
     drop(theirs);
-    let status = process::wait_child(helper, true).map_err(|e| LaunchError::io("wait for", "the helper that enters the user namespace", e))?;
-    let pidfd = match sys::recv_fd(ours.as_raw_fd()) {
-        Ok(fd) => fd,
-        Err(e) => {
-            let code = status.filter(|s| libc::WIFEXITED(*s)).map(|s| libc::WEXITSTATUS(s)).filter(|c| *c != 0);
-            let e = code.map_or(e, std::io::Error::from_raw_os_error);
-            return Err(LaunchError::io("clone into the user namespace entered and new namespaces", name, e));
+    let mut errno = [0u8; 4];
+    let got = sys::recv_fd_blocking(ours.as_raw_fd(), &mut errno);
+    if sibling == 0 {
+        let _ = process::wait_child(helper, true);
+    }
+    let pidfd = match got {
+        Ok((_, Some(fd))) => fd,
+        Ok((4, None)) => {
+            return Err(LaunchError::io(
+                "clone into the user namespace entered and new namespaces",
+                name,
+                std::io::Error::from_raw_os_error(i32::from_le_bytes(errno)),
+            ))
         }
+        Ok(_) => return Err(LaunchError::Plan(format!("{name}: the helper that enters the user namespace ended without an answer"))),
+        Err(e) => return Err(LaunchError::io("receive init's pidfd from", "the helper that enters the user namespace", e)),
     };
     let pid = pid_of(pidfd.as_raw_fd())?;
     Ok((pid, Some(pidfd)))
@@ -418,6 +439,20 @@ fn root_of(pidfd: RawFd) -> Result<OwnedFd, LaunchError> {
     // Still alive after the open: the pid was not reused meanwhile.
     pid_of(pidfd)?;
     Ok(root.into())
+}
+
+/// Writes the id maps of the user namespace `pid` made (and denies
+/// setgroups there where the plan says).
+pub(crate) fn write_id_maps(pid: libc::pid_t, plan: &SetupPlan) -> Result<(), LaunchError> {
+    let write = |file: &str, data: &str| {
+        let path = format!("/proc/{pid}/{file}");
+        std::fs::write(&path, data).map_err(|e| LaunchError::io("write", path, e))
+    };
+    if plan.deny_setgroups {
+        write("setgroups", "deny")?;
+    }
+    write("uid_map", &plan.uid_map)?;
+    write("gid_map", &plan.gid_map)
 }
 
 fn begin(plan: &SetupPlan, opts: &SpawnOptions) -> Result<Starting, LaunchError> {
@@ -468,11 +503,33 @@ fn begin(plan: &SetupPlan, opts: &SpawnOptions) -> Result<Starting, LaunchError>
         }
         None => None,
     };
+    // With the broker's layer, a builder outside it makes the view (see
+    // crate::view_builder): the layer can then allow moves beneath the
+    // view's writable directories, opened here before it exists.
+    let builder = match opts.broker_layer && crate::view_builder::applies(plan) {
+        true => Some(crate::view_builder::start(plan, &tree_fds)?),
+        false => None,
+    };
+    let built = match &builder {
+        Some(b) => Some((b.namespaces(plan)?, b.writable_dirs(plan)?)),
+        None => None,
+    };
     if opts.broker_layer {
-        if let Some(note) = crate::landlock_rules::apply_broker_layer(plan)? {
+        let refer = built.as_ref().map_or(&[][..], |(_, dirs)| &dirs[..]);
+        let applied = crate::landlock_rules::apply_broker_layer(plan, refer);
+        if let Some(note) = applied? {
             eprintln!("capexec: {}: warning: {note}", plan.name);
         }
     }
+    // Init makes only its pid namespace and enters the builder's others.
+    let (user_ns, view) = match &built {
+        Some((ns, _)) => (ns.user.as_ref().map(|fd| fd.as_raw_fd()), Some(ns.mnt.as_raw_fd())),
+        None => (user_ns, None),
+    };
+    let enter_fds: Vec<(libc::c_int, RawFd)> = match &built {
+        Some((ns, _)) => ns.others.iter().map(|(flag, fd)| (*flag, fd.as_raw_fd())).collect(),
+        None => enter_fds,
+    };
     let (sync_rd, sync_wr) = pipe()?;
     let (err_rd, err_wr) = pipe()?;
     // Init sends the stub resolver's socket and the notify socket, and the
@@ -502,10 +559,11 @@ fn begin(plan: &SetupPlan, opts: &SpawnOptions) -> Result<Starting, LaunchError>
     let last_cap = cap_last_cap();
     let _ = sigprocmask(SigmaskHow::SIG_BLOCK, Some(&blocked_set()), None);
 
-    let flags = plan.clone_flags | if opts.clone_parent { libc::CLONE_PARENT } else { 0 };
+    let made = if built.is_some() { plan.clone_flags & libc::CLONE_NEWPID } else { plan.clone_flags };
+    let flags = made | if opts.clone_parent { libc::CLONE_PARENT } else { 0 };
     let (pid, pidfd) = match user_ns {
         // SAFETY: this process is single-threaded (checked above).
-        Some(user_ns) => unsafe { clone_in_user_ns(user_ns, pid_ns.as_ref().map(|(target, _)| *target), flags, &plan.name)? },
+        Some(user_ns) => unsafe { clone_in_user_ns(user_ns, pid_ns.as_ref().map(|(target, _)| *target), flags, &plan.name, built.is_some())? },
         None => {
             if let Some((target, _)) = &pid_ns {
                 sys::setns(*target, libc::CLONE_NEWPID).map_err(|e| LaunchError::io("enter", "the pid namespace to launch in", e))?;
@@ -542,6 +600,7 @@ fn begin(plan: &SetupPlan, opts: &SpawnOptions) -> Result<Starting, LaunchError>
             join: opts.join,
             join_root: join_root.as_ref().map(|f| f.as_raw_fd()),
             enter: &enter_fds,
+            view,
             detach: opts.detach || opts.gate.is_some(),
             console: opts.console,
             held: opts.on_setup.is_some(),
@@ -551,17 +610,11 @@ fn begin(plan: &SetupPlan, opts: &SpawnOptions) -> Result<Starting, LaunchError>
     drop(sync_rd);
     drop(err_wr);
     let tasks = tasks.map(|(ours, _helper_end)| ours);
+    // A builder is ended when dropped, on any return before its finish.
     let abort = |e: LaunchError| kill_and_reap(pid, e);
-    if plan.user_ns {
-        let write = |file: &str, data: &str| {
-            let path = format!("/proc/{pid}/{file}");
-            std::fs::write(&path, data).map_err(|e| LaunchError::io("write", path, e))
-        };
-        if plan.deny_setgroups {
-            write("setgroups", "deny").map_err(abort)?;
-        }
-        write("uid_map", &plan.uid_map).map_err(abort)?;
-        write("gid_map", &plan.gid_map).map_err(abort)?;
+    // A user namespace init entered has its maps already (the builder's).
+    if plan.user_ns && builder.is_none() {
+        write_id_maps(pid, plan).map_err(abort)?;
     }
     // Limits above capexec's own hard limit need CAP_SYS_RESOURCE in the
     // initial user namespace, which the child (in a user namespace of its
@@ -590,6 +643,11 @@ fn begin(plan: &SetupPlan, opts: &SpawnOptions) -> Result<Starting, LaunchError>
     }
     if let Some(f) = opts.before_setup {
         f(pid).map_err(|e| abort(LaunchError::BeforeSetup(e)))?;
+    }
+    // The view is whole (its /proc that of init's pid namespace) before init
+    // enters it.
+    if let Some(b) = builder {
+        b.finish(pid).map_err(|e| kill_and_reap(pid, e))?;
     }
     let mut sync_wr = std::fs::File::from(sync_wr);
     sync_wr.write_all(&[1]).map_err(|e| abort(LaunchError::io("signal", "the sandbox child", e)))?;

@@ -22,6 +22,7 @@ pub mod ops;
 pub mod plan;
 pub mod resources;
 pub mod seccomp;
+pub mod view_builder;
 
 pub use capexec_sys as sys;
 pub use error::LaunchError;

@@ -94,188 +94,234 @@ pub fn build(
     trees: &[(&Path, std::os::fd::RawFd)],
     before_detach: &mut dyn FnMut() -> Result<(), ChildError>,
 ) -> Result<(), ChildError> {
-    let nosuid_nodev_noexec = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
-    o.mount(None, Path::new("/"), None, MsFlags::MS_SLAVE | MsFlags::MS_REC, None).map_err(|e| err("make / a slave mount", e))?;
-    match root {
-        None => o
-            .mount(Some(Path::new(VIEW_SOURCE)), Path::new("/tmp"), Some("tmpfs"), MsFlags::MS_NOSUID | MsFlags::MS_NODEV, Some("mode=755"))
-            .map_err(|e| err("mount tmpfs on /tmp", e))?,
-        Some((dir, _)) => bind(o, dir, Path::new("/tmp"))?,
-    }
-    if root.is_some() {
-        no_link_on_the_way(o, Path::new("/tmp/oldroot"), Path::new("/oldroot"))?;
-    }
-    // A root filesystem may have one already, which then stays.
-    let made_old = o.kind(Path::new("/tmp/oldroot")).is_err();
-    mkdir_p(o, Path::new("/tmp/oldroot"))?;
-    o.pivot_root(Path::new("/tmp"), Path::new("/tmp/oldroot")).map_err(|e| err("pivot_root into the new root", e))?;
-    o.chdir(Path::new("/")).map_err(|e| err("chdir /", e))?;
+    let mut view = View::start(o, root)?;
+    view.steps(o, steps, trees)?;
+    view.finish(o, steps, workdir, before_detach)
+}
 
-    // In a root filesystem of its own, nothing is written for the masks: the
-    // host's /dev/null covers files (unopenable there: nodev), as in runc.
-    let mut mask_file = if root.is_some() { MaskFile::HostNull } else { MaskFile::Unmade };
-    for step in steps {
-        if root.is_some() {
-            no_link_on_the_way(o, step.target(), step.target())?;
+/// A view being built, in three phases that [`build`] runs in one process
+/// and the view builder (crate::view_builder) in two: [`start`](View::start)
+/// pivots into the new root, [`steps`](View::steps) mounts, any number of
+/// times, [`finish`](View::finish) detaches the host's tree. What one phase
+/// leaves to the next is this value (a forked process takes it along).
+pub struct View<'r> {
+    root: Option<(&'r Path, bool)>,
+    /// /oldroot was made here (not the root filesystem's own).
+    made_old: bool,
+    mask_file: MaskFile,
+}
+
+impl<'r> View<'r> {
+    /// Makes every mount a slave and pivots into the view's new root, the
+    /// host's kept at /oldroot.
+    pub fn start(o: &impl Ops, root: Option<(&'r Path, bool)>) -> Result<View<'r>, ChildError> {
+        o.mount(None, Path::new("/"), None, MsFlags::MS_SLAVE | MsFlags::MS_REC, None).map_err(|e| err("make / a slave mount", e))?;
+        match root {
+            None => o
+                .mount(Some(Path::new(VIEW_SOURCE)), Path::new("/tmp"), Some("tmpfs"), MsFlags::MS_NOSUID | MsFlags::MS_NODEV, Some("mode=755"))
+                .map_err(|e| err("mount tmpfs on /tmp", e))?,
+            Some((dir, _)) => bind(o, dir, Path::new("/tmp"))?,
         }
-        match step {
-            MountStep::Dev => dev(o)?,
-            MountStep::Proc { mode, hidepid } => proc(o, *mode, *hidepid, &mut mask_file)?,
-            MountStep::Bind { path, attrs, optional, source } => {
-                let src = match (source, root) {
-                    (Some(s), _) => host(s),
-                    (None, None) => host(path),
-                    (None, Some(_)) => path.clone(),
-                };
-                let kind = match o.kind(&src) {
-                    Ok(k) => k,
-                    Err(e) if e.kind() == std::io::ErrorKind::NotFound && *optional => continue,
-                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                        let what = match (source, root) {
-                            (Some(s), _) => format!("{}, the source of {}, does not exist on the host", s.display(), path.display()),
-                            (None, Some(_)) => format!("{} is not in the root filesystem", path.display()),
-                            (None, None) => {
-                                format!("{} does not exist on the host (create it, or prefix the path with `-` to skip it when missing)", path.display())
-                            }
-                        };
-                        return Err(ChildError::new(STEP, what));
-                    }
-                    Err(e) => return Err(err(format!("stat {}", path.display()), e)),
-                };
-                match kind {
-                    Kind::Symlink => {
-                        // Recreate the link (e.g. /bin -> usr/bin) instead of binding its target.
-                        let target = o.read_link(&src).map_err(|e| err(format!("readlink {}", path.display()), e))?;
-                        if o.kind(path).is_err() {
-                            if let Some(p) = path.parent() {
-                                mkdir_p(o, p)?;
-                            }
-                            o.symlink(&target, path).map_err(|e| err(format!("symlink {}", path.display()), e))?;
+        if root.is_some() {
+            no_link_on_the_way(o, Path::new("/tmp/oldroot"), Path::new("/oldroot"))?;
+        }
+        // A root filesystem may have one already, which then stays.
+        let made_old = o.kind(Path::new("/tmp/oldroot")).is_err();
+        mkdir_p(o, Path::new("/tmp/oldroot"))?;
+        o.pivot_root(Path::new("/tmp"), Path::new("/tmp/oldroot")).map_err(|e| err("pivot_root into the new root", e))?;
+        o.chdir(Path::new("/")).map_err(|e| err("chdir /", e))?;
+        // In a root filesystem of its own, nothing is written for the masks: the
+        // host's /dev/null covers files (unopenable there: nodev), as in runc.
+        let mask_file = if root.is_some() { MaskFile::HostNull } else { MaskFile::Unmade };
+        Ok(View { root, made_old, mask_file })
+    }
+
+    /// Mounts `steps`, in their order.
+    pub fn steps(&mut self, o: &impl Ops, steps: &[MountStep], trees: &[(&Path, std::os::fd::RawFd)]) -> Result<(), ChildError> {
+        let nosuid_nodev_noexec = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
+        let root = self.root;
+        let mask_file = &mut self.mask_file;
+        for step in steps {
+            if root.is_some() {
+                no_link_on_the_way(o, step.target(), step.target())?;
+            }
+            match step {
+                MountStep::Dev => dev(o)?,
+                MountStep::Proc { mode, hidepid } => proc(o, *mode, *hidepid, mask_file)?,
+                MountStep::Bind { path, attrs, optional, source } => {
+                    let src = match (source, root) {
+                        (Some(s), _) => host(s),
+                        (None, None) => host(path),
+                        (None, Some(_)) => path.clone(),
+                    };
+                    let kind = match o.kind(&src) {
+                        Ok(k) => k,
+                        Err(e) if e.kind() == std::io::ErrorKind::NotFound && *optional => continue,
+                        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                            let what = match (source, root) {
+                                (Some(s), _) => format!("{}, the source of {}, does not exist on the host", s.display(), path.display()),
+                                (None, Some(_)) => format!("{} is not in the root filesystem", path.display()),
+                                (None, None) => {
+                                    format!("{} does not exist on the host (create it, or prefix the path with `-` to skip it when missing)", path.display())
+                                }
+                            };
+                            return Err(ChildError::new(STEP, what));
                         }
+                        Err(e) => return Err(err(format!("stat {}", path.display()), e)),
+                    };
+                    match kind {
+                        Kind::Symlink => {
+                            // Recreate the link (e.g. /bin -> usr/bin) instead of binding its target.
+                            let target = o.read_link(&src).map_err(|e| err(format!("readlink {}", path.display()), e))?;
+                            if o.kind(path).is_err() {
+                                if let Some(p) = path.parent() {
+                                    mkdir_p(o, p)?;
+                                }
+                                o.symlink(&target, path).map_err(|e| err(format!("symlink {}", path.display()), e))?;
+                            }
+                            continue;
+                        }
+                        Kind::Dir => mkdir_p(o, path)?,
+                        Kind::File => touch(o, path)?,
+                    }
+                    match trees.iter().find(|(p, _)| p == path) {
+                        Some((_, tree)) => o.attach_tree(*tree, path).map_err(|e| {
+                            err(
+                                format!("attach the prepared mount of {} (an idmapped filesystem.as_owner path, or the pid file capexec made)", path.display()),
+                                e,
+                            )
+                        })?,
+                        None => bind(o, &src, path)?,
+                    }
+                    setattr(o, path, true, *attrs)?;
+                }
+                MountStep::Overlay { path, layer } => {
+                    // A part of a split directory (capexec_decl::overlay::view)
+                    // was a directory of the host's when the view was planned;
+                    // one removed since is left out (the split directory shows
+                    // what the host has, read-only: there is no mount point to
+                    // make, and nothing to overlay). So is one whose place in the
+                    // layer is not a directory: an earlier run, with the
+                    // directory overlaid whole, deleted or replaced it.
+                    let part = !layer.rel.as_os_str().is_empty();
+                    if !part {
+                        mkdir_p(o, path)?;
+                    } else if !matches!(o.kind(path), Ok(Kind::Dir)) || !matches!(o.kind(&host(&layer.upper())), Ok(Kind::Dir)) {
                         continue;
                     }
-                    Kind::Dir => mkdir_p(o, path)?,
-                    Kind::File => touch(o, path)?,
+                    // Paths the validation kept free of `,` `:` `\` `=`. user.*
+                    // xattrs (userxattr): the only ones a user namespace may
+                    // write, and the same layer format as root or not.
+                    let data = format!(
+                        "lowerdir={},upperdir={},workdir={},userxattr",
+                        host(path).display(),
+                        host(&layer.upper()).display(),
+                        host(&layer.work()).display()
+                    );
+                    match o.mount(Some(Path::new("overlay")), path, Some("overlay"), MsFlags::MS_NOSUID | MsFlags::MS_NODEV, Some(data.as_str())) {
+                        Ok(()) => {}
+                        // Removed between the look above and the mount.
+                        Err(e) if part && e.raw_os_error() == Some(libc::ENOENT) => continue,
+                        Err(e) => {
+                            // The view is planned from the host's mounts as they
+                            // were: overlayfs refuses a directory something was
+                            // mounted below since (EINVAL, "failed to clone lowerpath").
+                            let hint = if e.raw_os_error() == Some(libc::EINVAL) {
+                                " (was something mounted below it since the run started? run it again)"
+                            } else {
+                                ""
+                            };
+                            return Err(err(format!("mount the overlay of {} (layer {}){hint}", path.display(), layer.upper().display()), e));
+                        }
+                    }
                 }
-                match trees.iter().find(|(p, _)| p == path) {
-                    Some((_, tree)) => o.attach_tree(*tree, path).map_err(|e| {
-                        err(format!("attach the prepared mount of {} (an idmapped filesystem.as_owner path, or the pid file capexec made)", path.display()), e)
-                    })?,
-                    None => bind(o, &src, path)?,
-                }
-                setattr(o, path, true, *attrs)?;
-            }
-            MountStep::Overlay { path, layer } => {
-                // A part of a split directory (capexec_decl::overlay::view)
-                // was a directory of the host's when the view was planned;
-                // one removed since is left out (the split directory shows
-                // what the host has, read-only: there is no mount point to
-                // make, and nothing to overlay). So is one whose place in the
-                // layer is not a directory: an earlier run, with the
-                // directory overlaid whole, deleted or replaced it.
-                let part = !layer.rel.as_os_str().is_empty();
-                if !part {
+                MountStep::Tmpfs { path, mode } => {
                     mkdir_p(o, path)?;
-                } else if !matches!(o.kind(path), Ok(Kind::Dir)) || !matches!(o.kind(&host(&layer.upper())), Ok(Kind::Dir)) {
-                    continue;
+                    tmpfs(o, path, nosuid_nodev_noexec, *mode)?;
                 }
-                // Paths the validation kept free of `,` `:` `\` `=`. user.*
-                // xattrs (userxattr): the only ones a user namespace may
-                // write, and the same layer format as root or not.
-                let data = format!(
-                    "lowerdir={},upperdir={},workdir={},userxattr",
-                    host(path).display(),
-                    host(&layer.upper()).display(),
-                    host(&layer.work()).display()
-                );
-                match o.mount(Some(Path::new("overlay")), path, Some("overlay"), MsFlags::MS_NOSUID | MsFlags::MS_NODEV, Some(data.as_str())) {
-                    Ok(()) => {}
-                    // Removed between the look above and the mount.
-                    Err(e) if part && e.raw_os_error() == Some(libc::ENOENT) => continue,
-                    Err(e) => {
-                        // The view is planned from the host's mounts as they
-                        // were: overlayfs refuses a directory something was
-                        // mounted below since (EINVAL, "failed to clone lowerpath").
-                        let hint =
-                            if e.raw_os_error() == Some(libc::EINVAL) { " (was something mounted below it since the run started? run it again)" } else { "" };
-                        return Err(err(format!("mount the overlay of {} (layer {}){hint}", path.display(), layer.upper().display()), e));
+                MountStep::Filesystem { path, fstype, source, flags, data } => {
+                    mkdir_p(o, path)?;
+                    let flags = MsFlags::from_bits_truncate(*flags as _);
+                    let data = Some(data.as_str()).filter(|d| !d.is_empty());
+                    match o.mount(Some(Path::new(source)), path, Some(fstype), flags, data) {
+                        Ok(()) => {}
+                        // In a user namespace without a cgroup namespace of its
+                        // own (rootless podman's runtime on a cgroup v1 host), the
+                        // kernel refuses a new cgroup2 mount: the host's unified
+                        // hierarchy instead, bound read-only (as runc does).
+                        Err(e) if fstype == "cgroup2" && e.raw_os_error() == Some(libc::EPERM) => {
+                            let unified = host(Path::new("/sys/fs/cgroup/unified"));
+                            let src = if o.kind(&unified).is_ok_and(|k| k == Kind::Dir) { unified } else { host(Path::new("/sys/fs/cgroup")) };
+                            bind(o, &src, path)?;
+                            setattr(o, path, true, MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC)?;
+                        }
+                        Err(e) => return Err(err(format!("mount {fstype} on {} (options {})", path.display(), data.unwrap_or("none")), e)),
                     }
                 }
-            }
-            MountStep::Tmpfs { path, mode } => {
-                mkdir_p(o, path)?;
-                tmpfs(o, path, nosuid_nodev_noexec, *mode)?;
-            }
-            MountStep::Filesystem { path, fstype, source, flags, data } => {
-                mkdir_p(o, path)?;
-                let flags = MsFlags::from_bits_truncate(*flags as _);
-                let data = Some(data.as_str()).filter(|d| !d.is_empty());
-                match o.mount(Some(Path::new(source)), path, Some(fstype), flags, data) {
-                    Ok(()) => {}
-                    // In a user namespace without a cgroup namespace of its
-                    // own (rootless podman's runtime on a cgroup v1 host), the
-                    // kernel refuses a new cgroup2 mount: the host's unified
-                    // hierarchy instead, bound read-only (as runc does).
-                    Err(e) if fstype == "cgroup2" && e.raw_os_error() == Some(libc::EPERM) => {
-                        let unified = host(Path::new("/sys/fs/cgroup/unified"));
-                        let src = if o.kind(&unified).is_ok_and(|k| k == Kind::Dir) { unified } else { host(Path::new("/sys/fs/cgroup")) };
-                        bind(o, &src, path)?;
-                        setattr(o, path, true, MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC)?;
+                MountStep::Device { node, from_host } => device(o, node, *from_host)?,
+                MountStep::Propagation { path, flags } => {
+                    let flags = MsFlags::from_bits_truncate(*flags as _);
+                    o.mount(None, path, None, flags, None).map_err(|e| err(format!("set the propagation of {} ({flags:?})", path.display()), e))?;
+                }
+                MountStep::File { path, contents } => file(o, path, contents)?,
+                MountStep::Secrets { path, files } => secrets(o, path, files)?,
+                MountStep::NotifyDir { path } => {
+                    mkdir_p(o, path)?;
+                    tmpfs(o, path, nosuid_nodev_noexec, 0o755)?;
+                }
+                MountStep::Mask { path, optional } => {
+                    // In a root filesystem of its own, what the view has is all there is.
+                    let seen = if root.is_some() { path.clone() } else { host(path) };
+                    let kind = match o.kind(&seen) {
+                        Ok(k) => k,
+                        Err(_) if *optional => continue,
+                        Err(e) => return Err(err(format!("stat {} to make it inaccessible", path.display()), e)),
+                    };
+                    // Only what is in the view needs covering.
+                    if o.kind(path).is_err() {
+                        continue;
                     }
-                    Err(e) => return Err(err(format!("mount {fstype} on {} (options {})", path.display(), data.unwrap_or("none")), e)),
+                    mask(o, path, kind == Kind::Dir, mask_file)?;
                 }
-            }
-            MountStep::Device { node, from_host } => device(o, node, *from_host)?,
-            MountStep::Propagation { path, flags } => {
-                let flags = MsFlags::from_bits_truncate(*flags as _);
-                o.mount(None, path, None, flags, None).map_err(|e| err(format!("set the propagation of {} ({flags:?})", path.display()), e))?;
-            }
-            MountStep::File { path, contents } => file(o, path, contents)?,
-            MountStep::Secrets { path, files } => secrets(o, path, files)?,
-            MountStep::NotifyDir { path } => {
-                mkdir_p(o, path)?;
-                tmpfs(o, path, nosuid_nodev_noexec, 0o755)?;
-            }
-            MountStep::Mask { path, optional } => {
-                // In a root filesystem of its own, what the view has is all there is.
-                let seen = if root.is_some() { path.clone() } else { host(path) };
-                let kind = match o.kind(&seen) {
-                    Ok(k) => k,
-                    Err(_) if *optional => continue,
-                    Err(e) => return Err(err(format!("stat {} to make it inaccessible", path.display()), e)),
-                };
-                // Only what is in the view needs covering.
-                if o.kind(path).is_err() {
-                    continue;
-                }
-                mask(o, path, kind == Kind::Dir, &mut mask_file)?;
             }
         }
+        Ok(())
     }
 
-    if mask_file == MaskFile::Made {
-        o.remove_file(Path::new(MASK_FILE)).map_err(|e| err(format!("remove {MASK_FILE}"), e))?;
+    /// Detaches the host's tree and makes the view's root (and /dev, among
+    /// `steps`, all the view's) read-only; then into `workdir`.
+    pub fn finish(
+        self,
+        o: &impl Ops,
+        steps: &[MountStep],
+        workdir: &std::ffi::CStr,
+        before_detach: &mut dyn FnMut() -> Result<(), ChildError>,
+    ) -> Result<(), ChildError> {
+        let View { root, made_old, mask_file } = self;
+        if mask_file == MaskFile::Made {
+            o.remove_file(Path::new(MASK_FILE)).map_err(|e| err(format!("remove {MASK_FILE}"), e))?;
+        }
+        // The view is made, the host's root still in reach (an OCI container's
+        // createContainer hooks).
+        before_detach()?;
+        o.detach(Path::new(OLD)).map_err(|e| err("detach the host root", e))?;
+        if made_old {
+            o.remove_dir(Path::new(OLD)).map_err(|e| err(format!("remove {OLD}"), e))?;
+        }
+        if o.kind(Path::new("/dev")).is_ok() && steps.contains(&MountStep::Dev) {
+            setattr(o, Path::new("/dev"), false, MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NOEXEC)?;
+        }
+        let writable = root.is_some_and(|(_, read_only)| !read_only);
+        setattr(o, Path::new("/"), false, if writable { 0 } else { MOUNT_ATTR_RDONLY } | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV)?;
+        let workdir = Path::new(<std::ffi::OsStr as std::os::unix::ffi::OsStrExt>::from_bytes(workdir.to_bytes()));
+        o.chdir(workdir).map_err(|e| {
+            ChildError::new(
+                STEP,
+                format!("working directory {}: {e} (it must be inside the filesystem view: add it to read_only or read_write)", workdir.display()),
+            )
+        })?;
+        Ok(())
     }
-    // The view is made, the host's root still in reach (an OCI container's
-    // createContainer hooks).
-    before_detach()?;
-    o.detach(Path::new(OLD)).map_err(|e| err("detach the host root", e))?;
-    if made_old {
-        o.remove_dir(Path::new(OLD)).map_err(|e| err(format!("remove {OLD}"), e))?;
-    }
-    if o.kind(Path::new("/dev")).is_ok() && steps.contains(&MountStep::Dev) {
-        setattr(o, Path::new("/dev"), false, MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NOEXEC)?;
-    }
-    let writable = root.is_some_and(|(_, read_only)| !read_only);
-    setattr(o, Path::new("/"), false, if writable { 0 } else { MOUNT_ATTR_RDONLY } | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV)?;
-    let workdir = Path::new(<std::ffi::OsStr as std::os::unix::ffi::OsStrExt>::from_bytes(workdir.to_bytes()));
-    o.chdir(workdir).map_err(|e| {
-        ChildError::new(
-            STEP,
-            format!("working directory {}: {e} (it must be inside the filesystem view: add it to read_only or read_write)", workdir.display()),
-        )
-    })?;
-    Ok(())
 }
 
 /// A tmpfs at `dir` with `files`, mode 0400 in a 0500 directory, owned by

@@ -441,16 +441,10 @@ fn broker_main(
         Some(dir) => std::fs::write(dir.join("cgroup.procs"), "0").map_err(|e| format!("move the broker into cgroup {}: {e}", dir.display())),
         None => Ok(()),
     };
-    let layered = joined.and_then(|()| match &b {
-        Some(_) => capexec_sandbox::landlock_rules::apply_broker_layer(plan).map_err(|e| e.to_string()),
-        None => Ok(None),
-    });
-    let spawned = layered.and_then(|note| {
-        if let Some(n) = note {
-            eprintln!("capexec: {}: warning: {n}", plan.name);
-        }
-        capexec_sandbox::spawn_with(plan, opts).map_err(|e| e.to_string())
-    });
+    // The launch enters the layer it shares with the service, just before
+    // the service's clone (see `SpawnOptions::broker_layer`).
+    let opts = capexec_sandbox::SpawnOptions { broker_layer: b.is_some(), ..*opts };
+    let spawned = joined.and_then(|()| capexec_sandbox::spawn_with(plan, &opts).map_err(|e| e.to_string()));
     let mut s = match spawned {
         Ok(s) => s,
         Err(e) => {

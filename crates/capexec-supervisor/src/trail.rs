@@ -133,17 +133,6 @@ pub fn describe(r: &Record, spec: &ServiceSpec) -> Option<(&'static str, String,
                 "scope.abstract_unix_socket" => {
                     ("a connection to an abstract Unix socket outside the service".into(), "set [landlock] scope_abstract_unix = false".into())
                 }
-                // Only the broker's layer refuses it where the service's
-                // own rules allow the rest of the move.
-                "fs.refer" => {
-                    let path = value("path").unwrap_or_else(|| object.clone());
-                    (
-                        format!(
-                            "a move (rename or link) from or to {path} between directories, which a service with a broker cannot make (docs/broker.md, Limits)"
-                        ),
-                        capexec_decl::fix::move_between_directories(spec),
-                    )
-                }
                 b if b.starts_with("fs.") => {
                     let path = value("path").unwrap_or_else(|| object.clone());
                     let how = if b.split(',').all(|x| matches!(x, "fs.read_file" | "fs.read_dir")) {
@@ -200,28 +189,6 @@ mod tests {
             assert_eq!((mechanism, what), ("landlock", format!("{blockers} on /srv/data/f")));
             assert!(fix.starts_with(&format!("add \"/srv/data/f\" to [filesystem] {key} (capexec run: --")), "{blockers}: {fix}");
         }
-    }
-
-    /// A move between directories that only the broker's layer refuses:
-    /// said as such, with the one change that allows it where there is one
-    /// (no broker: `net = "host"` with nothing else brokered and port 0).
-    #[test]
-    fn a_move_between_directories_names_the_broker() {
-        let ctx = capexec_decl::Context { rootless: false, uid: 0, gid: 0, unit_dir: None };
-        let unit = |extra: &str| capexec_decl::from_text("t", &format!("[exec]\nargv = [\"/bin/true\"]\n{extra}"), &ctx).unwrap();
-        let r = Record::LandlockAccess { domain: "1a".into(), blockers: "fs.refer".into(), object: "path=\"/srv/q/a\" dev=\"vda\" ino=12".into() };
-        let host = unit("[namespaces]\nnet = \"host\"\n");
-        let (mechanism, what, fix) = describe(&r, &host).unwrap();
-        assert_eq!(mechanism, "landlock");
-        assert!(what.starts_with("a move (rename or link) from or to /srv/q/a between directories"), "{what}");
-        assert_eq!(fix, "add 0 to [landlock] bind_tcp (capexec run: --bind-tcp 0)");
-        // With port 0 allowed, the host network needs no broker: the fix gives exactly that.
-        let mut fixed = host.clone();
-        fixed.landlock.bind_tcp.insert(0);
-        assert!(host.has_broker() && !fixed.has_broker());
-        let granted = unit("[namespaces]\nnet = \"host\"\n[[broker.fs]]\npath = \"/etc/**\"\nrights = [\"read\"]\n");
-        let (_, _, fix) = describe(&r, &granted).unwrap();
-        assert!(fix.starts_with("nothing yet: a service with a broker"), "{fix}");
     }
 
     #[test]

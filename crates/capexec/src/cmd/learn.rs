@@ -184,7 +184,6 @@ fn learn(a: &LearnArgs) -> Result<i32, CmdError> {
         // How the unit as declared fares against this run.
         print_report(&compare::compare(&obs, &spec, exists), &spec.name, a.json);
     }
-    warn_moves(&obs, &text, unit.map(|u| capexec_decl::unit_dir(u)));
     match &a.out {
         Some(f) => {
             std::fs::write(f, &text).map_err(CmdError::file("write", f))?;
@@ -199,17 +198,6 @@ fn learn(a: &LearnArgs) -> Result<i32, CmdError> {
         None => print!("{}", safe_lines(&text)),
     }
     Ok(if workload_failed { 1 } else { 0 })
-}
-
-/// Says which of the run's moves between directories the mined declaration
-/// cannot allow: with a broker, none (docs/broker.md, "Limits"); the
-/// program would fail with EXDEV where the learning run did not.
-fn warn_moves(obs: &Observations, text: &str, unit_dir: Option<std::path::PathBuf>) {
-    let ctx = capexec_decl::Context { unit_dir, ..capexec_decl::Context::current() };
-    let Ok(mined) = capexec_decl::from_text("mined", text, &ctx) else { return };
-    for d in compare::moves(obs, &mined) {
-        eprintln!("capexec learn: warning: {} (move): {}; to allow it: {}", safe(&d.what), d.why, d.fix);
-    }
 }
 
 /// `capexec run --explain` and `capexec exec --explain`: runs `spec`'s
