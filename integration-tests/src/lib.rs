@@ -158,17 +158,48 @@ pub fn wait_output(child: Child, timeout: Duration) -> Output {
 }
 
 fn wait_for_output(mut child: Child, timeout: Duration, desc: &str) -> Output {
+    // Read while waiting: a command that writes more than a pipe holds
+    // (64 KiB: `capexec learn`'s report of a big run) would block on it.
+    let drain = |pipe: Option<Box<dyn std::io::Read + Send>>| {
+        std::thread::spawn(move || {
+            let mut buf = Vec::new();
+            if let Some(mut p) = pipe {
+                let _ = p.read_to_end(&mut buf);
+            }
+            buf
+        })
+    };
+    let stdout = drain(child.stdout.take().map(|p| Box::new(p) as Box<dyn std::io::Read + Send>));
+    let stderr = drain(child.stderr.take().map(|p| Box::new(p) as Box<dyn std::io::Read + Send>));
     let start = Instant::now();
-    loop {
-        if child.try_wait().unwrap().is_some() {
-            return child.wait_with_output().unwrap();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break Some(status);
         }
         if start.elapsed() > timeout {
             let _ = child.kill();
-            let out = child.wait_with_output().unwrap();
-            panic!("timed out after {timeout:?}: {desc}\nstdout: {}\nstderr: {}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+            let _ = child.wait();
+            break None;
         }
         std::thread::sleep(Duration::from_millis(5));
+    };
+    // What the command left running may hold the pipes: read until they
+    // close, but not past the timeout (and at least 5 s).
+    let deadline = (start + timeout).max(Instant::now() + Duration::from_secs(5));
+    let collect = |h: std::thread::JoinHandle<Vec<u8>>| {
+        while !h.is_finished() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        if h.is_finished() {
+            h.join().unwrap_or_default()
+        } else {
+            b"(still held open by a process the command left running)".to_vec()
+        }
+    };
+    let (stdout, stderr) = (collect(stdout), collect(stderr));
+    match status {
+        Some(status) => Output { status, stdout, stderr },
+        None => panic!("timed out after {timeout:?}: {desc}\nstdout: {}\nstderr: {}", String::from_utf8_lossy(&stdout), String::from_utf8_lossy(&stderr)),
     }
 }
 
