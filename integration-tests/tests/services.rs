@@ -527,6 +527,24 @@ both!(unix_datagram_preopen_reaches_nothing_more, |who: As| {
     }
 });
 
+// In its own network namespace a service binds a port below 1024 with no
+// capability (net.ipv4.ip_unprivileged_port_start = 0 there, as Docker
+// sets it): Debian's nginx unit tests its configuration in ExecStartPre=
+// (`nginx -t`, no broker), which binds port 80. Landlock still decides
+// which ports (81 is refused), and the host sees nothing of the bind.
+both!(a_low_port_binds_only_in_the_services_own_network_namespace, |who: As| {
+    let prog = "import socket\n\
+                s = socket.socket(); s.bind(('127.0.0.1', 80)); s.listen(); print('bound 80')\n\
+                try: socket.socket().bind(('127.0.0.1', 81)); print('bound 81')\n\
+                except OSError as e: print('81:', e.errno)\n\
+                socket.create_connection(('127.0.0.1', 80)).close(); print('served')\n";
+    let mut c = command(who);
+    c.args(["run", "--bind-tcp", "80", "--connect-tcp", "80", "--", "/usr/bin/python3", "-c", prog]);
+    let o = output(c, T);
+    assert_eq!((o.status.code(), String::from_utf8_lossy(&o.stdout).as_ref()), (Some(0), "bound 80\n81: 13\nserved\n"), "{}", text(&o));
+    assert!(std::net::TcpStream::connect("127.0.0.1:80").is_err(), "ESCAPED: the service's port 80 is the host's");
+});
+
 // `unixgram:` preopens: a datagram socket bound at a host path (syslog's
 // /dev/log) that the service receives on, as root and rootless.
 both!(unix_datagram_preopen, |who: As| {

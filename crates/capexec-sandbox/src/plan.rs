@@ -442,6 +442,24 @@ pub struct BrokerLayer {
     pub connect_tcp: Option<std::collections::BTreeSet<u16>>,
 }
 
+/// The kernel parameters set in the service's new namespaces: the declared
+/// ones (an OCI config's), and in a network namespace of its own
+/// `net.ipv4.ip_unprivileged_port_start = 0` (for IPv6 too), as Docker
+/// sets it: any port may be bound there without CAP_NET_BIND_SERVICE,
+/// since nothing of the host reaches that namespace. A root service's
+/// config test (`nginx -t` in Debian's ExecStartPre=, which binds port 80
+/// to test it, with no broker) needs no capability for it then; which
+/// ports stay Landlock's to say (`own_bind_tcp`), and a host socket's are
+/// bound by the broker.
+fn sysctls(declared: &std::collections::BTreeMap<String, String>, own_net: bool) -> Vec<(PathBuf, String)> {
+    const UNPRIVILEGED_PORTS: &str = "net.ipv4.ip_unprivileged_port_start";
+    let mut all: Vec<(&str, &str)> = declared.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    if own_net && !declared.contains_key(UNPRIVILEGED_PORTS) {
+        all.push((UNPRIVILEGED_PORTS, "0"));
+    }
+    all.into_iter().map(|(k, v)| (Path::new("/proc/sys").join(k.replace('.', "/")), v.to_owned())).collect()
+}
+
 /// Whether commands run around the program (start_pre, start_post, reload).
 fn has_commands(e: &ExecSpec) -> bool {
     !(e.start_pre.is_empty() && e.start_post.is_empty() && e.reload.is_empty())
@@ -967,7 +985,7 @@ fn plan_inheriting(
         groups: if spec.exec.fakeroot { Vec::new() } else { id.groups.clone() },
         mounts,
         root: spec.filesystem.root.as_ref().map(|r| (r.path.clone(), r.read_only)),
-        sysctls: ns.sysctls.iter().map(|(k, v)| (Path::new("/proc/sys").join(k.replace('.', "/")), v.clone())).collect(),
+        sysctls: sysctls(&ns.sysctls, flags & libc::CLONE_NEWNET != 0),
         as_owner,
         copy_up: spec.filesystem.copy_up.clone(),
         workdir: cstring("working directory", &spec.exec.working_directory.to_string_lossy())?,
@@ -1166,6 +1184,9 @@ impl SetupPlan {
         let _ = writeln!(o, "uid_map: {}", self.uid_map.trim());
         let _ = writeln!(o, "gid_map: {}", self.gid_map.trim().replace('\n', "; "));
         let _ = writeln!(o, "setgroups denied: {}, loopback: {}, hostname: {:?}", self.deny_setgroups, self.loopback, self.hostname.as_ref().map(lossy));
+        for (path, value) in &self.sysctls {
+            let _ = writeln!(o, "sysctl: {} = {value}", path.display());
+        }
         let _ = writeln!(o, "workdir: {}", lossy(&self.workdir));
         let _ = writeln!(o, "mounts:");
         for m in &self.mounts {
