@@ -297,6 +297,17 @@ fn record(spec: &ServiceSpec, how: Recording) -> Result<(Observations, Ended, In
         let bound = bound_tx.clone();
         recorders.borrow_mut().push(std::thread::spawn(move || capexec_learn::record::record(listener, &judge, had_capabilities, Some(bound))));
     };
+    // The commands run around the program (start_post, reload): recorded
+    // for their syscalls and files, not for network grants
+    // (Observations::forget_network).
+    let start_command = |listener| {
+        let judge = judge.clone();
+        recorders.borrow_mut().push(std::thread::spawn(move || {
+            let mut o = capexec_learn::record::record(listener, &judge, had_capabilities, None);
+            o.forget_network();
+            o
+        }));
+    };
     // With --json, standard output is the report's alone: the service and
     // the workload write to standard error.
     let stdio = how.json.then_some([0, 2, 2]);
@@ -329,7 +340,7 @@ fn record(spec: &ServiceSpec, how: Recording) -> Result<(Observations, Ended, In
     }
     let ended = match how.workload {
         None => Ended { status: capexec_sandbox::wait_foreground(&spawned), workload: None, interrupted: false, early: None },
-        Some(cmd) => drive(&spawned, spec, cmd, &ready, how.ready_timeout, how.json, &start)?,
+        Some(cmd) => drive(&spawned, spec, cmd, &ready, how.ready_timeout, how.json, &start_command)?,
     };
     drop(spawned);
     // As when the service stops anywhere: its runtime directories go (a
