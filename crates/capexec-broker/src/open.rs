@@ -3,9 +3,10 @@
 //! files only. Which open a grant allows is decided in [`crate::policy`].
 
 use capexec_decl::grants::FsGrant;
+use capexec_sandbox::sys::{openat2, RESOLVE_BENEATH, RESOLVE_NO_MAGICLINKS, RESOLVE_NO_SYMLINKS};
 use std::ffi::CString;
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 
 /// A lexically clean absolute path: `//` and `/./` collapsed, no trailing `/`.
 /// `None` for relative paths and for any `..` (left to the kernel, which
@@ -33,18 +34,6 @@ pub fn clean_absolute(path: &[u8]) -> Option<String> {
     Some(out)
 }
 
-const RESOLVE_NO_MAGICLINKS: u64 = 0x02;
-const RESOLVE_NO_SYMLINKS: u64 = 0x04;
-const RESOLVE_BENEATH: u64 = 0x08;
-
-/// `struct open_how` (linux/openat2.h); libc's is non-exhaustive.
-#[repr(C)]
-struct OpenHow {
-    flags: u64,
-    mode: u64,
-    resolve: u64,
-}
-
 /// Opens `path` (clean, absolute, matched by `grant`) beneath `base`, the
 /// grant's pinned directory (`dir_slash`: the service wrote a trailing `/`). `mode` is used with O_CREAT (already masked).
 /// The result is close-on-exec here; the caller sets the service's own flag.
@@ -68,7 +57,7 @@ pub fn open_granted(base: &OwnedFd, grant: &FsGrant, path: &str, dir_slash: bool
     // mode the service asked for (as its own chmod and creat are refused
     // them by the seccomp allowlist): such a file would be a way into the
     // service's uid for whoever runs it later.
-    let mode = if flags & libc::O_CREAT != 0 { u64::from(mode & !(libc::S_ISUID | libc::S_ISGID)) } else { 0 };
+    let mode = if flags & libc::O_CREAT != 0 { mode & !(libc::S_ISUID | libc::S_ISGID) } else { 0 };
     // Only regular files are handed out: a directory fd would let the service
     // open anything beneath it with openat(), and a device or FIFO is not what
     // a file grant means. Opening one is not harmless either (a FIFO's open
@@ -76,32 +65,19 @@ pub fn open_granted(base: &OwnedFd, grant: &FsGrant, path: &str, dir_slash: bool
     // thread; a device's open can act), so the path is looked at with O_PATH
     // first, which opens nothing. The real open adds O_NONBLOCK, so that a
     // FIFO swapped in between still cannot make it wait, and is checked again.
-    let lookup = OpenHow { flags: (libc::O_PATH | libc::O_CLOEXEC) as u64, mode: 0, resolve };
-    match openat2(base, &c, &lookup) {
+    match openat2(base.as_fd(), &c, libc::O_PATH | libc::O_CLOEXEC, 0, resolve) {
         Ok(fd) => drop(regular(fd)?),
         // Nothing there yet: O_CREAT makes a regular file (and whatever appears
         // meanwhile is still checked below).
         Err(e) if e.raw_os_error() == Some(libc::ENOENT) && flags & libc::O_CREAT != 0 => {}
         Err(e) => return Err(e),
     }
-    let how = OpenHow { flags: (flags | libc::O_CLOEXEC | libc::O_NOCTTY | libc::O_NONBLOCK) as u64, mode, resolve };
-    let fd = regular(openat2(base, &c, &how)?)?;
+    let fd = regular(openat2(base.as_fd(), &c, flags | libc::O_CLOEXEC | libc::O_NOCTTY | libc::O_NONBLOCK, mode, resolve)?)?;
     if flags & libc::O_NONBLOCK == 0 {
         let fl = capexec_sandbox::sys::status_flags(std::os::fd::AsFd::as_fd(&fd))?;
         capexec_sandbox::sys::set_status_flags(std::os::fd::AsFd::as_fd(&fd), fl & !libc::O_NONBLOCK)?;
     }
     Ok(fd)
-}
-
-fn openat2(base: &OwnedFd, path: &CString, how: &OpenHow) -> io::Result<OwnedFd> {
-    // SAFETY: openat2 reads the NUL-terminated path and the open_how of the given
-    // size during the call; both outlive it.
-    let rc = unsafe { libc::syscall(libc::SYS_openat2, base.as_raw_fd(), path.as_ptr(), how as *const OpenHow, std::mem::size_of::<OpenHow>()) };
-    if rc < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: openat2 returned a new fd that nobody else owns.
-    Ok(unsafe { OwnedFd::from_raw_fd(rc as RawFd) })
 }
 
 /// `fd` if it is a regular file, else EISDIR (see [`refusal`]).

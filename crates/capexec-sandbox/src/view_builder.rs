@@ -30,7 +30,7 @@ use crate::ops::Kernel;
 use crate::plan::{FsAccess, MountStep, SetupPlan};
 use crate::{mounts, sys, LaunchError};
 use capexec_sys::process;
-use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 use std::path::Path;
 
 /// The namespaces a builder makes: all the plan's but the pid namespace.
@@ -127,20 +127,30 @@ impl Builder {
 
     /// The view's writable directories (a move between two of them, or
     /// within one, is one the service's own layer allows), opened in the
-    /// view through the builder's root, before the broker's layer exists.
-    /// Those missing (optional) or not directories are left out.
+    /// view through the builder's root, before the broker's layer exists:
+    /// looked up in that root (RESOLVE_IN_ROOT: a link in the view leads
+    /// where it leads there, never onto the host's tree). Those missing
+    /// (optional) or not directories are left out.
     pub fn writable_dirs(&self, plan: &SetupPlan) -> Result<Vec<OwnedFd>, LaunchError> {
+        let root_path = format!("/proc/{}/root", self.pid);
+        use std::os::unix::fs::OpenOptionsExt;
+        let root: OwnedFd = std::fs::File::options()
+            .read(true)
+            .custom_flags(libc::O_PATH | libc::O_DIRECTORY)
+            .open(&root_path)
+            .map_err(|e| self.abort(LaunchError::io("open the root of the view's builder", &root_path, e)))?
+            .into();
         let mut dirs = Vec::new();
         for (path, access) in &plan.landlock.paths {
             if !matches!(access, FsAccess::ReadWrite | FsAccess::ReadWriteExec) {
                 continue;
             }
-            let seen = format!("/proc/{}/root{}", self.pid, path.display());
-            use std::os::unix::fs::OpenOptionsExt;
-            match std::fs::File::options().read(true).custom_flags(libc::O_PATH | libc::O_DIRECTORY | libc::O_NOFOLLOW).open(&seen) {
-                Ok(f) => dirs.push(f.into()),
-                Err(e) if matches!(e.raw_os_error(), Some(libc::ENOENT | libc::ENOTDIR | libc::ELOOP)) => {}
-                Err(e) => return Err(self.abort(LaunchError::io("open a writable directory of the view", seen, e))),
+            let c = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).expect("paths were checked for NUL during validation");
+            let flags = libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC;
+            match sys::openat2(root.as_fd(), &c, flags, 0, sys::RESOLVE_IN_ROOT | sys::RESOLVE_NO_MAGICLINKS) {
+                Ok(fd) => dirs.push(fd),
+                Err(e) if matches!(e.raw_os_error(), Some(libc::ENOENT | libc::ENOTDIR)) => {}
+                Err(e) => return Err(self.abort(LaunchError::io("open a writable directory of the view", format!("{root_path}{}", path.display()), e))),
             }
         }
         Ok(dirs)

@@ -450,6 +450,31 @@ pub fn pidfd_getfd(pidfd: &std::os::fd::OwnedFd, target: RawFd) -> io::Result<st
     Ok(unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) })
 }
 
+/// openat2's RESOLVE_* flags (linux/openat2.h).
+pub const RESOLVE_NO_MAGICLINKS: u64 = 0x02;
+pub const RESOLVE_NO_SYMLINKS: u64 = 0x04;
+pub const RESOLVE_BENEATH: u64 = 0x08;
+pub const RESOLVE_IN_ROOT: u64 = 0x10;
+
+/// `struct open_how` (linux/openat2.h); libc's is non-exhaustive.
+#[repr(C)]
+struct OpenHow {
+    flags: u64,
+    mode: u64,
+    resolve: u64,
+}
+
+/// `openat2(dir, path, {flags, mode, resolve})`: `path` opened from the
+/// directory `dir`, its lookup bounded by `resolve` (RESOLVE_*).
+pub fn openat2(dir: BorrowedFd<'_>, path: &CStr, flags: libc::c_int, mode: u32, resolve: u64) -> io::Result<OwnedFd> {
+    let how = OpenHow { flags: flags as u64, mode: u64::from(mode), resolve };
+    // SAFETY: openat2 reads the NUL-terminated path and the open_how of the given
+    // size during the call; both outlive it.
+    let rc = check(unsafe { libc::syscall(libc::SYS_openat2, dir.as_raw_fd(), path.as_ptr(), &how as *const OpenHow, std::mem::size_of::<OpenHow>()) })?;
+    // SAFETY: openat2 returned a new fd that nobody else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(rc as RawFd) })
+}
+
 /// `setns(fd, flags)`: enters the namespaces `flags` (CLONE_NEW*) of the
 /// process a pidfd names, all at once, or the one namespace an nsfs fd
 /// (/proc/PID/ns/X, a bind mount of one) is.
