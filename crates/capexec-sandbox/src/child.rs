@@ -597,11 +597,7 @@ fn service_with(a: &ChildArgs, argv: &[std::ffi::CString], err_wr: RawFd, main: 
         // From here on every syscall of this process waits for the recorder,
         // which takes the listener out of this fd table itself (pidfd_getfd):
         // sending it would be a syscall that waits for the recorder. The
-        // listener is close-on-exec, so the program never holds it. A
-        // command of the task helper's (start_post, reload) inherited its
-        // helper's non-dumpable state, which would keep a recorder without
-        // CAP_SYS_PTRACE (rootless) from it: a learning run confines nothing.
-        let _ = sys::prctl(libc::PR_SET_DUMPABLE, 1);
+        // listener is close-on-exec, so the program never holds it.
         match crate::seccomp::install_with_listener(prog) {
             Ok(l) => std::mem::forget(l),
             Err(e) => {
@@ -803,7 +799,7 @@ fn init(a: &ChildArgs, service: libc::pid_t, helper: Option<libc::pid_t>, view_n
                     match &a.plan.forking {
                         Some(f) if !forked && exit_code(status) == 0 => {
                             forked = true;
-                            main = daemon_pid(f, a.plan.command_timeout, helper);
+                            main = daemon_pid(f);
                             ready(f);
                         }
                         _ => exit(exit_code(status)),
@@ -852,26 +848,18 @@ fn forward(sig: libc::c_int, main: Option<libc::pid_t>, pid_ns: bool) {
 
 /// The daemon's main process: the pid file's pid, if it names a child of
 /// init (a daemon that forked away from the started process was given to
-/// init), else `None`. The daemon may write the file well after the started
-/// process exits (apache's master, on a busy machine, after more than the
-/// 100 ms this once waited: its stop then reached nobody): waited for, as
-/// systemd does, up to the start timeout (`timeout`), while any process of
-/// the service is left (`others_left`).
-fn daemon_pid(f: &crate::plan::Forking, timeout: std::time::Duration, helper: Option<libc::pid_t>) -> Option<libc::pid_t> {
+/// init), else `None`. The file may appear just after the started process
+/// exits: read up to five times over 100 ms, as systemd waits for it.
+fn daemon_pid(f: &crate::plan::Forking) -> Option<libc::pid_t> {
     let path = f.pid_file.as_ref()?;
-    const STEP: std::time::Duration = std::time::Duration::from_millis(20);
-    // Counted, not timed: init's filter allows no clock syscall.
-    for _ in 0..=timeout.as_millis() / STEP.as_millis() {
-        // A pid the service wrote is trusted only as far as it names one
-        // of its own processes.
-        if let Some(pid) = read_pid(path).filter(|pid| process::is_child(Some(*pid))) {
-            return Some(pid);
-        }
-        if !others_left(helper) {
-            return None;
+    for _ in 0..5 {
+        if let Some(pid) = read_pid(path) {
+            // A pid the service wrote is trusted only as far as it names one
+            // of its own processes.
+            return process::is_child(Some(pid)).then_some(pid);
         }
         let empty = SigSet::empty();
-        process::wait_signal(empty.as_ref(), Some(STEP));
+        process::wait_signal(empty.as_ref(), Some(std::time::Duration::from_millis(20)));
     }
     None
 }

@@ -17,7 +17,6 @@ use nix::sys::signal::{kill, killpg, Signal};
 use nix::unistd::Pid;
 use std::cell::RefCell;
 use std::net::SocketAddr;
-use std::os::fd::OwnedFd;
 use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::thread::JoinHandle;
@@ -297,17 +296,6 @@ fn record(spec: &ServiceSpec, how: Recording) -> Result<(Observations, Ended, In
         let bound = bound_tx.clone();
         recorders.borrow_mut().push(std::thread::spawn(move || capexec_learn::record::record(listener, &judge, had_capabilities, Some(bound))));
     };
-    // The commands run around the program (start_post, reload): recorded
-    // for their syscalls and files, not for network grants
-    // (Observations::forget_network).
-    let start_command = |listener| {
-        let judge = judge.clone();
-        recorders.borrow_mut().push(std::thread::spawn(move || {
-            let mut o = capexec_learn::record::record(listener, &judge, had_capabilities, None);
-            o.forget_network();
-            o
-        }));
-    };
     // With --json, standard output is the report's alone: the service and
     // the workload write to standard error.
     let stdio = how.json.then_some([0, 2, 2]);
@@ -340,7 +328,7 @@ fn record(spec: &ServiceSpec, how: Recording) -> Result<(Observations, Ended, In
     }
     let ended = match how.workload {
         None => Ended { status: capexec_sandbox::wait_foreground(&spawned), workload: None, interrupted: false, early: None },
-        Some(cmd) => drive(&spawned, spec, cmd, &ready, how.ready_timeout, how.json, &start_command)?,
+        Some(cmd) => drive(&spawned, spec, cmd, &ready, how.ready_timeout, how.json)?,
     };
     drop(spawned);
     // As when the service stops anywhere: its runtime directories go (a
@@ -491,15 +479,7 @@ fn pause(d: Duration) -> Option<i32> {
 
 /// Waits for the service to listen, runs the workload, and stops the service
 /// when the workload exits.
-fn drive(
-    s: &Spawned,
-    spec: &ServiceSpec,
-    cmd: &str,
-    ready: &[Ready],
-    timeout: Duration,
-    quiet_stdout: bool,
-    learner: &dyn Fn(OwnedFd),
-) -> Result<Ended, CmdError> {
+fn drive(s: &Spawned, spec: &ServiceSpec, cmd: &str, ready: &[Ready], timeout: Duration, quiet_stdout: bool) -> Result<Ended, CmdError> {
     let deadline = Instant::now() + timeout;
     // One address answering is enough: services listen on all of theirs at
     // once, and an optional one (Redis's `-::1`) may be missing on this host.
@@ -541,11 +521,6 @@ fn drive(
             return Err(CmdError::Run(format!("{}: interrupted by signal {sig} while waiting for the service to listen", spec.name)));
         }
     }
-    // The commands the daemon runs once the service is ready, recorded as
-    // the program is (they run in its sandbox later).
-    if !spec.exec.start_post.is_empty() {
-        around(s, spec, true, learner);
-    }
     // Its own process group, so that ending it ends whatever it started.
     let mut workload = std::process::Command::new("/bin/sh");
     workload.arg("-c").arg(cmd).process_group(0);
@@ -559,12 +534,6 @@ fn drive(
         match child.try_wait() {
             Ok(Some(st)) => {
                 let workload = st.code().unwrap_or_else(|| 128 + std::os::unix::process::ExitStatusExt::signal(&st).unwrap_or(0));
-                // A reload after the workload: its commands (often `kill
-                // -HUP $MAINPID`) are recorded, and what the program does
-                // on it until the stop.
-                if !spec.exec.reload.is_empty() && service_ended(s).is_none() {
-                    around(s, spec, false, learner);
-                }
                 let status = stop(s, spec);
                 return Ok(Ended { status, workload: Some(workload), interrupted, early: None });
             }
@@ -583,16 +552,6 @@ fn drive(
             interrupted = true;
             let _ = killpg(Pid::from_raw(pgid), Signal::SIGTERM);
         }
-    }
-}
-
-/// Runs the service's `exec.start_post` (`post`) or `exec.reload` commands
-/// through its task helper, recording each; a failure is a warning (the
-/// run goes on: what was recorded counts).
-fn around(s: &Spawned, spec: &ServiceSpec, post: bool, learner: &dyn Fn(OwnedFd)) {
-    if let Err(e) = capexec_sandbox::launch::learn_tasks(s, post, learner) {
-        let what = if post { "exec.start_post" } else { "exec.reload" };
-        eprintln!("capexec learn: warning: {}: {what} failed: {}", spec.name, safe(&e));
     }
 }
 
