@@ -342,14 +342,7 @@ fn setup(a: &ChildArgs) -> Result<Option<OwnedFd>, ChildError> {
         )),
         None => None,
     };
-    if let (0, Some(view)) = (plan.join, a.view) {
-        // setns puts this process at the root of the view (the builder
-        // pivoted into it).
-        sys::setns(view, libc::CLONE_NEWNS).map_err(|e| ChildError::io(Step::FilesystemView, "enter the view its builder made", e))?;
-        Kernel
-            .chdir(Path::new(std::ffi::OsStr::from_bytes(plan.workdir.as_bytes())))
-            .map_err(|e| ChildError::io(Step::FilesystemView, format!("chdir {}", plan.workdir.to_string_lossy()), e))?;
-    } else if plan.join == 0 {
+    if plan.join == 0 && a.view.is_none() {
         let hooks = &plan.container_hooks;
         let mut create_container = || {
             if hooks.is_empty() {
@@ -365,6 +358,10 @@ fn setup(a: &ChildArgs) -> Result<Option<OwnedFd>, ChildError> {
         let root = a.join_root.ok_or_else(|| ChildError::new(Step::JoinNamespaces, "no root of the sandbox to join"))?;
         chroot_to(root, &plan.workdir)?;
     } else {
+        if let Some(view) = a.view {
+            // The view its builder made (and pivoted into).
+            sys::setns(view, libc::CLONE_NEWNS).map_err(|e| ChildError::io(Step::FilesystemView, "enter the view its builder made", e))?;
+        }
         // setns put this process at the root of the sandbox's view.
         Kernel
             .chdir(Path::new(std::ffi::OsStr::from_bytes(plan.workdir.as_bytes())))

@@ -151,7 +151,7 @@ fn pipe() -> Result<(OwnedFd, OwnedFd), LaunchError> {
     sys::pipe2(libc::O_CLOEXEC).map_err(|e| LaunchError::io("create", "pipe", e))
 }
 
-fn seqpacket_pair(what: &str) -> Result<(OwnedFd, OwnedFd), LaunchError> {
+pub(crate) fn seqpacket_pair(what: &str) -> Result<(OwnedFd, OwnedFd), LaunchError> {
     use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
     socketpair(AddressFamily::Unix, SockType::SeqPacket, None, SockFlag::SOCK_CLOEXEC).map_err(|e| LaunchError::io("create", what, e.into()))
 }

@@ -85,7 +85,7 @@ pub struct Namespaces {
 /// The caller must be single-threaded (`sys::clone_fork`); `trees` are the
 /// mounts the launch prepared (`ChildArgs::trees`).
 pub fn start(plan: &SetupPlan, trees: &[(&Path, RawFd)]) -> Result<Builder, LaunchError> {
-    let (ours, theirs) = seqpacket_pair()?;
+    let (ours, theirs) = crate::launch::seqpacket_pair("the channel to the view's builder")?;
     let flags = plan.clone_flags & !libc::CLONE_NEWPID;
     // SAFETY: the caller is single-threaded (this function's contract, checked by `launch::begin`).
     let (pid, pidfd) = unsafe { sys::clone_fork(flags) }.map_err(|e| LaunchError::io("clone", "the builder of the service's view", e))?;
@@ -217,12 +217,6 @@ impl Drop for Builder {
     fn drop(&mut self) {
         self.end();
     }
-}
-
-fn seqpacket_pair() -> Result<(OwnedFd, OwnedFd), LaunchError> {
-    use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
-    socketpair(AddressFamily::Unix, SockType::SeqPacket, None, SockFlag::SOCK_CLOEXEC)
-        .map_err(|e| LaunchError::io("create", "the channel to the view's builder", e.into()))
 }
 
 /// The builder: see the module's order. Answers on `chan` with a 0 byte per
