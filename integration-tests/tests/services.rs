@@ -733,3 +733,107 @@ fn dns_unit(who: As, unit_name: &str, program: &str, port: u16, want: &str, user
 
 both!(unbound_unit, |who| dns_unit(who, "unbound.svc", "/usr/sbin/unbound", 8053, "192.0.2.53", "unbound"));
 both!(dnsmasq_unit, |who| dns_unit(who, "dnsmasq.svc", "/usr/sbin/dnsmasq", 8054, "192.0.2.54", "dnsmasq"));
+
+// A forking daemon that writes its pid file well after its starter exited
+// (apache's master on a busy machine): init waits for the file, as systemd
+// does, and a stop reaches the daemon. Init once read it for 100 ms only,
+// then stood for nobody; without a pid namespace its stop reached no
+// process, and the stop waited out the service's stop timeout.
+#[test]
+fn a_late_pid_file_still_names_the_daemon_to_stop() {
+    require_root();
+    let dir = std::path::PathBuf::from(format!("/var/tmp/capexec-it{}-latepid", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let _scratch = Scratch(vec![dir.clone()]);
+    std::fs::create_dir_all(&dir).unwrap();
+    set_mode(&dir, 0o777);
+    let d = dir.to_str().unwrap();
+    let prog = "import os, sys, time\n\
+                d = sys.argv[1]\n\
+                if os.fork(): sys.exit(0)\n\
+                os.setsid()\n\
+                time.sleep(0.6)\n\
+                open(d + '/daemon.pid', 'w').write(str(os.getpid()))\n\
+                while True: time.sleep(1)\n";
+    let argv = serde_json::to_string(&["/usr/bin/python3", "-c", prog, d]).unwrap();
+    let unit = dir.join("late.svc");
+    std::fs::write(
+        &unit,
+        format!(
+            "[exec]\nargv = {argv}\n[namespaces]\npid = false\n[filesystem]\nread_write = [{}]\n[service]\ntype = \"forking\"\npid_file = {}\nstop_timeout = \"60s\"\n",
+            serde_json::to_string(d).unwrap(),
+            serde_json::to_string(&format!("{d}/daemon.pid")).unwrap()
+        ),
+    )
+    .unwrap();
+    let s = Service::start(As::Root, &["exec", unit.to_str().unwrap()]);
+    let deadline = std::time::Instant::now() + T;
+    while std::fs::read_to_string(dir.join("daemon.pid")).map_or(true, |p| p.is_empty()) && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    let daemon: i32 = std::fs::read_to_string(dir.join("daemon.pid")).unwrap().trim().parse().unwrap();
+    let mut s = s;
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(s.pid()), nix::sys::signal::SIGTERM).unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let mut ended = false;
+    while !ended && std::time::Instant::now() < deadline {
+        ended = s.child.try_wait().unwrap().is_some();
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    // Left running, it would hold the test's pipes: ended here either way.
+    let alive = nix::sys::signal::kill(nix::unistd::Pid::from_raw(daemon), None).is_ok();
+    if alive {
+        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(daemon), nix::sys::signal::SIGKILL);
+    }
+    assert!(ended && !alive, "the stop did not reach the daemon {daemon} within 10 s (capexec ended: {ended})");
+}
+
+// A stop while init still waits for a forking daemon's pid file (one that
+// never writes it) is passed on at once, not after the wait: init waits
+// for the file up to the start timeout (here 60 s), and the stop signal
+// once stayed pending all that while. In its own pid namespace (declared:
+// a pid file alone makes it the host's), the stop reaches every process left.
+#[test]
+fn a_stop_does_not_wait_for_a_missing_pid_file() {
+    require_root();
+    let dir = std::path::PathBuf::from(format!("/var/tmp/capexec-it{}-nopid", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let _scratch = Scratch(vec![dir.clone()]);
+    std::fs::create_dir_all(&dir).unwrap();
+    set_mode(&dir, 0o777);
+    let d = dir.to_str().unwrap();
+    let prog = "import os, sys, time\n\
+                d = sys.argv[1]\n\
+                if os.fork(): sys.exit(0)\n\
+                os.setsid()\n\
+                open(d + '/running', 'w').close()\n\
+                while True: time.sleep(1)\n";
+    let argv = serde_json::to_string(&["/usr/bin/python3", "-c", prog, d]).unwrap();
+    let unit = dir.join("nopid.svc");
+    std::fs::write(
+        &unit,
+        format!(
+            "[exec]\nargv = {argv}\n[namespaces]\npid = true\n[filesystem]\nread_write = [{}]\n[service]\ntype = \"forking\"\npid_file = {}\nready_timeout = \"60s\"\n",
+            serde_json::to_string(d).unwrap(),
+            serde_json::to_string(&format!("{d}/daemon.pid")).unwrap()
+        ),
+    )
+    .unwrap();
+    let mut s = Service::start(As::Root, &["exec", unit.to_str().unwrap()]);
+    let deadline = std::time::Instant::now() + T;
+    while !dir.join("running").exists() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    assert!(dir.join("running").exists(), "the daemon never ran");
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(s.pid()), nix::sys::signal::SIGTERM).unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let mut ended = None;
+    while ended.is_none() && std::time::Instant::now() < deadline {
+        ended = s.child.try_wait().unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    if ended.is_none() {
+        let _ = s.child.kill();
+    }
+    assert!(ended.is_some(), "capexec exec did not end within 10 s of its stop while init waited for the pid file");
+}

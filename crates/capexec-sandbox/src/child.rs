@@ -796,8 +796,12 @@ fn init(a: &ChildArgs, service: libc::pid_t, helper: Option<libc::pid_t>, view_n
                     match &a.plan.forking {
                         Some(f) if !forked && exit_code(status) == 0 => {
                             forked = true;
-                            main = daemon_pid(f);
+                            let sig;
+                            (main, sig) = daemon_pid(f, a.plan.command_timeout, helper);
                             ready(f);
+                            if let Some(sig) = sig {
+                                forward(sig, main, a.plan.pid_ns);
+                            }
                         }
                         _ => exit(exit_code(status)),
                     }
@@ -845,20 +849,36 @@ fn forward(sig: libc::c_int, main: Option<libc::pid_t>, pid_ns: bool) {
 
 /// The daemon's main process: the pid file's pid, if it names a child of
 /// init (a daemon that forked away from the started process was given to
-/// init), else `None`. The file may appear just after the started process
-/// exits: read up to five times over 100 ms, as systemd waits for it.
-fn daemon_pid(f: &crate::plan::Forking) -> Option<libc::pid_t> {
-    let path = f.pid_file.as_ref()?;
-    for _ in 0..5 {
-        if let Some(pid) = read_pid(path) {
-            // A pid the service wrote is trusted only as far as it names one
-            // of its own processes.
-            return process::is_child(Some(pid)).then_some(pid);
-        }
-        let empty = SigSet::empty();
-        process::wait_signal(empty.as_ref(), Some(std::time::Duration::from_millis(20)));
+/// init), else `None`. The daemon may write the file well after the started
+/// process exits (apache's master, on a busy machine, after more than the
+/// 100 ms this once waited: its stop then reached nobody): waited for, as
+/// systemd does, up to the start timeout (`timeout`), while any process of
+/// the service is left (`others_left`), and until a signal to forward
+/// comes (a stop waits for no start): returned with it, to be forwarded.
+fn daemon_pid(f: &crate::plan::Forking, timeout: std::time::Duration, helper: Option<libc::pid_t>) -> (Option<libc::pid_t>, Option<libc::c_int>) {
+    let Some(path) = f.pid_file.as_ref() else { return (None, None) };
+    const STEP: std::time::Duration = std::time::Duration::from_millis(20);
+    // SIGCHLD stays pending for init's loop, which reaps.
+    let mut forwarded = SigSet::empty();
+    for s in FORWARDED.iter().filter_map(|s| Signal::try_from(*s).ok()) {
+        forwarded.add(s);
     }
-    None
+    // A pid the service wrote is trusted only as far as it names one of
+    // its own processes.
+    let named = || read_pid(path).filter(|pid| process::is_child(Some(*pid)));
+    // Counted, not timed: init's filter allows no clock syscall.
+    for _ in 0..=timeout.as_millis() / STEP.as_millis() {
+        if let Some(pid) = named() {
+            return (Some(pid), None);
+        }
+        if !others_left(helper) {
+            return (None, None);
+        }
+        if let Some(sig) = process::wait_signal(forwarded.as_ref(), Some(STEP)) {
+            return (named(), Some(sig));
+        }
+    }
+    (None, None)
 }
 
 /// Whether init and the task helper read a forking service's pid file.
