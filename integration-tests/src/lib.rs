@@ -936,6 +936,18 @@ impl Drop for Scratch {
     }
 }
 
+/// A fresh directory /var/tmp/capexec-it<pid>-<tag> that every user may
+/// write (the service under test may run as a dynamic uid or the test
+/// user), removed when the `Scratch` is dropped. Under /var/tmp, not /tmp:
+/// a service's /tmp is private.
+pub fn writable_dir(tag: &str) -> (std::path::PathBuf, Scratch) {
+    let dir = std::path::PathBuf::from(format!("/var/tmp/capexec-it{}-{tag}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    set_mode(&dir, 0o777);
+    (dir.clone(), Scratch(vec![dir]))
+}
+
 /// A network namespace made by `ip netns add`, deleted on drop.
 pub struct NetNs {
     pub name: String,

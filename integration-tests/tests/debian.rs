@@ -893,6 +893,10 @@ fn http_backend() -> u16 {
 /// a temporary name and renamed into place. Imported, learned with one
 /// request through it, then run by the daemon: it proxies to the test's
 /// backend, its pid file holds the host's pid, and its master CLI answers.
+/// Learning waits for the end of the reload that its ExecReload (`kill
+/// -USR2`) starts, which the master announces with RELOADING=1 and READY=1:
+/// on it the master signals its old worker, which runs as the haproxy user
+/// (CAP_KILL); without that capability the master cannot pass a stop on.
 /// The drop-in only names the test's configuration (Debian's with a
 /// frontend on the test's port and a backend) and moves the master socket
 /// into /run/haproxy (the package's directory), since a socket renamed
@@ -920,7 +924,7 @@ fn haproxy_from_import_and_learn() {
         &unit,
         "haproxy.service",
         &["--workload", &format!("{get} | grep -q 'from the backend'")],
-        &["\"/var/lib/haproxy\"", "pid_file = \"/run/haproxy.pid\"", &format!("\"tcp:127.0.0.1:{port}\"")],
+        &["\"/var/lib/haproxy\"", "pid_file = \"/run/haproxy.pid\"", &format!("\"tcp:127.0.0.1:{port}\""), "\"CAP_KILL\""],
     );
     assert!(!decl.contains("\"/run\""), "the learned declaration gives haproxy all of /run:\n{decl}");
     d.start();

@@ -403,3 +403,85 @@ both!(a_queue_moved_between_directories_is_one_writable_directory, |who: As| {
     let o = output(c, T);
     assert!(o.status.success() && String::from_utf8_lossy(&o.stdout).contains("DONE"), "the move under the broker's layer: {}\n{decl}", text(&o));
 });
+
+// A reload the service says it runs (RELOADING=1, then READY=1, as
+// haproxy's master does) is recorded to its end: the stop waits for its
+// READY=1. A signal's reload runs on after its command has returned; a stop
+// in its midst missed what the reload does (haproxy's kill of its old
+// worker, which needs CAP_KILL: the mined declaration then could not stop
+// it). Here the reload's work (a getpriority) comes a second after its
+// RELOADING=1. Like haproxy, the service says RELOADING=1 at its start
+// too: what tells learning that it speaks the protocol (one that never
+// does would leave learning waiting for a RELOADING=1 that never comes).
+both!(a_reload_the_service_announces_is_recorded_to_its_end, |who: As| {
+    let (dir, _scratch) = writable_dir(&format!("reloading-{who:?}"));
+    let prog = "import os, signal, socket, time\n\
+                def say(m): socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM).sendto(m, os.environ['NOTIFY_SOCKET'])\n\
+                def hup(*_):\n\
+                \x20   say(b'RELOADING=1')\n\
+                \x20   time.sleep(1)\n\
+                \x20   os.getpriority(os.PRIO_PROCESS, 0)\n\
+                \x20   say(b'READY=1')\n\
+                signal.signal(signal.SIGHUP, hup)\n\
+                say(b'RELOADING=1')\n\
+                say(b'READY=1')\n\
+                while True: time.sleep(1)\n";
+    let argv = serde_json::to_string(&["/usr/bin/python3", "-c", prog]).unwrap();
+    let unit = dir.join("reloading.svc");
+    std::fs::write(
+        &unit,
+        format!("[exec]\nargv = {argv}\n\n[[exec.reload]]\nargv = [\"/bin/sh\", \"-c\", \"kill -HUP $MAINPID\"]\n\n[service]\ntype = \"notify\"\n"),
+    )
+    .unwrap();
+    set_mode(&unit, 0o644);
+    let mined = dir.join("learned.svc");
+    let mut c = command(who);
+    c.arg("learn").arg(&unit).arg("--out").arg(&mined).args(["--workload", "true"]);
+    let o = output(c, T);
+    assert!(o.status.success() && !text(&o).contains("warning"), "{}", text(&o));
+    let decl = std::fs::read_to_string(&mined).unwrap();
+    assert!(decl.contains("\"getpriority\""), "what the reload did after its RELOADING=1 is not recorded:\n{}\n{decl}", text(&o));
+});
+
+// `exec.reload` commands are run and recorded by learning, after the
+// workload: systemd's usual `kill -HUP $MAINPID` (mosquitto's unit) needs
+// `kill` from the declaration's allowlist, which the program itself never
+// calls. The mined declaration then reloads under `capexec exec` (its
+// SIGHUP runs the reload commands).
+both!(reload_commands_are_learned, |who: As| {
+    let (dir, _scratch) = writable_dir(&format!("reload-{who:?}"));
+    let d = dir.to_str().unwrap();
+    let prog = "import signal, sys, time\n\
+                d = sys.argv[1]\n\
+                def hup(*_): open(d + '/log', 'a').write('reloaded\\n')\n\
+                signal.signal(signal.SIGHUP, hup)\n\
+                open(d + '/ready', 'w').close()\n\
+                while True: time.sleep(1)\n";
+    let argv = serde_json::to_string(&["/usr/bin/python3", "-c", prog, d]).unwrap();
+    let unit = dir.join("hup.svc");
+    std::fs::write(&unit, format!("[exec]\nargv = {argv}\n\n[[exec.reload]]\nargv = [\"/bin/sh\", \"-c\", \"kill -HUP $MAINPID\"]\n")).unwrap();
+    set_mode(&unit, 0o644);
+    let mined = dir.join("learned.svc");
+    let mut c = command(who);
+    c.arg("learn").arg(&unit).arg("--out").arg(&mined).args(["--no-wait", "--workload", &format!("while [ ! -e {d}/ready ]; do sleep 0.05; done")]);
+    let o = output(c, T);
+    assert!(o.status.success() && !text(&o).contains("exec.reload failed"), "{}", text(&o));
+    let decl = std::fs::read_to_string(&mined).unwrap();
+    assert!(decl.contains("\"kill\", # 1 call"), "the reload's kill, recorded:\n{decl}");
+    for f in ["ready", "log"] {
+        let _ = std::fs::remove_file(dir.join(f));
+    }
+    let s = Service::start(who, &["exec", mined.to_str().unwrap()]);
+    let waited = |f: &str| {
+        let deadline = std::time::Instant::now() + T;
+        while !dir.join(f).exists() && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        dir.join(f).exists()
+    };
+    assert!(waited("ready"), "the program under the mined declaration never got ready");
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(s.pid()), nix::sys::signal::SIGHUP).unwrap();
+    let reloaded = waited("log");
+    let o = s.stop();
+    assert!(reloaded, "no reload under the mined declaration: {}\n{decl}", text(&o));
+});

@@ -742,11 +742,7 @@ both!(dnsmasq_unit, |who| dns_unit(who, "dnsmasq.svc", "/usr/sbin/dnsmasq", 8054
 #[test]
 fn a_late_pid_file_still_names_the_daemon_to_stop() {
     require_root();
-    let dir = std::path::PathBuf::from(format!("/var/tmp/capexec-it{}-latepid", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    let _scratch = Scratch(vec![dir.clone()]);
-    std::fs::create_dir_all(&dir).unwrap();
-    set_mode(&dir, 0o777);
+    let (dir, _scratch) = writable_dir("latepid");
     let d = dir.to_str().unwrap();
     let prog = "import os, sys, time\n\
                 d = sys.argv[1]\n\
@@ -796,11 +792,7 @@ fn a_late_pid_file_still_names_the_daemon_to_stop() {
 #[test]
 fn a_stop_does_not_wait_for_a_missing_pid_file() {
     require_root();
-    let dir = std::path::PathBuf::from(format!("/var/tmp/capexec-it{}-nopid", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    let _scratch = Scratch(vec![dir.clone()]);
-    std::fs::create_dir_all(&dir).unwrap();
-    set_mode(&dir, 0o777);
+    let (dir, _scratch) = writable_dir("nopid");
     let d = dir.to_str().unwrap();
     let prog = "import os, sys, time\n\
                 d = sys.argv[1]\n\

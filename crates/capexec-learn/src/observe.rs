@@ -109,6 +109,20 @@ impl Observations {
 }
 
 impl Observations {
+    /// Drops where the run bound, connected and sent: for the commands run
+    /// around a program (start_post, reload), whose network reach is no
+    /// grant of the program's. They have no broker and run in the
+    /// service's own network namespace: varnish's varnishreload connects to
+    /// the admin port the program listens on, which a grant would only
+    /// open to the program.
+    pub fn forget_network(&mut self) {
+        self.binds.clear();
+        self.connects.clear();
+        self.session_binds.clear();
+        self.own_loopback.clear();
+        self.network.clear();
+    }
+
     /// Drops the creation of each path `existed` says was there before the
     /// run (a creation that failed); a path left with no use goes.
     pub fn forget_creations(&mut self, existed: impl Fn(&str) -> bool) {

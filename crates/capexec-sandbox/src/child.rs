@@ -594,7 +594,11 @@ fn service_with(a: &ChildArgs, argv: &[std::ffi::CString], err_wr: RawFd, main: 
         // From here on every syscall of this process waits for the recorder,
         // which takes the listener out of this fd table itself (pidfd_getfd):
         // sending it would be a syscall that waits for the recorder. The
-        // listener is close-on-exec, so the program never holds it.
+        // listener is close-on-exec, so the program never holds it. A
+        // command of the task helper's (start_post, reload) inherited its
+        // helper's non-dumpable state, which would keep a recorder without
+        // CAP_SYS_PTRACE (rootless) from it: a learning run confines nothing.
+        let _ = sys::prctl(libc::PR_SET_DUMPABLE, 1);
         match crate::seccomp::install_with_listener(prog) {
             Ok(l) => std::mem::forget(l),
             Err(e) => {

@@ -53,6 +53,30 @@ pub fn run_tasks(chan: std::os::fd::BorrowedFd<'_>, post: bool) -> Result<(), St
     task_answer(chan)
 }
 
+/// For a learning run: [`run_tasks`], handing each command's learning
+/// listener to `learner` as the command starts. A command waits at its
+/// first syscall until its listener is taken out of its fd table (see
+/// crate::child's learning filter), so the helper answers only once every
+/// command it ran was handed over.
+pub fn learn_tasks(s: &Spawned, post: bool, learner: &dyn Fn(OwnedFd)) -> Result<(), String> {
+    let chan = s.tasks.as_ref().ok_or("the service has no commands around its program")?;
+    sys::write_raw(chan.as_raw_fd(), if post { b"p" } else { b"r" }).map_err(|e| format!("ask the service's task helper: {e}"))?;
+    let mut taken = Vec::new();
+    loop {
+        // The commands are the task helper's children: init's grandchildren.
+        let found = children(s.pid).into_iter().flat_map(children).filter(|c| !taken.contains(c)).find_map(|c| Some((c, seccomp_listener_of(c)?)));
+        if let Some((command, fd)) = found {
+            let l = sys::pidfd_getfd_of(command, fd).map_err(|e| format!("take the learning listener of command pid {command}: {e}"))?;
+            taken.push(command);
+            learner(l);
+            continue;
+        }
+        if sys::poll_one(chan.as_fd(), libc::POLLIN, 1).unwrap_or(true) {
+            return task_answer(chan.as_fd());
+        }
+    }
+}
+
 /// The task helper's answer to a request (see [`run_tasks`]).
 pub fn task_answer(chan: std::os::fd::BorrowedFd<'_>) -> Result<(), String> {
     let mut buf = [0u8; 2048];

@@ -1324,9 +1324,8 @@ impl SetupPlan {
         // The commands before the program run and are recorded as it is
         // (they run in its sandbox later, and what they prepare the program
         // needs: unbound's root.key, made by `unbound-helper
-        // root_trust_anchor_update`); not those after it.
-        self.start_post.clear();
-        self.reload.clear();
+        // root_trust_anchor_update`); those after it and on reload too, when
+        // `capexec learn` asks the task helper for them (launch::learn_tasks).
         let mut mounts: Vec<MountStep> = self.mounts.iter().filter(|m| matches!(m, MountStep::Dev | MountStep::Proc { .. })).cloned().collect();
         // The declared tmpfs directories stay the service's own (a pid file
         // directory that does not exist on the host, say), mounted on top; not

@@ -17,6 +17,7 @@ use nix::sys::signal::{kill, killpg, Signal};
 use nix::unistd::Pid;
 use std::cell::RefCell;
 use std::net::SocketAddr;
+use std::os::fd::OwnedFd;
 use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::thread::JoinHandle;
@@ -296,6 +297,17 @@ fn record(spec: &ServiceSpec, how: Recording) -> Result<(Observations, Ended, In
         let bound = bound_tx.clone();
         recorders.borrow_mut().push(std::thread::spawn(move || capexec_learn::record::record(listener, &judge, had_capabilities, Some(bound))));
     };
+    // The commands run around the program (start_post, reload): recorded
+    // for their syscalls and files, not for network grants
+    // (Observations::forget_network).
+    let start_command = |listener| {
+        let judge = judge.clone();
+        recorders.borrow_mut().push(std::thread::spawn(move || {
+            let mut o = capexec_learn::record::record(listener, &judge, had_capabilities, None);
+            o.forget_network();
+            o
+        }));
+    };
     // With --json, standard output is the report's alone: the service and
     // the workload write to standard error.
     let stdio = how.json.then_some([0, 2, 2]);
@@ -315,7 +327,7 @@ fn record(spec: &ServiceSpec, how: Recording) -> Result<(Observations, Ended, In
     // READY=1 is what a notify service's readiness is; the addresses, if
     // any, must answer too.
     if let Some(fd) = spawned.notify.take() {
-        ready.push(Ready::Notify(fd, std::cell::Cell::new(false)));
+        ready.push(Ready::Notify(Notified::new(fd)));
     }
     if ready.is_empty() && how.listen_wait && how.workload.is_some() {
         eprintln!(
@@ -328,7 +340,7 @@ fn record(spec: &ServiceSpec, how: Recording) -> Result<(Observations, Ended, In
     }
     let ended = match how.workload {
         None => Ended { status: capexec_sandbox::wait_foreground(&spawned), workload: None, interrupted: false, early: None },
-        Some(cmd) => drive(&spawned, spec, cmd, &ready, how.ready_timeout, how.json)?,
+        Some(cmd) => drive(&spawned, spec, cmd, &ready, how.ready_timeout, how.json, &start_command)?,
     };
     drop(spawned);
     // As when the service stops anywhere: its runtime directories go (a
@@ -359,9 +371,8 @@ fn record(spec: &ServiceSpec, how: Recording) -> Result<(Observations, Ended, In
 /// A sign that the service is ready for the workload.
 #[derive(Debug)]
 enum Ready {
-    /// A notify service sent READY=1 on its socket (the receiving end;
-    /// whether it has been seen).
-    Notify(std::os::fd::OwnedFd, std::cell::Cell<bool>),
+    /// A notify service sent READY=1 on its socket.
+    Notify(Notified),
     /// An address accepts a connection (see capexec_supervisor::readiness).
     Addr(ReadyAddr),
     /// Nothing else says when: a socket the service binds (as the recorder
@@ -384,15 +395,9 @@ impl Ready {
 
     fn met(&self) -> bool {
         match self {
-            Ready::Notify(fd, seen) => {
-                let mut buf = [0u8; 4096];
-                // Every datagram that has arrived; the socket is non-blocking.
-                while let Ok(n) = nix::sys::socket::recv(std::os::fd::AsRawFd::as_raw_fd(fd), &mut buf, nix::sys::socket::MsgFlags::MSG_DONTWAIT) {
-                    if buf[..n].split(|b| *b == b'\n').any(|l| l == b"READY=1") {
-                        seen.set(true);
-                    }
-                }
-                seen.get()
+            Ready::Notify(n) => {
+                n.read();
+                n.ready.get()
             }
             Ready::Addr(a) => capexec_supervisor::readiness::accepts(a),
             Ready::Listening(rx, seen) => {
@@ -428,6 +433,75 @@ impl std::fmt::Display for Ready {
             }
             Ready::PidFile(p, _, _) => write!(f, "its start to end and its pid file {}", p.display()),
         }
+    }
+}
+
+/// What a notify service has said on its socket (the receiving end).
+#[derive(Debug)]
+struct Notified {
+    fd: OwnedFd,
+    /// READY=1 has come.
+    ready: std::cell::Cell<bool>,
+    /// RELOADING=1 has come: the service speaks systemd's reload protocol
+    /// (RELOADING=1 when it starts a reload, READY=1 when it is done).
+    reloads: std::cell::Cell<bool>,
+    /// Where a reload asked for by `expect_reload` is.
+    reload: std::cell::Cell<Reload>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Reload {
+    /// None asked for, or the last one is over (READY=1 after RELOADING=1).
+    Done,
+    /// Asked for: RELOADING=1 has not come yet.
+    Asked,
+    /// RELOADING=1 has come, READY=1 not yet.
+    Running,
+}
+
+impl Notified {
+    fn new(fd: OwnedFd) -> Notified {
+        Notified { fd, ready: false.into(), reloads: false.into(), reload: Reload::Done.into() }
+    }
+
+    /// Reads every datagram that has arrived (the socket is non-blocking),
+    /// in the order they were sent.
+    fn read(&self) {
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = nix::sys::socket::recv(std::os::fd::AsRawFd::as_raw_fd(&self.fd), &mut buf, nix::sys::socket::MsgFlags::MSG_DONTWAIT) {
+            for line in buf[..n].split(|b| *b == b'\n') {
+                match line {
+                    b"READY=1" => {
+                        self.ready.set(true);
+                        if self.reload.get() == Reload::Running {
+                            self.reload.set(Reload::Done);
+                        }
+                    }
+                    b"RELOADING=1" => {
+                        self.reloads.set(true);
+                        if self.reload.get() == Reload::Asked {
+                            self.reload.set(Reload::Running);
+                        }
+                    }
+                    _ => {}
+                }
+            }
+        }
+    }
+
+    /// Called before the reload commands run: whether to wait for the
+    /// reload's end (a service that never said RELOADING=1 would not tell).
+    fn expect_reload(&self) -> bool {
+        self.read();
+        if self.reloads.get() {
+            self.reload.set(Reload::Asked);
+        }
+        self.reloads.get()
+    }
+
+    fn reloaded(&self) -> bool {
+        self.read();
+        self.reload.get() == Reload::Done
     }
 }
 
@@ -479,7 +553,15 @@ fn pause(d: Duration) -> Option<i32> {
 
 /// Waits for the service to listen, runs the workload, and stops the service
 /// when the workload exits.
-fn drive(s: &Spawned, spec: &ServiceSpec, cmd: &str, ready: &[Ready], timeout: Duration, quiet_stdout: bool) -> Result<Ended, CmdError> {
+fn drive(
+    s: &Spawned,
+    spec: &ServiceSpec,
+    cmd: &str,
+    ready: &[Ready],
+    timeout: Duration,
+    quiet_stdout: bool,
+    learner: &dyn Fn(OwnedFd),
+) -> Result<Ended, CmdError> {
     let deadline = Instant::now() + timeout;
     // One address answering is enough: services listen on all of theirs at
     // once, and an optional one (Redis's `-::1`) may be missing on this host.
@@ -521,6 +603,11 @@ fn drive(s: &Spawned, spec: &ServiceSpec, cmd: &str, ready: &[Ready], timeout: D
             return Err(CmdError::Run(format!("{}: interrupted by signal {sig} while waiting for the service to listen", spec.name)));
         }
     }
+    // The commands the daemon runs once the service is ready, recorded as
+    // the program is (they run in its sandbox later).
+    if !spec.exec.start_post.is_empty() {
+        around(s, spec, true, learner);
+    }
     // Its own process group, so that ending it ends whatever it started.
     let mut workload = std::process::Command::new("/bin/sh");
     workload.arg("-c").arg(cmd).process_group(0);
@@ -534,6 +621,12 @@ fn drive(s: &Spawned, spec: &ServiceSpec, cmd: &str, ready: &[Ready], timeout: D
         match child.try_wait() {
             Ok(Some(st)) => {
                 let workload = st.code().unwrap_or_else(|| 128 + std::os::unix::process::ExitStatusExt::signal(&st).unwrap_or(0));
+                // A reload after the workload: its commands (often `kill
+                // -HUP $MAINPID`) are recorded, and what the program does
+                // on it until the stop.
+                if !spec.exec.reload.is_empty() && service_ended(s).is_none() {
+                    reload(s, spec, ready, timeout, learner);
+                }
                 let status = stop(s, spec);
                 return Ok(Ended { status, workload: Some(workload), interrupted, early: None });
             }
@@ -552,6 +645,47 @@ fn drive(s: &Spawned, spec: &ServiceSpec, cmd: &str, ready: &[Ready], timeout: D
             interrupted = true;
             let _ = killpg(Pid::from_raw(pgid), Signal::SIGTERM);
         }
+    }
+}
+
+/// Runs the service's reload commands, and waits for the reload to end if
+/// the service says when (RELOADING=1, then READY=1, up to `timeout`): a
+/// reload started by a signal runs on after its command has returned, and
+/// a stop in its midst is not what the service meets in use (haproxy's
+/// master, stopped while it re-executes itself, neither ends nor signals
+/// its old worker: the kill(2) that needs CAP_KILL went unrecorded, and the
+/// daemon's stop of the mined service waited out its timeout).
+fn reload(s: &Spawned, spec: &ServiceSpec, ready: &[Ready], timeout: Duration, learner: &dyn Fn(OwnedFd)) {
+    let notified = ready.iter().find_map(|r| match r {
+        Ready::Notify(n) => Some(n),
+        _ => None,
+    });
+    let told = notified.filter(|n| n.expect_reload());
+    around(s, spec, false, learner);
+    let Some(n) = told else { return };
+    let deadline = Instant::now() + timeout;
+    while !n.reloaded() && service_ended(s).is_none() {
+        if Instant::now() > deadline {
+            eprintln!(
+                "capexec learn: warning: {}: no READY=1 ended its reload within {} s (--ready-timeout): stopping it mid-reload",
+                spec.name,
+                timeout.as_secs()
+            );
+            return;
+        }
+        if pause(Duration::from_millis(20)).is_some() {
+            return;
+        }
+    }
+}
+
+/// Runs the service's `exec.start_post` (`post`) or `exec.reload` commands
+/// through its task helper, recording each; a failure is a warning (the
+/// run goes on: what was recorded counts).
+fn around(s: &Spawned, spec: &ServiceSpec, post: bool, learner: &dyn Fn(OwnedFd)) {
+    if let Err(e) = capexec_sandbox::launch::learn_tasks(s, post, learner) {
+        let what = if post { "exec.start_post" } else { "exec.reload" };
+        eprintln!("capexec learn: warning: {}: {what} failed: {}", spec.name, safe(&e));
     }
 }
 
