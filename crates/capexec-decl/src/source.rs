@@ -81,6 +81,11 @@ pub fn resolve(arg: &str, search: &[PathBuf]) -> Result<PathBuf, DeclError> {
     if Path::new(&file).is_file() {
         return Ok(PathBuf::from(".").join(&file));
     }
+    // A file of that very name here (`capexec learn --out app.learned`):
+    // loading it then says what is wrong with its name.
+    if Path::new(arg).is_file() {
+        return Ok(PathBuf::from(".").join(arg));
+    }
     let dirs: Vec<String> = search.iter().map(|d| d.display().to_string()).collect();
     Err(DeclError::new(format!("no declaration named `{file}` in {} or the current directory", dirs.join(", ")))
         .help(format!("give its path (/path/to/{file}), or install the file into {}", dirs.first().map_or("", |s| s))))
@@ -108,8 +113,16 @@ pub fn load(path: &Path) -> Result<LoadedSource, DeclErrors> {
     let dropin_dir = PathBuf::from(format!("{}.d", path.display()));
     if dropin_dir.is_dir() {
         let rd = std::fs::read_dir(&dropin_dir).map_err(|e| DeclError::new(format!("cannot read drop-in directory: {e}")).in_file(&dropin_dir))?;
-        let mut dropins: Vec<PathBuf> =
-            rd.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.extension().is_some_and(|x| x == "toml") && p.is_file()).collect();
+        let files: Vec<PathBuf> = rd.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.is_file()).collect();
+        // systemd's drop-ins end in .conf: one written from that habit would
+        // be ignored without a word, and what it says left unenforced.
+        if let Some(conf) = files.iter().find(|p| p.extension().is_some_and(|x| x == "conf")) {
+            return Err(DeclError::new("a drop-in file name must end in `.toml`; this one would be ignored")
+                .in_file(conf)
+                .help(format!("rename it to {}", conf.with_extension("toml").display()))
+                .into());
+        }
+        let mut dropins: Vec<PathBuf> = files.into_iter().filter(|p| p.extension().is_some_and(|x| x == "toml")).collect();
         dropins.sort();
         paths.extend(dropins);
     }

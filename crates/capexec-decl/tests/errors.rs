@@ -310,10 +310,15 @@ fn drop_ins_merge_in_lexical_order_and_errors_name_the_drop_in() {
         write(&d.0, "web.svc", "description = \"base\"\n[exec]\nargv = [\"/bin/true\"]\n[filesystem]\nread_only = [\"/srv\"]\n[landlock]\nbind_tcp = [80]\n");
     write(&d.0, "web.svc.d/20-late.toml", "description = \"late\"\n");
     write(&d.0, "web.svc.d/10-early.toml", "description = \"early\"\n[filesystem]\nread_write = [\"/var/lib/web\"]\n");
-    write(&d.0, "web.svc.d/ignored.conf", "this is not toml at all [[[");
+    write(&d.0, "web.svc.d/README", "this is not toml at all [[[");
     let s = load_unit(p.to_str().unwrap(), &[], &ctx_root()).unwrap();
     assert_eq!(s.description, "late");
     assert_eq!(s.sources.len(), 3);
+    // systemd's .conf habit: refused, not silently ignored.
+    let conf = write(&d.0, "web.svc.d/50-limits.conf", "[rlimits]\nnofile = 1024\n");
+    let e = load_unit(p.to_str().unwrap(), &[], &ctx_root()).unwrap_err().0.remove(0);
+    assert!(e.message.contains("must end in `.toml`") && e.file.as_ref().unwrap().ends_with("50-limits.conf"), "{e}");
+    std::fs::remove_file(conf).unwrap();
     let paths: Vec<_> = s.filesystem.mounts.iter().map(|m| (m.path.display().to_string(), m.kind)).collect();
     assert!(paths.contains(&("/srv".into(), MountKind::ReadOnly)), "tables merge: {paths:?}");
     assert!(paths.contains(&("/var/lib/web".into(), MountKind::ReadWrite)), "{paths:?}");

@@ -88,6 +88,15 @@ fn check_looks_up_names_in_the_unit_path() {
         .output()
         .unwrap();
     assert!(o.status.success(), "{}", out(&o));
+    // A file of that very name without .svc (`learn --out demo.learned`): its name is what is wrong.
+    let d = std::env::temp_dir().join(format!("capexec-cli-names-{}", std::process::id()));
+    std::fs::create_dir_all(&d).unwrap();
+    std::fs::copy(u.join("demo.svc"), d.join("demo.learned")).unwrap();
+    let o =
+        Command::new(env!("CARGO_BIN_EXE_capexec")).args(["check", "demo.learned"]).current_dir(&d).env("CAPEXEC_UNIT_PATH", "/nonexistent").output().unwrap();
+    std::fs::remove_dir_all(&d).unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("must end in `.svc`"), "{}", out(&o));
 }
 
 #[test]
