@@ -1272,3 +1272,34 @@ fn managed_directories_can_belong_to_the_user_a_root_daemon_drops_to() {
     assert!(o.status.success(), "{}", text(&o));
     assert_eq!(String::from_utf8_lossy(&o.stdout).lines().collect::<Vec<_>>(), ["0", TEST_USER], "{}", text(&o));
 }
+
+// What a service sends to /dev/log (syslog(3); here util-linux's logger)
+// lands in its log, as journald takes it under systemd: for a plain and a
+// brokered service (their launches differ), an error's line on the side of
+// stderr. /dev/log leads to capexec's socket, in a read-only directory of
+// the view: the service cannot replace it (nor reach the host's syslog).
+#[test]
+fn syslog_lines_land_in_the_services_log() {
+    let mut d = Daemon::prepare(As::Root, "syslog");
+    let script = "logger -t talker -p daemon.err 'err via syslog'; logger -t talker 'info via syslog'; \
+                  rm -f /.capexec/log 2>/dev/null || echo socket-kept; exec sleep 100902";
+    d.write_unit("talker", &sh_unit(script, ""));
+    d.write_unit("brokered", &sh_unit(script, "[namespaces]\nnet = \"none\"\n[broker]\nsysctl = [\"kernel.ostype\"]\n"));
+    d.start();
+    for unit in ["talker", "brokered"] {
+        ok(&d.ctl(&["start", unit]));
+        let deadline = Instant::now() + T;
+        let mut logs = String::new();
+        while !(logs.contains("info via syslog") && logs.contains("socket-kept")) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+            logs = text(&d.ctl(&["logs", unit]));
+        }
+        let line = |needle: &str| logs.lines().find(|l| l.contains(needle)).unwrap_or_default().to_owned();
+        assert!(line("err via syslog").contains("err: talker"), "{unit}: the error's line, on stderr's side:\n{logs}");
+        let info = line("info via syslog");
+        assert!(info.contains("talker") && !info.contains("err: "), "{unit}:\n{logs}");
+        assert!(logs.contains("socket-kept"), "{unit}: the service replaced its /dev/log:\n{logs}");
+        ok(&d.ctl(&["stop", unit]));
+    }
+    d.terminate(T);
+}

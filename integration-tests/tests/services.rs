@@ -829,3 +829,17 @@ fn a_stop_does_not_wait_for_a_missing_pid_file() {
     }
     assert!(ended.is_some(), "capexec exec did not end within 10 s of its stop while init waited for the pid file");
 }
+
+// Under `capexec run` (and so `exec`), what the program sends to /dev/log
+// comes out on capexec's standard error, without syslog's header, root and
+// rootless. A program that binds /dev/log itself (a syslog daemon's
+// unixgram preopen) keeps it: capexec adds none then.
+both!(syslog_lines_come_out_on_standard_error, |who: As| {
+    let mut c = command(who);
+    c.args(["run", "--", "/bin/sh", "-c", "logger -t probe 'to syslog' && readlink /dev/log"]);
+    let o = output(c, T);
+    assert!(o.status.success(), "{}", text(&o));
+    assert_eq!(String::from_utf8_lossy(&o.stdout), "/.capexec/log\n", "{}", text(&o));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.lines().any(|l| l.starts_with("probe") && l.ends_with(": to syslog")), "{}", text(&o));
+});

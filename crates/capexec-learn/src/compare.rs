@@ -77,7 +77,7 @@ pub fn fs_refusal(fs: &FsSpec, path: &str, acc: Access, created: bool, existed: 
         let name = path.strip_prefix("/dev/").unwrap_or("");
         let given = path == "/dev"
             || capexec_sandbox::plan::DEV_NODES.contains(&name)
-            || ["shm", "fd", "stdin", "stdout", "stderr", "pts"].iter().any(|d| under(name, d));
+            || ["shm", "fd", "stdin", "stdout", "stderr", "pts", "log"].iter().any(|d| under(name, d));
         return match (fs.dev, given) {
             (DevMode::Minimal, true) => None,
             (DevMode::Minimal, false) => Some("not in the minimal /dev"),
@@ -117,7 +117,7 @@ pub fn fs_refusal(fs: &FsSpec, path: &str, acc: Access, created: bool, existed: 
 /// and /proc have keys of their own.
 fn path_fix(path: &str, acc: &BTreeSet<Access>, existed: bool, exists: &impl Fn(&str) -> bool) -> String {
     if under(path, "/dev") {
-        return "the minimal /dev has only null, zero, full, random, urandom, tty, shm and fd: a device needs a preopened fd ([[preopen.file]])".into();
+        return "the minimal /dev has only null, zero, full, random, urandom, tty, shm, fd and log (capexec's syslog socket): a device needs a preopened fd ([[preopen.file]])".into();
     }
     if under(path, "/proc") {
         return "set [filesystem] proc = \"pid-only\" or \"full\"".into();

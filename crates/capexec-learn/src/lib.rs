@@ -15,7 +15,8 @@ pub use observe::{Access, Observations};
 /// Whether `path` is one capexec put in the run's view for itself (the
 /// relayed notify socket): no declaration names it, every run has it.
 pub(crate) fn capexecs_own(path: &str) -> bool {
-    within(path, capexec_sandbox::plan::NOTIFY_RELAY_DIR)
+    // /dev/log leads to capexec's syslog socket (in a minimal /dev).
+    within(path, capexec_sandbox::plan::NOTIFY_RELAY_DIR) || path == "/dev/log"
 }
 
 /// Whether `path` is `dir` or below it (`/` holds everything).

@@ -377,12 +377,15 @@ fn setup(a: &ChildArgs) -> Result<Option<OwnedFd>, ChildError> {
         let sent = sys::dns_stub_socket().and_then(|s| sys::send_fd(tx, s.as_raw_fd()));
         sent.map_err(|e| ChildError::io(Step::Network, "bind the broker's resolver on 127.0.0.1:53 and pass it on", e))?;
     }
-    if plan.notify_relay {
-        let tx = a.notify_tx.ok_or_else(|| ChildError::new(Step::Notify, "no channel to capexec for the notify socket"))?;
-        let sock = mounts::notify_socket(&Kernel, Path::new(crate::plan::NOTIFY_RELAY_DIR))?;
-        sys::send_fd(tx, sock.as_raw_fd()).map_err(|e| ChildError::io(Step::Notify, "pass the notify socket to capexec", e))?;
+    // The notify socket, then the syslog socket: the order `Starting::finish` receives them in.
+    let names: Vec<&str> = [(plan.notify_relay, "notify"), (plan.syslog, "log")].iter().filter(|(on, _)| *on).map(|(_, n)| *n).collect();
+    if !names.is_empty() {
+        let tx = a.notify_tx.ok_or_else(|| ChildError::new(Step::Notify, "no channel to capexec for the notify and syslog sockets"))?;
+        for sock in mounts::own_sockets(&Kernel, Path::new(crate::plan::NOTIFY_RELAY_DIR), &names)? {
+            sys::send_fd(tx, sock.as_raw_fd()).map_err(|e| ChildError::io(Step::Notify, "pass the notify or syslog socket to capexec", e))?;
+        }
     }
-    // After the last mount_setattr (the notify socket's): the view's mounts
+    // After the last mount_setattr (the sockets' directory's): the view's mounts
     // are this process's namespace's only while it is in it.
     if let Some(target) = foreign_ns {
         into_foreign_mount_ns(target, &plan.workdir)?;

@@ -37,6 +37,9 @@ pub struct Spawned {
     /// The receiving end of the service's NOTIFY_SOCKET (when the plan has
     /// `notify_relay`).
     pub notify: Option<OwnedFd>,
+    /// The receiving end of the service's /dev/log (when the plan has
+    /// `syslog`): datagrams in syslog's format (see `capexec_supervisor::logs::syslog_line`).
+    pub syslog: Option<OwnedFd>,
     /// Preopened files in append mode, for the broker to relay (when the
     /// plan has `append_pipes`).
     pub appends: Vec<resources::AppendPipe>,
@@ -349,6 +352,7 @@ pub struct Starting {
     channel: Option<(OwnedFd, OwnedFd)>,
     dns_stub: bool,
     notify_relay: bool,
+    syslog: bool,
     listener: bool,
     tasks: Option<OwnedFd>,
     gated: bool,
@@ -558,7 +562,7 @@ fn begin(plan: &SetupPlan, opts: &SpawnOptions) -> Result<Starting, LaunchError>
     let (err_rd, err_wr) = pipe()?;
     // Init sends the stub resolver's socket and the notify socket, and the
     // service its seccomp listener, back over this pair before it execs.
-    let notify_pair = match plan.notify_seccomp.is_some() || plan.dns_stub || plan.notify_relay {
+    let notify_pair = match plan.notify_seccomp.is_some() || plan.dns_stub || plan.notify_relay || plan.syslog {
         true => Some(seqpacket_pair("the broker's listener socket pair")?),
         false => None,
     };
@@ -690,6 +694,7 @@ fn begin(plan: &SetupPlan, opts: &SpawnOptions) -> Result<Starting, LaunchError>
         channel,
         dns_stub: plan.dns_stub,
         notify_relay: plan.notify_relay,
+        syslog: plan.syslog,
         listener: plan.notify_seccomp.is_some() && !plan.listener_taken,
         tasks,
         gated: opts.gate.is_some(),
@@ -707,7 +712,22 @@ impl Starting {
     /// [`setup_fd`](Self::setup_fd) polled readable): the running service,
     /// or the error its setup reported.
     pub fn finish(self) -> Result<Spawned, LaunchError> {
-        let Starting { pid, pidfd, err_rd, sync_wr, fds, appends, notify_pair, channel, dns_stub, notify_relay, listener: has_listener, tasks, gated } = self;
+        let Starting {
+            pid,
+            pidfd,
+            err_rd,
+            sync_wr,
+            fds,
+            appends,
+            notify_pair,
+            channel,
+            dns_stub,
+            notify_relay,
+            syslog: has_syslog,
+            listener: has_listener,
+            tasks,
+            gated,
+        } = self;
         let abort = |e: LaunchError| kill_and_reap(pid, e);
         // What init was to pass on is missing: said as init's death by a
         // signal when that is why (it could report nothing then).
@@ -730,7 +750,7 @@ impl Starting {
         }
         // Init sent the resolver's socket and the notify socket during setup and
         // the service its listener before exec, in that order: all wait in the pair.
-        let (mut dns, mut notify, mut listener, mut listener_later) = (None, None, None, None);
+        let (mut dns, mut notify, mut syslog, mut listener, mut listener_later) = (None, None, None, None, None);
         if let Some((rx, tx)) = notify_pair {
             drop(tx);
             if dns_stub {
@@ -738,6 +758,9 @@ impl Starting {
             }
             if notify_relay {
                 notify = Some(sys::recv_fd(rx.as_raw_fd()).map_err(|e| missing("the service's notify socket", e))?);
+            }
+            if has_syslog {
+                syslog = Some(sys::recv_fd(rx.as_raw_fd()).map_err(|e| missing("the service's syslog socket", e))?);
             }
             match (has_listener, gated) {
                 (true, false) => {
@@ -747,7 +770,7 @@ impl Starting {
                 (false, _) => {}
             }
         }
-        Ok(Spawned { pid, pidfd, main_pid: first_child(pid), listener, listener_later, broker_channel, dns, notify, appends, tasks })
+        Ok(Spawned { pid, pidfd, main_pid: first_child(pid), listener, listener_later, broker_channel, dns, notify, syslog, appends, tasks })
     }
 }
 

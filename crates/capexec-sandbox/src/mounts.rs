@@ -147,6 +147,10 @@ impl<'r> View<'r> {
             }
             match step {
                 MountStep::Dev => dev(o)?,
+                MountStep::DevLog => {
+                    let log = Path::new("/dev/log");
+                    o.symlink(Path::new(crate::plan::SYSLOG_SOCKET), log).map_err(|e| err("symlink /dev/log", e))?;
+                }
                 MountStep::Proc { mode, hidepid } => proc(o, *mode, *hidepid, mask_file)?,
                 MountStep::Bind { path, attrs, optional, source } => {
                     let src = match (source, root) {
@@ -337,19 +341,24 @@ fn secrets(o: &impl Ops, dir: &Path, files: &[(String, Vec<u8>)]) -> Result<(), 
     setattr(o, dir, false, READ_ONLY)
 }
 
-/// Binds the service's notify socket in `dir` (its `NotifyDir` tmpfs),
-/// writable by every user, then makes `dir` read-only: the service can send
-/// to the socket but not replace it. Every user, since a daemon started as
-/// root sends READY=1 after it switched to its own (named as bind): the
-/// directory is in the service's view only, so whoever can reach the socket
-/// is the service (systemd's own socket is 0777 for the same reason).
-/// Returns the receiving end.
-pub fn notify_socket(o: &impl Ops, dir: &Path) -> Result<std::os::fd::OwnedFd, ChildError> {
-    let path = dir.join("notify");
-    let sock = std::os::unix::net::UnixDatagram::bind(&path).map_err(|e| err(format!("bind the notify socket {}", path.display()), e))?;
-    o.set_mode(&path, 0o666).map_err(|e| err(format!("chmod {}", path.display()), e))?;
+/// Binds the service's datagram sockets `names` in `dir` (its `NotifyDir`
+/// tmpfs: `notify`, `log`), writable by every user, then makes `dir`
+/// read-only: the service can send to them but not replace them. Every
+/// user, since a daemon started as root sends READY=1 (or logs) after it
+/// switched to its own (named as bind): the directory is in the service's
+/// view only, so whoever can reach the sockets is the service (systemd's
+/// own are 0777 and 0666 for the same reason). Returns the receiving ends,
+/// in the order of `names`.
+pub fn own_sockets(o: &impl Ops, dir: &Path, names: &[&str]) -> Result<Vec<std::os::fd::OwnedFd>, ChildError> {
+    let mut socks = Vec::with_capacity(names.len());
+    for name in names {
+        let path = dir.join(name);
+        let sock = std::os::unix::net::UnixDatagram::bind(&path).map_err(|e| err(format!("bind the socket {}", path.display()), e))?;
+        o.set_mode(&path, 0o666).map_err(|e| err(format!("chmod {}", path.display()), e))?;
+        socks.push(sock.into());
+    }
     setattr(o, dir, false, READ_ONLY)?;
-    Ok(sock.into())
+    Ok(socks)
 }
 
 /// Covers `path` with a read-only file holding `contents`: written on the new

@@ -156,6 +156,12 @@ pub struct SetupPlan {
     /// ([`NOTIFY_RELAY_DIR`]), whose other end init hands to the caller
     /// (`Spawned::notify`): `capexec exec` relays it to systemd's.
     pub notify_relay: bool,
+    /// The service's /dev/log is a datagram socket of capexec's
+    /// ([`SYSLOG_SOCKET`]), whose receiving end init hands to the caller
+    /// (`Spawned::syslog`), which writes what arrives to the service's log:
+    /// daemons that log through syslog(3) lose nothing (systemd gives every
+    /// service journald's).
+    pub syslog: bool,
     /// PR_SET_MDWE before exec: no writable and executable memory.
     pub mdwe: bool,
     /// PR_SET_NO_NEW_PRIVS (always, but for `exec.allow_new_privileges`;
@@ -169,6 +175,9 @@ pub struct SetupPlan {
 pub enum MountStep {
     /// A minimal /dev: tmpfs with a few device nodes bound from the host.
     Dev,
+    /// /dev/log in a minimal /dev: a link to capexec's syslog socket
+    /// ([`SYSLOG_SOCKET`]), which init binds later (`SetupPlan::syslog`).
+    DevLog,
     /// A new /proc. `hidepid`: without a pid namespace of its own, the
     /// service's processes only (`hidepid=invisible`: a process shows when
     /// the service may ptrace it, and Landlock allows that only inside the
@@ -247,6 +256,7 @@ impl MountStep {
     pub fn target(&self) -> &Path {
         match self {
             MountStep::Dev => Path::new("/dev"),
+            MountStep::DevLog => Path::new("/dev/log"),
             MountStep::Proc { .. } => Path::new("/proc"),
             MountStep::Bind { path, .. }
             | MountStep::Filesystem { path, .. }
@@ -315,6 +325,9 @@ pub const BROKER_FD_ENV: &str = "CAPEXEC_BROKER_FD";
 /// capexec's own tmpfs, so that no bind of a host directory can carry it (or
 /// its mount point) onto the host.
 pub const NOTIFY_RELAY_DIR: &str = "/.capexec";
+
+/// The service's syslog socket, on the same tmpfs; /dev/log links to it.
+pub const SYSLOG_SOCKET: &str = "/.capexec/log";
 
 /// systemd's size limit for one credential; bigger files are refused rather
 /// than silently cut.
@@ -527,10 +540,25 @@ pub struct Extras<'a> {
     pub join: bool,
     /// An OCI container's createContainer and startContainer hooks.
     pub container_hooks: ContainerHooks,
+    /// The caller reads the service's syslog socket (`Spawned::syslog`):
+    /// the service's /dev/log leads there (see `SetupPlan::syslog`).
+    pub syslog: bool,
 }
 
 /// The calls `Extras::watch_network` hands over.
 const WATCHED_NETWORK: [libc::c_long; 6] = [libc::SYS_socket, libc::SYS_connect, libc::SYS_bind, libc::SYS_sendto, libc::SYS_sendmsg, libc::SYS_sendmmsg];
+
+/// Whether the service gets capexec's /dev/log: in the minimal /dev of a
+/// view of the host's (an OCI container's /dev is its config's), unless
+/// the service binds /dev/log itself (a syslog daemon's preopen).
+fn gets_syslog(spec: &ServiceSpec) -> bool {
+    use capexec_decl::spec::ListenAddr;
+    let own = spec
+        .preopen
+        .iter()
+        .any(|p| matches!(&p.kind, PreopenKind::Listen { address: ListenAddr::Unix(a) | ListenAddr::UnixDgram(a), .. } if a == Path::new("/dev/log")));
+    spec.filesystem.dev == DevMode::Minimal && spec.filesystem.root.is_none() && !own
+}
 
 /// The plan for `spec` launched with `extras`: built once, here.
 pub fn compose(spec: &ServiceSpec, extras: &Extras) -> Result<SetupPlan, LaunchError> {
@@ -564,6 +592,9 @@ pub fn compose(spec: &ServiceSpec, extras: &Extras) -> Result<SetupPlan, LaunchE
         Notify::None => {}
         Notify::Socket { dir, watchdog } => p.attach_notify_socket(dir, *watchdog)?,
         Notify::Relay { watchdog_usec } => p.relay_notify(*watchdog_usec)?,
+    }
+    if extras.syslog && gets_syslog(spec) {
+        p.relay_syslog();
     }
     if spec.service.kind == capexec_decl::spec::ServiceType::Forking {
         // The readiness of a forking service is init's to tell.
@@ -1034,6 +1065,7 @@ fn plan_inheriting(
         // With such a preopen the service has a broker (ServiceSpec::has_broker).
         append_pipes: true,
         notify_relay: false,
+        syslog: false,
         mdwe: spec.exec.memory_deny_write_execute,
         no_new_privs: !spec.exec.allow_new_privileges,
     })
@@ -1326,7 +1358,8 @@ impl SetupPlan {
         // needs: unbound's root.key, made by `unbound-helper
         // root_trust_anchor_update`); those after it and on reload too, when
         // `capexec learn` asks the task helper for them (launch::learn_tasks).
-        let mut mounts: Vec<MountStep> = self.mounts.iter().filter(|m| matches!(m, MountStep::Dev | MountStep::Proc { .. })).cloned().collect();
+        let mut mounts: Vec<MountStep> =
+            self.mounts.iter().filter(|m| matches!(m, MountStep::Dev | MountStep::DevLog | MountStep::Proc { .. })).cloned().collect();
         // The declared tmpfs directories stay the service's own (a pid file
         // directory that does not exist on the host, say), mounted on top; not
         // the private /tmp, whose host files the recorder must see being read.
@@ -1400,15 +1433,30 @@ impl SetupPlan {
     /// caller, so nothing is created on the host and only the service can
     /// reach it. `WATCHDOG_USEC` is passed on as given.
     fn relay_notify(&mut self, watchdog_usec: Option<u64>) -> Result<(), LaunchError> {
-        let dir = PathBuf::from(NOTIFY_RELAY_DIR);
-        self.mounts.push(MountStep::NotifyDir { path: dir.clone() });
-        self.landlock.paths.push((dir.clone(), FsAccess::ReadOnly));
+        let dir = self.own_socket_dir();
         self.set_env("NOTIFY_SOCKET", &dir.join("notify").display().to_string())?;
         if let Some(w) = watchdog_usec {
             self.set_env("WATCHDOG_USEC", &w.to_string())?;
         }
         self.notify_relay = true;
         Ok(())
+    }
+
+    /// capexec's tmpfs for the sockets init binds in the view (notify relay,
+    /// syslog), made once.
+    fn own_socket_dir(&mut self) -> PathBuf {
+        let dir = PathBuf::from(NOTIFY_RELAY_DIR);
+        if !self.mounts.iter().any(|m| matches!(m, MountStep::NotifyDir { .. })) {
+            self.mounts.push(MountStep::NotifyDir { path: dir.clone() });
+            self.landlock.paths.push((dir.clone(), FsAccess::ReadOnly));
+        }
+        dir
+    }
+
+    fn relay_syslog(&mut self) {
+        self.own_socket_dir();
+        self.mounts.push(MountStep::DevLog);
+        self.syslog = true;
     }
 
     /// Shows the files of `dir` (systemd's `$CREDENTIALS_DIRECTORY`) to the

@@ -63,7 +63,8 @@ pub enum LauncherRequest {
 #[serde(tag = "event", rename_all = "kebab-case")]
 pub enum LauncherEvent {
     /// The program was executed. Carries pidfds: the init's, then the main
-    /// process's (when it is still there).
+    /// process's (when it is still there); then the receiving end of the
+    /// service's /dev/log (with `syslog`).
     Launched {
         id: u64,
         init_pid: i32,
@@ -73,6 +74,8 @@ pub enum LauncherEvent {
         /// the broker's pid (see `trail::describe`, `fs.refer`).
         #[serde(default)]
         broker_pid: Option<i32>,
+        #[serde(default)]
+        syslog: bool,
     },
     Failed {
         id: u64,
@@ -165,9 +168,11 @@ fn complete(sock: RawFd, children: &mut Children, pid: i32) {
             let main = s.main_pid.and_then(|m| pidfd_open(m).map(|fd| (m, fd)));
             children.services.insert(s.pid, Child { cgroup_kill: p.cgroup_kill, unit: p.unit, stderr: None, tasks: s.tasks, task: None });
             let main_pid = main.as_ref().map(|(m, _)| *m);
+            let syslog = s.syslog.is_some();
             let mut pidfds = vec![s.pidfd];
             pidfds.extend(main.map(|(_, fd)| fd));
-            send(sock, &LauncherEvent::Launched { id: p.id, init_pid: s.pid, main_pid, broker_pid: None }, &fdpass::raw(&pidfds));
+            pidfds.extend(s.syslog);
+            send(sock, &LauncherEvent::Launched { id: p.id, init_pid: s.pid, main_pid, broker_pid: None, syslog }, &fdpass::raw(&pidfds));
         }
         Err(e) => send(sock, &LauncherEvent::Failed { id: p.id, error: e.to_string() }, &[]),
     }
@@ -278,8 +283,14 @@ fn launch(sock: RawFd, req: LaunchRequest, fds: Vec<OwnedFd>, host_env: &[(Strin
         Some(dir) => capexec_sandbox::plan::Notify::Socket { dir: dir.clone(), watchdog: req.spec.service.watchdog },
         None => capexec_sandbox::plan::Notify::None,
     };
-    let extras =
-        capexec_sandbox::plan::Extras { rootless: req.rootless, host_env, notify, broker: capexec_broker::contribution(&req.spec), ..Default::default() };
+    let extras = capexec_sandbox::plan::Extras {
+        rootless: req.rootless,
+        host_env,
+        notify,
+        broker: capexec_broker::contribution(&req.spec),
+        syslog: true,
+        ..Default::default()
+    };
     let plan = match capexec_sandbox::plan::compose(&req.spec, &extras) {
         Ok(p) => p,
         Err(e) => return fail(e.to_string()),
@@ -341,9 +352,11 @@ fn launch(sock: RawFd, req: LaunchRequest, fds: Vec<OwnedFd>, host_env: &[(Strin
                 children.brokers.insert(b, st.init_pid);
             }
             let main_pid = st.main.as_ref().map(|(m, _)| *m);
+            let syslog = st.syslog.is_some();
             let mut pidfds = vec![st.init_pidfd];
             pidfds.extend(st.main.map(|(_, fd)| fd));
-            send(sock, &LauncherEvent::Launched { id: req.id, init_pid: st.init_pid, main_pid, broker_pid: st.broker }, &fdpass::raw(&pidfds));
+            pidfds.extend(st.syslog);
+            send(sock, &LauncherEvent::Launched { id: req.id, init_pid: st.init_pid, main_pid, broker_pid: st.broker, syslog }, &fdpass::raw(&pidfds));
         }
         Err(e) => fail(e.to_string()),
     }
@@ -359,11 +372,14 @@ struct Started {
     broker: Option<i32>,
     /// The channel to the service's task helper.
     tasks: Option<OwnedFd>,
+    /// The receiving end of the service's /dev/log.
+    syslog: Option<OwnedFd>,
 }
 
 /// What the broker process reports once it has cloned the service; carries
 /// the init's pidfd, then the main process's (with `main_pid`), then the
-/// task helper's channel (with `tasks`).
+/// task helper's channel (with `tasks`), then the receiving end of the
+/// service's /dev/log (with `syslog`).
 #[derive(Serialize, Deserialize)]
 struct BrokerReport {
     result: Result<BrokerStarted, String>,
@@ -374,6 +390,7 @@ struct BrokerStarted {
     init_pid: i32,
     main_pid: Option<i32>,
     tasks: bool,
+    syslog: bool,
 }
 
 /// A brokered or guarded service: its broker is a process of its own, forked
@@ -416,14 +433,16 @@ fn spawn_brokered(
     };
     let report: BrokerReport = serde_json::from_slice(&buf[..n]).map_err(|e| SupervisorError::Broker(format!("internal: the broker's report: {e}")))?;
     let started = report.result.map_err(SupervisorError::Broker)?;
-    let want = 1 + usize::from(started.main_pid.is_some()) + usize::from(started.tasks);
+    let want = 1 + usize::from(started.main_pid.is_some()) + usize::from(started.tasks) + usize::from(started.syslog);
     if fds.len() != want {
         return Err(SupervisorError::Broker(format!("internal: the broker's report carried {} descriptors instead of {want}", fds.len())));
     }
     let mut fds = fds.into_iter();
     let init_pidfd = fds.next().expect("counted");
     let main = started.main_pid.zip(started.main_pid.and_then(|_| fds.next()));
-    Ok(Started { init_pid: started.init_pid, init_pidfd, main, broker: Some(broker), tasks: fds.next() })
+    let tasks = if started.tasks { fds.next() } else { None };
+    let syslog = if started.syslog { fds.next() } else { None };
+    Ok(Started { init_pid: started.init_pid, init_pidfd, main, broker: Some(broker), tasks, syslog })
 }
 
 /// The broker process: see [`spawn_brokered`]. Never returns.
@@ -456,11 +475,14 @@ fn broker_main(
     let mut sent = vec![s.pidfd.as_raw_fd()];
     sent.extend(main.as_ref().map(|(_, fd)| fd.as_raw_fd()));
     sent.extend(s.tasks.as_ref().map(|fd| fd.as_raw_fd()));
-    let started = BrokerStarted { init_pid: s.pid, main_pid: main.as_ref().map(|(m, _)| *m), tasks: s.tasks.is_some() };
+    sent.extend(s.syslog.as_ref().map(|fd| fd.as_raw_fd()));
+    let started = BrokerStarted { init_pid: s.pid, main_pid: main.as_ref().map(|(m, _)| *m), tasks: s.tasks.is_some(), syslog: s.syslog.is_some() };
     say(&BrokerReport { result: Ok(started) }, &sent);
     drop(main);
-    // The launcher's now; the broker must not hold the helper's channel.
+    // The launcher's now; the broker must not hold the helper's channel
+    // (nor read the service's log).
     drop(s.tasks.take());
+    drop(s.syslog.take());
     let Some(b) = b else {
         // Only the sockets needed creating here; the launcher reaps the service.
         process::exit_now(0)

@@ -257,6 +257,71 @@ pub async fn read_pipe(sink: Arc<LogSink>, fd: OwnedFd, stream: Stream) {
     }
 }
 
+/// Most of one syslog datagram that is read (syslog(3) itself sends at most
+/// what fits its buffer; the rest of a longer one is cut).
+pub const SYSLOG_MAX: usize = 8 * 1024;
+
+/// One datagram from a service's /dev/log as a line of its log: its
+/// severity (the low bits of its `<PRI>`; 6, info, without one) and its
+/// text without the `<PRI>` and the timestamp (the log has its own):
+/// RFC 3164's `Mmm dd hh:mm:ss ` (glibc's syslog(3)) or RFC 5424's
+/// `1 TIMESTAMP `. Control characters become spaces, so that a message
+/// cannot forge a line of its own.
+pub fn syslog_line(d: &[u8]) -> (u8, String) {
+    let (severity, rest) = match d.strip_prefix(b"<").and_then(|r| {
+        let end = r.iter().take(4).position(|b| *b == b'>')?;
+        let pri: u16 = std::str::from_utf8(&r[..end]).ok()?.parse().ok()?;
+        Some(((pri & 7) as u8, &r[end + 1..]))
+    }) {
+        Some(p) => p,
+        None => (6, d),
+    };
+    let is_3164_time =
+        |r: &[u8]| r.len() > 16 && r[3] == b' ' && r[6] == b' ' && r[9] == b':' && r[12] == b':' && r[15] == b' ' && r[..3].iter().all(u8::is_ascii_alphabetic);
+    let rest = if is_3164_time(rest) {
+        &rest[16..]
+    } else if let Some(r) = rest.strip_prefix(b"1 ") {
+        r.iter().position(|b| *b == b' ').map_or(r, |i| &r[i + 1..])
+    } else {
+        rest
+    };
+    let text: String = String::from_utf8_lossy(rest).trim_end_matches(['\n', '\0']).chars().map(|c| if c.is_control() { ' ' } else { c }).collect();
+    (severity, text)
+}
+
+/// Reads the service's syslog socket until `end` fires or is dropped (the
+/// run is over), then what is left in it: each datagram is a line of the
+/// service's log, an error's (severity err and above) on the side of its
+/// stderr.
+pub async fn read_syslog(sink: Arc<LogSink>, fd: OwnedFd, mut end: tokio::sync::oneshot::Receiver<()>) {
+    let sock = std::os::unix::net::UnixDatagram::from(fd);
+    let sock = match sock.set_nonblocking(true).and_then(|()| tokio::net::UnixDatagram::from_std(sock)) {
+        Ok(s) => s,
+        Err(e) => {
+            sink.note(&format!("cannot read the service's /dev/log: {e}"));
+            return;
+        }
+    };
+    let mut buf = vec![0u8; SYSLOG_MAX];
+    let line = |d: &[u8]| {
+        let (severity, text) = syslog_line(d);
+        let stream = if severity <= 3 { Stream::Stderr } else { Stream::Stdout };
+        sink.write_lines(&[(stream, text)], true);
+    };
+    loop {
+        tokio::select! {
+            got = sock.recv(&mut buf) => match got {
+                Ok(n) => line(&buf[..n]),
+                Err(_) => return,
+            },
+            _ = &mut end => break,
+        }
+    }
+    while let Ok(n) = sock.try_recv(&mut buf) {
+        line(&buf[..n]);
+    }
+}
+
 /// Complete lines of `data` (after what `partial` held), splitting lines
 /// longer than MAX_LINE; an unfinished line stays in `partial`.
 fn split_lines(data: &[u8], partial: &mut Vec<u8>, stream: Stream) -> Vec<(Stream, String)> {
@@ -314,6 +379,19 @@ pub use capexec_sys::clock::{rfc3339, rfc3339_now};
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn syslog_datagrams_become_lines() {
+        // glibc's syslog(3): RFC 3164 with a timestamp.
+        assert_eq!(syslog_line(b"<30>Dec  4 18:42:07 knotd[12]: info: server started"), (6, "knotd[12]: info: server started".into()));
+        assert_eq!(syslog_line(b"<11>Dec 14 08:02:59 sshd[7]: error: bad\nline\x1b[31m\n"), (3, "sshd[7]: error: bad line [31m".into()));
+        // RFC 5424 (logger --rfc5424): the version and the timestamp go.
+        assert_eq!(syslog_line(b"<13>1 2026-12-04T18:42:07.123Z host app 12 - - text"), (5, "host app 12 - - text".into()));
+        // No <PRI>, or a broken one: all of it is the text, as info.
+        assert_eq!(syslog_line(b"plain"), (6, "plain".into()));
+        assert_eq!(syslog_line(b"<99999>x"), (6, "<99999>x".into()));
+        assert_eq!(syslog_line(b"<3>"), (3, "".into()));
+    }
 
     #[test]
     fn rotation_and_tail() {

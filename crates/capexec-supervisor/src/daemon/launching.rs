@@ -169,7 +169,7 @@ impl Daemon {
 
     pub(super) fn launcher_event(&mut self, ev: LauncherEvent, fds: Vec<OwnedFd>) {
         match ev {
-            LauncherEvent::Launched { id, init_pid, main_pid, broker_pid } => {
+            LauncherEvent::Launched { id, init_pid, main_pid, broker_pid, syslog } => {
                 let Some(name) = self.launches.remove(&id) else {
                     return;
                 };
@@ -178,7 +178,16 @@ impl Daemon {
                 };
                 s.launching = None;
                 let mut fds = fds.into_iter();
-                s.run = Some(Run { init_pid, init_fd: fds.next(), main_pid, main_fd: fds.next(), broker_pid, started: Instant::now() });
+                let (init_fd, main_fd) = (fds.next(), main_pid.and_then(|_| fds.next()));
+                if let Some(sock) = fds.next().filter(|_| syslog) {
+                    let (end, ended) = tokio::sync::oneshot::channel();
+                    tokio::spawn(logs::read_syslog(s.log.clone(), sock, ended));
+                    // Fired when the run has settled; dropped with the service.
+                    if let Some(old) = s.syslog_end.replace(end) {
+                        let _ = old.send(());
+                    }
+                }
+                s.run = Some(Run { init_pid, init_fd, main_pid, main_fd, broker_pid, started: Instant::now() });
                 s.log.note(&format!("started (main pid {})", main_pid.map_or("-".into(), |p| p.to_string())));
                 if !s.spec.service.ready_address.is_empty() {
                     let (addrs, tx, unit, run) = (s.spec.service.ready_address.clone(), self.tx.clone(), name.clone(), s.run_id);

@@ -161,6 +161,8 @@ struct Service {
     notify: Option<tokio::task::AbortHandle>,
     /// The task reading the network guard's refusals of the current run.
     guard_reader: Option<tokio::task::AbortHandle>,
+    /// Ends the reader of the run's /dev/log (`logs::read_syslog`).
+    syslog_end: Option<tokio::sync::oneshot::Sender<()>>,
     /// The task waiting for the current run's `service.ready_address`.
     ready_probe: Option<tokio::task::AbortHandle>,
     status_text: Option<String>,
@@ -838,6 +840,9 @@ impl Daemon {
         }
         for task in [s.guard_reader.take(), s.ready_probe.take()].into_iter().flatten() {
             task.abort();
+        }
+        if let Some(end) = s.syslog_end.take() {
+            let _ = end.send(());
         }
         let _ = std::fs::remove_dir_all(self.cfg.paths.notify_dir(name));
         if let Some(c) = s.cgroup.take() {

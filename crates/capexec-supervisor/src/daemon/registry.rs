@@ -85,6 +85,7 @@ impl Daemon {
                 early_notify: Vec::new(),
                 trail: Default::default(),
                 guard_reader: None,
+                syslog_end: None,
                 ready_probe: None,
                 last_exit: None,
                 error: None,

@@ -121,7 +121,7 @@ async fn start_answers_once_the_launcher_reports_the_program_executed() {
     assert!(reply.try_recv().is_err(), "`capexec start` must wait for the launcher");
     assert_eq!(h.status("web").state, "starting");
 
-    assert!(h.launcher(LauncherEvent::Launched { id: req.id, init_pid: 4_000_001, main_pid: Some(4_000_002), broker_pid: None }));
+    assert!(h.launcher(LauncherEvent::Launched { id: req.id, init_pid: 4_000_001, main_pid: Some(4_000_002), broker_pid: None, syslog: false }));
     let r = answered(&mut reply);
     assert!(r.ok, "{r:?}");
     let st = h.status("web");
@@ -149,7 +149,7 @@ async fn a_launch_the_launcher_could_not_make_is_reported_with_its_error() {
     assert_eq!((st.state.as_str(), st.result.as_deref()), ("failed", Some("spawn-failed")));
     assert_eq!(st.last_exit.map(|e| e.outcome).as_deref(), Some("spawn-failed"));
     // A report for a launch the daemon no longer waits for changes nothing.
-    h.launcher(LauncherEvent::Launched { id: req.id, init_pid: 4_000_001, main_pid: None, broker_pid: None });
+    h.launcher(LauncherEvent::Launched { id: req.id, init_pid: 4_000_001, main_pid: None, broker_pid: None, syslog: false });
     assert_eq!(h.status("web").state, "failed");
 }
 
@@ -167,7 +167,7 @@ async fn a_failing_service_is_restarted_until_its_start_limit() {
         h.pump_until(|h| !h.launches.is_empty()).await;
         let req = h.next_launch();
         let init_pid = 4_000_100 + run;
-        h.launcher(LauncherEvent::Launched { id: req.id, init_pid, main_pid: Some(init_pid + 1), broker_pid: None });
+        h.launcher(LauncherEvent::Launched { id: req.id, init_pid, main_pid: Some(init_pid + 1), broker_pid: None, syslog: false });
         assert_eq!(h.status("flaky").state, "running");
         h.launcher(LauncherEvent::Exited { init_pid, code: 3 });
         launched.push(req.id);
@@ -192,7 +192,7 @@ async fn a_stop_during_the_launch_ends_what_the_launcher_then_reports() {
     assert!(stop.try_recv().is_err(), "the stop waits for the launch in flight");
     assert_eq!(h.status("web").state, "stopping");
     // The launcher finishes the launch it had started: the daemon kills it...
-    h.launcher(LauncherEvent::Launched { id: req.id, init_pid: 4_000_201, main_pid: Some(4_000_202), broker_pid: None });
+    h.launcher(LauncherEvent::Launched { id: req.id, init_pid: 4_000_201, main_pid: Some(4_000_202), broker_pid: None, syslog: false });
     assert!(stop.try_recv().is_err(), "stopped only once the init is gone");
     // ...and answers the stop once the init has ended.
     h.launcher(LauncherEvent::Exited { init_pid: 4_000_201, code: 137 });
@@ -209,7 +209,7 @@ async fn readiness_from_an_earlier_run_does_not_count() {
     let mut reply = h.request(start("n"));
     let req = h.next_launch();
     assert!(req.notify_dir.as_ref().is_some_and(|d| d.join("notify").exists()), "the notify socket exists before the launch: {:?}", req.notify_dir);
-    h.launcher(LauncherEvent::Launched { id: req.id, init_pid: 4_000_301, main_pid: Some(4_000_302), broker_pid: None });
+    h.launcher(LauncherEvent::Launched { id: req.id, init_pid: 4_000_301, main_pid: Some(4_000_302), broker_pid: None, syslog: false });
     assert_eq!(h.status("n").state, "starting");
     let run = h.d.services["n"].run_id;
     h.d.handle(Ev::Notify { unit: "n".into(), run: run - 1, msg: "READY=1\nSTATUS=old".into(), pid: Some(4_000_302) });
@@ -242,7 +242,7 @@ async fn readiness_before_the_launch_report_is_judged_after_it() {
         let run = h.d.services["n"].run_id;
         h.d.handle(Ev::Notify { unit: "n".into(), run, msg: "READY=1".into(), pid: Some(sender) });
         assert_eq!(h.status("n").state, "starting");
-        h.launcher(LauncherEvent::Launched { id: req.id, init_pid: 4_000_401, main_pid: Some(4_000_402), broker_pid: None });
+        h.launcher(LauncherEvent::Launched { id: req.id, init_pid: 4_000_401, main_pid: Some(4_000_402), broker_pid: None, syslog: false });
         assert_eq!(h.status("n").state == "running", ready, "sender {sender}");
         assert_eq!(reply.try_recv().is_ok(), ready);
     }
@@ -300,7 +300,7 @@ async fn a_runtime_directory_is_removed_once_the_service_has_stopped() {
     // What the launcher does before the service runs.
     std::fs::create_dir_all(dir.join("sub")).unwrap();
     std::fs::write(dir.join("sub/pid"), "1\n").unwrap();
-    h.launcher(LauncherEvent::Launched { id: req.id, init_pid: 4_000_401, main_pid: Some(4_000_402), broker_pid: None });
+    h.launcher(LauncherEvent::Launched { id: req.id, init_pid: 4_000_401, main_pid: Some(4_000_402), broker_pid: None, syslog: false });
     assert!(dir.exists(), "kept while the service runs");
     h.launcher(LauncherEvent::Exited { init_pid: 4_000_401, code: 0 });
     h.pump_until(|h| matches!(h.status("rt").state.as_str(), "exited" | "stopped")).await;
@@ -320,7 +320,7 @@ async fn reload_and_start_post_go_to_the_task_helper() {
     let mut h = Harness::new(s);
     let mut reply = h.request(start("web"));
     let req = h.next_launch();
-    assert!(h.launcher(LauncherEvent::Launched { id: req.id, init_pid: 4_000_501, main_pid: Some(4_000_502), broker_pid: None }));
+    assert!(h.launcher(LauncherEvent::Launched { id: req.id, init_pid: 4_000_501, main_pid: Some(4_000_502), broker_pid: None, syslog: false }));
     assert!(answered(&mut reply).ok);
     // start_post: a task request for the running service.
     let (data, fds) = h.launches.try_recv().expect("a task request for start_post");
@@ -355,7 +355,7 @@ async fn a_declared_success_exit_status_is_a_clean_end() {
     let mut h = Harness::new(s);
     let _reply = h.request(start("hp"));
     let req = h.next_launch();
-    h.launcher(LauncherEvent::Launched { id: req.id, init_pid: 4_000_601, main_pid: Some(4_000_602), broker_pid: None });
+    h.launcher(LauncherEvent::Launched { id: req.id, init_pid: 4_000_601, main_pid: Some(4_000_602), broker_pid: None, syslog: false });
     h.launcher(LauncherEvent::Exited { init_pid: 4_000_601, code: 143 });
     h.pump_until(|h| h.status("hp").state == "exited").await;
     assert_eq!(h.status("hp").last_exit.map(|e| e.outcome).as_deref(), Some("success"));
@@ -363,13 +363,13 @@ async fn a_declared_success_exit_status_is_a_clean_end() {
     // 128 + SIGKILL counts too; 1 does not, and is restarted.
     let _reply = h.request(start("hp"));
     let req = h.next_launch();
-    h.launcher(LauncherEvent::Launched { id: req.id, init_pid: 4_000_611, main_pid: Some(4_000_612), broker_pid: None });
+    h.launcher(LauncherEvent::Launched { id: req.id, init_pid: 4_000_611, main_pid: Some(4_000_612), broker_pid: None, syslog: false });
     h.launcher(LauncherEvent::Exited { init_pid: 4_000_611, code: 137 });
     h.pump_until(|h| h.status("hp").state == "exited").await;
     h.no_launch();
     let _reply = h.request(start("hp"));
     let req = h.next_launch();
-    h.launcher(LauncherEvent::Launched { id: req.id, init_pid: 4_000_621, main_pid: Some(4_000_622), broker_pid: None });
+    h.launcher(LauncherEvent::Launched { id: req.id, init_pid: 4_000_621, main_pid: Some(4_000_622), broker_pid: None, syslog: false });
     h.launcher(LauncherEvent::Exited { init_pid: 4_000_621, code: 1 });
     h.pump_until(|h| !h.launches.is_empty()).await;
     assert_eq!(h.status("hp").last_exit.map(|e| e.outcome).as_deref(), Some("exit-failure"));

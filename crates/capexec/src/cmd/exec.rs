@@ -72,6 +72,7 @@ pub fn launch_foreground(spec: &ServiceSpec, handoff: Handoff) -> i32 {
         broker: capexec_broker::contribution(spec),
         learning: false,
         watch_network: handoff.net_watch.is_some() || handoff.net_seen.is_some(),
+        syslog: true,
         ..Default::default()
     };
     let plan = match capexec_sandbox::plan::compose(spec, &extras) {
@@ -210,6 +211,12 @@ fn launch_planned(spec: &ServiceSpec, plan: capexec_sandbox::SetupPlan, mut hand
                     }
                 }
             }
+            // After the broker confined this process: every thread of it
+            // under the broker's filter.
+            let syslog = s
+                .syslog
+                .take()
+                .and_then(|fd| super::syslog::Relay::start(fd).map_err(|e| eprintln!("capexec: {}: cannot read its /dev/log: {e}", spec.name)).ok());
             // A service that does not speak sd_notify is ready once it runs
             // (spawn returns after its exec), so capexec@.service can be
             // Type=notify for every declaration and systemd learns of setup
@@ -263,6 +270,9 @@ fn launch_planned(spec: &ServiceSpec, plan: capexec_sandbox::SetupPlan, mut hand
             let status = if post_failed && status == 0 { 1 } else { status };
             if let Some(r) = relay {
                 r.drain();
+            }
+            if let Some(r) = syslog {
+                r.finish();
             }
             if let Some(r) = running {
                 r.finish();

@@ -283,7 +283,7 @@ fn record(spec: &ServiceSpec, how: Recording) -> Result<(Observations, Ended, In
         capexec_decl::spec::ServiceType::Notify => capexec_sandbox::plan::Notify::Relay { watchdog_usec: None },
         _ => capexec_sandbox::plan::Notify::None,
     };
-    let extras = capexec_sandbox::plan::Extras { rootless, host_env: &host_env, learning: true, notify, ..Default::default() };
+    let extras = capexec_sandbox::plan::Extras { rootless, host_env: &host_env, learning: true, notify, syslog: true, ..Default::default() };
     let plan = capexec_sandbox::plan::compose(&learning, &extras).map_err(CmdError::launch(&spec.name))?;
     // See plan::into_learning: a root service learned as root has every
     // capability (of its capabilities.bound, if it has one).
@@ -315,6 +315,8 @@ fn record(spec: &ServiceSpec, how: Recording) -> Result<(Observations, Ended, In
     let began = Instant::now();
     let began_at = std::time::SystemTime::now();
     let mut spawned = capexec_sandbox::spawn_with(&plan, &opts).map_err(CmdError::launch(&spec.name))?;
+    // What the service logs through syslog(3), on standard error as its output is.
+    let syslog = spawned.syslog.take().and_then(|fd| super::syslog::Relay::start(fd).ok());
     let mut ready: Vec<Ready> = how
         .ready
         .into_iter()
@@ -343,6 +345,9 @@ fn record(spec: &ServiceSpec, how: Recording) -> Result<(Observations, Ended, In
         Some(cmd) => drive(&spawned, spec, cmd, &ready, how.ready_timeout, how.json, &start_command)?,
     };
     drop(spawned);
+    if let Some(r) = syslog {
+        r.finish();
+    }
     // As when the service stops anywhere: its runtime directories go (a
     // pid file left in one would stop the next run).
     capexec_sandbox::resources::remove_runtime_directories(spec);

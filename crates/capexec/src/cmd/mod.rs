@@ -12,6 +12,7 @@ pub mod import;
 pub mod learn;
 pub mod overlay;
 pub mod run;
+pub mod syslog;
 pub mod systemd;
 
 pub use error::CmdError;
