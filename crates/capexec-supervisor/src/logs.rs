@@ -302,24 +302,28 @@ pub async fn read_syslog(sink: Arc<LogSink>, fd: OwnedFd, mut end: tokio::sync::
             return;
         }
     };
-    let mut buf = vec![0u8; SYSLOG_MAX];
-    let line = |d: &[u8]| {
-        let (severity, text) = syslog_line(d);
-        let stream = if severity <= 3 { Stream::Stderr } else { Stream::Stdout };
-        sink.write_lines(&[(stream, text)], true);
+    // Every datagram waiting; false once the socket fails. The buffer is
+    // the pipe readers' (a thousand services, a thousand idle sockets).
+    let drain = || loop {
+        let got = with_read_buffer(|buf| sock.try_recv(&mut buf[..SYSLOG_MAX]).map(|n| syslog_line(&buf[..n])));
+        match got {
+            Ok((severity, text)) => {
+                let stream = if severity <= 3 { Stream::Stderr } else { Stream::Stdout };
+                sink.write_lines(&[(stream, text)], true);
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return true,
+            Err(_) => return false,
+        }
     };
     loop {
         tokio::select! {
-            got = sock.recv(&mut buf) => match got {
-                Ok(n) => line(&buf[..n]),
-                Err(_) => return,
+            ready = sock.readable() => if ready.is_err() || !drain() {
+                return;
             },
             _ = &mut end => break,
         }
     }
-    while let Ok(n) = sock.try_recv(&mut buf) {
-        line(&buf[..n]);
-    }
+    drain();
 }
 
 /// Complete lines of `data` (after what `partial` held), splitting lines
