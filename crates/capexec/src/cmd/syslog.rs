@@ -12,6 +12,7 @@ use std::sync::Arc;
 
 pub struct Relay {
     stop: Arc<AtomicBool>,
+    sock: Arc<OwnedFd>,
     thread: std::thread::JoinHandle<()>,
 }
 
@@ -19,40 +20,50 @@ impl Relay {
     /// Reads `sock` on a thread of its own until [`finish`](Self::finish).
     pub fn start(sock: OwnedFd) -> std::io::Result<Relay> {
         let stop = Arc::new(AtomicBool::new(false));
+        let sock = Arc::new(sock);
         // Into the journal, a line's `<N>` prefix is its priority
         // (SyslogLevelPrefix=, on by default); on a terminal it is noise.
         let journal = std::env::var_os("JOURNAL_STREAM").is_some();
         let thread = std::thread::Builder::new().name("syslog".into()).stack_size(64 * 1024).spawn({
-            let stop = stop.clone();
-            move || relay(sock, &stop, journal)
+            let (stop, sock) = (stop.clone(), sock.clone());
+            move || relay(&sock, &stop, journal)
         })?;
-        Ok(Relay { stop, thread })
+        Ok(Relay { stop, sock, thread })
     }
 
     /// Stops reading once what the service sent is read (call it when the
-    /// service has ended).
+    /// service has ended). The shutdown wakes the thread's poll at once: a
+    /// timed wait would add its period to every `capexec run`.
     pub fn finish(self) {
-        self.stop.store(true, Ordering::Relaxed);
+        self.stop.store(true, Ordering::SeqCst);
+        let _ = nix::sys::socket::shutdown(std::os::fd::AsRawFd::as_raw_fd(&*self.sock), nix::sys::socket::Shutdown::Read);
         let _ = self.thread.join();
     }
 }
 
-fn relay(sock: OwnedFd, stop: &AtomicBool, journal: bool) {
+fn relay(sock: &OwnedFd, stop: &AtomicBool, journal: bool) {
     use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
     use nix::sys::socket::{recv, MsgFlags};
     let mut buf = vec![0u8; SYSLOG_MAX];
     loop {
-        // Stopping is checked between waits, so at most one wait late.
-        let stopping = stop.load(Ordering::Relaxed);
-        while let Ok(n) = recv(std::os::fd::AsRawFd::as_raw_fd(&sock), &mut buf, MsgFlags::MSG_DONTWAIT) {
-            let (severity, text) = syslog_line(&buf[..n]);
-            let line = if journal { format!("<{severity}>{text}\n") } else { format!("{text}\n") };
-            let _ = std::io::stderr().lock().write_all(line.as_bytes());
+        let mut fds = [PollFd::new(sock.as_fd(), PollFlags::POLLIN)];
+        let _ = poll(&mut fds, PollTimeout::NONE);
+        // Set before the shutdown that woke this poll, if that is what did.
+        let stopping = stop.load(Ordering::SeqCst);
+        loop {
+            match recv(std::os::fd::AsRawFd::as_raw_fd(sock), &mut buf, MsgFlags::MSG_DONTWAIT) {
+                // Shut down and empty (an empty datagram otherwise).
+                Ok(0) if stopping => break,
+                Ok(n) => {
+                    let (severity, text) = syslog_line(&buf[..n]);
+                    let line = if journal { format!("<{severity}>{text}\n") } else { format!("{text}\n") };
+                    let _ = std::io::stderr().lock().write_all(line.as_bytes());
+                }
+                Err(_) => break,
+            }
         }
         if stopping {
             return;
         }
-        let mut fds = [PollFd::new(sock.as_fd(), PollFlags::POLLIN)];
-        let _ = poll(&mut fds, PollTimeout::from(100u16));
     }
 }
