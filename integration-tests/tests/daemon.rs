@@ -1192,6 +1192,44 @@ fn start_post_and_reload_run_in_the_service() {
     d.terminate(T);
 }
 
+// `capexec reload NAME` of a service that announces its reloads (systemd's
+// RELOADING=1 ... READY=1, as haproxy's master does) answers when the
+// service says its reload is over, not when `kill -HUP` returns: what the
+// reload does (here a second after its RELOADING=1) is done by then.
+both!(a_reload_the_service_announces_is_answered_at_its_end, |who: As| {
+    let (dir, _scratch) = writable_dir(&format!("announced-{who:?}"));
+    let done = dir.join("reloaded");
+    let prog = format!(
+        "import os, signal, socket, time\n\
+         def say(m): socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM).sendto(m, os.environ['NOTIFY_SOCKET'])\n\
+         def hup(*_):\n\
+         \x20   say(b'RELOADING=1')\n\
+         \x20   time.sleep(1)\n\
+         \x20   open({done:?}, 'w').close()\n\
+         \x20   say(b'READY=1')\n\
+         signal.signal(signal.SIGHUP, hup)\n\
+         say(b'RELOADING=1')\n\
+         say(b'READY=1')\n\
+         while True: time.sleep(1)\n"
+    );
+    let argv = serde_json::to_string(&["/usr/bin/python3", "-c", &prog]).unwrap();
+    let mut d = Daemon::prepare(who, &format!("announced-{who:?}"));
+    d.write_unit(
+        "svc",
+        &format!(
+            "[exec]\nargv = {argv}\n[[exec.reload]]\nargv = [\"/bin/sh\", \"-c\", \"kill -HUP $MAINPID\"]\n\
+             [filesystem]\nread_write = [{:?}]\n[service]\ntype = \"notify\"\n",
+            dir.display()
+        ),
+    );
+    d.start();
+    ok(&d.ctl(&["start", "svc"]));
+    let out = ok(&d.ctl(&["reload", "svc"]));
+    assert!(done.exists(), "answered before the service's READY=1 ended its reload: {out}");
+    assert!(!d.status("svc")["reloading"].as_bool().unwrap_or(true), "{}", d.status("svc"));
+    d.terminate(T);
+});
+
 // Under `capexec exec`: a simple service's start_post runs in its sandbox
 // once it runs, and SIGHUP to capexec runs its reload commands (which signal
 // the service by $MAINPID), root and rootless.

@@ -935,6 +935,15 @@ fn haproxy_from_import_and_learn() {
         let reply = http_get(port, "/").unwrap_or_default();
         assert!(reply.starts_with("HTTP/1.0 200") && reply.contains("from the backend"), "{reply}\n{}", text(&d.ctl(&["logs", "haproxy"])));
     }
+    // The unit's reload (a configuration check, then `kill -USR2` to the
+    // master, which re-executes itself between RELOADING=1 and READY=1) is
+    // answered once the master has said it is done: it serves on.
+    let o = d.ctl(&["reload", "haproxy"]);
+    assert!(o.status.success(), "{}\n{}", text(&o), text(&d.ctl(&["logs", "haproxy"])));
+    let st = d.status("haproxy");
+    assert!(st["state"] == "running" && st["reloading"] == false, "{st:#}");
+    let reply = http_get(port, "/").unwrap_or_default();
+    assert!(reply.starts_with("HTTP/1.0 200") && reply.contains("from the backend"), "after the reload: {reply}\n{}", text(&d.ctl(&["logs", "haproxy"])));
     let pid: i32 = std::fs::read_to_string("/run/haproxy.pid").unwrap().trim().parse().unwrap();
     let cmdline = std::fs::read_to_string(format!("/proc/{pid}/cmdline")).unwrap_or_default();
     assert!(cmdline.starts_with("/usr/sbin/haproxy"), "the pid file names the host's pid of haproxy: {pid} is {cmdline:?}");

@@ -112,6 +112,9 @@ pub struct ServiceStatus {
     pub tasks: Option<u64>,
     /// The last STATUS= the service sent.
     pub status_text: Option<String>,
+    /// The service has said RELOADING=1 and not yet READY=1.
+    #[serde(default)]
+    pub reloading: bool,
     pub log_lines_dropped: u64,
     /// The last few log lines.
     pub log_tail: Vec<String>,

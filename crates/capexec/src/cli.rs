@@ -89,7 +89,9 @@ Waits until each service is running (type = notify: has sent READY=1), has exite
     #[command(after_help = "Without UNIT: the declarations are read again, like SIGHUP to the daemon. With UNIT...: each \
 running service's [[exec.reload]] commands run (systemd's ExecReload=): the privileged ones on the host as root, the \
 others inside the service's own sandbox, as the service, where they can signal it (nginx -s reload, apachectl \
-graceful, rndc reload). Waits until they have ended; exits non-zero if one failed, and says which.")]
+graceful, rndc reload). Waits until they have ended, and for a service that announces its reloads \
+(RELOADING=1 on its notify socket) until its READY=1 says the reload is over; exits non-zero if one failed, and says \
+which.")]
     Reload(ReloadArgs),
     /// Show state, main pid, uptime, restarts, last exit, memory, tasks, STATUS= and last log lines
     Status(StatusArgs),

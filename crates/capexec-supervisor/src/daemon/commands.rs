@@ -2,7 +2,10 @@
 //! `exec.reload` on `capexec reload NAME`. Each list runs in two stages:
 //! its privileged commands on the host (a blocking task, output into the
 //! service's log), then the others in the service's sandbox, by its task
-//! helper through the launcher (`LauncherRequest::Task`).
+//! helper through the launcher (`LauncherRequest::Task`). A reload of a
+//! service that announces its reloads (it has said RELOADING=1) ends only
+//! with the READY=1 that follows (systemd's reload protocol): a reload
+//! started by a signal goes on after its command has returned.
 
 use super::*;
 
@@ -18,8 +21,34 @@ pub(super) struct Job {
     kind: JobKind,
     /// The run the commands belong to: a result for an older run is dropped.
     run_id: u64,
-    /// Whether the sandboxed stage has been asked for (the result then ends the job).
-    sandboxed: bool,
+    stage: Stage,
+    /// Where the reload the service announces is (`Announced::Unasked` for
+    /// start_post and for services that do not announce theirs).
+    announced: Announced,
+}
+
+/// What a job waits for; a result for another stage (a timer of a stage
+/// already over) is dropped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Stage {
+    /// The privileged commands, run on the host.
+    Privileged,
+    /// The others, run by the service's task helper.
+    Sandboxed,
+    /// The READY=1 that ends the reload the service announced.
+    Announced,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Announced {
+    /// Nothing to wait for.
+    Unasked,
+    /// The service announces its reloads: RELOADING=1 has not come yet.
+    Asked,
+    /// RELOADING=1 has come, READY=1 not yet.
+    Running,
+    /// READY=1 has come after RELOADING=1.
+    Done,
 }
 
 /// A `capexec reload NAME...`: answered when every unit's commands ended.
@@ -85,9 +114,10 @@ impl Daemon {
         };
         s.log.note(&format!("running {what}"));
         let list = list.clone();
-        self.jobs.insert(id, Job { unit: name.to_owned(), kind, run_id: s.run_id, sandboxed: false });
+        let announced = if matches!(kind, JobKind::Reload { .. }) && s.announces_reloads { Announced::Asked } else { Announced::Unasked };
+        self.jobs.insert(id, Job { unit: name.to_owned(), kind, run_id: s.run_id, stage: Stage::Privileged, announced });
         if !list.iter().any(|c| c.privileged) {
-            return self.job_step(id, Ok(()));
+            return self.job_step(id, Stage::Privileged, Ok(()));
         }
         let (log, tx) = (s.log.clone(), self.tx.clone());
         let env: Vec<(String, String)> = s.spec.exec.environment.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
@@ -95,30 +125,30 @@ impl Daemon {
         let pipes = pipe().and_then(|o| Ok((o, pipe()?)));
         let ((out_r, out_w), (err_r, err_w)) = match pipes {
             Ok(p) => p,
-            Err(e) => return self.job_step(id, Err(e.to_string())),
+            Err(e) => return self.job_step(id, Stage::Privileged, Err(e.to_string())),
         };
         tokio::spawn(logs::read_pipe(log.clone(), out_r, Stream::Stdout));
         tokio::spawn(logs::read_pipe(log.clone(), err_r, Stream::Stderr));
         let what = what.to_owned();
         tokio::task::spawn_blocking(move || {
             let result = crate::privileged::run(&what, &list, &env, limit, Some(&[out_w, err_w]), &|m| log.note(m));
-            let _ = tx.send(Ev::JobStep { job: id, result });
+            let _ = tx.send(Ev::JobStep { job: id, stage: Stage::Privileged, result });
         });
     }
 
-    /// A stage of job `id` ended with `result`: on to the sandboxed stage,
+    /// Stage `stage` of job `id` ended with `result`: on to the next stage,
     /// or the job's end.
-    pub(super) fn job_step(&mut self, id: u64, result: Result<(), String>) {
-        let Some(job) = self.jobs.get_mut(&id) else { return };
+    pub(super) fn job_step(&mut self, id: u64, stage: Stage, result: Result<(), String>) {
+        let Some(job) = self.jobs.get_mut(&id).filter(|j| j.stage == stage) else { return };
         let current = self.services.get(&job.unit).filter(|s| s.run_id == job.run_id && s.run.is_some());
         let sandboxed = current.map_or(0, |s| {
             let list = if job.kind == JobKind::Post { &s.spec.exec.start_post } else { &s.spec.exec.reload };
             list.iter().filter(|c| !c.privileged).count()
         });
-        if result.is_ok() && !job.sandboxed && sandboxed > 0 {
-            if let Some(s) = current.filter(|s| s.run.is_some()) {
+        if result.is_ok() && stage == Stage::Privileged && sandboxed > 0 {
+            if let Some(s) = current {
                 let init_pid = s.run.as_ref().expect("checked").init_pid;
-                job.sandboxed = true;
+                job.stage = Stage::Sandboxed;
                 let req = launcher::LauncherRequest::Task { id, init_pid, post: job.kind == JobKind::Post };
                 let data = serde_json::to_vec(&req).expect("requests serialise");
                 let _ = self.launch_tx.send((data, Vec::new()));
@@ -128,7 +158,20 @@ impl Daemon {
                 tokio::spawn(async move {
                     tokio::time::sleep(limit).await;
                     let why = format!("the commands did not end within {} (service.ready_timeout)", capexec_decl::spec::format_duration(limit));
-                    let _ = tx.send(Ev::JobStep { job: id, result: Err(why) });
+                    let _ = tx.send(Ev::JobStep { job: id, stage: Stage::Sandboxed, result: Err(why) });
+                });
+                return;
+            }
+        }
+        if result.is_ok() && stage != Stage::Announced && matches!(job.announced, Announced::Asked | Announced::Running) {
+            if let Some(s) = current {
+                job.stage = Stage::Announced;
+                s.log.note("exec.reload done; waiting for the service's READY=1 that ends its reload");
+                let (tx, limit) = (self.tx.clone(), s.spec.service.ready_timeout);
+                tokio::spawn(async move {
+                    tokio::time::sleep(limit).await;
+                    let why = format!("no READY=1 ended the reload within {} (service.ready_timeout)", capexec_decl::spec::format_duration(limit));
+                    let _ = tx.send(Ev::JobStep { job: id, stage: Stage::Announced, result: Err(why) });
                 });
                 return;
             }
@@ -160,6 +203,33 @@ impl Daemon {
                     }
                 }
             }
+        }
+    }
+
+    /// RELOADING=1 (`reloading`) or READY=1 from the current run of `unit`:
+    /// its announced reloads move on; one that ends, ends its job.
+    pub(super) fn reload_notice(&mut self, unit: &str, reloading: bool) {
+        let mut ended = Vec::new();
+        for (id, job) in self.jobs.iter_mut().filter(|(_, j)| j.unit == unit) {
+            job.announced = match (job.announced, reloading) {
+                (Announced::Asked, true) => Announced::Running,
+                (Announced::Running, false) => Announced::Done,
+                (a, _) => a,
+            };
+            if job.announced == Announced::Done && job.stage == Stage::Announced {
+                ended.push(*id);
+            }
+        }
+        for id in ended {
+            self.job_step(id, Stage::Announced, Ok(()));
+        }
+    }
+
+    /// `unit` has stopped: a reload waiting for its READY=1 ends now.
+    pub(super) fn end_announced(&mut self, unit: &str) {
+        let waiting: Vec<u64> = self.jobs.iter().filter(|(_, j)| j.unit == unit && j.stage == Stage::Announced).map(|(id, _)| *id).collect();
+        for id in waiting {
+            self.job_step(id, Stage::Announced, Err("the service stopped before its reload ended".into()));
         }
     }
 

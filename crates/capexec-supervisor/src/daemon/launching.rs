@@ -91,6 +91,7 @@ impl Daemon {
         let s = self.services.get_mut(name).expect("launching a known service");
         s.error = None;
         s.status_text = None;
+        (s.announces_reloads, s.reloading) = (false, false);
         s.early_notify.clear();
         s.run_id += 1;
         // A cgroup per service: limits, accounting and killing every process.
@@ -213,7 +214,7 @@ impl Daemon {
                     self.act(&name, Action::KillAll);
                 }
             }
-            LauncherEvent::TaskDone { id, result } => self.job_step(id, result),
+            LauncherEvent::TaskDone { id, result } => self.job_step(id, commands::Stage::Sandboxed, result),
             LauncherEvent::Failed { id, error } => {
                 if let Some(name) = self.launches.remove(&id) {
                     self.spawn_failed(&name, error);

@@ -109,6 +109,7 @@ enum Ev {
     /// A stage of a command job (see commands.rs) has ended.
     JobStep {
         job: u64,
+        stage: commands::Stage,
         result: Result<(), String>,
     },
     PollGone {
@@ -166,6 +167,11 @@ struct Service {
     /// The task waiting for the current run's `service.ready_address`.
     ready_probe: Option<tokio::task::AbortHandle>,
     status_text: Option<String>,
+    /// The current run has said RELOADING=1: it announces its reloads
+    /// (systemd's protocol), and a reload ends with its READY=1.
+    announces_reloads: bool,
+    /// RELOADING=1 has come, and no READY=1 since.
+    reloading: bool,
     /// Notifications of the current run that came before the launcher's
     /// report of it (a notify service's READY=1 can overtake it): judged
     /// once the run's pids are known.
@@ -698,7 +704,7 @@ impl Daemon {
                 }
             }
             Ev::PreDone { unit, token, result } => self.pre_done(&unit, token, result),
-            Ev::JobStep { job, result } => self.job_step(job, result),
+            Ev::JobStep { job, stage, result } => self.job_step(job, stage, result),
             Ev::PollGone { unit } => self.check_gone(&unit),
             Ev::Shutdown => {
                 if !self.shutting_down {
@@ -832,6 +838,7 @@ impl Daemon {
     /// The service reached stopped, exited or failed: release what the run
     /// held and carry out a step that waited for it.
     fn settled(&mut self, name: &str) {
+        self.end_announced(name);
         let Some(s) = self.services.get_mut(name) else {
             return;
         };
@@ -890,9 +897,18 @@ impl Daemon {
             return;
         }
         let mut ping = false;
+        let mut notices = Vec::new();
         for line in msg.lines() {
             match line.split_once('=') {
-                Some(("READY", "1")) => self.queue.push_back((name.to_owned(), Event::Ready)),
+                Some(("READY", "1")) => {
+                    self.queue.push_back((name.to_owned(), Event::Ready));
+                    s.reloading = false;
+                    notices.push(false);
+                }
+                Some(("RELOADING", "1")) => {
+                    (s.announces_reloads, s.reloading) = (true, true);
+                    notices.push(true);
+                }
                 Some(("STATUS", v)) => s.status_text = Some(v.chars().take(512).collect()),
                 Some(("WATCHDOG", "1")) => ping = true,
                 Some(("WATCHDOG", "trigger")) => self.queue.push_back((name.to_owned(), Event::WatchdogTimeout)),
@@ -902,6 +918,9 @@ impl Daemon {
         // A ping re-arms the watchdog (the machine armed it on becoming running).
         if let (true, State::Running, Some(w)) = (ping, s.machine.state, s.spec.service.watchdog) {
             self.arm(name, Timer::Watchdog, w);
+        }
+        for reloading in notices {
+            self.reload_notice(name, reloading);
         }
     }
 

@@ -82,6 +82,8 @@ impl Daemon {
                 log,
                 notify: None,
                 status_text: None,
+                announces_reloads: false,
+                reloading: false,
                 early_notify: Vec::new(),
                 trail: Default::default(),
                 guard_reader: None,

@@ -165,6 +165,7 @@ impl Daemon {
             memory_bytes: s.cgroup.as_ref().and_then(|c| c.memory_current()),
             tasks: pids.map(|p| p.len() as u64),
             status_text: s.status_text.clone(),
+            reloading: s.reloading && s.run.is_some(),
             log_lines_dropped: s.log.dropped.load(std::sync::atomic::Ordering::Relaxed),
             log_tail: s.log.tail(),
             cgroup: s.cgroup.as_ref().and_then(|c| c.v2.clone().or_else(|| c.v1.values().next().cloned())).map(|p| p.display().to_string()),

@@ -374,3 +374,70 @@ async fn a_declared_success_exit_status_is_a_clean_end() {
     h.pump_until(|h| !h.launches.is_empty()).await;
     assert_eq!(h.status("hp").last_exit.map(|e| e.outcome).as_deref(), Some("exit-failure"));
 }
+
+/// A service that announces its reloads (RELOADING=1, as systemd's protocol
+/// has it) is reloaded when its READY=1 says so, not when the command that
+/// asked for the reload (a `kill -HUP`) returns: the reply waits for it, a
+/// stale task timer does not end the wait, and a READY=1 that came before
+/// the RELOADING=1 of this reload does not count.
+#[tokio::test]
+async fn an_announced_reload_ends_with_its_ready() {
+    let s = Scratch::new();
+    s.unit("web", &format!("{SIMPLE}[[exec.reload]]\nargv = [\"/bin/true\"]\n[service]\ntype = \"notify\"\nready_timeout = \"1min\"\nrestart = \"no\"\n"));
+    let mut h = Harness::new(s);
+    let mut reply = h.request(start("web"));
+    let req = h.next_launch();
+    h.launcher(LauncherEvent::Launched { id: req.id, init_pid: 4_000_601, main_pid: Some(4_000_602), broker_pid: None, syslog: false });
+    let run = h.d.services["web"].run_id;
+    let say = |h: &mut Harness, msg: &str| h.d.handle(Ev::Notify { unit: "web".into(), run, msg: msg.into(), pid: Some(4_000_602) });
+    say(&mut h, "READY=1\nRELOADING=1");
+    say(&mut h, "READY=1");
+    assert!(answered(&mut reply).ok);
+    assert!(!h.status("web").reloading);
+
+    let mut reload = h.request(Request::Reload { units: vec!["web".into()] });
+    let (data, _) = h.launches.try_recv().expect("a task request for the reload");
+    let launcher::LauncherRequest::Task { id, post: false, .. } = serde_json::from_slice(&data).unwrap() else { panic!() };
+    say(&mut h, "READY=1");
+    assert!(h.launcher(LauncherEvent::TaskDone { id, result: Ok(()) }));
+    assert!(reload.try_recv().is_err(), "answered before the service said its reload began");
+    // The sandboxed stage's timer, late: not the end of the reload.
+    h.d.handle(Ev::JobStep { job: id, stage: commands::Stage::Sandboxed, result: Err("late".into()) });
+    say(&mut h, "RELOADING=1");
+    assert!(reload.try_recv().is_err(), "answered in the midst of the reload");
+    let st = h.status("web");
+    assert!(st.state == "running" && st.reloading, "{st:?}");
+    say(&mut h, "READY=1");
+    assert!(answered(&mut reload).ok);
+    assert!(!h.status("web").reloading);
+
+    // A stop in the midst of one ends the wait with an error.
+    let mut reload = h.request(Request::Reload { units: vec!["web".into()] });
+    let (data, _) = h.launches.try_recv().expect("a task request for the second reload");
+    let launcher::LauncherRequest::Task { id, .. } = serde_json::from_slice(&data).unwrap() else { panic!() };
+    assert!(h.launcher(LauncherEvent::TaskDone { id, result: Ok(()) }));
+    say(&mut h, "RELOADING=1");
+    let _stop = h.request(Request::Stop { units: vec!["web".into()] });
+    assert!(h.launcher(LauncherEvent::Exited { init_pid: 4_000_601, code: 143 }));
+    h.pump_until(|h| h.status("web").state == "stopped").await;
+    let r = answered(&mut reload);
+    assert!(!r.ok && r.error.as_deref().unwrap_or_default().contains("stopped before its reload ended"), "{r:?}");
+}
+
+/// A service that never said RELOADING=1 is reloaded when its commands end.
+#[tokio::test]
+async fn an_unannounced_reload_ends_with_its_commands() {
+    let s = Scratch::new();
+    s.unit("web", &format!("{SIMPLE}[[exec.reload]]\nargv = [\"/bin/true\"]\n[service]\ntype = \"notify\"\nready_timeout = \"1min\"\nrestart = \"no\"\n"));
+    let mut h = Harness::new(s);
+    let mut reply = h.request(start("web"));
+    let req = h.next_launch();
+    h.launcher(LauncherEvent::Launched { id: req.id, init_pid: 4_000_701, main_pid: Some(4_000_702), broker_pid: None, syslog: false });
+    h.d.handle(Ev::Notify { unit: "web".into(), run: h.d.services["web"].run_id, msg: "READY=1".into(), pid: Some(4_000_702) });
+    assert!(answered(&mut reply).ok);
+    let mut reload = h.request(Request::Reload { units: vec!["web".into()] });
+    let (data, _) = h.launches.try_recv().expect("a task request for the reload");
+    let launcher::LauncherRequest::Task { id, .. } = serde_json::from_slice(&data).unwrap() else { panic!() };
+    assert!(h.launcher(LauncherEvent::TaskDone { id, result: Ok(()) }));
+    assert!(answered(&mut reload).ok);
+}

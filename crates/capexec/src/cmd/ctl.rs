@@ -261,6 +261,7 @@ fn print_status(s: &ServiceStatus, lines: usize) {
     let up = s.uptime_secs.map(|u| format!(" for {}", human_secs(u))).unwrap_or_default();
     let why = match (s.state.as_str(), s.result.as_deref()) {
         ("failed" | "waiting-to-restart" | "exited", Some(r)) => format!(" ({r})"),
+        ("running", _) if s.reloading => " (reloading)".to_owned(),
         _ => String::new(),
     };
     println!("       state: {}{why}{up}", s.state);
