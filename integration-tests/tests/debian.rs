@@ -935,6 +935,10 @@ fn haproxy_from_import_and_learn() {
         let reply = http_get(port, "/").unwrap_or_default();
         assert!(reply.starts_with("HTTP/1.0 200") && reply.contains("from the backend"), "{reply}\n{}", text(&d.ctl(&["logs", "haproxy"])));
     }
+    // The worker, chrooted into /var/lib/haproxy, logs each request to the
+    // /dev/log there (the unit's BindReadOnlyPaths=, imported as
+    // filesystem.syslog_sockets): the lines reach the service's log.
+    d.wait_log("haproxy", "GET / HTTP/1.0", T);
     // The unit's reload (a configuration check, then `kill -USR2` to the
     // master, which re-executes itself between RELOADING=1 and READY=1) is
     // answered once the master has said it is done: it serves on.

@@ -843,3 +843,44 @@ both!(syslog_lines_come_out_on_standard_error, |who: As| {
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.lines().any(|l| l.starts_with("probe") && l.ends_with(": to syslog")), "{}", text(&o));
 });
+
+// A chrooted daemon's syslog(3) sends to /dev/log inside its chroot (haproxy
+// chroots into /var/lib/haproxy, whose unit binds /dev/log there):
+// `filesystem.syslog_sockets` puts capexec's socket there too, root and
+// rootless. Its directory holds the socket alone and is read-only: the
+// service can neither replace the socket nor leave files there.
+both!(syslog_lines_from_a_chroot_come_out_on_standard_error, |who: As| {
+    let (dir, _scratch) = writable_dir(&format!("jail-{who:?}"));
+    let jail = dir.join("jail");
+    std::fs::create_dir_all(jail.join("dev")).unwrap();
+    let prog = format!(
+        "import os, socket\n\
+         print(sorted(os.listdir({jail:?} + '/dev')), flush=True)\n\
+         try:\n\
+         \x20   open({jail:?} + '/dev/planted', 'w')\n\
+         \x20   print('planted', flush=True)\n\
+         except OSError as e:\n\
+         \x20   print('refused', e.errno, flush=True)\n\
+         os.chroot({jail:?})\n\
+         socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM).sendto(b'<13>probe: from the jail', '/dev/log')\n"
+    );
+    let argv = serde_json::to_string(&["/usr/bin/python3", "-c", &prog]).unwrap();
+    let unit = test_unit(
+        &format!("jail-{who:?}"),
+        &format!(
+            "[exec]\nargv = {argv}\n[filesystem]\nread_write = [{:?}]\nsyslog_sockets = [{:?}]\n\
+             [capabilities]\nkeep = [\"CAP_SYS_CHROOT\"]\n[seccomp]\nallow = [\"@system-service\", \"chroot\"]\n",
+            dir.display(),
+            jail.join("dev/log").display()
+        ),
+    );
+    let mut c = command(who);
+    c.arg("exec").arg(&unit);
+    let o = output(c, T);
+    assert!(o.status.success(), "{}", text(&o));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(out.starts_with("['log']\nrefused 30\n"), "the chroot's dev holds the socket alone, read-only (EROFS):\n{}", text(&o));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.lines().any(|l| l == "probe: from the jail"), "{}", text(&o));
+    assert!(!jail.join("dev/log").exists() && !jail.join("dev/planted").exists(), "nothing is left on the host");
+});

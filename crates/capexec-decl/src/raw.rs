@@ -264,6 +264,7 @@ pub struct RawFilesystem {
     pub copy_up: Option<Vec<String>>,
     pub private_tmp: Option<bool>,
     pub dev: Option<String>,
+    pub syslog_sockets: Option<Vec<String>>,
     pub proc: Option<String>,
 }
 

@@ -165,6 +165,13 @@ pub struct FsSpec {
     pub mounts: Vec<Mount>,
     pub private_tmp: bool,
     pub dev: DevMode,
+    /// More places where the service's /dev/log (capexec's syslog socket)
+    /// is: a chrooted daemon's `CHROOT/dev/log` (systemd units bind /dev/log
+    /// there with `BindReadOnlyPaths=`). Each one's `dev` directory shows
+    /// capexec's socket directory instead, read-only: the syslog socket
+    /// `log` (and `notify` for a notify service).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub syslog_sockets: Vec<PathBuf>,
     pub proc: ProcMode,
     /// Directories capexec creates for the service, owned by its user, and
     /// writable in the view (systemd's RuntimeDirectory= and friends).

@@ -567,6 +567,7 @@ pub fn validate(name: &str, raw: &RawUnit, sources: Vec<PathBuf>, ctx: &Context)
 
     // --- preopen ---
     let preopen = preopens(&mut v, raw);
+    let syslog_sockets = syslog_sockets(&mut v, &fs, dev, &mounts, &preopen);
 
     // --- landlock ---
     let ll = raw.landlock.clone().unwrap_or_default();
@@ -768,6 +769,7 @@ pub fn validate(name: &str, raw: &RawUnit, sources: Vec<PathBuf>, ctx: &Context)
         mounts,
         private_tmp,
         dev,
+        syslog_sockets,
         proc,
         directories,
         directories_owner,
@@ -1000,6 +1002,44 @@ pub fn dynamic_uid(unit: &str) -> u32 {
         }
     }
     DYNAMIC_UID_MIN + h % span
+}
+
+/// `filesystem.syslog_sockets`: each a `dev/log` below a chroot, whose `dev`
+/// directory shows capexec's socket directory instead (so no declared path
+/// may be in it), in a minimal /dev, for a service that does
+/// not bind /dev/log itself (which gets no syslog socket of capexec's).
+fn syslog_sockets(v: &mut V, fs: &crate::raw::RawFilesystem, dev: DevMode, mounts: &[Mount], preopen: &[Preopen]) -> Vec<PathBuf> {
+    let mut out: Vec<PathBuf> = Vec::new();
+    let own_dev_log = preopen
+        .iter()
+        .any(|p| matches!(&p.kind, PreopenKind::Listen { address: ListenAddr::Unix(a) | ListenAddr::UnixDgram(a), .. } if a == Path::new("/dev/log")));
+    for (i, raw_p) in fs.syslog_sockets.iter().flatten().enumerate() {
+        let key = format!("filesystem.syslog_sockets[{i}]");
+        let Some(p) = v.path(&key, raw_p) else { continue };
+        let dir = p.parent().unwrap_or(Path::new("/"));
+        if dir.file_name().is_none_or(|n| n != "dev") || dir == Path::new("/dev") {
+            v.err_help(
+                &key,
+                format!("{} is not in the `dev` directory of a chroot", p.display()),
+                "name the /dev/log a chrooted daemon sends to, such as /var/lib/haproxy/dev/log (the service's own /dev/log is there already)",
+            );
+        } else if dev != DevMode::Minimal {
+            v.err_help(&key, "the service has no syslog socket of capexec's (filesystem.dev is not \"minimal\")", "remove filesystem.dev, or this entry");
+        } else if own_dev_log {
+            v.err_help(&key, "the service binds /dev/log itself (a preopen), so it has no syslog socket of capexec's", "remove this entry");
+        } else if let Some(m) = mounts.iter().find(|m| m.path.starts_with(dir)) {
+            v.err_help(
+                &key,
+                format!("{} is in {}, which shows capexec's syslog socket instead", m.path.display(), dir.display()),
+                "keep other paths out of that directory",
+            );
+        } else if out.contains(&p) {
+            v.err_help(&key, format!("{} is listed twice", p.display()), "list each path once");
+        } else {
+            out.push(p);
+        }
+    }
+    out
 }
 
 fn preopens(v: &mut V, raw: &RawUnit) -> Vec<Preopen> {

@@ -877,3 +877,26 @@ fn read_write_exec_is_writable_and_conflicts_with_memory_deny_write_execute() {
     // Empty is the default: no mount is both.
     assert!(ok(ARGV).filesystem.mounts.iter().all(|m| m.kind != MountKind::ReadWriteExec));
 }
+
+/// `filesystem.syslog_sockets`: a chroot's dev/log, whose `dev` directory
+/// becomes a tmpfs holding the socket alone; refused where capexec gives no
+/// syslog socket or the tmpfs would hide a declared path.
+#[test]
+fn syslog_sockets_are_a_chroots_dev_log() {
+    let s = ok(&format!("{ARGV}[filesystem]\nread_only = [\"/var/lib/haproxy\"]\nsyslog_sockets = [\"/var/lib/haproxy/dev/log\"]\n"));
+    assert_eq!(s.filesystem.syslog_sockets, [PathBuf::from("/var/lib/haproxy/dev/log")]);
+    for (extra, bad, says) in [
+        ("", "/dev/log", "not in the `dev` directory of a chroot"),
+        ("", "/srv/jail/log", "not in the `dev` directory of a chroot"),
+        ("dev = \"none\"\n", "/srv/jail/dev/log", "filesystem.dev is not"),
+        ("read_write = [\"/srv/jail/dev/shm\"]\n", "/srv/jail/dev/log", "shows capexec's syslog socket instead"),
+        ("read_write = [\"/srv/jail/dev\"]\n", "/srv/jail/dev/log", "shows capexec's syslog socket instead"),
+    ] {
+        let e = one(&format!("{ARGV}[filesystem]\n{extra}syslog_sockets = [\"{bad}\"]\n"));
+        assert!(e.key.as_deref() == Some("filesystem.syslog_sockets[0]") && e.message.contains(says), "{bad}: {e}");
+    }
+    let e = one(&format!("{ARGV}[filesystem]\nsyslog_sockets = [\"/srv/jail/dev/log\"]\n[[preopen.listen]]\naddress = \"unixgram:/dev/log\"\n"));
+    assert!(e.message.contains("binds /dev/log itself"), "{e}");
+    let e = one(&format!("{ARGV}[filesystem]\nsyslog_sockets = [\"/srv/j/dev/log\", \"/srv/j/dev/log\"]\n"));
+    assert!(e.key.as_deref() == Some("filesystem.syslog_sockets[1]") && e.message.contains("listed twice"), "{e}");
+}

@@ -309,6 +309,7 @@ mod tests {
             mounts: mounts.iter().map(|(p, k)| Mount { path: p.into(), kind: *k, optional: false, source: None, propagation: None, layer_of: None }).collect(),
             private_tmp: true,
             dev: DevMode::Minimal,
+            syslog_sockets: Vec::new(),
             proc: ProcMode::PidOnly,
         }
     }

@@ -273,6 +273,17 @@ impl<'r> View<'r> {
                     mkdir_p(o, path)?;
                     tmpfs(o, path, nosuid_nodev_noexec, 0o755)?;
                 }
+                MountStep::SyslogAt { path } => {
+                    // capexec's socket directory, bound read-only: the socket
+                    // init makes there later appears here too, as the same
+                    // inode (a chrooted process cannot follow a link to
+                    // /.capexec; and init is in the broker's Landlock domain
+                    // by then, where mount(2) is refused).
+                    let dir = path.parent().unwrap_or(Path::new("/"));
+                    mkdir_p(o, dir)?;
+                    bind(o, Path::new(crate::plan::NOTIFY_RELAY_DIR), dir)?;
+                    setattr(o, dir, false, READ_ONLY)?;
+                }
                 MountStep::Mask { path, optional } => {
                     // In a root filesystem of its own, what the view has is all there is.
                     let seen = if root.is_some() { path.clone() } else { host(path) };

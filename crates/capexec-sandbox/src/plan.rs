@@ -178,6 +178,13 @@ pub enum MountStep {
     /// /dev/log in a minimal /dev: a link to capexec's syslog socket
     /// ([`SYSLOG_SOCKET`]), which init binds later (`SetupPlan::syslog`).
     DevLog,
+    /// A further place of capexec's syslog socket, `path` (a chroot's
+    /// /dev/log, `filesystem.syslog_sockets`): its directory is capexec's
+    /// socket directory ([`NOTIFY_RELAY_DIR`]) bound read-only, where init
+    /// makes the socket later.
+    SyslogAt {
+        path: PathBuf,
+    },
     /// A new /proc. `hidepid`: without a pid namespace of its own, the
     /// service's processes only (`hidepid=invisible`: a process shows when
     /// the service may ptrace it, and Landlock allows that only inside the
@@ -266,6 +273,7 @@ impl MountStep {
             | MountStep::Overlay { path, .. }
             | MountStep::Secrets { path, .. }
             | MountStep::NotifyDir { path }
+            | MountStep::SyslogAt { path }
             | MountStep::Mask { path, .. }
             | MountStep::File { path, .. } => path,
         }
@@ -594,7 +602,7 @@ pub fn compose(spec: &ServiceSpec, extras: &Extras) -> Result<SetupPlan, LaunchE
         Notify::Relay { watchdog_usec } => p.relay_notify(*watchdog_usec)?,
     }
     if extras.syslog && gets_syslog(spec) {
-        p.relay_syslog();
+        p.relay_syslog(&spec.filesystem.syslog_sockets);
     }
     if spec.service.kind == capexec_decl::spec::ServiceType::Forking {
         // The readiness of a forking service is init's to tell.
@@ -1367,11 +1375,14 @@ impl SetupPlan {
         let tmpfs: Vec<MountStep> = self
             .mounts
             .iter()
-            .filter(|m| matches!(m, MountStep::Tmpfs { path, .. } if path != Path::new("/tmp")) || matches!(m, MountStep::NotifyDir { .. }))
+            .filter(|m| {
+                matches!(m, MountStep::Tmpfs { path, .. } if path != Path::new("/tmp")) || matches!(m, MountStep::NotifyDir { .. } | MountStep::SyslogAt { .. })
+            })
             .cloned()
             .collect();
         let points = tmpfs.iter().filter_map(|m| match m {
             MountStep::Tmpfs { path, .. } | MountStep::NotifyDir { path } => Some(path.as_path()),
+            MountStep::SyslogAt { path } => path.parent(),
             _ => None,
         });
         learning_view(Path::new("/"), &shadow_dirs(Path::new("/"), points), &mut mounts);
@@ -1453,9 +1464,16 @@ impl SetupPlan {
         dir
     }
 
-    fn relay_syslog(&mut self) {
+    /// /dev/log, and the chroots' of `elsewhere`, lead to capexec's syslog socket.
+    fn relay_syslog(&mut self, elsewhere: &[PathBuf]) {
         self.own_socket_dir();
         self.mounts.push(MountStep::DevLog);
+        for path in elsewhere {
+            self.mounts.push(MountStep::SyslogAt { path: path.clone() });
+            if let Some(dir) = path.parent() {
+                self.landlock.paths.push((dir.to_path_buf(), FsAccess::ReadOnly));
+            }
+        }
         self.syslog = true;
     }
 

@@ -171,6 +171,29 @@ fn timeouts_are_systemds() {
     assert!(redis.contains("stop_timeout = \"1h\""), "{redis}");
 }
 
+/// BindReadOnlyPaths= and BindPaths=: a path bound at its place is in the
+/// view (read-only, writable); /dev/log bound into a chroot (haproxy's unit)
+/// is a further place of capexec's syslog socket; one path bound onto
+/// another is not mapped, and said so.
+#[test]
+fn bind_paths_map_to_the_view_and_the_syslog_socket() {
+    let d = import_text(
+        "binds",
+        "[Service]\nExecStart=/usr/bin/sleep 100\nBindReadOnlyPaths=/dev/log:/srv/jail/dev/log -/etc/ssl/certs /dev/log\n\
+         BindPaths=/var/spool/x:/var/spool/x:rbind /srv/a:/srv/b\n",
+    );
+    for want in [
+        "syslog_sockets = [\"/srv/jail/dev/log\"]",
+        "read_only = [\"-/etc/ssl/certs\"]",
+        "read_write = [\"/var/spool/x\"]",
+        "#   BindPaths=/var/spool/x:/var/spool/x:rbind /srv/a:/srv/b: /srv/a:/srv/b bound onto another path",
+        "#   BindReadOnlyPaths=/dev/log:/srv/jail/dev/log -/etc/ssl/certs /dev/log: filesystem.syslog_sockets: capexec's syslog socket (the service's /dev/log) there too; filesystem.read_only; /dev/log is capexec's",
+    ] {
+        assert!(d.contains(want), "{want}\n{d}");
+    }
+    check(&d, "binds");
+}
+
 /// CapabilityBoundingSet= becomes capabilities.bound, its lines added up
 /// as systemd does; an ambient capability outside it is left out.
 #[test]

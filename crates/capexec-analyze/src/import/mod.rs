@@ -414,6 +414,55 @@ impl Out {
     }
 }
 
+/// Where syslog(3) sends, as systemd units name it in a bind.
+const SYSLOG_SOURCES: &[&str] = &["/dev/log", "/run/systemd/journal/dev-log"];
+
+/// BindReadOnlyPaths= and BindPaths=, a list of `[-]SRC[:DST[:OPTIONS]]`: a
+/// path bound at its own place is what read_only and read_write give; the
+/// syslog socket bound into a chroot (haproxy's /var/lib/haproxy/dev/log)
+/// is filesystem.syslog_sockets, and /dev/log itself is capexec's already.
+/// capexec binds no path onto another: the rest is left out, said so.
+fn bind_paths(e: &Entry, out: &mut Out) {
+    let kind = if e.key == "BindPaths" { "read_write" } else { "read_only" };
+    let (mut not_mapped, mut mapped) = (Vec::new(), Vec::new());
+    for b in e.value.split_whitespace() {
+        let (optional, rest) = b.strip_prefix('-').map_or(("", b), |r| ("-", r));
+        let mut parts = rest.splitn(3, ':');
+        let (src, dst) = (parts.next().unwrap_or_default(), parts.next());
+        let what = match dst {
+            Some(d) if SYSLOG_SOURCES.contains(&src) && d != "/dev/log" => {
+                out.path("syslog_sockets", d, e);
+                "filesystem.syslog_sockets: capexec's syslog socket (the service's /dev/log) there too"
+            }
+            _ if SYSLOG_SOURCES.contains(&src) => "/dev/log is capexec's syslog socket already",
+            Some(d) if d != src => {
+                not_mapped.push(b);
+                continue;
+            }
+            _ => {
+                out.path(kind, &format!("{optional}{src}"), e);
+                if kind == "read_write" {
+                    "filesystem.read_write"
+                } else {
+                    "filesystem.read_only"
+                }
+            }
+        };
+        if !mapped.contains(&what) {
+            mapped.push(what);
+        }
+    }
+    if not_mapped.is_empty() {
+        out.covered.push((format!("{}={}", e.key, e.value), mapped.join("; ")));
+    } else {
+        let why = format!(
+            "{} bound onto another path: capexec has no such binds (the rest of the line is mapped); point the service at the source path, or list the target in filesystem.{kind}",
+            not_mapped.join(" ")
+        );
+        out.skip(e, why);
+    }
+}
+
 /// CapabilityBoundingSet=: lines add up as systemd's do (a list ORed in,
 /// a `~` list taken out, an empty line resets to no capability), and the
 /// result is `capabilities.bound`.
@@ -808,6 +857,7 @@ pub fn convert(source: &str, text: &str, instance: Option<&str>) -> Result<Strin
                     out.path("executable", p, e);
                 }
             }
+            "BindReadOnlyPaths" | "BindPaths" => bind_paths(e, &mut out),
             "ConfigurationDirectory" => {
                 for d in v.split_whitespace() {
                     let d = d.split(':').next().unwrap_or(d);
