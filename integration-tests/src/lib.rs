@@ -279,6 +279,20 @@ pub fn wait_found_by(find: impl Fn() -> Vec<i32>, timeout: Duration) -> Vec<i32>
     }
 }
 
+/// Waits up to `timeout` for `child` to end; its status, or `None`.
+pub fn wait_child(child: &mut Child, timeout: Duration) -> Option<std::process::ExitStatus> {
+    let start = Instant::now();
+    loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            return Some(st);
+        }
+        if start.elapsed() > timeout {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 pub fn wait_gone_by(find: impl Fn() -> Vec<i32>, timeout: Duration) -> Vec<i32> {
     let start = Instant::now();
     loop {

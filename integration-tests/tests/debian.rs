@@ -8,7 +8,7 @@
 //! its own user with the capabilities the drop-in keeps.
 
 use capexec_integration_tests::*;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 const T: Duration = Duration::from_secs(30);
 
@@ -403,8 +403,27 @@ fn postgresql_from_import_and_learn() {
     let o = std::process::Command::new("pg_lsclusters").args(["-h", &version, "main"]).output().unwrap();
     assert!(String::from_utf8_lossy(&o.stdout).contains(" online "), "pg_lsclusters: {}", text(&o));
     assert!(psql(&["drop role capexec_it"]).status.success());
+    // A client in the midst of a long query: the unit stops the cluster in
+    // fast mode (`pg_ctlcluster -m fast stop`, imported as SIGINT), which
+    // ends it; SIGTERM's smart mode would wait for it (an hour: the unit's
+    // stop timeout) and `capexec stop` with it.
+    let mut client = std::process::Command::new("su")
+        .args(["postgres", "-c", "psql -Atc 'select pg_sleep(3600)'"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let running = "select count(*) from pg_stat_activity where query like 'select pg_sleep%'";
+    let start = Instant::now();
+    while String::from_utf8_lossy(&psql(&[running]).stdout).trim() != "1" {
+        assert!(start.elapsed() < T, "the client's query did not start");
+        std::thread::sleep(Duration::from_millis(50));
+    }
     let o = d.ctl(&["stop", "pg"]);
     assert!(o.status.success(), "{}", text(&o));
+    let ended = wait_child(&mut client, T);
+    let _ = client.kill();
+    assert!(ended.is_some(), "the client's query outlived the stop");
     let o = std::process::Command::new("pg_lsclusters").args(["-h", &version, "main"]).output().unwrap();
     assert!(String::from_utf8_lossy(&o.stdout).contains(" down "), "pg_lsclusters after the stop: {}", text(&o));
     d.terminate(T);

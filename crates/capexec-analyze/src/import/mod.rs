@@ -11,6 +11,7 @@
 //! as such. The rest is listed as not mapped, with the reason.
 
 pub mod socket;
+mod stop;
 pub mod unit_file;
 
 use crate::exposure::systemd_set;
@@ -51,7 +52,6 @@ const ALWAYS: &[(&str, &str)] = &[
 
 /// Directives capexec does not carry over, with why.
 const NOT_MAPPED: &[(&str, &str)] = &[
-    ("ExecStop", "capexec stops the service with its stop signal (service.stop_signal)"),
     ("ExecStopPost", "capexec runs one program"),
     ("ExecCondition", "capexec runs one program"),
     ("KillMode", "capexec always stops the whole service (its pid namespace)"),
@@ -354,6 +354,9 @@ struct Out {
     stricter: Vec<(String, String)>,
     /// Not carried over: (assignment, why).
     skipped: Vec<(String, String)>,
+    /// An ExecStop= that only signals the main process: (signal, the
+    /// assignment, how it was told); it wins over KillSignal=.
+    stop_by: Option<(&'static str, String, String)>,
 }
 
 /// The declaration's list for StateDirectory= and the others (their
@@ -968,6 +971,10 @@ pub fn convert(source: &str, text: &str, instance: Option<&str>) -> Result<Strin
                 }
             }
             "KillSignal" => out.service.push(("stop_signal", v.into())),
+            "ExecStop" => match stop::signal_of(v) {
+                Some((sig, how)) => out.stop_by = Some((sig, format!("{}={v}", e.key), how)),
+                None => out.skip(e, "capexec runs no stop commands: it stops the service with its stop signal (service.stop_signal; set the one this command has the service stop on)"),
+            },
             "SuccessExitStatus" => {
                 // Codes and signal names, space-separated; systemd's exit
                 // status names (e.g. "TEMPFAIL") are not taken.
@@ -1003,6 +1010,11 @@ pub fn convert(source: &str, text: &str, instance: Option<&str>) -> Result<Strin
     }
     if out.argv.is_empty() {
         return Err(ImportError::NoExecStart(source.to_owned()));
+    }
+    if let Some((sig, assignment, how)) = out.stop_by.take() {
+        out.service.retain(|(k, _)| *k != "stop_signal");
+        out.service.push(("stop_signal", sig.into()));
+        out.covered.push((assignment, format!("service.stop_signal = \"{sig}\": {how}")));
     }
     directories_from_commands(&mut out);
     systemd_timeouts(&mut out);
