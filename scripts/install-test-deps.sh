@@ -33,7 +33,9 @@ fi
 # snmpd with snmp's snmpget and snmpwalk (a directory it makes directly in /var),
 # varnish (compiles its VCL to a shared object in its working directory and
 # runs it, so that directory is written and executable; varnishadm);
-# postfix, preseeded below as Debian's "Local only" site (loopback only).
+# postfix, preseeded below as Debian's "Local only" site (loopback only);
+# prometheus-node-exporter (a Go program reading host-wide /proc files and
+# /sys through links; statfs of every mount point).
 # python3-pip: tests/overlay.rs installs a local wheel with --fakeroot.
 # runc, busybox-static, podman: tests/oci.rs runs containers of stock runc
 # from a busybox root filesystem with `capexec agent` as their seccomp
@@ -42,7 +44,7 @@ fi
 # golang-go: scripts/oci-validation.py builds runtime-tools' validation suite
 # (tests/oci_validation.rs), offline, from ../shared/vendor.
 packages=(nginx-light redis-server memcached gcc libc6-dev util-linux wrk curl libmemcached-tools systemd unbound dnsmasq bind9-dnsutils bpftool stress-ng clang libbpf-dev
-    apache2 openssh-server bind9 postgresql cron chrony rsyslog mariadb-server lighttpd vsftpd haproxy squid nsd snmpd snmp varnish postfix python3-pip runc busybox-static podman containerd golang-go)
+    apache2 openssh-server bind9 postgresql cron chrony rsyslog mariadb-server lighttpd vsftpd haproxy squid nsd snmpd snmp varnish postfix prometheus-node-exporter python3-pip runc busybox-static podman containerd golang-go)
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -1305,3 +1305,54 @@ fn postfix_delivers_from_import_and_learn() {
     assert!(o.status.success(), "{}", text(&o));
     d.terminate(T);
 }
+
+/// The collectors that succeeded in a scrape of prometheus-node-exporter.
+fn collectors_ok(metrics: &str) -> std::collections::BTreeSet<String> {
+    metrics.lines().filter_map(|l| l.strip_prefix("node_scrape_collector_success{collector=\"")?.strip_suffix("\"} 1")).map(str::to_owned).collect()
+}
+
+/// prometheus-node-exporter (a package issue 19 does not name), from its
+/// own unit through learning, with one drop-in moving it to a loopback
+/// port: a Go program whose collectors read host-wide /proc files
+/// (/proc/stat, /proc/meminfo), /sys through links (/sys/class/net/eth0 leads
+/// into /sys/devices) and statfs every mount point. The mined declaration is
+/// valid (files bound directly in / once made it list `/`, which check
+/// refuses), has a full /proc (every /proc collector failed in a pid-only
+/// one), and every collector that succeeds for the program run on the host
+/// as its user, outside capexec, succeeds under it.
+#[test]
+fn prometheus_node_exporter_from_import_and_learn() {
+    require_root();
+    let (port, host_port) = (unused_port(), unused_port());
+    let exporter = "/usr/bin/prometheus-node-exporter";
+    let mut d = Daemon::prepare(As::Root, "node-exporter");
+    let unit = imported(&d, "ne", "prometheus-node-exporter.service", &format!("[exec]\nargv = [\"{exporter}\", \"--web.listen-address=127.0.0.1:{port}\"]\n"));
+    let decl = learned(
+        &unit,
+        "prometheus-node-exporter.service",
+        &["--workload", &format!("curl -sf -o /dev/null http://127.0.0.1:{port}/metrics")],
+        &["proc = \"full\"", &format!("\"tcp:127.0.0.1:{port}\"")],
+    );
+    assert!(!decl.contains("    \"/\","), "the whole host is readable:\n{decl}");
+    let mut host = std::process::Command::new("setpriv")
+        .args(["--reuid=prometheus", "--regid=prometheus", "--init-groups", exporter, &format!("--web.listen-address=127.0.0.1:{host_port}")])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let on_host = wait_port(host_port, T).then(|| http_get(host_port, "/metrics").unwrap_or_default());
+    let _ = host.kill();
+    let _ = host.wait();
+    let want = collectors_ok(&on_host.expect("the exporter on the host does not listen"));
+    assert!(want.contains("cpu") && want.contains("meminfo") && want.contains("netclass"), "{want:?}");
+    d.start();
+    let o = d.ctl(&["start", "ne"]);
+    assert!(o.status.success(), "{}\n{decl}", text(&o));
+    assert!(wait_port(port, T), "the exporter does not listen on {port}:\n{}", text(&d.ctl(&["logs", "ne"])));
+    let got = collectors_ok(&http_get(port, "/metrics").unwrap_or_default());
+    let missing: Vec<&String> = want.difference(&got).collect();
+    assert!(missing.is_empty(), "collectors that fail under capexec only: {missing:?}\n{decl}\n{}", text(&d.ctl(&["logs", "ne"])));
+    let o = d.ctl(&["stop", "ne"]);
+    assert!(o.status.success(), "{}", text(&o));
+    d.terminate(T);
+}

@@ -70,6 +70,7 @@ pub fn fs_refusal(fs: &FsSpec, path: &str, acc: Access, created: bool, existed: 
     if under(path, "/proc") {
         return match fs.proc {
             ProcMode::None => Some("the view has no /proc"),
+            ProcMode::PidOnly if crate::host_proc(path) => Some("not in a pid-only /proc (the service's own processes only)"),
             _ => None,
         };
     }
@@ -118,6 +119,9 @@ pub fn fs_refusal(fs: &FsSpec, path: &str, acc: Access, created: bool, existed: 
 fn path_fix(path: &str, acc: &BTreeSet<Access>, existed: bool, exists: &impl Fn(&str) -> bool) -> String {
     if under(path, "/dev") {
         return "the minimal /dev has only null, zero, full, random, urandom, tty, shm, fd and log (capexec's syslog socket): a device needs a preopened fd ([[preopen.file]])".into();
+    }
+    if crate::host_proc(path) {
+        return "set [filesystem] proc = \"full\"".into();
     }
     if under(path, "/proc") {
         return "set [filesystem] proc = \"pid-only\" or \"full\"".into();
@@ -331,6 +335,8 @@ mod tests {
         // Directories on the way to a mount can be looked at, nothing else.
         assert!(ok("/var", Access::Read) && !ok("/var/log/x", Access::Read) && !ok("/srv/x", Access::Read));
         assert!(ok("/dev/urandom", Access::Read) && !ok("/dev/sda", Access::Read));
+        // A pid-only /proc (the fixture's) has the service's processes only.
+        assert!(ok("/proc/self/status", Access::Read) && ok("/proc/12/stat", Access::Read) && !ok("/proc/meminfo", Access::Read));
         // The private /tmp: what the run made is fine, the host's files are not there.
         assert!(fs_refusal(&f, "/tmp/x", Access::Read, true, true).is_none());
         assert!(fs_refusal(&f, "/tmp/host-file", Access::Read, false, true).is_some());

@@ -19,6 +19,15 @@ pub(crate) fn capexecs_own(path: &str) -> bool {
     within(path, capexec_sandbox::plan::NOTIFY_RELAY_DIR) || path == "/dev/log"
 }
 
+/// Whether `path` is a /proc entry beyond the service's own processes
+/// (/proc/stat, /proc/meminfo, /proc/net/...), which a pid-only /proc (the
+/// default) does not have.
+pub(crate) fn host_proc(path: &str) -> bool {
+    let Some(rest) = path.strip_prefix("/proc/") else { return false };
+    let first = rest.split('/').next().unwrap_or_default();
+    !(first == "self" || first == "thread-self" || (!first.is_empty() && first.bytes().all(|b| b.is_ascii_digit())))
+}
+
 /// Whether `path` is `dir` or below it (`/` holds everything).
 pub(crate) fn within(path: &str, dir: &str) -> bool {
     dir == "/" || path == dir || path.strip_prefix(dir).is_some_and(|r| r.starts_with('/'))

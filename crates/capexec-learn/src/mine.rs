@@ -67,6 +67,17 @@ fn parent(p: &str) -> String {
     Path::new(p).parent().map(|d| d.display().to_string()).unwrap_or_else(|| "/".into())
 }
 
+/// The entry that gives `p`: its directory, but `p` itself directly in `/`,
+/// which cannot be mounted whole (prometheus-node-exporter statfs()es every
+/// mount point, files bound at /.dockerenv among them: the run's view was
+/// the host's, and `/` in read_only made a declaration that fails `check`).
+fn entry_of(p: &str) -> String {
+    match parent(p) {
+        d if d == "/" => p.to_owned(),
+        d => d,
+    }
+}
+
 /// Keeps the shallowest directories: an entry inside another is folded into it.
 fn fold(dirs: BTreeMap<String, BTreeSet<String>>) -> BTreeMap<String, BTreeSet<String>> {
     let mut out: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
@@ -239,14 +250,14 @@ pub fn view(obs: &Observations, private: &[String], declared: &[String], exists:
             // mode or times: snmpd's chown of /var/lib/snmp, which made all
             // of /var/lib writable) needs itself writable, not its parent.
             let changed_dir = is_dir && !created && !acc.contains(&Access::Remove);
-            let entry = if own_file || own_dir || changed_dir { c.clone() } else { dir };
+            let entry = if own_file || own_dir || changed_dir { c.clone() } else { entry_of(&c) };
             if acc.contains(&Access::Exec) {
                 ran_written.insert(entry.clone());
             }
             rw.entry(entry).or_insert_with(BTreeSet::new).insert(p.clone());
         } else if acc.contains(&Access::Exec) {
             if !under(p, &system) {
-                ex.entry(parent(p)).or_insert_with(BTreeSet::new).insert(p.clone());
+                ex.entry(entry_of(p)).or_insert_with(BTreeSet::new).insert(p.clone());
             }
         } else if masked(p) {
             // Masked in every view unless listed (/etc/shadow: sshd's and
@@ -254,8 +265,17 @@ pub fn view(obs: &Observations, private: &[String], declared: &[String], exists:
             ro.entry(p.clone()).or_insert_with(BTreeSet::new).insert(p.clone());
         } else if !under(p, &system) {
             // A directory that was listed or stat'ed is itself the entry.
-            let dir = if Path::new(p).is_dir() { p.clone() } else { parent(p) };
+            let dir = if Path::new(p).is_dir() { p.clone() } else { entry_of(p) };
             ro.entry(dir).or_insert_with(BTreeSet::new).insert(p.clone());
+            // Read through a link (/sys/class/net/eth0/address is in
+            // /sys/devices/.../net/eth0): the view makes the link, so the
+            // place it leads to is an entry too (prometheus-node-exporter's
+            // netclass collector found no interface without it).
+            let real = std::fs::canonicalize(p).ok().map(|r| r.display().to_string()).filter(|r| r != p && !under(r, &system) && !under(r, OWN_MOUNTS));
+            if let Some(real) = real {
+                let dir = if Path::new(&real).is_dir() { real.clone() } else { entry_of(&real) };
+                ro.entry(dir).or_insert_with(BTreeSet::new).insert(p.clone());
+            }
         }
     }
     let within = |d: &str, k: &str| d == k || d.strip_prefix(k).is_some_and(|r| r.starts_with('/'));
@@ -538,7 +558,7 @@ pub fn declaration(obs: &Observations, origin: &Origin, exists: impl Fn(&str) ->
         if origin.as_root { obs.binds.iter().filter_map(|b| b.strip_prefix("unix:")).filter(|p| parent(p) == "/run").collect() } else { BTreeSet::new() };
     let made: Vec<String> =
         origin.managed.iter().cloned().chain(pid_file.clone().filter(|p| parent(p) == "/run")).chain(run_sockets.iter().map(|s| s.to_string())).collect();
-    let [ro, rw, ex, rwx] = view(obs, &origin.private, &made, exists);
+    let [ro, rw, ex, rwx] = view(obs, &origin.private, &made, &exists);
     // Where the run makes /run writable anyway (haproxy binds a temporary
     // name and renames it into place), a grant of the one socket is moot.
     let run_sockets = if rw.contains_key("/run") { BTreeSet::new() } else { run_sockets };
@@ -557,6 +577,13 @@ pub fn declaration(obs: &Observations, origin: &Origin, exists: impl Fn(&str) ->
     section(&mut o, "read_write", "written, created or removed", &rw);
     section(&mut o, "executable", "executed", &ex);
     section(&mut o, "read_write_exec", "written, and code run from it", &rwx);
+    // prometheus-node-exporter's collectors read /proc/stat, /proc/meminfo,
+    // /proc/loadavg: under the default pid-only /proc every one failed.
+    let host_proc: BTreeSet<String> = obs.paths.keys().filter(|p| crate::host_proc(p) && exists(p)).cloned().collect();
+    if !host_proc.is_empty() {
+        let _ = writeln!(o, "# Read during the run, and not in a pid-only /proc (the default): {}", examples(&host_proc));
+        o.push_str("proc = \"full\"\n");
+    }
     for (key, names) in managed(obs, |p| Path::new(p).is_dir()) {
         let _ = writeln!(
             o,
@@ -791,6 +818,50 @@ mod tests {
         assert_eq!(ro.keys().collect::<Vec<_>>(), ["/etc/shadow", "/srv/app", "/var/spool/squid"]);
         assert_eq!(rw.keys().collect::<Vec<_>>(), ["/run", "/var/log/app"]);
         assert_eq!(ex.keys().collect::<Vec<_>>(), ["/opt/tool/bin"]);
+    }
+
+    /// `/` is no entry (it cannot be mounted whole): a file directly in it
+    /// is its own, read, written or run.
+    #[test]
+    fn files_in_the_root_are_their_own_entries() {
+        let o = obs(&[("/capexec-app.conf", &[Access::Read]), ("/capexec-app.log", &[Access::Write]), ("/capexec-app.bin", &[Access::Exec])], &[]);
+        let [ro, rw, ex, _] = view(&o, &[], &[], |_| true);
+        assert_eq!(ro.keys().collect::<Vec<_>>(), ["/capexec-app.conf"]);
+        assert_eq!(rw.keys().collect::<Vec<_>>(), ["/capexec-app.log"]);
+        assert_eq!(ex.keys().collect::<Vec<_>>(), ["/capexec-app.bin"]);
+    }
+
+    /// /proc files beyond the service's own processes, read during the run,
+    /// make the /proc full (a pid-only one has none of them); its own
+    /// processes' files do not.
+    #[test]
+    fn reads_of_host_proc_files_make_the_proc_full() {
+        let own = obs(&[("/proc/self/status", &[Access::Read]), ("/proc/1/mounts", &[Access::Read]), ("/proc/thread-self/comm", &[Access::Read])], &[]);
+        let text = declaration(&own, &origin(&["/usr/bin/app".into()], false), |_| true);
+        assert!(!text.contains("proc = "), "{text}");
+        let host = obs(&[("/proc/stat", &[Access::Read]), ("/proc/net/dev", &[Access::Read]), ("/proc/self/status", &[Access::Read])], &[]);
+        let text = declaration(&host, &origin(&["/usr/bin/app".into()], false), |_| true);
+        assert!(text.contains("pid-only /proc (the default): /proc/net/dev, /proc/stat\nproc = \"full\"\n"), "{text}");
+        let v: toml::Value = toml::from_str(&text).unwrap();
+        assert_eq!(v["filesystem"]["proc"].as_str(), Some("full"));
+    }
+
+    /// A file read through a link outside the system directories: the view
+    /// makes the link, and the directory it leads to is an entry too.
+    #[test]
+    fn reads_through_a_link_give_where_it_leads() {
+        let d = std::env::temp_dir().join(format!("capexec-mine-link-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(d.join("devices/net/eth0")).unwrap();
+        std::fs::create_dir_all(d.join("class/net")).unwrap();
+        std::fs::write(d.join("devices/net/eth0/address"), "x").unwrap();
+        std::os::unix::fs::symlink("../../devices/net/eth0", d.join("class/net/eth0")).unwrap();
+        let via = d.join("class/net/eth0/address").display().to_string();
+        let o = obs(&[(via.as_str(), &[Access::Read])], &[]);
+        let [ro, _, _, _] = view(&o, &[], &[], |_| true);
+        let _ = std::fs::remove_dir_all(&d);
+        let want = [d.join("class/net/eth0").display().to_string(), d.join("devices/net/eth0").display().to_string()];
+        assert_eq!(ro.keys().cloned().collect::<Vec<_>>(), want);
     }
 
     #[test]
