@@ -443,6 +443,53 @@ both!(a_reload_the_service_announces_is_recorded_to_its_end, |who: As| {
     assert!(decl.contains("\"getpriority\""), "what the reload did after its RELOADING=1 is not recorded:\n{}\n{decl}", text(&o));
 });
 
+// A reload the service does not announce goes on after its command has
+// returned: learning stops the service only once it is quiet (no call for a
+// moment). Here, as tinyproxy did on `kill -USR1`, a stop signal in the
+// midst of the reload is lost: stopped at once, the service was killed at
+// its stop timeout, and what it does at a stop (removing its pid file) went
+// unrecorded, so the mined declaration refused it.
+both!(a_reload_is_over_before_learning_stops_the_service, |who: As| {
+    let (dir, _scratch) = writable_dir(&format!("settle-{who:?}"));
+    let d = dir.to_str().unwrap();
+    let prog = "import os, signal, sys, time\n\
+                d = sys.argv[1]\n\
+                state = {'hup': False}\n\
+                def hup(*_): state['hup'] = True\n\
+                def term(*_):\n\
+                \x20   os.unlink(d + '/pid')\n\
+                \x20   sys.exit(0)\n\
+                signal.signal(signal.SIGHUP, hup)\n\
+                signal.signal(signal.SIGTERM, term)\n\
+                open(d + '/pid', 'w').close()\n\
+                while True:\n\
+                \x20   if state['hup']:\n\
+                \x20       state['hup'] = False\n\
+                \x20       signal.signal(signal.SIGTERM, signal.SIG_IGN)\n\
+                \x20       end = time.monotonic() + 0.5\n\
+                \x20       while time.monotonic() < end: os.stat(d)\n\
+                \x20       signal.signal(signal.SIGTERM, term)\n\
+                \x20   signal.pause()\n";
+    let argv = serde_json::to_string(&["/usr/bin/python3", "-c", prog, d]).unwrap();
+    let unit = dir.join("settle.svc");
+    std::fs::write(
+        &unit,
+        format!(
+            "[exec]\nargv = {argv}\n\n[[exec.reload]]\nargv = [\"/bin/sh\", \"-c\", \"kill -HUP $MAINPID\"]\n\n\
+             [filesystem]\nread_write = [\"{d}\"]\n\n[service]\nstop_timeout = \"3s\"\n"
+        ),
+    )
+    .unwrap();
+    set_mode(&unit, 0o644);
+    let mined = dir.join("learned.svc");
+    let mut c = command(who);
+    c.arg("learn").arg(&unit).arg("--out").arg(&mined).args(["--no-wait", "--workload", &format!("while [ ! -e {d}/pid ]; do sleep 0.05; done")]);
+    let o = output(c, T);
+    assert!(o.status.success() && text(&o).contains("the service exited with status 0"), "{}", text(&o));
+    let decl = std::fs::read_to_string(&mined).unwrap();
+    assert!(decl.contains("\"unlink\", #"), "what the service did at its stop is not recorded:\n{}\n{decl}", text(&o));
+});
+
 // `exec.reload` commands are run and recorded by learning, after the
 // workload: systemd's usual `kill -HUP $MAINPID` (mosquitto's unit) needs
 // `kill` from the declaration's allowlist, which the program itself never

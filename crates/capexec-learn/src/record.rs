@@ -10,6 +10,7 @@ use capexec_sandbox::seccomp::{self, sock_filter};
 use capexec_sys::notify::{self as remote, Listener, Notif};
 use std::os::fd::OwnedFd;
 use std::path::Path;
+use std::sync::atomic::AtomicU64;
 use std::sync::mpsc::Sender;
 
 const AT_FDCWD: i64 = -100;
@@ -24,11 +25,17 @@ const AT_FDCWD: i64 = -100;
 /// `bound`, if given, hears of every address the run binds as the call is
 /// made (before the kernel runs it): `capexec learn` waits for the service to
 /// listen before it starts the workload.
-pub fn record(listener: OwnedFd, judge: &[sock_filter], capabilities: bool, bound: Option<Sender<Bound>>) -> Observations {
+///
+/// `activity`, if given, counts the calls as they come: `capexec learn`
+/// waits for the run to be quiet before it stops it.
+pub fn record(listener: OwnedFd, judge: &[sock_filter], capabilities: bool, bound: Option<Sender<Bound>>, activity: Option<&AtomicU64>) -> Observations {
     let l = Listener::new(listener);
     let mut obs = Observations::default();
     let ctx = Ctx { capabilities, bound, accepting: std::cell::Cell::new(false), receiving: Default::default(), local: Default::default() };
     while let Ok(Some(n)) = l.recv() {
+        if let Some(a) = activity {
+            a.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
         let name = capexec_decl::syscalls::name_of(n.nr);
         if !seccomp::allows(judge, n.nr, n.args) {
             let key = name.map(str::to_owned).unwrap_or_else(|| format!("#{}", n.nr));

@@ -194,6 +194,26 @@ fn bind_paths_map_to_the_view_and_the_syslog_socket() {
     check(&d, "binds");
 }
 
+/// ExecStopPost= that removes the pid file capexec makes (privoxy's
+/// `rm -f $PIDFILE`) is what capexec does at a stop; other commands are
+/// not run, and said so.
+#[test]
+fn a_stop_post_removing_the_pid_file_is_covered() {
+    let d = import_text(
+        "stoppost",
+        "[Service]\nType=forking\nEnvironment=PIDFILE=/run/x.pid\nPIDFile=/run/x.pid\nExecStart=/usr/bin/sleep 100\n\
+         ExecStopPost=/bin/rm -f $PIDFILE\nExecStopPost=/bin/rm -f /var/lib/x/state\nExecStopPost=-/usr/lib/x/helper remove\n",
+    );
+    for want in [
+        "#   ExecStopPost=/bin/rm -f $PIDFILE: capexec removes the pid file (service.pid_file) when the service stops",
+        "#   ExecStopPost=/bin/rm -f /var/lib/x/state: capexec runs no commands after a stop",
+        "#   ExecStopPost=-/usr/lib/x/helper remove: capexec runs no commands after a stop",
+    ] {
+        assert!(d.contains(want), "{want}\n{d}");
+    }
+    check(&d, "stoppost");
+}
+
 /// CapabilityBoundingSet= becomes capabilities.bound, its lines added up
 /// as systemd does; an ambient capability outside it is left out.
 #[test]

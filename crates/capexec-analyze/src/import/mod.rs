@@ -52,7 +52,6 @@ const ALWAYS: &[(&str, &str)] = &[
 
 /// Directives capexec does not carry over, with why.
 const NOT_MAPPED: &[(&str, &str)] = &[
-    ("ExecStopPost", "capexec runs one program"),
     ("ExecCondition", "capexec runs one program"),
     ("KillMode", "capexec always stops the whole service (its pid namespace)"),
     ("UMask", "capexec keeps the umask it was started with"),
@@ -357,6 +356,8 @@ struct Out {
     /// An ExecStop= that only signals the main process: (signal, the
     /// assignment, how it was told); it wins over KillSignal=.
     stop_by: Option<(&'static str, String, String)>,
+    /// ExecStopPost= lines that only `rm -f` a file: (assignment, the file).
+    removed_at_stop: Vec<(String, String)>,
 }
 
 /// The declaration's list for StateDirectory= and the others (their
@@ -971,6 +972,13 @@ pub fn convert(source: &str, text: &str, instance: Option<&str>) -> Result<Strin
                 }
             }
             "KillSignal" => out.service.push(("stop_signal", v.into())),
+            "ExecStopPost" => {
+                let argv = exec_start(e, &vars, &mut out);
+                match argv.as_slice() {
+                    [rm, f, path] if rm.rsplit('/').next() == Some("rm") && f == "-f" => out.removed_at_stop.push((format!("{}={v}", e.key), path.clone())),
+                    _ => out.skip(e, "capexec runs no commands after a stop"),
+                }
+            }
             "ExecStop" => match stop::signal_of(v) {
                 Some((sig, how)) => out.stop_by = Some((sig, format!("{}={v}", e.key), how)),
                 None => out.skip(e, "capexec runs no stop commands: it stops the service with its stop signal (service.stop_signal; set the one this command has the service stop on)"),
@@ -1010,6 +1018,18 @@ pub fn convert(source: &str, text: &str, instance: Option<&str>) -> Result<Strin
     }
     if out.argv.is_empty() {
         return Err(ImportError::NoExecStart(source.to_owned()));
+    }
+    // A pid file directly in /run is made and removed by capexec; one in a
+    // runtime directory goes with the directory.
+    for (assignment, path) in std::mem::take(&mut out.removed_at_stop) {
+        let dir = std::path::Path::new(&path).parent().and_then(|d| d.strip_prefix("/run").ok()).map(|d| d.display().to_string());
+        let runtime =
+            out.fs.get("runtime_directory").is_some_and(|l| dir.as_ref().is_some_and(|d| l.iter().any(|r| d == r || d.starts_with(&format!("{r}/")))));
+        if out.pid_file.as_deref() == Some(path.as_str()) && (dir.as_deref() == Some("") || runtime) {
+            out.covered.push((assignment, "capexec removes the pid file (service.pid_file) when the service stops".into()));
+        } else {
+            out.skipped.push((assignment, "capexec runs no commands after a stop".into()));
+        }
     }
     if let Some((sig, assignment, how)) = out.stop_by.take() {
         out.service.retain(|(k, _)| *k != "stop_signal");

@@ -292,10 +292,15 @@ fn record(spec: &ServiceSpec, how: Recording) -> Result<(Observations, Ended, In
     let recorders: RefCell<Vec<JoinHandle<Observations>>> = RefCell::new(Vec::new());
     // The addresses the service binds, as the recorder sees the calls.
     let (bound_tx, bound_rx) = std::sync::mpsc::channel();
+    // The program's calls so far (see `settle`).
+    let activity = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
     let start = |listener| {
         let judge = judge.clone();
         let bound = bound_tx.clone();
-        recorders.borrow_mut().push(std::thread::spawn(move || capexec_learn::record::record(listener, &judge, had_capabilities, Some(bound))));
+        let activity = activity.clone();
+        recorders
+            .borrow_mut()
+            .push(std::thread::spawn(move || capexec_learn::record::record(listener, &judge, had_capabilities, Some(bound), Some(&activity))));
     };
     // The commands run around the program (start_post, reload): recorded
     // for their syscalls and files, not for network grants
@@ -303,7 +308,7 @@ fn record(spec: &ServiceSpec, how: Recording) -> Result<(Observations, Ended, In
     let start_command = |listener| {
         let judge = judge.clone();
         recorders.borrow_mut().push(std::thread::spawn(move || {
-            let mut o = capexec_learn::record::record(listener, &judge, had_capabilities, None);
+            let mut o = capexec_learn::record::record(listener, &judge, had_capabilities, None, None);
             o.forget_network();
             o
         }));
@@ -342,7 +347,7 @@ fn record(spec: &ServiceSpec, how: Recording) -> Result<(Observations, Ended, In
     }
     let ended = match how.workload {
         None => Ended { status: capexec_sandbox::wait_foreground(&spawned), workload: None, interrupted: false, early: None },
-        Some(cmd) => drive(&spawned, spec, cmd, &ready, how.ready_timeout, how.json, &start_command)?,
+        Some(cmd) => drive(&spawned, spec, cmd, &ready, how.ready_timeout, how.json, &Watching { commands: &start_command, activity: &activity })?,
     };
     drop(spawned);
     if let Some(r) = syslog {
@@ -556,17 +561,17 @@ fn pause(d: Duration) -> Option<i32> {
     process::wait_signal(set.as_ref(), Some(d)).filter(|sig| *sig != libc::SIGCHLD)
 }
 
+/// How `drive` follows the run: `commands` records the commands run around
+/// the program (start_post, reload; see `around`); `activity` counts the
+/// program's calls (see `settle`).
+struct Watching<'a> {
+    commands: &'a dyn Fn(OwnedFd),
+    activity: &'a std::sync::atomic::AtomicU64,
+}
+
 /// Waits for the service to listen, runs the workload, and stops the service
 /// when the workload exits.
-fn drive(
-    s: &Spawned,
-    spec: &ServiceSpec,
-    cmd: &str,
-    ready: &[Ready],
-    timeout: Duration,
-    quiet_stdout: bool,
-    learner: &dyn Fn(OwnedFd),
-) -> Result<Ended, CmdError> {
+fn drive(s: &Spawned, spec: &ServiceSpec, cmd: &str, ready: &[Ready], timeout: Duration, quiet_stdout: bool, watching: &Watching) -> Result<Ended, CmdError> {
     let deadline = Instant::now() + timeout;
     // One address answering is enough: services listen on all of theirs at
     // once, and an optional one (Redis's `-::1`) may be missing on this host.
@@ -611,7 +616,7 @@ fn drive(
     // The commands the daemon runs once the service is ready, recorded as
     // the program is (they run in its sandbox later).
     if !spec.exec.start_post.is_empty() {
-        around(s, spec, true, learner);
+        around(s, spec, true, watching.commands);
     }
     // Its own process group, so that ending it ends whatever it started.
     let mut workload = std::process::Command::new("/bin/sh");
@@ -630,7 +635,7 @@ fn drive(
                 // -HUP $MAINPID`) are recorded, and what the program does
                 // on it until the stop.
                 if !spec.exec.reload.is_empty() && service_ended(s).is_none() {
-                    reload(s, spec, ready, timeout, learner);
+                    reload(s, spec, ready, timeout, watching);
                 }
                 let status = stop(s, spec);
                 return Ok(Ended { status, workload: Some(workload), interrupted, early: None });
@@ -660,14 +665,14 @@ fn drive(
 /// master, stopped while it re-executes itself, neither ends nor signals
 /// its old worker: the kill(2) that needs CAP_KILL went unrecorded, and the
 /// daemon's stop of the mined service waited out its timeout).
-fn reload(s: &Spawned, spec: &ServiceSpec, ready: &[Ready], timeout: Duration, learner: &dyn Fn(OwnedFd)) {
+fn reload(s: &Spawned, spec: &ServiceSpec, ready: &[Ready], timeout: Duration, watching: &Watching) {
     let notified = ready.iter().find_map(|r| match r {
         Ready::Notify(n) => Some(n),
         _ => None,
     });
     let told = notified.filter(|n| n.expect_reload());
-    around(s, spec, false, learner);
-    let Some(n) = told else { return };
+    around(s, spec, false, watching.commands);
+    let Some(n) = told else { return settle(s, spec, timeout, watching.activity) };
     let deadline = Instant::now() + timeout;
     while !n.reloaded() && service_ended(s).is_none() {
         if Instant::now() > deadline {
@@ -683,6 +688,33 @@ fn reload(s: &Spawned, spec: &ServiceSpec, ready: &[Ready], timeout: Duration, l
         }
     }
 }
+
+/// Waits for a service that does not say when its reload is over to be
+/// quiet: no call of the program for [`QUIET`] (up to `timeout`). A stop
+/// right after `kill -USR1` met tinyproxy while it re-read its configuration,
+/// and it missed the SIGTERM (its main loop looks for the signal before it
+/// blocks, not while): the stop was a SIGKILL 20 s later, and what it does
+/// at a stop (removing its pid file) went unrecorded.
+fn settle(s: &Spawned, spec: &ServiceSpec, timeout: Duration, activity: &std::sync::atomic::AtomicU64) {
+    let calls = || activity.load(std::sync::atomic::Ordering::Relaxed);
+    let deadline = Instant::now() + timeout;
+    let (mut seen, mut since) = (calls(), Instant::now());
+    while since.elapsed() < QUIET && service_ended(s).is_none() {
+        if Instant::now() > deadline {
+            eprintln!("capexec learn: warning: {}: still busy {} s after its reload (--ready-timeout): stopping it", spec.name, timeout.as_secs());
+            return;
+        }
+        if pause(Duration::from_millis(20)).is_some() {
+            return;
+        }
+        if calls() != seen {
+            (seen, since) = (calls(), Instant::now());
+        }
+    }
+}
+
+/// How long a service makes no call before `settle` takes it as done.
+const QUIET: Duration = Duration::from_millis(200);
 
 /// Runs the service's `exec.start_post` (`post`) or `exec.reload` commands
 /// through its task helper, recording each; a failure is a warning (the
