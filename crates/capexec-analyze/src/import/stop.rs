@@ -40,9 +40,10 @@ pub(super) fn signal_of(command: &str) -> Option<(&'static str, String)> {
             };
             Some((sig, "what the unit's kill sends the main process".into()))
         }
-        // Not graceful-stop (SIGWINCH): tried, apache2 under the daemon did
-        // not end within its stop timeout on it (its children stayed), so it
-        // stops on SIGTERM, the default.
+        // Not graceful-stop (SIGWINCH): the root master then waits for its
+        // www-data children, which it may signal only with CAP_KILL (a learned
+        // declaration keeps it; an imported one keeps none): both apache2
+        // tests hung in their stop on it. SIGTERM, the default, ends them.
         "apachectl" | "apache2ctl" if args == ["stop"] => Some(("SIGTERM", "what `apachectl stop` sends".into())),
         _ => None,
     }
