@@ -600,7 +600,28 @@ pub fn declaration(obs: &Observations, origin: &Origin, exists: impl Fn(&str) ->
     let picked = |why: Picked| granted.iter().any(|(_, p)| *p == Some(why));
     let unix_grants: Vec<String> = run_sockets.iter().map(|p| format!("unix:{p}")).collect();
     let binds: BTreeSet<&String> = granted.iter().map(|(a, _)| a).chain(&unix_grants).collect();
-    o.push_str("\n[namespaces]\n# The service's own network namespace; the broker binds and connects for it in the host's.\nnet = \"none\"\n");
+    o.push_str("\n[namespaces]\n# The service's own network namespace; the broker binds and connects for it in the host's.\n");
+    // coturn lists the host's interfaces (getifaddrs, over a netlink socket)
+    // and binds their addresses: in its own namespace it finds loopback
+    // only, and refuses to start ("Cannot configure any meaningful IP
+    // listener address"), though the broker would bind what it names.
+    let interfaces: BTreeSet<String> = granted
+        .iter()
+        .filter_map(|(a, _)| crate::compare::inet(a))
+        .map(|(_, sa)| sa.ip())
+        .filter(|ip| !ip.is_loopback() && !ip.is_unspecified())
+        .map(|ip| ip.to_string())
+        .collect();
+    if obs.sockets.contains("netlink/raw") && !interfaces.is_empty() {
+        let _ = writeln!(
+            o,
+            "# The run listed this host's interfaces and bound their addresses ({}): here it sees\n\
+             # loopback only, and a program that picks its addresses so may not start. Name them in\n\
+             # its configuration (coturn: listening-ip), or set net = \"host\" (Landlock limits TCP only).",
+            interfaces.iter().cloned().collect::<Vec<_>>().join(", ")
+        );
+    }
+    o.push_str("net = \"none\"\n");
     // A pid file means what host tools read it as only with the host's pids.
     if let Some(p) = pid_file.as_ref().filter(|_| !origin.user_ns) {
         let _ = writeln!(o, "# It writes a pid file ({}): in the host's pid namespace the file holds the pid host tools expect.\npid = false", commented(p));
@@ -862,6 +883,20 @@ mod tests {
         let _ = std::fs::remove_dir_all(&d);
         let want = [d.join("class/net/eth0").display().to_string(), d.join("devices/net/eth0").display().to_string()];
         assert_eq!(ro.keys().cloned().collect::<Vec<_>>(), want);
+    }
+
+    /// A run that listed the host's interfaces and bound their addresses is
+    /// told that its own network namespace has loopback only.
+    #[test]
+    fn binds_to_listed_interfaces_are_pointed_out() {
+        let mut o = obs(&[], &["socket", "bind"]);
+        o.binds.extend(["udp:192.0.2.2:3478".to_owned(), "udp:127.0.0.1:3478".to_owned(), "tcp:[fd00::2]:3478".to_owned()]);
+        let text = declaration(&o, &origin(&["/usr/bin/turnserver".into()], false), |_| true);
+        assert!(!text.contains("listed this host's interfaces"), "no netlink socket, no note:\n{text}");
+        o.sockets.insert("netlink/raw".into());
+        let text = declaration(&o, &origin(&["/usr/bin/turnserver".into()], false), |_| true);
+        assert!(text.contains("bound their addresses (192.0.2.2, fd00::2)"), "{text}");
+        toml::from_str::<toml::Value>(&text).unwrap();
     }
 
     #[test]
