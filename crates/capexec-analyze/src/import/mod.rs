@@ -651,7 +651,9 @@ pub enum ImportError {
 /// `file` and its `instance`: the instance and unit names, and the system
 /// directories (a service of the system manager). Others stay as written and
 /// are returned, to be noted.
-fn expand_specifiers(text: &str, file: &str, instance: Option<&str>) -> (String, Vec<String>) {
+/// Returns the text, the specifiers left unexpanded, and those expanded to
+/// this host's names (%H, %l: the service runs with the host's hostname).
+fn expand_specifiers(text: &str, file: &str, instance: Option<&str>) -> (String, Vec<String>, Vec<String>) {
     let stem = file.strip_suffix(".service").unwrap_or(file);
     let (prefix, template) = match stem.split_once('@') {
         Some((p, _)) => (p, true),
@@ -660,20 +662,21 @@ fn expand_specifiers(text: &str, file: &str, instance: Option<&str>) -> (String,
     let inst = instance.unwrap_or("");
     let name = if template { format!("{prefix}@{inst}") } else { prefix.to_owned() };
     let mut out = String::with_capacity(text.len());
-    let mut left = Vec::new();
+    let (mut left, mut host) = (Vec::new(), Vec::new());
+    let hostname = std::fs::read_to_string("/proc/sys/kernel/hostname").map(|h| h.trim().to_owned()).unwrap_or_else(|_| "localhost".into());
     for line in text.split_inclusive('\n') {
         // Comments are not expanded (Debian's mariadb.service says "99% of").
         if matches!(line.trim_start().chars().next(), Some('#' | ';')) {
             out.push_str(line);
             continue;
         }
-        expand_line(line, &mut out, &mut left, (inst, prefix, &name));
+        expand_line(line, &mut out, (&mut left, &mut host), (inst, prefix, &name, &hostname));
     }
-    (out, left)
+    (out, left, host)
 }
 
 /// [`expand_specifiers`] for one line.
-fn expand_line(line: &str, out: &mut String, left: &mut Vec<String>, (inst, prefix, name): (&str, &str, &str)) {
+fn expand_line(line: &str, out: &mut String, (left, host): (&mut Vec<String>, &mut Vec<String>), (inst, prefix, name, hostname): (&str, &str, &str, &str)) {
     let mut chars = line.chars().peekable();
     while let Some(c) = chars.next() {
         if c != '%' {
@@ -702,6 +705,12 @@ fn expand_line(line: &str, out: &mut String, left: &mut Vec<String>, (inst, pref
             'E' => out.push_str("/etc"),
             'T' => out.push_str("/tmp"),
             'V' => out.push_str("/var/tmp"),
+            'H' | 'l' => {
+                out.push_str(if s == 'H' { hostname } else { hostname.split('.').next().unwrap_or(hostname) });
+                if !host.contains(&format!("%{s}")) {
+                    host.push(format!("%{s}"));
+                }
+            }
             other => {
                 out.push('%');
                 out.push(other);
@@ -746,11 +755,14 @@ pub fn convert(source: &str, text: &str, instance: Option<&str>) -> Result<Strin
         (false, Some(_)) => return Err(ImportError::NotATemplate(source.to_owned())),
         _ => {}
     }
-    let (text, unexpanded) = expand_specifiers(text, &file, instance);
+    let (text, unexpanded, host_names) = expand_specifiers(text, &file, instance);
     let entries = unit_file::parse(&text).map_err(|error| ImportError::Syntax { unit: source.to_owned(), error })?;
     let mut out = Out { unit_dir: std::path::Path::new(source).parent().map(|p| p.to_path_buf()), ..Out::default() };
     for s in unexpanded {
-        out.skipped.push((s, "a unit specifier import does not expand (it expands %i, %I, %n, %N, %p, %P, %j, %J and the system directories %t, %S, %C, %L, %E, %T, %V): replace it by hand".into()));
+        out.skipped.push((s, "a unit specifier import does not expand (it expands %i, %I, %n, %N, %p, %P, %j, %J, the host's %H and %l, and the system directories %t, %S, %C, %L, %E, %T, %V): replace it by hand".into()));
+    }
+    for s in host_names {
+        out.covered.push((s, "this host's name, as the service sees it (namespaces.hostname is the host's); expanded now: re-import on another host".into()));
     }
     let vars = environment(&entries, &mut out);
     let mut filter_mode: Option<bool> = None;
@@ -1264,10 +1276,14 @@ mod tests {
 
     #[test]
     fn specifiers_expand_for_the_instance_and_the_system_directories() {
-        let (t, left) = expand_specifiers("%i %I %p %n %N %j %t/%p %S %% 100%% %h %u", "postgresql@.service", Some("15-main"));
+        let (t, left, _) = expand_specifiers("%i %I %p %n %N %j %t/%p %S %% 100%% %h %u", "postgresql@.service", Some("15-main"));
         assert_eq!(t, "15-main 15/main postgresql postgresql@15-main.service postgresql@15-main postgresql /run/postgresql /var/lib % 100% %h %u");
         assert_eq!(left, ["%h", "%u"]);
-        let (t, _) = expand_specifiers("%n %p %i", "nginx.service", None);
+        let (t, left, host) = expand_specifiers("HOSTNAME=%H %l", "freeradius.service", None);
+        let name = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap().trim().to_owned();
+        assert_eq!(t, format!("HOSTNAME={name} {}", name.split('.').next().unwrap()));
+        assert!(left.is_empty() && host == ["%H", "%l"], "{left:?} {host:?}");
+        let (t, _, _) = expand_specifiers("%n %p %i", "nginx.service", None);
         assert_eq!(t, "nginx.service nginx ");
         assert_eq!(unescape("a-b\\x2dc"), "a/b-c");
         assert_eq!(unescape("\\xZZ-"), "\\xZZ/");
