@@ -1345,3 +1345,31 @@ fn syslog_lines_land_in_the_services_log() {
     }
     d.terminate(T);
 }
+
+// ESCAPE: descriptors sent along with syslog datagrams (SCM_RIGHTS) never
+// reach the daemon, which reads every service's /dev/log: received, 2,400
+// of them would fill its descriptor table (every service's logs, control
+// connections and launches stop). Its reader takes no control messages,
+// so the kernel closes them; the daemon's table stays as it was.
+#[test]
+fn descriptors_sent_to_dev_log_do_not_reach_the_daemon() {
+    let mut d = Daemon::prepare(As::Root, "syslog-fds");
+    let prog = "import array, os, socket, time\n\
+                s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)\n\
+                fd = os.open('/dev/null', os.O_RDONLY)\n\
+                for i in range(300):\n\
+                \x20   s.sendmsg([b'<13>fds: %d' % i], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array('i', [fd] * 8))], 0, '/dev/log')\n\
+                time.sleep(600)\n";
+    let argv = serde_json::to_string(&["/usr/bin/python3", "-c", prog]).unwrap();
+    d.write_unit("fds", &format!("[exec]\nargv = {argv}\n"));
+    d.start();
+    let pid = d.child.as_ref().unwrap().id();
+    let count = || std::fs::read_dir(format!("/proc/{pid}/fd")).unwrap().count();
+    let before = count();
+    ok(&d.ctl(&["start", "fds"]));
+    d.wait_log("fds", "fds: 299", T);
+    let after = count();
+    assert!(after < before + 50, "the daemon holds {after} descriptors, {before} before the service sent 2,400 along with its syslog lines");
+    ok(&d.ctl(&["stop", "fds"]));
+    d.terminate(T);
+}

@@ -884,3 +884,33 @@ both!(syslog_lines_from_a_chroot_come_out_on_standard_error, |who: As| {
     assert!(err.lines().any(|l| l == "probe: from the jail"), "{}", text(&o));
     assert!(!jail.join("dev/log").exists() && !jail.join("dev/planted").exists(), "nothing is left on the host");
 });
+
+// ESCAPE: descriptors sent along with syslog datagrams (SCM_RIGHTS) never
+// reach `capexec exec`, whose relay reads the service's /dev/log: 2,400 of
+// them would fill its descriptor table. Root and rootless.
+both!(descriptors_sent_to_dev_log_do_not_reach_capexec_exec, |who: As| {
+    use std::io::BufRead;
+    let prog = "import array, os, socket, time\n\
+                s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)\n\
+                fd = os.open('/dev/null', os.O_RDONLY)\n\
+                for i in range(300):\n\
+                \x20   s.sendmsg([b'<13>fds: %d' % i], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array('i', [fd] * 8))], 0, '/dev/log')\n\
+                print('sent', flush=True)\n\
+                time.sleep(600)\n";
+    let argv = serde_json::to_string(&["/usr/bin/python3", "-c", prog]).unwrap();
+    let unit = test_unit(&format!("syslog-fds-{who:?}"), &format!("[exec]\nargv = {argv}\n"));
+    let mut s = Service::start(who, &["exec", unit.to_str().unwrap()]);
+    let mut line = String::new();
+    std::io::BufReader::new(s.child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    assert_eq!(line, "sent\n");
+    // Its last line relayed: every datagram has been read by then.
+    let mut err = std::io::BufReader::new(s.child.stderr.take().unwrap());
+    let mut seen = String::new();
+    while !seen.contains("fds: 299") {
+        seen.clear();
+        assert!(err.read_line(&mut seen).unwrap() > 0, "capexec exec ended before the last line");
+    }
+    let held = std::fs::read_dir(format!("/proc/{}/fd", s.pid())).unwrap().count();
+    let _ = s.stop();
+    assert!(held < 100, "capexec exec holds {held} descriptors after the service sent 2,400 along with its syslog lines");
+});

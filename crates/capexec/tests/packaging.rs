@@ -30,6 +30,10 @@ fn shipped_service_files_pass_systemd_analyze_verify() {
     let o = Command::new(analyze).arg("verify").arg("--man=no").args(names.iter().map(|n| format!("./{n}"))).current_dir(&dir).output().unwrap();
     let said = format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
     let _ = std::fs::remove_dir_all(&dir);
-    // verify exits 0 on unknown keys and other warnings: any output is a finding.
-    assert!(o.status.success() && said.trim().is_empty(), "systemd-analyze verify {names:?}:\n{said}");
+    // verify exits 0 on unknown keys and other warnings: any output is a
+    // finding, but for complaints about other packages' unit files, which
+    // verify loads along (freeradius.service's MemoryLimit= on a machine
+    // that has it installed).
+    let ours: Vec<&str> = said.lines().filter(|l| !["/lib/systemd/", "/usr/lib/systemd/", "/etc/systemd/"].iter().any(|d| l.starts_with(d))).collect();
+    assert!(o.status.success() && ours.iter().all(|l| l.trim().is_empty()), "systemd-analyze verify {names:?}:\n{said}");
 }
