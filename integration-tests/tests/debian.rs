@@ -1334,6 +1334,11 @@ fn prometheus_node_exporter_from_import_and_learn() {
         &["proc = \"full\"", &format!("\"tcp:127.0.0.1:{port}\"")],
     );
     assert!(!decl.contains("    \"/\","), "the whole host is readable:\n{decl}");
+    // Its filesystem collector statfs'es every mount it lists; the learning
+    // view's are the entries of / (/home, /root, /srv): none is granted.
+    let top: Vec<&str> =
+        decl.lines().filter(|l| l.trim_start().strip_prefix("\"/").is_some_and(|r| r.find('/').is_none_or(|i| r.find('"').is_some_and(|q| q < i)))).collect();
+    assert!(top.is_empty(), "entries of / granted: {top:?}\n{decl}");
     let mut host = std::process::Command::new("setpriv")
         .args(["--reuid=prometheus", "--regid=prometheus", "--init-groups", exporter, &format!("--web.listen-address=127.0.0.1:{host_port}")])
         .stdout(std::process::Stdio::null())

@@ -93,7 +93,7 @@ pub fn fs_refusal(fs: &FsSpec, path: &str, acc: Access, created: bool, existed: 
         // Directories on the way to a mount exist (empty) in the view.
         let ancestor = path == "/" || fs.mounts.iter().any(|m| under(&m.path.to_string_lossy(), path));
         return match (ancestor, acc) {
-            (true, Access::Read) => None,
+            (true, Access::Read | Access::Look) => None,
             _ => Some("not in the view"),
         };
     };
@@ -102,10 +102,10 @@ pub fn fs_refusal(fs: &FsSpec, path: &str, acc: Access, created: bool, existed: 
         (MountKind::Inaccessible, _) => Some("masked (inaccessible) in the view"),
         (MountKind::Overlay | MountKind::ReadWriteExec, _) => None,
         (MountKind::Tmpfs, Access::Exec) => Some("on a tmpfs, which is not executable"),
-        (MountKind::Tmpfs, Access::Read) if existed && !created && mount.path.to_string_lossy() != path => {
+        (MountKind::Tmpfs, Access::Read | Access::Look) if existed && !created && mount.path.to_string_lossy() != path => {
             Some("exists on the host, but the service's private tmpfs here starts empty")
         }
-        (MountKind::Tmpfs, _) | (MountKind::ReadWrite, Access::Read | Access::Write | Access::Create | Access::Remove) => None,
+        (MountKind::Tmpfs, _) | (MountKind::ReadWrite, Access::Read | Access::Look | Access::Write | Access::Create | Access::Remove) => None,
         (MountKind::ReadWrite | MountKind::ReadOnly, Access::Exec) => Some("in a directory that is not executable"),
         (MountKind::ReadOnly | MountKind::Executable, _) if changes => Some("read-only in the view"),
         (MountKind::ReadOnly | MountKind::Executable, _) => None,
@@ -177,9 +177,14 @@ pub fn compare(obs: &Observations, spec: &ServiceSpec, exists: impl Fn(&str) -> 
         r.syscalls.push(Denial { what: name.clone(), how, why: why.into(), fix: fix::syscall(Some(name), spec) });
     }
 
+    let mount_points = crate::learning_mount_points(obs);
     for (path, acc) in &obs.paths {
         let created = acc.contains(&Access::Create);
         let existed = exists(path);
+        // The learning view's, which the unit's view replaces by its own.
+        if mount_points.contains(path) {
+            continue;
+        }
         // A probe for something that is not there fails the same way in the view.
         if !existed && !created {
             continue;

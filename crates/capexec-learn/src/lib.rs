@@ -28,6 +28,20 @@ pub(crate) fn host_proc(path: &str) -> bool {
     !(first == "self" || first == "thread-self" || (!first.is_empty() && first.bytes().all(|b| b.is_ascii_digit())))
 }
 
+/// The paths the run only looked at (stat, statfs) that are entries of `/`,
+/// once it had read a mount table: the learning view binds every entry of
+/// `/`, so these are its mount points, which prometheus-node-exporter's
+/// filesystem collector statfs'es one by one (that made /home, /root and
+/// /srv readable in its mined declaration). Under a declaration the service
+/// lists the mounts of its own view instead: they need no entry.
+pub fn learning_mount_points(obs: &Observations) -> std::collections::BTreeSet<String> {
+    let table = |p: &str| p == "/etc/mtab" || p.strip_prefix("/proc/").is_some_and(|r| r.ends_with("/mounts") || r.ends_with("/mountinfo") || r == "mounts");
+    if !obs.paths.keys().any(|p| table(p)) {
+        return Default::default();
+    }
+    obs.paths.iter().filter(|(p, acc)| acc.iter().all(|a| *a == Access::Look) && p.len() > 1 && p.rfind('/') == Some(0)).map(|(p, _)| p.clone()).collect()
+}
+
 /// Whether `path` is `dir` or below it (`/` holds everything).
 pub(crate) fn within(path: &str, dir: &str) -> bool {
     dir == "/" || path == dir || path.strip_prefix(dir).is_some_and(|r| r.starts_with('/'))

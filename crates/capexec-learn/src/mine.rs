@@ -194,8 +194,9 @@ pub fn view(obs: &Observations, private: &[String], declared: &[String], exists:
     for sock in obs.binds.iter().filter_map(|b| b.strip_prefix("unix:")).filter(|p| p.starts_with('/')) {
         paths.entry(sock.to_owned()).or_default().insert(Access::Create);
     }
+    let mount_points = crate::learning_mount_points(obs);
     for (p, acc) in &paths {
-        if under(p, OWN_MOUNTS) || p == "/" {
+        if under(p, OWN_MOUNTS) || p == "/" || mount_points.contains(p) {
             continue;
         }
         // In (or one of) the directories capexec makes for the service.
@@ -209,7 +210,7 @@ pub fn view(obs: &Observations, private: &[String], declared: &[String], exists:
         // get an entry count: squid's chdir into /var/spool/squid, whose
         // files it looked for were not there, lost the directory itself.
         let holds_others = || paths.iter().any(|(q, qa)| q != p && crate::within(q, p) && (exists(q) || qa.contains(&Access::Create)));
-        if acc.iter().all(|a| *a == Access::Read) && Path::new(p).is_dir() && holds_others() {
+        if acc.iter().all(|a| matches!(a, Access::Read | Access::Look)) && Path::new(p).is_dir() && holds_others() {
             continue;
         }
         let changes = acc.iter().any(|a| matches!(a, Access::Write | Access::Create | Access::Remove));
@@ -261,7 +262,11 @@ pub fn view(obs: &Observations, private: &[String], declared: &[String], exists:
             }
         } else if masked(p) {
             // Masked in every view unless listed (/etc/shadow: sshd's and
-            // cron's PAM account checks read it): the file itself.
+            // cron's PAM account checks read it): the file itself. A mask is
+            // there to be stat'ed: a look alone unmasks nothing.
+            if acc.iter().all(|a| *a == Access::Look) && Path::new(p).exists() {
+                continue;
+            }
             ro.entry(p.clone()).or_insert_with(BTreeSet::new).insert(p.clone());
         } else if !under(p, &system) {
             // A directory that was listed or stat'ed is itself the entry.
@@ -584,6 +589,16 @@ pub fn declaration(obs: &Observations, origin: &Origin, exists: impl Fn(&str) ->
         let _ = writeln!(o, "# Read during the run, and not in a pid-only /proc (the default): {}", examples(&host_proc));
         o.push_str("proc = \"full\"\n");
     }
+    let mount_points = crate::learning_mount_points(obs);
+    if !mount_points.is_empty() {
+        let _ = writeln!(
+            o,
+            "# Only stat'ed after the run read its mount table: {}. These are mount points of the learning run's\n\
+             # view (it binds each entry of /); under this declaration the service finds its own view's mounts\n\
+             # instead. Add any it must see to read_only.",
+            examples(&mount_points)
+        );
+    }
     for (key, names) in managed(obs, |p| Path::new(p).is_dir()) {
         let _ = writeln!(
             o,
@@ -865,6 +880,35 @@ mod tests {
         assert!(text.contains("pid-only /proc (the default): /proc/net/dev, /proc/stat\nproc = \"full\"\n"), "{text}");
         let v: toml::Value = toml::from_str(&text).unwrap();
         assert_eq!(v["filesystem"]["proc"].as_str(), Some("full"));
+    }
+
+    /// Entries of / only stat'ed after the mount table was read are the
+    /// learning view's mount points: no entry, a comment naming them. Read,
+    /// or stat'ed with no mount table read, they are entries as before.
+    #[test]
+    fn mount_points_of_the_learning_view_are_no_entries() {
+        let argv = ["/usr/bin/exporter".to_string()];
+        let ro = |text: &str| -> Vec<String> {
+            let v: toml::Value = toml::from_str(text).unwrap();
+            v["filesystem"].get("read_only").and_then(|r| r.as_array()).map_or(vec![], |a| a.iter().map(|x| x.as_str().unwrap().to_owned()).collect())
+        };
+        let looked = [
+            ("/home", &[Access::Look][..]),
+            ("/srv", &[Access::Look]),
+            ("/opt", &[Access::Read, Access::Look]),
+            ("/var/lib/app", &[Access::Look]),
+            ("/etc/shadow", &[Access::Look]),
+        ];
+        for table in ["/proc/self/mountinfo", "/proc/1/mounts", "/etc/mtab"] {
+            let o = obs(&[&looked[..], &[(table, &[Access::Read][..])]].concat(), &[]);
+            let text = declaration(&o, &origin(&argv, false), |_| true);
+            assert_eq!(ro(&text), ["/opt", "/var/lib"], "{table}:\n{text}");
+            assert!(text.contains("# Only stat'ed after the run read its mount table: /home, /srv."), "{text}");
+        }
+        let o = obs(&looked, &[]);
+        let text = declaration(&o, &origin(&argv, false), |_| true);
+        assert_eq!(ro(&text), ["/home", "/opt", "/srv", "/var/lib"], "{text}");
+        assert!(!text.contains("mount table"), "{text}");
     }
 
     /// A file read through a link outside the system directories: the view

@@ -8,7 +8,8 @@ use std::collections::{BTreeMap, BTreeSet};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Access {
-    /// Opened for reading, or looked at (stat, access, readlink).
+    /// Opened for reading (a file, or a directory to list it), or made the
+    /// working directory or root.
     Read,
     /// Opened for writing, truncated, its mode or times changed.
     Write,
@@ -18,6 +19,10 @@ pub enum Access {
     Remove,
     /// Executed.
     Exec,
+    /// Looked at without being opened (stat, statfs, access, readlink,
+    /// getxattr): the view must show it, Landlock checks none of these.
+    /// Runs saved before this existed say `read` for them.
+    Look,
 }
 
 #[derive(Debug, Default, Clone, PartialEq, Serialize, Deserialize)]

@@ -140,8 +140,8 @@ fn note(l: &Listener, n: &Notif, name: &str, ctx: &Ctx, obs: &mut Observations) 
         "openat" | "openat2" => (a[0] as i64, a[1], open_access(flags)),
         "execve" => (AT_FDCWD, a[0], Access::Exec),
         "execveat" => (a[0] as i64, a[1], Access::Exec),
-        "stat" | "lstat" | "access" | "readlink" | "statfs" | "getxattr" | "lgetxattr" | "listxattr" | "llistxattr" => (AT_FDCWD, a[0], Access::Read),
-        "newfstatat" | "statx" | "faccessat" | "faccessat2" | "readlinkat" => (a[0] as i64, a[1], Access::Read),
+        "stat" | "lstat" | "access" | "readlink" | "statfs" | "getxattr" | "lgetxattr" | "listxattr" | "llistxattr" => (AT_FDCWD, a[0], Access::Look),
+        "newfstatat" | "statx" | "faccessat" | "faccessat2" | "readlinkat" => (a[0] as i64, a[1], Access::Look),
         // The new root must be in the view (haproxy's /var/lib/haproxy).
         "chdir" | "chroot" => (AT_FDCWD, a[0], Access::Read),
         "truncate" | "chmod" | "chown" | "lchown" | "utime" | "utimes" | "setxattr" | "lsetxattr" | "removexattr" | "lremovexattr" => {
@@ -355,7 +355,7 @@ fn dac_need(c: &Creds, call: &str, path: &Path, access: Access) -> Option<(u32, 
     let owned = |m: &std::fs::Metadata| format!("uid {}, mode {:04o}", m.uid(), m.mode() & 0o7777);
     let opens = matches!(call, "open" | "openat" | "openat2" | "creat" | "truncate");
     // A change needs DAC_OVERRIDE, which covers searching too.
-    let changes = access != Access::Read && (opens || matches!(access, Access::Create | Access::Remove));
+    let changes = !matches!(access, Access::Read | Access::Look) && (opens || matches!(access, Access::Create | Access::Remove));
     // Every directory on the way must be searchable.
     let parent = path.parent()?;
     for dir in parent.ancestors() {
@@ -609,13 +609,13 @@ mod tests {
         let need = |c: &Creds, call, p: &Path, a| dac_need(c, call, p, a).map(|(cap, _)| cap);
         assert_eq!(need(&other, "openat", &new, Access::Create), Some(CAP_DAC_OVERRIDE));
         assert_eq!(need(&other, "openat", &dir.join("pid"), Access::Read), Some(CAP_DAC_READ_SEARCH));
-        assert_eq!(need(&other, "newfstatat", &dir.join("pid"), Access::Read), Some(CAP_DAC_READ_SEARCH));
+        assert_eq!(need(&other, "newfstatat", &dir.join("pid"), Access::Look), Some(CAP_DAC_READ_SEARCH));
         assert_eq!(need(&other, "unlinkat", &dir.join("pid"), Access::Remove), Some(CAP_DAC_OVERRIDE));
         // Reading a file it may not read, in a directory it may search.
         std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o711)).unwrap();
         assert_eq!(need(&other, "openat", &dir.join("pid"), Access::Read), Some(CAP_DAC_READ_SEARCH));
         assert_eq!(need(&other, "openat", &dir.join("pid"), Access::Write), Some(CAP_DAC_OVERRIDE));
-        assert_eq!(need(&other, "newfstatat", &dir.join("pid"), Access::Read), None, "a stat needs only the search");
+        assert_eq!(need(&other, "newfstatat", &dir.join("pid"), Access::Look), None, "a stat needs only the search");
         let (why_cap, why) = dac_need(&other, "mkdirat", &new, Access::Create).unwrap();
         assert_eq!(why_cap, CAP_DAC_OVERRIDE);
         assert!(why.contains("mode 0711"), "{why}");
