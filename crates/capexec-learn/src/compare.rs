@@ -67,6 +67,9 @@ fn accesses(a: &BTreeSet<Access>) -> String {
 /// `created`: the run itself created it (so it need not pre-exist);
 /// `existed`: it exists on the host (a file a fresh tmpfs would not have).
 pub fn fs_refusal(fs: &FsSpec, path: &str, acc: Access, created: bool, existed: bool) -> Option<&'static str> {
+    // /var/run/x is /run/x: the view makes the link, which gives nothing itself.
+    let real = crate::without_links(path);
+    let path = real.as_str();
     if under(path, "/proc") {
         return match fs.proc {
             ProcMode::None => Some("the view has no /proc"),
@@ -274,10 +277,13 @@ fn unused(obs: &Observations, spec: &ServiceSpec) -> Vec<String> {
         let p = m.path.to_string_lossy();
         // The system directories and the private /tmp are defaults, not declared entries.
         let default_tmp = spec.filesystem.private_tmp && p == "/tmp";
-        if m.kind == MountKind::Inaccessible || system.contains(&p.as_ref()) || default_tmp {
+        let compat_link = capexec_decl::validate::COMPAT_LINKS.contains(&p.as_ref());
+        if m.kind == MountKind::Inaccessible || system.contains(&p.as_ref()) || default_tmp || compat_link {
             continue;
         }
-        if !obs.paths.keys().any(|q| under(q, &p)) {
+        // By real path (/var/run/app/ctl is in /run/app), sockets included.
+        let sockets = obs.binds.iter().chain(&obs.connects).filter_map(|a| a.strip_prefix("unix:"));
+        if !obs.paths.keys().map(String::as_str).chain(sockets).any(|q| under(&crate::without_links(q), &p)) {
             let key = match m.kind {
                 MountKind::ReadOnly => "read_only",
                 MountKind::ReadWrite => "read_write",
@@ -393,5 +399,19 @@ mod tests {
         assert!(r.syscall_coverage() < 1.0);
         assert!(r.unused.contains(&"seccomp.allow @timer".to_owned()) && !r.unused.iter().any(|u| u.contains("getrusage")), "{r:#?}");
         assert!(r.unused.contains(&"broker.net.bind tcp:[::1]:6379".to_owned()), "{r:#?}");
+    }
+
+    /// A path named through /var/run is judged at /run (pdns-recursor binds
+    /// its control socket in /var/run/pdns-recursor, its runtime directory);
+    /// the compatibility link itself is no declared entry.
+    #[test]
+    fn paths_through_var_run_are_judged_where_they_lead() {
+        let s = spec("[exec]\nargv = [\"/usr/bin/true\"]\nuser = 1000\n[filesystem]\nruntime_directory = [\"app\"]\nread_only = [\"/srv\"]\n");
+        let mut o = Observations::default();
+        o.binds.insert("unix:/var/run/app/ctl".into());
+        o.paths.insert("/var/run/app/app.pid".into(), [Access::Create].into());
+        let r = compare(&o, &s, |_| true);
+        assert!(r.network.is_empty() && r.files.is_empty(), "{r:#?}");
+        assert_eq!(r.unused, ["seccomp.allow @system-service", "filesystem.read_only /srv"], "{r:#?}");
     }
 }

@@ -42,6 +42,16 @@ pub fn learning_mount_points(obs: &Observations) -> std::collections::BTreeSet<S
     obs.paths.iter().filter(|(p, acc)| acc.iter().all(|a| *a == Access::Look) && p.len() > 1 && p.rfind('/') == Some(0)).map(|(p, _)| p.clone()).collect()
 }
 
+/// `p` with the compatibility links into /run resolved.
+pub(crate) fn without_links(p: &str) -> String {
+    for (link, target) in [("/var/run", "/run"), ("/var/lock", "/run/lock")] {
+        if let Some(rest) = p.strip_prefix(link).filter(|r| r.is_empty() || r.starts_with('/')) {
+            return format!("{target}{rest}");
+        }
+    }
+    p.to_owned()
+}
+
 /// Whether `path` is `dir` or below it (`/` holds everything).
 pub(crate) fn within(path: &str, dir: &str) -> bool {
     dir == "/" || path == dir || path.strip_prefix(dir).is_some_and(|r| r.starts_with('/'))

@@ -128,16 +128,6 @@ const MANAGED: &[(&str, &str, &str)] = &[
     ("/var/cache", "cache_directory", ""),
 ];
 
-/// `p` with the compatibility links into /run resolved.
-fn without_links(p: &str) -> String {
-    for (link, target) in [("/var/run", "/run"), ("/var/lock", "/run/lock")] {
-        if let Some(rest) = p.strip_prefix(link).filter(|r| r.is_empty() || r.starts_with('/')) {
-            return format!("{target}{rest}");
-        }
-    }
-    p.to_owned()
-}
-
 /// Directories the run created right under /run, /var/lib, /var/log or
 /// /var/cache: what systemd's *Directory= would have made, and what capexec
 /// makes as its managed directories (owned by the service, writable), instead
@@ -148,7 +138,7 @@ pub fn managed(obs: &Observations, is_dir: impl Fn(&str) -> bool) -> BTreeMap<&'
         if !acc.contains(&Access::Create) || !is_dir(p) {
             continue;
         }
-        let c = without_links(p);
+        let c = crate::without_links(p);
         let hit = MANAGED.iter().find_map(|(base, key, prefix)| {
             let rest = c.strip_prefix(base)?.strip_prefix('/')?;
             (!rest.is_empty() && !rest.contains('/')).then(|| (*key, format!("{prefix}{rest}")))
@@ -200,7 +190,7 @@ pub fn view(obs: &Observations, private: &[String], declared: &[String], exists:
             continue;
         }
         // In (or one of) the directories capexec makes for the service.
-        let c = without_links(p);
+        let c = crate::without_links(p);
         if made.iter().any(|m| crate::within(&c, m)) {
             continue;
         }
@@ -550,7 +540,7 @@ pub fn declaration(obs: &Observations, origin: &Origin, exists: impl Fn(&str) ->
         .paths
         .iter()
         .find(|(p, acc)| p.ends_with(".pid") && !under(p, &["/tmp"]) && acc.iter().any(|a| matches!(a, Access::Create | Access::Write)))
-        .map(|(p, _)| without_links(p));
+        .map(|(p, _)| crate::without_links(p));
     let pid_file = origin.pid_file.clone().or(written_pid_file).filter(|_| origin.as_root);
     // One directly in /run: capexec makes that file alone writable
     // (FsSpec::pid_file), since /run is not the service's to write (it holds
@@ -710,8 +700,10 @@ pub fn declaration(obs: &Observations, origin: &Origin, exists: impl Fn(&str) ->
     }
     // Sockets in a directory the view above holds need nothing more (postfix's
     // private/ and public/ in its queue); the others are named once each.
-    let listed =
-        |p: &str| [&ro, &rw, &ex, &rwx].iter().any(|m| m.keys().any(|d| Path::new(p).starts_with(d))) || made.iter().any(|d| Path::new(p).starts_with(d));
+    let listed = |p: &str| {
+        let p = crate::without_links(p);
+        [&ro, &rw, &ex, &rwx].iter().any(|m| m.keys().any(|d| Path::new(&p).starts_with(d))) || made.iter().any(|d| Path::new(&p).starts_with(d))
+    };
     let unix: BTreeSet<&String> = obs
         .binds
         .iter()
@@ -909,6 +901,18 @@ mod tests {
         let text = declaration(&o, &origin(&argv, false), |_| true);
         assert_eq!(ro(&text), ["/home", "/opt", "/srv", "/var/lib"], "{text}");
         assert!(!text.contains("mount table"), "{text}");
+    }
+
+    /// A socket bound through /var/run in the unit's runtime directory
+    /// (pdns-recursor's control socket) is in the view: no comment asks to
+    /// put it there.
+    #[test]
+    fn sockets_through_var_run_in_a_runtime_directory_need_no_comment() {
+        let mut o = obs(&[], &["bind"]);
+        o.binds.insert("unix:/var/run/app/ctl".into());
+        let argv = ["/usr/bin/app".to_string()];
+        let text = declaration(&o, &Origin { managed: vec!["/run/app".into()], ..origin(&argv, true) }, |_| true);
+        assert!(!text.contains("Unix socket used") && !text.contains("read_write"), "{text}");
     }
 
     /// A file read through a link outside the system directories: the view
