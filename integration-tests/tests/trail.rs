@@ -139,6 +139,61 @@ fn a_failing_run_says_what_was_refused_and_which_flags_allow_it() {
     assert!(err.contains("seccomp: syscall mincore (27) by perl; to allow it: --allow-syscall mincore"), "{err}");
 }
 
+/// `capexec exec` (systemd's `ExecStart=`) writes what the kernel refuses
+/// the service to its standard error as it happens, the journal being the
+/// service's log: a refusal is told while the service still runs (it waits
+/// on its standard input after it), and a loop of them is told at the
+/// daemon's rate (20 lines, then how many were not shown). Brokered too,
+/// where capexec confines itself as the broker and a process of its own
+/// reads the audit log.
+#[test]
+fn capexec_exec_tells_refusals_as_they_happen() {
+    require_root();
+    let prog = "$| = 1; syscall(27, 0, 0, 0); print \"once\\n\"; my $l = <STDIN>; syscall(27, 0, 0, 0) for 1..40; print \"looped\\n\"; exit 3;";
+    for (tag, extra) in [("exec-trail", ""), ("exec-trail-brokered", "[[broker.fs]]\npath = \"/etc/**\"\nrights = [\"read\"]\n")] {
+        let unit = test_unit(tag, &format!("[exec]\nargv = [\"/usr/bin/perl\", \"-e\", {}]\nuser = \"nobody\"\n{extra}", toml_string(prog)));
+        let mut c = command(As::Root);
+        c.args(["exec", unit.to_str().unwrap()]);
+        c.stdin(std::process::Stdio::piped()).stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped());
+        let mut child = c.spawn().unwrap();
+        let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
+        let mut line = String::new();
+        std::io::BufRead::read_line(&mut out, &mut line).unwrap();
+        assert_eq!(line, "once\n", "{tag}");
+        // Standard error, line by line, from a thread: the test waits for a
+        // line with a deadline.
+        let (tx, rx) = std::sync::mpsc::channel();
+        let err = std::io::BufReader::new(child.stderr.take().unwrap());
+        let reader = std::thread::spawn(move || {
+            for l in std::io::BufRead::lines(err).map_while(Result::ok) {
+                let _ = tx.send(l);
+            }
+        });
+        let want = format!("capexec: {tag}: refused by seccomp: syscall mincore (27) by perl; to allow it: add \"mincore\" to [seccomp] allow (capexec run: --allow-syscall mincore)");
+        let mut seen = Vec::new();
+        let deadline = std::time::Instant::now() + T;
+        while !seen.contains(&want) {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            match rx.recv_timeout(left) {
+                Ok(l) => seen.push(l),
+                Err(_) => panic!("{tag}: no refusal told while the service runs: {seen:#?}"),
+            }
+        }
+        assert!(child.try_wait().unwrap().is_none(), "{tag}: the service runs on");
+        std::io::Write::write_all(child.stdin.as_mut().unwrap(), b"go\n").unwrap();
+        line.clear();
+        std::io::BufRead::read_line(&mut out, &mut line).unwrap();
+        assert_eq!(line, "looped\n", "{tag}");
+        let status = child.wait().unwrap();
+        assert_eq!(status.code(), Some(3), "{tag}");
+        reader.join().unwrap();
+        seen.extend(rx.try_iter());
+        let told = seen.iter().filter(|l| **l == want).count();
+        assert_eq!(told, 20, "{tag}: 41 refusals, 20 lines in the window: {seen:#?}");
+        assert!(seen.iter().any(|l| l.starts_with(&format!("capexec: {tag}: (")) && l.ends_with(" more refusals were not shown)")), "{tag}: {seen:#?}");
+    }
+}
+
 /// The network guard (cgroup BPF) reports what it refused a service's host
 /// socket into the trail: a datagram from a preopened UDP socket of a `net =
 /// "none"` service to an address no grant names. The fix, applied, lets the

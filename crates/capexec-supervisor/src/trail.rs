@@ -56,6 +56,15 @@ impl Trail {
     /// Adds a refusal; returns the line(s) for the service's log, if the
     /// rate allows one now.
     pub fn add(&mut self, d: Denial, now: Instant) -> Option<String> {
+        self.admit(d, now).map(|(before, d)| match before {
+            0 => d.line(),
+            n => format!("({n} more refusals were not shown: `capexec status --json` counts them)\n{}", d.line()),
+        })
+    }
+
+    /// Adds a refusal; returns it with the number of those not shown since
+    /// the last that was, if the rate allows showing it now.
+    fn admit(&mut self, d: Denial, now: Instant) -> Option<(u64, Denial)> {
         self.total += 1;
         match self.recent.back_mut() {
             Some(last) if last.mechanism == d.mechanism && last.what == d.what => last.count += 1,
@@ -76,11 +85,7 @@ impl Trail {
             return None;
         }
         self.shown += 1;
-        let before = std::mem::take(&mut self.pending);
-        Some(match before {
-            0 => d.line(),
-            n => format!("({n} more refusals were not shown: `capexec status --json` counts them)\n{}", d.line()),
-        })
+        Some((std::mem::take(&mut self.pending), d))
     }
 }
 
@@ -115,6 +120,12 @@ pub fn describe(r: &Record, spec: &ServiceSpec) -> Option<(&'static str, String,
     match r {
         Record::Seccomp { nr, comm, .. } => {
             let name = capexec_decl::syscalls::name_of(*nr);
+            // Answered ENOSYS whatever the declaration says (its flags sit in
+            // memory, where no filter can read them), and glibc falls back to
+            // clone: no refusal of the service's, and nothing would allow it.
+            if name == Some("clone3") {
+                return None;
+            }
             let what = format!("syscall {} ({nr}) by {comm}", name.unwrap_or("?"));
             Some(("seccomp", what, fix::syscall(name, spec)))
         }
@@ -191,6 +202,18 @@ mod tests {
         }
     }
 
+    /// clone3 is answered ENOSYS by the filter's prologue whatever the
+    /// declaration says, and glibc falls back to clone: every threaded
+    /// service would show it, with a fix that does nothing.
+    #[test]
+    fn clone3_is_no_refusal() {
+        let ctx = capexec_decl::Context { rootless: false, uid: 0, gid: 0, unit_dir: None };
+        let spec = capexec_decl::from_text("t", "[exec]\nargv = [\"/bin/true\"]\n", &ctx).unwrap();
+        let seccomp = |nr| Record::Seccomp { pid: 7, nr, comm: "app".into() };
+        assert_eq!(describe(&seccomp(libc::SYS_clone3), &spec), None);
+        assert!(describe(&seccomp(libc::SYS_mincore), &spec).is_some_and(|(_, what, _)| what.starts_with("syscall mincore")));
+    }
+
     #[test]
     fn a_loop_of_refusals_is_counted_not_logged() {
         let mut t = Trail::default();
@@ -259,7 +282,7 @@ pub fn descends_from(pid: i32, ancestor: i32) -> bool {
 /// and write are all the broker's filter needs).
 pub struct Watch {
     spec: ServiceSpec,
-    print: fn(&str, &str, &str),
+    output: Output,
     brokered: bool,
     reader: std::cell::RefCell<Option<crate::audit::Reader>>,
     /// Whether the socket was joined (not rootless, audit there).
@@ -267,6 +290,17 @@ pub struct Watch {
     collected: std::cell::RefCell<Collected>,
     /// The child process's pipes (a brokered run).
     child: std::cell::RefCell<Option<(std::fs::File, std::fs::File)>>,
+}
+
+/// How a [`Watch`] tells what was refused.
+enum Output {
+    /// Once the run failed, each refusal once (`capexec run`): mechanism,
+    /// what, fix.
+    Summary(fn(&str, &str, &str)),
+    /// As they come, at the daemon's rate, as lines of the service's log
+    /// (`capexec exec`: its standard error is what systemd's journal keeps;
+    /// a service runs for months, a summary at its end is too late).
+    Live { print: Box<dyn Fn(&str)>, trail: std::cell::RefCell<Trail> },
 }
 
 /// Records read in one go (see [`Watch::drain`]).
@@ -342,9 +376,20 @@ impl Collected {
 impl Watch {
     /// `print` writes the summary lines.
     pub fn new(spec: &ServiceSpec, print: fn(&str, &str, &str)) -> Watch {
+        Watch::with_output(spec, Output::Summary(print))
+    }
+
+    /// `print` writes each refusal's line as it is read, at most
+    /// `LINES_PER_WINDOW` per `WINDOW` (the next line says how many were
+    /// not shown), whatever the run's end.
+    pub fn live(spec: &ServiceSpec, print: Box<dyn Fn(&str)>) -> Watch {
+        Watch::with_output(spec, Output::Live { print, trail: Default::default() })
+    }
+
+    fn with_output(spec: &ServiceSpec, output: Output) -> Watch {
         Watch {
             spec: spec.clone(),
-            print,
+            output,
             brokered: spec.has_broker(),
             reader: Default::default(),
             listening: Default::default(),
@@ -394,6 +439,28 @@ impl Watch {
                 _ => break,
             }
             n += 1;
+        }
+        if let Output::Live { print, trail } = &self.output {
+            // Told now, and not kept for a summary; a marker is kept for
+            // `summarize` to find.
+            for r in std::mem::take(&mut c.got) {
+                if let Record::Marker(_) = r {
+                    c.got.push(r);
+                    continue;
+                }
+                let Some((mechanism, what, fix)) = describe(&r, &self.spec) else { continue };
+                let pid = match r {
+                    Record::Seccomp { pid, .. } => Some(pid),
+                    _ => None,
+                };
+                let d = Denial { at: Some(SystemTime::now()), mechanism, what, fix, pid, count: 1 };
+                if let Some((before, d)) = trail.borrow_mut().admit(d, Instant::now()) {
+                    if before > 0 {
+                        print(&format!("({before} more refusals were not shown)"));
+                    }
+                    print(&d.line());
+                }
+            }
         }
         n
     }
@@ -462,9 +529,11 @@ impl Watch {
         }
     }
 
-    /// The summary, where the reader runs: nothing for a success.
+    /// The summary, where the reader runs: nothing for a success. Told
+    /// live, the refusals not told yet.
     fn summarize(&self, status: i32) {
-        if status == 0 || !self.listening.get() {
+        let live = matches!(self.output, Output::Live { .. });
+        if (status == 0 && !live) || !self.listening.get() {
             return;
         }
         // The kernel hands records over asynchronously, in order: read up to
@@ -489,6 +558,16 @@ impl Watch {
                 }
             }
         }
+        let print = match &self.output {
+            Output::Summary(print) => print,
+            Output::Live { print, trail } => {
+                let pending = trail.borrow().pending;
+                if pending > 0 {
+                    print(&format!("({pending} more refusals were not shown)"));
+                }
+                return;
+            }
+        };
         let c = self.collected.borrow();
         // The main process's refusals whose record came after it had ended,
         // once it is known.
@@ -502,7 +581,7 @@ impl Watch {
             }
         }
         for (mechanism, what, fix) in &seen {
-            (self.print)(mechanism, what, fix);
+            print(mechanism, what, fix);
         }
     }
 }

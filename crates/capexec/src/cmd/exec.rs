@@ -21,14 +21,26 @@ pub fn run(args: &ExecArgs) -> i32 {
         return super::learn::explain(&spec, "capexec exec", false);
     }
     let host_env: Vec<(String, String)> = std::env::vars().collect();
-    let handoff = match Handoff::from_env(&host_env) {
+    let mut handoff = match Handoff::from_env(&host_env) {
         Ok(h) => h,
         Err(e) => {
             eprintln!("capexec: {}: from systemd: {e}", spec.name);
             return e.exit_code();
         }
     };
-    launch_foreground(&spec, handoff)
+    // As root, what the kernel refuses the service goes to its standard
+    // error as it happens, as the daemon writes it to a service's log
+    // (rootless there is no audit log to read: `capexec exec --explain`).
+    let watch = nix::unistd::geteuid().is_root().then(|| {
+        let name = spec.name.clone();
+        std::rc::Rc::new(capexec_supervisor::trail::Watch::live(&spec, Box::new(move |line| eprintln!("capexec: {name}: {line}"))))
+    });
+    handoff.watch = watch.clone();
+    let code = launch_foreground(&spec, handoff);
+    if let Some(w) = watch.and_then(|w| std::rc::Rc::try_unwrap(w).ok()) {
+        w.finish(code);
+    }
+    code
 }
 
 /// Plans, spawns and waits; shared by `exec` and `run`. `handoff` is what
@@ -257,7 +269,7 @@ fn launch_planned(spec: &ServiceSpec, plan: capexec_sandbox::SetupPlan, mut hand
                 }
             };
             let on_hup: Option<&dyn Fn()> = if plan.reload.is_empty() { None } else { Some(&reload) };
-            // `capexec run` reads what the kernel refused the run while it waits.
+            // As root, what the kernel refused the run is read while capexec waits.
             let status = match &watch {
                 Some(w) => w.with_poll_fd(|fd| {
                     let drain = || {
