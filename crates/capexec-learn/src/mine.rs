@@ -707,7 +707,9 @@ pub fn declaration(obs: &Observations, origin: &Origin, exists: impl Fn(&str) ->
     let unix: BTreeSet<&String> = obs
         .binds
         .iter()
-        .chain(&obs.connects)
+        // A connect to a socket that is not there was a probe (glibc's for
+        // nscd): it fails the same way in the view.
+        .chain(obs.connects.iter().filter(|a| a.strip_prefix("unix:").is_some_and(|p| p.starts_with('@') || exists(p))))
         .filter(|a| a.strip_prefix("unix:").is_some_and(|p| !crate::capexecs_own(p) && !listed(p)) && !unix_grants.contains(a))
         .collect();
     for u in unix {

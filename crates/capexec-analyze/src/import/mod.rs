@@ -929,15 +929,15 @@ pub fn convert(source: &str, text: &str, instance: Option<&str>) -> Result<Strin
                     out.skip(e, "reloading by signal: type = \"notify\"; send the reload signal yourself");
                 }
                 "oneshot" => out.skip(e, "capexec runs long-lived services; a oneshot task can run under `capexec run`"),
-                other => out.skip(e, format!("Type={other} has no counterpart; running as type \"simple\"")),
+                _ => out.skip(e, "no counterpart; running as type \"simple\""),
             },
             // Kept for a forking service only (see `render`); /var/run is /run.
             "PIDFile" => out.pid_file = Some(v.strip_prefix("/var/run/").map_or_else(|| v.to_owned(), |r| format!("/run/{r}"))),
             "Restart" => match v {
                 "no" | "on-failure" | "always" => out.service.push(("restart", v.into())),
-                other => {
+                _ => {
                     out.service.push(("restart", "on-failure".into()));
-                    out.skip(e, format!("Restart={other}: capexec has no, on-failure and always; on-failure chosen"));
+                    out.skip(e, "capexec has no, on-failure and always; on-failure chosen");
                 }
             },
             "TimeoutStopSec" | "TimeoutStartSec" | "TimeoutSec" => {
