@@ -212,6 +212,32 @@ both!(the_broker_is_never_stalled, |who: As| {
     drop(l);
 });
 
+// A connect to the unspecified address (glibc's getaddrinfo does one on a
+// datagram socket to learn its source address) is the service's own loopback
+// in its own network namespace, as the kernel has it: it succeeds there, and
+// the broker logs no refusal; a connect to a host address is still refused.
+both!(a_connect_to_the_unspecified_address_stays_in_the_own_namespace, |who: As| {
+    let u = test_unit(&format!("unspecified-{who:?}"), "[namespaces]\nnet = \"none\"\n\n[broker.net]\nconnect = [\"tcp:127.0.0.1:9\"]\n");
+    let prog = r#"
+import socket
+for fam, host in ((socket.AF_INET, '0.0.0.0'), (socket.AF_INET6, '::'), (socket.AF_INET, '192.0.2.1')):
+    s = socket.socket(fam, socket.SOCK_DGRAM)
+    try:
+        s.connect((host, 10050)); print(host, 'connected', s.getsockname()[0])
+    except OSError as e:
+        print(host, 'refused', e.errno)
+"#;
+    let mut c = command(who);
+    c.args(["run", "--unit", u.to_str().unwrap(), "--", "/usr/bin/python3", "-c", prog]);
+    let o = output(c, Duration::from_secs(30));
+    let out = String::from_utf8_lossy(&o.stdout);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(out.contains("0.0.0.0 connected 127.0.0.1\n") && out.contains(":: connected ::1\n"), "{}", text(&o));
+    assert!(out.contains("192.0.2.1 refused 13\n"), "{}", text(&o));
+    assert!(!err.contains("udp:0.0.0.0:10050") && !err.contains("udp:[::]:10050") && err.contains("udp:192.0.2.1:10050"), "{}", text(&o));
+});
+
 // 46: the host's sockets a net = "none" service holds (a brokered connection,
 // a preopened listener) cannot be disconnected and aimed elsewhere: Fast Open
 // is refused by the seccomp rule, a connect by the broker (no grant) or by

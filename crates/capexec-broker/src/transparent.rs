@@ -349,7 +349,13 @@ fn net_call(b: &Arc<Broker>, l: &Arc<Listener>, c: &Connector, p: &mut Pidfds, n
         // alone (varnish binds one to read the kernel's TCP defaults): the
         // same as a loopback bind with port 0, below.
         let own_any = op == NetOp::Bind && proto == Proto::Tcp && addr.port() == 0 && ip.is_unspecified();
-        if own_ns && (ip.is_loopback() || own_any) {
+        // A connect to the unspecified address is one to this host's
+        // loopback, the kernel says; in its own namespace, the service's own.
+        // glibc's getaddrinfo connects a datagram socket so to learn the
+        // source address it would use (zabbix-agent at each start): no
+        // refusal to log.
+        let own_host = op == NetOp::Connect && ip.is_unspecified();
+        if own_ns && (ip.is_loopback() || own_any || own_host) {
             // The service's own loopback, in its own namespace: nothing of the
             // host is reachable there. A connect is done on its socket with the
             // broker's copy. A bind to a port the kernel picks is for the
