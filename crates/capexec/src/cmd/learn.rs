@@ -154,7 +154,7 @@ fn learn(a: &LearnArgs) -> Result<i32, CmdError> {
         // An early end is what a refusal often causes: what the unit would
         // have refused is the first thing to look at (under --check, its
         // syscalls too; else the files and the network).
-        let report = compare::compare(&obs, &spec, exists);
+        let report = compare::compare(&obs, &spec, exists).without_absent_sockets(exists);
         print_report(&report, &spec.name, a.json);
         if let Some(early) = ended.early {
             return Err(CmdError::Run(early));
@@ -183,7 +183,7 @@ fn learn(a: &LearnArgs) -> Result<i32, CmdError> {
         let dir = capexec_decl::unit_dir(u);
         text = merge::onto_unit(&text, &unit_text, &dir.display().to_string()).map_err(|e| CmdError::Content { path: u.clone(), detail: e.to_string() })?;
         // How the unit as declared fares against this run.
-        print_report(&compare::compare(&obs, &spec, exists), &spec.name, a.json);
+        print_report(&compare::compare(&obs, &spec, exists).without_absent_sockets(exists), &spec.name, a.json);
     }
     match &a.out {
         Some(f) => {
@@ -217,7 +217,10 @@ pub fn explain(spec: &ServiceSpec, who: &str, flags: bool) -> i32 {
             return e.exit_code();
         }
     };
-    let report = compare::compare(&obs, spec, |p: &str| Path::new(p).symlink_metadata().is_ok());
+    let report = {
+        let exists = |p: &str| Path::new(p).symlink_metadata().is_ok();
+        compare::compare(&obs, spec, exists).without_absent_sockets(exists)
+    };
     let refused: Vec<(&str, &compare::Denial)> = [("seccomp", &report.syscalls), ("files", &report.files), ("network", &report.network)]
         .into_iter()
         .flat_map(|(k, l)| l.iter().map(move |d| (k, d)))
