@@ -31,7 +31,7 @@ both!(file_grants, |who: As| {
     let out = probe_under(who, &u, &["broker-fs", d.to_str().unwrap()]);
     assert_eq!(std::fs::read_to_string(d.join("out/probe.log")).unwrap(), "line\n", "the append grant wrote nothing");
     // The audit trail: unit, call, argument, and what would allow it.
-    assert!(out.contains(&format!("broker refused openat(\"{}/data/readme\", O_WRONLY)", d.display())), "no refusal logged:\n{out}");
+    assert!(out.contains(&format!("refused by broker: openat(\"{}/data/readme\", O_WRONLY)", d.display())), "no refusal logged:\n{out}");
     assert!(out.contains("widen that grant's rights in [[broker.fs]]"), "{out}");
     assert!(out.contains("link-out") && out.contains("leaves grant"), "symlink refusal not logged:\n{out}");
     // 50: the path the service chose is in the refusal, escaped.
@@ -141,7 +141,7 @@ both!(network_grants, |who: As| {
     );
     let out =
         probe_under(who, &u, &["broker-net", &granted_bind.to_string(), &ungranted_bind.to_string(), &host_port.to_string(), &ungranted_port.to_string()]);
-    assert!(out.contains("broker refused bind(fd ") && out.contains(&format!("add \"tcp:127.0.0.1:{ungranted_bind}\" to broker.net.bind")), "{out}");
+    assert!(out.contains("refused by broker: bind(fd ") && out.contains(&format!("add \"tcp:127.0.0.1:{ungranted_bind}\" to broker.net.bind")), "{out}");
     assert!(out.contains("add \"tcp:169.254.169.254:80\" to broker.net.connect"), "{out}");
 });
 
@@ -160,7 +160,7 @@ fn refused_bind_is_logged_with_the_fix() {
     let o = output(c, T);
     let out = text(&o);
     assert!(!o.status.success(), "memcached ran without its port:\n{out}");
-    assert!(out.contains("capexec: mc-refused: broker refused bind(fd") && out.contains("add \"tcp:127.0.0.1:21299\" to broker.net.bind"), "{out}");
+    assert!(out.contains("capexec: mc-refused: refused by broker: bind(fd") && out.contains("add \"tcp:127.0.0.1:21299\" to broker.net.bind"), "{out}");
 }
 
 // A missing granted directory stops the start before anything runs.

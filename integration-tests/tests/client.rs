@@ -201,7 +201,7 @@ both!(getent_through_the_broker, |who: As| {
     );
     assert!(out.contains("10.1.2.3        granted.test") && out.contains("10.7.8.9        a.wild.test"), "granted names did not resolve:\n{out}");
     assert!(out.contains("other=2") && !out.contains("10.4.5.6"), "an ungranted name resolved:\n{out}");
-    assert!(out.contains("broker refused the name lookup other.test") && out.contains("add \"other.test\" to broker.dns.names"), "{out}");
+    assert!(out.contains("refused by broker: the name lookup other.test") && out.contains("add \"other.test\" to broker.dns.names"), "{out}");
     assert!(out.contains("daemon:x:1:1:") && out.contains("games=2"), "passwd is not limited to granted users:\n{out}");
     assert!(out.contains("adm:x:4:") && out.contains("ggames=2"), "group is not limited to granted groups:\n{out}");
 });

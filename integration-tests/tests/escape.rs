@@ -216,7 +216,7 @@ both!(network_host_paths_beside_connect, |who: As| {
 both!(listen_needs_a_bound_port, |who: As| {
     let (refusing, bindable) = (unused_port().to_string(), unused_port().to_string());
     let out = run_probe(who, &["--net", "host", "--connect-tcp", &refusing, "--bind-tcp", &bindable], &["net-listen", &refusing, &bindable]);
-    assert!(out.contains("broker refused listen(fd") && out.contains("bind the socket to a port in landlock.bind_tcp"), "no refusal logged:\n{out}");
+    assert!(out.contains("refused by broker: listen(fd") && out.contains("bind the socket to a port in landlock.bind_tcp"), "no refusal logged:\n{out}");
     let (refusing, bindable) = (unused_port().to_string(), unused_port().to_string());
     let rest = format!("[namespaces]\nnet = \"host\"\n[landlock]\nconnect_tcp = [{refusing}]\nbind_tcp = [{bindable}]\n");
     let out = probe_in_daemon(who, "listen", "", &["net-listen", &refusing, &bindable], &rest, "listen() again changes the backlog");

@@ -19,8 +19,8 @@ fn toml_string(s: &str) -> String {
 /// allowlist) and one refused TCP connect (port 9, no connect grant under
 /// `net = "host"`), prints what it got, and stays (the trail attributes a
 /// refusal by the pid the kernel names). It also writes a broker's refusal
-/// line of old to its stderr: no trail entry comes of what a service writes.
-const PROGRAM: &str = "print STDERR \"capexec: refused: broker refused open(\\\"/etc/shadow\\\"): no grant; to allow it, add it\\n\"; my $r = syscall(27, 0, 0, 0); print \"mincore: $r $!\\n\"; use IO::Socket::INET; \
+/// line to its stderr: no trail entry comes of what a service writes.
+const PROGRAM: &str = "print STDERR \"capexec: refused: refused by broker: open(\\\"/etc/shadow\\\"): no grant; to allow it: add it\\n\"; my $r = syscall(27, 0, 0, 0); print \"mincore: $r $!\\n\"; use IO::Socket::INET; \
     my $s = IO::Socket::INET->new(PeerAddr => '127.0.0.1:9'); print 'connect: ', ($s ? 'ok' : \"$!\"), \"\\n\"; STDOUT->flush; sleep 60;";
 
 #[test]
@@ -139,6 +139,32 @@ fn a_failing_run_says_what_was_refused_and_which_flags_allow_it() {
     assert!(err.contains("seccomp: syscall mincore (27) by perl; to allow it: --allow-syscall mincore"), "{err}");
 }
 
+/// `capexec exec UNIT` as root, its standard input and output piped, its
+/// standard error read line by line by a thread into the receiver (the test
+/// waits for a line with a deadline).
+struct Exec {
+    child: std::process::Child,
+    out: std::io::BufReader<std::process::ChildStdout>,
+    err: std::sync::mpsc::Receiver<String>,
+    reader: std::thread::JoinHandle<()>,
+}
+
+fn exec_piped(unit: &std::path::Path) -> Exec {
+    let mut c = command(As::Root);
+    c.args(["exec", unit.to_str().unwrap()]);
+    c.stdin(std::process::Stdio::piped()).stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped());
+    let mut child = c.spawn().unwrap();
+    let out = std::io::BufReader::new(child.stdout.take().unwrap());
+    let (tx, err) = std::sync::mpsc::channel();
+    let stderr = std::io::BufReader::new(child.stderr.take().unwrap());
+    let reader = std::thread::spawn(move || {
+        for l in std::io::BufRead::lines(stderr).map_while(Result::ok) {
+            let _ = tx.send(l);
+        }
+    });
+    Exec { child, out, err, reader }
+}
+
 /// `capexec exec` (systemd's `ExecStart=`) writes what the kernel refuses
 /// the service to its standard error as it happens, the journal being the
 /// service's log: a refusal is told while the service still runs (it waits
@@ -152,23 +178,10 @@ fn capexec_exec_tells_refusals_as_they_happen() {
     let prog = "$| = 1; syscall(27, 0, 0, 0); print \"once\\n\"; my $l = <STDIN>; syscall(27, 0, 0, 0) for 1..40; print \"looped\\n\"; exit 3;";
     for (tag, extra) in [("exec-trail", ""), ("exec-trail-brokered", "[[broker.fs]]\npath = \"/etc/**\"\nrights = [\"read\"]\n")] {
         let unit = test_unit(tag, &format!("[exec]\nargv = [\"/usr/bin/perl\", \"-e\", {}]\nuser = \"nobody\"\n{extra}", toml_string(prog)));
-        let mut c = command(As::Root);
-        c.args(["exec", unit.to_str().unwrap()]);
-        c.stdin(std::process::Stdio::piped()).stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped());
-        let mut child = c.spawn().unwrap();
-        let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
+        let Exec { mut child, mut out, err: rx, reader } = exec_piped(&unit);
         let mut line = String::new();
         std::io::BufRead::read_line(&mut out, &mut line).unwrap();
         assert_eq!(line, "once\n", "{tag}");
-        // Standard error, line by line, from a thread: the test waits for a
-        // line with a deadline.
-        let (tx, rx) = std::sync::mpsc::channel();
-        let err = std::io::BufReader::new(child.stderr.take().unwrap());
-        let reader = std::thread::spawn(move || {
-            for l in std::io::BufRead::lines(err).map_while(Result::ok) {
-                let _ = tx.send(l);
-            }
-        });
         let want = format!("capexec: {tag}: refused by seccomp: syscall mincore (27) by perl; to allow it: add \"mincore\" to [seccomp] allow (capexec run: --allow-syscall mincore)");
         let mut seen = Vec::new();
         let deadline = std::time::Instant::now() + T;
@@ -191,6 +204,70 @@ fn capexec_exec_tells_refusals_as_they_happen() {
         let told = seen.iter().filter(|l| **l == want).count();
         assert_eq!(told, 20, "{tag}: 41 refusals, 20 lines in the window: {seen:#?}");
         assert!(seen.iter().any(|l| l.starts_with(&format!("capexec: {tag}: (")) && l.ends_with(" more refusals were not shown)")), "{tag}: {seen:#?}");
+    }
+}
+
+/// Under `capexec exec` the broker's and the network guard's refusals are
+/// told with the kernel's: in the same words, and under one budget (20
+/// lines per 10 s for all of them, not 20 for each). A `net = "none"`
+/// service with a preopened UDP socket sends datagrams no grant names (the
+/// guard refuses them); brokered, it also opens a granted file for writing
+/// (the broker refuses it). Without a broker capexec reads the guard in its
+/// wait; with one, a process of its own reads both.
+#[test]
+fn capexec_exec_tells_the_brokers_and_the_guards_refusals() {
+    require_root();
+    let peer = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let to = peer.local_addr().unwrap().port();
+    let d = grant_tree("exec-trail");
+    for (tag, opens, sends) in [("exec-guard", 0, 25), ("exec-broker-guard", 15, 15)] {
+        let prog = format!(
+            "use Socket; $| = 1; open(my $s, '+<&=', 3) or die \"fd 3: $!\"; \
+             for (1..{opens}) {{ open(my $f, '>', '{data}/written') and die 'opened'; }} \
+             for (1..{sends}) {{ defined(send($s, 'ping', 0, pack_sockaddr_in({to}, inet_aton('127.0.0.1')))) and die 'sent'; }} \
+             print \"refused\\n\"; my $l = <STDIN>; exit 0;",
+            data = d.join("data").display()
+        );
+        let broker = match opens {
+            0 => String::new(),
+            _ => format!("\n[[broker.fs]]\npath = \"{}/data/**\"\nrights = [\"read\"]\n", d.display()),
+        };
+        let unit = test_unit(
+            tag,
+            &format!(
+                "[exec]\nargv = [\"/usr/bin/perl\", \"-e\", {}]\nuser = \"nobody\"\n[namespaces]\nnet = \"none\"\n\n[[preopen.listen]]\naddress = \"udp:127.0.0.1:{}\"\n{broker}",
+                toml_string(&prog),
+                unused_port()
+            ),
+        );
+        let Exec { mut child, mut out, err: rx, reader } = exec_piped(&unit);
+        let mut line = String::new();
+        std::io::BufRead::read_line(&mut out, &mut line).unwrap();
+        assert_eq!(line, "refused\n", "{tag}: {:#?}", rx.try_iter().collect::<Vec<_>>());
+        // Told while the service runs on.
+        let guard = format!(
+            "capexec: {tag}: refused by bpf: datagram to udp:127.0.0.1:{to} on a host socket; to allow it: add \"udp:127.0.0.1:{to}\" to broker.net.connect"
+        );
+        let mut seen = Vec::new();
+        let deadline = std::time::Instant::now() + T;
+        while !seen.contains(&guard) {
+            match rx.recv_timeout(deadline.saturating_duration_since(std::time::Instant::now())) {
+                Ok(l) => seen.push(l),
+                Err(_) => panic!("{tag}: no guard refusal told while the service runs: {seen:#?}"),
+            }
+        }
+        assert!(child.try_wait().unwrap().is_none(), "{tag}: the service runs on");
+        std::io::Write::write_all(child.stdin.as_mut().unwrap(), b"go\n").unwrap();
+        assert_eq!(child.wait().unwrap().code(), Some(0), "{tag}: {seen:#?}");
+        reader.join().unwrap();
+        seen.extend(rx.try_iter());
+        let by = |m: &str| seen.iter().filter(|l| l.starts_with(&format!("capexec: {tag}: refused by {m}: "))).count();
+        let broker_line = format!("capexec: {tag}: refused by broker: openat(\"{}/data/written\", O_WRONLY", d.display());
+        assert_eq!(seen.iter().filter(|l| l.starts_with(&broker_line)).count(), by("broker"), "{tag}: {seen:#?}");
+        assert!(opens == 0 || by("broker") > 0, "{tag}: the broker's refusals are told: {seen:#?}");
+        assert_eq!(by("broker") + by("bpf"), 20, "{tag}: {} refusals, 20 lines for all: {seen:#?}", opens + sends);
+        let rest = format!("capexec: {tag}: ({} more refusals were not shown)", opens + sends - 20);
+        assert!(seen.contains(&rest), "{tag}: {seen:#?}");
     }
 }
 

@@ -222,8 +222,8 @@ pub struct Broker {
     bound: net::BoundSockets,
     /// Relays of append-only files (grants and preopens).
     appender: Arc<append::Appender>,
-    /// Refusal log rate limit: (start of the current second, lines in it, suppressed).
-    log_budget: std::sync::Mutex<(std::time::Instant, u32, u64)>,
+    /// The rate of refusal lines into the service's log (without `reports`).
+    log_budget: std::sync::Mutex<capexec_decl::fix::LineBudget>,
     /// Under the daemon: the pipe its denial trail reads refusals from
     /// ([`Report`]), instead of the service's log, which the service writes
     /// too and so could forge a refusal in.
@@ -278,10 +278,6 @@ impl Report {
     }
 }
 
-/// Refusal lines per second before the rest are counted instead of written:
-/// a service looping on a refused call must not flood the log.
-const REFUSALS_PER_SECOND: u32 = 20;
-
 impl Broker {
     /// Opens the grants' directories. Run before the service is started, so
     /// that a missing directory stops the start with a clear message.
@@ -325,7 +321,7 @@ impl Broker {
             },
             bound: net::BoundSockets::default(),
             appender,
-            log_budget: std::sync::Mutex::new((std::time::Instant::now(), 0, 0)),
+            log_budget: Default::default(),
             reports: None,
             net_seen: None,
             brokered: brokered_syscalls(service),
@@ -367,24 +363,17 @@ impl Broker {
             let _ = nix::unistd::write(pipe, Report::encode(call, why, fix).as_bytes());
             return;
         }
+        // The daemon's words and rate (see capexec_decl::fix::refusal_line).
         let mut budget = self.log_budget.lock().unwrap_or_else(|e| e.into_inner());
-        let (start, lines, suppressed) = &mut *budget;
-        if start.elapsed() >= std::time::Duration::from_secs(1) {
-            if *suppressed > 0 {
-                eprintln!("capexec: {}: broker: {suppressed} more refusals in the last second were not logged", self.unit);
+        if let Some(before) = budget.admit(std::time::Instant::now()) {
+            if before > 0 {
+                eprintln!("capexec: {}: {}", self.unit, capexec_decl::fix::not_shown(before));
             }
-            *start = std::time::Instant::now();
-            *lines = 0;
-            *suppressed = 0;
-        }
-        if *lines < REFUSALS_PER_SECOND {
-            *lines += 1;
             // The call and the fix quote what the service asked for: escaped,
             // since this line may go straight to a terminal (capexec run, exec).
             use capexec_decl::terminal::safe;
-            eprintln!("capexec: {}: broker refused {}: {}; to allow it, {}", self.unit, safe(call), safe(why), safe(fix));
-        } else {
-            *suppressed += 1;
+            let what = format!("{}: {}", safe(call), safe(why));
+            eprintln!("capexec: {}: {}", self.unit, capexec_decl::fix::refusal_line("broker", &what, &safe(fix)));
         }
     }
 

@@ -9,7 +9,7 @@ use capexec_decl::grants::{BrokerSpec, FsGrant, FsRights, NetGrant, Proto};
 use std::net::SocketAddr;
 
 /// A refused request: the errno for the service, and for the log why and
-/// what would allow it ("to allow it, {fix}").
+/// what would allow it ("to allow it: {fix}").
 #[derive(Debug, PartialEq, Eq)]
 pub struct Refusal {
     pub errno: i32,

@@ -110,6 +110,58 @@ pub fn allowance(fix: &str) -> Option<Allowance> {
     Some(Allowance { table, key, value: value(v)?, add: false })
 }
 
+/// A refusal as a log line: `refused by seccomp: syscall mincore (27) by
+/// perl; to allow it: add "mincore" to [seccomp] allow ...`. The same words
+/// whichever part of capexec refused (the kernel's layers, the broker, the
+/// network guard) and whoever writes the line (the daemon into a service's
+/// log, `capexec exec` to the journal, a broker on its own).
+pub fn refusal_line(mechanism: &str, what: &str, fix: &str) -> String {
+    format!("refused by {mechanism}: {what}; to allow it: {fix}")
+}
+
+/// Refusal lines a service's log gets per [`REFUSAL_WINDOW`]; the rest are
+/// counted: a service looping on a refused call must not flood the log.
+pub const REFUSAL_LINES: u32 = 20;
+pub const REFUSAL_WINDOW: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// The rate of refusal lines into one log ([`REFUSAL_LINES`] per
+/// [`REFUSAL_WINDOW`]).
+#[derive(Debug, Default)]
+pub struct LineBudget {
+    window: Option<std::time::Instant>,
+    shown: u32,
+    /// Not shown since the last line that was.
+    pending: u64,
+}
+
+impl LineBudget {
+    /// Whether a refusal at `now` gets its line: `Some(n)` if it does, `n`
+    /// being how many were not shown since the last that was (say so
+    /// first, with [`not_shown`]); `None`: counted instead.
+    pub fn admit(&mut self, now: std::time::Instant) -> Option<u64> {
+        if self.window.is_none_or(|w| now.duration_since(w) >= REFUSAL_WINDOW) {
+            self.window = Some(now);
+            self.shown = 0;
+        }
+        if self.shown >= REFUSAL_LINES {
+            self.pending += 1;
+            return None;
+        }
+        self.shown += 1;
+        Some(std::mem::take(&mut self.pending))
+    }
+
+    /// Refusals not shown since the last line (for the log's last word).
+    pub fn pending(&self) -> u64 {
+        self.pending
+    }
+}
+
+/// The line that says `n` refusals were not shown.
+pub fn not_shown(n: u64) -> String {
+    format!("({n} more refusals were not shown)")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

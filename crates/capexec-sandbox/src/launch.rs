@@ -830,12 +830,12 @@ pub fn wait_foreground_with(s: &Spawned, on_hup: Option<&dyn Fn()>) -> i32 {
 /// whenever `fd` polls readable (`capexec run` reads the audit log so, in
 /// its main thread).
 pub struct Serve<'a> {
-    pub fd: BorrowedFd<'a>,
+    pub fds: &'a [BorrowedFd<'a>],
     pub ready: &'a dyn Fn(),
 }
 
 /// [`wait_foreground_with`], serving `serve` too. Its signals then come
-/// through a signalfd, polled with `serve.fd`; an fd that fails is no
+/// through a signalfd, polled with `serve.fds`; an fd that fails is no
 /// longer polled.
 pub fn wait_foreground_serving(s: &Spawned, on_hup: Option<&dyn Fn()>, serve: Option<Serve<'_>>) -> i32 {
     let set = blocked_set();
@@ -862,24 +862,25 @@ pub fn wait_foreground_serving(s: &Spawned, on_hup: Option<&dyn Fn()>, serve: Op
             }
         }
     };
-    let mut serving = true;
+    let mut serving = vec![true; serve.fds.len()];
     loop {
         let mut fds = vec![(sigfd.as_fd(), libc::POLLIN)];
-        if serving {
-            fds.push((serve.fd, libc::POLLIN));
-        }
+        let polled: Vec<usize> = (0..serve.fds.len()).filter(|i| serving[*i]).collect();
+        fds.extend(polled.iter().map(|i| (serve.fds[*i], libc::POLLIN)));
         let revents = match capexec_sys::poll_many(&fds, -1) {
             Ok(r) => r,
             // Nothing to wait with: as wait_foreground does.
             Err(_) => return wait_foreground_serving(s, on_hup, None),
         };
-        if let Some(r) = revents.get(1).copied().filter(|r| *r != 0) {
-            if r & libc::POLLIN != 0 {
-                (serve.ready)();
-            }
+        let mut ready = false;
+        for (i, r) in polled.iter().zip(&revents[1..]) {
+            ready |= r & libc::POLLIN != 0;
             if r & (libc::POLLERR | libc::POLLHUP | libc::POLLNVAL) != 0 {
-                serving = false;
+                serving[*i] = false;
             }
+        }
+        if ready {
+            (serve.ready)();
         }
         if revents[0] != 0 {
             let sig = sigfd.read_signal().ok().flatten().map(|i| i.ssi_signo as libc::c_int);

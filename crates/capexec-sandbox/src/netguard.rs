@@ -160,6 +160,12 @@ impl Refusals {
     }
 }
 
+impl std::os::fd::AsFd for Refusals {
+    fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        self.0.as_fd()
+    }
+}
+
 impl std::os::fd::AsRawFd for Refusals {
     fn as_raw_fd(&self) -> std::os::fd::RawFd {
         self.0.as_raw_fd()

@@ -169,6 +169,8 @@ const GUARD_NEEDS_V2: &str = "the service has sockets in the host's network name
 pub struct ExecCgroup {
     pub service: PathBuf,
     pub supervisor: PathBuf,
+    /// What the guard refused (for `capexec exec`'s trail to take).
+    pub refusals: Option<capexec_sandbox::netguard::Refusals>,
 }
 
 impl ExecCgroup {
@@ -188,8 +190,8 @@ impl ExecCgroup {
         let supervisor = service.join(SUPERVISOR);
         std::fs::create_dir_all(&supervisor).map_err(io("create cgroup", &supervisor))?;
         let cg = ServiceCgroup { v2: Some(service.clone()), v1: BTreeMap::new() };
-        let watcher = match capexec_sandbox::netguard::attach(policy, &service, &supervisor).map_err(CgroupError::from).and_then(|_refusals| watch(cg.clone()))
-        {
+        let attached = capexec_sandbox::netguard::attach(policy, &service, &supervisor).map_err(CgroupError::from);
+        let (watcher, refusals) = match attached.and_then(|refusals| Ok((watch(cg.clone())?, refusals))) {
             Ok(w) => w,
             Err(e) => {
                 let _ = cg.remove();
@@ -200,7 +202,7 @@ impl ExecCgroup {
         // Kept open until this process exits, never closed early: the watcher
         // kills everything in the cgroup, capexec included, once it sees EOF.
         let _ = std::os::fd::IntoRawFd::into_raw_fd(watcher);
-        Ok(ExecCgroup { service, supervisor })
+        Ok(ExecCgroup { service, supervisor, refusals: Some(refusals) })
     }
 }
 

@@ -10,9 +10,6 @@ use capexec_decl::ServiceSpec;
 use std::collections::VecDeque;
 use std::time::{Duration, Instant, SystemTime};
 
-/// Lines a service's log gets per window; the rest are counted.
-const LINES_PER_WINDOW: u32 = 20;
-const WINDOW: Duration = Duration::from_secs(10);
 /// Refusals kept for `capexec status` and the JSON view.
 const KEPT: usize = 64;
 
@@ -35,7 +32,7 @@ pub struct Denial {
 
 impl Denial {
     pub fn line(&self) -> String {
-        format!("refused by {}: {}; to allow it: {}", self.mechanism, self.what, self.fix)
+        fix::refusal_line(self.mechanism, &self.what, &self.fix)
     }
 }
 
@@ -46,10 +43,7 @@ pub struct Trail {
     pub total: u64,
     /// Refusals not written to the log (over the rate).
     pub not_shown: u64,
-    window: Option<Instant>,
-    shown: u32,
-    /// Not shown since the last line that was.
-    pending: u64,
+    budget: fix::LineBudget,
 }
 
 impl Trail {
@@ -75,17 +69,11 @@ impl Trail {
                 self.recent.push_back(Denial { count: 1, ..d.clone() });
             }
         }
-        if self.window.is_none_or(|w| now.duration_since(w) >= WINDOW) {
-            self.window = Some(now);
-            self.shown = 0;
-        }
-        if self.shown >= LINES_PER_WINDOW {
+        let before = self.budget.admit(now);
+        if before.is_none() {
             self.not_shown += 1;
-            self.pending += 1;
-            return None;
         }
-        self.shown += 1;
-        Some((std::mem::take(&mut self.pending), d))
+        before.map(|n| (n, d))
     }
 }
 
@@ -219,10 +207,10 @@ mod tests {
         let mut t = Trail::default();
         let now = Instant::now();
         let lines: Vec<_> = (0..1000).filter_map(|i| t.add(denial(&format!("call {}", i % 2)), now)).collect();
-        assert_eq!((lines.len(), t.total, t.not_shown), (LINES_PER_WINDOW as usize, 1000, 980));
+        assert_eq!((lines.len(), t.total, t.not_shown), (fix::REFUSAL_LINES as usize, 1000, 980));
         assert_eq!(t.recent.len(), KEPT, "bounded");
         // The next window says how many it did not show.
-        let next = t.add(denial("x"), now + WINDOW).unwrap();
+        let next = t.add(denial("x"), now + fix::REFUSAL_WINDOW).unwrap();
         assert!(next.starts_with("(980 more refusals were not shown"), "{next}");
         // The same refusal repeated is one entry with a count.
         let mut t = Trail::default();
@@ -290,6 +278,39 @@ pub struct Watch {
     collected: std::cell::RefCell<Collected>,
     /// The child process's pipes (a brokered run).
     child: std::cell::RefCell<Option<(std::fs::File, std::fs::File)>>,
+    /// Told live, the refusals that do not come through the audit log: the
+    /// broker's (`capexec_broker::Report` lines, see
+    /// [`broker_reports`](Watch::broker_reports)), and the network guard's.
+    broker: std::cell::RefCell<Option<ReportPipe>>,
+    guard: std::cell::RefCell<Option<capexec_sandbox::netguard::Refusals>>,
+}
+
+/// The read end of the broker's report pipe, and the part of a line read.
+struct ReportPipe {
+    pipe: std::fs::File,
+    partial: Vec<u8>,
+}
+
+impl ReportPipe {
+    /// Longer lines are no report the broker wrote whole: dropped.
+    const MAX_LINE: usize = 8192;
+
+    /// The reports whole in the pipe now (it is non-blocking).
+    fn read(&mut self) -> Vec<capexec_broker::Report> {
+        let mut buf = [0u8; 4096];
+        let mut out = Vec::new();
+        while let Ok(n @ 1..) = std::io::Read::read(&mut self.pipe, &mut buf) {
+            self.partial.extend_from_slice(&buf[..n]);
+            while let Some(end) = self.partial.iter().position(|b| *b == b'\n') {
+                let line: Vec<u8> = self.partial.drain(..=end).collect();
+                out.extend(std::str::from_utf8(&line[..end]).ok().and_then(capexec_broker::Report::decode));
+            }
+            if self.partial.len() > Self::MAX_LINE {
+                self.partial.clear();
+            }
+        }
+        out
+    }
 }
 
 /// How a [`Watch`] tells what was refused.
@@ -380,8 +401,10 @@ impl Watch {
     }
 
     /// `print` writes each refusal's line as it is read, at most
-    /// `LINES_PER_WINDOW` per `WINDOW` (the next line says how many were
-    /// not shown), whatever the run's end.
+    /// `fix::REFUSAL_LINES` per `fix::REFUSAL_WINDOW` (the next line says how
+    /// many were not shown), whatever the run's end: the kernel's from the
+    /// audit log, the broker's ([`broker_reports`](Self::broker_reports)) and
+    /// the network guard's ([`guard`](Self::guard)), under one budget.
     pub fn live(spec: &ServiceSpec, print: Box<dyn Fn(&str)>) -> Watch {
         Watch::with_output(spec, Output::Live { print, trail: Default::default() })
     }
@@ -395,6 +418,32 @@ impl Watch {
             listening: Default::default(),
             collected: Default::default(),
             child: Default::default(),
+            broker: Default::default(),
+            guard: Default::default(),
+        }
+    }
+
+    /// Told live: the write end of a pipe for the broker's refusals
+    /// (`capexec_broker::Broker::report_to`), read with the audit log's,
+    /// into the same lines at the same rate. Call before the run is
+    /// [`started`](Self::started). `None` for a summary (the broker then
+    /// writes its own lines) or if no pipe could be made.
+    pub fn broker_reports(&self) -> Option<std::os::fd::OwnedFd> {
+        if !matches!(self.output, Output::Live { .. }) {
+            return None;
+        }
+        // Non-blocking both ways: the broker never waits for the reader, and
+        // the reader takes what is there.
+        let (rd, wr) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC | nix::fcntl::OFlag::O_NONBLOCK).ok()?;
+        *self.broker.borrow_mut() = Some(ReportPipe { pipe: rd.into(), partial: Vec::new() });
+        Some(wr)
+    }
+
+    /// Told live: the network guard's refusals (`capexec exec`'s cgroup),
+    /// read beside the audit log. Call before the run is started.
+    pub fn guard(&self, refusals: capexec_sandbox::netguard::Refusals) {
+        if matches!(self.output, Output::Live { .. }) {
+            *self.guard.borrow_mut() = Some(refusals);
         }
     }
 
@@ -416,12 +465,31 @@ impl Watch {
         self.listening.set(true);
     }
 
-    /// Runs `f` with the socket for capexec's wait for the run to poll,
-    /// where capexec reads it (not in a brokered run): [`drain`](Self::drain)
-    /// when it is readable.
-    pub fn with_poll_fd<R>(&self, f: impl FnOnce(Option<std::os::fd::BorrowedFd<'_>>) -> R) -> R {
-        let reader = self.reader.borrow();
-        f(reader.as_ref().filter(|_| !self.brokered).map(|r| r.as_fd()))
+    /// Runs `f` with what capexec's wait for the run polls, where capexec
+    /// reads it (not in a brokered run): [`drain`](Self::drain) when one is
+    /// readable. Empty: nothing to read.
+    pub fn with_poll_fds<R>(&self, f: impl FnOnce(&[std::os::fd::BorrowedFd<'_>]) -> R) -> R {
+        // Copies, so that `drain` may take the sources while `f` polls.
+        let copies: Vec<std::os::fd::OwnedFd> = match self.brokered {
+            true => Vec::new(),
+            false => {
+                let (reader, broker, guard) = (self.reader.borrow(), self.broker.borrow(), self.guard.borrow());
+                Self::sources(&reader, &broker, &guard).iter().filter_map(|fd| fd.try_clone_to_owned().ok()).collect()
+            }
+        };
+        let fds: Vec<std::os::fd::BorrowedFd<'_>> = copies.iter().map(std::os::fd::AsFd::as_fd).collect();
+        f(&fds)
+    }
+
+    /// The descriptors of what is read: the audit socket, the broker's
+    /// pipe, the guard's ring buffer.
+    fn sources<'a>(
+        reader: &'a Option<crate::audit::Reader>,
+        broker: &'a Option<ReportPipe>,
+        guard: &'a Option<capexec_sandbox::netguard::Refusals>,
+    ) -> Vec<std::os::fd::BorrowedFd<'a>> {
+        use std::os::fd::AsFd;
+        reader.iter().map(|r| r.as_fd()).chain(broker.iter().map(|b| b.pipe.as_fd())).chain(guard.iter().map(|g| g.as_fd())).collect()
     }
 
     /// Reads the records that wait on the socket, at most [`DRAIN_MAX`] of
@@ -429,37 +497,46 @@ impl Watch {
     /// between two batches (a Ctrl-C for a program looping on a refused
     /// call is forwarded). Returns how many it read.
     pub fn drain(&self) -> usize {
-        let reader = self.reader.borrow();
-        let Some(reader) = reader.as_ref() else { return 0 };
         let mut c = self.collected.borrow_mut();
         let mut n = 0;
-        while n < DRAIN_MAX {
-            match reader.try_next() {
-                Ok(Some(r)) => c.add(r),
-                _ => break,
+        if let Some(reader) = self.reader.borrow().as_ref() {
+            while n < DRAIN_MAX {
+                match reader.try_next() {
+                    Ok(Some(r)) => c.add(r),
+                    _ => break,
+                }
+                n += 1;
             }
-            n += 1;
         }
-        if let Output::Live { print, trail } = &self.output {
-            // Told now, and not kept for a summary; a marker is kept for
-            // `summarize` to find.
-            for r in std::mem::take(&mut c.got) {
-                if let Record::Marker(_) = r {
-                    c.got.push(r);
-                    continue;
+        let Output::Live { print, trail } = &self.output else { return n };
+        // Told now, and not kept for a summary; a marker is kept for
+        // `summarize` to find.
+        let mut denials = Vec::new();
+        for r in std::mem::take(&mut c.got) {
+            if let Record::Marker(_) = r {
+                c.got.push(r);
+                continue;
+            }
+            let Some((mechanism, what, fix)) = describe(&r, &self.spec) else { continue };
+            let pid = match r {
+                Record::Seccomp { pid, .. } => Some(pid),
+                _ => None,
+            };
+            denials.push(Denial { at: Some(SystemTime::now()), mechanism, what, fix, pid, count: 1 });
+        }
+        if let Some(pipe) = self.broker.borrow_mut().as_mut() {
+            denials.extend(pipe.read().into_iter().map(broker_denial));
+        }
+        if let Some(ring) = self.guard.borrow_mut().as_mut() {
+            denials.extend(ring.drain().iter().map(guard_denial));
+        }
+        n += denials.len();
+        for d in denials {
+            if let Some((before, d)) = trail.borrow_mut().admit(d, Instant::now()) {
+                if before > 0 {
+                    print(&fix::not_shown(before));
                 }
-                let Some((mechanism, what, fix)) = describe(&r, &self.spec) else { continue };
-                let pid = match r {
-                    Record::Seccomp { pid, .. } => Some(pid),
-                    _ => None,
-                };
-                let d = Denial { at: Some(SystemTime::now()), mechanism, what, fix, pid, count: 1 };
-                if let Some((before, d)) = trail.borrow_mut().admit(d, Instant::now()) {
-                    if before > 0 {
-                        print(&format!("({before} more refusals were not shown)"));
-                    }
-                    print(&d.line());
-                }
+                print(&d.line());
             }
         }
         n
@@ -469,12 +546,11 @@ impl Watch {
     /// brokered run, the reader's process starts now.
     pub fn started(&self, pid: i32) {
         self.collected.borrow_mut().run.main = Some(pid);
-        if !self.brokered {
+        let (reader, broker, guard) = (self.reader.borrow(), self.broker.borrow(), self.guard.borrow());
+        if !self.brokered || Self::sources(&reader, &broker, &guard).is_empty() {
             return;
         }
-        if self.reader.borrow().is_none() {
-            return;
-        }
+        drop((reader, broker, guard));
         let Ok((rd, wr)) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC) else { return };
         let Ok((done_rd, done_wr)) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC) else { return };
         match capexec_sys::process::fork("start the refusals' reader") {
@@ -485,13 +561,15 @@ impl Watch {
                 // The log until the exit status comes; EOF: capexec ended
                 // without one, and there is nothing to say.
                 let mut rd = std::fs::File::from(rd);
-                let reader = self.reader.borrow();
-                let Some(sock) = reader.as_ref() else { capexec_sys::process::exit_now(0) };
                 let status = loop {
-                    let Ok(revents) = capexec_sys::poll_many(&[(std::os::fd::AsFd::as_fd(&rd), libc::POLLIN), (sock.as_fd(), libc::POLLIN)], -1) else {
-                        break None;
+                    let revents = {
+                        let (reader, broker, guard) = (self.reader.borrow(), self.broker.borrow(), self.guard.borrow());
+                        let mut fds = vec![(std::os::fd::AsFd::as_fd(&rd), libc::POLLIN)];
+                        fds.extend(Self::sources(&reader, &broker, &guard).into_iter().map(|fd| (fd, libc::POLLIN)));
+                        capexec_sys::poll_many(&fds, -1)
                     };
-                    if revents[1] != 0 {
+                    let Ok(revents) = revents else { break None };
+                    if revents[1..].iter().any(|r| *r != 0) {
                         self.drain();
                     }
                     if revents[0] != 0 {
@@ -499,7 +577,6 @@ impl Watch {
                         break std::io::Read::read_exact(&mut rd, &mut msg).is_ok().then(|| i32::from_ne_bytes(msg));
                     }
                 };
-                drop(reader);
                 if let Some(status) = status {
                     self.summarize(status);
                 }
@@ -533,13 +610,13 @@ impl Watch {
     /// live, the refusals not told yet.
     fn summarize(&self, status: i32) {
         let live = matches!(self.output, Output::Live { .. });
-        if (status == 0 && !live) || !self.listening.get() {
+        if status == 0 && !live {
             return;
         }
         // The kernel hands records over asynchronously, in order: read up to
         // a marker written now (a few seconds at most, should the log lose it).
         let token = format!("{}-end", std::process::id());
-        if crate::audit::mark(&token).is_ok() {
+        if self.listening.get() && crate::audit::mark(&token).is_ok() {
             let until = Instant::now() + Duration::from_secs(5);
             loop {
                 let read = self.drain();
@@ -561,13 +638,18 @@ impl Watch {
         let print = match &self.output {
             Output::Summary(print) => print,
             Output::Live { print, trail } => {
-                let pending = trail.borrow().pending;
+                // The broker's and the guard's last ones.
+                self.drain();
+                let pending = trail.borrow().budget.pending();
                 if pending > 0 {
-                    print(&format!("({pending} more refusals were not shown)"));
+                    print(&fix::not_shown(pending));
                 }
                 return;
             }
         };
+        if !self.listening.get() {
+            return;
+        }
         let c = self.collected.borrow();
         // The main process's refusals whose record came after it had ended,
         // once it is known.

@@ -44,10 +44,11 @@ killed, every process of the service ends too.\n\nUnder systemd: sockets from so
 (LISTEN_FDS for this process) become the service's fds 3, 4, ..., before the declared preopens; the \
 service's sd_notify messages are relayed to NOTIFY_SOCKET with MAINPID set to capexec (which says \
 READY=1 itself for declarations that are not type = \"notify\"); WATCHDOG_USEC is passed on; \
-$CREDENTIALS_DIRECTORY is visible read-only at the same path.\n\nAs root, what the kernel refuses the \
-service (seccomp, Landlock) is written to standard error as it happens, each with the declaration key \
-that allows it, at most 20 lines per 10 seconds (then how many were not shown); rootless, \
-`capexec exec --explain UNIT` re-runs it under the learning recorder to say what would be refused.\n\nExample unit lines:\n  Type=notify\n  ExecStart=/usr/bin/capexec exec nginx")]
+$CREDENTIALS_DIRECTORY is visible read-only at the same path.\n\nAs root, what is refused the \
+service (by seccomp, Landlock, its broker, the network guard) is written to standard error as it happens, \
+each with the declaration key that allows it, at most 20 lines per 10 seconds (then how many were not \
+shown); rootless, the broker's refusals are, and `capexec exec --explain UNIT` re-runs the service under \
+the learning recorder to say what the kernel would refuse.\n\nExample unit lines:\n  Type=notify\n  ExecStart=/usr/bin/capexec exec nginx")]
     Exec(ExecArgs),
     /// Run a program confined without a declaration file (strict by default)
     #[command(after_help = "With no options the program sees read-only system directories (/usr, /etc, ...), \

@@ -130,7 +130,7 @@ pub fn launch_foreground(spec: &ServiceSpec, handoff: Handoff) -> i32 {
         }
     };
     // The cgroup watcher removes the directories once this process ends.
-    launch_planned(spec, plan, handoff, cgroup.as_ref())
+    launch_planned(spec, plan, handoff, cgroup)
 }
 
 fn guard_cgroup(spec: &ServiceSpec, rootless: bool) -> Result<Option<ExecCgroup>, String> {
@@ -144,7 +144,12 @@ fn guard_cgroup(spec: &ServiceSpec, rootless: bool) -> Result<Option<ExecCgroup>
     ExecCgroup::enter(&spec.name, &policy).map(Some).map_err(|e| e.to_string())
 }
 
-fn launch_planned(spec: &ServiceSpec, plan: capexec_sandbox::SetupPlan, mut handoff: Handoff, cgroup: Option<&ExecCgroup>) -> i32 {
+fn launch_planned(spec: &ServiceSpec, plan: capexec_sandbox::SetupPlan, mut handoff: Handoff, mut cgroup: Option<ExecCgroup>) -> i32 {
+    let watch = handoff.watch.take();
+    // Told with the kernel's refusals, under one budget: the guard's.
+    if let (Some(w), Some(refusals)) = (&watch, cgroup.as_mut().and_then(|c| c.refusals.take())) {
+        w.guard(refusals);
+    }
     // Under `capexec exec` this process is the service's broker: it opens what
     // the grants need now, while it still can, and serves once the service runs.
     let broker = match spec.has_broker() {
@@ -153,6 +158,10 @@ fn launch_planned(spec: &ServiceSpec, plan: capexec_sandbox::SetupPlan, mut hand
             Ok(mut b) => {
                 if let Some(tx) = handoff.net_seen.take() {
                     b.watch_network(tx);
+                }
+                // And the broker's.
+                if let Some(pipe) = watch.as_ref().and_then(|w| w.broker_reports()) {
+                    b.report_to(pipe);
                 }
                 Some(b)
             }
@@ -163,7 +172,6 @@ fn launch_planned(spec: &ServiceSpec, plan: capexec_sandbox::SetupPlan, mut hand
         },
     };
     let inherited = handoff.raw_fds();
-    let watch = handoff.watch.take();
     let spawned_watch = |pid| {
         if let Some(w) = &watch {
             w.spawned(pid);
@@ -271,11 +279,12 @@ fn launch_planned(spec: &ServiceSpec, plan: capexec_sandbox::SetupPlan, mut hand
             let on_hup: Option<&dyn Fn()> = if plan.reload.is_empty() { None } else { Some(&reload) };
             // As root, what the kernel refused the run is read while capexec waits.
             let status = match &watch {
-                Some(w) => w.with_poll_fd(|fd| {
+                Some(w) => w.with_poll_fds(|fds| {
                     let drain = || {
                         w.drain();
                     };
-                    capexec_sandbox::launch::wait_foreground_serving(&s, on_hup, fd.map(|fd| capexec_sandbox::launch::Serve { fd, ready: &drain }))
+                    let serve = (!fds.is_empty()).then_some(capexec_sandbox::launch::Serve { fds, ready: &drain });
+                    capexec_sandbox::launch::wait_foreground_serving(&s, on_hup, serve)
                 }),
                 None => capexec_sandbox::launch::wait_foreground_with(&s, on_hup),
             };
