@@ -126,10 +126,12 @@ pub fn fs_refusal(fs: &FsSpec, path: &str, acc: Access, created: bool, existed: 
 }
 
 /// What would give the run `acc` on `path`: the list for its strongest use,
-/// naming the path, or for one the run created, the nearest directory
-/// above it that exists (a path must exist to be listed). The masks, /dev
-/// and /proc have keys of their own.
-fn path_fix(path: &str, acc: &BTreeSet<Access>, existed: bool, exists: &impl Fn(&str) -> bool) -> String {
+/// naming the path; for one the run created or removed, the nearest
+/// directory above it that was there before the run (`made` says what the
+/// run created): a name made or removed is its directory's to allow (a
+/// file listed on its own is a mount, which can be neither), and a path
+/// must exist to be listed. The masks, /dev and /proc have keys of their own.
+fn path_fix(path: &str, acc: &BTreeSet<Access>, existed: bool, exists: &impl Fn(&str) -> bool, made: &impl Fn(&str) -> bool) -> String {
     if under(path, "/dev") {
         return "the minimal /dev has only null, zero, full, random, urandom, tty, shm, fd and log (capexec's syslog socket): a device needs a preopened fd ([[preopen.file]])".into();
     }
@@ -149,10 +151,19 @@ fn path_fix(path: &str, acc: &BTreeSet<Access>, existed: bool, exists: &impl Fn(
     } else {
         fix::PathUse::Read
     };
+    let root = std::path::Path::new("/");
     let mut p = std::path::Path::new(path);
-    while !existed && !exists(&p.to_string_lossy()) {
+    if acc.contains(&Access::Create) || acc.contains(&Access::Remove) {
+        p = p.parent().filter(|up| *up != root).unwrap_or(p);
+    }
+    loop {
+        let q = p.to_string_lossy();
+        let there = if q == path { existed } else { exists(&q) };
+        if there && !made(&q) {
+            break;
+        }
         match p.parent() {
-            Some(up) if up != std::path::Path::new("/") => p = up,
+            Some(up) if up != root => p = up,
             _ => break,
         }
     }
@@ -191,6 +202,7 @@ pub fn compare(obs: &Observations, spec: &ServiceSpec, exists: impl Fn(&str) -> 
     }
 
     let mount_points = crate::learning_mount_points(obs);
+    let made = |p: &str| obs.paths.get(p).is_some_and(|a| a.contains(&Access::Create));
     for (path, acc) in &obs.paths {
         let created = acc.contains(&Access::Create);
         let existed = exists(path);
@@ -198,14 +210,15 @@ pub fn compare(obs: &Observations, spec: &ServiceSpec, exists: impl Fn(&str) -> 
         if mount_points.contains(path) {
             continue;
         }
-        // A probe for something that is not there fails the same way in the view.
-        if !existed && !created {
+        // A probe for something that is not there fails the same way in the
+        // view; what glibc does without is not missed.
+        if !existed && !created || crate::OPTIONAL_PROC.contains(&path.as_str()) {
             continue;
         }
         if let Some(why) = acc.iter().find_map(|a| fs_refusal(&spec.filesystem, path, *a, created, existed)) {
             let fix = match why.starts_with("masked") {
                 true => format!("take \"{path}\" out of [filesystem] inaccessible (the system view masks /etc/shadow and /etc/gshadow itself)"),
-                false => path_fix(path, acc, existed, &exists),
+                false => path_fix(path, acc, existed, &exists, &made),
             };
             r.files.push(Denial { what: path.clone(), how: accesses(acc), why: why.to_owned(), fix });
         }
@@ -223,7 +236,7 @@ pub fn compare(obs: &Observations, spec: &ServiceSpec, exists: impl Fn(&str) -> 
                 // directories and links): only that the view shows it.
                 let acc = if how == "bind" { Access::Create } else { Access::Read };
                 if let Some(why) = fs_refusal(&spec.filesystem, p, acc, how == "bind", exists(p)) {
-                    let fix = path_fix(p, &[acc].into(), exists(p), &exists);
+                    let fix = path_fix(p, &[acc].into(), exists(p), &exists, &made);
                     r.network.push(Denial { what: a.clone(), how: how.into(), why: format!("its path is {why}"), fix });
                 }
                 continue;
@@ -431,5 +444,32 @@ mod tests {
         let r = compare(&o, &s, |_| true);
         assert!(r.network.is_empty() && r.files.is_empty(), "{r:#?}");
         assert_eq!(r.unused, ["seccomp.allow @system-service", "filesystem.read_only /srv"], "{r:#?}");
+    }
+    /// A file the run created or removed is its directory's to allow: the
+    /// nearest one that was there before the run (apt-cacher-ng makes
+    /// `_xstore/qstats/i/<time>` below its cache, fresh names at each
+    /// start); a file only written is listed itself.
+    #[test]
+    fn what_the_run_made_is_allowed_in_the_directory_that_was_there() {
+        let s = spec("[exec]\nargv = [\"/usr/bin/true\"]\nuser = 1000\n");
+        let mut o = Observations::default();
+        for p in ["/var/cache/app/x", "/var/cache/app/x/q", "/var/cache/app/x/q/123.4"] {
+            o.paths.insert(p.into(), [Access::Create].into());
+        }
+        o.paths.insert("/var/cache/app/stale".into(), [Access::Remove].into());
+        o.paths.insert("/var/lib/app/db".into(), [Access::Write].into());
+        o.binds.insert("unix:/run/app/ctl".into());
+        let r = compare(&o, &s, |p| p.starts_with("/var/cache/app") || p.starts_with("/var/lib/app") || p.starts_with("/run/app"));
+        let fixes: BTreeSet<&str> = r.files.iter().chain(&r.network).map(|d| d.fix.as_str()).collect();
+        assert_eq!(
+            fixes,
+            [
+                "add \"/run/app\" to [filesystem] read_write (capexec run: --rw /run/app)",
+                "add \"/var/cache/app\" to [filesystem] read_write (capexec run: --rw /var/cache/app)",
+                "add \"/var/lib/app/db\" to [filesystem] read_write (capexec run: --rw /var/lib/app/db)",
+            ]
+            .into(),
+            "{r:#?}"
+        );
     }
 }

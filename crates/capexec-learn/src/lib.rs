@@ -28,6 +28,13 @@ pub(crate) fn host_proc(path: &str) -> bool {
     !(first == "self" || first == "thread-self" || (!first.is_empty() && first.bytes().all(|b| b.is_ascii_digit())))
 }
 
+/// /proc files beyond the service's own processes that glibc reads and does
+/// without when they are missing: no reason for a full /proc.
+/// `sysconf(_SC_NGROUPS_MAX)` (initgroups, opendkim's drop to its user)
+/// falls back to NGROUPS_MAX; malloc reads the overcommit policy to decide
+/// whether a heap may shrink, and assumes it may not.
+pub(crate) const OPTIONAL_PROC: &[&str] = &["/proc/sys/kernel/ngroups_max", "/proc/sys/vm/overcommit_memory"];
+
 /// The paths the run only looked at (stat, statfs) that are entries of `/`,
 /// once it had read a mount table: the learning view binds every entry of
 /// `/`, so these are its mount points, which prometheus-node-exporter's

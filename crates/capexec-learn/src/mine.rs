@@ -574,7 +574,11 @@ pub fn declaration(obs: &Observations, origin: &Origin, exists: impl Fn(&str) ->
     section(&mut o, "read_write_exec", "written, and code run from it", &rwx);
     // prometheus-node-exporter's collectors read /proc/stat, /proc/meminfo,
     // /proc/loadavg: under the default pid-only /proc every one failed.
-    let host_proc: BTreeSet<String> = obs.paths.keys().filter(|p| crate::host_proc(p) && exists(p)).cloned().collect();
+    let (optional, host_proc): (BTreeSet<String>, BTreeSet<String>) =
+        obs.paths.keys().filter(|p| crate::host_proc(p) && exists(p)).cloned().partition(|p| crate::OPTIONAL_PROC.contains(&p.as_str()));
+    if !optional.is_empty() {
+        let _ = writeln!(o, "# Read during the run, not in a pid-only /proc, and done without there (glibc falls back): {}", examples(&optional));
+    }
     if !host_proc.is_empty() {
         let _ = writeln!(o, "# Read during the run, and not in a pid-only /proc (the default): {}", examples(&host_proc));
         o.push_str("proc = \"full\"\n");
@@ -874,6 +878,10 @@ mod tests {
         assert!(text.contains("pid-only /proc (the default): /proc/net/dev, /proc/stat\nproc = \"full\"\n"), "{text}");
         let v: toml::Value = toml::from_str(&text).unwrap();
         assert_eq!(v["filesystem"]["proc"].as_str(), Some("full"));
+        // What glibc does without (opendkim's initgroups) makes it no fuller.
+        let glibc = obs(&[("/proc/sys/kernel/ngroups_max", &[Access::Read]), ("/proc/self/status", &[Access::Read])], &[]);
+        let text = declaration(&glibc, &origin(&["/usr/bin/app".into()], false), |_| true);
+        assert!(!text.contains("proc = ") && text.contains("done without there (glibc falls back): /proc/sys/kernel/ngroups_max\n"), "{text}");
     }
 
     /// Entries of / only stat'ed after the mount table was read are the
