@@ -793,6 +793,10 @@ fn init(a: &ChildArgs, service: libc::pid_t, helper: Option<libc::pid_t>, view_n
     // service the daemon it left (`None`: every process left).
     let mut main = Some(service);
     let mut forked = false;
+    // A signal forwarded to a forking service's started process before init
+    // reaped it: it may have been exiting already (a zombie takes a signal
+    // and does nothing), and SIGTERM comes before SIGCHLD when both wait.
+    let mut early = None;
     loop {
         match process::wait_signal(set.as_ref(), None) {
             Some(libc::SIGCHLD) => {
@@ -804,7 +808,12 @@ fn init(a: &ChildArgs, service: libc::pid_t, helper: Option<libc::pid_t>, view_n
                         Some(f) if !forked && exit_code(status) == 0 => {
                             forked = true;
                             let sig;
-                            (main, sig) = daemon_pid(f, a.plan.command_timeout, helper);
+                            // The daemon it left gets that signal now, without
+                            // waiting for its pid file: a stop waits for no start.
+                            (main, sig) = match early.take() {
+                                Some(early) => (daemon_named(f), Some(early)),
+                                None => daemon_pid(f, a.plan.command_timeout, helper),
+                            };
                             ready(f);
                             if let Some(sig) = sig {
                                 forward(sig, main, a.plan.pid_ns);
@@ -817,7 +826,12 @@ fn init(a: &ChildArgs, service: libc::pid_t, helper: Option<libc::pid_t>, view_n
                     exit(0);
                 }
             }
-            Some(sig) => forward(sig, main, a.plan.pid_ns),
+            Some(sig) => {
+                if a.plan.forking.is_some() && !forked {
+                    early = Some(sig);
+                }
+                forward(sig, main, a.plan.pid_ns)
+            }
             None => {}
         }
     }
@@ -863,16 +877,16 @@ fn forward(sig: libc::c_int, main: Option<libc::pid_t>, pid_ns: bool) {
 /// the service is left (`others_left`), and until a signal to forward
 /// comes (a stop waits for no start): returned with it, to be forwarded.
 fn daemon_pid(f: &crate::plan::Forking, timeout: std::time::Duration, helper: Option<libc::pid_t>) -> (Option<libc::pid_t>, Option<libc::c_int>) {
-    let Some(path) = f.pid_file.as_ref() else { return (None, None) };
+    if f.pid_file.is_none() {
+        return (None, None);
+    }
     const STEP: std::time::Duration = std::time::Duration::from_millis(20);
     // SIGCHLD stays pending for init's loop, which reaps.
     let mut forwarded = SigSet::empty();
     for s in FORWARDED.iter().filter_map(|s| Signal::try_from(*s).ok()) {
         forwarded.add(s);
     }
-    // A pid the service wrote is trusted only as far as it names one of
-    // its own processes.
-    let named = || read_pid(path).filter(|pid| process::is_child(Some(*pid)));
+    let named = || daemon_named(f);
     // Counted, not timed: init's filter allows no clock syscall.
     for _ in 0..=timeout.as_millis() / STEP.as_millis() {
         if let Some(pid) = named() {
@@ -886,6 +900,12 @@ fn daemon_pid(f: &crate::plan::Forking, timeout: std::time::Duration, helper: Op
         }
     }
     (None, None)
+}
+
+/// The pid in a forking service's pid file, if there is one: trusted only
+/// as far as it names one of the service's own processes (init's children).
+fn daemon_named(f: &crate::plan::Forking) -> Option<libc::pid_t> {
+    read_pid(f.pid_file.as_ref()?).filter(|pid| process::is_child(Some(*pid)))
 }
 
 /// Whether init and the task helper read a forking service's pid file.
