@@ -214,6 +214,20 @@ fn a_stop_post_removing_the_pid_file_is_covered() {
     check(&d, "stoppost");
 }
 
+/// StandardInput=null is what the daemon gives every service, and is said
+/// to be covered; other standard inputs and NonBlocking= are not mapped,
+/// each with where to set it instead.
+#[test]
+fn standard_input_and_nonblocking_are_said_what_they_become() {
+    let d = import_text("stdin", "[Service]\nExecStart=/usr/bin/sleep 100\nStandardInput=null\nNonBlocking=yes\n");
+    let covered = d.split("# Not mapped:").next().unwrap();
+    assert!(covered.contains("#   StandardInput=null: the daemon gives every service /dev/null as standard input"), "{d}");
+    assert!(d.contains("#   NonBlocking=yes: sockets capexec opens ([[preopen.listen]]) are handed over blocking") && !d.contains("no counterpart"), "{d}");
+    let tty = import_text("stdin-tty", "[Service]\nExecStart=/usr/bin/sleep 100\nStandardInput=tty\n");
+    assert!(tty.split("# Not mapped:").nth(1).is_some_and(|n| n.contains("#   StandardInput=tty: the daemon gives every service /dev/null")), "{tty}");
+    check(&d, "stdin");
+}
+
 /// CapabilityBoundingSet= becomes capabilities.bound, its lines added up
 /// as systemd does; an ambient capability outside it is left out.
 #[test]

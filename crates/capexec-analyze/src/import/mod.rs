@@ -984,6 +984,17 @@ pub fn convert(source: &str, text: &str, instance: Option<&str>) -> Result<Strin
                 }
             }
             "KillSignal" => out.service.push(("stop_signal", v.into())),
+            "StandardInput" => match v {
+                "null" => out.covered.push((
+                    format!("{}={v}", e.key),
+                    "the daemon gives every service /dev/null as standard input; `capexec exec` hands on its own, which systemd makes /dev/null".into(),
+                )),
+                _ => out.skip(e, "the daemon gives every service /dev/null as standard input; under systemd, set it on capexec's own unit (`capexec exec` hands its standard input on)"),
+            },
+            "NonBlocking" => out.skip(
+                e,
+                "sockets capexec opens ([[preopen.listen]]) are handed over blocking, as systemd's are without it; under systemd, set it on capexec's own unit: `capexec exec` hands systemd's sockets on as they are",
+            ),
             "ExecStopPost" => {
                 let argv = exec_start(e, &vars, &mut out);
                 match argv.as_slice() {
