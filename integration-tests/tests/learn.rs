@@ -241,8 +241,14 @@ both!(check_reports_refusals_of_a_service_that_exits_early, |who: As| {
     std::fs::create_dir_all(&dir).unwrap();
     set_mode(&dir, 0o777);
     let port = unused_port();
-    // Reads its configuration from a file outside its view, and gives up.
-    let prog = "open(my $f, '<', '/var/lib/dpkg/status') or exit 1; sleep 1; exit 2";
+    // Makes its cache below a directory outside its view (fresh names, as
+    // apt-cacher-ng's at each start: one grant, so one line), reads its
+    // configuration from a file outside its view, and gives up.
+    let (cache, _scratch) = writable_dir(&format!("learn-early-{who:?}"));
+    let d = cache.display();
+    let prog = format!(
+        "mkdir '{d}/x'; mkdir '{d}/x/q'; for my $n (1..5) {{ open(my $o, '>', \\\"{d}/x/q/$n\\\") }} open(my $f, '<', '/var/lib/dpkg/status') or exit 1; sleep 1; exit 2"
+    );
     let unit = dir.join("early.svc");
     std::fs::write(&unit, format!("[exec]\nargv = [\"/usr/bin/perl\", \"-e\", \"{prog}\"]\n\n[[preopen.listen]]\naddress = \"tcp:127.0.0.1:{port}\"\n"))
         .unwrap();
@@ -257,6 +263,9 @@ both!(check_reports_refusals_of_a_service_that_exits_early, |who: As| {
         "{}",
         text(&o)
     );
+    let made =
+        format!("    {d}/x (create), also {d}/x/q, {d}/x/q/1, {d}/x/q/2 and 3 more: not in the view; to allow it: add \"{d}\" to [filesystem] read_write");
+    assert!(out.contains(&made), "{made}\n{}", text(&o));
     assert!(err.contains("the service exited with status 2 before it was ready"), "{}", text(&o));
 });
 

@@ -767,8 +767,22 @@ fn print_report(r: &compare::Report, name: &str, json: bool) {
     );
     for (cat, list) in [("syscalls", &r.syscalls), ("files", &r.files), ("network", &r.network)] {
         println!("  {cat}: {}", if list.is_empty() { "nothing refused".to_owned() } else { format!("{} refused", list.len()) });
+        // Refusals with one fix are one line: the files a service makes at
+        // each start below one directory (apt-cacher-ng's cache) are one grant.
+        let mut groups: Vec<(&compare::Denial, Vec<&str>)> = Vec::new();
         for d in list {
-            println!("    {} ({}): {}; to allow it: {}", safe(&d.what), d.how, safe(&d.why), safe(&d.fix));
+            match groups.iter_mut().find(|(first, _)| first.why == d.why && first.fix == d.fix) {
+                Some((_, more)) => more.push(&d.what),
+                None => groups.push((d, Vec::new())),
+            }
+        }
+        for (d, more) in groups {
+            let also = match more.len() {
+                0 => String::new(),
+                n @ 1..=3 => format!(", also {}", more[..n].join(", ")),
+                n => format!(", also {} and {} more", more[..3].join(", "), n - 3),
+            };
+            println!("    {} ({}){}: {}; to allow it: {}", safe(&d.what), d.how, safe(&also), safe(&d.why), safe(&d.fix));
         }
     }
     if !r.unused.is_empty() {
