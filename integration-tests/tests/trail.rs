@@ -330,6 +330,7 @@ fn the_network_guard_reports_what_it_refused() {
 fn explain_says_what_the_options_would_refuse() {
     let prog = "my $r = syscall(27, 0, 0, 0); print \"mincore: $r\\n\"; use IO::Socket::INET; \
         my $s = IO::Socket::INET->new(PeerAddr => '127.0.0.1:9'); print 'connect: ', ($s ? 'ok' : \"$!\"), \"\\n\"; \
+        IO::Socket::INET->new(PeerAddr => '127.0.0.2:9'); \
         print 'read: ', (open(my $f, '<', '/var/lib/dpkg/status') ? 'ok' : \"$!\"), \"\\n\"; exit 3;";
     let fixes = ["--allow-syscall", "mincore", "--connect-tcp", "9", "--ro", "/var/lib/dpkg/status"];
     for who in [As::User, As::Root] {
@@ -343,7 +344,8 @@ fn explain_says_what_the_options_would_refuse() {
         let err = String::from_utf8_lossy(&o.stderr);
         for line in [
             "seccomp: mincore (1 of 1 calls): not in the allowlist; to allow it: --allow-syscall mincore",
-            "network: tcp:127.0.0.1:9 (connect): Landlock allows no TCP connect to port 9; to allow it: --connect-tcp 9",
+            // One fix, one line.
+            "network: tcp:127.0.0.1:9 (connect), also tcp:127.0.0.2:9: Landlock allows no TCP connect to port 9; to allow it: --connect-tcp 9",
             "files: /var/lib/dpkg/status (read): not in the view; to allow it: --ro /var/lib/dpkg/status",
         ] {
             assert!(err.contains(line), "{who:?}: no {line:?} in:\n{err}");

@@ -221,11 +221,7 @@ pub fn explain(spec: &ServiceSpec, who: &str, flags: bool) -> i32 {
         let exists = |p: &str| Path::new(p).symlink_metadata().is_ok();
         compare::compare(&obs, spec, exists).without_absent_sockets(exists)
     };
-    let refused: Vec<(&str, &compare::Denial)> = [("seccomp", &report.syscalls), ("files", &report.files), ("network", &report.network)]
-        .into_iter()
-        .flat_map(|(k, l)| l.iter().map(move |d| (k, d)))
-        .collect();
-    if refused.is_empty() {
+    if report.denials() == 0 {
         eprintln!(
             "{who} --explain: the program exited with status {}; the {} would have refused nothing it did",
             ended.status,
@@ -234,11 +230,37 @@ pub fn explain(spec: &ServiceSpec, who: &str, flags: bool) -> i32 {
         return ended.status;
     }
     eprintln!("{who} --explain: the program exited with status {}; the {} would have refused:", ended.status, if flags { "options" } else { "declaration" });
-    for (kind, d) in refused {
-        let fix = if flags { capexec_decl::fix::run_flag(&d.fix) } else { d.fix.as_str() };
-        eprintln!("  {kind}: {} ({}): {}; to allow it: {}", safe(&d.what), d.how, safe(&d.why), safe(fix));
+    for (kind, list) in [("seccomp", &report.syscalls), ("files", &report.files), ("network", &report.network)] {
+        for (d, also) in one_line_per_fix(list) {
+            let fix = if flags { capexec_decl::fix::run_flag(&d.fix) } else { d.fix.as_str() };
+            eprintln!("  {kind}: {} ({}){}: {}; to allow it: {}", safe(&d.what), d.how, safe(&also), safe(&d.why), safe(fix));
+        }
     }
     ended.status
+}
+
+/// Refusals with one fix, as one line each: the first refusal, and the
+/// text that names the others (up to three, then how many else). The files
+/// a service makes below one directory (apt-cacher-ng's cache) are one grant.
+fn one_line_per_fix(list: &[compare::Denial]) -> Vec<(&compare::Denial, String)> {
+    let mut groups: Vec<(&compare::Denial, Vec<&str>)> = Vec::new();
+    for d in list {
+        match groups.iter_mut().find(|(first, _)| first.why == d.why && first.fix == d.fix) {
+            Some((_, more)) => more.push(&d.what),
+            None => groups.push((d, Vec::new())),
+        }
+    }
+    groups
+        .into_iter()
+        .map(|(d, more)| {
+            let also = match more.len() {
+                0 => String::new(),
+                n @ 1..=3 => format!(", also {}", more[..n].join(", ")),
+                n => format!(", also {} and {} more", more[..3].join(", "), n - 3),
+            };
+            (d, also)
+        })
+        .collect()
 }
 
 /// How [`record`] runs the program.
@@ -767,21 +789,7 @@ fn print_report(r: &compare::Report, name: &str, json: bool) {
     );
     for (cat, list) in [("syscalls", &r.syscalls), ("files", &r.files), ("network", &r.network)] {
         println!("  {cat}: {}", if list.is_empty() { "nothing refused".to_owned() } else { format!("{} refused", list.len()) });
-        // Refusals with one fix are one line: the files a service makes at
-        // each start below one directory (apt-cacher-ng's cache) are one grant.
-        let mut groups: Vec<(&compare::Denial, Vec<&str>)> = Vec::new();
-        for d in list {
-            match groups.iter_mut().find(|(first, _)| first.why == d.why && first.fix == d.fix) {
-                Some((_, more)) => more.push(&d.what),
-                None => groups.push((d, Vec::new())),
-            }
-        }
-        for (d, more) in groups {
-            let also = match more.len() {
-                0 => String::new(),
-                n @ 1..=3 => format!(", also {}", more[..n].join(", ")),
-                n => format!(", also {} and {} more", more[..3].join(", "), n - 3),
-            };
+        for (d, also) in one_line_per_fix(list) {
             println!("    {} ({}){}: {}; to allow it: {}", safe(&d.what), d.how, safe(&also), safe(&d.why), safe(&d.fix));
         }
     }
