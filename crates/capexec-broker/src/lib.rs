@@ -276,6 +276,24 @@ impl Report {
         let r = Report { call: f.next()?.to_owned(), why: f.next()?.to_owned(), fix: f.next()?.to_owned() };
         f.next().is_none().then_some(r)
     }
+
+    /// Longer lines are no report the broker wrote whole.
+    const MAX_LINE: usize = 8192;
+
+    /// Takes the whole lines out of `partial` (what was read of the pipe so
+    /// far), decoded; a line that does not decode is dropped, and so is a
+    /// rest grown past [`MAX_LINE`](Self::MAX_LINE) without a line break.
+    pub fn take_lines(partial: &mut Vec<u8>) -> Vec<Report> {
+        let mut out = Vec::new();
+        while let Some(end) = partial.iter().position(|b| *b == b'\n') {
+            let line: Vec<u8> = partial.drain(..=end).collect();
+            out.extend(std::str::from_utf8(&line[..end]).ok().and_then(Report::decode));
+        }
+        if partial.len() > Self::MAX_LINE {
+            partial.clear();
+        }
+        out
+    }
 }
 
 impl Broker {
@@ -518,6 +536,11 @@ mod tests {
         assert_eq!((r.why.as_str(), r.fix.as_str()), ("no grant", "add it"));
         assert!(r.call.contains("\\x1fevil") && r.call.contains("\\nsecond"), "{}", r.call);
         assert_eq!(Report::decode("a\u{1f}b"), None);
+        // Whole lines out of what was read; the rest waits for its end.
+        // (a line that does not decode is dropped.)
+        let mut partial = [line.as_bytes(), b"x\n", &line.as_bytes()[..3]].concat();
+        assert_eq!(Report::take_lines(&mut partial).len(), 1);
+        assert_eq!(partial, line.as_bytes()[..3]);
     }
 
     #[test]

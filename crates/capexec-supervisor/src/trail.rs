@@ -292,22 +292,13 @@ struct ReportPipe {
 }
 
 impl ReportPipe {
-    /// Longer lines are no report the broker wrote whole: dropped.
-    const MAX_LINE: usize = 8192;
-
     /// The reports whole in the pipe now (it is non-blocking).
     fn read(&mut self) -> Vec<capexec_broker::Report> {
         let mut buf = [0u8; 4096];
         let mut out = Vec::new();
         while let Ok(n @ 1..) = std::io::Read::read(&mut self.pipe, &mut buf) {
             self.partial.extend_from_slice(&buf[..n]);
-            while let Some(end) = self.partial.iter().position(|b| *b == b'\n') {
-                let line: Vec<u8> = self.partial.drain(..=end).collect();
-                out.extend(std::str::from_utf8(&line[..end]).ok().and_then(capexec_broker::Report::decode));
-            }
-            if self.partial.len() > Self::MAX_LINE {
-                self.partial.clear();
-            }
+            out.extend(capexec_broker::Report::take_lines(&mut self.partial));
         }
         out
     }

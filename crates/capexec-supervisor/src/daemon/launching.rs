@@ -248,8 +248,6 @@ impl Daemon {
 /// trail, until the broker (or, for a service without one, the launcher's
 /// copy) closes the pipe.
 async fn read_reports(fd: OwnedFd, unit: String, run: u64, tx: mpsc::UnboundedSender<Ev>) {
-    /// Longer lines are no report the broker wrote whole: dropped.
-    const MAX_LINE: usize = 8192;
     let Ok(rx) = tokio::net::unix::pipe::Receiver::from_owned_fd(fd) else { return };
     let mut partial = Vec::new();
     while rx.readable().await.is_ok() {
@@ -267,16 +265,11 @@ async fn read_reports(fd: OwnedFd, unit: String, run: u64, tx: mpsc::UnboundedSe
             Ok(false) => continue,
             Ok(true) => {}
         }
-        while let Some(end) = partial.iter().position(|b| *b == b'\n') {
-            let line: Vec<u8> = partial.drain(..=end).collect();
-            let Some(r) = std::str::from_utf8(&line[..end]).ok().and_then(capexec_broker::Report::decode) else { continue };
+        for r in capexec_broker::Report::take_lines(&mut partial) {
             let denial = crate::trail::broker_denial(r);
             if tx.send(Ev::Refused { unit: unit.clone(), run, denial }).is_err() {
                 return;
             }
-        }
-        if partial.len() > MAX_LINE {
-            partial.clear();
         }
     }
 }
