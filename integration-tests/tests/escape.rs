@@ -444,6 +444,27 @@ both!(missing_seccomp_refuses_to_start, |who| {
     assert!(String::from_utf8_lossy(&o.stderr).contains("seccomp"), "{}", text(&o));
 });
 
+// 23 under `capexec exec` as root, where capexec holds the live trail's
+// sources while it spawns the service: the audit socket, the broker's
+// report pipe and the network guard's ring buffer. The service has its
+// declared fds only: stdio, the preopened socket (3), the broker channel (4).
+#[test]
+fn exec_trail_sources_stay_with_capexec() {
+    require_root();
+    let body = format!(
+        "[exec]\nargv = [\"{}\", \"fds\", \"0,1,2,3,4\"]\n[filesystem]\nexecutable = [\"{}\"]\n[namespaces]\nnet = \"none\"\n\n\
+         [[preopen.listen]]\naddress = \"udp:127.0.0.1:{}\"\n\n[[broker.fs]]\npath = \"/etc/**\"\nrights = [\"read\"]\n",
+        probe().display(),
+        shared_dir().display(),
+        unused_port()
+    );
+    let mut c = command(As::Root);
+    c.arg("exec").arg(test_unit("exec-trail-fds", &body));
+    let o = output(c, Duration::from_secs(60));
+    let out = text(&o);
+    assert!(o.status.success() && out.contains("BLOCKED") && !out.contains("ESCAPED"), "{out}");
+}
+
 // `exec.memory_deny_write_execute = true` (systemd's MemoryDenyWriteExecute=):
 // no mapping may be writable and executable, and written memory cannot be
 // made executable, in the service and everything it starts. Without the
