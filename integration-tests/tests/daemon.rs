@@ -1266,6 +1266,65 @@ both!(start_post_and_reload_under_capexec_exec, |who: As| {
     assert!(!text(&o).contains("reload failed"), "{}", text(&o));
 });
 
+/// A service that ends only when its own tool tells it to (named's `rndc
+/// stop`, dovecot's `doveadm stop`): it ignores SIGTERM and SIGINT and ends
+/// when the stop command writes its note. The note says which pid the
+/// command had as $MAINPID and as whom it ran.
+fn stopped_by_its_command() -> String {
+    sh_unit(
+        "trap '' TERM INT; echo started; while [ ! -e /tmp/stop-for ]; do sleep 0.05; done; echo \"stopped-by $(cat /tmp/stop-for) me $$ $(id -u)\"",
+        "[[exec.stop]]\nargv = [\"/bin/sh\", \"-c\", \"echo \\\"$MAINPID $(id -u)\\\" > /tmp/stop-for\"]\n[service]\nstop_timeout = \"2min\"\nrestart = \"no\"\n",
+    )
+}
+
+/// The stop note `stopped_by_its_command` printed: the command's $MAINPID
+/// was the service's main process, and it ran as the service's user.
+fn stopped_by_the_command(out: &str) -> bool {
+    out.lines().filter_map(|l| l.split_once("stopped-by ")).any(|(_, rest)| {
+        let w: Vec<&str> = rest.split_whitespace().collect();
+        matches!(w.as_slice(), [pid, uid, "me", pid2, uid2] if pid == pid2 && uid == uid2)
+    })
+}
+
+// `[[exec.stop]]` (systemd's ExecStop=): `capexec stop` of a service that
+// ignores its stop signal runs its stop command in its sandbox, with $MAINPID,
+// and the service ends by it long before the stop timeout (2 minutes, then
+// SIGKILL) would end it.
+both!(a_stop_command_ends_a_service_that_ignores_its_stop_signal, |who: As| {
+    let mut d = Daemon::prepare(who, &format!("stopcmd-{who:?}"));
+    d.write_unit("svc", &stopped_by_its_command());
+    d.start();
+    ok(&d.ctl(&["start", "svc"]));
+    let t = Instant::now();
+    ok(&d.ctl(&["stop", "svc"]));
+    assert!(t.elapsed() < Duration::from_secs(60), "the stop waited for the stop timeout: {:?}\n{}", t.elapsed(), d.log());
+    let s = d.status("svc");
+    assert_eq!(s["last_exit"]["code"], 0, "it ended by itself: {s:#}");
+    let logs = text(&d.ctl(&["logs", "svc"]));
+    assert!(stopped_by_the_command(&logs), "{logs}");
+    assert!(logs.contains("running exec.stop"), "{logs}");
+    d.terminate(T);
+});
+
+// The same under `capexec exec`: systemd's SIGTERM to capexec runs the stop
+// commands before it goes on to the service.
+both!(a_stop_command_ends_a_service_under_capexec_exec, |who: As| {
+    let u = test_unit(&format!("exec-stopcmd-{who:?}"), &stopped_by_its_command());
+    let mut c = command(who);
+    c.args(["exec", u.to_str().unwrap()]).stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped());
+    let mut child = c.spawn().unwrap();
+    let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut l = String::new();
+    std::io::BufRead::read_line(&mut out, &mut l).unwrap();
+    assert_eq!(l, "started\n");
+    assert!(out.buffer().is_empty(), "nothing more before the stop");
+    child.stdout = Some(out.into_inner());
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), nix::sys::signal::Signal::SIGTERM).unwrap();
+    let o = wait_output(child, T);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert!(stopped_by_the_command(&String::from_utf8_lossy(&o.stdout)), "{}", text(&o));
+});
+
 /// A service started as root that switches to another user (named -u bind)
 /// still gets the stop signal from capexec exec: init keeps CAP_KILL (and
 /// nothing else) once the service runs; without it, root could not signal

@@ -198,10 +198,11 @@ pub struct RawExec {
     pub start_pre: Option<Vec<RawCommand>>,
     pub start_post: Option<Vec<RawCommand>>,
     pub reload: Option<Vec<RawCommand>>,
+    pub stop: Option<Vec<RawCommand>>,
 }
 
 /// A command run around the service (`[[exec.start_pre]]`, `start_post`,
-/// `reload`): systemd's `ExecStartPre=` and the others, their `-` prefix as
+/// `reload`, `stop`): systemd's `ExecStartPre=` and the others, their `-` prefix as
 /// `ignore_failure`, `+` as `privileged`.
 #[derive(Debug, Default, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]

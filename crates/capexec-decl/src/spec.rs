@@ -110,6 +110,13 @@ pub struct ExecSpec {
     /// Run by `capexec reload NAME` (systemd's `ExecReload=`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub reload: Vec<Command>,
+    /// Run when the running service is asked to stop, before its stop
+    /// signal (systemd's `ExecStop=`): a daemon stopped by its own tool
+    /// (`rndc stop`, `doveadm stop`). The stop signal follows if the
+    /// service is still running once they ended; `service.stop_timeout`
+    /// bounds the whole stop.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub stop: Vec<Command>,
 }
 
 /// A command run around the service's program.

@@ -241,6 +241,7 @@ pub fn validate(name: &str, raw: &RawUnit, sources: Vec<PathBuf>, ctx: &Context)
     let start_pre = commands(&mut v, "exec.start_pre", exec.start_pre.as_deref());
     let start_post = commands(&mut v, "exec.start_post", exec.start_post.as_deref());
     let reload = commands(&mut v, "exec.reload", exec.reload.as_deref());
+    let stop = commands(&mut v, "exec.stop", exec.stop.as_deref());
     let user = identity(&mut v, name, &exec);
     let mut environment = BTreeMap::new();
     for (k, val) in exec.environment.unwrap_or_default() {
@@ -871,6 +872,7 @@ pub fn validate(name: &str, raw: &RawUnit, sources: Vec<PathBuf>, ctx: &Context)
             start_pre,
             start_post,
             reload,
+            stop,
         },
         filesystem,
         namespaces,

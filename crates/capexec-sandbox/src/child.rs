@@ -180,8 +180,13 @@ pub fn run(a: &ChildArgs) -> ! {
 /// Runs the commands of `list` (named `what` in messages) one after another
 /// until one fails and is not ignored.
 fn run_commands(a: &ChildArgs, what: &str, list: &[crate::plan::SandboxCommand], main_pid: Option<libc::pid_t>) -> Result<(), ChildError> {
+    // A stop command has the stop's time; the others, the start's.
+    let limit = match what {
+        "exec.stop" => (a.plan.stop_timeout, "service.stop_timeout"),
+        _ => (a.plan.command_timeout, "service.ready_timeout"),
+    };
     for (i, c) in list.iter().enumerate() {
-        run_command(a, what, i, c, main_pid)?;
+        run_command(a, what, i, c, main_pid, limit)?;
     }
     Ok(())
 }
@@ -190,7 +195,14 @@ fn run_commands(a: &ChildArgs, what: &str, list: &[crate::plan::SandboxCommand],
 /// the broker's notify filter, whose listener belongs to the program) and
 /// waits for it. Its own setup or exec error comes back on a pipe of its
 /// own and is passed on with its index.
-fn run_command(a: &ChildArgs, what: &str, i: usize, c: &crate::plan::SandboxCommand, main_pid: Option<libc::pid_t>) -> Result<(), ChildError> {
+fn run_command(
+    a: &ChildArgs,
+    what: &str,
+    i: usize,
+    c: &crate::plan::SandboxCommand,
+    main_pid: Option<libc::pid_t>,
+    (limit, key): (std::time::Duration, &str),
+) -> Result<(), ChildError> {
     let shown = || c.argv.iter().map(|s| s.to_string_lossy()).collect::<Vec<_>>().join(" ");
     let (rd, wr) = sys::pipe2(libc::O_CLOEXEC).map_err(|e| ChildError::io(Step::StartPre, "pipe", e))?;
     // SAFETY: init is single-threaded (see `run`).
@@ -200,9 +212,9 @@ fn run_command(a: &ChildArgs, what: &str, i: usize, c: &crate::plan::SandboxComm
         pid => pid,
     };
     drop(wr);
-    // At most command_timeout: SIGCHLD is blocked here (init's mask), so it
-    // can be waited for with a timeout.
-    let deadline = std::time::Instant::now() + a.plan.command_timeout;
+    // At most `limit`: SIGCHLD is blocked here (init's mask), so it can be
+    // waited for with a timeout.
+    let deadline = std::time::Instant::now() + limit;
     let mut sigchld = SigSet::empty();
     sigchld.add(Signal::SIGCHLD);
     let status = loop {
@@ -215,8 +227,8 @@ fn run_command(a: &ChildArgs, what: &str, i: usize, c: &crate::plan::SandboxComm
             let _ = kill(Pid::from_raw(-pid), Signal::SIGKILL);
             let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
             let _ = process::wait_child(pid, true);
-            let limit = capexec_decl::spec::format_duration(a.plan.command_timeout);
-            return Err(ChildError::new(Step::StartPre, format!("{what}[{i}] `{}` did not end within {limit} (service.ready_timeout); killed", shown())));
+            let limit = capexec_decl::spec::format_duration(limit);
+            return Err(ChildError::new(Step::StartPre, format!("{what}[{i}] `{}` did not end within {limit} ({key}); killed", shown())));
         }
         process::wait_signal(sigchld.as_ref(), Some(left));
     };
@@ -239,8 +251,8 @@ fn run_command(a: &ChildArgs, what: &str, i: usize, c: &crate::plan::SandboxComm
 /// the program, so that it shares the service's view, namespaces and
 /// Landlock domain (a reload command may signal the service, as `nginx -s
 /// reload` does, and nothing else), and holds the preopened fds for the
-/// commands. It runs `exec.start_post` (`p`) or `exec.reload` (`r`) when the
-/// supervisor asks on `chan` and answers with a status byte (0: all ran)
+/// commands. It runs `exec.start_post`, `exec.reload` or `exec.stop` when
+/// the supervisor asks on `chan` (`launch::Tasks`) and answers with a status byte (0: all ran)
 /// and, after a failure, the message. It ends with the channel (the
 /// supervisor gone) or with init.
 fn helper(a: &ChildArgs, chan: RawFd, program: libc::pid_t) -> ! {
@@ -260,11 +272,13 @@ fn helper(a: &ChildArgs, chan: RawFd, program: libc::pid_t) -> ! {
             Err(nix::errno::Errno::EINTR) => continue,
             _ => exit(0),
         }
-        let (what, list) = match req[0] {
-            b'p' => ("exec.start_post", &a.plan.start_post),
-            b'r' => ("exec.reload", &a.plan.reload),
-            _ => continue,
+        let Some(which) = crate::launch::Tasks::from_byte(req[0]) else { continue };
+        let list = match which {
+            crate::launch::Tasks::StartPost => &a.plan.start_post,
+            crate::launch::Tasks::Reload => &a.plan.reload,
+            crate::launch::Tasks::Stop => &a.plan.stop,
         };
+        let what = which.key();
         // The service's main process as the commands see it: the daemon a
         // forking start left, by its pid file, else the program.
         let main_pid = a.plan.forking.as_ref().and_then(|f| f.pid_file.as_deref()).and_then(read_pid).unwrap_or(program);

@@ -48,11 +48,55 @@ pub struct Spawned {
     pub tasks: Option<OwnedFd>,
 }
 
-/// Asks the task helper of a running service to run its `exec.start_post`
-/// (`post`) or `exec.reload` commands and waits for them: `Err` names the
-/// command that failed.
-pub fn run_tasks(chan: std::os::fd::BorrowedFd<'_>, post: bool) -> Result<(), String> {
-    sys::write_raw(chan.as_raw_fd(), if post { b"p" } else { b"r" }).map_err(|e| format!("ask the service's task helper: {e}"))?;
+/// Which of a running service's command lists its task helper runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Tasks {
+    StartPost,
+    Reload,
+    Stop,
+}
+
+impl Tasks {
+    /// The declaration key of the list.
+    pub fn key(self) -> &'static str {
+        match self {
+            Tasks::StartPost => "exec.start_post",
+            Tasks::Reload => "exec.reload",
+            Tasks::Stop => "exec.stop",
+        }
+    }
+
+    /// The request byte on the helper's channel (see `child::helper`).
+    pub(crate) fn byte(self) -> u8 {
+        match self {
+            Tasks::StartPost => b'p',
+            Tasks::Reload => b'r',
+            Tasks::Stop => b's',
+        }
+    }
+
+    pub(crate) fn from_byte(b: u8) -> Option<Tasks> {
+        [Tasks::StartPost, Tasks::Reload, Tasks::Stop].into_iter().find(|t| t.byte() == b)
+    }
+
+    /// Asks the task helper on `chan` to run this list.
+    pub fn ask(self, chan: std::os::fd::BorrowedFd<'_>) -> Result<(), String> {
+        sys::write_raw(chan.as_raw_fd(), &[self.byte()]).map(drop).map_err(|e| format!("ask the service's task helper: {e}"))
+    }
+}
+
+/// Asks the task helper of a running service to run `which` commands and
+/// waits for them, at most `limit` when given: `Err` names the command that
+/// failed.
+pub fn run_tasks(chan: std::os::fd::BorrowedFd<'_>, which: Tasks, limit: Option<std::time::Duration>) -> Result<(), String> {
+    which.ask(chan)?;
+    if let Some(limit) = limit {
+        let ms = i32::try_from(limit.as_millis()).unwrap_or(i32::MAX);
+        if !sys::poll_one(chan, libc::POLLIN, ms).unwrap_or(true) {
+            return Err(format!("{} did not end within {}", which.key(), capexec_decl::spec::format_duration(limit)));
+        }
+    }
     task_answer(chan)
 }
 
@@ -61,9 +105,9 @@ pub fn run_tasks(chan: std::os::fd::BorrowedFd<'_>, post: bool) -> Result<(), St
 /// first syscall until its listener is taken out of its fd table (see
 /// crate::child's learning filter), so the helper answers only once every
 /// command it ran was handed over.
-pub fn learn_tasks(s: &Spawned, post: bool, learner: &dyn Fn(OwnedFd)) -> Result<(), String> {
+pub fn learn_tasks(s: &Spawned, which: Tasks, learner: &dyn Fn(OwnedFd)) -> Result<(), String> {
     let chan = s.tasks.as_ref().ok_or("the service has no commands around its program")?;
-    sys::write_raw(chan.as_raw_fd(), if post { b"p" } else { b"r" }).map_err(|e| format!("ask the service's task helper: {e}"))?;
+    which.ask(chan.as_fd())?;
     let mut taken = Vec::new();
     loop {
         // The commands are the task helper's children: init's grandchildren.
@@ -580,7 +624,7 @@ fn begin(plan: &SetupPlan, opts: &SpawnOptions) -> Result<Starting, LaunchError>
         false => None,
     };
     // The supervisor's channel to the task helper (see child::helper).
-    let tasks = match plan.start_post.is_empty() && plan.reload.is_empty() {
+    let tasks = match plan.start_post.is_empty() && plan.reload.is_empty() && plan.stop.is_empty() {
         true => None,
         false => Some(seqpacket_pair("the task helper's channel")?),
     };
@@ -820,10 +864,12 @@ pub fn wait_foreground(s: &Spawned) -> i32 {
     wait_foreground_with(s, None)
 }
 
-/// [`wait_foreground`], with SIGHUP handed to `on_hup` instead of the
-/// service when given (`capexec exec` runs the service's reload commands).
-pub fn wait_foreground_with(s: &Spawned, on_hup: Option<&dyn Fn()>) -> i32 {
-    wait_foreground_serving(s, on_hup, None)
+/// [`wait_foreground`], with each signal but SIGCHLD shown to `on_signal`
+/// first: it is forwarded to the service unless that returns true
+/// (`capexec exec` runs the reload commands on SIGHUP, the stop commands
+/// before it forwards a stop).
+pub fn wait_foreground_with(s: &Spawned, on_signal: Option<&dyn Fn(libc::c_int) -> bool>) -> i32 {
+    wait_foreground_serving(s, on_signal, None)
 }
 
 /// What the foreground wait serves beside the signals: `ready` is called
@@ -837,7 +883,7 @@ pub struct Serve<'a> {
 /// [`wait_foreground_with`], serving `serve` too. Its signals then come
 /// through a signalfd, polled with `serve.fds`; an fd that fails is no
 /// longer polled.
-pub fn wait_foreground_serving(s: &Spawned, on_hup: Option<&dyn Fn()>, serve: Option<Serve<'_>>) -> i32 {
+pub fn wait_foreground_serving(s: &Spawned, handler: Option<&dyn Fn(libc::c_int) -> bool>, serve: Option<Serve<'_>>) -> i32 {
     let set = blocked_set();
     let on_signal = |sig: Option<libc::c_int>| -> Option<i32> {
         match sig {
@@ -846,7 +892,7 @@ pub fn wait_foreground_serving(s: &Spawned, on_hup: Option<&dyn Fn()>, serve: Op
                 Ok(None) => {}
                 Err(_) => return Some(1),
             },
-            Some(libc::SIGHUP) if on_hup.is_some() => on_hup.expect("checked")(),
+            Some(sig) if handler.is_some_and(|h| h(sig)) => {}
             // Forwarded to our own child, the namespace init.
             Some(sig) => {
                 let _ = Signal::try_from(sig).map(|sig| kill(Pid::from_raw(s.pid), sig));
@@ -870,7 +916,7 @@ pub fn wait_foreground_serving(s: &Spawned, on_hup: Option<&dyn Fn()>, serve: Op
         let revents = match capexec_sys::poll_many(&fds, -1) {
             Ok(r) => r,
             // Nothing to wait with: as wait_foreground does.
-            Err(_) => return wait_foreground_serving(s, on_hup, None),
+            Err(_) => return wait_foreground_serving(s, handler, None),
         };
         let mut ready = false;
         for (i, r) in polled.iter().zip(&revents[1..]) {

@@ -82,14 +82,17 @@ pub struct SetupPlan {
     /// `exec.start_pre` commands that run in the sandbox, in order, before
     /// the program (the privileged ones are the caller's to run first).
     pub start_pre: Vec<SandboxCommand>,
-    /// `exec.start_post` and `exec.reload` commands that run in the sandbox:
-    /// init forks a helper for them before the program (see `child::helper`),
-    /// which the supervisor asks through `Spawned::tasks`.
+    /// `exec.start_post`, `exec.reload` and `exec.stop` commands that run
+    /// in the sandbox: init forks a helper for them before the program (see
+    /// `child::helper`), which the supervisor asks through `Spawned::tasks`.
     pub start_post: Vec<SandboxCommand>,
     pub reload: Vec<SandboxCommand>,
+    pub stop: Vec<SandboxCommand>,
     /// How long one of those commands may run before it is killed and counts
     /// as failed (`service.ready_timeout`).
     pub command_timeout: std::time::Duration,
+    /// How long an `exec.stop` command may run (`service.stop_timeout`).
+    pub stop_timeout: std::time::Duration,
     /// The user-notification filter for the transparent broker, installed under
     /// the allowlist; `None` when the declaration grants nothing brokered.
     pub notify_seccomp: Option<BpfProgram>,
@@ -481,9 +484,9 @@ fn sysctls(declared: &std::collections::BTreeMap<String, String>, own_net: bool)
     all.into_iter().map(|(k, v)| (Path::new("/proc/sys").join(k.replace('.', "/")), v.to_owned())).collect()
 }
 
-/// Whether commands run around the program (start_pre, start_post, reload).
+/// Whether commands run around the program (start_pre, start_post, reload, stop).
 fn has_commands(e: &ExecSpec) -> bool {
-    !(e.start_pre.is_empty() && e.start_post.is_empty() && e.reload.is_empty())
+    !(e.start_pre.is_empty() && e.start_post.is_empty() && e.reload.is_empty() && e.stop.is_empty())
 }
 
 /// The TCP ports the service's own Landlock domain lets it bind: the
@@ -1050,7 +1053,9 @@ fn plan_inheriting(
         start_pre: sandboxed("exec.start_pre", &spec.exec.start_pre)?,
         start_post: sandboxed("exec.start_post", &spec.exec.start_post)?,
         reload: sandboxed("exec.reload", &spec.exec.reload)?,
+        stop: sandboxed("exec.stop", &spec.exec.stop)?,
         command_timeout: spec.service.ready_timeout,
+        stop_timeout: spec.service.stop_timeout,
         notify_seccomp: Some(&broker.notified).filter(|n| !n.is_empty()).map(|n| seccomp::notify_filter(n)),
         agent_seccomp,
         container_hooks: ContainerHooks::default(),
@@ -1254,7 +1259,7 @@ impl SetupPlan {
         }
         let _ = writeln!(o, "seccomp: {}", prog(&self.seccomp));
         let _ = writeln!(o, "init seccomp: {}", prog(&self.init_seccomp));
-        for (list, c) in [("start_pre", &self.start_pre), ("start_post", &self.start_post), ("reload", &self.reload)]
+        for (list, c) in [("start_pre", &self.start_pre), ("start_post", &self.start_post), ("reload", &self.reload), ("stop", &self.stop)]
             .iter()
             .flat_map(|(l, cs)| cs.iter().map(move |c| (*l, c)))
         {
@@ -1337,6 +1342,7 @@ impl SetupPlan {
         self.start_pre.clear();
         self.start_post.clear();
         self.reload.clear();
+        self.stop.clear();
         self.forking = None;
         self.container_hooks = ContainerHooks::default();
         self.init_seccomp = seccomp::init_filter(false)?;

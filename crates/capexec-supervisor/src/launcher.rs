@@ -53,9 +53,8 @@ pub enum LauncherRequest {
     /// Start a service; carries its stdin, stdout, stderr and refusal pipe.
     Launch(Box<LaunchRequest>),
     /// Have the task helper of the running service whose init is `init_pid`
-    /// run its `exec.start_post` (`post`) or `exec.reload` commands;
-    /// answered with [`LauncherEvent::TaskDone`].
-    Task { id: u64, init_pid: i32, post: bool },
+    /// run its `which` commands; answered with [`LauncherEvent::TaskDone`].
+    Task { id: u64, init_pid: i32, which: capexec_sandbox::launch::Tasks },
 }
 
 /// Launcher → daemon.
@@ -230,7 +229,7 @@ fn run(sock: OwnedFd) -> ! {
                     let req: Result<LauncherRequest, _> = serde_json::from_slice(&buf[..n]);
                     match req {
                         Ok(LauncherRequest::Launch(req)) => launch(sock.as_raw_fd(), *req, fds, &host_env, &mut children),
-                        Ok(LauncherRequest::Task { id, init_pid, post }) => task(sock.as_raw_fd(), &mut children, id, init_pid, post),
+                        Ok(LauncherRequest::Task { id, init_pid, which }) => task(sock.as_raw_fd(), &mut children, id, init_pid, which),
                         Err(e) => {
                             eprintln!("capexec-launch: malformed request from the daemon: {e}")
                         }
@@ -250,16 +249,16 @@ fn run(sock: OwnedFd) -> ! {
 
 /// Hands a task request to the service's helper; its answer is read when it
 /// polls readable ([`task_done`]).
-fn task(sock: RawFd, children: &mut Children, id: u64, init_pid: i32, post: bool) {
+fn task(sock: RawFd, children: &mut Children, id: u64, init_pid: i32, which: capexec_sandbox::launch::Tasks) {
     let fail = |error: String| send(sock, &LauncherEvent::TaskDone { id, result: Err(error) }, &[]);
     let Some(c) = children.services.get_mut(&init_pid) else { return fail("the service is not running".into()) };
     let Some(chan) = &c.tasks else { return fail("the service has no commands to run in its sandbox".into()) };
     if c.task.is_some() {
         return fail("the service's commands are running already".into());
     }
-    match capexec_sys::write_raw(chan.as_raw_fd(), if post { b"p" } else { b"r" }) {
-        Ok(_) => c.task = Some(id),
-        Err(e) => fail(format!("ask the service's task helper: {e}")),
+    match which.ask(chan.as_fd()) {
+        Ok(()) => c.task = Some(id),
+        Err(e) => fail(e),
     }
 }
 

@@ -40,7 +40,8 @@ pub fn run(what: &str, list: &[Command], env: &[(String, String)], limit: Durati
         }
         let status = child.wait().map_err(|e| format!("{what}[{i}] `{shown}`: wait: {e}"))?;
         if timed_out && !c.ignore_failure {
-            return Err(format!("{what}[{i}] `{shown}` did not end within {} (service.ready_timeout); killed", capexec_decl::spec::format_duration(limit)));
+            let key = if what == "exec.stop" { "service.stop_timeout" } else { "service.ready_timeout" };
+            return Err(format!("{what}[{i}] `{shown}` did not end within {} ({key}); killed", capexec_decl::spec::format_duration(limit)));
         }
         if !status.success() && !c.ignore_failure {
             return Err(format!("{what}[{i}] `{shown}` failed: {status}"));

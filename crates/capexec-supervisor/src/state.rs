@@ -69,6 +69,12 @@ pub enum Action {
     Launch,
     /// The declared stop signal to the main process.
     SendStopSignal,
+    /// A stop of a service that ran (asked for, or after its start_post
+    /// failed): its `exec.stop` commands first, then the stop signal if it
+    /// still runs (systemd's `ExecStop=`). Without commands, as
+    /// SendStopSignal. Not for a start that timed out or a missed
+    /// watchdog: a service that does not answer is not asked.
+    RunStopCommands,
     /// SIGKILL to every process of the service (cgroup.kill).
     KillAll,
     ArmTimer(Timer, Duration),
@@ -177,7 +183,8 @@ impl Machine {
         self.outcome.get_or_insert(outcome);
         let mut a = vec![Action::CancelTimer(Timer::Ready), Action::CancelTimer(Timer::Watchdog)];
         if graceful {
-            a.push(Action::SendStopSignal);
+            let ran = self.state == State::Running && outcome != Outcome::WatchdogTimeout;
+            a.push(if ran { Action::RunStopCommands } else { Action::SendStopSignal });
             a.push(Action::ArmTimer(Timer::Stop, self.policy.stop_timeout));
         } else {
             // The main process is gone: whatever it left behind is killed.
@@ -311,7 +318,7 @@ mod tests {
         assert_eq!(m.state, S::Running);
         let a = m.handle(E::StopRequested, c.at(100));
         assert_eq!(m.state, S::Stopping);
-        assert!(a.contains(&Action::SendStopSignal) && a.contains(&Action::ArmTimer(Timer::Stop, Duration::from_secs(5))));
+        assert!(a.contains(&Action::RunStopCommands) && a.contains(&Action::ArmTimer(Timer::Stop, Duration::from_secs(5))));
         assert_eq!(m.handle(E::MainExited { success: true }, c.at(120)), vec![Action::KillAll]);
         m.handle(E::AllGone, c.at(121));
         assert_eq!(m.state, S::Stopped, "a requested stop is never restarted, even with restart = always");
@@ -428,7 +435,7 @@ mod tests {
         m.handle(E::Spawned, c.at(1));
         assert_eq!(m.state, S::Running);
         let a = m.handle(E::PostFailed, c.at(10));
-        assert!(a.contains(&Action::SendStopSignal) && m.state == S::Stopping, "{a:?}");
+        assert!(a.contains(&Action::RunStopCommands) && m.state == S::Stopping, "{a:?}");
         m.handle(E::MainExited { success: true }, c.at(20));
         m.handle(E::AllGone, c.at(21));
         assert_eq!((m.state, m.outcome), (S::Failed, Some(Outcome::ExitFailure)));
@@ -448,17 +455,25 @@ mod tests {
         assert_eq!(m.state, S::Running);
         assert!(a.contains(&Action::ArmTimer(Timer::Watchdog, Duration::from_secs(3))));
         let a = m.handle(E::WatchdogTimeout, c.at(3100));
-        assert!(a.contains(&Action::SendStopSignal));
+        assert!(a.contains(&Action::SendStopSignal) && !a.contains(&Action::RunStopCommands), "a service that missed its watchdog is not asked: {a:?}");
         m.handle(E::MainExited { success: true }, c.at(3200));
         m.handle(E::AllGone, c.at(3201));
         assert_eq!((m.state, m.outcome), (S::Failed, Some(Outcome::WatchdogTimeout)), "the watchdog's outcome wins over the exit status");
 
+        let mut m = Machine::new(p.clone());
+        m.handle(E::StartRequested, c.at(0));
+        m.handle(E::Spawned, c.at(1));
+        let a = m.handle(E::ReadyTimeout, c.at(2000));
+        assert!(a.contains(&Action::SendStopSignal) && !a.contains(&Action::RunStopCommands), "nor one that never became ready: {a:?}");
+        m.handle(E::AllGone, c.at(2001));
+        assert_eq!((m.state, m.outcome), (S::Failed, Some(Outcome::ReadyTimeout)));
+
+        // Stopped while it starts: the stop commands are for a service that runs.
         let mut m = Machine::new(p);
         m.handle(E::StartRequested, c.at(0));
         m.handle(E::Spawned, c.at(1));
-        m.handle(E::ReadyTimeout, c.at(2000));
-        m.handle(E::AllGone, c.at(2001));
-        assert_eq!((m.state, m.outcome), (S::Failed, Some(Outcome::ReadyTimeout)));
+        let a = m.handle(E::StopRequested, c.at(10));
+        assert!(a.contains(&Action::SendStopSignal) && !a.contains(&Action::RunStopCommands), "{a:?}");
     }
 
     #[test]

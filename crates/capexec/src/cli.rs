@@ -40,7 +40,9 @@ NAME.svc.d/*.toml are merged in lexical order. Exits non-zero if any declaration
     /// Run a declared service in the foreground (what systemd's ExecStart= calls)
     #[command(after_help = "capexec stays in the foreground as the service's parent: it forwards SIGTERM, SIGINT, \
 SIGHUP, SIGUSR1, SIGUSR2 and SIGQUIT, exits with the service's status, and when it ends or is \
-killed, every process of the service ends too.\n\nUnder systemd: sockets from socket activation \
+killed, every process of the service ends too. SIGHUP runs the declaration's [[exec.reload]] commands \
+instead, when it has some; the first SIGTERM or SIGINT runs its [[exec.stop]] commands (in the \
+sandbox, within stop_timeout) before it is forwarded.\n\nUnder systemd: sockets from socket activation \
 (LISTEN_FDS for this process) become the service's fds 3, 4, ..., before the declared preopens; the \
 service's sd_notify messages are relayed to NOTIFY_SOCKET with MAINPID set to capexec (which says \
 READY=1 itself for declarations that are not type = \"notify\"); WATCHDOG_USEC is passed on; \
@@ -85,7 +87,7 @@ Examples:
 
 Waits until each service is running (type = notify: has sent READY=1), has exited, or has failed; exits non-zero if one failed, and says why.")]
     Start(UnitsArgs),
-    /// Stop services: the declared stop signal, then after stop_timeout every process is killed
+    /// Stop services: their exec.stop commands, the declared stop signal, then after stop_timeout every process is killed
     Stop(UnitsArgs),
     /// Stop, then start services
     Restart(UnitsArgs),

@@ -371,6 +371,31 @@ fn forking_start_pre_and_identity_directives_are_mapped() {
     check(&decl, "forking");
 }
 
+/// ExecStop= (bind9's `rndc stop`, dovecot's `doveadm stop`): a command
+/// that does more than signal the main process is an `[[exec.stop]]` with
+/// its prefixes, `$MAINPID` from the environment; one that only signals
+/// stays the stop signal, which follows the commands; an empty ExecStop=
+/// clears the list, as systemd's does.
+#[test]
+fn stop_commands_are_mapped_and_signals_stay_signals() {
+    let decl = import_text(
+        "stopcmd",
+        "[Service]\nExecStart=/usr/sbin/named -f\nExecStop=/bin/true dropped\nExecStop=\nExecStop=/usr/sbin/rndc stop\n\
+         ExecStop=-+/usr/bin/logger stopping $MAINPID\nExecStop=/bin/kill -s INT $MAINPID\n",
+    );
+    for want in [
+        "[[exec.stop]]\nargv = [\"/usr/sbin/rndc\", \"stop\"]\n",
+        "[[exec.stop]]\nargv = [\"/bin/sh\", \"-c\", \"\"\"exec '/usr/bin/logger' 'stopping' ''\"$MAINPID\"''\"\"\"]\nignore_failure = true\n# systemd ran it with full privileges",
+        "stop_signal = \"SIGINT\"",
+        "#   ExecStop=/bin/kill -s INT $MAINPID: service.stop_signal = \"SIGINT\"",
+    ] {
+        assert!(decl.contains(want), "import lacks {want:?}:\n{decl}");
+    }
+    assert!(!decl.contains("dropped"), "an empty ExecStop= clears the list:\n{decl}");
+    assert!(!decl.contains("runs no stop commands"), "{decl}");
+    check(&decl, "stopcmd");
+}
+
 /// Directories made by hand before systemd had RuntimeDirectory= (Debian's
 /// mosquitto: `mkdir -m 740 -p /run/mosquitto`, then `chown mosquitto` of
 /// it, in a root unit whose daemon drops to that user itself): in the

@@ -176,7 +176,7 @@ fn q(s: &str) -> String {
 }
 
 /// A command that names `$MAINPID` as a shell command that expands it from
-/// the environment (capexec sets MAINPID for start_post and reload
+/// the environment (capexec sets MAINPID for start_post, reload and stop
 /// commands); others unchanged.
 fn mainpid_shell(argv: Vec<String>) -> Vec<String> {
     if !argv.iter().any(|w| w.contains("$MAINPID")) {
@@ -288,6 +288,7 @@ fn command_list(directive: &str) -> &'static str {
     match directive {
         "ExecStartPre" => "start_pre",
         "ExecStartPost" => "start_post",
+        "ExecStop" => "stop",
         _ => "reload",
     }
 }
@@ -322,8 +323,8 @@ struct Out {
     /// A root unit's directories chowned to this user by its ExecStartPre=
     /// lines (see `directories_from_commands`).
     dirs_owner: Option<String>,
-    /// ExecStartPre=, ExecStartPost= and ExecReload= lines, by the key of
-    /// their list.
+    /// ExecStartPre=, ExecStartPost=, ExecReload= and ExecStop= lines (but
+    /// those that only signal), by the key of their list.
     commands: BTreeMap<&'static str, Vec<ImportedCommand>>,
     env: BTreeMap<String, String>,
     workdir: Option<String>,
@@ -786,8 +787,17 @@ pub fn convert(source: &str, text: &str, instance: Option<&str>) -> Result<Strin
         let v = e.value.as_str();
         match e.key.as_str() {
             "ExecStart" if v.is_empty() => out.argv.clear(),
+            "ExecStop" if v.is_empty() => {
+                out.stop_by = None;
+                out.commands.remove(command_list(&e.key));
+            }
+            // A stop that only signals the main process is that signal.
+            "ExecStop" if stop::signal_of(v).is_some() => {
+                let (sig, how) = stop::signal_of(v).expect("checked");
+                out.stop_by = Some((sig, format!("{}={v}", e.key), how));
+            }
             "ExecStartPre" | "ExecStartPost" | "ExecReload" if v.is_empty() => drop(out.commands.remove(command_list(&e.key))),
-            "ExecStartPre" | "ExecStartPost" | "ExecReload" => {
+            "ExecStartPre" | "ExecStartPost" | "ExecReload" | "ExecStop" => {
                 let prefixes: String = v.chars().take_while(|c| "-@+!:".contains(*c)).collect();
                 if prefixes.contains('@') {
                     out.skip(e, "the `@` prefix (a separate argv[0]) has no counterpart");
@@ -1002,10 +1012,6 @@ pub fn convert(source: &str, text: &str, instance: Option<&str>) -> Result<Strin
                     _ => out.skip(e, "capexec runs no commands after a stop"),
                 }
             }
-            "ExecStop" => match stop::signal_of(v) {
-                Some((sig, how)) => out.stop_by = Some((sig, format!("{}={v}", e.key), how)),
-                None => out.skip(e, "capexec runs no stop commands: it stops the service with its stop signal (service.stop_signal; set the one this command has the service stop on)"),
-            },
             "SuccessExitStatus" => {
                 // Codes and signal names, space-separated; systemd's exit
                 // status names (e.g. "TEMPFAIL") are not taken.
@@ -1126,7 +1132,7 @@ fn render(source: &str, o: Out) -> String {
             let _ = writeln!(s, "{} = {}", q(k), q(v));
         }
     }
-    let lists = ["start_pre", "start_post", "reload"].into_iter().filter_map(|k| o.commands.get(k).map(|l| (k, l)));
+    let lists = ["start_pre", "start_post", "reload", "stop"].into_iter().filter_map(|k| o.commands.get(k).map(|l| (k, l)));
     for (key, argv, ignore, privileged) in lists.flat_map(|(k, l)| l.iter().map(move |(a, i, p)| (k, a, i, p))) {
         let _ = writeln!(s, "\n[[exec.{key}]]\nargv = {}", list(argv));
         if *ignore {

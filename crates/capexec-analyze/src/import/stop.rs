@@ -1,6 +1,8 @@
 //! `ExecStop=` lines whose whole effect is a signal to the main process:
-//! capexec runs no stop commands, but sends its stop signal, so such a line
-//! becomes `service.stop_signal`. What matters is which signal: PostgreSQL
+//! such a line becomes `service.stop_signal` (the signal capexec sends
+//! after the stop commands) rather than an `[[exec.stop]]` command, which
+//! would have to reach the main process from the sandbox and could not
+//! wait for it to end. What matters is which signal: PostgreSQL
 //! takes SIGTERM as a "smart" shutdown that waits for every client to
 //! disconnect (an idle pooled connection holds a stop for the whole stop
 //! timeout, then SIGKILL and crash recovery), where its unit's

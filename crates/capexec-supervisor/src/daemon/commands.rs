@@ -1,5 +1,6 @@
 //! Commands run around a running service: `exec.start_post` once it runs,
-//! `exec.reload` on `capexec reload NAME`. Each list runs in two stages:
+//! `exec.reload` on `capexec reload NAME`, `exec.stop` when it is stopped
+//! (the stop signal follows, if it still runs). Each list runs in two stages:
 //! its privileged commands on the host (a blocking task, output into the
 //! service's log), then the others in the service's sandbox, by its task
 //! helper through the launcher (`LauncherRequest::Task`). A reload of a
@@ -14,6 +15,33 @@ use super::*;
 pub(super) enum JobKind {
     Post,
     Reload { group: u64 },
+    Stop,
+}
+
+impl JobKind {
+    fn tasks(self) -> capexec_sandbox::launch::Tasks {
+        match self {
+            JobKind::Post => capexec_sandbox::launch::Tasks::StartPost,
+            JobKind::Reload { .. } => capexec_sandbox::launch::Tasks::Reload,
+            JobKind::Stop => capexec_sandbox::launch::Tasks::Stop,
+        }
+    }
+
+    fn list(self, spec: &ServiceSpec) -> &[capexec_decl::spec::Command] {
+        match self {
+            JobKind::Post => &spec.exec.start_post,
+            JobKind::Reload { .. } => &spec.exec.reload,
+            JobKind::Stop => &spec.exec.stop,
+        }
+    }
+
+    /// How long each stage may take: a stop has the stop's time.
+    fn limit(self, spec: &ServiceSpec) -> (Duration, &'static str) {
+        match self {
+            JobKind::Stop => (spec.service.stop_timeout, "service.stop_timeout"),
+            _ => (spec.service.ready_timeout, "service.ready_timeout"),
+        }
+    }
 }
 
 pub(super) struct Job {
@@ -100,20 +128,25 @@ impl Daemon {
         }
     }
 
+    /// The running service is being stopped: its stop commands, the stop
+    /// signal when they end (see [`Self::job_step`]); without commands,
+    /// the signal now.
+    pub(super) fn stopping(&mut self, name: &str) {
+        let s = &self.services[name];
+        if s.spec.exec.stop.is_empty() || s.run.is_none() {
+            self.send_stop_signal(name);
+        } else {
+            self.start_job(name, JobKind::Stop);
+        }
+    }
+
     fn start_job(&mut self, name: &str, kind: JobKind) {
         let s = self.services.get_mut(name).expect("a known service");
         let id = self.next_launch;
         self.next_launch += 1;
-        let list = match kind {
-            JobKind::Post => &s.spec.exec.start_post,
-            JobKind::Reload { .. } => &s.spec.exec.reload,
-        };
-        let what = match kind {
-            JobKind::Post => "exec.start_post",
-            JobKind::Reload { .. } => "exec.reload",
-        };
+        let what = kind.tasks().key();
         s.log.note(&format!("running {what}"));
-        let list = list.clone();
+        let list = kind.list(&s.spec).to_vec();
         let announced = if matches!(kind, JobKind::Reload { .. }) && s.announces_reloads { Announced::Asked } else { Announced::Unasked };
         self.jobs.insert(id, Job { unit: name.to_owned(), kind, run_id: s.run_id, stage: Stage::Privileged, announced });
         if !list.iter().any(|c| c.privileged) {
@@ -121,7 +154,7 @@ impl Daemon {
         }
         let (log, tx) = (s.log.clone(), self.tx.clone());
         let env: Vec<(String, String)> = s.spec.exec.environment.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
-        let limit = s.spec.service.ready_timeout;
+        let limit = kind.limit(&s.spec).0;
         let pipes = pipe().and_then(|o| Ok((o, pipe()?)));
         let ((out_r, out_w), (err_r, err_w)) = match pipes {
             Ok(p) => p,
@@ -129,9 +162,8 @@ impl Daemon {
         };
         tokio::spawn(logs::read_pipe(log.clone(), out_r, Stream::Stdout));
         tokio::spawn(logs::read_pipe(log.clone(), err_r, Stream::Stderr));
-        let what = what.to_owned();
         tokio::task::spawn_blocking(move || {
-            let result = crate::privileged::run(&what, &list, &env, limit, Some(&[out_w, err_w]), &|m| log.note(m));
+            let result = crate::privileged::run(what, &list, &env, limit, Some(&[out_w, err_w]), &|m| log.note(m));
             let _ = tx.send(Ev::JobStep { job: id, stage: Stage::Privileged, result });
         });
     }
@@ -141,23 +173,20 @@ impl Daemon {
     pub(super) fn job_step(&mut self, id: u64, stage: Stage, result: Result<(), String>) {
         let Some(job) = self.jobs.get_mut(&id).filter(|j| j.stage == stage) else { return };
         let current = self.services.get(&job.unit).filter(|s| s.run_id == job.run_id && s.run.is_some());
-        let sandboxed = current.map_or(0, |s| {
-            let list = if job.kind == JobKind::Post { &s.spec.exec.start_post } else { &s.spec.exec.reload };
-            list.iter().filter(|c| !c.privileged).count()
-        });
+        let sandboxed = current.map_or(0, |s| job.kind.list(&s.spec).iter().filter(|c| !c.privileged).count());
         if result.is_ok() && stage == Stage::Privileged && sandboxed > 0 {
             if let Some(s) = current {
                 let init_pid = s.run.as_ref().expect("checked").init_pid;
                 job.stage = Stage::Sandboxed;
-                let req = launcher::LauncherRequest::Task { id, init_pid, post: job.kind == JobKind::Post };
+                let req = launcher::LauncherRequest::Task { id, init_pid, which: job.kind.tasks() };
                 let data = serde_json::to_vec(&req).expect("requests serialise");
                 let _ = self.launch_tx.send((data, Vec::new()));
                 // The helper is the service's to stop (SIGSTOP, same uid and
                 // domain): a job never waits longer than this for it.
-                let (tx, limit) = (self.tx.clone(), s.spec.service.ready_timeout);
+                let (tx, (limit, key)) = (self.tx.clone(), job.kind.limit(&s.spec));
                 tokio::spawn(async move {
                     tokio::time::sleep(limit).await;
-                    let why = format!("the commands did not end within {} (service.ready_timeout)", capexec_decl::spec::format_duration(limit));
+                    let why = format!("the commands did not end within {} ({key})", capexec_decl::spec::format_duration(limit));
                     let _ = tx.send(Ev::JobStep { job: id, stage: Stage::Sandboxed, result: Err(why) });
                 });
                 return;
@@ -177,10 +206,13 @@ impl Daemon {
             }
         }
         let job = self.jobs.remove(&id).expect("found above");
-        let result = if current.is_none() && result.is_ok() { Err("the service stopped meanwhile".to_owned()) } else { result };
+        let ended = current.is_none();
+        let result = if ended && result.is_ok() { Err("the service stopped meanwhile".to_owned()) } else { result };
         if let Some(s) = self.services.get(&job.unit) {
             match &result {
-                Ok(()) => s.log.note(&format!("{} done", if job.kind == JobKind::Post { "exec.start_post" } else { "exec.reload" })),
+                // What stop commands are for.
+                _ if ended && job.kind == JobKind::Stop => s.log.note("the service ended during exec.stop"),
+                Ok(()) => s.log.note(&format!("{} done", job.kind.tasks().key())),
                 Err(e) => s.log.note(&format!("failed: {e}")),
             }
         }
@@ -194,6 +226,17 @@ impl Daemon {
                     }
                 }
             }
+            JobKind::Stop if !ended => {
+                // Whatever the commands did, a service still running gets its
+                // stop signal, with a stop's time of its own (as systemd gives
+                // each stop phase TimeoutStopSec).
+                if let Some(s) = self.services.get(&job.unit).filter(|s| s.machine.state == State::Stopping) {
+                    let limit = s.spec.service.stop_timeout;
+                    self.send_stop_signal(&job.unit);
+                    self.arm(&job.unit, crate::state::Timer::Stop, limit);
+                }
+            }
+            JobKind::Stop => {}
             JobKind::Reload { group } => {
                 if let Some(g) = self.reloads.get_mut(&group) {
                     g.results.insert(job.unit.clone(), result);

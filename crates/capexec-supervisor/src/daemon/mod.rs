@@ -756,20 +756,8 @@ impl Daemon {
     fn act(&mut self, name: &str, a: Action) {
         match a {
             Action::Launch => self.launch(name),
-            Action::SendStopSignal => {
-                let s = &self.services[name];
-                let sig = s.spec.service.stop_signal;
-                if let Some(run) = &s.run {
-                    let sent = run.main_fd.as_ref().is_some_and(|fd| pidfd_signal(fd, sig));
-                    if !sent {
-                        // No main process (it ended, or was never seen): the init
-                        // forwards the usual stop signals to whatever is left.
-                        if let Some(fd) = &run.init_fd {
-                            pidfd_signal(fd, sig);
-                        }
-                    }
-                }
-            }
+            Action::SendStopSignal => self.send_stop_signal(name),
+            Action::RunStopCommands => self.stopping(name),
             Action::KillAll => {
                 let s = &self.services[name];
                 if let Some(c) = &s.cgroup {
@@ -786,6 +774,22 @@ impl Daemon {
             Action::CancelTimer(t) => {
                 if let Some(s) = self.services.get_mut(name) {
                     s.timer_gen[timer_index(t)] += 1;
+                }
+            }
+        }
+    }
+
+    /// The declared stop signal to the service's main process.
+    fn send_stop_signal(&self, name: &str) {
+        let s = &self.services[name];
+        let sig = s.spec.service.stop_signal;
+        if let Some(run) = &s.run {
+            let sent = run.main_fd.as_ref().is_some_and(|fd| pidfd_signal(fd, sig));
+            if !sent {
+                // No main process (it ended, or was never seen): the init
+                // forwards the usual stop signals to whatever is left.
+                if let Some(fd) = &run.init_fd {
+                    pidfd_signal(fd, sig);
                 }
             }
         }

@@ -326,11 +326,16 @@ async fn reload_and_start_post_go_to_the_task_helper() {
     let (data, fds) = h.launches.try_recv().expect("a task request for start_post");
     assert!(fds.is_empty());
     let post: launcher::LauncherRequest = serde_json::from_slice(&data).unwrap();
-    let launcher::LauncherRequest::Task { id: post_id, init_pid: 4_000_501, post: true } = post else { panic!("{post:?}") };
+    let launcher::LauncherRequest::Task { id: post_id, init_pid: 4_000_501, which: capexec_sandbox::launch::Tasks::StartPost } = post else {
+        panic!("{post:?}")
+    };
 
     let mut reload = h.request(Request::Reload { units: vec!["web".into()] });
     let (data, _) = h.launches.try_recv().expect("a task request for the reload");
-    let launcher::LauncherRequest::Task { id, init_pid: 4_000_501, post: false } = serde_json::from_slice(&data).unwrap() else { panic!() };
+    let launcher::LauncherRequest::Task { id, init_pid: 4_000_501, which: capexec_sandbox::launch::Tasks::Reload } = serde_json::from_slice(&data).unwrap()
+    else {
+        panic!()
+    };
     assert!(reload.try_recv().is_err(), "the reply waits for the commands");
     assert!(h.launcher(LauncherEvent::TaskDone { id, result: Err("exec.reload[0] `/bin/true` exited with status 1".into()) }));
     let r = answered(&mut reload);
@@ -397,7 +402,7 @@ async fn an_announced_reload_ends_with_its_ready() {
 
     let mut reload = h.request(Request::Reload { units: vec!["web".into()] });
     let (data, _) = h.launches.try_recv().expect("a task request for the reload");
-    let launcher::LauncherRequest::Task { id, post: false, .. } = serde_json::from_slice(&data).unwrap() else { panic!() };
+    let launcher::LauncherRequest::Task { id, which: capexec_sandbox::launch::Tasks::Reload, .. } = serde_json::from_slice(&data).unwrap() else { panic!() };
     say(&mut h, "READY=1");
     assert!(h.launcher(LauncherEvent::TaskDone { id, result: Ok(()) }));
     assert!(reload.try_recv().is_err(), "answered before the service said its reload began");
@@ -440,4 +445,55 @@ async fn an_unannounced_reload_ends_with_its_commands() {
     let launcher::LauncherRequest::Task { id, .. } = serde_json::from_slice(&data).unwrap() else { panic!() };
     assert!(h.launcher(LauncherEvent::TaskDone { id, result: Ok(()) }));
     assert!(answered(&mut reload).ok);
+}
+
+/// Starts `unit` with a real `sleep` as its init and main process, so that
+/// what the daemon signals is seen as it arrives.
+fn started_on_a_real_process(h: &mut Harness, unit: &str) -> std::process::Child {
+    let main = std::process::Command::new("sleep").arg("60").spawn().expect("spawn sleep");
+    let pid = main.id() as i32;
+    let pidfd = || capexec_sys::pidfd_open(pid, 0).expect("pidfd_open of our own child");
+    let _reply = h.request(start(unit));
+    let req = h.next_launch();
+    let launched = LauncherEvent::Launched { id: req.id, init_pid: pid, main_pid: Some(pid), broker_pid: None, syslog: false };
+    assert!(h.d.handle(Ev::Launcher(launched, vec![pidfd(), pidfd()])));
+    assert_eq!(h.status(unit).state, "running");
+    main
+}
+
+/// `[[exec.stop]]` (systemd's `ExecStop=`): a stop of a running service asks
+/// its task helper for the stop commands, and the stop signal goes to the
+/// main process only once they ended; the service is stopped when it is
+/// gone. A service without stop commands is signalled at once.
+#[tokio::test]
+async fn a_stop_runs_the_stop_commands_before_the_stop_signal() {
+    let s = Scratch::new();
+    s.unit("named", &format!("{SIMPLE}[[exec.stop]]\nargv = [\"/usr/sbin/rndc\", \"stop\"]\n[service]\nrestart = \"no\"\nstop_signal = \"SIGINT\"\n"));
+    s.unit("plain", &format!("{SIMPLE}[service]\nrestart = \"no\"\n"));
+    let mut h = Harness::new(s);
+    let mut main = started_on_a_real_process(&mut h, "named");
+    let pid = main.id() as i32;
+    let mut stop = h.request(Request::Stop { units: vec!["named".into()] });
+    let (data, _) = h.launches.try_recv().expect("a task request for the stop commands");
+    let launcher::LauncherRequest::Task { id, init_pid, which: capexec_sandbox::launch::Tasks::Stop } = serde_json::from_slice(&data).unwrap() else {
+        panic!("{}", String::from_utf8_lossy(&data))
+    };
+    assert_eq!(init_pid, pid);
+    assert_eq!(h.status("named").state, "stopping");
+    assert!(main.try_wait().unwrap().is_none(), "the stop signal went out before the stop commands ended");
+    // They failed (rndc could not reach it): the signal still follows.
+    assert!(h.launcher(LauncherEvent::TaskDone { id, result: Err("exec.stop[0] `/usr/sbin/rndc stop` exited with status 1".into()) }));
+    let status = main.wait().expect("wait for sleep");
+    assert_eq!(std::os::unix::process::ExitStatusExt::signal(&status), Some(libc::SIGINT), "the declared stop signal after the commands");
+    h.no_launch();
+    assert!(h.launcher(LauncherEvent::Exited { init_pid: pid, code: 130 }));
+    h.pump_until(|h| h.status("named").state == "stopped").await;
+    assert!(answered(&mut stop).ok);
+
+    // No stop commands: the signal at once, no task request.
+    let mut main = started_on_a_real_process(&mut h, "plain");
+    let _stop = h.request(Request::Stop { units: vec!["plain".into()] });
+    h.no_launch();
+    let status = main.wait().expect("wait for sleep");
+    assert_eq!(std::os::unix::process::ExitStatusExt::signal(&status), Some(libc::SIGTERM));
 }

@@ -52,11 +52,11 @@ pub fn launch_foreground(spec: &ServiceSpec, handoff: Handoff) -> i32 {
     // What this process cannot do: a privileged command after the service
     // started (a brokered capexec exec is confined by then), and knowing
     // when a notify or forking service is ready for its start_post.
-    let privileged_later = spec.exec.start_post.iter().chain(&spec.exec.reload).any(|c| c.privileged);
+    let privileged_later = spec.exec.start_post.iter().chain(&spec.exec.reload).chain(&spec.exec.stop).any(|c| c.privileged);
     let waits = matches!(spec.service.kind, ServiceType::Notify | ServiceType::Forking) && !spec.exec.start_post.is_empty();
     if privileged_later || waits {
         eprintln!(
-            "capexec: {}: warning: under capexec exec, privileged start_post and reload commands, and the start_post of a notify or forking service, do not run: they need the daemon (capexec start)",
+            "capexec: {}: warning: under capexec exec, privileged start_post, reload and stop commands, and the start_post of a notify or forking service, do not run: they need the daemon (capexec start)",
             spec.name
         );
     }
@@ -259,7 +259,7 @@ fn launch_planned(spec: &ServiceSpec, plan: capexec_sandbox::SetupPlan, mut hand
             let mut post_failed = false;
             let ready_at_exec = matches!(spec.service.kind, ServiceType::Simple | ServiceType::Exec);
             if let Some(chan) = s.tasks.as_ref().filter(|_| !plan.start_post.is_empty() && ready_at_exec) {
-                if let Err(e) = capexec_sandbox::launch::run_tasks(std::os::fd::AsFd::as_fd(chan), true) {
+                if let Err(e) = capexec_sandbox::launch::run_tasks(std::os::fd::AsFd::as_fd(chan), capexec_sandbox::launch::Tasks::StartPost, None) {
                     eprintln!("capexec: {}: {e}; stopping the service", spec.name);
                     post_failed = true;
                     // Our own child: the stop signal goes on to the service.
@@ -267,16 +267,31 @@ fn launch_planned(spec: &ServiceSpec, plan: capexec_sandbox::SetupPlan, mut hand
                 }
             }
             // SIGHUP (systemd's ExecReload=/bin/kill -HUP $MAINPID on capexec's
-            // own unit) runs the reload commands when the declaration has them.
-            let reload = || {
-                if let Some(chan) = &s.tasks {
-                    match capexec_sandbox::launch::run_tasks(std::os::fd::AsFd::as_fd(chan), false) {
+            // own unit) runs the reload commands when the declaration has them;
+            // the first stop (systemd's SIGTERM, a ^C, the declared stop
+            // signal) runs the stop commands before it goes on to the service.
+            let stopped = std::cell::Cell::new(false);
+            let on_signal = |sig: libc::c_int| -> bool {
+                use capexec_sandbox::launch::{run_tasks, Tasks};
+                let Some(chan) = s.tasks.as_ref().map(std::os::fd::AsFd::as_fd) else { return false };
+                let is_stop = [libc::SIGTERM, libc::SIGINT, spec.service.stop_signal].contains(&sig);
+                if sig == libc::SIGHUP && !plan.reload.is_empty() {
+                    match run_tasks(chan, Tasks::Reload, None) {
                         Ok(()) => eprintln!("capexec: {}: reloaded", spec.name),
                         Err(e) => eprintln!("capexec: {}: reload failed: {e}", spec.name),
                     }
+                    return true;
                 }
+                if is_stop && !plan.stop.is_empty() && !stopped.replace(true) {
+                    // A helper gone with the service it stopped is no failure.
+                    match run_tasks(chan, Tasks::Stop, Some(spec.service.stop_timeout)) {
+                        Err(e) if !e.contains("is gone") => eprintln!("capexec: {}: {e}; sending the stop signal", spec.name),
+                        _ => {}
+                    }
+                }
+                false
             };
-            let on_hup: Option<&dyn Fn()> = if plan.reload.is_empty() { None } else { Some(&reload) };
+            let on_signal: Option<&dyn Fn(libc::c_int) -> bool> = if s.tasks.is_some() { Some(&on_signal) } else { None };
             // As root, what the kernel refused the run is read while capexec waits.
             let status = match &watch {
                 Some(w) => w.with_poll_fds(|fds| {
@@ -284,9 +299,9 @@ fn launch_planned(spec: &ServiceSpec, plan: capexec_sandbox::SetupPlan, mut hand
                         w.drain();
                     };
                     let serve = (!fds.is_empty()).then_some(capexec_sandbox::launch::Serve { fds, ready: &drain });
-                    capexec_sandbox::launch::wait_foreground_serving(&s, on_hup, serve)
+                    capexec_sandbox::launch::wait_foreground_serving(&s, on_signal, serve)
                 }),
-                None => capexec_sandbox::launch::wait_foreground_with(&s, on_hup),
+                None => capexec_sandbox::launch::wait_foreground_with(&s, on_signal),
             };
             let status = if post_failed && status == 0 { 1 } else { status };
             if let Some(r) = relay {

@@ -11,6 +11,7 @@ use capexec_decl::spec::ReadyAddr;
 use capexec_decl::terminal::{safe, safe_lines};
 use capexec_decl::ServiceSpec;
 use capexec_learn::{compare, merge, mine, Observations};
+use capexec_sandbox::launch::Tasks;
 use capexec_sandbox::Spawned;
 use capexec_sys::process;
 use nix::sys::signal::{kill, killpg, Signal};
@@ -641,7 +642,7 @@ fn drive(s: &Spawned, spec: &ServiceSpec, cmd: &str, ready: &[Ready], timeout: D
     // The commands the daemon runs once the service is ready, recorded as
     // the program is (they run in its sandbox later).
     if !spec.exec.start_post.is_empty() {
-        around(s, spec, true, watching.commands);
+        around(s, spec, Tasks::StartPost, watching.commands);
     }
     // Its own process group, so that ending it ends whatever it started.
     let mut workload = std::process::Command::new("/bin/sh");
@@ -661,6 +662,11 @@ fn drive(s: &Spawned, spec: &ServiceSpec, cmd: &str, ready: &[Ready], timeout: D
                 // on it until the stop.
                 if !spec.exec.reload.is_empty() && service_ended(s).is_none() {
                     reload(s, spec, ready, timeout, watching);
+                }
+                // The stop as the daemon makes it: the stop commands
+                // (recorded too), then the signal.
+                if !spec.exec.stop.is_empty() && service_ended(s).is_none() {
+                    around(s, spec, Tasks::Stop, watching.commands);
                 }
                 let status = stop(s, spec);
                 return Ok(Ended { status, workload: Some(workload), interrupted, early: None });
@@ -696,7 +702,7 @@ fn reload(s: &Spawned, spec: &ServiceSpec, ready: &[Ready], timeout: Duration, w
         _ => None,
     });
     let told = notified.filter(|n| n.expect_reload());
-    around(s, spec, false, watching.commands);
+    around(s, spec, Tasks::Reload, watching.commands);
     let Some(n) = told else { return settle(s, spec, timeout, watching.activity) };
     let deadline = Instant::now() + timeout;
     while !n.reloaded() && service_ended(s).is_none() {
@@ -741,13 +747,15 @@ fn settle(s: &Spawned, spec: &ServiceSpec, timeout: Duration, activity: &std::sy
 /// How long a service makes no call before `settle` takes it as done.
 const QUIET: Duration = Duration::from_millis(200);
 
-/// Runs the service's `exec.start_post` (`post`) or `exec.reload` commands
-/// through its task helper, recording each; a failure is a warning (the
-/// run goes on: what was recorded counts).
-fn around(s: &Spawned, spec: &ServiceSpec, post: bool, learner: &dyn Fn(OwnedFd)) {
-    if let Err(e) = capexec_sandbox::launch::learn_tasks(s, post, learner) {
-        let what = if post { "exec.start_post" } else { "exec.reload" };
-        eprintln!("capexec learn: warning: {}: {what} failed: {}", spec.name, safe(&e));
+/// Runs the service's `which` commands through its task helper, recording
+/// each; a failure is a warning (the run goes on: what was recorded
+/// counts). A stop command may end the service, and its helper with it.
+fn around(s: &Spawned, spec: &ServiceSpec, which: Tasks, learner: &dyn Fn(OwnedFd)) {
+    match capexec_sandbox::launch::learn_tasks(s, which, learner) {
+        Err(e) if !(which == Tasks::Stop && e.contains("is gone")) => {
+            eprintln!("capexec learn: warning: {}: {} failed: {}", spec.name, which.key(), safe(&e))
+        }
+        _ => {}
     }
 }
 
