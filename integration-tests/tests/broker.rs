@@ -238,6 +238,52 @@ for fam, host in ((socket.AF_INET, '0.0.0.0'), (socket.AF_INET6, '::'), (socket.
     assert!(!err.contains("udp:0.0.0.0:10050") && !err.contains("udp:[::]:10050") && err.contains("udp:192.0.2.1:10050"), "{}", text(&o));
 });
 
+// A TCP port the declaration's landlock.bind_tcp lists is the service's to
+// bind on its own loopback, in its own network namespace, beside its
+// [broker.net] grants (named's control channel, which its `rndc stop`
+// reaches): the bind and a connect to it from inside work, the host does
+// not reach it, and a loopback bind to a port not listed is refused with a
+// fix that names both ways. Rootless, such ports beside host sockets are
+// refused at the start: without the network guard a host socket could use
+// them on any address.
+both!(a_landlock_bind_port_is_the_services_own, |who: As| {
+    let (own, other, granted) = (unused_port(), unused_port(), unused_port());
+    let u = test_unit(
+        &format!("own-bind-{who:?}"),
+        &format!("[namespaces]\nnet = \"none\"\n[landlock]\nbind_tcp = [{own}]\nconnect_tcp = [{own}]\n[broker.net]\nbind = [\"tcp:127.0.0.1:{granted}\"]\n"),
+    );
+    let prog = format!(
+        r#"
+import socket, sys
+l = socket.socket(); l.bind(('127.0.0.1', {own})); l.listen(); print('LISTENING', flush=True)
+c = socket.create_connection(('127.0.0.1', {own})); a, _ = l.accept(); a.sendall(b'own'); print('GOT', c.recv(3).decode(), flush=True)
+try:
+    socket.socket().bind(('127.0.0.1', {other})); print('BOUND OTHER', flush=True)
+except OSError as e:
+    print('BLOCKED other bind', e.errno, flush=True)
+sys.stdin.readline()
+"#
+    );
+    if who == As::User {
+        let mut c = command(who);
+        c.args(["run", "--unit", u.to_str().unwrap(), "--", "/usr/bin/python3", "-c", &prog]);
+        let o = output(c, T);
+        assert!(!o.status.success() && text(&o).contains("would run weaker than declared without capexec's network guard"), "{}", text(&o));
+        return;
+    }
+    let (mut child, mut out) = interactive_under(who, &u, std::path::Path::new("/usr/bin/python3"), &["-c", &prog]);
+    let mut seen = String::new();
+    wait_line(&mut out, "LISTENING", &mut seen);
+    wait_line(&mut out, "GOT own", &mut seen);
+    wait_line(&mut out, "BLOCKED other bind 13", &mut seen);
+    let host = std::net::TcpStream::connect(("127.0.0.1", own));
+    assert!(host.is_err(), "the host reached the service's own listener on {own}");
+    child.stdin.as_mut().unwrap().write_all(b"done\n").unwrap();
+    let all = finish(child, out, seen);
+    assert!(all.contains(&format!("add {other} to landlock.bind_tcp")), "{all}");
+    assert!(!all.contains(&format!("tcp:127.0.0.1:{own}")), "the own port's bind or connect was refused:\n{all}");
+});
+
 // 46: the host's sockets a net = "none" service holds (a brokered connection,
 // a preopened listener) cannot be disconnected and aimed elsewhere: Fast Open
 // is refused by the seccomp rule, a connect by the broker (no grant) or by

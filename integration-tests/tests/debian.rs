@@ -502,7 +502,12 @@ fn dig(port: u16, name: &str, tcp: bool) -> std::process::Output {
 /// query over UDP and one over TCP, then run by the daemon: both answer
 /// from the package's own `localhost` zone. The drop-in only names the
 /// test's configuration, a copy of /etc/bind listening on the test's port on
-/// loopback (no recursion, no control channel).
+/// loopback (no recursion), with the default control channel (127.0.0.1:953,
+/// the package's rndc.key). The unit's `ExecStop=rndc stop` is an
+/// `[[exec.stop]]`: learning runs it, and the mined declaration says that
+/// it cannot reach the control channel the broker puts on the host; moved
+/// into the service's own network as that comment says, `capexec stop`
+/// stops named by rndc.
 #[test]
 fn bind9_from_import_and_learn() {
     require_root();
@@ -520,7 +525,8 @@ fn bind9_from_import_and_learn() {
     std::fs::write(
         format!("{etc}/named.conf.options"),
         format!(
-            "options {{\n\tdirectory \"/var/cache/bind\";\n\tlisten-on port {port} {{ 127.0.0.1; }};\n\tlisten-on-v6 {{ none; }};\n\trecursion no;\n\tdnssec-validation no;\n}};\ncontrols {{ }};\n"
+            "options {{\n\tdirectory \"/var/cache/bind\";\n\tlisten-on port {port} {{ 127.0.0.1; }};\n\tlisten-on-v6 {{ none; }};\n\trecursion no;\n\tdnssec-validation no;\n}};\n\
+             controls {{ inet 127.0.0.1 port 953 allow {{ 127.0.0.1; }} keys {{ \"rndc-key\"; }}; }};\ninclude \"{etc}/rndc.key\";\n"
         ),
     )
     .unwrap();
@@ -548,6 +554,25 @@ fn bind9_from_import_and_learn() {
     assert!(status.contains(&format!("Uid:\t{bind}\t{bind}\t{bind}\t{bind}")), "{status}");
     let o = d.ctl(&["stop", "named"]);
     assert!(o.status.success(), "{}", text(&o));
+    assert!(decl.contains("port(s) 953 it listens on, a control channel"), "{decl}");
+    // As the comment says: the control port in the service's own network.
+    let granted = decl.contains("\"tcp:127.0.0.1:953\", ") || decl.contains(", \"tcp:127.0.0.1:953\"");
+    assert!(granted, "{decl}");
+    let moved = decl.replace("\"tcp:127.0.0.1:953\", ", "").replace(", \"tcp:127.0.0.1:953\"", "");
+    let moved = match moved.contains("\n[landlock]\n") {
+        true => moved.replace("\n[landlock]\n", "\n[landlock]\nbind_tcp = [953]\nconnect_tcp = [953]\n"),
+        false => format!("{moved}\n[landlock]\nbind_tcp = [953]\nconnect_tcp = [953]\n"),
+    };
+    std::fs::write(&unit, &moved).unwrap();
+    for args in [&["reload"][..], &["start", "named"]] {
+        let o = d.ctl(args);
+        assert!(o.status.success(), "{args:?}: {}\n{moved}", text(&o));
+    }
+    assert_eq!(String::from_utf8_lossy(&dig(port, "localhost", false).stdout).trim(), "127.0.0.1");
+    let o = d.ctl(&["stop", "named"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let logs = text(&d.ctl(&["logs", "named"]));
+    assert!(logs.contains("received control channel command 'stop'"), "rndc stop did not reach named:\n{logs}\n{moved}");
     d.terminate(T);
 }
 

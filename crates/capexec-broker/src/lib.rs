@@ -197,6 +197,12 @@ pub struct Broker {
     /// Under `net = "host"`, the TCP ports the service may bind
     /// (`landlock.bind_tcp`); `None` for a service in its own namespace.
     host_bind: Option<std::collections::BTreeSet<u16>>,
+    /// In its own network namespace, the TCP ports the service may bind
+    /// there (`landlock.bind_tcp`): a loopback bind to one of them goes on,
+    /// in that namespace, under the service's own Landlock domain. Reached
+    /// by its own processes alone (named's control channel, for the
+    /// `rndc stop` of its `exec.stop`).
+    own_bind: std::collections::BTreeSet<u16>,
     /// Keep CAP_NET_BIND_SERVICE: a bind grant names a port below 1024, or
     /// the service keeps the capability and binds through the broker.
     bind_service: bool,
@@ -321,6 +327,7 @@ impl Broker {
         let host_netns = capexec_sandbox::sys::netns_cookie().map_err(io("read the host network namespace's cookie"))?;
         let appender = Arc::new(append::Appender::new(&service.name).map_err(io("create the append relay's pipe"))?);
         let host_bind = (service.namespaces.net == NetMode::Host).then(|| service.landlock.bind_tcp.clone());
+        let own_bind = if service.namespaces.net == NetMode::None { service.landlock.bind_tcp.clone() } else { Default::default() };
         let low = |p: u16| p < 1024;
         let bind_service = spec.bind.iter().any(|g| low(g.ports.0))
             || (host_bind.as_ref().is_some_and(|b| b.iter().copied().any(low)) && service.capabilities.contains(&caps::Capability::CAP_NET_BIND_SERVICE));
@@ -330,6 +337,7 @@ impl Broker {
             bases,
             host_netns,
             host_bind,
+            own_bind,
             bind_service,
             service_caps: if service.namespaces.user { Vec::new() } else { service.capabilities.clone() },
             follows_switches: policy::follows_switches(service),

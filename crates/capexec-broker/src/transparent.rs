@@ -342,7 +342,7 @@ fn net_call(b: &Arc<Broker>, l: &Arc<Listener>, c: &Connector, p: &mut Pidfds, n
         return finish(r);
     }
     let own_ns = info.netns != b.host_netns;
-    if let Err(r) = policy::net(&b.spec, op, proto, addr) {
+    if let Err(mut r) = policy::net(&b.spec, op, proto, addr) {
         let ip = capexec_decl::grants::canonical(addr.ip());
         // A stream socket bound on every address with a port the kernel
         // picks, in the service's own namespace, listens on its own loopback
@@ -362,12 +362,19 @@ fn net_call(b: &Arc<Broker>, l: &Arc<Listener>, c: &Connector, p: &mut Pidfds, n
             // service's own processes (only they learn the port: squid and its
             // helpers talk over such pairs): the service's own bind goes on,
             // under its own Landlock domain, which allows TCP port 0 in its own
-            // namespace (the broker's does not). A bind to a fixed port is
-            // refused instead: a service that listens where no client can
+            // namespace (the broker's does not); so does one to a TCP port
+            // its landlock.bind_tcp lists, which its domain allows too (a
+            // control channel for its own commands). A bind to another fixed
+            // port is refused: a service that listens where no client can
             // reach it is a declaration to fix, so it is logged.
+            let own_port = proto == Proto::Tcp && b.own_bind.contains(&addr.port());
             match op {
                 NetOp::Connect => return finish(do_op(&svc, addr, info.family, op)),
-                NetOp::Bind if addr.port() == 0 => return Answer::Pass,
+                NetOp::Bind if addr.port() == 0 || (own_port && ip.is_loopback()) => return Answer::Pass,
+                NetOp::Bind if proto == Proto::Tcp && ip.is_loopback() => {
+                    let p = addr.port();
+                    r.fix = format!("{} for the host to reach it; or, for the service's own processes alone (a control channel of its commands), add {p} to landlock.bind_tcp", r.fix);
+                }
                 NetOp::Bind => {}
             }
         }

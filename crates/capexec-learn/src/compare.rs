@@ -251,7 +251,9 @@ pub fn compare(obs: &Observations, spec: &ServiceSpec, exists: impl Fn(&str) -> 
                 _ => {
                     let granted = if how == "bind" { spec.broker.bind_grant(proto, addr).is_some() } else { spec.broker.connect_grant(proto, addr).is_some() };
                     // The service's own loopback: it may talk to itself.
-                    let internal = addr.ip().is_loopback() && (how == "bind" && addr.port() == 0 || how == "connect" && bound.contains(&addr))
+                    // A TCP port of landlock.bind_tcp is its own to bind there.
+                    let own_port = proto == capexec_decl::grants::Proto::Tcp && spec.landlock.bind_tcp.contains(&addr.port());
+                    let internal = addr.ip().is_loopback() && (how == "bind" && (addr.port() == 0 || own_port) || how == "connect" && bound.contains(&addr))
                         || obs.own_loopback.contains(a)
                         || how == "connect" && source_probe(a);
                     (!granted && !internal).then(|| format!("no broker {how} grant: it would {how} in the service's own network namespace"))
@@ -394,10 +396,13 @@ mod tests {
     fn network_is_judged_by_grants_and_unused_entries_are_named() {
         let s = spec(
             "[exec]\nargv = [\"/usr/bin/true\"]\nuser = 1000\n[namespaces]\nnet = \"none\"\n\
+             [landlock]\nbind_tcp = [953]\n\
              [broker.net]\nbind = [\"tcp:127.0.0.1:6379\", \"tcp:[::1]:6379\"]\n[seccomp]\nallow = [\"@timer\", \"getrusage\"]\n",
         );
         let mut o = Observations::default();
         o.binds.insert("tcp:127.0.0.1:6379".into());
+        // A port of landlock.bind_tcp: the service's own, on its own loopback.
+        o.binds.insert("tcp:127.0.0.1:953".into());
         o.binds.insert("tcp:127.0.0.1:7000".into());
         o.connects.insert("tcp:10.0.0.1:80".into());
         // A socket on a read-only mount can be connected to (EROFS is for

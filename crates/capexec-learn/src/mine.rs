@@ -521,6 +521,20 @@ fn connect_grants(connects: &[&String]) -> (BTreeSet<String>, BTreeSet<String>) 
     (grants, opened)
 }
 
+/// The TCP ports of the loopback `binds` granted to the program that the
+/// commands run around it connected to (`Observations::command_connects`).
+fn control_channels(obs: &Observations, binds: &BTreeSet<&String>) -> BTreeSet<u16> {
+    use capexec_decl::grants::Proto;
+    let tcp_loopback = |a: &str| crate::compare::inet(a).filter(|(p, sa)| *p == Proto::Tcp && sa.port() != 0).map(|(_, sa)| sa);
+    let reached: BTreeSet<u16> = obs.command_connects.iter().filter_map(|a| tcp_loopback(a)).filter(|sa| sa.ip().is_loopback()).map(|sa| sa.port()).collect();
+    binds
+        .iter()
+        .filter_map(|a| tcp_loopback(a))
+        .filter(|sa| (sa.ip().is_loopback() || sa.ip().is_unspecified()) && reached.contains(&sa.port()))
+        .map(|sa| sa.port())
+        .collect()
+}
+
 /// The declaration, as TOML text with comments.
 pub fn declaration(obs: &Observations, origin: &Origin, exists: impl Fn(&str) -> bool) -> String {
     let mut o = String::new();
@@ -660,6 +674,19 @@ pub fn declaration(obs: &Observations, origin: &Origin, exists: impl Fn(&str) ->
                 );
             }
             let _ = writeln!(o, "bind = [{}] # bound during the run", binds.iter().map(|a| quote(a)).collect::<Vec<_>>().join(", "));
+            let control = control_channels(obs, &binds);
+            if !control.is_empty() {
+                let ports = control.iter().map(u16::to_string).collect::<Vec<_>>().join(", ");
+                let _ = writeln!(
+                    o,
+                    "# The commands run around the program (start_post, reload, stop) connected to the loopback\n\
+                     # port(s) {ports} it listens on, a control channel (named's, for rndc). They have no broker and\n\
+                     # run in the service's own network namespace, where the host's listener above is not: they\n\
+                     # fail there. For them to reach it, move the port(s) from this bind to [landlock] bind_tcp and\n\
+                     # connect_tcp: the program then listens in its own network, where only its own processes\n\
+                     # reach it (not the host's tools)."
+                );
+            }
         }
         if !connects.is_empty() {
             let (grants, opened) = connect_grants(&connects);
@@ -1118,6 +1145,29 @@ mod tests {
         let v: toml::Value = toml::from_str(&declaration(&o, &origin(&[], true), |_| true)).unwrap();
         let bind: Vec<&str> = v["broker"]["net"]["bind"].as_array().unwrap().iter().filter_map(|a| a.as_str()).collect();
         assert_eq!(bind, ["udp:127.0.0.1:53", "udp:[::]:1024-65535"]);
+    }
+
+    /// named's control channel: the program listens on 127.0.0.1:953 and
+    /// only its `rndc stop` (a command, whose connects are kept apart by
+    /// `forget_network`) connects to it. The grant stays, and a comment
+    /// says how the command could reach it; a listener no command reached
+    /// gets no such comment.
+    #[test]
+    fn a_port_only_the_commands_reach_is_named_as_a_control_channel() {
+        let mut o = obs(&[], &["bind", "connect"]);
+        o.binds.extend(["tcp:127.0.0.1:953".to_owned(), "tcp:127.0.0.1:53".to_owned(), "udp:127.0.0.1:53".to_owned()]);
+        let mut command = Observations::default();
+        command.connects.extend(["tcp:127.0.0.1:953".to_owned(), "udp:127.0.0.1:53".to_owned()]);
+        command.forget_network();
+        assert!(command.connects.is_empty());
+        o.merge(command);
+        let text = declaration(&o, &origin(&[], true), |_| true);
+        let v: toml::Value = toml::from_str(&text).unwrap();
+        assert_eq!(v["broker"]["net"]["bind"].as_array().map(Vec::len), Some(3), "{text}");
+        assert!(text.contains("port(s) 953 it listens on, a control channel"), "{text}");
+        assert!(!o.connects.contains("tcp:127.0.0.1:953"), "no connect grant for a command's connect");
+        o.command_connects.clear();
+        assert!(!declaration(&o, &origin(&[], true), |_| true).contains("control channel"));
     }
 
     /// Loopback sockets the run bound to kernel-picked ports and talked to

@@ -50,6 +50,13 @@ pub struct Observations {
     /// none of them (see `record::LocalPorts`).
     #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
     pub own_loopback: BTreeSet<String>,
+    /// Addresses the commands run around the program (start_post, reload,
+    /// stop) connected to: no grants of theirs (see `forget_network`), but a
+    /// loopback port the program listens on that they reach is a control
+    /// channel (named's, for `rndc stop`), which mining keeps in the
+    /// service's own network namespace.
+    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
+    pub command_connects: BTreeSet<String>,
     /// (source, target) of each rename and link: both must be on one mount,
     /// or the call fails with EXDEV (postfix moves a queue file from
     /// incoming/ to active/).
@@ -115,14 +122,15 @@ impl Observations {
 
 impl Observations {
     /// Drops where the run bound, connected and sent: for the commands run
-    /// around a program (start_post, reload), whose network reach is no
-    /// grant of the program's. They have no broker and run in the
+    /// around a program (start_post, reload, stop), whose network reach is no
+    /// grant of the program's (their connects are kept apart, as
+    /// `command_connects`). They have no broker and run in the
     /// service's own network namespace: varnish's varnishreload connects to
     /// the admin port the program listens on, which a grant would only
     /// open to the program.
     pub fn forget_network(&mut self) {
         self.binds.clear();
-        self.connects.clear();
+        self.command_connects.extend(std::mem::take(&mut self.connects));
         self.session_binds.clear();
         self.own_loopback.clear();
         self.network.clear();
@@ -152,6 +160,7 @@ impl Observations {
         self.connects.extend(other.connects);
         self.session_binds.extend(other.session_binds);
         self.own_loopback.extend(other.own_loopback);
+        self.command_connects.extend(other.command_connects);
         self.moves.extend(other.moves);
         self.unknown.extend(other.unknown);
         for (k, v) in other.denied {

@@ -103,6 +103,16 @@ pub fn guard_denial(r: &capexec_sandbox::netguard::Refusal) -> Denial {
     }
 }
 
+/// A connect in the service's own network namespace to a loopback address
+/// its `[broker.net] bind` grants put on the host (named's control channel,
+/// which its `rndc stop` reaches for): the port, when so.
+fn own_reach_of_a_host_listener(spec: &ServiceSpec, daddr: &str, port: &str) -> Option<u16> {
+    let port: u16 = port.parse().ok()?;
+    let ip: std::net::IpAddr = daddr.parse().ok()?;
+    let on_host = |ip| spec.broker.bind_grant(capexec_decl::grants::Proto::Tcp, std::net::SocketAddr::new(ip, port)).is_some();
+    (spec.namespaces.net == capexec_decl::spec::NetMode::None && ip.is_loopback() && on_host(ip)).then_some(port)
+}
+
 /// The fix for `r`, by the declaration's key and `capexec run`'s flag.
 pub fn describe(r: &Record, spec: &ServiceSpec) -> Option<(&'static str, String, String)> {
     match r {
@@ -122,7 +132,15 @@ pub fn describe(r: &Record, spec: &ServiceSpec) -> Option<(&'static str, String,
             let (what, fix) = match blockers.as_str() {
                 "net.connect_tcp" => {
                     let port = value("dest").unwrap_or_default();
-                    (format!("TCP connect to {}:{port}", value("daddr").unwrap_or_default()), fix::tcp(false, port.parse().unwrap_or(0)))
+                    let daddr = value("daddr").unwrap_or_default();
+                    let fix = match own_reach_of_a_host_listener(spec, &daddr, &port) {
+                        Some(p) => format!(
+                            "its commands run in the service's own network, where the port {p} the broker binds on the host is not: \
+                             move {p} from [broker.net] bind to [landlock] bind_tcp and connect_tcp (then the service's own processes alone reach it)"
+                        ),
+                        None => fix::tcp(false, port.parse().unwrap_or(0)),
+                    };
+                    (format!("TCP connect to {daddr}:{port}"), fix)
                 }
                 "net.bind_tcp" => {
                     let port = value("src").unwrap_or_default();
@@ -187,6 +205,29 @@ mod tests {
             let (mechanism, what, fix) = describe(&r, &spec).unwrap();
             assert_eq!((mechanism, what), ("landlock", format!("{blockers} on /srv/data/f")));
             assert!(fix.starts_with(&format!("add \"/srv/data/f\" to [filesystem] {key} (capexec run: --")), "{blockers}: {fix}");
+        }
+    }
+
+    /// A command run around the program (named's `rndc stop`) connects in
+    /// the service's own network namespace to the control port the broker
+    /// binds on the host for the program: connect_tcp alone would not reach
+    /// it, so the fix says to move the port into the service's own network.
+    #[test]
+    fn a_connect_to_the_programs_host_listener_says_to_move_it() {
+        let ctx = capexec_decl::Context { rootless: false, uid: 0, gid: 0, unit_dir: None };
+        let text = "[exec]\nargv = [\"/bin/true\"]\n[namespaces]\nnet = \"none\"\n[broker.net]\nbind = [\"tcp:127.0.0.1:953\"]\n";
+        let spec = capexec_decl::from_text("t", text, &ctx).unwrap();
+        let connect = |daddr: &str, dest: u16| Record::LandlockAccess {
+            domain: "1a".into(),
+            blockers: "net.connect_tcp".into(),
+            object: format!("opid=7 ocomm=\"rndc\" daddr={daddr} dest={dest}"),
+        };
+        let (_, what, fix) = describe(&connect("127.0.0.1", 953), &spec).unwrap();
+        assert_eq!(what, "TCP connect to 127.0.0.1:953");
+        assert!(fix.contains("move 953 from [broker.net] bind to [landlock] bind_tcp and connect_tcp"), "{fix}");
+        for (daddr, dest) in [("127.0.0.1", 954), ("192.0.2.1", 953)] {
+            let (_, _, fix) = describe(&connect(daddr, dest), &spec).unwrap();
+            assert!(fix.starts_with(&format!("add {dest} to [landlock] connect_tcp")), "{fix}");
         }
     }
 
