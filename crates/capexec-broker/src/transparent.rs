@@ -371,9 +371,10 @@ fn net_call(b: &Arc<Broker>, l: &Arc<Listener>, c: &Connector, p: &mut Pidfds, n
             match op {
                 NetOp::Connect => return finish(do_op(&svc, addr, info.family, op)),
                 NetOp::Bind if addr.port() == 0 || (own_port && ip.is_loopback()) => return Answer::Pass,
+                // The fix stays the one allowance `capexec denials --propose`
+                // applies; the other way is said in the why.
                 NetOp::Bind if proto == Proto::Tcp && ip.is_loopback() => {
-                    let p = addr.port();
-                    r.fix = format!("{} for the host to reach it; or, for the service's own processes alone (a control channel of its commands), add {p} to landlock.bind_tcp", r.fix);
+                    r.why = format!("{}, and landlock.bind_tcp, which would keep it on the service's own loopback, does not list port {}", r.why, addr.port());
                 }
                 NetOp::Bind => {}
             }
