@@ -1354,6 +1354,38 @@ fn capexec_exec_stops_a_service_that_switched_users() {
     assert_eq!(o.status.code(), Some(143), "the service ended by the stop signal: {}", text(&o));
 }
 
+/// A service without a pid namespace that forks a daemon off (setsid, its
+/// parent gone: init, the subreaper, adopts it) ends with a `capexec exec`
+/// that is SIGKILLed: init dies by its parent-death signal and the program
+/// with it, and the cgroup's watcher kills the rest. Without that cgroup
+/// the daemon lived on, adopted by the host's init.
+#[test]
+fn a_forked_off_daemon_without_a_pid_namespace_ends_with_a_killed_capexec_exec() {
+    let u = test_unit(
+        "forked-off",
+        "[exec]\nargv = [\"/bin/sh\", \"-c\", \"(setsid sh -c 'exec /bin/sleep 100403' &) ; exec /bin/sleep 100404\"]\nuser = \"root\"\n\
+         [namespaces]\npid = false\n",
+    );
+    let mut c = command(As::Root);
+    c.args(["exec", u.to_str().unwrap()]);
+    let mut child = c.spawn().unwrap();
+    let start = Instant::now();
+    let (daemon, program) = loop {
+        if let (Some(d), Some(p)) = (pids_exact("/bin/sleep 100403").first(), pids_exact("/bin/sleep 100404").first()) {
+            break (*d, *p);
+        }
+        assert!(start.elapsed() < T, "the service did not start");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let start = Instant::now();
+    while std::path::Path::new(&format!("/proc/{daemon}")).exists() || std::path::Path::new(&format!("/proc/{program}")).exists() {
+        assert!(start.elapsed() < T, "the service outlived capexec exec: daemon {daemon} alive {}", std::path::Path::new(&format!("/proc/{daemon}")).exists());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 /// filesystem.directories_user: a service running as root gets its runtime
 /// directory owned by the user it drops to (chrony, systemd's `!`).
 #[test]

@@ -156,16 +156,19 @@ const SUPERVISOR: &str = "capexec";
 
 const GUARD_NEEDS_V2: &str = "the service has sockets in the host's network namespace, which capexec's network guard checks from a cgroup v2 directory, and this machine mounts no cgroup v2 hierarchy; mount one (cgroup2 at /sys/fs/cgroup, or /sys/fs/cgroup/unified on hybrid machines), or declare `net = \"host\"`";
 
-/// `capexec exec`'s cgroups for a guarded service (as root): a cgroup v2
-/// directory for the service under capexec's own, and its child for capexec
-/// itself, which creates the service's host sockets and brokers for it.
-/// Named after the unit and capexec's pid, so runs never share one.
+/// `capexec exec`'s cgroups for a guarded service, or one without a pid
+/// namespace (as root): a cgroup v2 directory for the service under
+/// capexec's own, and its child for capexec itself, which creates the
+/// service's host sockets and brokers for it. Named after the unit and
+/// capexec's pid, so runs never share one.
 ///
 /// capexec cannot remove them itself at the end: as the broker it has
 /// confined itself by then (seccomp, Landlock). A watcher process, forked
 /// before capexec moves, waits for capexec's end (a pipe's EOF, which also
 /// comes if capexec is killed), then kills what is left of the service and
-/// removes the directories.
+/// removes the directories. Without a pid namespace that is all that ends a
+/// daemon the service forked off when capexec is killed: its init dies by
+/// its parent-death signal, but the daemon is no longer its child.
 pub struct ExecCgroup {
     pub service: PathBuf,
     pub supervisor: PathBuf,
@@ -174,10 +177,10 @@ pub struct ExecCgroup {
 }
 
 impl ExecCgroup {
-    /// Creates the directories, puts the guard on them, starts the watcher and
-    /// moves this process into the supervisor's cgroup. Must be called while
-    /// the process is single-threaded (it forks).
-    pub fn enter(unit: &str, policy: &capexec_sandbox::netguard::NetPolicy) -> Result<ExecCgroup, CgroupError> {
+    /// Creates the directories, puts the guard on them (with a `policy`),
+    /// starts the watcher and moves this process into the supervisor's
+    /// cgroup. Must be called while the process is single-threaded (it forks).
+    pub fn enter(unit: &str, policy: Option<&capexec_sandbox::netguard::NetPolicy>) -> Result<ExecCgroup, CgroupError> {
         let h = Hierarchy::detect()?;
         let Some((root, _)) = h.v2 else {
             return Err(CgroupError::GuardNeedsV2);
@@ -190,7 +193,10 @@ impl ExecCgroup {
         let supervisor = service.join(SUPERVISOR);
         std::fs::create_dir_all(&supervisor).map_err(io("create cgroup", &supervisor))?;
         let cg = ServiceCgroup { v2: Some(service.clone()), v1: BTreeMap::new() };
-        let attached = capexec_sandbox::netguard::attach(policy, &service, &supervisor).map_err(CgroupError::from);
+        let attached = match policy {
+            Some(p) => capexec_sandbox::netguard::attach(p, &service, &supervisor).map(Some).map_err(CgroupError::from),
+            None => Ok(None),
+        };
         let (watcher, refusals) = match attached.and_then(|refusals| Ok((watch(cg.clone())?, refusals))) {
             Ok(w) => w,
             Err(e) => {
@@ -202,7 +208,7 @@ impl ExecCgroup {
         // Kept open until this process exits, never closed early: the watcher
         // kills everything in the cgroup, capexec included, once it sees EOF.
         let _ = std::os::fd::IntoRawFd::into_raw_fd(watcher);
-        Ok(ExecCgroup { service, supervisor, refusals: Some(refusals) })
+        Ok(ExecCgroup { service, supervisor, refusals })
     }
 }
 

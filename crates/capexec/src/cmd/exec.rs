@@ -121,8 +121,9 @@ pub fn launch_foreground(spec: &ServiceSpec, handoff: Handoff) -> i32 {
     // The network guard, where the service has host sockets: as root, a
     // cgroup of its own, with this process (which opens those sockets and
     // brokers) in the child the guard lets through. Rootless, the plan has
-    // refused what would be weaker without it.
-    let cgroup = match guard_cgroup(spec, rootless) {
+    // refused what would be weaker without it. A service without a pid
+    // namespace gets the cgroup too, for its watcher to end it whole.
+    let cgroup = match exec_cgroup(spec, rootless) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("capexec: {}: {e}", spec.name);
@@ -133,15 +134,21 @@ pub fn launch_foreground(spec: &ServiceSpec, handoff: Handoff) -> i32 {
     launch_planned(spec, plan, handoff, cgroup)
 }
 
-fn guard_cgroup(spec: &ServiceSpec, rootless: bool) -> Result<Option<ExecCgroup>, String> {
+/// The service's cgroup under capexec exec, as root: for the network guard
+/// where it has host sockets, and for a service without a pid namespace,
+/// which nothing else ends whole if capexec is killed (see [`ExecCgroup`]).
+fn exec_cgroup(spec: &ServiceSpec, rootless: bool) -> Result<Option<ExecCgroup>, String> {
     let Some(policy) = capexec_sandbox::netguard::policy(spec).map_err(|e| e.to_string())? else {
-        return Ok(None);
+        if rootless || spec.namespaces.pid || !capexec_supervisor::cgroup::v2_mounted() {
+            return Ok(None);
+        }
+        return ExecCgroup::enter(&spec.name, None).map(Some).map_err(|e| e.to_string());
     };
     if rootless || !capexec_supervisor::cgroup::v2_mounted() {
         capexec_sandbox::netguard::require_guard(spec).map_err(|e| e.to_string())?;
         return Ok(None);
     }
-    ExecCgroup::enter(&spec.name, &policy).map(Some).map_err(|e| e.to_string())
+    ExecCgroup::enter(&spec.name, Some(&policy)).map(Some).map_err(|e| e.to_string())
 }
 
 fn launch_planned(spec: &ServiceSpec, plan: capexec_sandbox::SetupPlan, mut handoff: Handoff, mut cgroup: Option<ExecCgroup>) -> i32 {
