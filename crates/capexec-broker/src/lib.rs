@@ -390,16 +390,16 @@ impl Broker {
             return;
         }
         // The daemon's words and rate (see capexec_decl::fix::refusal_line).
+        // The call and the fix quote what the service asked for: escaped,
+        // since this line may go straight to a terminal (capexec run, exec).
+        use capexec_decl::terminal::safe;
+        let line = capexec_decl::fix::refusal_line("broker", &format!("{}: {}", safe(call), safe(why)), &safe(fix));
         let mut budget = self.log_budget.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(before) = budget.admit(std::time::Instant::now()) {
-            if before > 0 {
-                eprintln!("capexec: {}: {}", self.unit, capexec_decl::fix::not_shown(before));
+        if let Some(unshown) = budget.admit(std::time::Instant::now(), &line) {
+            for l in unshown.lines() {
+                eprintln!("capexec: {}: {l}", self.unit);
             }
-            // The call and the fix quote what the service asked for: escaped,
-            // since this line may go straight to a terminal (capexec run, exec).
-            use capexec_decl::terminal::safe;
-            let what = format!("{}: {}", safe(call), safe(why));
-            eprintln!("capexec: {}: {}", self.unit, capexec_decl::fix::refusal_line("broker", &what, &safe(fix)));
+            eprintln!("capexec: {}: {line}", self.unit);
         }
     }
 

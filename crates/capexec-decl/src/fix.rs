@@ -125,35 +125,76 @@ pub const REFUSAL_LINES: u32 = 20;
 pub const REFUSAL_WINDOW: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// The rate of refusal lines into one log ([`REFUSAL_LINES`] per
-/// [`REFUSAL_WINDOW`]).
+/// [`REFUSAL_WINDOW`]), and the refusal shown last: the same one again
+/// within the window is counted, not shown (a service looping on one
+/// refused call would spend the budget on it and hide what else it is
+/// refused).
 #[derive(Debug, Default)]
 pub struct LineBudget {
     window: Option<std::time::Instant>,
     shown: u32,
-    /// Not shown since the last line that was.
+    /// Not shown since the last line that was, over the rate.
     pending: u64,
+    /// The line shown last, and how often it came again since, unshown.
+    last: Option<String>,
+    repeats: u64,
+}
+
+/// What to say before a refusal's line about those not shown since the
+/// last line (see [`Unshown::lines`]).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Unshown {
+    /// The refusal shown last came again this many times.
+    pub repeated: u64,
+    /// Other refusals, over the rate.
+    pub over_rate: u64,
+}
+
+impl Unshown {
+    /// The lines that say so (none when nothing went unshown).
+    pub fn lines(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        match self.repeated {
+            0 => {}
+            1 => out.push("(the last refusal shown came once more)".to_owned()),
+            n => out.push(format!("(the last refusal shown came {n} more times)")),
+        }
+        if self.over_rate > 0 {
+            out.push(not_shown(self.over_rate));
+        }
+        out
+    }
 }
 
 impl LineBudget {
-    /// Whether a refusal at `now` gets its line: `Some(n)` if it does, `n`
-    /// being how many were not shown since the last that was (say so
-    /// first, with [`not_shown`]); `None`: counted instead.
-    pub fn admit(&mut self, now: std::time::Instant) -> Option<u64> {
+    /// Whether the refusal whose line is `line` gets it at `now`: `Some`
+    /// with what went unshown since the last line (say that first), or
+    /// `None`: counted instead. The same refusal as the last shown is shown
+    /// again only in a later window.
+    pub fn admit(&mut self, now: std::time::Instant, line: &str) -> Option<Unshown> {
         if self.window.is_none_or(|w| now.duration_since(w) >= REFUSAL_WINDOW) {
             self.window = Some(now);
             self.shown = 0;
+        } else if self.last.as_deref() == Some(line) {
+            self.repeats += 1;
+            return None;
         }
         if self.shown >= REFUSAL_LINES {
             self.pending += 1;
             return None;
         }
         self.shown += 1;
-        Some(std::mem::take(&mut self.pending))
+        self.last = Some(line.to_owned());
+        Some(self.take())
     }
 
-    /// Refusals not shown since the last line (for the log's last word).
-    pub fn pending(&self) -> u64 {
-        self.pending
+    /// What went unshown since the last line, for the log's last word.
+    pub fn pending(&self) -> Unshown {
+        Unshown { repeated: self.repeats, over_rate: self.pending }
+    }
+
+    fn take(&mut self) -> Unshown {
+        Unshown { repeated: std::mem::take(&mut self.repeats), over_rate: std::mem::take(&mut self.pending) }
     }
 }
 
@@ -165,6 +206,34 @@ pub fn not_shown(n: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A loop on one refused call is one line, and the count of its
+    /// repeats comes before the next line (in the window, or the next
+    /// window's same refusal); different refusals spend the rate, and
+    /// those over it are counted too.
+    #[test]
+    fn a_refusal_repeated_is_counted_not_shown_again() {
+        let mut b = LineBudget::default();
+        let t0 = std::time::Instant::now();
+        assert_eq!(b.admit(t0, "a"), Some(Unshown::default()));
+        for _ in 0..100 {
+            assert_eq!(b.admit(t0, "a"), None);
+        }
+        assert_eq!(b.pending(), Unshown { repeated: 100, over_rate: 0 });
+        let u = b.admit(t0, "b").unwrap();
+        assert_eq!(u.lines(), ["(the last refusal shown came 100 more times)"]);
+        // 18 more distinct lines fill the window; then each is over the rate.
+        for i in 0..18 {
+            assert!(b.admit(t0, &format!("c{i}")).is_some());
+        }
+        assert_eq!(b.admit(t0, "d"), None);
+        assert_eq!(b.admit(t0, "c17"), None, "the last shown, again");
+        assert_eq!(b.admit(t0, "e"), None);
+        // The next window: the same refusal is shown again, with the counts.
+        let u = b.admit(t0 + REFUSAL_WINDOW, "c17").unwrap();
+        assert_eq!(u.lines(), ["(the last refusal shown came once more)", "(2 more refusals were not shown)"]);
+        assert_eq!(b.admit(t0 + REFUSAL_WINDOW, "c17"), None);
+    }
 
     #[test]
     fn every_fix_this_module_writes_reads_back() {

@@ -41,7 +41,8 @@ impl Denial {
 pub struct Trail {
     pub recent: VecDeque<Denial>,
     pub total: u64,
-    /// Refusals not written to the log (over the rate).
+    /// Refusals not written to the log: over the rate, or the refusal of
+    /// the last line again within its window.
     pub not_shown: u64,
     budget: fix::LineBudget,
 }
@@ -50,15 +51,19 @@ impl Trail {
     /// Adds a refusal; returns the line(s) for the service's log, if the
     /// rate allows one now.
     pub fn add(&mut self, d: Denial, now: Instant) -> Option<String> {
-        self.admit(d, now).map(|(before, d)| match before {
-            0 => d.line(),
-            n => format!("({n} more refusals were not shown: `capexec status --json` counts them)\n{}", d.line()),
+        self.admit(d, now).map(|(unshown, d)| {
+            let mut lines = fix::Unshown { over_rate: 0, ..unshown }.lines();
+            if unshown.over_rate > 0 {
+                lines.push(format!("({} more refusals were not shown: `capexec status --json` counts them)", unshown.over_rate));
+            }
+            lines.push(d.line());
+            lines.join("\n")
         })
     }
 
-    /// Adds a refusal; returns it with the number of those not shown since
-    /// the last that was, if the rate allows showing it now.
-    fn admit(&mut self, d: Denial, now: Instant) -> Option<(u64, Denial)> {
+    /// Adds a refusal; returns it with what went unshown since the last
+    /// line, if it is to be shown now.
+    fn admit(&mut self, d: Denial, now: Instant) -> Option<(fix::Unshown, Denial)> {
         self.total += 1;
         match self.recent.back_mut() {
             Some(last) if last.mechanism == d.mechanism && last.what == d.what => last.count += 1,
@@ -69,11 +74,11 @@ impl Trail {
                 self.recent.push_back(Denial { count: 1, ..d.clone() });
             }
         }
-        let before = self.budget.admit(now);
-        if before.is_none() {
+        let unshown = self.budget.admit(now, &d.line());
+        if unshown.is_none() {
             self.not_shown += 1;
         }
-        before.map(|n| (n, d))
+        unshown.map(|u| (u, d))
     }
 }
 
@@ -250,15 +255,14 @@ mod tests {
         let lines: Vec<_> = (0..1000).filter_map(|i| t.add(denial(&format!("call {}", i % 2)), now)).collect();
         assert_eq!((lines.len(), t.total, t.not_shown), (fix::REFUSAL_LINES as usize, 1000, 980));
         assert_eq!(t.recent.len(), KEPT, "bounded");
-        // The next window says how many it did not show.
+        // The next window says how many it did not show: the last line's
+        // refusal (call 1) again, and the others over the rate.
         let next = t.add(denial("x"), now + fix::REFUSAL_WINDOW).unwrap();
-        assert!(next.starts_with("(980 more refusals were not shown"), "{next}");
-        // The same refusal repeated is one entry with a count.
+        assert!(next.starts_with("(the last refusal shown came 490 more times)\n(490 more refusals were not shown"), "{next}");
+        // The same refusal repeated is one entry with a count, and one line.
         let mut t = Trail::default();
-        for _ in 0..5 {
-            t.add(denial("same"), now);
-        }
-        assert_eq!((t.recent.len(), t.recent[0].count), (1, 5));
+        let lines = (0..5).filter_map(|_| t.add(denial("same"), now)).count();
+        assert_eq!((t.recent.len(), t.recent[0].count, lines), (1, 5, 1));
     }
 }
 
@@ -564,9 +568,9 @@ impl Watch {
         }
         n += denials.len();
         for d in denials {
-            if let Some((before, d)) = trail.borrow_mut().admit(d, Instant::now()) {
-                if before > 0 {
-                    print(&fix::not_shown(before));
+            if let Some((unshown, d)) = trail.borrow_mut().admit(d, Instant::now()) {
+                for l in unshown.lines() {
+                    print(&l);
                 }
                 print(&d.line());
             }
@@ -672,9 +676,8 @@ impl Watch {
             Output::Live { print, trail } => {
                 // The broker's and the guard's last ones.
                 self.drain();
-                let pending = trail.borrow().budget.pending();
-                if pending > 0 {
-                    print(&fix::not_shown(pending));
+                for l in trail.borrow().budget.pending().lines() {
+                    print(&l);
                 }
                 return;
             }

@@ -49,7 +49,7 @@ READY=1 itself for declarations that are not type = \"notify\"); WATCHDOG_USEC i
 $CREDENTIALS_DIRECTORY is visible read-only at the same path.\n\nAs root, what is refused the \
 service (by seccomp, Landlock, its broker, the network guard) is written to standard error as it happens, \
 each with the declaration key that allows it, at most 20 lines per 10 seconds (then how many were not \
-shown); rootless, the broker's refusals are, and `capexec exec --explain UNIT` re-runs the service under \
+shown; the same refusal again is counted, not repeated); rootless, the broker's refusals are, and `capexec exec --explain UNIT` re-runs the service under \
 the learning recorder to say what the kernel would refuse.\n\nExample unit lines:\n  Type=notify\n  ExecStart=/usr/bin/capexec exec nginx")]
     Exec(ExecArgs),
     /// Run a program confined without a declaration file (strict by default)
@@ -108,7 +108,8 @@ which.")]
     /// Show what was refused a service (Landlock, seccomp, its broker, the network guard), each with what would allow it
     #[command(after_help = "The daemon, as root, reads the kernel's audit records of what Landlock and seccomp \
 refused each service and keeps the last 64 (a refusal repeated in a row counts as one entry); each \
-also goes to the service's log, at most 20 lines per 10 seconds. Each entry says what would allow \
+also goes to the service's log, at most 20 lines per 10 seconds (the same refusal again is counted, \
+not repeated). Each entry says what would allow \
 it: the declaration key, and the capexec run flag. The service's broker and network guard \
 report their own refusals too; rootless, the kernel's records are out of reach (use `capexec run \
 --explain` or `capexec exec --explain`). --propose prints a drop-in that allows what was refused. \
