@@ -608,3 +608,60 @@ fn a_declared_path_through_a_host_link_is_the_hosts() {
     assert!(o.status.success(), "{}", text(&o));
     assert_eq!(got.unwrap_or_default(), "from-the-service\n", "the write did not reach the host's /run/{name}");
 }
+
+// filesystem.visible (`capexec run --visible`): a path the service may look
+// at and not read. Every way from the name to the content is tried: open,
+// open with O_PATH then read, a reopen of that O_PATH fd through
+// /proc/self/fd, mmap of what could be opened, exec (the file is
+// executable on the host), a copy by sendfile; stat, access, listing the
+// directory and readlink work. A file under a visible directory is no more
+// readable than the directory's own.
+both!(visible_paths_are_not_readable, |who: As| {
+    let (dir, _scratch) = writable_dir(&format!("visible-{who:?}"));
+    let shown = dir.join("shown");
+    std::fs::create_dir_all(shown.join("sub")).unwrap();
+    std::fs::write(shown.join("secret"), "#!/bin/sh\necho SECRET-VISIBLE\n").unwrap();
+    std::fs::write(shown.join("sub/deeper"), "SECRET-VISIBLE-DEEPER\n").unwrap();
+    std::os::unix::fs::symlink("secret", shown.join("link")).unwrap();
+    for p in [shown.clone(), shown.join("sub")] {
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    for p in ["secret", "sub/deeper"] {
+        std::fs::set_permissions(shown.join(p), std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let prog = r#"
+import os, sys, mmap
+d = sys.argv[1]
+f = os.path.join(d, 'secret')
+def tr(what, fn):
+    try:
+        r = fn()
+        print('OPENED', what, r)
+    except OSError as e:
+        print('BLOCKED', what, e.errno)
+print('STAT', os.stat(f).st_size, 'ACCESS', os.access(f, os.F_OK), 'LINK', os.readlink(os.path.join(d, 'link')))
+print('LIST', sorted(os.listdir(d)))
+tr('open', lambda: open(f).read())
+tr('open deeper', lambda: open(os.path.join(d, 'sub/deeper')).read())
+p = os.open(f, os.O_PATH)
+tr('read O_PATH', lambda: os.read(p, 100))
+tr('reopen /proc/self/fd', lambda: open('/proc/self/fd/%d' % p).read())
+tr('mmap', lambda: mmap.mmap(os.open(f, os.O_RDONLY), 0, prot=mmap.PROT_READ)[:])
+tr('sendfile', lambda: os.sendfile(1, os.open(f, os.O_RDONLY), 0, 100))
+tr('exec', lambda: os.execv(f, [f]))
+"#;
+    let mut c = command(who);
+    c.args(["run", "--visible", shown.to_str().unwrap(), "--", "/usr/bin/python3", "-c", prog, shown.to_str().unwrap()]);
+    let o = output(c, T);
+    let out = text(&o);
+    assert!(o.status.success(), "{out}");
+    assert!(!out.contains("SECRET") && !out.contains("OPENED"), "a visible path was read:\n{out}");
+    assert!(out.contains("ACCESS True LINK secret") && out.contains("LIST ['link', 'secret', 'sub']"), "{out}");
+    assert_eq!(out.matches("BLOCKED").count(), 7, "{out}");
+    // The same, declared.
+    let u = write_unit(&format!("visible-{who:?}"), &format!("[filesystem]\nvisible = [{:?}]\n", shown.display()));
+    let mut c = command(who);
+    c.args(["run", "--unit", u.to_str().unwrap(), "--", "/bin/cat"]).arg(shown.join("secret"));
+    let o = output(c, T);
+    assert!(!o.status.success() && !text(&o).contains("SECRET"), "{}", text(&o));
+});

@@ -891,7 +891,7 @@ _capexec() {
             return 0
             ;;
         capexec__subcmd__run)
-            opts="-h --unit --ro --rw --rw-exec --overlay --fakeroot --copy-up --net-summary --hide --exec-path --tmpfs --net --bind-tcp --tasks --connect-tcp --allow-syscall --cap --preopen-listen --env --pass-env --user --cwd --landlock --dry-run --explain --help"
+            opts="-h --unit --ro --visible --rw --rw-exec --overlay --fakeroot --copy-up --net-summary --hide --exec-path --tmpfs --net --bind-tcp --tasks --connect-tcp --allow-syscall --cap --preopen-listen --env --pass-env --user --cwd --landlock --dry-run --explain --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -902,6 +902,10 @@ _capexec() {
                     return 0
                     ;;
                 --ro)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --visible)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -59,6 +59,7 @@ complete -c capexec -n "__fish_capexec_using_subcommand exec" -l explain -d 'Run
 complete -c capexec -n "__fish_capexec_using_subcommand exec" -s h -l help -d 'Print help'
 complete -c capexec -n "__fish_capexec_using_subcommand run" -l unit -d 'Start from this declaration, then apply the options below on top' -r -F
 complete -c capexec -n "__fish_capexec_using_subcommand run" -l ro -d 'Make PATH visible read-only (repeatable; as root without --user, read as PATH\'s owner)' -r
+complete -c capexec -n "__fish_capexec_using_subcommand run" -l visible -d 'Show PATH without letting the program read it: it may stat it, test that it exists and list a directory, not open a file (repeatable)' -r
 complete -c capexec -n "__fish_capexec_using_subcommand run" -l rw -d 'Make PATH visible read-write, not executable (repeatable; as root without --user, written as PATH\'s owner: what the program makes there is the owner\'s)' -r
 complete -c capexec -n "__fish_capexec_using_subcommand run" -l rw-exec -d 'Make PATH visible read-write and executable: the program may run what it writes there (`make check` running the binaries it built; repeatable; as root without --user, writes as PATH\'s owner, as --rw does)' -r
 complete -c capexec -n "__fish_capexec_using_subcommand run" -l overlay -d 'Show the whole host filesystem and keep every write in layers in DIR, never on the host (see `capexec diff`, `commit`, `discard`; DIR is made if missing and may be reused)' -r

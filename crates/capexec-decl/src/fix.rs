@@ -20,6 +20,8 @@ pub fn syscall(name: Option<&str>, spec: &ServiceSpec) -> String {
 /// How a path was used, for the list that would allow it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PathUse {
+    /// Only looked at (stat, access, readlink): shown, not read.
+    Look,
     Read,
     Write,
     Execute,
@@ -30,6 +32,7 @@ pub enum PathUse {
 /// For a path the view or Landlock refused.
 pub fn path(path: &str, how: PathUse) -> String {
     let (key, flag) = match how {
+        PathUse::Look => ("visible", "--visible"),
         PathUse::Read => ("read_only", "--ro"),
         PathUse::Write => ("read_write", "--rw"),
         PathUse::Execute => ("executable", "--exec-path"),

@@ -246,6 +246,7 @@ impl<'de> Deserialize<'de> for NameOrId {
 pub struct RawFilesystem {
     pub system: Option<bool>,
     pub read_only: Option<Vec<String>>,
+    pub visible: Option<Vec<String>>,
     pub read_write: Option<Vec<String>>,
     pub read_write_exec: Option<Vec<String>>,
     pub executable: Option<Vec<String>>,

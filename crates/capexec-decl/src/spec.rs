@@ -398,6 +398,11 @@ impl Propagation {
 pub enum MountKind {
     /// Bind-mounted read-only, not executable.
     ReadOnly,
+    /// Bind-mounted read-only and shown, not readable: stat, access and
+    /// readlink see it (Landlock governs none of these), but no rule lets
+    /// the service open it or list it. For a path a program only checks
+    /// for (a stat of /var/lib/app, which made all of /var/lib readable).
+    Visible,
     /// Bind-mounted read-only and executable.
     Executable,
     /// Bind-mounted writable, not executable.

@@ -341,6 +341,7 @@ pub fn validate(name: &str, raw: &RawUnit, sources: Vec<PathBuf>, ctx: &Context)
     }
     let lists = [
         ("read_only", &fs.read_only, MountKind::ReadOnly),
+        ("visible", &fs.visible, MountKind::Visible),
         ("executable", &fs.executable, MountKind::Executable),
         ("read_write", &fs.read_write, MountKind::ReadWrite),
         ("read_write_exec", &fs.read_write_exec, MountKind::ReadWriteExec),
@@ -782,6 +783,19 @@ pub fn validate(name: &str, raw: &RawUnit, sources: Vec<PathBuf>, ctx: &Context)
         filesystems: Vec::new(),
         devices: Vec::new(),
     };
+    // Landlock's rights go down the tree: a visible path inside a readable
+    // mount is as readable as the mount.
+    for m in filesystem.mounts.iter().filter(|m| m.kind == MountKind::Visible) {
+        let above = filesystem.mounts.iter().rfind(|o| o.path != m.path && m.path.starts_with(&o.path));
+        if let Some(o) = above.filter(|o| !matches!(o.kind, MountKind::Inaccessible | MountKind::Visible)) {
+            v.warnings.push(format!(
+                "filesystem.visible has {}, inside {} ({}), which lets the service read it: visible keeps a path unreadable only where nothing above it is readable",
+                m.path.display(),
+                o.path.display(),
+                if o.kind == MountKind::Tmpfs { "a tmpfs" } else { "readable in the view" }
+            ));
+        }
+    }
     // Checked from the host: a TCP address must be the host's, a socket
     // path one the host sees where the service made it.
     for (i, a) in service.ready_address.iter().enumerate() {

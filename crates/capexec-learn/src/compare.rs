@@ -120,7 +120,11 @@ pub fn fs_refusal(fs: &FsSpec, path: &str, acc: Access, created: bool, existed: 
         }
         (MountKind::Tmpfs, _) | (MountKind::ReadWrite, Access::Read | Access::Look | Access::Write | Access::Create | Access::Remove) => None,
         (MountKind::ReadWrite | MountKind::ReadOnly, Access::Exec) => Some("in a directory that is not executable"),
-        (MountKind::ReadOnly | MountKind::Executable, _) if changes => Some("read-only in the view"),
+        // Shown, not readable: the view's listing right on / lists it.
+        (MountKind::Visible, Access::Look) => None,
+        (MountKind::Visible, Access::Read) if std::path::Path::new(path).is_dir() => None,
+        (MountKind::ReadOnly | MountKind::Executable | MountKind::Visible, _) if changes => Some("read-only in the view"),
+        (MountKind::Visible, _) => Some("only visible in the view (looked at, not read)"),
         (MountKind::ReadOnly | MountKind::Executable, _) => None,
     }
 }
@@ -148,6 +152,8 @@ fn path_fix(path: &str, acc: &BTreeSet<Access>, existed: bool, exists: &impl Fn(
         fix::PathUse::Execute
     } else if acc.iter().any(|a| matches!(a, Access::Write | Access::Create | Access::Remove)) {
         fix::PathUse::Write
+    } else if acc.iter().all(|a| *a == Access::Look) {
+        fix::PathUse::Look
     } else {
         fix::PathUse::Read
     };
@@ -311,6 +317,7 @@ fn unused(obs: &Observations, spec: &ServiceSpec) -> Vec<String> {
         if !obs.paths.keys().map(String::as_str).chain(sockets).any(|q| under(&crate::without_links(q), &p)) {
             let key = match m.kind {
                 MountKind::ReadOnly => "read_only",
+                MountKind::Visible => "visible",
                 MountKind::ReadWrite => "read_write",
                 MountKind::ReadWriteExec => "read_write_exec",
                 MountKind::Executable => "executable",
@@ -376,6 +383,32 @@ mod tests {
         // The private /tmp: what the run made is fine, the host's files are not there.
         assert!(fs_refusal(&f, "/tmp/x", Access::Read, true, true).is_none());
         assert!(fs_refusal(&f, "/tmp/host-file", Access::Read, false, true).is_some());
+    }
+
+    /// A visible path may be looked at (and a directory listed), not read,
+    /// run or changed; a path only looked at is allowed by `visible`.
+    #[test]
+    fn a_visible_path_is_looked_at_not_read() {
+        let f = fs(&[("/usr", MountKind::Executable), ("/srv/app.conf", MountKind::Visible), ("/var/tmp", MountKind::Visible)]);
+        let ok = |p: &str, a: Access| fs_refusal(&f, p, a, false, true).is_none();
+        assert!(ok("/srv/app.conf", Access::Look) && ok("/var/tmp", Access::Read), "a look, and a listing of a directory");
+        for a in [Access::Read, Access::Exec, Access::Write] {
+            assert!(!ok("/srv/app.conf", a), "{a:?}");
+        }
+        let s = spec("[exec]\nargv = [\"/usr/bin/true\"]\nuser = 1000\n");
+        let mut o = Observations::default();
+        o.paths.insert("/srv/looked".into(), [Access::Look].into());
+        o.paths.insert("/srv/read".into(), [Access::Look, Access::Read].into());
+        let r = compare(&o, &s, |_| true);
+        let fixes: Vec<&str> = r.files.iter().map(|d| d.fix.as_str()).collect();
+        assert_eq!(
+            fixes,
+            [
+                "add \"/srv/looked\" to [filesystem] visible (capexec run: --visible /srv/looked)",
+                "add \"/srv/read\" to [filesystem] read_only (capexec run: --ro /srv/read)"
+            ],
+            "{r:#?}"
+        );
     }
 
     fn spec(body: &str) -> ServiceSpec {

@@ -15,6 +15,7 @@ const MINED: &[(&str, &str)] = &[
     ("filesystem", "read_write"),
     ("filesystem", "executable"),
     ("filesystem", "read_write_exec"),
+    ("filesystem", "visible"),
     ("namespaces", "net"),
     ("broker", "net"),
     ("seccomp", "allow"),

@@ -158,7 +158,7 @@ fn managed_paths(m: &BTreeMap<&'static str, BTreeSet<String>>) -> Vec<String> {
 
 /// The view the observations need, as (read_only, read_write, executable,
 /// read_write_exec) directory → the paths that needed it.
-pub type View = [BTreeMap<String, BTreeSet<String>>; 4];
+pub type View = [BTreeMap<String, BTreeSet<String>>; 5];
 
 /// Directories whose files belong to many services, which a service is
 /// given one file of rather than the whole (see `view`). Not /run: what a
@@ -175,6 +175,7 @@ pub fn view(obs: &Observations, private: &[String], declared: &[String], exists:
     let mut made = managed_paths(&managed(obs, |p| Path::new(p).is_dir()));
     made.extend(declared.iter().cloned());
     let (mut ro, mut rw, mut ex): (BTreeMap<String, BTreeSet<String>>, BTreeMap<_, _>, BTreeMap<_, _>) = Default::default();
+    let mut vis: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     // Directories of files the run wrote and ran (or mapped executable).
     let mut ran_written: BTreeSet<String> = BTreeSet::new();
     // A Unix socket the service bound is a file it created: its directory
@@ -258,6 +259,9 @@ pub fn view(obs: &Observations, private: &[String], declared: &[String], exists:
                 continue;
             }
             ro.entry(p.clone()).or_insert_with(BTreeSet::new).insert(p.clone());
+        } else if acc.iter().all(|a| *a == Access::Look) && !under(p, &system) {
+            // Only looked at (stat, access, readlink): shown, not readable.
+            vis.entry(c.clone()).or_default().insert(p.clone());
         } else if !under(p, &system) {
             // A directory that was listed or stat'ed is itself the entry.
             let dir = if Path::new(p).is_dir() { p.clone() } else { entry_of(p) };
@@ -285,7 +289,11 @@ pub fn view(obs: &Observations, private: &[String], declared: &[String], exists:
     // Read access inside a writable or executable directory needs nothing more.
     let covered = |d: &str| rw.keys().chain(ex.keys()).chain(rwx.keys()).any(|k| within(d, k));
     let ro = fold(ro.into_iter().filter(|(d, _)| !covered(d)).collect());
-    [ro, rw, ex, rwx]
+    // A path only looked at, in none of those nor in another such path
+    // (a directory shown shows what is in it).
+    let shown: Vec<String> = vis.keys().cloned().collect();
+    let vis = vis.into_iter().filter(|(d, _)| !covered(d) && !ro.keys().any(|k| within(d, k)) && !shown.iter().any(|k| k != d && within(d, k))).collect();
+    [ro, rw, ex, rwx, vis]
 }
 
 /// The allowlist: a group wherever every one of its members was seen, single
@@ -567,7 +575,7 @@ pub fn declaration(obs: &Observations, origin: &Origin, exists: impl Fn(&str) ->
         if origin.as_root { obs.binds.iter().filter_map(|b| b.strip_prefix("unix:")).filter(|p| parent(p) == "/run").collect() } else { BTreeSet::new() };
     let made: Vec<String> =
         origin.managed.iter().cloned().chain(pid_file.clone().filter(|p| parent(p) == "/run")).chain(run_sockets.iter().map(|s| s.to_string())).collect();
-    let [ro, rw, ex, rwx] = view(obs, &origin.private, &made, &exists);
+    let [ro, rw, ex, rwx, vis] = view(obs, &origin.private, &made, &exists);
     // Where the run makes /run writable anyway (haproxy binds a temporary
     // name and renames it into place), a grant of the one socket is moot.
     let run_sockets = if rw.contains_key("/run") { BTreeSet::new() } else { run_sockets };
@@ -586,6 +594,7 @@ pub fn declaration(obs: &Observations, origin: &Origin, exists: impl Fn(&str) ->
     section(&mut o, "read_write", "written, created or removed", &rw);
     section(&mut o, "executable", "executed", &ex);
     section(&mut o, "read_write_exec", "written, and code run from it", &rwx);
+    section(&mut o, "visible", "only looked at (stat, access), not read", &vis);
     // prometheus-node-exporter's collectors read /proc/stat, /proc/meminfo,
     // /proc/loadavg: under the default pid-only /proc every one failed.
     let (optional, host_proc): (BTreeSet<String>, BTreeSet<String>) =
@@ -872,7 +881,7 @@ mod tests {
             ],
             &[],
         );
-        let [ro, rw, ex, _] = view(&o, &[], &[], |p| p != "/srv/missing" && p != "/var/spool/squid/swap.state");
+        let [ro, rw, ex, _, _] = view(&o, &[], &[], |p| p != "/srv/missing" && p != "/var/spool/squid/swap.state");
         // A masked file the run read is listed itself; a write through the
         // /var/run link is /run's; a directory whose files the run looked for
         // in vain is there itself.
@@ -886,7 +895,7 @@ mod tests {
     #[test]
     fn files_in_the_root_are_their_own_entries() {
         let o = obs(&[("/capexec-app.conf", &[Access::Read]), ("/capexec-app.log", &[Access::Write]), ("/capexec-app.bin", &[Access::Exec])], &[]);
-        let [ro, rw, ex, _] = view(&o, &[], &[], |_| true);
+        let [ro, rw, ex, _, _] = view(&o, &[], &[], |_| true);
         assert_eq!(ro.keys().collect::<Vec<_>>(), ["/capexec-app.conf"]);
         assert_eq!(rw.keys().collect::<Vec<_>>(), ["/capexec-app.log"]);
         assert_eq!(ex.keys().collect::<Vec<_>>(), ["/capexec-app.bin"]);
@@ -913,14 +922,18 @@ mod tests {
 
     /// Entries of / only stat'ed after the mount table was read are the
     /// learning view's mount points: no entry, a comment naming them. Read,
-    /// or stat'ed with no mount table read, they are entries as before.
+    /// or stat'ed with no mount table read, they are entries: a path only
+    /// stat'ed is `visible` (itself, not readable), one read is `read_only`
+    /// (its directory). A stat of /var/lib/app made all of /var/lib readable.
     #[test]
     fn mount_points_of_the_learning_view_are_no_entries() {
         let argv = ["/usr/bin/exporter".to_string()];
-        let ro = |text: &str| -> Vec<String> {
+        let list = |text: &str, key: &str| -> Vec<String> {
             let v: toml::Value = toml::from_str(text).unwrap();
-            v["filesystem"].get("read_only").and_then(|r| r.as_array()).map_or(vec![], |a| a.iter().map(|x| x.as_str().unwrap().to_owned()).collect())
+            v["filesystem"].get(key).and_then(|r| r.as_array()).map_or(vec![], |a| a.iter().map(|x| x.as_str().unwrap().to_owned()).collect())
         };
+        let ro = |text: &str| list(text, "read_only");
+        let visible = |text: &str| list(text, "visible");
         let looked = [
             ("/home", &[Access::Look][..]),
             ("/srv", &[Access::Look]),
@@ -931,12 +944,12 @@ mod tests {
         for table in ["/proc/self/mountinfo", "/proc/1/mounts", "/etc/mtab"] {
             let o = obs(&[&looked[..], &[(table, &[Access::Read][..])]].concat(), &[]);
             let text = declaration(&o, &origin(&argv, false), |_| true);
-            assert_eq!(ro(&text), ["/opt", "/var/lib"], "{table}:\n{text}");
+            assert_eq!((ro(&text), visible(&text)), (vec!["/opt".to_owned()], vec!["/var/lib/app".to_owned()]), "{table}:\n{text}");
             assert!(text.contains("# Only stat'ed after the run read its mount table: /home, /srv."), "{text}");
         }
         let o = obs(&looked, &[]);
         let text = declaration(&o, &origin(&argv, false), |_| true);
-        assert_eq!(ro(&text), ["/home", "/opt", "/srv", "/var/lib"], "{text}");
+        assert_eq!((ro(&text), visible(&text)), (vec!["/opt".to_owned()], ["/home", "/srv", "/var/lib/app"].map(str::to_owned).to_vec()), "{text}");
         assert!(!text.contains("mount table"), "{text}");
     }
 
@@ -964,7 +977,7 @@ mod tests {
         std::os::unix::fs::symlink("../../devices/net/eth0", d.join("class/net/eth0")).unwrap();
         let via = d.join("class/net/eth0/address").display().to_string();
         let o = obs(&[(via.as_str(), &[Access::Read])], &[]);
-        let [ro, _, _, _] = view(&o, &[], &[], |_| true);
+        let [ro, _, _, _, _] = view(&o, &[], &[], |_| true);
         let _ = std::fs::remove_dir_all(&d);
         let want = [d.join("class/net/eth0").display().to_string(), d.join("devices/net/eth0").display().to_string()];
         assert_eq!(ro.keys().cloned().collect::<Vec<_>>(), want);
@@ -1051,7 +1064,7 @@ mod tests {
             ],
             &[],
         );
-        let [ro, rw, ex, rwx] = view(&o, &[], &[], |_| true);
+        let [ro, rw, ex, rwx, _] = view(&o, &[], &[], |_| true);
         assert_eq!(rwx.keys().collect::<Vec<_>>(), ["/srv/build/out", "/srv/tests"]);
         assert_eq!(rw.keys().collect::<Vec<_>>(), ["/srv/data"]);
         assert_eq!(ex.keys().collect::<Vec<_>>(), ["/opt/app/lib"]);
@@ -1099,7 +1112,7 @@ mod tests {
     fn a_bound_unix_socket_makes_its_directory_writable() {
         let mut o = obs(&[("/srv/app/app.conf", &[Access::Read])], &["bind"]);
         o.binds.extend(["unix:/srv/app/app.sock".to_owned(), "unix:/tmp/x.sock".to_owned(), "unix:@abstract".to_owned()]);
-        let [ro, rw, _, _] = view(&o, &[], &[], |_| true);
+        let [ro, rw, _, _, _] = view(&o, &[], &[], |_| true);
         assert_eq!(rw.keys().collect::<Vec<_>>(), ["/srv/app"]);
         assert!(ro.is_empty(), "{ro:?}");
     }
@@ -1253,7 +1266,7 @@ mod tests {
             ],
             &["openat"],
         );
-        let [_, rw, _, _] = view(&o, &[], &[], |_| true);
+        let [_, rw, _, _, _] = view(&o, &[], &[], |_| true);
         let rw: Vec<&str> = rw.keys().map(String::as_str).collect();
         assert_eq!(rw, ["/run", "/var/lib", "/var/log/app", "/var/log/vsftpd.log"]);
     }
@@ -1279,7 +1292,7 @@ mod tests {
         );
         let only_dirs_exist = |p: &str| !p.ends_with("A1") && !p.ends_with(".pid") && !p.ends_with(".tmp");
         let rw = |o: &Observations| -> Vec<String> {
-            let [_, rw, _, _] = view(o, &[], &[], only_dirs_exist);
+            let [_, rw, _, _, _] = view(o, &[], &[], only_dirs_exist);
             rw.into_keys().collect()
         };
         let apart = ["/srv/other".into(), "/var/lib".into(), format!("{q}/active"), format!("{q}/bounce"), format!("{q}/incoming")];

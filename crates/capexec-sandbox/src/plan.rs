@@ -810,6 +810,16 @@ fn plan_inheriting(
                 MountStep::Bind { path: m.path.clone(), attrs: nosuid_nodev | crate::sys::MOUNT_ATTR_RDONLY, optional: m.optional, source: m.source.clone() },
                 Some(FsAccess::Execute),
             ),
+            // No rule of its own: only the view's listing right on / reaches it.
+            MountKind::Visible => (
+                MountStep::Bind {
+                    path: m.path.clone(),
+                    attrs: nosuid_nodev | crate::sys::MOUNT_ATTR_RDONLY | crate::sys::MOUNT_ATTR_NOEXEC,
+                    optional: m.optional,
+                    source: m.source.clone(),
+                },
+                None,
+            ),
             MountKind::ReadWrite => (
                 MountStep::Bind { path: m.path.clone(), attrs: nosuid_nodev | crate::sys::MOUNT_ATTR_NOEXEC, optional: m.optional, source: m.source.clone() },
                 Some(FsAccess::ReadWrite),

@@ -489,6 +489,10 @@ pub struct RunArgs {
     /// Make PATH visible read-only (repeatable; as root without --user, read as PATH's owner)
     #[arg(long = "ro", value_name = "PATH")]
     pub ro: Vec<String>,
+    /// Show PATH without letting the program read it: it may stat it, test that it exists and list
+    /// a directory, not open a file (repeatable)
+    #[arg(long = "visible", value_name = "PATH")]
+    pub visible: Vec<String>,
     /// Make PATH visible read-write, not executable (repeatable; as root without --user, written
     /// as PATH's owner: what the program makes there is the owner's)
     #[arg(long = "rw", value_name = "PATH")]

@@ -40,6 +40,7 @@ fn run_args(a: &LearnArgs) -> RunArgs {
     RunArgs {
         unit: a.target.clone().or_else(|| a.unit.clone()),
         ro: Vec::new(),
+        visible: Vec::new(),
         rw: Vec::new(),
         rw_exec: Vec::new(),
         exec_path: Vec::new(),

@@ -243,6 +243,7 @@ pub fn build_in(args: &RunArgs, mut ctx: Context, home: Option<&str>) -> Result<
 
     let fs = raw.filesystem.get_or_insert_with(Default::default);
     push(&mut fs.read_only, args.ro.iter().map(|p| absolute(p)));
+    push(&mut fs.visible, args.visible.iter().map(|p| absolute(p)));
     push(&mut fs.read_write, args.rw.iter().map(|p| absolute(p)));
     push(&mut fs.read_write_exec, args.rw_exec.iter().map(|p| absolute(p)));
     push(&mut fs.executable, args.exec_path.iter().map(|p| absolute(p)));
