@@ -34,6 +34,23 @@ fn check_accepts_every_shipped_unit() {
     assert!(String::from_utf8_lossy(&o.stdout).contains("argv = [\"/usr/sbin/nginx\""), "--full prints the resolved declaration");
 }
 
+/// `filesystem.visible` in the summary, and a warning for one inside a
+/// readable mount (Landlock's rights go down the tree).
+#[test]
+fn check_shows_visible_paths_and_warns_about_readable_ones() {
+    let d = std::env::temp_dir().join(format!("capexec-cli-visible-{}", std::process::id()));
+    std::fs::create_dir_all(&d).unwrap();
+    let u = d.join("vis.svc");
+    std::fs::write(&u, "[exec]\nargv = [\"/bin/true\"]\n[filesystem]\nvisible = [\"/var/lib/dpkg\", \"/etc/ssh\"]\n").unwrap();
+    let o = capexec(&["check", u.to_str().unwrap()]);
+    let text = out(&o);
+    let _ = std::fs::remove_dir_all(&d);
+    assert!(o.status.success(), "{text}");
+    assert!(text.contains("  visible    /etc/ssh /var/lib/dpkg (looked at, not read)"), "{text}");
+    assert!(text.contains("filesystem.visible has /etc/ssh, inside /etc (readable in the view), which lets the service read it"), "{text}");
+    assert!(!text.contains("has /var/lib/dpkg, inside"), "{text}");
+}
+
 #[test]
 fn check_json_is_machine_readable() {
     let u = units().join("nginx.svc");

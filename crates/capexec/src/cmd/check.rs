@@ -93,6 +93,9 @@ fn summary(s: &capexec_decl::ServiceSpec) -> String {
     };
     let _ = writeln!(o, "  executable {}", list(MountKind::Executable));
     let _ = writeln!(o, "  read-only  {}", list(MountKind::ReadOnly));
+    if s.filesystem.mounts.iter().any(|m| m.kind == MountKind::Visible) {
+        let _ = writeln!(o, "  visible    {} (looked at, not read)", list(MountKind::Visible));
+    }
     let _ = writeln!(o, "  writable   {} | tmpfs: {}", list(MountKind::ReadWrite), list(MountKind::Tmpfs));
     if s.filesystem.mounts.iter().any(|m| m.kind == MountKind::ReadWriteExec) {
         let _ = writeln!(o, "  rw + exec  {}", list(MountKind::ReadWriteExec));
