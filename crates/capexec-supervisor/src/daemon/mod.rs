@@ -416,7 +416,10 @@ async fn main(cfg: Config, launcher: launcher::Launcher) -> Result<(), Superviso
         if let Ev::Shutdown = ev {
             if !d.shutting_down {
                 let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Stopping]);
-                let longest = d.services.values().map(|s| s.spec.service.stop_timeout).max().unwrap_or_default();
+                // A service with stop commands may take two stop timeouts:
+                // theirs, then its stop signal's.
+                let phases = |s: &Service| if s.spec.exec.stop.is_empty() { 1 } else { 2 };
+                let longest = d.services.values().map(|s| s.spec.service.stop_timeout * phases(s)).max().unwrap_or_default();
                 deadline = Some(tokio::time::Instant::now() + longest + Duration::from_secs(5));
             }
         }
