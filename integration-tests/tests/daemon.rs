@@ -1307,9 +1307,16 @@ both!(a_stop_command_ends_a_service_that_ignores_its_stop_signal, |who: As| {
 });
 
 // The same under `capexec exec`: systemd's SIGTERM to capexec runs the stop
-// commands before it goes on to the service.
+// commands before it goes on to the service; brokered too, where capexec is
+// confined as the broker by then.
 both!(a_stop_command_ends_a_service_under_capexec_exec, |who: As| {
-    let u = test_unit(&format!("exec-stopcmd-{who:?}"), &stopped_by_its_command());
+    for (tag, extra) in [("plain", ""), ("brokered", "[[broker.fs]]\npath = \"/etc/**\"\nrights = [\"read\"]\n")] {
+        stopped_under_capexec_exec(who, tag, extra);
+    }
+});
+
+fn stopped_under_capexec_exec(who: As, tag: &str, extra: &str) {
+    let u = test_unit(&format!("exec-stopcmd-{tag}-{who:?}"), &format!("{}{extra}", stopped_by_its_command()));
     let mut c = command(who);
     c.args(["exec", u.to_str().unwrap()]).stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped());
     let mut child = c.spawn().unwrap();
@@ -1321,9 +1328,9 @@ both!(a_stop_command_ends_a_service_under_capexec_exec, |who: As| {
     child.stdout = Some(out.into_inner());
     nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), nix::sys::signal::Signal::SIGTERM).unwrap();
     let o = wait_output(child, T);
-    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
-    assert!(stopped_by_the_command(&String::from_utf8_lossy(&o.stdout)), "{}", text(&o));
-});
+    assert_eq!(o.status.code(), Some(0), "{tag}: {}", text(&o));
+    assert!(stopped_by_the_command(&String::from_utf8_lossy(&o.stdout)), "{tag}: {}", text(&o));
+}
 
 /// A service started as root that switches to another user (named -u bind)
 /// still gets the stop signal from capexec exec: init keeps CAP_KILL (and
