@@ -1,5 +1,21 @@
 //! Wall-clock time as RFC 3339, the one format capexec writes times in
-//! (logs, state files, learnt declarations).
+//! (logs, state files, learnt declarations), and the time as file times
+//! are taken.
+
+/// The time by the kernel's coarse real-time clock, the one file times are
+/// taken from: up to a tick (4 ms here) behind `SystemTime::now()`, so a
+/// file made right after `now()` may look older than it. Compared with a
+/// file's times, this is never ahead of them.
+pub fn coarse_now() -> std::time::SystemTime {
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: a valid out-pointer to a timespec; CLOCK_REALTIME_COARSE
+    // exists on every kernel capexec runs on (2.6.32 and later).
+    let r = unsafe { libc::clock_gettime(libc::CLOCK_REALTIME_COARSE, &mut ts) };
+    if r != 0 {
+        return std::time::SystemTime::now();
+    }
+    std::time::UNIX_EPOCH + std::time::Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
+}
 
 /// UTC now as `2026-11-22T10:11:12.345Z`.
 pub fn rfc3339_now() -> String {
@@ -26,6 +42,24 @@ pub fn rfc3339(secs: i64, millis: u32) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A directory made right after is never older than the coarse time
+    /// (with SystemTime::now() it often was: learn's forget_creations).
+    #[test]
+    fn a_directory_made_after_coarse_now_is_not_older() {
+        let base = std::env::temp_dir().join(format!("capexec-clock-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&base);
+        std::fs::create_dir_all(&base).unwrap();
+        for i in 0..200 {
+            let t = coarse_now();
+            let d = base.join(i.to_string());
+            std::fs::create_dir(&d).unwrap();
+            let m = std::fs::metadata(&d).unwrap();
+            let made = m.created().or_else(|_| m.modified()).unwrap();
+            assert!(made >= t, "{d:?}: made {made:?} before {t:?}");
+        }
+        let _ = std::fs::remove_dir_all(&base);
+    }
 
     #[test]
     fn timestamps() {

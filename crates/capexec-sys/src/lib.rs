@@ -690,21 +690,6 @@ pub fn cgroup_detach_all(cgroup: BorrowedFd<'_>, attach_type: u32) -> io::Result
     Ok(())
 }
 
-/// The time by the kernel's coarse real-time clock, the one file times are
-/// taken from: up to a tick (4 ms here) behind `SystemTime::now()`, so a
-/// file made right after `now()` may look older than it. Compared with a
-/// file's times, this is never ahead of them.
-pub fn coarse_now() -> std::time::SystemTime {
-    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
-    // SAFETY: a valid out-pointer to a timespec; CLOCK_REALTIME_COARSE
-    // exists on every kernel capexec runs on (2.6.32 and later).
-    let r = unsafe { libc::clock_gettime(libc::CLOCK_REALTIME_COARSE, &mut ts) };
-    if r != 0 {
-        return std::time::SystemTime::now();
-    }
-    std::time::UNIX_EPOCH + std::time::Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
-}
-
 /// Waits up to `timeout_ms` (-1: without limit) for `events` on `fd`, again
 /// after EINTR. `Ok(false)`: the time ran out.
 pub fn poll_one(fd: BorrowedFd<'_>, events: i16, timeout_ms: i32) -> io::Result<bool> {

@@ -348,7 +348,7 @@ fn record(spec: &ServiceSpec, how: Recording) -> Result<(Observations, Ended, In
     // By the clock file times come from (see forget_creations below): with
     // SystemTime::now(), a directory the run made in its first milliseconds
     // looked older than the run, and its creation was dropped.
-    let began_at = capexec_sys::coarse_now();
+    let began_at = capexec_sys::clock::coarse_now();
     let mut spawned = capexec_sandbox::spawn_with(&plan, &opts).map_err(CmdError::launch(&spec.name))?;
     // What the service logs through syslog(3), on standard error as its output is.
     let syslog = spawned.syslog.take().and_then(|fd| super::syslog::Relay::start(fd).ok());
