@@ -48,6 +48,18 @@ pub struct Spawned {
     pub tasks: Option<OwnedFd>,
 }
 
+/// Why a request to the task helper brought no success.
+#[derive(Debug, thiserror::Error)]
+pub enum TaskError {
+    /// The helper ended with the service (a stop command may end both):
+    /// no more requests reach it.
+    #[error("the service's task helper is gone (the service ended)")]
+    Gone,
+    /// A command failed or did not end in time; the text names it.
+    #[error("{0}")]
+    Failed(String),
+}
+
 /// Which of a running service's command lists its task helper runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -81,20 +93,24 @@ impl Tasks {
     }
 
     /// Asks the task helper on `chan` to run this list.
-    pub fn ask(self, chan: std::os::fd::BorrowedFd<'_>) -> Result<(), String> {
-        sys::write_raw(chan.as_raw_fd(), &[self.byte()]).map(drop).map_err(|e| format!("ask the service's task helper: {e}"))
+    pub fn ask(self, chan: std::os::fd::BorrowedFd<'_>) -> Result<(), TaskError> {
+        match sys::write_raw(chan.as_raw_fd(), &[self.byte()]) {
+            Ok(_) => Ok(()),
+            Err(e) if matches!(e.kind(), std::io::ErrorKind::BrokenPipe | std::io::ErrorKind::ConnectionReset) => Err(TaskError::Gone),
+            Err(e) => Err(TaskError::Failed(format!("ask the service's task helper: {e}"))),
+        }
     }
 }
 
 /// Asks the task helper of a running service to run `which` commands and
 /// waits for them, at most `limit` when given: `Err` names the command that
 /// failed.
-pub fn run_tasks(chan: std::os::fd::BorrowedFd<'_>, which: Tasks, limit: Option<std::time::Duration>) -> Result<(), String> {
+pub fn run_tasks(chan: std::os::fd::BorrowedFd<'_>, which: Tasks, limit: Option<std::time::Duration>) -> Result<(), TaskError> {
     which.ask(chan)?;
     if let Some(limit) = limit {
         let ms = i32::try_from(limit.as_millis()).unwrap_or(i32::MAX);
         if !sys::poll_one(chan, libc::POLLIN, ms).unwrap_or(true) {
-            return Err(format!("{} did not end within {}", which.key(), capexec_decl::spec::format_duration(limit)));
+            return Err(TaskError::Failed(format!("{} did not end within {}", which.key(), capexec_decl::spec::format_duration(limit))));
         }
     }
     task_answer(chan)
@@ -105,15 +121,15 @@ pub fn run_tasks(chan: std::os::fd::BorrowedFd<'_>, which: Tasks, limit: Option<
 /// first syscall until its listener is taken out of its fd table (see
 /// crate::child's learning filter), so the helper answers only once every
 /// command it ran was handed over.
-pub fn learn_tasks(s: &Spawned, which: Tasks, learner: &dyn Fn(OwnedFd)) -> Result<(), String> {
-    let chan = s.tasks.as_ref().ok_or("the service has no commands around its program")?;
+pub fn learn_tasks(s: &Spawned, which: Tasks, learner: &dyn Fn(OwnedFd)) -> Result<(), TaskError> {
+    let chan = s.tasks.as_ref().ok_or_else(|| TaskError::Failed("the service has no commands around its program".into()))?;
     which.ask(chan.as_fd())?;
     let mut taken = Vec::new();
     loop {
         // The commands are the task helper's children: init's grandchildren.
         let found = children(s.pid).into_iter().flat_map(children).filter(|c| !taken.contains(c)).find_map(|c| Some((c, seccomp_listener_of(c)?)));
         if let Some((command, fd)) = found {
-            let l = sys::pidfd_getfd_of(command, fd).map_err(|e| format!("take the learning listener of command pid {command}: {e}"))?;
+            let l = sys::pidfd_getfd_of(command, fd).map_err(|e| TaskError::Failed(format!("take the learning listener of command pid {command}: {e}")))?;
             taken.push(command);
             learner(l);
             continue;
@@ -125,18 +141,19 @@ pub fn learn_tasks(s: &Spawned, which: Tasks, learner: &dyn Fn(OwnedFd)) -> Resu
 }
 
 /// The task helper's answer to a request (see [`run_tasks`]).
-pub fn task_answer(chan: std::os::fd::BorrowedFd<'_>) -> Result<(), String> {
+pub fn task_answer(chan: std::os::fd::BorrowedFd<'_>) -> Result<(), TaskError> {
     let mut buf = [0u8; 2048];
     let n = loop {
         match nix::unistd::read(chan.as_raw_fd(), &mut buf) {
             Err(nix::errno::Errno::EINTR) => continue,
-            r => break r.map_err(|e| format!("the service's task helper: {e}"))?,
+            Err(nix::errno::Errno::ECONNRESET) => return Err(TaskError::Gone),
+            r => break r.map_err(|e| TaskError::Failed(format!("the service's task helper: {e}")))?,
         }
     };
     match buf[..n].split_first() {
         Some((0, _)) => Ok(()),
-        Some((_, msg)) => Err(String::from_utf8_lossy(msg).into_owned()),
-        None => Err("the service's task helper is gone (the service ended)".into()),
+        Some((_, msg)) => Err(TaskError::Failed(String::from_utf8_lossy(msg).into_owned())),
+        None => Err(TaskError::Gone),
     }
 }
 
@@ -934,5 +951,32 @@ pub fn wait_foreground_serving(s: &Spawned, handler: Option<&dyn Fn(libc::c_int)
                 return code;
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::fd::AsFd;
+
+    #[test]
+    fn a_helper_that_ended_is_gone_and_a_failed_command_is_not() {
+        let (ours, helper) = seqpacket_pair("test channel").unwrap();
+        Tasks::Stop.ask(ours.as_fd()).unwrap();
+        let mut byte = [0u8; 1];
+        assert_eq!(nix::unistd::read(helper.as_raw_fd(), &mut byte).unwrap(), 1);
+        assert_eq!(byte[0], b's');
+        sys::write_raw(helper.as_raw_fd(), b"\x01exec.stop: /bin/false exited with status 1").unwrap();
+        match task_answer(ours.as_fd()) {
+            Err(TaskError::Failed(m)) => assert_eq!(m, "exec.stop: /bin/false exited with status 1"),
+            other => panic!("{other:?}"),
+        }
+        sys::write_raw(helper.as_raw_fd(), &[0]).unwrap();
+        assert!(task_answer(ours.as_fd()).is_ok());
+        // The helper ends with the service: its end of the channel closes.
+        drop(helper);
+        assert!(matches!(task_answer(ours.as_fd()), Err(TaskError::Gone)));
+        assert!(matches!(Tasks::Reload.ask(ours.as_fd()), Err(TaskError::Gone)));
+        assert!(matches!(run_tasks(ours.as_fd(), Tasks::Stop, None), Err(TaskError::Gone)));
     }
 }

@@ -258,7 +258,12 @@ fn task(sock: RawFd, children: &mut Children, id: u64, init_pid: i32, which: cap
     }
     match which.ask(chan.as_fd()) {
         Ok(()) => c.task = Some(id),
-        Err(e) => fail(e),
+        Err(e) => {
+            if matches!(e, capexec_sandbox::launch::TaskError::Gone) {
+                c.tasks = None;
+            }
+            fail(e.to_string())
+        }
     }
 }
 
@@ -266,11 +271,11 @@ fn task_done(sock: RawFd, children: &mut Children, init_pid: i32) {
     let Some(c) = children.services.get_mut(&init_pid) else { return };
     let (Some(id), Some(chan)) = (c.task.take(), &c.tasks) else { return };
     let result = capexec_sandbox::launch::task_answer(chan.as_fd());
-    if result.is_err() && matches!(&result, Err(e) if e.contains("is gone")) {
+    if matches!(result, Err(capexec_sandbox::launch::TaskError::Gone)) {
         // The helper ended with the service: no more requests to it.
         c.tasks = None;
     }
-    send(sock, &LauncherEvent::TaskDone { id, result }, &[]);
+    send(sock, &LauncherEvent::TaskDone { id, result: result.map_err(|e| e.to_string()) }, &[]);
 }
 
 fn launch(sock: RawFd, req: LaunchRequest, fds: Vec<OwnedFd>, host_env: &[(String, String)], children: &mut Children) {

@@ -279,7 +279,7 @@ fn launch_planned(spec: &ServiceSpec, plan: capexec_sandbox::SetupPlan, mut hand
             // signal) runs the stop commands before it goes on to the service.
             let stopped = std::cell::Cell::new(false);
             let on_signal = |sig: libc::c_int| -> bool {
-                use capexec_sandbox::launch::{run_tasks, Tasks};
+                use capexec_sandbox::launch::{run_tasks, TaskError, Tasks};
                 let Some(chan) = s.tasks.as_ref().map(std::os::fd::AsFd::as_fd) else { return false };
                 let is_stop = [libc::SIGTERM, libc::SIGINT, spec.service.stop_signal].contains(&sig);
                 if sig == libc::SIGHUP && !plan.reload.is_empty() {
@@ -292,8 +292,8 @@ fn launch_planned(spec: &ServiceSpec, plan: capexec_sandbox::SetupPlan, mut hand
                 if is_stop && !plan.stop.is_empty() && !stopped.replace(true) {
                     // A helper gone with the service it stopped is no failure.
                     match run_tasks(chan, Tasks::Stop, Some(spec.service.stop_timeout)) {
-                        Err(e) if !e.contains("is gone") => eprintln!("capexec: {}: {e}; sending the stop signal", spec.name),
-                        _ => {}
+                        Err(e @ TaskError::Failed(_)) => eprintln!("capexec: {}: {e}; sending the stop signal", spec.name),
+                        Ok(()) | Err(TaskError::Gone) => {}
                     }
                 }
                 false

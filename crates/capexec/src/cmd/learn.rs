@@ -756,10 +756,11 @@ const QUIET: Duration = Duration::from_millis(200);
 /// counts). A stop command may end the service, and its helper with it.
 fn around(s: &Spawned, spec: &ServiceSpec, which: Tasks, learner: &dyn Fn(OwnedFd)) {
     match capexec_sandbox::launch::learn_tasks(s, which, learner) {
-        Err(e) if !(which == Tasks::Stop && e.contains("is gone")) => {
-            eprintln!("capexec learn: warning: {}: {} failed: {}", spec.name, which.key(), safe(&e))
+        Err(capexec_sandbox::launch::TaskError::Gone) if which == Tasks::Stop => {}
+        Err(e) => {
+            eprintln!("capexec learn: warning: {}: {} failed: {}", spec.name, which.key(), safe(&e.to_string()))
         }
-        _ => {}
+        Ok(()) => {}
     }
 }
 
