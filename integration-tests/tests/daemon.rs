@@ -1361,24 +1361,31 @@ fn capexec_exec_stops_a_service_that_switched_users() {
     assert_eq!(o.status.code(), Some(143), "the service ended by the stop signal: {}", text(&o));
 }
 
-/// A service without a pid namespace that forks a daemon off (setsid, its
-/// parent gone: init, the subreaper, adopts it) ends with a `capexec exec`
-/// that is SIGKILLed: init dies by its parent-death signal and the program
-/// with it, and the cgroup's watcher kills the rest. Without that cgroup
-/// the daemon lived on, adopted by the host's init.
-#[test]
-fn a_forked_off_daemon_without_a_pid_namespace_ends_with_a_killed_capexec_exec() {
+// A service without a pid namespace that forks a daemon off (setsid, its
+// parent gone: init, the subreaper, adopts it) ends with a `capexec exec`
+// that is SIGKILLed. Rootless, init ends it: its parent-death signal is
+// one it waits for, and it kills its children until none is left (before,
+// the daemon lived on, adopted by the host's init). As root the cgroup's
+// watcher kills them too.
+both!(a_forked_off_daemon_without_a_pid_namespace_ends_with_a_killed_capexec_exec, |who: As| {
+    let (daemon_arg, program_arg) = match who {
+        As::Root => ("100403", "100404"),
+        As::User => ("100413", "100414"),
+    };
     let u = test_unit(
-        "forked-off",
-        "[exec]\nargv = [\"/bin/sh\", \"-c\", \"(setsid sh -c 'exec /bin/sleep 100403' &) ; exec /bin/sleep 100404\"]\nuser = \"root\"\n\
-         [namespaces]\npid = false\n",
+        &format!("forked-off-{who:?}"),
+        &format!(
+            "[exec]\nargv = [\"/bin/sh\", \"-c\", \"(setsid sh -c 'exec /bin/sleep {daemon_arg}' &) ; exec /bin/sleep {program_arg}\"]\n{}\
+             [namespaces]\npid = false\n[filesystem]\nproc = \"none\"\n",
+            if who == As::Root { "user = \"root\"\n" } else { "" }
+        ),
     );
-    let mut c = command(As::Root);
+    let mut c = command(who);
     c.args(["exec", u.to_str().unwrap()]);
     let mut child = c.spawn().unwrap();
     let start = Instant::now();
     let (daemon, program) = loop {
-        if let (Some(d), Some(p)) = (pids_exact("/bin/sleep 100403").first(), pids_exact("/bin/sleep 100404").first()) {
+        if let (Some(d), Some(p)) = (pids_exact(&format!("/bin/sleep {daemon_arg}")).first(), pids_exact(&format!("/bin/sleep {program_arg}")).first()) {
             break (*d, *p);
         }
         assert!(start.elapsed() < T, "the service did not start");
@@ -1391,7 +1398,38 @@ fn a_forked_off_daemon_without_a_pid_namespace_ends_with_a_killed_capexec_exec()
         assert!(start.elapsed() < T, "the service outlived capexec exec: daemon {daemon} alive {}", std::path::Path::new(&format!("/proc/{daemon}")).exists());
         std::thread::sleep(Duration::from_millis(20));
     }
-}
+});
+
+// Without a pid namespace, the service cannot kill its own init (which
+// would leave what it forked unsupervised: nothing else ends it rootless):
+// a Landlock layer of the program's own scopes its signals below init's
+// domain. And what it leaves when its program ends goes with init, as
+// with a pid namespace. Before, the kill succeeded and the daemon lived on.
+both!(a_service_without_a_pid_namespace_can_neither_kill_its_init_nor_leave_a_daemon, |who: As| {
+    let daemon_arg = match who {
+        As::Root => "100405",
+        As::User => "100415",
+    };
+    let u = test_unit(
+        &format!("kills-init-{who:?}"),
+        &format!(
+            "[exec]\nargv = [\"/bin/sh\", \"-c\", \"(setsid sh -c 'exec /bin/sleep {daemon_arg}' &) ; kill -9 $PPID && echo init-killed; mkdir /tmp/a /tmp/b && touch /tmp/a/f && ln /tmp/a/f /tmp/b/f && echo linked; exit 3\"]\n{}\
+             [namespaces]\npid = false\n[filesystem]\nproc = \"none\"\n",
+            if who == As::Root { "user = \"root\"\n" } else { "" }
+        ),
+    );
+    let mut c = command(who);
+    c.args(["exec", u.to_str().unwrap()]);
+    let o = output(c, T);
+    assert_eq!(o.status.code(), Some(3), "the program's own status, init alive: {}", text(&o));
+    assert!(!text(&o).contains("init-killed"), "{}", text(&o));
+    assert!(text(&o).contains("kill: Operation not permitted"), "{}", text(&o));
+    // The program's own Landlock layer does not refuse a link or a move
+    // between directories (a layer that does not handle them would).
+    assert!(text(&o).contains("linked"), "{}", text(&o));
+    // capexec exec ended after init, which ended the daemon first.
+    assert_eq!(pids_exact(&format!("/bin/sleep {daemon_arg}")), Vec::<i32>::new(), "the daemon outlived the service");
+});
 
 /// filesystem.directories_user: a service running as root gets its runtime
 /// directory owned by the user it drops to (chrony, systemd's `!`).

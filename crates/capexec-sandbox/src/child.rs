@@ -23,6 +23,11 @@ use std::path::Path;
 const PR_SET_MDWE: libc::c_int = 65;
 const PR_MDWE_REFUSE_EXEC_GAIN: libc::c_ulong = 1;
 
+/// Without a pid namespace, init's parent-death signal (see [`Leftovers`]):
+/// one nothing else sends it (a service that does is checked against
+/// init's parent).
+const PARENT_GONE: libc::c_int = libc::SIGSTKFLT;
+
 /// Signals forwarded from `capexec exec` to the service.
 pub const FORWARDED: &[libc::c_int] = &[libc::SIGTERM, libc::SIGINT, libc::SIGHUP, libc::SIGUSR1, libc::SIGUSR2, libc::SIGQUIT];
 
@@ -99,7 +104,9 @@ pub fn run(a: &ChildArgs) -> ! {
             }
         }
     }
-    let view_ns = match setup(a) {
+    // Whose death ends the service: read before anything can make it go.
+    let parent = nix::unistd::getppid();
+    let (view_ns, leftovers) = match setup(a) {
         Ok(v) => v,
         Err(e) => {
             report(a.err_wr, &e);
@@ -172,7 +179,7 @@ pub fn run(a: &ChildArgs) -> ! {
                 // runtime that created it.
                 let _ = sys::prctl(libc::PR_SET_PDEATHSIG, 0);
             }
-            init(a, pid, helper, view_ns)
+            init(a, pid, helper, view_ns, leftovers.map(|children| Leftovers { children, parent }))
         }
     }
 }
@@ -291,8 +298,10 @@ fn helper(a: &ChildArgs, chan: RawFd, program: libc::pid_t) -> ! {
 }
 
 /// Returns the sandbox's own mount namespace when it lives in another
-/// (`SetupPlan::foreign_mount_ns`): init keeps it open for the sandbox's life.
-fn setup(a: &ChildArgs) -> Result<Option<OwnedFd>, ChildError> {
+/// (`SetupPlan::foreign_mount_ns`; init keeps it open for the sandbox's
+/// life), and, where init ends what the service
+/// leaves ([`Leftovers`]), its list of children.
+fn setup(a: &ChildArgs) -> Result<(Option<OwnedFd>, Option<OwnedFd>), ChildError> {
     let plan = a.plan;
     // Wait until the parent has written our uid/gid maps: before that we have no
     // ids in the user namespace.
@@ -333,16 +342,30 @@ fn setup(a: &ChildArgs) -> Result<Option<OwnedFd>, ChildError> {
     Kernel.switch_ids(uid, gid, (!plan.deny_setgroups).then_some(&plan.groups[..]))?;
     // PDEATHSIG after the id switch (a credential change clears it), then check the
     // parent did not die before it was set: its end of the sync pipe would be closed.
-    sys::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong).map_err(|e| ChildError::io(Step::ParentDeathSignal, "prctl", e))?;
+    // Where init ends the leftovers, one it waits for (blocked until then).
+    let ends_leftovers = plan.init_ends_leftovers();
+    let death = if ends_leftovers { PARENT_GONE } else { libc::SIGKILL };
+    if ends_leftovers {
+        let mut set = SigSet::empty();
+        set.add(Signal::try_from(PARENT_GONE).expect("a signal"));
+        sigprocmask(SigmaskHow::SIG_BLOCK, Some(&set), None).map_err(|e| ChildError::io(Step::ParentDeathSignal, "block the parent-death signal", e))?;
+    }
+    sys::prctl(libc::PR_SET_PDEATHSIG, death as libc::c_ulong).map_err(|e| ChildError::io(Step::ParentDeathSignal, "prctl", e))?;
     let mut pfd = libc::pollfd { fd: a.sync_rd, events: 0, revents: 0 };
     // SAFETY: one valid pollfd, zero timeout.
     if unsafe { libc::poll(&mut pfd, 1, 0) } == 1 && pfd.revents & libc::POLLHUP != 0 {
         exit(125);
     }
-    if !plan.pid_ns {
-        // Without a pid namespace, orphans of the service are at least reaped here.
+    // Without a pid namespace, orphans of the service come to init, which
+    // ends them with the service. Its list of children is read through an fd
+    // opened now: the view may have no /proc (rootless it has none).
+    let children = if ends_leftovers {
         sys::prctl(libc::PR_SET_CHILD_SUBREAPER, 1).map_err(|e| ChildError::io(Step::Subreaper, "prctl", e))?;
-    }
+        let f = std::fs::File::open("/proc/thread-self/children").map_err(|e| ChildError::io(Step::Subreaper, "open /proc/thread-self/children", e))?;
+        Some(OwnedFd::from(f))
+    } else {
+        None
+    };
     // Before the view: /proc is still the host's mount, and what it shows
     // under sys/net, sys/kernel/shm* and the like is this process's new
     // namespaces' own.
@@ -424,12 +447,12 @@ fn setup(a: &ChildArgs) -> Result<Option<OwnedFd>, ChildError> {
     // the service can then signal nothing outside it (not capexec, not the host).
     // A learning run denies nothing (its filter records instead).
     if plan.learn.is_some() {
-        return Ok(view_ns);
+        return Ok((view_ns, children));
     }
     if let Some(note) = Kernel.landlock(&plan.landlock, &dirs)? {
         eprintln!("capexec: {}: warning: {note} (landlock.mode = \"best-effort\")", plan.name);
     }
-    Ok(view_ns)
+    Ok((view_ns, children))
 }
 
 /// Puts this process into the mount namespace `target` (the runtime's, or
@@ -486,6 +509,19 @@ fn service(a: &ChildArgs, argv: &[std::ffi::CString], err_wr: RawFd, main: bool)
 /// helper's commands: `kill -HUP $MAINPID` is the usual reload).
 fn service_with(a: &ChildArgs, argv: &[std::ffi::CString], err_wr: RawFd, main: bool, main_pid: Option<libc::pid_t>) -> ! {
     let plan = a.plan;
+    // First: from its first instruction of its own, the program cannot kill
+    // the init that ends what it leaves. (The commands stay in init's
+    // domain: a reload or stop command signals the program.)
+    if main && plan.init_ends_leftovers() && plan.learn.is_none() {
+        match crate::landlock_rules::apply_signal_layer(&plan.landlock) {
+            Ok(Some(note)) => eprintln!("capexec: {}: warning: {note} (landlock.mode = \"best-effort\")", plan.name),
+            Ok(None) => {}
+            Err(e) => {
+                report(err_wr, &e);
+                exit(127);
+            }
+        }
+    }
     if let Some(console) = a.console.filter(|_| main) {
         // Before the gate: the engine waits for the terminal while it creates.
         if let Err(e) = terminal(console) {
@@ -778,7 +814,48 @@ fn install_filters(plan: &SetupPlan, notify_tx: Option<RawFd>, err_wr: RawFd, ma
 /// Init of the namespace: reaps every child, forwards signals to the service,
 /// and exits with the service's status (128+N when killed by signal N). Its
 /// exit takes every remaining process of the pid namespace with it.
-fn init(a: &ChildArgs, service: libc::pid_t, helper: Option<libc::pid_t>, view_ns: Option<OwnedFd>) -> ! {
+/// What init needs to end every process the service leaves when it has no
+/// pid namespace, whose end would take them down: its list of children
+/// (it is their subreaper: every orphan of the service comes to it), and
+/// whose death ends the service with it (`capexec exec`, or the daemon's
+/// launcher, killed).
+struct Leftovers {
+    children: OwnedFd,
+    parent: Pid,
+}
+
+impl Leftovers {
+    /// Kills init's children until it has none: a child's own children come
+    /// to init as it dies, and are killed in the next round. A process can
+    /// fork while the round runs, but not once it is killed, so the rounds
+    /// end. Allocates nothing (init's filter has no brk or mmap).
+    fn end(&self) {
+        let mut buf = [0u8; 4096];
+        loop {
+            // A read at offset 0 lists them afresh (a seq_file starts over).
+            let n = match nix::sys::uio::pread(&self.children, &mut buf, 0) {
+                Ok(n) => n,
+                Err(_) => return,
+            };
+            let text = std::str::from_utf8(&buf[..n]).unwrap_or("");
+            // A full buffer may end in half a pid: that one waits for the next round.
+            let whole = if n == buf.len() { text.rsplit_once(' ').map_or("", |(w, _)| w) } else { text };
+            let pids = || whole.split_whitespace().filter_map(|p| p.parse::<libc::pid_t>().ok()).filter(|p| *p > 0);
+            if pids().next().is_none() {
+                return;
+            }
+            // Init's children, not yet reaped: no pid here can be reused.
+            for p in pids() {
+                let _ = kill(Pid::from_raw(p), Signal::SIGKILL);
+            }
+            for p in pids() {
+                let _ = process::wait_child(p, true);
+            }
+        }
+    }
+}
+
+fn init(a: &ChildArgs, service: libc::pid_t, helper: Option<libc::pid_t>, view_ns: Option<OwnedFd>, leftovers: Option<Leftovers>) -> ! {
     // Nothing of the setup is needed any more, and the service must not be able to
     // read this process's memory through /proc.
     let _ = sys::prctl(libc::PR_SET_DUMPABLE, 0);
@@ -789,20 +866,28 @@ fn init(a: &ChildArgs, service: libc::pid_t, helper: Option<libc::pid_t>, view_n
         let _ = kill(Pid::from_raw(service), Signal::SIGKILL);
         exit(126);
     }
-    // Before the filter, which allows no dup.
-    let keep_view = view_ns.is_some();
-    if let Some(ns) = view_ns {
-        let _ = nix::unistd::dup2(ns.as_raw_fd(), 0);
-    }
     if let Err(e) = seccompiler::apply_filter(&a.plan.init_seccomp) {
         report(a.err_wr, &ChildError::io(Step::Seccomp, "install the init filter", e));
         // Our own child, which must not run unsupervised.
         let _ = kill(Pid::from_raw(service), Signal::SIGKILL);
         exit(126);
     }
-    // Nothing open but the view's namespace, if it must be kept (at 0).
-    let _ = sys::close_from(if keep_view { 1 } else { 0 });
-    let set = crate::launch::blocked_set();
+    // Nothing open but the view's namespace and the list of children, where
+    // they are kept.
+    let mut kept = [view_ns.as_ref(), leftovers.as_ref().map(|l| &l.children)].map(|f| f.map_or(-1, |f| f.as_raw_fd()));
+    kept.sort_unstable();
+    let _ = sys::close_all_but(&kept[kept.iter().take_while(|f| **f < 0).count()..]);
+    let mut set = crate::launch::blocked_set();
+    if leftovers.is_some() {
+        set.add(Signal::try_from(PARENT_GONE).expect("a signal"));
+    }
+    // The service's end is init's: with what it left.
+    let end = |code: i32| -> ! {
+        if let Some(l) = &leftovers {
+            l.end();
+        }
+        exit(code)
+    };
     // Whom init stands for: the service's process, then for a forking
     // service the daemon it left (`None`: every process left).
     let mut main = Some(service);
@@ -833,13 +918,18 @@ fn init(a: &ChildArgs, service: libc::pid_t, helper: Option<libc::pid_t>, view_n
                                 forward(sig, main, a.plan.pid_ns);
                             }
                         }
-                        _ => exit(exit_code(status)),
+                        _ => end(exit_code(status)),
                     }
                 }
                 if forked && main.is_none() && !others_left(helper) {
                     exit(0);
                 }
             }
+            Some(PARENT_GONE) if leftovers.as_ref().is_some_and(|l| nix::unistd::getppid() != l.parent) => {
+                // Nobody supervises the service any more.
+                end(125)
+            }
+            Some(PARENT_GONE) if leftovers.is_some() => {}
             Some(sig) => {
                 if a.plan.forking.is_some() && !forked {
                     early = Some(sig);

@@ -132,6 +132,38 @@ fn outcome(status: RulesetStatus, required: bool, step: Step, layer: &str) -> Re
     }
 }
 
+/// A layer of signal scope alone, applied by the service's program over the
+/// domain it shares with init: the program and what it starts can then no
+/// longer signal init (init's domain is not theirs but its parent), while
+/// init and the task helper's commands, in that parent, can signal them.
+/// For a service without a pid namespace, whose init would otherwise die of
+/// the service's own SIGKILL, with whatever it forked left unsupervised
+/// (see `child::Leftovers`). Nothing to do where the declaration does not
+/// scope signals.
+pub fn apply_signal_layer(plan: &LandlockPlan) -> Result<Option<String>, ChildError> {
+    if !plan.scope_signals {
+        return Ok(None);
+    }
+    let e = |what: &str, e: landlock::RulesetError| ChildError::io(STEP, what, e);
+    let compat = if plan.required { CompatLevel::HardRequirement } else { CompatLevel::BestEffort };
+    // A layer that does not handle moves between directories (REFER)
+    // refuses them all (postfix's queue manager failed with EXDEV): this one
+    // allows them beneath the view's root, and the service's own layer still
+    // decides.
+    let root = open_path(Path::new("/")).map_err(|x| ChildError::io(STEP, "open / for the signal layer", x))?;
+    let ruleset = Ruleset::default()
+        .set_compatibility(compat)
+        .handle_access(AccessFs::Refer)
+        .map_err(|x| e("handle moves between directories", x))?
+        .scope(Scope::Signal)
+        .map_err(|x| e("scope signals", x))?;
+    let created = ruleset.create().map_err(|x| e("create the signal layer", x))?;
+    let created = created.add_rule(PathBeneath::new(&root, AccessFs::Refer)).map_err(|x| e("rule for moves beneath /", x))?;
+    // As for the service's own layer: not the crate's to set no_new_privs.
+    let status = created.no_new_privs(false).restrict_self().map_err(|x| e("restrict_self (signal layer)", x))?;
+    outcome(status.ruleset, plan.required, STEP, "the signal layer above init")
+}
+
 /// The Landlock layer shared by a service and its broker, applied to the
 /// calling process before the service is cloned (`capexec exec`'s wrapper, or
 /// the daemon's broker process): the broker keeps exactly this domain, the

@@ -1204,6 +1204,12 @@ fn learning_view(root: &Path, shadows: &BTreeSet<PathBuf>, out: &mut Vec<MountSt
 }
 
 impl SetupPlan {
+    /// Whether init ends the service's leftovers itself (`child::Leftovers`):
+    /// without a pid namespace, created or joined, whose end would.
+    pub(crate) fn init_ends_leftovers(&self) -> bool {
+        !self.pid_ns && self.join & libc::CLONE_NEWPID == 0
+    }
+
     /// The whole plan as text, one fact a line, in a fixed order: what golden
     /// tests compare (a change to what a launch does shows up as a diff). The
     /// seccomp programs appear as their length and an FNV-1a hash.

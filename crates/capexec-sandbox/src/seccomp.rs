@@ -620,18 +620,34 @@ pub fn keep_view_filter() -> BpfProgram {
     prog
 }
 
+/// What init may call: wait, forward signals, exit; without a pid
+/// namespace, also read its list of children through the fd it kept and
+/// check its parent (`child::Leftovers`).
+const INIT_CALLS: &[&str] = &[
+    "rt_sigtimedwait",
+    "rt_sigprocmask",
+    "rt_sigreturn",
+    "wait4",
+    "waitid",
+    "kill",
+    "exit",
+    "exit_group",
+    "restart_syscall",
+    "close_range",
+    "getppid",
+    "pread64",
+];
+
 /// The namespace init only waits, forwards signals and exits; anything else
 /// kills it. Built by [`allowlist`] like the service's (a search tree, not
 /// seccompiler's chain of one comparison per call): every launch builds it,
 /// and the kernel converts and JITs it when init installs it.
 pub fn init_filter(forking: bool) -> Result<BpfProgram, LaunchError> {
-    const WAITS: &[&str] =
-        &["rt_sigtimedwait", "rt_sigprocmask", "rt_sigreturn", "wait4", "waitid", "kill", "exit", "exit_group", "restart_syscall", "close_range"];
     // A forking service's init reads the pid file and sends READY=1 (fcntl:
     // debug builds of std check an OwnedFd is open before closing it).
     const FORKING: &[&str] = &["openat", "read", "close", "socket", "sendto", "fcntl"];
     let extra = if forking { FORKING } else { &[] };
-    let nrs = WAITS.iter().chain(extra).map(|n| (capexec_decl::syscalls::number(n).expect("known syscall") as u32, None)).collect();
+    let nrs = INIT_CALLS.iter().chain(extra).map(|n| (capexec_decl::syscalls::number(n).expect("known syscall") as u32, None)).collect();
     allowlist(nrs, SECCOMP_RET_KILL_PROCESS)
 }
 
@@ -1045,9 +1061,9 @@ mod tests {
     /// notify.
     #[test]
     fn init_filter_allows_its_calls_and_kills_on_the_rest() {
-        let mine = ["rt_sigtimedwait", "rt_sigprocmask", "rt_sigreturn", "wait4", "waitid", "kill", "exit", "exit_group", "restart_syscall", "close_range"];
+        let mine = INIT_CALLS;
         let forking = ["openat", "read", "close", "socket", "sendto", "fcntl"];
-        for (prog, allowed) in [(init_filter(false).unwrap(), mine.to_vec()), (init_filter(true).unwrap(), [&mine[..], &forking[..]].concat())] {
+        for (prog, allowed) in [(init_filter(false).unwrap(), mine.to_vec()), (init_filter(true).unwrap(), [mine, &forking[..]].concat())] {
             let allowed: BTreeSet<u32> = allowed.iter().map(|n| nr_of(n)).collect();
             for nr in (0..1100u32).chain([0x3fff_ffff]) {
                 let want = match nr {

@@ -232,6 +232,23 @@ pub fn cloexec_from(first: u32) -> io::Result<()> {
     check(rc).map(drop)
 }
 
+/// Closes every fd but those in `keep` (in ascending order). Allocates
+/// nothing: for a process whose filter allows no brk or mmap.
+pub fn close_all_but(keep: &[RawFd]) -> io::Result<()> {
+    debug_assert!(keep.windows(2).all(|w| w[0] < w[1]), "ascending");
+    let mut first = 0u32;
+    for &k in keep {
+        let k = k as u32;
+        if k > first {
+            // SAFETY: plain integer arguments; the caller keeps the fds it
+            // uses again in `keep`, and owns none in the ranges closed.
+            check(unsafe { libc::syscall(libc::SYS_close_range, first, k - 1, 0u32) })?;
+        }
+        first = k + 1;
+    }
+    close_from(first)
+}
+
 /// Closes every fd from `first` up.
 pub fn close_from(first: u32) -> io::Result<()> {
     // SAFETY: plain integer arguments; the caller owns no fd objects above `first`
