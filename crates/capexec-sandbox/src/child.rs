@@ -299,8 +299,8 @@ fn helper(a: &ChildArgs, chan: RawFd, program: libc::pid_t) -> ! {
 
 /// Returns the sandbox's own mount namespace when it lives in another
 /// (`SetupPlan::foreign_mount_ns`; init keeps it open for the sandbox's
-/// life), and, where init ends what the service
-/// leaves ([`Leftovers`]), its list of children.
+/// life), and, where init ends what the service leaves ([`Leftovers`]), its
+/// list of children.
 fn setup(a: &ChildArgs) -> Result<(Option<OwnedFd>, Option<OwnedFd>), ChildError> {
     let plan = a.plan;
     // Wait until the parent has written our uid/gid maps: before that we have no
@@ -811,9 +811,6 @@ fn install_filters(plan: &SetupPlan, notify_tx: Option<RawFd>, err_wr: RawFd, ma
     }
 }
 
-/// Init of the namespace: reaps every child, forwards signals to the service,
-/// and exits with the service's status (128+N when killed by signal N). Its
-/// exit takes every remaining process of the pid namespace with it.
 /// What init needs to end every process the service leaves when it has no
 /// pid namespace, whose end would take them down: its list of children
 /// (it is their subreaper: every orphan of the service comes to it), and
@@ -855,6 +852,11 @@ impl Leftovers {
     }
 }
 
+/// Init of the namespace: reaps every child, forwards signals to the service,
+/// and exits with the service's status (128+N when killed by signal N). Its
+/// exit takes every remaining process of the pid namespace with it; without
+/// one, it ends them itself (`leftovers`). It keeps `view_ns` open for the
+/// sandbox's life.
 fn init(a: &ChildArgs, service: libc::pid_t, helper: Option<libc::pid_t>, view_ns: Option<OwnedFd>, leftovers: Option<Leftovers>) -> ! {
     // Nothing of the setup is needed any more, and the service must not be able to
     // read this process's memory through /proc.

@@ -43,8 +43,8 @@ pub struct Spawned {
     /// Preopened files in append mode, for the broker to relay (when the
     /// plan has `append_pipes`).
     pub appends: Vec<resources::AppendPipe>,
-    /// The channel to the task helper (when the plan has start_post or reload
-    /// commands): write `p` or `r`, read the answer (see [`run_tasks`]).
+    /// The channel to the task helper (when the plan has start_post, reload
+    /// or stop commands): [`Tasks::ask`], then read the answer (see [`run_tasks`]).
     pub tasks: Option<OwnedFd>,
 }
 
