@@ -838,14 +838,14 @@ impl Leftovers {
             // A full buffer may end in half a pid: that one waits for the next round.
             let whole = if n == buf.len() { text.rsplit_once(' ').map_or("", |(w, _)| w) } else { text };
             let pids = || whole.split_whitespace().filter_map(|p| p.parse::<libc::pid_t>().ok()).filter(|p| *p > 0);
-            if pids().next().is_none() {
+            // Init's children, not yet reaped: no pid here can be reused.
+            let killed = pids().filter(|p| kill(Pid::from_raw(*p), Signal::SIGKILL).is_ok()).count();
+            // None left, or none init may kill (it keeps CAP_KILL, so none
+            // should be): waiting for one would hang init.
+            if killed == 0 {
                 return;
             }
-            // Init's children, not yet reaped: no pid here can be reused.
-            for p in pids() {
-                let _ = kill(Pid::from_raw(p), Signal::SIGKILL);
-            }
-            for p in pids() {
+            for p in pids().filter(|p| kill(Pid::from_raw(*p), None).is_ok()) {
                 let _ = process::wait_child(p, true);
             }
         }
