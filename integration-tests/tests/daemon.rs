@@ -1400,6 +1400,45 @@ both!(a_forked_off_daemon_without_a_pid_namespace_ends_with_a_killed_capexec_exe
     }
 });
 
+// Without a pid namespace and rootless (no cgroup), init killed all the
+// same (the service's commands share its domain and could; here the test
+// does it): what init had adopted comes to `capexec exec`, its next
+// subreaper, which ends it before it exits. Before, the daemon the service
+// forked off lived on under the host's init.
+#[test]
+fn a_killed_init_leaves_nothing_under_a_rootless_capexec_exec() {
+    require_root();
+    let u = test_unit(
+        "init-killed",
+        "[exec]\nargv = [\"/bin/sh\", \"-c\", \"(setsid sh -c 'exec /bin/sleep 100416' &) ; exec /bin/sleep 100417\"]\n\
+         [namespaces]\npid = false\n[filesystem]\nproc = \"none\"\n",
+    );
+    let mut c = command(As::User);
+    c.args(["exec", u.to_str().unwrap()]);
+    c.stdin(std::process::Stdio::null()).stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped());
+    let child = c.spawn().unwrap();
+    let start = Instant::now();
+    let (daemon, program) = loop {
+        if let (Some(d), Some(p)) = (pids_exact("/bin/sleep 100416").first(), pids_exact("/bin/sleep 100417").first()) {
+            break (*d, *p);
+        }
+        assert!(start.elapsed() < T, "the service did not start");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    // The program's parent is init; the daemon was adopted by it.
+    let ppid = |pid: i32| -> i32 {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+        stat.rsplit_once(") ").unwrap().1.split_whitespace().nth(1).unwrap().parse().unwrap()
+    };
+    let init = ppid(program);
+    assert_eq!(ppid(daemon), init, "init adopts what the service forks off");
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(init), nix::sys::signal::Signal::SIGKILL).unwrap();
+    let o = wait_output(child, T);
+    assert_eq!(o.status.code(), Some(137), "init's end: {}", text(&o));
+    assert!(!std::path::Path::new(&format!("/proc/{daemon}")).exists(), "the daemon outlived capexec exec");
+    assert!(!std::path::Path::new(&format!("/proc/{program}")).exists(), "the program outlived capexec exec");
+}
+
 // Without a pid namespace, the service cannot kill its own init (which
 // would leave what it forked unsupervised: nothing else ends it rootless):
 // a Landlock layer of the program's own scopes its signals below init's

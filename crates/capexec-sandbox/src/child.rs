@@ -822,33 +822,9 @@ struct Leftovers {
 }
 
 impl Leftovers {
-    /// Kills init's children until it has none: a child's own children come
-    /// to init as it dies, and are killed in the next round. A process can
-    /// fork while the round runs, but not once it is killed, so the rounds
-    /// end. Allocates nothing (init's filter has no brk or mmap).
+    /// Kills init's children until it has none (see `process::end_children`).
     fn end(&self) {
-        let mut buf = [0u8; 4096];
-        loop {
-            // A read at offset 0 lists them afresh (a seq_file starts over).
-            let n = match nix::sys::uio::pread(&self.children, &mut buf, 0) {
-                Ok(n) => n,
-                Err(_) => return,
-            };
-            let text = std::str::from_utf8(&buf[..n]).unwrap_or("");
-            // A full buffer may end in half a pid: that one waits for the next round.
-            let whole = if n == buf.len() { text.rsplit_once(' ').map_or("", |(w, _)| w) } else { text };
-            let pids = || whole.split_whitespace().filter_map(|p| p.parse::<libc::pid_t>().ok()).filter(|p| *p > 0);
-            // Init's children, not yet reaped: no pid here can be reused.
-            let killed = pids().filter(|p| kill(Pid::from_raw(*p), Signal::SIGKILL).is_ok()).count();
-            // None left, or none init may kill (it keeps CAP_KILL, so none
-            // should be): waiting for one would hang init.
-            if killed == 0 {
-                return;
-            }
-            for p in pids().filter(|p| kill(Pid::from_raw(*p), None).is_ok()) {
-                let _ = process::wait_child(p, true);
-            }
-        }
+        process::end_children(&[self.children.as_fd()]);
     }
 }
 

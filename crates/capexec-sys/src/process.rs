@@ -180,3 +180,39 @@ pub fn after_exit(what: &str, cleanup: impl FnOnce()) -> io::Result<std::os::fd:
         }
     }
 }
+
+/// Kills the caller's children until it has none: what a pid namespace's end
+/// does, for a subreaper without one. `lists` are the caller's lists of
+/// children (`/proc/PID/task/TID/children`, one per thread that may have
+/// adopted some), opened before and read afresh each round (a read at
+/// offset 0 starts a seq_file over). A child's own children come to the
+/// subreaper as it dies and are killed in the next round; a process can fork
+/// while a round runs but not once it is killed, so the rounds end. A round
+/// that kills none (none left, or none the caller may kill) is the last:
+/// only a child that was killed is waited for. Allocates nothing (init's
+/// filter has no brk or mmap).
+pub fn end_children(lists: &[BorrowedFd<'_>]) {
+    let mut buf = [0u8; 4096];
+    loop {
+        let mut killed = 0;
+        for list in lists {
+            // SAFETY: reads at most buf.len() bytes into buf from an fd the caller holds.
+            let n = unsafe { libc::pread(list.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), 0) };
+            let Ok(n) = usize::try_from(n) else { continue };
+            let text = std::str::from_utf8(&buf[..n]).unwrap_or("");
+            // A full buffer may end in half a pid: that one waits for the next round.
+            let whole = if n == buf.len() { text.rsplit_once(' ').map_or("", |(w, _)| w) } else { text };
+            let pids = || whole.split_whitespace().filter_map(|p| p.parse::<libc::pid_t>().ok()).filter(|p| *p > 0);
+            // The caller's children, not yet reaped: no pid here can be reused.
+            // SAFETY: kill(2) with plain integers.
+            let sent = |p: libc::pid_t, sig: libc::c_int| unsafe { libc::kill(p, sig) } == 0;
+            killed += pids().filter(|p| sent(*p, libc::SIGKILL)).count();
+            for p in pids().filter(|p| sent(*p, 0)) {
+                let _ = wait_child(p, true);
+            }
+        }
+        if killed == 0 {
+            return;
+        }
+    }
+}

@@ -194,6 +194,17 @@ fn launch_planned(spec: &ServiceSpec, plan: capexec_sandbox::SetupPlan, mut hand
         }
     };
     let learner = plan.watch.is_some().then_some(&watcher as &dyn Fn(std::os::fd::OwnedFd));
+    // Without a pid namespace and without a cgroup (rootless), init ends
+    // what the service leaves; should init itself be killed (by a command of
+    // the service's, which shares its domain), what it adopted comes here,
+    // and is ended here. A brokered capexec is confined by then: not there.
+    let adopts = !spec.namespaces.pid && cgroup.is_none() && broker.is_none();
+    if adopts {
+        if let Err(e) = capexec_sys::prctl(libc::PR_SET_CHILD_SUBREAPER, 1) {
+            eprintln!("capexec: {}: prctl PR_SET_CHILD_SUBREAPER: {e}", spec.name);
+            return super::EXIT_SETUP;
+        }
+    }
     let cgroup_procs: Vec<std::path::PathBuf> = cgroup.map(|c| c.service.join("cgroup.procs")).into_iter().collect();
     let spawned = capexec_sandbox::spawn_with(
         &plan,
@@ -311,6 +322,9 @@ fn launch_planned(spec: &ServiceSpec, plan: capexec_sandbox::SetupPlan, mut hand
                 None => capexec_sandbox::launch::wait_foreground_with(&s, on_signal),
             };
             let status = if post_failed && status == 0 { 1 } else { status };
+            if adopts {
+                end_adopted();
+            }
             if let Some(r) = relay {
                 r.drain();
             }
@@ -333,4 +347,16 @@ fn launch_planned(spec: &ServiceSpec, plan: capexec_sandbox::SetupPlan, mut hand
             }
         }
     }
+}
+
+/// Ends what this process adopted as the service's subreaper (see
+/// `launch_planned`): its children, through every thread's list of them
+/// (an orphan goes to any thread of its subreaper).
+fn end_adopted() {
+    let lists: Vec<std::fs::File> = match std::fs::read_dir("/proc/self/task") {
+        Ok(tasks) => tasks.flatten().filter_map(|t| std::fs::File::open(t.path().join("children")).ok()).collect(),
+        Err(_) => return,
+    };
+    let borrowed: Vec<std::os::fd::BorrowedFd<'_>> = lists.iter().map(std::os::fd::AsFd::as_fd).collect();
+    capexec_sys::process::end_children(&borrowed);
 }
