@@ -3,7 +3,7 @@
 //! builder; decided here, with the rest of the broker.
 
 use capexec_sandbox::seccomp::{
-    allowlist, any_of, arg_lo, jump, sock_filter, stmt, BPF_JSET_K, BPF_LD_W_ABS, BPF_RET_K, NS_FLAGS, SECCOMP_RET_ALLOW, SECCOMP_RET_KILL_PROCESS,
+    allowlist, any_of, arg_lo, jump, sock_filter, stmt, BPF_JEQ_K, BPF_JSET_K, BPF_LD_W_ABS, BPF_RET_K, NS_FLAGS, SECCOMP_RET_ALLOW, SECCOMP_RET_KILL_PROCESS,
 };
 use seccompiler::BpfProgram;
 
@@ -91,8 +91,23 @@ pub const BROKER_SYSCALLS: &[&str] = &[
     "shutdown",
 ];
 
+/// A broker that is also `capexec exec`'s waiting parent: whom it may signal.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Foreground {
+    /// The service's init, as this process sees it: any signal (forwarded
+    /// stops and reloads), and waited for.
+    pub init: u32,
+    /// Also SIGKILL, or probe with signal 0, any one process: what init
+    /// adopted and left when it was killed, which came to this process as
+    /// the next subreaper (`capexec exec` without a pid namespace or a
+    /// cgroup). Only for a broker whose own Landlock layer scopes signals:
+    /// the kernel then keeps them to the broker's domain, which holds the
+    /// service's processes and nothing else.
+    pub ends_adopted: bool,
+}
+
 /// Argument rules of the broker's filter (see [`BROKER_SYSCALLS`]).
-fn broker_argument_block(name: &str, own_pid: u32, service: Option<u32>, deny: u32) -> Option<Vec<sock_filter>> {
+fn broker_argument_block(name: &str, own_pid: u32, service: Option<Foreground>, deny: u32) -> Option<Vec<sock_filter>> {
     let allow = SECCOMP_RET_ALLOW;
     let equals_any = |arg: u32, values: &[u32]| any_of(arg, None, values, allow, deny);
     Some(match name {
@@ -109,7 +124,23 @@ fn broker_argument_block(name: &str, own_pid: u32, service: Option<u32>, deny: u
         "tgkill" => equals_any(0, &[own_pid]),
         // The foreground wrapper forwards signals to the service's init only.
         "kill" => match service {
-            Some(pid) => equals_any(0, &[pid]),
+            Some(Foreground { init, ends_adopted: false }) => equals_any(0, &[init]),
+            Some(Foreground { init, ends_adopted: true }) => vec![
+                stmt(BPF_LD_W_ABS, arg_lo(0)),
+                jump(BPF_JEQ_K, init, 0, 1),
+                stmt(BPF_RET_K, allow),
+                // One process: not its own group (0), not a group or every
+                // process it may signal (negative).
+                jump(BPF_JEQ_K, 0, 0, 1),
+                stmt(BPF_RET_K, deny),
+                jump(BPF_JSET_K, 0x8000_0000, 0, 1),
+                stmt(BPF_RET_K, deny),
+                stmt(BPF_LD_W_ABS, arg_lo(1)),
+                jump(BPF_JEQ_K, libc::SIGKILL as u32, 2, 0),
+                jump(BPF_JEQ_K, 0, 1, 0),
+                stmt(BPF_RET_K, deny),
+                stmt(BPF_RET_K, allow),
+            ],
             None => vec![stmt(BPF_RET_K, deny)],
         },
         "ioctl" => equals_any(
@@ -133,9 +164,10 @@ fn broker_argument_block(name: &str, own_pid: u32, service: Option<u32>, deny: u
 
 /// The broker's filter for a broker whose pid (as it sees itself) is `own_pid`.
 /// With `foreground` (`capexec exec`, where the broker is also the wrapper
-/// that forwards signals to the service's init and waits for it), that pid
-/// may be signalled and waited for.
-pub fn broker_filter(own_pid: u32, foreground: Option<u32>) -> Result<BpfProgram, crate::BrokerError> {
+/// that forwards signals to the service's init and waits for it), init may
+/// be signalled and waited for (and what init adopted killed, see
+/// [`Foreground`]).
+pub fn broker_filter(own_pid: u32, foreground: Option<Foreground>) -> Result<BpfProgram, crate::BrokerError> {
     let build = |detail: String| crate::BrokerError::Filter { op: "build", detail };
     let deny = SECCOMP_RET_KILL_PROCESS;
     let mut nrs = Vec::new();
@@ -156,7 +188,8 @@ mod tests {
     fn broker_filter_allows_its_work_and_kills_the_rest() {
         let nr = |n: &str| capexec_decl::syscalls::number(n).unwrap() as u32;
         const KILL: u32 = SECCOMP_RET_KILL_PROCESS;
-        for fg in [None, Some(77)] {
+        let fgs = [None, Some(Foreground { init: 77, ends_adopted: false }), Some(Foreground { init: 77, ends_adopted: true })];
+        for fg in fgs {
             let prog = broker_filter(42, fg).unwrap();
             let x = |name: &str, args: [u64; 6]| answer(&prog, nr(name), args);
             let a = |v: u64| [v, 0, 0, 0, 0, 0];
@@ -179,9 +212,18 @@ mod tests {
             assert_eq!(x("socket", a(libc::AF_PACKET as u64)), KILL);
             // Only the foreground wrapper signals and waits, and only for the service.
             assert_eq!(x("kill", a(77)), if fg.is_some() { SECCOMP_RET_ALLOW } else { KILL });
-            assert_eq!(x("kill", a(1)), KILL);
+            assert_eq!(x("kill", [1, libc::SIGTERM as u64, 0, 0, 0, 0]), KILL);
+            assert_eq!(x("kill", [77, libc::SIGTERM as u64, 0, 0, 0, 0]), if fg.is_some() { SECCOMP_RET_ALLOW } else { KILL });
             assert_eq!(x("kill", a(u32::MAX as u64)), KILL, "kill(-1) signals everything");
             assert_eq!(x("wait4", a(77)), if fg.is_some() { SECCOMP_RET_ALLOW } else { KILL });
+            // What init adopted: one process at a time, killed or probed.
+            let adopts = fg.is_some_and(|f| f.ends_adopted);
+            assert_eq!(x("kill", [1234, libc::SIGKILL as u64, 0, 0, 0, 0]), if adopts { SECCOMP_RET_ALLOW } else { KILL });
+            assert_eq!(x("kill", [1234, 0, 0, 0, 0, 0]), if adopts { SECCOMP_RET_ALLOW } else { KILL });
+            assert_eq!(x("kill", [1234, libc::SIGTERM as u64, 0, 0, 0, 0]), KILL, "another signal");
+            for group in [0u64, u32::MAX as u64, (-1234i32) as u32 as u64, (-1i64) as u64] {
+                assert_eq!(x("kill", [group, libc::SIGKILL as u64, 0, 0, 0, 0]), KILL, "kill({}, SIGKILL): a group", group as i64);
+            }
         }
     }
 }

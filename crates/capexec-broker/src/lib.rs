@@ -413,9 +413,10 @@ impl Broker {
     /// and fds); every capability is dropped, except CAP_NET_BIND_SERVICE when
     /// it binds ports below 1024 for the service. no_new_privs and the broker's
     /// seccomp allowlist ([`filter::broker_filter`]) in all
-    /// cases; `foreground` is the service's init when this process is also the
-    /// wrapper that forwards signals to it and waits for it (`capexec exec`).
-    pub fn confine(&self, uid: u32, gid: u32, foreground: Option<i32>) -> Result<(), BrokerError> {
+    /// cases; `foreground` names the service's init when this process is also
+    /// the wrapper that forwards signals to it and waits for it (`capexec
+    /// exec`), and whether it ends what init adopted ([`filter::Foreground`]).
+    pub fn confine(&self, uid: u32, gid: u32, foreground: Option<filter::Foreground>) -> Result<(), BrokerError> {
         if euid_is_root() {
             use nix::unistd::{setfsuid, setgroups, setresgid, setresuid, Gid, Uid};
             let sys = |op: &'static str| move |e: nix::errno::Errno| BrokerError::Io { op, source: e.into() };
@@ -430,7 +431,7 @@ impl Broker {
         }
         nix::sys::prctl::set_no_new_privs().map_err(|e| BrokerError::Io { op: "set no_new_privs", source: e.into() })?;
         // Before any broker thread exists: the threads inherit the filter.
-        let prog = filter::broker_filter(std::process::id(), foreground.map(|p| p as u32))?;
+        let prog = filter::broker_filter(std::process::id(), foreground)?;
         seccompiler::apply_filter(&prog).map_err(|e| BrokerError::Filter { op: "install", detail: e.to_string() })?;
         Ok(())
     }

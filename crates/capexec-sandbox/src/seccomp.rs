@@ -38,7 +38,7 @@ pub fn jump(code: u16, k: u32, jt: u8, jf: u8) -> sock_filter {
 }
 
 pub const BPF_LD_W_ABS: u16 = (libc::BPF_LD | libc::BPF_W | libc::BPF_ABS) as u16;
-const BPF_JEQ_K: u16 = (libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K) as u16;
+pub const BPF_JEQ_K: u16 = (libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K) as u16;
 const BPF_JGE_K: u16 = (libc::BPF_JMP | libc::BPF_JGE | libc::BPF_K) as u16;
 pub const BPF_RET_K: u16 = (libc::BPF_RET | libc::BPF_K) as u16;
 

@@ -197,8 +197,12 @@ fn launch_planned(spec: &ServiceSpec, plan: capexec_sandbox::SetupPlan, mut hand
     // Without a pid namespace and without a cgroup (rootless), init ends
     // what the service leaves; should init itself be killed (by a command of
     // the service's, which shares its domain), what it adopted comes here,
-    // and is ended here. A brokered capexec is confined by then: not there.
-    let adopts = !spec.namespaces.pid && cgroup.is_none() && broker.is_none();
+    // and is ended here. A brokered capexec is confined by then: its filter
+    // lets it kill any one process only under a Landlock layer of its own
+    // that scopes signals (to the service's processes, see
+    // `capexec_broker::filter::Foreground`).
+    let broker_scoped = plan.broker_layer.is_some() && plan.landlock.scope_signals && capexec_sys::landlock_abi() >= 6;
+    let adopts = !spec.namespaces.pid && cgroup.is_none() && (broker.is_none() || broker_scoped);
     if adopts {
         if let Err(e) = capexec_sys::prctl(libc::PR_SET_CHILD_SUBREAPER, 1) {
             eprintln!("capexec: {}: prctl PR_SET_CHILD_SUBREAPER: {e}", spec.name);
@@ -238,7 +242,7 @@ fn launch_planned(spec: &ServiceSpec, plan: capexec_sandbox::SetupPlan, mut hand
                 // Threads end with the service; the process ends right after
                 // what the service appended is written.
                 match b
-                    .confine(plan.uid, plan.gid, Some(s.pid))
+                    .confine(plan.uid, plan.gid, Some(capexec_broker::filter::Foreground { init: s.pid as u32, ends_adopted: adopts }))
                     .and_then(|()| b.start(ch, s.pid).map_err(|source| capexec_broker::BrokerError::Io { op: "start its threads", source }))
                 {
                     Ok(r) => running = Some(r),
