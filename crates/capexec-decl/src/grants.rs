@@ -69,22 +69,36 @@ impl BrokerSpec {
 }
 
 /// Why a `unix:PATH` bind grant is not one (see [`BrokerSpec::bind_unix`]).
-pub fn check_unix_path(path: &str) -> Result<PathBuf, String> {
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum UnixPathError {
+    #[error("`{0}` is not an absolute path")]
+    Relative(String),
+    #[error("`{0}` must name a socket in a directory below / by a plain path (no `.`, `..`, `//` or trailing `/`)")]
+    NotPlain(String),
+    #[error("`{0}` is longer than a Unix socket address may be (107 bytes)")]
+    TooLong(String),
+    /// The path, escaped.
+    #[error("`{0}` has a control character")]
+    Control(String),
+}
+
+/// A `unix:PATH` bind grant's path, checked (see [`BrokerSpec::bind_unix`]).
+pub fn check_unix_path(path: &str) -> Result<PathBuf, UnixPathError> {
     let p = std::path::Path::new(path);
     if !p.is_absolute() {
-        return Err(format!("`{path}` is not an absolute path"));
+        return Err(UnixPathError::Relative(path.to_owned()));
     }
     // (components() would hide a `.`: the path must be the very bytes of the bind.)
     let normal = path.split('/').skip(1).all(|c| !c.is_empty() && c != "." && c != "..");
     if !normal || path.ends_with('/') || path.contains("//") || p.parent().is_none_or(|d| d == std::path::Path::new("/")) {
-        return Err(format!("`{path}` must name a socket in a directory below / by a plain path (no `.`, `..`, `//` or trailing `/`)"));
+        return Err(UnixPathError::NotPlain(path.to_owned()));
     }
     // sun_path holds 108 bytes with the terminating NUL.
     if path.len() > 107 {
-        return Err(format!("`{path}` is longer than a Unix socket address may be (107 bytes)"));
+        return Err(UnixPathError::TooLong(path.to_owned()));
     }
     if path.bytes().any(|b| b.is_ascii_control()) {
-        return Err(format!("`{}` has a control character", path.escape_default()));
+        return Err(UnixPathError::Control(path.escape_default().to_string()));
     }
     Ok(p.to_path_buf())
 }

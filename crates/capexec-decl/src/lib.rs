@@ -51,12 +51,25 @@ pub fn from_text(name: &str, text: &str, ctx: &Context) -> Result<ServiceSpec, D
 /// TOML. Read by `capexec-oci` and by `capexec agent` (docs/oci.md).
 pub const BROKER_ANNOTATION: &str = "org.capexec.broker";
 
+/// Why the text of an OCI container's capexec annotation is not one.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AnnotationError {
+    #[error("annotation {key} is not TOML: {message}")]
+    NotToml { key: &'static str, message: String },
+    /// A table the annotation does not hold (`holds`: what it does).
+    #[error("annotation {key} has [{table}]: it holds {holds} only")]
+    Foreign { key: &'static str, table: String, holds: &'static str },
+    #[error("annotation {PREOPEN_ANNOTATION} has [[preopen.directory]]: a container sees a host directory through a bind mount of its config")]
+    Directory,
+}
+
 /// Checks the text of a [`BROKER_ANNOTATION`]: TOML with `[broker]` tables
 /// and nothing else (what else a container is, its config says).
-pub fn check_broker_annotation(text: &str) -> Result<(), String> {
-    let table: toml::Table = toml::from_str(text).map_err(|e| format!("annotation {BROKER_ANNOTATION} is not TOML: {}", e.message()))?;
+pub fn check_broker_annotation(text: &str) -> Result<(), AnnotationError> {
+    let key = BROKER_ANNOTATION;
+    let table: toml::Table = toml::from_str(text).map_err(|e| AnnotationError::NotToml { key, message: e.message().to_owned() })?;
     match table.keys().find(|k| *k != "broker") {
-        Some(other) => Err(format!("annotation {BROKER_ANNOTATION} has [{other}]: it holds [broker] grants only (the container's config says the rest)")),
+        Some(other) => Err(AnnotationError::Foreign { key, table: other.clone(), holds: "[broker] grants (the container's config says the rest)" }),
         None => Ok(()),
     }
 }
@@ -71,17 +84,17 @@ pub const PREOPEN_ANNOTATION: &str = "org.capexec.preopen";
 /// and `preopen.file` tables and nothing else. A preopened directory of the
 /// host is refused: a container sees a host directory through a bind mount
 /// of its config.
-pub fn check_preopen_annotation(text: &str) -> Result<(), String> {
-    let table: toml::Table = toml::from_str(text).map_err(|e| format!("annotation {PREOPEN_ANNOTATION} is not TOML: {}", e.message()))?;
+pub fn check_preopen_annotation(text: &str) -> Result<(), AnnotationError> {
+    let key = PREOPEN_ANNOTATION;
+    const HOLDS: &str = "[[preopen.listen]] and [[preopen.file]] tables";
+    let table: toml::Table = toml::from_str(text).map_err(|e| AnnotationError::NotToml { key, message: e.message().to_owned() })?;
     if let Some(other) = table.keys().find(|k| *k != "preopen") {
-        return Err(format!("annotation {PREOPEN_ANNOTATION} has [{other}]: it holds [[preopen.listen]] and [[preopen.file]] tables only"));
+        return Err(AnnotationError::Foreign { key, table: other.clone(), holds: HOLDS });
     }
     let kinds = table.get("preopen").and_then(|p| p.as_table()).map(|t| t.keys().cloned().collect::<Vec<_>>()).unwrap_or_default();
     match kinds.iter().find(|k| *k != "listen" && *k != "file") {
-        Some(k) if k == "directory" => {
-            Err(format!("annotation {PREOPEN_ANNOTATION} has [[preopen.directory]]: a container sees a host directory through a bind mount of its config"))
-        }
-        Some(k) => Err(format!("annotation {PREOPEN_ANNOTATION} has [[preopen.{k}]]: it holds [[preopen.listen]] and [[preopen.file]] tables only")),
+        Some(k) if k == "directory" => Err(AnnotationError::Directory),
+        Some(k) => Err(AnnotationError::Foreign { key, table: format!("[preopen.{k}]"), holds: HOLDS }),
         None => Ok(()),
     }
 }

@@ -844,16 +844,25 @@ pub enum ReadyAddr {
     Unix(PathBuf),
 }
 
+/// Why a ready address is not one.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ReadyAddrError {
+    #[error("a Unix socket is named by its absolute path (unix:/run/app/app.sock)")]
+    RelativeUnix,
+    #[error("{0} (expected tcp:HOST:PORT, e.g. tcp:127.0.0.1:8080 or tcp:[::1]:6379, or unix:PATH)")]
+    Tcp(#[from] std::net::AddrParseError),
+}
+
 impl ReadyAddr {
-    pub fn parse(s: &str) -> Result<ReadyAddr, String> {
+    pub fn parse(s: &str) -> Result<ReadyAddr, ReadyAddrError> {
         if let Some(p) = s.strip_prefix("unix:") {
             return match p.starts_with('/') {
                 true => Ok(ReadyAddr::Unix(p.into())),
-                false => Err("a Unix socket is named by its absolute path (unix:/run/app/app.sock)".into()),
+                false => Err(ReadyAddrError::RelativeUnix),
             };
         }
         let a = s.strip_prefix("tcp:").unwrap_or(s);
-        a.parse().map(ReadyAddr::Tcp).map_err(|e| format!("{e} (expected tcp:HOST:PORT, e.g. tcp:127.0.0.1:8080 or tcp:[::1]:6379, or unix:PATH)"))
+        Ok(ReadyAddr::Tcp(a.parse()?))
     }
 }
 

@@ -1496,7 +1496,7 @@ fn broker(v: &mut V, raw: &RawUnit, net: NetMode) -> crate::grants::BrokerSpec {
                         "a Unix socket is no connect grant",
                         "the service connects to a Unix socket by its path: put its directory in the view (filesystem.read_only)",
                     ),
-                    Err(e) => v.err(format!("broker.net.{field}[{i}]"), e),
+                    Err(e) => v.err(format!("broker.net.{field}[{i}]"), e.to_string()),
                 }
                 continue;
             }

@@ -43,11 +43,11 @@ pub fn load(dir: &Path) -> Result<Bundle, BundleError> {
 /// [`load`], with `edit` applied to config.json's JSON first (`exec` puts
 /// its process in place of the config's), so that what it changed is
 /// checked as the config is.
-pub fn load_with(dir: &Path, edit: impl FnOnce(&mut serde_json::Value) -> Result<(), String>) -> Result<Bundle, BundleError> {
+pub fn load_with(dir: &Path, edit: impl FnOnce(&mut serde_json::Value) -> Result<(), &'static str>) -> Result<Bundle, BundleError> {
     let path = dir.join("config.json");
     let text = std::fs::read(&path).map_err(|source| BundleError::Read { path: path.clone(), source })?;
     let mut value: serde_json::Value = serde_json::from_slice(&text).map_err(|source| BundleError::Json { path: path.clone(), source })?;
-    edit(&mut value).map_err(|detail| BundleError::Field { path: path.clone(), field: "process".into(), detail })?;
+    edit(&mut value).map_err(|detail| BundleError::Field { path: path.clone(), field: "process".into(), detail: detail.into() })?;
     let (refused, ignored): (Vec<Finding>, Vec<Finding>) = coverage::check(&value).into_iter().partition(|f| f.refused);
     // Shape errors first: a misspelt field is better said as what it is.
     let spec: oci_spec::runtime::Spec = serde_path_to_error::deserialize(&value).map_err(|e| BundleError::Field {

@@ -235,30 +235,43 @@ pub struct Cgroups {
     writes: Vec<(PathBuf, String)>,
 }
 
+/// Why the config's cgroups cannot be made.
+#[derive(Debug, thiserror::Error)]
+pub enum CgroupError {
+    #[error("`linux.cgroupsPath`: {}: a systemd cgroup (slice:prefix:name) is not set up by capexec-oci: give a path", .0.display())]
+    Systemd(PathBuf),
+    #[error("`linux.cgroupsPath`: {}: not a cgroup path (no `..`, not the root)", .0.display())]
+    BadPath(PathBuf),
+    /// A limit (`field`) this host's cgroups have no control for.
+    #[error("`linux.cgroupsPath`: `{field}`: {why}")]
+    NoControl { field: String, why: String },
+    #[error("{op}: {source}")]
+    Io { op: String, source: std::io::Error },
+}
+
 /// The cgroup filesystem's mount point (a parameter for the tests).
 pub const CGROUP_ROOT: &str = "/sys/fs/cgroup";
 
 /// The cgroups for `limits` under `root`, at `cgroups_path` (absolute:
 /// from each hierarchy's root; relative or absent: under `capexec-oci/`,
 /// the container's id when absent). `None` when there is nothing to limit.
-pub fn plan(root: &Path, limits: &Limits, cgroups_path: Option<&Path>, id: &str) -> Result<Option<Cgroups>, String> {
+pub fn plan(root: &Path, limits: &Limits, cgroups_path: Option<&Path>, id: &str) -> Result<Option<Cgroups>, CgroupError> {
     if limits.is_empty() {
         return Ok(None);
     }
     let rel: PathBuf = match cgroups_path {
-        Some(p) if p.as_os_str().as_encoded_bytes().contains(&b':') => {
-            return Err(format!("{}: a systemd cgroup (slice:prefix:name) is not set up by capexec-oci: give a path", p.display()))
-        }
+        Some(p) if p.as_os_str().as_encoded_bytes().contains(&b':') => return Err(CgroupError::Systemd(p.to_owned())),
         Some(p) if p.is_absolute() => p.strip_prefix("/").expect("absolute").to_owned(),
         Some(p) => Path::new("capexec-oci").join(p),
         None => Path::new("capexec-oci").join(id),
     };
     if rel.as_os_str().is_empty() || rel.components().any(|c| !matches!(c, Component::Normal(_))) {
-        return Err(format!("{}: not a cgroup path (no `..`, not the root)", rel.display()));
+        return Err(CgroupError::BadPath(rel));
     }
     let mut c = Cgroups { dirs: Vec::new(), made: Vec::new(), enable: Vec::new(), inherit: Vec::new(), writes: Vec::new() };
     for set in &limits.settings {
         let controller = set.controller.as_str();
+        let no_control = |why: String| CgroupError::NoControl { field: set.field.clone(), why };
         let (dir, write) = match unified_with(root, v2_controller(controller)) {
             Some(base) => {
                 let mut at = base.clone();
@@ -272,20 +285,19 @@ pub fn plan(root: &Path, limits: &Limits, cgroups_path: Option<&Path>, id: &str)
                 match &set.v2 {
                     V2::File(file, value) => (at, Some((file.clone(), value.clone()))),
                     V2::Skip => (at, None),
-                    V2::Refuse => return Err(format!("`{}`: the cgroup v2 hierarchy that has the {v2} controller here has no control for it", set.field)),
+                    V2::Refuse => return Err(no_control(format!("the cgroup v2 hierarchy that has the {v2} controller here has no control for it"))),
                 }
             }
             None => {
                 let Some((file, value)) = &set.v1 else {
-                    return Err(format!("`{}`: a cgroup v2 file, and no v2 hierarchy here has the {controller} controller", set.field));
+                    return Err(no_control(format!("a cgroup v2 file, and no v2 hierarchy here has the {controller} controller")));
                 };
                 let base = root.join(controller);
                 if !base.join("cgroup.procs").exists() {
-                    return Err(format!(
-                        "`{}`: no cgroup hierarchy has the {controller} controller here (neither {} nor a v2 hierarchy)",
-                        set.field,
+                    return Err(no_control(format!(
+                        "no cgroup hierarchy has the {controller} controller here (neither {} nor a v2 hierarchy)",
                         base.display()
-                    ));
+                    )));
                 }
                 let dir = base.join(&rel);
                 // A new v1 cpuset has no cpus and no memory nodes: none
@@ -323,10 +335,10 @@ impl Cgroups {
     /// Makes the cgroups and sets the limits; returns the `cgroup.procs`
     /// files the container's init goes into. What it made goes again on
     /// error.
-    pub fn create(&self) -> Result<Vec<PathBuf>, String> {
-        let fail = |what: String, e: std::io::Error| {
+    pub fn create(&self) -> Result<Vec<PathBuf>, CgroupError> {
+        let fail = |op: String, source: std::io::Error| {
             self.remove();
-            format!("{what}: {e}")
+            CgroupError::Io { op, source }
         };
         for (file, controller) in &self.enable {
             let parent = file.parent().expect("a file in a directory");
@@ -472,10 +484,10 @@ mod tests {
         assert_eq!(plan(&root, &Limits::default(), None, "x").unwrap(), None);
         let l = limits(serde_json::json!({"pids": {"limit": 1}}));
         for (path, want) in [("/a/../b", "not a cgroup path"), ("system.slice:libpod:x", "systemd cgroup"), ("/", "not a cgroup path")] {
-            let e = plan(&root, &l, Some(Path::new(path)), "x").unwrap_err();
+            let e = plan(&root, &l, Some(Path::new(path)), "x").unwrap_err().to_string();
             assert!(e.contains(want), "{path}: {e}");
         }
-        let e = plan(&root, &limits(serde_json::json!({"pids": {"limit": 0}, "memory": {"limit": 1}})), None, "x").unwrap_err();
+        let e = plan(&root, &limits(serde_json::json!({"pids": {"limit": 0}, "memory": {"limit": 1}})), None, "x").unwrap_err().to_string();
         assert!(e.contains("`linux.resources.memory.limit`: no cgroup hierarchy has the memory controller"), "{e}");
     }
 
@@ -533,7 +545,7 @@ mod tests {
             ("realtimePeriod", serde_json::json!({"cpu": {"realtimePeriod": 1}})),
             ("disableOOMKiller", serde_json::json!({"memory": {"disableOOMKiller": true}})),
         ] {
-            let e = plan(&root, &limits(edit), None, "x").unwrap_err();
+            let e = plan(&root, &limits(edit), None, "x").unwrap_err().to_string();
             assert!(e.contains(field) && e.contains("has no control for it"), "{e}");
         }
     }
@@ -603,7 +615,7 @@ mod tests {
             (serde_json::json!({"hugepageLimits": [{"pageSize": "../2MB", "limit": 1}]}), "`linux.resources.hugepageLimits[0]`"),
         ] {
             let root = fake("v2-refuse", &[], "io hugetlb memory net_cls");
-            let e = plan(&root, &limits(edit), None, "x").unwrap_err();
+            let e = plan(&root, &limits(edit), None, "x").unwrap_err().to_string();
             assert!(e.contains(want), "{e}");
         }
     }

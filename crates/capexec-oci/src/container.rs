@@ -42,10 +42,10 @@ pub fn service(b: &Bundle, id: &str) -> Result<ServiceSpec, NotApplied> {
     // The annotation's [broker] grants are validated with them, as a
     // declaration's are.
     // Each annotation's text, checked to hold only its tables ("" when absent).
-    let annotation = |key: &str, check: fn(&str) -> Result<(), String>| -> Result<(String, &str), NotApplied> {
+    let annotation = |key: &str, check: fn(&str) -> Result<(), capexec_decl::AnnotationError>| -> Result<(String, &str), NotApplied> {
         let field = format!("annotations.{key}");
         match spec.annotations().as_ref().and_then(|a| a.get(key)) {
-            Some(text) => check(text).map_err(|e| not_applied(&field, e)).map(|()| (field, text.as_str())),
+            Some(text) => check(text).map_err(|e| not_applied(&field, e.to_string())).map(|()| (field, text.as_str())),
             None => Ok((field, "")),
         }
     };
@@ -194,7 +194,7 @@ pub fn service(b: &Bundle, id: &str) -> Result<ServiceSpec, NotApplied> {
     }
 
     for (k, v) in linux.sysctl().clone().unwrap_or_default() {
-        sysctl(ns, &k, &v).map_err(|why| not_applied(format!("linux.sysctl.{k}"), why))?;
+        sysctl(ns, &k, &v)?;
         ns.sysctls.insert(k, v);
     }
 
@@ -205,11 +205,11 @@ pub fn service(b: &Bundle, id: &str) -> Result<ServiceSpec, NotApplied> {
     (fs.dev, fs.proc) = (DevMode::None, ProcMode::None);
     fs.mounts.clear();
     for (i, m) in spec.mounts().clone().unwrap_or_default().iter().enumerate() {
-        mount(fs, m).map_err(|why| not_applied(format!("mounts[{i}] ({})", m.destination().display()), why))?;
+        mount(fs, i, m)?;
     }
     let rules = linux.resources().as_ref().and_then(|r| r.devices().clone()).unwrap_or_default();
     for (i, d) in linux.devices().clone().unwrap_or_default().iter().enumerate() {
-        fs.devices.push(device(d, &rules).map_err(|why| not_applied(format!("linux.devices[{i}] ({})", d.path().display()), why))?);
+        fs.devices.push(device(i, d, &rules)?);
     }
     // What the config masks or makes read-only is what the view has there;
     // a path the root filesystem lacks is skipped, as runc does.
@@ -309,9 +309,10 @@ fn namespace_maps(path: &std::path::Path) -> Option<[Vec<IdMap>; 2]> {
     Some([read("uid_map")?, read("gid_map")?])
 }
 
-fn sysctl(ns: &capexec_decl::spec::NsSpec, name: &str, value: &str) -> Result<(), String> {
+fn sysctl(ns: &capexec_decl::spec::NsSpec, name: &str, value: &str) -> Result<(), NotApplied> {
+    let refuse = |why: String| not_applied(format!("linux.sysctl.{name}"), why);
     if name.is_empty() || name.split('.').any(|p| p.is_empty() || p == "..") || name.contains('/') || value.contains('\n') {
-        return Err("not a kernel parameter name and value".into());
+        return Err(refuse("not a kernel parameter name and value".into()));
     }
     const IPC: [&str; 8] =
         ["kernel.msgmax", "kernel.msgmnb", "kernel.msgmni", "kernel.sem", "kernel.shmall", "kernel.shmmax", "kernel.shmmni", "kernel.shm_rmid_forced"];
@@ -323,26 +324,27 @@ fn sysctl(ns: &capexec_decl::spec::NsSpec, name: &str, value: &str) -> Result<()
     } else if name == "kernel.hostname" || name == "kernel.domainname" {
         (ns.uts || entered(JoinKind::Uts), "a uts")
     } else {
-        return Err("not a parameter of a namespace the container can have: it would change the host".into());
+        return Err(refuse("not a parameter of a namespace the container can have: it would change the host".into()));
     };
     match owned {
         true => Ok(()),
-        false => Err(format!("needs {which} namespace of the container's own")),
+        false => Err(refuse(format!("needs {which} namespace of the container's own"))),
     }
 }
 
 /// One of the config's mounts, into the view.
-fn mount(fs: &mut capexec_decl::spec::FsSpec, m: &OciMount) -> Result<(), String> {
+fn mount(fs: &mut capexec_decl::spec::FsSpec, i: usize, m: &OciMount) -> Result<(), NotApplied> {
     let dest = m.destination();
+    let refuse = |why: String| not_applied(format!("mounts[{i}] ({})", dest.display()), why);
     if !dest.is_absolute() || dest.components().any(|c| matches!(c, std::path::Component::ParentDir)) {
-        return Err("the destination must be an absolute path without `..`".into());
+        return Err(refuse("the destination must be an absolute path without `..`".into()));
     }
     let options = m.options().clone().unwrap_or_default();
     let typ = m.typ().clone().unwrap_or_default();
     let is_bind = typ == "bind" || options.iter().any(|o| o == "bind" || o == "rbind");
     if is_bind {
-        let source = m.source().clone().ok_or("a bind mount needs a source")?;
-        let source = std::path::absolute(&source).map_err(|e| format!("source {}: {e}", source.display()))?;
+        let source = m.source().clone().ok_or_else(|| refuse("a bind mount needs a source".into()))?;
+        let source = std::path::absolute(&source).map_err(|e| refuse(format!("source {}: {e}", source.display())))?;
         let ro = options.iter().any(|o| o == "ro");
         // Writable binds are never executable in capexec (docs/oci.md).
         let kind = match (ro, options.iter().any(|o| o == "noexec")) {
@@ -360,28 +362,31 @@ fn mount(fs: &mut capexec_decl::spec::FsSpec, m: &OciMount) -> Result<(), String
         // bound from the host, shm, the fd links).
         ("proc", Some("/proc")) => fs.proc = ProcMode::Full,
         ("tmpfs", Some("/dev")) => fs.dev = DevMode::Minimal,
-        ("proc", _) => return Err("proc is mounted at /proc only".into()),
+        ("proc", _) => return Err(refuse("proc is mounted at /proc only".into())),
         ("sysfs" | "devpts" | "mqueue" | "tmpfs" | "cgroup" | "cgroup2", _) => {
             // The unified hierarchy (a cgroup namespace shows the container's own).
             let fstype = if typ == "cgroup" { "cgroup2".to_owned() } else { typ.clone() };
             let source = m.source().as_ref().map(|s| s.display().to_string()).unwrap_or_else(|| fstype.clone());
             fs.filesystems.push(Filesystem { path: dest.clone(), fstype, source, options });
         }
-        ("", _) => return Err("no type: say \"bind\" or a filesystem type".into()),
-        (other, _) => return Err(format!("filesystem type {other:?} is not one capexec-oci mounts (bind, proc, sysfs, devpts, mqueue, tmpfs, cgroup)")),
+        ("", _) => return Err(refuse("no type: say \"bind\" or a filesystem type".into())),
+        (other, _) => {
+            return Err(refuse(format!("filesystem type {other:?} is not one capexec-oci mounts (bind, proc, sysfs, devpts, mqueue, tmpfs, cgroup)")))
+        }
     }
     Ok(())
 }
 
 /// A device node of `linux.devices`, usable as the device rules say.
-fn device(d: &oci_spec::runtime::LinuxDevice, rules: &[oci_spec::runtime::LinuxDeviceCgroup]) -> Result<DeviceNode, String> {
+fn device(i: usize, d: &oci_spec::runtime::LinuxDevice, rules: &[oci_spec::runtime::LinuxDeviceCgroup]) -> Result<DeviceNode, NotApplied> {
     use oci_spec::runtime::LinuxDeviceType as T;
     let path = d.path();
+    let refuse = |why: String| not_applied(format!("linux.devices[{i}] ({})", path.display()), why);
     if !path.is_absolute() || path.components().any(|c| matches!(c, std::path::Component::ParentDir)) {
-        return Err("the path must be absolute, without `..`".into());
+        return Err(refuse("the path must be absolute, without `..`".into()));
     }
     if !path.starts_with("/dev") || path == std::path::Path::new("/dev") {
-        return Err("device nodes are made under /dev only (every other mount of the view is nodev)".into());
+        return Err(refuse("device nodes are made under /dev only (every other mount of the view is nodev)".into()));
     }
     let kind_of = |t: T| match t {
         T::C | T::U => Some(DeviceKind::Char),
@@ -389,8 +394,8 @@ fn device(d: &oci_spec::runtime::LinuxDevice, rules: &[oci_spec::runtime::LinuxD
         T::P => Some(DeviceKind::Fifo),
         T::A => None,
     };
-    let kind = kind_of(d.typ()).ok_or("type `a` is no device")?;
-    let number = |n: i64, what: &str| u32::try_from(n).map_err(|_| format!("{what} number {n} is out of range"));
+    let kind = kind_of(d.typ()).ok_or_else(|| refuse("type `a` is no device".into()))?;
+    let number = |n: i64, what: &str| u32::try_from(n).map_err(|_| refuse(format!("{what} number {n} is out of range")));
     let (major, minor) = (number(d.major(), "major")?, number(d.minor(), "minor")?);
     // The device cgroup's way: every device allowed, then each matching
     // rule in order allows or denies its accesses. Fifos are no device.
@@ -412,10 +417,10 @@ fn device(d: &oci_spec::runtime::LinuxDevice, rules: &[oci_spec::runtime::LinuxD
         }
     }
     if read != write {
-        return Err(format!(
+        return Err(refuse(format!(
             "linux.resources.devices allow it for {} only: capexec-oci gives a device node whole or not at all (allow both, or neither)",
             if read { "reading" } else { "writing" }
-        ));
+        )));
     }
     Ok(DeviceNode {
         path: path.clone(),

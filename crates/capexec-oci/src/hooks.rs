@@ -9,26 +9,41 @@
 //! and startContainer run inside the container, by its own processes
 //! during the setup: capexec_sandbox's container_hooks.
 
+use capexec_sandbox::HookFailure;
 use oci_spec::runtime::Hook;
 use std::io::Write;
 use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+/// A hook of the config that failed, by its place in the config.
+#[derive(Debug, thiserror::Error)]
+#[error("hooks.{kind}[{index}] {}: {failure}", path.display())]
+pub struct HookError {
+    pub kind: &'static str,
+    pub index: usize,
+    pub path: std::path::PathBuf,
+    pub failure: HookFailure,
+}
+
 /// Runs `hooks` one after another; returns a warning for each that failed.
-pub fn run(kind: &str, hooks: &[Hook], state: &serde_json::Value) -> Vec<String> {
-    hooks.iter().enumerate().filter_map(|(i, h)| run_one(h, state).err().map(|e| format!("hooks.{kind}[{i}] {}: {e}", h.path().display()))).collect()
+pub fn run(kind: &'static str, hooks: &[Hook], state: &serde_json::Value) -> Vec<HookError> {
+    hooks
+        .iter()
+        .enumerate()
+        .filter_map(|(index, h)| run_one(h, state).err().map(|failure| HookError { kind, index, path: h.path().clone(), failure }))
+        .collect()
 }
 
 /// Runs `hooks` one after another, up to the first that fails: its error.
-pub fn run_strict(kind: &str, hooks: &[Hook], state: &serde_json::Value) -> Result<(), String> {
-    for (i, h) in hooks.iter().enumerate() {
-        run_one(h, state).map_err(|e| format!("hooks.{kind}[{i}] {}: {e}", h.path().display()))?;
+pub fn run_strict(kind: &'static str, hooks: &[Hook], state: &serde_json::Value) -> Result<(), HookError> {
+    for (index, h) in hooks.iter().enumerate() {
+        run_one(h, state).map_err(|failure| HookError { kind, index, path: h.path().clone(), failure })?;
     }
     Ok(())
 }
 
-fn run_one(h: &Hook, state: &serde_json::Value) -> Result<(), String> {
+fn run_one(h: &Hook, state: &serde_json::Value) -> Result<(), HookFailure> {
     let args = h.args().clone().unwrap_or_default();
     let mut cmd = Command::new(h.path());
     if let Some((arg0, rest)) = args.split_first() {
@@ -41,24 +56,26 @@ fn run_one(h: &Hook, state: &serde_json::Value) -> Result<(), String> {
         }
     }
     // The runtime's own streams stay its own: a hook's output is the hook's to put somewhere.
-    let mut child = cmd.stdin(Stdio::piped()).stdout(Stdio::null()).stderr(Stdio::inherit()).spawn().map_err(|e| e.to_string())?;
+    let mut child =
+        cmd.stdin(Stdio::piped()).stdout(Stdio::null()).stderr(Stdio::inherit()).spawn().map_err(|source| HookFailure::Io { op: "start it", source })?;
     // A hook that does not read its input must not block us: EPIPE is fine.
     if let Some(mut stdin) = child.stdin.take() {
         let _ = stdin.write_all(state.to_string().as_bytes());
     }
     let deadline = h.timeout().filter(|t| *t > 0).map(|t| Instant::now() + Duration::from_secs(t as u64));
     loop {
-        if let Some(status) = child.try_wait().map_err(|e| e.to_string())? {
+        if let Some(status) = child.try_wait().map_err(|source| HookFailure::Io { op: "wait for it", source })? {
+            use std::os::unix::process::ExitStatusExt;
             return match status.success() {
                 true => Ok(()),
-                false => Err(format!("exited with {status}")),
+                false => Err(HookFailure::Exited { code: status.code().unwrap_or(128 + status.signal().unwrap_or(0)), chrooted: false }),
             };
         }
         if deadline.is_some_and(|d| Instant::now() > d) {
             // Our own child.
             let _ = child.kill();
             let _ = child.wait();
-            return Err(format!("killed after its timeout of {} s", h.timeout().unwrap_or(0)));
+            return Err(HookFailure::TimedOut { secs: h.timeout().unwrap_or(0).max(0) as u64 });
         }
         std::thread::sleep(Duration::from_millis(5));
     }

@@ -6,37 +6,39 @@
 //! what is known of it lives in the state directory (crate::state).
 
 use crate::bundle;
+use crate::error::OciError;
 use crate::state::{self, Saved, StateError, Status, Store};
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
 /// An error of a lifecycle command, said once (stderr and the `--log`).
-pub type Outcome = Result<(), String>;
+pub type Outcome = Result<(), OciError>;
 
 /// The bundle's container as a capexec service, and its plan, composed as
 /// any capexec service's; with `join`, of a process entering it (`exec`).
-pub fn plan_of(b: &bundle::Bundle, id: &str, join: bool, preserved: usize) -> Result<(capexec_decl::ServiceSpec, capexec_sandbox::SetupPlan), String> {
-    let spec = crate::container::service(b, id).map_err(|e| format!("{}: {e}", b.dir.join("config.json").display()))?;
+pub fn plan_of(b: &bundle::Bundle, id: &str, join: bool, preserved: usize) -> Result<(capexec_decl::ServiceSpec, capexec_sandbox::SetupPlan), OciError> {
+    let spec = crate::container::service(b, id).map_err(|source| OciError::NotApplied { config: b.dir.join("config.json"), source })?;
     let container_hooks = if join { Default::default() } else { container_hooks(b, id)? };
     let extras = capexec_sandbox::plan::Extras { broker: capexec_broker::contribution(&spec), join, preserved, container_hooks, ..Default::default() };
-    let plan = capexec_sandbox::compose(&spec, &extras).map_err(|e| format!("{id}: {e}"))?;
+    let plan = capexec_sandbox::compose(&spec, &extras).map_err(|source| OciError::Launch { id: id.to_owned(), source })?;
     Ok((spec, plan))
 }
 
 /// The config's createContainer and startContainer hooks, which the
 /// container's own processes run during its setup (capexec_sandbox's
 /// `ContainerHooks`), with the state they read.
-fn container_hooks(b: &bundle::Bundle, id: &str) -> Result<capexec_sandbox::plan::ContainerHooks, String> {
+fn container_hooks(b: &bundle::Bundle, id: &str) -> Result<capexec_sandbox::plan::ContainerHooks, bundle::BundleError> {
     let Some(h) = b.spec.hooks() else { return Ok(Default::default()) };
-    let c = |field: String, s: &str| std::ffi::CString::new(s).map_err(|_| format!("{}: `{field}` holds a NUL byte", b.dir.join("config.json").display()));
-    let convert = |kind: &str, list: &Option<Vec<oci_spec::runtime::Hook>>| -> Result<Vec<capexec_sandbox::plan::ContainerHook>, String> {
+    let refuse = |field: String, detail: String| bundle::BundleError::Field { path: b.dir.join("config.json"), field, detail };
+    let c = |field: String, s: &str| std::ffi::CString::new(s).map_err(|_| refuse(field, "holds a NUL byte".into()));
+    let convert = |kind: &str, list: &Option<Vec<oci_spec::runtime::Hook>>| -> Result<Vec<capexec_sandbox::plan::ContainerHook>, bundle::BundleError> {
         let mut out = Vec::new();
         for (i, hook) in list.iter().flatten().enumerate() {
             let field = |what: &str| format!("hooks.{kind}[{i}].{what}");
             let path = hook.path().to_string_lossy().into_owned();
             if !hook.path().is_absolute() {
-                return Err(format!("{}: `{}`: {path} is not an absolute path", b.dir.join("config.json").display(), field("path")));
+                return Err(refuse(field("path"), format!("{path} is not an absolute path")));
             }
             let mut argv = hook.args().clone().unwrap_or_default();
             if argv.is_empty() {
@@ -69,11 +71,11 @@ fn container_hooks(b: &bundle::Bundle, id: &str) -> Result<capexec_sandbox::plan
 /// its own): what the grants need is opened now. The launch then puts this
 /// process (whose children the broker and the container will be) into the
 /// Landlock layer they share (`SpawnOptions::broker_layer`).
-pub fn prepare_broker(spec: &capexec_decl::ServiceSpec) -> Result<Option<capexec_broker::Broker>, String> {
+pub fn prepare_broker(spec: &capexec_decl::ServiceSpec) -> Result<Option<capexec_broker::Broker>, OciError> {
     if !spec.has_broker() {
         return Ok(None);
     }
-    capexec_broker::Broker::prepare(spec).map(Some).map_err(|e| format!("{}: broker: {e}", spec.name))
+    capexec_broker::Broker::prepare(spec).map(Some).map_err(|source| OciError::Broker { id: spec.name.clone(), source })
 }
 
 /// Forks the container's broker: a process of its own, which outlives
@@ -82,26 +84,27 @@ pub fn prepare_broker(spec: &capexec_decl::ServiceSpec) -> Result<Option<capexec
 /// filter), serving the container's brokered calls until it ends. Its
 /// refusals go to the container's stderr, with the grant that would allow
 /// each.
-pub fn fork_broker(b: capexec_broker::Broker, s: &mut capexec_sandbox::Spawned, plan: &capexec_sandbox::SetupPlan) -> Result<(), String> {
+pub fn fork_broker(b: capexec_broker::Broker, s: &mut capexec_sandbox::Spawned, plan: &capexec_sandbox::SetupPlan) -> Result<(), OciError> {
     let mut ch =
         capexec_broker::Channels { listener: s.listener.take(), explicit: s.broker_channel.take(), dns: s.dns.take(), appends: std::mem::take(&mut s.appends) };
     let later = s.listener_later.take();
     let init = s.pid;
-    match capexec_sys::process::fork("fork the container's broker").map_err(|e| format!("{}: {e}", plan.name))? {
+    match capexec_sys::process::fork("fork the container's broker").map_err(|e| OciError::io(plan.name.clone(), e))? {
         // The broker's copies are the ones that serve.
         capexec_sys::process::Forked::Parent(_) => Ok(()),
         capexec_sys::process::Forked::Child => {
-            let code = (|| -> Result<(), String> {
-                b.confine(plan.uid, plan.gid, None).map_err(|e| e.to_string())?;
+            let code = (|| -> Result<(), capexec_broker::BrokerError> {
+                let io = |op: &'static str| move |source| capexec_broker::BrokerError::Io { op, source };
+                b.confine(plan.uid, plan.gid, None)?;
                 if let Some(sock) = later {
                     let mut byte = [0u8; 1];
-                    match capexec_sys::recv_fd_blocking(sock.as_raw_fd(), &mut byte).map_err(|e| format!("receive the container's seccomp listener: {e}"))? {
+                    match capexec_sys::recv_fd_blocking(sock.as_raw_fd(), &mut byte).map_err(io("receive the container's seccomp listener"))? {
                         (_, Some(l)) => ch.listener = Some(l),
                         // Deleted before it started: nothing to serve.
                         (_, None) => return Ok(()),
                     }
                 }
-                let running = b.start(ch, init).map_err(|e| format!("start the broker's threads: {e}"))?;
+                let running = b.start(ch, init).map_err(io("start the broker's threads"))?;
                 let mut running = running;
                 for t in std::mem::take(&mut running.threads) {
                     let _ = t.join();
@@ -121,11 +124,11 @@ pub fn fork_broker(b: capexec_broker::Broker, s: &mut capexec_sandbox::Spawned, 
 }
 
 /// The cgroups for the config's pids and memory limits, if it has any.
-pub fn cgroups_of(b: &bundle::Bundle, id: &str) -> Result<Option<crate::cgroups::Cgroups>, String> {
+pub fn cgroups_of(b: &bundle::Bundle, id: &str) -> Result<Option<crate::cgroups::Cgroups>, OciError> {
     let linux = b.spec.linux().as_ref();
     let limits = crate::cgroups::Limits::of(linux.and_then(|l| l.resources().as_ref()));
     let path = linux.and_then(|l| l.cgroups_path().as_deref());
-    crate::cgroups::plan(Path::new(crate::cgroups::CGROUP_ROOT), &limits, path, id).map_err(|e| format!("{id}: `linux.cgroupsPath`: {e}"))
+    crate::cgroups::plan(Path::new(crate::cgroups::CGROUP_ROOT), &limits, path, id).map_err(|source| OciError::Cgroup { id: id.to_owned(), source })
 }
 
 pub struct CreateArgs<'a> {
@@ -139,24 +142,25 @@ pub struct CreateArgs<'a> {
 
 /// The console socket a process with a terminal needs, connected: its
 /// pseudo-terminal's master goes there (`SpawnOptions::console`).
-pub fn console(terminal: bool, socket: Option<&Path>) -> Result<Option<std::os::unix::net::UnixStream>, String> {
+pub fn console(terminal: bool, socket: Option<&Path>) -> Result<Option<std::os::unix::net::UnixStream>, OciError> {
     match (terminal, socket) {
-        (true, Some(p)) => std::os::unix::net::UnixStream::connect(p).map(Some).map_err(|e| format!("connect to the console socket {}: {e}", p.display())),
-        (true, None) => {
-            Err("the process has a terminal (process.terminal, -t): give --console-socket, where its master goes (capexec-oci relays no terminal itself)"
-                .into())
+        (true, Some(p)) => {
+            std::os::unix::net::UnixStream::connect(p).map(Some).map_err(|e| OciError::io(format!("connect to the console socket {}", p.display()), e))
         }
-        (false, Some(p)) => Err(format!("--console-socket {}: the process has no terminal (process.terminal is false)", p.display())),
+        (true, None) => Err(OciError::Usage(
+            "the process has a terminal (process.terminal, -t): give --console-socket, where its master goes (capexec-oci relays no terminal itself)".into(),
+        )),
+        (false, Some(p)) => Err(OciError::Usage(format!("--console-socket {}: the process has no terminal (process.terminal is false)", p.display()))),
         (false, None) => Ok(None),
     }
 }
 
 /// Fds 3 .. 3 + `n`, each checked open: runc's `--preserve-fds N`.
-pub fn preserved_fds(n: u32) -> Result<Vec<std::os::fd::RawFd>, String> {
+pub fn preserved_fds(n: u32) -> Result<Vec<std::os::fd::RawFd>, OciError> {
     let fds: Vec<std::os::fd::RawFd> = (3..3 + n as std::os::fd::RawFd).collect();
     for fd in &fds {
         nix::fcntl::fcntl(*fd, nix::fcntl::FcntlArg::F_GETFD)
-            .map_err(|e| format!("--preserve-fds {n}: fd {fd} is not open here ({e}): start the runtime with fds 3 to {} open", 2 + n))?;
+            .map_err(|e| OciError::Usage(format!("--preserve-fds {n}: fd {fd} is not open here ({e}): start the runtime with fds 3 to {} open", 2 + n)))?;
     }
     Ok(fds)
 }
@@ -165,7 +169,7 @@ pub fn preserved_fds(n: u32) -> Result<Vec<std::os::fd::RawFd>, String> {
 /// any error nothing is left: no process, no state directory, no
 /// `oldroot` in the root filesystem.
 pub fn create(store: &Store, a: &CreateArgs) -> Outcome {
-    let b = bundle::load(a.bundle).map_err(|e| e.to_string())?;
+    let b = bundle::load(a.bundle)?;
     for f in &b.ignored {
         eprintln!("capexec-oci: {}: warning: `{}` is ignored: {}", a.id, f.field, f.why);
     }
@@ -175,8 +179,8 @@ pub fn create(store: &Store, a: &CreateArgs) -> Outcome {
     let cgroups = cgroups_of(&b, a.id)?;
     let broker = prepare_broker(&spec)?;
     let agent = crate::agent::Agent::connect(&b, a.id, &plan, "creating")?;
-    store.claim(a.id).map_err(|e| e.to_string())?;
-    let undo = |e: String| {
+    store.claim(a.id)?;
+    let undo = |e: OciError| {
         let _ = store.remove(a.id);
         if let Some(c) = &cgroups {
             c.remove();
@@ -184,17 +188,18 @@ pub fn create(store: &Store, a: &CreateArgs) -> Outcome {
         e
     };
     let procs = match &cgroups {
-        Some(c) => c.create().map_err(|e| undo(format!("{}: {e}", a.id)))?,
+        Some(c) => c.create().map_err(|source| undo(OciError::Cgroup { id: a.id.to_owned(), source }))?,
         None => Vec::new(),
     };
     let fifo = store.fifo(a.id);
-    nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).map_err(|e| undo(format!("mkfifo {}: {e}", fifo.display())))?;
+    nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600))
+        .map_err(|e| undo(OciError::io(format!("mkfifo {}", fifo.display()), e.into())))?;
     // Non-blocking: no writer yet. The container's program polls it.
     let gate = std::fs::OpenOptions::new()
         .read(true)
         .custom_flags(nix::fcntl::OFlag::O_NONBLOCK.bits())
         .open(&fifo)
-        .map_err(|e| undo(format!("open {}: {e}", fifo.display())))?;
+        .map_err(|e| undo(OciError::io(format!("open {}", fifo.display()), e)))?;
     let annotations: std::collections::BTreeMap<String, String> = b.spec.annotations().clone().unwrap_or_default().into_iter().collect();
     let hooks = b.spec.hooks().as_ref();
     // Recorded at once, so that a `create` killed during the setup leaves a
@@ -222,7 +227,7 @@ pub fn create(store: &Store, a: &CreateArgs) -> Outcome {
         cloned(pid);
     };
     let hooks = SetupHooks::new(&b, a.id, broker.is_some()).map_err(undo)?;
-    let before = |pid: i32| hooks.run(pid);
+    let before = |pid: i32| hooks.run(pid).map_err(Into::into);
     let opts = capexec_sandbox::SpawnOptions {
         on_clone: Some(&on_clone),
         agent: to_agent.as_ref().map(|f| f as &dyn Fn(std::os::fd::OwnedFd)),
@@ -238,7 +243,7 @@ pub fn create(store: &Store, a: &CreateArgs) -> Outcome {
     drop(gate);
     let mut s = match spawned {
         Ok(s) => s,
-        Err(e) => return Err(undo(format!("{}: {e}", a.id))),
+        Err(source) => return Err(undo(OciError::Launch { id: a.id.to_owned(), source })),
     };
     // Our own child, ended (and reaped, so that its cgroups can go).
     let end = |pid: i32| {
@@ -256,7 +261,7 @@ pub fn create(store: &Store, a: &CreateArgs) -> Outcome {
         // Nor without its agent.
         agent.outcome().map_err(|e| {
             end(s.pid);
-            undo(format!("{}: {e}", a.id))
+            undo(e)
         })?;
     }
     if let Some(f) = a.pid_file {
@@ -271,7 +276,7 @@ pub fn create(store: &Store, a: &CreateArgs) -> Outcome {
 /// The config's prestart and createRuntime hooks, in that order, for the
 /// container whose process `pid` is in its new namespaces, its setup not
 /// begun (the state says `creating`): the first that fails is the error.
-pub fn setup_hooks(b: &bundle::Bundle, id: &str, pid: i32) -> Result<(), String> {
+pub fn setup_hooks(b: &bundle::Bundle, id: &str, pid: i32) -> Result<(), crate::hooks::HookError> {
     let Some(h) = b.spec.hooks() else { return Ok(()) };
     let state = serde_json::json!({
         "ociVersion": "1.2.0",
@@ -313,7 +318,7 @@ impl Drop for HookRunner {
 }
 
 impl<'a> SetupHooks<'a> {
-    pub fn new(b: &'a bundle::Bundle, id: &'a str, broker: bool) -> Result<Self, String> {
+    pub fn new(b: &'a bundle::Bundle, id: &'a str, broker: bool) -> Result<Self, OciError> {
         use std::io::{Read, Write};
         let any = b
             .spec
@@ -326,9 +331,9 @@ impl<'a> SetupHooks<'a> {
         if !broker {
             return Ok(SetupHooks::Here(b, id));
         }
-        let pipe = || capexec_sys::pipe2(nix::fcntl::OFlag::O_CLOEXEC.bits()).map_err(|e| format!("{id}: pipe for the hook runner: {e}"));
+        let pipe = || capexec_sys::pipe2(nix::fcntl::OFlag::O_CLOEXEC.bits()).map_err(|e| OciError::io(format!("{id}: pipe for the hook runner"), e));
         let ((ask_rd, ask_wr), (answer_rd, answer_wr)) = (pipe()?, pipe()?);
-        match capexec_sys::process::fork("fork the hook runner").map_err(|e| format!("{id}: {e}"))? {
+        match capexec_sys::process::fork("fork the hook runner").map_err(|e| OciError::io(id, e))? {
             capexec_sys::process::Forked::Parent(pid) => Ok(SetupHooks::Runner(HookRunner { ask: Some(ask_wr.into()), answer: answer_rd.into(), pid })),
             capexec_sys::process::Forked::Child => {
                 drop((ask_wr, answer_rd));
@@ -337,7 +342,7 @@ impl<'a> SetupHooks<'a> {
                 // No pid: the launch ended before the hooks' turn.
                 if ask.read_exact(&mut pid).is_ok() {
                     let outcome = setup_hooks(b, id, i32::from_le_bytes(pid));
-                    let _ = answer.write_all(outcome.err().unwrap_or_default().as_bytes());
+                    let _ = answer.write_all(outcome.err().map(|e| e.to_string()).unwrap_or_default().as_bytes());
                 }
                 capexec_sys::process::exit_now(0)
             }
@@ -346,20 +351,20 @@ impl<'a> SetupHooks<'a> {
 
     /// Runs the hooks for the container whose process is `pid` (the launch's
     /// `before_setup`): the first that fails is the error.
-    pub fn run(&self, pid: i32) -> Result<(), String> {
+    pub fn run(&self, pid: i32) -> Result<(), OciError> {
         use std::io::{Read, Write};
         match self {
             SetupHooks::None => Ok(()),
-            SetupHooks::Here(b, id) => setup_hooks(b, id, pid),
+            SetupHooks::Here(b, id) => Ok(setup_hooks(b, id, pid)?),
             SetupHooks::Runner(r) => {
-                let (mut ask, mut answer) = (r.ask.as_ref().ok_or("the hook runner was asked already")?, &r.answer);
-                ask.write_all(&pid.to_le_bytes()).map_err(|e| format!("ask the hook runner: {e}"))?;
+                // Taken only when the runner is dropped.
+                let (mut ask, mut answer) = (r.ask.as_ref().expect("the hook runner is asked once"), &r.answer);
+                ask.write_all(&pid.to_le_bytes()).map_err(|e| OciError::io("ask the hook runner", e))?;
                 let mut error = String::new();
-                answer.read_to_string(&mut error).map_err(|e| format!("hear from the hook runner: {e}"))?;
-                if error.is_empty() {
-                    Ok(())
-                } else {
-                    Err(error)
+                answer.read_to_string(&mut error).map_err(|e| OciError::io("hear from the hook runner", e))?;
+                match error.is_empty() {
+                    true => Ok(()),
+                    false => Err(OciError::HookRunner(error)),
                 }
             }
         }
@@ -367,9 +372,9 @@ impl<'a> SetupHooks<'a> {
 }
 
 /// As runc writes it: the pid without a newline, atomically.
-fn write_pid_file(f: &Path, pid: i32) -> Result<(), String> {
+fn write_pid_file(f: &Path, pid: i32) -> Result<(), OciError> {
     let tmp = f.with_extension("capexec-tmp");
-    std::fs::write(&tmp, pid.to_string()).and_then(|()| std::fs::rename(&tmp, f)).map_err(|e| format!("write the pid file {}: {e}", f.display()))
+    std::fs::write(&tmp, pid.to_string()).and_then(|()| std::fs::rename(&tmp, f)).map_err(|e| OciError::io(format!("write the pid file {}", f.display()), e))
 }
 
 pub struct ExecArgs<'a> {
@@ -396,17 +401,17 @@ pub struct ExecArgs<'a> {
 /// other processes, nor they it. Returns the exit status to exit with:
 /// the process's own, or 0 with `detach` once it runs (its parent, which
 /// stands for it and exits with its status, is then in the pid file).
-pub fn exec(store: &Store, a: &ExecArgs) -> Result<i32, String> {
+pub fn exec(store: &Store, a: &ExecArgs) -> Result<i32, OciError> {
     let s = load(store, a.id)?;
     if store.status(&s) == Status::Stopped {
-        return Err(format!("container {} is stopped: there is nothing to exec in", a.id));
+        return Err(OciError::status(a.id, "is stopped: there is nothing to exec in"));
     }
     let process: Option<serde_json::Value> = match a.process {
         Some(f) => {
-            let text = std::fs::read(f).map_err(|e| format!("read the process file {}: {e}", f.display()))?;
-            Some(serde_json::from_slice(&text).map_err(|e| format!("{} is not a JSON process object: {e}", f.display()))?)
+            let text = std::fs::read(f).map_err(|e| OciError::io(format!("read the process file {}", f.display()), e))?;
+            Some(serde_json::from_slice(&text).map_err(|e| OciError::Usage(format!("{} is not a JSON process object: {e}", f.display())))?)
         }
-        None if a.args.is_empty() => return Err("say what to run: a command after the container's id, or --process FILE".into()),
+        None if a.args.is_empty() => return Err(OciError::Usage("say what to run: a command after the container's id, or --process FILE".into())),
         None => None,
     };
     let b = bundle::load_with(&s.bundle, |config| {
@@ -435,17 +440,16 @@ pub fn exec(store: &Store, a: &ExecArgs) -> Result<i32, String> {
             p.insert("env".into(), serde_json::json!(env));
         }
         Ok(())
-    })
-    .map_err(|e| e.to_string())?;
+    })?;
     let preserved = preserved_fds(a.preserve_fds)?;
     let (_, plan) = plan_of(&b, a.id, true, preserved.len())?;
     let console = console(a.tty || b.spec.process().as_ref().and_then(|p| p.terminal()).unwrap_or(false), a.console_socket)?;
     let (agent, gate) = crate::agent::connect_gated(&b, a.id, &plan, "running")?;
-    let pidfd = capexec_sandbox::sys::pidfd_open(s.pid, 0).map_err(|e| format!("container {}: pidfd of its init {}: {e}", a.id, s.pid))?;
+    let pidfd = capexec_sandbox::sys::pidfd_open(s.pid, 0).map_err(|e| OciError::io(format!("container {}: pidfd of its init {}", a.id, s.pid), e))?;
     // The pidfd names one process for good: if that is still the
     // container's init now, the namespaces it leads to are the container's.
     if !state::alive(s.pid, s.start_time) {
-        return Err(format!("container {} stopped just now: there is nothing to exec in", a.id));
+        return Err(OciError::status(a.id, "stopped just now: there is nothing to exec in"));
     }
     let (cloned, to_agent) = crate::agent::callbacks(&agent);
     let opts = capexec_sandbox::SpawnOptions {
@@ -458,11 +462,10 @@ pub fn exec(store: &Store, a: &ExecArgs) -> Result<i32, String> {
         agent: to_agent.as_ref().map(|f| f as &dyn Fn(std::os::fd::OwnedFd)),
         ..Default::default()
     };
-    let spawned = capexec_sandbox::spawn_with(&plan, &opts).map_err(|e| format!("{}: exec: {e}", a.id))?;
-    crate::agent::release(&agent, gate).map_err(|e| {
+    let spawned = capexec_sandbox::spawn_with(&plan, &opts).map_err(|source| OciError::Launch { id: format!("{}: exec", a.id), source })?;
+    crate::agent::release(&agent, gate).inspect_err(|_| {
         // Our own child: it must not run with calls nobody answers.
         let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(spawned.pid), nix::sys::signal::Signal::SIGKILL);
-        format!("{}: exec: {e}", a.id)
     })?;
     if let Some(f) = a.pid_file {
         write_pid_file(f, spawned.pid).inspect_err(|_| {
@@ -476,11 +479,10 @@ pub fn exec(store: &Store, a: &ExecArgs) -> Result<i32, String> {
     })
 }
 
-fn load(store: &Store, id: &str) -> Result<Saved, String> {
-    match store.load(id) {
-        Ok(Some(s)) => Ok(s),
-        Ok(None) => Err(format!("container {id} was not created completely: `capexec-oci delete --force {id}` removes it")),
-        Err(e) => Err(e.to_string()),
+fn load(store: &Store, id: &str) -> Result<Saved, OciError> {
+    match store.load(id)? {
+        Some(s) => Ok(s),
+        None => Err(OciError::status(id, format!("was not created completely: `capexec-oci delete --force {id}` removes it"))),
     }
 }
 
@@ -489,7 +491,7 @@ pub fn start(store: &Store, id: &str) -> Outcome {
     let s = load(store, id)?;
     match store.status(&s) {
         Status::Created => {}
-        other => return Err(format!("container {id} is {}: only a created container starts", other.name())),
+        other => return Err(OciError::status(id, format!("is {}: only a created container starts", other.name()))),
     }
     let fifo = store.fifo(id);
     // Non-blocking: ENXIO if nobody waits at the read end any more.
@@ -497,8 +499,8 @@ pub fn start(store: &Store, id: &str) -> Outcome {
         .write(true)
         .custom_flags(nix::fcntl::OFlag::O_NONBLOCK.bits())
         .open(&fifo)
-        .map_err(|e| format!("container {id} is not waiting to start ({}: {e})", fifo.display()))?;
-    std::io::Write::write_all(&mut &f, b"0").map_err(|e| format!("start container {id}: {e}"))?;
+        .map_err(|e| OciError::io(format!("container {id} is not waiting to start ({})", fifo.display()), e))?;
+    std::io::Write::write_all(&mut &f, b"0").map_err(|e| OciError::io(format!("start container {id}"), e))?;
     // Its program holds the read end until it execs (or dies): `running`
     // from then on, and a signal the engine sends next meets the program.
     // A setup that hangs (a startContainer hook) is waited for a while only.
@@ -522,7 +524,7 @@ pub fn start(store: &Store, id: &str) -> Outcome {
 }
 
 /// The runtime-spec's state of the container, as JSON.
-pub fn state_json(store: &Store, id: &str) -> Result<serde_json::Value, String> {
+pub fn state_json(store: &Store, id: &str) -> Result<serde_json::Value, OciError> {
     let s = load(store, id)?;
     Ok(state_value(&s, store.status(&s)))
 }
@@ -542,13 +544,15 @@ fn state_value(s: &Saved, status: Status) -> serde_json::Value {
 }
 
 /// A signal by name (`TERM`, `SIGTERM`) or number.
-pub fn signal(name: &str) -> Result<i32, String> {
+pub fn signal(name: &str) -> Result<i32, OciError> {
     if let Ok(n) = name.parse::<i32>() {
         return Ok(n);
     }
     let upper = name.to_ascii_uppercase();
     let full = if upper.starts_with("SIG") { upper } else { format!("SIG{upper}") };
-    full.parse::<nix::sys::signal::Signal>().map(|s| s as i32).map_err(|_| format!("{name:?} is not a signal (give a name such as TERM or KILL, or a number)"))
+    full.parse::<nix::sys::signal::Signal>()
+        .map(|s| s as i32)
+        .map_err(|_| OciError::Usage(format!("{name:?} is not a signal (give a name such as TERM or KILL, or a number)")))
 }
 
 /// The container's processes, as the host sees them: those in its pid
@@ -600,15 +604,15 @@ fn related(s: &Saved) -> Vec<i32> {
 pub fn kill(store: &Store, id: &str, sig: i32, all: bool) -> Outcome {
     let s = load(store, id)?;
     if store.status(&s) == Status::Stopped {
-        return Err(format!("container {id} is not running"));
+        return Err(OciError::status(id, "is not running"));
     }
-    let sig = nix::sys::signal::Signal::try_from(sig).map_err(|e| format!("signal {sig}: {e}"))?;
+    let sig = nix::sys::signal::Signal::try_from(sig).map_err(|e| OciError::Usage(format!("signal {sig}: {e}")))?;
     let targets = if all { pids(&s) } else { vec![s.pid] };
     for pid in targets {
         // Checked just before: the container's own processes.
         match nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), sig) {
             Ok(()) | Err(nix::errno::Errno::ESRCH) => {}
-            Err(e) => return Err(format!("signal {sig} to pid {pid} of container {id}: {e}")),
+            Err(e) => return Err(OciError::io(format!("signal {sig} to pid {pid} of container {id}"), e.into())),
         }
     }
     Ok(())
@@ -623,12 +627,12 @@ pub fn delete(store: &Store, id: &str, force: bool) -> Outcome {
         // Engines delete by force after a failed create, whose state is gone
         // already: nothing to do is not an error then (as rm -f).
         Err(StateError::Missing(_)) if force => return Ok(()),
-        Err(e) => return Err(e.to_string()),
+        Err(e) => return Err(e.into()),
     };
     if let Some(s) = &s {
         if store.status(s) != Status::Stopped {
             if !force {
-                return Err(format!("container {id} is {}: stop it (`capexec-oci kill {id}`) or delete it with --force", store.status(s).name()));
+                return Err(OciError::status(id, format!("is {}: stop it (`capexec-oci kill {id}`) or delete it with --force", store.status(s).name())));
             }
             for pid in pids(s) {
                 // The container's own processes (init's start time was checked).
@@ -638,7 +642,7 @@ pub fn delete(store: &Store, id: &str, force: bool) -> Outcome {
             // Its parent (the engine's monitor, or PID 1) reaps it.
             while state::alive(s.pid, s.start_time) {
                 if std::time::Instant::now() > end {
-                    return Err(format!("container {id}: pid {} is still there 10 s after SIGKILL", s.pid));
+                    return Err(OciError::status(id, format!("still has its pid {} 10 s after SIGKILL", s.pid)));
                 }
                 std::thread::sleep(std::time::Duration::from_millis(5));
             }
@@ -655,7 +659,7 @@ pub fn delete(store: &Store, id: &str, force: bool) -> Outcome {
         }
         crate::cgroups::remove(&s.cgroups);
     }
-    store.remove(id).map_err(|e| e.to_string())?;
+    store.remove(id)?;
     if let (Some(s), Some(state)) = (&s, &stopped) {
         for w in crate::hooks::run("poststop", &s.poststop, state) {
             eprintln!("capexec-oci: {id}: warning: {w}");

@@ -13,6 +13,7 @@ mod bundle;
 mod cgroups;
 mod container;
 mod coverage;
+mod error;
 mod hooks;
 mod lifecycle;
 mod state;
@@ -194,7 +195,7 @@ enum Command {
 fn main() {
     let cli = Cli::parse();
     let store = state::Store::new(&cli.root.clone().unwrap_or_else(state::default_root));
-    let outcome: Result<(), String> = match &cli.command {
+    let outcome: Result<(), error::OciError> = match &cli.command {
         Command::Check { bundle, json } => std::process::exit(check(bundle, *json)),
         Command::Run { bundle, id } => std::process::exit(run(bundle, id)),
         Command::Create { bundle, pid_file, console_socket, preserve_fds, no_pivot: _, no_new_keyring: _, id } => {
@@ -230,7 +231,7 @@ fn main() {
         }
     };
     if let Err(e) = outcome {
-        say_error(&cli, &e);
+        say_error(&cli, &e.to_string());
         std::process::exit(1);
     }
 }
@@ -252,8 +253,8 @@ fn say_error(cli: &Cli, msg: &str) {
     }
 }
 
-fn ps(store: &state::Store, id: &str, format: &str) -> Result<(), String> {
-    let s = store.load(id).map_err(|e| e.to_string())?.ok_or_else(|| format!("container {id} was not created completely"))?;
+fn ps(store: &state::Store, id: &str, format: &str) -> Result<(), error::OciError> {
+    let s = store.load(id)?.ok_or_else(|| error::OciError::status(id, "was not created completely"))?;
     let pids = if store.status(&s) == state::Status::Stopped { Vec::new() } else { lifecycle::pids(&s) };
     match format {
         "json" => println!("{}", serde_json::json!(pids)),
@@ -319,7 +320,7 @@ fn run_planned(id: &str, b: &bundle::Bundle, plan: &capexec_sandbox::SetupPlan, 
             return EXIT_SETUP;
         }
     };
-    let before = |pid: i32| hooks.run(pid);
+    let before = |pid: i32| hooks.run(pid).map_err(Into::into);
     let (agent, gate) = match agent::connect_gated(b, id, plan, "creating") {
         Ok(a) => a,
         Err(e) => {
@@ -341,7 +342,7 @@ fn run_planned(id: &str, b: &bundle::Bundle, plan: &capexec_sandbox::SetupPlan, 
         Ok(mut s) => {
             // Our own child, which must not run without its broker or its agent.
             let pid = s.pid;
-            let kill = |e: String| {
+            let kill = |e: error::OciError| {
                 eprintln!("capexec-oci: {e}");
                 let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
             };
@@ -351,7 +352,7 @@ fn run_planned(id: &str, b: &bundle::Bundle, plan: &capexec_sandbox::SetupPlan, 
                 }
             }
             if let Err(e) = agent::release(&agent, gate) {
-                kill(format!("{id}: {e}"));
+                kill(e);
             }
             capexec_sandbox::wait_foreground(&s)
         }

@@ -43,14 +43,32 @@ pub fn run(kind: &str, hooks: &[ContainerHook], state: &str, status: &str, root:
     Ok(())
 }
 
-fn run_one(h: &ContainerHook, state: &[u8], root: Option<&CStr>) -> Result<(), String> {
-    let (rd, wr) = crate::sys::pipe2(libc::O_CLOEXEC).map_err(|e| format!("pipe: {e}"))?;
+/// Why a hook failed: the container's own (here) and the host's (capexec-oci's
+/// prestart, createRuntime, poststart and poststop) alike.
+#[derive(Debug, thiserror::Error)]
+pub enum HookFailure {
+    #[error("{op}: {source}")]
+    Io { op: &'static str, source: std::io::Error },
+    /// Its exit status (128 + N for signal N); `chrooted`: 126 may also
+    /// mean the host's root could not be entered.
+    #[error("exited with status {code}{}", match (code, chrooted) {
+        (126, true) => " (or could not enter the host's root to run it)",
+        (127, _) => " (or could not be executed: is the path right, and executable?)",
+        _ => "",
+    })]
+    Exited { code: i32, chrooted: bool },
+    #[error("killed after its timeout of {secs} s")]
+    TimedOut { secs: u64 },
+}
+
+fn run_one(h: &ContainerHook, state: &[u8], root: Option<&CStr>) -> Result<(), HookFailure> {
+    let (rd, wr) = crate::sys::pipe2(libc::O_CLOEXEC).map_err(|source| HookFailure::Io { op: "pipe", source })?;
     let argv: Vec<*const libc::c_char> = h.argv.iter().map(|a| a.as_ptr()).chain(std::iter::once(std::ptr::null())).collect();
     let envp: Vec<*const libc::c_char> = h.env.iter().map(|a| a.as_ptr()).chain(std::iter::once(std::ptr::null())).collect();
     // SAFETY: the caller (init, or the program's process before its exec)
     // is single-threaded, so the child may run anything up to its exec.
     let pid = match unsafe { libc::fork() } {
-        -1 => return Err(format!("fork: {}", std::io::Error::last_os_error())),
+        -1 => return Err(HookFailure::Io { op: "fork", source: std::io::Error::last_os_error() }),
         0 => {
             if nix::unistd::dup2(rd.as_raw_fd(), 0).is_err() {
                 process::exit_now(126);
@@ -83,21 +101,19 @@ fn run_one(h: &ContainerHook, state: &[u8], root: Option<&CStr>) -> Result<(), S
     drop(wr);
     let deadline = h.timeout.map(|t| std::time::Instant::now() + t);
     let status = loop {
-        match process::wait_child(pid, deadline.is_none()).map_err(|e| format!("wait: {e}"))? {
+        match process::wait_child(pid, deadline.is_none()).map_err(|source| HookFailure::Io { op: "wait", source })? {
             Some(st) => break st,
             None if deadline.is_some_and(|d| std::time::Instant::now() > d) => {
                 // Our own child.
                 let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
                 let _ = process::wait_child(pid, true);
-                return Err(format!("killed after its timeout of {} s", h.timeout.unwrap_or_default().as_secs()));
+                return Err(HookFailure::TimedOut { secs: h.timeout.unwrap_or_default().as_secs() });
             }
             None => std::thread::sleep(std::time::Duration::from_millis(5)),
         }
     };
     match crate::child::exit_code(status) {
         0 => Ok(()),
-        126 if root.is_some() => Err("exited with status 126 (or could not enter the host's root to run it)".into()),
-        127 => Err("exited with status 127 (or could not be executed: is the path right, and executable?)".into()),
-        code => Err(format!("exited with status {code}")),
+        code => Err(HookFailure::Exited { code, chrooted: root.is_some() }),
     }
 }

@@ -16,7 +16,7 @@ pub enum LaunchError {
     Plan(String),
     /// `SpawnOptions::before_setup` failed (an OCI prestart hook).
     #[error("before the setup: {0}")]
-    BeforeSetup(String),
+    BeforeSetup(#[source] BeforeSetupError),
     /// The sandbox's init died of a signal during its setup, before it could
     /// report anything (SIGSYS: a filter refused a call of the setup).
     #[error("the sandbox's init was killed by signal {signal}{} during its setup", if *signal == libc::SIGSYS { " (SIGSYS: a seccomp filter refused one of its calls)" } else { "" })]
@@ -25,6 +25,9 @@ pub enum LaunchError {
     #[error("{what}\n  help: {help}")]
     Unsupported { what: String, help: String },
 }
+
+/// What `SpawnOptions::before_setup` fails with: the caller's own error.
+pub type BeforeSetupError = Box<dyn std::error::Error + Send + Sync>;
 
 impl LaunchError {
     pub fn io(op: &'static str, what: impl std::fmt::Display, source: io::Error) -> Self {

@@ -220,7 +220,7 @@ pub struct SpawnOptions<'a> {
     /// cgroups too), before any of its setup: an OCI runtime's prestart and
     /// createRuntime hooks, which set up its network namespace. An error
     /// ends the child and the launch.
-    pub before_setup: Option<&'a dyn Fn(i32) -> Result<(), String>>,
+    pub before_setup: Option<&'a dyn Fn(i32) -> Result<(), crate::error::BeforeSetupError>>,
 }
 
 /// The first child of `pid` (the service, for a namespace init), from

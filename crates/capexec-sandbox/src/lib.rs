@@ -9,6 +9,7 @@
 
 pub mod child;
 mod container_hooks;
+pub use container_hooks::HookFailure;
 pub mod creds;
 pub mod doctor;
 pub mod error;

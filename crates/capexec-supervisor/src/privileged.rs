@@ -7,14 +7,46 @@ use capexec_decl::spec::Command;
 use std::os::fd::OwnedFd;
 use std::time::{Duration, Instant};
 
+/// A privileged command that failed, by its place in its list.
+#[derive(Debug, thiserror::Error)]
+#[error("{what}[{index}] `{shown}`{failure}")]
+pub struct PrivilegedError {
+    pub what: String,
+    pub index: usize,
+    /// Its command line, as shown.
+    pub shown: String,
+    pub failure: Failure,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum Failure {
+    #[error(": {0}")]
+    Start(std::io::Error),
+    #[error(": wait: {0}")]
+    Wait(std::io::Error),
+    /// Killed when its time (the declaration's `key`) was up.
+    #[error(" did not end within {} ({key}); killed", capexec_decl::spec::format_duration(*limit))]
+    TimedOut { limit: Duration, key: &'static str },
+    #[error(" failed: {0}")]
+    Failed(std::process::ExitStatus),
+}
+
 /// Runs the privileged commands of `list` (named `what` in messages, by
 /// their index in it) with a clean environment of `PATH` and `env`, each
 /// killed after `limit`. `stdio`: where their output goes (`None`:
 /// inherited); `note`: what is said about them. The first failure not
 /// ignored ends the run, as its message.
-pub fn run(what: &str, list: &[Command], env: &[(String, String)], limit: Duration, stdio: Option<&[OwnedFd; 2]>, note: &dyn Fn(&str)) -> Result<(), String> {
+pub fn run(
+    what: &str,
+    list: &[Command],
+    env: &[(String, String)],
+    limit: Duration,
+    stdio: Option<&[OwnedFd; 2]>,
+    note: &dyn Fn(&str),
+) -> Result<(), PrivilegedError> {
     for (i, c) in list.iter().enumerate().filter(|(_, c)| c.privileged) {
         let shown = c.argv.join(" ");
+        let fail = |failure| PrivilegedError { what: what.to_owned(), index: i, shown: shown.clone(), failure };
         note(&format!("{what}[{i}] (privileged): {shown}"));
         let mut cmd = std::process::Command::new(&c.argv[0]);
         cmd.args(&c.argv[1..]).env_clear().env("PATH", capexec_sandbox::plan::DEFAULT_PATH).envs(env.iter().map(|(k, v)| (k, v))).current_dir("/");
@@ -28,7 +60,7 @@ pub fn run(what: &str, list: &[Command], env: &[(String, String)], limit: Durati
                 note(&format!("{what}[{i}] `{shown}` could not start ({e}); ignored"));
                 continue;
             }
-            Err(e) => return Err(format!("{what}[{i}] `{shown}`: {e}")),
+            Err(e) => return Err(fail(Failure::Start(e))),
         };
         let deadline = Instant::now() + limit;
         while child.try_wait().ok().flatten().is_none() && Instant::now() < deadline {
@@ -38,13 +70,13 @@ pub fn run(what: &str, list: &[Command], env: &[(String, String)], limit: Durati
         if timed_out {
             let _ = child.kill();
         }
-        let status = child.wait().map_err(|e| format!("{what}[{i}] `{shown}`: wait: {e}"))?;
+        let status = child.wait().map_err(|e| fail(Failure::Wait(e)))?;
         if timed_out && !c.ignore_failure {
             let key = if what == "exec.stop" { "service.stop_timeout" } else { "service.ready_timeout" };
-            return Err(format!("{what}[{i}] `{shown}` did not end within {} ({key}); killed", capexec_decl::spec::format_duration(limit)));
+            return Err(fail(Failure::TimedOut { limit, key }));
         }
         if !status.success() && !c.ignore_failure {
-            return Err(format!("{what}[{i}] `{shown}` failed: {status}"));
+            return Err(fail(Failure::Failed(status)));
         }
     }
     Ok(())

@@ -79,11 +79,37 @@ enum Announced {
     Done,
 }
 
+/// Why a service's commands (start_post, reload, stop) did not end well,
+/// or a reload was not run.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum JobError {
+    #[error(transparent)]
+    Privileged(#[from] crate::privileged::PrivilegedError),
+    /// What the service's task helper reported (through the launcher, as text).
+    #[error("{0}")]
+    Sandboxed(String),
+    #[error(transparent)]
+    Daemon(#[from] crate::SupervisorError),
+    /// The task helper did not answer in time (`key`: the declaration's limit).
+    #[error("the commands did not end within {} ({key})", capexec_decl::spec::format_duration(*limit))]
+    TimedOut { limit: std::time::Duration, key: &'static str },
+    #[error("no READY=1 ended the reload within {} (service.ready_timeout)", capexec_decl::spec::format_duration(*limit))]
+    NoReady { limit: std::time::Duration },
+    #[error("the service stopped before its reload ended")]
+    StoppedInReload,
+    #[error("the service stopped meanwhile")]
+    Stopped,
+    #[error("the declaration has no exec.reload commands")]
+    NoReload,
+    #[error("it is {0}, not running")]
+    NotRunning(&'static str),
+}
+
 /// A `capexec reload NAME...`: answered when every unit's commands ended.
 pub(super) struct ReloadGroup {
     reply: oneshot::Sender<Reply>,
     left: usize,
-    results: BTreeMap<String, Result<(), String>>,
+    results: BTreeMap<String, Result<(), JobError>>,
 }
 
 impl Daemon {
@@ -102,9 +128,9 @@ impl Daemon {
         for n in &names {
             let s = &self.services[n];
             if s.spec.exec.reload.is_empty() {
-                g.results.insert(n.clone(), Err("the declaration has no exec.reload commands".into()));
+                g.results.insert(n.clone(), Err(JobError::NoReload));
             } else if s.machine.state != State::Running || s.run.is_none() {
-                g.results.insert(n.clone(), Err(format!("it is {}, not running", state_name(s.machine.state))));
+                g.results.insert(n.clone(), Err(JobError::NotRunning(state_name(s.machine.state))));
             } else {
                 g.left += 1;
             }
@@ -158,19 +184,19 @@ impl Daemon {
         let pipes = pipe().and_then(|o| Ok((o, pipe()?)));
         let ((out_r, out_w), (err_r, err_w)) = match pipes {
             Ok(p) => p,
-            Err(e) => return self.job_step(id, Stage::Privileged, Err(e.to_string())),
+            Err(e) => return self.job_step(id, Stage::Privileged, Err(e.into())),
         };
         tokio::spawn(logs::read_pipe(log.clone(), out_r, Stream::Stdout));
         tokio::spawn(logs::read_pipe(log.clone(), err_r, Stream::Stderr));
         tokio::task::spawn_blocking(move || {
             let result = crate::privileged::run(what, &list, &env, limit, Some(&[out_w, err_w]), &|m| log.note(m));
-            let _ = tx.send(Ev::JobStep { job: id, stage: Stage::Privileged, result });
+            let _ = tx.send(Ev::JobStep { job: id, stage: Stage::Privileged, result: result.map_err(JobError::from) });
         });
     }
 
     /// Stage `stage` of job `id` ended with `result`: on to the next stage,
     /// or the job's end.
-    pub(super) fn job_step(&mut self, id: u64, stage: Stage, result: Result<(), String>) {
+    pub(super) fn job_step(&mut self, id: u64, stage: Stage, result: Result<(), JobError>) {
         let Some(job) = self.jobs.get_mut(&id).filter(|j| j.stage == stage) else { return };
         let current = self.services.get(&job.unit).filter(|s| s.run_id == job.run_id && s.run.is_some());
         let sandboxed = current.map_or(0, |s| job.kind.list(&s.spec).iter().filter(|c| !c.privileged).count());
@@ -186,8 +212,7 @@ impl Daemon {
                 let (tx, (limit, key)) = (self.tx.clone(), job.kind.limit(&s.spec));
                 tokio::spawn(async move {
                     tokio::time::sleep(limit).await;
-                    let why = format!("the commands did not end within {} ({key})", capexec_decl::spec::format_duration(limit));
-                    let _ = tx.send(Ev::JobStep { job: id, stage: Stage::Sandboxed, result: Err(why) });
+                    let _ = tx.send(Ev::JobStep { job: id, stage: Stage::Sandboxed, result: Err(JobError::TimedOut { limit, key }) });
                 });
                 return;
             }
@@ -199,15 +224,14 @@ impl Daemon {
                 let (tx, limit) = (self.tx.clone(), s.spec.service.ready_timeout);
                 tokio::spawn(async move {
                     tokio::time::sleep(limit).await;
-                    let why = format!("no READY=1 ended the reload within {} (service.ready_timeout)", capexec_decl::spec::format_duration(limit));
-                    let _ = tx.send(Ev::JobStep { job: id, stage: Stage::Announced, result: Err(why) });
+                    let _ = tx.send(Ev::JobStep { job: id, stage: Stage::Announced, result: Err(JobError::NoReady { limit }) });
                 });
                 return;
             }
         }
         let job = self.jobs.remove(&id).expect("found above");
         let ended = current.is_none();
-        let result = if ended && result.is_ok() { Err("the service stopped meanwhile".to_owned()) } else { result };
+        let result = if ended && result.is_ok() { Err(JobError::Stopped) } else { result };
         if let Some(s) = self.services.get(&job.unit) {
             match &result {
                 // What stop commands are for.
@@ -220,7 +244,7 @@ impl Daemon {
             JobKind::Post => {
                 if let Err(e) = result {
                     if let Some(s) = self.services.get_mut(&job.unit).filter(|s| s.run_id == job.run_id) {
-                        s.error = Some(e);
+                        s.error = Some(e.to_string());
                         self.queue.push_back((job.unit.clone(), Event::PostFailed));
                         self.process();
                     }
@@ -272,14 +296,18 @@ impl Daemon {
     pub(super) fn end_announced(&mut self, unit: &str) {
         let waiting: Vec<u64> = self.jobs.iter().filter(|(_, j)| j.unit == unit && j.stage == Stage::Announced).map(|(id, _)| *id).collect();
         for id in waiting {
-            self.job_step(id, Stage::Announced, Err("the service stopped before its reload ended".into()));
+            self.job_step(id, Stage::Announced, Err(JobError::StoppedInReload));
         }
     }
 
     fn finish_group(&mut self, group: u64) {
         let Some(g) = self.reloads.remove(&group) else { return };
         let failed: Vec<String> = g.results.iter().filter_map(|(n, r)| r.as_ref().err().map(|e| format!("{n}: {e}"))).collect();
-        let result = json!(g.results.iter().map(|(n, r)| (n.clone(), json!({"ok": r.is_ok(), "error": r.as_ref().err()}))).collect::<serde_json::Map<_, _>>());
+        let result = json!(g
+            .results
+            .iter()
+            .map(|(n, r)| (n.clone(), json!({"ok": r.is_ok(), "error": r.as_ref().err().map(ToString::to_string)})))
+            .collect::<serde_json::Map<_, _>>());
         let resp = if failed.is_empty() {
             Response::ok(result)
         } else {

@@ -37,7 +37,7 @@ impl Daemon {
 
     /// The privileged start_pre commands of start `token` ended: the start
     /// goes on, unless it was stopped (or started anew) meanwhile.
-    pub(super) fn pre_done(&mut self, name: &str, token: u64, result: Result<(), String>) {
+    pub(super) fn pre_done(&mut self, name: &str, token: u64, result: Result<(), crate::privileged::PrivilegedError>) {
         let Some(s) = self.services.get_mut(name) else { return };
         if s.pre_running != Some(token) {
             return;
@@ -214,7 +214,7 @@ impl Daemon {
                     self.act(&name, Action::KillAll);
                 }
             }
-            LauncherEvent::TaskDone { id, result } => self.job_step(id, commands::Stage::Sandboxed, result),
+            LauncherEvent::TaskDone { id, result } => self.job_step(id, commands::Stage::Sandboxed, result.map_err(commands::JobError::Sandboxed)),
             LauncherEvent::Failed { id, error } => {
                 if let Some(name) = self.launches.remove(&id) {
                     self.spawn_failed(&name, error);

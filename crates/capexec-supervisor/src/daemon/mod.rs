@@ -104,13 +104,13 @@ enum Ev {
     PreDone {
         unit: String,
         token: u64,
-        result: Result<(), String>,
+        result: Result<(), crate::privileged::PrivilegedError>,
     },
     /// A stage of a command job (see commands.rs) has ended.
     JobStep {
         job: u64,
         stage: commands::Stage,
-        result: Result<(), String>,
+        result: Result<(), commands::JobError>,
     },
     PollGone {
         unit: String,

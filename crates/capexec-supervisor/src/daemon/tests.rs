@@ -407,7 +407,7 @@ async fn an_announced_reload_ends_with_its_ready() {
     assert!(h.launcher(LauncherEvent::TaskDone { id, result: Ok(()) }));
     assert!(reload.try_recv().is_err(), "answered before the service said its reload began");
     // The sandboxed stage's timer, late: not the end of the reload.
-    h.d.handle(Ev::JobStep { job: id, stage: commands::Stage::Sandboxed, result: Err("late".into()) });
+    h.d.handle(Ev::JobStep { job: id, stage: commands::Stage::Sandboxed, result: Err(commands::JobError::Sandboxed("late".into())) });
     say(&mut h, "RELOADING=1");
     assert!(reload.try_recv().is_err(), "answered in the midst of the reload");
     let st = h.status("web");

@@ -13,6 +13,7 @@
 //! its capabilities held permitted only, the broker's seccomp filter): one
 //! container's broker cannot serve or reach another's.
 
+use super::CmdError;
 use crate::cli::AgentArgs;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
@@ -82,12 +83,17 @@ pub fn run(args: &AgentArgs) -> i32 {
 }
 
 /// The state and the seccomp listener one runtime connection sends.
-fn receive(conn: &std::os::unix::net::UnixStream) -> Result<(ProcessState, OwnedFd), String> {
+fn receive(conn: &std::os::unix::net::UnixStream) -> Result<(ProcessState, OwnedFd), CmdError> {
     let mut buf = vec![0u8; 64 * 1024];
-    let got = capexec_sys::recv_fds(conn.as_raw_fd(), &mut buf, 0).map_err(|e| format!("receive a container's state: {e}"))?;
-    let state: ProcessState = serde_json::from_slice(&buf[..got.bytes]).map_err(|e| format!("the runtime's message is not a container process state: {e}"))?;
-    let at = state.fds.iter().position(|f| f == "seccompFd").ok_or_else(|| format!("container {}: no seccompFd among the fds", state.state.id))?;
-    let fd = got.fds.into_iter().nth(at).ok_or_else(|| format!("container {}: the seccompFd was not passed", state.state.id))?;
+    let got = capexec_sys::recv_fds(conn.as_raw_fd(), &mut buf, 0).map_err(|source| CmdError::Io { op: "receive a container's state", source })?;
+    let state: ProcessState =
+        serde_json::from_slice(&buf[..got.bytes]).map_err(|e| CmdError::Message(format!("the runtime's message is not a container process state: {e}")))?;
+    let at = state
+        .fds
+        .iter()
+        .position(|f| f == "seccompFd")
+        .ok_or_else(|| CmdError::Message(format!("container {}: no seccompFd among the fds", state.state.id)))?;
+    let fd = got.fds.into_iter().nth(at).ok_or_else(|| CmdError::Message(format!("container {}: the seccompFd was not passed", state.state.id)))?;
     Ok((state, fd))
 }
 
@@ -160,7 +166,7 @@ struct Container {
 
 /// The container as a capexec service for its broker: `grants` (its
 /// annotation), its user and its permitted capabilities from its config.json.
-fn container(state: &ProcessState, grants: &str) -> Result<Container, String> {
+fn container(state: &ProcessState, grants: &str) -> Result<Container, CmdError> {
     let s = &state.state;
     capexec_decl::check_broker_annotation(grants)?;
     let config = read_config(&s.bundle)?;
@@ -183,7 +189,8 @@ fn container(state: &ProcessState, grants: &str) -> Result<Container, String> {
     // and is not run from here.
     let name = format!("container-{}", s.id);
     let text = format!("{grants}\n[exec]\nargv = [\"/container\"]\n");
-    let mut spec = capexec_decl::from_text(&name, &text, &capexec_decl::Context::current()).map_err(|e| format!("annotation {ANNOTATION}: {e}"))?;
+    let mut spec =
+        capexec_decl::from_text(&name, &text, &capexec_decl::Context::current()).map_err(|source| CmdError::AnnotationGrants { key: ANNOTATION, source })?;
     spec.namespaces.user = in_userns;
     // The broker reads the container's memory and takes its fds, which the
     // kernel allows only to a process whose permitted capabilities cover the
@@ -196,8 +203,8 @@ fn container(state: &ProcessState, grants: &str) -> Result<Container, String> {
     Ok(Container { spec, uid, gid })
 }
 
-fn read_config(bundle: &Path) -> Result<serde_json::Value, String> {
+fn read_config(bundle: &Path) -> Result<serde_json::Value, CmdError> {
     let path = bundle.join("config.json");
-    let text = std::fs::read(&path).map_err(|e| format!("read {}: {e}", path.display()))?;
-    serde_json::from_slice(&text).map_err(|e| format!("{} is not JSON: {e}", path.display()))
+    let text = std::fs::read(&path).map_err(CmdError::file("read", &path))?;
+    serde_json::from_slice(&text).map_err(|e| CmdError::Content { path, detail: format!("not JSON: {e}") })
 }

@@ -23,6 +23,23 @@ pub enum CmdError {
     /// The service or the workload did not behave as the command needs.
     #[error("{0}")]
     Run(String),
+    /// The service's network guard cannot be had as it is declared.
+    #[error("{unit}: {source}")]
+    Guard { unit: String, source: capexec_sandbox::netguard::NetGuardError },
+    /// The service's cgroup (under `capexec exec`, as root).
+    #[error("{unit}: {source}")]
+    Cgroup { unit: String, source: capexec_supervisor::cgroup::CgroupError },
+    /// A system call without a path of its own failed.
+    #[error("{op}: {source}")]
+    Io { op: &'static str, source: io::Error },
+    /// A peer (an OCI runtime) sent what the command cannot take.
+    #[error("{0}")]
+    Message(String),
+    #[error(transparent)]
+    Annotation(#[from] capexec_decl::AnnotationError),
+    /// Grants of an annotation that do not validate as a declaration's.
+    #[error("annotation {key}: {source}")]
+    AnnotationGrants { key: &'static str, source: capexec_decl::DeclErrors },
 }
 
 impl CmdError {

@@ -1,6 +1,7 @@
 //! `capexec exec`: the foreground wrapper.
 
 use super::systemd::{Handoff, Relay};
+use super::CmdError;
 use capexec::cli::ExecArgs;
 use capexec_decl::spec::ServiceType;
 use capexec_decl::{Context, ServiceSpec};
@@ -126,8 +127,8 @@ pub fn launch_foreground(spec: &ServiceSpec, handoff: Handoff) -> i32 {
     let cgroup = match exec_cgroup(spec, rootless) {
         Ok(c) => c,
         Err(e) => {
-            eprintln!("capexec: {}: {e}", spec.name);
-            return super::EXIT_SETUP;
+            eprintln!("capexec: {e}");
+            return e.exit_code();
         }
     };
     // The cgroup watcher removes the directories once this process ends.
@@ -137,18 +138,20 @@ pub fn launch_foreground(spec: &ServiceSpec, handoff: Handoff) -> i32 {
 /// The service's cgroup under capexec exec, as root: for the network guard
 /// where it has host sockets, and for a service without a pid namespace,
 /// which nothing else ends whole if capexec is killed (see [`ExecCgroup`]).
-fn exec_cgroup(spec: &ServiceSpec, rootless: bool) -> Result<Option<ExecCgroup>, String> {
-    let Some(policy) = capexec_sandbox::netguard::policy(spec).map_err(|e| e.to_string())? else {
+fn exec_cgroup(spec: &ServiceSpec, rootless: bool) -> Result<Option<ExecCgroup>, CmdError> {
+    let unit = || spec.name.clone();
+    let cgroup = |source| CmdError::Cgroup { unit: unit(), source };
+    let Some(policy) = capexec_sandbox::netguard::policy(spec).map_err(|source| CmdError::Guard { unit: unit(), source })? else {
         if rootless || spec.namespaces.pid || !capexec_supervisor::cgroup::v2_mounted() {
             return Ok(None);
         }
-        return ExecCgroup::enter(&spec.name, None).map(Some).map_err(|e| e.to_string());
+        return ExecCgroup::enter(&spec.name, None).map(Some).map_err(cgroup);
     };
     if rootless || !capexec_supervisor::cgroup::v2_mounted() {
-        capexec_sandbox::netguard::require_guard(spec).map_err(|e| e.to_string())?;
+        capexec_sandbox::netguard::require_guard(spec).map_err(CmdError::launch(&spec.name))?;
         return Ok(None);
     }
-    ExecCgroup::enter(&spec.name, Some(&policy)).map(Some).map_err(|e| e.to_string())
+    ExecCgroup::enter(&spec.name, Some(&policy)).map(Some).map_err(cgroup)
 }
 
 fn launch_planned(spec: &ServiceSpec, plan: capexec_sandbox::SetupPlan, mut handoff: Handoff, mut cgroup: Option<ExecCgroup>) -> i32 {
