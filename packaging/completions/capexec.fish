@@ -82,7 +82,7 @@ complete -c capexec -n "__fish_capexec_using_subcommand run" -l landlock -d 'Lan
 complete -c capexec -n "__fish_capexec_using_subcommand run" -l fakeroot -d 'With --overlay: run as uid 0 in the program\'s own user namespace, so that dpkg, apt-get and pip install into the layers (rootless too; `capexec commit` applies what you may write)'
 complete -c capexec -n "__fish_capexec_using_subcommand run" -l net-summary -d 'After the run, list the sockets the program made and the addresses it connected, bound and sent to, each allowed or refused (always with --overlay)'
 complete -c capexec -n "__fish_capexec_using_subcommand run" -l dry-run -d 'Print the resolved declaration instead of running'
-complete -c capexec -n "__fish_capexec_using_subcommand run" -l explain -d 'Run the program with nothing denied, recording what it does, then say what these options would have refused, each with the flag that allows it (works rootless, where the kernel reports nothing; only for a program you would run unconfined)'
+complete -c capexec -n "__fish_capexec_using_subcommand run" -l explain -d 'Run the program with nothing denied, recording what it does, then say what these options would have refused, each with the flag that allows it (for rootless runs, where only the refused syscalls are reported after a failure, not files or ports; only for a program you would run unconfined)'
 complete -c capexec -n "__fish_capexec_using_subcommand run" -s h -l help -d 'Print help'
 complete -c capexec -n "__fish_capexec_using_subcommand doctor" -l json -d 'Print JSON'
 complete -c capexec -n "__fish_capexec_using_subcommand doctor" -s h -l help -d 'Print help'

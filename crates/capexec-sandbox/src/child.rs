@@ -805,6 +805,20 @@ fn install_filters(plan: &SetupPlan, notify_tx: Option<RawFd>, err_wr: RawFd, ma
             exit(127);
         }
     }
+    if let Some(prog) = plan.report_refusals.as_ref().filter(|_| main) {
+        // Sent at once: the plan made sure that the filter passes sendmsg,
+        // exec and the error path, so nothing waits for the listener before
+        // the caller has it (see SetupPlan::reporting_filter).
+        let sent = match notify_tx {
+            Some(tx) => crate::seccomp::install_with_listener(prog).and_then(|l| sys::send_fd(tx, l.as_raw_fd())),
+            None => Err(std::io::Error::other("internal: no channel for the listener")),
+        };
+        if let Err(e) = sent {
+            report(err_wr, &ChildError::io(Step::Seccomp, "install the filter and pass the listener of its refusals", e));
+            exit(127);
+        }
+        return;
+    }
     if let Err(e) = crate::seccomp::install_logged(&plan.seccomp) {
         report(err_wr, &ChildError::io(Step::Seccomp, "install the filter", e));
         exit(127);

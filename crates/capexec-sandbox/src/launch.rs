@@ -46,6 +46,10 @@ pub struct Spawned {
     /// The channel to the task helper (when the plan has start_post, reload
     /// or stop commands): [`Tasks::ask`], then read the answer (see [`run_tasks`]).
     pub tasks: Option<OwnedFd>,
+    /// The listener of the program's refusals (when the plan has
+    /// `report_refusals`): whoever holds it must answer each with the errno
+    /// the plan's `seccomp` gives it (see `capexec_supervisor::trail`).
+    pub refusals: Option<OwnedFd>,
 }
 
 /// Why a request to the task helper brought no success.
@@ -415,6 +419,8 @@ pub struct Starting {
     notify_relay: bool,
     syslog: bool,
     listener: bool,
+    /// The listener (see `listener`) is that of the program's refusals.
+    reports: bool,
     tasks: Option<OwnedFd>,
     gated: bool,
 }
@@ -623,7 +629,7 @@ fn begin(plan: &SetupPlan, opts: &SpawnOptions) -> Result<Starting, LaunchError>
     let (err_rd, err_wr) = pipe()?;
     // Init sends the stub resolver's socket and the notify socket, and the
     // service its seccomp listener, back over this pair before it execs.
-    let notify_pair = match plan.notify_seccomp.is_some() || plan.dns_stub || plan.notify_relay || plan.syslog {
+    let notify_pair = match plan.notify_seccomp.is_some() || plan.dns_stub || plan.notify_relay || plan.syslog || plan.report_refusals.is_some() {
         true => Some(seqpacket_pair("the broker's listener socket pair")?),
         false => None,
     };
@@ -756,7 +762,8 @@ fn begin(plan: &SetupPlan, opts: &SpawnOptions) -> Result<Starting, LaunchError>
         dns_stub: plan.dns_stub,
         notify_relay: plan.notify_relay,
         syslog: plan.syslog,
-        listener: plan.notify_seccomp.is_some() && !plan.listener_taken,
+        listener: (plan.notify_seccomp.is_some() && !plan.listener_taken) || plan.report_refusals.is_some(),
+        reports: plan.report_refusals.is_some(),
         tasks,
         gated: opts.gate.is_some(),
     })
@@ -786,6 +793,7 @@ impl Starting {
             notify_relay,
             syslog: has_syslog,
             listener: has_listener,
+            reports,
             tasks,
             gated,
         } = self;
@@ -831,7 +839,8 @@ impl Starting {
                 (false, _) => {}
             }
         }
-        Ok(Spawned { pid, pidfd, main_pid: first_child(pid), listener, listener_later, broker_channel, dns, notify, syslog, appends, tasks })
+        let refusals = if reports { listener.take() } else { None };
+        Ok(Spawned { pid, pidfd, main_pid: first_child(pid), listener, listener_later, broker_channel, dns, notify, syslog, appends, tasks, refusals })
     }
 }
 

@@ -141,6 +141,13 @@ pub struct SetupPlan {
     /// run. Taken out of the service like a learning run's listener (see
     /// crate::child), so that sendmsg can be among them.
     pub watch: Option<BpfProgram>,
+    /// Rootless, where no audit log reports refusals: `seccomp` with each
+    /// refusal handed to a listener ([`seccomp::reporting`]), installed
+    /// instead of it by the program's process, which sends the listener to
+    /// the caller (`Spawned::refusals`) before it execs. The caller answers
+    /// each call with the errno `seccomp` gives it and so knows what was
+    /// refused (`capexec run`'s summary, `capexec exec`'s trail).
+    pub report_refusals: Option<BpfProgram>,
     pub program: CString,
     pub argv: Vec<CString>,
     /// Complete environment; `LISTEN_PID=` (if present) is completed by the service
@@ -554,6 +561,11 @@ pub struct Extras<'a> {
     /// The caller reads the service's syslog socket (`Spawned::syslog`):
     /// the service's /dev/log leads there (see `SetupPlan::syslog`).
     pub syslog: bool,
+    /// The caller answers the program's refused calls and reports them
+    /// (`SetupPlan::report_refusals`), where the plan allows: not with
+    /// another listener (a broker's, a summary's, an agent's), nor with a
+    /// profile's filters, whose refusals would not come to it.
+    pub report_refusals: bool,
 }
 
 /// The calls `Extras::watch_network` hands over.
@@ -622,6 +634,9 @@ pub fn compose(spec: &ServiceSpec, extras: &Extras) -> Result<SetupPlan, LaunchE
     }
     p.attach_files(extras.broker.view_files.clone());
     p.container_hooks = extras.container_hooks.clone();
+    if extras.report_refusals && !extras.learning && !extras.join {
+        p.report_refusals = p.reporting_filter();
+    }
     if extras.join {
         if extras.learning || extras.watch_network {
             return Err(LaunchError::Plan("a process joining a running sandbox is neither learned nor watched".into()));
@@ -1079,6 +1094,7 @@ fn plan_inheriting(
         unix_sockets: spec.broker.bind_unix.clone(),
         learn: None,
         watch: None,
+        report_refusals: None,
         program,
         argv,
         env: env_c,
@@ -1289,6 +1305,9 @@ impl SetupPlan {
         if let Some(a) = &self.agent_seccomp {
             let _ = writeln!(o, "agent seccomp: {}", prog(a));
         }
+        if let Some(r) = &self.report_refusals {
+            let _ = writeln!(o, "reporting seccomp: {}", prog(r));
+        }
         let _ = writeln!(o, "learn seccomp: {}", self.learn.as_deref().map_or("none".into(), prog));
         let _ = writeln!(o, "rlimits: {:?}", self.rlimits);
         let _ = writeln!(o, "capabilities: {:?}", self.keep_caps);
@@ -1431,6 +1450,25 @@ impl SetupPlan {
         self.learn = Some(seccomp::learn_filter());
         self.watch = None;
         self
+    }
+
+    /// The filter that reports refusals (see `report_refusals`), where this
+    /// plan can have it: no other listener in the chain (the kernel allows
+    /// one), no filter before it whose refusals would not reach it, and the
+    /// calls the program's process makes between installing it and exec
+    /// (sending and closing the listener, exec, a setup error's report and
+    /// exit) passed
+    /// by the filter itself: refused, they would wait for a listener nobody
+    /// holds yet.
+    fn reporting_filter(&self) -> Option<BpfProgram> {
+        let others = self.notify_seccomp.is_some() || self.listener_taken || self.watch.is_some() || self.learn.is_some() || self.agent_seccomp.is_some();
+        if others || !self.seccomp_before.is_empty() {
+            return None;
+        }
+        let passes = |nr: libc::c_long, args: [u64; 6]| seccomp::answer(&self.seccomp, nr as u32, args) == seccomp::SECCOMP_RET_ALLOW;
+        let sends = passes(libc::SYS_sendmsg, [0, 0, libc::MSG_NOSIGNAL as u64, 0, 0, 0]);
+        let rest = [libc::SYS_close, libc::SYS_execve, libc::SYS_write, libc::SYS_exit_group].into_iter().all(|nr| passes(nr, [0; 6]));
+        (sends && rest).then(|| seccomp::reporting(&self.seccomp)).flatten()
     }
 
     /// Puts generated read-only files into the view (after everything else is

@@ -433,6 +433,30 @@ fn install(prog: &[sock_filter], flags: libc::c_ulong) -> std::io::Result<i64> {
     crate::sys::check(rc)
 }
 
+/// The service's allowlist `prog` (built by [`allowlist`]) with each refusal
+/// it answers with an errno handed to a listener instead (USER_NOTIF):
+/// rootless, where no audit log tells anyone what was refused, capexec
+/// holds the listener, runs `prog` itself on the notification's data for
+/// the errno and answers with it, and so knows each refusal as it happens
+/// (`SetupPlan::report_refusals`). Nothing else changes: what `prog`
+/// allows runs without a listener's say, what it kills is killed, and the
+/// prologue's answers (x32 numbers, clone3) are the kernel's at once.
+/// `None` for a program that does not start with the prologue.
+pub fn reporting(prog: &[sock_filter]) -> Option<Vec<sock_filter>> {
+    let head = prologue();
+    let same = |a: &sock_filter, b: &sock_filter| (a.code, a.jt, a.jf, a.k) == (b.code, b.jt, b.jf, b.k);
+    if prog.len() < head.len() || !prog.iter().zip(&head).all(|(a, b)| same(a, b)) {
+        return None;
+    }
+    let mut out = prog.to_vec();
+    for i in out.iter_mut().skip(head.len()) {
+        if i.code == BPF_RET_K && i.k & 0xffff_0000 == SECCOMP_RET_ERRNO {
+            i.k = libc::SECCOMP_RET_USER_NOTIF;
+        }
+    }
+    Some(out)
+}
+
 /// The learning filter (`capexec learn`): every native syscall goes to the
 /// recorder, which lets it run (CONTINUE: learning enforces nothing). Other
 /// architectures, x32 numbers and clone3 are answered as the enforced filter
@@ -1054,6 +1078,44 @@ mod tests {
         assert_eq!(setns(libc::CLONE_NEWNET), SECCOMP_RET_ALLOW);
         assert_eq!(run(&f, AUDIT_ARCH_X86_64, libc::SYS_openat as u32, [0; 6]), SECCOMP_RET_ALLOW);
         assert_eq!(run(&f, AUDIT_ARCH_X86_64, libc::SYS_chroot as u32, [0; 6]), SECCOMP_RET_ALLOW);
+    }
+
+    /// The reporting variant of a service's filter hands exactly the calls
+    /// the filter answers with an errno to the listener, argument rules
+    /// included, and answers everything else as the filter does.
+    #[test]
+    fn the_reporting_filter_notifies_exactly_the_refusals() {
+        let spec = |extra: &str| {
+            let text = format!("[exec]\nargv = [\"/bin/true\"]\n{extra}");
+            capexec_decl::from_text("t", &text, &capexec_decl::Context { rootless: true, uid: 1000, gid: 1000, unit_dir: None }).unwrap().seccomp
+        };
+        let notif = libc::SECCOMP_RET_USER_NOTIF;
+        for (s, sockets) in [(spec(""), false), (spec("[seccomp]\nallow = [\"mincore\", \"socket\"]\n"), true)] {
+            let prog = service_filter(&s).unwrap();
+            let reporting = reporting(&prog).expect("starts with the prologue");
+            assert_eq!(reporting.len(), prog.len());
+            let mut notified = 0;
+            let args = [[0u64; 6], [libc::AF_PACKET as u64, 0, 0, 0, 0, 0], [libc::AF_INET as u64, libc::SOCK_STREAM as u64, 0, 0, 0, 0]];
+            for nr in (0..1100u32).chain([0x4000_0001, SYS_CLONE3]) {
+                for a in args {
+                    let (was, now) = (run(&prog, AUDIT_ARCH_X86_64, nr, a), run(&reporting, AUDIT_ARCH_X86_64, nr, a));
+                    match was & 0xffff_0000 == SECCOMP_RET_ERRNO && nr < 0x4000_0000 && nr != SYS_CLONE3 {
+                        true => {
+                            assert_eq!(now, notif, "syscall {nr} {a:?}");
+                            notified += 1;
+                        }
+                        false => assert_eq!(now, was, "syscall {nr} {a:?}"),
+                    }
+                }
+                assert_eq!(run(&reporting, 0x4000_0003, nr, [0; 6]), SECCOMP_RET_KILL_PROCESS, "another architecture");
+            }
+            assert!(notified > 1000, "most numbers are refusals: {notified}");
+            let socket = |family: i32| run(&reporting, AUDIT_ARCH_X86_64, libc::SYS_socket as u32, [family as u64, libc::SOCK_STREAM as u64, 0, 0, 0, 0]);
+            if sockets {
+                assert_eq!((socket(libc::AF_PACKET), socket(libc::AF_UNIX)), (notif, SECCOMP_RET_ALLOW), "an argument rule's refusal");
+            }
+        }
+        assert_eq!(reporting(&[stmt(BPF_RET_K, SECCOMP_RET_ERRNO | 1)]), None, "not one of the allowlist's programs");
     }
 
     /// Init's filter allows its own calls and kills on any other, for every

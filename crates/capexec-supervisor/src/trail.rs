@@ -328,6 +328,35 @@ pub struct Watch {
     /// [`broker_reports`](Watch::broker_reports)), and the network guard's.
     broker: std::cell::RefCell<Option<ReportPipe>>,
     guard: std::cell::RefCell<Option<capexec_sandbox::netguard::Refusals>>,
+    /// Rootless, the program's refusals themselves (see
+    /// [`refusals`](Watch::refusals)).
+    notified: std::cell::RefCell<Option<Notified>>,
+}
+
+/// The listener of the program's refused calls (`Spawned::refusals`), and
+/// the filter whose errno answers each: the program's own, which refused it.
+struct Notified {
+    listener: capexec_sys::notify::Listener,
+    judge: Vec<capexec_sandbox::seccomp::sock_filter>,
+}
+
+impl Notified {
+    /// Answers one refused call as the program's filter would have, and
+    /// says what it was. Never `CONTINUE`: the call was refused, and the
+    /// answer is only its errno.
+    fn answer(&self, n: &capexec_sys::notify::Notif) -> Record {
+        let verdict = capexec_sandbox::seccomp::answer(&self.judge, n.nr as u32, n.args);
+        // Only errno refusals come here (seccomp::reporting); anything else
+        // would be a mismatch between the two filters: refused all the same.
+        let errno = match verdict & 0xffff_0000 {
+            0x0005_0000 => (verdict & 0xffff) as i32,
+            _ => libc::EPERM,
+        };
+        // Read before the answer: the thread may end right after it.
+        let (pid, comm) = (n.process(), n.comm());
+        let _ = self.listener.fail(n.id, errno);
+        Record::Seccomp { pid, nr: n.nr, comm }
+    }
 }
 
 /// The read end of the broker's report pipe, and the part of a line read.
@@ -456,6 +485,7 @@ impl Watch {
             child: Default::default(),
             broker: Default::default(),
             guard: Default::default(),
+            notified: Default::default(),
         }
     }
 
@@ -483,8 +513,20 @@ impl Watch {
         }
     }
 
+    /// Rootless, where no audit log tells what the kernel refused: the
+    /// listener the program's refused calls come to (`Spawned::refusals`,
+    /// `SetupPlan::report_refusals`), answered with the errno of `judge`
+    /// (the program's filter, the plan's `seccomp`) while capexec waits for
+    /// the run. A call waits until it is answered: read with the other
+    /// sources, in capexec's main thread.
+    pub fn refusals(&self, listener: std::os::fd::OwnedFd, judge: Vec<capexec_sandbox::seccomp::sock_filter>) {
+        *self.notified.borrow_mut() = Some(Notified { listener: capexec_sys::notify::Listener::new(listener), judge });
+        self.listening.set(true);
+    }
+
     /// Whether the audit log is read (false where there is none to read:
-    /// rootless, no audit); known once [`spawned`](Self::spawned) returned.
+    /// rootless, no audit), or, rootless, the program's refusals; known once
+    /// [`spawned`](Self::spawned) returned.
     pub fn listening(&self) -> bool {
         self.listening.get()
     }
@@ -510,7 +552,10 @@ impl Watch {
             true => Vec::new(),
             false => {
                 let (reader, broker, guard) = (self.reader.borrow(), self.broker.borrow(), self.guard.borrow());
-                Self::sources(&reader, &broker, &guard).iter().filter_map(|fd| fd.try_clone_to_owned().ok()).collect()
+                let notified = self.notified.borrow();
+                let mut fds = Self::sources(&reader, &broker, &guard);
+                fds.extend(notified.iter().map(|n| n.listener.as_fd()));
+                fds.iter().filter_map(|fd| fd.try_clone_to_owned().ok()).collect()
             }
         };
         let fds: Vec<std::os::fd::BorrowedFd<'_>> = copies.iter().map(std::os::fd::AsFd::as_fd).collect();
@@ -542,6 +587,21 @@ impl Watch {
                     _ => break,
                 }
                 n += 1;
+            }
+        }
+        if let Some(notified) = self.notified.borrow().as_ref() {
+            let summary = matches!(self.output, Output::Summary(_));
+            while n < DRAIN_MAX {
+                let Ok(Some(call)) = notified.listener.recv_now() else { break };
+                let r = notified.answer(&call);
+                n += 1;
+                // A summary says each once: a loop on one refused call
+                // leaves room for the others.
+                let told =
+                    |g: &Record| matches!((g, &r), (Record::Seccomp { nr, comm, .. }, Record::Seccomp { nr: n2, comm: c2, .. }) if nr == n2 && comm == c2);
+                if !(summary && c.got.iter().any(told)) {
+                    c.keep(r);
+                }
             }
         }
         let Output::Live { print, trail } = &self.output else { return n };
@@ -627,8 +687,9 @@ impl Watch {
     }
 
     /// The program ended with `status`: prints what was refused if it
-    /// failed; returns once it has.
-    pub fn finish(self, status: i32) {
+    /// failed; returns once it has, with how many refusals a summary told
+    /// (0 where a process of its own told them).
+    pub fn finish(self, status: i32) -> usize {
         use std::io::{Read, Write};
         match self.child.borrow_mut().take() {
             Some((mut to, mut done_from)) => {
@@ -636,18 +697,19 @@ impl Watch {
                     let mut rest = Vec::new();
                     let _ = done_from.read_to_end(&mut rest);
                 }
+                0
             }
-            None if self.brokered => {}
+            None if self.brokered => 0,
             None => self.summarize(status),
         }
     }
 
     /// The summary, where the reader runs: nothing for a success. Told
-    /// live, the refusals not told yet.
-    fn summarize(&self, status: i32) {
+    /// live, the refusals not told yet. Returns how many a summary told.
+    fn summarize(&self, status: i32) -> usize {
         let live = matches!(self.output, Output::Live { .. });
         if status == 0 && !live {
-            return;
+            return 0;
         }
         // The kernel hands records over asynchronously, in order: read up to
         // a marker written now (a few seconds at most, should the log lose it).
@@ -679,11 +741,11 @@ impl Watch {
                 for l in trail.borrow().budget.pending().lines() {
                     print(&l);
                 }
-                return;
+                return 0;
             }
         };
         if !self.listening.get() {
-            return;
+            return 0;
         }
         let c = self.collected.borrow();
         // The main process's refusals whose record came after it had ended,
@@ -700,5 +762,6 @@ impl Watch {
         for (mechanism, what, fix) in &seen {
             print(mechanism, what, fix);
         }
+        seen.len()
     }
 }

@@ -111,15 +111,34 @@ impl Listener {
         self.0
     }
 
+    /// The listener's fd, to poll beside others.
+    pub fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        std::os::fd::AsFd::as_fd(&self.0)
+    }
+
     /// Waits for the next notification. `Ok(None)`: every process that could
     /// raise one has exited (the filter has no users left).
     pub fn recv(&self) -> io::Result<Option<Notif>> {
+        self.recv_within(-1)
+    }
+
+    /// The next notification if one waits now; `Ok(None)` if none does (or
+    /// the filter has no users left). Never blocks.
+    pub fn recv_now(&self) -> io::Result<Option<Notif>> {
+        self.recv_within(0)
+    }
+
+    /// [`recv`](Self::recv), waiting at most `timeout_ms` (poll's: -1 for ever).
+    fn recv_within(&self, timeout_ms: libc::c_int) -> io::Result<Option<Notif>> {
         loop {
             // NOTIF_RECV blocks even on a non-blocking fd and does not wake up when
             // the last filter user dies; poll first, which reports that as POLLHUP.
             let mut pfd = libc::pollfd { fd: self.0.as_raw_fd(), events: libc::POLLIN, revents: 0 };
             // SAFETY: one valid pollfd for the duration of the call.
-            let n = unsafe { libc::poll(&mut pfd, 1, -1) };
+            let n = unsafe { libc::poll(&mut pfd, 1, timeout_ms) };
+            if n == 0 {
+                return Ok(None);
+            }
             if n < 0 {
                 let e = io::Error::last_os_error();
                 if e.kind() == io::ErrorKind::Interrupted {

@@ -49,8 +49,9 @@ READY=1 itself for declarations that are not type = \"notify\"); WATCHDOG_USEC i
 $CREDENTIALS_DIRECTORY is visible read-only at the same path.\n\nAs root, what is refused the \
 service (by seccomp, Landlock, its broker, the network guard) is written to standard error as it happens, \
 each with the declaration key that allows it, at most 20 lines per 10 seconds (then how many were not \
-shown; the same refusal again is counted, not repeated); rootless, the broker's refusals are, and `capexec exec --explain UNIT` re-runs the service under \
-the learning recorder to say what the kernel would refuse.\n\nExample unit lines:\n  Type=notify\n  ExecStart=/usr/bin/capexec exec nginx")]
+shown; the same refusal again is counted, not repeated); rootless, where no audit log can be read, the \
+syscalls seccomp refuses and the broker's refusals are, and `capexec exec --explain UNIT` re-runs the service under \
+the learning recorder to say what else (files, ports) the kernel would refuse.\n\nExample unit lines:\n  Type=notify\n  ExecStart=/usr/bin/capexec exec nginx")]
     Exec(ExecArgs),
     /// Run a program confined without a declaration file (strict by default)
     #[command(after_help = "With no options the program sees read-only system directories (/usr, /etc, ...), \
@@ -570,8 +571,9 @@ pub struct RunArgs {
     #[arg(long)]
     pub dry_run: bool,
     /// Run the program with nothing denied, recording what it does, then say what these options
-    /// would have refused, each with the flag that allows it (works rootless, where the kernel
-    /// reports nothing; only for a program you would run unconfined)
+    /// would have refused, each with the flag that allows it (for rootless runs, where only the
+    /// refused syscalls are reported after a failure, not files or ports; only for a program you
+    /// would run unconfined)
     #[arg(long, conflicts_with = "dry_run")]
     pub explain: bool,
     /// The program and its arguments

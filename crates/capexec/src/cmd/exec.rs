@@ -29,13 +29,12 @@ pub fn run(args: &ExecArgs) -> i32 {
             return e.exit_code();
         }
     };
-    // As root, what the kernel refuses the service goes to its standard
-    // error as it happens, as the daemon writes it to a service's log
-    // (rootless there is no audit log to read: `capexec exec --explain`).
-    let watch = nix::unistd::geteuid().is_root().then(|| {
-        let name = spec.name.clone();
-        std::rc::Rc::new(capexec_supervisor::trail::Watch::live(&spec, Box::new(move |line| eprintln!("capexec: {name}: {line}"))))
-    });
+    // What the kernel refuses the service goes to its standard error as it
+    // happens, as the daemon writes it to a service's log: as root from the
+    // audit log; rootless, where there is none to read, the refused calls
+    // themselves (files and ports: `capexec exec --explain`).
+    let name = spec.name.clone();
+    let watch = Some(std::rc::Rc::new(capexec_supervisor::trail::Watch::live(&spec, Box::new(move |line| eprintln!("capexec: {name}: {line}")))));
     handoff.watch = watch.clone();
     let code = launch_foreground(&spec, handoff);
     if let Some(w) = watch.and_then(|w| std::rc::Rc::try_unwrap(w).ok()) {
@@ -86,6 +85,10 @@ pub fn launch_foreground(spec: &ServiceSpec, handoff: Handoff) -> i32 {
         learning: false,
         watch_network: handoff.net_watch.is_some() || handoff.net_seen.is_some(),
         syslog: true,
+        // Rootless no audit log tells capexec what the kernel refused; the
+        // refused calls come to it instead (a brokered capexec is confined
+        // and serves the broker's listener: not there).
+        report_refusals: rootless && handoff.watch.is_some() && !spec.has_broker(),
         ..Default::default()
     };
     let plan = match capexec_sandbox::plan::compose(spec, &extras) {
@@ -233,6 +236,9 @@ fn launch_planned(spec: &ServiceSpec, plan: capexec_sandbox::SetupPlan, mut hand
         Ok(mut s) => {
             if let (Some(w), Some(pid)) = (&watch, s.main_pid) {
                 w.started(pid);
+            }
+            if let (Some(w), Some(l)) = (&watch, s.refusals.take()) {
+                w.refusals(l, plan.seccomp.clone());
             }
             let mut running = None;
             if let Some(b) = broker {

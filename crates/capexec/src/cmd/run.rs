@@ -26,12 +26,11 @@ pub fn run(args: &RunArgs) -> i32 {
             if args.net.as_deref() == Some("host") && args.connect_tcp.is_empty() && args.bind_tcp.is_empty() && args.unit.is_none() {
                 eprintln!("capexec run: note: --net host shares the host's network, but TCP connects and binds still need their ports: --connect-tcp PORT, --bind-tcp PORT");
             }
-            // As root, what the kernel refused the program, for a summary
-            // if it fails (see Watch).
-            let watch = match nix::unistd::geteuid().is_root() {
-                true => Some(std::rc::Rc::new(capexec_supervisor::trail::Watch::new(&spec, print_refusal))),
-                false => None,
-            };
+            // What the kernel refused the program, for a summary if it
+            // fails (see Watch): as root from the audit log; rootless, the
+            // refused calls themselves.
+            let rootless = !nix::unistd::geteuid().is_root();
+            let watch = Some(std::rc::Rc::new(capexec_supervisor::trail::Watch::new(&spec, print_refusal)));
             // What the program did on the network, recorded as it happens.
             let recorder: std::rc::Rc<std::cell::RefCell<Option<std::thread::JoinHandle<capexec_learn::Observations>>>> = Default::default();
             let wanted = args.net_summary || spec.filesystem.overlay.is_some();
@@ -66,17 +65,20 @@ pub fn run(args: &RunArgs) -> i32 {
                     Ok(()) => {}
                 }
             }
-            match watch.and_then(|w| std::rc::Rc::try_unwrap(w).ok()).filter(|w| w.listening()) {
-                Some(w) => w.finish(code),
-                // Rootless (or without an audit log to read) the kernel
-                // tells nobody what it refused: say how
-                // to find out, to a person (not to a script reading stderr),
-                // after a failure of the program's own (not capexec's 125,
-                // not a program that could not be executed, 126 and 127).
-                None if (1..125).contains(&code) && stderr_tty => {
-                    eprintln!("capexec run: the program failed (status {code}); to see what the sandbox refused it, run it again with --explain");
+            let (told, audited) = match watch.and_then(|w| std::rc::Rc::try_unwrap(w).ok()).filter(|w| w.listening()) {
+                Some(w) => (w.finish(code), !rootless),
+                None => (0, false),
+            };
+            // Rootless (or without an audit log to read) the kernel tells
+            // nobody what it refused of files and ports: say how to find
+            // out, to a person (not to a script reading stderr), after a
+            // failure of the program's own (not capexec's 125, not a
+            // program that could not be executed, 126 and 127).
+            if !audited && (1..125).contains(&code) && stderr_tty {
+                match told {
+                    0 => eprintln!("capexec run: the program failed (status {code}); to see what the sandbox refused it, run it again with --explain"),
+                    _ => eprintln!("capexec run: refused files and TCP ports are not reported rootless: --explain runs the program again to find them"),
                 }
-                None => {}
             }
             code
         }
@@ -170,7 +172,7 @@ fn unreachable_program(typed: &str, prog: &Path, who: &capexec_decl::spec::Ident
 /// One line of the summary of what was refused (the first with a heading).
 fn print_refusal(mechanism: &str, what: &str, fix: &str) {
     static HEADING: std::sync::Once = std::sync::Once::new();
-    HEADING.call_once(|| eprintln!("capexec run: the program was refused (the kernel's audit log says):"));
+    HEADING.call_once(|| eprintln!("capexec run: the program was refused:"));
     eprintln!("  {mechanism}: {}; to allow it: {}", safe(what), safe(capexec_decl::fix::run_flag(fix)));
 }
 
