@@ -1383,14 +1383,7 @@ both!(a_forked_off_daemon_without_a_pid_namespace_ends_with_a_killed_capexec_exe
     let mut c = command(who);
     c.args(["exec", u.to_str().unwrap()]);
     let mut child = c.spawn().unwrap();
-    let start = Instant::now();
-    let (daemon, program) = loop {
-        if let (Some(d), Some(p)) = (pids_exact(&format!("/bin/sleep {daemon_arg}")).first(), pids_exact(&format!("/bin/sleep {program_arg}")).first()) {
-            break (*d, *p);
-        }
-        assert!(start.elapsed() < T, "the service did not start");
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    let (daemon, program) = sleeps_started(daemon_arg, program_arg);
     child.kill().unwrap();
     child.wait().unwrap();
     let start = Instant::now();
@@ -1420,6 +1413,19 @@ fn a_killed_init_leaves_nothing_under_a_rootless_brokered_capexec_exec() {
     killed_init_leaves_nothing("init-killed-brokered", "[broker]\nsysctl = [\"kernel.ostype\"]\n", ("100418", "100419"));
 }
 
+/// The pids of the service's `sleep DAEMON_ARG` and `sleep PROGRAM_ARG`,
+/// once both run.
+fn sleeps_started(daemon_arg: &str, program_arg: &str) -> (i32, i32) {
+    let start = Instant::now();
+    loop {
+        if let (Some(d), Some(p)) = (pids_exact(&format!("/bin/sleep {daemon_arg}")).first(), pids_exact(&format!("/bin/sleep {program_arg}")).first()) {
+            return (*d, *p);
+        }
+        assert!(start.elapsed() < T, "the service did not start");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 fn killed_init_leaves_nothing(name: &str, extra: &str, (daemon_arg, program_arg): (&str, &str)) {
     require_root();
     let u = test_unit(
@@ -1433,14 +1439,7 @@ fn killed_init_leaves_nothing(name: &str, extra: &str, (daemon_arg, program_arg)
     c.args(["exec", u.to_str().unwrap()]);
     c.stdin(std::process::Stdio::null()).stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped());
     let child = c.spawn().unwrap();
-    let start = Instant::now();
-    let (daemon, program) = loop {
-        if let (Some(d), Some(p)) = (pids_exact(&format!("/bin/sleep {daemon_arg}")).first(), pids_exact(&format!("/bin/sleep {program_arg}")).first()) {
-            break (*d, *p);
-        }
-        assert!(start.elapsed() < T, "the service did not start");
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    let (daemon, program) = sleeps_started(daemon_arg, program_arg);
     // The program's parent is init; the daemon was adopted by it.
     let ppid = |pid: i32| -> i32 {
         let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
