@@ -9,6 +9,35 @@ use std::time::Duration;
 
 const T: Duration = Duration::from_secs(30);
 
+fn succeeds(o: &std::process::Output) {
+    assert!(o.status.success(), "{}", text(o));
+}
+
+/// Saves the drop-in `capexec denials --propose` proposes for `unit`
+/// (`changes` of them), reloads and starts the unit again.
+fn apply_the_proposal(d: &Daemon, unit: &str, changes: u64) {
+    let o = d.ctl(&["denials", "--propose", "--json", unit]);
+    let p: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("{e}: {}", text(&o)));
+    assert_eq!(p["changes"], changes, "{p}");
+    let path = std::path::PathBuf::from(p["path"].as_str().unwrap());
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(&path, p["dropin"].as_str().unwrap()).unwrap();
+    succeeds(&d.ctl(&["reload"]));
+    succeeds(&d.ctl(&["start", unit]));
+}
+
+/// `unit`'s log once the second run wrote `marker` (or after T).
+fn second_run(d: &Daemon, unit: &str, marker: &str) -> String {
+    let deadline = std::time::Instant::now() + T;
+    loop {
+        let log = std::fs::read_to_string(d.dir.join(format!("logs/{unit}.log"))).unwrap();
+        if log.matches(marker).count() >= 2 || std::time::Instant::now() > deadline {
+            return log;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 /// A TOML basic string holding `s`.
 fn toml_string(s: &str) -> String {
     // A JSON string is one: the same escapes for quotes, backslashes and newlines.
@@ -64,26 +93,54 @@ fn refusals_are_reported_with_the_fix_that_allows_them() {
     // drop-in with the refused items added to the unit's lists.
     let human = text(&d.ctl(&["denials", "--propose", "refused"]));
     assert!(human.contains("allow = [\"@system-service\", \"mincore\"]") && human.contains("connect_tcp = [9]"), "{human}");
-    let o = d.ctl(&["denials", "--propose", "--json", "refused"]);
-    let p: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("{e}: {}", text(&o)));
-    assert_eq!(p["changes"], 2, "{p}");
-    let path = std::path::PathBuf::from(p["path"].as_str().unwrap());
-    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-    std::fs::write(&path, p["dropin"].as_str().unwrap()).unwrap();
-    assert!(d.ctl(&["reload"]).status.success());
-    let o = d.ctl(&["start", "refused"]);
-    assert!(o.status.success(), "{}", text(&o));
-    let deadline = std::time::Instant::now() + T;
-    let log = loop {
-        let log = std::fs::read_to_string(d.dir.join("logs/refused.log")).unwrap();
-        if log.matches("connect: ").count() >= 2 || std::time::Instant::now() > deadline {
-            break log;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    apply_the_proposal(&d, "refused", 2);
+    let log = second_run(&d, "refused", "connect: ");
     let second = &log[log.rfind("mincore: ").expect("a second run")..];
     assert!(second.starts_with("mincore: 0") && second.contains("connect: Connection refused"), "{log}");
     assert_eq!(d.status("refused")["denials"]["total"], 2, "nothing refused the second time");
+    d.terminate(T);
+}
+
+/// Rootless no audit log is readable: the daemon answers the refused calls
+/// of a service itself (the launcher hands it the listener of the
+/// service's filter) and tells its trail, each with its fix. The program
+/// gets the errno it would get as root; a loop on a refused call is counted
+/// call by call, in few lines; the fix, applied as `denials --propose`
+/// writes it, makes the call work and nothing is refused.
+#[test]
+fn a_rootless_daemon_tells_what_its_service_was_refused() {
+    let mut d = Daemon::prepare(As::User, "trail-user");
+    const LOOP: u64 = 5000;
+    let program = format!(
+        "$| = 1; socket(my $s, 2, 1, 132) or print \"sctp: \", $!+0, \"\\n\"; my $r = syscall(27, 0, 0, 0); print \"mincore: $r \", $!+0, \"\\n\"; \
+         syscall(27, 0, 0, 0) for 1..{LOOP}; print \"looped\\n\"; sleep 60;"
+    );
+    d.write_unit("refused", &format!("[exec]\nargv = [\"/usr/bin/perl\", \"-e\", {}]\n[service]\nrestart = \"no\"\n", toml_string(&program)));
+    d.start();
+    succeeds(&d.ctl(&["start", "refused"]));
+    let s = d.wait_for("refused", T, "the refusals and the loop's, all counted", |s| s["denials"]["total"].as_u64() == Some(2 + LOOP));
+    let recent = s["denials"]["recent"].as_array().unwrap().clone();
+    assert_eq!(recent.len(), 2, "the socket, then mincore repeated: {s:#}");
+    assert!(recent[0]["what"].as_str().unwrap().starts_with("syscall socket (41) by perl"), "{s:#}");
+    assert!(recent[0]["fix"].as_str().unwrap().starts_with("nothing: capexec refuses this use of socket"), "{s:#}");
+    assert!(recent[1]["what"].as_str().unwrap().starts_with("syscall mincore (27) by perl"), "{s:#}");
+    assert_eq!(recent[1]["fix"], "add \"mincore\" to [seccomp] allow (capexec run: --allow-syscall mincore)");
+    assert_eq!(recent[1]["count"], 1 + LOOP);
+    let log = d.wait_log("refused", "looped", T);
+    // The errno the filter gives each call, as the kernel does as root (an
+    // argument rule's is not EPERM).
+    assert!(log.contains(&format!("sctp: {}\n", libc::EPROTONOSUPPORT)) && log.contains(&format!("mincore: -1 {}\n", libc::EPERM)), "{log}");
+    let told = log.lines().filter(|l| l.contains("refused by seccomp: syscall mincore")).count();
+    assert!((1..=3).contains(&told), "a loop is a line, not a line per call: {log}");
+    succeeds(&d.ctl(&["stop", "refused"]));
+
+    apply_the_proposal(&d, "refused", 1);
+    let log = second_run(&d, "refused", "looped");
+    let second = &log[log.rfind("mincore: ").expect("a second run")..];
+    assert!(second.starts_with("mincore: 0 "), "{log}");
+    // The socket alone refused the second time (told once answered: wait).
+    let s = d.wait_for("refused", T, "the second run's refusal", |s| s["denials"]["total"].as_u64() >= Some(3 + LOOP));
+    assert_eq!(s["denials"]["total"], 3 + LOOP, "{s:#}");
     d.terminate(T);
 }
 

@@ -191,6 +191,19 @@ impl LineBudget {
         Some(self.take())
     }
 
+    /// [`admit`](Self::admit) `n` times over for the same refusal at the
+    /// same moment (repeats counted elsewhere and told as one): at most
+    /// its first may be shown, the others are its repeats or over the rate.
+    pub fn admit_n(&mut self, now: std::time::Instant, line: &str, n: u64) -> Option<Unshown> {
+        let first = self.admit(now, line);
+        let rest = n.saturating_sub(1);
+        match self.last.as_deref() == Some(line) {
+            true => self.repeats += rest,
+            false => self.pending += rest,
+        }
+        first
+    }
+
     /// What went unshown since the last line, for the log's last word.
     pub fn pending(&self) -> Unshown {
         Unshown { repeated: self.repeats, over_rate: self.pending }
@@ -236,6 +249,28 @@ mod tests {
         let u = b.admit(t0 + REFUSAL_WINDOW, "c17").unwrap();
         assert_eq!(u.lines(), ["(the last refusal shown came once more)", "(2 more refusals were not shown)"]);
         assert_eq!(b.admit(t0 + REFUSAL_WINDOW, "c17"), None);
+    }
+
+    /// `admit_n` is `admit` n times at one moment, whichever way each goes.
+    #[test]
+    fn admitting_n_at_once_is_admitting_one_n_times() {
+        let t0 = std::time::Instant::now();
+        // Before: nothing; the same line shown last; a full window.
+        let starts: [&[&str]; 3] =
+            [&[], &["a"], &["x0", "x1", "x2", "x3", "x4", "x5", "x6", "x7", "x8", "x9", "x10", "x11", "x12", "x13", "x14", "x15", "x16", "x17", "x18", "x19"]];
+        for start in starts {
+            for n in [1, 2, 50] {
+                let (mut one, mut many) = (LineBudget::default(), LineBudget::default());
+                for l in start {
+                    one.admit(t0, l);
+                    many.admit(t0, l);
+                }
+                let firsts: Vec<_> = (0..n).filter_map(|_| one.admit(t0, "a")).collect();
+                assert_eq!(many.admit_n(t0, "a", n), firsts.first().copied(), "{start:?} {n}");
+                assert!(firsts.len() <= 1);
+                assert_eq!(one.pending(), many.pending(), "{start:?} {n}");
+            }
+        }
     }
 
     #[test]

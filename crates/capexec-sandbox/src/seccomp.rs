@@ -728,6 +728,18 @@ pub fn run(prog: &[sock_filter], arch: u32, nr: u32, args: [u64; 6]) -> u32 {
     SECCOMP_RET_KILL_PROCESS
 }
 
+/// A filter as plain numbers, one per instruction, for a message that
+/// crosses a socket (the launcher hands the daemon the filter that judges
+/// a listener's calls): code, jt, jf, k from the high bits down.
+pub fn pack(prog: &[sock_filter]) -> Vec<u64> {
+    prog.iter().map(|i| (i.code as u64) << 48 | (i.jt as u64) << 40 | (i.jf as u64) << 32 | i.k as u64).collect()
+}
+
+/// The filter [`pack`] made `words` of.
+pub fn unpack(words: &[u64]) -> Vec<sock_filter> {
+    words.iter().map(|w| sock_filter { code: (w >> 48) as u16, jt: (w >> 40) as u8, jf: (w >> 32) as u8, k: *w as u32 }).collect()
+}
+
 /// What a filter built here answers for a native (x86_64) syscall with
 /// these arguments: its SECCOMP_RET_* value.
 pub fn answer(prog: &[sock_filter], nr: u32, args: [u64; 6]) -> u32 {
@@ -1116,6 +1128,22 @@ mod tests {
             }
         }
         assert_eq!(reporting(&[stmt(BPF_RET_K, SECCOMP_RET_ERRNO | 1)]), None, "not one of the allowlist's programs");
+    }
+
+    /// The filter the launcher packs for the daemon is the filter: every
+    /// field of every instruction, at its extremes too.
+    #[test]
+    fn a_packed_filter_unpacks_to_itself() {
+        let ctx = capexec_decl::Context { rootless: true, uid: 1000, gid: 1000, unit_dir: None };
+        let spec = capexec_decl::from_text("t", "[exec]\nargv = [\"/bin/true\"]\n", &ctx).unwrap();
+        let prog = service_filter(&spec.seccomp).unwrap();
+        let mut all = prog.clone();
+        all.push(jump(u16::MAX, u32::MAX, u8::MAX, u8::MAX));
+        all.push(jump(0, 0, 0, 0));
+        all.push(jump(1, 1 << 31, 1, 0x80));
+        let back = unpack(&pack(&all));
+        let same = |a: &sock_filter, b: &sock_filter| (a.code, a.jt, a.jf, a.k) == (b.code, b.jt, b.jf, b.k);
+        assert!(all.len() == back.len() && all.iter().zip(&back).all(|(a, b)| same(a, b)));
     }
 
     /// Init's filter allows its own calls and kills on any other, for every

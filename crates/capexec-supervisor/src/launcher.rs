@@ -63,7 +63,8 @@ pub enum LauncherRequest {
 pub enum LauncherEvent {
     /// The program was executed. Carries pidfds: the init's, then the main
     /// process's (when it is still there); then the receiving end of the
-    /// service's /dev/log (with `syslog`).
+    /// service's /dev/log (with `syslog`); then, rootless, the listener of
+    /// the program's refused calls (with `refusals`).
     Launched {
         id: u64,
         init_pid: i32,
@@ -75,6 +76,11 @@ pub enum LauncherEvent {
         broker_pid: Option<i32>,
         #[serde(default)]
         syslog: bool,
+        /// The listener's filter (the program's own, `seccomp::pack`ed),
+        /// which says the errno each call it hands over gets: the daemon
+        /// answers them (see `crate::refusals`).
+        #[serde(default)]
+        refusals: Option<Vec<u64>>,
     },
     Failed {
         id: u64,
@@ -150,6 +156,8 @@ fn send(sock: RawFd, ev: &LauncherEvent, fds: &[RawFd]) {
 struct Pending {
     id: u64,
     started: capexec_sandbox::launch::Starting,
+    /// The program's filter, where its refusals come to a listener.
+    judge: Option<Vec<u64>>,
     cgroup_kill: Option<PathBuf>,
     unit: String,
 }
@@ -168,10 +176,12 @@ fn complete(sock: RawFd, children: &mut Children, pid: i32) {
             children.services.insert(s.pid, Child { cgroup_kill: p.cgroup_kill, unit: p.unit, stderr: None, tasks: s.tasks, task: None });
             let main_pid = main.as_ref().map(|(m, _)| *m);
             let syslog = s.syslog.is_some();
+            let (listener, refusals) = s.refusals.zip(p.judge).unzip();
             let mut pidfds = vec![s.pidfd];
             pidfds.extend(main.map(|(_, fd)| fd));
             pidfds.extend(s.syslog);
-            send(sock, &LauncherEvent::Launched { id: p.id, init_pid: s.pid, main_pid, broker_pid: None, syslog }, &fdpass::raw(&pidfds));
+            pidfds.extend(listener);
+            send(sock, &LauncherEvent::Launched { id: p.id, init_pid: s.pid, main_pid, broker_pid: None, syslog, refusals }, &fdpass::raw(&pidfds));
         }
         Err(e) => send(sock, &LauncherEvent::Failed { id: p.id, error: e.to_string() }, &[]),
     }
@@ -293,6 +303,10 @@ fn launch(sock: RawFd, req: LaunchRequest, fds: Vec<OwnedFd>, host_env: &[(Strin
         notify,
         broker: capexec_broker::contribution(&req.spec),
         syslog: true,
+        // Rootless no audit log says what the kernel refused: the daemon
+        // answers the refused calls itself (without a broker, whose own
+        // listener and filter come first; the plan says where it can).
+        report_refusals: req.rootless && !req.spec.has_broker(),
         ..Default::default()
     };
     let plan = match capexec_sandbox::plan::compose(&req.spec, &extras) {
@@ -332,7 +346,8 @@ fn launch(sock: RawFd, req: LaunchRequest, fds: Vec<OwnedFd>, host_env: &[(Strin
             }
             match capexec_sandbox::launch::start(&plan, &opts) {
                 Ok(s) => {
-                    let pending = Pending { id: req.id, cgroup_kill: req.cgroup_kill.clone(), unit: req.spec.name.clone(), started: s };
+                    let judge = plan.report_refusals.is_some().then(|| capexec_sandbox::seccomp::pack(&plan.seccomp));
+                    let pending = Pending { id: req.id, cgroup_kill: req.cgroup_kill.clone(), unit: req.spec.name.clone(), started: s, judge };
                     children.starting.insert(pending.started.pid, pending);
                     return;
                 }
@@ -360,7 +375,11 @@ fn launch(sock: RawFd, req: LaunchRequest, fds: Vec<OwnedFd>, host_env: &[(Strin
             let mut pidfds = vec![st.init_pidfd];
             pidfds.extend(st.main.map(|(_, fd)| fd));
             pidfds.extend(st.syslog);
-            send(sock, &LauncherEvent::Launched { id: req.id, init_pid: st.init_pid, main_pid, broker_pid: st.broker, syslog }, &fdpass::raw(&pidfds));
+            send(
+                sock,
+                &LauncherEvent::Launched { id: req.id, init_pid: st.init_pid, main_pid, broker_pid: st.broker, syslog, refusals: None },
+                &fdpass::raw(&pidfds),
+            );
         }
         Err(e) => fail(e.to_string()),
     }

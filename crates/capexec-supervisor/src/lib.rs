@@ -6,6 +6,8 @@
 //! [`cgroup`], capturing output ([`logs`]), reading sd_notify messages
 //! ([`notify`]). [`control`] and [`protocol`] are the control socket, shared
 //! with the CLI; [`paths`] says where a system or user daemon keeps things.
+//! What a service was refused goes into its [`trail`]: as root from the
+//! kernel's [`audit`] log, rootless from the [`refusals`] it answers itself.
 
 pub mod audit;
 pub mod cgroup;
@@ -20,6 +22,7 @@ pub mod paths;
 pub mod privileged;
 pub mod protocol;
 pub mod readiness;
+pub mod refusals;
 pub mod state;
 pub mod trail;
 

@@ -63,21 +63,22 @@ impl Trail {
 
     /// Adds a refusal; returns it with what went unshown since the last
     /// line, if it is to be shown now.
+    /// A denial whose `count` is above 1 stands for that many of the same
+    /// refusal, counted where they came from (`refusals::Repeats`).
     fn admit(&mut self, d: Denial, now: Instant) -> Option<(fix::Unshown, Denial)> {
-        self.total += 1;
+        let n = d.count.max(1);
+        self.total += n;
         match self.recent.back_mut() {
-            Some(last) if last.mechanism == d.mechanism && last.what == d.what => last.count += 1,
+            Some(last) if last.mechanism == d.mechanism && last.what == d.what => last.count += n,
             _ => {
                 if self.recent.len() == KEPT {
                     self.recent.pop_front();
                 }
-                self.recent.push_back(Denial { count: 1, ..d.clone() });
+                self.recent.push_back(Denial { count: n, ..d.clone() });
             }
         }
-        let unshown = self.budget.admit(now, &d.line());
-        if unshown.is_none() {
-            self.not_shown += 1;
-        }
+        let unshown = self.budget.admit_n(now, &d.line(), n);
+        self.not_shown += n - u64::from(unshown.is_some());
         unshown.map(|u| (u, d))
     }
 }
@@ -264,6 +265,20 @@ mod tests {
         let lines = (0..5).filter_map(|_| t.add(denial("same"), now)).count();
         assert_eq!((t.recent.len(), t.recent[0].count, lines), (1, 5, 1));
     }
+
+    /// A denial that stands for n (repeats counted at their source) counts
+    /// as n, in the total, the entry and what the log did not show.
+    #[test]
+    fn a_denial_with_a_count_counts_that_many() {
+        let now = Instant::now();
+        let (mut one, mut many) = (Trail::default(), Trail::default());
+        let shown_one = (0..40).filter(|_| one.add(denial("same"), now).is_some()).count();
+        let shown_many = [1, 39].into_iter().filter(|n| many.add(Denial { count: *n, ..denial("same") }, now).is_some()).count();
+        assert_eq!((shown_one, one.total, one.not_shown, one.recent[0].count), (1, 40, 39, 40));
+        assert_eq!((shown_many, many.total, many.not_shown, many.recent[0].count), (1, 40, 39, 40));
+        let next = |t: &mut Trail| t.add(denial("other"), now).unwrap();
+        assert_eq!(next(&mut one), next(&mut many), "the same count of repeats told");
+    }
 }
 
 /// `pid`, then its parent, and so on up to (not including) pid 1, by the
@@ -335,16 +350,16 @@ pub struct Watch {
 
 /// The listener of the program's refused calls (`Spawned::refusals`), and
 /// the filter whose errno answers each: the program's own, which refused it.
-struct Notified {
-    listener: capexec_sys::notify::Listener,
-    judge: Vec<capexec_sandbox::seccomp::sock_filter>,
+pub(crate) struct Notified {
+    pub(crate) listener: capexec_sys::notify::Listener,
+    pub(crate) judge: Vec<capexec_sandbox::seccomp::sock_filter>,
 }
 
 impl Notified {
     /// Answers one refused call as the program's filter would have, and
     /// says what it was. Never `CONTINUE`: the call was refused, and the
     /// answer is only its errno.
-    fn answer(&self, n: &capexec_sys::notify::Notif) -> Record {
+    pub(crate) fn answer(&self, n: &capexec_sys::notify::Notif) -> Record {
         let verdict = capexec_sandbox::seccomp::answer(&self.judge, n.nr as u32, n.args);
         // Only errno refusals come here (seccomp::reporting); anything else
         // would be a mismatch between the two filters: refused all the same.

@@ -112,8 +112,10 @@ refused each service and keeps the last 64 (a refusal repeated in a row counts a
 also goes to the service's log, at most 20 lines per 10 seconds (the same refusal again is counted, \
 not repeated). Each entry says what would allow \
 it: the declaration key, and the capexec run flag. The service's broker and network guard \
-report their own refusals too; rootless, the kernel's records are out of reach (use `capexec run \
---explain` or `capexec exec --explain`). --propose prints a drop-in that allows what was refused. \
+report their own refusals too. Rootless, the kernel's records are out of reach: the user daemon \
+answers the syscalls seccomp refuses a service without a broker itself and keeps those (the repeats \
+of one within a second come as one entry with their count); for files and ports use `capexec run \
+--explain` or `capexec exec --explain`. --propose prints a drop-in that allows what was refused. \
 See docs/daemon.md, \"What was refused\".")]
     Denials(DenialsArgs),
     /// Answer the seccomp notifications of containers run by runc or crun with capexec's broker (their listenerPath)

@@ -170,7 +170,7 @@ impl Daemon {
 
     pub(super) fn launcher_event(&mut self, ev: LauncherEvent, fds: Vec<OwnedFd>) {
         match ev {
-            LauncherEvent::Launched { id, init_pid, main_pid, broker_pid, syslog } => {
+            LauncherEvent::Launched { id, init_pid, main_pid, broker_pid, syslog, refusals } => {
                 let Some(name) = self.launches.remove(&id) else {
                     return;
                 };
@@ -187,6 +187,10 @@ impl Daemon {
                     if let Some(old) = s.syslog_end.replace(end) {
                         let _ = old.send(());
                     }
+                }
+                if let (Some(listener), Some(judge)) = (fds.next(), refusals) {
+                    let r = crate::refusals::Refusals::new(listener, capexec_sandbox::seccomp::unpack(&judge), s.spec.clone());
+                    tokio::spawn(answer_refusals(r, name.clone(), s.run_id, self.tx.clone()));
                 }
                 s.run = Some(Run { init_pid, init_fd, main_pid, main_fd, broker_pid, started: Instant::now() });
                 s.log.note(&format!("started (main pid {})", main_pid.map_or("-".into(), |p| p.to_string())));
@@ -272,6 +276,46 @@ async fn read_reports(fd: OwnedFd, unit: String, run: u64, tx: mpsc::UnboundedSe
             }
         }
     }
+}
+
+/// Rootless, the program's refused calls (`crate::refusals`), answered and
+/// told to run `run`'s trail until no process of it can make one.
+async fn answer_refusals(r: crate::refusals::Refusals, unit: String, run: u64, tx: mpsc::UnboundedSender<Ev>) {
+    use crate::refusals::Left;
+    let tell = |denials: Vec<crate::trail::Denial>| denials.into_iter().all(|denial| tx.send(Ev::Refused { unit: unit.clone(), run, denial }).is_ok());
+    // SAFETY: `Refusals` owns the listener, whose descriptor stays open
+    // (and is the one `as_raw_fd` returns) until the AsyncFd drops it after
+    // deregistering.
+    let Ok(mut r) = (unsafe { tokio::io::unix::AsyncFd::register_with_interest(r, tokio::io::Interest::READABLE) }) else { return };
+    loop {
+        let due = r.get_ref().next_due();
+        let until_due = async move {
+            match due {
+                Some(at) => tokio::time::sleep_until(at.into()).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            ready = r.readable_mut() => {
+                let Ok(mut ready) = ready else { break };
+                let (denials, left) = ready.get_inner_mut().answer_waiting(std::time::Instant::now());
+                // The kernel says POLLHUP once the filter has no users left.
+                let ended = ready.ready().is_read_closed();
+                if left == Left::Nothing {
+                    ready.clear_ready();
+                }
+                if !tell(denials) || (ended && left == Left::Nothing) {
+                    break;
+                }
+            }
+            () = until_due => {
+                if !tell(r.get_mut().due(std::time::Instant::now())) {
+                    return;
+                }
+            }
+        }
+    }
+    tell(r.get_mut().rest());
 }
 
 /// The network guard's refusals into run `run`'s trail, for as long as the

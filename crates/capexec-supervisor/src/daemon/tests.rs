@@ -121,7 +121,14 @@ async fn start_answers_once_the_launcher_reports_the_program_executed() {
     assert!(reply.try_recv().is_err(), "`capexec start` must wait for the launcher");
     assert_eq!(h.status("web").state, "starting");
 
-    assert!(h.launcher(LauncherEvent::Launched { id: req.id, init_pid: 4_000_001, main_pid: Some(4_000_002), broker_pid: None, syslog: false }));
+    assert!(h.launcher(LauncherEvent::Launched {
+        id: req.id,
+        init_pid: 4_000_001,
+        main_pid: Some(4_000_002),
+        broker_pid: None,
+        syslog: false,
+        refusals: None
+    }));
     let r = answered(&mut reply);
     assert!(r.ok, "{r:?}");
     let st = h.status("web");
@@ -149,7 +156,7 @@ async fn a_launch_the_launcher_could_not_make_is_reported_with_its_error() {
     assert_eq!((st.state.as_str(), st.result.as_deref()), ("failed", Some("spawn-failed")));
     assert_eq!(st.last_exit.map(|e| e.outcome).as_deref(), Some("spawn-failed"));
     // A report for a launch the daemon no longer waits for changes nothing.
-    h.launcher(LauncherEvent::Launched { id: req.id, init_pid: 4_000_001, main_pid: None, broker_pid: None, syslog: false });
+    h.launcher(LauncherEvent::Launched { id: req.id, init_pid: 4_000_001, main_pid: None, broker_pid: None, syslog: false, refusals: None });
     assert_eq!(h.status("web").state, "failed");
 }
 
@@ -167,7 +174,7 @@ async fn a_failing_service_is_restarted_until_its_start_limit() {
         h.pump_until(|h| !h.launches.is_empty()).await;
         let req = h.next_launch();
         let init_pid = 4_000_100 + run;
-        h.launcher(LauncherEvent::Launched { id: req.id, init_pid, main_pid: Some(init_pid + 1), broker_pid: None, syslog: false });
+        h.launcher(LauncherEvent::Launched { id: req.id, init_pid, main_pid: Some(init_pid + 1), broker_pid: None, syslog: false, refusals: None });
         assert_eq!(h.status("flaky").state, "running");
         h.launcher(LauncherEvent::Exited { init_pid, code: 3 });
         launched.push(req.id);
@@ -192,7 +199,7 @@ async fn a_stop_during_the_launch_ends_what_the_launcher_then_reports() {
     assert!(stop.try_recv().is_err(), "the stop waits for the launch in flight");
     assert_eq!(h.status("web").state, "stopping");
     // The launcher finishes the launch it had started: the daemon kills it...
-    h.launcher(LauncherEvent::Launched { id: req.id, init_pid: 4_000_201, main_pid: Some(4_000_202), broker_pid: None, syslog: false });
+    h.launcher(LauncherEvent::Launched { id: req.id, init_pid: 4_000_201, main_pid: Some(4_000_202), broker_pid: None, syslog: false, refusals: None });
     assert!(stop.try_recv().is_err(), "stopped only once the init is gone");
     // ...and answers the stop once the init has ended.
     h.launcher(LauncherEvent::Exited { init_pid: 4_000_201, code: 137 });
@@ -209,7 +216,7 @@ async fn readiness_from_an_earlier_run_does_not_count() {
     let mut reply = h.request(start("n"));
     let req = h.next_launch();
     assert!(req.notify_dir.as_ref().is_some_and(|d| d.join("notify").exists()), "the notify socket exists before the launch: {:?}", req.notify_dir);
-    h.launcher(LauncherEvent::Launched { id: req.id, init_pid: 4_000_301, main_pid: Some(4_000_302), broker_pid: None, syslog: false });
+    h.launcher(LauncherEvent::Launched { id: req.id, init_pid: 4_000_301, main_pid: Some(4_000_302), broker_pid: None, syslog: false, refusals: None });
     assert_eq!(h.status("n").state, "starting");
     let run = h.d.services["n"].run_id;
     h.d.handle(Ev::Notify { unit: "n".into(), run: run - 1, msg: "READY=1\nSTATUS=old".into(), pid: Some(4_000_302) });
@@ -242,7 +249,7 @@ async fn readiness_before_the_launch_report_is_judged_after_it() {
         let run = h.d.services["n"].run_id;
         h.d.handle(Ev::Notify { unit: "n".into(), run, msg: "READY=1".into(), pid: Some(sender) });
         assert_eq!(h.status("n").state, "starting");
-        h.launcher(LauncherEvent::Launched { id: req.id, init_pid: 4_000_401, main_pid: Some(4_000_402), broker_pid: None, syslog: false });
+        h.launcher(LauncherEvent::Launched { id: req.id, init_pid: 4_000_401, main_pid: Some(4_000_402), broker_pid: None, syslog: false, refusals: None });
         assert_eq!(h.status("n").state == "running", ready, "sender {sender}");
         assert_eq!(reply.try_recv().is_ok(), ready);
     }
@@ -300,7 +307,7 @@ async fn a_runtime_directory_is_removed_once_the_service_has_stopped() {
     // What the launcher does before the service runs.
     std::fs::create_dir_all(dir.join("sub")).unwrap();
     std::fs::write(dir.join("sub/pid"), "1\n").unwrap();
-    h.launcher(LauncherEvent::Launched { id: req.id, init_pid: 4_000_401, main_pid: Some(4_000_402), broker_pid: None, syslog: false });
+    h.launcher(LauncherEvent::Launched { id: req.id, init_pid: 4_000_401, main_pid: Some(4_000_402), broker_pid: None, syslog: false, refusals: None });
     assert!(dir.exists(), "kept while the service runs");
     h.launcher(LauncherEvent::Exited { init_pid: 4_000_401, code: 0 });
     h.pump_until(|h| matches!(h.status("rt").state.as_str(), "exited" | "stopped")).await;
@@ -320,7 +327,14 @@ async fn reload_and_start_post_go_to_the_task_helper() {
     let mut h = Harness::new(s);
     let mut reply = h.request(start("web"));
     let req = h.next_launch();
-    assert!(h.launcher(LauncherEvent::Launched { id: req.id, init_pid: 4_000_501, main_pid: Some(4_000_502), broker_pid: None, syslog: false }));
+    assert!(h.launcher(LauncherEvent::Launched {
+        id: req.id,
+        init_pid: 4_000_501,
+        main_pid: Some(4_000_502),
+        broker_pid: None,
+        syslog: false,
+        refusals: None
+    }));
     assert!(answered(&mut reply).ok);
     // start_post: a task request for the running service.
     let (data, fds) = h.launches.try_recv().expect("a task request for start_post");
@@ -360,7 +374,7 @@ async fn a_declared_success_exit_status_is_a_clean_end() {
     let mut h = Harness::new(s);
     let _reply = h.request(start("hp"));
     let req = h.next_launch();
-    h.launcher(LauncherEvent::Launched { id: req.id, init_pid: 4_000_601, main_pid: Some(4_000_602), broker_pid: None, syslog: false });
+    h.launcher(LauncherEvent::Launched { id: req.id, init_pid: 4_000_601, main_pid: Some(4_000_602), broker_pid: None, syslog: false, refusals: None });
     h.launcher(LauncherEvent::Exited { init_pid: 4_000_601, code: 143 });
     h.pump_until(|h| h.status("hp").state == "exited").await;
     assert_eq!(h.status("hp").last_exit.map(|e| e.outcome).as_deref(), Some("success"));
@@ -368,13 +382,13 @@ async fn a_declared_success_exit_status_is_a_clean_end() {
     // 128 + SIGKILL counts too; 1 does not, and is restarted.
     let _reply = h.request(start("hp"));
     let req = h.next_launch();
-    h.launcher(LauncherEvent::Launched { id: req.id, init_pid: 4_000_611, main_pid: Some(4_000_612), broker_pid: None, syslog: false });
+    h.launcher(LauncherEvent::Launched { id: req.id, init_pid: 4_000_611, main_pid: Some(4_000_612), broker_pid: None, syslog: false, refusals: None });
     h.launcher(LauncherEvent::Exited { init_pid: 4_000_611, code: 137 });
     h.pump_until(|h| h.status("hp").state == "exited").await;
     h.no_launch();
     let _reply = h.request(start("hp"));
     let req = h.next_launch();
-    h.launcher(LauncherEvent::Launched { id: req.id, init_pid: 4_000_621, main_pid: Some(4_000_622), broker_pid: None, syslog: false });
+    h.launcher(LauncherEvent::Launched { id: req.id, init_pid: 4_000_621, main_pid: Some(4_000_622), broker_pid: None, syslog: false, refusals: None });
     h.launcher(LauncherEvent::Exited { init_pid: 4_000_621, code: 1 });
     h.pump_until(|h| !h.launches.is_empty()).await;
     assert_eq!(h.status("hp").last_exit.map(|e| e.outcome).as_deref(), Some("exit-failure"));
@@ -392,7 +406,7 @@ async fn an_announced_reload_ends_with_its_ready() {
     let mut h = Harness::new(s);
     let mut reply = h.request(start("web"));
     let req = h.next_launch();
-    h.launcher(LauncherEvent::Launched { id: req.id, init_pid: 4_000_601, main_pid: Some(4_000_602), broker_pid: None, syslog: false });
+    h.launcher(LauncherEvent::Launched { id: req.id, init_pid: 4_000_601, main_pid: Some(4_000_602), broker_pid: None, syslog: false, refusals: None });
     let run = h.d.services["web"].run_id;
     let say = |h: &mut Harness, msg: &str| h.d.handle(Ev::Notify { unit: "web".into(), run, msg: msg.into(), pid: Some(4_000_602) });
     say(&mut h, "READY=1\nRELOADING=1");
@@ -437,7 +451,7 @@ async fn an_unannounced_reload_ends_with_its_commands() {
     let mut h = Harness::new(s);
     let mut reply = h.request(start("web"));
     let req = h.next_launch();
-    h.launcher(LauncherEvent::Launched { id: req.id, init_pid: 4_000_701, main_pid: Some(4_000_702), broker_pid: None, syslog: false });
+    h.launcher(LauncherEvent::Launched { id: req.id, init_pid: 4_000_701, main_pid: Some(4_000_702), broker_pid: None, syslog: false, refusals: None });
     h.d.handle(Ev::Notify { unit: "web".into(), run: h.d.services["web"].run_id, msg: "READY=1".into(), pid: Some(4_000_702) });
     assert!(answered(&mut reply).ok);
     let mut reload = h.request(Request::Reload { units: vec!["web".into()] });
@@ -455,7 +469,7 @@ fn started_on_a_real_process(h: &mut Harness, unit: &str) -> std::process::Child
     let pidfd = || capexec_sys::pidfd_open(pid, 0).expect("pidfd_open of our own child");
     let _reply = h.request(start(unit));
     let req = h.next_launch();
-    let launched = LauncherEvent::Launched { id: req.id, init_pid: pid, main_pid: Some(pid), broker_pid: None, syslog: false };
+    let launched = LauncherEvent::Launched { id: req.id, init_pid: pid, main_pid: Some(pid), broker_pid: None, syslog: false, refusals: None };
     assert!(h.d.handle(Ev::Launcher(launched, vec![pidfd(), pidfd()])));
     assert_eq!(h.status(unit).state, "running");
     main
