@@ -1393,6 +1393,39 @@ fn capexec_oci_runs_setup_hooks_outside_the_brokers_layer() {
     assert!(oci(&root, &["delete", "--force", "hooked-broker"]).status.success());
 }
 
+/// A container whose annotation declares `[broker]` grants shares a
+/// Landlock layer with its broker, which must allow moves between the
+/// container's writable directories (Landlock refuses a rename or link
+/// between two directories, EXDEV, in every layer without a rule for it):
+/// the view is built by a builder outside that layer, as for capexec's own
+/// views. A hard link and a rename between two directories of the writable
+/// root filesystem work, and the granted host file is read.
+#[test]
+fn capexec_oci_moves_files_between_directories_under_a_broker() {
+    require_root();
+    let Scene { _cleanup, _left, base, root, dir } = scene("moves", &["moves"]);
+    std::fs::create_dir_all(base.join("granted")).unwrap();
+    std::fs::write(base.join("granted/file"), "granted-content\n").unwrap();
+    let grant = format!("broker.fs = [{{path = '{}/granted/**', rights = ['read']}}]", base.display());
+    let script = format!(
+        "cd /; busybox mkdir -p /d1 /d2; echo x > /d1/f; busybox ln /d1/f /d2/g && echo linked; busybox mv /d1/f /d2/f; \
+         [ \"$(busybox stat -c %i /d2/f)\" = \"$(busybox stat -c %i /d2/g)\" ] && echo renamed; busybox cat {}/granted/file",
+        base.display()
+    );
+    runc_bundle(&dir, |c| {
+        c["root"]["readonly"] = false.into();
+        c["process"]["args"] = serde_json::json!(["/bin/busybox", "sh", "-c", script]);
+        c["annotations"] = serde_json::json!({capexec_decl::BROKER_ANNOTATION: grant});
+    });
+    let out = base.join("out");
+    oci_create(&root, &dir, "moves", Some(&out), &base.join("create.err"));
+    assert!(oci(&root, &["start", "moves"]).status.success());
+    wait_until("the container's end", || oci(&root, &["state", "moves"]).stdout.windows(7).any(|w| w == b"stopped"));
+    let got = std::fs::read_to_string(&out).unwrap();
+    assert_eq!(got, "linked\nrenamed\ngranted-content\n", "stderr: {}", std::fs::read_to_string(base.join("create.err")).unwrap());
+    assert!(oci(&root, &["delete", "moves"]).status.success());
+}
+
 /// capexec-oci killed in the middle of `create`, at its last step: the
 /// test holds the pid file's write (a FIFO at the temporary name create
 /// writes first) until create waits in it, then SIGKILLs create. The

@@ -1,6 +1,6 @@
-//! The view of a service that shares a Landlock layer with its broker,
-//! built by a process outside that layer, so that the layer may handle
-//! moves between directories.
+//! The view of a service (or an OCI container) that shares a Landlock
+//! layer with its broker, built by a process outside that layer, so that
+//! the layer may handle moves between directories.
 //!
 //! Why: Landlock refuses a rename or link between two directories
 //! (`LANDLOCK_ACCESS_FS_REFER`, EXDEV) in every layer of a domain that has
@@ -44,15 +44,17 @@ const BUILT: [(libc::c_int, &str); 6] = [
 ];
 
 /// Whether `plan` is launched with a view builder when its caller enters
-/// the broker's layer: a plan of capexec's own view, not an OCI
-/// container's (a root filesystem of its own, namespaces entered by path,
-/// a sandbox joined: their setup stays in init, and a broker's layer there
-/// refuses moves between directories; docs/broker.md, "Limits").
+/// the broker's layer: a view the launch makes (capexec's own, or an OCI
+/// container's on its root filesystem), not one with namespaces entered by
+/// path, a sandbox joined or createContainer hooks (which run in init
+/// between the mounts and the host tree's detach, with the host's root at
+/// /oldroot): their setup stays in init, and a broker's layer there
+/// refuses moves between directories (docs/broker.md, "Limits").
 pub fn applies(plan: &SetupPlan) -> bool {
     plan.broker_layer.is_some()
         && plan.join == 0
         && plan.enter.is_empty()
-        && plan.root.is_none()
+        && plan.container_hooks.create.is_empty()
         && !plan.foreign_mount_ns
         && plan.clone_flags & libc::CLONE_NEWNS != 0
 }
@@ -239,7 +241,7 @@ fn main(plan: &SetupPlan, trees: &[(&Path, RawFd)], chan: RawFd) -> ! {
     });
     let (before, proc) = split(&plan.mounts);
     let built = prepared.and_then(|()| {
-        let mut view = mounts::View::start(&Kernel, None)?;
+        let mut view = mounts::View::start(&Kernel, plan.root.as_ref().map(|(p, ro)| (p.as_path(), *ro)))?;
         view.steps(&Kernel, &before, trees)?;
         Ok(view)
     });
