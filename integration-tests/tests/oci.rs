@@ -1398,32 +1398,54 @@ fn capexec_oci_runs_setup_hooks_outside_the_brokers_layer() {
 /// container's writable directories (Landlock refuses a rename or link
 /// between two directories, EXDEV, in every layer without a rule for it):
 /// the view is built by a builder outside that layer, as for capexec's own
-/// views. A hard link and a rename between two directories of the writable
-/// root filesystem work, and the granted host file is read.
+/// views, also in a pod's namespaces given by path (network, UTS, IPC,
+/// cgroup, pid). A hard link and a rename between two directories of the
+/// writable root filesystem work, and the granted host file is read; in
+/// the pod, the container's namespaces are the pod's.
 #[test]
 fn capexec_oci_moves_files_between_directories_under_a_broker() {
     require_root();
-    let Scene { _cleanup, _left, base, root, dir } = scene("moves", &["moves"]);
+    let Scene { _cleanup, _left, base, root, dir } = scene("moves", &["moves", "moves-pod"]);
     std::fs::create_dir_all(base.join("granted")).unwrap();
     std::fs::write(base.join("granted/file"), "granted-content\n").unwrap();
     let grant = format!("broker.fs = [{{path = '{}/granted/**', rights = ['read']}}]", base.display());
     let script = format!(
-        "cd /; busybox mkdir -p /d1 /d2; echo x > /d1/f; busybox ln /d1/f /d2/g && echo linked; busybox mv /d1/f /d2/f; \
-         [ \"$(busybox stat -c %i /d2/f)\" = \"$(busybox stat -c %i /d2/g)\" ] && echo renamed; busybox cat {}/granted/file",
+        "cd /; busybox rm -rf /d1 /d2; busybox mkdir /d1 /d2; echo x > /d1/f; busybox ln /d1/f /d2/g && echo linked; busybox mv /d1/f /d2/f; \
+         [ \"$(busybox stat -c %i /d2/f)\" = \"$(busybox stat -c %i /d2/g)\" ] && echo renamed; busybox cat {}/granted/file; \
+         for n in net uts ipc cgroup pid; do busybox readlink /proc/self/ns/$n; done",
         base.display()
     );
-    runc_bundle(&dir, |c| {
-        c["root"]["readonly"] = false.into();
-        c["process"]["args"] = serde_json::json!(["/bin/busybox", "sh", "-c", script]);
-        c["annotations"] = serde_json::json!({capexec_decl::BROKER_ANNOTATION: grant});
-    });
-    let out = base.join("out");
-    oci_create(&root, &dir, "moves", Some(&out), &base.join("create.err"));
-    assert!(oci(&root, &["start", "moves"]).status.success());
-    wait_until("the container's end", || oci(&root, &["state", "moves"]).stdout.windows(7).any(|w| w == b"stopped"));
-    let got = std::fs::read_to_string(&out).unwrap();
-    assert_eq!(got, "linked\nrenamed\ngranted-content\n", "stderr: {}", std::fs::read_to_string(base.join("create.err")).unwrap());
-    assert!(oci(&root, &["delete", "moves"]).status.success());
+    let (_pause, sleeper) = pause(&["--net", "--uts", "--ipc", "--cgroup", "--pid"]);
+    let kinds = ["net", "uts", "ipc", "cgroup", "pid"];
+    for (id, pod) in [("moves", false), ("moves-pod", true)] {
+        runc_bundle(&dir, |c| {
+            c["root"]["readonly"] = false.into();
+            c["process"]["args"] = serde_json::json!(["/bin/busybox", "sh", "-c", script]);
+            c["annotations"] = serde_json::json!({capexec_decl::BROKER_ANNOTATION: grant});
+            if pod {
+                let ns = c["linux"]["namespaces"].as_array_mut().unwrap();
+                let given = [("network", "net"), ("uts", "uts"), ("ipc", "ipc"), ("cgroup", "cgroup"), ("pid", "pid")];
+                ns.retain(|n| !given.iter().any(|(kind, _)| n["type"] == *kind));
+                for (kind, file) in given {
+                    ns.push(serde_json::json!({"type": kind, "path": format!("/proc/{sleeper}/ns/{file}")}));
+                }
+            }
+        });
+        let out = base.join(format!("{id}.out"));
+        oci_create(&root, &dir, id, Some(&out), &base.join("create.err"));
+        assert!(oci(&root, &["start", id]).status.success());
+        wait_until("the container's end", || oci_status(&root, id).0 == "stopped");
+        let got = std::fs::read_to_string(&out).unwrap();
+        let stderr = std::fs::read_to_string(base.join("create.err")).unwrap();
+        assert!(got.starts_with("linked\nrenamed\ngranted-content\n"), "{id}: {got}\nstderr: {stderr}");
+        let pods: Vec<String> = kinds.iter().map(|n| std::fs::read_link(format!("/proc/{sleeper}/ns/{n}")).unwrap().display().to_string()).collect();
+        let theirs: Vec<&str> = got.lines().skip(3).collect();
+        assert_eq!(theirs.len(), kinds.len(), "{id}: {got}");
+        for ((kind, pods), theirs) in kinds.iter().zip(&pods).zip(&theirs) {
+            assert_eq!(pods == theirs, pod, "{id}: {kind} namespace {theirs} (the pod's: {pods})");
+        }
+        assert!(oci(&root, &["delete", id]).status.success());
+    }
 }
 
 /// capexec-oci killed in the middle of `create`, at its last step: the

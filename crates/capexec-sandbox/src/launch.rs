@@ -602,7 +602,7 @@ fn begin(plan: &SetupPlan, opts: &SpawnOptions) -> Result<Starting, LaunchError>
     // crate::view_builder): the layer can then allow moves beneath the
     // view's writable directories, opened here before it exists.
     let builder = match opts.broker_layer && crate::view_builder::applies(plan) {
-        true => Some(crate::view_builder::start(plan, &tree_fds)?),
+        true => Some(crate::view_builder::start(plan, &tree_fds, &enter_fds)?),
         false => None,
     };
     let built = match &builder {

@@ -45,15 +45,17 @@ const BUILT: [(libc::c_int, &str); 6] = [
 
 /// Whether `plan` is launched with a view builder when its caller enters
 /// the broker's layer: a view the launch makes (capexec's own, or an OCI
-/// container's on its root filesystem), not one with namespaces entered by
-/// path, a sandbox joined or createContainer hooks (which run in init
-/// between the mounts and the host tree's detach, with the host's root at
-/// /oldroot): their setup stays in init, and a broker's layer there
-/// refuses moves between directories (docs/broker.md, "Limits").
+/// container's on its root filesystem, also in a pod's network, IPC, UTS,
+/// cgroup and pid namespaces entered by path), not one in a user or mount
+/// namespace entered by path, a sandbox joined or one with createContainer
+/// hooks (which run in init between the mounts and the host tree's detach,
+/// with the host's root at /oldroot): their setup stays in init, and a
+/// broker's layer there refuses moves between directories (docs/broker.md,
+/// "Limits").
 pub fn applies(plan: &SetupPlan) -> bool {
     plan.broker_layer.is_some()
         && plan.join == 0
-        && plan.enter.is_empty()
+        && plan.enter.iter().all(|(flag, _)| ENTERED.contains(flag) || *flag == libc::CLONE_NEWPID)
         && plan.container_hooks.create.is_empty()
         && !plan.foreign_mount_ns
         && plan.clone_flags & libc::CLONE_NEWNS != 0
@@ -75,25 +77,32 @@ pub struct Builder {
     reaped: std::cell::Cell<bool>,
 }
 
+/// The namespaces a builder enters by path where the plan says so (a pod's),
+/// before it mounts: what it mounts (/sys, a cgroup tree) shows them. The
+/// pid namespace is init's to enter (`launch::begin`), the builder's child
+/// mounts /proc in it.
+const ENTERED: [libc::c_int; 4] = [libc::CLONE_NEWNET, libc::CLONE_NEWIPC, libc::CLONE_NEWUTS, libc::CLONE_NEWCGROUP];
+
 /// The builder's namespaces, opened: init enters them.
 pub struct Namespaces {
     pub user: Option<OwnedFd>,
     pub mnt: OwnedFd,
-    /// net, ipc, uts, cgroup: those the plan makes.
+    /// net, ipc, uts, cgroup: those the plan makes or enters by path.
     pub others: Vec<(libc::c_int, OwnedFd)>,
 }
 
 /// Clones the builder and waits until it has mounted the view but /proc.
 /// The caller must be single-threaded (`sys::clone_fork`); `trees` are the
-/// mounts the launch prepared (`ChildArgs::trees`).
-pub fn start(plan: &SetupPlan, trees: &[(&Path, RawFd)]) -> Result<Builder, LaunchError> {
+/// mounts the launch prepared (`ChildArgs::trees`), `enter` the plan's
+/// namespaces to enter, opened (those of [`ENTERED`] are entered).
+pub fn start(plan: &SetupPlan, trees: &[(&Path, RawFd)], enter: &[(libc::c_int, RawFd)]) -> Result<Builder, LaunchError> {
     let (ours, theirs) = crate::launch::seqpacket_pair("the channel to the view's builder")?;
     let flags = plan.clone_flags & !libc::CLONE_NEWPID;
     // SAFETY: the caller is single-threaded (this function's contract, checked by `launch::begin`).
     let (pid, pidfd) = unsafe { sys::clone_fork(flags) }.map_err(|e| LaunchError::io("clone", "the builder of the service's view", e))?;
     if pidfd.is_none() {
         drop(ours);
-        main(plan, trees, theirs.as_raw_fd())
+        main(plan, trees, enter, theirs.as_raw_fd())
     }
     drop(theirs);
     let b = Builder { pid, chan: ours, reaped: std::cell::Cell::new(false) };
@@ -115,7 +124,8 @@ impl Builder {
         let mut user = None;
         let mut mnt = None;
         let mut others = Vec::new();
-        for (flag, name) in BUILT.iter().filter(|(flag, _)| plan.clone_flags & flag != 0) {
+        let entered = |flag: &libc::c_int| ENTERED.contains(flag) && plan.enter.iter().any(|(f, _)| f == flag);
+        for (flag, name) in BUILT.iter().filter(|(flag, _)| plan.clone_flags & flag != 0 || entered(flag)) {
             let fd = open(name)?;
             match *flag {
                 libc::CLONE_NEWUSER => user = Some(fd),
@@ -223,7 +233,7 @@ impl Drop for Builder {
 
 /// The builder: see the module's order. Answers on `chan` with a 0 byte per
 /// phase done, or the error record, and ends.
-fn main(plan: &SetupPlan, trees: &[(&Path, RawFd)], chan: RawFd) -> ! {
+fn main(plan: &SetupPlan, trees: &[(&Path, RawFd)], enter: &[(libc::c_int, RawFd)], chan: RawFd) -> ! {
     let fail = |e: ChildError| -> ! {
         let _ = sys::write_raw(chan, &e.encode());
         process::exit_now(126)
@@ -235,6 +245,12 @@ fn main(plan: &SetupPlan, trees: &[(&Path, RawFd)], chan: RawFd) -> ! {
     }
     // After the caller's last look at this process's ids: a credential
     // change clears it. A builder left behind would hold the view's mounts.
+    for (flag, fd) in enter.iter().filter(|(flag, _)| ENTERED.contains(flag)) {
+        if let Err(e) = sys::setns(*fd, *flag) {
+            let path = plan.enter.iter().find(|(f, _)| f == flag).map_or_else(String::new, |(_, p)| p.display().to_string());
+            fail(ChildError::io(Step::JoinNamespaces, format!("setns into {path}"), e))
+        }
+    }
     let (uid, gid) = plan.inside.unwrap_or((plan.uid, plan.gid));
     let prepared = crate::ops::Ops::switch_ids(&Kernel, uid, gid, (!plan.deny_setgroups).then_some(&plan.groups[..])).and_then(|()| {
         sys::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong).map(drop).map_err(|e| ChildError::io(Step::ParentDeathSignal, "prctl", e))
