@@ -499,6 +499,53 @@ both!(a_reload_is_over_before_learning_stops_the_service, |who: As| {
     assert!(decl.contains("\"unlink\", #"), "what the service did at its stop is not recorded:\n{}\n{decl}", text(&o));
 });
 
+// A daemon's idle loop wakes on a timer (mosquitto's, ten times a second,
+// setting its signal mask around each wait): such calls do not keep the run
+// busy, so learning stops it once its reload's work is over instead of at
+// --ready-timeout (it waited 30 s and said the service was "still busy"),
+// and that work is recorded.
+both!(an_idle_loop_on_a_timer_is_quiet, |who: As| {
+    let (dir, _scratch) = writable_dir(&format!("idle-{who:?}"));
+    let d = dir.to_str().unwrap();
+    let prog = "import os, select, signal, sys, time\n\
+                d = sys.argv[1]\n\
+                state = {'hup': False}\n\
+                def hup(*_): state['hup'] = True\n\
+                signal.signal(signal.SIGHUP, hup)\n\
+                open(d + '/pid', 'w').close()\n\
+                while True:\n\
+                \x20   if state['hup']:\n\
+                \x20       state['hup'] = False\n\
+                \x20       end = time.monotonic() + 0.3\n\
+                \x20       while time.monotonic() < end: os.getpriority(os.PRIO_PROCESS, 0)\n\
+                \x20   signal.pthread_sigmask(signal.SIG_BLOCK, [])\n\
+                \x20   select.select([], [], [], 0.05)\n";
+    let argv = serde_json::to_string(&["/usr/bin/python3", "-c", prog, d]).unwrap();
+    let unit = dir.join("idle.svc");
+    std::fs::write(
+        &unit,
+        format!(
+            "[exec]\nargv = {argv}\n\n[[exec.reload]]\nargv = [\"/bin/sh\", \"-c\", \"kill -HUP $MAINPID\"]\n\n\
+             [filesystem]\nread_write = [\"{d}\"]\n"
+        ),
+    )
+    .unwrap();
+    set_mode(&unit, 0o644);
+    let mined = dir.join("learned.svc");
+    let mut c = command(who);
+    c.arg("learn").arg(&unit).arg("--out").arg(&mined).args([
+        "--no-wait",
+        "--ready-timeout",
+        "5",
+        "--workload",
+        &format!("while [ ! -e {d}/pid ]; do sleep 0.05; done"),
+    ]);
+    let o = output(c, T);
+    assert!(o.status.success() && !text(&o).contains("still busy"), "{}", text(&o));
+    let decl = std::fs::read_to_string(&mined).unwrap();
+    assert!(decl.contains("\"getpriority\""), "what the reload did is not recorded:\n{}\n{decl}", text(&o));
+});
+
 // `exec.reload` commands are run and recorded by learning, after the
 // workload: systemd's usual `kill -HUP $MAINPID` (mosquitto's unit) needs
 // `kill` from the declaration's allowlist, which the program itself never

@@ -26,17 +26,18 @@ const AT_FDCWD: i64 = -100;
 /// made (before the kernel runs it): `capexec learn` waits for the service to
 /// listen before it starts the workload.
 ///
-/// `activity`, if given, counts the calls as they come: `capexec learn`
-/// waits for the run to be quiet before it stops it.
+/// `activity`, if given, counts the calls as they come, but those that
+/// an idle loop makes ([`idles`]): `capexec learn` waits for the run to be quiet
+/// before it stops it, and a daemon's idle loop wakes up on its own.
 pub fn record(listener: OwnedFd, judge: &[sock_filter], capabilities: bool, bound: Option<Sender<Bound>>, activity: Option<&AtomicU64>) -> Observations {
     let l = Listener::new(listener);
     let mut obs = Observations::default();
     let ctx = Ctx { capabilities, bound, accepting: std::cell::Cell::new(false), receiving: Default::default(), local: Default::default() };
     while let Ok(Some(n)) = l.recv() {
-        if let Some(a) = activity {
+        let name = capexec_decl::syscalls::name_of(n.nr);
+        if let Some(a) = activity.filter(|_| !name.is_some_and(idles)) {
             a.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         }
-        let name = capexec_decl::syscalls::name_of(n.nr);
         if !seccomp::allows(judge, n.nr, n.args) {
             let key = name.map(str::to_owned).unwrap_or_else(|| format!("#{}", n.nr));
             *obs.denied.entry(key).or_default() += 1;
@@ -51,6 +52,32 @@ pub fn record(listener: OwnedFd, judge: &[sock_filter], capabilities: bool, boun
         let _ = l.pass_through(n.id);
     }
     obs
+}
+
+/// Whether a call named `name` is one an idle loop makes: it waits (for
+/// events, a timeout, another thread), sets the signal mask around such a
+/// wait, or reads a clock. An idle daemon makes them on a timer
+/// (mosquitto's main loop: rt_sigprocmask, epoll_wait, rt_sigprocmask, ten
+/// times a second), and a run that makes nothing else is quiet.
+fn idles(name: &str) -> bool {
+    matches!(
+        name,
+        "epoll_wait"
+            | "epoll_pwait"
+            | "epoll_pwait2"
+            | "poll"
+            | "ppoll"
+            | "select"
+            | "pselect6"
+            | "nanosleep"
+            | "clock_nanosleep"
+            | "futex"
+            | "restart_syscall"
+            | "rt_sigprocmask"
+            | "clock_gettime"
+            | "gettimeofday"
+            | "time"
+    )
 }
 
 /// An address a bind of the run named.
