@@ -736,6 +736,52 @@ fn mosquitto_from_import_and_learn() {
     d.terminate(T);
 }
 
+/// redis from Debian's redis-server.service, a package issue 19 does not
+/// name, and a hardened unit (ProtectSystem=strict, PrivateUsers=,
+/// SystemCallFilter=, an empty CapabilityBoundingSet=): User=redis, in a
+/// private user namespace as the unit asks, Type=notify with its pid file.
+/// Imported, learned with a SET and a GET, then run by the daemon: the key
+/// written before the restart is read back from its dump in
+/// /var/lib/redis, redis runs as redis with no capability, and capexec
+/// analyze scores the result below systemd's 1.2. The drop-in moves the port and lowers LimitNOFILE= (65535) to what
+/// root may set on these machines (no CAP_SYS_RESOURCE, a hard limit of
+/// 20000).
+#[test]
+fn redis_from_import_and_learn() {
+    require_root();
+    let port = unused_port();
+    let mut d = Daemon::prepare(As::Root, "redis");
+    let dropin = format!(
+        "[exec]\nargv = [\"/usr/bin/redis-server\", \"/etc/redis/redis.conf\", \"--supervised\", \"systemd\", \"--daemonize\", \"no\", \"--port\", \"{port}\"]\n\
+         [rlimits]\nnofile = 10000\n"
+    );
+    let unit = imported(&d, "redis", "redis-server.service", &dropin);
+    let key = format!("capexec-it-{}", std::process::id());
+    let cli = |args: &str| std::process::Command::new("sh").arg("-c").arg(format!("redis-cli -p {port} {args}")).output().unwrap();
+    let workload = format!("redis-cli -p {port} set {key} learned && redis-cli -p {port} get {key} | grep -qx learned");
+    let decl =
+        learned(&unit, "redis-server.service", &["--workload", &workload], &[&format!("\"tcp:127.0.0.1:{port}\""), "\"/var/lib/redis\"", "user = \"redis\""]);
+    assert!(decl.contains("type = \"notify\"") && decl.contains("pid_file = \"/run/redis/redis-server.pid\""), "{decl}");
+    d.start();
+    let o = d.ctl(&["start", "redis"]);
+    assert!(o.status.success(), "{}\n{decl}\n{}", text(&o), d.log());
+    d.wait_state("redis", "running", T);
+    // Saved at the learning run's stop, loaded now.
+    let o = cli(&format!("get {key}"));
+    assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), "learned", "{}\n{}", text(&o), text(&d.ctl(&["logs", "redis"])));
+    let o = cli(&format!("del {key}"));
+    assert!(o.status.success(), "{}", text(&o));
+    // In the user namespace the unit asks for, a /proc needs a pid
+    // namespace: the pid file holds redis's pid there (docs/debian.md).
+    let main = d.status("redis")["main_pid"].as_i64().expect("a main pid");
+    let status = std::fs::read_to_string(format!("/proc/{main}/status")).unwrap();
+    let uid = nix::unistd::User::from_name("redis").unwrap().unwrap().uid.as_raw();
+    assert!(status.contains(&format!("Uid:\t{uid}\t{uid}\t{uid}\t{uid}")) && status.contains("\nCapEff:\t0000000000000000\n"), "{status}");
+    let o = d.ctl(&["stop", "redis"]);
+    assert!(o.status.success(), "{}", text(&o));
+    d.terminate(T);
+}
+
 /// dnsmasq from Debian's dnsmasq.service, a package issue 19 does not name:
 /// a forking daemon started through a helper script, whose unit checks the
 /// configuration first (`systemd-helper checkconfig`, a start_pre that runs
