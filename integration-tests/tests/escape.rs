@@ -556,37 +556,43 @@ fn a_declared_user_has_its_groups_and_sees_host_ownership() {
 // its own processes only: hidepid=invisible, with Landlock refusing the
 // ptrace access it checks for anything outside the service's domain. The
 // service runs as root, like the host's init and this test, so uids alone
-// would hide nothing.
+// would hide nothing. Also in a user namespace of its own (systemd's
+// PrivateUsers=, root mapped to root), where capexec mounts that /proc for
+// it (the service could not mount one of the host's pid namespace).
 #[test]
 fn without_a_pid_namespace_proc_shows_only_the_service() {
-    let u = write_unit("hidepid", "[exec]\nuser = \"root\"\n[namespaces]\npid = false\n");
     let me = std::process::id();
-    let mut c = command(As::Root);
-    c.args([
-        "run",
-        "--unit",
-        u.to_str().unwrap(),
-        "--",
-        "/bin/sh",
-        "-c",
-        "echo self $$; ls /proc | grep -E '^[0-9]+$' | tr '\\n' ' '; echo; cat /proc/1/status 2>&1 | head -1",
-    ]);
-    let o = output(c, T);
-    let out = String::from_utf8_lossy(&o.stdout).into_owned();
-    assert!(o.status.success(), "{}", text(&o));
-    let mut lines = out.lines();
-    let shell: i32 = lines.next().and_then(|l| l.strip_prefix("self ")).and_then(|p| p.parse().ok()).expect("the shell's pid");
-    let visible: Vec<i32> = lines.next().unwrap_or_default().split_whitespace().filter_map(|p| p.parse().ok()).collect();
-    assert!(shell > 1, "the host's pids: {out}");
-    assert!(visible.contains(&shell), "the service sees itself: {out}");
-    assert!(!visible.contains(&1) && !visible.contains(&(me as i32)), "host processes are visible: {out}");
-    // Only the service's own: its init and what it started.
-    for p in &visible {
-        let st = std::fs::read_to_string(format!("/proc/{p}/status")).unwrap_or_default();
-        assert!(st.contains("Uid:\t0") || st.is_empty(), "{p}: {st}");
+    let host_userns = std::fs::read_link("/proc/self/ns/user").unwrap();
+    for (tag, user_ns) in [("hidepid", false), ("hidepid-userns", true)] {
+        let u = write_unit(tag, &format!("[exec]\nuser = \"root\"\n[namespaces]\npid = false\nuser = {user_ns}\n"));
+        let mut c = command(As::Root);
+        c.args([
+            "run",
+            "--unit",
+            u.to_str().unwrap(),
+            "--",
+            "/bin/sh",
+            "-c",
+            "echo self $$; ls /proc | grep -E '^[0-9]+$' | tr '\\n' ' '; echo; cat /proc/1/status 2>&1 | head -1; readlink /proc/self/ns/user",
+        ]);
+        let o = output(c, T);
+        let out = String::from_utf8_lossy(&o.stdout).into_owned();
+        assert!(o.status.success(), "{tag}: {}", text(&o));
+        let mut lines = out.lines();
+        let shell: i32 = lines.next().and_then(|l| l.strip_prefix("self ")).and_then(|p| p.parse().ok()).expect("the shell's pid");
+        let visible: Vec<i32> = lines.next().unwrap_or_default().split_whitespace().filter_map(|p| p.parse().ok()).collect();
+        assert!(shell > 1, "{tag}: the host's pids: {out}");
+        assert!(visible.contains(&shell), "{tag}: the service sees itself: {out}");
+        assert!(!visible.contains(&1) && !visible.contains(&(me as i32)), "{tag}: host processes are visible: {out}");
+        // Only the service's own: its init and what it started.
+        for p in &visible {
+            let st = std::fs::read_to_string(format!("/proc/{p}/status")).unwrap_or_default();
+            assert!(st.contains("Uid:\t0") || st.is_empty(), "{tag}: {p}: {st}");
+        }
+        assert!(visible.len() <= 4, "{tag}: more than the service's own processes: {out}");
+        assert!(lines.next().unwrap_or_default().contains("No such file"), "{tag}: /proc/1 is readable: {out}");
+        assert_eq!(lines.next() != Some(host_userns.to_str().unwrap()), user_ns, "{tag}: its user namespace: {out}");
     }
-    assert!(visible.len() <= 4, "more than the service's own processes: {out}");
-    assert!(lines.next().unwrap_or_default().contains("No such file"), "/proc/1 is readable: {out}");
 }
 
 // A declared path whose parent is a link on the host (/var/run -> /run) is

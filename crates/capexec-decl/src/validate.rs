@@ -540,18 +540,15 @@ pub fn validate(name: &str, raw: &RawUnit, sources: Vec<PathBuf>, ctx: &Context)
     // logrotate's `kill -USR1 $(cat /run/nginx.pid)`, chronyd's own next
     // start): as root it shares the host's pid namespace, so that the pid it
     // writes is the host's, unless it asks for its own. Its /proc then shows
-    // its own processes only, and Landlock keeps its signals to itself. In
-    // a user namespace of its own it keeps its own pids: its /proc needs them.
+    // its own processes only, and Landlock keeps its signals to itself; in a
+    // user namespace of its own too (systemd's PrivateUsers=), where capexec
+    // mounts that /proc for it (`resources::proc_tree`).
     let has_pid_file = raw.service.as_ref().is_some_and(|s| s.pid_file.is_some());
-    let pid_ns = ns.pid.unwrap_or(ctx.rootless || user_ns || !has_pid_file);
-    if !pid_ns && user_ns && proc != ProcMode::None {
-        // A new proc instance needs a pid namespace that the service's user namespace owns.
-        let why = if ctx.rootless {
-            "rootless, a /proc needs a pid namespace of the service's own"
-        } else {
-            "in a user namespace of its own (namespaces.user = true), a /proc needs a pid namespace of the service's own"
-        };
-        v.err_help("namespaces.pid", why, "keep pid = true, or set filesystem.proc = \"none\"");
+    let pid_ns = ns.pid.unwrap_or(ctx.rootless || !has_pid_file);
+    if !pid_ns && ctx.rootless && proc != ProcMode::None {
+        // A new proc instance needs a pid namespace that the service's user
+        // namespace owns; as root capexec mounts the host's for it.
+        v.err_help("namespaces.pid", "rootless, a /proc needs a pid namespace of the service's own", "keep pid = true, or set filesystem.proc = \"none\"");
     }
     let namespaces = NsSpec {
         user: user_ns,

@@ -383,9 +383,6 @@ pub struct Origin<'a> {
     pub managed: Vec<String>,
     /// capexec runs as root (where a service may share the host's pid namespace).
     pub as_root: bool,
-    /// The unit gives the service a user namespace of its own, where it
-    /// keeps a pid namespace of its own too (its /proc needs one).
-    pub user_ns: bool,
     /// The unit's `service.pid_file`, if it names one.
     pub pid_file: Option<String>,
     /// The run had every capability (a service declared as root, learned
@@ -655,7 +652,7 @@ pub fn declaration(obs: &Observations, origin: &Origin, exists: impl Fn(&str) ->
     }
     o.push_str("net = \"none\"\n");
     // A pid file means what host tools read it as only with the host's pids.
-    if let Some(p) = pid_file.as_ref().filter(|_| !origin.user_ns) {
+    if let Some(p) = pid_file.as_ref() {
         let _ = writeln!(o, "# It writes a pid file ({}): in the host's pid namespace the file holds the pid host tools expect.\npid = false", commented(p));
     }
     // Named unless the unit names it already.
@@ -847,7 +844,7 @@ mod tests {
 
     /// A run of `argv`, nothing private or managed, as root or not.
     fn origin(argv: &[String], as_root: bool) -> Origin<'_> {
-        Origin { argv, date: "today".into(), private: vec![], managed: vec![], as_root, user_ns: false, pid_file: None, had_capabilities: false, bound: None }
+        Origin { argv, date: "today".into(), private: vec![], managed: vec![], as_root, pid_file: None, had_capabilities: false, bound: None }
     }
 
     fn obs(paths: &[(&str, &[Access])], calls: &[&str]) -> Observations {
@@ -1326,10 +1323,6 @@ mod tests {
         assert_eq!(v["service"]["pid_file"].as_str(), Some("/run/d.pid"), "{text}");
         let rw: Vec<&str> = v["filesystem"]["read_write"].as_array().unwrap().iter().filter_map(|p| p.as_str()).collect();
         assert_eq!(rw, ["/run/d"], "{text}");
-        // In a user namespace of its own the service keeps its own pids.
-        let text = declaration(&o, &Origin { user_ns: true, ..unit(None) }, |_| true);
-        let v: toml::Value = toml::from_str(&text).unwrap();
-        assert_eq!((v["namespaces"].get("pid"), v["service"]["pid_file"].as_str()), (None, Some("/run/d.pid")), "{text}");
         // The unit's own pid file is kept out of the view as well, and not named again.
         let text = declaration(&o, &unit(Some("/run/d.pid")), |_| true);
         let v: toml::Value = toml::from_str(&text).unwrap();

@@ -566,6 +566,7 @@ fn begin(plan: &SetupPlan, opts: &SpawnOptions) -> Result<Starting, LaunchError>
     let (fds, appends) = resources::open_all(plan)?;
     let mut trees = resources::owner_trees(plan)?;
     trees.extend(resources::make_pid_file(plan)?);
+    trees.extend(resources::proc_tree(plan)?);
     resources::remove_unix_sockets(&plan.unix_sockets);
     crate::layers::make_layers(plan)?;
     let tree_fds: Vec<(&std::path::Path, RawFd)> = trees.iter().map(|(p, fd)| (p.as_path(), fd.as_raw_fd())).collect();

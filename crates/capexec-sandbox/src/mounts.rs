@@ -151,7 +151,9 @@ impl<'r> View<'r> {
                     let log = Path::new("/dev/log");
                     o.symlink(Path::new(crate::plan::SYSLOG_SOCKET), log).map_err(|e| err("symlink /dev/log", e))?;
                 }
-                MountStep::Proc { mode, hidepid } => proc(o, *mode, *hidepid, mask_file)?,
+                MountStep::Proc { mode, hidepid } => {
+                    proc(o, *mode, *hidepid, mask_file, trees.iter().find(|(p, _)| *p == Path::new("/proc")).map(|(_, t)| *t))?
+                }
                 MountStep::Bind { path, attrs, optional, source } => {
                     let src = match (source, root) {
                         (Some(s), _) => host(s),
@@ -502,19 +504,38 @@ fn device(o: &impl Ops, d: &capexec_decl::spec::DeviceNode, from_host: bool) -> 
 /// refuses a service that has it).
 pub const PROC_GID: u32 = 4294967294;
 
-fn proc(o: &impl Ops, mode: ProcMode, hidepid: bool, mask_file: &mut MaskFile) -> Result<(), ChildError> {
+/// The options of the view's /proc, as (key, value) pairs.
+pub fn proc_options(mode: ProcMode, hidepid: bool) -> Vec<(&'static str, String)> {
+    let mut options = Vec::new();
+    if mode == ProcMode::PidOnly {
+        options.push(("subset", "pid".to_owned()));
+    }
+    if hidepid {
+        // The members of proc's `gid=` group see every process whatever
+        // hidepid says, and it is root's group unless given: a service whose
+        // group is root's would see the host's. PROC_GID is nobody's.
+        options.push(("hidepid", "invisible".to_owned()));
+        options.push(("gid", PROC_GID.to_string()));
+    }
+    options
+}
+
+/// Mounts the view's /proc, or attaches `tree`, the one the launch made for
+/// it (`resources::proc_tree`: a service in a user namespace of its own
+/// that shares the host's pid namespace cannot mount a procfs of it).
+fn proc(o: &impl Ops, mode: ProcMode, hidepid: bool, mask_file: &mut MaskFile, tree: Option<std::os::fd::RawFd>) -> Result<(), ChildError> {
     let p = Path::new("/proc");
     mkdir_p(o, p)?;
-    // The members of proc's `gid=` group see every process whatever
-    // hidepid says, and it is root's group unless given: a service whose
-    // group is root's would see the host's. PROC_GID is nobody's.
-    let subset = if mode == ProcMode::PidOnly { "subset=pid," } else { "" };
-    let data = match hidepid {
-        true => Some(format!("{subset}hidepid=invisible,gid={PROC_GID}")),
-        false => Some(subset.trim_end_matches(',').to_owned()).filter(|s| !s.is_empty()),
-    };
-    let flags = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
-    o.mount(Some(Path::new("proc")), p, Some("proc"), flags, data.as_deref()).map_err(|e| err("mount a new /proc", e))?;
+    match tree {
+        Some(tree) => o.attach_tree(tree, p).map_err(|e| err("attach the /proc capexec made", e))?,
+        None => {
+            let options = proc_options(mode, hidepid);
+            let data: Vec<String> = options.iter().map(|(k, v)| format!("{k}={v}")).collect();
+            let data = Some(data.join(",")).filter(|d| !d.is_empty());
+            let flags = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
+            o.mount(Some(Path::new("proc")), p, Some("proc"), flags, data.as_deref()).map_err(|e| err("mount a new /proc", e))?;
+        }
+    }
     if mode == ProcMode::Full {
         let sys = Path::new("/proc/sys");
         bind(o, sys, sys)?;

@@ -135,6 +135,31 @@ pub fn make_pid_file(plan: &crate::SetupPlan) -> Result<Option<(std::path::PathB
     Ok(Some((path.clone(), tree)))
 }
 
+/// The view's /proc, made here (see `capexec_sys::proc_tree`), for a
+/// service in a user namespace of its own that shares the host's pid
+/// namespace (as root, with a pid file: systemd's `PrivateUsers=`): its
+/// init could not mount a procfs of the host's pid namespace. Its hidepid
+/// shows the processes the service may ptrace, which Landlock keeps to the
+/// service's own.
+pub fn proc_tree(plan: &crate::SetupPlan) -> Result<Option<(std::path::PathBuf, OwnedFd)>, LaunchError> {
+    if !plan.user_ns || plan.pid_ns {
+        return Ok(None);
+    }
+    let Some((mode, hidepid)) = plan.mounts.iter().find_map(|m| match m {
+        crate::plan::MountStep::Proc { mode, hidepid } => Some((*mode, *hidepid)),
+        _ => None,
+    }) else {
+        return Ok(None);
+    };
+    let options: Vec<(std::ffi::CString, std::ffi::CString)> = crate::mounts::proc_options(mode, hidepid)
+        .into_iter()
+        .map(|(k, v)| (std::ffi::CString::new(k).expect("no NUL"), std::ffi::CString::new(v).expect("no NUL")))
+        .collect();
+    let options: Vec<(&std::ffi::CStr, &std::ffi::CStr)> = options.iter().map(|(k, v)| (k.as_c_str(), v.as_c_str())).collect();
+    let tree = crate::sys::proc_tree(&options).map_err(|e| LaunchError::io("make the view's /proc (a procfs of the host's pid namespace)", "/proc", e))?;
+    Ok(Some(("/proc".into(), tree)))
+}
+
 /// The directory of a file capexec makes or removes for the service (its
 /// pid file, a Unix socket), opened without following a symlink, and its name.
 fn file_place(path: &std::path::Path) -> std::io::Result<(OwnedFd, std::ffi::CString)> {

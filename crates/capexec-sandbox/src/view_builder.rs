@@ -276,7 +276,7 @@ fn main(plan: &SetupPlan, trees: &[(&Path, RawFd)], enter: &[(libc::c_int, RawFd
         Err(e) => fail(ChildError::io(Step::FilesystemView, "fork the builder's child in the service's pid namespace", e)),
         Ok((_, None)) => {
             let mut view = view;
-            let ended = view.steps(&Kernel, &proc, &[]).and_then(|()| view.finish(&Kernel, &plan.mounts, &plan.workdir, &mut || Ok(())));
+            let ended = view.steps(&Kernel, &proc, trees).and_then(|()| view.finish(&Kernel, &plan.mounts, &plan.workdir, &mut || Ok(())));
             match ended {
                 Ok(()) => process::exit_now(0),
                 Err(e) => fail(e),

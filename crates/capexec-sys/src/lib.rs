@@ -217,6 +217,36 @@ pub fn idmap_tree(tree: &OwnedFd, userns: &OwnedFd) -> io::Result<()> {
     .map(drop)
 }
 
+/// A new, detached proc filesystem of this process's pid namespace with
+/// `options` (fsconfig string keys and values, `subset=pid`, `hidepid=...`),
+/// nosuid, nodev, noexec (fsopen, fsconfig, fsmount): made here, in this
+/// process's user namespace, and attached with [`move_mount_tree`] by a
+/// process in a user namespace that could not mount it (a procfs needs
+/// CAP_SYS_ADMIN over the pid namespace's user namespace).
+pub fn proc_tree(options: &[(&CStr, &CStr)]) -> io::Result<OwnedFd> {
+    const FSOPEN_CLOEXEC: libc::c_uint = 1;
+    const FSCONFIG_SET_STRING: libc::c_uint = 1;
+    const FSCONFIG_CMD_CREATE: libc::c_uint = 6;
+    const FSMOUNT_CLOEXEC: libc::c_uint = 1;
+    // SAFETY: a valid NUL-terminated string, read during the call only.
+    let fs = check(unsafe { libc::syscall(libc::SYS_fsopen, c"proc".as_ptr(), FSOPEN_CLOEXEC) })?;
+    // SAFETY: fsopen returned a new fd that nobody else owns.
+    let fs = unsafe { OwnedFd::from_raw_fd(fs as RawFd) };
+    for (key, value) in options {
+        // SAFETY: two valid NUL-terminated strings, read during the call only.
+        check(unsafe { libc::syscall(libc::SYS_fsconfig, fs.as_raw_fd(), FSCONFIG_SET_STRING, key.as_ptr(), value.as_ptr(), 0) })?;
+    }
+    // SAFETY: a command without pointers, on our fs context.
+    check(unsafe {
+        libc::syscall(libc::SYS_fsconfig, fs.as_raw_fd(), FSCONFIG_CMD_CREATE, std::ptr::null::<libc::c_char>(), std::ptr::null::<libc::c_void>(), 0)
+    })?;
+    let attrs = MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC;
+    // SAFETY: integer arguments, on our fs context.
+    let mnt = check(unsafe { libc::syscall(libc::SYS_fsmount, fs.as_raw_fd(), FSMOUNT_CLOEXEC, attrs as libc::c_uint) })?;
+    // SAFETY: fsmount returned a new fd that nobody else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(mnt as RawFd) })
+}
+
 /// Attaches the detached mount tree `tree` (from open_tree) at `dst`.
 pub fn move_mount_tree(tree: RawFd, dst: &CStr) -> io::Result<()> {
     const MOVE_MOUNT_F_EMPTY_PATH: libc::c_uint = 0x4;

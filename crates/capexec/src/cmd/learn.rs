@@ -173,7 +173,6 @@ fn learn(a: &LearnArgs) -> Result<i32, CmdError> {
         private,
         managed,
         as_root: !rootless,
-        user_ns: spec.namespaces.user,
         pid_file: spec.service.pid_file.as_ref().map(|p| p.display().to_string()),
         had_capabilities,
         bound: spec.capability_bound.as_ref().map(|b| b.iter().map(ToString::to_string).collect()),
