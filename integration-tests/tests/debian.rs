@@ -64,6 +64,19 @@ fn test_etc(name: &str) -> (String, Scratch) {
     (etc, scratch)
 }
 
+/// `capexec start NAME` of the daemon `d`, which must succeed; a failure
+/// shows the learned declaration `decl` and the daemon's log.
+fn start_learned(d: &Daemon, name: &str, decl: &str) {
+    let o = d.ctl(&["start", name]);
+    assert!(o.status.success(), "{}\n{decl}\n{}", text(&o), d.log());
+}
+
+/// `capexec stop NAME` of the daemon `d`, which must succeed.
+fn stop(d: &Daemon, name: &str) {
+    let o = d.ctl(&["stop", name]);
+    assert!(o.status.success(), "{}", text(&o));
+}
+
 /// Whether `path` is gone, or goes within T.
 fn removed_in_time(path: &str) -> bool {
     let deadline = Instant::now() + T;
@@ -184,8 +197,7 @@ fn apache2_from_its_own_unit() {
     let after: i32 = std::fs::read_to_string(format!("/run/apache2-{instance}/apache2.pid")).unwrap().trim().parse().unwrap();
     assert_eq!(after, master, "a graceful restart keeps the master");
     assert!(http_get(port, "/").unwrap().starts_with("HTTP/1.1 200"));
-    let o = d.ctl(&["stop", "apache2"]);
-    assert!(o.status.success(), "{}", text(&o));
+    stop(&d, "apache2");
     assert_eq!(
         wait_gone_by(|| std::iter::once(master).chain(workers.iter().copied()).filter(|p| std::path::Path::new(&format!("/proc/{p}")).exists()).collect(), T),
         Vec::<i32>::new()
@@ -223,8 +235,7 @@ fn apache2_from_import_and_learn() {
     assert!(wait_port(port, T), "apache2 does not listen on {port}:\n{}", d.log());
     let reply = http_get(port, "/").unwrap();
     assert!(reply.starts_with("HTTP/1.1 200"), "{reply}");
-    let o = d.ctl(&["stop", "apache2"]);
-    assert!(o.status.success(), "{}", text(&o));
+    stop(&d, "apache2");
     d.terminate(T);
 }
 
@@ -261,8 +272,7 @@ fn chrony_from_import_and_learn() {
         &["runtime_directory_mode = \"0700\"", "CAP_DAC_OVERRIDE", "CAP_SETUID", "CAP_NET_BIND_SERVICE"],
     );
     d.start();
-    let o = d.ctl(&["start", "chrony"]);
-    assert!(o.status.success(), "{}\n{decl}\n{}", text(&o), d.log());
+    start_learned(&d, "chrony", &decl);
     let tracking = std::process::Command::new("chronyc").arg("tracking").output().unwrap();
     assert!(
         tracking.status.success() && String::from_utf8_lossy(&tracking.stdout).contains("Reference ID"),
@@ -277,8 +287,7 @@ fn chrony_from_import_and_learn() {
     assert!(status.contains("Name:\tchronyd") && status.contains(&format!("Uid:\t{uid}\t{uid}\t{uid}\t{uid}")), "{status}");
     let mode = std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata("/run/chrony").unwrap().permissions());
     assert_eq!(mode & 0o7777, 0o700, "/run/chrony's mode");
-    let o = d.ctl(&["stop", "chrony"]);
-    assert!(o.status.success(), "{}", text(&o));
+    stop(&d, "chrony");
     let tree = process_tree(pid);
     assert_eq!(wait_gone_by(|| tree.iter().copied().filter(|p| std::path::Path::new(&format!("/proc/{p}")).exists()).collect(), T), Vec::<i32>::new());
     assert!(!std::path::Path::new("/run/chrony").exists(), "the runtime directory outlives the service");
@@ -342,13 +351,11 @@ fn rsyslog_from_import_and_learn() {
     let decl = learned(&unit, "rsyslog.service", &["--workload", &workload], &[&format!("logs_directory = [\"{tag}\"]")]);
     std::fs::remove_dir_all(&log).unwrap();
     d.start();
-    let o = d.ctl(&["start", "rsyslog"]);
-    assert!(o.status.success(), "{}\n{decl}\n{}", text(&o), d.log());
+    start_learned(&d, "rsyslog", &decl);
     let sent = std::process::Command::new("/bin/sh").arg("-c").arg(logger("under-capexec")).status().unwrap();
     assert!(sent.success());
     assert!(wait_contains(&format!("{log}/test.log"), "capexec-it: under-capexec", T), "logger's line never reached {log}/test.log:\n{}", d.log());
-    let o = d.ctl(&["stop", "rsyslog"]);
-    assert!(o.status.success(), "{}", text(&o));
+    stop(&d, "rsyslog");
     d.terminate(T);
 }
 
@@ -374,13 +381,11 @@ fn mariadb_from_import_and_learn() {
         &["\"/var/lib/mysql\"", "\"/run/mysqld\"", "type = \"notify\""],
     );
     d.start();
-    let o = d.ctl(&["start", "mariadb"]);
-    assert!(o.status.success(), "{}\n{decl}\n{}", text(&o), d.log());
+    start_learned(&d, "mariadb", &decl);
     let o = query("select current_user()");
     assert!(o.status.success() && String::from_utf8_lossy(&o.stdout).trim() == "root@localhost", "unix_socket login: {}\n{}", text(&o), d.log());
     let pid = pid_file_names_a_process_of("/run/mysqld/mysqld.pid", "mysql");
-    let o = d.ctl(&["stop", "mariadb"]);
-    assert!(o.status.success(), "{}", text(&o));
+    stop(&d, "mariadb");
     assert_eq!(wait_gone_by(|| if std::path::Path::new(&format!("/proc/{pid}")).exists() { vec![pid] } else { vec![] }, T), Vec::<i32>::new());
     d.terminate(T);
 }
@@ -418,8 +423,7 @@ fn postgresql_from_import_and_learn() {
          && PGPASSWORD=it psql -h 127.0.0.1 -U capexec_it -d postgres -Atc 'select 2'";
     let decl = learned(&unit, unit_name, &["--workload", workload], &["CAP_SETUID", "pid = false", "type = \"forking\""]);
     d.start();
-    let o = d.ctl(&["start", "pg"]);
-    assert!(o.status.success(), "{}\n{decl}\n{}", text(&o), d.log());
+    start_learned(&d, "pg", &decl);
     let o = psql(&["select 1"]);
     assert!(o.status.success() && String::from_utf8_lossy(&o.stdout).trim() == "1", "query over the Unix socket: {}\n{}", text(&o), d.log());
     let o = tcp();
@@ -443,8 +447,7 @@ fn postgresql_from_import_and_learn() {
         assert!(start.elapsed() < T, "the client's query did not start");
         std::thread::sleep(Duration::from_millis(50));
     }
-    let o = d.ctl(&["stop", "pg"]);
-    assert!(o.status.success(), "{}", text(&o));
+    stop(&d, "pg");
     let ended = wait_child(&mut client, T);
     let _ = client.kill();
     assert!(ended.is_some(), "the client's query outlived the stop");
@@ -498,14 +501,12 @@ fn openssh_from_import_and_learn() {
         &["\"/etc/shadow\"", "CAP_SYS_CHROOT", "CAP_SETUID"],
     );
     d.start();
-    let o = d.ctl(&["start", "ssh"]);
-    assert!(o.status.success(), "{}\n{decl}\n{}", text(&o), d.log());
+    start_learned(&d, "ssh", &decl);
     let o = std::process::Command::new("/bin/sh").arg("-c").arg(login("id -un; pwd; cat /proc/self/loginuid")).output().unwrap();
     let got = String::from_utf8_lossy(&o.stdout).into_owned();
     let want = format!("capexec-ssh\n{}\n{}", home.display(), ids.uid.as_raw());
     assert!(o.status.success() && got.trim() == want, "the key login: {got:?}, wanted {want:?}\n{}\n{}", text(&o), text(&d.ctl(&["logs", "ssh"])));
-    let o = d.ctl(&["stop", "ssh"]);
-    assert!(o.status.success(), "{}", text(&o));
+    stop(&d, "ssh");
     d.terminate(T);
 }
 
@@ -565,16 +566,14 @@ fn bind9_from_import_and_learn() {
         &[&format!("\"udp:127.0.0.1:{port}\""), "CAP_SETUID", "\"/var/cache/bind\""],
     );
     d.start();
-    let o = d.ctl(&["start", "named"]);
-    assert!(o.status.success(), "{}\n{decl}\n{}", text(&o), d.log());
+    start_learned(&d, "named", &decl);
     for tcp in [false, true] {
         let o = dig(port, "localhost", tcp);
         assert!(String::from_utf8_lossy(&o.stdout).trim() == "127.0.0.1", "dig (tcp: {tcp}): {}\n{}", text(&o), text(&d.ctl(&["logs", "named"])));
     }
     // named runs as bind, with the capabilities it kept for itself and no more.
     pid_file_names_a_process_of("/run/named/named.pid", "bind");
-    let o = d.ctl(&["stop", "named"]);
-    assert!(o.status.success(), "{}", text(&o));
+    stop(&d, "named");
     assert!(decl.contains("port(s) 953 it listens on, a control channel"), "{decl}");
     // As the comment says: the control port in the service's own network.
     let granted = decl.contains("\"tcp:127.0.0.1:953\", ") || decl.contains(", \"tcp:127.0.0.1:953\"");
@@ -590,8 +589,7 @@ fn bind9_from_import_and_learn() {
         assert!(o.status.success(), "{args:?}: {}\n{moved}", text(&o));
     }
     assert_eq!(String::from_utf8_lossy(&dig(port, "localhost", false).stdout).trim(), "127.0.0.1");
-    let o = d.ctl(&["stop", "named"]);
-    assert!(o.status.success(), "{}", text(&o));
+    stop(&d, "named");
     let logs = text(&d.ctl(&["logs", "named"]));
     assert!(logs.contains("received control channel command 'stop'"), "rndc stop did not reach named:\n{logs}\n{moved}");
     d.terminate(T);
@@ -630,13 +628,11 @@ fn cron_from_import_and_learn() {
     );
     as_after_boot();
     d.start();
-    let o = d.ctl(&["start", "cron"]);
-    assert!(o.status.success(), "{}\n{decl}\n{}", text(&o), d.log());
+    start_learned(&d, "cron", &decl);
     assert!(wait_contains(&out, "capexec-ssh", T), "the job's output never came:\n{}", text(&d.ctl(&["logs", "cron"])));
     let owner = std::os::unix::fs::MetadataExt::uid(&std::fs::metadata(&out).unwrap());
     assert_eq!(owner, nix::unistd::User::from_name("capexec-ssh").unwrap().unwrap().uid.as_raw(), "the job ran as its user");
-    let o = d.ctl(&["stop", "cron"]);
-    assert!(o.status.success(), "{}", text(&o));
+    stop(&d, "cron");
     d.terminate(T);
     if !had_marker {
         let _ = std::fs::remove_file(marker);
@@ -674,8 +670,7 @@ fn lighttpd_from_import_and_learn() {
     );
     assert!(!decl.contains("\"/run\""), "the learned declaration gives lighttpd all of /run:\n{decl}");
     d.start();
-    let o = d.ctl(&["start", "lighttpd"]);
-    assert!(o.status.success(), "{}\n{decl}\n{}", text(&o), d.log());
+    start_learned(&d, "lighttpd", &decl);
     assert!(wait_port(port, T), "lighttpd does not listen on {port}:\n{}", text(&d.ctl(&["logs", "lighttpd"])));
     let reply = http_get(port, "/").unwrap();
     assert!(reply.starts_with("HTTP/1.0 200"), "{reply}");
@@ -685,8 +680,7 @@ fn lighttpd_from_import_and_learn() {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
     let www = nix::unistd::User::from_name("www-data").unwrap().unwrap().uid.as_raw();
     assert!(status.contains(&format!("Uid:\t{www}\t{www}\t{www}\t{www}")), "{status}");
-    let o = d.ctl(&["stop", "lighttpd"]);
-    assert!(o.status.success(), "{}", text(&o));
+    stop(&d, "lighttpd");
     assert!(removed_in_time("/run/lighttpd.pid"), "the pid file outlived the service");
     d.terminate(T);
 }
@@ -727,8 +721,7 @@ fn nginx_from_import_and_learn() {
     );
     assert!(decl.contains("type = \"forking\"") && decl.contains("CAP_SETUID"), "{decl}");
     d.start();
-    let o = d.ctl(&["start", "nginx"]);
-    assert!(o.status.success(), "{}\n{decl}\n{}", text(&o), d.log());
+    start_learned(&d, "nginx", &decl);
     let reply = http_get(port, "/").unwrap();
     assert!(reply.starts_with("HTTP/1.1 200"), "{reply}");
     let master = pid_file_names_a_process_of("/run/nginx.pid", "root");
@@ -736,8 +729,7 @@ fn nginx_from_import_and_learn() {
     assert!(o.status.success(), "{}", text(&o));
     assert!(http_get(port, "/").unwrap().starts_with("HTTP/1.1 200"));
     assert_eq!(pid_file_names_a_process_of("/run/nginx.pid", "root"), master, "the reload keeps the master");
-    let o = d.ctl(&["stop", "nginx"]);
-    assert!(o.status.success(), "{}", text(&o));
+    stop(&d, "nginx");
     assert!(removed_in_time("/run/nginx.pid"), "the pid file outlived the service");
     d.terminate(T);
 }
@@ -781,14 +773,12 @@ fn mosquitto_from_import_and_learn() {
     );
     assert!(decl.contains("type = \"notify\"") && decl.contains("pid_file = \"/run/mosquitto/mosquitto.pid\""), "{decl}");
     d.start();
-    let o = d.ctl(&["start", "mosquitto"]);
-    assert!(o.status.success(), "{}\n{decl}\n{}", text(&o), d.log());
+    start_learned(&d, "mosquitto", &decl);
     d.wait_state("mosquitto", "running", T);
     let o = std::process::Command::new("sh").arg("-c").arg(round_trip("served")).output().unwrap();
     assert!(o.status.success(), "no message through mosquitto: {}\n{}", text(&o), text(&d.ctl(&["logs", "mosquitto"])));
     pid_file_names_a_process_of("/run/mosquitto/mosquitto.pid", "mosquitto");
-    let o = d.ctl(&["stop", "mosquitto"]);
-    assert!(o.status.success(), "{}", text(&o));
+    stop(&d, "mosquitto");
     d.terminate(T);
 }
 
@@ -801,9 +791,9 @@ fn mosquitto_from_import_and_learn() {
 /// /var/lib/redis, redis runs as redis with no capability in the user
 /// namespace the unit asks for, its pid file holds its host pid (capexec
 /// mounts a /proc of the host's pids for it), and capexec analyze scores
-/// the result below systemd's 1.2. The drop-in moves the port and lowers LimitNOFILE= (65535) to what
-/// root may set on these machines (no CAP_SYS_RESOURCE, a hard limit of
-/// 20000).
+/// the result below systemd's 1.2. The drop-in moves the port and lowers
+/// LimitNOFILE= (65535) to what root may set on these machines (no
+/// CAP_SYS_RESOURCE, a hard limit of 20000).
 #[test]
 fn redis_from_import_and_learn() {
     require_root();
@@ -821,8 +811,7 @@ fn redis_from_import_and_learn() {
         learned(&unit, "redis-server.service", &["--workload", &workload], &[&format!("\"tcp:127.0.0.1:{port}\""), "\"/var/lib/redis\"", "user = \"redis\""]);
     assert!(decl.contains("type = \"notify\"") && decl.contains("pid_file = \"/run/redis/redis-server.pid\""), "{decl}");
     d.start();
-    let o = d.ctl(&["start", "redis"]);
-    assert!(o.status.success(), "{}\n{decl}\n{}", text(&o), d.log());
+    start_learned(&d, "redis", &decl);
     d.wait_state("redis", "running", T);
     // Saved at the learning run's stop, loaded now.
     let o = cli(&format!("get {key}"));
@@ -838,8 +827,7 @@ fn redis_from_import_and_learn() {
     // Its /proc shows its own processes, its memory reads from there.
     let o = cli("info memory");
     assert!(!String::from_utf8_lossy(&o.stdout).contains("used_memory_rss:0\r"), "{}", text(&o));
-    let o = d.ctl(&["stop", "redis"]);
-    assert!(o.status.success(), "{}", text(&o));
+    stop(&d, "redis");
     d.terminate(T);
 }
 
@@ -874,8 +862,7 @@ fn dnsmasq_from_import_and_learn() {
         assert!(String::from_utf8_lossy(&o.stdout).trim() == "10.9.9.9", "dig (tcp: {tcp}): {}\n{}", text(&o), text(&d.ctl(&["logs", "dnsmasq"])));
     }
     pid_file_names_a_process_of("/run/dnsmasq/dnsmasq.pid", "dnsmasq");
-    let o = d.ctl(&["stop", "dnsmasq"]);
-    assert!(o.status.success(), "{}", text(&o));
+    stop(&d, "dnsmasq");
     d.terminate(T);
 }
 
@@ -934,8 +921,7 @@ fn vsftpd_from_import_and_learn() {
         &[&format!("\"tcp:127.0.0.1:{port}\""), "\"tcp:127.0.0.1:1024-65535\"", "pasv_min_port", "CAP_SETUID"],
     );
     d.start();
-    let o = d.ctl(&["start", "vsftpd"]);
-    assert!(o.status.success(), "{}\n{decl}\n{}", text(&o), d.log());
+    start_learned(&d, "vsftpd", &decl);
     assert!(wait_port(port, T), "vsftpd does not listen on {port}:\n{}", text(&d.ctl(&["logs", "vsftpd"])));
     // Each session listens on a port of its own: three in a row.
     for _ in 0..3 {
@@ -944,8 +930,7 @@ fn vsftpd_from_import_and_learn() {
         let o = output(c, T);
         assert_eq!(String::from_utf8_lossy(&o.stdout), secret, "{}\n{decl}\n{}", text(&o), text(&d.ctl(&["logs", "vsftpd"])));
     }
-    let o = d.ctl(&["stop", "vsftpd"]);
-    assert!(o.status.success(), "{}", text(&o));
+    stop(&d, "vsftpd");
     d.terminate(T);
 }
 
@@ -1049,8 +1034,7 @@ fn unbound_recursion_from_import_and_learn() {
     let connect = decl.lines().find(|l| l.starts_with("connect = ")).unwrap_or_default();
     assert!(!connect.contains("127.0.0.1"), "an answer to the workload's client became a grant:\n{decl}");
     d.start();
-    let o = d.ctl(&["start", "unbound"]);
-    assert!(o.status.success(), "{}\n{decl}\n{}", text(&o), d.log());
+    start_learned(&d, "unbound", &decl);
     let mut c = std::process::Command::new("unbound-control");
     c.args(["-c", &format!("{etc}/unbound.conf"), "status"]);
     let o = output(c, T);
@@ -1064,8 +1048,7 @@ fn unbound_recursion_from_import_and_learn() {
         let o = dig(port, name, false);
         assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), want, "{name}: {}\n{decl}\n{}", text(&o), text(&d.ctl(&["logs", "unbound"])));
     }
-    let o = d.ctl(&["stop", "unbound"]);
-    assert!(o.status.success(), "{}", text(&o));
+    stop(&d, "unbound");
     d.terminate(T);
     assert!(!std::path::Path::new(&ctl).exists(), "the control socket outlived the service");
 }
@@ -1134,8 +1117,7 @@ fn haproxy_from_import_and_learn() {
     );
     assert!(!decl.contains("\"/run\""), "the learned declaration gives haproxy all of /run:\n{decl}");
     d.start();
-    let o = d.ctl(&["start", "haproxy"]);
-    assert!(o.status.success(), "{}\n{decl}\n{}", text(&o), d.log());
+    start_learned(&d, "haproxy", &decl);
     assert!(wait_port(port, T), "haproxy does not listen on {port}:\n{}", text(&d.ctl(&["logs", "haproxy"])));
     for _ in 0..3 {
         let reply = http_get(port, "/").unwrap_or_default();
@@ -1165,8 +1147,7 @@ fn haproxy_from_import_and_learn() {
     let mut shown = String::new();
     let _ = std::io::Read::read_to_string(&mut cli, &mut shown);
     assert!(shown.contains("master") && shown.contains(&pid.to_string()), "{shown}");
-    let o = d.ctl(&["stop", "haproxy"]);
-    assert!(o.status.success(), "{}", text(&o));
+    stop(&d, "haproxy");
     d.terminate(T);
 }
 
@@ -1197,8 +1178,7 @@ fn squid_from_import_and_learn() {
     let connect = decl.lines().find(|l| l.starts_with("connect = ")).unwrap_or_default();
     assert!(!connect.contains("[::1]"), "a connect grant for squid's own helper sockets, whose ports the next run does not get:\n{decl}");
     d.start();
-    let o = d.ctl(&["start", "squid"]);
-    assert!(o.status.success(), "{}\n{decl}\n{}", text(&o), d.log());
+    start_learned(&d, "squid", &decl);
     assert!(wait_port(port, T), "squid does not listen on {port}:\n{}", text(&d.ctl(&["logs", "squid"])));
     for n in 1..=3 {
         let reply = http_get(port, &format!("http://127.0.0.1:{backend}/{n}")).unwrap_or_default();
@@ -1206,8 +1186,7 @@ fn squid_from_import_and_learn() {
     }
     let logs = text(&d.ctl(&["logs", "squid"]));
     assert!(!logs.contains("refused by broker"), "{logs}");
-    let o = d.ctl(&["stop", "squid"]);
-    assert!(o.status.success(), "{}", text(&o));
+    stop(&d, "squid");
     // Stopped by its own shutdown, not killed: the status says how it ended.
     let status = text(&d.ctl(&["status", "squid"]));
     assert!(status.contains("last exit: status 0, success"), "squid was killed before it ended its transfers:\n{status}");
@@ -1289,8 +1268,7 @@ fn nsd_from_import_and_learn() {
     assert!(list("capabilities", "keep").iter().all(|c| bound.contains(c)) && !bound.contains(&"CAP_DAC_OVERRIDE".to_owned()), "{decl}");
     assert!(!list("filesystem", "read_only").contains(&"/run".to_owned()), "NSS's walk through /run made it readable:\n{decl}");
     d.start();
-    let o = d.ctl(&["start", "nsd"]);
-    assert!(o.status.success(), "{}\n{decl}\n{}", text(&o), d.log());
+    start_learned(&d, "nsd", &decl);
     assert!(wait_port(port, T), "nsd does not listen on {port}:\n{}", text(&d.ctl(&["logs", "nsd"])));
     for tcp in [false, true] {
         let o = dig_at("127.0.0.1", port, &format!("www.example.test A +short{}", if tcp { " +tcp" } else { "" }));
@@ -1299,8 +1277,7 @@ fn nsd_from_import_and_learn() {
     let o = std::process::Command::new("nsd-control").args(["-c", &format!("{etc}/nsd.conf"), "status"]).output().unwrap();
     assert!(o.status.success() && String::from_utf8_lossy(&o.stdout).contains("version:"), "nsd-control status: {}", text(&o));
     runs_as_without_capabilities("/usr/sbin/nsd", &format!("{etc}/nsd.conf"), "nsd");
-    let o = d.ctl(&["stop", "nsd"]);
-    assert!(o.status.success(), "{}", text(&o));
+    stop(&d, "nsd");
     d.terminate(T);
 }
 
@@ -1344,16 +1321,14 @@ fn snmpd_from_import_and_learn() {
     let rw = list("filesystem", "read_write");
     assert!(!rw.contains(&"/var".to_owned()) && !rw.contains(&"/var/lib".to_owned()), "all of /var or /var/lib writable:\n{decl}");
     d.start();
-    let o = d.ctl(&["start", "snmpd"]);
-    assert!(o.status.success(), "{}\n{decl}\n{}", text(&o), d.log());
+    start_learned(&d, "snmpd", &decl);
     let mut c = std::process::Command::new("sh");
     c.args(["-c", &get]);
     let o = output(c, T);
     let name = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
     assert!(o.status.success() && text(&o).contains(&format!("STRING: \"{}\"", name.trim())), "snmpget: {}\n{}", text(&o), text(&d.ctl(&["logs", "snmpd"])));
     runs_as_without_capabilities("/usr/sbin/snmpd", &format!("{etc}/snmpd.conf"), "Debian-snmp");
-    let o = d.ctl(&["stop", "snmpd"]);
-    assert!(o.status.success(), "{}", text(&o));
+    stop(&d, "snmpd");
     d.terminate(T);
 }
 
@@ -1416,8 +1391,7 @@ fn varnish_from_import_and_learn() {
     assert_eq!(grants("bind"), [format!("tcp:127.0.0.1:{port}"), format!("tcp:127.0.0.1:{admin}")], "{decl}");
     assert_eq!(grants("connect"), [format!("tcp:127.0.0.1:{backend}")], "{decl}");
     d.start();
-    let o = d.ctl(&["start", "varnish"]);
-    assert!(o.status.success(), "{}\n{decl}\n{}", text(&o), d.log());
+    start_learned(&d, "varnish", &decl);
     let mut c = std::process::Command::new("sh");
     c.args(["-c", &format!("{running}; {adm} status")]);
     let o = output(c, T);
@@ -1426,8 +1400,7 @@ fn varnish_from_import_and_learn() {
         let reply = http_get(port, &format!("/{n}")).unwrap_or_default();
         assert!(reply.starts_with("HTTP/1.1 200") && reply.contains("from the backend"), "{reply}\n{}", text(&d.ctl(&["logs", "varnish"])));
     }
-    let o = d.ctl(&["stop", "varnish"]);
-    assert!(o.status.success(), "{}", text(&o));
+    stop(&d, "varnish");
     d.terminate(T);
 }
 
@@ -1484,8 +1457,7 @@ fn postfix_delivers_from_import_and_learn() {
         let o = output(c, Duration::from_secs(60));
         assert!(o.status.success(), "{round}: {}\n{}", text(&o), text(&d.ctl(&["logs", "postfix"])));
     }
-    let o = d.ctl(&["stop", "postfix"]);
-    assert!(o.status.success(), "{}", text(&o));
+    stop(&d, "postfix");
     d.terminate(T);
 }
 
@@ -1540,7 +1512,6 @@ fn prometheus_node_exporter_from_import_and_learn() {
     let got = collectors_ok(&http_get(port, "/metrics").unwrap_or_default());
     let missing: Vec<&String> = want.difference(&got).collect();
     assert!(missing.is_empty(), "collectors that fail under capexec only: {missing:?}\n{decl}\n{}", text(&d.ctl(&["logs", "ne"])));
-    let o = d.ctl(&["stop", "ne"]);
-    assert!(o.status.success(), "{}", text(&o));
+    stop(&d, "ne");
     d.terminate(T);
 }
