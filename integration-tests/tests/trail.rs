@@ -116,7 +116,18 @@ fn a_rootless_daemon_tells_what_its_service_was_refused() {
          syscall(27, 0, 0, 0) for 1..{LOOP}; print \"looped\\n\"; sleep 60;"
     );
     d.write_unit("refused", &format!("[exec]\nargv = [\"/usr/bin/perl\", \"-e\", {}]\n[service]\nrestart = \"no\"\n", toml_string(&program)));
+    // Without a /dev, no /dev/log: the listener is the launcher's only fd
+    // after the pidfds (it was taken for the syslog socket's and dropped).
+    // (perl -e wants /dev/null; python does not.)
+    let once = "import ctypes, time\nlibc = ctypes.CDLL(None, use_errno=True)\nr = libc.syscall(27, 0, 0, 0)\nprint('mincore:', r, ctypes.get_errno(), flush=True)\ntime.sleep(60)\n";
+    d.write_unit("no-dev", &format!("[exec]\nargv = [\"/usr/bin/python3\", \"-c\", {}]\n[filesystem]\ndev = \"none\"\n", toml_string(once)));
     d.start();
+    succeeds(&d.ctl(&["start", "no-dev"]));
+    let s = d.wait_for("no-dev", T, "its refusal", |s| s["denials"]["total"].as_u64() == Some(1));
+    assert!(s["denials"]["recent"][0]["what"].as_str().unwrap().starts_with("syscall mincore (27) by python3"), "{s:#}");
+    let log = d.wait_log("no-dev", "mincore: ", T);
+    assert!(log.contains(&format!("mincore: -1 {}\n", libc::EPERM)), "{log}");
+    succeeds(&d.ctl(&["stop", "no-dev"]));
     succeeds(&d.ctl(&["start", "refused"]));
     let s = d.wait_for("refused", T, "the refusals and the loop's, all counted", |s| s["denials"]["total"].as_u64() == Some(2 + LOOP));
     let recent = s["denials"]["recent"].as_array().unwrap().clone();

@@ -180,7 +180,8 @@ impl Daemon {
                 s.launching = None;
                 let mut fds = fds.into_iter();
                 let (init_fd, main_fd) = (fds.next(), main_pid.and_then(|_| fds.next()));
-                if let Some(sock) = fds.next().filter(|_| syslog) {
+                // Taken only where the launcher sent one: the listener may follow.
+                if let Some(sock) = if syslog { fds.next() } else { None } {
                     let (end, ended) = tokio::sync::oneshot::channel();
                     tokio::spawn(logs::read_syslog(s.log.clone(), sock, ended));
                     // Fired when the run has settled; dropped with the service.
