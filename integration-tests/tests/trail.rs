@@ -101,6 +101,23 @@ fn refusals_are_reported_with_the_fix_that_allows_them() {
     d.terminate(T);
 }
 
+/// The rootless looping program's first run, in `unit`'s log: each
+/// refusal got the errno the filter gives it, as the kernel does as root
+/// (an argument rule's is not EPERM), and the loop was told in a few lines.
+/// Then the proposed fix applied: the second run's mincore works.
+fn told_the_loop_then_fixed(d: &Daemon, unit: &str) -> String {
+    let log = d.wait_log(unit, "looped", T);
+    assert!(log.contains(&format!("sctp: {}\n", libc::EPROTONOSUPPORT)) && log.contains(&format!("mincore: -1 {}\n", libc::EPERM)), "{log}");
+    let told = log.lines().filter(|l| l.contains("refused by seccomp: syscall mincore")).count();
+    assert!((1..=3).contains(&told), "a loop is a line, not a line per call: {log}");
+    succeeds(&d.ctl(&["stop", unit]));
+    apply_the_proposal(d, unit, 1);
+    let again = second_run(d, unit, "looped");
+    let second = &again[again.rfind("mincore: ").expect("a second run")..];
+    assert!(second.starts_with("mincore: 0 "), "{again}");
+    log
+}
+
 /// Rootless no audit log is readable: the daemon answers the refused calls
 /// of a service itself (the launcher hands it the listener of the
 /// service's filter) and tells its trail, each with its fix. The program
@@ -137,21 +154,49 @@ fn a_rootless_daemon_tells_what_its_service_was_refused() {
     assert!(recent[1]["what"].as_str().unwrap().starts_with("syscall mincore (27) by perl"), "{s:#}");
     assert_eq!(recent[1]["fix"], "add \"mincore\" to [seccomp] allow (capexec run: --allow-syscall mincore)");
     assert_eq!(recent[1]["count"], 1 + LOOP);
-    let log = d.wait_log("refused", "looped", T);
-    // The errno the filter gives each call, as the kernel does as root (an
-    // argument rule's is not EPERM).
-    assert!(log.contains(&format!("sctp: {}\n", libc::EPROTONOSUPPORT)) && log.contains(&format!("mincore: -1 {}\n", libc::EPERM)), "{log}");
-    let told = log.lines().filter(|l| l.contains("refused by seccomp: syscall mincore")).count();
-    assert!((1..=3).contains(&told), "a loop is a line, not a line per call: {log}");
-    succeeds(&d.ctl(&["stop", "refused"]));
-
-    apply_the_proposal(&d, "refused", 1);
-    let log = second_run(&d, "refused", "looped");
-    let second = &log[log.rfind("mincore: ").expect("a second run")..];
-    assert!(second.starts_with("mincore: 0 "), "{log}");
+    told_the_loop_then_fixed(&d, "refused");
     // The socket alone refused the second time (told once answered: wait).
     let s = d.wait_for("refused", T, "the second run's refusal", |s| s["denials"]["total"].as_u64() >= Some(3 + LOOP));
     assert_eq!(s["denials"]["total"], 3 + LOOP, "{s:#}");
+    d.terminate(T);
+}
+
+/// A brokered service's too: the kernel allows one listener in a filter
+/// chain, and the broker's is there, so one program does both filters'
+/// work and the broker answers the refusals (with the errno the service's
+/// filter gives them) beside its own calls, and tells them on the pipe its
+/// own refusals take, counted the same way.
+#[test]
+fn a_rootless_daemon_tells_what_its_brokered_service_was_refused() {
+    let mut d = Daemon::prepare(As::User, "trail-user-brokered");
+    let g = grant_tree("trail-user-brokered");
+    const LOOP: u64 = 3000;
+    let program = format!(
+        "$| = 1; open(my $f, '<', '{0}/data/readme') or die \"open: $!\"; print 'read: ', scalar(<$f>), \"\\n\"; \
+         open(my $w, '>>', '{0}/data/readme') and die 'written'; print 'write: ', $!+0, \"\\n\"; \
+         socket(my $s, 2, 1, 132) or print \"sctp: \", $!+0, \"\\n\"; my $r = syscall(27, 0, 0, 0); print \"mincore: $r \", $!+0, \"\\n\"; \
+         syscall(27, 0, 0, 0) for 1..{LOOP}; print \"looped\\n\"; sleep 60;",
+        g.display()
+    );
+    let grant = format!("[[broker.fs]]\npath = \"{}/data/**\"\nrights = [\"read\"]\n", g.display());
+    d.write_unit("refused", &format!("[exec]\nargv = [\"/usr/bin/perl\", \"-e\", {}]\n[service]\nrestart = \"no\"\n{grant}", toml_string(&program)));
+    d.start();
+    succeeds(&d.ctl(&["start", "refused"]));
+    let s = d.wait_for("refused", T, "the refusals and the loop's, all counted", |s| s["denials"]["total"].as_u64() == Some(3 + LOOP));
+    let recent = s["denials"]["recent"].as_array().unwrap().clone();
+    assert_eq!(recent.len(), 3, "the broker's, the socket, then mincore repeated: {s:#}");
+    assert_eq!(recent[0]["mechanism"], "broker", "{s:#}");
+    assert!(recent[0]["what"].as_str().unwrap().starts_with(&format!("openat(\"{}/data/readme\", O_WRONLY|O_CREAT|O_APPEND)", g.display())), "{s:#}");
+    assert!(recent[1]["what"].as_str().unwrap().starts_with("syscall socket (41) by perl"), "{s:#}");
+    assert!(recent[2]["what"].as_str().unwrap().starts_with("syscall mincore (27) by perl"), "{s:#}");
+    assert_eq!(recent[2]["fix"], "add \"mincore\" to [seccomp] allow (capexec run: --allow-syscall mincore)");
+    assert_eq!(
+        (recent[1]["mechanism"].as_str(), recent[2]["mechanism"].as_str(), recent[2]["count"].as_u64()),
+        (Some("seccomp"), Some("seccomp"), Some(1 + LOOP))
+    );
+    let log = told_the_loop_then_fixed(&d, "refused");
+    // The granted read went through the broker, and its refusal did not.
+    assert!(log.contains("read: granted\n") && log.contains(&format!("write: {}\n", libc::EACCES)), "{log}");
     d.terminate(T);
 }
 
@@ -288,13 +333,20 @@ fn exec_piped(who: As, unit: &std::path::Path) -> Exec {
 /// again: at the end, how many more times it came. Brokered too,
 /// where capexec confines itself as the broker and a process of its own
 /// reads the audit log. Rootless, where there is no audit log to read, the
-/// refused calls come to capexec itself (its test fails without them).
+/// refused calls come to capexec itself (its test fails without them), to
+/// its broker where it brokers (whose listener is the one the kernel allows).
 #[test]
 fn capexec_exec_tells_refusals_as_they_happen() {
     require_root();
     let prog = "$| = 1; syscall(27, 0, 0, 0); print \"once\\n\"; my $l = <STDIN>; syscall(27, 0, 0, 0) for 1..40; print \"looped\\n\"; exit 3;";
     let brokered = "[[broker.fs]]\npath = \"/etc/**\"\nrights = [\"read\"]\n";
-    for (tag, extra, who) in [("exec-trail", "", As::Root), ("exec-trail-brokered", brokered, As::Root), ("exec-trail-rootless", "", As::User)] {
+    let cases = [
+        ("exec-trail", "", As::Root),
+        ("exec-trail-brokered", brokered, As::Root),
+        ("exec-trail-rootless", "", As::User),
+        ("exec-trail-rootless-brokered", brokered, As::User),
+    ];
+    for (tag, extra, who) in cases {
         let nobody = if who == As::Root { "user = \"nobody\"\n" } else { "" };
         let unit = test_unit(tag, &format!("[exec]\nargv = [\"/usr/bin/perl\", \"-e\", {}]\n{nobody}{extra}", toml_string(prog)));
         let Exec { mut child, mut out, err: rx, reader } = exec_piped(who, &unit);

@@ -16,9 +16,15 @@ itself (a seccomp listener the launcher hands it) and counts their
 repeats before they reach its event loop; the table goes between the
 bench:refusals-rootless markers.
 
+With --rootless USER --brokered the service has a broker (a read grant):
+the kernel allows one listener in its filter chain, the broker's, so the
+broker answers the refused calls and counts their repeats, and the daemon
+reads its reports; the CPU is then the broker's, the launcher's and the
+daemon's together (bench:refusals-rootless-brokered markers).
+
 Target (issue 20): 1 million refusals in a minute at bounded daemon RSS and CPU.
 
-Usage (as root): scripts/bench/refusals.py [--calls N] [--capexec PATH] [--rootless USER] [--no-write]
+Usage (as root): scripts/bench/refusals.py [--calls N] [--capexec PATH] [--rootless USER [--brokered]] [--no-write]
 """
 import argparse, json, os, pwd, shutil, socket, struct, subprocess, sys, tempfile, time
 from pathlib import Path
@@ -36,6 +42,37 @@ def cpu_secs(pid):
     return (int(f[11]) + int(f[12])) / TICK
 
 
+def tree(pid):
+    """`pid` and every process below it."""
+    children = {}
+    for p in Path("/proc").iterdir():
+        if p.name.isdigit():
+            try:
+                ppid = int((p / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            children.setdefault(ppid, []).append(int(p.name))
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        out.append(p)
+        todo.extend(children.get(p, []))
+    return out
+
+
+def capexec_cpu(daemon, service):
+    """CPU seconds of the daemon and its processes (launcher, broker), the service's left out."""
+    total = 0.0
+    for p in tree(daemon):
+        if p in service:
+            continue
+        try:
+            total += cpu_secs(p)
+        except OSError:
+            pass
+    return total
+
+
 def audit_lost():
     s = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, 9)
     s.bind((0, 0))
@@ -49,8 +86,11 @@ def main():
     ap.add_argument("--calls", type=int, default=1_000_000)
     ap.add_argument("--capexec", default=str(ROOT / "target/release/capexec"))
     ap.add_argument("--rootless", metavar="USER", help="run the daemon as USER, with no audit log")
+    ap.add_argument("--brokered", action="store_true", help="with --rootless: the service has a broker, which answers the refusals")
     ap.add_argument("--no-write", action="store_true")
     a = ap.parse_args()
+    if a.brokered and not a.rootless:
+        sys.exit("refusals bench: --brokered goes with --rootless (as root the audit log tells the refusals, broker or not)")
     if os.geteuid() != 0:
         sys.exit("refusals bench: run as root (the audit log needs it; --rootless needs it to become the user)")
     work = Path(tempfile.mkdtemp(prefix="capexec-bench-refusals-"))
@@ -65,7 +105,8 @@ def main():
         daemon = ["setpriv", "--reuid", str(u.pw_uid), "--regid", str(u.pw_gid), "--clear-groups",
                   "env", f"HOME={work}", f"XDG_RUNTIME_DIR={work}", a.capexec, "daemon", "--user"]
     prog = f"for (1..{a.calls}) {{ syscall(27, 0, 0, 0) }} print \"done\\n\"; STDOUT->flush; sleep 600;"
-    (units / "flood.svc").write_text(f'[exec]\nargv = ["/usr/bin/perl", "-e", {json.dumps(prog)}]\n[service]\nrestart = "no"\n')
+    grant = '[[broker.fs]]\npath = "/etc/**"\nrights = ["read"]\n' if a.brokered else ""
+    (units / "flood.svc").write_text(f'[exec]\nargv = ["/usr/bin/perl", "-e", {json.dumps(prog)}]\n[service]\nrestart = "no"\n{grant}')
     sock = str(work / "run/control.sock")
     log = open(work / "daemon.log", "w")
     d = subprocess.Popen([*daemon, "--runtime-dir", str(work / "run"), "--state-dir", str(work / "state"),
@@ -83,6 +124,11 @@ def main():
         r = ctl(a.capexec, sock, "start", "flood")
         if r.returncode != 0:
             sys.exit(f"refusals bench: start: {r.stdout}{r.stderr}")
+        if a.brokered:
+            # The broker's CPU comes with the daemon's; the service's does not.
+            run = json.loads(ctl(a.capexec, sock, "status", "--json", "flood").stdout)["result"][0]
+            service = set(tree(run["init_pid"]))
+            cpu0 = capexec_cpu(d.pid, service)
         out = work / "logs/flood.log"
         while "done" not in (out.read_text() if out.exists() else ""):
             if time.perf_counter() - t0 > 300:
@@ -92,6 +138,8 @@ def main():
         # Let the daemon take what the kernel still holds.
         time.sleep(1)
         rss1, cpu1, lost1 = rss_kib(d.pid), cpu_secs(d.pid), lost()
+        if a.brokered:
+            cpu1 = capexec_cpu(d.pid, service)
         st = json.loads(ctl(a.capexec, sock, "status", "--json", "flood").stdout)["result"][0]["denials"]
         lines = sum(1 for l in out.read_text().splitlines() if "refused by seccomp" in l)
         ctl(a.capexec, sock, "stop", "flood")
@@ -99,6 +147,15 @@ def main():
         d.terminate()
         d.wait(timeout=60)
         shutil.rmtree(work, ignore_errors=True)
+    if a.brokered:
+        rows = [
+            ("refused calls made", f"{a.calls:,}", f"in {flood:.1f} s, each answered by the broker"),
+            ("refusals the daemon counted", f"{st['total']:,}", f"{st['not_shown']:,} not written to the log"),
+            ("lines in the service's log", f"{lines}", "at most 20 per 10 s"),
+            ("broker, launcher and daemon CPU during the flood", f"{cpu1 - cpu0:.2f} s", f"{100 * (cpu1 - cpu0) / flood:.0f}% of one core"),
+            ("daemon RSS before / after", f"{rss0 / 1024:.1f} / {rss1 / 1024:.1f} MiB", "the broker counts the repeats, one report a second"),
+        ]
+        return table(rows, "refusals-rootless-brokered", a.no_write)
     if a.rootless:
         rows = [
             ("refused calls made", f"{a.calls:,}", f"in {flood:.1f} s, each answered by the daemon"),

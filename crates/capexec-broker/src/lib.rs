@@ -28,6 +28,7 @@ pub mod lookup;
 pub mod net;
 pub mod open;
 pub mod policy;
+mod refusals;
 pub mod transparent;
 
 use capexec_decl::grants::BrokerSpec;
@@ -242,6 +243,9 @@ pub struct Broker {
     /// The calls this broker answers (what its filter hands it, but for
     /// those it is handed only for the network summary).
     pub(crate) brokered: Vec<u32>,
+    /// Where the service's refused syscalls come to this broker's
+    /// listener too ([`judge_refusals`](Self::judge_refusals)).
+    pub(crate) judge: Option<refusals::Judge>,
 }
 
 /// A network call of the service's, as the network summary counts it.
@@ -258,28 +262,64 @@ pub struct NetSeen {
 }
 
 /// A refusal as the broker sends it to the daemon's denial trail: one line,
-/// the call, why and the fix each made safe (no control characters) and
-/// separated by U+001F, which `safe` escapes.
+/// its fields each made safe (no control characters) and separated by
+/// U+001F, which `safe` escapes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Report {
-    pub call: String,
-    pub why: String,
+    pub by: Refuser,
+    /// What was refused: the call with its argument and why, or the
+    /// syscall and the process.
+    pub what: String,
     pub fix: String,
+    /// The calling process, as the broker's pid namespace sees it, where known.
+    pub pid: Option<i32>,
+    /// How many calls it stands for (repeats counted: `fix::Repeats`).
+    pub count: u64,
+}
+
+/// Who refused what a [`Report`] tells.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refuser {
+    /// A grant's check.
+    Broker,
+    /// The service's seccomp filter, whose refusals the broker answers
+    /// where its listener is the only one ([`Broker::judge_refusals`]).
+    Seccomp,
+}
+
+impl Refuser {
+    pub fn name(self) -> &'static str {
+        match self {
+            Refuser::Broker => "broker",
+            Refuser::Seccomp => "seccomp",
+        }
+    }
 }
 
 impl Report {
     const SEPARATOR: char = '\u{1f}';
 
-    pub fn encode(call: &str, why: &str, fix: &str) -> String {
+    pub fn encode(&self) -> String {
         use capexec_decl::terminal::safe;
         let sep = Self::SEPARATOR;
-        format!("{}{sep}{}{sep}{}\n", safe(call), safe(why), safe(fix))
+        let pid = self.pid.map_or(String::new(), |p| p.to_string());
+        format!("{}{sep}{pid}{sep}{}{sep}{}{sep}{}\n", self.by.name(), self.count, safe(&self.what), safe(&self.fix))
     }
 
     /// One line of the pipe, without its line break.
     pub fn decode(line: &str) -> Option<Report> {
         let mut f = line.split(Self::SEPARATOR);
-        let r = Report { call: f.next()?.to_owned(), why: f.next()?.to_owned(), fix: f.next()?.to_owned() };
+        let by = match f.next()? {
+            "broker" => Refuser::Broker,
+            "seccomp" => Refuser::Seccomp,
+            _ => return None,
+        };
+        let pid = match f.next()? {
+            "" => None,
+            p => Some(p.parse().ok()?),
+        };
+        let count = f.next()?.parse().ok()?;
+        let r = Report { by, pid, count, what: f.next()?.to_owned(), fix: f.next()?.to_owned() };
         f.next().is_none().then_some(r)
     }
 
@@ -351,6 +391,7 @@ impl Broker {
             reports: None,
             net_seen: None,
             brokered: brokered_syscalls(service),
+            judge: None,
         })
     }
 
@@ -373,6 +414,15 @@ impl Broker {
         self.reports = Some(pipe);
     }
 
+    /// The service's refused syscalls come to this broker's listener
+    /// (its plan's `refusals_to_broker`): each call is judged by `prog`,
+    /// the service's own filter (the plan's `seccomp`); the broker answers
+    /// those it refuses with its errno and tells them with the broker's
+    /// own refusals (`service` names their fixes).
+    pub fn judge_refusals(&mut self, prog: Vec<capexec_sandbox::seccomp::sock_filter>, service: &ServiceSpec) {
+        self.judge = Some(refusals::Judge::new(prog, service));
+    }
+
     /// Tells `tx` of each network call the service's filter hands the broker
     /// (see [`NetSeen`]).
     pub fn watch_network(&mut self, tx: std::sync::mpsc::Sender<NetSeen>) {
@@ -382,20 +432,26 @@ impl Broker {
     /// Logs a refusal: the unit, the call with its argument, why, and what in
     /// the declaration would allow it — the trail an administrator follows.
     pub fn refused(&self, call: &str, why: &str, fix: &str) {
+        self.tell(Report { by: Refuser::Broker, what: format!("{call}: {why}"), fix: fix.to_owned(), pid: None, count: 1 });
+    }
+
+    /// Tells `r`: to the daemon's trail where it reads the broker's
+    /// reports, else as lines of the service's log.
+    pub(crate) fn tell(&self, r: Report) {
         if let Some(pipe) = &self.reports {
             // Shorter than PIPE_BUF in practice, so one write is one line
             // whichever thread writes it; a longer one may be cut, and the
             // daemon then drops it.
-            let _ = nix::unistd::write(pipe, Report::encode(call, why, fix).as_bytes());
+            let _ = nix::unistd::write(pipe, r.encode().as_bytes());
             return;
         }
         // The daemon's words and rate (see capexec_decl::fix::refusal_line).
-        // The call and the fix quote what the service asked for: escaped,
+        // What and the fix quote what the service asked for: escaped,
         // since this line may go straight to a terminal (capexec run, exec).
         use capexec_decl::terminal::safe;
-        let line = capexec_decl::fix::refusal_line("broker", &format!("{}: {}", safe(call), safe(why)), &safe(fix));
+        let line = capexec_decl::fix::refusal_line(r.by.name(), &safe(&r.what), &safe(&r.fix));
         let mut budget = self.log_budget.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(unshown) = budget.admit(std::time::Instant::now(), &line) {
+        if let Some(unshown) = budget.admit_n(std::time::Instant::now(), &line, r.count) {
             for l in unshown.lines() {
                 eprintln!("capexec: {}: {l}", self.unit);
             }
@@ -472,7 +528,7 @@ impl Broker {
         }
         if let Some(l) = ch.listener {
             let (b, l) = (Arc::clone(&b), Arc::new(capexec_sys::notify::Listener::new(l)));
-            threads.push(std::thread::Builder::new().name("broker-notify".into()).spawn(move || transparent::serve(b, l))?);
+            threads.push(std::thread::Builder::new().name(NOTIFY_THREAD.into()).spawn(move || transparent::serve(b, l))?);
         }
         if let Some(sock) = ch.explicit {
             let peers = explicit::Peers::of_service(init);
@@ -492,6 +548,8 @@ impl Broker {
     }
 }
 
+const NOTIFY_THREAD: &str = "broker-notify";
+
 /// A broker serving its service (from [`Broker::start`]).
 pub struct Running {
     /// The channels' threads; they end with the service.
@@ -505,6 +563,15 @@ impl Running {
     /// service appended and the relays have not written yet reaches its files
     /// (waiting at most 5 s for writers that outlive the init).
     pub fn finish(self) {
+        // The notification thread ends once no process of the service can
+        // make a call, then tells the repeats of refusals it counted: a
+        // moment, which a broker that exits now would cut short.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(1);
+        for t in self.threads.iter().filter(|t| t.thread().name() == Some(NOTIFY_THREAD)) {
+            while !t.is_finished() && std::time::Instant::now() < deadline {
+                std::thread::sleep(std::time::Duration::from_millis(2));
+            }
+        }
         let left = self.appender.finish(std::time::Duration::from_secs(5));
         if left > 0 {
             eprintln!("capexec: {}: broker: {left} append-only files still had writers 5 s after the service ended; what they write is lost", self.unit);
@@ -539,12 +606,16 @@ mod tests {
         // The call quotes the service: a separator or a line break in it
         // must not make a second field or a second report.
         let call = "open(\"/x\u{1f}evil\u{1f}fix\nsecond\")";
-        let line = Report::encode(call, "no grant", "add it");
+        let report = Report { by: Refuser::Broker, what: format!("{call}: no grant"), fix: "add it".into(), pid: None, count: 1 };
+        let line = report.encode();
         assert_eq!(line.matches('\n').count(), 1);
         let r = Report::decode(line.trim_end_matches('\n')).expect("decodes");
-        assert_eq!((r.why.as_str(), r.fix.as_str()), ("no grant", "add it"));
-        assert!(r.call.contains("\\x1fevil") && r.call.contains("\\nsecond"), "{}", r.call);
+        assert_eq!((r.by, r.fix.as_str(), r.pid, r.count), (Refuser::Broker, "add it", None, 1));
+        assert!(r.what.contains("\\x1fevil") && r.what.contains("\\nsecond") && r.what.ends_with(": no grant"), "{}", r.what);
         assert_eq!(Report::decode("a\u{1f}b"), None);
+        assert_eq!(Report::decode("kernel\u{1f}\u{1f}1\u{1f}w\u{1f}f"), None, "only the broker's and seccomp's");
+        let syscall = Report { by: Refuser::Seccomp, what: "syscall mincore (27) by app".into(), fix: "f".into(), pid: Some(12), count: 5000 };
+        assert_eq!(Report::decode(syscall.encode().trim_end()), Some(syscall));
         // Whole lines out of what was read; the rest waits for its end.
         // (a line that does not decode is dropped.)
         let mut partial = [line.as_bytes(), b"x\n", &line.as_bytes()[..3]].concat();

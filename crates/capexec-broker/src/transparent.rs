@@ -13,7 +13,7 @@ use crate::open::{clean_absolute, open_granted};
 use crate::policy::{self, NetOp};
 use crate::Broker;
 use capexec_decl::grants::Proto;
-use capexec_sys::notify::{self as remote, Listener, Notif};
+use capexec_sys::notify::{self as remote, Listener, Notif, Waited};
 use std::net::SocketAddr;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::sync::Arc;
@@ -108,15 +108,24 @@ impl Connector {
 pub fn serve(broker: Arc<Broker>, listener: Arc<Listener>) {
     let connector = Connector::new(&listener);
     let mut pidfds = Pidfds::default();
+    let mut told = crate::refusals::Told::default();
     loop {
-        let n = match listener.recv() {
-            Ok(Some(n)) => n,
-            Ok(None) => return,
+        if told.until_due().is_some_and(|d| d.is_zero()) {
+            told.due(&broker);
+        }
+        let n = match listener.recv_for(told.until_due()) {
+            Ok(Waited::Call(n)) => n,
+            Ok(Waited::Quiet) => continue,
+            Ok(Waited::Gone) => return told.rest(&broker),
             Err(e) => {
                 eprintln!("capexec: {}: broker: cannot receive from the seccomp listener: {e}; brokered calls now fail with ENOSYS", broker.unit);
-                return;
+                return told.rest(&broker);
             }
         };
+        if let Some(errno) = broker.judge.as_ref().and_then(|j| j.refuses(&n)) {
+            told.refuse(&broker, &listener, &n, errno);
+            continue;
+        }
         let answer = handle(&broker, &listener, &connector, &mut pidfds, n);
         // ENOENT here means the thread went away meanwhile: nothing is left to answer.
         let _ = match answer {

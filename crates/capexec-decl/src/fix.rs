@@ -5,6 +5,19 @@
 
 use crate::spec::ServiceSpec;
 
+/// A syscall the filter refused, by number, as process `comm` made it:
+/// what it was (`syscall NAME (NR) by COMM`) and what would allow it.
+/// `None` for clone3: answered ENOSYS whatever the declaration says (its
+/// flags sit in memory, where no filter can read them), and glibc falls
+/// back to clone: no refusal of the service's, and nothing would allow it.
+pub fn refused_syscall(nr: i64, comm: &str, spec: &ServiceSpec) -> Option<(String, String)> {
+    let name = crate::syscalls::name_of(nr);
+    if name == Some("clone3") {
+        return None;
+    }
+    Some((format!("syscall {} ({nr}) by {comm}", name.unwrap_or("?")), syscall(name, spec)))
+}
+
 /// For a syscall the filter refused. `None`: a number capexec does not know.
 pub fn syscall(name: Option<&str>, spec: &ServiceSpec) -> String {
     match name {
@@ -214,6 +227,86 @@ impl LineBudget {
     }
 }
 
+/// How long the repeats of a refusal told are counted before they are
+/// told ([`Repeats`]).
+pub const REPEAT_WINDOW: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Distinct refusals whose repeats [`Repeats`] counts at once; past them,
+/// each refusal is told as it comes (a program making more than this many
+/// different refused calls a second is rare, and still bounded by the
+/// rate of its own calls, each of which waits for its answer).
+const REPEAT_KEYS: usize = 64;
+
+/// Refusals told as they come, a loop on one counted: whoever answers a
+/// service's refused calls one by one (the daemon, a broker) would
+/// otherwise tell its reader once a call. The first of each refusal in a
+/// [`REPEAT_WINDOW`] is told at once, its repeats are counted and told as
+/// one with their count when the window ends: a loop costs the reader a
+/// report a second, and the total stays exact. Keyed by what the refusal
+/// was; `T` is what is told.
+pub struct Repeats<T> {
+    told: std::collections::HashMap<String, Told<T>>,
+}
+
+struct Told<T> {
+    at: std::time::Instant,
+    repeats: u64,
+    item: T,
+}
+
+impl<T> Default for Repeats<T> {
+    fn default() -> Self {
+        Repeats { told: Default::default() }
+    }
+}
+
+impl<T: Clone> Repeats<T> {
+    /// Refusal `key` (told as `item`) at `now`: what to tell now with how
+    /// many calls it stands for (the repeats counted before it, if its
+    /// window had ended), or nothing: counted.
+    pub fn add(&mut self, key: String, item: T, now: std::time::Instant) -> Option<(T, u64)> {
+        if let Some(t) = self.told.get_mut(&key) {
+            if now.duration_since(t.at) < REPEAT_WINDOW {
+                t.repeats += 1;
+                return None;
+            }
+            t.at = now;
+            return Some((item, 1 + std::mem::take(&mut t.repeats)));
+        }
+        if self.told.len() >= REPEAT_KEYS {
+            self.told.retain(|_, t| t.repeats > 0 || now.duration_since(t.at) < REPEAT_WINDOW);
+        }
+        if self.told.len() < REPEAT_KEYS {
+            self.told.insert(key, Told { at: now, repeats: 0, item: item.clone() });
+        }
+        Some((item, 1))
+    }
+
+    /// The repeats of the refusals whose window has ended, each as one
+    /// with their count; each such refusal starts a new window, so that a
+    /// loop on it is told once a window.
+    pub fn due(&mut self, now: std::time::Instant) -> Vec<(T, u64)> {
+        let mut out = Vec::new();
+        for t in self.told.values_mut().filter(|t| t.repeats > 0 && now.duration_since(t.at) >= REPEAT_WINDOW) {
+            out.push((t.item.clone(), std::mem::take(&mut t.repeats)));
+            t.at = now;
+        }
+        // The ones whose window ended with no repeats: nothing to keep.
+        self.told.retain(|_, t| now.duration_since(t.at) < REPEAT_WINDOW);
+        out
+    }
+
+    /// When [`due`](Self::due) has something next.
+    pub fn next_due(&self) -> Option<std::time::Instant> {
+        self.told.values().filter(|t| t.repeats > 0).map(|t| t.at + REPEAT_WINDOW).min()
+    }
+
+    /// Every repeat counted, the run being over.
+    pub fn rest(&mut self) -> Vec<(T, u64)> {
+        self.told.drain().filter(|(_, t)| t.repeats > 0).map(|(_, t)| (t.item, t.repeats)).collect()
+    }
+}
+
 /// The line that says `n` refusals were not shown.
 pub fn not_shown(n: u64) -> String {
     format!("({n} more refusals were not shown)")
@@ -222,6 +315,51 @@ pub fn not_shown(n: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A loop on one refused call: told at once, then once a window with
+    /// the count of its repeats; nothing is lost, whatever the order of
+    /// arrivals and flushes.
+    #[test]
+    fn a_loop_is_told_once_a_window_with_its_count() {
+        let mut r = Repeats::default();
+        let t0 = std::time::Instant::now();
+        let ms = |n| t0 + std::time::Duration::from_millis(n);
+        let mut told: Vec<(&str, u64)> = Vec::new();
+        told.extend(r.add("a".into(), "a", t0));
+        for i in 1..1000 {
+            told.extend(r.add("a".into(), "a", ms(i)));
+        }
+        assert_eq!(told.len(), 1, "one told in the first window");
+        assert_eq!(r.next_due(), Some(ms(1000)));
+        assert!(r.due(ms(999)).is_empty());
+        let due = r.due(ms(1000));
+        assert_eq!(due, [("a", 999)]);
+        told.extend(due);
+        // Repeats after the flush: counted in the new window, then told
+        // with the next arrival after it, or by the run's end.
+        told.extend(r.add("a".into(), "a", ms(1500)));
+        told.extend(r.add("a".into(), "a", ms(2100)));
+        assert_eq!(told.last(), Some(&("a", 2)), "the repeat before it, and itself");
+        told.extend(r.add("a".into(), "a", ms(2200)));
+        told.extend(r.rest());
+        assert_eq!(told.iter().map(|(_, n)| n).sum::<u64>(), 1003, "every call counted");
+        assert_eq!(r.next_due(), None);
+    }
+
+    /// Different refusals are each told at once; past REPEAT_KEYS of them,
+    /// each is told as it comes (none is lost, none is held).
+    #[test]
+    fn distinct_refusals_are_told_at_once_and_bounded() {
+        let mut r = Repeats::default();
+        let t0 = std::time::Instant::now();
+        let told: Vec<_> = (0..200).filter_map(|i| r.add(format!("call {i}"), i, t0)).collect();
+        assert_eq!(told.len(), 200);
+        assert!(r.told.len() <= REPEAT_KEYS);
+        let again: u64 = (0..200).filter_map(|i| r.add(format!("call {i}"), i, t0)).map(|(_, n)| n).sum();
+        let later: u64 = r.due(t0 + REPEAT_WINDOW).iter().map(|(_, n)| n).sum();
+        assert_eq!(again + later, 200, "each repeat told now or at its window's end");
+        assert!(r.told.len() <= REPEAT_KEYS);
+    }
 
     /// A loop on one refused call is one line, and the count of its
     /// repeats comes before the next line (in the window, or the next

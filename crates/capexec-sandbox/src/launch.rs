@@ -764,7 +764,8 @@ fn begin(plan: &SetupPlan, opts: &SpawnOptions) -> Result<Starting, LaunchError>
         notify_relay: plan.notify_relay,
         syslog: plan.syslog,
         listener: (plan.notify_seccomp.is_some() && !plan.listener_taken) || plan.report_refusals.is_some(),
-        reports: plan.report_refusals.is_some(),
+        // With a broker, its listener (which hears the refusals too).
+        reports: plan.report_refusals.is_some() && !plan.refusals_to_broker,
         tasks,
         gated: opts.gate.is_some(),
     })

@@ -148,6 +148,12 @@ pub struct SetupPlan {
     /// each call with the errno `seccomp` gives it and so knows what was
     /// refused (`capexec run`'s summary, `capexec exec`'s trail).
     pub report_refusals: Option<BpfProgram>,
+    /// `report_refusals` holds the broker's filter too (`notify_seccomp`
+    /// is then `None`: the kernel allows one listener): the listener is
+    /// the broker's (`Spawned::listener`), which answers the refusals with
+    /// `seccomp`'s errno and tells them
+    /// (`capexec_broker::Broker::judge_refusals`).
+    pub refusals_to_broker: bool,
     pub program: CString,
     pub argv: Vec<CString>,
     /// Complete environment; `LISTEN_PID=` (if present) is completed by the service
@@ -563,8 +569,9 @@ pub struct Extras<'a> {
     pub syslog: bool,
     /// The caller answers the program's refused calls and reports them
     /// (`SetupPlan::report_refusals`), where the plan allows: not with
-    /// another listener (a broker's, a summary's, an agent's), nor with a
-    /// profile's filters, whose refusals would not come to it.
+    /// another listener (a summary's, an agent's), nor with a profile's
+    /// filters, whose refusals would not come to it. With a broker, the
+    /// broker answers and tells them (`SetupPlan::refusals_to_broker`).
     pub report_refusals: bool,
 }
 
@@ -635,7 +642,10 @@ pub fn compose(spec: &ServiceSpec, extras: &Extras) -> Result<SetupPlan, LaunchE
     p.attach_files(extras.broker.view_files.clone());
     p.container_hooks = extras.container_hooks.clone();
     if extras.report_refusals && !extras.learning && !extras.join {
-        p.report_refusals = p.reporting_filter();
+        p.report_refusals = p.reporting_filter(&broker.notified);
+        if p.report_refusals.is_some() && p.notify_seccomp.take().is_some() {
+            p.refusals_to_broker = true;
+        }
     }
     if extras.join {
         if extras.learning || extras.watch_network {
@@ -1095,6 +1105,7 @@ fn plan_inheriting(
         learn: None,
         watch: None,
         report_refusals: None,
+        refusals_to_broker: false,
         program,
         argv,
         env: env_c,
@@ -1306,7 +1317,8 @@ impl SetupPlan {
             let _ = writeln!(o, "agent seccomp: {}", prog(a));
         }
         if let Some(r) = &self.report_refusals {
-            let _ = writeln!(o, "reporting seccomp: {}", prog(r));
+            let whose = if self.refusals_to_broker { " (with the broker's, its listener)" } else { "" };
+            let _ = writeln!(o, "reporting seccomp{whose}: {}", prog(r));
         }
         let _ = writeln!(o, "learn seccomp: {}", self.learn.as_deref().map_or("none".into(), prog));
         let _ = writeln!(o, "rlimits: {:?}", self.rlimits);
@@ -1460,15 +1472,25 @@ impl SetupPlan {
     /// exit) passed
     /// by the filter itself: refused, they would wait for a listener nobody
     /// holds yet.
-    fn reporting_filter(&self) -> Option<BpfProgram> {
-        let others = self.notify_seccomp.is_some() || self.listener_taken || self.watch.is_some() || self.learn.is_some() || self.agent_seccomp.is_some();
+    ///
+    /// With a broker (`brokered`: the calls its filter hands it), the one
+    /// program is both filters, installed instead of both, and its listener
+    /// is the broker's (`refusals_to_broker`).
+    fn reporting_filter(&self, brokered: &[u32]) -> Option<BpfProgram> {
+        let others = self.listener_taken || self.watch.is_some() || self.learn.is_some() || self.agent_seccomp.is_some();
         if others || !self.seccomp_before.is_empty() {
             return None;
         }
-        let passes = |nr: libc::c_long, args: [u64; 6]| seccomp::answer(&self.seccomp, nr as u32, args) == seccomp::SECCOMP_RET_ALLOW;
+        let brokered = match self.notify_seccomp {
+            Some(_) => brokered,
+            None => &[],
+        };
+        let passes = |nr: libc::c_long, args: [u64; 6]| {
+            seccomp::answer(&self.seccomp, nr as u32, args) == seccomp::SECCOMP_RET_ALLOW && !brokered.contains(&(nr as u32))
+        };
         let sends = passes(libc::SYS_sendmsg, [0, 0, libc::MSG_NOSIGNAL as u64, 0, 0, 0]);
         let rest = [libc::SYS_close, libc::SYS_execve, libc::SYS_write, libc::SYS_exit_group].into_iter().all(|nr| passes(nr, [0; 6]));
-        (sends && rest).then(|| seccomp::reporting(&self.seccomp)).flatten()
+        (sends && rest).then(|| seccomp::reporting(&self.seccomp, brokered)).flatten()
     }
 
     /// Puts generated read-only files into the view (after everything else is

@@ -27,6 +27,7 @@ const SYS_CLONE3: u32 = 435;
 pub const SECCOMP_RET_KILL_PROCESS: u32 = 0x8000_0000;
 const SECCOMP_RET_ERRNO: u32 = 0x0005_0000;
 const SECCOMP_RET_TRACE: u32 = 0x7ff0_0000;
+const SECCOMP_RET_LOG: u32 = 0x7ffc_0000;
 
 /// One instruction without jumps (a load, a return, ...).
 pub fn stmt(code: u16, k: u32) -> sock_filter {
@@ -350,7 +351,7 @@ pub fn notify_filter(nrs: &[u32]) -> Vec<sock_filter> {
 /// instruction this analysis does not know.
 pub fn allows_some(prog: &[sock_filter], nr: u32) -> Option<bool> {
     let verdicts = verdicts(prog, nr)?;
-    Some(verdicts.iter().any(|v| matches!(v & libc::SECCOMP_RET_ACTION_FULL, SECCOMP_RET_ALLOW | 0x7ffc_0000)))
+    Some(verdicts.iter().any(|v| matches!(v & libc::SECCOMP_RET_ACTION_FULL, SECCOMP_RET_ALLOW | SECCOMP_RET_LOG)))
 }
 
 /// Every verdict `prog` can return for syscall `nr` on x86_64, whatever its
@@ -441,18 +442,35 @@ fn install(prog: &[sock_filter], flags: libc::c_ulong) -> std::io::Result<i64> {
 /// (`SetupPlan::report_refusals`). Nothing else changes: what `prog`
 /// allows runs without a listener's say, what it kills is killed, and the
 /// prologue's answers (x32 numbers, clone3) are the kernel's at once.
-/// `None` for a program that does not start with the prologue.
-pub fn reporting(prog: &[sock_filter]) -> Option<Vec<sock_filter>> {
+///
+/// With a broker, `brokered` are the calls its filter ([`notify_filter`])
+/// hands it. The kernel allows one listener in a filter chain, so the two
+/// become one program with one listener, the broker's: what `prog` allows
+/// then goes on to the broker's test, and the broker tells the refusals
+/// (`prog`'s errno) from its own calls by running `prog` itself. `None`
+/// for a program that does not start with the prologue, or (with a
+/// broker) one that logs instead of refusing: nothing to report there.
+pub fn reporting(prog: &[sock_filter], brokered: &[u32]) -> Option<Vec<sock_filter>> {
     let head = prologue();
     let same = |a: &sock_filter, b: &sock_filter| (a.code, a.jt, a.jf, a.k) == (b.code, b.jt, b.jf, b.k);
     if prog.len() < head.len() || !prog.iter().zip(&head).all(|(a, b)| same(a, b)) {
         return None;
     }
     let mut out = prog.to_vec();
-    for i in out.iter_mut().skip(head.len()) {
-        if i.code == BPF_RET_K && i.k & 0xffff_0000 == SECCOMP_RET_ERRNO {
-            i.k = libc::SECCOMP_RET_USER_NOTIF;
+    let tail = out.len();
+    for (pc, i) in out.iter_mut().enumerate().skip(head.len()) {
+        match (i.code, i.k) {
+            (BPF_RET_K, k) if k & 0xffff_0000 == SECCOMP_RET_ERRNO => i.k = libc::SECCOMP_RET_USER_NOTIF,
+            (BPF_RET_K, SECCOMP_RET_ALLOW) if !brokered.is_empty() => *i = stmt(BPF_JA, (tail - pc - 1) as u32),
+            (BPF_RET_K, k) if k & 0xffff_0000 == SECCOMP_RET_LOG && !brokered.is_empty() => return None,
+            _ => {}
         }
+    }
+    if !brokered.is_empty() {
+        // The broker's test, after the allowlist's argument blocks loaded
+        // arguments: the number again.
+        out.push(stmt(BPF_LD_W_ABS, 0));
+        out.extend(notify_filter(brokered).into_iter().skip(head.len()));
     }
     Some(out)
 }
@@ -482,7 +500,7 @@ pub fn service_filter(spec: &SeccompSpec) -> Result<BpfProgram, LaunchError> {
     let deny = match spec.action {
         DenyAction::Errno(e) => SECCOMP_RET_ERRNO | (e as u32 & 0xffff),
         DenyAction::Kill => SECCOMP_RET_KILL_PROCESS,
-        DenyAction::Log => 0x7ffc_0000, // SECCOMP_RET_LOG
+        DenyAction::Log => SECCOMP_RET_LOG,
     };
     let nrs = spec.allowed.by_number().map(|c| (c.number(), if RULED.has(c) { argument_block(c.name(), deny) } else { None })).collect();
     allowlist(nrs, deny)
@@ -759,16 +777,23 @@ mod tests {
     /// The stack's verdict as the kernel gives it: the strictest action,
     /// of equal ones the last installed filter's.
     fn stacked(filters: &[BpfProgram], nr: &str, args: [u64; 6]) -> u32 {
+        stack(filters, AUDIT_ARCH_X86_64, capexec_decl::syscalls::number(nr).unwrap() as u32, args)
+    }
+
+    /// [`stacked`] by number and architecture.
+    fn stack(filters: &[BpfProgram], arch: u32, nr: u32, args: [u64; 6]) -> u32 {
         let rank = |v: u32| match v & 0xffff_0000 {
             SECCOMP_RET_KILL_PROCESS => 0,
             0 => 1,           // KILL_THREAD
             0x0003_0000 => 2, // TRAP
             SECCOMP_RET_ERRNO => 3,
+            libc::SECCOMP_RET_USER_NOTIF => 4,
+            SECCOMP_RET_TRACE => 5,
+            SECCOMP_RET_LOG => 6,
             _ if v == SECCOMP_RET_ALLOW => 9,
             _ => 5,
         };
-        let nr = capexec_decl::syscalls::number(nr).unwrap() as u32;
-        filters.iter().rev().map(|f| run(f, AUDIT_ARCH_X86_64, nr, args)).min_by_key(|v| rank(*v)).unwrap()
+        filters.iter().rev().map(|f| run(f, arch, nr, args)).min_by_key(|v| rank(*v)).unwrap()
     }
 
     // A profile as podman's default has it: default ENOSYS, an allowlist,
@@ -1104,7 +1129,7 @@ mod tests {
         let notif = libc::SECCOMP_RET_USER_NOTIF;
         for (s, sockets) in [(spec(""), false), (spec("[seccomp]\nallow = [\"mincore\", \"socket\"]\n"), true)] {
             let prog = service_filter(&s).unwrap();
-            let reporting = reporting(&prog).expect("starts with the prologue");
+            let reporting = reporting(&prog, &[]).expect("starts with the prologue");
             assert_eq!(reporting.len(), prog.len());
             let mut notified = 0;
             let args = [[0u64; 6], [libc::AF_PACKET as u64, 0, 0, 0, 0, 0], [libc::AF_INET as u64, libc::SOCK_STREAM as u64, 0, 0, 0, 0]];
@@ -1127,7 +1152,48 @@ mod tests {
                 assert_eq!((socket(libc::AF_PACKET), socket(libc::AF_UNIX)), (notif, SECCOMP_RET_ALLOW), "an argument rule's refusal");
             }
         }
-        assert_eq!(reporting(&[stmt(BPF_RET_K, SECCOMP_RET_ERRNO | 1)]), None, "not one of the allowlist's programs");
+        assert_eq!(reporting(&[stmt(BPF_RET_K, SECCOMP_RET_ERRNO | 1)], &[]), None, "not one of the allowlist's programs");
+    }
+
+    /// With a broker, one program does both filters' work: the allowlist's
+    /// refusals and the broker's calls go to the one listener, the rest is
+    /// answered as the two filters stacked would answer it.
+    #[test]
+    fn the_reporting_filter_with_a_broker_is_both_filters() {
+        let spec = |extra: &str| {
+            let text = format!("[exec]\nargv = [\"/bin/true\"]\n{extra}");
+            capexec_decl::from_text("t", &text, &capexec_decl::Context { rootless: true, uid: 1000, gid: 1000, unit_dir: None }).unwrap().seccomp
+        };
+        let brokered = [libc::SYS_openat as u32, libc::SYS_connect as u32, libc::SYS_bind as u32, libc::SYS_open as u32];
+        let notif = libc::SECCOMP_RET_USER_NOTIF;
+        let prog = service_filter(&spec("[seccomp]\nallow = [\"@system-service\", \"socket\", \"bind\"]\n")).unwrap();
+        let both = reporting(&prog, &brokered).expect("starts with the prologue");
+        let stacked = [prog.clone(), notify_filter(&brokered)];
+        // Arguments that are brokered numbers too: an argument block that
+        // allows must not leave its argument to be taken for the number.
+        let args =
+            [[0u64; 6], [libc::AF_PACKET as u64, 0, 0, 0, 0, 0], [libc::AF_INET as u64, libc::SOCK_STREAM as u64, 0, 0, 0, 0], [2; 6], [49; 6], [257; 6]];
+        let (mut refusals, mut calls) = (0, 0);
+        for nr in (0..1100u32).chain([0x4000_0001, SYS_CLONE3]) {
+            for a in args {
+                let (was, now) = (stack(&stacked, AUDIT_ARCH_X86_64, nr, a), run(&both, AUDIT_ARCH_X86_64, nr, a));
+                let refused = run(&prog, AUDIT_ARCH_X86_64, nr, a) & 0xffff_0000 == SECCOMP_RET_ERRNO && nr < 0x4000_0000 && nr != SYS_CLONE3;
+                match (refused, was) {
+                    (true, _) => (assert_eq!(now, notif, "refused {nr} {a:?}"), refusals += 1).1,
+                    (false, w) if w == notif => (assert_eq!(now, notif, "brokered {nr} {a:?}"), calls += 1).1,
+                    (false, w) => assert_eq!(now, w, "syscall {nr} {a:?}"),
+                }
+            }
+            assert_eq!(run(&both, 0x4000_0003, nr, [0; 6]), SECCOMP_RET_KILL_PROCESS, "another architecture");
+        }
+        assert!(refusals > 1000 && calls >= 6, "refusals {refusals}, brokered calls {calls}");
+        assert_eq!(run(&both, AUDIT_ARCH_X86_64, libc::SYS_openat as u32, [0; 6]), notif, "a brokered call the list allows");
+        // A refused socket family is a refusal, an allowed one runs.
+        let socket = |family: i32| run(&both, AUDIT_ARCH_X86_64, libc::SYS_socket as u32, [family as u64, libc::SOCK_STREAM as u64, 0, 0, 0, 0]);
+        assert_eq!((socket(libc::AF_PACKET), socket(libc::AF_UNIX)), (notif, SECCOMP_RET_ALLOW));
+        let mut logs = spec("[seccomp]\naction = \"log\"\n");
+        logs.action = DenyAction::Log;
+        assert_eq!(reporting(&service_filter(&logs).unwrap(), &brokered), None, "nothing refused to report");
     }
 
     /// The filter the launcher packs for the daemon is the filter: every

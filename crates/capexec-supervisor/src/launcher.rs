@@ -304,9 +304,9 @@ fn launch(sock: RawFd, req: LaunchRequest, fds: Vec<OwnedFd>, host_env: &[(Strin
         broker: capexec_broker::contribution(&req.spec),
         syslog: true,
         // Rootless no audit log says what the kernel refused: the daemon
-        // answers the refused calls itself (without a broker, whose own
-        // listener and filter come first; the plan says where it can).
-        report_refusals: req.rootless && !req.spec.has_broker(),
+        // answers the refused calls itself, or the broker, whose listener
+        // is the service's one (the plan says where it can).
+        report_refusals: req.rootless,
         ..Default::default()
     };
     let plan = match capexec_sandbox::plan::compose(&req.spec, &extras) {
@@ -320,6 +320,9 @@ fn launch(sock: RawFd, req: LaunchRequest, fds: Vec<OwnedFd>, host_env: &[(Strin
             Ok(mut b) => {
                 if let Ok(pipe) = fds[3].try_clone() {
                     b.report_to(pipe);
+                }
+                if plan.refusals_to_broker {
+                    b.judge_refusals(plan.seccomp.clone(), &req.spec);
                 }
                 Some(b)
             }

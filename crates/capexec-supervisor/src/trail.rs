@@ -64,7 +64,7 @@ impl Trail {
     /// Adds a refusal; returns it with what went unshown since the last
     /// line, if it is to be shown now.
     /// A denial whose `count` is above 1 stands for that many of the same
-    /// refusal, counted where they came from (`refusals::Repeats`).
+    /// refusal, counted where they came from (`fix::Repeats`).
     fn admit(&mut self, d: Denial, now: Instant) -> Option<(fix::Unshown, Denial)> {
         let n = d.count.max(1);
         self.total += n;
@@ -83,10 +83,11 @@ impl Trail {
     }
 }
 
-/// A refusal the service's broker reported (its grants are declaration
-/// keys only: `capexec run` has no broker).
+/// A refusal the service's broker reported: a grant's (declaration keys
+/// only: `capexec run` has no broker), or rootless, where its listener
+/// hears them, a syscall the service's filter refused.
 pub fn broker_denial(r: capexec_broker::Report) -> Denial {
-    Denial { at: Some(SystemTime::now()), mechanism: "broker", what: format!("{}: {}", r.call, r.why), fix: r.fix, pid: None, count: 1 }
+    Denial { at: Some(SystemTime::now()), mechanism: r.by.name(), what: r.what, fix: r.fix, pid: r.pid, count: r.count.max(1) }
 }
 
 /// A refusal by the network guard (its grants are `[broker.net]`
@@ -122,17 +123,7 @@ fn own_reach_of_a_host_listener(spec: &ServiceSpec, daddr: &str, port: &str) -> 
 /// The fix for `r`, by the declaration's key and `capexec run`'s flag.
 pub fn describe(r: &Record, spec: &ServiceSpec) -> Option<(&'static str, String, String)> {
     match r {
-        Record::Seccomp { nr, comm, .. } => {
-            let name = capexec_decl::syscalls::name_of(*nr);
-            // Answered ENOSYS whatever the declaration says (its flags sit in
-            // memory, where no filter can read them), and glibc falls back to
-            // clone: no refusal of the service's, and nothing would allow it.
-            if name == Some("clone3") {
-                return None;
-            }
-            let what = format!("syscall {} ({nr}) by {comm}", name.unwrap_or("?"));
-            Some(("seccomp", what, fix::syscall(name, spec)))
-        }
+        Record::Seccomp { nr, comm, .. } => fix::refused_syscall(*nr, comm, spec).map(|(what, fix)| ("seccomp", what, fix)),
         Record::LandlockAccess { blockers, object, .. } => {
             let value = |k: &str| object.split(' ').find_map(|w| w.strip_prefix(k)?.strip_prefix('=')).map(|v| v.trim_matches('"').to_owned());
             let (what, fix) = match blockers.as_str() {

@@ -91,6 +91,25 @@ const UIO_MAXIOV: u64 = 1024;
 
 pub struct Listener(OwnedFd);
 
+/// What [`Listener::recv_for`] waited for.
+#[derive(Debug)]
+pub enum Waited {
+    Call(Notif),
+    /// Nothing came in time.
+    Quiet,
+    /// Every process that could raise one has exited.
+    Gone,
+}
+
+impl Waited {
+    fn call(self) -> Option<Notif> {
+        match self {
+            Waited::Call(n) => Some(n),
+            Waited::Quiet | Waited::Gone => None,
+        }
+    }
+}
+
 use crate::check as cvt;
 
 impl Listener {
@@ -119,17 +138,19 @@ impl Listener {
     /// Waits for the next notification. `Ok(None)`: every process that could
     /// raise one has exited (the filter has no users left).
     pub fn recv(&self) -> io::Result<Option<Notif>> {
-        self.recv_within(-1)
+        self.recv_for(None).map(Waited::call)
     }
 
     /// The next notification if one waits now; `Ok(None)` if none does (or
     /// the filter has no users left). Never blocks.
     pub fn recv_now(&self) -> io::Result<Option<Notif>> {
-        self.recv_within(0)
+        self.recv_for(Some(std::time::Duration::ZERO)).map(Waited::call)
     }
 
-    /// [`recv`](Self::recv), waiting at most `timeout_ms` (poll's: -1 for ever).
-    fn recv_within(&self, timeout_ms: libc::c_int) -> io::Result<Option<Notif>> {
+    /// [`recv`](Self::recv), waiting at most `timeout` (`None`: for ever).
+    pub fn recv_for(&self, timeout: Option<std::time::Duration>) -> io::Result<Waited> {
+        // Rounded up: a wait for a due time must not wake just before it.
+        let timeout_ms = timeout.map_or(-1, |t| libc::c_int::try_from(t.as_micros().div_ceil(1000)).unwrap_or(libc::c_int::MAX));
         loop {
             // NOTIF_RECV blocks even on a non-blocking fd and does not wake up when
             // the last filter user dies; poll first, which reports that as POLLHUP.
@@ -137,7 +158,7 @@ impl Listener {
             // SAFETY: one valid pollfd for the duration of the call.
             let n = unsafe { libc::poll(&mut pfd, 1, timeout_ms) };
             if n == 0 {
-                return Ok(None);
+                return Ok(Waited::Quiet);
             }
             if n < 0 {
                 let e = io::Error::last_os_error();
@@ -147,7 +168,7 @@ impl Listener {
                 return Err(e);
             }
             if pfd.revents & libc::POLLIN == 0 && pfd.revents & (libc::POLLHUP | libc::POLLERR) != 0 {
-                return Ok(None);
+                return Ok(Waited::Gone);
             }
             // SAFETY: seccomp_notif is plain data; the kernel requires it zeroed.
             let mut n: libc::seccomp_notif = unsafe { std::mem::zeroed() };
@@ -161,7 +182,7 @@ impl Listener {
                 }
                 return Err(e);
             }
-            return Ok(Some(Notif { id: n.id, tid: n.pid, nr: n.data.nr as i64, args: n.data.args }));
+            return Ok(Waited::Call(Notif { id: n.id, tid: n.pid, nr: n.data.nr as i64, args: n.data.args }));
         }
     }
 

@@ -113,7 +113,7 @@ also goes to the service's log, at most 20 lines per 10 seconds (the same refusa
 not repeated). Each entry says what would allow \
 it: the declaration key, and the capexec run flag. The service's broker and network guard \
 report their own refusals too. Rootless, the kernel's records are out of reach: the user daemon \
-answers the syscalls seccomp refuses a service without a broker itself and keeps those (the repeats \
+answers the syscalls seccomp refuses a service itself (or its broker does) and keeps those (the repeats \
 of one within a second come as one entry with their count); for files and ports use `capexec run \
 --explain` or `capexec exec --explain`. --propose prints a drop-in that allows what was refused. \
 See docs/daemon.md, \"What was refused\".")]

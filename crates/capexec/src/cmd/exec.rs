@@ -86,9 +86,9 @@ pub fn launch_foreground(spec: &ServiceSpec, handoff: Handoff) -> i32 {
         watch_network: handoff.net_watch.is_some() || handoff.net_seen.is_some(),
         syslog: true,
         // Rootless no audit log tells capexec what the kernel refused; the
-        // refused calls come to it instead (a brokered capexec is confined
-        // and serves the broker's listener: not there).
-        report_refusals: rootless && handoff.watch.is_some() && !spec.has_broker(),
+        // refused calls come to it instead (to a brokered capexec's
+        // broker, whose listener is the one the kernel allows).
+        report_refusals: rootless && handoff.watch.is_some(),
         ..Default::default()
     };
     let plan = match capexec_sandbox::plan::compose(spec, &extras) {
@@ -175,6 +175,9 @@ fn launch_planned(spec: &ServiceSpec, plan: capexec_sandbox::SetupPlan, mut hand
                 // And the broker's.
                 if let Some(pipe) = watch.as_ref().and_then(|w| w.broker_reports()) {
                     b.report_to(pipe);
+                }
+                if plan.refusals_to_broker {
+                    b.judge_refusals(plan.seccomp.clone(), spec);
                 }
                 Some(b)
             }
