@@ -44,7 +44,7 @@ fi
 # golang-go: scripts/oci-validation.py builds runtime-tools' validation suite
 # (tests/oci_validation.rs), offline, from ../shared/vendor.
 packages=(nginx-light redis-server memcached gcc libc6-dev util-linux wrk curl libmemcached-tools systemd unbound dnsmasq bind9-dnsutils bpftool stress-ng clang libbpf-dev
-    apache2 openssh-server bind9 postgresql cron chrony rsyslog mariadb-server lighttpd vsftpd haproxy squid nsd snmpd snmp varnish postfix prometheus-node-exporter mosquitto mosquitto-clients python3-pip runc busybox-static podman containerd golang-go)
+    apache2 openssh-server bind9 postgresql cron chrony rsyslog mariadb-server lighttpd vsftpd haproxy squid nsd snmpd snmp varnish postfix prometheus-node-exporter mosquitto mosquitto-clients tinyproxy python3-pip runc busybox-static podman containerd golang-go)
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
