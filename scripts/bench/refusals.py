@@ -147,24 +147,19 @@ def main():
         d.terminate()
         d.wait(timeout=60)
         shutil.rmtree(work, ignore_errors=True)
-    if a.brokered:
-        rows = [
-            ("refused calls made", f"{a.calls:,}", f"in {flood:.1f} s, each answered by the broker"),
-            ("refusals the daemon counted", f"{st['total']:,}", f"{st['not_shown']:,} not written to the log"),
-            ("lines in the service's log", f"{lines}", "at most 20 per 10 s"),
-            ("broker, launcher and daemon CPU during the flood", f"{cpu1 - cpu0:.2f} s", f"{100 * (cpu1 - cpu0) / flood:.0f}% of one core"),
-            ("daemon RSS before / after", f"{rss0 / 1024:.1f} / {rss1 / 1024:.1f} MiB", "the broker counts the repeats, one report a second"),
-        ]
-        return table(rows, "refusals-rootless-brokered", a.no_write)
     if a.rootless:
+        # Who answers the refused calls, whose CPU is measured, and who counts the repeats.
+        answerer, cpu, counts, section = (
+            ("broker", "broker, launcher and daemon", "the broker counts the repeats, one report a second", "refusals-rootless-brokered")
+            if a.brokered else ("daemon", "daemon", "repeats counted, one event a second", "refusals-rootless"))
         rows = [
-            ("refused calls made", f"{a.calls:,}", f"in {flood:.1f} s, each answered by the daemon"),
+            ("refused calls made", f"{a.calls:,}", f"in {flood:.1f} s, each answered by the {answerer}"),
             ("refusals the daemon counted", f"{st['total']:,}", f"{st['not_shown']:,} not written to the log"),
             ("lines in the service's log", f"{lines}", "at most 20 per 10 s"),
-            ("daemon CPU during the flood", f"{cpu1 - cpu0:.2f} s", f"{100 * (cpu1 - cpu0) / flood:.0f}% of one core"),
-            ("daemon RSS before / after", f"{rss0 / 1024:.1f} / {rss1 / 1024:.1f} MiB", "repeats counted, one event a second"),
+            (f"{cpu} CPU during the flood", f"{cpu1 - cpu0:.2f} s", f"{100 * (cpu1 - cpu0) / flood:.0f}% of one core"),
+            ("daemon RSS before / after", f"{rss0 / 1024:.1f} / {rss1 / 1024:.1f} MiB", counts),
         ]
-        return table(rows, "refusals-rootless", a.no_write)
+        return table(rows, section, a.no_write)
     rows = [
         ("refused calls made", f"{a.calls:,}", f"in {flood:.1f} s"),
         ("records the kernel dropped (audit backlog)", f"{lost1 - lost0:,}", "never reach any reader"),
