@@ -22,8 +22,6 @@ pub(crate) struct Judge {
     spec: ServiceSpec,
 }
 
-const SECCOMP_RET_ERRNO: u32 = 0x0005_0000;
-
 impl Judge {
     pub(crate) fn new(prog: Vec<sock_filter>, spec: &ServiceSpec) -> Judge {
         Judge { prog, spec: spec.clone() }
@@ -32,8 +30,7 @@ impl Judge {
     /// The errno the service's filter refuses `n` with; `None`: it lets
     /// it run, so the call is one the broker answers.
     pub(crate) fn refuses(&self, n: &Notif) -> Option<i32> {
-        let verdict = capexec_sandbox::seccomp::answer(&self.prog, n.nr as u32, n.args);
-        (verdict & 0xffff_0000 == SECCOMP_RET_ERRNO).then_some((verdict & 0xffff) as i32)
+        capexec_sandbox::seccomp::refusal_errno(&self.prog, n.nr as u32, n.args)
     }
 }
 

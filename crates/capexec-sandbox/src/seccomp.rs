@@ -764,6 +764,13 @@ pub fn answer(prog: &[sock_filter], nr: u32, args: [u64; 6]) -> u32 {
     run(prog, AUDIT_ARCH_X86_64, nr, args)
 }
 
+/// The errno a filter built here refuses a native (x86_64) syscall with
+/// these arguments; `None` where it answers anything else.
+pub fn refusal_errno(prog: &[sock_filter], nr: u32, args: [u64; 6]) -> Option<i32> {
+    let verdict = answer(prog, nr, args);
+    (verdict & 0xffff_0000 == SECCOMP_RET_ERRNO).then_some((verdict & 0xffff) as i32)
+}
+
 /// What the service's allowlist filter would answer for a native (x86_64)
 /// syscall: `true` when it lets the call run.
 pub fn allows(prog: &[sock_filter], nr: i64, args: [u64; 6]) -> bool {

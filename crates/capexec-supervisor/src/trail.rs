@@ -351,13 +351,9 @@ impl Notified {
     /// says what it was. Never `CONTINUE`: the call was refused, and the
     /// answer is only its errno.
     pub(crate) fn answer(&self, n: &capexec_sys::notify::Notif) -> Record {
-        let verdict = capexec_sandbox::seccomp::answer(&self.judge, n.nr as u32, n.args);
         // Only errno refusals come here (seccomp::reporting); anything else
         // would be a mismatch between the two filters: refused all the same.
-        let errno = match verdict & 0xffff_0000 {
-            0x0005_0000 => (verdict & 0xffff) as i32,
-            _ => libc::EPERM,
-        };
+        let errno = capexec_sandbox::seccomp::refusal_errno(&self.judge, n.nr as u32, n.args).unwrap_or(libc::EPERM);
         // Read before the answer: the thread may end right after it.
         let (pid, comm) = (n.process(), n.comm());
         let _ = self.listener.fail(n.id, errno);
