@@ -371,6 +371,15 @@ const VARIANTS: &[&[&str]] = &[
     &["symlink", "symlinkat"],
     &["mkdir", "mkdirat"],
     &["readlink", "readlinkat"],
+    // (By path or by descriptor: dovecot's auth process, learned with a
+    // login that called statfs, then called fstatfs under the daemon.)
+    &["statfs", "fstatfs"],
+    &["access", "faccessat", "faccessat2"],
+    &["unlink", "unlinkat"],
+    &["truncate", "ftruncate"],
+    &["chmod", "fchmod", "fchmodat", "fchmodat2"],
+    &["chown", "fchown", "fchownat", "lchown"],
+    &["utime", "utimes", "futimesat", "utimensat"],
 ];
 
 /// What the run is described as in the header.
@@ -1011,6 +1020,13 @@ mod tests {
         assert_eq!(why("writev").as_deref(), Some("variant of write, which the run used"));
         assert_eq!(why("renameat2").as_deref(), Some("variant of rename, which the run used"), "postfix's mv on a second start");
         assert_eq!(why("accept").as_deref(), Some("variant of accept4, which the run used"));
+        let list = allowlist(&obs(&[], &["statfs", "unlinkat"]));
+        let why2 = |n: &str| list.iter().find(|(k, _)| k == n).map(|(_, w)| w.clone());
+        assert_eq!(why2("fstatfs").as_deref(), Some("variant of statfs, which the run used"), "dovecot's auth under the daemon");
+        assert_eq!(why2("unlink").as_deref(), Some("variant of unlinkat, which the run used"));
+        for name in VARIANTS.iter().flat_map(|f| f.iter()) {
+            assert!(capexec_decl::syscalls::number(name).is_some(), "{name} is not a syscall of this architecture");
+        }
         // Only the used call's family: nothing from elsewhere.
         assert!(why("readv").is_none() && why("umount2").is_none());
         assert!(why("kill").is_none(), "no children reaped, no signals");
