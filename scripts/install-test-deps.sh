@@ -36,6 +36,10 @@ fi
 # postfix, preseeded below as Debian's "Local only" site (loopback only);
 # prometheus-node-exporter (a Go program reading host-wide /proc files and
 # /sys through links; statfs of every mount point).
+# dovecot-imapd (a root master whose login processes chroot, an auth process
+# reading /etc/shadow through PAM, `doveadm stop` as its ExecStop=) and knot
+# (a notify daemon with ambient capabilities, a conf-check before its start,
+# knotc over its control socket).
 # python3-pip: tests/overlay.rs installs a local wheel with --fakeroot.
 # runc, busybox-static, podman: tests/oci.rs runs containers of stock runc
 # from a busybox root filesystem with `capexec agent` as their seccomp
@@ -44,7 +48,7 @@ fi
 # golang-go: scripts/oci-validation.py builds runtime-tools' validation suite
 # (tests/oci_validation.rs), offline, from ../shared/vendor.
 packages=(nginx-light redis-server memcached gcc libc6-dev util-linux wrk curl libmemcached-tools systemd unbound dnsmasq bind9-dnsutils bpftool stress-ng clang libbpf-dev
-    apache2 openssh-server bind9 postgresql cron chrony rsyslog mariadb-server lighttpd vsftpd haproxy squid nsd snmpd snmp varnish postfix prometheus-node-exporter mosquitto mosquitto-clients tinyproxy python3-pip runc busybox-static podman containerd golang-go)
+    apache2 openssh-server bind9 postgresql cron chrony rsyslog mariadb-server lighttpd vsftpd haproxy squid nsd snmpd snmp varnish postfix prometheus-node-exporter mosquitto mosquitto-clients tinyproxy dovecot-imapd knot python3-pip runc busybox-static podman containerd golang-go)
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -88,6 +92,13 @@ fi
 if ! id capexec-ftp >/dev/null 2>&1; then
     useradd --system --create-home --home-dir /var/lib/capexec-ftp --shell /bin/sh capexec-ftp
     usermod -p '*' capexec-ftp
+fi
+
+# The user debian.rs logs in as over IMAP (dovecot from its own unit): as
+# capexec-ftp, a random password for the test's run, locked again after.
+if ! id capexec-mail >/dev/null 2>&1; then
+    useradd --system --create-home --home-dir /var/lib/capexec-mail --shell /usr/sbin/nologin capexec-mail
+    usermod -p '*' capexec-mail
 fi
 
 # The service tests use the shipped units' fixed ports; say so plainly if
