@@ -866,6 +866,8 @@ fn redis_from_import_and_learn() {
     let decl =
         learned(&unit, "redis-server.service", &["--workload", &workload], &[&format!("\"tcp:127.0.0.1:{port}\""), "\"/var/lib/redis\"", "user = \"redis\""]);
     assert!(decl.contains("type = \"notify\"") && decl.contains("pid_file = \"/run/redis/redis-server.pid\""), "{decl}");
+    // It reads the listen backlog's ceiling from /proc/sys only to warn about it.
+    assert!(decl.contains("done without there (the program falls back): /proc/sys/net/core/somaxconn") && !decl.contains("proc = \"full\""), "{decl}");
     d.start();
     start_learned(&d, "redis", &decl);
     d.wait_state("redis", "running", T);
@@ -1704,6 +1706,9 @@ fn knot_from_import_and_learn() {
         &["--wait-for", &format!("tcp:127.0.0.1:{port}"), "--workload", &format!("{q} | grep -qx 192.0.2.7 && {q} +tcp | grep -qx 192.0.2.7 && {status}")],
         &[&format!("\"udp:127.0.0.1:{port}\""), "runtime_directory = [\"knot\"]", "pid_file = \"/run/knot/knot.pid\""],
     );
+    // libcap-ng reads the last capability from /proc/sys (learned in a full
+    // /proc) and finds it by prctl without: the default pid-only /proc.
+    assert!(decl.contains("done without there (the program falls back): /proc/sys/kernel/cap_last_cap") && !decl.contains("proc = \"full\""), "{decl}");
     d.start();
     start_learned(&d, "knot", &decl);
     d.wait_state("knot", "running", T);

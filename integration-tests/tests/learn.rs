@@ -342,6 +342,32 @@ both!(learn_runs_the_units_start_pre_commands, |who: As| {
     assert!(decl.contains("\"setpriority\""), "the command's calls are mined: {decl}");
 });
 
+// What a program does with a /proc file a pid-only /proc does not have is
+// learned too: the learning run has a full /proc, so the program gets past
+// its open (a flock of the file here; libcap-ng's fstatfs of cap_last_cap
+// in knot and dovecot), and the mined declaration, with `proc = "full"`
+// for that read, runs enforced.
+both!(what_follows_the_read_of_a_host_proc_file_is_learned, |who: As| {
+    let dir = shared_dir().join(format!("learn-proc-{who:?}"));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    set_mode(&dir, 0o777);
+    let unit = dir.join("proc.svc");
+    std::fs::write(&unit, "[exec]\nargv = [\"/bin/sh\", \"-c\", \"exec 3< /proc/sys/kernel/osrelease && flock 3 && echo locked\"]\n").unwrap();
+    set_mode(&unit, 0o644);
+    let out = dir.join("out.svc");
+    let mut c = command(who);
+    c.arg("learn").arg(&unit).arg("--out").arg(&out);
+    let o = output(c, T);
+    assert!(o.status.success() && String::from_utf8_lossy(&o.stdout).contains("locked"), "{}", text(&o));
+    let decl = std::fs::read_to_string(&out).unwrap();
+    assert!(decl.contains("proc = \"full\"") && decl.contains("\"flock\""), "{decl}");
+    let mut c = command(who);
+    c.arg("exec").arg(&out);
+    let o = output(c, T);
+    assert!(o.status.success() && String::from_utf8_lossy(&o.stdout).contains("locked"), "enforced under the mined declaration: {}\n{decl}", text(&o));
+});
+
 // A queue as postfix keeps one: the program changes into its directory,
 // binds a Unix socket by a relative path (private/sock), moves a message
 // from incoming/ to active/ and removes a bounce log that is not there.

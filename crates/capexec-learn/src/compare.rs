@@ -218,7 +218,7 @@ pub fn compare(obs: &Observations, spec: &ServiceSpec, exists: impl Fn(&str) -> 
         }
         // A probe for something that is not there fails the same way in the
         // view; what glibc does without is not missed.
-        if !existed && !created || crate::OPTIONAL_PROC.contains(&path.as_str()) {
+        if !existed && !created || crate::optional_proc(path, obs) {
             continue;
         }
         if let Some(why) = acc.iter().find_map(|a| fs_refusal(&spec.filesystem, path, *a, created, existed)) {

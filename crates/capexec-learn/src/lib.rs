@@ -28,12 +28,26 @@ pub(crate) fn host_proc(path: &str) -> bool {
     !(first == "self" || first == "thread-self" || (!first.is_empty() && first.bytes().all(|b| b.is_ascii_digit())))
 }
 
-/// /proc files beyond the service's own processes that glibc reads and does
+/// /proc files beyond the service's own processes that programs read and do
 /// without when they are missing: no reason for a full /proc.
 /// `sysconf(_SC_NGROUPS_MAX)` (initgroups, opendkim's drop to its user)
 /// falls back to NGROUPS_MAX; malloc reads the overcommit policy to decide
-/// whether a heap may shrink, and assumes it may not.
-pub(crate) const OPTIONAL_PROC: &[&str] = &["/proc/sys/kernel/ngroups_max", "/proc/sys/vm/overcommit_memory"];
+/// whether a heap may shrink, and assumes it may not; the listen backlog's
+/// ceiling, which Redis reads only to warn about and Go's net package only
+/// to size its backlog, has a built-in value in both.
+const OPTIONAL_PROC: &[&str] = &["/proc/sys/kernel/ngroups_max", "/proc/sys/vm/overcommit_memory", "/proc/sys/net/core/somaxconn"];
+
+/// The highest capability the kernel knows: libcap-ng (in every program
+/// linked with it, from its constructor: knot, dovecot), libcap and systemd
+/// find it without this file by asking `prctl(PR_CAPBSET_READ)` for each.
+const CAP_LAST_CAP: &str = "/proc/sys/kernel/cap_last_cap";
+
+/// Whether the run's read of `path`, a host /proc file, is one the program
+/// does without in a pid-only /proc (see [`OPTIONAL_PROC`], [`CAP_LAST_CAP`]:
+/// only where the run's syscalls include the fallback's prctl).
+pub(crate) fn optional_proc(path: &str, obs: &Observations) -> bool {
+    OPTIONAL_PROC.contains(&path) || (path == CAP_LAST_CAP && obs.syscalls.contains_key("prctl"))
+}
 
 /// The paths the run only looked at (stat, statfs) that are entries of `/`,
 /// once it had read a mount table: the learning view binds every entry of

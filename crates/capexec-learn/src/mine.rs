@@ -604,9 +604,9 @@ pub fn declaration(obs: &Observations, origin: &Origin, exists: impl Fn(&str) ->
     // prometheus-node-exporter's collectors read /proc/stat, /proc/meminfo,
     // /proc/loadavg: under the default pid-only /proc every one failed.
     let (optional, host_proc): (BTreeSet<String>, BTreeSet<String>) =
-        obs.paths.keys().filter(|p| crate::host_proc(p) && exists(p)).cloned().partition(|p| crate::OPTIONAL_PROC.contains(&p.as_str()));
+        obs.paths.keys().filter(|p| crate::host_proc(p) && exists(p)).cloned().partition(|p| crate::optional_proc(p, obs));
     if !optional.is_empty() {
-        let _ = writeln!(o, "# Read during the run, not in a pid-only /proc, and done without there (glibc falls back): {}", examples(&optional));
+        let _ = writeln!(o, "# Read during the run, not in a pid-only /proc, and done without there (the program falls back): {}", examples(&optional));
     }
     if !host_proc.is_empty() {
         let _ = writeln!(o, "# Read during the run, and not in a pid-only /proc (the default): {}", examples(&host_proc));
@@ -923,7 +923,15 @@ mod tests {
         // What glibc does without (opendkim's initgroups) makes it no fuller.
         let glibc = obs(&[("/proc/sys/kernel/ngroups_max", &[Access::Read]), ("/proc/self/status", &[Access::Read])], &[]);
         let text = declaration(&glibc, &origin(&["/usr/bin/app".into()], false), |_| true);
-        assert!(!text.contains("proc = ") && text.contains("done without there (glibc falls back): /proc/sys/kernel/ngroups_max\n"), "{text}");
+        assert!(!text.contains("proc = ") && text.contains("done without there (the program falls back): /proc/sys/kernel/ngroups_max\n"), "{text}");
+        // libcap-ng's last capability (knot), with its fallback's prctl in
+        // the run; without prctl the fallback would be refused: a full /proc.
+        let capng = obs(&[("/proc/sys/kernel/cap_last_cap", &[Access::Read]), ("/proc/sys/net/core/somaxconn", &[Access::Read])], &["prctl"]);
+        let text = declaration(&capng, &origin(&["/usr/bin/app".into()], false), |_| true);
+        assert!(!text.contains("proc = ") && text.contains("/proc/sys/kernel/cap_last_cap, /proc/sys/net/core/somaxconn\n"), "{text}");
+        let capng = obs(&[("/proc/sys/kernel/cap_last_cap", &[Access::Read])], &[]);
+        let text = declaration(&capng, &origin(&["/usr/bin/app".into()], false), |_| true);
+        assert!(text.contains("proc = \"full\""), "{text}");
     }
 
     /// Entries of / only stat'ed after the mount table was read are the

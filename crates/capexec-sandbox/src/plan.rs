@@ -1419,8 +1419,19 @@ impl SetupPlan {
         // needs: unbound's root.key, made by `unbound-helper
         // root_trust_anchor_update`); those after it and on reload too, when
         // `capexec learn` asks the task helper for them (launch::learn_tasks).
-        let mut mounts: Vec<MountStep> =
-            self.mounts.iter().filter(|m| matches!(m, MountStep::Dev | MountStep::DevLog | MountStep::Proc { .. })).cloned().collect();
+        // A full /proc for a pid-only one: what the program does once a file
+        // there opened is recorded too (libcap-ng's fstatfs of the
+        // cap_last_cap it read), and the miner proposes `full` only for the
+        // reads a pid-only /proc would refuse and the program would miss.
+        let mut mounts: Vec<MountStep> = self
+            .mounts
+            .iter()
+            .filter(|m| matches!(m, MountStep::Dev | MountStep::DevLog | MountStep::Proc { .. }))
+            .map(|m| match m {
+                MountStep::Proc { mode: ProcMode::PidOnly, hidepid } => MountStep::Proc { mode: ProcMode::Full, hidepid: *hidepid },
+                m => m.clone(),
+            })
+            .collect();
         // The declared tmpfs directories stay the service's own (a pid file
         // directory that does not exist on the host, say), mounted on top; not
         // the private /tmp, whose host files the recorder must see being read.
