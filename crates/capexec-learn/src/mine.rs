@@ -400,6 +400,11 @@ pub struct Origin<'a> {
     /// The unit's `capabilities.bound`: the run had only these, and no
     /// other is kept (a call that needed one failed, as under systemd).
     pub bound: Option<Vec<String>>,
+    /// The unit's `capabilities.keep` where the run had those and no others
+    /// (a service declared as another user than root: pdns's
+    /// `AmbientCapabilities=`); the mined file says which of them no call
+    /// pointed at, and leaves the unit's `keep` as it is.
+    pub kept: Vec<String>,
 }
 
 /// Syscalls that succeed only with a capability when they change something.
@@ -777,6 +782,7 @@ pub fn declaration(obs: &Observations, origin: &Origin, exists: impl Fn(&str) ->
     // only if the run asked for it otherwise (a capset that keeps it).
     let kept: Vec<&String> =
         caps.iter().filter(|(c, why)| !(c.as_str() == "CAP_NET_BIND_SERVICE" && why.iter().all(|w| w == LOW_BIND))).map(|(c, _)| c).collect();
+    let kept_caps: BTreeSet<&str> = kept.iter().map(|c| c.as_str()).collect();
     let kept = kept.iter().map(|c| quote(c)).collect::<Vec<_>>().join(", ");
     if !caps.is_empty() && origin.had_capabilities {
         let had = if origin.bound.is_some() { "those of capabilities.bound" } else { "every capability" };
@@ -789,6 +795,24 @@ pub fn declaration(obs: &Observations, origin: &Origin, exists: impl Fn(&str) ->
         }
         if !kept.is_empty() {
             let _ = writeln!(o, "[capabilities]\nkeep = [{kept}]");
+        }
+    } else if !origin.kept.is_empty() {
+        let _ = write!(
+            o,
+            "\n# Capabilities: the run had those of capabilities.keep ({}) and no other. Calls that need a\n# capability when they change something{}\n",
+            origin.kept.join(", "),
+            if caps.is_empty() { ": none." } else { ":" }
+        );
+        for (cap, calls) in &caps {
+            let _ = writeln!(o, "# {cap}: {}", commented(&calls.join(", ")));
+        }
+        let pointless: Vec<&str> = origin.kept.iter().filter(|c| !kept_caps.contains(c.as_str())).map(String::as_str).collect();
+        if !pointless.is_empty() {
+            let _ = writeln!(
+                o,
+                "# Kept, and no call of the run pointed at it (a candidate for removal if the run was thorough;\n# some uses, a prctl that drops capabilities, do not show): {}",
+                pointless.join(", ")
+            );
         }
     } else if !caps.is_empty() {
         o.push_str("\n# Calls that need a capability when they change something. The run had none, so each\n# either failed or did not need it; keep one only if the service fails without it.\n");
@@ -853,7 +877,7 @@ mod tests {
 
     /// A run of `argv`, nothing private or managed, as root or not.
     fn origin(argv: &[String], as_root: bool) -> Origin<'_> {
-        Origin { argv, date: "today".into(), private: vec![], managed: vec![], as_root, pid_file: None, had_capabilities: false, bound: None }
+        Origin { argv, date: "today".into(), private: vec![], managed: vec![], as_root, pid_file: None, had_capabilities: false, bound: None, kept: vec![] }
     }
 
     fn obs(paths: &[(&str, &[Access])], calls: &[&str]) -> Observations {
@@ -1125,6 +1149,35 @@ mod tests {
         // Unless the run asked to keep it (chronyd's capset before it drops to its user).
         o.capabilities.insert("CAP_NET_BIND_SERVICE".into(), ["capset".to_owned()].into());
         assert!(keep(&declaration(&o, &at, |_| true)).contains(&"CAP_NET_BIND_SERVICE".to_owned()));
+    }
+
+    /// A service declared as its own user with capabilities (pdns's
+    /// AmbientCapabilities=) learns with those: the mined file says so (not
+    /// "the run had none"), names the kept ones no call pointed at, and
+    /// leaves `keep` to the unit.
+    #[test]
+    fn a_run_with_the_units_kept_capabilities_says_which_it_used() {
+        let mut o = obs(&[], &["chown"]);
+        o.binds.insert("udp:0.0.0.0:53".into());
+        let argv = ["/usr/sbin/pdns_server".to_owned()];
+        let mut at = origin(&argv, true);
+        at.kept = vec!["CAP_NET_BIND_SERVICE".into(), "CAP_CHOWN".into(), "CAP_SETPCAP".into()];
+        let text = declaration(&o, &at, |_| true);
+        assert!(
+            !text.contains("The run had none")
+                && text.contains("the run had those of capabilities.keep (CAP_NET_BIND_SERVICE, CAP_CHOWN, CAP_SETPCAP) and no other"),
+            "{text}"
+        );
+        assert!(
+            text.contains("# CAP_CHOWN: chown (2)")
+                && text.contains("pointed at it (a candidate for removal")
+                && text.contains("): CAP_NET_BIND_SERVICE, CAP_SETPCAP\n"),
+            "{text}"
+        );
+        let v: toml::Value = toml::from_str(&text).unwrap();
+        assert!(v.get("capabilities").is_none(), "the unit's keep stays: {text}");
+        let quiet = declaration(&obs(&[], &[]), &at, |_| true);
+        assert!(quiet.contains("something: none.\n"), "{quiet}");
     }
 
     /// A Unix socket the run bound makes its directory writable, as a file

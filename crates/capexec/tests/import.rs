@@ -228,6 +228,18 @@ fn standard_input_and_nonblocking_are_said_what_they_become() {
     check(&d, "stdin");
 }
 
+/// NotifyAccess=all is what capexec does for a notify service (freeradius's
+/// unit); main and none are said to differ.
+#[test]
+fn notify_access_is_said_what_it_becomes() {
+    let all = import_text("notify-all", "[Service]\nType=notify\nNotifyAccess=all\nExecStart=/usr/bin/sleep 100\n");
+    let covered = all.split("# Not mapped:").next().unwrap();
+    assert!(covered.contains("#   NotifyAccess=all: every process of a type = \"notify\" service may send on its notification socket"), "{all}");
+    let main = import_text("notify-main", "[Service]\nType=notify\nNotifyAccess=main\nExecStart=/usr/bin/sleep 100\n");
+    assert!(main.split("# Not mapped:").nth(1).is_some_and(|n| n.contains("#   NotifyAccess=main: capexec takes notifications from every process")), "{main}");
+    check(&all, "notify-all");
+}
+
 /// CapabilityBoundingSet= becomes capabilities.bound, its lines added up
 /// as systemd does; an ambient capability outside it is left out.
 #[test]

@@ -70,7 +70,6 @@ const NOT_MAPPED: &[(&str, &str)] = &[
     ("SyslogIdentifier", "logs are named after the unit"),
     ("Slice", "the daemon puts each service in a cgroup of its own"),
     ("Delegate", "no cgroup delegation"),
-    ("NotifyAccess", "only type = \"notify\" services get a notification socket"),
 ];
 
 /// What `TimeoutStopSec=0` and `infinity` ("no limit") become.
@@ -1000,6 +999,16 @@ pub fn convert(source: &str, text: &str, instance: Option<&str>) -> Result<Strin
                     "the daemon gives every service /dev/null as standard input; `capexec exec` hands on its own, which systemd makes /dev/null".into(),
                 )),
                 _ => out.skip(e, "the daemon gives every service /dev/null as standard input; under systemd, set it on capexec's own unit (`capexec exec` hands its standard input on)"),
+            },
+            // capexec takes a notify service's messages from any of its
+            // processes (by the sender's pid), which is NotifyAccess=all.
+            "NotifyAccess" => match v {
+                "all" => out.covered.push((
+                    format!("{}={v}", e.key),
+                    "every process of a type = \"notify\" service may send on its notification socket".into(),
+                )),
+                "none" => out.skip(e, "a type = \"notify\" service always gets a notification socket, and other types none"),
+                _ => out.skip(e, "capexec takes notifications from every process of the service, not only its main process (as NotifyAccess=all)"),
             },
             "NonBlocking" => out.skip(
                 e,

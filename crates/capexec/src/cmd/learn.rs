@@ -176,6 +176,11 @@ fn learn(a: &LearnArgs) -> Result<i32, CmdError> {
         pid_file: spec.service.pid_file.as_ref().map(|p| p.display().to_string()),
         had_capabilities,
         bound: spec.capability_bound.as_ref().map(|b| b.iter().map(ToString::to_string).collect()),
+        // Learning starts a service declared as another user with its `keep`.
+        kept: match had_capabilities {
+            true => Vec::new(),
+            false => spec.capabilities.iter().map(ToString::to_string).collect(),
+        },
     };
     let mut text = mine::declaration(&obs, &origin, exists);
     let unit = a.target.as_ref().or(a.unit.as_ref());
