@@ -396,6 +396,40 @@ both!(home_is_the_declared_users, |who: As| {
     assert_eq!(String::from_utf8_lossy(&o.stdout), "/srv/capexec-it-home\n", "{}", text(&o));
 });
 
+// exec.ignore_sigpipe, systemd's IgnoreSIGPIPE= (on there by default, so
+// import writes it): the program and what it starts see SIGPIPE ignored, a
+// write to a closed pipe fails with EPIPE; without it SIGPIPE ends the
+// writer, as after a login. Neither capexec's own ignored SIGPIPE (Rust's)
+// nor what its caller ignored reaches the program: here SIGUSR1 and the
+// two signals glibc keeps for itself (32 and 33, which its signal() cannot
+// reset), ignored by the raw syscall before capexec is executed.
+both!(sigpipe_is_ignored_as_declared, |who: As| {
+    let script = "grep ^SigIgn: /proc/self/status; yes | head -c 1 >/dev/null; echo \"yes: ${PIPESTATUS[0]}\"";
+    let ignoring = "for my $s (10, 32, 33) { my $a = pack('Q4', 1, 0, 0, 0); syscall(13, $s, $a, 0, 8) == 0 or die \"rt_sigaction $s: $!\" } exec @ARGV or die";
+    let run = |tag: &str, body: &str| {
+        let unit = test_unit(
+            &format!("sigpipe-{tag}-{who:?}"),
+            &format!("[exec]\nargv = [\"/bin/bash\", \"-c\", {}]\n{body}", serde_json::to_string(script).unwrap()),
+        );
+        use std::os::unix::process::CommandExt;
+        let mut c = std::process::Command::new("perl");
+        c.args(["-e", ignoring]).arg(capexec()).arg("exec").arg(&unit);
+        if who == As::User {
+            let (uid, gid) = test_user();
+            c.uid(uid).gid(gid).env("HOME", "/").current_dir("/");
+        }
+        let o = output(c, T);
+        assert!(o.status.success(), "{}", text(&o));
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    };
+    let ignored = run("ignored", "ignore_sigpipe = true\n");
+    // SIGPIPE is 13: bit 12 of the mask. yes(1) gets EPIPE and fails.
+    assert!(ignored.contains("SigIgn:\t0000000000001000\n") && ignored.contains("yes: 1\n"), "{ignored}");
+    let default = run("default", "");
+    // Killed by SIGPIPE: 128 + 13.
+    assert!(default.contains("SigIgn:\t0000000000000000\n") && default.contains("yes: 141\n"), "{default}");
+});
+
 // filesystem.runtime_directory and state_directory, as systemd's
 // RuntimeDirectory= and StateDirectory=: created for the service, owned by
 // it, writable in the view; the runtime one removed once it stops, the state

@@ -195,6 +195,7 @@ pub struct RawExec {
     pub pass_environment: Option<Vec<String>>,
     pub working_directory: Option<String>,
     pub memory_deny_write_execute: Option<bool>,
+    pub ignore_sigpipe: Option<bool>,
     pub start_pre: Option<Vec<RawCommand>>,
     pub start_post: Option<Vec<RawCommand>>,
     pub reload: Option<Vec<RawCommand>>,

@@ -81,6 +81,12 @@ pub struct ExecSpec {
     /// systemd's MemoryDenyWriteExecute=. Off by default: JITs need it.
     #[serde(default)]
     pub memory_deny_write_execute: bool,
+    /// The program and its commands start with SIGPIPE ignored (systemd's
+    /// IgnoreSIGPIPE=, on by default there): a write to a closed pipe or
+    /// socket fails with EPIPE instead of killing the writer. Off by
+    /// default: every signal starts at its default, as after a login.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub ignore_sigpipe: bool,
     /// The program is uid and gid 0 inside its user namespace, mapped to
     /// `user`'s ids outside (with an overlaid view: package installs into
     /// the layers).

@@ -877,6 +877,7 @@ pub fn validate(name: &str, raw: &RawUnit, sources: Vec<PathBuf>, ctx: &Context)
             pass_environment,
             working_directory,
             memory_deny_write_execute: exec.memory_deny_write_execute.unwrap_or(false),
+            ignore_sigpipe: exec.ignore_sigpipe.unwrap_or(false),
             fakeroot,
             oom_score_adjust: None,
             allow_new_privileges: false,

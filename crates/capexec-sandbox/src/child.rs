@@ -608,13 +608,10 @@ fn service_with(a: &ChildArgs, argv: &[std::ffi::CString], err_wr: RawFd, main: 
     // the terminal capexec was started from.
     let _ = nix::unistd::setsid();
     // Default dispositions and an empty mask: capexec blocked the forwarded
-    // signals, and Rust ignores SIGPIPE; the service expects neither.
-    for sig in 1..libc::SIGRTMAX() {
-        if sig != libc::SIGKILL && sig != libc::SIGSTOP {
-            // SAFETY: resetting a disposition to SIG_DFL installs no handler code.
-            unsafe { libc::signal(sig, libc::SIG_DFL) };
-        }
-    }
+    // signals, Rust ignores SIGPIPE, and whoever started capexec may have
+    // ignored others; the service expects none of that, but SIGPIPE ignored
+    // where it asks for it (systemd's IgnoreSIGPIPE=).
+    sys::default_signals(if plan.ignore_sigpipe { &[libc::SIGPIPE] } else { &[] });
     let _ = sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None);
     let mut env = plan.env.clone();
     if let Some(i) = plan.listen_pid_slot {

@@ -180,6 +180,9 @@ pub struct SetupPlan {
     pub syslog: bool,
     /// PR_SET_MDWE before exec: no writable and executable memory.
     pub mdwe: bool,
+    /// SIGPIPE ignored at exec (`exec.ignore_sigpipe`), every other signal
+    /// at its default.
+    pub ignore_sigpipe: bool,
     /// PR_SET_NO_NEW_PRIVS (always, but for `exec.allow_new_privileges`;
     /// without it the filters and Landlock are installed holding
     /// CAP_SYS_ADMIN, which the program's exec drops: see crate::creds).
@@ -1117,6 +1120,7 @@ fn plan_inheriting(
         notify_relay: false,
         syslog: false,
         mdwe: spec.exec.memory_deny_write_execute,
+        ignore_sigpipe: spec.exec.ignore_sigpipe,
         no_new_privs: !spec.exec.allow_new_privileges,
     })
 }

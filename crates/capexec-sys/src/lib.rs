@@ -310,6 +310,35 @@ pub fn prctl(option: libc::c_int, arg2: libc::c_ulong) -> io::Result<libc::c_int
     }
 }
 
+/// The kernel's `struct sigaction` (x86_64 and aarch64 layout), for
+/// [`default_signals`].
+#[repr(C)]
+struct KernelSigaction {
+    handler: libc::sighandler_t,
+    flags: libc::c_ulong,
+    restorer: usize,
+    mask: u64,
+}
+
+/// Every signal's disposition to its default, but `ignored`, set to be
+/// ignored; what exec keeps of them is what a program starts with. By the
+/// raw syscall: glibc's signal() and sigaction() refuse 32 and 33, which it
+/// keeps for itself, and a caller that ignored them would pass that on.
+pub fn default_signals(ignored: &[libc::c_int]) {
+    for sig in 1..=64 {
+        if sig == libc::SIGKILL || sig == libc::SIGSTOP {
+            continue;
+        }
+        let handler = if ignored.contains(&sig) { libc::SIG_IGN } else { libc::SIG_DFL };
+        let act = KernelSigaction { handler, flags: 0, restorer: 0, mask: 0 };
+        // SAFETY: `act` is a valid kernel sigaction that lives through the
+        // call and names no handler code (SIG_DFL or SIG_IGN), so no
+        // restorer is needed; no old action is asked for; 8 is the size of
+        // the kernel's signal set.
+        unsafe { libc::syscall(libc::SYS_rt_sigaction, sig, &act as *const KernelSigaction, std::ptr::null_mut::<KernelSigaction>(), 8usize) };
+    }
+}
+
 /// Brings the loopback interface up in the current network namespace.
 pub fn loopback_up() -> io::Result<()> {
     // SAFETY: socket() takes integer arguments and returns a new fd we own.

@@ -228,6 +228,20 @@ fn standard_input_and_nonblocking_are_said_what_they_become() {
     check(&d, "stdin");
 }
 
+/// A command without a path (atd's `ExecStartPre=-find ...`) is found where
+/// systemd finds it, and said so; one found nowhere is named.
+#[test]
+fn commands_without_a_path_are_found_where_systemd_finds_them() {
+    let d = import_text("bare", "[Service]\nExecStartPre=-find /var/spool -name x\nExecStart=/usr/bin/sleep 100\nExecReload=nosuchcommand-capexec\n");
+    assert!(
+        d.contains("argv = [\"/usr/bin/find\", \"/var/spool\"") && d.contains("#   ExecStartPre=find: /usr/bin/find on this host, where systemd's search path"),
+        "{d}"
+    );
+    assert!(d.contains("`nosuchcommand-capexec` is not in systemd's search path"), "{d}");
+    let atd = import("atd");
+    check(&atd, "atd");
+}
+
 /// NotifyAccess=all is what capexec does for a notify service (freeradius's
 /// unit); main and none are said to differ.
 #[test]

@@ -5,7 +5,7 @@
 //! EnvironmentFile=s), User, Group, Environment, WorkingDirectory, Type,
 //! Restart and its timings, the path directives (ReadOnlyPaths, ReadWritePaths,
 //! InaccessiblePaths, ExecPaths, State/Cache/Logs/RuntimeDirectory),
-//! PrivateNetwork, MemoryDenyWriteExecute, AmbientCapabilities, SystemCallFilter and its errno,
+//! PrivateNetwork, MemoryDenyWriteExecute, IgnoreSIGPIPE, AmbientCapabilities, SystemCallFilter and its errno,
 //! Limit*, MemoryMax, TasksMax, CPUWeight. Many hardening directives need no
 //! counterpart because capexec always does at least as much; they are listed
 //! as such. The rest is listed as not mapped, with the reason.
@@ -328,6 +328,9 @@ struct Out {
     env: BTreeMap<String, String>,
     workdir: Option<String>,
     mdwe: bool,
+    /// IgnoreSIGPIPE=no: the unit keeps SIGPIPE at its default (systemd
+    /// ignores it otherwise).
+    sigpipe_default: bool,
     fs: BTreeMap<&'static str, Vec<String>>,
     /// The unit's own directory, where its socket units are looked for first.
     unit_dir: Option<std::path::PathBuf>,
@@ -588,8 +591,25 @@ fn exec_start(e: &Entry, vars: &BTreeMap<String, String>, out: &mut Out) -> Vec<
         // Specifiers were expanded (or noted) before parsing: a % left here is literal.
         argv.push(word);
     }
+    // A command without a path is found where systemd looks when it loads
+    // the unit (atd's `ExecStartPre=-find ...`); capexec takes paths only.
+    if let Some(name) = argv.first().filter(|p| !p.contains('/')).cloned() {
+        match SYSTEMD_SEARCH_PATH.iter().map(|d| std::path::Path::new(d).join(&name)).find(|p| p.is_file()) {
+            Some(found) => {
+                out.covered.push((
+                    format!("{}={name}", e.key),
+                    format!("{} on this host, where systemd's search path for a command without a path finds it", found.display()),
+                ));
+                argv[0] = found.display().to_string();
+            }
+            None => out.skip(e, format!("`{name}` is not in systemd's search path ({}): give its full path", SYSTEMD_SEARCH_PATH.join(":"))),
+        }
+    }
     argv
 }
+
+/// Where systemd finds an Exec*= command given without a path.
+const SYSTEMD_SEARCH_PATH: &[&str] = &["/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin"];
 
 /// SystemCallFilter= lines → allow and deny lists capexec knows.
 fn syscall_filter(e: &Entry, out: &mut Out, first: &mut Option<bool>) {
@@ -917,6 +937,14 @@ pub fn convert(source: &str, text: &str, instance: Option<&str>) -> Result<Strin
             }
             "PrivateNetwork" => out.net_none = yes(v),
             "MemoryDenyWriteExecute" => out.mdwe = yes(v),
+            "IgnoreSIGPIPE" => {
+                out.sigpipe_default = !yes(v);
+                let what = match out.sigpipe_default {
+                    true => "SIGPIPE at its default, as capexec starts every service (atd's and cron's jobs see it so)",
+                    false => "exec.ignore_sigpipe = true",
+                };
+                out.covered.push((format!("{}={v}", e.key), what.into()));
+            }
             "CapabilityBoundingSet" => capability_bound(e, &mut out),
             "AmbientCapabilities" => {
                 for c in v.split_whitespace().filter(|c| !c.starts_with('~')) {
@@ -1134,6 +1162,9 @@ fn render(source: &str, o: Out) -> String {
     }
     if o.mdwe {
         let _ = writeln!(s, "memory_deny_write_execute = true");
+    }
+    if !o.sigpipe_default {
+        let _ = writeln!(s, "# systemd ignores SIGPIPE in a unit's processes unless IgnoreSIGPIPE=no.\nignore_sigpipe = true");
     }
     if !o.env.is_empty() {
         let _ = writeln!(s, "\n[exec.environment]");
