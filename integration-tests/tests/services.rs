@@ -396,6 +396,48 @@ both!(home_is_the_declared_users, |who: As| {
     assert_eq!(String::from_utf8_lossy(&o.stdout), "/srv/capexec-it-home\n", "{}", text(&o));
 });
 
+// filesystem.own_files (rpcbind's lock file directly in /run): capexec makes
+// the file, owned by the service's user, the one file of /run it may write
+// (another in /run it may not make, nor remove this one), and removes it
+// at the stop. A link planted at its place beforehand is not followed: the
+// start fails, and the link's target is untouched.
+#[test]
+fn own_files_are_made_for_the_service_alone() {
+    require_root();
+    let lock = format!("/run/capexec-it{}.lock", std::process::id());
+    let other = format!("/run/capexec-it{}.other", std::process::id());
+    let _scratch = Scratch(vec![lock.clone().into(), other.clone().into()]);
+    let script = format!(
+        "echo held > {lock} && cat {lock} && stat -c %U {lock}; touch {other} 2>/dev/null && echo WIDE || echo narrow; rm -f {lock} 2>/dev/null && echo REMOVED || echo kept"
+    );
+    let unit = test_unit(
+        "own-files",
+        &format!(
+            "[exec]\nargv = [\"/bin/sh\", \"-c\", {}]\nuser = \"nobody\"\n[filesystem]\nown_files = [\"{lock}\"]\n",
+            serde_json::to_string(&script).unwrap()
+        ),
+    );
+    let mut c = command(As::Root);
+    c.arg("exec").arg(&unit);
+    let o = output(c, T);
+    assert_eq!(String::from_utf8_lossy(&o.stdout), "held\nnobody\nnarrow\nkept\n", "{}", text(&o));
+    // Removed by a helper that outlives capexec: soon after, not at once.
+    let deadline = Instant::now() + T;
+    while std::path::Path::new(&lock).exists() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(!std::path::Path::new(&lock).exists() && !std::path::Path::new(&other).exists(), "{}", text(&o));
+    // A link at its place: refused, its target untouched.
+    let victim = shared_dir().join("own-files-victim");
+    std::fs::write(&victim, "precious").unwrap();
+    std::os::unix::fs::symlink(&victim, &lock).unwrap();
+    let mut c = command(As::Root);
+    c.arg("exec").arg(&unit);
+    let o = output(c, T);
+    assert!(!o.status.success() && text(&o).contains("filesystem.own_files"), "{}", text(&o));
+    assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious");
+}
+
 // exec.ignore_sigpipe, systemd's IgnoreSIGPIPE= (on there by default, so
 // import writes it): the program and what it starts see SIGPIPE ignored, a
 // write to a closed pipe fails with EPIPE; without it SIGPIPE ends the

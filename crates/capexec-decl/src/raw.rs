@@ -262,6 +262,7 @@ pub struct RawFilesystem {
     pub cache_directory_mode: Option<String>,
     pub logs_directory_mode: Option<String>,
     pub directories_user: Option<NameOrId>,
+    pub own_files: Option<Vec<String>>,
     pub as_owner: Option<Vec<String>>,
     pub overlay: Option<String>,
     pub copy_up: Option<Vec<String>>,

@@ -202,6 +202,11 @@ pub struct FsSpec {
     /// removed when the service stops, as systemd removes a `PIDFile=`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pid_file: Option<PathBuf>,
+    /// `filesystem.own_files` that capexec makes as it makes the pid file
+    /// (see [`FsSpec::pid_file`]): their directory is not writable in the
+    /// view (rpcbind's lock file directly in /run).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub own_files: Vec<PathBuf>,
     /// read_only and read_write paths whose owner the service acts as: when
     /// that is another user, they are mounted idmapped, their owner and
     /// group seen as the service's (it may write what the owner may, and

@@ -496,6 +496,7 @@ pub fn validate(name: &str, raw: &RawUnit, sources: Vec<PathBuf>, ctx: &Context)
         }
     }
     let pid_file = pid_file_mount(&mut v, raw, &mut mounts);
+    let own_files = own_file_mounts(&mut v, raw, &mut mounts);
     let mounts: Vec<Mount> = mounts
         .into_iter()
         .map(|(path, (kind, optional, _))| {
@@ -773,6 +774,7 @@ pub fn validate(name: &str, raw: &RawUnit, sources: Vec<PathBuf>, ctx: &Context)
         directories,
         directories_owner,
         pid_file,
+        own_files,
         as_owner,
         overlay,
         copy_up,
@@ -1292,30 +1294,58 @@ fn pid_file_mount(v: &mut V, raw: &RawUnit, mounts: &mut BTreeMap<PathBuf, (Moun
     if !path.is_absolute() || path.components().any(|c| matches!(c, Component::ParentDir)) || path.parent().is_none_or(|d| d == Path::new("/")) {
         return None;
     }
+    made_file_mount(v, "service.pid_file", path, mounts)
+}
+
+/// `filesystem.own_files`: the files capexec makes as it makes a pid file
+/// (see [`pid_file_mount`]), those whose directory the view does not let
+/// the service write: rpcbind's lock file directly in /run.
+fn own_file_mounts(v: &mut V, raw: &RawUnit, mounts: &mut BTreeMap<PathBuf, (MountKind, bool, Option<String>)>) -> Vec<PathBuf> {
+    const KEY: &str = "filesystem.own_files";
+    let mut out = Vec::new();
+    for p in raw.filesystem.as_ref().and_then(|f| f.own_files.as_ref()).into_iter().flatten() {
+        let path = PathBuf::from(v.expand(p));
+        if !path.is_absolute() || path.components().any(|c| matches!(c, Component::ParentDir)) || path.parent().is_none_or(|d| d == Path::new("/")) {
+            v.err_help(KEY, format!("`{}` is not an absolute path without `..` below a directory", path.display()), "e.g. own_files = [\"/run/app.lock\"]");
+            continue;
+        }
+        if raw.service.as_ref().and_then(|s| s.pid_file.as_ref()).is_some_and(|f| path == Path::new(&v.expand(f))) {
+            v.err_help(KEY, format!("{} is service.pid_file, which capexec makes already", path.display()), "list it once, as service.pid_file");
+            continue;
+        }
+        out.extend(made_file_mount(v, KEY, path, mounts));
+    }
+    out
+}
+
+/// The mount of a file capexec makes for the service (`key` names it):
+/// `Some` where the view does not let the service create it, `None` where
+/// it may already, or where the view refuses it (said as an error).
+fn made_file_mount(v: &mut V, key: &str, path: PathBuf, mounts: &mut BTreeMap<PathBuf, (MountKind, bool, Option<String>)>) -> Option<PathBuf> {
     // The deepest mount at or above it (parents sort before their children).
     let covering = mounts.iter().rev().find(|(m, _)| path.starts_with(m)).map(|(m, (kind, _, key))| (m.clone(), *kind, key.clone()));
     match covering {
-        Some((m, kind, key)) if m == path => {
+        Some((m, kind, listed)) if m == path => {
             if !matches!(kind, MountKind::ReadWrite | MountKind::ReadWriteExec) {
                 v.err_help(
-                    "service.pid_file",
-                    format!("{} is listed in {}, so the service cannot write it", path.display(), key.as_deref().unwrap_or("the view")),
-                    "take it out of that list: capexec makes the pid file writable by itself",
+                    key,
+                    format!("{} is listed in {}, so the service cannot write it", path.display(), listed.as_deref().unwrap_or("the view")),
+                    format!("take it out of that list: capexec makes {key} writable by itself"),
                 );
             }
             None
         }
         Some((_, MountKind::ReadWrite | MountKind::ReadWriteExec | MountKind::Tmpfs | MountKind::Overlay, _)) => None,
-        Some((m, MountKind::Inaccessible, key)) => {
+        Some((m, MountKind::Inaccessible, listed)) => {
             v.err_help(
-                "service.pid_file",
-                format!("{} is inside {}, which {} makes inaccessible", path.display(), m.display(), key.as_deref().unwrap_or("the view")),
-                "put the pid file in a directory the service may see, such as a runtime_directory",
+                key,
+                format!("{} is inside {}, which {} makes inaccessible", path.display(), m.display(), listed.as_deref().unwrap_or("the view")),
+                "put it in a directory the service may see, such as a runtime_directory",
             );
             None
         }
         _ => {
-            mounts.insert(path.clone(), (MountKind::ReadWrite, false, Some("service.pid_file".into())));
+            mounts.insert(path.clone(), (MountKind::ReadWrite, false, Some(key.into())));
             Some(path)
         }
     }

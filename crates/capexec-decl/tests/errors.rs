@@ -814,6 +814,31 @@ fn a_writable_mount_over_capexecs_own_directories_is_warned_about() {
     }
 }
 
+/// filesystem.own_files: other files capexec makes as it makes a pid file
+/// (rpcbind's lock file directly in /run), each alone writable; one whose
+/// directory the service writes already needs nothing made; a path that is
+/// not a file below a directory, the pid file again, or one in a hidden
+/// directory is an error.
+#[test]
+fn own_files_are_made_writable_alone_where_their_directory_is_not() {
+    let s = ok(&format!("{ARGV}[filesystem]\nown_files = [\"/run/x.lock\", \"/run/y.lock\"]\nread_write = [\"/srv/x\"]\n"));
+    assert_eq!(s.filesystem.own_files, [Path::new("/run/x.lock"), Path::new("/run/y.lock")]);
+    let m = s.filesystem.covering(Path::new("/run/x.lock")).unwrap();
+    assert_eq!((m.path.as_path(), m.kind), (Path::new("/run/x.lock"), MountKind::ReadWrite));
+    assert!(s.filesystem.covering(Path::new("/run/other")).is_none_or(|m| m.kind != MountKind::ReadWrite));
+    assert!(ok(&format!("{ARGV}[filesystem]\nread_write = [\"/srv/x\"]\nown_files = [\"/srv/x/x.lock\"]\n")).filesystem.own_files.is_empty());
+    for (files, says) in [
+        ("[\"x.lock\"]", "not an absolute path"),
+        ("[\"/x.lock\"]", "below a directory"),
+        ("[\"/run/../x.lock\"]", "without `..`"),
+        ("[\"/run/x.pid\"]\n[service]\npid_file = \"/run/x.pid\"", "is service.pid_file"),
+        ("[\"/root/x.lock\"]\ninaccessible = [\"/root\"]", "makes inaccessible"),
+    ] {
+        let e = one(&format!("{ARGV}[filesystem]\nown_files = {files}\n"));
+        assert!(e.to_string().contains(says) && e.to_string().contains("own_files"), "{files}: {e}");
+    }
+}
+
 /// A pid file where the service may not write (directly in /run): capexec
 /// makes that file alone writable, and the service shares the host's pids
 /// as root so that the file means what host tools read; one in a directory

@@ -346,6 +346,7 @@ mod tests {
             directories: Vec::new(),
             directories_owner: None,
             pid_file: None,
+            own_files: Vec::new(),
             as_owner: Vec::new(),
             overlay: None,
             copy_up: Vec::new(),

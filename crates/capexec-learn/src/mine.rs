@@ -584,8 +584,30 @@ pub fn declaration(obs: &Observations, origin: &Origin, exists: impl Fn(&str) ->
     // path as the program named it, which the broker's grant must match.
     let run_sockets: BTreeSet<&str> =
         if origin.as_root { obs.binds.iter().filter_map(|b| b.strip_prefix("unix:")).filter(|p| parent(p) == "/run").collect() } else { BTreeSet::new() };
-    let made: Vec<String> =
-        origin.managed.iter().cloned().chain(pid_file.clone().filter(|p| parent(p) == "/run")).chain(run_sockets.iter().map(|s| s.to_string())).collect();
+    // Other files it made directly in /run (rpcbind's lock file): capexec
+    // makes them as it makes a pid file (FsSpec::own_files). Not one it
+    // renamed into place (haproxy's socket, bound under another name), nor
+    // a directory (a runtime directory, below).
+    let moved: BTreeSet<&String> = obs.moves.iter().flat_map(|(from, to)| [from, to]).collect();
+    let own_files: BTreeSet<String> = match origin.as_root {
+        false => BTreeSet::new(),
+        true => obs
+            .paths
+            .iter()
+            .filter(|(p, acc)| acc.contains(&Access::Create) && !moved.contains(p))
+            .map(|(p, _)| crate::without_links(p))
+            .filter(|p| parent(p) == "/run" && Some(p) != pid_file.as_ref() && !run_sockets.contains(p.as_str()) && !Path::new(p).is_dir())
+            .filter(|p| !obs.paths.keys().any(|q| under(&crate::without_links(q), &[p.as_str()]) && crate::without_links(q) != *p))
+            .collect(),
+    };
+    let made: Vec<String> = origin
+        .managed
+        .iter()
+        .cloned()
+        .chain(pid_file.clone().filter(|p| parent(p) == "/run"))
+        .chain(run_sockets.iter().map(|s| s.to_string()))
+        .chain(own_files.iter().cloned())
+        .collect();
     let [ro, rw, ex, rwx, vis] = view(obs, &origin.private, &made, &exists);
     // Where the run makes /run writable anyway (haproxy binds a temporary
     // name and renames it into place), a grant of the one socket is moot.
@@ -632,6 +654,14 @@ pub fn declaration(obs: &Observations, origin: &Origin, exists: impl Fn(&str) ->
             o,
             "{key} = [{}] # created during the run; capexec makes it, owned by the service",
             names.iter().map(|n| quote(n)).collect::<Vec<_>>().join(", ")
+        );
+    }
+    if !own_files.is_empty() && !rw.contains_key("/run") {
+        let _ = writeln!(
+            o,
+            "# Created during the run directly in /run, which is not the service's to write: capexec makes\n\
+             # each file alone writable (empty, owned by the service) and removes it at the stop.\nown_files = [{}]",
+            own_files.iter().map(|n| quote(n)).collect::<Vec<_>>().join(", ")
         );
     }
 
@@ -1149,6 +1179,31 @@ mod tests {
         // Unless the run asked to keep it (chronyd's capset before it drops to its user).
         o.capabilities.insert("CAP_NET_BIND_SERVICE".into(), ["capset".to_owned()].into());
         assert!(keep(&declaration(&o, &at, |_| true)).contains(&"CAP_NET_BIND_SERVICE".to_owned()));
+    }
+
+    /// A file a root run made directly in /run other than its pid file
+    /// (rpcbind's lock file) becomes an own file, not all of /run writable;
+    /// one renamed into place still needs /run.
+    #[test]
+    fn files_made_directly_in_run_are_own_files() {
+        let argv = ["/sbin/rpcbind".to_owned()];
+        let o = obs(&[("/run/app.lock", &[Access::Create, Access::Remove]), ("/run/app.pid", &[Access::Create, Access::Write])], &["openat"]);
+        let text = declaration(&o, &origin(&argv, true), |_| true);
+        let v: toml::Value = toml::from_str(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
+        assert_eq!(v["filesystem"]["own_files"].as_array().unwrap().iter().filter_map(|f| f.as_str()).collect::<Vec<_>>(), ["/run/app.lock"], "{text}");
+        assert_eq!(v["service"]["pid_file"].as_str(), Some("/run/app.pid"), "{text}");
+        assert!(v["filesystem"].get("read_write").is_none(), "{text}");
+        let mut renamed = o.clone();
+        renamed.paths.insert("/run/app.sock.tmp".into(), [Access::Create, Access::Remove].into_iter().collect());
+        renamed.paths.insert("/run/app.sock".into(), [Access::Create].into_iter().collect());
+        renamed.moves.insert(("/run/app.sock.tmp".into(), "/run/app.sock".into()));
+        let text = declaration(&renamed, &origin(&argv, true), |_| true);
+        let v: toml::Value = toml::from_str(&text).unwrap();
+        assert!(v["filesystem"]["read_write"].as_array().unwrap().iter().any(|d| d.as_str() == Some("/run")), "{text}");
+        assert!(v["filesystem"].get("own_files").is_none(), "all of /run is writable already: {text}");
+        // Rootless, nothing of /run is the service's.
+        let text = declaration(&o, &origin(&argv, false), |_| true);
+        assert!(!text.contains("own_files"), "{text}");
     }
 
     /// A service declared as its own user with capabilities (pdns's

@@ -565,7 +565,7 @@ fn begin(plan: &SetupPlan, opts: &SpawnOptions) -> Result<Starting, LaunchError>
     resources::make_directories(plan)?;
     let (fds, appends) = resources::open_all(plan)?;
     let mut trees = resources::owner_trees(plan)?;
-    trees.extend(resources::make_pid_file(plan)?);
+    trees.extend(resources::make_files(plan)?);
     trees.extend(resources::proc_tree(plan)?);
     resources::remove_unix_sockets(&plan.unix_sockets);
     crate::layers::make_layers(plan)?;

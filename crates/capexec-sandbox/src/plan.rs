@@ -125,6 +125,8 @@ pub struct SetupPlan {
     /// owned as the directories are), where the view lets it write that file
     /// alone (see `FsSpec::pid_file`).
     pub pid_file: Option<PathBuf>,
+    /// The other files capexec makes so (`FsSpec::own_files`).
+    pub own_files: Vec<PathBuf>,
     /// The Unix socket paths the broker binds for the service
     /// (`BrokerSpec::bind_unix`): a socket left there by an earlier run is
     /// removed before the start, since the service may not remove it.
@@ -1104,6 +1106,7 @@ fn plan_inheriting(
         directories: spec.filesystem.directories.iter().map(|d| (d.path.clone(), d.mode)).collect(),
         directories_owner: spec.filesystem.directories_owner.unwrap_or((id.uid, id.gid)),
         pid_file: spec.filesystem.pid_file.clone(),
+        own_files: spec.filesystem.own_files.clone(),
         unix_sockets: spec.broker.bind_unix.clone(),
         learn: None,
         watch: None,
@@ -1344,6 +1347,9 @@ impl SetupPlan {
         if let Some(p) = &self.pid_file {
             let _ = writeln!(o, "pid file made: {}", p.display());
         }
+        for p in &self.own_files {
+            let _ = writeln!(o, "file made: {}", p.display());
+        }
         for p in &self.preopens {
             let _ = writeln!(o, "preopen: {p:?}");
         }
@@ -1390,6 +1396,7 @@ impl SetupPlan {
         self.loopback = false;
         self.directories.clear();
         self.pid_file = None;
+        self.own_files.clear();
         self.start_pre.clear();
         self.start_post.clear();
         self.reload.clear();
@@ -1418,6 +1425,7 @@ impl SetupPlan {
         }
         // The run writes the host's pid file where the program names it.
         self.pid_file = None;
+        self.own_files.clear();
         // The commands before the program run and are recorded as it is
         // (they run in its sandbox later, and what they prepare the program
         // needs: unbound's root.key, made by `unbound-helper

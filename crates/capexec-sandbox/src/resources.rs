@@ -78,15 +78,15 @@ pub fn make_directories(plan: &crate::SetupPlan) -> Result<(), LaunchError> {
 }
 
 /// Removes the plan's runtime directories (those under /run), as systemd does
-/// when a service stops, and the pid file capexec made for it (systemd
-/// removes a `PIDFile=`). The service could write anything in them, so
+/// when a service stops, and the pid file and own files capexec made for it
+/// (systemd removes a `PIDFile=`). The service could write anything in them, so
 /// nothing is followed: `remove_dir_all` unlinks symlinks, never their
 /// targets, and the pid file's directory is reached without a symlink.
 pub fn remove_runtime_directories(spec: &capexec_decl::ServiceSpec) {
     for d in spec.filesystem.directories.iter().filter(|d| d.kind == capexec_decl::spec::DirKind::Runtime) {
         let _ = std::fs::remove_dir_all(&d.path);
     }
-    if let Some((dir, name)) = spec.filesystem.pid_file.as_deref().and_then(|p| file_place(p).ok()) {
+    for (dir, name) in spec.filesystem.pid_file.iter().chain(&spec.filesystem.own_files).filter_map(|p| file_place(p).ok()) {
         let _ = nix::unistd::unlinkat(Some(dir.as_raw_fd()), name.as_c_str(), nix::unistd::UnlinkatFlags::NoRemoveDir);
     }
     remove_unix_sockets(&spec.broker.bind_unix);
@@ -106,33 +106,40 @@ pub fn remove_unix_sockets(paths: &[std::path::PathBuf]) {
     }
 }
 
-/// Makes the plan's pid file (see `FsSpec::pid_file`) before the view binds
-/// it: empty, 0644, owned as the service's directories are. Its directory
+/// Makes the plan's pid file (see `FsSpec::pid_file`) and own files
+/// (`FsSpec::own_files`) before the view binds them: each empty, 0644,
+/// owned as the service's directories are. Its directory
 /// is reached without following a symlink and the file is opened with
 /// O_NOFOLLOW; an existing one must be a regular file with no other link,
 /// so that nothing planted in its place makes this root process truncate
-/// and hand over another file. A pid file left by an earlier run is emptied.
-/// Returns a detached mount of that very file for the view to attach at its
+/// and hand over another file. A file left by an earlier run is emptied.
+/// Returns a detached mount of each very file for the view to attach at its
 /// path (as `owner_trees` are): bound by path, whoever may write its
 /// directory could swap in a link to another file between now and the bind.
-pub fn make_pid_file(plan: &crate::SetupPlan) -> Result<Option<(std::path::PathBuf, OwnedFd)>, LaunchError> {
-    let Some(path) = &plan.pid_file else { return Ok(None) };
-    let fail = |op: &'static str| move |e: std::io::Error| LaunchError::io(op, path.display(), e);
-    let (dir, name) = file_place(path).map_err(fail("reach the directory of the pid file (service.pid_file; no symlink may lead to it)"))?;
+pub fn make_files(plan: &crate::SetupPlan) -> Result<Vec<(std::path::PathBuf, OwnedFd)>, LaunchError> {
+    let made = plan.pid_file.iter().map(|p| (p, "service.pid_file")).chain(plan.own_files.iter().map(|p| (p, "filesystem.own_files")));
+    made.map(|(path, key)| make_file(path, key, plan.directories_owner)).collect()
+}
+
+fn make_file(path: &std::path::Path, key: &str, (uid, gid): (u32, u32)) -> Result<(std::path::PathBuf, OwnedFd), LaunchError> {
+    let what = format!("{} ({key})", path.display());
+    let what = &what;
+    let fail = |op: &'static str| move |e: std::io::Error| LaunchError::io(op, what, e);
+    let (dir, name) = file_place(path).map_err(fail("reach the directory of a file capexec makes (no symlink may lead to it)"))?;
     let flags = libc::O_WRONLY | libc::O_CREAT | libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_NOCTTY;
-    let f = crate::sys::open_at(dir.as_fd(), &name, flags, 0o644).map_err(fail("create the pid file (service.pid_file)"))?;
-    let st = nix::sys::stat::fstat(f.as_raw_fd()).map_err(|e| fail("stat the pid file")(e.into()))?;
+    let f = crate::sys::open_at(dir.as_fd(), &name, flags, 0o644).map_err(fail("create a file for the service"))?;
+    let st = nix::sys::stat::fstat(f.as_raw_fd()).map_err(|e| fail("stat a file made for the service")(e.into()))?;
     if st.st_mode & libc::S_IFMT != libc::S_IFREG || st.st_nlink != 1 {
-        return Err(fail("use the pid file (service.pid_file: it must be a regular file with one link)")(std::io::Error::from_raw_os_error(libc::EEXIST)));
+        return Err(fail("use a file made for the service (it must be a regular file with one link)")(std::io::Error::from_raw_os_error(libc::EEXIST)));
     }
-    nix::unistd::ftruncate(&f, 0).map_err(|e| fail("empty the pid file")(e.into()))?;
-    let (uid, gid) = plan.directories_owner;
+    nix::unistd::ftruncate(&f, 0).map_err(|e| fail("empty a file made for the service")(e.into()))?;
     if (st.st_uid, st.st_gid) != (uid, gid) && nix::unistd::geteuid().is_root() {
-        std::os::unix::fs::fchown(&f, Some(uid), Some(gid)).map_err(fail("give the service its pid file"))?;
+        std::os::unix::fs::fchown(&f, Some(uid), Some(gid)).map_err(fail("give the service a file made for it"))?;
     }
-    nix::sys::stat::fchmod(f.as_raw_fd(), nix::sys::stat::Mode::from_bits_truncate(0o644)).map_err(|e| fail("set the pid file's mode")(e.into()))?;
-    let tree = crate::sys::clone_file_tree(f.as_fd()).map_err(fail("make a mount of the pid file"))?;
-    Ok(Some((path.clone(), tree)))
+    nix::sys::stat::fchmod(f.as_raw_fd(), nix::sys::stat::Mode::from_bits_truncate(0o644))
+        .map_err(|e| fail("set the mode of a file made for the service")(e.into()))?;
+    let tree = crate::sys::clone_file_tree(f.as_fd()).map_err(fail("make a mount of a file made for the service"))?;
+    Ok((path.to_owned(), tree))
 }
 
 /// The view's /proc, made here (see `capexec_sys::proc_tree`), for a

@@ -107,6 +107,7 @@ pub fn launch_foreground(spec: &ServiceSpec, handoff: Handoff) -> i32 {
     // guard's cgroup, whose watcher kills everything in it.
     if spec.filesystem.directories.iter().any(|d| d.kind == capexec_decl::spec::DirKind::Runtime)
         || spec.filesystem.pid_file.is_some()
+        || !spec.filesystem.own_files.is_empty()
         || !spec.broker.bind_unix.is_empty()
     {
         let owned = spec.clone();
