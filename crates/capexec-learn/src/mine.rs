@@ -587,14 +587,16 @@ pub fn declaration(obs: &Observations, origin: &Origin, exists: impl Fn(&str) ->
     // Other files it made directly in /run (rpcbind's lock file): capexec
     // makes them as it makes a pid file (FsSpec::own_files). Not one it
     // renamed into place (haproxy's socket, bound under another name), nor
-    // a directory (a runtime directory, below).
+    // a directory (a runtime directory, below), nor one it looked for
+    // first: then whether it is there says something, and one capexec made
+    // would always be (cron's /run/crond.reboot, there once @reboot jobs ran).
     let moved: BTreeSet<&String> = obs.moves.iter().flat_map(|(from, to)| [from, to]).collect();
     let own_files: BTreeSet<String> = match origin.as_root {
         false => BTreeSet::new(),
         true => obs
             .paths
             .iter()
-            .filter(|(p, acc)| acc.contains(&Access::Create) && !moved.contains(p))
+            .filter(|(p, acc)| acc.contains(&Access::Create) && !acc.iter().any(|a| matches!(a, Access::Look | Access::Read)) && !moved.contains(p))
             .map(|(p, _)| crate::without_links(p))
             .filter(|p| parent(p) == "/run" && Some(p) != pid_file.as_ref() && !run_sockets.contains(p.as_str()) && !Path::new(p).is_dir())
             .filter(|p| !obs.paths.keys().any(|q| under(&crate::without_links(q), &[p.as_str()]) && crate::without_links(q) != *p))
@@ -1204,6 +1206,11 @@ mod tests {
         // Rootless, nothing of /run is the service's.
         let text = declaration(&o, &origin(&argv, false), |_| true);
         assert!(!text.contains("own_files"), "{text}");
+        // One it looked for first is no file capexec may make: cron runs
+        // its @reboot jobs only where /run/crond.reboot is not there.
+        let cron = obs(&[("/run/crond.reboot", &[Access::Look, Access::Create])], &["openat"]);
+        let text = declaration(&cron, &origin(&argv, true), |_| true);
+        assert!(!text.contains("own_files"), "{text}");
     }
 
     /// A service declared as its own user with capabilities (pdns's
@@ -1263,6 +1270,7 @@ mod tests {
         // With /run writable for other reasons (a socket renamed into place), no grant.
         o.paths.insert("/run/app.pid.new".into(), [Access::Create, Access::Remove].into_iter().collect());
         o.paths.insert("/run/app.pid".into(), [Access::Create].into_iter().collect());
+        o.moves.insert(("/run/app.pid.new".into(), "/run/app.pid".into()));
         let text = declaration(&o, &origin(&[], true), |_| true);
         assert!(!text.contains("\"unix:/run/unbound.ctl\""), "{text}");
         // Rootless, the broker could not bind in /run either: as it was.
