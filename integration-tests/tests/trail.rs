@@ -378,6 +378,63 @@ fn capexec_exec_tells_refusals_as_they_happen() {
     }
 }
 
+/// `capexec exec` tells its own service's refusals only: not those of
+/// another sandbox running beside it (here one sharing the host's pids, its
+/// mincore refused), whose records the audit log carries too. Neither when
+/// the service shares the host's pids (every host process was the run's
+/// then, by its pid namespace), nor brokered, where the reader runs under
+/// the broker's Landlock layer: it looked the other process up in
+/// /proc/PID/ns/pid, Landlock refused it that ptrace check, and logged it
+/// in the broker's domain, which is the service's: told as a refusal of the
+/// service ("refused by landlock: ptrace (opid=... ocomm=\"perl\")").
+#[test]
+fn capexec_exec_tells_only_its_own_services_refusals() {
+    require_root();
+    let waits = "$| = 1; print \"ready\\n\"; my $l = <STDIN>; exit 0;";
+    let other = test_unit(
+        "exec-trail-other",
+        &format!(
+            "[exec]\nargv = [\"/usr/bin/perl\", \"-e\", {}]\n[namespaces]\npid = false\n[service]\npid_file = \"/run/capexec-it-other.pid\"\n",
+            toml_string(&format!("syscall(27, 0, 0, 0); {waits}"))
+        ),
+    );
+    let cases = [
+        ("exec-trail-host-pids", "[namespaces]\npid = false\n[service]\npid_file = \"/run/capexec-it-host-pids.pid\"\n"),
+        ("exec-trail-own-brokered", "[[broker.fs]]\npath = \"/etc/**\"\nrights = [\"read\"]\n"),
+    ];
+    for (tag, extra) in cases {
+        let unit = test_unit(tag, &format!("[exec]\nargv = [\"/usr/bin/perl\", \"-e\", {}]\n{extra}", toml_string(waits)));
+        let Exec { mut child, mut out, err: rx, reader } = exec_piped(As::Root, &unit);
+        let mut line = String::new();
+        std::io::BufRead::read_line(&mut out, &mut line).unwrap();
+        assert_eq!(line, "ready\n", "{tag}");
+        // The other sandbox is refused its call, and lives on until the end.
+        let Exec { child: mut other_child, out: mut other_out, err: other_rx, reader: other_reader } = exec_piped(As::Root, &other);
+        line.clear();
+        std::io::BufRead::read_line(&mut other_out, &mut line).unwrap();
+        assert_eq!(line, "ready\n", "{tag}");
+        let told = format!("capexec: exec-trail-other: refused by seccomp: syscall mincore (27) by perl");
+        let deadline = std::time::Instant::now() + T;
+        let mut theirs = Vec::new();
+        while !theirs.iter().any(|l: &String| l.starts_with(&told)) {
+            match other_rx.recv_timeout(deadline.saturating_duration_since(std::time::Instant::now())) {
+                Ok(l) => theirs.push(l),
+                Err(_) => panic!("{tag}: the other sandbox's refusal was not told where it belongs: {theirs:#?}"),
+            }
+        }
+        // The run's end reads the log up to a marker written then: every
+        // record of the other's, and of this reader's own doing, is read.
+        std::io::Write::write_all(child.stdin.as_mut().unwrap(), b"go\n").unwrap();
+        assert!(child.wait().unwrap().success(), "{tag}");
+        reader.join().unwrap();
+        let seen: Vec<String> = rx.try_iter().collect();
+        assert!(!seen.iter().any(|l| l.contains("refused")), "{tag}: told another's refusal, or its own lookups: {seen:#?}");
+        std::io::Write::write_all(other_child.stdin.as_mut().unwrap(), b"go\n").unwrap();
+        assert!(other_child.wait().unwrap().success(), "{tag}");
+        other_reader.join().unwrap();
+    }
+}
+
 /// Under `capexec exec` the broker's and the network guard's refusals are
 /// told with the kernel's: in the same words, and under one budget (20
 /// lines per 10 s for all of them, not 20 for each). A `net = "none"`

@@ -391,6 +391,13 @@ enum Output {
     Live { print: Box<dyn Fn(&str)>, trail: std::cell::RefCell<Trail> },
 }
 
+/// The parent of `pid`, from /proc/PID/stat (its fields after the command
+/// name, which may hold spaces and parentheses, are state, then ppid).
+fn parent_of(pid: i32) -> Option<i32> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    stat.rsplit_once(')')?.1.split_whitespace().nth(1)?.parse().ok()
+}
+
 /// Records read in one go (see [`Watch::drain`]).
 const DRAIN_MAX: usize = 256;
 
@@ -408,12 +415,10 @@ struct Collected {
     unplaced: Vec<Record>,
 }
 
-/// What the reader knows of the run: its init, the pid namespace its
-/// processes share, its main process.
+/// What the reader knows of the run: its init, its main process.
 #[derive(Default)]
 struct Run {
     init: Option<i32>,
-    pid_ns: Option<std::path::PathBuf>,
     main: Option<i32>,
     /// capexec itself, in a brokered run: the Landlock layer it shares with
     /// the program is its domain, named by its pid.
@@ -421,13 +426,29 @@ struct Run {
 }
 
 impl Collected {
-    /// A process of the run: its init, or one in the init's pid namespace
-    /// (looked up now, while it may still live).
+    /// A process of the run: its init, or one whose parents lead to it
+    /// (looked up now, while it may still live). Every process of the run
+    /// descends from init, which adopts what is orphaned (as its pid
+    /// namespace's first process, or as a subreaper where the run shares the
+    /// host's pids). By /proc/PID/stat, which no Landlock layer refuses or
+    /// logs: a brokered run's reader is under its broker's layer, and a
+    /// ptrace check it failed (reading another process's /proc/PID/ns/pid)
+    /// was itself logged in the service's domain, as a refusal of the service.
     fn ours(&self, pid: i32) -> bool {
         let r = &self.run;
-        r.init == Some(pid)
-            || r.main == Some(pid)
-            || r.pid_ns.as_ref().is_some_and(|ns| std::fs::read_link(format!("/proc/{pid}/ns/pid")).is_ok_and(|l| &l == ns))
+        if r.init == Some(pid) || r.main == Some(pid) {
+            return true;
+        }
+        let Some(init) = r.init else { return false };
+        let mut p = pid;
+        for _ in 0..64 {
+            match parent_of(p) {
+                Some(parent) if parent == init => return true,
+                Some(parent) if parent > 1 => p = parent,
+                _ => return false,
+            }
+        }
+        false
     }
 
     fn keep(&mut self, r: Record) {
@@ -534,13 +555,12 @@ impl Watch {
     }
 
     /// The run's init exists, as `pid`, and sets up; it starts the program
-    /// only once this returns: the audit socket is joined now, and the
-    /// init's pid namespace read while it surely lives.
+    /// only once this returns: the audit socket is joined now, so that no
+    /// record of the run comes before it.
     pub fn spawned(&self, pid: i32) {
         let Ok(reader) = crate::audit::open() else { return };
-        let ns = std::fs::read_link(format!("/proc/{pid}/ns/pid")).ok();
         let broker = self.brokered.then(|| std::process::id() as i32);
-        self.collected.borrow_mut().run = Run { init: Some(pid), pid_ns: ns, main: None, broker };
+        self.collected.borrow_mut().run = Run { init: Some(pid), main: None, broker };
         *self.reader.borrow_mut() = Some(reader);
         self.listening.set(true);
     }
