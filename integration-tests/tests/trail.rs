@@ -413,10 +413,10 @@ fn capexec_exec_tells_only_its_own_services_refusals() {
         line.clear();
         std::io::BufRead::read_line(&mut other_out, &mut line).unwrap();
         assert_eq!(line, "ready\n", "{tag}");
-        let told = format!("capexec: exec-trail-other: refused by seccomp: syscall mincore (27) by perl");
+        let told = "capexec: exec-trail-other: refused by seccomp: syscall mincore (27) by perl";
         let deadline = std::time::Instant::now() + T;
         let mut theirs = Vec::new();
-        while !theirs.iter().any(|l: &String| l.starts_with(&told)) {
+        while !theirs.iter().any(|l: &String| l.starts_with(told)) {
             match other_rx.recv_timeout(deadline.saturating_duration_since(std::time::Instant::now())) {
                 Ok(l) => theirs.push(l),
                 Err(_) => panic!("{tag}: the other sandbox's refusal was not told where it belongs: {theirs:#?}"),
