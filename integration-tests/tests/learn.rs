@@ -342,6 +342,36 @@ both!(learn_runs_the_units_start_pre_commands, |who: As| {
     assert!(decl.contains("\"setpriority\""), "the command's calls are mined: {decl}");
 });
 
+// A forking service is ready for the workload once its start has ended,
+// whatever answers before: privoxy's start waits to see its daemon live,
+// then reaps it with wait4, and a run stopped in between (the daemon's port
+// answered first) left that call out. Here the start waits half a second,
+// then calls getpriority, which nothing else does.
+both!(a_forking_start_is_recorded_to_its_end, |who: As| {
+    let dir = shared_dir().join(format!("learn-forking-{who:?}"));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    set_mode(&dir, 0o777);
+    let port = unused_port();
+    let script = format!(
+        "import os, socket, time\n\
+         s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); s.bind(('127.0.0.1', {port})); s.listen(8)\n\
+         if os.fork() == 0:\n    while True: s.accept()[0].close()\n\
+         time.sleep(0.5); os.getpriority(os.PRIO_PROCESS, 0)\n"
+    );
+    let unit = dir.join("forking.svc");
+    let argv = serde_json::to_string(&["/usr/bin/python3", "-c", &script]).unwrap();
+    std::fs::write(&unit, format!("[exec]\nargv = {argv}\n[service]\ntype = \"forking\"\n")).unwrap();
+    set_mode(&unit, 0o644);
+    let out = dir.join("out.svc");
+    let mut c = command(who);
+    c.arg("learn").arg(&unit).arg("--out").arg(&out).args(["--wait-for", &format!("tcp:127.0.0.1:{port}"), "--workload", "true"]);
+    let o = output(c, T);
+    assert!(o.status.success(), "{}", text(&o));
+    let decl = std::fs::read_to_string(&out).unwrap();
+    assert!(decl.contains("\"getpriority\""), "the start's last call: {decl}");
+});
+
 // What a program does with a /proc file a pid-only /proc does not have is
 // learned too: the learning run has a full /proc, so the program gets past
 // its open (a flock of the file here; libcap-ng's fstatfs of cap_last_cap

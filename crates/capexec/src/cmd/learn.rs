@@ -370,6 +370,12 @@ fn record(spec: &ServiceSpec, how: Recording) -> Result<(Observations, Ended, In
     if let Some(fd) = spawned.notify.take() {
         ready.push(Ready::Notify(Notified::new(fd)));
     }
+    // And a forking service is ready once its start has ended, whatever
+    // answers before: privoxy's start waits a second to see its daemon
+    // live (wait4), and a stop before that left the call unrecorded.
+    if how.listen_wait && spec.service.kind == capexec_decl::spec::ServiceType::Forking && !ready.iter().any(|r| matches!(r, Ready::PidFile(..))) {
+        ready.push(Ready::StartEnded(spawned.main_pid));
+    }
     if ready.is_empty() && how.listen_wait && how.workload.is_some() {
         eprintln!(
             "capexec learn: nothing says when {} is ready: the workload starts once a socket it binds accepts (at most {} s from now); \
@@ -430,6 +436,9 @@ enum Ready {
     /// run's own pid namespace's, so it is not looked at: the start's end
     /// is what says the daemon is up (pg_ctl waits for connections).
     PidFile(std::path::PathBuf, Option<std::time::SystemTime>, Option<libc::pid_t>),
+    /// A forking service's start program (its host pid) has ended: needed
+    /// beside any address that answers.
+    StartEnded(Option<libc::pid_t>),
 }
 
 impl Ready {
@@ -459,6 +468,7 @@ impl Ready {
                 let started = start.is_none_or(|pid| kill(Pid::from_raw(pid), None).is_err());
                 fresh && started
             }
+            Ready::StartEnded(start) => start.is_none_or(|pid| kill(Pid::from_raw(pid), None).is_err()),
         }
     }
 }
@@ -476,6 +486,7 @@ impl std::fmt::Display for Ready {
                 }
             }
             Ready::PidFile(p, _, _) => write!(f, "its start to end and its pid file {}", p.display()),
+            Ready::StartEnded(_) => write!(f, "its start to end"),
         }
     }
 }
@@ -610,10 +621,11 @@ fn drive(s: &Spawned, spec: &ServiceSpec, cmd: &str, ready: &[Ready], timeout: D
     // One address answering is enough: services listen on all of theirs at
     // once, and an optional one (Redis's `-::1`) may be missing on this host.
     while !ready.is_empty() {
-        // READY=1 (when the service speaks sd_notify), and one address
-        // answering (when there are any).
-        let notified = ready.iter().filter(|r| matches!(r, Ready::Notify(..))).all(|r| r.met());
-        let mut addresses = ready.iter().filter(|r| !matches!(r, Ready::Notify(..))).peekable();
+        // READY=1 (when the service speaks sd_notify), a forking start's
+        // end, and one address answering (when there are any).
+        let said = |r: &Ready| matches!(r, Ready::Notify(..) | Ready::StartEnded(..));
+        let notified = ready.iter().filter(|r| said(r)).all(|r| r.met());
+        let mut addresses = ready.iter().filter(|r| !said(r)).peekable();
         if notified && (addresses.peek().is_none() || addresses.any(|r| r.met())) {
             break;
         }
