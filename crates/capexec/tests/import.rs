@@ -242,6 +242,24 @@ fn commands_without_a_path_are_found_where_systemd_finds_them() {
     check(&atd, "atd");
 }
 
+/// The socket unit of the service's name (beanstalkd.socket), which systemd
+/// starts the service from where it is enabled, is named with what it
+/// listens on; the service binds its own under capexec.
+#[test]
+fn the_socket_unit_of_its_name_is_said() {
+    let d = dir("own-socket");
+    std::fs::write(d.join("queue.socket"), "[Socket]\nListenStream=127.0.0.1:11300\n").unwrap();
+    std::fs::write(d.join("queue.service"), "[Service]\nExecStart=/usr/bin/sleep 100\n").unwrap();
+    let o = capexec().arg("import").arg(d.join("queue.service")).output().unwrap();
+    let text = String::from_utf8(o.stdout).unwrap();
+    let _ = std::fs::remove_dir_all(&d);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let not_mapped = text.split("# Not mapped:").nth(1).unwrap_or_default();
+    assert!(not_mapped.contains("queue.socket (") && not_mapped.contains("hands it tcp:127.0.0.1:11300"), "{text}");
+    assert!(!text.contains("[[preopen.listen]]\naddress"), "{text}");
+    check(&text, "own-socket");
+}
+
 /// NotifyAccess=all is what capexec does for a notify service (freeradius's
 /// unit); main and none are said to differ.
 #[test]

@@ -1085,6 +1085,22 @@ pub fn convert(source: &str, text: &str, instance: Option<&str>) -> Result<Strin
     if out.argv.is_empty() {
         return Err(ImportError::NoExecStart(source.to_owned()));
     }
+    // systemd also starts a service from the socket unit of its name, once
+    // that is enabled, and hands it the sockets (beanstalkd.socket): said,
+    // where the unit names no sockets of its own.
+    let own_socket = file.strip_suffix(".service").filter(|n| !n.contains('@')).map(|n| format!("{n}.socket"));
+    if let Some(name) = own_socket.filter(|_| out.listen.is_empty()) {
+        if let Some(a) = socket::read(out.unit_dir.as_deref(), &name).filter(|a| !a.listen.is_empty()) {
+            let what: Vec<&str> = a.listen.iter().map(|l| l.address.as_str()).collect();
+            out.skipped.push((
+                format!("{name} ({})", a.path.display()),
+                format!(
+                    "the socket unit of its name: where it is enabled, systemd starts the service from it and hands it {}; capexec starts the service as it binds its own (to have capexec open them, declare them as [[preopen.listen]])",
+                    what.join(", ")
+                ),
+            ));
+        }
+    }
     // A pid file directly in /run is made and removed by capexec; one in a
     // runtime directory goes with the directory.
     for (assignment, path) in std::mem::take(&mut out.removed_at_stop) {
