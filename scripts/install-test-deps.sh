@@ -40,7 +40,8 @@ fi
 # reading /etc/shadow through PAM, `doveadm stop` as its ExecStop=) and knot
 # (a notify daemon with ambient capabilities, a conf-check before its start,
 # knotc over its control socket). at: its unit runs `find` by name (import
-# finds it where systemd would) and asks for SIGPIPE at its default.
+# finds it where systemd would) and asks for SIGPIPE at its default;
+# munin-node: its unit makes its runtime directory with `install -d`.
 # python3-pip: tests/overlay.rs installs a local wheel with --fakeroot.
 # runc, busybox-static, podman: tests/oci.rs runs containers of stock runc
 # from a busybox root filesystem with `capexec agent` as their seccomp
@@ -49,7 +50,7 @@ fi
 # golang-go: scripts/oci-validation.py builds runtime-tools' validation suite
 # (tests/oci_validation.rs), offline, from ../shared/vendor.
 packages=(nginx-light redis-server memcached gcc libc6-dev util-linux wrk curl libmemcached-tools systemd unbound dnsmasq bind9-dnsutils bpftool stress-ng clang libbpf-dev
-    apache2 openssh-server bind9 postgresql cron chrony rsyslog mariadb-server lighttpd vsftpd haproxy squid nsd snmpd snmp varnish postfix prometheus-node-exporter mosquitto mosquitto-clients tinyproxy dovecot-imapd knot at python3-pip runc busybox-static podman containerd golang-go)
+    apache2 openssh-server bind9 postgresql cron chrony rsyslog mariadb-server lighttpd vsftpd haproxy squid nsd snmpd snmp varnish postfix prometheus-node-exporter mosquitto mosquitto-clients tinyproxy dovecot-imapd knot at munin-node python3-pip runc busybox-static podman containerd golang-go)
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -476,6 +476,32 @@ fn start_pre_commands_that_make_directories_become_them() {
     assert!(decl.contains("runtime_directory = [\"m\"]") && decl.contains("argv = [\"/bin/chown\", \"nobody\", \"/run/m\"]"), "{decl}");
 }
 
+/// `install -d` with an owner and mode (munin-node's `install -o munin -g
+/// munin -d /run/munin`, in a root unit) is such a directory too; one with
+/// another group than the owner's name, or not a directory, stays a command.
+#[test]
+fn install_d_of_a_directory_becomes_it() {
+    let decl = import_text(
+        "installd",
+        "[Service]\nExecStartPre=/usr/bin/install -o nobody -g nobody -m 0750 -d /run/munin\n\
+         ExecStartPre=/usr/bin/install -o nobody -g daemon -d /var/lib/other\nExecStartPre=/usr/bin/install -m 644 /etc/hosts /run/hosts\nExecStart=/usr/bin/sleep 100\n",
+    );
+    for want in [
+        "runtime_directory = [\"munin\"]",
+        "runtime_directory_mode = \"0750\"",
+        "directories_user = \"nobody\"",
+        "#   ExecStartPre=/usr/bin/install -o nobody -g nobody -m 0750 -d /run/munin: a directory capexec makes for the service",
+        "argv = [\"/usr/bin/install\", \"-o\", \"nobody\", \"-g\", \"daemon\", \"-d\", \"/var/lib/other\"]",
+        "argv = [\"/usr/bin/install\", \"-m\", \"644\", \"/etc/hosts\", \"/run/hosts\"]",
+    ] {
+        assert!(decl.contains(want), "import lacks {want:?}:\n{decl}");
+    }
+    check(&decl, "installd");
+    let munin = import("munin-node");
+    assert!(munin.contains("runtime_directory = [\"munin\"]") && !munin.contains("\"/usr/bin/install\""), "{munin}");
+    check(&munin, "munin-node");
+}
+
 /// Every unit of the packages issue 19 names, and of those tests/debian.rs
 /// runs besides, imports into a declaration that passes `check` (templates
 /// with an instance): what `capexec import` makes of a real distribution's

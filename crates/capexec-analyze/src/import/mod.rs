@@ -195,7 +195,7 @@ fn mainpid_shell(argv: Vec<String>) -> Vec<String> {
 fn directories_from_commands(out: &mut Out) {
     let Some(mut list) = out.commands.remove("start_pre") else { return };
     list.retain(|(argv, _, privileged)| {
-        let taken = !privileged && (made_by_mkdir(out, argv) || owned_by_chown(out, argv));
+        let taken = !privileged && (made_by_mkdir(out, argv) || owned_by_chown(out, argv) || made_by_install(out, argv));
         if taken {
             out.covered.push((format!("ExecStartPre={}", argv.join(" ")), "a directory capexec makes for the service (see [filesystem])".into()));
         }
@@ -235,6 +235,70 @@ fn made_by_mkdir(out: &mut Out, argv: &[String]) -> bool {
         }
     }
     // Without -p an existing directory fails the start: not what capexec's do.
+    parents && take_directories(out, mode, dirs)
+}
+
+/// `install -d [-m MODE] [-o USER] [-g GROUP] DIR...` of managed
+/// directories (munin-node's `install -o munin -g munin -d /run/munin`):
+/// taken as them, with their mode and owner as `mkdir` and `chown` are.
+fn made_by_install(out: &mut Out, argv: &[String]) -> bool {
+    if !matches!(argv.first().map(String::as_str), Some("/usr/bin/install" | "/bin/install" | "install")) {
+        return false;
+    }
+    let (mut mode, mut owner, mut group, mut directory, mut dirs) = (None, None, None, false, Vec::new());
+    let mut args = argv[1..].iter();
+    while let Some(a) = args.next() {
+        let value = |long: &str| a.strip_prefix(long).map(str::to_owned);
+        match a.as_str() {
+            "-d" | "--directory" => directory = true,
+            "-m" | "--mode" => mode = args.next().cloned(),
+            "-o" | "--owner" => owner = args.next().cloned(),
+            "-g" | "--group" => group = args.next().cloned(),
+            _ if value("--mode=").is_some() => mode = value("--mode="),
+            _ if value("--owner=").is_some() => owner = value("--owner="),
+            _ if value("--group=").is_some() => group = value("--group="),
+            _ if a.starts_with('-') => return false,
+            _ => match managed_dir(a) {
+                Some(d) => dirs.push(d),
+                None => return false,
+            },
+        }
+    }
+    // capexec gives them directories_user's primary group: taken where the
+    // group is named as the owner is (Debian's user-named groups).
+    let group_fits = match (&owner, &group) {
+        (_, None) => true,
+        (Some(o), Some(g)) => o == g,
+        (None, Some(_)) => false,
+    };
+    if !directory || !group_fits {
+        return false;
+    }
+    let names: Vec<String> = dirs.iter().map(|(key, name)| format!("{}/{name}", managed_base(key))).collect();
+    // All or nothing: an owner that cannot be taken leaves the command whole.
+    let before = (out.fs.clone(), out.dir_modes.clone(), out.dirs_owner.clone());
+    let taken = take_directories(out, mode, dirs)
+        && owner.is_none_or(|o| owned_by_chown(out, &std::iter::once("chown".to_owned()).chain(std::iter::once(o)).chain(names).collect::<Vec<_>>()));
+    if !taken {
+        (out.fs, out.dir_modes, out.dirs_owner) = before;
+    }
+    taken
+}
+
+/// Where each kind of managed directory is.
+fn managed_base(key: &str) -> &'static str {
+    match key {
+        "state_directory" => "/var/lib",
+        "cache_directory" => "/var/cache",
+        "logs_directory" => "/var/log",
+        _ => "/run",
+    }
+}
+
+/// The managed directories `dirs` made with `mode` (an octal string, if
+/// given): added to their lists; false (nothing taken) where the mode is
+/// no mode, or another than one taken before for that kind.
+fn take_directories(out: &mut Out, mode: Option<String>, dirs: Vec<(&'static str, String)>) -> bool {
     let mode = match mode.map(|m| u32::from_str_radix(&m, 8)) {
         None => None,
         Some(Ok(m)) if m <= 0o777 => Some(format!("{m:04o}")),
@@ -242,7 +306,7 @@ fn made_by_mkdir(out: &mut Out, argv: &[String]) -> bool {
     };
     // One mode per kind of directory: a second, different one cannot be said.
     let conflicting = |key: &str| mode.as_ref().is_some_and(|m| out.dir_modes.get(key).is_some_and(|had| had != m));
-    if !parents || dirs.is_empty() || dirs.iter().any(|(k, _)| conflicting(k)) {
+    if dirs.is_empty() || dirs.iter().any(|(k, _)| conflicting(k)) {
         return false;
     }
     for (key, name) in dirs {
