@@ -476,6 +476,29 @@ fn start_pre_commands_that_make_directories_become_them() {
     assert!(decl.contains("runtime_directory = [\"m\"]") && decl.contains("argv = [\"/bin/chown\", \"nobody\", \"/run/m\"]"), "{decl}");
 }
 
+/// Path directives naming what capexec's view has by itself (tor's unit:
+/// `ReadOnlyDirectories=/`, then `ReadWriteDirectories=-/proc`) are said so
+/// and left out: the result passes check (it failed it on both).
+#[test]
+fn path_directives_on_the_views_own_parts_are_covered() {
+    let decl = import_text(
+        "rootpaths",
+        "[Service]\nExecStart=/usr/bin/sleep 100\nReadOnlyDirectories=/\nReadWriteDirectories=-/proc\nReadWritePaths=/dev/shm\nReadWritePaths=/\nReadWritePaths=/var/lib/x\n",
+    );
+    let (covered, not_mapped) = decl.split_once("# Not mapped:").unwrap();
+    assert!(
+        covered.contains("#   ReadOnlyDirectories=/: the view is read-only wherever")
+            && covered.contains("#   ReadWriteDirectories=-/proc: /proc is capexec's own"),
+        "{decl}"
+    );
+    assert!(
+        covered.contains("#   ReadWritePaths=/dev/shm: /dev is capexec's own") && not_mapped.contains("#   ReadWritePaths=/: all of / cannot be given"),
+        "{decl}"
+    );
+    assert!(decl.contains("read_write = [\"/var/lib/x\"]") && !decl.contains("\"/proc\"") && !decl.contains("read_only = [\"/\"]"), "{decl}");
+    check(&decl, "rootpaths");
+}
+
 /// `install -d` with an owner and mode (munin-node's `install -o munin -g
 /// munin -d /run/munin`, in a root unit) is such a directory too; one with
 /// another group than the owner's name, or not a directory, stays a command.

@@ -477,6 +477,30 @@ impl Out {
             Some(r) => format!("/run/{r}"),
             None => rest.to_owned(),
         };
+        // What capexec's view has by itself (tor's unit makes all of /
+        // read-only, then /proc writable again).
+        let trimmed = rest.trim_end_matches('/');
+        let own = |d: &str| trimmed == d || trimmed.starts_with(&format!("{d}/"));
+        let said = match kind {
+            _ if trimmed.is_empty() && kind == "read_only" => {
+                Some("the view is read-only wherever the declaration says nothing else, and shows the system directories, not all of /")
+            }
+            _ if trimmed.is_empty() => {
+                self.skip(e, "all of / cannot be given: list the directories the service writes");
+                return;
+            }
+            "read_only" | "read_write" | "inaccessible" | "executable" if own("/proc") => {
+                Some("/proc is capexec's own (filesystem.proc): the service may write its own processes' files there, and nothing else")
+            }
+            "read_only" | "read_write" | "inaccessible" | "executable" if own("/dev") => {
+                Some("/dev is capexec's own (filesystem.dev): a minimal one, its device nodes writable")
+            }
+            _ => None,
+        };
+        if let Some(what) = said {
+            self.covered.push((format!("{}={}", e.key, e.value), what.into()));
+            return;
+        }
         let item = format!("{optional}{rest}");
         let v = self.fs.entry(kind).or_default();
         if !v.contains(&item) {
