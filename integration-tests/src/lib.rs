@@ -921,16 +921,28 @@ pub fn udp_answering_on(addr: &str, reply: &'static str) -> u16 {
 /// 32768), where no `:0` bind lands, distinct for every call in this process,
 /// and free when returned.
 pub fn unused_port() -> u16 {
+    unused_ports(1)
+}
+
+/// The first of `n` consecutive ports that no other test of this process is
+/// given (by this or [`unused_port`]) and that nothing listens on now: a
+/// test that uses a range must have it whole, or a test beside it takes a
+/// port of it (tcp_port_ranges found its range's last port bound).
+pub fn unused_ports(n: u32) -> u16 {
     static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
     const LOW: u32 = 20000;
     const SPAN: u32 = 12000;
     let start = std::process::id().wrapping_mul(97);
     loop {
-        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        assert!(n < SPAN, "no unused port left between {LOW} and {}", LOW + SPAN);
-        let port = (LOW + start.wrapping_add(n) % SPAN) as u16;
-        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
-            return port;
+        let k = NEXT.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
+        assert!(k < SPAN, "no unused port left between {LOW} and {}", LOW + SPAN);
+        let first = start.wrapping_add(k) % SPAN;
+        // Not across the end of the span, where the next port is its start.
+        if first + n > SPAN {
+            continue;
+        }
+        if (0..n).all(|i| std::net::TcpListener::bind(("127.0.0.1", (LOW + first + i) as u16)).is_ok()) {
+            return (LOW + first) as u16;
         }
     }
 }
