@@ -74,7 +74,7 @@ impl Peers {
                     if p == self.init {
                         return true;
                     }
-                    p = match parent(p) {
+                    p = match capexec_sys::process::parent_of(p) {
                         Some(pp) if pp > 1 => pp,
                         _ => return false,
                     };
@@ -92,12 +92,6 @@ fn pidfd(pid: i32) -> Option<OwnedFd> {
 /// A pidfd polls readable once its process has exited.
 fn alive(fd: &OwnedFd) -> bool {
     !capexec_sandbox::sys::poll_one(fd.as_fd(), libc::POLLIN, 0).unwrap_or(true)
-}
-
-fn parent(pid: i32) -> Option<i32> {
-    let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // The command name may contain spaces and parentheses: fields follow the last `)`.
-    s.rsplit_once(')')?.1.split_whitespace().nth(1)?.parse().ok()
 }
 
 /// One received frame and what came with it.

@@ -1281,6 +1281,12 @@ pub const STOP_SIGNALS: &[(&str, i32)] = &[
 /// Added to the allowlist of `type = "notify"` services (see docs/declaration.md).
 pub const NOTIFY_SYSCALLS: syscalls::Set = syscalls::Set::of(&["socket", "connect", "sendmsg", "sendto"]);
 
+/// An absolute path without `..`, in a directory below `/`: where capexec
+/// may make a file for the service.
+fn file_below_a_directory(path: &Path) -> bool {
+    path.is_absolute() && !path.components().any(|c| matches!(c, Component::ParentDir)) && path.parent().is_some_and(|d| d != Path::new("/"))
+}
+
 /// The pid file capexec makes for the service: `service.pid_file` where
 /// nothing of the view lets the service create it (a pid file directly in
 /// /run, which the service must not be given whole: it holds capexec's own
@@ -1291,7 +1297,7 @@ pub const NOTIFY_SYSCALLS: syscalls::Set = syscalls::Set::of(&["socket", "connec
 fn pid_file_mount(v: &mut V, raw: &RawUnit, mounts: &mut BTreeMap<PathBuf, (MountKind, bool, Option<String>)>) -> Option<PathBuf> {
     let path = PathBuf::from(v.expand(raw.service.as_ref()?.pid_file.as_ref()?));
     // Not an absolute path: supervision() says so.
-    if !path.is_absolute() || path.components().any(|c| matches!(c, Component::ParentDir)) || path.parent().is_none_or(|d| d == Path::new("/")) {
+    if !file_below_a_directory(&path) {
         return None;
     }
     made_file_mount(v, "service.pid_file", path, mounts)
@@ -1305,7 +1311,7 @@ fn own_file_mounts(v: &mut V, raw: &RawUnit, mounts: &mut BTreeMap<PathBuf, (Mou
     let mut out = Vec::new();
     for p in raw.filesystem.as_ref().and_then(|f| f.own_files.as_ref()).into_iter().flatten() {
         let path = PathBuf::from(v.expand(p));
-        if !path.is_absolute() || path.components().any(|c| matches!(c, Component::ParentDir)) || path.parent().is_none_or(|d| d == Path::new("/")) {
+        if !file_below_a_directory(&path) {
             v.err_help(KEY, format!("`{}` is not an absolute path without `..` below a directory", path.display()), "e.g. own_files = [\"/run/app.lock\"]");
             continue;
         }

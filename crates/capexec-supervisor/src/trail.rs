@@ -391,13 +391,6 @@ enum Output {
     Live { print: Box<dyn Fn(&str)>, trail: std::cell::RefCell<Trail> },
 }
 
-/// The parent of `pid`, from /proc/PID/stat (its fields after the command
-/// name, which may hold spaces and parentheses, are state, then ppid).
-fn parent_of(pid: i32) -> Option<i32> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    stat.rsplit_once(')')?.1.split_whitespace().nth(1)?.parse().ok()
-}
-
 /// Records read in one go (see [`Watch::drain`]).
 const DRAIN_MAX: usize = 256;
 
@@ -442,7 +435,7 @@ impl Collected {
         let Some(init) = r.init else { return false };
         let mut p = pid;
         for _ in 0..64 {
-            match parent_of(p) {
+            match capexec_sys::process::parent_of(p) {
                 Some(parent) if parent == init => return true,
                 Some(parent) if parent > 1 => p = parent,
                 _ => return false,

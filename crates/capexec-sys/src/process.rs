@@ -48,6 +48,15 @@ pub fn reap_any() -> Option<(libc::pid_t, libc::c_int)> {
     (pid > 0).then_some((pid, status))
 }
 
+/// The parent of `pid`, from /proc/PID/stat: a read no Landlock layer
+/// refuses or logs (unlike /proc/PID/ns/*, which a ptrace check guards).
+/// The command name may hold spaces and parentheses: the fields after the
+/// last `)` are state, then ppid.
+pub fn parent_of(pid: libc::pid_t) -> Option<libc::pid_t> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    stat.rsplit_once(')')?.1.split_whitespace().nth(1)?.parse().ok()
+}
+
 /// Whether `pid` (or, with `None`, any process) is a child of the caller,
 /// running or ended and not yet reaped: waitid(2) without waiting or reaping,
 /// which answers ECHILD for a process that is not one.
