@@ -511,33 +511,36 @@ fn managed_directories() {
     assert!(!o.status.success() && text(&o).contains("only when it runs as root") && text(&o).contains("filesystem.read_write"), "{}", text(&o));
 }
 
-// RuntimeDirectoryMode= and StateDirectoryMode=: the declared mode holds
-// whatever the umask, for a directory made and for one found with another;
-// without one, a found directory keeps its own.
+// RuntimeDirectoryMode= and the others: the declared mode holds whatever
+// the umask, for a directory made and for one found with another, with the
+// setgid bit where it is declared (tor's 02755 /run/tor); without one, a
+// found directory keeps its own.
 #[test]
 fn managed_directories_take_their_declared_mode() {
     require_root();
     let tag = format!("capexec-it-dirmode-{}", std::process::id());
-    let (run, state, cache) = (format!("/run/{tag}"), format!("/var/lib/{tag}"), format!("/var/cache/{tag}"));
-    for d in [&state, &cache] {
+    let dirs = ["/run", "/var/lib", "/var/cache", "/var/log"].map(|base| format!("{base}/{tag}"));
+    let [run, state, cache, logs] = &dirs;
+    for d in [state, cache, logs] {
         std::fs::create_dir_all(d).unwrap();
         std::fs::set_permissions(d, std::os::unix::fs::PermissionsExt::from_mode(0o777)).unwrap();
     }
     let unit = test_unit(
         "dirmode",
         &format!(
-            "[exec]\nargv = [\"/usr/bin/stat\", \"-c\", \"%a\", \"{run}\", \"{state}\", \"{cache}\"]\n\
+            "[exec]\nargv = [\"/usr/bin/stat\", \"-c\", \"%a\", \"{run}\", \"{state}\", \"{cache}\", \"{logs}\"]\n\
              [filesystem]\nruntime_directory = [\"{tag}\"]\nstate_directory = [\"{tag}\"]\ncache_directory = [\"{tag}\"]\n\
-             runtime_directory_mode = \"0700\"\nstate_directory_mode = \"0750\"\n"
+             logs_directory = [\"{tag}\"]\nruntime_directory_mode = \"0700\"\nstate_directory_mode = \"0750\"\ncache_directory_mode = \"02750\"\n"
         ),
     );
     let mut c = command(As::Root);
     c.arg("exec").arg(&unit);
     let o = output(c, T);
-    let _ = std::fs::remove_dir_all(&state);
-    let _ = std::fs::remove_dir_all(&cache);
+    for d in &dirs[1..] {
+        let _ = std::fs::remove_dir_all(d);
+    }
     assert!(o.status.success(), "{}", text(&o));
-    assert_eq!(String::from_utf8_lossy(&o.stdout), "700\n750\n777\n", "{}", text(&o));
+    assert_eq!(String::from_utf8_lossy(&o.stdout), "700\n750\n2750\n777\n", "{}", text(&o));
 }
 
 // ESCAPE: a directory capexec made for the service is the service's; a

@@ -401,11 +401,13 @@ pub fn validate(name: &str, raw: &RawUnit, sources: Vec<PathBuf>, ctx: &Context)
                 v.warnings.push(format!("{key} is set, but filesystem.{} names no directory", kind.key()));
             }
             match u32::from_str_radix(m, 8) {
-                // Set-id and sticky bits have no use on a service's own
-                // directory, and setgid would hand its group to what others make there.
-                Ok(n) if n <= 0o777 => Some(n),
+                // Setgid gives what is made there the directory's group: a
+                // daemon's root start makes its socket its group's that way
+                // (tor's `install -m 02755 -d /run/tor`). Setuid means nothing
+                // on a Linux directory and sticky is for shared ones: refused.
+                Ok(n) if n & !0o2777 == 0 => Some(n),
                 _ => {
-                    v.err_help(key, format!("invalid mode `{m}`"), "an octal string of permission bits such as \"0750\"");
+                    v.err_help(key, format!("invalid mode `{m}`"), "an octal string of permission bits such as \"0750\" (and the setgid bit, \"02750\")");
                     None
                 }
             }

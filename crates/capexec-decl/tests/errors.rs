@@ -697,13 +697,17 @@ fn directories_user_owns_the_managed_directories() {
     assert!(s.warnings.iter().any(|w| w.contains("directories_user")), "{:?}", s.warnings);
 }
 
-/// RuntimeDirectoryMode= and the others: permission bits, per kind.
+/// RuntimeDirectoryMode= and the others: permission bits and setgid, per
+/// kind; no setuid (meaningless on a directory) or sticky bit.
 #[test]
 fn managed_directories_take_their_kinds_mode() {
-    let s = ok(&format!("{ARGV}[filesystem]\nruntime_directory = [\"a\", \"b\"]\nstate_directory = [\"s\"]\nruntime_directory_mode = \"0700\"\n"));
+    let s = ok(&format!(
+        "{ARGV}[filesystem]\nruntime_directory = [\"a\", \"b\"]\nstate_directory = [\"s\"]\nruntime_directory_mode = \"0700\"\n\
+         cache_directory = [\"c\"]\ncache_directory_mode = \"02750\"\n"
+    ));
     let modes: Vec<_> = s.filesystem.directories.iter().map(|d| (d.path.display().to_string(), d.mode)).collect();
-    assert_eq!(modes, [("/run/a".into(), Some(0o700)), ("/run/b".into(), Some(0o700)), ("/var/lib/s".into(), None)]);
-    for bad in ["\"4755\"", "\"rwx\"", "\"0800\""] {
+    assert_eq!(modes, [("/run/a".into(), Some(0o700)), ("/run/b".into(), Some(0o700)), ("/var/lib/s".into(), None), ("/var/cache/c".into(), Some(0o2750))]);
+    for bad in ["\"4755\"", "\"1777\"", "\"6750\"", "\"rwx\"", "\"0800\""] {
         let e = one(&format!("{ARGV}[filesystem]\nruntime_directory = [\"a\"]\nruntime_directory_mode = {bad}\n"));
         assert_eq!(e.key.as_deref(), Some("filesystem.runtime_directory_mode"), "{bad}");
     }

@@ -525,6 +525,39 @@ fn install_d_of_a_directory_becomes_it() {
     check(&munin, "munin-node");
 }
 
+/// `PermissionsStartOnly=yes` (tor's unit) is systemd's older spelling of
+/// `+` on every command but ExecStart=: each becomes privileged. A
+/// privileged `install -d` that names the owner is still the directory
+/// capexec makes (root made it with that owner), its setgid bit kept and
+/// `-Z` (SELinux's default context) meaning nothing here; a privileged one
+/// without an owner (root's directory) stays a command.
+#[test]
+fn permissions_start_only_makes_the_commands_privileged() {
+    let decl = import_text(
+        "startonly",
+        "[Service]\nPermissionsStartOnly=yes\nExecStartPre=/usr/bin/install -Z -m 02755 -o daemon -g daemon -d /run/tor\n\
+         ExecStartPre=/usr/bin/install -d /run/rootowned\nExecStartPre=/usr/bin/tor --verify-config\nExecReload=/bin/kill -HUP $MAINPID\n\
+         ExecStart=/usr/bin/sleep 100\n",
+    );
+    for want in [
+        "runtime_directory = [\"tor\"]",
+        "runtime_directory_mode = \"02755\"",
+        "directories_user = \"daemon\"",
+        "#   ExecStartPre=/usr/bin/install -Z -m 02755 -o daemon -g daemon -d /run/tor: a directory capexec makes for the service",
+        "#   PermissionsStartOnly=yes: the commands other than ExecStart= run as with the `+` prefix",
+        "argv = [\"/usr/bin/install\", \"-d\", \"/run/rootowned\"]\n# systemd ran it with full privileges",
+        "argv = [\"/usr/bin/tor\", \"--verify-config\"]\n# systemd ran it with full privileges",
+    ] {
+        assert!(decl.contains(want), "import lacks {want:?}:\n{decl}");
+    }
+    let reload = &decl[decl.find("[[exec.reload]]").expect("a reload command")..];
+    assert!(reload.lines().take(4).any(|l| l == "privileged = true"), "{decl}");
+    check(&decl, "startonly");
+    // Without it, the same commands run in the sandbox.
+    let plain = import_text("startonly-no", "[Service]\nExecStartPre=/usr/bin/tor --verify-config\nExecStart=/usr/bin/sleep 100\n");
+    assert!(!plain.contains("privileged = true"), "{plain}");
+}
+
 /// Every unit of the packages issue 19 names, and of those tests/debian.rs
 /// runs besides, imports into a declaration that passes `check` (templates
 /// with an instance): what `capexec import` makes of a real distribution's

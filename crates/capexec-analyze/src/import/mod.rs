@@ -191,11 +191,17 @@ fn mainpid_shell(argv: Vec<String>) -> Vec<String> {
 /// /var/run/vsftpd/empty`): in the sandbox they could do neither (the
 /// directory's parent is not writable, chown needs a capability), so each
 /// becomes the directory capexec makes, with its mode and owner. A line
-/// that does anything else stays a command.
+/// that does anything else stays a command, and so does a privileged one
+/// (systemd's `+`: root makes a directory root's) unless it is an `install
+/// -d` that names the owner (tor's, under `PermissionsStartOnly=yes`).
 fn directories_from_commands(out: &mut Out) {
     let Some(mut list) = out.commands.remove("start_pre") else { return };
     list.retain(|(argv, _, privileged)| {
-        let taken = !privileged && (made_by_mkdir(out, argv) || owned_by_chown(out, argv) || made_by_install(out, argv));
+        let taken = if *privileged {
+            made_by_install(out, argv, true)
+        } else {
+            made_by_mkdir(out, argv) || owned_by_chown(out, argv) || made_by_install(out, argv, false)
+        };
         if taken {
             out.covered.push((format!("ExecStartPre={}", argv.join(" ")), "a directory capexec makes for the service (see [filesystem])".into()));
         }
@@ -240,8 +246,9 @@ fn made_by_mkdir(out: &mut Out, argv: &[String]) -> bool {
 
 /// `install -d [-m MODE] [-o USER] [-g GROUP] DIR...` of managed
 /// directories (munin-node's `install -o munin -g munin -d /run/munin`):
-/// taken as them, with their mode and owner as `mkdir` and `chown` are.
-fn made_by_install(out: &mut Out, argv: &[String]) -> bool {
+/// taken as them, with their mode and owner as `mkdir` and `chown` are;
+/// only with `-o` where `owner_named`.
+fn made_by_install(out: &mut Out, argv: &[String], owner_named: bool) -> bool {
     if !matches!(argv.first().map(String::as_str), Some("/usr/bin/install" | "/bin/install" | "install")) {
         return false;
     }
@@ -251,6 +258,9 @@ fn made_by_install(out: &mut Out, argv: &[String]) -> bool {
         let value = |long: &str| a.strip_prefix(long).map(str::to_owned);
         match a.as_str() {
             "-d" | "--directory" => directory = true,
+            // The default SELinux context: capexec's directories have the
+            // one their parent gives (no SELinux policy is applied).
+            "-Z" | "--context" => {}
             "-m" | "--mode" => mode = args.next().cloned(),
             "-o" | "--owner" => owner = args.next().cloned(),
             "-g" | "--group" => group = args.next().cloned(),
@@ -271,7 +281,7 @@ fn made_by_install(out: &mut Out, argv: &[String]) -> bool {
         (Some(o), Some(g)) => o == g,
         (None, Some(_)) => false,
     };
-    if !directory || !group_fits {
+    if !directory || !group_fits || (owner_named && owner.is_none()) {
         return false;
     }
     let names: Vec<String> = dirs.iter().map(|(key, name)| format!("{}/{name}", managed_base(key))).collect();
@@ -299,10 +309,10 @@ fn managed_base(key: &str) -> &'static str {
 /// given): added to their lists; false (nothing taken) where the mode is
 /// no mode, or another than one taken before for that kind.
 fn take_directories(out: &mut Out, mode: Option<String>, dirs: Vec<(&'static str, String)>) -> bool {
-    let mode = match mode.map(|m| u32::from_str_radix(&m, 8)) {
+    let mode = match mode.map(|m| directory_mode(&m)) {
         None => None,
-        Some(Ok(m)) if m <= 0o777 => Some(format!("{m:04o}")),
-        Some(_) => return false,
+        Some(Some(m)) => Some(m),
+        Some(None) => return false,
     };
     // One mode per kind of directory: a second, different one cannot be said.
     let conflicting = |key: &str| mode.as_ref().is_some_and(|m| out.dir_modes.get(key).is_some_and(|had| had != m));
@@ -319,6 +329,17 @@ fn take_directories(out: &mut Out, mode: Option<String>, dirs: Vec<(&'static str
         }
     }
     true
+}
+
+/// An octal mode as a service's directory may have it (permission bits and
+/// setgid, as `filesystem.*_mode` takes them), written as the declaration
+/// writes it; None for another.
+fn directory_mode(octal: &str) -> Option<String> {
+    match u32::from_str_radix(octal, 8) {
+        Ok(m) if m & !0o777 == 0 => Some(format!("{m:04o}")),
+        Ok(m) if m & !0o2777 == 0 => Some(format!("0{m:o}")),
+        _ => None,
+    }
 }
 
 /// `chown USER[:GROUP] DIR...` of directories capexec makes for the service:
@@ -383,6 +404,8 @@ struct Out {
     pid_file: Option<String>,
     /// ExecStart=!: started as root whatever User= says.
     started_as_root: bool,
+    /// PermissionsStartOnly=yes (its assignment): every command privileged.
+    permissions_start_only: Option<String>,
     /// A root unit's directories chowned to this user by its ExecStartPre=
     /// lines (see `directories_from_commands`).
     dirs_owner: Option<String>,
@@ -1014,16 +1037,16 @@ pub fn convert(source: &str, text: &str, instance: Option<&str>) -> Result<Strin
             }
             "StateDirectoryMode" | "CacheDirectoryMode" | "LogsDirectoryMode" | "RuntimeDirectoryMode" => {
                 let key = directory_key(&e.key);
-                // systemd takes the permission bits; capexec refuses the others.
-                match u32::from_str_radix(v, 8) {
-                    Ok(m) if m <= 0o777 => {
-                        out.dir_modes.insert(key, format!("{m:04o}"));
+                match directory_mode(v) {
+                    Some(m) => {
+                        out.dir_modes.insert(key, m);
                         out.covered.push((format!("{}={v}", e.key), format!("filesystem.{key}_mode: the directory is given this mode, made or found")));
                     }
-                    _ => out.skip(e, "not a mode of permission bits (capexec sets no set-id or sticky bit on a service's directory)"),
+                    None => out.skip(e, "not a mode of permission bits and setgid (capexec sets no setuid or sticky bit on a service's directory)"),
                 }
             }
             "PrivateNetwork" => out.net_none = yes(v),
+            "PermissionsStartOnly" => out.permissions_start_only = yes(v).then(|| format!("{}={v}", e.key)),
             "MemoryDenyWriteExecute" => out.mdwe = yes(v),
             "IgnoreSIGPIPE" => {
                 out.sigpipe_default = !yes(v);
@@ -1205,6 +1228,14 @@ pub fn convert(source: &str, text: &str, instance: Option<&str>) -> Result<Strin
         out.service.retain(|(k, _)| *k != "stop_signal");
         out.service.push(("stop_signal", sig.into()));
         out.covered.push((assignment, format!("service.stop_signal = \"{sig}\": {how}")));
+    }
+    if let Some(assignment) = out.permissions_start_only.take() {
+        // systemd's older spelling of `+` on every line but ExecStart=.
+        for command in out.commands.values_mut().flatten() {
+            command.2 = true;
+        }
+        let what = "the commands other than ExecStart= run as with the `+` prefix: privileged = true, on the host as root, outside the sandbox";
+        out.covered.push((assignment, what.into()));
     }
     directories_from_commands(&mut out);
     systemd_timeouts(&mut out);
