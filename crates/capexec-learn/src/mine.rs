@@ -540,6 +540,24 @@ fn connect_grants(connects: &[&String]) -> (BTreeSet<String>, BTreeSet<String>) 
     (grants, opened)
 }
 
+/// How many internet addresses (neither loopback nor private nor link-local)
+/// `grants` name one by one, and on how many ports, where that is at least
+/// `MANY_PEERS` of each: a run that met them this scattered was likely a
+/// client of whatever servers it was told of on any port (Tor's relays
+/// listen where their operators chose), which learning cannot widen to
+/// safely by itself: the mined file says so.
+fn scattered_peers(grants: &BTreeSet<String>) -> Option<(usize, usize)> {
+    let public = |ip: std::net::IpAddr| match ip {
+        std::net::IpAddr::V4(a) => !(a.is_loopback() || a.is_private() || a.is_link_local() || a.is_unspecified()),
+        std::net::IpAddr::V6(a) => !(a.is_loopback() || a.is_unspecified() || (a.segments()[0] & 0xfe00) == 0xfc00 || (a.segments()[0] & 0xffc0) == 0xfe80),
+    };
+    let reached: Vec<std::net::SocketAddr> =
+        grants.iter().filter(|g| !g.contains('/')).filter_map(|g| crate::compare::inet(g).map(|(_, a)| a)).filter(|a| public(a.ip())).collect();
+    let addresses: BTreeSet<std::net::IpAddr> = reached.iter().map(|a| a.ip()).collect();
+    let ports: BTreeSet<u16> = reached.iter().map(|a| a.port()).collect();
+    (addresses.len() >= MANY_PEERS && ports.len() >= MANY_PEERS).then_some((addresses.len(), ports.len()))
+}
+
 /// The TCP ports of the loopback `binds` granted to the program that the
 /// commands run around it connected to (`Observations::command_connects`).
 fn control_channels(obs: &Observations, binds: &BTreeSet<&String>) -> BTreeSet<u16> {
@@ -742,6 +760,15 @@ pub fn declaration(obs: &Observations, origin: &Origin, exists: impl Fn(&str) ->
         }
         if !connects.is_empty() {
             let (grants, opened) = connect_grants(&connects);
+            if let Some((peers, ports)) = scattered_peers(&grants) {
+                let _ = writeln!(
+                    o,
+                    "# It reached {peers} addresses of the internet on {ports} ports: if it connects wherever its\n\
+                     # peers tell it (Tor's relays, a proxy's or a mail server's destinations), the next run meets\n\
+                     # others, which these grants refuse. Then grant every address (\"tcp:0.0.0.0/0:*\",\n\
+                     # \"tcp:[::]/0:*\"), which is what the program asks for."
+                );
+            }
             if !opened.is_empty() {
                 let _ = writeln!(
                     o,
@@ -1369,6 +1396,27 @@ mod tests {
         assert!(text.contains("udp port 53 (3 addresses)"), "{text}");
         for c in connect {
             capexec_decl::grants::NetGrant::parse(c).unwrap_or_else(|e| panic!("{c}: {e}"));
+        }
+    }
+
+    /// Tor reaches relays on the ports their operators chose: a run that
+    /// met internet addresses scattered over several ports gets their
+    /// grants as they were and a comment saying what to grant if it
+    /// connects wherever it is told; private and loopback peers, or fewer
+    /// ports, get no such comment.
+    #[test]
+    fn peers_scattered_over_ports_are_said() {
+        let mut o = obs(&[], &["connect"]);
+        o.connects.extend(["tcp:104.248.233.233:9001", "tcp:23.141.40.7:9001", "tcp:128.0.64.148:8443", "tcp:5.45.99.251:8080"].map(String::from));
+        let text = declaration(&o, &origin(&[], true), |_| true);
+        assert!(text.contains("# It reached 4 addresses of the internet on 3 ports") && text.contains("\"tcp:0.0.0.0/0:*\""), "{text}");
+        let v: toml::Value = toml::from_str(&text).unwrap();
+        assert_eq!(v["broker"]["net"]["connect"].as_array().unwrap().len(), 4, "{text}");
+        for near in [["tcp:10.0.0.1:5432", "tcp:10.0.0.2:6379", "tcp:192.168.1.3:443"], ["tcp:192.0.2.1:443", "tcp:198.51.100.2:443", "tcp:203.0.113.3:5432"]] {
+            let mut o = obs(&[], &["connect"]);
+            o.connects.extend(near.map(String::from));
+            let text = declaration(&o, &origin(&[], true), |_| true);
+            assert!(!text.contains("addresses of the internet"), "{text}");
         }
     }
 
