@@ -24,9 +24,27 @@ pub fn syscall(name: Option<&str>, spec: &ServiceSpec) -> String {
         None => "nothing: capexec does not know this syscall number".into(),
         // Allowed by the list, so refused by capexec's argument rules.
         Some(n) if spec.seccomp.allowed.contains(n) => {
-            format!("nothing: capexec refuses this use of {n} whatever the declaration says (new namespaces, device nodes, TIOCSTI, setuid bits, ...)")
+            format!("nothing: capexec refuses this use of {n} whatever the declaration says ({})", argument_rule(n))
         }
         Some(n) => format!("add \"{n}\" to [seccomp] allow (capexec run: --allow-syscall {n})"),
+    }
+}
+
+/// What capexec's argument rule for an allowed syscall refuses (the
+/// sandbox's seccomp argument blocks), as a reader would look for it in the
+/// program's own error: an audit record has the number, not the arguments.
+pub fn argument_rule(name: &str) -> &'static str {
+    match name {
+        "clone" | "unshare" => "a new namespace",
+        "socket" => "a family other than unix, netlink, inet and inet6, or an inet protocol other than TCP and UDP: SCTP, MPTCP, ICMP, raw",
+        "sendto" | "sendmsg" | "sendmmsg" | "setsockopt" => "TCP Fast Open, which connects where no connect rule looks",
+        "chmod" | "fchmod" | "fchmodat" | "fchmodat2" | "creat" | "mkdir" | "mkdirat" | "open" | "openat" => "a setuid or setgid bit",
+        "openat2" => "openat2 itself, whose flags no filter can read: programs fall back to openat",
+        "mknod" | "mknodat" => "a device node, or a setuid or setgid bit",
+        "ioctl" => "TIOCSTI and TIOCLINUX, which type into a terminal",
+        "personality" => "READ_IMPLIES_EXEC and other personalities",
+        "shmat" => "an executable attach (SHM_EXEC)",
+        _ => "new namespaces, device nodes, TIOCSTI, setuid bits, ...",
     }
 }
 

@@ -984,6 +984,10 @@ mod tests {
         for n in capexec_decl::syscalls::all_names() {
             assert_eq!(argument_block(n, EPERM).is_some(), RULED.contains(n), "{n}");
         }
+        // A refusal of each says which rule it met (capexec_decl::fix).
+        for n in RULED.iter() {
+            assert_ne!(capexec_decl::fix::argument_rule(n), capexec_decl::fix::argument_rule("-"), "{n} has no words in fix::argument_rule");
+        }
     }
 
     #[test]

@@ -197,9 +197,15 @@ every service anyway (ProtectSystem, PrivateTmp, NoNewPrivileges, ...) are liste
 mapped, each with the reason. The result is a starting point: check it, then run it under \
 `capexec learn --check` with a workload.
 
+A unit named without a path is found where systemd finds it (/etc/systemd/system before \
+/run/systemd/system and /lib/systemd/system), with its drop-ins (UNIT.d/*.conf there: what \
+`systemctl edit` writes), as `systemctl cat` shows it; an instance (NAME@INSTANCE.service) from its \
+template. A path in one of those directories gets its drop-ins too; a file elsewhere is read alone.
+
 Examples:
-  capexec import /lib/systemd/system/redis-server.service --out redis.svc
-  capexec import nginx.service | less")]
+  capexec import coturn.service --out coturn.svc          (with /etc/systemd/system/coturn.service.d/*.conf)
+  capexec import postgresql@15-main.service | less
+  capexec import ./redis-server.service --out redis.svc   (a copy, without drop-ins)")]
     Import(ImportArgs),
 }
 
@@ -458,8 +464,8 @@ pub struct AnalyzeArgs {
 
 #[derive(Args, Debug)]
 pub struct ImportArgs {
-    /// The systemd unit file (.service)
-    #[arg(value_name = "FILE.service")]
+    /// The systemd unit: its file, or its name (found where systemd finds it, with its drop-ins)
+    #[arg(value_name = "UNIT.service")]
     pub unit: std::path::PathBuf,
     /// Write the declaration here instead of standard output (refuses to overwrite)
     #[arg(long, short, value_name = "FILE.svc")]

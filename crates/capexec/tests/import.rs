@@ -558,6 +558,55 @@ fn permissions_start_only_makes_the_commands_privileged() {
     assert!(!plain.contains("privileged = true"), "{plain}");
 }
 
+/// A unit named without a path is found where systemd finds it, with its
+/// drop-ins as `systemctl cat` shows them (an administrator's `systemctl
+/// edit` override in /etc hides the same-named one in /run); a copy of the
+/// file elsewhere is read alone; an instance comes from its template.
+#[test]
+fn a_unit_by_name_comes_with_its_drop_ins() {
+    assert!(nix::unistd::geteuid().is_root(), "run as root (CI does): the test writes a unit in /etc/systemd/system");
+    let name = format!("capexec-it-dropin-{}.service", std::process::id());
+    let (etc, run) = (Path::new("/etc/systemd/system"), Path::new("/run/systemd/system"));
+    let d = dir("byname");
+    let cleanup = [etc.join(&name), etc.join(format!("{name}.d")), run.join(format!("{name}.d"))];
+    let put = |p: PathBuf, text: &str| {
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, text).unwrap();
+    };
+    put(etc.join(&name), "[Service]\nExecStart=/usr/bin/sleep 100\nUser=daemon\n");
+    put(run.join(format!("{name}.d/10-listen.conf")), "[Service]\nExecStart=\nExecStart=/usr/bin/sleep 1\n");
+    put(etc.join(format!("{name}.d/10-listen.conf")), "[Service]\nExecStart=\nExecStart=/usr/bin/sleep 2\n");
+    put(run.join(format!("{name}.d/20-env.conf")), "[Service]\nEnvironment=X=1\n");
+    std::fs::copy(etc.join(&name), d.join(&name)).unwrap();
+    let by_name = capexec().arg("import").arg(&name).output().unwrap();
+    let copy = capexec().arg("import").arg(d.join(&name)).output().unwrap();
+    for p in cleanup {
+        let _ = std::fs::remove_dir_all(&p).or_else(|_| std::fs::remove_file(&p));
+    }
+    let _ = std::fs::remove_dir_all(&d);
+    let decl = String::from_utf8_lossy(&by_name.stdout);
+    assert!(by_name.status.success(), "{}", String::from_utf8_lossy(&by_name.stderr));
+    let first = decl.lines().next().unwrap_or_default();
+    assert_eq!(
+        first,
+        format!(
+            "# Imported from {0}/{name} and its drop-ins {0}/{name}.d/10-listen.conf, {1}/{name}.d/20-env.conf by `capexec import`.",
+            etc.display(),
+            run.display()
+        )
+    );
+    assert!(decl.contains("argv = [\"/usr/bin/sleep\", \"2\"]") && decl.contains("\"X\" = \"1\""), "{decl}");
+    let alone = String::from_utf8_lossy(&copy.stdout);
+    assert!(copy.status.success() && alone.contains("argv = [\"/usr/bin/sleep\", \"100\"]") && !alone.contains("drop-in"), "{alone}");
+    // An instance by its name is its template's import with --instance.
+    let by_instance = capexec().args(["import", "postgresql@15-main.service"]).output().unwrap();
+    let with_flag = capexec().args(["import", "/lib/systemd/system/postgresql@.service", "--instance", "15-main"]).output().unwrap();
+    assert!(by_instance.status.success(), "{}", String::from_utf8_lossy(&by_instance.stderr));
+    assert_eq!(String::from_utf8_lossy(&by_instance.stdout), String::from_utf8_lossy(&with_flag.stdout));
+    let missing = capexec().args(["import", "capexec-it-nothere.service"]).output().unwrap();
+    assert!(!missing.status.success() && String::from_utf8_lossy(&missing.stderr).contains("give its path"));
+}
+
 /// Every unit of the packages issue 19 names, and of those tests/debian.rs
 /// runs besides, imports into a declaration that passes `check` (templates
 /// with an instance): what `capexec import` makes of a real distribution's

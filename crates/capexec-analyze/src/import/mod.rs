@@ -10,6 +10,7 @@
 //! counterpart because capexec always does at least as much; they are listed
 //! as such. The rest is listed as not mapped, with the reason.
 
+pub mod locate;
 pub mod socket;
 mod stop;
 pub mod unit_file;
@@ -390,6 +391,8 @@ type ImportedCommand = (Vec<String>, bool, bool);
 
 #[derive(Default)]
 struct Out {
+    /// The drop-ins applied after the unit file, by path.
+    dropins: Vec<String>,
     description: Option<String>,
     argv: Vec<String>,
     user: Option<String>,
@@ -877,18 +880,37 @@ fn unescape(s: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-/// The declaration for the unit file `source` holding `text`; a template
-/// unit (`name@.service`) needs its `instance`.
-pub fn convert(source: &str, text: &str, instance: Option<&str>) -> Result<String, ImportError> {
+/// A file of the unit: its path and text.
+pub struct UnitText {
+    pub path: String,
+    pub text: String,
+}
+
+/// The declaration for the unit file `unit` with its `dropins` (applied
+/// after it in their order, as systemd does: see `locate`); a template unit
+/// (`name@.service`) needs its `instance`.
+pub fn convert(unit: &UnitText, dropins: &[UnitText], instance: Option<&str>) -> Result<String, ImportError> {
+    let source = unit.path.as_str();
     let file = std::path::Path::new(source).file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default();
     match (file.contains("@."), instance) {
         (true, None) => return Err(ImportError::TemplateNeedsInstance(source.to_owned())),
         (false, Some(_)) => return Err(ImportError::NotATemplate(source.to_owned())),
         _ => {}
     }
-    let (text, unexpanded, host_names) = expand_specifiers(text, &file, instance);
-    let entries = unit_file::parse(&text).map_err(|error| ImportError::Syntax { unit: source.to_owned(), error })?;
+    let (mut entries, mut unexpanded, mut host_names) = (Vec::new(), Vec::new(), Vec::new());
+    for f in std::iter::once(unit).chain(dropins) {
+        let (text, u, h) = expand_specifiers(&f.text, &file, instance);
+        entries.extend(unit_file::parse(&text).map_err(|error| ImportError::Syntax { unit: f.path.clone(), error })?);
+        for (list, found) in [(&mut unexpanded, u), (&mut host_names, h)] {
+            for s in found {
+                if !list.contains(&s) {
+                    list.push(s);
+                }
+            }
+        }
+    }
     let mut out = Out { unit_dir: std::path::Path::new(source).parent().map(|p| p.to_path_buf()), ..Out::default() };
+    out.dropins = dropins.iter().map(|d| d.path.clone()).collect();
     for s in unexpanded {
         out.skipped.push((s, "a unit specifier import does not expand (it expands %i, %I, %n, %N, %p, %P, %j, %J, the host's %H and %l, and the system directories %t, %S, %C, %L, %E, %T, %V): replace it by hand".into()));
     }
@@ -916,7 +938,11 @@ pub fn convert(source: &str, text: &str, instance: Option<&str>) -> Result<Strin
         }
         let v = e.value.as_str();
         match e.key.as_str() {
-            "ExecStart" if v.is_empty() => out.argv.clear(),
+            // A drop-in resets the list before it sets its own (systemctl edit).
+            "ExecStart" if v.is_empty() => {
+                out.argv.clear();
+                exec_starts = 0;
+            }
             "ExecStop" if v.is_empty() => {
                 out.stop_by = None;
                 out.commands.remove(command_list(&e.key));
@@ -1259,7 +1285,15 @@ pub fn convert(source: &str, text: &str, instance: Option<&str>) -> Result<Strin
 
 fn render(source: &str, o: Out) -> String {
     let mut s = String::new();
-    let _ = writeln!(s, "# Imported from {source} by `capexec import`.");
+    match o.dropins.as_slice() {
+        [] => {
+            let _ = writeln!(s, "# Imported from {source} by `capexec import`.");
+        }
+        d => {
+            let plural = if d.len() > 1 { "s" } else { "" };
+            let _ = writeln!(s, "# Imported from {source} and its drop-in{plural} {} by `capexec import`.", d.join(", "));
+        }
+    }
     let _ = writeln!(s, "# Review the notes at the end, then: capexec check FILE; capexec learn --check FILE --workload '...'");
     if let Some(d) = &o.description {
         let _ = writeln!(s, "description = {}", q(d));
@@ -1479,5 +1513,23 @@ mod tests {
         assert_eq!(t, "nginx.service nginx ");
         assert_eq!(unescape("a-b\\x2dc"), "a/b-c");
         assert_eq!(unescape("\\xZZ-"), "\\xZZ/");
+    }
+
+    /// A drop-in applies after the unit as systemd applies it: an empty
+    /// `ExecStart=` resets the command before the drop-in's own (the
+    /// override `systemctl edit` makes), its other lines add up; the header
+    /// names it, and a syntax error names the file it is in.
+    #[test]
+    fn drop_ins_apply_after_the_unit() {
+        let t = |path: &str, text: &str| UnitText { path: path.into(), text: text.into() };
+        let unit = t("/lib/systemd/system/x.service", "[Service]\nExecStart=/usr/bin/sleep 100\nUser=daemon\n");
+        let dropin = t("/etc/systemd/system/x.service.d/override.conf", "[Service]\nExecStart=\nExecStart=/usr/bin/sleep 5\nEnvironment=A=%n\n");
+        let decl = convert(&unit, std::slice::from_ref(&dropin), None).unwrap();
+        assert!(decl.starts_with("# Imported from /lib/systemd/system/x.service and its drop-in /etc/systemd/system/x.service.d/override.conf by"), "{decl}");
+        assert!(decl.contains("argv = [\"/usr/bin/sleep\", \"5\"]") && decl.contains("user = \"daemon\"") && decl.contains("\"A\" = \"x.service\""), "{decl}");
+        assert!(!decl.contains("second ExecStart"), "{decl}");
+        let bad = t("/etc/systemd/system/x.service.d/bad.conf", "[Service\n");
+        let e = convert(&unit, &[dropin, bad], None).unwrap_err();
+        assert!(e.to_string().starts_with("/etc/systemd/system/x.service.d/bad.conf:"), "{e}");
     }
 }

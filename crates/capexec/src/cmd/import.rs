@@ -3,15 +3,24 @@
 use capexec::cli::ImportArgs;
 
 pub fn run(args: &ImportArgs) -> i32 {
-    let source = args.unit.display().to_string();
-    let text = match std::fs::read_to_string(&args.unit) {
-        Ok(t) => t,
+    use capexec_analyze::import::{locate, UnitText};
+    let located = match locate::locate(&args.unit, args.instance.as_deref(), locate::SYSTEM_UNIT_DIRS) {
+        Ok(l) => l,
         Err(e) => {
-            eprintln!("capexec import: read {source}: {e}");
+            eprintln!("capexec import: {e}");
             return 1;
         }
     };
-    let decl = match capexec_analyze::import::convert(&source, &text, args.instance.as_deref()) {
+    let read = |path: &std::path::Path| match std::fs::read_to_string(path) {
+        Ok(text) => Ok(UnitText { path: path.display().to_string(), text }),
+        Err(e) => {
+            eprintln!("capexec import: read {}: {e}", path.display());
+            Err(())
+        }
+    };
+    let Ok(unit) = read(&located.path) else { return 1 };
+    let Ok(dropins) = located.dropins.iter().map(|p| read(p)).collect::<Result<Vec<_>, _>>() else { return 1 };
+    let decl = match capexec_analyze::import::convert(&unit, &dropins, located.instance.as_deref()) {
         Ok(d) => d,
         Err(e) => {
             eprintln!("capexec import: {e}");
