@@ -560,23 +560,26 @@ fn permissions_start_only_makes_the_commands_privileged() {
 
 /// A unit named without a path is found where systemd finds it, with its
 /// drop-ins as `systemctl cat` shows them (an administrator's `systemctl
-/// edit` override in /etc hides the same-named one in /run); a copy of the
-/// file elsewhere is read alone; an instance comes from its template.
+/// edit` override in /etc hides the same-named one of the package's); a
+/// copy of the file elsewhere is read alone; an instance comes from its
+/// template. (Not in /run/systemd/system: made where there was none, it
+/// tells sd_booted() that systemd runs, and knotd logs to a journal that
+/// is not there.)
 #[test]
 fn a_unit_by_name_comes_with_its_drop_ins() {
     assert!(nix::unistd::geteuid().is_root(), "run as root (CI does): the test writes a unit in /etc/systemd/system");
     let name = format!("capexec-it-dropin-{}.service", std::process::id());
-    let (etc, run) = (Path::new("/etc/systemd/system"), Path::new("/run/systemd/system"));
+    let (etc, lib) = (Path::new("/etc/systemd/system"), Path::new("/lib/systemd/system"));
     let d = dir("byname");
-    let cleanup = [etc.join(&name), etc.join(format!("{name}.d")), run.join(format!("{name}.d"))];
+    let cleanup = [etc.join(&name), etc.join(format!("{name}.d")), lib.join(format!("{name}.d"))];
     let put = |p: PathBuf, text: &str| {
         std::fs::create_dir_all(p.parent().unwrap()).unwrap();
         std::fs::write(p, text).unwrap();
     };
     put(etc.join(&name), "[Service]\nExecStart=/usr/bin/sleep 100\nUser=daemon\n");
-    put(run.join(format!("{name}.d/10-listen.conf")), "[Service]\nExecStart=\nExecStart=/usr/bin/sleep 1\n");
+    put(lib.join(format!("{name}.d/10-listen.conf")), "[Service]\nExecStart=\nExecStart=/usr/bin/sleep 1\n");
     put(etc.join(format!("{name}.d/10-listen.conf")), "[Service]\nExecStart=\nExecStart=/usr/bin/sleep 2\n");
-    put(run.join(format!("{name}.d/20-env.conf")), "[Service]\nEnvironment=X=1\n");
+    put(lib.join(format!("{name}.d/20-env.conf")), "[Service]\nEnvironment=X=1\n");
     std::fs::copy(etc.join(&name), d.join(&name)).unwrap();
     let by_name = capexec().arg("import").arg(&name).output().unwrap();
     let copy = capexec().arg("import").arg(d.join(&name)).output().unwrap();
@@ -592,7 +595,7 @@ fn a_unit_by_name_comes_with_its_drop_ins() {
         format!(
             "# Imported from {0}/{name} and its drop-ins {0}/{name}.d/10-listen.conf, {1}/{name}.d/20-env.conf by `capexec import`.",
             etc.display(),
-            run.display()
+            lib.display()
         )
     );
     assert!(decl.contains("argv = [\"/usr/bin/sleep\", \"2\"]") && decl.contains("\"X\" = \"1\""), "{decl}");
