@@ -191,6 +191,53 @@ both!(network_none, |who: As| {
     run_probe(who, &[], &["net-none", &port, &path, &name]);
 });
 
+// 25, a host path socket in the view: a declaration that shows all of /run
+// (tor's imported unit writes it) would show the host's control sockets, and
+// Landlock has no rule for connecting to one. Such sockets (here where
+// docker's and cri-o's would be; systemd's private socket, the system bus,
+// the users' runtime directories alike) are masked unless named; one named
+// is reached. As root and as a user, through /run and /var/run, read-only
+// and writable.
+#[test]
+fn host_control_sockets_stay_out_of_a_view_of_run() {
+    require_root();
+    let crio = std::path::Path::new("/run/crio");
+    assert!(!crio.exists() && !std::path::Path::new("/run/docker.sock").exists(), "this test plays docker and cri-o: neither may run here");
+    std::fs::create_dir(crio).unwrap();
+    let listeners: Vec<_> = ["/run/docker.sock", "/run/crio/crio.sock"]
+        .iter()
+        .map(|p| {
+            let l = std::os::unix::net::UnixListener::bind(p).unwrap();
+            std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o666)).unwrap();
+            l
+        })
+        .collect();
+    const CONNECT: &str = "import socket, sys\nfor p in sys.argv[1:]:\n    s = socket.socket(socket.AF_UNIX)\n    try:\n        s.connect(p); print('ESCAPED: connected to', p)\n    except OSError as e:\n        print('BLOCKED', p, e.errno)\n";
+    let mut outs = Vec::new();
+    for who in [As::Root, As::User] {
+        for (flag, dir) in [("--ro", "/run"), ("--rw", "/run"), ("--ro", "/var/run")] {
+            let mut c = command(who);
+            c.args(["run", flag, dir, "--", "/usr/bin/python3", "-c", CONNECT, "/run/docker.sock", "/var/run/crio/crio.sock"]);
+            outs.push((format!("{who:?} {flag} {dir}"), output(c, T)));
+        }
+        // Named, it is the declaration's to give.
+        let mut c = command(who);
+        c.args(["run", "--ro", "/run", "--ro", "/run/docker.sock", "--", "/usr/bin/python3", "-c", CONNECT, "/run/docker.sock"]);
+        outs.push((format!("{who:?} named"), output(c, T)));
+    }
+    drop(listeners);
+    let _ = std::fs::remove_file("/run/docker.sock");
+    let _ = std::fs::remove_dir_all(crio);
+    for (how, o) in &outs {
+        let out = String::from_utf8_lossy(&o.stdout);
+        if how.ends_with("named") {
+            assert!(out.contains("ESCAPED: connected to /run/docker.sock"), "{how}: the named socket was not reached:\n{}", text(o));
+        } else {
+            assert!(out.matches("BLOCKED").count() == 2 && !out.contains("ESCAPED"), "{how}:\n{}", text(o));
+        }
+    }
+}
+
 // 25 with net = host: abstract sockets still scoped, TCP only on declared ports.
 both!(network_host, |who: As| {
     let (tcp, _u, _a, _path, name) = host_listeners(&format!("host-{who:?}"));

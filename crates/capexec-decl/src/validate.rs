@@ -42,6 +42,29 @@ pub const COMPAT_LINKS: &[&str] = &["/var/run", "/var/lock"];
 /// no business reading them, and `capexec analyze` counts it).
 pub const SYSTEM_INACCESSIBLE: &[&str] = &["-/etc/shadow", "-/etc/gshadow", "-/etc/shadow-", "-/etc/gshadow-", "-/usr/lib/modules", "-/lib/modules"];
 
+/// The host's control sockets that make their caller root in effect, as
+/// (home, hidden): systemd's private socket (systemctl without polkit, for
+/// uid 0), the system bus (systemd's and logind's methods for uid 0), the
+/// container and VM engines, snapd, udev's control, and the users'
+/// runtime directories (their bus, their managers: root's runs anything as
+/// root). A declaration that shows one through a directory above it (all of
+/// /run) does not show it: `hidden` is masked unless the declaration names
+/// `home` or a path in it. Landlock (ABI 7) has no rule for connecting to a
+/// path socket, so the view is what keeps them out of reach.
+pub const HOST_CONTROLS: &[(&str, &str)] = &[
+    ("/run/systemd/private", "/run/systemd/private"),
+    ("/run/dbus", "/run/dbus/system_bus_socket"),
+    ("/run/docker.sock", "/run/docker.sock"),
+    ("/run/docker", "/run/docker"),
+    ("/run/containerd", "/run/containerd"),
+    ("/run/podman", "/run/podman"),
+    ("/run/crio", "/run/crio"),
+    ("/run/libvirt", "/run/libvirt"),
+    ("/run/snapd.socket", "/run/snapd.socket"),
+    ("/run/udev/control", "/run/udev/control"),
+    ("/run/user", "/run/user"),
+];
+
 /// systemd's range for DynamicUser=, so that ids never clash with regular users.
 pub const DYNAMIC_UID_MIN: u32 = 61184;
 /// `[broker.net]` bind and connect grants together: what capexec-sandbox's
@@ -374,6 +397,15 @@ pub fn validate(name: &str, raw: &RawUnit, sources: Vec<PathBuf>, ctx: &Context)
                     mounts.insert(p, (kind, optional, Some(key.clone())));
                 }
             }
+        }
+    }
+    for (home, hidden) in HOST_CONTROLS {
+        let (home, hidden) = (Path::new(home), Path::new(hidden));
+        let declared = |p: &Path, key: &Option<String>| key.is_some() && p != hidden;
+        let shown = mounts.iter().any(|(p, (k, _, key))| declared(p, key) && *k != MountKind::Inaccessible && hidden.starts_with(p));
+        let named = mounts.iter().any(|(p, (_, _, key))| key.is_some() && p.starts_with(home));
+        if shown && !named {
+            mounts.insert(hidden.to_path_buf(), (MountKind::Inaccessible, true, None));
         }
     }
     // A declared mount is what the service sees there, all of it: no part

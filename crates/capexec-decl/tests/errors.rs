@@ -818,6 +818,26 @@ fn a_writable_mount_over_capexecs_own_directories_is_warned_about() {
     }
 }
 
+/// The host's control sockets (systemd's private socket, the system bus,
+/// container engines, the users' runtime directories) are masked where a
+/// declared directory above them shows them, and shown where the
+/// declaration names them or their home.
+#[test]
+fn host_control_sockets_are_hidden_unless_named() {
+    use capexec_decl::spec::MountKind;
+    let kind = |s: &ServiceSpec, p: &str| s.filesystem.covering(Path::new(p)).map(|m| (m.path.display().to_string(), m.kind));
+    let s = ok(&format!("{ARGV}[filesystem]\nread_write = [\"/run\"]\n"));
+    for (_, hidden) in capexec_decl::validate::HOST_CONTROLS {
+        assert_eq!(kind(&s, hidden), Some((hidden.to_string(), MountKind::Inaccessible)), "{hidden}");
+    }
+    assert_eq!(kind(&s, "/run/user/0/bus"), Some(("/run/user".into(), MountKind::Inaccessible)));
+    assert_eq!(kind(&s, "/run/haproxy/admin.sock"), Some(("/run".into(), MountKind::ReadWrite)));
+    let s = ok(&format!("{ARGV}[filesystem]\nread_only = [\"/run/dbus\", \"/run/docker.sock\"]\n"));
+    assert_eq!(kind(&s, "/run/dbus/system_bus_socket"), Some(("/run/dbus".into(), MountKind::ReadOnly)));
+    assert_eq!(kind(&s, "/run/docker.sock"), Some(("/run/docker.sock".into(), MountKind::ReadOnly)));
+    assert_eq!(kind(&s, "/run/systemd/private"), None, "nothing shows it, nothing masks it");
+}
+
 /// filesystem.own_files: other files capexec makes as it makes a pid file
 /// (rpcbind's lock file directly in /run), each alone writable; one whose
 /// directory the service writes already needs nothing made; a path that is
