@@ -45,12 +45,13 @@ pub const SYSTEM_INACCESSIBLE: &[&str] = &["-/etc/shadow", "-/etc/gshadow", "-/e
 /// The host's control sockets that make their caller root in effect, as
 /// (home, hidden): systemd's private socket (systemctl without polkit, for
 /// uid 0), the system bus (systemd's and logind's methods for uid 0), the
-/// container and VM engines, snapd, udev's control, and the users'
-/// runtime directories (their bus, their managers: root's runs anything as
-/// root). A declaration that shows one through a directory above it (all of
-/// /run) does not show it: `hidden` is masked unless the declaration names
-/// `home` or a path in it. Landlock (ABI 7) has no rule for connecting to a
-/// path socket, so the view is what keeps them out of reach.
+/// container and VM engines (LXD's and Incus's in /var/lib), snapd, udev's
+/// control, and the users' runtime directories (their bus, their managers:
+/// root's runs anything as root). A declaration that shows one through a
+/// directory above it (all of /run) does not show it: `hidden` is masked
+/// unless the declaration names `home` or a path in it. Landlock (ABI 7)
+/// has no rule for connecting to a path socket, so the view is what keeps
+/// them out of reach.
 pub const HOST_CONTROLS: &[(&str, &str)] = &[
     ("/run/systemd/private", "/run/systemd/private"),
     ("/run/dbus", "/run/dbus/system_bus_socket"),
@@ -63,6 +64,8 @@ pub const HOST_CONTROLS: &[(&str, &str)] = &[
     ("/run/snapd.socket", "/run/snapd.socket"),
     ("/run/udev/control", "/run/udev/control"),
     ("/run/user", "/run/user"),
+    ("/var/lib/lxd/unix.socket", "/var/lib/lxd/unix.socket"),
+    ("/var/lib/incus/unix.socket", "/var/lib/incus/unix.socket"),
 ];
 
 /// systemd's range for DynamicUser=, so that ids never clash with regular users.

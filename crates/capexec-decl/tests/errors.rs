@@ -826,7 +826,7 @@ fn a_writable_mount_over_capexecs_own_directories_is_warned_about() {
 fn host_control_sockets_are_hidden_unless_named() {
     use capexec_decl::spec::MountKind;
     let kind = |s: &ServiceSpec, p: &str| s.filesystem.covering(Path::new(p)).map(|m| (m.path.display().to_string(), m.kind));
-    let s = ok(&format!("{ARGV}[filesystem]\nread_write = [\"/run\"]\n"));
+    let s = ok(&format!("{ARGV}[filesystem]\nread_write = [\"/run\"]\nread_only = [\"/var/lib\"]\n"));
     for (_, hidden) in capexec_decl::validate::HOST_CONTROLS {
         assert_eq!(kind(&s, hidden), Some((hidden.to_string(), MountKind::Inaccessible)), "{hidden}");
     }
