@@ -543,6 +543,51 @@ fn managed_directories_take_their_declared_mode() {
     assert_eq!(String::from_utf8_lossy(&o.stdout), "700\n750\n2750\n777\n", "{}", text(&o));
 }
 
+// filesystem.devices: OpenVPN's /dev/net/tun is in the service's /dev, and
+// with CAP_NET_ADMIN it makes its interface in the service's own network
+// (not the host's); no other device is there (FUSE, which the host has),
+// and none can be made. Without the key, the TUN device is not there.
+#[test]
+fn declared_devices_are_there_and_no_other() {
+    require_root();
+    const PROGRAM: &str = r#"
+import fcntl, os, socket, struct
+fd = os.open('/dev/net/tun', os.O_RDWR)
+fcntl.ioctl(fd, 0x400454ca, struct.pack('16sH', b'cxtun0', 0x0001 | 0x1000))
+print('interfaces', sorted(n for _, n in socket.if_nameindex()))
+print('dev/net', os.listdir('/dev/net'))
+for p in ['/dev/fuse', '/dev/kvm']:
+    try:
+        os.open(p, os.O_RDWR); print('OPENED', p)
+    except OSError as e:
+        print('absent', p, e.errno)
+try:
+    os.mknod('/dev/shm/tun2', 0o600 | 0o020000, os.makedev(10, 200)); print('MADE a device node')
+except OSError as e:
+    print('mknod refused', e.errno)
+"#;
+    let body = |devices: &str| {
+        format!(
+            "[exec]\nargv = [\"/usr/bin/python3\", \"-c\", {PROGRAM:?}]\nuser = \"root\"\n[filesystem]\n{devices}[capabilities]\nkeep = [\"CAP_NET_ADMIN\"]\n"
+        )
+    };
+    let unit = test_unit("devices", &body("devices = [\"/dev/net/tun\"]\n"));
+    let mut c = command(As::Root);
+    c.arg("exec").arg(&unit);
+    let o = output(c, T);
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(out.contains("interfaces ['cxtun0', 'lo']") && out.contains("dev/net ['tun']"), "{}", text(&o));
+    assert!(out.contains("absent /dev/fuse 2") && out.contains("absent /dev/kvm 2") && out.contains("mknod refused 1"), "{}", text(&o));
+    let host = std::process::Command::new("ip").args(["link", "show", "cxtun0"]).output().unwrap();
+    assert!(!host.status.success(), "the interface was made on the host");
+    let unit = test_unit("no-devices", &body(""));
+    let mut c = command(As::Root);
+    c.arg("exec").arg(&unit);
+    let o = output(c, T);
+    assert!(!o.status.success() && text(&o).contains("No such file or directory: '/dev/net/tun'"), "{}", text(&o));
+}
+
 // ESCAPE: a directory capexec made for the service is the service's; a
 // symlink it leaves there must not lead the next start (as root) to create a
 // directory elsewhere and hand it over. Here app/db is made a link to a

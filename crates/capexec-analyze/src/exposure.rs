@@ -437,6 +437,10 @@ fn answer(spec: &ServiceSpec, launch: &Launch, ch: &Check) -> Answer {
             let dev_mounts = spec.filesystem.mounts.iter().any(|m| m.path.starts_with("/dev") && m.kind != MountKind::Inaccessible);
             match dev_mounts {
                 true => (Some(5), "Device nodes beyond the minimal set are in the view".into(), None),
+                false if !spec.filesystem.devices.is_empty() => {
+                    let nodes: Vec<String> = spec.filesystem.devices.iter().map(|d| d.path.display().to_string()).collect();
+                    (Some(2), format!("Beyond the minimal set, only {}", nodes.join(", ")), Some("filesystem.devices, from capexec's short list"))
+                }
                 false => (
                     Some(0),
                     "Only null, zero, full, random, urandom and tty exist in the view".into(),

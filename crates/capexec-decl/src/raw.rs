@@ -269,6 +269,7 @@ pub struct RawFilesystem {
     pub private_tmp: Option<bool>,
     pub dev: Option<String>,
     pub syslog_sockets: Option<Vec<String>>,
+    pub devices: Option<Vec<String>>,
     pub proc: Option<String>,
 }
 

@@ -605,6 +605,7 @@ pub fn validate(name: &str, raw: &RawUnit, sources: Vec<PathBuf>, ctx: &Context)
     // --- preopen ---
     let preopen = preopens(&mut v, raw);
     let syslog_sockets = syslog_sockets(&mut v, &fs, dev, &mounts, &preopen);
+    let devices = declared_devices(&mut v, &fs, dev);
 
     // --- landlock ---
     let ll = raw.landlock.clone().unwrap_or_default();
@@ -817,7 +818,7 @@ pub fn validate(name: &str, raw: &RawUnit, sources: Vec<PathBuf>, ctx: &Context)
         copy_up,
         root: None,
         filesystems: Vec::new(),
-        devices: Vec::new(),
+        devices,
     };
     // Landlock's rights go down the tree: a visible path inside a readable
     // mount is as readable as the mount.
@@ -1055,6 +1056,66 @@ pub fn dynamic_uid(unit: &str) -> u32 {
         }
     }
     DYNAMIC_UID_MIN + h % span
+}
+
+/// The character devices a declaration may add to the minimal /dev
+/// (systemd's `DeviceAllow=`): each gives what its driver gives its opener,
+/// and none reaches memory, disks, the host's terminals, input or the
+/// hardware watchdog. A TUN device (a VPN's: OpenVPN, its interface in the
+/// service's own network unless it shares the host's and keeps
+/// CAP_NET_ADMIN), FUSE, PPP, KVM and vhost's.
+pub const DEVICES: &[&str] = &["/dev/net/tun", "/dev/fuse", "/dev/ppp", "/dev/kvm", "/dev/vhost-net", "/dev/vhost-vsock"];
+
+/// The host's character device at `path` as a node of the view (its
+/// numbers, mode and owner); None for another kind of file.
+pub fn host_device(path: &Path) -> std::io::Result<Option<DeviceNode>> {
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
+    let m = std::fs::metadata(path)?;
+    Ok(m.file_type().is_char_device().then(|| DeviceNode {
+        path: path.to_path_buf(),
+        kind: DeviceKind::Char,
+        major: libc::major(m.rdev()),
+        minor: libc::minor(m.rdev()),
+        mode: m.mode() & 0o7777,
+        uid: m.uid(),
+        gid: m.gid(),
+        usable: true,
+    }))
+}
+
+/// `filesystem.devices`: nodes of `DEVICES`, as the host has them (its
+/// numbers, mode and owner), in a minimal /dev; `-` skips one the host
+/// lacks (a module not loaded).
+fn declared_devices(v: &mut V, fs: &crate::raw::RawFilesystem, dev: DevMode) -> Vec<DeviceNode> {
+    let mut out: Vec<DeviceNode> = Vec::new();
+    for (i, raw_p) in fs.devices.iter().flatten().enumerate() {
+        let key = format!("filesystem.devices[{i}]");
+        let (optional, raw_p) = raw_p.strip_prefix('-').map_or((false, raw_p.as_str()), |s| (true, s));
+        let Some(p) = v.path(&key, raw_p) else { continue };
+        if !DEVICES.iter().any(|d| p == Path::new(d)) {
+            v.err_help(&key, format!("{} is not a device capexec gives a service", p.display()), format!("these are: {}", DEVICES.join(", ")));
+            continue;
+        }
+        if dev != DevMode::Minimal {
+            v.err_help(&key, "a device goes into the minimal /dev", "remove filesystem.dev = \"none\"");
+            continue;
+        }
+        if out.iter().any(|d| d.path == p) {
+            v.err_help(&key, format!("{} is listed twice", p.display()), "list each device once");
+            continue;
+        }
+        match host_device(&p) {
+            Ok(Some(node)) => out.push(node),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && optional => {}
+            Ok(None) => v.err(&key, format!("{} is not a character device on this host", p.display())),
+            Err(e) => v.err_help(
+                &key,
+                format!("{}: {e}", p.display()),
+                "load its module (modprobe tun), or prefix the path with `-` to go without it where the host lacks it",
+            ),
+        }
+    }
+    out
 }
 
 /// `filesystem.syslog_sockets`: each a `dev/log` below a chroot, whose `dev`

@@ -818,6 +818,32 @@ fn a_writable_mount_over_capexecs_own_directories_is_warned_about() {
     }
 }
 
+/// filesystem.devices: a node of capexec's short list, as the host has it,
+/// in the minimal /dev; another device, one twice, one with no /dev, or
+/// one the host lacks (without `-`) is an error.
+#[test]
+fn devices_come_from_the_short_list_as_the_host_has_them() {
+    use std::os::unix::fs::MetadataExt;
+    let s = ok(&format!("{ARGV}[filesystem]\ndevices = [\"/dev/net/tun\", \"-/dev/vhost-vsock\"]\n"));
+    let host = std::fs::metadata("/dev/net/tun").unwrap();
+    let tun = &s.filesystem.devices[0];
+    assert_eq!(
+        (tun.path.as_path(), tun.major, tun.minor, tun.mode),
+        (Path::new("/dev/net/tun"), libc::major(host.rdev()), libc::minor(host.rdev()), host.mode() & 0o7777)
+    );
+    for (bad, says) in [
+        ("[\"/dev/sda\"]", "not a device capexec gives"),
+        ("[\"/dev/mem\"]", "not a device capexec gives"),
+        ("[\"/dev/net/tun\", \"/dev/net/tun\"]", "listed twice"),
+        ("[\"/dev/../dev/mem\"]", ""),
+    ] {
+        let e = one(&format!("{ARGV}[filesystem]\ndevices = {bad}\n"));
+        assert!(e.key.as_deref().is_some_and(|k| k.starts_with("filesystem.devices")) && e.message.contains(says), "{bad}: {e:?}");
+    }
+    let e = one(&format!("{ARGV}[filesystem]\ndev = \"none\"\ndevices = [\"/dev/net/tun\"]\n"));
+    assert!(e.message.contains("minimal /dev"), "{e:?}");
+}
+
 /// The host's control sockets (systemd's private socket, the system bus,
 /// container engines, the users' runtime directories) are masked where a
 /// declared directory above them shows them, and shown where the

@@ -91,6 +91,7 @@ pub fn fs_refusal(fs: &FsSpec, path: &str, acc: Access, created: bool, existed: 
         let name = path.strip_prefix("/dev/").unwrap_or("");
         let given = path == "/dev"
             || capexec_sandbox::plan::DEV_NODES.contains(&name)
+            || fs.devices.iter().any(|d| d.path == std::path::Path::new(path))
             || ["shm", "fd", "stdin", "stdout", "stderr", "pts", "log"].iter().any(|d| under(name, d));
         return match (fs.dev, given) {
             (DevMode::Minimal, true) => None,
@@ -136,8 +137,14 @@ pub fn fs_refusal(fs: &FsSpec, path: &str, acc: Access, created: bool, existed: 
 /// file listed on its own is a mount, which can be neither), and a path
 /// must exist to be listed. The masks, /dev and /proc have keys of their own.
 fn path_fix(path: &str, acc: &BTreeSet<Access>, existed: bool, exists: &impl Fn(&str) -> bool, made: &impl Fn(&str) -> bool) -> String {
+    if capexec_decl::validate::DEVICES.contains(&path) {
+        return format!("add \"{path}\" to [filesystem] devices");
+    }
     if under(path, "/dev") {
-        return "the minimal /dev has only null, zero, full, random, urandom, tty, shm, fd and log (capexec's syslog socket): a device needs a preopened fd ([[preopen.file]])".into();
+        return format!(
+            "the minimal /dev has only null, zero, full, random, urandom, tty, shm, fd and log (capexec's syslog socket), and of the rest [filesystem] devices gives {}: another device needs a preopened fd ([[preopen.file]])",
+            capexec_decl::validate::DEVICES.join(", ")
+        );
     }
     if crate::host_proc(path) {
         return "set [filesystem] proc = \"full\"".into();

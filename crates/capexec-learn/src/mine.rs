@@ -460,6 +460,11 @@ pub fn capabilities(obs: &Observations) -> BTreeMap<String, Vec<String>> {
     if obs.sockets.iter().any(|s| s.ends_with("/raw") && !s.starts_with("netlink") && !s.starts_with("unix")) {
         out.entry("CAP_NET_RAW".into()).or_default().push("raw socket".into());
     }
+    // A VPN's interface: TUNSETIFF on /dev/net/tun makes it, and setting its
+    // address and routes (netlink) needs the same (OpenVPN).
+    if obs.paths.contains_key("/dev/net/tun") && obs.syscalls.contains_key("ioctl") {
+        out.entry("CAP_NET_ADMIN".into()).or_default().push("a TUN interface made on /dev/net/tun (ioctl TUNSETIFF), its address set".into());
+    }
     out
 }
 
@@ -658,6 +663,11 @@ pub fn declaration(obs: &Observations, origin: &Origin, exists: impl Fn(&str) ->
     if !host_proc.is_empty() {
         let _ = writeln!(o, "# Read during the run, and not in a pid-only /proc (the default): {}", examples(&host_proc));
         o.push_str("proc = \"full\"\n");
+    }
+    // OpenVPN's /dev/net/tun: a device of capexec's short list the run opened.
+    let devices: Vec<&str> = capexec_decl::validate::DEVICES.iter().copied().filter(|d| obs.paths.get(*d).is_some_and(|a| !a.is_empty())).collect();
+    if !devices.is_empty() {
+        let _ = writeln!(o, "devices = [{}] # opened during the run", devices.iter().map(|d| quote(d)).collect::<Vec<_>>().join(", "));
     }
     let mount_points = crate::learning_mount_points(obs);
     if !mount_points.is_empty() {
@@ -1177,6 +1187,25 @@ mod tests {
         let text = declaration(&o, &origin(&argv, true), |_| true);
         let v: toml::Value = toml::from_str(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
         assert_eq!(v["filesystem"]["read_write_exec"][0].as_str(), Some("/srv/build/out"), "{text}");
+    }
+
+    /// OpenVPN opens /dev/net/tun and makes its interface with TUNSETIFF:
+    /// the mined file gives the device and keeps CAP_NET_ADMIN for it (the
+    /// interface is in the service's own network, which it configures).
+    #[test]
+    fn a_tun_device_is_given_with_the_capability_to_make_its_interface() {
+        let o = obs(&[("/dev/net/tun", &[Access::Read, Access::Write]), ("/dev/null", &[Access::Read])], &["ioctl", "setsockopt"]);
+        let argv = ["/usr/sbin/openvpn".to_owned()];
+        let mut at = origin(&argv, true);
+        at.had_capabilities = true;
+        let text = declaration(&o, &at, |_| true);
+        let v: toml::Value = toml::from_str(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
+        assert_eq!(v["filesystem"]["devices"].as_array().unwrap(), &[toml::Value::from("/dev/net/tun")], "{text}");
+        assert_eq!(v["capabilities"]["keep"].as_array().unwrap(), &[toml::Value::from("CAP_NET_ADMIN")], "{text}");
+        assert!(text.contains("# CAP_NET_ADMIN: a TUN interface made on /dev/net/tun"), "{text}");
+        // Nothing of the sort for a run that did not open it.
+        let text = declaration(&obs(&[("/dev/null", &[Access::Read])], &["ioctl"]), &at, |_| true);
+        assert!(!text.contains("devices") && !text.contains("CAP_NET_ADMIN"), "{text}");
     }
 
     /// A root run with the unit's capabilities.bound keeps only what the

@@ -1444,6 +1444,14 @@ impl SetupPlan {
                 m => m.clone(),
             })
             .collect();
+        // Every device a declaration may add that the host has, so that a
+        // run that opens one (OpenVPN's /dev/net/tun) is recorded doing it,
+        // and the miner proposes `filesystem.devices`.
+        if mounts.contains(&MountStep::Dev) {
+            let user_ns = self.user_ns;
+            let nodes = capexec_decl::validate::DEVICES.iter().filter_map(|d| capexec_decl::validate::host_device(Path::new(d)).ok().flatten());
+            mounts.extend(nodes.map(|node| MountStep::Device { node, from_host: user_ns }));
+        }
         // The declared tmpfs directories stay the service's own (a pid file
         // directory that does not exist on the host, say), mounted on top; not
         // the private /tmp, whose host files the recorder must see being read.

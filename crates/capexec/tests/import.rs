@@ -610,6 +610,27 @@ fn a_unit_by_name_comes_with_its_drop_ins() {
     assert!(!missing.status.success() && String::from_utf8_lossy(&missing.stderr).contains("give its path"));
 }
 
+/// DeviceAllow= (OpenVPN's unit: /dev/null and /dev/net/tun): a node of
+/// the minimal /dev is there anyway, a TUN device is filesystem.devices,
+/// and a disk or a class of devices is left out, said so.
+#[test]
+fn device_allow_becomes_the_devices_capexec_gives() {
+    let decl = import_text(
+        "devices",
+        "[Service]\nExecStart=/usr/bin/sleep 100\nDeviceAllow=/dev/null rw\nDeviceAllow=/dev/net/tun rw\nDeviceAllow=/dev/sda r\nDeviceAllow=char-usb_device rwm\n",
+    );
+    for want in [
+        "devices = [\"/dev/net/tun\"]",
+        "#   DeviceAllow=/dev/null rw: in capexec's minimal /dev for every service",
+        "#   DeviceAllow=/dev/net/tun rw: filesystem.devices",
+        "#   DeviceAllow=/dev/sda r: capexec gives a service only these devices",
+        "#   DeviceAllow=char-usb_device rwm: capexec gives a service only these devices",
+    ] {
+        assert!(decl.contains(want), "import lacks {want:?}:\n{decl}");
+    }
+    check(&decl, "devices");
+}
+
 /// Every unit of the packages issue 19 names, and of those tests/debian.rs
 /// runs besides, imports into a declaration that passes `check` (templates
 /// with an instance): what `capexec import` makes of a real distribution's

@@ -535,6 +535,31 @@ impl Out {
     }
 }
 
+/// The nodes of capexec's minimal /dev, which every service has.
+const MINIMAL_DEV: &[&str] = &["/dev/null", "/dev/zero", "/dev/full", "/dev/random", "/dev/urandom", "/dev/tty"];
+
+/// DeviceAllow=`PATH [rwm]`: a node of the minimal /dev is there anyway, one
+/// of capexec's short list is `filesystem.devices` (OpenVPN's
+/// /dev/net/tun); the rest (a class such as `char-*`, a disk) is left out,
+/// said so.
+fn device_allow(e: &Entry, out: &mut Out) {
+    let node = e.value.split_whitespace().next().unwrap_or_default();
+    let what = if MINIMAL_DEV.contains(&node) {
+        "in capexec's minimal /dev for every service".to_owned()
+    } else if capexec_decl::validate::DEVICES.contains(&node) {
+        let list = out.fs.entry("devices").or_default();
+        if !list.iter().any(|d| d == node) {
+            list.push(node.to_owned());
+        }
+        format!("filesystem.devices: {node} in the service's /dev")
+    } else {
+        let why = format!("capexec gives a service only these devices beyond the minimal /dev: {}", capexec_decl::validate::DEVICES.join(", "));
+        out.skip(e, why);
+        return;
+    };
+    out.covered.push((format!("{}={}", e.key, e.value), what));
+}
+
 /// Where syslog(3) sends, as systemd units name it in a bind.
 const SYSLOG_SOURCES: &[&str] = &["/dev/log", "/run/systemd/journal/dev-log"];
 
@@ -1071,6 +1096,7 @@ pub fn convert(unit: &UnitText, dropins: &[UnitText], instance: Option<&str>) ->
                     None => out.skip(e, "not a mode of permission bits and setgid (capexec sets no setuid or sticky bit on a service's directory)"),
                 }
             }
+            "DeviceAllow" => device_allow(e, &mut out),
             "PrivateNetwork" => out.net_none = yes(v),
             "PermissionsStartOnly" => out.permissions_start_only = yes(v).then(|| format!("{}={v}", e.key)),
             "MemoryDenyWriteExecute" => out.mdwe = yes(v),

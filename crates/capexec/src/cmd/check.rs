@@ -101,7 +101,8 @@ fn summary(s: &capexec_decl::ServiceSpec) -> String {
         let _ = writeln!(o, "  rw + exec  {}", list(MountKind::ReadWriteExec));
     }
     let _ = writeln!(o, "  hidden     {}", list(MountKind::Inaccessible));
-    let _ = writeln!(o, "  proc, dev  {}, {}", name(&s.filesystem.proc), name(&s.filesystem.dev));
+    let devices: String = s.filesystem.devices.iter().map(|d| format!(" + {}", d.path.display())).collect();
+    let _ = writeln!(o, "  proc, dev  {}, {}{devices}", name(&s.filesystem.proc), name(&s.filesystem.dev));
     let ns = &s.namespaces;
     let net = match ns.net {
         NetMode::None => "none (own namespace, loopback only)",
