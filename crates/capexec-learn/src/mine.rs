@@ -333,6 +333,13 @@ pub fn allowlist(obs: &Observations) -> Vec<(String, String)> {
     if ["wait4", "waitid"].iter().any(|w| seen.contains(w)) && !seen.contains("kill") && !default.contains("kill") {
         variants.insert("kill", "the run reaped children it started (wait4), which a process may also signal".into());
     }
+    // A process that changes its ids or capabilities may look at what it
+    // has left (capget only reads them): smbd does, under the daemon, where
+    // its learning run (with every capability) never needed to.
+    let changes_ids = ["setuid", "setresuid", "setreuid", "setgid", "setresgid", "setgroups", "capset"].iter().find(|c| seen.contains(*c));
+    if let Some(changed) = changes_ids.filter(|_| !seen.contains("capget") && !default.contains("capget")) {
+        variants.insert("capget", format!("the run changed its ids ({changed}), after which a process may read what capabilities it kept"));
+    }
     for s in left {
         let n = obs.syscalls[s];
         out.push((s.to_owned(), format!("{n} call{}", if n == 1 { "" } else { "s" })));
@@ -1187,6 +1194,15 @@ mod tests {
         let text = declaration(&o, &origin(&argv, true), |_| true);
         let v: toml::Value = toml::from_str(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
         assert_eq!(v["filesystem"]["read_write_exec"][0].as_str(), Some("/srv/build/out"), "{text}");
+    }
+
+    /// smbd read its capabilities (capget) under the daemon, never while
+    /// learning: a run that changed its ids is given capget, which only reads.
+    #[test]
+    fn a_run_that_changed_its_ids_may_read_its_capabilities() {
+        let allowed = |calls: &[&str]| allowlist(&obs(&[], calls)).into_iter().map(|(s, _)| s).collect::<Vec<_>>();
+        assert!(allowed(&["setresuid", "read"]).contains(&"capget".to_owned()));
+        assert!(!allowed(&["read", "write"]).contains(&"capget".to_owned()));
     }
 
     /// OpenVPN opens /dev/net/tun and makes its interface with TUNSETIFF:

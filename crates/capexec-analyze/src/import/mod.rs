@@ -53,7 +53,6 @@ const ALWAYS: &[(&str, &str)] = &[
 
 /// Directives capexec does not carry over, with why.
 const NOT_MAPPED: &[(&str, &str)] = &[
-    ("ExecCondition", "capexec runs one program"),
     ("KillMode", "capexec always stops the whole service (its pid namespace)"),
     ("UMask", "capexec keeps the umask it was started with"),
     ("RestrictAddressFamilies", "capexec always limits socket() to AF_UNIX, AF_INET, AF_INET6 and AF_NETLINK; narrower lists are not expressible"),
@@ -407,6 +406,8 @@ struct Out {
     pid_file: Option<String>,
     /// ExecStart=!: started as root whatever User= says.
     started_as_root: bool,
+    /// ExecCondition= lines: start_pre commands before the unit's own.
+    conditions: Vec<ImportedCommand>,
     /// PermissionsStartOnly=yes (its assignment): every command privileged.
     permissions_start_only: Option<String>,
     /// A root unit's directories chowned to this user by its ExecStartPre=
@@ -978,7 +979,8 @@ pub fn convert(unit: &UnitText, dropins: &[UnitText], instance: Option<&str>) ->
                 out.stop_by = Some((sig, format!("{}={v}", e.key), how));
             }
             "ExecStartPre" | "ExecStartPost" | "ExecReload" if v.is_empty() => drop(out.commands.remove(command_list(&e.key))),
-            "ExecStartPre" | "ExecStartPost" | "ExecReload" | "ExecStop" => {
+            "ExecCondition" if v.is_empty() => out.conditions.clear(),
+            "ExecStartPre" | "ExecStartPost" | "ExecReload" | "ExecStop" | "ExecCondition" => {
                 let prefixes: String = v.chars().take_while(|c| "-@+!:".contains(*c)).collect();
                 if prefixes.contains('@') {
                     out.skip(e, "the `@` prefix (a separate argv[0]) has no counterpart");
@@ -992,7 +994,13 @@ pub fn convert(unit: &UnitText, dropins: &[UnitText], instance: Option<&str>) ->
                     let argv = exec_start(&Entry { value: v[prefixes.len()..].to_owned(), ..e.clone() }, &vars, &mut out);
                     if !argv.is_empty() {
                         let entry = (mainpid_shell(argv), prefixes.contains('-'), prefixes.contains('+') || prefixes.contains('!'));
-                        out.commands.entry(command_list(&e.key)).or_default().push(entry);
+                        if e.key == "ExecCondition" {
+                            out.conditions.push(entry);
+                            let what = "a start_pre command, run before the others: an exit other than 0 fails the start, where systemd skips it quietly (1 to 254)";
+                            out.covered.push((format!("{}={v}", e.key), what.into()));
+                        } else {
+                            out.commands.entry(command_list(&e.key)).or_default().push(entry);
+                        }
                     }
                 }
             }
@@ -1280,6 +1288,11 @@ pub fn convert(unit: &UnitText, dropins: &[UnitText], instance: Option<&str>) ->
         out.service.retain(|(k, _)| *k != "stop_signal");
         out.service.push(("stop_signal", sig.into()));
         out.covered.push((assignment, format!("service.stop_signal = \"{sig}\": {how}")));
+    }
+    // ExecCondition= runs before every ExecStartPre=.
+    if !out.conditions.is_empty() {
+        let pre = out.commands.remove("start_pre").unwrap_or_default();
+        out.commands.insert("start_pre", std::mem::take(&mut out.conditions).into_iter().chain(pre).collect());
     }
     if let Some(assignment) = out.permissions_start_only.take() {
         // systemd's older spelling of `+` on every line but ExecStart=.
