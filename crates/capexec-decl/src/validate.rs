@@ -684,6 +684,17 @@ pub fn validate(name: &str, raw: &RawUnit, sources: Vec<PathBuf>, ctx: &Context)
         }
     }
 
+    // All of /run in the view: every daemon's socket there is the service's
+    // to connect to (Landlock has no rule for it), but the host's control
+    // sockets, which the view hides (HOST_CONTROLS).
+    if mounts.iter().any(|m| m.path == Path::new("/run") && !matches!(m.kind, MountKind::Inaccessible | MountKind::Tmpfs)) {
+        v.warnings.push(
+            "filesystem has all of the host's /run: the service may connect to every daemon's socket there (a database's, haproxy's admin socket), \
+             though capexec hides the host's control sockets (systemd's, the system bus, container engines'); \
+             list the directories under /run it needs instead (runtime_directory = [\"NAME\"] for its own)"
+                .into(),
+        );
+    }
     // capexec's own directories in a writable mount: a service that may
     // write there as root could leave a declaration the daemon loads (and,
     // with `autostart`, starts) the next time it starts, or its state.

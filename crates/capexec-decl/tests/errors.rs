@@ -862,6 +862,10 @@ fn host_control_sockets_are_hidden_unless_named() {
     assert_eq!(kind(&s, "/run/dbus/system_bus_socket"), Some(("/run/dbus".into(), MountKind::ReadOnly)));
     assert_eq!(kind(&s, "/run/docker.sock"), Some(("/run/docker.sock".into(), MountKind::ReadOnly)));
     assert_eq!(kind(&s, "/run/systemd/private"), None, "nothing shows it, nothing masks it");
+    // All of /run is said to show every other daemon's socket; its parts are not.
+    let says = |s: &ServiceSpec| s.warnings.iter().any(|w| w.contains("all of the host's /run"));
+    assert!(says(&ok(&format!("{ARGV}[filesystem]\nread_only = [\"/run\"]\n"))));
+    assert!(!says(&s), "{:?}", s.warnings);
 }
 
 /// filesystem.own_files: other files capexec makes as it makes a pid file
