@@ -723,12 +723,16 @@ pub fn declaration(obs: &Observations, origin: &Origin, exists: impl Fn(&str) ->
         .map(|ip| ip.to_string())
         .collect();
     if obs.sockets.contains("netlink/raw") && !interfaces.is_empty() {
+        // With the host's network nothing binds for it: a port below 1024
+        // needs the capability the broker made moot (nmbd's 137 and 138).
+        let low = obs.binds.iter().any(|b| b.rsplit(':').next().and_then(|p| p.parse::<u16>().ok()).is_some_and(|p| p > 0 && p < 1024));
         let _ = writeln!(
             o,
             "# The run listed this host's interfaces and bound their addresses ({}): here it sees\n\
              # loopback only, and a program that picks its addresses so may not start. Name them in\n\
-             # its configuration (coturn: listening-ip), or set net = \"host\" (Landlock limits TCP only).",
-            interfaces.iter().cloned().collect::<Vec<_>>().join(", ")
+             # its configuration (coturn: listening-ip), or set net = \"host\" (Landlock limits TCP only){}.",
+            interfaces.iter().cloned().collect::<Vec<_>>().join(", "),
+            if low { ",\n# removing [broker.net] and keeping CAP_NET_BIND_SERVICE for its ports below 1024" } else { "" }
         );
     }
     o.push_str("net = \"none\"\n");
@@ -1107,7 +1111,12 @@ mod tests {
         assert!(!text.contains("listed this host's interfaces"), "no netlink socket, no note:\n{text}");
         o.sockets.insert("netlink/raw".into());
         let text = declaration(&o, &origin(&["/usr/bin/turnserver".into()], false), |_| true);
-        assert!(text.contains("bound their addresses (192.0.2.2, fd00::2)"), "{text}");
+        assert!(text.contains("bound their addresses (192.0.2.2, fd00::2)") && !text.contains("CAP_NET_BIND_SERVICE for its ports"), "{text}");
+        toml::from_str::<toml::Value>(&text).unwrap();
+        // nmbd's 137: with the host's network, it binds that port itself.
+        o.binds.insert("udp:192.0.2.2:137".to_owned());
+        let text = declaration(&o, &origin(&["/usr/sbin/nmbd".into()], false), |_| true);
+        assert!(text.contains("removing [broker.net] and keeping CAP_NET_BIND_SERVICE for its ports below 1024"), "{text}");
         toml::from_str::<toml::Value>(&text).unwrap();
     }
 
