@@ -78,6 +78,17 @@ fn entry_of(p: &str) -> String {
     }
 }
 
+/// Directories directly in / that the run made and the host does not have
+/// (`view` gives them no entry: nothing can be bound there).
+fn made_in_root(obs: &Observations, exists: &impl Fn(&str) -> bool) -> BTreeSet<String> {
+    obs.paths
+        .iter()
+        .filter(|(_, a)| a.contains(&Access::Create) || a.contains(&Access::Write))
+        .filter_map(|(p, _)| Path::new(p).components().nth(1).map(|c| format!("/{}", c.as_os_str().to_string_lossy())))
+        .filter(|top| !exists(top) && !under(top, OWN_MOUNTS) && top != "/tmp")
+        .collect()
+}
+
 /// Keeps the shallowest directories: an entry inside another is folded into it.
 fn fold(dirs: BTreeMap<String, BTreeSet<String>>) -> BTreeMap<String, BTreeSet<String>> {
     let mut out: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
@@ -186,6 +197,7 @@ pub fn view(obs: &Observations, private: &[String], declared: &[String], exists:
         paths.entry(sock.to_owned()).or_default().insert(Access::Create);
     }
     let mount_points = crate::learning_mount_points(obs);
+    let in_root = made_in_root(obs, &exists);
     for (p, acc) in &paths {
         if under(p, OWN_MOUNTS) || p == "/" || mount_points.contains(p) {
             continue;
@@ -243,6 +255,12 @@ pub fn view(obs: &Observations, private: &[String], declared: &[String], exists:
             // of /var/lib writable) needs itself writable, not its parent.
             let changed_dir = is_dir && !created && !acc.contains(&Access::Remove);
             let entry = if own_file || own_dir || changed_dir { c.clone() } else { entry_of(&c) };
+            // Made directly in / (spamd's prefs under its helper's home
+            // /nonexistent): not on the host, so nothing can give it; see
+            // `made_in_root`.
+            if in_root.iter().any(|top| crate::within(&entry, top)) {
+                continue;
+            }
             if acc.contains(&Access::Exec) {
                 ran_written.insert(entry.clone());
             }
@@ -675,6 +693,16 @@ pub fn declaration(obs: &Observations, origin: &Origin, exists: impl Fn(&str) ->
     let devices: Vec<&str> = capexec_decl::validate::DEVICES.iter().copied().filter(|d| obs.paths.get(*d).is_some_and(|a| !a.is_empty())).collect();
     if !devices.is_empty() {
         let _ = writeln!(o, "devices = [{}] # opened during the run", devices.iter().map(|d| quote(d)).collect::<Vec<_>>().join(", "));
+    }
+    let in_root = made_in_root(obs, &exists);
+    if !in_root.is_empty() {
+        let _ = writeln!(
+            o,
+            "# Made directly in / during the run, and not on the host, so no entry can give it: {}. Under\n\
+             # this declaration the program cannot make it (spamd's per-user prefs under a home that does\n\
+             # not exist); if it needs it, make it on the host and list it in read_write.",
+            examples(&in_root)
+        );
     }
     let mount_points = crate::learning_mount_points(obs);
     if !mount_points.is_empty() {
@@ -1203,6 +1231,27 @@ mod tests {
         let text = declaration(&o, &origin(&argv, true), |_| true);
         let v: toml::Value = toml::from_str(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
         assert_eq!(v["filesystem"]["read_write_exec"][0].as_str(), Some("/srv/build/out"), "{text}");
+    }
+
+    /// spamd made prefs under its helper's home, /nonexistent, which the
+    /// learning view let it make in / and the host does not have: no entry
+    /// (it would fail the start), and a comment says so.
+    #[test]
+    fn a_directory_made_directly_in_root_gets_no_entry() {
+        let o = obs(
+            &[
+                ("/nonexistent", &[Access::Create]),
+                ("/nonexistent/.spamassassin/user_prefs", &[Access::Create, Access::Write]),
+                ("/srv/app/x", &[Access::Create]),
+            ],
+            &["openat", "mkdir"],
+        );
+        let exists = |p: &str| !p.starts_with("/nonexistent");
+        let text = declaration(&o, &origin(&["/usr/sbin/spamd".into()], true), exists);
+        let v: toml::Value = toml::from_str(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
+        let rw: Vec<&str> = v["filesystem"]["read_write"].as_array().unwrap().iter().filter_map(|x| x.as_str()).collect();
+        assert_eq!(rw, ["/srv/app"], "{text}");
+        assert!(text.contains("# Made directly in / during the run, and not on the host, so no entry can give it: /nonexistent."), "{text}");
     }
 
     /// smbd read its capabilities (capget) under the daemon, never while
