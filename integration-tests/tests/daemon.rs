@@ -1332,6 +1332,48 @@ fn stopped_under_capexec_exec(who: As, tag: &str, extra: &str) {
     assert!(stopped_by_the_command(&String::from_utf8_lossy(&o.stdout)), "{tag}: {}", text(&o));
 }
 
+/// A service whose stop command stops it with SIGSTOP first
+/// (transmission-daemon's unit: `ExecStop=/bin/kill -s STOP $MAINPID`):
+/// the stop signal that follows is pending on a stopped process, and
+/// systemd sends SIGCONT after it. Without that the stop waits for the stop
+/// timeout (2 minutes here) and ends in SIGKILL.
+fn stopped_by_sigstop_first() -> String {
+    "[exec]\nargv = [\"/bin/sh\", \"-c\", \"echo started; exec sleep 100402\"]\n\
+     [[exec.stop]]\nargv = [\"/bin/sh\", \"-c\", \"kill -s STOP $MAINPID\"]\n[service]\nstop_timeout = \"2min\"\nrestart = \"no\"\n"
+        .into()
+}
+
+// The stop signal is followed by SIGCONT, under the daemon and under
+// `capexec exec`: a service its stop command stopped (SIGSTOP) ends by the
+// stop signal at once, not by SIGKILL after the stop timeout.
+both!(a_stopped_service_ends_by_its_stop_signal, |who: As| {
+    let mut d = Daemon::prepare(who, &format!("sigcont-{who:?}"));
+    d.write_unit("svc", &stopped_by_sigstop_first());
+    d.start();
+    ok(&d.ctl(&["start", "svc"]));
+    let t = Instant::now();
+    ok(&d.ctl(&["stop", "svc"]));
+    assert!(t.elapsed() < Duration::from_secs(60), "the stop waited for the stop timeout: {:?}\n{}", t.elapsed(), d.log());
+    let s = d.status("svc");
+    assert_eq!(s["last_exit"]["code"], 143, "ended by SIGTERM, not SIGKILL: {s:#}");
+    d.terminate(T);
+
+    let u = test_unit(&format!("exec-sigcont-{who:?}"), &stopped_by_sigstop_first());
+    let mut c = command(who);
+    c.args(["exec", u.to_str().unwrap()]).stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped());
+    let mut child = c.spawn().unwrap();
+    let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut l = String::new();
+    std::io::BufRead::read_line(&mut out, &mut l).unwrap();
+    assert_eq!(l, "started\n");
+    child.stdout = Some(out.into_inner());
+    let t = Instant::now();
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), nix::sys::signal::Signal::SIGTERM).unwrap();
+    let o = wait_output(child, T);
+    assert!(t.elapsed() < Duration::from_secs(60), "capexec exec waited for the stop timeout: {:?}\n{}", t.elapsed(), text(&o));
+    assert_eq!(o.status.code(), Some(143), "ended by SIGTERM: {}", text(&o));
+});
+
 /// A service started as root that switches to another user (named -u bind)
 /// still gets the stop signal from capexec exec: init keeps CAP_KILL (and
 /// nothing else) once the service runs; without it, root could not signal

@@ -948,16 +948,23 @@ fn others_left(helper: Option<libc::pid_t>) -> bool {
 
 /// Forwards `sig` to the process init stands for; when that is every process
 /// left (a forking service without a usable pid file), to all of them, which
-/// only a pid namespace delimits.
+/// only a pid namespace delimits. A stop (SIGTERM, SIGINT, SIGQUIT) is
+/// followed by SIGCONT, as systemd follows its kill signal: a stopped
+/// process would hold it pending until the stop timeout's SIGKILL
+/// (transmission-daemon's unit stops it with `kill -s STOP` first).
 fn forward(sig: libc::c_int, main: Option<libc::pid_t>, pid_ns: bool) {
     let Ok(sig) = Signal::try_from(sig) else { return };
-    match main {
-        Some(pid) => drop(kill(Pid::from_raw(pid), sig)),
+    let target = match main {
+        Some(pid) => pid,
         // From the namespace's init, -1 is every process in it but init.
-        None if pid_ns => drop(kill(Pid::from_raw(-1), sig)),
+        None if pid_ns => -1,
         // Nothing names them without a pid namespace: the supervisor's stop
         // timeout and the service's cgroup end them.
-        None => {}
+        None => return,
+    };
+    let _ = kill(Pid::from_raw(target), sig);
+    if matches!(sig, Signal::SIGTERM | Signal::SIGINT | Signal::SIGQUIT) {
+        let _ = kill(Pid::from_raw(target), Signal::SIGCONT);
     }
 }
 

@@ -782,12 +782,17 @@ impl Daemon {
         }
     }
 
-    /// The declared stop signal to the service's main process.
+    /// The declared stop signal to the service's main process, then SIGCONT
+    /// as systemd sends it: a stopped process would keep the stop signal
+    /// pending until the stop timeout's SIGKILL.
     fn send_stop_signal(&self, name: &str) {
         let s = &self.services[name];
         let sig = s.spec.service.stop_signal;
         if let Some(run) = &s.run {
             let sent = run.main_fd.as_ref().is_some_and(|fd| pidfd_signal(fd, sig));
+            if let Some(fd) = run.main_fd.as_ref().filter(|_| sent) {
+                pidfd_signal(fd, libc::SIGCONT);
+            }
             if !sent {
                 // No main process (it ended, or was never seen): the init
                 // forwards the usual stop signals to whatever is left.

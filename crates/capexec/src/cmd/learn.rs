@@ -788,8 +788,10 @@ fn stop(s: &Spawned, spec: &ServiceSpec) -> i32 {
     // daemon its pid file names), as the daemon does.
     if let Ok(sig) = Signal::try_from(spec.service.stop_signal) {
         let main = s.main_pid.filter(|_| spec.service.kind != capexec_decl::spec::ServiceType::Forking);
-        if main.is_none_or(|m| kill(Pid::from_raw(m), sig).is_err()) {
-            let _ = kill(Pid::from_raw(s.pid), sig);
+        // SIGCONT after it, as systemd sends it (init does so for its own).
+        match main.filter(|m| kill(Pid::from_raw(*m), sig).is_ok()) {
+            Some(m) => drop(kill(Pid::from_raw(m), Signal::SIGCONT)),
+            None => drop(kill(Pid::from_raw(s.pid), sig)),
         }
     }
     let deadline = Instant::now() + spec.service.stop_timeout;
