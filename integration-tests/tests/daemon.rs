@@ -1286,19 +1286,27 @@ fn stopped_by_the_command(out: &str) -> bool {
     })
 }
 
-// `[[exec.stop]]` (systemd's ExecStop=): `capexec stop` of a service that
-// ignores its stop signal runs its stop command in its sandbox, with $MAINPID,
-// and the service ends by it long before the stop timeout (2 minutes, then
-// SIGKILL) would end it.
-both!(a_stop_command_ends_a_service_that_ignores_its_stop_signal, |who: As| {
-    let mut d = Daemon::prepare(who, &format!("stopcmd-{who:?}"));
-    d.write_unit("svc", &stopped_by_its_command());
+/// A daemon of `who` running `unit` as "svc", started, then stopped by
+/// `capexec stop`, which must end well before the unit's 2-minute stop
+/// timeout: the daemon and the service's status after the stop.
+fn stopped_before_its_stop_timeout(who: As, tag: &str, unit: &str) -> (Daemon, serde_json::Value) {
+    let mut d = Daemon::prepare(who, &format!("{tag}-{who:?}"));
+    d.write_unit("svc", unit);
     d.start();
     ok(&d.ctl(&["start", "svc"]));
     let t = Instant::now();
     ok(&d.ctl(&["stop", "svc"]));
     assert!(t.elapsed() < Duration::from_secs(60), "the stop waited for the stop timeout: {:?}\n{}", t.elapsed(), d.log());
     let s = d.status("svc");
+    (d, s)
+}
+
+// `[[exec.stop]]` (systemd's ExecStop=): `capexec stop` of a service that
+// ignores its stop signal runs its stop command in its sandbox, with $MAINPID,
+// and the service ends by it long before the stop timeout (2 minutes, then
+// SIGKILL) would end it.
+both!(a_stop_command_ends_a_service_that_ignores_its_stop_signal, |who: As| {
+    let (mut d, s) = stopped_before_its_stop_timeout(who, "stopcmd", &stopped_by_its_command());
     assert_eq!(s["last_exit"]["code"], 0, "it ended by itself: {s:#}");
     let logs = text(&d.ctl(&["logs", "svc"]));
     assert!(stopped_by_the_command(&logs), "{logs}");
@@ -1347,14 +1355,7 @@ fn stopped_by_sigstop_first() -> String {
 // `capexec exec`: a service its stop command stopped (SIGSTOP) ends by the
 // stop signal at once, not by SIGKILL after the stop timeout.
 both!(a_stopped_service_ends_by_its_stop_signal, |who: As| {
-    let mut d = Daemon::prepare(who, &format!("sigcont-{who:?}"));
-    d.write_unit("svc", &stopped_by_sigstop_first());
-    d.start();
-    ok(&d.ctl(&["start", "svc"]));
-    let t = Instant::now();
-    ok(&d.ctl(&["stop", "svc"]));
-    assert!(t.elapsed() < Duration::from_secs(60), "the stop waited for the stop timeout: {:?}\n{}", t.elapsed(), d.log());
-    let s = d.status("svc");
+    let (mut d, s) = stopped_before_its_stop_timeout(who, "sigcont", &stopped_by_sigstop_first());
     assert_eq!(s["last_exit"]["code"], 143, "ended by SIGTERM, not SIGKILL: {s:#}");
     d.terminate(T);
 
