@@ -1323,10 +1323,11 @@ both!(a_stop_command_ends_a_service_under_capexec_exec, |who: As| {
     }
 });
 
-fn stopped_under_capexec_exec(who: As, tag: &str, extra: &str) {
-    let u = test_unit(&format!("exec-stopcmd-{tag}-{who:?}"), &format!("{}{extra}", stopped_by_its_command()));
+/// `capexec exec` of `unit` as `who`, once its service printed `started`
+/// (and nothing more): its output still to be read.
+fn started_under_capexec_exec(who: As, unit: &std::path::Path) -> std::process::Child {
     let mut c = command(who);
-    c.args(["exec", u.to_str().unwrap()]).stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped());
+    c.arg("exec").arg(unit).stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped());
     let mut child = c.spawn().unwrap();
     let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
     let mut l = String::new();
@@ -1334,6 +1335,12 @@ fn stopped_under_capexec_exec(who: As, tag: &str, extra: &str) {
     assert_eq!(l, "started\n");
     assert!(out.buffer().is_empty(), "nothing more before the stop");
     child.stdout = Some(out.into_inner());
+    child
+}
+
+fn stopped_under_capexec_exec(who: As, tag: &str, extra: &str) {
+    let u = test_unit(&format!("exec-stopcmd-{tag}-{who:?}"), &format!("{}{extra}", stopped_by_its_command()));
+    let child = started_under_capexec_exec(who, &u);
     nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), nix::sys::signal::Signal::SIGTERM).unwrap();
     let o = wait_output(child, T);
     assert_eq!(o.status.code(), Some(0), "{tag}: {}", text(&o));
@@ -1360,14 +1367,7 @@ both!(a_stopped_service_ends_by_its_stop_signal, |who: As| {
     d.terminate(T);
 
     let u = test_unit(&format!("exec-sigcont-{who:?}"), &stopped_by_sigstop_first());
-    let mut c = command(who);
-    c.args(["exec", u.to_str().unwrap()]).stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped());
-    let mut child = c.spawn().unwrap();
-    let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
-    let mut l = String::new();
-    std::io::BufRead::read_line(&mut out, &mut l).unwrap();
-    assert_eq!(l, "started\n");
-    child.stdout = Some(out.into_inner());
+    let child = started_under_capexec_exec(who, &u);
     let t = Instant::now();
     nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), nix::sys::signal::Signal::SIGTERM).unwrap();
     let o = wait_output(child, T);
