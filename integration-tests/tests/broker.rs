@@ -350,6 +350,38 @@ both!(host_udp_sockets_reach_only_grants, |who: As| {
     }
 });
 
+// 62: datagrams a net = "none" service sends without connecting, from UDP
+// sockets it made itself in its own network namespace. To a granted host
+// address they arrive (sendto, sendmsg, sendmmsg: the broker moves the
+// socket to the host); from there to anything else they are refused, and so
+// are sends from new sockets to an address nowhere granted, with the fix in
+// the trail; to the service's own loopback they stay there. A thread that
+// flips the address between the grant and the secret while the broker looks
+// gains nothing: the kernel sends the copy it made, and the network guard
+// checks that one. As root: rootless such a declaration is refused (46).
+#[test]
+fn own_udp_sockets_send_to_grants_and_nowhere_else() {
+    require_root();
+    const SECRET: &str = "SECRET-62-own-udp";
+    let secret = udp_answering(SECRET);
+    let granted = udp_answering("hello");
+    let u = test_unit("own-udp", &format!("[namespaces]\nnet = \"none\"\n\n[broker.net]\nconnect = [\"udp:127.0.0.1:{granted}\"]\n"));
+    let out = probe_under(As::Root, &u, &["own-udp", &granted.to_string(), &secret.to_string()]);
+    assert!(!out.contains(SECRET) && !out.contains("ESCAPED"), "the host's secret was read:\n{out}");
+    assert_eq!(out.matches("BLOCKED 62 control").count(), 3, "the granted server must be reached by each call:\n{out}");
+    assert_eq!(out.matches("BLOCKED 62 ").count(), 3 + 2 * 9 + 3, "every refusal must be seen:\n{out}");
+    assert!(out.contains("62 race: "), "{out}");
+    for call in ["sendto", "sendmsg", "sendmmsg"] {
+        let refusal = format!("refused by broker: {call}(fd ");
+        assert!(
+            out.contains(&refusal)
+                && out.contains("udp:192.0.2.1:9): no [broker.net] connect grant covers it; to allow it: add \"udp:192.0.2.1:9\" to broker.net.connect"),
+            "{call}:\n{out}"
+        );
+    }
+    eprintln!("{out}");
+}
+
 // 46 for datagrams over IPv6: the guard's IPv6 hooks for a preopened socket on
 // [::1] and one the broker connected to a grant on [::1], and the IPv4 hooks
 // for a v4-mapped destination (the kernel sends that by the IPv4 path). As

@@ -143,7 +143,8 @@ fn port_set(base: impl Iterator<Item = u16>, grants: &[capexec_decl::grants::Net
 }
 
 /// The syscalls the transparent broker answers: the open family for fs
-/// grants, bind and connect for net grants, bind and listen where a listen
+/// grants, bind and connect for net grants, the sends that may name an
+/// address for UDP connect grants, bind and listen where a listen
 /// could bind a host port no rule sees ([`ServiceSpec::brokers_listen`]).
 fn brokered_syscalls(spec: &ServiceSpec) -> Vec<u32> {
     let b = &spec.broker;
@@ -156,6 +157,14 @@ fn brokered_syscalls(spec: &ServiceSpec) -> Vec<u32> {
     }
     if !b.bind_unix.is_empty() {
         nrs.push(libc::SYS_bind as u32);
+    }
+    if spec.namespaces.net == NetMode::None && b.connect.iter().any(|g| g.proto != Some(capexec_decl::grants::Proto::Tcp)) {
+        // A datagram to a granted host address from a socket the service
+        // made in its own namespace (a client that sends without connecting:
+        // openvpn's `nobind`, a metrics or trap sender). The filter hands
+        // sendto over only with an address; sendmsg and sendmmsg carry
+        // theirs in memory, so each of those costs a round trip.
+        nrs.extend([libc::SYS_sendto, libc::SYS_sendmsg, libc::SYS_sendmmsg].map(|n| n as u32));
     }
     if spec.brokers_listen() {
         // And bind: the broker listens only on sockets it bound itself.

@@ -1,12 +1,15 @@
 //! The transparent broker: answers the syscalls the service's notify filter
-//! hands over (open family, bind, connect, listen) for an unmodified program.
+//! hands over (open family, bind, connect, listen, addressed sends) for an
+//! unmodified program.
 //!
 //! The rules (docs/broker.md): copy every argument out of the service before
 //! looking at it; check ID_VALID after every read and before every effect;
 //! perform a granted call itself, from its own copies, and inject the result;
 //! let the kernel run (CONTINUE) only calls that are not brokered at all — paths
 //! and sockets the service reaches with its own view, Landlock and network
-//! namespace — so that nothing the service changes afterwards gains it anything.
+//! namespace — or that the kernel checks again (a datagram from a host socket,
+//! which the network guard checks: [`send`]), so that nothing the service
+//! changes afterwards gains it anything.
 
 use crate::net;
 use crate::open::{clean_absolute, open_granted};
@@ -155,6 +158,7 @@ fn handle(b: &Arc<Broker>, l: &Arc<Listener>, c: &Connector, p: &mut Pidfds, n: 
         libc::SYS_bind => net_call(b, l, c, p, n, NetOp::Bind),
         libc::SYS_connect => net_call(b, l, c, p, n, NetOp::Connect),
         libc::SYS_listen => listen(b, l, p, n),
+        libc::SYS_sendto | libc::SYS_sendmsg | libc::SYS_sendmmsg => send(b, l, p, n),
         _ => Answer::Fail(libc::ENOSYS),
     }
 }
@@ -424,6 +428,72 @@ fn net_call(b: &Arc<Broker>, l: &Arc<Listener>, c: &Connector, p: &mut Pidfds, n
     remember(&host, &r);
     install_and_answer(l, n, host, fd, cloexec, r);
     Answer::Done
+}
+
+/// A datagram that names its destination (sendto, sendmsg, sendmmsg) on a
+/// UDP socket the service made in its own network namespace, where only its
+/// own loopback is: to a host address a connect grant covers, the broker
+/// moves the socket to the host's namespace, as a connect would (a new host
+/// socket with the same options in place of the service's fd), and lets the
+/// kernel send it from there. That CONTINUE is not a decision on memory the
+/// service may change: the kernel sends from its own copy of the message,
+/// with the service's credentials, and the network guard checks that copy's
+/// address on every send of every host socket of the service (a declaration
+/// with UDP grants does not run without the guard: netguard::require_guard).
+/// Changing the address after the broker looked can only be refused there.
+/// The broker performing the send instead would block its thread on a full
+/// socket and send the service's control messages with its own privileges.
+///
+/// A socket already in the host's namespace, or one not UDP, is the
+/// kernel's (and the guard's); so are sends to the service's own loopback.
+/// A send to any other address no grant covers is refused here, with the
+/// fix, where the kernel would have answered ENETUNREACH.
+fn send(b: &Broker, l: &Listener, p: &mut Pidfds, n: Notif) -> Answer {
+    let fd = n.args[0] as i32;
+    // A truncated or malformed address is the kernel's to refuse, in the
+    // service's own namespace.
+    let named: Vec<SocketAddr> = n.addresses().iter().filter_map(|a| net::parse_sockaddr(a).ok().flatten()).collect();
+    if named.is_empty() {
+        return Answer::Pass;
+    }
+    if !l.id_valid(n.id) {
+        return Answer::Gone;
+    }
+    let (svc, info) = match service_socket(l, p, n, fd) {
+        Ok(got) => got,
+        Err(a) => return a,
+    };
+    let own_udp = info.netns != b.host_netns && info.kind == libc::SOCK_DGRAM && (info.family == libc::AF_INET || info.family == libc::AF_INET6);
+    if !own_udp {
+        return Answer::Pass;
+    }
+    let mut to_host = false;
+    for addr in named {
+        let ip = capexec_decl::grants::canonical(addr.ip());
+        match policy::net(&b.spec, NetOp::Connect, Proto::Udp, addr) {
+            Ok(_) => to_host = true,
+            Err(_) if ip.is_loopback() || ip.is_unspecified() => {}
+            Err(r) => {
+                let call = match n.nr {
+                    libc::SYS_sendto => "sendto",
+                    libc::SYS_sendmsg => "sendmsg",
+                    _ => "sendmmsg",
+                };
+                return refused(b, &format!("{call}(fd {fd}, {})", capexec_decl::grants::NetGrant::exact(Proto::Udp, addr)), r);
+            }
+        }
+    }
+    if !to_host {
+        return Answer::Pass;
+    }
+    let host = match net::host_socket(&svc, &info, false) {
+        Ok(h) => h,
+        Err(e) => return Answer::Fail(e.raw_os_error().unwrap_or(libc::EIO)),
+    };
+    match l.replace_fd(n.id, host.as_raw_fd(), fd, net::fd_cloexec(n.tid, fd)) {
+        Ok(()) => Answer::Pass,
+        Err(e) => install_failed(e),
+    }
 }
 
 /// A bind of the service's Unix socket to a `bind_unix` grant's path: the

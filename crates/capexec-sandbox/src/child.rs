@@ -784,7 +784,10 @@ fn install_filters(plan: &SetupPlan, notify_tx: Option<RawFd>, err_wr: RawFd, ma
                 std::mem::forget(l);
                 sys::bind_nothing();
             }),
-            Some(tx) => crate::seccomp::install_with_listener(prog).and_then(|l| sys::send_fd(tx, l.as_raw_fd())),
+            Some(tx) => {
+                let tx = topmost(tx);
+                crate::seccomp::install_with_listener(&crate::seccomp::exempt_sender(prog, tx)).and_then(|l| sys::send_fd(tx, l.as_raw_fd()))
+            }
             None => {
                 report(err_wr, &ChildError::new(Step::Seccomp, "internal: no channel for the broker's notify listener"));
                 exit(127)
@@ -820,6 +823,18 @@ fn install_filters(plan: &SetupPlan, notify_tx: Option<RawFd>, err_wr: RawFd, ma
         report(err_wr, &ChildError::io(Step::Seccomp, "install the filter", e));
         exit(127);
     }
+}
+
+/// A close-on-exec copy of `fd` at 1023, or the highest number below the
+/// fd limit (`fd` itself if that is taken). The broker's filter lets
+/// sendmsg through on the number its listener is sent on, and the program,
+/// which gets its fds lowest first, is least likely to put a socket of its
+/// own there. Not higher: the kernel keeps the fd table the number needed
+/// (8 bytes a slot) for the program's life.
+fn topmost(fd: RawFd) -> RawFd {
+    let limit = nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE).map_or(1024, |(soft, _)| soft);
+    let top = RawFd::try_from(limit.clamp(1, 1024) - 1).unwrap_or(1023);
+    nix::fcntl::fcntl(fd, nix::fcntl::FcntlArg::F_DUPFD_CLOEXEC(top)).unwrap_or(fd)
 }
 
 /// What init needs to end every process the service leaves when it has no

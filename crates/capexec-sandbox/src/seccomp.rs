@@ -334,16 +334,67 @@ fn libc_ja(off: u32) -> sock_filter {
 /// next to it: across stacked filters the kernel takes the most restrictive
 /// answer, so a syscall the allowlist denies never reaches the broker.
 /// seccompiler has no user-notification action, hence hand-written BPF.
+///
+/// `sendto` is handed over only when it names an address (its fifth
+/// argument is not NULL): a send on a connected socket, the common case by
+/// far, has nothing for the broker and costs no round trip. `sendmsg` and
+/// `sendmmsg` are, except on one socket, which [`exempt_sender`] names: the
+/// one the filter's own listener is sent on, right after it is installed
+/// (the broker that would answer has no listener yet). The broker only ever
+/// moves a socket for a send, never refuses one the kernel would allow, so
+/// a send it does not see loses the service nothing but the move.
 pub fn notify_filter(nrs: &[u32]) -> Vec<sock_filter> {
     let mut prog = prologue();
-    let n = nrs.len();
-    for (i, nr) in nrs.iter().enumerate() {
-        // On a match jump to the USER_NOTIF return after the remaining tests.
-        prog.push(jump(BPF_JEQ_K, *nr, (n - i) as u8, 0));
+    let (sendto, sendmsg, sendmmsg) = (libc::SYS_sendto as u32, libc::SYS_sendmsg as u32, libc::SYS_sendmmsg as u32);
+    let mut blocks = Vec::new();
+    if nrs.contains(&sendto) {
+        // seccomp_data.args[4], low and high word (little endian).
+        const ARG4: u32 = 16 + 4 * 8;
+        blocks.extend([
+            jump(BPF_JEQ_K, sendto, 0, 7),
+            stmt(BPF_LD_W_ABS, ARG4),
+            jump(BPF_JEQ_K, 0, 1, 0),
+            stmt(BPF_RET_K, libc::SECCOMP_RET_USER_NOTIF),
+            stmt(BPF_LD_W_ABS, ARG4 + 4),
+            jump(BPF_JEQ_K, 0, 0, 1),
+            stmt(BPF_RET_K, SECCOMP_RET_ALLOW),
+            stmt(BPF_RET_K, libc::SECCOMP_RET_USER_NOTIF),
+        ]);
     }
+    for nr in [sendmsg, sendmmsg].into_iter().filter(|nr| nrs.contains(nr)) {
+        blocks.extend([
+            jump(BPF_JEQ_K, nr, 0, 4),
+            stmt(BPF_LD_W_ABS, 16), // args[0], the socket
+            jump(BPF_JEQ_K, SENDER_PLACEHOLDER, 0, 1),
+            stmt(BPF_RET_K, SECCOMP_RET_ALLOW),
+            stmt(BPF_RET_K, libc::SECCOMP_RET_USER_NOTIF),
+        ]);
+    }
+    let plain: Vec<u32> = nrs.iter().copied().filter(|nr| ![sendto, sendmsg, sendmmsg].contains(nr)).collect();
+    let n = plain.len();
+    for (i, nr) in plain.iter().enumerate() {
+        // On a match jump to the USER_NOTIF return after the remaining tests.
+        prog.push(jump(BPF_JEQ_K, *nr, (n - i + blocks.len()) as u8, 0));
+    }
+    prog.extend(blocks);
     prog.push(stmt(BPF_RET_K, SECCOMP_RET_ALLOW));
     prog.push(stmt(BPF_RET_K, libc::SECCOMP_RET_USER_NOTIF));
     prog
+}
+
+/// Stands for the sending socket in [`notify_filter`] until
+/// [`exempt_sender`] names it; no fd has this number, so a filter
+/// installed as built hands over every sendmsg.
+const SENDER_PLACEHOLDER: u32 = u32::MAX;
+
+/// `prog` (a [`notify_filter`]) with `fd` as the socket whose sendmsg and
+/// sendmmsg it lets through: the one its listener is sent on.
+pub fn exempt_sender(prog: &[sock_filter], fd: std::os::fd::RawFd) -> Vec<sock_filter> {
+    let mut out = prog.to_vec();
+    for i in out.iter_mut().filter(|i| i.code == BPF_JEQ_K && i.k == SENDER_PLACEHOLDER) {
+        i.k = fd as u32;
+    }
+    out
 }
 
 /// Whether `prog` lets syscall `nr` (x86_64) run for some arguments: some
@@ -1175,9 +1226,16 @@ mod tests {
             let text = format!("[exec]\nargv = [\"/bin/true\"]\n{extra}");
             capexec_decl::from_text("t", &text, &capexec_decl::Context { rootless: true, uid: 1000, gid: 1000, unit_dir: None }).unwrap().seccomp
         };
-        let brokered = [libc::SYS_openat as u32, libc::SYS_connect as u32, libc::SYS_bind as u32, libc::SYS_open as u32];
+        let brokered = [
+            libc::SYS_openat as u32,
+            libc::SYS_connect as u32,
+            libc::SYS_bind as u32,
+            libc::SYS_open as u32,
+            libc::SYS_sendto as u32,
+            libc::SYS_sendmsg as u32,
+        ];
         let notif = libc::SECCOMP_RET_USER_NOTIF;
-        let prog = service_filter(&spec("[seccomp]\nallow = [\"@system-service\", \"socket\", \"bind\"]\n")).unwrap();
+        let prog = service_filter(&spec("[seccomp]\nallow = [\"@system-service\", \"socket\", \"bind\", \"sendto\"]\n")).unwrap();
         let both = reporting(&prog, &brokered).expect("starts with the prologue");
         let stacked = [prog.clone(), notify_filter(&brokered)];
         // Arguments that are brokered numbers too: an argument block that
@@ -1205,6 +1263,33 @@ mod tests {
         let mut logs = spec("[seccomp]\naction = \"log\"\n");
         logs.action = DenyAction::Log;
         assert_eq!(reporting(&service_filter(&logs).unwrap(), &brokered), None, "nothing refused to report");
+    }
+
+    /// sendto goes to the broker only with an address, in either half of
+    /// the pointer; sendmsg and sendmmsg but on the listener's sender; the
+    /// other numbers whatever their arguments.
+    #[test]
+    fn the_notify_filter_hands_over_addressed_sendto_and_others_sendmsg() {
+        let (sendto, connect) = (libc::SYS_sendto as u32, libc::SYS_connect as u32);
+        let notif = libc::SECCOMP_RET_USER_NOTIF;
+        let x = |prog: &[sock_filter], nr: u32, arg4: u64| run(prog, AUDIT_ARCH_X86_64, nr, [3, 0, 1, 0, arg4, 16]);
+        let with = notify_filter(&[connect, sendto, libc::SYS_sendmsg as u32]);
+        assert_eq!(x(&with, sendto, 0), SECCOMP_RET_ALLOW);
+        assert_eq!((x(&with, sendto, 0x7ffd_0000), x(&with, sendto, 1 << 32), x(&with, sendto, u64::MAX)), (notif, notif, notif));
+        assert_eq!((x(&with, connect, 0), x(&with, libc::SYS_sendmsg as u32, 0)), (notif, notif));
+        assert_eq!((x(&with, libc::SYS_write as u32, 1), x(&with, libc::SYS_sendmmsg as u32, 1)), (SECCOMP_RET_ALLOW, SECCOMP_RET_ALLOW));
+        let without = notify_filter(&[connect]);
+        assert_eq!((x(&without, sendto, 1), x(&without, connect, 0)), (SECCOMP_RET_ALLOW, notif));
+        // sendmsg and sendmmsg on every socket but the one named later.
+        let all = notify_filter(&[libc::SYS_bind as u32, sendto, libc::SYS_sendmsg as u32, libc::SYS_sendmmsg as u32, connect]);
+        let on = |prog: &[sock_filter], nr: i64, fd: u64| run(prog, AUDIT_ARCH_X86_64, nr as u32, [fd, 0, 0, 0, 0, 0]);
+        let sender = exempt_sender(&all, 7);
+        for prog in [&all, &sender] {
+            assert_eq!((on(prog, libc::SYS_sendmsg, 3), on(prog, libc::SYS_sendmmsg, 3), on(prog, libc::SYS_bind, 7)), (notif, notif, notif));
+            assert_eq!((x(prog, sendto, 0), x(prog, sendto, 1), on(prog, libc::SYS_write, 7)), (SECCOMP_RET_ALLOW, notif, SECCOMP_RET_ALLOW));
+        }
+        assert_eq!((on(&all, libc::SYS_sendmsg, 7), on(&all, libc::SYS_sendmmsg, 7)), (notif, notif));
+        assert_eq!((on(&sender, libc::SYS_sendmsg, 7), on(&sender, libc::SYS_sendmmsg, 7)), (SECCOMP_RET_ALLOW, SECCOMP_RET_ALLOW));
     }
 
     /// The filter the launcher packs for the daemon is the filter: every

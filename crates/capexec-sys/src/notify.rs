@@ -213,8 +213,10 @@ impl Listener {
     /// The kernel runs the syscall as the service made it, with the service's own
     /// rights. Never a grant: used only where the call is not brokered at all
     /// (a path or socket the service reaches through its own view and network
-    /// namespace), so whatever the service changes in its memory afterwards is
-    /// checked by the kernel against the service's own confinement.
+    /// namespace) or where the kernel checks what it does (a datagram from a
+    /// host socket, which the network guard checks), so whatever the service
+    /// changes in its memory afterwards is checked by the kernel against the
+    /// service's own confinement.
     pub fn pass_through(&self, id: u64) -> io::Result<()> {
         self.send(id, 0, 0, libc::SECCOMP_USER_NOTIF_FLAG_CONTINUE as u32)
     }

@@ -795,6 +795,7 @@ fn main() {
             let secrets = [format!("[::1]:{}", arg(3)).parse().unwrap(), format!("[::ffff:127.0.0.1]:{}", arg(4)).parse().unwrap()];
             host_udp(&mut r, arg(2).parse().unwrap_or(1), &secrets)
         }
+        "own-udp" => own_udp(&mut r, arg(2).parse().unwrap_or(1), arg(3).parse().unwrap_or(1)),
         "append-only" => append_only(&mut r, &arg(2)),
         "mdwe-files" => mdwe_files(&mut r, &arg(2)),
         "host-socket-reuse" => host_socket_reuse(&mut r, arg(2).parse().unwrap_or(1), arg(3).parse().unwrap_or(1)),
@@ -1204,6 +1205,113 @@ fn host_udp(r: &mut Report, granted: u16, secrets: &[std::net::SocketAddr]) {
         let (rc, e) = sys!(libc::SYS_bind, fd, &any as *const libc::sockaddr_storage, any_len);
         r.expect_fail(&format!("46 bind {what} to a new host port"), rc, e, &[EPERM, EACCES, libc::EINVAL]);
     }
+}
+
+/// 62: `own-udp GRANTED SECRET`, in a `net = "none"` service granted
+/// `udp:127.0.0.1:GRANTED` and nothing else. Datagrams from UDP sockets it
+/// made itself (in its own network namespace), sent without a connect: to
+/// the grant by sendto, sendmsg and sendmmsg they reach the host's server
+/// (the broker moves each socket to the host); from those moved sockets to
+/// the host's SECRET server and to an address nowhere granted they are
+/// refused by every call; from new sockets to 127.0.0.1:SECRET they stay on
+/// the service's own loopback. Then a thread flips the port of one address
+/// between GRANTED and SECRET while sendto uses it, so that the broker
+/// checks one and the kernel may send to the other. Every reply is printed:
+/// the test looks for the secret.
+fn own_udp(r: &mut Report, granted: u16, secret: u16) {
+    let new_socket = || {
+        // SAFETY: socket() with constants.
+        unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) as i64 }
+    };
+    let to = |port: u16| raw_addr(std::net::SocketAddr::from(([127, 0, 0, 1], port)));
+    let (g, g_len) = to(granted);
+    let mut moved = Vec::new();
+    send_each_way((&g as *const libc::sockaddr_storage).cast(), g_len, 0, new_socket, |call, fd, rc, e| {
+        let answer = if rc >= 0 { read_witness(fd as i32) } else { String::new() };
+        r.check(
+            &format!("62 control: {call} from an own socket to the granted server answers"),
+            rc == 1 && answer == "hello",
+            format!("rc={rc} {answer:?} {e}"),
+        );
+        moved.push(fd);
+    });
+    let nowhere = raw_addr(std::net::SocketAddr::from(([192, 0, 2, 1], 9)));
+    for (what, (sa, sa_len)) in [("the host's secret port", to(secret)), ("an address no grant names", nowhere)] {
+        let sa_ptr = (&sa as *const libc::sockaddr_storage).cast::<libc::sockaddr>();
+        for &fd in &moved {
+            send_each_way(
+                sa_ptr,
+                sa_len,
+                0,
+                || fd,
+                |call, fd, rc, e| {
+                    r.expect_fail(&format!("62 {call} from a moved socket to {what}"), rc, e, &[EPERM]);
+                    if rc >= 0 {
+                        println!("62 {call} from a moved socket to {what}: read {:?}", read_witness(fd as i32));
+                    }
+                },
+            );
+        }
+    }
+    let (sa, sa_len) = nowhere;
+    send_each_way((&sa as *const libc::sockaddr_storage).cast(), sa_len, 0, new_socket, |call, _, rc, e| {
+        r.expect_fail(&format!("62 {call} from a new own socket to an address no grant names"), rc, e, &[EACCES]);
+    });
+    let (sa, sa_len) = to(secret);
+    send_each_way((&sa as *const libc::sockaddr_storage).cast(), sa_len, 0, new_socket, |call, fd, rc, _| {
+        println!(
+            "62 {call} from a new own socket to its own loopback's port {secret}: rc={rc}, read {:?}",
+            if rc >= 0 { read_witness(fd as i32) } else { String::new() }
+        );
+    });
+    own_udp_race(granted, secret);
+}
+
+/// Sends from new own sockets to one address whose port another thread
+/// flips between `granted` and `secret`, then prints every reply.
+fn own_udp_race(granted: u16, secret: u16) {
+    use std::sync::atomic::{AtomicBool, AtomicU16, Ordering};
+    let (sa, sa_len) = raw_addr(std::net::SocketAddr::from(([127, 0, 0, 1], granted)));
+    let sa: &'static mut libc::sockaddr_storage = Box::leak(Box::new(sa));
+    let sa_ptr = (sa as *mut libc::sockaddr_storage).cast::<libc::sockaddr_in>();
+    // SAFETY: sin_port is a u16 at an aligned offset of the leaked, never
+    // freed sockaddr; from here on it is only touched as this atomic (the
+    // kernel and the broker read it as plain memory, which is the race).
+    let port = unsafe { AtomicU16::from_ptr(std::ptr::addr_of_mut!((*sa_ptr).sin_port)) };
+    let stop: &'static AtomicBool = Box::leak(Box::new(AtomicBool::new(false)));
+    let flipper = std::thread::spawn(move || {
+        while !stop.load(Ordering::Relaxed) {
+            port.store(secret.to_be(), Ordering::Relaxed);
+            port.store(granted.to_be(), Ordering::Relaxed);
+        }
+    });
+    let mut fds = Vec::new();
+    for _ in 0..200 {
+        // SAFETY: socket/sendto with the leaked sockaddr, valid for the call.
+        let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC | libc::SOCK_NONBLOCK, 0) };
+        let (rc, _) = sys!(libc::SYS_sendto, fd, b"x".as_ptr(), 1, 0, sa_ptr, sa_len);
+        if rc >= 0 {
+            fds.push(fd);
+        }
+    }
+    stop.store(true, Ordering::Relaxed);
+    let _ = flipper.join();
+    // Replies on loopback come within microseconds; a second is plenty for
+    // the secret to show if it was sent.
+    let mut replies = std::collections::BTreeMap::<String, usize>::new();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(1);
+    while std::time::Instant::now() < deadline {
+        for &fd in &fds {
+            let mut buf = [0u8; 64];
+            // SAFETY: fd is the probe's non-blocking socket; buf is valid.
+            let n = unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) };
+            if n > 0 {
+                *replies.entry(String::from_utf8_lossy(&buf[..n as usize]).into_owned()).or_default() += 1;
+            }
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    println!("62 race: {} of 200 sends went out; replies {replies:?}", fds.len());
 }
 
 /// 53: `append-only PATH`, with fd 3 a preopened file in append mode and
