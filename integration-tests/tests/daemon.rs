@@ -1066,6 +1066,82 @@ both!(start_pre_runs_in_the_sandbox_before_the_program, |who: As| {
     assert!(text(&o).contains("exec.start_pre[0]: exec: execve /nonexistent/tool: No such file or directory"), "{}", text(&o));
 });
 
+// exec.condition (systemd's ExecCondition=, issue 19): run first, in the
+// service's sandbox; an exit of 1 to 254 means "not now": the program does not
+// run, the start prepared nothing, and capexec exec ends with 0; 255 fails the
+// start as a start_pre failure would, and 0 lets it go on. Root and rootless.
+both!(exec_condition_decides_whether_the_service_starts, |who: As| {
+    let run = |tag: &str, code: u8| {
+        let body = format!(
+            "[exec]\nargv = [\"/bin/sh\", \"-c\", \"echo program-ran\"]\n             [[exec.condition]]\nargv = [\"/bin/sh\", \"-c\", \"echo condition-$(id -u); exit {code}\"]\n             [[exec.start_pre]]\nargv = [\"/bin/sh\", \"-c\", \"echo pre-ran\"]\n"
+        );
+        let u = test_unit(&format!("condition-{tag}-{who:?}"), &body);
+        let mut c = command(who);
+        c.args(["exec", u.to_str().unwrap()]);
+        output(c, T)
+    };
+    let o = run("met", 0);
+    assert!(o.status.success(), "{}", text(&o));
+    let out = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert!(out.starts_with("condition-") && out.contains("pre-ran\nprogram-ran"), "{}", text(&o));
+    let o = run("unmet", 1);
+    assert_eq!(o.status.code(), Some(0), "not starting is no failure: {}", text(&o));
+    assert!(
+        text(&o).contains("not started: sandbox setup failed at `condition`: exec.condition[0]") && text(&o).contains("exited with status 1"),
+        "{}",
+        text(&o)
+    );
+    assert!(!text(&o).contains("pre-ran") && !text(&o).contains("program-ran"), "{}", text(&o));
+    let o = run("failed", 255);
+    assert_eq!(o.status.code(), Some(125), "255 is a failure: {}", text(&o));
+    assert!(text(&o).contains("exec.start_pre[0]: ") || text(&o).contains("exec.condition[0]"), "{}", text(&o));
+    assert!(!text(&o).contains("program-ran") && !text(&o).contains("not started"), "{}", text(&o));
+});
+
+/// exec.condition under the daemon, sandboxed and privileged: a start the
+/// condition declines leaves the service exited as `condition-unmet`, not
+/// failed, and not restarted even with restart = "always"; the next start
+/// asks the condition again.
+#[test]
+fn an_unmet_condition_leaves_the_service_exited_under_the_daemon() {
+    let dir = shared_dir().join("condition");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let flag = dir.join("wanted");
+    let body = |privileged: bool| {
+        format!(
+            "[exec]\nargv = [\"/bin/sleep\", \"600\"]\n[filesystem]\nread_only = [\"{d}\"]\n[service]\nrestart = \"always\"\n\
+             [[exec.condition]]\nargv = [\"/bin/sh\", \"-c\", \"echo asked >> {d}/asked-{privileged}; test -e {f}\"]\nprivileged = {privileged}\n",
+            d = dir.display(),
+            f = flag.display()
+        )
+    };
+    let mut d = Daemon::prepare(As::Root, "condition");
+    d.write_unit("sandboxed", &body(false));
+    d.write_unit("privileged", &body(true));
+    d.start();
+    for name in ["sandboxed", "privileged"] {
+        let out = ok(&d.ctl(&["start", name]));
+        assert!(
+            out.contains(&format!("{name}: not started (exited, condition-unmet)\n"))
+                && (out.contains("exited with status 1") || out.contains("exit status: 1")),
+            "{out}"
+        );
+        let s = d.status(name);
+        assert_eq!((s["state"].as_str(), s["result"].as_str()), (Some("exited"), Some("condition-unmet")), "{name}: {s:#}");
+        assert!(s["error"].is_null(), "{name}: {s:#}");
+    }
+    // Not restarted: the privileged one's condition ran once.
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(std::fs::read_to_string(dir.join("asked-true")).unwrap_or_default(), "asked\n");
+    std::fs::write(&flag, "").unwrap();
+    for name in ["sandboxed", "privileged"] {
+        let out = ok(&d.ctl(&["start", name]));
+        assert!(out.contains(&format!("{name}: started (running")), "{out}");
+    }
+    d.terminate(T);
+}
+
 /// A privileged start_pre runs on the host as root before the sandbox exists
 /// (it makes a directory the service then writes to); under `capexec exec`
 /// and the daemon, whose start fails with the command named when it fails.

@@ -196,13 +196,14 @@ pub struct RawExec {
     pub working_directory: Option<String>,
     pub memory_deny_write_execute: Option<bool>,
     pub ignore_sigpipe: Option<bool>,
+    pub condition: Option<Vec<RawCommand>>,
     pub start_pre: Option<Vec<RawCommand>>,
     pub start_post: Option<Vec<RawCommand>>,
     pub reload: Option<Vec<RawCommand>>,
     pub stop: Option<Vec<RawCommand>>,
 }
 
-/// A command run around the service (`[[exec.start_pre]]`, `start_post`,
+/// A command run around the service (`[[exec.condition]]`, `start_pre`, `start_post`,
 /// `reload`, `stop`): systemd's `ExecStartPre=` and the others, their `-` prefix as
 /// `ignore_failure`, `+` as `privileged`.
 #[derive(Debug, Default, Clone, Deserialize)]

@@ -105,6 +105,12 @@ pub struct ExecSpec {
     /// one the bounding set lacks; Landlock and the filters stay.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub allow_new_privileges: bool,
+    /// Run one after another before everything else of a start (systemd's
+    /// `ExecCondition=`): an exit of 1 to 254 means the service is not to
+    /// start now, which is not a failure; 255, a signal or no exec fails
+    /// the start.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub condition: Vec<Command>,
     /// Run one after another before the program, each to its end:
     /// systemd's `ExecStartPre=`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

@@ -264,6 +264,7 @@ pub fn validate(name: &str, raw: &RawUnit, sources: Vec<PathBuf>, ctx: &Context)
             v.err(format!("exec.argv[{i}]"), "argument contains a NUL byte");
         }
     }
+    let condition = commands(&mut v, "exec.condition", exec.condition.as_deref());
     let start_pre = commands(&mut v, "exec.start_pre", exec.start_pre.as_deref());
     let start_post = commands(&mut v, "exec.start_post", exec.start_post.as_deref());
     let reload = commands(&mut v, "exec.reload", exec.reload.as_deref());
@@ -932,6 +933,7 @@ pub fn validate(name: &str, raw: &RawUnit, sources: Vec<PathBuf>, ctx: &Context)
             fakeroot,
             oom_score_adjust: None,
             allow_new_privileges: false,
+            condition,
             start_pre,
             start_post,
             reload,
@@ -1024,7 +1026,7 @@ fn identity(v: &mut V, unit: &str, exec: &RawExec) -> Option<Identity> {
     Some(Identity { uid, gid, user_name, how, home, groups })
 }
 
-/// `[[exec.start_pre]]` and the other command lists.
+/// `[[exec.condition]]`, `[[exec.start_pre]]` and the other command lists.
 fn commands(v: &mut V, field: &str, list: Option<&[crate::raw::RawCommand]>) -> Vec<Command> {
     let mut out = Vec::new();
     for (i, c) in list.unwrap_or_default().iter().enumerate() {

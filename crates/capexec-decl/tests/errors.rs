@@ -979,3 +979,14 @@ fn syslog_sockets_are_a_chroots_dev_log() {
     let e = one(&format!("{ARGV}[filesystem]\nsyslog_sockets = [\"/srv/j/dev/log\", \"/srv/j/dev/log\"]\n"));
     assert!(e.key.as_deref() == Some("filesystem.syslog_sockets[1]") && e.message.contains("listed twice"), "{e}");
 }
+
+/// `[[exec.condition]]` takes what the other command lists take, and says
+/// which entry is wrong under its own name.
+#[test]
+fn condition_commands_are_checked_as_the_other_lists() {
+    let spec = ok(&format!("{ARGV}[[exec.condition]]\nargv = [\"/usr/share/samba/is-configured\", \"smb\"]\nprivileged = true\n"));
+    assert_eq!(spec.exec.condition.len(), 1);
+    assert!(spec.exec.condition[0].privileged && spec.exec.start_pre.is_empty());
+    let e = one(&format!("{ARGV}[[exec.condition]]\nargv = [\"is-configured\"]\n"));
+    assert!(e.to_string().contains("exec.condition[0].argv[0]") && e.to_string().contains("give the program's full path"), "{e}");
+}

@@ -192,8 +192,14 @@ fn run_commands(a: &ChildArgs, what: &str, list: &[crate::plan::SandboxCommand],
         "exec.stop" => (a.plan.stop_timeout, "service.stop_timeout"),
         _ => (a.plan.command_timeout, "service.ready_timeout"),
     };
+    // exec.condition commands come first in start_pre's list, each list
+    // numbered on its own.
+    let conditions = list.iter().filter(|c| c.condition).count();
     for (i, c) in list.iter().enumerate() {
-        run_command(a, what, i, c, main_pid, limit)?;
+        match c.condition {
+            true => run_command(a, "exec.condition", i, c, main_pid, limit)?,
+            false => run_command(a, what, i - conditions, c, main_pid, limit)?,
+        }
     }
     Ok(())
 }
@@ -244,6 +250,9 @@ fn run_command(
     let code = exit_code(status);
     if code == 0 || c.ignore_failure {
         return Ok(());
+    }
+    if c.condition && n == 0 && libc::WIFEXITED(status) && (1..=254).contains(&code) {
+        return Err(ChildError::new(Step::Condition, format!("{what}[{i}] `{}` exited with status {code}: the service is not to start now", shown())));
     }
     Err(match n {
         0 => ChildError::new(Step::StartPre, format!("{what}[{i}] `{}` exited with status {code}", shown())),

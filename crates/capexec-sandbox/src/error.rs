@@ -30,6 +30,12 @@ pub enum LaunchError {
 pub type BeforeSetupError = Box<dyn std::error::Error + Send + Sync>;
 
 impl LaunchError {
+    /// An `exec.condition` command said not to start: the start ends
+    /// without a failure (see [`Step::Condition`]).
+    pub fn condition_unmet(&self) -> bool {
+        matches!(self, LaunchError::Child { step: Step::Condition, .. })
+    }
+
     pub fn io(op: &'static str, what: impl std::fmt::Display, source: io::Error) -> Self {
         LaunchError::Io { op, what: what.to_string(), source }
     }
@@ -62,10 +68,13 @@ pub enum Step {
     JoinNamespaces,
     OomScoreAdjust,
     ContainerHook,
+    /// An `exec.condition` command said the service is not to start now
+    /// (exit 1 to 254): not a failure, the start ends there.
+    Condition,
 }
 
 impl Step {
-    const ALL: [Step; 23] = [
+    const ALL: [Step; 24] = [
         Step::StandardStreams,
         Step::ForkService,
         Step::ParentDeathSignal,
@@ -89,6 +98,7 @@ impl Step {
         Step::JoinNamespaces,
         Step::OomScoreAdjust,
         Step::ContainerHook,
+        Step::Condition,
     ];
 
     /// How messages and `capexec` name the step.
@@ -117,6 +127,7 @@ impl Step {
             Step::JoinNamespaces => "join namespaces",
             Step::OomScoreAdjust => "oom_score_adj",
             Step::ContainerHook => "container hook",
+            Step::Condition => "condition",
         }
     }
 

@@ -79,8 +79,9 @@ pub struct SetupPlan {
     pub init_seccomp: BpfProgram,
     /// `type = "forking"`: what init does once the started process exits.
     pub forking: Option<Forking>,
-    /// `exec.start_pre` commands that run in the sandbox, in order, before
-    /// the program (the privileged ones are the caller's to run first).
+    /// `exec.condition` then `exec.start_pre` commands that run in the
+    /// sandbox, in order, before the program (the privileged ones are the
+    /// caller's to run first).
     pub start_pre: Vec<SandboxCommand>,
     /// `exec.start_post`, `exec.reload` and `exec.stop` commands that run
     /// in the sandbox: init forks a helper for them before the program (see
@@ -377,7 +378,10 @@ fn real_parent(path: &Path) -> PathBuf {
 fn sandboxed(what: &str, list: &[capexec_decl::spec::Command]) -> Result<Vec<SandboxCommand>, LaunchError> {
     list.iter()
         .filter(|c| !c.privileged)
-        .map(|c| Ok(SandboxCommand { argv: c.argv.iter().map(|a| cstring(what, a)).collect::<Result<_, _>>()?, ignore_failure: c.ignore_failure }))
+        .map(|c| {
+            let argv = c.argv.iter().map(|a| cstring(what, a)).collect::<Result<_, _>>()?;
+            Ok(SandboxCommand { argv, ignore_failure: c.ignore_failure, condition: what == "exec.condition" })
+        })
         .collect()
 }
 
@@ -392,6 +396,9 @@ fn cstring(what: &str, s: &str) -> Result<CString, LaunchError> {
 pub struct SandboxCommand {
     pub argv: Vec<CString>,
     pub ignore_failure: bool,
+    /// One of `exec.condition`, which come first in `start_pre`: an exit
+    /// of 1 to 254 ends the start as not wanted (`Step::Condition`).
+    pub condition: bool,
 }
 
 /// A program an OCI config's createContainer or startContainer hook runs,
@@ -504,7 +511,7 @@ fn sysctls(declared: &std::collections::BTreeMap<String, String>, own_net: bool)
 
 /// Whether commands run around the program (start_pre, start_post, reload, stop).
 fn has_commands(e: &ExecSpec) -> bool {
-    !(e.start_pre.is_empty() && e.start_post.is_empty() && e.reload.is_empty() && e.stop.is_empty())
+    !(e.condition.is_empty() && e.start_pre.is_empty() && e.start_post.is_empty() && e.reload.is_empty() && e.stop.is_empty())
 }
 
 /// The TCP ports the service's own Landlock domain lets it bind: the
@@ -1090,7 +1097,7 @@ fn plan_inheriting(
         seccomp_before: profile,
         init_seccomp: seccomp::init_filter(false)?,
         forking: None,
-        start_pre: sandboxed("exec.start_pre", &spec.exec.start_pre)?,
+        start_pre: [sandboxed("exec.condition", &spec.exec.condition)?, sandboxed("exec.start_pre", &spec.exec.start_pre)?].concat(),
         start_post: sandboxed("exec.start_post", &spec.exec.start_post)?,
         reload: sandboxed("exec.reload", &spec.exec.reload)?,
         stop: sandboxed("exec.stop", &spec.exec.stop)?,
@@ -1314,6 +1321,7 @@ impl SetupPlan {
             .flat_map(|(l, cs)| cs.iter().map(move |c| (*l, c)))
         {
             let argv: Vec<String> = c.argv.iter().map(lossy).collect();
+            let list = if c.condition { "condition" } else { list };
             let _ = writeln!(o, "{list}: {argv:?}{}", if c.ignore_failure { " (failure ignored)" } else { "" });
         }
         if let Some(f) = &self.forking {

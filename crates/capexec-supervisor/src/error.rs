@@ -40,11 +40,23 @@ pub enum SupervisorError {
     /// message crossed the report socket as text.
     #[error("{0}")]
     Broker(String),
+    /// The same, for an `exec.condition` command that said not to start.
+    #[error("{0}")]
+    BrokerConditionUnmet(String),
     #[error("the broker process ended before it started the service")]
     BrokerEnded,
 }
 
 impl SupervisorError {
+    /// An `exec.condition` command said the service is not to start now.
+    pub fn condition_unmet(&self) -> bool {
+        match self {
+            SupervisorError::Launch(e) => e.condition_unmet(),
+            SupervisorError::BrokerConditionUnmet(_) => true,
+            _ => false,
+        }
+    }
+
     pub(crate) fn path(op: &'static str, path: impl Into<PathBuf>) -> impl FnOnce(io::Error) -> SupervisorError {
         let path = path.into();
         move |source| SupervisorError::Path { op, path, source }

@@ -85,17 +85,14 @@ pub enum LauncherEvent {
     Failed {
         id: u64,
         error: String,
+        /// Not a failure: an `exec.condition` command said not to start.
+        #[serde(default)]
+        unmet: bool,
     },
     /// A namespace init ended (and with it, its pid namespace).
-    Exited {
-        init_pid: i32,
-        code: i32,
-    },
+    Exited { init_pid: i32, code: i32 },
     /// The commands of a [`LauncherRequest::Task`] have ended.
-    TaskDone {
-        id: u64,
-        result: Result<(), String>,
-    },
+    TaskDone { id: u64, result: Result<(), String> },
 }
 
 pub struct Launcher {
@@ -183,7 +180,7 @@ fn complete(sock: RawFd, children: &mut Children, pid: i32) {
             pidfds.extend(listener);
             send(sock, &LauncherEvent::Launched { id: p.id, init_pid: s.pid, main_pid, broker_pid: None, syslog, refusals }, &fdpass::raw(&pidfds));
         }
-        Err(e) => send(sock, &LauncherEvent::Failed { id: p.id, error: e.to_string() }, &[]),
+        Err(e) => send(sock, &LauncherEvent::Failed { id: p.id, error: e.to_string(), unmet: e.condition_unmet() }, &[]),
     }
 }
 
@@ -289,7 +286,7 @@ fn task_done(sock: RawFd, children: &mut Children, init_pid: i32) {
 }
 
 fn launch(sock: RawFd, req: LaunchRequest, fds: Vec<OwnedFd>, host_env: &[(String, String)], children: &mut Children) {
-    let fail = |error: String| send(sock, &LauncherEvent::Failed { id: req.id, error }, &[]);
+    let fail = |error: String| send(sock, &LauncherEvent::Failed { id: req.id, error, unmet: false }, &[]);
     if fds.len() != 4 {
         return fail(format!("internal: launch request carried {} descriptors instead of 4", fds.len()));
     }
@@ -384,7 +381,7 @@ fn launch(sock: RawFd, req: LaunchRequest, fds: Vec<OwnedFd>, host_env: &[(Strin
                 &fdpass::raw(&pidfds),
             );
         }
-        Err(e) => fail(e.to_string()),
+        Err(e) => send(sock, &LauncherEvent::Failed { id: req.id, error: e.to_string(), unmet: e.condition_unmet() }, &[]),
     }
 }
 
@@ -409,6 +406,9 @@ struct Started {
 #[derive(Serialize, Deserialize)]
 struct BrokerReport {
     result: Result<BrokerStarted, String>,
+    /// The error is an `exec.condition` command's "not now".
+    #[serde(default)]
+    unmet: bool,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -458,7 +458,8 @@ fn spawn_brokered(
         Err(e) => return Err(SupervisorError::Sys { op: "receive the broker's report", source: e }),
     };
     let report: BrokerReport = serde_json::from_slice(&buf[..n]).map_err(|e| SupervisorError::Broker(format!("internal: the broker's report: {e}")))?;
-    let started = report.result.map_err(SupervisorError::Broker)?;
+    let unmet = report.unmet;
+    let started = report.result.map_err(|e| if unmet { SupervisorError::BrokerConditionUnmet(e) } else { SupervisorError::Broker(e) })?;
     let want = 1 + usize::from(started.main_pid.is_some()) + usize::from(started.tasks) + usize::from(started.syslog);
     if fds.len() != want {
         return Err(SupervisorError::Broker(format!("internal: the broker's report carried {} descriptors instead of {want}", fds.len())));
@@ -489,11 +490,11 @@ fn broker_main(
     // The launch enters the layer it shares with the service, just before
     // the service's clone (see `SpawnOptions::broker_layer`).
     let opts = capexec_sandbox::SpawnOptions { broker_layer: b.is_some(), ..*opts };
-    let spawned = joined.and_then(|()| capexec_sandbox::spawn_with(plan, &opts).map_err(|e| e.to_string()));
+    let spawned = joined.map_err(|e| (e, false)).and_then(|()| capexec_sandbox::spawn_with(plan, &opts).map_err(|e| (e.to_string(), e.condition_unmet())));
     let mut s = match spawned {
         Ok(s) => s,
-        Err(e) => {
-            say(&BrokerReport { result: Err(e) }, &[]);
+        Err((e, unmet)) => {
+            say(&BrokerReport { result: Err(e), unmet }, &[]);
             process::exit_now(1)
         }
     };
@@ -503,7 +504,7 @@ fn broker_main(
     sent.extend(s.tasks.as_ref().map(|fd| fd.as_raw_fd()));
     sent.extend(s.syslog.as_ref().map(|fd| fd.as_raw_fd()));
     let started = BrokerStarted { init_pid: s.pid, main_pid: main.as_ref().map(|(m, _)| *m), tasks: s.tasks.is_some(), syslog: s.syslog.is_some() };
-    say(&BrokerReport { result: Ok(started) }, &sent);
+    say(&BrokerReport { result: Ok(started), unmet: false }, &sent);
     drop(main);
     // The launcher's now; the broker must not hold the helper's channel
     // (nor read the service's log).

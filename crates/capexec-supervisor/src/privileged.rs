@@ -31,6 +31,27 @@ pub enum Failure {
     Failed(std::process::ExitStatus),
 }
 
+impl PrivilegedError {
+    /// An `exec.condition` command exited 1 to 254: the service is not to
+    /// start now, which is no failure (systemd's `ExecCondition=`).
+    pub fn condition_unmet(&self) -> bool {
+        self.what == "exec.condition" && matches!(&self.failure, Failure::Failed(s) if s.code().is_some_and(|c| (1..=254).contains(&c)))
+    }
+}
+
+/// The privileged commands before a start: `exec.condition`'s, then
+/// `exec.start_pre`'s (see [`run`]).
+pub fn run_before_start(
+    exec: &capexec_decl::spec::ExecSpec,
+    env: &[(String, String)],
+    limit: Duration,
+    stdio: Option<&[OwnedFd; 2]>,
+    note: &dyn Fn(&str),
+) -> Result<(), PrivilegedError> {
+    run("exec.condition", &exec.condition, env, limit, stdio, note)?;
+    run("exec.start_pre", &exec.start_pre, env, limit, stdio, note)
+}
+
 /// Runs the privileged commands of `list` (named `what` in messages, by
 /// their index in it) with a clean environment of `PATH` and `env`, each
 /// killed after `limit`. `stdio`: where their output goes (`None`:

@@ -40,6 +40,9 @@ pub enum Event {
     Spawned,
     /// The sandbox could not be set up or the program not executed.
     SpawnFailed,
+    /// An `exec.condition` command said the service is not to start now
+    /// (systemd's `ExecCondition=` exiting 1 to 254).
+    ConditionUnmet,
     /// READY=1 from a notify service.
     Ready,
     ReadyTimeout,
@@ -92,11 +95,14 @@ pub enum Outcome {
     ReadyTimeout,
     WatchdogTimeout,
     StartLimit,
+    /// Not started: an `exec.condition` command said not now. No failure,
+    /// and never restarted (as systemd skips a unit whose condition fails).
+    ConditionUnmet,
 }
 
 impl Outcome {
     fn is_failure(self) -> bool {
-        self != Outcome::Success
+        !matches!(self, Outcome::Success | Outcome::ConditionUnmet)
     }
 }
 
@@ -211,6 +217,7 @@ impl Machine {
             self.consecutive_failures = 0;
         }
         let restart = match self.policy.restart {
+            _ if outcome == Outcome::ConditionUnmet => false,
             RestartPolicy::No => false,
             RestartPolicy::OnFailure => outcome.is_failure(),
             RestartPolicy::Always => true,
@@ -238,6 +245,7 @@ impl Machine {
             (S::Starting, E::Ready) => self.become_running(now),
             (S::Running, E::Ready) => (S::Running, vec![]),
             (S::Starting, E::SpawnFailed) => self.end(Outcome::SpawnFailed, false),
+            (S::Starting, E::ConditionUnmet) => self.end(Outcome::ConditionUnmet, false),
             (S::Starting, E::ReadyTimeout) => self.end(Outcome::ReadyTimeout, true),
             (S::Running, E::WatchdogTimeout) => self.end(Outcome::WatchdogTimeout, true),
             (S::Running, E::PostFailed) => self.end(Outcome::ExitFailure, true),
@@ -486,6 +494,21 @@ mod tests {
         assert_eq!(m.state, S::WaitingToRestart);
         assert_eq!(m.handle(E::StopRequested, c.at(3)), vec![Action::CancelTimer(Timer::Restart)]);
         assert_eq!(m.state, S::Stopped);
+    }
+
+    /// systemd's ExecCondition=: a start the condition declines is no
+    /// failure and is not retried, whatever the restart policy; the next
+    /// start by hand runs the condition again.
+    #[test]
+    fn an_unmet_condition_ends_the_start_without_failure_or_restart() {
+        let c = Clock(Instant::now());
+        let mut m = Machine::new(policy(RestartPolicy::Always));
+        m.handle(E::StartRequested, c.at(0));
+        assert_eq!(m.handle(E::ConditionUnmet, c.at(1)).last(), Some(&Action::KillAll));
+        assert_eq!(m.handle(E::AllGone, c.at(2)), vec![Action::CancelTimer(Timer::Stop)]);
+        assert_eq!((m.state, m.outcome, m.consecutive_failures), (S::Exited, Some(Outcome::ConditionUnmet), 0));
+        assert_eq!(m.handle(E::StartRequested, c.at(3)).first(), Some(&Action::Launch));
+        assert_eq!(m.state, S::Starting);
     }
 
     #[test]

@@ -610,14 +610,17 @@ fn a_unit_by_name_comes_with_its_drop_ins() {
     assert!(!missing.status.success() && String::from_utf8_lossy(&missing.stderr).contains("give its path"));
 }
 
-/// ExecCondition= (samba's `is-configured smb`) runs first, as a start_pre
-/// command before the unit's own, and says how it differs from systemd's.
+/// ExecCondition= (samba's `is-configured smb`) becomes exec.condition,
+/// with its prefixes; an empty one resets the list, as for the others.
 #[test]
-fn exec_condition_runs_before_the_start_pre_commands() {
-    let decl = import_text("condition", "[Service]\nExecStartPre=/bin/true pre\nExecCondition=/bin/true cond\nExecStart=/usr/bin/sleep 100\n");
-    let (first, second) = (decl.find("argv = [\"/bin/true\", \"cond\"]"), decl.find("argv = [\"/bin/true\", \"pre\"]"));
-    assert!(first.is_some() && second.is_some() && first < second, "{decl}");
-    assert!(decl.contains("#   ExecCondition=/bin/true cond: a start_pre command, run before the others: an exit other than 0 fails the start"), "{decl}");
+fn exec_condition_becomes_the_condition_commands() {
+    let decl = import_text(
+        "condition",
+        "[Service]\nExecStartPre=/bin/true pre\nExecCondition=/bin/true old\nExecCondition=\nExecCondition=+/bin/true cond\nExecStart=/usr/bin/sleep 100\n",
+    );
+    assert!(decl.contains("[[exec.condition]]\nargv = [\"/bin/true\", \"cond\"]\n# systemd ran it with full privileges"), "{decl}");
+    assert!(decl.contains("[[exec.start_pre]]\nargv = [\"/bin/true\", \"pre\"]"), "{decl}");
+    assert!(!decl.contains("\"old\"") && !decl.contains("fails the start"), "{decl}");
     check(&decl, "condition");
 }
 

@@ -370,6 +370,7 @@ fn owned_by_chown(out: &mut Out, argv: &[String]) -> bool {
 /// The declaration's list for an Exec*= directive.
 fn command_list(directive: &str) -> &'static str {
     match directive {
+        "ExecCondition" => "condition",
         "ExecStartPre" => "start_pre",
         "ExecStartPost" => "start_post",
         "ExecStop" => "stop",
@@ -406,8 +407,6 @@ struct Out {
     pid_file: Option<String>,
     /// ExecStart=!: started as root whatever User= says.
     started_as_root: bool,
-    /// ExecCondition= lines: start_pre commands before the unit's own.
-    conditions: Vec<ImportedCommand>,
     /// PermissionsStartOnly=yes (its assignment): every command privileged.
     permissions_start_only: Option<String>,
     /// A root unit's directories chowned to this user by its ExecStartPre=
@@ -978,8 +977,7 @@ pub fn convert(unit: &UnitText, dropins: &[UnitText], instance: Option<&str>) ->
                 let (sig, how) = stop::signal_of(v).expect("checked");
                 out.stop_by = Some((sig, format!("{}={v}", e.key), how));
             }
-            "ExecStartPre" | "ExecStartPost" | "ExecReload" if v.is_empty() => drop(out.commands.remove(command_list(&e.key))),
-            "ExecCondition" if v.is_empty() => out.conditions.clear(),
+            "ExecStartPre" | "ExecStartPost" | "ExecReload" | "ExecCondition" if v.is_empty() => drop(out.commands.remove(command_list(&e.key))),
             "ExecStartPre" | "ExecStartPost" | "ExecReload" | "ExecStop" | "ExecCondition" => {
                 let prefixes: String = v.chars().take_while(|c| "-@+!:".contains(*c)).collect();
                 if prefixes.contains('@') {
@@ -994,13 +992,7 @@ pub fn convert(unit: &UnitText, dropins: &[UnitText], instance: Option<&str>) ->
                     let argv = exec_start(&Entry { value: v[prefixes.len()..].to_owned(), ..e.clone() }, &vars, &mut out);
                     if !argv.is_empty() {
                         let entry = (mainpid_shell(argv), prefixes.contains('-'), prefixes.contains('+') || prefixes.contains('!'));
-                        if e.key == "ExecCondition" {
-                            out.conditions.push(entry);
-                            let what = "a start_pre command, run before the others: an exit other than 0 fails the start, where systemd skips it quietly (1 to 254)";
-                            out.covered.push((format!("{}={v}", e.key), what.into()));
-                        } else {
-                            out.commands.entry(command_list(&e.key)).or_default().push(entry);
-                        }
+                        out.commands.entry(command_list(&e.key)).or_default().push(entry);
                     }
                 }
             }
@@ -1289,11 +1281,6 @@ pub fn convert(unit: &UnitText, dropins: &[UnitText], instance: Option<&str>) ->
         out.service.push(("stop_signal", sig.into()));
         out.covered.push((assignment, format!("service.stop_signal = \"{sig}\": {how}")));
     }
-    // ExecCondition= runs before every ExecStartPre=.
-    if !out.conditions.is_empty() {
-        let pre = out.commands.remove("start_pre").unwrap_or_default();
-        out.commands.insert("start_pre", std::mem::take(&mut out.conditions).into_iter().chain(pre).collect());
-    }
     if let Some(assignment) = out.permissions_start_only.take() {
         // systemd's older spelling of `+` on every line but ExecStart=.
         for command in out.commands.values_mut().flatten() {
@@ -1380,7 +1367,7 @@ fn render(source: &str, o: Out) -> String {
             let _ = writeln!(s, "{} = {}", q(k), q(v));
         }
     }
-    let lists = ["start_pre", "start_post", "reload", "stop"].into_iter().filter_map(|k| o.commands.get(k).map(|l| (k, l)));
+    let lists = ["condition", "start_pre", "start_post", "reload", "stop"].into_iter().filter_map(|k| o.commands.get(k).map(|l| (k, l)));
     for (key, argv, ignore, privileged) in lists.flat_map(|(k, l)| l.iter().map(move |(a, i, p)| (k, a, i, p))) {
         let _ = writeln!(s, "\n[[exec.{key}]]\nargv = {}", list(argv));
         if *ignore {

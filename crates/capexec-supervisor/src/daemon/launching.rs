@@ -7,8 +7,8 @@ use super::*;
 impl Daemon {
     pub(super) fn launch(&mut self, name: &str) {
         let Some(s) = self.services.get_mut(name) else { return };
-        if s.spec.exec.start_pre.iter().any(|c| c.privileged) {
-            let list = s.spec.exec.start_pre.clone();
+        if s.spec.exec.condition.iter().chain(&s.spec.exec.start_pre).any(|c| c.privileged) {
+            let exec = s.spec.exec.clone();
             // On the host, before the sandbox exists; the start goes on when
             // they have ended (`pre_done`).
             let token = self.next_launch;
@@ -25,7 +25,7 @@ impl Daemon {
             tokio::spawn(logs::read_pipe(log.clone(), out_r, Stream::Stdout));
             tokio::spawn(logs::read_pipe(log.clone(), err_r, Stream::Stderr));
             tokio::task::spawn_blocking(move || {
-                let result = crate::privileged::run("exec.start_pre", &list, &env, limit, Some(&[out_w, err_w]), &|m| log.note(m));
+                let result = crate::privileged::run_before_start(&exec, &env, limit, Some(&[out_w, err_w]), &|m| log.note(m));
                 let _ = tx.send(Ev::PreDone { unit, token, result });
             });
             return;
@@ -47,9 +47,28 @@ impl Daemon {
             self.check_gone(name);
             return;
         }
+        if let Err(e) = result.as_ref() {
+            if e.condition_unmet() {
+                return self.condition_unmet(name, e.to_string());
+            }
+        }
         match result.map_err(|e| e.to_string()).and_then(|()| self.prepare_launch(name).map_err(|e| e.to_string())) {
             Ok(()) => {}
             Err(e) => self.spawn_failed(name, e),
+        }
+    }
+
+    /// An `exec.condition` command said the service is not to start now
+    /// (`why`): the start ends, as no failure, and is not retried.
+    pub(super) fn condition_unmet(&mut self, name: &str, why: String) {
+        let Some(s) = self.services.get_mut(name) else { return };
+        s.launching = None;
+        s.log.note(&format!("not started: {why}"));
+        s.last_exit = Some((None, Outcome::ConditionUnmet, Instant::now()));
+        if s.machine.state == State::Starting {
+            self.queue.push_back((name.to_owned(), Event::ConditionUnmet));
+        } else {
+            self.check_gone(name);
         }
     }
 
@@ -220,9 +239,12 @@ impl Daemon {
                 }
             }
             LauncherEvent::TaskDone { id, result } => self.job_step(id, commands::Stage::Sandboxed, result.map_err(commands::JobError::Sandboxed)),
-            LauncherEvent::Failed { id, error } => {
+            LauncherEvent::Failed { id, error, unmet } => {
                 if let Some(name) = self.launches.remove(&id) {
-                    self.spawn_failed(&name, error);
+                    match unmet {
+                        true => self.condition_unmet(&name, error),
+                        false => self.spawn_failed(&name, error),
+                    }
                 }
             }
             LauncherEvent::Exited { init_pid, code } => {

@@ -226,6 +226,7 @@ fn outcome_name(o: Outcome) -> &'static str {
         Outcome::ReadyTimeout => "ready-timeout",
         Outcome::WatchdogTimeout => "watchdog-timeout",
         Outcome::StartLimit => "start-limit",
+        Outcome::ConditionUnmet => "condition-unmet",
     }
 }
 

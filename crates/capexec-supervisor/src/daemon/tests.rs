@@ -147,7 +147,7 @@ async fn a_launch_the_launcher_could_not_make_is_reported_with_its_error() {
     let mut h = Harness::new(s);
     let mut reply = h.request(start("web"));
     let req = h.next_launch();
-    h.launcher(LauncherEvent::Failed { id: req.id, error: "sandbox setup failed at `landlock`: EPERM".into() });
+    h.launcher(LauncherEvent::Failed { id: req.id, error: "sandbox setup failed at `landlock`: EPERM".into(), unmet: false });
     let r = answered(&mut reply);
     assert!(!r.ok);
     let error = r.error.unwrap_or_default();

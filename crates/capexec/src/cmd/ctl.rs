@@ -97,9 +97,17 @@ fn units_cmd(c: &ClientArgs, req: Request, verb: &str) -> i32 {
     let statuses: Vec<ServiceStatus> = serde_json::from_value(r.result.clone()).unwrap_or_default();
     for s in &statuses {
         let pid = s.main_pid.map(|p| format!(", main pid {p}")).unwrap_or_default();
-        println!("{}: {} ({}{pid})", safe(&s.name), verb_for(verb, &s.state), s.state);
+        // An exec.condition that said "not now" (systemd's ExecCondition=).
+        let unmet = s.state == "exited" && s.result.as_deref() == Some("condition-unmet");
+        match unmet {
+            true => println!("{}: not started ({}, condition-unmet)", safe(&s.name), s.state),
+            false => println!("{}: {} ({}{pid})", safe(&s.name), verb_for(verb, &s.state), s.state),
+        }
         if s.state == "failed" {
             print_tail(s, 5);
+        }
+        if let Some(why) = s.log_tail.iter().rev().find(|l| unmet && l.contains("not started: ")) {
+            println!("    {}", safe(why));
         }
     }
     if r.ok {

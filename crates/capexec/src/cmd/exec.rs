@@ -61,12 +61,13 @@ pub fn launch_foreground(spec: &ServiceSpec, handoff: Handoff) -> i32 {
         );
     }
     let rootless = !nix::unistd::geteuid().is_root();
-    // The privileged start_pre commands, on the host before the sandbox exists.
+    // The privileged condition and start_pre commands, on the host before
+    // the sandbox exists.
     let env: Vec<(String, String)> = spec.exec.environment.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
     let note = |m: &str| eprintln!("capexec: {}: {m}", spec.name);
-    if let Err(e) = capexec_supervisor::privileged::run("exec.start_pre", &spec.exec.start_pre, &env, spec.service.ready_timeout, None, &note) {
-        eprintln!("capexec: {}: {e}", spec.name);
-        return super::EXIT_SETUP;
+    if let Err(e) = capexec_supervisor::privileged::run_before_start(&spec.exec, &env, spec.service.ready_timeout, None, &note) {
+        eprintln!("capexec: {}: {}{e}", spec.name, if e.condition_unmet() { "not started: " } else { "" });
+        return if e.condition_unmet() { 0 } else { super::EXIT_SETUP };
     }
     let host_env: Vec<(String, String)> = std::env::vars().filter(|(k, _)| !super::systemd::CONSUMED.contains(&k.as_str())).collect();
     // Only a service that speaks sd_notify gets a socket to speak on (as
@@ -352,6 +353,11 @@ fn launch_planned(spec: &ServiceSpec, plan: capexec_sandbox::SetupPlan, mut hand
                 r.finish();
             }
             status
+        }
+        Err(e) if e.condition_unmet() => {
+            // systemd's ExecCondition=: not starting is no failure.
+            eprintln!("capexec: {}: not started: {e}", spec.name);
+            0
         }
         Err(e) => {
             eprintln!("capexec: {}: {e}", spec.name);
