@@ -38,6 +38,35 @@ both!(file_grants, |who: As| {
     assert!(out.contains(r"\x1b]0;owned\x07\x1b[2J\u{202e}x") && !out.contains('\x1b') && !out.contains('\u{202e}'), "{out:?}");
 });
 
+// 63: the `remove` right. A daemon that removes its pid file and makes it
+// anew with O_EXCL (atd, whose file capexec would otherwise bind into the
+// view, where it can be written and not removed) does so through its broker
+// on the host's file; no other removal follows from the grant: a name the
+// pattern does not cover, a directory or symlink it covers, `..`,
+// /proc/self/root, AT_REMOVEDIR, a grant without `remove`. Root and rootless.
+both!(a_remove_grant_removes_the_granted_file_and_nothing_else, |who: As| {
+    let d = grant_tree(&format!("remove-{who:?}"));
+    let out_dir = d.join("out");
+    std::fs::write(out_dir.join("keep.txt"), "keep").unwrap();
+    std::fs::write(out_dir.join("b.pid"), "b").unwrap();
+    std::fs::create_dir(out_dir.join("dir.pid")).unwrap();
+    std::os::unix::fs::symlink("../secret", out_dir.join("link.pid")).unwrap();
+    let u = test_unit(
+        &format!("remove-{who:?}"),
+        &format!(
+            "[[broker.fs]]\npath = \"{0}/out/*.pid\"\nrights = [\"read\", \"write\", \"create\", \"remove\"]\n\n             [[broker.fs]]\npath = \"{0}/data/**\"\nrights = [\"read\"]\n",
+            d.display()
+        ),
+    );
+    let out = probe_under(who, &u, &["remove-granted", d.to_str().unwrap()]);
+    assert_eq!(std::fs::read_to_string(out_dir.join("a.pid")).unwrap_or_default(), "2\n", "the pid file made anew:\n{out}");
+    for kept in ["keep.txt", "b.pid", "dir.pid", "link.pid", "../secret", "../data/readme"] {
+        assert!(out_dir.join(kept).symlink_metadata().is_ok(), "{kept} was removed:\n{out}");
+    }
+    assert!(out.contains("removing a file needs the `remove` right") && out.contains("add \"remove\" to that grant's rights"), "{out}");
+    assert!(out.contains("the broker removes regular files only"), "{out}");
+});
+
 // 30 and 36: the host swaps the granted file with a symlink to a secret
 // (renameat2 RENAME_EXCHANGE) while a thread in the service rewrites the path
 // buffer between the granted name and the secret's; no open ever yields the secret.

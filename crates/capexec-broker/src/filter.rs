@@ -64,6 +64,8 @@ pub const BROKER_SYSCALLS: &[&str] = &[
     "statx",
     "openat",
     "openat2",
+    // a granted file's removal (the `remove` right)
+    "unlinkat",
     "getdents64",
     "readlink",
     "readlinkat",

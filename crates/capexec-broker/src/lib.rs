@@ -152,6 +152,9 @@ fn brokered_syscalls(spec: &ServiceSpec) -> Vec<u32> {
     if !b.fs.is_empty() {
         nrs.extend([libc::SYS_open, libc::SYS_openat, libc::SYS_creat, libc::SYS_openat2].map(|n| n as u32));
     }
+    if b.fs.iter().any(|g| g.rights.remove) {
+        nrs.extend([libc::SYS_unlink, libc::SYS_unlinkat].map(|n| n as u32));
+    }
     if !b.connect.is_empty() || !b.bind.is_empty() {
         nrs.extend([libc::SYS_bind, libc::SYS_connect].map(|n| n as u32));
     }

@@ -80,6 +80,36 @@ pub fn open_granted(base: &OwnedFd, grant: &FsGrant, path: &str, dir_slash: bool
     Ok(fd)
 }
 
+/// Removes `path` (clean, absolute, matched by `grant`) beneath `base`:
+/// its directory is opened as a granted file would be (beneath `base`, no
+/// magic links, no symlinks unless the grant is a whole tree), and only a
+/// regular file's name is removed. `unlinkat` never follows the last
+/// component, so a file swapped for a symlink meanwhile loses its name and
+/// nothing else; one swapped for a directory stays (EISDIR).
+pub fn remove_granted(base: &OwnedFd, grant: &FsGrant, path: &str) -> io::Result<()> {
+    let base_s = grant.base.to_string_lossy();
+    let rel = path.strip_prefix(base_s.as_ref()).unwrap_or(path).trim_start_matches('/');
+    let (dir, name) = match rel.rsplit_once('/') {
+        Some((dir, name)) => (dir, name),
+        None => (".", rel),
+    };
+    if name.is_empty() {
+        // The grant's own directory: never a file to remove.
+        return Err(io::Error::from_raw_os_error(libc::EISDIR));
+    }
+    let mut resolve = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS;
+    if !grant.whole_tree() {
+        resolve |= RESOLVE_NO_SYMLINKS;
+    }
+    let c = |s: &str| CString::new(s).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL));
+    let parent = openat2(base.as_fd(), &c(dir)?, libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC, 0, resolve)?;
+    let st = nix::sys::stat::fstatat(Some(parent.as_raw_fd()), name, nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW).map_err(io::Error::from)?;
+    if st.st_mode & libc::S_IFMT != libc::S_IFREG {
+        return Err(io::Error::from_raw_os_error(libc::EISDIR));
+    }
+    nix::unistd::unlinkat(Some(parent.as_raw_fd()), name, nix::unistd::UnlinkatFlags::NoRemoveDir).map_err(io::Error::from)
+}
+
 /// `fd` if it is a regular file, else EISDIR (see [`refusal`]).
 fn regular(fd: OwnedFd) -> io::Result<OwnedFd> {
     // O_PATH fds included.

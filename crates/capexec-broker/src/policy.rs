@@ -89,6 +89,33 @@ pub fn open<'a>(spec: &'a BrokerSpec, clean: &str, flags: i32) -> Result<Option<
     Ok(Some((i, grant)))
 }
 
+/// An unlink of the clean absolute path `clean`: the grant (and its index)
+/// that allows it, `Ok(None)` when no grant covers the path (the kernel
+/// decides within the service's own view), or a refusal when the grant
+/// that covers it lacks the `remove` right.
+pub fn remove<'a>(spec: &'a BrokerSpec, clean: &str) -> Result<Option<(usize, &'a FsGrant)>, Refusal> {
+    let Some((i, grant)) = spec.fs.iter().enumerate().find(|(_, g)| g.matches(clean)) else { return Ok(None) };
+    if !grant.rights.remove {
+        let why = format!("removing a file needs the `remove` right (grant `{}` allows {})", grant.pattern, grant.rights);
+        return Err(refuse(libc::EACCES, why, "add \"remove\" to that grant's rights in [[broker.fs]]"));
+    }
+    Ok(Some((i, grant)))
+}
+
+/// A granted removal that failed because of what the path is (a
+/// directory, a symlink: [`crate::open::remove_granted`] answers EISDIR)
+/// or where it leads: a refusal to log. `None`: an ordinary error.
+pub fn after_remove(errno: i32, grant: &FsGrant) -> Option<Refusal> {
+    match errno {
+        libc::EISDIR => Some(refuse(
+            libc::EACCES,
+            "it is not a regular file (the broker removes regular files only: no directory, no symlink)",
+            "leave it to the host, or remove it from a command with privileged = true",
+        )),
+        _ => after_open(errno, grant),
+    }
+}
+
 /// Whether an open that `open` allowed is append-only: it writes, and the
 /// grant allows appending but not writing. The service then gets a pipe to
 /// the file, not the file (see `crate::append`).
@@ -229,7 +256,7 @@ mod tests {
     }
 
     fn r(read: bool, write: bool, create: bool, append: bool) -> FsRights {
-        FsRights { read, write, create, append }
+        FsRights { read, write, create, append, remove: false }
     }
 
     #[test]

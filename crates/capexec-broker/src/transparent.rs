@@ -12,7 +12,7 @@
 //! changes afterwards gains it anything.
 
 use crate::net;
-use crate::open::{clean_absolute, open_granted};
+use crate::open::{clean_absolute, open_granted, remove_granted};
 use crate::policy::{self, NetOp};
 use crate::Broker;
 use capexec_decl::grants::Proto;
@@ -155,6 +155,11 @@ fn handle(b: &Arc<Broker>, l: &Arc<Listener>, c: &Connector, p: &mut Pidfds, n: 
         libc::SYS_open => open(b, l, n, a[0], a[1] as i32, a[2] as u32, "open"),
         libc::SYS_creat => open(b, l, n, a[0], libc::O_CREAT | libc::O_WRONLY | libc::O_TRUNC, a[1] as u32, "creat"),
         libc::SYS_openat2 => openat2(b, l, n),
+        libc::SYS_unlink => unlink(b, l, n, n.args[0], "unlink"),
+        // AT_REMOVEDIR (or a bit the kernel would refuse): never a granted
+        // file's removal, the kernel's within the view.
+        libc::SYS_unlinkat if n.args[2] != 0 => Answer::Pass,
+        libc::SYS_unlinkat => unlink(b, l, n, n.args[1], "unlinkat"),
         libc::SYS_bind => net_call(b, l, c, p, n, NetOp::Bind),
         libc::SYS_connect => net_call(b, l, c, p, n, NetOp::Connect),
         libc::SYS_listen => listen(b, l, p, n),
@@ -219,17 +224,25 @@ pub(crate) fn umask_of(tid: u32) -> u32 {
         .unwrap_or(0o022)
 }
 
-fn open(b: &Broker, l: &Listener, n: Notif, path_ptr: u64, flags: i32, mode: u32, call: &str) -> Answer {
-    let path = match remote::read_cstr(n.tid, path_ptr, libc::PATH_MAX as usize) {
-        Ok(p) => p,
-        Err(e) => return Answer::Fail(e),
-    };
+/// The path a call names at `path_ptr`, copied out of the service: its
+/// raw bytes and, when it is absolute and clean, the form grants match.
+/// Relative paths start from a directory in the view (the broker never
+/// hands out directories), so only an absolute path can name a granted
+/// file outside it: `Err(Pass)` for the others, as for a dead caller (Gone).
+fn path_arg(l: &Listener, n: Notif, path_ptr: u64) -> Result<(Vec<u8>, String), Answer> {
+    let path = remote::read_cstr(n.tid, path_ptr, libc::PATH_MAX as usize).map_err(Answer::Fail)?;
     if !l.id_valid(n.id) {
-        return Answer::Gone;
+        return Err(Answer::Gone);
     }
-    // Relative paths start from a directory in the view (the broker never hands
-    // out directories), so only an absolute path can name a granted file outside it.
-    let Some(clean) = clean_absolute(&path) else { return Answer::Pass };
+    let clean = clean_absolute(&path).ok_or(Answer::Pass)?;
+    Ok((path, clean))
+}
+
+fn open(b: &Broker, l: &Listener, n: Notif, path_ptr: u64, flags: i32, mode: u32, call: &str) -> Answer {
+    let (path, clean) = match path_arg(l, n, path_ptr) {
+        Ok(got) => got,
+        Err(a) => return a,
+    };
     let shown = || format!("{call}(\"{clean}\", {})", flag_names(flags));
     let (i, grant) = match policy::open(&b.spec, &clean, flags) {
         Ok(Some(g)) => g,
@@ -262,6 +275,31 @@ fn open(b: &Broker, l: &Listener, n: Notif, path_ptr: u64, flags: i32, mode: u32
             let errno = e.raw_os_error().unwrap_or(libc::EIO);
             match policy::after_open(errno, grant) {
                 Some(r) => refused(b, &shown(), r),
+                None => Answer::Fail(errno),
+            }
+        }
+    }
+}
+
+/// An unlink of a granted file (the `remove` right): done by the broker
+/// beneath the grant's pinned directory. Paths no grant covers, relative
+/// ones and those with `..` are the kernel's, within the service's view.
+fn unlink(b: &Broker, l: &Listener, n: Notif, path_ptr: u64, call: &str) -> Answer {
+    let clean = match path_arg(l, n, path_ptr) {
+        Ok((_, clean)) => clean,
+        Err(a) => return a,
+    };
+    let (i, grant) = match policy::remove(&b.spec, &clean) {
+        Ok(Some(g)) => g,
+        Ok(None) => return Answer::Pass,
+        Err(r) => return refused(b, &format!("{call}(\"{clean}\")"), r),
+    };
+    match remove_granted(&b.bases[i], grant, &clean) {
+        Ok(()) => Answer::Value(0),
+        Err(e) => {
+            let errno = e.raw_os_error().unwrap_or(libc::EIO);
+            match policy::after_remove(errno, grant) {
+                Some(r) => refused(b, &format!("{call}(\"{clean}\")"), r),
                 None => Answer::Fail(errno),
             }
         }

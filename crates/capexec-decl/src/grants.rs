@@ -122,11 +122,15 @@ pub struct FsRights {
     pub write: bool,
     pub create: bool,
     pub append: bool,
+    /// unlink of a granted regular file: a daemon that removes its pid or
+    /// lock file and makes it anew with O_EXCL (atd).
+    #[serde(default)]
+    pub remove: bool,
 }
 
 impl std::fmt::Display for FsRights {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let names: Vec<&str> = [(self.read, "read"), (self.write, "write"), (self.create, "create"), (self.append, "append")]
+        let names: Vec<&str> = [(self.read, "read"), (self.write, "write"), (self.create, "create"), (self.append, "append"), (self.remove, "remove")]
             .iter()
             .filter(|(on, _)| *on)
             .map(|(_, n)| *n)

@@ -786,6 +786,10 @@ pub fn validate(name: &str, raw: &RawUnit, sources: Vec<PathBuf>, ctx: &Context)
         // The C library's resolver talking to the stub on 127.0.0.1:53.
         seccomp.allowed.union(&BROKER_DNS_SYSCALLS);
     }
+    if broker.fs.iter().any(|g| g.rights.remove) {
+        // Removals of granted files, which the broker answers.
+        seccomp.allowed.union(&syscalls::Set::of(&["unlink", "unlinkat"]));
+    }
     if exec.memory_deny_write_execute == Some(true) {
         // A memfd is written at run time and then mapped or executed from a
         // mount without noexec: code the kernel's MDWE never sees being made.
@@ -1411,6 +1415,14 @@ fn pid_file_mount(v: &mut V, raw: &RawUnit, mounts: &mut BTreeMap<PathBuf, (Moun
     if !file_below_a_directory(&path) {
         return None;
     }
+    // One the service may create through its broker (a `[[broker.fs]]`
+    // grant of that very path with `create`: atd makes its own with O_EXCL,
+    // which a file made for it would fail) is the broker's to make.
+    let grants = raw.broker.as_ref().and_then(|b| b.fs.as_ref()).into_iter().flatten();
+    let creates = |g: &crate::raw::RawFsGrant| g.rights.iter().flatten().any(|r| r == "create");
+    if grants.filter(|g| creates(g)).any(|g| g.path.as_ref().is_some_and(|p| Path::new(&v.expand(p)) == path)) {
+        return None;
+    }
     made_file_mount(v, "service.pid_file", path, mounts)
 }
 
@@ -1614,7 +1626,11 @@ fn broker(v: &mut V, raw: &RawUnit, net: NetMode) -> crate::grants::BrokerSpec {
         let mut rights = FsRights::default();
         let names = g.rights.clone().unwrap_or_default();
         if names.is_empty() {
-            v.err_help(format!("{key}.rights"), "missing or empty", "list what the service may do: rights = [\"read\"] (allowed: read, write, create, append)");
+            v.err_help(
+                format!("{key}.rights"),
+                "missing or empty",
+                "list what the service may do: rights = [\"read\"] (allowed: read, write, create, append, remove)",
+            );
         }
         for (j, r) in names.iter().enumerate() {
             match r.as_str() {
@@ -1622,7 +1638,8 @@ fn broker(v: &mut V, raw: &RawUnit, net: NetMode) -> crate::grants::BrokerSpec {
                 "write" => rights.write = true,
                 "create" => rights.create = true,
                 "append" => rights.append = true,
-                other => v.err_help(format!("{key}.rights[{j}]"), format!("unknown right `{other}`"), "allowed: read, write, create, append"),
+                "remove" => rights.remove = true,
+                other => v.err_help(format!("{key}.rights[{j}]"), format!("unknown right `{other}`"), "allowed: read, write, create, append, remove"),
             }
         }
         if rights.create && !rights.write && !rights.append {

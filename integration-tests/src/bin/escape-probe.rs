@@ -795,6 +795,7 @@ fn main() {
             let secrets = [format!("[::1]:{}", arg(3)).parse().unwrap(), format!("[::ffff:127.0.0.1]:{}", arg(4)).parse().unwrap()];
             host_udp(&mut r, arg(2).parse().unwrap_or(1), &secrets)
         }
+        "remove-granted" => remove_granted(&mut r, &arg(2)),
         "own-udp" => own_udp(&mut r, arg(2).parse().unwrap_or(1), arg(3).parse().unwrap_or(1)),
         "append-only" => append_only(&mut r, &arg(2)),
         "mdwe-files" => mdwe_files(&mut r, &arg(2)),
@@ -1205,6 +1206,48 @@ fn host_udp(r: &mut Report, granted: u16, secrets: &[std::net::SocketAddr]) {
         let (rc, e) = sys!(libc::SYS_bind, fd, &any as *const libc::sockaddr_storage, any_len);
         r.expect_fail(&format!("46 bind {what} to a new host port"), rc, e, &[EPERM, EACCES, libc::EINVAL]);
     }
+}
+
+/// 63: `remove-granted DIR`, in a service granted `DIR/out/*.pid` with
+/// `remove` (and read, write, create) and `DIR/data/**` read-only: the
+/// granted pid file is made, removed and made again with O_EXCL, as atd
+/// does; every other removal a grant could be stretched to fails: a file
+/// the pattern does not name, a directory and a symlink it does name, a
+/// path through `..` or /proc/self/root, AT_REMOVEDIR, and a file under a
+/// grant without `remove`. The test checks the host's files after.
+fn remove_granted(r: &mut Report, dir: &str) {
+    let pid = format!("{dir}/out/a.pid");
+    let (fd, e) = open(&pid, libc::O_RDWR | libc::O_CREAT | libc::O_EXCL);
+    r.check("63 control: the granted pid file is made with O_EXCL", fd >= 0, e);
+    let (rc, e) = sys!(libc::SYS_write, fd, b"1\n".as_ptr(), 2);
+    r.check("63 control: and written", rc == 2, e);
+    let unlink = |p: &str| {
+        let cp = c(p);
+        sys!(libc::SYS_unlink, cp.as_ptr())
+    };
+    let (rc, e) = unlink(&pid);
+    r.check("63 control: and removed", rc == 0, e);
+    let (fd, e) = open(&pid, libc::O_RDWR | libc::O_CREAT | libc::O_EXCL);
+    r.check("63 control: and made anew with O_EXCL", fd >= 0, e);
+    let (rc, e) = sys!(libc::SYS_write, fd, b"2\n".as_ptr(), 2);
+    r.check("63 control: and written again", rc == 2, e);
+    for (what, p, errnos) in [
+        ("a file the pattern does not name", format!("{dir}/out/keep.txt"), &[ENOENT, EACCES][..]),
+        ("a directory the pattern names", format!("{dir}/out/dir.pid"), &[EACCES]),
+        ("a symlink the pattern names", format!("{dir}/out/link.pid"), &[EACCES, libc::ELOOP]),
+        ("the secret through ..", format!("{dir}/out/../secret"), &[ENOENT, EACCES]),
+        ("the granted name through /proc/self/root", format!("/proc/self/root{dir}/out/b.pid"), &[ENOENT, EACCES]),
+        ("a file under a grant without remove", format!("{dir}/data/readme"), &[EACCES]),
+    ] {
+        let (rc, e) = unlink(&p);
+        r.expect_fail(&format!("63 unlink {what}"), rc, e, errnos);
+        let cp = c(&p);
+        let (rc, e) = sys!(libc::SYS_unlinkat, libc::AT_FDCWD, cp.as_ptr(), 0);
+        r.expect_fail(&format!("63 unlinkat {what}"), rc, e, errnos);
+    }
+    let cp = c(&format!("{dir}/out/b.pid"));
+    let (rc, e) = sys!(libc::SYS_unlinkat, libc::AT_FDCWD, cp.as_ptr(), libc::AT_REMOVEDIR);
+    r.expect_fail("63 unlinkat AT_REMOVEDIR of a granted name", rc, e, &[ENOENT, libc::ENOTDIR, EACCES]);
 }
 
 /// 62: `own-udp GRANTED SECRET`, in a `net = "none"` service granted
