@@ -639,6 +639,42 @@ fn cron_from_import_and_learn() {
     }
 }
 
+/// atd from Debian's atd.service, a package issue 19 does not name, tried
+/// as a new user would: imported, learned with one `at now` job, then run by
+/// the daemon, where the next job runs too. atd makes its pid file directly
+/// in /run with O_EXCL, and removes one it finds to make it anew: a file
+/// capexec made for it before the start stopped it there. The learned
+/// declaration has its broker make and remove that one file on the host
+/// instead (a `remove` grant), and the file holds atd's host pid, which
+/// `at` signals.
+#[test]
+fn atd_from_import_and_learn() {
+    require_root();
+    let out = format!("/var/spool/cron/atspool/capexec-it{}", std::process::id());
+    let _scratch = Scratch(vec![out.clone().into()]);
+    let job = format!("echo 'echo atd-ran > {out}' | at now 2>/dev/null");
+    let wait = format!("for i in $(seq 300); do [ -s {out} ] && exit 0; sleep 0.1; done; exit 1");
+    let mut d = Daemon::prepare(As::Root, "atd");
+    let unit = d.units().join("atd.svc");
+    std::fs::write(&unit, import("atd.service", None)).unwrap();
+    let _ = std::fs::remove_file("/run/atd.pid");
+    let workload = format!("while [ ! -s /run/atd.pid ]; do sleep 0.1; done; {job}; {wait}");
+    let decl = learned(&unit, "atd.service", &["--no-wait", "--workload", &workload], &["[[broker.fs]]\npath = \"/run/atd.pid\"", "\"remove\""]);
+    let _ = std::fs::remove_file(&out);
+    d.start();
+    start_learned(&d, "atd", &decl);
+    let pid = d.wait_for("atd", T, "its pid file", |_| std::fs::read_to_string("/run/atd.pid").is_ok_and(|p| !p.trim().is_empty()));
+    let _ = pid;
+    let host_pid: i32 = std::fs::read_to_string("/run/atd.pid").unwrap().trim().parse().unwrap();
+    assert_eq!(std::fs::read_to_string(format!("/proc/{host_pid}/comm")).unwrap_or_default().trim(), "atd", "the pid file names atd by its host pid");
+    let o = std::process::Command::new("/bin/sh").args(["-c", &job]).output().unwrap();
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(wait_contains(&out, "atd-ran", T), "the job never ran:\n{}", text(&d.ctl(&["logs", "atd"])));
+    stop(&d, "atd");
+    assert!(removed_in_time("/run/atd.pid"), "atd's pid file outlived it");
+    d.terminate(T);
+}
+
 /// lighttpd from Debian's lighttpd.service, a package issue 19 does not
 /// name, tried as a new user would: a simple service that says nothing of
 /// when it listens, writes its pid file directly in /run and drops to

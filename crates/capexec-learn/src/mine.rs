@@ -769,7 +769,11 @@ pub fn declaration(obs: &Observations, origin: &Origin, exists: impl Fn(&str) ->
         let _ = writeln!(o, "# It writes a pid file ({}): in the host's pid namespace the file holds the pid host tools expect.\npid = false", commented(p));
     }
     // Named unless the unit names it already.
-    let names_pid_file = pid_file.filter(|_| origin.pid_file.is_none());
+    let names_pid_file = pid_file.clone().filter(|_| origin.pid_file.is_none());
+    // One directly in /run that the run made with O_EXCL fails on the file
+    // capexec would make for it (atd removes a file it finds and makes it
+    // anew): the broker makes and removes that one file on the host instead.
+    let exclusive_pid_file = pid_file.filter(|p| parent(p) == "/run" && obs.exclusive.contains(p));
     if !binds.is_empty() || !connects.is_empty() {
         o.push_str("\n[broker.net]\n");
         if !binds.is_empty() {
@@ -938,10 +942,23 @@ pub fn declaration(obs: &Observations, origin: &Origin, exists: impl Fn(&str) ->
         }
     }
 
-    if let Some(p) = names_pid_file {
+    if let Some(p) = &exclusive_pid_file {
         let _ = writeln!(
             o,
-            "\n[service]\n# Where the daemon writes its pid (the run wrote it): capexec makes that file alone writable and\n# removes it at the stop; a forking daemon's also tells init whom to stand for.\npid_file = {}",
+            "\n# The run made its pid file with O_EXCL, which fails on a file made for it before the start (atd\n\
+             # removes one it finds and makes it anew): the broker makes and removes that file on the host.\n\
+             [[broker.fs]]\npath = {}\nrights = [\"read\", \"write\", \"create\", \"remove\"]",
+            quote(p)
+        );
+    }
+    if let Some(p) = names_pid_file {
+        let made = match exclusive_pid_file.is_some() {
+            true => "its broker makes that file (above)",
+            false => "capexec makes that file alone writable and\n# removes it at the stop",
+        };
+        let _ = writeln!(
+            o,
+            "\n[service]\n# Where the daemon writes its pid (the run wrote it): {made}; a forking daemon's also tells init whom to stand for.\npid_file = {}",
             quote(&p)
         );
     }
@@ -1588,6 +1605,36 @@ mod tests {
         o.moves.insert((format!("{q}/incoming/A1"), format!("{q}/active/A1")));
         o.moves.insert(("/var/lib/a.tmp".into(), "/var/lib/a/state".into()));
         assert_eq!(rw(&o), ["/srv/other".into(), "/var/lib".into(), q.to_owned()]);
+    }
+
+    /// atd: a pid file made with O_EXCL directly in /run (atd removes one it
+    /// finds and makes it anew) is the broker's to make and remove, which a
+    /// file capexec made before the start would prevent; one made plainly
+    /// stays capexec's to make. The result passes validation, and the
+    /// broker's file is not a mount of the view.
+    #[test]
+    fn a_pid_file_made_with_o_excl_is_the_brokers() {
+        let mined = |exclusive: bool| {
+            let mut o = obs(&[("/run/atd.pid", &[Access::Create, Access::Write, Access::Remove])], &["openat", "unlink"]);
+            if exclusive {
+                o.exclusive.insert("/run/atd.pid".into());
+            }
+            declaration(&o, &origin(&["/usr/sbin/atd".into()], true), |p| p != "/run/atd.pid")
+        };
+        let text = mined(true);
+        let v: toml::Value = toml::from_str(&text).unwrap();
+        let grant = &v["broker"]["fs"][0];
+        assert_eq!((grant["path"].as_str(), grant["rights"].as_array().map(|r| r.len())), (Some("/run/atd.pid"), Some(4)), "{text}");
+        assert_eq!(v["service"]["pid_file"].as_str(), Some("/run/atd.pid"), "{text}");
+        assert_eq!(v["namespaces"]["pid"].as_bool(), Some(false), "{text}");
+        let ctx = capexec_decl::Context { rootless: false, uid: 0, gid: 0, unit_dir: None };
+        let spec = capexec_decl::from_text("atd", &text, &ctx).unwrap_or_else(|e| panic!("{e}\n{text}"));
+        assert_eq!(spec.filesystem.pid_file, None, "the broker makes it: {text}");
+        assert!(spec.seccomp.allowed.contains("unlink"), "{text}");
+        let text = mined(false);
+        assert!(!text.contains("[[broker.fs]]"), "{text}");
+        let spec = capexec_decl::from_text("atd", &text, &ctx).unwrap_or_else(|e| panic!("{e}\n{text}"));
+        assert_eq!(spec.filesystem.pid_file.as_deref(), Some(Path::new("/run/atd.pid")), "{text}");
     }
 
     /// A service that writes a pid file shares the host's pid namespace (as

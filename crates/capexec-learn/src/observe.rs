@@ -43,6 +43,11 @@ pub struct Observations {
     /// service binds at its start.
     #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
     pub session_binds: BTreeSet<String>,
+    /// Paths opened with O_CREAT|O_EXCL (also in `paths`): the program
+    /// makes the file itself and fails where it is there already (atd's
+    /// pid file, which it removes when it finds one and makes anew).
+    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
+    pub exclusive: BTreeSet<String>,
     /// Addresses in `binds` and `connects` that only ever named the run's
     /// own sockets: a bind to a loopback address with port 0, and a connect
     /// or send to the port such a bind got (squid talking to its helpers).
@@ -159,6 +164,7 @@ impl Observations {
         self.binds.extend(other.binds);
         self.connects.extend(other.connects);
         self.session_binds.extend(other.session_binds);
+        self.exclusive.extend(other.exclusive);
         self.own_loopback.extend(other.own_loopback);
         self.command_connects.extend(other.command_connects);
         self.moves.extend(other.moves);

@@ -231,6 +231,9 @@ fn note(l: &Listener, n: &Notif, name: &str, ctx: &Ctx, obs: &mut Observations) 
     };
     let path_only = flags as i32 & libc::O_PATH != 0;
     let full = path_event(l, n, dirfd, path, access, path_only, obs);
+    if flags as i32 & (libc::O_CREAT | libc::O_EXCL) == libc::O_CREAT | libc::O_EXCL {
+        obs.exclusive.extend(full.clone());
+    }
     if let (Some(from), Some(to)) = (moved_from, full.clone()) {
         obs.moves.insert((from, to));
     }

@@ -304,11 +304,14 @@ fn record(spec: &ServiceSpec, how: Recording) -> Result<(Observations, Ended, In
     // through broker grants.
     let mut learning = spec.clone();
     learning.namespaces.net = capexec_decl::spec::NetMode::Host;
-    // A pid namespace of its own whatever the unit says (a forking daemon
-    // as root runs without one): ending the run's init ends every process
-    // of it, so nothing the run started outlives it and holds the
-    // recorder's listener open.
-    learning.namespaces.pid = true;
+    // As root, the host's pid namespace whatever the unit says, as systemd
+    // runs it: a pid file then holds the pid host tools read during the run
+    // (`at` signals atd by /run/atd.pid), and mining sees a pid file worth
+    // keeping host pids for. init is then the run's subreaper and ends
+    // every process of it when the service ends, as a pid namespace's end
+    // would, so nothing the run started outlives it and holds the
+    // recorder's listener open. Rootless, a pid namespace of its own.
+    learning.namespaces.pid = rootless;
     // A notify service says when it is ready: on a socket of its own, read here.
     let notify = match spec.service.kind {
         capexec_decl::spec::ServiceType::Notify => capexec_sandbox::plan::Notify::Relay { watchdog_usec: None },
