@@ -310,8 +310,11 @@ fn record(spec: &ServiceSpec, how: Recording) -> Result<(Observations, Ended, In
     // keeping host pids for. init is then the run's subreaper and ends
     // every process of it when the service ends, as a pid namespace's end
     // would, so nothing the run started outlives it and holds the
-    // recorder's listener open. Rootless, a pid namespace of its own.
-    learning.namespaces.pid = rootless;
+    // recorder's listener open. Rootless, a pid namespace of its own; so
+    // too a forking service without a pid file, which only its pid
+    // namespace tells from its start (validation refuses it the host's).
+    let forking_blind = spec.service.kind == capexec_decl::spec::ServiceType::Forking && spec.service.pid_file.is_none();
+    learning.namespaces.pid = rootless || forking_blind;
     // A notify service says when it is ready: on a socket of its own, read here.
     let notify = match spec.service.kind {
         capexec_decl::spec::ServiceType::Notify => capexec_sandbox::plan::Notify::Relay { watchdog_usec: None },
