@@ -139,7 +139,7 @@ fn dynamic_users_long_restart_delays_unit_relations_and_protect_system() {
         "#   Requires=t.socket: no socket unit t.socket found next to the unit or in systemd's unit directories: declare what it listens on as [[preopen.listen]]",
         "#   Wants=other.service: capexec starts each service on its own",
         "#   After=network.target: no start ordering",
-        "#   ConditionPathExists=/etc/t: capexec checks no conditions",
+        "#   ConditionPathExists=/etc/t: [[exec.condition]] with privileged = true",
         "# Stricter under capexec than in the unit",
         "#   ProtectSystem=full: the view is read-only except the declared writable paths",
     ] {
@@ -622,6 +622,27 @@ fn exec_condition_becomes_the_condition_commands() {
     assert!(decl.contains("[[exec.start_pre]]\nargv = [\"/bin/true\", \"pre\"]"), "{decl}");
     assert!(!decl.contains("\"old\"") && !decl.contains("fails the start"), "{decl}");
     check(&decl, "condition");
+}
+
+/// [Unit] conditions and assertions on paths (ssh.service's
+/// `ConditionPathExists=!/etc/ssh/sshd_not_to_be_run`) become privileged
+/// test(1) commands, checked on the host as systemd checks them: a condition
+/// first among exec.condition, an assertion first among start_pre; others
+/// say how to check them.
+#[test]
+fn unit_path_conditions_become_checks_on_the_host() {
+    let decl = import_text(
+        "unit-conditions",
+        "[Unit]\nConditionPathExists=!/etc/ssh/sshd_not_to_be_run\nAssertFileNotEmpty=/etc/app.conf\nConditionVirtualization=!container\nConditionPathExists=|/a\n\
+         [Service]\nExecCondition=/bin/true cond\nExecStartPre=/bin/true pre\nExecStart=/usr/bin/sleep 100\n",
+    );
+    let (test, cond) = (decl.find("argv = [\"/usr/bin/test\", \"!\", \"-e\", \"/etc/ssh/sshd_not_to_be_run\"]"), decl.find("\"cond\""));
+    assert!(test.is_some() && test < cond, "{decl}");
+    assert!(decl[..test.unwrap()].ends_with("[[exec.condition]]\n"), "{decl}");
+    let (assert, pre) = (decl.find("argv = [\"/usr/bin/test\", \"-s\", \"/etc/app.conf\"]"), decl.find("\"pre\""));
+    assert!(assert.is_some() && assert < pre && decl[..assert.unwrap()].ends_with("[[exec.start_pre]]\n"), "{decl}");
+    assert!(decl.contains("capexec checks no Virtualization condition") && decl.contains("a triggering condition"), "{decl}");
+    check(&decl, "unit-conditions");
 }
 
 /// DeviceAllow= (OpenVPN's unit: /dev/null and /dev/net/tun): a node of

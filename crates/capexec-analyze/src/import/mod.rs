@@ -144,7 +144,19 @@ fn unit_section(e: &Entry, out: &mut Out) {
         "Conflicts" | "OnFailure" | "OnSuccess" | "PropagatesReloadTo" | "ReloadPropagatedFrom" | "JoinsNamespaceOf" => {
             out.skip(e, "capexec has no relations between services")
         }
-        key if key.starts_with("Condition") || key.starts_with("Assert") => out.skip(e, "capexec checks no conditions: the service starts whatever this says"),
+        key if key.starts_with("Condition") || key.starts_with("Assert") => match path_check(key, v) {
+            Ok(argv) => {
+                let assert = key.starts_with("Assert");
+                let what = match assert {
+                    true => "[[exec.start_pre]] with privileged = true: on the host as root, as systemd checks it; when it does not hold the start fails, as systemd's assertion fails it",
+                    false => "[[exec.condition]] with privileged = true: on the host as root, as systemd checks it; when it does not hold the service is not started, and not failed",
+                };
+                out.covered.push((format!("{key}={v}"), format!("{what} (`{}`)", argv.join(" "))));
+                let list = if assert { &mut out.unit_asserts } else { &mut out.unit_conditions };
+                list.push((argv, false, true));
+            }
+            Err(why) => out.skip(e, why),
+        },
         "DefaultDependencies" => {}
         _ => out.skip(e, "not mapped: capexec has no counterpart for this [Unit] directive"),
     }
@@ -367,6 +379,44 @@ fn owned_by_chown(out: &mut Out, argv: &[String]) -> bool {
     }
 }
 
+/// A [Unit] `Condition…=` or `Assert…=` on a path, as the test(1) command
+/// that checks the same (`!` negates it); `Err` says why another one is
+/// left out.
+fn path_check(key: &str, value: &str) -> Result<Vec<String>, String> {
+    let kind = key.strip_prefix("Condition").or_else(|| key.strip_prefix("Assert")).unwrap_or(key);
+    let test = match kind {
+        "PathExists" => "-e",
+        "PathIsDirectory" => "-d",
+        "PathIsSymbolicLink" => "-L",
+        "FileNotEmpty" => "-s",
+        "FileIsExecutable" => "-x",
+        _ => {
+            return Err(format!(
+                "capexec checks no {kind} condition: the service starts whatever this says; an [[exec.condition]] command (exit 1: do not start) can check it"
+            ))
+        }
+    };
+    if value.is_empty() {
+        return Err("an empty assignment resets the unit's conditions: capexec keeps those it mapped above; remove them from [[exec.condition]] by hand".into());
+    }
+    if value.starts_with('|') {
+        return Err("a triggering condition (`|`: any one of several holds): capexec checks each condition on its own; write one [[exec.condition]] command that tests them together".into());
+    }
+    let (negated, path) = match value.strip_prefix('!') {
+        Some(p) => (true, p),
+        None => (false, value),
+    };
+    if !path.starts_with('/') {
+        return Err(format!("`{path}` is not an absolute path (systemd would not accept it either)"));
+    }
+    let mut argv = vec!["/usr/bin/test".to_owned()];
+    if negated {
+        argv.push("!".into());
+    }
+    argv.extend([test.to_owned(), path.to_owned()]);
+    Ok(argv)
+}
+
 /// The declaration's list for an Exec*= directive.
 fn command_list(directive: &str) -> &'static str {
     match directive {
@@ -407,6 +457,10 @@ struct Out {
     pid_file: Option<String>,
     /// ExecStart=!: started as root whatever User= says.
     started_as_root: bool,
+    /// [Unit] Condition…= and Assert…= on paths, as privileged commands:
+    /// systemd checks them before anything of the start.
+    unit_conditions: Vec<ImportedCommand>,
+    unit_asserts: Vec<ImportedCommand>,
     /// PermissionsStartOnly=yes (its assignment): every command privileged.
     permissions_start_only: Option<String>,
     /// A root unit's directories chowned to this user by its ExecStartPre=
@@ -1280,6 +1334,13 @@ pub fn convert(unit: &UnitText, dropins: &[UnitText], instance: Option<&str>) ->
         out.service.retain(|(k, _)| *k != "stop_signal");
         out.service.push(("stop_signal", sig.into()));
         out.covered.push((assignment, format!("service.stop_signal = \"{sig}\": {how}")));
+    }
+    // The unit's own checks come before its Exec lines.
+    for (list, checks) in [("condition", std::mem::take(&mut out.unit_conditions)), ("start_pre", std::mem::take(&mut out.unit_asserts))] {
+        if !checks.is_empty() {
+            let rest = out.commands.remove(list).unwrap_or_default();
+            out.commands.insert(list, checks.into_iter().chain(rest).collect());
+        }
     }
     if let Some(assignment) = out.permissions_start_only.take() {
         // systemd's older spelling of `+` on every line but ExecStart=.
