@@ -1071,30 +1071,40 @@ both!(start_pre_runs_in_the_sandbox_before_the_program, |who: As| {
 // run, the start prepared nothing, and capexec exec ends with 0; 255 fails the
 // start as a start_pre failure would, and 0 lets it go on. Root and rootless.
 both!(exec_condition_decides_whether_the_service_starts, |who: As| {
-    let run = |tag: &str, code: u8| {
+    let run = |tag: &str, code: u8, under_systemd: bool| {
         let body = format!(
-            "[exec]\nargv = [\"/bin/sh\", \"-c\", \"echo program-ran\"]\n             [[exec.condition]]\nargv = [\"/bin/sh\", \"-c\", \"echo condition-$(id -u); exit {code}\"]\n             [[exec.start_pre]]\nargv = [\"/bin/sh\", \"-c\", \"echo pre-ran\"]\n"
+            "[exec]\nargv = [\"/bin/sh\", \"-c\", \"echo program-ran\"]\n\
+             [[exec.condition]]\nargv = [\"/bin/sh\", \"-c\", \"echo condition-$(id -u); exit {code}\"]\n\
+             [[exec.start_pre]]\nargv = [\"/bin/sh\", \"-c\", \"echo pre-ran\"]\n"
         );
         let u = test_unit(&format!("condition-{tag}-{who:?}"), &body);
         let mut c = command(who);
         c.args(["exec", u.to_str().unwrap()]);
+        if under_systemd {
+            c.env("INVOCATION_ID", "0123456789abcdef0123456789abcdef");
+        }
         output(c, T)
     };
-    let o = run("met", 0);
+    let o = run("met", 0, false);
     assert!(o.status.success(), "{}", text(&o));
     let out = String::from_utf8_lossy(&o.stdout).into_owned();
     assert!(out.starts_with("condition-") && out.contains("pre-ran\nprogram-ran"), "{}", text(&o));
-    let o = run("unmet", 1);
+    let o = run("unmet", 1, false);
     assert_eq!(o.status.code(), Some(0), "not starting is no failure: {}", text(&o));
+    assert!(!text(&o).contains("help: under systemd"), "{}", text(&o));
     assert!(
         text(&o).contains("not started: sandbox setup failed at `condition`: exec.condition[0]") && text(&o).contains("exited with status 1"),
         "{}",
         text(&o)
     );
     assert!(!text(&o).contains("pre-ran") && !text(&o).contains("program-ran"), "{}", text(&o));
-    let o = run("failed", 255);
+    // Under systemd, whose Restart=always would repeat a run that ended well.
+    let o = run("unmet-systemd", 1, true);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert!(text(&o).contains("help: under systemd, give the unit the same check as ExecCondition="), "{}", text(&o));
+    let o = run("failed", 255, false);
     assert_eq!(o.status.code(), Some(125), "255 is a failure: {}", text(&o));
-    assert!(text(&o).contains("exec.start_pre[0]: ") || text(&o).contains("exec.condition[0]"), "{}", text(&o));
+    assert!(text(&o).contains("exec.condition[0]") && text(&o).contains("exited with status 255"), "{}", text(&o));
     assert!(!text(&o).contains("program-ran") && !text(&o).contains("not started"), "{}", text(&o));
 });
 

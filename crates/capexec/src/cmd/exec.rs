@@ -66,8 +66,11 @@ pub fn launch_foreground(spec: &ServiceSpec, handoff: Handoff) -> i32 {
     let env: Vec<(String, String)> = spec.exec.environment.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
     let note = |m: &str| eprintln!("capexec: {}: {m}", spec.name);
     if let Err(e) = capexec_supervisor::privileged::run_before_start(&spec.exec, &env, spec.service.ready_timeout, None, &note) {
-        eprintln!("capexec: {}: {}{e}", spec.name, if e.condition_unmet() { "not started: " } else { "" });
-        return if e.condition_unmet() { 0 } else { super::EXIT_SETUP };
+        if e.condition_unmet() {
+            return not_started(&spec.name, &e);
+        }
+        eprintln!("capexec: {}: {e}", spec.name);
+        return super::EXIT_SETUP;
     }
     let host_env: Vec<(String, String)> = std::env::vars().filter(|(k, _)| !super::systemd::CONSUMED.contains(&k.as_str())).collect();
     // Only a service that speaks sd_notify gets a socket to speak on (as
@@ -354,11 +357,7 @@ fn launch_planned(spec: &ServiceSpec, plan: capexec_sandbox::SetupPlan, mut hand
             }
             status
         }
-        Err(e) if e.condition_unmet() => {
-            // systemd's ExecCondition=: not starting is no failure.
-            eprintln!("capexec: {}: not started: {e}", spec.name);
-            0
-        }
+        Err(e) if e.condition_unmet() => not_started(&spec.name, &e),
         Err(e) => {
             eprintln!("capexec: {}: {e}", spec.name);
             if let capexec_sandbox::LaunchError::Io { op: "clone into new namespaces", .. } = e {
@@ -382,4 +381,18 @@ fn end_adopted() {
     };
     let borrowed: Vec<std::os::fd::BorrowedFd<'_>> = lists.iter().map(std::os::fd::AsFd::as_fd).collect();
     capexec_sys::process::end_children(&borrowed);
+}
+
+/// An exec.condition said not to start (systemd's ExecCondition=): no
+/// failure, exit 0. Under systemd (which sets INVOCATION_ID for every
+/// service) that exit is a run that ended well, which `Restart=always`
+/// repeats: the unit's own ExecCondition= makes systemd skip the start.
+fn not_started(unit: &str, why: &dyn std::fmt::Display) -> i32 {
+    eprintln!("capexec: {unit}: not started: {why}");
+    if std::env::var_os("INVOCATION_ID").is_some() {
+        eprintln!(
+            "  help: under systemd, give the unit the same check as ExecCondition=, so that systemd skips the start itself (Restart= then leaves it alone)"
+        );
+    }
+    0
 }
