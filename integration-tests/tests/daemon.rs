@@ -1108,7 +1108,8 @@ both!(exec_condition_decides_whether_the_service_starts, |who: As| {
     assert!(!text(&o).contains("program-ran") && !text(&o).contains("not started"), "{}", text(&o));
 });
 
-/// exec.condition under the daemon, sandboxed and privileged: a start the
+/// exec.condition under the daemon, sandboxed (with a broker too) and
+/// privileged: a start the
 /// condition declines leaves the service exited as `condition-unmet`, not
 /// failed, and not restarted even with restart = "always"; the next start
 /// asks the condition again.
@@ -1129,8 +1130,10 @@ fn an_unmet_condition_leaves_the_service_exited_under_the_daemon() {
     let mut d = Daemon::prepare(As::Root, "condition");
     d.write_unit("sandboxed", &body(false));
     d.write_unit("privileged", &body(true));
+    // With a broker, whose own process starts the service and reports back.
+    d.write_unit("brokered", &format!("{}[namespaces]\nnet = \"none\"\n[broker.net]\nconnect = [\"tcp:127.0.0.1:9\"]\n", body(false)));
     d.start();
-    for name in ["sandboxed", "privileged"] {
+    for name in ["sandboxed", "privileged", "brokered"] {
         let out = ok(&d.ctl(&["start", name]));
         assert!(
             out.contains(&format!("{name}: not started (exited, condition-unmet)\n"))
@@ -1145,7 +1148,7 @@ fn an_unmet_condition_leaves_the_service_exited_under_the_daemon() {
     std::thread::sleep(Duration::from_millis(300));
     assert_eq!(std::fs::read_to_string(dir.join("asked-true")).unwrap_or_default(), "asked\n");
     std::fs::write(&flag, "").unwrap();
-    for name in ["sandboxed", "privileged"] {
+    for name in ["sandboxed", "privileged", "brokered"] {
         let out = ok(&d.ctl(&["start", name]));
         assert!(out.contains(&format!("{name}: started (running")), "{out}");
     }
