@@ -953,7 +953,7 @@ pub fn declaration(obs: &Observations, origin: &Origin, exists: impl Fn(&str) ->
     }
     if let Some(p) = names_pid_file {
         let made = match exclusive_pid_file.is_some() {
-            true => "its broker makes that file (above)",
+            true => "its broker makes that file (its [[broker.fs]] grant)",
             false => "capexec makes that file alone writable and\n# removes it at the stop",
         };
         let _ = writeln!(

@@ -379,10 +379,18 @@ fn sandboxed(what: &str, list: &[capexec_decl::spec::Command]) -> Result<Vec<San
     list.iter()
         .filter(|c| !c.privileged)
         .map(|c| {
-            let argv = c.argv.iter().map(|a| cstring(what, a)).collect::<Result<_, _>>()?;
-            Ok(SandboxCommand { argv, ignore_failure: c.ignore_failure, condition: what == "exec.condition" })
+            Ok(SandboxCommand { argv: c.argv.iter().map(|a| cstring(what, a)).collect::<Result<_, _>>()?, ignore_failure: c.ignore_failure, condition: false })
         })
         .collect()
+}
+
+/// init's list before the program: the sandboxed `exec.condition`
+/// commands (marked so), then the sandboxed `exec.start_pre` ones.
+fn conditions_then_start_pre(spec: &ServiceSpec) -> Result<Vec<SandboxCommand>, LaunchError> {
+    let mut list = sandboxed("exec.condition", &spec.exec.condition)?;
+    list.iter_mut().for_each(|c| c.condition = true);
+    list.extend(sandboxed("exec.start_pre", &spec.exec.start_pre)?);
+    Ok(list)
 }
 
 fn cstring(what: &str, s: &str) -> Result<CString, LaunchError> {
@@ -1097,7 +1105,7 @@ fn plan_inheriting(
         seccomp_before: profile,
         init_seccomp: seccomp::init_filter(false)?,
         forking: None,
-        start_pre: [sandboxed("exec.condition", &spec.exec.condition)?, sandboxed("exec.start_pre", &spec.exec.start_pre)?].concat(),
+        start_pre: conditions_then_start_pre(spec)?,
         start_post: sandboxed("exec.start_post", &spec.exec.start_post)?,
         reload: sandboxed("exec.reload", &spec.exec.reload)?,
         stop: sandboxed("exec.stop", &spec.exec.stop)?,

@@ -106,7 +106,7 @@ fn units_cmd(c: &ClientArgs, req: Request, verb: &str) -> i32 {
         if s.state == "failed" {
             print_tail(s, 5);
         }
-        if let Some(why) = s.log_tail.iter().rev().find(|l| unmet && l.contains("not started: ")) {
+        if let Some(why) = s.log_tail.iter().rev().find(|l| l.contains("not started: ")).filter(|_| unmet) {
             println!("    {}", safe(why));
         }
     }
