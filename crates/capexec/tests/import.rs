@@ -149,6 +149,17 @@ fn dynamic_users_long_restart_delays_unit_relations_and_protect_system() {
     check(&decl, "relations");
 }
 
+/// systemd still reads the start limit in [Service], where older units
+/// (dnsdist's) have it; it means there what it means in [Unit].
+#[test]
+fn start_limits_in_the_service_section() {
+    let decl = import_text("limits-service", "[Service]\nExecStart=/usr/bin/sleep 100\nStartLimitBurst=4\nStartLimitInterval=30\n");
+    assert!(decl.contains("start_limit_burst = 4") && decl.contains("start_limit_interval = \"30s\""), "{decl}");
+    let off = import_text("limits-off", "[Service]\nExecStart=/usr/bin/sleep 100\nStartLimitInterval=0\n");
+    assert!(off.contains("#   StartLimitInterval=0: 0 turns systemd's start limit off"), "{off}");
+    check(&decl, "limits-service");
+}
+
 /// systemd's timeouts come along: the unit's (`infinity` and 0 are no limit
 /// there, an hour here; TimeoutSec= sets both), else systemd's defaults of
 /// 90 s rather than capexec's shorter ones (squid ends its clients'

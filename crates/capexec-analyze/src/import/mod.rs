@@ -1187,6 +1187,8 @@ pub fn convert(unit: &UnitText, dropins: &[UnitText], instance: Option<&str>) ->
             },
             // Kept for a forking service only (see `render`); /var/run is /run.
             "PIDFile" => out.pid_file = Some(v.strip_prefix("/var/run/").map_or_else(|| v.to_owned(), |r| format!("/run/{r}"))),
+            // systemd still reads these in [Service], where older units have them.
+            "StartLimitBurst" | "StartLimitIntervalSec" | "StartLimitInterval" => unit_section(e, &mut out),
             "Restart" => match v {
                 "no" | "on-failure" | "always" => out.service.push(("restart", v.into())),
                 _ => {
