@@ -644,3 +644,58 @@ both!(reload_commands_are_learned, |who: As| {
     let o = s.stop();
     assert!(reloaded, "no reload under the mined declaration: {}\n{decl}", text(&o));
 });
+
+// The mined file is the unit's own with what the run needed: its drop-ins
+// stay beside it. Written under another name (`--out other.svc`), it lacked
+// what they said without a word (h2o's lowered `LimitNOFILE=`, which the
+// run had, then failed its start); learning now says so, with the copy.
+both!(drop_ins_left_beside_the_unit_are_named, |who: As| {
+    let (dir, _scratch) = writable_dir(&format!("dropins-{who:?}"));
+    let unit = dir.join("env.svc");
+    std::fs::write(&unit, "[exec]\nargv = [\"/bin/sh\", \"-c\", \"test \\\"$FROM_DROPIN\\\" = yes\"]\n").unwrap();
+    set_mode(&unit, 0o644);
+    std::fs::create_dir_all(dir.join("env.svc.d")).unwrap();
+    std::fs::write(dir.join("env.svc.d/10-local.toml"), "[exec.environment]\nFROM_DROPIN = \"yes\"\n").unwrap();
+    let mined = dir.join("learned.svc");
+    let mut c = command(who);
+    c.arg("learn").arg(&unit).arg("--out").arg(&mined);
+    let o = output(c, T);
+    let said = text(&o);
+    assert!(o.status.success() && said.contains("exited with status 0"), "the run had the drop-in's variable: {said}");
+    let cp = format!("to keep them: cp -r {}.d {}.d", unit.display(), mined.display());
+    assert!(said.contains("env.svc.d/10-local.toml), which are not in") && said.contains(&cp), "{said}");
+    // Onto the unit itself, the drop-ins go on applying: nothing to say.
+    set_mode(&unit, 0o666);
+    let mut c = command(who);
+    c.arg("learn").arg(&unit).arg("--out").arg(&unit);
+    let o = output(c, T);
+    assert!(o.status.success() && !text(&o).contains("drop-ins"), "{}", text(&o));
+});
+
+// What a first start leaves, the next finds: postgrey's Berkeley DB made
+// its region files while learning and removed them at its next start, where
+// the mined declaration refused `unlink`. A file the run made and left now
+// brings unlink with it.
+both!(a_file_the_run_made_may_be_removed_at_the_next_start, |who: As| {
+    let (dir, _scratch) = writable_dir(&format!("made-{who:?}"));
+    let d = dir.to_str().unwrap();
+    let prog = "import os, sys\n\
+                p = sys.argv[1] + '/region'\n\
+                if os.path.exists(p): os.unlink(p)\n\
+                open(p, 'x').close()\n";
+    let argv = serde_json::to_string(&["/usr/bin/python3", "-c", prog, d]).unwrap();
+    let unit = dir.join("made.svc");
+    std::fs::write(&unit, format!("[exec]\nargv = {argv}\n")).unwrap();
+    set_mode(&unit, 0o644);
+    let mined = dir.join("learned.svc");
+    let mut c = command(who);
+    c.arg("learn").arg(&unit).arg("--out").arg(&mined);
+    let o = output(c, T);
+    assert!(o.status.success(), "{}", text(&o));
+    let decl = std::fs::read_to_string(&mined).unwrap();
+    assert!(decl.contains(&format!("\"unlink\", # the run made {d}/region and left it")), "{decl}");
+    let mut c = command(who);
+    c.arg("exec").arg(&mined);
+    let o = output(c, T);
+    assert!(o.status.success(), "the next start, which finds the file: {}\n{decl}", text(&o));
+});

@@ -107,25 +107,31 @@ pub fn unit_name(path: &Path) -> Result<String, DeclError> {
     Ok(name.to_owned())
 }
 
+/// The drop-ins of the unit at `path` (`PATH.d/*.toml`), in the order they
+/// apply; none when it has no drop-in directory.
+pub fn dropins(path: &Path) -> Result<Vec<PathBuf>, DeclError> {
+    let dropin_dir = PathBuf::from(format!("{}.d", path.display()));
+    if !dropin_dir.is_dir() {
+        return Ok(Vec::new());
+    }
+    let rd = std::fs::read_dir(&dropin_dir).map_err(|e| DeclError::new(format!("cannot read drop-in directory: {e}")).in_file(&dropin_dir))?;
+    let files: Vec<PathBuf> = rd.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.is_file()).collect();
+    // systemd's drop-ins end in .conf: one written from that habit would
+    // be ignored without a word, and what it says left unenforced.
+    if let Some(conf) = files.iter().find(|p| p.extension().is_some_and(|x| x == "conf")) {
+        return Err(DeclError::new("a drop-in file name must end in `.toml`; this one would be ignored")
+            .in_file(conf)
+            .help(format!("rename it to {}", conf.with_extension("toml").display())));
+    }
+    let mut dropins: Vec<PathBuf> = files.into_iter().filter(|p| p.extension().is_some_and(|x| x == "toml")).collect();
+    dropins.sort();
+    Ok(dropins)
+}
+
 pub fn load(path: &Path) -> Result<LoadedSource, DeclErrors> {
     let name = unit_name(path)?;
     let mut paths = vec![path.to_path_buf()];
-    let dropin_dir = PathBuf::from(format!("{}.d", path.display()));
-    if dropin_dir.is_dir() {
-        let rd = std::fs::read_dir(&dropin_dir).map_err(|e| DeclError::new(format!("cannot read drop-in directory: {e}")).in_file(&dropin_dir))?;
-        let files: Vec<PathBuf> = rd.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.is_file()).collect();
-        // systemd's drop-ins end in .conf: one written from that habit would
-        // be ignored without a word, and what it says left unenforced.
-        if let Some(conf) = files.iter().find(|p| p.extension().is_some_and(|x| x == "conf")) {
-            return Err(DeclError::new("a drop-in file name must end in `.toml`; this one would be ignored")
-                .in_file(conf)
-                .help(format!("rename it to {}", conf.with_extension("toml").display()))
-                .into());
-        }
-        let mut dropins: Vec<PathBuf> = files.into_iter().filter(|p| p.extension().is_some_and(|x| x == "toml")).collect();
-        dropins.sort();
-        paths.extend(dropins);
-    }
+    paths.extend(dropins(path)?);
     let mut files = Vec::new();
     let mut errors = Vec::new();
     let mut merged = toml::Table::new();

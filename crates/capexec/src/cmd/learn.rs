@@ -195,6 +195,9 @@ fn learn(a: &LearnArgs) -> Result<i32, CmdError> {
         Some(f) => {
             std::fs::write(f, &text).map_err(CmdError::file("write", f))?;
             eprintln!("capexec learn: wrote {} (check it with `capexec check {}`)", f.display(), f.display());
+            if let Some(u) = unit {
+                left_behind(u, f);
+            }
         }
         None if unit.is_some() => {
             eprintln!("capexec learn: no --out given: the mined declaration follows on standard error");
@@ -205,6 +208,30 @@ fn learn(a: &LearnArgs) -> Result<i32, CmdError> {
         None => print!("{}", safe_lines(&text)),
     }
     Ok(if workload_failed { 1 } else { 0 })
+}
+
+/// The mined file is the unit's own with what the run needed added; the
+/// unit's drop-ins stay beside the unit. Written elsewhere, it lacks what
+/// they said (a lowered limit, the test's address), which the run had: say
+/// so, with the copy that keeps them.
+fn left_behind(unit: &Path, out: &Path) {
+    let same = match (unit.canonicalize(), out.canonicalize()) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => false,
+    };
+    let theirs = capexec_decl::source::dropins(unit).unwrap_or_default();
+    if same || theirs.is_empty() || !capexec_decl::source::dropins(out).unwrap_or_default().is_empty() {
+        return;
+    }
+    let names: Vec<String> = theirs.iter().map(|p| p.display().to_string()).collect();
+    eprintln!(
+        "capexec learn: note: the run had {}'s drop-ins ({}), which are not in {}; to keep them: cp -r {}.d {}.d",
+        unit.display(),
+        names.join(", "),
+        out.display(),
+        unit.display(),
+        out.display()
+    );
 }
 
 /// `capexec run --explain` and `capexec exec --explain`: runs `spec`'s
