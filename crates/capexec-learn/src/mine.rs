@@ -316,7 +316,7 @@ pub fn view(obs: &Observations, private: &[String], declared: &[String], exists:
 
 /// The allowlist: a group wherever every one of its members was seen, single
 /// syscalls otherwise; `@default` is always allowed and not repeated.
-pub fn allowlist(obs: &Observations) -> Vec<(String, String)> {
+pub fn allowlist(obs: &Observations, exists: &dyn Fn(&str) -> bool) -> Vec<(String, String)> {
     let seen: BTreeSet<&str> = obs.syscalls.keys().map(String::as_str).collect();
     let default = syscalls::group("@default").map(syscalls::expand).unwrap_or_default();
     let mut left: BTreeSet<&str> = seen.iter().copied().filter(|s| !default.contains(s)).collect();
@@ -357,6 +357,17 @@ pub fn allowlist(obs: &Observations) -> Vec<(String, String)> {
     let changes_ids = ["setuid", "setresuid", "setreuid", "setgid", "setresgid", "setgroups", "capset"].iter().find(|c| seen.contains(*c));
     if let Some(changed) = changes_ids.filter(|_| !seen.contains("capget") && !default.contains("capget")) {
         variants.insert("capget", format!("the run changed its ids ({changed}), after which a process may read what capabilities it kept"));
+    }
+    // Files the run made and left are there at the next start, which may
+    // remove them before it makes them anew: postgrey's Berkeley DB
+    // removes the region files its first start made (refused `unlink`
+    // under the mined declaration). Landlock keeps removal to the
+    // writable paths, where the service may already rewrite any file.
+    let left_behind = obs.made.iter().find(|p| !under(p, &["/tmp", "/dev", "/proc", "/run/capexec"]) && exists(p));
+    if let Some(p) = left_behind.filter(|_| !["unlink", "unlinkat"].iter().any(|u| seen.contains(u))) {
+        for u in ["unlink", "unlinkat"].into_iter().filter(|u| !default.contains(u)) {
+            variants.insert(u, format!("the run made {} and left it: a later start finds it there, and may remove it", commented(p)));
+        }
     }
     for s in left {
         let n = obs.syscalls[s];
@@ -963,7 +974,7 @@ pub fn declaration(obs: &Observations, origin: &Origin, exists: impl Fn(&str) ->
         );
     }
     o.push_str("\n[seccomp]\nallow = [\n");
-    for (name, why) in allowlist(obs) {
+    for (name, why) in allowlist(obs, &exists) {
         let _ = writeln!(o, "    {}, # {why}", quote(&name));
     }
     o.push_str("]\n");
@@ -1170,19 +1181,33 @@ mod tests {
         let timer = ["alarm", "getitimer", "setitimer", "timer_create", "timer_delete", "timer_getoverrun", "timer_gettime", "timer_settime"];
         let mut calls: Vec<&str> = timer.to_vec();
         calls.extend(["timerfd_create", "timerfd_gettime", "timerfd_settime", "read", "brk"]);
-        let names: Vec<String> = allowlist(&obs(&[], &calls)).into_iter().map(|(n, _)| n).collect();
+        let names: Vec<String> = allowlist(&obs(&[], &calls), &|_| false).into_iter().map(|(n, _)| n).collect();
         assert!(names.contains(&"@timer".to_owned()), "{names:?}");
         assert!(names.contains(&"read".to_owned()) && !names.contains(&"brk".to_owned()) && !names.contains(&"alarm".to_owned()), "{names:?}");
     }
 
     #[test]
+    fn files_the_run_made_and_left_may_be_removed_at_the_next_start() {
+        let mut o = obs(&[], &["openat", "write"]);
+        o.made.insert("/var/lib/postgrey/__db.001".into());
+        let list = allowlist(&o, &|p| p == "/var/lib/postgrey/__db.001");
+        let why = |n: &str| list.iter().find(|(k, _)| k == n).map(|(_, w)| w.clone());
+        assert_eq!(why("unlink").as_deref(), Some("the run made /var/lib/postgrey/__db.001 and left it: a later start finds it there, and may remove it"));
+        assert!(why("unlinkat").is_some(), "{list:?}");
+        // Gone after the run (removed at its stop), or in its own /tmp: nothing left to find.
+        assert!(allowlist(&o, &|_| false).iter().all(|(k, _)| k != "unlink"));
+        o.made = ["/tmp/x".to_owned()].into();
+        assert!(allowlist(&o, &|_| true).iter().all(|(k, _)| k != "unlink"));
+    }
+
+    #[test]
     fn variants_of_a_used_call_are_allowed_and_say_so() {
-        let list = allowlist(&obs(&[], &["write", "accept4", "mount", "rename"]));
+        let list = allowlist(&obs(&[], &["write", "accept4", "mount", "rename"]), &|_| false);
         let why = |n: &str| list.iter().find(|(k, _)| k == n).map(|(_, w)| w.clone());
         assert_eq!(why("writev").as_deref(), Some("variant of write, which the run used"));
         assert_eq!(why("renameat2").as_deref(), Some("variant of rename, which the run used"), "postfix's mv on a second start");
         assert_eq!(why("accept").as_deref(), Some("variant of accept4, which the run used"));
-        let list = allowlist(&obs(&[], &["statfs", "unlinkat"]));
+        let list = allowlist(&obs(&[], &["statfs", "unlinkat"]), &|_| false);
         let why2 = |n: &str| list.iter().find(|(k, _)| k == n).map(|(_, w)| w.clone());
         assert_eq!(why2("fstatfs").as_deref(), Some("variant of statfs, which the run used"), "dovecot's auth under the daemon");
         assert_eq!(why2("unlink").as_deref(), Some("variant of unlinkat, which the run used"));
@@ -1192,7 +1217,7 @@ mod tests {
         // Only the used call's family: nothing from elsewhere.
         assert!(why("readv").is_none() && why("umount2").is_none());
         assert!(why("kill").is_none(), "no children reaped, no signals");
-        let list = allowlist(&obs(&[], &["wait4", "clone"]));
+        let list = allowlist(&obs(&[], &["wait4", "clone"]), &|_| false);
         assert!(list.iter().any(|(k, w)| k == "kill" && w.contains("reaped children")), "{list:?}");
     }
 
@@ -1275,7 +1300,7 @@ mod tests {
     /// learning: a run that changed its ids is given capget, which only reads.
     #[test]
     fn a_run_that_changed_its_ids_may_read_its_capabilities() {
-        let allowed = |calls: &[&str]| allowlist(&obs(&[], calls)).into_iter().map(|(s, _)| s).collect::<Vec<_>>();
+        let allowed = |calls: &[&str]| allowlist(&obs(&[], calls), &|_| false).into_iter().map(|(s, _)| s).collect::<Vec<_>>();
         assert!(allowed(&["setresuid", "read"]).contains(&"capget".to_owned()));
         assert!(!allowed(&["read", "write"]).contains(&"capget".to_owned()));
     }

@@ -48,6 +48,12 @@ pub struct Observations {
     /// pid file, which it removes when it finds one and makes anew).
     #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
     pub exclusive: BTreeSet<String>,
+    /// Files the run made where there was none (an O_CREAT open or mknod
+    /// of a path that did not exist; also in `paths`). Those it leaves, a
+    /// later start finds, and may remove: postgrey's Berkeley DB removes
+    /// the region files of the environment it made on its first start.
+    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
+    pub made: BTreeSet<String>,
     /// Addresses in `binds` and `connects` that only ever named the run's
     /// own sockets: a bind to a loopback address with port 0, and a connect
     /// or send to the port such a bind got (squid talking to its helpers).
@@ -165,6 +171,7 @@ impl Observations {
         self.connects.extend(other.connects);
         self.session_binds.extend(other.session_binds);
         self.exclusive.extend(other.exclusive);
+        self.made.extend(other.made);
         self.own_loopback.extend(other.own_loopback);
         self.command_connects.extend(other.command_connects);
         self.moves.extend(other.moves);

@@ -230,7 +230,12 @@ fn note(l: &Listener, n: &Notif, name: &str, ctx: &Ctx, obs: &mut Observations) 
         _ => return,
     };
     let path_only = flags as i32 & libc::O_PATH != 0;
+    // Asked before the call runs: whether it makes the file or finds it.
+    let new_file = |p: &str| matches!(name, "open" | "openat" | "openat2" | "creat" | "mknod" | "mknodat") && std::fs::symlink_metadata(p).is_err();
     let full = path_event(l, n, dirfd, path, access, path_only, obs);
+    if let Some(p) = full.as_deref().filter(|p| access == Access::Create && new_file(p)) {
+        obs.made.insert(p.to_owned());
+    }
     if flags as i32 & (libc::O_CREAT | libc::O_EXCL) == libc::O_CREAT | libc::O_EXCL {
         obs.exclusive.extend(full.clone());
     }
