@@ -45,6 +45,25 @@ fn field<'a>(text: &'a str, key: &str) -> Option<&'a str> {
     Some(at.trim_matches('"'))
 }
 
+/// A field the kernel logs as an untrusted string (`comm`, `exe`): quoted
+/// as it is, or, when it holds a space, a quote or a byte outside printable
+/// ASCII, written in hex without quotes (postgrey names its process
+/// `postgrey --inet=...`, which came out as `706F7374...`).
+fn untrusted(text: &str, key: &str) -> Option<String> {
+    let raw = text.split(' ').find_map(|w| w.strip_prefix(key)?.strip_prefix('='))?;
+    if let Some(quoted) = raw.strip_prefix('"') {
+        return Some(quoted.trim_end_matches('"').to_owned());
+    }
+    let hex = raw.len() % 2 == 0 && !raw.is_empty() && raw.bytes().all(|b| b.is_ascii_hexdigit());
+    if !hex {
+        return Some(raw.to_owned());
+    }
+    let bytes: Vec<u8> = (0..raw.len()).step_by(2).filter_map(|i| u8::from_str_radix(&raw[i..i + 2], 16).ok()).collect();
+    // The service names its own processes (prctl PR_SET_NAME): a name made
+    // of terminal escapes must reach the reader's terminal as text.
+    Some(String::from_utf8_lossy(&bytes).chars().map(|c| if c.is_control() { c.escape_default().to_string() } else { c.to_string() }).collect())
+}
+
 /// The parts of `text` after the `audit(...): ` header that name the object
 /// of a Landlock denial: everything but the domain and blockers.
 fn object(text: &str) -> String {
@@ -57,7 +76,7 @@ pub fn parse(kind: u16, text: &str) -> Option<Record> {
         AUDIT_SECCOMP => Some(Record::Seccomp {
             pid: field(text, "pid")?.parse().ok()?,
             nr: field(text, "syscall")?.parse().ok()?,
-            comm: field(text, "comm").unwrap_or_default().to_owned(),
+            comm: untrusted(text, "comm").unwrap_or_default(),
         }),
         AUDIT_LANDLOCK_DOMAIN if field(text, "status") == Some("allocated") => {
             Some(Record::LandlockDomain { domain: field(text, "domain")?.to_owned(), pid: field(text, "pid")?.parse().ok()? })
@@ -209,6 +228,11 @@ mod tests {
     fn records_of_the_three_kinds_are_read() {
         let seccomp = "audit(1796101650.041:380): auid=4294967295 uid=65534 gid=65534 ses=4294967295 pid=7967 comm=\"unshare\" exe=\"/usr/bin/unshare\" sig=0 arch=c000003e syscall=272 compat=0 ip=0x7fa39cea40f7 code=0x50000";
         assert_eq!(parse(AUDIT_SECCOMP, seccomp), Some(Record::Seccomp { pid: 7967, nr: 272, comm: "unshare".into() }));
+        // A name with a space is logged in hex.
+        let hex = seccomp.replace("comm=\"unshare\"", "comm=706F737467726579202D2D696E6574");
+        assert_eq!(parse(AUDIT_SECCOMP, &hex), Some(Record::Seccomp { pid: 7967, nr: 272, comm: "postgrey --inet".into() }));
+        let escape = seccomp.replace("comm=\"unshare\"", "comm=1B5B326A");
+        assert_eq!(parse(AUDIT_SECCOMP, &escape), Some(Record::Seccomp { pid: 7967, nr: 272, comm: "\\u{1b}[2j".into() }));
         let access = "audit(1796101650.069:381): domain=12ea29d81 blockers=net.connect_tcp daddr=127.0.0.1 dest=9";
         assert_eq!(
             parse(AUDIT_LANDLOCK_ACCESS, access),
