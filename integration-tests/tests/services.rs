@@ -908,6 +908,53 @@ fn a_late_pid_file_still_names_the_daemon_to_stop() {
     assert!(ended && !alive, "the stop did not reach the daemon {daemon} within 10 s (capexec ended: {ended})");
 }
 
+// A pid file the daemon left at its stop (killed by SIGTERM, as sslh is)
+// is removed, as systemd removes a `PIDFile=`, also where capexec did not
+// make it (a read_write directory); in the private /tmp it is the
+// service's own file, and the host's file at that path stays.
+#[test]
+fn a_pid_file_the_daemon_left_is_removed_at_the_stop() {
+    require_root();
+    let (dir, _scratch) = writable_dir("leftpid");
+    let d = dir.to_str().unwrap();
+    let host_tmp = format!("/tmp/capexec-it{}-leftpid.pid", std::process::id());
+    std::fs::write(&host_tmp, "the host's\n").unwrap();
+    let _tmp = Scratch(vec![host_tmp.clone().into()]);
+    let prog = "import os, sys, time\n\
+                open(sys.argv[1], 'w').write(str(os.getpid()))\n\
+                open(sys.argv[2] + '/running', 'w').close()\n\
+                while True: time.sleep(1)\n";
+    for pid_file in [format!("{d}/daemon.pid"), host_tmp.clone()] {
+        let _ = std::fs::remove_file(dir.join("running"));
+        let argv = serde_json::to_string(&["/usr/bin/python3", "-c", prog, &pid_file, d]).unwrap();
+        let unit = dir.join("left.svc");
+        std::fs::write(
+            &unit,
+            format!(
+                "[exec]\nargv = {argv}\n[namespaces]\npid = false\n[filesystem]\nread_write = [{}]\n[service]\npid_file = {}\n",
+                serde_json::to_string(d).unwrap(),
+                serde_json::to_string(&pid_file).unwrap()
+            ),
+        )
+        .unwrap();
+        let s = Service::start(As::Root, &["exec", unit.to_str().unwrap()]);
+        let deadline = std::time::Instant::now() + T;
+        while !dir.join("running").exists() && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        assert!(dir.join("running").exists(), "the daemon never ran");
+        let o = s.stop();
+        let deadline = std::time::Instant::now() + T;
+        while std::path::Path::new(&pid_file).exists() && pid_file.starts_with(d) && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        match pid_file.starts_with(d) {
+            true => assert!(!std::path::Path::new(&pid_file).exists(), "the pid file the daemon left is still there: {}", text(&o)),
+            false => assert_eq!(std::fs::read_to_string(&host_tmp).unwrap(), "the host's\n", "the host's file at the private /tmp's path"),
+        }
+    }
+}
+
 // A stop while init still waits for a forking daemon's pid file (one that
 // never writes it) is passed on at once, not after the wait: init waits
 // for the file up to the start timeout (here 60 s), and the stop signal

@@ -89,7 +89,35 @@ pub fn remove_runtime_directories(spec: &capexec_decl::ServiceSpec) {
     for (dir, name) in spec.filesystem.pid_file.iter().chain(&spec.filesystem.own_files).filter_map(|p| file_place(p).ok()) {
         let _ = nix::unistd::unlinkat(Some(dir.as_raw_fd()), name.as_c_str(), nix::unistd::UnlinkatFlags::NoRemoveDir);
     }
+    if let Some((dir, name)) = host_pid_file(spec).and_then(|p| file_place(p).ok()) {
+        let st = nix::sys::stat::fstatat(Some(dir.as_raw_fd()), name.as_c_str(), nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW);
+        if st.is_ok_and(|st| st.st_mode & libc::S_IFMT == libc::S_IFREG) {
+            let _ = nix::unistd::unlinkat(Some(dir.as_raw_fd()), name.as_c_str(), nix::unistd::UnlinkatFlags::NoRemoveDir);
+        }
+    }
     remove_unix_sockets(&spec.broker.bind_unix);
+}
+
+/// Whether [`remove_runtime_directories`] has anything to remove for `spec`.
+pub fn leaves_anything(spec: &capexec_decl::ServiceSpec) -> bool {
+    spec.filesystem.directories.iter().any(|d| d.kind == capexec_decl::spec::DirKind::Runtime)
+        || spec.filesystem.pid_file.is_some()
+        || !spec.filesystem.own_files.is_empty()
+        || !spec.broker.bind_unix.is_empty()
+        || host_pid_file(spec).is_some()
+}
+
+/// The declared pid file where the service writes it itself on the host:
+/// in a writable directory of the view that is the host's (`read_write`),
+/// where capexec did not make it. systemd removes a `PIDFile=` the daemon
+/// left at its stop; sslh's, left by a daemon ended by SIGTERM, stayed in
+/// /run/sslh and named a pid that was gone. In the private /tmp it is not
+/// the host's file.
+fn host_pid_file(spec: &capexec_decl::ServiceSpec) -> Option<&std::path::Path> {
+    use capexec_decl::spec::MountKind;
+    let path = spec.service.pid_file.as_deref()?;
+    let deepest = spec.filesystem.mounts.iter().filter(|m| path.starts_with(&m.path)).max_by_key(|m| m.path.components().count())?;
+    matches!(deepest.kind, MountKind::ReadWrite | MountKind::ReadWriteExec).then_some(path)
 }
 
 /// Removes the Unix sockets at `paths` (the broker's `bind_unix` grants),

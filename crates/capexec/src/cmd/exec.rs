@@ -103,17 +103,13 @@ pub fn launch_foreground(spec: &ServiceSpec, handoff: Handoff) -> i32 {
         }
     };
     tracing::debug!(unit = %spec.name, flags = plan.clone_flags, mounts = plan.mounts.len(), "launching");
-    // Runtime directories (and a pid file capexec made, and the sockets its
+    // Runtime directories (and the pid file, and the sockets its
     // broker bound) go when the service
     // stops, as systemd removes them, by a helper that outlives this process:
     // once it brokers, this process's seccomp filter allows no unlinking, and
     // a SIGKILL leaves it no chance. Forked before this process joins the
     // guard's cgroup, whose watcher kills everything in it.
-    if spec.filesystem.directories.iter().any(|d| d.kind == capexec_decl::spec::DirKind::Runtime)
-        || spec.filesystem.pid_file.is_some()
-        || !spec.filesystem.own_files.is_empty()
-        || !spec.broker.bind_unix.is_empty()
-    {
+    if capexec_sandbox::resources::leaves_anything(spec) {
         let owned = spec.clone();
         match capexec_sys::process::after_exit("fork the runtime directories' remover", move || capexec_sandbox::resources::remove_runtime_directories(&owned))
         {
