@@ -120,6 +120,17 @@ fn own_reach_of_a_host_listener(spec: &ServiceSpec, daddr: &str, port: &str) -> 
     (spec.namespaces.net == capexec_decl::spec::NetMode::None && ip.is_loopback() && on_host(ip)).then_some(port)
 }
 
+/// A connect to a loopback address under `net = "none"`: the service's own
+/// loopback, where the broker lets it go (a connect to a host port not
+/// granted). Landlock refused the port; what the service meant is most
+/// often the host's port (blackbox exporter probing a local target), which
+/// a broker grant gives. The address, when so.
+fn own_loopback(spec: &ServiceSpec, daddr: &str, port: &str) -> Option<std::net::SocketAddr> {
+    let ip: std::net::IpAddr = daddr.parse().ok()?;
+    let addr = std::net::SocketAddr::new(ip, port.parse().ok()?);
+    (spec.namespaces.net == capexec_decl::spec::NetMode::None && ip.is_loopback()).then_some(addr)
+}
+
 /// The fix for `r`, by the declaration's key and `capexec run`'s flag.
 pub fn describe(r: &Record, spec: &ServiceSpec) -> Option<(&'static str, String, String)> {
     match r {
@@ -130,14 +141,21 @@ pub fn describe(r: &Record, spec: &ServiceSpec) -> Option<(&'static str, String,
                 "net.connect_tcp" => {
                     let port = value("dest").unwrap_or_default();
                     let daddr = value("daddr").unwrap_or_default();
+                    let mut what = format!("TCP connect to {daddr}:{port}");
                     let fix = match own_reach_of_a_host_listener(spec, &daddr, &port) {
                         Some(p) => format!(
                             "its commands run in the service's own network, where the port {p} the broker binds on the host is not: \
                              move {p} from [broker.net] bind to [landlock] bind_tcp and connect_tcp (then the service's own processes alone reach it)"
                         ),
-                        None => fix::tcp(false, port.parse().unwrap_or(0)),
+                        None => match own_loopback(spec, &daddr, &port) {
+                            Some(host) => {
+                                what.push_str(" in the service's own network, whose loopback is not the host's (a port its own processes listen on goes in [landlock] connect_tcp)");
+                                format!("add \"{}\" to broker.net.connect", capexec_decl::grants::NetGrant::exact(capexec_decl::grants::Proto::Tcp, host))
+                            }
+                            None => fix::tcp(false, port.parse().unwrap_or(0)),
+                        },
                     };
-                    (format!("TCP connect to {daddr}:{port}"), fix)
+                    (what, fix)
                 }
                 "net.bind_tcp" => {
                     let port = value("src").unwrap_or_default();
@@ -222,10 +240,20 @@ mod tests {
         let (_, what, fix) = describe(&connect("127.0.0.1", 953), &spec).unwrap();
         assert_eq!(what, "TCP connect to 127.0.0.1:953");
         assert!(fix.contains("move 953 from [broker.net] bind to [landlock] bind_tcp and connect_tcp"), "{fix}");
-        for (daddr, dest) in [("127.0.0.1", 954), ("192.0.2.1", 953)] {
-            let (_, _, fix) = describe(&connect(daddr, dest), &spec).unwrap();
-            assert!(fix.starts_with(&format!("add {dest} to [landlock] connect_tcp")), "{fix}");
-        }
+        let (_, _, fix) = describe(&connect("192.0.2.1", 953), &spec).unwrap();
+        assert!(fix.starts_with("add 953 to [landlock] connect_tcp"), "{fix}");
+        // Another loopback port: most often the host's was meant (blackbox
+        // exporter probing a local target), which a broker grant reaches.
+        let (_, what, fix) = describe(&connect("127.0.0.1", 954), &spec).unwrap();
+        assert_eq!(fix, "add \"tcp:127.0.0.1:954\" to broker.net.connect");
+        assert!(what.starts_with("TCP connect to 127.0.0.1:954 in the service's own network, whose loopback is not the host's"), "{what}");
+        assert!(fix::allowance(&fix).is_some_and(|a| a.key == "connect" && a.table == ["broker", "net"]), "a fix the suggested drop-in can take");
+        let (_, _, fix) = describe(&connect("::1", 954), &spec).unwrap();
+        assert_eq!(fix, "add \"tcp:[::1]:954\" to broker.net.connect");
+        // With the host's network, the loopback is the host's: the port alone.
+        let host = capexec_decl::from_text("h", "[exec]\nargv = [\"/bin/true\"]\n[namespaces]\nnet = \"host\"\n", &ctx).unwrap();
+        let (_, _, fix) = describe(&connect("127.0.0.1", 954), &host).unwrap();
+        assert!(fix.starts_with("add 954 to [landlock] connect_tcp"), "{fix}");
     }
 
     /// clone3 is answered ENOSYS by the filter's prologue whatever the
