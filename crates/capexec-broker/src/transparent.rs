@@ -158,7 +158,8 @@ fn handle(b: &Arc<Broker>, l: &Arc<Listener>, c: &Connector, p: &mut Pidfds, n: 
         libc::SYS_unlink => unlink(b, l, n, n.args[0], "unlink"),
         // AT_REMOVEDIR (or a bit the kernel would refuse): never a granted
         // file's removal, the kernel's within the view.
-        libc::SYS_unlinkat if n.args[2] != 0 => Answer::Pass,
+        // (An int: the kernel reads the low half of the register only.)
+        libc::SYS_unlinkat if n.args[2] as i32 != 0 => Answer::Pass,
         libc::SYS_unlinkat => unlink(b, l, n, n.args[1], "unlinkat"),
         libc::SYS_bind => net_call(b, l, c, p, n, NetOp::Bind),
         libc::SYS_connect => net_call(b, l, c, p, n, NetOp::Connect),
@@ -332,7 +333,10 @@ fn openat2(b: &Broker, l: &Listener, n: Notif) -> Answer {
 
 fn net_call(b: &Arc<Broker>, l: &Arc<Listener>, c: &Connector, p: &mut Pidfds, n: Notif, op: NetOp) -> Answer {
     let fd = n.args[0] as i32;
-    let len = n.args[2] as usize;
+    // A socklen_t: the kernel reads the low half of the register, and a
+    // caller may leave anything in the high one (mpd's bind did; taken
+    // whole, its length looked too long and the bind failed with EINVAL).
+    let len = n.args[2] as u32 as usize;
     if len > std::mem::size_of::<libc::sockaddr_storage>() {
         return Answer::Fail(libc::EINVAL);
     }

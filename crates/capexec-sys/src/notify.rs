@@ -70,7 +70,8 @@ impl Notif {
             libc::SYS_sendmsg | libc::SYS_sendmmsg => {
                 // struct msghdr: msg_name at 0, msg_namelen at 8; struct
                 // mmsghdr is 64 bytes (a msghdr and the length sent).
-                let count = if self.nr == libc::SYS_sendmsg { 1 } else { a[2].min(UIO_MAXIOV) };
+                // (vlen is an unsigned int: the register's low half.)
+                let count = if self.nr == libc::SYS_sendmsg { 1 } else { (a[2] & 0xffff_ffff).min(UIO_MAXIOV) };
                 let mut found = Vec::new();
                 for i in 0..count {
                     let hdr = a[1].wrapping_add(i * 64);

@@ -1997,6 +1997,24 @@ fn broker_net(r: &mut Report, granted_bind: u16, ungranted_bind: u16, host_port:
     r.expect_fail("35 connect to a host port the grants do not name", rc, e, &[EACCES, libc::ECONNREFUSED]);
     let (rc, e) = connect_v6_mapped([127, 0, 0, 1], ungranted_port);
     r.expect_fail("35 ::ffff:127.0.0.1 on an ungranted port", rc, e, &[EACCES, libc::ECONNREFUSED]);
+    // An address length with garbage in the register's high half, which
+    // the kernel ignores (a socklen_t): mpd's compiled bind left some there,
+    // and the broker, reading the register whole, answered EINVAL.
+    let (host, _) = raw_addr(std::net::SocketAddr::from(([127, 0, 0, 1], host_port)));
+    let (other, _) = raw_addr(std::net::SocketAddr::from(([127, 0, 0, 1], ungranted_bind)));
+    let wide = 0x7fba_0000_0000_u64 | 16;
+    // SAFETY: socket() with constants.
+    let s = unsafe { libc::socket(libc::AF_INET, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0) };
+    let (rc, e) = sys!(libc::SYS_connect, s, &host as *const libc::sockaddr_storage, wide);
+    r.check(
+        "35 control: a granted connect with a length the high half of whose register is set",
+        rc == 0 && read_fd(s as i64) == "hello",
+        format!("connect = {rc} {e}"),
+    );
+    // SAFETY: socket() with constants.
+    let s = unsafe { libc::socket(libc::AF_INET, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0) };
+    let (rc, e) = sys!(libc::SYS_bind, s, &other as *const libc::sockaddr_storage, wide);
+    r.expect_fail("35 bind a port the grants do not name, the length's high half set (judged, not EINVAL)", rc, e, &[EACCES]);
     own_loopback_pairs(r);
     let (rc, e) = connect_v4([169, 254, 169, 254], 80);
     r.expect_fail("35 the metadata address 169.254.169.254", rc, e, &[EACCES]);
