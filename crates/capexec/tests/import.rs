@@ -149,6 +149,30 @@ fn dynamic_users_long_restart_delays_unit_relations_and_protect_system() {
     check(&decl, "relations");
 }
 
+/// systemd's limits in its own units: sizes with a 1024-based suffix
+/// (mpd's `LimitMEMLOCK=64M` made a file that failed `check`), CPU time in
+/// seconds and real-time in microseconds, each also as a time span.
+#[test]
+fn limits_in_systemds_units() {
+    let decl = import_text(
+        "limits-units",
+        "[Service]\nExecStart=/usr/bin/sleep 100\nLimitMEMLOCK=64M\nLimitSTACK=8M:infinity\nLimitCORE=1KiB\nLimitCPU=1h\nLimitRTTIME=infinity\n\
+         LimitNOFILE=1024:4096\nLimitNPROC=12x\n",
+    );
+    for want in [
+        "memlock = 67108864",
+        "stack = { soft = 8388608, hard = \"infinity\" }",
+        "core = 1024",
+        "cpu = 3600",
+        "rttime = \"infinity\"",
+        "nofile = { soft = 1024, hard = 4096 }",
+        "#   LimitNPROC=12x: `12x` is not a limit capexec can read",
+    ] {
+        assert!(decl.contains(want), "missing {want:?} in:\n{decl}");
+    }
+    check(&decl, "limits-units");
+}
+
 /// systemd still reads the start limit in [Service], where older units
 /// (dnsdist's) have it; it means there what it means in [Unit].
 #[test]

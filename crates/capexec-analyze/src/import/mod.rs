@@ -490,6 +490,7 @@ struct Out {
     deny: Vec<String>,
     errno: Option<String>,
     action: Option<String>,
+    /// capexec's rlimit name → its TOML value.
     rlimits: BTreeMap<&'static str, String>,
     service: Vec<(&'static str, String)>,
     limits: Vec<(&'static str, String)>,
@@ -1288,9 +1289,12 @@ pub fn convert(unit: &UnitText, dropins: &[UnitText], instance: Option<&str>) ->
             "TasksMax" => out.limits.push(("tasks_max", v.into())),
             "CPUWeight" => out.limits.push(("cpu_weight", v.into())),
             key if key.starts_with("Limit") => match RLIMITS.iter().find(|(k, _)| *k == key) {
-                Some((_, name)) => {
-                    out.rlimits.insert(name, v.to_owned());
-                }
+                Some((_, name)) => match rlimit(name, v) {
+                    Ok(value) => {
+                        out.rlimits.insert(name, value);
+                    }
+                    Err(why) => out.skip(e, why),
+                },
                 None => out.skip(e, "an rlimit capexec does not know"),
             },
             key => match (ALWAYS.iter().find(|(k, _)| *k == key), NOT_MAPPED.iter().find(|(k, _)| *k == key)) {
@@ -1522,11 +1526,7 @@ fn render(source: &str, o: Out) -> String {
     }
     if !o.rlimits.is_empty() {
         let _ = writeln!(s, "\n[rlimits]");
-        for (k, v) in &o.rlimits {
-            let value = match v.split_once(':') {
-                Some((soft, hard)) => format!("{{ soft = {}, hard = {} }}", limit(soft), limit(hard)),
-                None => limit(v),
-            };
+        for (k, value) in &o.rlimits {
             let _ = writeln!(s, "{k} = {value}");
         }
     }
@@ -1577,11 +1577,54 @@ fn render(source: &str, o: Out) -> String {
 }
 
 /// An rlimit value as capexec writes it: a number or "infinity".
-fn limit(v: &str) -> String {
-    match v.trim() {
-        "infinity" => q("infinity"),
-        n if n.parse::<u64>().is_ok() => n.to_owned(),
-        other => q(other),
+/// systemd's `LimitX=SOFT[:HARD]` as the TOML value of capexec's
+/// `rlimits.x`: sizes may carry a 1024-based suffix (mpd's
+/// `LimitMEMLOCK=64M`), `LimitCPU=` is seconds and `LimitRTTIME=`
+/// microseconds, each also as a time span (`1h`); anything else is a
+/// number or `infinity`. An error says why it was left out.
+fn rlimit(name: &str, v: &str) -> Result<String, String> {
+    let one = |v: &str| -> Result<String, String> {
+        let v = v.trim();
+        if v == "infinity" {
+            return Ok(q("infinity"));
+        }
+        if let Ok(n) = v.parse::<u64>() {
+            return Ok(n.to_string());
+        }
+        let bad = || format!("`{v}` is not a limit capexec can read: write a number of {}", unit_of(name));
+        let n = match name {
+            "as" | "core" | "data" | "fsize" | "memlock" | "msgqueue" | "rss" | "stack" => {
+                let (digits, suffix) = v.split_at(v.find(|c: char| !c.is_ascii_digit()).unwrap_or(v.len()));
+                let shift = match suffix.trim_end_matches('B').trim_end_matches("i") {
+                    "K" => 10,
+                    "M" => 20,
+                    "G" => 30,
+                    "T" => 40,
+                    "P" => 50,
+                    "E" => 60,
+                    _ => return Err(bad()),
+                };
+                digits.parse::<u64>().ok().and_then(|n| n.checked_mul(1u64 << shift)).ok_or_else(bad)?
+            }
+            "cpu" => capexec_decl::raw::parse_duration(v).map_err(|_| bad())?.as_secs(),
+            "rttime" => u64::try_from(capexec_decl::raw::parse_duration(v).map_err(|_| bad())?.as_micros()).map_err(|_| bad())?,
+            _ => return Err(bad()),
+        };
+        Ok(n.to_string())
+    };
+    match v.split_once(':') {
+        Some((soft, hard)) => Ok(format!("{{ soft = {}, hard = {} }}", one(soft)?, one(hard)?)),
+        None => one(v),
+    }
+}
+
+/// What a number in `rlimits.NAME` counts.
+fn unit_of(name: &str) -> &'static str {
+    match name {
+        "as" | "core" | "data" | "fsize" | "memlock" | "msgqueue" | "rss" | "stack" => "bytes",
+        "cpu" => "seconds",
+        "rttime" => "microseconds",
+        _ => "its own units, or \"infinity\"",
     }
 }
 
