@@ -359,14 +359,20 @@ pub fn allowlist(obs: &Observations, exists: &dyn Fn(&str) -> bool) -> Vec<(Stri
         variants.insert("capget", format!("the run changed its ids ({changed}), after which a process may read what capabilities it kept"));
     }
     // Files the run made and left are there at the next start, which may
-    // remove them before it makes them anew: postgrey's Berkeley DB
-    // removes the region files its first start made (refused `unlink`
-    // under the mined declaration). Landlock keeps removal to the
-    // writable paths, where the service may already rewrite any file.
+    // remove them before it makes them anew, or replace them: postgrey's
+    // Berkeley DB removes the region files its first start made (refused
+    // `unlink` under the mined declaration), mpd's PulseAudio client renames
+    // a new link over the one it made (refused `rename`). Landlock keeps
+    // both to the writable paths, where the service may rewrite any file.
     let left_behind = obs.made.iter().find(|p| !under(p, &["/tmp", "/dev", "/proc", "/run/capexec"]) && exists(p));
-    if let Some(p) = left_behind.filter(|_| !["unlink", "unlinkat"].iter().any(|u| seen.contains(u))) {
-        for u in ["unlink", "unlinkat"].into_iter().filter(|u| !default.contains(u)) {
-            variants.insert(u, format!("the run made {} and left it: a later start finds it there, and may remove it", commented(p)));
+    if let Some(p) = left_behind {
+        for family in [&["unlink", "unlinkat"][..], &["rename", "renameat", "renameat2"][..]] {
+            if family.iter().any(|u| seen.contains(u)) {
+                continue;
+            }
+            for u in family.iter().filter(|u| !default.contains(*u)) {
+                variants.insert(u, format!("the run made {} and left it: a later start finds it there, and may remove or replace it", commented(p)));
+            }
         }
     }
     for s in left {
@@ -1192,8 +1198,11 @@ mod tests {
         o.made.insert("/var/lib/postgrey/__db.001".into());
         let list = allowlist(&o, &|p| p == "/var/lib/postgrey/__db.001");
         let why = |n: &str| list.iter().find(|(k, _)| k == n).map(|(_, w)| w.clone());
-        assert_eq!(why("unlink").as_deref(), Some("the run made /var/lib/postgrey/__db.001 and left it: a later start finds it there, and may remove it"));
-        assert!(why("unlinkat").is_some(), "{list:?}");
+        assert_eq!(
+            why("unlink").as_deref(),
+            Some("the run made /var/lib/postgrey/__db.001 and left it: a later start finds it there, and may remove or replace it")
+        );
+        assert!(why("unlinkat").is_some() && why("renameat2").is_some(), "{list:?}");
         // Gone after the run (removed at its stop), or in its own /tmp: nothing left to find.
         assert!(allowlist(&o, &|_| false).iter().all(|(k, _)| k != "unlink"));
         o.made = ["/tmp/x".to_owned()].into();

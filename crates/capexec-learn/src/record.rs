@@ -231,7 +231,9 @@ fn note(l: &Listener, n: &Notif, name: &str, ctx: &Ctx, obs: &mut Observations) 
     };
     let path_only = flags as i32 & libc::O_PATH != 0;
     // Asked before the call runs: whether it makes the file or finds it.
-    let new_file = |p: &str| matches!(name, "open" | "openat" | "openat2" | "creat" | "mknod" | "mknodat") && std::fs::symlink_metadata(p).is_err();
+    let new_file = |p: &str| {
+        matches!(name, "open" | "openat" | "openat2" | "creat" | "mknod" | "mknodat" | "symlink" | "symlinkat") && std::fs::symlink_metadata(p).is_err()
+    };
     let full = path_event(l, n, dirfd, path, access, path_only, obs);
     if let Some(p) = full.as_deref().filter(|p| access == Access::Create && new_file(p)) {
         obs.made.insert(p.to_owned());
