@@ -370,7 +370,7 @@ pub fn allowlist(obs: &Observations, exists: &dyn Fn(&str) -> bool) -> Vec<(Stri
             if family.iter().any(|u| seen.contains(u)) {
                 continue;
             }
-            for u in family.iter().filter(|u| !default.contains(*u)) {
+            for u in family.iter().filter(|u| !default.contains(u)) {
                 variants.insert(u, format!("the run made {} and left it: a later start finds it there, and may remove or replace it", commented(p)));
             }
         }
