@@ -55,6 +55,7 @@ const ALWAYS: &[(&str, &str)] = &[
 const NOT_MAPPED: &[(&str, &str)] = &[
     ("KillMode", "capexec always stops the whole service (its pid namespace)"),
     ("UMask", "capexec keeps the umask it was started with"),
+    ("SendSIGKILL", "capexec always kills what is left at service.stop_timeout; raise it if the program needs longer to end"),
     ("RestrictAddressFamilies", "capexec always limits socket() to AF_UNIX, AF_INET, AF_INET6 and AF_NETLINK; narrower lists are not expressible"),
     ("IPAddressDeny", "no IP filter; use namespaces.net = \"none\" with preopened sockets or [broker.net] grants"),
     ("IPAddressAllow", "no IP filter; use [broker.net] grants"),
