@@ -699,3 +699,34 @@ both!(a_file_the_run_made_may_be_removed_at_the_next_start, |who: As| {
     let o = output(c, T);
     assert!(o.status.success(), "the next start, which finds the file: {}\n{decl}", text(&o));
 });
+
+// A listener bound before any client came is the service's own, whatever
+// accept() calls came before it: Go's servers call accept() on a listener
+// at once (EAGAIN) and then bind the next; alertmanager's web port, bound
+// after its cluster port's accept(), was taken for a session's port (an FTP
+// server's passive one) and granted as every port above 1023.
+#[test]
+fn a_listener_bound_before_the_workload_is_granted_as_it_is() {
+    require_root();
+    let (dir, _scratch) = writable_dir("accept-first");
+    let (first, second) = (unused_port(), unused_port());
+    let prog = "import socket, sys\n\
+                a = socket.socket(); a.bind(('127.0.0.1', int(sys.argv[1]))); a.listen(); a.setblocking(False)\n\
+                try: a.accept()\n\
+                except BlockingIOError: pass\n\
+                b = socket.socket(); b.bind(('127.0.0.1', int(sys.argv[2]))); b.listen()\n\
+                while True: b.accept()[0].close()\n";
+    let argv = serde_json::to_string(&["/usr/bin/python3", "-c", prog, &first.to_string(), &second.to_string()]).unwrap();
+    let unit = dir.join("two.svc");
+    std::fs::write(&unit, format!("[exec]\nargv = {argv}\n")).unwrap();
+    set_mode(&unit, 0o644);
+    let mined = dir.join("learned.svc");
+    let mut c = command(As::Root);
+    c.arg("learn").arg(&unit).arg("--out").arg(&mined).args(["--wait-for", &format!("tcp:127.0.0.1:{second}"), "--workload", "true"]);
+    let o = output(c, T);
+    assert!(o.status.success(), "{}", text(&o));
+    let decl = std::fs::read_to_string(&mined).unwrap();
+    let binds = decl.lines().find(|l| l.starts_with("bind = [")).unwrap_or_default();
+    let each = [first, second].iter().all(|p| binds.contains(&format!("\"tcp:127.0.0.1:{p}\"")));
+    assert!(each && !decl.contains("1024-65535"), "{decl}");
+}

@@ -29,10 +29,21 @@ const AT_FDCWD: i64 = -100;
 /// `activity`, if given, counts the calls as they come, but those that
 /// an idle loop makes ([`idles`]): `capexec learn` waits for the run to be quiet
 /// before it stops it, and a daemon's idle loop wakes up on its own.
-pub fn record(listener: OwnedFd, judge: &[sock_filter], capabilities: bool, bound: Option<Sender<Bound>>, activity: Option<&AtomicU64>) -> Observations {
+///
+/// `serving`, if given, is set once clients come (`capexec learn` starts its
+/// workload): only a listener bound after that can be one made for a
+/// session. Without it, any bound once the run called accept().
+pub fn record(
+    listener: OwnedFd,
+    judge: &[sock_filter],
+    capabilities: bool,
+    bound: Option<Sender<Bound>>,
+    activity: Option<&AtomicU64>,
+    serving: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
+) -> Observations {
     let l = Listener::new(listener);
     let mut obs = Observations::default();
-    let ctx = Ctx { capabilities, bound, accepting: std::cell::Cell::new(false), receiving: Default::default(), local: Default::default() };
+    let ctx = Ctx { capabilities, bound, accepting: std::cell::Cell::new(false), serving, receiving: Default::default(), local: Default::default() };
     while let Ok(Some(n)) = l.recv() {
         let name = capexec_decl::syscalls::name_of(n.nr);
         if let Some(a) = activity.filter(|_| !name.is_some_and(idles)) {
@@ -95,6 +106,8 @@ struct Ctx {
     /// Some process of the run has called accept(): binds from now on are
     /// made while serving (`Observations::session_binds`).
     accepting: std::cell::Cell<bool>,
+    /// Set once the workload, the run's client, has started (see `record`).
+    serving: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
     /// Datagram sockets (by cookie) a process of the run has called recv*
     /// on: what such a socket then sends to a loopback address is taken as
     /// an answer to a client of the workload's (see `net_call`).
@@ -270,7 +283,10 @@ fn path_event(l: &Listener, n: &Notif, dirfd: i64, ptr: u64, access: Access, pat
     if raw.is_empty() {
         return None; // AT_EMPTY_PATH: the fd itself, already recorded when it was opened
     }
-    let rel = String::from_utf8_lossy(&raw).into_owned();
+    // A name that is not UTF-8 cannot be written in a declaration, and its
+    // lossy form is another path: no program's file (opendmarc unlinks
+    // bytes of memory it never set; the call fails with ENOENT).
+    let Ok(rel) = String::from_utf8(raw) else { return None };
     let full = if rel.starts_with('/') {
         Some(rel)
     } else {
@@ -556,7 +572,12 @@ fn net_call(l: &Listener, n: &Notif, ctx: &Ctx, obs: &mut Observations) {
         // An address bound before, at the start, is the service's own
         // listener bound again (varnish reopens its listening sockets
         // when its worker stops), not one picked for a session.
-        if op == "bind" && !datagram && ctx.accepting.get() && !obs.binds.contains(&addr) {
+        // Go's servers call accept() on a listener at once (it returns
+        // EAGAIN) and bind their next listener after it: alertmanager's web
+        // port, bound after its cluster port's accept() and before any
+        // client came, was taken for a session's and granted as every port.
+        let serving = ctx.serving.as_ref().is_none_or(|s| s.load(std::sync::atomic::Ordering::Relaxed));
+        if op == "bind" && !datagram && ctx.accepting.get() && serving && !obs.binds.contains(&addr) {
             obs.session_binds.insert(addr.clone());
         }
         obs.net_call(n.process(), || n.comm(), op, addr);

@@ -358,13 +358,16 @@ fn record(spec: &ServiceSpec, how: Recording) -> Result<(Observations, Ended, In
     let (bound_tx, bound_rx) = std::sync::mpsc::channel();
     // The program's calls so far (see `settle`).
     let activity = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    // Clients come once the workload starts (without one, from anywhere).
+    let serving = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(how.workload.is_none()));
     let start = |listener| {
         let judge = judge.clone();
         let bound = bound_tx.clone();
         let activity = activity.clone();
+        let serving = serving.clone();
         recorders
             .borrow_mut()
-            .push(std::thread::spawn(move || capexec_learn::record::record(listener, &judge, had_capabilities, Some(bound), Some(&activity))));
+            .push(std::thread::spawn(move || capexec_learn::record::record(listener, &judge, had_capabilities, Some(bound), Some(&activity), Some(serving))));
     };
     // The commands run around the program (start_post, reload): recorded
     // for their syscalls and files, not for network grants
@@ -372,7 +375,7 @@ fn record(spec: &ServiceSpec, how: Recording) -> Result<(Observations, Ended, In
     let start_command = |listener| {
         let judge = judge.clone();
         recorders.borrow_mut().push(std::thread::spawn(move || {
-            let mut o = capexec_learn::record::record(listener, &judge, had_capabilities, None, None);
+            let mut o = capexec_learn::record::record(listener, &judge, had_capabilities, None, None, None);
             o.forget_network();
             o
         }));
@@ -420,7 +423,9 @@ fn record(spec: &ServiceSpec, how: Recording) -> Result<(Observations, Ended, In
     }
     let ended = match how.workload {
         None => Ended { status: capexec_sandbox::wait_foreground(&spawned), workload: None, interrupted: false, early: None },
-        Some(cmd) => drive(&spawned, spec, cmd, &ready, how.ready_timeout, how.json, &Watching { commands: &start_command, activity: &activity })?,
+        Some(cmd) => {
+            drive(&spawned, spec, cmd, &ready, how.ready_timeout, how.json, &Watching { commands: &start_command, activity: &activity, serving: &serving })?
+        }
     };
     drop(spawned);
     if let Some(r) = syslog {
@@ -645,6 +650,8 @@ fn pause(d: Duration) -> Option<i32> {
 struct Watching<'a> {
     commands: &'a dyn Fn(OwnedFd),
     activity: &'a std::sync::atomic::AtomicU64,
+    /// Set as the workload starts (see `capexec_learn::record::record`).
+    serving: &'a std::sync::atomic::AtomicBool,
 }
 
 /// Waits for the service to listen, runs the workload, and stops the service
@@ -697,6 +704,7 @@ fn drive(s: &Spawned, spec: &ServiceSpec, cmd: &str, ready: &[Ready], timeout: D
     if !spec.exec.start_post.is_empty() {
         around(s, spec, Tasks::StartPost, watching.commands);
     }
+    watching.serving.store(true, std::sync::atomic::Ordering::Relaxed);
     // Its own process group, so that ending it ends whatever it started.
     let mut workload = std::process::Command::new("/bin/sh");
     workload.arg("-c").arg(cmd).process_group(0);
@@ -715,6 +723,20 @@ fn drive(s: &Spawned, spec: &ServiceSpec, cmd: &str, ready: &[Ready], timeout: D
                 // on it until the stop.
                 if !spec.exec.reload.is_empty() && service_ended(s).is_none() {
                     reload(s, spec, ready, timeout, watching);
+                    if let Some(st) = service_ended(s) {
+                        // What it does at a stop went unrecorded: the mined
+                        // file may refuse it (prometheus-pushgateway, which
+                        // has no SIGHUP handler, is killed by its unit's
+                        // `kill -HUP`, under systemd too).
+                        let argv = spec.exec.reload.iter().map(|c| c.argv.join(" ")).collect::<Vec<_>>().join("; ");
+                        eprintln!(
+                            "capexec learn: warning: {}: the service ended (status {st}) on its reload ({}): what it does at a stop was not \
+                             recorded; see whether the program handles that reload (one without a handler for the signal dies of it), and drop \
+                             exec.reload if not",
+                            spec.name,
+                            safe(&argv)
+                        );
+                    }
                 }
                 // The stop as the daemon makes it: the stop commands
                 // (recorded too), then the signal.
@@ -805,7 +827,8 @@ const QUIET: Duration = Duration::from_millis(200);
 /// counts). A stop command may end the service, and its helper with it.
 fn around(s: &Spawned, spec: &ServiceSpec, which: Tasks, learner: &dyn Fn(OwnedFd)) {
     match capexec_sandbox::launch::learn_tasks(s, which, learner) {
-        Err(capexec_sandbox::launch::TaskError::Gone) if which == Tasks::Stop => {}
+        // (A reload that ended the service is said by the caller.)
+        Err(capexec_sandbox::launch::TaskError::Gone) if matches!(which, Tasks::Stop | Tasks::Reload) => {}
         Err(e) => {
             eprintln!("capexec learn: warning: {}: {} failed: {}", spec.name, which.key(), safe(&e.to_string()))
         }

@@ -41,7 +41,7 @@ pub fn run(args: &RunArgs) -> i32 {
                 let slot = recorder.clone();
                 Box::new(move |listener| {
                     let judge = capexec_sandbox::seccomp::rules_filter().unwrap_or_default();
-                    *slot.borrow_mut() = Some(std::thread::spawn(move || capexec_learn::record::record(listener, &judge, false, None, None)));
+                    *slot.borrow_mut() = Some(std::thread::spawn(move || capexec_learn::record::record(listener, &judge, false, None, None, None)));
                 }) as Box<dyn FnOnce(std::os::fd::OwnedFd)>
             });
             let handoff = super::systemd::Handoff { watch: watch.clone(), net_watch, net_seen: (wanted && brokered).then_some(seen_tx), ..Default::default() };
