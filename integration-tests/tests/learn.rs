@@ -730,3 +730,34 @@ fn a_listener_bound_before_the_workload_is_granted_as_it_is() {
     let each = [first, second].iter().all(|p| binds.contains(&format!("\"tcp:127.0.0.1:{p}\"")));
     assert!(each && !decl.contains("1024-65535"), "{decl}");
 }
+
+// tomcat writes its logs through /var/lib/tomcat10/logs, a link to
+// /var/log/tomcat10: mined as the link, the view made the link and not the
+// place it leads to, and tomcat could not make its logs. The entry is now
+// where the link leads, and the link is shown.
+both!(written_through_a_link_is_mined_as_where_it_leads, |who: As| {
+    let (dir, _scratch) = writable_dir(&format!("link-{who:?}"));
+    let d = dir.to_str().unwrap();
+    std::fs::create_dir_all(dir.join("real")).unwrap();
+    std::fs::create_dir_all(dir.join("lib")).unwrap();
+    set_mode(&dir.join("real"), 0o777);
+    std::os::unix::fs::symlink("../real", dir.join("lib/logs")).unwrap();
+    let argv = serde_json::to_string(&["/bin/sh", "-c", &format!("echo line >> {d}/lib/logs/out.log")]).unwrap();
+    let unit = dir.join("link.svc");
+    std::fs::write(&unit, format!("[exec]\nargv = {argv}\n")).unwrap();
+    set_mode(&unit, 0o644);
+    let mined = dir.join("learned.svc");
+    let mut c = command(who);
+    c.arg("learn").arg(&unit).arg("--out").arg(&mined);
+    let o = output(c, T);
+    assert!(o.status.success(), "{}", text(&o));
+    let decl = std::fs::read_to_string(&mined).unwrap();
+    assert!(decl.contains(&format!("\"{d}/lib/logs\", # a link the run wrote through, to {d}/real")), "{decl}");
+    // (Made anew: as root, each run has a uid of its own.)
+    std::fs::remove_file(dir.join("real/out.log")).unwrap();
+    let mut c = command(who);
+    c.arg("exec").arg(&mined);
+    let o = output(c, T);
+    assert!(o.status.success(), "the mined declaration: {}\n{decl}", text(&o));
+    assert_eq!(std::fs::read_to_string(dir.join("real/out.log")).unwrap(), "line\n");
+});

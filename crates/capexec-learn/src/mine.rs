@@ -23,6 +23,43 @@ fn system_dirs() -> Vec<&'static str> {
     use capexec_decl::validate::{SYSTEM_EXECUTABLE, SYSTEM_READ_ONLY};
     SYSTEM_EXECUTABLE.iter().chain(SYSTEM_READ_ONLY).map(|d| d.trim_start_matches('-')).collect()
 }
+/// Marks what made a link on the way to a written entry visible (see
+/// `through_links`), in place of the paths that needed it.
+const LINK_NOTE: &str = "\0link to ";
+
+/// Where `path` leads on the host when a symlink on its way (outside the
+/// system directories, whose links every view makes) takes it elsewhere:
+/// the real path (its existing part resolved, the rest as named) and the
+/// links passed, each as the run named it. `None` when no link is passed.
+fn through_links(path: &str, system: &[&str]) -> Option<(String, Vec<String>)> {
+    let mut links = Vec::new();
+    let mut at = std::path::PathBuf::from("/");
+    let parts: Vec<&str> = path.split('/').filter(|c| !c.is_empty()).collect();
+    for (i, part) in parts.iter().enumerate() {
+        at.push(part);
+        let named = format!("/{}", parts[..=i].join("/"));
+        match std::fs::symlink_metadata(&at) {
+            Ok(m) if m.file_type().is_symlink() && !under(&named, system) => links.push(named),
+            Ok(_) => {}
+            Err(_) => break,
+        }
+    }
+    if links.is_empty() {
+        return None;
+    }
+    // The longest part that exists, resolved, and what follows it as named.
+    let mut existing = std::path::PathBuf::from(path);
+    let mut rest = Vec::new();
+    while !existing.exists() {
+        rest.push(existing.file_name()?.to_owned());
+        existing = existing.parent()?.to_path_buf();
+    }
+    let mut real = std::fs::canonicalize(&existing).ok()?;
+    real.extend(rest.iter().rev());
+    let real = real.display().to_string();
+    (real != path && !under(&real, OWN_MOUNTS)).then_some((real, links))
+}
+
 /// Whether every view masks `p` (password hashes, kernel modules) unless
 /// the declaration lists it.
 fn masked(p: &str) -> bool {
@@ -263,6 +300,18 @@ pub fn view(obs: &Observations, private: &[String], declared: &[String], exists:
             // `made_in_root`.
             if in_root.iter().any(|top| crate::within(&entry, top)) {
                 continue;
+            }
+            // Written through a link (tomcat's /var/lib/tomcat10/logs ->
+            // ../../log/tomcat10): the view makes the link where the entry
+            // names it, so the entry is where it leads, and the link itself
+            // is shown. Listed as the link, the place it leads to was not in
+            // the view, and tomcat could not make its logs.
+            let (entry, links) = match through_links(&entry, &system) {
+                Some((real, links)) => (real, links),
+                None => (entry, Vec::new()),
+            };
+            for link in links {
+                vis.entry(link).or_default().insert(format!("{LINK_NOTE}{entry}"));
             }
             if acc.contains(&Access::Exec) {
                 ran_written.insert(entry.clone());
@@ -688,7 +737,10 @@ pub fn declaration(obs: &Observations, origin: &Origin, exists: impl Fn(&str) ->
         }
         let _ = writeln!(o, "{key} = [");
         for (d, why) in dirs {
-            let _ = writeln!(o, "    {}, # {what}: {}", quote(d), examples(why));
+            match why.iter().find_map(|w| w.strip_prefix(LINK_NOTE)) {
+                Some(to) => _ = writeln!(o, "    {}, # a link the run wrote through, to {}", quote(d), commented(to)),
+                None => _ = writeln!(o, "    {}, # {what}: {}", quote(d), examples(why)),
+            }
         }
         o.push_str("]\n");
     };
@@ -1611,6 +1663,24 @@ mod tests {
         let [_, rw, _, _, _] = view(&o, &[], &[], |_| true);
         let rw: Vec<&str> = rw.keys().map(String::as_str).collect();
         assert_eq!(rw, ["/run", "/var/lib", "/var/log/app", "/var/log/vsftpd.log"]);
+    }
+
+    /// tomcat writes its logs through /var/lib/tomcat10/logs, a link to
+    /// /var/log/tomcat10: the entry is where the link leads, and the link is
+    /// shown (the view makes it where it is named).
+    #[test]
+    fn written_through_a_link_is_where_it_leads() {
+        let base = format!("/var/tmp/capexec-mine-link-{}", std::process::id());
+        let _ = std::fs::remove_dir_all(&base);
+        std::fs::create_dir_all(format!("{base}/log/app")).unwrap();
+        std::fs::create_dir_all(format!("{base}/lib/app")).unwrap();
+        std::os::unix::fs::symlink("../../log/app", format!("{base}/lib/app/logs")).unwrap();
+        let o = obs(&[(&format!("{base}/lib/app/logs/catalina.log"), &[Access::Create, Access::Write])], &[]);
+        let [_, rw, _, _, vis] = view(&o, &[], &[], |p| Path::new(p).exists());
+        let _ = std::fs::remove_dir_all(&base);
+        assert_eq!(rw.keys().collect::<Vec<_>>(), [&format!("{base}/log/app")]);
+        let link = vis.get(&format!("{base}/lib/app/logs")).expect("the link is shown");
+        assert!(link.iter().any(|w| w == &format!("{LINK_NOTE}{base}/log/app")), "{link:?}");
     }
 
     /// postfix's queue: a file renamed from incoming/ to active/ needs both on
