@@ -124,7 +124,7 @@ fn debians_units_import_into_valid_declarations() {
 fn dynamic_users_long_restart_delays_unit_relations_and_protect_system() {
     let decl = import_text(
         "relations",
-        "[Unit]\nDescription=t\nRequires=t.socket\nWants=other.service\nAfter=network.target\nConditionPathExists=/etc/t\n\
+        "[Unit]\nDescription=t\nRequires=t.socket\nWants=other.service\nAfter=network.target\nConditionPathExists=/etc/t\nRequiresMountsFor=/var/log/t\n\
          StartLimitBurst=3\nStartLimitIntervalSec=2min\n\
          [Service]\nExecStart=/usr/bin/sleep 100\nDynamicUser=yes\nUser=t\nGroup=t\nRestartSec=1min\nProtectSystem=full\nSuccessExitStatus=143 SIGKILL TEMPFAIL\n",
     );
@@ -139,6 +139,7 @@ fn dynamic_users_long_restart_delays_unit_relations_and_protect_system() {
         "#   Requires=t.socket: no socket unit t.socket found next to the unit or in systemd's unit directories: declare what it listens on as [[preopen.listen]]",
         "#   Wants=other.service: capexec starts each service on its own",
         "#   After=network.target: no start ordering",
+        "#   RequiresMountsFor=/var/log/t: capexec waits for no mount: mount these before the start",
         "#   ConditionPathExists=/etc/t: [[exec.condition]] with privileged = true",
         "# Stricter under capexec than in the unit",
         "#   ProtectSystem=full: the view is read-only except the declared writable paths",

@@ -159,6 +159,10 @@ fn unit_section(e: &Entry, out: &mut Out) {
             Err(why) => out.skip(e, why),
         },
         "DefaultDependencies" => {}
+        "RequiresMountsFor" => out.skip(
+            e,
+            "capexec waits for no mount: mount these before the start (a declared path that is missing fails the start, unless its entry has a `-` prefix)",
+        ),
         _ => out.skip(e, "not mapped: capexec has no counterpart for this [Unit] directive"),
     }
 }
