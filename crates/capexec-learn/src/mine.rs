@@ -27,24 +27,30 @@ fn system_dirs() -> Vec<&'static str> {
 /// `through_links`), in place of the paths that needed it.
 const LINK_NOTE: &str = "\0link to ";
 
-/// Where `path` leads on the host when a symlink on its way (outside the
-/// system directories, whose links every view makes) takes it elsewhere:
-/// the real path (its existing part resolved, the rest as named) and the
-/// links passed, each as the run named it. `None` when no link is passed.
+/// Where `path` leads on the host when a symlink on its way takes it
+/// elsewhere: the real path (its existing part resolved, the rest as named)
+/// and the links passed that the view must be told of, each as the run
+/// named it (not those in the system directories, which every view shows).
+/// `None` when no link is passed.
 fn through_links(path: &str, system: &[&str]) -> Option<(String, Vec<String>)> {
-    let mut links = Vec::new();
+    let (mut links, mut passed) = (Vec::new(), false);
     let mut at = std::path::PathBuf::from("/");
     let parts: Vec<&str> = path.split('/').filter(|c| !c.is_empty()).collect();
     for (i, part) in parts.iter().enumerate() {
         at.push(part);
         let named = format!("/{}", parts[..=i].join("/"));
         match std::fs::symlink_metadata(&at) {
-            Ok(m) if m.file_type().is_symlink() && !under(&named, system) => links.push(named),
+            Ok(m) if m.file_type().is_symlink() => {
+                passed = true;
+                if !under(&named, system) {
+                    links.push(named);
+                }
+            }
             Ok(_) => {}
             Err(_) => break,
         }
     }
-    if links.is_empty() {
+    if !passed {
         return None;
     }
     // The longest part that exists, resolved, and what follows it as named.
