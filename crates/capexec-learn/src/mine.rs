@@ -817,6 +817,25 @@ pub fn declaration(obs: &Observations, origin: &Origin, exists: impl Fn(&str) ->
     let unix_grants: Vec<String> = run_sockets.iter().map(|p| format!("unix:{p}")).collect();
     let binds: BTreeSet<&String> = granted.iter().map(|(a, _)| a).chain(&unix_grants).collect();
     o.push_str("\n[namespaces]\n# The service's own network namespace; the broker binds and connects for it in the host's.\n");
+    // vnstat counts the host's traffic from /proc/net/dev: in a network
+    // namespace of its own that file shows its loopback alone, and it
+    // counts nothing (prometheus-node-exporter's network metrics alike).
+    let host_net: Vec<&String> = obs
+        .paths
+        .iter()
+        .filter(|(p, acc)| (p.starts_with("/proc/net/") || p.starts_with("/sys/class/net/")) && acc.contains(&Access::Read) && exists(p))
+        .map(|(p, _)| p)
+        .collect();
+    if !host_net.is_empty() {
+        let shown: Vec<String> = host_net.iter().take(3).map(|p| commented(p)).collect();
+        let _ = writeln!(
+            o,
+            "# The run read the state of this host's network ({}{}): here it reads its own namespace's,\n\
+             # loopback only. A program that watches the host's interfaces (vnstat, an exporter) wants net = \"host\".",
+            shown.join(", "),
+            if host_net.len() > 3 { format!(" and {} more", host_net.len() - 3) } else { String::new() }
+        );
+    }
     // coturn lists the host's interfaces (getifaddrs, over a netlink socket)
     // and binds their addresses: in its own namespace it finds loopback
     // only, and refuses to start ("Cannot configure any meaningful IP
@@ -1674,6 +1693,17 @@ mod tests {
     /// tomcat writes its logs through /var/lib/tomcat10/logs, a link to
     /// /var/log/tomcat10: the entry is where the link leads, and the link is
     /// shown (the view makes it where it is named).
+    /// vnstat reads /proc/net/dev, which in the service's own network
+    /// namespace shows its loopback alone: the mined file says so.
+    #[test]
+    fn reading_the_hosts_network_state_is_pointed_out() {
+        let o = obs(&[("/proc/net/dev", &[Access::Read]), ("/var/lib/vnstat/vnstat.db", &[Access::Write])], &[]);
+        let text = declaration(&o, &origin(&["/usr/sbin/vnstatd".into()], false), |p| p == "/proc/net/dev");
+        assert!(text.contains("# The run read the state of this host's network (/proc/net/dev): here it reads its own namespace's"), "{text}");
+        let quiet = declaration(&o, &origin(&["/usr/sbin/vnstatd".into()], false), |_| false);
+        assert!(!quiet.contains("state of this host's network"), "{quiet}");
+    }
+
     #[test]
     fn written_through_a_link_is_where_it_leads() {
         let base = format!("/var/tmp/capexec-mine-link-{}", std::process::id());
