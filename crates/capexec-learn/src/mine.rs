@@ -23,6 +23,20 @@ fn system_dirs() -> Vec<&'static str> {
     use capexec_decl::validate::{SYSTEM_EXECUTABLE, SYSTEM_READ_ONLY};
     SYSTEM_EXECUTABLE.iter().chain(SYSTEM_READ_ONLY).map(|d| d.trim_start_matches('-')).collect()
 }
+/// The files of /proc/net that tell the traffic and state of the network's
+/// interfaces (not /proc/net/if_inet6, which Java and others read to learn
+/// whether IPv6 is there at all).
+const HOST_NET_STATE: &[&str] = &[
+    "/proc/net/dev",
+    "/proc/net/snmp",
+    "/proc/net/snmp6",
+    "/proc/net/netstat",
+    "/proc/net/sockstat",
+    "/proc/net/route",
+    "/proc/net/arp",
+    "/proc/net/wireless",
+];
+
 /// Marks what made a link on the way to a written entry visible (see
 /// `through_links`), in place of the paths that needed it.
 const LINK_NOTE: &str = "\0link to ";
@@ -823,7 +837,7 @@ pub fn declaration(obs: &Observations, origin: &Origin, exists: impl Fn(&str) ->
     let host_net: Vec<&String> = obs
         .paths
         .iter()
-        .filter(|(p, acc)| (p.starts_with("/proc/net/") || p.starts_with("/sys/class/net/")) && acc.contains(&Access::Read) && exists(p))
+        .filter(|(p, acc)| (HOST_NET_STATE.contains(&p.as_str()) || p.starts_with("/sys/class/net/")) && acc.contains(&Access::Read) && exists(p))
         .map(|(p, _)| p)
         .collect();
     if !host_net.is_empty() {
@@ -1702,6 +1716,9 @@ mod tests {
         assert!(text.contains("# The run read the state of this host's network (/proc/net/dev): here it reads its own namespace's"), "{text}");
         let quiet = declaration(&o, &origin(&["/usr/sbin/vnstatd".into()], false), |_| false);
         assert!(!quiet.contains("state of this host's network"), "{quiet}");
+        let java = obs(&[("/proc/net/if_inet6", &[Access::Read])], &[]);
+        let text = declaration(&java, &origin(&["/usr/bin/java".into()], false), |_| true);
+        assert!(!text.contains("state of this host's network"), "IPv6's presence is no interface's state:\n{text}");
     }
 
     #[test]
