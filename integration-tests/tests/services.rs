@@ -955,6 +955,57 @@ fn a_pid_file_the_daemon_left_is_removed_at_the_stop() {
     }
 }
 
+// The pid file's directory is the service's to write: it may put a link
+// there in place of a directory on the way to the pid file, toward another
+// file of that name. capexec, as root, reaches the directory without
+// following a link, and removes a regular file only: the file the link
+// leads to stays.
+#[test]
+fn a_pid_file_behind_a_swapped_directory_is_not_removed() {
+    require_root();
+    let (dir, _scratch) = writable_dir("swappid");
+    let d = dir.to_str().unwrap();
+    std::fs::create_dir_all(dir.join("run")).unwrap();
+    set_mode(&dir.join("run"), 0o777);
+    std::fs::create_dir_all(dir.join("victim")).unwrap();
+    std::fs::write(dir.join("victim/daemon.pid"), "not the service's\n").unwrap();
+    let runtime = format!("capexec-it{}-swappid", std::process::id());
+    let prog = "import os, sys, time\n\
+                d = sys.argv[1]\n\
+                open(d + '/run/daemon.pid', 'w').write(str(os.getpid()))\n\
+                os.rename(d + '/run', d + '/run.old')\n\
+                os.symlink(d + '/victim', d + '/run')\n\
+                open(d + '/running', 'w').close()\n\
+                while True: time.sleep(1)\n";
+    let argv = serde_json::to_string(&["/usr/bin/python3", "-c", prog, d]).unwrap();
+    let unit = dir.join("swap.svc");
+    std::fs::write(
+        &unit,
+        format!(
+            "[exec]\nargv = {argv}\n[namespaces]\npid = false\n[filesystem]\nread_write = [{}]\nruntime_directory = [\"{runtime}\"]\n[service]\npid_file = {}\n",
+            serde_json::to_string(d).unwrap(),
+            serde_json::to_string(&format!("{d}/run/daemon.pid")).unwrap()
+        ),
+    )
+    .unwrap();
+    let s = Service::start(As::Root, &["exec", unit.to_str().unwrap()]);
+    let deadline = std::time::Instant::now() + T;
+    while !dir.join("running").exists() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    assert!(dir.join("running").exists(), "the daemon never ran");
+    let o = s.stop();
+    // The runtime directory goes after the pid file: once it is gone, so
+    // is whatever capexec removes.
+    let gone = format!("/run/{runtime}");
+    let deadline = std::time::Instant::now() + T;
+    while std::path::Path::new(&gone).exists() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    assert!(!std::path::Path::new(&gone).exists(), "the stop never ended: {}", text(&o));
+    assert_eq!(std::fs::read_to_string(dir.join("victim/daemon.pid")).unwrap(), "not the service's\n", "removed through the link");
+}
+
 // A stop while init still waits for a forking daemon's pid file (one that
 // never writes it) is passed on at once, not after the wait: init waits
 // for the file up to the start timeout (here 60 s), and the stop signal

@@ -83,9 +83,6 @@ pub fn make_directories(plan: &crate::SetupPlan) -> Result<(), LaunchError> {
 /// nothing is followed: `remove_dir_all` unlinks symlinks, never their
 /// targets, and the pid file's directory is reached without a symlink.
 pub fn remove_runtime_directories(spec: &capexec_decl::ServiceSpec) {
-    for d in spec.filesystem.directories.iter().filter(|d| d.kind == capexec_decl::spec::DirKind::Runtime) {
-        let _ = std::fs::remove_dir_all(&d.path);
-    }
     for (dir, name) in spec.filesystem.pid_file.iter().chain(&spec.filesystem.own_files).filter_map(|p| file_place(p).ok()) {
         let _ = nix::unistd::unlinkat(Some(dir.as_raw_fd()), name.as_c_str(), nix::unistd::UnlinkatFlags::NoRemoveDir);
     }
@@ -94,6 +91,10 @@ pub fn remove_runtime_directories(spec: &capexec_decl::ServiceSpec) {
         if st.is_ok_and(|st| st.st_mode & libc::S_IFMT == libc::S_IFREG) {
             let _ = nix::unistd::unlinkat(Some(dir.as_raw_fd()), name.as_c_str(), nix::unistd::UnlinkatFlags::NoRemoveDir);
         }
+    }
+    // (Last: a test waits for them to go to know the files above are done.)
+    for d in spec.filesystem.directories.iter().filter(|d| d.kind == capexec_decl::spec::DirKind::Runtime) {
+        let _ = std::fs::remove_dir_all(&d.path);
     }
     remove_unix_sockets(&spec.broker.bind_unix);
 }
