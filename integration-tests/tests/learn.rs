@@ -684,15 +684,7 @@ both!(a_file_the_run_made_may_be_removed_at_the_next_start, |who: As| {
                 if os.path.exists(p): os.unlink(p)\n\
                 open(p, 'x').close()\n";
     let argv = serde_json::to_string(&["/usr/bin/python3", "-c", prog, d]).unwrap();
-    let unit = dir.join("made.svc");
-    std::fs::write(&unit, format!("[exec]\nargv = {argv}\n")).unwrap();
-    set_mode(&unit, 0o644);
-    let mined = dir.join("learned.svc");
-    let mut c = command(who);
-    c.arg("learn").arg(&unit).arg("--out").arg(&mined);
-    let o = output(c, T);
-    assert!(o.status.success(), "{}", text(&o));
-    let decl = std::fs::read_to_string(&mined).unwrap();
+    let (mined, decl) = learn_unit(who, &dir, "made", &format!("[exec]\nargv = {argv}\n"), &[]);
     assert!(decl.contains(&format!("\"unlink\", # the run made {d}/region and left it")), "{decl}");
     let mut c = command(who);
     c.arg("exec").arg(&mined);
@@ -717,15 +709,8 @@ fn a_listener_bound_before_the_workload_is_granted_as_it_is() {
                 b = socket.socket(); b.bind(('127.0.0.1', int(sys.argv[2]))); b.listen()\n\
                 while True: b.accept()[0].close()\n";
     let argv = serde_json::to_string(&["/usr/bin/python3", "-c", prog, &first.to_string(), &second.to_string()]).unwrap();
-    let unit = dir.join("two.svc");
-    std::fs::write(&unit, format!("[exec]\nargv = {argv}\n")).unwrap();
-    set_mode(&unit, 0o644);
-    let mined = dir.join("learned.svc");
-    let mut c = command(As::Root);
-    c.arg("learn").arg(&unit).arg("--out").arg(&mined).args(["--wait-for", &format!("tcp:127.0.0.1:{second}"), "--workload", "true"]);
-    let o = output(c, T);
-    assert!(o.status.success(), "{}", text(&o));
-    let decl = std::fs::read_to_string(&mined).unwrap();
+    let wait = format!("tcp:127.0.0.1:{second}");
+    let (_, decl) = learn_unit(As::Root, &dir, "two", &format!("[exec]\nargv = {argv}\n"), &["--wait-for", &wait, "--workload", "true"]);
     let binds = decl.lines().find(|l| l.starts_with("bind = [")).unwrap_or_default();
     let each = [first, second].iter().all(|p| binds.contains(&format!("\"tcp:127.0.0.1:{p}\"")));
     assert!(each && !decl.contains("1024-65535"), "{decl}");
@@ -743,15 +728,7 @@ both!(written_through_a_link_is_mined_as_where_it_leads, |who: As| {
     set_mode(&dir.join("real"), 0o777);
     std::os::unix::fs::symlink("../real", dir.join("lib/logs")).unwrap();
     let argv = serde_json::to_string(&["/bin/sh", "-c", &format!("echo line >> {d}/lib/logs/out.log")]).unwrap();
-    let unit = dir.join("link.svc");
-    std::fs::write(&unit, format!("[exec]\nargv = {argv}\n")).unwrap();
-    set_mode(&unit, 0o644);
-    let mined = dir.join("learned.svc");
-    let mut c = command(who);
-    c.arg("learn").arg(&unit).arg("--out").arg(&mined);
-    let o = output(c, T);
-    assert!(o.status.success(), "{}", text(&o));
-    let decl = std::fs::read_to_string(&mined).unwrap();
+    let (mined, decl) = learn_unit(who, &dir, "link", &format!("[exec]\nargv = {argv}\n"), &[]);
     assert!(decl.contains(&format!("\"{d}/lib/logs\", # a link the run wrote through, to {d}/real")), "{decl}");
     // (Made anew: as root, each run has a uid of its own.)
     std::fs::remove_file(dir.join("real/out.log")).unwrap();
@@ -761,3 +738,18 @@ both!(written_through_a_link_is_mined_as_where_it_leads, |who: As| {
     assert!(o.status.success(), "the mined declaration: {}\n{decl}", text(&o));
     assert_eq!(std::fs::read_to_string(dir.join("real/out.log")).unwrap(), "line\n");
 });
+
+/// `capexec learn` as `who` of the unit `body` (written to `dir/NAME.svc`)
+/// with `args`, which must succeed; returns the mined file and its text.
+fn learn_unit(who: As, dir: &std::path::Path, name: &str, body: &str, args: &[&str]) -> (std::path::PathBuf, String) {
+    let unit = dir.join(format!("{name}.svc"));
+    std::fs::write(&unit, body).unwrap();
+    set_mode(&unit, 0o644);
+    let mined = dir.join(format!("{name}-learned.svc"));
+    let mut c = command(who);
+    c.arg("learn").arg(&unit).arg("--out").arg(&mined).args(args);
+    let o = output(c, T);
+    assert!(o.status.success(), "{}", text(&o));
+    let decl = std::fs::read_to_string(&mined).unwrap();
+    (mined, decl)
+}
