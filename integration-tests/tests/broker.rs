@@ -573,6 +573,158 @@ both!(commands_bind_their_grants_in_their_own_network, |who: As| {
 // Nothing else in /run can be bound, and the socket cannot be removed or
 // changed by the service; capexec removes it before the start (a stale one
 // made a daemon fail) and after the stop.
+/// Escape case 59, the daemons' way: a `unix:` grant's socket is made
+/// under a temporary name beside it and renamed or linked into place (as
+/// haproxy's master and supervisord replace theirs, so that clients never
+/// find none), all by the binder, since the service cannot write /run.
+/// The binder touches the grant's sockets only: a file, a directory or a
+/// link of the host's that merely has such a name is neither removed,
+/// renamed over, linked nor changed, names in other directories or with
+/// other suffixes are the kernel's (refused), and RENAME_EXCHANGE is not
+/// done. A temporary socket left behind goes at the stop.
+#[test]
+fn a_unix_socket_grant_is_replaced_through_temporary_names() {
+    require_root();
+    let path = format!("/run/capexec-it-{}-tmp.sock", std::process::id());
+    let (keep, link, dir, target) =
+        (format!("{path}.keep"), format!("{path}.lnk"), format!("{path}.dir"), format!("/run/capexec-it-{}-target", std::process::id()));
+    let left = format!("{path}.left");
+    let _scratch = Scratch([&path, &keep, &link, &dir, &target, &left].iter().map(|p| p.into()).collect());
+    std::fs::write(&keep, "the host's").unwrap();
+    std::fs::write(&target, "the host's").unwrap();
+    std::os::unix::fs::symlink(&target, &link).unwrap();
+    std::fs::create_dir(&dir).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&target, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let script = format!(
+        "import os, socket, ctypes\n\
+         libc = ctypes.CDLL(None, use_errno=True)\n\
+         P = '{path}'\n\
+         def tried(what, f, *a):\n\
+         \x20   try:\n        f(*a)\n        print(what, 'ok', flush=True)\n\
+         \x20   except OSError as e:\n        print(what, 'refused', e.errno, flush=True)\n\
+         def haproxy(pid):\n\
+         \x20   tmp, bak = '%s.%d.tmp' % (P, pid), '%s.%d.bak' % (P, pid)\n\
+         \x20   tried('unlink tmp', os.unlink, tmp)\n\
+         \x20   tried('unlink bak', os.unlink, bak)\n\
+         \x20   tried('link bak', os.link, P, bak)\n\
+         \x20   s = socket.socket(socket.AF_UNIX)\n\
+         \x20   s.bind(tmp)\n\
+         \x20   s.listen(4)\n\
+         \x20   os.rename(tmp, P)\n\
+         \x20   tried('unlink bak again', os.unlink, bak)\n\
+         \x20   return s\n\
+         old = haproxy(101)\n\
+         new = haproxy(102)\n\
+         old.close()\n\
+         print('after haproxy', sorted(n for n in os.listdir('/run') if n.startswith(os.path.basename(P))), flush=True)\n\
+         # supervisord: bind P.PID, chmod it, link it to P (after removing a stale P), remove P.PID.\n\
+         sup = socket.socket(socket.AF_UNIX)\n\
+         sup.bind(P + '.77')\n\
+         os.chmod(P + '.77', 0o700)\n\
+         tried('link over', os.link, P + '.77', P)\n\
+         os.unlink(P)\n\
+         os.link(P + '.77', P)\n\
+         os.chown(P, -1, -1)\n\
+         os.unlink(P + '.77')\n\
+         new.close()\n\
+         sup.listen(4)\n\
+         # A socket left under a temporary name: removed at the stop.\n\
+         socket.socket(socket.AF_UNIX).bind('{left}')\n\
+         for what, f, a in [\n\
+         \x20   ('unlink file', os.unlink, ['{keep}']), ('rename file', os.rename, ['{keep}', P]),\n\
+         \x20   ('rename over file', os.rename, [P, '{keep}']), ('link over file', os.link, [P, '{keep}']),\n\
+         \x20   ('chmod file', os.chmod, ['{keep}', 0o666]), ('chown file', os.chown, ['{keep}', 0, 0]),\n\
+         \x20   ('chmod link', os.chmod, ['{link}', 0o666]), ('unlink link', os.unlink, ['{link}']),\n\
+         \x20   ('rename to link', os.rename, [P + '.9', '{link}']), ('rmdir dir', os.rmdir, ['{dir}']),\n\
+         \x20   ('rename dir', os.rename, ['{dir}', P + '.dir2']),\n\
+         \x20   ('rename elsewhere', os.rename, [P, '/run/capexec-it-elsewhere']), ('link elsewhere', os.link, [P, '/var/tmp/capexec-it-x']),\n\
+         \x20   ('link dotdot', os.link, [P, P + '.x/../../etc/x']), ('rename spelled otherwise', os.rename, ['{left}', P.replace('/run/', '/run/./')]),\n\
+         ]:\n\
+         \x20   tried(what, f, *a)\n\
+         # renameat2(RENAME_EXCHANGE) of P and the left socket.\n\
+         rc = libc.renameat2(-100, P.encode(), -100, '{left}'.encode(), 2)\n\
+         print('exchange', rc, ctypes.get_errno(), flush=True)\n\
+         print('ready', flush=True)\n\
+         c, _ = sup.accept()\n\
+         c.sendall(b'from the replaced socket')\n\
+         c.close()"
+    );
+    let u = test_unit(
+        "unix-rename",
+        &format!("[exec]\nargv = [\"/usr/bin/python3\", \"-c\", \"\"\"{script}\"\"\"]\nuser = \"root\"\n[filesystem]\nread_only = [\"/run\"]\n[broker.net]\nbind = [\"unix:{path}\"]\n"),
+    );
+    let mut c = command(As::Root);
+    c.arg("exec").arg(&u).stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped());
+    let mut child = c.spawn().unwrap();
+    let mut out_pipe = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut said = String::new();
+    loop {
+        let mut line = String::new();
+        if std::io::BufRead::read_line(&mut out_pipe, &mut line).unwrap_or(0) == 0 {
+            let o = wait_output(child, Duration::from_secs(5));
+            panic!("the service ended before it was ready:\n{said}\n{}", text(&o));
+        }
+        said.push_str(&line);
+        if line == "ready\n" {
+            break;
+        }
+    }
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
+    let meta = std::fs::symlink_metadata(&path).unwrap();
+    assert!(meta.file_type().is_socket(), "{said}");
+    assert_eq!(meta.mode() & 0o777, 0o700, "chmod of the temporary name reached the socket linked into place: {said}");
+    let mut s = std::os::unix::net::UnixStream::connect(&path).unwrap();
+    let mut got = String::new();
+    std::io::Read::read_to_string(&mut s, &mut got).unwrap();
+    assert_eq!(got, "from the replaced socket", "{said}");
+    let o = wait_output(child, T);
+    let out = format!("{said}{}", text(&o));
+    assert!(o.status.success(), "{out}");
+    let base = std::path::Path::new(&path).file_name().unwrap().to_str().unwrap().to_owned();
+    for ok in ["unlink tmp refused 2", "unlink bak refused 2", "link bak refused 2", "link bak ok", "unlink bak again refused 2", "unlink bak again ok"] {
+        assert!(out.contains(ok), "{ok}: {out}");
+    }
+    assert!(out.contains(&format!("after haproxy ['{base}', '{base}.dir', '{base}.keep', '{base}.lnk']")), "no temporary name left: {out}");
+    assert!(out.contains(&format!("link over refused {}", libc::EEXIST)), "{out}");
+    // The host's files with a grant's name: not sockets, so not the binder's
+    // to change (EPERM); elsewhere, the kernel's within the view (EROFS).
+    for (what, errno) in [
+        ("unlink file", libc::EPERM),
+        ("rename file", libc::EPERM),
+        ("rename over file", libc::EPERM),
+        ("link over file", libc::EEXIST),
+        ("chmod file", libc::EPERM),
+        ("chown file", libc::EPERM),
+        ("chmod link", libc::EPERM),
+        ("unlink link", libc::EPERM),
+        ("rename to link", libc::ENOENT),
+        ("rmdir dir", libc::EROFS),
+        ("rename dir", libc::EPERM),
+        ("rename elsewhere", libc::EROFS),
+        // (Not in the view; no such directory.)
+        ("link elsewhere", libc::ENOENT),
+        ("link dotdot", libc::ENOENT),
+        ("rename spelled otherwise", libc::EROFS),
+    ] {
+        assert!(out.contains(&format!("{what} refused {errno}\n")), "{what}: {out}");
+    }
+    assert!(out.contains(&format!("exchange -1 {}", libc::EINVAL)), "{out}");
+    assert_eq!(std::fs::read_to_string(&keep).unwrap(), "the host's");
+    assert_eq!(std::fs::metadata(&keep).unwrap().mode() & 0o777, 0o644);
+    assert_eq!(std::fs::read_link(&link).unwrap(), std::path::PathBuf::from(&target));
+    assert_eq!(std::fs::metadata(&target).unwrap().mode() & 0o777, 0o600, "chmod through the host's link");
+    assert!(std::path::Path::new(&dir).is_dir());
+    // Removed by a helper once `capexec exec` is gone: the socket and the
+    // temporary one left, nothing else of the same name.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while (std::path::Path::new(&path).exists() || std::path::Path::new(&left).exists()) && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(!std::path::Path::new(&path).exists() && !std::path::Path::new(&left).exists(), "a socket outlived the service");
+    assert!(std::path::Path::new(&keep).exists() && std::path::Path::new(&link).symlink_metadata().is_ok() && std::path::Path::new(&dir).exists());
+}
+
 #[test]
 fn a_unix_socket_grant_is_bound_by_the_broker() {
     require_root();
@@ -608,8 +760,8 @@ fn a_unix_socket_grant_is_bound_by_the_broker() {
          t = socket.socket(socket.AF_UNIX)\n\
          try:\n    t.bind('{other}')\n    print('other bound', flush=True)\n\
          except OSError as e:\n    print('other refused', e.errno, flush=True)\n\
-         try:\n    os.unlink('{path}')\n    print('unlinked', flush=True)\n\
-         except OSError as e:\n    print('unlink refused', e.errno, flush=True)\n\
+         try:\n    os.rename('{path}', '{other}')\n    print('renamed', flush=True)\n\
+         except OSError as e:\n    print('rename refused', e.errno, flush=True)\n\
          s.listen(1)\n\
          c, _ = s.accept()\n\
          c.sendall(b'from the run socket')\n\
@@ -642,9 +794,9 @@ fn a_unix_socket_grant_is_bound_by_the_broker() {
     assert!(o.status.success(), "{out}");
     assert!(out.contains(&format!("name {path}")), "getsockname names the path asked for: {out}");
     // Root's (the binder's), the service's group, the mode its umask gives;
-    // the service may use it, not change it.
+    // the service may use it, not change it (nor move it out of its name).
     // (EROFS: /run is a read-only mount of the view; Landlock refuses too.)
-    assert!(out.contains("chmod refused") && out.contains("unlink refused") && out.contains("other refused"), "{out}");
+    assert!(out.contains("chmod refused") && out.contains("rename refused") && out.contains("other refused"), "{out}");
     assert_eq!(out.matches("odd refused").count(), 2, "{out}");
     // A Unix address on an IP socket is no grant's bind (EINVAL, as the kernel says).
     assert!(out.contains(&format!("inet socket -1 {}", libc::EINVAL)), "{out}");

@@ -159,7 +159,27 @@ fn brokered_syscalls(spec: &ServiceSpec) -> Vec<u32> {
         nrs.extend([libc::SYS_bind, libc::SYS_connect].map(|n| n as u32));
     }
     if !b.bind_unix.is_empty() {
-        nrs.push(libc::SYS_bind as u32);
+        // And what a daemon does to the socket's names: see
+        // transparent::socket_name_call.
+        nrs.extend(
+            [
+                libc::SYS_bind,
+                libc::SYS_rename,
+                libc::SYS_renameat,
+                libc::SYS_renameat2,
+                libc::SYS_link,
+                libc::SYS_linkat,
+                libc::SYS_unlink,
+                libc::SYS_unlinkat,
+                libc::SYS_chmod,
+                libc::SYS_fchmodat,
+                libc::SYS_fchmodat2,
+                libc::SYS_chown,
+                libc::SYS_lchown,
+                libc::SYS_fchownat,
+            ]
+            .map(|n| n as u32),
+        );
     }
     if spec.namespaces.net == NetMode::None && b.connect.iter().any(|g| g.proto != Some(capexec_decl::grants::Proto::Tcp)) {
         // A datagram to a granted host address from a socket the service

@@ -14,7 +14,7 @@
 use crate::net;
 use crate::open::{clean_absolute, open_granted, remove_granted};
 use crate::policy::{self, NetOp};
-use crate::Broker;
+use crate::{binder, Broker};
 use capexec_decl::grants::Proto;
 use capexec_sys::notify::{self as remote, Listener, Notif, Waited};
 use std::net::SocketAddr;
@@ -155,12 +155,25 @@ fn handle(b: &Arc<Broker>, l: &Arc<Listener>, c: &Connector, p: &mut Pidfds, n: 
         libc::SYS_open => open(b, l, n, a[0], a[1] as i32, a[2] as u32, "open"),
         libc::SYS_creat => open(b, l, n, a[0], libc::O_CREAT | libc::O_WRONLY | libc::O_TRUNC, a[1] as u32, "creat"),
         libc::SYS_openat2 => openat2(b, l, n),
+        libc::SYS_unlink if !b.spec.bind_unix.is_empty() => socket_name_call(b, l, n),
         libc::SYS_unlink => unlink(b, l, n, n.args[0], "unlink"),
         // AT_REMOVEDIR (or a bit the kernel would refuse): never a granted
         // file's removal, the kernel's within the view.
         // (An int: the kernel reads the low half of the register only.)
         libc::SYS_unlinkat if n.args[2] as i32 != 0 => Answer::Pass,
+        libc::SYS_unlinkat if !b.spec.bind_unix.is_empty() => socket_name_call(b, l, n),
         libc::SYS_unlinkat => unlink(b, l, n, n.args[1], "unlinkat"),
+        libc::SYS_rename
+        | libc::SYS_renameat
+        | libc::SYS_renameat2
+        | libc::SYS_link
+        | libc::SYS_linkat
+        | libc::SYS_chmod
+        | libc::SYS_fchmodat
+        | libc::SYS_fchmodat2
+        | libc::SYS_chown
+        | libc::SYS_lchown
+        | libc::SYS_fchownat => socket_name_call(b, l, n),
         libc::SYS_bind => net_call(b, l, c, p, n, NetOp::Bind),
         libc::SYS_connect => net_call(b, l, c, p, n, NetOp::Connect),
         libc::SYS_listen => listen(b, l, p, n),
@@ -348,7 +361,7 @@ fn net_call(b: &Arc<Broker>, l: &Arc<Listener>, c: &Connector, p: &mut Pidfds, n
     if !l.id_valid(n.id) {
         return Answer::Gone;
     }
-    if let Some(path) = net::unix_path(&buf).filter(|p| op == NetOp::Bind && b.spec.bind_unix_grant(p).is_some()) {
+    if let Some(path) = net::unix_path(&buf).filter(|p| op == NetOp::Bind && b.spec.unix_name(p).is_some()) {
         return unix_bind(b, l, p, n, fd, path);
     }
     let addr = match net::parse_sockaddr(&buf) {
@@ -538,11 +551,12 @@ fn send(b: &Broker, l: &Listener, p: &mut Pidfds, n: Notif) -> Answer {
     }
 }
 
-/// A bind of the service's Unix socket to a `bind_unix` grant's path: the
-/// binder binds that very socket (the broker's copy of it) there, in a
-/// directory the service cannot write (see [`crate::binder`]).
+/// A bind of the service's Unix socket to a `bind_unix` grant's path or a
+/// temporary name beside it: the binder binds that very socket (the
+/// broker's copy of it) there, in a directory the service cannot write
+/// (see [`crate::binder`]).
 fn unix_bind(b: &Broker, l: &Listener, p: &mut Pidfds, n: Notif, fd: i32, path: &[u8]) -> Answer {
-    let (Some(index), Some(binder)) = (b.spec.bind_unix.iter().position(|g| g.as_os_str().as_encoded_bytes() == path), &b.binder) else {
+    let (Some((index, name)), Some(binder)) = (b.spec.unix_name(path), &b.binder) else {
         return Answer::Fail(libc::EACCES);
     };
     let (svc, info) = match service_socket(l, p, n, fd) {
@@ -558,7 +572,77 @@ fn unix_bind(b: &Broker, l: &Listener, p: &mut Pidfds, n: Notif, fd: i32, path: 
     if !l.id_valid(n.id) {
         return Answer::Gone;
     }
-    finish(binder.bind(index, &svc, umask))
+    finish(binder.ask(index, binder::Op::Bind { name, umask }, Some(&svc)))
+}
+
+/// A rename, link, unlink, chmod or chown whose names are all those of
+/// one `unix:` bind grant (its path or a temporary name beside it, byte
+/// for byte), for a service with such grants: done by the binder, since
+/// the service cannot write their directory. haproxy binds `P.PID.tmp`
+/// and renames it over P, keeping the old P as a link `P.PID.bak`
+/// meanwhile; supervisord binds `P.PID`, chmods it, links it to P and
+/// removes it. Any other name is the kernel's, within the view; an unlink
+/// may still be a `remove` grant's.
+fn socket_name_call(b: &Broker, l: &Listener, n: Notif) -> Answer {
+    let a = n.args;
+    // Which arguments are paths.
+    let at: &[usize] = match n.nr {
+        libc::SYS_rename | libc::SYS_link => &[0, 1],
+        libc::SYS_renameat | libc::SYS_renameat2 | libc::SYS_linkat => &[1, 3],
+        libc::SYS_unlink | libc::SYS_chmod | libc::SYS_chown | libc::SYS_lchown => &[0],
+        _ => &[1],
+    };
+    // A path that cannot be read is no grant's: the kernel answers it.
+    let Ok(raw) = at.iter().map(|&i| remote::read_cstr(n.tid, a[i], libc::PATH_MAX as usize)).collect::<Result<Vec<_>, _>>() else {
+        return Answer::Pass;
+    };
+    if !l.id_valid(n.id) {
+        return Answer::Gone;
+    }
+    let names: Vec<(usize, &[u8])> = raw.iter().filter_map(|p| b.spec.unix_name(p)).collect();
+    let (Some(binder), Some(&(index, first))) = (&b.binder, names.first()) else { return not_a_socket_name(b, l, n) };
+    if names.len() != raw.len() || names.iter().any(|(i, _)| *i != index) {
+        return not_a_socket_name(b, l, n);
+    }
+    let second = names.get(1).map_or(&b""[..], |n| n.1);
+    // The kernel reads each int, mode and id from the low half.
+    let op = match n.nr {
+        libc::SYS_rename | libc::SYS_renameat => binder::Op::Rename { from: first, to: second, flags: 0 },
+        libc::SYS_renameat2 => binder::Op::Rename { from: first, to: second, flags: a[4] as u32 },
+        libc::SYS_linkat if a[4] as i32 & !(libc::AT_SYMLINK_FOLLOW | libc::AT_EMPTY_PATH) != 0 => return Answer::Fail(libc::EINVAL),
+        libc::SYS_link | libc::SYS_linkat => binder::Op::Link { from: first, to: second },
+        libc::SYS_unlink | libc::SYS_unlinkat => binder::Op::Unlink { name: first },
+        // The socket is root's (the binder's): a service of another user
+        // may use it, not change it, as the kernel would decide.
+        libc::SYS_chmod | libc::SYS_fchmodat | libc::SYS_fchmodat2 | libc::SYS_chown | libc::SYS_lchown | libc::SYS_fchownat if fsuid_of(n.tid) != Some(0) => {
+            return Answer::Pass
+        }
+        libc::SYS_chmod => binder::Op::Chmod { name: first, mode: a[1] as u32 },
+        libc::SYS_fchmodat | libc::SYS_fchmodat2 => binder::Op::Chmod { name: first, mode: a[2] as u32 },
+        libc::SYS_chown | libc::SYS_lchown => binder::Op::Chown { name: first, uid: a[1] as u32, gid: a[2] as u32 },
+        _ => binder::Op::Chown { name: first, uid: a[2] as u32, gid: a[3] as u32 },
+    };
+    // /proc/TID was read for a chmod or chown: the thread must still be the one that asked.
+    if !l.id_valid(n.id) {
+        return Answer::Gone;
+    }
+    finish(binder.ask(index, op, None))
+}
+
+/// A call of [`socket_name_call`]'s whose names are not a grant's socket:
+/// an unlink may be a `remove` grant's, the rest are the kernel's.
+fn not_a_socket_name(b: &Broker, l: &Listener, n: Notif) -> Answer {
+    match n.nr {
+        libc::SYS_unlink => unlink(b, l, n, n.args[0], "unlink"),
+        libc::SYS_unlinkat => unlink(b, l, n, n.args[1], "unlinkat"),
+        _ => Answer::Pass,
+    }
+}
+
+/// The filesystem uid of thread `tid` (the fourth `Uid:` field).
+fn fsuid_of(tid: u32) -> Option<u32> {
+    let status = std::fs::read_to_string(format!("/proc/{tid}/status")).ok()?;
+    status.lines().find_map(|l| l.strip_prefix("Uid:"))?.split_whitespace().nth(3)?.parse().ok()
 }
 
 /// pidfds of the service's threads that made brokered calls, kept for the

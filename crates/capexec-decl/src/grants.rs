@@ -66,6 +66,31 @@ impl BrokerSpec {
     pub fn bind_unix_grant(&self, path: &[u8]) -> Option<&PathBuf> {
         self.bind_unix.iter().find(|p| p.as_os_str().as_encoded_bytes() == path)
     }
+
+    /// The `bind_unix` grant (its index) that `path`, byte for byte, names
+    /// a socket of: the grant's path itself (suffix empty) or a temporary
+    /// name beside it, the path and a [`temporary_suffix`] (returned). A
+    /// daemon that replaces its socket without a moment in which clients
+    /// find none binds such a name and renames or links it into place
+    /// (haproxy's `P.PID.tmp`, supervisord's `P.PID`), keeping the old one
+    /// as a link meanwhile (haproxy's `P.PID.bak`).
+    pub fn unix_name<'a>(&self, path: &'a [u8]) -> Option<(usize, &'a [u8])> {
+        self.bind_unix.iter().enumerate().find_map(|(i, p)| {
+            let suffix = path.strip_prefix(p.as_os_str().as_encoded_bytes())?;
+            (suffix.is_empty() || temporary_suffix(suffix)).then_some((i, suffix))
+        })
+    }
+}
+
+/// Longest temporary suffix of a `unix:` bind grant's name, with its dot.
+pub const MAX_TEMPORARY_SUFFIX: usize = 32;
+
+/// Whether `suffix` may follow a `unix:` bind grant's path as a temporary
+/// name (see [`BrokerSpec::unix_name`]): a dot and up to 31 letters,
+/// digits, `.`, `_` or `-`; never a `/`, so the name stays in the grant's
+/// directory.
+pub fn temporary_suffix(suffix: &[u8]) -> bool {
+    suffix.len() >= 2 && suffix.len() <= MAX_TEMPORARY_SUFFIX && suffix[0] == b'.' && suffix.iter().all(|c| c.is_ascii_alphanumeric() || b"._-".contains(c))
 }
 
 /// Why a `unix:PATH` bind grant is not one (see [`BrokerSpec::bind_unix`]).
@@ -435,6 +460,30 @@ mod tests {
         assert_eq!(describe_sockaddr(&unix(b""), false), None, "an unnamed Unix address");
         assert_eq!(describe_sockaddr(&(libc::AF_PACKET as u16).to_ne_bytes(), false), None);
         assert_eq!(describe_sockaddr(&[1], false), None);
+    }
+
+    /// A grant's path names its socket and the temporary names beside it,
+    /// never a name in another directory or one that merely starts alike.
+    #[test]
+    fn temporary_names_of_a_unix_grant() {
+        let b = BrokerSpec { bind_unix: vec!["/run/a.sock".into(), "/run/haproxy-master.sock".into()], ..Default::default() };
+        assert_eq!(b.unix_name(b"/run/haproxy-master.sock"), Some((1, &b""[..])));
+        assert_eq!(b.unix_name(b"/run/haproxy-master.sock.9881.tmp"), Some((1, &b".9881.tmp"[..])));
+        assert_eq!(b.unix_name(b"/run/a.sock.42"), Some((0, &b".42"[..])));
+        for no in [
+            &b"/run/a.sockx"[..],
+            b"/run/a.sock.",
+            b"/run/a.sock./x",
+            b"/run/a.sock./../../etc/passwd",
+            b"/run/a.sock.x y",
+            b"/run/a.sock.\n",
+            b"/run/a.sock.01234567890123456789012345678901",
+            b"/run/./a.sock",
+            b"/run/b.sock",
+        ] {
+            assert_eq!(b.unix_name(no), None, "{}", String::from_utf8_lossy(no));
+        }
+        assert!(temporary_suffix(b".0123456789012345678901234567890"), "32 bytes with the dot");
     }
 
     #[test]

@@ -1052,6 +1052,18 @@ pub fn open_at(dir: BorrowedFd<'_>, name: &CStr, flags: libc::c_int, mode: libc:
     Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
 }
 
+/// Where a Unix socket at `path` (absolute) lies: its directory by its real
+/// path (the host's own links before the last component resolved, as a
+/// bind of `path` resolves them: /var/run/x.sock is in /run), that
+/// directory opened without following any link, and the socket's name.
+pub fn socket_place(path: &std::path::Path) -> io::Result<(std::path::PathBuf, OwnedFd, std::ffi::CString)> {
+    let einval = || io::Error::from_raw_os_error(libc::EINVAL);
+    let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else { return Err(einval()) };
+    let real = std::fs::canonicalize(dir)?;
+    let fd = open_dir_no_links(&real)?;
+    Ok((real, fd, std::ffi::CString::new(name.as_encoded_bytes()).map_err(|_| einval())?))
+}
+
 /// The directory `path` (absolute), opened from `/` one component at a time
 /// with O_NOFOLLOW: no link on the way is followed (ELOOP), `..` and `.`
 /// are refused (EINVAL). For paths a less trusted party may have changed.
