@@ -1189,16 +1189,18 @@ fn http_backend() -> u16 {
 /// -USR2`) starts, which the master announces with RELOADING=1 and READY=1:
 /// on it the master signals its old worker, which runs as the haproxy user
 /// (CAP_KILL); without that capability the master cannot pass a stop on.
-/// The drop-in only names the test's configuration (Debian's with a
-/// frontend on the test's port and a backend) and moves the master socket
-/// into /run/haproxy (the package's directory), since a socket renamed
-/// into place directly in /run would need all of /run writable.
+/// The master CLI socket is directly in /run, as the unit has it: the
+/// learned declaration grants that one socket (`unix:` bind grant), whose
+/// temporary names the broker's binder makes and renames, and /run stays
+/// unwritable. The drop-in only names the test's configuration (Debian's
+/// with a frontend on the test's port and a backend) and the test's own
+/// name for the socket.
 #[test]
 fn haproxy_from_import_and_learn() {
     require_root();
     let (port, backend) = (unused_port(), http_backend());
     let etc = format!("/etc/haproxy-capexec-it{}", std::process::id());
-    let master = format!("/run/haproxy/capexec-it{}.sock", std::process::id());
+    let master = format!("/run/capexec-it{}-haproxy-master.sock", std::process::id());
     let _scratch = Scratch(vec![etc.clone().into(), master.clone().into()]);
     std::fs::create_dir_all(&etc).unwrap();
     let conf = std::fs::read_to_string("/etc/haproxy/haproxy.cfg").unwrap()
@@ -1216,7 +1218,7 @@ fn haproxy_from_import_and_learn() {
         &unit,
         "haproxy.service",
         &["--workload", &format!("{get} | grep -q 'from the backend'")],
-        &["\"/var/lib/haproxy\"", "pid_file = \"/run/haproxy.pid\"", &format!("\"tcp:127.0.0.1:{port}\""), "\"CAP_KILL\""],
+        &["\"/var/lib/haproxy\"", "pid_file = \"/run/haproxy.pid\"", &format!("\"tcp:127.0.0.1:{port}\""), "\"CAP_KILL\"", &format!("\"unix:{master}\"")],
     );
     assert!(!decl.contains("\"/run\""), "the learned declaration gives haproxy all of /run:\n{decl}");
     d.start();

@@ -12,6 +12,7 @@
 //! them. Directories already covered by a listed parent are folded into it.
 
 use crate::observe::{Access, Observations};
+use capexec_decl::grants::temporary_suffix;
 use capexec_decl::syscalls::{self, GROUPS};
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write;
@@ -719,8 +720,31 @@ pub fn declaration(obs: &Observations, origin: &Origin, exists: impl Fn(&str) ->
     // A Unix socket it binds directly in /run (unbound's /run/unbound.ctl):
     // the broker binds it (`unix:` bind grant), for the same reason; by the
     // path as the program named it, which the broker's grant must match.
-    let run_sockets: BTreeSet<&str> =
-        if origin.as_root { obs.binds.iter().filter_map(|b| b.strip_prefix("unix:")).filter(|p| parent(p) == "/run").collect() } else { BTreeSet::new() };
+    // One bound under a temporary name and renamed or linked into place
+    // (haproxy's master binds P.PID.tmp, supervisord P.PID) is granted by
+    // the name it ends at: the grant covers its temporary names
+    // (BrokerSpec::unix_name), which are then no reason to write /run.
+    fn final_name<'a>(obs: &'a Observations, b: &'a str) -> &'a str {
+        let to = obs.moves.iter().find(|(from, to)| from == b && b.strip_prefix(to.as_str()).is_some_and(|s| temporary_suffix(s.as_bytes())));
+        to.map_or(b, |(_, to)| to.as_str())
+    }
+    let run_sockets: BTreeSet<&str> = if origin.as_root {
+        obs.binds
+            .iter()
+            .filter_map(|b| b.strip_prefix("unix:"))
+            .filter(|p| ["/run", "/var/run"].contains(&parent(p).as_str()))
+            .map(|b| final_name(obs, b))
+            .collect()
+    } else {
+        BTreeSet::new()
+    };
+    let temporary_names: Vec<String> = obs
+        .paths
+        .keys()
+        .chain(obs.moves.iter().flat_map(|(from, to)| [from, to]))
+        .filter(|p| run_sockets.iter().any(|s| p.strip_prefix(s).is_some_and(|x| temporary_suffix(x.as_bytes()))))
+        .map(|p| crate::without_links(p))
+        .collect();
     // Other files it made directly in /run (rpcbind's lock file): capexec
     // makes them as it makes a pid file (FsSpec::own_files). Not one it
     // renamed into place (haproxy's socket, bound under another name), nor
@@ -744,7 +768,8 @@ pub fn declaration(obs: &Observations, origin: &Origin, exists: impl Fn(&str) ->
         .iter()
         .cloned()
         .chain(pid_file.clone().filter(|p| parent(p) == "/run"))
-        .chain(run_sockets.iter().map(|s| s.to_string()))
+        .chain(run_sockets.iter().map(|s| crate::without_links(s)))
+        .chain(temporary_names)
         .chain(own_files.iter().cloned())
         .collect();
     let [ro, rw, ex, rwx, vis] = view(obs, &origin.private, &made, &exists);
@@ -1551,6 +1576,38 @@ mod tests {
         // Rootless, the broker could not bind in /run either: as it was.
         let text = declaration(&o, &origin(&[], false), |_| true);
         assert!(!text.contains("\"unix:/run/unbound.ctl\""), "{text}");
+    }
+
+    /// A socket bound under a temporary name and renamed (haproxy's master)
+    /// or linked (supervisord, by /var/run) into place directly in /run is
+    /// a grant of the name it ends at, which covers the temporary names:
+    /// /run stays unwritable.
+    #[test]
+    fn a_socket_renamed_into_place_in_run_is_a_bind_grant() {
+        let p = "/run/haproxy-master.sock";
+        let (tmp, bak) = (format!("{p}.81.tmp"), format!("{p}.81.bak"));
+        let mut o = obs(
+            &[(&tmp, &[Access::Remove, Access::Write]), (&bak, &[Access::Remove, Access::Create]), (p, &[Access::Create, Access::Remove])],
+            &["bind", "rename", "link", "unlink"],
+        );
+        o.binds.insert(format!("unix:{tmp}"));
+        o.moves.extend([(tmp.clone(), p.to_owned()), (p.to_owned(), bak.clone())]);
+        let s = "/var/run/supervisor.sock";
+        o.paths.insert(format!("{s}.12"), [Access::Write, Access::Remove].into_iter().collect());
+        o.paths.insert(s.into(), [Access::Create].into_iter().collect());
+        o.binds.insert(format!("unix:{s}.12"));
+        o.moves.insert((format!("{s}.12"), s.to_owned()));
+        let mut run = origin(&[], true);
+        let argv = ["/usr/sbin/haproxy".to_owned()];
+        run.argv = &argv;
+        let text = declaration(&o, &run, |_| true);
+        let v: toml::Value = toml::from_str(&text).unwrap();
+        let bind: Vec<&str> = v["broker"]["net"]["bind"].as_array().unwrap().iter().filter_map(|a| a.as_str()).collect();
+        assert_eq!(bind, [format!("unix:{p}"), format!("unix:{s}")], "{text}");
+        assert!(!text.contains("\"/run\"") && v["filesystem"].get("read_write").is_none(), "{text}");
+        let ctx = capexec_decl::Context { rootless: false, uid: 0, gid: 0, unit_dir: None };
+        let spec = capexec_decl::from_text("haproxy", &text, &ctx).unwrap_or_else(|e| panic!("{e}\n{text}"));
+        assert!(["rename", "link", "unlink"].iter().all(|c| spec.seccomp.allowed.contains(c)), "{text}");
     }
 
     /// A resolver's source ports, picked at random per query, are granted
