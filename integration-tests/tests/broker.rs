@@ -581,15 +581,19 @@ both!(commands_bind_their_grants_in_their_own_network, |who: As| {
 /// link of the host's that merely has such a name is neither removed,
 /// renamed over, linked nor changed, names in other directories or with
 /// other suffixes are the kernel's (refused), and RENAME_EXCHANGE is not
-/// done. A temporary socket left behind goes at the stop.
+/// done. Nor does it touch another program's socket with such a name: it
+/// changes only the temporary names it made itself, and removes those left
+/// when the service is gone.
 #[test]
 fn a_unix_socket_grant_is_replaced_through_temporary_names() {
     require_root();
     let path = format!("/run/capexec-it-{}-tmp.sock", std::process::id());
     let (keep, link, dir, target) =
         (format!("{path}.keep"), format!("{path}.lnk"), format!("{path}.dir"), format!("/run/capexec-it-{}-target", std::process::id()));
-    let left = format!("{path}.left");
-    let _scratch = Scratch([&path, &keep, &link, &dir, &target, &left].iter().map(|p| p.into()).collect());
+    let (left, host) = (format!("{path}.left"), format!("{path}.host"));
+    let _scratch = Scratch([&path, &keep, &link, &dir, &target, &left, &host].iter().map(|p| p.into()).collect());
+    // Another program's socket whose name is a temporary one of the grant's.
+    let host_socket = std::os::unix::net::UnixListener::bind(&host).unwrap();
     std::fs::write(&keep, "the host's").unwrap();
     std::fs::write(&target, "the host's").unwrap();
     std::os::unix::fs::symlink(&target, &link).unwrap();
@@ -638,6 +642,9 @@ fn a_unix_socket_grant_is_replaced_through_temporary_names() {
          \x20   ('chmod link', os.chmod, ['{link}', 0o666]), ('unlink link', os.unlink, ['{link}']),\n\
          \x20   ('rename to link', os.rename, [P + '.9', '{link}']), ('rmdir dir', os.rmdir, ['{dir}']),\n\
          \x20   ('rename dir', os.rename, ['{dir}', P + '.dir2']),\n\
+         \x20   ('unlink socket', os.unlink, ['{host}']), ('chmod socket', os.chmod, ['{host}', 0o777]),\n\
+         \x20   ('chown socket', os.chown, ['{host}', -1, 0]), ('rename socket', os.rename, ['{host}', P]),\n\
+         \x20   ('rename over socket', os.rename, [P, '{host}']), ('link socket', os.link, ['{host}', P + '.h2']),\n\
          \x20   ('rename elsewhere', os.rename, [P, '/run/capexec-it-elsewhere']), ('link elsewhere', os.link, [P, '/var/tmp/capexec-it-x']),\n\
          \x20   ('link dotdot', os.link, [P, P + '.x/../../etc/x']), ('rename spelled otherwise', os.rename, ['{left}', P.replace('/run/', '/run/./')]),\n\
          ]:\n\
@@ -685,7 +692,7 @@ fn a_unix_socket_grant_is_replaced_through_temporary_names() {
     for ok in ["unlink tmp refused 2", "unlink bak refused 2", "link bak refused 2", "link bak ok", "unlink bak again refused 2", "unlink bak again ok"] {
         assert!(out.contains(ok), "{ok}: {out}");
     }
-    assert!(out.contains(&format!("after haproxy ['{base}', '{base}.dir', '{base}.keep', '{base}.lnk']")), "no temporary name left: {out}");
+    assert!(out.contains(&format!("after haproxy ['{base}', '{base}.dir', '{base}.host', '{base}.keep', '{base}.lnk']")), "no temporary name left: {out}");
     assert!(out.contains(&format!("link over refused {}", libc::EEXIST)), "{out}");
     // The host's files with a grant's name: not sockets, so not the binder's
     // to change (EPERM); elsewhere, the kernel's within the view (EROFS).
@@ -693,7 +700,7 @@ fn a_unix_socket_grant_is_replaced_through_temporary_names() {
         ("unlink file", libc::EPERM),
         ("rename file", libc::EPERM),
         ("rename over file", libc::EPERM),
-        ("link over file", libc::EEXIST),
+        ("link over file", libc::EPERM),
         ("chmod file", libc::EPERM),
         ("chown file", libc::EPERM),
         ("chmod link", libc::EPERM),
@@ -701,6 +708,12 @@ fn a_unix_socket_grant_is_replaced_through_temporary_names() {
         ("rename to link", libc::ENOENT),
         ("rmdir dir", libc::EROFS),
         ("rename dir", libc::EPERM),
+        ("unlink socket", libc::EPERM),
+        ("chmod socket", libc::EPERM),
+        ("chown socket", libc::EPERM),
+        ("rename socket", libc::EPERM),
+        ("rename over socket", libc::EPERM),
+        ("link socket", libc::EPERM),
         ("rename elsewhere", libc::EROFS),
         // (Not in the view; no such directory.)
         ("link elsewhere", libc::ENOENT),
@@ -715,7 +728,7 @@ fn a_unix_socket_grant_is_replaced_through_temporary_names() {
     assert_eq!(std::fs::read_link(&link).unwrap(), std::path::PathBuf::from(&target));
     assert_eq!(std::fs::metadata(&target).unwrap().mode() & 0o777, 0o600, "chmod through the host's link");
     assert!(std::path::Path::new(&dir).is_dir());
-    // Removed by a helper once `capexec exec` is gone: the socket and the
+    // Removed once `capexec exec` is gone: the granted socket and the
     // temporary one left, nothing else of the same name.
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     while (std::path::Path::new(&path).exists() || std::path::Path::new(&left).exists()) && std::time::Instant::now() < deadline {
@@ -723,6 +736,10 @@ fn a_unix_socket_grant_is_replaced_through_temporary_names() {
     }
     assert!(!std::path::Path::new(&path).exists() && !std::path::Path::new(&left).exists(), "a socket outlived the service");
     assert!(std::path::Path::new(&keep).exists() && std::path::Path::new(&link).symlink_metadata().is_ok() && std::path::Path::new(&dir).exists());
+    let host_meta = std::fs::symlink_metadata(&host).unwrap();
+    assert_eq!(host_meta.mode() & 0o777, 0o755, "the other program's socket kept its mode");
+    drop(std::os::unix::net::UnixStream::connect(&host).expect("the other program's socket is still its own"));
+    drop(host_socket);
 }
 
 #[test]

@@ -134,9 +134,9 @@ impl Binder {
             socketpair(AddressFamily::Unix, SockType::SeqPacket, None, SockFlag::SOCK_CLOEXEC).map_err(|e| io("create the binder's channel")(e.into()))?;
         // The directories, opened now, for the binder's Landlock rules and
         // its calls.
-        let places: Vec<Place> = paths
+        let mut places: Vec<Place> = paths
             .iter()
-            .map(|p| capexec_sys::socket_place(p).map(|(real, dir, name)| Place { real, dir, name }))
+            .map(|p| capexec_sys::socket_place(p).map(|(real, dir, name)| Place { real, dir, name, made: Default::default() }))
             .collect::<io::Result<_>>()
             .map_err(io("open the directory of a unix: bind grant (by its real path, no link may lead to it)"))?;
         match capexec_sys::process::fork("fork the binder").map_err(io("fork the binder"))? {
@@ -150,7 +150,7 @@ impl Binder {
                 drop(ours);
                 match capexec_sys::process::fork("fork the binder") {
                     Ok(capexec_sys::process::Forked::Child) => {
-                        let code = match serve(theirs, &places, gid) {
+                        let code = match serve(theirs, &mut places, gid) {
                             Ok(()) => 0,
                             Err(e) => {
                                 eprintln!("capexec: the broker's binder: {e}");
@@ -196,6 +196,12 @@ struct Place {
     dir: OwnedFd,
     /// The socket's name in it.
     name: CString,
+    /// The temporary names (suffixes) this binder made and that are still
+    /// there as far as it knows: the only ones it renames, links, removes
+    /// or changes. Another program's socket that happens to have such a
+    /// name (the grant /run/app, a daemon's /run/app.sock) is not the
+    /// service's.
+    made: std::collections::BTreeSet<Vec<u8>>,
 }
 
 impl Place {
@@ -221,7 +227,51 @@ impl Place {
         }
     }
 
-    fn apply(&self, op: Op<'_>, socket: Option<&OwnedFd>) -> nix::Result<()> {
+    /// The grant's own name, or a temporary one this binder made: Ok.
+    /// Another name: ENOENT if it is not there, else EPERM.
+    fn ours(&self, suffix: &[u8]) -> nix::Result<()> {
+        if suffix.is_empty() || self.made.contains(suffix) {
+            return Ok(());
+        }
+        let there = nix::sys::stat::fstatat(Some(self.dir.as_raw_fd()), self.name(suffix).as_c_str(), nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW);
+        Err(if there.is_ok() { nix::errno::Errno::EPERM } else { nix::errno::Errno::ENOENT })
+    }
+
+    /// A name a rename or link makes: one of [`Place::ours`], or one not there.
+    fn ours_or_absent(&self, suffix: &[u8]) -> nix::Result<()> {
+        match self.ours(suffix) {
+            Err(nix::errno::Errno::ENOENT) => Ok(()),
+            r => r,
+        }
+    }
+
+    /// Notes a temporary name made or gone.
+    fn note(&mut self, suffix: &[u8], made: bool) {
+        match (suffix.is_empty(), made) {
+            (true, _) => {}
+            (false, true) => drop(self.made.insert(suffix.to_vec())),
+            (false, false) => drop(self.made.remove(suffix)),
+        }
+    }
+
+    fn apply(&mut self, op: Op<'_>, socket: Option<&OwnedFd>) -> nix::Result<()> {
+        let done = self.call(op, socket);
+        if done.is_ok() {
+            match op {
+                Op::Bind { name, .. } => self.note(name, true),
+                Op::Rename { from, to, .. } => {
+                    self.note(from, false);
+                    self.note(to, true);
+                }
+                Op::Link { to, .. } => self.note(to, true),
+                Op::Unlink { name } => self.note(name, false),
+                Op::Chmod { .. } | Op::Chown { .. } => {}
+            }
+        }
+        done
+    }
+
+    fn call(&self, op: Op<'_>, socket: Option<&OwnedFd>) -> nix::Result<()> {
         use nix::errno::Errno;
         let dir = Some(self.dir.as_raw_fd());
         match op {
@@ -235,22 +285,28 @@ impl Place {
             Op::Rename { from, to, flags } => {
                 let flags =
                     nix::fcntl::RenameFlags::from_bits(flags).filter(|f| (*f - nix::fcntl::RenameFlags::RENAME_NOREPLACE).is_empty()).ok_or(Errno::EINVAL)?;
+                self.ours(from)?;
+                self.ours_or_absent(to)?;
                 let (from, to) = (self.name(from), self.name(to));
                 self.socket(&from)?;
                 self.absent_or_socket(&to)?;
                 nix::fcntl::renameat2(dir, from.as_c_str(), dir, to.as_c_str(), flags)
             }
             Op::Link { from, to } => {
+                self.ours(from)?;
+                self.ours_or_absent(to)?;
                 let (from, to) = (self.name(from), self.name(to));
                 self.socket(&from)?;
                 nix::unistd::linkat(dir, from.as_c_str(), dir, to.as_c_str(), nix::fcntl::AtFlags::empty())
             }
             Op::Unlink { name } => {
+                self.ours(name)?;
                 let name = self.name(name);
                 self.socket(&name)?;
                 nix::unistd::unlinkat(dir, name.as_c_str(), nix::unistd::UnlinkatFlags::NoRemoveDir)
             }
             Op::Chmod { name, mode } => {
+                self.ours(name)?;
                 let name = self.name(name);
                 self.socket(&name)?;
                 // (Linux cannot chmod a link itself: the name was a socket just now.)
@@ -258,6 +314,7 @@ impl Place {
                 nix::sys::stat::fchmodat(dir, name.as_c_str(), mode, nix::sys::stat::FchmodatFlags::FollowSymlink)
             }
             Op::Chown { name, uid, gid } => {
+                self.ours(name)?;
                 let name = self.name(name);
                 self.socket(&name)?;
                 let id = |v: u32| (v != u32::MAX).then_some(v);
@@ -275,7 +332,7 @@ impl Place {
 
 /// The binder's life: confine itself, then answer requests until the
 /// broker's end closes.
-fn serve(channel: OwnedFd, places: &[Place], gid: u32) -> Result<(), BrokerError> {
+fn serve(channel: OwnedFd, places: &mut [Place], gid: u32) -> Result<(), BrokerError> {
     let io = |op| move |source| BrokerError::Io { op, source };
     // Nothing of the caller's but the channel and the directories.
     let mut keep: Vec<RawFd> = places.iter().map(|d| d.dir.as_raw_fd()).chain([channel.as_raw_fd()]).collect();
@@ -308,13 +365,13 @@ fn serve(channel: OwnedFd, places: &[Place], gid: u32) -> Result<(), BrokerError
         let got = match capexec_sys::recv_fds(channel.as_raw_fd(), &mut req, 0) {
             Ok(r) => r,
             Err(e) if e.raw_os_error() == Some(libc::EINTR) => continue,
-            Err(_) => return Ok(()),
+            Err(_) => break,
         };
         if got.bytes == 0 {
-            return Ok(());
+            break;
         }
         let errno = match (got.bytes, Op::decode(&req)) {
-            (REQUEST, Some((index, op))) => match places.get(index).map(|p| p.apply(op, got.fds.first())) {
+            (REQUEST, Some((index, op))) => match places.get_mut(index).map(|p| p.apply(op, got.fds.first())) {
                 Some(Ok(())) => 0,
                 Some(Err(e)) => e as i32,
                 None => libc::EINVAL,
@@ -323,9 +380,18 @@ fn serve(channel: OwnedFd, places: &[Place], gid: u32) -> Result<(), BrokerError
         };
         drop(got);
         if capexec_sys::send_fds(channel.as_raw_fd(), &errno.to_ne_bytes(), &[], libc::MSG_NOSIGNAL).is_err() {
-            return Ok(());
+            break;
         }
     }
+    // The broker is gone, so is the service: the temporary names it left
+    // (a daemon killed between its bind and its rename) go with it, as
+    // capexec removes the grant's own socket.
+    for p in places.iter() {
+        for suffix in &p.made {
+            let _ = p.call(Op::Unlink { name: suffix }, None);
+        }
+    }
+    Ok(())
 }
 
 /// Sockets may be made, and names removed (an unlink, a rename's source or

@@ -121,31 +121,18 @@ fn host_pid_file(spec: &capexec_decl::ServiceSpec) -> Option<&std::path::Path> {
     matches!(deepest.kind, MountKind::ReadWrite | MountKind::ReadWriteExec).then_some(path)
 }
 
-/// Removes the Unix sockets at `paths` (the broker's `bind_unix` grants)
-/// and at their temporary names (`BrokerSpec::unix_name`: a daemon killed
-/// between its bind and its rename leaves one), after the service stopped
-/// and before it starts: the service may not remove its own (its directory
-/// is not its to write), and a daemon that finds an old one fails (unbound:
-/// "Cannot remove old local socket"). Only a socket goes; the directory is
-/// reached by its real path without a link.
+/// Removes the Unix sockets at `paths` (the broker's `bind_unix` grants),
+/// after the service stopped and before it starts: the service may not
+/// remove its own (its directory is not its to write), and a daemon that
+/// finds an old one fails (unbound: "Cannot remove old local socket").
+/// Only a socket goes; the directory is reached by its real path without a
+/// link. Temporary names beside a grant's path stay: one the service left
+/// cannot be told from another program's socket of the same name.
 pub fn remove_unix_sockets(paths: &[std::path::PathBuf]) {
     for (_, dir, name) in paths.iter().filter_map(|p| crate::sys::socket_place(p).ok()) {
-        let ours = |n: &[u8]| n.strip_prefix(name.as_bytes()).is_some_and(|s| s.is_empty() || capexec_decl::grants::temporary_suffix(s));
-        // (Listed through the descriptor: the directory reached without a link.)
-        let names: Vec<std::ffi::CString> = std::fs::read_dir(format!("/proc/self/fd/{}", dir.as_raw_fd()))
-            .map(|d| {
-                d.flatten()
-                    .map(|e| e.file_name())
-                    .filter(|n| ours(n.as_encoded_bytes()))
-                    .filter_map(|n| std::ffi::CString::new(n.into_encoded_bytes()).ok())
-                    .collect()
-            })
-            .unwrap_or_default();
-        for n in names {
-            let st = nix::sys::stat::fstatat(Some(dir.as_raw_fd()), n.as_c_str(), nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW);
-            if st.is_ok_and(|st| st.st_mode & libc::S_IFMT == libc::S_IFSOCK) {
-                let _ = nix::unistd::unlinkat(Some(dir.as_raw_fd()), n.as_c_str(), nix::unistd::UnlinkatFlags::NoRemoveDir);
-            }
+        let st = nix::sys::stat::fstatat(Some(dir.as_raw_fd()), name.as_c_str(), nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW);
+        if st.is_ok_and(|st| st.st_mode & libc::S_IFMT == libc::S_IFSOCK) {
+            let _ = nix::unistd::unlinkat(Some(dir.as_raw_fd()), name.as_c_str(), nix::unistd::UnlinkatFlags::NoRemoveDir);
         }
     }
 }
