@@ -649,6 +649,14 @@ fn a_unix_socket_grant_is_replaced_through_temporary_names() {
          \x20   ('link dotdot', os.link, [P, P + '.x/../../etc/x']), ('rename spelled otherwise', os.rename, ['{left}', P.replace('/run/', '/run/./')]),\n\
          ]:\n\
          \x20   tried(what, f, *a)\n\
+         # At most 16 temporary names at once (the left one is the first).\n\
+         made = []\n\
+         for i in range(20):\n\
+         \x20   t = socket.socket(socket.AF_UNIX)\n\
+         \x20   try:\n        t.bind('%s.n%d' % (P, i))\n        made.append(t)\n\
+         \x20   except OSError as e:\n        print('name', i, 'refused', e.errno, flush=True)\n        break\n\
+         for t in made:\n\
+         \x20   os.unlink(t.getsockname())\n\
          # renameat2(RENAME_EXCHANGE) of P and the left socket.\n\
          rc = libc.renameat2(-100, P.encode(), -100, '{left}'.encode(), 2)\n\
          print('exchange', rc, ctypes.get_errno(), flush=True)\n\
@@ -723,6 +731,7 @@ fn a_unix_socket_grant_is_replaced_through_temporary_names() {
         assert!(out.contains(&format!("{what} refused {errno}\n")), "{what}: {out}");
     }
     assert!(out.contains(&format!("exchange -1 {}", libc::EINVAL)), "{out}");
+    assert!(out.contains(&format!("name 15 refused {}", libc::ENOSPC)), "no more than 16 temporary names: {out}");
     assert_eq!(std::fs::read_to_string(&keep).unwrap(), "the host's");
     assert_eq!(std::fs::metadata(&keep).unwrap().mode() & 0o777, 0o644);
     assert_eq!(std::fs::read_link(&link).unwrap(), std::path::PathBuf::from(&target));

@@ -189,6 +189,10 @@ impl Binder {
     }
 }
 
+/// Temporary names of one grant that may exist at once (haproxy's and
+/// supervisord's replacements need two).
+const MAX_MADE: usize = 16;
+
 /// A grant's socket as the binder reaches it.
 struct Place {
     /// Its directory's real path (for bind, which takes a path).
@@ -255,6 +259,18 @@ impl Place {
     }
 
     fn apply(&mut self, op: Op<'_>, socket: Option<&OwnedFd>) -> nix::Result<()> {
+        // Each temporary name is an inode of the host's /run (a tmpfs with
+        // a fixed number of them): a service makes a few at a time at most.
+        let new = |n: &[u8]| !n.is_empty() && !self.made.contains(n);
+        let adds = match op {
+            Op::Bind { name, .. } => new(name),
+            Op::Link { to, .. } => new(to),
+            Op::Rename { from, to, .. } => from.is_empty() && new(to),
+            Op::Unlink { .. } | Op::Chmod { .. } | Op::Chown { .. } => false,
+        };
+        if adds && self.made.len() >= MAX_MADE {
+            return Err(nix::errno::Errno::ENOSPC);
+        }
         let done = self.call(op, socket);
         if done.is_ok() {
             match op {
