@@ -476,6 +476,20 @@ impl Daemon {
         output(c, Duration::from_secs(60))
     }
 
+    /// `capexec ARGS --socket ...` with its standard output a pipe whose
+    /// reader has gone (`capexec logs X | head` once head has ended).
+    pub fn ctl_into_closed_pipe(&self, args: &[&str]) -> Output {
+        let (reader, writer) = nix::unistd::pipe().expect("pipe");
+        drop(reader);
+        let mut c = command(self.who);
+        c.args(args).arg("--socket").arg(self.socket());
+        c.stdin(Stdio::null()).stdout(Stdio::from(writer)).stderr(Stdio::piped());
+        let desc = format!("{c:?}");
+        let child = c.spawn().unwrap_or_else(|e| panic!("spawn {desc}: {e}"));
+        drop(c);
+        wait_for_output(child, Duration::from_secs(60), &desc)
+    }
+
     /// `capexec status UNIT --json`, the unit's object.
     pub fn status(&self, unit: &str) -> serde_json::Value {
         let o = self.ctl(&["status", unit, "--json"]);

@@ -86,6 +86,13 @@ fn refusals_are_reported_with_the_fix_that_allows_them() {
     let o = d.ctl(&["denials", "--json", "refused"]);
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("{e}: {}", text(&o)));
     assert_eq!((v["unit"].as_str(), v["total"].as_u64(), v["recent"].as_array().map(Vec::len)), (Some("refused"), Some(2), Some(2)), "{v}");
+    // Into `| head` that has ended: ended by SIGPIPE as other tools, not a
+    // panic on the write.
+    for args in [&["denials", "refused"][..], &["status", "refused"], &["logs", "refused"], &["list"]] {
+        let o = d.ctl_into_closed_pipe(args);
+        assert_eq!(std::os::unix::process::ExitStatusExt::signal(&o.status), Some(libc::SIGPIPE), "capexec {args:?}: {}", text(&o));
+        assert!(o.stderr.is_empty(), "capexec {args:?}: {}", text(&o));
+    }
     let o = d.ctl(&["stop", "refused"]);
     assert!(o.status.success(), "{}", text(&o));
 

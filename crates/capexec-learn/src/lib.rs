@@ -34,8 +34,11 @@ pub(crate) fn host_proc(path: &str) -> bool {
 /// falls back to NGROUPS_MAX; malloc reads the overcommit policy to decide
 /// whether a heap may shrink, and assumes it may not; the listen backlog's
 /// ceiling, which Redis reads only to warn about and Go's net package only
-/// to size its backlog, has a built-in value in both.
-const OPTIONAL_PROC: &[&str] = &["/proc/sys/kernel/ngroups_max", "/proc/sys/vm/overcommit_memory", "/proc/sys/net/core/somaxconn"];
+/// to size its backlog, has a built-in value in both; the IPv6 route
+/// cache's size, which the PowerDNS Recursor reads if it is there to warn
+/// when it is low.
+const OPTIONAL_PROC: &[&str] =
+    &["/proc/sys/kernel/ngroups_max", "/proc/sys/vm/overcommit_memory", "/proc/sys/net/core/somaxconn", "/proc/sys/net/ipv6/route/max_size"];
 
 /// The highest capability the kernel knows: libcap-ng (in every program
 /// linked with it, from its constructor: knot, dovecot), libcap and systemd

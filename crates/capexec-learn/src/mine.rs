@@ -1211,9 +1211,19 @@ mod tests {
         assert!(!text.contains("proc = ") && text.contains("done without there (the program falls back): /proc/sys/kernel/ngroups_max\n"), "{text}");
         // libcap-ng's last capability (knot), with its fallback's prctl in
         // the run; without prctl the fallback would be refused: a full /proc.
-        let capng = obs(&[("/proc/sys/kernel/cap_last_cap", &[Access::Read]), ("/proc/sys/net/core/somaxconn", &[Access::Read])], &["prctl"]);
+        let capng = obs(
+            &[
+                ("/proc/sys/kernel/cap_last_cap", &[Access::Read]),
+                ("/proc/sys/net/core/somaxconn", &[Access::Read]),
+                ("/proc/sys/net/ipv6/route/max_size", &[Access::Read]),
+            ],
+            &["prctl"],
+        );
         let text = declaration(&capng, &origin(&["/usr/bin/app".into()], false), |_| true);
-        assert!(!text.contains("proc = ") && text.contains("/proc/sys/kernel/cap_last_cap, /proc/sys/net/core/somaxconn\n"), "{text}");
+        assert!(
+            !text.contains("proc = ") && text.contains("/proc/sys/kernel/cap_last_cap, /proc/sys/net/core/somaxconn, /proc/sys/net/ipv6/route/max_size\n"),
+            "{text}"
+        );
         let capng = obs(&[("/proc/sys/kernel/cap_last_cap", &[Access::Read])], &[]);
         let text = declaration(&capng, &origin(&["/usr/bin/app".into()], false), |_| true);
         assert!(text.contains("proc = \"full\""), "{text}");

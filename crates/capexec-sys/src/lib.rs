@@ -339,6 +339,14 @@ pub fn default_signals(ignored: &[libc::c_int]) {
     }
 }
 
+/// SIGPIPE to its default: a write to a pipe whose reader went away ends
+/// the process quietly, as with other command-line tools, where Rust's
+/// runtime ignores it and `println!` then panics on EPIPE.
+pub fn default_sigpipe() {
+    // SAFETY: restoring the default disposition installs no handler code.
+    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
+}
+
 /// Brings the loopback interface up in the current network namespace.
 pub fn loopback_up() -> io::Result<()> {
     // SAFETY: socket() takes integer arguments and returns a new fd we own.

@@ -31,9 +31,19 @@ fn main() {
     // analyze ... | head`), as other command-line tools do, instead of
     // panicking on the write. Not the others: the daemon and the brokers write
     // to sockets whose peers may close, which must not kill them.
-    if matches!(cli.command, cli::Command::Check(_) | cli::Command::Analyze(_) | cli::Command::Doctor(_) | cli::Command::Import(_)) {
-        // SAFETY: restoring the default disposition installs no handler code.
-        unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
+    if matches!(
+        cli.command,
+        cli::Command::Check(_)
+            | cli::Command::Analyze(_)
+            | cli::Command::Doctor(_)
+            | cli::Command::Import(_)
+            | cli::Command::Status(_)
+            | cli::Command::List(_)
+            | cli::Command::Logs(_)
+            | cli::Command::Denials(_)
+            | cli::Command::Diff(_)
+    ) {
+        capexec_sys::default_sigpipe();
     }
     let code = match &cli.command {
         cli::Command::Check(a) => cmd::check::run(a),
