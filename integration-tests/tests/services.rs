@@ -472,6 +472,45 @@ both!(sigpipe_is_ignored_as_declared, |who: As| {
     assert!(default.contains("SigIgn:\t0000000000000000\n") && default.contains("yes: 141\n"), "{default}");
 });
 
+// exec.umask, systemd's UMask=: the program, its commands in the sandbox
+// and (as root) its privileged ones on the host start with it, whatever
+// capexec's caller had: 0 here, under which every new file would be 0666.
+// Without it the caller's mask stays, as before.
+both!(umask_is_the_declared_one, |who: As| {
+    let host = format!("/tmp/capexec-it-umask-{}-{who:?}", std::process::id());
+    let run = |tag: &str, body: &str| {
+        let privileged = match who {
+            As::Root => format!("[[exec.start_pre]]\nargv = [\"/bin/sh\", \"-c\", \"umask > {host}\"]\nprivileged = true\n"),
+            As::User => String::new(),
+        };
+        let unit = test_unit(
+            &format!("umask-{tag}-{who:?}"),
+            &format!(
+                "[exec]\nargv = [\"/bin/sh\", \"-c\", \"umask; touch /tmp/made; stat -c %a /tmp/made\"]\n{body}\
+                 {privileged}[[exec.start_pre]]\nargv = [\"/bin/sh\", \"-c\", \"echo pre $(umask)\"]\n"
+            ),
+        );
+        use std::os::unix::process::CommandExt;
+        let mut c = std::process::Command::new("perl");
+        c.args(["-e", "umask 0; exec @ARGV or die"]).arg(capexec()).arg("exec").arg(&unit);
+        if who == As::User {
+            let (uid, gid) = test_user();
+            c.uid(uid).gid(gid).env("HOME", "/").current_dir("/");
+        }
+        let o = output(c, T);
+        assert!(o.status.success(), "{}", text(&o));
+        let on_host = std::fs::read_to_string(&host).unwrap_or_default();
+        let _ = std::fs::remove_file(&host);
+        (String::from_utf8_lossy(&o.stdout).into_owned(), on_host)
+    };
+    let (declared, on_host) = run("declared", "umask = \"0027\"\n");
+    assert_eq!(declared, "pre 0027\n0027\n640\n");
+    assert_eq!(on_host, if who == As::Root { "0027\n" } else { "" });
+    let (inherited, on_host) = run("inherited", "");
+    assert_eq!(inherited, "pre 0000\n0000\n666\n");
+    assert_eq!(on_host, if who == As::Root { "0000\n" } else { "" });
+});
+
 // filesystem.runtime_directory and state_directory, as systemd's
 // RuntimeDirectory= and StateDirectory=: created for the service, owned by
 // it, writable in the view; the runtime one removed once it stops, the state

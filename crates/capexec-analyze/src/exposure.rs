@@ -590,7 +590,15 @@ fn answer(spec: &ServiceSpec, launch: &Launch, ch: &Check) -> Answer {
         "SystemCallArchitectures=" => {
             (Some(0), "Only native x86_64 system calls: other architectures are killed, x32 answers ENOSYS".into(), Some("seccomp prologue"))
         }
-        "UMask=" => (Some(5), "capexec keeps the umask it was started with (0022 under systemd): new files are world-readable".into(), None),
+        // systemd's order of checks (assess_umask), first match.
+        "UMask=" => match spec.exec.umask {
+            None => (Some(5), "capexec keeps the umask it was started with (0022 under systemd): new files are world-readable".into(), None),
+            Some(m) if m & 0o002 == 0 => (Some(10), "Files created by service are world-writable by default".into(), None),
+            Some(m) if m & 0o004 == 0 => (Some(5), "Files created by service are world-readable by default".into(), None),
+            Some(m) if m & 0o020 == 0 => (Some(2), "Files created by service are group-writable by default".into(), None),
+            Some(m) if m & 0o040 == 0 => (Some(1), "Files created by service are group-readable by default".into(), None),
+            Some(_) => (Some(0), "Files created by service are accessible only by service's own user by default".into(), Some("exec.umask")),
+        },
         "KeyringMode=" => yes_no(
             any_allowed(&["keyctl", "add_key", "request_key"]),
             "Service cannot reach any kernel keyring",

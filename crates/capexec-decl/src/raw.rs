@@ -196,6 +196,7 @@ pub struct RawExec {
     pub working_directory: Option<String>,
     pub memory_deny_write_execute: Option<bool>,
     pub ignore_sigpipe: Option<bool>,
+    pub umask: Option<String>,
     pub condition: Option<Vec<RawCommand>>,
     pub start_pre: Option<Vec<RawCommand>>,
     pub start_post: Option<Vec<RawCommand>>,

@@ -87,6 +87,10 @@ pub struct ExecSpec {
     /// default: every signal starts at its default, as after a login.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub ignore_sigpipe: bool,
+    /// The file mode creation mask the program and its commands start with
+    /// (systemd's UMask=); without it, the one capexec was started with.
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "octal_mode")]
+    pub umask: Option<u32>,
     /// The program is uid and gid 0 inside its user namespace, mapped to
     /// `user`'s ids outside (with an overlaid view: package installs into
     /// the layers).
@@ -310,6 +314,7 @@ pub struct ManagedDir {
     /// Its declared access mode (`filesystem.runtime_directory_mode` and the
     /// others), applied to it whether made or found; `None`: made 0755, an
     /// existing one keeps its own.
+    #[serde(default, with = "octal_mode")]
     pub mode: Option<u32>,
 }
 
@@ -561,6 +566,7 @@ pub enum PreopenKind {
         /// Also announce the fd in this variable as `fd;fd;` (nginx reads `NGINX`).
         env: Option<String>,
         /// Permissions of a Unix socket file.
+        #[serde(default, with = "octal_mode")]
         socket_mode: Option<u32>,
     },
     File {
@@ -939,6 +945,25 @@ pub fn format_duration(d: std::time::Duration) -> String {
 
 fn ser_duration<S: serde::Serializer>(d: &std::time::Duration, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_str(&format_duration(*d))
+}
+
+/// A mode or mask as people write it (`"0027"`, as in the declaration),
+/// where a number would print in decimal (23).
+mod octal_mode {
+    pub fn serialize<S: serde::Serializer>(m: &Option<u32>, s: S) -> Result<S::Ok, S::Error> {
+        match m {
+            Some(m) => s.serialize_str(&format!("{m:04o}")),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u32>, D::Error> {
+        use serde::Deserialize;
+        match Option::<String>::deserialize(d)? {
+            Some(t) => u32::from_str_radix(&t, 8).map(Some).map_err(|_| serde::de::Error::custom(format!("`{t}` is not an octal mode"))),
+            None => Ok(None),
+        }
+    }
 }
 
 fn ser_opt_duration<S: serde::Serializer>(d: &Option<std::time::Duration>, s: S) -> Result<S::Ok, S::Error> {

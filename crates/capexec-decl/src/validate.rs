@@ -919,6 +919,14 @@ pub fn validate(name: &str, raw: &RawUnit, sources: Vec<PathBuf>, ctx: &Context)
             "set filesystem.overlay (capexec run: --overlay DIR --fakeroot) and keep namespaces.user = true",
         );
     }
+    let octal = |m: &str| (1..=4).contains(&m.len()) && m.bytes().all(|b| (b'0'..=b'7').contains(&b));
+    let umask = exec.umask.as_ref().and_then(|m| match u32::from_str_radix(m, 8) {
+        Ok(n) if n <= 0o777 && octal(m) => Some(n),
+        _ => {
+            v.err_help("exec.umask", format!("invalid umask `{m}`"), "an octal string of permission bits such as \"0027\" (systemd's UMask=)");
+            None
+        }
+    });
     if !v.errors.is_empty() {
         return Err(DeclErrors(v.errors));
     }
@@ -934,6 +942,7 @@ pub fn validate(name: &str, raw: &RawUnit, sources: Vec<PathBuf>, ctx: &Context)
             working_directory,
             memory_deny_write_execute: exec.memory_deny_write_execute.unwrap_or(false),
             ignore_sigpipe: exec.ignore_sigpipe.unwrap_or(false),
+            umask,
             fakeroot,
             oom_score_adjust: None,
             allow_new_privileges: false,

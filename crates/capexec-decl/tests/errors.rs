@@ -990,3 +990,12 @@ fn condition_commands_are_checked_as_the_other_lists() {
     let e = one(&format!("{ARGV}[[exec.condition]]\nargv = [\"is-configured\"]\n"));
     assert!(e.to_string().contains("exec.condition[0].argv[0]") && e.to_string().contains("give the program's full path"), "{e}");
 }
+
+#[test]
+fn umask_is_octal_permission_bits() {
+    for bad in ["0999", "1777", "", "u=rwx", "+022", "00022"] {
+        let e = one(&format!("[exec]\nargv = [\"/bin/true\"]\numask = \"{bad}\"\n"));
+        assert_eq!((e.key.as_deref(), e.line), (Some("exec.umask"), Some(3)), "{bad}: {e}");
+        assert!(e.help.as_deref().is_some_and(|h| h.contains("\"0027\"")), "{bad}: {e}");
+    }
+}

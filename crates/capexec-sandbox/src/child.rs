@@ -622,6 +622,11 @@ fn service_with(a: &ChildArgs, argv: &[std::ffi::CString], err_wr: RawFd, main: 
     // where it asks for it (systemd's IgnoreSIGPIPE=).
     sys::default_signals(if plan.ignore_sigpipe { &[libc::SIGPIPE] } else { &[] });
     let _ = sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None);
+    // Last, so that nothing capexec makes for the service above is made
+    // with the service's mask.
+    if let Some(m) = plan.umask {
+        nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(m));
+    }
     let mut env = plan.env.clone();
     if let Some(i) = plan.listen_pid_slot {
         env[i] = std::ffi::CString::new(format!("LISTEN_PID={}", std::process::id())).expect("no NUL");

@@ -186,6 +186,8 @@ pub struct SetupPlan {
     /// SIGPIPE ignored at exec (`exec.ignore_sigpipe`), every other signal
     /// at its default.
     pub ignore_sigpipe: bool,
+    /// The umask at exec (`exec.umask`); None keeps capexec's own.
+    pub umask: Option<u32>,
     /// PR_SET_NO_NEW_PRIVS (always, but for `exec.allow_new_privileges`;
     /// without it the filters and Landlock are installed holding
     /// CAP_SYS_ADMIN, which the program's exec drops: see crate::creds).
@@ -1139,6 +1141,7 @@ fn plan_inheriting(
         syslog: false,
         mdwe: spec.exec.memory_deny_write_execute,
         ignore_sigpipe: spec.exec.ignore_sigpipe,
+        umask: spec.exec.umask,
         no_new_privs: !spec.exec.allow_new_privileges,
     })
 }

@@ -48,12 +48,13 @@ pub fn run_before_start(
     stdio: Option<&[OwnedFd; 2]>,
     note: &dyn Fn(&str),
 ) -> Result<(), PrivilegedError> {
-    run("exec.condition", &exec.condition, env, limit, stdio, note)?;
-    run("exec.start_pre", &exec.start_pre, env, limit, stdio, note)
+    run("exec.condition", &exec.condition, env, exec.umask, limit, stdio, note)?;
+    run("exec.start_pre", &exec.start_pre, env, exec.umask, limit, stdio, note)
 }
 
 /// Runs the privileged commands of `list` (named `what` in messages, by
-/// their index in it) with a clean environment of `PATH` and `env`, each
+/// their index in it) with a clean environment of `PATH` and `env`, and
+/// the service's `umask` (as systemd's UMask= for every command), each
 /// killed after `limit`. `stdio`: where their output goes (`None`:
 /// inherited); `note`: what is said about them. The first failure not
 /// ignored ends the run, as its message.
@@ -61,6 +62,7 @@ pub fn run(
     what: &str,
     list: &[Command],
     env: &[(String, String)],
+    umask: Option<u32>,
     limit: Duration,
     stdio: Option<&[OwnedFd; 2]>,
     note: &dyn Fn(&str),
@@ -74,6 +76,9 @@ pub fn run(
         if let Some([out, err]) = stdio {
             let to = |fd: &OwnedFd| fd.try_clone().map(std::process::Stdio::from).unwrap_or_else(|_| std::process::Stdio::null());
             cmd.stdin(std::process::Stdio::null()).stdout(to(out)).stderr(to(err));
+        }
+        if let Some(m) = umask {
+            capexec_sys::umask_at_exec(&mut cmd, m);
         }
         let mut child = match cmd.spawn() {
             Ok(c) => c,

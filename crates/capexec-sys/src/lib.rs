@@ -347,6 +347,22 @@ pub fn default_sigpipe() {
     unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
 }
 
+/// `cmd`'s program starts with the file mode creation mask `mask`, set in
+/// the child between fork and exec: the caller's own mask, shared by all
+/// its threads, stays as it is.
+pub fn umask_at_exec(cmd: &mut std::process::Command, mask: u32) {
+    let mode = (mask & 0o777) as libc::mode_t;
+    // SAFETY: the hook runs in the forked child before exec, where only
+    // async-signal-safe calls are allowed: umask(2) is one, and the closure
+    // allocates nothing and takes no lock.
+    unsafe {
+        std::os::unix::process::CommandExt::pre_exec(cmd, move || {
+            libc::umask(mode);
+            Ok(())
+        })
+    };
+}
+
 /// Brings the loopback interface up in the current network namespace.
 pub fn loopback_up() -> io::Result<()> {
     // SAFETY: socket() takes integer arguments and returns a new fd we own.

@@ -191,7 +191,7 @@ Examples:
     /// Convert a systemd service unit into a declaration, with a note on everything not carried over
     #[command(after_help = "Carries over ExecStart (with $VARS from Environment= and readable EnvironmentFile=s), \
 User, Group, Environment, WorkingDirectory, Type, Restart and its timings, ReadOnlyPaths, ReadWritePaths, \
-InaccessiblePaths, ExecPaths, State/Cache/Logs/RuntimeDirectory, PrivateNetwork, MemoryDenyWriteExecute, AmbientCapabilities, \
+InaccessiblePaths, ExecPaths, State/Cache/Logs/RuntimeDirectory, PrivateNetwork, MemoryDenyWriteExecute, UMask, AmbientCapabilities, \
 SystemCallFilter, Limit*, MemoryMax, TasksMax and CPUWeight. Hardening directives that capexec applies to \
 every service anyway (ProtectSystem, PrivateTmp, NoNewPrivileges, ...) are listed as covered; the rest as not \
 mapped, each with the reason. The result is a starting point: check it, then run it under \

@@ -188,3 +188,29 @@ fn credited_seccomp_rules_are_in_the_real_filter() {
         assert_ne!(run(&prog, X86_64, nr(call), [0; 6]), ALLOW, "{call}");
     }
 }
+
+/// UMask= as systemd scores it: a unit with each mask, imported (UMask= is
+/// `exec.umask`), gets from `capexec analyze` the description and badness
+/// `systemd-analyze security` gives the unit itself.
+#[test]
+fn the_umask_is_scored_as_systemd_does() {
+    let dir = std::env::temp_dir().join(format!("capexec-analyze-umask-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    for mask in ["0000", "0002", "0022", "0007", "0027", "0077"] {
+        let unit = dir.join(format!("umask{mask}.service"));
+        std::fs::write(&unit, format!("[Service]\nExecStart=/bin/true\nUMask={mask}\n")).unwrap();
+        let (systemd, _) = systemd_security(&unit);
+        let theirs = systemd.iter().find(|c| c["name"] == "UMask=").unwrap_or_else(|| panic!("no UMask= in {systemd:?}"));
+        let decl = dir.join(format!("umask{mask}.svc"));
+        let _ = std::fs::remove_file(&decl);
+        let o = Command::new(env!("CARGO_BIN_EXE_capexec")).arg("import").arg(&unit).arg("-o").arg(&decl).output().unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        assert!(std::fs::read_to_string(&decl).unwrap().contains(&format!("\numask = \"{mask}\"\n")));
+        let o = capexec_analyze(&["--json", decl.to_str().unwrap()]);
+        let out: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&o.stderr)));
+        let ours = out["units"][0]["checks"].as_array().unwrap().iter().find(|c| c["name"] == "UMask=").unwrap().clone();
+        assert_eq!(ours["description"], theirs["description"], "UMask={mask}: {ours} against systemd's {theirs}");
+        assert_eq!(ours["badness"], theirs["badness"], "UMask={mask}: {ours} against systemd's {theirs}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}

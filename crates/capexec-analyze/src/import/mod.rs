@@ -5,7 +5,7 @@
 //! EnvironmentFile=s), User, Group, Environment, WorkingDirectory, Type,
 //! Restart and its timings, the path directives (ReadOnlyPaths, ReadWritePaths,
 //! InaccessiblePaths, ExecPaths, State/Cache/Logs/RuntimeDirectory),
-//! PrivateNetwork, MemoryDenyWriteExecute, IgnoreSIGPIPE, AmbientCapabilities, SystemCallFilter and its errno,
+//! PrivateNetwork, MemoryDenyWriteExecute, UMask, IgnoreSIGPIPE, AmbientCapabilities, SystemCallFilter and its errno,
 //! Limit*, MemoryMax, TasksMax, CPUWeight. Many hardening directives need no
 //! counterpart because capexec always does at least as much; they are listed
 //! as such. The rest is listed as not mapped, with the reason.
@@ -54,7 +54,6 @@ const ALWAYS: &[(&str, &str)] = &[
 /// Directives capexec does not carry over, with why.
 const NOT_MAPPED: &[(&str, &str)] = &[
     ("KillMode", "capexec always stops the whole service (its pid namespace)"),
-    ("UMask", "capexec keeps the umask it was started with"),
     ("SendSIGKILL", "capexec always kills what is left at service.stop_timeout; raise it if the program needs longer to end"),
     ("RestrictAddressFamilies", "capexec always limits socket() to AF_UNIX, AF_INET, AF_INET6 and AF_NETLINK; narrower lists are not expressible"),
     ("IPAddressDeny", "no IP filter; use namespaces.net = \"none\" with preopened sockets or [broker.net] grants"),
@@ -477,6 +476,8 @@ struct Out {
     env: BTreeMap<String, String>,
     workdir: Option<String>,
     mdwe: bool,
+    /// UMask=, as four octal digits.
+    umask: Option<String>,
     /// IgnoreSIGPIPE=no: the unit keeps SIGPIPE at its default (systemd
     /// ignores it otherwise).
     sigpipe_default: bool,
@@ -1160,6 +1161,13 @@ pub fn convert(unit: &UnitText, dropins: &[UnitText], instance: Option<&str>) ->
             "PrivateNetwork" => out.net_none = yes(v),
             "PermissionsStartOnly" => out.permissions_start_only = yes(v).then(|| format!("{}={v}", e.key)),
             "MemoryDenyWriteExecute" => out.mdwe = yes(v),
+            "UMask" => match u32::from_str_radix(v, 8) {
+                Ok(m) if m <= 0o777 => {
+                    out.umask = Some(format!("{m:04o}"));
+                    out.covered.push((format!("{}={v}", e.key), "exec.umask: the mask the program and its commands start with".into()));
+                }
+                _ => out.skip(e, "not an octal mask of permission bits"),
+            },
             "IgnoreSIGPIPE" => {
                 out.sigpipe_default = !yes(v);
                 let what = match out.sigpipe_default {
@@ -1429,6 +1437,9 @@ fn render(source: &str, o: Out) -> String {
     }
     if o.mdwe {
         let _ = writeln!(s, "memory_deny_write_execute = true");
+    }
+    if let Some(m) = &o.umask {
+        let _ = writeln!(s, "umask = {}", q(m));
     }
     if !o.sigpipe_default {
         let _ = writeln!(s, "# systemd ignores SIGPIPE in a unit's processes unless IgnoreSIGPIPE=no.\nignore_sigpipe = true");

@@ -180,7 +180,7 @@ impl Daemon {
         }
         let (log, tx) = (s.log.clone(), self.tx.clone());
         let env: Vec<(String, String)> = s.spec.exec.environment.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
-        let limit = kind.limit(&s.spec).0;
+        let (limit, umask) = (kind.limit(&s.spec).0, s.spec.exec.umask);
         let pipes = pipe().and_then(|o| Ok((o, pipe()?)));
         let ((out_r, out_w), (err_r, err_w)) = match pipes {
             Ok(p) => p,
@@ -189,7 +189,7 @@ impl Daemon {
         tokio::spawn(logs::read_pipe(log.clone(), out_r, Stream::Stdout));
         tokio::spawn(logs::read_pipe(log.clone(), err_r, Stream::Stderr));
         tokio::task::spawn_blocking(move || {
-            let result = crate::privileged::run(what, &list, &env, limit, Some(&[out_w, err_w]), &|m| log.note(m));
+            let result = crate::privileged::run(what, &list, &env, umask, limit, Some(&[out_w, err_w]), &|m| log.note(m));
             let _ = tx.send(Ev::JobStep { job: id, stage: Stage::Privileged, result: result.map_err(JobError::from) });
         });
     }
