@@ -231,6 +231,32 @@ fn a_root_service_learns_with_its_capabilities() {
     assert!(output(c, T).status.success(), "{decl}");
 }
 
+/// A program learned with `--user root` runs as a service declared as root
+/// would, with the host's ids: a daemon that drops to its own user with
+/// initgroups (in.tftpd --user tftp) could not in learning's private user
+/// namespace ("cannot set groups"). The mined file declares the user, keeps
+/// what the drop used, and runs the program the same way.
+#[test]
+fn a_program_learned_as_root_drops_to_its_user() {
+    let dir = shared_dir().join("learn-as-root");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let out = dir.join("dropper.svc");
+    let drop = ["/usr/bin/setpriv", "--reuid", "daemon", "--regid", "daemon", "--init-groups", "/usr/bin/id", "-u"];
+    let mut c = command(As::Root);
+    c.arg("learn").arg("--user").arg("root").arg("--out").arg(&out).arg("--").args(drop);
+    let o = output(c, T);
+    assert!(o.status.success() && o.stdout == b"1\n", "the program dropped to daemon (uid 1): {}", text(&o));
+    let decl = std::fs::read_to_string(&out).unwrap();
+    assert!(decl.contains("\nuser = \"root\""), "{decl}");
+    let keep = decl.lines().find(|l| l.starts_with("keep = [")).unwrap_or_else(|| panic!("no capabilities kept:\n{decl}"));
+    assert!(keep.contains("CAP_SETUID") && keep.contains("CAP_SETGID"), "{keep}\n{decl}");
+    let mut c = command(As::Root);
+    c.arg("exec").arg(&out);
+    let o = output(c, T);
+    assert!(o.status.success() && String::from_utf8_lossy(&o.stdout) == "1\n", "{}\n{decl}", text(&o));
+}
+
 // `capexec learn --check` of a service that ends before it is ready (a
 // refusal often causes that: vsftpd, named): what the unit would have
 // refused is reported, each with its fix, then why the run ended; not

@@ -159,7 +159,7 @@ complete -c capexec -n "__fish_capexec_using_subcommand learn" -l ready-timeout 
 complete -c capexec -n "__fish_capexec_using_subcommand learn" -l out -d 'Write the mined declaration here (default: standard output)' -r -F
 complete -c capexec -n "__fish_capexec_using_subcommand learn" -l save -d 'Also save what was recorded, as JSON, to merge into later runs with --merge' -r -F
 complete -c capexec -n "__fish_capexec_using_subcommand learn" -l merge -d 'Add what earlier runs saved with --save (repeatable)' -r -F
-complete -c capexec -n "__fish_capexec_using_subcommand learn" -l user -d 'Run as USER (root only; default: the unit\'s user, else a dynamic unprivileged uid, or your own uid when rootless)' -r
+complete -c capexec -n "__fish_capexec_using_subcommand learn" -l user -d 'Run as USER (root only; default: the unit\'s user, else a dynamic unprivileged uid, or your own uid when rootless). A program after `--` then runs as a service declared with `user = USER` would, with the host\'s ids (a root daemon that drops to its own user can), and the mined declaration says `user = USER`' -r
 complete -c capexec -n "__fish_capexec_using_subcommand learn" -l env -d 'Set an environment variable (repeatable)' -r
 complete -c capexec -n "__fish_capexec_using_subcommand learn" -l check -d 'Judge the run against UNIT and report what it would have refused, instead of mining'
 complete -c capexec -n "__fish_capexec_using_subcommand learn" -l no-wait -d 'Start the workload at once, without waiting for the service to be ready (for a service that listens on nothing, such as cron)'

@@ -520,6 +520,9 @@ pub struct Origin<'a> {
     /// `AmbientCapabilities=`); the mined file says which of them no call
     /// pointed at, and leaves the unit's `keep` as it is.
     pub kept: Vec<String>,
+    /// The user a program without a unit ran as (`capexec learn --user`),
+    /// which the mined file declares; a unit's own user stays in the unit.
+    pub user: Option<String>,
 }
 
 /// Syscalls that succeed only with a capability when they change something.
@@ -704,6 +707,9 @@ pub fn declaration(obs: &Observations, origin: &Origin, exists: impl Fn(&str) ->
     o.push_str("[exec]\nargv = [");
     o.push_str(&origin.argv.iter().map(|a| quote(a)).collect::<Vec<_>>().join(", "));
     o.push_str("]\n");
+    if let Some(u) = &origin.user {
+        let _ = writeln!(o, "user = {} # the run's (--user)", quote(u));
+    }
 
     // A pid file written by a root run: the unit's, else the one the run
     // wrote (by its real path: /var/run/crond.pid is /run/crond.pid).
@@ -1138,7 +1144,18 @@ mod tests {
 
     /// A run of `argv`, nothing private or managed, as root or not.
     fn origin(argv: &[String], as_root: bool) -> Origin<'_> {
-        Origin { argv, date: "today".into(), private: vec![], managed: vec![], as_root, pid_file: None, had_capabilities: false, bound: None, kept: vec![] }
+        Origin {
+            argv,
+            date: "today".into(),
+            private: vec![],
+            managed: vec![],
+            as_root,
+            pid_file: None,
+            had_capabilities: false,
+            bound: None,
+            kept: vec![],
+            user: None,
+        }
     }
 
     fn obs(paths: &[(&str, &[Access])], calls: &[&str]) -> Observations {

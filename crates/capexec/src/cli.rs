@@ -245,7 +245,10 @@ pub struct LearnArgs {
     /// Add what earlier runs saved with --save (repeatable)
     #[arg(long, value_name = "FILE")]
     pub merge: Vec<PathBuf>,
-    /// Run as USER (root only; default: the unit's user, else a dynamic unprivileged uid, or your own uid when rootless)
+    /// Run as USER (root only; default: the unit's user, else a dynamic unprivileged uid, or your
+    /// own uid when rootless). A program after `--` then runs as a service declared with `user =
+    /// USER` would, with the host's ids (a root daemon that drops to its own user can), and the
+    /// mined declaration says `user = USER`
     #[arg(long, value_name = "USER")]
     pub user: Option<String>,
     /// Set an environment variable (repeatable)
@@ -587,6 +590,10 @@ pub struct RunArgs {
     /// The program and its arguments
     #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true, value_name = "PROG [ARGS]...")]
     pub command: Vec<String>,
+    /// Not an option: set by `capexec learn`, whose program given a --user
+    /// runs as a service declared with that user would (see `run::build_in`).
+    #[arg(skip)]
+    pub as_service: bool,
 }
 
 #[derive(Args, Debug)]

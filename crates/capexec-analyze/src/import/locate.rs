@@ -19,6 +19,10 @@ pub const SYSTEM_UNIT_DIRS: &[&str] = &[
     "/usr/lib/systemd/system",
 ];
 
+/// Where SysV init scripts are, which systemd's sysv-generator turns into
+/// units for packages that ship no unit of their own.
+const INIT_D: &str = "/etc/init.d";
+
 /// A unit as systemd would load it.
 #[derive(Debug, PartialEq)]
 pub struct Located {
@@ -35,6 +39,13 @@ pub struct Located {
 pub enum LocateError {
     #[error("no unit file {name} in systemd's unit directories ({dirs}) and no such file here: give its path")]
     NotFound { name: String, dirs: String },
+    #[error(
+        "no unit file {name}, only the SysV init script {}: systemd runs such a script through a unit its sysv-generator makes at boot, \
+         and capexec import reads unit files only. Give capexec the program the script starts: `capexec learn --workload CMD -- PROGRAM ARGS...` \
+         writes a declaration from a run of it (the script's start line, with its /etc/default file's options, names the program)",
+        script.display()
+    )]
+    SysvOnly { name: String, script: PathBuf },
     #[error("{name} is masked ({path} leads to /dev/null): systemd would not start it")]
     Masked { name: String, path: PathBuf },
     #[error("{name} names instance {named}, and --instance says {given}: give one")]
@@ -70,12 +81,23 @@ pub fn locate(arg: &Path, instance: Option<&str>, dirs: &[&str]) -> Result<Locat
         }
         None => (name.clone(), instance.map(str::to_owned)),
     };
-    let path = find(&file, dirs).ok_or_else(|| LocateError::NotFound { name: name.clone(), dirs: dirs.join(", ") })?;
+    let path = find(&file, dirs).ok_or_else(|| not_found(&name, &file, dirs, Path::new(INIT_D)))?;
     if masked(&path) {
         return Err(LocateError::Masked { name, path });
     }
     let dropins = dropins(&file, instance.as_deref(), dirs);
     Ok(Located { path, instance, dropins })
+}
+
+/// Why no unit file `file` (for `name`) is in `dirs`: tftpd-hpa and
+/// icecast2 ship only a SysV init script in `init_d`, from which systemd
+/// makes a unit at boot.
+fn not_found(name: &str, file: &str, dirs: &[&str], init_d: &Path) -> LocateError {
+    let script = file.strip_suffix(".service").map(|stem| init_d.join(stem)).filter(|s| s.is_file());
+    match script {
+        Some(script) => LocateError::SysvOnly { name: name.to_owned(), script },
+        None => LocateError::NotFound { name: name.to_owned(), dirs: dirs.join(", ") },
+    }
 }
 
 /// `NAME@INSTANCE.service` → (`NAME@.service`, INSTANCE).
@@ -198,5 +220,20 @@ mod tests {
         assert!(matches!(locate(Path::new("m.service"), None, &dirs), Err(LocateError::Masked { .. })));
         let e = locate(Path::new("nothere.service"), None, &dirs).unwrap_err();
         assert!(e.to_string().contains("give its path"), "{e}");
+    }
+
+    /// A package with only an init script (tftpd-hpa) is told so, and how
+    /// to get a declaration for its program instead.
+    #[test]
+    fn a_sysv_script_without_a_unit_is_named() {
+        let (t, dirs) = tree("sysv");
+        let dirs: Vec<&str> = dirs.iter().map(String::as_str).collect();
+        let init_d = t.path().join("init.d");
+        std::fs::create_dir_all(&init_d).unwrap();
+        std::fs::write(init_d.join("tftpd-hpa"), "#!/bin/sh\n").unwrap();
+        let e = not_found("tftpd-hpa.service", "tftpd-hpa.service", &dirs, &init_d);
+        assert_eq!(e, LocateError::SysvOnly { name: "tftpd-hpa.service".into(), script: init_d.join("tftpd-hpa") });
+        assert!(e.to_string().contains("capexec learn --workload CMD -- PROGRAM ARGS..."), "{e}");
+        assert!(matches!(not_found("other.service", "other.service", &dirs, &init_d), LocateError::NotFound { .. }));
     }
 }

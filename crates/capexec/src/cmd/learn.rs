@@ -65,6 +65,7 @@ fn run_args(a: &LearnArgs) -> RunArgs {
         dry_run: false,
         explain: false,
         command: a.command.clone(),
+        as_service: true,
     }
 }
 
@@ -181,6 +182,7 @@ fn learn(a: &LearnArgs) -> Result<i32, CmdError> {
             true => Vec::new(),
             false => spec.capabilities.iter().map(ToString::to_string).collect(),
         },
+        user: a.user.clone().filter(|_| a.target.is_none() && a.unit.is_none()),
     };
     let mut text = mine::declaration(&obs, &origin, exists);
     let unit = a.target.as_ref().or(a.unit.as_ref());

@@ -271,7 +271,12 @@ pub fn build_in(args: &RunArgs, mut ctx: Context, home: Option<&str>) -> Result<
     if args.unit.is_none() {
         // An ad-hoc program keeps its private user namespace as root too (a
         // declared service runs in the host's; docs/security.md, "Identity").
-        raw.namespaces.get_or_insert_with(Default::default).user.get_or_insert(true);
+        // Not one that learning runs as a --user: it stands for the service
+        // the mined file declares with that user, which runs in the host's
+        // (a root daemon's initgroups and setuid to its own user need the
+        // host's ids: in.tftpd --user tftp).
+        let declared = args.as_service && args.user.is_some() && !ctx.rootless;
+        raw.namespaces.get_or_insert_with(Default::default).user.get_or_insert(!declared);
         // A declared user's own home path, as root (rootless the user is
         // the caller); else the caller's.
         let user_home = args.user.as_deref().filter(|_| !ctx.rootless).and_then(passwd_home);
