@@ -257,6 +257,35 @@ fn a_program_learned_as_root_drops_to_its_user() {
     assert!(o.status.success() && String::from_utf8_lossy(&o.stdout) == "1\n", "{}\n{decl}", text(&o));
 }
 
+/// A datagram socket a service binds on every address at its start is its
+/// listener, granted as it was bound, even where the run also sent
+/// elsewhere: in.tftpd's 0.0.0.0:6969 was taken for a resolver's source
+/// port (bound on every address to a high port by a run that sent) and
+/// granted as every port above 1023.
+#[test]
+fn a_datagram_listener_bound_at_the_start_is_no_source_port() {
+    let dir = shared_dir().join("learn-udp-listener");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let port = unused_port();
+    let server = format!(
+        "import socket\ns = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\ns.bind(('0.0.0.0', {port}))\n\
+         while True:\n    data, peer = s.recvfrom(100)\n    socket.socket(socket.AF_INET, socket.SOCK_DGRAM).sendto(b'log', ('127.0.0.1', 9))\n    s.sendto(data, peer)\n"
+    );
+    let client = format!(
+        "python3 -c \"import socket; c = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); c.settimeout(10); c.sendto(b'ping', ('127.0.0.1', {port})); assert c.recv(10) == b'ping'\""
+    );
+    let out = dir.join("udp.svc");
+    let mut c = command(As::Root);
+    c.arg("learn").arg("--workload").arg(&client).arg("--out").arg(&out).args(["--", "/usr/bin/python3", "-c", &server]);
+    let o = output(c, T);
+    assert!(o.status.success(), "{}", text(&o));
+    let decl = std::fs::read_to_string(&out).unwrap();
+    let bind = decl.lines().find(|l| l.starts_with("bind = [")).unwrap_or_else(|| panic!("no bind grant:\n{decl}"));
+    assert!(bind.starts_with(&format!("bind = [\"udp:0.0.0.0:{port}\"]")), "{bind}\n{decl}");
+    assert!(decl.contains("connect = [\"udp:127.0.0.1:9\"]"), "the run sent: {decl}");
+}
+
 // `capexec learn --check` of a service that ends before it is ready (a
 // refusal often causes that: vsftpd, named): what the unit would have
 // refused is reported, each with its fix, then why the run ended; not

@@ -603,7 +603,8 @@ enum Picked {
 /// - a UDP socket bound on every address by a run that also `sent`
 ///   (connected or sent to an address): a source port picked at random for
 ///   a query (unbound binds a new one for each upstream query, as DNS source
-///   port randomization asks);
+///   port randomization asks); the caller passes `sent` false for one bound
+///   before the workload started, a listener (in.tftpd's);
 /// - a TCP socket bound in `session` (once the run served connections, see
 ///   `Observations::session_binds`): a listener for one session (an FTP
 ///   server's passive data port, random in vsftpd unless configured).
@@ -856,8 +857,12 @@ pub fn declaration(obs: &Observations, origin: &Origin, exists: impl Fn(&str) ->
     // The run's own loopback sockets are the service's own network namespace's.
     let inet = |a: &&String| (a.starts_with("tcp:") || a.starts_with("udp:")) && !obs.own_loopback.contains(*a);
     let (probes, connects): (Vec<&String>, Vec<&String>) = obs.connects.iter().filter(inet).partition(|a| crate::compare::source_probe(a));
-    let granted: Vec<(String, Option<Picked>)> =
-        obs.binds.iter().filter(inet).map(|a| bind_grant(a, !connects.is_empty(), obs.session_binds.contains(a))).collect();
+    let granted: Vec<(String, Option<Picked>)> = obs
+        .binds
+        .iter()
+        .filter(inet)
+        .map(|a| bind_grant(a, !connects.is_empty() && !obs.start_datagram_binds.contains(a), obs.session_binds.contains(a)))
+        .collect();
     let picked = |why: Picked| granted.iter().any(|(_, p)| *p == Some(why));
     let unix_grants: Vec<String> = run_sockets.iter().map(|p| format!("unix:{p}")).collect();
     let binds: BTreeSet<&String> = granted.iter().map(|(a, _)| a).chain(&unix_grants).collect();
@@ -1654,6 +1659,13 @@ mod tests {
         let v: toml::Value = toml::from_str(&declaration(&o, &origin(&[], true), |_| true)).unwrap();
         let bind: Vec<&str> = v["broker"]["net"]["bind"].as_array().unwrap().iter().filter_map(|a| a.as_str()).collect();
         assert_eq!(bind, ["udp:127.0.0.1:53", "udp:[::]:1024-65535"]);
+        // One bound before the workload started is the service's listener
+        // (in.tftpd --address :6969), however the run sent.
+        o.start_datagram_binds.insert("udp:[::]:4444".to_owned());
+        o.binds.remove("udp:[::]:12130");
+        let v: toml::Value = toml::from_str(&declaration(&o, &origin(&[], true), |_| true)).unwrap();
+        let bind: Vec<&str> = v["broker"]["net"]["bind"].as_array().unwrap().iter().filter_map(|a| a.as_str()).collect();
+        assert_eq!(bind, ["udp:127.0.0.1:53", "udp:[::]:4444"]);
     }
 
     /// named's control channel: the program listens on 127.0.0.1:953 and

@@ -43,6 +43,11 @@ pub struct Observations {
     /// service binds at its start.
     #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
     pub session_binds: BTreeSet<String>,
+    /// Datagram sockets bound (also in `binds`) before the workload
+    /// started: the service's own listeners (in.tftpd's on 0.0.0.0:6969),
+    /// not source ports a resolver picks for each query once asked.
+    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
+    pub start_datagram_binds: BTreeSet<String>,
     /// Paths opened with O_CREAT|O_EXCL (also in `paths`): the program
     /// makes the file itself and fails where it is there already (atd's
     /// pid file, which it removes when it finds one and makes anew).
@@ -145,6 +150,7 @@ impl Observations {
         self.binds.clear();
         self.command_connects.extend(std::mem::take(&mut self.connects));
         self.session_binds.clear();
+        self.start_datagram_binds.clear();
         self.own_loopback.clear();
         self.network.clear();
     }
@@ -172,6 +178,7 @@ impl Observations {
         self.binds.extend(other.binds);
         self.connects.extend(other.connects);
         self.session_binds.extend(other.session_binds);
+        self.start_datagram_binds.extend(other.start_datagram_binds);
         self.exclusive.extend(other.exclusive);
         self.made.extend(other.made);
         self.own_loopback.extend(other.own_loopback);

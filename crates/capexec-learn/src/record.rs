@@ -580,6 +580,9 @@ fn net_call(l: &Listener, n: &Notif, ctx: &Ctx, obs: &mut Observations) {
         if op == "bind" && !datagram && ctx.accepting.get() && serving && !obs.binds.contains(&addr) {
             obs.session_binds.insert(addr.clone());
         }
+        if op == "bind" && datagram && !serving {
+            obs.start_datagram_binds.insert(addr.clone());
+        }
         obs.net_call(n.process(), || n.comm(), op, addr);
     }
 }
