@@ -126,6 +126,21 @@ fn substitute_value(v: &mut Value, dir: &str) {
     }
 }
 
+/// `text` with the `index`-th command of the list `list` (`exec.start_post`)
+/// made `privileged = true`, `why` (comment lines, the first without its
+/// `# `) above the key.
+pub fn privileged(text: &str, list: &str, index: usize, why: &str) -> Result<String, MergeError> {
+    let mut doc: DocumentMut = text.parse().map_err(MergeError::Mined)?;
+    let key = list.strip_prefix("exec.").unwrap_or(list);
+    if let Some(t) = doc.get_mut("exec").and_then(|e| e.get_mut(key)).and_then(Item::as_array_of_tables_mut).and_then(|a| a.get_mut(index)) {
+        t.insert("privileged", toml_edit::value(true));
+        if let Some(mut k) = t.key_mut("privileged") {
+            k.leaf_decor_mut().set_prefix(format!("# {why}\n"));
+        }
+    }
+    Ok(doc.to_string())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -147,5 +162,18 @@ mod tests {
         assert!(out.starts_with("# Mined by capexec learn"), "{out}");
         assert!(out.contains("# read: /srv/x") && out.contains("# the unit's own comment"), "{out}");
         assert_eq!(out.matches("# Mined by").count(), 1, "{out}");
+    }
+
+    #[test]
+    fn a_command_is_made_privileged_with_why() {
+        let text =
+            "[exec]\nargv = [\"/bin/d\"]\n\n[[exec.start_post]]\nargv = [\"/bin/a\"]\n\n[[exec.start_post]]\nargv = [\"/bin/b\"]\nignore_failure = true\n";
+        let out = privileged(text, "exec.start_post", 1, "It wrote /etc/x.").unwrap();
+        let v: toml::Value = toml::from_str(&out).unwrap_or_else(|e| panic!("{e}\n{out}"));
+        let post = v["exec"]["start_post"].as_array().unwrap();
+        assert_eq!((post[0].get("privileged"), post[1]["privileged"].as_bool(), post[1]["ignore_failure"].as_bool()), (None, Some(true), Some(true)), "{out}");
+        assert!(out.contains("# It wrote /etc/x.\nprivileged = true\n"), "{out}");
+        // No such command: the text as it was.
+        assert_eq!(privileged(text, "exec.reload", 0, "x").unwrap(), text);
     }
 }

@@ -123,7 +123,7 @@ fn learn(a: &LearnArgs) -> Result<i32, CmdError> {
         ready_timeout: Duration::from_secs(a.ready_timeout),
         json: a.json,
     };
-    let (run, ended, began) = record(&spec, how)?;
+    let (run, ended, began, host) = record(&spec, how)?;
     let rootless = !nix::unistd::geteuid().is_root();
     let had_capabilities = spec.exec.user.uid == 0 && !rootless;
     let calls: u64 = run.syscalls.values().sum();
@@ -190,6 +190,17 @@ fn learn(a: &LearnArgs) -> Result<i32, CmdError> {
         let unit_text = std::fs::read_to_string(u).map_err(CmdError::file("read", u))?;
         let dir = capexec_decl::unit_dir(u);
         text = merge::onto_unit(&text, &unit_text, &dir.display().to_string()).map_err(|e| CmdError::Content { path: u.clone(), detail: e.to_string() })?;
+        for h in &host {
+            let wrote = h.wrote.iter().take(3).map(String::as_str).collect::<Vec<_>>().join(", ");
+            let more = h.wrote.len().saturating_sub(3);
+            let why = format!(
+                "It wrote where the program does not ({wrote}{}): it runs on the host as root, as systemd\n\
+                 # runs the unit's commands, and the service's view gains none of that.",
+                if more > 0 { format!(" and {more} more") } else { String::new() }
+            );
+            text = merge::privileged(&text, h.list, h.index, &why).map_err(|e| CmdError::Content { path: u.clone(), detail: e.to_string() })?;
+            eprintln!("capexec learn: {}[{}] wrote where the program does not; the mined file runs it privileged, on the host", h.list, h.index);
+        }
         // How the unit as declared fares against this run.
         print_report(&compare::compare(&obs, &spec, exists).without_absent_sockets(exists), &spec.name, a.json);
     }
@@ -245,7 +256,7 @@ fn left_behind(unit: &Path, out: &Path) {
 pub fn explain(spec: &ServiceSpec, who: &str, flags: bool) -> i32 {
     eprintln!("{who} --explain: {} runs with nothing denied: recorded, not confined", safe(&spec.exec.argv[0]));
     let how = Recording { judge_own_filter: true, ready: Vec::new(), listen_wait: false, workload: None, ready_timeout: Duration::ZERO, json: false };
-    let (obs, ended, _) = match record(spec, how) {
+    let (obs, ended, _, _) = match record(spec, how) {
         Ok(r) => r,
         Err(e) => {
             eprintln!("{who} --explain: {e}");
@@ -317,7 +328,7 @@ struct Recording<'a> {
 /// Runs `spec`'s program under the learning plan (the host's view and
 /// network, nothing denied, every call recorded) until it ends (or the
 /// workload does): what it did, how it ended, and when it began.
-fn record(spec: &ServiceSpec, how: Recording) -> Result<(Observations, Ended, Instant), CmdError> {
+fn record(spec: &ServiceSpec, how: Recording) -> Result<(Observations, Ended, Instant, Vec<HostCommand>), CmdError> {
     // What the run is judged by: the unit's own filter under --check;
     // otherwise only the argument rules no declaration can lift.
     let judge = match how.judge_own_filter {
@@ -373,14 +384,19 @@ fn record(spec: &ServiceSpec, how: Recording) -> Result<(Observations, Ended, In
     };
     // The commands run around the program (start_post, reload): recorded
     // for their syscalls and files, not for network grants
-    // (Observations::forget_network).
-    let start_command = |listener| {
+    // (Observations::forget_network), each apart (see `host_commands`).
+    let commands: RefCell<Vec<(Tasks, usize, JoinHandle<Observations>)>> = RefCell::new(Vec::new());
+    let start_command = |which: Tasks, index: usize, listener| {
         let judge = judge.clone();
-        recorders.borrow_mut().push(std::thread::spawn(move || {
-            let mut o = capexec_learn::record::record(listener, &judge, had_capabilities, None, None, None);
-            o.forget_network();
-            o
-        }));
+        commands.borrow_mut().push((
+            which,
+            index,
+            std::thread::spawn(move || {
+                let mut o = capexec_learn::record::record(listener, &judge, had_capabilities, None, None, None);
+                o.forget_network();
+                o
+            }),
+        ));
     };
     // With --json, standard output is the report's alone: the service and
     // the workload write to standard error.
@@ -444,6 +460,20 @@ fn record(spec: &ServiceSpec, how: Recording) -> Result<(Observations, Ended, In
     for r in recorders {
         run.merge(r.join().map_err(|_| CmdError::Run("the recorder failed".into()))?);
     }
+    let mut commands_run = Vec::new();
+    for (which, index, r) in commands.into_inner() {
+        commands_run.push((which, index, r.join().map_err(|_| CmdError::Run("a command's recorder failed".into()))?));
+    }
+    // Only when mining: a check judges the commands as the unit has them.
+    let host = match had_capabilities && !how.judge_own_filter {
+        true => host_commands(spec, &run, &commands_run),
+        false => Vec::new(),
+    };
+    for (which, index, o) in commands_run {
+        if !host.iter().any(|h| h.list == which.key() && h.index == index) {
+            run.merge(o);
+        }
+    }
     // The recorder sees calls, not their results: `mkdir -p /var/lock/app`
     // asks to create /var and /var/lock too. A directory (or link) the run
     // asked to create that is older than the run was there already: the
@@ -455,7 +485,48 @@ fn record(spec: &ServiceSpec, how: Recording) -> Result<(Observations, Ended, In
             .and_then(|m| m.created().or_else(|_| m.modified()).ok())
             .is_some_and(|t| t < began_at)
     });
-    Ok((run, ended, began))
+    Ok((run, ended, began, host))
+}
+
+/// A command around a root service's program that wrote where the program
+/// did not (php-fpm's start_post runs update-alternatives on
+/// /etc/alternatives and /var/lib/dpkg): the mined file makes it
+/// privileged, run on the host as root as systemd runs such a unit's
+/// commands, instead of giving the program those paths.
+struct HostCommand {
+    list: &'static str,
+    /// Its index in the list (privileged ones counted).
+    index: usize,
+    /// What it wrote, for the comment.
+    wrote: Vec<String>,
+}
+
+/// The commands of `commands` (by list and index among the list's commands
+/// in the sandbox, as the task helper ran them) that wrote, created or
+/// removed a path the program's own `run` did not, outside its private /tmp,
+/// its devices and /proc.
+fn host_commands(spec: &ServiceSpec, run: &Observations, commands: &[(Tasks, usize, Observations)]) -> Vec<HostCommand> {
+    use capexec_learn::observe::Access;
+    let writes = |acc: &std::collections::BTreeSet<Access>| acc.iter().any(|a| matches!(a, Access::Write | Access::Create | Access::Remove));
+    // Its private /tmp, its devices, and its own process's files in /proc
+    // (rndc names its threads in /proc/self/task/N/comm): none is the host's.
+    let private = |p: &str| ["/tmp", "/dev", "/proc"].iter().any(|d| p == *d || p.strip_prefix(d).is_some_and(|r| r.starts_with('/')));
+    let mut out = Vec::new();
+    for (which, sandboxed, o) in commands {
+        let wrote: Vec<String> =
+            o.paths.iter().filter(|(p, acc)| writes(acc) && !private(p) && !run.paths.get(*p).is_some_and(&writes)).map(|(p, _)| p.clone()).collect();
+        let list = match which {
+            Tasks::StartPost => &spec.exec.start_post,
+            Tasks::Reload => &spec.exec.reload,
+            Tasks::Stop => &spec.exec.stop,
+        };
+        // The helper ran the list's commands in the sandbox, in order.
+        let index = list.iter().enumerate().filter(|(_, c)| !c.privileged).nth(*sandboxed).map(|(i, _)| i);
+        if let (Some(index), false) = (index, wrote.is_empty()) {
+            out.push(HostCommand { list: which.key(), index, wrote });
+        }
+    }
+    out
 }
 
 /// A sign that the service is ready for the workload.
@@ -650,7 +721,7 @@ fn pause(d: Duration) -> Option<i32> {
 /// the program (start_post, reload; see `around`); `activity` counts the
 /// program's calls (see `settle`).
 struct Watching<'a> {
-    commands: &'a dyn Fn(OwnedFd),
+    commands: &'a dyn Fn(Tasks, usize, OwnedFd),
     activity: &'a std::sync::atomic::AtomicU64,
     /// Set as the workload starts (see `capexec_learn::record::record`).
     serving: &'a std::sync::atomic::AtomicBool,
@@ -827,8 +898,15 @@ const QUIET: Duration = Duration::from_millis(200);
 /// Runs the service's `which` commands through its task helper, recording
 /// each; a failure is a warning (the run goes on: what was recorded
 /// counts). A stop command may end the service, and its helper with it.
-fn around(s: &Spawned, spec: &ServiceSpec, which: Tasks, learner: &dyn Fn(OwnedFd)) {
-    match capexec_sandbox::launch::learn_tasks(s, which, learner) {
+fn around(s: &Spawned, spec: &ServiceSpec, which: Tasks, learner: &dyn Fn(Tasks, usize, OwnedFd)) {
+    // The helper runs the list's commands one after another: the n-th
+    // listener is the n-th command's.
+    let next = std::cell::Cell::new(0);
+    let each = |l| {
+        learner(which, next.get(), l);
+        next.set(next.get() + 1);
+    };
+    match capexec_sandbox::launch::learn_tasks(s, which, &each) {
         // (A reload that ended the service is said by the caller.)
         Err(capexec_sandbox::launch::TaskError::Gone) if matches!(which, Tasks::Stop | Tasks::Reload) => {}
         Err(e) => {
