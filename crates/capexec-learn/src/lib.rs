@@ -36,9 +36,18 @@ pub(crate) fn host_proc(path: &str) -> bool {
 /// ceiling, which Redis reads only to warn about and Go's net package only
 /// to size its backlog, has a built-in value in both; the IPv6 route
 /// cache's size, which the PowerDNS Recursor reads if it is there to warn
-/// when it is low.
-const OPTIONAL_PROC: &[&str] =
-    &["/proc/sys/kernel/ngroups_max", "/proc/sys/vm/overcommit_memory", "/proc/sys/net/core/somaxconn", "/proc/sys/net/ipv6/route/max_size"];
+/// when it is low; the list of file systems, which libselinux reads to
+/// learn whether selinuxfs exists (php-fpm, smbd: without it, it looks for
+/// the mount and finds none); the core pattern, which Samba reads to place
+/// its cores, and without which it uses its own directory.
+const OPTIONAL_PROC: &[&str] = &[
+    "/proc/sys/kernel/ngroups_max",
+    "/proc/sys/vm/overcommit_memory",
+    "/proc/sys/net/core/somaxconn",
+    "/proc/sys/net/ipv6/route/max_size",
+    "/proc/filesystems",
+    "/proc/sys/kernel/core_pattern",
+];
 
 /// The highest capability the kernel knows: libcap-ng (in every program
 /// linked with it, from its constructor: knot, dovecot), libcap and systemd
