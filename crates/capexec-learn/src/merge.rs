@@ -127,9 +127,19 @@ fn substitute_value(v: &mut Value, dir: &str) {
 }
 
 /// `text` with the `index`-th command of the list `list` (`exec.start_post`)
-/// made `privileged = true`, `why` (comment lines, the first without its
-/// `# `) above the key.
-pub fn privileged(text: &str, list: &str, index: usize, why: &str) -> Result<String, MergeError> {
+/// made `privileged = true`, with a comment above the key naming what it
+/// `wrote` (escaped: a file name with a newline would otherwise end the
+/// comment and add lines of its own to the declaration).
+pub fn privileged(text: &str, list: &str, index: usize, wrote: &[String]) -> Result<String, MergeError> {
+    let shown = wrote.iter().take(3).map(|p| crate::mine::commented(p)).collect::<Vec<_>>().join(", ");
+    let more = match wrote.len().saturating_sub(3) {
+        0 => String::new(),
+        n => format!(" and {n} more"),
+    };
+    let why = format!(
+        "It wrote where the program does not ({shown}{more}): it runs on the host as root, as systemd\n\
+         # runs the unit's commands, and the service's view gains none of that."
+    );
     let mut doc: DocumentMut = text.parse().map_err(MergeError::Mined)?;
     let key = list.strip_prefix("exec.").unwrap_or(list);
     if let Some(t) = doc.get_mut("exec").and_then(|e| e.get_mut(key)).and_then(Item::as_array_of_tables_mut).and_then(|a| a.get_mut(index)) {
@@ -168,12 +178,13 @@ mod tests {
     fn a_command_is_made_privileged_with_why() {
         let text =
             "[exec]\nargv = [\"/bin/d\"]\n\n[[exec.start_post]]\nargv = [\"/bin/a\"]\n\n[[exec.start_post]]\nargv = [\"/bin/b\"]\nignore_failure = true\n";
-        let out = privileged(text, "exec.start_post", 1, "It wrote /etc/x.").unwrap();
+        let out = privileged(text, "exec.start_post", 1, &["/etc/x".into(), "/etc/x\nprivileged = false".into()]).unwrap();
         let v: toml::Value = toml::from_str(&out).unwrap_or_else(|e| panic!("{e}\n{out}"));
         let post = v["exec"]["start_post"].as_array().unwrap();
         assert_eq!((post[0].get("privileged"), post[1]["privileged"].as_bool(), post[1]["ignore_failure"].as_bool()), (None, Some(true), Some(true)), "{out}");
-        assert!(out.contains("# It wrote /etc/x.\nprivileged = true\n"), "{out}");
+        assert!(out.contains("(/etc/x, /etc/x\\nprivileged = false): it runs on the host"), "a name's newline stays in the comment:\n{out}");
+        assert!(out.contains("view gains none of that.\nprivileged = true\n"), "{out}");
         // No such command: the text as it was.
-        assert_eq!(privileged(text, "exec.reload", 0, "x").unwrap(), text);
+        assert_eq!(privileged(text, "exec.reload", 0, &[]).unwrap(), text);
     }
 }

@@ -117,7 +117,7 @@ fn examples(paths: &BTreeSet<String>) -> String {
 /// program's making (`/srv/x\n[capabilities]\nkeep = [\"CAP_SYS_ADMIN\"]`).
 /// Control characters are written escaped (`\n`); TOML allows none but tab
 /// in a comment.
-fn commented(s: &str) -> String {
+pub(crate) fn commented(s: &str) -> String {
     s.chars().map(|c| if c.is_control() && c != '\t' { c.escape_default().to_string() } else { c.to_string() }).collect()
 }
 

@@ -191,14 +191,7 @@ fn learn(a: &LearnArgs) -> Result<i32, CmdError> {
         let dir = capexec_decl::unit_dir(u);
         text = merge::onto_unit(&text, &unit_text, &dir.display().to_string()).map_err(|e| CmdError::Content { path: u.clone(), detail: e.to_string() })?;
         for h in &host {
-            let wrote = h.wrote.iter().take(3).map(String::as_str).collect::<Vec<_>>().join(", ");
-            let more = h.wrote.len().saturating_sub(3);
-            let why = format!(
-                "It wrote where the program does not ({wrote}{}): it runs on the host as root, as systemd\n\
-                 # runs the unit's commands, and the service's view gains none of that.",
-                if more > 0 { format!(" and {more} more") } else { String::new() }
-            );
-            text = merge::privileged(&text, h.list, h.index, &why).map_err(|e| CmdError::Content { path: u.clone(), detail: e.to_string() })?;
+            text = merge::privileged(&text, h.list, h.index, &h.wrote).map_err(|e| CmdError::Content { path: u.clone(), detail: e.to_string() })?;
             eprintln!("capexec learn: {}[{}] wrote where the program does not; the mined file runs it privileged, on the host", h.list, h.index);
         }
         // How the unit as declared fares against this run.
