@@ -813,7 +813,10 @@ fn learn_unit(who: As, dir: &std::path::Path, name: &str, body: &str, args: &[&s
 /// does not (php-fpm's start_post runs update-alternatives, which writes
 /// /etc/alternatives and /var/lib/dpkg) is mined as privileged, run on the
 /// host as root as systemd runs it, and the program's view does not gain
-/// that directory; a command that writes nothing stays in the sandbox.
+/// that directory; a command that writes nothing stays in the sandbox, and
+/// so does one that runs a script from where the program writes (on the
+/// host as root it would run what the program put there): its writes are
+/// granted instead.
 /// Under the daemon the mined declaration runs the command on the host,
 /// and the program cannot write there.
 #[test]
@@ -823,26 +826,34 @@ fn a_command_that_writes_where_the_program_does_not_is_mined_privileged() {
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     let (host, _scratch) = writable_dir("learn-host-command");
+    let (own, _own_scratch) = writable_dir("learn-host-command-own");
+    let (hooked, _hooked_scratch) = writable_dir("learn-host-command-hook");
+    std::fs::write(own.join("hook.sh"), format!("echo y > {}/marker\n", hooked.display())).unwrap();
     let port = unused_port();
     let prog = format!(
-        "import socket, os\ns = socket.socket(); s.bind(('127.0.0.1', {port})); s.listen()\n\
+        "import socket, os\nopen('{o}/state', 'w').write('s')\ns = socket.socket(); s.bind(('127.0.0.1', {port})); s.listen()\n\
          while True:\n    c = s.accept()[0]\n    if c.recv(1) != b'w':\n        c.close(); continue\n    try:\n        open('{h}/from-program', 'w')\n        wrote = 'wrote'\n    except OSError:\n        wrote = 'refused'\n    c.sendall(wrote.encode()); c.close()\n",
-        h = host.display()
+        h = host.display(),
+        o = own.display()
     );
     let argv = serde_json::to_string(&["/usr/bin/python3", "-c", &prog]).unwrap();
     let body = format!(
         "[exec]\nargv = {argv}\nuser = \"root\"\n\
          [[exec.start_post]]\nargv = [\"/bin/sh\", \"-c\", \"echo x > {h}/marker\"]\n\
-         [[exec.start_post]]\nargv = [\"/bin/true\"]\n",
-        h = host.display()
+         [[exec.start_post]]\nargv = [\"/bin/true\"]\n\
+         [[exec.start_post]]\nargv = [\"/bin/sh\", \"{o}/hook.sh\"]\n",
+        h = host.display(),
+        o = own.display()
     );
     let ask = format!("python3 -c \"import socket; s = socket.create_connection(('127.0.0.1', {port})); s.sendall(b'w'); print(s.recv(100).decode())\"");
     let (_, decl) = learn_unit(As::Root, &dir, "hostcmd", &body, &["--wait-for", &format!("tcp:127.0.0.1:{port}"), "--workload", "true"]);
     let v: toml::Value = toml::from_str(&decl).unwrap_or_else(|e| panic!("{e}\n{decl}"));
     let post = v["exec"]["start_post"].as_array().unwrap();
-    assert_eq!((post[0].get("privileged"), post[1].get("privileged")), (Some(&toml::Value::Boolean(true)), None), "{decl}");
+    assert_eq!((post[0].get("privileged"), post[1].get("privileged"), post[2].get("privileged")), (Some(&toml::Value::Boolean(true)), None, None), "{decl}");
+    assert!(decl.contains(&format!("\"{}\"", hooked.display())), "the sandboxed hook's writes are granted: {decl}");
     assert!(decl.contains("# It wrote where the program does not") && !decl.contains(&format!("\"{}\"", host.display())), "{decl}");
     std::fs::remove_file(host.join("marker")).unwrap();
+    std::fs::remove_file(hooked.join("marker")).unwrap();
     // The mined declaration under the daemon: the command ran on the host
     // (the marker is there again), and the program may not write beside it.
     let mut d = Daemon::prepare(As::Root, "hostcmd");
@@ -854,5 +865,6 @@ fn a_command_that_writes_where_the_program_does_not_is_mined_privileged() {
     let answer = sh(&ask);
     assert_eq!(answer.trim(), "refused", "{}\n{decl}", text(&d.ctl(&["logs", "hostcmd"])));
     assert!(host.join("marker").exists() && !host.join("from-program").exists(), "{}", text(&d.ctl(&["logs", "hostcmd"])));
+    assert!(hooked.join("marker").exists(), "the hook ran in the sandbox: {}", text(&d.ctl(&["logs", "hostcmd"])));
     d.terminate(T);
 }

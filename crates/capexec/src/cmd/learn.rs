@@ -497,15 +497,32 @@ struct HostCommand {
 /// The commands of `commands` (by list and index among the list's commands
 /// in the sandbox, as the task helper ran them) that wrote, created or
 /// removed a path the program's own `run` did not, outside its private /tmp,
-/// its devices and /proc.
+/// its devices and /proc. Not one that read or ran anything where the
+/// program writes: on the host as root it would do what the program put
+/// there (a script, a configuration it follows), which gives the program
+/// root on the host; it stays in the sandbox, and its writes are granted.
 fn host_commands(spec: &ServiceSpec, run: &Observations, commands: &[(Tasks, usize, Observations)]) -> Vec<HostCommand> {
     use capexec_learn::observe::Access;
     let writes = |acc: &std::collections::BTreeSet<Access>| acc.iter().any(|a| matches!(a, Access::Write | Access::Create | Access::Remove));
     // Its private /tmp, its devices, and its own process's files in /proc
     // (rndc names its threads in /proc/self/task/N/comm): none is the host's.
     let private = |p: &str| ["/tmp", "/dev", "/proc"].iter().any(|d| p == *d || p.strip_prefix(d).is_some_and(|r| r.starts_with('/')));
+    // Where the program writes: each written path and its directory, which
+    // mining grants whole.
+    let program_writes: Vec<String> = run
+        .paths
+        .iter()
+        .filter(|(p, acc)| writes(acc) && !private(p))
+        .flat_map(|(p, _)| [p.clone(), std::path::Path::new(p).parent().map(|d| d.display().to_string()).unwrap_or_default()])
+        .filter(|d| d.len() > 1)
+        .collect();
+    let programs = |p: &str| program_writes.iter().any(|d| p == d || p.strip_prefix(d.as_str()).is_some_and(|r| r.starts_with('/')));
     let mut out = Vec::new();
     for (which, sandboxed, o) in commands {
+        let uses = |acc: &std::collections::BTreeSet<Access>| acc.iter().any(|a| matches!(a, Access::Read | Access::Exec));
+        if o.paths.iter().any(|(p, acc)| uses(acc) && !private(p) && programs(p)) {
+            continue;
+        }
         let wrote: Vec<String> =
             o.paths.iter().filter(|(p, acc)| writes(acc) && !private(p) && !run.paths.get(*p).is_some_and(&writes)).map(|(p, _)| p.clone()).collect();
         let list = match which {
