@@ -103,32 +103,20 @@ struct Frame {
     ctrunc: bool,
 }
 
-/// Control space for one ucred and a few descriptors: more fds than fit are
-/// dropped by the kernel and flagged with MSG_CTRUNC (they are never installed).
-const CMSG_SPACE: usize = 256;
-
 /// `spin`: busy-wait that long for the next request before sleeping (see
 /// [`capexec_client::SPIN`]): a service that sends one request often sends the next soon.
 fn recv_frame(fd: RawFd, spin: Option<std::time::Duration>) -> std::io::Result<Option<Frame>> {
     let mut data = vec![0u8; MAX_FRAME];
-    let mut cmsg = [0u64; CMSG_SPACE / 8];
-    let mut iov = libc::iovec { iov_base: data.as_mut_ptr().cast(), iov_len: data.len() };
-    // SAFETY: msghdr is plain data; zeroed is a valid empty header.
-    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
-    msg.msg_iov = &mut iov;
-    msg.msg_iovlen = 1;
-    msg.msg_control = cmsg.as_mut_ptr().cast();
-    msg.msg_controllen = CMSG_SPACE;
-    let n = capexec_client::recvmsg_spinning(fd, &mut msg, libc::MSG_CMSG_CLOEXEC, spin)?;
+    let r = capexec_sys::recv_fds_spinning(fd, &mut data, 0, spin)?;
     // Closed here, whatever the frame turns out to be: no fd the service
     // sends ever stays in the broker.
-    let fds = capexec_sys::take_fds(&msg).len();
-    if n == 0 && fds == 0 {
+    let fds = r.fds.len();
+    drop(r.fds);
+    if r.bytes == 0 && fds == 0 && !r.control_truncated {
         return Ok(None);
     }
-    let pid = capexec_sys::sender_pid(&msg).unwrap_or(0);
-    data.truncate(n);
-    Ok(Some(Frame { data, pid, fds, truncated: msg.msg_flags & libc::MSG_TRUNC != 0, ctrunc: msg.msg_flags & libc::MSG_CTRUNC != 0 }))
+    data.truncate(r.bytes);
+    Ok(Some(Frame { data, pid: r.pid.unwrap_or(0), fds, truncated: r.truncated, ctrunc: r.control_truncated }))
 }
 
 /// Sends a reply without ever blocking the broker. A reply that cannot be
@@ -140,7 +128,7 @@ fn send_reply(sock: RawFd, frame: &[u8], fd: Option<&OwnedFd>) {
 
 /// Serves the connection until the service closes its end.
 pub fn serve(b: &Broker, sock: OwnedFd, mut peers: Peers) {
-    let spin = capexec_client::spinning_helps().then_some(capexec_client::SPIN);
+    let spin = capexec_sys::more_than_one_cpu().then_some(capexec_client::SPIN);
     loop {
         let f = match recv_frame(sock.as_raw_fd(), spin) {
             Ok(Some(f)) => f,

@@ -3,7 +3,7 @@
 //! syslog lines. Callers check the grant first; these only do the work.
 
 use capexec_client::wire::{Group, Passwd};
-use std::ffi::{CStr, CString};
+use std::ffi::CString;
 use std::net::IpAddr;
 
 /// Whether `name` is a host name the broker will look up at all: ASCII
@@ -23,97 +23,42 @@ pub fn host_addrs(name: &str, family: i32) -> Result<Vec<IpAddr>, i32> {
         return Err(libc::EINVAL);
     }
     let c = CString::new(name).map_err(|_| libc::EINVAL)?;
-    // SAFETY: addrinfo is plain data; zeroed is "no hints" except those set below.
-    let mut hints: libc::addrinfo = unsafe { std::mem::zeroed() };
-    hints.ai_family = family;
-    hints.ai_socktype = libc::SOCK_STREAM;
-    let mut res: *mut libc::addrinfo = std::ptr::null_mut();
-    // SAFETY: valid C string and hints; on success res is a list we free below.
-    let rc = unsafe { libc::getaddrinfo(c.as_ptr(), std::ptr::null(), &hints, &mut res) };
-    match rc {
-        0 => {}
-        libc::EAI_NONAME => return Err(libc::ENOENT),
+    let out = capexec_sys::host_addresses(&c, family).map_err(|rc| match rc {
+        libc::EAI_NONAME => libc::ENOENT,
         // EAI_NODATA, and EAI_ADDRFAMILY (-9, missing from libc): no address of that family.
-        libc::EAI_NODATA | -9 => return Err(libc::ENODATA),
-        _ => return Err(libc::EAGAIN),
-    }
-    let mut out = Vec::new();
-    let mut p = res;
-    while !p.is_null() {
-        // SAFETY: walking the list getaddrinfo returned; each ai_addr has the
-        // length and family the entry states.
-        unsafe {
-            let ai = &*p;
-            let ip: Option<IpAddr> = match ai.ai_family {
-                libc::AF_INET => Some(std::net::Ipv4Addr::from(u32::from_be((ai.ai_addr as *const libc::sockaddr_in).read_unaligned().sin_addr.s_addr)).into()),
-                libc::AF_INET6 => Some(std::net::Ipv6Addr::from((ai.ai_addr as *const libc::sockaddr_in6).read_unaligned().sin6_addr.s6_addr).into()),
-                _ => None,
-            };
-            if let Some(ip) = ip.filter(|ip| !out.contains(ip)) {
-                out.push(ip);
-            }
-            p = ai.ai_next;
-        }
-    }
-    // SAFETY: the list from the successful getaddrinfo above, freed once.
-    unsafe { libc::freeaddrinfo(res) };
+        libc::EAI_NODATA | -9 => libc::ENODATA,
+        _ => libc::EAGAIN,
+    })?;
     if out.is_empty() {
         return Err(libc::ENODATA);
     }
     Ok(out)
 }
 
-fn text(p: *const libc::c_char) -> String {
-    if p.is_null() {
-        return String::new();
-    }
-    // SAFETY: a NUL-terminated string inside the buffer getpw*_r filled.
-    unsafe { CStr::from_ptr(p) }.to_string_lossy().into_owned()
-}
-
 /// The host's passwd entry for `name` (ENOENT if none).
 pub fn passwd(name: &str) -> Result<Passwd, i32> {
-    let c = CString::new(name).map_err(|_| libc::EINVAL)?;
-    let mut buf = vec![0 as libc::c_char; 16384];
-    // SAFETY: plain data, filled by getpwnam_r.
-    let mut pw: libc::passwd = unsafe { std::mem::zeroed() };
-    let mut res: *mut libc::passwd = std::ptr::null_mut();
-    // SAFETY: all pointers valid for the call; buf's length is passed.
-    let rc = unsafe { libc::getpwnam_r(c.as_ptr(), &mut pw, buf.as_mut_ptr(), buf.len(), &mut res) };
-    if rc != 0 {
-        return Err(rc);
+    if name.contains('\0') {
+        return Err(libc::EINVAL);
     }
-    if res.is_null() {
-        return Err(libc::ENOENT);
-    }
-    Ok(Passwd { name: text(pw.pw_name), uid: pw.pw_uid, gid: pw.pw_gid, gecos: text(pw.pw_gecos), dir: text(pw.pw_dir), shell: text(pw.pw_shell) })
+    let pw = nix::unistd::User::from_name(name).map_err(|e| e as i32)?.ok_or(libc::ENOENT)?;
+    let text = |p: &std::path::Path| p.to_string_lossy().into_owned();
+    Ok(Passwd {
+        name: pw.name,
+        uid: pw.uid.as_raw(),
+        gid: pw.gid.as_raw(),
+        gecos: pw.gecos.to_string_lossy().into_owned(),
+        dir: text(&pw.dir),
+        shell: text(&pw.shell),
+    })
 }
 
 /// The host's group entry for `name` (ENOENT if none).
 pub fn group(name: &str) -> Result<Group, i32> {
-    let c = CString::new(name).map_err(|_| libc::EINVAL)?;
-    let mut buf = vec![0 as libc::c_char; 65536];
-    // SAFETY: plain data, filled by getgrnam_r.
-    let mut gr: libc::group = unsafe { std::mem::zeroed() };
-    let mut res: *mut libc::group = std::ptr::null_mut();
-    // SAFETY: all pointers valid for the call; buf's length is passed.
-    let rc = unsafe { libc::getgrnam_r(c.as_ptr(), &mut gr, buf.as_mut_ptr(), buf.len(), &mut res) };
-    if rc != 0 {
-        return Err(rc);
+    if name.contains('\0') {
+        return Err(libc::EINVAL);
     }
-    if res.is_null() {
-        return Err(libc::ENOENT);
-    }
-    let mut members = Vec::new();
-    let mut m = gr.gr_mem;
-    // SAFETY: gr_mem is a NULL-terminated array inside buf.
-    unsafe {
-        while !m.is_null() && !(*m).is_null() {
-            members.push(text(*m));
-            m = m.add(1);
-        }
-    }
-    Ok(Group { name: text(gr.gr_name), gid: gr.gr_gid, members })
+    let gr = nix::unistd::Group::from_name(name).map_err(|e| e as i32)?.ok_or(libc::ENOENT)?;
+    Ok(Group { name: gr.name, gid: gr.gid.as_raw(), members: gr.mem })
 }
 
 /// `/etc/passwd` and `/etc/group` lines for the granted names that exist on

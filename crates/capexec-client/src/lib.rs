@@ -54,14 +54,7 @@ impl Broker {
 
     /// A connection over `fd`, which stays open when the Broker is dropped.
     pub fn from_raw_fd(fd: RawFd) -> io::Result<Broker> {
-        let mut ty: libc::c_int = 0;
-        let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
-        // SAFETY: getsockopt writes one c_int at a valid pointer with its length.
-        let rc = unsafe { libc::getsockopt(fd, libc::SOL_SOCKET, libc::SO_TYPE, (&mut ty as *mut libc::c_int).cast(), &mut len) };
-        if rc != 0 {
-            return Err(io::Error::last_os_error());
-        }
-        if ty != libc::SOCK_SEQPACKET {
+        if capexec_sys::socket::socket_type(fd)? != libc::SOCK_SEQPACKET {
             return Err(io::Error::new(io::ErrorKind::InvalidInput, format!("fd {fd} is not a SOCK_SEQPACKET socket")));
         }
         Ok(Broker { fd, _owned: None, next_id: Mutex::new(1), spin: spinning_helps().then_some(SPIN) })
@@ -158,15 +151,12 @@ impl Broker {
 /// Sends one frame (no descriptors).
 pub fn send(fd: RawFd, frame: &[u8]) -> io::Result<()> {
     loop {
-        // SAFETY: sending a valid buffer on a socket fd; MSG_NOSIGNAL: a broker
-        // that is gone is an EPIPE error, not a SIGPIPE that kills the caller.
-        let n = unsafe { libc::send(fd, frame.as_ptr().cast(), frame.len(), libc::MSG_NOSIGNAL) };
-        if n >= 0 {
-            return Ok(());
-        }
-        let e = io::Error::last_os_error();
-        if e.kind() != io::ErrorKind::Interrupted {
-            return Err(e);
+        // MSG_NOSIGNAL: a broker that is gone is an EPIPE error, not a
+        // SIGPIPE that kills the caller.
+        match capexec_sys::send_fds(fd, frame, &[], libc::MSG_NOSIGNAL) {
+            Ok(_) => return Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
         }
     }
 }
@@ -184,35 +174,7 @@ pub const SPIN: std::time::Duration = std::time::Duration::from_micros(50);
 /// CPU is allowed to run the peer meanwhile. On one CPU a spinner would only
 /// delay the peer it waits for.
 pub fn spinning_helps() -> bool {
-    // SAFETY: cpu_set_t is plain data; sched_getaffinity fills it for this thread.
-    unsafe {
-        let mut set: libc::cpu_set_t = std::mem::zeroed();
-        libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) == 0 && libc::CPU_COUNT(&set) > 1
-    }
-}
-
-/// recvmsg(2) that first polls without blocking for up to `spin` (see [`SPIN`]),
-/// then blocks; EINTR is retried.
-pub fn recvmsg_spinning(fd: RawFd, msg: &mut libc::msghdr, flags: i32, spin: Option<std::time::Duration>) -> io::Result<usize> {
-    let deadline = spin.map(|d| std::time::Instant::now() + d);
-    let mut spinning = deadline.is_some();
-    loop {
-        let f = if spinning { flags | libc::MSG_DONTWAIT } else { flags };
-        // SAFETY: the caller's msghdr points at buffers valid and sized for the call.
-        let n = unsafe { libc::recvmsg(fd, msg, f) };
-        if n >= 0 {
-            return Ok(n as usize);
-        }
-        let e = io::Error::last_os_error();
-        match e.raw_os_error() {
-            Some(libc::EINTR) => {}
-            Some(libc::EAGAIN) if spinning => {
-                spinning = deadline.is_some_and(|d| std::time::Instant::now() < d);
-                std::hint::spin_loop();
-            }
-            _ => return Err(e),
-        }
-    }
+    capexec_sys::more_than_one_cpu()
 }
 
 /// Receives one reply frame and at most one descriptor (close-on-exec). EOF
@@ -223,27 +185,13 @@ pub fn recv(fd: RawFd) -> io::Result<(Vec<u8>, Option<OwnedFd>)> {
 
 fn recv_spinning(fd: RawFd, spin: Option<std::time::Duration>) -> io::Result<(Vec<u8>, Option<OwnedFd>)> {
     let mut buf = vec![0u8; MAX_FRAME];
-    // Room for one fd; a reply never carries more.
-    let mut cmsg = [0u64; 4];
-    let mut iov = libc::iovec { iov_base: buf.as_mut_ptr().cast(), iov_len: buf.len() };
-    // SAFETY: msghdr is plain data; zeroed is a valid empty header.
-    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
-    msg.msg_iov = &mut iov;
-    msg.msg_iovlen = 1;
-    msg.msg_control = cmsg.as_mut_ptr().cast();
-    msg.msg_controllen = std::mem::size_of_val(&cmsg);
-    let n = recvmsg_spinning(fd, &mut msg, libc::MSG_CMSG_CLOEXEC, spin)?;
-    let fds = take_fds(&msg);
-    if n == 0 {
+    let r = capexec_sys::recv_fds_spinning(fd, &mut buf, 0, spin)?;
+    if r.bytes == 0 {
         return Err(errno(libc::ECONNRESET));
     }
-    if msg.msg_flags & (libc::MSG_TRUNC | libc::MSG_CTRUNC) != 0 || fds.len() > 1 {
+    if r.truncated || r.fds.len() > 1 {
         return Err(errno(libc::EPROTO));
     }
-    buf.truncate(n);
-    Ok((buf, fds.into_iter().next()))
+    buf.truncate(r.bytes);
+    Ok((buf, r.fds.into_iter().next()))
 }
-
-/// Takes ownership of every descriptor in the message's SCM_RIGHTS (see
-/// capexec-sys, where fd passing is written once).
-pub use capexec_sys::take_fds;

@@ -133,14 +133,12 @@ pub fn run(a: &ChildArgs) -> ! {
     }
 
     let init_pid = nix::unistd::getpid();
-    // SAFETY: this process is single-threaded (created by clone from a
-    // single-threaded parent), so fork is safe and the child may allocate.
-    match unsafe { libc::fork() } {
-        -1 => {
-            report(a.err_wr, &ChildError::io(Step::ForkService, "fork", std::io::Error::last_os_error()));
+    match process::fork("fork the service's program") {
+        Err(e) => {
+            report(a.err_wr, &ChildError::io(Step::ForkService, "fork", e));
             exit(126)
         }
-        0 => {
+        Ok(process::Forked::Child) => {
             if !a.plan.pid_ns {
                 // Without a pid namespace nothing else ends the program with
                 // init (killed, it takes no namespace down): from the fork
@@ -156,23 +154,20 @@ pub fn run(a: &ChildArgs) -> ! {
             }
             service(a, &a.plan.argv, a.err_wr, true)
         }
-        pid => {
+        Ok(process::Forked::Parent(pid)) => {
             // The gate is the program's to hold until its exec (see wait_at_gate).
             if let Some(g) = a.gate {
                 let _ = nix::unistd::close(g);
             }
             // After the program: the supervisor takes init's first child for it.
-            let helper = a.tasks.map(|chan| {
-                // SAFETY: as above.
-                match unsafe { libc::fork() } {
-                    -1 => {
-                        report(a.err_wr, &ChildError::io(Step::ForkService, "fork the task helper", std::io::Error::last_os_error()));
-                        let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
-                        exit(126)
-                    }
-                    0 => helper(a, chan, pid),
-                    h => h,
+            let helper = a.tasks.map(|chan| match process::fork("fork the task helper") {
+                Err(e) => {
+                    report(a.err_wr, &ChildError::io(Step::ForkService, "fork the task helper", e));
+                    let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
+                    exit(126)
                 }
+                Ok(process::Forked::Child) => helper(a, chan, pid),
+                Ok(process::Forked::Parent(h)) => h,
             });
             if a.detach {
                 // A created container (or a detached exec) outlives the
@@ -218,11 +213,10 @@ fn run_command(
 ) -> Result<(), ChildError> {
     let shown = || c.argv.iter().map(|s| s.to_string_lossy()).collect::<Vec<_>>().join(" ");
     let (rd, wr) = sys::pipe2(libc::O_CLOEXEC).map_err(|e| ChildError::io(Step::StartPre, "pipe", e))?;
-    // SAFETY: init is single-threaded (see `run`).
-    let pid = match unsafe { libc::fork() } {
-        -1 => return Err(ChildError::io(Step::StartPre, "fork", std::io::Error::last_os_error())),
-        0 => service_with(a, &c.argv, wr.as_raw_fd(), false, main_pid),
-        pid => pid,
+    let pid = match process::fork("fork a command") {
+        Err(e) => return Err(ChildError::io(Step::StartPre, "fork", e)),
+        Ok(process::Forked::Child) => service_with(a, &c.argv, wr.as_raw_fd(), false, main_pid),
+        Ok(process::Forked::Parent(pid)) => pid,
     };
     drop(wr);
     // At most `limit`: SIGCHLD is blocked here (init's mask), so it can be
@@ -360,9 +354,7 @@ fn setup(a: &ChildArgs) -> Result<(Option<OwnedFd>, Option<OwnedFd>), ChildError
         sigprocmask(SigmaskHow::SIG_BLOCK, Some(&set), None).map_err(|e| ChildError::io(Step::ParentDeathSignal, "block the parent-death signal", e))?;
     }
     sys::prctl(libc::PR_SET_PDEATHSIG, death as libc::c_ulong).map_err(|e| ChildError::io(Step::ParentDeathSignal, "prctl", e))?;
-    let mut pfd = libc::pollfd { fd: a.sync_rd, events: 0, revents: 0 };
-    // SAFETY: one valid pollfd, zero timeout.
-    if unsafe { libc::poll(&mut pfd, 1, 0) } == 1 && pfd.revents & libc::POLLHUP != 0 {
+    if sys::poll_raw(a.sync_rd, 0, 0).is_ok_and(|revents| revents & libc::POLLHUP != 0) {
         exit(125);
     }
     // Without a pid namespace, orphans of the service come to init, which
@@ -635,8 +627,8 @@ fn service_with(a: &ChildArgs, argv: &[std::ffi::CString], err_wr: RawFd, main: 
         env.push(std::ffi::CString::new(format!("MAINPID={pid}")).expect("no NUL"));
     }
     let candidates = program_paths(&argv[0], &env);
-    let argv: Vec<*const libc::c_char> = argv.iter().map(|a| a.as_ptr()).chain(std::iter::once(std::ptr::null())).collect();
-    let envp: Vec<*const libc::c_char> = env.iter().map(|a| a.as_ptr()).chain(std::iter::once(std::ptr::null())).collect();
+    let argv = sys::ExecList::new(argv.to_vec());
+    let envp = sys::ExecList::new(env);
     // What only init holds (CAP_KILL, CAP_SETPCAP) goes; before the filters,
     // which need not allow capset.
     if let Err(e) = crate::creds::service_privileges(&plan.keep_caps, !plan.no_new_privs) {
@@ -693,9 +685,7 @@ fn service_with(a: &ChildArgs, argv: &[std::ffi::CString], err_wr: RawFd, main: 
     let mut e = std::io::Error::from_raw_os_error(libc::ENOENT);
     let mut program = &candidates[0];
     for c in &candidates {
-        // SAFETY: argv/envp are NULL-terminated arrays of pointers into CStrings that
-        // live until execve returns (they are dropped only on the error path after).
-        let this = unsafe { sys::execve(c, &argv, &envp) };
+        let this = sys::execve(c, &argv, &envp);
         let missing = matches!(this.raw_os_error(), Some(libc::ENOENT | libc::ENOTDIR));
         if !missing && e.raw_os_error() != Some(libc::EACCES) {
             (e, program) = (this, c);
@@ -764,13 +754,11 @@ fn program_paths(program: &std::ffi::CStr, env: &[std::ffi::CString]) -> Vec<std
 /// wrote, or came and went. A FIFO nobody has opened for writing yet does
 /// not poll as hung up, so this waits for the first `start`.
 fn wait_at_gate(gate: RawFd) -> std::io::Result<()> {
-    let mut pfd = libc::pollfd { fd: gate, events: libc::POLLIN, revents: 0 };
     loop {
-        // SAFETY: one valid pollfd, no timeout.
-        match unsafe { libc::poll(&mut pfd, 1, -1) } {
-            -1 if std::io::Error::last_os_error().raw_os_error() == Some(libc::EINTR) => continue,
-            -1 => return Err(std::io::Error::last_os_error()),
-            _ => break,
+        match sys::poll_raw(gate, libc::POLLIN, -1) {
+            Err(e) if e.raw_os_error() == Some(libc::EINTR) => continue,
+            Err(e) => return Err(e),
+            Ok(_) => break,
         }
     }
     let mut b = [0u8; 1];

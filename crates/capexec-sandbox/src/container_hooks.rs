@@ -63,13 +63,12 @@ pub enum HookFailure {
 
 fn run_one(h: &ContainerHook, state: &[u8], root: Option<&CStr>) -> Result<(), HookFailure> {
     let (rd, wr) = crate::sys::pipe2(libc::O_CLOEXEC).map_err(|source| HookFailure::Io { op: "pipe", source })?;
-    let argv: Vec<*const libc::c_char> = h.argv.iter().map(|a| a.as_ptr()).chain(std::iter::once(std::ptr::null())).collect();
-    let envp: Vec<*const libc::c_char> = h.env.iter().map(|a| a.as_ptr()).chain(std::iter::once(std::ptr::null())).collect();
-    // SAFETY: the caller (init, or the program's process before its exec)
-    // is single-threaded, so the child may run anything up to its exec.
-    let pid = match unsafe { libc::fork() } {
-        -1 => return Err(HookFailure::Io { op: "fork", source: std::io::Error::last_os_error() }),
-        0 => {
+    let argv = crate::sys::ExecList::new(h.argv.clone());
+    let envp = crate::sys::ExecList::new(h.env.clone());
+    // The caller is init, or the program's process before its exec.
+    let pid = match process::fork("run a container hook") {
+        Err(source) => return Err(HookFailure::Io { op: "fork", source }),
+        Ok(process::Forked::Child) => {
             if nix::unistd::dup2(rd.as_raw_fd(), 0).is_err() {
                 process::exit_now(126);
             }
@@ -80,19 +79,12 @@ fn run_one(h: &ContainerHook, state: &[u8], root: Option<&CStr>) -> Result<(), H
             }
             // Init blocks the signals it forwards and ignores others; a hook
             // starts as any program does.
-            for sig in 1..libc::SIGRTMAX() {
-                if sig != libc::SIGKILL && sig != libc::SIGSTOP {
-                    // SAFETY: resetting a disposition to SIG_DFL installs no handler code.
-                    unsafe { libc::signal(sig, libc::SIG_DFL) };
-                }
-            }
+            crate::sys::default_signals(&[]);
             let _ = nix::sys::signal::sigprocmask(nix::sys::signal::SigmaskHow::SIG_SETMASK, Some(&nix::sys::signal::SigSet::empty()), None);
-            // SAFETY: path, argv and envp are NUL-terminated strings and
-            // null-terminated arrays that live until the exec.
-            unsafe { libc::execve(h.path.as_ptr(), argv.as_ptr(), envp.as_ptr()) };
+            let _ = crate::sys::execve(&h.path, &argv, &envp);
             process::exit_now(127)
         }
-        pid => pid,
+        Ok(process::Forked::Parent(pid)) => pid,
     };
     drop(rd);
     // A hook that does not read its input must not block the setup: EPIPE

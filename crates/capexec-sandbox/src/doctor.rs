@@ -91,22 +91,7 @@ pub fn probe() -> KernelSupport {
 }
 
 fn userns_works() -> bool {
-    // Try it for real in a throwaway child: sysctls alone do not tell (Debian's
-    // kernel.unprivileged_userns_clone, AppArmor restrictions, ...).
-    // SAFETY: the child only calls unshare and _exit; the parent waits for it.
-    unsafe {
-        let pid = libc::fork();
-        if pid == 0 {
-            let ok = libc::unshare(libc::CLONE_NEWUSER) == 0;
-            libc::_exit(if ok { 0 } else { 1 });
-        }
-        if pid < 0 {
-            return false;
-        }
-        let mut st = 0;
-        libc::waitpid(pid, &mut st, 0);
-        libc::WIFEXITED(st) && libc::WEXITSTATUS(st) == 0
-    }
+    crate::sys::user_namespaces_work()
 }
 
 fn pidfd_works() -> bool {

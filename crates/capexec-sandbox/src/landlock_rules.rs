@@ -10,7 +10,7 @@ use crate::plan::{FsAccess, LandlockPlan};
 use landlock::{
     Access, AccessFs, AccessNet, BitFlags, CompatLevel, Compatible, NetPort, PathBeneath, Ruleset, RulesetAttr, RulesetCreatedAttr, RulesetStatus, Scope, ABI,
 };
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::path::Path;
 
 const STEP: Step = Step::Landlock;
@@ -38,14 +38,10 @@ fn rights(a: FsAccess) -> BitFlags<AccessFs> {
 }
 
 fn open_path(path: &Path) -> std::io::Result<OwnedFd> {
-    let c = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).map_err(|_| std::io::ErrorKind::InvalidInput)?;
-    // SAFETY: valid C string; O_PATH opens without any access to the contents.
-    let fd = unsafe { libc::open(c.as_ptr(), libc::O_PATH | libc::O_CLOEXEC) };
-    if fd < 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    // SAFETY: `fd` was just returned by open() and is owned by nobody else.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+    use std::os::unix::fs::OpenOptionsExt;
+    // O_PATH: opened without any access to the contents (the access mode
+    // std adds is ignored with it).
+    Ok(std::fs::File::options().read(true).custom_flags(libc::O_PATH).open(path)?.into())
 }
 
 fn is_dir(fd: &OwnedFd) -> bool {
@@ -86,9 +82,8 @@ pub fn apply(plan: &LandlockPlan, preopened_dirs: &[RawFd]) -> Result<Option<Str
         created = created.add_rule(PathBeneath::new(fd, r)).map_err(|x| ChildError::io(STEP, format!("rule for {}", path.display()), x))?;
     }
     for raw in preopened_dirs {
-        // SAFETY: the fd is a preopened directory that stays open in this process;
-        // borrowing it for the duration of add_rule does not take ownership.
-        let fd = unsafe { std::os::fd::BorrowedFd::borrow_raw(*raw) };
+        // A descriptor of its own for the rule: the preopened one is the service's.
+        let fd = crate::sys::dup_cloexec(*raw).map_err(|x| ChildError::io(STEP, "duplicate a preopened directory", x))?;
         created = created.add_rule(PathBeneath::new(fd, rights(FsAccess::ReadOnly))).map_err(|x| ChildError::io(STEP, "rule for a preopened directory", x))?;
     }
     for port in &plan.bind_tcp {

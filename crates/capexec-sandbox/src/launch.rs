@@ -451,10 +451,8 @@ fn kill_and_reap(pid: libc::pid_t, e: LaunchError) -> LaunchError {
 /// (init is to be the caller's sibling) the helper is one too, and the
 /// caller's parent reaps it. `only_ours`: the user namespace holds only
 /// processes of this launch (a view builder's).
-///
-/// # Safety
-/// As `sys::clone_fork`: the caller is single-threaded.
-unsafe fn clone_in_user_ns(
+/// The caller must be single-threaded, as for `sys::clone_fork`.
+fn clone_in_user_ns(
     user_ns: RawFd,
     pid_ns: Option<RawFd>,
     flags: libc::c_int,
@@ -463,8 +461,8 @@ unsafe fn clone_in_user_ns(
 ) -> Result<(libc::pid_t, Option<OwnedFd>), LaunchError> {
     let (ours, theirs) = seqpacket_pair("the channel to the user namespace's helper")?;
     let sibling = flags & libc::CLONE_PARENT;
-    // SAFETY: the caller's contract (single-threaded).
-    let (helper, helper_fd) = unsafe { sys::clone_fork(sibling) }.map_err(|e| LaunchError::io("fork", "the helper that enters the user namespace", e))?;
+    let (helper, helper_fd) = sys::clone_fork("fork the helper that enters the user namespace", sibling)
+        .map_err(|e| LaunchError::io("fork", "the helper that enters the user namespace", e))?;
     if helper_fd.is_none() {
         drop(ours);
         // The user namespace has processes already (a pod's): those that are
@@ -479,8 +477,7 @@ unsafe fn clone_in_user_ns(
             Some(target) => sys::setns(target, libc::CLONE_NEWPID),
             None => Ok(()),
         });
-        // SAFETY: this helper is single-threaded (forked from a single-threaded caller).
-        let sent = match entered.and_then(|()| unsafe { sys::clone_fork(flags | libc::CLONE_PARENT) }) {
+        let sent = match entered.and_then(|()| sys::clone_fork("clone init in the user namespace", flags | libc::CLONE_PARENT)) {
             Ok((_, None)) => {
                 drop(theirs);
                 return Ok((0, None));
@@ -658,14 +655,12 @@ fn begin(plan: &SetupPlan, opts: &SpawnOptions) -> Result<Starting, LaunchError>
     let made = if built.is_some() { plan.clone_flags & libc::CLONE_NEWPID } else { plan.clone_flags };
     let flags = made | if opts.clone_parent { libc::CLONE_PARENT } else { 0 };
     let (pid, pidfd) = match user_ns {
-        // SAFETY: this process is single-threaded (checked above).
-        Some(user_ns) => unsafe { clone_in_user_ns(user_ns, pid_ns.as_ref().map(|(target, _)| *target), flags, &plan.name, built.is_some())? },
+        Some(user_ns) => clone_in_user_ns(user_ns, pid_ns.as_ref().map(|(target, _)| *target), flags, &plan.name, built.is_some())?,
         None => {
             if let Some((target, _)) = &pid_ns {
                 sys::setns(*target, libc::CLONE_NEWPID).map_err(|e| LaunchError::io("enter", "the pid namespace to launch in", e))?;
             }
-            // SAFETY: this process is single-threaded (checked above).
-            let cloned = unsafe { sys::clone_fork(flags) };
+            let cloned = sys::clone_fork("clone init into new namespaces", flags);
             if let (Some((_, own)), Ok((_, Some(_))) | Err(_)) = (&pid_ns, &cloned) {
                 // The caller's own active pid namespace: always allowed back into.
                 sys::setns(own.as_raw_fd(), libc::CLONE_NEWPID).map_err(|e| {

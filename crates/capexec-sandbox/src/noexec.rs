@@ -22,7 +22,7 @@
 use crate::error::LaunchError;
 use std::ffi::CString;
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
@@ -69,31 +69,24 @@ fn reopen_here(items: &[(&Path, Kind, &OwnedFd)]) -> io::Result<Vec<OwnedFd>> {
 }
 
 fn reopen_one(path: &Path, kind: Kind) -> io::Result<OwnedFd> {
-    const OPEN_TREE_CLONE: libc::c_uint = 1;
     let c = CString::new(path.as_os_str().as_bytes()).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
     let recursive = matches!(kind, Kind::Dir);
-    let flags = OPEN_TREE_CLONE | libc::O_CLOEXEC as libc::c_uint | if recursive { libc::AT_RECURSIVE as libc::c_uint } else { 0 };
-    // SAFETY: `c` is a valid NUL-terminated string the kernel reads during the call.
-    let tree = unsafe { libc::syscall(libc::SYS_open_tree, libc::AT_FDCWD, c.as_ptr(), flags) };
-    if tree < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: open_tree returned a new fd that nobody else owns.
-    let tree = unsafe { OwnedFd::from_raw_fd(tree as RawFd) };
+    let tree = crate::sys::clone_mount(&c, recursive)?;
     crate::sys::mount_setattr_fd(&tree, recursive, crate::sys::MOUNT_ATTR_NOEXEC | crate::sys::MOUNT_ATTR_NOSUID | crate::sys::MOUNT_ATTR_NODEV)?;
     match kind {
         Kind::Dir => Ok(tree),
         Kind::File { flags } => {
             // The magic link leads to the file on the copy, and the open is
             // checked against the file's permissions as any open is.
-            let link = CString::new(format!("/proc/self/fd/{}", tree.as_raw_fd())).expect("no NUL in a number");
-            // SAFETY: a valid NUL-terminated path; the result is checked.
-            let fd = unsafe { libc::open(link.as_ptr(), (flags & !(libc::O_CREAT | libc::O_TRUNC | libc::O_EXCL)) | libc::O_CLOEXEC | libc::O_NOCTTY) };
-            if fd < 0 {
-                return Err(io::Error::last_os_error());
-            }
-            // SAFETY: a new fd that nobody else owns.
-            Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+            use std::os::unix::fs::OpenOptionsExt;
+            let (read, write) = match flags & libc::O_ACCMODE {
+                libc::O_WRONLY => (false, true),
+                libc::O_RDWR => (true, true),
+                _ => (true, false),
+            };
+            let custom = flags & !(libc::O_ACCMODE | libc::O_CREAT | libc::O_TRUNC | libc::O_EXCL) | libc::O_NOCTTY;
+            let f = std::fs::File::options().read(read).write(write).custom_flags(custom).open(format!("/proc/self/fd/{}", tree.as_raw_fd()))?;
+            Ok(f.into())
         }
     }
 }
@@ -102,29 +95,23 @@ fn reopen_one(path: &Path, kind: Kind) -> io::Result<OwnedFd> {
 /// reopens and sends the fds back over a socket pair.
 fn reopen_in_helper(items: &[(&Path, Kind, &OwnedFd)]) -> io::Result<Vec<OwnedFd>> {
     use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
-    crate::sys::require_single_threaded("fork the noexec helper")?;
     let (ours, theirs) = socketpair(AddressFamily::Unix, SockType::SeqPacket, None, SockFlag::SOCK_CLOEXEC).map_err(io::Error::from)?;
     let (uid, gid) = (nix::unistd::getuid().as_raw(), nix::unistd::getgid().as_raw());
-    // SAFETY: the process is single-threaded (checked above), so the child
-    // may allocate; it only makes namespaces, opens and sends, then _exits.
-    match unsafe { libc::fork() } {
-        -1 => Err(io::Error::last_os_error()),
-        0 => {
+    match crate::sys::process::fork("fork the noexec helper")? {
+        crate::sys::process::Forked::Child => {
             drop(ours);
             let code = match helper(items, uid, gid, theirs.as_raw_fd()) {
                 Ok(()) => 0,
                 Err(e) => {
                     // The errno as the message: the parent turns it back into an error.
                     let errno = e.raw_os_error().unwrap_or(libc::EIO).to_ne_bytes();
-                    // SAFETY: sending four bytes from a valid buffer on our socket.
-                    unsafe { libc::send(theirs.as_raw_fd(), errno.as_ptr().cast(), 4, 0) };
+                    let _ = crate::sys::write_raw(theirs.as_raw_fd(), &errno);
                     1
                 }
             };
-            // SAFETY: ending the helper without running the caller's destructors.
-            unsafe { libc::_exit(code) }
+            crate::sys::process::exit_now(code)
         }
-        pid => {
+        crate::sys::process::Forked::Parent(pid) => {
             drop(theirs);
             let mut fds = Vec::new();
             let result = (|| {
@@ -139,8 +126,7 @@ fn reopen_in_helper(items: &[(&Path, Kind, &OwnedFd)]) -> io::Result<Vec<OwnedFd
                 }
                 Ok(())
             })();
-            // SAFETY: reaping our own child.
-            unsafe { libc::waitpid(pid, std::ptr::null_mut(), 0) };
+            let _ = crate::sys::process::wait_child(pid, true);
             result.map(|()| fds)
         }
     }

@@ -462,9 +462,13 @@ pub fn verdicts(prog: &[sock_filter], nr: u32) -> Option<std::collections::BTree
 /// user-notification listener (SECCOMP_FILTER_FLAG_NEW_LISTENER). Requires
 /// no_new_privs. The listener is close-on-exec.
 pub fn install_with_listener(prog: &[sock_filter]) -> std::io::Result<std::os::fd::OwnedFd> {
-    let fd = install(prog, libc::SECCOMP_FILTER_FLAG_NEW_LISTENER)? as std::os::fd::RawFd;
-    // SAFETY: the kernel just returned this new fd, owned by nobody else.
-    Ok(unsafe { std::os::fd::FromRawFd::from_raw_fd(fd) })
+    crate::sys::seccomp_set_filter_listener(&kernel_form(prog))
+}
+
+/// `prog` as libc's sock_filter, the type the kernel's interface is written
+/// with (seccompiler has its own of the same layout).
+fn kernel_form(prog: &[sock_filter]) -> Vec<libc::sock_filter> {
+    prog.iter().map(|i| libc::sock_filter { code: i.code, jt: i.jt, jf: i.jf, k: i.k }).collect()
 }
 
 /// Installs the service's filter with SECCOMP_FILTER_FLAG_LOG: each refusal
@@ -473,16 +477,7 @@ pub fn install_with_listener(prog: &[sock_filter]) -> std::io::Result<std::os::f
 /// only the actions `kernel.seccomp.actions_logged` names, and nothing while
 /// audit is off.
 pub fn install_logged(prog: &[sock_filter]) -> std::io::Result<()> {
-    install(prog, libc::SECCOMP_FILTER_FLAG_LOG).map(|_| ())
-}
-
-/// seccomp(SECCOMP_SET_MODE_FILTER, `flags`, `prog`): the kernel's answer.
-fn install(prog: &[sock_filter], flags: libc::c_ulong) -> std::io::Result<i64> {
-    let fprog = libc::sock_fprog { len: prog.len() as u16, filter: prog.as_ptr() as *mut libc::sock_filter };
-    // SAFETY: the kernel copies `fprog` and the instructions it points to during
-    // the call; both outlive it. seccompiler's sock_filter has libc's layout.
-    let rc = unsafe { libc::syscall(libc::SYS_seccomp, libc::SECCOMP_SET_MODE_FILTER, flags, &fprog as *const libc::sock_fprog) };
-    crate::sys::check(rc)
+    crate::sys::seccomp_set_filter(&kernel_form(prog), libc::SECCOMP_FILTER_FLAG_LOG).map(drop)
 }
 
 /// The service's allowlist `prog` (built by [`allowlist`]) with each refusal

@@ -92,14 +92,14 @@ pub struct Namespaces {
 }
 
 /// Clones the builder and waits until it has mounted the view but /proc.
-/// The caller must be single-threaded (`sys::clone_fork`); `trees` are the
+/// The caller must be single-threaded (`sys::clone_fork` checks); `trees` are the
 /// mounts the launch prepared (`ChildArgs::trees`), `enter` the plan's
 /// namespaces to enter, opened (those of [`ENTERED`] are entered).
 pub fn start(plan: &SetupPlan, trees: &[(&Path, RawFd)], enter: &[(libc::c_int, RawFd)]) -> Result<Builder, LaunchError> {
     let (ours, theirs) = crate::launch::seqpacket_pair("the channel to the view's builder")?;
     let flags = plan.clone_flags & !libc::CLONE_NEWPID;
-    // SAFETY: the caller is single-threaded (this function's contract, checked by `launch::begin`).
-    let (pid, pidfd) = unsafe { sys::clone_fork(flags) }.map_err(|e| LaunchError::io("clone", "the builder of the service's view", e))?;
+    let (pid, pidfd) =
+        sys::clone_fork("clone the builder of the service's view", flags).map_err(|e| LaunchError::io("clone", "the builder of the service's view", e))?;
     if pidfd.is_none() {
         drop(ours);
         main(plan, trees, enter, theirs.as_raw_fd())
@@ -271,8 +271,7 @@ fn main(plan: &SetupPlan, trees: &[(&Path, RawFd)], enter: &[(libc::c_int, RawFd
             fail(ChildError::io(Step::FilesystemView, "enter the pid namespace of the service's init to mount its /proc", e))
         }
     }
-    // SAFETY: the builder is single-threaded (cloned from a single-threaded caller).
-    match unsafe { sys::clone_fork(0) } {
+    match sys::clone_fork("fork the builder's child", 0) {
         Err(e) => fail(ChildError::io(Step::FilesystemView, "fork the builder's child in the service's pid namespace", e)),
         Ok((_, None)) => {
             let mut view = view;

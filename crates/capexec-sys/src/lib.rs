@@ -29,16 +29,18 @@ pub fn check(rc: libc::c_long) -> io::Result<libc::c_long> {
 /// (CLONE_PIDFD: no window in which the pid could be reaped and reused) in the
 /// parent. With CLONE_PARENT in `flags` the child is a sibling of the caller.
 ///
-/// # Safety
-/// The caller must be single-threaded: the child gets a copy of the address space
-/// with only the calling thread, exactly as with fork(2), and then runs arbitrary
-/// (allocating) setup code. capexec calls this only from processes that have not
-/// started any thread.
-pub unsafe fn clone_fork(flags: libc::c_int) -> io::Result<(libc::pid_t, Option<OwnedFd>)> {
+/// Fails, cloning nothing, unless the caller is single-threaded (see
+/// [`require_single_threaded`]; `what` names the clone in that error): the
+/// child gets a copy of the address space with only the calling thread, as
+/// with fork(2), and then runs ordinary (allocating) setup code.
+pub fn clone_fork(what: &str, flags: libc::c_int) -> io::Result<(libc::pid_t, Option<OwnedFd>)> {
+    require_single_threaded(what)?;
     let mut pidfd: libc::c_int = -1;
-    // SAFETY: raw clone with a NULL stack behaves like fork (copy-on-write stack);
-    // the only pointer is parent_tid, where CLONE_PIDFD stores the pidfd: a live
-    // local. The single-thread precondition is the caller's.
+    // SAFETY: raw clone with a NULL stack behaves like fork (copy-on-write
+    // stack); the only pointer is parent_tid, where CLONE_PIDFD stores the
+    // pidfd: a live local. The process has one thread (checked just above;
+    // only this thread could have started another since), so the child
+    // inherits no lock held by a thread that does not exist in it.
     let rc = unsafe {
         libc::syscall(libc::SYS_clone, (flags | libc::CLONE_PIDFD | libc::SIGCHLD) as libc::c_ulong, 0usize, &mut pidfd as *mut libc::c_int, 0usize, 0usize)
     };
@@ -97,18 +99,27 @@ pub fn mount_setattr_fd(fd: &OwnedFd, recursive: bool, set: u64) -> io::Result<(
 /// Fails unless this process has one thread: forking a process with more
 /// leaves the child with locks other threads held (the allocator's), so
 /// ordinary code in the child could deadlock.
+///
+/// One syscall: unshare(CLONE_VM) is a no-op for a process whose memory
+/// nobody shares, and EINVAL for one with other threads (unshare(2)). Where
+/// a seccomp filter refuses unshare, /proc/self/status's `Threads:` decides.
 pub fn require_single_threaded(what: &str) -> io::Result<()> {
-    // One read of a page: read_to_string would grow its buffer from 32 bytes,
-    // eight reads on every launch. The file is about 1.5 KiB, Threads: in its
-    // first half.
+    let multi = || io::Error::other(format!("internal: capexec must be single-threaded to {what}"));
+    // SAFETY: unshare takes an integer; CLONE_VM alone changes nothing in a
+    // single-threaded process and fails in any other.
+    match check(unsafe { libc::unshare(libc::CLONE_VM) } as libc::c_long) {
+        Ok(_) => return Ok(()),
+        Err(e) if e.raw_os_error() == Some(libc::EINVAL) => return Err(multi()),
+        Err(_) => {}
+    }
+    // One read of a page: read_to_string would grow its buffer from 32 bytes.
     use std::io::Read;
     let mut buf = [0u8; 4096];
     let n = std::fs::File::open("/proc/self/status")?.read(&mut buf)?;
     let status = String::from_utf8_lossy(&buf[..n]);
-    if status.lines().any(|l| l.split_whitespace().eq(["Threads:", "1"])) {
-        Ok(())
-    } else {
-        Err(io::Error::other(format!("internal: capexec must be single-threaded to {what}")))
+    match status.lines().any(|l| l.split_whitespace().eq(["Threads:", "1"])) {
+        true => Ok(()),
+        false => Err(multi()),
     }
 }
 
@@ -142,11 +153,8 @@ const MOUNT_ATTR_IDMAP: u64 = 0x0010_0000;
 /// CAP_SETGID, and a single-threaded caller (it clones a child that only
 /// waits, for the kernel makes a user namespace only for a process).
 pub fn idmap_userns(uid: (u32, u32), gid: (u32, u32)) -> io::Result<OwnedFd> {
-    require_single_threaded("make a user namespace for an idmapped mount")?;
     let (rd, wr) = pipe2(libc::O_CLOEXEC)?;
-    // SAFETY: single-threaded (checked above); the child only calls read and
-    // _exit, which allocate nothing.
-    let (pid, _pidfd) = unsafe { clone_fork(libc::CLONE_NEWUSER) }?;
+    let (pid, _pidfd) = clone_fork("make a user namespace for an idmapped mount", libc::CLONE_NEWUSER)?;
     if pid == 0 {
         let mut b = 0u8;
         // SAFETY: closing this process's copy of the write end (so the read
@@ -177,6 +185,17 @@ pub fn idmap_userns(uid: (u32, u32), gid: (u32, u32)) -> io::Result<OwnedFd> {
 pub fn clone_tree(path: &CStr) -> io::Result<OwnedFd> {
     const OPEN_TREE_CLONE: libc::c_uint = 1;
     let flags = OPEN_TREE_CLONE | libc::O_CLOEXEC as libc::c_uint | libc::AT_RECURSIVE as libc::c_uint | libc::AT_SYMLINK_NOFOLLOW as libc::c_uint;
+    // SAFETY: `path` is a valid NUL-terminated string the kernel reads during the call.
+    let tree = check(unsafe { libc::syscall(libc::SYS_open_tree, libc::AT_FDCWD, path.as_ptr(), flags) })?;
+    // SAFETY: open_tree returned a new fd that nobody else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(tree as RawFd) })
+}
+
+/// A detached copy of the mount at `path` (open_tree OPEN_TREE_CLONE),
+/// following a symlink at `path`; with `recursive`, every mount below it too.
+pub fn clone_mount(path: &CStr, recursive: bool) -> io::Result<OwnedFd> {
+    const OPEN_TREE_CLONE: libc::c_uint = 1;
+    let flags = OPEN_TREE_CLONE | libc::O_CLOEXEC as libc::c_uint | if recursive { libc::AT_RECURSIVE as libc::c_uint } else { 0 };
     // SAFETY: `path` is a valid NUL-terminated string the kernel reads during the call.
     let tree = check(unsafe { libc::syscall(libc::SYS_open_tree, libc::AT_FDCWD, path.as_ptr(), flags) })?;
     // SAFETY: open_tree returned a new fd that nobody else owns.
@@ -419,15 +438,143 @@ pub fn dns_stub_socket() -> io::Result<std::os::fd::OwnedFd> {
     Ok(sock)
 }
 
-/// `execve(2)` with prepared, NUL-terminated pointer arrays. Returns only on error.
-///
-/// # Safety
-/// `argv` and `envp` must be NULL-terminated arrays of pointers to valid
-/// NUL-terminated strings that outlive the call.
-pub unsafe fn execve(path: &CStr, argv: &[*const libc::c_char], envp: &[*const libc::c_char]) -> io::Error {
-    // SAFETY: guaranteed by the caller's contract above.
-    unsafe { libc::execve(path.as_ptr(), argv.as_ptr(), envp.as_ptr()) };
+/// An argument or environment list for [`execve`]: the strings and the
+/// NULL-terminated array of pointers into them the kernel reads, built
+/// once, so that a child can try several paths without building it again.
+pub struct ExecList {
+    _strings: Vec<std::ffi::CString>,
+    ptrs: Vec<*const libc::c_char>,
+}
+
+impl ExecList {
+    pub fn new(strings: Vec<std::ffi::CString>) -> ExecList {
+        // The pointers lead into the CStrings' heap buffers, which moving
+        // the Vec into the struct does not move.
+        let ptrs = strings.iter().map(|s| s.as_ptr()).chain(std::iter::once(std::ptr::null())).collect();
+        ExecList { _strings: strings, ptrs }
+    }
+}
+
+/// `execve(2)`: returns only on error, with that error.
+pub fn execve(path: &CStr, argv: &ExecList, envp: &ExecList) -> io::Error {
+    // SAFETY: both lists are NULL-terminated arrays of pointers into
+    // NUL-terminated strings they own, alive for the call (ExecList::new).
+    unsafe { libc::execve(path.as_ptr(), argv.ptrs.as_ptr(), envp.ptrs.as_ptr()) };
     io::Error::last_os_error()
+}
+
+/// seccomp(SECCOMP_SET_MODE_FILTER, `flags`, `prog`) for the calling
+/// thread: the kernel's answer (a listener fd with
+/// SECCOMP_FILTER_FLAG_NEW_LISTENER, else 0). Needs no_new_privs or
+/// CAP_SYS_ADMIN.
+pub fn seccomp_set_filter(prog: &[libc::sock_filter], flags: libc::c_ulong) -> io::Result<libc::c_long> {
+    let len = u16::try_from(prog.len()).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
+    let fprog = libc::sock_fprog { len, filter: prog.as_ptr() as *mut libc::sock_filter };
+    // SAFETY: the kernel copies `fprog` and the instructions it points to
+    // during the call; both outlive it, and neither is written.
+    check(unsafe { libc::syscall(libc::SYS_seccomp, libc::SECCOMP_SET_MODE_FILTER, flags, &fprog as *const libc::sock_fprog) })
+}
+
+/// Installs `prog` as [`seccomp_set_filter`] does with
+/// SECCOMP_FILTER_FLAG_NEW_LISTENER: the user-notification listener,
+/// close-on-exec.
+pub fn seccomp_set_filter_listener(prog: &[libc::sock_filter]) -> io::Result<OwnedFd> {
+    let fd = seccomp_set_filter(prog, libc::SECCOMP_FILTER_FLAG_NEW_LISTENER)?;
+    // SAFETY: the kernel just returned this new fd, owned by nobody else.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
+}
+
+/// Whether this process may make a user namespace, tried for real in a
+/// throwaway child: sysctls alone do not tell (Debian's
+/// kernel.unprivileged_userns_clone, AppArmor's restrictions, ...).
+pub fn user_namespaces_work() -> bool {
+    // SAFETY: the child calls only unshare and _exit, both async-signal-safe,
+    // so it is sound whatever other threads held at the fork.
+    let pid = unsafe { libc::fork() };
+    if pid == 0 {
+        // SAFETY: as above.
+        let ok = unsafe { libc::unshare(libc::CLONE_NEWUSER) } == 0;
+        process::exit_now(if ok { 0 } else { 1 });
+    }
+    pid > 0 && matches!(process::wait_child(pid, true), Ok(Some(status)) if libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0)
+}
+
+/// getaddrinfo(3) of `name` for `family` (AF_INET, AF_INET6 or AF_UNSPEC),
+/// stream sockets: the addresses in the resolver's order, each once; the
+/// EAI_* code on failure.
+pub fn host_addresses(name: &CStr, family: i32) -> Result<Vec<std::net::IpAddr>, i32> {
+    // SAFETY: addrinfo is plain data; zeroed is "no hints" except those set below.
+    let mut hints: libc::addrinfo = unsafe { std::mem::zeroed() };
+    hints.ai_family = family;
+    hints.ai_socktype = libc::SOCK_STREAM;
+    let mut res: *mut libc::addrinfo = std::ptr::null_mut();
+    // SAFETY: a valid C string and hints; on success res is a list freed below.
+    let rc = unsafe { libc::getaddrinfo(name.as_ptr(), std::ptr::null(), &hints, &mut res) };
+    if rc != 0 {
+        return Err(rc);
+    }
+    let mut out = Vec::new();
+    let mut p = res;
+    while !p.is_null() {
+        // SAFETY: walking the list getaddrinfo returned; each ai_addr has the
+        // length and family the entry states, read unaligned.
+        unsafe {
+            let ai = &*p;
+            let ip: Option<std::net::IpAddr> = match ai.ai_family {
+                libc::AF_INET => Some(std::net::Ipv4Addr::from(u32::from_be((ai.ai_addr as *const libc::sockaddr_in).read_unaligned().sin_addr.s_addr)).into()),
+                libc::AF_INET6 => Some(std::net::Ipv6Addr::from((ai.ai_addr as *const libc::sockaddr_in6).read_unaligned().sin6_addr.s6_addr).into()),
+                _ => None,
+            };
+            if let Some(ip) = ip.filter(|ip| !out.contains(ip)) {
+                out.push(ip);
+            }
+            p = ai.ai_next;
+        }
+    }
+    // SAFETY: the list of the successful getaddrinfo above, freed once.
+    unsafe { libc::freeaddrinfo(res) };
+    Ok(out)
+}
+
+/// Whether the calling thread may run on more than one CPU.
+pub fn more_than_one_cpu() -> bool {
+    // SAFETY: cpu_set_t is plain data; sched_getaffinity fills it for this thread.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) == 0 && libc::CPU_COUNT(&set) > 1
+    }
+}
+
+/// SIGCHLD to SIG_IGN: the kernel reaps this process's children, and
+/// nobody waits for them.
+pub fn ignore_children() -> io::Result<()> {
+    // SAFETY: SIG_IGN installs no handler code.
+    match unsafe { libc::signal(libc::SIGCHLD, libc::SIG_IGN) } {
+        libc::SIG_ERR => Err(io::Error::last_os_error()),
+        _ => Ok(()),
+    }
+}
+
+/// The descriptors systemd's socket activation passed (sd_listen_fds(3)):
+/// `n` of them from fd 3, each checked to be open, made close-on-exec and
+/// owned by the caller. Only the first call takes them; any later one is
+/// EALREADY, so that no descriptor gets two owners.
+pub fn take_listen_fds(n: i32) -> io::Result<Vec<OwnedFd>> {
+    static TAKEN: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    const FIRST: RawFd = 3;
+    if TAKEN.swap(true, std::sync::atomic::Ordering::SeqCst) {
+        return Err(io::Error::from_raw_os_error(libc::EALREADY));
+    }
+    let mut fds = Vec::new();
+    for fd in FIRST..FIRST + n {
+        // SAFETY: F_SETFD takes integers; EBADF for a number not open.
+        check(unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) } as libc::c_long)
+            .map_err(|e| io::Error::new(e.kind(), format!("fd {fd} of LISTEN_FDS={n} is not open: {e}")))?;
+        // SAFETY: systemd passed fds 3..3+n to this process for it to own
+        // (sd_listen_fds), and the flag above makes this the only taker.
+        fds.push(unsafe { OwnedFd::from_raw_fd(fd) });
+    }
+    Ok(fds)
 }
 
 /// The Landlock ABI version the kernel offers (0 when Landlock is unavailable).
@@ -629,6 +776,8 @@ pub struct Received {
     pub fds: Vec<OwnedFd>,
     /// The payload or the control data did not fit (MSG_TRUNC, MSG_CTRUNC).
     pub truncated: bool,
+    /// The control data did not fit (MSG_CTRUNC): the kernel dropped fds.
+    pub control_truncated: bool,
     /// The sender's pid, when SO_PASSCRED is on for the socket.
     pub pid: Option<libc::pid_t>,
 }
@@ -647,7 +796,36 @@ pub fn recv_fds(sock: RawFd, buf: &mut [u8], flags: libc::c_int) -> io::Result<R
     // SAFETY: `msg` points at `iov`, `buf` and `control`, all alive and
     // writable for the call.
     let n = check(unsafe { libc::recvmsg(sock, &mut msg, flags | libc::MSG_CMSG_CLOEXEC) } as libc::c_long)? as usize;
-    Ok(Received { bytes: n, fds: take_fds(&msg), truncated: msg.msg_flags & (libc::MSG_TRUNC | libc::MSG_CTRUNC) != 0, pid: sender_pid(&msg) })
+    Ok(Received {
+        bytes: n,
+        fds: take_fds(&msg),
+        truncated: msg.msg_flags & (libc::MSG_TRUNC | libc::MSG_CTRUNC) != 0,
+        control_truncated: msg.msg_flags & libc::MSG_CTRUNC != 0,
+        pid: sender_pid(&msg),
+    })
+}
+
+/// [`recv_fds`] that first tries without blocking for up to `spin`, then
+/// blocks; EINTR is retried. A sleeping thread is woken on the CPU it slept
+/// on, which in a VM can cost far more than a peer's quick answer: a short
+/// spin catches it (see capexec_client::SPIN).
+pub fn recv_fds_spinning(sock: RawFd, buf: &mut [u8], flags: libc::c_int, spin: Option<std::time::Duration>) -> io::Result<Received> {
+    let deadline = spin.map(|d| std::time::Instant::now() + d);
+    let mut spinning = deadline.is_some();
+    loop {
+        let f = if spinning { flags | libc::MSG_DONTWAIT } else { flags };
+        match recv_fds(sock, buf, f) {
+            Ok(r) => return Ok(r),
+            Err(e) => match e.raw_os_error() {
+                Some(libc::EINTR) => {}
+                Some(libc::EAGAIN) if spinning => {
+                    spinning = deadline.is_some_and(|d| std::time::Instant::now() < d);
+                    std::hint::spin_loop();
+                }
+                _ => return Err(e),
+            },
+        }
+    }
 }
 
 /// Takes ownership of every fd in a received message's SCM_RIGHTS, so that
@@ -807,6 +985,27 @@ pub fn poll_many(fds: &[(BorrowedFd<'_>, i16)], timeout_ms: i32) -> io::Result<V
             r => return r.map(|_| pfds.iter().map(|p| p.revents).collect()),
         }
     }
+}
+
+/// poll(2) of the descriptor numbered `fd` for `events`, for at most
+/// `timeout_ms` (-1: no limit): its revents (POLLNVAL for a number that is
+/// not open). EINTR is the caller's to handle. For descriptors a forked
+/// child knows by number only; poll reads the table and changes nothing.
+pub fn poll_raw(fd: RawFd, events: i16, timeout_ms: i32) -> io::Result<i16> {
+    let mut pfd = libc::pollfd { fd, events, revents: 0 };
+    // SAFETY: one valid pollfd, alive for the call.
+    check(unsafe { libc::poll(&mut pfd, 1, timeout_ms) } as libc::c_long)?;
+    Ok(pfd.revents)
+}
+
+/// A new close-on-exec descriptor for what the number `fd` refers to
+/// (F_DUPFD_CLOEXEC), owned by the caller: for a descriptor a forked child
+/// knows by number only and must hand to an API that wants a borrow.
+pub fn dup_cloexec(fd: RawFd) -> io::Result<OwnedFd> {
+    // SAFETY: F_DUPFD_CLOEXEC takes integers; EBADF for a number not open.
+    let new = check(unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 3) } as libc::c_long)?;
+    // SAFETY: a new descriptor that nobody else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(new as RawFd) })
 }
 
 /// The file status flags (F_GETFL).
@@ -999,7 +1198,8 @@ mod fd_passing_tests {
 mod tests {
     /// The test harness may run tests on threads of its own, so the check
     /// runs in a forked child, which has one thread until it starts another:
-    /// `process::fork` works there, and is refused once a second thread runs.
+    /// `process::fork` works there, and it and `clone_fork` are refused once
+    /// a second thread runs.
     #[test]
     fn fork_is_refused_once_a_second_thread_exists() {
         // SAFETY: glibc's fork leaves malloc usable in the child, which checks,
@@ -1013,7 +1213,8 @@ mod tests {
                 Err(_) => false,
             };
             let t = std::thread::spawn(|| std::thread::sleep(std::time::Duration::from_secs(5)));
-            let refused = crate::process::fork("test").is_err_and(|e| e.to_string().contains("single-threaded to test"));
+            let refused = crate::process::fork("test").is_err_and(|e| e.to_string().contains("single-threaded to test"))
+                && crate::clone_fork("clone", 0).is_err_and(|e| e.to_string().contains("single-threaded to clone"));
             drop(t);
             crate::process::exit_now(if alone && refused { 0 } else { 1 });
         }

@@ -25,6 +25,16 @@ fn getsockopt<T: Copy>(fd: BorrowedFd<'_>, level: i32, opt: i32, mut v: T) -> io
     Ok(v)
 }
 
+/// The type (SOCK_STREAM, SOCK_SEQPACKET, ...) of the socket numbered `fd`,
+/// which a caller may know by number only (an inherited one): ENOTSOCK
+/// for another file, EBADF for a number not open.
+pub fn socket_type(fd: std::os::fd::RawFd) -> io::Result<i32> {
+    let (mut v, mut len) = (0i32, std::mem::size_of::<i32>() as libc::socklen_t);
+    // SAFETY: the kernel writes at most `len` bytes into `v`, an int.
+    check(unsafe { libc::getsockopt(fd, libc::SOL_SOCKET, libc::SO_TYPE, (&mut v as *mut i32).cast(), &mut len) } as libc::c_long)?;
+    Ok(v)
+}
+
 pub fn getsockopt_int(fd: BorrowedFd<'_>, level: i32, opt: i32) -> io::Result<i32> {
     getsockopt(fd, level, opt, 0i32)
 }

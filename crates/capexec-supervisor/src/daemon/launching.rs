@@ -306,10 +306,7 @@ async fn read_reports(fd: OwnedFd, unit: String, run: u64, tx: mpsc::UnboundedSe
 async fn answer_refusals(r: crate::refusals::Refusals, unit: String, run: u64, tx: mpsc::UnboundedSender<Ev>) {
     use crate::refusals::Left;
     let tell = |denials: Vec<crate::trail::Denial>| denials.into_iter().all(|denial| tx.send(Ev::Refused { unit: unit.clone(), run, denial }).is_ok());
-    // SAFETY: `Refusals` owns the listener, whose descriptor stays open
-    // (and is the one `as_raw_fd` returns) until the AsyncFd drops it after
-    // deregistering.
-    let Ok(mut r) = (unsafe { tokio::io::unix::AsyncFd::register_with_interest(r, tokio::io::Interest::READABLE) }) else { return };
+    let Ok(mut r) = super::watch::watch(r, tokio::io::Interest::READABLE) else { return };
     loop {
         let due = r.get_ref().next_due();
         let until_due = async move {
@@ -344,10 +341,7 @@ async fn answer_refusals(r: crate::refusals::Refusals, unit: String, run: u64, t
 /// The network guard's refusals into run `run`'s trail, for as long as the
 /// run lasts (`settled` and the next launch end this task).
 async fn read_guard(refusals: capexec_sandbox::netguard::Refusals, unit: String, run: u64, tx: mpsc::UnboundedSender<Ev>) {
-    // SAFETY: `Refusals` owns the ring buffer's map, whose descriptor stays
-    // open (and is the one `as_raw_fd` returns) until the AsyncFd drops it
-    // after deregistering.
-    let Ok(mut ring) = (unsafe { tokio::io::unix::AsyncFd::register_with_interest(refusals, tokio::io::Interest::READABLE) }) else { return };
+    let Ok(mut ring) = super::watch::watch(refusals, tokio::io::Interest::READABLE) else { return };
     loop {
         let Ok(mut ready) = ring.readable_mut().await else { return };
         for r in ready.get_inner_mut().drain() {

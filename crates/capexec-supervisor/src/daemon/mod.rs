@@ -22,7 +22,6 @@ use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::io::unix::AsyncFd;
 use tokio::io::AsyncWriteExt;
 use tokio::sync::{broadcast, mpsc, oneshot};
 
@@ -32,6 +31,7 @@ mod registry;
 mod requests;
 #[cfg(test)]
 mod tests;
+mod watch;
 
 pub struct Config {
     pub paths: Paths,
@@ -469,9 +469,10 @@ fn bind_control(p: &Paths) -> Result<tokio::net::UnixListener, SupervisorError> 
 fn start_launcher_io(l: launcher::Launcher, tx: mpsc::UnboundedSender<Ev>) -> Result<LaunchQueue, SupervisorError> {
     nix::fcntl::fcntl(l.sock.as_raw_fd(), nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK))
         .map_err(|e| SupervisorError::Sys { op: "make the launcher's socket non-blocking", source: e.into() })?;
-    // SAFETY: the AsyncFd owns the OwnedFd, which stays open (and the same
-    // descriptor) until the AsyncFd drops it after deregistering.
-    let fd = Arc::new(unsafe { AsyncFd::register(l.sock) }.map_err(|e| SupervisorError::Sys { op: "watch the launcher's socket", source: e.into() })?);
+    let fd = Arc::new(
+        watch::watch(l.sock, tokio::io::Interest::READABLE | tokio::io::Interest::WRITABLE)
+            .map_err(|source| SupervisorError::Sys { op: "watch the launcher's socket", source })?,
+    );
     let (ltx, mut lrx) = mpsc::unbounded_channel::<(Vec<u8>, Vec<OwnedFd>)>();
     let wfd = fd.clone();
     tokio::spawn(async move {

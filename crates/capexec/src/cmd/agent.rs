@@ -60,8 +60,7 @@ pub fn run(args: &AgentArgs) -> i32 {
         return super::EXIT_SETUP;
     }
     // The brokers are this process's children; nobody waits for them.
-    // SAFETY: setting SIGCHLD's disposition to SIG_IGN (the kernel reaps).
-    if let Err(e) = unsafe { nix::sys::signal::signal(nix::sys::signal::Signal::SIGCHLD, nix::sys::signal::SigHandler::SigIgn) } {
+    if let Err(e) = capexec_sys::ignore_children() {
         eprintln!("capexec agent: ignore SIGCHLD: {e}");
         return super::EXIT_SETUP;
     }

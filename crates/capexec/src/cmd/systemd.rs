@@ -15,13 +15,10 @@
 //! - CREDENTIALS_DIRECTORY is shown to the service read-only at the same path.
 
 use nix::sys::socket::MsgFlags;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::os::unix::net::UnixDatagram;
 use std::path::PathBuf;
 use std::sync::Arc;
-
-/// The first fd of socket activation (SD_LISTEN_FDS_START).
-const LISTEN_FDS_START: RawFd = 3;
 
 /// What systemd gave this process, to be given on to the service.
 #[derive(Default)]
@@ -71,19 +68,10 @@ impl Handoff {
             let n: RawFd =
                 n.parse().ok().filter(|n| (0..=4096).contains(n)).ok_or_else(|| super::CmdError::Usage(format!("LISTEN_FDS={n} is not a count of fds")))?;
             let names: Vec<String> = var(env, "LISTEN_FDNAMES").map(|v| v.split(':').map(str::to_owned).collect()).unwrap_or_default();
-            for fd in LISTEN_FDS_START..LISTEN_FDS_START + n {
-                if nix::fcntl::fcntl(fd, nix::fcntl::FcntlArg::F_GETFD).is_err() {
-                    return Err(super::CmdError::Usage(format!(
-                        "LISTEN_FDS={n} but fd {fd} is not open (was capexec started by systemd's socket activation?)"
-                    )));
-                }
-                // SAFETY: systemd passed fds 3..3+n to this process for it to
-                // own (sd_listen_fds); nothing else here has taken them.
-                h.fds.push(unsafe { OwnedFd::from_raw_fd(fd) });
-                // Close-on-exec here: they reach the service only where the
-                // launcher places them.
-                let _ = nix::fcntl::fcntl(fd, nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC));
-            }
+            // Close-on-exec: they reach the service only where the launcher
+            // places them.
+            h.fds =
+                capexec_sys::take_listen_fds(n).map_err(|e| super::CmdError::Usage(format!("{e} (was capexec started by systemd's socket activation?)")))?;
             h.names = match names.len() == n as usize {
                 true => names,
                 false => vec!["unknown".to_owned(); n as usize],
