@@ -638,6 +638,42 @@ fn without_a_pid_namespace_proc_shows_only_the_service() {
     }
 }
 
+// 56, the opt-in: `filesystem.host_processes` (a monitoring agent's view)
+// lists every process of the host with what ps shows of them (status,
+// cmdline), and nothing the kernel's ptrace check guards: another process's
+// environ, maps, memory, and where its fds, cwd, exe and root lead stay
+// refused (a root service may list the fd numbers of a root process: the
+// directory's mode allows it, not the check), since Landlock allows it only
+// within the service, and the host's processes cannot be signalled. As root
+// (uids hide nothing) and as a user of its own.
+#[test]
+fn host_processes_show_the_hosts_processes_not_their_insides() {
+    let me = std::process::id();
+    let script = format!(
+        "ls /proc | grep -E '^[0-9]+$' | tr '\\n' ' '; echo; head -1 /proc/1/status; tr '\\0' ' ' < /proc/{me}/cmdline; echo; \
+         for f in /proc/{me}/environ /proc/1/environ /proc/{me}/maps /proc/{me}/mem; do head -c1 $f >/dev/null 2>&1 && echo \"read $f\"; done; \
+         for l in fd/0 cwd exe root; do readlink /proc/{me}/$l >/dev/null 2>&1 && echo \"followed $l\"; done; \
+         ls /proc/{me}/root/ >/dev/null 2>&1 && echo 'entered root'; kill -0 {me} 2>/dev/null && echo signalled; echo end"
+    );
+    for user in ["root", "nobody"] {
+        let u = write_unit(
+            &format!("host-processes-{user}"),
+            &format!("[exec]\nuser = \"{user}\"\n[namespaces]\npid = false\n[filesystem]\nhost_processes = true\n"),
+        );
+        let mut c = command(As::Root);
+        c.args(["run", "--unit", u.to_str().unwrap(), "--", "/bin/sh", "-c", &script]);
+        let o = output(c, T);
+        let out = String::from_utf8_lossy(&o.stdout).into_owned();
+        assert!(o.status.success(), "{user}: {}", text(&o));
+        let mut lines = out.lines();
+        let visible: Vec<u32> = lines.next().unwrap_or_default().split_whitespace().filter_map(|p| p.parse().ok()).collect();
+        assert!(visible.contains(&1) && visible.contains(&me), "{user}: the host's processes are not listed: {out}");
+        assert!(lines.next().unwrap_or_default().starts_with("Name:"), "{user}: /proc/1/status: {out}");
+        assert!(lines.next().unwrap_or_default().contains("escape"), "{user}: this test's cmdline: {out}");
+        assert_eq!(lines.collect::<Vec<_>>(), ["end"], "{user}: what the ptrace check guards was reached: {out}");
+    }
+}
+
 // A declared path whose parent is a link on the host (/var/run -> /run) is
 // the host's directory in the view: the link was followed inside the view
 // before, so the bind took the view's own (empty, or read-only) directory

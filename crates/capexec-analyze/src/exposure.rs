@@ -337,6 +337,8 @@ struct Launch<'a> {
     uid: u32,
     caps: Vec<String>,
     mdwe: bool,
+    /// The view's /proc hides the processes the service may not ptrace.
+    hidepid: bool,
 }
 
 impl<'a> Launch<'a> {
@@ -348,6 +350,7 @@ impl<'a> Launch<'a> {
                 uid: p.uid,
                 caps: p.keep_caps.iter().map(|c| c.to_string()).collect(),
                 mdwe: p.mdwe,
+                hidepid: p.mounts.iter().any(|m| matches!(m, capexec_sandbox::plan::MountStep::Proc { hidepid: true, .. })),
             },
             None => {
                 let ns = &spec.namespaces;
@@ -362,6 +365,7 @@ impl<'a> Launch<'a> {
                     uid: spec.exec.user.uid,
                     caps: spec.capabilities.iter().map(|c| c.to_string()).collect(),
                     mdwe: spec.exec.memory_deny_write_execute,
+                    hidepid: !ns.pid && !spec.filesystem.host_processes,
                 }
             }
         }
@@ -608,7 +612,11 @@ fn answer(spec: &ServiceSpec, launch: &Launch, ch: &Check) -> Answer {
         "ProtectProc=" => match (launch.has(libc::CLONE_NEWPID), spec.filesystem.proc) {
             (_, ProcMode::None) => (Some(0), "No /proc in the view".into(), None),
             (true, _) => (Some(0), "Service sees only its own processes".into(), Some("pid namespace with its own /proc")),
-            (false, _) => (Some(3), "Service has full access to the process tree".into(), None),
+            // As ProtectProc=invisible, which systemd-analyze scores 0.
+            (false, _) if launch.hidepid => {
+                (Some(0), "Service sees only its own processes (/proc hidepid=invisible)".into(), Some("filesystem.host_processes = false"))
+            }
+            (false, _) => (Some(3), "Service sees every process of the host (filesystem.host_processes)".into(), None),
         },
         "ProcSubset=" => yes_no(
             spec.filesystem.proc == ProcMode::Full,

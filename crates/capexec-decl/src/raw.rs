@@ -273,6 +273,7 @@ pub struct RawFilesystem {
     pub syslog_sockets: Option<Vec<String>>,
     pub devices: Option<Vec<String>>,
     pub proc: Option<String>,
+    pub host_processes: Option<bool>,
 }
 
 #[derive(Debug, Default, Clone, Deserialize)]

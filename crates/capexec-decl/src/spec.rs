@@ -196,6 +196,12 @@ pub struct FsSpec {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub syslog_sockets: Vec<PathBuf>,
     pub proc: ProcMode,
+    /// /proc shows every process of the host (no `hidepid`), for monitoring
+    /// agents that count or look at them (systemd's `ProtectProc=default`).
+    /// Only without a pid namespace of the service's own. What the ptrace
+    /// check guards (memory, environment, fds) stays the service's own.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub host_processes: bool,
     /// Directories capexec creates for the service, owned by its user, and
     /// writable in the view (systemd's RuntimeDirectory= and friends).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

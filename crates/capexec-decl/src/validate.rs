@@ -584,6 +584,23 @@ pub fn validate(name: &str, raw: &RawUnit, sources: Vec<PathBuf>, ctx: &Context)
     // mounts that /proc for it (`resources::proc_tree`).
     let has_pid_file = raw.service.as_ref().is_some_and(|s| s.pid_file.is_some());
     let pid_ns = ns.pid.unwrap_or(ctx.rootless || !has_pid_file);
+    let host_processes = fs.host_processes.unwrap_or(false);
+    if host_processes && pid_ns {
+        v.err_help(
+            "filesystem.host_processes",
+            "the host's processes cannot show in /proc: the service has a pid namespace of its own",
+            match ctx.rootless {
+                true => "rootless capexec always makes one; run the service as root",
+                false => "set namespaces.pid = false",
+            },
+        );
+    } else if host_processes && proc == ProcMode::None {
+        v.err_help(
+            "filesystem.host_processes",
+            "there is no /proc to show the host's processes in (filesystem.proc = \"none\")",
+            "set filesystem.proc = \"pid-only\" or \"full\"",
+        );
+    }
     if !pid_ns && ctx.rootless && proc != ProcMode::None {
         // A new proc instance needs a pid namespace that the service's user
         // namespace owns; as root capexec mounts the host's for it.
@@ -825,6 +842,7 @@ pub fn validate(name: &str, raw: &RawUnit, sources: Vec<PathBuf>, ctx: &Context)
         dev,
         syslog_sockets,
         proc,
+        host_processes,
         directories,
         directories_owner,
         pid_file,

@@ -999,3 +999,23 @@ fn umask_is_octal_permission_bits() {
         assert!(e.help.as_deref().is_some_and(|h| h.contains("\"0027\"")), "{bad}: {e}");
     }
 }
+
+/// filesystem.host_processes shows the host's processes in /proc, which only
+/// the host's pid namespace has: with a pid namespace of the service's own
+/// (the default, and always rootless) or without a /proc it is an error
+/// that says what to change.
+#[test]
+fn host_processes_need_the_hosts_pid_namespace() {
+    let e = one(&format!("{ARGV}[filesystem]\nhost_processes = true\n"));
+    assert_eq!(e.key.as_deref(), Some("filesystem.host_processes"), "{e}");
+    assert!(e.help.as_deref().is_some_and(|h| h.contains("namespaces.pid = false")), "{e}");
+    let e = one(&format!("{ARGV}[filesystem]\nhost_processes = true\nproc = \"none\"\n[namespaces]\npid = false\n"));
+    assert!(e.help.as_deref().is_some_and(|h| h.contains("filesystem.proc")), "{e}");
+    let s = ok(&format!("{ARGV}[filesystem]\nhost_processes = true\n[namespaces]\npid = false\n"));
+    assert!(s.filesystem.host_processes && !s.namespaces.pid);
+    assert!(!ok(ARGV).filesystem.host_processes, "the default hides them");
+    let d = tmpdir("rootless-host-processes");
+    let p = write(&d.0, "r.svc", format!("{ARGV}[filesystem]\nhost_processes = true\n"));
+    let e = load_unit(p.to_str().unwrap(), &[], &ctx_user()).unwrap_err().0;
+    assert!(e.iter().any(|e| e.help.as_deref().is_some_and(|h| h.contains("as root"))), "{e:#?}");
+}

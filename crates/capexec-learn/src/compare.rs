@@ -366,6 +366,7 @@ mod tests {
             dev: DevMode::Minimal,
             syslog_sockets: Vec::new(),
             proc: ProcMode::PidOnly,
+            host_processes: false,
         }
     }
 

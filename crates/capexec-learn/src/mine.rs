@@ -813,6 +813,18 @@ pub fn declaration(obs: &Observations, origin: &Origin, exists: impl Fn(&str) ->
         let _ = writeln!(o, "# Read during the run, and not in a pid-only /proc (the default): {}", examples(&host_proc));
         o.push_str("proc = \"full\"\n");
     }
+    // nagios-nrpe-server's check_procs counted 4 processes of 75: a service
+    // sees only its own unless it asks for the host's.
+    let lists_processes = origin.as_root && lists_processes(obs);
+    if lists_processes {
+        let _ = writeln!(
+            o,
+            "# The run listed /proc, the processes there: here it sees every process of the host (not their\n\
+             # memory, environment or fds), where it would see only its own. Remove this{} if it\n\
+             # looks for its own processes only.\nhost_processes = true",
+            if pid_file.is_none() { " and `pid = false` below" } else { "" }
+        );
+    }
     // OpenVPN's /dev/net/tun: a device of capexec's short list the run opened.
     let devices: Vec<&str> = capexec_decl::validate::DEVICES.iter().copied().filter(|d| obs.paths.get(*d).is_some_and(|a| !a.is_empty())).collect();
     if !devices.is_empty() {
@@ -914,6 +926,8 @@ pub fn declaration(obs: &Observations, origin: &Origin, exists: impl Fn(&str) ->
     // A pid file means what host tools read it as only with the host's pids.
     if let Some(p) = pid_file.as_ref() {
         let _ = writeln!(o, "# It writes a pid file ({}): in the host's pid namespace the file holds the pid host tools expect.\npid = false", commented(p));
+    } else if lists_processes {
+        o.push_str("# The host's processes show only in the host's pid namespace (filesystem.host_processes).\npid = false\n");
     }
     // Named unless the unit names it already.
     let names_pid_file = pid_file.clone().filter(|_| origin.pid_file.is_none());
@@ -1126,6 +1140,12 @@ pub fn declaration(obs: &Observations, origin: &Origin, exists: impl Fn(&str) ->
         let _ = writeln!(o, "# Syscall numbers this capexec does not know (not allowed): {:?}", obs.unknown);
     }
     o
+}
+
+/// Whether the run listed the processes in /proc (opened /proc itself to
+/// read it: ps, pgrep, check_procs), not just its own (/proc/self/...).
+fn lists_processes(obs: &Observations) -> bool {
+    obs.paths.get("/proc").is_some_and(|a| a.contains(&Access::Read))
 }
 
 #[cfg(test)]
@@ -1893,6 +1913,30 @@ mod tests {
         assert!(!text.contains("[[broker.fs]]"), "{text}");
         let spec = capexec_decl::from_text("atd", &text, &ctx).unwrap_or_else(|e| panic!("{e}\n{text}"));
         assert_eq!(spec.filesystem.pid_file.as_deref(), Some(Path::new("/run/atd.pid")), "{text}");
+    }
+
+    /// A run that listed /proc (check_procs, ps) gets the host's processes,
+    /// with the host's pid namespace they need, as root; reading its own
+    /// processes' files, or rootless, says nothing. The mined file passes
+    /// validation.
+    #[test]
+    fn a_run_that_lists_proc_sees_the_hosts_processes() {
+        let mined = |paths: &[(&str, &[Access])], as_root: bool| {
+            let o = obs(paths, &["openat", "getdents64"]);
+            declaration(&o, &origin(&["/usr/sbin/nrpe".into()], as_root), |_| true)
+        };
+        let listed: &[(&str, &[Access])] = &[("/proc", &[Access::Read]), ("/proc/1/stat", &[Access::Read])];
+        let text = mined(listed, true);
+        let v: toml::Value = toml::from_str(&text).unwrap();
+        assert_eq!(v["filesystem"]["host_processes"].as_bool(), Some(true), "{text}");
+        assert_eq!(v["namespaces"]["pid"].as_bool(), Some(false), "{text}");
+        let ctx = capexec_decl::Context { rootless: false, uid: 0, gid: 0, unit_dir: None };
+        let spec = capexec_decl::from_text("nrpe", &text, &ctx).unwrap_or_else(|e| panic!("{e}\n{text}"));
+        assert!(spec.filesystem.host_processes, "{text}");
+        for (paths, as_root) in [(listed, false), (&[("/proc/self/status", &[Access::Read][..]), ("/proc", &[Access::Look][..])][..], true)] {
+            let text = mined(paths, as_root);
+            assert!(!text.contains("host_processes"), "{text}");
+        }
     }
 
     /// A service that writes a pid file shares the host's pid namespace (as

@@ -212,7 +212,8 @@ pub enum MountStep {
     /// A new /proc. `hidepid`: without a pid namespace of its own, the
     /// service's processes only (`hidepid=invisible`: a process shows when
     /// the service may ptrace it, and Landlock allows that only inside the
-    /// service's domain).
+    /// service's domain), unless `filesystem.host_processes` asks for the
+    /// host's.
     Proc {
         mode: ProcMode,
         hidepid: bool,
@@ -765,7 +766,7 @@ fn plan_inheriting(
         first.push(MountStep::Dev);
     }
     if spec.filesystem.proc != ProcMode::None {
-        let hidepid = !spec.namespaces.pid;
+        let hidepid = !spec.namespaces.pid && !spec.filesystem.host_processes;
         if hidepid && std::iter::once(&id.gid).chain(&id.groups).any(|g| *g == crate::mounts::PROC_GID) {
             return Err(LaunchError::Plan(format!("gid {} is the group that sees every process in /proc: not the service's", crate::mounts::PROC_GID)));
         }
