@@ -631,8 +631,12 @@ const MANY_PEERS: usize = 3;
 /// whichever servers it learnt of (a recursive resolver follows the
 /// delegations of the answers it gets: root, top-level and zone servers),
 /// and the next run meets others: every address of the families seen, on
-/// that port. Anything else as it was reached.
-fn connect_grants(connects: &[&String]) -> (BTreeSet<String>, BTreeSet<String>) {
+/// that port. A datagram server (`serves`: it bound a UDP listener before
+/// the workload started) that connected to a port its clients' kernel picks
+/// (in this host's ephemeral range: the workload ran here) answered a client
+/// from a socket of its own, as in.tftpd does: every high port of that
+/// address, named in `replies`. Anything else as it was reached.
+fn connect_grants(connects: &[&String], serves: bool, ephemeral: (u16, u16)) -> (BTreeSet<String>, BTreeSet<String>, BTreeSet<String>) {
     // proto:port → the addresses reached there.
     let mut by_port: BTreeMap<(&str, &str), Vec<std::net::IpAddr>> = BTreeMap::new();
     for c in connects {
@@ -644,6 +648,15 @@ fn connect_grants(connects: &[&String]) -> (BTreeSet<String>, BTreeSet<String>) 
         by_port.iter().filter(|(_, ips)| ips.len() >= MANY_PEERS && ips.iter().all(|ip| !ip.is_loopback())).map(|(k, v)| (*k, v)).collect();
     let mut grants = BTreeSet::new();
     let mut opened = BTreeSet::new();
+    let mut replies = BTreeSet::new();
+    let reply = |c: &str| {
+        let (_, a) = crate::compare::inet(c).filter(|(p, a)| *p == capexec_decl::grants::Proto::Udp && (ephemeral.0..=ephemeral.1).contains(&a.port()))?;
+        let host = match a {
+            std::net::SocketAddr::V4(v4) => v4.ip().to_string(),
+            std::net::SocketAddr::V6(v6) => format!("[{}]", v6.ip()),
+        };
+        Some(format!("udp:{host}{ANY_HIGH_PORT}"))
+    };
     for c in connects {
         let key = c.split_once(':').and_then(|(proto, rest)| Some((proto, rest.rsplit_once(':')?.1)));
         match key.and_then(|k| many.get(&k).map(|ips| (k, ips))) {
@@ -656,12 +669,29 @@ fn connect_grants(connects: &[&String]) -> (BTreeSet<String>, BTreeSet<String>) 
                 }
                 opened.insert(format!("{proto} port {port} ({} addresses)", ips.len()));
             }
-            None => {
-                grants.insert((*c).clone());
-            }
+            None => match reply(c).filter(|_| serves) {
+                Some(g) => {
+                    replies.insert((*c).clone());
+                    grants.insert(g);
+                }
+                None => {
+                    grants.insert((*c).clone());
+                }
+            },
         }
     }
-    (grants, opened)
+    (grants, opened, replies)
+}
+
+/// This host's ephemeral port range (net.ipv4.ip_local_port_range), where
+/// its kernel picks a client socket's port; Linux's default without it.
+fn ephemeral_ports() -> (u16, u16) {
+    let read = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range").unwrap_or_default();
+    let mut ports = read.split_whitespace().filter_map(|p| p.parse::<u16>().ok());
+    match (ports.next(), ports.next()) {
+        (Some(first), Some(last)) if first <= last => (first, last),
+        _ => (32768, 60999),
+    }
 }
 
 /// How many internet addresses (neither loopback nor private nor link-local)
@@ -973,7 +1003,16 @@ pub fn declaration(obs: &Observations, origin: &Origin, exists: impl Fn(&str) ->
             }
         }
         if !connects.is_empty() {
-            let (grants, opened) = connect_grants(&connects);
+            let (grants, opened, replies) = connect_grants(&connects, !obs.start_datagram_binds.is_empty(), ephemeral_ports());
+            if !replies.is_empty() {
+                let _ = writeln!(
+                    o,
+                    "# Answered a client from a socket of its own ({}), as a TFTP server does: the client's port\n\
+                     # is one its kernel picks, so every high port of that address. Clients elsewhere need their\n\
+                     # addresses (\"udp:192.0.2.0/24:1024-65535\"; \"udp:0.0.0.0/0:1024-65535\" for any).",
+                    replies.iter().cloned().collect::<Vec<_>>().join(", ")
+                );
+            }
             if let Some((peers, ports)) = scattered_peers(&grants) {
                 let _ = writeln!(
                     o,
@@ -1688,6 +1727,37 @@ mod tests {
         assert_eq!(bind, ["udp:127.0.0.1:53", "udp:[::]:4444"]);
     }
 
+    /// in.tftpd answers each request from a new socket connected to the
+    /// client's port, which the client's kernel picked: a datagram server's
+    /// connect to a port in the ephemeral range is granted as every high
+    /// port of that address, with a comment that names it. A client's
+    /// connect to such a port (no listener of its own), or a server's to a
+    /// fixed port, stays as it was.
+    #[test]
+    fn a_datagram_servers_reply_to_a_clients_port_is_every_high_port() {
+        let reply = "udp:127.0.0.1:54107".to_owned();
+        let (upstream, v6) = ("udp:192.0.2.1:53".to_owned(), "udp:[::1]:40000".to_owned());
+        let (grants, _, replies) = connect_grants(&[&reply, &upstream, &v6], true, (32768, 60999));
+        assert_eq!(grants.into_iter().collect::<Vec<_>>(), ["udp:127.0.0.1:1024-65535", "udp:192.0.2.1:53", "udp:[::1]:1024-65535"]);
+        assert_eq!(replies.len(), 2);
+        let (grants, _, replies) = connect_grants(&[&reply], false, (32768, 60999));
+        assert_eq!((grants.into_iter().collect::<Vec<_>>(), replies.len()), (vec![reply.clone()], 0), "not a server");
+        let (grants, _, _) = connect_grants(&[&"tcp:127.0.0.1:54107".to_owned()], true, (32768, 60999));
+        assert_eq!(grants.into_iter().collect::<Vec<_>>(), ["tcp:127.0.0.1:54107"], "TCP connects are no replies");
+        let mut o = obs(&[], &["bind", "connect"]);
+        o.binds.extend(["udp:0.0.0.0:6969".to_owned(), "udp:0.0.0.0:0".to_owned()]);
+        o.start_datagram_binds.insert("udp:0.0.0.0:6969".to_owned());
+        let (first, _) = ephemeral_ports();
+        o.connects.insert(format!("udp:127.0.0.1:{first}"));
+        let text = declaration(&o, &origin(&["/usr/sbin/in.tftpd".into()], true), |_| true);
+        let v: toml::Value = toml::from_str(&text).unwrap();
+        let connect: Vec<&str> = v["broker"]["net"]["connect"].as_array().unwrap().iter().filter_map(|a| a.as_str()).collect();
+        assert_eq!(connect, ["udp:127.0.0.1:1024-65535"], "{text}");
+        assert!(text.contains("as a TFTP server does"), "{text}");
+        let ctx = capexec_decl::Context { rootless: false, uid: 0, gid: 0, unit_dir: None };
+        capexec_decl::from_text("tftpd", &text, &ctx).unwrap_or_else(|e| panic!("{e}\n{text}"));
+    }
+
     /// named's control channel: the program listens on 127.0.0.1:953 and
     /// only its `rndc stop` (a command, whose connects are kept apart by
     /// `forget_network`) connects to it. The grant stays, and a comment
@@ -1741,7 +1811,7 @@ mod tests {
                 .map(String::from),
         );
         o.connects.extend(["udp:127.0.0.1:5353", "udp:127.0.0.2:5353", "udp:127.0.0.3:5353"].map(String::from));
-        let text = declaration(&o, &origin(&[], true), |_| true);
+        let text = declaration(&o, &origin(&["/usr/sbin/in.tftpd".into()], true), |_| true);
         let v: toml::Value = toml::from_str(&text).unwrap();
         let connect: Vec<&str> = v["broker"]["net"]["connect"].as_array().unwrap().iter().filter_map(|a| a.as_str()).collect();
         assert_eq!(
