@@ -83,6 +83,8 @@ pub fn fs_refusal(fs: &FsSpec, path: &str, acc: Access, created: bool, existed: 
     if under(path, "/proc") {
         return match fs.proc {
             ProcMode::None => Some("the view has no /proc"),
+            // Listed, it shows no error: the processes are simply not there.
+            _ if path == "/proc" && acc == Access::Read && !fs.host_processes => Some("listed, it shows only the service's own processes"),
             ProcMode::PidOnly if crate::host_proc(path) => Some("not in a pid-only /proc (the service's own processes only)"),
             _ => None,
         };
@@ -148,6 +150,9 @@ fn path_fix(path: &str, acc: &BTreeSet<Access>, existed: bool, exists: &impl Fn(
     }
     if crate::host_proc(path) {
         return "set [filesystem] proc = \"full\"".into();
+    }
+    if path == "/proc" && acc.contains(&Access::Read) {
+        return "set [filesystem] host_processes = true and [namespaces] pid = false (as root), if it is to see the host's processes".into();
     }
     if under(path, "/proc") {
         return "set [filesystem] proc = \"pid-only\" or \"full\"".into();
@@ -389,6 +394,11 @@ mod tests {
         assert!(ok("/dev/urandom", Access::Read) && !ok("/dev/sda", Access::Read));
         // A pid-only /proc (the fixture's) has the service's processes only.
         assert!(ok("/proc/self/status", Access::Read) && ok("/proc/12/stat", Access::Read) && !ok("/proc/meminfo", Access::Read));
+        // Listing /proc (ps) finds the service's own processes only, unless
+        // it is given the host's.
+        assert!(!ok("/proc", Access::Read) && ok("/proc", Access::Look));
+        let host = FsSpec { host_processes: true, ..f.clone() };
+        assert!(fs_refusal(&host, "/proc", Access::Read, false, true).is_none());
         // The private /tmp: what the run made is fine, the host's files are not there.
         assert!(fs_refusal(&f, "/tmp/x", Access::Read, true, true).is_none());
         assert!(fs_refusal(&f, "/tmp/host-file", Access::Read, false, true).is_some());
