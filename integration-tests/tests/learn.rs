@@ -88,6 +88,8 @@ fn mine_check_enforce(c: &Case, enforced: impl FnOnce()) {
     cmd.arg("learn").arg(unit(c.unit)).arg("--workload").arg(c.mine).arg("--out").arg(&out);
     let o = output(cmd, T);
     assert!(o.status.success(), "mining {}:\n{}", c.name, text(&o));
+    // Said with every failure of the check below: what the mining run printed.
+    let mined = text(&o);
     let decl = std::fs::read_to_string(&out).unwrap();
     // Calls the service never makes are not allowed.
     for s in ["mount", "umount2", "ptrace", "bpf", "init_module", "finit_module", "kexec_load", "setns", "unshare", "pivot_root", "chroot", "reboot", "swapon"]
@@ -109,9 +111,9 @@ fn mine_check_enforce(c: &Case, enforced: impl FnOnce()) {
     let distinct = report["distinct_syscalls"].as_u64().unwrap();
     let refused = report["syscalls"].as_array().unwrap().len() as u64;
     assert!(distinct > 20, "the check run recorded the service: {report:#}");
-    assert!((distinct - refused) * 100 >= distinct * 99, "{refused} of {distinct} syscalls refused: {report:#}\n{decl}");
+    assert!((distinct - refused) * 100 >= distinct * 99, "{refused} of {distinct} syscalls refused: {report:#}\n{decl}\nmining:\n{mined}");
     for cat in ["syscalls", "files", "network"] {
-        assert_eq!(report[cat], serde_json::json!([]), "{cat} the mined unit would refuse: {report:#}\n{decl}");
+        assert_eq!(report[cat], serde_json::json!([]), "{cat} the mined unit would refuse: {report:#}\n{decl}\nmining:\n{mined}");
     }
     assert!(o.status.success(), "{}", text(&o));
 
@@ -868,3 +870,33 @@ fn a_command_that_writes_where_the_program_does_not_is_mined_privileged() {
     assert!(hooked.join("marker").exists(), "the hook ran in the sandbox: {}", text(&d.ctl(&["logs", "hostcmd"])));
     d.terminate(T);
 }
+
+// What a program does at its stop is recorded even when the recording makes
+// it slower than its stop timeout: every call waits for the recorder, and on
+// a busy machine nginx's exit (the unlink of its pid file) missed the
+// timeout, was killed, and the mined file lacked the call. A program still
+// making calls gets more time; this one spends 1.5 s ending against a 1 s
+// timeout, then writes a file whose directory the mined file must grant.
+both!(a_slow_stop_is_recorded_to_its_end, |who: As| {
+    let (dir, _scratch) = writable_dir(&format!("slow-stop-{who:?}"));
+    let d = dir.to_str().unwrap();
+    let out = dir.join("at-stop");
+    std::fs::create_dir_all(&out).unwrap();
+    set_mode(&out, 0o777);
+    let script = format!(
+        "trap 'i=0; while [ $i -lt 15 ]; do sleep 0.1; i=$((i+1)); done; echo bye > {d}/at-stop/bye; exit 0' TERM; \
+         touch {d}/ready; while :; do sleep 0.1; done"
+    );
+    let argv = serde_json::to_string(&["/bin/sh", "-c", &script]).unwrap();
+    let unit = dir.join("slow.svc");
+    std::fs::write(&unit, format!("[exec]\nargv = {argv}\n[filesystem]\nread_write = [\"{d}\"]\n[service]\nstop_timeout = \"1s\"\n")).unwrap();
+    set_mode(&unit, 0o644);
+    let mined = dir.join("learned.svc");
+    let mut c = command(who);
+    c.arg("learn").arg(&unit).arg("--out").arg(&mined).args(["--no-wait", "--workload", &format!("while [ ! -e {d}/ready ]; do sleep 0.05; done")]);
+    let o = output(c, T);
+    assert!(o.status.success() && !text(&o).contains("killed"), "{}", text(&o));
+    assert_eq!(std::fs::read_to_string(out.join("bye")).unwrap_or_default(), "bye\n", "the stop ran to its end: {}", text(&o));
+    let decl = std::fs::read_to_string(&mined).unwrap();
+    assert!(decl.contains(&format!("{d}/at-stop")), "the write at the stop, recorded:\n{decl}");
+});

@@ -768,7 +768,7 @@ fn drive(s: &Spawned, spec: &ServiceSpec, cmd: &str, ready: &[Ready], timeout: D
             break;
         }
         if Instant::now() > deadline {
-            stop(s, spec);
+            stop(s, spec, None);
             let list: Vec<String> = ready.iter().map(|r| r.to_string()).collect();
             return Err(CmdError::Run(format!(
                 "{}: not ready ({}) after {} s; raise --ready-timeout, or name the address with --wait-for",
@@ -778,7 +778,7 @@ fn drive(s: &Spawned, spec: &ServiceSpec, cmd: &str, ready: &[Ready], timeout: D
             )));
         }
         if let Some(sig) = pause(Duration::from_millis(20)) {
-            stop(s, spec);
+            stop(s, spec, None);
             return Err(CmdError::Run(format!("{}: interrupted by signal {sig} while waiting for the service to listen", spec.name)));
         }
     }
@@ -826,7 +826,7 @@ fn drive(s: &Spawned, spec: &ServiceSpec, cmd: &str, ready: &[Ready], timeout: D
                 if !spec.exec.stop.is_empty() && service_ended(s).is_none() {
                     around(s, spec, Tasks::Stop, watching.commands);
                 }
-                let status = stop(s, spec);
+                let status = stop(s, spec, Some(watching.activity));
                 return Ok(Ended { status, workload: Some(workload), interrupted, early: None });
             }
             Ok(None) => {}
@@ -905,6 +905,10 @@ fn settle(s: &Spawned, spec: &ServiceSpec, timeout: Duration, activity: &std::sy
 /// How long a service makes no call before `settle` takes it as done.
 const QUIET: Duration = Duration::from_millis(200);
 
+/// How many stop timeouts a program that is still making calls gets to end
+/// in a learning run (see `stop`).
+const STOP_GRACE: u32 = 4;
+
 /// Runs the service's `which` commands through its task helper, recording
 /// each; a failure is a warning (the run goes on: what was recorded
 /// counts). A stop command may end the service, and its helper with it.
@@ -927,8 +931,12 @@ fn around(s: &Spawned, spec: &ServiceSpec, which: Tasks, learner: &dyn Fn(Tasks,
 }
 
 /// Stops the service as the daemon would (its stop signal, then SIGKILL after
-/// its stop timeout) and returns its exit status.
-fn stop(s: &Spawned, spec: &ServiceSpec) -> i32 {
+/// its stop timeout) and returns its exit status. With `activity` (the
+/// recorder's count of the program's calls), a program still making calls
+/// at the timeout gets more time, up to [`STOP_GRACE`] times it: every call
+/// waits for the recorder, which on a busy machine made nginx's exit (the
+/// unlink of its pid file) miss the timeout and go unrecorded.
+fn stop(s: &Spawned, spec: &ServiceSpec, activity: Option<&std::sync::atomic::AtomicU64>) -> i32 {
     // The service we spawned: its main process; its init when that has
     // ended (a forking service's start: init forwards the signal to the
     // daemon its pid file names), as the daemon does.
@@ -940,12 +948,29 @@ fn stop(s: &Spawned, spec: &ServiceSpec) -> i32 {
             None => drop(kill(Pid::from_raw(s.pid), sig)),
         }
     }
-    let deadline = Instant::now() + spec.service.stop_timeout;
-    while Instant::now() < deadline {
+    let calls = || activity.map(|a| a.load(std::sync::atomic::Ordering::Relaxed));
+    let started = Instant::now();
+    let (mut seen, mut since) = (calls(), started);
+    loop {
         if let Some(st) = service_ended(s) {
             return st;
         }
+        let busy = activity.is_some() && since.elapsed() < QUIET;
+        let waited = started.elapsed();
+        if waited >= spec.service.stop_timeout && (!busy || waited >= spec.service.stop_timeout * STOP_GRACE) {
+            break;
+        }
         pause(Duration::from_millis(20));
+        if calls() != seen {
+            (seen, since) = (calls(), Instant::now());
+        }
+    }
+    if activity.is_some() {
+        eprintln!(
+            "capexec learn: warning: {}: still running {} s after its stop signal: killed; what it does at a stop was not recorded (service.stop_timeout)",
+            spec.name,
+            started.elapsed().as_secs()
+        );
     }
     // The namespace init is our child; killing it ends its pid namespace.
     let _ = kill(Pid::from_raw(s.pid), Signal::SIGKILL);
