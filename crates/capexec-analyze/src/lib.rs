@@ -4,5 +4,8 @@
 //! unit, from the plan a launch would run; [`import`] turns a systemd unit
 //! file into a declaration.
 
+// System calls that need `unsafe` are capexec-sys's (docs/architecture.md).
+#![forbid(unsafe_code)]
+
 pub mod exposure;
 pub mod import;

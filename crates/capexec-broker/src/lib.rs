@@ -18,6 +18,9 @@
 //! [`lookup`] does the host-side lookups (names, users, groups, sysctl,
 //! syslog) for granted requests.
 
+// System calls that need `unsafe` are capexec-sys's (docs/architecture.md).
+#![forbid(unsafe_code)]
+
 pub mod append;
 pub mod binder;
 pub mod dns;

@@ -223,14 +223,10 @@ mod tests {
 
     #[test]
     fn sockaddrs() {
-        let (ss, len) = sock::sockaddr("127.0.0.1:6379".parse().unwrap(), libc::AF_INET);
-        // SAFETY: reading the bytes of a plain-data struct we own.
-        let b = unsafe { std::slice::from_raw_parts(&ss as *const _ as *const u8, len as usize) };
-        assert_eq!(parse_sockaddr(b), Ok(Some("127.0.0.1:6379".parse().unwrap())));
-        let (ss, len) = sock::sockaddr("127.0.0.1:1".parse().unwrap(), libc::AF_INET6);
-        // SAFETY: as above.
-        let b = unsafe { std::slice::from_raw_parts(&ss as *const _ as *const u8, len as usize) };
-        assert_eq!(parse_sockaddr(b), Ok(Some("[::ffff:127.0.0.1]:1".parse().unwrap())));
+        let b = sock::sockaddr_bytes("127.0.0.1:6379".parse().unwrap(), libc::AF_INET);
+        assert_eq!(parse_sockaddr(&b), Ok(Some("127.0.0.1:6379".parse().unwrap())));
+        let b = sock::sockaddr_bytes("127.0.0.1:1".parse().unwrap(), libc::AF_INET6);
+        assert_eq!(parse_sockaddr(&b), Ok(Some("[::ffff:127.0.0.1]:1".parse().unwrap())));
         assert_eq!(parse_sockaddr(&[1]), Err(libc::EINVAL));
         assert_eq!(parse_sockaddr(&(libc::AF_INET as u16).to_ne_bytes()), Err(libc::EINVAL));
         assert_eq!(parse_sockaddr(&(libc::AF_UNIX as u16).to_ne_bytes()), Ok(None));

@@ -17,6 +17,10 @@
 //!
 //! The C interface over it is in `include/capexec.h` (`libcapexec_client.so`).
 
+// `unsafe` only in `ffi` (raw pointers from C callers); system calls are capexec-sys's.
+#![deny(unsafe_code)]
+
+#[allow(unsafe_code)]
 pub mod ffi;
 pub mod wire;
 

@@ -5,6 +5,8 @@
 //! [`spec::ServiceSpec`] with every default resolved. Errors name the file, line,
 //! column and key path ([`error::DeclError`]).
 
+// System calls that need `unsafe` are capexec-sys's (docs/architecture.md).
+#![forbid(unsafe_code)]
 // A DeclError carries file, line, column, key and help text; it is returned
 // once per failed load, never in a loop, so its size does not matter.
 #![allow(clippy::result_large_err)]

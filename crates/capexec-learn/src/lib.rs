@@ -3,6 +3,9 @@
 //! them into a declaration with a comment on every entry (mine).
 //! docs/learning.md explains the choices.
 
+// System calls that need `unsafe` are capexec-sys's (docs/architecture.md).
+#![forbid(unsafe_code)]
+
 pub mod compare;
 pub mod merge;
 pub mod mine;

@@ -8,6 +8,9 @@
 //! `state` (the state directory). `check` stops after the first step; `run`
 //! launches in the foreground. What is not done yet: docs/oci.md, "Status".
 
+// System calls that need `unsafe` are capexec-sys's (docs/architecture.md).
+#![forbid(unsafe_code)]
+
 mod agent;
 mod bundle;
 mod cgroups;

@@ -9,6 +9,9 @@
 //! The upper directory is written by a program capexec ran: nothing here
 //! follows a link in it, and a name is taken only as one path component.
 
+// System calls that need `unsafe` are capexec-sys's (docs/architecture.md).
+#![forbid(unsafe_code)]
+
 pub mod commit;
 
 use serde::Serialize;

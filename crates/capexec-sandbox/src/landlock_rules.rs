@@ -232,6 +232,7 @@ fn broker_layer(ll: &LandlockPlan, layer: &crate::plan::BrokerLayer, refer: &[Ow
 }
 
 #[cfg(test)]
+#[allow(unsafe_code)]
 mod tests {
     use super::*;
     use crate::plan::BrokerLayer;

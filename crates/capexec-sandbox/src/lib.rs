@@ -7,6 +7,10 @@
 //! exec. [`doctor`] reports what the kernel supports. Raw syscalls live in the
 //! capexec-sys crate, re-exported here as [`sys`].
 
+// System calls that need `unsafe` are capexec-sys's (docs/architecture.md);
+// here only aya's Pod for netguard's map value, and tests that probe the kernel.
+#![deny(unsafe_code)]
+
 pub mod child;
 mod container_hooks;
 pub use container_hooks::HookFailure;

@@ -72,6 +72,7 @@ struct Grant {
 // SAFETY: `Grant` is `repr(C)`, made of integers only, with its padding
 // spelled out as a field, so every byte of it is initialised and any bit
 // pattern is valid: aya copies it byte for byte into the programs' .rodata.
+#[allow(unsafe_code)]
 unsafe impl aya::Pod for Grant {}
 
 impl Grant {
@@ -324,6 +325,7 @@ fn verifier_text(e: &aya::programs::ProgramError) -> String {
 }
 
 #[cfg(test)]
+#[allow(unsafe_code)]
 mod tests {
     use super::*;
 

@@ -145,6 +145,7 @@ fn helper(items: &[(&Path, Kind, &OwnedFd)], uid: u32, gid: u32, sock: RawFd) ->
 }
 
 #[cfg(test)]
+#[allow(unsafe_code)]
 mod tests {
     use super::*;
 

@@ -9,6 +9,10 @@
 //! What a service was refused goes into its [`trail`]: as root from the
 //! kernel's [`audit`] log, rootless from the [`refusals`] it answers itself.
 
+// System calls that need `unsafe` are capexec-sys's (docs/architecture.md);
+// here only `daemon::watch`, tokio's fd registration.
+#![deny(unsafe_code)]
+
 pub mod audit;
 pub mod cgroup;
 pub mod control;

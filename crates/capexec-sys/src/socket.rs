@@ -86,6 +86,15 @@ pub fn sockaddr(a: SocketAddr, family: i32) -> (libc::sockaddr_storage, libc::so
     (ss, len as libc::socklen_t)
 }
 
+/// `a` as the bytes of its sockaddr for a socket of `family` ([`sockaddr`]):
+/// what a service passes to bind(2) or connect(2).
+pub fn sockaddr_bytes(a: SocketAddr, family: i32) -> Vec<u8> {
+    let (ss, len) = sockaddr(a, family);
+    // SAFETY: reading `len` bytes, at most its size, of a plain-data struct
+    // that lives through the copy.
+    unsafe { std::slice::from_raw_parts((&ss as *const libc::sockaddr_storage).cast::<u8>(), len as usize) }.to_vec()
+}
+
 pub fn bind(fd: BorrowedFd<'_>, addr: SocketAddr, family: i32) -> io::Result<()> {
     let (ss, len) = sockaddr(addr, family);
     // SAFETY: the kernel reads `len` bytes of a valid sockaddr.

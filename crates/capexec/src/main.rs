@@ -1,5 +1,8 @@
 //! capexec: one binary, one subcommand per job. Each subcommand lives in `cmd/`.
 
+// System calls that need `unsafe` are capexec-sys's (docs/architecture.md).
+#![forbid(unsafe_code)]
+
 mod cmd;
 
 use capexec::cli;

@@ -31,6 +31,7 @@ mod registry;
 mod requests;
 #[cfg(test)]
 mod tests;
+#[allow(unsafe_code)]
 mod watch;
 
 pub struct Config {
