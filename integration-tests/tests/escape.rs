@@ -671,6 +671,15 @@ fn host_processes_show_the_hosts_processes_not_their_insides() {
         assert!(lines.next().unwrap_or_default().starts_with("Name:"), "{user}: /proc/1/status: {out}");
         assert!(lines.next().unwrap_or_default().contains("escape"), "{user}: this test's cmdline: {out}");
         assert_eq!(lines.collect::<Vec<_>>(), ["end"], "{user}: what the ptrace check guards was reached: {out}");
+        // `capexec check` says so.
+        let checked = write_unit(
+            &format!("host-processes-check-{user}"),
+            &format!("[exec]\nargv = [\"/bin/true\"]\nuser = \"{user}\"\n[namespaces]\npid = false\n[filesystem]\nhost_processes = true\n"),
+        );
+        let mut c = command(As::Root);
+        c.arg("check").arg(&checked);
+        let o = output(c, T);
+        assert!(String::from_utf8_lossy(&o.stdout).contains("(every process of the host)"), "{user}: {}", text(&o));
     }
 }
 

@@ -102,7 +102,12 @@ fn summary(s: &capexec_decl::ServiceSpec) -> String {
     }
     let _ = writeln!(o, "  hidden     {}", list(MountKind::Inaccessible));
     let devices: String = s.filesystem.devices.iter().map(|d| format!(" + {}", d.path.display())).collect();
-    let _ = writeln!(o, "  proc, dev  {}, {}{devices}", name(&s.filesystem.proc), name(&s.filesystem.dev));
+    let processes = match (s.filesystem.host_processes, s.namespaces.pid) {
+        (true, _) => " (every process of the host)",
+        (false, false) => " (its own processes only: hidepid)",
+        (false, true) => "",
+    };
+    let _ = writeln!(o, "  proc, dev  {}{processes}, {}{devices}", name(&s.filesystem.proc), name(&s.filesystem.dev));
     let ns = &s.namespaces;
     let net = match ns.net {
         NetMode::None => "none (own namespace, loopback only)",
