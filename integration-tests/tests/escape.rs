@@ -644,16 +644,26 @@ fn without_a_pid_namespace_proc_shows_only_the_service() {
 // environ, maps, memory, and where its fds, cwd, exe and root lead stay
 // refused (a root service may list the fd numbers of a root process: the
 // directory's mode allows it, not the check), since Landlock allows it only
-// within the service, and the host's processes cannot be signalled. As root
-// (uids hide nothing) and as a user of its own.
+// within the service, and the host's processes cannot be signalled. Nor
+// changed through the files no ptrace check guards, which file ownership
+// alone decides and a root service owns root's: another process's
+// oom_score_adj (raised, the OOM killer's first victim), coredump_filter,
+// clear_refs, autogroup, comm, timerslack_ns: that /proc is read-only. As
+// root (uids hide nothing) and as a user of its own.
 #[test]
 fn host_processes_show_the_hosts_processes_not_their_insides() {
     let me = std::process::id();
+    let mut victim = std::process::Command::new("/bin/sleep").arg("60").spawn().unwrap();
+    let v = victim.id();
+    let host_view = |f: &str| std::fs::read_to_string(format!("/proc/{v}/{f}")).unwrap();
+    let before = (host_view("oom_score_adj"), host_view("coredump_filter"), host_view("comm"));
     let script = format!(
         "ls /proc | grep -E '^[0-9]+$' | tr '\\n' ' '; echo; head -1 /proc/1/status; tr '\\0' ' ' < /proc/{me}/cmdline; echo; \
          for f in /proc/{me}/environ /proc/1/environ /proc/{me}/maps /proc/{me}/mem; do head -c1 $f >/dev/null 2>&1 && echo \"read $f\"; done; \
          for l in fd/0 cwd exe root; do readlink /proc/{me}/$l >/dev/null 2>&1 && echo \"followed $l\"; done; \
-         ls /proc/{me}/root/ >/dev/null 2>&1 && echo 'entered root'; kill -0 {me} 2>/dev/null && echo signalled; echo end"
+         ls /proc/{me}/root/ >/dev/null 2>&1 && echo 'entered root'; kill -0 {me} 2>/dev/null && echo signalled; \
+         for w in oom_score_adj:1000 coredump_filter:0x7f clear_refs:1 autogroup:1 comm:x timerslack_ns:5 mem:x; do \
+         (echo ${{w#*:}} > /proc/{v}/${{w%%:*}}) 2>/dev/null && echo \"wrote ${{w%%:*}}\"; done; echo end"
     );
     for user in ["root", "nobody"] {
         let u = write_unit(
@@ -681,6 +691,10 @@ fn host_processes_show_the_hosts_processes_not_their_insides() {
         let o = output(c, T);
         assert!(String::from_utf8_lossy(&o.stdout).contains("(every process of the host)"), "{user}: {}", text(&o));
     }
+    let after = (host_view("oom_score_adj"), host_view("coredump_filter"), host_view("comm"));
+    let _ = victim.kill();
+    let _ = victim.wait();
+    assert_eq!(after, before, "a host process was changed through /proc");
 }
 
 // A declared path whose parent is a link on the host (/var/run -> /run) is

@@ -73,6 +73,9 @@ fn accesses(a: &BTreeSet<Access>) -> String {
     a.iter().map(|x| format!("{x:?}").to_lowercase()).collect::<Vec<_>>().join("+")
 }
 
+/// Why a write to /proc is refused under `filesystem.host_processes`.
+const HOST_PROC_READ_ONLY: &str = "read-only where /proc shows the host's processes";
+
 /// Why the view does not let `path` be used as `acc`; `None` when it does.
 /// `created`: the run itself created it (so it need not pre-exist);
 /// `existed`: it exists on the host (a file a fresh tmpfs would not have).
@@ -83,6 +86,7 @@ pub fn fs_refusal(fs: &FsSpec, path: &str, acc: Access, created: bool, existed: 
     if under(path, "/proc") {
         return match fs.proc {
             ProcMode::None => Some("the view has no /proc"),
+            _ if fs.host_processes && matches!(acc, Access::Write | Access::Create | Access::Remove) => Some(HOST_PROC_READ_ONLY),
             // Listed, it shows no error: the processes are simply not there.
             _ if path == "/proc" && acc == Access::Read && !fs.host_processes => Some("listed, it shows only the service's own processes"),
             ProcMode::PidOnly if crate::host_proc(path) => Some("not in a pid-only /proc (the service's own processes only)"),
@@ -234,9 +238,12 @@ pub fn compare(obs: &Observations, spec: &ServiceSpec, exists: impl Fn(&str) -> 
             continue;
         }
         if let Some(why) = acc.iter().find_map(|a| fs_refusal(&spec.filesystem, path, *a, created, existed)) {
-            let fix = match why.starts_with("masked") {
-                true => format!("take \"{path}\" out of [filesystem] inaccessible (the system view masks /etc/shadow and /etc/gshadow itself)"),
-                false => path_fix(path, acc, existed, &exists, &made),
+            let fix = match why {
+                _ if why.starts_with("masked") => {
+                    format!("take \"{path}\" out of [filesystem] inaccessible (the system view masks /etc/shadow and /etc/gshadow itself)")
+                }
+                HOST_PROC_READ_ONLY => "take out [filesystem] host_processes if the service must write there".to_owned(),
+                _ => path_fix(path, acc, existed, &exists, &made),
             };
             r.files.push(Denial { what: path.clone(), how: accesses(acc), why: why.to_owned(), fix });
         }
@@ -399,6 +406,8 @@ mod tests {
         assert!(!ok("/proc", Access::Read) && ok("/proc", Access::Look));
         let host = FsSpec { host_processes: true, ..f.clone() };
         assert!(fs_refusal(&host, "/proc", Access::Read, false, true).is_none());
+        // ... and is read-only then.
+        assert!(ok("/proc/self/oom_score_adj", Access::Write) && fs_refusal(&host, "/proc/self/oom_score_adj", Access::Write, false, true).is_some());
         // The private /tmp: what the run made is fine, the host's files are not there.
         assert!(fs_refusal(&f, "/tmp/x", Access::Read, true, true).is_none());
         assert!(fs_refusal(&f, "/tmp/host-file", Access::Read, false, true).is_some());

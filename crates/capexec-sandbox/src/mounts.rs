@@ -151,8 +151,11 @@ impl<'r> View<'r> {
                     let log = Path::new("/dev/log");
                     o.symlink(Path::new(crate::plan::SYSLOG_SOCKET), log).map_err(|e| err("symlink /dev/log", e))?;
                 }
-                MountStep::Proc { mode, hidepid } => {
-                    proc(o, *mode, *hidepid, mask_file, trees.iter().find(|(p, _)| *p == Path::new("/proc")).map(|(_, t)| *t))?
+                MountStep::Proc { mode, hidepid, host_processes } => {
+                    proc(o, *mode, *hidepid, mask_file, trees.iter().find(|(p, _)| *p == Path::new("/proc")).map(|(_, t)| *t))?;
+                    if *host_processes {
+                        setattr(o, Path::new("/proc"), false, READ_ONLY)?;
+                    }
                 }
                 MountStep::Bind { path, attrs, optional, source } => {
                     let src = match (source, root) {
@@ -724,7 +727,7 @@ mod tests {
     fn a_root_filesystem_of_its_own_is_the_view() {
         let f = usual_host().host("/srv/data", Kind::Dir);
         let steps = [
-            MountStep::Proc { mode: ProcMode::Full, hidepid: false },
+            MountStep::Proc { mode: ProcMode::Full, hidepid: false, host_processes: false },
             MountStep::Bind { path: "/mnt".into(), attrs: RO, optional: false, source: Some("/srv/data".into()) },
             MountStep::Bind { path: "/proc/sys".into(), attrs: RO, optional: false, source: None },
             MountStep::Filesystem { path: "/sys".into(), fstype: "sysfs".into(), source: "sysfs".into(), flags: libc::MS_RDONLY, data: String::new() },
@@ -778,7 +781,7 @@ mod tests {
         let f = usual_host();
         let steps = [
             MountStep::Dev,
-            MountStep::Proc { mode: ProcMode::Full, hidepid: false },
+            MountStep::Proc { mode: ProcMode::Full, hidepid: false, host_processes: false },
             bind_step("/usr", false),
             bind_step("/bin", false),
             bind_step("/etc", false),

@@ -213,10 +213,14 @@ pub enum MountStep {
     /// service's processes only (`hidepid=invisible`: a process shows when
     /// the service may ptrace it, and Landlock allows that only inside the
     /// service's domain), unless `filesystem.host_processes` asks for the
-    /// host's.
+    /// host's. `host_processes`: it shows them, and is mounted read-only:
+    /// writes to another process's files that no ptrace check guards
+    /// (`oom_score_adj`, `coredump_filter`, `clear_refs`, `autogroup`) are
+    /// decided by file ownership alone, and a root service owns root's.
     Proc {
         mode: ProcMode,
         hidepid: bool,
+        host_processes: bool,
     },
     /// Bind the host path at the same place, or the host's `source` there
     /// (with a root: `None` is what the root has at `path`, bound again).
@@ -770,7 +774,7 @@ fn plan_inheriting(
         if hidepid && std::iter::once(&id.gid).chain(&id.groups).any(|g| *g == crate::mounts::PROC_GID) {
             return Err(LaunchError::Plan(format!("gid {} is the group that sees every process in /proc: not the service's", crate::mounts::PROC_GID)));
         }
-        first.push(MountStep::Proc { mode: spec.filesystem.proc, hidepid });
+        first.push(MountStep::Proc { mode: spec.filesystem.proc, hidepid, host_processes: spec.filesystem.host_processes });
     }
     // Preopened directories by their real path: a symlink in the declared
     // path is resolved on the host (as opening it there always did), so that
@@ -1460,7 +1464,9 @@ impl SetupPlan {
             .iter()
             .filter(|m| matches!(m, MountStep::Dev | MountStep::DevLog | MountStep::Proc { .. }))
             .map(|m| match m {
-                MountStep::Proc { mode: ProcMode::PidOnly, hidepid } => MountStep::Proc { mode: ProcMode::Full, hidepid: *hidepid },
+                MountStep::Proc { mode: ProcMode::PidOnly, hidepid, host_processes } => {
+                    MountStep::Proc { mode: ProcMode::Full, hidepid: *hidepid, host_processes: *host_processes }
+                }
                 m => m.clone(),
             })
             .collect();

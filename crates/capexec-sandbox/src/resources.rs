@@ -184,7 +184,7 @@ pub fn proc_tree(plan: &crate::SetupPlan) -> Result<Option<(std::path::PathBuf, 
         return Ok(None);
     }
     let Some((mode, hidepid)) = plan.mounts.iter().find_map(|m| match m {
-        crate::plan::MountStep::Proc { mode, hidepid } => Some((*mode, *hidepid)),
+        crate::plan::MountStep::Proc { mode, hidepid, .. } => Some((*mode, *hidepid)),
         _ => None,
     }) else {
         return Ok(None);

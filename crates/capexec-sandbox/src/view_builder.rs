@@ -301,7 +301,7 @@ mod tests {
     #[test]
     fn proc_and_what_is_below_it_come_last_and_everything_in_its_order() {
         let bind = |p: &str| MountStep::Bind { path: p.into(), attrs: 0, optional: false, source: None };
-        let proc = MountStep::Proc { mode: ProcMode::Full, hidepid: false };
+        let proc = MountStep::Proc { mode: ProcMode::Full, hidepid: false, host_processes: false };
         let steps = vec![MountStep::Dev, proc.clone(), bind("/etc"), bind("/proc/sys/fs"), bind("/var/spool")];
         let (before, after) = split(&steps);
         assert_eq!(before, vec![MountStep::Dev, bind("/etc"), bind("/var/spool")]);
