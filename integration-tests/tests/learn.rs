@@ -664,6 +664,20 @@ both!(an_idle_loop_on_a_timer_is_quiet, |who: As| {
 // `kill` from the declaration's allowlist, which the program itself never
 // calls. The mined declaration then reloads under `capexec exec` (its
 // SIGHUP runs the reload commands).
+/// Learns the unit `text` (written to `dir`/t.svc) as `who`, with a
+/// workload that waits until the program has made `dir`/ready: the run's
+/// output and where the mined declaration is.
+fn learn_until_ready(who: As, dir: &std::path::Path, text: &str) -> (std::process::Output, std::path::PathBuf) {
+    let unit = dir.join("t.svc");
+    std::fs::write(&unit, text).unwrap();
+    set_mode(&unit, 0o644);
+    let mined = dir.join("learned.svc");
+    let ready = format!("while [ ! -e {}/ready ]; do sleep 0.05; done", dir.display());
+    let mut c = command(who);
+    c.arg("learn").arg(&unit).arg("--out").arg(&mined).args(["--no-wait", "--workload", &ready]);
+    (output(c, T), mined)
+}
+
 both!(reload_commands_are_learned, |who: As| {
     let (dir, _scratch) = writable_dir(&format!("reload-{who:?}"));
     let d = dir.to_str().unwrap();
@@ -674,13 +688,8 @@ both!(reload_commands_are_learned, |who: As| {
                 open(d + '/ready', 'w').close()\n\
                 while True: time.sleep(1)\n";
     let argv = serde_json::to_string(&["/usr/bin/python3", "-c", prog, d]).unwrap();
-    let unit = dir.join("hup.svc");
-    std::fs::write(&unit, format!("[exec]\nargv = {argv}\n\n[[exec.reload]]\nargv = [\"/bin/sh\", \"-c\", \"kill -HUP $MAINPID\"]\n")).unwrap();
-    set_mode(&unit, 0o644);
-    let mined = dir.join("learned.svc");
-    let mut c = command(who);
-    c.arg("learn").arg(&unit).arg("--out").arg(&mined).args(["--no-wait", "--workload", &format!("while [ ! -e {d}/ready ]; do sleep 0.05; done")]);
-    let o = output(c, T);
+    let unit = format!("[exec]\nargv = {argv}\n\n[[exec.reload]]\nargv = [\"/bin/sh\", \"-c\", \"kill -HUP $MAINPID\"]\n");
+    let (o, mined) = learn_until_ready(who, &dir, &unit);
     assert!(o.status.success() && !text(&o).contains("exec.reload failed"), "{}", text(&o));
     let decl = std::fs::read_to_string(&mined).unwrap();
     assert!(decl.contains("\"kill\", # 1 call"), "the reload's kill, recorded:\n{decl}");
@@ -888,13 +897,8 @@ both!(a_slow_stop_is_recorded_to_its_end, |who: As| {
          touch {d}/ready; while :; do sleep 0.1; done"
     );
     let argv = serde_json::to_string(&["/bin/sh", "-c", &script]).unwrap();
-    let unit = dir.join("slow.svc");
-    std::fs::write(&unit, format!("[exec]\nargv = {argv}\n[filesystem]\nread_write = [\"{d}\"]\n[service]\nstop_timeout = \"1s\"\n")).unwrap();
-    set_mode(&unit, 0o644);
-    let mined = dir.join("learned.svc");
-    let mut c = command(who);
-    c.arg("learn").arg(&unit).arg("--out").arg(&mined).args(["--no-wait", "--workload", &format!("while [ ! -e {d}/ready ]; do sleep 0.05; done")]);
-    let o = output(c, T);
+    let unit = format!("[exec]\nargv = {argv}\n[filesystem]\nread_write = [\"{d}\"]\n[service]\nstop_timeout = \"1s\"\n");
+    let (o, mined) = learn_until_ready(who, &dir, &unit);
     assert!(o.status.success() && !text(&o).contains("killed"), "{}", text(&o));
     assert_eq!(std::fs::read_to_string(out.join("bye")).unwrap_or_default(), "bye\n", "the stop ran to its end: {}", text(&o));
     let decl = std::fs::read_to_string(&mined).unwrap();

@@ -650,12 +650,8 @@ fn connect_grants(connects: &[&String], serves: bool, ephemeral: (u16, u16)) -> 
     let mut opened = BTreeSet::new();
     let mut replies = BTreeSet::new();
     let reply = |c: &str| {
-        let (_, a) = crate::compare::inet(c).filter(|(p, a)| *p == capexec_decl::grants::Proto::Udp && (ephemeral.0..=ephemeral.1).contains(&a.port()))?;
-        let host = match a {
-            std::net::SocketAddr::V4(v4) => v4.ip().to_string(),
-            std::net::SocketAddr::V6(v6) => format!("[{}]", v6.ip()),
-        };
-        Some(format!("udp:{host}{ANY_HIGH_PORT}"))
+        crate::compare::inet(c).filter(|(p, a)| *p == capexec_decl::grants::Proto::Udp && (ephemeral.0..=ephemeral.1).contains(&a.port()))?;
+        Some(format!("{}{ANY_HIGH_PORT}", c.rsplit_once(':')?.0))
     };
     for c in connects {
         let key = c.split_once(':').and_then(|(proto, rest)| Some((proto, rest.rsplit_once(':')?.1)));

@@ -130,12 +130,7 @@ pub fn require_single_threaded(what: &str) -> io::Result<()> {
 /// `/proc/self/fd/N/..`: the fd reaches exactly the subtree, with every mount
 /// inside it (masks, read-only binds) carried along.
 pub fn detached_dir(path: &CStr) -> io::Result<OwnedFd> {
-    const OPEN_TREE_CLONE: libc::c_uint = 1;
-    let flags = OPEN_TREE_CLONE | libc::O_CLOEXEC as libc::c_uint | libc::AT_RECURSIVE as libc::c_uint;
-    // SAFETY: `path` is a valid NUL-terminated string the kernel reads during the call.
-    let tree = check(unsafe { libc::syscall(libc::SYS_open_tree, libc::AT_FDCWD, path.as_ptr(), flags) })?;
-    // SAFETY: open_tree returned a new fd that nobody else owns.
-    let tree = unsafe { OwnedFd::from_raw_fd(tree as RawFd) };
+    let tree = clone_mount(path, true)?;
     // SAFETY: "." is a valid string; the result is a new fd we own. Closing
     // `tree` afterwards dissolves the copy's place in its anonymous namespace
     // but keeps it, connected and with its submounts, for as long as the
@@ -179,39 +174,35 @@ pub fn idmap_userns(uid: (u32, u32), gid: (u32, u32)) -> io::Result<OwnedFd> {
     made
 }
 
+/// open_tree(2) with OPEN_TREE_CLONE: a detached copy of the mount at
+/// `path` (relative to `dir`), close-on-exec, with `flags` added.
+fn open_tree_clone(dir: RawFd, path: &CStr, flags: libc::c_uint) -> io::Result<OwnedFd> {
+    const OPEN_TREE_CLONE: libc::c_uint = 1;
+    let flags = OPEN_TREE_CLONE | libc::O_CLOEXEC as libc::c_uint | flags;
+    // SAFETY: `path` is a valid NUL-terminated string the kernel reads during the call.
+    let tree = check(unsafe { libc::syscall(libc::SYS_open_tree, dir, path.as_ptr(), flags) })?;
+    // SAFETY: open_tree returned a new fd that nobody else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(tree as RawFd) })
+}
+
 /// A detached copy of the mount tree at `path`, with every mount below it
 /// (open_tree OPEN_TREE_CLONE | AT_RECURSIVE), not following a symlink at
 /// `path` itself: for [`idmap_tree`] and [`move_mount_tree`].
 pub fn clone_tree(path: &CStr) -> io::Result<OwnedFd> {
-    const OPEN_TREE_CLONE: libc::c_uint = 1;
-    let flags = OPEN_TREE_CLONE | libc::O_CLOEXEC as libc::c_uint | libc::AT_RECURSIVE as libc::c_uint | libc::AT_SYMLINK_NOFOLLOW as libc::c_uint;
-    // SAFETY: `path` is a valid NUL-terminated string the kernel reads during the call.
-    let tree = check(unsafe { libc::syscall(libc::SYS_open_tree, libc::AT_FDCWD, path.as_ptr(), flags) })?;
-    // SAFETY: open_tree returned a new fd that nobody else owns.
-    Ok(unsafe { OwnedFd::from_raw_fd(tree as RawFd) })
+    open_tree_clone(libc::AT_FDCWD, path, libc::AT_RECURSIVE as libc::c_uint | libc::AT_SYMLINK_NOFOLLOW as libc::c_uint)
 }
 
 /// A detached copy of the mount at `path` (open_tree OPEN_TREE_CLONE),
 /// following a symlink at `path`; with `recursive`, every mount below it too.
 pub fn clone_mount(path: &CStr, recursive: bool) -> io::Result<OwnedFd> {
-    const OPEN_TREE_CLONE: libc::c_uint = 1;
-    let flags = OPEN_TREE_CLONE | libc::O_CLOEXEC as libc::c_uint | if recursive { libc::AT_RECURSIVE as libc::c_uint } else { 0 };
-    // SAFETY: `path` is a valid NUL-terminated string the kernel reads during the call.
-    let tree = check(unsafe { libc::syscall(libc::SYS_open_tree, libc::AT_FDCWD, path.as_ptr(), flags) })?;
-    // SAFETY: open_tree returned a new fd that nobody else owns.
-    Ok(unsafe { OwnedFd::from_raw_fd(tree as RawFd) })
+    open_tree_clone(libc::AT_FDCWD, path, if recursive { libc::AT_RECURSIVE as libc::c_uint } else { 0 })
 }
 
 /// A detached bind mount of the file `fd` refers to itself (open_tree
 /// OPEN_TREE_CLONE | AT_EMPTY_PATH): attached with [`move_mount_tree`], it
 /// shows that very file, whatever its path leads to by then.
 pub fn clone_file_tree(fd: BorrowedFd<'_>) -> io::Result<OwnedFd> {
-    const OPEN_TREE_CLONE: libc::c_uint = 1;
-    let flags = OPEN_TREE_CLONE | libc::O_CLOEXEC as libc::c_uint | libc::AT_EMPTY_PATH as libc::c_uint;
-    // SAFETY: an empty NUL-terminated path, read by the kernel during the call; `fd` is open.
-    let tree = check(unsafe { libc::syscall(libc::SYS_open_tree, fd.as_raw_fd(), c"".as_ptr(), flags) })?;
-    // SAFETY: open_tree returned a new fd that nobody else owns.
-    Ok(unsafe { OwnedFd::from_raw_fd(tree as RawFd) })
+    open_tree_clone(fd.as_raw_fd(), c"", libc::AT_EMPTY_PATH as libc::c_uint)
 }
 
 /// Makes the detached tree `tree` (from [`clone_tree`]) an idmapped mount:
