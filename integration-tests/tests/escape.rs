@@ -656,6 +656,12 @@ fn host_processes_show_the_hosts_processes_not_their_insides() {
     let mut victim = std::process::Command::new("/bin/sleep").arg("60").spawn().unwrap();
     let v = victim.id();
     let host_view = |f: &str| std::fs::read_to_string(format!("/proc/{v}/{f}")).unwrap();
+    // spawn returns once the exec has taken the memory, a moment before the
+    // kernel names the process after its program.
+    let deadline = std::time::Instant::now() + T;
+    while host_view("comm") != "sleep\n" && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
     let before = (host_view("oom_score_adj"), host_view("coredump_filter"), host_view("comm"));
     let script = format!(
         "ls /proc | grep -E '^[0-9]+$' | tr '\\n' ' '; echo; head -1 /proc/1/status; tr '\\0' ' ' < /proc/{me}/cmdline; echo; \
