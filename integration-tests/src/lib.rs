@@ -1037,3 +1037,74 @@ impl Drop for NetNs {
         let _ = Command::new("ip").args(["netns", "delete", &self.name]).output();
     }
 }
+
+/// Every packet on the loopback interface whose bytes hold a marker, seen
+/// from a packet socket (root): where a datagram really went, whatever
+/// address the sending call named. `stop` ends the watch and returns, for
+/// each packet seen, its IP version and destination address as the header
+/// has it.
+pub struct LoSniffer {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: std::thread::JoinHandle<Vec<(u8, std::net::IpAddr)>>,
+}
+
+impl LoSniffer {
+    pub fn start(marker: &'static str) -> LoSniffer {
+        use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+        require_root();
+        let proto = (libc::ETH_P_ALL as u16).to_be();
+        // SAFETY: socket() with constants; the fd is owned below.
+        let raw = unsafe { libc::socket(libc::AF_PACKET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, i32::from(proto)) };
+        assert!(raw >= 0, "packet socket: {}", std::io::Error::last_os_error());
+        // SAFETY: a new fd that nothing else owns.
+        let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+        let ifindex = nix::net::if_::if_nametoindex("lo").expect("the loopback interface");
+        // SAFETY: sockaddr_ll is plain data; all-zero is valid before the
+        // fields are set, and bind reads exactly its size.
+        let rc = unsafe {
+            let mut sll: libc::sockaddr_ll = std::mem::zeroed();
+            sll.sll_family = libc::AF_PACKET as u16;
+            sll.sll_protocol = proto;
+            sll.sll_ifindex = ifindex as i32;
+            libc::bind(fd.as_raw_fd(), (&sll as *const libc::sockaddr_ll).cast(), std::mem::size_of::<libc::sockaddr_ll>() as u32)
+        };
+        assert_eq!(rc, 0, "bind the packet socket to lo: {}", std::io::Error::last_os_error());
+        let tv = nix::sys::time::TimeVal::new(0, 50_000);
+        nix::sys::socket::setsockopt(&fd, nix::sys::socket::sockopt::ReceiveTimeout, &tv).unwrap();
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let stopped = stop.clone();
+        let thread = std::thread::spawn(move || {
+            let mut seen = Vec::new();
+            let mut buf = vec![0u8; 70000];
+            loop {
+                // Once stopped, what is queued is drained, without waiting.
+                let done = stopped.load(std::sync::atomic::Ordering::Relaxed);
+                let flags = if done { nix::sys::socket::MsgFlags::MSG_DONTWAIT } else { nix::sys::socket::MsgFlags::empty() };
+                let n = match nix::sys::socket::recv(fd.as_raw_fd(), &mut buf, flags) {
+                    Ok(n) => n,
+                    Err(_) if done => break,
+                    Err(_) => continue,
+                };
+                let p = &buf[..n];
+                if n < 20 || !p.windows(marker.len()).any(|w| w == marker.as_bytes()) {
+                    continue;
+                }
+                let dst = match p[0] >> 4 {
+                    4 => std::net::IpAddr::from([p[16], p[17], p[18], p[19]]),
+                    6 if n >= 40 => std::net::IpAddr::from(<[u8; 16]>::try_from(&p[24..40]).unwrap()),
+                    _ => continue,
+                };
+                seen.push((p[0] >> 4, dst));
+            }
+            seen
+        });
+        LoSniffer { stop, thread }
+    }
+
+    /// Every packet sent before this call is counted: a packet socket gets
+    /// its copy of a packet within the sender's call (the transmit tap).
+    pub fn stop(self) -> Vec<(u8, std::net::IpAddr)> {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        self.thread.join().unwrap()
+    }
+}

@@ -435,6 +435,38 @@ fn host_udp_sockets_over_ipv6() {
     eprintln!("{out}");
 }
 
+// 64: a datagram that names its own route goes to the route's first hop,
+// not to the destination its call named, which the guard's hooks were shown
+// and granted: an IPv4 source route in IP_OPTIONS or in an IP_RETOPTS
+// control message (out of seccomp's sight), an IPv6 routing header. The
+// IPv6 one needs no privilege; the IPv4 ones need CAP_NET_RAW, which this
+// service keeps (as root, it is the host's). The witness is a packet socket on lo: no packet with
+// the probe's marker may leave, and each send is refused (EPERM), from the
+// preopened socket and from ones the broker moved to the host. As root:
+// rootless such a declaration is refused (46).
+#[test]
+fn host_sockets_send_no_source_routed_packets() {
+    require_root();
+    let granted = udp_answering_on("127.0.0.9:0", "hello");
+    let granted6 = udp_answering_on("[::1]:0", "hello");
+    let u = test_unit(
+        "route",
+        &format!(
+            "[exec]\nuser = \"root\"\n[capabilities]\nkeep = [\"CAP_NET_RAW\"]\n[namespaces]\nnet = \"none\"\n\n[[preopen.listen]]\naddress = \"udp:127.0.0.1:{}\"\n\n\
+             [broker.net]\nconnect = [\"udp:127.0.0.9:{granted}\", \"udp:[::1]:{granted6}\"]\n",
+            unused_port()
+        ),
+    );
+    let sniffer = LoSniffer::start("ROUTE-64");
+    let out = probe_under(As::Root, &u, &["host-route", &granted.to_string(), &granted6.to_string()]);
+    let seen = sniffer.stop();
+    assert!(seen.is_empty(), "packets that named their own route left, to {seen:?}:\n{out}");
+    assert!(!out.contains("ESCAPED"), "{out}");
+    assert_eq!(out.matches("BLOCKED 64 control").count(), 2, "the granted addresses must stay reachable:\n{out}");
+    assert_eq!(out.matches("BLOCKED 64 ").count(), 2 + 2 * 3 + 1, "every refusal must be seen:\n{out}");
+    eprintln!("{out}");
+}
+
 // The same under the daemon: its launcher opens the sockets from the
 // service's supervisor cgroup, in a helper process when there is no broker.
 #[test]

@@ -70,6 +70,7 @@ struct {
 #define REFUSED_CONNECT 1
 #define REFUSED_BIND 2
 #define REFUSED_SEND 3
+#define REFUSED_ROUTE 4
 
 struct refusal {
 	__u32 addr[4]; // v4-mapped for IPv4
@@ -240,6 +241,76 @@ int recvmsg6(struct bpf_sock_addr *ctx)
 {
 	__u32 a[4] = V6(ctx);
 	return note_recv(ctx, a);
+}
+
+// A packet that names its own route. IPv4 options (IP_OPTIONS, or an
+// IP_RETOPTS control message of a single sendmsg) may hold a loose or strict
+// source route, and an IPv6 routing header (IPV6_RTHDR: a segment routing
+// header needs no privilege) lists the hops to pass: either way the kernel
+// sends the packet to the route's first hop, not to the destination the
+// hooks above were shown, checked and granted. Neither needs a privilege,
+// and a control message is out of seccomp's sight, so it is checked here,
+// on each packet as it leaves: a packet of the service's with any IPv4
+// option or an IPv6 routing header does not. (A daemon has no use for
+// either; the kernel's own IGMP reports with their router alert are not
+// sent from the service's sockets.)
+#define IPV6_NEXTHDR_HOP 0
+#define IPV6_NEXTHDR_ROUTING 43
+#define IPV6_NEXTHDR_DEST 60
+
+static __always_inline int refuse_route(struct __sk_buff *skb, const __u32 a[4], __u32 l4, __u8 proto)
+{
+	__u16 port = 0;
+	bpf_skb_load_bytes(skb, l4 + 2, &port, 2); // TCP and UDP alike
+	struct refusal r = {
+		.addr = {a[0], a[1], a[2], a[3]},
+		.pid = bpf_get_current_pid_tgid() >> 32,
+		.port = bpf_ntohs(port),
+		.op = REFUSED_ROUTE,
+		.proto = proto,
+	};
+	bpf_ringbuf_output(&refusals, &r, sizeof(r), 0);
+	return 0;
+}
+
+SEC("cgroup_skb/egress")
+int egress(struct __sk_buff *skb)
+{
+	__u8 b[40];
+	if (bpf_skb_load_bytes(skb, 0, b, 20))
+		return 1;
+	if (b[0] >> 4 == 4) {
+		__u32 ihl = (b[0] & 0x0f) * 4;
+		if (ihl <= 20)
+			return 1;
+		// The first hop, which the header now names as its destination.
+		__u32 a[4] = {0, 0, bpf_htonl(0xffff), 0};
+		__builtin_memcpy(&a[3], &b[16], 4);
+		return refuse_route(skb, a, ihl, b[9]);
+	}
+	if (b[0] >> 4 != 6 || bpf_skb_load_bytes(skb, 0, b, 40))
+		return 1;
+	__u32 a[4];
+	__builtin_memcpy(a, &b[24], 16);
+	__u8 next = b[6];
+	__u32 off = 40;
+	// Hop-by-hop and destination options may come first (both need
+	// CAP_NET_RAW to set); a routing header follows them.
+	for (int i = 0; i < 2; i++) {
+		if (next != IPV6_NEXTHDR_HOP && next != IPV6_NEXTHDR_DEST)
+			break;
+		__u8 ext[2];
+		if (bpf_skb_load_bytes(skb, off, ext, 2))
+			return 1;
+		next = ext[0];
+		off += (ext[1] + 1) * 8;
+	}
+	if (next != IPV6_NEXTHDR_ROUTING)
+		return 1;
+	__u8 rt[2];
+	if (bpf_skb_load_bytes(skb, off, rt, 2))
+		return 0;
+	return refuse_route(skb, a, off + (rt[1] + 1) * 8, rt[0]);
 }
 
 // No GPL-only helper is used.

@@ -8,7 +8,9 @@
 //! connect, a new bind). The guard's programs sit on the service's cgroup v2
 //! directory and check every bind, connect and addressed datagram of those
 //! sockets against the declaration's `[broker.net]` grants, letting a datagram
-//! socket answer only peers it received from.
+//! socket answer only peers it received from; and a packet check drops any of
+//! the service's packets that names its own route (IPv4 options, an IPv6
+//! routing header), whose first hop no hook above was shown.
 //!
 //! Who creates a socket decides which programs see it (its creator's cgroup),
 //! so the launch creates the service's host sockets from a process in a child
@@ -117,6 +119,10 @@ pub enum RefusedOp {
     Bind,
     /// A datagram to an explicit address (sendto, sendmsg).
     Send,
+    /// A packet that named its own route (IPv4 options with a source
+    /// route, an IPv6 routing header): dropped as it left. `addr` is the
+    /// route's first hop, where it would have gone.
+    Route,
 }
 
 impl Refusal {
@@ -134,6 +140,7 @@ impl Refusal {
             1 => RefusedOp::Connect,
             2 => RefusedOp::Bind,
             3 => RefusedOp::Send,
+            4 => RefusedOp::Route,
             _ => return None,
         };
         let proto = match i32::from(b[23]) {
@@ -254,8 +261,10 @@ pub fn cgroup_id(dir: &Path) -> Result<u64, NetGuardError> {
     std::fs::metadata(dir).map(|m| m.ino()).map_err(|source| NetGuardError::Io { op: "stat cgroup", path: dir.to_owned(), source })
 }
 
-/// Program name (in netguard.bpf.c) and where it attaches.
-const PROGRAMS: [(&str, u32); 8] = [
+/// Program name (in netguard.bpf.c) and where it attaches. The last is the
+/// packet check: no packet of the service's names its own route past the
+/// addresses the others checked.
+const PROGRAMS: [(&str, u32); 9] = [
     ("connect4", sys::BPF_CGROUP_INET4_CONNECT),
     ("connect6", sys::BPF_CGROUP_INET6_CONNECT),
     ("bind4", sys::BPF_CGROUP_INET4_BIND),
@@ -264,6 +273,7 @@ const PROGRAMS: [(&str, u32); 8] = [
     ("sendmsg6", sys::BPF_CGROUP_UDP6_SENDMSG),
     ("recvmsg4", sys::BPF_CGROUP_UDP4_RECVMSG),
     ("recvmsg6", sys::BPF_CGROUP_UDP6_RECVMSG),
+    ("egress", sys::BPF_CGROUP_INET_EGRESS),
 ];
 
 /// Loads the programs for `policy` and attaches them to the service's cgroup
@@ -293,13 +303,18 @@ pub fn attach(policy: &NetPolicy, service: &Path, supervisor: &Path) -> Result<R
         sys::cgroup_detach_all(cgroup.as_fd(), attach_type).map_err(|source| NetGuardError::Attach { program: name, cgroup: service.to_owned(), source })?;
     }
     for (name, attach_type) in PROGRAMS {
-        let prog: &mut aya::programs::CgroupSockAddr = ebpf
-            .program_mut(name)
-            .ok_or_else(|| NetGuardError::Load(format!("the object has no program `{name}`")))?
-            .try_into()
-            .map_err(|e: aya::programs::ProgramError| NetGuardError::Load(format!("{name}: {e}")))?;
-        prog.load().map_err(|e| NetGuardError::Load(format!("{name}: {}", verifier_text(&e))))?;
-        let fd = prog.fd().map_err(|e| NetGuardError::Load(format!("{name}: {e}")))?;
+        let load = |e: aya::programs::ProgramError| NetGuardError::Load(format!("{name}: {}", verifier_text(&e)));
+        let fd = match ebpf.program_mut(name) {
+            Some(aya::programs::Program::CgroupSockAddr(p)) => {
+                p.load().map_err(load)?;
+                p.fd().map_err(load)?
+            }
+            Some(aya::programs::Program::CgroupSkb(p)) => {
+                p.load().map_err(load)?;
+                p.fd().map_err(load)?
+            }
+            _ => return Err(NetGuardError::Load(format!("the object has no cgroup program `{name}`"))),
+        };
         sys::cgroup_attach(fd.as_fd(), cgroup.as_fd(), attach_type).map_err(|source| NetGuardError::Attach {
             program: name,
             cgroup: service.to_owned(),
@@ -351,7 +366,8 @@ mod tests {
         let src = include_str!("../bpf/netguard.bpf.c");
         assert!(src.contains(&format!("#define MAX_GRANTS {MAX_GRANTS}\n")));
         for (name, _) in PROGRAMS {
-            assert!(src.contains(&format!("int {name}(struct bpf_sock_addr *ctx)")), "{name}");
+            let ctx = if name == "egress" { "struct __sk_buff *skb" } else { "struct bpf_sock_addr *ctx" };
+            assert!(src.contains(&format!("int {name}({ctx})")), "{name}");
         }
     }
 

@@ -95,19 +95,18 @@ pub fn broker_denial(r: capexec_broker::Report) -> Denial {
 pub fn guard_denial(r: &capexec_sandbox::netguard::Refusal) -> Denial {
     use capexec_sandbox::netguard::RefusedOp;
     let grant = capexec_decl::grants::NetGrant::exact(r.proto, std::net::SocketAddr::new(r.addr, r.port));
-    let (what, key) = match r.op {
-        RefusedOp::Connect => ("connect to", "connect"),
-        RefusedOp::Bind => ("bind to", "bind"),
-        RefusedOp::Send => ("datagram to", "connect"),
+    let grantable = |what: &str, key: &str| (format!("{what} {grant} on a host socket"), format!("add \"{grant}\" to broker.net.{key}"));
+    let (what, fix) = match r.op {
+        RefusedOp::Connect => grantable("connect to", "connect"),
+        RefusedOp::Bind => grantable("bind to", "bind"),
+        RefusedOp::Send => grantable("datagram to", "connect"),
+        // No grant allows it: where a packet goes is what the grants say.
+        RefusedOp::Route => (
+            format!("a packet that names its own route (IP options or an IPv6 routing header), first to {}, on a host socket", r.addr),
+            "none: the program must not set IP_OPTIONS, IP_RETOPTS or IPV6_RTHDR".to_owned(),
+        ),
     };
-    Denial {
-        at: Some(SystemTime::now()),
-        mechanism: "bpf",
-        what: format!("{what} {grant} on a host socket"),
-        fix: format!("add \"{grant}\" to broker.net.{key}"),
-        pid: i32::try_from(r.pid).ok(),
-        count: 1,
-    }
+    Denial { at: Some(SystemTime::now()), mechanism: "bpf", what, fix, pid: i32::try_from(r.pid).ok(), count: 1 }
 }
 
 /// A connect in the service's own network namespace to a loopback address

@@ -891,6 +891,7 @@ const BPF_LSM_MAC: u32 = 27;
 const BPF_F_ALLOW_MULTI: u32 = 2;
 
 // `enum bpf_attach_type` in linux/bpf.h.
+pub const BPF_CGROUP_INET_EGRESS: u32 = 1;
 pub const BPF_CGROUP_INET4_BIND: u32 = 8;
 pub const BPF_CGROUP_INET6_BIND: u32 = 9;
 pub const BPF_CGROUP_INET4_CONNECT: u32 = 10;

@@ -795,6 +795,7 @@ fn main() {
             let secrets = [format!("[::1]:{}", arg(3)).parse().unwrap(), format!("[::ffff:127.0.0.1]:{}", arg(4)).parse().unwrap()];
             host_udp(&mut r, arg(2).parse().unwrap_or(1), &secrets)
         }
+        "host-route" => host_route(&mut r, arg(2).parse().unwrap_or(1), arg(3).parse().unwrap_or(1)),
         "remove-granted" => remove_granted(&mut r, &arg(2)),
         "own-udp" => own_udp(&mut r, arg(2).parse().unwrap_or(1), arg(3).parse().unwrap_or(1)),
         "append-only" => append_only(&mut r, &arg(2)),
@@ -1206,6 +1207,88 @@ fn host_udp(r: &mut Report, granted: u16, secrets: &[std::net::SocketAddr]) {
         let (rc, e) = sys!(libc::SYS_bind, fd, &any as *const libc::sockaddr_storage, any_len);
         r.expect_fail(&format!("46 bind {what} to a new host port"), rc, e, &[EPERM, EACCES, libc::EINVAL]);
     }
+}
+
+/// 64: `host-route PORT PORT6`, in a `net = "none"` service granted
+/// `udp:127.0.0.9:PORT` and `udp:[::1]:PORT6`, with a preopened UDP socket
+/// on 127.0.0.1 (fd 3): datagrams to the granted address that name their
+/// own route, whose first hop (127.0.0.1, the test's sniffer on lo sees
+/// where they go) is where the kernel sends them: an IPv4 loose source
+/// route in an IP_RETOPTS control message of sendmsg and sendmmsg and in
+/// the socket's IP_OPTIONS, from the preopened socket and from one the
+/// broker moved to the host; and an IPv6 segment routing header
+/// (IPV6_RTHDR) on a brokered IPv6 socket. Each is refused (EPERM): the
+/// network guard drops such packets as they leave. Each payload holds
+/// ROUTE-64, which the sniffer looks for.
+fn host_route(r: &mut Report, port: u16, port6: u16) {
+    let granted: std::net::SocketAddr = format!("127.0.0.9:{port}").parse().unwrap();
+    let granted6: std::net::SocketAddr = format!("[::1]:{port6}").parse().unwrap();
+    // Loose source route to 127.0.0.1: type 131, length 7, pointer 4, the
+    // hop; a no-op pads it to 8 bytes.
+    let lsrr: [u8; 8] = [131, 7, 4, 127, 0, 0, 1, 1];
+    let (sa, sa_len) = raw_addr(granted);
+    let sa_ptr = (&sa as *const libc::sockaddr_storage).cast::<libc::sockaddr>();
+    // SAFETY: socket() with constants; its first datagram to a granted
+    // address makes the broker move it to the host.
+    let brokered = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) } as i64;
+    let (rc, e) = sys!(libc::SYS_sendto, brokered, b"plain".as_ptr(), 5, 0, sa_ptr, sa_len);
+    r.check("64 control: a plain datagram to the granted address", rc == 5, e);
+    for (what, fd) in [("the preopened UDP socket", 3i64), ("a brokered UDP socket", brokered)] {
+        let payload = b"ROUTE-64-cmsg";
+        let mut iov = libc::iovec { iov_base: payload.as_ptr() as *mut libc::c_void, iov_len: payload.len() };
+        let mut control = [0u8; 64];
+        // SAFETY: msghdr and cmsghdr are plain data; the control buffer holds
+        // one header and the 8 bytes of the option (CMSG_SPACE(8) = 24).
+        let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+        msg.msg_name = sa_ptr as *mut libc::c_void;
+        msg.msg_namelen = sa_len;
+        msg.msg_iov = &mut iov;
+        msg.msg_iovlen = 1;
+        msg.msg_control = control.as_mut_ptr().cast();
+        // SAFETY: as above: CMSG_SPACE and CMSG_LEN only compute sizes, and
+        // the header and data written lie within `control`.
+        unsafe {
+            msg.msg_controllen = libc::CMSG_SPACE(lsrr.len() as u32) as usize;
+            let c = libc::CMSG_FIRSTHDR(&msg);
+            (*c).cmsg_level = libc::IPPROTO_IP;
+            (*c).cmsg_type = libc::IP_RETOPTS;
+            (*c).cmsg_len = libc::CMSG_LEN(lsrr.len() as u32) as usize;
+            std::ptr::copy_nonoverlapping(lsrr.as_ptr(), libc::CMSG_DATA(c), lsrr.len());
+        }
+        let (rc, e) = sys!(libc::SYS_sendmsg, fd, &msg as *const libc::msghdr, 0);
+        r.expect_fail(&format!("64 sendmsg from {what} with a source route in IP_RETOPTS"), rc, e, &[EPERM]);
+        let mut mm = libc::mmsghdr { msg_hdr: msg, msg_len: 0 };
+        let (rc, e) = sys!(libc::SYS_sendmmsg, fd, &mut mm as *mut libc::mmsghdr, 1, 0);
+        // sendmmsg answers the count sent, 0 here, or the error of the first.
+        r.expect_fail(&format!("64 sendmmsg from {what} with a source route in IP_RETOPTS"), if rc == 0 { -1 } else { rc }, e, &[EPERM]);
+        // Without CAP_NET_RAW in the host's user namespace the kernel
+        // refuses an IPv4 source route itself (EPERM), here or above.
+        let (rc, e) = sys!(libc::SYS_setsockopt, fd, libc::IPPROTO_IP, libc::IP_OPTIONS, lsrr.as_ptr(), lsrr.len());
+        if rc < 0 {
+            r.expect_fail(&format!("64 IP_OPTIONS with a source route on {what}"), rc, e, &[EPERM]);
+            continue;
+        }
+        let (rc, e) = sys!(libc::SYS_sendto, fd, b"ROUTE-64-opts".as_ptr(), 13, 0, sa_ptr, sa_len);
+        r.expect_fail(&format!("64 sendto from {what} with a source route in IP_OPTIONS"), rc, e, &[EPERM]);
+        let (rc, e) = sys!(libc::SYS_setsockopt, fd, libc::IPPROTO_IP, libc::IP_OPTIONS, lsrr.as_ptr(), 0);
+        println!("64 IP_OPTIONS cleared on {what}: {rc} {e}");
+    }
+    // IPv6: a segment routing header (type 4) whose first segment is ::1 and
+    // whose last is the granted one; no other address routes locally, so
+    // the refusal is the witness here.
+    let (sa6, sa6_len) = raw_addr(granted6);
+    let sa6_ptr = (&sa6 as *const libc::sockaddr_storage).cast::<libc::sockaddr>();
+    // SAFETY: as above.
+    let s6 = unsafe { libc::socket(libc::AF_INET6, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) } as i64;
+    let (rc, e) = sys!(libc::SYS_sendto, s6, b"plain".as_ptr(), 5, 0, sa6_ptr, sa6_len);
+    r.check("64 control: a plain datagram to the granted IPv6 address", rc == 5, e);
+    let mut srh = vec![0u8, 4, 4, 1, 1, 0, 0, 0];
+    srh.extend_from_slice(&std::net::Ipv6Addr::LOCALHOST.octets());
+    srh.extend_from_slice(&std::net::Ipv6Addr::LOCALHOST.octets());
+    let (rc, e) = sys!(libc::SYS_setsockopt, s6, libc::IPPROTO_IPV6, libc::IPV6_RTHDR, srh.as_ptr(), srh.len());
+    println!("64 IPV6_RTHDR: {rc} {e}");
+    let (rc, e) = sys!(libc::SYS_sendto, s6, b"ROUTE-64-srh".as_ptr(), 12, 0, sa6_ptr, sa6_len);
+    r.expect_fail("64 sendto from a brokered IPv6 socket with a routing header", rc, e, &[EPERM]);
 }
 
 /// 63: `remove-granted DIR`, in a service granted `DIR/out/*.pid` with
