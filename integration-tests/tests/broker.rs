@@ -12,6 +12,18 @@ fn probe_under(who: As, unit: &std::path::Path, case: &[&str]) -> String {
     run_probe(who, &["--unit", unit.to_str().unwrap()], case)
 }
 
+/// The probe's output when `capexec run` refuses to start it rootless (a
+/// declaration that needs the network guard): the run must fail before
+/// the probe says anything, `secret` unread.
+fn refused_rootless(unit: &std::path::Path, case: &[&str], secret: &str) -> String {
+    let mut c = command(As::User);
+    c.args(["run", "--unit", unit.to_str().unwrap(), "--"]).arg(probe()).args(case);
+    let o = output(c, T);
+    let out = text(&o);
+    assert!(!o.status.success() && !out.contains("BLOCKED") && !out.contains(secret), "a rootless run must be refused:\n{out}");
+    out
+}
+
 fn fs_unit(tag: &str, d: &std::path::Path) -> std::path::PathBuf {
     test_unit(
         tag,
@@ -369,11 +381,7 @@ both!(host_udp_sockets_reach_only_grants, |who: As| {
             assert!(!out.contains(SECRET) && out.contains("BLOCKED 46 connect the preopened"), "the host's secret was read:\n{out}");
         }
         As::User => {
-            let mut c = command(who);
-            c.args(["run", "--unit", u.to_str().unwrap(), "--"]).arg(probe()).args(&case);
-            let o = output(c, T);
-            let out = text(&o);
-            assert!(!o.status.success() && !out.contains("BLOCKED") && !out.contains(SECRET), "a rootless run must be refused:\n{out}");
+            let out = refused_rootless(&u, &case, SECRET);
             assert!(out.contains("would run weaker than declared without capexec's network guard") && out.contains("help: run it as root"), "{out}");
         }
     }
@@ -466,6 +474,48 @@ fn host_sockets_send_no_source_routed_packets() {
     assert_eq!(out.matches("BLOCKED 64 ").count(), 2 + 2 * 3 + 1, "every refusal must be seen:\n{out}");
     eprintln!("{out}");
 }
+
+// 65: with the host's network (an interface-watching daemon: nmbd, an SSDP
+// server) every socket of the service is the host's, and its [broker.net]
+// grants are the network guard's to hold on each: datagrams, UDP connects
+// and binds, TCP connects whose port Landlock allows, over IPv4 and
+// v4-mapped IPv6, reach the grants and nothing else; the granted server's
+// reply comes back. Rootless there is no guard, and the declaration is
+// refused rather than run weaker.
+both!(host_network_holds_its_grants, |who: As| {
+    const SECRET: &str = "SECRET-65-host-net";
+    let (udp, secret_udp) = (udp_answering("hello"), udp_answering(SECRET));
+    let secret_tcp = secret_listener(SECRET);
+    let server = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let tcp = server.local_addr().unwrap().port();
+    std::thread::spawn(move || for _ in server.incoming() {});
+    let (bind, other) = (unused_port(), unused_port());
+    let u = test_unit(
+        &format!("host-net-{who:?}"),
+        &format!(
+            "[namespaces]\nnet = \"host\"\n[landlock]\nconnect_tcp = [{tcp}, {secret_tcp}]\n\n[broker.net]\n\
+             connect = [\"udp:127.0.0.1:{udp}\", \"tcp:127.0.0.1:{tcp}\"]\nbind = [\"udp:127.0.0.1:{bind}\"]\n"
+        ),
+    );
+    let case: Vec<String> = ["host-net".to_owned()].into_iter().chain([udp, secret_udp, tcp, secret_tcp, bind, other].map(|p| p.to_string())).collect();
+    let case: Vec<&str> = case.iter().map(String::as_str).collect();
+    match who {
+        As::Root => {
+            let out = probe_under(who, &u, &case);
+            assert!(!out.contains(SECRET), "a secret was read:\n{out}");
+            assert_eq!(out.matches("BLOCKED 65 control").count(), 4, "the grants must stay reachable:\n{out}");
+            assert_eq!(out.matches("BLOCKED 65 ").count(), 4 + 2 * 4 + 3 + 2, "every refusal must be seen:\n{out}");
+            eprintln!("{out}");
+        }
+        As::User => {
+            let out = refused_rootless(&u, &case, SECRET);
+            assert!(
+                out.contains("would run weaker than declared without capexec's network guard") && out.contains("its [broker.net] grants are the guard's"),
+                "{out}"
+            );
+        }
+    }
+});
 
 // The same under the daemon: its launcher opens the sockets from the
 // service's supervisor cgroup, in a helper process when there is no broker.

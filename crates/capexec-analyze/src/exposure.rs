@@ -669,8 +669,10 @@ fn cap_names(set: &str) -> Vec<&'static str> {
 /// IPAddressDeny=: which IP addresses the service can exchange packets with.
 /// In its own network namespace only through what capexec passes in (preopened
 /// sockets) or the broker makes (bind and connect grants).
+/// In the host's namespace with `[broker.net]` grants, the network guard
+/// holds them on every socket (as systemd's IPAddressAllow= does).
 fn ip_address_deny(spec: &ServiceSpec) -> Answer {
-    if spec.namespaces.net != NetMode::None {
+    if spec.namespaces.net != NetMode::None && !spec.broker.has_net_grants() {
         return (Some(10), "Service is in the host's network namespace: no IP address restriction".into(), None);
     }
     use capexec_decl::spec::{ListenAddr, PreopenKind};
@@ -688,7 +690,10 @@ fn ip_address_deny(spec: &ServiceSpec) -> Answer {
         };
         loopback.push(g.addr.is_loopback() && whole);
     }
-    let credit = Some("network namespace: only passed-in sockets and broker grants reach the host");
+    let credit = match spec.namespaces.net {
+        NetMode::None => Some("network namespace: only passed-in sockets and broker grants reach the host"),
+        NetMode::Host => Some("network guard: every socket of the service reaches only its [broker.net] grants"),
+    };
     if loopback.is_empty() {
         (Some(0), "Service can reach no IP address outside its own namespace".into(), credit)
     } else if loopback.iter().all(|l| *l) {

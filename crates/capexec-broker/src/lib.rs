@@ -74,7 +74,7 @@ pub fn contribution(service: &ServiceSpec) -> capexec_sandbox::plan::BrokerPart 
     }
     capexec_sandbox::plan::BrokerPart {
         notified: brokered_syscalls(service),
-        channel: !service.broker.is_empty(),
+        channel: service.brokers_requests(),
         dns_stub: service.namespaces.net == NetMode::None && !service.broker.dns.names.is_empty(),
         view_files: view_files(service),
         layer: Some(landlock_layer(service)),
@@ -85,7 +85,7 @@ pub fn contribution(service: &ServiceSpec) -> capexec_sandbox::plan::BrokerPart 
 /// The ports of the service's TCP bind grants, which its sockets in its own
 /// network namespace may bind too (`BrokerPart::own_bind_tcp`): a bind
 /// there reaches nothing of the host. A service in the host's network has
-/// no bind grants (validation); with a range wider than
+/// no namespace of its own to bind in; with a range wider than
 /// [`MAX_PORTS_PER_RANGE`] they are left to the broker alone.
 fn own_bind_ports(service: &ServiceSpec) -> Vec<u16> {
     if service.namespaces.net != NetMode::None {
@@ -158,7 +158,7 @@ fn brokered_syscalls(spec: &ServiceSpec) -> Vec<u32> {
     if b.fs.iter().any(|g| g.rights.remove) {
         nrs.extend([libc::SYS_unlink, libc::SYS_unlinkat].map(|n| n as u32));
     }
-    if !b.connect.is_empty() || !b.bind.is_empty() {
+    if spec.brokers_net() {
         nrs.extend([libc::SYS_bind, libc::SYS_connect].map(|n| n as u32));
     }
     if !b.bind_unix.is_empty() {

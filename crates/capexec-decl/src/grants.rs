@@ -35,11 +35,22 @@ pub struct BrokerSpec {
 }
 
 impl BrokerSpec {
-    /// True when the declaration grants nothing: no broker is started.
+    /// True when the declaration grants nothing.
     pub fn is_empty(&self) -> bool {
+        !self.has_net_grants() && self.is_empty_but_net()
+    }
+
+    /// Whether there are IP address grants (`[broker.net]` connect or bind,
+    /// Unix socket paths aside).
+    pub fn has_net_grants(&self) -> bool {
+        !self.connect.is_empty() || !self.bind.is_empty()
+    }
+
+    /// True when nothing but IP address grants is granted: under `net =
+    /// "host"` those are the network guard's alone, and no broker starts
+    /// for them (`ServiceSpec::brokers_net`).
+    pub fn is_empty_but_net(&self) -> bool {
         self.fs.is_empty()
-            && self.connect.is_empty()
-            && self.bind.is_empty()
             && self.bind_unix.is_empty()
             && self.dns.names.is_empty()
             && self.pwd.is_empty()

@@ -65,7 +65,22 @@ impl ServiceSpec {
     /// Whether the service needs a broker for something other than its
     /// `listen()`: grants, or preopened files written in append mode.
     pub fn brokers_besides_listen(&self) -> bool {
-        !self.broker.is_empty() || self.preopen.iter().any(|p| matches!(p.kind, PreopenKind::File { mode: FileMode::Append, .. }))
+        self.brokers_net() || !self.broker.is_empty_but_net() || self.preopen.iter().any(|p| matches!(p.kind, PreopenKind::File { mode: FileMode::Append, .. }))
+    }
+
+    /// Whether the broker binds and connects for the service's
+    /// `[broker.net]` address grants: under `net = "none"`, where it makes
+    /// the host's sockets. Under `net = "host"` the service's sockets are
+    /// the host's already, and the network guard (capexec-sandbox's
+    /// netguard) holds the same grants on them in the kernel, with no broker.
+    pub fn brokers_net(&self) -> bool {
+        self.namespaces.net == NetMode::None && self.broker.has_net_grants()
+    }
+
+    /// Whether the service has a channel to its broker for explicit
+    /// requests (capexec-client): for any grant the broker answers.
+    pub fn brokers_requests(&self) -> bool {
+        self.brokers_net() || !self.broker.is_empty_but_net()
     }
 }
 

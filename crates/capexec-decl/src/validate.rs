@@ -776,7 +776,23 @@ pub fn validate(name: &str, raw: &RawUnit, sources: Vec<PathBuf>, ctx: &Context)
         v.err_help("service.type", "a forking service without a pid namespace needs service.pid_file", "set service.pid_file, or keep namespaces.pid = true");
     }
     let limits = limits(&mut v, raw);
-    let broker = broker(&mut v, raw, net);
+    let broker = broker(&mut v, raw);
+    if net == NetMode::Host {
+        // There the service's TCP binds and connects meet Landlock's port
+        // rules before the network guard's address grants: a TCP grant
+        // whose ports Landlock refuses grants nothing.
+        for (key, grants, ports) in [("connect", &broker.connect, &landlock.connect_tcp), ("bind", &broker.bind, &landlock.bind_tcp)] {
+            for g in grants.iter().filter(|g| g.proto == Some(crate::grants::Proto::Tcp)) {
+                let (lo, hi) = g.ports;
+                if !ports.contains(&0) && !(lo..=hi).all(|p| ports.contains(&p)) {
+                    v.warnings.push(format!(
+                        "broker.net.{key} grants {g}, but with the host's network a TCP {key} needs its port in landlock.{key}_tcp too, which lacks {}: add the port there",
+                        if lo == hi { lo.to_string() } else { format!("ports of {lo}-{hi}") }
+                    ));
+                }
+            }
+        }
+    }
     let mut seccomp = seccomp;
     if seccomp.allowed.contains("io_uring_setup") {
         // Requests on a ring run in the kernel without passing seccomp: what
@@ -1631,7 +1647,7 @@ pub const BROKER_DNS_SYSCALLS: syscalls::Set =
 
 pub const BROKER_NET_SYSCALLS: syscalls::Set = syscalls::Set::of(&["socket", "bind", "connect", "listen", "getsockname", "getsockopt", "setsockopt"]);
 
-fn broker(v: &mut V, raw: &RawUnit, net: NetMode) -> crate::grants::BrokerSpec {
+fn broker(v: &mut V, raw: &RawUnit) -> crate::grants::BrokerSpec {
     use crate::grants::*;
     let b = raw.broker.clone().unwrap_or_default();
     let mut out = BrokerSpec { syslog: b.syslog.unwrap_or(false), ..Default::default() };
@@ -1695,13 +1711,6 @@ fn broker(v: &mut V, raw: &RawUnit, net: NetMode) -> crate::grants::BrokerSpec {
                 Err(e) => v.err(format!("broker.net.{field}[{i}]"), e.to_string()),
             }
         }
-    }
-    if net == NetMode::Host && (!out.connect.is_empty() || !out.bind.is_empty()) {
-        v.err_help(
-            "broker.net",
-            "network grants need namespaces.net = \"none\": with the host's network the service binds and connects by itself",
-            "set namespaces.net = \"none\" so the broker makes the host sockets, or drop [broker.net] and use landlock.bind_tcp / connect_tcp",
-        );
     }
     let dns = b.dns.clone().unwrap_or_default();
     for (i, n) in dns.names.clone().unwrap_or_default().iter().enumerate() {

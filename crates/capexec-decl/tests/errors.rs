@@ -566,8 +566,19 @@ fn broker_grants_and_their_errors() {
     let e = one(&format!("{ARGV}[broker.net]\nconnect = [\"localhost:80\"]\n"));
     assert_eq!(e.key.as_deref(), Some("broker.net.connect[0]"));
     assert!(e.message.contains("names are not allowed here"));
-    let e = one(&format!("{ARGV}[namespaces]\nnet = \"host\"\n[broker.net]\nbind = [\"0.0.0.0:80\"]\n"));
-    assert_eq!(e.key.as_deref(), Some("broker.net"));
+    // With the host's network the grants are the network guard's; a TCP
+    // one also needs its port in Landlock's rules, which check says.
+    let s = ok(&format!("{ARGV}[namespaces]\nnet = \"host\"\n[landlock]\nbind_tcp = [80]\n[broker.net]\nbind = [\"0.0.0.0:80\", \"udp:0.0.0.0:137\"]\n"));
+    assert!(s.warnings.is_empty() && !s.brokers_net() && !s.brokers_requests(), "{:?}", s.warnings);
+    let s = ok(&format!("{ARGV}[namespaces]\nnet = \"host\"\n[landlock]\nbind_tcp = [0]\n[broker.net]\nconnect = [\"tcp:10.0.0.0/8:5432\"]\n"));
+    assert!(!s.has_broker(), "no broker for the guard's grants, none for listen() with bind_tcp = [0]");
+    assert!(
+        s.warnings
+            .iter()
+            .any(|w| w.contains("grants tcp:10.0.0.0/8:5432, but with the host's network a TCP connect needs its port in landlock.connect_tcp too")),
+        "{:?}",
+        s.warnings
+    );
     let e = one(&format!("{ARGV}[broker.dns]\nnames = [\"bad name\"]\n"));
     assert_eq!(e.key.as_deref(), Some("broker.dns.names[0]"));
     let e = one(&format!("{ARGV}[broker]\nsysctl = [\"net..x\"]\n"));

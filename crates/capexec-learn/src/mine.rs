@@ -943,9 +943,12 @@ pub fn declaration(obs: &Observations, origin: &Origin, exists: impl Fn(&str) ->
             o,
             "# The run listed this host's interfaces and bound their addresses ({}): here it sees\n\
              # loopback only, and a program that picks its addresses so may not start. Name them in\n\
-             # its configuration (coturn: listening-ip), or set net = \"host\" (Landlock limits TCP only){}.",
+             # its configuration (coturn: listening-ip), or set net = \"host\": the [broker.net] grants below\n\
+             # then hold on every socket it makes (the network guard, as root; name the addresses of the\n\
+             # host's interfaces it binds there, and the ports of its TCP grants in landlock.bind_tcp and\n\
+             # connect_tcp){}.",
             interfaces.iter().cloned().collect::<Vec<_>>().join(", "),
-            if low { ",\n# removing [broker.net] and keeping CAP_NET_BIND_SERVICE for its ports below 1024" } else { "" }
+            if low { ",\n# and keep CAP_NET_BIND_SERVICE for its ports below 1024, which it then binds itself" } else { "" }
         );
     }
     o.push_str("net = \"none\"\n");
@@ -1384,7 +1387,7 @@ mod tests {
         // nmbd's 137: with the host's network, it binds that port itself.
         o.binds.insert("udp:192.0.2.2:137".to_owned());
         let text = declaration(&o, &origin(&["/usr/sbin/nmbd".into()], false), |_| true);
-        assert!(text.contains("removing [broker.net] and keeping CAP_NET_BIND_SERVICE for its ports below 1024"), "{text}");
+        assert!(text.contains("keep CAP_NET_BIND_SERVICE for its ports below 1024, which it then binds itself"), "{text}");
         toml::from_str::<toml::Value>(&text).unwrap();
     }
 

@@ -3,7 +3,8 @@
 // capexec's network guard: cgroup sock_addr programs on a service's cgroup v2
 // directory. They follow every IPv4/IPv6 socket that lives in the host's network
 // namespace but is used by a `net = "none"` service (preopened listeners and
-// datagram sockets, sockets the broker binds or connects for it), whatever the
+// datagram sockets, sockets the broker binds or connects for it), and every
+// socket of a `net = "host"` service with address grants, whatever the
 // syscall: connect (also inside sendto/sendmsg: Fast Open, MPTCP fallback),
 // bind, and every datagram sent with an explicit address.
 //
@@ -46,6 +47,9 @@ struct grant {
 const volatile __u64 host_netns = 0;
 const volatile __u64 exempt_cgroup = 0;
 const volatile __u32 n_grants = 0;
+// Under `net = "host"` every socket of the service is the host's: a bind to
+// port 0 passes there, as the port a connect binds by itself does.
+const volatile __u32 port_zero_binds = 0;
 const volatile struct grant grants[MAX_GRANTS] = {};
 
 // A peer a datagram socket received from: it may answer it (a UDP server must
@@ -165,7 +169,7 @@ static __always_inline int check_bind(struct bpf_sock_addr *ctx, const __u32 a[4
 {
 	if (unguarded(ctx))
 		return 1;
-	if (granted(a, ctx->user_port, ctx->protocol, GRANT_BIND))
+	if (granted(a, ctx->user_port, ctx->protocol, GRANT_BIND) || (port_zero_binds && ctx->user_port == 0))
 		return 1;
 	return refuse(ctx, a, REFUSED_BIND, ctx->protocol);
 }

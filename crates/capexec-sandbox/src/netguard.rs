@@ -56,6 +56,11 @@ pub enum NetGuardError {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NetPolicy {
     grants: Vec<Grant>,
+    /// Every socket of the service is the host's (`net = "host"`): a bind
+    /// to port 0 passes, as the port a connect or first send binds by
+    /// itself does; the kernel picks it, and no listen follows unchecked
+    /// (the broker answers listen).
+    port_zero_binds: bool,
 }
 
 /// `struct grant` in netguard.bpf.c.
@@ -180,12 +185,14 @@ impl std::os::fd::AsRawFd for Refusals {
     }
 }
 
-/// The service's sockets in the host's network namespace, by protocol: what
-/// the guard is for. Empty under `net = "host"` (there Landlock and seccomp
-/// are the network limits) and for services that get no host socket.
+/// The service's sockets in the host's network namespace that the guard is
+/// for, by protocol. Under `net = "host"` all of them where it has
+/// `[broker.net]` grants (without, Landlock's ports are its network limits);
+/// under `net = "none"` those the broker makes and its preopened ones.
 fn host_sockets(spec: &ServiceSpec) -> (bool, bool) {
-    if spec.namespaces.net != NetMode::None {
-        return (false, false);
+    if spec.namespaces.net == NetMode::Host {
+        let guarded = spec.broker.has_net_grants();
+        return (guarded, guarded);
     }
     let (mut tcp, mut udp) = (false, false);
     for p in &spec.preopen {
@@ -212,7 +219,7 @@ pub fn policy(spec: &ServiceSpec) -> Result<Option<NetPolicy>, NetGuardError> {
     if grants.len() > MAX_GRANTS {
         return Err(NetGuardError::TooManyGrants(grants.len()));
     }
-    Ok(Some(NetPolicy { grants }))
+    Ok(Some(NetPolicy { grants, port_zero_binds: spec.namespaces.net == NetMode::Host }))
 }
 
 /// What stays open for `spec` where the guard cannot be attached (rootless,
@@ -221,6 +228,16 @@ pub fn policy(spec: &ServiceSpec) -> Result<Option<NetPolicy>, NetGuardError> {
 pub fn unguarded_gaps(spec: &ServiceSpec) -> Vec<String> {
     let (tcp, udp) = host_sockets(spec);
     let mut gaps = Vec::new();
+    if spec.namespaces.net == NetMode::Host {
+        if tcp || udp {
+            gaps.push(
+                "with the host's network, its [broker.net] grants are the guard's to hold: without it, it could send datagrams to \
+                 any address and bind or connect TCP on any address to the ports of landlock.bind_tcp/connect_tcp"
+                    .to_owned(),
+            );
+        }
+        return gaps;
+    }
     if udp {
         gaps.push(
             "its UDP sockets in the host's network namespace (a `udp:` preopen, or a [broker.net] grant that covers UDP) could send datagrams to any host address"
@@ -250,7 +267,10 @@ pub fn require_guard(spec: &ServiceSpec) -> Result<(), crate::error::LaunchError
             spec.name,
             gaps.join("; and ")
         ),
-        help: "run it as root (`capexec daemon`, or `capexec exec` as root), where the guard checks these sockets; or remove the `udp:` preopens and [broker.net] grants that cover UDP (and landlock.connect_tcp/bind_tcp beside host TCP sockets)".into(),
+        help: match spec.namespaces.net {
+            NetMode::Host => "run it as root (`capexec daemon`, or `capexec exec` as root), where the guard checks its sockets; or drop [broker.net]'s address grants, leaving landlock.bind_tcp/connect_tcp as its only network limits".into(),
+            NetMode::None => "run it as root (`capexec daemon`, or `capexec exec` as root), where the guard checks these sockets; or remove the `udp:` preopens and [broker.net] grants that cover UDP (and landlock.connect_tcp/bind_tcp beside host TCP sockets)".into(),
+        },
     })
 }
 
@@ -292,6 +312,7 @@ pub fn attach(policy: &NetPolicy, service: &Path, supervisor: &Path) -> Result<R
         .override_global("host_netns", &host_netns, true)
         .override_global("exempt_cgroup", &exempt, true)
         .override_global("n_grants", &n, true)
+        .override_global("port_zero_binds", &u32::from(policy.port_zero_binds), true)
         .override_global("grants", &grants, true)
         .load(OBJECT)
         .map_err(|e| NetGuardError::Load(e.to_string()))?;
@@ -451,9 +472,9 @@ mod tests {
         let granted = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
         let (w, g) = (witness.local_addr().unwrap().port(), granted.local_addr().unwrap().port());
         let spec_grant = NetGrant::parse(&format!("udp:127.0.0.1:{g}")).unwrap();
-        let policy = NetPolicy { grants: vec![Grant::new(&spec_grant, GRANT_CONNECT)] };
+        let policy = NetPolicy { grants: vec![Grant::new(&spec_grant, GRANT_CONNECT)], port_zero_binds: false };
         // A first run's programs (granting nothing) must not outlive it.
-        attach(&NetPolicy { grants: vec![] }, &service, &supervisor).unwrap();
+        attach(&NetPolicy { grants: vec![], port_zero_binds: false }, &service, &supervisor).unwrap();
         let mut refusals = attach(&policy, &service, &supervisor).unwrap();
         let eperm = libc::EPERM;
         let checked = in_cgroup(&service, || {

@@ -795,6 +795,7 @@ fn main() {
             let secrets = [format!("[::1]:{}", arg(3)).parse().unwrap(), format!("[::ffff:127.0.0.1]:{}", arg(4)).parse().unwrap()];
             host_udp(&mut r, arg(2).parse().unwrap_or(1), &secrets)
         }
+        "host-net" => host_net(&mut r, &(2..8).map(|i| arg(i).parse().unwrap_or(1)).collect::<Vec<u16>>()),
         "host-route" => host_route(&mut r, arg(2).parse().unwrap_or(1), arg(3).parse().unwrap_or(1)),
         "remove-granted" => remove_granted(&mut r, &arg(2)),
         "own-udp" => own_udp(&mut r, arg(2).parse().unwrap_or(1), arg(3).parse().unwrap_or(1)),
@@ -1206,6 +1207,78 @@ fn host_udp(r: &mut Report, granted: u16, secrets: &[std::net::SocketAddr]) {
         let (any, any_len) = raw_addr(anywhere);
         let (rc, e) = sys!(libc::SYS_bind, fd, &any as *const libc::sockaddr_storage, any_len);
         r.expect_fail(&format!("46 bind {what} to a new host port"), rc, e, &[EPERM, EACCES, libc::EINVAL]);
+    }
+}
+
+/// 65: `host-net UDP SECRET_UDP TCP SECRET_TCP BIND OTHER`, in a `net =
+/// "host"` service granted `udp:127.0.0.1:UDP`, `tcp:127.0.0.1:TCP` and a
+/// UDP bind of 127.0.0.1:BIND, whose Landlock allows TCP connects to both
+/// TCP ports: every socket is the host's, and the network guard holds the
+/// grants on all of them. The granted UDP server answers (the guard lets a
+/// socket receive its reply) and the granted TCP port accepts; the secret
+/// servers are reached by no send, connect or bind, over IPv4, IPv6 or a
+/// v4-mapped address; a bind to port 0 passes (the kernel picks it).
+fn host_net(r: &mut Report, ports: &[u16]) {
+    let [udp, secret_udp, tcp, secret_tcp, bind, other] = ports[..6] else { panic!("six ports") };
+    let at = |ip: &str, port: u16| -> std::net::SocketAddr { format!("{ip}:{port}").parse().unwrap() };
+    let new_udp = |family: i32| -> i64 {
+        // SAFETY: socket() with constants.
+        unsafe { libc::socket(family, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) as i64 }
+    };
+    let (g, g_len) = raw_addr(at("127.0.0.1", udp));
+    let fd = new_udp(libc::AF_INET);
+    let (rc, e) = sys!(libc::SYS_sendto, fd, b"ping".as_ptr(), 4, 0, &g as *const libc::sockaddr_storage, g_len);
+    let answer = read_witness(fd as i32);
+    r.check("65 control: the granted UDP server answers a sendto", rc == 4 && answer == "hello", format!("{answer:?} {e}"));
+    for secret in [at("127.0.0.1", secret_udp), at("[::ffff:127.0.0.1]", secret_udp)] {
+        let (sa, sa_len) = raw_addr(secret);
+        let family = if secret.is_ipv6() { libc::AF_INET6 } else { libc::AF_INET };
+        send_each_way(
+            (&sa as *const libc::sockaddr_storage).cast(),
+            sa_len,
+            0,
+            || new_udp(family),
+            |call, fd, rc, e| {
+                r.expect_fail(&format!("65 {call} to the host's secret UDP port {secret}"), rc, e, &[EPERM]);
+                if rc >= 0 {
+                    println!("65 {call} to {secret}: read {:?}", read_witness(fd as i32));
+                }
+            },
+        );
+        let fd = new_udp(family);
+        let (rc, e) = sys!(libc::SYS_connect, fd, &sa as *const libc::sockaddr_storage, sa_len);
+        r.expect_fail(&format!("65 UDP connect to {secret}"), rc, e, &[EPERM]);
+        if rc >= 0 {
+            let (rc, _) = sys!(libc::SYS_write, fd, b"x".as_ptr(), 1);
+            if rc >= 0 {
+                println!("65 connect and write to {secret}: read {:?}", read_witness(fd as i32));
+            }
+        }
+    }
+    let bind_at = |addr: std::net::SocketAddr| {
+        let (sa, sa_len) = raw_addr(addr);
+        let fd = new_udp(if addr.is_ipv6() { libc::AF_INET6 } else { libc::AF_INET });
+        sys!(libc::SYS_bind, fd, &sa as *const libc::sockaddr_storage, sa_len)
+    };
+    let (rc, e) = bind_at(at("127.0.0.1", bind));
+    r.check("65 control: the granted UDP bind", rc == 0, e);
+    let (rc, e) = bind_at(at("0.0.0.0", 0));
+    r.check("65 control: a UDP bind to port 0", rc == 0, e);
+    for addr in [at("127.0.0.1", other), at("0.0.0.0", other), at("[::]", other)] {
+        let (rc, e) = bind_at(addr);
+        r.expect_fail(&format!("65 UDP bind to {addr}"), rc, e, &[EPERM]);
+    }
+    let (fd, e) = connect_v4([127, 0, 0, 1], tcp);
+    r.check("65 control: a TCP connect to the granted port", fd >= 0, e);
+    let (fd, e) = connect_v4([127, 0, 0, 1], secret_tcp);
+    r.expect_fail("65 TCP connect to the secret port (Landlock allows the port)", fd, e, &[EPERM]);
+    if fd >= 0 {
+        println!("65 TCP connect to the secret port: read {:?}", read_witness(fd as i32));
+    }
+    let (fd, e) = connect_v6_mapped([127, 0, 0, 1], secret_tcp);
+    r.expect_fail("65 TCP connect to the secret port, v4-mapped", fd, e, &[EPERM]);
+    if fd >= 0 {
+        println!("65 TCP connect to the secret port, v4-mapped: read {:?}", read_witness(fd as i32));
     }
 }
 

@@ -56,8 +56,14 @@ const NOT_MAPPED: &[(&str, &str)] = &[
     ("KillMode", "capexec always stops the whole service (its pid namespace)"),
     ("SendSIGKILL", "capexec always kills what is left at service.stop_timeout; raise it if the program needs longer to end"),
     ("RestrictAddressFamilies", "capexec always limits socket() to AF_UNIX, AF_INET, AF_INET6 and AF_NETLINK; narrower lists are not expressible"),
-    ("IPAddressDeny", "no IP filter; use namespaces.net = \"none\" with preopened sockets or [broker.net] grants"),
-    ("IPAddressAllow", "no IP filter; use [broker.net] grants"),
+    (
+        "IPAddressDeny",
+        "not mapped; name what the service may reach in [broker.net] grants, which the network guard holds on its sockets (with namespaces.net = \"host\" too)",
+    ),
+    (
+        "IPAddressAllow",
+        "not mapped; name what the service may reach in [broker.net] grants, which the network guard holds on its sockets (with namespaces.net = \"host\" too)",
+    ),
     ("ConfigurationDirectoryMode", "the directory is used as it is on the host"),
     ("NoExecPaths", "only the system directories and declared executable paths are executable"),
     ("Nice", "no scheduling settings"),
