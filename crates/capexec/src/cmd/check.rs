@@ -162,10 +162,18 @@ fn summary(s: &capexec_decl::ServiceSpec) -> String {
         s.capability_bound.as_ref().map(|b| format!(" (bound, for learning: {})", names(b.iter().map(|c| c.to_string()).collect()))).unwrap_or_default();
     let _ = writeln!(o, "  caps       {}{bound}", names(s.capabilities.iter().map(|c| c.to_string()).collect()));
     let b = &s.broker;
-    if !b.is_empty() {
+    let net: Vec<String> = b.bind.iter().map(|g| format!("bind {g}")).chain(b.connect.iter().map(|g| format!("connect {g}"))).collect();
+    // Under the host's network the address grants are the network guard's
+    // alone: the service binds and connects by itself.
+    let guarded_only = s.namespaces.net == NetMode::Host;
+    if guarded_only && !net.is_empty() {
+        let _ = writeln!(o, "  net guard  {} (every socket of the service)", net.join("; "));
+    }
+    if !b.is_empty_but_net() || (!guarded_only && !net.is_empty()) {
         let mut grants: Vec<String> = b.fs.iter().map(|g| format!("open {} ({})", g.pattern, g.rights)).collect();
-        grants.extend(b.bind.iter().map(|g| format!("bind {g}")));
-        grants.extend(b.connect.iter().map(|g| format!("connect {g}")));
+        if !guarded_only {
+            grants.extend(net);
+        }
         grants.extend(b.dns.names.iter().map(|n| format!("resolve {n}")));
         grants.extend(b.pwd.iter().map(|n| format!("user {n}")));
         grants.extend(b.grp.iter().map(|n| format!("group {n}")));
