@@ -487,10 +487,11 @@ impl Broker {
         let line = capexec_decl::fix::refusal_line(r.by.name(), &safe(&r.what), &safe(&r.fix));
         let mut budget = self.log_budget.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(unshown) = budget.admit_n(std::time::Instant::now(), &line, r.count) {
+            // One write per line: the service writes to this stream too.
             for l in unshown.lines() {
-                eprintln!("capexec: {}: {l}", self.unit);
+                capexec_decl::terminal::say(format_args!("capexec: {}: {l}", self.unit));
             }
-            eprintln!("capexec: {}: {line}", self.unit);
+            capexec_decl::terminal::say(format_args!("capexec: {}: {line}", self.unit));
         }
     }
 

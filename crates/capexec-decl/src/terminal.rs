@@ -50,6 +50,18 @@ fn needs_escape(c: char) -> bool {
     }
 }
 
+/// Writes `args` and a newline to standard error in one write(2). Standard
+/// error is unbuffered, so `eprintln!` writes each piece of its format on its
+/// own; where the service shares the stream (`capexec exec`, `capexec run`)
+/// its own output then lands inside capexec's line. A line up to PIPE_BUF
+/// (4096 bytes) written once stays whole in a pipe.
+pub fn say(args: std::fmt::Arguments<'_>) {
+    use std::io::Write;
+    let mut line = args.to_string();
+    line.push('\n');
+    let _ = std::io::stderr().lock().write_all(line.as_bytes());
+}
+
 #[cfg(test)]
 mod tests {
     use super::safe;

@@ -34,7 +34,10 @@ pub fn run(args: &ExecArgs) -> i32 {
     // audit log; rootless, where there is none to read, the refused calls
     // themselves (files and ports: `capexec exec --explain`).
     let name = spec.name.clone();
-    let watch = Some(std::rc::Rc::new(capexec_supervisor::trail::Watch::live(&spec, Box::new(move |line| eprintln!("capexec: {name}: {line}")))));
+    let watch = Some(std::rc::Rc::new(capexec_supervisor::trail::Watch::live(
+        &spec,
+        Box::new(move |line| capexec_decl::terminal::say(format_args!("capexec: {name}: {line}"))),
+    )));
     handoff.watch = watch.clone();
     let code = launch_foreground(&spec, handoff);
     if let Some(w) = watch.and_then(|w| std::rc::Rc::try_unwrap(w).ok()) {
@@ -64,7 +67,7 @@ pub fn launch_foreground(spec: &ServiceSpec, handoff: Handoff) -> i32 {
     // The privileged condition and start_pre commands, on the host before
     // the sandbox exists.
     let env: Vec<(String, String)> = spec.exec.environment.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
-    let note = |m: &str| eprintln!("capexec: {}: {m}", spec.name);
+    let note = |m: &str| capexec_decl::terminal::say(format_args!("capexec: {}: {m}", spec.name));
     if let Err(e) = capexec_supervisor::privileged::run_before_start(&spec.exec, &env, spec.service.ready_timeout, None, &note) {
         if e.condition_unmet() {
             return not_started(&spec.name, &e);

@@ -173,7 +173,8 @@ fn unreachable_program(typed: &str, prog: &Path, who: &capexec_decl::spec::Ident
 fn print_refusal(mechanism: &str, what: &str, fix: &str) {
     static HEADING: std::sync::Once = std::sync::Once::new();
     HEADING.call_once(|| eprintln!("capexec run: the program was refused:"));
-    eprintln!("  {mechanism}: {}; to allow it: {}", safe(what), safe(capexec_decl::fix::run_flag(fix)));
+    // One write: the program shares this stream.
+    capexec_decl::terminal::say(format_args!("  {mechanism}: {}; to allow it: {}", safe(what), safe(capexec_decl::fix::run_flag(fix))));
 }
 
 fn find_program(prog: &str) -> Result<PathBuf, CmdError> {
