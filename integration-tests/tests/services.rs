@@ -214,6 +214,38 @@ fn run_has_a_private_writable_home() {
 /// host, it reads the owner's own files, git finds a root-owned repository
 /// its own; a file of anyone else keeps only its "other" permissions, and
 /// no setuid bit can be set on what it made.
+// A directory given to act in as its owner with a mount below it whose
+// filesystem cannot be idmapped, as /run is on a host with `ip netns add`
+// (an nsfs file at /run/netns/NAME) or Docker: the kernel refuses to idmap
+// the whole copy (EINVAL), and `capexec run --ro /run` failed to start. The
+// directory's own mount is mapped; the mounts below keep their owners.
+#[test]
+fn run_acts_as_the_owner_beside_a_mount_that_cannot_be_idmapped() {
+    require_root();
+    use std::os::unix::fs::MetadataExt;
+    let base = std::path::PathBuf::from(format!("/tmp/capexec-it-idmap-{}", std::process::id()));
+    let (ns, sub) = (base.join("ns"), base.join("sub"));
+    std::fs::create_dir_all(&sub).unwrap();
+    std::fs::write(&ns, "").unwrap();
+    use nix::mount::{mount, umount2, MntFlags, MsFlags};
+    mount(Some("/proc/self/ns/net"), &ns, None::<&str>, MsFlags::MS_BIND, None::<&str>).unwrap();
+    mount(Some("capexec-it"), &sub, Some("tmpfs"), MsFlags::empty(), Some("mode=755")).unwrap();
+    let mut c = command(As::Root);
+    c.arg("run").arg("--rw").arg(&base).args(["--", "/bin/sh", "-c"]).arg(format!("touch {0}/new && stat -c '%u %n' {0}/ns {0}/sub", base.display()));
+    let o = output(c, T);
+    for m in [&ns, &sub] {
+        umount2(m, MntFlags::MNT_DETACH).unwrap();
+    }
+    let made = std::fs::symlink_metadata(base.join("new")).map(|m| m.uid());
+    let _ = std::fs::remove_dir_all(&base);
+    assert!(o.status.success(), "{}", text(&o));
+    assert_eq!(made.unwrap(), 0, "made by the service as the directory's owner");
+    let out = String::from_utf8_lossy(&o.stdout);
+    // Below, owners as they are: root's files are nobody's in the service's
+    // own user namespace.
+    assert!(out.contains(&format!("65534 {}", ns.display())) && out.contains(&format!("65534 {}", sub.display())), "{}", text(&o));
+}
+
 #[test]
 fn run_acts_as_the_owner_of_what_it_is_given() {
     require_root();

@@ -364,7 +364,15 @@ pub fn owner_trees(plan: &crate::SetupPlan) -> Result<Vec<(std::path::PathBuf, O
                 &namespaces.last().expect("just pushed").1
             }
         };
-        crate::sys::idmap_tree(&tree, idmap).map_err(|e| {
+        crate::sys::idmap_tree(&tree, idmap).or_else(|e| match e.raw_os_error() {
+            // A mount below that cannot be idmapped fails the whole tree: an
+            // nsfs file of `ip netns` (/run/netns/NAME) or of Docker under
+            // /run. The kernel maps only the root of a detached tree alone,
+            // so then the mounts below keep their owners as they are: there
+            // the service does not act as the owner, as without as_owner.
+            Some(libc::EINVAL) => crate::sys::idmap_root(&tree, idmap),
+            _ => Err(e),
+        }).map_err(|e| {
             LaunchError::io(
                 "mount idmapped, so that the service acts as its owner (filesystem.as_owner; the filesystem must support idmapped mounts, else run as the owner: exec.user, capexec run: --user)",
                 path.display(),

@@ -210,14 +210,26 @@ pub fn clone_file_tree(fd: BorrowedFd<'_>) -> io::Result<OwnedFd> {
 /// MOUNT_ATTR_IDMAP). Needs CAP_SYS_ADMIN in the user namespace the
 /// filesystem was mounted in, and a filesystem that supports idmapped mounts.
 pub fn idmap_tree(tree: &OwnedFd, userns: &OwnedFd) -> io::Result<()> {
+    idmap_at(tree.as_fd(), userns, libc::AT_RECURSIVE)
+}
+
+/// [`idmap_tree`] of the tree's root mount alone, not of those below it: a
+/// tree holding a mount whose filesystem cannot be idmapped (nsfs, a
+/// `/run/netns/NAME` of `ip netns`) fails whole (EINVAL). The kernel maps a
+/// mount below the root of a detached tree only with the root (EINVAL alone).
+pub fn idmap_root(tree: &OwnedFd, userns: &OwnedFd) -> io::Result<()> {
+    idmap_at(tree.as_fd(), userns, 0)
+}
+
+fn idmap_at(mount: BorrowedFd<'_>, userns: &OwnedFd, recursive: libc::c_int) -> io::Result<()> {
     let attr = MountAttr { attr_set: MOUNT_ATTR_IDMAP, attr_clr: 0, propagation: 0, userns_fd: userns.as_raw_fd() as u64 };
-    let flags = libc::AT_EMPTY_PATH | libc::AT_RECURSIVE;
+    let flags = libc::AT_EMPTY_PATH | recursive;
     // SAFETY: an empty NUL-terminated path, a valid struct of the size passed,
     // both read by the kernel during the call only.
     check(unsafe {
         libc::syscall(
             libc::SYS_mount_setattr,
-            tree.as_raw_fd(),
+            mount.as_raw_fd(),
             c"".as_ptr(),
             flags as libc::c_uint,
             &attr as *const MountAttr,
