@@ -63,7 +63,7 @@ def main():
     table = "\n".join(rows) + (
         f"\n\nMedians of {a.rounds} alternating rounds of {a.calls} calls each, {time.strftime('%Y-%m-%d')}, kernel {os.uname().release}, on CPU 0. "
         "Guarded: `capexec run` as root with a preopened `udp:` socket and `net = \"none\"`, so the guard's programs run on "
-        "every call (sendmsg4 for the datagram, connect4 for the connect; both look the peer up in the map recvmsg4 filled). "
+        "every call (sendmsg4 and the packet check, egress, for the datagram; connect4 for the connect; both look the peer up in the map recvmsg4 filled). "
         "No guard: `capexec run --net host`, the program's own socket. A connect+disconnect is two connect calls; only the first is checked.\n")
     print(table)
     if not a.no_write:
