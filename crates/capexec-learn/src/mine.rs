@@ -551,6 +551,8 @@ const CAPABILITY_CALLS: &[(&str, &str)] = &[
 /// Why a run's bind below 1024 points at CAP_NET_BIND_SERVICE, which a
 /// mined declaration never needs for it (see `declaration`).
 const LOW_BIND: &str = "bind below port 1024 (not needed: the broker binds granted ports)";
+/// The same under `net = "host"`, where the program binds its ports itself.
+const LOW_BIND_HOST: &str = "bind below port 1024 (with the host's network it binds its ports itself)";
 
 /// The capabilities the run's calls point at: capability → the calls (and
 /// what the recorder saw a call use, at most three examples each).
@@ -710,6 +712,26 @@ fn scattered_peers(grants: &BTreeSet<String>) -> Option<(usize, usize)> {
 
 /// The TCP ports of the loopback `binds` granted to the program that the
 /// commands run around it connected to (`Observations::command_connects`).
+/// The TCP ports of bind and connect grants, for Landlock's rules under
+/// `net = "host"`; `None` when a grant's range is wider than Landlock's
+/// rules are made for (one per port), such as Tor's connects to every port.
+fn host_tcp_ports<'a>(binds: impl Iterator<Item = &'a String>, connects: impl Iterator<Item = &'a String>) -> Option<(BTreeSet<u16>, BTreeSet<u16>)> {
+    use capexec_decl::grants::{NetGrant, Proto};
+    let ports = |grants: &mut dyn Iterator<Item = &'a String>| -> Option<BTreeSet<u16>> {
+        let mut out = BTreeSet::new();
+        for g in grants.filter_map(|a| NetGrant::parse(a).ok()).filter(|g| g.proto != Some(Proto::Udp)) {
+            let (lo, hi) = g.ports;
+            if u32::from(hi) - u32::from(lo) >= 1024 {
+                return None;
+            }
+            out.extend(lo..=hi);
+        }
+        Some(out)
+    };
+    let (mut b, mut c) = (binds, connects);
+    Some((ports(&mut b)?, ports(&mut c)?))
+}
+
 fn control_channels(obs: &Observations, binds: &BTreeSet<&String>) -> BTreeSet<u16> {
     use capexec_decl::grants::Proto;
     let tcp_loopback = |a: &str| crate::compare::inet(a).filter(|(p, sa)| *p == Proto::Tcp && sa.port() != 0).map(|(_, sa)| sa);
@@ -904,7 +926,8 @@ pub fn declaration(obs: &Observations, origin: &Origin, exists: impl Fn(&str) ->
     let picked = |why: Picked| granted.iter().any(|(_, p)| *p == Some(why));
     let unix_grants: Vec<String> = run_sockets.iter().map(|p| format!("unix:{p}")).collect();
     let binds: BTreeSet<&String> = granted.iter().map(|(a, _)| a).chain(&unix_grants).collect();
-    o.push_str("\n[namespaces]\n# The service's own network namespace; the broker binds and connects for it in the host's.\n");
+    let connect_grants = connect_grants(&connects, !obs.start_datagram_binds.is_empty(), ephemeral_ports());
+    let control = control_channels(obs, &binds);
     // vnstat counts the host's traffic from /proc/net/dev: in a network
     // namespace of its own that file shows its loopback alone, and it
     // counts nothing (prometheus-node-exporter's network metrics alike).
@@ -935,7 +958,29 @@ pub fn declaration(obs: &Observations, origin: &Origin, exists: impl Fn(&str) ->
         .filter(|ip| !ip.is_loopback() && !ip.is_unspecified())
         .map(|ip| ip.to_string())
         .collect();
-    if obs.sockets.contains("netlink/raw") && !interfaces.is_empty() {
+    let listed_interfaces = obs.sockets.contains("netlink/raw") && !interfaces.is_empty();
+    // Such a program gets the host's network, where the network guard holds
+    // the same grants on every socket it makes, and Landlock the ports of
+    // its TCP ones: unless a TCP grant's range is too wide for Landlock's
+    // rules, or it talks over loopback ports the kernel picks (its own
+    // namespace's, which no grant names), or its commands reach a control
+    // port in its own namespace. Then the comment below says what to do.
+    let tcp_ports = host_tcp_ports(binds.iter().copied(), connect_grants.0.iter());
+    let host = listed_interfaces && tcp_ports.is_some() && obs.own_loopback.is_empty() && control.is_empty();
+    o.push_str("\n[namespaces]\n");
+    if host {
+        let _ = writeln!(
+            o,
+            "# The run listed this host's interfaces and bound their addresses ({}): in a network\n\
+             # namespace of its own it would see loopback only. So the host's network, where it binds\n\
+             # and connects by itself, and the network guard holds the [broker.net] grants below on\n\
+             # every socket it makes (as root; rootless such a file is refused at the start).",
+            interfaces.iter().cloned().collect::<Vec<_>>().join(", ")
+        );
+    } else {
+        o.push_str("# The service's own network namespace; the broker binds and connects for it in the host's.\n");
+    }
+    if listed_interfaces && !host {
         // With the host's network nothing binds for it: a port below 1024
         // needs the capability the broker made moot (nmbd's 137 and 138).
         let low = obs.binds.iter().any(|b| b.rsplit(':').next().and_then(|p| p.parse::<u16>().ok()).is_some_and(|p| p > 0 && p < 1024));
@@ -951,7 +996,7 @@ pub fn declaration(obs: &Observations, origin: &Origin, exists: impl Fn(&str) ->
             if low { ",\n# and keep CAP_NET_BIND_SERVICE for its ports below 1024, which it then binds itself" } else { "" }
         );
     }
-    o.push_str("net = \"none\"\n");
+    o.push_str(if host { "net = \"host\"\n" } else { "net = \"none\"\n" });
     // A pid file means what host tools read it as only with the host's pids.
     if let Some(p) = pid_file.as_ref() {
         let _ = writeln!(o, "# It writes a pid file ({}): in the host's pid namespace the file holds the pid host tools expect.\npid = false", commented(p));
@@ -987,7 +1032,6 @@ pub fn declaration(obs: &Observations, origin: &Origin, exists: impl Fn(&str) ->
                 );
             }
             let _ = writeln!(o, "bind = [{}] # bound during the run", binds.iter().map(|a| quote(a)).collect::<Vec<_>>().join(", "));
-            let control = control_channels(obs, &binds);
             if !control.is_empty() {
                 let ports = control.iter().map(u16::to_string).collect::<Vec<_>>().join(", ");
                 let _ = writeln!(
@@ -1002,7 +1046,7 @@ pub fn declaration(obs: &Observations, origin: &Origin, exists: impl Fn(&str) ->
             }
         }
         if !connects.is_empty() {
-            let (grants, opened, replies) = connect_grants(&connects, !obs.start_datagram_binds.is_empty(), ephemeral_ports());
+            let (grants, opened, replies) = &connect_grants;
             if !replies.is_empty() {
                 let _ = writeln!(
                     o,
@@ -1012,7 +1056,7 @@ pub fn declaration(obs: &Observations, origin: &Origin, exists: impl Fn(&str) ->
                     replies.iter().cloned().collect::<Vec<_>>().join(", ")
                 );
             }
-            if let Some((peers, ports)) = scattered_peers(&grants) {
+            if let Some((peers, ports)) = scattered_peers(grants) {
                 let _ = writeln!(
                     o,
                     "# It reached {peers} addresses of the internet on {ports} ports: if it connects wherever its\n\
@@ -1032,6 +1076,15 @@ pub fn declaration(obs: &Observations, origin: &Origin, exists: impl Fn(&str) ->
             }
             let _ = writeln!(o, "connect = [{}] # connected to during the run", grants.iter().map(|a| quote(a)).collect::<Vec<_>>().join(", "));
         }
+    }
+    if let Some((bind_tcp, connect_tcp)) = tcp_ports.as_ref().filter(|(b, c)| host && !(b.is_empty() && c.is_empty())) {
+        let list = |ports: &BTreeSet<u16>| ports.iter().map(u16::to_string).collect::<Vec<_>>().join(", ");
+        let _ = writeln!(
+            o,
+            "\n[landlock]\n# With the host's network a TCP bind or connect needs its port here too, beside its grant.\nbind_tcp = [{}]\nconnect_tcp = [{}]",
+            list(bind_tcp),
+            list(connect_tcp)
+        );
     }
     if !probes.is_empty() {
         let _ = writeln!(
@@ -1091,6 +1144,12 @@ pub fn declaration(obs: &Observations, origin: &Origin, exists: impl Fn(&str) ->
     // A mined declaration's binds all go to the broker (net = "none"), which
     // binds granted ports below 1024 with the capability of its own; kept
     // only if the run asked for it otherwise (a capset that keeps it).
+    // Under net = "host" the program binds its ports itself, and needs it.
+    if host {
+        if let Some(why) = caps.get_mut("CAP_NET_BIND_SERVICE") {
+            why.iter_mut().filter(|w| *w == LOW_BIND).for_each(|w| *w = LOW_BIND_HOST.to_owned());
+        }
+    }
     let kept: Vec<&String> =
         caps.iter().filter(|(c, why)| !(c.as_str() == "CAP_NET_BIND_SERVICE" && why.iter().all(|w| w == LOW_BIND))).map(|(c, _)| c).collect();
     let kept_caps: BTreeSet<&str> = kept.iter().map(|c| c.as_str()).collect();
@@ -1372,22 +1431,38 @@ mod tests {
         assert_eq!(ro.keys().cloned().collect::<Vec<_>>(), want);
     }
 
-    /// A run that listed the host's interfaces and bound their addresses is
+    /// A run that listed the host's interfaces and bound their addresses
+    /// gets the host's network, its grants kept for the network guard and
+    /// its TCP ports for Landlock; where that cannot hold what it did, it is
     /// told that its own network namespace has loopback only.
     #[test]
-    fn binds_to_listed_interfaces_are_pointed_out() {
+    fn binds_to_listed_interfaces_get_the_hosts_network() {
         let mut o = obs(&[], &["socket", "bind"]);
         o.binds.extend(["udp:192.0.2.2:3478".to_owned(), "udp:127.0.0.1:3478".to_owned(), "tcp:[fd00::2]:3478".to_owned()]);
+        o.connects.insert("tcp:192.0.2.9:5432".to_owned());
         let text = declaration(&o, &origin(&["/usr/bin/turnserver".into()], false), |_| true);
-        assert!(!text.contains("listed this host's interfaces"), "no netlink socket, no note:\n{text}");
+        assert!(!text.contains("listed this host's interfaces") && text.contains("net = \"none\""), "no netlink socket, no note:\n{text}");
         o.sockets.insert("netlink/raw".into());
         let text = declaration(&o, &origin(&["/usr/bin/turnserver".into()], false), |_| true);
-        assert!(text.contains("bound their addresses (192.0.2.2, fd00::2)") && !text.contains("CAP_NET_BIND_SERVICE for its ports"), "{text}");
-        toml::from_str::<toml::Value>(&text).unwrap();
+        let v: toml::Value = toml::from_str(&text).unwrap();
+        assert!(text.contains("bound their addresses (192.0.2.2, fd00::2)"), "{text}");
+        assert_eq!(v["namespaces"]["net"].as_str(), Some("host"), "{text}");
+        assert_eq!(v["broker"]["net"]["bind"].as_array().map(Vec::len), Some(3), "{text}");
+        assert_eq!(v["landlock"]["bind_tcp"].as_array().unwrap(), &[toml::Value::Integer(3478)], "{text}");
+        assert_eq!(v["landlock"]["connect_tcp"].as_array().unwrap(), &[toml::Value::Integer(5432)], "{text}");
+        let ctx = capexec_decl::Context { rootless: false, uid: 0, gid: 0, unit_dir: None };
+        let spec = capexec_decl::from_text("t", &text, &ctx).unwrap_or_else(|e| panic!("{e}\n{text}"));
+        assert!(spec.warnings.iter().all(|w| !w.contains("landlock")), "{:?}", spec.warnings);
         // nmbd's 137: with the host's network, it binds that port itself.
         o.binds.insert("udp:192.0.2.2:137".to_owned());
         let text = declaration(&o, &origin(&["/usr/sbin/nmbd".into()], false), |_| true);
-        assert!(text.contains("keep CAP_NET_BIND_SERVICE for its ports below 1024, which it then binds itself"), "{text}");
+        assert!(text.contains("CAP_NET_BIND_SERVICE: bind below port 1024 (with the host's network it binds its ports itself)"), "{text}");
+        assert!(text.contains("keep = [\"CAP_NET_BIND_SERVICE\"]"), "{text}");
+        // Loopback ports the kernel picked, which no grant names: its own
+        // namespace, and the comment says what the host's network needs.
+        o.own_loopback.insert("tcp:127.0.0.1:0".to_owned());
+        let text = declaration(&o, &origin(&["/usr/sbin/nmbd".into()], false), |_| true);
+        assert!(text.contains("net = \"none\"") && text.contains("keep CAP_NET_BIND_SERVICE for its ports below 1024, which it then binds itself"), "{text}");
         toml::from_str::<toml::Value>(&text).unwrap();
     }
 
