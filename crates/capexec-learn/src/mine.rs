@@ -955,7 +955,9 @@ pub fn declaration(obs: &Observations, origin: &Origin, exists: impl Fn(&str) ->
         .iter()
         .filter_map(|(a, _)| crate::compare::inet(a))
         .map(|(_, sa)| sa.ip())
-        .filter(|ip| !ip.is_loopback() && !ip.is_unspecified())
+        // A multicast group it joined (SSDP's 239.255.255.250) is no
+        // interface's address.
+        .filter(|ip| !ip.is_loopback() && !ip.is_unspecified() && !ip.is_multicast())
         .map(|ip| ip.to_string())
         .collect();
     let listed_interfaces = obs.sockets.contains("netlink/raw") && !interfaces.is_empty();
@@ -1439,6 +1441,7 @@ mod tests {
     fn binds_to_listed_interfaces_get_the_hosts_network() {
         let mut o = obs(&[], &["socket", "bind"]);
         o.binds.extend(["udp:192.0.2.2:3478".to_owned(), "udp:127.0.0.1:3478".to_owned(), "tcp:[fd00::2]:3478".to_owned()]);
+        o.binds.insert("udp:239.255.255.250:1900".to_owned());
         o.connects.insert("tcp:192.0.2.9:5432".to_owned());
         let text = declaration(&o, &origin(&["/usr/bin/turnserver".into()], false), |_| true);
         assert!(!text.contains("listed this host's interfaces") && text.contains("net = \"none\""), "no netlink socket, no note:\n{text}");
@@ -1447,7 +1450,7 @@ mod tests {
         let v: toml::Value = toml::from_str(&text).unwrap();
         assert!(text.contains("bound their addresses (192.0.2.2, fd00::2)"), "{text}");
         assert_eq!(v["namespaces"]["net"].as_str(), Some("host"), "{text}");
-        assert_eq!(v["broker"]["net"]["bind"].as_array().map(Vec::len), Some(3), "{text}");
+        assert_eq!(v["broker"]["net"]["bind"].as_array().map(Vec::len), Some(4), "{text}");
         assert_eq!(v["landlock"]["bind_tcp"].as_array().unwrap(), &[toml::Value::Integer(3478)], "{text}");
         assert_eq!(v["landlock"]["connect_tcp"].as_array().unwrap(), &[toml::Value::Integer(5432)], "{text}");
         let ctx = capexec_decl::Context { rootless: false, uid: 0, gid: 0, unit_dir: None };
@@ -1848,7 +1851,7 @@ mod tests {
         o.merge(command);
         let text = declaration(&o, &origin(&[], true), |_| true);
         let v: toml::Value = toml::from_str(&text).unwrap();
-        assert_eq!(v["broker"]["net"]["bind"].as_array().map(Vec::len), Some(3), "{text}");
+        assert_eq!(v["broker"]["net"]["bind"].as_array().map(Vec::len), Some(4), "{text}");
         assert!(text.contains("port(s) 953 it listens on, a control channel"), "{text}");
         assert!(!o.connects.contains("tcp:127.0.0.1:953"), "no connect grant for a command's connect");
         o.command_connects.clear();
