@@ -1851,7 +1851,7 @@ mod tests {
         o.merge(command);
         let text = declaration(&o, &origin(&[], true), |_| true);
         let v: toml::Value = toml::from_str(&text).unwrap();
-        assert_eq!(v["broker"]["net"]["bind"].as_array().map(Vec::len), Some(4), "{text}");
+        assert_eq!(v["broker"]["net"]["bind"].as_array().map(Vec::len), Some(3), "{text}");
         assert!(text.contains("port(s) 953 it listens on, a control channel"), "{text}");
         assert!(!o.connects.contains("tcp:127.0.0.1:953"), "no connect grant for a command's connect");
         o.command_connects.clear();
