@@ -1296,7 +1296,7 @@ fn preopens(v: &mut V, raw: &RawUnit) -> Vec<Preopen> {
 }
 
 /// Landlock makes one rule per port: a range wider than this is refused.
-const MAX_LANDLOCK_PORTS: u32 = 1024;
+pub const MAX_LANDLOCK_PORTS: u32 = 1024;
 
 /// The ports of `landlock.bind_tcp` or `connect_tcp`, ranges expanded.
 fn tcp_ports(v: &mut V, key: &str, raw: Option<&[crate::raw::RawPorts]>) -> BTreeSet<u16> {

@@ -721,7 +721,7 @@ fn host_tcp_ports<'a>(binds: impl Iterator<Item = &'a String>, connects: impl It
         let mut out = BTreeSet::new();
         for g in grants.filter_map(|a| NetGrant::parse(a).ok()).filter(|g| g.proto != Some(Proto::Udp)) {
             let (lo, hi) = g.ports;
-            if u32::from(hi) - u32::from(lo) >= 1024 {
+            if u32::from(hi) - u32::from(lo) >= capexec_decl::validate::MAX_LANDLOCK_PORTS {
                 return None;
             }
             out.extend(lo..=hi);
