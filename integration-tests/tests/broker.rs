@@ -484,27 +484,28 @@ fn host_sockets_send_no_source_routed_packets() {
 // refused rather than run weaker.
 both!(host_network_holds_its_grants, |who: As| {
     const SECRET: &str = "SECRET-65-host-net";
-    let (udp, secret_udp) = (udp_answering("hello"), udp_answering(SECRET));
+    let (udp, secret_udp, secret_udp6) = (udp_answering("hello"), udp_answering(SECRET), udp_answering_on("[::1]:0", SECRET));
     let secret_tcp = secret_listener(SECRET);
     let server = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let tcp = server.local_addr().unwrap().port();
     std::thread::spawn(move || for _ in server.incoming() {});
-    let (bind, other) = (unused_port(), unused_port());
+    let (bind, other, listen) = (unused_port(), unused_port(), unused_port());
     let u = test_unit(
         &format!("host-net-{who:?}"),
         &format!(
-            "[namespaces]\nnet = \"host\"\n[landlock]\nconnect_tcp = [{tcp}, {secret_tcp}]\n\n[broker.net]\n\
-             connect = [\"udp:127.0.0.1:{udp}\", \"tcp:127.0.0.1:{tcp}\"]\nbind = [\"udp:127.0.0.1:{bind}\"]\n"
+            "[namespaces]\nnet = \"host\"\n[landlock]\nconnect_tcp = [{tcp}, {secret_tcp}]\nbind_tcp = [{listen}]\n\n[broker.net]\n\
+             connect = [\"udp:127.0.0.1:{udp}\", \"tcp:127.0.0.1:{tcp}\"]\nbind = [\"udp:127.0.0.1:{bind}\", \"tcp:127.0.0.1:{listen}\"]\n"
         ),
     );
-    let case: Vec<String> = ["host-net".to_owned()].into_iter().chain([udp, secret_udp, tcp, secret_tcp, bind, other].map(|p| p.to_string())).collect();
+    let case: Vec<String> =
+        ["host-net".to_owned()].into_iter().chain([udp, secret_udp, tcp, secret_tcp, bind, other, secret_udp6, listen].map(|p| p.to_string())).collect();
     let case: Vec<&str> = case.iter().map(String::as_str).collect();
     match who {
         As::Root => {
             let out = probe_under(who, &u, &case);
             assert!(!out.contains(SECRET), "a secret was read:\n{out}");
-            assert_eq!(out.matches("BLOCKED 65 control").count(), 4, "the grants must stay reachable:\n{out}");
-            assert_eq!(out.matches("BLOCKED 65 ").count(), 4 + 2 * 4 + 3 + 2, "every refusal must be seen:\n{out}");
+            assert_eq!(out.matches("BLOCKED 65 control").count(), 5, "the grants must stay reachable:\n{out}");
+            assert_eq!(out.matches("BLOCKED 65 ").count(), 5 + 3 * 4 + 3 + 2 + 2, "every refusal must be seen:\n{out}");
             eprintln!("{out}");
         }
         As::User => {

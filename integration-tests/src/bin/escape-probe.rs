@@ -795,7 +795,7 @@ fn main() {
             let secrets = [format!("[::1]:{}", arg(3)).parse().unwrap(), format!("[::ffff:127.0.0.1]:{}", arg(4)).parse().unwrap()];
             host_udp(&mut r, arg(2).parse().unwrap_or(1), &secrets)
         }
-        "host-net" => host_net(&mut r, &(2..8).map(|i| arg(i).parse().unwrap_or(1)).collect::<Vec<u16>>()),
+        "host-net" => host_net(&mut r, &(2..10).map(|i| arg(i).parse().unwrap_or(1)).collect::<Vec<u16>>()),
         "host-route" => host_route(&mut r, arg(2).parse().unwrap_or(1), arg(3).parse().unwrap_or(1)),
         "remove-granted" => remove_granted(&mut r, &arg(2)),
         "own-udp" => own_udp(&mut r, arg(2).parse().unwrap_or(1), arg(3).parse().unwrap_or(1)),
@@ -1210,16 +1210,19 @@ fn host_udp(r: &mut Report, granted: u16, secrets: &[std::net::SocketAddr]) {
     }
 }
 
-/// 65: `host-net UDP SECRET_UDP TCP SECRET_TCP BIND OTHER`, in a `net =
-/// "host"` service granted `udp:127.0.0.1:UDP`, `tcp:127.0.0.1:TCP` and a
-/// UDP bind of 127.0.0.1:BIND, whose Landlock allows TCP connects to both
-/// TCP ports: every socket is the host's, and the network guard holds the
-/// grants on all of them. The granted UDP server answers (the guard lets a
-/// socket receive its reply) and the granted TCP port accepts; the secret
-/// servers are reached by no send, connect or bind, over IPv4, IPv6 or a
-/// v4-mapped address; a bind to port 0 passes (the kernel picks it).
+/// 65: `host-net UDP SECRET_UDP TCP SECRET_TCP BIND OTHER SECRET_UDP6
+/// LISTEN`, in a `net = "host"` service granted `udp:127.0.0.1:UDP`,
+/// `tcp:127.0.0.1:TCP`, a UDP bind of 127.0.0.1:BIND and a TCP bind of
+/// 127.0.0.1:LISTEN, whose Landlock allows TCP connects to both TCP ports
+/// and binds of LISTEN: every socket is the host's, and the network guard
+/// holds the grants on all of them. The granted UDP server answers (the
+/// guard lets a socket receive its reply), the granted TCP port accepts,
+/// and the granted listener listens; the secret servers are reached by no
+/// send, connect or bind, over IPv4, IPv6 or a v4-mapped address; a TCP
+/// bind of LISTEN on another address (which the broker makes, for its check
+/// of listen) is refused; a bind to port 0 passes (the kernel picks it).
 fn host_net(r: &mut Report, ports: &[u16]) {
-    let [udp, secret_udp, tcp, secret_tcp, bind, other] = ports[..6] else { panic!("six ports") };
+    let [udp, secret_udp, tcp, secret_tcp, bind, other, secret_udp6, listen] = ports[..8] else { panic!("eight ports") };
     let at = |ip: &str, port: u16| -> std::net::SocketAddr { format!("{ip}:{port}").parse().unwrap() };
     let new_udp = |family: i32| -> i64 {
         // SAFETY: socket() with constants.
@@ -1230,7 +1233,7 @@ fn host_net(r: &mut Report, ports: &[u16]) {
     let (rc, e) = sys!(libc::SYS_sendto, fd, b"ping".as_ptr(), 4, 0, &g as *const libc::sockaddr_storage, g_len);
     let answer = read_witness(fd as i32);
     r.check("65 control: the granted UDP server answers a sendto", rc == 4 && answer == "hello", format!("{answer:?} {e}"));
-    for secret in [at("127.0.0.1", secret_udp), at("[::ffff:127.0.0.1]", secret_udp)] {
+    for secret in [at("127.0.0.1", secret_udp), at("[::ffff:127.0.0.1]", secret_udp), at("[::1]", secret_udp6)] {
         let (sa, sa_len) = raw_addr(secret);
         let family = if secret.is_ipv6() { libc::AF_INET6 } else { libc::AF_INET };
         send_each_way(
@@ -1267,6 +1270,12 @@ fn host_net(r: &mut Report, ports: &[u16]) {
     for addr in [at("127.0.0.1", other), at("0.0.0.0", other), at("[::]", other)] {
         let (rc, e) = bind_at(addr);
         r.expect_fail(&format!("65 UDP bind to {addr}"), rc, e, &[EPERM]);
+    }
+    let (rc, e) = bind_tcp_at([127, 0, 0, 1], listen);
+    r.check("65 control: the granted TCP bind", rc == 0, e);
+    for ip in [[0, 0, 0, 0], [127, 0, 0, 2]] {
+        let (rc, e) = bind_tcp_at(ip, listen);
+        r.expect_fail(&format!("65 TCP bind of the granted port on {}", std::net::Ipv4Addr::from(ip)), rc, e, &[EPERM, EACCES]);
     }
     let (fd, e) = connect_v4([127, 0, 0, 1], tcp);
     r.check("65 control: a TCP connect to the granted port", fd >= 0, e);
