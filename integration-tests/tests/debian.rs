@@ -1621,6 +1621,39 @@ fn prometheus_node_exporter_from_import_and_learn() {
     d.terminate(T);
 }
 
+/// vnstat from Debian's vnstat.service, a package issue 19 does not name: a
+/// daemon that counts the host's traffic from /proc/net/dev and
+/// /sys/class/net, and makes no socket. In a network namespace of its own
+/// those show its loopback alone, and it counts nothing of the host's.
+/// Imported (no drop-in), learned with a workload that reads its database,
+/// then run by the daemon: it runs in the host's network namespace, where it
+/// reads the host's counters, with no socket() in its allowlist to reach
+/// anything there by.
+#[test]
+fn vnstat_from_import_and_learn() {
+    require_root();
+    let mut d = Daemon::prepare(As::Root, "vnstat");
+    let unit = imported(&d, "vnstat", "vnstat.service", "");
+    let decl = learned(
+        &unit,
+        "vnstat.service",
+        // It binds nothing to wait for: the workload waits for its database.
+        &["--no-wait", "--workload", "for i in $(seq 300); do vnstat --json >/dev/null 2>&1 && exit 0; sleep 0.1; done; exit 1"],
+        &["net = \"host\"", "and made no socket (/proc/net/dev"],
+    );
+    assert!(!decl.contains("\"socket\""), "socket() allowed:\n{decl}");
+    d.start();
+    start_learned(&d, "vnstat", &decl);
+    let s = d.wait_for("vnstat", T, "vnstatd running", |s| s["state"] == "running" && s["main_pid"].as_i64().is_some());
+    let pid = s["main_pid"].as_i64().unwrap();
+    let ns = |p: &str| std::fs::read_link(p).unwrap_or_else(|e| panic!("{p}: {e}"));
+    assert_eq!(ns(&format!("/proc/{pid}/ns/net")), ns("/proc/self/ns/net"), "vnstatd is not in the host's network namespace:\n{decl}");
+    let logs = text(&d.ctl(&["logs", "vnstat"]));
+    assert!(!logs.contains("refused"), "{logs}");
+    stop(&d, "vnstat");
+    d.terminate(T);
+}
+
 /// dovecot from Debian's dovecot.service, a package issue 19 does not name:
 /// a root master (no `User=`) that forks its login processes into a chroot
 /// as dovenull, an auth process that checks passwords through PAM (reading

@@ -523,6 +523,10 @@ pub struct Origin<'a> {
     /// The user a program without a unit ran as (`capexec learn --user`),
     /// which the mined file declares; a unit's own user stays in the unit.
     pub user: Option<String>,
+    /// The unit gives the service sockets, or `socket()`, whatever the run
+    /// did: preopened sockets, or `type = "notify"` (whose allowlist has
+    /// `socket`, `connect` and `sendto` for its notify socket).
+    pub unit_sockets: bool,
 }
 
 /// Syscalls that succeed only with a capability when they change something.
@@ -937,14 +941,27 @@ pub fn declaration(obs: &Observations, origin: &Origin, exists: impl Fn(&str) ->
         .filter(|(p, acc)| (HOST_NET_STATE.contains(&p.as_str()) || p.starts_with("/sys/class/net/")) && acc.contains(&Access::Read) && exists(p))
         .map(|(p, _)| p)
         .collect();
-    if !host_net.is_empty() {
+    let shown_host_net = {
         let shown: Vec<String> = host_net.iter().take(3).map(|p| commented(p)).collect();
+        format!("{}{}", shown.join(", "), if host_net.len() > 3 { format!(" and {} more", host_net.len() - 3) } else { String::new() })
+    };
+    // One that made no socket at all (vnstat) gets the host's network for
+    // its state alone: its allowlist has no socket(), and no socket of the
+    // host's reaches it, so it can send and receive nothing there. Not where
+    // the unit adds sockets or socket() (a notify socket's allowlist, a
+    // preopened one, which the guard does not hold under "host"), nor with
+    // io_uring, whose requests make sockets out of seccomp's sight.
+    let state_only = !host_net.is_empty()
+        && obs.sockets.is_empty()
+        && obs.binds.is_empty()
+        && obs.connects.is_empty()
+        && !origin.unit_sockets
+        && !obs.syscalls.keys().any(|c| c.starts_with("io_uring"));
+    if !host_net.is_empty() && !state_only {
         let _ = writeln!(
             o,
-            "# The run read the state of this host's network ({}{}): here it reads its own namespace's,\n\
-             # loopback only. A program that watches the host's interfaces (vnstat, an exporter) wants net = \"host\".",
-            shown.join(", "),
-            if host_net.len() > 3 { format!(" and {} more", host_net.len() - 3) } else { String::new() }
+            "# The run read the state of this host's network ({shown_host_net}): here it reads its own namespace's,\n\
+             # loopback only. A program that watches the host's interfaces (vnstat, an exporter) wants net = \"host\"."
         );
     }
     // coturn lists the host's interfaces (getifaddrs, over a netlink socket)
@@ -970,7 +987,15 @@ pub fn declaration(obs: &Observations, origin: &Origin, exists: impl Fn(&str) ->
     let tcp_ports = host_tcp_ports(binds.iter().copied(), connect_grants.0.iter());
     let host = listed_interfaces && tcp_ports.is_some() && obs.own_loopback.is_empty() && control.is_empty();
     o.push_str("\n[namespaces]\n");
-    if host {
+    if state_only {
+        let _ = writeln!(
+            o,
+            "# The run read the state of this host's network and made no socket ({shown_host_net}):\n\
+             # the host's network, for that state (its own namespace's shows loopback only). With no\n\
+             # socket() in its allowlist it reaches nothing there; allowing socket() would give it the\n\
+             # host's network whole."
+        );
+    } else if host {
         let _ = writeln!(
             o,
             "# The run listed this host's interfaces and bound their addresses ({}): in a network\n\
@@ -998,7 +1023,7 @@ pub fn declaration(obs: &Observations, origin: &Origin, exists: impl Fn(&str) ->
             if low { ",\n# and keep CAP_NET_BIND_SERVICE for its ports below 1024, which it then binds itself" } else { "" }
         );
     }
-    o.push_str(if host { "net = \"host\"\n" } else { "net = \"none\"\n" });
+    o.push_str(if host || state_only { "net = \"host\"\n" } else { "net = \"none\"\n" });
     // A pid file means what host tools read it as only with the host's pids.
     if let Some(p) = pid_file.as_ref() {
         let _ = writeln!(o, "# It writes a pid file ({}): in the host's pid namespace the file holds the pid host tools expect.\npid = false", commented(p));
@@ -1279,6 +1304,7 @@ mod tests {
             bound: None,
             kept: vec![],
             user: None,
+            unit_sockets: false,
         }
     }
 
@@ -1467,6 +1493,40 @@ mod tests {
         let text = declaration(&o, &origin(&["/usr/sbin/nmbd".into()], false), |_| true);
         assert!(text.contains("net = \"none\"") && text.contains("keep CAP_NET_BIND_SERVICE for its ports below 1024, which it then binds itself"), "{text}");
         toml::from_str::<toml::Value>(&text).unwrap();
+    }
+
+    /// A run that read the host's network state and made no socket
+    /// (vnstat's /proc/net/dev) gets the host's network, for that state,
+    /// with no socket() to reach it by; one that made a socket, or whose
+    /// unit gives it one, keeps its own namespace and is told why.
+    #[test]
+    fn a_run_that_reads_the_hosts_network_state_and_makes_no_socket_gets_its_network() {
+        let argv = ["/usr/sbin/vnstatd".to_owned()];
+        let mut o = obs(&[("/proc/net/dev", &[Access::Read]), ("/sys/class/net/eth0/speed", &[Access::Read])], &["openat", "read", "pwrite64"]);
+        let text = declaration(&o, &origin(&argv, true), |_| true);
+        let v: toml::Value = toml::from_str(&text).unwrap();
+        assert_eq!(v["namespaces"]["net"].as_str(), Some("host"), "{text}");
+        assert!(text.contains("and made no socket (/proc/net/dev, /sys/class/net/eth0/speed)"), "{text}");
+        let ctx = capexec_decl::Context { rootless: false, uid: 0, gid: 0, unit_dir: None };
+        let spec = capexec_decl::from_text("t", &text, &ctx).unwrap_or_else(|e| panic!("{e}\n{text}"));
+        assert!(!spec.seccomp.allowed.contains("socket") && !spec.seccomp.allowed.contains("io_uring_setup"), "{text}");
+        // The unit's notify socket, or a preopened one: socket() or a host
+        // socket whatever the run did.
+        let text = declaration(&o, &Origin { unit_sockets: true, ..origin(&argv, true) }, |_| true);
+        assert!(text.contains("net = \"none\"") && text.contains("wants net = \"host\""), "{text}");
+        // io_uring makes sockets out of seccomp's sight.
+        o.syscalls.insert("io_uring_setup".into(), 1);
+        let text = declaration(&o, &origin(&argv, true), |_| true);
+        assert!(text.contains("net = \"none\""), "{text}");
+        o.syscalls.remove("io_uring_setup");
+        // A socket of any kind (an exporter's listener).
+        o.sockets.insert("unix/dgram".into());
+        let text = declaration(&o, &origin(&argv, true), |_| true);
+        assert!(text.contains("net = \"none\"") && text.contains("wants net = \"host\""), "{text}");
+        // No read of the host's network state: its own namespace, no comment.
+        let o = obs(&[("/etc/vnstat.conf", &[Access::Read])], &["openat", "read"]);
+        let text = declaration(&o, &origin(&argv, true), |_| true);
+        assert!(text.contains("net = \"none\"") && !text.contains("state of this host's network"), "{text}");
     }
 
     #[test]

@@ -183,6 +183,8 @@ fn learn(a: &LearnArgs) -> Result<i32, CmdError> {
             false => spec.capabilities.iter().map(ToString::to_string).collect(),
         },
         user: a.user.clone().filter(|_| a.target.is_none() && a.unit.is_none()),
+        unit_sockets: spec.service.kind == capexec_decl::spec::ServiceType::Notify
+            || spec.preopen.iter().any(|p| !matches!(p.kind, capexec_decl::spec::PreopenKind::File { .. })),
     };
     let mut text = mine::declaration(&obs, &origin, exists);
     let unit = a.target.as_ref().or(a.unit.as_ref());
