@@ -2030,11 +2030,13 @@ mod tests {
     /// tomcat writes its logs through /var/lib/tomcat10/logs, a link to
     /// /var/log/tomcat10: the entry is where the link leads, and the link is
     /// shown (the view makes it where it is named).
-    /// vnstat reads /proc/net/dev, which in the service's own network
-    /// namespace shows its loopback alone: the mined file says so.
+    /// An exporter reads /proc/net/dev, which in the service's own network
+    /// namespace shows its loopback alone, and listens: the mined file says
+    /// so (without a socket it gets the host's network: the test above).
     #[test]
     fn reading_the_hosts_network_state_is_pointed_out() {
-        let o = obs(&[("/proc/net/dev", &[Access::Read]), ("/var/lib/vnstat/vnstat.db", &[Access::Write])], &[]);
+        let mut o = obs(&[("/proc/net/dev", &[Access::Read]), ("/var/lib/vnstat/vnstat.db", &[Access::Write])], &[]);
+        o.sockets.insert("inet/stream".into());
         let text = declaration(&o, &origin(&["/usr/sbin/vnstatd".into()], false), |p| p == "/proc/net/dev");
         assert!(text.contains("# The run read the state of this host's network (/proc/net/dev): here it reads its own namespace's"), "{text}");
         let quiet = declaration(&o, &origin(&["/usr/sbin/vnstatd".into()], false), |_| false);
