@@ -41,6 +41,8 @@ const HOST_NET_STATE: &[&str] = &[
 /// Marks what made a link on the way to a written entry visible (see
 /// `through_links`), in place of the paths that needed it.
 const LINK_NOTE: &str = "\0link to ";
+/// The reason of the view's entry for the unit's working directory.
+const WORKDIR_NOTE: &str = "\0working directory";
 
 /// Where `path` leads on the host when a symlink on its way takes it
 /// elsewhere: the real path (its existing part resolved, the rest as named)
@@ -527,6 +529,8 @@ pub struct Origin<'a> {
     /// did: preopened sockets, or `type = "notify"` (whose allowlist has
     /// `socket`, `connect` and `sendto` for its notify socket).
     pub unit_sockets: bool,
+    /// The unit's `exec.working_directory`, which the view must hold.
+    pub working_directory: Option<String>,
 }
 
 /// Syscalls that succeed only with a capability when they change something.
@@ -631,6 +635,45 @@ fn bind_grant(bind: &str, sent: bool, session: bool) -> (String, Option<Picked>)
 /// it is told of (see [`connect_grants`]).
 const MANY_PEERS: usize = 3;
 
+/// The root name servers' addresses (IANA's root hints, with b's before
+/// its 2023 renumbering): a run that asked one on port 53 resolves from the
+/// root down, so it asks whichever servers the delegations name, over UDP
+/// and, for a truncated answer, TCP, even where it met fewer than
+/// `MANY_PEERS` of them (kresd primes its cache from two).
+const ROOT_SERVERS: &[&str] = &[
+    "198.41.0.4",
+    "2001:503:ba3e::2:30",
+    "170.247.170.2",
+    "2801:1b8:10::b",
+    "199.9.14.201",
+    "2001:500:200::b",
+    "192.33.4.12",
+    "2001:500:2::c",
+    "199.7.91.13",
+    "2001:500:2d::d",
+    "192.203.230.10",
+    "2001:500:a8::e",
+    "192.5.5.241",
+    "2001:500:2f::f",
+    "192.112.36.4",
+    "2001:500:12::d0d",
+    "198.97.190.53",
+    "2001:500:1::53",
+    "192.36.148.17",
+    "2001:7fe::53",
+    "192.58.128.30",
+    "2001:503:c27::2:30",
+    "193.0.14.129",
+    "2001:7fd::1",
+    "199.7.83.42",
+    "2001:500:9f::42",
+    "202.12.27.33",
+    "2001:dc3::35",
+];
+
+/// In the ports [`connect_grants`] opens: port 53, for a root server asked.
+const ROOT_OPENED: &str = "port 53, from the root";
+
 /// The connect grants for what the run connected or sent to, and the ports
 /// granted on every address. Where the run reached `MANY_PEERS` or more
 /// addresses other than loopback on one protocol and port, it asked
@@ -655,12 +698,30 @@ fn connect_grants(connects: &[&String], serves: bool, ephemeral: (u16, u16)) -> 
     let mut grants = BTreeSet::new();
     let mut opened = BTreeSet::new();
     let mut replies = BTreeSet::new();
+    // Port 53 everywhere, on both protocols, for a run that asked a root
+    // name server, in the families it reached servers in.
+    let dns: Vec<std::net::IpAddr> = by_port.iter().filter(|((_, port), _)| *port == "53").flat_map(|(_, ips)| ips.iter().copied()).collect();
+    let from_root = dns.iter().any(|ip| ROOT_SERVERS.contains(&ip.to_string().as_str()));
+    if from_root {
+        for proto in ["udp", "tcp"] {
+            if dns.iter().any(|ip| ip.is_ipv4()) {
+                grants.insert(format!("{proto}:0.0.0.0/0:53"));
+            }
+            if dns.iter().any(|ip| ip.is_ipv6()) {
+                grants.insert(format!("{proto}:[::]/0:53"));
+            }
+        }
+        opened.insert(ROOT_OPENED.to_owned());
+    }
     let reply = |c: &str| {
         crate::compare::inet(c).filter(|(p, a)| *p == capexec_decl::grants::Proto::Udp && (ephemeral.0..=ephemeral.1).contains(&a.port()))?;
         Some(format!("{}{ANY_HIGH_PORT}", c.rsplit_once(':')?.0))
     };
     for c in connects {
         let key = c.split_once(':').and_then(|(proto, rest)| Some((proto, rest.rsplit_once(':')?.1)));
+        if from_root && key.is_some_and(|(_, port)| port == "53") && crate::compare::inet(c).is_some() {
+            continue;
+        }
         match key.and_then(|k| many.get(&k).map(|ips| (k, ips))) {
             Some(((proto, port), ips)) => {
                 if ips.iter().any(|ip| ip.is_ipv4()) {
@@ -831,7 +892,21 @@ pub fn declaration(obs: &Observations, origin: &Origin, exists: impl Fn(&str) ->
         .chain(temporary_names)
         .chain(own_files.iter().cloned())
         .collect();
-    let [ro, rw, ex, rwx, vis] = view(obs, &origin.private, &made, &exists);
+    let [mut ro, rw, ex, rwx, vis] = view(obs, &origin.private, &made, &exists);
+    // The unit's working directory must be in the view (init changes into
+    // it before the exec, and fails the start where it is not): a run that
+    // never named a path in it (kresd's /var/lib/knot-resolver, the unit's
+    // WorkingDirectory=) gave it no entry.
+    if let Some(w) = origin.working_directory.as_deref().filter(|w| *w != "/" && exists(w)) {
+        let private = origin.private.iter().map(String::as_str).chain(["/tmp"]);
+        let covered = [&ro, &rw, &ex, &rwx].iter().any(|m| m.keys().any(|k| crate::within(w, k)))
+            || under(w, &system_dirs())
+            || made.iter().chain(&origin.managed).any(|m| crate::within(w, m))
+            || private.into_iter().any(|d| crate::within(w, d));
+        if !covered {
+            ro.entry(w.to_owned()).or_default().insert(WORKDIR_NOTE.to_owned());
+        }
+    }
     // Where the run makes /run writable anyway (haproxy binds a temporary
     // name and renames it into place), a grant of the one socket is moot.
     let run_sockets = if rw.contains_key("/run") { BTreeSet::new() } else { run_sockets };
@@ -843,6 +918,7 @@ pub fn declaration(obs: &Observations, origin: &Origin, exists: impl Fn(&str) ->
         for (d, why) in dirs {
             match why.iter().find_map(|w| w.strip_prefix(LINK_NOTE)) {
                 Some(to) => _ = writeln!(o, "    {}, # a link the run wrote through, to {}", quote(d), commented(to)),
+                None if why.contains(WORKDIR_NOTE) => _ = writeln!(o, "    {}, # the working directory (exec.working_directory)", quote(d)),
                 None => _ = writeln!(o, "    {}, # {what}: {}", quote(d), examples(why)),
             }
         }
@@ -1092,13 +1168,22 @@ pub fn declaration(obs: &Observations, origin: &Origin, exists: impl Fn(&str) ->
                      # \"tcp:[::]/0:*\"), which is what the program asks for."
                 );
             }
-            if !opened.is_empty() {
+            if opened.contains(ROOT_OPENED) {
+                let _ = writeln!(
+                    o,
+                    "# It asked a root name server: a resolver that resolves from the root down asks whichever\n\
+                     # servers the delegations name, over UDP and TCP, so port 53 on every address; narrow it to\n\
+                     # fixed servers if the program only ever asks those (unbound: forward-zone)."
+                );
+            }
+            let many: Vec<&str> = opened.iter().map(String::as_str).filter(|p| *p != ROOT_OPENED).collect();
+            if !many.is_empty() {
                 let _ = writeln!(
                     o,
                     "# Many servers reached on one port ({}): the run asked whichever servers it was told of\n\
                      # (a resolver follows the delegations in its answers), so every address on that port;\n\
                      # narrow it to fixed servers if the program only ever asks those (unbound: forward-zone).",
-                    opened.iter().cloned().collect::<Vec<_>>().join(", ")
+                    many.join(", ")
                 );
             }
             let _ = writeln!(o, "connect = [{}] # connected to during the run", grants.iter().map(|a| quote(a)).collect::<Vec<_>>().join(", "));
@@ -1305,6 +1390,7 @@ mod tests {
             kept: vec![],
             user: None,
             unit_sockets: false,
+            working_directory: None,
         }
     }
 
@@ -1493,6 +1579,29 @@ mod tests {
         let text = declaration(&o, &origin(&["/usr/sbin/nmbd".into()], false), |_| true);
         assert!(text.contains("net = \"none\"") && text.contains("keep CAP_NET_BIND_SERVICE for its ports below 1024, which it then binds itself"), "{text}");
         toml::from_str::<toml::Value>(&text).unwrap();
+    }
+
+    /// The unit's working directory stays in the view where the run named
+    /// nothing in it (kresd's /var/lib/knot-resolver: init changes into it,
+    /// and the start failed without it); not where an entry, a system
+    /// directory or a directory capexec makes holds it already.
+    #[test]
+    fn the_units_working_directory_stays_in_the_view() {
+        let o = obs(&[("/var/cache/knot-resolver/data.mdb", &[Access::Create, Access::Write])], &["openat"]);
+        let argv = ["/usr/sbin/kresd".to_owned()];
+        let unit = |w: &str| Origin { working_directory: Some(w.to_owned()), ..origin(&argv, true) };
+        let text = declaration(&o, &unit("/var/lib/knot-resolver"), |_| true);
+        assert!(text.contains("\"/var/lib/knot-resolver\", # the working directory (exec.working_directory)"), "{text}");
+        let v: toml::Value = toml::from_str(&text).unwrap();
+        assert_eq!(v["filesystem"]["read_only"].as_array().map(Vec::len), Some(1), "{text}");
+        for held in ["/var/cache/knot-resolver", "/usr/share", "/tmp", "/"] {
+            let text = declaration(&o, &unit(held), |_| true);
+            assert!(!text.contains("working directory"), "{held}:\n{text}");
+        }
+        let made = Origin { managed: vec!["/var/lib/knot-resolver".into()], ..unit("/var/lib/knot-resolver") };
+        assert!(!declaration(&o, &made, |_| true).contains("working directory"));
+        // Not there on the host: the start fails either way, and says so.
+        assert!(!declaration(&o, &unit("/var/lib/knot-resolver"), |p| p != "/var/lib/knot-resolver").contains("working directory"));
     }
 
     /// A run that read the host's network state and made no socket
@@ -1940,11 +2049,36 @@ mod tests {
     /// A resolver reaching root, top-level and zone servers on port 53 is
     /// granted port 53 everywhere (the next run meets other servers);
     /// fewer servers, loopback ones and other ports stay as they were.
+    /// A run that asked a root name server (kresd primes its cache from
+    /// two) resolves from the root down: port 53 everywhere over UDP and
+    /// TCP, in the families it reached, however few servers it met.
+    #[test]
+    fn a_root_name_server_asked_opens_port_53() {
+        let mut o = obs(&[], &["connect"]);
+        o.connects.extend(["udp:192.112.36.4:53", "tcp:192.0.2.10:443"].map(String::from));
+        let connect = |o: &Observations| -> (Vec<String>, String) {
+            let text = declaration(o, &origin(&["/usr/sbin/kresd".into()], true), |_| true);
+            let v: toml::Value = toml::from_str(&text).unwrap();
+            (v["broker"]["net"]["connect"].as_array().unwrap().iter().filter_map(|a| a.as_str().map(str::to_owned)).collect(), text)
+        };
+        let (got, text) = connect(&o);
+        assert_eq!(got, ["tcp:0.0.0.0/0:53", "tcp:192.0.2.10:443", "udp:0.0.0.0/0:53"], "{text}");
+        assert!(text.contains("# It asked a root name server: a resolver"), "{text}");
+        o.connects.insert("udp:[2001:dc3::35]:53".into());
+        assert_eq!(connect(&o).0, ["tcp:0.0.0.0/0:53", "tcp:192.0.2.10:443", "tcp:[::]/0:53", "udp:0.0.0.0/0:53", "udp:[::]/0:53"]);
+        // A forwarder asked on port 53 is no root server: as it was reached.
+        let mut o = obs(&[], &["connect"]);
+        o.connects.extend(["udp:192.0.2.53:53", "udp:198.51.100.53:53"].map(String::from));
+        let (got, text) = connect(&o);
+        assert_eq!(got, ["udp:192.0.2.53:53", "udp:198.51.100.53:53"], "{text}");
+        assert!(!text.contains("root name server"), "{text}");
+    }
+
     #[test]
     fn many_servers_on_one_port_become_every_address() {
         let mut o = obs(&[], &["connect"]);
         o.connects.extend(
-            ["udp:198.41.0.4:53", "udp:199.9.14.201:53", "udp:[2001:500:2::c]:53", "tcp:198.41.0.4:53", "tcp:192.0.2.10:443", "tcp:192.0.2.11:443"]
+            ["udp:192.0.2.53:53", "udp:198.51.100.53:53", "udp:[2001:db8::53]:53", "tcp:192.0.2.53:53", "tcp:192.0.2.10:443", "tcp:192.0.2.11:443"]
                 .map(String::from),
         );
         o.connects.extend(["udp:127.0.0.1:5353", "udp:127.0.0.2:5353", "udp:127.0.0.3:5353"].map(String::from));
@@ -1956,7 +2090,7 @@ mod tests {
             [
                 "tcp:192.0.2.10:443",
                 "tcp:192.0.2.11:443",
-                "tcp:198.41.0.4:53",
+                "tcp:192.0.2.53:53",
                 "udp:0.0.0.0/0:53",
                 "udp:127.0.0.1:5353",
                 "udp:127.0.0.2:5353",

@@ -185,6 +185,7 @@ fn learn(a: &LearnArgs) -> Result<i32, CmdError> {
         user: a.user.clone().filter(|_| a.target.is_none() && a.unit.is_none()),
         unit_sockets: spec.service.kind == capexec_decl::spec::ServiceType::Notify
             || spec.preopen.iter().any(|p| !matches!(p.kind, capexec_decl::spec::PreopenKind::File { .. })),
+        working_directory: Some(spec.exec.working_directory.display().to_string()),
     };
     let mut text = mine::declaration(&obs, &origin, exists);
     let unit = a.target.as_ref().or(a.unit.as_ref());
