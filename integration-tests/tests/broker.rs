@@ -325,6 +325,45 @@ sys.stdin.readline()
     assert!(!all.contains(&format!("tcp:127.0.0.1:{own}")), "the own port's bind or connect was refused:\n{all}");
 });
 
+// The loopback of a service's own network namespace has capexec's own
+// address beside 127.0.0.1, so that getaddrinfo with AI_ADDRCONFIG resolves
+// IPv4 addresses there (znc names its listening address so, and could not
+// bind it): the granted listener it resolved is the host's. A bind to that
+// address, which no grant names, stays in the service's own namespace
+// (postfix's loopback-only binds every loopback address it finds), where
+// the host does not reach it, with no refusal; another loopback address is
+// refused as before.
+both!(getaddrinfo_finds_ipv4_in_the_own_namespace, |who: As| {
+    let port = unused_port();
+    let u = test_unit(&format!("addrconfig-{who:?}"), &format!("[namespaces]\nnet = \"none\"\n[broker.net]\nbind = [\"tcp:127.0.0.1:{port}\"]\n"));
+    let prog = format!(
+        r#"
+import socket, sys
+ai = socket.getaddrinfo('127.0.0.1', {port}, socket.AF_INET, socket.SOCK_STREAM, 0, socket.AI_ADDRCONFIG | socket.AI_PASSIVE)
+l = socket.socket(); l.bind(ai[0][4]); l.listen()
+o = socket.socket(); o.bind(('127.0.0.254', {port})); o.listen()
+try:
+    socket.socket().bind(('127.0.0.2', {port})); print('BOUND another loopback address', flush=True)
+except OSError as e:
+    print('BLOCKED another loopback address', e.errno, flush=True)
+print('LISTENING', flush=True)
+a, _ = l.accept(); a.sendall(b'granted'); a.close()
+sys.stdin.readline()
+"#
+    );
+    let (mut child, mut out) = interactive_under(who, &u, std::path::Path::new("/usr/bin/python3"), &["-c", &prog]);
+    let mut seen = String::new();
+    wait_line(&mut out, "LISTENING", &mut seen);
+    let mut got = String::new();
+    let read = std::net::TcpStream::connect(("127.0.0.1", port)).and_then(|mut c| std::io::Read::read_to_string(&mut c, &mut got));
+    assert!(read.is_ok() && got == "granted", "the granted listener: {read:?} {got:?}\n{seen}");
+    let own = std::net::TcpStream::connect(("127.0.0.254", port));
+    assert!(own.is_err(), "the host reached the service's own address");
+    child.stdin.as_mut().unwrap().write_all(b"done\n").unwrap();
+    let all = finish(child, out, seen);
+    assert!(all.contains("BLOCKED another loopback address 13") && !all.contains("127.0.0.254"), "{all}");
+});
+
 // 46: the host's sockets a net = "none" service holds (a brokered connection,
 // a preopened listener) cannot be disconnected and aimed elsewhere: Fast Open
 // is refused by the seccomp rule, a connect by the broker (no grant) or by

@@ -413,6 +413,13 @@ fn net_call(b: &Arc<Broker>, l: &Arc<Listener>, c: &Connector, p: &mut Pidfds, n
         return finish(r);
     }
     let own_ns = info.netns != b.host_netns;
+    // The address only its own namespace's loopback has (OWN_ADDRESS), even
+    // where a grant covers it: bound there by the broker, on the service's
+    // socket, as a connect to its own loopback is (the service's own Landlock
+    // domain may lack the TCP port; the broker's has those of its grants).
+    if own_ns && op == NetOp::Bind && capexec_decl::grants::canonical(addr.ip()) == std::net::IpAddr::V4(capexec_decl::grants::OWN_ADDRESS) {
+        return finish(do_op(&svc, addr, info.family, op));
+    }
     if let Err(mut r) = policy::net(&b.spec, op, proto, addr) {
         let ip = capexec_decl::grants::canonical(addr.ip());
         // A stream socket bound on every address with a port the kernel

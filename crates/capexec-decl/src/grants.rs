@@ -8,6 +8,15 @@ use serde::{Deserialize, Serialize};
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 
+/// The address the loopback of a service's own network namespace (`net =
+/// "none"`) has beside 127.0.0.1. glibc's getaddrinfo with `AI_ADDRCONFIG`
+/// resolves no IPv4 address, not even "127.0.0.1", where no interface has an
+/// IPv4 address other than 127.0.0.1: znc and in.tftpd name their listening
+/// address so, and could not bind it. Only that namespace has the address,
+/// so a bind to it stays there, whatever the grants (postfix's
+/// `inet_interfaces = loopback-only` binds every loopback address it finds).
+pub const OWN_ADDRESS: std::net::Ipv4Addr = std::net::Ipv4Addr::new(127, 0, 0, 254);
+
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BrokerSpec {
     /// Files the service may open later, outside its static view.

@@ -407,7 +407,7 @@ fn setup(a: &ChildArgs) -> Result<(Option<OwnedFd>, Option<OwnedFd>), ChildError
     }
     detach_preopened_dirs(a)?;
     if plan.loopback {
-        sys::loopback_up().map_err(|e| ChildError::io(Step::Network, "bring up loopback", e))?;
+        sys::loopback_up(Some(capexec_decl::grants::OWN_ADDRESS)).map_err(|e| ChildError::io(Step::Network, "bring up loopback", e))?;
     }
     if plan.dns_stub {
         // Before the capabilities go (port 53); the broker answers on it.

@@ -385,35 +385,54 @@ pub fn umask_at_exec(cmd: &mut std::process::Command, mask: u32) {
     };
 }
 
-/// Brings the loopback interface up in the current network namespace.
-pub fn loopback_up() -> io::Result<()> {
-    // SAFETY: socket() takes integer arguments and returns a new fd we own.
+/// Brings the loopback interface up in the current network namespace and,
+/// with `extra`, gives it that address (a /32, labelled `lo:capexec`) beside
+/// 127.0.0.1.
+pub fn loopback_up(extra: Option<std::net::Ipv4Addr>) -> io::Result<()> {
+    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+    // SAFETY: socket() takes integer arguments and returns a new fd or -1.
     let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
     if fd < 0 {
         return Err(io::Error::last_os_error());
     }
-    // SAFETY: ifreq is plain old data; all-zero is a valid value.
-    let mut ifr: libc::ifreq = unsafe { std::mem::zeroed() };
-    for (d, s) in ifr.ifr_name.iter_mut().zip(b"lo\0") {
-        *d = *s as libc::c_char;
-    }
-    // SAFETY: `fd` is a valid socket and `ifr` a valid ifreq that the kernel reads
-    // and (for SIOCGIFFLAGS) writes; both live across the calls.
-    let res = unsafe {
-        if libc::ioctl(fd, libc::SIOCGIFFLAGS, &mut ifr) < 0 {
-            Err(io::Error::last_os_error())
-        } else {
-            ifr.ifr_ifru.ifru_flags |= (libc::IFF_UP | libc::IFF_RUNNING) as libc::c_short;
-            if libc::ioctl(fd, libc::SIOCSIFFLAGS, &ifr) < 0 {
-                Err(io::Error::last_os_error())
-            } else {
-                Ok(())
-            }
+    // SAFETY: `fd` was just returned by socket() and is owned by nothing else.
+    let sock = unsafe { OwnedFd::from_raw_fd(fd) };
+    let request = |name: &[u8], req: libc::Ioctl, fill: &dyn Fn(&mut libc::ifreq)| -> io::Result<libc::ifreq> {
+        // SAFETY: ifreq is plain old data; all-zero is a valid value.
+        let mut ifr: libc::ifreq = unsafe { std::mem::zeroed() };
+        for (d, s) in ifr.ifr_name.iter_mut().zip(name.iter().chain(&[0])) {
+            *d = *s as libc::c_char;
+        }
+        fill(&mut ifr);
+        // SAFETY: `sock` is a valid socket and `ifr` a valid ifreq that the
+        // kernel reads (and for SIOCGIFFLAGS writes) during the call.
+        match unsafe { libc::ioctl(sock.as_raw_fd(), req, &mut ifr) } {
+            0.. => Ok(ifr),
+            _ => Err(io::Error::last_os_error()),
         }
     };
-    // SAFETY: closing the fd opened above, used by nothing else.
-    unsafe { libc::close(fd) };
-    res
+    let flags = request(b"lo", libc::SIOCGIFFLAGS, &|_| {})?;
+    // SAFETY: SIOCGIFFLAGS filled the flags member of the union.
+    let up = unsafe { flags.ifr_ifru.ifru_flags } | (libc::IFF_UP | libc::IFF_RUNNING) as libc::c_short;
+    request(b"lo", libc::SIOCSIFFLAGS, &|ifr| ifr.ifr_ifru.ifru_flags = up)?;
+    if let Some(addr) = extra {
+        let sin = |a: std::net::Ipv4Addr| libc::sockaddr_in {
+            sin_family: libc::AF_INET as libc::sa_family_t,
+            sin_port: 0,
+            sin_addr: libc::in_addr { s_addr: u32::from(a).to_be() },
+            sin_zero: [0; 8],
+        };
+        let set = |ifr: &mut libc::ifreq, a: std::net::Ipv4Addr| {
+            // SAFETY: a sockaddr_in is the size of the union's sockaddr, which
+            // is what SIOCSIFADDR and SIOCSIFNETMASK read as one; the union
+            // holds pointers, so it is aligned for sockaddr_in.
+            unsafe { std::ptr::write(std::ptr::addr_of_mut!(ifr.ifr_ifru.ifru_addr).cast::<libc::sockaddr_in>(), sin(a)) }
+        };
+        // The kernel makes a new address for a label that has none.
+        request(b"lo:capexec", libc::SIOCSIFADDR, &|ifr| set(ifr, addr))?;
+        request(b"lo:capexec", libc::SIOCSIFNETMASK, &|ifr| set(ifr, std::net::Ipv4Addr::BROADCAST))?;
+    }
+    Ok(())
 }
 
 /// A UDP socket bound to 127.0.0.1:53 in the current network namespace: the
