@@ -1654,6 +1654,70 @@ fn vnstat_from_import_and_learn() {
     d.terminate(T);
 }
 
+/// A varnishd of the test's on the host, instance directory `dir`, killed
+/// (by its pid file) and its directory removed when dropped.
+struct HostVarnish(String);
+
+impl Drop for HostVarnish {
+    fn drop(&mut self) {
+        if let Some(pid) = std::fs::read_to_string(format!("{}.pid", self.0)).ok().and_then(|p| p.trim().parse::<i32>().ok()) {
+            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGTERM);
+            let deadline = Instant::now() + T;
+            while nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None).is_ok() && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+        let _ = std::fs::remove_file(format!("{}.pid", self.0));
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// varnishncsa from Debian's varnishncsa.service (in the varnish package), a
+/// package issue 19 does not name: a forking log daemon, run as
+/// varnishlog, that reads the request log a varnishd (here the test's, on
+/// the host) keeps in shared memory in its instance directory, and writes
+/// it as NCSA lines to /var/log/varnish/varnishncsa.log. Imported (the
+/// drop-in names the test's instance), learned with requests through
+/// varnishd until a line is written, then run by the daemon: requests are
+/// logged, and still are after varnishd's child restarts, which makes the
+/// directory of its log (_.vsm_child) anew. The learned view has the
+/// instance directory, which varnishncsa lists, and not what it read in it:
+/// a view of the directory that was replaced kept the old one, and nothing
+/// more was logged. Its unit's reload (`kill -HUP`) leaves it polling as
+/// before: learning takes the reload as over once it is back to its rate.
+#[test]
+fn varnishncsa_from_import_and_learn() {
+    require_root();
+    let (port, backend) = (unused_port(), http_backend());
+    let dir = format!("/var/lib/varnish/capexec-it{}", std::process::id());
+    let log = "/var/log/varnish/varnishncsa.log";
+    let _ = std::fs::remove_file(log);
+    let st = std::process::Command::new("varnishd")
+        .args(["-a", &format!("127.0.0.1:{port}"), "-b", &format!("127.0.0.1:{backend}"), "-n", &dir, "-P", &format!("{dir}.pid"), "-s", "malloc,16m"])
+        .status()
+        .unwrap();
+    let _varnish = HostVarnish(dir.clone());
+    assert!(st.success() && wait_port(port, T), "the test's varnishd does not run");
+    let mut d = Daemon::prepare(As::Root, "varnishncsa");
+    let argv = format!("[\"/usr/bin/varnishncsa\", \"-n\", \"{dir}\", \"-a\", \"-w\", \"{log}\", \"-D\", \"-P\", \"/run/varnishncsa/varnishncsa.pid\"]");
+    let unit = imported(&d, "varnishncsa", "varnishncsa.service", &format!("[exec]\nargv = {argv}\n"));
+    let logged = |path: &str| {
+        format!("for i in $(seq 150); do curl -s -o /dev/null http://127.0.0.1:{port}{path}; grep -q 'GET http://127.0.0.1:{port}{path} ' {log} && exit 0; sleep 0.2; done; exit 1")
+    };
+    let decl = learned(&unit, "varnishncsa.service", &["--workload", &logged("/learning")], &[&format!("\"{dir}\", # read")]);
+    assert!(!decl.contains("_.vsm_child\""), "{decl}");
+    d.start();
+    start_learned(&d, "varnishncsa", &decl);
+    let sh = |cmd: &str| std::process::Command::new("sh").arg("-c").arg(cmd).status().unwrap().success();
+    assert!(sh(&logged("/before")), "not logged under the daemon:\n{}", text(&d.ctl(&["logs", "varnishncsa"])));
+    let adm = |what: &str| assert!(std::process::Command::new("varnishadm").args(["-n", &dir, what]).status().unwrap().success(), "varnishadm {what}");
+    adm("stop");
+    adm("start");
+    assert!(sh(&logged("/after")), "not logged after varnishd's child restarted:\n{decl}\n{}", text(&d.ctl(&["logs", "varnishncsa"])));
+    stop(&d, "varnishncsa");
+    d.terminate(T);
+}
+
 /// dovecot from Debian's dovecot.service, a package issue 19 does not name:
 /// a root master (no `User=`) that forks its login processes into a chroot
 /// as dovenull, an auth process that checks passwords through PAM (reading

@@ -273,7 +273,21 @@ pub fn view(obs: &Observations, private: &[String], declared: &[String], exists:
         // get an entry count: squid's chdir into /var/spool/squid, whose
         // files it looked for were not there, lost the directory itself.
         let holds_others = || paths.iter().any(|(q, qa)| q != p && crate::within(q, p) && (exists(q) || qa.contains(&Access::Create)));
-        if acc.iter().all(|a| matches!(a, Access::Read | Access::Look)) && Path::new(p).is_dir() && holds_others() {
+        // Unless the run opened it (listed it, or made it its working
+        // directory) and it is a program's own, not one every service
+        // shares, a top-level one or /sys: then it is the entry, not what
+        // the run used in it. What is in it may be replaced by another
+        // program (varnishd makes its _.vsm_child anew when its child
+        // restarts): an entry of the replaced directory keeps showing the
+        // old one, and varnishncsa lost varnishd's log.
+        let listed = || {
+            acc.contains(&Access::Read)
+                && !SHARED_DIRS.iter().chain(&["/var/tmp"]).any(|d| d == p)
+                && parent(p) != "/"
+                && !under(p, &["/sys"])
+                && !under(p, &system)
+        };
+        if acc.iter().all(|a| matches!(a, Access::Read | Access::Look)) && Path::new(p).is_dir() && holds_others() && !listed() {
             continue;
         }
         let changes = acc.iter().any(|a| matches!(a, Access::Write | Access::Create | Access::Remove));
@@ -2178,6 +2192,34 @@ mod tests {
         let java = obs(&[("/proc/net/if_inet6", &[Access::Read])], &[]);
         let text = declaration(&java, &origin(&["/usr/bin/java".into()], false), |_| true);
         assert!(!text.contains("state of this host's network"), "IPv6's presence is no interface's state:\n{text}");
+    }
+
+    /// A program's own directory the run listed is the entry, not the
+    /// directories it read in it: varnishd makes its _.vsm_child anew when
+    /// its child restarts, and varnishncsa, given the old one, lost the log.
+    /// Not a directory every service shares (/var/tmp), nor one directly
+    /// in /, nor one only looked at.
+    #[test]
+    fn a_listed_directory_is_the_entry_not_what_was_read_in_it() {
+        let base = format!("/var/tmp/capexec-mine-listed-{}", std::process::id());
+        let _ = std::fs::remove_dir_all(&base);
+        for d in ["_.vsm_child", "_.vsm_mgt"] {
+            std::fs::create_dir_all(format!("{base}/{d}")).unwrap();
+            std::fs::write(format!("{base}/{d}/_.index"), "").unwrap();
+        }
+        let read = |o: &[(&str, &[Access])]| {
+            let o = obs(o, &[]);
+            let [ro, ..] = view(&o, &[], &[], |p| Path::new(p).exists());
+            ro.keys().cloned().collect::<Vec<_>>()
+        };
+        let (child, mgt) = (format!("{base}/_.vsm_child/_.index"), format!("{base}/_.vsm_mgt/_.index"));
+        let listed = read(&[(&base, &[Access::Read]), (&child, &[Access::Read]), (&mgt, &[Access::Read])]);
+        let only_stat = read(&[(&base, &[Access::Look]), (&child, &[Access::Read]), (&mgt, &[Access::Read])]);
+        let shared = read(&[("/var/tmp", &[Access::Read]), (&child, &[Access::Read]), (&mgt, &[Access::Read])]);
+        let _ = std::fs::remove_dir_all(&base);
+        assert_eq!(listed, std::slice::from_ref(&base));
+        assert_eq!(only_stat, [format!("{base}/_.vsm_child"), format!("{base}/_.vsm_mgt")]);
+        assert_eq!(shared, only_stat, "/var/tmp is every service's");
     }
 
     #[test]

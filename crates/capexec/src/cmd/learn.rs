@@ -863,8 +863,15 @@ fn reload(s: &Spawned, spec: &ServiceSpec, ready: &[Ready], timeout: Duration, w
         _ => None,
     });
     let told = notified.filter(|n| n.expect_reload());
+    // How busy it is before: a program that polls (varnishncsa reads
+    // varnishd's log in shared memory a thousand times a second) is never
+    // silent, and its reload is over when it is back to that.
+    let before = match told {
+        Some(_) => Some(0),
+        None => calls_over(s, watching.activity),
+    };
     around(s, spec, Tasks::Reload, watching.commands);
-    let Some(n) = told else { return settle(s, spec, timeout, watching.activity) };
+    let Some(n) = told else { return settle(s, spec, timeout, watching.activity, before.unwrap_or(0)) };
     let deadline = Instant::now() + timeout;
     while !n.reloaded() && service_ended(s).is_none() {
         if Instant::now() > deadline {
@@ -882,30 +889,40 @@ fn reload(s: &Spawned, spec: &ServiceSpec, ready: &[Ready], timeout: Duration, w
 }
 
 /// Waits for a service that does not say when its reload is over to be
-/// quiet: no call of the program for [`QUIET`] (up to `timeout`). A stop
-/// right after `kill -USR1` met tinyproxy while it re-read its configuration,
-/// and it missed the SIGTERM (its main loop looks for the signal before it
-/// blocks, not while): the stop was a SIGKILL 20 s later, and what it does
-/// at a stop (removing its pid file) went unrecorded.
-fn settle(s: &Spawned, spec: &ServiceSpec, timeout: Duration, activity: &std::sync::atomic::AtomicU64) {
-    let calls = || activity.load(std::sync::atomic::Ordering::Relaxed);
+/// quiet: for [`QUIET`], no more calls of the program than `before` (what
+/// it made in as long before the reload) and a quarter (up to `timeout`).
+/// A stop right after `kill -USR1` met tinyproxy while it re-read its
+/// configuration, and it missed the SIGTERM (its main loop looks for the
+/// signal before it blocks, not while): the stop was a SIGKILL 20 s later,
+/// and what it does at a stop (removing its pid file) went unrecorded.
+fn settle(s: &Spawned, spec: &ServiceSpec, timeout: Duration, activity: &std::sync::atomic::AtomicU64, before: u64) {
     let deadline = Instant::now() + timeout;
-    let (mut seen, mut since) = (calls(), Instant::now());
-    while since.elapsed() < QUIET && service_ended(s).is_none() {
+    while let Some(calls) = calls_over(s, activity) {
+        if calls <= before + before / 4 {
+            return;
+        }
         if Instant::now() > deadline {
             eprintln!("capexec learn: warning: {}: still busy {} s after its reload (--ready-timeout): stopping it", spec.name, timeout.as_secs());
             return;
         }
-        if pause(Duration::from_millis(20)).is_some() {
-            return;
-        }
-        if calls() != seen {
-            (seen, since) = (calls(), Instant::now());
-        }
     }
 }
 
-/// How long a service makes no call before `settle` takes it as done.
+/// The program's calls over the next [`QUIET`]; `None` once it has ended
+/// or the user ends the run.
+fn calls_over(s: &Spawned, activity: &std::sync::atomic::AtomicU64) -> Option<u64> {
+    let calls = || activity.load(std::sync::atomic::Ordering::Relaxed);
+    let (first, start) = (calls(), Instant::now());
+    while start.elapsed() < QUIET {
+        if service_ended(s).is_some() || pause(Duration::from_millis(20)).is_some() {
+            return None;
+        }
+    }
+    Some(calls() - first)
+}
+
+/// How long a service is as quiet as before its reload before `settle`
+/// takes the reload as done.
 const QUIET: Duration = Duration::from_millis(200);
 
 /// How many stop timeouts a program that is still making calls gets to end
