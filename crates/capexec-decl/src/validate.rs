@@ -870,6 +870,23 @@ pub fn validate(name: &str, raw: &RawUnit, sources: Vec<PathBuf>, ctx: &Context)
         filesystems: Vec::new(),
         devices,
     };
+    // Init changes into the working directory before the exec: one the view
+    // does not have fails every start (kresd's /var/lib/knot-resolver, the
+    // unit's WorkingDirectory=, was left out of a view that learning mined).
+    let wd = &working_directory;
+    let deepest = filesystem.mounts.iter().filter(|m| wd.starts_with(&m.path)).max_by_key(|m| m.path.components().count());
+    let in_view = wd == Path::new("/")
+        || ["/proc", "/dev"].iter().any(|d| wd.starts_with(d))
+        || (filesystem.private_tmp && wd.starts_with("/tmp"))
+        || filesystem.directories.iter().any(|d| wd.starts_with(&d.path))
+        || deepest.is_some_and(|m| m.kind != MountKind::Inaccessible);
+    if !in_view && filesystem.root.is_none() {
+        v.err_help(
+            "exec.working_directory",
+            format!("{} is not in the filesystem view, and the service starts there", wd.display()),
+            format!("add \"{}\" to filesystem.read_only (or read_write, if the service writes there)", wd.display()),
+        );
+    }
     // Landlock's rights go down the tree: a visible path inside a readable
     // mount is as readable as the mount.
     for m in filesystem.mounts.iter().filter(|m| m.kind == MountKind::Visible) {

@@ -130,6 +130,25 @@ fn invalid_paths() {
     assert!(e.message.contains("NUL"), "{e}");
 }
 
+/// Init changes into the working directory before the exec: one the view
+/// lacks is an error at check time, not a failed start (kresd's, learned
+/// without it). In the view: "/", a listed path or one inside it, a
+/// directory capexec makes, the private /tmp; not under a masked path.
+#[test]
+fn the_working_directory_must_be_in_the_view() {
+    let wd = |dir: &str, rest: &str| format!("[exec]\nargv = [\"/bin/true\"]\nworking_directory = \"{dir}\"\n{rest}");
+    let e = one(&wd("/var/lib/knot-resolver", ""));
+    assert_eq!(e.key.as_deref(), Some("exec.working_directory"), "{e}");
+    assert!(e.message.contains("/var/lib/knot-resolver is not in the filesystem view"), "{e}");
+    assert!(e.help.as_deref().is_some_and(|h| h.contains("add \"/var/lib/knot-resolver\" to filesystem.read_only")), "{e:?}");
+    assert!(one(&wd("/etc/shadow", "")).message.contains("not in the filesystem view"), "a masked path");
+    ok(&wd("/var/lib/knot-resolver", "[filesystem]\nread_only = [\"/var/lib\"]\n"));
+    ok(&wd("/var/lib/knot-resolver", "[filesystem]\nstate_directory = [\"knot-resolver\"]\n"));
+    for dir in ["/", "/tmp/work", "/usr/share", "/etc"] {
+        ok(&wd(dir, ""));
+    }
+}
+
 #[test]
 fn path_listed_twice() {
     let e = one(&format!("{ARGV}[filesystem]\nread_only = [\"/srv\"]\nread_write = [\"/srv\"]\n"));
