@@ -233,6 +233,29 @@ fn a_root_service_learns_with_its_capabilities() {
     assert!(output(c, T).status.success(), "{decl}");
 }
 
+/// Only a real-time scheduling policy needs CAP_SYS_NICE: stunnel4 sets
+/// SCHED_BATCH on itself, which made its mined file keep the capability,
+/// with which a root service may take the host's CPUs. Learned as root,
+/// `chrt --batch` keeps nothing and `chrt --fifo` keeps CAP_SYS_NICE, with
+/// the policy that needed it.
+#[test]
+fn only_a_real_time_policy_keeps_cap_sys_nice() {
+    let dir = shared_dir().join("learn-sched");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    for (policy, needs) in [("--batch", false), ("--fifo", true)] {
+        let out = dir.join(format!("chrt{policy}.svc"));
+        let mut c = command(As::Root);
+        c.arg("learn").args(["--user", "root", "--out"]).arg(&out).args(["--", "/usr/bin/chrt", policy, if needs { "1" } else { "0" }, "/bin/true"]);
+        let o = output(c, T);
+        assert!(o.status.success(), "{policy}: {}", text(&o));
+        let decl = std::fs::read_to_string(&out).unwrap();
+        let kept = decl.lines().any(|l| l.starts_with("keep = [") && l.contains("CAP_SYS_NICE"));
+        assert_eq!(kept, needs, "{policy}:\n{decl}");
+        assert_eq!(decl.contains("sched_setscheduler(SCHED_FIFO): a real-time policy"), needs, "{policy}:\n{decl}");
+    }
+}
+
 /// A program learned with `--user root` runs as a service declared as root
 /// would, with the host's ids: a daemon that drops to its own user with
 /// initgroups (in.tftpd --user tftp) could not in learning's private user

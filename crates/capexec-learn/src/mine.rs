@@ -567,7 +567,6 @@ const CAPABILITY_CALLS: &[(&str, &str)] = &[
     ("chroot", "CAP_SYS_CHROOT"),
     ("setrlimit", "CAP_SYS_RESOURCE"),
     ("mlockall", "CAP_IPC_LOCK"),
-    ("sched_setscheduler", "CAP_SYS_NICE"),
 ];
 
 /// Why a run's bind below 1024 points at CAP_NET_BIND_SERVICE, which a

@@ -232,6 +232,10 @@ fn note(l: &Listener, n: &Notif, name: &str, ctx: &Ctx, obs: &mut Observations) 
             capset(l, n, obs);
             return;
         }
+        "sched_setscheduler" if capabilities => {
+            scheduler(a[1] as i32, obs);
+            return;
+        }
         "kill" | "tkill" | "rt_sigqueueinfo" if capabilities => {
             signal(n, name, a[0] as i32, a[1] as i32, obs);
             return;
@@ -353,6 +357,20 @@ impl Creds {
 }
 
 const CAP_KILL: u32 = 5;
+
+/// For a run with capabilities: a real-time or deadline policy needs
+/// CAP_SYS_NICE; the others do not (stunnel4 sets SCHED_BATCH on itself,
+/// which made its mined file keep CAP_SYS_NICE, and a root service with it
+/// may take the host's CPUs with a real-time policy).
+fn scheduler(policy: i32, obs: &mut Observations) {
+    let name = match policy & !libc::SCHED_RESET_ON_FORK {
+        libc::SCHED_FIFO => "SCHED_FIFO",
+        libc::SCHED_RR => "SCHED_RR",
+        6 => "SCHED_DEADLINE",
+        _ => return,
+    };
+    obs.capabilities.entry("CAP_SYS_NICE".into()).or_default().insert(format!("sched_setscheduler({name}): a real-time policy"));
+}
 
 /// For a run with capabilities: a signal to a process of another user
 /// (sshd, root, ends its privilege-separated child, which runs as sshd)
