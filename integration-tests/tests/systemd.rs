@@ -192,6 +192,30 @@ fn a_simple_service_is_announced_ready_once_it_runs() {
     assert!(String::from_utf8_lossy(&o.stdout).contains("started notify=[]"), "{}", text(&o));
 }
 
+/// Without systemd (`capexec exec` on a terminal, or a script), a notify
+/// service still gets a NOTIFY_SOCKET that takes its messages, as under the
+/// daemon: collectd daemonizes where it finds none (a fork, setsid and a pid
+/// file in /run, which its declaration does not let it write) and stopped.
+#[test]
+fn a_notify_service_has_a_socket_to_speak_on_without_systemd() {
+    let u = test_unit(
+        "notify-alone",
+        "[exec]\nargv = [\"/usr/bin/python3\", \"-c\", \"\"\"\nimport os, socket\n\
+         p = os.environ.get('NOTIFY_SOCKET')\n\
+         print('socket', bool(p), flush=True)\n\
+         s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)\n\
+         s.sendto(b'READY=1', p if p[0] != '@' else '\\\\0' + p[1:])\n\
+         print('sent READY=1', flush=True)\n\"\"\"]\n\n[service]\ntype = \"notify\"\n",
+    );
+    for who in [As::Root, As::User] {
+        let mut c = command(who);
+        c.arg("exec").arg(&u).env_remove("NOTIFY_SOCKET");
+        let o = output(c, Duration::from_secs(30));
+        let out = String::from_utf8_lossy(&o.stdout);
+        assert!(o.status.success() && out.contains("socket True") && out.contains("sent READY=1"), "{who:?}: {}", text(&o));
+    }
+}
+
 fn output_of(mut child: std::process::Child, timeout: Duration) -> std::process::Output {
     let end = Instant::now() + timeout;
     while child.try_wait().unwrap().is_none() {

@@ -304,7 +304,9 @@ pub fn view(obs: &Observations, private: &[String], declared: &[String], exists:
         // service shares, nor /run, which a stale pid file's removal would open up,
         // nor / (opendmarc unlinks a name read from memory it never set: one
         // byte string directly in /, which made the mined file fail `check`).
-        let home = parent(p);
+        // By its real directory: collectd removes a /var/run/collectd.pid it
+        // never made, and /var/run is /run (all of it was made writable).
+        let home = parent(&c);
         let removes_missing =
             acc.contains(&Access::Remove) && !SHARED_DIRS.contains(&home.as_str()) && !["/run", "/"].contains(&home.as_str()) && exists(&home);
         if !exists(p) && !created && !removes_missing {
@@ -2191,6 +2193,17 @@ mod tests {
         let java = obs(&[("/proc/net/if_inet6", &[Access::Read])], &[]);
         let text = declaration(&java, &origin(&["/usr/bin/java".into()], false), |_| true);
         assert!(!text.contains("state of this host's network"), "IPv6's presence is no interface's state:\n{text}");
+    }
+
+    /// A removal of a file that was not there needs its directory writable,
+    /// but not where that directory is /run, named through /var/run
+    /// (collectd removes a /var/run/collectd.pid it never made at its stop:
+    /// all of /run was made writable).
+    #[test]
+    fn a_missing_file_removed_through_var_run_opens_nothing() {
+        let o = obs(&[("/var/run/collectd.pid", &[Access::Remove])], &["unlink"]);
+        let [_, rw, ..] = view(&o, &[], &[], |p| p != "/var/run/collectd.pid" && p != "/run/collectd.pid");
+        assert!(rw.is_empty(), "{rw:?}");
     }
 
     /// A program's own directory the run listed is the entry, not the

@@ -78,7 +78,16 @@ pub fn launch_foreground(spec: &ServiceSpec, handoff: Handoff) -> i32 {
     let host_env: Vec<(String, String)> = std::env::vars().filter(|(k, _)| !super::systemd::CONSUMED.contains(&k.as_str())).collect();
     // Only a service that speaks sd_notify gets a socket to speak on (as
     // NotifyAccess= would say: the others cannot alter the unit's state).
-    let notify = match handoff.notify.is_some() && matches!(spec.service.kind, ServiceType::Notify | ServiceType::Forking) {
+    // A notify service gets one where no systemd listens too (a terminal),
+    // as under the daemon: collectd daemonizes where it finds none, and
+    // its pid file in /run, which no declaration of it lets it write, then
+    // stops it.
+    let speaks = match spec.service.kind {
+        ServiceType::Notify => true,
+        ServiceType::Forking => handoff.notify.is_some(),
+        _ => false,
+    };
+    let notify = match speaks {
         true => capexec_sandbox::plan::Notify::Relay { watchdog_usec: handoff.watchdog_usec },
         false => capexec_sandbox::plan::Notify::None,
     };
@@ -280,7 +289,8 @@ fn launch_planned(spec: &ServiceSpec, plan: capexec_sandbox::SetupPlan, mut hand
             // Type=notify for every declaration and systemd learns of setup
             // failures instead of calling them started.
             let relay = match (s.notify.take(), handoff.notify) {
-                (Some(from), Some(to)) => Some(Relay::new(from, to)),
+                // Without systemd, what the service says is read and dropped.
+                (Some(from), to) => Some(Relay::new(from, to)),
                 (None, Some(to)) => {
                     super::systemd::announce_ready(&to);
                     None

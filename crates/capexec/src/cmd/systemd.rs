@@ -157,13 +157,15 @@ pub fn translate(msg: &str, main_pid: u32) -> Option<String> {
 /// with it unsent: a final STOPPING=1 was lost that way under load.
 pub struct Relay {
     from: Arc<OwnedFd>,
-    to: Arc<UnixDatagram>,
+    /// `None` where no systemd listens (`capexec exec` on a terminal): what
+    /// the service says is read and dropped.
+    to: Option<Arc<UnixDatagram>>,
     in_flight: Arc<std::sync::Mutex<()>>,
 }
 
 impl Relay {
-    pub fn new(from: OwnedFd, to: UnixDatagram) -> Relay {
-        Relay { from: Arc::new(from), to: Arc::new(to), in_flight: Arc::default() }
+    pub fn new(from: OwnedFd, to: Option<UnixDatagram>) -> Relay {
+        Relay { from: Arc::new(from), to: to.map(Arc::new), in_flight: Arc::default() }
     }
 
     /// Relays until the process ends. Started after the broker (if any) has
@@ -182,7 +184,7 @@ impl Relay {
                 return;
             }
             let _held = in_flight.lock().unwrap_or_else(|e| e.into_inner());
-            while relay_one(from.as_fd(), &to, MsgFlags::MSG_DONTWAIT) {}
+            while relay_one(from.as_fd(), to.as_deref(), MsgFlags::MSG_DONTWAIT) {}
         };
         std::thread::Builder::new().name("notify-relay".into()).spawn(relay).map(drop)
     }
@@ -191,21 +193,21 @@ impl Relay {
     /// thread has not relayed yet, including a message it holds right now.
     pub fn drain(&self) {
         let _held = self.in_flight.lock().unwrap_or_else(|e| e.into_inner());
-        while relay_one(self.from.as_fd(), &self.to, MsgFlags::MSG_DONTWAIT) {}
+        while relay_one(self.from.as_fd(), self.to.as_deref(), MsgFlags::MSG_DONTWAIT) {}
     }
 }
 
 /// Receives one message and relays it. `false` when there is nothing more to
 /// receive (with MSG_DONTWAIT) or the socket failed.
 /// Descriptors a message might carry are not accepted (recv has no control buffer).
-fn relay_one(from: BorrowedFd, to: &UnixDatagram, flags: MsgFlags) -> bool {
+fn relay_one(from: BorrowedFd, to: Option<&UnixDatagram>, flags: MsgFlags) -> bool {
     let mut buf = [0u8; MAX_MESSAGE];
     let n = match nix::sys::socket::recv(from.as_raw_fd(), &mut buf, flags) {
         Ok(n) => n,
         Err(e) => return e == nix::errno::Errno::EINTR,
     };
     let msg = String::from_utf8_lossy(&buf[..n]);
-    if let Some(out) = translate(&msg, std::process::id()) {
+    if let (Some(out), Some(to)) = (translate(&msg, std::process::id()), to) {
         if let Err(e) = to.send(out.as_bytes()) {
             tracing::warn!("relay to systemd's NOTIFY_SOCKET: {e}");
         }
