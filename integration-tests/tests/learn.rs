@@ -233,6 +233,28 @@ fn a_root_service_learns_with_its_capabilities() {
     assert!(output(c, T).status.success(), "{decl}");
 }
 
+/// A chmod of a file another uid owns needs CAP_FOWNER, which a root run's
+/// mined file keeps with the file it changed: bird's prepare-environment
+/// gives /run/bird to bird and then chmods it, and under a file without the
+/// capability that failed its start. A chmod of the caller's own file needs
+/// nothing.
+#[test]
+fn a_chmod_of_another_users_file_keeps_cap_fowner() {
+    // Not in /tmp, which is the run's own (its calls there are not judged).
+    let (dir, _scratch) = writable_dir("fowner");
+    let d = dir.display();
+    let out = dir.join("fowner.svc");
+    let mut c = command(As::Root);
+    let script = format!("touch {d}/own {d}/theirs && chown 65534 {d}/theirs && chmod 600 {d}/own && chmod 600 {d}/theirs");
+    c.arg("learn").args(["--user", "root", "--out"]).arg(&out).args(["--", "/bin/sh", "-c", &script]);
+    let o = output(c, T);
+    assert!(o.status.success(), "{}", text(&o));
+    let decl = std::fs::read_to_string(&out).unwrap();
+    let why = decl.lines().find(|l| l.starts_with("# CAP_FOWNER:")).unwrap_or_else(|| panic!("CAP_FOWNER not named:\n{decl}"));
+    assert!(why.contains(&format!("{d}/theirs (uid 65534) by uid 0")) && !why.contains(&format!("{d}/own")), "{why}");
+    assert!(decl.lines().any(|l| l.starts_with("keep = [") && l.contains("CAP_FOWNER")), "{decl}");
+}
+
 /// Only a real-time scheduling policy needs CAP_SYS_NICE: stunnel4 sets
 /// SCHED_BATCH on itself, which made its mined file keep the capability,
 /// with which a root service may take the host's CPUs. Learned as root,

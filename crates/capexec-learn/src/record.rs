@@ -232,6 +232,14 @@ fn note(l: &Listener, n: &Notif, name: &str, ctx: &Ctx, obs: &mut Observations) 
             capset(l, n, obs);
             return;
         }
+        "fchmod" if capabilities => {
+            if let Ok(target) = std::fs::read_link(format!("/proc/{}/fd/{}", n.tid, a[0] as i32)) {
+                if target.is_absolute() && !["/tmp", "/dev", "/proc"].iter().any(|p| target.starts_with(p)) {
+                    fowner(n, name, &target, obs);
+                }
+            }
+            return;
+        }
         "sched_setscheduler" if capabilities => {
             scheduler(a[1] as i32, obs);
             return;
@@ -399,6 +407,21 @@ fn kill_allowed(from: &Creds, to: &Creds) -> bool {
 
 const CAP_DAC_OVERRIDE: u32 = 1;
 const CAP_DAC_READ_SEARCH: u32 = 2;
+const CAP_FOWNER: u32 = 3;
+
+/// For a run with capabilities: a chmod of a file another uid owns needs
+/// CAP_FOWNER. bird's `prepare-environment`, as root, gives /run/bird to
+/// bird and then chmods it: its mined file did not keep the capability, and
+/// the chmod, and so the start, failed. Read before the call runs.
+fn fowner(n: &Notif, call: &str, path: &Path, obs: &mut Observations) {
+    use std::os::unix::fs::MetadataExt;
+    let Some(c) = Creds::of(n.tid).filter(|c| c.has(CAP_FOWNER)) else { return };
+    let Ok(m) = std::fs::metadata(path) else { return };
+    if m.uid() != c.fsuid {
+        let why = format!("{call} {} (uid {}) by uid {}", path.display(), m.uid(), c.fsuid);
+        obs.capabilities.entry("CAP_FOWNER".into()).or_default().insert(why);
+    }
+}
 
 /// For a run with capabilities: if the caller's ids alone would not have
 /// allowed this file access and it held the capability that overrides the
@@ -412,6 +435,9 @@ fn dac(capabilities: bool, n: &Notif, call: &str, path: Option<String>, access: 
     let Some(path) = path.filter(|_| capabilities) else { return };
     if ["/tmp", "/dev", "/proc"].iter().any(|p| Path::new(&path).starts_with(p)) {
         return;
+    }
+    if matches!(call, "chmod" | "fchmodat" | "fchmodat2") {
+        fowner(n, call, Path::new(&path), obs);
     }
     let Some(c) = Creds::of(n.tid).filter(|c| c.has(CAP_DAC_OVERRIDE) || c.has(CAP_DAC_READ_SEARCH)) else { return };
     if let Some((cap, why)) = dac_need(&c, call, Path::new(&path), access) {
