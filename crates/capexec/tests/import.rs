@@ -296,6 +296,27 @@ fn the_socket_unit_of_its_name_is_said() {
     check(&text, "own-socket");
 }
 
+/// A template whose socket unit (tangd.socket for tangd@.service) has
+/// Accept=yes, one instance per connection: import says how to keep that
+/// under systemd, since capexec has no instances per connection.
+#[test]
+fn an_accepting_socket_unit_of_a_template_is_said() {
+    let d = dir("accepting-socket");
+    std::fs::write(d.join("echo.socket"), "[Socket]\nListenStream=127.0.0.1:7\nAccept=yes\n").unwrap();
+    std::fs::write(d.join("echo@.service"), "[Service]\nExecStart=/usr/bin/cat\nStandardInput=socket\n").unwrap();
+    let o = capexec().arg("import").arg(d.join("echo@.service")).args(["--instance", "x"]).output().unwrap();
+    let text = String::from_utf8(o.stdout).unwrap();
+    let _ = std::fs::remove_dir_all(&d);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let not_mapped = text.split("# Not mapped:").nth(1).unwrap_or_default();
+    assert!(
+        not_mapped.contains("echo.socket (") && not_mapped.contains("with Accept=yes: systemd starts an instance of this unit for each connection"),
+        "{text}"
+    );
+    assert!(not_mapped.contains("ExecStart= `capexec exec FILE`"), "{text}");
+    check(&text, "accepting-socket");
+}
+
 /// NotifyAccess=all is what capexec does for a notify service (freeradius's
 /// unit); main and none are said to differ.
 #[test]

@@ -1343,6 +1343,23 @@ pub fn convert(unit: &UnitText, dropins: &[UnitText], instance: Option<&str>) ->
             ));
         }
     }
+    // A template's socket unit of the name before its `@` with Accept=yes
+    // (tangd.socket for tangd@.service) starts an instance per connection,
+    // the connection as its standard input and output: no counterpart in
+    // capexec, but `capexec exec` hands its standard input and output on,
+    // so systemd's socket unit can keep starting it.
+    let accepting = file.strip_suffix("@.service").map(|n| format!("{n}.socket"));
+    if let Some(name) = accepting {
+        if let Some(a) = socket::read(out.unit_dir.as_deref(), &name).filter(|a| a.skipped.iter().any(|(k, _)| k.starts_with("Accept="))) {
+            out.skipped.push((
+                format!("{name} ({}) with Accept=yes", a.path.display()),
+                "systemd starts an instance of this unit for each connection, the connection as its standard input and output; capexec has \
+                 no instances per connection: keep systemd's socket unit and make this unit's ExecStart= `capexec exec FILE`, which hands \
+                 its standard input and output on to the service"
+                    .into(),
+            ));
+        }
+    }
     // A pid file directly in /run is made and removed by capexec; one in a
     // runtime directory goes with the directory.
     for (assignment, path) in std::mem::take(&mut out.removed_at_stop) {
