@@ -155,7 +155,7 @@ complete -c capexec -n "__fish_capexec_using_subcommand disable" -s h -l help -d
 complete -c capexec -n "__fish_capexec_using_subcommand learn" -l unit -d 'Start from this declaration (its user, environment, private directories and preopened sockets), running PROG' -r -F
 complete -c capexec -n "__fish_capexec_using_subcommand learn" -l workload -d 'Run this shell command on the host once the service listens; its exit ends the run' -r
 complete -c capexec -n "__fish_capexec_using_subcommand learn" -l wait-for -d 'Start the workload once ADDR (tcp:HOST:PORT, or unix:PATH) accepts connections (repeatable; one answering is enough; default: the unit\'s TCP preopens and exact broker bind grants, else a forking service\'s pid file, else READY=1 of a notify service, else the first socket the service binds, once it accepts)' -r
-complete -c capexec -n "__fish_capexec_using_subcommand learn" -l ready-timeout -d 'Give up when the service does not listen within this many seconds' -r
+complete -c capexec -n "__fish_capexec_using_subcommand learn" -l ready-timeout -d 'Give up when the service is not ready within this many seconds (default: the unit\'s service.ready_timeout, at least 30; 30 for a program without a unit)' -r
 complete -c capexec -n "__fish_capexec_using_subcommand learn" -l out -d 'Write the mined declaration here (default: standard output)' -r -F
 complete -c capexec -n "__fish_capexec_using_subcommand learn" -l save -d 'Also save what was recorded, as JSON, to merge into later runs with --merge' -r -F
 complete -c capexec -n "__fish_capexec_using_subcommand learn" -l merge -d 'Add what earlier runs saved with --save (repeatable)' -r -F

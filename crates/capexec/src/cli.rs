@@ -233,9 +233,10 @@ pub struct LearnArgs {
     /// listens on nothing, such as cron)
     #[arg(long, requires = "workload", conflicts_with = "wait_for")]
     pub no_wait: bool,
-    /// Give up when the service does not listen within this many seconds
-    #[arg(long, value_name = "SECONDS", default_value_t = 30)]
-    pub ready_timeout: u64,
+    /// Give up when the service is not ready within this many seconds (default: the unit's
+    /// service.ready_timeout, at least 30; 30 for a program without a unit)
+    #[arg(long, value_name = "SECONDS")]
+    pub ready_timeout: Option<u64>,
     /// Write the mined declaration here (default: standard output)
     #[arg(long, value_name = "FILE")]
     pub out: Option<PathBuf>,

@@ -120,7 +120,15 @@ fn learn(a: &LearnArgs) -> Result<i32, CmdError> {
         ready,
         listen_wait: !a.no_wait,
         workload: a.workload.as_deref(),
-        ready_timeout: Duration::from_secs(a.ready_timeout),
+        // A learning run is slower than the service's own start (each call
+        // waits for the recorder): the unit's own start timeout (systemd's
+        // 90 s where the unit names none) bounds it, never below 30 s. A
+        // fixed 30 s was too short for postfix's start on a busy machine.
+        ready_timeout: match a.ready_timeout {
+            Some(s) => Duration::from_secs(s),
+            None if a.target.is_some() || a.unit.is_some() => spec.service.ready_timeout.max(DEFAULT_READY_TIMEOUT),
+            None => DEFAULT_READY_TIMEOUT,
+        },
         json: a.json,
     };
     let (run, ended, began, host) = record(&spec, how)?;
@@ -920,6 +928,10 @@ fn calls_over(s: &Spawned, activity: &std::sync::atomic::AtomicU64) -> Option<u6
     }
     Some(calls() - first)
 }
+
+/// How long learning waits for a program without a unit to be ready, and
+/// for a unit the least it waits (`--ready-timeout`).
+const DEFAULT_READY_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// How long a service is as quiet as before its reload before `settle`
 /// takes the reload as done.
