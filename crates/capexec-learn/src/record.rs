@@ -234,7 +234,7 @@ fn note(l: &Listener, n: &Notif, name: &str, ctx: &Ctx, obs: &mut Observations) 
         }
         "fchmod" if capabilities => {
             if let Ok(target) = std::fs::read_link(format!("/proc/{}/fd/{}", n.tid, a[0] as i32)) {
-                if target.is_absolute() && !["/tmp", "/dev", "/proc"].iter().any(|p| target.starts_with(p)) {
+                if target.is_absolute() && !unjudged(&target) {
                     fowner(n, name, &target, obs);
                 }
             }
@@ -433,7 +433,7 @@ fn fowner(n: &Notif, call: &str, path: &Path, obs: &mut Observations) {
 /// /proc, which the recorder does not see.
 fn dac(capabilities: bool, n: &Notif, call: &str, path: Option<String>, access: Access, obs: &mut Observations) {
     let Some(path) = path.filter(|_| capabilities) else { return };
-    if ["/tmp", "/dev", "/proc"].iter().any(|p| Path::new(&path).starts_with(p)) {
+    if unjudged(Path::new(&path)) {
         return;
     }
     if matches!(call, "chmod" | "fchmodat" | "fchmodat2") {
@@ -444,6 +444,12 @@ fn dac(capabilities: bool, n: &Notif, call: &str, path: Option<String>, access: 
         let name = if cap == CAP_DAC_OVERRIDE { "CAP_DAC_OVERRIDE" } else { "CAP_DAC_READ_SEARCH" };
         obs.capabilities.entry(name.to_owned()).or_default().insert(why);
     }
+}
+
+/// In the run's private /tmp, /dev and /proc, which the recorder does not
+/// judge for capabilities (they are not the host's files).
+fn unjudged(path: &Path) -> bool {
+    ["/tmp", "/dev", "/proc"].iter().any(|p| path.starts_with(p))
 }
 
 /// The capability (and why) that `call` on `path` needs beyond `c`'s ids.

@@ -124,11 +124,8 @@ fn learn(a: &LearnArgs) -> Result<i32, CmdError> {
         // waits for the recorder): the unit's own start timeout (systemd's
         // 90 s where the unit names none) bounds it, never below 30 s. A
         // fixed 30 s was too short for postfix's start on a busy machine.
-        ready_timeout: match a.ready_timeout {
-            Some(s) => Duration::from_secs(s),
-            None if a.target.is_some() || a.unit.is_some() => spec.service.ready_timeout.max(DEFAULT_READY_TIMEOUT),
-            None => DEFAULT_READY_TIMEOUT,
-        },
+        // (A program without a unit has capexec's own 30 s.)
+        ready_timeout: a.ready_timeout.map(Duration::from_secs).unwrap_or_else(|| spec.service.ready_timeout.max(DEFAULT_READY_TIMEOUT)),
         json: a.json,
     };
     let (run, ended, began, host) = record(&spec, how)?;
@@ -929,8 +926,7 @@ fn calls_over(s: &Spawned, activity: &std::sync::atomic::AtomicU64) -> Option<u6
     Some(calls() - first)
 }
 
-/// How long learning waits for a program without a unit to be ready, and
-/// for a unit the least it waits (`--ready-timeout`).
+/// The least learning waits for a service to be ready (`--ready-timeout`).
 const DEFAULT_READY_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// How long a service is as quiet as before its reload before `settle`
