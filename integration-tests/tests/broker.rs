@@ -557,6 +557,40 @@ both!(host_network_holds_its_grants, |who: As| {
     }
 });
 
+// 66: a host agent that must see the host's network (its interfaces, as
+// vnstat and collectd read them) but should reach no address asks for the
+// network guard with no grants (`[broker.net] guard = true`, systemd's
+// IPAddressDeny=any). Without it, `net = "host"` with no grants limits TCP
+// ports only (Landlock), and UDP not at all. Rootless there is no guard,
+// and the declaration is refused rather than run weaker.
+both!(host_network_with_no_grants_reaches_nothing, |who: As| {
+    const SECRET: &str = "SECRET-66-host-none";
+    let (secret_udp, secret_udp6) = (udp_answering(SECRET), udp_answering_on("[::1]:0", SECRET));
+    let secret_tcp = secret_listener(SECRET);
+    let (other, listen) = (unused_port(), unused_port());
+    let u = test_unit(
+        &format!("host-none-{who:?}"),
+        &format!("[filesystem]\nproc = \"full\"\n[namespaces]\nnet = \"host\"\n[landlock]\nconnect_tcp = [{secret_tcp}]\nbind_tcp = [{listen}]\n\n[broker.net]\nguard = true\n"),
+    );
+    let case: Vec<String> =
+        ["host-net-none".to_owned()].into_iter().chain([secret_udp, secret_tcp, other, secret_udp6, listen].map(|p| p.to_string())).collect();
+    let case: Vec<&str> = case.iter().map(String::as_str).collect();
+    match who {
+        As::Root => {
+            let out = probe_under(who, &u, &case);
+            assert!(!out.contains(SECRET), "a secret was read:\n{out}");
+            assert_eq!(out.matches("BLOCKED 66 control").count(), 2, "the host's network must stay in sight:\n{out}");
+            assert_eq!(out.matches("BLOCKED 66 ").count(), 2 + 3 * 4 + 3 + 2 + 2, "every refusal must be seen:\n{out}");
+            assert!(out.contains("bind(fd ") && out.contains("no [broker.net] bind grant covers it"), "the broker's TCP bind refusal is said:\n{out}");
+            eprintln!("{out}");
+        }
+        As::User => {
+            let out = refused_rootless(&u, &case, SECRET);
+            assert!(out.contains("would run weaker than declared without capexec's network guard") && out.contains("with guard = true"), "{out}");
+        }
+    }
+});
+
 // The same under the daemon: its launcher opens the sockets from the
 // service's supervisor cgroup, in a helper process when there is no broker.
 #[test]

@@ -672,7 +672,7 @@ fn cap_names(set: &str) -> Vec<&'static str> {
 /// In the host's namespace with `[broker.net]` grants, the network guard
 /// holds them on every socket (as systemd's IPAddressAllow= does).
 fn ip_address_deny(spec: &ServiceSpec) -> Answer {
-    if spec.namespaces.net != NetMode::None && !spec.broker.has_net_grants() {
+    if spec.namespaces.net != NetMode::None && !spec.broker.guards_net() {
         return (Some(10), "Service is in the host's network namespace: no IP address restriction".into(), None);
     }
     use capexec_decl::spec::{ListenAddr, PreopenKind};
@@ -694,7 +694,9 @@ fn ip_address_deny(spec: &ServiceSpec) -> Answer {
         NetMode::None => Some("network namespace: only passed-in sockets and broker grants reach the host"),
         NetMode::Host => Some("network guard: every socket of the service reaches only its [broker.net] grants"),
     };
-    if loopback.is_empty() {
+    if loopback.is_empty() && spec.namespaces.net == NetMode::Host {
+        (Some(0), "Service's sockets can reach no IP address ([broker.net] guard = true, no grants)".into(), credit)
+    } else if loopback.is_empty() {
         (Some(0), "Service can reach no IP address outside its own namespace".into(), credit)
     } else if loopback.iter().all(|l| *l) {
         (Some(2), "Service can reach only localhost addresses (its sockets and grants)".into(), credit)

@@ -403,7 +403,7 @@ fn net_call(b: &Arc<Broker>, l: &Arc<Listener>, c: &Connector, p: &mut Pidfds, n
         }
         // Under the host's network the [broker.net] grants are the network
         // guard's, which does not see this bind (the broker's own).
-        let granted = || if b.spec.has_net_grants() { policy::net(&b.spec, op, proto, addr).map(drop) } else { Ok(()) };
+        let granted = || if b.spec.guards_net() { policy::net(&b.spec, op, proto, addr).map(drop) } else { Ok(()) };
         if let Err(r) = policy::host_bind(ports, addr).and_then(|()| granted()) {
             let shown = capexec_decl::grants::NetGrant::exact(proto, addr);
             return refused(b, &format!("bind(fd {fd}, {shown})"), r);

@@ -32,6 +32,13 @@ pub struct BrokerSpec {
     /// would otherwise need all of /run writable. Absolute and normalised.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub bind_unix: Vec<PathBuf>,
+    /// `[broker.net] guard = true`: under `net = "host"`, the network guard
+    /// holds `connect` and `bind` even where both are empty, so that every
+    /// IP socket of the service reaches no address but theirs. Without it,
+    /// a `net = "host"` service with no grants has Landlock's TCP ports as
+    /// its only network limit, and UDP none (systemd's `IPAddressDeny=any`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub guard: bool,
     pub dns: DnsGrant,
     /// User names getpwnam/getpwuid may return.
     pub pwd: Vec<String>,
@@ -53,6 +60,13 @@ impl BrokerSpec {
     /// Unix socket paths aside).
     pub fn has_net_grants(&self) -> bool {
         !self.connect.is_empty() || !self.bind.is_empty()
+    }
+
+    /// Whether the network guard holds the address grants on the service's
+    /// sockets in the host's network namespace: where there are any, or
+    /// where the declaration asks for it with none (`guard = true`).
+    pub fn guards_net(&self) -> bool {
+        self.has_net_grants() || self.guard
     }
 
     /// True when nothing but IP address grants is granted: under `net =

@@ -71,6 +71,7 @@ pub struct RawFsGrant {
 pub struct RawNetGrants {
     pub connect: Option<Vec<String>>,
     pub bind: Option<Vec<String>>,
+    pub guard: Option<bool>,
 }
 
 #[derive(Debug, Default, Clone, Deserialize)]

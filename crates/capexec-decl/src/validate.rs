@@ -777,6 +777,13 @@ pub fn validate(name: &str, raw: &RawUnit, sources: Vec<PathBuf>, ctx: &Context)
     }
     let limits = limits(&mut v, raw);
     let broker = broker(&mut v, raw);
+    if broker.guard && net != NetMode::Host {
+        v.err_help(
+            "broker.net.guard",
+            "is for namespaces.net = \"host\"",
+            "in a network namespace of its own the guard already holds every socket the service has in the host's network (its preopens and what its broker makes for its grants): remove the key",
+        );
+    }
     if net == NetMode::Host {
         // There the service's TCP binds and connects meet Landlock's port
         // rules before the network guard's address grants: a TCP grant
@@ -1708,6 +1715,7 @@ fn broker(v: &mut V, raw: &RawUnit) -> crate::grants::BrokerSpec {
         out.fs.push(FsGrant { pattern, base, rights });
     }
     let net_grants = b.net.clone().unwrap_or_default();
+    out.guard = net_grants.guard.unwrap_or(false);
     for (field, list) in [("connect", &net_grants.connect), ("bind", &net_grants.bind)] {
         for (i, s) in list.clone().unwrap_or_default().iter().enumerate() {
             if let Some(path) = s.strip_prefix("unix:") {

@@ -598,6 +598,13 @@ fn broker_grants_and_their_errors() {
         "{:?}",
         s.warnings
     );
+    // `guard = true` asks for the guard with no grants (no address at all),
+    // which only the host's network lacks without it; no broker for it.
+    let s = ok(&format!("{ARGV}[namespaces]\nnet = \"host\"\n[broker.net]\nguard = true\n"));
+    assert!(s.broker.guard && s.broker.guards_net() && !s.brokers_besides_listen() && s.warnings.is_empty(), "{:?}", s.warnings);
+    let e = one(&format!("{ARGV}[namespaces]\nnet = \"none\"\n[broker.net]\nguard = true\n"));
+    assert_eq!(e.key.as_deref(), Some("broker.net.guard"));
+    assert!(e.message.contains("is for namespaces.net = \"host\""), "{e:?}");
     let e = one(&format!("{ARGV}[broker.dns]\nnames = [\"bad name\"]\n"));
     assert_eq!(e.key.as_deref(), Some("broker.dns.names[0]"));
     let e = one(&format!("{ARGV}[broker]\nsysctl = [\"net..x\"]\n"));

@@ -189,6 +189,44 @@ fn one_mount_for_moves(mut rw: BTreeMap<String, BTreeSet<String>>, moves: &BTree
     rw
 }
 
+/// How many writable directories side by side become their parent.
+const SIBLINGS: usize = 4;
+
+/// Many writable directories side by side become their parent: collectd's
+/// csv plugin writes one per thing it measures (cpu-0, df-boot,
+/// interface-eth0, ...), which are this host's disks and interfaces as
+/// the run found them. Each was an entry of its own, and the start failed
+/// on one the host no longer had ("does not exist on the host"); another
+/// host, or an interface plugged in later, needs one the run never saw.
+/// Only directories that held what the run wrote (not a file entry), and
+/// not where the parent is a directory every service shares, /run, /tmp,
+/// a top-level one or the root.
+fn one_entry_for_siblings(mut rw: BTreeMap<String, BTreeSet<String>>) -> BTreeMap<String, BTreeSet<String>> {
+    let mut by_parent: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for (k, why) in &rw {
+        if why.iter().any(|w| w != k) {
+            by_parent.entry(parent(k)).or_default().push(k.clone());
+        }
+    }
+    let mut changed = false;
+    for (dir, kids) in by_parent {
+        if kids.len() < SIBLINGS || SHARED_DIRS.iter().chain(&["/run", "/tmp", "/var/tmp", "/"]).any(|d| *d == dir) || parent(&dir) == "/" {
+            continue;
+        }
+        let mut why = BTreeSet::new();
+        for k in kids {
+            why.extend(rw.remove(&k).unwrap_or_default());
+        }
+        rw.entry(dir).or_default().extend(why);
+        changed = true;
+    }
+    if changed {
+        fold(rw)
+    } else {
+        rw
+    }
+}
+
 /// Where systemd's RuntimeDirectory= and the others live, longest first:
 /// (base, declaration key, prefix of the name).
 const MANAGED: &[(&str, &str, &str)] = &[
@@ -392,7 +430,7 @@ pub fn view(obs: &Observations, private: &[String], declared: &[String], exists:
     // executable too: a read_write mount is noexec, and an executable one
     // inside it would not be writable.
     let ex = fold(ex);
-    let rw = one_mount_for_moves(fold(rw), &obs.moves);
+    let rw = one_entry_for_siblings(one_mount_for_moves(fold(rw), &obs.moves));
     let (rwx, rw): (BTreeMap<_, _>, BTreeMap<_, _>) = rw.into_iter().partition(|(k, _)| ran_written.iter().chain(ex.keys()).any(|d| within(d, k)));
     let ex: BTreeMap<_, _> = ex.into_iter().filter(|(d, _)| !rwx.keys().any(|k| within(d, k))).collect();
     // Read access inside a writable or executable directory needs nothing more.
@@ -1042,13 +1080,20 @@ pub fn declaration(obs: &Observations, origin: &Origin, exists: impl Fn(&str) ->
     // the unit adds sockets or socket() (a notify socket's allowlist, a
     // preopened one, which the guard does not hold under "host"), nor with
     // io_uring, whose requests make sockets out of seccomp's sight.
-    let state_only = !host_net.is_empty()
-        && obs.sockets.is_empty()
-        && obs.binds.is_empty()
-        && obs.connects.is_empty()
-        && !origin.unit_sockets
-        && !obs.syscalls.keys().any(|c| c.starts_with("io_uring"));
-    if !host_net.is_empty() && !state_only {
+    let io_uring = obs.syscalls.keys().any(|c| c.starts_with("io_uring"));
+    let state_only = !host_net.is_empty() && obs.sockets.is_empty() && obs.binds.is_empty() && obs.connects.is_empty() && !origin.unit_sockets && !io_uring;
+    // One that made sockets, but no IP socket (collectd logs to syslog over
+    // a Unix socket and lists interfaces over netlink), gets the host's
+    // network with the network guard and no grants (`guard = true`): its
+    // IP sockets, if it ever makes one, reach no address.
+    let ip = |a: &String| a.starts_with("tcp:") || a.starts_with("udp:");
+    let state_guarded = !host_net.is_empty()
+        && !state_only
+        && !io_uring
+        && obs.sockets.iter().all(|k| !k.starts_with("inet"))
+        && !obs.binds.iter().chain(&obs.connects).any(ip)
+        && obs.own_loopback.is_empty();
+    if !host_net.is_empty() && !state_only && !state_guarded {
         let _ = writeln!(
             o,
             "# The run read the state of this host's network ({shown_host_net}): here it reads its own namespace's,\n\
@@ -1086,6 +1131,14 @@ pub fn declaration(obs: &Observations, origin: &Origin, exists: impl Fn(&str) ->
              # socket() in its allowlist it reaches nothing there; allowing socket() would give it the\n\
              # host's network whole."
         );
+    } else if state_guarded {
+        let _ = writeln!(
+            o,
+            "# The run read the state of this host's network and made no IP socket ({shown_host_net}):\n\
+             # the host's network, for that state (its own namespace's shows loopback only), where the\n\
+             # network guard lets no IP socket of its reach any address ([broker.net] guard = true; as\n\
+             # root: rootless such a file is refused at the start)."
+        );
     } else if host {
         let _ = writeln!(
             o,
@@ -1114,7 +1167,7 @@ pub fn declaration(obs: &Observations, origin: &Origin, exists: impl Fn(&str) ->
             if low { ",\n# and keep CAP_NET_BIND_SERVICE for its ports below 1024, which it then binds itself" } else { "" }
         );
     }
-    o.push_str(if host || state_only { "net = \"host\"\n" } else { "net = \"none\"\n" });
+    o.push_str(if host || state_only || state_guarded { "net = \"host\"\n" } else { "net = \"none\"\n" });
     // A pid file means what host tools read it as only with the host's pids.
     if let Some(p) = pid_file.as_ref() {
         let _ = writeln!(o, "# It writes a pid file ({}): in the host's pid namespace the file holds the pid host tools expect.\npid = false", commented(p));
@@ -1127,8 +1180,11 @@ pub fn declaration(obs: &Observations, origin: &Origin, exists: impl Fn(&str) ->
     // capexec would make for it (atd removes a file it finds and makes it
     // anew): the broker makes and removes that one file on the host instead.
     let exclusive_pid_file = pid_file.filter(|p| parent(p) == "/run" && obs.exclusive.contains(p));
-    if !binds.is_empty() || !connects.is_empty() {
+    if !binds.is_empty() || !connects.is_empty() || state_guarded {
         o.push_str("\n[broker.net]\n");
+        if state_guarded {
+            o.push_str("# It made no IP socket: the network guard lets none of them reach any address (see net above).\nguard = true\n");
+        }
         if !binds.is_empty() {
             if picked(Picked::SourcePort) {
                 let _ = writeln!(
@@ -1420,6 +1476,24 @@ mod tests {
         o
     }
 
+    /// Four directories side by side that the run wrote in (collectd's
+    /// csv plugin: one per disk and interface) are one entry, their
+    /// parent; three stay apart, and so do those in a shared directory.
+    #[test]
+    fn many_written_directories_side_by_side_are_their_parent() {
+        let w: &[Access] = &[Access::Create, Access::Write];
+        let o = obs(&[("/srv/cd/vm/cpu-0/a", w), ("/srv/cd/vm/cpu-1/a", w), ("/srv/cd/vm/df-boot/a", w), ("/srv/cd/vm/interface-eth0/a", w)], &[]);
+        let [_, rw, _, _, _] = view(&o, &[], &[], |_| true);
+        assert_eq!(rw.keys().collect::<Vec<_>>(), ["/srv/cd/vm"], "{rw:?}");
+        assert_eq!(rw["/srv/cd/vm"].len(), 4);
+        let o = obs(&[("/srv/cd/vm/cpu-0/a", w), ("/srv/cd/vm/cpu-1/a", w), ("/srv/cd/vm/df-boot/a", w)], &[]);
+        let [_, rw, _, _, _] = view(&o, &[], &[], |_| true);
+        assert_eq!(rw.len(), 3, "{rw:?}");
+        let o = obs(&[("/var/lib/a/x", w), ("/var/lib/b/x", w), ("/var/lib/c/x", w), ("/var/lib/d/x", w)], &[]);
+        let [_, rw, _, _, _] = view(&o, &[], &[], |_| true);
+        assert_eq!(rw.len(), 4, "{rw:?}");
+    }
+
     #[test]
     fn paths_become_directories_outside_the_default_view() {
         let o = obs(
@@ -1621,8 +1695,10 @@ mod tests {
 
     /// A run that read the host's network state and made no socket
     /// (vnstat's /proc/net/dev) gets the host's network, for that state,
-    /// with no socket() to reach it by; one that made a socket, or whose
-    /// unit gives it one, keeps its own namespace and is told why.
+    /// with no socket() to reach it by; one that made sockets but no IP
+    /// socket, or whose unit gives it one, gets it with the network guard
+    /// and no grants; one that made an IP socket keeps its own namespace
+    /// and is told why.
     #[test]
     fn a_run_that_reads_the_hosts_network_state_and_makes_no_socket_gets_its_network() {
         let argv = ["/usr/sbin/vnstatd".to_owned()];
@@ -1635,18 +1711,27 @@ mod tests {
         let spec = capexec_decl::from_text("t", &text, &ctx).unwrap_or_else(|e| panic!("{e}\n{text}"));
         assert!(!spec.seccomp.allowed.contains("socket") && !spec.seccomp.allowed.contains("io_uring_setup"), "{text}");
         // The unit's notify socket, or a preopened one: socket() or a host
-        // socket whatever the run did.
-        let text = declaration(&o, &Origin { unit_sockets: true, ..origin(&argv, true) }, |_| true);
-        assert!(text.contains("net = \"none\"") && text.contains("wants net = \"host\""), "{text}");
+        // socket whatever the run did, so the guard holds them to no address.
+        let guarded = |o: &Observations, origin: &Origin| {
+            let text = declaration(o, origin, |_| true);
+            let spec = capexec_decl::from_text("t", &text, &ctx).unwrap_or_else(|e| panic!("{e}\n{text}"));
+            assert!(spec.namespaces.net == capexec_decl::spec::NetMode::Host && spec.broker.guard && !spec.broker.has_net_grants(), "{text}");
+            assert!(text.contains("and made no IP socket (/proc/net/dev"), "{text}");
+        };
+        guarded(&o, &Origin { unit_sockets: true, ..origin(&argv, true) });
         // io_uring makes sockets out of seccomp's sight.
         o.syscalls.insert("io_uring_setup".into(), 1);
         let text = declaration(&o, &origin(&argv, true), |_| true);
         assert!(text.contains("net = \"none\""), "{text}");
         o.syscalls.remove("io_uring_setup");
-        // A socket of any kind (an exporter's listener).
+        // Sockets, but none of IP (collectd's syslog and netlink ones).
         o.sockets.insert("unix/dgram".into());
+        o.sockets.insert("netlink/raw".into());
+        guarded(&o, &origin(&argv, true));
+        // An IP socket (an exporter's listener): its own namespace, and why.
+        o.sockets.insert("inet/stream".into());
         let text = declaration(&o, &origin(&argv, true), |_| true);
-        assert!(text.contains("net = \"none\"") && text.contains("wants net = \"host\""), "{text}");
+        assert!(text.contains("net = \"none\"") && text.contains("wants net = \"host\"") && !text.contains("guard"), "{text}");
         // No read of the host's network state: its own namespace, no comment.
         let o = obs(&[("/etc/vnstat.conf", &[Access::Read])], &["openat", "read"]);
         let text = declaration(&o, &origin(&argv, true), |_| true);

@@ -191,7 +191,7 @@ impl std::os::fd::AsRawFd for Refusals {
 /// under `net = "none"` those the broker makes and its preopened ones.
 fn host_sockets(spec: &ServiceSpec) -> (bool, bool) {
     if spec.namespaces.net == NetMode::Host {
-        let guarded = spec.broker.has_net_grants();
+        let guarded = spec.broker.guards_net();
         return (guarded, guarded);
     }
     let (mut tcp, mut udp) = (false, false);
@@ -231,8 +231,8 @@ pub fn unguarded_gaps(spec: &ServiceSpec) -> Vec<String> {
     if spec.namespaces.net == NetMode::Host {
         if tcp || udp {
             gaps.push(
-                "with the host's network, its [broker.net] grants are the guard's to hold: without it, it could send datagrams to \
-                 any address and bind or connect TCP on any address to the ports of landlock.bind_tcp/connect_tcp"
+                "with the host's network, its [broker.net] grants are the guard's to hold (no address at all, with guard = true and no grants): \
+                 without it, it could send datagrams to any address and bind or connect TCP on any address to the ports of landlock.bind_tcp/connect_tcp"
                     .to_owned(),
             );
         }
@@ -268,7 +268,7 @@ pub fn require_guard(spec: &ServiceSpec) -> Result<(), crate::error::LaunchError
             gaps.join("; and ")
         ),
         help: match spec.namespaces.net {
-            NetMode::Host => "run it as root (`capexec daemon`, or `capexec exec` as root), where the guard checks its sockets; or drop [broker.net]'s address grants, leaving landlock.bind_tcp/connect_tcp as its only network limits".into(),
+            NetMode::Host => "run it as root (`capexec daemon`, or `capexec exec` as root), where the guard checks its sockets; or drop [broker.net]'s address grants (and `guard = true`), leaving landlock.bind_tcp/connect_tcp as its only network limits".into(),
             NetMode::None => "run it as root (`capexec daemon`, or `capexec exec` as root), where the guard checks these sockets; or remove the `udp:` preopens and [broker.net] grants that cover UDP (and landlock.connect_tcp/bind_tcp beside host TCP sockets)".into(),
         },
     })

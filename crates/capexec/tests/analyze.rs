@@ -153,6 +153,30 @@ fn the_threshold_fails_an_exposed_unit_and_says_which() {
     assert_eq!(o.status.code(), Some(2));
 }
 
+/// A host agent under `net = "host"` is scored as reaching every address,
+/// unless `[broker.net] guard = true` has the network guard hold its
+/// sockets to no address at all.
+#[test]
+fn the_guard_with_no_grants_is_scored_as_reaching_nothing() {
+    let dir = std::env::temp_dir().join(format!("capexec-analyze-guard-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let score = |guard: &str| {
+        let unit = dir.join("agent.svc");
+        std::fs::write(&unit, format!("[exec]\nargv = [\"/bin/true\"]\n[namespaces]\nnet = \"host\"\n{guard}")).unwrap();
+        let o = capexec_analyze(&["--json", unit.to_str().unwrap()]);
+        let out: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        out["units"][0]["checks"].as_array().unwrap().iter().find(|c| c["name"] == "IPAddressDeny=").unwrap().clone()
+    };
+    let (open, guarded) = (score(""), score("[broker.net]\nguard = true\n"));
+    let _ = std::fs::remove_dir_all(&dir);
+    assert_eq!(open["badness"], 10, "{open}");
+    assert_eq!(guarded["badness"], 0, "{guarded}");
+    assert!(
+        guarded["description"].as_str().unwrap().contains("can reach no IP address") && guarded["credit"].as_str().unwrap().contains("network guard"),
+        "{guarded}"
+    );
+}
+
 /// What analyze credits is what the sandbox enforces: the shipped nginx
 /// unit's real filter refuses what the credited checks say it refuses.
 #[test]

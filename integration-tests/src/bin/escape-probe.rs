@@ -796,6 +796,7 @@ fn main() {
             host_udp(&mut r, arg(2).parse().unwrap_or(1), &secrets)
         }
         "host-net" => host_net(&mut r, &(2..10).map(|i| arg(i).parse().unwrap_or(1)).collect::<Vec<u16>>()),
+        "host-net-none" => host_net_none(&mut r, &(2..7).map(|i| arg(i).parse().unwrap_or(1)).collect::<Vec<u16>>()),
         "host-route" => host_route(&mut r, arg(2).parse().unwrap_or(1), arg(3).parse().unwrap_or(1)),
         "remove-granted" => remove_granted(&mut r, &arg(2)),
         "own-udp" => own_udp(&mut r, arg(2).parse().unwrap_or(1), arg(3).parse().unwrap_or(1)),
@@ -1233,31 +1234,7 @@ fn host_net(r: &mut Report, ports: &[u16]) {
     let (rc, e) = sys!(libc::SYS_sendto, fd, b"ping".as_ptr(), 4, 0, &g as *const libc::sockaddr_storage, g_len);
     let answer = read_witness(fd as i32);
     r.check("65 control: the granted UDP server answers a sendto", rc == 4 && answer == "hello", format!("{answer:?} {e}"));
-    for secret in [at("127.0.0.1", secret_udp), at("[::ffff:127.0.0.1]", secret_udp), at("[::1]", secret_udp6)] {
-        let (sa, sa_len) = raw_addr(secret);
-        let family = if secret.is_ipv6() { libc::AF_INET6 } else { libc::AF_INET };
-        send_each_way(
-            (&sa as *const libc::sockaddr_storage).cast(),
-            sa_len,
-            0,
-            || new_udp(family),
-            |call, fd, rc, e| {
-                r.expect_fail(&format!("65 {call} to the host's secret UDP port {secret}"), rc, e, &[EPERM]);
-                if rc >= 0 {
-                    println!("65 {call} to {secret}: read {:?}", read_witness(fd as i32));
-                }
-            },
-        );
-        let fd = new_udp(family);
-        let (rc, e) = sys!(libc::SYS_connect, fd, &sa as *const libc::sockaddr_storage, sa_len);
-        r.expect_fail(&format!("65 UDP connect to {secret}"), rc, e, &[EPERM]);
-        if rc >= 0 {
-            let (rc, _) = sys!(libc::SYS_write, fd, b"x".as_ptr(), 1);
-            if rc >= 0 {
-                println!("65 connect and write to {secret}: read {:?}", read_witness(fd as i32));
-            }
-        }
-    }
+    udp_secrets_refused(r, "65", &[at("127.0.0.1", secret_udp), at("[::ffff:127.0.0.1]", secret_udp), at("[::1]", secret_udp6)]);
     let bind_at = |addr: std::net::SocketAddr| {
         let (sa, sa_len) = raw_addr(addr);
         let fd = new_udp(if addr.is_ipv6() { libc::AF_INET6 } else { libc::AF_INET });
@@ -1279,16 +1256,91 @@ fn host_net(r: &mut Report, ports: &[u16]) {
     }
     let (fd, e) = connect_v4([127, 0, 0, 1], tcp);
     r.check("65 control: a TCP connect to the granted port", fd >= 0, e);
+    tcp_secret_refused(r, "65", secret_tcp);
+}
+
+/// Every way a datagram reaches each of `secrets` (UDP servers that answer
+/// with a secret) from a new socket, `sendto`, `sendmsg`, `sendmmsg` and a
+/// connect, is refused (EPERM): the network guard's check, case `case`.
+fn udp_secrets_refused(r: &mut Report, case: &str, secrets: &[std::net::SocketAddr]) {
+    let new_udp = |family: i32| -> i64 {
+        // SAFETY: socket() with constants.
+        unsafe { libc::socket(family, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) as i64 }
+    };
+    for &secret in secrets {
+        let (sa, sa_len) = raw_addr(secret);
+        let family = if secret.is_ipv6() { libc::AF_INET6 } else { libc::AF_INET };
+        send_each_way(
+            (&sa as *const libc::sockaddr_storage).cast(),
+            sa_len,
+            0,
+            || new_udp(family),
+            |call, fd, rc, e| {
+                r.expect_fail(&format!("{case} {call} to the host's secret UDP port {secret}"), rc, e, &[EPERM]);
+                if rc >= 0 {
+                    println!("{case} {call} to {secret}: read {:?}", read_witness(fd as i32));
+                }
+            },
+        );
+        let fd = new_udp(family);
+        let (rc, e) = sys!(libc::SYS_connect, fd, &sa as *const libc::sockaddr_storage, sa_len);
+        r.expect_fail(&format!("{case} UDP connect to {secret}"), rc, e, &[EPERM]);
+        if rc >= 0 {
+            let (rc, _) = sys!(libc::SYS_write, fd, b"x".as_ptr(), 1);
+            if rc >= 0 {
+                println!("{case} connect and write to {secret}: read {:?}", read_witness(fd as i32));
+            }
+        }
+    }
+}
+
+/// A TCP connect to `secret_tcp` on 127.0.0.1, plain and v4-mapped, whose
+/// port Landlock allows, is refused (EPERM) by the network guard.
+fn tcp_secret_refused(r: &mut Report, case: &str, secret_tcp: u16) {
     let (fd, e) = connect_v4([127, 0, 0, 1], secret_tcp);
-    r.expect_fail("65 TCP connect to the secret port (Landlock allows the port)", fd, e, &[EPERM]);
+    r.expect_fail(&format!("{case} TCP connect to the secret port (Landlock allows the port)"), fd, e, &[EPERM]);
     if fd >= 0 {
-        println!("65 TCP connect to the secret port: read {:?}", read_witness(fd as i32));
+        println!("{case} TCP connect to the secret port: read {:?}", read_witness(fd as i32));
     }
     let (fd, e) = connect_v6_mapped([127, 0, 0, 1], secret_tcp);
-    r.expect_fail("65 TCP connect to the secret port, v4-mapped", fd, e, &[EPERM]);
+    r.expect_fail(&format!("{case} TCP connect to the secret port, v4-mapped"), fd, e, &[EPERM]);
     if fd >= 0 {
-        println!("65 TCP connect to the secret port, v4-mapped: read {:?}", read_witness(fd as i32));
+        println!("{case} TCP connect to the secret port, v4-mapped: read {:?}", read_witness(fd as i32));
     }
+}
+
+/// 66: `host-net-none SECRET_UDP SECRET_TCP OTHER SECRET_UDP6 LISTEN`, in a
+/// `net = "host"` service with `[broker.net] guard = true` and no grants,
+/// whose Landlock allows TCP connects to SECRET_TCP and binds of LISTEN: a
+/// host agent that reads the host's network state and should reach no
+/// address. It sees the host's interfaces (/proc/net/dev lists more than
+/// lo) and may bind UDP port 0; no datagram, UDP connect or bind, TCP
+/// connect (plain or v4-mapped) or TCP bind (which the broker makes for its
+/// check of listen) reaches anything, over IPv4, IPv6 or a v4-mapped address.
+fn host_net_none(r: &mut Report, ports: &[u16]) {
+    let [secret_udp, secret_tcp, other, secret_udp6, listen] = ports[..5] else { panic!("five ports") };
+    let at = |ip: &str, port: u16| -> std::net::SocketAddr { format!("{ip}:{port}").parse().unwrap() };
+    let dev = std::fs::read_to_string("/proc/net/dev").unwrap_or_default();
+    let interfaces: Vec<&str> = dev.lines().skip(2).filter_map(|l| l.split(':').next()).map(str::trim).collect();
+    r.check("66 control: the host's interfaces are in sight", interfaces.iter().any(|i| *i != "lo"), format!("{interfaces:?}"));
+    udp_secrets_refused(r, "66", &[at("127.0.0.1", secret_udp), at("[::ffff:127.0.0.1]", secret_udp), at("[::1]", secret_udp6)]);
+    let bind_at = |addr: std::net::SocketAddr| {
+        let (sa, sa_len) = raw_addr(addr);
+        // SAFETY: socket() with constants.
+        let fd = unsafe { libc::socket(if addr.is_ipv6() { libc::AF_INET6 } else { libc::AF_INET }, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
+        sys!(libc::SYS_bind, fd, &sa as *const libc::sockaddr_storage, sa_len)
+    };
+    let (rc, e) = bind_at(at("0.0.0.0", 0));
+    r.check("66 control: a UDP bind to port 0", rc == 0, e);
+    for addr in [at("127.0.0.1", other), at("0.0.0.0", other), at("[::]", other)] {
+        let (rc, e) = bind_at(addr);
+        r.expect_fail(&format!("66 UDP bind to {addr}"), rc, e, &[EPERM]);
+    }
+    for ip in [[127, 0, 0, 1], [0, 0, 0, 0]] {
+        let (rc, e) = bind_tcp_at(ip, listen);
+        r.expect_fail(&format!("66 TCP bind of the Landlock port on {}", std::net::Ipv4Addr::from(ip)), rc, e, &[EPERM, EACCES]);
+    }
+    tcp_secret_refused(r, "66", secret_tcp);
 }
 
 /// 64: `host-route PORT PORT6`, in a `net = "none"` service granted

@@ -109,9 +109,12 @@ fn summary(s: &capexec_decl::ServiceSpec) -> String {
     };
     let _ = writeln!(o, "  proc, dev  {}{processes}, {}{devices}", name(&s.filesystem.proc), name(&s.filesystem.dev));
     let ns = &s.namespaces;
+    // Under the host's network, what the network guard leaves it.
     let net = match ns.net {
         NetMode::None => "none (own namespace, loopback only)",
-        NetMode::Host => "host",
+        NetMode::Host if s.broker.has_net_grants() => "host, addresses of [broker.net] only (network guard)",
+        NetMode::Host if s.broker.guards_net() => "host, no IP address (network guard, guard = true)",
+        NetMode::Host => "host, every address (UDP unlimited)",
     };
     let ports = |p: &std::collections::BTreeSet<u16>| {
         if p.is_empty() {
