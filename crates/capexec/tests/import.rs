@@ -754,3 +754,33 @@ fn every_unit_of_debians_server_packages_imports_and_checks() {
         check(&decl, &tag);
     }
 }
+
+/// IPAddressDeny=any becomes the network guard with no grants under the
+/// host's network, IPAddressAllow= its grants both ways; with
+/// PrivateNetwork= the own namespace already reaches nothing; a partial
+/// deny list or an allow list alone is said, not mapped.
+#[test]
+fn ip_address_deny_and_allow_become_the_network_guard() {
+    let unit = "[Service]\nExecStart=/usr/bin/sleep 100\nIPAddressDeny=any\n";
+    let decl = import_text("ip-deny", unit);
+    let v: toml::Value = toml::from_str(&decl).unwrap();
+    assert_eq!(v["namespaces"]["net"].as_str(), Some("host"), "{decl}");
+    assert_eq!(v["broker"]["net"]["guard"].as_bool(), Some(true), "{decl}");
+    assert!(v["broker"]["net"].get("connect").is_none() && decl.contains("holds every IP socket of the service to no address"), "{decl}");
+    check(&decl, "ip-deny");
+    let decl = import_text("ip-allow", &format!("{unit}IPAddressAllow=localhost\nIPAddressAllow=192.0.2.0/24 2001:db8::/32\n"));
+    let v: toml::Value = toml::from_str(&decl).unwrap();
+    let want = ["127.0.0.0/8:*", "[::1]:*", "192.0.2.0/24:*", "[2001:db8::]/32:*"];
+    for key in ["connect", "bind"] {
+        let got: Vec<&str> = v["broker"]["net"][key].as_array().unwrap().iter().map(|g| g.as_str().unwrap()).collect();
+        assert_eq!(got, want, "{decl}");
+    }
+    check(&decl, "ip-allow");
+    let decl = import_text("ip-private", &format!("{unit}PrivateNetwork=yes\nIPAddressAllow=localhost\n"));
+    let v: toml::Value = toml::from_str(&decl).unwrap();
+    assert!(v.get("broker").is_none() && decl.contains("#   IPAddressDeny=any: namespaces.net = \"none\""), "{decl}");
+    let decl = import_text("ip-partial", "[Service]\nExecStart=/usr/bin/sleep 100\nIPAddressDeny=10.0.0.0/8\nIPAddressAllow=localhost\n");
+    let v: toml::Value = toml::from_str(&decl).unwrap();
+    assert!(v.get("broker").is_none() && decl.contains("IPAddressDeny=10.0.0.0/8: capexec's grants name what a service may reach"), "{decl}");
+    assert!(decl.contains("IPAddressAllow=localhost: without IPAddressDeny=any it limits nothing"), "{decl}");
+}

@@ -56,14 +56,6 @@ const NOT_MAPPED: &[(&str, &str)] = &[
     ("KillMode", "capexec always stops the whole service (its pid namespace)"),
     ("SendSIGKILL", "capexec always kills what is left at service.stop_timeout; raise it if the program needs longer to end"),
     ("RestrictAddressFamilies", "capexec always limits socket() to AF_UNIX, AF_INET, AF_INET6 and AF_NETLINK; narrower lists are not expressible"),
-    (
-        "IPAddressDeny",
-        "not mapped; name what the service may reach in [broker.net] grants, which the network guard holds on its sockets (with namespaces.net = \"host\" too)",
-    ),
-    (
-        "IPAddressAllow",
-        "not mapped; name what the service may reach in [broker.net] grants, which the network guard holds on its sockets (with namespaces.net = \"host\" too)",
-    ),
     ("ConfigurationDirectoryMode", "the directory is used as it is on the host"),
     ("NoExecPaths", "only the system directories and declared executable paths are executable"),
     ("Nice", "no scheduling settings"),
@@ -495,6 +487,13 @@ struct Out {
     /// RuntimeDirectoryMode= and the others, by the key of their list.
     dir_modes: BTreeMap<&'static str, String>,
     net_none: bool,
+    /// IPAddressDeny= of every address (`any`), as the unit wrote it.
+    ip_deny_any: Option<String>,
+    /// IPAddressAllow= lines, as the unit wrote them, and the prefixes they name.
+    ip_allow: Vec<(String, Vec<String>)>,
+    /// `[broker.net]` from IPAddressDeny=any: `guard = true`, and the
+    /// grants IPAddressAllow= gives (each prefix, any port, both ways).
+    ip_guard: Option<Vec<String>>,
     keep: Vec<String>,
     /// CapabilityBoundingSet=, as its lines add up (None: not set).
     bound: Option<std::collections::BTreeSet<String>>,
@@ -529,6 +528,66 @@ fn directory_key(directive: &str) -> &'static str {
         "LogsDirectory" => "logs_directory",
         _ => "runtime_directory",
     }
+}
+
+/// The `[broker.net]` address prefixes (any port) that one word of
+/// IPAddressAllow= names; None for a word that is none of systemd's.
+fn ip_prefixes(word: &str) -> Option<Vec<String>> {
+    let fixed: &[&str] = match word {
+        "localhost" => &["127.0.0.0/8", "[::1]"],
+        "link-local" => &["169.254.0.0/16", "[fe80::]/64"],
+        "multicast" => &["224.0.0.0/4", "[ff00::]/8"],
+        "any" => &["0.0.0.0/0", "[::]/0"],
+        _ => &[],
+    };
+    if !fixed.is_empty() {
+        return Some(fixed.iter().map(|p| format!("{p}:*")).collect());
+    }
+    let (addr, prefix) = word.split_once('/').map_or((word, None), |(a, p)| (a, Some(p)));
+    let ip: std::net::IpAddr = addr.parse().ok()?;
+    let prefix = match prefix {
+        Some(p) => Some(p.parse::<u8>().ok().filter(|p| *p <= if ip.is_ipv4() { 32 } else { 128 })?),
+        None => None,
+    };
+    let shown = if ip.is_ipv6() { format!("[{ip}]") } else { ip.to_string() };
+    Some(vec![format!("{shown}{}:*", prefix.map(|p| format!("/{p}")).unwrap_or_default())])
+}
+
+/// IPAddressDeny=any with what IPAddressAllow= lets through: in the
+/// service's own network namespace (PrivateNetwork=) it reaches no
+/// address already; in the host's, `[broker.net] guard = true` with the
+/// allowed prefixes as grants both ways, which the network guard holds on
+/// every socket of the service, as systemd's BPF programs do.
+fn ip_address_lists(out: &mut Out) {
+    let allow = std::mem::take(&mut out.ip_allow);
+    let Some(deny) = out.ip_deny_any.take() else {
+        for (a, _) in allow {
+            out.skipped.push((a, "without IPAddressDeny=any it limits nothing, under systemd as here".into()));
+        }
+        return;
+    };
+    if out.net_none {
+        out.covered.push((deny, "namespaces.net = \"none\": its own network namespace reaches no address of the host".into()));
+        for (a, _) in allow {
+            out.skipped
+                .push((a, "its own network namespace (PrivateNetwork=) reaches none of the host's addresses; grant what it must reach in [broker.net]".into()));
+        }
+        return;
+    }
+    let mut grants: Vec<String> = Vec::new();
+    for (a, prefixes) in allow {
+        out.covered.push((a, format!("[broker.net] connect and bind {}: the network guard lets its sockets reach these", prefixes.join(", "))));
+        for p in prefixes {
+            if !grants.contains(&p) {
+                grants.push(p);
+            }
+        }
+    }
+    out.covered.push((
+        deny,
+        "[broker.net] guard = true: the network guard lets no IP socket of the service reach an address its grants do not name (as root; rootless such a file is refused at the start)".into(),
+    ));
+    out.ip_guard = Some(grants);
 }
 
 impl Out {
@@ -1165,6 +1224,16 @@ pub fn convert(unit: &UnitText, dropins: &[UnitText], instance: Option<&str>) ->
             }
             "DeviceAllow" => device_allow(e, &mut out),
             "PrivateNetwork" => out.net_none = yes(v),
+            "IPAddressDeny" => match v.split_whitespace().collect::<Vec<_>>()[..] {
+                [] => out.ip_deny_any = None,
+                ["any"] | ["0.0.0.0/0", "::/0"] | ["::/0", "0.0.0.0/0"] => out.ip_deny_any = Some(format!("{}={v}", e.key)),
+                _ => out.skip(e, "capexec's grants name what a service may reach, not what it may not: deny every address (IPAddressDeny=any) and list what it may reach in IPAddressAllow= or [broker.net] grants"),
+            },
+            "IPAddressAllow" if v.is_empty() => out.ip_allow.clear(),
+            "IPAddressAllow" => match v.split_whitespace().map(ip_prefixes).collect::<Option<Vec<_>>>() {
+                Some(p) => out.ip_allow.push((format!("{}={v}", e.key), p.concat())),
+                None => out.skip(e, "not a list of addresses, prefixes or `localhost`, `link-local`, `multicast`, `any`: name what it may reach in [broker.net] grants"),
+            },
             "PermissionsStartOnly" => out.permissions_start_only = yes(v).then(|| format!("{}={v}", e.key)),
             "MemoryDenyWriteExecute" => out.mdwe = yes(v),
             "UMask" => match u32::from_str_radix(v, 8) {
@@ -1327,6 +1396,7 @@ pub fn convert(unit: &UnitText, dropins: &[UnitText], instance: Option<&str>) ->
     if out.argv.is_empty() {
         return Err(ImportError::NoExecStart(source.to_owned()));
     }
+    ip_address_lists(&mut out);
     // systemd also starts a service from the socket unit of its name, once
     // that is enabled, and hands it the sockets (beanstalkd.socket): said,
     // where the unit names no sockets of its own.
@@ -1534,6 +1604,14 @@ fn render(source: &str, o: Out) -> String {
         let _ = writeln!(s, "# bind and connect until allowed: declare what it listens on ([[preopen.listen]], or");
         let _ = writeln!(s, "# [broker.net] bind with net = \"none\", or landlock.bind_tcp) and where it connects.");
         let _ = writeln!(s, "net = \"host\"");
+    }
+    if let Some(grants) = &o.ip_guard {
+        let list = grants.iter().map(|g| q(g)).collect::<Vec<_>>().join(", ");
+        let to = if grants.is_empty() { "no address" } else { "the addresses of IPAddressAllow=, any port" };
+        let _ = writeln!(s, "\n[broker.net]\n# IPAddressDeny=any: the network guard holds every IP socket of the service to {to}.\nguard = true");
+        if !grants.is_empty() {
+            let _ = writeln!(s, "connect = [{list}]\nbind = [{list}]");
+        }
     }
     // Ambient capabilities outside the bounding set are dropped by systemd too.
     let keep: Vec<String> = o.keep.iter().filter(|c| o.bound.as_ref().is_none_or(|b| b.contains(*c))).cloned().collect();
