@@ -1642,15 +1642,90 @@ fn vnstat_from_import_and_learn() {
         &["net = \"host\"", "and made no socket (/proc/net/dev"],
     );
     assert!(!decl.contains("\"socket\""), "socket() allowed:\n{decl}");
-    d.start();
-    start_learned(&d, "vnstat", &decl);
-    let s = d.wait_for("vnstat", T, "vnstatd running", |s| s["state"] == "running" && s["main_pid"].as_i64().is_some());
-    let pid = s["main_pid"].as_i64().unwrap();
-    let ns = |p: &str| std::fs::read_link(p).unwrap_or_else(|e| panic!("{p}: {e}"));
-    assert_eq!(ns(&format!("/proc/{pid}/ns/net")), ns("/proc/self/ns/net"), "vnstatd is not in the host's network namespace:\n{decl}");
+    started_in_the_hosts_network(&mut d, "vnstat", &decl);
     let logs = text(&d.ctl(&["logs", "vnstat"]));
     assert!(!logs.contains("refused"), "{logs}");
     stop(&d, "vnstat");
+    d.terminate(T);
+}
+
+/// Starts the learned `name` under the daemon `d` and waits for it to run;
+/// its main pid, which must be in the host's network namespace.
+fn started_in_the_hosts_network(d: &mut Daemon, name: &str, decl: &str) -> i64 {
+    d.start();
+    start_learned(d, name, decl);
+    let s = d.wait_for(name, T, &format!("{name} running"), |s| s["state"] == "running" && s["main_pid"].as_i64().is_some());
+    let pid = s["main_pid"].as_i64().unwrap();
+    let ns = |p: &str| std::fs::read_link(p).unwrap_or_else(|e| panic!("{p}: {e}"));
+    assert_eq!(ns(&format!("/proc/{pid}/ns/net")), ns("/proc/self/ns/net"), "{name} is not in the host's network namespace:\n{decl}");
+    pid
+}
+
+/// collectd from Debian's collectd.service (collectd-core), a package issue
+/// 19 does not name: a notify daemon that reads the host's interface
+/// counters (/proc/net/dev), logs to syslog over a Unix socket and makes no
+/// IP socket. Learning gives it the host's network with the network guard
+/// and no grants (`[broker.net] guard = true`), and one writable entry for
+/// the directories its csv plugin makes per interface and measurement
+/// (left by an earlier run on the host). Under the daemon it is in the host's
+/// network namespace, with the guard on its cgroup, and writes a host
+/// interface's counters anew: their directory, removed after learning,
+/// was an entry of its own, and the start failed. The test's configuration (`-C`) stands in for the one Debian
+/// leaves to the administrator.
+#[test]
+fn collectd_from_import_and_learn() {
+    require_root();
+    let dev = std::fs::read_to_string("/proc/net/dev").unwrap();
+    let iface = dev.lines().skip(2).filter_map(|l| l.split(':').next()).map(str::trim).find(|i| *i != "lo").expect("a host interface besides lo").to_owned();
+    let (etc, _etc) = test_etc("collectd");
+    let data = format!("/var/lib/collectd-capexec-it{}", std::process::id());
+    let _data = Scratch(vec![data.clone().into()]);
+    let conf = format!("{etc}/collectd.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "Hostname \"capexec-it\"\nFQDNLookup false\nInterval 1\nLoadPlugin syslog\nLoadPlugin interface\nLoadPlugin load\nLoadPlugin memory\n\
+             LoadPlugin csv\n<Plugin csv>\n  DataDir \"{data}\"\n  StoreRates false\n</Plugin>\n"
+        ),
+    )
+    .unwrap();
+    let mut d = Daemon::prepare(As::Root, "collectd");
+    let unit = imported(&d, "collectd", "collectd.service", "");
+    // Its configuration is the test's: the unit's condition and commands name it.
+    let ours = std::fs::read_to_string(&unit)
+        .unwrap()
+        .replace("/etc/collectd/collectd.conf", &conf)
+        .replace("\"/usr/sbin/collectd\"", &format!("\"/usr/sbin/collectd\", \"-C\", \"{conf}\""));
+    std::fs::write(&unit, ours).unwrap();
+    let counters = format!("{data}/capexec-it/interface-{iface}");
+    let written = format!("for i in $(seq 300); do ls {counters}/if_octets-* >/dev/null 2>&1 && exit 0; sleep 0.1; done; exit 1");
+    let sh = |cmd: &str| std::process::Command::new("sh").arg("-c").arg(cmd).status().unwrap().success();
+    // An earlier run, on the host, as the administrator's: it leaves one
+    // directory per thing it measures, and today's files in them, which
+    // the learning run only writes to (it makes a directory only for a
+    // new file).
+    let mut earlier = std::process::Command::new("/usr/sbin/collectd").args(["-C", &conf, "-f"]).spawn().unwrap();
+    let ran = sh(&written);
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(earlier.id() as i32), nix::sys::signal::Signal::SIGTERM).unwrap();
+    earlier.wait().unwrap();
+    assert!(ran, "collectd on the host wrote no counters of {iface}");
+    let decl = learned(&unit, "collectd.service", &["--workload", &written], &["net = \"host\"", "and made no IP socket (/proc/net/dev", "guard = true"]);
+    assert!(!decl.contains(&format!("interface-{iface}\"")), "one entry per interface:\n{decl}");
+    std::fs::remove_dir_all(&counters).unwrap();
+    let pid = started_in_the_hosts_network(&mut d, "collectd", &decl);
+    // The network guard is on its cgroup (cgroup v2: here beside v1, in /unified).
+    let cg = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap();
+    let cg = cg.lines().find_map(|l| l.strip_prefix("0::")).expect("a cgroup v2 path").to_owned();
+    let root = if std::path::Path::new("/sys/fs/cgroup/unified").is_dir() { "/sys/fs/cgroup/unified" } else { "/sys/fs/cgroup" };
+    let o = std::process::Command::new("bpftool").args(["cgroup", "show", &format!("{root}{cg}"), "effective"]).output().unwrap();
+    let progs = String::from_utf8_lossy(&o.stdout);
+    for hook in ["connect4", "connect6", "bind4", "sendmsg4", "sendmsg6"] {
+        assert!(progs.contains(hook), "no network guard ({hook}) on {root}{cg}:\n{progs}");
+    }
+    assert!(sh(&written), "{iface}'s counters not written under the daemon:\n{}", text(&d.ctl(&["logs", "collectd"])));
+    let logs = text(&d.ctl(&["logs", "collectd"]));
+    assert!(!logs.contains("refused"), "{logs}");
+    stop(&d, "collectd");
     d.terminate(T);
 }
 
