@@ -949,3 +949,48 @@ both!(a_slow_stop_is_recorded_to_its_end, |who: As| {
     let decl = std::fs::read_to_string(&mined).unwrap();
     assert!(decl.contains(&format!("{d}/at-stop")), "the write at the stop, recorded:\n{decl}");
 });
+
+/// A program that looks a name up through the host's resolver (glibc reads
+/// /etc/resolv.conf and asks its nameserver) is granted that name in
+/// `[broker.dns]`, not the resolver's port 53, which answered it every name
+/// (a channel out whatever the grants) and named this host's resolver
+/// only. Under the mined file the name resolves through the broker's stub
+/// and another name is refused and said. In a mount and network namespace
+/// of the test's own (unshare), whose resolv.conf names a DNS server of the
+/// test's on its loopback: nothing leaves the machine.
+#[test]
+fn names_looked_up_become_dns_grants() {
+    require_root();
+    let dir = std::env::temp_dir().join(format!("capexec-learn-dns-{}", std::process::id()));
+    let _scratch = Scratch(vec![dir.clone()]);
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("resolv.conf"), "nameserver 127.0.0.1\n").unwrap();
+    let server = concat!(env!("CARGO_MANIFEST_DIR"), "/data/fake_dns.py");
+    let (d, cx) = (dir.display(), capexec().display().to_string());
+    let script = format!(
+        "set -e\nip link set lo up\nmount --bind {d}/resolv.conf /etc/resolv.conf\n\
+         python3 {server} > {d}/dns.log 2>&1 &\n\
+         for i in $(seq 200); do grep -q ready {d}/dns.log && break; sleep 0.05; done\n\
+         {cx} learn --out {d}/mined.svc -- /usr/bin/getent hosts backend.example.test\n\
+         echo '--- granted'; {cx} run --unit {d}/mined.svc -- /usr/bin/getent hosts backend.example.test\n\
+         echo '--- other'; {cx} run --unit {d}/mined.svc -- /usr/bin/getent hosts other.example.test || echo \"other: $?\"\n\
+         kill $!\n"
+    );
+    let mut c = std::process::Command::new("unshare");
+    c.args(["--mount", "--net", "--propagation", "private", "sh", "-c", &script]);
+    let o = output(c, Duration::from_secs(120));
+    let out = text(&o);
+    let mined = std::fs::read_to_string(dir.join("mined.svc")).unwrap_or_else(|e| panic!("{e}:\n{out}"));
+    let v: toml::Value = toml::from_str(&mined).unwrap();
+    let names = v.get("broker").and_then(|b| b.get("dns")).and_then(|d| d.get("names")).and_then(|n| n.as_array());
+    let names: Vec<&str> = names.unwrap_or_else(|| panic!("no [broker.dns] names:\n{mined}")).iter().map(|n| n.as_str().unwrap()).collect();
+    assert_eq!(names, ["backend.example.test"], "{mined}");
+    assert!(!mined.contains(":53\""), "the resolver's port is granted:\n{mined}");
+    let granted = out.split("--- granted").nth(1).unwrap_or_default();
+    assert!(granted.contains("127.0.0.1       backend.example.test"), "the granted name does not resolve:\n{out}");
+    let other = out.split("--- other").nth(1).unwrap_or_default();
+    assert!(
+        other.contains("other: 2") && other.contains("the name lookup other.example.test A: no [broker.dns] grant covers it"),
+        "another name is not refused:\n{out}"
+    );
+}

@@ -4,7 +4,8 @@
 //! /etc/resolv.conf of its view. The broker answers A and AAAA queries for
 //! granted names from the host's resolver and refuses the rest.
 //!
-//! Parsing is pure and bounded (one question, no compression pointers in the
+//! Parsing (capexec_decl::dns_query, which learning reads queries with too)
+//! is pure and bounded (one question, no compression pointers in the
 //! question, names of at most 253 bytes); anything else gets FORMERR.
 
 use crate::lookup;
@@ -22,68 +23,7 @@ pub const SERVFAIL: u8 = 2;
 pub const NXDOMAIN: u8 = 3;
 pub const REFUSED: u8 = 5;
 
-/// One parsed query: its id, the question name (lower-case, dotted, no
-/// trailing dot), type and class, and where the question ends.
-#[derive(Debug, PartialEq, Eq)]
-pub struct Query {
-    pub id: u16,
-    pub rd: bool,
-    pub name: String,
-    pub qtype: u16,
-    pub qclass: u16,
-    question_end: usize,
-}
-
-/// Parses a query. `Err(Some(id))`: malformed but with an id to answer
-/// FORMERR to; `Err(None)`: not even a header (dropped).
-pub fn parse_query(p: &[u8]) -> Result<Query, Option<u16>> {
-    if p.len() < 12 {
-        return Err(None);
-    }
-    let id = u16::from_be_bytes([p[0], p[1]]);
-    let is_response = p[2] & 0x80 != 0;
-    let opcode = (p[2] >> 3) & 0x0f;
-    let qdcount = u16::from_be_bytes([p[4], p[5]]);
-    if is_response {
-        return Err(None);
-    }
-    if opcode != 0 || qdcount != 1 {
-        return Err(Some(id));
-    }
-    let mut at = 12;
-    let mut labels: Vec<String> = Vec::new();
-    let mut total = 0;
-    loop {
-        let len = *p.get(at).ok_or(Some(id))? as usize;
-        at += 1;
-        if len == 0 {
-            break;
-        }
-        // 0xC0: a compression pointer, which a question never needs.
-        if len > 63 {
-            return Err(Some(id));
-        }
-        let label = p.get(at..at + len).ok_or(Some(id))?;
-        if !label.iter().all(|c| c.is_ascii_alphanumeric() || *c == b'-' || *c == b'_') {
-            return Err(Some(id));
-        }
-        total += len + 1;
-        if total > 254 {
-            return Err(Some(id));
-        }
-        labels.push(String::from_utf8_lossy(label).to_ascii_lowercase());
-        at += len;
-    }
-    let tail = p.get(at..at + 4).ok_or(Some(id))?;
-    Ok(Query {
-        id,
-        rd: p[2] & 0x01 != 0,
-        name: labels.join("."),
-        qtype: u16::from_be_bytes([tail[0], tail[1]]),
-        qclass: u16::from_be_bytes([tail[2], tail[3]]),
-        question_end: at + 4,
-    })
-}
+pub use capexec_decl::dns_query::{parse_query, Query};
 
 /// The answer to `q` (whose raw bytes are `p`): the question echoed, then one
 /// record per address of the asked type.

@@ -11,6 +11,7 @@
 // once per failed load, never in a loop, so its size does not matter.
 #![allow(clippy::result_large_err)]
 
+pub mod dns_query;
 pub mod error;
 pub mod fix;
 pub mod grants;

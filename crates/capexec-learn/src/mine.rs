@@ -189,6 +189,27 @@ fn one_mount_for_moves(mut rw: BTreeMap<String, BTreeSet<String>>, moves: &BTree
     rw
 }
 
+/// The names a run asked the host's resolvers (`nameservers`) by DNS
+/// queries, reverse lookups aside (the broker's stub answers A and AAAA
+/// only). None for a run that is a DNS server itself (it bound port 53:
+/// dnsmasq forwards whatever its clients ask to the resolvers of
+/// /etc/resolv.conf) or one that watches the host's interfaces (it gets
+/// the host's network, where the stub does not answer).
+fn asked_of_resolvers(obs: &Observations, nameservers: &[std::net::IpAddr]) -> BTreeSet<String> {
+    let binds = || obs.binds.iter().filter_map(|a| crate::compare::inet(a));
+    let serves_dns = binds().any(|(_, sa)| sa.port() == 53);
+    let watches_interfaces =
+        obs.sockets.contains("netlink/raw") && binds().any(|(_, sa)| !sa.ip().is_loopback() && !sa.ip().is_unspecified() && !sa.ip().is_multicast());
+    if serves_dns || watches_interfaces {
+        return BTreeSet::new();
+    }
+    obs.dns_queries
+        .iter()
+        .filter(|(server, _)| crate::compare::inet(server).is_some_and(|(_, sa)| nameservers.contains(&capexec_decl::grants::canonical(sa.ip()))))
+        .flat_map(|(_, names)| names.iter().filter(|n| !n.is_empty() && !n.ends_with(".arpa")).cloned())
+        .collect()
+}
+
 /// How many writable directories side by side become their parent.
 const SIBLINGS: usize = 4;
 
@@ -603,6 +624,20 @@ pub struct Origin<'a> {
     pub unit_sockets: bool,
     /// The unit's `exec.working_directory`, which the view must hold.
     pub working_directory: Option<String>,
+    /// The host's resolvers (the nameservers of its /etc/resolv.conf): the
+    /// names a run asked them become `[broker.dns]` grants.
+    pub nameservers: Vec<std::net::IpAddr>,
+}
+
+/// The nameservers of a resolv.conf's text, as the C library reads them.
+pub fn nameservers(resolv_conf: &str) -> Vec<std::net::IpAddr> {
+    resolv_conf
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("nameserver"))
+        .filter_map(|rest| rest.split_whitespace().next())
+        // (An IPv6 address may carry its interface: fe80::1%eth0.)
+        .filter_map(|a| a.split('%').next().and_then(|a| a.parse().ok()))
+        .collect()
 }
 
 /// Syscalls that succeed only with a capability when they change something.
@@ -1067,7 +1102,16 @@ pub fn declaration(obs: &Observations, origin: &Origin, exists: impl Fn(&str) ->
 
     // The run's own loopback sockets are the service's own network namespace's.
     let inet = |a: &&String| (a.starts_with("tcp:") || a.starts_with("udp:")) && !obs.own_loopback.contains(*a);
-    let (probes, connects): (Vec<&String>, Vec<&String>) = obs.connects.iter().filter(inet).partition(|a| crate::compare::source_probe(a));
+    let asked = asked_of_resolvers(obs, &origin.nameservers);
+    // Its lookups become those names, not the resolver's port 53, which
+    // would answer it every name (a channel out, whatever the grants), and
+    // name this host's resolver only.
+    let of_resolver = |a: &&String| {
+        !asked.is_empty()
+            && crate::compare::inet(a).is_some_and(|(_, sa)| sa.port() == 53 && origin.nameservers.contains(&capexec_decl::grants::canonical(sa.ip())))
+    };
+    let (probes, connects): (Vec<&String>, Vec<&String>) =
+        obs.connects.iter().filter(inet).filter(|a| !of_resolver(a)).partition(|a| crate::compare::source_probe(a));
     let granted: Vec<(String, Option<Picked>)> = obs
         .binds
         .iter()
@@ -1278,6 +1322,23 @@ pub fn declaration(obs: &Observations, origin: &Origin, exists: impl Fn(&str) ->
             let _ = writeln!(o, "connect = [{}] # connected to during the run", grants.iter().map(|a| quote(a)).collect::<Vec<_>>().join(", "));
         }
     }
+    if !asked.is_empty() {
+        let servers: BTreeSet<String> = obs
+            .dns_queries
+            .keys()
+            .filter_map(|s| crate::compare::inet(s))
+            .map(|(_, sa)| sa.ip())
+            .filter(|ip| origin.nameservers.contains(&capexec_decl::grants::canonical(*ip)))
+            .map(|ip| ip.to_string())
+            .collect();
+        let _ = writeln!(
+            o,
+            "\n[broker.dns]\n# Names the run looked up through this host's resolver ({}): the broker answers these (A and\n\
+             # AAAA, from the host's resolver) and refuses others; the resolver's port 53 would answer every name.\nnames = [{}]",
+            servers.into_iter().collect::<Vec<_>>().join(", "),
+            asked.iter().map(|n| quote(n)).collect::<Vec<_>>().join(", ")
+        );
+    }
     if let Some((bind_tcp, connect_tcp)) = tcp_ports.as_ref().filter(|(b, c)| host && !(b.is_empty() && c.is_empty())) {
         let list = |ports: &BTreeSet<u16>| ports.iter().map(u16::to_string).collect::<Vec<_>>().join(", ");
         let _ = writeln!(
@@ -1480,6 +1541,7 @@ mod tests {
             user: None,
             unit_sockets: false,
             working_directory: None,
+            nameservers: Vec::new(),
         }
     }
 
@@ -1492,6 +1554,36 @@ mod tests {
             o.syscalls.insert((*c).into(), 2);
         }
         o
+    }
+
+    /// Names asked of the host's resolver become `[broker.dns]` grants,
+    /// and its port 53 no connect grant; not for a DNS server (it binds
+    /// port 53 and forwards what it is asked), nor names asked of another
+    /// server (a resolver asking a root server), nor reverse lookups.
+    #[test]
+    fn names_asked_of_the_hosts_resolver_are_granted_not_the_resolver() {
+        assert_eq!(
+            nameservers("# x\nnameserver 10.255.255.53\nsearch example\nnameserver fe80::1%eth0\n"),
+            ["10.255.255.53".parse::<std::net::IpAddr>().unwrap(), "fe80::1".parse().unwrap()]
+        );
+        let argv = ["/usr/bin/app".to_owned()];
+        let mut o = obs(&[("/etc/resolv.conf", &[Access::Read])], &["socket", "connect", "sendmmsg"]);
+        o.sockets.insert("inet/dgram".into());
+        o.connects.extend(["udp:10.0.0.53:53".into(), "udp:192.0.2.1:53".into(), "tcp:127.0.0.1:8080".into()]);
+        o.dns_queries.entry("udp:10.0.0.53:53".into()).or_default().extend(["db.example.com".into(), "1.0.0.127.in-addr.arpa".into()]);
+        o.dns_queries.entry("udp:192.0.2.1:53".into()).or_default().insert("root-asked.example".into());
+        let from = |o: &Observations| declaration(o, &Origin { nameservers: vec!["10.0.0.53".parse().unwrap()], ..origin(&argv, true) }, |_| true);
+        let text = from(&o);
+        let v: toml::Value = toml::from_str(&text).unwrap();
+        assert_eq!(v["broker"]["dns"]["names"].as_array().unwrap().len(), 1, "{text}");
+        assert_eq!(v["broker"]["dns"]["names"][0].as_str(), Some("db.example.com"), "{text}");
+        assert!(!text.contains("udp:10.0.0.53:53") && text.contains("udp:192.0.2.1:53") && text.contains("tcp:127.0.0.1:8080"), "{text}");
+        let ctx = capexec_decl::Context { rootless: false, uid: 0, gid: 0, unit_dir: None };
+        capexec_decl::from_text("t", &text, &ctx).unwrap_or_else(|e| panic!("{e}\n{text}"));
+        // A DNS server forwards what its clients ask: the resolver it is.
+        o.binds.insert("udp:127.0.0.1:53".into());
+        let text = from(&o);
+        assert!(!text.contains("[broker.dns]") && text.contains("udp:10.0.0.53:53"), "{text}");
     }
 
     /// Four directories side by side that the run wrote in (collectd's

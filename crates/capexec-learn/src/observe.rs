@@ -80,6 +80,11 @@ pub struct Observations {
     /// incoming/ to active/).
     #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
     pub moves: BTreeSet<(String, String)>,
+    /// Server (`udp:ADDRESS:53`) → the names of the DNS queries the run sent
+    /// it (lower-case, no trailing dot): what mining grants in `[broker.dns]`
+    /// where the server is one of the host's resolvers.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub dns_queries: BTreeMap<String, BTreeSet<String>>,
     /// Syscall numbers this build has no name for.
     pub unknown: BTreeSet<i64>,
     /// Syscall name → calls the judging filter refused: capexec's argument
@@ -152,6 +157,7 @@ impl Observations {
         self.session_binds.clear();
         self.start_datagram_binds.clear();
         self.own_loopback.clear();
+        self.dns_queries.clear();
         self.network.clear();
     }
 
@@ -184,6 +190,9 @@ impl Observations {
         self.own_loopback.extend(other.own_loopback);
         self.command_connects.extend(other.command_connects);
         self.moves.extend(other.moves);
+        for (k, v) in other.dns_queries {
+            self.dns_queries.entry(k).or_default().extend(v);
+        }
         self.unknown.extend(other.unknown);
         for (k, v) in other.denied {
             *self.denied.entry(k).or_default() += v;

@@ -43,7 +43,15 @@ pub fn record(
 ) -> Observations {
     let l = Listener::new(listener);
     let mut obs = Observations::default();
-    let ctx = Ctx { capabilities, bound, accepting: std::cell::Cell::new(false), serving, receiving: Default::default(), local: Default::default() };
+    let ctx = Ctx {
+        capabilities,
+        bound,
+        accepting: std::cell::Cell::new(false),
+        serving,
+        receiving: Default::default(),
+        local: Default::default(),
+        dns: Default::default(),
+    };
     while let Ok(Some(n)) = l.recv() {
         let name = capexec_decl::syscalls::name_of(n.nr);
         if let Some(a) = activity.filter(|_| !name.is_some_and(idles)) {
@@ -114,6 +122,9 @@ struct Ctx {
     receiving: std::cell::RefCell<std::collections::HashSet<u64>>,
     /// The run's own sockets on loopback ports the kernel picked.
     local: std::cell::RefCell<LocalPorts>,
+    /// Datagram sockets (by cookie) connected to port 53, and to where: what
+    /// they send is read as DNS queries (`dns_queries`).
+    dns: std::cell::RefCell<std::collections::HashMap<u64, String>>,
 }
 
 /// Sockets the run bound to a loopback address with port 0, and the ports
@@ -567,12 +578,18 @@ fn net_call(l: &Listener, n: &Notif, ctx: &Ctx, obs: &mut Observations) {
         return;
     }
     let addresses = n.addresses();
-    if addresses.is_empty() {
+    if addresses.is_empty() && op != "send" {
         return;
     }
     // The socket's type decides tcp or udp: look at the thread's own fd.
     let sock = remote::pidfd_open(n.tid).ok().and_then(|p| remote::pidfd_getfd(&p, n.args[0] as i32).ok());
     let ty = sock.as_ref().and_then(sock_type);
+    if ty == Some(libc::SOCK_DGRAM) {
+        dns_queries(l, n, ctx, op, sock.as_ref(), &addresses, obs);
+    }
+    if addresses.is_empty() {
+        return;
+    }
     // A Unix socket's relative path is the caller's cwd's (postfix binds
     // private/smtp in its queue directory): read before ID_VALID, as paths are.
     let relative = |a: &String| a.strip_prefix("unix:").is_some_and(|p| !p.starts_with('/') && !p.starts_with('@'));
@@ -634,6 +651,40 @@ fn net_call(l: &Listener, n: &Notif, ctx: &Ctx, obs: &mut Observations) {
             obs.start_datagram_binds.insert(addr.clone());
         }
         obs.net_call(n.process(), || n.comm(), op, addr);
+    }
+}
+
+/// Records the names a datagram socket asks of a DNS server (port 53): a
+/// connect to one marks the socket; what a send to one (addressed, or on a
+/// marked socket: glibc's resolver connects, then sends A and AAAA queries
+/// with one sendmmsg) carries is read as queries. Replies (a DNS server's
+/// own) and anything else are no query and are left out.
+fn dns_queries(l: &Listener, n: &Notif, ctx: &Ctx, op: &str, sock: Option<&OwnedFd>, addresses: &[Vec<u8>], obs: &mut Observations) {
+    let server = |a: &Vec<u8>| capexec_decl::grants::describe_sockaddr(a, true).filter(|d| d.starts_with("udp:") && d.ends_with(":53"));
+    let cookie = || sock.and_then(|s| capexec_sys::socket::cookie(std::os::fd::AsFd::as_fd(s)).ok());
+    match op {
+        "connect" => {
+            let Some(c) = cookie() else { return };
+            match addresses.iter().find_map(server) {
+                Some(to) => ctx.dns.borrow_mut().insert(c, to),
+                None => ctx.dns.borrow_mut().remove(&c),
+            };
+        }
+        "send" => {
+            let to = match addresses.iter().find_map(server) {
+                Some(to) => to,
+                None if addresses.is_empty() => match cookie().and_then(|c| ctx.dns.borrow().get(&c).cloned()) {
+                    Some(to) => to,
+                    None => return,
+                },
+                None => return,
+            };
+            let names: Vec<String> = n.payloads(512).iter().filter_map(|p| capexec_decl::dns_query::parse_query(p).ok()).map(|q| q.name).collect();
+            if !names.is_empty() && l.id_valid(n.id) {
+                obs.dns_queries.entry(to).or_default().extend(names);
+            }
+        }
+        _ => {}
     }
 }
 

@@ -85,6 +85,45 @@ impl Notif {
             _ => Vec::new(),
         }
     }
+
+    /// What a send call sends, each message's first `max` bytes at most:
+    /// sendto's buffer, the first buffer of each message of sendmsg and
+    /// sendmmsg (at most 16 of these). Read from memory the caller may change
+    /// meanwhile: a record of what it asked (learning reads the names of DNS
+    /// queries so), not a basis for a decision.
+    pub fn payloads(&self, max: usize) -> Vec<Vec<u8>> {
+        let a = self.args;
+        let read = |ptr: u64, len: u64| {
+            let mut buf = vec![0u8; (len as usize).min(max)];
+            let got = read_mem(self.tid, ptr, &mut buf).ok()?;
+            buf.truncate(got);
+            Some(buf)
+        };
+        let read_u64 = |at: u64| {
+            let mut b = [0u8; 8];
+            (read_mem(self.tid, at, &mut b).ok()? == 8).then(|| u64::from_ne_bytes(b))
+        };
+        match self.nr {
+            libc::SYS_sendto => read(a[1], a[2]).into_iter().collect(),
+            libc::SYS_sendmsg | libc::SYS_sendmmsg => {
+                // struct msghdr: msg_iov at 16, msg_iovlen at 24; struct
+                // iovec: iov_base at 0, iov_len at 8; struct mmsghdr is 64 bytes.
+                let count = if self.nr == libc::SYS_sendmsg { 1 } else { (a[2] & 0xffff_ffff).min(16) };
+                let mut found = Vec::new();
+                for i in 0..count {
+                    let hdr = a[1].wrapping_add(i * 64);
+                    let (Some(iov), Some(iovlen)) = (read_u64(hdr.wrapping_add(16)), read_u64(hdr.wrapping_add(24))) else { break };
+                    if iovlen == 0 {
+                        continue;
+                    }
+                    let (Some(base), Some(len)) = (read_u64(iov), read_u64(iov.wrapping_add(8))) else { break };
+                    found.extend(read(base, len));
+                }
+                found
+            }
+            _ => Vec::new(),
+        }
+    }
 }
 
 /// The most messages one sendmmsg sends.
