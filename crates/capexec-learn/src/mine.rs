@@ -514,6 +514,18 @@ pub fn allowlist(obs: &Observations, exists: &dyn Fn(&str) -> bool) -> Vec<(Stri
     if let Some(changed) = changes_ids.filter(|_| !seen.contains("capget") && !default.contains("capget")) {
         variants.insert("capget", format!("the run changed its ids ({changed}), after which a process may read what capabilities it kept"));
     }
+    // The C library's malloc gives memory back with madvise(MADV_DONTNEED)
+    // once a thread's arena shrinks past its threshold, and grows a large
+    // block in place with mremap: whether a short run gets there is a matter
+    // of sizes and timing (privoxy's second request, under the daemon, was
+    // refused madvise). Both act on the caller's own memory only.
+    if ["mmap", "brk"].iter().any(|m| seen.contains(m)) {
+        for (m, why) in [("madvise", "malloc returns freed memory with it"), ("mremap", "realloc grows a large block with it")] {
+            if !seen.contains(m) && !default.contains(m) {
+                variants.insert(m, format!("the run allocated memory (mmap, brk): {why}, as sizes and timing decide"));
+            }
+        }
+    }
     // Files the run made and left are there at the next start, which may
     // remove them before it makes them anew, or replace them: postgrey's
     // Berkeley DB removes the region files its first start made (refused
@@ -1554,6 +1566,17 @@ mod tests {
             o.syscalls.insert((*c).into(), 2);
         }
         o
+    }
+
+    /// A run that allocated memory may give it back and grow it with
+    /// madvise and mremap under the daemon, where a short run did not.
+    #[test]
+    fn a_run_that_allocates_may_return_memory() {
+        let names = |calls: &[&str]| allowlist(&obs(&[], calls), &|_| true).into_iter().map(|(n, _)| n).collect::<Vec<_>>();
+        let allocated = names(&["brk", "read"]);
+        assert!(allocated.iter().any(|n| n == "madvise") && allocated.iter().any(|n| n == "mremap"), "{allocated:?}");
+        let not = names(&["read"]);
+        assert!(!not.iter().any(|n| n == "madvise" || n == "mremap"), "{not:?}");
     }
 
     /// Names asked of the host's resolver become `[broker.dns]` grants,

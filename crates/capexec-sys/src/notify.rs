@@ -46,6 +46,21 @@ impl Notif {
         })
     }
 
+    /// Up to `min(len, max)` bytes of the caller's memory at `ptr`, as many
+    /// as could be read.
+    fn read_bytes(&self, ptr: u64, len: u64, max: usize) -> Option<Vec<u8>> {
+        let mut buf = vec![0u8; usize::try_from(len).unwrap_or(usize::MAX).min(max)];
+        let got = read_mem(self.tid, ptr, &mut buf).ok()?;
+        buf.truncate(got);
+        Some(buf)
+    }
+
+    /// The caller's 64-bit word at `at` (a pointer or length in its structs).
+    fn read_u64(&self, at: u64) -> Option<u64> {
+        let mut b = [0u8; 8];
+        (read_mem(self.tid, at, &mut b).ok()? == 8).then(|| u64::from_ne_bytes(b))
+    }
+
     /// The socket addresses a network call names, each a `struct sockaddr` as
     /// the caller wrote it (at most 128 bytes, as long as it said): bind's and
     /// connect's, sendto's when it has one, and every message's of sendmsg
@@ -54,16 +69,8 @@ impl Notif {
     /// record of what it asked, not a basis for a decision.
     pub fn addresses(&self) -> Vec<Vec<u8>> {
         let a = self.args;
-        let read = |ptr: u64, len: u64| {
-            let mut buf = vec![0u8; (len & 0xffff_ffff).min(128) as usize];
-            let got = read_mem(self.tid, ptr, &mut buf).ok()?;
-            buf.truncate(got);
-            Some(buf)
-        };
-        let read_u64 = |at: u64| {
-            let mut b = [0u8; 8];
-            (read_mem(self.tid, at, &mut b).ok()? == 8).then(|| u64::from_ne_bytes(b))
-        };
+        let read = |ptr: u64, len: u64| self.read_bytes(ptr, len & 0xffff_ffff, 128);
+        let read_u64 = |at: u64| self.read_u64(at);
         match self.nr {
             libc::SYS_bind | libc::SYS_connect => read(a[1], a[2]).into_iter().collect(),
             libc::SYS_sendto if a[4] != 0 => read(a[4], a[5]).into_iter().collect(),
@@ -93,16 +100,8 @@ impl Notif {
     /// queries so), not a basis for a decision.
     pub fn payloads(&self, max: usize) -> Vec<Vec<u8>> {
         let a = self.args;
-        let read = |ptr: u64, len: u64| {
-            let mut buf = vec![0u8; (len as usize).min(max)];
-            let got = read_mem(self.tid, ptr, &mut buf).ok()?;
-            buf.truncate(got);
-            Some(buf)
-        };
-        let read_u64 = |at: u64| {
-            let mut b = [0u8; 8];
-            (read_mem(self.tid, at, &mut b).ok()? == 8).then(|| u64::from_ne_bytes(b))
-        };
+        let read = |ptr: u64, len: u64| self.read_bytes(ptr, len, max);
+        let read_u64 = |at: u64| self.read_u64(at);
         match self.nr {
             libc::SYS_sendto => read(a[1], a[2]).into_iter().collect(),
             libc::SYS_sendmsg | libc::SYS_sendmmsg => {
