@@ -1,9 +1,9 @@
-"""A DNS server for tests, on 127.0.0.1:53 of the network namespace it is
-started in: every A query is answered with 127.0.0.1, every other type
-with no record. It prints "ready" once bound."""
+"""A DNS server for tests, on 127.0.0.1 of the network namespace it is
+started in, port 53 or the first argument: every A query is answered with
+127.0.0.1, every other type with no record. It prints "ready" once bound."""
 import socket, struct, sys
 s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-s.bind(("127.0.0.1", 53))
+s.bind(("127.0.0.1", int(sys.argv[1]) if len(sys.argv) > 1 else 53))
 print("ready", flush=True)
 while True:
     q, peer = s.recvfrom(512)

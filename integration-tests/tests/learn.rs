@@ -957,7 +957,10 @@ both!(a_slow_stop_is_recorded_to_its_end, |who: As| {
 /// only. Under the mined file the name resolves through the broker's stub
 /// and another name is refused and said. In a mount and network namespace
 /// of the test's own (unshare), whose resolv.conf names a DNS server of the
-/// test's on its loopback: nothing leaves the machine.
+/// test's on its loopback: nothing leaves the machine. And a DNS server
+/// asked over UDP on another port, by a query written on a connected
+/// socket (as dnsdist asks its backends), is granted over TCP too, which a
+/// long answer takes.
 #[test]
 fn names_looked_up_become_dns_grants() {
     require_root();
@@ -967,6 +970,10 @@ fn names_looked_up_become_dns_grants() {
     std::fs::write(dir.join("resolv.conf"), "nameserver 127.0.0.1\n").unwrap();
     let server = concat!(env!("CARGO_MANIFEST_DIR"), "/data/fake_dns.py");
     let (d, cx) = (dir.display(), capexec().display().to_string());
+    // A query written (write(2)) on a datagram socket connected to a DNS
+    // server on another port, as dnsdist asks its backends.
+    let writer = "import os, socket; s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.connect(('127.0.0.1', 5300)); \
+                  os.write(s.fileno(), bytes.fromhex('12340100000100000000000003777777076578616d706c65047465737400000100 01'.replace(' ', ''))); print('answered', len(s.recv(512)))";
     let script = format!(
         "set -e\nip link set lo up\nmount --bind {d}/resolv.conf /etc/resolv.conf\n\
          python3 {server} > {d}/dns.log 2>&1 &\n\
@@ -974,6 +981,10 @@ fn names_looked_up_become_dns_grants() {
          {cx} learn --out {d}/mined.svc -- /usr/bin/getent hosts backend.example.test\n\
          echo '--- granted'; {cx} run --unit {d}/mined.svc -- /usr/bin/getent hosts backend.example.test\n\
          echo '--- other'; {cx} run --unit {d}/mined.svc -- /usr/bin/getent hosts other.example.test || echo \"other: $?\"\n\
+         kill $!\n\
+         python3 {server} 5300 > {d}/dns5300.log 2>&1 &\n\
+         for i in $(seq 200); do grep -q ready {d}/dns5300.log && break; sleep 0.05; done\n\
+         {cx} learn --out {d}/writer.svc -- /usr/bin/python3 -c \"{writer}\"\n\
          kill $!\n"
     );
     let mut c = std::process::Command::new("unshare");
@@ -988,6 +999,12 @@ fn names_looked_up_become_dns_grants() {
     assert!(!mined.contains(":53\""), "the resolver's port is granted:\n{mined}");
     let granted = out.split("--- granted").nth(1).unwrap_or_default();
     assert!(granted.contains("127.0.0.1       backend.example.test"), "the granted name does not resolve:\n{out}");
+    let written = std::fs::read_to_string(dir.join("writer.svc")).unwrap_or_else(|e| panic!("{e}:\n{out}"));
+    assert!(out.contains("answered "), "the writer had no answer:\n{out}");
+    assert!(
+        written.contains("\"tcp:127.0.0.1:5300\"") && written.contains("\"udp:127.0.0.1:5300\""),
+        "a DNS server asked over UDP is not granted over TCP too (a long answer):\n{written}"
+    );
     let other = out.split("--- other").nth(1).unwrap_or_default();
     assert!(
         other.contains("other: 2") && other.contains("the name lookup other.example.test A: no [broker.dns] grant covers it"),

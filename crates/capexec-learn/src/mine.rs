@@ -514,6 +514,12 @@ pub fn allowlist(obs: &Observations, exists: &dyn Fn(&str) -> bool) -> Vec<(Stri
     if let Some(changed) = changes_ids.filter(|_| !seen.contains("capget") && !default.contains("capget")) {
         variants.insert("capget", format!("the run changed its ids ({changed}), after which a process may read what capabilities it kept"));
     }
+    // A program with stream sockets may half-close one (shutdown) on paths a
+    // run did not take: dnsdist does so on its TCP connections to a backend.
+    // It acts on the caller's own sockets only.
+    if obs.sockets.iter().any(|k| k.ends_with("/stream")) && !seen.contains("shutdown") && !default.contains("shutdown") {
+        variants.insert("shutdown", "the run made stream sockets, which a program may half-close".into());
+    }
     // The C library's malloc gives memory back with madvise(MADV_DONTNEED)
     // once a thread's arena shrinks past its threshold, and grows a large
     // block in place with mremap: whether a short run gets there is a matter
@@ -1122,8 +1128,19 @@ pub fn declaration(obs: &Observations, origin: &Origin, exists: impl Fn(&str) ->
         !asked.is_empty()
             && crate::compare::inet(a).is_some_and(|(_, sa)| sa.port() == 53 && origin.nameservers.contains(&capexec_decl::grants::canonical(sa.ip())))
     };
+    // A DNS server the run asked over UDP is asked over TCP at the same
+    // address for an answer too long for a datagram (dnsdist forwards a
+    // client's TCP query to its backend over TCP), which a short run rarely
+    // meets: the mined dnsdist refused every TCP query.
+    let dns_tcp: Vec<String> = obs
+        .dns_queries
+        .keys()
+        .filter(|s| obs.connects.contains(*s) && !of_resolver(s))
+        .filter_map(|s| s.strip_prefix("udp:").map(|a| format!("tcp:{a}")))
+        .filter(|t| !obs.connects.contains(t))
+        .collect();
     let (probes, connects): (Vec<&String>, Vec<&String>) =
-        obs.connects.iter().filter(inet).filter(|a| !of_resolver(a)).partition(|a| crate::compare::source_probe(a));
+        obs.connects.iter().filter(inet).filter(|a| !of_resolver(a)).chain(&dns_tcp).partition(|a| crate::compare::source_probe(a));
     let granted: Vec<(String, Option<Picked>)> = obs
         .binds
         .iter()
@@ -1577,6 +1594,22 @@ mod tests {
         assert!(allocated.iter().any(|n| n == "madvise") && allocated.iter().any(|n| n == "mremap"), "{allocated:?}");
         let not = names(&["read"]);
         assert!(!not.iter().any(|n| n == "madvise" || n == "mremap"), "{not:?}");
+    }
+
+    /// A DNS server asked over UDP may be asked over TCP (a long answer);
+    /// a program with stream sockets may shut one down.
+    #[test]
+    fn a_dns_server_asked_over_udp_is_granted_tcp_too() {
+        let argv = ["/usr/bin/dnsdist".to_owned()];
+        let mut o = obs(&[], &["socket", "connect", "sendmsg"]);
+        o.sockets.extend(["inet/dgram".into(), "inet/stream".into()]);
+        o.connects.extend(["udp:127.0.0.1:15300".into(), "udp:127.0.0.1:9999".into()]);
+        o.dns_queries.entry("udp:127.0.0.1:15300".into()).or_default().insert("www.example.test".into());
+        let text = declaration(&o, &origin(&argv, true), |_| true);
+        assert!(text.contains("\"tcp:127.0.0.1:15300\"") && !text.contains("tcp:127.0.0.1:9999"), "{text}");
+        assert!(allowlist(&o, &|_| true).iter().any(|(n, _)| n == "shutdown"));
+        o.sockets.remove("inet/stream");
+        assert!(!allowlist(&o, &|_| true).iter().any(|(n, _)| n == "shutdown"));
     }
 
     /// Names asked of the host's resolver become `[broker.dns]` grants,

@@ -122,8 +122,8 @@ struct Ctx {
     receiving: std::cell::RefCell<std::collections::HashSet<u64>>,
     /// The run's own sockets on loopback ports the kernel picked.
     local: std::cell::RefCell<LocalPorts>,
-    /// Datagram sockets (by cookie) connected to port 53, and to where: what
-    /// they send is read as DNS queries (`dns_queries`).
+    /// Datagram sockets (by cookie) connected to an address, and to where:
+    /// what they send that reads as a DNS query is one (`dns_queries`).
     dns: std::cell::RefCell<std::collections::HashMap<u64, String>>,
 }
 
@@ -237,6 +237,15 @@ fn note(l: &Listener, n: &Notif, name: &str, ctx: &Ctx, obs: &mut Observations) 
         }
         "socket" | "bind" | "connect" | "sendto" | "sendmsg" | "sendmmsg" => {
             net_call(l, n, ctx, obs);
+            return;
+        }
+        // A connected datagram socket sends with write too (dnsdist's
+        // queries to its backends): looked at only once the run has one.
+        "write" | "writev" if !ctx.dns.borrow().is_empty() => {
+            let sock = remote::pidfd_open(n.tid).ok().and_then(|p| remote::pidfd_getfd(&p, a[0] as i32).ok());
+            if sock.as_ref().and_then(sock_type) == Some(libc::SOCK_DGRAM) {
+                dns_queries(l, n, ctx, "send", sock.as_ref(), &[], obs);
+            }
             return;
         }
         "capset" if capabilities => {
@@ -654,13 +663,14 @@ fn net_call(l: &Listener, n: &Notif, ctx: &Ctx, obs: &mut Observations) {
     }
 }
 
-/// Records the names a datagram socket asks of a DNS server (port 53): a
-/// connect to one marks the socket; what a send to one (addressed, or on a
-/// marked socket: glibc's resolver connects, then sends A and AAAA queries
-/// with one sendmmsg) carries is read as queries. Replies (a DNS server's
-/// own) and anything else are no query and are left out.
+/// Records the names a datagram socket asks of a DNS server: a connect
+/// marks the socket with its peer; what a send (addressed, or on a marked
+/// socket: glibc's resolver connects, then sends A and AAAA queries with
+/// one sendmmsg; dnsdist writes to its backends) carries that reads as a
+/// query of class IN is one, to that address. Replies (a DNS server's own)
+/// and anything else are left out.
 fn dns_queries(l: &Listener, n: &Notif, ctx: &Ctx, op: &str, sock: Option<&OwnedFd>, addresses: &[Vec<u8>], obs: &mut Observations) {
-    let server = |a: &Vec<u8>| capexec_decl::grants::describe_sockaddr(a, true).filter(|d| d.starts_with("udp:") && d.ends_with(":53"));
+    let server = |a: &Vec<u8>| capexec_decl::grants::describe_sockaddr(a, true).filter(|d| d.starts_with("udp:"));
     let cookie = || sock.and_then(|s| capexec_sys::socket::cookie(std::os::fd::AsFd::as_fd(s)).ok());
     match op {
         "connect" => {
@@ -679,7 +689,8 @@ fn dns_queries(l: &Listener, n: &Notif, ctx: &Ctx, op: &str, sock: Option<&Owned
                 },
                 None => return,
             };
-            let names: Vec<String> = n.payloads(512).iter().filter_map(|p| capexec_decl::dns_query::parse_query(p).ok()).map(|q| q.name).collect();
+            let names: Vec<String> =
+                n.payloads(512).iter().filter_map(|p| capexec_decl::dns_query::parse_query(p).ok()).filter(|q| q.qclass == 1).map(|q| q.name).collect();
             if !names.is_empty() && l.id_valid(n.id) {
                 obs.dns_queries.entry(to).or_default().extend(names);
             }

@@ -94,8 +94,8 @@ impl Notif {
     }
 
     /// What a send call sends, each message's first `max` bytes at most:
-    /// sendto's buffer, the first buffer of each message of sendmsg and
-    /// sendmmsg (at most 16 of these). Read from memory the caller may change
+    /// sendto's and write's buffer, writev's first, the first buffer of each
+    /// message of sendmsg and sendmmsg (at most 16 of these). Read from memory the caller may change
     /// meanwhile: a record of what it asked (learning reads the names of DNS
     /// queries so), not a basis for a decision.
     pub fn payloads(&self, max: usize) -> Vec<Vec<u8>> {
@@ -103,7 +103,11 @@ impl Notif {
         let read = |ptr: u64, len: u64| self.read_bytes(ptr, len, max);
         let read_u64 = |at: u64| self.read_u64(at);
         match self.nr {
-            libc::SYS_sendto => read(a[1], a[2]).into_iter().collect(),
+            libc::SYS_sendto | libc::SYS_write => read(a[1], a[2]).into_iter().collect(),
+            libc::SYS_writev if a[2] > 0 => {
+                let (Some(base), Some(len)) = (read_u64(a[1]), read_u64(a[1].wrapping_add(8))) else { return Vec::new() };
+                read(base, len).into_iter().collect()
+            }
             libc::SYS_sendmsg | libc::SYS_sendmmsg => {
                 // struct msghdr: msg_iov at 16, msg_iovlen at 24; struct
                 // iovec: iov_base at 0, iov_len at 8; struct mmsghdr is 64 bytes.
