@@ -955,7 +955,8 @@ both!(a_slow_stop_is_recorded_to_its_end, |who: As| {
 /// `[broker.dns]`, not the resolver's port 53, which answered it every name
 /// (a channel out whatever the grants) and named this host's resolver
 /// only. Under the mined file the name resolves through the broker's stub
-/// and another name is refused and said. In a mount and network namespace
+/// and another name is refused and said, by the broker and by `learn
+/// --check`. In a mount and network namespace
 /// of the test's own (unshare), whose resolv.conf names a DNS server of the
 /// test's on its loopback: nothing leaves the machine. And a DNS server
 /// asked over UDP on another port, by a query written on a connected
@@ -981,6 +982,7 @@ fn names_looked_up_become_dns_grants() {
          {cx} learn --out {d}/mined.svc -- /usr/bin/getent hosts backend.example.test\n\
          echo '--- granted'; {cx} run --unit {d}/mined.svc -- /usr/bin/getent hosts backend.example.test\n\
          echo '--- other'; {cx} run --unit {d}/mined.svc -- /usr/bin/getent hosts other.example.test || echo \"other: $?\"\n\
+         echo '--- check'; {cx} learn --check --unit {d}/mined.svc -- /usr/bin/getent hosts other.example.test 2>&1 || true\n\
          kill $!\n\
          python3 {server} 5300 > {d}/dns5300.log 2>&1 &\n\
          for i in $(seq 200); do grep -q ready {d}/dns5300.log && break; sleep 0.05; done\n\
@@ -999,6 +1001,14 @@ fn names_looked_up_become_dns_grants() {
     assert!(!mined.contains(":53\""), "the resolver's port is granted:\n{mined}");
     let granted = out.split("--- granted").nth(1).unwrap_or_default();
     assert!(granted.contains("127.0.0.1       backend.example.test"), "the granted name does not resolve:\n{out}");
+    // learn --check judges a lookup by its name, not as the resolver's port.
+    let check = out.split("--- check").nth(1).unwrap_or_default();
+    assert!(
+        check.contains("other.example.test (lookup): no [broker.dns] grant covers it")
+            && check.contains("add \"other.example.test\" to broker.dns.names")
+            && !check.contains(":53"),
+        "learn --check does not judge the lookup by name:\n{out}"
+    );
     let written = std::fs::read_to_string(dir.join("writer.svc")).unwrap_or_else(|e| panic!("{e}:\n{out}"));
     assert!(out.contains("answered "), "the writer had no answer:\n{out}");
     assert!(

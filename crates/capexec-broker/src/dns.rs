@@ -90,7 +90,7 @@ pub fn respond(b: &Broker, p: &[u8]) -> Option<Vec<u8>> {
         b.refused(
             &format!("the name lookup {} {}", q.name, if asked.is_empty() { "(other type)" } else { asked }),
             "no [broker.dns] grant covers it",
-            &format!("add \"{}\" to broker.dns.names", q.name),
+            &capexec_decl::fix::dns_name(&q.name),
         );
         return Some(answer(p, &q, REFUSED, &[]));
     }

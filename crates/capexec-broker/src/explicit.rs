@@ -187,7 +187,7 @@ fn handle(b: &Broker, pid: i32, r: Request) -> Reply {
             }
             let dns = &b.spec.dns;
             if dns.grant_for(&name).is_none() {
-                b.refused(&format!("getaddrinfo(\"{name}\")"), "no [broker.dns] grant covers it", &format!("add \"{name}\" to broker.dns.names"));
+                b.refused(&format!("getaddrinfo(\"{name}\")"), "no [broker.dns] grant covers it", &capexec_decl::fix::dns_name(&name));
                 return Err(libc::ENOENT);
             }
             let af = match (family, dns.inet, dns.inet6) {

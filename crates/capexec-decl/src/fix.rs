@@ -74,6 +74,11 @@ pub fn path(path: &str, how: PathUse) -> String {
     format!("add {quoted} to [filesystem] {key} (capexec run: {flag} {path})")
 }
 
+/// For a name lookup no `[broker.dns]` grant covers.
+pub fn dns_name(name: &str) -> String {
+    format!("add \"{name}\" to broker.dns.names")
+}
+
 /// For a TCP connect (`bind` false) or bind Landlock refused.
 pub fn tcp(bind: bool, port: u16) -> String {
     match bind {

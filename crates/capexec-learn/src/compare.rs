@@ -214,7 +214,16 @@ pub fn source_probe(addr: &str) -> bool {
     inet(addr).is_some_and(|(proto, a)| a.port() == 0 || proto == capexec_decl::grants::Proto::Udp && a.ip().is_unspecified())
 }
 
+/// What `spec` would refuse of the run `obs`, judged against the host's
+/// resolvers (its /etc/resolv.conf).
 pub fn compare(obs: &Observations, spec: &ServiceSpec, exists: impl Fn(&str) -> bool) -> Report {
+    compare_with(obs, spec, exists, &crate::mine::host_nameservers())
+}
+
+/// [`compare`], with the host's resolvers given: the names the run looked up
+/// through them are judged against `[broker.dns]` (a service of its own
+/// network reaches no resolver but its broker's stub), not their port 53.
+pub fn compare_with(obs: &Observations, spec: &ServiceSpec, exists: impl Fn(&str) -> bool, nameservers: &[std::net::IpAddr]) -> Report {
     let mut r = Report { distinct_syscalls: obs.syscalls.len(), calls: obs.syscalls.values().sum(), ..Default::default() };
     for (name, n) in &obs.denied {
         let why =
@@ -250,6 +259,16 @@ pub fn compare(obs: &Observations, spec: &ServiceSpec, exists: impl Fn(&str) -> 
     }
 
     let bound: BTreeSet<SocketAddr> = obs.binds.iter().filter_map(|a| inet(a)).map(|(_, a)| a).collect();
+    let own_network = spec.namespaces.net == NetMode::None;
+    let asked = if own_network { crate::mine::asked_of_resolvers(obs, nameservers) } else { BTreeSet::new() };
+    for name in asked.iter().filter(|n| spec.broker.dns.grant_for(n).is_none()) {
+        r.network.push(Denial {
+            what: name.clone(),
+            how: "lookup".into(),
+            why: "no [broker.dns] grant covers it: in its own network namespace the service reaches no resolver but its broker's".into(),
+            fix: capexec_decl::fix::dns_name(name),
+        });
+    }
     for (how, set) in [("bind", &obs.binds), ("connect", &obs.connects)] {
         for a in set {
             if let Some(p) = a.strip_prefix("unix:") {
@@ -267,6 +286,10 @@ pub fn compare(obs: &Observations, spec: &ServiceSpec, exists: impl Fn(&str) -> 
                 continue;
             }
             let Some((proto, addr)) = inet(a) else { continue };
+            // Its lookups through the host's resolver: judged by name above.
+            if how == "connect" && !asked.is_empty() && addr.port() == 53 && nameservers.contains(&capexec_decl::grants::canonical(addr.ip())) {
+                continue;
+            }
             let why = match spec.namespaces.net {
                 NetMode::Host => {
                     let ports = if how == "bind" { &spec.landlock.bind_tcp } else { &spec.landlock.connect_tcp };
@@ -451,6 +474,25 @@ mod tests {
         let s = capexec_decl::load_unit(f.to_str().unwrap(), &[], &ctx).unwrap_or_else(|e| panic!("{e}"));
         let _ = std::fs::remove_dir_all(&dir);
         s
+    }
+
+    /// Lookups through the host's resolver are judged by name against
+    /// `[broker.dns]`, not as connects to its port 53, which granted would
+    /// answer every name.
+    #[test]
+    fn lookups_through_the_hosts_resolver_are_judged_by_name() {
+        let s = spec("[exec]\nargv = [\"/usr/bin/true\"]\nuser = 1000\n[namespaces]\nnet = \"none\"\n[broker.dns]\nnames = [\"*.example.com\"]\n");
+        let mut o = Observations::default();
+        o.connects.insert("udp:10.0.0.53:53".into());
+        o.dns_queries.entry("udp:10.0.0.53:53".into()).or_default().extend(["db.example.com".into(), "other.example.org".into()]);
+        let ns = ["10.0.0.53".parse().unwrap()];
+        let r = compare_with(&o, &s, |_| true, &ns);
+        let what: Vec<&str> = r.network.iter().map(|d| d.what.as_str()).collect();
+        assert_eq!(what, ["other.example.org"], "{:?}", r.network);
+        assert_eq!(r.network[0].fix, "add \"other.example.org\" to broker.dns.names");
+        // Another resolver than the host's: a connect like any other.
+        let r = compare_with(&o, &s, |_| true, &[]);
+        assert_eq!(r.network.iter().map(|d| d.what.as_str()).collect::<Vec<_>>(), ["udp:10.0.0.53:53"], "{:?}", r.network);
     }
 
     #[test]

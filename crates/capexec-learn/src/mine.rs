@@ -195,7 +195,7 @@ fn one_mount_for_moves(mut rw: BTreeMap<String, BTreeSet<String>>, moves: &BTree
 /// dnsmasq forwards whatever its clients ask to the resolvers of
 /// /etc/resolv.conf) or one that watches the host's interfaces (it gets
 /// the host's network, where the stub does not answer).
-fn asked_of_resolvers(obs: &Observations, nameservers: &[std::net::IpAddr]) -> BTreeSet<String> {
+pub(crate) fn asked_of_resolvers(obs: &Observations, nameservers: &[std::net::IpAddr]) -> BTreeSet<String> {
     let binds = || obs.binds.iter().filter_map(|a| crate::compare::inet(a));
     let serves_dns = binds().any(|(_, sa)| sa.port() == 53);
     let watches_interfaces =
@@ -645,6 +645,11 @@ pub struct Origin<'a> {
     /// The host's resolvers (the nameservers of its /etc/resolv.conf): the
     /// names a run asked them become `[broker.dns]` grants.
     pub nameservers: Vec<std::net::IpAddr>,
+}
+
+/// The host's resolvers: the nameservers of its /etc/resolv.conf.
+pub fn host_nameservers() -> Vec<std::net::IpAddr> {
+    nameservers(&std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default())
 }
 
 /// The nameservers of a resolv.conf's text, as the C library reads them.

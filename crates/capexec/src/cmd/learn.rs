@@ -191,7 +191,7 @@ fn learn(a: &LearnArgs) -> Result<i32, CmdError> {
         unit_sockets: spec.service.kind == capexec_decl::spec::ServiceType::Notify
             || spec.preopen.iter().any(|p| !matches!(p.kind, capexec_decl::spec::PreopenKind::File { .. })),
         working_directory: Some(spec.exec.working_directory.display().to_string()),
-        nameservers: mine::nameservers(&std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default()),
+        nameservers: mine::host_nameservers(),
     };
     let mut text = mine::declaration(&obs, &origin, exists);
     let unit = a.target.as_ref().or(a.unit.as_ref());
