@@ -46,6 +46,17 @@ both!(filesystem_full_proc, |who| {
     run_probe(who, &["--unit", u.to_str().unwrap()], &["fs"]);
 });
 
+// 5 with the full /proc for a service running as root, who owns the
+// host-wide files there: /proc/irq (interrupt affinities, written with no
+// capability) is read-only too, as /proc/sys is.
+#[test]
+fn filesystem_full_proc_as_root() {
+    require_root();
+    let u = write_unit("fullproc-root", "[exec]\nuser = \"root\"\n[filesystem]\nproc = \"full\"\n");
+    let out = run_probe(As::Root, &["--unit", u.to_str().unwrap()], &["fs"]);
+    assert!(out.contains("BLOCKED 5 write /proc/irq/default_smp_affinity: Read-only file system"), "{out}");
+}
+
 // 3, 11: identity, capabilities, securebits, no_new_privs.
 both!(identity_and_capabilities, |who| {
     run_probe(who, &[], &["identity"]);

@@ -64,6 +64,21 @@ pub fn onto_unit(mined: &str, unit: &str, unit_dir: &str) -> Result<String, Merg
         }
         out.insert(name, Item::Table(t));
     }
+    // What mining decides and left out (a table it wrote nothing in) is not
+    // the unit's either: a unit's [broker.net] guard = true (import's
+    // IPAddressDeny=any) stayed under a mined net = "none", which check
+    // refuses.
+    for (name, key) in MINED {
+        if mined.get(name).is_some() {
+            continue;
+        }
+        if let Some(t) = out.get_mut(name).and_then(Item::as_table_mut) {
+            t.remove(key);
+            if t.is_empty() {
+                out.remove(name);
+            }
+        }
+    }
     // Table headers are printed in the order of their positions; the two
     // documents numbered theirs independently.
     let mut n = 0;
@@ -172,6 +187,20 @@ mod tests {
         assert!(out.starts_with("# Mined by capexec learn"), "{out}");
         assert!(out.contains("# read: /srv/x") && out.contains("# the unit's own comment"), "{out}");
         assert_eq!(out.matches("# Mined by").count(), 1, "{out}");
+    }
+
+    /// A table mining wrote nothing in takes the unit's mined keys away too,
+    /// and goes where nothing of the unit's is left in it.
+    #[test]
+    fn what_mining_decides_and_left_out_is_not_the_units() {
+        let unit = "[exec]\nargv = [\"/bin/x\"]\n\n[filesystem]\nread_write = [\"/proc/x\"]\ntmpfs = [\"/run/x\"]\n\n\
+                    [namespaces]\nnet = \"host\"\n\n[broker.net]\nguard = true\n";
+        let mined = "[exec]\nargv = [\"/bin/x\"]\n\n[namespaces]\nnet = \"none\"\n\n[seccomp]\nallow = [\"read\"]\n";
+        let out = onto_unit(mined, unit, "/u").unwrap();
+        let v: toml::Value = toml::from_str(&out).unwrap_or_else(|e| panic!("{e}\n{out}"));
+        assert!(v.get("broker").is_none(), "{out}");
+        assert!(v["filesystem"].get("read_write").is_none() && v["filesystem"]["tmpfs"][0].as_str() == Some("/run/x"), "{out}");
+        assert_eq!(v["namespaces"]["net"].as_str(), Some("none"));
     }
 
     #[test]

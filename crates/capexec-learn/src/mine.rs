@@ -38,6 +38,9 @@ const HOST_NET_STATE: &[&str] = &[
     "/proc/net/wireless",
 ];
 
+/// The reason a unit's writable part of /proc stays (`Origin::proc_writable`).
+const PROC_NOTE: &str = "\0the unit's part of /proc";
+
 /// Marks what made a link on the way to a written entry visible (see
 /// `through_links`), in place of the paths that needed it.
 const LINK_NOTE: &str = "\0link to ";
@@ -616,6 +619,10 @@ pub struct Origin<'a> {
     pub date: String,
     /// The unit's own tmpfs directories (see `view`).
     pub private: Vec<String>,
+    /// The unit's writable host-wide parts of /proc (irqbalance's
+    /// /proc/irq): kept where the run read in them, since it writes there on
+    /// events (a rebalance) a short run may not meet.
+    pub proc_writable: Vec<String>,
     /// The unit's own managed directories (see `view`).
     pub managed: Vec<String>,
     /// capexec runs as root (where a service may share the host's pid namespace).
@@ -1021,7 +1028,7 @@ pub fn declaration(obs: &Observations, origin: &Origin, exists: impl Fn(&str) ->
         .chain(temporary_names)
         .chain(own_files.iter().cloned())
         .collect();
-    let [mut ro, rw, ex, rwx, vis] = view(obs, &origin.private, &made, &exists);
+    let [mut ro, mut rw, ex, rwx, vis] = view(obs, &origin.private, &made, &exists);
     // The unit's working directory must be in the view (init changes into
     // it before the exec, and fails the start where it is not): a run that
     // never named a path in it (kresd's /var/lib/knot-resolver, the unit's
@@ -1048,11 +1055,25 @@ pub fn declaration(obs: &Observations, origin: &Origin, exists: impl Fn(&str) ->
             match why.iter().find_map(|w| w.strip_prefix(LINK_NOTE)) {
                 Some(to) => _ = writeln!(o, "    {}, # a link the run wrote through, to {}", quote(d), commented(to)),
                 None if why.contains(WORKDIR_NOTE) => _ = writeln!(o, "    {}, # the working directory (exec.working_directory)", quote(d)),
+                None if why.contains(PROC_NOTE) => {
+                    _ = writeln!(o, "    {}, # the unit's, read during the run: written on events a short run may not meet", quote(d))
+                }
                 None => _ = writeln!(o, "    {}, # {what}: {}", quote(d), examples(why)),
             }
         }
         o.push_str("]\n");
     };
+    // A host-wide part of /proc it wrote (irqbalance's /proc/irq/N/smp_affinity):
+    // the full /proc has those read-only but where an entry says otherwise.
+    // The part (/proc/irq), or in /proc/sys the directory of the key.
+    for (p, acc) in &obs.paths {
+        if crate::host_proc(p) && acc.contains(&Access::Write) && exists(p) {
+            let part: String = if p.starts_with("/proc/sys/") { parent(p) } else { p.split('/').take(3).collect::<Vec<_>>().join("/") };
+            rw.entry(part).or_default().insert(p.clone());
+        } else if let Some(part) = origin.proc_writable.iter().find(|d| crate::within(p, d)) {
+            rw.entry(part.clone()).or_default().insert(PROC_NOTE.to_owned());
+        }
+    }
     o.push_str("\n[filesystem]\n");
     section(&mut o, "read_only", "read", &ro);
     section(&mut o, "read_write", "written, created or removed", &rw);
@@ -1576,6 +1597,7 @@ mod tests {
             unit_sockets: false,
             working_directory: None,
             nameservers: Vec::new(),
+            proc_writable: Vec::new(),
         }
     }
 
@@ -1599,6 +1621,34 @@ mod tests {
         assert!(allocated.iter().any(|n| n == "madvise") && allocated.iter().any(|n| n == "mremap"), "{allocated:?}");
         let not = names(&["read"]);
         assert!(!not.iter().any(|n| n == "madvise" || n == "mremap"), "{not:?}");
+    }
+
+    /// A host-wide part of /proc the run wrote is writable in the mined
+    /// view (the full /proc has it read-only otherwise).
+    #[test]
+    fn a_written_part_of_proc_is_an_entry() {
+        let argv = ["/usr/sbin/irqbalance".to_owned()];
+        let o = obs(
+            &[
+                ("/proc/irq/24/smp_affinity", &[Access::Read, Access::Write]),
+                ("/proc/sys/net/ipv4/ip_forward", &[Access::Write]),
+                ("/proc/stat", &[Access::Read]),
+            ],
+            &["openat", "write"],
+        );
+        let text = declaration(&o, &origin(&argv, true), |_| true);
+        let v: toml::Value = toml::from_str(&text).unwrap();
+        let rw: Vec<&str> = v["filesystem"]["read_write"].as_array().unwrap().iter().map(|p| p.as_str().unwrap()).collect();
+        assert_eq!(rw, ["/proc/irq", "/proc/sys/net/ipv4"], "{text}");
+        assert_eq!(v["filesystem"]["proc"].as_str(), Some("full"), "{text}");
+        // One the unit declares writable, which the run only read in: kept
+        // (irqbalance writes when it rebalances).
+        let o = obs(&[("/proc/irq/24/smp_affinity", &[Access::Read]), ("/proc/stat", &[Access::Read])], &["openat"]);
+        let unit = Origin { proc_writable: vec!["/proc/irq".into(), "/proc/fs".into()], ..origin(&argv, true) };
+        let text = declaration(&o, &unit, |_| true);
+        let v: toml::Value = toml::from_str(&text).unwrap();
+        let rw: Vec<&str> = v["filesystem"]["read_write"].as_array().unwrap().iter().map(|p| p.as_str().unwrap()).collect();
+        assert_eq!(rw, ["/proc/irq"], "{text}");
     }
 
     /// A DNS server asked over UDP may be asked over TCP (a long answer);

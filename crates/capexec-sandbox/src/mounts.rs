@@ -19,7 +19,7 @@
 
 use crate::error::{ChildError, Step};
 use crate::ops::{Kind, Ops};
-use crate::plan::{MountStep, DEV_NODES, PROC_MASKED};
+use crate::plan::{MountStep, DEV_NODES, PROC_MASKED, PROC_READ_ONLY};
 use crate::sys::{MOUNT_ATTR_NODEV, MOUNT_ATTR_NOEXEC, MOUNT_ATTR_NOSUID, MOUNT_ATTR_RDONLY};
 use capexec_decl::spec::ProcMode;
 use nix::mount::MsFlags;
@@ -540,9 +540,12 @@ fn proc(o: &impl Ops, mode: ProcMode, hidepid: bool, mask_file: &mut MaskFile, t
         }
     }
     if mode == ProcMode::Full {
-        let sys = Path::new("/proc/sys");
-        bind(o, sys, sys)?;
-        setattr(o, sys, true, READ_ONLY)?;
+        for ro in PROC_READ_ONLY {
+            let path = Path::new(ro);
+            let Ok(kind) = o.kind(path) else { continue };
+            bind(o, path, path)?;
+            setattr(o, path, kind == Kind::Dir, READ_ONLY)?;
+        }
         for m in PROC_MASKED {
             let path = Path::new(m);
             if let Ok(kind) = o.kind(path) {
@@ -624,6 +627,8 @@ mod tests {
             if fstype == Some("proc") {
                 let mut v = self.view.borrow_mut();
                 v.insert("/proc/sys".into(), Kind::Dir);
+                v.insert("/proc/irq".into(), Kind::Dir);
+                v.insert("/proc/mtrr".into(), Kind::File);
                 v.insert("/proc/kcore".into(), Kind::File);
                 v.insert("/proc/acpi".into(), Kind::Dir);
             }
@@ -814,6 +819,9 @@ mod tests {
         assert_eq!(log.last().map(String::as_str), Some("chdir /"));
         // /proc/sys read-only, /proc/acpi (a directory) hidden under an empty read-only tmpfs.
         assert!(log.contains(&format!("setattr /proc/sys {READ_ONLY:#x} recursive")));
+        // So are the interrupts' affinities, which root owns alone; absent ones are left out.
+        assert!(log.contains(&format!("setattr /proc/irq {READ_ONLY:#x} recursive")) && log.contains(&format!("setattr /proc/mtrr {READ_ONLY:#x}")));
+        assert!(!log.iter().any(|e| e.contains("/proc/bus")), "{log:#?}");
         assert!(log.contains(&"mount tmpfs on /proc/acpi mode=0".to_owned()));
     }
 

@@ -338,6 +338,14 @@ pub enum FsAccess {
 /// Device nodes in a minimal /dev, bound from the host's /dev.
 pub const DEV_NODES: &[&str] = &["null", "zero", "full", "random", "urandom", "tty"];
 
+/// Host-wide parts of a full /proc that are read-only (as systemd's
+/// ProtectKernelTunables= makes them): the kernel's tunables, and what a
+/// root service could otherwise change by owning the files alone, such as
+/// every interrupt's CPU affinity in /proc/irq (no capability is asked). A
+/// declaration's `read_write` entry of one makes it writable again
+/// (irqbalance's /proc/irq).
+pub const PROC_READ_ONLY: &[&str] = &["/proc/sys", "/proc/irq", "/proc/bus", "/proc/fs", "/proc/mtrr"];
+
 /// Files and directories of a full /proc that are masked (as Docker and systemd do).
 pub const PROC_MASKED: &[&str] = &[
     "/proc/kcore",

@@ -108,6 +108,14 @@ fn fs(r: &mut Report) {
     r.expect_fail("5 write /proc/sysrq-trigger", rc, e, &[ENOENT, EACCES, EROFS]);
     let (rc, e) = open("/proc/kcore", libc::O_RDONLY);
     r.expect_fail("5 read /proc/kcore", rc, e, &[ENOENT, EACCES]);
+    // The host's interrupt affinities (a root service could pin every
+    // device's interrupts on one CPU): no capability is asked, only root's
+    // ownership of the files.
+    let irq = std::fs::read_dir("/proc/irq").into_iter().flatten().flatten().map(|e| e.path().join("smp_affinity")).find(|p| p.exists());
+    for p in ["/proc/irq/default_smp_affinity".into(), irq.unwrap_or_else(|| "/proc/irq/0/smp_affinity".into())] {
+        let (rc, e) = open(&p.to_string_lossy(), libc::O_WRONLY);
+        r.expect_fail(&format!("5 write {}", p.display()), rc, e, &[ENOENT, EROFS, EACCES]);
+    }
     for p in ["/sys/fs/cgroup/cgroup.procs", "/sys/fs/cgroup/unified/cgroup.procs", "/sys/fs/cgroup/memory/cgroup.procs"] {
         let (rc, e) = open(p, libc::O_WRONLY);
         r.expect_fail(&format!("6 write {p}"), rc, e, &[ENOENT, EACCES, EROFS]);

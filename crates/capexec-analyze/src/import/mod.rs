@@ -487,6 +487,8 @@ struct Out {
     /// RuntimeDirectoryMode= and the others, by the key of their list.
     dir_modes: BTreeMap<&'static str, String>,
     net_none: bool,
+    /// A host-wide part of /proc is written (`read_write`): `proc = "full"`.
+    proc_full: bool,
     /// IPAddressDeny= of every address (`any`), as the unit wrote it.
     ip_deny_any: Option<String>,
     /// IPAddressAllow= lines, as the unit wrote them, and the prefixes they name.
@@ -641,6 +643,12 @@ impl Out {
                 self.skip(e, "all of / cannot be given: list the directories the service writes");
                 return;
             }
+            // A host-wide part of /proc it writes (irqbalance's /proc/irq):
+            // the full /proc shows it, and the entry makes it writable.
+            "read_write" if own("/proc") && !trimmed.is_empty() && !pid_path(trimmed) && trimmed != "/proc" => {
+                self.proc_full = true;
+                None
+            }
             "read_only" | "read_write" | "inaccessible" | "executable" if own("/proc") => {
                 Some("/proc is capexec's own (filesystem.proc): the service may write its own processes' files there, and nothing else")
             }
@@ -659,6 +667,12 @@ impl Out {
             v.push(item);
         }
     }
+}
+
+/// A path of a process's own files in /proc: `/proc/self`, `/proc/PID`.
+fn pid_path(p: &str) -> bool {
+    let first = p.strip_prefix("/proc/").and_then(|r| r.split('/').next()).unwrap_or_default();
+    first == "self" || first == "thread-self" || (!first.is_empty() && first.bytes().all(|b| b.is_ascii_digit()))
 }
 
 /// The nodes of capexec's minimal /dev, which every service has.
@@ -1202,7 +1216,8 @@ pub fn convert(unit: &UnitText, dropins: &[UnitText], instance: Option<&str>) ->
                 let names = out.fs.entry(key).or_default();
                 for d in v.split_whitespace() {
                     // A `:` names a symlink systemd makes to it; capexec makes none.
-                    let d = d.split(':').next().unwrap_or(d).to_owned();
+                    // (irqbalance's unit writes `irqbalance/`: the same directory.)
+                    let d = d.split(':').next().unwrap_or(d).trim_end_matches('/').to_owned();
                     if !names.contains(&d) {
                         names.push(d);
                     }
@@ -1578,6 +1593,13 @@ fn render(source: &str, o: Out) -> String {
         let _ = writeln!(s, "\n[filesystem]");
         for (k, v) in &fs {
             let _ = writeln!(s, "{k} = {}", list(v));
+        }
+        if o.proc_full {
+            let _ = writeln!(
+                s,
+                "# It writes a host-wide part of /proc (read_write above): the full /proc has it (its own pid\n\
+                 # namespace's processes, /proc/sys read-only but where listed writable).\nproc = \"full\""
+            );
         }
         for (k, m) in &o.dir_modes {
             match fs.contains_key(k) {

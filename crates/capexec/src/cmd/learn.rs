@@ -172,11 +172,20 @@ fn learn(a: &LearnArgs) -> Result<i32, CmdError> {
 
     let private: Vec<String> =
         spec.filesystem.mounts.iter().filter(|m| m.kind == capexec_decl::spec::MountKind::Tmpfs).map(|m| m.path.display().to_string()).collect();
-    let managed = spec.filesystem.directories.iter().map(|d| d.path.display().to_string()).collect();
+    // (Normalised: `runtime_directory = ["irqbalance/"]` is /run/irqbalance.)
+    let managed = spec.filesystem.directories.iter().map(|d| d.path.components().collect::<std::path::PathBuf>().display().to_string()).collect();
+    let proc_writable = spec
+        .filesystem
+        .mounts
+        .iter()
+        .filter(|m| m.kind == capexec_decl::spec::MountKind::ReadWrite && m.path.starts_with("/proc"))
+        .map(|m| m.path.display().to_string())
+        .collect();
     let origin = mine::Origin {
         argv: &spec.exec.argv,
         date: capexec_supervisor::logs::rfc3339_now()[..10].to_owned(),
         private,
+        proc_writable,
         managed,
         as_root: !rootless,
         pid_file: spec.service.pid_file.as_ref().map(|p| p.display().to_string()),
