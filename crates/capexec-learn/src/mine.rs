@@ -1356,6 +1356,17 @@ pub fn declaration(obs: &Observations, origin: &Origin, exists: impl Fn(&str) ->
                      # \"tcp:[::]/0:*\"), which is what the program asks for."
                 );
             }
+            // ngircd (and other IRC and mail servers) ask the ident service
+            // of each client on port 113 of the client's own address: the run
+            // had the workload's, and clients elsewhere are refused (said).
+            if grants.iter().any(|g| g.starts_with("tcp:") && g.ends_with(":113")) && obs.syscalls.keys().any(|c| c.starts_with("accept")) {
+                let _ = writeln!(
+                    o,
+                    "# It asked the ident service (port 113) of a client it served, at that client's address: clients\n\
+                     # elsewhere need theirs (\"tcp:192.0.2.0/24:113\"; \"tcp:0.0.0.0/0:113\" for any), or turn the lookup off\n\
+                     # (ngircd: Ident = no)."
+                );
+            }
             if opened.contains(ROOT_OPENED) {
                 let _ = writeln!(
                     o,
@@ -1649,6 +1660,21 @@ mod tests {
         let v: toml::Value = toml::from_str(&text).unwrap();
         let rw: Vec<&str> = v["filesystem"]["read_write"].as_array().unwrap().iter().map(|p| p.as_str().unwrap()).collect();
         assert_eq!(rw, ["/proc/irq"], "{text}");
+    }
+
+    /// An ident lookup of a served client is granted for that client's
+    /// address, and the comment says what clients elsewhere need.
+    #[test]
+    fn an_ident_lookup_of_a_client_is_said() {
+        let argv = ["/usr/sbin/ngircd".to_owned()];
+        let mut o = obs(&[], &["socket", "bind", "listen", "accept", "connect"]);
+        o.sockets.insert("inet/stream".into());
+        o.binds.insert("tcp:127.0.0.1:6667".into());
+        o.connects.insert("tcp:127.0.0.1:113".into());
+        let text = declaration(&o, &origin(&argv, true), |_| true);
+        assert!(text.contains("# It asked the ident service (port 113)") && text.contains("\"tcp:127.0.0.1:113\""), "{text}");
+        o.syscalls.remove("accept");
+        assert!(!declaration(&o, &origin(&argv, true), |_| true).contains("ident service"));
     }
 
     /// A DNS server asked over UDP may be asked over TCP (a long answer);
