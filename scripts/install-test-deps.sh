@@ -38,7 +38,9 @@ fi
 # /sys through links; statfs of every mount point); vnstat (reads the host's
 # network counters and makes no socket: learning gives it the host's network);
 # collectd-core (reads the host's interface counters, logs over a Unix socket
-# and makes no IP socket: learning gives it the host's network and the guard).
+# and makes no IP socket: learning gives it the host's network and the guard);
+# dnsdist (asks its backend over TCP for TCP queries, which a UDP-only learning
+# run never does).
 # dovecot-imapd (a root master whose login processes chroot, an auth process
 # reading /etc/shadow through PAM, `doveadm stop` as its ExecStop=) and knot
 # (a notify daemon with ambient capabilities, a conf-check before its start,
@@ -53,7 +55,7 @@ fi
 # golang-go: scripts/oci-validation.py builds runtime-tools' validation suite
 # (tests/oci_validation.rs), offline, from ../shared/vendor.
 packages=(nginx-light redis-server memcached gcc libc6-dev util-linux wrk curl libmemcached-tools systemd unbound dnsmasq bind9-dnsutils bpftool stress-ng clang libbpf-dev
-    apache2 openssh-server bind9 postgresql cron chrony rsyslog mariadb-server lighttpd vsftpd haproxy squid nsd snmpd snmp varnish postfix prometheus-node-exporter vnstat collectd-core mosquitto mosquitto-clients tinyproxy dovecot-imapd knot at munin-node python3-pip runc busybox-static podman containerd golang-go)
+    apache2 openssh-server bind9 postgresql cron chrony rsyslog mariadb-server lighttpd vsftpd haproxy squid nsd snmpd snmp varnish postfix prometheus-node-exporter vnstat collectd-core dnsdist mosquitto mosquitto-clients tinyproxy dovecot-imapd knot at munin-node python3-pip runc busybox-static podman containerd golang-go)
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -1729,6 +1729,63 @@ fn collectd_from_import_and_learn() {
     d.terminate(T);
 }
 
+/// A DNS server of the test's on 127.0.0.1:`port`, over UDP and TCP
+/// (data/fake_dns.py), once it is bound.
+fn fake_dns(port: u16) -> Killed {
+    let mut c = std::process::Command::new("python3");
+    c.arg(concat!(env!("CARGO_MANIFEST_DIR"), "/data/fake_dns.py")).arg(port.to_string()).stdout(std::process::Stdio::piped());
+    let mut child = Killed(c.spawn().unwrap());
+    let mut ready = String::new();
+    std::io::BufRead::read_line(&mut std::io::BufReader::new(child.0.stdout.as_mut().unwrap()), &mut ready).unwrap();
+    assert_eq!(ready.trim(), "ready", "the test's DNS server did not start");
+    child
+}
+
+/// dnsdist from Debian's dnsdist.service, a package issue 19 does not
+/// name: a DNS load balancer (notify, as _dnsdist) in front of the test's
+/// DNS server. Learned with queries over UDP only, it is granted its
+/// backend over TCP too, and `shutdown`: dnsdist asks its backend over TCP
+/// for a client's TCP query and half-closes that connection, and the file
+/// mined before refused every TCP query. Under the daemon both answer. The
+/// test's configuration (`-C`) stands in for the one Debian leaves to the
+/// administrator.
+#[test]
+fn dnsdist_from_import_and_learn() {
+    require_root();
+    let (port, backend) = (unused_port(), unused_port());
+    let _backend = fake_dns(backend);
+    let (etc, _etc) = test_etc("dnsdist");
+    let conf = format!("{etc}/dnsdist.conf");
+    std::fs::write(
+        &conf,
+        format!("setSecurityPollSuffix(\"\")\nsetLocal(\"127.0.0.1:{port}\")\nnewServer({{address=\"127.0.0.1:{backend}\", name=\"test\"}})\n"),
+    )
+    .unwrap();
+    std::fs::set_permissions(&etc, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    std::fs::set_permissions(&conf, std::os::unix::fs::PermissionsExt::from_mode(0o644)).unwrap();
+    let mut d = Daemon::prepare(As::Root, "dnsdist");
+    let unit = imported(&d, "dnsdist", "dnsdist.service", "");
+    let ours = std::fs::read_to_string(&unit).unwrap().replace("\"/usr/bin/dnsdist\"", &format!("\"/usr/bin/dnsdist\", \"-C\", \"{conf}\""));
+    std::fs::write(&unit, ours).unwrap();
+    // The backend is marked up after its first health check: asked until it answers.
+    let answered = |tcp: &str, name: &str| {
+        format!(
+            "for i in $(seq 150); do dig +short +tries=1 +time=2 {tcp} @127.0.0.1 -p {port} {name} A | grep -qx 127.0.0.1 && exit 0; sleep 0.1; done; exit 1"
+        )
+    };
+    let decl =
+        learned(&unit, "dnsdist.service", &["--workload", &answered("", "learn.example.test")], &[&format!("\"tcp:127.0.0.1:{backend}\""), "\"shutdown\""]);
+    d.start();
+    start_learned(&d, "dnsdist", &decl);
+    let sh = |cmd: &str| std::process::Command::new("sh").arg("-c").arg(cmd).status().unwrap().success();
+    assert!(sh(&answered("", "udp.example.test")), "no answer over UDP:\n{}", text(&d.ctl(&["logs", "dnsdist"])));
+    assert!(sh(&answered("+tcp", "tcp.example.test")), "no answer over TCP:\n{}\n{decl}", text(&d.ctl(&["logs", "dnsdist"])));
+    let logs = text(&d.ctl(&["logs", "dnsdist"]));
+    assert!(!logs.contains("refused"), "{logs}");
+    stop(&d, "dnsdist");
+    d.terminate(T);
+}
+
 /// A varnishd of the test's on the host, instance directory `dir`, killed
 /// (by its pid file) and its directory removed when dropped.
 struct HostVarnish(String);
