@@ -1375,6 +1375,14 @@ pub fn declaration(obs: &Observations, origin: &Origin, exists: impl Fn(&str) ->
                      # fixed servers if the program only ever asks those (unbound: forward-zone)."
                 );
             }
+            if !dns_tcp.is_empty() {
+                let _ = writeln!(
+                    o,
+                    "# Not connected to during the run: {}, DNS servers it asked over UDP, over TCP (a long\n\
+                     # answer comes over TCP; dnsdist asks its backend so for a client's TCP query).",
+                    dns_tcp.join(", ")
+                );
+            }
             let many: Vec<&str> = opened.iter().map(String::as_str).filter(|p| *p != ROOT_OPENED).collect();
             if !many.is_empty() {
                 let _ = writeln!(
@@ -1688,6 +1696,7 @@ mod tests {
         o.dns_queries.entry("udp:127.0.0.1:15300".into()).or_default().insert("www.example.test".into());
         let text = declaration(&o, &origin(&argv, true), |_| true);
         assert!(text.contains("\"tcp:127.0.0.1:15300\"") && !text.contains("tcp:127.0.0.1:9999"), "{text}");
+        assert!(text.contains("# Not connected to during the run: tcp:127.0.0.1:15300, DNS servers it asked over UDP"), "{text}");
         assert!(allowlist(&o, &|_| true).iter().any(|(n, _)| n == "shutdown"));
         o.sockets.remove("inet/stream");
         assert!(!allowlist(&o, &|_| true).iter().any(|(n, _)| n == "shutdown"));

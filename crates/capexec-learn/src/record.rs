@@ -51,6 +51,7 @@ pub fn record(
         receiving: Default::default(),
         local: Default::default(),
         dns: Default::default(),
+        dns_fds: Default::default(),
     };
     while let Ok(Some(n)) = l.recv() {
         let name = capexec_decl::syscalls::name_of(n.nr);
@@ -125,6 +126,9 @@ struct Ctx {
     /// Datagram sockets (by cookie) connected to an address, and to where:
     /// what they send that reads as a DNS query is one (`dns_queries`).
     dns: std::cell::RefCell<std::collections::HashMap<u64, String>>,
+    /// The fd numbers those sockets had in the process that connected them:
+    /// a write on any other fd is no query, and is not looked at.
+    dns_fds: std::cell::RefCell<std::collections::HashSet<i32>>,
 }
 
 /// Sockets the run bound to a loopback address with port 0, and the ports
@@ -241,7 +245,9 @@ fn note(l: &Listener, n: &Notif, name: &str, ctx: &Ctx, obs: &mut Observations) 
         }
         // A connected datagram socket sends with write too (dnsdist's
         // queries to its backends): looked at only once the run has one.
-        "write" | "writev" if !ctx.dns.borrow().is_empty() => {
+        // (Most writes are not: only an fd number a connected datagram socket
+        // had is looked at, with no syscall for the others.)
+        "write" | "writev" if ctx.dns_fds.borrow().contains(&(a[0] as i32)) => {
             let sock = remote::pidfd_open(n.tid).ok().and_then(|p| remote::pidfd_getfd(&p, a[0] as i32).ok());
             if sock.as_ref().and_then(sock_type) == Some(libc::SOCK_DGRAM) {
                 dns_queries(l, n, ctx, "send", sock.as_ref(), &[], obs);
@@ -676,7 +682,10 @@ fn dns_queries(l: &Listener, n: &Notif, ctx: &Ctx, op: &str, sock: Option<&Owned
         "connect" => {
             let Some(c) = cookie() else { return };
             match addresses.iter().find_map(server) {
-                Some(to) => ctx.dns.borrow_mut().insert(c, to),
+                Some(to) => {
+                    ctx.dns_fds.borrow_mut().insert(n.args[0] as i32);
+                    ctx.dns.borrow_mut().insert(c, to)
+                }
                 None => ctx.dns.borrow_mut().remove(&c),
             };
         }
