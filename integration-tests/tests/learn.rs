@@ -304,6 +304,34 @@ fn a_program_learned_as_root_drops_to_its_user() {
     assert!(o.status.success() && String::from_utf8_lossy(&o.stdout) == "1\n", "{}\n{decl}", text(&o));
 }
 
+/// A program that empties its own bounding set with libcap-ng's
+/// capng_apply (irqbalance; setpriv --bounding-set here) needs CAP_SETPCAP
+/// for it, though capexec has emptied the set already: without it the call
+/// fails, and libcap-ng says so through syslog, whose socket the mined file
+/// refused (socket() and the readlink of its name were said as refused).
+/// The mined file keeps CAP_SETPCAP, with why, and its run is refused
+/// nothing.
+#[test]
+fn a_program_that_drops_its_bounding_set_keeps_cap_setpcap() {
+    let dir = shared_dir().join("learn-bounding");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let out = dir.join("bounding.svc");
+    let program = ["/usr/bin/setpriv", "--bounding-set=-all", "/usr/bin/grep", "CapBnd", "/proc/self/status"];
+    let mut c = command(As::Root);
+    c.arg("learn").args(["--user", "root", "--out"]).arg(&out).arg("--").args(program);
+    let o = output(c, T);
+    assert!(o.status.success() && o.stdout == b"CapBnd:\t0000000000000000\n", "{}", text(&o));
+    let decl = std::fs::read_to_string(&out).unwrap();
+    assert!(decl.lines().any(|l| l.starts_with("keep = [") && l.contains("CAP_SETPCAP")), "{decl}");
+    assert!(decl.contains("# CAP_SETPCAP: prctl(PR_CAPBSET_DROP): the program empties its own bounding set"), "{decl}");
+    let mut c = command(As::Root);
+    c.arg("exec").arg(&out);
+    let o = output(c, T);
+    assert!(o.status.success() && o.stdout == b"CapBnd:\t0000000000000000\n", "{}\n{decl}", text(&o));
+    assert!(!text(&o).contains("refused"), "{}\n{decl}", text(&o));
+}
+
 /// A datagram socket a service binds on every address at its start is its
 /// listener, granted as it was bound, even where the run also sent
 /// elsewhere: in.tftpd's 0.0.0.0:6969 was taken for a resolver's source

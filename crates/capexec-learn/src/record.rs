@@ -266,6 +266,17 @@ fn note(l: &Listener, n: &Notif, name: &str, ctx: &Ctx, obs: &mut Observations) 
             }
             return;
         }
+        // Dropping from the bounding set needs CAP_SETPCAP, whatever the set
+        // holds: libcap-ng's capng_apply asks for it first, and without it
+        // fails and says so through syslog (irqbalance, setpriv), though
+        // capexec has emptied the set already.
+        "prctl" if capabilities && a[0] == libc::PR_CAPBSET_DROP as u64 => {
+            obs.capabilities.entry("CAP_SETPCAP".into()).or_default().insert(
+                "prctl(PR_CAPBSET_DROP): the program empties its own bounding set (libcap-ng's capng_apply); the capability acts on its own sets only"
+                    .to_owned(),
+            );
+            return;
+        }
         "sched_setscheduler" if capabilities => {
             scheduler(a[1] as i32, obs);
             return;
