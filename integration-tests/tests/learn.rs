@@ -403,8 +403,8 @@ both!(check_reports_refusals_of_a_service_that_exits_early, |who: As| {
 // no preopen, no grant, not notify, not forking): the workload starts once
 // a socket the service binds accepts, as the recorder sees the bind, not
 // at once (lighttpd's `curl` failed before it listened). A service that
-// listens on nothing still gets its workload after --ready-timeout, and
-// --no-wait starts it at once.
+// listens on nothing gets its workload once it is idle (3 s), or after
+// --ready-timeout if it stays busy; --no-wait starts it at once.
 both!(learn_waits_for_a_service_that_declares_no_readiness_to_listen, |who: As| {
     let dir = shared_dir().join(format!("learn-listen-{who:?}"));
     let _ = std::fs::remove_dir_all(&dir);
@@ -436,9 +436,14 @@ both!(learn_waits_for_a_service_that_declares_no_readiness_to_listen, |who: As| 
     assert!(o.status.success() && String::from_utf8_lossy(&o.stdout).contains("ran"), "{}", text(&o));
     assert!(text(&o).contains("not ready (a socket it binds to accept; it bound none) after 1 s: starting the workload anyway"), "{}", text(&o));
     assert!(t.elapsed() >= Duration::from_secs(1), "{:?}", t.elapsed());
+    // Without a short timeout, its start is over once it has made calls and
+    // then only waited (it slept) for 3 s, not the 30 s of the timeout.
+    let o = learn(&quiet, &["--workload", "echo ran"]);
+    assert!(o.status.success() && String::from_utf8_lossy(&o.stdout).contains("ran"), "{}", text(&o));
+    assert!(text(&o).contains("quiet: nothing bound, and idle for 3 s: starting the workload") && !text(&o).contains("not ready"), "{}", text(&o));
     let o = learn(&quiet, &["--no-wait", "--workload", "echo ran"]);
     assert!(o.status.success() && String::from_utf8_lossy(&o.stdout).contains("ran"), "{}", text(&o));
-    assert!(!text(&o).contains("not ready"), "{}", text(&o));
+    assert!(!text(&o).contains("not ready") && !text(&o).contains("idle for"), "{}", text(&o));
 });
 
 // The commands a unit runs before its program (exec.start_pre) run in a

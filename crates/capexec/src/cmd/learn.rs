@@ -443,7 +443,7 @@ fn record(spec: &ServiceSpec, how: Recording) -> Result<(Observations, Ended, In
     }
     if ready.is_empty() && how.listen_wait && how.workload.is_some() {
         eprintln!(
-            "capexec learn: nothing says when {} is ready: the workload starts once a socket it binds accepts (at most {} s from now); \
+            "capexec learn: nothing says when {} is ready: the workload starts once a socket it binds accepts or it has been idle for 3 s (at most {} s from now); \
              --wait-for ADDR names the address, --no-wait starts it at once",
             spec.name,
             how.ready_timeout.as_secs()
@@ -759,6 +759,12 @@ struct Watching<'a> {
 /// when the workload exits.
 fn drive(s: &Spawned, spec: &ServiceSpec, cmd: &str, ready: &[Ready], timeout: Duration, quiet_stdout: bool, watching: &Watching) -> Result<Ended, CmdError> {
     let deadline = Instant::now() + timeout;
+    let calls = || watching.activity.load(std::sync::atomic::Ordering::Relaxed);
+    // Where nothing says when, a service that made calls and then only
+    // waits has ended its start: one that binds nothing (cron, irqbalance)
+    // waited out the whole timeout before.
+    let only_listening = ready.iter().all(|r| matches!(r, Ready::Listening(..)));
+    let mut last = (calls(), Instant::now());
     // One address answering is enough: services listen on all of theirs at
     // once, and an optional one (Redis's `-::1`) may be missing on this host.
     while !ready.is_empty() {
@@ -774,7 +780,20 @@ fn drive(s: &Spawned, spec: &ServiceSpec, cmd: &str, ready: &[Ready], timeout: D
             let early = format!("{}: the service exited with status {st} before it was ready: nothing was recorded worth mining", spec.name);
             return Ok(Ended { status: st, workload: None, interrupted: false, early: Some(early) });
         }
-        if Instant::now() > deadline && ready.iter().all(|r| matches!(r, Ready::Listening(..))) {
+        if only_listening {
+            let now = calls();
+            if now != last.0 {
+                last = (now, Instant::now());
+            } else if now > 0 && last.1.elapsed() >= IDLE_START {
+                eprintln!(
+                    "capexec learn: {}: nothing bound, and idle for {} s: starting the workload (--wait-for ADDR names an address to wait for)",
+                    spec.name,
+                    IDLE_START.as_secs()
+                );
+                break;
+            }
+        }
+        if Instant::now() > deadline && only_listening {
             // Nothing declared when: a service that listens on nothing
             // (cron) still gets its workload.
             let what = ready.iter().map(|r| r.to_string()).collect::<Vec<_>>().join(", ");
@@ -938,6 +957,10 @@ fn calls_over(s: &Spawned, activity: &std::sync::atomic::AtomicU64) -> Option<u6
 
 /// The least learning waits for a service to be ready (`--ready-timeout`).
 const DEFAULT_READY_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How long a service that binds nothing waits without a call of its own
+/// before learning takes its start as over (see `drive`).
+const IDLE_START: Duration = Duration::from_secs(3);
 
 /// How long a service is as quiet as before its reload before `settle`
 /// takes the reload as done.
