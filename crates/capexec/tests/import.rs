@@ -785,6 +785,29 @@ fn ip_address_deny_and_allow_become_the_network_guard() {
     assert!(decl.contains("IPAddressAllow=localhost: without IPAddressDeny=any it limits nothing"), "{decl}");
 }
 
+/// An EnvironmentFile= is read as systemd reads it: gearman-job-server's
+/// /etc/default file spreads one quoted value over three lines with
+/// backslashes, and each continued line became a variable of its own
+/// (`--daemon`, `--log-file`), which `check` refused; its expansion in
+/// ExecStart lost the arguments. A line that assigns no valid name is
+/// ignored and said.
+#[test]
+fn environment_files_are_read_with_their_continued_lines() {
+    let d = dir("env-file-default");
+    let env = d.join("default");
+    std::fs::write(&env, "# options\nPARAMS=\"--listen=localhost \\\n --daemon \\\n --log-file=/var/log/g/g.log\"\n-bad=1\n").unwrap();
+    let unit = format!("[Service]\nEnvironmentFile=-{}\nExecStart=/usr/sbin/gearmand --pid-file=/run/g.pid $PARAMS\n", env.display());
+    let decl = import_text("env-file", &unit);
+    let v: toml::Value = toml::from_str(&decl).unwrap();
+    let argv: Vec<&str> = v["exec"]["argv"].as_array().unwrap().iter().map(|a| a.as_str().unwrap()).collect();
+    assert_eq!(argv, ["/usr/sbin/gearmand", "--pid-file=/run/g.pid", "--listen=localhost", "--daemon", "--log-file=/var/log/g/g.log"], "{decl}");
+    let env_table = v["exec"]["environment"].as_table().unwrap();
+    assert_eq!(env_table.keys().collect::<Vec<_>>(), ["PARAMS"], "{decl}");
+    assert!(decl.contains("`-bad`: not a variable name") && decl.contains("ignored, as systemd does"), "{decl}");
+    check(&decl, "env-file");
+    let _ = std::fs::remove_dir_all(&d);
+}
+
 /// ReadWritePaths= of a host-wide part of /proc (irqbalance's /proc/irq)
 /// becomes that entry with the full /proc, whose host-wide parts are
 /// otherwise read-only; all of /proc, or a process's own files, stay

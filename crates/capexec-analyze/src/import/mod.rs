@@ -798,12 +798,13 @@ fn environment(entries: &[Entry], out: &mut Out) -> BTreeMap<String, String> {
                 let path = e.value.trim_start_matches('-');
                 match std::fs::read_to_string(path) {
                     Ok(text) => {
-                        for line in text.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#') && !l.starts_with(';')) {
-                            if let Some((k, v)) = line.split_once('=') {
-                                let v = unit_file::words(v).ok().map(|w| w.join(" ")).unwrap_or_default();
-                                vars.insert(k.trim().to_owned(), v.clone());
-                                out.env.insert(k.trim().to_owned(), v);
-                            }
+                        let (assigned, ignored) = unit_file::env_file(&text);
+                        for (k, v) in assigned {
+                            vars.insert(k.clone(), v.clone());
+                            out.env.insert(k, v);
+                        }
+                        for why in ignored {
+                            out.skip(e, format!("{path}: {why}: ignored, as systemd does"));
                         }
                         out.covered.push((
                             format!("EnvironmentFile={}", e.value),

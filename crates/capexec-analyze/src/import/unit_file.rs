@@ -96,6 +96,45 @@ pub fn words(s: &str) -> Result<Vec<String>, SyntaxError> {
     Ok(out)
 }
 
+/// The assignments of an environment file (`EnvironmentFile=`), as systemd
+/// reads it: `NAME=value` lines, `#`/`;` comments, a backslash at a line's
+/// end joining the next line (gearman's /etc/default file spreads one
+/// quoted value over three lines), the value's quotes and escapes. Returns
+/// the assignments, and the lines systemd ignores because they assign no
+/// valid variable name (with the reason).
+pub fn env_file(text: &str) -> (Vec<(String, String)>, Vec<String>) {
+    let (mut vars, mut ignored) = (Vec::new(), Vec::new());
+    let mut lines = text.lines();
+    while let Some(raw) = lines.next() {
+        let mut line = raw.trim().to_owned();
+        if line.is_empty() || line.starts_with('#') || line.starts_with(';') {
+            continue;
+        }
+        while line.ends_with('\\') {
+            line.pop();
+            match lines.next() {
+                Some(next) => line.push_str(next),
+                None => break,
+            }
+        }
+        let Some((key, value)) = line.split_once('=') else {
+            ignored.push(format!("`{line}`: no `=`"));
+            continue;
+        };
+        let key = key.trim();
+        let valid = key.chars().next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_') && key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+        if !valid {
+            ignored.push(format!("`{key}`: not a variable name (letters, digits and _, not starting with a digit)"));
+            continue;
+        }
+        match words(value) {
+            Ok(w) => vars.push((key.to_owned(), w.join(" "))),
+            Err(e) => ignored.push(format!("`{key}`: {e}")),
+        }
+    }
+    (vars, ignored)
+}
+
 fn escaped(c: Option<char>) -> Result<char, SyntaxError> {
     Ok(match c.ok_or(SyntaxError::TrailingBackslash)? {
         'n' => '\n',
@@ -121,5 +160,17 @@ mod tests {
         assert!(words("\"open").is_err());
         assert!(parse("[Service\n").is_err());
         assert!(parse("[Service]\nno equals\n").is_err());
+    }
+
+    /// gearman-job-server's /etc/default file: one quoted value over three
+    /// lines. Read line by line, its second and third lines became variables
+    /// named `--daemon` and `--log-file`, and `check` refused the import.
+    #[test]
+    fn environment_files_join_continued_lines_and_skip_bad_names() {
+        let text = "# c\nPARAMS=\"--listen=localhost \\\n --daemon \\\n --log-file=/var/log/g.log\"\n\nB=x y\n-x=1\n9A=2\nnothing\n";
+        let (vars, ignored) = env_file(text);
+        assert_eq!(vars, [("PARAMS".to_owned(), "--listen=localhost  --daemon  --log-file=/var/log/g.log".to_owned()), ("B".to_owned(), "x y".to_owned())]);
+        assert_eq!(ignored.len(), 3, "{ignored:?}");
+        assert!(ignored[0].starts_with("`-x`: not a variable name"), "{ignored:?}");
     }
 }
