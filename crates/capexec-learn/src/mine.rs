@@ -539,16 +539,18 @@ pub fn allowlist(obs: &Observations, exists: &dyn Fn(&str) -> bool) -> Vec<(Stri
     // remove them before it makes them anew, or replace them: postgrey's
     // Berkeley DB removes the region files its first start made (refused
     // `unlink` under the mined declaration), mpd's PulseAudio client renames
-    // a new link over the one it made (refused `rename`). Landlock keeps
-    // both to the writable paths, where the service may rewrite any file.
+    // a new link over the one it made (refused `rename`), etcd cuts its
+    // write-ahead log back to its last whole record (refused `ftruncate`:
+    // its first start made the log, preallocated). Landlock keeps all of
+    // them to the writable paths, where the service may rewrite any file.
     let left_behind = obs.made.iter().find(|p| !under(p, &["/tmp", "/dev", "/proc", "/run/capexec"]) && exists(p));
     if let Some(p) = left_behind {
-        for family in [&["unlink", "unlinkat"][..], &["rename", "renameat", "renameat2"][..]] {
+        for family in [&["unlink", "unlinkat"][..], &["rename", "renameat", "renameat2"][..], &["ftruncate", "truncate"][..]] {
             if family.iter().any(|u| seen.contains(u)) {
                 continue;
             }
             for u in family.iter().filter(|u| !default.contains(u)) {
-                variants.insert(u, format!("the run made {} and left it: a later start finds it there, and may remove or replace it", commented(p)));
+                variants.insert(u, format!("the run made {} and left it: a later start finds it there, and may remove, replace or truncate it", commented(p)));
             }
         }
     }
@@ -2016,9 +2018,9 @@ mod tests {
         let why = |n: &str| list.iter().find(|(k, _)| k == n).map(|(_, w)| w.clone());
         assert_eq!(
             why("unlink").as_deref(),
-            Some("the run made /var/lib/postgrey/__db.001 and left it: a later start finds it there, and may remove or replace it")
+            Some("the run made /var/lib/postgrey/__db.001 and left it: a later start finds it there, and may remove, replace or truncate it")
         );
-        assert!(why("unlinkat").is_some() && why("renameat2").is_some(), "{list:?}");
+        assert!(why("unlinkat").is_some() && why("renameat2").is_some() && why("ftruncate").is_some() && why("truncate").is_some(), "{list:?}");
         // Gone after the run (removed at its stop), or in its own /tmp: nothing left to find.
         assert!(allowlist(&o, &|_| false).iter().all(|(k, _)| k != "unlink"));
         o.made = ["/tmp/x".to_owned()].into();

@@ -55,10 +55,10 @@ pub struct Observations {
     pub exclusive: BTreeSet<String>,
     /// Files the run made where there was none (an O_CREAT open, mknod or
     /// symlink of a path that did not exist; also in `paths`). Those it
-    /// leaves, a later start finds, and may remove or replace: postgrey's
-    /// Berkeley DB removes the region files of the environment it made on
-    /// its first start; mpd's PulseAudio client replaces the link it made
-    /// with a new one renamed over it.
+    /// leaves, a later start finds, and may remove, replace or truncate:
+    /// postgrey's Berkeley DB removes the region files of the environment it
+    /// made on its first start; mpd's PulseAudio client replaces the link it
+    /// made with a new one renamed over it; etcd truncates its log.
     #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
     pub made: BTreeSet<String>,
     /// Addresses in `binds` and `connects` that only ever named the run's
