@@ -652,6 +652,12 @@ impl Out {
             "read_only" | "read_write" | "inaccessible" | "executable" if own("/proc") => {
                 Some("/proc is capexec's own (filesystem.proc): the service may write its own processes' files there, and nothing else")
             }
+            // krb5-kdc's ReadWriteDirectories=/tmp: under systemd the host's
+            // /tmp (the unit has no PrivateTmp=); `check` refuses it beside
+            // capexec's private one, which is writable and shares nothing.
+            "read_only" | "read_write" | "inaccessible" | "executable" if trimmed == "/tmp" => Some(
+                "/tmp is a private tmpfs of the service's own (filesystem.private_tmp), writable; to share the host's, set private_tmp = false and list /tmp",
+            ),
             "read_only" | "read_write" | "inaccessible" | "executable" if own("/dev") => {
                 Some("/dev is capexec's own (filesystem.dev): a minimal one, its device nodes writable")
             }
