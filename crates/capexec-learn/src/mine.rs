@@ -517,6 +517,16 @@ pub fn allowlist(obs: &Observations, exists: &dyn Fn(&str) -> bool) -> Vec<(Stri
     if let Some(changed) = changes_ids.filter(|_| !seen.contains("capget") && !default.contains("capget")) {
         variants.insert("capget", format!("the run changed its ids ({changed}), after which a process may read what capabilities it kept"));
     }
+    // A listener takes its connections with accept, which a run whose
+    // clients came another way never shows: krb5kdc listens on TCP and UDP,
+    // a workload's kinit spoke UDP, and its first TCP client, under the
+    // mined file, was refused accept. It takes from the caller's own
+    // listening sockets only.
+    if seen.contains("listen") && !["accept", "accept4"].iter().any(|a| seen.contains(a)) {
+        for a in ["accept", "accept4"].into_iter().filter(|a| !default.contains(a)) {
+            variants.insert(a, "the run listened on a stream socket, whose connections a program takes with it".into());
+        }
+    }
     // A program with stream sockets may half-close one (shutdown) on paths a
     // run did not take: dnsdist does so on its TCP connections to a backend.
     // It acts on the caller's own sockets only.
@@ -2025,6 +2035,17 @@ mod tests {
         assert!(allowlist(&o, &|_| false).iter().all(|(k, _)| k != "unlink"));
         o.made = ["/tmp/x".to_owned()].into();
         assert!(allowlist(&o, &|_| true).iter().all(|(k, _)| k != "unlink"));
+    }
+
+    /// krb5kdc listened on TCP while its workload spoke UDP: the first TCP
+    /// client under the mined file was refused accept.
+    #[test]
+    fn a_listener_may_accept() {
+        let list = allowlist(&obs(&[], &["socket", "bind", "listen"]), &|_| false);
+        let why = |n: &str| list.iter().find(|(k, _)| k == n).map(|(_, w)| w.clone());
+        assert_eq!(why("accept").as_deref(), Some("the run listened on a stream socket, whose connections a program takes with it"));
+        assert!(why("accept4").is_some(), "{list:?}");
+        assert!(allowlist(&obs(&[], &["socket", "bind"]), &|_| false).iter().all(|(k, _)| !k.starts_with("accept")));
     }
 
     #[test]
