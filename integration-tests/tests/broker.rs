@@ -325,6 +325,53 @@ sys.stdin.readline()
     assert!(!all.contains(&format!("tcp:127.0.0.1:{own}")), "the own port's bind or connect was refused:\n{all}");
 });
 
+// A socket that has a port cannot be bound again: the kernel answers EINVAL
+// whatever the address, and so does the broker, with nothing refused to
+// log. kadmind's RPC layer tries a random reserved port and then port 0 on
+// the listener it has bound to 749: both were refused (EACCES) and said at
+// each start, and its learning run had granted the reserved port it tried.
+// A socket whose connect failed shows the port the kernel took back, and
+// may be bound: that bind is checked and done as any other.
+both!(a_bound_socket_bound_again_fails_as_the_kernel_says, |who: As| {
+    let (port, other, closed) = (unused_port(), unused_port(), unused_port());
+    let u = test_unit(
+        &format!("rebind-{who:?}"),
+        &format!(
+            "[namespaces]\nnet = \"none\"\n\n[broker.net]\nbind = [\"tcp:127.0.0.1:{port}\", \"tcp:127.0.0.1:{other}\"]\nconnect = [\"tcp:127.0.0.1:{closed}\"]\n"
+        ),
+    );
+    let prog = format!(
+        r#"
+import socket
+s = socket.socket(); s.bind(('127.0.0.1', {port}))
+for p in (603, 0):
+    try:
+        s.bind(('0.0.0.0', p)); print(p, 'bound')
+    except OSError as e:
+        print(p, 'errno', e.errno)
+s.listen()
+try:
+    s.bind(('0.0.0.0', 0)); print('listening bound')
+except OSError as e:
+    print('listening errno', e.errno)
+t = socket.socket()
+try:
+    t.connect(('127.0.0.1', {closed}))
+except OSError as e:
+    print('connect errno', e.errno)
+t.bind(('127.0.0.1', {other})); t.listen(); print('bound after the connect', t.getsockname()[1] == {other})
+"#
+    );
+    let mut c = command(who);
+    c.args(["run", "--unit", u.to_str().unwrap(), "--", "/usr/bin/python3", "-c", &prog]);
+    let o = output(c, Duration::from_secs(30));
+    assert!(o.status.success(), "{}", text(&o));
+    let (einval, refused) = (libc::EINVAL, libc::ECONNREFUSED);
+    let want = format!("603 errno {einval}\n0 errno {einval}\nlistening errno {einval}\nconnect errno {refused}\nbound after the connect True\n");
+    assert_eq!(String::from_utf8_lossy(&o.stdout), want, "{}", text(&o));
+    assert!(!String::from_utf8_lossy(&o.stderr).contains("refused"), "{}", text(&o));
+});
+
 // The loopback of a service's own network namespace has capexec's own
 // address beside 127.0.0.1, so that getaddrinfo with AI_ADDRCONFIG resolves
 // IPv4 addresses there (znc names its listening address so, and could not

@@ -332,6 +332,31 @@ fn a_program_that_drops_its_bounding_set_keeps_cap_setpcap() {
     assert!(!text(&o).contains("refused"), "{}\n{decl}", text(&o));
 }
 
+/// A bind of a socket that has a port already fails (EINVAL) whatever the
+/// address, and is no grant: kadmind's RPC layer tries a random reserved
+/// port on the listener it bound to 749, and learning granted that port
+/// (which the next start does not pick).
+#[test]
+fn a_second_bind_of_a_bound_socket_is_no_grant() {
+    let dir = shared_dir().join("learn-rebind");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let port = unused_port();
+    let prog = format!(
+        "import socket\ns = socket.socket(); s.bind(('127.0.0.1', {port})); s.listen()\nfor p in (603, 0):\n    try:\n        s.bind(('0.0.0.0', p)); print(p, 'bound')\n    except OSError as e:\n        print(p, 'errno', e.errno)\n"
+    );
+    let out = dir.join("rebind.svc");
+    let mut c = command(As::Root);
+    c.arg("learn").arg("--out").arg(&out).args(["--", "/usr/bin/python3", "-c", &prog]);
+    let o = output(c, T);
+    // (603 may be EACCES first: the run lacks CAP_NET_BIND_SERVICE, which the kernel checks before.)
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success() && stdout.starts_with("603 errno ") && stdout.ends_with(&format!("\n0 errno {}\n", libc::EINVAL)), "{}", text(&o));
+    let decl = std::fs::read_to_string(&out).unwrap();
+    assert!(decl.contains(&format!("bind = [\"tcp:127.0.0.1:{port}\"]")), "{decl}");
+    assert!(!decl.contains(":603") && !decl.contains("0.0.0.0:0"), "{decl}");
+}
+
 /// A datagram socket a service binds on every address at its start is its
 /// listener, granted as it was bound, even where the run also sent
 /// elsewhere: in.tftpd's 0.0.0.0:6969 was taken for a resolver's source

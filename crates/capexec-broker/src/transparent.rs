@@ -384,6 +384,16 @@ fn net_call(b: &Arc<Broker>, l: &Arc<Listener>, c: &Connector, p: &mut Pidfds, n
         libc::SOCK_DGRAM => Proto::Udp,
         _ => return refused(b, &format!("{}(fd {fd}, {addr})", op.name()), policy::not_tcp_or_udp()),
     };
+    // A socket the broker bound, or one listening, has its port for good
+    // (an explicit bind locks it): the kernel answers a second bind with
+    // EINVAL whatever the address, and so does the broker, with no grant to
+    // consult and nothing refused to log. kadmind's RPC layer tries a random
+    // reserved port, then port 0, on the listener it has bound to 749: both
+    // were refused and said at each start. (getsockname is no test: a
+    // socket keeps showing the port a failed connect gave it and lost.)
+    if op == NetOp::Bind && (b.bound.contains(&svc) || net::is_listening(&svc).unwrap_or(false)) {
+        return Answer::Fail(libc::EINVAL);
+    }
     // A bound TCP socket is remembered for `listen`.
     let remember = |fd: &OwnedFd, r: &std::io::Result<()>| {
         if op == NetOp::Bind && proto == Proto::Tcp && r.is_ok() {

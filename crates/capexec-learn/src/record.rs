@@ -52,6 +52,7 @@ pub fn record(
         local: Default::default(),
         dns: Default::default(),
         dns_fds: Default::default(),
+        connecting: Default::default(),
     };
     while let Ok(Some(n)) = l.recv() {
         let name = capexec_decl::syscalls::name_of(n.nr);
@@ -129,6 +130,9 @@ struct Ctx {
     /// The fd numbers those sockets had in the process that connected them:
     /// a write on any other fd is no query, and is not looked at.
     dns_fds: std::cell::RefCell<std::collections::HashSet<i32>>,
+    /// Sockets (by cookie) a process of the run has called connect on,
+    /// whose shown port may be one the kernel took back (see `net_call`).
+    connecting: std::cell::RefCell<std::collections::HashSet<u64>>,
 }
 
 /// Sockets the run bound to a loopback address with port 0, and the ports
@@ -610,6 +614,19 @@ fn net_call(l: &Listener, n: &Notif, ctx: &Ctx, obs: &mut Observations) {
     // The socket's type decides tcp or udp: look at the thread's own fd.
     let sock = remote::pidfd_open(n.tid).ok().and_then(|p| remote::pidfd_getfd(&p, n.args[0] as i32).ok());
     let ty = sock.as_ref().and_then(sock_type);
+    // A bind of a socket that has a port already fails (EINVAL), whatever
+    // the address: kadmind's RPC layer tries a random reserved port on the
+    // listener it bound to 749, and that port was granted. The port
+    // getsockname shows is the socket's own unless a connect gave it (a
+    // failed connect leaves it shown, though the kernel took it back).
+    let cookie = sock.as_ref().and_then(|s| capexec_sys::socket::cookie(std::os::fd::AsFd::as_fd(s)).ok());
+    if op == "connect" {
+        ctx.connecting.borrow_mut().extend(cookie);
+    }
+    let has_port = sock.as_ref().is_some_and(|s| capexec_sys::socket::local_port(std::os::fd::AsFd::as_fd(s)).is_ok_and(|port| port != 0));
+    if op == "bind" && has_port && cookie.is_some_and(|c| !ctx.connecting.borrow().contains(&c)) {
+        return;
+    }
     if ty == Some(libc::SOCK_DGRAM) {
         dns_queries(l, n, ctx, op, sock.as_ref(), &addresses, obs);
     }
