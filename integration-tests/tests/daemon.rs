@@ -945,6 +945,40 @@ fn forking_services_run_until_the_daemon_they_left_ends() {
     }
 }
 
+/// A forking service whose start ends at once, with a task helper (a
+/// reload command): the daemon took init's first child for the main process
+/// as the setup ended, and where the start had ended already (a busy
+/// machine) that was the helper. The stop signal went to the helper, the
+/// daemon ran on, and the stop waited out the stop timeout (varnishncsa's,
+/// under load). Init stands for a forking service's daemon now: each stop
+/// reaches it at once.
+#[test]
+fn a_forking_start_that_ends_at_once_is_stopped_through_its_daemon() {
+    let marker = 100331;
+    let mut d = Daemon::prepare(As::Root, "forking-quick");
+    let piddir = shared_dir().join("forking-quick");
+    std::fs::create_dir_all(&piddir).unwrap();
+    set_mode(&piddir, 0o777);
+    let pid_file = piddir.join("d.pid");
+    let extra = format!(
+        "[service]\ntype = \"forking\"\npid_file = \"{}\"\nrestart = \"no\"\nstop_timeout = \"300s\"\n[filesystem]\nread_write = [\"{}\"]\n[[exec.reload]]\nargv = [\"/bin/true\"]\n",
+        pid_file.display(),
+        piddir.display()
+    );
+    d.write_unit("quick", &sh_unit(&format!("sleep {marker} & echo $! > {}", pid_file.display()), &extra));
+    d.start();
+    for round in 0..8 {
+        ok(&d.ctl(&["start", "quick"]));
+        assert_eq!(wait_found_by(|| pids_exact(&format!("sleep {marker}")), T).len(), 1, "round {round}");
+        let s = d.status("quick");
+        assert!(s["main_pid"].is_null(), "init stands for the daemon: {s:#}");
+        let out = ok(&d.ctl(&["stop", "quick"]));
+        assert!(out.contains("quick: stopped"), "round {round}: {out}");
+        assert_eq!(wait_gone_by(|| pids_exact(&format!("sleep {marker}")), T), Vec::<i32>::new(), "round {round}");
+    }
+    d.terminate(T);
+}
+
 /// `service.pid_file` of a service of any type (issue 19: lighttpd, nginx,
 /// rsyslog and cron write theirs directly in /run): capexec makes that file
 /// alone writable for the service, which may create nothing else in /run,

@@ -18,8 +18,13 @@ pub struct Spawned {
     /// A pidfd of the namespace init, taken at clone time.
     pub pidfd: OwnedFd,
     /// The service's own process (init's child), as the host sees it: where
-    /// the daemon sends the stop signal. `None` if it already ended.
+    /// the daemon sends the stop signal. `None` if it already ended, and for
+    /// a forking service, for which init stands (see `Starting::finish`).
     pub main_pid: Option<libc::pid_t>,
+    /// Init's first child as the setup ended: the started process, unless it
+    /// has ended already (then another of init's children). What a learning
+    /// run waits on for a forking start to end.
+    pub started_pid: Option<libc::pid_t>,
     /// The seccomp user-notification listener of the service's brokered
     /// syscalls (when the plan has a notify filter): whoever holds it must
     /// answer them — see the capexec-broker crate.
@@ -423,6 +428,9 @@ pub struct Starting {
     reports: bool,
     tasks: Option<OwnedFd>,
     gated: bool,
+    /// A forking service: its started process is not its main one (see
+    /// `finish`).
+    forking: bool,
 }
 
 /// Starts the service of a plan that is not a learning run (see [`Starting`]).
@@ -763,6 +771,7 @@ fn begin(plan: &SetupPlan, opts: &SpawnOptions) -> Result<Starting, LaunchError>
         reports: plan.report_refusals.is_some() && !plan.refusals_to_broker,
         tasks,
         gated: opts.gate.is_some(),
+        forking: plan.forking.is_some(),
     })
 }
 
@@ -793,6 +802,7 @@ impl Starting {
             reports,
             tasks,
             gated,
+            forking,
         } = self;
         let abort = |e: LaunchError| kill_and_reap(pid, e);
         // What init was to pass on is missing: said as init's death by a
@@ -837,7 +847,15 @@ impl Starting {
             }
         }
         let refusals = if reports { listener.take() } else { None };
-        Ok(Spawned { pid, pidfd, main_pid: first_child(pid), listener, listener_later, broker_channel, dns, notify, syslog, appends, tasks, refusals })
+        // A forking service's started process exits once its daemon runs,
+        // and init then stands for that daemon (by its pid file): no main
+        // process here. Taken as init's first child, it was the task
+        // helper whenever the start had ended already (a busy machine):
+        // the stop signal went to the helper, and varnishncsa ran on until
+        // the stop timeout.
+        let started_pid = first_child(pid);
+        let main_pid = if forking { None } else { started_pid };
+        Ok(Spawned { pid, pidfd, main_pid, started_pid, listener, listener_later, broker_channel, dns, notify, syslog, appends, tasks, refusals })
     }
 }
 

@@ -426,7 +426,7 @@ fn record(spec: &ServiceSpec, how: Recording) -> Result<(Observations, Ended, In
         .into_iter()
         .map(|r| match r {
             // The start program: init's child, or none if it already ended.
-            Ready::PidFile(p, before, _) => Ready::PidFile(p, before, spawned.main_pid),
+            Ready::PidFile(p, before, _) => Ready::PidFile(p, before, spawned.started_pid),
             r => r,
         })
         .collect();
@@ -439,7 +439,7 @@ fn record(spec: &ServiceSpec, how: Recording) -> Result<(Observations, Ended, In
     // answers before: privoxy's start waits a second to see its daemon
     // live (wait4), and a stop before that left the call unrecorded.
     if how.listen_wait && spec.service.kind == capexec_decl::spec::ServiceType::Forking && !ready.iter().any(|r| matches!(r, Ready::PidFile(..))) {
-        ready.push(Ready::StartEnded(spawned.main_pid));
+        ready.push(Ready::StartEnded(spawned.started_pid));
     }
     if ready.is_empty() && how.listen_wait && how.workload.is_some() {
         eprintln!(
