@@ -1216,13 +1216,28 @@ pub fn declaration(obs: &Observations, origin: &Origin, exists: impl Fn(&str) ->
     // network with the network guard and no grants (`guard = true`): its
     // IP sockets, if it ever makes one, reach no address.
     let ip = |a: &String| a.starts_with("tcp:") || a.starts_with("udp:");
-    let state_guarded = !host_net.is_empty()
+    // A root run that kept CAP_NET_ADMIN and spoke netlink changes the
+    // network it is in (bird's kernel protocol writes routes): in a network
+    // namespace of its own, that is a namespace nothing else uses.
+    let net_admin = origin.had_capabilities
+        && origin.bound.as_ref().is_none_or(|b| b.iter().any(|c| c == "CAP_NET_ADMIN"))
+        && capabilities(obs).contains_key("CAP_NET_ADMIN");
+    let manages_net = net_admin && obs.sockets.iter().any(|k| k.starts_with("netlink"));
+    let state_guarded = (!host_net.is_empty() || manages_net)
         && !state_only
         && !io_uring
         && obs.sockets.iter().all(|k| !k.starts_with("inet"))
         && !obs.binds.iter().chain(&obs.connects).any(ip)
         && obs.own_loopback.is_empty();
-    if !host_net.is_empty() && !state_only && !state_guarded {
+    if manages_net && !state_guarded {
+        let _ = writeln!(
+            o,
+            "# The run kept CAP_NET_ADMIN and spoke netlink: it changes the network it is in (routes,\n\
+             # interfaces), which here is a namespace of its own that nothing else uses. A program that\n\
+             # manages the host's network (a routing daemon) wants net = \"host\", with [broker.net] grants\n\
+             # for its IP sockets."
+        );
+    } else if !host_net.is_empty() && !state_only && !state_guarded {
         let _ = writeln!(
             o,
             "# The run read the state of this host's network ({shown_host_net}): here it reads its own namespace's,\n\
@@ -1259,6 +1274,14 @@ pub fn declaration(obs: &Observations, origin: &Origin, exists: impl Fn(&str) ->
              # the host's network, for that state (its own namespace's shows loopback only). With no\n\
              # socket() in its allowlist it reaches nothing there; allowing socket() would give it the\n\
              # host's network whole."
+        );
+    } else if state_guarded && manages_net {
+        let _ = writeln!(
+            o,
+            "# The run kept CAP_NET_ADMIN, spoke netlink and made no IP socket: it changes the network it\n\
+             # is in (a routing daemon's routes), so the host's, where the network guard lets no IP socket\n\
+             # of its reach any address ([broker.net] guard = true; as root: rootless such a file is\n\
+             # refused at the start). In a namespace of its own it would change one nothing else uses."
         );
     } else if state_guarded {
         let _ = writeln!(
@@ -2170,6 +2193,38 @@ mod tests {
         // Nothing of the sort for a run that did not open it.
         let text = declaration(&obs(&[("/dev/null", &[Access::Read])], &["ioctl"]), &at, |_| true);
         assert!(!text.contains("devices") && !text.contains("CAP_NET_ADMIN"), "{text}");
+    }
+
+    /// A root run that kept CAP_NET_ADMIN and spoke netlink changes the
+    /// network it is in (bird's routes): the host's, with the guard when it
+    /// made no IP socket; with one, its own namespace and why. Without the
+    /// capability (or with a bound that lacks it) nothing changes.
+    #[test]
+    fn a_run_that_manages_the_network_gets_the_hosts() {
+        let argv = ["/usr/sbin/bird".to_owned()];
+        let mut o = obs(&[("/etc/bird/bird.conf", &[Access::Read])], &["openat", "read", "capset"]);
+        o.sockets.insert("netlink/raw".into());
+        o.sockets.insert("unix/stream".into());
+        o.capabilities.entry("CAP_NET_ADMIN".into()).or_default().insert("capset(): kept in the permitted set".into());
+        let mut at = origin(&argv, true);
+        at.had_capabilities = true;
+        let text = declaration(&o, &at, |_| true);
+        let ctx = capexec_decl::Context { rootless: false, uid: 0, gid: 0, unit_dir: None };
+        let spec = capexec_decl::from_text("t", &text, &ctx).unwrap_or_else(|e| panic!("{e}\n{text}"));
+        assert!(spec.namespaces.net == capexec_decl::spec::NetMode::Host && spec.broker.guard && !spec.broker.has_net_grants(), "{text}");
+        assert!(text.contains("# The run kept CAP_NET_ADMIN, spoke netlink and made no IP socket"), "{text}");
+        // A bound without it: the run never had it.
+        at.bound = Some(vec!["CAP_NET_BIND_SERVICE".into()]);
+        assert!(declaration(&o, &at, |_| true).contains("net = \"none\""));
+        at.bound = None;
+        // An IP socket too (BGP): its own namespace, and why.
+        o.sockets.insert("inet/stream".into());
+        let text = declaration(&o, &at, |_| true);
+        assert!(text.contains("net = \"none\"") && text.contains("A program that\n# manages the host's network"), "{text}");
+        // No netlink: nothing of the sort.
+        o.sockets.clear();
+        let text = declaration(&o, &at, |_| true);
+        assert!(text.contains("net = \"none\"") && !text.contains("spoke netlink"), "{text}");
     }
 
     /// A root run with the unit's capabilities.bound keeps only what the
