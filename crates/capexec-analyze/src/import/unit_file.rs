@@ -166,7 +166,7 @@ mod tests {
     /// lines. Read line by line, its second and third lines became variables
     /// named `--daemon` and `--log-file`, and `check` refused the import.
     #[test]
-    fn environment_files_join_continued_lines_and_skip_bad_names() {
+    fn environment_files_join_continued_lines_and_ignore_bad_names() {
         let text = "# c\nPARAMS=\"--listen=localhost \\\n --daemon \\\n --log-file=/var/log/g.log\"\n\nB=x y\n-x=1\n9A=2\nnothing\n";
         let (vars, ignored) = env_file(text);
         assert_eq!(vars, [("PARAMS".to_owned(), "--listen=localhost  --daemon  --log-file=/var/log/g.log".to_owned()), ("B".to_owned(), "x y".to_owned())]);

@@ -42,7 +42,7 @@ impl Daemon {
                     .values()
                     .map(|s| {
                         json!({
-                            "name": s.name, "state": state_name(s.machine.state), "main_pid": s.run.as_ref().and_then(|r| r.main_pid),
+                            "name": s.name, "state": state_name(s.machine.state), "main_pid": main_pid(s),
                             "uptime_secs": s.run.as_ref().map(|r| r.started.elapsed().as_secs()), "restarts": s.machine.restarts,
                             "enabled": self.is_enabled(s), "description": s.spec.description,
                         })
@@ -157,7 +157,7 @@ impl Daemon {
             result: s.machine.outcome.map(|o| outcome_name(o).into()),
             sources: s.spec.sources.iter().map(|p| p.display().to_string()).collect(),
             enabled: self.is_enabled(s),
-            main_pid: s.run.as_ref().and_then(|r| r.main_pid),
+            main_pid: main_pid(s),
             init_pid: s.run.as_ref().map(|r| r.init_pid),
             uptime_secs: s.run.as_ref().map(|r| r.started.elapsed().as_secs()),
             restarts: s.machine.restarts,
@@ -183,4 +183,28 @@ impl Daemon {
             },
         }
     }
+}
+
+/// The service's main process as `status` and `list` show it: the one the
+/// launch named, else a forking service's daemon by its pid file (init
+/// stands for it, and signals reach it through init), where the file holds
+/// a host pid (the host's pid namespace) of a process of this run. The
+/// file is the service's to write: opened without following a link or
+/// waiting on a FIFO, and believed only for a descendant of its init.
+fn main_pid(s: &Service) -> Option<i32> {
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    let run = s.run.as_ref()?;
+    if run.main_pid.is_some() || s.spec.namespaces.pid {
+        return run.main_pid;
+    }
+    let path = s.spec.service.pid_file.as_ref()?;
+    let mut f = std::fs::OpenOptions::new().read(true).custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK).open(path).ok()?;
+    if !f.metadata().ok()?.is_file() {
+        return None;
+    }
+    let mut buf = [0u8; 24];
+    let n = f.read(&mut buf).ok()?;
+    let pid: i32 = std::str::from_utf8(&buf[..n]).ok()?.trim().parse().ok()?;
+    (pid > 0 && crate::trail::descends_from(pid, run.init_pid)).then_some(pid)
 }
