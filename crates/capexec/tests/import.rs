@@ -810,13 +810,17 @@ fn environment_files_are_read_with_their_continued_lines() {
 
 /// krb5-kdc's ReadWriteDirectories= lists /tmp, which `check` refused
 /// beside capexec's private /tmp: it is covered by that (said), and the
-/// other entries stay.
+/// other entries stay; its `-/var/run /run` is one entry.
 #[test]
 fn a_writable_tmp_is_the_private_one() {
-    let decl = import_text("rw-tmp", "[Service]\nExecStart=/usr/sbin/krb5kdc\nReadOnlyDirectories=/\nReadWriteDirectories=-/var/tmp /tmp /var/lib/krb5kdc\n");
+    let decl = import_text(
+        "rw-tmp",
+        "[Service]\nExecStart=/usr/sbin/krb5kdc\nReadOnlyDirectories=/\nReadWriteDirectories=-/var/tmp /tmp /var/lib/krb5kdc -/var/run /run\n",
+    );
     let v: toml::Value = toml::from_str(&decl).unwrap();
     let rw: Vec<&str> = v["filesystem"]["read_write"].as_array().unwrap().iter().map(|p| p.as_str().unwrap()).collect();
-    assert_eq!(rw, ["-/var/tmp", "/var/lib/krb5kdc"], "{decl}");
+    // (/var/run is /run, listed once: required, as /run is.)
+    assert_eq!(rw, ["-/var/tmp", "/var/lib/krb5kdc", "/run"], "{decl}");
     assert!(decl.contains("/tmp is a private tmpfs of the service's own (filesystem.private_tmp), writable"), "{decl}");
     check(&decl, "rw-tmp");
 }

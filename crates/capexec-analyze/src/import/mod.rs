@@ -629,6 +629,7 @@ impl Out {
         // /var/run is a symlink to /run: name the real directory.
         let rest = match rest.strip_prefix("/var/run/") {
             Some(r) => format!("/run/{r}"),
+            None if rest.trim_end_matches('/') == "/var/run" => "/run".to_owned(),
             None => rest.to_owned(),
         };
         // What capexec's view has by itself (tor's unit makes all of /
@@ -669,8 +670,12 @@ impl Out {
         }
         let item = format!("{optional}{rest}");
         let v = self.fs.entry(kind).or_default();
-        if !v.contains(&item) {
-            v.push(item);
+        // Listed twice (krb5-kdc's `-/var/run /run`, the same directory):
+        // once, required if either is.
+        match v.iter().position(|x| x.trim_start_matches('-') == rest) {
+            Some(i) if optional.is_empty() => v[i] = item,
+            Some(_) => {}
+            None => v.push(item),
         }
     }
 }
