@@ -981,6 +981,43 @@ fn a_forking_start_that_ends_at_once_is_stopped_through_its_daemon() {
     d.terminate(T);
 }
 
+/// `status` reads a forking service's pid file on the host, as root: a
+/// directory on its way that the service replaced with a symlink is not
+/// followed (it could lead the daemon's open to any file of that name, a
+/// device's too), and no main pid is shown; the file reached directly is.
+#[test]
+fn status_reads_a_pid_file_without_following_links() {
+    let marker = 100341;
+    let mut d = Daemon::prepare(As::Root, "forking-link");
+    let dir = shared_dir().join("forking-link");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    set_mode(&dir, 0o777);
+    for (name, via) in [("direct", "real"), ("linked", "sub")] {
+        // Each its own directories: each service is a user of its own.
+        let script =
+            format!("mkdir -p {d}/{name}-real; sleep {marker} & echo $! > {d}/{name}-real/d.pid; ln -sfn {name}-real {d}/{name}-sub", d = dir.display());
+        let extra = format!(
+            "[service]\ntype = \"forking\"\npid_file = \"{}/{name}-{via}/d.pid\"\nrestart = \"no\"\n[filesystem]\nread_write = [\"{}\"]\n",
+            dir.display(),
+            dir.display()
+        );
+        d.write_unit(name, &sh_unit(&script, &extra));
+    }
+    d.start();
+    for (name, shown) in [("direct", true), ("linked", false)] {
+        ok(&d.ctl(&["start", name]));
+        let mains = wait_found_by(|| pids_exact(&format!("sleep {marker}")), T);
+        assert_eq!(mains.len(), 1, "{name}");
+        let s = d.status(name);
+        let want = if shown { serde_json::json!(mains[0]) } else { serde_json::Value::Null };
+        assert_eq!(s["main_pid"], want, "{name}: {s:#}");
+        ok(&d.ctl(&["stop", name]));
+        assert_eq!(wait_gone_by(|| pids_exact(&format!("sleep {marker}")), T), Vec::<i32>::new(), "{name}");
+    }
+    d.terminate(T);
+}
+
 /// `service.pid_file` of a service of any type (issue 19: lighttpd, nginx,
 /// rsyslog and cron write theirs directly in /run): capexec makes that file
 /// alone writable for the service, which may create nothing else in /run,

@@ -200,6 +200,23 @@ pub fn proc_tree(plan: &crate::SetupPlan) -> Result<Option<(std::path::PathBuf, 
 
 /// The directory of a file capexec makes or removes for the service (its
 /// pid file, a Unix socket), opened without following a symlink, and its name.
+/// The pid a service's pid file holds, read on the host: its directory
+/// reached without following a symlink (the service may write there), the
+/// file itself neither a link nor anything but a regular file (a FIFO would
+/// hold the reader; a device's open may act).
+pub fn read_pid_file(path: &std::path::Path) -> Option<libc::pid_t> {
+    use std::io::Read;
+    let (dir, name) = file_place(path).ok()?;
+    let fd = crate::sys::open_at(dir.as_fd(), &name, libc::O_RDONLY | libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_NOCTTY, 0).ok()?;
+    let mut f = std::fs::File::from(fd);
+    if !f.metadata().ok()?.is_file() {
+        return None;
+    }
+    let mut buf = [0u8; 24];
+    let n = f.read(&mut buf).ok()?;
+    std::str::from_utf8(&buf[..n]).ok()?.trim().parse().ok().filter(|p: &libc::pid_t| *p > 0)
+}
+
 fn file_place(path: &std::path::Path) -> std::io::Result<(OwnedFd, std::ffi::CString)> {
     let einval = || std::io::Error::from_raw_os_error(libc::EINVAL);
     let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else { return Err(einval()) };

@@ -189,22 +189,13 @@ impl Daemon {
 /// launch named, else a forking service's daemon by its pid file (init
 /// stands for it, and signals reach it through init), where the file holds
 /// a host pid (the host's pid namespace) of a process of this run. The
-/// file is the service's to write: opened without following a link or
-/// waiting on a FIFO, and believed only for a descendant of its init.
+/// file is the service's to write: believed only for a descendant of its
+/// init, and read without following links (`read_pid_file`).
 fn main_pid(s: &Service) -> Option<i32> {
-    use std::io::Read;
-    use std::os::unix::fs::OpenOptionsExt;
     let run = s.run.as_ref()?;
     if run.main_pid.is_some() || s.spec.namespaces.pid {
         return run.main_pid;
     }
-    let path = s.spec.service.pid_file.as_ref()?;
-    let mut f = std::fs::OpenOptions::new().read(true).custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK).open(path).ok()?;
-    if !f.metadata().ok()?.is_file() {
-        return None;
-    }
-    let mut buf = [0u8; 24];
-    let n = f.read(&mut buf).ok()?;
-    let pid: i32 = std::str::from_utf8(&buf[..n]).ok()?.trim().parse().ok()?;
-    (pid > 0 && crate::trail::descends_from(pid, run.init_pid)).then_some(pid)
+    let pid = capexec_sandbox::resources::read_pid_file(s.spec.service.pid_file.as_ref()?)?;
+    crate::trail::descends_from(pid, run.init_pid).then_some(pid)
 }
