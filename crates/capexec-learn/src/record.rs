@@ -619,12 +619,13 @@ fn net_call(l: &Listener, n: &Notif, ctx: &Ctx, obs: &mut Observations) {
     // listener it bound to 749, and that port was granted. The port
     // getsockname shows is the socket's own unless a connect gave it (a
     // failed connect leaves it shown, though the kernel took it back).
-    let cookie = sock.as_ref().and_then(|s| capexec_sys::socket::cookie(std::os::fd::AsFd::as_fd(s)).ok());
+    // (Looked at for connects and binds alone: sends are the many.)
+    let cookie = || sock.as_ref().and_then(|s| capexec_sys::socket::cookie(std::os::fd::AsFd::as_fd(s)).ok());
     if op == "connect" {
-        ctx.connecting.borrow_mut().extend(cookie);
+        ctx.connecting.borrow_mut().extend(cookie());
     }
-    let has_port = sock.as_ref().is_some_and(|s| capexec_sys::socket::local_port(std::os::fd::AsFd::as_fd(s)).is_ok_and(|port| port != 0));
-    if op == "bind" && has_port && cookie.is_some_and(|c| !ctx.connecting.borrow().contains(&c)) {
+    let has_port = || sock.as_ref().is_some_and(|s| capexec_sys::socket::local_port(std::os::fd::AsFd::as_fd(s)).is_ok_and(|port| port != 0));
+    if op == "bind" && has_port() && cookie().is_some_and(|c| !ctx.connecting.borrow().contains(&c)) {
         return;
     }
     if ty == Some(libc::SOCK_DGRAM) {

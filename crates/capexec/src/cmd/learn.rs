@@ -443,9 +443,10 @@ fn record(spec: &ServiceSpec, how: Recording) -> Result<(Observations, Ended, In
     }
     if ready.is_empty() && how.listen_wait && how.workload.is_some() {
         eprintln!(
-            "capexec learn: nothing says when {} is ready: the workload starts once a socket it binds accepts or it has been idle for 3 s (at most {} s from now); \
+            "capexec learn: nothing says when {} is ready: the workload starts once a socket it binds accepts or it has been idle for {} s (at most {} s from now); \
              --wait-for ADDR names the address, --no-wait starts it at once",
             spec.name,
+            IDLE_START.as_secs(),
             how.ready_timeout.as_secs()
         );
         ready.push(Ready::Listening(bound_rx, RefCell::new(Vec::new())));
