@@ -1229,21 +1229,6 @@ pub fn declaration(obs: &Observations, origin: &Origin, exists: impl Fn(&str) ->
         && obs.sockets.iter().all(|k| !k.starts_with("inet"))
         && !obs.binds.iter().chain(&obs.connects).any(ip)
         && obs.own_loopback.is_empty();
-    if manages_net && !state_guarded {
-        let _ = writeln!(
-            o,
-            "# The run kept CAP_NET_ADMIN and spoke netlink: it changes the network it is in (routes,\n\
-             # interfaces), which here is a namespace of its own that nothing else uses. A program that\n\
-             # manages the host's network (a routing daemon) wants net = \"host\", with [broker.net] grants\n\
-             # for its IP sockets."
-        );
-    } else if !host_net.is_empty() && !state_only && !state_guarded {
-        let _ = writeln!(
-            o,
-            "# The run read the state of this host's network ({shown_host_net}): here it reads its own namespace's,\n\
-             # loopback only. A program that watches the host's interfaces (vnstat, an exporter) wants net = \"host\"."
-        );
-    }
     // coturn lists the host's interfaces (getifaddrs, over a netlink socket)
     // and binds their addresses: in its own namespace it finds loopback
     // only, and refuses to start ("Cannot configure any meaningful IP
@@ -1265,7 +1250,30 @@ pub fn declaration(obs: &Observations, origin: &Origin, exists: impl Fn(&str) ->
     // namespace's, which no grant names), or its commands reach a control
     // port in its own namespace. Then the comment below says what to do.
     let tcp_ports = host_tcp_ports(binds.iter().copied(), connect_grants.0.iter());
-    let host = listed_interfaces && tcp_ports.is_some() && obs.own_loopback.is_empty() && control.is_empty();
+    // A monitoring agent (zabbix_agentd, prometheus-node-exporter) that
+    // reads the host's interface counters and also listens or connects: in
+    // a namespace of its own it reports its loopback's traffic and its own
+    // namespace's listening ports, quietly wrong. With the host's network the
+    // guard holds its IP sockets to the same grants (as root only: rootless
+    // there is no guard, and it keeps its namespace with the comment below).
+    // Only with grants: without any, nothing would attach the guard.
+    let watches_host = origin.as_root && !host_net.is_empty() && !state_only && !state_guarded && (!binds.is_empty() || !connects.is_empty());
+    let host = (listed_interfaces || watches_host) && tcp_ports.is_some() && obs.own_loopback.is_empty() && control.is_empty();
+    if manages_net && !state_guarded {
+        let _ = writeln!(
+            o,
+            "# The run kept CAP_NET_ADMIN and spoke netlink: it changes the network it is in (routes,\n\
+             # interfaces), which here is a namespace of its own that nothing else uses. A program that\n\
+             # manages the host's network (a routing daemon) wants net = \"host\", with [broker.net] grants\n\
+             # for its IP sockets."
+        );
+    } else if !host_net.is_empty() && !state_only && !state_guarded && !host {
+        let _ = writeln!(
+            o,
+            "# The run read the state of this host's network ({shown_host_net}): here it reads its own namespace's,\n\
+             # loopback only. A program that watches the host's interfaces (vnstat, an exporter) wants net = \"host\"."
+        );
+    }
     o.push_str("\n[namespaces]\n");
     if state_only {
         let _ = writeln!(
@@ -1290,6 +1298,14 @@ pub fn declaration(obs: &Observations, origin: &Origin, exists: impl Fn(&str) ->
              # the host's network, for that state (its own namespace's shows loopback only), where the\n\
              # network guard lets no IP socket of its reach any address ([broker.net] guard = true; as\n\
              # root: rootless such a file is refused at the start)."
+        );
+    } else if host && !listed_interfaces {
+        let _ = writeln!(
+            o,
+            "# The run read the state of this host's network ({shown_host_net}) and made IP sockets:\n\
+             # in a network namespace of its own it would read its loopback's alone. So the host's network,\n\
+             # where it binds and connects by itself, and the network guard holds the [broker.net] grants\n\
+             # below on every socket it makes (as root; rootless such a file is refused at the start)."
         );
     } else if host {
         let _ = writeln!(
@@ -2613,6 +2629,29 @@ mod tests {
         assert!(text.contains("# The run read the state of this host's network (/proc/net/dev): here it reads its own namespace's"), "{text}");
         let quiet = declaration(&o, &origin(&["/usr/sbin/vnstatd".into()], false), |_| false);
         assert!(!quiet.contains("state of this host's network"), "{quiet}");
+        // As root, one that listens and connects gets the host's network, its
+        // grants held by the guard and its TCP ports by Landlock
+        // (zabbix_agentd reported its own namespace's loopback traffic and
+        // that its own port was not listening).
+        let rooted = |o: &Observations| declaration(o, &origin(&["/usr/sbin/zabbix_agentd".into()], true), |p| p == "/proc/net/dev");
+        assert!(rooted(&o).contains("net = \"none\""), "no grant, no guard: its own namespace\n{}", rooted(&o));
+        o.binds.extend(["tcp:0.0.0.0:10050".to_owned(), "tcp:[::]:10050".to_owned()]);
+        o.connects.insert("tcp:127.0.0.1:10051".to_owned());
+        let text = rooted(&o);
+        let v: toml::Value = toml::from_str(&text).unwrap();
+        assert_eq!(v["namespaces"]["net"].as_str(), Some("host"), "{text}");
+        assert!(text.contains("read the state of this host's network (/proc/net/dev) and made IP sockets"), "{text}");
+        assert_eq!(v["broker"]["net"]["bind"].as_array().map(Vec::len), Some(2), "{text}");
+        assert_eq!(v["landlock"]["bind_tcp"].as_array().unwrap(), &[toml::Value::Integer(10050)], "{text}");
+        assert_eq!(v["landlock"]["connect_tcp"].as_array().unwrap(), &[toml::Value::Integer(10051)], "{text}");
+        let ctx = capexec_decl::Context { rootless: false, uid: 0, gid: 0, unit_dir: None };
+        capexec_decl::from_text("t", &text, &ctx).unwrap_or_else(|e| panic!("{e}\n{text}"));
+        // Rootless there is no guard: its own namespace, and the comment.
+        let text = declaration(&o, &origin(&["/usr/sbin/zabbix_agentd".into()], false), |p| p == "/proc/net/dev");
+        assert!(text.contains("net = \"none\"") && text.contains("here it reads its own namespace's"), "{text}");
+        // Loopback ports it picked and talked to exist in its own namespace only.
+        o.own_loopback.insert("tcp:127.0.0.1:0".to_owned());
+        assert!(rooted(&o).contains("net = \"none\""), "{}", rooted(&o));
         let java = obs(&[("/proc/net/if_inet6", &[Access::Read])], &[]);
         let text = declaration(&java, &origin(&["/usr/bin/java".into()], false), |_| true);
         assert!(!text.contains("state of this host's network"), "IPv6's presence is no interface's state:\n{text}");
