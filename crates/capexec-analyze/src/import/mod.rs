@@ -605,6 +605,9 @@ impl Out {
         for (d, why) in a.skipped {
             self.skipped.push((format!("{name}: {d}"), why));
         }
+        for (d, what) in a.covered {
+            self.covered.push((format!("{name}: {d}"), what));
+        }
         for l in a.listen {
             if !self.listen.contains(&l) {
                 self.listen.push(l);
@@ -684,6 +687,30 @@ impl Out {
 fn pid_path(p: &str) -> bool {
     let first = p.strip_prefix("/proc/").and_then(|r| r.split('/').next()).unwrap_or_default();
     first == "self" || first == "thread-self" || (!first.is_empty() && first.bytes().all(|b| b.is_ascii_digit()))
+}
+
+/// SecureBits=: `noroot` is what no_new_privs gives every service (an exec
+/// gains no capability, whatever its uid or file capabilities: haveged's
+/// `noroot-locked`); capexec sets no other bit for a service, and leaves
+/// PR_SET_KEEPCAPS to the program.
+fn secure_bits(e: &Entry, out: &mut Out) {
+    let (noroot, other): (Vec<&str>, Vec<&str>) = e.value.split_whitespace().partition(|b| matches!(*b, "noroot" | "noroot-locked"));
+    if !noroot.is_empty() {
+        out.covered.push((
+            format!("{}={}", e.key, noroot.join(" ")),
+            "no_new_privs, always set: no program the service executes gains a capability, whatever its uid or file capabilities".into(),
+        ));
+    }
+    for b in other {
+        let why = match b {
+            "keep-caps" | "keep-caps-locked" => {
+                "capexec sets no keep-caps bit: the program keeps its capabilities across its own setuid() by asking (PR_SET_KEEPCAPS)"
+            }
+            "no-setuid-fixup" | "no-setuid-fixup-locked" => "capexec keeps the kernel's setuid fixup: a switch away from uid 0 drops the capabilities (locked)",
+            _ => "not a securebit systemd knows",
+        };
+        out.skipped.push((format!("{}={b}", e.key), why.into()));
+    }
 }
 
 /// The nodes of capexec's minimal /dev, which every service has.
@@ -1279,6 +1306,7 @@ pub fn convert(unit: &UnitText, dropins: &[UnitText], instance: Option<&str>) ->
                 out.covered.push((format!("{}={v}", e.key), what.into()));
             }
             "CapabilityBoundingSet" => capability_bound(e, &mut out),
+            "SecureBits" => secure_bits(e, &mut out),
             "AmbientCapabilities" => {
                 for c in v.split_whitespace().filter(|c| !c.starts_with('~')) {
                     let c = c.to_ascii_uppercase();
@@ -1796,6 +1824,21 @@ mod tests {
         assert_eq!(t, "nginx.service nginx ");
         assert_eq!(unescape("a-b\\x2dc"), "a/b-c");
         assert_eq!(unescape("\\xZZ-"), "\\xZZ/");
+    }
+
+    /// SecureBits=noroot-locked (haveged) is what no_new_privs gives every
+    /// service: covered, where it was "not mapped"; the bits capexec does
+    /// not set are said with what it does instead.
+    #[test]
+    fn securebits_noroot_is_no_new_privs() {
+        let unit = UnitText {
+            path: "/lib/systemd/system/h.service".into(),
+            text: "[Service]\nExecStart=/usr/sbin/haveged\nSecureBits=noroot-locked keep-caps\n".into(),
+        };
+        let decl = convert(&unit, &[], None).unwrap();
+        assert!(decl.contains("#   SecureBits=noroot-locked: no_new_privs, always set"), "{decl}");
+        assert!(decl.contains("#   SecureBits=keep-caps: capexec sets no keep-caps bit"), "{decl}");
+        assert!(!decl.contains("no counterpart"), "{decl}");
     }
 
     /// A drop-in applies after the unit as systemd applies it: an empty

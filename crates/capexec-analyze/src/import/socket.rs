@@ -24,6 +24,8 @@ pub struct Activation {
     pub listen: Vec<Listen>,
     /// (directive, why it is not carried over)
     pub skipped: Vec<(String, String)>,
+    /// (directive, what capexec does that covers it)
+    pub covered: Vec<(String, String)>,
 }
 
 /// Where systemd looks for units, after the requiring unit's own directory.
@@ -60,6 +62,21 @@ fn activation(path: PathBuf, name: &str, entries: &[unit_file::Entry]) -> Activa
                     format!("Accept={v}"),
                     "one service instance per connection (inetd style) has no counterpart: capexec hands the listening socket to one service".into(),
                 ));
+                continue;
+            }
+            // systemd reads a boolean here as ipv6-only (true) or both.
+            "BindIPv6Only" => {
+                let why = match v {
+                    "ipv6-only" | "yes" | "true" | "on" | "1" => {
+                        a.covered.push((format!("BindIPv6Only={v}"), "capexec's IPv6 listening sockets are IPv6-only always (IPV6_V6ONLY)".into()));
+                        continue;
+                    }
+                    "both" | "no" | "false" | "off" | "0" => {
+                        "capexec's IPv6 listening sockets are IPv6-only always: beside an [::]:PORT listener, declare 0.0.0.0:PORT for IPv4"
+                    }
+                    _ => "the host's net.ipv6.bindv6only: capexec's IPv6 listening sockets are IPv6-only always",
+                };
+                a.skipped.push((format!("BindIPv6Only={v}"), why.into()));
                 continue;
             }
             "DirectoryMode" => {
@@ -123,6 +140,16 @@ mod tests {
         let a = of("[Socket]\nListenDatagram=/run/systemd/journal/syslog\nSocketMode=0666\nPassCredentials=yes\n");
         assert_eq!(a.listen, [Listen { address: "unixgram:/run/systemd/journal/syslog".into(), name: "x".into(), socket_mode: Some("0666".into()) }]);
         assert_eq!(a.skipped.len(), 1, "{:?}", a.skipped);
+    }
+
+    /// gpsd.socket's BindIPv6Only=yes is what capexec's IPv6 listeners are
+    /// anyway (it was "not mapped"); `both` is said with what to declare.
+    #[test]
+    fn ipv6_only_listeners_are_covered() {
+        let a = of("[Socket]\nListenStream=[::1]:2947\nBindIPv6Only=yes\n");
+        assert!(a.skipped.is_empty() && a.covered.len() == 1 && a.covered[0].1.contains("IPv6-only always"), "{a:?}");
+        let a = of("[Socket]\nListenStream=[::]:2947\nBindIPv6Only=both\n");
+        assert!(a.covered.is_empty() && a.skipped[0].1.contains("declare 0.0.0.0:PORT for IPv4"), "{a:?}");
     }
 
     #[test]
