@@ -187,7 +187,7 @@ fn with_hosts(who: As, hosts: &std::path::Path, u: &std::path::Path, script: &st
 // not an ungranted one; getent passwd and group see only granted entries.
 both!(getent_through_the_broker, |who: As| {
     let hosts = shared_dir().join(format!("hosts-{who:?}"));
-    std::fs::write(&hosts, "127.0.0.1 localhost\n10.1.2.3 granted.test\n10.4.5.6 other.test\n10.7.8.9 a.wild.test\n").unwrap();
+    std::fs::write(&hosts, "127.0.0.1 localhost\n127.0.1.1 loop.test\n10.1.2.3 granted.test\n10.4.5.6 other.test\n10.7.8.9 a.wild.test\n").unwrap();
     set_mode(&hosts, 0o644);
     let u = test_unit(
         &format!("getent-{who:?}"),
@@ -197,10 +197,14 @@ both!(getent_through_the_broker, |who: As| {
         who,
         &hosts,
         &u,
-        "getent hosts granted.test; getent hosts a.wild.test; getent hosts other.test; echo other=$?; getent passwd daemon; getent passwd games; echo games=$?; getent group adm; getent group games; echo ggames=$?",
+        "getent ahosts localhost; getent hosts loop.test; getent hosts granted.test; getent hosts a.wild.test; getent hosts other.test; echo other=$?; getent passwd daemon; getent passwd games; echo games=$?; getent group adm; getent group games; echo ggames=$?",
     );
     assert!(out.contains("10.1.2.3        granted.test") && out.contains("10.7.8.9        a.wild.test"), "granted names did not resolve:\n{out}");
     assert!(out.contains("other=2") && !out.contains("10.4.5.6"), "an ungranted name resolved:\n{out}");
+    // localhost and the host's own loopback names resolve as the host's
+    // file has them: rspamd bound [::1] where the view named it alone.
+    assert!(out.contains("127.0.0.1       STREAM localhost") && !out.contains("::1"), "localhost is not the host's:\n{out}");
+    assert!(out.contains("127.0.1.1       loop.test"), "{out}");
     assert!(out.contains("refused by broker: the name lookup other.test") && out.contains("add \"other.test\" to broker.dns.names"), "{out}");
     assert!(out.contains("daemon:x:1:1:") && out.contains("games=2"), "passwd is not limited to granted users:\n{out}");
     assert!(out.contains("adm:x:4:") && out.contains("ggames=2"), "group is not limited to granted groups:\n{out}");

@@ -469,6 +469,17 @@ both!(learn_waits_for_a_service_that_declares_no_readiness_to_listen, |who: As| 
     let o = learn(&quiet, &["--no-wait", "--workload", "echo ran"]);
     assert!(o.status.success() && String::from_utf8_lossy(&o.stdout).contains("ran"), "{}", text(&o));
     assert!(!text(&o).contains("not ready") && !text(&o).contains("idle for"), "{}", text(&o));
+    // One that computes for 5 s with no call (rspamd compiling its rules;
+    // here a loop on the vDSO's clock) before it listens is busy, not idle:
+    // its workload failed, started at 3 s.
+    let busy = dir.join("busy.svc");
+    let prog = format!(
+        "import time, http.server\nt = time.monotonic()\nwhile time.monotonic() - t < 5: pass\nhttp.server.HTTPServer(('127.0.0.1', {port}), http.server.SimpleHTTPRequestHandler).serve_forever()"
+    );
+    std::fs::write(&busy, format!("[exec]\nargv = [\"/usr/bin/python3\", \"-c\", {prog:?}]\nworking_directory = \"/usr/share\"\n")).unwrap();
+    set_mode(&busy, 0o644);
+    let o = learn(&busy, &["--workload", &format!("curl -sf -o /dev/null http://127.0.0.1:{port}/ && echo served")]);
+    assert!(String::from_utf8_lossy(&o.stdout).contains("served") && !text(&o).contains("nothing bound, and idle for"), "{}", text(&o));
 });
 
 // The commands a unit runs before its program (exec.start_pre) run in a

@@ -211,7 +211,7 @@ fn view_files(service: &ServiceSpec) -> Vec<(PathBuf, String)> {
         files.push(("/etc/resolv.conf".into(), "# written by capexec: name lookups go to the service's broker\nnameserver 127.0.0.1\n".to_owned()));
         // Only the service's own loopback; every other name goes to the broker,
         // which answers granted names from the host's resolver.
-        files.push(("/etc/hosts".into(), "127.0.0.1 localhost\n::1 localhost ip6-localhost ip6-loopback\n".to_owned()));
+        files.push(("/etc/hosts".into(), loopback_hosts(&std::fs::read_to_string("/etc/hosts").unwrap_or_default())));
     }
     if !spec.pwd.is_empty() {
         files.push(("/etc/passwd".into(), lookup::passwd_file(&spec.pwd)));
@@ -220,6 +220,29 @@ fn view_files(service: &ServiceSpec) -> Vec<(PathBuf, String)> {
         files.push(("/etc/group".into(), lookup::group_file(&spec.grp)));
     }
     files
+}
+
+/// The view's /etc/hosts where the broker answers lookups: the host's lines
+/// of loopback addresses as they are, so that `localhost` and the host's
+/// own name resolve as on the host, and no other line. A fixed file named
+/// `::1 localhost`, which Debian's own may not: rspamd then bound `[::1]`
+/// for each `localhost:PORT`, which its learning run never did, and the
+/// broker refused those binds.
+fn loopback_hosts(host: &str) -> String {
+    let lines: Vec<&str> = host
+        .lines()
+        .map(|l| l.split('#').next().unwrap_or_default().trim())
+        .filter(|l| l.split_whitespace().next().and_then(|a| a.parse::<std::net::IpAddr>().ok()).is_some_and(|a| a.is_loopback()))
+        .collect();
+    let mut out = String::new();
+    if !lines.iter().any(|l| l.split_whitespace().skip(1).any(|n| n == "localhost")) {
+        out.push_str("127.0.0.1 localhost\n");
+    }
+    for l in lines {
+        out.push_str(l);
+        out.push('\n');
+    }
+    out
 }
 
 pub struct Broker {
@@ -657,6 +680,17 @@ mod tests {
         let mut partial = [line.as_bytes(), b"x\n", &line.as_bytes()[..3]].concat();
         assert_eq!(Report::take_lines(&mut partial).len(), 1);
         assert_eq!(partial, line.as_bytes()[..3]);
+    }
+
+    /// The host's loopback lines, as they are; no other line; localhost
+    /// named where the host's file does not.
+    #[test]
+    fn the_views_hosts_file_keeps_the_hosts_loopback_lines() {
+        let host = "127.0.0.1 localhost\n127.0.1.1\tvm.example vm # its name\n192.0.2.7 other\n# ::1 commented\nff02::1 ip6-allnodes\n";
+        assert_eq!(loopback_hosts(host), "127.0.0.1 localhost\n127.0.1.1\tvm.example vm\n");
+        assert_eq!(loopback_hosts("::1 localhost ip6-localhost\n"), "::1 localhost ip6-localhost\n");
+        assert_eq!(loopback_hosts(""), "127.0.0.1 localhost\n");
+        assert_eq!(loopback_hosts("127.0.0.1 vm\n"), "127.0.0.1 localhost\n127.0.0.1 vm\n");
     }
 
     #[test]

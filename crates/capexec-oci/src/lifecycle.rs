@@ -561,41 +561,11 @@ pub fn signal(name: &str) -> Result<i32, OciError> {
 /// which may not be readable: taking every process for the container's
 /// would have `kill --all` and `delete --force` signal the whole host.
 pub fn pids(s: &Saved) -> Vec<i32> {
-    let mut found = related(s);
+    let mut found = capexec_sys::process::family(s.pid, s.pid_ns_entered);
     // Its cgroups hold every process of it, also those that left init.
     found.extend(crate::cgroups::procs(&s.cgroups));
     found.sort_unstable();
     found.dedup();
-    found
-}
-
-/// The container's processes by namespace or descent (see [`pids`]).
-fn related(s: &Saved) -> Vec<i32> {
-    let ns = |pid: &str| std::fs::read_link(format!("/proc/{pid}/ns/pid")).ok();
-    let own = ns(&s.pid.to_string());
-    let shares_host = match (&own, ns("self")) {
-        _ if s.pid_ns_entered => true,
-        (Some(own), Some(ours)) => *own == ours,
-        // Gone (or unreadable): nothing but what descends from its pid.
-        _ => true,
-    };
-    let mut all: Vec<(i32, i32)> = Vec::new();
-    for e in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
-        let Some(pid) = e.file_name().to_str().and_then(|p| p.parse::<i32>().ok()) else { continue };
-        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { continue };
-        let ppid = stat.rfind(')').and_then(|i| stat[i + 2..].split(' ').nth(1)?.parse().ok()).unwrap_or(0);
-        all.push((pid, ppid));
-    }
-    if !shares_host {
-        return all.iter().map(|(p, _)| *p).filter(|p| ns(&p.to_string()) == own).collect();
-    }
-    let mut found = vec![s.pid];
-    let mut i = 0;
-    while i < found.len() {
-        let parent = found[i];
-        found.extend(all.iter().filter(|(_, pp)| *pp == parent).map(|(p, _)| *p));
-        i += 1;
-    }
     found
 }
 

@@ -57,6 +57,45 @@ pub fn parent_of(pid: libc::pid_t) -> Option<libc::pid_t> {
     stat.rsplit_once(')')?.1.split_whitespace().nth(1)?.parse().ok()
 }
 
+/// The processes of a sandbox whose first process is `init`: where init has
+/// a pid namespace of its own, every process in it (orphans there are
+/// init's, and none leaves it); otherwise init and its descendants, by
+/// parent pid. `shares_ours` says it is in this process's namespace whatever
+/// the links show (one that entered a namespace path). A namespace that
+/// cannot be read (init gone) is taken as shared: nothing but what descends
+/// from `init` is then taken, never the whole host.
+pub fn family(init: libc::pid_t, shares_ours: bool) -> Vec<libc::pid_t> {
+    let ns = |pid: &str| std::fs::read_link(format!("/proc/{pid}/ns/pid")).ok();
+    let own = ns(&init.to_string());
+    let shares = match (&own, ns("self")) {
+        _ if shares_ours => true,
+        (Some(own), Some(ours)) => *own == ours,
+        _ => true,
+    };
+    let pids = std::fs::read_dir("/proc").into_iter().flatten().flatten().filter_map(|e| e.file_name().to_str().and_then(|p| p.parse::<libc::pid_t>().ok()));
+    if !shares {
+        return pids.filter(|p| ns(&p.to_string()) == own).collect();
+    }
+    let all: Vec<(libc::pid_t, libc::pid_t)> = pids.filter_map(|p| Some((p, parent_of(p)?))).collect();
+    let mut found = vec![init];
+    let mut i = 0;
+    while i < found.len() {
+        let parent = found[i];
+        found.extend(all.iter().filter(|(_, pp)| *pp == parent).map(|(p, _)| *p));
+        i += 1;
+    }
+    found
+}
+
+/// The CPU time `pid` has used, all its threads, user and system, in clock
+/// ticks (/proc/PID/stat's utime and stime); `None` once it is gone.
+pub fn cpu_ticks(pid: libc::pid_t) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // After the command name: state is field 3, utime 14 and stime 15.
+    let mut f = stat.rsplit_once(')')?.1.split_whitespace().skip(11);
+    Some(f.next()?.parse::<u64>().ok()? + f.next()?.parse::<u64>().ok()?)
+}
+
 /// Whether `pid` (or, with `None`, any process) is a child of the caller,
 /// running or ended and not yet reaped: waitid(2) without waiting or reaping,
 /// which answers ECHILD for a process that is not one.
@@ -223,5 +262,32 @@ pub fn end_children(lists: &[BorrowedFd<'_>]) {
         if killed == 0 {
             return;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// In this process's pid namespace a family is the process and its
+    /// descendants, not the host; the CPU time a process burns shows in its
+    /// ticks.
+    #[test]
+    fn a_family_is_its_descendants_and_its_cpu_time_counts() {
+        let mut child = std::process::Command::new("sleep").arg("30").spawn().unwrap();
+        let me = std::process::id() as libc::pid_t;
+        let family = family(me, false);
+        let _ = child.kill();
+        let _ = child.wait();
+        assert!(family.contains(&me) && family.contains(&(child.id() as libc::pid_t)), "{family:?}");
+        assert!(!family.contains(&1), "{family:?}");
+        let before = cpu_ticks(me).unwrap();
+        let t = std::time::Instant::now();
+        let mut x = 0u64;
+        while t.elapsed() < std::time::Duration::from_millis(300) {
+            x = std::hint::black_box(x.wrapping_add(1));
+        }
+        assert!(cpu_ticks(me).unwrap() > before, "{x}");
+        assert_eq!(cpu_ticks(-1), None);
     }
 }

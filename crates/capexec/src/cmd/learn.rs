@@ -766,6 +766,11 @@ fn drive(s: &Spawned, spec: &ServiceSpec, cmd: &str, ready: &[Ready], timeout: D
     // waited out the whole timeout before.
     let only_listening = ready.iter().all(|r| matches!(r, Ready::Listening(..)));
     let mut last = (calls(), Instant::now());
+    // A start busy computing makes no calls for seconds (rspamd compiles
+    // its rules): it is not idle while its processes use the CPU.
+    let cpu = || capexec_sys::process::family(s.pid, false).into_iter().filter_map(capexec_sys::process::cpu_ticks).sum::<u64>();
+    let busy = busy_ticks();
+    let mut used = (cpu(), Instant::now());
     // One address answering is enough: services listen on all of theirs at
     // once, and an optional one (Redis's `-::1`) may be missing on this host.
     while !ready.is_empty() {
@@ -783,6 +788,13 @@ fn drive(s: &Spawned, spec: &ServiceSpec, cmd: &str, ready: &[Ready], timeout: D
         }
         if only_listening {
             let now = calls();
+            if used.1.elapsed() >= CPU_SAMPLE {
+                let ticks = cpu();
+                if ticks.saturating_sub(used.0) >= busy {
+                    last.1 = Instant::now();
+                }
+                used = (ticks, Instant::now());
+            }
             if now != last.0 {
                 last = (now, Instant::now());
             } else if now > 0 && last.1.elapsed() >= IDLE_START {
@@ -962,6 +974,17 @@ const DEFAULT_READY_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long a service that binds nothing waits without a call of its own
 /// before learning takes its start as over (see `drive`).
 const IDLE_START: Duration = Duration::from_secs(3);
+
+/// How often `drive` looks at the CPU time of a service that binds nothing,
+/// and the share of one CPU over that time that counts as busy, not idle.
+const CPU_SAMPLE: Duration = Duration::from_millis(500);
+const BUSY_PERCENT: u64 = 10;
+
+/// [`BUSY_PERCENT`] of [`CPU_SAMPLE`] in clock ticks (at least one).
+fn busy_ticks() -> u64 {
+    let hz = nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK).ok().flatten().unwrap_or(100) as u64;
+    (hz * CPU_SAMPLE.as_millis() as u64 * BUSY_PERCENT / 100_000).max(1)
+}
 
 /// How long a service is as quiet as before its reload before `settle`
 /// takes the reload as done.
