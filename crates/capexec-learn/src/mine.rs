@@ -1177,18 +1177,32 @@ pub fn declaration(obs: &Observations, origin: &Origin, exists: impl Fn(&str) ->
         .filter_map(|s| s.strip_prefix("udp:").map(|a| format!("tcp:{a}")))
         .filter(|t| !obs.connects.contains(t))
         .collect();
+    // A datagram socket bound to the port of one of the run's TCP listeners
+    // is the service's own port (a DNS server's 53; iperf3 binds its UDP
+    // test socket to 5201 once a client asks for one, then connects it to
+    // the client's port): a listener, however the run sent, and a server
+    // whose replies go to its clients' ports.
+    let tcp_bound: BTreeSet<u16> = obs
+        .binds
+        .iter()
+        .filter_map(|b| crate::compare::inet(b))
+        .filter(|(p, a)| *p == capexec_decl::grants::Proto::Tcp && a.port() != 0)
+        .map(|(_, a)| a.port())
+        .collect();
+    let service_port = |b: &String| crate::compare::inet(b).is_some_and(|(p, a)| p == capexec_decl::grants::Proto::Udp && tcp_bound.contains(&a.port()));
     let (probes, connects): (Vec<&String>, Vec<&String>) =
         obs.connects.iter().filter(inet).filter(|a| !of_resolver(a)).chain(&dns_tcp).partition(|a| crate::compare::source_probe(a));
     let granted: Vec<(String, Option<Picked>)> = obs
         .binds
         .iter()
         .filter(inet)
-        .map(|a| bind_grant(a, !connects.is_empty() && !obs.start_datagram_binds.contains(a), obs.session_binds.contains(a)))
+        .map(|a| bind_grant(a, !connects.is_empty() && !obs.start_datagram_binds.contains(a) && !service_port(a), obs.session_binds.contains(a)))
         .collect();
     let picked = |why: Picked| granted.iter().any(|(_, p)| *p == Some(why));
     let unix_grants: Vec<String> = run_sockets.iter().map(|p| format!("unix:{p}")).collect();
     let binds: BTreeSet<&String> = granted.iter().map(|(a, _)| a).chain(&unix_grants).collect();
-    let connect_grants = connect_grants(&connects, !obs.start_datagram_binds.is_empty(), ephemeral_ports());
+    let serves_datagrams = !obs.start_datagram_binds.is_empty() || obs.binds.iter().any(|b| service_port(b));
+    let connect_grants = connect_grants(&connects, serves_datagrams, ephemeral_ports());
     let control = control_channels(obs, &binds);
     // vnstat counts the host's traffic from /proc/net/dev: in a network
     // namespace of its own that file shows its loopback alone, and it
@@ -2456,6 +2470,19 @@ mod tests {
         assert!(text.contains("as a TFTP server does"), "{text}");
         let ctx = capexec_decl::Context { rootless: false, uid: 0, gid: 0, unit_dir: None };
         capexec_decl::from_text("tftpd", &text, &ctx).unwrap_or_else(|e| panic!("{e}\n{text}"));
+        // iperf3 binds its UDP socket to its TCP listener's port once a
+        // client asks for a UDP test, then connects it to the client's port:
+        // that port is its own (not a resolver's random source port), and
+        // the connect a reply. Its mined file refused the next client.
+        let mut o = obs(&[], &["bind", "connect"]);
+        o.binds.extend(["tcp:[::]:5201".to_owned(), "udp:[::]:5201".to_owned()]);
+        o.connects.insert(format!("udp:[::ffff:127.0.0.1]:{first}"));
+        let text = declaration(&o, &origin(&["/usr/bin/iperf3".into()], true), |_| true);
+        let v: toml::Value = toml::from_str(&text).unwrap();
+        let strings = |k: &str| -> Vec<String> { v["broker"]["net"][k].as_array().unwrap().iter().filter_map(|a| a.as_str()).map(str::to_owned).collect() };
+        assert_eq!(strings("bind"), ["tcp:[::]:5201", "udp:[::]:5201"], "{text}");
+        assert_eq!(strings("connect"), ["udp:[::ffff:127.0.0.1]:1024-65535"], "{text}");
+        capexec_decl::from_text("iperf3", &text, &ctx).unwrap_or_else(|e| panic!("{e}\n{text}"));
     }
 
     /// named's control channel: the program listens on 127.0.0.1:953 and
