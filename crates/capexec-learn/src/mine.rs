@@ -1201,7 +1201,7 @@ pub fn declaration(obs: &Observations, origin: &Origin, exists: impl Fn(&str) ->
     let picked = |why: Picked| granted.iter().any(|(_, p)| *p == Some(why));
     let unix_grants: Vec<String> = run_sockets.iter().map(|p| format!("unix:{p}")).collect();
     let binds: BTreeSet<&String> = granted.iter().map(|(a, _)| a).chain(&unix_grants).collect();
-    let serves_datagrams = !obs.start_datagram_binds.is_empty() || obs.binds.iter().any(|b| service_port(b));
+    let serves_datagrams = !obs.start_datagram_binds.is_empty() || obs.binds.iter().any(service_port);
     let connect_grants = connect_grants(&connects, serves_datagrams, ephemeral_ports());
     let control = control_channels(obs, &binds);
     // vnstat counts the host's traffic from /proc/net/dev: in a network
