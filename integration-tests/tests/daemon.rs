@@ -981,6 +981,35 @@ fn a_forking_start_that_ends_at_once_is_stopped_through_its_daemon() {
     d.terminate(T);
 }
 
+/// A forking service without a pid file (oidentd's unit): its reload
+/// command's $MAINPID is the daemon the start left, the one process init
+/// adopted, as systemd guesses it. It was the started program's pid, which
+/// had ended: `kill -HUP $MAINPID` failed, "No such process".
+#[test]
+fn a_forking_start_without_a_pid_file_reloads_its_daemon() {
+    let dir = shared_dir().join("forking-nopid");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    set_mode(&dir, 0o777);
+    let log = dir.join("log");
+    let d_ = dir.display();
+    let mut d = Daemon::prepare(As::Root, "forking-nopid");
+    let daemon = format!("( trap 'echo reloaded >> {d_}/log' HUP; echo started >> {d_}/log; while :; do sleep 0.1 & wait; done ) & exit 0");
+    let extra = format!(
+        "[service]\ntype = \"forking\"\nrestart = \"no\"\n[filesystem]\nread_write = [\"{d_}\"]\n[[exec.reload]]\nargv = [\"/bin/sh\", \"-c\", \"kill -HUP $MAINPID\"]\n"
+    );
+    d.write_unit("nopid", &sh_unit(&daemon, &extra));
+    d.start();
+    ok(&d.ctl(&["start", "nopid"]));
+    assert!(wait_file_lines(&log, 1).contains(&"started".to_owned()));
+    let out = ok(&d.ctl(&["reload", "nopid"]));
+    assert!(out.contains("nopid: reloaded"), "{out}");
+    assert!(wait_file_lines(&log, 2).contains(&"reloaded".to_owned()), "the reload did not reach the daemon");
+    let out = ok(&d.ctl(&["stop", "nopid"]));
+    assert!(out.contains("nopid: stopped"), "{out}");
+    d.terminate(T);
+}
+
 /// `status` reads a forking service's pid file on the host, as root: a
 /// directory on its way that the service replaced with a symlink is not
 /// followed (it could lead the daemon's open to any file of that name, a

@@ -290,8 +290,12 @@ fn helper(a: &ChildArgs, chan: RawFd, program: libc::pid_t) -> ! {
         };
         let what = which.key();
         // The service's main process as the commands see it: the daemon a
-        // forking start left, by its pid file, else the program.
-        let main_pid = a.plan.forking.as_ref().and_then(|f| f.pid_file.as_deref()).and_then(read_pid).unwrap_or(program);
+        // forking start left, by its pid file or as init's one adopted
+        // child, else the program.
+        let main_pid = match a.plan.forking.as_ref() {
+            Some(f) => f.pid_file.as_deref().and_then(read_pid).unwrap_or_else(|| forked_daemon(program)),
+            None => program,
+        };
         let reply = match run_commands(a, what, list, Some(main_pid)) {
             Ok(()) => vec![0],
             Err(e) => std::iter::once(1).chain(e.detail.into_bytes()).collect(),
@@ -1028,6 +1032,29 @@ fn daemon_named(f: &crate::plan::Forking) -> Option<libc::pid_t> {
 /// Whether init and the task helper read a forking service's pid file.
 fn reads_pid_file(a: &ChildArgs) -> bool {
     a.plan.forking.as_ref().is_some_and(|f| f.pid_file.is_some())
+}
+
+/// The daemon a forking start without a pid file left, as systemd guesses
+/// it: once the started program has ended, the one process init adopted
+/// (its child other than this helper). oidentd's `kill -HUP $MAINPID`
+/// reload signalled the ended program's pid, and failed. The program where
+/// that is not one process.
+fn forked_daemon(program: libc::pid_t) -> libc::pid_t {
+    if std::path::Path::new(&format!("/proc/{program}")).exists() {
+        return program;
+    }
+    let (init, me) = (nix::unistd::getppid().as_raw(), std::process::id() as libc::pid_t);
+    let adopted: Vec<libc::pid_t> = std::fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<libc::pid_t>().ok())
+        .filter(|p| *p != me && process::parent_of(*p) == Some(init))
+        .collect();
+    match adopted.as_slice() {
+        [daemon] => *daemon,
+        _ => program,
+    }
 }
 
 fn read_pid(path: &std::ffi::CStr) -> Option<libc::pid_t> {
