@@ -25,8 +25,10 @@ fn system_dirs() -> Vec<&'static str> {
     SYSTEM_EXECUTABLE.iter().chain(SYSTEM_READ_ONLY).map(|d| d.trim_start_matches('-')).collect()
 }
 /// The files of /proc/net that tell the traffic and state of the network's
-/// interfaces (not /proc/net/if_inet6, which Java and others read to learn
-/// whether IPv6 is there at all).
+/// interfaces and its connections (not /proc/net/if_inet6, which Java and
+/// others read to learn whether IPv6 is there at all). An ident server
+/// (oidentd) looks up the host's connections in the connection tables:
+/// in a namespace of its own it found none, and answered NO-USER.
 const HOST_NET_STATE: &[&str] = &[
     "/proc/net/dev",
     "/proc/net/snmp",
@@ -36,6 +38,11 @@ const HOST_NET_STATE: &[&str] = &[
     "/proc/net/route",
     "/proc/net/arp",
     "/proc/net/wireless",
+    "/proc/net/tcp",
+    "/proc/net/tcp6",
+    "/proc/net/udp",
+    "/proc/net/udp6",
+    "/proc/net/nf_conntrack",
 ];
 
 /// The reason a unit's writable part of /proc stays (`Origin::proc_writable`).
@@ -2673,6 +2680,13 @@ mod tests {
         assert_eq!(v["landlock"]["connect_tcp"].as_array().unwrap(), &[toml::Value::Integer(10051)], "{text}");
         let ctx = capexec_decl::Context { rootless: false, uid: 0, gid: 0, unit_dir: None };
         capexec_decl::from_text("t", &text, &ctx).unwrap_or_else(|e| panic!("{e}\n{text}"));
+        // An ident server looks up the host's connections (oidentd: the
+        // connection tracking table, and sock_diag over netlink).
+        let mut ident = obs(&[("/proc/net/nf_conntrack", &[Access::Read])], &[]);
+        ident.sockets.extend(["inet/stream".to_owned(), "netlink/raw".to_owned()]);
+        ident.binds.insert("tcp:0.0.0.0:113".to_owned());
+        let text = declaration(&ident, &origin(&["/usr/sbin/oidentd".into()], true), |p| p == "/proc/net/nf_conntrack");
+        assert!(text.contains("net = \"host\"") && text.contains("(/proc/net/nf_conntrack) and made IP sockets"), "{text}");
         // Rootless there is no guard: its own namespace, and the comment.
         let text = declaration(&o, &origin(&["/usr/sbin/zabbix_agentd".into()], false), |p| p == "/proc/net/dev");
         assert!(text.contains("net = \"none\"") && text.contains("here it reads its own namespace's"), "{text}");
