@@ -1628,8 +1628,21 @@ pub fn declaration(obs: &Observations, origin: &Origin, exists: impl Fn(&str) ->
             quote(&p)
         );
     }
+    let mut allow = allowlist(obs, &exists);
+    // A service that keeps CAP_KILL and lists the processes signals the
+    // host's (earlyoom ends the largest under memory pressure), which its
+    // learning run, in a pid namespace of its own, could not see: it found
+    // nothing to end, and the mined file refused its kill().
+    let may_kill = kept_caps.contains("CAP_KILL") || origin.kept.iter().any(|c| c == "CAP_KILL");
+    let default = syscalls::group("@default").map(syscalls::expand).unwrap_or_default();
+    if may_kill && lists_processes && !default.contains("kill") && !allow.iter().any(|(n, _)| n == "kill") {
+        allow.push((
+            "kill".to_owned(),
+            "CAP_KILL is kept and the run listed the processes: the host's, which it signals, were not in its learning view".to_owned(),
+        ));
+    }
     o.push_str("\n[seccomp]\nallow = [\n");
-    for (name, why) in allowlist(obs, &exists) {
+    for (name, why) in allow {
         let _ = writeln!(o, "    {}, # {why}", quote(&name));
     }
     o.push_str("]\n");
@@ -2099,6 +2112,24 @@ mod tests {
 
     /// krb5kdc listened on TCP while its workload spoke UDP: the first TCP
     /// client under the mined file was refused accept.
+    /// earlyoom keeps CAP_KILL (its unit's AmbientCapabilities=) and lists
+    /// the processes to end the largest: its learning run saw its own pid
+    /// namespace only, found nothing to end, and never called kill(), which
+    /// its mined file then refused. Kept CAP_KILL and a listing give kill();
+    /// neither alone does.
+    #[test]
+    fn a_process_lister_that_keeps_cap_kill_may_kill() {
+        let mut o = obs(&[("/proc", &[Access::Read]), ("/proc/meminfo", &[Access::Read])], &["openat", "getdents64", "mlockall"]);
+        o.syscalls.remove("kill");
+        let unit = |kept: &[&str]| Origin { kept: kept.iter().map(|c| c.to_string()).collect(), ..origin(&[], true) };
+        let allows_kill = |o: &Observations, origin: &Origin| declaration(o, origin, |_| true).contains("    \"kill\", # CAP_KILL is kept");
+        assert!(allows_kill(&o, &unit(&["CAP_KILL", "CAP_IPC_LOCK"])));
+        assert!(!allows_kill(&o, &unit(&["CAP_IPC_LOCK"])));
+        assert!(!allows_kill(&o, &Origin { as_root: false, ..unit(&["CAP_KILL"]) }), "rootless: no host processes");
+        o.paths.remove("/proc");
+        assert!(!allows_kill(&o, &unit(&["CAP_KILL"])));
+    }
+
     #[test]
     fn a_listener_may_accept() {
         let list = allowlist(&obs(&[], &["socket", "bind", "listen"]), &|_| false);
