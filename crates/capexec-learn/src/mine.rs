@@ -666,6 +666,9 @@ pub struct Origin<'a> {
     /// did: preopened sockets, or `type = "notify"` (whose allowlist has
     /// `socket`, `connect` and `sendto` for its notify socket).
     pub unit_sockets: bool,
+    /// The unit preopens a listening stream socket (socket activation): the
+    /// service takes its connections with accept and never calls listen.
+    pub stream_listeners: bool,
     /// The unit's `exec.working_directory`, which the view must hold.
     pub working_directory: Option<String>,
     /// The host's resolvers (the nameservers of its /etc/resolv.conf): the
@@ -1641,6 +1644,16 @@ pub fn declaration(obs: &Observations, origin: &Origin, exists: impl Fn(&str) ->
             "CAP_KILL is kept and the run listed the processes: the host's, which it signals, were not in its learning view".to_owned(),
         ));
     }
+    // A socket-activated service takes its connections from the listeners
+    // capexec opens for it, which a workload may not have reached all of
+    // (uuidd served nothing in a run whose client failed, and its mined
+    // file refused accept); as for a run that listened (`allowlist`).
+    let seen = |c: &str| obs.syscalls.contains_key(c) || default.contains(c) || allow.iter().any(|(n, _)| n == c);
+    if origin.stream_listeners && !seen("accept") && !seen("accept4") {
+        for a in ["accept", "accept4"] {
+            allow.push((a.to_owned(), "the unit preopens a listening stream socket, whose connections a program takes with it".to_owned()));
+        }
+    }
     o.push_str("\n[seccomp]\nallow = [\n");
     for (name, why) in allow {
         let _ = writeln!(o, "    {}, # {why}", quote(&name));
@@ -1699,6 +1712,7 @@ mod tests {
             kept: vec![],
             user: None,
             unit_sockets: false,
+            stream_listeners: false,
             working_directory: None,
             nameservers: Vec::new(),
             proc_writable: Vec::new(),
@@ -2128,6 +2142,19 @@ mod tests {
         assert!(!allows_kill(&o, &Origin { as_root: false, ..unit(&["CAP_KILL"]) }), "rootless: no host processes");
         o.paths.remove("/proc");
         assert!(!allows_kill(&o, &unit(&["CAP_KILL"])));
+    }
+
+    /// A socket-activated service never calls listen: a unit that preopens
+    /// a listening stream socket gives accept whatever the run showed.
+    #[test]
+    fn a_socket_activated_service_may_accept() {
+        let o = obs(&[], &["read", "write"]);
+        let text = declaration(&o, &Origin { stream_listeners: true, ..origin(&[], true) }, |_| true);
+        assert!(text.contains("    \"accept4\", # the unit preopens a listening stream socket"), "{text}");
+        assert!(!declaration(&o, &origin(&[], true), |_| true).contains("\"accept"));
+        let took = obs(&[], &["read", "accept4"]);
+        let text = declaration(&took, &Origin { stream_listeners: true, ..origin(&[], true) }, |_| true);
+        assert!(!text.contains("the unit preopens a listening"), "the run's own accept4 and its variant are enough:\n{text}");
     }
 
     #[test]

@@ -199,6 +199,10 @@ fn learn(a: &LearnArgs) -> Result<i32, CmdError> {
         user: a.user.clone().filter(|_| a.target.is_none() && a.unit.is_none()),
         unit_sockets: spec.service.kind == capexec_decl::spec::ServiceType::Notify
             || spec.preopen.iter().any(|p| !matches!(p.kind, capexec_decl::spec::PreopenKind::File { .. })),
+        stream_listeners: spec.preopen.iter().any(|p| {
+            use capexec_decl::spec::{ListenAddr, PreopenKind};
+            matches!(p.kind, PreopenKind::Listen { address: ListenAddr::Tcp(_) | ListenAddr::Unix(_), .. })
+        }),
         working_directory: Some(spec.exec.working_directory.display().to_string()),
         nameservers: mine::host_nameservers(),
     };
