@@ -1010,6 +1010,45 @@ fn a_forking_start_without_a_pid_file_reloads_its_daemon() {
     d.terminate(T);
 }
 
+/// A forking service without a pid namespace, stopped while its start waits
+/// for the pid file to name the daemon (chronyd's learning run once was): the
+/// stop reaches the daemon the start left (init's adopted child), which ends
+/// as its stop signal has it end, long before the stop timeout. It was
+/// dropped (nothing named the daemon yet), and only the timeout's SIGKILL
+/// ended the daemon.
+#[test]
+fn a_forking_daemon_stopped_before_its_pid_file_names_it_gets_the_signal() {
+    let dir = shared_dir().join("forking-latepid");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    set_mode(&dir, 0o777);
+    let log = dir.join("log");
+    let d_ = dir.display();
+    let mut d = Daemon::prepare(As::Root, "forking-latepid");
+    // The pid file comes a minute late. (The daemon ends its own child: what
+    // it leaves would get no signal before the stop timeout.)
+    let daemon = format!(
+        "( trap 'kill $!; echo stopping >> {d_}/log; exit 0' TERM; echo started >> {d_}/log; sleep 60 & wait; echo $$ > {d_}/d.pid; while :; do sleep 0.1 & wait; done ) & exit 0"
+    );
+    let extra = format!(
+        "[service]\ntype = \"forking\"\npid_file = \"{d_}/d.pid\"\nready_timeout = \"120s\"\nrestart = \"no\"\nstop_timeout = \"30s\"\n\
+         [namespaces]\npid = false\n[filesystem]\nproc = \"none\"\nread_write = [\"{d_}\"]\n"
+    );
+    d.write_unit("latepid", &sh_unit(&daemon, &extra));
+    d.start();
+    std::thread::scope(|s| {
+        let start = s.spawn(|| d.ctl(&["start", "latepid"]));
+        assert!(wait_file_lines(&log, 1).contains(&"started".to_owned()));
+        let asked = Instant::now();
+        let out = d.ctl(&["stop", "latepid"]);
+        assert!(out.status.success(), "{}", text(&out));
+        assert!(asked.elapsed() < Duration::from_secs(30), "stopped by the stop timeout, after {:?}", asked.elapsed());
+        assert!(wait_file_lines(&log, 2).contains(&"stopping".to_owned()), "the stop signal did not reach the daemon: {}", d.log());
+        let _ = start.join();
+    });
+    d.terminate(T);
+}
+
 /// `status` reads a forking service's pid file on the host, as root: a
 /// directory on its way that the service replaced with a symlink is not
 /// followed (it could lead the daemon's open to any file of that name, a

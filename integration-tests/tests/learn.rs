@@ -424,6 +424,33 @@ both!(check_reports_refusals_of_a_service_that_exits_early, |who: As| {
     assert!(err.contains("the service exited with status 2 before it was ready"), "{}", text(&o));
 });
 
+// A service without a pid namespace that ignores its stop signal and has a
+// child: the learning run ends it at its stop timeout, child too, and ends.
+// Only init was killed: the rest lived on (chronyd once, in CI), and the run
+// waited for the recording of their calls for good.
+both!(a_learning_run_ends_a_service_that_ignores_its_stop_without_a_pid_namespace, |who: As| {
+    let marker = 100743 + who as u32;
+    let dir = shared_dir().join(format!("learn-stubborn-{who:?}"));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    set_mode(&dir, 0o777);
+    let unit = dir.join("stubborn.svc");
+    std::fs::write(
+        &unit,
+        format!(
+            "[exec]\nargv = [\"/bin/sh\", \"-c\", \"trap '' TERM; sleep {marker} & wait\"]\n[service]\nstop_timeout = \"1s\"\n\
+             [namespaces]\npid = false\n[filesystem]\nproc = \"none\"\n"
+        ),
+    )
+    .unwrap();
+    set_mode(&unit, 0o644);
+    let mut c = command(who);
+    c.arg("learn").arg(&unit).args(["--no-wait", "--workload", "true", "--out"]).arg(dir.join("out.svc"));
+    let o = output(c, T);
+    assert!(text(&o).contains("still running 1 s after its stop signal: killed"), "{}", text(&o));
+    assert_eq!(wait_gone_by(|| pids_exact(&format!("sleep {marker}")), T), Vec::<i32>::new());
+});
+
 // A unit that says nothing of when its service is ready (an imported one:
 // no preopen, no grant, not notify, not forking): the workload starts once
 // a socket the service binds accepts, as the recorder sees the bind, not

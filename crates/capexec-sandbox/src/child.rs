@@ -925,7 +925,7 @@ fn init(a: &ChildArgs, service: libc::pid_t, helper: Option<libc::pid_t>, view_n
                             };
                             ready(f);
                             if let Some(sig) = sig {
-                                forward(sig, main, a.plan.pid_ns);
+                                forward(sig, main, a.plan.pid_ns, &leftovers, helper);
                             }
                         }
                         _ => end(exit_code(status)),
@@ -944,7 +944,7 @@ fn init(a: &ChildArgs, service: libc::pid_t, helper: Option<libc::pid_t>, view_n
                 if a.plan.forking.is_some() && !forked {
                     early = Some(sig);
                 }
-                forward(sig, main, a.plan.pid_ns)
+                forward(sig, main, a.plan.pid_ns, &leftovers, helper)
             }
             None => {}
         }
@@ -968,23 +968,34 @@ fn others_left(helper: Option<libc::pid_t>) -> bool {
 }
 
 /// Forwards `sig` to the process init stands for; when that is every process
-/// left (a forking service without a usable pid file), to all of them, which
-/// only a pid namespace delimits. A stop (SIGTERM, SIGINT, SIGQUIT) is
+/// left (a forking service without a usable pid file), to all of them: in a
+/// pid namespace every process but init, without one init's children but
+/// the task helper (init is their subreaper: every orphan of the service
+/// comes to it). chronyd's stop reached nobody once, when its pid file did
+/// not name it yet as the stop came. A stop (SIGTERM, SIGINT, SIGQUIT) is
 /// followed by SIGCONT, as systemd follows its kill signal: a stopped
 /// process would hold it pending until the stop timeout's SIGKILL
 /// (transmission-daemon's unit stops it with `kill -s STOP` first).
-fn forward(sig: libc::c_int, main: Option<libc::pid_t>, pid_ns: bool) {
+fn forward(sig: libc::c_int, main: Option<libc::pid_t>, pid_ns: bool, leftovers: &Option<Leftovers>, helper: Option<libc::pid_t>) {
     let Ok(sig) = Signal::try_from(sig) else { return };
-    let target = match main {
-        Some(pid) => pid,
+    let stop = matches!(sig, Signal::SIGTERM | Signal::SIGINT | Signal::SIGQUIT);
+    let target = match (main, leftovers) {
+        (Some(pid), _) => pid,
         // From the namespace's init, -1 is every process in it but init.
-        None if pid_ns => -1,
-        // Nothing names them without a pid namespace: the supervisor's stop
-        // timeout and the service's cgroup end them.
-        None => return,
+        (None, _) if pid_ns => -1,
+        (None, Some(l)) => {
+            process::signal_children(l.children.as_fd(), helper, sig as libc::c_int);
+            if stop {
+                process::signal_children(l.children.as_fd(), helper, libc::SIGCONT);
+            }
+            return;
+        }
+        // A joined pid namespace: nothing names them here; the supervisor's
+        // stop timeout and the service's cgroup end them.
+        (None, None) => return,
     };
     let _ = kill(Pid::from_raw(target), sig);
-    if matches!(sig, Signal::SIGTERM | Signal::SIGINT | Signal::SIGQUIT) {
+    if stop {
         let _ = kill(Pid::from_raw(target), Signal::SIGCONT);
     }
 }

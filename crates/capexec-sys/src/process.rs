@@ -240,28 +240,49 @@ pub fn after_exit(what: &str, cleanup: impl FnOnce()) -> io::Result<std::os::fd:
 /// only a child that was killed is waited for. Allocates nothing (init's
 /// filter has no brk or mmap).
 pub fn end_children(lists: &[BorrowedFd<'_>]) {
-    let mut buf = [0u8; 4096];
+    // SAFETY: kill(2) with plain integers.
+    let sent = |p: libc::pid_t, sig: libc::c_int| unsafe { libc::kill(p, sig) } == 0;
     loop {
         let mut killed = 0;
         for list in lists {
-            // SAFETY: reads at most buf.len() bytes into buf from an fd the caller holds.
-            let n = unsafe { libc::pread(list.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), 0) };
-            let Ok(n) = usize::try_from(n) else { continue };
-            let text = std::str::from_utf8(&buf[..n]).unwrap_or("");
-            // A full buffer may end in half a pid: that one waits for the next round.
-            let whole = if n == buf.len() { text.rsplit_once(' ').map_or("", |(w, _)| w) } else { text };
-            let pids = || whole.split_whitespace().filter_map(|p| p.parse::<libc::pid_t>().ok()).filter(|p| *p > 0);
             // The caller's children, not yet reaped: no pid here can be reused.
-            // SAFETY: kill(2) with plain integers.
-            let sent = |p: libc::pid_t, sig: libc::c_int| unsafe { libc::kill(p, sig) } == 0;
-            killed += pids().filter(|p| sent(*p, libc::SIGKILL)).count();
-            for p in pids().filter(|p| sent(*p, 0)) {
-                let _ = wait_child(p, true);
-            }
+            each_child(*list, |p| killed += usize::from(sent(p, libc::SIGKILL)));
+            each_child(*list, |p| {
+                if sent(p, 0) {
+                    let _ = wait_child(p, true);
+                }
+            });
         }
         if killed == 0 {
             return;
         }
+    }
+}
+
+/// Sends `sig` to each of the caller's children in `list` (see
+/// [`end_children`]) but `except`: what kill(-1) is from a pid namespace's
+/// init, for a subreaper without one. Allocates nothing.
+pub fn signal_children(list: BorrowedFd<'_>, except: Option<libc::pid_t>, sig: libc::c_int) {
+    each_child(list, |p| {
+        if Some(p) != except {
+            // SAFETY: kill(2) with plain integers; `p` is an unreaped child.
+            unsafe { libc::kill(p, sig) };
+        }
+    });
+}
+
+/// Calls `f` with each pid in a list of children, read afresh (a read at
+/// offset 0 starts a seq_file over) into a buffer on the stack.
+fn each_child(list: BorrowedFd<'_>, mut f: impl FnMut(libc::pid_t)) {
+    let mut buf = [0u8; 4096];
+    // SAFETY: reads at most buf.len() bytes into buf from an fd the caller holds.
+    let n = unsafe { libc::pread(list.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), 0) };
+    let Ok(n) = usize::try_from(n) else { return };
+    let text = std::str::from_utf8(&buf[..n]).unwrap_or("");
+    // A full buffer may end in half a pid: that one waits for the next read.
+    let whole = if n == buf.len() { text.rsplit_once(' ').map_or("", |(w, _)| w) } else { text };
+    for p in whole.split_whitespace().filter_map(|p| p.parse::<libc::pid_t>().ok()).filter(|p| *p > 0) {
+        f(p)
     }
 }
 

@@ -1062,6 +1062,19 @@ fn stop(s: &Spawned, spec: &ServiceSpec, activity: Option<&std::sync::atomic::At
         );
     }
     // The namespace init is our child; killing it ends its pid namespace.
+    // Without one, what init adopted would outlive it (and the recording of
+    // its calls with it): killed first, each process the service has, until
+    // none but init is left (one may fork while they are listed).
+    for _ in 0..100 {
+        let left: Vec<libc::pid_t> = process::family(s.pid, false).into_iter().filter(|p| *p != s.pid).collect();
+        if left.is_empty() {
+            break;
+        }
+        for p in left {
+            let _ = kill(Pid::from_raw(p), Signal::SIGKILL);
+        }
+        pause(Duration::from_millis(10));
+    }
     let _ = kill(Pid::from_raw(s.pid), Signal::SIGKILL);
     process::wait_child(s.pid, true).ok().flatten().map_or(1, capexec_sandbox::child::exit_code)
 }
