@@ -1813,6 +1813,24 @@ fn syslog_lines_land_in_the_services_log() {
     d.terminate(T);
 }
 
+// A syslog line names its sender by the pid the host knows it by, as
+// journald's do: syslog(3) writes `TAG[PID]` with its own pid namespace's pid
+// (gpsd's lines said `gpsd[3]`, a pid of nothing on the host).
+#[test]
+fn syslog_lines_name_the_sender_by_its_host_pid() {
+    let mut d = Daemon::prepare(As::Root, "syslog-pid");
+    let prog = "import syslog, time\nsyslog.openlog('talker', syslog.LOG_PID)\nsyslog.syslog('pid via syslog')\ntime.sleep(100903)";
+    d.write_unit("talker", &format!("[exec]\nargv = [\"/usr/bin/python3\", \"-c\", {prog:?}]\n"));
+    d.start();
+    ok(&d.ctl(&["start", "talker"]));
+    let logs = d.wait_log("talker", "pid via syslog", T);
+    let main = pid_of(&d.status("talker"));
+    let line = logs.lines().find(|l| l.contains("pid via syslog")).unwrap_or_default();
+    assert!(line.contains(&format!("talker[{main}]: pid via syslog")), "the main pid is {main}:\n{logs}");
+    ok(&d.ctl(&["stop", "talker"]));
+    d.terminate(T);
+}
+
 // ESCAPE: descriptors sent along with syslog datagrams (SCM_RIGHTS) never
 // reach the daemon, which reads every service's /dev/log: received, 2,400
 // of them would fill its descriptor table (every service's logs, control

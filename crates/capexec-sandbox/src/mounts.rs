@@ -370,6 +370,11 @@ pub fn own_sockets(o: &impl Ops, dir: &Path, names: &[&str]) -> Result<Vec<std::
     for name in names {
         let path = dir.join(name);
         let sock = std::os::unix::net::UnixDatagram::bind(&path).map_err(|e| err(format!("bind the socket {}", path.display()), e))?;
+        // Before anything is sent: each datagram then carries its sender,
+        // whose pid the reader gets as its own pid namespace sees it (a
+        // syslog line names its sender by its host pid).
+        nix::sys::socket::setsockopt(&sock, nix::sys::socket::sockopt::PassCred, &true)
+            .map_err(|e| err(format!("set SO_PASSCRED on {}", path.display()), e))?;
         o.set_mode(&path, 0o666).map_err(|e| err(format!("chmod {}", path.display()), e))?;
         socks.push(sock.into());
     }

@@ -9,7 +9,7 @@
 
 use std::collections::VecDeque;
 use std::io::Write;
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -266,8 +266,11 @@ pub const SYSLOG_MAX: usize = 8 * 1024;
 /// text without the `<PRI>` and the timestamp (the log has its own):
 /// RFC 3164's `Mmm dd hh:mm:ss ` (glibc's syslog(3)) or RFC 5424's
 /// `1 TIMESTAMP `. Control characters become spaces, so that a message
-/// cannot forge a line of its own.
-pub fn syslog_line(d: &[u8]) -> (u8, String) {
+/// cannot forge a line of its own. `sender` is the sending process as the
+/// host sees it (SO_PASSCRED): the pid the message names (`TAG[PID]:`, or
+/// RFC 5424's PROCID) is its own pid namespace's (gpsd's said `gpsd[3]`),
+/// which names nothing on the host; the sender's replaces it.
+pub fn syslog_line(d: &[u8], sender: Option<i32>) -> (u8, String) {
     let (severity, rest) = match d.strip_prefix(b"<").and_then(|r| {
         let end = r.iter().take(4).position(|b| *b == b'>')?;
         let pri: u16 = std::str::from_utf8(&r[..end]).ok()?.parse().ok()?;
@@ -278,15 +281,49 @@ pub fn syslog_line(d: &[u8]) -> (u8, String) {
     };
     let is_3164_time =
         |r: &[u8]| r.len() > 16 && r[3] == b' ' && r[6] == b' ' && r[9] == b':' && r[12] == b':' && r[15] == b' ' && r[..3].iter().all(u8::is_ascii_alphabetic);
-    let rest = if is_3164_time(rest) {
-        &rest[16..]
+    let (rest, rfc5424) = if is_3164_time(rest) {
+        (&rest[16..], false)
     } else if let Some(r) = rest.strip_prefix(b"1 ") {
-        r.iter().position(|b| *b == b' ').map_or(r, |i| &r[i + 1..])
+        (r.iter().position(|b| *b == b' ').map_or(r, |i| &r[i + 1..]), true)
     } else {
-        rest
+        (rest, false)
     };
     let text: String = String::from_utf8_lossy(rest).trim_end_matches(['\n', '\0']).chars().map(|c| if c.is_control() { ' ' } else { c }).collect();
+    let text = match sender {
+        Some(pid) => with_host_pid(text, pid, rfc5424),
+        None => text,
+    };
     (severity, text)
+}
+
+/// `text` (a syslog message without its priority and timestamp) with the
+/// pid its header gives replaced by `pid`: `TAG[PID]: ` at its start, or
+/// RFC 5424's PROCID (`HOST APP PROCID ...`). A header without a pid stays
+/// as it is.
+fn with_host_pid(text: String, pid: i32, rfc5424: bool) -> String {
+    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    let span = if rfc5424 {
+        // The third field.
+        let mut starts = text.match_indices(' ').map(|(i, _)| i + 1);
+        match (starts.next(), starts.next()) {
+            (Some(_), Some(third)) => {
+                let end = text[third..].find(' ').map_or(text.len(), |e| third + e);
+                Some((third, end))
+            }
+            _ => None,
+        }
+    } else {
+        // The tag ends at the first space.
+        let head = text.split(' ').next().unwrap_or("");
+        match (head.find('['), head.strip_suffix("]:")) {
+            (Some(open), Some(_)) => Some((open + 1, head.len() - 2)),
+            _ => None,
+        }
+    };
+    match span {
+        Some((a, b)) if digits(&text[a..b]) => format!("{}{pid}{}", &text[..a], &text[b..]),
+        _ => text,
+    }
 }
 
 /// Reads the service's syslog socket until `end` fires or is dropped (the
@@ -305,7 +342,10 @@ pub async fn read_syslog(sink: Arc<LogSink>, fd: OwnedFd, mut end: tokio::sync::
     // Every datagram waiting; false once the socket fails. The buffer is
     // the pipe readers' (a thousand services, a thousand idle sockets).
     let drain = || loop {
-        let got = with_read_buffer(|buf| sock.try_recv(&mut buf[..SYSLOG_MAX]).map(|n| syslog_line(&buf[..n])));
+        let got = with_read_buffer(|buf| {
+            sock.try_io(tokio::io::Interest::READABLE, || crate::notify::recv_with_pid(sock.as_fd(), &mut buf[..SYSLOG_MAX]))
+                .map(|(n, pid)| syslog_line(&buf[..n], pid))
+        });
         match got {
             Ok((severity, text)) => {
                 let stream = if severity <= 3 { Stream::Stderr } else { Stream::Stdout };
@@ -387,14 +427,28 @@ mod tests {
     #[test]
     fn syslog_datagrams_become_lines() {
         // glibc's syslog(3): RFC 3164 with a timestamp.
-        assert_eq!(syslog_line(b"<30>Dec  4 18:42:07 knotd[12]: info: server started"), (6, "knotd[12]: info: server started".into()));
-        assert_eq!(syslog_line(b"<11>Dec 14 08:02:59 sshd[7]: error: bad\nline\x1b[31m\n"), (3, "sshd[7]: error: bad line [31m".into()));
+        assert_eq!(syslog_line(b"<30>Dec  4 18:42:07 knotd[12]: info: server started", None), (6, "knotd[12]: info: server started".into()));
+        assert_eq!(syslog_line(b"<11>Dec 14 08:02:59 sshd[7]: error: bad\nline\x1b[31m\n", None), (3, "sshd[7]: error: bad line [31m".into()));
         // RFC 5424 (logger --rfc5424): the version and the timestamp go.
-        assert_eq!(syslog_line(b"<13>1 2026-12-04T18:42:07.123Z host app 12 - - text"), (5, "host app 12 - - text".into()));
+        assert_eq!(syslog_line(b"<13>1 2026-12-04T18:42:07.123Z host app 12 - - text", None), (5, "host app 12 - - text".into()));
         // No <PRI>, or a broken one: all of it is the text, as info.
-        assert_eq!(syslog_line(b"plain"), (6, "plain".into()));
-        assert_eq!(syslog_line(b"<99999>x"), (6, "<99999>x".into()));
-        assert_eq!(syslog_line(b"<3>"), (3, "".into()));
+        assert_eq!(syslog_line(b"plain", None), (6, "plain".into()));
+        assert_eq!(syslog_line(b"<99999>x", None), (6, "<99999>x".into()));
+        assert_eq!(syslog_line(b"<3>", None), (3, "".into()));
+    }
+
+    /// The pid a message's header names is the sender's pid namespace's;
+    /// the host's pid of the sender replaces it. Headers without one, and
+    /// pids later in the text, stay as they are.
+    #[test]
+    fn the_sender_is_named_by_its_host_pid() {
+        let host = |d: &[u8]| syslog_line(d, Some(4242)).1;
+        assert_eq!(host(b"<30>Dec  4 18:42:07 gpsd[3]: gpsd:INFO: launching (Version 3.22)"), "gpsd[4242]: gpsd:INFO: launching (Version 3.22)");
+        assert_eq!(host(b"<13>1 2026-12-04T18:42:07.123Z host app 3 - - [x] text"), "host app 4242 - - [x] text");
+        assert_eq!(host(b"<13>1 2026-12-04T18:42:07.123Z host app - - - text"), "host app - - - text");
+        assert_eq!(host(b"<30>Dec  4 18:42:07 cron: started pid[3]:"), "cron: started pid[3]:");
+        assert_eq!(host(b"<30>Dec  4 18:42:07 x[a3]: y"), "x[a3]: y");
+        assert_eq!(host(b"plain[3]:"), "plain[4242]:");
     }
 
     #[test]

@@ -7,6 +7,7 @@
 //! the service (see `Daemon::notify`).
 
 use crate::SupervisorError;
+use std::os::fd::AsFd;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use tokio::sync::mpsc::UnboundedSender;
@@ -41,7 +42,7 @@ pub fn listen<E: Send + 'static>(
                 tokio::time::sleep(std::time::Duration::from_millis(10)).await;
                 continue;
             }
-            match sock.try_io(tokio::io::Interest::READABLE, || recv_with_pid(&sock, &mut buf)) {
+            match sock.try_io(tokio::io::Interest::READABLE, || recv_with_pid(sock.as_fd(), &mut buf)) {
                 Ok((n, pid)) => {
                     let msg = String::from_utf8_lossy(&buf[..n]).into_owned();
                     if tx.send(make(unit.clone(), run, msg, pid)).is_err() {
@@ -57,8 +58,9 @@ pub fn listen<E: Send + 'static>(
 }
 
 /// One datagram and its sender's pid (as this pid namespace sees it), from
-/// the credentials the kernel attaches under SO_PASSCRED.
-fn recv_with_pid(sock: &tokio::net::UnixDatagram, buf: &mut [u8]) -> std::io::Result<(usize, Option<i32>)> {
+/// the credentials the kernel attaches under SO_PASSCRED (none where the
+/// receiving socket lacks it). Never blocks.
+pub fn recv_with_pid(sock: std::os::fd::BorrowedFd<'_>, buf: &mut [u8]) -> std::io::Result<(usize, Option<i32>)> {
     use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags, UnixAddr, UnixCredentials};
     use std::os::fd::AsRawFd;
     let mut iov = [std::io::IoSliceMut::new(buf)];

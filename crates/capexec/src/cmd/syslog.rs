@@ -5,6 +5,7 @@
 //! (`capexec_supervisor::logs::read_syslog`).
 
 use capexec_supervisor::logs::{syslog_line, SYSLOG_MAX};
+use capexec_supervisor::notify::recv_with_pid;
 use std::io::Write;
 use std::os::fd::{AsFd, OwnedFd};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -43,7 +44,6 @@ impl Relay {
 
 fn relay(sock: &OwnedFd, stop: &AtomicBool, journal: bool) {
     use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
-    use nix::sys::socket::{recv, MsgFlags};
     let mut buf = vec![0u8; SYSLOG_MAX];
     loop {
         let mut fds = [PollFd::new(sock.as_fd(), PollFlags::POLLIN)];
@@ -51,11 +51,11 @@ fn relay(sock: &OwnedFd, stop: &AtomicBool, journal: bool) {
         // Set before the shutdown that woke this poll, if that is what did.
         let stopping = stop.load(Ordering::SeqCst);
         loop {
-            match recv(std::os::fd::AsRawFd::as_raw_fd(sock), &mut buf, MsgFlags::MSG_DONTWAIT) {
+            match recv_with_pid(sock.as_fd(), &mut buf) {
                 // Shut down and empty (an empty datagram otherwise).
-                Ok(0) if stopping => break,
-                Ok(n) => {
-                    let (severity, text) = syslog_line(&buf[..n]);
+                Ok((0, _)) if stopping => break,
+                Ok((n, sender)) => {
+                    let (severity, text) = syslog_line(&buf[..n], sender);
                     let line = if journal { format!("<{severity}>{text}\n") } else { format!("{text}\n") };
                     let _ = std::io::stderr().lock().write_all(line.as_bytes());
                 }
