@@ -1624,7 +1624,12 @@ fn render(source: &str, o: Out) -> String {
     }
     fs.retain(|_, v| !v.is_empty());
     if let Some(w) = &o.workdir {
-        let covered = fs.values().flatten().any(|p| w.starts_with(p.trim_start_matches('-'))) || w.starts_with("/usr") || w.starts_with("/etc") || w == "/";
+        // In the view already: below a listed path, a directory capexec
+        // makes (stubby's WorkingDirectory=/run/stubby, its RuntimeDirectory=,
+        // listed twice failed `check`), /usr or /etc.
+        let w_path = std::path::Path::new(w);
+        let listed = ["read_only", "read_write", "executable"].into_iter().filter_map(|k| fs.get(k)).flatten();
+        let covered = w == "/" || listed.chain(&made).map(String::as_str).chain(["/usr", "/etc"]).any(|p| w_path.starts_with(p.trim_start_matches('-')));
         if !covered {
             fs.entry("read_only").or_default().push(w.clone());
         }
@@ -1839,6 +1844,21 @@ mod tests {
         assert!(decl.contains("#   SecureBits=noroot-locked: no_new_privs, always set"), "{decl}");
         assert!(decl.contains("#   SecureBits=keep-caps: capexec sets no keep-caps bit"), "{decl}");
         assert!(!decl.contains("no counterpart"), "{decl}");
+    }
+
+    /// A working directory capexec makes (stubby's WorkingDirectory= is its
+    /// RuntimeDirectory=) is in the view already: it is not listed again,
+    /// which failed `check`. One outside everything listed still is.
+    #[test]
+    fn a_working_directory_capexec_makes_is_not_listed_again() {
+        let t = |text: &str| UnitText { path: "/lib/systemd/system/s.service".into(), text: text.into() };
+        let ctx = capexec_decl::Context { rootless: false, uid: 0, gid: 0, unit_dir: None };
+        let decl =
+            convert(&t("[Service]\nWorkingDirectory=/run/stubby\nExecStart=/usr/bin/stubby\nRuntimeDirectory=stubby\nDynamicUser=true\n"), &[], None).unwrap();
+        assert!(decl.contains("working_directory = \"/run/stubby\"") && !decl.contains("read_only"), "{decl}");
+        capexec_decl::from_text("s", &decl, &ctx).unwrap();
+        let decl = convert(&t("[Service]\nWorkingDirectory=/srv/s\nExecStart=/usr/bin/s\nRuntimeDirectory=s\n"), &[], None).unwrap();
+        assert!(decl.contains("read_only = [\"/srv/s\"]"), "{decl}");
     }
 
     /// A drop-in applies after the unit as systemd applies it: an empty
