@@ -451,6 +451,32 @@ both!(a_learning_run_ends_a_service_that_ignores_its_stop_without_a_pid_namespac
     assert_eq!(wait_gone_by(|| pids_exact(&format!("sleep {marker}")), T), Vec::<i32>::new());
 });
 
+// A simple service whose program puts itself in the background (sniproxy's
+// unit, which relies on KillMode=process) ends with its main process: the
+// learning run says why nothing was recorded and what to do, where it said
+// "nothing was recorded worth mining" alone.
+both!(learn_says_when_a_simple_service_went_into_the_background, |who: As| {
+    let dir = shared_dir().join(format!("learn-background-{who:?}"));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    set_mode(&dir, 0o777);
+    let unit = dir.join("bg.svc");
+    // As daemon(3) does it, the parent ending once the child has its session.
+    let prog = "import os\nr, w = os.pipe()\nif os.fork() == 0:\n    os.setsid()\n    os.write(w, b'x')\n    os.execv('/bin/sleep', ['sleep', '100744'])\nos.read(r, 1)";
+    std::fs::write(&unit, format!("[exec]\nargv = [\"/usr/bin/python3\", \"-c\", {prog:?}]\n")).unwrap();
+    set_mode(&unit, 0o644);
+    let mut c = command(who);
+    c.arg("learn").arg(&unit).args(["--workload", "true", "--out"]).arg(dir.join("out.svc"));
+    let o = output(c, T);
+    assert!(!o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains("exited with status 0 before it was ready"), "{}", text(&o));
+    assert!(
+        text(&o).contains("it went into the background (it called setsid, and its main process ended)") && text(&o).contains("service.type = \"forking\""),
+        "{}",
+        text(&o)
+    );
+});
+
 // A unit that says nothing of when its service is ready (an imported one:
 // no preopen, no grant, not notify, not forking): the workload starts once
 // a socket the service binds accepts, as the recorder sees the bind, not

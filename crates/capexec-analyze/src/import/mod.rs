@@ -53,7 +53,11 @@ const ALWAYS: &[(&str, &str)] = &[
 
 /// Directives capexec does not carry over, with why.
 const NOT_MAPPED: &[(&str, &str)] = &[
-    ("KillMode", "capexec always stops the whole service (its pid namespace)"),
+    (
+        "KillMode",
+        "capexec always stops the whole service (its pid namespace), and a service ends with its main process: a program that puts itself in the \
+         background under Type=simple (and lived on through KillMode=process) needs its option to stay in the foreground, or service.type = \"forking\"",
+    ),
     ("SendSIGKILL", "capexec always kills what is left at service.stop_timeout; raise it if the program needs longer to end"),
     ("RestrictAddressFamilies", "capexec always limits socket() to AF_UNIX, AF_INET, AF_INET6 and AF_NETLINK; narrower lists are not expressible"),
     ("ConfigurationDirectoryMode", "the directory is used as it is on the host"),

@@ -165,7 +165,7 @@ fn learn(a: &LearnArgs) -> Result<i32, CmdError> {
         let report = compare::compare(&obs, &spec, exists).without_absent_sockets(exists);
         print_report(&report, &spec.name, a.json);
         if let Some(early) = ended.early {
-            return Err(CmdError::Run(early));
+            return Err(CmdError::Run(early + &went_to_background(&spec, ended.status, &obs)));
         }
         return Ok(if report.denials() > 0 || workload_failed { 1 } else { 0 });
     }
@@ -732,6 +732,24 @@ fn ready_addresses(a: &LearnArgs, spec: &ServiceSpec) -> Result<Vec<Ready>, CmdE
         out.push(Ready::PidFile(p.clone(), std::fs::metadata(p).and_then(|m| m.modified()).ok(), None));
     }
     Ok(out)
+}
+
+/// What to add to an early end's message when the program put itself in
+/// the background (it called setsid and its main process ended with 0): a
+/// service ends with its main process, and what it leaves with it, as under
+/// systemd (sniproxy's unit, `Type=simple` with a forking program, relies on
+/// `KillMode=process`; learning ended with "nothing recorded" and no why).
+fn went_to_background(spec: &ServiceSpec, status: i32, obs: &Observations) -> String {
+    use capexec_decl::spec::ServiceType;
+    let simple = matches!(spec.service.kind, ServiceType::Simple | ServiceType::Exec);
+    if status != 0 || !simple || !obs.syscalls.contains_key("setsid") {
+        return String::new();
+    }
+    let kind = if spec.service.kind == ServiceType::Simple { "simple" } else { "exec" };
+    format!(
+        "\n  help: it went into the background (it called setsid, and its main process ended), and a {kind} service ends with its main process: \
+         run it in the foreground (its option for that, often -f, -n or --foreground), or declare service.type = \"forking\" with service.pid_file"
+    )
 }
 
 /// The service's status if it has ended (reaping it), without blocking.
