@@ -66,9 +66,15 @@ pub fn recv_with_pid(sock: std::os::fd::BorrowedFd<'_>, buf: &mut [u8]) -> std::
     let mut iov = [std::io::IoSliceMut::new(buf)];
     let mut space = nix::cmsg_space!(UnixCredentials);
     let m = recvmsg::<UnixAddr>(sock.as_raw_fd(), &mut iov, Some(&mut space), MsgFlags::MSG_DONTWAIT | MsgFlags::MSG_CMSG_CLOEXEC)?;
-    let pid = m.cmsgs()?.find_map(|c| match c {
-        ControlMessageOwned::ScmCredentials(cred) => Some(cred.pid()),
-        _ => None,
+    // A message that carried descriptors too overflows the buffer (they are
+    // never taken: the kernel closes what does not fit), and nix then reads
+    // no control message at all: such a message comes without its sender.
+    // Failing on it ended the reader of a service's /dev/log.
+    let pid = m.cmsgs().ok().and_then(|mut c| {
+        c.find_map(|c| match c {
+            ControlMessageOwned::ScmCredentials(cred) => Some(cred.pid()),
+            _ => None,
+        })
     });
     Ok((m.bytes, pid))
 }
