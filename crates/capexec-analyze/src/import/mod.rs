@@ -866,6 +866,57 @@ fn environment(entries: &[Entry], out: &mut Out) -> BTreeMap<String, String> {
 }
 
 /// ExecStart's argv, with the prefixes removed and $VAR / ${VAR} expanded.
+/// A command line around the program (ExecStartPre= and the others) with
+/// its prefixes: `-` ignores its failure, `+` and `!` run it privileged.
+fn imported_command(e: &Entry, vars: &BTreeMap<String, String>, out: &mut Out) -> Option<ImportedCommand> {
+    let v = e.value.as_str();
+    let prefixes: String = v.chars().take_while(|c| "-@+!:".contains(*c)).collect();
+    if prefixes.contains('@') {
+        out.skip(e, "the `@` prefix (a separate argv[0]) has no counterpart");
+        return None;
+    }
+    if prefixes.contains('!') && !prefixes.contains('+') {
+        out.covered.push((
+            format!("{}={v}", e.key),
+            "`!` (root, with the unit's other sandboxing): privileged = true, which runs it on the host as root without the sandbox".into(),
+        ));
+    }
+    let argv = exec_start(&Entry { value: v[prefixes.len()..].to_owned(), ..e.clone() }, vars, out);
+    (!argv.is_empty()).then(|| (mainpid_shell(argv), prefixes.contains('-'), prefixes.contains('+') || prefixes.contains('!')))
+}
+
+/// The program from the ExecStart= lines: the first, the others said. A
+/// oneshot's run one after another, each to its end (pg_dump@.service dumps,
+/// then expires old dumps): all but the last become start_pre commands,
+/// after the unit's own and in order, the last the program.
+fn starts_of(starts: &[Entry], oneshot: bool, vars: &BTreeMap<String, String>, out: &mut Out) {
+    if oneshot && out.commands.contains_key("start_post") {
+        out.skipped.push((
+            "ExecStartPost= (Type=oneshot)".into(),
+            "systemd runs it after the last ExecStart= has ended; capexec runs start_post once the program has started".into(),
+        ));
+    }
+    match starts {
+        [] => {}
+        [first, rest @ ..] if !oneshot || rest.is_empty() => {
+            out.argv = exec_start(first, vars, out);
+            for e in rest {
+                out.skip(e, "a second ExecStart (only Type=oneshot has several): capexec runs one program");
+            }
+        }
+        [before @ .., last] => {
+            let before: Vec<ImportedCommand> = before.iter().filter_map(|e| imported_command(e, vars, out)).collect();
+            out.argv = exec_start(last, vars, out);
+            out.commands.entry("start_pre").or_default().extend(before);
+            out.covered.push((
+                format!("ExecStart= ({} lines, Type=oneshot)", starts.len()),
+                "one after another, as systemd runs them: all but the last as [[exec.start_pre]] (after the unit's own ExecStartPre=), the last as the program"
+                    .into(),
+            ));
+        }
+    }
+}
+
 fn exec_start(e: &Entry, vars: &BTreeMap<String, String>, out: &mut Out) -> Vec<String> {
     let mut value = e.value.as_str();
     while let Some(r) = value.strip_prefix(['-', '@', '+', '!', ':']) {
@@ -1127,7 +1178,9 @@ pub fn convert(unit: &UnitText, dropins: &[UnitText], instance: Option<&str>) ->
     }
     let vars = environment(&entries, &mut out);
     let mut filter_mode: Option<bool> = None;
-    let mut exec_starts = 0;
+    // ExecStart= lines, in order; Type=oneshot.
+    let mut starts: Vec<Entry> = Vec::new();
+    let mut oneshot = false;
     for e in &entries {
         if e.section == "Unit" && e.key == "Description" {
             out.description = Some(e.value.clone());
@@ -1147,10 +1200,7 @@ pub fn convert(unit: &UnitText, dropins: &[UnitText], instance: Option<&str>) ->
         let v = e.value.as_str();
         match e.key.as_str() {
             // A drop-in resets the list before it sets its own (systemctl edit).
-            "ExecStart" if v.is_empty() => {
-                out.argv.clear();
-                exec_starts = 0;
-            }
+            "ExecStart" if v.is_empty() => starts.clear(),
             "ExecStop" if v.is_empty() => {
                 out.stop_by = None;
                 out.commands.remove(command_list(&e.key));
@@ -1162,31 +1212,12 @@ pub fn convert(unit: &UnitText, dropins: &[UnitText], instance: Option<&str>) ->
             }
             "ExecStartPre" | "ExecStartPost" | "ExecReload" | "ExecCondition" if v.is_empty() => drop(out.commands.remove(command_list(&e.key))),
             "ExecStartPre" | "ExecStartPost" | "ExecReload" | "ExecStop" | "ExecCondition" => {
-                let prefixes: String = v.chars().take_while(|c| "-@+!:".contains(*c)).collect();
-                if prefixes.contains('@') {
-                    out.skip(e, "the `@` prefix (a separate argv[0]) has no counterpart");
-                } else {
-                    if prefixes.contains('!') && !prefixes.contains('+') {
-                        out.covered.push((
-                            format!("{}={v}", e.key),
-                            "`!` (root, with the unit's other sandboxing): privileged = true, which runs it on the host as root without the sandbox".into(),
-                        ));
-                    }
-                    let argv = exec_start(&Entry { value: v[prefixes.len()..].to_owned(), ..e.clone() }, &vars, &mut out);
-                    if !argv.is_empty() {
-                        let entry = (mainpid_shell(argv), prefixes.contains('-'), prefixes.contains('+') || prefixes.contains('!'));
-                        out.commands.entry(command_list(&e.key)).or_default().push(entry);
-                    }
+                if let Some(entry) = imported_command(e, &vars, &mut out) {
+                    out.commands.entry(command_list(&e.key)).or_default().push(entry);
                 }
             }
-            "ExecStart" => {
-                exec_starts += 1;
-                if exec_starts > 1 {
-                    out.skip(e, "a second ExecStart (Type=oneshot): capexec runs one program");
-                } else {
-                    out.argv = exec_start(e, &vars, &mut out);
-                }
-            }
+            // Read once all are known (see `starts`).
+            "ExecStart" => starts.push(e.clone()),
             "Environment" | "EnvironmentFile" => {}
             "Sockets" => {
                 let missing: Vec<&str> = v.split_whitespace().filter(|s| !out.activate(e, s)).collect();
@@ -1330,7 +1361,16 @@ pub fn convert(unit: &UnitText, dropins: &[UnitText], instance: Option<&str>) ->
                     out.service.push(("type", "notify".into()));
                     out.skip(e, "reloading by signal: type = \"notify\"; send the reload signal yourself");
                 }
-                "oneshot" => out.skip(e, "capexec runs long-lived services; a oneshot task can run under `capexec run`"),
+                "oneshot" => {
+                    oneshot = true;
+                    out.service.push(("type", "exec".into()));
+                    out.covered.push((
+                        format!("Type={v}"),
+                        "type = \"exec\": the service ends when its program does, as a oneshot's does (`capexec status` shows how it ended); \
+                         `capexec exec FILE` runs it to its end (from a systemd timer's unit, say)"
+                            .into(),
+                    ));
+                }
                 _ => out.skip(e, "no counterpart; running as type \"simple\""),
             },
             // Kept for a forking service only (see `render`); /var/run is /run.
@@ -1452,6 +1492,7 @@ pub fn convert(unit: &UnitText, dropins: &[UnitText], instance: Option<&str>) ->
             },
         }
     }
+    starts_of(&starts, oneshot, &vars, &mut out);
     if out.argv.is_empty() {
         return Err(ImportError::NoExecStart(source.to_owned()));
     }
@@ -1848,6 +1889,38 @@ mod tests {
         assert!(decl.contains("#   SecureBits=noroot-locked: no_new_privs, always set"), "{decl}");
         assert!(decl.contains("#   SecureBits=keep-caps: capexec sets no keep-caps bit"), "{decl}");
         assert!(!decl.contains("no counterpart"), "{decl}");
+    }
+
+    /// A oneshot (pg_dump@.service: a privileged ExecStartPre=, then a dump
+    /// and an expiry of old dumps) runs its ExecStart= lines one after
+    /// another: all but the last as start_pre commands after the unit's own,
+    /// the last as the program, of type "exec"; the file passes check. It was
+    /// "not mapped", its second ExecStart= dropped. Elsewhere a second
+    /// ExecStart= is still said.
+    #[test]
+    fn a_oneshot_runs_its_starts_in_order() {
+        let t = |text: &str| UnitText { path: "/lib/systemd/system/pg_dump@.service".into(), text: text.into() };
+        let unit = "[Service]\nType=oneshot\nUser=postgres\nEnvironment=\"KEEP=3\"\nExecStartPre=+/usr/bin/pg_backupcluster %i createdirectory\n\
+                    ExecStart=/usr/bin/pg_backupcluster %i dump\nExecStart=-/usr/bin/pg_backupcluster %i expiredumps $KEEP\n";
+        let decl = convert(&t(unit), &[], Some("15-main")).unwrap();
+        let ctx = capexec_decl::Context { rootless: false, uid: 0, gid: 0, unit_dir: None };
+        let spec = capexec_decl::from_text("pg_dump", &decl, &ctx).unwrap_or_else(|e| panic!("{e}\n{decl}"));
+        assert_eq!(spec.exec.argv, ["/usr/bin/pg_backupcluster", "15-main", "expiredumps", "3"], "{decl}");
+        let pre: Vec<(Vec<String>, bool, bool)> = spec.exec.start_pre.iter().map(|c| (c.argv.clone(), c.ignore_failure, c.privileged)).collect();
+        let words = |w: &[&str]| w.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(
+            pre,
+            [
+                (words(&["/usr/bin/pg_backupcluster", "15-main", "createdirectory"]), false, true),
+                (words(&["/usr/bin/pg_backupcluster", "15-main", "dump"]), false, false)
+            ],
+            "{decl}"
+        );
+        assert!(decl.contains("type = \"exec\"") && decl.contains("#   Type=oneshot: type = \"exec\""), "{decl}");
+        assert!(!decl.contains("second ExecStart") && !decl.contains("not mapped"), "{decl}");
+        let decl = convert(&t(&unit.replace("Type=oneshot\n", "")), &[], Some("15-main")).unwrap();
+        assert!(decl.contains("ExecStart=-/usr/bin/pg_backupcluster 15-main expiredumps $KEEP: a second ExecStart"), "{decl}");
+        assert!(decl.contains("argv = [\"/usr/bin/pg_backupcluster\", \"15-main\", \"dump\"]"), "{decl}");
     }
 
     /// A working directory capexec makes (stubby's WorkingDirectory= is its
