@@ -451,6 +451,40 @@ both!(a_learning_run_ends_a_service_that_ignores_its_stop_without_a_pid_namespac
     assert_eq!(wait_gone_by(|| pids_exact(&format!("sleep {marker}")), T), Vec::<i32>::new());
 });
 
+/// The privileged start_pre commands run on the host before the learning
+/// run, as `exec` and the daemon run them: what they make is there for the
+/// program (pg_dump@'s `+pg_backupcluster createdirectory` makes the
+/// directory its dump, as postgres, writes in). Learning skipped them, and
+/// the run failed.
+#[test]
+fn learn_runs_the_privileged_commands_before_the_start() {
+    require_root();
+    let dir = shared_dir().join("learn-privileged");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    // Outside /tmp, which is the service's own; writable by root alone.
+    let (backups, _scratch) = writable_dir("learn-privileged");
+    set_mode(&backups, 0o755);
+    let made = backups.join("made");
+    let unit = dir.join("dump.svc");
+    let d = made.display();
+    std::fs::write(
+        &unit,
+        format!(
+            "[exec]\nargv = [\"/bin/sh\", \"-c\", \"echo dumped > {d}/f\"]\nuser = \"nobody\"\n\
+             [[exec.start_pre]]\nargv = [\"/usr/bin/install\", \"-d\", \"-o\", \"nobody\", \"{d}\"]\nprivileged = true\n"
+        ),
+    )
+    .unwrap();
+    let mut c = command(As::Root);
+    c.arg("learn").arg(&unit).arg("--out").arg(dir.join("out.svc"));
+    let o = output(c, T);
+    assert!(o.status.success(), "{}", text(&o));
+    assert_eq!(std::fs::read_to_string(made.join("f")).unwrap_or_default(), "dumped\n", "{}", text(&o));
+    let mined = std::fs::read_to_string(dir.join("out.svc")).unwrap();
+    assert!(mined.contains(&format!("\"{d}\", # written")), "{mined}");
+}
+
 // A simple service whose program puts itself in the background (sniproxy's
 // unit, which relies on KillMode=process) ends with its main process: the
 // learning run says why nothing was recorded and what to do, where it said

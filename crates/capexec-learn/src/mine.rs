@@ -684,6 +684,33 @@ pub struct Origin<'a> {
     /// The host's resolvers (the nameservers of its /etc/resolv.conf): the
     /// names a run asked them become `[broker.dns]` grants.
     pub nameservers: Vec<std::net::IpAddr>,
+    /// Whom the run's reads were checked as on the host, where no
+    /// capability overrode file permissions (`None`: one did, or the run
+    /// had every capability).
+    pub reader: Option<Reader>,
+}
+
+/// A user whose reads file permissions decide: its uid and all its gids.
+#[derive(Debug, Clone)]
+pub struct Reader {
+    pub uid: u32,
+    pub gids: Vec<u32>,
+}
+
+impl Reader {
+    /// Whether the file's mode lets this user read it (ACLs aside).
+    fn may_read(&self, path: &str) -> bool {
+        use std::os::unix::fs::MetadataExt;
+        let Ok(m) = std::fs::metadata(path) else { return true };
+        let bits = if m.uid() == self.uid {
+            0o400
+        } else if self.gids.contains(&m.gid()) {
+            0o040
+        } else {
+            0o004
+        };
+        m.mode() & bits != 0
+    }
 }
 
 /// The host's resolvers: the nameservers of its /etc/resolv.conf.
@@ -1061,6 +1088,13 @@ pub fn declaration(obs: &Observations, origin: &Origin, exists: impl Fn(&str) ->
         .chain(own_files.iter().cloned())
         .collect();
     let [mut ro, mut rw, ex, rwx, vis] = view(obs, &origin.private, &made, &exists);
+    // A masked file its user could not read anyway stays masked: the read
+    // failed on the host too (perl's getpwnam looks in /etc/shadow as
+    // postgres in pg_backupcluster's dump), and unmasking it gives nothing
+    // but a view of the password hashes' file.
+    if let Some(r) = &origin.reader {
+        ro.retain(|k, _| !masked(k) || r.may_read(k));
+    }
     // The unit's working directory must be in the view (init changes into
     // it before the exec, and fails the start where it is not): a run that
     // never named a path in it (kresd's /var/lib/knot-resolver, the unit's
@@ -1726,6 +1760,7 @@ mod tests {
             working_directory: None,
             nameservers: Vec::new(),
             proc_writable: Vec::new(),
+            reader: None,
         }
     }
 
@@ -1890,6 +1925,24 @@ mod tests {
         assert_eq!(ro.keys().collect::<Vec<_>>(), ["/etc/shadow", "/srv/app", "/var/spool/squid"]);
         assert_eq!(rw.keys().collect::<Vec<_>>(), ["/run", "/var/log/app"]);
         assert_eq!(ex.keys().collect::<Vec<_>>(), ["/opt/tool/bin"]);
+    }
+
+    /// A masked file the service's user could not read by its permissions
+    /// stays masked (pg_backupcluster's dump, as postgres, tries
+    /// /etc/shadow through perl's getpwnam and fails on the host too); one
+    /// its groups may read is unmasked.
+    #[test]
+    fn a_masked_file_its_user_cannot_read_stays_masked() {
+        use std::os::unix::fs::MetadataExt;
+        let o = obs(&[("/etc/shadow", &[Access::Read]), ("/srv/app/a.conf", &[Access::Read])], &["openat"]);
+        let argv = vec!["/usr/bin/app".to_owned()];
+        let shadow_gid = std::fs::metadata("/etc/shadow").unwrap().gid();
+        let mined = |reader: Option<Reader>| declaration(&o, &Origin { reader, ..origin(&argv, true) }, |_| true);
+        let text = mined(Some(Reader { uid: 65534, gids: vec![65534] }));
+        assert!(!text.contains("\"/etc/shadow\"") && text.contains("\"/srv/app\""), "{text}");
+        let text = mined(Some(Reader { uid: 65534, gids: vec![65534, shadow_gid] }));
+        assert!(text.contains("\"/etc/shadow\", # read"), "{text}");
+        assert!(mined(None).contains("\"/etc/shadow\", # read"));
     }
 
     /// `/` is no entry (it cannot be mounted whole): a file directly in it

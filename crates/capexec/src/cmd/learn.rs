@@ -205,6 +205,14 @@ fn learn(a: &LearnArgs) -> Result<i32, CmdError> {
         }),
         working_directory: Some(spec.exec.working_directory.display().to_string()),
         nameservers: mine::host_nameservers(),
+        // As root, a service without a capability over file permissions
+        // read as its own user and groups (rootless, through a mapping).
+        reader: {
+            let overrides = spec.capabilities.iter().any(|c| matches!(c.to_string().as_str(), "CAP_DAC_OVERRIDE" | "CAP_DAC_READ_SEARCH"));
+            let id = &spec.exec.user;
+            (!rootless && !had_capabilities && !overrides)
+                .then(|| mine::Reader { uid: id.uid, gids: std::iter::once(id.gid).chain(id.groups.iter().copied()).collect() })
+        },
     };
     let mut text = mine::declaration(&obs, &origin, exists);
     let unit = a.target.as_ref().or(a.unit.as_ref());
@@ -353,6 +361,17 @@ fn record(spec: &ServiceSpec, how: Recording) -> Result<(Observations, Ended, In
     .map_err(CmdError::launch(&spec.name))?;
 
     let rootless = !nix::unistd::geteuid().is_root();
+    // The privileged condition and start_pre commands, on the host before
+    // the sandbox exists, as `exec` and the daemon run them: what they make
+    // is there for the run (pg_dump@'s `+pg_backupcluster createdirectory`
+    // makes the backup directory its dump, as postgres, writes in). Nothing
+    // of them is recorded: they are not confined.
+    let env: Vec<(String, String)> = spec.exec.environment.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+    let note = |m: &str| eprintln!("capexec learn: {}: {m}", spec.name);
+    if let Err(e) = capexec_supervisor::privileged::run_before_start(&spec.exec, &env, spec.service.ready_timeout, None, &note) {
+        let why = if e.condition_unmet() { "its condition does not hold, so it does not start: nothing to learn" } else { "it does not start" };
+        return Err(CmdError::Run(format!("{}: {e}; {why}", spec.name)));
+    }
     let host_env: Vec<(String, String)> = std::env::vars().collect();
     // Network: the host's, so that binds and connects reach something and the
     // recorder sees where they go; the mined declaration gives them back
