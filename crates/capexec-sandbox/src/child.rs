@@ -978,25 +978,18 @@ fn others_left(helper: Option<libc::pid_t>) -> bool {
 /// (transmission-daemon's unit stops it with `kill -s STOP` first).
 fn forward(sig: libc::c_int, main: Option<libc::pid_t>, pid_ns: bool, leftovers: &Option<Leftovers>, helper: Option<libc::pid_t>) {
     let Ok(sig) = Signal::try_from(sig) else { return };
-    let stop = matches!(sig, Signal::SIGTERM | Signal::SIGINT | Signal::SIGQUIT);
-    let target = match (main, leftovers) {
-        (Some(pid), _) => pid,
+    let send = |s: Signal| match (main, leftovers) {
+        (Some(pid), _) => drop(kill(Pid::from_raw(pid), s)),
         // From the namespace's init, -1 is every process in it but init.
-        (None, _) if pid_ns => -1,
-        (None, Some(l)) => {
-            process::signal_children(l.children.as_fd(), helper, sig as libc::c_int);
-            if stop {
-                process::signal_children(l.children.as_fd(), helper, libc::SIGCONT);
-            }
-            return;
-        }
+        (None, _) if pid_ns => drop(kill(Pid::from_raw(-1), s)),
+        (None, Some(l)) => process::signal_children(l.children.as_fd(), helper, s as libc::c_int),
         // A joined pid namespace: nothing names them here; the supervisor's
         // stop timeout and the service's cgroup end them.
-        (None, None) => return,
+        (None, None) => {}
     };
-    let _ = kill(Pid::from_raw(target), sig);
-    if stop {
-        let _ = kill(Pid::from_raw(target), Signal::SIGCONT);
+    send(sig);
+    if matches!(sig, Signal::SIGTERM | Signal::SIGINT | Signal::SIGQUIT) {
+        send(Signal::SIGCONT);
     }
 }
 
