@@ -7,7 +7,7 @@
 
 use crate::{check, require_single_threaded};
 use std::io;
-use std::os::fd::{AsRawFd, BorrowedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 
 /// Which side of a [`fork`] this is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -227,6 +227,15 @@ pub fn after_exit(what: &str, cleanup: impl FnOnce()) -> io::Result<std::os::fd:
             exit_now(0)
         }
     }
+}
+
+/// Sends `sig` to `pid`, listed in `family` (see [`family`]), if it is still
+/// the process listed: its parent, read once a pidfd holds it, is one of
+/// the family. A pid that was freed and given to another process after the
+/// listing (which a service could try to bring about) is not signalled.
+pub fn signal_listed(pid: libc::pid_t, family: &[libc::pid_t], sig: libc::c_int) -> bool {
+    let Ok(fd) = crate::pidfd_open(pid, 0) else { return false };
+    parent_of(pid).is_some_and(|p| family.contains(&p)) && pidfd_send_signal(fd.as_fd(), sig).is_ok()
 }
 
 /// Kills the caller's children until it has none: what a pid namespace's end

@@ -1103,12 +1103,12 @@ fn stop(s: &Spawned, spec: &ServiceSpec, activity: Option<&std::sync::atomic::At
     // its calls with it): killed first, each process the service has, until
     // none but init is left (one may fork while they are listed).
     for _ in 0..100 {
-        let left: Vec<libc::pid_t> = process::family(s.pid, false).into_iter().filter(|p| *p != s.pid).collect();
-        if left.is_empty() {
+        let family = process::family(s.pid, false);
+        if family.len() <= 1 {
             break;
         }
-        for p in left {
-            let _ = kill(Pid::from_raw(p), Signal::SIGKILL);
+        for p in family.iter().filter(|p| **p != s.pid) {
+            process::signal_listed(*p, &family, libc::SIGKILL);
         }
         pause(Duration::from_millis(10));
     }
