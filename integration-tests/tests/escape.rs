@@ -413,6 +413,23 @@ both!(packet_and_raw_sockets, |who| {
     run_probe(who, &["--net", "host"], &["sockets"]);
 });
 
+// 26 where the kernel would allow a raw socket: a root service that keeps
+// CAP_NET_RAW in the host's user namespace, with network guard grants. A raw
+// UDP or TCP socket builds its own headers, which no connect or sendmsg hook
+// of the guard sees; the protocol rule let it through.
+#[test]
+fn raw_sockets_with_net_raw_kept_on_the_host() {
+    require_root();
+    let u = write_unit(
+        "raw-kept",
+        "[exec]\nuser = \"root\"\n[namespaces]\nuser = false\nnet = \"host\"\n\
+         [capabilities]\nkeep = [\"CAP_NET_RAW\"]\n[broker.net]\nconnect = [\"udp:127.0.0.1:53\"]\n",
+    );
+    let out = run_probe(As::Root, &["--unit", u.to_str().unwrap()], &["sockets"]);
+    // The capability is there: without the rule the kernel would say yes.
+    assert!(out.contains("CapEff:\t0000000000002000"), "{out}");
+}
+
 // 27: host SysV IPC is invisible.
 both!(sysv_ipc, |who: As| {
     let key = (std::process::id() as i32) * 10 + if who == As::Root { 1 } else { 2 };

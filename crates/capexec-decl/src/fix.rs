@@ -36,7 +36,7 @@ pub fn syscall(name: Option<&str>, spec: &ServiceSpec) -> String {
 pub fn argument_rule(name: &str) -> &'static str {
     match name {
         "clone" | "unshare" => "a new namespace",
-        "socket" => "a family other than unix, netlink, inet and inet6, or an inet protocol other than TCP and UDP: SCTP, MPTCP, ICMP, raw",
+        "socket" => "a family other than unix, netlink, inet and inet6, an inet protocol other than TCP and UDP (SCTP, MPTCP, ICMP), or a raw inet socket",
         "sendto" | "sendmsg" | "sendmmsg" | "setsockopt" => "TCP Fast Open, which connects where no connect rule looks",
         "chmod" | "fchmod" | "fchmodat" | "fchmodat2" | "creat" | "mkdir" | "mkdirat" | "open" | "openat" => "a setuid or setgid bit",
         "openat2" => "openat2 itself, whose flags no filter can read: programs fall back to openat",

@@ -113,26 +113,41 @@ const SHM_EXEC: u32 = 0o100000;
 const IP_PROTOCOLS: [u32; 3] = [0, libc::IPPROTO_TCP as u32, libc::IPPROTO_UDP as u32];
 
 /// socket(): Unix and netlink sockets of any kind; IPv4 and IPv6 sockets
-/// only with a protocol from IP_PROTOCOLS; every other family refused
-/// (AF_PACKET, AF_VSOCK, ...). A refused protocol gets `bad_protocol`
-/// (EPROTONOSUPPORT, what a kernel without it says, so that programs that
-/// try MPTCP first fall back to TCP).
+/// only with a protocol from IP_PROTOCOLS and of type stream or datagram;
+/// every other family refused (AF_PACKET, AF_VSOCK, ...). A refused
+/// protocol gets `bad_protocol` (EPROTONOSUPPORT, what a kernel without it
+/// says, so that programs that try MPTCP first fall back to TCP). A raw
+/// socket is refused whatever its protocol: with `CAP_NET_RAW` kept on the
+/// host (`namespaces.user = false`), `SOCK_RAW` with IPPROTO_UDP or TCP
+/// sends packets it builds itself, which no connect or sendmsg hook of the
+/// network guard sees (and with IP_HDRINCL, any packet at all).
 fn socket_block(deny: u32, bad_protocol: u32) -> Vec<sock_filter> {
     let (unix, netlink, inet, inet6) = (libc::AF_UNIX as u32, libc::AF_NETLINK as u32, libc::AF_INET as u32, libc::AF_INET6 as u32);
-    vec![
-        /* 0 */ stmt(BPF_LD_W_ABS, arg_lo(0)),
-        /* 1 */ jump(BPF_JEQ_K, unix, 9, 0), // -> 11 allow
-        /* 2 */ jump(BPF_JEQ_K, netlink, 8, 0), // -> 11 allow
-        /* 3 */ jump(BPF_JEQ_K, inet, 1, 0), // -> 5 protocol
-        /* 4 */ jump(BPF_JEQ_K, inet6, 0, 5), // else -> 10 deny
-        /* 5 */ stmt(BPF_LD_W_ABS, arg_lo(2)),
-        /* 6 */ jump(BPF_JEQ_K, IP_PROTOCOLS[0], 4, 0), // -> 11 allow
-        /* 7 */ jump(BPF_JEQ_K, IP_PROTOCOLS[1], 3, 0),
-        /* 8 */ jump(BPF_JEQ_K, IP_PROTOCOLS[2], 2, 0),
-        /* 9 */ stmt(BPF_RET_K, bad_protocol),
-        /* 10 */ stmt(BPF_RET_K, deny),
-        /* 11 */ stmt(BPF_RET_K, SECCOMP_RET_ALLOW),
-    ]
+    let n = IP_PROTOCOLS.len();
+    // Where the jumps go, by index: the type check, the refusal, the allow.
+    let (types, refuse, allow) = (7 + n, 11 + n, 12 + n);
+    let to = |from: usize, target: usize| (target - from - 1) as u8;
+    let mut b = vec![
+        stmt(BPF_LD_W_ABS, arg_lo(0)),
+        jump(BPF_JEQ_K, unix, to(1, allow), 0),
+        jump(BPF_JEQ_K, netlink, to(2, allow), 0),
+        jump(BPF_JEQ_K, inet, 1, 0),
+        jump(BPF_JEQ_K, inet6, 0, to(4, refuse)),
+        stmt(BPF_LD_W_ABS, arg_lo(2)),
+    ];
+    for (i, p) in IP_PROTOCOLS.iter().enumerate() {
+        b.push(jump(BPF_JEQ_K, *p, to(6 + i, types), 0));
+    }
+    b.push(stmt(BPF_RET_K, bad_protocol));
+    // The type without SOCK_NONBLOCK and SOCK_CLOEXEC (the kernel's SOCK_TYPE_MASK).
+    b.push(stmt(BPF_LD_W_ABS, arg_lo(1)));
+    b.push(stmt(BPF_AND_K, 0xf));
+    b.push(jump(BPF_JEQ_K, libc::SOCK_STREAM as u32, to(types + 2, allow), 0));
+    b.push(jump(BPF_JEQ_K, libc::SOCK_DGRAM as u32, to(types + 3, allow), 0));
+    b.push(stmt(BPF_RET_K, deny));
+    b.push(stmt(BPF_RET_K, SECCOMP_RET_ALLOW));
+    debug_assert_eq!(b.len(), allow + 1);
+    b
 }
 
 /// The answer for a refusal that should look like a feature the kernel lacks:
@@ -1052,7 +1067,20 @@ mod tests {
             // Junk in the upper half of the protocol does not help: the kernel reads an int.
             assert_eq!(x(libc::SYS_socket, [fam, 1, (1 << 32) | libc::IPPROTO_MPTCP as u64, 0, 0, 0]), proto_unsupported);
         }
+        // A raw IP socket, whatever its protocol: with CAP_NET_RAW kept on
+        // the host it would send packets no hook of the network guard sees.
+        for fam in [inet, inet6] {
+            for proto in [0, libc::IPPROTO_TCP, libc::IPPROTO_UDP] {
+                assert_eq!(x(libc::SYS_socket, [fam, libc::SOCK_RAW as u64, proto as u64, 0, 0, 0]), EPERM, "raw {fam} {proto}");
+                assert_eq!(x(libc::SYS_socket, [fam, 10 /* SOCK_PACKET */, proto as u64, 0, 0, 0]), EPERM);
+            }
+            let flags = (libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC) as u64;
+            assert_eq!(x(libc::SYS_socket, [fam, libc::SOCK_DGRAM as u64 | flags, 0, 0, 0, 0]), SECCOMP_RET_ALLOW);
+            assert_eq!(x(libc::SYS_socket, [fam, libc::SOCK_RAW as u64 | flags, 0, 0, 0, 0]), EPERM);
+        }
         assert_eq!(x(libc::SYS_socket, [unix, libc::SOCK_STREAM as u64, 0, 0, 0, 0]), SECCOMP_RET_ALLOW);
+        assert_eq!(x(libc::SYS_socket, [unix, libc::SOCK_DGRAM as u64, 0, 0, 0, 0]), SECCOMP_RET_ALLOW);
+        assert_eq!(x(libc::SYS_socket, [libc::AF_PACKET as u64, libc::SOCK_DGRAM as u64, 0, 0, 0, 0]), EPERM);
         assert_eq!(x(libc::SYS_socket, [libc::AF_NETLINK as u64, libc::SOCK_RAW as u64, 9, 0, 0, 0]), SECCOMP_RET_ALLOW);
         let fastopen = libc::MSG_FASTOPEN as u64;
         let eopnotsupp = SECCOMP_RET_ERRNO | libc::EOPNOTSUPP as u32;
@@ -1123,7 +1151,7 @@ mod tests {
             assert_eq!(x(libc::SYS_clone, a(f as u64 | libc::SIGCHLD as u64)), EPERM, "clone flag {f:#x}");
         }
         for f in [libc::AF_UNIX, libc::AF_INET, libc::AF_INET6, libc::AF_NETLINK] {
-            assert_eq!(x(libc::SYS_socket, a(f as u64)), SECCOMP_RET_ALLOW);
+            assert_eq!(x(libc::SYS_socket, [f as u64, libc::SOCK_STREAM as u64, 0, 0, 0, 0]), SECCOMP_RET_ALLOW);
         }
         for f in [libc::AF_PACKET, libc::AF_VSOCK, libc::AF_BLUETOOTH, libc::AF_ALG] {
             assert_eq!(x(libc::SYS_socket, a(f as u64)), EPERM);

@@ -863,6 +863,17 @@ fn main() {
             r.expect_fail("26 raw IPv6 socket (protocol rule)", rc, e, &[libc::EPROTONOSUPPORT]);
             let (rc, e) = sys!(libc::SYS_socket, libc::AF_VSOCK, libc::SOCK_STREAM, 0);
             r.expect_fail("26 AF_VSOCK socket", rc, e, &[EPERM]);
+            // Raw sockets of the protocols the rule lets through: with
+            // CAP_NET_RAW on the host they would build their own UDP and TCP
+            // packets, past every hook of the network guard.
+            for (fam, name) in [(libc::AF_INET, "IPv4"), (libc::AF_INET6, "IPv6")] {
+                for proto in [libc::IPPROTO_UDP, libc::IPPROTO_TCP, 0] {
+                    let (rc, e) = sys!(libc::SYS_socket, fam, libc::SOCK_RAW | libc::SOCK_CLOEXEC, proto);
+                    r.expect_fail(&format!("26 raw {name} socket of protocol {proto} (type rule)"), rc, e, &[EPERM, libc::EPROTONOSUPPORT]);
+                }
+            }
+            let caps = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+            println!("{}", caps.lines().find(|l| l.starts_with("CapEff:")).unwrap_or("CapEff: ?"));
         }
         "sysv" => {
             let key: i32 = arg(2).parse().unwrap_or(0);
