@@ -690,6 +690,10 @@ fn ip_address_deny(spec: &ServiceSpec) -> Answer {
         };
         loopback.push(g.addr.is_loopback() && whole);
     }
+    for r in &spec.broker.ping {
+        let whole = if r.addr.is_ipv4() { r.prefix >= 8 } else { r.prefix == 128 };
+        loopback.push(r.addr.is_loopback() && whole);
+    }
     let credit = match spec.namespaces.net {
         NetMode::None => Some("network namespace: only passed-in sockets and broker grants reach the host"),
         NetMode::Host => Some("network guard: every socket of the service reaches only its [broker.net] grants"),

@@ -39,6 +39,12 @@ pub struct BrokerSpec {
     /// its only network limit, and UDP none (systemd's `IPAddressDeny=any`).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub guard: bool,
+    /// `[broker.net] ping`: where the service may send ICMP echo requests,
+    /// through ping sockets (`SOCK_DGRAM` of IPPROTO_ICMP or ICMPV6; raw
+    /// sockets stay refused). Under `net = "host"` only; the network guard
+    /// drops every other ICMP packet of the service's as it leaves.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ping: Vec<AddrRange>,
     pub dns: DnsGrant,
     /// User names getpwnam/getpwuid may return.
     pub pwd: Vec<String>,
@@ -59,7 +65,12 @@ impl BrokerSpec {
     /// Whether there are IP address grants (`[broker.net]` connect or bind,
     /// Unix socket paths aside).
     pub fn has_net_grants(&self) -> bool {
-        !self.connect.is_empty() || !self.bind.is_empty()
+        !self.connect.is_empty() || !self.bind.is_empty() || !self.ping.is_empty()
+    }
+
+    /// The `ping` grant that covers `ip`, if any.
+    pub fn ping_grant(&self, ip: IpAddr) -> Option<&AddrRange> {
+        self.ping.iter().find(|r| r.contains(ip))
     }
 
     /// Whether the network guard holds the address grants on the service's
@@ -382,26 +393,7 @@ impl NetGrant {
             _ => (None, s),
         };
         let (host, port_s) = rest.rsplit_once(':').ok_or_else(|| NetGrantError::NoPort(s.to_owned()))?;
-        let (addr, prefix) = match host.split_once('/') {
-            Some((a, p)) => (a, Some(p)),
-            None => (host, None),
-        };
-        let addr: IpAddr = if let Some(v6) = addr.strip_prefix('[').and_then(|a| a.strip_suffix(']')) {
-            v6.parse().map_err(|_| NetGrantError::NotIpv6(v6.to_owned()))?
-        } else if addr.contains(':') {
-            return Err(NetGrantError::Unbracketed(addr.to_owned()));
-        } else {
-            addr.parse().map_err(|_| NetGrantError::NotAnAddress(addr.to_owned()))?
-        };
-        let addr = canonical(addr);
-        let full = if addr.is_ipv4() { 32 } else { 128 };
-        let prefix = match prefix {
-            None => full,
-            Some(p) => match p.parse::<u8>() {
-                Ok(n) if n <= full => n,
-                _ => return Err(NetGrantError::Prefix { prefix: p.to_owned(), max: full }),
-            },
-        };
+        let AddrRange { addr, prefix } = AddrRange::parse_bracketed(host)?;
         let port = |p: &str| p.parse::<u16>().map_err(|_| NetGrantError::Port(p.to_owned()));
         let ports = if port_s == "*" {
             (0, 65535)
@@ -432,6 +424,73 @@ impl NetGrant {
             return false;
         }
         in_prefix(self.addr, self.prefix, canonical(addr.ip()))
+    }
+}
+
+/// `ADDR[/PREFIX]`, IPv4 or IPv6: a `[broker.net] ping` grant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AddrRange {
+    pub addr: IpAddr,
+    pub prefix: u8,
+}
+
+impl AddrRange {
+    /// `10.0.0.0/8`, `[2001:db8::]/32`, or an IPv6 address without the
+    /// brackets (with no port to follow, nothing is ambiguous).
+    pub fn parse(s: &str) -> Result<AddrRange, NetGrantError> {
+        let (addr, rest) = s.split_at(s.find('/').unwrap_or(s.len()));
+        match addr.contains(':') && !addr.starts_with('[') {
+            true => AddrRange::parse_bracketed(&format!("[{addr}]{rest}")),
+            false => AddrRange::parse_bracketed(s),
+        }
+    }
+
+    /// The address part of a grant: IPv4, or IPv6 in brackets.
+    fn parse_bracketed(host: &str) -> Result<AddrRange, NetGrantError> {
+        let (addr, prefix) = match host.split_once('/') {
+            Some((a, p)) => (a, Some(p)),
+            None => (host, None),
+        };
+        let addr: IpAddr = if let Some(v6) = addr.strip_prefix('[').and_then(|a| a.strip_suffix(']')) {
+            v6.parse().map_err(|_| NetGrantError::NotIpv6(v6.to_owned()))?
+        } else if addr.contains(':') {
+            return Err(NetGrantError::Unbracketed(addr.to_owned()));
+        } else {
+            addr.parse().map_err(|_| NetGrantError::NotAnAddress(addr.to_owned()))?
+        };
+        let addr = canonical(addr);
+        let full = if addr.is_ipv4() { 32 } else { 128 };
+        let prefix = match prefix {
+            None => full,
+            Some(p) => match p.parse::<u8>() {
+                Ok(n) if n <= full => n,
+                _ => return Err(NetGrantError::Prefix { prefix: p.to_owned(), max: full }),
+            },
+        };
+        Ok(AddrRange { addr, prefix })
+    }
+
+    /// The one address `ip` (made canonical), as a refusal suggests it.
+    pub fn exact(ip: IpAddr) -> AddrRange {
+        let addr = canonical(ip);
+        AddrRange { addr, prefix: if addr.is_ipv4() { 32 } else { 128 } }
+    }
+
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        in_prefix(self.addr, self.prefix, canonical(ip))
+    }
+}
+
+impl std::fmt::Display for AddrRange {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.addr {
+            IpAddr::V4(a) => write!(f, "{a}")?,
+            IpAddr::V6(a) => write!(f, "[{a}]")?,
+        }
+        match self.prefix == if self.addr.is_ipv4() { 32 } else { 128 } {
+            true => Ok(()),
+            false => write!(f, "/{}", self.prefix),
+        }
     }
 }
 

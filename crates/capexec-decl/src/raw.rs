@@ -72,6 +72,7 @@ pub struct RawNetGrants {
     pub connect: Option<Vec<String>>,
     pub bind: Option<Vec<String>>,
     pub guard: Option<bool>,
+    pub ping: Option<Vec<String>>,
 }
 
 #[derive(Debug, Default, Clone, Deserialize)]

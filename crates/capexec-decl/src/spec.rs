@@ -658,6 +658,11 @@ pub struct SeccompSpec {
     /// Every allowed syscall after expanding groups and removing `deny`.
     pub allowed: crate::syscalls::Set,
     pub action: DenyAction,
+    /// socket() may make ping sockets (`SOCK_DGRAM` of IPPROTO_ICMP or
+    /// ICMPV6), which the protocol rule refuses otherwise: set where
+    /// `[broker.net] ping` grants addresses.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub ping: bool,
     /// A filter given whole instead of the allowlist (an OCI config's
     /// `linux.seccomp`): `allowed` and `action` are then not used.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -784,6 +784,14 @@ pub fn validate(name: &str, raw: &RawUnit, sources: Vec<PathBuf>, ctx: &Context)
             "in a network namespace of its own the guard already holds every socket the service has in the host's network (its preopens and what its broker makes for its grants): remove the key",
         );
     }
+    if !broker.ping.is_empty() && net != NetMode::Host {
+        v.err_help(
+            "broker.net.ping",
+            "is for namespaces.net = \"host\"",
+            "a ping socket is made in the service's own network, which has only a loopback: set namespaces.net = \"host\" (the network guard then holds \
+             every socket of the service to its [broker.net] grants)",
+        );
+    }
     if net == NetMode::Host {
         // There the service's TCP binds and connects meet Landlock's port
         // rules before the network guard's address grants: a TCP grant
@@ -801,6 +809,7 @@ pub fn validate(name: &str, raw: &RawUnit, sources: Vec<PathBuf>, ctx: &Context)
         }
     }
     let mut seccomp = seccomp;
+    seccomp.ping = !broker.ping.is_empty();
     if seccomp.allowed.contains("io_uring_setup") {
         // Requests on a ring run in the kernel without passing seccomp: what
         // the argument rules and the transparent broker decide is not decided
@@ -960,11 +969,11 @@ pub fn validate(name: &str, raw: &RawUnit, sources: Vec<PathBuf>, ctx: &Context)
     // open"): said where a declaration is affected, not left for the user to find.
     // (Host UDP sockets of `net = "none"` services are capexec-sandbox's network
     // guard's; it holds at most this many grants.)
-    let net_grants = broker.bind.len() + broker.connect.len() + broker.bind_unix.len();
+    let net_grants = broker.bind.len() + broker.connect.len() + broker.bind_unix.len() + broker.ping.len();
     if net_grants > MAX_NET_GRANTS {
         v.err_help(
             "broker.net",
-            format!("{net_grants} bind and connect grants; at most {MAX_NET_GRANTS} are allowed"),
+            format!("{net_grants} bind, connect and ping grants; at most {MAX_NET_GRANTS} are allowed"),
             "merge addresses into ranges (ADDRESS/PREFIX) and ports into PORT-PORT",
         );
     }
@@ -1437,7 +1446,7 @@ fn seccomp(v: &mut V, raw: &RawUnit) -> SeccompSpec {
     if sc.errno.is_some() && !matches!(action, DenyAction::Errno(_)) {
         v.err("seccomp.errno", "errno applies only with action = \"errno\"");
     }
-    SeccompSpec { declared, allowed, action, profile: None }
+    SeccompSpec { declared, allowed, action, ping: false, profile: None }
 }
 
 fn valid_env_name(k: &str) -> bool {
@@ -1735,6 +1744,19 @@ fn broker(v: &mut V, raw: &RawUnit) -> crate::grants::BrokerSpec {
                 Ok(g) => out.bind.push(g),
                 Err(e) => v.err(format!("broker.net.{field}[{i}]"), e.to_string()),
             }
+        }
+    }
+    for (i, s) in net_grants.ping.clone().unwrap_or_default().iter().enumerate() {
+        match crate::grants::AddrRange::parse(s) {
+            Ok(r) => out.ping.push(r),
+            Err(e) => v.err_help(
+                format!("broker.net.ping[{i}]"),
+                match e {
+                    crate::grants::NetGrantError::Prefix { .. } => e.to_string(),
+                    _ => format!("`{s}` is not an IP address (a name is no ping grant, and there is no port)"),
+                },
+                "write ADDRESS[/PREFIX], e.g. \"192.0.2.1\", \"10.0.0.0/8\", \"::1\"",
+            ),
         }
     }
     let dns = b.dns.clone().unwrap_or_default();

@@ -605,6 +605,22 @@ fn broker_grants_and_their_errors() {
     let e = one(&format!("{ARGV}[namespaces]\nnet = \"none\"\n[broker.net]\nguard = true\n"));
     assert_eq!(e.key.as_deref(), Some("broker.net.guard"));
     assert!(e.message.contains("is for namespaces.net = \"host\""), "{e:?}");
+    // `ping`: the guard's, ping sockets allowed by seccomp; host network only.
+    let s = ok(&format!("{ARGV}[namespaces]\nnet = \"host\"\n[broker.net]\nping = [\"192.0.2.0/24\", \"::1\", \"[2001:db8::]/32\"]\n"));
+    assert!(s.broker.guards_net() && s.seccomp.ping && !s.brokers_besides_listen() && s.warnings.is_empty(), "{:?}", s.warnings);
+    let shown: Vec<String> = s.broker.ping.iter().map(|r| r.to_string()).collect();
+    assert_eq!(shown, ["192.0.2.0/24", "[::1]", "[2001:db8::]/32"]);
+    assert!(s.broker.ping_grant("192.0.2.77".parse().unwrap()).is_some() && s.broker.ping_grant("192.0.3.1".parse().unwrap()).is_none());
+    assert!(s.broker.ping_grant("::ffff:192.0.2.1".parse().unwrap()).is_some(), "a v4-mapped address is the IPv4 one");
+    assert!(!ok(&format!("{ARGV}[namespaces]\nnet = \"host\"\n[broker.net]\nguard = true\n")).seccomp.ping);
+    let e = one(&format!("{ARGV}[broker.net]\nping = [\"127.0.0.1\"]\n"));
+    assert_eq!(e.key.as_deref(), Some("broker.net.ping"));
+    assert!(e.message.contains("is for namespaces.net = \"host\""), "{e:?}");
+    for (bad, says) in [("example.com", "is not an IP address"), ("10.0.0.1:53", "is not an IP address"), ("10.0.0.0/33", "prefix `/33`")] {
+        let e = one(&format!("{ARGV}[namespaces]\nnet = \"host\"\n[broker.net]\nping = [\"{bad}\"]\n"));
+        assert_eq!(e.key.as_deref(), Some("broker.net.ping[0]"));
+        assert!(e.message.contains(says), "{bad}: {e:?}");
+    }
     let e = one(&format!("{ARGV}[broker.dns]\nnames = [\"bad name\"]\n"));
     assert_eq!(e.key.as_deref(), Some("broker.dns.names[0]"));
     let e = one(&format!("{ARGV}[broker]\nsysctl = [\"net..x\"]\n"));
@@ -631,7 +647,7 @@ fn network_paths_still_open_are_said() {
     // The guard holds 64 grants.
     let many: Vec<String> = (0..65).map(|i| format!("\"udp:10.0.0.{i}:53\"")).collect();
     let e = one(&format!("[exec]\nargv = [\"/bin/true\"]\n[broker.net]\nconnect = [{}]\n", many.join(", ")));
-    assert!(e.to_string().contains("65 bind and connect grants; at most 64"), "{e}");
+    assert!(e.to_string().contains("65 bind, connect and ping grants; at most 64"), "{e}");
     // listen() on a host socket with no port goes to the broker: nothing to warn about.
     let host = ok("[exec]\nargv = [\"/bin/true\"]\n[namespaces]\nnet = \"host\"\n");
     assert!(host.warnings.is_empty(), "{:?}", host.warnings);

@@ -27,9 +27,14 @@
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_endian.h>
 
+#ifndef IPPROTO_ICMPV6
+#define IPPROTO_ICMPV6 58 // linux/in6.h, which clashes with linux/in.h here
+#endif
+
 #define MAX_GRANTS 64
 #define GRANT_CONNECT 1
 #define GRANT_BIND 2
+#define GRANT_PING 4 // an ICMP echo request's destination; no port
 
 // One declared address range, IPv4 as v4-mapped IPv6 so that one comparison
 // serves both families. `net` is already masked; `mask` is per 32-bit word.
@@ -38,7 +43,7 @@ struct grant {
 	__u32 mask[4];
 	__u16 port_lo;
 	__u16 port_hi;
-	__u8 kind;  // GRANT_CONNECT or GRANT_BIND
+	__u8 kind;  // GRANT_CONNECT, GRANT_BIND or GRANT_PING
 	__u8 proto; // 0: TCP and UDP; else IPPROTO_TCP or IPPROTO_UDP
 	__u8 pad[2];
 };
@@ -50,6 +55,11 @@ const volatile __u32 n_grants = 0;
 // Under `net = "host"` every socket of the service is the host's: a bind to
 // port 0 passes there, as the port a connect binds by itself does.
 const volatile __u32 port_zero_binds = 0;
+// Under `net = "host"` the service's ICMP packets are its ping sockets'
+// echo requests (raw sockets are refused by seccomp): each must go to a
+// GRANT_PING range. (Elsewhere the service's own network has only a
+// loopback, and the kernel's own ICMP is not sent from its sockets.)
+const volatile __u32 check_icmp = 0;
 const volatile struct grant grants[MAX_GRANTS] = {};
 
 // A peer a datagram socket received from: it may answer it (a UDP server must
@@ -68,6 +78,17 @@ struct {
 	__type(value, __u8);
 } peers SEC(".maps");
 
+// A UDP socket connected to an address the service may only ping: ping
+// (iputils) connects one to learn the source address its echo requests
+// will have, and sends nothing on it. Such a socket is muted: the packet
+// check drops its datagrams. Kept with the socket, gone with it.
+struct {
+	__uint(type, BPF_MAP_TYPE_SK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
+	__type(value, __u8);
+} muted SEC(".maps");
+
 // What the programs refused, for the daemon's denial trail: one record per
 // refusal while there is room (a service looping on refused calls fills it,
 // and then loses records, never the daemon's memory).
@@ -75,6 +96,7 @@ struct {
 #define REFUSED_BIND 2
 #define REFUSED_SEND 3
 #define REFUSED_ROUTE 4
+#define REFUSED_PING 5
 
 struct refusal {
 	__u32 addr[4]; // v4-mapped for IPv4
@@ -89,17 +111,24 @@ struct {
 	__uint(max_entries, 64 * 1024);
 } refusals SEC(".maps");
 
-static __always_inline int refuse(struct bpf_sock_addr *ctx, const __u32 a[4], __u8 op, __u32 proto)
+// Records a refusal; returns 0, the programs' answer for it. `port` in
+// network order.
+static __always_inline int report(const __u32 a[4], __u16 port, __u8 op, __u32 proto)
 {
 	struct refusal r = {
 		.addr = {a[0], a[1], a[2], a[3]},
 		.pid = bpf_get_current_pid_tgid() >> 32,
-		.port = bpf_ntohs((__u16)ctx->user_port),
+		.port = bpf_ntohs(port),
 		.op = op,
 		.proto = proto,
 	};
 	bpf_ringbuf_output(&refusals, &r, sizeof(r), 0);
 	return 0;
+}
+
+static __always_inline int refuse(struct bpf_sock_addr *ctx, const __u32 a[4], __u8 op, __u32 proto)
+{
+	return report(a, (__u16)ctx->user_port, op, proto);
 }
 
 static __always_inline int unguarded(struct bpf_sock_addr *ctx)
@@ -109,19 +138,26 @@ static __always_inline int unguarded(struct bpf_sock_addr *ctx)
 	return exempt_cgroup && bpf_get_current_cgroup_id() == exempt_cgroup;
 }
 
+// A ping socket's connect is granted where its echo requests may go (its
+// "port" is the echo identifier); it binds nothing but port 0.
 static __always_inline int granted(const __u32 a[4], __u32 port_be, __u32 proto, __u8 kind)
 {
 	__u16 port = bpf_ntohs((__u16)port_be);
-	if (proto != IPPROTO_TCP && proto != IPPROTO_UDP)
+	if (proto == IPPROTO_ICMP || proto == IPPROTO_ICMPV6) {
+		if (kind != GRANT_CONNECT)
+			return 0;
+		kind = GRANT_PING;
+	} else if (proto != IPPROTO_TCP && proto != IPPROTO_UDP) {
 		return 0;
+	}
 	for (__u32 i = 0; i < MAX_GRANTS; i++) {
 		if (i >= n_grants)
 			break;
 		if (grants[i].kind != kind)
 			continue;
-		if (grants[i].proto && grants[i].proto != proto)
+		if (kind != GRANT_PING && grants[i].proto && grants[i].proto != proto)
 			continue;
-		if (port < grants[i].port_lo || port > grants[i].port_hi)
+		if (kind != GRANT_PING && (port < grants[i].port_lo || port > grants[i].port_hi))
 			continue;
 		if ((a[0] & grants[i].mask[0]) != grants[i].net[0] || (a[1] & grants[i].mask[1]) != grants[i].net[1] ||
 		    (a[2] & grants[i].mask[2]) != grants[i].net[2] || (a[3] & grants[i].mask[3]) != grants[i].net[3])
@@ -160,8 +196,18 @@ static __always_inline int check_connect(struct bpf_sock_addr *ctx, const __u32 
 {
 	if (unguarded(ctx))
 		return 1;
-	if (granted(a, ctx->user_port, ctx->protocol, GRANT_CONNECT) || known_peer(ctx, a))
+	__u8 *mute = 0;
+	if (ctx->protocol == IPPROTO_UDP && check_icmp)
+		mute = bpf_sk_storage_get(&muted, ctx->sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
+	if (granted(a, ctx->user_port, ctx->protocol, GRANT_CONNECT) || known_peer(ctx, a)) {
+		if (mute)
+			*mute = 0;
 		return 1;
+	}
+	if (mute && granted(a, 0, IPPROTO_ICMP, GRANT_CONNECT)) {
+		*mute = 1;
+		return 1;
+	}
 	return refuse(ctx, a, REFUSED_CONNECT, ctx->protocol);
 }
 
@@ -266,15 +312,34 @@ static __always_inline int refuse_route(struct __sk_buff *skb, const __u32 a[4],
 {
 	__u16 port = 0;
 	bpf_skb_load_bytes(skb, l4 + 2, &port, 2); // TCP and UDP alike
-	struct refusal r = {
-		.addr = {a[0], a[1], a[2], a[3]},
-		.pid = bpf_get_current_pid_tgid() >> 32,
-		.port = bpf_ntohs(port),
-		.op = REFUSED_ROUTE,
-		.proto = proto,
-	};
-	bpf_ringbuf_output(&refusals, &r, sizeof(r), 0);
-	return 0;
+	return report(a, port, REFUSED_ROUTE, proto);
+}
+
+// An ICMP packet of the service's: a ping socket's echo request, whose
+// destination no sock_addr hook saw (sendto on a ping socket runs none).
+static __always_inline int check_echo(const __u32 a[4], __u8 proto)
+{
+	if (!check_icmp || granted(a, 0, proto, GRANT_CONNECT))
+		return 1;
+	return report(a, 0, REFUSED_PING, proto);
+}
+
+// A datagram of a muted socket (see `muted`), refused as a send would be.
+static __always_inline int check_datagram(struct __sk_buff *skb, const __u32 a[4], __u32 l4)
+{
+	if (!check_icmp)
+		return 1;
+	struct bpf_sock *sk = skb->sk;
+	if (sk)
+		sk = bpf_sk_fullsock(sk);
+	if (!sk)
+		return 1;
+	__u8 *mute = bpf_sk_storage_get(&muted, sk, 0, 0);
+	if (!mute || !*mute)
+		return 1;
+	__u16 port = 0;
+	bpf_skb_load_bytes(skb, l4 + 2, &port, 2);
+	return report(a, port, REFUSED_SEND, IPPROTO_UDP);
 }
 
 SEC("cgroup_skb/egress")
@@ -285,6 +350,13 @@ int egress(struct __sk_buff *skb)
 		return 1;
 	if (b[0] >> 4 == 4) {
 		__u32 ihl = (b[0] & 0x0f) * 4;
+		if (ihl <= 20 && (b[9] == IPPROTO_ICMP || b[9] == IPPROTO_UDP)) {
+			__u32 d[4] = {0, 0, bpf_htonl(0xffff), 0};
+			__builtin_memcpy(&d[3], &b[16], 4);
+			if (b[9] == IPPROTO_UDP)
+				return check_datagram(skb, d, 20);
+			return check_echo(d, IPPROTO_ICMP);
+		}
 		if (ihl <= 20)
 			return 1;
 		// The first hop, which the header now names as its destination.
@@ -309,6 +381,10 @@ int egress(struct __sk_buff *skb)
 		next = ext[0];
 		off += (ext[1] + 1) * 8;
 	}
+	if (next == IPPROTO_ICMPV6)
+		return check_echo(a, IPPROTO_ICMPV6);
+	if (next == IPPROTO_UDP)
+		return check_datagram(skb, a, off);
 	if (next != IPV6_NEXTHDR_ROUTING)
 		return 1;
 	__u8 rt[2];

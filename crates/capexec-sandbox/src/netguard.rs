@@ -23,7 +23,7 @@
 //! that would leave open, and the plan refuses such declarations.
 
 use crate::sys;
-use capexec_decl::grants::{NetGrant, Proto};
+use capexec_decl::grants::{AddrRange, NetGrant, Proto};
 use capexec_decl::spec::{ListenAddr, NetMode, PreopenKind};
 use capexec_decl::ServiceSpec;
 use std::net::IpAddr;
@@ -37,6 +37,7 @@ static OBJECT: &[u8] = include_bytes!("../bpf/netguard.bpf.o");
 pub const MAX_GRANTS: usize = capexec_decl::validate::MAX_NET_GRANTS;
 const GRANT_CONNECT: u8 = 1;
 const GRANT_BIND: u8 = 2;
+const GRANT_PING: u8 = 4;
 
 #[derive(Debug, thiserror::Error)]
 pub enum NetGuardError {
@@ -61,6 +62,9 @@ pub struct NetPolicy {
     /// itself does; the kernel picks it, and no listen follows unchecked
     /// (the broker answers listen).
     port_zero_binds: bool,
+    /// Every ICMP packet of the service's must go to a `ping` grant's
+    /// range (`net = "host"`, where its ping sockets are the host's).
+    check_icmp: bool,
 }
 
 /// `struct grant` in netguard.bpf.c.
@@ -84,17 +88,24 @@ unsafe impl aya::Pod for Grant {}
 
 impl Grant {
     fn new(g: &NetGrant, kind: u8) -> Grant {
-        // IPv4 as v4-mapped IPv6, as the programs compare it.
-        let (bytes, prefix) = match g.addr {
-            IpAddr::V4(a) => (a.to_ipv6_mapped().octets(), g.prefix as u32 + 96),
-            IpAddr::V6(a) => (a.octets(), g.prefix as u32),
-        };
-        let mut grant = Grant { port_lo: g.ports.0, port_hi: g.ports.1, kind, ..Grant::default() };
+        let mut grant = Grant::range(&AddrRange { addr: g.addr, prefix: g.prefix }, kind);
+        (grant.port_lo, grant.port_hi) = g.ports;
         grant.proto = match g.proto {
             None => 0,
             Some(Proto::Tcp) => libc::IPPROTO_TCP as u8,
             Some(Proto::Udp) => libc::IPPROTO_UDP as u8,
         };
+        grant
+    }
+
+    /// An address range alone (a `ping` grant: no protocol, no port).
+    fn range(r: &AddrRange, kind: u8) -> Grant {
+        // IPv4 as v4-mapped IPv6, as the programs compare it.
+        let (bytes, prefix) = match r.addr {
+            IpAddr::V4(a) => (a.to_ipv6_mapped().octets(), r.prefix as u32 + 96),
+            IpAddr::V6(a) => (a.octets(), r.prefix as u32),
+        };
+        let mut grant = Grant { kind, ..Grant::default() };
         for i in 0..4 {
             let bits = prefix.saturating_sub(32 * i as u32).min(32);
             let mask = if bits == 0 { 0 } else { u32::MAX << (32 - bits) };
@@ -110,8 +121,8 @@ impl Grant {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Refusal {
     pub op: RefusedOp,
-    /// `udp` or `tcp`.
-    pub proto: Proto,
+    /// `udp` or `tcp`; `None` for an ICMP echo request ([`RefusedOp::Ping`]).
+    pub proto: Option<Proto>,
     pub addr: IpAddr,
     pub port: u16,
     /// The process, as the host names it.
@@ -128,6 +139,9 @@ pub enum RefusedOp {
     /// route, an IPv6 routing header): dropped as it left. `addr` is the
     /// route's first hop, where it would have gone.
     Route,
+    /// An ICMP echo request (a ping socket's send or connect) to an
+    /// address no `ping` grant covers: dropped as it left, or refused.
+    Ping,
 }
 
 impl Refusal {
@@ -146,11 +160,14 @@ impl Refusal {
             2 => RefusedOp::Bind,
             3 => RefusedOp::Send,
             4 => RefusedOp::Route,
+            5 => RefusedOp::Ping,
             _ => return None,
         };
-        let proto = match i32::from(b[23]) {
-            libc::IPPROTO_TCP => Proto::Tcp,
-            libc::IPPROTO_UDP => Proto::Udp,
+        let (op, proto) = match i32::from(b[23]) {
+            libc::IPPROTO_TCP => (op, Some(Proto::Tcp)),
+            libc::IPPROTO_UDP => (op, Some(Proto::Udp)),
+            // A ping socket's connect, or an echo request as it left.
+            libc::IPPROTO_ICMP | libc::IPPROTO_ICMPV6 => (RefusedOp::Ping, None),
             _ => return None,
         };
         let addr = v6.to_ipv4_mapped().map_or(IpAddr::V6(v6), IpAddr::V4);
@@ -215,11 +232,18 @@ pub fn policy(spec: &ServiceSpec) -> Result<Option<NetPolicy>, NetGuardError> {
         return Ok(None);
     }
     let b = &spec.broker;
-    let grants: Vec<Grant> = b.connect.iter().map(|g| Grant::new(g, GRANT_CONNECT)).chain(b.bind.iter().map(|g| Grant::new(g, GRANT_BIND))).collect();
+    let grants: Vec<Grant> = b
+        .connect
+        .iter()
+        .map(|g| Grant::new(g, GRANT_CONNECT))
+        .chain(b.bind.iter().map(|g| Grant::new(g, GRANT_BIND)))
+        .chain(b.ping.iter().map(|r| Grant::range(r, GRANT_PING)))
+        .collect();
     if grants.len() > MAX_GRANTS {
         return Err(NetGuardError::TooManyGrants(grants.len()));
     }
-    Ok(Some(NetPolicy { grants, port_zero_binds: spec.namespaces.net == NetMode::Host }))
+    let host = spec.namespaces.net == NetMode::Host;
+    Ok(Some(NetPolicy { grants, port_zero_binds: host, check_icmp: host }))
 }
 
 /// What stays open for `spec` where the guard cannot be attached (rootless,
@@ -274,6 +298,31 @@ pub fn require_guard(spec: &ServiceSpec) -> Result<(), crate::error::LaunchError
     })
 }
 
+/// What this host says against `spec`'s `[broker.net] ping` grants: the
+/// kernel lets a process make ping sockets only where its group or one of
+/// its supplementary groups is in `net.ipv4.ping_group_range` of the
+/// network namespace (the host's, under `net = "host"`); the kernel's
+/// default, `1 0`, allows no one. `None` where the grants can work.
+pub fn ping_warning(spec: &ServiceSpec) -> Option<String> {
+    if spec.broker.ping.is_empty() {
+        return None;
+    }
+    let path = "/proc/sys/net/ipv4/ping_group_range";
+    let range = std::fs::read_to_string(path).ok()?;
+    let mut it = range.split_whitespace().map(|n| n.parse::<u32>());
+    let (Some(Ok(lo)), Some(Ok(hi))) = (it.next(), it.next()) else { return None };
+    let user = &spec.exec.user;
+    if std::iter::once(&user.gid).chain(&user.groups).any(|g| (lo..=hi).contains(g)) {
+        return None;
+    }
+    Some(format!(
+        "[broker.net] ping grants addresses, but this host lets no group of the service's (gid {}) make ping sockets: \
+         {path} is \"{lo} {hi}\"; set it to include the group (systemd's sysctl.d sets \"0 2147483647\": \
+         `sysctl -w net.ipv4.ping_group_range=\"0 2147483647\"`, and a file in /etc/sysctl.d to keep it)",
+        user.gid
+    ))
+}
+
 /// The cgroup v2 id of a directory: its inode number on cgroupfs, which is
 /// what `bpf_get_current_cgroup_id()` returns.
 pub fn cgroup_id(dir: &Path) -> Result<u64, NetGuardError> {
@@ -313,6 +362,7 @@ pub fn attach(policy: &NetPolicy, service: &Path, supervisor: &Path) -> Result<R
         .override_global("exempt_cgroup", &exempt, true)
         .override_global("n_grants", &n, true)
         .override_global("port_zero_binds", &u32::from(policy.port_zero_binds), true)
+        .override_global("check_icmp", &u32::from(policy.check_icmp), true)
         .override_global("grants", &grants, true)
         .load(OBJECT)
         .map_err(|e| NetGuardError::Load(e.to_string()))?;
@@ -472,9 +522,9 @@ mod tests {
         let granted = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
         let (w, g) = (witness.local_addr().unwrap().port(), granted.local_addr().unwrap().port());
         let spec_grant = NetGrant::parse(&format!("udp:127.0.0.1:{g}")).unwrap();
-        let policy = NetPolicy { grants: vec![Grant::new(&spec_grant, GRANT_CONNECT)], port_zero_binds: false };
+        let policy = NetPolicy { grants: vec![Grant::new(&spec_grant, GRANT_CONNECT)], port_zero_binds: false, check_icmp: false };
         // A first run's programs (granting nothing) must not outlive it.
-        attach(&NetPolicy { grants: vec![], port_zero_binds: false }, &service, &supervisor).unwrap();
+        attach(&NetPolicy { grants: vec![], port_zero_binds: false, check_icmp: false }, &service, &supervisor).unwrap();
         let mut refusals = attach(&policy, &service, &supervisor).unwrap();
         let eperm = libc::EPERM;
         let checked = in_cgroup(&service, || {
@@ -497,7 +547,7 @@ mod tests {
         assert_eq!(exempt, 0b11, "in the supervisor's cgroup everything passes");
         let localhost = IpAddr::from([127, 0, 0, 1]);
         let ops: Vec<_> = reported.iter().map(|r| (r.op, r.proto, r.addr, r.port)).collect();
-        assert_eq!(ops, [(RefusedOp::Send, Proto::Udp, localhost, w), (RefusedOp::Connect, Proto::Udp, localhost, w)]);
+        assert_eq!(ops, [(RefusedOp::Send, Some(Proto::Udp), localhost, w), (RefusedOp::Connect, Some(Proto::Udp), localhost, w)]);
         assert!(reported.iter().all(|r| r.pid != std::process::id() && r.pid > 0), "the forked process's pid: {reported:?}");
     }
 

@@ -120,10 +120,17 @@ const IP_PROTOCOLS: [u32; 3] = [0, libc::IPPROTO_TCP as u32, libc::IPPROTO_UDP a
 /// socket is refused whatever its protocol: with `CAP_NET_RAW` kept on the
 /// host (`namespaces.user = false`), `SOCK_RAW` with IPPROTO_UDP or TCP
 /// sends packets it builds itself, which no connect or sendmsg hook of the
-/// network guard sees (and with IP_HDRINCL, any packet at all).
-fn socket_block(deny: u32, bad_protocol: u32) -> Vec<sock_filter> {
+/// network guard sees (and with IP_HDRINCL, any packet at all). With `ping`
+/// (`[broker.net] ping`), ICMP and ICMPv6 too: of type datagram that is a
+/// ping socket, which sends echo requests only, and each one meets the
+/// network guard's packet check.
+fn socket_block(deny: u32, bad_protocol: u32, ping: bool) -> Vec<sock_filter> {
     let (unix, netlink, inet, inet6) = (libc::AF_UNIX as u32, libc::AF_NETLINK as u32, libc::AF_INET as u32, libc::AF_INET6 as u32);
-    let n = IP_PROTOCOLS.len();
+    let mut protocols = IP_PROTOCOLS.to_vec();
+    if ping {
+        protocols.extend([libc::IPPROTO_ICMP as u32, libc::IPPROTO_ICMPV6 as u32]);
+    }
+    let n = protocols.len();
     // Where the jumps go, by index: the type check, the refusal, the allow.
     let (types, refuse, allow) = (7 + n, 11 + n, 12 + n);
     let to = |from: usize, target: usize| (target - from - 1) as u8;
@@ -135,7 +142,7 @@ fn socket_block(deny: u32, bad_protocol: u32) -> Vec<sock_filter> {
         jump(BPF_JEQ_K, inet6, 0, to(4, refuse)),
         stmt(BPF_LD_W_ABS, arg_lo(2)),
     ];
-    for (i, p) in IP_PROTOCOLS.iter().enumerate() {
+    for (i, p) in protocols.iter().enumerate() {
         b.push(jump(BPF_JEQ_K, *p, to(6 + i, types), 0));
     }
     b.push(stmt(BPF_RET_K, bad_protocol));
@@ -189,12 +196,12 @@ pub const RULED: Set = Set::of(&[
 
 /// The argument rules: a syscall listed here is allowed only when its rule
 /// passes. Each block is self-contained and ends in RET.
-fn argument_block(name: &str, deny: u32) -> Option<Vec<sock_filter>> {
+fn argument_block(name: &str, deny: u32, ping: bool) -> Option<Vec<sock_filter>> {
     let allow = SECCOMP_RET_ALLOW;
     Some(match name {
         // No new namespaces from inside: clone without any CLONE_NEW* flag.
         "clone" => vec![stmt(BPF_LD_W_ABS, arg_lo(0)), jump(BPF_JSET_K, NS_FLAGS, 0, 1), stmt(BPF_RET_K, deny), stmt(BPF_RET_K, allow)],
-        "socket" => socket_block(deny, refusal(deny, libc::EPROTONOSUPPORT)),
+        "socket" => socket_block(deny, refusal(deny, libc::EPROTONOSUPPORT), ping),
         // A TCP Fast Open send connects inside sendto/sendmsg, where neither
         // Landlock's connect rule nor a connect-time check sees it. Refused
         // as a kernel with Fast Open disabled would (EOPNOTSUPP); a program
@@ -563,7 +570,7 @@ pub fn service_filter(spec: &SeccompSpec) -> Result<BpfProgram, LaunchError> {
         DenyAction::Kill => SECCOMP_RET_KILL_PROCESS,
         DenyAction::Log => SECCOMP_RET_LOG,
     };
-    let nrs = spec.allowed.by_number().map(|c| (c.number(), if RULED.has(c) { argument_block(c.name(), deny) } else { None })).collect();
+    let nrs = spec.allowed.by_number().map(|c| (c.number(), if RULED.has(c) { argument_block(c.name(), deny, spec.ping) } else { None })).collect();
     allowlist(nrs, deny)
 }
 
@@ -683,7 +690,13 @@ pub struct ProfileFilters {
 /// what `capexec learn` judges a run with, so that the mined declaration can
 /// name the calls no declaration can allow.
 pub fn rules_filter() -> Result<BpfProgram, LaunchError> {
-    service_filter(&SeccompSpec { declared: Vec::new(), allowed: capexec_decl::syscalls::all(), action: DenyAction::Errno(libc::EPERM), profile: None })
+    service_filter(&SeccompSpec {
+        declared: Vec::new(),
+        allowed: capexec_decl::syscalls::all(),
+        action: DenyAction::Errno(libc::EPERM),
+        ping: false,
+        profile: None,
+    })
 }
 
 /// The prologue, then a binary search over the allowed numbers (contiguous
@@ -947,7 +960,7 @@ mod tests {
     }
 
     fn spec_of(allowed: Set) -> SeccompSpec {
-        SeccompSpec { declared: vec![], allowed, action: DenyAction::Errno(libc::EPERM), profile: None }
+        SeccompSpec { declared: vec![], allowed, action: DenyAction::Errno(libc::EPERM), ping: false, profile: None }
     }
 
     const EPERM: u32 = SECCOMP_RET_ERRNO | libc::EPERM as u32;
@@ -956,7 +969,7 @@ mod tests {
     /// @system-service's names and the service filter built from them.
     fn system_service() -> (Set, BpfProgram) {
         let set = capexec_decl::syscalls::expand(capexec_decl::syscalls::group("@system-service").unwrap());
-        let s = SeccompSpec { declared: vec![], allowed: set, action: DenyAction::Errno(libc::EPERM), profile: None };
+        let s = SeccompSpec { declared: vec![], allowed: set, action: DenyAction::Errno(libc::EPERM), ping: false, profile: None };
         (set, service_filter(&s).unwrap())
     }
 
@@ -1043,7 +1056,7 @@ mod tests {
     #[test]
     fn ruled_is_exactly_the_syscalls_with_a_block() {
         for n in capexec_decl::syscalls::all_names() {
-            assert_eq!(argument_block(n, EPERM).is_some(), RULED.contains(n), "{n}");
+            assert_eq!(argument_block(n, EPERM, false).is_some(), RULED.contains(n), "{n}");
         }
         // A refusal of each says which rule it met (capexec_decl::fix).
         for n in RULED.iter() {
@@ -1080,6 +1093,18 @@ mod tests {
         }
         assert_eq!(x(libc::SYS_socket, [unix, libc::SOCK_STREAM as u64, 0, 0, 0, 0]), SECCOMP_RET_ALLOW);
         assert_eq!(x(libc::SYS_socket, [unix, libc::SOCK_DGRAM as u64, 0, 0, 0, 0]), SECCOMP_RET_ALLOW);
+        // `[broker.net] ping`: ping sockets, never raw ones.
+        let mut p = spec_of(RULED);
+        p.ping = true;
+        let prog = service_filter(&p).unwrap();
+        let y = |args: [u64; 6]| run(&prog, AUDIT_ARCH_X86_64, libc::SYS_socket as u32, args);
+        for (fam, proto) in [(inet, libc::IPPROTO_ICMP), (inet6, libc::IPPROTO_ICMPV6)] {
+            assert_eq!(y([fam, libc::SOCK_DGRAM as u64 | libc::SOCK_CLOEXEC as u64, proto as u64, 0, 0, 0]), SECCOMP_RET_ALLOW);
+            assert_eq!(y([fam, libc::SOCK_RAW as u64, proto as u64, 0, 0, 0]), EPERM);
+            assert_eq!(x(libc::SYS_socket, [fam, libc::SOCK_DGRAM as u64, proto as u64, 0, 0, 0]), proto_unsupported, "without the grant");
+        }
+        assert_eq!(y([inet, libc::SOCK_DGRAM as u64, libc::IPPROTO_SCTP as u64, 0, 0, 0]), proto_unsupported);
+        assert_eq!(y([inet, libc::SOCK_STREAM as u64, libc::IPPROTO_TCP as u64, 0, 0, 0]), SECCOMP_RET_ALLOW);
         assert_eq!(x(libc::SYS_socket, [libc::AF_PACKET as u64, libc::SOCK_DGRAM as u64, 0, 0, 0, 0]), EPERM);
         assert_eq!(x(libc::SYS_socket, [libc::AF_NETLINK as u64, libc::SOCK_RAW as u64, 9, 0, 0, 0]), SECCOMP_RET_ALLOW);
         let fastopen = libc::MSG_FASTOPEN as u64;

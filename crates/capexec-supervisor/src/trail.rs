@@ -94,9 +94,21 @@ pub fn broker_denial(r: capexec_broker::Report) -> Denial {
 /// declaration keys: `capexec run` gives no host sockets to guard).
 pub fn guard_denial(r: &capexec_sandbox::netguard::Refusal) -> Denial {
     use capexec_sandbox::netguard::RefusedOp;
-    let grant = capexec_decl::grants::NetGrant::exact(r.proto, std::net::SocketAddr::new(r.addr, r.port));
+    let proto = r.proto.unwrap_or(capexec_decl::grants::Proto::Udp);
+    let grant = capexec_decl::grants::NetGrant::exact(proto, std::net::SocketAddr::new(r.addr, r.port));
     let grantable = |what: &str, key: &str| (format!("{what} {grant} on a host socket"), format!("add \"{grant}\" to broker.net.{key}"));
     let (what, fix) = match r.op {
+        RefusedOp::Ping => {
+            let to = capexec_decl::grants::AddrRange::exact(r.addr);
+            (format!("ping (ICMP echo request) to {to}"), format!("add \"{to}\" to broker.net.ping"))
+        }
+        // iputils' ping connects a UDP socket to port 1025 of its target
+        // (sending nothing) to learn its source address.
+        RefusedOp::Connect if r.proto == Some(capexec_decl::grants::Proto::Udp) && r.port == 1025 => {
+            let (what, fix) = grantable("connect to", "connect");
+            let to = capexec_decl::grants::AddrRange::exact(r.addr);
+            (what, format!("add \"{to}\" to broker.net.ping if ping made it (its probe for a source address, which sends nothing); else {fix}"))
+        }
         RefusedOp::Connect => grantable("connect to", "connect"),
         RefusedOp::Bind => grantable("bind to", "bind"),
         RefusedOp::Send => grantable("datagram to", "connect"),

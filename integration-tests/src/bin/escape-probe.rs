@@ -534,6 +534,120 @@ fn read_witness(fd: i32) -> String {
     String::from_utf8_lossy(&buf[..n.max(0) as usize]).into_owned()
 }
 
+/// Reads the answers to ping socket `fd`'s echo requests until one from
+/// `g` (at most 5 s): the sources of those that came first, or `None`
+/// where `g` did not answer.
+fn replies_until(fd: i64, g: &std::net::IpAddr) -> Option<Vec<std::net::IpAddr>> {
+    let mut before = Vec::new();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        let left = deadline.saturating_duration_since(std::time::Instant::now()).as_millis() as i32;
+        let mut pfd = libc::pollfd { fd: fd as i32, events: libc::POLLIN, revents: 0 };
+        // SAFETY: one valid pollfd.
+        if left == 0 || unsafe { libc::poll(&mut pfd, 1, left) } != 1 {
+            return None;
+        }
+        // SAFETY: plain data, filled by recvfrom below.
+        let mut from: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
+        let mut len = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+        let mut buf = [0u8; 256];
+        let (rc, _) = sys!(libc::SYS_recvfrom, fd, buf.as_mut_ptr(), buf.len(), 0, &mut from as *mut _, &mut len as *mut _);
+        if rc < 0 {
+            return None;
+        }
+        let ip: std::net::IpAddr = match from.ss_family as i32 {
+            // SAFETY: the kernel wrote a sockaddr of this family.
+            libc::AF_INET => std::net::Ipv4Addr::from(u32::from_be(unsafe { (*(&from as *const _ as *const libc::sockaddr_in)).sin_addr.s_addr })).into(),
+            // SAFETY: as above.
+            _ => std::net::Ipv6Addr::from(unsafe { (*(&from as *const _ as *const libc::sockaddr_in6)).sin6_addr.s6_addr }).into(),
+        };
+        if ip == *g {
+            return Some(before);
+        }
+        before.push(ip);
+    }
+}
+
+/// `ping-paths GRANTED_V4 GRANTED_V6 OTHER_V4 OTHER_V6`, under `[broker.net]
+/// ping` granting the first two: an echo request reaches them (and is
+/// answered), and no other address by any send (sendto, sendmsg, sendmmsg,
+/// connect then send); a UDP socket connected to a ping-granted address
+/// (ping's source-address probe) sends nothing by any call.
+fn ping_paths(r: &mut Report, granted: &[std::net::IpAddr], other: &[std::net::IpAddr]) {
+    for (g, o) in granted.iter().zip(other) {
+        let (fam, proto, echo_type) = if g.is_ipv4() { (libc::AF_INET, libc::IPPROTO_ICMP, 8u8) } else { (libc::AF_INET6, libc::IPPROTO_ICMPV6, 128u8) };
+        let echo = [echo_type, 0, 0, 0, 0, 0, 0, 1, b'c', b'a', b'p', b'x'];
+        let ping_socket = || sys!(libc::SYS_socket, fam, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, proto).0;
+        let fd = ping_socket();
+        r.check(&format!("a ping socket for {g} is made (positive control)"), fd >= 0, format!("fd {fd}"));
+        if fd < 0 {
+            continue;
+        }
+        let (to_g, g_len) = raw_addr(std::net::SocketAddr::new(*g, 0));
+        let (rc, e) = sys!(libc::SYS_sendto, fd, echo.as_ptr(), echo.len(), 0, &to_g as *const _, g_len);
+        r.check(&format!("an echo request to the granted {g} leaves (positive control)"), rc == echo.len() as i64, format!("rc={rc} {e}"));
+        r.check(&format!("{g} answers it (positive control)"), replies_until(fd, g).is_some(), "");
+        // IPv6 ping sockets report no drop to the sender (ping_v6_sendmsg
+        // drops the result of the push): what counts is that no answer
+        // comes from `o`. Answers over the loopback come in the order of
+        // the requests, so once `g` answered the request sent after these,
+        // any answer of `o` to them is in.
+        let (to_o, o_len) = raw_addr(std::net::SocketAddr::new(*o, 0));
+        let mut sent = Vec::new();
+        let (rc, e) = sys!(libc::SYS_sendto, fd, echo.as_ptr(), echo.len(), 0, &to_o as *const _, o_len);
+        sent.push(("sendto", rc, e));
+        let mut iov = libc::iovec { iov_base: echo.as_ptr() as *mut _, iov_len: echo.len() };
+        // SAFETY: msghdr is plain data; the fields set below point at live locals.
+        let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+        msg.msg_name = &to_o as *const _ as *mut _;
+        msg.msg_namelen = o_len;
+        msg.msg_iov = &mut iov;
+        msg.msg_iovlen = 1;
+        let (rc, e) = sys!(libc::SYS_sendmsg, fd, &msg as *const libc::msghdr, 0);
+        sent.push(("sendmsg", rc, e));
+        let mut mm = [libc::mmsghdr { msg_hdr: msg, msg_len: 0 }];
+        let (rc, e) = sys!(libc::SYS_sendmmsg, fd, mm.as_mut_ptr(), 1, 0);
+        sent.push(("sendmmsg", rc, e));
+        let (rc, e) = sys!(libc::SYS_sendto, fd, echo.as_ptr(), echo.len(), 0, &to_g as *const _, g_len);
+        r.check(&format!("another echo request to {g} leaves (positive control)"), rc == echo.len() as i64, format!("rc={rc} {e}"));
+        let answered_by_o = replies_until(fd, g).map(|from| from.contains(o));
+        for (call, rc, e) in sent {
+            let refused = rc < 0 && e.raw_os_error() == Some(EPERM);
+            r.check(
+                &format!("echo request to {o} by {call}"),
+                refused || answered_by_o == Some(false),
+                format!("rc={rc} {e}; answers from it: {answered_by_o:?}"),
+            );
+        }
+        let fd2 = ping_socket();
+        let (rc, e) = sys!(libc::SYS_connect, fd2, &to_o as *const _, o_len);
+        if rc < 0 {
+            r.expect_fail(&format!("connect a ping socket to {o}"), rc, e, &[EPERM]);
+        } else {
+            let (rc, e) = sys!(libc::SYS_sendto, fd2, echo.as_ptr(), echo.len(), 0, 0, 0);
+            r.expect_fail(&format!("echo request to {o} on a ping socket connected there"), rc, e, &[EPERM]);
+        }
+        // ping's probe: a UDP socket connected to the granted address.
+        let (to_g9, g9_len) = raw_addr(std::net::SocketAddr::new(*g, 1025));
+        let udp = sys!(libc::SYS_socket, fam, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0).0;
+        let (rc, e) = sys!(libc::SYS_connect, udp, &to_g9 as *const _, g9_len);
+        r.check(&format!("a UDP socket connects to the ping-granted {g} (ping's source-address probe; positive control)"), rc == 0, format!("rc={rc} {e}"));
+        let (rc, e) = sys!(libc::SYS_sendto, udp, echo.as_ptr(), echo.len(), 0, 0, 0);
+        r.expect_fail(&format!("a datagram by send on that UDP socket to {g}:1025"), rc, e, &[EPERM]);
+        let (rc, e) = sys!(libc::SYS_write, udp, echo.as_ptr(), echo.len());
+        r.expect_fail(&format!("a datagram by write on that UDP socket to {g}:1025"), rc, e, &[EPERM]);
+        msg.msg_name = std::ptr::null_mut();
+        msg.msg_namelen = 0;
+        let mut mm = [libc::mmsghdr { msg_hdr: msg, msg_len: 0 }];
+        let (rc, e) = sys!(libc::SYS_sendmmsg, udp, mm.as_mut_ptr(), 1, 0);
+        r.expect_fail(&format!("a datagram by sendmmsg on that UDP socket to {g}:1025"), rc, e, &[EPERM]);
+        let (to_o9, o9_len) = raw_addr(std::net::SocketAddr::new(*o, 1025));
+        let udp2 = sys!(libc::SYS_socket, fam, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0).0;
+        let (rc, e) = sys!(libc::SYS_connect, udp2, &to_o9 as *const _, o9_len);
+        r.expect_fail(&format!("a UDP connect to {o}, which no grant covers"), rc, e, &[EPERM]);
+    }
+}
+
 fn v4(port: u16) -> libc::sockaddr_in {
     // SAFETY: sockaddr_in is plain data; all-zero is valid.
     let mut sa: libc::sockaddr_in = unsafe { std::mem::zeroed() };
@@ -853,6 +967,10 @@ fn main() {
         }
         "net-listen" => net_listen(&mut r, arg(2).parse().unwrap_or(1), arg(3).parse().unwrap_or(1)),
         "setid" => setid(&mut r),
+        "ping-paths" => {
+            let ips: Vec<std::net::IpAddr> = args[2..].iter().filter_map(|a| a.parse().ok()).collect();
+            ping_paths(&mut r, &ips[..ips.len() / 2], &ips[ips.len() / 2..]);
+        }
         "privdrop" => privdrop(&mut r, u64::from_str_radix(&arg(2), 16).unwrap_or(0)),
         "sockets" => {
             let (rc, e) = sys!(libc::SYS_socket, libc::AF_PACKET, libc::SOCK_RAW, 0x0300);

@@ -62,7 +62,7 @@ impl Daemon {
 
     pub(super) fn add(&mut self, spec: ServiceSpec, origin: Origin) {
         let name = spec.name.clone();
-        for w in &spec.warnings {
+        for w in spec.warnings.iter().chain(&capexec_sandbox::netguard::ping_warning(&spec)) {
             tracing::warn!(unit = %name, "{w}");
         }
         self.broken.remove(&name);

@@ -34,7 +34,7 @@ pub fn run(args: &CheckArgs) -> i32 {
             }
             let from: Vec<String> = s.sources.iter().map(|p| p.display().to_string()).collect();
             println!("# {}: OK ({})", s.name, from.join(", "));
-            for w in &s.warnings {
+            for w in s.warnings.iter().chain(&capexec_sandbox::netguard::ping_warning(s)) {
                 println!("# warning: {w}");
             }
             // Valid, but what a start by this user would refuse says so now.
@@ -165,7 +165,13 @@ fn summary(s: &capexec_decl::ServiceSpec) -> String {
         s.capability_bound.as_ref().map(|b| format!(" (bound, for learning: {})", names(b.iter().map(|c| c.to_string()).collect()))).unwrap_or_default();
     let _ = writeln!(o, "  caps       {}{bound}", names(s.capabilities.iter().map(|c| c.to_string()).collect()));
     let b = &s.broker;
-    let net: Vec<String> = b.bind.iter().map(|g| format!("bind {g}")).chain(b.connect.iter().map(|g| format!("connect {g}"))).collect();
+    let net: Vec<String> = b
+        .bind
+        .iter()
+        .map(|g| format!("bind {g}"))
+        .chain(b.connect.iter().map(|g| format!("connect {g}")))
+        .chain(b.ping.iter().map(|r| format!("ping {r}")))
+        .collect();
     // Under the host's network the address grants are the network guard's
     // alone: the service binds and connects by itself.
     let guarded_only = s.namespaces.net == NetMode::Host;

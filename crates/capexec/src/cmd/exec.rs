@@ -49,7 +49,7 @@ pub fn run(args: &ExecArgs) -> i32 {
 /// Plans, spawns and waits; shared by `exec` and `run`. `handoff` is what
 /// systemd gave `capexec exec` for the service (nothing for `run`).
 pub fn launch_foreground(spec: &ServiceSpec, handoff: Handoff) -> i32 {
-    for w in &spec.warnings {
+    for w in spec.warnings.iter().chain(&capexec_sandbox::netguard::ping_warning(spec)) {
         eprintln!("capexec: {}: warning: {w}", spec.name);
     }
     // What this process cannot do: a privileged command after the service
