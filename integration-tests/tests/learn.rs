@@ -445,7 +445,11 @@ both!(a_learning_run_ends_a_service_that_ignores_its_stop_without_a_pid_namespac
     .unwrap();
     set_mode(&unit, 0o644);
     let mut c = command(who);
-    c.arg("learn").arg(&unit).args(["--no-wait", "--workload", "true", "--out"]).arg(dir.join("out.svc"));
+    // The workload ends once the service ignores its stop: its sleep runs
+    // only after its trap was set (under load, a workload of `true` ended
+    // the run before the shell got there, and SIGTERM ended it).
+    let workload = format!("until pgrep -x -f 'sleep {marker}' > /dev/null; do sleep 0.05; done");
+    c.arg("learn").arg(&unit).args(["--no-wait", "--workload", &workload, "--out"]).arg(dir.join("out.svc"));
     let o = output(c, T);
     assert!(text(&o).contains("still running 1 s after its stop signal: killed"), "{}", text(&o));
     assert_eq!(wait_gone_by(|| pids_exact(&format!("sleep {marker}")), T), Vec::<i32>::new());
