@@ -500,9 +500,8 @@ fn ping_grants_reach_their_addresses_only() {
 fn ping_runs_under_a_ping_grant() {
     require_root();
     let ns = ping_net("ping");
-    // exec, for its denial trail (run has none); run for the others, as
-    // exec waits 5 s at its end in a network namespace other than the
-    // first, for audit records that the kernel sends to that one only.
+    // exec for the refusal, for its denial trail of the guard's refusals;
+    // run for the others.
     let ping = |how: &str, to: &str| {
         let body = format!(
             "[exec]\nargv = [\"/usr/bin/ping\", \"-n\", \"-c1\", \"-W5\", \"{to}\"]\n[namespaces]\nnet = \"host\"\n\

@@ -259,6 +259,24 @@ fn a_failing_run_says_what_was_refused_and_which_flags_allow_it() {
     assert!(err.contains("seccomp: syscall mincore (27) by perl; to allow it: --allow-syscall mincore"), "{err}");
 }
 
+/// The kernel sends its audit records to the first network namespace's
+/// multicast group only: capexec started in another (a container's
+/// network, `ip netns exec`, a namespace of the test's own) heard none, said
+/// nothing of what seccomp refused, and waited 5 s for its marker at the end.
+#[test]
+fn a_run_in_another_network_namespace_hears_the_audit_log() {
+    require_root();
+    let ns = NetNs::new(&format!("capexec-it-audit-{}", std::process::id()));
+    let o = {
+        let _in = ns.enter_this_thread();
+        let mut c = command(As::Root);
+        c.args(["run", "--", "/usr/bin/perl", "-e", "syscall(27, 0, 0, 0); exit 3"]);
+        output(c, T)
+    };
+    assert_eq!(o.status.code(), Some(3), "{}", text(&o));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("seccomp: syscall mincore (27) by perl; to allow it: --allow-syscall mincore"), "{}", text(&o));
+}
+
 /// Rootless, where no audit log tells capexec anything, a failing `capexec
 /// run` still says which calls were refused, each with its flag: the
 /// refused calls come to capexec (their filter hands them to a listener

@@ -159,12 +159,50 @@ pub struct Reader {
     buf: std::cell::RefCell<Vec<u8>>,
 }
 
+/// An audit socket of the initial network namespace: the kernel sends its
+/// records to that namespace's multicast group only. A reader made in
+/// another one (capexec started in a container's network, by `ip netns
+/// exec`, or in a test's own namespace) heard nothing, and every run ended
+/// with a 5 s wait for its marker. The calling thread enters that
+/// namespace for the one call, and goes back: the socket stays where it
+/// was made.
+fn socket_of_the_first_network() -> std::io::Result<OwnedFd> {
+    use std::os::unix::fs::MetadataExt;
+    let make = || socket(AddressFamily::Netlink, SockType::Raw, SockFlag::SOCK_CLOEXEC, SockProtocol::NetlinkAudit).map_err(std::io::Error::from);
+    let ns = |p: &str| std::fs::metadata(p).map(|m| (m.dev(), m.ino())).ok();
+    let first = first_network();
+    if first.is_none() || ns("/proc/thread-self/ns/net") == first.and_then(ns) {
+        return make();
+    }
+    let back = std::fs::File::open("/proc/thread-self/ns/net")?;
+    let there = std::fs::File::open(first.unwrap_or_default())?;
+    capexec_sys::setns(there.as_raw_fd(), libc::CLONE_NEWNET)?;
+    let sock = make();
+    // Back before anything else runs on this thread; where that fails the
+    // thread would make its sockets in the wrong network: end the process.
+    if let Err(e) = capexec_sys::setns(back.as_raw_fd(), libc::CLONE_NEWNET) {
+        eprintln!("capexec: cannot return to its network namespace after opening the audit socket: {e}");
+        std::process::abort();
+    }
+    sock
+}
+
+/// A path to the initial network namespace: that of kthreadd (pid 2, a
+/// kernel thread, whose parent is none: so in the first pid namespace),
+/// which every kernel thread shares. Not PID 1's: an init may be in a
+/// network of its own, or deny root its /proc/1/ns (these machines' does).
+/// `None` inside a pid namespace of its own, where pid 2 is anyone.
+fn first_network() -> Option<&'static str> {
+    let status = std::fs::read_to_string("/proc/2/status").ok()?;
+    let kernel_thread = status.lines().any(|l| l == "Name:\tkthreadd") && status.lines().any(|l| l == "PPid:\t0");
+    kernel_thread.then_some("/proc/2/ns/net")
+}
+
 /// Joins the audit multicast group (CAP_AUDIT_READ), enabling audit first
 /// if it is off (CAP_AUDIT_CONTROL).
 pub fn open() -> Result<Reader, SupervisorError> {
     let enabled_audit = ensure_enabled()?;
-    let sock = socket(AddressFamily::Netlink, SockType::Raw, SockFlag::SOCK_CLOEXEC, SockProtocol::NetlinkAudit)
-        .map_err(|e| SupervisorError::sys("open the audit socket")(e.into()))?;
+    let sock = socket_of_the_first_network().map_err(SupervisorError::sys("open the audit socket"))?;
     bind(sock.as_raw_fd(), &NetlinkAddr::new(0, 1 << (AUDIT_NLGRP_READLOG - 1))).map_err(|e| SupervisorError::sys("join the audit log group")(e.into()))?;
     // Room for a burst (a service looping on a refused call): what does not
     // fit is dropped for this reader alone (ENOBUFS), never held against the
