@@ -54,8 +54,10 @@ fi
 # file runs an instance of its own and `ctr run` with capexec-oci as runc;
 # golang-go: scripts/oci-validation.py builds runtime-tools' validation suite
 # (tests/oci_validation.rs), offline, from ../shared/vendor.
-# iputils-ping: tests/escape.rs runs ping under a `[broker.net] ping` grant.
-packages=(nginx-light iputils-ping redis-server memcached gcc libc6-dev util-linux wrk curl libmemcached-tools systemd unbound dnsmasq bind9-dnsutils bpftool stress-ng clang libbpf-dev
+# iputils-ping: tests/escape.rs runs ping under a `[broker.net] ping` grant;
+# tests/learn.rs learns it, with the file capability its postinst sets
+# with libcap2-bin's setcap.
+packages=(nginx-light libcap2-bin iputils-ping redis-server memcached gcc libc6-dev util-linux wrk curl libmemcached-tools systemd unbound dnsmasq bind9-dnsutils bpftool stress-ng clang libbpf-dev
     apache2 openssh-server bind9 postgresql cron chrony rsyslog mariadb-server lighttpd vsftpd haproxy squid nsd snmpd snmp varnish postfix prometheus-node-exporter vnstat collectd-core dnsdist mosquitto mosquitto-clients tinyproxy dovecot-imapd knot at munin-node python3-pip runc busybox-static podman containerd golang-go)
 missing=()
 for p in "${packages[@]}"; do

@@ -1025,6 +1025,29 @@ fn learn_unit(who: As, dir: &std::path::Path, name: &str, body: &str, args: &[&s
     (mined, decl)
 }
 
+// A program with file capabilities (Debian's ping has cap_net_raw) runs in
+// the learning run as in the service's own: its view is mounted nosuid, so
+// the file's capabilities grant nothing. The learning run bound the host's
+// directories as they were, and the kernel refused the exec (EPERM: the
+// file asks for a capability the bounding set lacks).
+both!(a_program_with_file_capabilities_runs_while_learning, |who: As| {
+    let dir = shared_dir().join(format!("learn-fcaps-{who:?}"));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    set_mode(&dir, 0o777);
+    let caps = output(
+        {
+            let mut c = std::process::Command::new("getcap");
+            c.arg("/usr/bin/ping");
+            c
+        },
+        T,
+    );
+    assert!(text(&caps).contains("cap_net_raw"), "the test needs Debian's ping, with its file capability: {}", text(&caps));
+    let (_, mined) = learn_unit(who, &dir, "fcaps", "[exec]\nargv = [\"/usr/bin/ping\", \"-V\"]\n", &[]);
+    assert!(mined.contains("argv = [\"/usr/bin/ping\", \"-V\"]"), "{mined}");
+});
+
 /// A command around a root service's program that writes where the program
 /// does not (php-fpm's start_post runs update-alternatives, which writes
 /// /etc/alternatives and /var/lib/dpkg) is mined as privileged, run on the

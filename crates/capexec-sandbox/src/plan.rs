@@ -1261,7 +1261,11 @@ fn learning_view(root: &Path, shadows: &BTreeSet<PathBuf>, out: &mut Vec<MountSt
                 out.push(MountStep::Tmpfs { path: path.clone(), mode: 0o755 });
                 walk(root, &path, shadows, out);
             } else {
-                out.push(MountStep::Bind { path, attrs: 0, optional: true, source: None });
+                // nosuid as every mount of the service's view is: a file's
+                // capabilities then grant nothing, and an exec of one whose
+                // capabilities the bounding set lacks works as in the run
+                // (ping's cap_net_raw made it fail with EPERM).
+                out.push(MountStep::Bind { path, attrs: crate::sys::MOUNT_ATTR_NOSUID, optional: true, source: None });
             }
         }
     }
