@@ -1022,6 +1022,28 @@ impl NetNs {
     }
 }
 
+/// A network namespace of the test's own, standing in for the host's network
+/// of a `net = "host"` service, where unprivileged ping sockets may be made
+/// (`net.ipv4.ping_group_range` opened, as systemd's sysctl.d does on a
+/// Debian host; this machine's PID 1 leaves the kernel's "1 0"), with an
+/// IPv4 and an IPv6 address on its loopback that no grant covers.
+pub fn ping_net(tag: &str) -> NetNs {
+    let ns = NetNs::new(&format!("capexec-it-ping-{tag}-{}", std::process::id()));
+    ns.ip(&["link", "set", "lo", "up"]);
+    ns.ip(&["addr", "add", "10.77.0.1/32", "dev", "lo"]);
+    ns.ip(&["addr", "add", "fd77::1/128", "dev", "lo", "nodad"]);
+    let o = output(
+        {
+            let mut c = Command::new("ip");
+            c.args(["netns", "exec", &ns.name, "sysctl", "-qw", "net.ipv4.ping_group_range=0 2147483647"]);
+            c
+        },
+        Duration::from_secs(30),
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    ns
+}
+
 /// The network namespace a thread left (see [`NetNs::enter_this_thread`]),
 /// entered again on drop.
 pub struct NetNsEntered(std::fs::File);

@@ -430,28 +430,6 @@ fn raw_sockets_with_net_raw_kept_on_the_host() {
     assert!(out.contains("CapEff:\t0000000000002000"), "{out}");
 }
 
-/// A network namespace of the test's own, standing in for the host's network
-/// of a `net = "host"` service, where unprivileged ping sockets may be made
-/// (`net.ipv4.ping_group_range` opened, as systemd's sysctl.d does on a
-/// Debian host; this machine's PID 1 leaves the kernel's "1 0"), with an
-/// IPv4 and an IPv6 address on its loopback that no grant covers.
-fn ping_net(tag: &str) -> NetNs {
-    let ns = NetNs::new(&format!("capexec-it-ping-{tag}-{}", std::process::id()));
-    ns.ip(&["link", "set", "lo", "up"]);
-    ns.ip(&["addr", "add", "10.77.0.1/32", "dev", "lo"]);
-    ns.ip(&["addr", "add", "fd77::1/128", "dev", "lo", "nodad"]);
-    let o = output(
-        {
-            let mut c = std::process::Command::new("ip");
-            c.args(["netns", "exec", &ns.name, "sysctl", "-qw", "net.ipv4.ping_group_range=0 2147483647"]);
-            c
-        },
-        T,
-    );
-    assert!(o.status.success(), "{}", text(&o));
-    ns
-}
-
 // 26 and 46 for `[broker.net] ping`: ping sockets (SOCK_DGRAM of ICMP and
 // ICMPv6) reach the granted addresses and no other, by sendto, sendmsg,
 // sendmmsg or connect; and the UDP socket that ping connects to a granted

@@ -1025,6 +1025,32 @@ fn learn_unit(who: As, dir: &std::path::Path, name: &str, body: &str, args: &[&s
     (mined, decl)
 }
 
+// A monitoring check's ping, learned: the mined declaration has the host's
+// network and a [broker.net] ping grant of the address it pinged (not
+// ping's UDP probe of port 1025, which sends nothing), runs, and its check
+// refuses nothing. The run used to mine `udp:ADDRESS:1025` and a
+// network of its own, where no ping socket reaches anything.
+#[test]
+fn ping_is_learned_as_a_ping_grant() {
+    require_root();
+    let ns = ping_net("learn");
+    let dir = shared_dir().join("learn-ping");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let body = "[exec]\nargv = [\"/usr/bin/ping\", \"-n\", \"-c1\", \"-W5\", \"10.77.0.1\"]\n";
+    let _in = ns.enter_this_thread();
+    let (mined, decl) = learn_unit(As::Root, &dir, "ping", body, &[]);
+    assert!(decl.contains("net = \"host\"") && decl.contains("ping = [\"10.77.0.1\"]") && !decl.contains("connect = ["), "{decl}");
+    let mut c = command(As::Root);
+    c.arg("exec").arg(&mined);
+    let o = output(c, T);
+    assert!(o.status.success() && text(&o).contains("1 received"), "{}", text(&o));
+    let mut c = command(As::Root);
+    c.arg("learn").arg("--check").arg(&mined);
+    let o = output(c, T);
+    assert!(o.status.success() && text(&o).contains("network: nothing refused"), "{}", text(&o));
+}
+
 // A program with file capabilities (Debian's ping has cap_net_raw) runs in
 // the learning run as in the service's own: its view is mounted nosuid, so
 // the file's capabilities grant nothing. The learning run bound the host's

@@ -285,6 +285,17 @@ pub fn compare_with(obs: &Observations, spec: &ServiceSpec, exists: impl Fn(&str
                 }
                 continue;
             }
+            if let Some(to) = a.strip_prefix("icmp:").and_then(|r| capexec_decl::grants::AddrRange::parse(r).ok()) {
+                let why = match spec.namespaces.net {
+                    NetMode::Host if spec.broker.ping_grant(to.addr).is_some() => continue,
+                    NetMode::Host => "no [broker.net] ping grant covers it",
+                    _ => "ping sockets need namespaces.net = \"host\" (in its own network the service reaches its loopback alone)",
+                };
+                let fix =
+                    format!("add \"{to}\" to [broker.net] ping{}", if spec.namespaces.net == NetMode::Host { "" } else { ", with namespaces.net = \"host\"" });
+                r.network.push(Denial { what: format!("echo request to {to}"), how: "ping".into(), why: why.into(), fix });
+                continue;
+            }
             let Some((proto, addr)) = inet(a) else { continue };
             // Its lookups through the host's resolver: judged by name above.
             if how == "connect" && !asked.is_empty() && addr.port() == 53 && nameservers.contains(&capexec_decl::grants::canonical(addr.ip())) {
@@ -374,6 +385,11 @@ fn unused(obs: &Observations, spec: &ServiceSpec) -> Vec<String> {
                 out.push(format!("broker.net.{how} {g}"));
             }
         }
+    }
+    let pinged: Vec<std::net::IpAddr> =
+        obs.connects.iter().filter_map(|a| a.strip_prefix("icmp:")).filter_map(|r| capexec_decl::grants::AddrRange::parse(r).ok()).map(|r| r.addr).collect();
+    for g in spec.broker.ping.iter().filter(|g| !pinged.iter().any(|ip| g.contains(*ip))) {
+        out.push(format!("broker.net.ping {g}"));
     }
     out
 }

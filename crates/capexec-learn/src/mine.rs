@@ -1244,8 +1244,17 @@ pub fn declaration(obs: &Observations, origin: &Origin, exists: impl Fn(&str) ->
         .map(|(_, a)| a.port())
         .collect();
     let service_port = |b: &String| crate::compare::inet(b).is_some_and(|(p, a)| p == capexec_decl::grants::Proto::Udp && tcp_bound.contains(&a.port()));
+    // Where its ping sockets sent echo requests (`icmp:ADDRESS`); and
+    // iputils' ping first connects a UDP socket to port 1025 of its target,
+    // sending nothing, to learn its source address: a probe, no grant.
+    let pinged: Vec<&str> = obs.connects.iter().filter_map(|a| a.strip_prefix("icmp:")).collect();
+    let ping_probe = |a: &String| {
+        crate::compare::inet(a).is_some_and(|(p, sa)| {
+            p == capexec_decl::grants::Proto::Udp && sa.port() == 1025 && pinged.contains(&capexec_decl::grants::AddrRange::exact(sa.ip()).to_string().as_str())
+        })
+    };
     let (probes, connects): (Vec<&String>, Vec<&String>) =
-        obs.connects.iter().filter(inet).filter(|a| !of_resolver(a)).chain(&dns_tcp).partition(|a| crate::compare::source_probe(a));
+        obs.connects.iter().filter(inet).filter(|a| !of_resolver(a)).chain(&dns_tcp).partition(|a| crate::compare::source_probe(a) || ping_probe(a));
     let granted: Vec<(String, Option<Picked>)> = obs
         .binds
         .iter()
@@ -1326,7 +1335,21 @@ pub fn declaration(obs: &Observations, origin: &Origin, exists: impl Fn(&str) ->
     // there is no guard, and it keeps its namespace with the comment below).
     // Only with grants: without any, nothing would attach the guard.
     let watches_host = origin.as_root && !host_net.is_empty() && !state_only && !state_guarded && (!binds.is_empty() || !connects.is_empty());
-    let host = (listed_interfaces || watches_host) && tcp_ports.is_some() && obs.own_loopback.is_empty() && control.is_empty();
+    // Ping sockets are made in the network they are to reach: the host's,
+    // where the guard holds their echo requests to `[broker.net] ping` (as
+    // root; rootless there is no guard, and the comment below says so).
+    let pings = origin.as_root && !pinged.is_empty();
+    let host = (listed_interfaces || watches_host || pings) && tcp_ports.is_some() && obs.own_loopback.is_empty() && control.is_empty();
+    if !pinged.is_empty() && !host {
+        let _ = writeln!(
+            o,
+            "# The run sent ICMP echo requests (ping) to {}: ping sockets reach the host's network only\n\
+             # with net = \"host\" and a [broker.net] ping grant of each address, which the network guard holds\n\
+             # (as root; rootless such a file is refused at the start){}.",
+            pinged.join(", "),
+            if origin.as_root { "; the run also used its own loopback or a control port, which the host's network would not give it" } else { "" }
+        );
+    }
     if manages_net && !state_guarded {
         let _ = writeln!(
             o,
@@ -1366,6 +1389,13 @@ pub fn declaration(obs: &Observations, origin: &Origin, exists: impl Fn(&str) ->
              # the host's network, for that state (its own namespace's shows loopback only), where the\n\
              # network guard lets no IP socket of its reach any address ([broker.net] guard = true; as\n\
              # root: rootless such a file is refused at the start)."
+        );
+    } else if host && pings && !listed_interfaces && !watches_host {
+        let _ = writeln!(
+            o,
+            "# The run sent ICMP echo requests (ping): its ping sockets are the host network's, where it binds\n\
+             # and connects by itself, and the network guard holds the [broker.net] grants below on every\n\
+             # socket it makes, its echo requests to `ping` (as root; rootless such a file is refused at the start)."
         );
     } else if host && !listed_interfaces {
         let _ = writeln!(
@@ -1416,8 +1446,11 @@ pub fn declaration(obs: &Observations, origin: &Origin, exists: impl Fn(&str) ->
     // capexec would make for it (atd removes a file it finds and makes it
     // anew): the broker makes and removes that one file on the host instead.
     let exclusive_pid_file = pid_file.filter(|p| parent(p) == "/run" && obs.exclusive.contains(p));
-    if !binds.is_empty() || !connects.is_empty() || state_guarded {
+    if !binds.is_empty() || !connects.is_empty() || state_guarded || (host && pings) {
         o.push_str("\n[broker.net]\n");
+        if host && pings {
+            let _ = writeln!(o, "ping = [{}] # sent echo requests to during the run", pinged.iter().map(|a| quote(a)).collect::<Vec<_>>().join(", "));
+        }
         if state_guarded {
             o.push_str("# It made no IP socket: the network guard lets none of them reach any address (see net above).\nguard = true\n");
         }
@@ -1544,8 +1577,9 @@ pub fn declaration(obs: &Observations, origin: &Origin, exists: impl Fn(&str) ->
     if !probes.is_empty() {
         let _ = writeln!(
             o,
-            "# Connected to port 0, or a datagram socket to no address ({}): a socket connected only to learn\n\
-             # which source address the kernel picks (getaddrinfo sorting its answers), which works on without: no grant.",
+            "# Connected to port 0, a datagram socket to no address, or to port 1025 of an address it pinged ({}):\n\
+             # a socket connected only to learn which source address the kernel picks (getaddrinfo sorting its\n\
+             # answers, ping), which works on without: no grant.",
             probes.iter().map(|a| commented(a)).collect::<Vec<_>>().join(", ")
         );
     }
@@ -2115,6 +2149,29 @@ mod tests {
         assert!(!declaration(&o, &unit("/var/lib/knot-resolver"), |p| p != "/var/lib/knot-resolver").contains("working directory"));
     }
 
+    /// A run that pinged (its ping sockets' echo requests, `icmp:ADDRESS`)
+    /// gets the host's network with `[broker.net] ping` for those addresses,
+    /// as root; ping's UDP probe of its target's port 1025 is no grant.
+    /// Rootless, where no guard would hold them, it keeps its own network,
+    /// and the comment says what pinging needs.
+    #[test]
+    fn a_run_that_pinged_gets_ping_grants() {
+        let argv = ["/usr/bin/ping".to_owned()];
+        let mut o = obs(&[], &["socket", "connect", "sendto", "recvmsg"]);
+        o.sockets.insert("inet/dgram".into());
+        o.connects.extend(["icmp:192.0.2.1".into(), "icmp:[2001:db8::1]".into(), "udp:192.0.2.1:1025".into()]);
+        let text = declaration(&o, &origin(&argv, true), |_| true);
+        let ctx = capexec_decl::Context { rootless: false, uid: 0, gid: 0, unit_dir: None };
+        let spec = capexec_decl::from_text("t", &text, &ctx).unwrap_or_else(|e| panic!("{e}\n{text}"));
+        assert!(spec.namespaces.net == capexec_decl::spec::NetMode::Host && spec.seccomp.ping && spec.broker.connect.is_empty(), "{text}");
+        let pinged: Vec<String> = spec.broker.ping.iter().map(ToString::to_string).collect();
+        assert_eq!(pinged, ["192.0.2.1", "[2001:db8::1]"], "{text}");
+        assert!(text.contains("to port 1025 of an address it pinged (udp:192.0.2.1:1025)"), "{text}");
+        let text = declaration(&o, &origin(&argv, false), |_| true);
+        assert!(text.contains("net = \"none\"") && text.contains("The run sent ICMP echo requests (ping) to 192.0.2.1, [2001:db8::1]"), "{text}");
+        assert!(!text.contains("ping = ["), "{text}");
+    }
+
     /// A run that read the host's network state and made no socket
     /// (vnstat's /proc/net/dev) gets the host's network, for that state,
     /// with no socket() to reach it by; one that made sockets but no IP
@@ -2660,7 +2717,7 @@ mod tests {
         assert_eq!(list("bind"), ["tcp:[::]:3128"]);
         assert_eq!(list("connect"), ["tcp:127.0.0.1:18080"]);
         assert!(text.contains("udp:[::1]:39858") && text.contains("no grant"), "{text}");
-        assert!(text.contains("no address (udp:0.0.0.0:0, udp:0.0.0.0:25, udp:[::]:0)"), "{text}");
+        assert!(text.contains("an address it pinged (udp:0.0.0.0:0, udp:0.0.0.0:25, udp:[::]:0)"), "{text}");
     }
 
     /// A resolver reaching root, top-level and zone servers on port 53 is

@@ -621,6 +621,22 @@ fn net_call(l: &Listener, n: &Notif, ctx: &Ctx, obs: &mut Observations) {
     // failed connect leaves it shown, though the kernel took it back).
     // (Looked at for connects and binds alone: sends are the many.)
     let cookie = || sock.as_ref().and_then(|s| capexec_sys::socket::cookie(std::os::fd::AsFd::as_fd(s)).ok());
+    // A ping socket's echo requests (and its connect, which names where they
+    // go): `icmp:ADDRESS`, for `[broker.net] ping`; not a datagram's port.
+    let protocol = sock.as_ref().and_then(|s| capexec_sys::socket::getsockopt_int(std::os::fd::AsFd::as_fd(s), libc::SOL_SOCKET, libc::SO_PROTOCOL).ok());
+    if matches!(protocol, Some(libc::IPPROTO_ICMP | libc::IPPROTO_ICMPV6)) {
+        let ips: Vec<std::net::IpAddr> = addresses
+            .iter()
+            .filter_map(|a| capexec_decl::grants::describe_sockaddr(a, true))
+            .filter_map(|d| crate::compare::inet(&d).map(|(_, sa)| sa.ip()))
+            .collect();
+        if op != "bind" && l.id_valid(n.id) {
+            for ip in ips {
+                obs.net_call(n.process(), || n.comm(), "ping", format!("icmp:{}", capexec_decl::grants::AddrRange::exact(ip)));
+            }
+        }
+        return;
+    }
     if op == "connect" {
         ctx.connecting.borrow_mut().extend(cookie());
     }
