@@ -166,16 +166,21 @@ pub struct Reader {
 /// with a 5 s wait for its marker. The calling thread enters that
 /// namespace for the one call, and goes back: the socket stays where it
 /// was made.
-fn socket_of_the_first_network() -> std::io::Result<OwnedFd> {
+fn socket_of_the_first_network(confined: bool) -> std::io::Result<OwnedFd> {
     use std::os::unix::fs::MetadataExt;
     let make = || socket(AddressFamily::Netlink, SockType::Raw, SockFlag::SOCK_CLOEXEC, SockProtocol::NetlinkAudit).map_err(std::io::Error::from);
     let ns = |p: &str| std::fs::metadata(p).map(|m| (m.dev(), m.ino())).ok();
-    let first = first_network();
-    if first.is_none() || ns("/proc/thread-self/ns/net") == first.and_then(ns) {
+    // Not once capexec confined itself (`confined`: a brokered run opens
+    // its reader under the Landlock layer it shares with the service):
+    // Landlock refuses it pid 2's namespaces, and that refusal would be told
+    // as the service's. There the socket is made where it is.
+    let Some(first) = first_network().filter(|_| !confined) else { return make() };
+    let (own, theirs) = (ns("/proc/thread-self/ns/net"), ns(first));
+    if own.is_none() || theirs.is_none() || own == theirs {
         return make();
     }
     let back = std::fs::File::open("/proc/thread-self/ns/net")?;
-    let there = std::fs::File::open(first.unwrap_or_default())?;
+    let there = std::fs::File::open(first)?;
     capexec_sys::setns(there.as_raw_fd(), libc::CLONE_NEWNET)?;
     let sock = make();
     // Back before anything else runs on this thread; where that fails the
@@ -199,10 +204,11 @@ fn first_network() -> Option<&'static str> {
 }
 
 /// Joins the audit multicast group (CAP_AUDIT_READ), enabling audit first
-/// if it is off (CAP_AUDIT_CONTROL).
-pub fn open() -> Result<Reader, SupervisorError> {
+/// if it is off (CAP_AUDIT_CONTROL). `confined`: capexec is under a Landlock
+/// layer already, and joins the group of the network namespace it is in.
+pub fn open(confined: bool) -> Result<Reader, SupervisorError> {
     let enabled_audit = ensure_enabled()?;
-    let sock = socket_of_the_first_network().map_err(SupervisorError::sys("open the audit socket"))?;
+    let sock = socket_of_the_first_network(confined).map_err(SupervisorError::sys("open the audit socket"))?;
     bind(sock.as_raw_fd(), &NetlinkAddr::new(0, 1 << (AUDIT_NLGRP_READLOG - 1))).map_err(|e| SupervisorError::sys("join the audit log group")(e.into()))?;
     // Room for a burst (a service looping on a refused call): what does not
     // fit is dropped for this reader alone (ENOBUFS), never held against the

@@ -590,7 +590,7 @@ impl Watch {
     /// only once this returns: the audit socket is joined now, so that no
     /// record of the run comes before it.
     pub fn spawned(&self, pid: i32) {
-        let Ok(reader) = crate::audit::open() else { return };
+        let Ok(reader) = crate::audit::open(self.brokered) else { return };
         let broker = self.brokered.then(|| std::process::id() as i32);
         self.collected.borrow_mut().run = Run { init: Some(pid), main: None, broker };
         *self.reader.borrow_mut() = Some(reader);
