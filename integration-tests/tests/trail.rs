@@ -259,6 +259,36 @@ fn a_failing_run_says_what_was_refused_and_which_flags_allow_it() {
     assert!(err.contains("seccomp: syscall mincore (27) by perl; to allow it: --allow-syscall mincore"), "{err}");
 }
 
+/// A brokered run whose main process capexec does not know when the spawn
+/// returns (a forking service's, or a program that ended by then: a ping
+/// refused at once, under load) still tells what was refused: its
+/// refusals' reader was started only with a main process, and the run ended
+/// without a word.
+#[test]
+fn a_brokered_run_without_a_main_process_tells_what_was_refused() {
+    require_root();
+    let unit = test_unit(
+        "trail-forking-brokered",
+        r#"[exec]
+argv = ["/usr/bin/perl", "-e", "use IO::Socket::INET; my $s = IO::Socket::INET->new(Proto => 'udp', PeerAddr => '127.0.0.1:9'); print 'connect: ', ($s ? 'ok' : $!); exit 3;"]
+[service]
+type = "forking"
+[namespaces]
+net = "host"
+[broker.net]
+guard = true
+[[broker.fs]]
+path = "/etc/**"
+rights = ["read"]
+"#,
+    );
+    let mut c = command(As::Root);
+    c.arg("exec").arg(&unit);
+    let o = output(c, T);
+    assert_eq!(o.status.code(), Some(3), "{}", text(&o));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("refused by bpf: connect to udp:127.0.0.1:9 on a host socket"), "{}", text(&o));
+}
+
 /// The kernel sends its audit records to the first network namespace's
 /// multicast group only: capexec started in another (a container's
 /// network, `ip netns exec`, a namespace of the test's own) heard none, said

@@ -250,8 +250,12 @@ fn launch_planned(spec: &ServiceSpec, plan: capexec_sandbox::SetupPlan, mut hand
     drop(handoff.fds);
     match spawned {
         Ok(mut s) => {
-            if let (Some(w), Some(pid)) = (&watch, s.main_pid) {
-                w.started(pid);
+            // Also where no main process is known: a forking service's, or
+            // one that ended before the spawn returned (a ping refused at
+            // once, under load). A brokered run's reader starts here, and
+            // without it nothing was told.
+            if let Some(w) = &watch {
+                w.started(s.main_pid.or(s.started_pid).unwrap_or(s.pid));
             }
             if let (Some(w), Some(l)) = (&watch, s.refusals.take()) {
                 w.refusals(l, plan.seccomp.clone());
