@@ -439,23 +439,18 @@ fn raw_sockets_with_net_raw_kept_on_the_host() {
 fn ping_grants_reach_their_addresses_only() {
     require_root();
     let ns = ping_net("paths");
-    let u = write_unit("ping-paths", "[namespaces]\nnet = \"host\"\n[broker.net]\nping = [\"127.0.0.1\", \"::1\"]\n");
-    let o = {
+    let probe_under = |name: &str, net: &str| {
+        let u = write_unit(name, &format!("[namespaces]\nnet = \"host\"\n[broker.net]\n{net}\n"));
         let _in = ns.enter_this_thread();
         let mut c = command(As::Root);
         c.args(["run", "--unit", u.to_str().unwrap(), "--"]).arg(probe()).args(["ping-paths", "127.0.0.1", "::1", "10.77.0.1", "fd77::1"]);
         output(c, T)
     };
+    let o = probe_under("ping-paths", "ping = [\"127.0.0.1\", \"::1\"]");
     let out = text(&o);
     assert!(!out.contains("ESCAPED") && out.matches("BLOCKED").count() >= 20 && o.status.success(), "{out}");
     // Without the grant, no ping socket at all.
-    let u = write_unit("ping-none", "[namespaces]\nnet = \"host\"\n[broker.net]\nguard = true\n");
-    let o = {
-        let _in = ns.enter_this_thread();
-        let mut c = command(As::Root);
-        c.args(["run", "--unit", u.to_str().unwrap(), "--"]).arg(probe()).args(["ping-paths", "127.0.0.1", "::1", "10.77.0.1", "fd77::1"]);
-        output(c, T)
-    };
+    let o = probe_under("ping-none", "guard = true");
     assert!(text(&o).contains("ESCAPED a ping socket for 127.0.0.1 is made (positive control): fd -1"), "{}", text(&o));
     // Where the host lets no one make ping sockets (a new network
     // namespace has the kernel's "1 0"), check says so and how to fix it.

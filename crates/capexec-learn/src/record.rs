@@ -623,7 +623,11 @@ fn net_call(l: &Listener, n: &Notif, ctx: &Ctx, obs: &mut Observations) {
     let cookie = || sock.as_ref().and_then(|s| capexec_sys::socket::cookie(std::os::fd::AsFd::as_fd(s)).ok());
     // A ping socket's echo requests (and its connect, which names where they
     // go): `icmp:ADDRESS`, for `[broker.net] ping`; not a datagram's port.
-    let protocol = sock.as_ref().and_then(|s| capexec_sys::socket::getsockopt_int(std::os::fd::AsFd::as_fd(s), libc::SOL_SOCKET, libc::SO_PROTOCOL).ok());
+    // (Asked of datagram sockets only: sends are the many.)
+    let protocol = sock
+        .as_ref()
+        .filter(|_| ty == Some(libc::SOCK_DGRAM))
+        .and_then(|s| capexec_sys::socket::getsockopt_int(std::os::fd::AsFd::as_fd(s), libc::SOL_SOCKET, libc::SO_PROTOCOL).ok());
     if matches!(protocol, Some(libc::IPPROTO_ICMP | libc::IPPROTO_ICMPV6)) {
         let ips: Vec<std::net::IpAddr> = addresses
             .iter()
