@@ -293,18 +293,37 @@ rights = ["read"]
 /// multicast group only: capexec started in another (a container's
 /// network, `ip netns exec`, a namespace of the test's own) heard none, said
 /// nothing of what seccomp refused, and waited 5 s for its marker at the end.
+/// A brokered run too, whose capexec opens its reader under the Landlock
+/// layer it shares with the service: the way to the first network is
+/// opened before.
 #[test]
 fn a_run_in_another_network_namespace_hears_the_audit_log() {
     require_root();
     let ns = NetNs::new(&format!("capexec-it-audit-{}", std::process::id()));
-    let o = {
+    let brokered = test_unit(
+        "trail-netns-brokered",
+        r#"[exec]
+argv = ["/usr/bin/perl", "-e", "syscall(27, 0, 0, 0); exit 3"]
+[[broker.fs]]
+path = "/etc/**"
+rights = ["read"]
+"#,
+    );
+    let in_ns = |args: &[&std::ffi::OsStr]| {
         let _in = ns.enter_this_thread();
         let mut c = command(As::Root);
-        c.args(["run", "--", "/usr/bin/perl", "-e", "syscall(27, 0, 0, 0); exit 3"]);
+        c.args(args);
         output(c, T)
     };
+    let o = in_ns(&["run", "--", "/usr/bin/perl", "-e", "syscall(27, 0, 0, 0); exit 3"].map(std::ffi::OsStr::new));
     assert_eq!(o.status.code(), Some(3), "{}", text(&o));
     assert!(String::from_utf8_lossy(&o.stderr).contains("seccomp: syscall mincore (27) by perl; to allow it: --allow-syscall mincore"), "{}", text(&o));
+    let o = in_ns(&[std::ffi::OsStr::new("exec"), brokered.as_os_str()]);
+    assert_eq!(o.status.code(), Some(3), "{}", text(&o));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("refused by seccomp: syscall mincore (27) by perl"), "{}", text(&o));
+    // The reader's own start is nothing the service did.
+    assert!(!err.contains("ptrace"), "{}", text(&o));
 }
 
 /// Rootless, where no audit log tells capexec anything, a failing `capexec

@@ -159,37 +159,47 @@ pub struct Reader {
     buf: std::cell::RefCell<Vec<u8>>,
 }
 
-/// An audit socket of the initial network namespace: the kernel sends its
-/// records to that namespace's multicast group only. A reader made in
-/// another one (capexec started in a container's network, by `ip netns
-/// exec`, or in a test's own namespace) heard nothing, and every run ended
-/// with a 5 s wait for its marker. The calling thread enters that
-/// namespace for the one call, and goes back: the socket stays where it
-/// was made.
-fn socket_of_the_first_network(confined: bool) -> std::io::Result<OwnedFd> {
-    use std::os::unix::fs::MetadataExt;
-    let make = || socket(AddressFamily::Netlink, SockType::Raw, SockFlag::SOCK_CLOEXEC, SockProtocol::NetlinkAudit).map_err(std::io::Error::from);
-    let ns = |p: &str| std::fs::metadata(p).map(|m| (m.dev(), m.ino())).ok();
-    // Not once capexec confined itself (`confined`: a brokered run opens
-    // its reader under the Landlock layer it shares with the service):
-    // Landlock refuses it pid 2's namespaces, and that refusal would be told
-    // as the service's. There the socket is made where it is.
-    let Some(first) = first_network().filter(|_| !confined) else { return make() };
-    let (own, theirs) = (ns("/proc/thread-self/ns/net"), ns(first));
-    if own.is_none() || theirs.is_none() || own == theirs {
-        return make();
+/// The way into the initial network namespace, and back: the kernel sends
+/// its audit records to that namespace's multicast group only. A reader
+/// made in another one (capexec started in a container's network, by `ip
+/// netns exec`, or in a test's own namespace) heard nothing, and every run
+/// ended with a 5 s wait for its marker. Opened before capexec confines
+/// itself (a brokered run shares a Landlock layer with its service, which
+/// refuses it pid 2's namespaces, and that refusal would be told as the
+/// service's); entering it later needs no path.
+pub struct FirstNetwork {
+    back: std::fs::File,
+    there: std::fs::File,
+}
+
+impl FirstNetwork {
+    /// `None` where capexec is in the first network already, or where it
+    /// cannot tell which that is (inside a pid namespace of its own): the
+    /// socket is then made where capexec is.
+    pub fn open() -> Option<FirstNetwork> {
+        use std::os::unix::fs::MetadataExt;
+        let first = first_network()?;
+        let id = |p: &str| std::fs::metadata(p).map(|m| (m.dev(), m.ino())).ok();
+        if id("/proc/thread-self/ns/net")? == id(first)? {
+            return None;
+        }
+        Some(FirstNetwork { back: std::fs::File::open("/proc/thread-self/ns/net").ok()?, there: std::fs::File::open(first).ok()? })
     }
-    let back = std::fs::File::open("/proc/thread-self/ns/net")?;
-    let there = std::fs::File::open(first)?;
-    capexec_sys::setns(there.as_raw_fd(), libc::CLONE_NEWNET)?;
-    let sock = make();
-    // Back before anything else runs on this thread; where that fails the
-    // thread would make its sockets in the wrong network: end the process.
-    if let Err(e) = capexec_sys::setns(back.as_raw_fd(), libc::CLONE_NEWNET) {
-        eprintln!("capexec: cannot return to its network namespace after opening the audit socket: {e}");
-        std::process::abort();
+
+    /// Makes `make`'s socket in the first network: the calling thread
+    /// enters it for the one call, and goes back; the socket stays where
+    /// it was made.
+    fn socket(&self, make: impl FnOnce() -> std::io::Result<OwnedFd>) -> std::io::Result<OwnedFd> {
+        capexec_sys::setns(self.there.as_raw_fd(), libc::CLONE_NEWNET)?;
+        let sock = make();
+        // Back before anything else runs on this thread; where that fails the
+        // thread would make its sockets in the wrong network: end the process.
+        if let Err(e) = capexec_sys::setns(self.back.as_raw_fd(), libc::CLONE_NEWNET) {
+            eprintln!("capexec: cannot return to its network namespace after opening the audit socket: {e}");
+            std::process::abort();
+        }
+        sock
     }
-    sock
 }
 
 /// A path to the initial network namespace: that of kthreadd (pid 2, a
@@ -204,11 +214,16 @@ fn first_network() -> Option<&'static str> {
 }
 
 /// Joins the audit multicast group (CAP_AUDIT_READ), enabling audit first
-/// if it is off (CAP_AUDIT_CONTROL). `confined`: capexec is under a Landlock
-/// layer already, and joins the group of the network namespace it is in.
-pub fn open(confined: bool) -> Result<Reader, SupervisorError> {
+/// if it is off (CAP_AUDIT_CONTROL), in the first network namespace through
+/// `first` ([`FirstNetwork::open`]), else in the one capexec is in.
+pub fn open(first: Option<&FirstNetwork>) -> Result<Reader, SupervisorError> {
     let enabled_audit = ensure_enabled()?;
-    let sock = socket_of_the_first_network(confined).map_err(SupervisorError::sys("open the audit socket"))?;
+    let make = || socket(AddressFamily::Netlink, SockType::Raw, SockFlag::SOCK_CLOEXEC, SockProtocol::NetlinkAudit).map_err(std::io::Error::from);
+    let sock = match first {
+        Some(f) => f.socket(make),
+        None => make(),
+    }
+    .map_err(SupervisorError::sys("open the audit socket"))?;
     bind(sock.as_raw_fd(), &NetlinkAddr::new(0, 1 << (AUDIT_NLGRP_READLOG - 1))).map_err(|e| SupervisorError::sys("join the audit log group")(e.into()))?;
     // Room for a burst (a service looping on a refused call): what does not
     // fit is dropped for this reader alone (ENOBUFS), never held against the

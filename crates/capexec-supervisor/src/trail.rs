@@ -362,6 +362,9 @@ pub struct Watch {
     spec: ServiceSpec,
     output: Output,
     brokered: bool,
+    /// A brokered run's way to the first network namespace, opened before
+    /// capexec confines itself (see [`crate::audit::FirstNetwork`]).
+    first_network: Option<crate::audit::FirstNetwork>,
     reader: std::cell::RefCell<Option<crate::audit::Reader>>,
     /// Whether the socket was joined (not rootless, audit there).
     listening: std::cell::Cell<bool>,
@@ -534,6 +537,7 @@ impl Watch {
             spec: spec.clone(),
             output,
             brokered: spec.has_broker(),
+            first_network: spec.has_broker().then(crate::audit::FirstNetwork::open).flatten(),
             reader: Default::default(),
             listening: Default::default(),
             collected: Default::default(),
@@ -590,7 +594,9 @@ impl Watch {
     /// only once this returns: the audit socket is joined now, so that no
     /// record of the run comes before it.
     pub fn spawned(&self, pid: i32) {
-        let Ok(reader) = crate::audit::open(self.brokered) else { return };
+        // Unconfined, the way is looked for now, beside init's setup.
+        let now = (!self.brokered).then(crate::audit::FirstNetwork::open).flatten();
+        let Ok(reader) = crate::audit::open(self.first_network.as_ref().or(now.as_ref())) else { return };
         let broker = self.brokered.then(|| std::process::id() as i32);
         self.collected.borrow_mut().run = Run { init: Some(pid), main: None, broker };
         *self.reader.borrow_mut() = Some(reader);

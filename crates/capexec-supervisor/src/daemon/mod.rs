@@ -291,7 +291,7 @@ pub fn run(cfg: Config) -> Result<(), SupervisorError> {
 /// it (no audit in the kernel, no CAP_AUDIT_READ) services run as before,
 /// with no trail.
 fn start_audit_reader(tx: mpsc::UnboundedSender<Ev>) {
-    let reader = match crate::audit::open(false) {
+    let reader = match crate::audit::open(crate::audit::FirstNetwork::open().as_ref()) {
         Ok(r) => r,
         Err(e) => {
             tracing::warn!("no denial trail: {e} (refusals by Landlock and seccomp are not reported)");
