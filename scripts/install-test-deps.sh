@@ -56,9 +56,10 @@ fi
 # (tests/oci_validation.rs), offline, from ../shared/vendor.
 # iputils-ping: tests/escape.rs runs ping under a `[broker.net] ping` grant;
 # tests/learn.rs learns it, with the file capability its postinst sets
-# with libcap2-bin's setcap.
+# with libcap2-bin's setcap. prometheus-blackbox-exporter: tests/debian.rs
+# learns its icmp module (a Go program pinging over ping sockets) into ping grants.
 packages=(nginx-light libcap2-bin iputils-ping redis-server memcached gcc libc6-dev util-linux wrk curl libmemcached-tools systemd unbound dnsmasq bind9-dnsutils bpftool stress-ng clang libbpf-dev
-    apache2 openssh-server bind9 postgresql cron chrony rsyslog mariadb-server lighttpd vsftpd haproxy squid nsd snmpd snmp varnish postfix prometheus-node-exporter vnstat collectd-core dnsdist mosquitto mosquitto-clients tinyproxy dovecot-imapd knot at munin-node python3-pip runc busybox-static podman containerd golang-go)
+    apache2 openssh-server bind9 postgresql cron chrony rsyslog mariadb-server lighttpd vsftpd haproxy squid nsd snmpd snmp varnish postfix prometheus-node-exporter prometheus-blackbox-exporter vnstat collectd-core dnsdist mosquitto mosquitto-clients tinyproxy dovecot-imapd knot at munin-node python3-pip runc busybox-static podman containerd golang-go)
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -1654,6 +1654,67 @@ fn vnstat_from_import_and_learn() {
     d.terminate(T);
 }
 
+/// What prometheus-blackbox-exporter's icmp module says of `target`, asked
+/// with curl from the calling thread's network (a scrape timeout of 3 s,
+/// that of an unanswered probe).
+fn blackbox_icmp(target: &str) -> String {
+    let mut c = std::process::Command::new("curl");
+    c.args(["-s", "-g", "-H", "X-Prometheus-Scrape-Timeout-Seconds: 3"]).arg(format!("http://127.0.0.1:9115/probe?module=icmp&target={target}"));
+    let o = output(c, T);
+    String::from_utf8_lossy(&o.stdout).lines().find(|l| l.starts_with("probe_success ")).unwrap_or("no answer").to_owned()
+}
+
+/// prometheus-blackbox-exporter, a package issue 19 does not name: a
+/// monitoring daemon whose icmp module pings over ping sockets (a Go
+/// program; it tries them before raw ones). From its own unit (no drop-in:
+/// the test's network namespace has its port free), learned with a workload
+/// that pings an IPv4 and an IPv6 address, then run by the daemon: the host's
+/// network with those addresses as `[broker.net] ping` grants, which the
+/// network guard holds (another address on the same loopback is refused and
+/// told), and its listener on every address, IPv6 too (Go's runtime binds
+/// loopback port 0 to ask whether the host has IPv6: refused, it listens on
+/// IPv4 alone; before, those binds kept the mined file in a network of its
+/// own, where a ping socket reaches nothing). Everything runs in a network
+/// namespace of the test's own, so that no echo request leaves the machine.
+#[test]
+fn prometheus_blackbox_exporter_pings_from_import_and_learn() {
+    require_root();
+    let net = ping_net("blackbox");
+    // Answered, were it not for the guard.
+    net.ip(&["addr", "add", "10.77.0.2/32", "dev", "lo"]);
+    let _in = net.enter_this_thread();
+    let mut d = Daemon::prepare(As::Root, "blackbox");
+    let unit = imported(&d, "bb", "prometheus-blackbox-exporter.service", "");
+    let workload = "for t in 10.77.0.1 fd77::1; do curl -sg \"http://127.0.0.1:9115/probe?module=icmp&target=$t\" | grep -qx 'probe_success 1' || exit 1; done";
+    let decl = learned(
+        &unit,
+        "prometheus-blackbox-exporter.service",
+        &["--wait-for", "tcp:127.0.0.1:9115", "--workload", workload],
+        &["net = \"host\"", "ping = [\"10.77.0.1\", \"[fd77::1]\"]", "bind_tcp = [0, 9115]", "Go's runtime asks so"],
+    );
+    assert!(!decl.contains("Refused by capexec's argument rules"), "a ping socket is told as refused whatever the declaration:\n{decl}");
+    // "The host's": the network the daemon is in, this thread's.
+    d.start();
+    start_learned(&d, "bb", &decl);
+    let s = d.wait_for("bb", T, "bb running", |s| s["state"] == "running" && s["main_pid"].as_i64().is_some());
+    let ns = |p: &str| std::fs::read_link(p).unwrap_or_else(|e| panic!("{p}: {e}"));
+    assert_eq!(ns(&format!("/proc/{}/ns/net", s["main_pid"])), ns("/proc/thread-self/ns/net"), "not in the daemon's network:\n{decl}");
+    assert!(wait_port(9115, T), "the exporter does not listen:\n{}", text(&d.ctl(&["logs", "bb"])));
+    assert!(std::net::TcpStream::connect("[::1]:9115").is_ok(), "no IPv6 listener:\n{decl}\n{}", text(&d.ctl(&["logs", "bb"])));
+    for granted in ["10.77.0.1", "fd77::1"] {
+        assert_eq!(blackbox_icmp(granted), "probe_success 1", "{granted}:\n{decl}\n{}", text(&d.ctl(&["logs", "bb"])));
+    }
+    assert_eq!(blackbox_icmp("10.77.0.2"), "probe_success 0", "{decl}");
+    let told = "refused by bpf: ping (ICMP echo request) to 10.77.0.2; to allow it: add \"10.77.0.2\" to broker.net.ping";
+    let deadline = Instant::now() + T;
+    while !text(&d.ctl(&["logs", "bb"])).contains(told) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(text(&d.ctl(&["logs", "bb"])).contains(told), "{}", text(&d.ctl(&["logs", "bb"])));
+    stop(&d, "bb");
+    d.terminate(T);
+}
+
 /// An interface of the host's besides loopback, from /proc/net/dev.
 fn host_interface() -> String {
     let dev = std::fs::read_to_string("/proc/net/dev").unwrap();

@@ -1326,7 +1326,33 @@ pub fn declaration(obs: &Observations, origin: &Origin, exists: impl Fn(&str) ->
     // rules, or it talks over loopback ports the kernel picks (its own
     // namespace's, which no grant names), or its commands reach a control
     // port in its own namespace. Then the comment below says what to do.
-    let tcp_ports = host_tcp_ports(binds.iter().copied(), connect_grants.0.iter());
+    // Go's runtime asks, at its first listen or dial, whether the host has
+    // IPv6 and IPv4-mapped addresses: it binds stream sockets to [::1]:0
+    // and [::ffff:127.0.0.1]:0 and closes them (prometheus-blackbox-exporter).
+    // Its own network namespace gives it these; the host's, only with a
+    // grant of each and port 0 in landlock.bind_tcp: refused, Go decides
+    // the host has no IPv6 and listens on IPv4 alone. A kernel-picked port
+    // on loopback reaches no other host, and is no address of a service's.
+    // Not where the run connected over TCP to loopback: a listener of its
+    // own on such a port (a helper's channel), whose port no grant names.
+    let tcp_loopback = |a: &String| {
+        crate::compare::inet(a).is_some_and(|(p, sa)| p == capexec_decl::grants::Proto::Tcp && capexec_decl::grants::canonical(sa.ip()).is_loopback())
+    };
+    let talks_to_itself = obs.connects.iter().any(tcp_loopback);
+    let stack_probe = |a: &String| {
+        !talks_to_itself
+            && obs.binds.contains(a)
+            && crate::compare::inet(a)
+                .is_some_and(|(p, sa)| p == capexec_decl::grants::Proto::Tcp && sa.port() == 0 && capexec_decl::grants::canonical(sa.ip()).is_loopback())
+    };
+    let stack_probes: BTreeSet<String> = obs
+        .own_loopback
+        .iter()
+        .filter(|a| stack_probe(a))
+        .filter_map(|a| crate::compare::inet(a))
+        .map(|(p, sa)| capexec_decl::grants::NetGrant::exact(p, std::net::SocketAddr::new(capexec_decl::grants::canonical(sa.ip()), 0)).to_string())
+        .collect();
+    let tcp_ports = host_tcp_ports(binds.iter().copied().chain(&stack_probes), connect_grants.0.iter());
     // A monitoring agent (zabbix_agentd, prometheus-node-exporter) that
     // reads the host's interface counters and also listens or connects: in
     // a namespace of its own it reports its loopback's traffic and its own
@@ -1339,7 +1365,9 @@ pub fn declaration(obs: &Observations, origin: &Origin, exists: impl Fn(&str) ->
     // where the guard holds their echo requests to `[broker.net] ping` (as
     // root; rootless there is no guard, and the comment below says so).
     let pings = origin.as_root && !pinged.is_empty();
-    let host = (listed_interfaces || watches_host || pings) && tcp_ports.is_some() && obs.own_loopback.is_empty() && control.is_empty();
+    let host = (listed_interfaces || watches_host || pings) && tcp_ports.is_some() && obs.own_loopback.iter().all(stack_probe) && control.is_empty();
+    let stack_probes = if host { stack_probes } else { BTreeSet::new() };
+    let binds: BTreeSet<&String> = binds.into_iter().chain(&stack_probes).collect();
     if !pinged.is_empty() && !host {
         let _ = writeln!(
             o,
@@ -1474,6 +1502,15 @@ pub fn declaration(obs: &Observations, origin: &Origin, exists: impl Fn(&str) ->
                      # narrow the range to the program's setting (vsftpd: pasv_min_port, pasv_max_port)."
                 );
             }
+            if !stack_probes.is_empty() {
+                let _ = writeln!(
+                    o,
+                    "# Stream sockets bound to loopback on a port the kernel picks ({}): Go's runtime asks so\n\
+                     # whether the host has IPv6 (refused, it listens on IPv4 alone); port 0 is in landlock.bind_tcp\n\
+                     # for them, and the network guard holds them to loopback.",
+                    stack_probes.iter().map(|a| commented(a)).collect::<Vec<_>>().join(", ")
+                );
+            }
             let _ = writeln!(o, "bind = [{}] # bound during the run", binds.iter().map(|a| quote(a)).collect::<Vec<_>>().join(", "));
             if !control.is_empty() {
                 let ports = control.iter().map(u16::to_string).collect::<Vec<_>>().join(", ");
@@ -1583,7 +1620,8 @@ pub fn declaration(obs: &Observations, origin: &Origin, exists: impl Fn(&str) ->
             probes.iter().map(|a| commented(a)).collect::<Vec<_>>().join(", ")
         );
     }
-    let (any, own): (Vec<&String>, Vec<&String>) = obs.own_loopback.iter().partition(|a| crate::compare::inet(a).is_some_and(|(_, s)| s.ip().is_unspecified()));
+    let (any, own): (Vec<&String>, Vec<&String>) =
+        obs.own_loopback.iter().filter(|a| !(host && stack_probe(a))).partition(|a| crate::compare::inet(a).is_some_and(|(_, s)| s.ip().is_unspecified()));
     if !own.is_empty() {
         let _ = writeln!(
             o,
@@ -2170,6 +2208,34 @@ mod tests {
         let text = declaration(&o, &origin(&argv, false), |_| true);
         assert!(text.contains("net = \"none\"") && text.contains("The run sent ICMP echo requests (ping) to 192.0.2.1, [2001:db8::1]"), "{text}");
         assert!(!text.contains("ping = ["), "{text}");
+    }
+
+    /// A Go program that pinged (prometheus-blackbox-exporter) also bound
+    /// stream sockets to loopback port 0 and closed them: Go's runtime
+    /// asking whether the host has IPv6. With the host's network these get
+    /// their grants and port 0 in landlock.bind_tcp (refused, Go listens on
+    /// IPv4 alone); before, they kept the run in its own network, where
+    /// ping sockets reach nothing. Not where it also connected to loopback
+    /// over TCP: a listener of its own there, on a port no grant names.
+    #[test]
+    fn a_go_program_that_pinged_gets_its_ipv6_probes() {
+        let argv = ["/usr/bin/prometheus-blackbox-exporter".to_owned()];
+        let mut o = obs(&[], &["socket", "bind", "listen", "sendto", "recvmsg"]);
+        o.sockets.extend(["inet6/stream".into(), "inet/dgram".into(), "inet6/dgram".into()]);
+        o.binds.extend(["tcp:[::1]:0".into(), "tcp:[::ffff:127.0.0.1]:0".into(), "tcp:[::]:9115".into()]);
+        o.own_loopback.extend(["tcp:[::1]:0".into(), "tcp:[::ffff:127.0.0.1]:0".into()]);
+        o.connects.extend(["icmp:192.0.2.1".into(), "icmp:[2001:db8::1]".into()]);
+        let text = declaration(&o, &origin(&argv, true), |_| true);
+        let ctx = capexec_decl::Context { rootless: false, uid: 0, gid: 0, unit_dir: None };
+        let spec = capexec_decl::from_text("t", &text, &ctx).unwrap_or_else(|e| panic!("{e}\n{text}"));
+        assert!(spec.namespaces.net == capexec_decl::spec::NetMode::Host && spec.broker.ping.len() == 2, "{text}");
+        let binds: Vec<String> = spec.broker.bind.iter().map(ToString::to_string).collect();
+        assert_eq!(binds, ["tcp:127.0.0.1:0", "tcp:[::1]:0", "tcp:[::]:9115"], "{text}");
+        assert_eq!(spec.landlock.bind_tcp, [0, 9115].into(), "{text}");
+        assert!(text.contains("Go's runtime asks so") && !text.contains("its own\n# network namespace has a loopback"), "{text}");
+        o.connects.insert("tcp:127.0.0.1:40000".into());
+        let text = declaration(&o, &origin(&argv, true), |_| true);
+        assert!(text.contains("net = \"none\"") && text.contains("The run sent ICMP echo requests"), "{text}");
     }
 
     /// A run that read the host's network state and made no socket

@@ -694,7 +694,9 @@ pub fn rules_filter() -> Result<BpfProgram, LaunchError> {
         declared: Vec::new(),
         allowed: capexec_decl::syscalls::all(),
         action: DenyAction::Errno(libc::EPERM),
-        ping: false,
+        // A ping socket is one a declaration can allow (`[broker.net]
+        // ping`): mining grants it, and must not call it refused.
+        ping: true,
         profile: None,
     })
 }
