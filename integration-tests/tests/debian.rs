@@ -1690,7 +1690,7 @@ fn prometheus_blackbox_exporter_pings_from_import_and_learn() {
         &unit,
         "prometheus-blackbox-exporter.service",
         &["--wait-for", "tcp:127.0.0.1:9115", "--workload", workload],
-        &["net = \"host\"", "ping = [\"10.77.0.1\", \"[fd77::1]\"]", "bind_tcp = [0, 9115]", "Go's runtime asks so"],
+        &["net = \"host\"", "ping = [\"10.77.0.1\", \"[fd77::1]\"]", "bind_tcp = [0, 9115]", "Go's runtime asks so", "bind = [\"tcp:[::]:9115\"]"],
     );
     assert!(!decl.contains("Refused by capexec's argument rules"), "a ping socket is told as refused whatever the declaration:\n{decl}");
     // "The host's": the network the daemon is in, this thread's.

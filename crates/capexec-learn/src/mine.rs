@@ -1329,30 +1329,19 @@ pub fn declaration(obs: &Observations, origin: &Origin, exists: impl Fn(&str) ->
     // Go's runtime asks, at its first listen or dial, whether the host has
     // IPv6 and IPv4-mapped addresses: it binds stream sockets to [::1]:0
     // and [::ffff:127.0.0.1]:0 and closes them (prometheus-blackbox-exporter).
-    // Its own network namespace gives it these; the host's, only with a
-    // grant of each and port 0 in landlock.bind_tcp: refused, Go decides
-    // the host has no IPv6 and listens on IPv4 alone. A kernel-picked port
-    // on loopback reaches no other host, and is no address of a service's.
+    // Its own network namespace gives it these; the host's, with port 0 in
+    // landlock.bind_tcp (the guard passes a bind to a port the kernel picks
+    // there, and the broker checks a listen): refused, Go decides the host
+    // has no IPv6 and listens on IPv4 alone.
     // Not where the run connected over TCP to loopback: a listener of its
     // own on such a port (a helper's channel), whose port no grant names.
     let tcp_loopback = |a: &String| {
         crate::compare::inet(a).is_some_and(|(p, sa)| p == capexec_decl::grants::Proto::Tcp && capexec_decl::grants::canonical(sa.ip()).is_loopback())
     };
     let talks_to_itself = obs.connects.iter().any(tcp_loopback);
-    let stack_probe = |a: &String| {
-        !talks_to_itself
-            && obs.binds.contains(a)
-            && crate::compare::inet(a)
-                .is_some_and(|(p, sa)| p == capexec_decl::grants::Proto::Tcp && sa.port() == 0 && capexec_decl::grants::canonical(sa.ip()).is_loopback())
-    };
-    let stack_probes: BTreeSet<String> = obs
-        .own_loopback
-        .iter()
-        .filter(|a| stack_probe(a))
-        .filter_map(|a| crate::compare::inet(a))
-        .map(|(p, sa)| capexec_decl::grants::NetGrant::exact(p, std::net::SocketAddr::new(capexec_decl::grants::canonical(sa.ip()), 0)).to_string())
-        .collect();
-    let tcp_ports = host_tcp_ports(binds.iter().copied().chain(&stack_probes), connect_grants.0.iter());
+    let stack_probe = |a: &String| !talks_to_itself && obs.binds.contains(a) && tcp_loopback(a) && a.ends_with(":0");
+    let stack_probes: Vec<&String> = obs.own_loopback.iter().filter(|a| stack_probe(a)).collect();
+    let mut tcp_ports = host_tcp_ports(binds.iter().copied(), connect_grants.0.iter());
     // A monitoring agent (zabbix_agentd, prometheus-node-exporter) that
     // reads the host's interface counters and also listens or connects: in
     // a namespace of its own it reports its loopback's traffic and its own
@@ -1366,8 +1355,10 @@ pub fn declaration(obs: &Observations, origin: &Origin, exists: impl Fn(&str) ->
     // root; rootless there is no guard, and the comment below says so).
     let pings = origin.as_root && !pinged.is_empty();
     let host = (listed_interfaces || watches_host || pings) && tcp_ports.is_some() && obs.own_loopback.iter().all(stack_probe) && control.is_empty();
-    let stack_probes = if host { stack_probes } else { BTreeSet::new() };
-    let binds: BTreeSet<&String> = binds.into_iter().chain(&stack_probes).collect();
+    let stack_probes = if host { stack_probes } else { Vec::new() };
+    if let Some((bind_tcp, _)) = tcp_ports.as_mut().filter(|_| !stack_probes.is_empty()) {
+        bind_tcp.insert(0);
+    }
     if !pinged.is_empty() && !host {
         let _ = writeln!(
             o,
@@ -1502,15 +1493,6 @@ pub fn declaration(obs: &Observations, origin: &Origin, exists: impl Fn(&str) ->
                      # narrow the range to the program's setting (vsftpd: pasv_min_port, pasv_max_port)."
                 );
             }
-            if !stack_probes.is_empty() {
-                let _ = writeln!(
-                    o,
-                    "# Stream sockets bound to loopback on a port the kernel picks ({}): Go's runtime asks so\n\
-                     # whether the host has IPv6 (refused, it listens on IPv4 alone); port 0 is in landlock.bind_tcp\n\
-                     # for them, and the network guard holds them to loopback.",
-                    stack_probes.iter().map(|a| commented(a)).collect::<Vec<_>>().join(", ")
-                );
-            }
             let _ = writeln!(o, "bind = [{}] # bound during the run", binds.iter().map(|a| quote(a)).collect::<Vec<_>>().join(", "));
             if !control.is_empty() {
                 let ports = control.iter().map(u16::to_string).collect::<Vec<_>>().join(", ");
@@ -1606,7 +1588,16 @@ pub fn declaration(obs: &Observations, origin: &Origin, exists: impl Fn(&str) ->
         let list = |ports: &BTreeSet<u16>| ports.iter().map(u16::to_string).collect::<Vec<_>>().join(", ");
         let _ = writeln!(
             o,
-            "\n[landlock]\n# With the host's network a TCP bind or connect needs its port here too, beside its grant.\nbind_tcp = [{}]\nconnect_tcp = [{}]",
+            "\n[landlock]\n# With the host's network a TCP bind or connect needs its port here too, beside its grant.{}\nbind_tcp = [{}]\nconnect_tcp = [{}]",
+            if stack_probes.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    "\n# Port 0: stream sockets bound to loopback on a port the kernel picks ({}):\n\
+                     # Go's runtime asks so whether the host has IPv6 (refused, it listens on IPv4 alone).",
+                    stack_probes.iter().map(|a| commented(a)).collect::<Vec<_>>().join(", ")
+                )
+            },
             list(bind_tcp),
             list(connect_tcp)
         );
@@ -2230,7 +2221,7 @@ mod tests {
         let spec = capexec_decl::from_text("t", &text, &ctx).unwrap_or_else(|e| panic!("{e}\n{text}"));
         assert!(spec.namespaces.net == capexec_decl::spec::NetMode::Host && spec.broker.ping.len() == 2, "{text}");
         let binds: Vec<String> = spec.broker.bind.iter().map(ToString::to_string).collect();
-        assert_eq!(binds, ["tcp:127.0.0.1:0", "tcp:[::1]:0", "tcp:[::]:9115"], "{text}");
+        assert_eq!(binds, ["tcp:[::]:9115"], "{text}");
         assert_eq!(spec.landlock.bind_tcp, [0, 9115].into(), "{text}");
         assert!(text.contains("Go's runtime asks so") && !text.contains("its own\n# network namespace has a loopback"), "{text}");
         o.connects.insert("tcp:127.0.0.1:40000".into());
