@@ -301,35 +301,44 @@ pub fn compare_with(obs: &Observations, spec: &ServiceSpec, exists: impl Fn(&str
             if how == "connect" && !asked.is_empty() && addr.port() == 53 && nameservers.contains(&capexec_decl::grants::canonical(addr.ip())) {
                 continue;
             }
-            let why = match spec.namespaces.net {
+            let granted = if how == "bind" { spec.broker.bind_grant(proto, addr).is_some() } else { spec.broker.connect_grant(proto, addr).is_some() };
+            let grant = format!("add \"{}\" to broker.net.{how}", capexec_decl::grants::NetGrant::exact(proto, addr));
+            let (why, fix) = match spec.namespaces.net {
                 NetMode::Host => {
                     let ports = if how == "bind" { &spec.landlock.bind_tcp } else { &spec.landlock.connect_tcp };
-                    (proto == capexec_decl::grants::Proto::Tcp && !ports.contains(&addr.port()))
-                        .then(|| format!("Landlock allows no TCP {how} to port {}", addr.port()))
+                    let landlock = (proto == capexec_decl::grants::Proto::Tcp && !ports.contains(&addr.port()))
+                        .then(|| (format!("Landlock allows no TCP {how} to port {}", addr.port()), fix::tcp(how == "bind", addr.port())));
+                    // The guard passes a bind to a port the kernel picks; a
+                    // connect made only to learn a source address fails
+                    // harmlessly, and ping's to port 1025 of a pinged
+                    // address is let through, muted.
+                    let pinged = proto == capexec_decl::grants::Proto::Udp && addr.port() == 1025 && spec.broker.ping_grant(addr.ip()).is_some();
+                    let passes = granted || how == "bind" && addr.port() == 0 || how == "connect" && (source_probe(a) || pinged);
+                    let guard = (spec.broker.guards_net() && !passes)
+                        .then(|| (format!("no [broker.net] {how} grant: the network guard refuses it on the host's network"), grant));
+                    match (landlock, guard) {
+                        (Some((lw, lf)), Some((gw, gf))) => (Some(format!("{lw}, and {gw}")), format!("{gf}, and {lf}")),
+                        (l, g) => l.or(g).map_or((None, String::new()), |(w, f)| (Some(w), f)),
+                    }
                 }
                 _ => {
-                    let granted = if how == "bind" { spec.broker.bind_grant(proto, addr).is_some() } else { spec.broker.connect_grant(proto, addr).is_some() };
                     // The service's own loopback: it may talk to itself.
                     // A TCP port of landlock.bind_tcp is its own to bind there.
                     let own_port = proto == capexec_decl::grants::Proto::Tcp && spec.landlock.bind_tcp.contains(&addr.port());
                     let internal = addr.ip().is_loopback() && (how == "bind" && (addr.port() == 0 || own_port) || how == "connect" && bound.contains(&addr))
                         || obs.own_loopback.contains(a)
                         || how == "connect" && source_probe(a);
-                    (!granted && !internal).then(|| format!("no broker {how} grant: it would {how} in the service's own network namespace"))
+                    let flag = match proto {
+                        capexec_decl::grants::Proto::Tcp => format!("--net host --{how}-tcp {}", addr.port()),
+                        capexec_decl::grants::Proto::Udp => "--net host".into(),
+                    };
+                    (
+                        (!granted && !internal).then(|| format!("no broker {how} grant: it would {how} in the service's own network namespace")),
+                        format!("{grant} (capexec run: {flag})"),
+                    )
                 }
             };
             if let Some(why) = why {
-                let fix = match spec.namespaces.net {
-                    NetMode::Host => fix::tcp(how == "bind", addr.port()),
-                    _ => {
-                        let grant = capexec_decl::grants::NetGrant::exact(proto, addr);
-                        let flag = match proto {
-                            capexec_decl::grants::Proto::Tcp => format!("--net host --{how}-tcp {}", addr.port()),
-                            capexec_decl::grants::Proto::Udp => "--net host".into(),
-                        };
-                        format!("add \"{grant}\" to broker.net.{how} (capexec run: {flag})")
-                    }
-                };
                 r.network.push(Denial { what: a.clone(), how: how.into(), why, fix });
             }
         }
@@ -509,6 +518,45 @@ mod tests {
         // Another resolver than the host's: a connect like any other.
         let r = compare_with(&o, &s, |_| true, &[]);
         assert_eq!(r.network.iter().map(|d| d.what.as_str()).collect::<Vec<_>>(), ["udp:10.0.0.53:53"], "{:?}", r.network);
+    }
+
+    /// With the host's network and the guard (any address grant), a bind
+    /// or connect is judged by its grant too, not only by Landlock's TCP
+    /// ports: a UDP connect to an ungranted address was reported as fine,
+    /// though the guard refuses it. Without the guard, UDP is not held.
+    #[test]
+    fn on_the_hosts_network_the_guard_is_judged_too() {
+        let body = "[exec]\nargv = [\"/usr/bin/true\"]\nuser = 1000\n[namespaces]\nnet = \"host\"\n\
+             [landlock]\nbind_tcp = [0, 9115]\nconnect_tcp = [443]\n";
+        let guarded = spec(&format!("{body}[broker.net]\nbind = [\"tcp:[::]:9115\"]\nconnect = [\"tcp:192.0.2.1:443\"]\nping = [\"192.0.2.7\"]\n"));
+        let mut o = Observations::default();
+        o.binds.extend(["tcp:[::]:9115".into(), "tcp:[::1]:0".into(), "tcp:127.0.0.1:8080".into()]);
+        o.connects.extend([
+            "tcp:192.0.2.1:443".into(),
+            "tcp:192.0.2.2:443".into(),
+            "tcp:192.0.2.3:80".into(),
+            "udp:192.0.2.53:53".into(),
+            // ping's source probe of a pinged address, getaddrinfo's.
+            "udp:192.0.2.7:1025".into(),
+            "udp:[::]:25".into(),
+        ]);
+        let r = compare(&o, &guarded, |_| true);
+        let told: Vec<(&str, &str)> = r.network.iter().map(|d| (d.what.as_str(), d.fix.as_str())).collect();
+        assert_eq!(
+            told,
+            [
+                ("tcp:127.0.0.1:8080", "add \"tcp:127.0.0.1:8080\" to broker.net.bind, and add 8080 to [landlock] bind_tcp (capexec run: --bind-tcp 8080)"),
+                ("tcp:192.0.2.2:443", "add \"tcp:192.0.2.2:443\" to broker.net.connect"),
+                ("tcp:192.0.2.3:80", "add \"tcp:192.0.2.3:80\" to broker.net.connect, and add 80 to [landlock] connect_tcp (capexec run: --connect-tcp 80)"),
+                ("udp:192.0.2.53:53", "add \"udp:192.0.2.53:53\" to broker.net.connect"),
+            ],
+            "{r:#?}"
+        );
+        assert!(r.network[1].why.contains("the network guard refuses it"), "{r:#?}");
+        // No grant, no guard: Landlock's TCP ports alone.
+        let r = compare(&o, &spec(body), |_| true);
+        let what: Vec<&str> = r.network.iter().map(|d| d.what.as_str()).collect();
+        assert_eq!(what, ["tcp:127.0.0.1:8080", "tcp:192.0.2.3:80"], "{r:#?}");
     }
 
     #[test]
