@@ -169,20 +169,27 @@ impl<'de> Deserialize<'de> for ByteSize {
                 if v == "infinity" {
                     return Ok(ByteSize(None));
                 }
-                let bad = || E::custom(format!("invalid size \"{v}\": use bytes, or a number with K, M, G or T (binary units), or \"infinity\""));
-                let (num, mult) = match v.trim().char_indices().last() {
-                    Some((i, 'K')) => (&v[..i], 1u64 << 10),
-                    Some((i, 'M')) => (&v[..i], 1 << 20),
-                    Some((i, 'G')) => (&v[..i], 1 << 30),
-                    Some((i, 'T')) => (&v[..i], 1 << 40),
-                    _ => (v, 1),
-                };
-                let n: u64 = num.trim().parse().map_err(|_| bad())?;
-                n.checked_mul(mult).map(|b| ByteSize(Some(b))).ok_or_else(bad)
+                size_in_bytes(v)
+                    .map(|b| ByteSize(Some(b)))
+                    .ok_or_else(|| E::custom(format!("invalid size \"{v}\": use bytes, or a number with K, M, G or T (binary units), or \"infinity\"")))
             }
         }
         d.deserialize_any(V)
     }
+}
+
+/// A size as a string: a number of bytes, or one with K, M, G or T
+/// (binary units). `None` for anything else, or one too large.
+fn size_in_bytes(v: &str) -> Option<u64> {
+    let v = v.trim();
+    let (num, mult) = match v.char_indices().last() {
+        Some((i, 'K')) => (&v[..i], 1u64 << 10),
+        Some((i, 'M')) => (&v[..i], 1 << 20),
+        Some((i, 'G')) => (&v[..i], 1 << 30),
+        Some((i, 'T')) => (&v[..i], 1 << 40),
+        _ => (v, 1),
+    };
+    num.trim().parse::<u64>().ok()?.checked_mul(mult)
 }
 
 #[derive(Debug, Default, Clone, Deserialize)]
@@ -384,6 +391,9 @@ pub enum RawRlimit {
 pub enum LimitValue {
     Value(u64),
     Infinity,
+    /// A size written with a unit (`"64M"`), in bytes: only for the limits
+    /// that count bytes (validation says so for the others).
+    Size(u64),
 }
 
 impl<'de> Deserialize<'de> for LimitValue {
@@ -392,17 +402,18 @@ impl<'de> Deserialize<'de> for LimitValue {
         impl serde::de::Visitor<'_> for V {
             type Value = LimitValue;
             fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-                f.write_str("a non-negative integer or \"infinity\"")
+                f.write_str("a non-negative integer, a size such as \"64M\", or \"infinity\"")
             }
             fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<LimitValue, E> {
                 u64::try_from(v).map(LimitValue::Value).map_err(|_| E::custom(format!("limit {v} is negative; use an integer >= 0 or \"infinity\"")))
             }
             fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<LimitValue, E> {
                 if v == "infinity" {
-                    Ok(LimitValue::Infinity)
-                } else {
-                    Err(E::custom(format!("invalid limit \"{v}\": use an integer >= 0 or \"infinity\"")))
+                    return Ok(LimitValue::Infinity);
                 }
+                size_in_bytes(v).map(LimitValue::Size).ok_or_else(|| {
+                    E::custom(format!("invalid limit \"{v}\": use an integer >= 0, \"infinity\", or for a limit of bytes a size with K, M, G or T (\"64M\")"))
+                })
             }
         }
         d.deserialize_any(V)

@@ -797,12 +797,20 @@ impl Resource {
         Resource::ALL.into_iter().find(|r| r.name() == name)
     }
 
-    /// The kernel's number for it.
     /// The `[rlimits]` name of a raw RLIMIT_ number, for messages ("?" if none).
     pub fn name_of_raw(raw: libc::__rlimit_resource_t) -> &'static str {
         Resource::ALL.iter().find(|r| r.raw() == raw).map_or("?", |r| r.name())
     }
 
+    /// Whether the limit counts bytes (and may be written as a size, "64M").
+    pub fn counts_bytes(self) -> bool {
+        matches!(
+            self,
+            Resource::As | Resource::Core | Resource::Data | Resource::Fsize | Resource::Memlock | Resource::Msgqueue | Resource::Rss | Resource::Stack
+        )
+    }
+
+    /// The kernel's number for it.
     pub fn raw(self) -> libc::__rlimit_resource_t {
         match self {
             Resource::As => libc::RLIMIT_AS,

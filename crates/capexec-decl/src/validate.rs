@@ -739,8 +739,22 @@ pub fn validate(name: &str, raw: &RawUnit, sources: Vec<PathBuf>, ctx: &Context)
             v.err_help(&key, format!("unknown resource limit `{k}`"), format!("allowed: {}", names.join(", ")));
             continue;
         };
+        let sized = |l: &LimitValue| matches!(l, LimitValue::Size(_));
+        let size_given = match &r {
+            RawRlimit::Both(l) => sized(l),
+            RawRlimit::Split { soft, hard } => sized(soft) || sized(hard),
+        };
+        if size_given && !resource.counts_bytes() {
+            let bytes: Vec<&str> = Resource::ALL.iter().filter(|r| r.counts_bytes()).map(|r| r.name()).collect();
+            v.err_help(
+                &key,
+                format!("is a size, but `{k}` does not count bytes"),
+                format!("write a plain number; sizes (\"64M\") are for {}", bytes.join(", ")),
+            );
+            continue;
+        }
         let lim = |l: LimitValue| match l {
-            LimitValue::Value(n) => Some(n),
+            LimitValue::Value(n) | LimitValue::Size(n) => Some(n),
             LimitValue::Infinity => None,
         };
         let (soft, hard) = match r {

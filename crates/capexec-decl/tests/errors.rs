@@ -212,6 +212,16 @@ fn capabilities_and_rlimits() {
     assert!(e.message.contains("negative"), "{e}");
     let e = one(&format!("{ARGV}[rlimits]\nnofile = \"lots\"\n"));
     assert!(e.message.contains("infinity"), "{e}");
+    // A limit of bytes may be a size, as systemd's LimitMEMLOCK=64M; one
+    // that counts something else may not.
+    let s = ok(&format!("{ARGV}[rlimits]\nmemlock = \"8M\"\nstack = {{ soft = \"8M\", hard = \"infinity\" }}\ncore = \"0\"\n"));
+    let lim = |r: capexec_decl::spec::Resource| s.rlimits.get(&r).map(|l| (l.soft, l.hard));
+    assert_eq!(lim(capexec_decl::spec::Resource::Memlock), Some((Some(8 << 20), Some(8 << 20))));
+    assert_eq!(lim(capexec_decl::spec::Resource::Stack), Some((Some(8 << 20), None)));
+    assert_eq!(lim(capexec_decl::spec::Resource::Core), Some((Some(0), Some(0))));
+    let e = one(&format!("{ARGV}[rlimits]\nnofile = \"64K\"\n"));
+    assert_eq!(e.key.as_deref(), Some("rlimits.nofile"));
+    assert!(e.message.contains("does not count bytes") && e.help.as_deref().unwrap_or_default().contains("memlock"), "{e}");
 }
 
 #[test]
