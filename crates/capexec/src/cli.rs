@@ -416,8 +416,9 @@ pub struct DaemonArgs {
     /// Rotate a service's log file when it exceeds this many bytes
     #[arg(long, value_name = "BYTES", default_value_t = 8 * 1024 * 1024)]
     pub log_max_size: u64,
-    /// Name of the cgroup that holds one cgroup per service (system mode)
-    #[arg(long, value_name = "NAME", default_value = "capexec")]
+    /// Name of the cgroup that holds one cgroup per service (system mode), relative to the cgroup v2
+    /// root (`capexec`, or `system.slice/capexec.service` under systemd)
+    #[arg(long, value_name = "NAME", default_value = "capexec", value_parser = cgroup_name)]
     pub cgroup: String,
     #[command(flatten)]
     pub search: SearchArgs,
@@ -602,4 +603,18 @@ pub struct DoctorArgs {
     /// Print JSON
     #[arg(long)]
     pub json: bool,
+}
+
+/// `--cgroup`: a name under the cgroup v2 root, never a path outside it (a
+/// path given was made as a directory wherever it led, /sys/fs/cgroup's
+/// tmpfs on a hybrid host, and every start then failed to attach the
+/// network guard there with EBADF).
+fn cgroup_name(v: &str) -> Result<String, String> {
+    if v.starts_with('/') {
+        return Err(format!("`{v}` is a path: --cgroup takes a name relative to the cgroup v2 root, such as `capexec` or `system.slice/capexec.service`"));
+    }
+    if v.split('/').any(|c| c.is_empty() || c == "." || c == "..") {
+        return Err(format!("`{v}`: --cgroup takes a name relative to the cgroup v2 root, with no empty, `.` or `..` part"));
+    }
+    Ok(v.to_owned())
 }

@@ -241,3 +241,16 @@ fn run_names_an_option_it_does_not_know() {
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains("unknown option `--sandbox-dir` for capexec run") && !err.contains("not found in PATH"), "{err}");
 }
+
+/// `daemon --cgroup` takes a name under the cgroup v2 root: a path was made
+/// as a directory wherever it led (/sys/fs/cgroup's tmpfs on a hybrid
+/// host), and every start then failed to attach the network guard there.
+/// Refused before anything is made, with the form to use.
+#[test]
+fn daemon_refuses_a_cgroup_path() {
+    for bad in ["/sys/fs/cgroup/x", "a/../b", "a//b", ""] {
+        let o = capexec(&["daemon", "--cgroup", bad]);
+        assert_eq!(o.status.code(), Some(2), "{bad}: {}", out(&o));
+        assert!(out(&o).contains("--cgroup takes a name relative to the cgroup v2 root"), "{bad}: {}", out(&o));
+    }
+}
