@@ -74,6 +74,10 @@ pub struct ChildArgs<'a> {
     /// Init waits for a second byte on `sync_rd` before it starts anything
     /// of the service's (see `SpawnOptions::on_setup`).
     pub held: bool,
+    /// Where the service's own process says it is there, first thing: the
+    /// caller's end has SO_PASSCRED, so the kernel names it in the
+    /// caller's pid namespace (see `Spawned::started_pid`).
+    pub announce: Option<RawFd>,
 }
 
 /// Reports `e` on the error pipe `fd`, or, once nobody reads it (`-1`: a
@@ -514,6 +518,11 @@ fn service(a: &ChildArgs, argv: &[std::ffi::CString], err_wr: RawFd, main: bool)
 /// helper's commands: `kill -HUP $MAINPID` is the usual reload).
 fn service_with(a: &ChildArgs, argv: &[std::ffi::CString], err_wr: RawFd, main: bool, main_pid: Option<libc::pid_t>) -> ! {
     let plan = a.plan;
+    if let Some(fd) = a.announce.filter(|_| main) {
+        // Best effort: without it the caller looks for init's child in /proc.
+        let _ = nix::sys::socket::send(fd, b"S", nix::sys::socket::MsgFlags::MSG_DONTWAIT);
+        let _ = nix::unistd::close(fd);
+    }
     // First: from its first instruction of its own, the program cannot kill
     // the init that ends what it leaves. (The commands stay in init's
     // domain: a reload or stop command signals the program.)

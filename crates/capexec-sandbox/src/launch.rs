@@ -431,6 +431,8 @@ pub struct Starting {
     /// A forking service: its started process is not its main one (see
     /// `finish`).
     forking: bool,
+    /// Where the started process said it is there (a watched run).
+    announce: Option<OwnedFd>,
 }
 
 /// Starts the service of a plan that is not a learning run (see [`Starting`]).
@@ -657,6 +659,20 @@ fn begin(plan: &SetupPlan, opts: &SpawnOptions) -> Result<Starting, LaunchError>
         true => None,
         false => Some(seqpacket_pair("the task helper's channel")?),
     };
+    // Where a watched run's own process says it is there (child::service_with):
+    // as init's child in /proc it is gone once it ended before the spawn
+    // returned (a program refused at once, on a busy machine), and the trail
+    // could not tell its refusals, whose records come after, from another
+    // process's. The kernel names the sender in this pid namespace.
+    let announce = match opts.on_setup.is_some() {
+        true => {
+            let (ours, theirs) = seqpacket_pair("the service's announcement")?;
+            nix::sys::socket::setsockopt(&ours, nix::sys::socket::sockopt::PassCred, &true)
+                .map_err(|e| LaunchError::io("set SO_PASSCRED on", "the service's announcement", e.into()))?;
+            Some((ours, theirs))
+        }
+        false => None,
+    };
     let last_cap = cap_last_cap();
     let _ = sigprocmask(SigmaskHow::SIG_BLOCK, Some(&blocked_set()), None);
 
@@ -703,11 +719,13 @@ fn begin(plan: &SetupPlan, opts: &SpawnOptions) -> Result<Starting, LaunchError>
             detach: opts.detach || opts.gate.is_some(),
             console: opts.console,
             held: opts.on_setup.is_some(),
+            announce: announce.as_ref().map(|(_, theirs)| theirs.as_raw_fd()),
         };
         child::run(&args);
     };
     drop(sync_rd);
     drop(err_wr);
+    let announce = announce.map(|(ours, _theirs)| ours);
     let tasks = tasks.map(|(ours, _helper_end)| ours);
     // A builder is ended when dropped, on any return before its finish.
     let abort = |e: LaunchError| kill_and_reap(pid, e);
@@ -772,6 +790,7 @@ fn begin(plan: &SetupPlan, opts: &SpawnOptions) -> Result<Starting, LaunchError>
         tasks,
         gated: opts.gate.is_some(),
         forking: plan.forking.is_some(),
+        announce,
     })
 }
 
@@ -803,6 +822,7 @@ impl Starting {
             tasks,
             gated,
             forking,
+            announce,
         } = self;
         let abort = |e: LaunchError| kill_and_reap(pid, e);
         // What init was to pass on is missing: said as init's death by a
@@ -853,7 +873,8 @@ impl Starting {
         // helper whenever the start had ended already (a busy machine):
         // the stop signal went to the helper, and varnishncsa ran on until
         // the stop timeout.
-        let started_pid = first_child(pid);
+        let said = announce.and_then(|fd| sys::recv_fds(fd.as_raw_fd(), &mut [0u8; 1], libc::MSG_DONTWAIT).ok()?.pid);
+        let started_pid = said.or_else(|| first_child(pid));
         let main_pid = if forking { None } else { started_pid };
         Ok(Spawned { pid, pidfd, main_pid, started_pid, listener, listener_later, broker_channel, dns, notify, syslog, appends, tasks, refusals })
     }
