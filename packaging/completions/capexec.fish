@@ -90,7 +90,7 @@ complete -c capexec -n "__fish_capexec_using_subcommand daemon" -l runtime-dir -
 complete -c capexec -n "__fish_capexec_using_subcommand daemon" -l state-dir -d 'Directory for persistent state (enable/disable)' -r -F
 complete -c capexec -n "__fish_capexec_using_subcommand daemon" -l log-dir -d 'Directory for log files' -r -F
 complete -c capexec -n "__fish_capexec_using_subcommand daemon" -l log-max-size -d 'Rotate a service\'s log file when it exceeds this many bytes' -r
-complete -c capexec -n "__fish_capexec_using_subcommand daemon" -l cgroup -d 'Name of the cgroup that holds one cgroup per service (system mode)' -r
+complete -c capexec -n "__fish_capexec_using_subcommand daemon" -l cgroup -d 'Name of the cgroup that holds one cgroup per service (system mode), relative to the cgroup v2 root (`capexec`, or `system.slice/capexec.service` under systemd)' -r
 complete -c capexec -n "__fish_capexec_using_subcommand daemon" -l unit-path -d 'Look up bare names in DIR instead of the default search path (repeatable)' -r -F
 complete -c capexec -n "__fish_capexec_using_subcommand daemon" -l user -d 'User mode: the caller\'s own daemon (the default for non-root users)'
 complete -c capexec -n "__fish_capexec_using_subcommand daemon" -l log-files -d 'Write log files even where a journal runs'
