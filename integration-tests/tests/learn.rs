@@ -987,6 +987,33 @@ fn a_listener_bound_before_the_workload_is_granted_as_it_is() {
     assert!(each && !decl.contains("1024-65535"), "{decl}");
 }
 
+// A process that bound listeners at the start binds its own next ones, also
+// once clients came: i2pd opens its proxies' ports after its web console took
+// the first connection, and each was taken for a session's (an FTP server's
+// passive port) and granted as every port above 1023. A process made for a
+// session (vsftpd's) still binds a session's port.
+#[test]
+fn a_listener_the_first_process_binds_while_serving_is_its_own() {
+    require_root();
+    let (dir, _scratch) = writable_dir("serving-binds");
+    let (first, second, session) = (unused_port(), unused_port(), unused_port());
+    let prog = "import os, socket, sys\n\
+                p1, p2, p3 = (int(a) for a in sys.argv[1:4])\n\
+                a = socket.socket(); a.bind(('127.0.0.1', p1)); a.listen()\n\
+                while True:\n    c = a.accept()[0]\n    if c.recv(2) == b'go': break\n    c.close()\n\
+                b = socket.socket(); b.bind(('127.0.0.1', p2)); b.listen()\n\
+                if os.fork() == 0:\n    d = socket.socket(); d.bind(('127.0.0.1', p3)); d.listen(); os._exit(0)\n\
+                os.wait(); c.send(b'ok'); c.close()\n\
+                while True: b.accept()[0].close()\n";
+    let argv = serde_json::to_string(&["/usr/bin/python3", "-c", prog, &first.to_string(), &second.to_string(), &session.to_string()]).unwrap();
+    let wait = format!("tcp:127.0.0.1:{first}");
+    let workload = format!("python3 -c \"import socket; s = socket.create_connection(('127.0.0.1', {first})); s.send(b'go'); assert s.recv(2) == b'ok'\"");
+    let (_, decl) = learn_unit(As::Root, &dir, "serving", &format!("[exec]\nargv = {argv}\n"), &["--wait-for", &wait, "--workload", &workload]);
+    let binds = decl.lines().find(|l| l.starts_with("bind = [")).unwrap_or_default();
+    let own = [first, second].iter().all(|p| binds.contains(&format!("\"tcp:127.0.0.1:{p}\"")));
+    assert!(own && binds.contains("\"tcp:127.0.0.1:1024-65535\"") && !binds.contains(&format!(":{session}\"")), "{decl}");
+}
+
 // tomcat writes its logs through /var/lib/tomcat10/logs, a link to
 // /var/log/tomcat10: mined as the link, the view made the link and not the
 // place it leads to, and tomcat could not make its logs. The entry is now

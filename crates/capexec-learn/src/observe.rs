@@ -38,9 +38,10 @@ pub struct Observations {
     /// Addresses connected to.
     pub connects: BTreeSet<String>,
     /// Stream sockets bound (also in `binds`) once the run had started to
-    /// accept connections: a listener opened for one session, on a port
-    /// picked for it (an FTP server's passive data port), unlike those a
-    /// service binds at its start.
+    /// accept connections, by a process that bound none at the start: a
+    /// listener opened for one session, on a port picked for it (an FTP
+    /// server's passive data port), unlike those a service binds at its
+    /// start, or its own process binds later.
     #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
     pub session_binds: BTreeSet<String>,
     /// Datagram sockets bound (also in `binds`) before the workload

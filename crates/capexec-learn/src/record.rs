@@ -48,6 +48,7 @@ pub fn record(
         bound,
         accepting: std::cell::Cell::new(false),
         serving,
+        start_binders: Default::default(),
         receiving: Default::default(),
         local: Default::default(),
         dns: Default::default(),
@@ -118,6 +119,9 @@ struct Ctx {
     accepting: std::cell::Cell<bool>,
     /// Set once the workload, the run's client, has started (see `record`).
     serving: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
+    /// The processes (by tgid) that bound a stream socket before the run
+    /// served: the service's own, whose later listeners are its own too.
+    start_binders: std::cell::RefCell<std::collections::HashSet<i32>>,
     /// Datagram sockets (by cookie) a process of the run has called recv*
     /// on: what such a socket then sends to a loopback address is taken as
     /// an answer to a client of the workload's (see `net_call`).
@@ -707,9 +711,22 @@ fn net_call(l: &Listener, n: &Notif, ctx: &Ctx, obs: &mut Observations) {
         // EAGAIN) and bind their next listener after it: alertmanager's web
         // port, bound after its cluster port's accept() and before any
         // client came, was taken for a session's and granted as every port.
+        // A session's listener is bound by a process made for the session
+        // (vsftpd's for its passive port): a process that bound listeners
+        // at the start binds its own next ones (i2pd opens its proxies'
+        // ports after its web console took the first connection).
         let serving = ctx.serving.as_ref().is_none_or(|s| s.load(std::sync::atomic::Ordering::Relaxed));
-        if op == "bind" && !datagram && ctx.accepting.get() && serving && !obs.binds.contains(&addr) {
-            obs.session_binds.insert(addr.clone());
+        if op == "bind" && !datagram {
+            let process = n.process();
+            match ctx.accepting.get() && serving {
+                true if !obs.binds.contains(&addr) && !ctx.start_binders.borrow().contains(&process) => {
+                    obs.session_binds.insert(addr.clone());
+                }
+                true => {}
+                false => {
+                    ctx.start_binders.borrow_mut().insert(process);
+                }
+            }
         }
         if op == "bind" && datagram && !serving {
             obs.start_datagram_binds.insert(addr.clone());
