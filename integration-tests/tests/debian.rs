@@ -1715,6 +1715,58 @@ fn prometheus_blackbox_exporter_pings_from_import_and_learn() {
     d.terminate(T);
 }
 
+/// i2pd, a package issue 19 does not name: a forking C++ daemon (boost::asio)
+/// that opens its web console (7070), then its HTTP, SOCKS, IRC and SAM
+/// proxies (4444, 4447, 6668, 7656) while the console serves its first
+/// request. From its own unit (no drop-in), learned with a workload that asks
+/// the console and the HTTP proxy, then run by the daemon, whose console
+/// answers. Each listener is granted as bound: those bound after the
+/// console's first connection were taken for a session's (an FTP server's
+/// passive port) and granted as every port above 1023. And it binds for
+/// itself, in the host's network: asio adds a socket to its epoll set before
+/// it binds it, and with the broker's bind (a host socket put in its place)
+/// the console took connections it never heard of. In a network namespace
+/// of the test's own, with loopback alone: the router reaches for its peers
+/// and reseed servers, and no packet of it leaves the machine.
+#[test]
+fn i2pd_from_import_and_learn() {
+    require_root();
+    let net = NetNs::new(&format!("capexec-it-i2pd-{}", std::process::id()));
+    net.ip(&["link", "set", "lo", "up"]);
+    let _in = net.enter_this_thread();
+    let mut d = Daemon::prepare(As::Root, "i2pd");
+    let unit = imported(&d, "i2pd", "i2pd.service", "");
+    let workload = "curl -sf -o /dev/null http://127.0.0.1:7070/ && curl -s -o /dev/null -x http://127.0.0.1:4444 http://example.i2p/";
+    let decl = learned(
+        &unit,
+        "i2pd.service",
+        &["--wait-for", "tcp:127.0.0.1:7070", "--workload", workload],
+        &[
+            "\"tcp:127.0.0.1:7070\"",
+            "\"tcp:127.0.0.1:4444\"",
+            "\"tcp:127.0.0.1:4447\"",
+            "type = \"forking\"",
+            "net = \"host\"",
+            "It added sockets to an epoll set",
+        ],
+    );
+    assert!(!decl.contains("1024-65535"), "a listener of its own taken for a session's:\n{decl}");
+    d.start();
+    start_learned(&d, "i2pd", &decl);
+    d.wait_for("i2pd", T, "i2pd running", |s| s["state"] == "running");
+    for port in [7070, 4444] {
+        assert!(wait_port(port, T), "nothing listens on {port}:\n{decl}\n{}", text(&d.ctl(&["logs", "i2pd"])));
+    }
+    // curl: the console answers HTTP/1.1 requests.
+    let mut c = std::process::Command::new("curl");
+    c.args(["-s", "--max-time", "20", "http://127.0.0.1:7070/"]);
+    let page = output(c, T);
+    let page = String::from_utf8_lossy(&page.stdout);
+    assert!(page.contains("Purple I2P Webconsole"), "{page}\n{}", text(&d.ctl(&["logs", "i2pd"])));
+    stop(&d, "i2pd");
+    d.terminate(T);
+}
+
 /// An interface of the host's besides loopback, from /proc/net/dev.
 fn host_interface() -> String {
     let dev = std::fs::read_to_string("/proc/net/dev").unwrap();

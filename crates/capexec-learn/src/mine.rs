@@ -1354,7 +1354,14 @@ pub fn declaration(obs: &Observations, origin: &Origin, exists: impl Fn(&str) ->
     // where the guard holds their echo requests to `[broker.net] ping` (as
     // root; rootless there is no guard, and the comment below says so).
     let pings = origin.as_root && !pinged.is_empty();
-    let host = (listed_interfaces || watches_host || pings) && tcp_ports.is_some() && obs.own_loopback.iter().all(stack_probe) && control.is_empty();
+    // A program that adds a socket to an epoll set before it binds it
+    // (boost::asio's servers: i2pd) would go on watching its own socket
+    // after the broker's bind put a host socket in its place, and never
+    // hear of a connection: it binds for itself, in the host's network,
+    // where the guard holds the same grants (as root).
+    let polled: Vec<&String> = obs.polled_binds.iter().filter(|a| inet(a)).collect();
+    let polls = origin.as_root && !polled.is_empty();
+    let host = (listed_interfaces || watches_host || pings || polls) && tcp_ports.is_some() && obs.own_loopback.iter().all(stack_probe) && control.is_empty();
     let stack_probes = if host { stack_probes } else { Vec::new() };
     if let Some((bind_tcp, _)) = tcp_ports.as_mut().filter(|_| !stack_probes.is_empty()) {
         bind_tcp.insert(0);
@@ -1366,6 +1373,17 @@ pub fn declaration(obs: &Observations, origin: &Origin, exists: impl Fn(&str) ->
              # with net = \"host\" and a [broker.net] ping grant of each address, which the network guard holds\n\
              # (as root; rootless such a file is refused at the start){}.",
             pinged.join(", "),
+            if origin.as_root { "; the run also used its own loopback or a control port, which the host's network would not give it" } else { "" }
+        );
+    }
+    if !polled.is_empty() && !host {
+        let _ = writeln!(
+            o,
+            "# It added sockets to an epoll set before binding them ({}): the broker's bind puts a host\n\
+             # socket in place of each, which that set does not watch, and the program never hears of a\n\
+             # connection. It needs net = \"host\", where it binds for itself and the network guard holds the\n\
+             # [broker.net] grants (as root; rootless such a file is refused at the start){}.",
+            polled.iter().map(|a| commented(a)).collect::<Vec<_>>().join(", "),
             if origin.as_root { "; the run also used its own loopback or a control port, which the host's network would not give it" } else { "" }
         );
     }
@@ -1408,6 +1426,15 @@ pub fn declaration(obs: &Observations, origin: &Origin, exists: impl Fn(&str) ->
              # the host's network, for that state (its own namespace's shows loopback only), where the\n\
              # network guard lets no IP socket of its reach any address ([broker.net] guard = true; as\n\
              # root: rootless such a file is refused at the start)."
+        );
+    } else if host && polls && !pings && !listed_interfaces && !watches_host {
+        let _ = writeln!(
+            o,
+            "# It added sockets to an epoll set before binding them ({}): a host socket the broker bound in\n\
+             # place of each would not be in that set. So the host's network, where it binds and connects by\n\
+             # itself, and the network guard holds the [broker.net] grants below on every socket it makes\n\
+             # (as root; rootless such a file is refused at the start).",
+            polled.iter().map(|a| commented(a)).collect::<Vec<_>>().join(", ")
         );
     } else if host && pings && !listed_interfaces && !watches_host {
         let _ = writeln!(
@@ -2199,6 +2226,29 @@ mod tests {
         let text = declaration(&o, &origin(&argv, false), |_| true);
         assert!(text.contains("net = \"none\"") && text.contains("The run sent ICMP echo requests (ping) to 192.0.2.1, [2001:db8::1]"), "{text}");
         assert!(!text.contains("ping = ["), "{text}");
+    }
+
+    /// A run that bound sockets it had added to an epoll set first
+    /// (boost::asio: i2pd) binds for itself, in the host's network with
+    /// its grants held by the guard and its TCP ports in Landlock's rules:
+    /// a host socket the broker put in place of one was not in that set, and
+    /// i2pd's console never heard of a connection. Rootless it keeps its own
+    /// network, with a comment that says why it will not answer.
+    #[test]
+    fn a_run_that_polled_its_sockets_before_binding_binds_for_itself() {
+        let argv = ["/usr/sbin/i2pd".to_owned()];
+        let mut o = obs(&[], &["socket", "epoll_ctl", "bind", "listen", "accept4"]);
+        o.sockets.insert("inet/stream".into());
+        o.binds.extend(["tcp:127.0.0.1:7070".into(), "tcp:127.0.0.1:4444".into()]);
+        o.polled_binds.extend(["tcp:127.0.0.1:7070".into(), "tcp:127.0.0.1:4444".into()]);
+        let text = declaration(&o, &origin(&argv, true), |_| true);
+        let ctx = capexec_decl::Context { rootless: false, uid: 0, gid: 0, unit_dir: None };
+        let spec = capexec_decl::from_text("t", &text, &ctx).unwrap_or_else(|e| panic!("{e}\n{text}"));
+        assert!(spec.namespaces.net == capexec_decl::spec::NetMode::Host && spec.broker.bind.len() == 2, "{text}");
+        assert_eq!(spec.landlock.bind_tcp, [4444, 7070].into(), "{text}");
+        assert!(text.contains("It added sockets to an epoll set before binding them"), "{text}");
+        let text = declaration(&o, &origin(&argv, false), |_| true);
+        assert!(text.contains("net = \"none\"") && text.contains("It needs net = \"host\""), "{text}");
     }
 
     /// A Go program that pinged (prometheus-blackbox-exporter) also bound

@@ -49,6 +49,7 @@ pub fn record(
         accepting: std::cell::Cell::new(false),
         serving,
         start_binders: Default::default(),
+        polled: Default::default(),
         receiving: Default::default(),
         local: Default::default(),
         dns: Default::default(),
@@ -122,6 +123,9 @@ struct Ctx {
     /// The processes (by tgid) that bound a stream socket before the run
     /// served: the service's own, whose later listeners are its own too.
     start_binders: std::cell::RefCell<std::collections::HashSet<i32>>,
+    /// The fds (by tgid and number) a process added to an epoll set
+    /// (`Observations::polled_binds`).
+    polled: std::cell::RefCell<std::collections::HashSet<(i32, i32)>>,
     /// Datagram sockets (by cookie) a process of the run has called recv*
     /// on: what such a socket then sends to a loopback address is taken as
     /// an answer to a client of the workload's (see `net_call`).
@@ -239,6 +243,10 @@ fn note(l: &Listener, n: &Notif, name: &str, ctx: &Ctx, obs: &mut Observations) 
         "symlinkat" => (a[1] as i64, a[2], Access::Create),
         "accept" | "accept4" => {
             ctx.accepting.set(true);
+            return;
+        }
+        "epoll_ctl" if a[1] as i32 == libc::EPOLL_CTL_ADD => {
+            ctx.polled.borrow_mut().insert((n.process(), a[2] as i32));
             return;
         }
         "recvfrom" | "recvmsg" | "recvmmsg" => {
@@ -716,6 +724,10 @@ fn net_call(l: &Listener, n: &Notif, ctx: &Ctx, obs: &mut Observations) {
         // at the start binds its own next ones (i2pd opens its proxies'
         // ports after its web console took the first connection).
         let serving = ctx.serving.as_ref().is_none_or(|s| s.load(std::sync::atomic::Ordering::Relaxed));
+        let inet = addr.starts_with("tcp:") || addr.starts_with("udp:");
+        if op == "bind" && inet && ctx.polled.borrow().contains(&(n.process(), n.args[0] as i32)) {
+            obs.polled_binds.insert(addr.clone());
+        }
         if op == "bind" && !datagram {
             let process = n.process();
             match ctx.accepting.get() && serving {
