@@ -443,6 +443,15 @@ pub fn start(plan: &SetupPlan, opts: &SpawnOptions) -> Result<Starting, LaunchEr
     begin(plan, opts)
 }
 
+/// The error the child reported on `err_rd` before it ended, if it did
+/// (waited for a moment: it writes its report, then exits).
+fn reported(err_rd: &OwnedFd) -> Option<LaunchError> {
+    sys::poll_one(err_rd.as_fd(), libc::POLLIN, 1000).ok().filter(|readable| *readable)?;
+    let mut msg = [0u8; 4096];
+    let n = nix::unistd::read(err_rd.as_raw_fd(), &mut msg).ok().filter(|n| *n > 0)?;
+    Some(crate::error::ChildError::decode(&msg[..n]).into())
+}
+
 /// Kills and reaps our child `pid` (with clone_parent, the caller's parent
 /// reaps it and waitpid fails harmlessly), then returns `e`.
 fn kill_and_reap(pid: libc::pid_t, e: LaunchError) -> LaunchError {
@@ -730,8 +739,9 @@ fn begin(plan: &SetupPlan, opts: &SpawnOptions) -> Result<Starting, LaunchError>
     // A builder is ended when dropped, on any return before its finish.
     let abort = |e: LaunchError| kill_and_reap(pid, e);
     // A user namespace init entered has its maps already (the builder's).
+    // Where the child ended already, what it reported (see `signal` below).
     if plan.user_ns && builder.is_none() {
-        write_id_maps(pid, plan).map_err(abort)?;
+        write_id_maps(pid, plan).map_err(|e| abort(reported(&err_rd).unwrap_or(e)))?;
     }
     // Limits above capexec's own hard limit need CAP_SYS_RESOURCE in the
     // initial user namespace, which the child (in a user namespace of its
@@ -767,10 +777,16 @@ fn begin(plan: &SetupPlan, opts: &SpawnOptions) -> Result<Starting, LaunchError>
         b.finish(pid).map_err(|e| kill_and_reap(pid, e))?;
     }
     let mut sync_wr = std::fs::File::from(sync_wr);
-    sync_wr.write_all(&[1]).map_err(|e| abort(LaunchError::io("signal", "the sandbox child", e)))?;
+    // The child is gone (EPIPE): it failed in a step before it reads this
+    // pipe (exec.nice, exec.oom_score_adjust), and said why on the error
+    // pipe: that, not the broken pipe.
+    let signal = |sync_wr: &mut std::fs::File| {
+        sync_wr.write_all(&[1]).map_err(|e| abort(reported(&err_rd).unwrap_or_else(|| LaunchError::io("signal", "the sandbox child", e))))
+    };
+    signal(&mut sync_wr)?;
     if let Some(f) = opts.on_setup {
         f(pid);
-        sync_wr.write_all(&[1]).map_err(|e| abort(LaunchError::io("signal", "the sandbox child", e)))?;
+        signal(&mut sync_wr)?;
     }
     Ok(Starting {
         pid,
