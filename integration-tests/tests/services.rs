@@ -543,6 +543,54 @@ both!(umask_is_the_declared_one, |who: As| {
     assert_eq!(on_host, if who == As::Root { "0000\n" } else { "" });
 });
 
+// exec.nice and exec.oom_score_adjust, systemd's Nice= and OOMScoreAdjust=:
+// the program, and the commands and processes it starts, have them. A
+// negative nice value needs CAP_SYS_NICE (root, without a private user
+// namespace; rootless it is refused with why). A lowered OOM score needs
+// CAP_SYS_RESOURCE, which root lacks on these machines: as systemd does, the
+// service starts with the score it had, and a warning says why (gdnsd's
+// unit asks for -900).
+both!(nice_and_oom_score_are_the_declared_ones, |who: As| {
+    let script = "echo nice=$(cut -d' ' -f19 /proc/self/stat) oom=$(cat /proc/self/oom_score_adj)";
+    let run = |tag: &str, body: &str| {
+        let unit = test_unit(
+            &format!("nice-{tag}-{who:?}"),
+            &format!(
+                "[exec]\nargv = [\"/bin/sh\", \"-c\", {}]\n{body}[[exec.start_pre]]\nargv = [\"/bin/sh\", \"-c\", {}]\n",
+                serde_json::to_string(script).unwrap(),
+                serde_json::to_string(&format!("{script} >&2")).unwrap()
+            ),
+        );
+        let mut c = command(who);
+        c.arg("exec").arg(&unit);
+        output(c, T)
+    };
+    let o = run("raised", "nice = 7\noom_score_adjust = 300\n");
+    assert!(o.status.success(), "{}", text(&o));
+    assert_eq!(String::from_utf8_lossy(&o.stdout), "nice=7 oom=300\n", "{}", text(&o));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("nice=7 oom=300"), "start_pre: {}", text(&o));
+    let o = run("lowered", "nice = -5\noom_score_adjust = -100\n");
+    match who {
+        As::Root => {
+            assert!(o.status.success(), "{}", text(&o));
+            // CAP_SYS_RESOURCE is bit 24 of the effective set.
+            let status = std::fs::read_to_string("/proc/self/status").unwrap();
+            let eff = status.lines().find_map(|l| l.strip_prefix("CapEff:\t")).and_then(|h| u64::from_str_radix(h, 16).ok()).unwrap();
+            let (oom, warned) = match eff & (1 << 24) != 0 {
+                true => ("-100\n".to_owned(), false),
+                false => (std::fs::read_to_string("/proc/self/oom_score_adj").unwrap(), true),
+            };
+            assert_eq!(String::from_utf8_lossy(&o.stdout), format!("nice=-5 oom={oom}"), "{}", text(&o));
+            let warning = "warning: oom_score_adj stays as it is: writing -100 needs CAP_SYS_RESOURCE";
+            assert_eq!(String::from_utf8_lossy(&o.stderr).contains(warning), warned, "{}", text(&o));
+        }
+        As::User => {
+            assert!(!o.status.success() && o.stdout.is_empty(), "{}", text(&o));
+            assert!(String::from_utf8_lossy(&o.stderr).contains("set the nice value -5 (a negative value needs CAP_SYS_NICE"), "{}", text(&o));
+        }
+    }
+});
+
 // filesystem.runtime_directory and state_directory, as systemd's
 // RuntimeDirectory= and StateDirectory=: created for the service, owned by
 // it, writable in the view; the runtime one removed once it stops, the state

@@ -206,6 +206,8 @@ pub struct RawExec {
     pub memory_deny_write_execute: Option<bool>,
     pub ignore_sigpipe: Option<bool>,
     pub umask: Option<String>,
+    pub nice: Option<i64>,
+    pub oom_score_adjust: Option<i64>,
     pub condition: Option<Vec<RawCommand>>,
     pub start_pre: Option<Vec<RawCommand>>,
     pub start_post: Option<Vec<RawCommand>>,

@@ -111,11 +111,15 @@ pub struct ExecSpec {
     /// the layers).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub fakeroot: bool,
-    /// The program's /proc/PID/oom_score_adj (an OCI config's
-    /// `process.oomScoreAdj`; not a declaration key): inherited by all it
-    /// starts. Lowering it needs CAP_SYS_RESOURCE.
+    /// The program's /proc/PID/oom_score_adj (`exec.oom_score_adjust`,
+    /// systemd's OOMScoreAdjust=, an OCI config's `process.oomScoreAdj`):
+    /// inherited by all it starts. Lowering it needs CAP_SYS_RESOURCE.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub oom_score_adjust: Option<i32>,
+    /// The program's nice value (`exec.nice`, systemd's Nice=), -20 to 19:
+    /// inherited by all it starts. A negative one needs CAP_SYS_NICE.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nice: Option<i32>,
     /// no_new_privs is left off, so that setuid and file-capability
     /// programs work as they would outside (an OCI config's
     /// `process.noNewPrivileges: false`; not a declaration key, whose

@@ -1001,6 +1001,25 @@ pub fn validate(name: &str, raw: &RawUnit, sources: Vec<PathBuf>, ctx: &Context)
         );
     }
     let octal = |m: &str| (1..=4).contains(&m.len()) && m.bytes().all(|b| (b'0'..=b'7').contains(&b));
+    // systemd's ranges (Nice=, OOMScoreAdjust=), the kernel's.
+    let ranged = |v: &mut V, key: &str, value: Option<i64>, lo: i64, hi: i64, what: &str| {
+        let n = value?;
+        if (lo..=hi).contains(&n) {
+            return i32::try_from(n).ok();
+        }
+        v.err_help(key, format!("{n} is out of range"), format!("{lo} to {hi}: {what}"));
+        None
+    };
+    let nice =
+        ranged(&mut v, "exec.nice", exec.nice, -20, 19, "lower runs first; a negative value needs CAP_SYS_NICE (as root, without a private user namespace)");
+    let oom_score_adjust = ranged(
+        &mut v,
+        "exec.oom_score_adjust",
+        exec.oom_score_adjust,
+        -1000,
+        1000,
+        "-1000 keeps the kernel's OOM killer away, 1000 offers it first; lowering it needs CAP_SYS_RESOURCE",
+    );
     let umask = exec.umask.as_ref().and_then(|m| match u32::from_str_radix(m, 8) {
         Ok(n) if n <= 0o777 && octal(m) => Some(n),
         _ => {
@@ -1025,7 +1044,8 @@ pub fn validate(name: &str, raw: &RawUnit, sources: Vec<PathBuf>, ctx: &Context)
             ignore_sigpipe: exec.ignore_sigpipe.unwrap_or(false),
             umask,
             fakeroot,
-            oom_score_adjust: None,
+            oom_score_adjust,
+            nice,
             allow_new_privileges: false,
             condition,
             start_pre,

@@ -341,11 +341,27 @@ fn setup(a: &ChildArgs) -> Result<(Option<OwnedFd>, Option<OwnedFd>), ChildError
     }
     // While the setup is still its creator's uid, which owns the file. Raising
     // is anyone's right; lowering needs CAP_SYS_RESOURCE, which root lacks
-    // on some hosts: say so.
+    // in a container (and on these test machines): refused, the service
+    // starts with the score it has, and says so, as systemd does
+    // ("assuming containerized execution"): gdnsd's OOMScoreAdjust=-900.
     if let Some(v) = plan.oom_score_adj {
-        std::fs::write("/proc/self/oom_score_adj", v.to_string()).map_err(|e| {
-            let hint = if e.kind() == std::io::ErrorKind::PermissionDenied { " (lowering it needs CAP_SYS_RESOURCE)" } else { "" };
-            ChildError::io(Step::OomScoreAdjust, format!("write {v} to /proc/self/oom_score_adj{hint}"), e)
+        match std::fs::write("/proc/self/oom_score_adj", v.to_string()) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
+                eprintln!("capexec: {}: warning: oom_score_adj stays as it is: writing {v} needs CAP_SYS_RESOURCE, which capexec lacks here ({e})", plan.name);
+            }
+            Err(e) => return Err(ChildError::io(Step::OomScoreAdjust, format!("write {v} to /proc/self/oom_score_adj"), e)),
+        }
+    }
+    // Likewise before anything is started, which inherits it.
+    if let Some(n) = plan.nice {
+        sys::process::set_nice(n).map_err(|e| {
+            let hint = if e.raw_os_error() == Some(libc::EACCES) {
+                " (a negative value needs CAP_SYS_NICE, which a private user namespace and rootless never have)"
+            } else {
+                ""
+            };
+            ChildError::io(Step::Nice, format!("set the nice value {n}{hint}"), e)
         })?;
     }
     // Ids first, keeping capabilities, so mounts are created as the service's uid.

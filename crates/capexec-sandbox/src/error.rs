@@ -71,10 +71,11 @@ pub enum Step {
     /// An `exec.condition` command said the service is not to start now
     /// (exit 1 to 254): not a failure, the start ends there.
     Condition,
+    Nice,
 }
 
 impl Step {
-    const ALL: [Step; 24] = [
+    const ALL: [Step; 25] = [
         Step::StandardStreams,
         Step::ForkService,
         Step::ParentDeathSignal,
@@ -99,6 +100,7 @@ impl Step {
         Step::OomScoreAdjust,
         Step::ContainerHook,
         Step::Condition,
+        Step::Nice,
     ];
 
     /// How messages and `capexec` name the step.
@@ -128,6 +130,7 @@ impl Step {
             Step::OomScoreAdjust => "oom_score_adj",
             Step::ContainerHook => "container hook",
             Step::Condition => "condition",
+            Step::Nice => "nice",
         }
     }
 

@@ -70,6 +70,8 @@ pub struct SetupPlan {
     /// Written to /proc/self/oom_score_adj first thing in the setup
     /// (`exec.oom_score_adjust`), so that init and all it forks have it.
     pub oom_score_adj: Option<i32>,
+    /// The nice value set next (`exec.nice`), likewise inherited.
+    pub nice: Option<i32>,
     pub keep_caps: Vec<caps::Capability>,
     pub landlock: LandlockPlan,
     pub seccomp: BpfProgram,
@@ -1104,6 +1106,7 @@ fn plan_inheriting(
         hostname: if ns.uts || ns.join.iter().any(|j| j.kind == capexec_decl::spec::JoinKind::Uts) { Some(cstring("hostname", &ns.hostname)?) } else { None },
         rlimits,
         oom_score_adj: spec.exec.oom_score_adjust,
+        nice: spec.exec.nice,
         keep_caps,
         landlock: LandlockPlan {
             required: spec.landlock.mode == Enforcement::Required,

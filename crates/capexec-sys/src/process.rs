@@ -164,6 +164,13 @@ pub fn set_rlimit_of(pid: libc::pid_t, resource: libc::c_int, soft: u64, hard: u
     check(unsafe { libc::prlimit(pid, resource as _, &lim, std::ptr::null_mut()) } as libc::c_long).map(drop)
 }
 
+/// setpriority(2) of this process: its nice value, which every process it
+/// starts inherits. Lowering it (a negative value) needs CAP_SYS_NICE.
+pub fn set_nice(nice: i32) -> io::Result<()> {
+    // SAFETY: no pointer; PRIO_PROCESS with who = 0 names the caller.
+    check(unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, nice) } as libc::c_long).map(drop)
+}
+
 /// This process's (soft, hard) limit of `resource`.
 pub fn rlimit(resource: libc::c_int) -> io::Result<(u64, u64)> {
     let mut now = libc::rlimit { rlim_cur: 0, rlim_max: 0 };

@@ -846,3 +846,22 @@ fn a_written_part_of_proc_is_the_full_proc_with_that_entry() {
     assert!(v.get("filesystem").and_then(|f| f.get("proc")).is_none(), "{decl}");
     assert!(decl.contains("#   ReadWritePaths=/proc /proc/self/oom_score_adj: /proc is capexec's own"), "{decl}");
 }
+
+/// Nice= and OOMScoreAdjust= become exec.nice and exec.oom_score_adjust
+/// (gdnsd's unit asks for -11 and -900), and the file passes check; out of
+/// range, each is a note and no key.
+#[test]
+fn nice_and_oom_score_adjust_are_carried_over() {
+    let decl = import_text("nice", "[Service]\nExecStart=/usr/bin/sleep 100\nNice=-11\nOOMScoreAdjust=-900\n");
+    assert!(decl.contains("\nnice = -11\n") && decl.contains("\noom_score_adjust = -900\n"), "{decl}");
+    assert!(decl.contains("#   Nice=-11: exec.nice") && decl.contains("#   OOMScoreAdjust=-900: exec.oom_score_adjust"), "{decl}");
+    let d = dir("nice-check");
+    let svc = d.join("nice.svc");
+    std::fs::write(&svc, &decl).unwrap();
+    let o = capexec().arg("check").arg(&svc).output().unwrap();
+    let _ = std::fs::remove_dir_all(&d);
+    assert!(o.status.success(), "{}{decl}", String::from_utf8_lossy(&o.stderr));
+    let decl = import_text("nice-bad", "[Service]\nExecStart=/usr/bin/sleep 100\nNice=40\nOOMScoreAdjust=x\n");
+    assert!(!decl.contains("nice =") && !decl.contains("oom_score_adjust ="), "{decl}");
+    assert!(decl.contains("Nice=40: not a nice value from -20 to 19") && decl.contains("OOMScoreAdjust=x: not an OOM score adjustment"), "{decl}");
+}

@@ -62,8 +62,6 @@ const NOT_MAPPED: &[(&str, &str)] = &[
     ("RestrictAddressFamilies", "capexec always limits socket() to AF_UNIX, AF_INET, AF_INET6 and AF_NETLINK; narrower lists are not expressible"),
     ("ConfigurationDirectoryMode", "the directory is used as it is on the host"),
     ("NoExecPaths", "only the system directories and declared executable paths are executable"),
-    ("Nice", "no scheduling settings"),
-    ("OOMScoreAdjust", "no OOM score settings"),
     ("IOSchedulingClass", "no I/O scheduling settings"),
     ("IOSchedulingPriority", "no I/O scheduling settings"),
     ("CPUSchedulingPolicy", "no scheduling settings"),
@@ -480,6 +478,9 @@ struct Out {
     mdwe: bool,
     /// UMask=, as four octal digits.
     umask: Option<String>,
+    /// Nice= and OOMScoreAdjust=, in range.
+    nice: Option<i32>,
+    oom_score_adjust: Option<i32>,
     /// IgnoreSIGPIPE=no: the unit keeps SIGPIPE at its default (systemd
     /// ignores it otherwise).
     sigpipe_default: bool,
@@ -1332,6 +1333,24 @@ pub fn convert(unit: &UnitText, dropins: &[UnitText], instance: Option<&str>) ->
                 }
                 _ => out.skip(e, "not an octal mask of permission bits"),
             },
+            "Nice" => match v.parse::<i32>() {
+                Ok(n) if (-20..=19).contains(&n) => {
+                    out.nice = Some(n);
+                    out.covered.push((format!("{}={v}", e.key), "exec.nice: the nice value the program and all it starts run with".into()));
+                }
+                _ => out.skip(e, "not a nice value from -20 to 19"),
+            },
+            "OOMScoreAdjust" => match v.parse::<i32>() {
+                Ok(n) if (-1000..=1000).contains(&n) => {
+                    out.oom_score_adjust = Some(n);
+                    let what = match n < 0 {
+                        true => "exec.oom_score_adjust: the program's OOM score adjustment, inherited by all it starts (a negative one needs CAP_SYS_RESOURCE, as under systemd)",
+                        false => "exec.oom_score_adjust: the program's OOM score adjustment, inherited by all it starts",
+                    };
+                    out.covered.push((format!("{}={v}", e.key), what.into()));
+                }
+                _ => out.skip(e, "not an OOM score adjustment from -1000 to 1000"),
+            },
             "IgnoreSIGPIPE" => {
                 out.sigpipe_default = !yes(v);
                 let what = match out.sigpipe_default {
@@ -1633,6 +1652,12 @@ fn render(source: &str, o: Out) -> String {
     }
     if let Some(m) = &o.umask {
         let _ = writeln!(s, "umask = {}", q(m));
+    }
+    if let Some(n) = o.nice {
+        let _ = writeln!(s, "nice = {n}");
+    }
+    if let Some(n) = o.oom_score_adjust {
+        let _ = writeln!(s, "oom_score_adjust = {n}");
     }
     if !o.sigpipe_default {
         let _ = writeln!(s, "# systemd ignores SIGPIPE in a unit's processes unless IgnoreSIGPIPE=no.\nignore_sigpipe = true");
