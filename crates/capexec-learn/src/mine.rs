@@ -2253,8 +2253,8 @@ mod tests {
 
     /// A Go program that pinged (prometheus-blackbox-exporter) also bound
     /// stream sockets to loopback port 0 and closed them: Go's runtime
-    /// asking whether the host has IPv6. With the host's network these get
-    /// their grants and port 0 in landlock.bind_tcp (refused, Go listens on
+    /// asking whether the host has IPv6. With the host's network these need
+    /// port 0 in landlock.bind_tcp alone, no grant (refused, Go listens on
     /// IPv4 alone); before, they kept the run in its own network, where
     /// ping sockets reach nothing. Not where it also connected to loopback
     /// over TCP: a listener of its own there, on a port no grant names.

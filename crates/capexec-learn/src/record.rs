@@ -682,6 +682,12 @@ fn net_call(l: &Listener, n: &Notif, ctx: &Ctx, obs: &mut Observations) {
     let answering = op == "send"
         && datagram
         && sock.as_ref().and_then(|s| capexec_sys::socket::cookie(std::os::fd::AsFd::as_fd(s)).ok()).is_some_and(|c| ctx.receiving.borrow().contains(&c));
+    // Read from /proc once per call that names an address (a send on a
+    // connected socket names none): the checks below and net_call want it.
+    if described.is_empty() {
+        return;
+    }
+    let process = n.process();
     for addr in described {
         let addr = match (&cwd, addr.strip_prefix("unix:")) {
             (Some(cwd), Some(p)) if relative(&addr) => format!("unix:{}", normalize(&format!("{}/{p}", cwd.display()))),
@@ -725,11 +731,10 @@ fn net_call(l: &Listener, n: &Notif, ctx: &Ctx, obs: &mut Observations) {
         // ports after its web console took the first connection).
         let serving = ctx.serving.as_ref().is_none_or(|s| s.load(std::sync::atomic::Ordering::Relaxed));
         let inet = addr.starts_with("tcp:") || addr.starts_with("udp:");
-        if op == "bind" && inet && ctx.polled.borrow().contains(&(n.process(), n.args[0] as i32)) {
+        if op == "bind" && inet && ctx.polled.borrow().contains(&(process, n.args[0] as i32)) {
             obs.polled_binds.insert(addr.clone());
         }
         if op == "bind" && !datagram {
-            let process = n.process();
             match ctx.accepting.get() && serving {
                 true if !obs.binds.contains(&addr) && !ctx.start_binders.borrow().contains(&process) => {
                     obs.session_binds.insert(addr.clone());
@@ -743,7 +748,7 @@ fn net_call(l: &Listener, n: &Notif, ctx: &Ctx, obs: &mut Observations) {
         if op == "bind" && datagram && !serving {
             obs.start_datagram_binds.insert(addr.clone());
         }
-        obs.net_call(n.process(), || n.comm(), op, addr);
+        obs.net_call(process, || n.comm(), op, addr);
     }
 }
 
