@@ -59,8 +59,9 @@ fi
 # with libcap2-bin's setcap. prometheus-blackbox-exporter: tests/debian.rs
 # learns its icmp module (a Go program pinging over ping sockets) into ping grants.
 # i2pd: tests/debian.rs learns it (listeners its process binds while it serves).
+# gdnsd: tests/debian.rs reloads it (a daemon that replaces itself and names its successor: MAINPID=).
 packages=(nginx-light libcap2-bin iputils-ping redis-server memcached gcc libc6-dev util-linux wrk curl libmemcached-tools systemd unbound dnsmasq bind9-dnsutils bpftool stress-ng clang libbpf-dev
-    apache2 openssh-server bind9 postgresql cron chrony rsyslog mariadb-server lighttpd vsftpd haproxy squid nsd snmpd snmp varnish postfix prometheus-node-exporter prometheus-blackbox-exporter i2pd vnstat collectd-core dnsdist mosquitto mosquitto-clients tinyproxy dovecot-imapd knot at munin-node python3-pip runc busybox-static podman containerd golang-go)
+    apache2 openssh-server bind9 postgresql cron chrony rsyslog mariadb-server lighttpd vsftpd haproxy squid nsd snmpd snmp varnish postfix prometheus-node-exporter prometheus-blackbox-exporter i2pd gdnsd vnstat collectd-core dnsdist mosquitto mosquitto-clients tinyproxy dovecot-imapd knot at munin-node python3-pip runc busybox-static podman containerd golang-go)
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

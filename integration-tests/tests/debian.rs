@@ -2127,3 +2127,68 @@ fn knot_from_import_and_learn() {
     assert!(removed_in_time("/run/knot/knot.pid"));
     d.terminate(T);
 }
+
+/// gdnsd from Debian's gdnsd.service, a package issue 19 does not name: an
+/// authoritative DNS server (Type=notify, NotifyAccess=all) whose reload,
+/// `gdnsdctl replace`, starts a new gdnsd that takes over the sockets, says
+/// MAINPID=<itself> and READY=1, and then has the old one exit. Imported
+/// and learned with a query over UDP and TCP (the reload learned too), run
+/// by the daemon in a network namespace of the test's own, where it
+/// answers from a zone the test adds; reloaded, the service goes on with the
+/// successor as its main process and answers again. Before, the old
+/// process's exit ended the service: init stood for it alone. The runtime
+/// directory a run as root left is the service's, what is in it too (never
+/// a symlink's target), as under systemd; before, gdnsd could not open its
+/// lock file there. The drop-in
+/// lowers the unit's LimitMEMLOCK=infinity, which root cannot set without
+/// CAP_SYS_RESOURCE (these machines: ARCHITECTURE.md).
+#[test]
+fn gdnsd_replaces_itself_on_reload() {
+    require_root();
+    let zone = "/etc/gdnsd/zones/capexec-it.test";
+    let _zone = Scratch(vec![zone.into()]);
+    std::fs::write(zone, "$TTL 86400\n@ SOA ns1 hostmaster ( 1 7200 1800 259200 900 )\n@ NS ns1\nns1 A 127.0.0.1\nwww A 192.0.2.7\n").unwrap();
+    // What a gdnsd run as root leaves: its runtime directory with a lock
+    // file of root's, which the service's user must be given.
+    let run = "/run/gdnsd";
+    let _run = Scratch(vec![run.into()]);
+    std::fs::create_dir_all(format!("{run}/sub")).unwrap();
+    std::fs::write(format!("{run}/control.lock"), "").unwrap();
+    std::fs::set_permissions(format!("{run}/control.lock"), std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    std::os::unix::fs::symlink("/etc/shadow", format!("{run}/sub/link")).unwrap();
+    let net = NetNs::new(&format!("capexec-it-gdnsd-{}", std::process::id()));
+    net.ip(&["link", "set", "lo", "up"]);
+    let _in = net.enter_this_thread();
+    let mut d = Daemon::prepare(As::Root, "gdnsd");
+    let unit = imported(&d, "gdnsd", "gdnsd.service", "[rlimits]\nmemlock = \"8M\"\n");
+    let workload = "dig +short +time=2 @127.0.0.1 www.capexec-it.test A && dig +short +tcp +time=2 @127.0.0.1 www.capexec-it.test A";
+    let decl = learned(&unit, "gdnsd.service", &["--workload", workload], &["type = \"notify\"", "/usr/bin/gdnsdctl"]);
+    use std::os::unix::fs::MetadataExt;
+    assert_eq!(std::fs::metadata("/etc/shadow").unwrap().uid(), 0, "a symlink's target was given away");
+    d.start();
+    start_learned(&d, "gdnsd", &decl);
+    let s = d.wait_for("gdnsd", T, "gdnsd running", |s| s["state"] == "running" && s["main_pid"].as_i64().is_some());
+    let first = s["main_pid"].as_i64().unwrap();
+    let answers = |d: &Daemon| {
+        for tcp in [false, true] {
+            let o = dig(53, "www.capexec-it.test", tcp);
+            let got = String::from_utf8_lossy(&o.stdout).into_owned();
+            assert_eq!(got.trim(), "192.0.2.7", "tcp {tcp}: {}\n{decl}\n{}", text(&o), text(&d.ctl(&["logs", "gdnsd"])));
+        }
+    };
+    answers(&d);
+    let o = d.ctl(&["reload", "gdnsd"]);
+    assert!(o.status.success(), "reload: {}\n{}", text(&o), text(&d.ctl(&["logs", "gdnsd"])));
+    let s = d.wait_for("gdnsd", T, "gdnsd running under its successor", |s| {
+        s["state"] == "running" && s["main_pid"].as_i64().is_some_and(|p| p != first && std::path::Path::new(&format!("/proc/{p}")).exists())
+    });
+    let second = s["main_pid"].as_i64().unwrap();
+    let cmdline = std::fs::read(format!("/proc/{second}/cmdline")).unwrap();
+    assert!(String::from_utf8_lossy(&cmdline).contains("-R"), "the main process is not the replacement: {cmdline:?}");
+    assert!(!std::path::Path::new(&format!("/proc/{first}")).exists(), "the old gdnsd still runs");
+    answers(&d);
+    stop(&d, "gdnsd");
+    d.wait_for("gdnsd", T, "gdnsd stopped", |s| s["state"] == "stopped");
+    assert!(!std::path::Path::new(&format!("/proc/{second}")).exists(), "the successor outlived its stop");
+    d.terminate(T);
+}

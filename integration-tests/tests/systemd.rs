@@ -216,6 +216,40 @@ fn a_notify_service_has_a_socket_to_speak_on_without_systemd() {
     }
 }
 
+/// A notify service may name another process its main one (MAINPID=), as a
+/// daemon that replaces itself does (gdnsd's reload): under `capexec exec`
+/// the service goes on with that process once the first one exits, and its
+/// exit status is the successor's. Before, the first process's exit ended
+/// the service, and the successor with it. With and without a broker (whose
+/// filter confines `capexec exec` itself, and must let it answer init).
+#[test]
+fn a_notify_service_goes_on_with_the_main_process_it_names() {
+    let script = "[exec]\nargv = [\"/usr/bin/python3\", \"-c\", \"\"\"\nimport os, socket, time\n\
+         p = os.environ['NOTIFY_SOCKET']\n\
+         addr = p if p[0] != '@' else '\\\\0' + p[1:]\n\
+         r, w = os.pipe()\n\
+         if os.fork() == 0:\n\
+         \x20   s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)\n\
+         \x20   s.sendto(b'MAINPID=%d\\\\nREADY=1' % os.getpid(), addr)\n\
+         \x20   os.write(w, b'x')\n\
+         \x20   time.sleep(1)\n\
+         \x20   print('successor done', flush=True)\n\
+         \x20   os._exit(7)\n\
+         os.read(r, 1)\n\
+         print('first exits', flush=True)\n\"\"\"]\n\n[service]\ntype = \"notify\"\n";
+    for (name, extra) in [("main-named", ""), ("main-named-brokered", "\n[broker]\nsysctl = [\"kernel.ostype\"]\n")] {
+        let u = test_unit(name, &format!("{script}{extra}"));
+        for who in [As::Root, As::User] {
+            let mut c = command(who);
+            c.arg("exec").arg(&u).env_remove("NOTIFY_SOCKET");
+            let o = output(c, Duration::from_secs(30));
+            let out = String::from_utf8_lossy(&o.stdout);
+            assert!(out.contains("first exits") && out.contains("successor done"), "{name} {who:?}: {}", text(&o));
+            assert_eq!(o.status.code(), Some(7), "{name} {who:?}: the successor's status: {}", text(&o));
+        }
+    }
+}
+
 fn output_of(mut child: std::process::Child, timeout: Duration) -> std::process::Output {
     let end = Instant::now() + timeout;
     while child.try_wait().unwrap().is_none() {

@@ -145,6 +145,12 @@ fn broker_argument_block(name: &str, own_pid: u32, service: Option<Foreground>, 
             ],
             None => vec![stmt(BPF_RET_K, deny)],
         },
+        // The relay answers init which process is the service's main one
+        // (capexec_sandbox::mainpid).
+        "rt_sigqueueinfo" => match service {
+            Some(Foreground { init, .. }) => equals_any(0, &[init]),
+            None => vec![stmt(BPF_RET_K, deny)],
+        },
         "ioctl" => equals_any(
             1,
             &[
@@ -173,7 +179,7 @@ pub fn broker_filter(own_pid: u32, foreground: Option<Foreground>) -> Result<Bpf
     let build = |detail: String| crate::BrokerError::Filter { op: "build", detail };
     let deny = SECCOMP_RET_KILL_PROCESS;
     let mut nrs = Vec::new();
-    let waiting: &[&str] = if foreground.is_some() { &["kill", "wait4", "rt_sigtimedwait"] } else { &[] };
+    let waiting: &[&str] = if foreground.is_some() { &["kill", "wait4", "rt_sigtimedwait", "rt_sigqueueinfo"] } else { &[] };
     for name in BROKER_SYSCALLS.iter().chain(&["clone", "tgkill", "ioctl"]).chain(waiting) {
         let nr = capexec_decl::syscalls::number(name).ok_or_else(|| build(format!("unknown syscall `{name}`")))? as u32;
         nrs.push((nr, broker_argument_block(name, own_pid, foreground, deny)));
@@ -218,6 +224,8 @@ mod tests {
             assert_eq!(x("kill", [77, libc::SIGTERM as u64, 0, 0, 0, 0]), if fg.is_some() { SECCOMP_RET_ALLOW } else { KILL });
             assert_eq!(x("kill", a(u32::MAX as u64)), KILL, "kill(-1) signals everything");
             assert_eq!(x("wait4", a(77)), if fg.is_some() { SECCOMP_RET_ALLOW } else { KILL });
+            assert_eq!(x("rt_sigqueueinfo", a(77)), if fg.is_some() { SECCOMP_RET_ALLOW } else { KILL });
+            assert_eq!(x("rt_sigqueueinfo", a(1234)), KILL, "a queued signal goes to init only");
             // What init adopted: one process at a time, killed or probed.
             let adopts = fg.is_some_and(|f| f.ends_adopted);
             assert_eq!(x("kill", [1234, libc::SIGKILL as u64, 0, 0, 0, 0]), if adopts { SECCOMP_RET_ALLOW } else { KILL });

@@ -295,10 +295,11 @@ fn helper(a: &ChildArgs, chan: RawFd, program: libc::pid_t) -> ! {
         let what = which.key();
         // The service's main process as the commands see it: the daemon a
         // forking start left, by its pid file or as init's one adopted
-        // child, else the program.
+        // child, else the program, or once it has ended the successor it
+        // named (MAINPID=), which init adopted too.
         let main_pid = match a.plan.forking.as_ref() {
             Some(f) => f.pid_file.as_deref().and_then(read_pid).unwrap_or_else(|| forked_daemon(program)),
-            None => program,
+            None => forked_daemon(program),
         };
         let reply = match run_commands(a, what, list, Some(main_pid)) {
             Ok(()) => vec![0],
@@ -378,6 +379,12 @@ fn setup(a: &ChildArgs) -> Result<(Option<OwnedFd>, Option<OwnedFd>), ChildError
         sigprocmask(SigmaskHow::SIG_BLOCK, Some(&set), None).map_err(|e| ChildError::io(Step::ParentDeathSignal, "block the parent-death signal", e))?;
     }
     sys::prctl(libc::PR_SET_PDEATHSIG, death as libc::c_ulong).map_err(|e| ChildError::io(Step::ParentDeathSignal, "prctl", e))?;
+    if plan.main_by_notify.is_some() {
+        // Blocked before the service exists: anyone on its socket may ask,
+        // and the answer's default action would end init.
+        process::block_signals(&[crate::mainpid::answer_signal()])
+            .map_err(|e| ChildError::io(Step::ParentDeathSignal, "block the signal that names the main process", e))?;
+    }
     if sys::poll_raw(a.sync_rd, 0, 0).is_ok_and(|revents| revents & libc::POLLHUP != 0) {
         exit(125);
     }
@@ -953,7 +960,11 @@ fn init(a: &ChildArgs, service: libc::pid_t, helper: Option<libc::pid_t>, view_n
                                 forward(sig, main, a.plan.pid_ns, &leftovers, helper);
                             }
                         }
-                        _ => end(exit_code(status)),
+                        _ => match a.plan.main_by_notify.as_deref().and_then(successor) {
+                            // The service named another main process (MAINPID=).
+                            Some(next) => main = Some(next),
+                            None => end(exit_code(status)),
+                        },
                     }
                 }
                 if forked && main.is_none() && !others_left(helper) {
@@ -974,6 +985,29 @@ fn init(a: &ChildArgs, service: libc::pid_t, helper: Option<libc::pid_t>, view_n
             None => {}
         }
     }
+}
+
+/// The process a notify service named its main one (MAINPID=) before its
+/// main process ended, as whoever reads its socket answers init's question
+/// on it (see `crate::mainpid`): believed only where it is init's child.
+fn successor(socket: &std::ffi::CStr) -> Option<libc::pid_t> {
+    // Bounds the wait for a reader that has gone (nothing left to
+    // supervise); a reader answers as it reads the question.
+    const ANSWER_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+    let set = process::signal_set(&[crate::mainpid::answer_signal()]);
+    // Answers to questions init did not ask (anyone may ask).
+    while process::wait_signal_info(&set, Some(std::time::Duration::ZERO)).is_some() {}
+    if !send_notify(socket, crate::mainpid::QUESTION.as_bytes()) {
+        return None;
+    }
+    // Waits for a queued answer; the signal sent with kill(2) carries none.
+    for _ in 0..4 {
+        match process::wait_signal_info(&set, Some(ANSWER_WAIT))? {
+            q if q.code == libc::SI_QUEUE => return Some(q.value).filter(|p| *p > 1 && process::is_child(Some(*p))),
+            _ => {}
+        }
+    }
+    None
 }
 
 /// Whether init has a child besides the task helper: for a forking service
@@ -1105,11 +1139,18 @@ fn read_pid(path: &std::ffi::CStr) -> Option<libc::pid_t> {
 /// namespace only, and systemd (through `capexec exec`) would take it for
 /// a host pid.
 fn ready(f: &crate::plan::Forking) {
+    if let Some(path) = &f.ready_socket {
+        send_notify(path, b"READY=1");
+    }
+}
+
+/// One datagram to a notify socket at `path`, from a socket of its own;
+/// whether it was sent.
+fn send_notify(path: &std::ffi::CStr, msg: &[u8]) -> bool {
     use nix::sys::socket::{sendto, socket, AddressFamily, MsgFlags, SockFlag, SockType, UnixAddr};
-    let Some(path) = &f.ready_socket else { return };
-    let Ok(addr) = UnixAddr::new(path.to_bytes()) else { return };
-    let Ok(sock) = socket(AddressFamily::Unix, SockType::Datagram, SockFlag::SOCK_CLOEXEC, None) else { return };
-    let _ = sendto(std::os::fd::AsRawFd::as_raw_fd(&sock), b"READY=1", &addr, MsgFlags::empty());
+    let Ok(addr) = UnixAddr::new(path.to_bytes()) else { return false };
+    let Ok(sock) = socket(AddressFamily::Unix, SockType::Datagram, SockFlag::SOCK_CLOEXEC, None) else { return false };
+    sendto(std::os::fd::AsRawFd::as_raw_fd(&sock), msg, &addr, MsgFlags::empty()).is_ok()
 }
 
 pub fn exit_code(status: libc::c_int) -> i32 {

@@ -20,6 +20,7 @@ pub mod error;
 pub mod landlock_rules;
 pub mod launch;
 pub mod layers;
+pub mod mainpid;
 pub mod mounts;
 pub mod netguard;
 pub mod noexec;

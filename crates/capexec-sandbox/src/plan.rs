@@ -81,6 +81,10 @@ pub struct SetupPlan {
     pub init_seccomp: BpfProgram,
     /// `type = "forking"`: what init does once the started process exits.
     pub forking: Option<Forking>,
+    /// A notify service's NOTIFY_SOCKET, on which init asks, when the main
+    /// process has ended, which process the service named its main since
+    /// (MAINPID=; see `crate::mainpid`).
+    pub main_by_notify: Option<CString>,
     /// `exec.condition` then `exec.start_pre` commands that run in the
     /// sandbox, in order, before the program (the privileged ones are the
     /// caller's to run first).
@@ -668,7 +672,13 @@ pub fn compose(spec: &ServiceSpec, extras: &Extras) -> Result<SetupPlan, LaunchE
         let ready_socket = p.take_env("NOTIFY_SOCKET");
         let pid_file = spec.service.pid_file.as_ref().map(|f| cstring("service.pid_file", &f.to_string_lossy())).transpose()?;
         p.forking = Some(Forking { pid_file, ready_socket });
-        p.init_seccomp = seccomp::init_filter(true)?;
+        p.init_seccomp = seccomp::init_filter(true, false)?;
+    }
+    if spec.service.kind == capexec_decl::spec::ServiceType::Notify {
+        p.main_by_notify = p.env_value("NOTIFY_SOCKET");
+        if p.main_by_notify.is_some() {
+            p.init_seccomp = seccomp::init_filter(false, true)?;
+        }
     }
     if let Some(dir) = extras.credentials {
         p.attach_credentials(dir)?;
@@ -1121,8 +1131,9 @@ fn plan_inheriting(
             None => seccomp::service_filter(&spec.seccomp)?,
         },
         seccomp_before: profile,
-        init_seccomp: seccomp::init_filter(false)?,
+        init_seccomp: seccomp::init_filter(false, false)?,
         forking: None,
+        main_by_notify: None,
         start_pre: conditions_then_start_pre(spec)?,
         start_post: sandboxed("exec.start_post", &spec.exec.start_post)?,
         reload: sandboxed("exec.reload", &spec.exec.reload)?,
@@ -1358,6 +1369,9 @@ impl SetupPlan {
         if let Some(f) = &self.forking {
             let _ = writeln!(o, "forking: pid file {:?}, ready socket {:?}", f.pid_file.as_ref().map(lossy), f.ready_socket.as_ref().map(lossy));
         }
+        if let Some(q) = &self.main_by_notify {
+            let _ = writeln!(o, "main process by MAINPID=, asked on {:?}", lossy(q));
+        }
         let _ = writeln!(o, "notify seccomp: {}", self.notify_seccomp.as_deref().map_or("none".into(), prog));
         if let Some(a) = &self.agent_seccomp {
             let _ = writeln!(o, "agent seccomp: {}", prog(a));
@@ -1441,8 +1455,9 @@ impl SetupPlan {
         self.reload.clear();
         self.stop.clear();
         self.forking = None;
+        self.main_by_notify = None;
         self.container_hooks = ContainerHooks::default();
-        self.init_seccomp = seccomp::init_filter(false)?;
+        self.init_seccomp = seccomp::init_filter(false, false)?;
         // The sandbox's broker answers its own service; a joining process
         // has Landlock and seccomp without the brokered calls.
         self.notify_seccomp = None;
@@ -1672,6 +1687,13 @@ impl SetupPlan {
     /// Sets one variable of the service's environment, replacing a value the
     /// declaration may have given it (capexec's wins: it describes what
     /// capexec set up).
+    /// The value of `key` in the service's environment.
+    fn env_value(&self, key: &str) -> Option<CString> {
+        let prefix = format!("{key}=");
+        let e = self.env.iter().find(|e| e.to_bytes().starts_with(prefix.as_bytes()))?;
+        CString::new(&e.to_bytes()[prefix.len()..]).ok()
+    }
+
     /// Removes `key` from the service's environment, returning its value.
     fn take_env(&mut self, key: &str) -> Option<CString> {
         let prefix = format!("{key}=");

@@ -67,11 +67,42 @@ pub fn make_directories(plan: &crate::SetupPlan) -> Result<(), LaunchError> {
         let (uid, gid) = plan.directories_owner;
         if (st.st_uid, st.st_gid) != (uid, gid) {
             std::os::unix::fs::fchown(&dir, Some(uid), Some(gid)).map_err(|e| LaunchError::io("give the service its directory", d.display(), e))?;
+            // What is in it too, as systemd does for a directory whose owner
+            // is not the service's: /run/gdnsd left by a gdnsd run as root
+            // held a root-owned lock file, and gdnsd refused to start.
+            if st.st_nlink > 2 || !is_empty(&dir) {
+                give_contents(&dir, (uid, gid)).map_err(|e| LaunchError::io("give the service what its directory holds", d.display(), e))?;
+            }
         }
         // mkdir's mode went through the umask; a declared one holds exactly.
         if let Some(m) = mode.filter(|m| st.st_mode & 0o7777 != *m) {
             nix::sys::stat::fchmod(dir.as_raw_fd(), nix::sys::stat::Mode::from_bits_truncate(m))
                 .map_err(|e| LaunchError::io("give the service's directory its declared mode", d.display(), e.into()))?;
+        }
+    }
+    Ok(())
+}
+
+/// Whether the directory `dir` holds nothing.
+fn is_empty(dir: &OwnedFd) -> bool {
+    std::fs::read_dir(format!("/proc/self/fd/{}", dir.as_raw_fd())).is_ok_and(|mut e| e.next().is_none())
+}
+
+/// Chowns everything below the directory `top` to `owner`, never through a
+/// symlink (a symlink itself is chowned, not its target): each directory is
+/// opened from its parent's fd without following, and listed through that fd.
+fn give_contents(top: &OwnedFd, owner: (u32, u32)) -> std::io::Result<()> {
+    use nix::fcntl::AtFlags;
+    use nix::unistd::{fchownat, Gid, Uid};
+    let mut dirs = vec![top.try_clone()?];
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(format!("/proc/self/fd/{}", dir.as_raw_fd()))? {
+            let entry = entry?;
+            let Ok(name) = std::ffi::CString::new(std::os::unix::ffi::OsStrExt::as_bytes(entry.file_name().as_os_str())) else { continue };
+            fchownat(Some(dir.as_raw_fd()), name.as_c_str(), Some(Uid::from_raw(owner.0)), Some(Gid::from_raw(owner.1)), AtFlags::AT_SYMLINK_NOFOLLOW)?;
+            if entry.file_type().is_ok_and(|t| t.is_dir()) {
+                dirs.push(crate::sys::open_dir_at(dir.as_fd(), &name)?);
+            }
         }
     }
     Ok(())

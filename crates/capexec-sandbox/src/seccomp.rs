@@ -760,11 +760,17 @@ const INIT_CALLS: &[&str] = &[
 /// kills it. Built by [`allowlist`] like the service's (a search tree, not
 /// seccompiler's chain of one comparison per call): every launch builds it,
 /// and the kernel converts and JITs it when init installs it.
-pub fn init_filter(forking: bool) -> Result<BpfProgram, LaunchError> {
+pub fn init_filter(forking: bool, asks_main: bool) -> Result<BpfProgram, LaunchError> {
     // A forking service's init reads the pid file and sends READY=1 (fcntl:
     // debug builds of std check an OwnedFd is open before closing it).
     const FORKING: &[&str] = &["openat", "read", "close", "socket", "sendto", "fcntl"];
-    let extra = if forking { FORKING } else { &[] };
+    // A notify service's asks for its main process's successor (see `crate::mainpid`).
+    const ASKS_MAIN: &[&str] = &["close", "socket", "sendto", "fcntl"];
+    let extra: &[&str] = match (forking, asks_main) {
+        (true, _) => FORKING,
+        (false, true) => ASKS_MAIN,
+        (false, false) => &[],
+    };
     let nrs = INIT_CALLS.iter().chain(extra).map(|n| (capexec_decl::syscalls::number(n).expect("known syscall") as u32, None)).collect();
     allowlist(nrs, SECCOMP_RET_KILL_PROCESS)
 }
@@ -1360,12 +1366,17 @@ mod tests {
 
     /// Init's filter allows its own calls and kills on any other, for every
     /// number; a forking service's init may also read its pid file and
-    /// notify.
+    /// notify, a notify service's ask on its socket.
     #[test]
     fn init_filter_allows_its_calls_and_kills_on_the_rest() {
         let mine = INIT_CALLS;
         let forking = ["openat", "read", "close", "socket", "sendto", "fcntl"];
-        for (prog, allowed) in [(init_filter(false).unwrap(), mine.to_vec()), (init_filter(true).unwrap(), [mine, &forking[..]].concat())] {
+        let asks = ["close", "socket", "sendto", "fcntl"];
+        for (prog, allowed) in [
+            (init_filter(false, false).unwrap(), mine.to_vec()),
+            (init_filter(true, false).unwrap(), [mine, &forking[..]].concat()),
+            (init_filter(false, true).unwrap(), [mine, &asks[..]].concat()),
+        ] {
             let allowed: BTreeSet<u32> = allowed.iter().map(|n| nr_of(n)).collect();
             for nr in (0..1100u32).chain([0x3fff_ffff]) {
                 let want = match nr {

@@ -87,6 +87,17 @@ pub fn family(init: libc::pid_t, shares_ours: bool) -> Vec<libc::pid_t> {
     found
 }
 
+/// The process of `init`'s [`family`] that its own pid namespace knows as
+/// `ns_pid` (the last of /proc/PID/status's NSpid), as this process's
+/// namespace numbers it.
+pub fn in_family_as(init: libc::pid_t, ns_pid: libc::pid_t) -> Option<libc::pid_t> {
+    let innermost = |p: libc::pid_t| {
+        let status = std::fs::read_to_string(format!("/proc/{p}/status")).ok()?;
+        status.lines().find_map(|l| l.strip_prefix("NSpid:"))?.split_whitespace().last()?.parse::<libc::pid_t>().ok()
+    };
+    family(init, false).into_iter().find(|p| innermost(*p) == Some(ns_pid))
+}
+
 /// The CPU time `pid` has used, all its threads, user and system, in clock
 /// ticks (/proc/PID/stat's utime and stime); `None` once it is gone.
 pub fn cpu_ticks(pid: libc::pid_t) -> Option<u64> {
@@ -155,6 +166,72 @@ pub fn wait_signal(set: &libc::sigset_t, timeout: Option<std::time::Duration>) -
         None => unsafe { libc::sigwaitinfo(set, std::ptr::null_mut()) },
     };
     (sig > 0).then_some(sig)
+}
+
+/// A signal that came with a value: its number, its `si_code` (`SI_QUEUE`
+/// for [`queue_signal`]'s) and the value's int.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Queued {
+    pub signo: libc::c_int,
+    pub code: libc::c_int,
+    pub value: i32,
+}
+
+/// [`wait_signal`] that also reads what the signal carried.
+pub fn wait_signal_info(set: &libc::sigset_t, timeout: Option<std::time::Duration>) -> Option<Queued> {
+    // SAFETY: an all-zero siginfo_t is a valid value to be written into.
+    let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+    let sig = match timeout {
+        Some(t) => {
+            let ts = libc::timespec { tv_sec: t.as_secs() as libc::time_t, tv_nsec: t.subsec_nanos() as libc::c_long };
+            // SAFETY: a valid sigset, siginfo and timespec for the call.
+            unsafe { libc::sigtimedwait(set, &mut info, &ts) }
+        }
+        // SAFETY: a valid sigset and siginfo for the call.
+        None => unsafe { libc::sigwaitinfo(set, &mut info) },
+    };
+    if sig <= 0 {
+        return None;
+    }
+    // SAFETY: the kernel filled `info` for this signal; si_value is read as
+    // the int sigqueue(3) stores in the union's low bytes (zero for a signal
+    // that carried none).
+    let value = unsafe { info.si_value() }.sival_ptr as usize as u32 as i32;
+    Some(Queued { signo: sig, code: info.si_code, value })
+}
+
+/// A signal set of `signals` (real-time ones too, which nix's `Signal` does
+/// not name).
+pub fn signal_set(signals: &[libc::c_int]) -> libc::sigset_t {
+    // SAFETY: sigemptyset initialises the set it is given; sigaddset adds a
+    // number to it (an invalid one fails with EINVAL, leaving the set as is).
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        for s in signals {
+            libc::sigaddset(&mut set, *s);
+        }
+        set
+    }
+}
+
+/// Blocks `signals` in this thread (real-time ones too).
+pub fn block_signals(signals: &[libc::c_int]) -> io::Result<()> {
+    let set = signal_set(signals);
+    // SAFETY: a valid set read during the call; the old mask is not wanted.
+    let rc = unsafe { libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()) };
+    match rc {
+        0 => Ok(()),
+        e => Err(io::Error::from_raw_os_error(e)),
+    }
+}
+
+/// sigqueue(3): `sig` with `value` to process `pid`, which reads it with
+/// [`wait_signal_info`] (code `SI_QUEUE`).
+pub fn queue_signal(pid: libc::pid_t, sig: libc::c_int, value: i32) -> io::Result<()> {
+    let value = libc::sigval { sival_ptr: value as u32 as usize as *mut libc::c_void };
+    // SAFETY: plain integers and a sigval passed by value; no memory is shared.
+    check(unsafe { libc::sigqueue(pid, sig, value) } as libc::c_long).map(drop)
 }
 
 /// prlimit(2) of `resource` (RLIMIT_*) for process `pid` to `soft`/`hard`.
@@ -326,5 +403,7 @@ mod tests {
         }
         assert!(cpu_ticks(me).unwrap() > before, "{x}");
         assert_eq!(cpu_ticks(-1), None);
+        // In this namespace a process's innermost pid is its pid.
+        assert_eq!(in_family_as(me, me), Some(me));
     }
 }

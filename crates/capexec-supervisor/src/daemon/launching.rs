@@ -212,7 +212,7 @@ impl Daemon {
                     let r = crate::refusals::Refusals::new(listener, capexec_sandbox::seccomp::unpack(&judge), s.spec.clone());
                     tokio::spawn(answer_refusals(r, name.clone(), s.run_id, self.tx.clone()));
                 }
-                s.run = Some(Run { init_pid, init_fd, main_pid, main_fd, broker_pid, started: Instant::now() });
+                s.run = Some(Run { init_pid, init_fd, main_pid, main_fd, broker_pid, started: Instant::now(), announced: Default::default() });
                 s.log.note(&format!("started (main pid {})", main_pid.map_or("-".into(), |p| p.to_string())));
                 if !s.spec.service.ready_address.is_empty() {
                     let (addrs, tx, unit, run) = (s.spec.service.ready_address.clone(), self.tx.clone(), name.clone(), s.run_id);

@@ -145,6 +145,9 @@ struct Run {
     /// Its broker (see `LauncherEvent::Launched`).
     broker_pid: Option<i32>,
     started: Instant,
+    /// The main process a notify service named last (MAINPID=), which its
+    /// init asks for when its main process ends (see capexec_sandbox::mainpid).
+    announced: capexec_sandbox::mainpid::Announced,
 }
 
 struct Service {
@@ -911,6 +914,18 @@ impl Daemon {
             tracing::warn!(unit = name, sender = pid, "ignored a notification from a process that is not the service's");
             return;
         }
+        if let Some(r) = s.run.as_mut() {
+            let before = r.announced;
+            let asked = r.announced.hear(msg);
+            if r.announced != before {
+                take_main(name, r, &s.log, s.spec.namespaces.pid);
+            }
+            if asked {
+                if let Err(e) = capexec_sandbox::mainpid::answer(r.init_pid, r.announced) {
+                    tracing::warn!(unit = name, "tell init {} which process is the main one: {e}", r.init_pid);
+                }
+            }
+        }
         let mut ping = false;
         let mut notices = Vec::new();
         for line in msg.lines() {
@@ -1075,4 +1090,20 @@ impl Daemon {
 
 fn pipe() -> Result<(OwnedFd, OwnedFd), SupervisorError> {
     nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| SupervisorError::Sys { op: "create a log pipe", source: e.into() })
+}
+
+/// The process a notify service named its main one (MAINPID=, in its own pid
+/// namespace) becomes the run's main process here: stop signals go to it,
+/// status shows it. A pid that names no process of the run is ignored.
+fn take_main(unit: &str, r: &mut Run, log: &LogSink, pid_ns: bool) {
+    let Some(named) = r.announced.pid else { return };
+    let host = match pid_ns {
+        true => capexec_sys::process::in_family_as(r.init_pid, named),
+        false => Some(named).filter(|p| crate::trail::descends_from(*p, r.init_pid)),
+    };
+    let Some(host) = host.filter(|p| Some(*p) != r.main_pid) else { return };
+    let Ok(fd) = capexec_sys::pidfd_open(host, 0) else { return };
+    (r.main_pid, r.main_fd) = (Some(host), Some(fd));
+    log.note(&format!("main process is now pid {host} (MAINPID= from the service)"));
+    tracing::info!(unit, main_pid = host, "the service named its main process");
 }

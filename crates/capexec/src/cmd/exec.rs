@@ -294,7 +294,7 @@ fn launch_planned(spec: &ServiceSpec, plan: capexec_sandbox::SetupPlan, mut hand
             // failures instead of calling them started.
             let relay = match (s.notify.take(), handoff.notify) {
                 // Without systemd, what the service says is read and dropped.
-                (Some(from), to) => Some(Relay::new(from, to)),
+                (Some(from), to) => Some(Relay::new(from, to, s.pid)),
                 (None, Some(to)) => {
                     super::systemd::announce_ready(&to);
                     None

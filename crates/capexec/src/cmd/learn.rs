@@ -456,7 +456,7 @@ fn record(spec: &ServiceSpec, how: Recording) -> Result<(Observations, Ended, In
     // READY=1 is what a notify service's readiness is; the addresses, if
     // any, must answer too.
     if let Some(fd) = spawned.notify.take() {
-        ready.push(Ready::Notify(Notified::new(fd)));
+        ready.push(Ready::Notify(Notified::start(fd, spawned.pid)));
     }
     // And a forking service is ready once its start has ended, whatever
     // answers before: privoxy's start waits a second to see its daemon
@@ -611,10 +611,7 @@ impl Ready {
 
     fn met(&self) -> bool {
         match self {
-            Ready::Notify(n) => {
-                n.read();
-                n.ready.get()
-            }
+            Ready::Notify(n) => n.ready(),
             Ready::Addr(a) => capexec_supervisor::readiness::accepts(a),
             Ready::Listening(rx, seen) => {
                 let mut seen = seen.borrow_mut();
@@ -654,17 +651,28 @@ impl std::fmt::Display for Ready {
     }
 }
 
-/// What a notify service has said on its socket (the receiving end).
+/// What a notify service has said on its socket (the receiving end): read
+/// as it arrives by a thread of its own, which also answers the service's
+/// init when it asks which process is the main one now (a daemon that
+/// replaces itself names its successor: capexec_sandbox::mainpid), and
+/// read to the last message before each look.
 #[derive(Debug)]
 struct Notified {
-    fd: OwnedFd,
+    fd: std::sync::Arc<OwnedFd>,
+    init: libc::pid_t,
+    heard: std::sync::Arc<std::sync::Mutex<Heard>>,
+}
+
+#[derive(Debug)]
+struct Heard {
     /// READY=1 has come.
-    ready: std::cell::Cell<bool>,
+    ready: bool,
     /// RELOADING=1 has come: the service speaks systemd's reload protocol
     /// (RELOADING=1 when it starts a reload, READY=1 when it is done).
-    reloads: std::cell::Cell<bool>,
+    reloads: bool,
     /// Where a reload asked for by `expect_reload` is.
-    reload: std::cell::Cell<Reload>,
+    reload: Reload,
+    named: capexec_sandbox::mainpid::Announced,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -678,48 +686,80 @@ enum Reload {
 }
 
 impl Notified {
-    fn new(fd: OwnedFd) -> Notified {
-        Notified { fd, ready: false.into(), reloads: false.into(), reload: Reload::Done.into() }
+    fn start(fd: OwnedFd, init: libc::pid_t) -> Notified {
+        let heard = Heard { ready: false, reloads: false, reload: Reload::Done, named: Default::default() };
+        let n = Notified { fd: std::sync::Arc::new(fd), init, heard: std::sync::Arc::new(std::sync::Mutex::new(heard)) };
+        let (fd, heard) = (n.fd.clone(), n.heard.clone());
+        let reader = move || loop {
+            use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+            let mut fds = [PollFd::new(std::os::fd::AsFd::as_fd(&*fd), PollFlags::POLLIN)];
+            match poll(&mut fds, PollTimeout::NONE) {
+                Err(nix::errno::Errno::EINTR) | Ok(_) => {}
+                Err(_) => return,
+            }
+            if fds[0].revents().is_some_and(|r| r.intersects(PollFlags::POLLERR | PollFlags::POLLNVAL)) {
+                return;
+            }
+            read(&fd, &mut heard.lock().unwrap_or_else(|e| e.into_inner()), init);
+        };
+        if let Err(e) = std::thread::Builder::new().name("notified".into()).spawn(reader) {
+            eprintln!("capexec learn: cannot read the service's notify socket as it arrives ({e}): a main process it names (MAINPID=) is not followed");
+        }
+        n
     }
 
-    /// Reads every datagram that has arrived (the socket is non-blocking),
-    /// in the order they were sent.
-    fn read(&self) {
-        let mut buf = [0u8; 4096];
-        while let Ok(n) = nix::sys::socket::recv(std::os::fd::AsRawFd::as_raw_fd(&self.fd), &mut buf, nix::sys::socket::MsgFlags::MSG_DONTWAIT) {
-            for line in buf[..n].split(|b| *b == b'\n') {
-                match line {
-                    b"READY=1" => {
-                        self.ready.set(true);
-                        if self.reload.get() == Reload::Running {
-                            self.reload.set(Reload::Done);
-                        }
-                    }
-                    b"RELOADING=1" => {
-                        self.reloads.set(true);
-                        if self.reload.get() == Reload::Asked {
-                            self.reload.set(Reload::Running);
-                        }
-                    }
-                    _ => {}
-                }
-            }
-        }
+    /// What has been said, every datagram that has arrived read.
+    fn heard(&self) -> std::sync::MutexGuard<'_, Heard> {
+        let mut h = self.heard.lock().unwrap_or_else(|e| e.into_inner());
+        read(&self.fd, &mut h, self.init);
+        h
+    }
+
+    fn ready(&self) -> bool {
+        self.heard().ready
     }
 
     /// Called before the reload commands run: whether to wait for the
     /// reload's end (a service that never said RELOADING=1 would not tell).
     fn expect_reload(&self) -> bool {
-        self.read();
-        if self.reloads.get() {
-            self.reload.set(Reload::Asked);
+        let mut h = self.heard();
+        if h.reloads {
+            h.reload = Reload::Asked;
         }
-        self.reloads.get()
+        h.reloads
     }
 
     fn reloaded(&self) -> bool {
-        self.read();
-        self.reload.get() == Reload::Done
+        self.heard().reload == Reload::Done
+    }
+}
+
+/// Reads every datagram that has arrived (without waiting), in the order
+/// they were sent, into `h`; answers init's question.
+fn read(fd: &OwnedFd, h: &mut Heard, init: libc::pid_t) {
+    let mut buf = [0u8; 4096];
+    while let Ok(n) = nix::sys::socket::recv(std::os::fd::AsRawFd::as_raw_fd(fd), &mut buf, nix::sys::socket::MsgFlags::MSG_DONTWAIT) {
+        let msg = String::from_utf8_lossy(&buf[..n]);
+        if h.named.hear(&msg) {
+            let _ = capexec_sandbox::mainpid::answer(init, h.named);
+        }
+        for line in msg.split('\n') {
+            match line {
+                "READY=1" => {
+                    h.ready = true;
+                    if h.reload == Reload::Running {
+                        h.reload = Reload::Done;
+                    }
+                }
+                "RELOADING=1" => {
+                    h.reloads = true;
+                    if h.reload == Reload::Asked {
+                        h.reload = Reload::Running;
+                    }
+                }
+                _ => {}
+            }
+        }
     }
 }
 

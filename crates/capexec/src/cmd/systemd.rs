@@ -20,6 +20,8 @@ use std::os::unix::net::UnixDatagram;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use capexec_sandbox::mainpid::Announced;
+
 /// What systemd gave this process, to be given on to the service.
 #[derive(Default)]
 pub struct Handoff {
@@ -155,24 +157,30 @@ pub fn translate(msg: &str, main_pid: u32) -> Option<String> {
 /// and send what is there, so `drain` (which takes it too) waits for a message
 /// in flight instead of finding the socket empty and letting capexec exit
 /// with it unsent: a final STOPPING=1 was lost that way under load.
+///
+/// It also answers the service's init, which asks when the main process has
+/// ended which process the service named its main one since (see
+/// capexec_sandbox::mainpid): the lock holds what the service named.
 pub struct Relay {
     from: Arc<OwnedFd>,
     /// `None` where no systemd listens (`capexec exec` on a terminal): what
     /// the service says is read and dropped.
     to: Option<Arc<UnixDatagram>>,
-    in_flight: Arc<std::sync::Mutex<()>>,
+    /// The service's init, as this process sees it.
+    init: libc::pid_t,
+    in_flight: Arc<std::sync::Mutex<Announced>>,
 }
 
 impl Relay {
-    pub fn new(from: OwnedFd, to: Option<UnixDatagram>) -> Relay {
-        Relay { from: Arc::new(from), to: to.map(Arc::new), in_flight: Arc::default() }
+    pub fn new(from: OwnedFd, to: Option<UnixDatagram>, init: libc::pid_t) -> Relay {
+        Relay { from: Arc::new(from), to: to.map(Arc::new), init, in_flight: Arc::default() }
     }
 
     /// Relays until the process ends. Started after the broker (if any) has
     /// confined this process, so the thread runs under its seccomp filter too.
     pub fn start(&self) -> std::io::Result<()> {
         use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
-        let (from, to, in_flight) = (self.from.clone(), self.to.clone(), self.in_flight.clone());
+        let (from, to, in_flight, init) = (self.from.clone(), self.to.clone(), self.in_flight.clone(), self.init);
         let relay = move || loop {
             let mut fds = [PollFd::new(from.as_fd(), PollFlags::POLLIN)];
             match poll(&mut fds, PollTimeout::NONE) {
@@ -183,8 +191,8 @@ impl Relay {
             if fds[0].revents().is_some_and(|r| r.intersects(PollFlags::POLLERR | PollFlags::POLLNVAL)) {
                 return;
             }
-            let _held = in_flight.lock().unwrap_or_else(|e| e.into_inner());
-            while relay_one(from.as_fd(), to.as_deref(), MsgFlags::MSG_DONTWAIT) {}
+            let mut named = in_flight.lock().unwrap_or_else(|e| e.into_inner());
+            while relay_one(from.as_fd(), to.as_deref(), MsgFlags::MSG_DONTWAIT, &mut named, init) {}
         };
         std::thread::Builder::new().name("notify-relay".into()).spawn(relay).map(drop)
     }
@@ -192,21 +200,27 @@ impl Relay {
     /// Relays what the service sent before it ended (STOPPING=1, say) and the
     /// thread has not relayed yet, including a message it holds right now.
     pub fn drain(&self) {
-        let _held = self.in_flight.lock().unwrap_or_else(|e| e.into_inner());
-        while relay_one(self.from.as_fd(), self.to.as_deref(), MsgFlags::MSG_DONTWAIT) {}
+        let mut named = self.in_flight.lock().unwrap_or_else(|e| e.into_inner());
+        while relay_one(self.from.as_fd(), self.to.as_deref(), MsgFlags::MSG_DONTWAIT, &mut named, self.init) {}
     }
 }
 
-/// Receives one message and relays it. `false` when there is nothing more to
-/// receive (with MSG_DONTWAIT) or the socket failed.
-/// Descriptors a message might carry are not accepted (recv has no control buffer).
-fn relay_one(from: BorrowedFd, to: Option<&UnixDatagram>, flags: MsgFlags) -> bool {
+/// Receives one message and relays it; answers init's question. `false`
+/// when there is nothing more to receive (with MSG_DONTWAIT) or the socket
+/// failed. Descriptors a message might carry are not accepted (recv has no
+/// control buffer).
+fn relay_one(from: BorrowedFd, to: Option<&UnixDatagram>, flags: MsgFlags, named: &mut Announced, init: libc::pid_t) -> bool {
     let mut buf = [0u8; MAX_MESSAGE];
     let n = match nix::sys::socket::recv(from.as_raw_fd(), &mut buf, flags) {
         Ok(n) => n,
         Err(e) => return e == nix::errno::Errno::EINTR,
     };
     let msg = String::from_utf8_lossy(&buf[..n]);
+    if named.hear(&msg) {
+        if let Err(e) = capexec_sandbox::mainpid::answer(init, *named) {
+            tracing::warn!("tell the service's init which process is its main one: {e}");
+        }
+    }
     if let (Some(out), Some(to)) = (translate(&msg, std::process::id()), to) {
         if let Err(e) = to.send(out.as_bytes()) {
             tracing::warn!("relay to systemd's NOTIFY_SOCKET: {e}");
