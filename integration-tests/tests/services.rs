@@ -936,6 +936,27 @@ fn options_open_things_up_rootless() {
     options_open_things_up(As::User);
 }
 
+/// As root, a service whose host UDP sockets need the network guard is
+/// refused where no cgroup v2 hierarchy is mounted to attach it to, and
+/// told so: `ip netns exec` mounts a /sys of its own without the host's
+/// cgroup mounts (trying pdns-recursor as a new user would, the help said
+/// to run as root, which it was).
+#[test]
+fn without_cgroup_v2_here_root_is_told_what_is_missing() {
+    require_root();
+    let net = NetNs::new(&format!("capexec-it-nov2-{}", std::process::id()));
+    let u = test_unit(
+        "udp-nov2",
+        &format!("[exec]\nargv = [\"/bin/true\"]\n\n[namespaces]\nnet = \"none\"\n\n[[preopen.listen]]\naddress = \"udp:127.0.0.1:{}\"\n", unused_port()),
+    );
+    let mut c = std::process::Command::new("ip");
+    c.args(["netns", "exec", &net.name]).arg(capexec()).arg("exec").arg(&u);
+    let o = output(c, T);
+    let out = text(&o);
+    assert!(!o.status.success() && out.contains("would run weaker than declared"), "{out}");
+    assert!(out.contains("nsenter --net=/run/netns/NAME") && !out.contains("run it as root"), "{out}");
+}
+
 /// The shipped DNS units (unbound, dnsmasq) answer over UDP and TCP through
 /// sockets their broker made, from a network namespace of their own, as the
 /// package's user when started by root (their answers go out through the

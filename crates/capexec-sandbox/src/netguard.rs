@@ -287,13 +287,20 @@ pub fn require_guard(spec: &ServiceSpec) -> Result<(), crate::error::LaunchError
     }
     Err(crate::error::LaunchError::Unsupported {
         what: format!(
-            "{} would run weaker than declared without capexec's network guard (cgroup BPF, which needs root and cgroup v2): {}",
+            "{} would run weaker than declared without capexec's network guard (cgroup BPF, which needs root and a cgroup v2 hierarchy): {}",
             spec.name,
             gaps.join("; and ")
         ),
-        help: match spec.namespaces.net {
-            NetMode::Host => "run it as root (`capexec daemon`, or `capexec exec` as root), where the guard checks its sockets; or drop [broker.net]'s address grants (and `guard = true`), leaving landlock.bind_tcp/connect_tcp as its only network limits".into(),
-            NetMode::None => "run it as root (`capexec daemon`, or `capexec exec` as root), where the guard checks these sockets; or remove the `udp:` preopens and [broker.net] grants that cover UDP (and landlock.connect_tcp/bind_tcp beside host TCP sockets)".into(),
+        help: {
+            // As root what is missing is a cgroup v2 hierarchy here.
+            let attach = match nix::unistd::geteuid().is_root() {
+                true => "mount a cgroup v2 hierarchy, where the guard is attached (cgroup2 at /sys/fs/cgroup, or /sys/fs/cgroup/unified on hybrid machines;                          `ip netns exec` mounts a /sys of its own without the host's cgroup mounts: enter the network namespace with                          `nsenter --net=/run/netns/NAME` instead)",
+                false => "run it as root (`capexec daemon`, or `capexec exec` as root), where the guard checks its sockets",
+            };
+            match spec.namespaces.net {
+                NetMode::Host => format!("{attach}; or drop [broker.net]'s address grants (and `guard = true`), leaving landlock.bind_tcp/connect_tcp as its only network limits"),
+                NetMode::None => format!("{attach}; or remove the `udp:` preopens and [broker.net] grants that cover UDP (and landlock.connect_tcp/bind_tcp beside host TCP sockets)"),
+            }
         },
     })
 }
