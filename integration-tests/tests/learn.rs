@@ -357,6 +357,52 @@ fn a_second_bind_of_a_bound_socket_is_no_grant() {
     assert!(!decl.contains(":603") && !decl.contains("0.0.0.0:0"), "{decl}");
 }
 
+/// A program that adds a socket to an epoll set before it connects it
+/// (boost::asio's clients do) learns the host's network, where it connects
+/// by itself under the guard: the broker's connect puts a host socket in
+/// place of the service's, which that set does not watch, and the program
+/// never hears of its connect's end (shown below with `net = "none"`).
+/// Before, only such binds were noted, and the run kept a network of its own.
+#[test]
+fn a_socket_polled_before_its_connect_connects_for_itself() {
+    require_root();
+    let dir = shared_dir().join("learn-polled-connect");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let server = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = server.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for c in server.incoming() {
+            let _ = std::io::Write::write_all(&mut c.unwrap(), b"hello");
+        }
+    });
+    let prog = format!(
+        "import socket, select\ns = socket.socket(); s.setblocking(False)\nep = select.epoll(); ep.register(s.fileno(), select.EPOLLOUT)\n\
+         s.connect_ex(('127.0.0.1', {port}))\nif not ep.poll(5):\n    print('no EPOLLOUT', flush=True); raise SystemExit(3)\n\
+         s.setblocking(True); s.settimeout(5); print('connected', s.recv(5).decode(), flush=True)\n"
+    );
+    let out = dir.join("polled.svc");
+    let mut c = command(As::Root);
+    c.arg("learn").arg("--out").arg(&out).args(["--", "/usr/bin/python3", "-c", &prog]);
+    let o = output(c, T);
+    assert!(o.status.success() && String::from_utf8_lossy(&o.stdout).contains("connected hello"), "{}", text(&o));
+    let decl = std::fs::read_to_string(&out).unwrap();
+    assert!(decl.contains("net = \"host\"") && decl.contains(&format!("\"tcp:127.0.0.1:{port}\"")), "{decl}");
+    assert!(decl.contains("It added sockets to an epoll set before binding or connecting them"), "{decl}");
+    let run = |unit: &std::path::Path| {
+        let mut c = command(As::Root);
+        c.arg("exec").arg(unit);
+        output(c, T)
+    };
+    let o = run(&out);
+    assert!(o.status.success() && String::from_utf8_lossy(&o.stdout).contains("connected hello"), "{}\n{decl}", text(&o));
+    // Its own network, where the broker connects: the set never hears.
+    let own = dir.join("polled-own.svc");
+    std::fs::write(&own, decl.replace("net = \"host\"", "net = \"none\"")).unwrap();
+    let o = run(&own);
+    assert!(String::from_utf8_lossy(&o.stdout).contains("no EPOLLOUT"), "{}", text(&o));
+}
+
 /// A datagram socket a service binds on every address at its start is its
 /// listener, granted as it was bound, even where the run also sent
 /// elsewhere: in.tftpd's 0.0.0.0:6969 was taken for a resolver's source

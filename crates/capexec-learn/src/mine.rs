@@ -1354,12 +1354,13 @@ pub fn declaration(obs: &Observations, origin: &Origin, exists: impl Fn(&str) ->
     // where the guard holds their echo requests to `[broker.net] ping` (as
     // root; rootless there is no guard, and the comment below says so).
     let pings = origin.as_root && !pinged.is_empty();
-    // A program that adds a socket to an epoll set before it binds it
-    // (boost::asio's servers: i2pd) would go on watching its own socket
-    // after the broker's bind put a host socket in its place, and never
-    // hear of a connection: it binds for itself, in the host's network,
-    // where the guard holds the same grants (as root).
-    let polled: Vec<&String> = obs.polled_binds.iter().filter(|a| inet(a)).collect();
+    // A program that adds a socket to an epoll set before it binds or
+    // connects it (boost::asio: i2pd) would go on watching its own socket
+    // after the broker's bind or connect put a host socket in its place,
+    // and never hear of a connection, or of its connect's end: it binds and
+    // connects for itself, in the host's network, where the guard holds the
+    // same grants (as root).
+    let polled: Vec<&String> = obs.polled.iter().filter(|a| inet(a)).collect();
     let polls = origin.as_root && !polled.is_empty();
     let host = (listed_interfaces || watches_host || pings || polls) && tcp_ports.is_some() && obs.own_loopback.iter().all(stack_probe) && control.is_empty();
     let stack_probes = if host { stack_probes } else { Vec::new() };
@@ -1379,10 +1380,11 @@ pub fn declaration(obs: &Observations, origin: &Origin, exists: impl Fn(&str) ->
     if !polled.is_empty() && !host {
         let _ = writeln!(
             o,
-            "# It added sockets to an epoll set before binding them ({}): the broker's bind puts a host\n\
-             # socket in place of each, which that set does not watch, and the program never hears of a\n\
-             # connection. It needs net = \"host\", where it binds for itself and the network guard holds the\n\
-             # [broker.net] grants (as root; rootless such a file is refused at the start){}.",
+            "# It added sockets to an epoll set before binding or connecting them ({}): the broker puts a\n\
+             # host socket in place of each, which that set does not watch, and the program never hears of a\n\
+             # connection or of its connect's end. It needs net = \"host\", where it binds and connects for\n\
+             # itself and the network guard holds the [broker.net] grants (as root; rootless such a file is\n\
+             # refused at the start){}.",
             polled.iter().map(|a| commented(a)).collect::<Vec<_>>().join(", "),
             if origin.as_root { "; the run also used its own loopback or a control port, which the host's network would not give it" } else { "" }
         );
@@ -1430,10 +1432,10 @@ pub fn declaration(obs: &Observations, origin: &Origin, exists: impl Fn(&str) ->
     } else if host && polls && !pings && !listed_interfaces && !watches_host {
         let _ = writeln!(
             o,
-            "# It added sockets to an epoll set before binding them ({}): a host socket the broker bound in\n\
-             # place of each would not be in that set. So the host's network, where it binds and connects by\n\
-             # itself, and the network guard holds the [broker.net] grants below on every socket it makes\n\
-             # (as root; rootless such a file is refused at the start).",
+            "# It added sockets to an epoll set before binding or connecting them ({}): a host socket the\n\
+             # broker put in place of each would not be in that set. So the host's network, where it binds\n\
+             # and connects by itself, and the network guard holds the [broker.net] grants below on every\n\
+             # socket it makes (as root; rootless such a file is refused at the start).",
             polled.iter().map(|a| commented(a)).collect::<Vec<_>>().join(", ")
         );
     } else if host && pings && !listed_interfaces && !watches_host {
@@ -2240,15 +2242,36 @@ mod tests {
         let mut o = obs(&[], &["socket", "epoll_ctl", "bind", "listen", "accept4"]);
         o.sockets.insert("inet/stream".into());
         o.binds.extend(["tcp:127.0.0.1:7070".into(), "tcp:127.0.0.1:4444".into()]);
-        o.polled_binds.extend(["tcp:127.0.0.1:7070".into(), "tcp:127.0.0.1:4444".into()]);
+        o.polled.extend(["tcp:127.0.0.1:7070".into(), "tcp:127.0.0.1:4444".into()]);
         let text = declaration(&o, &origin(&argv, true), |_| true);
         let ctx = capexec_decl::Context { rootless: false, uid: 0, gid: 0, unit_dir: None };
         let spec = capexec_decl::from_text("t", &text, &ctx).unwrap_or_else(|e| panic!("{e}\n{text}"));
         assert!(spec.namespaces.net == capexec_decl::spec::NetMode::Host && spec.broker.bind.len() == 2, "{text}");
         assert_eq!(spec.landlock.bind_tcp, [4444, 7070].into(), "{text}");
-        assert!(text.contains("It added sockets to an epoll set before binding them"), "{text}");
+        assert!(text.contains("It added sockets to an epoll set before binding or connecting them"), "{text}");
         let text = declaration(&o, &origin(&argv, false), |_| true);
         assert!(text.contains("net = \"none\"") && text.contains("It needs net = \"host\""), "{text}");
+    }
+
+    /// The same for a run that connected a socket it had added to an epoll
+    /// set first (asio's clients): the broker's connect would put a host
+    /// socket in its place, whose connect's end that set never hears of.
+    #[test]
+    fn a_run_that_polled_its_sockets_before_connecting_connects_for_itself() {
+        let argv = ["/usr/bin/asio-client".to_owned()];
+        let mut o = obs(&[], &["socket", "epoll_ctl", "connect", "epoll_wait"]);
+        o.sockets.insert("inet/stream".into());
+        o.connects.insert("tcp:192.0.2.10:443".into());
+        let text = declaration(&o, &origin(&argv, true), |_| true);
+        let ctx = capexec_decl::Context { rootless: false, uid: 0, gid: 0, unit_dir: None };
+        let spec = capexec_decl::from_text("t", &text, &ctx).unwrap_or_else(|e| panic!("{e}\n{text}"));
+        assert!(spec.namespaces.net == capexec_decl::spec::NetMode::None, "not polled, the broker connects:\n{text}");
+        o.polled.insert("tcp:192.0.2.10:443".into());
+        let text = declaration(&o, &origin(&argv, true), |_| true);
+        let spec = capexec_decl::from_text("t", &text, &ctx).unwrap_or_else(|e| panic!("{e}\n{text}"));
+        assert!(spec.namespaces.net == capexec_decl::spec::NetMode::Host && spec.broker.connect.len() == 1, "{text}");
+        assert_eq!(spec.landlock.connect_tcp, [443].into(), "{text}");
+        assert!(text.contains("It added sockets to an epoll set before binding or connecting them (tcp:192.0.2.10:443)"), "{text}");
     }
 
     /// A Go program that pinged (prometheus-blackbox-exporter) also bound

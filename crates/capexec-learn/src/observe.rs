@@ -44,14 +44,16 @@ pub struct Observations {
     /// start, or its own process binds later.
     #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
     pub session_binds: BTreeSet<String>,
-    /// IP sockets bound (also in `binds`) after their process had added
-    /// them to an epoll set (boost::asio registers a socket at its open).
-    /// The broker's bind puts a host socket in place of the service's, and
-    /// that set goes on watching the old one: i2pd's listeners took
-    /// connections that it never heard of. Such a run binds for itself, in
-    /// the host's network (see `mine`).
-    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
-    pub polled_binds: BTreeSet<String>,
+    /// Addresses IP sockets were bound or connected to (also in `binds`,
+    /// `connects`) after their process had added them to an epoll set
+    /// (boost::asio registers a socket at its open). The broker's bind or
+    /// connect puts a host socket in place of the service's, and that set
+    /// goes on watching the old one: i2pd's listeners took connections that
+    /// it never heard of, and a connect's completion would never be heard
+    /// of either. Such a run binds and connects for itself, in the host's
+    /// network (see `mine`).
+    #[serde(default, alias = "polled_binds", skip_serializing_if = "BTreeSet::is_empty")]
+    pub polled: BTreeSet<String>,
     /// Datagram sockets bound (also in `binds`) before the workload
     /// started: the service's own listeners (in.tftpd's on 0.0.0.0:6969),
     /// not source ports a resolver picks for each query once asked.
@@ -164,7 +166,7 @@ impl Observations {
         self.binds.clear();
         self.command_connects.extend(std::mem::take(&mut self.connects));
         self.session_binds.clear();
-        self.polled_binds.clear();
+        self.polled.clear();
         self.start_datagram_binds.clear();
         self.own_loopback.clear();
         self.dns_queries.clear();
@@ -194,7 +196,7 @@ impl Observations {
         self.binds.extend(other.binds);
         self.connects.extend(other.connects);
         self.session_binds.extend(other.session_binds);
-        self.polled_binds.extend(other.polled_binds);
+        self.polled.extend(other.polled);
         self.start_datagram_binds.extend(other.start_datagram_binds);
         self.exclusive.extend(other.exclusive);
         self.made.extend(other.made);

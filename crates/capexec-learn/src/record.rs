@@ -124,7 +124,7 @@ struct Ctx {
     /// served: the service's own, whose later listeners are its own too.
     start_binders: std::cell::RefCell<std::collections::HashSet<i32>>,
     /// The fds (by tgid and number) a process added to an epoll set
-    /// (`Observations::polled_binds`).
+    /// (`Observations::polled`).
     polled: std::cell::RefCell<std::collections::HashSet<(i32, i32)>>,
     /// Datagram sockets (by cookie) a process of the run has called recv*
     /// on: what such a socket then sends to a loopback address is taken as
@@ -731,8 +731,8 @@ fn net_call(l: &Listener, n: &Notif, ctx: &Ctx, obs: &mut Observations) {
         // ports after its web console took the first connection).
         let serving = ctx.serving.as_ref().is_none_or(|s| s.load(std::sync::atomic::Ordering::Relaxed));
         let inet = addr.starts_with("tcp:") || addr.starts_with("udp:");
-        if op == "bind" && inet && ctx.polled.borrow().contains(&(process, n.args[0] as i32)) {
-            obs.polled_binds.insert(addr.clone());
+        if matches!(op, "bind" | "connect") && inet && ctx.polled.borrow().contains(&(process, n.args[0] as i32)) {
+            obs.polled.insert(addr.clone());
         }
         if op == "bind" && !datagram {
             match ctx.accepting.get() && serving {
