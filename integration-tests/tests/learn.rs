@@ -1149,7 +1149,8 @@ both!(a_program_with_file_capabilities_runs_while_learning, |who: As| {
 
 /// A command around a root service's program that writes where the program
 /// does not (php-fpm's start_post runs update-alternatives, which writes
-/// /etc/alternatives and /var/lib/dpkg) is mined as privileged, run on the
+/// /etc/alternatives and /var/lib/dpkg; tinysshd's start_pre makes its host
+/// keys in /etc/tinyssh, which the program only reads) is mined as privileged, run on the
 /// host as root as systemd runs it, and the program's view does not gain
 /// that directory; a command that writes nothing stays in the sandbox, and
 /// so does one that runs a script from where the program writes (on the
@@ -1177,6 +1178,9 @@ fn a_command_that_writes_where_the_program_does_not_is_mined_privileged() {
     let argv = serde_json::to_string(&["/usr/bin/python3", "-c", &prog]).unwrap();
     let body = format!(
         "[exec]\nargv = {argv}\nuser = \"root\"\n\
+         [[exec.condition]]\nargv = [\"/bin/true\"]\n\
+         [[exec.start_pre]]\nargv = [\"/bin/true\"]\n\
+         [[exec.start_pre]]\nargv = [\"/bin/sh\", \"-c\", \"echo p > {h}/pre-marker\"]\n\
          [[exec.start_post]]\nargv = [\"/bin/sh\", \"-c\", \"echo x > {h}/marker\"]\n\
          [[exec.start_post]]\nargv = [\"/bin/true\"]\n\
          [[exec.start_post]]\nargv = [\"/bin/sh\", \"{o}/hook.sh\"]\n",
@@ -1188,9 +1192,13 @@ fn a_command_that_writes_where_the_program_does_not_is_mined_privileged() {
     let v: toml::Value = toml::from_str(&decl).unwrap_or_else(|e| panic!("{e}\n{decl}"));
     let post = v["exec"]["start_post"].as_array().unwrap();
     assert_eq!((post[0].get("privileged"), post[1].get("privileged"), post[2].get("privileged")), (Some(&toml::Value::Boolean(true)), None, None), "{decl}");
+    let pre = v["exec"]["start_pre"].as_array().unwrap();
+    assert_eq!((pre[0].get("privileged"), pre[1].get("privileged")), (None, Some(&toml::Value::Boolean(true))), "{decl}");
+    assert!(v["exec"]["condition"][0].get("privileged").is_none(), "{decl}");
     assert!(decl.contains(&format!("\"{}\"", hooked.display())), "the sandboxed hook's writes are granted: {decl}");
     assert!(decl.contains("# It wrote where the program does not") && !decl.contains(&format!("\"{}\"", host.display())), "{decl}");
     std::fs::remove_file(host.join("marker")).unwrap();
+    std::fs::remove_file(host.join("pre-marker")).unwrap();
     std::fs::remove_file(hooked.join("marker")).unwrap();
     // The mined declaration under the daemon: the command ran on the host
     // (the marker is there again), and the program may not write beside it.
@@ -1202,7 +1210,7 @@ fn a_command_that_writes_where_the_program_does_not_is_mined_privileged() {
     assert!(wait_port(port, T), "{}", text(&d.ctl(&["logs", "hostcmd"])));
     let answer = sh(&ask);
     assert_eq!(answer.trim(), "refused", "{}\n{decl}", text(&d.ctl(&["logs", "hostcmd"])));
-    assert!(host.join("marker").exists() && !host.join("from-program").exists(), "{}", text(&d.ctl(&["logs", "hostcmd"])));
+    assert!(host.join("marker").exists() && host.join("pre-marker").exists() && !host.join("from-program").exists(), "{}", text(&d.ctl(&["logs", "hostcmd"])));
     assert!(hooked.join("marker").exists(), "the hook ran in the sandbox: {}", text(&d.ctl(&["logs", "hostcmd"])));
     d.terminate(T);
 }

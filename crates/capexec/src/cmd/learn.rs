@@ -487,17 +487,25 @@ fn record(spec: &ServiceSpec, how: Recording) -> Result<(Observations, Ended, In
     // As when the service stops anywhere: its runtime directories go (a
     // pid file left in one would stop the next run).
     capexec_sandbox::resources::remove_runtime_directories(spec);
-    let recorders = recorders.into_inner();
-    if recorders.is_empty() {
+    let mut recorders = recorders.into_inner();
+    let Some(program) = recorders.pop() else {
         return Err(CmdError::Run("the recorder never started".into()));
-    }
-    let mut run = Observations::default();
-    for r in recorders {
-        run.merge(r.join().map_err(|_| CmdError::Run("the recorder failed".into()))?);
-    }
+    };
+    let mut run = program.join().map_err(|_| CmdError::Run("the recorder failed".into()))?;
+    // The recorders before the program's are its start_pre list's, in the
+    // order init ran them: the conditions (read only, always the
+    // program's), then the start_pre commands.
+    let conditions = plan.start_pre.iter().filter(|c| c.condition).count();
     let mut commands_run = Vec::new();
+    for (i, r) in recorders.into_iter().enumerate() {
+        let o = r.join().map_err(|_| CmdError::Run("a command's recorder failed".into()))?;
+        match i.checked_sub(conditions) {
+            Some(index) => commands_run.push(("exec.start_pre", index, o)),
+            None => run.merge(o),
+        }
+    }
     for (which, index, r) in commands.into_inner() {
-        commands_run.push((which, index, r.join().map_err(|_| CmdError::Run("a command's recorder failed".into()))?));
+        commands_run.push((which.key(), index, r.join().map_err(|_| CmdError::Run("a command's recorder failed".into()))?));
     }
     // Only when mining: a check judges the commands as the unit has them.
     let host = match had_capabilities && !how.judge_own_filter {
@@ -505,7 +513,7 @@ fn record(spec: &ServiceSpec, how: Recording) -> Result<(Observations, Ended, In
         false => Vec::new(),
     };
     for (which, index, o) in commands_run {
-        if !host.iter().any(|h| h.list == which.key() && h.index == index) {
+        if !host.iter().any(|h| h.list == which && h.index == index) {
             run.merge(o);
         }
     }
@@ -543,7 +551,7 @@ struct HostCommand {
 /// program writes: on the host as root it would do what the program put
 /// there (a script, a configuration it follows), which gives the program
 /// root on the host; it stays in the sandbox, and its writes are granted.
-fn host_commands(spec: &ServiceSpec, run: &Observations, commands: &[(Tasks, usize, Observations)]) -> Vec<HostCommand> {
+fn host_commands(spec: &ServiceSpec, run: &Observations, commands: &[(&'static str, usize, Observations)]) -> Vec<HostCommand> {
     use capexec_learn::observe::Access;
     let writes = |acc: &std::collections::BTreeSet<Access>| acc.iter().any(|a| matches!(a, Access::Write | Access::Create | Access::Remove));
     // Its private /tmp, its devices, and its own process's files in /proc
@@ -567,15 +575,16 @@ fn host_commands(spec: &ServiceSpec, run: &Observations, commands: &[(Tasks, usi
         }
         let wrote: Vec<String> =
             o.paths.iter().filter(|(p, acc)| writes(acc) && !private(p) && !run.paths.get(*p).is_some_and(&writes)).map(|(p, _)| p.clone()).collect();
-        let list = match which {
-            Tasks::StartPost => &spec.exec.start_post,
-            Tasks::Reload => &spec.exec.reload,
-            Tasks::Stop => &spec.exec.stop,
+        let list = match *which {
+            "exec.start_pre" => &spec.exec.start_pre,
+            "exec.start_post" => &spec.exec.start_post,
+            "exec.reload" => &spec.exec.reload,
+            _ => &spec.exec.stop,
         };
-        // The helper ran the list's commands in the sandbox, in order.
+        // Init or the helper ran the list's commands in the sandbox, in order.
         let index = list.iter().enumerate().filter(|(_, c)| !c.privileged).nth(*sandboxed).map(|(i, _)| i);
         if let (Some(index), false) = (index, wrote.is_empty()) {
-            out.push(HostCommand { list: which.key(), index, wrote });
+            out.push(HostCommand { list: which, index, wrote });
         }
     }
     out
