@@ -731,7 +731,7 @@ fn net_call(l: &Listener, n: &Notif, ctx: &Ctx, obs: &mut Observations) {
         // ports after its web console took the first connection).
         let serving = ctx.serving.as_ref().is_none_or(|s| s.load(std::sync::atomic::Ordering::Relaxed));
         let inet = addr.starts_with("tcp:") || addr.starts_with("udp:");
-        if matches!(op, "bind" | "connect") && inet && ctx.polled.borrow().contains(&(process, n.args[0] as i32)) {
+        if matches!(op, "bind" | "connect") && inet && ctx.polled.borrow().contains(&(process, n.args[0] as i32)) && in_epoll_set(n.tid, n.args[0] as i32) {
             obs.polled.insert(addr.clone());
         }
         if op == "bind" && !datagram {
@@ -789,6 +789,29 @@ fn dns_queries(l: &Listener, n: &Notif, ctx: &Ctx, op: &str, sock: Option<&Owned
         }
         _ => {}
     }
+}
+
+/// Whether the thread's fd `fd` is the file one of its process's epoll
+/// sets watches now (/proc/PID/fdinfo of each set lists its targets by fd
+/// and inode): an fd added to a set once may since have been closed and its
+/// number given to another socket (postfix's getaddrinfo probes got
+/// numbers its event loop had watched before).
+fn in_epoll_set(tid: u32, fd: i32) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(ino) = std::fs::metadata(format!("/proc/{tid}/fd/{fd}")).map(|m| m.ino()) else { return false };
+    let Ok(fds) = std::fs::read_dir(format!("/proc/{tid}/fd")) else { return false };
+    let watches = |info: &str| {
+        info.lines().filter_map(|l| l.strip_prefix("tfd:")).any(|l| {
+            let mut f = l.split_whitespace();
+            let target = f.next().and_then(|t| t.parse::<i32>().ok());
+            let inode = f.find_map(|w| w.strip_prefix("ino:")).and_then(|i| u64::from_str_radix(i, 16).ok());
+            target == Some(fd) && inode == Some(ino)
+        })
+    };
+    fds.flatten().any(|e| {
+        std::fs::read_link(e.path()).is_ok_and(|l| l.as_os_str() == "anon_inode:[eventpoll]")
+            && std::fs::read_to_string(format!("/proc/{tid}/fdinfo/{}", e.file_name().to_string_lossy())).is_ok_and(|i| watches(&i))
+    })
 }
 
 /// The cookie of the thread's fd `fd`, if it is a datagram socket.
