@@ -2138,7 +2138,7 @@ fn knot_from_import_and_learn() {
 /// successor as its main process and answers again. Before, the old
 /// process's exit ended the service: init stood for it alone. The runtime
 /// directory a run as root left is the service's, what is in it too (never
-/// a symlink's target), as under systemd; before, gdnsd could not open its
+/// a symlink's target, nor a file with another link), as under systemd; before, gdnsd could not open its
 /// lock file there. The drop-in
 /// lowers the unit's LimitMEMLOCK=infinity, which root cannot set without
 /// CAP_SYS_RESOURCE (these machines: ARCHITECTURE.md).
@@ -2150,12 +2150,16 @@ fn gdnsd_replaces_itself_on_reload() {
     std::fs::write(zone, "$TTL 86400\n@ SOA ns1 hostmaster ( 1 7200 1800 259200 900 )\n@ NS ns1\nns1 A 127.0.0.1\nwww A 192.0.2.7\n").unwrap();
     // What a gdnsd run as root leaves: its runtime directory with a lock
     // file of root's, which the service's user must be given.
+    // And what must not be given away: a symlink's target, a file linked there.
     let run = "/run/gdnsd";
-    let _run = Scratch(vec![run.into()]);
+    let linked = format!("/run/capexec-it-gdnsd-linked-{}", std::process::id());
+    let _run = Scratch(vec![run.into(), linked.clone().into()]);
     std::fs::create_dir_all(format!("{run}/sub")).unwrap();
     std::fs::write(format!("{run}/control.lock"), "").unwrap();
     std::fs::set_permissions(format!("{run}/control.lock"), std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
     std::os::unix::fs::symlink("/etc/shadow", format!("{run}/sub/link")).unwrap();
+    std::fs::write(&linked, "root's").unwrap();
+    std::fs::hard_link(&linked, format!("{run}/sub/hard")).unwrap();
     let net = NetNs::new(&format!("capexec-it-gdnsd-{}", std::process::id()));
     net.ip(&["link", "set", "lo", "up"]);
     let _in = net.enter_this_thread();
@@ -2165,6 +2169,7 @@ fn gdnsd_replaces_itself_on_reload() {
     let decl = learned(&unit, "gdnsd.service", &["--workload", workload], &["type = \"notify\"", "/usr/bin/gdnsdctl"]);
     use std::os::unix::fs::MetadataExt;
     assert_eq!(std::fs::metadata("/etc/shadow").unwrap().uid(), 0, "a symlink's target was given away");
+    assert_eq!(std::fs::metadata(&linked).unwrap().uid(), 0, "a file linked into the directory was given away");
     d.start();
     start_learned(&d, "gdnsd", &decl);
     let s = d.wait_for("gdnsd", T, "gdnsd running", |s| s["state"] == "running" && s["main_pid"].as_i64().is_some());

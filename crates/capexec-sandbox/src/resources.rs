@@ -90,7 +90,10 @@ fn is_empty(dir: &OwnedFd) -> bool {
 
 /// Chowns everything below the directory `top` to `owner`, never through a
 /// symlink (a symlink itself is chowned, not its target): each directory is
-/// opened from its parent's fd without following, and listed through that fd.
+/// opened from its parent's fd without following, and listed through that
+/// fd. A file with more than one link is left as it is: whoever could write
+/// in the directory could have linked a file of theirs, or one they may only
+/// write, there for the service to be given.
 fn give_contents(top: &OwnedFd, owner: (u32, u32)) -> std::io::Result<()> {
     use nix::fcntl::AtFlags;
     use nix::unistd::{fchownat, Gid, Uid};
@@ -99,8 +102,13 @@ fn give_contents(top: &OwnedFd, owner: (u32, u32)) -> std::io::Result<()> {
         for entry in std::fs::read_dir(format!("/proc/self/fd/{}", dir.as_raw_fd()))? {
             let entry = entry?;
             let Ok(name) = std::ffi::CString::new(std::os::unix::ffi::OsStrExt::as_bytes(entry.file_name().as_os_str())) else { continue };
+            let st = nix::sys::stat::fstatat(Some(dir.as_raw_fd()), name.as_c_str(), AtFlags::AT_SYMLINK_NOFOLLOW)?;
+            let is_dir = st.st_mode & libc::S_IFMT == libc::S_IFDIR;
+            if !is_dir && st.st_nlink > 1 {
+                continue;
+            }
             fchownat(Some(dir.as_raw_fd()), name.as_c_str(), Some(Uid::from_raw(owner.0)), Some(Gid::from_raw(owner.1)), AtFlags::AT_SYMLINK_NOFOLLOW)?;
-            if entry.file_type().is_ok_and(|t| t.is_dir()) {
+            if is_dir {
                 dirs.push(crate::sys::open_dir_at(dir.as_fd(), &name)?);
             }
         }
