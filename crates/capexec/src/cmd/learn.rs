@@ -507,6 +507,22 @@ fn record(spec: &ServiceSpec, how: Recording) -> Result<(Observations, Ended, In
     for (which, index, r) in commands.into_inner() {
         commands_run.push((which.key(), index, r.join().map_err(|_| CmdError::Run("a command's recorder failed".into()))?));
     }
+    // The recorder sees calls, not their results: `mkdir -p /var/lock/app`
+    // asks to create /var and /var/lock too. A directory (or link) the run
+    // asked to create that is older than the run was there already: the
+    // call failed with EEXIST and needs no write to its parent. (Before the
+    // commands are judged: postfix's start_pre "wrote" /var and /var/spool.)
+    let existed = |p: &str| {
+        std::fs::symlink_metadata(p)
+            .ok()
+            .filter(|m| m.is_dir() || m.file_type().is_symlink())
+            .and_then(|m| m.created().or_else(|_| m.modified()).ok())
+            .is_some_and(|t| t < began_at)
+    };
+    run.forget_creations(existed);
+    for (_, _, o) in &mut commands_run {
+        o.forget_creations(existed);
+    }
     // Only when mining: a check judges the commands as the unit has them.
     let host = match had_capabilities && !how.judge_own_filter {
         true => host_commands(spec, &run, &commands_run),
@@ -517,17 +533,6 @@ fn record(spec: &ServiceSpec, how: Recording) -> Result<(Observations, Ended, In
             run.merge(o);
         }
     }
-    // The recorder sees calls, not their results: `mkdir -p /var/lock/app`
-    // asks to create /var and /var/lock too. A directory (or link) the run
-    // asked to create that is older than the run was there already: the
-    // call failed with EEXIST and needs no write to its parent.
-    run.forget_creations(|p| {
-        std::fs::symlink_metadata(p)
-            .ok()
-            .filter(|m| m.is_dir() || m.file_type().is_symlink())
-            .and_then(|m| m.created().or_else(|_| m.modified()).ok())
-            .is_some_and(|t| t < began_at)
-    });
     Ok((run, ended, began, host))
 }
 
