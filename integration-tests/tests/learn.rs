@@ -1150,8 +1150,9 @@ both!(a_program_with_file_capabilities_runs_while_learning, |who: As| {
 /// host as root as systemd runs it, and the program's view does not gain
 /// that directory; a command that writes nothing stays in the sandbox, and
 /// so does one that runs a script from where the program writes (on the
-/// host as root it would run what the program put there): its writes are
-/// granted instead.
+/// host as root it would run what the program put there), and one that
+/// copies a file the view may give content of its own (/etc/hosts: on the
+/// host it would copy the host's): their writes are granted instead.
 /// Under the daemon the mined declaration runs the command on the host,
 /// and the program cannot write there.
 #[test]
@@ -1177,11 +1178,13 @@ fn a_command_that_writes_where_the_program_does_not_is_mined_privileged() {
          [[exec.condition]]\nargv = [\"/bin/true\"]\n\
          [[exec.start_pre]]\nargv = [\"/bin/true\"]\n\
          [[exec.start_pre]]\nargv = [\"/bin/sh\", \"-c\", \"echo p > {h}/pre-marker\"]\n\
+         [[exec.start_pre]]\nargv = [\"/bin/cp\", \"/etc/hosts\", \"{k}/hosts-copy\"]\n\
          [[exec.start_post]]\nargv = [\"/bin/sh\", \"-c\", \"echo x > {h}/marker\"]\n\
          [[exec.start_post]]\nargv = [\"/bin/true\"]\n\
          [[exec.start_post]]\nargv = [\"/bin/sh\", \"{o}/hook.sh\"]\n",
         h = host.display(),
-        o = own.display()
+        o = own.display(),
+        k = hooked.display()
     );
     let ask = format!("python3 -c \"import socket; s = socket.create_connection(('127.0.0.1', {port})); s.sendall(b'w'); print(s.recv(100).decode())\"");
     let (_, decl) = learn_unit(As::Root, &dir, "hostcmd", &body, &["--wait-for", &format!("tcp:127.0.0.1:{port}"), "--workload", "true"]);
@@ -1189,13 +1192,15 @@ fn a_command_that_writes_where_the_program_does_not_is_mined_privileged() {
     let post = v["exec"]["start_post"].as_array().unwrap();
     assert_eq!((post[0].get("privileged"), post[1].get("privileged"), post[2].get("privileged")), (Some(&toml::Value::Boolean(true)), None, None), "{decl}");
     let pre = v["exec"]["start_pre"].as_array().unwrap();
-    assert_eq!((pre[0].get("privileged"), pre[1].get("privileged")), (None, Some(&toml::Value::Boolean(true))), "{decl}");
+    // The copy of /etc/hosts would copy the host's on the host, not the view's.
+    assert_eq!((pre[0].get("privileged"), pre[1].get("privileged"), pre[2].get("privileged")), (None, Some(&toml::Value::Boolean(true)), None), "{decl}");
     assert!(v["exec"]["condition"][0].get("privileged").is_none(), "{decl}");
     assert!(decl.contains(&format!("\"{}\"", hooked.display())), "the sandboxed hook's writes are granted: {decl}");
     assert!(decl.contains("# It wrote where the program does not") && !decl.contains(&format!("\"{}\"", host.display())), "{decl}");
     std::fs::remove_file(host.join("marker")).unwrap();
     std::fs::remove_file(host.join("pre-marker")).unwrap();
     std::fs::remove_file(hooked.join("marker")).unwrap();
+    std::fs::remove_file(hooked.join("hosts-copy")).unwrap();
     // The mined declaration under the daemon: the command ran on the host
     // (the marker is there again), and the program may not write beside it.
     let mut d = Daemon::prepare(As::Root, "hostcmd");

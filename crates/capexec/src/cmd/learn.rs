@@ -556,6 +556,10 @@ struct HostCommand {
 /// program writes: on the host as root it would do what the program put
 /// there (a script, a configuration it follows), which gives the program
 /// root on the host; it stays in the sandbox, and its writes are granted.
+/// Nor one that read a file the view can give content of its own (the
+/// broker's resolv.conf, hosts, passwd and group): on the host it would
+/// copy or use the host's instead (postfix's configure-instance.sh copies
+/// resolv.conf and hosts into its chroot, where the program then resolves).
 fn host_commands(spec: &ServiceSpec, run: &Observations, commands: &[(&'static str, usize, Observations)]) -> Vec<HostCommand> {
     use capexec_learn::observe::Access;
     let writes = |acc: &std::collections::BTreeSet<Access>| acc.iter().any(|a| matches!(a, Access::Write | Access::Create | Access::Remove));
@@ -575,7 +579,8 @@ fn host_commands(spec: &ServiceSpec, run: &Observations, commands: &[(&'static s
     let mut out = Vec::new();
     for (which, sandboxed, o) in commands {
         let uses = |acc: &std::collections::BTreeSet<Access>| acc.iter().any(|a| matches!(a, Access::Read | Access::Exec));
-        if o.paths.iter().any(|(p, acc)| uses(acc) && !private(p) && programs(p)) {
+        const VIEWS_OWN: &[&str] = &["/etc/resolv.conf", "/etc/hosts", "/etc/passwd", "/etc/group"];
+        if o.paths.iter().any(|(p, acc)| uses(acc) && ((!private(p) && programs(p)) || VIEWS_OWN.contains(&p.as_str()))) {
             continue;
         }
         let wrote: Vec<String> =
