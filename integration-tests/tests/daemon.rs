@@ -1010,6 +1010,75 @@ fn a_forking_start_without_a_pid_file_reloads_its_daemon() {
     d.terminate(T);
 }
 
+/// A forking daemon that replaces itself (nginx's binary upgrade: the new
+/// master writes the pid file, then the old one exits) goes on as the
+/// service with the process its pid file names now, as systemd reads the
+/// file again after a reload. Before, the old master's exit ended the
+/// service, and its successor with it. Each generation here starts the
+/// next on SIGUSR2 (the reload's `kill -USR2 $MAINPID`), waits for the pid
+/// file to name it, and exits.
+#[test]
+fn a_forking_daemon_that_replaces_itself_goes_on_by_its_pid_file() {
+    let dir = shared_dir().join("forking-upgrade");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    set_mode(&dir, 0o777);
+    let (log, pid_file) = (dir.join("log"), dir.join("d.pid"));
+    let prog = format!(
+        "import os, signal, time\n\
+         def serve(gen):\n\
+         \x20   open('{p}.tmp', 'w').write(str(os.getpid())); os.rename('{p}.tmp', '{p}')\n\
+         \x20   open('{l}', 'a').write('generation %d %d\\n' % (gen, os.getpid()))\n\
+         \x20   def upgrade(sig, frame):\n\
+         \x20       child = os.fork()\n\
+         \x20       if child == 0:\n\
+         \x20           serve(gen + 1)\n\
+         \x20       while open('{p}').read() != str(child):\n\
+         \x20           time.sleep(0.01)\n\
+         \x20       os._exit(0)\n\
+         \x20   signal.signal(signal.SIGUSR2, upgrade)\n\
+         \x20   while True:\n\
+         \x20       time.sleep(0.1)\n\
+         if os.fork() == 0:\n\
+         \x20   os.setsid(); serve(1)\n",
+        p = pid_file.display(),
+        l = log.display()
+    );
+    let argv = serde_json::to_string(&["/usr/bin/python3", "-c", &prog]).unwrap();
+    let unit = format!(
+        "[exec]\nargv = {argv}\n[[exec.reload]]\nargv = [\"/bin/sh\", \"-c\", \"kill -USR2 $MAINPID\"]\n\
+         [service]\ntype = \"forking\"\npid_file = \"{p}\"\nrestart = \"no\"\n\
+         [namespaces]\npid = false\n[filesystem]\nread_write = [\"{d}\"]\n",
+        p = pid_file.display(),
+        d = dir.display()
+    );
+    let mut d = Daemon::prepare(As::Root, "forking-upgrade");
+    d.write_unit("upgrade", &unit);
+    d.start();
+    ok(&d.ctl(&["start", "upgrade"]));
+    let pid_of = |line: &str| line.rsplit(' ').next().unwrap().parse::<i32>().unwrap();
+    let first = pid_of(&wait_file_lines(&log, 1)[0]);
+    for generation in 2..=3 {
+        let out = ok(&d.ctl(&["reload", "upgrade"]));
+        assert!(out.contains("upgrade: reloaded"), "{out}");
+        let lines = wait_file_lines(&log, generation);
+        let old = pid_of(&lines[generation - 2]);
+        assert!(
+            wait_gone_by(|| if std::path::Path::new(&format!("/proc/{old}")).exists() { vec![old] } else { vec![] }, T).is_empty(),
+            "generation {} did not exit",
+            generation - 1
+        );
+        let s = d.wait_for("upgrade", T, "running", |s| s["state"] != "reloading");
+        assert_eq!(s["state"], "running", "generation {} exited and the service ended: {}", generation - 1, text(&d.ctl(&["logs", "upgrade"])));
+    }
+    let last = pid_of(&wait_file_lines(&log, 3)[2]);
+    assert_ne!(first, last);
+    let out = ok(&d.ctl(&["stop", "upgrade"]));
+    assert!(out.contains("upgrade: stopped"), "{out}");
+    assert!(!std::path::Path::new(&format!("/proc/{last}")).exists(), "the last generation outlived the stop");
+    d.terminate(T);
+}
+
 /// A forking service without a pid namespace, stopped while its start waits
 /// for the pid file to name the daemon (chronyd's learning run once was): the
 /// stop reaches the daemon the start left (init's adopted child), which ends

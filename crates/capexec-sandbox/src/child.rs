@@ -960,6 +960,14 @@ fn init(a: &ChildArgs, service: libc::pid_t, helper: Option<libc::pid_t>, view_n
                                 forward(sig, main, a.plan.pid_ns, &leftovers, helper);
                             }
                         }
+                        // The daemon may have left a successor that its pid
+                        // file names now (nginx's binary upgrade, a reload that
+                        // re-executes): systemd reads the file again after a
+                        // reload. Believed as at the start: one of init's children.
+                        Some(f) if forked => match daemon_named(f) {
+                            Some(next) => main = Some(next),
+                            None => end(exit_code(status)),
+                        },
                         _ => match a.plan.main_by_notify.as_deref().and_then(successor) {
                             // The service named another main process (MAINPID=).
                             Some(next) => main = Some(next),
