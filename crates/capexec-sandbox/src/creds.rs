@@ -158,3 +158,23 @@ pub fn drop_privileges(keep: &[Capability], cap_last_cap: u32, hold_admin: bool)
     // all but CAP_KILL (init_privileges), once it has forked them.
     Ok(())
 }
+
+/// What `capexec check` says of a program with file capabilities (Debian's
+/// ping and fping have `cap_net_raw`): capexec runs every service with
+/// no_new_privs, under which exec grants none of them, so the program has
+/// only what the declaration keeps. fping then falls back to a ping socket,
+/// and reported every host as lost. `None` for a program without any.
+pub fn file_capability_warning(spec: &capexec_decl::ServiceSpec) -> Option<String> {
+    let program = spec.exec.argv.first()?;
+    let mask = sys::file_capabilities(&std::ffi::CString::new(program.as_bytes()).ok()?).ok()??;
+    let mut names: Vec<String> = caps::all().into_iter().filter(|c| c.index() < 64 && mask & (1u64 << c.index()) != 0).map(|c| c.to_string()).collect();
+    if names.is_empty() {
+        return None;
+    }
+    names.sort();
+    Some(format!(
+        "{program} has file capabilities ({}), which it does not get under capexec: every service runs with no_new_privs, \
+         so exec grants none; a service that starts as root keeps what [capabilities] keep names (raw and packet sockets stay refused whatever)",
+        names.join(" ")
+    ))
+}

@@ -633,6 +633,24 @@ pub fn seccomp_available() -> io::Result<()> {
 /// PIDFD_THREAD (Linux 6.9): a pidfd for one thread, not only a thread-group leader.
 pub const PIDFD_THREAD: libc::c_uint = libc::O_EXCL as libc::c_uint;
 
+/// The permitted set of the file capabilities of `path` (its
+/// `security.capability` attribute, following a symlink as exec does), as a
+/// mask of capability numbers; `None` where it has none.
+pub fn file_capabilities(path: &CStr) -> io::Result<Option<u64>> {
+    // struct vfs_cap_data: magic_etc, then {permitted, inheritable} for the
+    // low and the high 32 capabilities, then (revision 3) the root id.
+    let mut buf = [0u8; 24];
+    // SAFETY: both names are NUL-terminated and read during the call; the
+    // kernel writes at most buf.len() bytes into buf.
+    let n = unsafe { libc::getxattr(path.as_ptr(), c"security.capability".as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
+    let Ok(n) = usize::try_from(n) else {
+        let e = io::Error::last_os_error();
+        return if e.raw_os_error() == Some(libc::ENODATA) { Ok(None) } else { Err(e) };
+    };
+    let word = |at: usize| buf.get(at..at + 4).filter(|_| at + 4 <= n).map_or(0, |w| u32::from_le_bytes([w[0], w[1], w[2], w[3]]));
+    Ok(Some(u64::from(word(4)) | u64::from(word(12)) << 32).filter(|_| n >= 12))
+}
+
 /// `pidfd_open(pid, flags)`: a pidfd for `pid` (close-on-exec), which polls
 /// readable once the process exited and cannot name a reused pid.
 pub fn pidfd_open(pid: libc::pid_t, flags: libc::c_uint) -> io::Result<OwnedFd> {

@@ -51,6 +51,26 @@ fn check_shows_visible_paths_and_warns_about_readable_ones() {
     assert!(!text.contains("has /var/lib/dpkg, inside"), "{text}");
 }
 
+/// A program with file capabilities (Debian's ping: cap_net_raw) gets none
+/// of them under capexec (no_new_privs), and check says so; fping reported
+/// every host as lost, with nothing to tell why.
+#[test]
+fn check_says_file_capabilities_are_not_granted() {
+    let d = std::env::temp_dir().join(format!("capexec-cli-fcaps-{}", std::process::id()));
+    std::fs::create_dir_all(&d).unwrap();
+    let (with, without) = (d.join("ping.svc"), d.join("true.svc"));
+    std::fs::write(&with, "[exec]\nargv = [\"/usr/bin/ping\", \"-V\"]\n").unwrap();
+    std::fs::write(&without, "[exec]\nargv = [\"/bin/true\"]\n").unwrap();
+    let o = capexec(&["check", with.to_str().unwrap(), without.to_str().unwrap()]);
+    let text = out(&o);
+    let _ = std::fs::remove_dir_all(&d);
+    assert!(o.status.success(), "{text}");
+    let caps = std::process::Command::new("getcap").arg("/usr/bin/ping").output().unwrap();
+    assert!(String::from_utf8_lossy(&caps.stdout).contains("cap_net_raw"), "the test needs Debian's ping, with its file capability");
+    assert!(text.contains("# warning: /usr/bin/ping has file capabilities (CAP_NET_RAW), which it does not get under capexec"), "{text}");
+    assert_eq!(text.matches("has file capabilities").count(), 1, "{text}");
+}
+
 #[test]
 fn check_json_is_machine_readable() {
     let u = units().join("nginx.svc");

@@ -34,7 +34,7 @@ pub fn run(args: &CheckArgs) -> i32 {
             }
             let from: Vec<String> = s.sources.iter().map(|p| p.display().to_string()).collect();
             println!("# {}: OK ({})", s.name, from.join(", "));
-            for w in s.warnings.iter().chain(&capexec_sandbox::netguard::ping_warning(s)) {
+            for w in s.warnings.iter().chain(&capexec_sandbox::netguard::ping_warning(s)).chain(&capexec_sandbox::creds::file_capability_warning(s)) {
                 println!("# warning: {w}");
             }
             // Valid, but what a start by this user would refuse says so now.
