@@ -22,10 +22,14 @@
 /// assignments: a relay drops it, as systemd would.
 pub const QUESTION: &str = "X_CAPEXEC_MAIN_EXITED=1";
 
-/// The signal that carries the answer: a real-time one, so that its value
-/// is queued with it.
+/// The signal that carries the answer (its value, from sigqueue). Not a
+/// real-time one: those queue every instance, and a service asking over and
+/// over would pile answers up against its user's RLIMIT_SIGPENDING (and
+/// make its reader log each refused one); a standard signal stays pending
+/// once, the rest dropped. No one else sends init SIGPWR (an init system
+/// sends it to the host's pid 1 on a power failure).
 pub fn answer_signal() -> libc::c_int {
-    libc::SIGRTMIN() + 3
+    libc::SIGPWR
 }
 
 /// What a reader of a notify service's socket keeps: the main process the

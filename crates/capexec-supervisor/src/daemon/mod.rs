@@ -920,7 +920,8 @@ impl Daemon {
             if r.announced != before {
                 take_main(name, r, &s.log, s.spec.namespaces.pid);
             }
-            if asked {
+            // Only init's question: here the sender is known.
+            if asked && pid == Some(r.init_pid) {
                 if let Err(e) = capexec_sandbox::mainpid::answer(r.init_pid, r.announced) {
                     tracing::warn!(unit = name, "tell init {} which process is the main one: {e}", r.init_pid);
                 }
